@@ -1,0 +1,15 @@
+package io.ballast.frontend.nbd;
+
+import io.ballast.storage.BlockDevice;
+import java.util.List;
+import java.util.Optional;
+
+/** What the NBD server may export: one export per volume, named after it. */
+public interface ExportRegistry {
+
+    /** The device behind an export, or empty when no such export exists. */
+    Optional<BlockDevice> open(String exportName);
+
+    /** Export names for NBD_OPT_LIST. */
+    List<String> exportNames();
+}

@@ -1,0 +1,46 @@
+package io.ballast.storage;
+
+import java.nio.ByteBuffer;
+
+/**
+ * A byte-addressed device of fixed size: what the frontend (NBD) serves and what a volume store or,
+ * later, a replicating volume engine provides. Offsets and lengths need not be block aligned.
+ *
+ * <p>Contract (the NBD semantics the frontend promises its clients):
+ * <ul>
+ *   <li>A completed {@link #write} is visible to every later {@link #read}, from any thread or
+ *       connection.</li>
+ *   <li>{@link #flush} returns only when every write that completed before the call is on stable
+ *       storage. {@code fua=true} makes that write itself stable before it returns.</li>
+ *   <li>Errors are {@link io.ballast.common.BallastException}s: OUT_OF_RANGE for offsets beyond
+ *       the end, CHECKSUM_MISMATCH for data that fails verification, IO_ERROR for disk failures.</li>
+ * </ul>
+ * Implementations must be safe for concurrent use by many threads.
+ */
+public interface BlockDevice extends AutoCloseable {
+
+    /** Size of the device in bytes. */
+    long sizeBytes();
+
+    /** Reads {@code dst.remaining()} bytes starting at {@code offsetBytes} into {@code dst}. */
+    void read(long offsetBytes, ByteBuffer dst);
+
+    /** Writes all of {@code src.remaining()} bytes at {@code offsetBytes}. */
+    void write(long offsetBytes, ByteBuffer src, boolean fua);
+
+    /**
+     * Makes the range read back as zeroes. {@code mayDeallocate} allows freeing the space (NBD
+     * WRITE_ZEROES without NO_HOLE); the zeroes are guaranteed either way. Always fast here: zeroes
+     * are recorded in metadata, so NBD FAST_ZERO requests can be honoured.
+     */
+    void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua);
+
+    /** A hint that the range is no longer needed; reads of it afterwards return zeroes. */
+    void trim(long offsetBytes, long lengthBytes, boolean fua);
+
+    /** Makes every completed write durable. */
+    void flush();
+
+    @Override
+    void close();
+}
