@@ -1,0 +1,284 @@
+package io.ballast.api.rest;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
+import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import io.ballast.common.BallastException;
+import io.ballast.common.Sizes;
+import io.ballast.control.VolumeService;
+import io.ballast.metrics.Metrics;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The REST API (see docs/api.md) on the JDK's HTTP server, one virtual thread per request, so a slow
+ * or broken client ties up only its own thread. Routing is a small hand-written table: the API is
+ * small and every route's method check, error and metric label stay visible in one place.
+ */
+public final class RestServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(RestServer.class);
+    public static final int MAX_BODY_BYTES = 1024 * 1024;
+
+    static final ObjectMapper JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+
+    private final VolumeService volumes;
+    private final NodeStatusSource node;
+    private final HttpServer server;
+    private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
+
+    public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node) throws IOException {
+        this.volumes = volumes;
+        this.node = node;
+        this.server = HttpServer.create(listen, 128);
+        server.setExecutor(executor);
+        server.createContext("/", this::handle);
+    }
+
+    public void start() {
+        server.start();
+        log.atInfo().addKeyValue("address", address().toString()).log("REST API listening");
+    }
+
+    public InetSocketAddress address() {
+        return server.getAddress();
+    }
+
+    public String url() {
+        InetSocketAddress a = address();
+        String host = a.getAddress().getHostAddress();
+        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+    }
+
+    @Override
+    public void close() {
+        server.stop(0);
+        executor.close();
+    }
+
+    /** A failure of the HTTP exchange itself (method, body size), not of the domain. */
+    private static final class HttpFailure extends RuntimeException {
+        final int status;
+        final String code;
+
+        HttpFailure(int status, String code, String message) {
+            super(message);
+            this.status = status;
+            this.code = code;
+        }
+    }
+
+    private record Reply(int status, Object body) {}
+
+    private void handle(HttpExchange ex) {
+        long startNs = System.nanoTime();
+        String route = "unknown";
+        int status = 500;
+        try (ex) {
+            String path = ex.getRequestURI().getRawPath();
+            String method = ex.getRequestMethod();
+            String[] seg = path.replaceAll("/+$", "").split("/");
+            route = routeOf(seg);
+            Reply reply;
+            try {
+                reply = dispatch(route, method, seg, ex);
+            } catch (BallastException e) {
+                if (e.code().isSystemFault()) {
+                    log.atError().setCause(e).addKeyValue("route", route).log("request failed: {}", e.getMessage());
+                }
+                HttpErrors.Problem p = HttpErrors.of(e);
+                reply = new Reply(p.status(), p);
+            } catch (HttpFailure e) {
+                if (e.status == 405) {
+                    ex.getResponseHeaders().set("Allow", allowed(route));
+                }
+                reply = new Reply(e.status, HttpErrors.of(e.status, e.code, e.getMessage()));
+            } catch (RuntimeException e) {
+                log.atError().setCause(e).addKeyValue("route", route).log("bug while serving {} {}", method, path);
+                reply = new Reply(500, HttpErrors.of(500, "INTERNAL", "internal error: " + e));
+            }
+            status = reply.status();
+            send(ex, reply);
+        } catch (IOException e) {
+            log.atDebug().log("client went away: {}", e.getMessage());
+        } finally {
+            Metrics.observeApiRequest(route, ex.getRequestMethod(), status, System.nanoTime() - startNs);
+        }
+    }
+
+    private static String routeOf(String[] seg) {
+        // seg[0] is "" (path starts with '/')
+        if (seg.length == 2 && seg[1].equals("healthz")) return "/healthz";
+        if (seg.length == 2 && seg[1].equals("metrics")) return "/metrics";
+        if (seg.length < 3 || !seg[1].equals("v1")) return "unknown";
+        if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
+        if (!seg[2].equals("volumes")) return "unknown";
+        if (seg.length == 3) return "/v1/volumes";
+        if (seg.length == 4) return "/v1/volumes/{name}";
+        if (seg.length == 5 && seg[4].equals("attach")) return "/v1/volumes/{name}/attach";
+        if (seg.length == 5 && seg[4].equals("detach")) return "/v1/volumes/{name}/detach";
+        return "unknown";
+    }
+
+    private static String allowed(String route) {
+        return switch (route) {
+            case "/v1/volumes" -> "GET, POST";
+            case "/v1/volumes/{name}" -> "GET, DELETE";
+            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach" -> "POST";
+            default -> "GET";
+        };
+    }
+
+    private Reply dispatch(String route, String method, String[] seg, HttpExchange ex) throws IOException {
+        if (route.equals("unknown")) {
+            throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND,
+                    "no such endpoint: " + ex.getRequestURI().getRawPath() + " (see docs/api.md)");
+        }
+        if (!java.util.List.of(allowed(route).split(", ")).contains(method)) {
+            throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
+                    "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
+        }
+        String name = seg.length > 3 ? seg[3] : null;
+        return switch (route + " " + method) {
+            case "/healthz GET" -> node.healthy() ? new Reply(200, new Health("ok")) : new Reply(503, new Health("unavailable"));
+            case "/metrics GET" -> new Reply(200, new MetricsBody());
+            case "/v1/node GET" -> new Reply(200, node.nodeInfo());
+            case "/v1/volumes GET" -> new Reply(200, new ApiTypes.VolumeList(volumes.list()));
+            case "/v1/volumes POST" -> {
+                ApiTypes.CreateVolumeRequest req = read(ex, ApiTypes.CreateVolumeRequest.class);
+                if (req == null || req.name() == null) {
+                    throw BallastException.invalid("field 'name' is required");
+                }
+                yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
+            }
+            case "/v1/volumes/{name} GET" -> new Reply(200, volumes.inspect(name));
+            case "/v1/volumes/{name} DELETE" -> {
+                volumes.delete(name);
+                yield new Reply(204, null);
+            }
+            case "/v1/volumes/{name}/attach POST" -> {
+                ApiTypes.AttachRequest req = read(ex, ApiTypes.AttachRequest.class);
+                String mount = req == null ? null : req.mount();
+                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount))));
+            }
+            case "/v1/volumes/{name}/detach POST" -> {
+                read(ex, JsonNode.class); // drain and bound the body even though it is unused
+                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.detach(name)));
+            }
+            default -> throw new IllegalStateException("unrouted " + route + " " + method);
+        };
+    }
+
+    private record Health(String status) {}
+
+    private record MetricsBody() {}
+
+    static long sizeOf(JsonNode size) {
+        if (size == null || size.isNull() || size.isMissingNode()) {
+            throw BallastException.invalid("field 'size' is required: a byte count or a string like \"10GiB\"");
+        }
+        if (size.isIntegralNumber()) {
+            if (!size.canConvertToLong()) {
+                throw BallastException.invalid("size " + size + " is too large");
+            }
+            return size.longValue();
+        }
+        if (size.isTextual()) {
+            return Sizes.parse(size.textValue());
+        }
+        throw BallastException.invalid("field 'size' must be a whole byte count or a string like \"10GiB\", got " + size);
+    }
+
+    /** Reads a bounded JSON body; null when the body is empty. */
+    private static <T> T read(HttpExchange ex, Class<T> type) throws IOException {
+        String declared = ex.getRequestHeaders().getFirst("Content-Length");
+        if (declared != null) {
+            try {
+                if (Long.parseLong(declared.trim()) > MAX_BODY_BYTES) {
+                    throw tooLarge();
+                }
+            } catch (NumberFormatException e) {
+                throw BallastException.invalid("invalid Content-Length header");
+            }
+        }
+        byte[] body = readAtMost(ex.getRequestBody(), MAX_BODY_BYTES);
+        if (body.length == 0) {
+            return null;
+        }
+        try {
+            return JSON.readValue(body, type);
+        } catch (UnrecognizedPropertyException e) {
+            throw BallastException.invalid("unknown field '" + e.getPropertyName() + "'; accepted fields: "
+                    + String.join(", ", e.getKnownPropertyIds().stream().map(Object::toString).sorted().toList()));
+        } catch (MismatchedInputException e) {
+            String field = e.getPath().isEmpty() ? null : e.getPath().getLast().getFieldName();
+            throw BallastException.invalid((field == null ? "request body" : "field '" + field + "'")
+                    + " has the wrong type: " + e.getOriginalMessage());
+        } catch (JsonProcessingException e) {
+            throw BallastException.invalid("malformed JSON: " + e.getOriginalMessage()
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr()
+                    + ", column " + e.getLocation().getColumnNr()));
+        }
+    }
+
+    private static byte[] readAtMost(InputStream in, int limit) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        byte[] buf = new byte[8192];
+        int n;
+        while ((n = in.read(buf)) > 0) {
+            out.write(buf, 0, n);
+            if (out.size() > limit) {
+                throw tooLarge();
+            }
+        }
+        return out.toByteArray();
+    }
+
+    private static HttpFailure tooLarge() {
+        return new HttpFailure(413, "PAYLOAD_TOO_LARGE", "request body larger than " + MAX_BODY_BYTES + " bytes");
+    }
+
+    private static void send(HttpExchange ex, Reply reply) throws IOException {
+        if (reply.body() instanceof MetricsBody) {
+            ByteArrayOutputStream buf = new ByteArrayOutputStream();
+            Metrics.write(buf);
+            sendBytes(ex, reply.status(), Metrics.contentType(), buf.toByteArray());
+            return;
+        }
+        if (reply.status() == 204 || reply.body() == null) {
+            ex.sendResponseHeaders(reply.status(), -1);
+            return;
+        }
+        byte[] bytes = reply.body() instanceof HttpErrors.Problem p ? p.body() : JSON.writeValueAsBytes(reply.body());
+        sendBytes(ex, reply.status(), "application/json", bytes);
+    }
+
+    private static void sendBytes(HttpExchange ex, int status, String contentType, byte[] bytes) throws IOException {
+        ex.getResponseHeaders().set("Content-Type", contentType);
+        ex.sendResponseHeaders(status, bytes.length);
+        try (OutputStream os = ex.getResponseBody()) {
+            os.write(bytes);
+        }
+    }
+
+    static String utf8(byte[] b) {
+        return new String(b, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,304 @@
+package io.ballast.attach;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.control.Attachment;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Turns an NBD export into a mounted ext4 file system on this host, and back.
+ *
+ * <p>Kernel NBD ({@code /dev/nbd0} present and {@code nbd-client} installed) is preferred; CI hosts
+ * have no nbd module, so that path is written to the documented nbd-client usage but not exercised by
+ * tests. Otherwise: {@code nbdfuse} exposes the export as a file, {@code losetup} turns the file into
+ * a block device, {@code blkid} tells whether it already holds a file system, {@code mkfs.ext4} runs
+ * on first use only, {@code mount} puts it on the requested directory.
+ *
+ * <p>Each completed step registers its undo; a failing step runs the undos in reverse and reports
+ * which step failed with the command's stderr.
+ */
+public final class AttachAgent {
+    private static final Logger log = LoggerFactory.getLogger(AttachAgent.class);
+
+    private final CommandRunner runner;
+    private final Path attachRoot;
+    private final Duration commandTimeout;
+    private final Path devDir;
+
+    public AttachAgent(CommandRunner runner, Path attachRoot, Duration commandTimeout) {
+        this(runner, attachRoot, commandTimeout, Path.of("/dev"));
+    }
+
+    /** {@code devDir} is replaceable so tests can pretend a kernel nbd device exists. */
+    public AttachAgent(CommandRunner runner, Path attachRoot, Duration commandTimeout, Path devDir) {
+        this.runner = runner;
+        this.attachRoot = attachRoot;
+        this.commandTimeout = commandTimeout;
+        this.devDir = devDir;
+    }
+
+    public boolean kernelNbdAvailable() {
+        return Files.exists(devDir.resolve("nbd0")) && runner.isInstalled("nbd-client");
+    }
+
+    /** Checks a mount directory before anything is attached; INVALID_ARGUMENT or CONFLICT on a bad one. */
+    public static Path validateMountDir(String mount) {
+        if (mount == null || mount.isBlank()) {
+            throw BallastException.invalid("mount directory is empty");
+        }
+        Path dir = Path.of(mount);
+        if (!dir.isAbsolute()) {
+            throw BallastException.invalid("mount directory '" + mount + "' must be an absolute path");
+        }
+        dir = dir.normalize();
+        if (dir.getNameCount() == 0) {
+            throw BallastException.invalid("refusing to mount a volume on /");
+        }
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw BallastException.invalid("mount path " + dir + " exists and is not a directory");
+        }
+        if (Mounts.isMountPoint(dir)) {
+            throw BallastException.conflict("something is already mounted on " + dir + "; unmount it or pick another directory");
+        }
+        if (Files.isDirectory(dir)) {
+            try (Stream<Path> s = Files.list(dir)) {
+                if (s.findAny().isPresent()) {
+                    throw BallastException.invalid("mount directory " + dir + " is not empty; use an empty or new directory");
+                }
+            } catch (IOException e) {
+                throw BallastException.invalid("cannot read mount directory " + dir + ": " + e.getMessage());
+            }
+        }
+        return dir;
+    }
+
+    /** Mounts the export {@code volume} (reachable at {@code unixSocket}) on {@code mountDir}. */
+    public MountedStack mount(String volume, Path unixSocket, Path mountDir) {
+        Deque<Runnable> undo = new ArrayDeque<>();
+        try {
+            return kernelNbdAvailable()
+                    ? mountKernel(volume, unixSocket, mountDir, undo)
+                    : mountFuse(volume, unixSocket, mountDir, undo);
+        } catch (RuntimeException e) {
+            while (!undo.isEmpty()) {
+                try {
+                    undo.pop().run();
+                } catch (RuntimeException u) {
+                    log.atWarn().addKeyValue("volume", volume).log("rollback step failed: {}", u.getMessage());
+                }
+            }
+            throw e;
+        }
+    }
+
+    private MountedStack mountFuse(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
+        Path fuseDir = attachRoot.resolve(volume).resolve("fuse");
+        Path fuseLog = attachRoot.resolve(volume).resolve("nbdfuse.log");
+        createDirs(fuseDir);
+        if (Mounts.isMountPoint(fuseDir)) {
+            // Left over from an earlier crash; a fresh nbdfuse cannot mount over it.
+            runner.run(List.of("fusermount3", "-u", "-z", fuseDir.toString()), commandTimeout);
+        }
+        String uri = "nbd+unix:///" + volume + "?socket=" + unixSocket.toAbsolutePath();
+        List<String> fuseCmd = List.of("nbdfuse", fuseDir + "/", uri);
+        long pid;
+        try {
+            pid = runner.startBackground(fuseCmd, fuseLog);
+        } catch (RuntimeException e) {
+            throw stepFailed(volume, "nbdfuse", e.getMessage());
+        }
+        undo.push(() -> stopFuse(pid, fuseDir));
+        Path nbdFile = fuseDir.resolve("nbd");
+        waitForFuseFile(volume, pid, nbdFile, fuseLog);
+
+        String loop = step(volume, "losetup", List.of("losetup", "--find", "--show", nbdFile.toString())).stdout().strip();
+        undo.push(() -> runner.run(List.of("losetup", "-d", loop), commandTimeout));
+
+        boolean formatted = formatIfEmpty(volume, loop);
+        mountOn(volume, loop, mountDir, undo);
+        log.atInfo().addKeyValue("volume", volume).addKeyValue("device", loop).addKeyValue("mount", mountDir)
+                .addKeyValue("nbdfusePid", pid).addKeyValue("formatted", formatted).log("volume mounted");
+        return new MountedStack(Attachment.METHOD_FUSE_LOOP, mountDir, loop, pid, fuseDir, formatted);
+    }
+
+    private MountedStack mountKernel(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
+        String device = freeNbdDevice(volume);
+        step(volume, "nbd-client", List.of("nbd-client", "-N", volume, "-unix", unixSocket.toString(), device));
+        undo.push(() -> runner.run(List.of("nbd-client", "-d", device), commandTimeout));
+        boolean formatted = formatIfEmpty(volume, device);
+        mountOn(volume, device, mountDir, undo);
+        return new MountedStack(Attachment.METHOD_KERNEL, mountDir, device, null, null, formatted);
+    }
+
+    private String freeNbdDevice(String volume) {
+        for (int i = 0; Files.exists(devDir.resolve("nbd" + i)); i++) {
+            // The kernel creates /sys/block/nbdN/pid while a client holds the device.
+            if (!Files.exists(Path.of("/sys/block/nbd" + i + "/pid"))) {
+                return devDir.resolve("nbd" + i).toString();
+            }
+        }
+        throw stepFailed(volume, "nbd-client", "no free /dev/nbd device");
+    }
+
+    /** True when mkfs ran (first use of the volume). */
+    private boolean formatIfEmpty(String volume, String device) {
+        CommandRunner.CommandResult probe = runner.run(List.of("blkid", "-p", "-o", "value", "-s", "TYPE", device), commandTimeout);
+        if (probe.ok() && !probe.stdout().isBlank()) {
+            return false;
+        }
+        if (probe.exitCode() != 2 && !probe.ok()) { // 2 = nothing found
+            throw stepFailed(volume, "blkid", probe.describe());
+        }
+        step(volume, "mkfs.ext4", List.of("mkfs.ext4", "-q", device));
+        return true;
+    }
+
+    private void mountOn(String volume, String device, Path mountDir, Deque<Runnable> undo) {
+        boolean created = !Files.exists(mountDir);
+        createDirs(mountDir);
+        if (created) {
+            undo.push(() -> deleteQuietly(mountDir));
+        }
+        step(volume, "mount", List.of("mount", device, mountDir.toString()));
+        undo.push(() -> runner.run(List.of("umount", mountDir.toString()), commandTimeout));
+    }
+
+    /** Tears a stack down top to bottom. Throws CONFLICT when the file system is busy, IO_ERROR on other failures. */
+    public void unmount(String volume, MountedStack s) {
+        List<String> problems = new ArrayList<>();
+        if (s.mountDir() != null && Mounts.isMountPoint(s.mountDir())) {
+            CommandRunner.CommandResult r = runner.run(List.of("umount", s.mountDir().toString()), commandTimeout);
+            if (!r.ok()) {
+                if (r.stderr().contains("busy")) {
+                    throw BallastException.conflict("cannot detach " + volume + ": " + s.mountDir()
+                            + " is busy; stop the programs using it (see `fuser -vm " + s.mountDir() + "`) and retry");
+                }
+                throw stepFailed(volume, "umount", r.describe());
+            }
+        }
+        if (s.device() != null) {
+            List<String> cmd = Attachment.METHOD_KERNEL.equals(s.method())
+                    ? List.of("nbd-client", "-d", s.device())
+                    : List.of("losetup", "-d", s.device());
+            CommandRunner.CommandResult r = runner.run(cmd, commandTimeout);
+            if (!r.ok() && !r.stderr().contains("No such device")) {
+                problems.add(r.describe());
+            }
+        }
+        if (s.fusePid() != null) {
+            stopFuse(s.fusePid(), s.fuseDir());
+        }
+        if (!problems.isEmpty()) {
+            throw new BallastException(ErrorCode.IO_ERROR, "detach of " + volume + " left work undone: " + String.join("; ", problems));
+        }
+        log.atInfo().addKeyValue("volume", volume).addKeyValue("mount", s.mountDir()).log("volume unmounted");
+    }
+
+    /**
+     * Tears down whatever is left of a stack whose NBD connection is gone (the daemon restarted, or
+     * nbdfuse died). Never throws: reconciliation must go on to the next record.
+     */
+    public List<String> cleanupStale(String volume, MountedStack s) {
+        List<String> done = new ArrayList<>();
+        if (s.mountDir() != null && Mounts.isMountPoint(s.mountDir())) {
+            // Lazy: the device under it no longer answers, a normal umount may hang or fail.
+            CommandRunner.CommandResult r = runner.run(List.of("umount", "-l", s.mountDir().toString()), commandTimeout);
+            done.add(r.ok() ? "unmounted " + s.mountDir() : r.describe());
+        }
+        if (s.device() != null) {
+            List<String> cmd = Attachment.METHOD_KERNEL.equals(s.method())
+                    ? List.of("nbd-client", "-d", s.device())
+                    : List.of("losetup", "-d", s.device());
+            CommandRunner.CommandResult r = runner.run(cmd, commandTimeout);
+            done.add(r.ok() ? "released " + s.device() : r.describe());
+        }
+        if (s.fusePid() != null) {
+            boolean alive = runner.isAlive(s.fusePid());
+            stopFuse(s.fusePid(), s.fuseDir());
+            done.add(alive ? "stopped nbdfuse pid " + s.fusePid() : "nbdfuse pid " + s.fusePid() + " was already dead");
+        }
+        return done;
+    }
+
+    private void stopFuse(long pid, Path fuseDir) {
+        if (fuseDir != null && Mounts.isMountPoint(fuseDir)) {
+            // Unmounting the fuse file system makes nbdfuse exit on its own.
+            CommandRunner.CommandResult r = runner.run(List.of("fusermount3", "-u", fuseDir.toString()), commandTimeout);
+            if (!r.ok()) {
+                runner.run(List.of("fusermount3", "-u", "-z", fuseDir.toString()), commandTimeout);
+            }
+        }
+        runner.terminate(pid, Duration.ofSeconds(5));
+    }
+
+    private void waitForFuseFile(String volume, long pid, Path nbdFile, Path fuseLog) {
+        long deadlineNs = System.nanoTime() + commandTimeout.toNanos();
+        while (System.nanoTime() < deadlineNs) {
+            if (Files.exists(nbdFile)) {
+                return;
+            }
+            if (!runner.isAlive(pid)) {
+                throw stepFailed(volume, "nbdfuse", "nbdfuse exited: " + tail(fuseLog));
+            }
+            sleepMs(50);
+        }
+        throw stepFailed(volume, "nbdfuse", "no " + nbdFile + " after " + commandTimeout.toSeconds() + "s: " + tail(fuseLog));
+    }
+
+    private CommandRunner.CommandResult step(String volume, String name, List<String> command) {
+        CommandRunner.CommandResult r = runner.run(command, commandTimeout);
+        if (!r.ok()) {
+            throw stepFailed(volume, name, r.describe());
+        }
+        return r;
+    }
+
+    private static BallastException stepFailed(String volume, String step, String detail) {
+        return new BallastException(ErrorCode.IO_ERROR,
+                "attach of " + volume + " failed at step " + step + " (rolled back): " + detail);
+    }
+
+    private static String tail(Path logFile) {
+        try {
+            String s = Files.readString(logFile).strip();
+            return s.length() > 500 ? s.substring(s.length() - 500) : s;
+        } catch (IOException e) {
+            return "(no output)";
+        }
+    }
+
+    private static void createDirs(Path dir) {
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw BallastException.invalid("cannot create directory " + dir + ": " + e.getMessage());
+        }
+    }
+
+    private static void deleteQuietly(Path dir) {
+        try {
+            Files.deleteIfExists(dir);
+        } catch (IOException ignored) {
+            // not empty or gone: nothing to undo
+        }
+    }
+
+    private static void sleepMs(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+package io.ballast.cli;
+
+import io.ballast.common.BallastException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Map;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * {@code ballast}: the command line. Data goes to stdout, messages to stderr, outcomes to the exit
+ * code ({@link ExitCodes}). {@link #run} is the in-process entry point tests use.
+ */
+@Command(name = "ballast", mixinStandardHelpOptions = true, version = "ballast " + io.ballast.node.NodeDaemon.VERSION,
+        description = "Replicated block storage for containers.",
+        subcommands = {NodeCommands.class, VolumeCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
+                LocalCommands.Status.class, CommandLine.HelpCommand.class})
+public final class BallastCli {
+    final PrintWriter out;
+    final PrintWriter err;
+    final Map<String, String> env;
+
+    BallastCli(PrintWriter out, PrintWriter err, Map<String, String> env) {
+        this.out = out;
+        this.err = err;
+        this.env = env;
+    }
+
+    public static void main(String[] args) {
+        PrintWriter out = new PrintWriter(System.out, true);
+        PrintWriter err = new PrintWriter(System.err, true);
+        int code = run(args, out, err, System.getenv());
+        out.flush();
+        err.flush();
+        System.exit(code);
+    }
+
+    /** Runs one command line; returns the exit code. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err, Map<String, String> env) {
+        CommandLine cl = new CommandLine(new BallastCli(out, err, env));
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            switch (ex) {
+                case NodeUnreachableException u -> {
+                    err.println("error: " + u.getMessage());
+                    return ExitCodes.UNREACHABLE;
+                }
+                case BallastException b -> {
+                    err.println("error: " + b.getMessage());
+                    return ExitCodes.of(b.code());
+                }
+                default -> {
+                    err.println("error: unexpected " + ex);
+                    ex.printStackTrace(err);
+                    return ExitCodes.INTERNAL;
+                }
+            }
+        });
+        try {
+            return cl.execute(args);
+        } finally {
+            out.flush();
+            err.flush();
+        }
+    }
+
+    /** $BALLAST_HOME, default ~/.ballast. */
+    Path home() {
+        String h = env.get("BALLAST_HOME");
+        return h != null && !h.isBlank() ? Path.of(h) : Path.of(System.getProperty("user.home"), ".ballast");
+    }
+
+    /** --node, else $BALLAST_NODE, else the local node from local.json, else the default address. */
+    String resolveNode(String flag) {
+        if (flag != null && !flag.isBlank()) {
+            return flag;
+        }
+        String envNode = env.get("BALLAST_NODE");
+        if (envNode != null && !envNode.isBlank()) {
+            return envNode;
+        }
+        return LocalCluster.readApiUrl(home()).orElse("http://127.0.0.1:7400");
+    }
+}

@@ -1,0 +1,151 @@
+package io.ballast.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.control.AttachmentStore;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The local deployment {@code ballast up} manages under $BALLAST_HOME: node directories
+ * {@code node-1..N} and {@code local.json} naming them. One node today; {@code up --nodes N} will add
+ * nodes to the same list.
+ */
+final class LocalCluster {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    record LocalNode(String name, String dataDir, String apiUrl, long pid) {}
+
+    record LocalState(String apiUrl, List<LocalNode> nodes) {}
+
+    private final Path home;
+
+    LocalCluster(Path home) {
+        this.home = home;
+    }
+
+    Path stateFile() {
+        return home.resolve("local.json");
+    }
+
+    Path nodeDir(int index) {
+        return home.resolve("node-" + index);
+    }
+
+    static Optional<String> readApiUrl(Path home) {
+        return new LocalCluster(home).read().map(LocalState::apiUrl);
+    }
+
+    Optional<LocalState> read() {
+        try {
+            return Files.exists(stateFile()) ? Optional.of(JSON.readValue(stateFile().toFile(), LocalState.class)) : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    void write(LocalState state) throws IOException {
+        AttachmentStore.writeAtomically(stateFile(), JSON.writeValueAsBytes(state));
+    }
+
+    void forget() throws IOException {
+        Files.deleteIfExists(stateFile());
+    }
+
+    /**
+     * Starts node {@code index} as a background process in its own session (setsid), output to
+     * DIR/daemon.out, and waits until its /healthz answers.
+     */
+    LocalNode startNode(int index, String apiListen, String nbdListen, Duration timeout) throws IOException {
+        Path dir = nodeDir(index);
+        Files.createDirectories(dir);
+        Path nodeJson = dir.resolve("node.json");
+        Files.deleteIfExists(nodeJson); // a stale one from a killed run would fool the wait below
+        List<String> cmd = new ArrayList<>();
+        if (Files.isExecutable(Path.of("/usr/bin/setsid"))) {
+            cmd.add("/usr/bin/setsid"); // own session and process group: a ^C in this terminal does not reach it
+        }
+        cmd.add(ProcessHandle.current().info().command().orElse("java"));
+        cmd.add("--enable-native-access=ALL-UNNAMED");
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(BallastCli.class.getName());
+        cmd.addAll(List.of("node", "start", "--data-dir", dir.toString(), "--api-listen", apiListen, "--nbd-listen", nbdListen));
+        Path outFile = dir.resolve("daemon.out");
+        Process p = new ProcessBuilder(cmd)
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(outFile.toFile()))
+                .redirectErrorStream(true)
+                .start();
+        long deadlineNs = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadlineNs) {
+            if (!p.isAlive()) {
+                throw new BallastException(ErrorCode.IO_ERROR, "node " + index + " exited with " + p.exitValue()
+                        + " during start; see " + outFile + ":\n" + tail(outFile));
+            }
+            if (Files.exists(nodeJson)) {
+                JsonNode info = JSON.readTree(nodeJson.toFile());
+                String url = info.path("apiUrl").asText();
+                if (new NodeClient(url).healthy()) {
+                    return new LocalNode("node-" + index, dir.toString(), url, info.path("pid").asLong(p.pid()));
+                }
+            }
+            sleep(100);
+        }
+        p.destroy();
+        throw new BallastException(ErrorCode.UNAVAILABLE, "node " + index + " did not become healthy within "
+                + timeout.toSeconds() + "s; see " + outFile);
+    }
+
+    /** SIGTERM, then SIGKILL after {@code grace}. False when the process was not running. */
+    static boolean stop(long pid, Duration grace) {
+        Optional<ProcessHandle> h = ProcessHandle.of(pid).filter(ProcessHandle::isAlive);
+        if (h.isEmpty()) {
+            return false;
+        }
+        h.get().destroy();
+        try {
+            h.get().onExit().get(grace.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (Exception e) {
+            h.get().destroyForcibly();
+        }
+        return true;
+    }
+
+    /** The pid in DIR/ballast.pid when it names a live process. */
+    static Optional<Long> livePid(Path nodeDir) {
+        try {
+            long pid = Long.parseLong(Files.readString(nodeDir.resolve("ballast.pid")).strip());
+            return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).map(ProcessHandle::pid);
+        } catch (IOException | NumberFormatException e) {
+            return Optional.empty();
+        }
+    }
+
+    private static String tail(Path f) {
+        try {
+            String s = Files.readString(f);
+            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+package io.ballast.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.api.rest.HttpErrors;
+import io.ballast.common.BallastException;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpConnectTimeoutException;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.channels.ClosedChannelException;
+import java.time.Duration;
+
+/** The REST API from the client side; errors come back as the server's {@link BallastException}. */
+public final class NodeClient {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private final String baseUrl;
+    private final HttpClient http;
+    private final Duration requestTimeout;
+
+    public NodeClient(String baseUrl) {
+        this(baseUrl, Duration.ofMinutes(5)); // attach with mkfs can take a while
+    }
+
+    public NodeClient(String baseUrl, Duration requestTimeout) {
+        this.baseUrl = baseUrl.replaceAll("/+$", "");
+        this.requestTimeout = requestTimeout;
+        this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    }
+
+    public String baseUrl() {
+        return baseUrl;
+    }
+
+    public JsonNode get(String path) {
+        return send("GET", path, null);
+    }
+
+    public JsonNode post(String path, Object body) {
+        return send("POST", path, body);
+    }
+
+    public JsonNode delete(String path) {
+        return send("DELETE", path, null);
+    }
+
+    /** True when /healthz answers 200. */
+    public boolean healthy() {
+        try {
+            HttpResponse<Void> r = http.send(HttpRequest.newBuilder(URI.create(baseUrl + "/healthz"))
+                    .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.discarding());
+            return r.statusCode() == 200;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    private JsonNode send(String method, String path, Object body) {
+        HttpResponse<byte[]> r;
+        try {
+            HttpRequest.BodyPublisher pub = body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(body));
+            HttpRequest req = HttpRequest.newBuilder(URI.create(baseUrl + path))
+                    .timeout(requestTimeout)
+                    .header("Content-Type", "application/json")
+                    .method(method, pub)
+                    .build();
+            r = http.send(req, HttpResponse.BodyHandlers.ofByteArray());
+        } catch (ConnectException | HttpConnectTimeoutException | ClosedChannelException e) {
+            throw new NodeUnreachableException(baseUrl, e);
+        } catch (IllegalArgumentException e) {
+            throw BallastException.invalid("invalid node URL '" + baseUrl + "': " + e.getMessage());
+        } catch (IOException e) {
+            if (e.getCause() instanceof ConnectException) {
+                throw new NodeUnreachableException(baseUrl, e);
+            }
+            throw BallastException.io("request to " + baseUrl + " failed: " + e, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw BallastException.io("interrupted", e);
+        }
+        JsonNode json = null;
+        if (r.body().length > 0) {
+            try {
+                json = JSON.readTree(r.body());
+            } catch (IOException e) {
+                json = null;
+            }
+        }
+        if (r.statusCode() >= 400) {
+            JsonNode err = json == null ? null : json.path("error");
+            String code = err == null ? null : err.path("code").asText(null);
+            String message = err == null || err.path("message").isMissingNode()
+                    ? "HTTP " + r.statusCode() + " from " + baseUrl + path
+                    : err.path("message").asText();
+            throw new BallastException(HttpErrors.codeOf(code, r.statusCode()), message);
+        }
+        return json;
+    }
+}

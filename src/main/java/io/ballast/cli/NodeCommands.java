@@ -1,0 +1,58 @@
+package io.ballast.cli;
+
+import io.ballast.attach.ProcessCommandRunner;
+import io.ballast.node.DefaultComponents;
+import io.ballast.node.NodeConfig;
+import io.ballast.node.NodeDaemon;
+import io.ballast.node.logging.LogSetup;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+@Command(name = "node", description = "Run a node daemon.", subcommands = NodeCommands.Start.class)
+final class NodeCommands {
+    @ParentCommand
+    BallastCli cli;
+
+    @Command(name = "start", description = "Run a node in the foreground until SIGTERM (use `ballast up` for the background).")
+    static final class Start implements Callable<Integer> {
+        @ParentCommand
+        NodeCommands parent;
+
+        @Option(names = "--data-dir", required = true, paramLabel = "DIR", description = "Where the node keeps its pool, state and logs")
+        Path dataDir;
+
+        @Option(names = "--api-listen", paramLabel = "HOST:PORT", defaultValue = NodeConfig.DEFAULT_API_LISTEN,
+                description = "REST API address (default: ${DEFAULT-VALUE}; port 0 picks one, see DIR/node.json)")
+        String apiListen;
+
+        @Option(names = "--nbd-listen", paramLabel = "HOST:PORT", defaultValue = NodeConfig.DEFAULT_NBD_LISTEN,
+                description = "NBD TCP address (default: ${DEFAULT-VALUE}; `off` disables TCP)")
+        String nbdListen;
+
+        @Option(names = "--nbd-socket", paramLabel = "PATH", description = "NBD unix socket (default: DIR/nbd.sock)")
+        Path nbdSocket;
+
+        @Override
+        public Integer call() throws Exception {
+            InetSocketAddress api = NodeConfig.parseAddress(apiListen);
+            InetSocketAddress nbd = "off".equals(nbdListen) ? null : NodeConfig.parseAddress(nbdListen);
+            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket);
+            Files.createDirectories(config.dataDir());
+            LogSetup.daemon(config.logFile());
+            NodeDaemon daemon = new NodeDaemon(config, new DefaultComponents(), new ProcessCommandRunner());
+            daemon.start();
+            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (NBD closed, pool flushed and closed).
+            Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "ballast-shutdown"));
+            parent.cli.out.println("Ballast node running: API " + daemon.apiUrl() + ", data " + config.dataDir());
+            parent.cli.out.flush();
+            new CountDownLatch(1).await(); // until the JVM exits
+            return ExitCodes.OK;
+        }
+    }
+}

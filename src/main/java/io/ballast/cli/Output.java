@@ -1,0 +1,66 @@
+package io.ballast.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.common.Sizes;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import picocli.CommandLine.Option;
+
+/** Mixin for every command that talks to a node: target and output format. */
+public final class Output {
+    static final ObjectMapper PRETTY = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    public enum Format { human, json }
+
+    @Option(names = "--node", paramLabel = "URL",
+            description = "Node API URL (default: $BALLAST_NODE, else the node started by `ballast up`, else http://127.0.0.1:7400)")
+    String node;
+
+    @Option(names = {"-o", "--output"}, paramLabel = "FORMAT", defaultValue = "human",
+            description = "Output format: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE})")
+    Format format = Format.human;
+
+    boolean json() {
+        return format == Format.json;
+    }
+
+    static void printJson(PrintWriter out, Object value) {
+        try {
+            out.println(PRETTY.writeValueAsString(value));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static String size(JsonNode n) {
+        return n == null || n.isNull() || n.isMissingNode() ? "-" : Sizes.format(n.asLong());
+    }
+
+    static String text(JsonNode n) {
+        return n == null || n.isNull() || n.isMissingNode() ? "-" : n.asText();
+    }
+
+    /** A plain left-aligned table, columns two spaces apart. */
+    static void table(PrintWriter out, List<String> header, List<List<String>> rows) {
+        List<List<String>> all = new ArrayList<>();
+        all.add(header);
+        all.addAll(rows);
+        int[] width = new int[header.size()];
+        for (List<String> r : all) {
+            for (int i = 0; i < r.size(); i++) {
+                width[i] = Math.max(width[i], r.get(i).length());
+            }
+        }
+        for (List<String> r : all) {
+            StringBuilder sb = new StringBuilder();
+            for (int i = 0; i < r.size(); i++) {
+                sb.append(i == r.size() - 1 ? r.get(i) : String.format("%-" + (width[i] + 2) + "s", r.get(i)));
+            }
+            out.println(sb.toString().stripTrailing());
+        }
+    }
+}

@@ -1,0 +1,91 @@
+package io.ballast.control;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.common.BallastException;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * Attachment records in one JSON file. Every change rewrites the file via temp file + fsync +
+ * rename + directory fsync, so a crash leaves either the old or the new content, never a torn mix.
+ */
+public final class AttachmentStore {
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(SerializationFeature.INDENT_OUTPUT)
+            .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+    private final Path file;
+    private final Map<String, Attachment> records = new TreeMap<>();
+
+    public AttachmentStore(Path file) {
+        this.file = file;
+        try {
+            if (Files.exists(file)) {
+                records.putAll(JSON.readValue(file.toFile(), new TypeReference<Map<String, Attachment>>() {}));
+            }
+        } catch (IOException e) {
+            throw BallastException.io("cannot read attachment records " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    public synchronized Optional<Attachment> get(String volume) {
+        return Optional.ofNullable(records.get(volume));
+    }
+
+    public synchronized Map<String, Attachment> all() {
+        return Map.copyOf(records);
+    }
+
+    public synchronized void put(Attachment a) {
+        Map<String, Attachment> next = new TreeMap<>(records);
+        next.put(a.volume(), a);
+        write(next);
+        records.put(a.volume(), a);
+    }
+
+    public synchronized void remove(String volume) {
+        if (!records.containsKey(volume)) {
+            return;
+        }
+        Map<String, Attachment> next = new TreeMap<>(records);
+        next.remove(volume);
+        write(next);
+        records.remove(volume);
+    }
+
+    private void write(Map<String, Attachment> content) {
+        try {
+            writeAtomically(file, JSON.writeValueAsBytes(content));
+        } catch (IOException e) {
+            throw BallastException.io("cannot write attachment records " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Temp file + fsync + rename + fsync of the directory. */
+    public static void writeAtomically(Path target, byte[] content) throws IOException {
+        Path dir = target.toAbsolutePath().getParent();
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve(target.getFileName() + ".tmp");
+        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            ch.write(java.nio.ByteBuffer.wrap(content));
+            ch.force(true);
+        }
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException ignored) {
+            // some file systems refuse fsync on directories; the rename is still atomic
+        }
+    }
+}

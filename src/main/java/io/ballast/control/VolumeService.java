@@ -1,0 +1,31 @@
+package io.ballast.control;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The control plane as the API and CLI see it. Today a local implementation
+ * ({@link LocalVolumeService}); later a Ratis-replicated state machine behind the same interface.
+ * Errors are {@link io.ballast.common.BallastException}s with codes NOT_FOUND, ALREADY_EXISTS,
+ * INVALID_ARGUMENT, CONFLICT, NO_SPACE, IO_ERROR.
+ */
+public interface VolumeService {
+
+    VolumeView create(String name, long sizeBytes);
+
+    List<VolumeView> list();
+
+    VolumeView inspect(String name);
+
+    /** Refused with CONFLICT while the volume is attached or has NBD connections open. */
+    void delete(String name);
+
+    /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
+    Attachment attach(String name, Path mountDir);
+
+    /** Undoes {@link #attach}; NOT_FOUND for an unknown volume, CONFLICT when not attached. */
+    Attachment detach(String name);
+
+    /** Detaches every mount (on shutdown); records of plain attachments are kept. */
+    void shutdown();
+}

@@ -1,0 +1,96 @@
+package io.ballast.metrics;
+
+import io.ballast.storage.PoolStats;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
+import io.prometheus.metrics.core.metrics.Histogram;
+import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryUsage;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
+
+/**
+ * Ballast's metrics in {@link PrometheusRegistry#defaultRegistry}. Registered once per JVM (the
+ * registry refuses duplicate names), so several in-process nodes in a test share them; the pool
+ * gauges follow the node started last.
+ */
+public final class Metrics {
+    private static final Histogram API_REQUESTS = Histogram.builder()
+            .name("ballast_api_request_seconds")
+            .help("REST API request latency by route and HTTP status")
+            .labelNames("route", "method", "status")
+            .register();
+
+    private static final AtomicReference<Supplier<PoolStats>> POOL = new AtomicReference<>(() -> null);
+
+    static {
+        GaugeWithCallback.builder().name("jvm_memory_used_bytes").help("JVM memory in use").labelNames("area")
+                .callback(cb -> {
+                    MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+                    MemoryUsage nonHeap = ManagementFactory.getMemoryMXBean().getNonHeapMemoryUsage();
+                    cb.call(heap.getUsed(), "heap");
+                    cb.call(nonHeap.getUsed(), "nonheap");
+                }).register();
+        GaugeWithCallback.builder().name("jvm_threads_current").help("Live platform threads")
+                .callback(cb -> cb.call(ManagementFactory.getThreadMXBean().getThreadCount())).register();
+        GaugeWithCallback.builder().name("process_start_time_seconds").help("Process start time, seconds since the epoch")
+                .callback(cb -> cb.call(ManagementFactory.getRuntimeMXBean().getStartTime() / 1000.0)).register();
+        CounterWithCallback.builder().name("process_cpu_seconds_total").help("CPU time used by the process")
+                .callback(cb -> {
+                    if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+                        cb.call(os.getProcessCpuTime() / 1e9);
+                    }
+                }).register();
+        GaugeWithCallback.builder().name("process_open_fds").help("Open file descriptors")
+                .callback(cb -> {
+                    if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.UnixOperatingSystemMXBean os) {
+                        cb.call(os.getOpenFileDescriptorCount());
+                    }
+                }).register();
+        GaugeWithCallback.builder().name("ballast_pool_bytes").help("Storage pool capacity, free and allocated bytes")
+                .labelNames("kind")
+                .callback(cb -> {
+                    PoolStats s = POOL.get().get();
+                    if (s != null) {
+                        cb.call(s.capacityBytes(), "capacity");
+                        cb.call(s.freeBytes(), "free");
+                        cb.call(s.allocatedBytes(), "allocated");
+                    }
+                }).register();
+        GaugeWithCallback.builder().name("ballast_volumes").help("Volumes in the storage pool")
+                .callback(cb -> {
+                    PoolStats s = POOL.get().get();
+                    if (s != null) {
+                        cb.call(s.volumeCount());
+                    }
+                }).register();
+    }
+
+    private Metrics() {}
+
+    public static void observeApiRequest(String route, String method, int status, long durationNs) {
+        API_REQUESTS.labelValues(route, method, Integer.toString(status)).observe(durationNs / 1e9);
+    }
+
+    public static void trackPool(Supplier<PoolStats> stats) {
+        POOL.set(() -> {
+            try {
+                return stats.get();
+            } catch (RuntimeException e) {
+                return null; // a closed pool must not break /metrics
+            }
+        });
+    }
+
+    public static String contentType() {
+        return PrometheusTextFormatWriter.CONTENT_TYPE;
+    }
+
+    public static void write(OutputStream out) throws IOException {
+        new PrometheusTextFormatWriter(false).write(out, PrometheusRegistry.defaultRegistry.scrape());
+    }
+}

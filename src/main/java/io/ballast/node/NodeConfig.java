@@ -1,0 +1,59 @@
+package io.ballast.node;
+
+import io.ballast.common.BallastException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+
+/**
+ * How to start a node. Listeners default to loopback: exposing storage on the network is a choice
+ * the operator makes explicitly. Port 0 picks a free port; the actual addresses go to node.json.
+ *
+ * @param nbdListen null disables NBD over TCP
+ * @param nbdSocket null means DATA/nbd.sock
+ */
+public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket) {
+    public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
+    public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
+
+    public NodeConfig {
+        dataDir = dataDir.toAbsolutePath().normalize();
+        if (nbdSocket == null) {
+            nbdSocket = dataDir.resolve("nbd.sock");
+        }
+    }
+
+    public Path poolDir() {
+        return dataDir.resolve("pool");
+    }
+
+    public Path nodeJson() {
+        return dataDir.resolve("node.json");
+    }
+
+    public Path pidFile() {
+        return dataDir.resolve("ballast.pid");
+    }
+
+    public Path logFile() {
+        return dataDir.resolve("ballast.log");
+    }
+
+    /** Parses "host:port" (or "[v6]:port"); INVALID_ARGUMENT with the accepted form otherwise. */
+    public static InetSocketAddress parseAddress(String text) {
+        int colon = text == null ? -1 : text.lastIndexOf(':');
+        if (colon <= 0) {
+            throw BallastException.invalid("invalid address '" + text + "': use HOST:PORT, e.g. 127.0.0.1:7400");
+        }
+        String host = text.substring(0, colon).replace("[", "").replace("]", "");
+        int port;
+        try {
+            port = Integer.parseInt(text.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw BallastException.invalid("invalid port in '" + text + "': use HOST:PORT, e.g. 127.0.0.1:7400");
+        }
+        if (port < 0 || port > 65535) {
+            throw BallastException.invalid("port " + port + " out of range 0..65535");
+        }
+        return new InetSocketAddress(host, port);
+    }
+}

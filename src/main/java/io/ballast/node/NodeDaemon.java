@@ -1,0 +1,221 @@
+package io.ballast.node;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.api.rest.NodeStatusSource;
+import io.ballast.api.rest.RestServer;
+import io.ballast.attach.AttachAgent;
+import io.ballast.attach.CommandRunner;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.control.AttachmentStore;
+import io.ballast.control.LocalVolumeService;
+import io.ballast.control.VolumeService;
+import io.ballast.frontend.nbd.ExportRegistry;
+import io.ballast.metrics.Metrics;
+import io.ballast.storage.BlockDevice;
+import io.ballast.storage.StoragePool;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicReference;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One node: storage pool, NBD server, control plane, attach agent and REST API, started in that
+ * order and stopped in reverse. The state is explicit ({@link NodeState}); /healthz answers 200 only
+ * while RUNNING.
+ */
+public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
+    private static final Logger log = LoggerFactory.getLogger(NodeDaemon.class);
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    public static final String VERSION = "0.1.0-SNAPSHOT";
+
+    private final NodeConfig config;
+    private final NodeComponents components;
+    private final CommandRunner commands;
+    private final AtomicReference<NodeState> state = new AtomicReference<>(NodeState.STARTING);
+    /** Closers of what has started, run in reverse on stop or on a failed start. */
+    private final Deque<AutoCloseable> started = new ArrayDeque<>();
+
+    private String nodeId;
+    private Instant startedAt;
+    private StoragePool pool;
+    private NbdFrontend nbd;
+    private LocalVolumeService volumes;
+    private RestServer api;
+    private FileChannel lockChannel;
+
+    public NodeDaemon(NodeConfig config, NodeComponents components, CommandRunner commands) {
+        this.config = config;
+        this.components = components;
+        this.commands = commands;
+    }
+
+    public NodeState state() {
+        return state.get();
+    }
+
+    /** Starts every component; on failure stops what had started and rethrows. */
+    public NodeDaemon start() throws IOException {
+        try {
+            doStart();
+            state.set(NodeState.RUNNING);
+            log.atInfo().addKeyValue("nodeId", nodeId).addKeyValue("api", api.url())
+                    .addKeyValue("dataDir", config.dataDir()).log("node running");
+            return this;
+        } catch (IOException | RuntimeException e) {
+            log.atError().log("node start failed: {}", e.getMessage());
+            close();
+            throw e;
+        }
+    }
+
+    private void doStart() throws IOException {
+        Files.createDirectories(config.dataDir());
+        lockDataDir();
+        nodeId = readOrCreateNodeId();
+        startedAt = Instant.now();
+
+        pool = components.openPool(config.poolDir());
+        started.push(pool);
+        Metrics.trackPool(pool::stats);
+
+        Files.deleteIfExists(config.nbdSocket()); // a stale socket from a killed run blocks bind
+        nbd = components.startNbd(new PoolExports(pool), config.nbdListen(), config.nbdSocket());
+        started.push(nbd);
+
+        AttachAgent agent = new AttachAgent(commands, config.dataDir().resolve("attach"), Duration.ofSeconds(60));
+        volumes = new LocalVolumeService(nodeId, pool, new AttachmentStore(config.dataDir().resolve("attachments.json")),
+                agent, nbd, Instant::now);
+        volumes.reconcile();
+        started.push(volumes::shutdown);
+
+        api = new RestServer(config.apiListen(), volumes, this);
+        api.start();
+        started.push(api);
+
+        writeNodeFiles();
+    }
+
+    private void lockDataDir() throws IOException {
+        lockChannel = FileChannel.open(config.dataDir().resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        started.push(lockChannel);
+        FileLock lock;
+        try {
+            lock = lockChannel.tryLock();
+        } catch (OverlappingFileLockException e) {
+            lock = null;
+        }
+        if (lock == null) {
+            throw new BallastException(ErrorCode.CONFLICT, "another Ballast node is running on " + config.dataDir()
+                    + "; stop it first (`ballast down`) or use another --data-dir");
+        }
+    }
+
+    private String readOrCreateNodeId() throws IOException {
+        Path f = config.dataDir().resolve("node-id");
+        if (Files.exists(f)) {
+            return Files.readString(f).strip();
+        }
+        String id = "node-" + UUID.randomUUID().toString().substring(0, 8);
+        AttachmentStore.writeAtomically(f, id.getBytes(StandardCharsets.UTF_8));
+        return id;
+    }
+
+    private void writeNodeFiles() throws IOException {
+        AttachmentStore.writeAtomically(config.pidFile(),
+                (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8));
+        AttachmentStore.writeAtomically(config.nodeJson(), JSON.writeValueAsBytes(info(false)));
+    }
+
+    public NodeInfo info(boolean withPool) {
+        InetSocketAddress tcp = nbd == null ? null : nbd.tcpAddress();
+        return new NodeInfo(nodeId, ProcessHandle.current().pid(), state.get().name(), config.dataDir().toString(),
+                api == null ? null : api.url(),
+                tcp == null ? null : tcp.getAddress().getHostAddress() + ":" + tcp.getPort(),
+                nbd == null || nbd.unixSocket() == null ? null : nbd.unixSocket().toString(),
+                startedAt == null ? null : startedAt.toString(), VERSION,
+                withPool && pool != null ? pool.stats() : null);
+    }
+
+    @Override
+    public Object nodeInfo() {
+        return info(true);
+    }
+
+    @Override
+    public boolean healthy() {
+        return state.get() == NodeState.RUNNING;
+    }
+
+    public String apiUrl() {
+        return api.url();
+    }
+
+    public VolumeService volumes() {
+        return volumes;
+    }
+
+    public NbdFrontend nbd() {
+        return nbd;
+    }
+
+    public NodeConfig config() {
+        return config;
+    }
+
+    /** Stops in reverse start order: API, mounts, NBD, pool (flushed and closed), data-dir lock. */
+    @Override
+    public synchronized void close() {
+        NodeState prev = state.getAndSet(NodeState.STOPPING);
+        if (prev == NodeState.STOPPED) {
+            state.set(NodeState.STOPPED);
+            return;
+        }
+        log.atInfo().addKeyValue("nodeId", nodeId).log("node stopping");
+        while (!started.isEmpty()) {
+            AutoCloseable c = started.pop();
+            try {
+                c.close();
+            } catch (Exception e) {
+                log.atWarn().log("error while stopping {}: {}", c.getClass().getSimpleName(), e.toString());
+            }
+        }
+        try {
+            Files.deleteIfExists(config.pidFile());
+            Files.deleteIfExists(config.nodeJson());
+        } catch (IOException ignored) {
+            // best effort: a stale file is detected by its dead pid
+        }
+        state.set(NodeState.STOPPED);
+        log.atInfo().addKeyValue("nodeId", nodeId).log("node stopped");
+    }
+
+    /** Exports every volume of the pool under its own name. */
+    private record PoolExports(StoragePool pool) implements ExportRegistry {
+        @Override
+        public Optional<BlockDevice> open(String exportName) {
+            return pool.find(exportName).map(v -> pool.open(exportName));
+        }
+
+        @Override
+        public List<String> exportNames() {
+            return pool.list().stream().map(io.ballast.storage.VolumeInfo::name).toList();
+        }
+    }
+}
