@@ -1,0 +1,271 @@
+package io.ballast.api.rest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.testing.InProcessNode;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The REST API as a client sees it: real HTTP server in-process, memory pool, fake NBD endpoints. */
+class RestApiTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final HttpClient HTTP = HttpClient.newHttpClient();
+
+    @TempDir
+    Path dir;
+    InProcessNode node;
+
+    record Resp(int status, String body, HttpResponse<String> raw) {
+        JsonNode json() throws Exception {
+            return JSON.readTree(body);
+        }
+
+        String errorCode() throws Exception {
+            return json().path("error").path("code").asText();
+        }
+
+        String errorMessage() throws Exception {
+            return json().path("error").path("message").asText();
+        }
+    }
+
+    @BeforeEach
+    void start() throws Exception {
+        node = new InProcessNode(dir.resolve("node"));
+    }
+
+    @AfterEach
+    void stop() {
+        node.close();
+    }
+
+    Resp call(String method, String path, String body) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.url() + path)).timeout(Duration.ofSeconds(10));
+        b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+        HttpResponse<String> r = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+        return new Resp(r.statusCode(), r.body(), r);
+    }
+
+    String volumesSnapshot() throws Exception {
+        return call("GET", "/v1/volumes", null).body();
+    }
+
+    @Test
+    void createListInspectDelete() throws Exception {
+        Resp created = call("POST", "/v1/volumes", "{\"name\":\"db1\",\"size\":\"10GiB\"}");
+        assertThat(created.status()).isEqualTo(201);
+        assertThat(created.json().path("sizeBytes").asLong()).isEqualTo(10L << 30);
+        assertThat(created.raw().headers().firstValue("Content-Type")).hasValue("application/json");
+
+        assertThat(call("POST", "/v1/volumes", "{\"name\":\"db2\",\"size\":1048576}").status()).isEqualTo(201);
+
+        JsonNode list = call("GET", "/v1/volumes", null).json().path("volumes");
+        assertThat(list).extracting(v -> v.path("name").asText()).containsExactly("db1", "db2");
+
+        JsonNode v = call("GET", "/v1/volumes/db1", null).json();
+        assertThat(v.path("uuid").asText()).isNotBlank();
+        assertThat(v.path("createdAt").asText()).isNotBlank();
+        assertThat(v.path("allocatedBytes").asLong()).isZero();
+        assertThat(v.path("attachment").isNull()).isTrue();
+        assertThat(v.path("nbd").path("tcp").asText()).isEqualTo("nbd://127.0.0.1:10809/db1");
+        assertThat(v.path("nbd").path("unix").asText()).startsWith("nbd+unix:///db1?socket=/");
+        assertThat(v.path("connections").asInt()).isZero();
+
+        Resp deleted = call("DELETE", "/v1/volumes/db1", null);
+        assertThat(deleted.status()).isEqualTo(204);
+        assertThat(deleted.body()).isEmpty();
+        assertThat(call("GET", "/v1/volumes/db1", null).status()).isEqualTo(404);
+    }
+
+    @Test
+    void duplicateNameIs409AlreadyExists() throws Exception {
+        call("POST", "/v1/volumes", "{\"name\":\"a\",\"size\":\"1GiB\"}");
+        String before = volumesSnapshot();
+        Resp r = call("POST", "/v1/volumes", "{\"name\":\"a\",\"size\":\"2GiB\"}");
+        assertThat(r.status()).isEqualTo(409);
+        assertThat(r.errorCode()).isEqualTo("ALREADY_EXISTS");
+        assertThat(r.errorMessage()).contains("a").contains("already exists");
+        assertThat(volumesSnapshot()).isEqualTo(before);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"\"10XB\"", "\"-1\"", "\"0\"", "0", "-1", "\"99999999999TiB\"", "\"2048TiB\"",
+            "1e30", "1.5", "123456789012345678901234567890", "1000", "\"\"", "true", "{}", "null"})
+    void invalidSizesAre400AndChangeNothing(String size) throws Exception {
+        call("POST", "/v1/volumes", "{\"name\":\"keep\",\"size\":\"1GiB\"}");
+        String before = volumesSnapshot();
+        Resp r = call("POST", "/v1/volumes", "{\"name\":\"bad\",\"size\":" + size + "}");
+        assertThat(r.status()).as("size %s", size).isEqualTo(400);
+        assertThat(r.errorCode()).isEqualTo("INVALID_ARGUMENT");
+        assertThat(r.errorMessage()).containsIgnoringCase("size");
+        assertThat(volumesSnapshot()).isEqualTo(before);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"{\"name\":\"x\",\"size\":", "not json", "[1,2]", "{\"name\":\"x\",\"size\":\"1GiB\"} trailing",
+            "{\"name\":\"x\"}", "{\"size\":\"1GiB\"}", "{\"name\":\"-bad\",\"size\":\"1GiB\"}",
+            "{\"name\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"size\":\"1GiB\"}"})
+    void malformedRequestsAre400WithAMessage(String body) throws Exception {
+        String before = volumesSnapshot();
+        Resp r = call("POST", "/v1/volumes", body);
+        assertThat(r.status()).as(body).isEqualTo(400);
+        assertThat(r.errorCode()).isEqualTo("INVALID_ARGUMENT");
+        assertThat(r.errorMessage()).isNotBlank();
+        assertThat(volumesSnapshot()).isEqualTo(before);
+    }
+
+    @Test
+    void unknownFieldIs400NamingTheField() throws Exception {
+        Resp r = call("POST", "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"replicas\":3}");
+        assertThat(r.status()).isEqualTo(400);
+        assertThat(r.errorMessage()).contains("'replicas'").contains("name").contains("size");
+        Resp a = call("POST", "/v1/volumes", "{\"name\":\"y\",\"size\":\"1GiB\"}");
+        assertThat(a.status()).isEqualTo(201);
+        Resp attach = call("POST", "/v1/volumes/y/attach", "{\"mountpoint\":\"/mnt/y\"}");
+        assertThat(attach.status()).isEqualTo(400);
+        assertThat(attach.errorMessage()).contains("'mountpoint'");
+        assertThat(call("GET", "/v1/volumes/y", null).json().path("attachment").isNull()).isTrue();
+    }
+
+    @Test
+    void unknownVolumeIs404() throws Exception {
+        for (String[] req : new String[][] {{"GET", "/v1/volumes/nope"}, {"DELETE", "/v1/volumes/nope"},
+                {"POST", "/v1/volumes/nope/attach"}, {"POST", "/v1/volumes/nope/detach"}}) {
+            Resp r = call(req[0], req[1], null);
+            assertThat(r.status()).as(req[0] + " " + req[1]).isEqualTo(404);
+            assertThat(r.errorCode()).isEqualTo("NOT_FOUND");
+            assertThat(r.errorMessage()).contains("nope");
+        }
+    }
+
+    @Test
+    void wrongMethodIs405AndUnknownPathIs404() throws Exception {
+        Resp r = call("PUT", "/v1/volumes", "{}");
+        assertThat(r.status()).isEqualTo(405);
+        assertThat(r.raw().headers().firstValue("Allow")).hasValue("GET, POST");
+        assertThat(r.errorCode()).isEqualTo("METHOD_NOT_ALLOWED");
+        assertThat(call("DELETE", "/v1/volumes", null).status()).isEqualTo(405);
+        assertThat(call("GET", "/v1/volumes/x/attach", null).status()).isEqualTo(405);
+        assertThat(call("POST", "/healthz", null).status()).isEqualTo(405);
+        Resp unknown = call("GET", "/v2/things", null);
+        assertThat(unknown.status()).isEqualTo(404);
+        assertThat(unknown.errorMessage()).contains("/v2/things");
+        assertThat(call("GET", "/", null).status()).isEqualTo(404);
+        assertThat(call("GET", "/v1/volumes/a/b/c", null).status()).isEqualTo(404);
+    }
+
+    @Test
+    void bodyOver1MiBIs413() throws Exception {
+        String before = volumesSnapshot();
+        String big = "{\"name\":\"x\",\"size\":\"1GiB\",\"pad\":\"" + "a".repeat(1024 * 1024 + 10) + "\"}";
+        Resp r = call("POST", "/v1/volumes", big);
+        assertThat(r.status()).isEqualTo(413);
+        assertThat(volumesSnapshot()).isEqualTo(before);
+        // and the server keeps serving
+        assertThat(call("GET", "/healthz", null).status()).isEqualTo(200);
+    }
+
+    @Test
+    void attachDetachAndDeleteOfAttachedVolume() throws Exception {
+        call("POST", "/v1/volumes", "{\"name\":\"pg\",\"size\":\"1GiB\"}");
+        Resp a = call("POST", "/v1/volumes/pg/attach", null);
+        assertThat(a.status()).isEqualTo(200);
+        assertThat(a.json().path("uri").asText()).isEqualTo("nbd://127.0.0.1:10809/pg");
+        assertThat(a.json().path("unixUri").asText()).isEqualTo("nbd+unix:///pg?socket=" + dir.resolve("node/nbd.sock"));
+        assertThat(a.json().path("mount").isNull()).isTrue();
+        // idempotent
+        assertThat(call("POST", "/v1/volumes/pg/attach", "{}").status()).isEqualTo(200);
+        assertThat(Files.readString(dir.resolve("node/attachments.json"))).contains("\"pg\"");
+
+        String before = volumesSnapshot();
+        Resp del = call("DELETE", "/v1/volumes/pg", null);
+        assertThat(del.status()).isEqualTo(409);
+        assertThat(del.errorCode()).isEqualTo("CONFLICT");
+        assertThat(del.errorMessage()).contains("ballast volume detach pg");
+        Resp other = call("POST", "/v1/volumes/pg/attach", "{\"mount\":\"/mnt/elsewhere\"}");
+        assertThat(other.status()).isEqualTo(409);
+        assertThat(volumesSnapshot()).isEqualTo(before);
+
+        assertThat(call("POST", "/v1/volumes/pg/detach", null).status()).isEqualTo(200);
+        assertThat(call("POST", "/v1/volumes/pg/detach", null).status()).isEqualTo(409);
+        assertThat(Files.readString(dir.resolve("node/attachments.json"))).doesNotContain("\"pg\"");
+
+        node.nbd.connections.put("pg", 2);
+        Resp busy = call("DELETE", "/v1/volumes/pg", null);
+        assertThat(busy.status()).isEqualTo(409);
+        assertThat(busy.errorMessage()).contains("2 open NBD connection");
+        node.nbd.connections.clear();
+        assertThat(call("DELETE", "/v1/volumes/pg", null).status()).isEqualTo(204);
+    }
+
+    @Test
+    void attachWithBadMountIs400() throws Exception {
+        call("POST", "/v1/volumes", "{\"name\":\"m\",\"size\":\"1GiB\"}");
+        Resp rel = call("POST", "/v1/volumes/m/attach", "{\"mount\":\"relative/dir\"}");
+        assertThat(rel.status()).isEqualTo(400);
+        assertThat(rel.errorMessage()).contains("absolute");
+        Path notEmpty = Files.createDirectories(dir.resolve("full"));
+        Files.writeString(notEmpty.resolve("f"), "x");
+        Resp full = call("POST", "/v1/volumes/m/attach", "{\"mount\":\"" + notEmpty + "\"}");
+        assertThat(full.status()).isEqualTo(400);
+        assertThat(full.errorMessage()).contains("not empty");
+        assertThat(call("GET", "/v1/volumes/m", null).json().path("attachment").isNull()).isTrue();
+    }
+
+    @Test
+    void nodeHealthAndMetrics() throws Exception {
+        assertThat(call("GET", "/healthz", null).status()).isEqualTo(200);
+        JsonNode n = call("GET", "/v1/node", null).json();
+        assertThat(n.path("state").asText()).isEqualTo("RUNNING");
+        assertThat(n.path("apiUrl").asText()).isEqualTo(node.url());
+        assertThat(n.path("pool").path("capacityBytes").asLong()).isPositive();
+        call("GET", "/v1/volumes/missing", null);
+        Resp m = call("GET", "/metrics", null);
+        assertThat(m.status()).isEqualTo(200);
+        assertThat(m.raw().headers().firstValue("Content-Type").orElse("")).startsWith("text/plain");
+        assertThat(m.body()).contains("ballast_api_request_seconds_bucket{")
+                .contains("route=\"/v1/volumes/{name}\"").contains("status=\"404\"")
+                .contains("jvm_memory_used_bytes").contains("process_cpu_seconds_total").contains("ballast_pool_bytes");
+    }
+
+    @Test
+    void aStalledClientDoesNotBlockOthers() throws Exception {
+        URI u = URI.create(node.url());
+        try (Socket s = new Socket(u.getHost(), u.getPort())) {
+            OutputStream o = s.getOutputStream();
+            o.write(("POST /v1/volumes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"na").getBytes(StandardCharsets.UTF_8));
+            o.flush();
+            long t0 = System.nanoTime();
+            Resp r = call("POST", "/v1/volumes", "{\"name\":\"ok\",\"size\":\"1GiB\"}");
+            assertThat(r.status()).isEqualTo(201);
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(5));
+        }
+    }
+
+    @Test
+    void nodeJsonAndPidFileDescribeTheRunningNode() throws Exception {
+        JsonNode info = JSON.readTree(dir.resolve("node/node.json").toFile());
+        assertThat(info.path("apiUrl").asText()).isEqualTo(node.url());
+        assertThat(info.path("pid").asLong()).isEqualTo(ProcessHandle.current().pid());
+        assertThat(Files.readString(dir.resolve("node/ballast.pid")).strip()).isEqualTo(Long.toString(ProcessHandle.current().pid()));
+        node.close();
+        assertThat(dir.resolve("node/node.json")).doesNotExist();
+        assertThat(node.daemon.state()).isEqualTo(io.ballast.node.NodeState.STOPPED);
+    }
+}
