@@ -15,7 +15,16 @@ import picocli.CommandLine.Command;
         description = "Replicated block storage for containers.",
         subcommands = {NodeCommands.class, VolumeCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
                 LocalCommands.Status.class, CommandLine.HelpCommand.class})
-public final class BallastCli {
+public final class BallastCli implements Runnable {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    /** Without a subcommand: a usage error (exit 2) that lists the subcommands. */
+    @Override
+    public void run() {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing command; see the list below");
+    }
+
     final PrintWriter out;
     final PrintWriter err;
     final Map<String, String> env;

@@ -15,7 +15,16 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 @Command(name = "node", description = "Run a node daemon.", subcommands = NodeCommands.Start.class)
-final class NodeCommands {
+final class NodeCommands implements Runnable {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    /** Without a subcommand: a usage error (exit 2) that lists the subcommands. */
+    @Override
+    public void run() {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing command; see the list below");
+    }
+
     @ParentCommand
     BallastCli cli;
 

@@ -1,0 +1,152 @@
+package io.ballast.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.testing.InProcessNode;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The CLI in-process against an in-process node: stdout, stderr and exit codes. */
+class CliInProcessTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+    InProcessNode node;
+    CliRunner cli;
+
+    @BeforeEach
+    void start() throws Exception {
+        node = new InProcessNode(dir.resolve("node"));
+        // BALLAST_HOME points at an empty dir so no developer's local.json leaks in
+        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url());
+    }
+
+    @AfterEach
+    void stop() {
+        node.close();
+    }
+
+    @Test
+    void volumeLifecycleHuman() {
+        var c = cli.run("volume", "create", "pg", "--size", "10GiB");
+        assertThat(c.exit()).isZero();
+        assertThat(c.err()).contains("created volume pg (10 GiB)");
+        assertThat(c.out()).isEmpty();
+
+        var l = cli.run("volume", "list");
+        assertThat(l.exit()).isZero();
+        assertThat(l.out().lines().toList()).hasSize(2);
+        assertThat(l.out()).startsWith("NAME").contains("pg").contains("10 GiB");
+
+        var i = cli.run("volume", "inspect", "pg");
+        assertThat(i.exit()).isZero();
+        assertThat(i.out()).contains("Size:         10 GiB (10737418240 bytes)").contains("Attached:     no")
+                .contains("nbd://127.0.0.1:10809/pg");
+
+        var a = cli.run("volume", "attach", "pg");
+        assertThat(a.exit()).isZero();
+        assertThat(a.out().strip()).isEqualTo("nbd://127.0.0.1:10809/pg");
+
+        var d = cli.run("volume", "delete", "pg");
+        assertThat(d.exit()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(d.err()).contains("ballast volume detach pg");
+
+        assertThat(cli.run("volume", "detach", "pg").exit()).isZero();
+        var ok = cli.run("volume", "rm", "pg");
+        assertThat(ok.exit()).isZero();
+        assertThat(ok.err()).contains("deleted volume pg");
+        assertThat(cli.run("volume", "list").out().lines().toList()).hasSize(1);
+    }
+
+    @Test
+    void jsonOutputParses() throws Exception {
+        var c = cli.run("volume", "create", "a", "--size", "512MiB", "-o", "json");
+        assertThat(JSON.readTree(c.out()).path("sizeBytes").asLong()).isEqualTo(512L << 20);
+        JsonNode list = JSON.readTree(cli.run("volume", "list", "--output", "json").out());
+        assertThat(list.isArray()).isTrue();
+        assertThat(list.get(0).path("name").asText()).isEqualTo("a");
+        JsonNode v = JSON.readTree(cli.run("volume", "inspect", "a", "--output", "json").out());
+        assertThat(v.path("uuid").asText()).isNotBlank();
+        JsonNode att = JSON.readTree(cli.run("volume", "attach", "a", "--output", "json").out());
+        assertThat(att.path("uri").asText()).isEqualTo("nbd://127.0.0.1:10809/a");
+        JsonNode st = JSON.readTree(cli.run("status", "--output", "json").out());
+        assertThat(st.path("node").path("state").asText()).isEqualTo("RUNNING");
+        assertThat(st.path("volumes").size()).isEqualTo(1);
+    }
+
+    @Test
+    void statusHuman() {
+        cli.run("volume", "create", "a", "--size", "1GiB");
+        var s = cli.run("status");
+        assertThat(s.exit()).isZero();
+        assertThat(s.out()).contains("RUNNING").contains("Pool:      100 GiB capacity, 90 GiB free").contains("Volumes:   1")
+                .contains("  a  1 GiB");
+    }
+
+    @Test
+    void exitCodes() {
+        assertThat(cli.run("volume", "inspect", "nope").exit()).isEqualTo(ExitCodes.NOT_FOUND);
+        assertThat(cli.run("volume", "delete", "nope").exit()).isEqualTo(ExitCodes.NOT_FOUND);
+        cli.run("volume", "create", "a", "--size", "1GiB");
+        var dup = cli.run("volume", "create", "a", "--size", "1GiB");
+        assertThat(dup.exit()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(dup.err()).contains("already exists");
+        for (String size : new String[] {"10XB", "-1", "0", "99999999TiB", "1000"}) {
+            var bad = cli.run("volume", "create", "b", "--size", size);
+            assertThat(bad.exit()).as(size).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+            assertThat(bad.err()).as(size).startsWith("error: ").containsIgnoringCase("size");
+            assertThat(bad.out()).isEmpty();
+        }
+        assertThat(cli.run("volume", "create", "-bad-", "--size", "1GiB").exit()).isIn(ExitCodes.USAGE, ExitCodes.INVALID_ARGUMENT);
+        assertThat(cli.run("volume", "create", "bad!", "--size", "1GiB").exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        var usage = cli.run("volume", "create", "b");
+        assertThat(usage.exit()).isEqualTo(ExitCodes.USAGE);
+        assertThat(usage.err()).contains("--size");
+        assertThat(cli.run("volume").exit()).isEqualTo(ExitCodes.USAGE);
+        assertThat(cli.run("frobnicate").exit()).isEqualTo(ExitCodes.USAGE);
+        assertThat(cli.run("volume", "list", "--output", "yaml").exit()).isEqualTo(ExitCodes.USAGE);
+    }
+
+    @Test
+    void unreachableNodeIsExit6WithAHint() throws Exception {
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        String url = "http://127.0.0.1:" + port;
+        var r = cli.run("volume", "list", "--node", url);
+        assertThat(r.exit()).isEqualTo(ExitCodes.UNREACHABLE);
+        assertThat(r.err().strip()).isEqualTo("error: cannot reach Ballast node at " + url + ": is it running? try `ballast up`");
+        assertThat(new CliRunner().env("BALLAST_NODE", url).env("BALLAST_HOME", dir.toString()).run("status").exit())
+                .isEqualTo(ExitCodes.UNREACHABLE);
+    }
+
+    @Test
+    void nodeResolutionFlagThenEnvThenLocalJson() throws Exception {
+        Path home = Files.createDirectories(dir.resolve("h"));
+        Files.writeString(home.resolve("local.json"), "{\"apiUrl\":\"" + node.url() + "\",\"nodes\":[]}");
+        var viaLocal = new CliRunner().env("BALLAST_HOME", home.toString()).run("volume", "list");
+        assertThat(viaLocal.exit()).isZero();
+        var envWins = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_NODE", "http://127.0.0.1:1")
+                .run("volume", "list");
+        assertThat(envWins.exit()).isEqualTo(ExitCodes.UNREACHABLE);
+        var flagWins = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_NODE", "http://127.0.0.1:1")
+                .run("volume", "list", "--node", node.url());
+        assertThat(flagWins.exit()).isZero();
+    }
+
+    @Test
+    void downWithNothingRunningIsFine() {
+        var r = cli.run("down");
+        assertThat(r.exit()).isZero();
+        assertThat(r.err()).contains("no local Ballast node was running");
+    }
+}

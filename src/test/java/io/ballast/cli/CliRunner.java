@@ -1,0 +1,25 @@
+package io.ballast.cli;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.HashMap;
+import java.util.Map;
+
+/** Runs BallastCli in this JVM and captures what a user would see. */
+final class CliRunner {
+    record Result(int exit, String out, String err) {}
+
+    private final Map<String, String> env = new HashMap<>();
+
+    CliRunner env(String key, String value) {
+        env.put(key, value);
+        return this;
+    }
+
+    Result run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = BallastCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true), Map.copyOf(env));
+        return new Result(code, out.toString(), err.toString());
+    }
+}
