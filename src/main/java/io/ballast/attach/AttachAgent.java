@@ -34,17 +34,23 @@ public final class AttachAgent {
     private final Path attachRoot;
     private final Duration commandTimeout;
     private final Path devDir;
+    private final java.util.function.Predicate<Path> isMounted;
 
     public AttachAgent(CommandRunner runner, Path attachRoot, Duration commandTimeout) {
-        this(runner, attachRoot, commandTimeout, Path.of("/dev"));
+        this(runner, attachRoot, commandTimeout, Path.of("/dev"), Mounts::isMountPoint);
     }
 
-    /** {@code devDir} is replaceable so tests can pretend a kernel nbd device exists. */
-    public AttachAgent(CommandRunner runner, Path attachRoot, Duration commandTimeout, Path devDir) {
+    /**
+     * {@code devDir} and {@code isMounted} are replaceable so tests with a scripted runner can pretend
+     * a kernel nbd device exists and see the mounts their fake commands made.
+     */
+    public AttachAgent(CommandRunner runner, Path attachRoot, Duration commandTimeout, Path devDir,
+            java.util.function.Predicate<Path> isMounted) {
         this.runner = runner;
         this.attachRoot = attachRoot;
         this.commandTimeout = commandTimeout;
         this.devDir = devDir;
+        this.isMounted = isMounted;
     }
 
     public boolean kernelNbdAvailable() {
@@ -105,7 +111,7 @@ public final class AttachAgent {
         Path fuseDir = attachRoot.resolve(volume).resolve("fuse");
         Path fuseLog = attachRoot.resolve(volume).resolve("nbdfuse.log");
         createDirs(fuseDir);
-        if (Mounts.isMountPoint(fuseDir)) {
+        if (isMounted.test(fuseDir)) {
             // Left over from an earlier crash; a fresh nbdfuse cannot mount over it.
             runner.run(List.of("fusermount3", "-u", "-z", fuseDir.toString()), commandTimeout);
         }
@@ -176,7 +182,7 @@ public final class AttachAgent {
     /** Tears a stack down top to bottom. Throws CONFLICT when the file system is busy, IO_ERROR on other failures. */
     public void unmount(String volume, MountedStack s) {
         List<String> problems = new ArrayList<>();
-        if (s.mountDir() != null && Mounts.isMountPoint(s.mountDir())) {
+        if (s.mountDir() != null && isMounted.test(s.mountDir())) {
             CommandRunner.CommandResult r = runner.run(List.of("umount", s.mountDir().toString()), commandTimeout);
             if (!r.ok()) {
                 if (r.stderr().contains("busy")) {
@@ -210,7 +216,7 @@ public final class AttachAgent {
      */
     public List<String> cleanupStale(String volume, MountedStack s) {
         List<String> done = new ArrayList<>();
-        if (s.mountDir() != null && Mounts.isMountPoint(s.mountDir())) {
+        if (s.mountDir() != null && isMounted.test(s.mountDir())) {
             // Lazy: the device under it no longer answers, a normal umount may hang or fail.
             CommandRunner.CommandResult r = runner.run(List.of("umount", "-l", s.mountDir().toString()), commandTimeout);
             done.add(r.ok() ? "unmounted " + s.mountDir() : r.describe());
@@ -231,7 +237,7 @@ public final class AttachAgent {
     }
 
     private void stopFuse(long pid, Path fuseDir) {
-        if (fuseDir != null && Mounts.isMountPoint(fuseDir)) {
+        if (fuseDir != null && isMounted.test(fuseDir)) {
             // Unmounting the fuse file system makes nbdfuse exit on its own.
             CommandRunner.CommandResult r = runner.run(List.of("fusermount3", "-u", fuseDir.toString()), commandTimeout);
             if (!r.ok()) {

@@ -1,0 +1,126 @@
+package io.ballast.attach;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.control.Attachment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The attach agent's command sequence, rollback and teardown, against a scripted host. */
+class AttachAgentTest {
+    @TempDir
+    Path dir;
+    ScriptedCommandRunner host;
+    AttachAgent agent;
+    Path socket;
+    Path mnt;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        host = new ScriptedCommandRunner();
+        agent = new AttachAgent(host, dir.resolve("attach"), Duration.ofSeconds(2), Files.createDirectories(dir.resolve("dev")),
+                p -> host.mounted.contains(p));
+        socket = dir.resolve("nbd.sock");
+        mnt = dir.resolve("mnt/data");
+    }
+
+    @Test
+    void firstMountFormatsThenLaterMountsDoNot() {
+        MountedStack s = agent.mount("vol", socket, mnt);
+        assertThat(s.method()).isEqualTo(Attachment.METHOD_FUSE_LOOP);
+        assertThat(s.device()).isEqualTo("/dev/loop7");
+        assertThat(s.formatted()).isTrue();
+        assertThat(host.programs()).containsExactly("nbdfuse", "losetup", "blkid", "mkfs.ext4", "mount");
+        assertThat(host.log.getFirst()).isEqualTo("nbdfuse " + dir.resolve("attach/vol/fuse") + "/ nbd+unix:///vol?socket=" + socket);
+        assertThat(host.mounted).contains(mnt);
+
+        agent.unmount("vol", s);
+        assertThat(host.programs()).endsWith("umount", "losetup", "fusermount3", "terminate");
+        assertThat(host.mounted).isEmpty();
+        assertThat(host.alive).isEmpty();
+
+        host.log.clear();
+        MountedStack again = agent.mount("vol", socket, mnt);
+        assertThat(again.formatted()).isFalse();
+        assertThat(host.programs()).doesNotContain("mkfs.ext4");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"losetup", "blkid", "mkfs.ext4", "mount"})
+    void failureMidAttachRollsBackAndNamesTheStep(String failing) {
+        host.fail(failing, failing + ": something broke");
+        assertThatThrownBy(() -> agent.mount("vol", socket, mnt))
+                .isInstanceOf(BallastException.class)
+                .hasMessageContaining("failed at step " + failing)
+                .hasMessageContaining(failing + ": something broke")
+                .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.IO_ERROR);
+        assertThat(host.mounted).as("nothing left mounted").isEmpty();
+        assertThat(host.alive).as("nbdfuse stopped").isEmpty();
+        if (!failing.equals("losetup")) {
+            assertThat(host.log).contains("losetup -d /dev/loop7");
+        }
+        assertThat(mnt).as("a mount dir we created is removed again").doesNotExist();
+    }
+
+    @Test
+    void nbdfuseDyingAtStartIsReportedWithItsOutput() {
+        host.fail("nbdfuse", "nbdfuse: nbd_connect_uri: Connection refused");
+        assertThatThrownBy(() -> agent.mount("vol", socket, mnt))
+                .hasMessageContaining("failed at step nbdfuse").hasMessageContaining("Connection refused");
+        assertThat(host.programs()).containsExactly("nbdfuse", "terminate");
+    }
+
+    @Test
+    void busyFileSystemOnDetachIsConflictWithAHint() {
+        MountedStack s = agent.mount("vol", socket, mnt);
+        host.fail("umount", "umount: " + mnt + ": target is busy.");
+        assertThatThrownBy(() -> agent.unmount("vol", s))
+                .hasMessageContaining("is busy").hasMessageContaining("fuser")
+                .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.CONFLICT);
+        assertThat(host.alive).as("stack untouched when umount fails").isNotEmpty();
+    }
+
+    @Test
+    void kernelClientIsUsedWhenNbdDeviceAndClientExist() throws Exception {
+        Files.createFile(dir.resolve("dev/nbd0"));
+        host.installed.add("nbd-client");
+        MountedStack s = agent.mount("vol", socket, mnt);
+        assertThat(s.method()).isEqualTo(Attachment.METHOD_KERNEL);
+        assertThat(host.log.getFirst()).isEqualTo("nbd-client -N vol -unix " + socket + " " + dir.resolve("dev/nbd0"));
+        assertThat(host.programs()).doesNotContain("nbdfuse", "losetup");
+        agent.unmount("vol", s);
+        assertThat(host.log.getLast()).isEqualTo("nbd-client -d " + dir.resolve("dev/nbd0"));
+    }
+
+    @Test
+    void staleStackIsCleanedUpWithoutThrowing() {
+        MountedStack s = agent.mount("vol", socket, mnt);
+        host.alive.clear(); // nbdfuse died with the old daemon
+        host.fail("losetup", "losetup: /dev/loop7: failed to use device");
+        List<String> done = agent.cleanupStale("vol", s);
+        assertThat(done).anyMatch(d -> d.contains("unmounted")).anyMatch(d -> d.contains("already dead"))
+                .anyMatch(d -> d.contains("failed to use device"));
+        assertThat(host.log).contains("umount -l " + mnt);
+        assertThat(host.mounted).isEmpty();
+    }
+
+    @Test
+    void mountDirValidation() throws Exception {
+        assertThatThrownBy(() -> AttachAgent.validateMountDir("rel")).hasMessageContaining("absolute");
+        assertThatThrownBy(() -> AttachAgent.validateMountDir("/")).hasMessageContaining("/");
+        Path file = Files.writeString(dir.resolve("file"), "x");
+        assertThatThrownBy(() -> AttachAgent.validateMountDir(file.toString())).hasMessageContaining("not a directory");
+        assertThatThrownBy(() -> AttachAgent.validateMountDir("/proc")).hasMessageContaining("already mounted");
+        assertThat(AttachAgent.validateMountDir(dir.resolve("new/../new2").toString())).isEqualTo(dir.resolve("new2"));
+    }
+}
