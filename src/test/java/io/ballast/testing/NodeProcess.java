@@ -1,0 +1,161 @@
+package io.ballast.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.File;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A node daemon as a separate JVM ({@code ballast node start} on free ports), for tests that need a
+ * real process: kill -9, restart, real clients. Output goes to DATA/process.out.
+ */
+public final class NodeProcess implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Duration START_TIMEOUT = Duration.ofSeconds(60);
+
+    private final Path dataDir;
+    private Process process;
+    private JsonNode info;
+
+    private NodeProcess(Path dataDir) {
+        this.dataDir = dataDir.toAbsolutePath();
+    }
+
+    /** Starts a node on {@code dataDir} and waits until /healthz answers. */
+    public static NodeProcess start(Path dataDir) throws IOException {
+        NodeProcess n = new NodeProcess(dataDir);
+        n.launch();
+        return n;
+    }
+
+    private void launch() throws IOException {
+        Files.createDirectories(dataDir);
+        Files.deleteIfExists(dataDir.resolve("node.json"));
+        List<String> cmd = new ArrayList<>(List.of(
+                ProcessHandle.current().info().command().orElse("java"),
+                "--enable-native-access=ALL-UNNAMED", "-Xmx512m",
+                "-cp", System.getProperty("java.class.path"),
+                "io.ballast.cli.BallastCli", "node", "start", "--data-dir", dataDir.toString(),
+                "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0"));
+        process = new ProcessBuilder(cmd)
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("process.out").toFile()))
+                .redirectErrorStream(true)
+                .start();
+        long deadlineNs = System.nanoTime() + START_TIMEOUT.toNanos();
+        Path nodeJson = dataDir.resolve("node.json");
+        while (System.nanoTime() < deadlineNs) {
+            if (!process.isAlive()) {
+                throw new IOException("node exited with " + process.exitValue() + " during start:\n" + output());
+            }
+            if (Files.exists(nodeJson)) {
+                JsonNode j = JSON.readTree(nodeJson.toFile());
+                if (j.path("pid").asLong() == process.pid() && healthy(j.path("apiUrl").asText())) {
+                    info = j;
+                    return;
+                }
+            }
+            sleep(50);
+        }
+        process.destroyForcibly();
+        throw new IOException("node did not become healthy in " + START_TIMEOUT + ":\n" + output());
+    }
+
+    private static boolean healthy(String url) {
+        try {
+            HttpResponse<Void> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url + "/healthz"))
+                    .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.discarding());
+            return r.statusCode() == 200;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    public String apiUrl() {
+        return info.path("apiUrl").asText();
+    }
+
+    /** "host:port" of the NBD TCP listener. */
+    public InetSocketAddress nbdTcp() {
+        String[] hp = info.path("nbdTcp").asText().split(":");
+        return new InetSocketAddress(hp[0], Integer.parseInt(hp[1]));
+    }
+
+    public String nbdTcpUri(String export) {
+        return "nbd://" + info.path("nbdTcp").asText() + "/" + export;
+    }
+
+    public Path nbdSocket() {
+        return Path.of(info.path("nbdSocket").asText());
+    }
+
+    public String nbdUnixUri(String export) {
+        return "nbd+unix:///" + export + "?socket=" + nbdSocket();
+    }
+
+    public Path dataDir() {
+        return dataDir;
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    public String output() {
+        try {
+            return Files.readString(dataDir.resolve("process.out"));
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    /** SIGKILL: no shutdown hooks, nothing flushed beyond what the node already made durable. */
+    public void kill9() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor(30, TimeUnit.SECONDS);
+    }
+
+    /** SIGTERM and wait for the clean shutdown; returns the exit code. */
+    public int stop() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(60, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            process.waitFor(10, TimeUnit.SECONDS);
+        }
+        return process.exitValue();
+    }
+
+    /** Starts the node again on the same data directory (stopping it first if it still runs). */
+    public NodeProcess restart() throws IOException, InterruptedException {
+        if (process.isAlive()) {
+            stop();
+        }
+        launch();
+        return this;
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        if (process != null && process.isAlive()) {
+            stop();
+        }
+    }
+}
