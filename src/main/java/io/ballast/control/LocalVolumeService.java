@@ -27,7 +27,7 @@ public final class LocalVolumeService implements VolumeService {
     private static final Logger log = LoggerFactory.getLogger(LocalVolumeService.class);
 
     /** Thin provisioning makes big sizes cheap, but a typo ("10PiB" for "10GiB") should not pass. */
-    public static final long MAX_VOLUME_BYTES = 1024 * Sizes.TIB;
+    public static final long MAX_VOLUME_BYTES = 64 * Sizes.TIB; // same limit as the file storage pool
     /** Block devices count in 512-byte sectors; other sizes confuse loop devices and file systems. */
     public static final long SIZE_ALIGNMENT_BYTES = 512;
 
