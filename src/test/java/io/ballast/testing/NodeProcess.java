@@ -158,4 +158,13 @@ public final class NodeProcess implements AutoCloseable {
             stop();
         }
     }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
 }
