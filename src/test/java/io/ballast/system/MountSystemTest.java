@@ -1,0 +1,160 @@
+package io.ballast.system;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.ballast.attach.CommandRunner.CommandResult;
+import io.ballast.attach.Mounts;
+import io.ballast.attach.ProcessCommandRunner;
+import io.ballast.cli.ExitCodes;
+import io.ballast.testing.NodeProcess;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The whole stack with real programs: node daemon process, NBD server, file storage, nbdfuse, loop
+ * device, ext4. Needs root, /dev/fuse, nbdfuse, losetup, mkfs.ext4, fsck.ext4.
+ */
+@Tag("system")
+class MountSystemTest {
+    static final ProcessCommandRunner SH = new ProcessCommandRunner();
+
+    @TempDir
+    Path dir;
+    NodeProcess node;
+
+    record Cli(int exit, String out, String err) {}
+
+    Cli cli(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        String[] full = new String[args.length + 2];
+        System.arraycopy(args, 0, full, 0, args.length);
+        full[args.length] = "--node";
+        full[args.length + 1] = node.apiUrl();
+        int code = io.ballast.cli.BallastCli.run(full, new PrintWriter(out, true), new PrintWriter(err, true),
+                Map.of("BALLAST_HOME", dir.resolve("home").toString()));
+        return new Cli(code, out.toString(), err.toString());
+    }
+
+    @AfterEach
+    void cleanup() throws Exception {
+        if (node != null) {
+            if (node.isAlive()) {
+                cli("volume", "detach", "pg");
+            }
+            node.close();
+        }
+        // never leave mounts or loop devices behind on the host
+        Path mnt = dir.resolve("mnt");
+        if (Mounts.isMountPoint(mnt)) {
+            SH.run(List.of("umount", "-l", mnt.toString()), Duration.ofSeconds(30));
+        }
+        Path fuse = dir.resolve("node/attach/pg/fuse");
+        if (Mounts.isMountPoint(fuse)) {
+            SH.run(List.of("fusermount3", "-u", "-z", fuse.toString()), Duration.ofSeconds(30));
+        }
+    }
+
+    @Test
+    void mountWriteDetachKill9RestartRemountFilesIntactFsckClean() throws Exception {
+        node = NodeProcess.start(dir.resolve("node"));
+        Path mnt = dir.resolve("mnt");
+        assertThat(cli("volume", "create", "pg", "--size", "256MiB").exit()).isZero();
+
+        Cli attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        assertThat(attach.exit()).as(attach.err()).isZero();
+        assertThat(attach.out().strip()).isEqualTo(node.nbdTcpUri("pg"));
+        assertThat(Mounts.isMountPoint(mnt)).isTrue();
+        assertThat(cli("volume", "inspect", "pg").out()).contains("Mount:        " + mnt).contains("/dev/loop");
+
+        byte[] big = new byte[8 << 20];
+        new Random(42).nextBytes(big);
+        Files.writeString(mnt.resolve("hello.txt"), "hello ballast\n");
+        Files.createDirectories(mnt.resolve("db"));
+        Files.write(mnt.resolve("db/big.bin"), big);
+        String bigHash = sha256(big);
+
+        Cli refused = cli("volume", "delete", "pg");
+        assertThat(refused.exit()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(refused.err()).contains("mounted at " + mnt).contains("ballast volume detach pg");
+
+        Cli detach = cli("volume", "detach", "pg");
+        assertThat(detach.exit()).as(detach.err()).isZero();
+        assertThat(Mounts.isMountPoint(mnt)).isFalse();
+
+        node.kill9();
+        node.restart();
+
+        Cli again = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        assertThat(again.exit()).as(again.err()).isZero();
+        assertThat(Files.readString(mnt.resolve("hello.txt"))).isEqualTo("hello ballast\n");
+        assertThat(sha256(Files.readAllBytes(mnt.resolve("db/big.bin")))).isEqualTo(bigHash);
+        assertThat(cli("volume", "detach", "pg").exit()).isZero();
+
+        assertThat(fsck(node, "pg").exitCode()).as("fsck.ext4 -n").isZero();
+        assertThat(cli("volume", "delete", "pg").exit()).isZero();
+    }
+
+    @Test
+    void killWhileMountedIsReconciledOnRestart() throws Exception {
+        node = NodeProcess.start(dir.resolve("node"));
+        Path mnt = dir.resolve("mnt");
+        assertThat(cli("volume", "create", "pg", "--size", "128MiB").exit()).isZero();
+        Cli attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        assertThat(attach.exit()).as(attach.err()).isZero();
+        Files.writeString(mnt.resolve("durable.txt"), "synced before the crash\n");
+        assertThat(SH.run(List.of("sync", "-f", mnt.resolve("durable.txt").toString()), Duration.ofSeconds(60)).ok()).isTrue();
+
+        node.kill9();
+        node.restart();
+
+        assertThat(Mounts.isMountPoint(mnt)).as("stale mount torn down at start").isFalse();
+        assertThat(Files.readString(node.dataDir().resolve("ballast.log"))).contains("stale mount from a previous run cleaned up");
+        assertThat(cli("volume", "inspect", "pg").out()).contains("Attached:     no");
+
+        Cli again = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        assertThat(again.exit()).as(again.err()).isZero();
+        assertThat(Files.readString(mnt.resolve("durable.txt"))).isEqualTo("synced before the crash\n");
+        assertThat(cli("volume", "detach", "pg").exit()).isZero();
+    }
+
+    /** nbdfuse + loop device of our own, then fsck.ext4 -n -f on it. */
+    static CommandResult fsck(NodeProcess node, String volume) throws Exception {
+        Path fuse = Files.createDirectories(node.dataDir().resolve("fsck-fuse"));
+        long pid = SH.startBackground(List.of("nbdfuse", "-r", fuse + "/", node.nbdUnixUri(volume)),
+                node.dataDir().resolve("fsck-nbdfuse.log"));
+        try {
+            for (int i = 0; i < 200 && !Files.exists(fuse.resolve("nbd")); i++) {
+                Thread.sleep(50);
+            }
+            String loop = SH.run(List.of("losetup", "-r", "--find", "--show", fuse.resolve("nbd").toString()),
+                    Duration.ofSeconds(30)).stdout().strip();
+            try {
+                CommandResult r = SH.run(List.of("fsck.ext4", "-n", "-f", loop), Duration.ofMinutes(2));
+                assertThat(r.exitCode()).as(r.stdout() + r.stderr()).isZero();
+                return r;
+            } finally {
+                SH.run(List.of("losetup", "-d", loop), Duration.ofSeconds(30));
+            }
+        } finally {
+            SH.run(List.of("fusermount3", "-u", fuse.toString()), Duration.ofSeconds(30));
+            SH.terminate(pid, Duration.ofSeconds(5));
+        }
+    }
+
+    static String sha256(byte[] b) throws Exception {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    }
+}
