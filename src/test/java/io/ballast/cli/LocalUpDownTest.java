@@ -1,0 +1,61 @@
+package io.ballast.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code ballast up / status / down} through the launcher, with a real node process in the background. */
+class LocalUpDownTest {
+    @TempDir
+    Path home;
+
+    Map<String, String> env() {
+        return Map.of("BALLAST_HOME", home.toString());
+    }
+
+    @AfterEach
+    void down() throws Exception {
+        LauncherTest.launch(env(), "down", "--timeout", "5");
+    }
+
+    @Test
+    void upStatusDown() throws Exception {
+        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0");
+        assertThat(up.exit()).as(up.err()).isZero();
+        String url = up.out().strip();
+        assertThat(url).startsWith("http://127.0.0.1:");
+        JsonNode local = new ObjectMapper().readTree(home.resolve("local.json").toFile());
+        assertThat(local.path("apiUrl").asText()).isEqualTo(url);
+        long pid = Long.parseLong(Files.readString(home.resolve("node-1/ballast.pid")).strip());
+        assertThat(ProcessHandle.of(pid)).isPresent();
+
+        assertThat(LauncherTest.launch(env(), "volume", "create", "v1", "--size", "64MiB").exit()).isZero();
+        LauncherTest.Run status = LauncherTest.launch(env(), "status");
+        assertThat(status.exit()).as(status.err()).isZero();
+        assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").contains("v1  64 MiB").contains("free");
+        JsonNode json = new ObjectMapper().readTree(LauncherTest.launch(env(), "status", "-o", "json").out());
+        assertThat(json.path("node").path("pool").path("volumeCount").asInt()).isEqualTo(1);
+
+        LauncherTest.Run again = LauncherTest.launch(env(), "up");
+        assertThat(again.exit()).isZero();
+        assertThat(again.err()).contains("already running");
+
+        LauncherTest.Run down = LauncherTest.launch(env(), "down");
+        assertThat(down.exit()).as(down.err()).isZero();
+        assertThat(down.err()).contains("stopped node-1");
+        assertThat(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)).isFalse();
+        assertThat(home.resolve("local.json")).doesNotExist();
+        assertThat(Files.readString(home.resolve("node-1/ballast.log"))).contains("\"msg\":\"node stopped\"");
+
+        LauncherTest.Run after = LauncherTest.launch(env(), "status");
+        assertThat(after.exit()).isEqualTo(ExitCodes.UNREACHABLE);
+        assertThat(after.err()).contains("try `ballast up`");
+    }
+}
