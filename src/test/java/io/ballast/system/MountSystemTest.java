@@ -130,6 +130,23 @@ class MountSystemTest {
         assertThat(cli("volume", "detach", "pg").exit()).isZero();
     }
 
+    @Test
+    void sigtermUnmountsAndStopsCleanly() throws Exception {
+        node = NodeProcess.start(dir.resolve("node"));
+        Path mnt = dir.resolve("mnt");
+        assertThat(cli("volume", "create", "pg", "--size", "64MiB").exit()).isZero();
+        assertThat(cli("volume", "attach", "pg", "--mount", mnt.toString()).exit()).isZero();
+        Files.writeString(mnt.resolve("f"), "x");
+        node.stop();
+        assertThat(Mounts.isMountPoint(mnt)).isFalse();
+        String log = Files.readString(node.dataDir().resolve("ballast.log"));
+        assertThat(log).contains("\"msg\":\"volume unmounted\"").contains("\"msg\":\"node stopped\"");
+        assertThat(node.dataDir().resolve("node.json")).doesNotExist();
+        node.restart();
+        assertThat(cli("volume", "attach", "pg", "--mount", mnt.toString()).exit()).isZero();
+        assertThat(Files.readString(mnt.resolve("f"))).isEqualTo("x");
+    }
+
     /** nbdfuse + loop device of our own, then fsck.ext4 -n -f on it. */
     static CommandResult fsck(NodeProcess node, String volume) throws Exception {
         Path fuse = Files.createDirectories(node.dataDir().resolve("fsck-fuse"));
