@@ -1,6 +1,7 @@
 package io.ballast.cli;
 
 import io.ballast.attach.ProcessCommandRunner;
+import io.ballast.common.BallastException;
 import io.ballast.node.DefaultComponents;
 import io.ballast.node.NodeConfig;
 import io.ballast.node.NodeDaemon;
@@ -55,7 +56,14 @@ final class NodeCommands implements Runnable {
             Files.createDirectories(config.dataDir());
             LogSetup.daemon(config.logFile());
             NodeDaemon daemon = new NodeDaemon(config, new DefaultComponents(), new ProcessCommandRunner());
-            daemon.start();
+            try {
+                daemon.start();
+            } catch (java.net.BindException e) {
+                throw BallastException.io("cannot listen on " + apiListen + " or " + nbdListen + ": " + e.getMessage()
+                        + "; pick other addresses with --api-listen/--nbd-listen", e);
+            } catch (java.io.IOException e) {
+                throw BallastException.io("node start failed: " + e.getMessage(), e);
+            }
             // SIGTERM/SIGINT run shutdown hooks: stop cleanly (NBD closed, pool flushed and closed).
             Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "ballast-shutdown"));
             parent.cli.out.println("Ballast node running: API " + daemon.apiUrl() + ", data " + config.dataDir());

@@ -59,6 +59,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private LocalVolumeService volumes;
     private RestServer api;
     private FileChannel lockChannel;
+    /** Only a node that got as far as writing node.json and the pid file may remove them. */
+    private boolean wroteNodeFiles;
 
     public NodeDaemon(NodeConfig config, NodeComponents components, CommandRunner commands) {
         this.config = config;
@@ -95,7 +97,6 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(pool);
         Metrics.trackPool(pool::stats);
 
-        Files.deleteIfExists(config.nbdSocket()); // a stale socket from a killed run blocks bind
         nbd = components.startNbd(new PoolExports(pool), config.nbdListen(), config.nbdSocket());
         started.push(nbd);
 
@@ -141,6 +142,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         AttachmentStore.writeAtomically(config.pidFile(),
                 (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8));
         AttachmentStore.writeAtomically(config.nodeJson(), JSON.writeValueAsBytes(info(false)));
+        wroteNodeFiles = true;
     }
 
     public NodeInfo info(boolean withPool) {
@@ -196,11 +198,13 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 log.atWarn().log("error while stopping {}: {}", c.getClass().getSimpleName(), e.toString());
             }
         }
-        try {
-            Files.deleteIfExists(config.pidFile());
-            Files.deleteIfExists(config.nodeJson());
-        } catch (IOException ignored) {
-            // best effort: a stale file is detected by its dead pid
+        if (wroteNodeFiles) {
+            try {
+                Files.deleteIfExists(config.pidFile());
+                Files.deleteIfExists(config.nodeJson());
+            } catch (IOException ignored) {
+                // best effort: a stale file is detected by its dead pid
+            }
         }
         state.set(NodeState.STOPPED);
         log.atInfo().addKeyValue("nodeId", nodeId).log("node stopped");
