@@ -165,7 +165,9 @@ final class VolumeCommands implements Runnable {
                 Output.printJson(cli().out, a);
                 return ExitCodes.OK;
             }
+            // TCP URI first (for `$(ballast volume attach x | head -1)`), then the unix socket URI
             cli().out.println(Output.text(a.path("uri")));
+            cli().out.println(Output.text(a.path("unixUri")));
             if (!a.path("mount").isNull() && !a.path("mount").isMissingNode()) {
                 cli().err.println("mounted " + name + " on " + a.path("mount").asText() + " (" + Output.text(a.path("device")) + ")");
             }

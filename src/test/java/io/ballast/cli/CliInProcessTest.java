@@ -53,7 +53,8 @@ class CliInProcessTest {
 
         var a = cli.run("volume", "attach", "pg");
         assertThat(a.exit()).isZero();
-        assertThat(a.out().strip()).isEqualTo("nbd://127.0.0.1:10809/pg");
+        assertThat(a.out().lines().toList()).containsExactly("nbd://127.0.0.1:10809/pg",
+                "nbd+unix:///pg?socket=" + dir.resolve("node/nbd.sock"));
 
         var d = cli.run("volume", "delete", "pg");
         assertThat(d.exit()).isEqualTo(ExitCodes.CONFLICT);
