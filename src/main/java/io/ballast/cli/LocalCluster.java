@@ -125,7 +125,10 @@ final class LocalCluster {
     static Optional<Long> livePid(Path nodeDir) {
         try {
             long pid = Long.parseLong(Files.readString(nodeDir.resolve("ballast.pid")).strip());
-            return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).map(ProcessHandle::pid);
+            // A stale pid file may name a recycled pid: only a Ballast JVM counts.
+            return ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
+                    .filter(h -> h.info().commandLine().map(c -> c.contains(BallastCli.class.getName())).orElse(true))
+                    .map(ProcessHandle::pid);
         } catch (IOException | NumberFormatException e) {
             return Optional.empty();
         }

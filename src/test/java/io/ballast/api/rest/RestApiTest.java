@@ -259,6 +259,25 @@ class RestApiTest {
     }
 
     @Test
+    void concurrentCreatesOfOneNameYieldExactlyOneVolume() throws Exception {
+        java.util.List<java.util.concurrent.Future<Integer>> results = new java.util.ArrayList<>();
+        try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < 20; i++) {
+                results.add(pool.submit(() -> call("POST", "/v1/volumes", "{\"name\":\"race\",\"size\":\"1GiB\"}").status()));
+                results.add(pool.submit(() -> call("POST", "/v1/volumes", "{\"name\":\"race\",\"size\":").status()));
+            }
+        }
+        java.util.List<Integer> codes = new java.util.ArrayList<>();
+        for (var f : results) {
+            codes.add(f.get());
+        }
+        assertThat(codes).containsOnly(201, 409, 400);
+        assertThat(codes.stream().filter(c -> c == 201)).hasSize(1);
+        assertThat(codes.stream().filter(c -> c == 400)).hasSize(20);
+        assertThat(call("GET", "/v1/volumes", null).json().path("volumes")).hasSize(1);
+    }
+
+    @Test
     void nodeJsonAndPidFileDescribeTheRunningNode() throws Exception {
         JsonNode info = JSON.readTree(dir.resolve("node/node.json").toFile());
         assertThat(info.path("apiUrl").asText()).isEqualTo(node.url());
