@@ -86,6 +86,11 @@ class MountSystemTest {
         Files.write(mnt.resolve("db/big.bin"), big);
         String bigHash = sha256(big);
 
+        assertThat(new com.fasterxml.jackson.databind.ObjectMapper().readTree(cli("volume", "inspect", "pg", "-o", "json").out())
+                .path("connections").asInt()).as("nbdfuse holds a connection").isPositive();
+        CommandResult size = SH.run(List.of("nbdinfo", "--size", node.nbdTcpUri("pg")), Duration.ofSeconds(30));
+        assertThat(size.stdout().strip()).as(size.describe()).isEqualTo(Long.toString(256L << 20));
+
         Cli refused = cli("volume", "delete", "pg");
         assertThat(refused.exit()).isEqualTo(ExitCodes.CONFLICT);
         assertThat(refused.err()).contains("mounted at " + mnt).contains("ballast volume detach pg");
@@ -145,6 +150,29 @@ class MountSystemTest {
         node.restart();
         assertThat(cli("volume", "attach", "pg", "--mount", mnt.toString()).exit()).isZero();
         assertThat(Files.readString(mnt.resolve("f"))).isEqualTo("x");
+    }
+
+    @Test
+    void deleteRefusedWhileAnNbdClientIsConnected() throws Exception {
+        node = NodeProcess.start(dir.resolve("node"));
+        assertThat(cli("volume", "create", "raw", "--size", "16MiB").exit()).isZero();
+        Path fuse = Files.createDirectories(dir.resolve("client-fuse"));
+        long pid = SH.startBackground(List.of("nbdfuse", fuse + "/", node.nbdUnixUri("raw")), dir.resolve("client.log"));
+        try {
+            for (int i = 0; i < 200 && !Files.exists(fuse.resolve("nbd")); i++) {
+                Thread.sleep(50);
+            }
+            Cli refused = cli("volume", "delete", "raw");
+            assertThat(refused.exit()).isEqualTo(ExitCodes.CONFLICT);
+            assertThat(refused.err()).contains("open NBD connection");
+        } finally {
+            SH.run(List.of("fusermount3", "-u", fuse.toString()), Duration.ofSeconds(30));
+            SH.terminate(pid, Duration.ofSeconds(5));
+        }
+        for (int i = 0; i < 100 && cli("volume", "delete", "raw").exit() != 0; i++) {
+            Thread.sleep(50); // the server notices the disconnect asynchronously
+        }
+        assertThat(cli("volume", "inspect", "raw").exit()).isEqualTo(ExitCodes.NOT_FOUND);
     }
 
     /** nbdfuse + loop device of our own, then fsck.ext4 -n -f on it. */
