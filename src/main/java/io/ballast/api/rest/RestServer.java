@@ -119,8 +119,22 @@ public final class RestServer implements AutoCloseable {
         } catch (IOException e) {
             log.atDebug().log("client went away: {}", e.getMessage());
         } finally {
-            Metrics.observeApiRequest(route, ex.getRequestMethod(), status, System.nanoTime() - startNs);
+            long durationNs = System.nanoTime() - startNs;
+            String method = metricMethod(ex.getRequestMethod());
+            Metrics.observeApiRequest(route, method, status, durationNs);
+            if (!method.equals("GET")) {
+                log.atInfo().addKeyValue("method", method).addKeyValue("route", route).addKeyValue("status", status)
+                        .addKeyValue("durationMs", durationNs / 1_000_000).log("api request");
+            }
         }
+    }
+
+    /** Clients choose the method string; keep the metric's label set bounded. */
+    private static String metricMethod(String method) {
+        return switch (method) {
+            case "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS" -> method;
+            default -> "other";
+        };
     }
 
     private static String routeOf(String[] seg) {
