@@ -19,8 +19,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.StampedLock;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,7 +32,7 @@ import org.slf4j.LoggerFactory;
  * <p>Concurrency: every change to a block (data + table entry) happens under that block's stripe
  * lock (one lock per 64 KiB group, 4096 stripes), so there is no volume-wide lock on the write path.
  * Reads take no lock; a read that races a write may see a checksum mismatch, and is then retried
- * under the lock before being reported. A {@link StampedLock} read stamp guards each call against a
+ * under the lock before being reported. A striped in-flight counter guards each call against a
  * concurrent {@link #close}.
  */
 public final class VolumeStore implements BlockDevice {
@@ -45,6 +45,8 @@ public final class VolumeStore implements BlockDevice {
     private static final int LOCK_GROUP_SHIFT = 4; // 16 blocks = 64 KiB per lock
     private static final int STRIPES = 4096;
     private static final int REGION_LOCKS = 256;
+    private static final int GUARD_CELLS = 64;
+    private static final int CELL_STRIDE = 16; // longs: 128 bytes apart
 
     private static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 64);
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK_BYTES).asReadOnlyBuffer();
@@ -78,8 +80,13 @@ public final class VolumeStore implements BlockDevice {
     private final Object generationLock = new Object();
     private final AtomicLong presentBlocks = new AtomicLong();
     private final GroupCommit commit = new GroupCommit();
-    private final StampedLock lifecycle = new StampedLock();
+    /**
+     * Calls in progress, counted in padded per-thread cells (no shared cache line on the hot path);
+     * {@link #close} sets {@code closed} and waits until every cell is zero.
+     */
+    private final AtomicLongArray inflightCells = new AtomicLongArray(GUARD_CELLS * CELL_STRIDE);
     private volatile boolean closed;
+    private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
     private final int punchFd;
     private volatile boolean punchEnabled;
@@ -320,7 +327,7 @@ public final class VolumeStore implements BlockDevice {
                 return next;
             }
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
     }
 
@@ -332,7 +339,7 @@ public final class VolumeStore implements BlockDevice {
                     .filter(r -> regionChangedSince(r, sinceGeneration))
                     .toArray();
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
     }
 
@@ -381,7 +388,7 @@ public final class VolumeStore implements BlockDevice {
             }
             return out;
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
     }
 
@@ -407,7 +414,7 @@ public final class VolumeStore implements BlockDevice {
             }
             dst.position(dst.limit());
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
         readBytesMetric.inc(length);
     }
@@ -427,7 +434,7 @@ public final class VolumeStore implements BlockDevice {
             }
             src.position(src.limit());
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
         noteWrite(length);
         if (fua) {
@@ -460,7 +467,7 @@ public final class VolumeStore implements BlockDevice {
                 writeZeroBytes(lastFull, end);
             }
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
         noteWrite(lengthBytes);
         if (fua) {
@@ -696,7 +703,7 @@ public final class VolumeStore implements BlockDevice {
             flushesMetric.inc();
             flushSecondsMetric.observe((System.nanoTime() - startNs) / 1e9);
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
     }
 
@@ -795,17 +802,14 @@ public final class VolumeStore implements BlockDevice {
         if (closed || active.isEmpty() || nowNs - lastWriteNs < options.cleanIdleMs() * 1_000_000) {
             return 0;
         }
-        long stamp = lifecycle.tryReadLock();
-        if (stamp == 0) {
+        long stamp = tryEnter();
+        if (stamp < 0) {
             return 0;
         }
         try {
-            if (closed) {
-                return 0;
-            }
             return cleanDirtyRegions(true);
         } finally {
-            lifecycle.unlockRead(stamp);
+            exit(stamp);
         }
     }
 
@@ -851,12 +855,12 @@ public final class VolumeStore implements BlockDevice {
 
     @Override
     public void close() {
-        long stamp = lifecycle.writeLock(); // waits for calls in progress
-        try {
+        synchronized (closeLock) {
             if (closed) {
                 return;
             }
             closed = true;
+            awaitNoCallsInProgress();
             try {
                 cleanDirtyRegions(false);
                 if (active.isEmpty()) {
@@ -874,21 +878,70 @@ public final class VolumeStore implements BlockDevice {
                 }
                 NativeIo.close(punchFd);
             }
-        } finally {
-            lifecycle.unlockWrite(stamp);
         }
         onClose.run();
     }
 
+    /** Test hook: drops the volume as a killed process would, without flushing or marking it clean. */
+    void crashForTesting() {
+        synchronized (closeLock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            awaitNoCallsInProgress();
+            for (Layer l : chain) {
+                l.close();
+            }
+            NativeIo.close(punchFd);
+        }
+        onClose.run();
+    }
+
+    private void awaitNoCallsInProgress() {
+        for (int spins = 0; ; spins++) {
+            long sum = 0;
+            for (int i = 0; i < GUARD_CELLS; i++) {
+                sum += inflightCells.get(i * CELL_STRIDE);
+            }
+            if (sum == 0) {
+                return;
+            }
+            if (spins < 100) {
+                Thread.onSpinWait();
+            } else {
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ helpers
 
+    /** Registers a call in progress; fails once the volume is closed. Returns the cell to pass to {@link #exit}. */
     private long enter() {
-        long stamp = lifecycle.readLock();
-        if (closed) {
-            lifecycle.unlockRead(stamp);
+        long cell = tryEnter();
+        if (cell < 0) {
             throw BallastException.io("volume '" + meta.name() + "' is closed", null);
         }
-        return stamp;
+        return cell;
+    }
+
+    private long tryEnter() {
+        int cell = (int) (Thread.currentThread().threadId() & (GUARD_CELLS - 1)) * CELL_STRIDE;
+        inflightCells.getAndIncrement(cell);
+        if (closed) { // volatile read after the increment: close() either sees us or we see it
+            inflightCells.getAndDecrement(cell);
+            return -1;
+        }
+        return cell;
+    }
+
+    private void exit(long cell) {
+        inflightCells.getAndDecrement((int) cell);
     }
 
     private void checkRange(String what, long offsetBytes, long lengthBytes) {
