@@ -80,6 +80,9 @@ public final class VolumeStore implements BlockDevice {
     private final Object generationLock = new Object();
     private final AtomicLong presentBlocks = new AtomicLong();
     private final GroupCommit commit = new GroupCommit();
+    /** Counts changes of block flags; a flush syncs the block table only if flags changed since the last table sync. */
+    private final AtomicLong flagChanges = new AtomicLong();
+    private final AtomicLong flagChangesSynced = new AtomicLong();
     /**
      * Calls in progress, counted in padded per-thread cells (no shared cache line on the hot path);
      * {@link #close} sets {@code closed} and waits until every cell is zero.
@@ -674,6 +677,9 @@ public final class VolumeStore implements BlockDevice {
     private void commitBlock(long b, int crc, int flags, long gen) {
         int old = top.flags(b);
         top.setEntry(b, crc, flags, gen);
+        if (old != flags) {
+            flagChanges.incrementAndGet();
+        }
         int delta = (flags & Layer.PRESENT) - (old & Layer.PRESENT);
         if (delta != 0) {
             presentBlocks.addAndGet(delta);
@@ -699,7 +705,7 @@ public final class VolumeStore implements BlockDevice {
         long stamp = enter();
         try {
             long startNs = System.nanoTime();
-            commit.flush(this::syncAll);
+            commit.flush(() -> syncAll(false));
             flushesMetric.inc();
             flushSecondsMetric.observe((System.nanoTime() - startNs) / 1e9);
         } finally {
@@ -707,8 +713,22 @@ public final class VolumeStore implements BlockDevice {
         }
     }
 
-    /** Data file and block table to disk, in parallel. The region table needs no sync: see the format doc. */
-    private void syncAll() {
+    /**
+     * Data file and block table to disk, in parallel. The block table is skipped when no block's
+     * flags changed since its last sync: checksums and generations alone are rebuilt by recovery
+     * for every DIRTY region, and a region is cleaned only after a sync with {@code forceTables}.
+     * The region table needs no sync here: see docs/storage-format.md.
+     */
+    private void syncAll(boolean forceTables) {
+        long changes = flagChanges.get();
+        if (!forceTables && changes == flagChangesSynced.get()) {
+            try {
+                top.data.force(false);
+            } catch (IOException e) {
+                throw FsUtil.ioError("volume '" + meta.name() + "': flush failed", e);
+            }
+            return;
+        }
         Future<?> tables = SYNC_EXECUTOR.submit(top::forceBlockTable);
         try {
             top.data.force(false);
@@ -724,6 +744,7 @@ public final class VolumeStore implements BlockDevice {
                 throw BallastException.io("volume '" + meta.name() + "': interrupted during flush", e);
             }
         }
+        flagChangesSynced.accumulateAndGet(changes, Math::max);
     }
 
     /** Number of syncs run, as opposed to flush requests (group commit shares them). */
@@ -807,24 +828,21 @@ public final class VolumeStore implements BlockDevice {
             return 0;
         }
         try {
-            return cleanDirtyRegions(true);
+            return cleanDirtyRegions();
         } finally {
             exit(stamp);
         }
     }
 
     /** Flushes, then retires every dirty region with no write since the flush started. */
-    private int cleanDirtyRegions(boolean viaGroupCommit) {
+    private int cleanDirtyRegions() {
         Map<Long, Long> completedBefore = new HashMap<>();
         active.forEach((r, a) -> completedBefore.put(r, a.completed.get()));
         if (completedBefore.isEmpty()) {
             return 0;
         }
-        if (viaGroupCommit) {
-            commit.flush(this::syncAll);
-        } else {
-            syncAll();
-        }
+        // Not through group commit: this sync must include the block table.
+        syncAll(true);
         int cleaned = 0;
         for (Map.Entry<Long, Long> e : completedBefore.entrySet()) {
             long r = e.getKey();
@@ -862,7 +880,7 @@ public final class VolumeStore implements BlockDevice {
             closed = true;
             awaitNoCallsInProgress();
             try {
-                cleanDirtyRegions(false);
+                cleanDirtyRegions();
                 if (active.isEmpty()) {
                     top.setCleanShutdown(true);
                     top.forceHeader();
