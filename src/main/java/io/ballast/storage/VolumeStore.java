@@ -48,7 +48,9 @@ public final class VolumeStore implements BlockDevice {
     private static final int GUARD_CELLS = 64;
     private static final int CELL_STRIDE = 16; // longs: 128 bytes apart
 
-    private static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 64);
+    private static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 32);
+    /** For requests spanning at most two blocks (the common unaligned case). */
+    private static final BufferPool SMALL_BUFFERS = new BufferPool(2 * BLOCK_BYTES, 256);
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK_BYTES).asReadOnlyBuffer();
     /** Table syncs run here, beside the data sync on the caller's thread. */
     private static final ExecutorService SYNC_EXECUTOR = Executors.newCachedThreadPool(r -> {
@@ -57,9 +59,14 @@ public final class VolumeStore implements BlockDevice {
         return t;
     });
 
-    /** Tunables; {@code cleanIdleMs}: how long a volume must see no writes before dirty regions are cleaned. */
-    public record Options(long cleanIdleMs, boolean punchHoles) {
-        public static final Options DEFAULT = new Options(3_000, true);
+    /**
+     * Tunables. {@code cleanIdleMs}: how long a volume must see no writes before its dirty regions
+     * are cleaned. {@code maxDirtyRegions}: above this many, regions not written since the last
+     * cleaner pass are cleaned even while the volume is busy; it bounds recovery time (1024 regions
+     * = at most 4 GiB re-read after a crash).
+     */
+    public record Options(long cleanIdleMs, int maxDirtyRegions, boolean punchHoles) {
+        public static final Options DEFAULT = new Options(3_000, 1024, true);
     }
 
     private final VolumeMeta meta;
@@ -554,7 +561,8 @@ public final class VolumeStore implements BlockDevice {
         long b1 = (pos + n + BLOCK_BYTES - 1) >>> BLOCK_SHIFT;
         int blocks = (int) (b1 - b0);
         boolean aligned = ((pos | n) & (BLOCK_BYTES - 1)) == 0;
-        ByteBuffer pooled = aligned ? null : BUFFERS.take();
+        BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
+        ByteBuffer pooled = aligned ? null : pool.take();
         ByteBuffer span = aligned ? out : pooled.limit(blocks * BLOCK_BYTES);
         try {
             boolean anyTop = false;
@@ -584,7 +592,7 @@ public final class VolumeStore implements BlockDevice {
             }
         } finally {
             if (pooled != null) {
-                BUFFERS.give(pooled);
+                pool.give(pooled);
             }
         }
     }
@@ -639,13 +647,14 @@ public final class VolumeStore implements BlockDevice {
         try {
             int[] locked = lockBlocks(b0, b1);
             long gen = generation.get();
+            BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
             ByteBuffer pooled = null;
             try {
                 ByteBuffer span;
                 if (aligned) {
                     span = data;
                 } else {
-                    pooled = BUFFERS.take();
+                    pooled = pool.take();
                     span = pooled.limit(blocks * BLOCK_BYTES);
                     int head = (int) (pos & (BLOCK_BYTES - 1));
                     if (head != 0) {
@@ -663,7 +672,7 @@ public final class VolumeStore implements BlockDevice {
                 }
             } finally {
                 if (pooled != null) {
-                    BUFFERS.give(pooled);
+                    pool.give(pooled);
                 }
                 unlock(locked);
             }
@@ -820,7 +829,8 @@ public final class VolumeStore implements BlockDevice {
      * completed writes durable and clears the DIRTY marks of regions that had no write since.
      */
     public int cleanIfIdle(long nowNs) {
-        if (closed || active.isEmpty() || nowNs - lastWriteNs < options.cleanIdleMs() * 1_000_000) {
+        boolean idle = nowNs - lastWriteNs >= options.cleanIdleMs() * 1_000_000;
+        if (closed || active.isEmpty() || !(idle || active.size() > options.maxDirtyRegions())) {
             return 0;
         }
         long stamp = tryEnter();

@@ -309,7 +309,7 @@ class VolumeStoreTest {
     @Test
     void dirtyRegionsAreCleanedWhenIdleAndAtClose() throws Exception {
         pool.close();
-        pool = FileStoragePool.open(dir, new VolumeStore.Options(100, true));
+        pool = FileStoragePool.open(dir, new VolumeStore.Options(100, 1024, true));
         vol = pool.open("v");
         write(0, pattern(BS, 11));
         write(20 * MIB, pattern(BS, 12));
@@ -398,5 +398,23 @@ class VolumeStoreTest {
         assertThat(vol.recoveryReport().uncleanShutdown()).isTrue();
         assertThat(read(BS, BS)).isEqualTo(newer);
         assertThat(read(0, BS)).isEqualTo(java.util.Arrays.copyOf(pattern(2 * BS, 18), BS));
+    }
+
+    @Test
+    void busyVolumeKeepsDirtyRegionsBounded() throws Exception {
+        pool.close();
+        pool = FileStoragePool.open(dir, new VolumeStore.Options(3_600_000, 2, true));
+        vol = pool.open("v");
+        for (int r = 0; r < 6; r++) {
+            write(r * vol.regionSizeBytes(), pattern(BS, r));
+        }
+        assertThat(vol.dirtyRegionCount()).isEqualTo(6);
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (vol.dirtyRegionCount() > 2 && System.nanoTime() < deadline) {
+            write(0, pattern(BS, 99)); // keeps the volume busy: only the limit can trigger cleaning
+            Thread.sleep(5);
+        }
+        assertThat(vol.dirtyRegionCount()).isLessThanOrEqualTo(2);
+        assertThat(read(5 * vol.regionSizeBytes(), BS)).isEqualTo(pattern(BS, 5));
     }
 }
