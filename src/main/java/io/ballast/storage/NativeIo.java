@@ -37,13 +37,13 @@ final class NativeIo {
             Linker linker = Linker.nativeLinker();
             SymbolLookup libc = linker.defaultLookup();
             Linker.Option ccs = Linker.Option.captureCallState("errno");
-            open = linker.downcallHandle(libc.find("open").orElseThrow(),
+            open = downcall(linker, libc.find("open").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT,
                             ValueLayout.JAVA_INT),
                     Linker.Option.firstVariadicArg(2), ccs);
-            close = linker.downcallHandle(libc.find("close").orElseThrow(),
+            close = downcall(linker, libc.find("close").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-            fallocate = linker.downcallHandle(libc.find("fallocate").orElseThrow(),
+            fallocate = downcall(linker, libc.find("fallocate").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                             ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
                     ccs);
@@ -61,6 +61,13 @@ final class NativeIo {
     }
 
     private NativeIo() {}
+
+    // The daemon runs with --enable-native-access=ALL-UNNAMED; without it the JDK only warns.
+    @SuppressWarnings("restricted")
+    private static MethodHandle downcall(Linker linker, java.lang.foreign.MemorySegment symbol,
+            FunctionDescriptor descriptor, Linker.Option... options) {
+        return linker.downcallHandle(symbol, descriptor, options);
+    }
 
     /** Result of a native call: {@code rc} and, when it failed, {@code errno}. */
     record Result(int rc, int errno) {
