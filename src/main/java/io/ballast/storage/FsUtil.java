@@ -55,6 +55,10 @@ final class FsUtil {
     }
 
     static BallastException ioError(String what, IOException e) {
+        if (String.valueOf(e.getMessage()).contains("No space left")) {
+            return new BallastException(io.ballast.common.ErrorCode.NO_SPACE,
+                    what + ": the storage pool's file system is full", e);
+        }
         return BallastException.io(what + ": " + e.getMessage(), e);
     }
 }

@@ -124,7 +124,13 @@ final class Layer implements AutoCloseable {
             h.putLong((int) H_BLOCK_COUNT, blockCount);
             h.putInt((int) H_BLOCK_BYTES, BLOCK_BYTES);
             ch.write(h, 0);
-            ch.write(ByteBuffer.allocate(1), regionTableBytes(regionCount) - 1);
+            // Written in full, not sparse: a store into an unallocated page of a mapping on a full
+            // file system is a SIGBUS. 16 bytes per 4 MiB, so 4 MiB for a 1 TiB volume.
+            ByteBuffer zeros = ByteBuffer.allocate(1 << 16);
+            for (long pos = REGION_HEADER_BYTES, end = regionTableBytes(regionCount); pos < end; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), end - pos));
+                pos += ch.write(zeros, pos);
+            }
             ch.force(true);
         }
     }

@@ -106,6 +106,22 @@ final class NativeIo {
         }
     }
 
+    static final int ENOSPC = 28;
+
+    /** Allocates file blocks for the range (mode 0: existing data kept, size may grow). */
+    static Result allocate(int fd, long offsetBytes, long lengthBytes) {
+        if (FALLOCATE == null) {
+            return new Result(-1, 38);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE_BYTES);
+            int rc = (int) FALLOCATE.invokeExact(state, fd, 0, offsetBytes, lengthBytes);
+            return new Result(rc, rc < 0 ? (int) ERRNO.get(state, 0L) : 0);
+        } catch (Throwable t) {
+            return new Result(-1, 38);
+        }
+    }
+
     /** Frees the file blocks of {@code [offsetBytes, offsetBytes + lengthBytes)}; the range then reads zeroes. */
     static Result punchHole(int fd, long offsetBytes, long lengthBytes) {
         if (FALLOCATE == null) {

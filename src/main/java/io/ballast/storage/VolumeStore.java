@@ -99,6 +99,8 @@ public final class VolumeStore implements BlockDevice {
     private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
     private final int punchFd;
+    /** Second fd of the block table, to allocate its pages before they are stored to (see enterRegion). */
+    private final int blockTableFd;
     private volatile boolean punchEnabled;
     private volatile Runnable onClose = () -> {};
     private RecoveryReport recovery = RecoveryReport.CLEAN;
@@ -137,6 +139,10 @@ public final class VolumeStore implements BlockDevice {
         }
         this.punchFd = fd;
         this.punchEnabled = fd >= 0;
+        NativeIo.Result tfd = NativeIo.available()
+                ? NativeIo.openReadWrite(Layer.blocksPath(dir.resolve("layers"), top.id))
+                : new NativeIo.Result(-1, 38);
+        this.blockTableFd = tfd.ok() ? tfd.rc() : -1;
         String name = meta.name();
         readBytesMetric = StorageMetrics.READ_BYTES.labelValues(name);
         writtenBytesMetric = StorageMetrics.WRITTEN_BYTES.labelValues(name);
@@ -189,6 +195,7 @@ public final class VolumeStore implements BlockDevice {
                 l.close();
             }
             NativeIo.close(store.punchFd);
+            NativeIo.close(store.blockTableFd);
             throw e;
         }
         return store;
@@ -567,7 +574,7 @@ public final class VolumeStore implements BlockDevice {
         try {
             boolean anyTop = false;
             for (long b = b0; b < b1 && !anyTop; b++) {
-                anyTop = (top.flags(b) & Layer.PRESENT) != 0;
+                anyTop = (flagsOf(top, b) & Layer.PRESENT) != 0;
             }
             if (anyTop) {
                 preadFully(top.data, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
@@ -575,7 +582,7 @@ public final class VolumeStore implements BlockDevice {
             for (int i = 0; i < blocks; i++) {
                 long b = b0 + i;
                 int at = i * BLOCK_BYTES;
-                int f = top.flags(b);
+                int f = flagsOf(top, b);
                 if ((f & Layer.PRESENT) != 0) {
                     if (crc(span, at) != top.crc(b)) {
                         // Maybe a write raced us: settle it under the block's lock.
@@ -611,7 +618,7 @@ public final class VolumeStore implements BlockDevice {
     /** As {@link #readBlockLocked}, for callers that hold the block's stripe lock. */
     private void readBlock(long b, ByteBuffer dst, int at) {
         for (Layer l : chain) {
-            int f = l.flags(b);
+            int f = flagsOf(l, b);
             if ((f & Layer.PRESENT) != 0) {
                 preadFully(l.data, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
                 if (crc(dst, at) != l.crc(b)) {
@@ -624,6 +631,15 @@ public final class VolumeStore implements BlockDevice {
             }
         }
         dst.put(at, ZEROS, 0, BLOCK_BYTES);
+    }
+
+    /**
+     * A block's flags in a layer, without touching the block table of regions the layer never
+     * wrote (max generation 0, so every entry is zero): those pages may be holes, and a fault on
+     * a hole of a full tmpfs is a SIGBUS.
+     */
+    private int flagsOf(Layer l, long b) {
+        return l.regionMaxGeneration(b / blocksPerRegion) == 0 ? 0 : l.flags(b);
     }
 
     private BallastException checksumError(long block) {
@@ -666,7 +682,12 @@ public final class VolumeStore implements BlockDevice {
                     }
                     span.put(head, data, 0, n);
                 }
-                pwriteFully(top.data, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                try {
+                    pwriteFully(top.data, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                } catch (BallastException e) {
+                    resyncChecksumsAfterFailedWrite(b0, b1, gen);
+                    throw e;
+                }
                 for (int i = 0; i < blocks; i++) {
                     commitBlock(b0 + i, crc(span, i * BLOCK_BYTES), Layer.PRESENT, gen);
                 }
@@ -679,6 +700,30 @@ public final class VolumeStore implements BlockDevice {
             raiseRegionGenerations(b0, b1, gen);
         } finally {
             exitRegions(acts);
+        }
+    }
+
+    /**
+     * A failed pwrite (say ENOSPC on a thin pool) may have changed part of the range. NBD allows a
+     * failed write to leave any mix of old and new data, but not a false checksum error: re-derive
+     * the CRCs of present blocks from what the file now holds. Caller holds the stripe locks.
+     */
+    private void resyncChecksumsAfterFailedWrite(long b0, long b1, long gen) {
+        ByteBuffer one = SMALL_BUFFERS.take();
+        try {
+            for (long b = b0; b < b1; b++) {
+                if ((top.flags(b) & Layer.PRESENT) != 0) {
+                    one.clear().limit(BLOCK_BYTES);
+                    preadFully(top.data, one, b * BLOCK_BYTES);
+                    top.setCrc(b, crc(one, 0));
+                    top.setGeneration(b, gen);
+                }
+            }
+        } catch (RuntimeException e) {
+            log.atError().setMessage("cannot re-read blocks after a failed write; recovery will fix them at next open")
+                    .addKeyValue("volume", meta.name()).setCause(e).log();
+        } finally {
+            SMALL_BUFFERS.give(one);
         }
     }
 
@@ -792,6 +837,7 @@ public final class VolumeStore implements BlockDevice {
                 return a;
             }
             // Absent (retirement happens under this lock, so never a retired entry here).
+            reserveBlockTablePages(region);
             top.setRegionFlags(region, top.regionFlags(region) | Layer.DIRTY);
             top.forceRegionPage(region);
             a = new RegionActivity();
@@ -800,6 +846,24 @@ public final class VolumeStore implements BlockDevice {
             return a;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * The block table is sparse; a store into one of its holes when the file system is full would
+     * be a SIGBUS. Allocating the region's slice first turns that into a clean NO_SPACE, before
+     * anything of the write happened.
+     */
+    private void reserveBlockTablePages(long region) {
+        if (blockTableFd < 0) {
+            return;
+        }
+        long first = region * blocksPerRegion * Layer.BLOCK_ENTRY_BYTES;
+        long bytes = Math.min(blockCount - region * blocksPerRegion, blocksPerRegion) * Layer.BLOCK_ENTRY_BYTES;
+        NativeIo.Result r = NativeIo.allocate(blockTableFd, first, bytes);
+        if (!r.ok() && r.errno() == NativeIo.ENOSPC) {
+            throw new BallastException(ErrorCode.NO_SPACE, "volume '" + meta.name()
+                    + "': the storage pool's file system is full");
         }
     }
 
@@ -905,6 +969,7 @@ public final class VolumeStore implements BlockDevice {
                     l.close();
                 }
                 NativeIo.close(punchFd);
+                NativeIo.close(blockTableFd);
             }
         }
         onClose.run();
@@ -922,6 +987,7 @@ public final class VolumeStore implements BlockDevice {
                 l.close();
             }
             NativeIo.close(punchFd);
+            NativeIo.close(blockTableFd);
         }
         onClose.run();
     }
