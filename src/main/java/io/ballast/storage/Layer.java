@@ -54,16 +54,20 @@ final class Layer implements AutoCloseable {
     private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
 
     final String id;
-    final FileChannel data;
+    private final Path dataPath;
+    /** Replaced when an interrupt closed it (FileChannel closes itself when a thread in I/O is interrupted). */
+    private volatile FileChannel data;
+    private boolean closed;
     private final Arena arena;
     private final MemorySegment blocks;
     private final MemorySegment regions;
     final long blockCount;
     final long regionCount;
 
-    private Layer(String id, FileChannel data, Arena arena, MemorySegment blocks, MemorySegment regions,
+    private Layer(String id, Path dataPath, FileChannel data, Arena arena, MemorySegment blocks, MemorySegment regions,
             long blockCount, long regionCount) {
         this.id = id;
+        this.dataPath = dataPath;
         this.data = data;
         this.arena = arena;
         this.blocks = blocks;
@@ -174,7 +178,7 @@ final class Layer implements AutoCloseable {
                     || regions.get(ValueLayout.JAVA_LONG, H_BLOCK_COUNT) != blockCount) {
                 throw new IOException("layer " + id + ": region table header does not match volume.json");
             }
-            return new Layer(id, data, arena, blocks, regions, blockCount, regionCount);
+            return new Layer(id, dataPath(layersDir, id), data, arena, blocks, regions, blockCount, regionCount);
         } catch (IOException | RuntimeException e) {
             if (data != null) {
                 data.close();
@@ -291,8 +295,26 @@ final class Layer implements AutoCloseable {
         regions.force();
     }
 
+    FileChannel data() {
+        return data;
+    }
+
+    /** Opens the data file again if {@code broken} is still the current channel; returns the current one. */
+    synchronized FileChannel reopenData(FileChannel broken) throws IOException {
+        if (closed) {
+            throw new java.nio.channels.ClosedChannelException();
+        }
+        if (data == broken) {
+            data = FileChannel.open(dataPath, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        }
+        return data;
+    }
+
     @Override
     public void close() {
+        synchronized (this) {
+            closed = true;
+        }
         try {
             data.close();
         } catch (IOException e) {

@@ -262,7 +262,7 @@ public final class VolumeStore implements BlockDevice {
                 }
                 if (any) {
                     buf.clear().limit((int) ((c1 - c0) * BLOCK_BYTES));
-                    preadFully(top.data, buf, c0 * BLOCK_BYTES);
+                    preadFully(top, buf, c0 * BLOCK_BYTES);
                 }
                 for (long b = c0; b < c1; b++) {
                     if ((top.flags(b) & Layer.PRESENT) != 0) {
@@ -577,7 +577,7 @@ public final class VolumeStore implements BlockDevice {
                 anyTop = (flagsOf(top, b) & Layer.PRESENT) != 0;
             }
             if (anyTop) {
-                preadFully(top.data, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                preadFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
             }
             for (int i = 0; i < blocks; i++) {
                 long b = b0 + i;
@@ -620,7 +620,7 @@ public final class VolumeStore implements BlockDevice {
         for (Layer l : chain) {
             int f = flagsOf(l, b);
             if ((f & Layer.PRESENT) != 0) {
-                preadFully(l.data, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
+                preadFully(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
                 if (crc(dst, at) != l.crc(b)) {
                     throw checksumError(b);
                 }
@@ -683,7 +683,7 @@ public final class VolumeStore implements BlockDevice {
                     span.put(head, data, 0, n);
                 }
                 try {
-                    pwriteFully(top.data, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                    pwriteFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
                 } catch (BallastException e) {
                     resyncChecksumsAfterFailedWrite(b0, b1, gen);
                     throw e;
@@ -714,7 +714,7 @@ public final class VolumeStore implements BlockDevice {
             for (long b = b0; b < b1; b++) {
                 if ((top.flags(b) & Layer.PRESENT) != 0) {
                     one.clear().limit(BLOCK_BYTES);
-                    preadFully(top.data, one, b * BLOCK_BYTES);
+                    preadFully(top, one, b * BLOCK_BYTES);
                     top.setCrc(b, crc(one, 0));
                     top.setGeneration(b, gen);
                 }
@@ -776,29 +776,37 @@ public final class VolumeStore implements BlockDevice {
     private void syncAll(boolean forceTables) {
         long changes = flagChanges.get();
         if (!forceTables && changes == flagChangesSynced.get()) {
-            try {
-                top.data.force(false);
-            } catch (IOException e) {
-                throw FsUtil.ioError("volume '" + meta.name() + "': flush failed", e);
-            }
+            onDataFile(top, "flush", ch -> ch.force(false));
             return;
         }
         Future<?> tables = SYNC_EXECUTOR.submit(top::forceBlockTable);
         try {
-            top.data.force(false);
-        } catch (IOException e) {
-            throw FsUtil.ioError("volume '" + meta.name() + "': flush failed", e);
+            onDataFile(top, "flush", ch -> ch.force(false));
         } finally {
-            try {
-                tables.get();
-            } catch (ExecutionException e) {
-                throw BallastException.io("volume '" + meta.name() + "': block table sync failed", e.getCause());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw BallastException.io("volume '" + meta.name() + "': interrupted during flush", e);
-            }
+            awaitUninterruptibly(tables);
         }
         flagChangesSynced.accumulateAndGet(changes, Math::max);
+    }
+
+    /** Waits for the table sync; an interrupt must not cut a flush short (it is kept for the caller). */
+    private void awaitUninterruptibly(Future<?> tables) {
+        boolean interrupted = false;
+        try {
+            for (;;) {
+                try {
+                    tables.get();
+                    return;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    throw BallastException.io("volume '" + meta.name() + "': block table sync failed", e.getCause());
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     /** Number of syncs run, as opposed to flush requests (group commit shares them). */
@@ -1086,8 +1094,52 @@ public final class VolumeStore implements BlockDevice {
         return (v + BLOCK_BYTES - 1) & ~(long) (BLOCK_BYTES - 1);
     }
 
-    private void preadFully(FileChannel ch, ByteBuffer dst, long positionBytes) {
+    private interface ChannelOp {
+        void run(FileChannel ch) throws IOException;
+    }
+
+    /**
+     * Runs {@code op} on a layer's data file, immune to interrupts: FileChannel closes itself when a
+     * thread in I/O is interrupted (an NBD connection shutting down, say), which would break the
+     * volume for every other user. The caller's interrupt status is kept for it, the channel is
+     * reopened and the (idempotent) operation retried.
+     */
+    private void onDataFile(Layer layer, String what, ChannelOp op) {
+        boolean interrupted = Thread.interrupted();
         try {
+            for (int attempt = 0; ; attempt++) {
+                FileChannel ch = layer.data();
+                try {
+                    op.run(ch);
+                    return;
+                } catch (java.nio.channels.ClosedChannelException e) {
+                    if (e instanceof java.nio.channels.ClosedByInterruptException) {
+                        Thread.interrupted(); // clear it, or the retry is closed again at once
+                        interrupted = true;
+                    }
+                    if (attempt >= 10) {
+                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
+                    }
+                    try {
+                        layer.reopenData(ch);
+                    } catch (IOException reopen) {
+                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", reopen);
+                    }
+                } catch (IOException e) {
+                    throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void preadFully(Layer layer, ByteBuffer dst, long positionBytes) {
+        int start = dst.position();
+        onDataFile(layer, "read", ch -> {
+            dst.position(start);
             long p = positionBytes;
             while (dst.hasRemaining()) {
                 int n = ch.read(dst, p);
@@ -1096,20 +1148,18 @@ public final class VolumeStore implements BlockDevice {
                 }
                 p += n;
             }
-        } catch (IOException e) {
-            throw FsUtil.ioError("volume '" + meta.name() + "': read failed", e);
-        }
+        });
     }
 
-    private void pwriteFully(FileChannel ch, ByteBuffer src, long positionBytes) {
-        try {
+    private void pwriteFully(Layer layer, ByteBuffer src, long positionBytes) {
+        int start = src.position();
+        onDataFile(layer, "write", ch -> {
+            src.position(start);
             long p = positionBytes;
             while (src.hasRemaining()) {
                 p += ch.write(src, p);
             }
-        } catch (IOException e) {
-            throw FsUtil.ioError("volume '" + meta.name() + "': write failed", e);
-        }
+        });
     }
 
     Path directory() {

@@ -417,4 +417,45 @@ class VolumeStoreTest {
         assertThat(vol.dirtyRegionCount()).isLessThanOrEqualTo(2);
         assertThat(read(5 * vol.regionSizeBytes(), BS)).isEqualTo(pattern(BS, 5));
     }
+
+    @Test
+    void interruptedCallersDoNotBreakTheVolumeForOthers() throws Exception {
+        byte[] data = pattern(BS, 20);
+        Thread.currentThread().interrupt();
+        write(0, data); // would close a plain FileChannel for everyone
+        assertThat(Thread.interrupted()).as("interrupt status kept").isTrue();
+        assertThat(read(0, BS)).isEqualTo(data);
+
+        int threads = 4;
+        java.util.concurrent.atomic.AtomicReference<Throwable> error = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        List<Thread> ts = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int id = t;
+            ts.add(Thread.ofPlatform().start(() -> {
+                ByteBuffer b = ByteBuffer.allocateDirect(BS);
+                for (int i = 0; !stop.get(); i++) {
+                    try {
+                        vol.write((long) (1 + id * 100 + i % 100) * BS, b.clear(), false);
+                        vol.read((long) (1 + id * 100 + i % 100) * BS, b.clear());
+                        vol.flush();
+                    } catch (Throwable e) {
+                        error.compareAndSet(null, e);
+                    }
+                    Thread.interrupted();
+                }
+            }));
+        }
+        long end = System.nanoTime() + 500_000_000L;
+        while (System.nanoTime() < end) {
+            ts.get((int) (System.nanoTime() % threads)).interrupt();
+            Thread.sleep(0, 200_000);
+        }
+        stop.set(true);
+        for (Thread t : ts) {
+            t.join();
+        }
+        assertThat(error.get()).isNull();
+        assertThat(read(0, BS)).isEqualTo(data);
+    }
 }
