@@ -37,12 +37,6 @@ final class FsUtil {
         }
     }
 
-    static void fsyncFile(Path file) throws IOException {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
-            ch.force(true);
-        }
-    }
-
     static void deleteRecursively(Path dir) throws IOException {
         if (!Files.exists(dir)) {
             return;

@@ -749,7 +749,10 @@ public final class VolumeStore implements BlockDevice {
 
     private void noteWrite(long bytes) {
         writtenBytesMetric.inc(bytes);
-        lastWriteNs = System.nanoTime();
+        long now = System.nanoTime();
+        if (now - lastWriteNs > 1_000_000) { // ms precision is plenty; avoids a shared store per write
+            lastWriteNs = now;
+        }
     }
 
     // ------------------------------------------------------------------ flush
