@@ -250,7 +250,12 @@ public final class FileStoragePool implements StoragePool {
     public synchronized VolumeStore open(String name) {
         checkOpen();
         Entry e = entry(name);
-        if (e.store == null || e.store.isClosed()) {
+        if (e.store != null && e.store.isClosed()) {
+            // Another thread is closing it: never let two instances write the same files.
+            e.store.awaitClosed();
+            e.store = null;
+        }
+        if (e.store == null) {
             VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
             store.onClose(() -> volumeClosed(e, store));
             e.store = store;

@@ -1003,6 +1003,15 @@ public final class VolumeStore implements BlockDevice {
         onClose.run();
     }
 
+    /** Returns once a close in progress (by any thread) has finished writing to the files. */
+    void awaitClosed() {
+        synchronized (closeLock) {
+            if (!closed) {
+                throw new IllegalStateException("volume '" + meta.name() + "' is open");
+            }
+        }
+    }
+
     private void awaitNoCallsInProgress() {
         for (int spins = 0; ; spins++) {
             long sum = 0;
