@@ -46,6 +46,8 @@ final class NbdSession implements Runnable {
     private boolean noZeroes;
     private volatile boolean replyChannelBroken;
     private BlockDevice device;
+    /** Export counted in the server's openConnections, set before the client learns it is in. */
+    private String servingExport;
     private long sizeBytes;
 
     /** Server callbacks for connection accounting. */
@@ -73,7 +75,6 @@ final class NbdSession implements Runnable {
         try {
             exportName = handshake();
             if (exportName != null) {
-                listener.transmissionStarted(this, exportName);
                 log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName)
                         .addKeyValue("structuredReplies", structuredReplies).log("nbd client connected");
                 transmission();
@@ -89,7 +90,7 @@ final class NbdSession implements Runnable {
             // In-flight work completes (its replies may fail quietly) before we report the end.
             inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
             closeQuietly();
-            listener.sessionEnded(this, exportName);
+            listener.sessionEnded(this, servingExport);
             log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName).log("nbd client disconnected");
         }
     }
@@ -151,11 +152,14 @@ final class NbdSession implements Runnable {
                                 "no export named '" + info.exportName() + "'"));
                         continue;
                     }
-                    sendInfo(info, r.get());
                     if (info.go()) {
+                        // Count the connection before the final ACK, so a client that saw the ACK
+                        // also sees openConnections include it.
                         enter(r.get());
+                        sendInfo(info, r.get());
                         return r.get().name();
                     }
+                    sendInfo(info, r.get());
                 }
                 case NbdOption.StructuredReply s -> {
                     if (structuredReplies) {
@@ -196,6 +200,8 @@ final class NbdSession implements Runnable {
     private void enter(Resolved r) {
         device = r.device();
         sizeBytes = device.sizeBytes();
+        servingExport = r.name();
+        listener.transmissionStarted(this, servingExport);
     }
 
     private void sendInfo(NbdOption.Info info, Resolved r) throws IOException {
