@@ -41,6 +41,13 @@ final class NbdSession implements Runnable {
     private final Semaphore inFlight;
     private final BufferPool buffers;
     private final ByteBuffer header = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
+    /**
+     * Read-ahead of client bytes, kept in read mode. Pipelined clients send many small requests
+     * back to back; reading them in one syscall instead of two per request (header, payload)
+     * matters at 4 KiB.
+     */
+    private final ByteBuffer inbound = ByteBuffer.allocateDirect(INBOUND_BUFFER_BYTES).flip();
+    private static final int INBOUND_BUFFER_BYTES = 128 * 1024;
 
     private boolean structuredReplies;
     private boolean noZeroes;
@@ -456,11 +463,38 @@ final class NbdSession implements Runnable {
         }
     }
 
-    private void readFully(ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            if (channel.read(b) < 0) {
+    /** Fills {@code dst} completely, from the read-ahead first, then from the socket. */
+    private void readFully(ByteBuffer dst) throws IOException {
+        drainInbound(dst);
+        if (!dst.hasRemaining()) {
+            return;
+        }
+        if (dst.remaining() >= INBOUND_BUFFER_BYTES / 2) {
+            // Large payloads go straight into their buffer: no copy.
+            while (dst.hasRemaining()) {
+                if (channel.read(dst) < 0) {
+                    throw new EOFException("peer closed the connection");
+                }
+            }
+            return;
+        }
+        inbound.clear();
+        while (inbound.position() < dst.remaining()) {
+            if (channel.read(inbound) < 0) {
+                inbound.flip();
                 throw new EOFException("peer closed the connection");
             }
+        }
+        inbound.flip();
+        drainInbound(dst);
+    }
+
+    private void drainInbound(ByteBuffer dst) {
+        int n = Math.min(inbound.remaining(), dst.remaining());
+        if (n > 0) {
+            dst.put(dst.position(), inbound, inbound.position(), n);
+            dst.position(dst.position() + n);
+            inbound.position(inbound.position() + n);
         }
     }
 
