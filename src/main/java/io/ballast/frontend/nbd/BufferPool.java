@@ -2,6 +2,7 @@ package io.ballast.frontend.nbd;
 
 import java.nio.ByteBuffer;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 
 /**
  * Direct buffers for request payloads, in power-of-two size classes, so steady-state I/O of a
@@ -17,14 +18,14 @@ final class BufferPool {
 
     private final ConcurrentLinkedQueue<ByteBuffer>[] free;
     private final int[] retainLimit;
-    private final java.util.concurrent.atomic.AtomicIntegerArray retained;
+    private final AtomicIntegerArray retained;
 
     @SuppressWarnings("unchecked")
     BufferPool(int maxPayloadBytes, int maxInFlight) {
         int classes = classOf(maxPayloadBytes) + 1;
         free = new ConcurrentLinkedQueue[classes];
         retainLimit = new int[classes];
-        retained = new java.util.concurrent.atomic.AtomicIntegerArray(classes);
+        retained = new AtomicIntegerArray(classes);
         for (int c = 0; c < classes; c++) {
             free[c] = new ConcurrentLinkedQueue<>();
             long size = (long) MIN_CLASS_BYTES << c;

@@ -102,7 +102,14 @@ public final class NbdServer implements AutoCloseable {
         return n == null ? 0 : n.get();
     }
 
-    /** Stops accepting and closes every connection; in-flight requests finish without replies. */
+    /** How long close() lets in-flight requests finish before cutting connections. */
+    static final long SHUTDOWN_GRACE_MS = 5_000;
+
+    /**
+     * Stops accepting, stops reading from every connection, lets in-flight requests finish and
+     * reply (up to {@link #SHUTDOWN_GRACE_MS}), then closes the connections. This is the spec's
+     * "server SHOULD wait for inflight requests to be serviced prior to a hard disconnect".
+     */
     @Override
     public void close() {
         synchronized (this) {
@@ -112,8 +119,17 @@ public final class NbdServer implements AutoCloseable {
             state = State.CLOSED;
             closeListeners();
         }
-        for (NbdSession s : liveSessions) {
-            s.closeQuietly();
+        long deadlineNs = System.nanoTime() + SHUTDOWN_GRACE_MS * 1_000_000;
+        for (NbdSession s : List.copyOf(liveSessions)) {
+            try {
+                long leftMs = Math.max(0, (deadlineNs - System.nanoTime()) / 1_000_000);
+                if (!s.shutdown(leftMs)) {
+                    s.closeQuietly();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                s.closeQuietly();
+            }
         }
         if (config.unixSocketPath() != null) {
             try {

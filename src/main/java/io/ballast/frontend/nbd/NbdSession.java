@@ -8,10 +8,13 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.SocketChannel;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -98,8 +101,27 @@ final class NbdSession implements Runnable {
             inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
             closeQuietly();
             listener.sessionEnded(this, servingExport);
+            ended.countDown();
             log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName).log("nbd client disconnected");
         }
+    }
+
+    /** Set when the session has finished, in-flight work included. */
+    private final CountDownLatch ended = new CountDownLatch(1);
+
+    /**
+     * Graceful stop for server shutdown: stop reading (the reader sees end of stream), let
+     * in-flight requests finish and reply, then close. Waits up to {@code timeoutMs}.
+     */
+    boolean shutdown(long timeoutMs) throws InterruptedException {
+        try {
+            if (channel instanceof SocketChannel sc) {
+                sc.shutdownInput();
+            }
+        } catch (IOException e) {
+            closeQuietly();
+        }
+        return ended.await(timeoutMs, TimeUnit.MILLISECONDS);
     }
 
     void closeQuietly() {
