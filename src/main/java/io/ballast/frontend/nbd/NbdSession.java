@@ -33,6 +33,12 @@ final class NbdSession implements Runnable {
     static final int MIN_BLOCK_BYTES = 1;
     static final int PREFERRED_BLOCK_BYTES = 4096;
     private static final int SKIP_CHUNK_BYTES = 64 * 1024;
+    /**
+     * A client must finish option haggling within this time; otherwise a connect-and-stay-silent
+     * client would hold a reader thread forever. Idle transmission is legitimate and not timed.
+     */
+    static final long HANDSHAKE_TIMEOUT_MS = 30_000;
+    private volatile boolean handshakeDone;
 
     private final ExportRegistry exports;
     private final ByteChannel channel;
@@ -82,8 +88,21 @@ final class NbdSession implements Runnable {
     @Override
     public void run() {
         String exportName = null;
+        Thread watchdog = Thread.ofVirtual().name("nbd-handshake-timeout").start(() -> {
+            try {
+                Thread.sleep(HANDSHAKE_TIMEOUT_MS);
+                if (!handshakeDone) {
+                    log.atWarn().addKeyValue("peer", peer).log("nbd handshake timed out, closing connection");
+                    closeQuietly();
+                }
+            } catch (InterruptedException e) {
+                // handshake finished or session ended
+            }
+        });
         try {
             exportName = handshake();
+            handshakeDone = true;
+            watchdog.interrupt();
             if (exportName != null) {
                 log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName)
                         .addKeyValue("structuredReplies", structuredReplies).log("nbd client connected");
@@ -97,6 +116,7 @@ final class NbdSession implements Runnable {
         } catch (IOException e) {
             log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd connection I/O ended");
         } finally {
+            watchdog.interrupt();
             // In-flight work completes (its replies may fail quietly) before we report the end.
             inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
             closeQuietly();
