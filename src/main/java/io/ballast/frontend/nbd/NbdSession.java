@@ -1,0 +1,562 @@
+package io.ballast.frontend.nbd;
+
+import static io.ballast.frontend.nbd.NbdProtocol.*;
+
+import io.ballast.common.BallastException;
+import io.ballast.storage.BlockDevice;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+import java.nio.channels.SocketChannel;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client connection: the fixed newstyle handshake, then the transmission phase. One reader
+ * (the thread running {@link #run}) decodes requests and hands each to a worker virtual thread;
+ * replies are serialized by {@link #writeLock}, so they may leave out of order.
+ */
+final class NbdSession implements Runnable {
+    private static final Logger log = LoggerFactory.getLogger(NbdSession.class);
+
+    /** Transmission flags we advertise for every export. */
+    static final int TRANSMISSION_FLAGS = FLAG_HAS_FLAGS | FLAG_SEND_FLUSH | FLAG_SEND_FUA | FLAG_SEND_TRIM
+            | FLAG_SEND_WRITE_ZEROES | FLAG_SEND_FAST_ZERO | FLAG_CAN_MULTI_CONN;
+    static final int MIN_BLOCK_BYTES = 1;
+    static final int PREFERRED_BLOCK_BYTES = 4096;
+    private static final int SKIP_CHUNK_BYTES = 64 * 1024;
+    /**
+     * A client must finish option haggling within this time; otherwise a connect-and-stay-silent
+     * client would hold a reader thread forever. Idle transmission is legitimate and not timed.
+     */
+    static final long HANDSHAKE_TIMEOUT_MS = 30_000;
+    private volatile boolean handshakeDone;
+
+    private final ExportRegistry exports;
+    private final ByteChannel channel;
+    private final String peer;
+    private final NbdServerConfig config;
+    private final ThreadFactory workers;
+    private final SessionListener listener;
+    private final ReentrantLock writeLock = new ReentrantLock();
+    private final Semaphore inFlight;
+    private final BufferPool buffers;
+    private final ByteBuffer header = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
+    /**
+     * Read-ahead of client bytes, kept in read mode. Pipelined clients send many small requests
+     * back to back; reading them in one syscall instead of two per request (header, payload)
+     * matters at 4 KiB.
+     */
+    private final ByteBuffer inbound = ByteBuffer.allocateDirect(INBOUND_BUFFER_BYTES).flip();
+    private static final int INBOUND_BUFFER_BYTES = 128 * 1024;
+
+    private boolean structuredReplies;
+    private boolean noZeroes;
+    private volatile boolean replyChannelBroken;
+    private BlockDevice device;
+    /** Export counted in the server's openConnections, set before the client learns it is in. */
+    private String servingExport;
+    private long sizeBytes;
+
+    /** Server callbacks for connection accounting. */
+    interface SessionListener {
+        void transmissionStarted(NbdSession session, String exportName);
+
+        void sessionEnded(NbdSession session, String exportNameOrNull);
+    }
+
+    NbdSession(ExportRegistry exports, ByteChannel channel, String peer, NbdServerConfig config,
+               ThreadFactory workers, SessionListener listener) {
+        this.exports = exports;
+        this.channel = channel;
+        this.peer = peer;
+        this.config = config;
+        this.workers = workers;
+        this.listener = listener;
+        this.inFlight = new Semaphore(config.maxInFlightPerConnection());
+        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection());
+    }
+
+    @Override
+    public void run() {
+        String exportName = null;
+        Thread watchdog = Thread.ofVirtual().name("nbd-handshake-timeout").start(() -> {
+            try {
+                Thread.sleep(HANDSHAKE_TIMEOUT_MS);
+                if (!handshakeDone) {
+                    log.atWarn().addKeyValue("peer", peer).log("nbd handshake timed out, closing connection");
+                    closeQuietly();
+                }
+            } catch (InterruptedException e) {
+                // handshake finished or session ended
+            }
+        });
+        try {
+            exportName = handshake();
+            handshakeDone = true;
+            watchdog.interrupt();
+            if (exportName != null) {
+                log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName)
+                        .addKeyValue("structuredReplies", structuredReplies).log("nbd client connected");
+                transmission();
+            }
+        } catch (NbdProtocolException e) {
+            log.atWarn().addKeyValue("peer", peer).addKeyValue("export", exportName)
+                    .addKeyValue("error", e.getMessage()).log("nbd protocol error, closing connection");
+        } catch (EOFException e) {
+            log.atDebug().addKeyValue("peer", peer).log("nbd client closed the connection");
+        } catch (IOException e) {
+            log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd connection I/O ended");
+        } finally {
+            watchdog.interrupt();
+            // In-flight work completes (its replies may fail quietly) before we report the end.
+            inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
+            closeQuietly();
+            listener.sessionEnded(this, servingExport);
+            ended.countDown();
+            log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName).log("nbd client disconnected");
+        }
+    }
+
+    /** Set when the session has finished, in-flight work included. */
+    private final CountDownLatch ended = new CountDownLatch(1);
+
+    /**
+     * Graceful stop for server shutdown: stop reading (the reader sees end of stream), let
+     * in-flight requests finish and reply, then close. Waits up to {@code timeoutMs}.
+     */
+    boolean shutdown(long timeoutMs) throws InterruptedException {
+        try {
+            if (channel instanceof SocketChannel sc) {
+                sc.shutdownInput();
+            }
+        } catch (IOException e) {
+            closeQuietly();
+        }
+        return ended.await(timeoutMs, TimeUnit.MILLISECONDS);
+    }
+
+    void closeQuietly() {
+        try {
+            channel.close();
+        } catch (IOException ignored) {
+            // Closing a socket has nothing useful to report.
+        }
+    }
+
+    // ------------------------------------------------------------------ handshake
+
+    /** Runs option haggling; returns the export to serve, or null when the client left. */
+    private String handshake() throws IOException, NbdProtocolException {
+        writeFully(ByteBuffer.wrap(HandshakeCodec.encodeGreeting()));
+        int clientFlags = HandshakeCodec.decodeClientFlags(readBytes(4));
+        noZeroes = (clientFlags & FLAG_C_NO_ZEROES) != 0;
+        while (true) {
+            HandshakeCodec.OptionHeader h = HandshakeCodec.decodeOptionHeader(readBytes(HandshakeCodec.OPTION_HEADER_BYTES));
+            switch (h.framing()) {
+                case CLOSE -> throw new NbdProtocolException("option " + h.code() + " payload of "
+                        + h.payloadBytes() + " bytes is too large");
+                case SKIP_TOO_BIG -> {
+                    skip(h.payloadBytes());
+                    sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TOO_BIG,
+                            "option data of " + h.payloadBytes() + " bytes is too large"));
+                    continue;
+                }
+                case PARSE -> { }
+            }
+            NbdOption option = HandshakeCodec.decodeOption(h.code(), readBytes((int) h.payloadBytes()));
+            switch (option) {
+                case NbdOption.ExportName(String name) -> {
+                    Optional<Resolved> r = resolve(name);
+                    if (r.isEmpty()) {
+                        // The spec gives EXPORT_NAME no error reply: closing is the answer.
+                        throw new NbdProtocolException("NBD_OPT_EXPORT_NAME for unknown export '" + name + "'");
+                    }
+                    enter(r.get());
+                    writeFully(ByteBuffer.wrap(HandshakeCodec.encodeExportNameReply(sizeBytes, TRANSMISSION_FLAGS, noZeroes)));
+                    return r.get().name();
+                }
+                case NbdOption.Abort a -> {
+                    sendOption(HandshakeCodec.encodeOptionReply(a.code(), REP_ACK, new byte[0]));
+                    return null;
+                }
+                case NbdOption.ListExports l -> {
+                    for (String name : exports.exportNames()) {
+                        sendOption(HandshakeCodec.encodeServerReply(name));
+                    }
+                    sendOption(HandshakeCodec.encodeOptionReply(l.code(), REP_ACK, new byte[0]));
+                }
+                case NbdOption.Info info -> {
+                    Optional<Resolved> r = resolve(info.exportName());
+                    if (r.isEmpty()) {
+                        sendOption(HandshakeCodec.encodeOptionError(info.code(), REP_ERR_UNKNOWN,
+                                "no export named '" + info.exportName() + "'"));
+                        continue;
+                    }
+                    if (info.go()) {
+                        // Count the connection before the final ACK, so a client that saw the ACK
+                        // also sees openConnections include it.
+                        enter(r.get());
+                        sendInfo(info, r.get());
+                        return r.get().name();
+                    }
+                    sendInfo(info, r.get());
+                }
+                case NbdOption.StructuredReply s -> {
+                    if (structuredReplies) {
+                        sendOption(HandshakeCodec.encodeOptionError(s.code(), REP_ERR_INVALID,
+                                "structured replies already negotiated"));
+                    } else {
+                        structuredReplies = true;
+                        sendOption(HandshakeCodec.encodeOptionReply(s.code(), REP_ACK, new byte[0]));
+                    }
+                }
+                case NbdOption.Unsupported u -> sendOption(HandshakeCodec.encodeOptionError(u.code(),
+                        REP_ERR_UNSUP, "option " + u.code() + " is not supported"));
+                case NbdOption.Malformed m -> sendOption(HandshakeCodec.encodeOptionError(m.code(),
+                        REP_ERR_INVALID, m.reason()));
+            }
+        }
+    }
+
+    private record Resolved(String name, BlockDevice device) {}
+
+    /**
+     * The empty name selects the only export when exactly one exists (what `nbdinfo nbd://host`
+     * expects); with zero or several exports it is unknown rather than a guess.
+     */
+    private Optional<Resolved> resolve(String name) {
+        String effective = name;
+        if (name.isEmpty()) {
+            List<String> names = exports.exportNames();
+            if (names.size() != 1) {
+                return Optional.empty();
+            }
+            effective = names.getFirst();
+        }
+        String n = effective;
+        return exports.open(n).map(d -> new Resolved(n, d));
+    }
+
+    private void enter(Resolved r) {
+        device = r.device();
+        sizeBytes = device.sizeBytes();
+        servingExport = r.name();
+        listener.transmissionStarted(this, servingExport);
+    }
+
+    private void sendInfo(NbdOption.Info info, Resolved r) throws IOException {
+        int opt = info.code();
+        sendOption(HandshakeCodec.encodeInfoExport(opt, r.device().sizeBytes(), TRANSMISSION_FLAGS));
+        if (info.infoRequests().contains(INFO_NAME)) {
+            sendOption(HandshakeCodec.encodeInfoString(opt, INFO_NAME, r.name()));
+        }
+        if (info.infoRequests().contains(INFO_DESCRIPTION)) {
+            sendOption(HandshakeCodec.encodeInfoString(opt, INFO_DESCRIPTION, "Ballast volume " + r.name()));
+        }
+        // Always sent: clients then keep requests within what we accept.
+        sendOption(HandshakeCodec.encodeInfoBlockSize(opt, MIN_BLOCK_BYTES, PREFERRED_BLOCK_BYTES,
+                config.maxPayloadBytes()));
+        sendOption(HandshakeCodec.encodeOptionReply(opt, REP_ACK, new byte[0]));
+    }
+
+    private void sendOption(byte[] reply) throws IOException {
+        writeFully(ByteBuffer.wrap(reply));
+    }
+
+    // ------------------------------------------------------------------ transmission
+
+    private void transmission() throws IOException, NbdProtocolException {
+        while (true) {
+            header.clear();
+            readFully(header);
+            header.flip();
+            NbdRequest request = TransmissionCodec.decodeRequest(header);
+            long startNs = System.nanoTime();
+            switch (request) {
+                case NbdRequest.Disconnect d -> {
+                    log.atDebug().addKeyValue("peer", peer).log("nbd client sent NBD_CMD_DISC");
+                    return;
+                }
+                case NbdRequest.Rejected r -> {
+                    skip(r.payloadBytes());
+                    replyError(r.cookie(), r.type(), r.errno(), r.reason(), startNs);
+                }
+                case NbdRequest.Write w -> {
+                    String problem = checkData(w.offsetBytes(), w.lengthBytes());
+                    if (problem != null) {
+                        skip(w.lengthBytes());
+                        int errno = problem == OUT_OF_RANGE ? ENOSPC : EINVAL;
+                        replyError(w.cookie(), CMD_WRITE, errno, problem, startNs);
+                        continue;
+                    }
+                    inFlight.acquireUninterruptibly();
+                    ByteBuffer buf = buffers.acquire((int) w.lengthBytes());
+                    try {
+                        readFully(buf);
+                    } catch (IOException e) {
+                        buffers.release(buf);
+                        inFlight.release();
+                        throw e;
+                    }
+                    buf.position(BufferPool.HEADROOM_BYTES);
+                    dispatch(request, buf, startNs);
+                }
+                case NbdRequest.Read rd -> {
+                    String problem = checkData(rd.offsetBytes(), rd.lengthBytes());
+                    if (problem != null) {
+                        replyError(rd.cookie(), CMD_READ, EINVAL, problem, startNs);
+                        continue;
+                    }
+                    inFlight.acquireUninterruptibly();
+                    dispatch(request, buffers.acquire((int) rd.lengthBytes()), startNs);
+                }
+                case NbdRequest.Trim t -> {
+                    String problem = checkRange(t.offsetBytes(), t.lengthBytes());
+                    if (problem != null) {
+                        replyError(t.cookie(), CMD_TRIM, EINVAL, problem, startNs);
+                        continue;
+                    }
+                    inFlight.acquireUninterruptibly();
+                    dispatch(request, buffers.acquire(0), startNs);
+                }
+                case NbdRequest.WriteZeroes z -> {
+                    String problem = checkRange(z.offsetBytes(), z.lengthBytes());
+                    if (problem != null) {
+                        replyError(z.cookie(), CMD_WRITE_ZEROES, EINVAL, problem, startNs);
+                        continue;
+                    }
+                    inFlight.acquireUninterruptibly();
+                    dispatch(request, buffers.acquire(0), startNs);
+                }
+                case NbdRequest.Flush f -> {
+                    inFlight.acquireUninterruptibly();
+                    dispatch(request, buffers.acquire(0), startNs);
+                }
+            }
+        }
+    }
+
+    // Identity-compared marker so the caller can tell range errors (ENOSPC on write) from others.
+    private static final String OUT_OF_RANGE = "offset and length lie beyond the end of the export";
+
+    /** Checks a READ/WRITE: non-empty, at most max payload, inside the export. */
+    private String checkData(long offsetBytes, long lengthBytes) {
+        if (lengthBytes == 0) {
+            return "zero-length request";
+        }
+        if (lengthBytes > config.maxPayloadBytes()) {
+            return "request of " + lengthBytes + " bytes exceeds the maximum of " + config.maxPayloadBytes();
+        }
+        return checkRange(offsetBytes, lengthBytes);
+    }
+
+    private String checkRange(long offsetBytes, long lengthBytes) {
+        if (lengthBytes == 0) {
+            return "zero-length request";
+        }
+        // offset is unsigned on the wire: a negative long is beyond 2^63, out of range.
+        if (offsetBytes < 0 || offsetBytes > sizeBytes || lengthBytes > sizeBytes - offsetBytes) {
+            return OUT_OF_RANGE;
+        }
+        return null;
+    }
+
+    private void dispatch(NbdRequest request, ByteBuffer buf, long startNs) {
+        workers.newThread(() -> execute(request, buf, startNs)).start();
+    }
+
+    /** Worker: runs one request against the device and sends its reply. */
+    private void execute(NbdRequest request, ByteBuffer buf, long startNs) {
+        int type = -1;
+        try {
+            int errno = 0;
+            String message = null;
+            try {
+                switch (request) {
+                    case NbdRequest.Read r -> {
+                        type = CMD_READ;
+                        device.read(r.offsetBytes(), buf);
+                    }
+                    case NbdRequest.Write w -> {
+                        type = CMD_WRITE;
+                        device.write(w.offsetBytes(), buf, w.fua());
+                    }
+                    case NbdRequest.Flush f -> {
+                        type = CMD_FLUSH;
+                        device.flush();
+                    }
+                    case NbdRequest.Trim t -> {
+                        type = CMD_TRIM;
+                        device.trim(t.offsetBytes(), t.lengthBytes(), t.fua());
+                    }
+                    case NbdRequest.WriteZeroes z -> {
+                        type = CMD_WRITE_ZEROES;
+                        // FAST_ZERO needs no check: zeroing is metadata-only in our devices.
+                        device.writeZeroes(z.offsetBytes(), z.lengthBytes(), !z.noHole(), z.fua());
+                    }
+                    case NbdRequest.Disconnect d -> throw new AssertionError("DISC is never dispatched");
+                    case NbdRequest.Rejected r -> throw new AssertionError("rejections are never dispatched");
+                }
+            } catch (BallastException e) {
+                errno = NbdErrors.errno(e.code(), type);
+                message = e.getMessage();
+                log.atDebug().addKeyValue("peer", peer).addKeyValue("command", commandName(type))
+                        .addKeyValue("error", e.getMessage()).log("nbd request failed");
+            } catch (RuntimeException e) {
+                errno = EIO;
+                message = "internal error";
+                log.atError().setCause(e).addKeyValue("peer", peer).addKeyValue("command", commandName(type))
+                        .log("nbd request failed with an unexpected exception");
+            }
+            if (errno != 0) {
+                replyError(request.cookie(), type, errno, message, startNs);
+                return;
+            }
+            if (type == CMD_READ) {
+                NbdRequest.Read r = (NbdRequest.Read) request;
+                replyReadData(r.cookie(), r.offsetBytes(), buf, (int) r.lengthBytes());
+                NbdMetrics.READ_BYTES.inc(r.lengthBytes());
+            } else {
+                replyOk(request.cookie(), buf);
+                if (type == CMD_WRITE) {
+                    NbdMetrics.WRITTEN_BYTES.inc(((NbdRequest.Write) request).lengthBytes());
+                }
+            }
+            NbdMetrics.request(type, 0, System.nanoTime() - startNs);
+        } finally {
+            buffers.release(buf);
+            inFlight.release();
+        }
+    }
+
+    // ------------------------------------------------------------------ replies
+
+    private void replyReadData(long cookie, long offsetBytes, ByteBuffer buf, int dataBytes) {
+        int headerBytes = structuredReplies ? STRUCTURED_REPLY_HEADER_BYTES + 8 : SIMPLE_REPLY_HEADER_BYTES;
+        int start = BufferPool.HEADROOM_BYTES - headerBytes;
+        buf.limit(BufferPool.HEADROOM_BYTES + dataBytes).position(start);
+        if (structuredReplies) {
+            TransmissionCodec.encodeOffsetDataHeader(buf, cookie, offsetBytes, dataBytes);
+        } else {
+            TransmissionCodec.encodeSimpleReply(buf, 0, cookie);
+        }
+        buf.position(start);
+        sendReply(buf);
+    }
+
+    private void replyOk(long cookie, ByteBuffer buf) {
+        int headerBytes = structuredReplies ? STRUCTURED_REPLY_HEADER_BYTES : SIMPLE_REPLY_HEADER_BYTES;
+        buf.clear().limit(headerBytes);
+        if (structuredReplies) {
+            TransmissionCodec.encodeNone(buf, cookie);
+        } else {
+            TransmissionCodec.encodeSimpleReply(buf, 0, cookie);
+        }
+        buf.flip();
+        sendReply(buf);
+    }
+
+    /** Error replies are rare, so they get a fresh buffer (the message length varies). */
+    private void replyError(long cookie, int type, int errno, String message, long startNs) {
+        ByteBuffer b;
+        if (structuredReplies) {
+            b = ByteBuffer.allocate(TransmissionCodec.errorChunkBytes(message));
+            TransmissionCodec.encodeError(b, cookie, errno, message);
+        } else {
+            b = ByteBuffer.allocate(SIMPLE_REPLY_HEADER_BYTES);
+            TransmissionCodec.encodeSimpleReply(b, errno, cookie);
+        }
+        b.flip();
+        sendReply(b);
+        NbdMetrics.request(type, errno, System.nanoTime() - startNs);
+    }
+
+    /** Sends one complete reply; a broken socket closes the session (the reader then stops). */
+    private void sendReply(ByteBuffer reply) {
+        if (replyChannelBroken) {
+            return;
+        }
+        writeLock.lock();
+        try {
+            writeFully(reply);
+        } catch (IOException e) {
+            replyChannelBroken = true;
+            log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
+            closeQuietly();
+        } finally {
+            writeLock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ byte I/O
+
+    private void writeFully(ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            channel.write(b);
+        }
+    }
+
+    /** Fills {@code dst} completely, from the read-ahead first, then from the socket. */
+    private void readFully(ByteBuffer dst) throws IOException {
+        drainInbound(dst);
+        if (!dst.hasRemaining()) {
+            return;
+        }
+        if (dst.remaining() >= INBOUND_BUFFER_BYTES / 2) {
+            // Large payloads go straight into their buffer: no copy.
+            while (dst.hasRemaining()) {
+                if (channel.read(dst) < 0) {
+                    throw new EOFException("peer closed the connection");
+                }
+            }
+            return;
+        }
+        inbound.clear();
+        while (inbound.position() < dst.remaining()) {
+            if (channel.read(inbound) < 0) {
+                inbound.flip();
+                throw new EOFException("peer closed the connection");
+            }
+        }
+        inbound.flip();
+        drainInbound(dst);
+    }
+
+    private void drainInbound(ByteBuffer dst) {
+        int n = Math.min(inbound.remaining(), dst.remaining());
+        if (n > 0) {
+            dst.put(dst.position(), inbound, inbound.position(), n);
+            dst.position(dst.position() + n);
+            inbound.position(inbound.position() + n);
+        }
+    }
+
+    private byte[] readBytes(int count) throws IOException {
+        byte[] bytes = new byte[count];
+        readFully(ByteBuffer.wrap(bytes));
+        return bytes;
+    }
+
+    /** Reads and discards {@code bytes} in bounded chunks: never allocate what the client asks for. */
+    private void skip(long bytes) throws IOException {
+        if (bytes == 0) {
+            return;
+        }
+        ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(SKIP_CHUNK_BYTES, bytes));
+        long left = bytes;
+        while (left > 0) {
+            chunk.clear().limit((int) Math.min(chunk.capacity(), left));
+            readFully(chunk);
+            left -= chunk.limit();
+        }
+    }
+}

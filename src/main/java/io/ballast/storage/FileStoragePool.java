@@ -1,0 +1,440 @@
+package io.ballast.storage;
+
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.common.Names;
+import io.ballast.common.Sizes;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileStore;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A storage pool in one directory of the node's file system:
+ * <pre>
+ * DIR/pool.json                      format version
+ * DIR/pool.lock                      held (flock) while a process has the pool open
+ * DIR/volumes/&lt;uuid&gt;/volume.json     name, size, layer chain
+ * DIR/volumes/&lt;uuid&gt;/layers/&lt;id&gt;.{data,blocks,regions}
+ * </pre>
+ * A volume appears by renaming a complete {@code <uuid>.creating} directory into place and
+ * disappears by renaming it to {@code <uuid>.deleting} first, so a crash never leaves half a volume
+ * visible; leftovers of either are removed at open.
+ */
+public final class FileStoragePool implements StoragePool {
+    private static final Logger log = LoggerFactory.getLogger(FileStoragePool.class);
+
+    /** Largest volume: 64 TiB keeps the block table (16 B per 4 KiB) at 256 GiB of sparse, mapped file. */
+    public static final long MAX_VOLUME_BYTES = 64 * Sizes.TIB;
+    /** Volume sizes must be a multiple of this (the smallest NBD block size). */
+    public static final long SIZE_GRANULE_BYTES = 512;
+    /** Region: the unit of the activity log and of coarse change tracking. See docs/storage-format.md. */
+    public static final long REGION_BYTES = 4 * Sizes.MIB;
+
+    private static final String CREATING = ".creating";
+    private static final String DELETING = ".deleting";
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(SerializationFeature.INDENT_OUTPUT)
+            .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+    private final Path dir;
+    private final Path volumesDir;
+    private final VolumeStore.Options options;
+    private final FileChannel lockChannel;
+    private final FileLock lock;
+    private final ScheduledExecutorService cleaner;
+    /** By name. Guarded by {@code this}. */
+    private final Map<String, Entry> volumes = new TreeMap<>();
+    private boolean closed;
+
+    private static final class Entry {
+        final VolumeMeta meta;
+        final Path dir;
+        VolumeStore store;
+        /** Allocation when not open; computed lazily from the region table. */
+        long allocatedBytes = -1;
+
+        Entry(VolumeMeta meta, Path dir) {
+            this.meta = meta;
+            this.dir = dir;
+        }
+    }
+
+    private FileStoragePool(Path dir, VolumeStore.Options options, FileChannel lockChannel, FileLock lock) {
+        this.dir = dir;
+        this.volumesDir = dir.resolve("volumes");
+        this.options = options;
+        this.lockChannel = lockChannel;
+        this.lock = lock;
+        this.cleaner = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "ballast-region-cleaner");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    public static FileStoragePool open(Path dir) {
+        return open(dir, VolumeStore.Options.DEFAULT);
+    }
+
+    public static FileStoragePool open(Path dir, VolumeStore.Options options) {
+        FileChannel lockChannel = null;
+        try {
+            Files.createDirectories(dir.resolve("volumes"));
+            Path poolJson = dir.resolve("pool.json");
+            if (Files.exists(poolJson)) {
+                PoolMeta pm = JSON.readValue(poolJson.toFile(), PoolMeta.class);
+                if (pm.formatVersion() != PoolMeta.FORMAT_VERSION) {
+                    throw BallastException.invalid("pool " + dir + " has format version " + pm.formatVersion()
+                            + "; this Ballast reads version " + PoolMeta.FORMAT_VERSION);
+                }
+            } else {
+                FsUtil.writeAtomically(poolJson, JSON.writeValueAsBytes(new PoolMeta(PoolMeta.FORMAT_VERSION)));
+            }
+            lockChannel = FileChannel.open(dir.resolve("pool.lock"), StandardOpenOption.CREATE,
+                    StandardOpenOption.WRITE);
+            FileLock lock;
+            try {
+                lock = lockChannel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lock = null;
+            }
+            if (lock == null) {
+                throw new BallastException(ErrorCode.CONFLICT, "pool " + dir + " is in use by another process");
+            }
+            FileStoragePool pool = new FileStoragePool(dir, options, lockChannel, lock);
+            pool.scan();
+            long periodMs = Math.max(50, Math.min(1000, options.cleanIdleMs() / 2));
+            pool.cleaner.scheduleWithFixedDelay(pool::cleanIdleVolumes, periodMs, periodMs, TimeUnit.MILLISECONDS);
+            return pool;
+        } catch (IOException e) {
+            closeQuietly(lockChannel);
+            throw FsUtil.ioError("cannot open storage pool " + dir, e);
+        } catch (RuntimeException e) {
+            closeQuietly(lockChannel);
+            throw e;
+        }
+    }
+
+    private static void closeQuietly(FileChannel ch) {
+        if (ch != null) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // already failing
+            }
+        }
+    }
+
+    /** Builds the name index from volume.json files; removes leftovers of interrupted creates and deletes. */
+    private void scan() throws IOException {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(volumesDir)) {
+            for (Path p : ds) {
+                String fn = p.getFileName().toString();
+                if (fn.endsWith(CREATING) || fn.endsWith(DELETING)) {
+                    FsUtil.deleteRecursively(p);
+                    log.atInfo().setMessage("removed leftover of interrupted operation")
+                            .addKeyValue("path", p.toString()).log();
+                    continue;
+                }
+                Path json = p.resolve("volume.json");
+                if (!Files.isRegularFile(json)) {
+                    log.atWarn().setMessage("ignoring volume directory without volume.json")
+                            .addKeyValue("path", p.toString()).log();
+                    continue;
+                }
+                try {
+                    VolumeMeta meta = JSON.readValue(json.toFile(), VolumeMeta.class);
+                    if (meta.formatVersion() != VolumeMeta.FORMAT_VERSION) {
+                        log.atWarn().setMessage("ignoring volume of unknown format version")
+                                .addKeyValue("path", p.toString())
+                                .addKeyValue("formatVersion", meta.formatVersion()).log();
+                        continue;
+                    }
+                    volumes.put(meta.name(), new Entry(meta, p));
+                } catch (IOException e) {
+                    log.atError().setMessage("ignoring unreadable volume.json")
+                            .addKeyValue("path", json.toString()).setCause(e).log();
+                }
+            }
+        }
+        FsUtil.fsyncDirectory(volumesDir);
+    }
+
+    @Override
+    public synchronized VolumeInfo create(String name, long sizeBytes) {
+        checkOpen();
+        Names.requireVolumeName(name);
+        if (sizeBytes <= 0 || sizeBytes % SIZE_GRANULE_BYTES != 0) {
+            throw BallastException.invalid("invalid size " + sizeBytes + " bytes for volume '" + name
+                    + "': must be a positive multiple of " + SIZE_GRANULE_BYTES + " bytes");
+        }
+        if (sizeBytes > MAX_VOLUME_BYTES) {
+            throw BallastException.invalid("volume '" + name + "' of " + Sizes.format(sizeBytes)
+                    + " is too large: the maximum is " + Sizes.format(MAX_VOLUME_BYTES));
+        }
+        if (volumes.containsKey(name)) {
+            throw BallastException.alreadyExists("volume '" + name + "' already exists");
+        }
+        String uuid = UUID.randomUUID().toString();
+        VolumeMeta meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, name, uuid, sizeBytes,
+                VolumeStore.BLOCK_BYTES, REGION_BYTES, Instant.now().toString(),
+                List.of(UUID.randomUUID().toString()));
+        Path staging = volumesDir.resolve(uuid + CREATING);
+        Path target = volumesDir.resolve(uuid);
+        try {
+            Files.createDirectories(staging);
+            VolumeStore.createFiles(staging, meta);
+            FsUtil.fsyncDirectory(staging.resolve("layers"));
+            FsUtil.writeAtomically(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta));
+            Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+            FsUtil.fsyncDirectory(volumesDir);
+        } catch (IOException e) {
+            try {
+                FsUtil.deleteRecursively(staging);
+            } catch (IOException ignored) {
+                // removed at next open
+            }
+            throw FsUtil.ioError("cannot create volume '" + name + "'", e);
+        }
+        Entry entry = new Entry(meta, target);
+        entry.allocatedBytes = 0;
+        volumes.put(name, entry);
+        log.atInfo().setMessage("volume created")
+                .addKeyValue("volume", name)
+                .addKeyValue("uuid", uuid)
+                .addKeyValue("sizeBytes", sizeBytes)
+                .log();
+        return info(entry);
+    }
+
+    @Override
+    public synchronized List<VolumeInfo> list() {
+        checkOpen();
+        List<VolumeInfo> out = new ArrayList<>();
+        for (Entry e : volumes.values()) {
+            out.add(info(e));
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized Optional<VolumeInfo> find(String name) {
+        checkOpen();
+        Entry e = volumes.get(name);
+        return e == null ? Optional.empty() : Optional.of(info(e));
+    }
+
+    @Override
+    public synchronized VolumeStore open(String name) {
+        checkOpen();
+        Entry e = entry(name);
+        if (e.store != null && e.store.isClosed()) {
+            // Another thread is closing it: never let two instances write the same files.
+            e.store.awaitClosed();
+            e.store = null;
+        }
+        if (e.store == null) {
+            VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
+            store.onClose(() -> volumeClosed(e, store));
+            e.store = store;
+        }
+        return e.store;
+    }
+
+    private synchronized void volumeClosed(Entry e, VolumeStore store) {
+        if (e.store == store) {
+            e.allocatedBytes = store.allocatedBytes();
+            e.store = null;
+        }
+    }
+
+    @Override
+    public void delete(String name) {
+        Entry e;
+        VolumeStore store;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+            store = e.store;
+        }
+        if (store != null) {
+            store.close(); // outside the pool lock: its close callback takes it
+        }
+        synchronized (this) {
+            if (volumes.get(name) != e) {
+                throw BallastException.notFound("volume '" + name + "' does not exist");
+            }
+            if (e.store != null) {
+                // Reopened between our close and now; close again under the lock.
+                e.store.close();
+            }
+            Path doomed = volumesDir.resolve(e.meta.uuid() + DELETING);
+            try {
+                Files.move(e.dir, doomed, StandardCopyOption.ATOMIC_MOVE);
+                FsUtil.fsyncDirectory(volumesDir);
+            } catch (IOException ex) {
+                throw FsUtil.ioError("cannot delete volume '" + name + "'", ex);
+            }
+            volumes.remove(name);
+            StorageMetrics.forget(name);
+            try {
+                FsUtil.deleteRecursively(doomed);
+            } catch (IOException ex) {
+                log.atWarn().setMessage("volume deleted but its files remain; they are removed at next open")
+                        .addKeyValue("volume", name).setCause(ex).log();
+            }
+            log.atInfo().setMessage("volume deleted")
+                    .addKeyValue("volume", name)
+                    .addKeyValue("uuid", e.meta.uuid())
+                    .log();
+        }
+    }
+
+    @Override
+    public synchronized PoolStats stats() {
+        checkOpen();
+        try {
+            FileStore fs = Files.getFileStore(dir);
+            long allocated = 0;
+            for (Entry e : volumes.values()) {
+                allocated += allocatedBytes(e);
+            }
+            return new PoolStats(dir.toString(), fs.getTotalSpace(), fs.getUsableSpace(), allocated, volumes.size());
+        } catch (IOException e) {
+            throw FsUtil.ioError("cannot read capacity of " + dir, e);
+        }
+    }
+
+    @Override
+    public void close() {
+        List<VolumeStore> open = new ArrayList<>();
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            for (Entry e : volumes.values()) {
+                if (e.store != null) {
+                    open.add(e.store);
+                }
+            }
+        }
+        cleaner.shutdownNow();
+        try {
+            cleaner.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException ignored) {
+            Thread.currentThread().interrupt();
+        }
+        for (VolumeStore s : open) {
+            s.close();
+        }
+        try {
+            lock.release();
+        } catch (IOException ignored) {
+            // the lock goes with the channel
+        }
+        closeQuietly(lockChannel);
+    }
+
+    public Path directory() {
+        return dir;
+    }
+
+    private void cleanIdleVolumes() {
+        List<VolumeStore> open = new ArrayList<>();
+        synchronized (this) {
+            for (Entry e : volumes.values()) {
+                if (e.store != null) {
+                    open.add(e.store);
+                }
+            }
+        }
+        long nowNs = System.nanoTime();
+        for (VolumeStore s : open) {
+            try {
+                s.cleanIfIdle(nowNs);
+            } catch (RuntimeException ex) {
+                log.atWarn().setMessage("cleaning dirty regions failed")
+                        .addKeyValue("volume", s.name()).setCause(ex).log();
+            }
+        }
+    }
+
+    private Entry entry(String name) {
+        Entry e = volumes.get(name);
+        if (e == null) {
+            throw BallastException.notFound("volume '" + name + "' does not exist");
+        }
+        return e;
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "storage pool " + dir + " is closed");
+        }
+    }
+
+    private VolumeInfo info(Entry e) {
+        return new VolumeInfo(e.meta.name(), e.meta.uuid(), e.meta.sizeBytes(), allocatedBytes(e),
+                Instant.parse(e.meta.createdAt()));
+    }
+
+    private long allocatedBytes(Entry e) {
+        VolumeStore s = e.store;
+        if (s != null && !s.isClosed()) {
+            return s.allocatedBytes();
+        }
+        if (e.allocatedBytes < 0) {
+            e.allocatedBytes = readAllocatedBytes(e);
+        }
+        return e.allocatedBytes;
+    }
+
+    /** Sums the present-block counts of the top layer's region table without opening the volume. */
+    private static long readAllocatedBytes(Entry e) {
+        long regions = VolumeStore.regionCountOf(e.meta.sizeBytes(), e.meta.regionSizeBytes());
+        Path file = Layer.regionsPath(e.dir.resolve("layers"), e.meta.topLayer());
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 16).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            long present = 0;
+            long pos = Layer.REGION_HEADER_BYTES;
+            long end = Layer.REGION_HEADER_BYTES + regions * Layer.REGION_ENTRY_BYTES;
+            while (pos < end) {
+                buf.clear().limit((int) Math.min(buf.capacity(), end - pos));
+                int n = ch.read(buf, pos);
+                if (n <= 0) {
+                    break;
+                }
+                for (int i = 0; i + Layer.REGION_ENTRY_BYTES <= n; i += Layer.REGION_ENTRY_BYTES) {
+                    present += Integer.toUnsignedLong(buf.getInt(i + 12));
+                }
+                pos += n - n % Layer.REGION_ENTRY_BYTES;
+            }
+            return present * VolumeStore.BLOCK_BYTES;
+        } catch (IOException ex) {
+            return 0;
+        }
+    }
+}

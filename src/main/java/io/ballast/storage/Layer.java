@@ -1,0 +1,325 @@
+package io.ballast.storage;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * One layer of a volume: its data file and its memory-mapped block and region tables. Byte formats
+ * are in docs/storage-format.md; all integers are little-endian (checked at open).
+ *
+ * <p>Block entries are changed only under the volume's block stripe lock. Region entries are
+ * updated atomically (CAS / getAndAdd) because writers of different blocks share a region.
+ */
+final class Layer implements AutoCloseable {
+    static final int BLOCK_BYTES = 4096;
+    static final int PAGE_BYTES = 4096;
+    static final int BLOCK_ENTRY_BYTES = 16;
+    static final int REGION_ENTRY_BYTES = 16;
+    static final int REGION_HEADER_BYTES = 4096;
+
+    /** Block flags. */
+    static final int PRESENT = 1;
+    static final int ZERO = 2;
+
+    /** Region flags. */
+    static final int DIRTY = 1;
+
+    /** Region header flags. */
+    static final int CLEAN_SHUTDOWN = 1;
+
+    static final byte[] REGION_MAGIC = "BLSTRGN1".getBytes(StandardCharsets.US_ASCII);
+    static final int REGION_FORMAT_VERSION = 1;
+
+    // Region header offsets.
+    private static final long H_MAGIC = 0;
+    private static final long H_VERSION = 8;
+    private static final long H_FLAGS = 12;
+    private static final long H_GENERATION = 16;
+    private static final long H_REGION_BYTES = 24;
+    private static final long H_REGION_COUNT = 32;
+    private static final long H_BLOCK_COUNT = 40;
+    private static final long H_BLOCK_BYTES = 48;
+
+    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
+    private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
+
+    final String id;
+    private final Path dataPath;
+    /** Replaced when an interrupt closed it (FileChannel closes itself when a thread in I/O is interrupted). */
+    private volatile FileChannel data;
+    private boolean closed;
+    private final Arena arena;
+    private final MemorySegment blocks;
+    private final MemorySegment regions;
+    final long blockCount;
+    final long regionCount;
+
+    private Layer(String id, Path dataPath, FileChannel data, Arena arena, MemorySegment blocks, MemorySegment regions,
+            long blockCount, long regionCount) {
+        this.id = id;
+        this.dataPath = dataPath;
+        this.data = data;
+        this.arena = arena;
+        this.blocks = blocks;
+        this.regions = regions;
+        this.blockCount = blockCount;
+        this.regionCount = regionCount;
+    }
+
+    static Path dataPath(Path layersDir, String id) {
+        return layersDir.resolve(id + ".data");
+    }
+
+    static Path blocksPath(Path layersDir, String id) {
+        return layersDir.resolve(id + ".blocks");
+    }
+
+    static Path regionsPath(Path layersDir, String id) {
+        return layersDir.resolve(id + ".regions");
+    }
+
+    static long blockTableBytes(long blockCount) {
+        return roundUpToPage(blockCount * BLOCK_ENTRY_BYTES);
+    }
+
+    static long regionTableBytes(long regionCount) {
+        return REGION_HEADER_BYTES + roundUpToPage(regionCount * REGION_ENTRY_BYTES);
+    }
+
+    private static long roundUpToPage(long bytes) {
+        return Math.max(PAGE_BYTES, (bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES);
+    }
+
+    /** Creates the three sparse files of an empty layer and fsyncs them. */
+    static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
+            long generation) throws IOException {
+        Files.createDirectories(layersDir);
+        try (FileChannel ch = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE)) {
+            ch.truncate(0);
+            // Sparse: setting the size writes one zero byte at the end, allocating at most one block.
+            ch.write(ByteBuffer.allocate(1), blockCount * BLOCK_BYTES - 1);
+            ch.force(true);
+        }
+        try (FileChannel ch = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.allocate(1), blockTableBytes(blockCount) - 1);
+            ch.force(true);
+        }
+        try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE)) {
+            ByteBuffer h = ByteBuffer.allocate(REGION_HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            h.put(0, REGION_MAGIC);
+            h.putInt((int) H_VERSION, REGION_FORMAT_VERSION);
+            h.putInt((int) H_FLAGS, CLEAN_SHUTDOWN);
+            h.putLong((int) H_GENERATION, generation);
+            h.putLong((int) H_REGION_BYTES, regionSizeBytes);
+            h.putLong((int) H_REGION_COUNT, regionCount);
+            h.putLong((int) H_BLOCK_COUNT, blockCount);
+            h.putInt((int) H_BLOCK_BYTES, BLOCK_BYTES);
+            ch.write(h, 0);
+            // Written in full, not sparse: a store into an unallocated page of a mapping on a full
+            // file system is a SIGBUS. 16 bytes per 4 MiB, so 4 MiB for a 1 TiB volume.
+            ByteBuffer zeros = ByteBuffer.allocate(1 << 16);
+            for (long pos = REGION_HEADER_BYTES, end = regionTableBytes(regionCount); pos < end; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), end - pos));
+                pos += ch.write(zeros, pos);
+            }
+            ch.force(true);
+        }
+    }
+
+    static Layer open(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes)
+            throws IOException {
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            throw new IOException("the Ballast storage format needs a little-endian host");
+        }
+        FileChannel data = null;
+        Arena arena = Arena.ofShared();
+        try {
+            data = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.READ, StandardOpenOption.WRITE);
+            if (data.size() != blockCount * BLOCK_BYTES) {
+                throw new IOException("layer " + id + ": data file is " + data.size() + " bytes, expected "
+                        + blockCount * BLOCK_BYTES);
+            }
+            MemorySegment blocks;
+            try (FileChannel ch = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.READ,
+                    StandardOpenOption.WRITE)) {
+                if (ch.size() != blockTableBytes(blockCount)) {
+                    throw new IOException("layer " + id + ": block table is " + ch.size() + " bytes, expected "
+                            + blockTableBytes(blockCount));
+                }
+                blocks = ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size(), arena);
+            }
+            MemorySegment regions;
+            try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.READ,
+                    StandardOpenOption.WRITE)) {
+                if (ch.size() != regionTableBytes(regionCount)) {
+                    throw new IOException("layer " + id + ": region table is " + ch.size() + " bytes, expected "
+                            + regionTableBytes(regionCount));
+                }
+                regions = ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size(), arena);
+            }
+            byte[] magic = regions.asSlice(H_MAGIC, REGION_MAGIC.length).toArray(ValueLayout.JAVA_BYTE);
+            if (!java.util.Arrays.equals(magic, REGION_MAGIC)
+                    || regions.get(ValueLayout.JAVA_INT, H_VERSION) != REGION_FORMAT_VERSION
+                    || regions.get(ValueLayout.JAVA_LONG, H_REGION_BYTES) != regionSizeBytes
+                    || regions.get(ValueLayout.JAVA_LONG, H_REGION_COUNT) != regionCount
+                    || regions.get(ValueLayout.JAVA_LONG, H_BLOCK_COUNT) != blockCount) {
+                throw new IOException("layer " + id + ": region table header does not match volume.json");
+            }
+            return new Layer(id, dataPath(layersDir, id), data, arena, blocks, regions, blockCount, regionCount);
+        } catch (IOException | RuntimeException e) {
+            if (data != null) {
+                data.close();
+            }
+            arena.close();
+            throw e;
+        }
+    }
+
+    // ---- block entries: crc u32 @0, flags u32 @4, generation u64 @8 ----
+
+    int crc(long block) {
+        return blocks.get(ValueLayout.JAVA_INT, block * BLOCK_ENTRY_BYTES);
+    }
+
+    int flags(long block) {
+        return blocks.get(ValueLayout.JAVA_INT, block * BLOCK_ENTRY_BYTES + 4);
+    }
+
+    long generation(long block) {
+        return blocks.get(ValueLayout.JAVA_LONG, block * BLOCK_ENTRY_BYTES + 8);
+    }
+
+    void setEntry(long block, int crc, int flags, long generation) {
+        long at = block * BLOCK_ENTRY_BYTES;
+        blocks.set(ValueLayout.JAVA_LONG, at + 8, generation);
+        blocks.set(ValueLayout.JAVA_INT, at, crc);
+        blocks.set(ValueLayout.JAVA_INT, at + 4, flags);
+    }
+
+    void setCrc(long block, int crc) {
+        blocks.set(ValueLayout.JAVA_INT, block * BLOCK_ENTRY_BYTES, crc);
+    }
+
+    void setGeneration(long block, long generation) {
+        blocks.set(ValueLayout.JAVA_LONG, block * BLOCK_ENTRY_BYTES + 8, generation);
+    }
+
+    // ---- region entries: maxGeneration u64 @0, flags u32 @8, presentBlocks u32 @12 ----
+
+    private static long regionAt(long region) {
+        return REGION_HEADER_BYTES + region * REGION_ENTRY_BYTES;
+    }
+
+    long regionMaxGeneration(long region) {
+        return (long) LONG.getAcquire(regions, regionAt(region));
+    }
+
+    void raiseRegionGeneration(long region, long generation) {
+        long at = regionAt(region);
+        long cur = (long) LONG.getAcquire(regions, at);
+        while (cur < generation && !LONG.compareAndSet(regions, at, cur, generation)) {
+            cur = (long) LONG.getAcquire(regions, at);
+        }
+    }
+
+    void setRegionMaxGeneration(long region, long generation) {
+        LONG.setRelease(regions, regionAt(region), generation);
+    }
+
+    int regionFlags(long region) {
+        return (int) INT.getAcquire(regions, regionAt(region) + 8);
+    }
+
+    void setRegionFlags(long region, int flags) {
+        INT.setRelease(regions, regionAt(region) + 8, flags);
+    }
+
+    int regionPresentBlocks(long region) {
+        return (int) INT.getAcquire(regions, regionAt(region) + 12);
+    }
+
+    void addRegionPresentBlocks(long region, int delta) {
+        int ignored = (int) INT.getAndAdd(regions, regionAt(region) + 12, delta);
+    }
+
+    void setRegionPresentBlocks(long region, int count) {
+        INT.setRelease(regions, regionAt(region) + 12, count);
+    }
+
+    /** Writes the page of the region table that holds {@code region}'s entry to disk. */
+    void forceRegionPage(long region) {
+        long pageStart = regionAt(region) / PAGE_BYTES * PAGE_BYTES;
+        regions.asSlice(pageStart, PAGE_BYTES).force();
+    }
+
+    // ---- region header ----
+
+    long headerGeneration() {
+        return regions.get(ValueLayout.JAVA_LONG, H_GENERATION);
+    }
+
+    void setHeaderGeneration(long generation) {
+        regions.set(ValueLayout.JAVA_LONG, H_GENERATION, generation);
+    }
+
+    boolean cleanShutdown() {
+        return (regions.get(ValueLayout.JAVA_INT, H_FLAGS) & CLEAN_SHUTDOWN) != 0;
+    }
+
+    void setCleanShutdown(boolean clean) {
+        regions.set(ValueLayout.JAVA_INT, H_FLAGS, clean ? CLEAN_SHUTDOWN : 0);
+    }
+
+    void forceHeader() {
+        regions.asSlice(0, REGION_HEADER_BYTES).force();
+    }
+
+    void forceBlockTable() {
+        blocks.force();
+    }
+
+    void forceRegionTable() {
+        regions.force();
+    }
+
+    FileChannel data() {
+        return data;
+    }
+
+    /** Opens the data file again if {@code broken} is still the current channel; returns the current one. */
+    synchronized FileChannel reopenData(FileChannel broken) throws IOException {
+        if (closed) {
+            throw new java.nio.channels.ClosedChannelException();
+        }
+        if (data == broken) {
+            data = FileChannel.open(dataPath, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        }
+        return data;
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            closed = true;
+        }
+        try {
+            data.close();
+        } catch (IOException e) {
+            // closing cannot lose data here: callers flush first
+        }
+        arena.close();
+    }
+}

@@ -1,0 +1,1180 @@
+package io.ballast.storage;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.prometheus.metrics.core.datapoints.CounterDataPoint;
+import io.prometheus.metrics.core.datapoints.DistributionDataPoint;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The block device of one stored volume: a chain of {@link Layer}s (only the top one written), with
+ * per-block CRC32C, changed-block generations and a region activity log for crash recovery.
+ *
+ * <p>Concurrency: every change to a block (data + table entry) happens under that block's stripe
+ * lock (one lock per 64 KiB group, 4096 stripes), so there is no volume-wide lock on the write path.
+ * Reads take no lock; a read that races a write may see a checksum mismatch, and is then retried
+ * under the lock before being reported. A striped in-flight counter guards each call against a
+ * concurrent {@link #close}.
+ */
+public final class VolumeStore implements BlockDevice {
+    private static final Logger log = LoggerFactory.getLogger(VolumeStore.class);
+
+    public static final int BLOCK_BYTES = Layer.BLOCK_BYTES;
+    private static final int BLOCK_SHIFT = 12;
+    /** Requests are split into chunks of at most this many bytes (locks held, scratch buffer size). */
+    static final int CHUNK_BYTES = 1 << 20;
+    private static final int LOCK_GROUP_SHIFT = 4; // 16 blocks = 64 KiB per lock
+    private static final int STRIPES = 4096;
+    private static final int REGION_LOCKS = 256;
+    private static final int GUARD_CELLS = 64;
+    private static final int CELL_STRIDE = 16; // longs: 128 bytes apart
+
+    private static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 32);
+    /** For requests spanning at most two blocks (the common unaligned case). */
+    private static final BufferPool SMALL_BUFFERS = new BufferPool(2 * BLOCK_BYTES, 256);
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK_BYTES).asReadOnlyBuffer();
+    /** Table syncs run here, beside the data sync on the caller's thread. */
+    private static final ExecutorService SYNC_EXECUTOR = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "ballast-table-sync");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /**
+     * Tunables. {@code cleanIdleMs}: how long a volume must see no writes before its dirty regions
+     * are cleaned. {@code maxDirtyRegions}: above this many, regions not written since the last
+     * cleaner pass are cleaned even while the volume is busy; it bounds recovery time (1024 regions
+     * = at most 4 GiB re-read after a crash).
+     */
+    public record Options(long cleanIdleMs, int maxDirtyRegions, boolean punchHoles) {
+        public static final Options DEFAULT = new Options(3_000, 1024, true);
+    }
+
+    private final VolumeMeta meta;
+    private final Path dir;
+    private final Options options;
+    /** Top (writable) layer first. */
+    private final Layer[] chain;
+    private final Layer top;
+    private final long blockCount;
+    private final long regionCount;
+    private final long blocksPerRegion;
+
+    private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
+    private final ReentrantLock[] regionLocks = new ReentrantLock[REGION_LOCKS];
+    /** Regions durably marked DIRTY, with their in-flight writers. Absent = clean on disk. */
+    private final ConcurrentHashMap<Long, RegionActivity> active = new ConcurrentHashMap<>();
+    private final AtomicLong generation = new AtomicLong();
+    private final Object generationLock = new Object();
+    private final AtomicLong presentBlocks = new AtomicLong();
+    private final GroupCommit commit = new GroupCommit();
+    /** Counts changes of block flags; a flush syncs the block table only if flags changed since the last table sync. */
+    private final AtomicLong flagChanges = new AtomicLong();
+    private final AtomicLong flagChangesSynced = new AtomicLong();
+    /**
+     * Calls in progress, counted in padded per-thread cells (no shared cache line on the hot path);
+     * {@link #close} sets {@code closed} and waits until every cell is zero.
+     */
+    private final AtomicLongArray inflightCells = new AtomicLongArray(GUARD_CELLS * CELL_STRIDE);
+    private volatile boolean closed;
+    private final Object closeLock = new Object();
+    private volatile long lastWriteNs = System.nanoTime();
+    private final int punchFd;
+    /** Second fd of the block table, to allocate its pages before they are stored to (see enterRegion). */
+    private final int blockTableFd;
+    private volatile boolean punchEnabled;
+    private volatile Runnable onClose = () -> {};
+    private RecoveryReport recovery = RecoveryReport.CLEAN;
+
+    private final CounterDataPoint readBytesMetric;
+    private final CounterDataPoint writtenBytesMetric;
+    private final CounterDataPoint flushesMetric;
+    private final DistributionDataPoint flushSecondsMetric;
+    private final CounterDataPoint checksumErrorsMetric;
+
+    /** Writers of one region: {@code inflight} is -1 once the cleaner has retired the entry. */
+    private static final class RegionActivity {
+        final AtomicLong inflight = new AtomicLong();
+        final AtomicLong completed = new AtomicLong();
+    }
+
+    private VolumeStore(VolumeMeta meta, Path dir, Options options, Layer[] chain) {
+        this.meta = meta;
+        this.dir = dir;
+        this.options = options;
+        this.chain = chain;
+        this.top = chain[0];
+        this.blockCount = top.blockCount;
+        this.regionCount = top.regionCount;
+        this.blocksPerRegion = meta.regionSizeBytes() / BLOCK_BYTES;
+        for (int i = 0; i < STRIPES; i++) {
+            stripes[i] = new ReentrantLock();
+        }
+        for (int i = 0; i < REGION_LOCKS; i++) {
+            regionLocks[i] = new ReentrantLock();
+        }
+        int fd = -1;
+        if (options.punchHoles() && NativeIo.available()) {
+            NativeIo.Result r = NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id));
+            fd = r.ok() ? r.rc() : -1;
+        }
+        this.punchFd = fd;
+        this.punchEnabled = fd >= 0;
+        NativeIo.Result tfd = NativeIo.available()
+                ? NativeIo.openReadWrite(Layer.blocksPath(dir.resolve("layers"), top.id))
+                : new NativeIo.Result(-1, 38);
+        this.blockTableFd = tfd.ok() ? tfd.rc() : -1;
+        String name = meta.name();
+        readBytesMetric = StorageMetrics.READ_BYTES.labelValues(name);
+        writtenBytesMetric = StorageMetrics.WRITTEN_BYTES.labelValues(name);
+        flushesMetric = StorageMetrics.FLUSHES.labelValues(name);
+        flushSecondsMetric = StorageMetrics.FLUSH_SECONDS.labelValues(name);
+        checksumErrorsMetric = StorageMetrics.CHECKSUM_ERRORS.labelValues(name);
+    }
+
+    // ------------------------------------------------------------------ creation and opening
+
+    static long blockCountOf(long sizeBytes) {
+        return (sizeBytes + BLOCK_BYTES - 1) / BLOCK_BYTES;
+    }
+
+    static long regionCountOf(long sizeBytes, long regionSizeBytes) {
+        return (sizeBytes + regionSizeBytes - 1) / regionSizeBytes;
+    }
+
+    /** Creates the files of a new, empty volume in {@code volumeDir} (which the pool later renames into place). */
+    static void createFiles(Path volumeDir, VolumeMeta meta) throws IOException {
+        Layer.create(volumeDir.resolve("layers"), meta.topLayer(), blockCountOf(meta.sizeBytes()),
+                regionCountOf(meta.sizeBytes(), meta.regionSizeBytes()), meta.regionSizeBytes(), 1);
+    }
+
+    /** Opens a volume's layers and recovers dirty regions left by an unclean shutdown. */
+    static VolumeStore open(Path volumeDir, VolumeMeta meta, Options options) {
+        long blocks = blockCountOf(meta.sizeBytes());
+        long regions = regionCountOf(meta.sizeBytes(), meta.regionSizeBytes());
+        List<String> ids = meta.layers();
+        Layer[] chain = new Layer[ids.size()];
+        try {
+            for (int i = 0; i < ids.size(); i++) {
+                // chain[0] is the top layer, the last in volume.json.
+                chain[ids.size() - 1 - i] =
+                        Layer.open(volumeDir.resolve("layers"), ids.get(i), blocks, regions, meta.regionSizeBytes());
+            }
+        } catch (IOException e) {
+            for (Layer l : chain) {
+                if (l != null) {
+                    l.close();
+                }
+            }
+            throw FsUtil.ioError("cannot open volume '" + meta.name() + "'", e);
+        }
+        VolumeStore store = new VolumeStore(meta, volumeDir, options, chain);
+        try {
+            store.recover();
+        } catch (RuntimeException e) {
+            for (Layer l : chain) {
+                l.close();
+            }
+            NativeIo.close(store.punchFd);
+            NativeIo.close(store.blockTableFd);
+            throw e;
+        }
+        return store;
+    }
+
+    private void recover() {
+        long startNs = System.nanoTime();
+        boolean clean = top.cleanShutdown();
+        long[] dirty = java.util.stream.LongStream.range(0, regionCount)
+                .filter(r -> (top.regionFlags(r) & Layer.DIRTY) != 0)
+                .toArray();
+        long gen = top.headerGeneration();
+        long rechecked = 0;
+        if (!clean || dirty.length > 0) {
+            // Blocks of dirty regions may have changed without their generation reaching disk: give
+            // them a generation newer than any a caller has seen, so change tracking over-reports.
+            gen++;
+            top.setHeaderGeneration(gen);
+            top.forceHeader();
+            for (long r : dirty) {
+                rechecked += recomputeRegion(r, gen);
+            }
+            top.forceBlockTable();
+            for (long r : dirty) {
+                top.setRegionFlags(r, top.regionFlags(r) & ~Layer.DIRTY);
+            }
+            top.forceRegionTable();
+        }
+        generation.set(gen);
+        long present = 0;
+        for (long r = 0; r < regionCount; r++) {
+            present += top.regionPresentBlocks(r);
+        }
+        presentBlocks.set(present);
+        // From here until a clean close, a crash must be detected.
+        top.setCleanShutdown(false);
+        top.forceHeader();
+        long durationMs = (System.nanoTime() - startNs) / 1_000_000;
+        if (!clean) {
+            recovery = new RecoveryReport(true, dirty.length, rechecked, durationMs);
+            StorageMetrics.RECOVERED_REGIONS.labelValues(meta.name()).inc(dirty.length);
+            log.atWarn().setMessage("volume recovered after unclean shutdown")
+                    .addKeyValue("volume", meta.name())
+                    .addKeyValue("uuid", meta.uuid())
+                    .addKeyValue("dirtyRegions", dirty.length)
+                    .addKeyValue("blocksRechecked", rechecked)
+                    .addKeyValue("durationMs", durationMs)
+                    .log();
+        }
+    }
+
+    /** Re-derives checksums, present count and generations of one region from the data file. */
+    private long recomputeRegion(long region, long gen) {
+        long b0 = region * blocksPerRegion;
+        long b1 = Math.min(blockCount, b0 + blocksPerRegion);
+        int present = 0;
+        ByteBuffer buf = BUFFERS.take();
+        try {
+            for (long c0 = b0; c0 < b1; c0 += CHUNK_BYTES / BLOCK_BYTES) {
+                long c1 = Math.min(b1, c0 + CHUNK_BYTES / BLOCK_BYTES);
+                boolean any = false;
+                for (long b = c0; b < c1 && !any; b++) {
+                    any = (top.flags(b) & Layer.PRESENT) != 0;
+                }
+                if (any) {
+                    buf.clear().limit((int) ((c1 - c0) * BLOCK_BYTES));
+                    preadFully(top, buf, c0 * BLOCK_BYTES);
+                }
+                for (long b = c0; b < c1; b++) {
+                    if ((top.flags(b) & Layer.PRESENT) != 0) {
+                        top.setCrc(b, crc(buf, (int) ((b - c0) * BLOCK_BYTES)));
+                        present++;
+                    }
+                    top.setGeneration(b, gen);
+                }
+            }
+        } finally {
+            BUFFERS.give(buf);
+        }
+        top.setRegionPresentBlocks(region, present);
+        top.setRegionMaxGeneration(region, gen);
+        return present;
+    }
+
+    void onClose(Runnable callback) {
+        this.onClose = callback;
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    public String name() {
+        return meta.name();
+    }
+
+    public String uuid() {
+        return meta.uuid();
+    }
+
+    @Override
+    public long sizeBytes() {
+        return meta.sizeBytes();
+    }
+
+    public long regionSizeBytes() {
+        return meta.regionSizeBytes();
+    }
+
+    /** Bytes held by blocks that carry data in this volume's layers (4 KiB per present block). */
+    public long allocatedBytes() {
+        return presentBlocks.get() * BLOCK_BYTES;
+    }
+
+    public RecoveryReport recoveryReport() {
+        return recovery;
+    }
+
+    /** Regions currently marked DIRTY in the activity log. */
+    public int dirtyRegionCount() {
+        return active.size();
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    // ------------------------------------------------------------------ change tracking
+
+    /** The generation that writes are tagged with now. */
+    public long currentGeneration() {
+        return generation.get();
+    }
+
+    /**
+     * Starts a new generation and returns it; durable before it returns. Writes that complete after
+     * this call are tagged with the new (or a later) generation. For an exact cut, callers quiesce
+     * writes around the call (a write in flight during it may carry the old generation).
+     */
+    public long advanceGeneration() {
+        long stamp = enter();
+        try {
+            synchronized (generationLock) {
+                long next = generation.get() + 1;
+                top.setHeaderGeneration(next);
+                top.forceHeader();
+                generation.set(next);
+                return next;
+            }
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    /** Indexes of the regions holding a block written with a generation greater than {@code sinceGeneration}. */
+    public long[] changedRegionsSince(long sinceGeneration) {
+        long stamp = enter();
+        try {
+            return java.util.stream.LongStream.range(0, regionCount)
+                    .filter(r -> regionChangedSince(r, sinceGeneration))
+                    .toArray();
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    private boolean regionChangedSince(long region, long sinceGeneration) {
+        for (Layer l : chain) {
+            if (l.regionMaxGeneration(region) > sinceGeneration) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Byte ranges (block granular, merged, clipped to the volume size) written after {@code sinceGeneration}. */
+    public List<Extent> changedExtentsSince(long sinceGeneration) {
+        long stamp = enter();
+        try {
+            List<Extent> out = new ArrayList<>();
+            long runStart = -1;
+            long runEnd = -1;
+            for (long r = 0; r < regionCount; r++) {
+                if (!regionChangedSince(r, sinceGeneration)) {
+                    continue;
+                }
+                long b1 = Math.min(blockCount, (r + 1) * blocksPerRegion);
+                for (long b = r * blocksPerRegion; b < b1; b++) {
+                    boolean changed = false;
+                    for (Layer l : chain) {
+                        changed |= l.generation(b) > sinceGeneration;
+                    }
+                    if (!changed) {
+                        continue;
+                    }
+                    if (b == runEnd) {
+                        runEnd++;
+                    } else {
+                        if (runStart >= 0) {
+                            out.add(extentOfBlocks(runStart, runEnd));
+                        }
+                        runStart = b;
+                        runEnd = b + 1;
+                    }
+                }
+            }
+            if (runStart >= 0) {
+                out.add(extentOfBlocks(runStart, runEnd));
+            }
+            return out;
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    private Extent extentOfBlocks(long b0, long b1) {
+        long start = b0 * BLOCK_BYTES;
+        return new Extent(start, Math.min(meta.sizeBytes(), b1 * BLOCK_BYTES) - start);
+    }
+
+    // ------------------------------------------------------------------ I/O
+
+    @Override
+    public void read(long offsetBytes, ByteBuffer dst) {
+        int length = dst.remaining();
+        checkRange("read", offsetBytes, length);
+        long stamp = enter();
+        try {
+            int base = dst.position();
+            long end = offsetBytes + length;
+            for (long pos = offsetBytes; pos < end; ) {
+                long chunkEnd = Math.min(end, alignDown(pos) + CHUNK_BYTES);
+                readChunk(pos, dst.slice(base + (int) (pos - offsetBytes), (int) (chunkEnd - pos)));
+                pos = chunkEnd;
+            }
+            dst.position(dst.limit());
+        } finally {
+            exit(stamp);
+        }
+        readBytesMetric.inc(length);
+    }
+
+    @Override
+    public void write(long offsetBytes, ByteBuffer src, boolean fua) {
+        int length = src.remaining();
+        checkRange("write", offsetBytes, length);
+        long stamp = enter();
+        try {
+            int base = src.position();
+            long end = offsetBytes + length;
+            for (long pos = offsetBytes; pos < end; ) {
+                long chunkEnd = Math.min(end, alignDown(pos) + CHUNK_BYTES);
+                writeChunk(pos, src.slice(base + (int) (pos - offsetBytes), (int) (chunkEnd - pos)));
+                pos = chunkEnd;
+            }
+            src.position(src.limit());
+        } finally {
+            exit(stamp);
+        }
+        noteWrite(length);
+        if (fua) {
+            flush();
+        }
+    }
+
+    @Override
+    public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
+        zeroRange("write zeroes", offsetBytes, lengthBytes, mayDeallocate, fua);
+    }
+
+    @Override
+    public void trim(long offsetBytes, long lengthBytes, boolean fua) {
+        zeroRange("trim", offsetBytes, lengthBytes, true, fua);
+    }
+
+    private void zeroRange(String what, long offsetBytes, long lengthBytes, boolean deallocate, boolean fua) {
+        checkRange(what, offsetBytes, lengthBytes);
+        long stamp = enter();
+        try {
+            long end = offsetBytes + lengthBytes;
+            long firstFull = alignUp(offsetBytes);
+            long lastFull = alignDown(end);
+            if (firstFull >= lastFull) {
+                writeZeroBytes(offsetBytes, end);
+            } else {
+                writeZeroBytes(offsetBytes, firstFull);
+                zeroBlocks(firstFull >>> BLOCK_SHIFT, lastFull >>> BLOCK_SHIFT, deallocate);
+                writeZeroBytes(lastFull, end);
+            }
+        } finally {
+            exit(stamp);
+        }
+        noteWrite(lengthBytes);
+        if (fua) {
+            flush();
+        }
+    }
+
+    /** Zeroes a sub-block range (at most two partial blocks) by read-modify-write. */
+    private void writeZeroBytes(long from, long to) {
+        for (long pos = from; pos < to; ) {
+            long chunkEnd = Math.min(to, alignDown(pos) + CHUNK_BYTES);
+            writeChunk(pos, ZEROS.slice(0, (int) (chunkEnd - pos)));
+            pos = chunkEnd;
+        }
+    }
+
+    private void zeroBlocks(long b0, long b1, boolean deallocate) {
+        for (long r = b0 / blocksPerRegion; r * blocksPerRegion < b1; r++) {
+            // With one layer a block without data already reads as zeroes: skip untouched regions,
+            // so discarding a fresh 1 TiB volume (mkfs does) costs no I/O.
+            if (chain.length == 1 && top.regionPresentBlocks(r) == 0) {
+                continue;
+            }
+            long rb0 = Math.max(b0, r * blocksPerRegion);
+            long rb1 = Math.min(b1, (r + 1) * blocksPerRegion);
+            for (long c0 = rb0; c0 < rb1; c0 += CHUNK_BYTES / BLOCK_BYTES) {
+                zeroChunk(c0, Math.min(rb1, c0 + CHUNK_BYTES / BLOCK_BYTES), deallocate);
+            }
+        }
+    }
+
+    private void zeroChunk(long b0, long b1, boolean deallocate) {
+        RegionActivity[] acts = enterRegions(b0, b1);
+        try {
+            int[] locked = lockBlocks(b0, b1);
+            boolean changed = false;
+            long gen = generation.get();
+            try {
+                long punchFrom = -1;
+                for (long b = b0; b < b1; b++) {
+                    int f = top.flags(b);
+                    boolean alreadyZero = chain.length == 1 ? (f & Layer.PRESENT) == 0 : (f & Layer.ZERO) != 0;
+                    if (alreadyZero) {
+                        continue;
+                    }
+                    if ((f & Layer.PRESENT) != 0 && punchFrom < 0) {
+                        punchFrom = b;
+                    }
+                    commitBlock(b, 0, Layer.ZERO, gen);
+                    changed = true;
+                }
+                if (deallocate && punchFrom >= 0 && punchEnabled) {
+                    // Under the lock, so a concurrent write to these blocks cannot be punched away.
+                    punch(punchFrom * BLOCK_BYTES, (b1 - punchFrom) * BLOCK_BYTES);
+                }
+            } finally {
+                unlock(locked);
+            }
+            if (changed) {
+                raiseRegionGenerations(b0, b1, gen);
+            }
+        } finally {
+            exitRegions(acts);
+        }
+    }
+
+    private void punch(long offsetBytes, long lengthBytes) {
+        NativeIo.Result r = NativeIo.punchHole(punchFd, offsetBytes, lengthBytes);
+        if (!r.ok()) {
+            punchEnabled = false; // e.g. EOPNOTSUPP: zeroes stay correct through the table, space is not freed
+            log.atWarn().setMessage("hole punching failed; trimmed space will not be returned to the file system")
+                    .addKeyValue("volume", meta.name())
+                    .addKeyValue("errno", r.errno())
+                    .log();
+        }
+    }
+
+    private void readChunk(long pos, ByteBuffer out) {
+        int n = out.remaining();
+        long b0 = pos >>> BLOCK_SHIFT;
+        long b1 = (pos + n + BLOCK_BYTES - 1) >>> BLOCK_SHIFT;
+        int blocks = (int) (b1 - b0);
+        boolean aligned = ((pos | n) & (BLOCK_BYTES - 1)) == 0;
+        BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
+        ByteBuffer pooled = aligned ? null : pool.take();
+        ByteBuffer span = aligned ? out : pooled.limit(blocks * BLOCK_BYTES);
+        try {
+            boolean anyTop = false;
+            for (long b = b0; b < b1 && !anyTop; b++) {
+                anyTop = (flagsOf(top, b) & Layer.PRESENT) != 0;
+            }
+            if (anyTop) {
+                preadFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+            }
+            for (int i = 0; i < blocks; i++) {
+                long b = b0 + i;
+                int at = i * BLOCK_BYTES;
+                int f = flagsOf(top, b);
+                if ((f & Layer.PRESENT) != 0) {
+                    if (crc(span, at) != top.crc(b)) {
+                        // Maybe a write raced us: settle it under the block's lock.
+                        readBlockLocked(b, span, at);
+                    }
+                } else if ((f & Layer.ZERO) != 0 || chain.length == 1) {
+                    span.put(at, ZEROS, 0, BLOCK_BYTES);
+                } else {
+                    readBlockLocked(b, span, at);
+                }
+            }
+            if (!aligned) {
+                out.put(0, span, (int) (pos - b0 * BLOCK_BYTES), n);
+            }
+        } finally {
+            if (pooled != null) {
+                pool.give(pooled);
+            }
+        }
+    }
+
+    /** Reads one block's current content (walking the chain) into {@code dst[at, at+4096)}, verified. */
+    private void readBlockLocked(long b, ByteBuffer dst, int at) {
+        ReentrantLock lock = stripes[stripeOf(b)];
+        lock.lock();
+        try {
+            readBlock(b, dst, at);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** As {@link #readBlockLocked}, for callers that hold the block's stripe lock. */
+    private void readBlock(long b, ByteBuffer dst, int at) {
+        for (Layer l : chain) {
+            int f = flagsOf(l, b);
+            if ((f & Layer.PRESENT) != 0) {
+                preadFully(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
+                if (crc(dst, at) != l.crc(b)) {
+                    throw checksumError(b);
+                }
+                return;
+            }
+            if ((f & Layer.ZERO) != 0) {
+                break;
+            }
+        }
+        dst.put(at, ZEROS, 0, BLOCK_BYTES);
+    }
+
+    /**
+     * A block's flags in a layer, without touching the block table of regions the layer never
+     * wrote (max generation 0, so every entry is zero): those pages may be holes, and a fault on
+     * a hole of a full tmpfs is a SIGBUS.
+     */
+    private int flagsOf(Layer l, long b) {
+        return l.regionMaxGeneration(b / blocksPerRegion) == 0 ? 0 : l.flags(b);
+    }
+
+    private BallastException checksumError(long block) {
+        checksumErrorsMetric.inc();
+        log.atError().setMessage("checksum mismatch")
+                .addKeyValue("volume", meta.name())
+                .addKeyValue("offsetBytes", block * BLOCK_BYTES)
+                .log();
+        return new BallastException(ErrorCode.CHECKSUM_MISMATCH, "volume '" + meta.name()
+                + "': block at offset " + block * BLOCK_BYTES + " failed its CRC32C check (stored data is corrupt)");
+    }
+
+    private void writeChunk(long pos, ByteBuffer data) {
+        int n = data.remaining();
+        long end = pos + n;
+        long b0 = pos >>> BLOCK_SHIFT;
+        long b1 = (end + BLOCK_BYTES - 1) >>> BLOCK_SHIFT;
+        int blocks = (int) (b1 - b0);
+        boolean aligned = ((pos | n) & (BLOCK_BYTES - 1)) == 0;
+        RegionActivity[] acts = enterRegions(b0, b1);
+        try {
+            int[] locked = lockBlocks(b0, b1);
+            long gen = generation.get();
+            BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
+            ByteBuffer pooled = null;
+            try {
+                ByteBuffer span;
+                if (aligned) {
+                    span = data;
+                } else {
+                    pooled = pool.take();
+                    span = pooled.limit(blocks * BLOCK_BYTES);
+                    int head = (int) (pos & (BLOCK_BYTES - 1));
+                    if (head != 0) {
+                        readBlock(b0, span, 0);
+                    }
+                    boolean tailPartial = (end & (BLOCK_BYTES - 1)) != 0;
+                    if (tailPartial && !(blocks == 1 && head != 0)) {
+                        readBlock(b1 - 1, span, (blocks - 1) * BLOCK_BYTES);
+                    }
+                    span.put(head, data, 0, n);
+                }
+                try {
+                    pwriteFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                } catch (BallastException e) {
+                    resyncChecksumsAfterFailedWrite(b0, b1, gen);
+                    throw e;
+                }
+                for (int i = 0; i < blocks; i++) {
+                    commitBlock(b0 + i, crc(span, i * BLOCK_BYTES), Layer.PRESENT, gen);
+                }
+            } finally {
+                if (pooled != null) {
+                    pool.give(pooled);
+                }
+                unlock(locked);
+            }
+            raiseRegionGenerations(b0, b1, gen);
+        } finally {
+            exitRegions(acts);
+        }
+    }
+
+    /**
+     * A failed pwrite (say ENOSPC on a thin pool) may have changed part of the range. NBD allows a
+     * failed write to leave any mix of old and new data, but not a false checksum error: re-derive
+     * the CRCs of present blocks from what the file now holds. Caller holds the stripe locks.
+     */
+    private void resyncChecksumsAfterFailedWrite(long b0, long b1, long gen) {
+        ByteBuffer one = SMALL_BUFFERS.take();
+        try {
+            for (long b = b0; b < b1; b++) {
+                if ((top.flags(b) & Layer.PRESENT) != 0) {
+                    one.clear().limit(BLOCK_BYTES);
+                    preadFully(top, one, b * BLOCK_BYTES);
+                    top.setCrc(b, crc(one, 0));
+                    top.setGeneration(b, gen);
+                }
+            }
+        } catch (RuntimeException e) {
+            log.atError().setMessage("cannot re-read blocks after a failed write; recovery will fix them at next open")
+                    .addKeyValue("volume", meta.name()).setCause(e).log();
+        } finally {
+            SMALL_BUFFERS.give(one);
+        }
+    }
+
+    /** Updates a block entry (caller holds its stripe lock) and the present-block counters. */
+    private void commitBlock(long b, int crc, int flags, long gen) {
+        int old = top.flags(b);
+        top.setEntry(b, crc, flags, gen);
+        if (old != flags) {
+            flagChanges.incrementAndGet();
+        }
+        int delta = (flags & Layer.PRESENT) - (old & Layer.PRESENT);
+        if (delta != 0) {
+            presentBlocks.addAndGet(delta);
+            top.addRegionPresentBlocks(b / blocksPerRegion, delta);
+        }
+    }
+
+    private void raiseRegionGenerations(long b0, long b1, long gen) {
+        for (long r = b0 / blocksPerRegion; r * blocksPerRegion < b1; r++) {
+            top.raiseRegionGeneration(r, gen);
+        }
+    }
+
+    private void noteWrite(long bytes) {
+        writtenBytesMetric.inc(bytes);
+        long now = System.nanoTime();
+        if (now - lastWriteNs > 1_000_000) { // ms precision is plenty; avoids a shared store per write
+            lastWriteNs = now;
+        }
+    }
+
+    // ------------------------------------------------------------------ flush
+
+    @Override
+    public void flush() {
+        long stamp = enter();
+        try {
+            long startNs = System.nanoTime();
+            commit.flush(() -> syncAll(false));
+            flushesMetric.inc();
+            flushSecondsMetric.observe((System.nanoTime() - startNs) / 1e9);
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    /**
+     * Data file and block table to disk, in parallel. The block table is skipped when no block's
+     * flags changed since its last sync: checksums and generations alone are rebuilt by recovery
+     * for every DIRTY region, and a region is cleaned only after a sync with {@code forceTables}.
+     * The region table needs no sync here: see docs/storage-format.md.
+     */
+    private void syncAll(boolean forceTables) {
+        long changes = flagChanges.get();
+        if (!forceTables && changes == flagChangesSynced.get()) {
+            onDataFile(top, "flush", ch -> ch.force(false));
+            return;
+        }
+        Future<?> tables = SYNC_EXECUTOR.submit(top::forceBlockTable);
+        try {
+            onDataFile(top, "flush", ch -> ch.force(false));
+        } finally {
+            awaitUninterruptibly(tables);
+        }
+        flagChangesSynced.accumulateAndGet(changes, Math::max);
+    }
+
+    /** Waits for the table sync; an interrupt must not cut a flush short (it is kept for the caller). */
+    private void awaitUninterruptibly(Future<?> tables) {
+        boolean interrupted = false;
+        try {
+            for (;;) {
+                try {
+                    tables.get();
+                    return;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    throw BallastException.io("volume '" + meta.name() + "': block table sync failed", e.getCause());
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Number of syncs run, as opposed to flush requests (group commit shares them). */
+    long syncCount() {
+        return commit.syncCount();
+    }
+
+    // ------------------------------------------------------------------ activity log
+
+    private RegionActivity[] enterRegions(long b0, long b1) {
+        long r0 = b0 / blocksPerRegion;
+        long r1 = (b1 - 1) / blocksPerRegion;
+        RegionActivity[] acts = new RegionActivity[(int) (r1 - r0 + 1)];
+        try {
+            for (long r = r0; r <= r1; r++) {
+                acts[(int) (r - r0)] = enterRegion(r);
+            }
+        } catch (RuntimeException e) {
+            exitRegions(acts);
+            throw e;
+        }
+        return acts;
+    }
+
+    /** Registers a writer of {@code region}; the region is DIRTY on disk before this returns. */
+    private RegionActivity enterRegion(long region) {
+        RegionActivity a = active.get(region);
+        if (a != null && tryJoin(a)) {
+            return a;
+        }
+        ReentrantLock lock = regionLocks[(int) (region % REGION_LOCKS)];
+        lock.lock();
+        try {
+            a = active.get(region);
+            if (a != null && tryJoin(a)) {
+                return a;
+            }
+            // Absent (retirement happens under this lock, so never a retired entry here).
+            reserveBlockTablePages(region);
+            top.setRegionFlags(region, top.regionFlags(region) | Layer.DIRTY);
+            top.forceRegionPage(region);
+            a = new RegionActivity();
+            a.inflight.set(1);
+            active.put(region, a);
+            return a;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * The block table is sparse; a store into one of its holes when the file system is full would
+     * be a SIGBUS. Allocating the region's slice first turns that into a clean NO_SPACE, before
+     * anything of the write happened.
+     */
+    private void reserveBlockTablePages(long region) {
+        if (blockTableFd < 0) {
+            return;
+        }
+        long first = region * blocksPerRegion * Layer.BLOCK_ENTRY_BYTES;
+        long bytes = Math.min(blockCount - region * blocksPerRegion, blocksPerRegion) * Layer.BLOCK_ENTRY_BYTES;
+        NativeIo.Result r = NativeIo.allocate(blockTableFd, first, bytes);
+        if (!r.ok() && r.errno() == NativeIo.ENOSPC) {
+            throw new BallastException(ErrorCode.NO_SPACE, "volume '" + meta.name()
+                    + "': the storage pool's file system is full");
+        }
+    }
+
+    private static boolean tryJoin(RegionActivity a) {
+        for (;;) {
+            long n = a.inflight.get();
+            if (n < 0) {
+                return false;
+            }
+            if (a.inflight.compareAndSet(n, n + 1)) {
+                return true;
+            }
+        }
+    }
+
+    private static void exitRegions(RegionActivity[] acts) {
+        for (RegionActivity a : acts) {
+            if (a != null) {
+                a.completed.incrementAndGet();
+                a.inflight.decrementAndGet();
+            }
+        }
+    }
+
+    /**
+     * Called periodically by the pool: when no write arrived for {@code cleanIdleMs}, makes all
+     * completed writes durable and clears the DIRTY marks of regions that had no write since.
+     */
+    public int cleanIfIdle(long nowNs) {
+        boolean idle = nowNs - lastWriteNs >= options.cleanIdleMs() * 1_000_000;
+        if (closed || active.isEmpty() || !(idle || active.size() > options.maxDirtyRegions())) {
+            return 0;
+        }
+        long stamp = tryEnter();
+        if (stamp < 0) {
+            return 0;
+        }
+        try {
+            return cleanDirtyRegions();
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    /** Flushes, then retires every dirty region with no write since the flush started. */
+    private int cleanDirtyRegions() {
+        Map<Long, Long> completedBefore = new HashMap<>();
+        active.forEach((r, a) -> completedBefore.put(r, a.completed.get()));
+        if (completedBefore.isEmpty()) {
+            return 0;
+        }
+        // Not through group commit: this sync must include the block table.
+        syncAll(true);
+        int cleaned = 0;
+        for (Map.Entry<Long, Long> e : completedBefore.entrySet()) {
+            long r = e.getKey();
+            ReentrantLock lock = regionLocks[(int) (r % REGION_LOCKS)];
+            lock.lock();
+            try {
+                RegionActivity a = active.get(r);
+                if (a == null || !a.inflight.compareAndSet(0, -1)) {
+                    continue;
+                }
+                if (a.completed.get() != e.getValue()) {
+                    a.inflight.set(0); // written after the snapshot: that write may not be durable
+                    continue;
+                }
+                top.setRegionFlags(r, top.regionFlags(r) & ~Layer.DIRTY);
+                active.remove(r);
+                cleaned++;
+            } finally {
+                lock.unlock();
+            }
+        }
+        // Not required for safety (a lost clear only means extra recovery work), but cheap here.
+        top.forceRegionTable();
+        return cleaned;
+    }
+
+    // ------------------------------------------------------------------ close
+
+    @Override
+    public void close() {
+        synchronized (closeLock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            awaitNoCallsInProgress();
+            try {
+                cleanDirtyRegions();
+                if (active.isEmpty()) {
+                    top.setCleanShutdown(true);
+                    top.forceHeader();
+                }
+            } catch (RuntimeException e) {
+                log.atError().setMessage("volume close could not flush; it will be recovered at next open")
+                        .addKeyValue("volume", meta.name())
+                        .setCause(e)
+                        .log();
+            } finally {
+                for (Layer l : chain) {
+                    l.close();
+                }
+                NativeIo.close(punchFd);
+                NativeIo.close(blockTableFd);
+            }
+        }
+        onClose.run();
+    }
+
+    /** Test hook: drops the volume as a killed process would, without flushing or marking it clean. */
+    void crashForTesting() {
+        synchronized (closeLock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            awaitNoCallsInProgress();
+            for (Layer l : chain) {
+                l.close();
+            }
+            NativeIo.close(punchFd);
+            NativeIo.close(blockTableFd);
+        }
+        onClose.run();
+    }
+
+    /** Returns once a close in progress (by any thread) has finished writing to the files. */
+    void awaitClosed() {
+        synchronized (closeLock) {
+            if (!closed) {
+                throw new IllegalStateException("volume '" + meta.name() + "' is open");
+            }
+        }
+    }
+
+    private void awaitNoCallsInProgress() {
+        for (int spins = 0; ; spins++) {
+            long sum = 0;
+            for (int i = 0; i < GUARD_CELLS; i++) {
+                sum += inflightCells.get(i * CELL_STRIDE);
+            }
+            if (sum == 0) {
+                return;
+            }
+            if (spins < 100) {
+                Thread.onSpinWait();
+            } else {
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /** Registers a call in progress; fails once the volume is closed. Returns the cell to pass to {@link #exit}. */
+    private long enter() {
+        long cell = tryEnter();
+        if (cell < 0) {
+            throw BallastException.io("volume '" + meta.name() + "' is closed", null);
+        }
+        return cell;
+    }
+
+    private long tryEnter() {
+        int cell = (int) (Thread.currentThread().threadId() & (GUARD_CELLS - 1)) * CELL_STRIDE;
+        inflightCells.getAndIncrement(cell);
+        if (closed) { // volatile read after the increment: close() either sees us or we see it
+            inflightCells.getAndDecrement(cell);
+            return -1;
+        }
+        return cell;
+    }
+
+    private void exit(long cell) {
+        inflightCells.getAndDecrement((int) cell);
+    }
+
+    private void checkRange(String what, long offsetBytes, long lengthBytes) {
+        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes > meta.sizeBytes() - lengthBytes) {
+            throw BallastException.outOfRange(what + " of " + lengthBytes + " bytes at offset " + offsetBytes
+                    + " is outside volume '" + meta.name() + "' (size " + meta.sizeBytes() + " bytes)");
+        }
+    }
+
+    private static int stripeOf(long block) {
+        return (int) ((block >>> LOCK_GROUP_SHIFT) & (STRIPES - 1));
+    }
+
+    /** Locks the stripes of blocks {@code [b0, b1)} in ascending stripe order (no deadlock). */
+    private int[] lockBlocks(long b0, long b1) {
+        long g0 = b0 >>> LOCK_GROUP_SHIFT;
+        long g1 = (b1 - 1) >>> LOCK_GROUP_SHIFT;
+        int[] s = new int[(int) (g1 - g0 + 1)];
+        for (long g = g0; g <= g1; g++) {
+            s[(int) (g - g0)] = (int) (g & (STRIPES - 1));
+        }
+        if (s.length > 1) {
+            Arrays.sort(s);
+        }
+        for (int i : s) {
+            stripes[i].lock();
+        }
+        return s;
+    }
+
+    private void unlock(int[] locked) {
+        for (int i = locked.length - 1; i >= 0; i--) {
+            stripes[locked[i]].unlock();
+        }
+    }
+
+    private static int crc(ByteBuffer buf, int at) {
+        CRC32C c = new CRC32C();
+        c.update(buf.slice(at, BLOCK_BYTES));
+        return (int) c.getValue();
+    }
+
+    private static long alignDown(long v) {
+        return v & ~(long) (BLOCK_BYTES - 1);
+    }
+
+    private static long alignUp(long v) {
+        return (v + BLOCK_BYTES - 1) & ~(long) (BLOCK_BYTES - 1);
+    }
+
+    private interface ChannelOp {
+        void run(FileChannel ch) throws IOException;
+    }
+
+    /**
+     * Runs {@code op} on a layer's data file, immune to interrupts: FileChannel closes itself when a
+     * thread in I/O is interrupted (an NBD connection shutting down, say), which would break the
+     * volume for every other user. The caller's interrupt status is kept for it, the channel is
+     * reopened and the (idempotent) operation retried.
+     */
+    private void onDataFile(Layer layer, String what, ChannelOp op) {
+        boolean interrupted = Thread.interrupted();
+        try {
+            for (int attempt = 0; ; attempt++) {
+                FileChannel ch = layer.data();
+                try {
+                    op.run(ch);
+                    return;
+                } catch (java.nio.channels.ClosedChannelException e) {
+                    if (e instanceof java.nio.channels.ClosedByInterruptException) {
+                        Thread.interrupted(); // clear it, or the retry is closed again at once
+                        interrupted = true;
+                    }
+                    if (attempt >= 10) {
+                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
+                    }
+                    try {
+                        layer.reopenData(ch);
+                    } catch (IOException reopen) {
+                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", reopen);
+                    }
+                } catch (IOException e) {
+                    throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void preadFully(Layer layer, ByteBuffer dst, long positionBytes) {
+        int start = dst.position();
+        onDataFile(layer, "read", ch -> {
+            dst.position(start);
+            long p = positionBytes;
+            while (dst.hasRemaining()) {
+                int n = ch.read(dst, p);
+                if (n < 0) {
+                    throw new IOException("unexpected end of data file at " + p);
+                }
+                p += n;
+            }
+        });
+    }
+
+    private void pwriteFully(Layer layer, ByteBuffer src, long positionBytes) {
+        int start = src.position();
+        onDataFile(layer, "write", ch -> {
+            src.position(start);
+            long p = positionBytes;
+            while (src.hasRemaining()) {
+                p += ch.write(src, p);
+            }
+        });
+    }
+
+    Path directory() {
+        return dir;
+    }
+}
