@@ -1,9 +1,11 @@
 package io.ballast.node;
 
-import io.ballast.common.BallastException;
-import io.ballast.common.ErrorCode;
 import io.ballast.frontend.nbd.ExportRegistry;
+import io.ballast.frontend.nbd.NbdServer;
+import io.ballast.frontend.nbd.NbdServerConfig;
+import io.ballast.storage.FileStoragePool;
 import io.ballast.storage.StoragePool;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
@@ -12,11 +14,33 @@ public final class DefaultComponents implements NodeComponents {
 
     @Override
     public StoragePool openPool(Path dir) {
-        throw new BallastException(ErrorCode.UNAVAILABLE, "file storage pool not merged yet");
+        return FileStoragePool.open(dir);
     }
 
     @Override
-    public NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) {
-        throw new BallastException(ErrorCode.UNAVAILABLE, "NBD server not merged yet");
+    public NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) throws IOException {
+        NbdServer server = new NbdServer(exports, NbdServerConfig.defaults(tcp, unixSocket));
+        server.start();
+        return new NbdFrontend() {
+            @Override
+            public InetSocketAddress tcpAddress() {
+                return server.boundTcpAddress();
+            }
+
+            @Override
+            public Path unixSocket() {
+                return server.unixSocketPath();
+            }
+
+            @Override
+            public int openConnections(String exportName) {
+                return server.openConnections(exportName);
+            }
+
+            @Override
+            public void close() {
+                server.close();
+            }
+        };
     }
 }
