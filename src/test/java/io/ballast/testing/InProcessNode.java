@@ -2,21 +2,19 @@ package io.ballast.testing;
 
 import io.ballast.attach.CommandRunner;
 import io.ballast.attach.ProcessCommandRunner;
-import io.ballast.frontend.nbd.ExportRegistry;
-import io.ballast.node.NbdFrontend;
-import io.ballast.node.NodeComponents;
+import io.ballast.node.DefaultComponents;
 import io.ballast.node.NodeConfig;
 import io.ballast.node.NodeDaemon;
-import io.ballast.storage.StoragePool;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
-/** A node daemon in this JVM on free ports, with a memory pool and a fake NBD frontend (fast API/CLI tests). */
+/**
+ * A node daemon in this JVM with the real file storage pool and NBD server, on free ports: fast API
+ * and CLI tests without a process per test.
+ */
 public final class InProcessNode implements AutoCloseable {
     public final NodeDaemon daemon;
-    public final MemoryStoragePool pool = new MemoryStoragePool();
-    public FakeNbdFrontend nbd;
 
     public InProcessNode(Path dataDir) throws IOException {
         this(dataDir, new ProcessCommandRunner());
@@ -25,22 +23,20 @@ public final class InProcessNode implements AutoCloseable {
     public InProcessNode(Path dataDir, CommandRunner commands) throws IOException {
         NodeConfig config = new NodeConfig(dataDir, new InetSocketAddress("127.0.0.1", 0),
                 new InetSocketAddress("127.0.0.1", 0), null);
-        daemon = new NodeDaemon(config, new NodeComponents() {
-            @Override
-            public StoragePool openPool(Path dir) {
-                return pool;
-            }
-
-            @Override
-            public NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) {
-                nbd = new FakeNbdFrontend(tcp, unixSocket);
-                return nbd;
-            }
-        }, commands).start();
+        daemon = new NodeDaemon(config, new DefaultComponents(), commands).start();
     }
 
     public String url() {
         return daemon.apiUrl();
+    }
+
+    /** The NBD TCP URI of an export, with this node's actual port. */
+    public String nbdTcpUri(String volume) {
+        return daemon.nbd().tcpUri(volume);
+    }
+
+    public InetSocketAddress nbdTcp() {
+        return daemon.nbd().tcpAddress();
     }
 
     @Override

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** The REST API as a client sees it: real HTTP server in-process, memory pool, fake NBD endpoints. */
+/** The REST API as a client sees it: real HTTP server, file storage pool and NBD server, in-process. */
 class RestApiTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final HttpClient HTTP = HttpClient.newHttpClient();
@@ -83,7 +83,7 @@ class RestApiTest {
         assertThat(v.path("createdAt").asText()).isNotBlank();
         assertThat(v.path("allocatedBytes").asLong()).isZero();
         assertThat(v.path("attachment").isNull()).isTrue();
-        assertThat(v.path("nbd").path("tcp").asText()).isEqualTo("nbd://127.0.0.1:10809/db1");
+        assertThat(v.path("nbd").path("tcp").asText()).isEqualTo("nbd://127.0.0.1:" + node.nbdTcp().getPort() + "/db1");
         assertThat(v.path("nbd").path("unix").asText()).startsWith("nbd+unix:///db1?socket=/");
         assertThat(v.path("connections").asInt()).isZero();
 
@@ -186,7 +186,7 @@ class RestApiTest {
         call("POST", "/v1/volumes", "{\"name\":\"pg\",\"size\":\"1GiB\"}");
         Resp a = call("POST", "/v1/volumes/pg/attach", null);
         assertThat(a.status()).isEqualTo(200);
-        assertThat(a.json().path("uri").asText()).isEqualTo("nbd://127.0.0.1:10809/pg");
+        assertThat(a.json().path("uri").asText()).isEqualTo("nbd://127.0.0.1:" + node.nbdTcp().getPort() + "/pg");
         assertThat(a.json().path("unixUri").asText()).isEqualTo("nbd+unix:///pg?socket=" + dir.resolve("node/nbd.sock"));
         assertThat(a.json().path("mount").isNull()).isTrue();
         // idempotent
@@ -206,12 +206,18 @@ class RestApiTest {
         assertThat(call("POST", "/v1/volumes/pg/detach", null).status()).isEqualTo(409);
         assertThat(Files.readString(dir.resolve("node/attachments.json"))).doesNotContain("\"pg\"");
 
-        node.nbd.connections.put("pg", 2);
-        Resp busy = call("DELETE", "/v1/volumes/pg", null);
-        assertThat(busy.status()).isEqualTo(409);
-        assertThat(busy.errorMessage()).contains("2 open NBD connection");
-        node.nbd.connections.clear();
-        assertThat(call("DELETE", "/v1/volumes/pg", null).status()).isEqualTo(204);
+        try (var c1 = io.ballast.testing.NbdHandshake.connect(node.nbdTcp(), "pg");
+                var c2 = io.ballast.testing.NbdHandshake.connect(node.nbdTcp(), "pg")) {
+            assertThat(call("GET", "/v1/volumes/pg", null).json().path("connections").asInt()).isEqualTo(2);
+            Resp busy = call("DELETE", "/v1/volumes/pg", null);
+            assertThat(busy.status()).isEqualTo(409);
+            assertThat(busy.errorMessage()).contains("2 open NBD connection");
+        }
+        int status = 0;
+        for (int i = 0; i < 100 && (status = call("DELETE", "/v1/volumes/pg", null).status()) == 409; i++) {
+            Thread.sleep(20); // the server sees the disconnects asynchronously
+        }
+        assertThat(status).isEqualTo(204);
     }
 
     @Test
