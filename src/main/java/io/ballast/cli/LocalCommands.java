@@ -121,10 +121,16 @@ final class LocalCommands {
                     + Output.size(pool.path("freeBytes")) + " free, " + Output.size(pool.path("allocatedBytes"))
                     + " allocated by volumes");
             out.println("Volumes:   " + volumes.size());
+            java.util.List<java.util.List<String>> rows = new ArrayList<>();
             for (JsonNode v : volumes) {
                 JsonNode a = v.path("attachment");
-                out.println("  " + v.path("name").asText() + "  " + Output.size(v.path("sizeBytes"))
-                        + (a.isNull() || a.isMissingNode() ? "" : a.path("mountDir").isNull() ? "  attached" : "  mounted on " + a.path("mountDir").asText()));
+                String state = a.isNull() || a.isMissingNode() ? "-"
+                        : a.path("mountDir").isNull() ? "attached" : "mounted on " + a.path("mountDir").asText();
+                rows.add(List.of("  " + v.path("name").asText(), Output.size(v.path("sizeBytes")),
+                        Output.size(v.path("allocatedBytes")), state));
+            }
+            if (!rows.isEmpty()) {
+                Output.table(out, List.of("  NAME", "SIZE", "ALLOCATED", "ATTACHMENT"), rows);
             }
             return ExitCodes.OK;
         }

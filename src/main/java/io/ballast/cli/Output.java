@@ -44,6 +44,13 @@ public final class Output {
         return n == null || n.isNull() || n.isMissingNode() ? "-" : n.asText();
     }
 
+    /** An ISO instant cut to whole seconds for tables. */
+    static String instant(JsonNode n) {
+        String t = text(n);
+        int dot = t.indexOf('.');
+        return dot > 0 && t.endsWith("Z") ? t.substring(0, dot) + "Z" : t;
+    }
+
     /** A plain left-aligned table, columns two spaces apart. */
     static void table(PrintWriter out, List<String> header, List<List<String>> rows) {
         List<List<String>> all = new ArrayList<>();

@@ -93,7 +93,7 @@ final class VolumeCommands implements Runnable {
                         : a.path("mountDir").isNull() ? "yes" : Output.text(a.path("mountDir"));
                 rows.add(List.of(Output.text(v.path("name")), Output.size(v.path("sizeBytes")),
                         Output.size(v.path("allocatedBytes")), attached, Output.text(v.path("connections")),
-                        Output.text(v.path("createdAt"))));
+                        Output.instant(v.path("createdAt"))));
             }
             Output.table(cli().out, List.of("NAME", "SIZE", "ALLOCATED", "ATTACHED", "CONNECTIONS", "CREATED"), rows);
             return ExitCodes.OK;

@@ -39,7 +39,7 @@ class LocalUpDownTest {
         assertThat(LauncherTest.launch(env(), "volume", "create", "v1", "--size", "64MiB").exit()).isZero();
         LauncherTest.Run status = LauncherTest.launch(env(), "status");
         assertThat(status.exit()).as(status.err()).isZero();
-        assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").contains("v1  64 MiB").contains("free");
+        assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").containsPattern("v1 +64 MiB").contains("free");
         JsonNode json = new ObjectMapper().readTree(LauncherTest.launch(env(), "status", "-o", "json").out());
         assertThat(json.path("node").path("pool").path("volumeCount").asInt()).isEqualTo(1);
 
