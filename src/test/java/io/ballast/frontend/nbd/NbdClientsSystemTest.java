@@ -58,7 +58,9 @@ class NbdClientsSystemTest {
 
     Result run(String... command) throws IOException, InterruptedException {
         Path log = Files.createTempFile(dir, "cmd", ".log");
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        // Run in the temp dir: fio drops verify state files into its working directory.
+        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
+                .redirectErrorStream(true).redirectOutput(log.toFile());
         // The distribution's python3 carries the libnbd bindings nbdsh needs; put it first.
         pb.environment().put("PATH", "/usr/bin:/bin:" + pb.environment().getOrDefault("PATH", ""));
         Process p = pb.start();
