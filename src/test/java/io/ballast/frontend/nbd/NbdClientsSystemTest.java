@@ -169,6 +169,46 @@ class NbdClientsSystemTest {
     }
 
     @Test
+    void nbdfuseExposesTheExportAsAFile() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(Path.of("/dev/fuse")), "needs /dev/fuse");
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        byte[] data = new byte[8 << 20];
+        new SplittableRandom(3).nextBytes(data);
+        Process fuse = new ProcessBuilder("nbdfuse", mnt.toString(), tcpUri)
+                .redirectErrorStream(true).redirectOutput(dir.resolve("nbdfuse.log").toFile()).start();
+        try {
+            Path file = mnt.resolve("nbd");
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (!(Files.exists(file) && Files.size(file) == SIZE) && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            assertThat(Files.size(file)).isEqualTo(SIZE);
+            try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.wrap(data), 4096);
+                ch.force(false);
+            }
+            byte[] back = new byte[data.length];
+            try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ)) {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(back);
+                long pos = 4096;
+                while (b.hasRemaining()) {
+                    pos += ch.read(b, pos);
+                }
+            }
+            assertThat(back).isEqualTo(data);
+        } finally {
+            run("fusermount3", "-u", mnt.toString());
+            if (!fuse.waitFor(10, TimeUnit.SECONDS)) {
+                fuse.destroyForcibly();
+            }
+        }
+        // The bytes reached the device itself, not just a FUSE page cache.
+        byte[] stored = new byte[data.length];
+        vol.read(4096, java.nio.ByteBuffer.wrap(stored));
+        assertThat(stored).isEqualTo(data);
+    }
+
+    @Test
     void nbdshTargetedChecks() throws Exception {
         String script = String.join("\n",
                 "buf = b'x' * 4096",
