@@ -526,9 +526,8 @@ public final class VolumeStore implements BlockDevice {
                 long punchFrom = -1;
                 for (long b = b0; b < b1; b++) {
                     int f = top.flags(b);
-                    boolean alreadyZero = chain.length == 1 ? (f & Layer.PRESENT) == 0 : (f & Layer.ZERO) != 0;
-                    if (alreadyZero) {
-                        continue;
+                    if (readsAsZero(b)) {
+                        continue; // not a change: no entry, no generation
                     }
                     if ((f & Layer.PRESENT) != 0 && punchFrom < 0) {
                         punchFrom = b;
@@ -549,6 +548,20 @@ public final class VolumeStore implements BlockDevice {
         } finally {
             exitRegions(acts);
         }
+    }
+
+    /** True when the block's content is zeroes: the first layer that decides it says ZERO, or none does. */
+    private boolean readsAsZero(long b) {
+        for (Layer l : chain) {
+            int f = flagsOf(l, b);
+            if ((f & Layer.PRESENT) != 0) {
+                return false;
+            }
+            if ((f & Layer.ZERO) != 0) {
+                return true;
+            }
+        }
+        return true;
     }
 
     private void punch(long offsetBytes, long lengthBytes) {

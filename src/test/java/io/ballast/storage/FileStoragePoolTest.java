@@ -172,4 +172,78 @@ class FileStoragePoolTest {
         pool.close();
         assertThatThrownBy(() -> pool.list()).satisfies(e -> assertThat(codeOf(e)).isEqualTo(ErrorCode.UNAVAILABLE));
     }
+
+    @Test
+    void closingTheSharedDeviceWhileOthersWriteNeverCorruptsIt() throws Exception {
+        pool.create("busy", 8 * Sizes.MIB);
+        int writers = 4;
+        int writesEach = 300;
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread closer = Thread.ofPlatform().start(() -> {
+            while (!done.get()) {
+                pool.open("busy").close(); // as a careless client would
+                Thread.yield();
+            }
+        });
+        java.util.List<Thread> ts = new java.util.ArrayList<>();
+        for (int w = 0; w < writers; w++) {
+            int id = w;
+            ts.add(Thread.ofPlatform().start(() -> {
+                for (int i = 0; i < writesEach; i++) {
+                    byte[] b = new byte[1000];
+                    java.util.Arrays.fill(b, (byte) (i + 1));
+                    while (true) {
+                        try {
+                            // Unaligned, neighbours share blocks; retried when the device was closed under us.
+                            pool.open("busy").write((long) id * 1000 + (long) (i % 50) * writers * 1000,
+                                    ByteBuffer.wrap(b), false);
+                            break;
+                        } catch (BallastException e) {
+                            assertThat(e.code()).isEqualTo(ErrorCode.IO_ERROR);
+                            assertThat(e).hasMessageContaining("closed");
+                        }
+                    }
+                }
+            }));
+        }
+        for (Thread t : ts) {
+            t.join();
+        }
+        done.set(true);
+        closer.join();
+        pool.close();
+        pool = FileStoragePool.open(dir);
+        VolumeStore v = pool.open("busy");
+        assertThat(v.recoveryReport().uncleanShutdown()).isFalse();
+        ByteBuffer all = ByteBuffer.allocate(50 * writers * 1000);
+        v.read(0, all); // no checksum errors
+        for (int slot = 0; slot < 50; slot++) {
+            for (int w = 0; w < writers; w++) {
+                int lastI = writesEach - 50 + slot; // last i with i % 50 == slot
+                assertThat(all.get(slot * writers * 1000 + w * 1000)).isEqualTo((byte) (lastI + 1));
+            }
+        }
+    }
+
+    @Test
+    void metricsCountBytesAndFlushes() {
+        pool.create("m", Sizes.MIB);
+        VolumeStore v = pool.open("m");
+        v.write(0, ByteBuffer.wrap(new byte[5000]), true);
+        v.read(0, ByteBuffer.allocate(3000));
+        // What a Prometheus scrape sees.
+        var out = new java.io.ByteArrayOutputStream();
+        try {
+            new io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter(false)
+                    .write(out, io.prometheus.metrics.model.registry.PrometheusRegistry.defaultRegistry.scrape());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        String text = out.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(text).contains("ballast_storage_written_bytes_total{volume=\"m\"} 5000.0")
+                .contains("ballast_storage_read_bytes_total{volume=\"m\"} 3000.0")
+                .contains("ballast_storage_flushes_total{volume=\"m\"} 1.0")
+                .contains("ballast_storage_flush_duration_seconds_count{volume=\"m\"} 1")
+                .contains("ballast_checksum_errors_total{volume=\"m\"} 0.0");
+    }
 }

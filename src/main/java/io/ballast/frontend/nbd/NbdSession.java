@@ -115,6 +115,10 @@ final class NbdSession implements Runnable {
             log.atDebug().addKeyValue("peer", peer).log("nbd client closed the connection");
         } catch (IOException e) {
             log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd connection I/O ended");
+        } catch (RuntimeException e) {
+            // e.g. the registry failing to open an export: this connection ends, nothing else.
+            log.atError().setCause(e).addKeyValue("peer", peer).addKeyValue("export", exportName)
+                    .log("nbd session failed, closing connection");
         } finally {
             watchdog.interrupt();
             // In-flight work completes (its replies may fail quietly) before we report the end.

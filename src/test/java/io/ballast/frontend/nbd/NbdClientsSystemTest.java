@@ -58,7 +58,9 @@ class NbdClientsSystemTest {
 
     Result run(String... command) throws IOException, InterruptedException {
         Path log = Files.createTempFile(dir, "cmd", ".log");
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        // Run in the temp dir: fio drops verify state files into its working directory.
+        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
+                .redirectErrorStream(true).redirectOutput(log.toFile());
         // The distribution's python3 carries the libnbd bindings nbdsh needs; put it first.
         pb.environment().put("PATH", "/usr/bin:/bin:" + pb.environment().getOrDefault("PATH", ""));
         Process p = pb.start();
@@ -164,6 +166,46 @@ class NbdClientsSystemTest {
                 assertThat(job.get("read").get("io_bytes").asLong()).as("verify read back").isEqualTo(64L * 1024 * 1024);
             }
         }
+    }
+
+    @Test
+    void nbdfuseExposesTheExportAsAFile() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(Path.of("/dev/fuse")), "needs /dev/fuse");
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        byte[] data = new byte[8 << 20];
+        new SplittableRandom(3).nextBytes(data);
+        Process fuse = new ProcessBuilder("nbdfuse", mnt.toString(), tcpUri)
+                .redirectErrorStream(true).redirectOutput(dir.resolve("nbdfuse.log").toFile()).start();
+        try {
+            Path file = mnt.resolve("nbd");
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (!(Files.exists(file) && Files.size(file) == SIZE) && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            assertThat(Files.size(file)).isEqualTo(SIZE);
+            try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.wrap(data), 4096);
+                ch.force(false);
+            }
+            byte[] back = new byte[data.length];
+            try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ)) {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(back);
+                long pos = 4096;
+                while (b.hasRemaining()) {
+                    pos += ch.read(b, pos);
+                }
+            }
+            assertThat(back).isEqualTo(data);
+        } finally {
+            run("fusermount3", "-u", mnt.toString());
+            if (!fuse.waitFor(10, TimeUnit.SECONDS)) {
+                fuse.destroyForcibly();
+            }
+        }
+        // The bytes reached the device itself, not just a FUSE page cache.
+        byte[] stored = new byte[data.length];
+        vol.read(4096, java.nio.ByteBuffer.wrap(stored));
+        assertThat(stored).isEqualTo(data);
     }
 
     @Test

@@ -161,6 +161,34 @@ class NbdServerBehaviourTest {
     }
 
     @Test
+    void registryFailureEndsOnlyThatConnection() throws Exception {
+        FileBlockDevice dev = new FileBlockDevice(dir.resolve("f.img"), 1 << 20);
+        ExportRegistry flaky = new ExportRegistry() {
+            public java.util.Optional<BlockDevice> open(String name) {
+                if (name.equals("broken")) {
+                    throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "no quorum");
+                }
+                return name.equals("vol") ? java.util.Optional.of(dev) : java.util.Optional.empty();
+            }
+
+            public List<String> exportNames() {
+                return List.of("vol", "broken");
+            }
+        };
+        try (NbdServer s = new NbdServer(flaky, NbdServerConfig.defaults(new InetSocketAddress("127.0.0.1", 0), null))) {
+            s.start();
+            try (RawNbdClient c = new RawNbdClient(s.boundTcpAddress())) {
+                c.startHandshake();
+                c.sendOption(OPT_GO, RawNbdClient.infoPayload("broken"));
+                assertThat(c.closedByServer()).isTrue();
+            }
+            try (RawNbdClient c = new RawNbdClient(s.boundTcpAddress())) {
+                assertThat(c.go("vol", true)).isEqualTo(1 << 20);
+            }
+        }
+    }
+
+    @Test
     void configRejectsNonsense() {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> NbdServerConfig.defaults(null, null))
                 .isInstanceOf(IllegalArgumentException.class);
