@@ -2,17 +2,15 @@ package io.ballast.system;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.ballast.cli.CliRunner;
 import io.ballast.testing.NodeProcess;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -114,14 +112,8 @@ class FlushDurabilitySystemTest {
     }
 
     private void cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        String[] full = new String[args.length + 2];
-        System.arraycopy(args, 0, full, 0, args.length);
-        full[args.length] = "--node";
-        full[args.length + 1] = node.apiUrl();
-        int code = io.ballast.cli.BallastCli.run(full, new PrintWriter(out, true), new PrintWriter(err, true),
-                Map.of("BALLAST_HOME", dir.resolve("home").toString()));
-        assertThat(code).as("ballast %s: %s", String.join(" ", args), err).isZero();
+        CliRunner.Result r = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
+                .env("BALLAST_NODE", node.apiUrl()).run(args);
+        assertThat(r.exit()).as("ballast %s: %s", String.join(" ", args), r.err()).isZero();
     }
 }
