@@ -62,12 +62,17 @@ class MountSystemTest {
         node = NodeProcess.start(dir.resolve("node"));
         Path mnt = dir.resolve("mnt");
         assertThat(cli("volume", "create", "pg", "--size", "256MiB").exit()).isZero();
+        // The README tour: attach for the NBD URI first, then mount the same attachment.
+        assertThat(cli("volume", "attach", "pg").exit()).isZero();
 
         Result attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
         assertThat(attach.exit()).as(attach.err()).isZero();
         assertThat(attach.out().lines().toList()).containsExactly(node.nbdTcpUri("pg"), node.nbdUnixUri("pg"));
         assertThat(Mounts.isMountPoint(mnt)).isTrue();
         assertThat(cli("volume", "inspect", "pg").out()).contains("Mount:        " + mnt).contains("/dev/loop");
+        Result elsewhere = cli("volume", "attach", "pg", "--mount", dir.resolve("elsewhere").toString());
+        assertThat(elsewhere.exit()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(elsewhere.err()).contains("already mounted at " + mnt);
 
         byte[] big = new byte[8 << 20];
         new Random(42).nextBytes(big);
