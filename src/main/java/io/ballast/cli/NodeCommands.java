@@ -48,6 +48,11 @@ final class NodeCommands implements Runnable {
         @Option(names = "--nbd-socket", paramLabel = "PATH", description = "NBD unix socket (default: DIR/nbd.sock)")
         Path nbdSocket;
 
+        @Option(names = "--docker-plugin", paramLabel = "SOCKET", arity = "0..1",
+                fallbackValue = "/run/docker/plugins/ballast.sock",
+                description = "Serve the Docker volume plugin on SOCKET (default /run/docker/plugins/ballast.sock; off unless given)")
+        Path dockerPluginSocket;
+
         @Override
         public Integer call() throws Exception {
             InetSocketAddress api = NodeConfig.parseAddress(apiListen);
@@ -64,8 +69,24 @@ final class NodeCommands implements Runnable {
             } catch (java.io.IOException e) {
                 throw BallastException.io("node start failed: " + e.getMessage(), e);
             }
-            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (NBD closed, pool flushed and closed).
-            Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "ballast-shutdown"));
+            io.ballast.integrations.docker.DockerPlugin docker = null;
+            if (dockerPluginSocket != null) {
+                try {
+                    docker = io.ballast.integrations.docker.DockerPlugin.start(daemon.volumes(), dockerPluginSocket,
+                            config.dataDir().resolve("docker").resolve("mounts"));
+                } catch (java.io.IOException e) {
+                    daemon.close();
+                    throw BallastException.io("docker plugin start failed on " + dockerPluginSocket + ": " + e.getMessage(), e);
+                }
+            }
+            io.ballast.integrations.docker.DockerPlugin dockerPlugin = docker;
+            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (plugin first, then NBD closed, pool flushed and closed).
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                if (dockerPlugin != null) {
+                    dockerPlugin.close();
+                }
+                daemon.close();
+            }, "ballast-shutdown"));
             parent.cli.out.println("Ballast node running: API " + daemon.apiUrl() + ", data " + config.dataDir());
             parent.cli.out.flush();
             new CountDownLatch(1).await(); // until the JVM exits
