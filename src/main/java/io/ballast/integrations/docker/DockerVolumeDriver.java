@@ -78,6 +78,11 @@ public final class DockerVolumeDriver {
                 throw BallastException.conflict("volume " + name + " is in use by " + ids.size()
                         + " container mount(s) on this host; stop or remove those containers first");
             }
+            // A mount of ours that no container uses (its last Unmount failed to detach): release it first.
+            Attachment a = volumes.inspect(name).attachment();
+            if (a != null && a.mounted() && Path.of(a.mountDir()).equals(mountRoot.resolve(name))) {
+                volumes.detach(name);
+            }
             volumes.delete(name);
             log.atInfo().addKeyValue("volume", name).log("docker volume removed");
             return null;

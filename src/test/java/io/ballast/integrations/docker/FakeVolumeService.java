@@ -16,6 +16,7 @@ final class FakeVolumeService implements VolumeService {
     final Map<String, Long> sizes = new TreeMap<>();
     final Map<String, Attachment> attachments = new TreeMap<>();
     final List<String> calls = new ArrayList<>();
+    volatile boolean failDetach;
 
     @Override
     public synchronized VolumeView create(String name, long sizeBytes) {
@@ -67,6 +68,9 @@ final class FakeVolumeService implements VolumeService {
     public synchronized Attachment detach(String name) {
         require(name);
         calls.add("detach " + name);
+        if (failDetach) {
+            throw BallastException.conflict("cannot unmount: umount: target is busy");
+        }
         Attachment a = attachments.remove(name);
         if (a == null) {
             throw BallastException.conflict("volume " + name + " is not attached");

@@ -113,6 +113,28 @@ class PluginHandlerTest {
     }
 
     @Test
+    void aFailedLastUnmountLeavesAMountThatRemoveReleases() throws Exception {
+        post("/VolumeDriver.Create", "{\"Name\":\"pg\"}");
+        post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c1\"}");
+        FakeVolumeService failing = volumes;
+        failing.failDetach = true;
+        assertThat(post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"c1\"}").path("Err").asText())
+                .contains("target is busy");
+        assertThat(volumes.attachments).containsKey("pg");
+        failing.failDetach = false;
+        // a new container reuses the leftover mount, and its Unmount detaches
+        assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c2\"}").path("Mountpoint").asText())
+                .isEqualTo(root.resolve("pg").toString());
+        failing.failDetach = true;
+        post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"c2\"}");
+        failing.failDetach = false;
+        // no container uses it: Remove releases the mount, then deletes
+        assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").has("Err")).isFalse();
+        assertThat(volumes.attachments).isEmpty();
+        assertThat(volumes.sizes).isEmpty();
+    }
+
+    @Test
     void mountOfAVolumeMountedOutsideDockerIsRefused() throws Exception {
         post("/VolumeDriver.Create", "{\"Name\":\"pg\"}");
         volumes.attach("pg", Path.of("/mnt/pg"));
