@@ -19,6 +19,11 @@ public final class DockerErrors {
 
     private DockerErrors() {}
 
+    /** An error of the plugin protocol itself (HTTP framing, endpoint, method); the transport sends it with a 4xx. */
+    public static PluginMessages.ErrorResponse protocol(String message) {
+        return new PluginMessages.ErrorResponse("ballast: " + message);
+    }
+
     public static PluginMessages.ErrorResponse of(Throwable t) {
         if (t instanceof BallastException e) {
             ErrorCode code = e.code();

@@ -21,12 +21,12 @@ public final class PluginHandler {
     public Reply handle(String method, String path, byte[] body) {
         Endpoint endpoint = Endpoint.ofPath(path);
         if (endpoint == null) {
-            return new Reply(404, PluginCodec.encode(new PluginMessages.ErrorResponse(
-                    "ballast: unknown plugin endpoint " + path)));
+            return new Reply(404, PluginCodec.encode(DockerErrors.protocol(
+                    "unknown plugin endpoint " + path)));
         }
         if (!"POST".equals(method)) {
-            return new Reply(405, PluginCodec.encode(new PluginMessages.ErrorResponse(
-                    "ballast: " + path + " takes POST, not " + method)));
+            return new Reply(405, PluginCodec.encode(DockerErrors.protocol(
+                    path + " takes POST, not " + method)));
         }
         try {
             PluginMessages.Request req = PluginCodec.decodeRequest(body);

@@ -100,8 +100,8 @@ public final class UnixHttpServer implements AutoCloseable {
                 try {
                     req = HttpRequestParser.read(in);
                 } catch (HttpProtocolException e) {
-                    write(out, e.status(), PluginCodec.encode(new PluginMessages.ErrorResponse(
-                            "ballast: bad HTTP request: " + e.getMessage())), false);
+                    write(out, e.status(), PluginCodec.encode(DockerErrors.protocol(
+                            "bad HTTP request: " + e.getMessage())), false);
                     return;
                 }
                 if (req == null) {
