@@ -143,6 +143,8 @@ final class Dockerd implements AutoCloseable {
             }
             if (swarm) {
                 run("swarm", "leave", "--force");
+                // swarm init made a host bridge; dockerd does not remove it on exit
+                run("network", "rm", "docker_gwbridge");
             }
             process.destroy();
             if (!process.waitFor(60, TimeUnit.SECONDS)) {
