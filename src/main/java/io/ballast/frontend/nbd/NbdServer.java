@@ -44,6 +44,7 @@ public final class NbdServer implements AutoCloseable {
     // platform-thread pool favoured them (docs/nbd.md).
     private final ThreadFactory workers = Thread.ofVirtual().name("nbd-worker").factory();
     static final int SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+    private final BufferPool buffers;
     private final Set<NbdSession> liveSessions = ConcurrentHashMap.newKeySet();
     private final Map<String, AtomicInteger> connectionsByExport = new ConcurrentHashMap<>();
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
@@ -53,6 +54,7 @@ public final class NbdServer implements AutoCloseable {
     public NbdServer(ExportRegistry exports, NbdServerConfig config) {
         this.exports = Objects.requireNonNull(exports, "exports");
         this.config = Objects.requireNonNull(config, "config");
+        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection());
     }
 
     /** Binds the configured listeners and starts accepting. */
@@ -185,7 +187,7 @@ public final class NbdServer implements AutoCloseable {
                 closeQuietly(ch);
                 continue;
             }
-            NbdSession session = new NbdSession(exports, ch, peer, config, workers, new Listener());
+            NbdSession session = new NbdSession(exports, ch, peer, config, workers, buffers, new Listener());
             liveSessions.add(session);
             NbdMetrics.CONNECTIONS_OPEN.inc();
             synchronized (this) {

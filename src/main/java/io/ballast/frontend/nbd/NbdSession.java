@@ -55,7 +55,18 @@ final class NbdSession implements Runnable {
     private final SessionListener listener;
     private final ReentrantLock writeLock = new ReentrantLock();
     private final Semaphore inFlight;
+    /** Shared by all connections of the server. */
     private final BufferPool buffers;
+    /**
+     * Payload buffer bytes (in KiB, by size class) this connection may hold at once, besides the
+     * request count bound: 64 requests of 32 MiB would otherwise be 2 GiB of direct memory.
+     */
+    static final int PAYLOAD_BUDGET_BYTES = 64 * 1024 * 1024;
+    private final Semaphore payloadBudgetKib;
+
+    private static int budgetKib(NbdServerConfig config) {
+        return Math.max(PAYLOAD_BUDGET_BYTES, BufferPool.classBytes(config.maxPayloadBytes())) / 1024;
+    }
     private final ByteBuffer header = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
     /**
      * Read-ahead of client bytes, kept in read mode. Pipelined clients send many small requests
@@ -99,7 +110,7 @@ final class NbdSession implements Runnable {
     }
 
     NbdSession(ExportRegistry exports, ByteChannel channel, String peer, NbdServerConfig config,
-               ThreadFactory workers, SessionListener listener) {
+               ThreadFactory workers, BufferPool buffers, SessionListener listener) {
         this.exports = exports;
         this.channel = channel;
         this.peer = peer;
@@ -107,7 +118,8 @@ final class NbdSession implements Runnable {
         this.workers = workers;
         this.listener = listener;
         this.inFlight = new Semaphore(config.maxInFlightPerConnection());
-        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection());
+        this.buffers = buffers;
+        this.payloadBudgetKib = new Semaphore(budgetKib(config));
     }
 
     @Override
@@ -333,11 +345,11 @@ final class NbdSession implements Runnable {
                     if (!inline) {
                         acquireSlot();
                     }
-                    ByteBuffer buf = buffers.acquire((int) w.lengthBytes());
+                    ByteBuffer buf = takeBuffer((int) w.lengthBytes());
                     try {
                         readFully(buf);
                     } catch (IOException e) {
-                        buffers.release(buf);
+                        giveBuffer(buf);
                         if (!inline) {
                             inFlight.release();
                         }
@@ -356,7 +368,7 @@ final class NbdSession implements Runnable {
                         replyError(rd.cookie(), CMD_READ, EINVAL, problem, startNs);
                         continue;
                     }
-                    ByteBuffer buf = buffers.acquire((int) rd.lengthBytes());
+                    ByteBuffer buf = takeBuffer((int) rd.lengthBytes());
                     if (rd.lengthBytes() <= INLINE_MAX_BYTES && tryReadInline(rd, buf, startNs)) {
                         continue;
                     }
@@ -370,7 +382,7 @@ final class NbdSession implements Runnable {
                         continue;
                     }
                     acquireSlot();
-                    dispatch(request, buffers.acquire(0), startNs);
+                    dispatch(request, takeBuffer(0), startNs);
                 }
                 case NbdRequest.WriteZeroes z -> {
                     String problem = checkRange(z.offsetBytes(), z.lengthBytes());
@@ -379,16 +391,16 @@ final class NbdSession implements Runnable {
                         continue;
                     }
                     acquireSlot();
-                    dispatch(request, buffers.acquire(0), startNs);
+                    dispatch(request, takeBuffer(0), startNs);
                 }
                 case NbdRequest.Flush f -> {
                     if (idle()) {
                         // Nothing else to do meanwhile (write-then-flush at QD1): no hand-off.
                         sendBatch();
-                        executeInline(request, buffers.acquire(0), startNs);
+                        executeInline(request, takeBuffer(0), startNs);
                     } else {
                         acquireSlot();
-                        dispatch(request, buffers.acquire(0), startNs);
+                        dispatch(request, takeBuffer(0), startNs);
                     }
                 }
             }
@@ -418,6 +430,22 @@ final class NbdSession implements Runnable {
             return OUT_OF_RANGE;
         }
         return null;
+    }
+
+    /** A payload buffer within this connection's budget; replies held in the batch go out first if we must wait. */
+    private ByteBuffer takeBuffer(int dataBytes) {
+        int kib = BufferPool.classBytes(dataBytes) / 1024;
+        if (!payloadBudgetKib.tryAcquire(kib)) {
+            sendBatch();
+            payloadBudgetKib.acquireUninterruptibly(kib);
+        }
+        return buffers.acquire(dataBytes);
+    }
+
+    private void giveBuffer(ByteBuffer b) {
+        int kib = BufferPool.classBytes(b.capacity() - BufferPool.HEADROOM_BYTES) / 1024;
+        buffers.release(b);
+        payloadBudgetKib.release(kib);
     }
 
     /** Takes an in-flight slot for a worker; replies held in the batch go out first if we must wait. */
@@ -474,7 +502,7 @@ final class NbdSession implements Runnable {
         try {
             sendReply(perform(request, buf, startNs));
         } finally {
-            buffers.release(buf);
+            giveBuffer(buf);
             inFlight.release();
         }
     }
@@ -486,7 +514,7 @@ final class NbdSession implements Runnable {
         try {
             reply = perform(request, buf, startNs);
         } catch (RuntimeException | Error e) {
-            buffers.release(buf);
+            giveBuffer(buf);
             throw e;
         }
         if (!(request instanceof NbdRequest.Flush)) {
@@ -540,7 +568,7 @@ final class NbdSession implements Runnable {
             }
         } finally {
             for (int i = 0; i < n; i++) {
-                buffers.release(batchRelease[i]);
+                giveBuffer(batchRelease[i]);
                 batch[i] = null;
                 batchRelease[i] = null;
             }
