@@ -341,7 +341,8 @@ final class NbdSession implements Runnable {
                         replyError(w.cookie(), CMD_WRITE, errno, problem, startNs);
                         continue;
                     }
-                    boolean inline = runInline(w.lengthBytes());
+                    boolean inline = runInline(w.lengthBytes())
+                            || (w.lengthBytes() <= INLINE_MAX_BYTES && idleBut(w.lengthBytes()));
                     if (!inline) {
                         acquireSlot();
                     }
@@ -458,7 +459,17 @@ final class NbdSession implements Runnable {
 
     /** True when no worker has a request and no further request is already buffered. */
     private boolean idle() {
-        return !inbound.hasRemaining() && inFlight.availablePermits() == config.maxInFlightPerConnection();
+        return idleBut(0);
+    }
+
+    /**
+     * As {@link #idle}, where the read-ahead may hold {@code payloadBytes} of the current request.
+     * Then running the request inline delays nothing that is waiting (QD1): a hand-off would only
+     * add its cost, however slow the request.
+     */
+    private boolean idleBut(long payloadBytes) {
+        return inbound.remaining() <= payloadBytes
+                && inFlight.availablePermits() == config.maxInFlightPerConnection();
     }
 
     /**
