@@ -94,6 +94,13 @@ def fio(uri, args, runtime_s, size_bytes, time_based=True):
             "p99_us": pct.get("99.000000", 0) / 1000.0}
 
 
+def cpu_ticks(pid):
+    """utime+stime of all threads of pid, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def peak_rss_mib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -108,27 +115,40 @@ def main():
     ap.add_argument("--runtime", type=int, default=15)
     ap.add_argument("--size", default="1GiB")
     ap.add_argument("--workdir", default=None, help="directory on the disk under test")
+    ap.add_argument("--jobs", default=None,
+                    help="comma-separated substrings; only jobs whose name contains one run (quick A/B)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "README.md"))
     opts = ap.parse_args()
     size_bytes = parse_size(opts.size)
+    jobs = JOBS
+    if opts.jobs:
+        jobs = [j for j in JOBS if any(k in j[0] for k in opts.jobs.split(","))]
     workdir = opts.workdir or tempfile.mkdtemp(prefix="ballast-bench-", dir=os.path.join(ROOT, "target"))
     os.makedirs(workdir, exist_ok=True)
 
     ballast, ballast_uri = start_ballast(workdir, size_bytes)
     nbdkit, nbdkit_uri = start_nbdkit(workdir, size_bytes)
     sides = {"ballast": ballast_uri, "nbdkit": nbdkit_uri}
+    procs = {"ballast": ballast, "nbdkit": nbdkit}
     results = {}
     try:
         # Fill both devices once so reads hit real data, not holes.
         for uri in sides.values():
             fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size_bytes, time_based=False)
-        for name, args, metric in JOBS:
+        for name, args, metric in jobs:
             for rep in range(opts.reps):
                 for side, uri in sides.items():
+                    pid = procs[side].pid
+                    t0 = cpu_ticks(pid)
                     r = fio(uri, args, opts.runtime, size_bytes)
+                    # Server CPU per request: fio counts ops after the 2 s ramp only, so estimate the
+                    # ops of the whole run (ramp included) from the measured rate.
+                    ops = r["iops"] * (opts.runtime + 2)
+                    r["cpu_us"] = (cpu_ticks(pid) - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / ops if ops else 0
                     results.setdefault((name, side), []).append(r)
-                    print("%-22s rep %d %-7s %10.1f %s  p99 %.0f us" % (
-                        name, rep + 1, side, r[metric], "IOPS" if metric == "iops" else "MiB/s", r["p99_us"]),
+                    print("%-22s rep %d %-7s %10.1f %s  p99 %.0f us  cpu/op %.1f us" % (
+                        name, rep + 1, side, r[metric], "IOPS" if metric == "iops" else "MiB/s", r["p99_us"],
+                        r["cpu_us"]),
                         flush=True)
         rss = peak_rss_mib(ballast.pid)
     finally:
@@ -141,22 +161,26 @@ def main():
                 os.killpg(p.pid, signal.SIGKILL)
 
     rows = []
-    for name, _, metric in JOBS:
+    for name, _, metric in jobs:
         b = results[(name, "ballast")]
         k = results[(name, "nbdkit")]
         bm = statistics.median(r[metric] for r in b)
         km = statistics.median(r[metric] for r in k)
         unit = "IOPS" if metric == "iops" else "MiB/s"
-        rows.append("| %s | %.0f %s | %.0f %s | %.2f | %.0f | %.0f |" % (
+        bc = statistics.median(r["cpu_us"] for r in b)
+        kc = statistics.median(r["cpu_us"] for r in k)
+        rows.append("| %s | %.0f %s | %.0f %s | %.2f | %.0f | %.0f | %.1f | %.1f | %.2f |" % (
             name, bm, unit, km, unit, bm / km if km else 0,
-            statistics.median(r["p99_us"] for r in b), statistics.median(r["p99_us"] for r in k)))
+            statistics.median(r["p99_us"] for r in b), statistics.median(r["p99_us"] for r in k),
+            bc, kc, bc / kc if kc else 0))
 
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
     fio_version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
     table = "\n".join([
-        "| job | Ballast | nbdkit file | ratio | Ballast p99 (us) | nbdkit p99 (us) |",
-        "|---|---|---|---|---|---|",
+        "| job | Ballast | nbdkit file | ratio | Ballast p99 (us) | nbdkit p99 (us) "
+        "| Ballast CPU/op (us) | nbdkit CPU/op (us) | CPU/op ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ] + rows)
     body = f"""# Performance
 
@@ -168,6 +192,9 @@ fio's nbd engine over a unix socket against a Ballast volume and, in the same ru
 nbdkit's file plugin serving a preallocated file in the same directory (same disk, same page
 cache). Each job runs {opts.reps} times per side, alternating sides; values are medians; the ratio
 is Ballast/nbdkit (higher is better for Ballast). Both devices are filled first so reads hit data.
+CPU/op is the server process's utime+stime (all threads, from /proc/PID/stat) over a fio run divided
+by the requests of that run (rate x (runtime + 2 s ramp)); it is load-independent, lower is better,
+and its ratio is Ballast/nbdkit (at most 1.0 means Ballast spends no more CPU per request).
 
 Machine: {os.cpu_count()} cores, {cpu}; {fio_version}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
 

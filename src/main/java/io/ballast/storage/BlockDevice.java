@@ -25,6 +25,17 @@ public interface BlockDevice extends AutoCloseable {
     /** Reads {@code dst.remaining()} bytes starting at {@code offsetBytes} into {@code dst}. */
     void read(long offsetBytes, ByteBuffer dst);
 
+    /**
+     * As {@link #read}, but only when it can complete without waiting for a disk (the data is
+     * cached, no lock is contended): a caller that must not block (an NBD reader thread running
+     * requests inline) tries this first. Returns false, with {@code dst}'s position unchanged (its content may not be), when it cannot
+     * promise that or anything unusual happens (errors included); the caller then uses
+     * {@link #read}. The default never promises.
+     */
+    default boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
+        return false;
+    }
+
     /** Writes all of {@code src.remaining()} bytes at {@code offsetBytes}. */
     void write(long offsetBytes, ByteBuffer src, boolean fua);
 

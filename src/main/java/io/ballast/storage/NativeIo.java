@@ -24,6 +24,8 @@ final class NativeIo {
     private static final MethodHandle OPEN;
     private static final MethodHandle CLOSE;
     private static final MethodHandle FALLOCATE;
+    private static final MethodHandle PREADV2;
+    private static final int RWF_NOWAIT = 0x8;
     private static final VarHandle ERRNO;
     private static final long CAPTURE_BYTES;
 
@@ -31,6 +33,7 @@ final class NativeIo {
         MethodHandle open = null;
         MethodHandle close = null;
         MethodHandle fallocate = null;
+        MethodHandle preadv2 = null;
         VarHandle errno = null;
         long captureBytes = 0;
         try {
@@ -47,6 +50,9 @@ final class NativeIo {
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                             ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
                     ccs);
+            preadv2 = downcall(linker, libc.find("preadv2").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                            ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             errno = Linker.Option.captureStateLayout()
                     .varHandle(MemoryLayout.PathElement.groupElement("errno"));
             captureBytes = Linker.Option.captureStateLayout().byteSize();
@@ -56,6 +62,7 @@ final class NativeIo {
         OPEN = open;
         CLOSE = close;
         FALLOCATE = fallocate;
+        PREADV2 = preadv2;
         ERRNO = errno;
         CAPTURE_BYTES = captureBytes;
     }
@@ -107,6 +114,33 @@ final class NativeIo {
     }
 
     static final int ENOSPC = 28;
+
+    /** One iovec per thread for {@link #preadNoWait}; reader threads are few and long-lived. */
+    private static final ThreadLocal<MemorySegment> IOVEC =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(16, 8));
+
+    /**
+     * {@code preadv2(fd, dst, offset, RWF_NOWAIT)}: reads {@code dst.remaining()} bytes only if
+     * that needs no disk I/O (the pages are cached). Returns the bytes read, or -1 when the data is
+     * not cached (EAGAIN) or the call is unavailable; {@code dst}'s position is not changed.
+     * {@code dst} must be a direct buffer.
+     */
+    static long preadNoWait(int fd, java.nio.ByteBuffer dst, long offsetBytes) {
+        if (PREADV2 == null || fd < 0 || !dst.isDirect()) {
+            return -1;
+        }
+        try {
+            MemorySegment data = MemorySegment.ofBuffer(dst);
+            MemorySegment iov = IOVEC.get();
+            iov.set(ValueLayout.JAVA_LONG, 0, data.address());
+            iov.set(ValueLayout.JAVA_LONG, 8, data.byteSize());
+            long rc = (long) PREADV2.invokeExact(fd, iov, 1, offsetBytes, RWF_NOWAIT);
+            java.lang.ref.Reference.reachabilityFence(dst);
+            return rc;
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
 
     /** Allocates file blocks for the range (mode 0: existing data kept, size may grow). */
     static Result allocate(int fd, long offsetBytes, long lengthBytes) {

@@ -99,6 +99,8 @@ public final class VolumeStore implements BlockDevice {
     private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
     private final int punchFd;
+    /** Second fd of the top layer's data file, for cache-only reads ({@link #tryReadNoWait}); -1 if unavailable. */
+    private final int nowaitFd;
     /** Second fd of the block table, to allocate its pages before they are stored to (see enterRegion). */
     private final int blockTableFd;
     private volatile boolean punchEnabled;
@@ -138,6 +140,10 @@ public final class VolumeStore implements BlockDevice {
             fd = r.ok() ? r.rc() : -1;
         }
         this.punchFd = fd;
+        NativeIo.Result nfd = NativeIo.available()
+                ? NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id))
+                : new NativeIo.Result(-1, 38);
+        this.nowaitFd = nfd.ok() ? nfd.rc() : -1;
         this.punchEnabled = fd >= 0;
         NativeIo.Result tfd = NativeIo.available()
                 ? NativeIo.openReadWrite(Layer.blocksPath(dir.resolve("layers"), top.id))
@@ -195,6 +201,7 @@ public final class VolumeStore implements BlockDevice {
                 l.close();
             }
             NativeIo.close(store.punchFd);
+            NativeIo.close(store.nowaitFd);
             NativeIo.close(store.blockTableFd);
             throw e;
         }
@@ -434,6 +441,52 @@ public final class VolumeStore implements BlockDevice {
             exit(stamp);
         }
         readBytesMetric.inc(length);
+    }
+
+    /** Largest read {@link #tryReadNoWait} takes on. */
+    private static final int NOWAIT_MAX_BYTES = 64 * 1024;
+
+    /**
+     * Cache-only fast path for small aligned reads of blocks the top layer holds: one
+     * {@code preadv2(RWF_NOWAIT)} straight into {@code dst}, then the usual CRC check. Anything
+     * else (holes, lower layers, unaligned, not cached, a CRC mismatch that may be a racing write,
+     * a closed volume) returns false without a trace, and {@link #read} does the real work.
+     */
+    @Override
+    public boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
+        int length = dst.remaining();
+        if (nowaitFd < 0 || length == 0 || length > NOWAIT_MAX_BYTES || !dst.isDirect()
+                || ((offsetBytes | length) & (BLOCK_BYTES - 1)) != 0
+                || offsetBytes < 0 || offsetBytes > meta.sizeBytes() - length) {
+            return false;
+        }
+        long stamp = tryEnter();
+        if (stamp < 0) {
+            return false;
+        }
+        try {
+            long b0 = offsetBytes >>> BLOCK_SHIFT;
+            int blocks = length >>> BLOCK_SHIFT;
+            for (int i = 0; i < blocks; i++) {
+                if ((flagsOf(top, b0 + i) & Layer.PRESENT) == 0) {
+                    return false;
+                }
+            }
+            if (NativeIo.preadNoWait(nowaitFd, dst, offsetBytes) != length) {
+                return false;
+            }
+            int base = dst.position();
+            for (int i = 0; i < blocks; i++) {
+                if (crc(dst, base + i * BLOCK_BYTES) != top.crc(b0 + i)) {
+                    return false;
+                }
+            }
+            dst.position(dst.limit());
+        } finally {
+            exit(stamp);
+        }
+        readBytesMetric.inc(length);
+        return true;
     }
 
     @Override
@@ -993,6 +1046,7 @@ public final class VolumeStore implements BlockDevice {
                     l.close();
                 }
                 NativeIo.close(punchFd);
+                NativeIo.close(nowaitFd);
                 NativeIo.close(blockTableFd);
             }
         }
@@ -1011,6 +1065,7 @@ public final class VolumeStore implements BlockDevice {
                 l.close();
             }
             NativeIo.close(punchFd);
+            NativeIo.close(nowaitFd);
             NativeIo.close(blockTableFd);
         }
         onClose.run();

@@ -69,6 +69,29 @@ class VolumeStoreTest {
     }
 
     @Test
+    void tryReadNoWaitServesCachedBlocksAndDeclinesEverythingElse() {
+        byte[] data = pattern(4 * BS, 7);
+        write(8 * BS, data);
+        ByteBuffer buf = ByteBuffer.allocateDirect(4 * BS);
+        // Just written, so in the page cache: served, verified, position at the end.
+        assertThat(vol.tryReadNoWait(8 * BS, buf)).isTrue();
+        assertThat(buf.hasRemaining()).isFalse();
+        byte[] got = new byte[4 * BS];
+        buf.flip().get(got);
+        assertThat(got).isEqualTo(data);
+        // Declined, position unchanged: holes, unaligned, heap buffers, beyond the end, closed.
+        ByteBuffer one = ByteBuffer.allocateDirect(BS);
+        assertThat(vol.tryReadNoWait(0, one)).isFalse();
+        assertThat(one.position()).isZero();
+        assertThat(vol.tryReadNoWait(8 * BS + 1, one.clear().limit(BS - 1))).isFalse();
+        assertThat(vol.tryReadNoWait(8 * BS, ByteBuffer.allocate(BS))).isFalse();
+        assertThat(vol.tryReadNoWait(64 * MIB, one.clear())).isFalse();
+        vol.close();
+        assertThat(vol.tryReadNoWait(8 * BS, one.clear())).isFalse();
+        assertThat(one.position()).isZero();
+    }
+
+    @Test
     void freshVolumeReadsZeroesAndAllocatesNothing() {
         assertThat(read(0, 3 * BS)).containsOnly(0);
         assertThat(read(64 * MIB - 10, 10)).containsOnly(0);

@@ -43,6 +43,8 @@ public final class NbdServer implements AutoCloseable {
     // Workers are virtual threads: cheap to start per request, and a measured A/B against a
     // platform-thread pool favoured them (docs/nbd.md).
     private final ThreadFactory workers = Thread.ofVirtual().name("nbd-worker").factory();
+    static final int SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+    private final BufferPool buffers;
     private final Set<NbdSession> liveSessions = ConcurrentHashMap.newKeySet();
     private final Map<String, AtomicInteger> connectionsByExport = new ConcurrentHashMap<>();
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
@@ -52,6 +54,7 @@ public final class NbdServer implements AutoCloseable {
     public NbdServer(ExportRegistry exports, NbdServerConfig config) {
         this.exports = Objects.requireNonNull(exports, "exports");
         this.config = Objects.requireNonNull(config, "config");
+        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection());
     }
 
     /** Binds the configured listeners and starts accepting. */
@@ -169,6 +172,10 @@ public final class NbdServer implements AutoCloseable {
             }
             String peer;
             try {
+                // Room for a whole large READ reply (up to 1 MiB data) in the socket: one write(2)
+                // instead of several partial writes each followed by a wait for the client to drain
+                // (the kernel caps this at net.core.wmem_max; best effort).
+                ch.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
                 if (tcp) {
                     // Small replies must not wait for Nagle: latency of every 4 KiB request depends on it.
                     ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
@@ -180,7 +187,7 @@ public final class NbdServer implements AutoCloseable {
                 closeQuietly(ch);
                 continue;
             }
-            NbdSession session = new NbdSession(exports, ch, peer, config, workers, new Listener());
+            NbdSession session = new NbdSession(exports, ch, peer, config, workers, buffers, new Listener());
             liveSessions.add(session);
             NbdMetrics.CONNECTIONS_OPEN.inc();
             synchronized (this) {

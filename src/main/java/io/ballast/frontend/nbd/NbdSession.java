@@ -8,6 +8,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.SocketChannel;
 import java.util.List;
 import java.util.Optional;
@@ -21,8 +22,14 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One client connection: the fixed newstyle handshake, then the transmission phase. One reader
- * (the thread running {@link #run}) decodes requests and hands each to a worker virtual thread;
- * replies are serialized by {@link #writeLock}, so they may leave out of order.
+ * (the thread running {@link #run}) decodes requests. Small reads and writes it executes itself
+ * ("inline"): a hand-off to another thread costs more than a page-cache read or write of a few KiB.
+ * Their replies are batched and leave in one gather write just before the reader would block on
+ * the socket (or when the batch is full), so a pipelined client gets many replies per syscall.
+ * Large requests, flushes while other work is in flight, and every request while inline
+ * execution has turned out slow (the device is waiting on a disk, say) go to a worker virtual
+ * thread each, so slow requests still overlap. Replies are serialized by {@link #writeLock}, so
+ * they may leave out of order.
  */
 final class NbdSession implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(NbdSession.class);
@@ -48,7 +55,18 @@ final class NbdSession implements Runnable {
     private final SessionListener listener;
     private final ReentrantLock writeLock = new ReentrantLock();
     private final Semaphore inFlight;
+    /** Shared by all connections of the server. */
     private final BufferPool buffers;
+    /**
+     * Payload buffer bytes (in KiB, by size class) this connection may hold at once, besides the
+     * request count bound: 64 requests of 32 MiB would otherwise be 2 GiB of direct memory.
+     */
+    static final int PAYLOAD_BUDGET_BYTES = 64 * 1024 * 1024;
+    private final Semaphore payloadBudgetKib;
+
+    private static int budgetKib(NbdServerConfig config) {
+        return Math.max(PAYLOAD_BUDGET_BYTES, BufferPool.classBytes(config.maxPayloadBytes())) / 1024;
+    }
     private final ByteBuffer header = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
     /**
      * Read-ahead of client bytes, kept in read mode. Pipelined clients send many small requests
@@ -57,6 +75,24 @@ final class NbdSession implements Runnable {
      */
     private final ByteBuffer inbound = ByteBuffer.allocateDirect(INBOUND_BUFFER_BYTES).flip();
     private static final int INBOUND_BUFFER_BYTES = 128 * 1024;
+
+    /** Reads and writes up to this size may run inline on the reader. */
+    static final int INLINE_MAX_BYTES = 64 * 1024;
+    /** Inline execution stops when its moving average exceeds this: the device is slow, overlap wins. */
+    private static final long INLINE_BUDGET_NS = 150_000;
+    /** While inline execution is off, every this-many-th eligible request still runs inline to re-measure. */
+    private static final int INLINE_PROBE_EVERY = 64;
+    /** Replies held for one gather write at most. */
+    private static final int MAX_BATCH = 32;
+    private static final int MAX_BATCH_BYTES = 512 * 1024;
+    /** Moving average (1/8 weight per sample) of inline execution time; reader thread only. */
+    private long inlineAvgNs;
+    private int inlineProbe;
+    /** Replies of inline requests not yet sent, and the pool buffers to release after sending; reader only. */
+    private final ByteBuffer[] batch = new ByteBuffer[MAX_BATCH];
+    private final ByteBuffer[] batchRelease = new ByteBuffer[MAX_BATCH];
+    private int batchCount;
+    private long batchBytes;
 
     private boolean structuredReplies;
     private boolean noZeroes;
@@ -74,7 +110,7 @@ final class NbdSession implements Runnable {
     }
 
     NbdSession(ExportRegistry exports, ByteChannel channel, String peer, NbdServerConfig config,
-               ThreadFactory workers, SessionListener listener) {
+               ThreadFactory workers, BufferPool buffers, SessionListener listener) {
         this.exports = exports;
         this.channel = channel;
         this.peer = peer;
@@ -82,7 +118,8 @@ final class NbdSession implements Runnable {
         this.workers = workers;
         this.listener = listener;
         this.inFlight = new Semaphore(config.maxInFlightPerConnection());
-        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection());
+        this.buffers = buffers;
+        this.payloadBudgetKib = new Semaphore(budgetKib(config));
     }
 
     @Override
@@ -121,6 +158,7 @@ final class NbdSession implements Runnable {
                     .log("nbd session failed, closing connection");
         } finally {
             watchdog.interrupt();
+            sendBatch();
             // In-flight work completes (its replies may fail quietly) before we report the end.
             inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
             closeQuietly();
@@ -287,6 +325,7 @@ final class NbdSession implements Runnable {
             long startNs = System.nanoTime();
             switch (request) {
                 case NbdRequest.Disconnect d -> {
+                    sendBatch();
                     log.atDebug().addKeyValue("peer", peer).log("nbd client sent NBD_CMD_DISC");
                     return;
                 }
@@ -302,17 +341,27 @@ final class NbdSession implements Runnable {
                         replyError(w.cookie(), CMD_WRITE, errno, problem, startNs);
                         continue;
                     }
-                    inFlight.acquireUninterruptibly();
-                    ByteBuffer buf = buffers.acquire((int) w.lengthBytes());
+                    boolean inline = runInline(w.lengthBytes())
+                            || (w.lengthBytes() <= INLINE_MAX_BYTES && idleBut(w.lengthBytes()));
+                    if (!inline) {
+                        acquireSlot();
+                    }
+                    ByteBuffer buf = takeBuffer((int) w.lengthBytes());
                     try {
                         readFully(buf);
                     } catch (IOException e) {
-                        buffers.release(buf);
-                        inFlight.release();
+                        giveBuffer(buf);
+                        if (!inline) {
+                            inFlight.release();
+                        }
                         throw e;
                     }
                     buf.position(BufferPool.HEADROOM_BYTES);
-                    dispatch(request, buf, startNs);
+                    if (inline) {
+                        executeInline(request, buf, startNs);
+                    } else {
+                        dispatch(request, buf, startNs);
+                    }
                 }
                 case NbdRequest.Read rd -> {
                     String problem = checkData(rd.offsetBytes(), rd.lengthBytes());
@@ -320,8 +369,12 @@ final class NbdSession implements Runnable {
                         replyError(rd.cookie(), CMD_READ, EINVAL, problem, startNs);
                         continue;
                     }
-                    inFlight.acquireUninterruptibly();
-                    dispatch(request, buffers.acquire((int) rd.lengthBytes()), startNs);
+                    ByteBuffer buf = takeBuffer((int) rd.lengthBytes());
+                    if (rd.lengthBytes() <= INLINE_MAX_BYTES && tryReadInline(rd, buf, startNs)) {
+                        continue;
+                    }
+                    acquireSlot();
+                    dispatch(request, buf, startNs);
                 }
                 case NbdRequest.Trim t -> {
                     String problem = checkRange(t.offsetBytes(), t.lengthBytes());
@@ -329,8 +382,8 @@ final class NbdSession implements Runnable {
                         replyError(t.cookie(), CMD_TRIM, EINVAL, problem, startNs);
                         continue;
                     }
-                    inFlight.acquireUninterruptibly();
-                    dispatch(request, buffers.acquire(0), startNs);
+                    acquireSlot();
+                    dispatch(request, takeBuffer(0), startNs);
                 }
                 case NbdRequest.WriteZeroes z -> {
                     String problem = checkRange(z.offsetBytes(), z.lengthBytes());
@@ -338,12 +391,18 @@ final class NbdSession implements Runnable {
                         replyError(z.cookie(), CMD_WRITE_ZEROES, EINVAL, problem, startNs);
                         continue;
                     }
-                    inFlight.acquireUninterruptibly();
-                    dispatch(request, buffers.acquire(0), startNs);
+                    acquireSlot();
+                    dispatch(request, takeBuffer(0), startNs);
                 }
                 case NbdRequest.Flush f -> {
-                    inFlight.acquireUninterruptibly();
-                    dispatch(request, buffers.acquire(0), startNs);
+                    if (idle()) {
+                        // Nothing else to do meanwhile (write-then-flush at QD1): no hand-off.
+                        sendBatch();
+                        executeInline(request, takeBuffer(0), startNs);
+                    } else {
+                        acquireSlot();
+                        dispatch(request, takeBuffer(0), startNs);
+                    }
                 }
             }
         }
@@ -374,77 +433,228 @@ final class NbdSession implements Runnable {
         return null;
     }
 
+    /** A payload buffer within this connection's budget; replies held in the batch go out first if we must wait. */
+    private ByteBuffer takeBuffer(int dataBytes) {
+        int kib = BufferPool.classBytes(dataBytes) / 1024;
+        if (!payloadBudgetKib.tryAcquire(kib)) {
+            sendBatch();
+            payloadBudgetKib.acquireUninterruptibly(kib);
+        }
+        return buffers.acquire(dataBytes);
+    }
+
+    private void giveBuffer(ByteBuffer b) {
+        int kib = BufferPool.classBytes(b.capacity() - BufferPool.HEADROOM_BYTES) / 1024;
+        buffers.release(b);
+        payloadBudgetKib.release(kib);
+    }
+
+    /** Takes an in-flight slot for a worker; replies held in the batch go out first if we must wait. */
+    private void acquireSlot() {
+        if (!inFlight.tryAcquire()) {
+            sendBatch();
+            inFlight.acquireUninterruptibly();
+        }
+    }
+
+    /** True when no worker has a request and no further request is already buffered. */
+    private boolean idle() {
+        return idleBut(0);
+    }
+
+    /**
+     * As {@link #idle}, where the read-ahead may hold {@code payloadBytes} of the current request.
+     * Then running the request inline delays nothing that is waiting (QD1): a hand-off would only
+     * add its cost, however slow the request.
+     */
+    private boolean idleBut(long payloadBytes) {
+        return inbound.remaining() <= payloadBytes
+                && inFlight.availablePermits() == config.maxInFlightPerConnection();
+    }
+
+    /**
+     * A read runs on the reader only if the device can serve it without waiting (cached data):
+     * a read that would wait on the disk goes to a worker, so later requests overtake it.
+     */
+    private boolean tryReadInline(NbdRequest.Read rd, ByteBuffer buf, long startNs) {
+        try {
+            if (!device.tryReadNoWait(rd.offsetBytes(), buf)) {
+                buf.position(BufferPool.HEADROOM_BYTES);
+                return false;
+            }
+        } catch (RuntimeException e) {
+            buf.position(BufferPool.HEADROOM_BYTES);
+            return false; // the worker's ordinary read reports it properly
+        }
+        int len = (int) rd.lengthBytes();
+        queueReply(readDataReply(rd.cookie(), rd.offsetBytes(), buf, len), buf);
+        NbdMetrics.READ_BYTES.inc(len);
+        NbdMetrics.request(CMD_READ, 0, System.nanoTime() - startNs);
+        return true;
+    }
+
+    /** Whether a write of {@code lengthBytes} runs on the reader. */
+    private boolean runInline(long lengthBytes) {
+        if (lengthBytes > INLINE_MAX_BYTES) {
+            return false;
+        }
+        if (inlineAvgNs <= INLINE_BUDGET_NS) {
+            return true;
+        }
+        return ++inlineProbe % INLINE_PROBE_EVERY == 0;
+    }
+
     private void dispatch(NbdRequest request, ByteBuffer buf, long startNs) {
         workers.newThread(() -> execute(request, buf, startNs)).start();
     }
 
     /** Worker: runs one request against the device and sends its reply. */
     private void execute(NbdRequest request, ByteBuffer buf, long startNs) {
-        int type = -1;
         try {
-            int errno = 0;
-            String message = null;
-            try {
-                switch (request) {
-                    case NbdRequest.Read r -> {
-                        type = CMD_READ;
-                        device.read(r.offsetBytes(), buf);
-                    }
-                    case NbdRequest.Write w -> {
-                        type = CMD_WRITE;
-                        device.write(w.offsetBytes(), buf, w.fua());
-                    }
-                    case NbdRequest.Flush f -> {
-                        type = CMD_FLUSH;
-                        device.flush();
-                    }
-                    case NbdRequest.Trim t -> {
-                        type = CMD_TRIM;
-                        device.trim(t.offsetBytes(), t.lengthBytes(), t.fua());
-                    }
-                    case NbdRequest.WriteZeroes z -> {
-                        type = CMD_WRITE_ZEROES;
-                        // FAST_ZERO needs no check: zeroing is metadata-only in our devices.
-                        device.writeZeroes(z.offsetBytes(), z.lengthBytes(), !z.noHole(), z.fua());
-                    }
-                    case NbdRequest.Disconnect d -> throw new AssertionError("DISC is never dispatched");
-                    case NbdRequest.Rejected r -> throw new AssertionError("rejections are never dispatched");
-                }
-            } catch (BallastException e) {
-                errno = NbdErrors.errno(e.code(), type);
-                message = e.getMessage();
-                log.atDebug().addKeyValue("peer", peer).addKeyValue("command", commandName(type))
-                        .addKeyValue("error", e.getMessage()).log("nbd request failed");
-            } catch (RuntimeException e) {
-                errno = EIO;
-                message = "internal error";
-                log.atError().setCause(e).addKeyValue("peer", peer).addKeyValue("command", commandName(type))
-                        .log("nbd request failed with an unexpected exception");
-            }
-            if (errno != 0) {
-                replyError(request.cookie(), type, errno, message, startNs);
-                return;
-            }
-            if (type == CMD_READ) {
-                NbdRequest.Read r = (NbdRequest.Read) request;
-                replyReadData(r.cookie(), r.offsetBytes(), buf, (int) r.lengthBytes());
-                NbdMetrics.READ_BYTES.inc(r.lengthBytes());
-            } else {
-                replyOk(request.cookie(), buf);
-                if (type == CMD_WRITE) {
-                    NbdMetrics.WRITTEN_BYTES.inc(((NbdRequest.Write) request).lengthBytes());
-                }
-            }
-            NbdMetrics.request(type, 0, System.nanoTime() - startNs);
+            sendReply(perform(request, buf, startNs));
         } finally {
-            buffers.release(buf);
+            giveBuffer(buf);
             inFlight.release();
         }
     }
 
+    /** Reader: runs one request and queues its reply for the next gather write. */
+    private void executeInline(NbdRequest request, ByteBuffer buf, long startNs) {
+        long t0 = System.nanoTime();
+        ByteBuffer reply;
+        try {
+            reply = perform(request, buf, startNs);
+        } catch (RuntimeException | Error e) {
+            giveBuffer(buf);
+            throw e;
+        }
+        if (!(request instanceof NbdRequest.Flush)) {
+            long took = System.nanoTime() - t0;
+            inlineAvgNs += (took - inlineAvgNs) >> 3;
+        }
+        queueReply(reply, buf);
+    }
+
+    /** Holds a reply for the next gather write; {@code buf} goes back to the pool once it is sent. */
+    private void queueReply(ByteBuffer reply, ByteBuffer buf) {
+        batch[batchCount] = reply;
+        batchRelease[batchCount] = buf;
+        batchCount++;
+        batchBytes += reply.remaining();
+        if (batchCount == MAX_BATCH || batchBytes >= MAX_BATCH_BYTES) {
+            sendBatch();
+        }
+    }
+
+    /** Sends the batched replies in one gather write (as far as the socket takes them) and frees their buffers. */
+    private void sendBatch() {
+        int n = batchCount;
+        if (n == 0) {
+            return;
+        }
+        try {
+            if (!replyChannelBroken) {
+                writeLock.lock();
+                try {
+                    if (n == 1 || !(channel instanceof GatheringByteChannel g)) {
+                        for (int i = 0; i < n; i++) {
+                            writeFully(batch[i]);
+                        }
+                    } else {
+                        int first = 0;
+                        while (first < n) {
+                            g.write(batch, first, n - first);
+                            while (first < n && !batch[first].hasRemaining()) {
+                                first++;
+                            }
+                        }
+                    }
+                } catch (IOException e) {
+                    replyChannelBroken = true;
+                    log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
+                    closeQuietly();
+                } finally {
+                    writeLock.unlock();
+                }
+            }
+        } finally {
+            for (int i = 0; i < n; i++) {
+                giveBuffer(batchRelease[i]);
+                batch[i] = null;
+                batchRelease[i] = null;
+            }
+            batchCount = 0;
+            batchBytes = 0;
+        }
+    }
+
+    /**
+     * Runs one request against the device; returns its reply, ready to send: {@code buf} itself
+     * (header written into its headroom) or, for an error, a fresh buffer. Does not release {@code buf}.
+     */
+    private ByteBuffer perform(NbdRequest request, ByteBuffer buf, long startNs) {
+        int type = -1;
+        int errno = 0;
+        String message = null;
+        try {
+            switch (request) {
+                case NbdRequest.Read r -> {
+                    type = CMD_READ;
+                    device.read(r.offsetBytes(), buf);
+                }
+                case NbdRequest.Write w -> {
+                    type = CMD_WRITE;
+                    device.write(w.offsetBytes(), buf, w.fua());
+                }
+                case NbdRequest.Flush f -> {
+                    type = CMD_FLUSH;
+                    device.flush();
+                }
+                case NbdRequest.Trim t -> {
+                    type = CMD_TRIM;
+                    device.trim(t.offsetBytes(), t.lengthBytes(), t.fua());
+                }
+                case NbdRequest.WriteZeroes z -> {
+                    type = CMD_WRITE_ZEROES;
+                    // FAST_ZERO needs no check: zeroing is metadata-only in our devices.
+                    device.writeZeroes(z.offsetBytes(), z.lengthBytes(), !z.noHole(), z.fua());
+                }
+                case NbdRequest.Disconnect d -> throw new AssertionError("DISC is never dispatched");
+                case NbdRequest.Rejected r -> throw new AssertionError("rejections are never dispatched");
+            }
+        } catch (BallastException e) {
+            errno = NbdErrors.errno(e.code(), type);
+            message = e.getMessage();
+            log.atDebug().addKeyValue("peer", peer).addKeyValue("command", commandName(type))
+                    .addKeyValue("error", e.getMessage()).log("nbd request failed");
+        } catch (RuntimeException e) {
+            errno = EIO;
+            message = "internal error";
+            log.atError().setCause(e).addKeyValue("peer", peer).addKeyValue("command", commandName(type))
+                    .log("nbd request failed with an unexpected exception");
+        }
+        if (errno != 0) {
+            NbdMetrics.request(type, errno, System.nanoTime() - startNs);
+            return errorReply(request.cookie(), errno, message);
+        }
+        ByteBuffer reply;
+        if (type == CMD_READ) {
+            NbdRequest.Read r = (NbdRequest.Read) request;
+            reply = readDataReply(r.cookie(), r.offsetBytes(), buf, (int) r.lengthBytes());
+            NbdMetrics.READ_BYTES.inc(r.lengthBytes());
+        } else {
+            reply = okReply(request.cookie(), buf);
+            if (type == CMD_WRITE) {
+                NbdMetrics.WRITTEN_BYTES.inc(((NbdRequest.Write) request).lengthBytes());
+            }
+        }
+        NbdMetrics.request(type, 0, System.nanoTime() - startNs);
+        return reply;
+    }
+
     // ------------------------------------------------------------------ replies
 
-    private void replyReadData(long cookie, long offsetBytes, ByteBuffer buf, int dataBytes) {
+    private ByteBuffer readDataReply(long cookie, long offsetBytes, ByteBuffer buf, int dataBytes) {
         int headerBytes = structuredReplies ? STRUCTURED_REPLY_HEADER_BYTES + 8 : SIMPLE_REPLY_HEADER_BYTES;
         int start = BufferPool.HEADROOM_BYTES - headerBytes;
         buf.limit(BufferPool.HEADROOM_BYTES + dataBytes).position(start);
@@ -454,10 +664,10 @@ final class NbdSession implements Runnable {
             TransmissionCodec.encodeSimpleReply(buf, 0, cookie);
         }
         buf.position(start);
-        sendReply(buf);
+        return buf;
     }
 
-    private void replyOk(long cookie, ByteBuffer buf) {
+    private ByteBuffer okReply(long cookie, ByteBuffer buf) {
         int headerBytes = structuredReplies ? STRUCTURED_REPLY_HEADER_BYTES : SIMPLE_REPLY_HEADER_BYTES;
         buf.clear().limit(headerBytes);
         if (structuredReplies) {
@@ -466,11 +676,16 @@ final class NbdSession implements Runnable {
             TransmissionCodec.encodeSimpleReply(buf, 0, cookie);
         }
         buf.flip();
-        sendReply(buf);
+        return buf;
     }
 
     /** Error replies are rare, so they get a fresh buffer (the message length varies). */
     private void replyError(long cookie, int type, int errno, String message, long startNs) {
+        sendReply(errorReply(cookie, errno, message));
+        NbdMetrics.request(type, errno, System.nanoTime() - startNs);
+    }
+
+    private ByteBuffer errorReply(long cookie, int errno, String message) {
         ByteBuffer b;
         if (structuredReplies) {
             b = ByteBuffer.allocate(TransmissionCodec.errorChunkBytes(message));
@@ -480,8 +695,7 @@ final class NbdSession implements Runnable {
             TransmissionCodec.encodeSimpleReply(b, errno, cookie);
         }
         b.flip();
-        sendReply(b);
-        NbdMetrics.request(type, errno, System.nanoTime() - startNs);
+        return b;
     }
 
     /** Sends one complete reply; a broken socket closes the session (the reader then stops). */
@@ -515,6 +729,8 @@ final class NbdSession implements Runnable {
         if (!dst.hasRemaining()) {
             return;
         }
+        // About to wait for the client: replies it may be waiting for go out first.
+        sendBatch();
         if (dst.remaining() >= INBOUND_BUFFER_BYTES / 2) {
             // Large payloads go straight into their buffer: no copy.
             while (dst.hasRemaining()) {
