@@ -78,6 +78,7 @@ public final class BallastStateMachine extends BaseStateMachine {
         File f = snapshot.getFile().getPath().toFile();
         state.load(Files.readAllBytes(f.toPath()));
         updateLastAppliedTermIndex(snapshot.getTermIndex());
+        notifyAll();
         log.atInfo().addKeyValue("index", snapshot.getIndex()).addKeyValue("file", f.toString()).log("metadata snapshot loaded");
     }
 
@@ -131,6 +132,7 @@ public final class BallastStateMachine extends BaseStateMachine {
                 reply.put("message", "cannot apply command: " + e);
             }
             updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
+            notifyAll();
         }
         for (BiConsumer<Command, Boolean> l : listeners) {
             try {
@@ -140,6 +142,27 @@ public final class BallastStateMachine extends BaseStateMachine {
             }
         }
         return CompletableFuture.completedFuture(Message.valueOf(reply.toString()));
+    }
+
+    /** Waits until the applied index reaches {@code index}; false on timeout. */
+    public synchronized boolean awaitApplied(long index, long timeoutMs) {
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+        while (true) {
+            TermIndex last = getLastAppliedTermIndex();
+            if (last != null && last.getIndex() >= index) {
+                return true;
+            }
+            long leftNs = deadline - System.nanoTime();
+            if (leftNs <= 0) {
+                return false;
+            }
+            try {
+                wait(Math.max(1, leftNs / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
     }
 
     /** The barrier for linearizable reads: answers the applied index. */

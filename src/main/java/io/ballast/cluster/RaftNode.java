@@ -42,8 +42,9 @@ import org.slf4j.LoggerFactory;
 /**
  * This node's Ratis server (gRPC transport) and a client for writes and linearizable reads. Writes
  * go to the leader wherever the caller is (the Ratis client finds it and follows NotLeader
- * redirects). Reads: {@link #barrier()} is a ReadIndex read answered by the local state machine
- * (server read option LINEARIZABLE, leader lease on), after which the local state is current.
+ * redirects). Reads: {@link #barrier()} asks the leader for a linearizable read (ReadIndex, or the
+ * leader lease while it holds), which answers the leader's applied index; the caller then waits
+ * until this node applied that index, after which the local state is current.
  *
  * <p>Fault seam for tests: {@link #isolate()} closes the Raft server and blocks this node's client,
  * so the node neither sends nor receives Raft traffic; {@link #heal()} restarts the server on the
@@ -141,7 +142,8 @@ public final class RaftNode implements AutoCloseable {
         client = RaftClient.newBuilder()
                 .setProperties(properties())
                 .setRaftGroup(RaftGroup.valueOf(groupId, distinct))
-                .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(100, TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+                .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
+                        (int) Math.max(10, timings.requestTimeoutMs() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
                 .build();
         if (old != null) {
             old.close();
@@ -157,6 +159,7 @@ public final class RaftNode implements AutoCloseable {
         GrpcConfigKeys.Server.setPort(p, Integer.parseInt(raftAddress.substring(colon + 1)));
         RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(timings.electionMinMs(), TimeUnit.MILLISECONDS));
         RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(timings.electionMinMs() * 2, TimeUnit.MILLISECONDS));
+        // reads go to the leader, which answers after confirming its leadership (ReadIndex; lease when valid)
         RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
         RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, true);
         RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
@@ -218,8 +221,15 @@ public final class RaftNode implements AutoCloseable {
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
-        RaftClientReply reply = await(client().async().send(Message.valueOf(
-                org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(bytes))), timings.requestTimeoutMs(), "write");
+        RaftClient c = client();
+        Message msg = Message.valueOf(org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(bytes));
+        RaftClientReply reply = await(CompletableFuture.supplyAsync(() -> {
+            try {
+                return c.io().send(msg);
+            } catch (IOException e) {
+                throw new java.util.concurrent.CompletionException(e);
+            }
+        }, CALLS), timings.requestTimeoutMs(), "write");
         JsonNode r;
         try {
             r = ClusterState.JSON.readTree(reply.getMessage().getContent().toByteArray());
@@ -234,9 +244,26 @@ public final class RaftNode implements AutoCloseable {
 
     /** Waits until this node's state machine reflects every write committed before the call (ReadIndex). */
     public void barrier() {
-        await(client().async().sendReadOnly(Message.valueOf("barrier"), RaftPeerId.valueOf(nodeId)),
-                timings.requestTimeoutMs(), "read");
+        RaftClient c = client();
+        long start = System.nanoTime();
+        RaftClientReply reply = await(CompletableFuture.supplyAsync(() -> {
+            try {
+                return c.io().sendReadOnly(BARRIER);
+            } catch (IOException e) {
+                throw new java.util.concurrent.CompletionException(e);
+            }
+        }, CALLS), timings.requestTimeoutMs(), "read");
+        long readIndex = Long.parseLong(reply.getMessage().getContent().toStringUtf8());
+        long leftMs = timings.requestTimeoutMs() - (System.nanoTime() - start) / 1_000_000;
+        if (!sm.awaitApplied(readIndex, Math.max(1, leftMs))) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out: node " + nodeId
+                    + " has not caught up with the Raft log (index " + readIndex + ")");
+        }
     }
+
+    private static final Message BARRIER = Message.valueOf("barrier");
+    private static final java.util.concurrent.ExecutorService CALLS =
+            java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("ballast-raft-call-", 0).factory());
 
     /** Membership change through Ratis reconfiguration (joint consensus). */
     public void setConfiguration(List<RaftPeer> voters, List<RaftPeer> listeners) {
