@@ -236,6 +236,8 @@ public final class RaftNode implements AutoCloseable {
         } catch (IOException e) {
             throw new BallastException(ErrorCode.INTERNAL, "unreadable reply from the state machine: " + e);
         }
+        // read-your-writes on this node: its copy of the metadata includes the write before we answer
+        sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
         if (!r.path("ok").asBoolean()) {
             throw new BallastException(ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText());
         }
