@@ -166,6 +166,9 @@ public final class Placement {
         }
         String need = replicas + " replica" + (replicas == 1 ? "" : "s") + " of " + Sizes.format(req.sizeBytes())
                 + " on distinct " + (SPREAD_NODE.equals(spreadBy) ? "nodes" : spreadBy + "s");
+        // nothing is placed when placement fails: "chosen" would mislead
+        verdicts = verdicts.stream().map(v -> v.chosen() ? new Verdict(v.nodeId(), false,
+                v.reason().replaceFirst("^chosen", "eligible")) : v).toList();
         StringBuilder detail = new StringBuilder();
         for (Verdict v : verdicts) {
             detail.append(detail.isEmpty() ? "" : "; ").append(v);

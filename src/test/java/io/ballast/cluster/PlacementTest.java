@@ -47,7 +47,7 @@ class PlacementTest {
         assertThat(r.code()).isEqualTo(ErrorCode.NO_SPACE);
         assertThat(r.message())
                 .contains("cannot place volume pg: 3 replicas of 10 GiB on distinct zones, found 1")
-                .contains("node-1: chosen (zone a)")
+                .contains("node-1: eligible (zone a)")
                 .contains("node-3: zone a already holds a replica (node-1)")
                 .contains("node-4: cordoned")
                 .contains("node-5: 2.1 GiB free, 10 GiB asked")
