@@ -349,12 +349,20 @@ public final class ClusterState {
         Attachment want = a.attachment();
         Attachment cur = v.attachment();
         if (cur != null) {
-            if (cur.nodeId().equals(want.nodeId()) && Objects.equals(cur.mountDir(), want.mountDir())) {
-                return cur;
+            boolean sameNode = cur.nodeId().equals(want.nodeId());
+            if (sameNode && (want.mountDir() == null || Objects.equals(cur.mountDir(), want.mountDir()))) {
+                return cur; // idempotent: orchestrators retry
             }
-            throw BallastException.conflict("volume " + v.name() + " is already attached on node " + cur.nodeId()
-                    + (cur.mounted() ? " and mounted at " + cur.mountDir() : " (without a mount)")
-                    + "; detach it first: `ballast volume detach " + v.name() + "`");
+            if (sameNode && !cur.mounted()) {
+                // attached without a mount: mounting now upgrades that attachment in place (same epoch)
+                volumes.put(v.name(), v.withAttachment(want, v.epoch()));
+                event(a.at(), "volume-mounted", v.name(), "volume " + v.name() + " mounted at " + want.mountDir()
+                        + " on " + want.nodeId() + " (epoch " + v.epoch() + ")");
+                return want;
+            }
+            throw BallastException.conflict("volume " + v.name() + " is already " + (sameNode ? "" : "attached on node "
+                    + cur.nodeId() + (cur.mounted() ? " and " : " ")) + (cur.mounted() ? "mounted at " + cur.mountDir()
+                    : "(without a mount)") + "; detach it first: `ballast volume detach " + v.name() + "`");
         }
         if (!v.hasReplicaOn(want.nodeId())) {
             throw BallastException.conflict("volume " + v.name() + " has no replica on node " + want.nodeId()

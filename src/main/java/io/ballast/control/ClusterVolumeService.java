@@ -48,6 +48,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private final Path ledgerFile;
     private final Map<String, String> ledger;
     private final Semaphore kick = new Semaphore(0);
+    /** Volumes with an attach in progress on this node (metadata committed, mount not yet recorded locally). */
+    private final java.util.Set<String> attaching = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private volatile boolean running = true;
     private Thread loop;
 
@@ -71,6 +73,11 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     }
 
     public void startReconciler() {
+        try {
+            reconcileOnce(); // at once: a restarted node drops its dead mounts from the metadata before serving
+        } catch (RuntimeException e) {
+            log.atDebug().log("first reconcile pass deferred: {}", e.getMessage());
+        }
         loop = Thread.ofVirtual().name("ballast-reconciler").start(() -> {
             while (running) {
                 try {
@@ -121,6 +128,17 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             ledger.remove(name);
             saveLedger();
             log.atInfo().addKeyValue("volume", name).log("replica storage deleted (no longer placed on this node)");
+        }
+        // a mount recorded for this node that the node does not hold any more died with a previous process
+        // (the local start-up reconcile tore it down): drop it from the metadata too
+        for (VolumeRecord v : member.state().volumes()) {
+            Attachment a = v.attachment();
+            if (a != null && a.nodeId().equals(me) && a.mounted() && attachments.get(v.name()).isEmpty()
+                    && !attaching.contains(v.name())) {
+                member.raft().submit(new Command.Detach(Instant.now().toString(), v.name(), me));
+                log.atWarn().addKeyValue("volume", v.name()).addKeyValue("mount", a.mountDir())
+                        .log("stale mount from a previous run dropped from the cluster metadata; attach the volume again to use it");
+            }
         }
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
@@ -217,28 +235,39 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     @Override
     public Attachment attach(String name, Path mountDir) {
         Names.requireVolumeName(name);
+        if (mountDir != null) {
+            mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
+        }
         member.raft().barrier();
         VolumeRecord v = require(name);
         String me = member.nodeId();
-        if (v.attachment() != null && v.attachment().nodeId().equals(me)
-                && java.util.Objects.equals(v.attachment().mountDir(), mountDir == null ? null : mountDir.toString())) {
-            return local.attach(name, mountDir); // idempotent
+        if (v.attachment() != null && v.attachment().nodeId().equals(me) && attachments.get(name).isPresent()
+                && (mountDir == null || java.util.Objects.equals(v.attachment().mountDir(), AttachPaths.normalize(mountDir)))) {
+            return local.attach(name, mountDir); // idempotent: the local record carries the mount details
         }
         if (v.hasReplicaOn(me) && !ledger.containsKey(name)) {
             reconcileOnce();
         }
         Attachment planned = new Attachment(name, me, nbd.tcpUri(name), nbd.unixUri(name), Attachment.METHOD_NONE,
                 mountDir == null ? null : AttachPaths.normalize(mountDir), null, null, null, Instant.now().toString());
-        member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned));
+        boolean upgrade = v.attachment() != null; // a plain attachment being mounted stays on failure
+        attaching.add(name);
         try {
-            return local.attach(name, mountDir);
-        } catch (RuntimeException e) {
+            member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned));
             try {
-                member.raft().submit(new Command.Detach(Instant.now().toString(), name, me));
-            } catch (RuntimeException rollback) {
-                e.addSuppressed(rollback);
+                return local.attach(name, mountDir);
+            } catch (RuntimeException e) {
+                try {
+                    if (!upgrade) {
+                        member.raft().submit(new Command.Detach(Instant.now().toString(), name, me));
+                    }
+                } catch (RuntimeException rollback) {
+                    e.addSuppressed(rollback);
+                }
+                throw e;
             }
-            throw e;
+        } finally {
+            attaching.remove(name);
         }
     }
 
