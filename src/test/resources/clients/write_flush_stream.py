@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """A real NBD client (libnbd) for crash tests.
 
-write URI: writes rounds of 16 x 4 KiB blocks at increasing offsets; every 4th round is written
+write URI SALT: writes rounds of 16 x 4 KiB blocks at increasing offsets; every 4th round is written
 with FUA instead of being followed by FLUSH. After each FLUSH or FUA write returns it prints
 "durable R" (every round <= R must survive a crash). Runs until killed or the volume is full.
 
-verify URI DURABLE: checks that every round <= DURABLE reads back exactly; rounds after it may
+verify URI SALT DURABLE: checks that every round <= DURABLE reads back exactly; rounds after it may
 hold the new pattern or zeroes, but never other bytes and never a read error. Exit 0 on success.
 """
 import hashlib
@@ -17,8 +17,10 @@ BLOCK = 4096
 BLOCKS_PER_ROUND = 16
 
 
-def pattern(round_no, block_no):
-    seed = hashlib.sha256(b"%d:%d" % (round_no, block_no)).digest()
+def pattern(salt, round_no, block_no):
+    # The salt makes each run's bytes differ, so a crash test repeated on one volume cannot be
+    # fooled by data an earlier run left behind.
+    seed = hashlib.sha256(b"%s:%d:%d" % (salt.encode(), round_no, block_no)).digest()
     return (seed * (BLOCK // len(seed)))[:BLOCK]
 
 
@@ -28,7 +30,7 @@ def connect(uri):
     return h
 
 
-def write(uri):
+def write(uri, salt):
     h = connect(uri)
     rounds = h.get_size() // (BLOCK * BLOCKS_PER_ROUND)
     for r in range(rounds):
@@ -36,14 +38,14 @@ def write(uri):
         fua = r % 4 == 3
         for b in range(BLOCKS_PER_ROUND):
             flags = nbd.CMD_FLAG_FUA if fua else 0
-            h.pwrite(pattern(r, b), (base + b) * BLOCK, flags)
+            h.pwrite(pattern(salt, r, b), (base + b) * BLOCK, flags)
         if not fua:
             h.flush()
         print("durable %d" % r, flush=True)
     print("full", flush=True)
 
 
-def verify(uri, durable):
+def verify(uri, salt, durable):
     h = connect(uri)
     rounds = h.get_size() // (BLOCK * BLOCKS_PER_ROUND)
     zero = bytes(BLOCK)
@@ -53,7 +55,7 @@ def verify(uri, durable):
         data = h.pread(BLOCK * BLOCKS_PER_ROUND, base * BLOCK)
         for b in range(BLOCKS_PER_ROUND):
             got = data[b * BLOCK:(b + 1) * BLOCK]
-            want = pattern(r, b)
+            want = pattern(salt, r, b)
             if r <= durable and got != want:
                 print("LOST round %d block %d" % (r, b))
                 bad += 1
@@ -68,6 +70,6 @@ def verify(uri, durable):
 
 if __name__ == "__main__":
     if sys.argv[1] == "write":
-        write(sys.argv[2])
+        write(sys.argv[2], sys.argv[3])
     else:
-        sys.exit(verify(sys.argv[2], int(sys.argv[3])))
+        sys.exit(verify(sys.argv[2], sys.argv[3], int(sys.argv[4])))

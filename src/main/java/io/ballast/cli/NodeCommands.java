@@ -76,6 +76,10 @@ final class NodeCommands implements Runnable {
         @Option(names = "--overcommit", paramLabel = "RATIO", defaultValue = "2.0",
                 description = "Thin provisioning: provision up to capacity x RATIO (default: ${DEFAULT-VALUE})")
         double overcommit;
+        @Option(names = "--docker-plugin", paramLabel = "SOCKET", arity = "0..1",
+                fallbackValue = "/run/docker/plugins/ballast.sock",
+                description = "Serve the Docker volume plugin on SOCKET (default /run/docker/plugins/ballast.sock; off unless given)")
+        Path dockerPluginSocket;
 
         @Override
         public Integer call() throws Exception {
@@ -101,8 +105,24 @@ final class NodeCommands implements Runnable {
             } catch (java.io.IOException e) {
                 throw BallastException.io("node start failed: " + e.getMessage(), e);
             }
-            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (NBD closed, pool flushed and closed).
-            Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "ballast-shutdown"));
+            io.ballast.integrations.docker.DockerPlugin docker = null;
+            if (dockerPluginSocket != null) {
+                try {
+                    docker = io.ballast.integrations.docker.DockerPlugin.start(daemon.volumes(), dockerPluginSocket,
+                            config.dataDir().resolve("docker").resolve("mounts"));
+                } catch (java.io.IOException e) {
+                    daemon.close();
+                    throw BallastException.io("docker plugin start failed on " + dockerPluginSocket + ": " + e.getMessage(), e);
+                }
+            }
+            io.ballast.integrations.docker.DockerPlugin dockerPlugin = docker;
+            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (plugin first, then NBD closed, pool flushed and closed).
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                if (dockerPlugin != null) {
+                    dockerPlugin.close();
+                }
+                daemon.close();
+            }, "ballast-shutdown"));
             parent.cli.out.println("Ballast node " + daemon.member().nodeId() + " running: API " + daemon.apiUrl()
                     + ", Raft " + daemon.member().identity().raftAddress() + ", data " + config.dataDir());
             if (join == null && tok == null) {

@@ -117,12 +117,14 @@ public final class LocalVolumeService implements VolumeService {
             var existing = attachments.get(name);
             if (existing.isPresent()) {
                 Attachment a = existing.get();
-                if (Objects.equals(a.mountDir(), wanted)) {
-                    return a; // idempotent: orchestrators retry
+                if (wanted == null || Objects.equals(a.mountDir(), wanted)) {
+                    return a; // idempotent (orchestrators retry); the record carries the NBD URIs
                 }
-                throw BallastException.conflict("volume " + name + " is already attached"
-                        + (a.mounted() ? " and mounted at " + a.mountDir() : " (without a mount)")
-                        + "; detach it first: `ballast volume detach " + name + "`");
+                if (a.mounted()) {
+                    throw BallastException.conflict("volume " + name + " is already mounted at " + a.mountDir()
+                            + "; detach it first: `ballast volume detach " + name + "`");
+                }
+                // Attached without a mount: mounting now upgrades that attachment in place.
             }
             String now = clock.get().toString();
             Attachment a;
@@ -143,6 +145,7 @@ public final class LocalVolumeService implements VolumeService {
                     agent.cleanupStale(name, stackOf(a));
                     throw e;
                 }
+                log.atInfo().addKeyValue("volume", name).addKeyValue("mount", a.mountDir()).log("volume mounted");
                 return a;
             }
             attachments.put(a);

@@ -1142,8 +1142,10 @@ public final class VolumeStore implements BlockDevice {
                         Thread.interrupted(); // clear it, or the retry is closed again at once
                         interrupted = true;
                     }
+                    // No retry limit: another thread's interrupt can close the channel under us any
+                    // number of times; only a closed volume ends the loop (reopenData throws then).
                     if (attempt >= 10) {
-                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
+                        Thread.yield();
                     }
                     try {
                         layer.reopenData(ch);

@@ -5,18 +5,18 @@ import java.io.StringWriter;
 import java.util.HashMap;
 import java.util.Map;
 
-/** Runs BallastCli in this JVM and captures what a user would see. */
-final class CliRunner {
-    record Result(int exit, String out, String err) {}
+/** Runs BallastCli in this JVM and captures what a user would see. Shared by the CLI and system tests. */
+public final class CliRunner {
+    public record Result(int exit, String out, String err) {}
 
     private final Map<String, String> env = new HashMap<>();
 
-    CliRunner env(String key, String value) {
+    public CliRunner env(String key, String value) {
         env.put(key, value);
         return this;
     }
 
-    Result run(String... args) {
+    public Result run(String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int code = BallastCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true), Map.copyOf(env));

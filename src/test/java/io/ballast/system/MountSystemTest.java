@@ -5,17 +5,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.ballast.attach.CommandRunner.CommandResult;
 import io.ballast.attach.Mounts;
 import io.ballast.attach.ProcessCommandRunner;
+import io.ballast.cli.CliRunner;
+import io.ballast.cli.CliRunner.Result;
 import io.ballast.cli.ExitCodes;
 import io.ballast.testing.NodeProcess;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
@@ -34,18 +33,9 @@ class MountSystemTest {
     Path dir;
     NodeProcess node;
 
-    record Cli(int exit, String out, String err) {}
-
-    Cli cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        String[] full = new String[args.length + 2];
-        System.arraycopy(args, 0, full, 0, args.length);
-        full[args.length] = "--node";
-        full[args.length + 1] = node.apiUrl();
-        int code = io.ballast.cli.BallastCli.run(full, new PrintWriter(out, true), new PrintWriter(err, true),
-                Map.of("BALLAST_HOME", dir.resolve("home").toString()));
-        return new Cli(code, out.toString(), err.toString());
+    Result cli(String... args) {
+        return new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
+                .env("BALLAST_NODE", node.apiUrl()).run(args);
     }
 
     @AfterEach
@@ -72,12 +62,17 @@ class MountSystemTest {
         node = NodeProcess.start(dir.resolve("node"));
         Path mnt = dir.resolve("mnt");
         assertThat(cli("volume", "create", "pg", "--size", "256MiB").exit()).isZero();
+        // The README tour: attach for the NBD URI first, then mount the same attachment.
+        assertThat(cli("volume", "attach", "pg").exit()).isZero();
 
-        Cli attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        Result attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
         assertThat(attach.exit()).as(attach.err()).isZero();
         assertThat(attach.out().lines().toList()).containsExactly(node.nbdTcpUri("pg"), node.nbdUnixUri("pg"));
         assertThat(Mounts.isMountPoint(mnt)).isTrue();
         assertThat(cli("volume", "inspect", "pg").out()).contains("Mount:        " + mnt).contains("/dev/loop");
+        Result elsewhere = cli("volume", "attach", "pg", "--mount", dir.resolve("elsewhere").toString());
+        assertThat(elsewhere.exit()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(elsewhere.err()).contains("already mounted at " + mnt);
 
         byte[] big = new byte[8 << 20];
         new Random(42).nextBytes(big);
@@ -91,18 +86,18 @@ class MountSystemTest {
         CommandResult size = SH.run(List.of("nbdinfo", "--size", node.nbdTcpUri("pg")), Duration.ofSeconds(30));
         assertThat(size.stdout().strip()).as(size.describe()).isEqualTo(Long.toString(256L << 20));
 
-        Cli refused = cli("volume", "delete", "pg");
+        Result refused = cli("volume", "delete", "pg");
         assertThat(refused.exit()).isEqualTo(ExitCodes.CONFLICT);
         assertThat(refused.err()).contains("mounted at " + mnt).contains("ballast volume detach pg");
 
-        Cli detach = cli("volume", "detach", "pg");
+        Result detach = cli("volume", "detach", "pg");
         assertThat(detach.exit()).as(detach.err()).isZero();
         assertThat(Mounts.isMountPoint(mnt)).isFalse();
 
         node.kill9();
         node.restart();
 
-        Cli again = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        Result again = cli("volume", "attach", "pg", "--mount", mnt.toString());
         assertThat(again.exit()).as(again.err()).isZero();
         assertThat(Files.readString(mnt.resolve("hello.txt"))).isEqualTo("hello ballast\n");
         assertThat(sha256(Files.readAllBytes(mnt.resolve("db/big.bin")))).isEqualTo(bigHash);
@@ -117,7 +112,7 @@ class MountSystemTest {
         node = NodeProcess.start(dir.resolve("node"));
         Path mnt = dir.resolve("mnt");
         assertThat(cli("volume", "create", "pg", "--size", "128MiB").exit()).isZero();
-        Cli attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        Result attach = cli("volume", "attach", "pg", "--mount", mnt.toString());
         assertThat(attach.exit()).as(attach.err()).isZero();
         Files.writeString(mnt.resolve("durable.txt"), "synced before the crash\n");
         assertThat(SH.run(List.of("sync", "-f", mnt.resolve("durable.txt").toString()), Duration.ofSeconds(60)).ok()).isTrue();
@@ -129,7 +124,7 @@ class MountSystemTest {
         assertThat(Files.readString(node.dataDir().resolve("ballast.log"))).contains("stale mount from a previous run cleaned up");
         assertThat(cli("volume", "inspect", "pg").out()).contains("Attached:     no");
 
-        Cli again = cli("volume", "attach", "pg", "--mount", mnt.toString());
+        Result again = cli("volume", "attach", "pg", "--mount", mnt.toString());
         assertThat(again.exit()).as(again.err()).isZero();
         assertThat(Files.readString(mnt.resolve("durable.txt"))).isEqualTo("synced before the crash\n");
         assertThat(cli("volume", "detach", "pg").exit()).isZero();
@@ -162,7 +157,7 @@ class MountSystemTest {
             for (int i = 0; i < 200 && !Files.exists(fuse.resolve("nbd")); i++) {
                 Thread.sleep(50);
             }
-            Cli refused = cli("volume", "delete", "raw");
+            Result refused = cli("volume", "delete", "raw");
             assertThat(refused.exit()).isEqualTo(ExitCodes.CONFLICT);
             assertThat(refused.err()).contains("open NBD connection");
         } finally {

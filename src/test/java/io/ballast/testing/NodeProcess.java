@@ -25,16 +25,23 @@ public final class NodeProcess implements AutoCloseable {
     private static final Duration START_TIMEOUT = Duration.ofSeconds(60);
 
     private final Path dataDir;
+    private final List<String> extraArgs;
     private Process process;
     private JsonNode info;
 
-    private NodeProcess(Path dataDir) {
+    private NodeProcess(Path dataDir, List<String> extraArgs) {
         this.dataDir = dataDir.toAbsolutePath();
+        this.extraArgs = List.copyOf(extraArgs);
     }
 
     /** Starts a node on {@code dataDir} and waits until /healthz answers. */
     public static NodeProcess start(Path dataDir) throws IOException {
-        NodeProcess n = new NodeProcess(dataDir);
+        return start(dataDir, List.of());
+    }
+
+    /** As {@link #start(Path)}, with more {@code node start} options (e.g. {@code --docker-plugin SOCKET}). */
+    public static NodeProcess start(Path dataDir, List<String> extraArgs) throws IOException {
+        NodeProcess n = new NodeProcess(dataDir, extraArgs);
         n.launch();
         return n;
     }
@@ -48,6 +55,7 @@ public final class NodeProcess implements AutoCloseable {
                 "-cp", System.getProperty("java.class.path"),
                 "io.ballast.cli.BallastCli", "node", "start", "--data-dir", dataDir.toString(),
                 "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0"));
+        cmd.addAll(extraArgs);
         process = new ProcessBuilder(cmd)
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("process.out").toFile()))

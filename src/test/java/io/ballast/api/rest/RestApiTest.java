@@ -198,8 +198,9 @@ class RestApiTest {
         assertThat(del.status()).isEqualTo(409);
         assertThat(del.errorCode()).isEqualTo("CONFLICT");
         assertThat(del.errorMessage()).contains("ballast volume detach pg");
-        Resp other = call("POST", "/v1/volumes/pg/attach", "{\"mount\":\"/mnt/elsewhere\"}");
-        assertThat(other.status()).isEqualTo(409);
+        Resp relative = call("POST", "/v1/volumes/pg/attach", "{\"mount\":\"relative/dir\"}");
+        assertThat(relative.status()).isEqualTo(400);
+        assertThat(relative.errorCode()).isEqualTo("INVALID_ARGUMENT");
         assertThat(volumesSnapshot()).isEqualTo(before);
 
         assertThat(call("POST", "/v1/volumes/pg/detach", null).status()).isEqualTo(200);

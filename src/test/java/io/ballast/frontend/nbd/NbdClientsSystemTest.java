@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.storage.BlockDevice;
+import io.ballast.storage.FileStoragePool;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -24,14 +26,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Unmodified clients (libnbd tools, qemu-img, fio) against an in-process server on a file device. */
+/**
+ * Unmodified clients (libnbd tools, qemu-img, fio) against an in-process NBD server serving a real
+ * volume of a {@link FileStoragePool} (checksummed block store), over TCP and the unix socket.
+ */
 @Tag("system")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class NbdClientsSystemTest {
     static final long SIZE = 256L * 1024 * 1024;
 
     Path dir;
-    FileBlockDevice vol;
+    FileStoragePool pool;
+    BlockDevice vol;
     NbdServer server;
     String tcpUri;
     String unixUri;
@@ -39,7 +45,9 @@ class NbdClientsSystemTest {
     @BeforeAll
     void start(@TempDir Path tmp) throws IOException {
         dir = tmp;
-        vol = new FileBlockDevice(dir.resolve("vol.img"), SIZE);
+        pool = FileStoragePool.open(dir.resolve("pool"));
+        pool.create("vol", SIZE);
+        vol = pool.open("vol");
         Path socket = dir.resolve("nbd.sock");
         server = new NbdServer(new MapExportRegistry().add("vol", vol),
                 NbdServerConfig.defaults(new InetSocketAddress("127.0.0.1", 0), socket));
@@ -51,7 +59,7 @@ class NbdClientsSystemTest {
     @AfterAll
     void stop() {
         server.close();
-        vol.close();
+        pool.close();
     }
 
     record Result(int exitCode, String output) {}

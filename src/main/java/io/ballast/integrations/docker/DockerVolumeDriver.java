@@ -1,0 +1,207 @@
+package io.ballast.integrations.docker;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.common.Sizes;
+import io.ballast.control.Attachment;
+import io.ballast.control.VolumeService;
+import io.ballast.control.VolumeView;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What each Docker volume call does, on top of the control plane ({@link VolumeService}). No HTTP
+ * or JSON here: errors are {@link BallastException}s, turned into {@code Err} by {@link DockerErrors}.
+ *
+ * <p>Mounts: the first Mount of a volume attaches it on this host with an ext4 file system (made on
+ * first use) at {@code mountRoot/NAME}; further Mounts (other containers on this host) share that
+ * mount and are counted by Docker's mount ID; the Unmount of the last ID detaches. The counts live
+ * in memory: after a node restart the node's own reconciliation drops dead mounts, and containers
+ * that used them must be restarted (see docs/docker.md).
+ */
+public final class DockerVolumeDriver {
+    private static final Logger log = LoggerFactory.getLogger(DockerVolumeDriver.class);
+
+    private final VolumeService volumes;
+    private final Path mountRoot;
+    /** Docker mount IDs per Ballast volume name, for volumes this driver mounted. */
+    private final Map<String, Set<String>> mountIds = new ConcurrentHashMap<>();
+    private final Map<String, ReentrantLock> locks = new ConcurrentHashMap<>();
+
+    public DockerVolumeDriver(VolumeService volumes, Path mountRoot) {
+        this.volumes = volumes;
+        this.mountRoot = mountRoot.toAbsolutePath().normalize();
+    }
+
+    public Path mountRoot() {
+        return mountRoot;
+    }
+
+    /** Creates the volume; idempotent when it exists with the same size (Swarm creates on every node). */
+    public void create(String dockerName, Map<String, String> opts) {
+        VolumeSpec spec = VolumeSpec.parse(dockerName, opts);
+        withLock(spec.name(), () -> {
+            try {
+                volumes.create(spec.name(), spec.sizeOrDefault());
+                log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("sizeBytes", spec.sizeOrDefault())
+                        .log("docker volume created");
+            } catch (BallastException e) {
+                if (e.code() != ErrorCode.ALREADY_EXISTS) {
+                    throw e;
+                }
+                VolumeView v = volumes.inspect(spec.name());
+                if (spec.sizeBytes() != null && spec.sizeBytes() != v.sizeBytes()) {
+                    throw BallastException.alreadyExists("volume " + spec.name() + " already exists with size "
+                            + Sizes.format(v.sizeBytes()) + ", not " + Sizes.format(spec.sizeBytes())
+                            + "; resizing is not supported");
+                }
+            }
+            return null;
+        });
+    }
+
+    /** Refused while any container has it mounted, or while it is attached by other means. */
+    public void remove(String dockerName) {
+        String name = VolumeSpec.volumeName(dockerName);
+        withLock(name, () -> {
+            Set<String> ids = mountIds.get(name);
+            if (ids != null && !ids.isEmpty()) {
+                throw BallastException.conflict("volume " + name + " is in use by " + ids.size()
+                        + " container mount(s) on this host; stop or remove those containers first");
+            }
+            // A mount of ours that no container uses (its last Unmount failed to detach): release it first.
+            Attachment a = volumes.inspect(name).attachment();
+            if (a != null && a.mounted() && Path.of(a.mountDir()).equals(mountRoot.resolve(name))) {
+                volumes.detach(name);
+            }
+            volumes.delete(name);
+            log.atInfo().addKeyValue("volume", name).log("docker volume removed");
+            return null;
+        });
+    }
+
+    /** Attaches and mounts on the first call, counts later ones; returns the host path to bind. */
+    public String mount(String dockerName, String mountId) {
+        String name = VolumeSpec.volumeName(dockerName);
+        String id = requireId(mountId);
+        return withLock(name, () -> {
+            Path dir = mountRoot.resolve(name);
+            Set<String> ids = mountIds.computeIfAbsent(name, n -> new TreeSet<>());
+            if (ids.isEmpty() || !isMountedAt(name, dir)) {
+                VolumeView v = volumes.inspect(name);
+                Attachment a = v.attachment();
+                if (a != null && a.mounted() && !Path.of(a.mountDir()).equals(dir)) {
+                    throw BallastException.conflict("volume " + name + " is mounted at " + a.mountDir()
+                            + " outside Docker; detach it first: `ballast volume detach " + name + "`");
+                }
+                volumes.attach(name, dir);
+                ids.clear(); // a stale count (mount lost under us) must not keep the new mount alive
+            }
+            ids.add(id);
+            log.atInfo().addKeyValue("volume", name).addKeyValue("mountId", id).addKeyValue("mounts", ids.size())
+                    .log("docker volume mounted");
+            return dir.toString();
+        });
+    }
+
+    /** Forgets the mount ID; the last one detaches. Unknown IDs are accepted (Docker retries). */
+    public void unmount(String dockerName, String mountId) {
+        String name = VolumeSpec.volumeName(dockerName);
+        String id = requireId(mountId);
+        withLock(name, () -> {
+            Set<String> ids = mountIds.get(name);
+            if (ids == null || !ids.remove(id)) {
+                log.atInfo().addKeyValue("volume", name).addKeyValue("mountId", id)
+                        .log("docker unmount of an unknown mount id ignored");
+                return null;
+            }
+            if (ids.isEmpty()) {
+                mountIds.remove(name);
+                VolumeView v = volumes.inspect(name);
+                if (v.attachment() != null) {
+                    volumes.detach(name);
+                }
+                log.atInfo().addKeyValue("volume", name).log("docker volume unmounted and detached");
+            } else {
+                log.atInfo().addKeyValue("volume", name).addKeyValue("mounts", ids.size())
+                        .log("docker volume still mounted by other containers");
+            }
+            return null;
+        });
+    }
+
+    /** The mount path while this driver has the volume mounted, else "" (Docker's convention). */
+    public String path(String dockerName) {
+        String name = VolumeSpec.volumeName(dockerName);
+        VolumeView v = volumes.inspect(name);
+        return mountpointOf(v);
+    }
+
+    /** The volume under the name Docker asked for (so an inline spec keeps resolving to itself). */
+    public PluginMessages.Volume get(String dockerName) {
+        String name = VolumeSpec.volumeName(dockerName);
+        return toDocker(dockerName, volumes.inspect(name));
+    }
+
+    public List<PluginMessages.Volume> list() {
+        return volumes.list().stream().map(v -> toDocker(v.name(), v)).toList();
+    }
+
+    /** Mount counts per volume (for tests and diagnostics). */
+    public int mountCount(String name) {
+        Set<String> ids = mountIds.get(name);
+        return ids == null ? 0 : ids.size();
+    }
+
+    private PluginMessages.Volume toDocker(String dockerName, VolumeView v) {
+        Map<String, Object> status = new LinkedHashMap<>();
+        status.put("volume", v.name());
+        status.put("size", Sizes.format(v.sizeBytes()));
+        status.put("sizeBytes", v.sizeBytes());
+        status.put("allocatedBytes", v.allocatedBytes());
+        status.put("replicas", 1);
+        status.put("mounts", mountCount(v.name()));
+        if (v.attachment() != null) {
+            status.put("attachedOn", v.attachment().nodeId());
+        }
+        return new PluginMessages.Volume(dockerName, mountpointOf(v), v.createdAt(), status);
+    }
+
+    private String mountpointOf(VolumeView v) {
+        Attachment a = v.attachment();
+        Path dir = mountRoot.resolve(v.name());
+        return a != null && a.mounted() && Path.of(a.mountDir()).equals(dir) && mountCount(v.name()) > 0
+                ? dir.toString() : "";
+    }
+
+    private boolean isMountedAt(String name, Path dir) {
+        Attachment a = volumes.inspect(name).attachment();
+        return a != null && a.mounted() && Path.of(a.mountDir()).equals(dir);
+    }
+
+    private static String requireId(String id) {
+        if (id == null || id.isBlank()) {
+            throw BallastException.invalid("mount request without ID");
+        }
+        return id;
+    }
+
+    private <T> T withLock(String name, Supplier<T> action) {
+        ReentrantLock lock = locks.computeIfAbsent(name, n -> new ReentrantLock());
+        lock.lock();
+        try {
+            return action.get();
+        } finally {
+            lock.unlock();
+        }
+    }
+}

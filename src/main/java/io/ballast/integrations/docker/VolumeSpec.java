@@ -1,0 +1,151 @@
+package io.ballast.integrations.docker;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.Names;
+import io.ballast.common.Sizes;
+import io.ballast.control.LocalVolumeService;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * What a Docker user asked for: the volume's name and its options, from {@code -o key=value}
+ * ({@code Opts}) and from an inline spec in the name ({@code name=pg,size=1GiB,repl=1}), as
+ * {@code docker run --volume-driver ballast -v "name=pg,size=1GiB:/data"} sends it.
+ *
+ * <p>Options: {@code size} (human size, default {@link #DEFAULT_SIZE_BYTES}) and {@code repl}
+ * (number of replicas). Replication is not built yet (single node), so {@code repl} above 1 is
+ * refused rather than silently ignored: a user who asks for three copies must not believe they
+ * have them. Unknown keys, duplicates and contradictions between the name and {@code -o} are
+ * refused with a message that says what is accepted.
+ *
+ * @param sizeBytes null when the user gave no size
+ * @param replicas null when the user gave no repl
+ */
+public record VolumeSpec(String name, Long sizeBytes, Integer replicas) {
+    public static final long DEFAULT_SIZE_BYTES = 10 * Sizes.GIB;
+    /** Replicas this build can keep. Raised when replication (issue 4) lands. */
+    public static final int MAX_REPLICAS_SUPPORTED = 1;
+    public static final int MAX_REPLICAS = 5;
+
+    static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1)";
+
+    public long sizeOrDefault() {
+        return sizeBytes == null ? DEFAULT_SIZE_BYTES : sizeBytes;
+    }
+
+    /** True when the Docker name is an inline spec rather than a plain volume name. */
+    public static boolean isInline(String dockerName) {
+        return dockerName != null && dockerName.indexOf('=') >= 0;
+    }
+
+    /** The Ballast volume name behind a Docker volume name (plain or inline), without checking options. */
+    public static String volumeName(String dockerName) {
+        if (!isInline(dockerName)) {
+            return Names.requireVolumeName(dockerName);
+        }
+        return parseInline(dockerName).get("name");
+    }
+
+    /** Parses and validates a Create request. */
+    public static VolumeSpec parse(String dockerName, Map<String, String> opts) {
+        if (dockerName == null || dockerName.isBlank()) {
+            throw BallastException.invalid("volume name is empty");
+        }
+        Map<String, String> merged = new TreeMap<>();
+        String name;
+        if (isInline(dockerName)) {
+            Map<String, String> inline = parseInline(dockerName);
+            name = inline.remove("name");
+            merged.putAll(inline);
+        } else {
+            name = dockerName;
+        }
+        Names.requireVolumeName(name);
+        if (opts != null) {
+            for (var e : opts.entrySet()) {
+                String key = normaliseKey(e.getKey());
+                if (key.equals("name")) {
+                    throw BallastException.invalid("option 'name' is not accepted with -o; the volume name is "
+                            + "the argument of `docker volume create`");
+                }
+                String value = e.getValue() == null ? "" : e.getValue().strip();
+                String before = merged.put(key, value);
+                if (before != null && !before.equals(value)) {
+                    throw BallastException.invalid("option " + key + " given twice with different values ('"
+                            + before + "' in the name, '" + value + "' with -o)");
+                }
+            }
+        }
+        Long size = null;
+        Integer repl = null;
+        for (var e : merged.entrySet()) {
+            switch (e.getKey()) {
+                case "size" -> size = parseSize(e.getValue());
+                case "repl" -> repl = parseRepl(e.getValue());
+                default -> throw BallastException.invalid("unknown option '" + e.getKey() + "'; " + ACCEPTED);
+            }
+        }
+        return new VolumeSpec(name, size, repl);
+    }
+
+    /** {@code name=pg,size=1GiB,repl=1} to an ordered map; {@code name} is required. */
+    static Map<String, String> parseInline(String spec) {
+        Map<String, String> out = new LinkedHashMap<>();
+        for (String part : spec.split(",", -1)) {
+            int eq = part.indexOf('=');
+            if (eq <= 0) {
+                throw BallastException.invalid("invalid volume spec '" + spec + "': expected key=value pairs "
+                        + "separated by commas, e.g. name=pg,size=1GiB");
+            }
+            String key = normaliseKey(part.substring(0, eq));
+            String value = part.substring(eq + 1).strip();
+            if (out.put(key, value) != null) {
+                throw BallastException.invalid("invalid volume spec '" + spec + "': " + key + " given twice");
+            }
+        }
+        String name = out.get("name");
+        if (name == null || name.isEmpty()) {
+            throw BallastException.invalid("invalid volume spec '" + spec + "': name=... is required, "
+                    + "e.g. name=pg,size=1GiB");
+        }
+        Names.requireVolumeName(name);
+        return out;
+    }
+
+    private static String normaliseKey(String key) {
+        return key == null ? "" : key.strip().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    private static long parseSize(String value) {
+        long bytes;
+        try {
+            bytes = Sizes.parse(value);
+        } catch (BallastException e) {
+            throw BallastException.invalid("option size: " + e.getMessage());
+        }
+        try {
+            LocalVolumeService.validateSize(bytes);
+        } catch (BallastException e) {
+            throw BallastException.invalid("option size: " + e.getMessage());
+        }
+        return bytes;
+    }
+
+    private static int parseRepl(String value) {
+        int n;
+        try {
+            n = Integer.parseInt(value);
+        } catch (NumberFormatException e) {
+            throw BallastException.invalid("option repl: '" + value + "' is not a number; use e.g. repl=1");
+        }
+        if (n < 1 || n > MAX_REPLICAS) {
+            throw BallastException.invalid("option repl: " + n + " out of range 1.." + MAX_REPLICAS);
+        }
+        if (n > MAX_REPLICAS_SUPPORTED) {
+            throw BallastException.invalid("option repl=" + n + ": this Ballast version keeps one copy only "
+                    + "(replication is not built yet); use repl=1 or leave repl out, and keep backups");
+        }
+        return n;
+    }
+}

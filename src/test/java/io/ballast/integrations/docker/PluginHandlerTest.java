@@ -1,0 +1,173 @@
+package io.ballast.integrations.docker;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.common.Sizes;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+/** Every endpoint through the dispatcher, as Docker would post it, against an in-memory control plane. */
+class PluginHandlerTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    final FakeVolumeService volumes = new FakeVolumeService();
+    final Path root = Path.of("/var/lib/ballast-test/mounts");
+    final DockerVolumeDriver driver = new DockerVolumeDriver(volumes, root);
+    final PluginHandler handler = new PluginHandler(driver);
+
+    JsonNode post(String endpoint, String body) throws Exception {
+        PluginHandler.Reply r = handler.handle("POST", endpoint, body.getBytes(StandardCharsets.UTF_8));
+        assertThat(r.status()).isEqualTo(200);
+        return JSON.readTree(r.body());
+    }
+
+    @Test
+    void activateAndCapabilities() throws Exception {
+        assertThat(post("/Plugin.Activate", "").toString()).isEqualTo("{\"Implements\":[\"VolumeDriver\"]}");
+        assertThat(post("/VolumeDriver.Capabilities", "{}").toString())
+                .isEqualTo("{\"Capabilities\":{\"Scope\":\"global\"}}");
+    }
+
+    @Test
+    void createGetListPathRemove() throws Exception {
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"size\":\"2GiB\"}}").toString()).isEqualTo("{}");
+        assertThat(volumes.sizes).containsEntry("pg", 2 * Sizes.GIB);
+        JsonNode get = post("/VolumeDriver.Get", "{\"Name\":\"pg\"}");
+        assertThat(get.at("/Volume/Name").asText()).isEqualTo("pg");
+        assertThat(get.at("/Volume/Mountpoint").asText()).isEmpty();
+        assertThat(get.at("/Volume/Status/size").asText()).isEqualTo("2 GiB");
+        assertThat(get.has("Err")).isFalse();
+        assertThat(post("/VolumeDriver.List", "{}").at("/Volumes/0/Name").asText()).isEqualTo("pg");
+        assertThat(post("/VolumeDriver.Path", "{\"Name\":\"pg\"}").toString()).isEqualTo("{\"Mountpoint\":\"\"}");
+        assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").toString()).isEqualTo("{}");
+        assertThat(volumes.sizes).isEmpty();
+        assertThat(post("/VolumeDriver.Get", "{\"Name\":\"pg\"}").path("Err").asText())
+                .isEqualTo("ballast: volume pg not found");
+    }
+
+    @Test
+    void createWithoutSizeUsesTheDefaultAndIsIdempotent() throws Exception {
+        post("/VolumeDriver.Create", "{\"Name\":\"a\"}");
+        assertThat(volumes.sizes).containsEntry("a", VolumeSpec.DEFAULT_SIZE_BYTES);
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"a\",\"Opts\":{}}").has("Err")).isFalse();
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"a\",\"Opts\":{\"size\":\"1GiB\"}}").path("Err").asText())
+                .contains("already exists with size 10 GiB, not 1 GiB");
+    }
+
+    @Test
+    void inlineSpecResolvesToTheVolumeEverywhere() throws Exception {
+        String spec = "name=pg,size=1GiB,repl=1";
+        post("/VolumeDriver.Create", "{\"Name\":\"" + spec + "\",\"Opts\":null}");
+        assertThat(volumes.sizes).containsEntry("pg", Sizes.GIB);
+        assertThat(post("/VolumeDriver.Get", "{\"Name\":\"" + spec + "\"}").at("/Volume/Name").asText()).isEqualTo(spec);
+        assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"" + spec + "\",\"ID\":\"c1\"}").path("Mountpoint").asText())
+                .isEqualTo(root.resolve("pg").toString());
+        assertThat(post("/VolumeDriver.Path", "{\"Name\":\"" + spec + "\"}").path("Mountpoint").asText())
+                .isEqualTo(root.resolve("pg").toString());
+        post("/VolumeDriver.Unmount", "{\"Name\":\"" + spec + "\",\"ID\":\"c1\"}");
+        post("/VolumeDriver.Remove", "{\"Name\":\"" + spec + "\"}");
+        assertThat(volumes.sizes).isEmpty();
+    }
+
+    @Test
+    void badOptionsComeBackAsErr() throws Exception {
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"colour\":\"red\"}}").path("Err").asText())
+                .startsWith("ballast: unknown option 'colour'");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"size\":\"lots\"}}").path("Err").asText())
+                .startsWith("ballast: option size: invalid size 'lots'");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"repl\":\"3\"}}").path("Err").asText())
+                .contains("keeps one copy only");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"a/b\"}").path("Err").asText())
+                .contains("invalid volume name");
+        assertThat(volumes.sizes).isEmpty();
+    }
+
+    @Test
+    void mountsAreSharedAndCountedByIdAndTheLastUnmountDetaches() throws Exception {
+        post("/VolumeDriver.Create", "{\"Name\":\"pg\"}");
+        String m1 = post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c1\"}").path("Mountpoint").asText();
+        String m2 = post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c2\"}").path("Mountpoint").asText();
+        assertThat(m1).isEqualTo(m2).isEqualTo(root.resolve("pg").toString());
+        assertThat(volumes.calls).filteredOn(c -> c.startsWith("attach")).hasSize(1);
+        assertThat(driver.mountCount("pg")).isEqualTo(2);
+        // the same ID twice (Docker retry) counts once
+        post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c2\"}");
+        assertThat(driver.mountCount("pg")).isEqualTo(2);
+
+        assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").path("Err").asText())
+                .contains("in use by 2 container mount(s)");
+
+        post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"c1\"}");
+        assertThat(volumes.attachments).containsKey("pg");
+        assertThat(post("/VolumeDriver.Path", "{\"Name\":\"pg\"}").path("Mountpoint").asText()).isEqualTo(m1);
+        // an unknown ID does not release anybody's mount
+        assertThat(post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"zzz\"}").has("Err")).isFalse();
+        assertThat(volumes.attachments).containsKey("pg");
+        post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"c2\"}");
+        assertThat(volumes.attachments).doesNotContainKey("pg");
+        assertThat(volumes.calls).filteredOn(c -> c.startsWith("detach")).hasSize(1);
+        assertThat(post("/VolumeDriver.Path", "{\"Name\":\"pg\"}").path("Mountpoint").asText()).isEmpty();
+        assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").has("Err")).isFalse();
+    }
+
+    @Test
+    void aFailedLastUnmountLeavesAMountThatRemoveReleases() throws Exception {
+        post("/VolumeDriver.Create", "{\"Name\":\"pg\"}");
+        post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c1\"}");
+        FakeVolumeService failing = volumes;
+        failing.failDetach = true;
+        assertThat(post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"c1\"}").path("Err").asText())
+                .contains("target is busy");
+        assertThat(volumes.attachments).containsKey("pg");
+        failing.failDetach = false;
+        // a new container reuses the leftover mount, and its Unmount detaches
+        assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c2\"}").path("Mountpoint").asText())
+                .isEqualTo(root.resolve("pg").toString());
+        failing.failDetach = true;
+        post("/VolumeDriver.Unmount", "{\"Name\":\"pg\",\"ID\":\"c2\"}");
+        failing.failDetach = false;
+        // no container uses it: Remove releases the mount, then deletes
+        assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").has("Err")).isFalse();
+        assertThat(volumes.attachments).isEmpty();
+        assertThat(volumes.sizes).isEmpty();
+    }
+
+    @Test
+    void mountOfAVolumeMountedOutsideDockerIsRefused() throws Exception {
+        post("/VolumeDriver.Create", "{\"Name\":\"pg\"}");
+        volumes.attach("pg", Path.of("/mnt/pg"));
+        assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c1\"}").path("Err").asText())
+                .contains("mounted at /mnt/pg outside Docker");
+        assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").path("Err").asText()).contains("detach it first");
+    }
+
+    @Test
+    void mountOfAMissingVolumeAndRequestsWithoutNameOrId() throws Exception {
+        assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"nope\",\"ID\":\"c1\"}").path("Err").asText())
+                .isEqualTo("ballast: volume nope not found");
+        assertThat(post("/VolumeDriver.Create", "{}").path("Err").asText()).contains("without a volume Name");
+        post("/VolumeDriver.Create", "{\"Name\":\"pg\"}");
+        assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"pg\"}").path("Err").asText()).contains("without ID");
+    }
+
+    @Test
+    void protocolErrors() throws Exception {
+        PluginHandler.Reply r = handler.handle("POST", "/VolumeDriver.Frobnicate", new byte[0]);
+        assertThat(r.status()).isEqualTo(404);
+        assertThat(JSON.readTree(r.body()).path("Err").asText()).contains("unknown plugin endpoint");
+        assertThat(handler.handle("GET", "/VolumeDriver.List", new byte[0]).status()).isEqualTo(405);
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":").path("Err").asText())
+                .startsWith("ballast: malformed plugin request body");
+        assertThat(post("/VolumeDriver.Create", "[1,2]").path("Err").asText())
+                .startsWith("ballast: malformed plugin request body");
+    }
+
+    @Test
+    void systemFaultsPointAtTheLog() {
+        var e = DockerErrors.of(io.ballast.common.BallastException.io("disk gone", null));
+        assertThat(e.err()).isEqualTo("ballast: disk gone (IO_ERROR; see the Ballast node log)");
+        assertThat(DockerErrors.of(new IllegalStateException("bug")).err()).contains("internal error");
+    }
+}
