@@ -41,8 +41,29 @@ final class LocalCluster {
         return home.resolve("node-" + index);
     }
 
+    /** The API of the local cluster: the first node that answers, else node 1's address. */
     static Optional<String> readApiUrl(Path home) {
-        return new LocalCluster(home).read().map(LocalState::apiUrl);
+        Optional<LocalState> s = new LocalCluster(home).read();
+        if (s.isEmpty()) {
+            return Optional.empty();
+        }
+        if (s.get().nodes() != null && s.get().nodes().size() > 1) {
+            for (LocalNode n : s.get().nodes()) {
+                if (new NodeClient(n.apiUrl()).healthy()) {
+                    return Optional.of(n.apiUrl());
+                }
+            }
+        }
+        return Optional.of(s.get().apiUrl());
+    }
+
+    /** Nodes with a data directory that belongs to a cluster (DIR/cluster.json). */
+    int existingNodes() {
+        int n = 0;
+        while (Files.exists(nodeDir(n + 1).resolve("cluster.json"))) {
+            n++;
+        }
+        return n;
     }
 
     Optional<LocalState> read() {
@@ -66,6 +87,15 @@ final class LocalCluster {
      * DIR/daemon.out, and waits until its /healthz answers.
      */
     LocalNode startNode(int index, String apiListen, String nbdListen, Duration timeout) throws IOException {
+        return startNode(index, apiListen, nbdListen, null, null, null, timeout);
+    }
+
+    /**
+     * Node {@code index} of a local cluster: {@code join} (API address of node 1) and {@code token} for
+     * nodes joining for the first time; null on restarts (the node keeps its identity in DIR/cluster.json).
+     */
+    LocalNode startNode(int index, String apiListen, String nbdListen, String raftListen, String join, String token,
+            Duration timeout) throws IOException {
         Path dir = nodeDir(index);
         Files.createDirectories(dir);
         Path nodeJson = dir.resolve("node.json");
@@ -79,9 +109,21 @@ final class LocalCluster {
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(BallastCli.class.getName());
-        cmd.addAll(List.of("node", "start", "--data-dir", dir.toString(), "--api-listen", apiListen, "--nbd-listen", nbdListen));
+        cmd.addAll(List.of("node", "start", "--data-dir", dir.toString(), "--api-listen", apiListen, "--nbd-listen", nbdListen,
+                "--node-id", "node-" + index));
+        if (raftListen != null) {
+            cmd.addAll(List.of("--raft-listen", raftListen));
+        }
+        boolean joining = join != null && !Files.exists(dir.resolve("cluster.json"));
+        if (joining) {
+            cmd.addAll(List.of("--join", join));
+        }
         Path outFile = dir.resolve("daemon.out");
-        Process p = new ProcessBuilder(cmd)
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        if (joining && token != null) {
+            pb.environment().put("BALLAST_CLUSTER_TOKEN", token); // not on the command line, where ps shows it
+        }
+        Process p = pb
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(outFile.toFile()))
                 .redirectErrorStream(true)

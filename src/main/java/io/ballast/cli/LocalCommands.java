@@ -17,44 +17,130 @@ import picocli.CommandLine.ParentCommand;
 final class LocalCommands {
     private LocalCommands() {}
 
-    @Command(name = "up", description = "Start a local node in the background ($BALLAST_HOME/node-1, default ~/.ballast).")
+    @Command(name = "up", description = "Start a local cluster of node processes in the background ($BALLAST_HOME/node-N, default ~/.ballast).")
     static final class Up implements Callable<Integer> {
         @ParentCommand
         BallastCli cli;
 
+        @Option(names = "--nodes", paramLabel = "N", defaultValue = "3",
+                description = "Node processes, each with its own data directory (default: ${DEFAULT-VALUE}; 1 for a single node)")
+        int nodes;
+
         @Option(names = "--api-listen", paramLabel = "HOST:PORT", defaultValue = NodeConfig.DEFAULT_API_LISTEN,
-                description = "REST API address (default: ${DEFAULT-VALUE})")
+                description = "REST API address of node 1; node N uses PORT+N-1 (default: ${DEFAULT-VALUE}; port 0: free ports)")
         String apiListen;
 
         @Option(names = "--nbd-listen", paramLabel = "HOST:PORT", defaultValue = NodeConfig.DEFAULT_NBD_LISTEN,
-                description = "NBD TCP address (default: ${DEFAULT-VALUE})")
+                description = "NBD TCP address of node 1; node N uses PORT+N-1 (default: ${DEFAULT-VALUE})")
         String nbdListen;
 
-        @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "60", description = "How long to wait for the node")
+        @Option(names = "--raft-listen", paramLabel = "HOST:PORT", defaultValue = io.ballast.cluster.ClusterConfig.DEFAULT_RAFT_LISTEN,
+                description = "Raft address of node 1; node N uses PORT+N-1 (default: ${DEFAULT-VALUE})")
+        String raftListen;
+
+        @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "90", description = "How long to wait for the cluster")
         int timeoutSeconds;
+
+        static String nth(String listen, int i) {
+            var a = NodeConfig.parseAddress(listen);
+            int port = a.getPort() == 0 ? 0 : a.getPort() + i - 1;
+            return listen.substring(0, listen.lastIndexOf(':')) + ":" + port;
+        }
 
         @Override
         public Integer call() throws Exception {
             NodeConfig.parseAddress(apiListen);
             NodeConfig.parseAddress(nbdListen);
+            NodeConfig.parseAddress(raftListen);
+            if (nodes < 1 || nodes > 9) {
+                throw io.ballast.common.BallastException.invalid("--nodes must be between 1 and 9, got " + nodes);
+            }
             LocalCluster local = new LocalCluster(cli.home());
             var existing = local.read();
-            if (existing.isPresent() && new NodeClient(existing.get().apiUrl()).healthy()) {
+            int count = Math.max(nodes, local.existingNodes()); // a cluster restarts whole
+            java.util.Map<Integer, LocalCluster.LocalNode> alive = new java.util.TreeMap<>();
+            for (int i = 1; i <= count; i++) {
+                if (LocalCluster.livePid(local.nodeDir(i)).isPresent()) {
+                    int n = i;
+                    var known = existing.flatMap(s -> s.nodes().stream().filter(x -> x.name().equals("node-" + n)).findFirst());
+                    if (known.isEmpty() || !new NodeClient(known.get().apiUrl()).healthy()) {
+                        cli.err.println("error: a node is running on " + local.nodeDir(i) + " but does not answer; try `ballast down`");
+                        return ExitCodes.CONFLICT;
+                    }
+                    alive.put(i, known.get());
+                }
+            }
+            if (alive.size() == count && existing.isPresent()) {
                 cli.err.println("Ballast is already running at " + existing.get().apiUrl());
                 cli.out.println(existing.get().apiUrl());
                 return ExitCodes.OK;
             }
-            if (LocalCluster.livePid(local.nodeDir(1)).isPresent()) {
-                cli.err.println("error: a node is running on " + local.nodeDir(1) + " but does not answer; try `ballast down`");
-                return ExitCodes.CONFLICT;
+            Duration timeout = Duration.ofSeconds(timeoutSeconds);
+            LocalCluster.LocalNode first = alive.containsKey(1) ? alive.get(1)
+                    : local.startNode(1, nth(apiListen, 1), nth(nbdListen, 1), nth(raftListen, 1), null, null, timeout);
+            String token = java.nio.file.Files.readString(local.nodeDir(1).resolve("cluster-token")).strip();
+            String join = first.apiUrl().replace("http://", "");
+            List<LocalCluster.LocalNode> started = new java.util.concurrent.CopyOnWriteArrayList<>();
+            started.add(first);
+            List<Thread> threads = new ArrayList<>();
+            Exception[] failure = new Exception[1];
+            for (int i = 2; i <= count; i++) {
+                int n = i;
+                if (alive.containsKey(n)) {
+                    started.add(alive.get(n));
+                    continue;
+                }
+                threads.add(Thread.ofVirtual().start(() -> {
+                    try {
+                        started.add(local.startNode(n, nth(apiListen, n), nth(nbdListen, n), nth(raftListen, n), join, token, timeout));
+                    } catch (Exception e) {
+                        failure[0] = e;
+                    }
+                }));
             }
-            List<LocalCluster.LocalNode> nodes = new ArrayList<>();
-            nodes.add(local.startNode(1, apiListen, nbdListen, Duration.ofSeconds(timeoutSeconds)));
-            local.write(new LocalCluster.LocalState(nodes.getFirst().apiUrl(), nodes));
-            cli.err.println("Ballast is up: node-1 at " + nodes.getFirst().apiUrl() + " (data " + nodes.getFirst().dataDir()
-                    + "); stop it with `ballast down`");
-            cli.out.println(nodes.getFirst().apiUrl());
+            for (Thread t : threads) {
+                t.join();
+            }
+            List<LocalCluster.LocalNode> all = new ArrayList<>(started);
+            all.sort(java.util.Comparator.comparing(n -> Integer.parseInt(n.name().substring(5))));
+            local.write(new LocalCluster.LocalState(first.apiUrl(), all));
+            if (failure[0] != null) {
+                throw failure[0];
+            }
+            awaitHealthy(new NodeClient(first.apiUrl()), count, timeout);
+            cli.err.println("Ballast is up: " + count + " node" + (count == 1 ? "" : "s") + ", API " + first.apiUrl()
+                    + " (data under " + cli.home() + "); stop it with `ballast down`");
+            cli.out.println(first.apiUrl());
             return ExitCodes.OK;
+        }
+
+        /** Until a leader is elected and every node is up in the metadata. */
+        private static void awaitHealthy(NodeClient client, int count, Duration timeout) {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            String last = "no answer";
+            while (System.nanoTime() < deadline) {
+                try {
+                    JsonNode c = client.get("/v1/cluster");
+                    long up = 0;
+                    for (JsonNode n : c.path("nodes")) {
+                        up += n.path("state").asText().equals("up") ? 1 : 0;
+                    }
+                    if (!c.path("leader").isNull() && up >= count) {
+                        return;
+                    }
+                    last = up + " of " + count + " nodes up, leader " + c.path("leader").asText("none");
+                } catch (RuntimeException e) {
+                    last = e.getMessage();
+                }
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+            throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.UNAVAILABLE,
+                    "the local cluster did not become healthy within " + timeout.toSeconds() + " s: " + last);
         }
     }
 
@@ -74,23 +160,34 @@ final class LocalCommands {
             if (dirs.isEmpty()) {
                 dirs.add(local.nodeDir(1));
             }
-            boolean stopped = false;
+            // SIGTERM to every node at once, then wait: a cluster stops in the time of its slowest node
+            List<Thread> waits = new ArrayList<>();
+            java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
             for (Path dir : dirs) {
                 var pid = LocalCluster.livePid(dir);
-                if (pid.isPresent() && LocalCluster.stop(pid.get(), Duration.ofSeconds(timeoutSeconds))) {
-                    cli.err.println("stopped " + dir.getFileName() + " (pid " + pid.get() + ")");
-                    stopped = true;
+                if (pid.isPresent()) {
+                    waits.add(Thread.ofVirtual().start(() -> {
+                        if (LocalCluster.stop(pid.get(), Duration.ofSeconds(timeoutSeconds))) {
+                            synchronized (cli.err) {
+                                cli.err.println("stopped " + dir.getFileName() + " (pid " + pid.get() + ")");
+                            }
+                            stopped.set(true);
+                        }
+                    }));
                 }
             }
+            for (Thread t : waits) {
+                t.join();
+            }
             local.forget();
-            if (!stopped) {
+            if (!stopped.get()) {
                 cli.err.println("no local Ballast node was running");
             }
             return ExitCodes.OK;
         }
     }
 
-    @Command(name = "status", description = "Show the node, pool capacity and volumes.")
+    @Command(name = "status", description = "Show the cluster at a glance: nodes, Raft leader, capacity, volumes and their health.")
     static final class Status implements Callable<Integer> {
         @ParentCommand
         BallastCli cli;
@@ -102,35 +199,72 @@ final class LocalCommands {
         public Integer call() {
             NodeClient client = new NodeClient(cli.resolveNode(output.node));
             JsonNode node = client.get("/v1/node");
+            JsonNode cluster;
+            try {
+                cluster = client.get("/v1/cluster");
+            } catch (io.ballast.common.BallastException e) {
+                if (e.code() != io.ballast.common.ErrorCode.UNAVAILABLE) {
+                    throw e;
+                }
+                cluster = client.get("/v1/cluster?stale=true"); // no quorum: this node's last known view, said so below
+            }
             JsonNode volumes = client.get("/v1/volumes").path("volumes");
             if (output.json()) {
-                ObjectNode both = Output.PRETTY.createObjectNode();
-                both.set("node", node);
-                both.set("volumes", volumes);
-                Output.printJson(cli.out, both);
+                ObjectNode all = Output.PRETTY.createObjectNode();
+                all.set("node", node);
+                all.set("cluster", cluster);
+                all.set("volumes", volumes);
+                Output.printJson(cli.out, all);
                 return ExitCodes.OK;
             }
             var out = cli.out;
             JsonNode pool = node.path("pool");
+            long up = 0;
+            for (JsonNode n : cluster.path("nodes")) {
+                up += n.path("state").asText().equals("up") ? 1 : 0;
+            }
+            out.println("Cluster:   " + cluster.path("nodes").size() + " node(s), " + up + " up; Raft leader "
+                    + Output.text(cluster.path("leader")) + ", term " + Output.text(cluster.path("term"))
+                    + ("local".equals(cluster.path("consistency").asText()) ? " (NO QUORUM: last known state)" : ""));
             out.println("Node:      " + Output.text(node.path("nodeId")) + " (" + Output.text(node.path("state")) + ", pid "
-                    + Output.text(node.path("pid")) + ")");
+                    + Output.text(node.path("pid")) + ", Raft " + Output.text(cluster.path("raftRole")) + ")");
             out.println("API:       " + client.baseUrl());
             out.println("NBD:       " + Output.text(node.path("nbdTcp")) + ", " + Output.text(node.path("nbdSocket")));
             out.println("Data:      " + Output.text(node.path("dataDir")));
             out.println("Pool:      " + Output.size(pool.path("capacityBytes")) + " capacity, "
                     + Output.size(pool.path("freeBytes")) + " free, " + Output.size(pool.path("allocatedBytes"))
                     + " allocated by volumes");
-            out.println("Volumes:   " + volumes.size());
+            JsonNode cap = cluster.path("capacity");
+            out.println("Capacity:  " + Output.size(cap.path("capacityBytes")) + " on up nodes, " + Output.size(cap.path("freeBytes"))
+                    + " free on disk, " + Output.size(cap.path("provisionedBytes")) + " provisioned (over-commit "
+                    + Output.text(cap.path("overcommitRatio")) + ")");
+            List<List<String>> nodeRows = new ArrayList<>();
+            String leader = cluster.path("leader").asText("");
+            for (JsonNode n : cluster.path("nodes")) {
+                String state = n.path("state").asText() + (n.path("cordoned").asBoolean() ? ",cordoned" : "");
+                nodeRows.add(List.of("  " + n.path("id").asText() + (n.path("id").asText().equals(leader) ? " (leader)" : ""),
+                        state, Output.text(n.path("raftRole")), Output.size(n.path("capacityBytes")),
+                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicas")), Output.text(n.path("apiUrl"))));
+            }
+            if (!nodeRows.isEmpty()) {
+                Output.table(out, List.of("  NODE", "STATE", "RAFT", "CAPACITY", "PROVISIONED", "REPLICAS", "API"), nodeRows);
+            }
+            JsonNode vs = cluster.path("volumes");
+            out.println("Volumes:   " + volumes.size() + " (" + vs.path("healthy").asInt() + " healthy, " + vs.path("degraded").asInt()
+                    + " degraded, " + vs.path("unavailable").asInt() + " unavailable)");
             java.util.List<java.util.List<String>> rows = new ArrayList<>();
             for (JsonNode v : volumes) {
                 JsonNode a = v.path("attachment");
                 String state = a.isNull() || a.isMissingNode() ? "-"
-                        : a.path("mountDir").isNull() ? "attached" : "mounted on " + a.path("mountDir").asText();
+                        : (a.path("mountDir").isNull() ? "attached" : "mounted on " + a.path("mountDir").asText())
+                        + " (" + a.path("nodeId").asText() + ")";
+                List<String> on = new ArrayList<>();
+                v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
                 rows.add(List.of("  " + v.path("name").asText(), Output.size(v.path("sizeBytes")),
-                        Output.size(v.path("allocatedBytes")), state));
+                        Output.size(v.path("allocatedBytes")), state, Output.text(v.path("health")), String.join(",", on)));
             }
             if (!rows.isEmpty()) {
-                Output.table(out, List.of("  NAME", "SIZE", "ALLOCATED", "ATTACHMENT"), rows);
+                Output.table(out, List.of("  NAME", "SIZE", "ALLOCATED", "ATTACHMENT", "HEALTH", "REPLICAS"), rows);
             }
             return ExitCodes.OK;
         }

@@ -60,6 +60,13 @@ final class VolumeCommands implements Runnable {
         @Option(names = "--size", required = true, paramLabel = "SIZE", description = "e.g. 10GiB, 512MiB or a byte count")
         String size;
 
+        @Option(names = "--repl", paramLabel = "N", description = "Replicas (default: min(3, failure domains))")
+        Integer repl;
+
+        @Option(names = "--spread-by", paramLabel = "LABEL", description = "Label whose values are the failure domains "
+                + "(default: zone when nodes have one, else node)")
+        String spreadBy;
+
         @Override
         public Integer call() {
             Names.requireVolumeName(name);
@@ -67,11 +74,23 @@ final class VolumeCommands implements Runnable {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("name", name);
             body.put("size", bytes);
+            if (repl != null) {
+                if (repl < 1 || repl > 16) {
+                    throw io.ballast.common.BallastException.invalid("--repl must be between 1 and 16, got " + repl);
+                }
+                body.put("repl", repl);
+            }
+            if (spreadBy != null) {
+                body.put("spreadBy", spreadBy);
+            }
             JsonNode v = client().post("/v1/volumes", body);
             if (output.json()) {
                 Output.printJson(cli().out, v);
             } else {
-                cli().err.println("created volume " + name + " (" + Sizes.format(bytes) + ")");
+                List<String> on = new ArrayList<>();
+                v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
+                cli().err.println("created volume " + name + " (" + Sizes.format(bytes) + ", " + on.size() + " replica"
+                        + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ")");
             }
             return ExitCodes.OK;
         }
@@ -121,6 +140,12 @@ final class VolumeCommands implements Runnable {
             out.println("NBD (TCP):    " + Output.text(v.path("nbd").path("tcp")));
             out.println("NBD (unix):   " + Output.text(v.path("nbd").path("unix")));
             out.println("Connections:  " + Output.text(v.path("connections")));
+            out.println("Health:       " + Output.text(v.path("health")) + " (" + Output.text(v.path("repl")) + " replicas, spread by "
+                    + Output.text(v.path("spreadBy")) + ", epoch " + Output.text(v.path("epoch")) + ")");
+            for (JsonNode r : v.path("replicas")) {
+                out.println("  replica on  " + r.path("nodeId").asText() + ": " + r.path("state").asText() + " (node "
+                        + r.path("nodeState").asText() + ")");
+            }
             JsonNode a = v.path("attachment");
             if (a.isNull() || a.isMissingNode()) {
                 out.println("Attached:     no");

@@ -11,7 +11,8 @@ import java.nio.file.Path;
  * @param nbdListen null disables NBD over TCP
  * @param nbdSocket null means DATA/nbd.sock
  */
-public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket) {
+public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+        io.ballast.cluster.ClusterConfig cluster) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -20,6 +21,14 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
         if (nbdSocket == null) {
             nbdSocket = dataDir.resolve("nbd.sock");
         }
+        if (cluster == null) {
+            cluster = io.ballast.cluster.ClusterConfig.standalone("127.0.0.1:0");
+        }
+    }
+
+    /** A node that bootstraps its own cluster, Raft on a free loopback port (tests, embedded use). */
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, null);
     }
 
     public Path poolDir() {

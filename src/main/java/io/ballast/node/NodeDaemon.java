@@ -56,7 +56,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private Instant startedAt;
     private StoragePool pool;
     private NbdFrontend nbd;
-    private LocalVolumeService volumes;
+    private io.ballast.control.ClusterVolumeService volumes;
+    private io.ballast.cluster.ClusterMember member;
     private RestServer api;
     private FileChannel lockChannel;
     /** Only a node that got as far as writing node.json and the pid file may remove them. */
@@ -101,14 +102,25 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(nbd);
 
         AttachAgent agent = new AttachAgent(commands, config.dataDir().resolve("attach"), Duration.ofSeconds(60));
-        volumes = new LocalVolumeService(nodeId, pool, new AttachmentStore(config.dataDir().resolve("attachments.json")),
-                agent, nbd, Instant::now);
-        volumes.reconcile();
-        started.push(volumes::shutdown);
+        AttachmentStore store = new AttachmentStore(config.dataDir().resolve("attachments.json"));
+        LocalVolumeService local = new LocalVolumeService(nodeId, pool, store, agent, nbd, Instant::now);
+        local.reconcile();
 
-        api = new RestServer(config.apiListen(), volumes, this);
+        member = new io.ballast.cluster.ClusterMember(config.dataDir(), nodeId, config.cluster(), pool::stats);
+        started.push(member);
+        volumes = new io.ballast.control.ClusterVolumeService(member, pool, local, store, nbd,
+                config.dataDir().resolve("replicas.json"));
+        started.push(volumes);
+        started.push(volumes::shutdown);
+        io.ballast.metrics.ClusterMetrics.track(member);
+
+        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member));
         api.start();
         started.push(api);
+
+        InetSocketAddress tcp = nbd.tcpAddress();
+        member.start(api.url(), tcp == null ? null : tcp.getAddress().getHostAddress() + ":" + tcp.getPort());
+        volumes.startReconciler();
 
         writeNodeFiles();
     }
@@ -130,10 +142,19 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
     private String readOrCreateNodeId() throws IOException {
         Path f = config.dataDir().resolve("node-id");
+        String wanted = config.cluster().nodeId();
         if (Files.exists(f)) {
-            return Files.readString(f).strip();
+            String id = Files.readString(f).strip();
+            if (wanted != null && !wanted.equals(id)) {
+                throw BallastException.invalid("this data directory belongs to node " + id + ", not " + wanted
+                        + "; drop --node-id or use another --data-dir");
+            }
+            return id;
         }
-        String id = "node-" + UUID.randomUUID().toString().substring(0, 8);
+        if (wanted != null) {
+            io.ballast.common.Names.requireVolumeName(wanted);
+        }
+        String id = wanted != null ? wanted : "node-" + UUID.randomUUID().toString().substring(0, 8);
         AttachmentStore.writeAtomically(f, id.getBytes(StandardCharsets.UTF_8));
         return id;
     }
@@ -171,6 +192,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
     public VolumeService volumes() {
         return volumes;
+    }
+
+    public io.ballast.cluster.ClusterMember member() {
+        return member;
     }
 
     public NbdFrontend nbd() {

@@ -38,7 +38,7 @@ class CliInProcessTest {
     void volumeLifecycleHuman() {
         var c = cli.run("volume", "create", "pg", "--size", "10GiB");
         assertThat(c.exit()).isZero();
-        assertThat(c.err()).contains("created volume pg (10 GiB)");
+        assertThat(c.err()).contains("created volume pg (10 GiB, 1 replica on node-");
         assertThat(c.out()).isEmpty();
 
         var l = cli.run("volume", "list");

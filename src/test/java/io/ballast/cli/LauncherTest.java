@@ -53,7 +53,7 @@ class LauncherTest {
             Map<String, String> env = Map.of("BALLAST_HOME", dir.resolve("home").toString(), "BALLAST_NODE", node.url());
             Run create = launch(env, "volume", "create", "web", "--size", "1GiB");
             assertThat(create.exit()).as(create.err()).isZero();
-            assertThat(create.err()).contains("created volume web (1 GiB)");
+            assertThat(create.err()).contains("created volume web (1 GiB, 1 replica on node-");
             Run list = launch(env, "volume", "list", "-o", "json");
             assertThat(list.exit()).isZero();
             assertThat(new ObjectMapper().readTree(list.out()).get(0).path("name").asText()).isEqualTo("web");

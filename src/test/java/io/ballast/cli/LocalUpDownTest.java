@@ -27,7 +27,8 @@ class LocalUpDownTest {
 
     @Test
     void upStatusDown() throws Exception {
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0");
+        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
+                "--raft-listen", "127.0.0.1:0");
         assertThat(up.exit()).as(up.err()).isZero();
         String url = up.out().strip();
         assertThat(url).startsWith("http://127.0.0.1:");
@@ -39,7 +40,13 @@ class LocalUpDownTest {
         assertThat(LauncherTest.launch(env(), "volume", "create", "v1", "--size", "64MiB").exit()).isZero();
         LauncherTest.Run status = LauncherTest.launch(env(), "status");
         assertThat(status.exit()).as(status.err()).isZero();
-        assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").containsPattern("v1 +64 MiB").contains("free");
+        assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").containsPattern("v1 +64 MiB").contains("free")
+                .contains("Cluster:   3 node(s), 3 up; Raft leader node-").containsPattern("node-3 +up +voter")
+                .containsPattern("v1 .* healthy +node-1,node-2,node-3");
+        long[] pids = new long[3];
+        for (int i = 1; i <= 3; i++) {
+            pids[i - 1] = Long.parseLong(Files.readString(home.resolve("node-" + i + "/ballast.pid")).strip());
+        }
         JsonNode json = new ObjectMapper().readTree(LauncherTest.launch(env(), "status", "-o", "json").out());
         assertThat(json.path("node").path("pool").path("volumeCount").asInt()).isEqualTo(1);
 
@@ -49,8 +56,10 @@ class LocalUpDownTest {
 
         LauncherTest.Run down = LauncherTest.launch(env(), "down");
         assertThat(down.exit()).as(down.err()).isZero();
-        assertThat(down.err()).contains("stopped node-1");
-        assertThat(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)).isFalse();
+        assertThat(down.err()).contains("stopped node-1").contains("stopped node-2").contains("stopped node-3");
+        for (long p : pids) {
+            assertThat(ProcessHandle.of(p).map(ProcessHandle::isAlive).orElse(false)).isFalse();
+        }
         assertThat(home.resolve("local.json")).doesNotExist();
         assertThat(Files.readString(home.resolve("node-1/ballast.log"))).contains("\"msg\":\"node stopped\"");
 

@@ -8,7 +8,7 @@ public final class ApiTypes {
     private ApiTypes() {}
 
     /** {@code size}: a byte count or a human size string such as "10GiB". */
-    public record CreateVolumeRequest(String name, JsonNode size) {}
+    public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy) {}
 
     /** {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only. */
     public record AttachRequest(String mount) {}

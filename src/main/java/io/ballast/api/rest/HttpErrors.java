@@ -36,7 +36,7 @@ public final class HttpErrors {
             }
         }
         return switch (status) {
-            case 400, 405, 413 -> ErrorCode.INVALID_ARGUMENT;
+            case 400, 403, 405, 413 -> ErrorCode.INVALID_ARGUMENT;
             case 404 -> ErrorCode.NOT_FOUND;
             case 409 -> ErrorCode.CONFLICT;
             case 503 -> ErrorCode.UNAVAILABLE;

@@ -20,6 +20,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.slf4j.Logger;
@@ -41,12 +42,20 @@ public final class RestServer implements AutoCloseable {
 
     private final VolumeService volumes;
     private final NodeStatusSource node;
+    private final ClusterApi cluster;
     private final HttpServer server;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
 
     public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node) throws IOException {
+        this(listen, volumes, node, null);
+    }
+
+    /** {@code cluster} null: a node without cluster endpoints. */
+    public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node, ClusterApi cluster)
+            throws IOException {
         this.volumes = volumes;
         this.node = node;
+        this.cluster = cluster;
         this.server = HttpServer.create(listen, 128);
         server.setExecutor(executor);
         server.createContext("/", this::handle);
@@ -103,7 +112,8 @@ public final class RestServer implements AutoCloseable {
                 if (e.code().isSystemFault()) {
                     log.atError().setCause(e).addKeyValue("route", route).log("request failed: {}", e.getMessage());
                 }
-                HttpErrors.Problem p = HttpErrors.of(e);
+                HttpErrors.Problem p = e instanceof io.ballast.cluster.PermissionDenied
+                        ? HttpErrors.of(403, "PERMISSION_DENIED", e.getMessage()) : HttpErrors.of(e);
                 reply = new Reply(p.status(), p);
             } catch (HttpFailure e) {
                 if (e.status == 405) {
@@ -143,6 +153,15 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 2 && seg[1].equals("metrics")) return "/metrics";
         if (seg.length < 3 || !seg[1].equals("v1")) return "unknown";
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
+        if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
+        if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
+        if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
+        if (seg[2].equals("nodes")) {
+            if (seg.length == 3) return "/v1/nodes";
+            if (seg.length == 4) return "/v1/nodes/{id}";
+            if (seg.length == 5 && List.of("cordon", "uncordon", "drain").contains(seg[4])) return "/v1/nodes/{id}/" + seg[4];
+            return "unknown";
+        }
         if (!seg[2].equals("volumes")) return "unknown";
         if (seg.length == 3) return "/v1/volumes";
         if (seg.length == 4) return "/v1/volumes/{name}";
@@ -156,6 +175,8 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes" -> "GET, POST";
             case "/v1/volumes/{name}" -> "GET, DELETE";
             case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach" -> "POST";
+            case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
+            case "/v1/nodes/{id}" -> "GET, DELETE";
             default -> "GET";
         };
     }
@@ -170,6 +191,30 @@ public final class RestServer implements AutoCloseable {
                     "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
         }
         String name = seg.length > 3 ? seg[3] : null;
+        if (route.startsWith("/v1/cluster") || route.startsWith("/v1/nodes") || route.equals("/v1/events")) {
+            if (cluster == null) {
+                throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node runs without a cluster");
+            }
+            java.util.Map<String, String> query = queryOf(ex);
+            return switch (route + " " + method) {
+                case "/v1/cluster GET" -> new Reply(200, cluster.status(!"true".equals(query.get("stale"))));
+                case "/v1/cluster/join POST" -> {
+                    io.ballast.cluster.JoinRequest req = read(ex, io.ballast.cluster.JoinRequest.class);
+                    if (req == null) {
+                        throw BallastException.invalid("a join request body is required");
+                    }
+                    yield new Reply(200, cluster.join(req));
+                }
+                case "/v1/events GET" -> new Reply(200, cluster.events(longParam(query, "after", 0), (int) longParam(query, "limit", 100)));
+                case "/v1/nodes GET" -> new Reply(200, cluster.nodes());
+                case "/v1/nodes/{id} GET" -> new Reply(200, cluster.node(name));
+                case "/v1/nodes/{id} DELETE" -> new Reply(200, cluster.remove(name, "true".equals(query.get("force"))));
+                case "/v1/nodes/{id}/cordon POST" -> new Reply(200, cluster.cordon(name, true));
+                case "/v1/nodes/{id}/uncordon POST" -> new Reply(200, cluster.cordon(name, false));
+                case "/v1/nodes/{id}/drain POST" -> new Reply(200, cluster.drain(name));
+                default -> throw new IllegalStateException("unrouted " + route + " " + method);
+            };
+        }
         return switch (route + " " + method) {
             case "/healthz GET" -> node.healthy() ? new Reply(200, new Health("ok")) : new Reply(503, new Health("unavailable"));
             case "/metrics GET" -> new Reply(200, new MetricsBody());
@@ -179,6 +224,12 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.CreateVolumeRequest req = read(ex, ApiTypes.CreateVolumeRequest.class);
                 if (req == null || req.name() == null) {
                     throw BallastException.invalid("field 'name' is required");
+                }
+                if (req.repl() != null && (req.repl() < 1 || req.repl() > 16)) {
+                    throw BallastException.invalid("field 'repl' must be between 1 and 16, got " + req.repl());
+                }
+                if ((req.repl() != null || req.spreadBy() != null) && volumes instanceof io.ballast.control.ClusterVolumeService cvs) {
+                    yield new Reply(201, cvs.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(), req.spreadBy()));
                 }
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }
@@ -201,6 +252,37 @@ public final class RestServer implements AutoCloseable {
     }
 
     private record Health(String status) {}
+
+    private static java.util.Map<String, String> queryOf(HttpExchange ex) {
+        java.util.Map<String, String> out = new java.util.TreeMap<>();
+        String q = ex.getRequestURI().getRawQuery();
+        if (q == null || q.isEmpty()) {
+            return out;
+        }
+        for (String kv : q.split("&")) {
+            int eq = kv.indexOf('=');
+            String k = java.net.URLDecoder.decode(eq < 0 ? kv : kv.substring(0, eq), StandardCharsets.UTF_8);
+            String v = eq < 0 ? "true" : java.net.URLDecoder.decode(kv.substring(eq + 1), StandardCharsets.UTF_8);
+            out.put(k, v);
+        }
+        return out;
+    }
+
+    private static long longParam(java.util.Map<String, String> q, String name, long dflt) {
+        String v = q.get(name);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            long n = Long.parseLong(v);
+            if (n < 0) {
+                throw new NumberFormatException();
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw BallastException.invalid("query parameter '" + name + "' must be a non-negative whole number, got '" + v + "'");
+        }
+    }
 
     private record MetricsBody() {}
 

@@ -1,0 +1,24 @@
+package io.ballast.api.rest;
+
+import io.ballast.cluster.JoinRequest;
+
+/** The cluster endpoints' view of the node: membership, node states, events. Results are JSON-serialisable. */
+public interface ClusterApi {
+
+    /** Leader, term, nodes, capacity and volume health. {@code linearizable} false: this node's local view. */
+    Object status(boolean linearizable);
+
+    JoinRequest.Response join(JoinRequest request);
+
+    Object nodes();
+
+    Object node(String id);
+
+    Object cordon(String id, boolean cordoned);
+
+    Object drain(String id);
+
+    Object remove(String id, boolean force);
+
+    Object events(long afterSeq, int limit);
+}

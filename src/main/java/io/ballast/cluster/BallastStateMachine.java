@@ -1,0 +1,174 @@
+package io.ballast.cluster;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.ballast.common.BallastException;
+import java.io.File;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.BiConsumer;
+import org.apache.ratis.io.MD5Hash;
+import org.apache.ratis.proto.RaftProtos.LogEntryProto;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.protocol.TermIndex;
+import org.apache.ratis.server.storage.FileInfo;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.statemachine.StateMachineStorage;
+import org.apache.ratis.statemachine.TransactionContext;
+import org.apache.ratis.statemachine.impl.BaseStateMachine;
+import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
+import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
+import org.apache.ratis.util.MD5FileUtil;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The Ratis state machine: committed log entries are JSON {@link Command}s applied to
+ * {@link ClusterState}; snapshots are the state as one JSON file ({@link SimpleStateMachineStorage},
+ * with its MD5 so a follower that installs it can check it). The reply to a command is
+ * {@code {"ok":true,"result":...}} or {@code {"ok":false,"code":"...","message":"..."}}.
+ * Read-only queries only act as a barrier: with the server's LINEARIZABLE read option, Ratis runs
+ * {@link #query} after this node applied everything committed before the read began, so the
+ * caller may then read {@link #state()} directly.
+ */
+public final class BallastStateMachine extends BaseStateMachine {
+    private static final Logger log = LoggerFactory.getLogger(BallastStateMachine.class);
+
+    private final ClusterState state = new ClusterState();
+    private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
+    /** Called after each applied command, outside the state lock (reconciler, failure detector). */
+    private final List<BiConsumer<Command, Boolean>> listeners = new CopyOnWriteArrayList<>();
+
+    public ClusterState state() {
+        return state;
+    }
+
+    public void onApplied(BiConsumer<Command, Boolean> listener) {
+        listeners.add(listener);
+    }
+
+    @Override
+    public StateMachineStorage getStateMachineStorage() {
+        return storage;
+    }
+
+    @Override
+    public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
+        super.initialize(server, groupId, raftStorage);
+        storage.init(raftStorage);
+        loadSnapshot(storage.loadLatestSnapshot());
+    }
+
+    @Override
+    public void reinitialize() throws IOException {
+        loadSnapshot(storage.loadLatestSnapshot());
+    }
+
+    private synchronized void loadSnapshot(SingleFileSnapshotInfo snapshot) throws IOException {
+        if (snapshot == null) {
+            return;
+        }
+        File f = snapshot.getFile().getPath().toFile();
+        state.load(Files.readAllBytes(f.toPath()));
+        updateLastAppliedTermIndex(snapshot.getTermIndex());
+        notifyAll();
+        log.atInfo().addKeyValue("index", snapshot.getIndex()).addKeyValue("file", f.toString()).log("metadata snapshot loaded");
+    }
+
+    @Override
+    public long takeSnapshot() throws IOException {
+        byte[] bytes;
+        TermIndex last;
+        synchronized (this) {
+            last = getLastAppliedTermIndex();
+            bytes = state.toBytes();
+        }
+        if (last == null || last.getIndex() < 0) {
+            return -1;
+        }
+        File f = storage.getSnapshotFile(last.getTerm(), last.getIndex());
+        File tmp = new File(f.getPath() + ".tmp");
+        Files.write(tmp.toPath(), bytes);
+        try (FileChannel ch = FileChannel.open(tmp.toPath(), StandardOpenOption.WRITE)) {
+            ch.force(true);
+        }
+        Files.move(tmp.toPath(), f.toPath(), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        MD5Hash md5 = MD5FileUtil.computeAndSaveMd5ForFile(f);
+        storage.updateLatestSnapshot(new SingleFileSnapshotInfo(new FileInfo(f.toPath(), md5), last));
+        log.atInfo().addKeyValue("index", last.getIndex()).addKeyValue("bytes", bytes.length).log("metadata snapshot taken");
+        return last.getIndex();
+    }
+
+    @Override
+    public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
+        LogEntryProto entry = trx.getLogEntry();
+        byte[] data = entry.getStateMachineLogEntry().getLogData().toByteArray();
+        ObjectNode reply = ClusterState.JSON.createObjectNode();
+        Command command = null;
+        boolean ok = false;
+        synchronized (this) {
+            try {
+                command = ClusterState.JSON.readValue(data, Command.class);
+                Object result = state.apply(command);
+                reply.put("ok", true);
+                reply.set("result", ClusterState.JSON.valueToTree(result));
+                ok = true;
+            } catch (BallastException e) {
+                reply.put("ok", false);
+                reply.put("code", e.code().name());
+                reply.put("message", e.getMessage());
+            } catch (IOException | RuntimeException e) {
+                // a bug or an entry from a newer version: refuse it the same way on every node
+                log.atError().setCause(e).log("cannot apply log entry {}", entry.getIndex());
+                reply.put("ok", false);
+                reply.put("code", "INTERNAL");
+                reply.put("message", "cannot apply command: " + e);
+            }
+            updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
+            notifyAll();
+        }
+        for (BiConsumer<Command, Boolean> l : listeners) {
+            try {
+                l.accept(command, ok);
+            } catch (RuntimeException e) {
+                log.atWarn().setCause(e).log("apply listener failed");
+            }
+        }
+        return CompletableFuture.completedFuture(Message.valueOf(reply.toString()));
+    }
+
+    /** Waits until the applied index reaches {@code index}; false on timeout. */
+    public synchronized boolean awaitApplied(long index, long timeoutMs) {
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+        while (true) {
+            TermIndex last = getLastAppliedTermIndex();
+            if (last != null && last.getIndex() >= index) {
+                return true;
+            }
+            long leftNs = deadline - System.nanoTime();
+            if (leftNs <= 0) {
+                return false;
+            }
+            try {
+                wait(Math.max(1, leftNs / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+    }
+
+    /** The barrier for linearizable reads: answers the applied index. */
+    @Override
+    public CompletableFuture<Message> query(Message request) {
+        TermIndex last = getLastAppliedTermIndex();
+        return CompletableFuture.completedFuture(Message.valueOf(String.valueOf(last == null ? -1 : last.getIndex())));
+    }
+}

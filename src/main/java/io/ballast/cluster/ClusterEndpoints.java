@@ -1,0 +1,138 @@
+package io.ballast.cluster;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.ballast.api.rest.ClusterApi;
+import io.ballast.common.BallastException;
+import io.ballast.control.ClusterVolumeService;
+import java.time.Instant;
+import java.util.Map;
+
+/** The REST cluster endpoints on top of {@link ClusterMember}: reads are linearizable, writes go through Raft. */
+public final class ClusterEndpoints implements ClusterApi {
+    private final ClusterMember member;
+
+    public ClusterEndpoints(ClusterMember member) {
+        this.member = member;
+    }
+
+    private ClusterState state(boolean linearizable) {
+        if (linearizable) {
+            member.raft().barrier();
+        }
+        return member.state();
+    }
+
+    @Override
+    public Object status(boolean linearizable) {
+        ClusterState s = state(linearizable);
+        RaftNode raft = member.raft();
+        ObjectNode out = ClusterState.JSON.createObjectNode();
+        out.put("nodeId", member.nodeId());
+        out.put("raftRole", raft.role());
+        out.put("term", raft.term());
+        out.put("leader", raft.leaderId().orElse(null));
+        out.putPOJO("voters", raft.currentVoters());
+        out.put("consistency", linearizable ? "linearizable" : "local");
+        Map<String, Long> prov = s.provisionedByNode();
+        long capacity = 0;
+        long free = 0;
+        long provisioned = 0;
+        ArrayNode nodes = out.putArray("nodes");
+        for (NodeRecord n : s.nodes()) {
+            nodes.add(nodeJson(n, prov.getOrDefault(n.id(), 0L), s));
+            if (NodeRecord.UP.equals(n.state())) {
+                capacity += n.capacityBytes();
+                free += n.freeBytes();
+            }
+            provisioned += prov.getOrDefault(n.id(), 0L);
+        }
+        ObjectNode cap = out.putObject("capacity");
+        cap.put("capacityBytes", capacity);
+        cap.put("freeBytes", free);
+        cap.put("provisionedBytes", provisioned);
+        cap.put("overcommitRatio", member.config().overcommitRatio());
+        ObjectNode vols = out.putObject("volumes");
+        int healthy = 0;
+        int degraded = 0;
+        int unavailable = 0;
+        ArrayNode list = vols.putArray("list");
+        for (VolumeRecord v : s.volumes()) {
+            String h = ClusterVolumeService.health(v, id -> s.node(id).map(NodeRecord::state));
+            switch (h) {
+                case "healthy" -> healthy++;
+                case "degraded" -> degraded++;
+                default -> unavailable++;
+            }
+            ObjectNode vj = list.addObject();
+            vj.put("name", v.name());
+            vj.put("sizeBytes", v.sizeBytes());
+            vj.put("repl", v.repl());
+            vj.put("health", h);
+            vj.putPOJO("replicas", v.replicas().stream().map(ReplicaRecord::nodeId).toList());
+            vj.put("attachedOn", v.attachment() == null ? null : v.attachment().nodeId());
+        }
+        vols.put("total", s.volumes().size());
+        vols.put("healthy", healthy);
+        vols.put("degraded", degraded);
+        vols.put("unavailable", unavailable);
+        return out;
+    }
+
+    static ObjectNode nodeJson(NodeRecord n, long provisioned, ClusterState s) {
+        ObjectNode j = ClusterState.JSON.valueToTree(n);
+        j.put("provisionedBytes", provisioned);
+        j.put("replicas", s.volumes().stream().filter(v -> v.hasReplicaOn(n.id())).count());
+        return j;
+    }
+
+    @Override
+    public JoinRequest.Response join(JoinRequest request) {
+        return member.join(request);
+    }
+
+    @Override
+    public Object nodes() {
+        ClusterState s = state(true);
+        Map<String, Long> prov = s.provisionedByNode();
+        ObjectNode out = ClusterState.JSON.createObjectNode();
+        ArrayNode a = out.putArray("nodes");
+        s.nodes().forEach(n -> a.add(nodeJson(n, prov.getOrDefault(n.id(), 0L), s)));
+        out.put("leader", member.raft().leaderId().orElse(null));
+        return out;
+    }
+
+    @Override
+    public Object node(String id) {
+        ClusterState s = state(true);
+        NodeRecord n = s.node(id).orElseThrow(() -> BallastException.notFound("node " + id
+                + " not found; `ballast node list` shows the members"));
+        ObjectNode j = nodeJson(n, s.provisionedByNode().getOrDefault(id, 0L), s);
+        j.put("leader", id.equals(member.raft().leaderId().orElse(null)));
+        j.putPOJO("volumes", s.volumes().stream().filter(v -> v.hasReplicaOn(id)).map(VolumeRecord::name).toList());
+        return j;
+    }
+
+    @Override
+    public Object cordon(String id, boolean cordoned) {
+        return member.raft().submit(new Command.SetCordon(Instant.now().toString(), id, cordoned));
+    }
+
+    @Override
+    public Object drain(String id) {
+        return member.raft().submit(new Command.DrainNode(Instant.now().toString(), id, member.config().overcommitRatio()));
+    }
+
+    @Override
+    public Object remove(String id, boolean force) {
+        return member.remove(id, force);
+    }
+
+    @Override
+    public Object events(long afterSeq, int limit) {
+        ClusterState s = state(true);
+        ObjectNode out = ClusterState.JSON.createObjectNode();
+        out.putPOJO("events", s.events(afterSeq, Math.max(1, Math.min(limit, ClusterState.MAX_EVENTS))));
+        return out;
+    }
+}

@@ -1,0 +1,494 @@
+package io.ballast.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.control.AttachmentStore;
+import io.ballast.storage.PoolStats;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+import org.apache.ratis.proto.RaftProtos.RaftPeerRole;
+import org.apache.ratis.protocol.RaftPeer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * This node as a cluster member: bootstraps, joins or restarts its Raft server, registers itself,
+ * sends heartbeats, runs the failure detector while it leads, changes Raft membership for joins and
+ * removals, and answers joins. Identity (node id, Raft address, token) lives in DATA/cluster.json so a
+ * restart needs no flags.
+ */
+public final class ClusterMember implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(ClusterMember.class);
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /** What a node needs to know about itself to rejoin after a restart. */
+    public record Identity(String nodeId, String raftAddress, String token) {}
+
+    private final Path dataDir;
+    private final ClusterConfig config;
+    private final String nodeId;
+    private final Supplier<PoolStats> poolStats;
+    private final BallastStateMachine sm = new BallastStateMachine();
+    private final Map<String, Long> lastSeenNs = new ConcurrentHashMap<>();
+    private final Object membershipLock = new Object();
+    private volatile RaftNode raft;
+    private volatile Identity identity;
+    private volatile String apiUrl;
+    private volatile String nbdTcp;
+    private volatile boolean running;
+    private volatile boolean registered;
+    private volatile boolean removed;
+    private long detectorTerm = -1;
+    private final List<Thread> loops = new ArrayList<>();
+
+    public ClusterMember(Path dataDir, String nodeId, ClusterConfig config, Supplier<PoolStats> poolStats) {
+        this.dataDir = dataDir;
+        this.nodeId = nodeId;
+        this.config = config;
+        this.poolStats = poolStats;
+        sm.onApplied((cmd, ok) -> {
+            if (ok && cmd instanceof Command.Heartbeat h) {
+                lastSeenNs.put(h.nodeId(), System.nanoTime());
+            } else if (ok && cmd instanceof Command.RegisterNode r) {
+                lastSeenNs.put(r.nodeId(), System.nanoTime());
+            }
+        });
+    }
+
+    public ClusterState state() {
+        return sm.state();
+    }
+
+    public BallastStateMachine stateMachine() {
+        return sm;
+    }
+
+    public RaftNode raft() {
+        return raft;
+    }
+
+    public String nodeId() {
+        return nodeId;
+    }
+
+    public ClusterConfig config() {
+        return config;
+    }
+
+    public Identity identity() {
+        return identity;
+    }
+
+    Path identityFile() {
+        return dataDir.resolve("cluster.json");
+    }
+
+    public Path tokenFile() {
+        return dataDir.resolve("cluster-token");
+    }
+
+    /** Starts Raft (bootstrap, join or restart). {@code apiUrl} is where this node's API answers. */
+    public void start(String apiUrl, String nbdTcp) throws IOException {
+        this.apiUrl = apiUrl;
+        this.nbdTcp = nbdTcp;
+        Path raftDir = dataDir.resolve("raft");
+        if (Files.exists(identityFile())) {
+            identity = JSON.readValue(identityFile().toFile(), Identity.class);
+            if (!identity.nodeId().equals(nodeId)) {
+                throw BallastException.invalid("DATA/cluster.json belongs to node " + identity.nodeId() + ", not " + nodeId);
+            }
+            if (config.token() != null && !config.token().equals(identity.token())) {
+                throw BallastException.invalid("--token differs from the token this node joined with; a member keeps its cluster's token");
+            }
+            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, identity.token(), sm, config.timings());
+            raft.start(List.of(), List.of());
+            // a restart of a single-voter cluster elects itself at once; with more voters, wait for them in the background
+            if (raft.currentVoters().size() <= 1) {
+                awaitLeader(Duration.ofSeconds(30));
+                registerOrHeartbeat();
+            }
+        } else if (config.join() == null) {
+            String token = config.token() != null ? config.token() : newToken();
+            identity = new Identity(nodeId, resolveRaftAddress(config.raftListen()), token);
+            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, token, sm, config.timings());
+            raft.start(List.of(raft.self()), List.of());
+            writeIdentity();
+            awaitLeader(Duration.ofSeconds(30));
+            registerOrHeartbeat();
+            log.atInfo().addKeyValue("raft", identity.raftAddress()).log("bootstrapped a new cluster");
+        } else {
+            if (config.token() == null || config.token().isBlank()) {
+                throw BallastException.invalid("joining a cluster needs its token: pass --token or set BALLAST_CLUSTER_TOKEN"
+                        + " (the first node keeps it in DATA/cluster-token)");
+            }
+            identity = new Identity(nodeId, resolveRaftAddress(config.raftListen()), config.token());
+            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, config.token(), sm, config.timings());
+            raft.start(List.of(), List.of());
+            try {
+                JoinRequest.Response resp = requestJoin();
+                List<RaftPeer> peers = resp.peers().stream()
+                        .map(p -> RaftNode.peer(p.id(), p.address(), RaftPeerRole.FOLLOWER)).toList();
+                raft.setClientPeers(peers);
+                writeIdentity();
+                registered = true;
+                log.atInfo().addKeyValue("via", config.join()).addKeyValue("role", resp.role()).log("joined the cluster");
+            } catch (RuntimeException e) {
+                raft.close();
+                deleteRecursively(raftDir); // a retry (e.g. with the right token) starts clean
+                throw e;
+            }
+        }
+        running = true;
+        loops.add(Thread.ofVirtual().name("ballast-heartbeat").start(this::heartbeatLoop));
+        loops.add(Thread.ofVirtual().name("ballast-failure-detector").start(this::detectorLoop));
+    }
+
+    private void writeIdentity() throws IOException {
+        AttachmentStore.writeAtomically(identityFile(), JSON.writeValueAsBytes(identity));
+        AttachmentStore.writeAtomically(tokenFile(), (identity.token() + "\n").getBytes(StandardCharsets.UTF_8));
+        try {
+            Files.setPosixFilePermissions(identityFile(), PosixFilePermissions.fromString("rw-------"));
+            Files.setPosixFilePermissions(tokenFile(), PosixFilePermissions.fromString("rw-------"));
+        } catch (UnsupportedOperationException ignored) {
+            // not a POSIX file system
+        }
+    }
+
+    static String newToken() {
+        byte[] b = new byte[24];
+        new SecureRandom().nextBytes(b);
+        return "blt-" + HexFormat.of().formatHex(b);
+    }
+
+    /** HOST:PORT with port 0 replaced by a free port (kept in cluster.json from then on). */
+    static String resolveRaftAddress(String listen) throws IOException {
+        String l = listen == null ? ClusterConfig.DEFAULT_RAFT_LISTEN : listen;
+        int colon = l.lastIndexOf(':');
+        if (colon <= 0) {
+            throw BallastException.invalid("invalid --raft-listen '" + l + "': use HOST:PORT, e.g. 127.0.0.1:7410");
+        }
+        String host = l.substring(0, colon);
+        int port;
+        try {
+            port = Integer.parseInt(l.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw BallastException.invalid("invalid port in --raft-listen '" + l + "'");
+        }
+        if (port == 0) {
+            try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName(host))) {
+                port = s.getLocalPort();
+            }
+        }
+        return host + ":" + port;
+    }
+
+    private void awaitLeader(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                raft.barrier();
+                return;
+            } catch (BallastException e) {
+                sleep(50);
+            }
+        }
+        throw new BallastException(ErrorCode.UNAVAILABLE, "no Raft leader elected within " + timeout.toSeconds() + " s");
+    }
+
+    private JoinRequest.Response requestJoin() {
+        PoolStats s = poolStats.get();
+        JoinRequest req = new JoinRequest(config.token(), nodeId, apiUrl, identity.raftAddress(), nbdTcp, config.labels(),
+                capacity(s), s == null ? 0 : s.freeBytes());
+        String base = config.join().startsWith("http") ? config.join() : "http://" + config.join();
+        HttpResponse<byte[]> r;
+        try {
+            r = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build().send(
+                    HttpRequest.newBuilder(URI.create(base + "/v1/cluster/join")).timeout(Duration.ofSeconds(60))
+                            .header("Content-Type", "application/json")
+                            .POST(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(req))).build(),
+                    HttpResponse.BodyHandlers.ofByteArray());
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "cannot reach " + base + " to join: " + e.getMessage()
+                    + "; is a Ballast node running there? (--join HOST:PORT is its API address)");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while joining");
+        }
+        try {
+            JsonNode body = JSON.readTree(r.body());
+            if (r.statusCode() != 200) {
+                String code = body.path("error").path("code").asText("INTERNAL");
+                String msg = "join refused by " + base + ": " + body.path("error").path("message").asText("HTTP " + r.statusCode());
+                if (r.statusCode() == 403) {
+                    throw new PermissionDenied(msg);
+                }
+                ErrorCode ec;
+                try {
+                    ec = ErrorCode.valueOf(code);
+                } catch (IllegalArgumentException e) {
+                    ec = ErrorCode.INTERNAL;
+                }
+                throw new BallastException(ec, msg);
+            }
+            return JSON.treeToValue(body, JoinRequest.Response.class);
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.INTERNAL, "unreadable join answer from " + base + ": " + e.getMessage());
+        }
+    }
+
+    long capacity(PoolStats s) {
+        long pool = s == null ? 0 : s.capacityBytes();
+        return config.capacityBytes() > 0 ? (pool > 0 ? Math.min(pool, config.capacityBytes()) : config.capacityBytes()) : pool;
+    }
+
+    /** Answers {@code POST /v1/cluster/join} on any member. */
+    public JoinRequest.Response join(JoinRequest req) {
+        if (req.token() == null || !MessageDigest.isEqual(req.token().getBytes(StandardCharsets.UTF_8),
+                identity.token().getBytes(StandardCharsets.UTF_8))) {
+            log.atWarn().addKeyValue("nodeId", req.nodeId()).log("join refused: wrong cluster token");
+            throw new PermissionDenied("the cluster token does not match; use the token of this cluster (in the first node's"
+                    + " DATA/cluster-token) with --token or BALLAST_CLUSTER_TOKEN");
+        }
+        if (req.nodeId() == null || req.raftAddress() == null || req.apiUrl() == null) {
+            throw BallastException.invalid("fields 'nodeId', 'raftAddress' and 'apiUrl' are required");
+        }
+        io.ballast.common.Names.requireVolumeName(req.nodeId());
+        Map<String, String> labels = Labels.validate(req.labels());
+        synchronized (membershipLock) {
+            raft.barrier();
+            state().node(req.nodeId()).ifPresent(old -> {
+                if (!old.raftAddress().equals(req.raftAddress()) && !NodeRecord.DOWN.equals(old.state())) {
+                    throw BallastException.alreadyExists("node id " + req.nodeId() + " is already a member at "
+                            + old.raftAddress() + " (" + old.state() + "); start the new node with another --node-id,"
+                            + " or remove the old one first (`ballast node remove " + req.nodeId() + "`)");
+                }
+            });
+            for (NodeRecord n : state().nodes()) {
+                if (!n.id().equals(req.nodeId()) && n.raftAddress().equals(req.raftAddress())) {
+                    throw BallastException.alreadyExists("Raft address " + req.raftAddress() + " is already used by node " + n.id());
+                }
+            }
+            String at = Instant.now().toString();
+            // the new member is up with a fresh join time: VoterSelection may pick it
+            NodeRecord joining = new NodeRecord(req.nodeId(), req.apiUrl(), req.raftAddress(), req.nbdTcp(), labels,
+                    NodeRecord.UP, "joining", false, false, null, req.capacityBytes(), req.freeBytes(), at, at);
+            List<NodeRecord> members = new ArrayList<>(state().nodes().stream().filter(n -> !n.id().equals(req.nodeId())).toList());
+            members.add(joining);
+            Set<String> voters = reconfigure(members);
+            raft.submit(new Command.RegisterNode(at, req.nodeId(), req.apiUrl(), req.raftAddress(), req.nbdTcp(), labels,
+                    req.capacityBytes(), req.freeBytes()));
+            recordRoles(members, voters);
+            List<JoinRequest.Peer> peers = members.stream().map(n -> new JoinRequest.Peer(n.id(), n.raftAddress())).toList();
+            return new JoinRequest.Response(raft.stateMachine().getGroupId() == null ? null
+                    : raft.stateMachine().getGroupId().toString(), req.nodeId(), voters.contains(req.nodeId()) ? "voter" : "listener", peers);
+        }
+    }
+
+    /** Sets the Raft configuration for these members: voters per {@link VoterSelection}, the rest listeners. */
+    private Set<String> reconfigure(List<NodeRecord> members) {
+        Set<String> voters = VoterSelection.choose(members, new LinkedHashSet<>(raft.currentVoters()), VoterSelection.MAX_VOTERS);
+        List<RaftPeer> v = new ArrayList<>();
+        List<RaftPeer> l = new ArrayList<>();
+        for (NodeRecord n : members) {
+            if (voters.contains(n.id())) {
+                v.add(RaftNode.peer(n.id(), n.raftAddress(), RaftPeerRole.FOLLOWER));
+            } else {
+                l.add(RaftNode.peer(n.id(), n.raftAddress(), RaftPeerRole.LISTENER));
+            }
+        }
+        RuntimeException last = null;
+        for (int attempt = 0; attempt < 5; attempt++) {
+            try {
+                raft.setConfiguration(v, l);
+                return voters;
+            } catch (BallastException e) { // e.g. another reconfiguration in progress
+                last = e;
+                sleep(200L * (attempt + 1));
+            }
+        }
+        throw last;
+    }
+
+    private void recordRoles(List<NodeRecord> members, Set<String> voters) {
+        String at = Instant.now().toString();
+        for (NodeRecord n : members) {
+            String role = voters.contains(n.id()) ? "voter" : "listener";
+            NodeRecord cur = state().node(n.id()).orElse(null);
+            if (cur != null && !role.equals(cur.raftRole())) {
+                raft.submit(new Command.SetRaftRole(at, n.id(), role));
+            }
+        }
+    }
+
+    /** {@code ballast node remove}: out of the Raft configuration, then out of the metadata. */
+    public JsonNode remove(String id, boolean force) {
+        synchronized (membershipLock) {
+            raft.barrier();
+            NodeRecord n = state().node(id).orElseThrow(() -> BallastException.notFound("node " + id + " not found"));
+            if (NodeRecord.UP.equals(n.state()) && !force) {
+                throw BallastException.conflict("node " + id + " is up; stop it first (or drain it and pass --force)");
+            }
+            boolean holds = state().volumes().stream().anyMatch(v -> v.hasReplicaOn(id));
+            if (holds && !force) {
+                throw BallastException.conflict("node " + id + " holds replicas; drain it first (`ballast node drain " + id
+                        + "`) or remove it with --force");
+            }
+            List<NodeRecord> members = state().nodes().stream().filter(x -> !x.id().equals(id)).toList();
+            if (members.isEmpty()) {
+                throw BallastException.conflict("node " + id + " is the last member; stop the cluster instead (`ballast down`)");
+            }
+            Set<String> current = new LinkedHashSet<>(raft.currentVoters());
+            current.remove(id);
+            Set<String> voters = VoterSelection.choose(members, current, VoterSelection.MAX_VOTERS);
+            List<RaftPeer> v = new ArrayList<>();
+            List<RaftPeer> l = new ArrayList<>();
+            for (NodeRecord m : members) {
+                (voters.contains(m.id()) ? v : l).add(RaftNode.peer(m.id(), m.raftAddress(),
+                        voters.contains(m.id()) ? RaftPeerRole.FOLLOWER : RaftPeerRole.LISTENER));
+            }
+            raft.setConfiguration(v, l);
+            JsonNode r = raft.submit(new Command.RemoveNode(Instant.now().toString(), id, force));
+            recordRoles(members, voters);
+            return r;
+        }
+    }
+
+    // ---- loops ----
+
+    private void heartbeatLoop() {
+        while (running) {
+            sleep(config.timings().heartbeatMs());
+            if (!running || raft.isolated() || removed) {
+                continue;
+            }
+            try {
+                registerOrHeartbeat();
+            } catch (BallastException e) {
+                log.atDebug().log("heartbeat failed: {}", e.getMessage());
+            } catch (RuntimeException e) {
+                log.atWarn().setCause(e).log("heartbeat failed");
+            }
+        }
+    }
+
+    private void registerOrHeartbeat() {
+        PoolStats s = poolStats.get();
+        String at = Instant.now().toString();
+        NodeRecord me = state().node(nodeId).orElse(null);
+        if (me == null && registered) {
+            removed = true;
+            log.atError().log("this node is no longer a member of the cluster (removed); it stops heartbeating");
+            return;
+        }
+        if (me == null || !Objects.equals(me.apiUrl(), apiUrl) || !Objects.equals(me.nbdTcp(), nbdTcp)
+                || (!config.labels().isEmpty() && !config.labels().equals(me.labels()))) {
+            raft.submit(new Command.RegisterNode(at, nodeId, apiUrl, identity.raftAddress(), nbdTcp,
+                    config.labels().isEmpty() && me != null ? me.labels() : config.labels(), capacity(s), s == null ? 0 : s.freeBytes()));
+            registered = true;
+        } else {
+            raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes()));
+            registered = true;
+        }
+    }
+
+    private void detectorLoop() {
+        while (running) {
+            sleep(Math.max(50, config.timings().heartbeatMs() / 2));
+            if (!running || raft.isolated()) {
+                continue;
+            }
+            try {
+                detectOnce();
+            } catch (BallastException e) {
+                log.atDebug().log("failure detector: {}", e.getMessage());
+            } catch (RuntimeException e) {
+                log.atWarn().setCause(e).log("failure detector failed");
+            }
+        }
+    }
+
+    /** On the leader: nodes silent for longer than the timeouts become suspect, then down. */
+    void detectOnce() {
+        if (!raft.isLeader()) {
+            detectorTerm = -1;
+            return;
+        }
+        long term = raft.term();
+        long now = System.nanoTime();
+        if (term != detectorTerm) {
+            // a new leader has no history: every node gets a full timeout from now
+            detectorTerm = term;
+            for (NodeRecord n : state().nodes()) {
+                lastSeenNs.put(n.id(), now);
+            }
+            return;
+        }
+        for (NodeRecord n : state().nodes()) {
+            long seen = lastSeenNs.computeIfAbsent(n.id(), k -> now);
+            long silentMs = (now - seen) / 1_000_000;
+            String want = silentMs >= config.timings().downAfterMs() ? NodeRecord.DOWN
+                    : silentMs >= config.timings().suspectAfterMs() ? NodeRecord.SUSPECT : null;
+            if (want == null || want.equals(n.state()) || (NodeRecord.DOWN.equals(n.state()))) {
+                continue;
+            }
+            String reason = String.format("no heartbeat for %.1f s (%s after %.1f s)", silentMs / 1000.0, want,
+                    (want.equals(NodeRecord.DOWN) ? config.timings().downAfterMs() : config.timings().suspectAfterMs()) / 1000.0);
+            raft.submit(new Command.MarkNodeState(Instant.now().toString(), n.id(), want, reason, n.lastHeartbeatAt()));
+        }
+    }
+
+    public boolean running() {
+        return running;
+    }
+
+    @Override
+    public void close() throws IOException {
+        running = false;
+        for (Thread t : loops) {
+            t.interrupt();
+        }
+        if (raft != null) {
+            raft.close();
+        }
+    }
+
+    static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    static void deleteRecursively(Path p) {
+        try (var s = Files.walk(p)) {
+            s.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        } catch (IOException ignored) {
+            // best effort
+        }
+    }
+}

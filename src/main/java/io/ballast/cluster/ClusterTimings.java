@@ -1,0 +1,24 @@
+package io.ballast.cluster;
+
+/**
+ * How fast the control plane reacts. Defaults suit a LAN; tests shrink them.
+ *
+ * @param heartbeatMs how often a node reports that it is alive (and its capacity)
+ * @param suspectAfterMs no heartbeat for this long: the leader marks the node suspect
+ * @param downAfterMs no heartbeat for this long: down (no new replicas placed on it)
+ * @param electionMinMs Raft election timeout (randomised up to twice this)
+ * @param requestTimeoutMs how long a metadata write or linearizable read may wait for a quorum
+ * @param reconcileMs how often a node converges its local replicas to the metadata (also on every change)
+ * @param snapshotEveryEntries Raft log entries between automatic snapshots
+ */
+public record ClusterTimings(long heartbeatMs, long suspectAfterMs, long downAfterMs, long electionMinMs,
+        long requestTimeoutMs, long reconcileMs, long snapshotEveryEntries) {
+
+    public static ClusterTimings defaults() {
+        return new ClusterTimings(1000, 3000, 6000, 400, 10_000, 2000, 4096);
+    }
+
+    public static ClusterTimings fast() {
+        return new ClusterTimings(200, 800, 1600, 200, 8000, 500, 4096);
+    }
+}

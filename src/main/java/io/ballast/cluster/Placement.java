@@ -1,0 +1,193 @@
+package io.ballast.cluster;
+
+import io.ballast.common.ErrorCode;
+import io.ballast.common.Sizes;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Where a volume's replicas go: a pure function of the nodes and the request, so it can be tested
+ * exhaustively. Rules: distinct nodes; distinct failure domains (the value of the spread label,
+ * {@code zone} by default when any node has one, else each node is its own domain); only nodes
+ * that are up, not cordoned, not draining; within capacity (provisioned + size &lt;= capacity x
+ * over-commit ratio); least-used nodes first. Every node gets a verdict, so a failure says why for
+ * each node.
+ */
+public final class Placement {
+    public static final String SPREAD_NODE = "node";
+    public static final int DEFAULT_MAX_REPLICAS = 3;
+
+    private Placement() {}
+
+    /** A node as placement sees it. {@code provisionedBytes}: sizes of the replicas already on it. */
+    public record Candidate(String nodeId, Map<String, String> labels, String state, boolean cordoned, boolean draining,
+            long capacityBytes, long provisionedBytes) {}
+
+    /**
+     * @param replicas 0 for the default
+     * @param spreadBy a label key, {@code node}, or null for auto
+     * @param holders nodes that already hold a replica of the volume (drain), with their domains taken
+     */
+    public record Request(String volume, long sizeBytes, int replicas, String spreadBy, double overcommitRatio,
+            Set<String> holders) {
+        public Request {
+            holders = holders == null ? Set.of() : Set.copyOf(holders);
+        }
+    }
+
+    /** Why a node was or was not chosen. */
+    public record Verdict(String nodeId, boolean chosen, String reason) {
+        @Override
+        public String toString() {
+            return nodeId + ": " + reason;
+        }
+    }
+
+    /** {@code code} null on success. */
+    public record Result(List<String> chosen, List<Verdict> verdicts, String spreadBy, int replicas, ErrorCode code,
+            String message) {
+        public boolean ok() {
+            return code == null;
+        }
+    }
+
+    /** {@code zone} when any node carries a zone label, else {@code node}. */
+    public static String autoSpread(List<Candidate> nodes) {
+        return nodes.stream().anyMatch(n -> n.labels().containsKey(Labels.ZONE)) ? Labels.ZONE : SPREAD_NODE;
+    }
+
+    /** The failure domain of a node, or null when it lacks the label. */
+    public static String domainOf(Candidate n, String spreadBy) {
+        return SPREAD_NODE.equals(spreadBy) ? n.nodeId() : n.labels().get(spreadBy);
+    }
+
+    static boolean schedulable(Candidate n) {
+        return NodeRecord.UP.equals(n.state()) && !n.cordoned() && !n.draining();
+    }
+
+    /** min(3, failure domains among schedulable nodes), at least 1. */
+    public static int defaultReplicas(List<Candidate> nodes, String spreadBy) {
+        Set<String> domains = new TreeSet<>();
+        for (Candidate n : nodes) {
+            String d = domainOf(n, spreadBy);
+            if (schedulable(n) && d != null) {
+                domains.add(d);
+            }
+        }
+        return Math.max(1, Math.min(DEFAULT_MAX_REPLICAS, domains.size()));
+    }
+
+    /** What placement may still provision on a node. */
+    public static long availableBytes(Candidate n, double overcommitRatio) {
+        return (long) Math.floor(n.capacityBytes() * overcommitRatio) - n.provisionedBytes();
+    }
+
+    public static Result place(List<Candidate> nodes, Request req) {
+        String spreadBy = req.spreadBy() == null || req.spreadBy().isBlank() ? autoSpread(nodes) : req.spreadBy();
+        String domainWord = SPREAD_NODE.equals(spreadBy) ? "node" : spreadBy;
+        int replicas = req.replicas() <= 0 ? defaultReplicas(nodes, spreadBy) : req.replicas();
+        List<Candidate> sorted = new ArrayList<>(nodes);
+        sorted.sort(Comparator.comparing(Candidate::nodeId));
+
+        Map<String, String> reasons = new LinkedHashMap<>();
+        Map<String, String> takenBy = new LinkedHashMap<>(); // domain -> node holding it
+        for (Candidate n : sorted) {
+            if (req.holders().contains(n.nodeId())) {
+                String d = domainOf(n, spreadBy);
+                if (d != null) {
+                    takenBy.putIfAbsent(d, n.nodeId());
+                }
+            }
+        }
+        List<Candidate> eligible = new ArrayList<>();
+        boolean capacityLimited = false;
+        for (Candidate n : sorted) {
+            String why = null;
+            long avail = availableBytes(n, req.overcommitRatio());
+            if (req.holders().contains(n.nodeId())) {
+                why = "already holds a replica of " + req.volume();
+            } else if (!NodeRecord.UP.equals(n.state())) {
+                why = "node is " + n.state();
+            } else if (n.cordoned()) {
+                why = n.draining() ? "draining" : "cordoned";
+            } else if (domainOf(n, spreadBy) == null) {
+                why = "no '" + spreadBy + "' label to spread by";
+            } else if (avail < req.sizeBytes()) {
+                why = Sizes.format(Math.max(0, avail)) + " free, " + Sizes.format(req.sizeBytes()) + " asked"
+                        + (req.overcommitRatio() != 1.0 ? " (capacity " + Sizes.format(n.capacityBytes()) + " x over-commit "
+                        + req.overcommitRatio() + ")" : "");
+                capacityLimited = true;
+            }
+            if (why != null) {
+                reasons.put(n.nodeId(), why);
+            } else {
+                eligible.add(n);
+            }
+        }
+        // least used first (provisioned / schedulable capacity), then most room, then id
+        eligible.sort(Comparator
+                .comparingDouble((Candidate n) -> n.capacityBytes() <= 0 ? 1.0
+                        : n.provisionedBytes() / (n.capacityBytes() * req.overcommitRatio()))
+                .thenComparing(Comparator.comparingLong((Candidate n) -> availableBytes(n, req.overcommitRatio())).reversed())
+                .thenComparing(Candidate::nodeId));
+        List<String> chosen = new ArrayList<>();
+        for (Candidate n : eligible) {
+            String d = domainOf(n, spreadBy);
+            if (takenBy.containsKey(d)) {
+                String holder = takenBy.get(d);
+                reasons.put(n.nodeId(), SPREAD_NODE.equals(spreadBy) ? "already holds a replica"
+                        : domainWord + " " + d + " already holds a replica (" + holder + ")");
+            } else if (chosen.size() >= replicas) {
+                reasons.put(n.nodeId(), "eligible, not needed");
+            } else {
+                chosen.add(n.nodeId());
+                takenBy.put(d, n.nodeId());
+                reasons.put(n.nodeId(), "chosen" + (SPREAD_NODE.equals(spreadBy) ? "" : " (" + domainWord + " " + d + ")"));
+            }
+        }
+        List<Verdict> verdicts = new ArrayList<>();
+        for (Candidate n : sorted) {
+            verdicts.add(new Verdict(n.nodeId(), chosen.contains(n.nodeId()), reasons.get(n.nodeId())));
+        }
+        if (chosen.size() >= replicas) {
+            return new Result(List.copyOf(chosen), verdicts, spreadBy, replicas, null, null);
+        }
+        Set<String> allDomains = new TreeSet<>();
+        for (Candidate n : sorted) {
+            String d = domainOf(n, spreadBy);
+            if (d != null) {
+                allDomains.add(d);
+            }
+        }
+        String need = replicas + " replica" + (replicas == 1 ? "" : "s") + " of " + Sizes.format(req.sizeBytes())
+                + " on distinct " + (SPREAD_NODE.equals(spreadBy) ? "nodes" : spreadBy + "s");
+        // nothing is placed when placement fails: "chosen" would mislead
+        verdicts = verdicts.stream().map(v -> v.chosen() ? new Verdict(v.nodeId(), false,
+                v.reason().replaceFirst("^chosen", "eligible")) : v).toList();
+        StringBuilder detail = new StringBuilder();
+        for (Verdict v : verdicts) {
+            detail.append(detail.isEmpty() ? "" : "; ").append(v);
+        }
+        ErrorCode code;
+        String head;
+        if (req.holders().isEmpty() && allDomains.size() < replicas) {
+            code = ErrorCode.INVALID_ARGUMENT;
+            head = "cannot place volume " + req.volume() + ": " + need + ", but the cluster has "
+                    + allDomains.size() + " " + (SPREAD_NODE.equals(spreadBy) ? "node" : spreadBy)
+                    + (allDomains.size() == 1 ? "" : "s") + (SPREAD_NODE.equals(spreadBy) ? "" : " " + allDomains)
+                    + "; ask for fewer replicas (--repl)";
+        } else {
+            code = capacityLimited ? ErrorCode.NO_SPACE : ErrorCode.CONFLICT;
+            head = "cannot place volume " + req.volume() + ": " + need + ", found " + chosen.size();
+        }
+        if (nodes.isEmpty()) {
+            detail.append("no nodes in the cluster");
+        }
+        return new Result(List.of(), verdicts, spreadBy, replicas, code, head + " (" + detail + ")");
+    }
+}

@@ -1,0 +1,341 @@
+package io.ballast.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.ratis.RaftConfigKeys;
+import org.apache.ratis.client.RaftClient;
+import org.apache.ratis.client.RaftClientConfigKeys;
+import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.proto.RaftProtos.RaftPeerRole;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientReply;
+import org.apache.ratis.protocol.RaftGroup;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.protocol.RaftPeer;
+import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.rpc.SupportedRpcType;
+import org.apache.ratis.server.DivisionInfo;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.RaftServerConfigKeys;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.util.TimeDuration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * This node's Ratis server (gRPC transport) and a client for writes and linearizable reads. Writes
+ * go to the leader wherever the caller is (the Ratis client finds it and follows NotLeader
+ * redirects). Reads: {@link #barrier()} asks the leader for a linearizable read (ReadIndex, or the
+ * leader lease while it holds), which answers the leader's applied index; the caller then waits
+ * until this node applied that index, after which the local state is current.
+ *
+ * <p>Fault seam for tests: {@link #isolate()} closes the Raft server and blocks this node's client,
+ * so the node neither sends nor receives Raft traffic; {@link #heal()} restarts the server on the
+ * same storage.
+ */
+public final class RaftNode implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(RaftNode.class);
+
+    private final String nodeId;
+    private final String raftAddress;
+    private final Path storageDir;
+    private final RaftGroupId groupId;
+    private final BallastStateMachine sm;
+    private final ClusterTimings timings;
+    private volatile RaftServer server;
+    private volatile RaftClient client;
+    private volatile List<RaftPeer> knownPeers;
+    private volatile boolean isolated;
+
+    public RaftNode(String nodeId, String raftAddress, Path storageDir, String token, BallastStateMachine sm,
+            ClusterTimings timings) {
+        this.nodeId = nodeId;
+        this.raftAddress = raftAddress;
+        this.storageDir = storageDir;
+        this.groupId = groupIdOf(token);
+        this.sm = sm;
+        this.timings = timings;
+    }
+
+    /** The Raft group of a cluster follows from its token: a node with another token is in another group. */
+    public static RaftGroupId groupIdOf(String token) {
+        return RaftGroupId.valueOf(UUID.nameUUIDFromBytes(("ballast-raft-group:" + token).getBytes(StandardCharsets.UTF_8)));
+    }
+
+    public RaftPeer self() {
+        return peer(nodeId, raftAddress, RaftPeerRole.FOLLOWER);
+    }
+
+    static RaftPeer peer(String id, String address, RaftPeerRole role) {
+        return RaftPeer.newBuilder().setId(id).setAddress(address).setStartupRole(role).build();
+    }
+
+    public BallastStateMachine stateMachine() {
+        return sm;
+    }
+
+    public String nodeId() {
+        return nodeId;
+    }
+
+    private boolean hasStorage() {
+        File[] groups = storageDir.toFile().listFiles();
+        return groups != null && groups.length > 0;
+    }
+
+    /**
+     * Starts the server. {@code peers} is the initial configuration: just this node to bootstrap a new
+     * cluster, empty to join (the server waits for the leader to add it), ignored on restart (the
+     * configuration comes from the log).
+     */
+    public void start(List<RaftPeer> peers, List<RaftPeer> clientPeers) throws IOException {
+        Files.createDirectories(storageDir);
+        boolean recover = hasStorage();
+        RaftGroup group = RaftGroup.valueOf(groupId, recover ? List.of() : peers);
+        server = RaftServer.newBuilder()
+                .setServerId(RaftPeerId.valueOf(nodeId))
+                .setGroup(group)
+                .setProperties(properties())
+                .setStateMachine(sm)
+                .setOption(recover ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
+                .build();
+        server.start();
+        List<RaftPeer> cp = new ArrayList<>(clientPeers);
+        if (recover) {
+            cp.addAll(currentPeers());
+        }
+        if (cp.stream().noneMatch(p -> p.getId().toString().equals(nodeId))) {
+            cp.add(self());
+        }
+        setClientPeers(cp);
+        log.atInfo().addKeyValue("raft", raftAddress).addKeyValue("group", groupId.toString())
+                .addKeyValue("recover", recover).log("Raft server started");
+    }
+
+    /** Rebuilds the client for a new set of peers (after a membership change). */
+    public synchronized void setClientPeers(List<RaftPeer> peers) throws IOException {
+        List<RaftPeer> distinct = new ArrayList<>();
+        for (RaftPeer p : peers) {
+            if (distinct.stream().noneMatch(d -> d.getId().equals(p.getId()))) {
+                distinct.add(p);
+            }
+        }
+        RaftClient old = client;
+        knownPeers = List.copyOf(distinct);
+        client = RaftClient.newBuilder()
+                .setProperties(properties())
+                .setRaftGroup(RaftGroup.valueOf(groupId, distinct))
+                .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
+                        (int) Math.max(10, timings.requestTimeoutMs() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+                .build();
+        if (old != null) {
+            old.close();
+        }
+    }
+
+    private RaftProperties properties() {
+        RaftProperties p = new RaftProperties();
+        RaftConfigKeys.Rpc.setType(p, SupportedRpcType.GRPC);
+        RaftServerConfigKeys.setStorageDir(p, List.of(storageDir.toFile()));
+        int colon = raftAddress.lastIndexOf(':');
+        GrpcConfigKeys.Server.setHost(p, raftAddress.substring(0, colon));
+        GrpcConfigKeys.Server.setPort(p, Integer.parseInt(raftAddress.substring(colon + 1)));
+        RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(timings.electionMinMs(), TimeUnit.MILLISECONDS));
+        RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(timings.electionMinMs() * 2, TimeUnit.MILLISECONDS));
+        // reads go to the leader, which answers after confirming its leadership (ReadIndex; lease when valid)
+        // the first election need not wait a full timeout: a fresh or restarted node has no leader to hear from
+        RaftServerConfigKeys.Rpc.setFirstElectionTimeoutMin(p, TimeDuration.valueOf(50, TimeUnit.MILLISECONDS));
+        RaftServerConfigKeys.Rpc.setFirstElectionTimeoutMax(p, TimeDuration.valueOf(150, TimeUnit.MILLISECONDS));
+        RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
+        RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, true);
+        RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
+        RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, timings.snapshotEveryEntries());
+        RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
+        return p;
+    }
+
+    public Collection<RaftPeer> currentPeers() {
+        try {
+            var conf = server.getDivision(groupId).getRaftConf();
+            List<RaftPeer> all = new ArrayList<>(conf.getCurrentPeers(RaftPeerRole.FOLLOWER));
+            all.addAll(conf.getCurrentPeers(RaftPeerRole.LISTENER));
+            return all;
+        } catch (IOException | RuntimeException e) {
+            return knownPeers == null ? List.of() : knownPeers;
+        }
+    }
+
+    public List<String> currentVoters() {
+        try {
+            return server.getDivision(groupId).getRaftConf().getCurrentPeers(RaftPeerRole.FOLLOWER).stream()
+                    .map(p -> p.getId().toString()).sorted().toList();
+        } catch (IOException | RuntimeException e) {
+            return List.of();
+        }
+    }
+
+    public Optional<DivisionInfo> info() {
+        try {
+            RaftServer s = server;
+            return s == null || isolated ? Optional.empty() : Optional.of(s.getDivision(groupId).getInfo());
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
+    }
+
+    public boolean isLeader() {
+        return info().map(DivisionInfo::isLeaderReady).orElse(false);
+    }
+
+    public Optional<String> leaderId() {
+        return info().map(DivisionInfo::getLeaderId).map(RaftPeerId::toString);
+    }
+
+    public long term() {
+        return info().map(DivisionInfo::getCurrentTerm).orElse(0L);
+    }
+
+    public String role() {
+        return info().map(i -> i.getCurrentRole().name().toLowerCase()).orElse(isolated ? "isolated" : "none");
+    }
+
+    /** Commits a command through the leader; returns the result or throws the command's error. */
+    public JsonNode submit(Command command) {
+        byte[] bytes;
+        try {
+            bytes = ClusterState.JSON.writeValueAsBytes(command);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        RaftClient c = client();
+        Message msg = Message.valueOf(org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(bytes));
+        RaftClientReply reply = await(CompletableFuture.supplyAsync(() -> {
+            try {
+                return c.io().send(msg);
+            } catch (IOException e) {
+                throw new java.util.concurrent.CompletionException(e);
+            }
+        }, CALLS), timings.requestTimeoutMs(), "write");
+        JsonNode r;
+        try {
+            r = ClusterState.JSON.readTree(reply.getMessage().getContent().toByteArray());
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.INTERNAL, "unreadable reply from the state machine: " + e);
+        }
+        // read-your-writes on this node: its copy of the metadata includes the write before we answer
+        sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
+        if (!r.path("ok").asBoolean()) {
+            throw new BallastException(ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText());
+        }
+        return r.path("result");
+    }
+
+    /** Waits until this node's state machine reflects every write committed before the call (ReadIndex). */
+    public void barrier() {
+        RaftClient c = client();
+        long start = System.nanoTime();
+        RaftClientReply reply = await(CompletableFuture.supplyAsync(() -> {
+            try {
+                return c.io().sendReadOnly(BARRIER);
+            } catch (IOException e) {
+                throw new java.util.concurrent.CompletionException(e);
+            }
+        }, CALLS), timings.requestTimeoutMs(), "read");
+        long readIndex = Long.parseLong(reply.getMessage().getContent().toStringUtf8());
+        long leftMs = timings.requestTimeoutMs() - (System.nanoTime() - start) / 1_000_000;
+        if (!sm.awaitApplied(readIndex, Math.max(1, leftMs))) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out: node " + nodeId
+                    + " has not caught up with the Raft log (index " + readIndex + ")");
+        }
+    }
+
+    private static final Message BARRIER = Message.valueOf("barrier");
+    private static final java.util.concurrent.ExecutorService CALLS =
+            java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("ballast-raft-call-", 0).factory());
+
+    /** Membership change through Ratis reconfiguration (joint consensus). */
+    public void setConfiguration(List<RaftPeer> voters, List<RaftPeer> listeners) {
+        RaftClient c = client();
+        try {
+            RaftClientReply r = c.admin().setConfiguration(voters, listeners);
+            if (!r.isSuccess()) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "Raft reconfiguration failed: " + r.getException());
+            }
+            List<RaftPeer> all = new ArrayList<>(voters);
+            all.addAll(listeners);
+            setClientPeers(all);
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "Raft reconfiguration failed: " + e.getMessage());
+        }
+    }
+
+    private RaftClient client() {
+        if (isolated) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is cut off from the cluster (isolated)");
+        }
+        return client;
+    }
+
+    private RaftClientReply await(CompletableFuture<RaftClientReply> f, long timeoutMs, String what) {
+        try {
+            RaftClientReply r = f.get(timeoutMs, TimeUnit.MILLISECONDS);
+            if (!r.isSuccess()) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "metadata " + what + " failed: " + r.getException());
+            }
+            return r;
+        } catch (TimeoutException e) {
+            f.cancel(true);
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata " + what + " timed out after " + timeoutMs
+                    + " ms: no Raft leader with a quorum is reachable from " + nodeId + "; check `ballast status` and `ballast events`");
+        } catch (ExecutionException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata " + what + " failed: " + e.getCause().getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+
+    /** Test seam: no Raft traffic in or out of this node until {@link #heal()}. */
+    public synchronized void isolate() throws IOException {
+        isolated = true;
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    public synchronized void heal() throws IOException {
+        isolated = false;
+        start(List.of(), knownPeers == null ? List.of() : knownPeers);
+    }
+
+    public boolean isolated() {
+        return isolated;
+    }
+
+    @Override
+    public synchronized void close() throws IOException {
+        if (client != null) {
+            client.close();
+        }
+        if (server != null) {
+            server.close();
+        }
+    }
+}

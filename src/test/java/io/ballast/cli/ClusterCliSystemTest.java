@@ -1,0 +1,87 @@
+package io.ballast.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A local 3-process cluster driven only through the CLI ({@code bin/ballast}): up, create through any
+ * node, kill -9 the leader process, the API keeps answering through the others, the dead node is
+ * marked down, {@code up} brings it back, nothing is lost.
+ */
+@Tag("system")
+class ClusterCliSystemTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path home;
+
+    Map<String, String> env() {
+        return Map.of("BALLAST_HOME", home.toString());
+    }
+
+    Map<String, String> env(String node) {
+        return Map.of("BALLAST_HOME", home.toString(), "BALLAST_NODE", node);
+    }
+
+    @AfterEach
+    void down() throws Exception {
+        LauncherTest.launch(env(), "down", "--timeout", "5");
+    }
+
+    @Test
+    void killTheLeaderProcessThroughTheCli() throws Exception {
+        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
+        assertThat(up.exit()).as(up.err()).isZero();
+        JsonNode local = JSON.readTree(home.resolve("local.json").toFile());
+        String url2 = local.path("nodes").get(1).path("apiUrl").asText();
+        String url3 = local.path("nodes").get(2).path("apiUrl").asText();
+
+        LauncherTest.Run created = LauncherTest.launch(env(), "volume", "create", "pg", "--size", "256MiB", "--repl", "2", "--node", url2);
+        assertThat(created.exit()).as(created.err()).isZero();
+        assertThat(created.err()).contains("2 replicas on");
+        LauncherTest.Run tooMany = LauncherTest.launch(env(), "volume", "create", "x", "--size", "1MiB", "--repl", "4");
+        assertThat(tooMany.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(tooMany.err()).contains("the cluster has 3 nodes");
+
+        JsonNode nodes = JSON.readTree(LauncherTest.launch(env(), "node", "list", "-o", "json").out());
+        assertThat(nodes).hasSize(3);
+        JsonNode cluster = JSON.readTree(LauncherTest.launch(env(), "status", "-o", "json").out()).path("cluster");
+        String leader = cluster.path("leader").asText();
+        int leaderIndex = Integer.parseInt(leader.substring(5));
+        long leaderPid = Long.parseLong(Files.readString(home.resolve(leader + "/ballast.pid")).strip());
+        ProcessHandle victim = ProcessHandle.of(leaderPid).orElseThrow();
+        victim.destroyForcibly();
+        victim.onExit().get();
+
+        String survivor = leaderIndex == 2 ? url3 : url2;
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        String state = "";
+        while (System.nanoTime() < deadline && !state.equals("down")) {
+            LauncherTest.Run inspect = LauncherTest.launch(env(survivor), "node", "inspect", leader, "-o", "json");
+            if (inspect.exit() == 0) {
+                state = JSON.readTree(inspect.out()).path("state").asText();
+            }
+            Thread.sleep(300);
+        }
+        assertThat(state).isEqualTo("down");
+        assertThat(LauncherTest.launch(env(survivor), "volume", "create", "after", "--size", "64MiB", "--repl", "2").exit()).isZero();
+        LauncherTest.Run events = LauncherTest.launch(env(survivor), "events", "-o", "json");
+        assertThat(events.out()).contains(leader + " marked down: no heartbeat");
+
+        LauncherTest.Run again = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
+        assertThat(again.exit()).as(again.err()).isZero();
+        LauncherTest.Run list = LauncherTest.launch(env(), "volume", "list", "-o", "json");
+        assertThat(JSON.readTree(list.out()).findValuesAsText("name")).containsExactly("after", "pg");
+        LauncherTest.Run status = LauncherTest.launch(env(), "status");
+        assertThat(status.out()).contains("3 node(s), 3 up").contains("2 healthy");
+    }
+}

@@ -1,0 +1,194 @@
+package io.ballast.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ballast.cli.NodeClient;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.testing.MiniCluster;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Three real node daemons in this JVM: join, placement, any-node API, leader loss, full restart, isolation. */
+class MiniClusterTest {
+    @TempDir
+    Path dir;
+
+    static JsonNode create(String url, String name, String size, Integer repl) {
+        Map<String, Object> body = repl == null ? Map.of("name", name, "size", size) : Map.of("name", name, "size", size, "repl", repl);
+        return new NodeClient(url, Duration.ofSeconds(30)).post("/v1/volumes", body);
+    }
+
+    static HttpResponse<String> raw(String method, String url, String body) throws Exception {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(20))
+                .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
+                .header("Content-Type", "application/json").build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    void joinPlaceAndAnswerOnEveryNode() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            c.awaitLeader();
+            JsonNode nodes = new NodeClient(c.url(3)).get("/v1/nodes").path("nodes");
+            assertThat(nodes).hasSize(3);
+            assertThat(nodes.findValuesAsText("raftRole")).containsOnly("voter");
+            assertThat(c.member(1).raft().currentVoters()).containsExactly("node-1", "node-2", "node-3");
+
+            // a write through a follower reaches the leader; replicas in three zones, created on every node
+            JsonNode v = create(c.url(2), "pg", "1GiB", null);
+            assertThat(v.path("repl").asInt()).isEqualTo(3);
+            assertThat(v.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
+            assertThat(v.path("health").asText()).isEqualTo("healthy");
+            for (int i = 1; i <= 3; i++) {
+                JsonNode seen = new NodeClient(c.url(i)).get("/v1/volumes/pg");
+                assertThat(seen.path("uuid").asText()).isEqualTo(v.path("uuid").asText());
+                assertThat(Files.exists(dir.resolve("node-" + i + "/pool"))).isTrue();
+                assertThat(c.node(i).nbd().openConnections("pg")).isZero();
+            }
+            // more replicas than zones: 400 naming the zones; larger than the cluster: 507 naming each node
+            HttpResponse<String> tooMany = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":4}");
+            assertThat(tooMany.statusCode()).isEqualTo(400);
+            assertThat(tooMany.body()).contains("the cluster has 3 zones");
+            HttpResponse<String> tooBig = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"60TiB\"}");
+            assertThat(tooBig.statusCode()).isEqualTo(507);
+            assertThat(tooBig.body()).contains("node-1: ").contains("node-2: ").contains("node-3: ").contains("60 TiB asked");
+            assertThat(raw("POST", c.url(2) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"replicas\":2}").body())
+                    .contains("unknown field 'replicas'");
+            assertThat(raw("POST", c.url(2) + "/v1/volumes", "{\"name\":").statusCode()).isEqualTo(400);
+            assertThat(new NodeClient(c.url(1)).get("/v1/volumes").path("volumes")).hasSize(1);
+
+            // cordon: no new replicas there; the event log says so
+            new NodeClient(c.url(3)).post("/v1/nodes/node-3/cordon", null);
+            JsonNode two = create(c.url(1), "two", "1GiB", null);
+            assertThat(two.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2");
+            JsonNode events = new NodeClient(c.url(2)).get("/v1/events").path("events");
+            assertThat(events.findValuesAsText("type")).contains("node-joined", "volume-created", "node-cordoned");
+
+            // metrics on every node
+            String metrics = raw("GET", c.url(2) + "/metrics", null).body();
+            assertThat(metrics).contains("ballast_raft_term").contains("ballast_node_state{node=\"node-1\",state=\"up\"}")
+                    .contains("ballast_cluster_volumes{health=\"healthy\"}");
+        }
+    }
+
+    @Test
+    void wrongTokenAndDuplicateIdAreRefusedAndChangeNothing() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 2)) {
+            c.awaitLeader();
+            var before = c.member(1).state().image();
+            assertThatThrownBy(() -> c.tryJoin(3, "wrong-token", "node-3", Map.of("zone", "z3")))
+                    .isInstanceOf(PermissionDenied.class).hasMessageContaining("cluster token does not match");
+            HttpResponse<String> r = raw("POST", c.url(1) + "/v1/cluster/join",
+                    "{\"token\":\"nope\",\"nodeId\":\"n9\",\"apiUrl\":\"http://x\",\"raftAddress\":\"127.0.0.1:1\"}");
+            assertThat(r.statusCode()).isEqualTo(403);
+            assertThat(r.body()).contains("PERMISSION_DENIED");
+            assertThatThrownBy(() -> c.tryJoin(4, MiniCluster.TOKEN, "node-2", Map.of("zone", "z4")))
+                    .isInstanceOf(BallastException.class).hasMessageContaining("node id node-2 is already a member");
+            HttpResponse<String> badLabels = raw("POST", c.url(1) + "/v1/cluster/join", "{\"token\":\"" + MiniCluster.TOKEN
+                    + "\",\"nodeId\":\"n9\",\"apiUrl\":\"http://x\",\"raftAddress\":\"127.0.0.1:1\",\"labels\":{\"zone\":\"a b\"}}");
+            assertThat(badLabels.statusCode()).isEqualTo(400);
+            assertThat(badLabels.body()).contains("malformed value 'a b'");
+            c.member(1).raft().barrier();
+            var after = c.member(1).state().image();
+            assertThat(after.events()).isEqualTo(before.events()); // heartbeats change only timestamps and free bytes
+            assertThat(after.nodes()).extracting(NodeRecord::id, NodeRecord::raftAddress, NodeRecord::labels)
+                    .isEqualTo(before.nodes().stream().map(n -> org.assertj.core.groups.Tuple.tuple(n.id(), n.raftAddress(), n.labels())).toList());
+            assertThat(c.member(1).raft().currentVoters()).containsExactly("node-1", "node-2");
+        }
+    }
+
+    @Test
+    void killTheLeaderRestartEverythingNothingLost() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            int leader = c.awaitLeader();
+            for (int i = 0; i < 5; i++) {
+                create(c.url(1 + i % 3), "v" + i, "64MiB", 2);
+            }
+            c.kill(leader);
+            int survivor = leader == 1 ? 2 : 1;
+            int newLeader = c.awaitLeader();
+            assertThat(newLeader).isNotEqualTo(leader);
+            // the API keeps answering on the survivors; the dead node is marked down, with the reason logged
+            create(c.url(survivor), "after", "64MiB", 2);
+            assertThat(new NodeClient(c.url(survivor)).get("/v1/volumes").path("volumes")).hasSize(6);
+            c.awaitNodeState(survivor, "node-" + leader, NodeRecord.DOWN);
+            assertThat(new NodeClient(c.url(survivor)).get("/v1/events").path("events").findValuesAsText("message"))
+                    .anyMatch(m -> m.contains("node-" + leader + " marked down: no heartbeat"));
+            JsonNode status = new NodeClient(c.url(survivor)).get("/v1/cluster");
+            assertThat(status.path("leader").asText()).isEqualTo("node-" + newLeader);
+
+            // the old leader comes back and catches up
+            c.restart(leader);
+            c.awaitNodeState(survivor, "node-" + leader, NodeRecord.UP);
+            MiniCluster.await(Duration.ofSeconds(20), "catch up", () ->
+                    new NodeClient(c.url(leader)).get("/v1/volumes").path("volumes").size() == 6);
+
+            // every node restarts: the metadata is all there
+            for (int i = 1; i <= 3; i++) {
+                c.kill(i);
+            }
+            Thread[] starters = new Thread[3];
+            Exception[] failed = new Exception[1];
+            for (int i = 1; i <= 3; i++) {
+                int n = i;
+                starters[i - 1] = Thread.ofVirtual().start(() -> {
+                    try {
+                        c.restart(n);
+                    } catch (Exception e) {
+                        failed[0] = e;
+                    }
+                });
+            }
+            for (Thread t : starters) {
+                t.join();
+            }
+            assertThat(failed[0]).isNull();
+            c.awaitLeader();
+            for (int i = 1; i <= 3; i++) {
+                int n = i;
+                MiniCluster.await(Duration.ofSeconds(20), "volumes on node " + n, () ->
+                        new NodeClient(c.url(n)).get("/v1/volumes").path("volumes").size() == 6);
+            }
+            assertThat(new NodeClient(c.url(2)).get("/v1/volumes/after").path("replicas")).hasSize(2);
+        }
+    }
+
+    @Test
+    void anIsolatedNodeIsMarkedDownTheMajorityGoesOnAndItRejoins() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            int leader = c.awaitLeader();
+            int victim = leader == 3 ? 2 : 3;
+            int other = 6 - leader - victim;
+            c.isolate(victim);
+            c.awaitNodeState(leader, "node-" + victim, NodeRecord.DOWN);
+            // the majority goes on; placement skips the down node and says so
+            JsonNode v = create(c.url(other), "during", "64MiB", 2);
+            assertThat(v.path("replicas").findValuesAsText("nodeId")).doesNotContain("node-" + victim);
+            HttpResponse<String> three = raw("POST", c.url(other) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1MiB\",\"repl\":3}");
+            assertThat(three.statusCode()).isEqualTo(409);
+            assertThat(three.body()).contains("node-" + victim + ": node is down");
+            // the isolated node refuses what needs the cluster, clearly
+            assertThatThrownBy(() -> new NodeClient(c.url(victim)).get("/v1/volumes"))
+                    .isInstanceOf(BallastException.class).hasMessageContaining("isolated")
+                    .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.UNAVAILABLE));
+            c.heal(victim);
+            c.awaitNodeState(leader, "node-" + victim, NodeRecord.UP);
+            MiniCluster.await(Duration.ofSeconds(20), "catch up", () ->
+                    new NodeClient(c.url(victim)).get("/v1/volumes/during").path("name").asText().equals("during"));
+            assertThat(new NodeClient(c.url(leader)).get("/v1/events").path("events").findValuesAsText("type"))
+                    .contains("node-down", "node-up");
+            assertThat(List.of(c.member(1).raft().currentVoters())).isNotEmpty();
+        }
+    }
+}

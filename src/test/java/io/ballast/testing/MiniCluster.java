@@ -1,0 +1,188 @@
+package io.ballast.testing;
+
+import io.ballast.attach.ProcessCommandRunner;
+import io.ballast.cluster.ClusterConfig;
+import io.ballast.cluster.ClusterMember;
+import io.ballast.cluster.ClusterTimings;
+import io.ballast.cluster.NodeRecord;
+import io.ballast.node.DefaultComponents;
+import io.ballast.node.NodeConfig;
+import io.ballast.node.NodeDaemon;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+
+/**
+ * An in-process cluster of real node daemons (file pools, NBD servers, REST APIs, Ratis over gRPC on
+ * loopback) with fast timings: start, kill, restart and isolate nodes. Node i has id {@code node-i},
+ * data in {@code root/node-i} and, unless told otherwise, label {@code zone=z<i>}.
+ *
+ * <p>Isolation is the {@link io.ballast.cluster.RaftNode#isolate()} seam: the node's Raft server is
+ * closed and its Raft client refuses to send, so no Raft message goes in or out, while its REST API
+ * keeps answering (with 503 for anything that needs the cluster). This models a full partition of one
+ * node; asymmetric partitions need network namespaces (not done yet).
+ */
+public final class MiniCluster implements AutoCloseable {
+    public static final String TOKEN = "test-token-0123456789";
+
+    private final Path root;
+    private final ClusterTimings timings;
+    private final List<NodeDaemon> nodes = new ArrayList<>();
+    private final List<Map<String, String>> labels = new ArrayList<>();
+
+    public MiniCluster(Path root, ClusterTimings timings) {
+        this.root = root;
+        this.timings = timings;
+    }
+
+    /** Starts {@code n} nodes: node-1 bootstraps, the others join through node-1's API. */
+    public static MiniCluster start(Path root, int n) throws IOException {
+        MiniCluster c = new MiniCluster(root, ClusterTimings.fast());
+        for (int i = 1; i <= n; i++) {
+            c.add(Map.of("zone", "z" + i));
+        }
+        return c;
+    }
+
+    /** Adds a node with these labels (joins through the first live node). */
+    public NodeDaemon add(Map<String, String> nodeLabels) throws IOException {
+        int i = nodes.size() + 1;
+        labels.add(nodeLabels);
+        nodes.add(null);
+        NodeDaemon d = launch(i, TOKEN, "node-" + i);
+        nodes.set(i - 1, d);
+        return d;
+    }
+
+    public NodeConfig config(int i, String token, String nodeId, String join) {
+        ClusterConfig cc = new ClusterConfig(nodeId, join, token, labels.get(i - 1), "127.0.0.1:0", 0,
+                ClusterConfig.DEFAULT_OVERCOMMIT, timings);
+        return new NodeConfig(root.resolve("node-" + i), new InetSocketAddress("127.0.0.1", 0),
+                new InetSocketAddress("127.0.0.1", 0), null, cc);
+    }
+
+    private NodeDaemon launch(int i, String token, String nodeId) throws IOException {
+        String join = null;
+        if (i > 1 || nodes.stream().anyMatch(d -> d != null && d.state() == io.ballast.node.NodeState.RUNNING)) {
+            join = live().stream().filter(d -> d != null).findFirst().map(d -> d.apiUrl().replace("http://", "")).orElse(null);
+        }
+        return new NodeDaemon(config(i, token, nodeId, join), new DefaultComponents(), new ProcessCommandRunner()).start();
+    }
+
+    public NodeDaemon node(int i) {
+        return nodes.get(i - 1);
+    }
+
+    public int size() {
+        return nodes.size();
+    }
+
+    public List<NodeDaemon> live() {
+        return nodes.stream().filter(d -> d != null && d.state() == io.ballast.node.NodeState.RUNNING
+                && !d.member().raft().isolated()).toList();
+    }
+
+    public String url(int i) {
+        return node(i).apiUrl();
+    }
+
+    /** The index of the node that leads, once one does (among live nodes). */
+    public int awaitLeader() {
+        int[] found = {-1};
+        await(Duration.ofSeconds(30), "a Raft leader", () -> {
+            for (int i = 1; i <= nodes.size(); i++) {
+                NodeDaemon d = nodes.get(i - 1);
+                if (d != null && d.state() == io.ballast.node.NodeState.RUNNING && !d.member().raft().isolated()
+                        && d.member().raft().isLeader()) {
+                    found[0] = i;
+                    return true;
+                }
+            }
+            return false;
+        });
+        return found[0];
+    }
+
+    /** Waits until live node {@code observer}'s metadata shows {@code nodeId} in {@code state}. */
+    public void awaitNodeState(int observer, String nodeId, String state) {
+        await(Duration.ofSeconds(30), nodeId + " " + state, () -> node(observer).member().state().node(nodeId)
+                .map(NodeRecord::state).map(state::equals).orElse(false));
+    }
+
+    /** Stops node i (like a crash for Raft: everything it acknowledged is on disk). */
+    public void kill(int i) {
+        node(i).close();
+    }
+
+    /** Starts node i again on its data directory; it rejoins with the identity in DATA/cluster.json. */
+    public NodeDaemon restart(int i) throws IOException {
+        if (node(i).state() != io.ballast.node.NodeState.STOPPED) {
+            node(i).close();
+        }
+        NodeDaemon d = new NodeDaemon(config(i, null, "node-" + i, null), new DefaultComponents(), new ProcessCommandRunner());
+        nodes.set(i - 1, d);
+        d.start();
+        return d;
+    }
+
+    /** Starts a node that tries to join with the given token and id; for tests of refused joins. */
+    public NodeDaemon tryJoin(int slot, String token, String nodeId, Map<String, String> nodeLabels) throws IOException {
+        while (labels.size() < slot) {
+            labels.add(nodeLabels);
+        }
+        labels.set(slot - 1, nodeLabels);
+        String join = live().getFirst().apiUrl().replace("http://", "");
+        return new NodeDaemon(config(slot, token, nodeId, join), new DefaultComponents(), new ProcessCommandRunner()).start();
+    }
+
+    public void isolate(int i) throws IOException {
+        node(i).member().raft().isolate();
+    }
+
+    public void heal(int i) throws IOException {
+        node(i).member().raft().heal();
+    }
+
+    public ClusterMember member(int i) {
+        return node(i).member();
+    }
+
+    public static void await(Duration timeout, String what, BooleanSupplier condition) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                if (condition.getAsBoolean()) {
+                    return;
+                }
+            } catch (RuntimeException ignored) {
+                // not yet
+            }
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+        }
+        throw new AssertionError("timed out after " + timeout.toSeconds() + " s waiting for " + what);
+    }
+
+    public Optional<Path> dataDir(int i) {
+        return Optional.of(root.resolve("node-" + i));
+    }
+
+    @Override
+    public void close() {
+        for (NodeDaemon d : nodes) {
+            if (d != null) {
+                d.close();
+            }
+        }
+    }
+}
