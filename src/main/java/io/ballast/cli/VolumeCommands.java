@@ -91,6 +91,10 @@ final class VolumeCommands implements Runnable {
                 v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
                 cli().err.println("created volume " + name + " (" + Sizes.format(bytes) + ", " + on.size() + " replica"
                         + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ")");
+                if (on.size() > 1) {
+                    cli().err.println("warning: writes are not replicated yet; the data lives on " + on.getFirst()
+                            + " only, and the volume attaches there");
+                }
             }
             return ExitCodes.OK;
         }
@@ -145,6 +149,10 @@ final class VolumeCommands implements Runnable {
             for (JsonNode r : v.path("replicas")) {
                 out.println("  replica on  " + r.path("nodeId").asText() + ": " + r.path("state").asText() + " (node "
                         + r.path("nodeState").asText() + ")");
+            }
+            if (v.path("replicas").size() > 1) {
+                out.println("Data:         on " + v.path("replicas").get(0).path("nodeId").asText()
+                        + " only: writes are not replicated yet (docs/control-plane.md)");
             }
             JsonNode a = v.path("attachment");
             if (a.isNull() || a.isMissingNode()) {

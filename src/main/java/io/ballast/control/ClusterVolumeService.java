@@ -245,6 +245,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 && (mountDir == null || java.util.Objects.equals(v.attachment().mountDir(), AttachPaths.normalize(mountDir)))) {
             return local.attach(name, mountDir); // idempotent: the local record carries the mount details
         }
+        requireDataHere(v, me);
         if (v.hasReplicaOn(me) && !ledger.containsKey(name)) {
             reconcileOnce();
         }
@@ -300,6 +301,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         running = false;
         if (loop != null) {
             loop.interrupt();
+        }
+    }
+
+    /**
+     * Until synchronous replication exists (issue 4), the placed replicas do not copy each other's
+     * writes: the data lives on the first replica's node only. Attaching anywhere else would serve
+     * a different, empty copy, so it is refused with the node to use instead.
+     */
+    static void requireDataHere(VolumeRecord v, String nodeId) {
+        if (v.replicas().isEmpty()) {
+            return;
+        }
+        String dataNode = v.replicas().getFirst().nodeId();
+        if (!dataNode.equals(nodeId)) {
+            throw BallastException.conflict("volume " + v.name() + " keeps its data on " + dataNode
+                    + " (replicas are placed, but writes are not replicated yet); attach it through that node: "
+                    + "`ballast node inspect " + dataNode + "` shows its API URL for --node");
         }
     }
 

@@ -56,6 +56,14 @@ class MiniClusterTest {
                 assertThat(Files.exists(dir.resolve("node-" + i + "/pool"))).isTrue();
                 assertThat(c.node(i).nbd().openConnections("pg")).isZero();
             }
+            // until writes are replicated, only the node holding the data may attach (no silent empty copy)
+            String dataNode = v.path("replicas").get(0).path("nodeId").asText();
+            int dataIndex = Integer.parseInt(dataNode.substring("node-".length()));
+            HttpResponse<String> elsewhere = raw("POST", c.url(dataIndex % 3 + 1) + "/v1/volumes/pg/attach", "{}");
+            assertThat(elsewhere.statusCode()).isEqualTo(409);
+            assertThat(elsewhere.body()).contains("keeps its data on " + dataNode);
+            assertThat(raw("POST", c.url(dataIndex) + "/v1/volumes/pg/attach", "{}").statusCode()).isEqualTo(200);
+            assertThat(raw("POST", c.url(dataIndex) + "/v1/volumes/pg/detach", null).statusCode()).isEqualTo(200);
             // more replicas than zones: 400 naming the zones; larger than the cluster: 507 naming each node
             HttpResponse<String> tooMany = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":4}");
             assertThat(tooMany.statusCode()).isEqualTo(400);
