@@ -15,15 +15,7 @@ import picocli.CommandLine.Command;
         description = "Replicated block storage for containers.",
         subcommands = {NodeCommands.class, VolumeCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
                 LocalCommands.Status.class, ClusterCommands.Events.class, CommandLine.HelpCommand.class})
-public final class BallastCli implements Runnable {
-    @picocli.CommandLine.Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
-    /** Without a subcommand: a usage error (exit 2) that lists the subcommands. */
-    @Override
-    public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing command; see the list below");
-    }
+public final class BallastCli extends CommandGroup {
 
     final PrintWriter out;
     final PrintWriter err;

@@ -20,15 +20,7 @@ import picocli.CommandLine.ParentCommand;
         subcommands = {NodeCommands.Start.class, ClusterCommands.NodeList.class, ClusterCommands.NodeInspect.class,
                 ClusterCommands.Cordon.class, ClusterCommands.Uncordon.class, ClusterCommands.Drain.class,
                 ClusterCommands.Remove.class})
-final class NodeCommands implements Runnable {
-    @picocli.CommandLine.Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
-    /** Without a subcommand: a usage error (exit 2) that lists the subcommands. */
-    @Override
-    public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing command; see the list below");
-    }
+final class NodeCommands extends CommandGroup {
 
     @ParentCommand
     BallastCli cli;

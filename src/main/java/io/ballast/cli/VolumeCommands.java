@@ -18,15 +18,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "volume", description = "Create, list, inspect, delete, attach and detach volumes.",
         subcommands = {VolumeCommands.Create.class, VolumeCommands.ListCmd.class, VolumeCommands.Inspect.class,
                 VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class})
-final class VolumeCommands implements Runnable {
-    @picocli.CommandLine.Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
-    /** Without a subcommand: a usage error (exit 2) that lists the subcommands. */
-    @Override
-    public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing command; see the list below");
-    }
+final class VolumeCommands extends CommandGroup {
 
     @ParentCommand
     BallastCli cli;

@@ -423,20 +423,32 @@ public final class VolumeStore implements BlockDevice {
 
     // ------------------------------------------------------------------ I/O
 
+    private interface ChunkOp {
+        void apply(long positionBytes, ByteBuffer chunk);
+    }
+
+    /**
+     * Splits a request at {@link #CHUNK_BYTES}-aligned boundaries (bounding how many stripe locks one
+     * step holds) and hands each piece of {@code buf} to {@code op}; consumes {@code buf}.
+     */
+    private static void forEachChunk(long offsetBytes, ByteBuffer buf, ChunkOp op) {
+        int base = buf.position();
+        long end = offsetBytes + buf.remaining();
+        for (long pos = offsetBytes; pos < end; ) {
+            long chunkEnd = Math.min(end, alignDown(pos) + CHUNK_BYTES);
+            op.apply(pos, buf.slice(base + (int) (pos - offsetBytes), (int) (chunkEnd - pos)));
+            pos = chunkEnd;
+        }
+        buf.position(buf.limit());
+    }
+
     @Override
     public void read(long offsetBytes, ByteBuffer dst) {
         int length = dst.remaining();
         checkRange("read", offsetBytes, length);
         long stamp = enter();
         try {
-            int base = dst.position();
-            long end = offsetBytes + length;
-            for (long pos = offsetBytes; pos < end; ) {
-                long chunkEnd = Math.min(end, alignDown(pos) + CHUNK_BYTES);
-                readChunk(pos, dst.slice(base + (int) (pos - offsetBytes), (int) (chunkEnd - pos)));
-                pos = chunkEnd;
-            }
-            dst.position(dst.limit());
+            forEachChunk(offsetBytes, dst, this::readChunk);
         } finally {
             exit(stamp);
         }
@@ -495,14 +507,7 @@ public final class VolumeStore implements BlockDevice {
         checkRange("write", offsetBytes, length);
         long stamp = enter();
         try {
-            int base = src.position();
-            long end = offsetBytes + length;
-            for (long pos = offsetBytes; pos < end; ) {
-                long chunkEnd = Math.min(end, alignDown(pos) + CHUNK_BYTES);
-                writeChunk(pos, src.slice(base + (int) (pos - offsetBytes), (int) (chunkEnd - pos)));
-                pos = chunkEnd;
-            }
-            src.position(src.limit());
+            forEachChunk(offsetBytes, src, this::writeChunk);
         } finally {
             exit(stamp);
         }
