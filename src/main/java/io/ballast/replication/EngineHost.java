@@ -1,0 +1,36 @@
+package io.ballast.replication;
+
+import io.ballast.storage.BlockDevice;
+import java.util.Optional;
+
+/**
+ * The engines running on this node, one per volume attached here. The control plane calls it on
+ * attach, detach and every committed change of an attached volume; the NBD frontend serves the
+ * device it returns (and nothing for volumes not attached here).
+ */
+public interface EngineHost extends AutoCloseable {
+
+    /**
+     * Starts the engine for an attachment of {@code layout.volumeName()} on this node and returns
+     * once it serves I/O (replicas opened at the layout's epoch, in-flight tail reconciled), or
+     * throws UNAVAILABLE when no in-sync replica answers. Idempotent for the same attachEpoch.
+     */
+    BlockDevice start(VolumeLayout layout);
+
+    /** A committed change of a volume that has an engine here (new epoch, replicas, attachment). */
+    void layoutChanged(VolumeLayout layout);
+
+    /** Stops the engine: flushes, then closes; the device fails every later request. */
+    void stop(String volumeName);
+
+    /** The device of a running engine, for the NBD frontend. */
+    Optional<BlockDevice> device(String volumeName);
+
+    Optional<EngineStatus> status(String volumeName);
+
+    /** Compares the in-sync replicas; NOT_FOUND when no engine runs here for the volume. */
+    VerifyReport verify(String volumeName);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,30 @@
+package io.ballast.replication;
+
+import java.util.List;
+
+/**
+ * What an engine reports about its volume (volume inspect, metrics, `volume wait`).
+ *
+ * @param state {@code opening} (fencing and reconciling), {@code serving}, {@code suspended} (fewer
+ *     than minInSync replicas in sync: writes fail with EIO, reads work), {@code fenced} (another
+ *     engine took over; everything fails), {@code closed}
+ */
+public record EngineStatus(String volumeName, long epoch, String state, List<String> inSync,
+        List<ResyncProgress> resyncs, Counters counters) {
+
+    public EngineStatus {
+        inSync = List.copyOf(inSync);
+        resyncs = List.copyOf(resyncs);
+    }
+
+    /**
+     * @param kind {@code delta} or {@code full}
+     * @param rateBytesPerSec recent copy rate; {@code etaSeconds} -1 when unknown
+     */
+    public record ResyncProgress(String nodeId, String kind, long bytesDone, long bytesTotal,
+            long rateBytesPerSec, long etaSeconds) {}
+
+    /** Monotonic counters since the engine started. */
+    public record Counters(long writes, long fencedRequests, long checksumRepairs, long resyncBytes,
+            long replicasRemoved, long replicasAdded) {}
+}

@@ -1,0 +1,22 @@
+package io.ballast.replication;
+
+/**
+ * The network seam between an engine and the replicas of its volume. Production: TCP connections
+ * to each node's replication port (and a direct call for the replica on the engine's own node);
+ * simulator: a seeded queue that delays, drops, reorders across connections and partitions.
+ *
+ * <p>Contract: messages to one node arrive in the order sent, or not at all (a dropped connection
+ * loses a suffix). Every request gets at most one reply, delivered to the {@link ReplySink} given
+ * at construction. A transport that knows a connection is gone answers its outstanding requests
+ * with {@link ReplicaReply.Failed} UNAVAILABLE; the engine's own timeouts cover the rest.
+ */
+public interface ReplicaNetwork {
+
+    void send(String nodeId, ReplicaRequest request);
+
+    /** Where replies come back to the engine. */
+    @FunctionalInterface
+    interface ReplySink {
+        void onReply(String nodeId, ReplicaReply reply);
+    }
+}

@@ -1,0 +1,59 @@
+package io.ballast.replication;
+
+/**
+ * What an engine asks of a replica (engine -> replica). Every request names the volume by its
+ * metadata uuid and carries the engine's epoch; a replica refuses any request whose epoch is lower
+ * than the highest it has seen for that volume (fencing, invariant 3) and raises its floor to a
+ * higher one. {@code requestId} is unique per engine connection and echoed in the reply.
+ *
+ * <p>Payloads are {@code byte[]} owned by the message (never mutated after construction), so the
+ * simulator can hold, delay and duplicate messages without copying.
+ */
+public sealed interface ReplicaRequest {
+
+    long requestId();
+
+    String volumeUuid();
+
+    long epoch();
+
+    /**
+     * First message of an engine for a volume at an epoch: raises the replica's durable epoch floor
+     * to {@code epoch} (or is refused when the floor is higher). Reply: {@link ReplicaReply.Opened}.
+     */
+    record Open(long requestId, String volumeUuid, long epoch) implements ReplicaRequest {}
+
+    record Write(long requestId, String volumeUuid, long epoch, long offsetBytes, byte[] data, boolean fua)
+            implements ReplicaRequest {}
+
+    record WriteZeroes(long requestId, String volumeUuid, long epoch, long offsetBytes, long lengthBytes,
+            boolean mayDeallocate, boolean fua) implements ReplicaRequest {}
+
+    record Trim(long requestId, String volumeUuid, long epoch, long offsetBytes, long lengthBytes, boolean fua)
+            implements ReplicaRequest {}
+
+    /** Every write this replica completed before it received the flush is on stable storage when it answers. */
+    record Flush(long requestId, String volumeUuid, long epoch) implements ReplicaRequest {}
+
+    /** Reply: {@link ReplicaReply.Data}; a block failing its checksum gives {@link ReplicaReply.Failed} CHECKSUM_MISMATCH. */
+    record Read(long requestId, String volumeUuid, long epoch, long offsetBytes, int lengthBytes)
+            implements ReplicaRequest {}
+
+    /**
+     * Writes completed after this message are tagged with {@code generation} (never lowered). The engine
+     * sends it when every earlier write is on every in-sync replica, so "blocks tagged at or above
+     * generation G" over-approximates what a replica that left at checkpoint G missed (delta resync).
+     */
+    record Checkpoint(long requestId, String volumeUuid, long epoch, long generation) implements ReplicaRequest {}
+
+    /** Reply: {@link ReplicaReply.Regions}, the region indexes holding blocks tagged above {@code sinceGeneration}. */
+    record ChangedRegions(long requestId, String volumeUuid, long epoch, long sinceGeneration)
+            implements ReplicaRequest {}
+
+    /**
+     * Reply: {@link ReplicaReply.Digests}, one 64-bit digest of the bytes of each region in
+     * [firstRegion, firstRegion + regionCount) (checksums verified while reading). Used by verify.
+     */
+    record RegionDigests(long requestId, String volumeUuid, long epoch, long firstRegion, int regionCount)
+            implements ReplicaRequest {}
+}

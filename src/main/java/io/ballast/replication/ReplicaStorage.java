@@ -1,0 +1,46 @@
+package io.ballast.replication;
+
+/**
+ * The disk seam of a replica: what {@link ReplicaLogic} needs from the node's copy of a volume. In
+ * production a {@link io.ballast.storage.VolumeStore} behind an adapter; in the simulator an
+ * in-memory disk that loses unflushed writes on a crash and can flip bits.
+ *
+ * <p>Errors are {@link io.ballast.common.BallastException}s (OUT_OF_RANGE, CHECKSUM_MISMATCH, IO_ERROR).
+ */
+public interface ReplicaStorage {
+
+    String volumeUuid();
+
+    long sizeBytes();
+
+    /** Unit of change tracking (a power of two, a multiple of the block size). */
+    long regionSizeBytes();
+
+    byte[] read(long offsetBytes, int lengthBytes);
+
+    void write(long offsetBytes, byte[] data, boolean fua);
+
+    void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua);
+
+    void trim(long offsetBytes, long lengthBytes, boolean fua);
+
+    void flush();
+
+    /** The generation writes are tagged with now. */
+    long generation();
+
+    /** Raises the generation to {@code generation} (no-op when already at or above it); durable on return. */
+    void raiseGeneration(long generation);
+
+    /** Indexes of regions holding a block tagged with a generation above {@code sinceGeneration}. */
+    long[] changedRegionsSince(long sinceGeneration);
+
+    /** A digest of the region's bytes (zero blocks and holes digest the same as written zeroes). */
+    long regionDigest(long region);
+
+    /** The highest epoch this replica has accepted; 0 for a new replica. */
+    long epochFloor();
+
+    /** Raises the epoch floor; durable (fsynced) before it returns. */
+    void raiseEpochFloor(long epoch);
+}
