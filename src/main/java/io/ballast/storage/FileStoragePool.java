@@ -246,6 +246,17 @@ public final class FileStoragePool implements StoragePool {
         return e == null ? Optional.empty() : Optional.of(info(e));
     }
 
+    /** The volume whose metadata uuid is {@code uuid} (replication names volumes by uuid). */
+    public synchronized Optional<VolumeInfo> findByUuid(String uuid) {
+        checkOpen();
+        for (Entry e : volumes.values()) {
+            if (e.meta.uuid().equals(uuid)) {
+                return Optional.of(info(e));
+            }
+        }
+        return Optional.empty();
+    }
+
     @Override
     public synchronized VolumeStore open(String name) {
         checkOpen();

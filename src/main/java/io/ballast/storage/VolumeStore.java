@@ -355,6 +355,146 @@ public final class VolumeStore implements BlockDevice {
         }
     }
 
+    /**
+     * Raises the generation to {@code generation} (no-op when it is already at or above it) and
+     * returns the generation now in force; durable before it returns. The replication engine owns
+     * generation numbers (a checkpoint), so unlike {@link #advanceGeneration} the value is given.
+     */
+    public long raiseGeneration(long generation) {
+        long stamp = enter();
+        try {
+            synchronized (generationLock) {
+                long current = this.generation.get();
+                if (generation <= current) {
+                    return current;
+                }
+                top.setHeaderGeneration(generation);
+                top.forceHeader();
+                this.generation.set(generation);
+                return generation;
+            }
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    // ------------------------------------------------------------------ replica support
+
+    private static final String EPOCH_FILE = "epoch";
+    private final Object epochLock = new Object();
+    /** -1 until first read from {@link #EPOCH_FILE}. */
+    private long epochFloor = -1;
+
+    /**
+     * The highest replication epoch this volume's replica has accepted (0 for a new volume). Kept in
+     * the small file {@code epoch} in the volume's directory, replaced atomically.
+     */
+    public long epochFloor() {
+        synchronized (epochLock) {
+            if (epochFloor < 0) {
+                epochFloor = loadEpochFloor();
+            }
+            return epochFloor;
+        }
+    }
+
+    /** Raises the epoch floor (no-op when already at or above it); fsynced before it returns. */
+    public void raiseEpochFloor(long epoch) {
+        long stamp = enter();
+        try {
+            synchronized (epochLock) {
+                if (epoch <= epochFloor()) {
+                    return;
+                }
+                byte[] text = (Long.toString(epoch) + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+                try {
+                    FsUtil.writeAtomically(dir.resolve(EPOCH_FILE), text);
+                } catch (IOException e) {
+                    throw FsUtil.ioError("volume '" + meta.name() + "': cannot store the epoch floor", e);
+                }
+                epochFloor = epoch;
+            }
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    private long loadEpochFloor() {
+        Path file = dir.resolve(EPOCH_FILE);
+        if (!java.nio.file.Files.exists(file)) {
+            return 0;
+        }
+        try {
+            return Long.parseLong(java.nio.file.Files.readString(file, java.nio.charset.StandardCharsets.US_ASCII).strip());
+        } catch (IOException e) {
+            throw FsUtil.ioError("volume '" + meta.name() + "': cannot read the epoch floor", e);
+        } catch (NumberFormatException e) {
+            // Written atomically, so this is corruption: refusing beats silently forgetting fencing.
+            throw BallastException.io("volume '" + meta.name() + "': epoch floor file " + file + " is corrupt", e);
+        }
+    }
+
+    /**
+     * A 64-bit digest of region {@code region}'s bytes as a reader sees them: holes, trimmed and
+     * zeroed blocks digest exactly like written zeroes, so replicas with the same content but
+     * different allocation compare equal. Every present block's CRC is verified on the way
+     * (CHECKSUM_MISMATCH as {@link #read}); the last region is digested up to the volume's end.
+     */
+    public long regionDigest(long region) {
+        if (region < 0 || region >= regionCount) {
+            throw BallastException.outOfRange("region " + region + " is outside volume '" + meta.name()
+                    + "' (" + regionCount + " regions)");
+        }
+        long start = region * meta.regionSizeBytes();
+        long end = Math.min(meta.sizeBytes(), start + meta.regionSizeBytes());
+        RegionHasher h = new RegionHasher();
+        ByteBuffer buf = BUFFERS.take();
+        try {
+            for (long pos = start; pos < end; pos += CHUNK_BYTES) {
+                int n = (int) Math.min(CHUNK_BYTES, end - pos);
+                buf.clear().limit(n);
+                read(pos, buf);
+                buf.flip();
+                h.update(buf);
+            }
+        } finally {
+            BUFFERS.give(buf);
+        }
+        return h.finish(end - start);
+    }
+
+    /**
+     * A 64-bit multiply-rotate hash over little-endian words (fixed byte order, so replicas on any
+     * platform agree). Not cryptographic: it detects divergence between our own replicas.
+     */
+    static final class RegionHasher {
+        private static final long P1 = 0x9E3779B185EBCA87L;
+        private static final long P2 = 0xC2B2AE3D27D4EB4FL;
+        private long acc = 0x27D4EB2F165667C5L;
+
+        void update(ByteBuffer data) {
+            ByteBuffer le = data.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            int p = le.position();
+            int end = le.limit();
+            for (; p + 8 <= end; p += 8) {
+                acc = Long.rotateLeft(acc + le.getLong(p) * P2, 31) * P1;
+            }
+            for (; p < end; p++) {
+                acc = Long.rotateLeft(acc + (le.get(p) & 0xFFL) * P2, 31) * P1;
+            }
+            data.position(end);
+        }
+
+        long finish(long lengthBytes) {
+            long h = acc ^ lengthBytes;
+            h ^= h >>> 33;
+            h *= 0xFF51AFD7ED558CCDL;
+            h ^= h >>> 33;
+            h *= 0xC4CEB9FE1A85EC53L;
+            return h ^ (h >>> 33);
+        }
+    }
+
     /** Indexes of the regions holding a block written with a generation greater than {@code sinceGeneration}. */
     public long[] changedRegionsSince(long sinceGeneration) {
         long stamp = enter();

@@ -1,0 +1,135 @@
+package io.ballast.replication;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.storage.FileStoragePool;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class VolumeStoreReplicaTest {
+    private static final int BS = 4096;
+    private static final long MIB = 1 << 20;
+    private static final long REGION = 4 * MIB;
+
+    @TempDir
+    Path dir;
+    FileStoragePool pool;
+    ReplicaStorage a;
+    ReplicaStorage b;
+
+    @BeforeEach
+    void setUp() {
+        pool = FileStoragePool.open(dir);
+        pool.create("a", 16 * MIB);
+        pool.create("b", 16 * MIB);
+        a = new VolumeStoreReplica(pool.open("a"));
+        b = new VolumeStoreReplica(pool.open("b"));
+    }
+
+    @AfterEach
+    void tearDown() {
+        pool.close();
+    }
+
+    static byte[] pattern(int length, long seed) {
+        byte[] out = new byte[length];
+        new Random(seed).nextBytes(out);
+        return out;
+    }
+
+    @Test
+    void raisedGenerationTagsLaterWritesAndIsMonotonicAndDurable() {
+        a.write(0, pattern(BS, 1), false); // region 0 at the initial generation
+        long g = (7L << 24) | 3;
+        a.raiseGeneration(g);
+        assertThat(a.generation()).isEqualTo(g);
+        a.raiseGeneration(5); // lower: ignored
+        assertThat(a.generation()).isEqualTo(g);
+        a.write(2 * REGION + BS, pattern(BS, 2), false);
+        assertThat(a.changedRegionsSince(g - 1)).containsExactly(2);
+        assertThat(a.changedRegionsSince(0)).containsExactly(0, 2);
+        assertThat(a.changedRegionsSince(g)).isEmpty();
+
+        String uuid = a.volumeUuid();
+        pool.close();
+        pool = FileStoragePool.open(dir);
+        a = VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+        assertThat(a.generation()).isGreaterThanOrEqualTo(g);
+        assertThat(a.changedRegionsSince(g - 1)).containsExactly(2);
+    }
+
+    @Test
+    void digestIgnoresAllocation() {
+        // a: never written. b: zeroes written, then data written and trimmed away.
+        b.write(0, new byte[(int) REGION], false);
+        b.write(REGION, pattern(8 * BS, 3), false);
+        b.trim(REGION, 8 * BS, false);
+        b.writeZeroes(2 * REGION, REGION, false, false);
+        for (long r = 0; r < 4; r++) {
+            assertThat(b.regionDigest(r)).as("region %d", r).isEqualTo(a.regionDigest(r));
+        }
+        // Same bytes written in different pieces: equal; one byte different: not.
+        byte[] data = pattern((int) REGION, 4);
+        a.write(3 * REGION, data, false);
+        b.write(3 * REGION, Arrays.copyOfRange(data, 0, 100), false);
+        b.write(3 * REGION + 100, Arrays.copyOfRange(data, 100, data.length), false);
+        assertThat(b.regionDigest(3)).isEqualTo(a.regionDigest(3));
+        b.write(3 * REGION + 12345, new byte[] {(byte) (data[12345] ^ 1)}, false);
+        assertThat(b.regionDigest(3)).isNotEqualTo(a.regionDigest(3));
+        assertThat(a.regionDigest(0)).isNotEqualTo(a.regionDigest(3));
+        assertThatThrownBy(() -> a.regionDigest(4))
+                .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.OUT_OF_RANGE));
+    }
+
+    @Test
+    void epochFloorSurvivesCloseAndReopen() {
+        assertThat(a.epochFloor()).isZero();
+        a.raiseEpochFloor(9);
+        a.raiseEpochFloor(4); // lower: ignored
+        assertThat(a.epochFloor()).isEqualTo(9);
+        String uuid = a.volumeUuid();
+        pool.close();
+        pool = FileStoragePool.open(dir);
+        ReplicaStorage reopened = VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+        assertThat(reopened.epochFloor()).isEqualTo(9);
+        assertThat(VolumeStoreReplica.resolverFor(pool).apply("no-such-uuid")).isEmpty();
+    }
+
+    @Test
+    void badCrcGivesChecksumMismatchFromReadAndDigest() throws Exception {
+        byte[] data = pattern(4 * BS, 5);
+        a.write(REGION + 8 * BS, data, false);
+        String uuid = a.volumeUuid();
+        pool.close();
+        Path file;
+        try (var s = Files.walk(dir.resolve("volumes").resolve(uuid))) {
+            file = s.filter(p -> p.toString().endsWith(".data")).findFirst().orElseThrow();
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer one = ByteBuffer.allocate(1);
+            long at = REGION + 9 * BS + 7;
+            ch.read(one, at);
+            one.put(0, (byte) (one.get(0) ^ 0x10)).rewind();
+            ch.write(one, at);
+        }
+        pool = FileStoragePool.open(dir);
+        ReplicaStorage r = VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+        assertThatThrownBy(() -> r.read(REGION + 8 * BS, 4 * BS))
+                .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.CHECKSUM_MISMATCH));
+        assertThatThrownBy(() -> r.regionDigest(1))
+                .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.CHECKSUM_MISMATCH));
+        assertThat(r.regionDigest(0)).isEqualTo(r.regionDigest(2)); // others still digest
+    }
+}
