@@ -1,0 +1,90 @@
+package io.ballast.replication.wire;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+
+/**
+ * Buffered frame input from a blocking channel: reads as much as the socket has, then decodes
+ * frames from the buffer. A frame larger than the buffer gets a buffer of its own (bounded by
+ * {@link WireFormat#MAX_FRAME_BYTES}, checked before allocating) for just that frame.
+ */
+final class FrameReader {
+    static final int BUFFER_BYTES = 256 * 1024;
+
+    private final ReadableByteChannel ch;
+    private final FrameDecoder decoder = new FrameDecoder();
+    private final ByteBuffer standard = ByteBuffer.allocateDirect(BUFFER_BYTES).flip();
+    /** Bytes received and not yet decoded, between position and limit. */
+    private ByteBuffer in = standard;
+    private long bytesRead;
+
+    FrameReader(ReadableByteChannel ch) {
+        this.ch = ch;
+    }
+
+    long bytesRead() {
+        return bytesRead;
+    }
+
+    /** Reads and checks the peer's preamble. */
+    void readPreamble() throws IOException {
+        while (in.remaining() < WireFormat.PREAMBLE_BYTES) {
+            if (!fill()) {
+                throw new WireProtocolException("connection closed before the preamble");
+            }
+        }
+        WireFormat.checkPreamble(in);
+    }
+
+    /** The next message, blocking; null when the peer closed the connection between frames. */
+    WireMessage next() throws IOException {
+        for (;;) {
+            WireMessage m = decoder.tryDecode(in);
+            if (m != null) {
+                if (in != standard && in.remaining() <= standard.capacity()) {
+                    standard.clear().put(in).flip(); // back to the shared buffer after a large frame
+                    in = standard;
+                }
+                return m;
+            }
+            int size = FrameDecoder.frameSize(in);
+            if (size > in.capacity()) {
+                ByteBuffer big = ByteBuffer.allocate(size);
+                big.put(in).flip();
+                in = big;
+            }
+            if (!fill()) {
+                if (in.hasRemaining()) {
+                    throw new WireProtocolException("connection closed in the middle of a frame ("
+                            + in.remaining() + " bytes of " + (size < 0 ? "a length prefix" : size) + ")");
+                }
+                return null;
+            }
+        }
+    }
+
+    /** True when a whole frame is already buffered (or a bad one: decoding it will say so). */
+    boolean hasBufferedFrame() {
+        try {
+            int size = FrameDecoder.frameSize(in);
+            return size > 0 && in.remaining() >= size;
+        } catch (WireProtocolException e) {
+            return true;
+        }
+    }
+
+    private boolean fill() throws IOException {
+        in.compact();
+        try {
+            int n = ch.read(in);
+            if (n < 0) {
+                return false;
+            }
+            bytesRead += n;
+            return true;
+        } finally {
+            in.flip();
+        }
+    }
+}

@@ -1,0 +1,355 @@
+package io.ballast.replication.wire;
+
+import io.ballast.common.ErrorCode;
+import io.ballast.replication.ReplicaLogic;
+import io.ballast.replication.ReplicaReply;
+import io.ballast.replication.ReplicaRequest;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Predicate;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A node's replication port: accepts engine connections, checks who they are (challenge-response
+ * over the cluster token, then cluster membership), and answers their requests through
+ * {@link ReplicaLogic}.
+ *
+ * <p>One virtual thread per connection is the connection's lane: it decodes a request, applies it,
+ * encodes the reply, and takes the next, so requests are applied strictly in arrival order. Replies
+ * are batched: the socket is flushed only when no further whole request is already buffered.
+ *
+ * <p>Bad input (docs/replication.md, "Wire format"): a refused handshake or a malformed frame gets a
+ * ConnectionError frame naming the reason, is logged and counted, and the connection is closed.
+ * A malformed frame is never applied; other connections are not affected.
+ */
+public final class ReplicaServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
+
+    /** How long a peer has to complete the handshake before it is dropped. */
+    public static final long HANDSHAKE_TIMEOUT_MS = 5_000;
+    private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "ballast-replication-timer");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /** Counters of one server (the Prometheus ones add up every server of the JVM). */
+    public record Stats(long requests, long bytesIn, long bytesOut, long refusedConnections, long fencedRequests,
+            int openConnections) {}
+
+    private final String nodeId;
+    private final String clusterId;
+    private final String token;
+    private final Predicate<String> isMember;
+    private final ReplicaLogic logic;
+    private final ServerSocketChannel listener;
+    private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
+    private final Thread acceptor;
+    private volatile boolean closed;
+
+    private final LongAdder requests = new LongAdder();
+    private final LongAdder bytesIn = new LongAdder();
+    private final LongAdder bytesOut = new LongAdder();
+    private final LongAdder refused = new LongAdder();
+    private final LongAdder fenced = new LongAdder();
+
+    /**
+     * Binds {@code bindAddress} (port 0: an ephemeral port, see {@link #address()}) and starts
+     * accepting.
+     *
+     * @param nodeId this node's id, sent to clients in the Welcome frame
+     * @param clusterId the cluster clients must claim
+     * @param token the cluster token their proof must be made with (never sent)
+     * @param isMember whether a node id is a current member of the cluster (asked per connection)
+     */
+    public ReplicaServer(InetSocketAddress bindAddress, String nodeId, String clusterId, String token,
+            Predicate<String> isMember, ReplicaLogic logic) {
+        this.nodeId = Objects.requireNonNull(nodeId);
+        this.clusterId = Objects.requireNonNull(clusterId);
+        if (token == null || token.isEmpty()) {
+            throw new IllegalArgumentException("the replication server needs a non-empty cluster token");
+        }
+        this.token = token;
+        this.isMember = Objects.requireNonNull(isMember);
+        this.logic = Objects.requireNonNull(logic);
+        try {
+            listener = ServerSocketChannel.open();
+            listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+            listener.bind(bindAddress, 128);
+        } catch (IOException e) {
+            throw new io.ballast.common.BallastException(ErrorCode.UNAVAILABLE,
+                    "cannot listen for replication on " + bindAddress + ": " + e.getMessage(), e);
+        }
+        acceptor = Thread.ofVirtual().name("ballast-replication-accept").start(this::acceptLoop);
+        log.atInfo().setMessage("replication server listening")
+                .addKeyValue("node", nodeId)
+                .addKeyValue("address", address().toString())
+                .log();
+    }
+
+    /** The bound address (with the actual port when bound to port 0). */
+    public InetSocketAddress address() {
+        try {
+            return (InetSocketAddress) listener.getLocalAddress();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public int port() {
+        return address().getPort();
+    }
+
+    public Stats stats() {
+        return new Stats(requests.sum(), bytesIn.sum(), bytesOut.sum(), refused.sum(), fenced.sum(), open.size());
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            SocketChannel ch;
+            try {
+                ch = listener.accept();
+            } catch (IOException e) {
+                if (!closed) {
+                    log.atError().setMessage("replication accept failed").setCause(e).log();
+                }
+                return;
+            }
+            open.add(ch);
+            WireMetrics.SERVER_CONNECTIONS_OPEN.inc();
+            Thread.ofVirtual().name("ballast-replication-conn").start(() -> serve(ch));
+        }
+    }
+
+    /** Why a connection is being refused or closed, for the log, the metric and the peer. */
+    private record Refusal(String kind, String reason) {}
+
+    private void serve(SocketChannel ch) {
+        String remote = remoteOf(ch);
+        FrameReader reader = new FrameReader(ch);
+        FrameWriter writer = new FrameWriter(ch);
+        String peer = null;
+        Refusal refusal = null;
+        try {
+            ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            peer = handshake(ch, reader, writer);
+            if (peer == null) {
+                return; // refused and logged
+            }
+            log.atInfo().setMessage("replication connection accepted")
+                    .addKeyValue("peer", peer).addKeyValue("remote", remote).log();
+            refusal = lane(reader, writer);
+        } catch (WireProtocolException e) {
+            refusal = new Refusal("protocol", e.getMessage());
+        } catch (ClosedChannelException e) {
+            // closed by close() or the handshake timer
+        } catch (IOException e) {
+            if (!closed) {
+                log.atInfo().setMessage("replication connection lost")
+                        .addKeyValue("peer", peer).addKeyValue("remote", remote)
+                        .addKeyValue("error", e.getMessage()).log();
+            }
+        } finally {
+            if (refusal != null) {
+                refuse(ch, writer, peer, remote, refusal);
+            }
+            bytesIn.add(reader.bytesRead());
+            bytesOut.add(writer.bytesWritten());
+            WireMetrics.SERVER_RECEIVED_BYTES.inc(reader.bytesRead());
+            WireMetrics.SERVER_SENT_BYTES.inc(writer.bytesWritten());
+            closeQuietly(ch);
+        }
+    }
+
+    /** Returns the peer's node id, or null after refusing it. */
+    private String handshake(SocketChannel ch, FrameReader reader, FrameWriter writer) throws IOException {
+        ScheduledFuture<?> deadline = TIMERS.schedule(() -> closeQuietly(ch), HANDSHAKE_TIMEOUT_MS,
+                TimeUnit.MILLISECONDS);
+        try {
+            byte[] nonce = ClusterAuth.nonce();
+            writer.writePreamble();
+            writer.write(new WireMessage.Challenge(nonce));
+            writer.flush();
+            reader.readPreamble();
+            WireMessage first = reader.next();
+            if (!(first instanceof WireMessage.Hello hello)) {
+                throw new WireProtocolException(first == null ? "connection closed before Hello"
+                        : "expected Hello, got " + first.getClass().getSimpleName());
+            }
+            Refusal refusal = null;
+            if (!clusterId.equals(hello.clusterId()) || !ClusterAuth.verify(token, nonce, hello.nodeId(), hello.proof())) {
+                refusal = new Refusal("credentials", "bad cluster credentials");
+            } else if (!isMember.test(hello.nodeId())) {
+                refusal = new Refusal("membership", "not a cluster member: " + hello.nodeId());
+            }
+            if (refusal != null) {
+                refuse(ch, writer, hello.nodeId(), remoteOf(ch), refusal);
+                return null;
+            }
+            writer.write(new WireMessage.Welcome(nodeId));
+            writer.flush();
+            return hello.nodeId();
+        } finally {
+            deadline.cancel(false);
+        }
+    }
+
+    /** Serves requests in arrival order until the peer closes; returns why it stopped if not that. */
+    private Refusal lane(FrameReader reader, FrameWriter writer) throws IOException {
+        long served = 0;
+        try {
+            for (;;) {
+                WireMessage m = reader.next();
+                if (m == null) {
+                    return null;
+                }
+                if (!(m instanceof WireMessage.Request(ReplicaRequest request))) {
+                    return new Refusal("protocol", "unexpected " + m.getClass().getSimpleName()
+                            + " frame after the handshake");
+                }
+                ReplicaReply reply = apply(request);
+                served++;
+                writer.write(reply);
+                if (!reader.hasBufferedFrame()) {
+                    writer.flush();
+                }
+            }
+        } catch (WireProtocolException e) {
+            return new Refusal("protocol", e.getMessage());
+        } finally {
+            requests.add(served);
+            WireMetrics.SERVER_REQUESTS.inc(served);
+        }
+    }
+
+    private ReplicaReply apply(ReplicaRequest request) {
+        // Replies must fit a frame: refuse what could not be answered, rather than fail mid-reply.
+        if (request instanceof ReplicaRequest.Read r && r.lengthBytes() > WireFormat.MAX_PAYLOAD_BYTES) {
+            return new ReplicaReply.Failed(r.requestId(), ErrorCode.INVALID_ARGUMENT, "read of " + r.lengthBytes()
+                    + " bytes exceeds the replication limit of " + WireFormat.MAX_PAYLOAD_BYTES + " per request", -1);
+        }
+        if (request instanceof ReplicaRequest.RegionDigests d && d.regionCount() > WireFormat.MAX_PAYLOAD_BYTES / 8) {
+            return new ReplicaReply.Failed(d.requestId(), ErrorCode.INVALID_ARGUMENT, "digests of " + d.regionCount()
+                    + " regions exceed the replication limit of " + WireFormat.MAX_PAYLOAD_BYTES / 8 + " per request", -1);
+        }
+        ReplicaReply reply;
+        try {
+            reply = logic.handle(request);
+        } catch (RuntimeException e) {
+            log.atError().setMessage("replica request failed unexpectedly")
+                    .addKeyValue("volume", request.volumeUuid())
+                    .addKeyValue("request", request.getClass().getSimpleName())
+                    .setCause(e).log();
+            reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.INTERNAL,
+                    "replica failed: " + e, -1);
+        }
+        if (reply instanceof ReplicaReply.Fenced f) {
+            fenced.increment();
+            WireMetrics.SERVER_FENCED_REQUESTS.inc();
+            log.atInfo().setMessage("request from a superseded engine fenced")
+                    .addKeyValue("volume", request.volumeUuid())
+                    .addKeyValue("epoch", request.epoch())
+                    .addKeyValue("epochFloor", f.epochFloor())
+                    .log();
+        }
+        return reply;
+    }
+
+    /** Sends the reason (after any replies already produced), logs, counts. The caller closes. */
+    private void refuse(SocketChannel ch, FrameWriter writer, String peer, String remote, Refusal refusal) {
+        refused.increment();
+        switch (refusal.kind()) {
+            case "credentials" -> WireMetrics.REFUSED_CREDENTIALS.inc();
+            case "membership" -> WireMetrics.REFUSED_MEMBERSHIP.inc();
+            default -> WireMetrics.REFUSED_PROTOCOL.inc();
+        }
+        log.atWarn().setMessage("replication connection refused")
+                .addKeyValue("reason", refusal.reason())
+                .addKeyValue("kind", refusal.kind())
+                .addKeyValue("peer", peer)
+                .addKeyValue("remote", remote)
+                .log();
+        try {
+            writer.write(new WireMessage.ConnectionError(0, refusal.reason()));
+            writer.flush();
+            ch.shutdownOutput();
+            drainBriefly(ch);
+        } catch (IOException | RuntimeException e) {
+            // the peer may be gone already; the refusal is logged
+        }
+    }
+
+    /**
+     * Closing with unread input makes the kernel send a reset, which can destroy the error frame
+     * before the peer reads it: read and discard what the peer still sends, for a short while.
+     */
+    private void drainBriefly(SocketChannel ch) throws IOException {
+        ScheduledFuture<?> stop = TIMERS.schedule(() -> closeQuietly(ch), 1000, TimeUnit.MILLISECONDS);
+        try {
+            java.nio.ByteBuffer sink = java.nio.ByteBuffer.allocate(64 * 1024);
+            long budget = 64L << 20;
+            while (budget > 0 && ch.read(sink.clear()) >= 0) {
+                budget -= sink.position();
+            }
+        } catch (ClosedChannelException e) {
+            // the timer ended it
+        } finally {
+            stop.cancel(false);
+        }
+    }
+
+    private static String remoteOf(SocketChannel ch) {
+        try {
+            SocketAddress a = ch.getRemoteAddress();
+            return String.valueOf(a);
+        } catch (IOException e) {
+            return "?";
+        }
+    }
+
+    private void closeQuietly(SocketChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException ignored) {
+            // closing
+        }
+        if (open.remove(ch)) {
+            WireMetrics.SERVER_CONNECTIONS_OPEN.dec();
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            listener.close();
+        } catch (IOException ignored) {
+            // closing
+        }
+        for (SocketChannel ch : open) {
+            closeQuietly(ch);
+        }
+        try {
+            acceptor.join(1000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
