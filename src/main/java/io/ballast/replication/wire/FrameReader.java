@@ -18,6 +18,7 @@ final class FrameReader {
     /** Bytes received and not yet decoded, between position and limit. */
     private ByteBuffer in = standard;
     private long bytesRead;
+    private long reported;
 
     FrameReader(ReadableByteChannel ch) {
         this.ch = ch;
@@ -25,6 +26,13 @@ final class FrameReader {
 
     long bytesRead() {
         return bytesRead;
+    }
+
+    /** Bytes moved since the last call (for counters). */
+    long takeBytesRead() {
+        long n = bytesRead - reported;
+        reported = bytesRead;
+        return n;
     }
 
     /** Reads and checks the peer's preamble. */

@@ -17,6 +17,7 @@ final class FrameWriter {
     private final FrameEncoder encoder = new FrameEncoder();
     private final ByteBuffer out = ByteBuffer.allocateDirect(BUFFER_BYTES);
     private long bytesWritten;
+    private long reported;
 
     FrameWriter(WritableByteChannel ch) {
         this.ch = ch;
@@ -24,6 +25,13 @@ final class FrameWriter {
 
     long bytesWritten() {
         return bytesWritten;
+    }
+
+    /** Bytes moved since the last call (for counters). */
+    long takeBytesWritten() {
+        long n = bytesWritten - reported;
+        reported = bytesWritten;
+        return n;
     }
 
     boolean hasBuffered() {

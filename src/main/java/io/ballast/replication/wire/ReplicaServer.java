@@ -167,10 +167,7 @@ public final class ReplicaServer implements AutoCloseable {
             if (refusal != null) {
                 refuse(ch, writer, peer, remote, refusal);
             }
-            bytesIn.add(reader.bytesRead());
-            bytesOut.add(writer.bytesWritten());
-            WireMetrics.SERVER_RECEIVED_BYTES.inc(reader.bytesRead());
-            WireMetrics.SERVER_SENT_BYTES.inc(writer.bytesWritten());
+            reportBytes(reader, writer);
             closeQuietly(ch);
         }
     }
@@ -210,7 +207,6 @@ public final class ReplicaServer implements AutoCloseable {
 
     /** Serves requests in arrival order until the peer closes; returns why it stopped if not that. */
     private Refusal lane(FrameReader reader, FrameWriter writer) throws IOException {
-        long served = 0;
         try {
             for (;;) {
                 WireMessage m = reader.next();
@@ -222,18 +218,27 @@ public final class ReplicaServer implements AutoCloseable {
                             + " frame after the handshake");
                 }
                 ReplicaReply reply = apply(request);
-                served++;
+                requests.increment();
+                WireMetrics.SERVER_REQUESTS.inc();
                 writer.write(reply);
                 if (!reader.hasBufferedFrame()) {
                     writer.flush();
+                    reportBytes(reader, writer);
                 }
             }
         } catch (WireProtocolException e) {
             return new Refusal("protocol", e.getMessage());
-        } finally {
-            requests.add(served);
-            WireMetrics.SERVER_REQUESTS.inc(served);
         }
+    }
+
+    /** Adds the bytes moved since the last report to the counters (per batch, not per frame). */
+    private void reportBytes(FrameReader reader, FrameWriter writer) {
+        long in = reader.takeBytesRead();
+        long out = writer.takeBytesWritten();
+        bytesIn.add(in);
+        bytesOut.add(out);
+        WireMetrics.SERVER_RECEIVED_BYTES.inc(in);
+        WireMetrics.SERVER_SENT_BYTES.inc(out);
     }
 
     private ReplicaReply apply(ReplicaRequest request) {

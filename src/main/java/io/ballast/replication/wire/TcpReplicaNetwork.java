@@ -56,8 +56,10 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
     private final Function<String, InetSocketAddress> addressOfNode;
     private final ReplySink sink;
     private final ConcurrentHashMap<String, Connection> connections = new ConcurrentHashMap<>();
-    /** Node -> nanoTime until which sends fail without a connect attempt. */
-    private final ConcurrentHashMap<String, Long> backoffUntilNs = new ConcurrentHashMap<>();
+    /** Until {@code untilNs}, sends to the node fail with {@code reason} without a connect attempt. */
+    private record Backoff(long untilNs, String reason) {}
+
+    private final ConcurrentHashMap<String, Backoff> backoff = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     /**
@@ -89,17 +91,17 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
             }
             Connection c = connections.get(nodeId);
             if (c == null) {
-                Long until = backoffUntilNs.get(nodeId);
-                if (until != null && System.nanoTime() - until < 0) {
-                    failLater(nodeId, List.of(request.requestId()), "node " + nodeId
-                            + " was unreachable moments ago");
+                Backoff b = backoff.get(nodeId);
+                if (b != null && System.nanoTime() - b.untilNs() < 0) {
+                    failLater(nodeId, List.of(request.requestId()), b.reason() + " (moments ago; retrying shortly)");
                     return;
                 }
                 Connection fresh = new Connection(nodeId);
                 c = connections.putIfAbsent(nodeId, fresh);
                 if (c == null) {
-                    c = fresh;
+                    fresh.enqueue(request); // before start: a fast failure must still answer it
                     fresh.start();
+                    return;
                 }
             }
             if (c.enqueue(request)) {
@@ -249,13 +251,13 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 reader = new FrameReader(channel);
                 handshake(channel, reader, writer);
                 WireMetrics.CLIENT_CONNECTIONS.labelValues("ok").inc();
-                backoffUntilNs.remove(nodeId);
+                backoff.remove(nodeId);
                 FrameReader r = reader;
                 Thread.ofVirtual().name("ballast-replication-reader-" + nodeId).start(() -> readLoop(r));
                 writeLoop(writer);
             } catch (ConnectFailure e) {
                 WireMetrics.CLIENT_CONNECTIONS.labelValues("failed").inc();
-                backoffUntilNs.put(nodeId, System.nanoTime() + RETRY_BACKOFF_MS * 1_000_000);
+                backoff.put(nodeId, new Backoff(System.nanoTime() + RETRY_BACKOFF_MS * 1_000_000, e.getMessage()));
                 fail(e.getMessage(), null);
             } catch (WireProtocolException e) {
                 fail("protocol error: " + e.getMessage(), e);
@@ -265,7 +267,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 fail("writer failed: " + e, e);
             } finally {
                 if (writer != null) {
-                    WireMetrics.CLIENT_SENT_BYTES.inc(writer.bytesWritten());
+                    WireMetrics.CLIENT_SENT_BYTES.inc(writer.takeBytesWritten());
                 }
             }
         }
@@ -324,6 +326,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 }
                 batch.clear();
                 writer.flush();
+                WireMetrics.CLIENT_SENT_BYTES.inc(writer.takeBytesWritten());
             }
         }
 
@@ -352,6 +355,9 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                             } finally {
                                 lock.unlock();
                             }
+                            if (!reader.hasBufferedFrame()) {
+                                WireMetrics.CLIENT_RECEIVED_BYTES.inc(reader.takeBytesRead());
+                            }
                             sink.onReply(nodeId, reply);
                         }
                         case WireMessage.ConnectionError e -> {
@@ -369,7 +375,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
             } catch (RuntimeException e) {
                 fail("reader failed: " + e, e);
             } finally {
-                WireMetrics.CLIENT_RECEIVED_BYTES.inc(reader.bytesRead());
+                WireMetrics.CLIENT_RECEIVED_BYTES.inc(reader.takeBytesRead());
             }
         }
 
