@@ -57,6 +57,7 @@ public final class ReplicaServer implements AutoCloseable {
     private final Predicate<String> isMember;
     private final ReplicaLogic logic;
     private final ServerSocketChannel listener;
+    private final InetSocketAddress boundAddress;
     private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
     private final Thread acceptor;
     private volatile boolean closed;
@@ -90,6 +91,7 @@ public final class ReplicaServer implements AutoCloseable {
             listener = ServerSocketChannel.open();
             listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
             listener.bind(bindAddress, 128);
+            boundAddress = (InetSocketAddress) listener.getLocalAddress();
         } catch (IOException e) {
             throw new io.ballast.common.BallastException(ErrorCode.UNAVAILABLE,
                     "cannot listen for replication on " + bindAddress + ": " + e.getMessage(), e);
@@ -103,11 +105,7 @@ public final class ReplicaServer implements AutoCloseable {
 
     /** The bound address (with the actual port when bound to port 0). */
     public InetSocketAddress address() {
-        try {
-            return (InetSocketAddress) listener.getLocalAddress();
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        return boundAddress;
     }
 
     public int port() {

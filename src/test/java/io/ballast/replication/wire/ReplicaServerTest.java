@@ -60,7 +60,8 @@ class ReplicaServerTest {
     }
 
     TcpReplicaNetwork client(String node, String token, Replies sink) {
-        return new TcpReplicaNetwork(node, CLUSTER, token, n -> server.address(), sink);
+        InetSocketAddress address = server.address(); // stays valid after the server closes
+        return new TcpReplicaNetwork(node, CLUSTER, token, n -> address, sink);
     }
 
     @AfterEach
