@@ -155,6 +155,9 @@ public final class ReplicaServer implements AutoCloseable {
             refusal = new Refusal("protocol", e.getMessage());
         } catch (ClosedChannelException e) {
             // closed by close() or the handshake timer
+        } catch (RuntimeException e) {
+            log.atError().setMessage("replication connection failed unexpectedly; closing it")
+                    .addKeyValue("peer", peer).addKeyValue("remote", remote).setCause(e).log();
         } catch (IOException e) {
             if (!closed) {
                 log.atInfo().setMessage("replication connection lost")
@@ -252,6 +255,9 @@ public final class ReplicaServer implements AutoCloseable {
         ReplicaReply reply;
         try {
             reply = logic.handle(request);
+        } catch (io.ballast.common.BallastException e) {
+            // e.g. the volume's files cannot be opened: a reply, not a dead lane
+            reply = new ReplicaReply.Failed(request.requestId(), e.code(), e.getMessage(), -1);
         } catch (RuntimeException e) {
             log.atError().setMessage("replica request failed unexpectedly")
                     .addKeyValue("volume", request.volumeUuid())

@@ -231,7 +231,12 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
             FrameWriter writer = null;
             FrameReader reader = null;
             try {
-                InetSocketAddress address = addressOfNode.apply(nodeId);
+                InetSocketAddress address;
+                try {
+                    address = addressOfNode.apply(nodeId);
+                } catch (RuntimeException e) {
+                    throw new ConnectFailure("cannot resolve the replication address of node " + nodeId + ": " + e);
+                }
                 if (address == null) {
                     throw new ConnectFailure("no replication address known for node " + nodeId);
                 }

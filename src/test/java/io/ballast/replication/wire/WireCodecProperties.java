@@ -103,12 +103,12 @@ class WireCodecProperties {
 
     // ------------------------------------------------------------------ hostile bytes
 
-    @Property(tries = 5000)
+    @Property(tries = 3000)
     void randomBytesOnlyEverGiveProtocolErrors(@ForAll @Size(max = 300) byte[] bytes) {
         decodeAll(ByteBuffer.wrap(bytes));
     }
 
-    @Property(tries = 5000)
+    @Property(tries = 3000)
     void mutatedFramesOnlyEverGiveProtocolErrors(@ForAll("messages") WireMessage m,
             @ForAll @IntRange(min = 0, max = 3) int mode, @ForAll long seed) {
         byte[] valid = bytes(new FrameEncoder().encodeToBuffer(m));
