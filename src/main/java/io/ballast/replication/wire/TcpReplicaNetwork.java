@@ -255,6 +255,10 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 writer = new FrameWriter(channel);
                 reader = new FrameReader(channel);
                 handshake(channel, reader, writer);
+                if (closed) { // close() ran while this connection was being opened
+                    fail("the replication transport is closed", null);
+                    return;
+                }
                 WireMetrics.CLIENT_CONNECTIONS.labelValues("ok").inc();
                 backoff.remove(nodeId);
                 FrameReader r = reader;

@@ -22,7 +22,7 @@ import net.jqwik.api.constraints.Size;
  * Every message type survives encode/decode unchanged (arrays compared by content), and no byte
  * sequence makes the decoder throw anything but {@link WireProtocolException}.
  */
-class WireCodecProperties {
+class WireCodecPropertyTest {
 
     // ------------------------------------------------------------------ generators
 
