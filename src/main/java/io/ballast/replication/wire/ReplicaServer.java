@@ -4,6 +4,7 @@ import io.ballast.common.ErrorCode;
 import io.ballast.replication.ReplicaLogic;
 import io.ballast.replication.ReplicaReply;
 import io.ballast.replication.ReplicaRequest;
+import io.ballast.replication.VolumeLanes;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -29,8 +30,9 @@ import org.slf4j.LoggerFactory;
  * {@link ReplicaLogic}.
  *
  * <p>One virtual thread per connection is the connection's lane: it decodes a request, applies it,
- * encodes the reply, and takes the next, so requests are applied strictly in arrival order. Replies
- * are batched: the socket is flushed only when no further whole request is already buffered.
+ * encodes the reply, and takes the next, so requests are applied strictly in arrival order. Across
+ * connections, {@link VolumeLanes} applies one request of a volume at a time. Replies are batched:
+ * the socket is flushed only when no further whole request is already buffered.
  *
  * <p>Bad input (docs/replication.md, "Wire format"): a refused handshake or a malformed frame gets a
  * ConnectionError frame naming the reason, is logged and counted, and the connection is closed.
@@ -55,7 +57,7 @@ public final class ReplicaServer implements AutoCloseable {
     private final String clusterId;
     private final String token;
     private final Predicate<String> isMember;
-    private final ReplicaLogic logic;
+    private final VolumeLanes lanes;
     private final ServerSocketChannel listener;
     private final InetSocketAddress boundAddress;
     private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
@@ -79,6 +81,15 @@ public final class ReplicaServer implements AutoCloseable {
      */
     public ReplicaServer(InetSocketAddress bindAddress, String nodeId, String clusterId, String token,
             Predicate<String> isMember, ReplicaLogic logic) {
+        this(bindAddress, nodeId, clusterId, token, isMember, new VolumeLanes(logic));
+    }
+
+    /**
+     * As above, sharing {@code lanes} with the node's in-process replica channel, so requests of a
+     * volume are applied one at a time whichever way they arrive.
+     */
+    public ReplicaServer(InetSocketAddress bindAddress, String nodeId, String clusterId, String token,
+            Predicate<String> isMember, VolumeLanes lanes) {
         this.nodeId = Objects.requireNonNull(nodeId);
         this.clusterId = Objects.requireNonNull(clusterId);
         if (token == null || token.isEmpty()) {
@@ -86,7 +97,7 @@ public final class ReplicaServer implements AutoCloseable {
         }
         this.token = token;
         this.isMember = Objects.requireNonNull(isMember);
-        this.logic = Objects.requireNonNull(logic);
+        this.lanes = Objects.requireNonNull(lanes);
         try {
             listener = ServerSocketChannel.open();
             listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
@@ -254,7 +265,7 @@ public final class ReplicaServer implements AutoCloseable {
         }
         ReplicaReply reply;
         try {
-            reply = logic.handle(request);
+            reply = lanes.handle(request);
         } catch (io.ballast.common.BallastException e) {
             // e.g. the volume's files cannot be opened: a reply, not a dead lane
             reply = new ReplicaReply.Failed(request.requestId(), e.code(), e.getMessage(), -1);

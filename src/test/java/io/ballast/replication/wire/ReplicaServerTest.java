@@ -166,6 +166,36 @@ class ReplicaServerTest {
         assertThat(storeBytes(0, BS)).containsOnly((byte) 199);
     }
 
+    @Test
+    void anOldEngineCannotWriteOnceTheNewOneHasOpened() throws Exception {
+        call(new ReplicaRequest.Open(id(), uuid, 1));
+        List<CompletableFuture<ReplicaReply>> old = new ArrayList<>();
+        for (int i = 0; i < 500; i++) {
+            long id = id();
+            old.add(replies.expect(id));
+            byte[] b = new byte[BS];
+            Arrays.fill(b, (byte) (i + 1));
+            net.send(SERVER_NODE, new ReplicaRequest.Write(id, uuid, 1, 0, b, false));
+        }
+        // A new engine on another connection takes over while the old one's writes are in flight.
+        Replies newReplies = new Replies();
+        try (TcpReplicaNetwork newEngine = client(SERVER_NODE, TOKEN, newReplies)) {
+            assertThat(newReplies.call(newEngine, SERVER_NODE, new ReplicaRequest.Open(1_000_001, uuid, 2)))
+                    .isInstanceOf(ReplicaReply.Opened.class);
+            byte[] seen = data(newReplies.call(newEngine, SERVER_NODE, new ReplicaRequest.Read(1_000_002, uuid, 2, 0, BS)));
+            long fencedCount = 0;
+            for (CompletableFuture<ReplicaReply> f : old) {
+                if (f.get(10, TimeUnit.SECONDS) instanceof ReplicaReply.Fenced) {
+                    fencedCount++;
+                }
+            }
+            // Nothing of the old engine landed after the new one opened.
+            assertThat(data(newReplies.call(newEngine, SERVER_NODE, new ReplicaRequest.Read(1_000_003, uuid, 2, 0, BS))))
+                    .isEqualTo(seen);
+            System.out.println("old engine writes fenced after takeover: " + fencedCount + " of " + old.size());
+        }
+    }
+
     // ------------------------------------------------------------------ refused requests
 
     @Test
