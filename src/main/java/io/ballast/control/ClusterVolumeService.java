@@ -85,6 +85,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         });
     }
 
+    public String nodeId() {
+        return member.nodeId();
+    }
+
     public void startReconciler() {
         try {
             reconcileOnce(); // at once: a restarted node drops its dead mounts from the metadata before serving
