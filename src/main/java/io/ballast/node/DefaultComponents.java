@@ -10,7 +10,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
 /** Production wiring: the file storage pool and the NBD server. */
-public final class DefaultComponents implements NodeComponents {
+public class DefaultComponents implements NodeComponents {
 
     @Override
     public StoragePool openPool(Path dir) {
