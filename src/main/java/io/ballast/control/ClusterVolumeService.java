@@ -214,19 +214,32 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 && nodes.state(r.nodeId()).map(NodeRecord.UP::equals).orElse(false));
     }
 
+    /** Volume -> earliest next maintenance try (nanoTime) after a failed one: no attach/detach churn every pass. */
+    private final Map<String, Long> maintenanceBackoff = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<String, Integer> maintenanceFailures = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final long MAINTENANCE_BACKOFF_MAX_MS = 5 * 60_000;
+
     private void startMaintenance() {
         if (maintaining.get() != null) {
             return;
         }
         String me = member.nodeId();
+        long now = System.nanoTime();
         for (VolumeRecord v : member.state().volumes()) {
             if (needsMaintenance(v, me, id -> member.state().node(id).map(NodeRecord::state))
+                    && now - maintenanceBackoff.getOrDefault(v.name(), now) >= 0
                     && maintaining.compareAndSet(null, v.name())) {
                 Thread.ofVirtual().name("ballast-maintenance-" + v.name()).start(() -> {
                     try {
                         maintain(v.name());
+                        maintenanceFailures.remove(v.name());
+                        maintenanceBackoff.remove(v.name());
                     } catch (RuntimeException e) {
-                        log.atWarn().addKeyValue("volume", v.name()).log("maintenance resync stopped: {}", e.getMessage());
+                        int n = maintenanceFailures.merge(v.name(), 1, Integer::sum);
+                        long waitMs = Math.min(MAINTENANCE_BACKOFF_MAX_MS, member.config().timings().reconcileMs() << Math.min(n, 10));
+                        maintenanceBackoff.put(v.name(), System.nanoTime() + waitMs * 1_000_000);
+                        log.atWarn().addKeyValue("volume", v.name()).addKeyValue("retryInMs", waitMs)
+                                .log("maintenance resync stopped: {}", e.getMessage());
                     } finally {
                         maintaining.set(null);
                     }

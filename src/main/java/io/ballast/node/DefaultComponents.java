@@ -9,7 +9,11 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
-/** Production wiring: the file storage pool and the NBD server. */
+/**
+ * Production wiring: the file storage pool and the NBD server. The engine host is
+ * {@link NodeComponents#engineHost}'s default (single-replica volumes only) until the replication
+ * engine overrides {@code engineHost(EngineContext)} here.
+ */
 public class DefaultComponents implements NodeComponents {
 
     @Override
