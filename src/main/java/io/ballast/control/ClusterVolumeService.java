@@ -292,9 +292,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
         }
         synchronized (engineLock(name)) {
-            engines.stop(name);
             VolumeRecord v = member.state().volume(name).orElse(null);
-            if (v != null && v.attachEpoch() == myAttachEpoch) {
+            boolean stillMine = v != null && v.attachEpoch() == myAttachEpoch;
+            // a user attach on this node may have replaced the engine since the last look: leave that one running
+            boolean userHere = !stillMine && v != null && v.attachment() != null && v.attachment().nodeId().equals(me);
+            if (!userHere) {
+                engines.stop(name);
+            }
+            if (stillMine) {
                 member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, myAttachEpoch));
             }
         }
