@@ -144,4 +144,39 @@ class ReplicatedVolumesTest {
                     .anyMatch(e -> e.type().equals("replica-in-sync"));
         }
     }
+
+    @Test
+    void aUserAttachTakesOverAMaintenanceAttachment() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            c.awaitLeader();
+            new NodeClient(c.url(1), Duration.ofSeconds(30)).post("/v1/volumes",
+                    Map.of("name", "t", "size", "1GiB", "repl", 3, "minInSync", 1));
+            for (int i = 1; i <= 3; i++) {
+                c.engines(i).resyncInstantly = false; // resyncs never finish: the maintenance attachment stays
+            }
+            assertThat(raw("POST", c.url(1) + "/v1/volumes/t/attach", "{}").statusCode()).isEqualTo(200);
+            VolumeRecord v = c.member(1).state().volume("t").orElseThrow();
+            String stale = v.replicas().getLast().nodeId();
+            assertThat(new RaftMetadataClient(c.member(1)).commit(new MetadataClient.InSyncChange("t", v.epoch(), List.of(stale),
+                    List.of(), 9, "test"))).isInstanceOf(MetadataClient.Result.Committed.class);
+            assertThat(raw("POST", c.url(1) + "/v1/volumes/t/detach", null).statusCode()).isEqualTo(200);
+
+            MiniCluster.await(Duration.ofSeconds(30), "a maintenance attachment",
+                    () -> c.member(1).state().volume("t").orElseThrow().maintenanceAttached());
+            VolumeRecord m = c.member(1).state().volume("t").orElseThrow();
+            int maintainer = indexOf(m.attachment().nodeId());
+            assertThat(m.attachment().nodeId()).isEqualTo(m.inSyncNodes().getFirst());
+            int user = maintainer % 3 + 1;
+            HttpResponse<String> att = raw("POST", c.url(user) + "/v1/volumes/t/attach", "{}");
+            assertThat(att.statusCode()).as(att.body()).isEqualTo(200);
+            MiniCluster.await(Duration.ofSeconds(30), "maintenance engine on node-" + maintainer + " stopped",
+                    () -> c.engines(maintainer).device("t").isEmpty());
+            VolumeRecord after = c.member(user).state().volume("t").orElseThrow();
+            assertThat(after.attachment().nodeId()).isEqualTo("node-" + user); // the maintenance did not detach it
+            assertThat(after.attachKind()).isEqualTo(VolumeRecord.KIND_USER);
+            assertThat(after.epoch()).isGreaterThan(m.epoch());
+            assertThat(c.member(user).state().events(0, 1000)).anyMatch(e -> e.type().equals("volume-taken-over")
+                    && e.message().contains("maintenance attachment (resync) on node-" + maintainer));
+        }
+    }
 }
