@@ -370,6 +370,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Names.requireVolumeName(name);
         member.raft().barrier();
         VolumeRecord v = require(name);
+        if (v.maintenanceAttached()) {
+            throw BallastException.conflict("volume " + name + " is being resynced by a maintenance attachment on "
+                    + v.attachment().nodeId() + "; wait for it (`ballast volume wait " + name + "`), then delete");
+        }
         if (v.attachment() != null) {
             throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
                     + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
