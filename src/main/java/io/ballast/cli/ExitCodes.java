@@ -12,6 +12,10 @@ public final class ExitCodes {
     public static final int INVALID_ARGUMENT = 5;
     public static final int UNREACHABLE = 6;
     public static final int IO_OR_SERVER = 7;
+    /** {@code volume verify}: the in-sync replicas differ. */
+    public static final int REPLICAS_DIFFER = 8;
+    /** {@code volume wait}: the condition did not hold before the timeout. */
+    public static final int TIMEOUT = 9;
 
     private ExitCodes() {}
 

@@ -15,9 +15,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "volume", description = "Create, list, inspect, delete, attach and detach volumes.",
+@Command(name = "volume", description = "Create, list, inspect, delete, attach, detach, verify and wait for volumes.",
         subcommands = {VolumeCommands.Create.class, VolumeCommands.ListCmd.class, VolumeCommands.Inspect.class,
-                VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class})
+                VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class,
+                VolumeCommands.Verify.class, VolumeCommands.Wait.class})
 final class VolumeCommands extends CommandGroup {
 
     @ParentCommand
@@ -59,6 +60,10 @@ final class VolumeCommands extends CommandGroup {
                 + "(default: zone when nodes have one, else node)")
         String spreadBy;
 
+        @Option(names = "--min-in-sync", paramLabel = "M", description = "Writes fail (EIO) while fewer than M replicas are "
+                + "in sync (1..repl; default 1, or 2 with 3 replicas)")
+        Integer minInSync;
+
         @Override
         public Integer call() {
             Names.requireVolumeName(name);
@@ -67,10 +72,17 @@ final class VolumeCommands extends CommandGroup {
             body.put("name", name);
             body.put("size", bytes);
             if (repl != null) {
-                if (repl < 1 || repl > 16) {
-                    throw io.ballast.common.BallastException.invalid("--repl must be between 1 and 16, got " + repl);
+                if (repl < 1 || repl > 3) {
+                    throw io.ballast.common.BallastException.invalid("--repl must be between 1 and 3, got " + repl);
                 }
                 body.put("repl", repl);
+            }
+            if (minInSync != null) {
+                if (minInSync < 1 || minInSync > (repl == null ? 3 : repl)) {
+                    throw io.ballast.common.BallastException.invalid("--min-in-sync must be between 1 and "
+                            + (repl == null ? "the replica count" : "--repl (" + repl + ")") + ", got " + minInSync);
+                }
+                body.put("minInSync", minInSync);
             }
             if (spreadBy != null) {
                 body.put("spreadBy", spreadBy);
@@ -82,11 +94,8 @@ final class VolumeCommands extends CommandGroup {
                 List<String> on = new ArrayList<>();
                 v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
                 cli().err.println("created volume " + name + " (" + Sizes.format(bytes) + ", " + on.size() + " replica"
-                        + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ")");
-                if (on.size() > 1) {
-                    cli().err.println("warning: writes are not replicated yet; the data lives on " + on.getFirst()
-                            + " only, and the volume attaches there");
-                }
+                        + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ", min in sync "
+                        + Output.text(v.path("minInSync")) + ")");
             }
             return ExitCodes.OK;
         }
@@ -136,15 +145,13 @@ final class VolumeCommands extends CommandGroup {
             out.println("NBD (TCP):    " + Output.text(v.path("nbd").path("tcp")));
             out.println("NBD (unix):   " + Output.text(v.path("nbd").path("unix")));
             out.println("Connections:  " + Output.text(v.path("connections")));
-            out.println("Health:       " + Output.text(v.path("health")) + " (" + Output.text(v.path("repl")) + " replicas, spread by "
-                    + Output.text(v.path("spreadBy")) + ", epoch " + Output.text(v.path("epoch")) + ")");
+            out.println("Health:       " + Output.text(v.path("health")) + " (" + Output.text(v.path("repl")) + " replicas, min in sync "
+                    + Output.text(v.path("minInSync")) + ", spread by " + Output.text(v.path("spreadBy")) + ")");
+            out.println("Epoch:        " + Output.text(v.path("epoch")) + " (attached at epoch " + Output.text(v.path("attachEpoch")) + ")");
             for (JsonNode r : v.path("replicas")) {
-                out.println("  replica on  " + r.path("nodeId").asText() + ": " + r.path("state").asText() + " (node "
-                        + r.path("nodeState").asText() + ")");
-            }
-            if (v.path("replicas").size() > 1) {
-                out.println("Data:         on " + v.path("replicas").get(0).path("nodeId").asText()
-                        + " only: writes are not replicated yet (docs/control-plane.md)");
+                out.println("  replica on  " + r.path("nodeId").asText() + ": " + r.path("state").asText() + ", "
+                        + (r.path("inSync").asBoolean(true) ? "in sync" : "NOT in sync (missed since generation "
+                        + r.path("missedSinceGeneration").asLong() + ")") + " (node " + r.path("nodeState").asText() + ")");
             }
             JsonNode a = v.path("attachment");
             if (a.isNull() || a.isMissingNode()) {
@@ -154,7 +161,48 @@ final class VolumeCommands extends CommandGroup {
                 out.println("Mount:        " + Output.text(a.path("mountDir")));
                 out.println("Device:       " + Output.text(a.path("device")));
             }
+            JsonNode e = v.path("engine");
+            if (!e.isNull() && !e.isMissingNode()) {
+                JsonNode st = e.path("status");
+                if (st.isNull() || st.isMissingNode()) {
+                    out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind"))
+                            + "); its status: `ballast --node " + Output.text(e.path("apiUrl")) + " volume inspect " + name + "`");
+                } else {
+                    printEngine(out, e, st);
+                }
+            }
             return ExitCodes.OK;
+        }
+    }
+
+    static void printEngine(java.io.PrintWriter out, JsonNode e, JsonNode st) {
+        out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind")) + "): "
+                + Output.text(st.path("state")) + " at epoch " + Output.text(st.path("epoch")) + ", in sync "
+                + Output.text(st.path("inSync")));
+        for (JsonNode r : st.path("resyncs")) {
+            out.println("  resync to   " + r.path("nodeId").asText() + " (" + r.path("kind").asText() + "): "
+                    + Progress.line(r.path("bytesDone").asLong(), r.path("bytesTotal").asLong(), r.path("rateBytesPerSec").asLong(),
+                    r.path("etaSeconds").asLong()));
+        }
+        JsonNode c = st.path("counters");
+        out.println("Counters:     writes " + c.path("writes").asLong() + ", fenced requests " + c.path("fencedRequests").asLong()
+                + ", checksum repairs " + c.path("checksumRepairs").asLong() + ", resync " + Sizes.format(c.path("resyncBytes").asLong())
+                + ", replicas removed " + c.path("replicasRemoved").asLong() + ", added " + c.path("replicasAdded").asLong());
+    }
+
+    /** Progress text: bytes done/total, rate, ETA; a bar when drawing on a terminal. */
+    static final class Progress {
+        private Progress() {}
+
+        static String line(long done, long total, long rateBytesPerSec, long etaSeconds) {
+            int pct = total <= 0 ? 100 : (int) Math.min(100, done * 100 / total);
+            return Sizes.format(done) + " / " + Sizes.format(total) + " (" + pct + "%), " + Sizes.format(rateBytesPerSec) + "/s, ETA "
+                    + (etaSeconds < 0 ? "unknown" : etaSeconds / 60 + "m" + String.format("%02d", etaSeconds % 60) + "s");
+        }
+
+        static String bar(long done, long total, int width) {
+            int filled = total <= 0 ? width : (int) Math.min(width, done * width / total);
+            return "[" + "#".repeat(filled) + "-".repeat(width - filled) + "]";
         }
     }
 
@@ -179,11 +227,18 @@ final class VolumeCommands extends CommandGroup {
         @Option(names = "--mount", paramLabel = "DIR", description = "Mount an ext4 file system (created on first use) on DIR")
         Path mount;
 
+        @Option(names = "--force", description = "Take over the volume even when the node it is attached on is up "
+                + "(that node's engine is fenced: its writes fail from then on)")
+        boolean force;
+
         @Override
         public Integer call() {
             Map<String, Object> body = new LinkedHashMap<>();
             if (mount != null) {
                 body.put("mount", mount.toAbsolutePath().normalize().toString());
+            }
+            if (force) {
+                body.put("force", true);
             }
             JsonNode a = client().post(path(name) + "/attach", body);
             if (output.json()) {
@@ -215,5 +270,146 @@ final class VolumeCommands extends CommandGroup {
             }
             return ExitCodes.OK;
         }
+    }
+
+    @Command(name = "verify", description = "Compare the in-sync replicas of an attached volume region by region.")
+    static final class Verify extends Base {
+        @Parameters(paramLabel = "NAME")
+        String name;
+
+        @Override
+        public Integer call() {
+            JsonNode r = client().get(path(name) + "/verify");
+            boolean identical = r.path("identical").asBoolean();
+            if (output.json()) {
+                Output.printJson(cli().out, r);
+            } else {
+                JsonNode rep = r.path("report");
+                List<String> nodes = new ArrayList<>();
+                rep.path("replicas").forEach(n -> nodes.add(n.asText()));
+                if (identical) {
+                    cli().out.println("identical (" + rep.path("regionsCompared").asLong() + " regions compared on "
+                            + String.join(", ", nodes) + ")");
+                } else {
+                    cli().out.println("DIFFERENT: " + rep.path("differences").size() + " region(s) differ among "
+                            + String.join(", ", nodes) + " (region size " + Sizes.format(rep.path("regionSizeBytes").asLong()) + ")");
+                    for (JsonNode d : rep.path("differences")) {
+                        List<String> digests = new ArrayList<>();
+                        d.path("digestsByNode").properties().forEach(en -> digests.add(en.getKey() + "=" + en.getValue().asText()));
+                        cli().out.println("  region " + d.path("region").asLong() + ": " + String.join(" ", digests));
+                    }
+                }
+            }
+            return identical ? ExitCodes.OK : ExitCodes.REPLICAS_DIFFER;
+        }
+    }
+
+    @Command(name = "wait", description = "Wait until every replica of a volume is in sync, showing resync progress.")
+    static final class Wait extends Base {
+        @Parameters(paramLabel = "NAME")
+        String name;
+
+        @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "10m",
+                description = "Give up after this long (e.g. 90s, 10m, 1h; default ${DEFAULT-VALUE})")
+        String timeout;
+
+        @Option(names = "--interval", paramLabel = "DURATION", defaultValue = "1s", hidden = true)
+        String interval;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            long timeoutMs = durationMs(timeout, "--timeout");
+            long intervalMs = Math.max(10, durationMs(interval, "--interval"));
+            boolean tty = System.console() != null && !output.json();
+            long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+            String last = null;
+            while (true) {
+                JsonNode v = client().get(path(name));
+                List<String> behind = new ArrayList<>();
+                v.path("replicas").forEach(r -> {
+                    if (!r.path("inSync").asBoolean(true)) {
+                        behind.add(r.path("nodeId").asText());
+                    }
+                });
+                if (behind.isEmpty()) {
+                    if (tty && last != null) {
+                        cli().err.print("\r\033[K");
+                    }
+                    if (output.json()) {
+                        Output.printJson(cli().out, v);
+                    } else {
+                        cli().err.println("volume " + name + ": all " + v.path("replicas").size() + " replicas in sync (epoch "
+                                + v.path("epoch").asLong() + ")");
+                    }
+                    cli().err.flush();
+                    return ExitCodes.OK;
+                }
+                String line = progressLine(v, behind, tty);
+                if (!output.json()) {
+                    if (tty) {
+                        cli().err.print("\r\033[K" + line);
+                        cli().err.flush();
+                    } else if (!line.equals(last)) {
+                        cli().err.println(line);
+                        cli().err.flush();
+                    }
+                }
+                last = line;
+                if (System.nanoTime() > deadline) {
+                    if (tty) {
+                        cli().err.println();
+                    }
+                    cli().err.println("error: timed out after " + timeout + " waiting for " + String.join(", ", behind)
+                            + " to be in sync");
+                    cli().err.flush();
+                    return ExitCodes.TIMEOUT;
+                }
+                Thread.sleep(intervalMs);
+            }
+        }
+
+        /** Progress from the engine's status: here, or on the attached node (its API answers with its engine). */
+        private String progressLine(JsonNode v, List<String> behind, boolean tty) {
+            JsonNode st = v.path("engine").path("status");
+            if ((st.isNull() || st.isMissingNode()) && v.path("engine").path("apiUrl").isTextual()) {
+                try {
+                    st = new NodeClient(v.path("engine").path("apiUrl").asText()).get(path(name)).path("engine").path("status");
+                } catch (RuntimeException e) {
+                    st = null;
+                }
+            }
+            long done = 0;
+            long total = 0;
+            long rate = 0;
+            long eta = -1;
+            if (st != null && st.path("resyncs").size() > 0) {
+                for (JsonNode r : st.path("resyncs")) {
+                    done += r.path("bytesDone").asLong();
+                    total += r.path("bytesTotal").asLong();
+                    rate += r.path("rateBytesPerSec").asLong();
+                    eta = Math.max(eta, r.path("etaSeconds").asLong());
+                }
+                return "resync " + name + " to " + String.join(", ", behind) + ": " + (tty ? Progress.bar(done, total, 30) + " " : "")
+                        + Progress.line(done, total, rate, eta);
+            }
+            return "waiting: " + String.join(", ", behind) + " not in sync yet (no resync running"
+                    + (v.path("attachment").isNull() ? "; an unattached volume is resynced by a maintenance attachment" : "") + ")";
+        }
+    }
+
+    /** {@code 500ms}, {@code 90s}, {@code 10m}, {@code 1h}, or plain seconds. */
+    static long durationMs(String s, String option) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)?").matcher(s.strip());
+        if (!m.matches()) {
+            throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is not a duration; use e.g. 90s, 10m or 1h");
+        }
+        long n = Long.parseLong(m.group(1));
+        String unit = m.group(2) == null ? "s" : m.group(2);
+        return switch (unit) {
+            case "ms" -> n;
+            case "s" -> n * 1000;
+            case "m" -> n * 60_000;
+            default -> n * 3_600_000;
+        };
     }
 }

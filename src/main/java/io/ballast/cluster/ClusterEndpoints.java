@@ -70,6 +70,8 @@ public final class ClusterEndpoints implements ClusterApi {
             vj.put("repl", v.repl());
             vj.put("health", h);
             vj.putPOJO("replicas", v.replicas().stream().map(ReplicaRecord::nodeId).toList());
+            vj.putPOJO("inSync", v.inSyncNodes());
+            vj.put("epoch", v.epoch());
             vj.put("attachedOn", v.attachment() == null ? null : v.attachment().nodeId());
         }
         vols.put("total", s.volumes().size());

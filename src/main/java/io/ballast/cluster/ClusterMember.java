@@ -459,6 +459,39 @@ public final class ClusterMember implements AutoCloseable {
                     (want.equals(NodeRecord.DOWN) ? config.timings().downAfterMs() : config.timings().suspectAfterMs()) / 1000.0);
             raft.submit(new Command.MarkNodeState(Instant.now().toString(), n.id(), want, reason, n.lastHeartbeatAt()));
         }
+        replaceLongDownReplicas(now);
+    }
+
+    /** (volume, node) pairs the detector already tried to replace this term: one event each, not one per pass. */
+    private final Set<String> replaceTried = ConcurrentHashMap.newKeySet();
+    private long replaceTerm = -1;
+
+    /** On the leader: replicas on nodes down longer than rebuildAfterMs are placed elsewhere (full rebuild). */
+    private void replaceLongDownReplicas(long nowNs) {
+        if (replaceTerm != detectorTerm) {
+            replaceTerm = detectorTerm;
+            replaceTried.clear();
+        }
+        long rebuildAfterMs = config.timings().rebuildAfterMs();
+        for (NodeRecord n : state().nodes()) {
+            long silentMs = (nowNs - lastSeenNs.getOrDefault(n.id(), nowNs)) / 1_000_000;
+            if (!NodeRecord.DOWN.equals(n.state()) || silentMs < rebuildAfterMs) {
+                continue;
+            }
+            for (VolumeRecord v : state().volumes()) {
+                if (!v.hasReplicaOn(n.id()) || !replaceTried.add(v.name() + "/" + n.id() + "@" + v.epoch())) {
+                    continue;
+                }
+                String reason = String.format("%s down for %.1f s, longer than the rebuild timeout of %.1f s", n.id(),
+                        silentMs / 1000.0, rebuildAfterMs / 1000.0);
+                try {
+                    raft.submit(new Command.ReplaceReplica(Instant.now().toString(), v.name(), n.id(), config.overcommitRatio(),
+                            reason));
+                } catch (BallastException e) {
+                    log.atInfo().addKeyValue("volume", v.name()).log("replica on {} not replaced: {}", n.id(), e.getMessage());
+                }
+            }
+        }
     }
 
     public boolean running() {

@@ -26,6 +26,8 @@ import java.util.TreeMap;
  */
 public final class ClusterState {
     public static final int MAX_EVENTS = 1000;
+    /** Starts the message of a ChangeInSync refused because the epoch moved on: the engine is fenced. */
+    public static final String FENCED = "fenced: ";
     static final ObjectMapper JSON = new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
     private final TreeMap<String, NodeRecord> nodes = new TreeMap<>();
@@ -145,7 +147,7 @@ public final class ClusterState {
                 for (ReplicaRecord r : v.replicas()) {
                     if (r.nodeId().equals(s.nodeId())) {
                         found = true;
-                        rs.add(r.state().equals(s.state()) ? r : new ReplicaRecord(r.nodeId(), s.state(), s.at()));
+                        rs.add(r.state().equals(s.state()) ? r : r.withState(s.state(), s.at()));
                     } else {
                         rs.add(r);
                     }
@@ -161,6 +163,8 @@ public final class ClusterState {
                 yield nv;
             }
             case Command.Attach a -> attach(a);
+            case Command.ChangeInSync cis -> changeInSync(cis);
+            case Command.ReplaceReplica rr -> replace(rr);
             case Command.Detach d -> {
                 VolumeRecord v = requireVolume(d.volume());
                 if (v.attachment() == null) {
@@ -172,8 +176,13 @@ public final class ClusterState {
                             + Optional.ofNullable(nodes.get(v.attachment().nodeId())).map(NodeRecord::apiUrl).orElse("URL")
                             + " volume detach " + v.name() + "`");
                 }
-                volumes.put(v.name(), v.withAttachment(null, v.epoch()));
-                event(d.at(), "volume-detached", v.name(), "volume " + v.name() + " detached from " + d.nodeId());
+                if (d.expectedAttachEpoch() > 0 && d.expectedAttachEpoch() != v.attachEpoch()) {
+                    throw BallastException.conflict("volume " + v.name() + " was attached again at epoch " + v.attachEpoch()
+                            + " (the attachment of epoch " + d.expectedAttachEpoch() + " was taken over)");
+                }
+                volumes.put(v.name(), v.withAttachment(null, null, v.epoch() + 1));
+                event(d.at(), "volume-detached", v.name(), "volume " + v.name() + " detached from " + d.nodeId()
+                        + (v.maintenanceAttached() ? " (maintenance attachment done)" : "") + " (epoch " + (v.epoch() + 1) + ")");
                 yield v.attachment();
             }
         };
@@ -266,9 +275,10 @@ public final class ClusterState {
             String target = res.chosen().getFirst();
             List<ReplicaRecord> rs = new ArrayList<>();
             for (ReplicaRecord r : v.replicas()) {
-                rs.add(r.nodeId().equals(n.id()) ? new ReplicaRecord(r.nodeId(), ReplicaRecord.DRAINING, d.at()) : r);
+                rs.add(r.nodeId().equals(n.id()) ? r.withState(ReplicaRecord.DRAINING, d.at()) : r);
             }
-            rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, d.at()));
+            // the replacement starts empty: out of sync until a full rebuild copies the volume to it
+            rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, d.at(), false, 0));
             updated.put(v.name(), v.withReplicas(rs));
             replacements.put(v.name(), target);
         }
@@ -310,7 +320,7 @@ public final class ClusterState {
         }
         for (String name : attached) {
             VolumeRecord v = volumes.get(name);
-            volumes.put(name, v.withAttachment(null, v.epoch()));
+            volumes.put(name, v.withAttachment(null, null, v.epoch() + 1));
         }
         nodes.remove(n.id());
         event(r.at(), "node-removed", n.id(), n.id() + " removed from the cluster" + (holding.isEmpty() ? ""
@@ -335,11 +345,17 @@ public final class ClusterState {
         if (!res.ok()) {
             throw new BallastException(res.code(), res.message());
         }
+        if (c.minInSync() < 0 || c.minInSync() > res.replicas()) {
+            throw BallastException.invalid("minInSync must be between 1 and the replica count (" + res.replicas() + "), got "
+                    + c.minInSync());
+        }
+        // all replicas start in sync: they are all zeroes
         List<ReplicaRecord> rs = res.chosen().stream().map(id -> new ReplicaRecord(id, ReplicaRecord.PENDING, c.at())).toList();
-        VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), res.replicas(), res.spreadBy(), rs, c.at(), null, 0);
+        VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), res.replicas(), res.spreadBy(), rs, c.at(), null, 0,
+                c.minInSync(), 0, null);
         volumes.put(v.name(), v);
         event(c.at(), "volume-created", v.name(), "volume " + v.name() + " (" + Sizes.format(v.sizeBytes()) + ", "
-                + res.replicas() + " replica(s), spread by " + res.spreadBy() + ") placed: "
+                + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
         return v;
     }
@@ -347,33 +363,139 @@ public final class ClusterState {
     private Attachment attach(Command.Attach a) {
         VolumeRecord v = requireVolume(a.volume());
         Attachment want = a.attachment();
+        requireNode(want.nodeId());
+        String kind = a.kind() == null ? VolumeRecord.KIND_USER : a.kind();
         Attachment cur = v.attachment();
+        String takenOver = null;
         if (cur != null) {
             boolean sameNode = cur.nodeId().equals(want.nodeId());
-            if (sameNode && (want.mountDir() == null || Objects.equals(cur.mountDir(), want.mountDir()))) {
+            boolean sameKind = kind.equals(v.attachKind());
+            if (sameNode && sameKind && (want.mountDir() == null || Objects.equals(cur.mountDir(), want.mountDir()))) {
                 return cur; // idempotent: orchestrators retry
             }
-            if (sameNode && !cur.mounted()) {
+            if (sameNode && sameKind && !cur.mounted()) {
                 // attached without a mount: mounting now upgrades that attachment in place (same epoch)
-                volumes.put(v.name(), v.withAttachment(want, v.epoch()));
+                volumes.put(v.name(), v.withAttachmentDetails(want));
                 event(a.at(), "volume-mounted", v.name(), "volume " + v.name() + " mounted at " + want.mountDir()
                         + " on " + want.nodeId() + " (epoch " + v.epoch() + ")");
                 return want;
             }
-            throw BallastException.conflict("volume " + v.name() + " is already " + (sameNode ? "" : "attached on node "
-                    + cur.nodeId() + (cur.mounted() ? " and " : " ")) + (cur.mounted() ? "mounted at " + cur.mountDir()
-                    : "(without a mount)") + "; detach it first: `ballast volume detach " + v.name() + "`");
+            boolean userOverMaintenance = v.maintenanceAttached() && VolumeRecord.KIND_USER.equals(kind);
+            if (!userOverMaintenance && !(a.takeover() && !sameNode)) {
+                throw BallastException.conflict("volume " + v.name() + " is already " + (sameNode ? "" : "attached on node "
+                        + cur.nodeId() + (cur.mounted() ? " and " : " ")) + (cur.mounted() ? "mounted at " + cur.mountDir()
+                        : "(without a mount)") + (v.maintenanceAttached() ? " for a resync" : "")
+                        + "; detach it first: `ballast volume detach " + v.name() + "`"
+                        + (sameNode ? "" : ", or take it over with `ballast volume attach " + v.name() + " --force`"
+                        + " (fences the engine on " + cur.nodeId() + ")"));
+            }
+            takenOver = userOverMaintenance ? "maintenance attachment (resync) on " + cur.nodeId()
+                    : "attachment on " + cur.nodeId() + " of epoch " + v.attachEpoch();
         }
-        if (!v.hasReplicaOn(want.nodeId())) {
-            throw BallastException.conflict("volume " + v.name() + " has no replica on node " + want.nodeId()
-                    + " (until replication lands, a volume is served by a node holding a replica); attach it on one of "
-                    + v.replicas().stream().map(r -> r.nodeId() + " (" + Optional.ofNullable(nodes.get(r.nodeId()))
-                            .map(NodeRecord::apiUrl).orElse("?") + ")").toList());
+        long epoch = v.epoch() + 1;
+        volumes.put(v.name(), v.withAttachment(want, kind, epoch));
+        if (takenOver != null) {
+            event(a.at(), "volume-taken-over", v.name(), "volume " + v.name() + ": " + want.nodeId() + " took over the "
+                    + takenOver + " at epoch " + epoch + (a.reason() == null ? "" : ": " + a.reason()));
         }
-        volumes.put(v.name(), v.withAttachment(want, v.epoch() + 1));
-        event(a.at(), "volume-attached", v.name(), "volume " + v.name() + " attached on " + want.nodeId() + " (epoch "
-                + (v.epoch() + 1) + (want.mounted() ? ", mounted at " + want.mountDir() : "") + ")");
+        event(a.at(), VolumeRecord.KIND_RESYNC.equals(kind) ? "volume-maintenance-attached" : "volume-attached", v.name(),
+                "volume " + v.name() + " attached on " + want.nodeId() + " (epoch " + epoch
+                + (VolumeRecord.KIND_RESYNC.equals(kind) ? ", maintenance: restoring redundancy" : "")
+                + (want.mounted() ? ", mounted at " + want.mountDir() : "") + ")");
         return want;
+    }
+
+    private VolumeRecord changeInSync(Command.ChangeInSync c) {
+        VolumeRecord v = requireVolume(c.volume());
+        if (v.epoch() != c.expectedEpoch()) {
+            throw BallastException.conflict(FENCED + "volume " + v.name() + " is at epoch " + v.epoch() + ", not "
+                    + c.expectedEpoch() + " (another engine took over)");
+        }
+        List<String> remove = c.remove() == null ? List.of() : c.remove();
+        List<String> add = c.add() == null ? List.of() : c.add();
+        for (String id : remove) {
+            if (!v.hasReplicaOn(id)) {
+                throw BallastException.invalid("volume " + v.name() + " has no replica on " + id + " to remove from the in-sync set");
+            }
+        }
+        for (String id : add) {
+            ReplicaRecord r = v.replicas().stream().filter(x -> x.nodeId().equals(id)).findFirst().orElseThrow(() ->
+                    BallastException.invalid("volume " + v.name() + " has no replica on " + id + " to add to the in-sync set"));
+            if (!r.ready()) {
+                throw BallastException.conflict("replica of " + v.name() + " on " + id + " is " + r.state()
+                        + ", not ready: it cannot join the in-sync set");
+            }
+            if (remove.contains(id)) {
+                throw BallastException.invalid("replica on " + id + " cannot both leave and join the in-sync set");
+            }
+        }
+        List<ReplicaRecord> rs = new ArrayList<>();
+        for (ReplicaRecord r : v.replicas()) {
+            if (remove.contains(r.nodeId())) {
+                // a replica already out keeps its older mark: it may lack everything since then
+                rs.add(r.inSync() ? r.withInSync(false, c.missedSinceGeneration()) : r);
+            } else if (add.contains(r.nodeId())) {
+                rs.add(r.withInSync(true, 0));
+            } else {
+                rs.add(r);
+            }
+        }
+        if (rs.stream().noneMatch(ReplicaRecord::inSync)) {
+            throw BallastException.conflict("volume " + v.name() + ": removing " + remove
+                    + " would leave no replica in sync; the in-sync set is never emptied");
+        }
+        long epoch = v.epoch() + 1;
+        VolumeRecord nv = v.withReplicas(rs, epoch);
+        volumes.put(v.name(), nv);
+        String why = c.reason() == null || c.reason().isBlank() ? "" : ": " + c.reason();
+        for (String id : remove) {
+            event(c.at(), "replica-out-of-sync", v.name(), "replica of " + v.name() + " on " + id + " left the in-sync set at epoch "
+                    + epoch + why + "; missed since generation " + c.missedSinceGeneration());
+        }
+        for (String id : add) {
+            event(c.at(), "replica-in-sync", v.name(), "replica of " + v.name() + " on " + id + " joined the in-sync set at epoch "
+                    + epoch + why);
+        }
+        return nv;
+    }
+
+    /** What a ReplaceReplica did: {@code newNodeId} null when nothing changed, {@code message} says why. */
+    public record ReplaceResult(String volume, String oldNodeId, String newNodeId, String message) {}
+
+    private ReplaceResult replace(Command.ReplaceReplica c) {
+        VolumeRecord v = requireVolume(c.volume());
+        ReplicaRecord old = v.replicas().stream().filter(r -> r.nodeId().equals(c.nodeId())).findFirst().orElseThrow(() ->
+                BallastException.notFound("volume " + v.name() + " has no replica on " + c.nodeId()));
+        NodeRecord n = nodes.get(c.nodeId());
+        if (n != null && !NodeRecord.DOWN.equals(n.state())) {
+            throw BallastException.conflict("node " + c.nodeId() + " is " + n.state() + ", not down: its replica of "
+                    + v.name() + " is not replaced");
+        }
+        String why = c.reason() == null ? "" : " (" + c.reason() + ")";
+        if (old.inSync() && v.inSyncNodes().size() == 1) {
+            String msg = "replica of " + v.name() + " on " + c.nodeId() + " cannot be replaced" + why
+                    + ": it is the only replica in sync; the volume waits for that node to come back";
+            event(c.at(), "replica-not-replaced", v.name(), msg);
+            return new ReplaceResult(v.name(), c.nodeId(), null, msg);
+        }
+        java.util.Set<String> holders = new java.util.TreeSet<>();
+        v.replicas().forEach(r -> holders.add(r.nodeId()));
+        Placement.Result res = Placement.place(candidates(), new Placement.Request(v.name(), v.sizeBytes(), 1, v.spreadBy(),
+                c.overcommitRatio(), holders));
+        if (!res.ok()) {
+            String msg = "replica of " + v.name() + " on " + c.nodeId() + " cannot be replaced" + why + ": " + res.message();
+            event(c.at(), "replica-not-replaced", v.name(), msg);
+            return new ReplaceResult(v.name(), c.nodeId(), null, msg);
+        }
+        String target = res.chosen().getFirst();
+        List<ReplicaRecord> rs = new ArrayList<>(v.replicas().stream().filter(r -> !r.nodeId().equals(c.nodeId())).toList());
+        rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, c.at(), false, 0));
+        long epoch = old.inSync() ? v.epoch() + 1 : v.epoch();
+        volumes.put(v.name(), v.withReplicas(rs, epoch));
+        String msg = "replica of " + v.name() + " on " + c.nodeId() + " replaced by a new one on " + target + why
+                + "; it is rebuilt in full from an in-sync replica" + (old.inSync() ? " (epoch " + epoch + ")" : "");
+        event(c.at(), "replica-replaced", v.name(), msg);
+        return new ReplaceResult(v.name(), c.nodeId(), target, msg);
     }
 
     private NodeRecord requireNode(String id) {

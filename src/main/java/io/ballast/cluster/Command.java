@@ -25,6 +25,8 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.SetReplicaState.class, name = "SetReplicaState"),
         @JsonSubTypes.Type(value = Command.Attach.class, name = "Attach"),
         @JsonSubTypes.Type(value = Command.Detach.class, name = "Detach"),
+        @JsonSubTypes.Type(value = Command.ChangeInSync.class, name = "ChangeInSync"),
+        @JsonSubTypes.Type(value = Command.ReplaceReplica.class, name = "ReplaceReplica"),
 })
 public sealed interface Command {
 
@@ -55,15 +57,55 @@ public sealed interface Command {
     /** Forget a node. Refused while it holds replicas unless {@code force}. */
     record RemoveNode(String at, String nodeId, boolean force) implements Command {}
 
-    /** {@code repl} 0 means the default: min(3, failure domains). {@code spreadBy} null means auto. */
+    /**
+     * {@code repl} 0 means the default: min(3, failure domains). {@code spreadBy} null means auto.
+     * {@code minInSync} 0 means the default for the replica count ({@link VolumeRecord#defaultMinInSync}).
+     */
     record CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
-            double overcommitRatio) implements Command {}
+            double overcommitRatio, int minInSync) implements Command {
+        public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
+                double overcommitRatio) {
+            this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, 0);
+        }
+    }
 
     record DeleteVolume(String at, String name) implements Command {}
 
     record SetReplicaState(String at, String volume, String nodeId, String state) implements Command {}
 
-    record Attach(String at, String volume, Attachment attachment) implements Command {}
+    /**
+     * Attaches on {@code attachment.nodeId()} (any node) at a new epoch. {@code kind} {@code user}
+     * (null) or {@code resync} (maintenance). While attached elsewhere: refused with CONFLICT unless
+     * {@code takeover}, or unless the current attachment is a maintenance one and this is a user attach.
+     */
+    record Attach(String at, String volume, Attachment attachment, String kind, boolean takeover, String reason)
+            implements Command {
+        public Attach(String at, String volume, Attachment attachment) {
+            this(at, volume, attachment, null, false, null);
+        }
+    }
 
-    record Detach(String at, String volume, String nodeId) implements Command {}
+    /**
+     * Detaches from {@code nodeId}. {@code expectedAttachEpoch} > 0 detaches only that attachment
+     * (a maintenance attachment taken over by a user must not detach the user's).
+     */
+    record Detach(String at, String volume, String nodeId, long expectedAttachEpoch) implements Command {
+        public Detach(String at, String volume, String nodeId) {
+            this(at, volume, nodeId, 0);
+        }
+    }
+
+    /**
+     * The engine's compare-and-set on the in-sync set: refused as fenced ({@link ClusterState#FENCED})
+     * unless the volume's epoch is {@code expectedEpoch}; bumps the epoch.
+     */
+    record ChangeInSync(String at, String volume, long expectedEpoch, java.util.List<String> remove,
+            java.util.List<String> add, long missedSinceGeneration, String reason) implements Command {}
+
+    /**
+     * The leader's failure detector: the replica on {@code nodeId} has been down longer than the rebuild
+     * timeout; place a new one elsewhere (out of sync) and drop it.
+     */
+    record ReplaceReplica(String at, String volume, String nodeId, double overcommitRatio, String reason)
+            implements Command {}
 }

@@ -4,9 +4,15 @@ import io.ballast.control.Attachment;
 import java.util.List;
 
 /**
- * A volume in the cluster metadata: its size, the nodes its replicas are placed on and their
- * states, the attachment and its epoch (bumped on every attach; replicas will refuse I/O from older
- * epochs once replication lands).
+ * A volume in the cluster metadata: its size, the nodes its replicas are placed on, their states and
+ * which are in sync, the attachment and the epoch (bumped on attach, detach and every in-sync change;
+ * replicas refuse I/O from older epochs).
+ *
+ * @param minInSync writes are acknowledged only while at least this many replicas are in sync
+ *     (0 in snapshots from before replication: the default for {@code repl})
+ * @param attachEpoch the epoch the current attachment was made at; 0 when detached
+ * @param attachKind {@code user} or {@code resync} (a maintenance attachment made by the system to
+ *     restore redundancy; a user attach takes it over); null when detached
  */
 public record VolumeRecord(
         String name,
@@ -17,21 +23,63 @@ public record VolumeRecord(
         List<ReplicaRecord> replicas,
         String createdAt,
         Attachment attachment,
-        long epoch) {
+        long epoch,
+        int minInSync,
+        long attachEpoch,
+        String attachKind) {
+
+    public static final String KIND_USER = "user";
+    public static final String KIND_RESYNC = "resync";
 
     public VolumeRecord {
         replicas = replicas == null ? List.of() : List.copyOf(replicas);
+        if (minInSync <= 0) {
+            minInSync = defaultMinInSync(repl);
+        }
+        if (attachment == null) {
+            attachEpoch = 0;
+            attachKind = null;
+        } else if (attachKind == null) {
+            attachKind = KIND_USER;
+        }
+    }
+
+    /** 1 for one or two replicas (two must survive losing either), 2 from three replicas on. */
+    public static int defaultMinInSync(int repl) {
+        return repl >= 3 ? 2 : 1;
     }
 
     VolumeRecord withReplicas(List<ReplicaRecord> r) {
-        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, epoch);
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, epoch, minInSync,
+                attachEpoch, attachKind);
     }
 
-    VolumeRecord withAttachment(Attachment a, long newEpoch) {
-        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, newEpoch);
+    VolumeRecord withReplicas(List<ReplicaRecord> r, long newEpoch) {
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, newEpoch, minInSync,
+                attachEpoch, attachKind);
+    }
+
+    /** Same attachment identity (epoch unchanged), e.g. a plain attachment being mounted. */
+    VolumeRecord withAttachmentDetails(Attachment a) {
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, epoch, minInSync,
+                attachEpoch, attachKind);
+    }
+
+    /** A new attachment (or none) at a new epoch. */
+    VolumeRecord withAttachment(Attachment a, String kind, long newEpoch) {
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, newEpoch, minInSync,
+                a == null ? 0 : newEpoch, kind);
     }
 
     public boolean hasReplicaOn(String nodeId) {
         return replicas.stream().anyMatch(r -> r.nodeId().equals(nodeId));
+    }
+
+    public List<String> inSyncNodes() {
+        return replicas.stream().filter(ReplicaRecord::inSync).map(ReplicaRecord::nodeId).toList();
+    }
+
+    public boolean maintenanceAttached() {
+        return attachment != null && KIND_RESYNC.equals(attachKind);
     }
 }

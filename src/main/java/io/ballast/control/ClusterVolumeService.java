@@ -10,6 +10,9 @@ import io.ballast.cluster.VolumeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Names;
+import io.ballast.replication.EngineHost;
+import io.ballast.replication.EngineStatus;
+import io.ballast.replication.VerifyReport;
 import io.ballast.storage.StoragePool;
 import io.ballast.storage.VolumeInfo;
 import java.io.IOException;
@@ -32,8 +35,11 @@ import org.slf4j.LoggerFactory;
  * style): this node creates the pool volumes of the replicas placed on it and deletes the ones it
  * created that are no longer placed here. A ledger (DATA/replicas.json: volume name -> metadata
  * uuid) tells this node's replicas apart from anything else in the pool and from an older volume of
- * the same name. Attach and mount work on the node that serves the request, which must hold a
- * replica (no data replication yet). Reads of the metadata are linearizable (ReadIndex barrier).
+ * the same name. Attach works on any node (the node that serves the request): it commits the
+ * attachment (a new epoch), starts the volume's engine here ({@link EngineHost}) and mounts its device.
+ * An attachment held by a node that is not up, or asked with {@code force}, is taken over. An
+ * unattached volume with a stale replica gets a maintenance attachment from the node of its first
+ * in-sync replica until the engine has resynced it. Reads of the metadata are linearizable.
  */
 public final class ClusterVolumeService implements VolumeService, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ClusterVolumeService.class);
@@ -46,6 +52,11 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private final AttachmentStore attachments;
     private final NbdEndpoints nbd;
     private final Path ledgerFile;
+    private final EngineHost engines;
+    /** One engine start/stop at a time per volume (user attach, detach, maintenance). */
+    private final Map<String, Object> engineLocks = new java.util.concurrent.ConcurrentHashMap<>();
+    /** The volume under maintenance by this node, if any: one at a time. */
+    private final java.util.concurrent.atomic.AtomicReference<String> maintaining = new java.util.concurrent.atomic.AtomicReference<>();
     private final Map<String, String> ledger;
     private final Semaphore kick = new Semaphore(0);
     /** Volumes with an attach in progress on this node (metadata committed, mount not yet recorded locally). */
@@ -54,13 +65,15 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private Thread loop;
 
     public ClusterVolumeService(ClusterMember member, StoragePool pool, LocalVolumeService local, AttachmentStore attachments,
-            NbdEndpoints nbd, Path ledgerFile) throws IOException {
+            NbdEndpoints nbd, Path ledgerFile, EngineHost engines) throws IOException {
+        this.engines = engines;
         this.member = member;
         this.pool = pool;
         this.local = local;
         this.attachments = attachments;
         this.nbd = nbd;
         this.ledgerFile = ledgerFile;
+        local.attachableWhen(name -> member.state().volume(name).isPresent());
         this.ledger = Files.exists(ledgerFile)
                 ? new TreeMap<>(JSON.readValue(ledgerFile.toFile(), new TypeReference<Map<String, String>>() {}))
                 : new TreeMap<>();
@@ -70,6 +83,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 kick.release();
             }
         });
+    }
+
+    public String nodeId() {
+        return member.nodeId();
     }
 
     public void startReconciler() {
@@ -140,6 +157,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                         .log("stale mount from a previous run dropped from the cluster metadata; attach the volume again to use it");
             }
         }
+        // an engine here whose attachment moved on (taken over elsewhere, or detached): stop it
+        for (VolumeRecord v : member.state().volumes()) {
+            if (engines.device(v.name()).isPresent() && (v.attachment() == null || !v.attachment().nodeId().equals(me))
+                    && !attaching.contains(v.name()) && !v.name().equals(maintaining.get())) {
+                stopTakenOver(v);
+            }
+        }
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
             if (!ledger.containsKey(v.name())) {
@@ -157,6 +181,129 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 member.raft().submit(new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY));
             }
         }
+        startMaintenance();
+    }
+
+    private void stopTakenOver(VolumeRecord v) {
+        synchronized (engineLock(v.name())) {
+            if (attachments.get(v.name()).isPresent()) {
+                try {
+                    local.detach(v.name()); // unmount: the data is served elsewhere now
+                } catch (RuntimeException e) {
+                    log.atWarn().addKeyValue("volume", v.name()).log("cannot unmount a taken-over volume: {}", e.getMessage());
+                }
+            }
+            engines.stop(v.name());
+        }
+        log.atWarn().addKeyValue("volume", v.name()).addKeyValue("attachedOn", v.attachment() == null ? null
+                : v.attachment().nodeId()).log("engine stopped: the volume's attachment is no longer on this node");
+    }
+
+    private Object engineLock(String name) {
+        return engineLocks.computeIfAbsent(name, n -> new Object());
+    }
+
+    // ---- maintenance attachments: restore redundancy of unattached volumes ----
+
+    /** A volume this node should resync: unattached, first in-sync replica here, a stale replica on an up node. */
+    static boolean needsMaintenance(VolumeRecord v, String me, ClusterMemberView nodes) {
+        if (v.attachment() != null || v.inSyncNodes().isEmpty() || !v.inSyncNodes().getFirst().equals(me)) {
+            return false;
+        }
+        return v.replicas().stream().anyMatch(r -> !r.inSync() && ReplicaRecord.READY.equals(r.state())
+                && nodes.state(r.nodeId()).map(NodeRecord.UP::equals).orElse(false));
+    }
+
+    /** Volume -> earliest next maintenance try (nanoTime) after a failed one: no attach/detach churn every pass. */
+    private final Map<String, Long> maintenanceBackoff = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<String, Integer> maintenanceFailures = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final long MAINTENANCE_BACKOFF_MAX_MS = 5 * 60_000;
+
+    private void startMaintenance() {
+        if (maintaining.get() != null) {
+            return;
+        }
+        String me = member.nodeId();
+        long now = System.nanoTime();
+        for (VolumeRecord v : member.state().volumes()) {
+            if (needsMaintenance(v, me, id -> member.state().node(id).map(NodeRecord::state))
+                    && now - maintenanceBackoff.getOrDefault(v.name(), now) >= 0
+                    && maintaining.compareAndSet(null, v.name())) {
+                Thread.ofVirtual().name("ballast-maintenance-" + v.name()).start(() -> {
+                    try {
+                        maintain(v.name());
+                        maintenanceFailures.remove(v.name());
+                        maintenanceBackoff.remove(v.name());
+                    } catch (RuntimeException e) {
+                        int n = maintenanceFailures.merge(v.name(), 1, Integer::sum);
+                        long waitMs = Math.min(MAINTENANCE_BACKOFF_MAX_MS, member.config().timings().reconcileMs() << Math.min(n, 10));
+                        maintenanceBackoff.put(v.name(), System.nanoTime() + waitMs * 1_000_000);
+                        log.atWarn().addKeyValue("volume", v.name()).addKeyValue("retryInMs", waitMs)
+                                .log("maintenance resync stopped: {}", e.getMessage());
+                    } finally {
+                        maintaining.set(null);
+                    }
+                });
+                return;
+            }
+        }
+    }
+
+    /** Attach for a resync, run the engine until every reachable replica is in sync, then detach. */
+    private void maintain(String name) {
+        String me = member.nodeId();
+        long myAttachEpoch;
+        synchronized (engineLock(name)) {
+            Attachment planned = new Attachment(name, me, null, null, Attachment.METHOD_NONE, null, null, null, null,
+                    Instant.now().toString());
+            member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned, VolumeRecord.KIND_RESYNC, false,
+                    "restoring redundancy"));
+            VolumeRecord v = require(name);
+            myAttachEpoch = v.attachEpoch();
+            try {
+                engines.start(VolumeLayouts.of(v));
+            } catch (RuntimeException e) {
+                member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, myAttachEpoch));
+                throw e;
+            }
+        }
+        log.atInfo().addKeyValue("volume", name).addKeyValue("epoch", myAttachEpoch).log("maintenance attachment: resync started");
+        while (running) {
+            sleepMs(Math.max(50, member.config().timings().heartbeatMs()));
+            VolumeRecord v = member.state().volume(name).orElse(null);
+            if (v == null || v.attachEpoch() != myAttachEpoch) {
+                // a user attach took over (it fenced this engine): leave the engine to whoever attached here
+                synchronized (engineLock(name)) {
+                    VolumeRecord now = member.state().volume(name).orElse(null);
+                    if (now == null || now.attachment() == null || !now.attachment().nodeId().equals(me)) {
+                        engines.stop(name);
+                    }
+                }
+                log.atInfo().addKeyValue("volume", name).log("maintenance attachment taken over by a user attach");
+                return;
+            }
+            Optional<EngineStatus> st = engines.status(name);
+            boolean fenced = st.map(s -> "fenced".equals(s.state()) || "closed".equals(s.state())).orElse(true);
+            boolean resyncing = st.map(s -> !s.resyncs().isEmpty()).orElse(false);
+            boolean redundant = v.replicas().stream().allMatch(r -> r.inSync() || !ReplicaRecord.READY.equals(r.state())
+                    || !member.state().node(r.nodeId()).map(NodeRecord::state).map(NodeRecord.UP::equals).orElse(false));
+            if (fenced || (!resyncing && redundant)) {
+                break;
+            }
+        }
+        synchronized (engineLock(name)) {
+            VolumeRecord v = member.state().volume(name).orElse(null);
+            boolean stillMine = v != null && v.attachEpoch() == myAttachEpoch;
+            // a user attach on this node may have replaced the engine since the last look: leave that one running
+            boolean userHere = !stillMine && v != null && v.attachment() != null && v.attachment().nodeId().equals(me);
+            if (!userHere) {
+                engines.stop(name);
+            }
+            if (stillMine) {
+                member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, myAttachEpoch));
+            }
+        }
+        log.atInfo().addKeyValue("volume", name).log("maintenance attachment done: replicas in sync, detached");
     }
 
     private void saveLedger() {
@@ -175,13 +322,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     }
 
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy) {
+        return create(name, sizeBytes, repl, spreadBy, 0);
+    }
+
+    /** {@code repl} and {@code minInSync} 0: the defaults (min(3, failure domains); 1, or 2 from three replicas). */
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
             throw BallastException.invalid("repl must be between 1 and 16, got " + repl);
         }
+        if (minInSync < 0 || (repl > 0 && minInSync > repl)) {
+            throw BallastException.invalid("minInSync must be between 1 and repl (" + (repl > 0 ? repl : "the replica count")
+                    + "), got " + minInSync);
+        }
         member.raft().submit(new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
-                sizeBytes, repl, spreadBy, member.config().overcommitRatio()));
+                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync));
         kick.release();
         // answer once every replica exists (all nodes reconcile on apply), bounded
         long deadline = System.nanoTime() + WAIT_READY_MS * 1_000_000;
@@ -213,6 +370,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Names.requireVolumeName(name);
         member.raft().barrier();
         VolumeRecord v = require(name);
+        if (v.maintenanceAttached()) {
+            throw BallastException.conflict("volume " + name + " is being resynced by a maintenance attachment on "
+                    + v.attachment().nodeId() + "; wait for it (`ballast volume wait " + name + "`), then delete");
+        }
         if (v.attachment() != null) {
             throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
                     + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
@@ -234,6 +395,17 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     @Override
     public Attachment attach(String name, Path mountDir) {
+        return attach(name, mountDir, false);
+    }
+
+    /**
+     * Attaches on this node (any node: the engine reaches the replicas over the network). While the
+     * volume is attached elsewhere: CONFLICT, unless that node is not up (suspect or down) or
+     * {@code force}, which take it over (the new epoch fences the old engine). A maintenance
+     * attachment is always taken over.
+     */
+    @Override
+    public Attachment attach(String name, Path mountDir, boolean force) {
         Names.requireVolumeName(name);
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
@@ -241,34 +413,74 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().barrier();
         VolumeRecord v = require(name);
         String me = member.nodeId();
-        if (v.attachment() != null && v.attachment().nodeId().equals(me) && attachments.get(name).isPresent()
-                && (mountDir == null || java.util.Objects.equals(v.attachment().mountDir(), AttachPaths.normalize(mountDir)))) {
+        Attachment cur = v.attachment();
+        boolean mineAlready = cur != null && cur.nodeId().equals(me) && VolumeRecord.KIND_USER.equals(v.attachKind());
+        if (mineAlready && attachments.get(name).isPresent()
+                && (mountDir == null || java.util.Objects.equals(cur.mountDir(), AttachPaths.normalize(mountDir)))) {
+            synchronized (engineLock(name)) {
+                engines.start(VolumeLayouts.of(v)); // idempotent; after a restart no engine runs until asked
+            }
             return local.attach(name, mountDir); // idempotent: the local record carries the mount details
         }
-        requireDataHere(v, me);
         if (v.hasReplicaOn(me) && !ledger.containsKey(name)) {
             reconcileOnce();
         }
+        boolean takeover = false;
+        String reason = null;
+        if (cur != null && !cur.nodeId().equals(me) && !v.maintenanceAttached()) {
+            String holderState = member.state().node(cur.nodeId()).map(NodeRecord::state).orElse("removed");
+            if (force) {
+                takeover = true;
+                reason = "forced by the caller (--force); " + cur.nodeId() + " is " + holderState;
+            } else if (!NodeRecord.UP.equals(holderState)) {
+                takeover = true;
+                reason = cur.nodeId() + " is " + holderState;
+            }
+        }
         Attachment planned = new Attachment(name, me, nbd.tcpUri(name), nbd.unixUri(name), Attachment.METHOD_NONE,
                 mountDir == null ? null : AttachPaths.normalize(mountDir), null, null, null, Instant.now().toString());
-        boolean upgrade = v.attachment() != null; // a plain attachment being mounted stays on failure
+        boolean upgrade = mineAlready; // a plain attachment being mounted stays on failure
         attaching.add(name);
         try {
-            member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned));
-            try {
-                return local.attach(name, mountDir);
-            } catch (RuntimeException e) {
+            synchronized (engineLock(name)) {
+                member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned, VolumeRecord.KIND_USER, takeover, reason));
+                VolumeRecord attached = require(name);
                 try {
-                    if (!upgrade) {
-                        member.raft().submit(new Command.Detach(Instant.now().toString(), name, me));
+                    if (v.maintenanceAttached() && cur.nodeId().equals(me)) {
+                        engines.stop(name); // our own maintenance engine: the user's attachment gets a fresh one
                     }
-                } catch (RuntimeException rollback) {
-                    e.addSuppressed(rollback);
+                    engines.start(VolumeLayouts.of(attached));
+                } catch (RuntimeException e) {
+                    rollback(name, upgrade, attached.attachEpoch(), e);
+                    throw e;
                 }
-                throw e;
+                if (takeover) {
+                    log.atWarn().addKeyValue("volume", name).addKeyValue("from", cur.nodeId()).addKeyValue("epoch", attached.epoch())
+                            .log("attachment taken over: {}", reason);
+                }
+                try {
+                    return local.attach(name, mountDir);
+                } catch (RuntimeException e) {
+                    if (!upgrade) {
+                        engines.stop(name);
+                    }
+                    rollback(name, upgrade, attached.attachEpoch(), e);
+                    throw e;
+                }
             }
         } finally {
             attaching.remove(name);
+        }
+    }
+
+    private void rollback(String name, boolean upgrade, long attachEpoch, RuntimeException cause) {
+        if (upgrade) {
+            return;
+        }
+        try {
+            member.raft().submit(new Command.Detach(Instant.now().toString(), name, member.nodeId(), attachEpoch));
+        } catch (RuntimeException rollback) {
+            cause.addSuppressed(rollback);
         }
     }
 
@@ -286,9 +498,38 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
                     + "; detach it there: `ballast --node " + url + " volume detach " + name + "`");
         }
-        Attachment a = attachments.get(name).isPresent() ? local.detach(name) : v.attachment();
-        member.raft().submit(new Command.Detach(Instant.now().toString(), name, me));
-        return a;
+        synchronized (engineLock(name)) {
+            Attachment a = attachments.get(name).isPresent() ? local.detach(name) : v.attachment();
+            engines.stop(name); // flushes: everything acknowledged is on the in-sync replicas
+            member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, v.attachEpoch()));
+            return a;
+        }
+    }
+
+    /**
+     * Compares the in-sync replicas of an attached volume on the node where it is attached. Here when
+     * attached here; {@link Verify.Elsewhere} names the node to ask otherwise.
+     */
+    public Verify verify(String name) {
+        Names.requireVolumeName(name);
+        member.raft().barrier();
+        VolumeRecord v = require(name);
+        if (v.attachment() == null) {
+            throw BallastException.conflict("volume " + name + " is not attached: the engine that compares the replicas runs"
+                    + " where it is attached; attach it first (`ballast volume attach " + name + "`)");
+        }
+        if (!v.attachment().nodeId().equals(member.nodeId())) {
+            return new Verify.Elsewhere(v.attachment().nodeId(),
+                    member.state().node(v.attachment().nodeId()).map(NodeRecord::apiUrl).orElse(null));
+        }
+        return new Verify.Here(engines.verify(name));
+    }
+
+    /** Where a verify runs. */
+    public sealed interface Verify {
+        record Here(VerifyReport report) implements Verify {}
+
+        record Elsewhere(String nodeId, String apiUrl) implements Verify {}
     }
 
     @Override
@@ -304,23 +545,6 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
     }
 
-    /**
-     * Until synchronous replication exists (issue 4), the placed replicas do not copy each other's
-     * writes: the data lives on the first replica's node only. Attaching anywhere else would serve
-     * a different, empty copy, so it is refused with the node to use instead.
-     */
-    static void requireDataHere(VolumeRecord v, String nodeId) {
-        if (v.replicas().isEmpty()) {
-            return;
-        }
-        String dataNode = v.replicas().getFirst().nodeId();
-        if (!dataNode.equals(nodeId)) {
-            throw BallastException.conflict("volume " + v.name() + " keeps its data on " + dataNode
-                    + " (replicas are placed, but writes are not replicated yet); attach it through that node: "
-                    + "`ballast node inspect " + dataNode + "` shows its API URL for --node");
-        }
-    }
-
     private VolumeRecord require(String name) {
         return member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
     }
@@ -330,7 +554,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         int good = 0;
         for (ReplicaRecord r : v.replicas()) {
             boolean up = nodes.state(r.nodeId()).map(NodeRecord.UP::equals).orElse(false);
-            if (up && ReplicaRecord.READY.equals(r.state())) {
+            if (up && ReplicaRecord.READY.equals(r.state()) && r.inSync()) {
                 good++;
             }
         }
@@ -353,26 +577,33 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (mine) {
             allocated = pool.find(v.name()).map(VolumeInfo::allocatedBytes).orElse(0L);
         }
+        Attachment a = v.attachment();
         String tcp;
         String unix;
-        if (mine) {
+        NodeRecord holder = a == null ? null : member.state().node(a.nodeId()).orElse(null);
+        if (a == null || a.nodeId().equals(me)) {
+            // served here once attached here
             tcp = nbd.tcpUri(v.name());
             unix = nbd.unixUri(v.name());
         } else {
-            tcp = v.replicas().stream().map(r -> member.state().node(r.nodeId()).orElse(null))
-                    .filter(n -> n != null && n.nbdTcp() != null).findFirst()
-                    .map(n -> "nbd://" + n.nbdTcp() + "/" + v.name()).orElse(null);
+            tcp = holder == null || holder.nbdTcp() == null ? null : "nbd://" + holder.nbdTcp() + "/" + v.name();
             unix = null;
         }
-        Attachment a = v.attachment();
         if (a != null && a.nodeId().equals(me)) {
             a = attachments.get(v.name()).orElse(a);
         }
         List<VolumeView.Replica> replicas = v.replicas().stream().map(r -> new VolumeView.Replica(r.nodeId(), r.state(),
-                member.state().node(r.nodeId()).map(NodeRecord::state).orElse("removed"))).toList();
+                member.state().node(r.nodeId()).map(NodeRecord::state).orElse("removed"), r.inSync(),
+                r.missedSinceGeneration())).toList();
+        VolumeView.Engine engine = null;
+        if (a != null) {
+            engine = new VolumeView.Engine(a.nodeId(), holder == null ? null : holder.apiUrl(), v.attachKind(),
+                    a.nodeId().equals(me) ? engines.status(v.name()).orElse(null) : null);
+        }
         return new VolumeView(v.name(), v.uuid(), v.sizeBytes(), allocated, v.createdAt(), a,
-                new VolumeView.NbdUris(tcp, unix), mine ? nbd.openConnections(v.name()) : 0,
-                v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch());
+                new VolumeView.NbdUris(tcp, unix), a != null && a.nodeId().equals(me) ? nbd.openConnections(v.name()) : 0,
+                v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch(),
+                v.minInSync(), v.attachEpoch(), engine);
     }
 
     private static void sleepMs(long ms) {

@@ -38,6 +38,11 @@ public final class LocalVolumeService implements VolumeService {
     private final NbdEndpoints nbd;
     private final Supplier<Instant> clock;
     private final Map<String, ReentrantLock> locks = new ConcurrentHashMap<>();
+    /**
+     * Whether a volume exists for attach and detach. Alone, the pool decides; in a cluster the metadata
+     * does, since a volume may be attached on a node that holds no replica of it (its engine serves it).
+     */
+    private volatile java.util.function.Predicate<String> attachable;
 
     public LocalVolumeService(String nodeId, StoragePool pool, AttachmentStore attachments, AttachAgent agent,
             NbdEndpoints nbd, Supplier<Instant> clock) {
@@ -112,7 +117,7 @@ public final class LocalVolumeService implements VolumeService {
     public Attachment attach(String name, Path mountDir) {
         Names.requireVolumeName(name);
         return withLock(name, () -> {
-            require(name);
+            requireAttachable(name);
             String wanted = mountDir == null ? null : mountDir.toString();
             var existing = attachments.get(name);
             if (existing.isPresent()) {
@@ -158,7 +163,7 @@ public final class LocalVolumeService implements VolumeService {
     public Attachment detach(String name) {
         Names.requireVolumeName(name);
         return withLock(name, () -> {
-            require(name);
+            requireAttachable(name);
             Attachment a = attachments.get(name).orElseThrow(() ->
                     BallastException.conflict("volume " + name + " is not attached"));
             if (a.mounted()) {
@@ -183,7 +188,7 @@ public final class LocalVolumeService implements VolumeService {
                 log.atWarn().addKeyValue("volume", a.volume()).addKeyValue("mount", a.mountDir())
                         .addKeyValue("actions", String.join("; ", done))
                         .log("stale mount from a previous run cleaned up; attach the volume again to use it");
-            } else if (pool.find(a.volume()).isEmpty()) {
+            } else if (attachable == null && pool.find(a.volume()).isEmpty()) {
                 attachments.remove(a.volume());
                 log.atWarn().addKeyValue("volume", a.volume()).log("attachment of a missing volume dropped");
             } else {
@@ -209,6 +214,20 @@ public final class LocalVolumeService implements VolumeService {
     private static MountedStack stackOf(Attachment a) {
         return new MountedStack(a.method(), a.mountDir() == null ? null : Path.of(a.mountDir()), a.device(),
                 a.fusePid(), a.fuseDir() == null ? null : Path.of(a.fuseDir()), false);
+    }
+
+    /** In a cluster: the metadata says which volumes exist (see {@link #attachable}). */
+    public void attachableWhen(java.util.function.Predicate<String> exists) {
+        this.attachable = exists;
+    }
+
+    private void requireAttachable(String name) {
+        java.util.function.Predicate<String> p = attachable;
+        if (p == null) {
+            require(name);
+        } else if (!p.test(name)) {
+            throw BallastException.notFound("volume " + name + " not found");
+        }
     }
 
     private VolumeInfo require(String name) {

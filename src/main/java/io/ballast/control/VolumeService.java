@@ -20,8 +20,25 @@ public interface VolumeService {
     /** Refused with CONFLICT while the volume is attached or has NBD connections open. */
     void delete(String name);
 
+    /**
+     * Creates with a replica count and a minimum in-sync count (0: the defaults). A single-node
+     * service keeps one copy: it accepts only 0 or 1.
+     */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync) {
+        if (repl > 1 || minInSync > 1) {
+            throw io.ballast.common.BallastException.invalid("this node is not part of a cluster: it keeps one copy"
+                    + " (repl 1, minInSync 1)");
+        }
+        return create(name, sizeBytes);
+    }
+
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
     Attachment attach(String name, Path mountDir);
+
+    /** {@link #attach}, taking over an attachment held by another node when {@code force}. */
+    default Attachment attach(String name, Path mountDir, boolean force) {
+        return attach(name, mountDir);
+    }
 
     /** Undoes {@link #attach}; NOT_FOUND for an unknown volume, CONFLICT when not attached. */
     Attachment detach(String name);

@@ -13,7 +13,11 @@ import java.util.List;
  * @param spreadBy the label replicas are spread across ({@code node}: distinct nodes only)
  * @param replicas where the replicas are, their state and their node's state
  * @param health {@code healthy}, {@code degraded} or {@code unavailable}
- * @param epoch bumped on every attach
+ * @param epoch bumped on attach, detach and every change of the in-sync set
+ * @param minInSync writes are acknowledged only while at least this many replicas are in sync
+ * @param attachEpoch the epoch the current attachment was made at (0: detached)
+ * @param engine where the volume's engine runs and, when on the node answering, its status; null when
+ *     not attached
  */
 public record VolumeView(
         String name,
@@ -28,12 +32,32 @@ public record VolumeView(
         String spreadBy,
         List<Replica> replicas,
         String health,
-        long epoch) {
+        long epoch,
+        int minInSync,
+        long attachEpoch,
+        Engine engine) {
 
     /** How to reach the volume over NBD. */
     public record NbdUris(String tcp, String unix) {}
 
-    public record Replica(String nodeId, String state, String nodeState) {}
+    /** @param missedSinceGeneration for a replica not in sync: what a delta resync copies from (0: everything) */
+    public record Replica(String nodeId, String state, String nodeState, boolean inSync, long missedSinceGeneration) {
+        public Replica(String nodeId, String state, String nodeState) {
+            this(nodeId, state, nodeState, true, 0);
+        }
+    }
+
+    /**
+     * @param kind {@code user} or {@code resync} (maintenance attachment)
+     * @param status the engine's status when it runs on the node answering; else ask {@code apiUrl}
+     */
+    public record Engine(String nodeId, String apiUrl, String kind, io.ballast.replication.EngineStatus status) {}
+
+    public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
+            NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch) {
+        this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
+                epoch, io.ballast.cluster.VolumeRecord.defaultMinInSync(repl), 0, null);
+    }
 
     /** The single-node view (no cluster metadata). */
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,

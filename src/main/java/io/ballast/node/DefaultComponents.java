@@ -9,8 +9,12 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
-/** Production wiring: the file storage pool and the NBD server. */
-public final class DefaultComponents implements NodeComponents {
+/**
+ * Production wiring: the file storage pool and the NBD server. The engine host is
+ * {@link NodeComponents#engineHost}'s default (single-replica volumes only) until the replication
+ * engine overrides {@code engineHost(EngineContext)} here.
+ */
+public class DefaultComponents implements NodeComponents {
 
     @Override
     public StoragePool openPool(Path dir) {

@@ -1,6 +1,10 @@
 package io.ballast.node;
 
+import io.ballast.cluster.ClusterMember;
+import io.ballast.control.DirectEngineHost;
 import io.ballast.frontend.nbd.ExportRegistry;
+import io.ballast.replication.EngineHost;
+import io.ballast.replication.MetadataClient;
 import io.ballast.storage.StoragePool;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -16,4 +20,16 @@ public interface NodeComponents {
 
     /** Starts the NBD server; {@code tcp} or {@code unixSocket} may be null to disable that listener. */
     NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) throws IOException;
+
+    /** What an engine host is built from: this node, its pool, the in-sync seam and the cluster member. */
+    record EngineContext(String nodeId, StoragePool pool, MetadataClient metadata, ClusterMember member) {}
+
+    /**
+     * The engines of this node (one per volume attached here). Called once per start, after the cluster
+     * member exists and before the volume service. The default serves single-replica volumes only
+     * ({@link DirectEngineHost}); the replication engine's host replaces it here.
+     */
+    default EngineHost engineHost(EngineContext ctx) {
+        return new DirectEngineHost(ctx.nodeId(), ctx.pool());
+    }
 }

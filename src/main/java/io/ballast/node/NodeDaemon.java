@@ -59,6 +59,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private io.ballast.control.ClusterVolumeService volumes;
     private io.ballast.cluster.ClusterMember member;
     private RestServer api;
+    private io.ballast.replication.EngineHost engines;
     private FileChannel lockChannel;
     /** Only a node that got as far as writing node.json and the pid file may remove them. */
     private boolean wroteNodeFiles;
@@ -98,7 +99,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(pool);
         Metrics.trackPool(pool::stats);
 
-        nbd = components.startNbd(new PoolExports(pool), config.nbdListen(), config.nbdSocket());
+        EngineExports exports = new EngineExports();
+        nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket());
         started.push(nbd);
 
         AttachAgent agent = new AttachAgent(commands, config.dataDir().resolve("attach"), Duration.ofSeconds(60));
@@ -108,8 +110,13 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         member = new io.ballast.cluster.ClusterMember(config.dataDir(), nodeId, config.cluster(), pool::stats);
         started.push(member);
+        engines = components.engineHost(new NodeComponents.EngineContext(nodeId, pool,
+                new io.ballast.control.RaftMetadataClient(member), member));
+        started.push(engines);
+        io.ballast.control.RaftMetadataClient.followLayouts(member, engines);
+        exports.bind(engines, member);
         volumes = new io.ballast.control.ClusterVolumeService(member, pool, local, store, nbd,
-                config.dataDir().resolve("replicas.json"));
+                config.dataDir().resolve("replicas.json"), engines);
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);
@@ -235,16 +242,59 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         log.atInfo().addKeyValue("nodeId", nodeId).log("node stopped");
     }
 
-    /** Exports every volume of the pool under its own name. */
-    private record PoolExports(StoragePool pool) implements ExportRegistry {
+    public io.ballast.replication.EngineHost engines() {
+        return engines;
+    }
+
+    /**
+     * Exports the volumes attached on this node, each from its engine's device; nothing else (a
+     * replica here is not the volume: it may be stale, and only the engine may write). Bound once the
+     * engine host exists; the NBD server starts before it and exports nothing until then.
+     */
+    private static final class EngineExports implements ExportRegistry {
+        private volatile io.ballast.replication.EngineHost engines;
+        private volatile io.ballast.cluster.ClusterMember member;
+
+        void bind(io.ballast.replication.EngineHost e, io.ballast.cluster.ClusterMember m) {
+            member = m;
+            engines = e;
+        }
+
         @Override
         public Optional<BlockDevice> open(String exportName) {
-            return pool.find(exportName).map(v -> pool.open(exportName));
+            io.ballast.replication.EngineHost e = engines;
+            return e == null ? Optional.empty() : e.device(exportName);
         }
 
         @Override
         public List<String> exportNames() {
-            return pool.list().stream().map(io.ballast.storage.VolumeInfo::name).toList();
+            io.ballast.replication.EngineHost e = engines;
+            io.ballast.cluster.ClusterMember m = member;
+            if (e == null || m == null) {
+                return List.of();
+            }
+            return m.state().volumes().stream().map(io.ballast.cluster.VolumeRecord::name)
+                    .filter(n -> e.device(n).isPresent()).toList();
+        }
+
+        @Override
+        public String unknownExportMessage(String exportName) {
+            io.ballast.cluster.ClusterMember m = member;
+            var v = m == null ? Optional.<io.ballast.cluster.VolumeRecord>empty() : m.state().volume(exportName);
+            if (v.isEmpty()) {
+                return "no volume named '" + exportName + "'";
+            }
+            var a = v.get().attachment();
+            if (a == null) {
+                return "volume '" + exportName + "' is not attached; attach it on this node first: `ballast volume attach "
+                        + exportName + "`";
+            }
+            if (!a.nodeId().equals(m.nodeId())) {
+                String where = m.state().node(a.nodeId()).map(io.ballast.cluster.NodeRecord::nbdTcp).orElse(null);
+                return "volume '" + exportName + "' is attached on " + a.nodeId() + "; connect there"
+                        + (where == null ? "" : ": nbd://" + where + "/" + exportName);
+            }
+            return "volume '" + exportName + "' is attached on this node but its engine is not running; attach it again";
         }
     }
 }

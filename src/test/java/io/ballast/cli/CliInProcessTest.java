@@ -150,4 +150,34 @@ class CliInProcessTest {
         assertThat(r.exit()).isZero();
         assertThat(r.err()).contains("no local Ballast node was running");
     }
+
+    @Test
+    void replicationCommandsOnASingleNode() throws Exception {
+        var bad = cli.run("volume", "create", "r", "--size", "1GiB", "--repl", "1", "--min-in-sync", "2");
+        assertThat(bad.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(bad.err()).contains("--min-in-sync must be between 1 and --repl (1)");
+        var c = cli.run("volume", "create", "r", "--size", "1GiB", "--repl", "1", "--min-in-sync", "1");
+        assertThat(c.exit()).as(c.err()).isZero();
+        assertThat(c.err()).contains("1 replica on node-").contains("min in sync 1");
+
+        var notAttached = cli.run("volume", "verify", "r");
+        assertThat(notAttached.exit()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(notAttached.err()).contains("is not attached");
+
+        assertThat(cli.run("volume", "attach", "r").exit()).isZero();
+        var i = cli.run("volume", "inspect", "r");
+        assertThat(i.out()).contains("in sync (node up)").contains("Epoch:        1 (attached at epoch 1)")
+                .contains("Engine:       on node-").contains("serving");
+        var v = cli.run("volume", "verify", "r");
+        assertThat(v.exit()).as(v.err()).isZero();
+        assertThat(v.out()).startsWith("identical (256 regions compared on node-");
+        var vj = cli.run("volume", "verify", "r", "-o", "json");
+        assertThat(JSON.readTree(vj.out()).path("identical").asBoolean()).isTrue();
+
+        var w = cli.run("volume", "wait", "r", "--timeout", "5s");
+        assertThat(w.exit()).isZero();
+        assertThat(w.err()).contains("all 1 replicas in sync");
+        assertThat(cli.run("volume", "wait", "r", "--timeout", "soon").exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(cli.run("volume", "detach", "r").exit()).isZero();
+    }
 }

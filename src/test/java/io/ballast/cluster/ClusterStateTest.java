@@ -67,14 +67,185 @@ class ClusterStateTest {
         s.apply(create("pg", Sizes.GIB, 1));
         String holder = s.volume("pg").orElseThrow().replicas().getFirst().nodeId();
         String other = holder.equals("node-1") ? "node-2" : "node-1";
-        refusedUnchanged(new Command.Attach(T, "pg", att("pg", other)), ErrorCode.CONFLICT, "has no replica on node " + other);
         s.apply(new Command.Attach(T, "pg", att("pg", holder)));
-        assertThat(s.volume("pg").orElseThrow().epoch()).isEqualTo(1);
+        VolumeRecord v = s.volume("pg").orElseThrow();
+        assertThat(v.epoch()).isEqualTo(1);
+        assertThat(v.attachEpoch()).isEqualTo(1);
+        assertThat(v.attachKind()).isEqualTo(VolumeRecord.KIND_USER);
         refusedUnchanged(new Command.DeleteVolume(T, "pg"), ErrorCode.CONFLICT, "detach it first");
         refusedUnchanged(new Command.Detach(T, "pg", other), ErrorCode.CONFLICT, "detach it there");
         s.apply(new Command.Detach(T, "pg", holder));
-        s.apply(new Command.Attach(T, "pg", att("pg", holder)));
-        assertThat(s.volume("pg").orElseThrow().epoch()).isEqualTo(2);
+        assertThat(s.volume("pg").orElseThrow().epoch()).isEqualTo(2); // detach bumps the epoch too
+        assertThat(s.volume("pg").orElseThrow().attachEpoch()).isZero();
+        // any node may attach: the engine reaches the replicas over the network
+        s.apply(new Command.Attach(T, "pg", att("pg", other)));
+        assertThat(s.volume("pg").orElseThrow().epoch()).isEqualTo(3);
+        assertThat(s.volume("pg").orElseThrow().attachment().nodeId()).isEqualTo(other);
+    }
+
+    // ---- replication metadata ----
+
+    VolumeRecord vol(String name) {
+        return s.volume(name).orElseThrow();
+    }
+
+    void allReady(String name) {
+        for (ReplicaRecord r : vol(name).replicas()) {
+            s.apply(new Command.SetReplicaState(T, name, r.nodeId(), ReplicaRecord.READY));
+        }
+    }
+
+    Command.ChangeInSync change(String name, long epoch, java.util.List<String> remove, java.util.List<String> add) {
+        return new Command.ChangeInSync(T, name, epoch, remove, add, 77, "timeout after 2000 ms");
+    }
+
+    @Test
+    void newVolumesAreInSyncWithDefaultMinInSync() throws Exception {
+        VolumeRecord three = (VolumeRecord) s.apply(create("three", Sizes.GIB, 0));
+        assertThat(three.repl()).isEqualTo(3); // min(3, failure domains)
+        assertThat(three.minInSync()).isEqualTo(2);
+        assertThat(three.replicas()).allMatch(ReplicaRecord::inSync).allMatch(r -> r.missedSinceGeneration() == 0);
+        assertThat(three.epoch()).isZero();
+        assertThat(three.attachEpoch()).isZero();
+        assertThat(((VolumeRecord) s.apply(create("two", Sizes.GIB, 2))).minInSync()).isEqualTo(1);
+        assertThat(((VolumeRecord) s.apply(create("one", Sizes.GIB, 1))).minInSync()).isEqualTo(1);
+        VolumeRecord custom = (VolumeRecord) s.apply(new Command.CreateVolume(T, "c", "u", Sizes.GIB, 3, null, 1.0, 3));
+        assertThat(custom.minInSync()).isEqualTo(3);
+        refusedUnchanged(new Command.CreateVolume(T, "bad", "u", Sizes.GIB, 2, null, 1.0, 3), ErrorCode.INVALID_ARGUMENT,
+                "minInSync must be between 1 and the replica count (2)");
+    }
+
+    @Test
+    void changeInSyncIsACompareAndSetOnTheEpoch() throws Exception {
+        s.apply(create("pg", Sizes.GIB, 3));
+        allReady("pg");
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-1")));
+        long epoch = vol("pg").epoch();
+        // stale epoch: refused as fenced, nothing changes
+        refusedUnchanged(change("pg", epoch - 1, java.util.List.of("node-2"), java.util.List.of()), ErrorCode.CONFLICT,
+                ClusterState.FENCED + "volume pg is at epoch " + epoch);
+        VolumeRecord v = (VolumeRecord) s.apply(change("pg", epoch, java.util.List.of("node-2"), java.util.List.of()));
+        assertThat(v.epoch()).isEqualTo(epoch + 1);
+        assertThat(v.attachEpoch()).isEqualTo(epoch); // the attachment is the same one
+        assertThat(v.inSyncNodes()).containsExactly("node-1", "node-3");
+        ReplicaRecord out = v.replicas().stream().filter(r -> r.nodeId().equals("node-2")).findFirst().orElseThrow();
+        assertThat(out.inSync()).isFalse();
+        assertThat(out.missedSinceGeneration()).isEqualTo(77);
+        assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("replica-out-of-sync")
+                && e.message().contains("node-2 left the in-sync set at epoch " + (epoch + 1) + ": timeout after 2000 ms")
+                && e.message().contains("missed since generation 77"));
+        // never empty
+        refusedUnchanged(change("pg", epoch + 1, java.util.List.of("node-1", "node-3"), java.util.List.of()), ErrorCode.CONFLICT,
+                "would leave no replica in sync");
+        // unknown replica, and a replica that is not ready, cannot join
+        refusedUnchanged(change("pg", epoch + 1, java.util.List.of(), java.util.List.of("node-9")), ErrorCode.INVALID_ARGUMENT,
+                "has no replica on node-9");
+        s.apply(new Command.SetReplicaState(T, "pg", "node-2", ReplicaRecord.PENDING));
+        refusedUnchanged(change("pg", epoch + 1, java.util.List.of(), java.util.List.of("node-2")), ErrorCode.CONFLICT,
+                "is pending, not ready");
+        s.apply(new Command.SetReplicaState(T, "pg", "node-2", ReplicaRecord.READY));
+        v = (VolumeRecord) s.apply(change("pg", epoch + 1, java.util.List.of(), java.util.List.of("node-2")));
+        assertThat(v.inSyncNodes()).containsExactly("node-1", "node-2", "node-3");
+        assertThat(v.replicas()).allMatch(r -> r.missedSinceGeneration() == 0);
+        assertThat(v.epoch()).isEqualTo(epoch + 2);
+    }
+
+    @Test
+    void takeoverRules() throws Exception {
+        s.apply(create("pg", Sizes.GIB, 3));
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-1")));
+        // attached elsewhere: refused unless takeover
+        refusedUnchanged(new Command.Attach(T, "pg", att("pg", "node-2")), ErrorCode.CONFLICT, "--force");
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-2"), VolumeRecord.KIND_USER, true, "node-1 is down"));
+        VolumeRecord v = vol("pg");
+        assertThat(v.attachment().nodeId()).isEqualTo("node-2");
+        assertThat(v.epoch()).isEqualTo(2);
+        assertThat(v.attachEpoch()).isEqualTo(2);
+        assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("volume-taken-over")
+                && e.message().contains("node-2 took over the attachment on node-1 of epoch 1 at epoch 2: node-1 is down"));
+        // the old holder's detach of its (taken-over) attachment is refused
+        refusedUnchanged(new Command.Detach(T, "pg", "node-1"), ErrorCode.CONFLICT, "detach it there");
+        refusedUnchanged(new Command.Detach(T, "pg", "node-2", 1), ErrorCode.CONFLICT, "taken over");
+        s.apply(new Command.Detach(T, "pg", "node-2", 2));
+        // a maintenance attachment is always taken over by a user attach, and never takes over a user's
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-3"), VolumeRecord.KIND_RESYNC, false, "restoring redundancy"));
+        assertThat(vol("pg").attachKind()).isEqualTo(VolumeRecord.KIND_RESYNC);
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-1")));
+        assertThat(vol("pg").attachKind()).isEqualTo(VolumeRecord.KIND_USER);
+        assertThat(vol("pg").attachment().nodeId()).isEqualTo("node-1");
+        refusedUnchanged(new Command.Attach(T, "pg", att("pg", "node-3"), VolumeRecord.KIND_RESYNC, false, null),
+                ErrorCode.CONFLICT, "already attached on node node-1");
+        // the maintenance detach of the taken-over attachment changes nothing
+        refusedUnchanged(new Command.Detach(T, "pg", "node-3", 4), ErrorCode.CONFLICT, "");
+    }
+
+    @Test
+    void replaceReplicaPlacesANewOutOfSyncReplica() throws Exception {
+        s.apply(new Command.RegisterNode(T, "node-4", "http://127.0.0.1:7404", "127.0.0.1:7414", "127.0.0.1:10804",
+                Map.of("zone", "z4"), 100 * Sizes.GIB, 90 * Sizes.GIB));
+        s.apply(new Command.SetCordon(T, "node-4", true));
+        s.apply(create("pg", Sizes.GIB, 3));
+        allReady("pg");
+        assertThat(vol("pg").replicas()).extracting(ReplicaRecord::nodeId).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
+        // only a down node's replica is replaced
+        refusedUnchanged(new Command.ReplaceReplica(T, "pg", "node-2", 1.0, "test"), ErrorCode.CONFLICT, "is up, not down");
+        s.apply(new Command.MarkNodeState(T, "node-2", NodeRecord.DOWN, "test", s.node("node-2").orElseThrow().lastHeartbeatAt()));
+        // nowhere to go (node-4 cordoned): nothing changes but an event says why
+        var r = (ClusterState.ReplaceResult) s.apply(new Command.ReplaceReplica(T, "pg", "node-2", 1.0, "down 300 s"));
+        assertThat(r.newNodeId()).isNull();
+        assertThat(r.message()).contains("cannot be replaced").contains("node-4: cordoned");
+        assertThat(vol("pg").hasReplicaOn("node-2")).isTrue();
+        s.apply(new Command.SetCordon(T, "node-4", false));
+        long epoch = vol("pg").epoch();
+        r = (ClusterState.ReplaceResult) s.apply(new Command.ReplaceReplica(T, "pg", "node-2", 1.0, "down 300 s"));
+        assertThat(r.newNodeId()).isEqualTo("node-4");
+        VolumeRecord v = vol("pg");
+        assertThat(v.hasReplicaOn("node-2")).isFalse();
+        ReplicaRecord fresh = v.replicas().stream().filter(x -> x.nodeId().equals("node-4")).findFirst().orElseThrow();
+        assertThat(fresh.inSync()).isFalse();
+        assertThat(fresh.missedSinceGeneration()).isZero();
+        assertThat(fresh.state()).isEqualTo(ReplicaRecord.PENDING);
+        assertThat(v.epoch()).isEqualTo(epoch + 1); // the removed one was in sync
+        assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("replica-replaced") && e.message().contains("down 300 s"));
+    }
+
+    @Test
+    void replaceNeverRemovesTheLastInSyncReplica() throws Exception {
+        s.apply(create("pg", Sizes.GIB, 2));
+        allReady("pg");
+        VolumeRecord v = vol("pg");
+        String a = v.replicas().get(0).nodeId();
+        String b = v.replicas().get(1).nodeId();
+        s.apply(change("pg", v.epoch(), java.util.List.of(b), java.util.List.of()));
+        s.apply(new Command.MarkNodeState(T, a, NodeRecord.DOWN, "test", s.node(a).orElseThrow().lastHeartbeatAt()));
+        byte[] before = s.toBytes();
+        var r = (ClusterState.ReplaceResult) s.apply(new Command.ReplaceReplica(T, "pg", a, 1.0, "down"));
+        assertThat(r.newNodeId()).isNull();
+        assertThat(r.message()).contains("only replica in sync");
+        assertThat(vol("pg").hasReplicaOn(a)).isTrue();
+        assertThat(s.volumes()).isEqualTo(ClusterState.JSON.readValue(before, ClusterState.Image.class).volumes());
+        assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("replica-not-replaced"));
+    }
+
+    @Test
+    void snapshotsFromBeforeReplicationLoad() throws Exception {
+        String old = """
+                {"nodes":[],"events":[],"nextEventSeq":5,"volumes":[{"name":"pg","uuid":"u","sizeBytes":1073741824,
+                "repl":3,"spreadBy":"zone","createdAt":"%s","epoch":4,
+                "attachment":{"volume":"pg","nodeId":"node-1","method":"none","attachedAt":"%s"},
+                "replicas":[{"nodeId":"node-1","state":"ready","since":"%s"},{"nodeId":"node-2","state":"ready","since":"%s"}]}]}
+                """.formatted(T, T, T, T);
+        ClusterState loaded = new ClusterState();
+        loaded.load(old.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        VolumeRecord v = loaded.volume("pg").orElseThrow();
+        assertThat(v.replicas()).allMatch(ReplicaRecord::inSync).allMatch(r -> r.missedSinceGeneration() == 0);
+        assertThat(v.minInSync()).isEqualTo(2);
+        assertThat(v.epoch()).isEqualTo(4);
+        assertThat(v.attachKind()).isEqualTo(VolumeRecord.KIND_USER);
+        // and it round-trips
+        ClusterState again = new ClusterState();
+        again.load(loaded.toBytes());
+        assertThat(again.volumes()).isEqualTo(loaded.volumes());
     }
 
     static Attachment att(String v, String node) {

@@ -56,18 +56,19 @@ class MiniClusterTest {
                 assertThat(Files.exists(dir.resolve("node-" + i + "/pool"))).isTrue();
                 assertThat(c.node(i).nbd().openConnections("pg")).isZero();
             }
-            // until writes are replicated, only the node holding the data may attach (no silent empty copy)
-            String dataNode = v.path("replicas").get(0).path("nodeId").asText();
-            int dataIndex = Integer.parseInt(dataNode.substring("node-".length()));
-            HttpResponse<String> elsewhere = raw("POST", c.url(dataIndex % 3 + 1) + "/v1/volumes/pg/attach", "{}");
+            // any node attaches (its engine reaches the replicas); a second node is refused while the first is up
+            assertThat(raw("POST", c.url(2) + "/v1/volumes/pg/attach", "{}").statusCode()).isEqualTo(200);
+            HttpResponse<String> elsewhere = raw("POST", c.url(3) + "/v1/volumes/pg/attach", "{}");
             assertThat(elsewhere.statusCode()).isEqualTo(409);
-            assertThat(elsewhere.body()).contains("keeps its data on " + dataNode);
-            assertThat(raw("POST", c.url(dataIndex) + "/v1/volumes/pg/attach", "{}").statusCode()).isEqualTo(200);
-            assertThat(raw("POST", c.url(dataIndex) + "/v1/volumes/pg/detach", null).statusCode()).isEqualTo(200);
-            // more replicas than zones: 400 naming the zones; larger than the cluster: 507 naming each node
+            assertThat(elsewhere.body()).contains("attached on node node-2").contains("--force");
+            assertThat(raw("POST", c.url(2) + "/v1/volumes/pg/detach", null).statusCode()).isEqualTo(200);
+            // more replicas than the API allows: 400 (more than zones: ClusterStateTest); larger than the cluster: 507 naming each node
             HttpResponse<String> tooMany = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":4}");
             assertThat(tooMany.statusCode()).isEqualTo(400);
-            assertThat(tooMany.body()).contains("the cluster has 3 zones");
+            assertThat(tooMany.body()).contains("'repl' must be between 1 and 3");
+            HttpResponse<String> badMin = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":2,\"minInSync\":3}");
+            assertThat(badMin.statusCode()).isEqualTo(400);
+            assertThat(badMin.body()).contains("'minInSync' must be between 1 and repl (2)");
             HttpResponse<String> tooBig = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"60TiB\"}");
             assertThat(tooBig.statusCode()).isEqualTo(507);
             assertThat(tooBig.body()).contains("node-1: ").contains("node-2: ").contains("node-3: ").contains("60 TiB asked");

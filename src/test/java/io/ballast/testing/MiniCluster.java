@@ -35,6 +35,8 @@ public final class MiniCluster implements AutoCloseable {
     private final ClusterTimings timings;
     private final List<NodeDaemon> nodes = new ArrayList<>();
     private final List<Map<String, String>> labels = new ArrayList<>();
+    /** The engine host of each node, by index (test double: {@link FakeEngineHost}). */
+    private final Map<Integer, FakeEngineHost> engines = new java.util.concurrent.ConcurrentHashMap<>();
 
     public MiniCluster(Path root, ClusterTimings timings) {
         this.root = root;
@@ -72,7 +74,23 @@ public final class MiniCluster implements AutoCloseable {
         if (i > 1 || nodes.stream().anyMatch(d -> d != null && d.state() == io.ballast.node.NodeState.RUNNING)) {
             join = live().stream().filter(d -> d != null).findFirst().map(d -> d.apiUrl().replace("http://", "")).orElse(null);
         }
-        return new NodeDaemon(config(i, token, nodeId, join), new DefaultComponents(), new ProcessCommandRunner()).start();
+        return new NodeDaemon(config(i, token, nodeId, join), components(i), new ProcessCommandRunner()).start();
+    }
+
+    /** Production components, with the engine host replaced by a {@link FakeEngineHost}. */
+    private io.ballast.node.NodeComponents components(int i) {
+        return new DefaultComponents() {
+            @Override
+            public io.ballast.replication.EngineHost engineHost(EngineContext ctx) {
+                FakeEngineHost h = FakeEngineHost.of(ctx);
+                engines.put(i, h);
+                return h;
+            }
+        };
+    }
+
+    public FakeEngineHost engines(int i) {
+        return engines.get(i);
     }
 
     public NodeDaemon node(int i) {
@@ -125,7 +143,7 @@ public final class MiniCluster implements AutoCloseable {
         if (node(i).state() != io.ballast.node.NodeState.STOPPED) {
             node(i).close();
         }
-        NodeDaemon d = new NodeDaemon(config(i, null, "node-" + i, null), new DefaultComponents(), new ProcessCommandRunner());
+        NodeDaemon d = new NodeDaemon(config(i, null, "node-" + i, null), components(i), new ProcessCommandRunner());
         nodes.set(i - 1, d);
         d.start();
         return d;
@@ -138,7 +156,7 @@ public final class MiniCluster implements AutoCloseable {
         }
         labels.set(slot - 1, nodeLabels);
         String join = live().getFirst().apiUrl().replace("http://", "");
-        return new NodeDaemon(config(slot, token, nodeId, join), new DefaultComponents(), new ProcessCommandRunner()).start();
+        return new NodeDaemon(config(slot, token, nodeId, join), components(slot), new ProcessCommandRunner()).start();
     }
 
     public void isolate(int i) throws IOException {

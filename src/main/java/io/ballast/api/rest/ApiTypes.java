@@ -8,10 +8,16 @@ public final class ApiTypes {
     private ApiTypes() {}
 
     /** {@code size}: a byte count or a human size string such as "10GiB". */
-    public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy) {}
+    public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync) {}
 
-    /** {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only. */
-    public record AttachRequest(String mount) {}
+    /**
+     * {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only.
+     * {@code force}: take over an attachment held by another node that is still up.
+     */
+    public record AttachRequest(String mount, Boolean force) {}
+
+    /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
+    public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report) {}
 
     public record AttachResponse(String volume, String uri, String unixUri, String method, String device,
             String mount, String attachedAt) {

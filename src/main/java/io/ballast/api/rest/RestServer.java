@@ -167,6 +167,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4) return "/v1/volumes/{name}";
         if (seg.length == 5 && seg[4].equals("attach")) return "/v1/volumes/{name}/attach";
         if (seg.length == 5 && seg[4].equals("detach")) return "/v1/volumes/{name}/detach";
+        if (seg.length == 5 && seg[4].equals("verify")) return "/v1/volumes/{name}/verify";
         return "unknown";
     }
 
@@ -174,6 +175,7 @@ public final class RestServer implements AutoCloseable {
         return switch (route) {
             case "/v1/volumes" -> "GET, POST";
             case "/v1/volumes/{name}" -> "GET, DELETE";
+            case "/v1/volumes/{name}/verify" -> "GET, POST";
             case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach" -> "POST";
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
@@ -225,11 +227,16 @@ public final class RestServer implements AutoCloseable {
                 if (req == null || req.name() == null) {
                     throw BallastException.invalid("field 'name' is required");
                 }
-                if (req.repl() != null && (req.repl() < 1 || req.repl() > 16)) {
-                    throw BallastException.invalid("field 'repl' must be between 1 and 16, got " + req.repl());
+                if (req.repl() != null && (req.repl() < 1 || req.repl() > MAX_REPL)) {
+                    throw BallastException.invalid("field 'repl' must be between 1 and " + MAX_REPL + ", got " + req.repl());
                 }
-                if ((req.repl() != null || req.spreadBy() != null) && volumes instanceof io.ballast.control.ClusterVolumeService cvs) {
-                    yield new Reply(201, cvs.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(), req.spreadBy()));
+                if (req.minInSync() != null && (req.minInSync() < 1 || req.minInSync() > (req.repl() == null ? MAX_REPL : req.repl()))) {
+                    throw BallastException.invalid("field 'minInSync' must be between 1 and repl ("
+                            + (req.repl() == null ? "at most " + MAX_REPL : req.repl()) + "), got " + req.minInSync());
+                }
+                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null) {
+                    yield new Reply(201, volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
                 }
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }
@@ -241,14 +248,53 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes/{name}/attach POST" -> {
                 ApiTypes.AttachRequest req = read(ex, ApiTypes.AttachRequest.class);
                 String mount = req == null ? null : req.mount();
-                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount))));
+                boolean force = req != null && Boolean.TRUE.equals(req.force());
+                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force)));
             }
+            case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
             case "/v1/volumes/{name}/detach POST" -> {
                 read(ex, JsonNode.class); // drain and bound the body even though it is unused
                 yield new Reply(200, ApiTypes.AttachResponse.of(volumes.detach(name)));
             }
             default -> throw new IllegalStateException("unrouted " + route + " " + method);
         };
+    }
+
+    /** Replicas per volume the API accepts (what placement and the engine are built and tested for). */
+    static final int MAX_REPL = 3;
+
+    /** Runs where the volume is attached: here, or proxied once to the attached node's API. */
+    private Reply verify(String name, java.util.Map<String, String> query) {
+        if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
+            throw BallastException.conflict("this node runs without a cluster: there is one copy, nothing to compare");
+        }
+        return switch (cvs.verify(name)) {
+            case io.ballast.control.ClusterVolumeService.Verify.Here(var report) ->
+                    new Reply(200, new ApiTypes.VerifyResponse(name, nodeIdOf(report), report.identical(), report));
+            case io.ballast.control.ClusterVolumeService.Verify.Elsewhere(var nodeId, var apiUrl) -> {
+                if ("1".equals(query.get("proxied")) || apiUrl == null) {
+                    throw BallastException.conflict("volume " + name + " is attached on " + nodeId
+                            + " but that node cannot run the comparison now; retry");
+                }
+                try {
+                    var resp = java.net.http.HttpClient.newBuilder().connectTimeout(java.time.Duration.ofSeconds(5)).build().send(
+                            java.net.http.HttpRequest.newBuilder(java.net.URI.create(apiUrl + "/v1/volumes/" + name + "/verify?proxied=1"))
+                                    .timeout(java.time.Duration.ofMinutes(30)).GET().build(),
+                            java.net.http.HttpResponse.BodyHandlers.ofByteArray());
+                    yield new Reply(resp.statusCode(), JSON.readTree(resp.body()));
+                } catch (IOException e) {
+                    throw new BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "volume " + name + " is attached on "
+                            + nodeId + ", which does not answer at " + apiUrl + ": " + e.getMessage());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "interrupted");
+                }
+            }
+        };
+    }
+
+    private String nodeIdOf(io.ballast.replication.VerifyReport report) {
+        return volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.nodeId() : null;
     }
 
     private record Health(String status) {}

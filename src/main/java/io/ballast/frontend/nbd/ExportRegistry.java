@@ -12,4 +12,9 @@ public interface ExportRegistry {
 
     /** Export names for NBD_OPT_LIST. */
     List<String> exportNames();
+
+    /** What the client is told when {@link #open} found nothing (e.g. where the volume is served instead). */
+    default String unknownExportMessage(String exportName) {
+        return "no export named '" + exportName + "'";
+    }
 }

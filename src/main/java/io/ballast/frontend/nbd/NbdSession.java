@@ -240,7 +240,7 @@ final class NbdSession implements Runnable {
                     Optional<Resolved> r = resolve(info.exportName());
                     if (r.isEmpty()) {
                         sendOption(HandshakeCodec.encodeOptionError(info.code(), REP_ERR_UNKNOWN,
-                                "no export named '" + info.exportName() + "'"));
+                                exports.unknownExportMessage(info.exportName())));
                         continue;
                     }
                     if (info.go()) {

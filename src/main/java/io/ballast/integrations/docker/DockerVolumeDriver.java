@@ -51,7 +51,11 @@ public final class DockerVolumeDriver {
         VolumeSpec spec = VolumeSpec.parse(dockerName, opts);
         withLock(spec.name(), () -> {
             try {
-                volumes.create(spec.name(), spec.sizeOrDefault());
+                if (spec.replicas() == null) {
+                    volumes.create(spec.name(), spec.sizeOrDefault());
+                } else {
+                    volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas(), null, 0);
+                }
                 log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("sizeBytes", spec.sizeOrDefault())
                         .log("docker volume created");
             } catch (BallastException e) {

@@ -14,19 +14,17 @@ import java.util.TreeMap;
  * {@code docker run --volume-driver ballast -v "name=pg,size=1GiB:/data"} sends it.
  *
  * <p>Options: {@code size} (human size, default {@link #DEFAULT_SIZE_BYTES}) and {@code repl}
- * (number of replicas). Replication is not built yet (single node), so {@code repl} above 1 is
- * refused rather than silently ignored: a user who asks for three copies must not believe they
- * have them. Unknown keys, duplicates and contradictions between the name and {@code -o} are
- * refused with a message that says what is accepted.
+ * (number of replicas, 1..3, passed to the cluster; absent: the cluster's default). Unknown keys,
+ * duplicates and contradictions between the name and {@code -o} are refused with a message that
+ * says what is accepted.
  *
  * @param sizeBytes null when the user gave no size
  * @param replicas null when the user gave no repl
  */
 public record VolumeSpec(String name, Long sizeBytes, Integer replicas) {
     public static final long DEFAULT_SIZE_BYTES = 10 * Sizes.GIB;
-    /** Replicas this build can keep. Raised when replication (issue 4) lands. */
-    public static final int MAX_REPLICAS_SUPPORTED = 1;
-    public static final int MAX_REPLICAS = 5;
+    /** Same bound as the REST API's {@code repl}. */
+    public static final int MAX_REPLICAS = 3;
 
     static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1)";
 
@@ -141,10 +139,6 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas) {
         }
         if (n < 1 || n > MAX_REPLICAS) {
             throw BallastException.invalid("option repl: " + n + " out of range 1.." + MAX_REPLICAS);
-        }
-        if (n > MAX_REPLICAS_SUPPORTED) {
-            throw BallastException.invalid("option repl=" + n + ": this Ballast version keeps one copy only "
-                    + "(replication is not built yet); use repl=1 or leave repl out, and keep backups");
         }
         return n;
     }

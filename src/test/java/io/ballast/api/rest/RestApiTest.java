@@ -1,6 +1,7 @@
 package io.ballast.api.rest;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -207,13 +208,18 @@ class RestApiTest {
         assertThat(call("POST", "/v1/volumes/pg/detach", null).status()).isEqualTo(409);
         assertThat(Files.readString(dir.resolve("node/attachments.json"))).doesNotContain("\"pg\"");
 
+        // a volume that is not attached has no NBD export: the refusal says how to get one
+        assertThatThrownBy(() -> io.ballast.testing.NbdHandshake.connect(node.nbdTcp(), "pg"))
+                .hasMessageContaining("volume 'pg' is not attached");
+        assertThat(call("POST", "/v1/volumes/pg/attach", null).status()).isEqualTo(200);
         try (var c1 = io.ballast.testing.NbdHandshake.connect(node.nbdTcp(), "pg");
                 var c2 = io.ballast.testing.NbdHandshake.connect(node.nbdTcp(), "pg")) {
             assertThat(call("GET", "/v1/volumes/pg", null).json().path("connections").asInt()).isEqualTo(2);
             Resp busy = call("DELETE", "/v1/volumes/pg", null);
             assertThat(busy.status()).isEqualTo(409);
-            assertThat(busy.errorMessage()).contains("2 open NBD connection");
+            assertThat(busy.errorMessage()).contains("detach it first");
         }
+        assertThat(call("POST", "/v1/volumes/pg/detach", null).status()).isEqualTo(200);
         int status = 0;
         for (int i = 0; i < 100 && (status = call("DELETE", "/v1/volumes/pg", null).status()) == 409; i++) {
             Thread.sleep(20); // the server sees the disconnects asynchronously

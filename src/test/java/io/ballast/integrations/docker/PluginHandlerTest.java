@@ -77,8 +77,8 @@ class PluginHandlerTest {
                 .startsWith("ballast: unknown option 'colour'");
         assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"size\":\"lots\"}}").path("Err").asText())
                 .startsWith("ballast: option size: invalid size 'lots'");
-        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"repl\":\"3\"}}").path("Err").asText())
-                .contains("keeps one copy only");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"pg\",\"Opts\":{\"repl\":\"4\"}}").path("Err").asText())
+                .contains("out of range 1..3");
         assertThat(post("/VolumeDriver.Create", "{\"Name\":\"a/b\"}").path("Err").asText())
                 .contains("invalid volume name");
         assertThat(volumes.sizes).isEmpty();

@@ -64,13 +64,13 @@ class VolumeSpecTest {
         assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("repl", "x")))
                 .hasMessageContaining("option repl: 'x' is not a number");
         assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("repl", "0")))
-                .hasMessageContaining("out of range 1..5");
+                .hasMessageContaining("out of range 1..3");
     }
 
     @Test
-    void replicationAboveOneIsRefusedNotIgnored() {
-        assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("repl", "3")))
-                .hasMessageContaining("repl=3").hasMessageContaining("keeps one copy only");
+    void replicationIsPassedThrough() {
+        assertThat(VolumeSpec.parse("pg", Map.of("repl", "3")).replicas()).isEqualTo(3);
+        assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("repl", "4"))).hasMessageContaining("out of range 1..3");
     }
 
     @Test

@@ -1,0 +1,96 @@
+package io.ballast.control;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ballast.cluster.ClusterMember;
+import io.ballast.cluster.ClusterState;
+import io.ballast.cluster.Command;
+import io.ballast.cluster.VolumeRecord;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.replication.EngineHost;
+import io.ballast.replication.MetadataClient;
+import java.time.Instant;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The engine's {@link MetadataClient} on a cluster member: commits {@link Command.ChangeInSync} through
+ * Raft. The submit blocks (quorum round trip), so it runs on a virtual thread and {@code done} runs
+ * there. Also tells the local {@link EngineHost} about every committed change of a volume it runs an
+ * engine for ({@link #followLayouts}).
+ */
+public final class RaftMetadataClient implements MetadataClient {
+    private static final Logger log = LoggerFactory.getLogger(RaftMetadataClient.class);
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper()
+            .disable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+    private final ClusterMember member;
+
+    public RaftMetadataClient(ClusterMember member) {
+        this.member = member;
+    }
+
+    @Override
+    public void changeInSync(InSyncChange change, Consumer<Result> done) {
+        Thread.ofVirtual().name("ballast-insync-" + change.volumeName()).start(() -> done.accept(commit(change)));
+    }
+
+    /** The blocking form (tests, and callers already on a virtual thread). */
+    public Result commit(InSyncChange change) {
+        try {
+            JsonNode r = member.raft().submit(new Command.ChangeInSync(Instant.now().toString(), change.volumeName(),
+                    change.expectedEpoch(), change.remove(), change.add(), change.missedSinceGeneration(), change.reason()));
+            VolumeRecord v = JSON.treeToValue(r, VolumeRecord.class);
+            return new Result.Committed(VolumeLayouts.of(v));
+        } catch (BallastException e) {
+            if (e.code() == ErrorCode.CONFLICT && e.getMessage() != null && e.getMessage().startsWith(ClusterState.FENCED)) {
+                return member.state().volume(change.volumeName())
+                        .<Result>map(v -> new Result.Fenced(VolumeLayouts.of(v)))
+                        .orElseGet(() -> new Result.Unavailable("volume " + change.volumeName() + " is gone"));
+            }
+            if (e.code() == ErrorCode.NOT_FOUND) {
+                // the volume was deleted: no epoch can match any more, so the engine is superseded
+                log.atWarn().addKeyValue("volume", change.volumeName()).log("in-sync change for a deleted volume");
+            }
+            return new Result.Unavailable(e.code() + ": " + e.getMessage());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException | RuntimeException e) {
+            return new Result.Unavailable("in-sync change not committed: " + e);
+        }
+    }
+
+    /**
+     * Registers a listener on the state machine: after every committed command that may change a
+     * volume, {@code host.layoutChanged} gets the new layout of each volume with an engine on this node.
+     */
+    public static void followLayouts(ClusterMember member, EngineHost host) {
+        member.stateMachine().onApplied((cmd, ok) -> {
+            if (!ok) {
+                return;
+            }
+            String volume = switch (cmd) {
+                case Command.ChangeInSync c -> c.volume();
+                case Command.ReplaceReplica r -> r.volume();
+                case Command.Attach a -> a.volume();
+                case Command.Detach d -> d.volume();
+                case Command.SetReplicaState s -> s.volume();
+                case Command.DrainNode d -> null; // several volumes
+                case Command.RemoveNode r -> null;
+                default -> "";
+            };
+            if ("".equals(volume)) {
+                return;
+            }
+            for (VolumeRecord v : member.state().volumes()) {
+                if ((volume == null || volume.equals(v.name())) && host.device(v.name()).isPresent()) {
+                    try {
+                        host.layoutChanged(VolumeLayouts.of(v));
+                    } catch (RuntimeException e) {
+                        log.atWarn().setCause(e).addKeyValue("volume", v.name()).log("engine refused a layout change");
+                    }
+                }
+            }
+        });
+    }
+}
