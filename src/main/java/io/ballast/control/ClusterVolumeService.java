@@ -183,14 +183,21 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().submit(new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
                 sizeBytes, repl, spreadBy, member.config().overcommitRatio()));
         kick.release();
-        // answer once every replica exists (all nodes reconcile on apply), bounded
+        // answer once every replica exists (all nodes reconcile on apply), bounded; woken by each applied
+        // command (the replicas' SetReplicaState commits) instead of polling
+        var sm = member.stateMachine();
         long deadline = System.nanoTime() + WAIT_READY_MS * 1_000_000;
         while (System.nanoTime() < deadline) {
+            var applied = sm.getLastAppliedTermIndex();
             Optional<VolumeRecord> v = member.state().volume(name);
             if (v.isEmpty() || v.get().replicas().stream().allMatch(r -> ReplicaRecord.READY.equals(r.state()))) {
                 break;
             }
-            sleepMs(2);
+            long leftMs = (deadline - System.nanoTime()) / 1_000_000;
+            if (leftMs <= 0) {
+                break;
+            }
+            sm.awaitApplied(applied == null ? 0 : applied.getIndex() + 1, Math.min(leftMs, 50));
         }
         return view(member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found")));
     }
