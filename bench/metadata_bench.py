@@ -121,7 +121,13 @@ class Cluster:
 
     def start(self):
         self.start_node(1)
-        with open(os.path.join(self.home, "n1", "cluster-token")) as f:
+        token_file = os.path.join(self.home, "n1", "cluster-token")
+        deadline = time.time() + 60
+        while not (os.path.exists(token_file) and os.path.getsize(token_file) > 0):  # written once n1 bootstrapped
+            if time.time() > deadline:
+                raise RuntimeError(f"{token_file} not written within 60 s; see {self.home}/n1/daemon.out")
+            time.sleep(0.1)
+        with open(token_file) as f:
             token = f.read().strip()
         for i in (2, 3):
             self.start_node(i, join=self.api(1), token=token)
