@@ -1,21 +1,31 @@
 #!/usr/bin/env python3
-"""Control-plane metadata operations on a local 3-node cluster (`ballast up --nodes 3`).
+"""Control-plane metadata latency and throughput on a local 3-node cluster.
 
-Measures, through the REST API with keep-alive connections:
-  * volume create (3 replicas placed, answered once every replica exists) latency, sequential;
-  * volume inspect (linearizable read) latency, sequential;
-  * throughput of both with concurrent clients.
-Requests go round-robin to all three nodes, so two thirds of them arrive at followers (a write is
-forwarded to the leader by the Ratis client; a read asks the leader for its read index).
-Writes markdown to docs/perf/control-plane.md (or --out). Targets: create p99 < 50 ms, inspect p99 < 5 ms.
+Starts three `bin/ballast node start` processes (node n1 bootstraps, n2 and n3 join it) on
+127.0.0.1 with their own ports (--base-port, default 7600: API base+1..3, NBD base+11..13, Raft
+base+21..23) and a private state directory, and measures through the REST API with keep-alive
+connections:
 
-Usage: bench/metadata_bench.py [--creates 300] [--inspects 3000] [--threads 8] [--out FILE]
+  * volume create latency (POST /v1/volumes; answered once the volume is committed, see
+    docs/control-plane.md for what the answer says about its replicas), sequential;
+  * volume inspect latency (GET /v1/volumes/NAME, a linearizable read), sequential;
+  * throughput (ops/s) of both with --clients concurrent clients (one keep-alive connection each);
+
+each against the Raft leader and against a follower. Every node it started is stopped in a
+`finally` (also on Ctrl-C, SIGTERM or an error): SIGTERM, then SIGKILL after 10 s.
+
+Writes the results as a markdown table (stdout, and --md FILE if given) and as JSON (--json FILE,
+default a file in the state directory). Progress goes to stderr.
+
+Usage: bench/metadata_bench.py [--creates 300] [--inspects 2000] [--clients 4] [--base-port 7600]
+                               [--size 64MiB] [--md FILE] [--json FILE] [--keep-state]
 """
 import argparse
 import http.client
 import json
 import os
-import statistics
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,26 +33,127 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BALLAST = os.path.join(ROOT, "bin", "ballast")
+TARGETS = {"create": 50.0, "inspect": 5.0}  # p99 ms
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def pct(xs, p):
     xs = sorted(xs)
+    if not xs:
+        return float("nan")
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
 class Conn:
-    def __init__(self, url):
-        host, port = url.replace("http://", "").split(":")
-        self.c = http.client.HTTPConnection(host, int(port), timeout=30)
+    """One keep-alive HTTP connection; reconnects once when the server closed it."""
+
+    def __init__(self, url, timeout=30):
+        host, port = url.replace("http://", "").rstrip("/").split(":")
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self.c = None
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
-        self.c.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        r = self.c.getresponse()
-        payload = r.read()
-        if r.status >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status} {payload[:300]!r}")
-        return payload
+        for attempt in (0, 1):
+            if self.c is None:
+                self.c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.c.request(method, path, body=data, headers={"Content-Type": "application/json"})
+                r = self.c.getresponse()
+                payload = r.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt == 1 or method != "GET":
+                    raise
+                continue
+            if r.status >= 300:
+                raise RuntimeError(f"{method} {path} on {self.host}:{self.port}: HTTP {r.status} {payload[:300]!r}")
+            return payload
+
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+            self.c = None
+
+
+class Cluster:
+    def __init__(self, home, base_port):
+        self.home = home
+        self.base = base_port
+        self.procs = {}  # node id -> Popen
+        self.urls = {}
+
+    def api(self, i):
+        return f"127.0.0.1:{self.base + i}"
+
+    def start_node(self, i, join=None, token=None):
+        nid = f"n{i}"
+        d = os.path.join(self.home, nid)
+        os.makedirs(d, exist_ok=True)
+        cmd = [BALLAST, "node", "start", "--data-dir", d, "--node-id", nid, "--api-listen", self.api(i),
+               "--nbd-listen", f"127.0.0.1:{self.base + 10 + i}", "--raft-listen", f"127.0.0.1:{self.base + 20 + i}"]
+        env = dict(os.environ, BALLAST_NO_BUILD="1")
+        if join:
+            cmd += ["--join", join]
+            env["BALLAST_CLUSTER_TOKEN"] = token
+        out = open(os.path.join(d, "daemon.out"), "ab")
+        # own session: a Ctrl-C in the terminal reaches only this script, which then stops the nodes itself
+        p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        self.procs[nid] = p
+        self.urls[nid] = "http://" + self.api(i)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if p.poll() is not None:
+                raise RuntimeError(f"node {nid} exited with {p.returncode}; see {d}/daemon.out")
+            try:
+                c = Conn(self.urls[nid], timeout=2)
+                c.call("GET", "/v1/cluster")
+                c.close()
+                return
+            except (OSError, RuntimeError, http.client.HTTPException):
+                time.sleep(0.2)
+        raise RuntimeError(f"node {nid} did not answer within 90 s; see {d}/daemon.out")
+
+    def start(self):
+        self.start_node(1)
+        token_file = os.path.join(self.home, "n1", "cluster-token")
+        deadline = time.time() + 60
+        while not (os.path.exists(token_file) and os.path.getsize(token_file) > 0):  # written once n1 bootstrapped
+            if time.time() > deadline:
+                raise RuntimeError(f"{token_file} not written within 60 s; see {self.home}/n1/daemon.out")
+            time.sleep(0.1)
+        with open(token_file) as f:
+            token = f.read().strip()
+        for i in (2, 3):
+            self.start_node(i, join=self.api(1), token=token)
+
+    def status(self, nid):
+        c = Conn(self.urls[nid])
+        try:
+            return json.loads(c.call("GET", "/v1/cluster"))
+        finally:
+            c.close()
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                try:
+                    p.terminate()
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 10
+        for nid, p in self.procs.items():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                log(f"node {nid} (pid {p.pid}) ignored SIGTERM; killing it")
+                p.kill()
+                p.wait()
 
 
 def timed(fn):
@@ -51,90 +162,157 @@ def timed(fn):
     return (time.perf_counter() - t) * 1000.0
 
 
+def sequential(label, n, op):
+    """n calls of op(i), latency of each; progress every 10%."""
+    xs = []
+    start = time.perf_counter()
+    step = max(1, n // 10)
+    for i in range(n):
+        xs.append(timed(lambda: op(i)))
+        if (i + 1) % step == 0 or i + 1 == n:
+            el = time.perf_counter() - start
+            log(f"  {label}: {i + 1}/{n} ({el:.1f} s, p50 so far {pct(xs, 50):.2f} ms)")
+    return xs, n / (time.perf_counter() - start)
+
+
+def concurrent(label, url, clients, n_total, op):
+    """clients threads with a connection each share n_total calls of op(conn, t, j); latencies and ops/s."""
+    per = max(1, n_total // clients)
+    lat = [[] for _ in range(clients)]
+    errors = []
+
+    def worker(t):
+        c = Conn(url)
+        try:
+            for j in range(per):
+                lat[t].append(timed(lambda: op(c, t, j)))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(clients)]
+    start = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    el = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    xs = [x for l in lat for x in l]
+    log(f"  {label}: {len(xs)} ops in {el:.1f} s")
+    return xs, len(xs) / el
+
+
+def summary(xs, ops):
+    return {"n": len(xs), "p50_ms": round(pct(xs, 50), 2), "p99_ms": round(pct(xs, 99), 2),
+            "max_ms": round(max(xs), 2), "ops_per_s": round(ops, 1)}
+
+
+def run(a, cluster, results):
+    t0 = time.time()
+    log(f"starting 3 nodes in {cluster.home} (ports {a.base_port + 1}-{a.base_port + 23})")
+    cluster.start()
+    results["startup_s"] = round(time.time() - t0, 1)
+    st = cluster.status("n1")
+    deadline = time.time() + 30
+    while (st.get("leader") is None or len(st.get("voters", [])) < 3) and time.time() < deadline:
+        time.sleep(0.2)
+        st = cluster.status("n1")
+    leader = st["leader"]
+    follower = sorted(n for n in cluster.urls if n != leader)[0]
+    log(f"cluster up in {results['startup_s']} s: leader {leader}, voters {st.get('voters')}; follower used: {follower}")
+    results["leader"], results["follower"] = leader, follower
+    for role, nid in (("leader", leader), ("follower", follower)):
+        url = cluster.urls[nid]
+        c = Conn(url)
+        c.call("GET", "/v1/volumes")  # warm up
+        prefix = f"{role[0]}"
+        log(f"{role} {nid}: {a.creates} sequential creates")
+        xs, ops = sequential(f"{role} create", a.creates,
+                             lambda i: c.call("POST", "/v1/volumes", {"name": f"{prefix}{i}", "size": a.size}))
+        results["rows"].append({"op": "create", "via": role, "mode": "sequential", **summary(xs, ops)})
+        log(f"{role} {nid}: {a.inspects} sequential inspects")
+        xs, ops = sequential(f"{role} inspect", a.inspects,
+                             lambda i: c.call("GET", f"/v1/volumes/{prefix}{i % a.creates}"))
+        results["rows"].append({"op": "inspect", "via": role, "mode": "sequential", **summary(xs, ops)})
+        c.close()
+        if a.clients > 1:
+            log(f"{role} {nid}: {a.creates} creates from {a.clients} concurrent clients")
+            xs, ops = concurrent(f"{role} create x{a.clients}", url, a.clients, a.creates,
+                                 lambda cc, t, j: cc.call("POST", "/v1/volumes",
+                                                          {"name": f"{prefix}c{t}-{j}", "size": a.size}))
+            results["rows"].append({"op": "create", "via": role, "mode": f"{a.clients} clients", **summary(xs, ops)})
+            log(f"{role} {nid}: {a.inspects} inspects from {a.clients} concurrent clients")
+            xs, ops = concurrent(f"{role} inspect x{a.clients}", url, a.clients, a.inspects,
+                                 lambda cc, t, j: cc.call("GET", f"/v1/volumes/{prefix}{(t * 7919 + j) % a.creates}"))
+            results["rows"].append({"op": "inspect", "via": role, "mode": f"{a.clients} clients", **summary(xs, ops)})
+
+
+def markdown(results):
+    lines = ["| operation | via | mode | n | p50 ms | p99 ms | max ms | ops/s | p99 target |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        target = TARGETS[r["op"]]
+        met = "met" if r["p99_ms"] < target else "NOT met"
+        if r["mode"] != "sequential":
+            met = "(load)"
+        lines.append(f"| volume {r['op']} | {r['via']} | {r['mode']} | {r['n']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{r['max_ms']:.2f} | {r['ops_per_s']:.0f} | < {target:.0f} ms: {met} |")
+    return "\n".join(lines)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--creates", type=int, default=300)
-    ap.add_argument("--inspects", type=int, default=3000)
-    ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "control-plane.md"))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--creates", type=int, default=300, help="creates per target node (default 300)")
+    ap.add_argument("--inspects", type=int, default=2000, help="inspects per target node (default 2000)")
+    ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput phase (1: skip it)")
+    ap.add_argument("--base-port", type=int, default=7600)
+    ap.add_argument("--size", default="64MiB")
+    ap.add_argument("--md", help="also write the markdown table to this file")
+    ap.add_argument("--json", help="write the JSON results here (default: STATE_DIR/results.json)")
+    ap.add_argument("--keep-state", action="store_true", help="keep the state directory (node logs) afterwards")
     a = ap.parse_args()
 
     home = tempfile.mkdtemp(prefix="ballast-mbench-")
-    env = dict(os.environ, BALLAST_HOME=home)
-    ballast = os.path.join(ROOT, "bin", "ballast")
-    t0 = time.time()
-    subprocess.run([ballast, "up", "--nodes", "3", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
-                    "--raft-listen", "127.0.0.1:0"], env=env, check=True, stdout=subprocess.DEVNULL)
-    up_s = time.time() - t0
+    cluster = Cluster(home, a.base_port)
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpus": os.cpu_count(),
+               "load_avg_at_start": os.getloadavg(), "args": vars(a), "rows": []}
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    failed = None
     try:
-        nodes = [n["apiUrl"] for n in json.load(open(os.path.join(home, "local.json")))["nodes"]]
-        conns = [Conn(u) for u in nodes]
-        for c in conns:  # warm up
-            c.call("GET", "/v1/volumes")
-        create_ms = []
-        for i in range(a.creates):
-            c = conns[i % 3]
-            create_ms.append(timed(lambda: c.call("POST", "/v1/volumes", {"name": f"v{i}", "size": "64MiB"})))
-        inspect_ms = []
-        for i in range(a.inspects):
-            c = conns[i % 3]
-            inspect_ms.append(timed(lambda: c.call("GET", f"/v1/volumes/v{i % a.creates}")))
-
-        def throughput(op, n_per_thread):
-            errors = []
-
-            def worker(t):
-                c = Conn(nodes[t % 3])
-                try:
-                    for j in range(n_per_thread):
-                        op(c, t, j)
-                except Exception as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
-            ts = [threading.Thread(target=worker, args=(t,)) for t in range(a.threads)]
-            start = time.perf_counter()
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
-            el = time.perf_counter() - start
-            if errors:
-                raise errors[0]
-            return a.threads * n_per_thread / el
-
-        per = max(1, a.creates // a.threads)
-        create_tput = throughput(lambda c, t, j: c.call("POST", "/v1/volumes", {"name": f"t{t}-{j}", "size": "64MiB"}), per)
-        inspect_tput = throughput(lambda c, t, j: c.call("GET", f"/v1/volumes/v{(t * 7 + j) % a.creates}"), per * 10)
+        run(a, cluster, results)
+    except KeyboardInterrupt as e:
+        failed = f"interrupted ({e or 'Ctrl-C'})"
+    except Exception as e:  # noqa: BLE001 - reported, nodes still stopped
+        failed = f"{type(e).__name__}: {e}"
     finally:
-        subprocess.run([ballast, "down"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def row(name, xs, target):
-        p99 = pct(xs, 99)
-        return (f"| {name} | {len(xs)} | {statistics.median(xs):.2f} | {p99:.2f} | {max(xs):.2f} | {target} | "
-                f"{'met' if p99 < float(target.split()[1]) else 'NOT met'} |")
-
-    cpu = os.cpu_count()
-    lines = [
-        "# Control plane: metadata operations on a local 3-node cluster",
-        "",
-        f"Made by `bench/metadata_bench.py` on {time.strftime('%Y-%m-%d')} ({cpu} CPUs; three node JVMs and the",
-        "client on the same machine, loopback). Requests round-robin over the three nodes (2/3 reach followers).",
-        f"`ballast up --nodes 3` took {up_s:.1f} s (three JVM starts, first build excluded).",
-        "",
-        "| operation | n | p50 ms | p99 ms | max ms | target | |",
-        "|---|---|---|---|---|---|---|",
-        row("volume create (3 replicas, waits until all exist)", create_ms, "p99 50"),
-        row("volume inspect (linearizable)", inspect_ms, "p99 5"),
-        "",
-        f"Throughput with {a.threads} concurrent clients: create {create_tput:.0f}/s, inspect {inspect_tput:.0f}/s.",
-        "",
-        "A create is one Raft commit (placement runs inside the state machine) plus, on each of the three",
-        "nodes, the replica's storage creation and one more commit marking it ready; the call returns when",
-        "all three are ready. An inspect is a ReadIndex round to the leader (leader lease) and a local read.",
-    ]
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        log(f"stopping {len(cluster.procs)} node(s)")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        cluster.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    results["load_avg_at_end"] = os.getloadavg()
+    if failed:
+        results["error"] = failed
+        log(f"FAILED: {failed} (node logs in {home}/n*/daemon.out)")
+    json_path = a.json or os.path.join(home, "results.json")
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=2)
+    table = markdown(results)
+    print(table)
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write(table + "\n")
+    log(f"JSON: {json_path}")
+    if not a.keep_state and not failed:
+        for nid in cluster.procs:
+            shutil.rmtree(os.path.join(home, nid), ignore_errors=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

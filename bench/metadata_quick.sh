@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # quick latency sample: 30 creates and 100 inspects round-robin over 3 nodes, via curl (new connection each)
 set -u
-cd /work/wt-cluster
+cd "$(dirname "$0")/.."  # this checkout (it used to cd to a fixed other worktree)
 export BALLAST_HOME=$(mktemp -d /tmp/cluster-qb-XXXX)
+trap 'bin/ballast down >/dev/null 2>&1' EXIT  # stop the nodes also on error or Ctrl-C
 bin/ballast up --api-listen 127.0.0.1:0 --nbd-listen 127.0.0.1:0 --raft-listen 127.0.0.1:0 >/dev/null 2>&1
 mapfile -t U < <(python3 -c "import json,os;[print(n['apiUrl']) for n in json.load(open(os.environ['BALLAST_HOME']+'/local.json'))['nodes']]")
 for i in $(seq 0 29); do curl -s -o /dev/null -w '%{time_total}\n' -X POST ${U[$((i%3))]}/v1/volumes -d "{\"name\":\"v$i\",\"size\":\"64MiB\"}"; done > /tmp/cqb-create.txt
 for i in $(seq 0 99); do curl -s -o /dev/null -w '%{time_total}\n' ${U[$((i%3))]}/v1/volumes/v$((i%30)); done > /tmp/cqb-inspect.txt
-bin/ballast down >/dev/null 2>&1
 python3 - <<'P'
 for f in ("create","inspect"):
     xs=sorted(float(x)*1000 for x in open(f"/tmp/cqb-{f}.txt"))

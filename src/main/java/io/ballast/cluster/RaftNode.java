@@ -23,7 +23,9 @@ import org.apache.ratis.client.RaftClientConfigKeys;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
 import org.apache.ratis.proto.RaftProtos.RaftPeerRole;
+import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientRequest;
 import org.apache.ratis.protocol.RaftClientReply;
 import org.apache.ratis.protocol.RaftGroup;
 import org.apache.ratis.protocol.RaftGroupId;
@@ -247,25 +249,70 @@ public final class RaftNode implements AutoCloseable {
         return r.path("result");
     }
 
-    /** Waits until this node's state machine reflects every write committed before the call (ReadIndex). */
+    /**
+     * Waits until this node's state machine reflects every write committed before the call
+     * (linearizable read, Raft ReadIndex). The read request goes to this node's own Raft server in
+     * process (no RPC to ourselves): on the leader Ratis answers from its lease (or one heartbeat
+     * round, shared by all reads waiting at that moment) with its commit index; on a follower Ratis
+     * asks the leader for that index (one RPC) and waits until the local state machine applied it.
+     * Either way {@link BallastStateMachine#query} runs after that, so the local state is current
+     * when this returns. Retries (no leader yet, leader not ready, ...) until the request timeout.
+     */
     public void barrier() {
-        RaftClient c = client();
-        long start = System.nanoTime();
-        RaftClientReply reply = await(CompletableFuture.supplyAsync(() -> {
-            try {
-                return c.io().sendReadOnly(BARRIER);
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(e);
+        long deadline = System.nanoTime() + timings.requestTimeoutMs() * 1_000_000;
+        String last = "no answer";
+        while (true) {
+            RaftServer s = server;
+            if (isolated || s == null) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is cut off from the cluster (isolated)");
             }
-        }, CALLS), timings.requestTimeoutMs(), "read");
-        long readIndex = Long.parseLong(reply.getMessage().getContent().toStringUtf8());
-        long leftMs = timings.requestTimeoutMs() - (System.nanoTime() - start) / 1_000_000;
-        if (!sm.awaitApplied(readIndex, Math.max(1, leftMs))) {
-            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out: node " + nodeId
-                    + " has not caught up with the Raft log (index " + readIndex + ")");
+            long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
+            RaftClientRequest req = RaftClientRequest.newBuilder()
+                    .setClientId(LOCAL_READS)
+                    .setServerId(RaftPeerId.valueOf(nodeId))
+                    .setGroupId(groupId)
+                    .setCallId(READ_CALLS.incrementAndGet())
+                    .setMessage(BARRIER)
+                    .setType(RaftClientRequest.readRequestType())
+                    .setTimeoutMs(leftMs)
+                    .build();
+            try {
+                RaftClientReply reply = s.submitClientRequestAsync(req).get(leftMs, TimeUnit.MILLISECONDS);
+                if (reply.isSuccess()) {
+                    return;
+                }
+                last = String.valueOf(reply.getException());
+            } catch (TimeoutException e) {
+                last = "timed out";
+            } catch (ExecutionException e) {
+                last = String.valueOf(e.getCause());
+            } catch (IOException | RuntimeException e) {
+                last = e.toString();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+            }
+            if (System.nanoTime() + READ_RETRY_MS * 1_000_000 >= deadline) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out after " + timings.requestTimeoutMs()
+                        + " ms: no Raft leader with a quorum is reachable from " + nodeId + " (" + last
+                        + "); check `ballast status` and `ballast events`");
+            }
+            sleepMs(READ_RETRY_MS); // e.g. no leader elected yet, or the new leader has not committed in its term
         }
     }
 
+    private static void sleepMs(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+
+    private static final long READ_RETRY_MS = 20;
+    private static final ClientId LOCAL_READS = ClientId.randomId();
+    private static final java.util.concurrent.atomic.AtomicLong READ_CALLS = new java.util.concurrent.atomic.AtomicLong();
     private static final Message BARRIER = Message.valueOf("barrier");
     private static final java.util.concurrent.ExecutorService CALLS =
             java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("ballast-raft-call-", 0).factory());

@@ -120,13 +120,16 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (member.raft().isolated()) {
             return;
         }
-        member.raft().barrier(); // never act on a state older than what is committed (e.g. right after a restart)
         String me = member.nodeId();
-        Map<String, VolumeRecord> wanted = new TreeMap<>();
-        for (VolumeRecord v : member.state().volumes()) {
-            if (v.hasReplicaOn(me)) {
-                wanted.put(v.name(), v);
-            }
+        // Creating the replicas placed here and marking them ready may act on the applied state: it is a
+        // committed prefix of the log, so what it places here was placed (a later delete is reconciled by
+        // a later pass). Deleting storage or dropping a mount must not act on a state older than what is
+        // committed (e.g. right after a restart): only then a linearizable barrier first. This keeps the
+        // barrier (a ReadIndex round trip on a follower) out of the create path.
+        Map<String, VolumeRecord> wanted = placedOn(me);
+        if (wouldDeleteOrDetach(wanted, me)) {
+            member.raft().barrier();
+            wanted = placedOn(me);
         }
         // delete what this node created and no longer holds (or an older volume of the same name)
         for (Map.Entry<String, String> e : List.copyOf(ledger.entrySet())) {
@@ -306,6 +309,34 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         log.atInfo().addKeyValue("volume", name).log("maintenance attachment done: replicas in sync, detached");
     }
 
+    private Map<String, VolumeRecord> placedOn(String me) {
+        Map<String, VolumeRecord> wanted = new TreeMap<>();
+        for (VolumeRecord v : member.state().volumes()) {
+            if (v.hasReplicaOn(me)) {
+                wanted.put(v.name(), v);
+            }
+        }
+        return wanted;
+    }
+
+    /** Whether a pass over this state would delete a pool volume or drop a mount from the metadata. */
+    private boolean wouldDeleteOrDetach(Map<String, VolumeRecord> wanted, String me) {
+        for (Map.Entry<String, String> e : ledger.entrySet()) {
+            VolumeRecord v = wanted.get(e.getKey());
+            if (v == null || !v.uuid().equals(e.getValue())) {
+                return true;
+            }
+        }
+        for (VolumeRecord v : member.state().volumes()) {
+            Attachment a = v.attachment();
+            if (a != null && a.nodeId().equals(me) && a.mounted() && attachments.get(v.name()).isEmpty()
+                    && !attaching.contains(v.name())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private void saveLedger() {
         try {
             AttachmentStore.writeAtomically(ledgerFile, JSON.writeValueAsBytes(ledger));
@@ -340,14 +371,21 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().submit(new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
                 sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync));
         kick.release();
-        // answer once every replica exists (all nodes reconcile on apply), bounded
+        // answer once every replica exists (all nodes reconcile on apply), bounded; woken by each applied
+        // command (the replicas' SetReplicaState commits) instead of polling
+        var sm = member.stateMachine();
         long deadline = System.nanoTime() + WAIT_READY_MS * 1_000_000;
         while (System.nanoTime() < deadline) {
+            var applied = sm.getLastAppliedTermIndex();
             Optional<VolumeRecord> v = member.state().volume(name);
             if (v.isEmpty() || v.get().replicas().stream().allMatch(r -> ReplicaRecord.READY.equals(r.state()))) {
                 break;
             }
-            sleepMs(2);
+            long leftMs = (deadline - System.nanoTime()) / 1_000_000;
+            if (leftMs <= 0) {
+                break;
+            }
+            sm.awaitApplied(applied == null ? 0 : applied.getIndex() + 1, Math.min(leftMs, 50));
         }
         return view(member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found")));
     }
