@@ -32,6 +32,9 @@ public final class VolumeEngine {
         void complete(byte[] data, BallastException error);
     }
 
+    /** Smallest range a repairing read splits down to (a sector). */
+    private static final int MIN_REPAIR_BYTES = 512;
+
     private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
 
     private enum Kind { WRITE, ZEROES, TRIM, FLUSH }
@@ -101,6 +104,7 @@ public final class VolumeEngine {
     private long replicasRemoved;
     private long replicasAdded;
     private long checksumMismatchesSeen;
+    private long unrecoverableSectors;
 
     private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
@@ -1030,12 +1034,42 @@ public final class VolumeEngine {
                 r.copyInFlight = false;
                 unlock(lock);
             }, error -> {
+                if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
+                    // No in-sync replica can read part of the region: copy what is readable, sector by
+                    // sector, and leave the unreadable sectors as the target has them (scrub repairs the
+                    // source from the target once it is in sync) rather than never finishing.
+                    salvage(r, start, start + len, () -> {
+                        r.bytesDone += len;
+                        r.next++;
+                        r.copyInFlight = false;
+                        unlock(lock);
+                    });
+                    return;
+                }
                 r.copyInFlight = false;
                 unlock(lock);
                 resyncs.remove(r.nodeId);
                 probeAtMs.put(r.nodeId, nowMs + config.probeIntervalMs());
             });
         }
+    }
+
+    private void salvage(Resync r, long start, long end, Runnable done) {
+        if (start >= end || resyncs.get(r.nodeId) != r) {
+            done.run();
+            return;
+        }
+        int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
+        repairingRead(start, len, List.of(r.source), data -> {
+            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+                sendWrite(r.nodeId, start, data);
+                resyncBytes += len;
+            }
+            salvage(r, start + len, end, done);
+        }, error -> {
+            unrecoverableSectors++;
+            salvage(r, start + len, end, done);
+        });
     }
 
     // ---------------------------------------------------------------- reads with repair
@@ -1083,6 +1117,19 @@ public final class VolumeEngine {
         if (node == null) {
             if (heldLock[0] != null) {
                 unlock(heldLock[0]);
+            }
+            if (!bad.isEmpty() && lengthBytes > MIN_REPAIR_BYTES) {
+                // Every replica has a bad block somewhere in the range, maybe not the same one: halve it.
+                int half = Math.max(MIN_REPAIR_BYTES, (lengthBytes / 2) / MIN_REPAIR_BYTES * MIN_REPAIR_BYTES);
+                byte[] out = new byte[lengthBytes];
+                repairingRead(offsetBytes, half, preferred, first -> {
+                    System.arraycopy(first, 0, out, 0, half);
+                    repairingRead(offsetBytes + half, lengthBytes - half, preferred, second -> {
+                        System.arraycopy(second, 0, out, half, lengthBytes - half);
+                        ok.accept(out);
+                    }, failed);
+                }, failed);
+                return;
             }
             failed.accept(bad.isEmpty()
                     ? new BallastException(ErrorCode.IO_ERROR, "no in-sync replica of volume " + layout.volumeName()
