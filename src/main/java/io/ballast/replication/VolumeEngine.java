@@ -334,7 +334,7 @@ public final class VolumeEngine {
 
     private void submit(Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
             Completion done) {
-        BallastException refused = refuse(true);
+        BallastException refused = refuse(kind != Kind.FLUSH); // a flush adds nothing: allowed while suspended
         if (refused == null && kind != Kind.FLUSH) {
             refused = checkRange(offsetBytes, lengthBytes);
         }
@@ -655,7 +655,7 @@ public final class VolumeEngine {
                 return; // later writes wait too, so every stream keeps one order
             }
             waiting.poll();
-            BallastException refused = refuse(true);
+            BallastException refused = refuse(op.kind != Kind.FLUSH);
             if (refused != null) {
                 op.finished = true;
                 op.done.complete(null, refused);
@@ -710,7 +710,7 @@ public final class VolumeEngine {
                 return;
             }
         }
-        if (suspended()) {
+        if (suspended() && op.kind != Kind.FLUSH) {
             finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName() + " has fewer than "
                     + layout.minInSync() + " replicas in sync"));
             return;

@@ -227,8 +227,19 @@ public final class SimDisk implements ReplicaStorage {
         return overlay.containsKey(block);
     }
 
+    public java.util.Set<Integer> flippedBlockSet() {
+        return new TreeSet<>(flipped);
+    }
+
+    /** Corrupt durable blocks not already rewritten in the cache (the next flush replaces those). */
     public int flippedBlocks() {
-        return flipped.size();
+        int n = 0;
+        for (int b : flipped) {
+            if (!overlay.containsKey(b)) {
+                n++;
+            }
+        }
+        return n;
     }
 
     /** Durable content ignoring flips (a flip is corruption the checksum catches, not lost data). */
