@@ -105,6 +105,7 @@ public final class VolumeEngine {
     private long replicasAdded;
     private long checksumMismatchesSeen;
     private long unrecoverableSectors;
+    private boolean lossReportPending;
 
     private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
@@ -710,6 +711,14 @@ public final class VolumeEngine {
                 return;
             }
         }
+        if (op.kind == Kind.FLUSH && lossReportPending) {
+            // The last in-sync replica failed and came back: writes it acknowledged may be gone from its
+            // cache. Report that once, on the next flush, as a disk does after a reset.
+            lossReportPending = false;
+            finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                    + ": the last in-sync replica was lost; writes since the previous flush may be lost"));
+            return;
+        }
         if (suspended() && op.kind != Kind.FLUSH) {
             finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName() + " has fewer than "
                     + layout.minInSync() + " replicas in sync"));
@@ -817,6 +826,7 @@ public final class VolumeEngine {
                 remove.remove(keep);
                 pendingRemoval.remove(keep);
                 stuck.add(keep);
+                lossReportPending = true;
                 probeAtMs.put(keep, nowMs + config.probeIntervalMs());
                 if (remove.isEmpty()) {
                     return;

@@ -574,6 +574,11 @@ public final class Simulation {
             box.engine.flush((d, e) -> {
                 clientOutstanding--;
                 trace("flush " + (e == null ? "acked" : "failed: " + e.getMessage()));
+                if (e != null) {
+                    for (MWrite w : ackedWrites) {
+                        w.eligible = false; // the error was reported: a later flush does not vouch for them
+                    }
+                }
                 if (e == null) {
                     for (int i = 0; i < coveredAtIssue; i++) {
                         MWrite w = ackedWrites.get(i);
@@ -755,10 +760,17 @@ public final class Simulation {
         }
         // A flush makes every image durable, then a scrub pass over every replica finds the remaining flips.
         boolean[] flushed = {false};
-        c.engine.flush((d, e) -> {
-            flushed[0] = e == null;
-            trace("final flush: " + (e == null ? "ok" : e.getMessage()));
-        });
+        for (int attempt = 0; attempt < 3 && !flushed[0]; attempt++) {
+            boolean[] done = {false};
+            c.engine.flush((d, e) -> {
+                flushed[0] = e == null;
+                done[0] = true;
+                trace("final flush: " + (e == null ? "ok" : e.getMessage()));
+            });
+            while (!done[0] && !events.isEmpty()) {
+                nextEvent();
+            }
+        }
         long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 2_000;
         while (nowMs < scrubUntil || !c.engine.idle()) {
             step++;
