@@ -663,7 +663,9 @@ public final class VolumeEngine {
                 continue;
             }
             Set<String> targets = new LinkedHashSet<>(layout.inSyncNodes());
-            targets.addAll(resyncs.keySet());
+            if (stuck.isEmpty()) {
+                targets.addAll(resyncs.keySet());
+            }
             for (String n : targets) {
                 op.required.add(n);
                 if (!faulty.contains(n)) {
@@ -827,6 +829,10 @@ public final class VolumeEngine {
                 pendingRemoval.remove(keep);
                 stuck.add(keep);
                 lossReportPending = true;
+                // Writes now fail but may land on resync targets: start those over (their next
+                // ChangedRegions query sees what landed) so no target joins with bytes the source lacks.
+                resyncs.clear();
+                pendingAdd.clear();
                 probeAtMs.put(keep, nowMs + config.probeIntervalMs());
                 if (remove.isEmpty()) {
                     return;
@@ -857,14 +863,22 @@ public final class VolumeEngine {
         switch (result) {
             case MetadataClient.Result.Committed c -> {
                 replicasRemoved += change.remove().size();
+                List<String> abandoned = new ArrayList<>();
                 for (String n : change.add()) {
                     if (c.layout().inSyncNodes().contains(n)) {
                         replicasAdded++;
-                        resyncs.remove(n);
+                        Resync r = resyncs.remove(n);
                         pendingAdd.remove(n);
+                        if (r == null || r.step != ResyncStep.ADDING || faulty.contains(n)) {
+                            abandoned.add(n); // its resync was abandoned while the add was in flight
+                        }
                     }
                 }
                 adoptLayout(c.layout());
+                for (String n : abandoned) {
+                    faulty.add(n);
+                    pendingRemoval.add(n);
+                }
             }
             case MetadataClient.Result.Fenced f -> {
                 if (f.current() != null && sameAttachment(f.current()) && f.current().epoch() > epoch()) {
