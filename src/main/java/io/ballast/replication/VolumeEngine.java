@@ -65,6 +65,7 @@ public final class VolumeEngine {
     /** Faulty in-sync nodes that cannot be removed (they are the last in sync): writes needing them fail. */
     private final Set<String> stuck = new HashSet<>();
     private final Set<String> pendingAdd = new LinkedHashSet<>();
+    private final Set<String> inFlightAdds = new HashSet<>();
     private boolean metadataInFlight;
     private long metadataRetryAtMs;
     private final Map<String, Long> probeAtMs = new HashMap<>();
@@ -704,6 +705,20 @@ public final class VolumeEngine {
         if (op.finished || phase != Phase.SERVING) {
             return;
         }
+        // A joining target (final flush sent, or add in flight) counts as in sync: once the control plane
+        // lists it, it must hold every acknowledged write (durably, when FUA or flushed).
+        for (String n : inFlightAdds) {
+            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
+                return;
+            }
+        }
+        for (Resync r : resyncs.values()) {
+            String n = r.nodeId;
+            if ((r.step == ResyncStep.FLUSHING || r.step == ResyncStep.ADDING) && op.required.contains(n)
+                    && !op.doneNodes.contains(n)) {
+                return;
+            }
+        }
         for (String n : layout.inSyncNodes()) {
             if (op.required.contains(n) && !op.doneNodes.contains(n)) {
                 if (stuck.contains(n)) {
@@ -851,12 +866,14 @@ public final class VolumeEngine {
 
     private void change(MetadataClient.InSyncChange change) {
         metadataInFlight = true;
+        inFlightAdds.addAll(change.add());
         metadata.changeInSync(change, result -> onMetadataResult(change, result));
     }
 
     /** The control plane's answer to an in-sync change (must be called on the driver thread). */
     public void onMetadataResult(MetadataClient.InSyncChange change, MetadataClient.Result result) {
         metadataInFlight = false;
+        inFlightAdds.clear();
         if (phase == Phase.FENCED || phase == Phase.CLOSED) {
             return;
         }

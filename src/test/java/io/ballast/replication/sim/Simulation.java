@@ -740,8 +740,7 @@ public final class Simulation {
             Box c = current;
             boolean broken = c == null || c.dead || c.openFailed || c.engine.fenced();
             if (broken && nowMs - lastAttachMs > 50) {
-                takeovers = 0;
-                takeover(false);
+                attach(NODES.get(rnd.nextInt(NODES.size())), false);
                 lastAttachMs = nowMs;
                 continue;
             }
