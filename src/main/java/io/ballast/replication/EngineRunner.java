@@ -1,0 +1,261 @@
+package io.ballast.replication;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.storage.BlockDevice;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Function;
+
+/**
+ * Production driver of one {@link VolumeEngine}: one named platform thread (the agent) owns the
+ * engine and runs every input from an MPSC queue (client operations from NBD threads, replies from
+ * network threads, control-plane results), ticking it every {@value #TICK_MS} ms. Requests for the
+ * replica on this node go to {@code localReplica} on a dedicated single-threaded lane (order kept),
+ * the rest to the remote network.
+ */
+public final class EngineRunner implements AutoCloseable {
+    static final long TICK_MS = 5;
+    private static final long STATUS_TIMEOUT_MS = 10_000;
+    private static final long VERIFY_TIMEOUT_MS = 30 * 60_000;
+
+    private final VolumeLayout initialLayout;
+    private final EngineConfig config;
+    private final ConcurrentLinkedQueue<Runnable> inbox = new ConcurrentLinkedQueue<>();
+    private final Thread agent;
+    private final ExecutorService localLane;
+    private final VolumeEngine engine;
+    private final ReplicatedVolume device;
+    private volatile boolean running = true;
+    private volatile boolean parked;
+    private volatile boolean closed;
+    private volatile EngineStatus lastStatus;
+
+    public EngineRunner(VolumeLayout layout, String localNodeId, EngineConfig config,
+            Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
+            ReplicaLogic localReplica) {
+        this.initialLayout = layout;
+        this.config = config;
+        ReplicaNetwork.ReplySink sink = (nodeId, reply) -> post(() -> engineRef().onReply(nodeId, reply));
+        ReplicaNetwork remote = remoteNetworkFactory.apply(sink);
+        this.localLane = localReplica == null ? null : Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "ballast-local-replica-" + layout.volumeName());
+            t.setDaemon(true);
+            return t;
+        });
+        ReplicaNetwork routing = (nodeId, request) -> {
+            if (localReplica != null && nodeId.equals(localNodeId)) {
+                try {
+                    localLane.execute(() -> {
+                        ReplicaReply reply;
+                        try {
+                            reply = localReplica.handle(request);
+                        } catch (RuntimeException e) {
+                            reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
+                        }
+                        ReplicaReply r = reply;
+                        post(() -> engineRef().onReply(nodeId, r));
+                    });
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    // closing: the engine's timeout covers it
+                }
+            } else {
+                remote.send(nodeId, request);
+            }
+        };
+        // Control-plane callbacks run on any thread: re-queue them onto the agent.
+        MetadataClient queued = (change, done) -> metadata.changeInSync(change, result -> post(() -> done.accept(result)));
+        this.engine = new VolumeEngine(layout, localNodeId, config, routing, queued);
+        this.device = new ReplicatedVolume(this, layout.sizeBytes());
+        this.lastStatus = engine.status();
+        this.agent = Thread.ofPlatform().name("ballast-engine-" + layout.volumeName()).daemon(true).unstarted(this::runAgent);
+        agent.start();
+    }
+
+    private VolumeEngine engineRef() {
+        return engine;
+    }
+
+    /** Queues work for the agent thread (any thread). */
+    void post(Runnable r) {
+        inbox.add(r);
+        if (parked) {
+            LockSupport.unpark(agent);
+        }
+    }
+
+    private void runAgent() {
+        long nextTickMs = 0;
+        while (running) {
+            Runnable r;
+            boolean didWork = false;
+            while ((r = inbox.poll()) != null) {
+                didWork = true;
+                try {
+                    r.run();
+                } catch (RuntimeException e) {
+                    org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
+                            initialLayout.volumeName(), e);
+                }
+            }
+            long nowMs = System.nanoTime() / 1_000_000;
+            if (nowMs >= nextTickMs) {
+                engine.tick(nowMs);
+                lastStatus = engine.status();
+                nextTickMs = nowMs + TICK_MS;
+                didWork = true;
+            }
+            if (!didWork) {
+                parked = true;
+                if (inbox.isEmpty()) {
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(Math.max(1, nextTickMs - nowMs)));
+                }
+                parked = false;
+            }
+        }
+    }
+
+    /** Opens the replicas and reconciles; completes when the engine serves I/O (UNAVAILABLE when no in-sync replica answered). */
+    public CompletableFuture<Void> open() {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        post(() -> engine.open(System.nanoTime() / 1_000_000, error -> {
+            if (error == null) {
+                f.complete(null);
+            } else {
+                f.completeExceptionally(error);
+            }
+        }));
+        return f;
+    }
+
+    public BlockDevice device() {
+        return device;
+    }
+
+    public void onLayoutChanged(VolumeLayout layout) {
+        post(() -> engine.onLayoutChanged(layout));
+    }
+
+    /** The engine's status, as of at most one tick ago. */
+    public EngineStatus status() {
+        CompletableFuture<EngineStatus> f = new CompletableFuture<>();
+        if (!running) {
+            return lastStatus;
+        }
+        post(() -> f.complete(engine.status()));
+        try {
+            return f.get(STATUS_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return lastStatus;
+        } catch (ExecutionException | TimeoutException e) {
+            return lastStatus;
+        }
+    }
+
+    public boolean fenced() {
+        return "fenced".equals(status().state());
+    }
+
+    /** Compares the in-sync replicas region by region (blocking). */
+    public VerifyReport verify() {
+        CompletableFuture<VerifyReport> f = new CompletableFuture<>();
+        post(() -> engine.verify(f::complete, f::completeExceptionally));
+        return await(f, VERIFY_TIMEOUT_MS, "verify");
+    }
+
+    <T> T await(CompletableFuture<T> f, long timeoutMs, String what) {
+        try {
+            return timeoutMs > 0 ? f.get(timeoutMs, TimeUnit.MILLISECONDS) : f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, what + " interrupted", e);
+        } catch (TimeoutException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, what + " of volume " + initialLayout.volumeName()
+                    + " timed out after " + timeoutMs + " ms");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof BallastException b) {
+                throw new BallastException(b.code(), b.getMessage(), b);
+            }
+            throw new BallastException(ErrorCode.INTERNAL, what + " failed: " + e.getCause(), e.getCause());
+        }
+    }
+
+    /** Submits a client operation; the future completes on the agent thread. */
+    CompletableFuture<byte[]> submit(java.util.function.Consumer<VolumeEngine.Completion> op) {
+        CompletableFuture<byte[]> f = new CompletableFuture<>();
+        if (closed) {
+            f.completeExceptionally(new BallastException(ErrorCode.IO_ERROR, "volume " + initialLayout.volumeName()
+                    + " is closed"));
+            return f;
+        }
+        VolumeEngine.Completion done = (data, error) -> {
+            if (error == null) {
+                f.complete(data);
+            } else {
+                f.completeExceptionally(error);
+            }
+        };
+        post(() -> op.accept(done));
+        return f;
+    }
+
+    VolumeEngine engineForOps() {
+        return engine;
+    }
+
+    EngineConfig config() {
+        return config;
+    }
+
+    /** Flushes (best effort), then stops the engine; later operations fail with IO_ERROR. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        try {
+            CompletableFuture<byte[]> f = submit(done -> engine.flush(done));
+            await(f, 4 * config.replicaTimeoutMs() + 1_000, "flush on close");
+        } catch (BallastException e) {
+            // closing anyway: an unflushed tail is what an unclean detach leaves, and the next engine reconciles it
+        }
+        closed = true;
+        CompletableFuture<Void> stopped = new CompletableFuture<>();
+        post(() -> {
+            engine.close();
+            lastStatus = engine.status();
+            stopped.complete(null);
+        });
+        try {
+            stopped.get(STATUS_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        } catch (Exception e) {
+            // the agent is stuck or gone: stop it anyway
+        }
+        running = false;
+        LockSupport.unpark(agent);
+        try {
+            agent.join(STATUS_TIMEOUT_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (localLane != null) {
+            localLane.shutdown();
+        }
+        // Anything queued after the stop fails rather than hangs.
+        Runnable r;
+        while ((r = inbox.poll()) != null) {
+            try {
+                r.run();
+            } catch (RuntimeException e) {
+                // the engine is closed: its completions fail
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+package io.ballast.replication;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.storage.BlockDevice;
+import java.nio.ByteBuffer;
+
+/**
+ * The {@link BlockDevice} of a replicated volume: each call hands the operation to the engine's
+ * agent thread and blocks the caller (NBD requests run on virtual threads) until the engine
+ * completes it. Write payloads are copied into a {@code byte[]} the engine owns.
+ */
+public final class ReplicatedVolume implements BlockDevice {
+    private final EngineRunner runner;
+    private final long sizeBytes;
+
+    ReplicatedVolume(EngineRunner runner, long sizeBytes) {
+        this.runner = runner;
+        this.sizeBytes = sizeBytes;
+    }
+
+    @Override
+    public long sizeBytes() {
+        return sizeBytes;
+    }
+
+    private void checkRange(long offsetBytes, long lengthBytes) {
+        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > sizeBytes || offsetBytes + lengthBytes < 0) {
+            throw new BallastException(ErrorCode.OUT_OF_RANGE, "range " + offsetBytes + "+" + lengthBytes
+                    + " outside the volume (" + sizeBytes + " bytes)");
+        }
+    }
+
+    @Override
+    public void read(long offsetBytes, ByteBuffer dst) {
+        int length = dst.remaining();
+        checkRange(offsetBytes, length);
+        if (length == 0) {
+            return;
+        }
+        byte[] data = runner.await(runner.submit(done -> runner.engineForOps().read(offsetBytes, length, done)), 0, "read");
+        dst.put(data);
+    }
+
+    @Override
+    public void write(long offsetBytes, ByteBuffer src, boolean fua) {
+        int length = src.remaining();
+        checkRange(offsetBytes, length);
+        byte[] data = new byte[length];
+        src.get(data);
+        runner.await(runner.submit(done -> runner.engineForOps().write(offsetBytes, data, fua, done)), 0, "write");
+    }
+
+    @Override
+    public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
+        checkRange(offsetBytes, lengthBytes);
+        runner.await(runner.submit(done -> runner.engineForOps().writeZeroes(offsetBytes, lengthBytes, mayDeallocate,
+                fua, done)), 0, "write zeroes");
+    }
+
+    @Override
+    public void trim(long offsetBytes, long lengthBytes, boolean fua) {
+        checkRange(offsetBytes, lengthBytes);
+        runner.await(runner.submit(done -> runner.engineForOps().trim(offsetBytes, lengthBytes, fua, done)), 0, "trim");
+    }
+
+    @Override
+    public void flush() {
+        runner.await(runner.submit(done -> runner.engineForOps().flush(done)), 0, "flush");
+    }
+
+    /** Closing the device closes the engine (flush, then stop). */
+    @Override
+    public void close() {
+        runner.close();
+    }
+}

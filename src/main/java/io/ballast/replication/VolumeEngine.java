@@ -1,0 +1,1295 @@
+package io.ballast.replication;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+
+/**
+ * The volume engine: a single-threaded, deterministic state machine (no threads, clocks or sockets).
+ * Every input is a method call made by one driver thread ({@link EngineRunner} in production, the
+ * simulator in tests); outputs go through {@link ReplicaNetwork} and {@link MetadataClient}. The
+ * protocol is docs/replication.md; comments here say where the code refines it.
+ *
+ * <p>The {@link MetadataClient} given here must run its callbacks on the driver thread (the driver
+ * re-queues them); so must the network's reply sink.
+ */
+public final class VolumeEngine {
+
+    /** Completion of a client operation: {@code error} null on success; {@code data} for reads. */
+    @FunctionalInterface
+    public interface Completion {
+        void complete(byte[] data, BallastException error);
+    }
+
+    /** Smallest range a repairing read splits down to (a sector). */
+    private static final int MIN_REPAIR_BYTES = 512;
+
+    private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
+
+    private enum Kind { WRITE, ZEROES, TRIM, FLUSH }
+
+    private enum Ckpt { IDLE, DRAINING, FLUSHING }
+
+    private final String localNodeId;
+    private final EngineConfig config;
+    private final ReplicaNetwork network;
+    private final MetadataClient metadata;
+
+    private VolumeLayout layout;
+    private Phase phase = Phase.OPENING;
+    private long nowMs;
+    private long nextRequestId = 1;
+    private long regionSizeBytes = 4L << 20;
+    private Consumer<BallastException> openDone;
+
+    // Requests sent and not answered, by id and per node in send order (the oldest times out first).
+    private final Map<Long, Outstanding> outstanding = new HashMap<>();
+    private final Map<String, ArrayDeque<Outstanding>> outstandingByNode = new HashMap<>();
+    private int mutatingOutstanding;
+
+    /** Nodes we stopped sending to (failed, timed out, connection lost) until a probe Open succeeds. */
+    private final Set<String> faulty = new HashSet<>();
+    /** Faulty in-sync nodes waiting for a committed removal. */
+    private final Set<String> pendingRemoval = new LinkedHashSet<>();
+    /** Faulty in-sync nodes that cannot be removed (they are the last in sync): writes needing them fail. */
+    private final Set<String> stuck = new HashSet<>();
+    private final Set<String> pendingAdd = new LinkedHashSet<>();
+    private final Set<String> inFlightAdds = new HashSet<>();
+    private boolean metadataInFlight;
+    private long metadataRetryAtMs;
+    private final Map<String, Long> probeAtMs = new HashMap<>();
+    private final Set<String> probing = new HashSet<>();
+
+    // Client writes and flushes: waiting (FIFO, not yet sent) and in flight (sent, not acknowledged).
+    private final ArrayDeque<Op> waiting = new ArrayDeque<>();
+    private final LinkedHashSet<Op> inflight = new LinkedHashSet<>();
+    private long opSeq;
+    /** Byte ranges [start, end) whose copy or repair is under way: overlapping writes wait. */
+    private final List<long[]> locks = new ArrayList<>();
+
+    // Checkpoints.
+    private Ckpt ckpt = Ckpt.IDLE;
+    private long checkpointSeq;
+    private long lastCheckpointMs;
+    private long writesSinceCheckpoint;
+    private Round ckptFlush;
+    private Round ckptRound;
+    /** The last checkpoint every in-sync replica completed: missedSinceGeneration of a removed replica. */
+    private long lastCompleteGeneration;
+
+    // Resync, scrub, verify.
+    private final Map<String, Resync> resyncs = new LinkedHashMap<>();
+    private double resyncTokens;
+    private double scrubTokens;
+    private long scrubRegion;
+    private int scrubNodeIndex;
+    private boolean scrubInFlight;
+    private long lastTickMs;
+
+    // Counters.
+    private long writesAcked;
+    private long fencedRequests;
+    private long checksumRepairs;
+    private long resyncBytes;
+    private long replicasRemoved;
+    private long replicasAdded;
+    private long checksumMismatchesSeen;
+    private long unrecoverableSectors;
+    private boolean lossReportPending;
+
+    private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
+
+    private static final class Op {
+        final long seq;
+        final Kind kind;
+        final long offsetBytes;
+        final long lengthBytes;
+        final byte[] data;
+        final boolean fua;
+        final boolean mayDeallocate;
+        final Completion done;
+        final Set<String> required = new HashSet<>();
+        final Set<String> doneNodes = new HashSet<>();
+        boolean finished;
+
+        Op(long seq, Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
+                Completion done) {
+            this.seq = seq;
+            this.kind = kind;
+            this.offsetBytes = offsetBytes;
+            this.lengthBytes = lengthBytes;
+            this.data = data;
+            this.fua = fua;
+            this.mayDeallocate = mayDeallocate;
+            this.done = done;
+        }
+    }
+
+    /** A request sent to several nodes where every in-sync one must answer Done (checkpoint flush, checkpoint). */
+    private static final class Round {
+        final long generation;
+        final Set<String> required = new HashSet<>();
+        final Set<String> doneNodes = new HashSet<>();
+
+        Round(long generation) {
+            this.generation = generation;
+        }
+    }
+
+    private enum ResyncStep { LISTING, COPYING, FLUSHING, ADDING }
+
+    private static final class Resync {
+        final String nodeId;
+        final long missedSinceGeneration;
+        final long startedAtMs;
+        String source;
+        ResyncStep step = ResyncStep.LISTING;
+        final TreeSet<Long> regionSet = new TreeSet<>();
+        int listRepliesWanted;
+        long[] regions;
+        int next;
+        boolean copyInFlight;
+        long bytesDone;
+        long bytesTotal;
+
+        Resync(String nodeId, long missedSinceGeneration, long startedAtMs) {
+            this.nodeId = nodeId;
+            this.missedSinceGeneration = missedSinceGeneration;
+            this.startedAtMs = startedAtMs;
+        }
+    }
+
+    public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
+            MetadataClient metadata) {
+        this.layout = layout;
+        this.localNodeId = localNodeId;
+        this.config = config;
+        this.network = network;
+        this.metadata = metadata;
+    }
+
+    // ---------------------------------------------------------------- open and reconcile
+
+    /** Opens every replica at the layout's epoch, then reconciles the tail; {@code done} gets null once serving. */
+    public void open(long nowMs, Consumer<BallastException> done) {
+        this.nowMs = nowMs;
+        this.lastTickMs = nowMs;
+        this.lastCheckpointMs = nowMs;
+        this.openDone = done;
+        Map<String, ReplicaReply.Opened> opened = new HashMap<>();
+        Set<String> asked = new HashSet<>();
+        for (VolumeLayout.Replica r : layout.replicas()) {
+            if (!r.ready()) {
+                continue;
+            }
+            asked.add(r.nodeId());
+        }
+        if (asked.isEmpty()) {
+            failOpen("no replica of volume " + layout.volumeName() + " is ready");
+            return;
+        }
+        Set<String> answered = new HashSet<>();
+        for (String node : asked) {
+            send(node, id -> new ReplicaRequest.Open(id, layout.volumeUuid(), epoch()), false, reply -> {
+                answered.add(node);
+                switch (reply) {
+                    case ReplicaReply.Opened o -> opened.put(node, o);
+                    case ReplicaReply.Fenced f -> {
+                        fencedRequests++;
+                        faulty.add(node);
+                    }
+                    default -> faulty.add(node);
+                }
+                if (answered.size() == asked.size() && phase == Phase.OPENING) {
+                    opened(opened);
+                }
+            });
+        }
+    }
+
+    private void failOpen(String why) {
+        phase = Phase.FAILED;
+        if (openDone != null) {
+            openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, why));
+            openDone = null;
+        }
+    }
+
+    private void opened(Map<String, ReplicaReply.Opened> opened) {
+        List<String> inSyncAnswered = new ArrayList<>();
+        for (String n : layout.inSyncNodes()) {
+            if (opened.containsKey(n)) {
+                inSyncAnswered.add(n);
+            } else {
+                faulty.add(n);
+                pendingRemoval.add(n);
+            }
+        }
+        if (inSyncAnswered.isEmpty()) {
+            failOpen("no in-sync replica of volume " + layout.volumeName() + " answered at epoch " + epoch());
+            return;
+        }
+        for (String n : opened.keySet()) {
+            if (!layout.inSyncNodes().contains(n)) {
+                probeAtMs.put(n, nowMs); // resync it once serving
+            }
+        }
+        regionSizeBytes = opened.get(inSyncAnswered.get(0)).regionSizeBytes();
+        // Every answering in-sync replica has durably every block tagged below its generation (a
+        // checkpoint is sent only after a flush covered all earlier writes everywhere), so the minimum
+        // is a safe "missed since" for the ones that did not answer, and the tail lies at or above it.
+        long gMin = Long.MAX_VALUE;
+        for (String n : inSyncAnswered) {
+            gMin = Math.min(gMin, opened.get(n).generation());
+        }
+        lastCompleteGeneration = gMin;
+        phase = Phase.RECONCILING;
+        if (inSyncAnswered.size() == 1) {
+            startServing();
+            return;
+        }
+        TreeSet<Long> regions = new TreeSet<>();
+        int[] repliesLeft = {inSyncAnswered.size()};
+        long since = gMin - 1;
+        for (String n : inSyncAnswered) {
+            send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), since), false, reply -> {
+                if (reply instanceof ReplicaReply.Regions r) {
+                    for (long x : r.regions()) {
+                        regions.add(x);
+                    }
+                } else {
+                    failNode(n, "changed regions: " + reply);
+                }
+                if (--repliesLeft[0] == 0 && phase == Phase.RECONCILING) {
+                    reconcile(new ArrayDeque<>(regions));
+                }
+            });
+        }
+    }
+
+    /** Copies each region of the tail from one source to every other in-sync replica, one region at a time. */
+    private void reconcile(ArrayDeque<Long> regions) {
+        if (phase != Phase.RECONCILING) {
+            return;
+        }
+        Long region = regions.poll();
+        if (region == null) {
+            startServing();
+            return;
+        }
+        String source = preferredSource();
+        if (source == null) {
+            failOpen("no in-sync replica left while reconciling");
+            return;
+        }
+        long start = region * regionSizeBytes;
+        int len = (int) Math.min(regionSizeBytes, layout.sizeBytes() - start);
+        repairingRead(start, len, List.of(source), data -> {
+            for (String n : healthyInSync()) {
+                if (!n.equals(source)) {
+                    sendWrite(n, start, data);
+                }
+            }
+            reconcile(regions);
+        }, error -> failOpen("reconcile of region " + region + " failed: " + error.getMessage()));
+    }
+
+    private void startServing() {
+        phase = Phase.SERVING;
+        // The first checkpoint flushes the reconciled tail everywhere and starts this epoch's generations.
+        ckpt = Ckpt.DRAINING;
+        writesSinceCheckpoint = 1;
+        if (openDone != null) {
+            openDone.accept(null);
+            openDone = null;
+        }
+    }
+
+    // ---------------------------------------------------------------- client operations
+
+    public void write(long offsetBytes, byte[] data, boolean fua, Completion done) {
+        submit(Kind.WRITE, offsetBytes, data.length, data, fua, false, done);
+    }
+
+    public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua, Completion done) {
+        submit(Kind.ZEROES, offsetBytes, lengthBytes, null, fua, mayDeallocate, done);
+    }
+
+    public void trim(long offsetBytes, long lengthBytes, boolean fua, Completion done) {
+        submit(Kind.TRIM, offsetBytes, lengthBytes, null, fua, false, done);
+    }
+
+    public void flush(Completion done) {
+        submit(Kind.FLUSH, 0, 0, null, false, false, done);
+    }
+
+    private void submit(Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
+            Completion done) {
+        BallastException refused = refuse(kind != Kind.FLUSH); // a flush adds nothing: allowed while suspended
+        if (refused == null && kind != Kind.FLUSH) {
+            refused = checkRange(offsetBytes, lengthBytes);
+        }
+        if (refused != null) {
+            done.complete(null, refused);
+            return;
+        }
+        if (kind != Kind.FLUSH && lengthBytes == 0) {
+            done.complete(null, null);
+            return;
+        }
+        waiting.add(new Op(++opSeq, kind, offsetBytes, lengthBytes, data, fua, mayDeallocate, done));
+        afterEvent();
+    }
+
+    public void read(long offsetBytes, int lengthBytes, Completion done) {
+        BallastException refused = refuse(false);
+        if (refused == null) {
+            refused = checkRange(offsetBytes, lengthBytes);
+        }
+        if (refused != null) {
+            done.complete(null, refused);
+            return;
+        }
+        if (lengthBytes == 0) {
+            done.complete(new byte[0], null);
+            return;
+        }
+        repairingRead(offsetBytes, lengthBytes, localNodeId == null ? List.of() : List.of(localNodeId), data -> done.complete(data, null),
+                error -> done.complete(null, error));
+        afterEvent();
+    }
+
+    private BallastException refuse(boolean write) {
+        return switch (phase) {
+            case OPENING, RECONCILING -> new BallastException(ErrorCode.UNAVAILABLE,
+                    "volume " + layout.volumeName() + " is not open yet");
+            case FENCED -> new BallastException(ErrorCode.IO_ERROR,
+                    "volume " + layout.volumeName() + ": this engine was superseded (fenced)");
+            case FAILED, CLOSED -> new BallastException(ErrorCode.IO_ERROR,
+                    "volume " + layout.volumeName() + ": engine is " + phase.name().toLowerCase());
+            case SERVING -> write && suspended() ? new BallastException(ErrorCode.IO_ERROR, "volume "
+                    + layout.volumeName() + " has fewer than " + layout.minInSync() + " replicas in sync") : null;
+        };
+    }
+
+    private BallastException checkRange(long offsetBytes, long lengthBytes) {
+        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > layout.sizeBytes()
+                || offsetBytes + lengthBytes < 0) {
+            return new BallastException(ErrorCode.OUT_OF_RANGE, "range " + offsetBytes + "+" + lengthBytes
+                    + " outside volume " + layout.volumeName() + " (" + layout.sizeBytes() + " bytes)");
+        }
+        return null;
+    }
+
+    private boolean suspended() {
+        return layout.inSyncNodes().size() < layout.minInSync();
+    }
+
+    // ---------------------------------------------------------------- other inputs
+
+    public void onReply(String nodeId, ReplicaReply reply) {
+        Outstanding o = outstanding.remove(reply.requestId());
+        if (o == null || !o.nodeId().equals(nodeId)) {
+            if (o != null) {
+                outstanding.put(o.id(), o);
+            }
+            return; // late reply to a request we already gave up on
+        }
+        ArrayDeque<Outstanding> q = outstandingByNode.get(nodeId);
+        if (q != null) {
+            q.removeFirstOccurrence(o);
+        }
+        if (o.mutating()) {
+            mutatingOutstanding--;
+        }
+        o.handler().accept(reply);
+        afterEvent();
+    }
+
+    /** A committed change of this volume from the control plane (replacement, another engine's attach). */
+    public void onLayoutChanged(VolumeLayout newLayout) {
+        if (newLayout.epoch() <= epoch() || phase == Phase.FENCED || phase == Phase.CLOSED) {
+            return;
+        }
+        if (!sameAttachment(newLayout)) {
+            becomeFenced();
+        } else {
+            adoptLayout(newLayout);
+        }
+        afterEvent();
+    }
+
+    public void tick(long nowMs) {
+        long elapsedMs = Math.max(0, nowMs - lastTickMs);
+        this.nowMs = nowMs;
+        this.lastTickMs = nowMs;
+        expireRequests();
+        if (phase == Phase.SERVING) {
+            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && nowMs - lastCheckpointMs >= config.checkpointIntervalMs()) {
+                ckpt = Ckpt.DRAINING;
+            }
+            resyncTokens = refill(resyncTokens, config.resyncBytesPerSec(), elapsedMs);
+            scrubTokens = refill(scrubTokens, config.scrubBytesPerSec(), elapsedMs);
+            probe();
+            scrubStep();
+        }
+        afterEvent();
+    }
+
+    private double refill(double tokens, long bytesPerSec, long elapsedMs) {
+        if (bytesPerSec == 0) {
+            return Double.MAX_VALUE / 4;
+        }
+        double cap = Math.max(regionSizeBytes, bytesPerSec / 10.0);
+        return Math.min(cap, tokens + bytesPerSec * elapsedMs / 1000.0);
+    }
+
+    /** Fails every request, then stops; pending client operations fail with UNAVAILABLE. */
+    public void close() {
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        phase = Phase.CLOSED;
+        failAllOps(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
+        if (openDone != null) {
+            openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "engine closed while opening"));
+            openDone = null;
+        }
+    }
+
+    // ---------------------------------------------------------------- status
+
+    public long epoch() {
+        return layout.epoch();
+    }
+
+    public VolumeLayout layout() {
+        return layout;
+    }
+
+    public boolean fenced() {
+        return phase == Phase.FENCED;
+    }
+
+    public boolean serving() {
+        return phase == Phase.SERVING;
+    }
+
+    /** True when nothing is in flight or pending: no resync, no removal, no client operation. */
+    public boolean idle() {
+        return phase == Phase.SERVING && resyncs.isEmpty() && pendingRemoval.isEmpty() && pendingAdd.isEmpty()
+                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
+    }
+
+    public long checksumRepairs() {
+        return checksumRepairs;
+    }
+
+    public EngineStatus status() {
+        String state = switch (phase) {
+            case OPENING, RECONCILING -> "opening";
+            case SERVING -> suspended() ? "suspended" : "serving";
+            case FENCED -> "fenced";
+            case FAILED, CLOSED -> "closed";
+        };
+        List<EngineStatus.ResyncProgress> progress = new ArrayList<>();
+        for (Resync r : resyncs.values()) {
+            long elapsedMs = Math.max(1, nowMs - r.startedAtMs);
+            long rate = r.bytesDone * 1000 / elapsedMs;
+            long eta = rate > 0 ? (r.bytesTotal - r.bytesDone) / rate : -1;
+            progress.add(new EngineStatus.ResyncProgress(r.nodeId, r.missedSinceGeneration == 0 ? "full" : "delta",
+                    r.bytesDone, r.bytesTotal, rate, eta));
+        }
+        return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
+                new EngineStatus.Counters(writesAcked, fencedRequests, checksumRepairs, resyncBytes, replicasRemoved,
+                        replicasAdded));
+    }
+
+    // ---------------------------------------------------------------- sending and failures
+
+    private interface RequestFactory {
+        ReplicaRequest make(long requestId);
+    }
+
+    private void send(String nodeId, RequestFactory factory, boolean mutating, Consumer<ReplicaReply> handler) {
+        long id = nextRequestId++;
+        Outstanding o = new Outstanding(id, nodeId, nowMs, mutating, handler);
+        outstanding.put(id, o);
+        outstandingByNode.computeIfAbsent(nodeId, k -> new ArrayDeque<>()).add(o);
+        if (mutating) {
+            mutatingOutstanding++;
+        }
+        network.send(nodeId, factory.make(id));
+    }
+
+    /** An internal write (copy, repair) to one node: a failure takes the node out. */
+    private void sendWrite(String nodeId, long offsetBytes, byte[] data) {
+        send(nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
+                reply -> {
+                    if (!(reply instanceof ReplicaReply.Done)) {
+                        failNode(nodeId, "copy write: " + reply);
+                    }
+                });
+    }
+
+    private void expireRequests() {
+        List<String> late = new ArrayList<>();
+        for (var e : outstandingByNode.entrySet()) {
+            Outstanding head = e.getValue().peek();
+            if (head != null && nowMs - head.sentAtMs() >= config.replicaTimeoutMs()) {
+                late.add(e.getKey());
+            }
+        }
+        for (String n : late) {
+            failNode(n, "no answer within " + config.replicaTimeoutMs() + " ms");
+        }
+    }
+
+    /**
+     * Stops sending to a node and fails its outstanding requests. An in-sync node is then removed
+     * through the control plane before any write it missed is acknowledged; a resync target's copy is
+     * abandoned (restarted after a successful probe, from the same missedSinceGeneration).
+     */
+    private void failNode(String nodeId, String why) {
+        faulty.add(nodeId);
+        if (layout.inSyncNodes().contains(nodeId) && !stuck.contains(nodeId)) {
+            pendingRemoval.add(nodeId);
+        }
+        Resync r = resyncs.remove(nodeId);
+        if (r != null) {
+            pendingAdd.remove(nodeId);
+        }
+        probeAtMs.putIfAbsent(nodeId, nowMs + config.probeIntervalMs());
+        ArrayDeque<Outstanding> q = outstandingByNode.remove(nodeId);
+        if (q != null) {
+            for (Outstanding o : q) {
+                outstanding.remove(o.id());
+                if (o.mutating()) {
+                    mutatingOutstanding--;
+                }
+                o.handler().accept(new ReplicaReply.Failed(o.id(), ErrorCode.UNAVAILABLE, why, -1));
+            }
+        }
+    }
+
+    private void failAllOps(BallastException error) {
+        List<Op> all = new ArrayList<>(inflight);
+        all.addAll(waiting);
+        inflight.clear();
+        waiting.clear();
+        for (Op op : all) {
+            if (!op.finished) {
+                op.finished = true;
+                op.done.complete(null, error);
+            }
+        }
+    }
+
+    private void becomeFenced() {
+        if (phase == Phase.FENCED) {
+            return;
+        }
+        boolean wasOpening = openDone != null;
+        phase = Phase.FENCED;
+        failAllOps(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                + ": this engine was superseded (fenced)"));
+        if (wasOpening) {
+            openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "fenced while opening"));
+            openDone = null;
+        }
+    }
+
+    private boolean sameAttachment(VolumeLayout other) {
+        return other.attachEpoch() == layout.attachEpoch() && java.util.Objects.equals(other.attachedNodeId(),
+                layout.attachedNodeId());
+    }
+
+    private List<String> healthyInSync() {
+        List<String> out = new ArrayList<>();
+        for (String n : layout.inSyncNodes()) {
+            if (!faulty.contains(n)) {
+                out.add(n);
+            }
+        }
+        return out;
+    }
+
+    private String preferredSource() {
+        List<String> healthy = healthyInSync();
+        if (healthy.contains(localNodeId)) {
+            return localNodeId;
+        }
+        return healthy.isEmpty() ? null : healthy.get(0);
+    }
+
+    // ---------------------------------------------------------------- the loop after every input
+
+    private void afterEvent() {
+        if (phase == Phase.FENCED || phase == Phase.CLOSED || phase == Phase.FAILED) {
+            return;
+        }
+        if (phase == Phase.SERVING) {
+            dispatch();
+            checkpointStep();
+            resyncStep();
+        }
+        for (Op op : new ArrayList<>(inflight)) {
+            tryComplete(op);
+        }
+        kickMetadata();
+    }
+
+    private void dispatch() {
+        while (!waiting.isEmpty() && ckpt == Ckpt.IDLE && inflight.size() < config.maxInflight()) {
+            Op op = waiting.peek();
+            if (op.kind != Kind.FLUSH && locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
+                return; // later writes wait too, so every stream keeps one order
+            }
+            waiting.poll();
+            BallastException refused = refuse(op.kind != Kind.FLUSH);
+            if (refused != null) {
+                op.finished = true;
+                op.done.complete(null, refused);
+                continue;
+            }
+            Set<String> targets = new LinkedHashSet<>(layout.inSyncNodes());
+            if (stuck.isEmpty()) {
+                targets.addAll(resyncs.keySet());
+            }
+            for (String n : targets) {
+                op.required.add(n);
+                if (!faulty.contains(n)) {
+                    sendOp(n, op);
+                }
+            }
+            inflight.add(op);
+            tryComplete(op);
+        }
+    }
+
+    private void sendOp(String n, Op op) {
+        String uuid = layout.volumeUuid();
+        long e = epoch();
+        RequestFactory f = switch (op.kind) {
+            case WRITE -> id -> new ReplicaRequest.Write(id, uuid, e, op.offsetBytes, op.data, op.fua);
+            case ZEROES -> id -> new ReplicaRequest.WriteZeroes(id, uuid, e, op.offsetBytes, op.lengthBytes,
+                    op.mayDeallocate, op.fua);
+            case TRIM -> id -> new ReplicaRequest.Trim(id, uuid, e, op.offsetBytes, op.lengthBytes, op.fua);
+            case FLUSH -> id -> new ReplicaRequest.Flush(id, uuid, e);
+        };
+        send(n, f, op.kind != Kind.FLUSH, reply -> {
+            switch (reply) {
+                case ReplicaReply.Done d -> op.doneNodes.add(n);
+                case ReplicaReply.Fenced fenced -> {
+                    fencedRequests++;
+                    failNode(n, "fenced at epoch " + fenced.epochFloor());
+                }
+                default -> failNode(n, "request failed: " + reply);
+            }
+        });
+    }
+
+    /** Acknowledges when every node in sync in the current layout that was sent the op answered Done. */
+    private void tryComplete(Op op) {
+        if (op.finished || phase != Phase.SERVING) {
+            return;
+        }
+        // A joining target (final flush sent, or add in flight) counts as in sync: once the control plane
+        // lists it, it must hold every acknowledged write (durably, when FUA or flushed).
+        for (String n : inFlightAdds) {
+            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
+                return;
+            }
+        }
+        for (Resync r : resyncs.values()) {
+            String n = r.nodeId;
+            if ((r.step == ResyncStep.FLUSHING || r.step == ResyncStep.ADDING) && op.required.contains(n)
+                    && !op.doneNodes.contains(n)) {
+                return;
+            }
+        }
+        for (String n : layout.inSyncNodes()) {
+            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
+                if (stuck.contains(n)) {
+                    finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                            + ": no in-sync replica could take the write"));
+                }
+                return;
+            }
+        }
+        if (op.kind == Kind.FLUSH && lossReportPending) {
+            // The last in-sync replica failed and came back: writes it acknowledged may be gone from its
+            // cache. Report that once, on the next flush, as a disk does after a reset.
+            lossReportPending = false;
+            finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                    + ": the last in-sync replica was lost; writes since the previous flush may be lost"));
+            return;
+        }
+        if (suspended() && op.kind != Kind.FLUSH) {
+            finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName() + " has fewer than "
+                    + layout.minInSync() + " replicas in sync"));
+            return;
+        }
+        if (op.kind != Kind.FLUSH) {
+            writesAcked++;
+            writesSinceCheckpoint++;
+        }
+        finish(op, null);
+    }
+
+    private void finish(Op op, BallastException error) {
+        op.finished = true;
+        inflight.remove(op);
+        op.done.complete(null, error);
+    }
+
+    // ---------------------------------------------------------------- checkpoints
+
+    private Set<String> streamNodes() {
+        Set<String> out = new LinkedHashSet<>(healthyInSync());
+        for (String n : resyncs.keySet()) {
+            if (!faulty.contains(n)) {
+                out.add(n);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * DRAINING: new writes wait until every mutating request is answered; then FLUSH everywhere; when
+     * every in-sync replica flushed, Checkpoint(g) goes out and writes resume. Nothing is sent between
+     * the flush and the checkpoint, so every block tagged below g is durable on every in-sync replica.
+     */
+    private void checkpointStep() {
+        if (ckpt == Ckpt.DRAINING && mutatingOutstanding == 0 && inflight.isEmpty()) {
+            Round round = new Round(0);
+            ckptFlush = round;
+            ckpt = Ckpt.FLUSHING;
+            for (String n : streamNodes()) {
+                round.required.add(n);
+                send(n, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
+                    if (reply instanceof ReplicaReply.Done) {
+                        round.doneNodes.add(n);
+                    } else {
+                        failNode(n, "checkpoint flush: " + reply);
+                    }
+                });
+            }
+        }
+        if (ckpt == Ckpt.FLUSHING) {
+            Round round = ckptFlush;
+            for (String n : layout.inSyncNodes()) {
+                if (!round.required.contains(n) || !round.doneNodes.contains(n)) {
+                    if (stuck.contains(n) || (!round.required.contains(n) && !faulty.contains(n))) {
+                        ckpt = Ckpt.IDLE; // a node joined or cannot be reached: try again next interval
+                        lastCheckpointMs = nowMs;
+                    }
+                    return;
+                }
+            }
+            long generation = (epoch() << 24) | ++checkpointSeq;
+            Round cp = new Round(generation);
+            ckptRound = cp;
+            for (String n : streamNodes()) {
+                cp.required.add(n);
+                send(n, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), generation), false, reply -> {
+                    if (reply instanceof ReplicaReply.Done) {
+                        cp.doneNodes.add(n);
+                    } else {
+                        failNode(n, "checkpoint: " + reply);
+                    }
+                });
+            }
+            ckpt = Ckpt.IDLE;
+            lastCheckpointMs = nowMs;
+            writesSinceCheckpoint = 0;
+            dispatch();
+        }
+        if (ckptRound != null) {
+            for (String n : layout.inSyncNodes()) {
+                if (!ckptRound.required.contains(n) || !ckptRound.doneNodes.contains(n)) {
+                    return;
+                }
+            }
+            lastCompleteGeneration = Math.max(lastCompleteGeneration, ckptRound.generation);
+            ckptRound = null;
+        }
+    }
+
+    // ---------------------------------------------------------------- metadata
+
+    private void kickMetadata() {
+        if (metadataInFlight || nowMs < metadataRetryAtMs || phase == Phase.OPENING) {
+            return;
+        }
+        List<String> inSync = layout.inSyncNodes();
+        pendingRemoval.retainAll(inSync);
+        if (!pendingRemoval.isEmpty()) {
+            List<String> remove = new ArrayList<>(pendingRemoval);
+            if (remove.size() >= inSync.size()) {
+                // The control plane never empties the in-sync set: keep one; writes needing it fail until it answers.
+                String keep = inSync.contains(localNodeId) ? localNodeId : inSync.get(0);
+                remove.remove(keep);
+                pendingRemoval.remove(keep);
+                stuck.add(keep);
+                lossReportPending = true;
+                // Writes now fail but may land on resync targets: start those over (their next
+                // ChangedRegions query sees what landed) so no target joins with bytes the source lacks.
+                resyncs.clear();
+                pendingAdd.clear();
+                probeAtMs.put(keep, nowMs + config.probeIntervalMs());
+                if (remove.isEmpty()) {
+                    return;
+                }
+            }
+            change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), remove, List.of(),
+                    lastCompleteGeneration, "replica failed or did not answer"));
+            return;
+        }
+        pendingAdd.removeAll(inSync);
+        if (!pendingAdd.isEmpty()) {
+            change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), List.of(),
+                    new ArrayList<>(pendingAdd), 0, "resync finished"));
+        }
+    }
+
+    private void change(MetadataClient.InSyncChange change) {
+        metadataInFlight = true;
+        inFlightAdds.addAll(change.add());
+        metadata.changeInSync(change, result -> onMetadataResult(change, result));
+    }
+
+    /** The control plane's answer to an in-sync change (must be called on the driver thread). */
+    public void onMetadataResult(MetadataClient.InSyncChange change, MetadataClient.Result result) {
+        metadataInFlight = false;
+        inFlightAdds.clear();
+        if (phase == Phase.FENCED || phase == Phase.CLOSED) {
+            return;
+        }
+        switch (result) {
+            case MetadataClient.Result.Committed c -> {
+                replicasRemoved += change.remove().size();
+                List<String> abandoned = new ArrayList<>();
+                for (String n : change.add()) {
+                    if (c.layout().inSyncNodes().contains(n)) {
+                        replicasAdded++;
+                        Resync r = resyncs.remove(n);
+                        pendingAdd.remove(n);
+                        if (r == null || r.step != ResyncStep.ADDING || faulty.contains(n)) {
+                            abandoned.add(n); // its resync was abandoned while the add was in flight
+                        }
+                    }
+                }
+                adoptLayout(c.layout());
+                for (String n : abandoned) {
+                    faulty.add(n);
+                    pendingRemoval.add(n);
+                }
+            }
+            case MetadataClient.Result.Fenced f -> {
+                if (f.current() != null && sameAttachment(f.current()) && f.current().epoch() > epoch()) {
+                    adoptLayout(f.current()); // a replacement raced us; retry against the new epoch
+                } else {
+                    becomeFenced();
+                }
+            }
+            case MetadataClient.Result.Unavailable u -> metadataRetryAtMs = nowMs + config.metadataRetryMs();
+        }
+        afterEvent();
+    }
+
+    private void adoptLayout(VolumeLayout l) {
+        if (l.epoch() < epoch()) {
+            return;
+        }
+        layout = l;
+        List<String> inSync = l.inSyncNodes();
+        pendingRemoval.retainAll(inSync);
+        stuck.retainAll(inSync);
+        for (String n : inSync) {
+            if (faulty.contains(n) && !stuck.contains(n)) {
+                pendingRemoval.add(n);
+            }
+        }
+        Set<String> present = new HashSet<>();
+        for (VolumeLayout.Replica r : l.replicas()) {
+            present.add(r.nodeId());
+            if (!r.inSync() && r.ready() && !resyncs.containsKey(r.nodeId())) {
+                probeAtMs.putIfAbsent(r.nodeId(), nowMs);
+            }
+        }
+        resyncs.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
+        pendingAdd.retainAll(resyncs.keySet());
+        probeAtMs.keySet().retainAll(present);
+    }
+
+    // ---------------------------------------------------------------- probes and resync
+
+    /** Opens out-of-sync (and stuck) replicas; a successful Open clears the fault and starts a resync. */
+    private void probe() {
+        for (VolumeLayout.Replica r : layout.replicas()) {
+            String n = r.nodeId();
+            boolean wanted = r.ready() && (stuck.contains(n) || (!r.inSync() && !resyncs.containsKey(n)));
+            Long at = probeAtMs.get(n);
+            if (!wanted || probing.contains(n) || (at != null && at > nowMs)) {
+                continue;
+            }
+            if (!r.inSync() && preferredSource() == null) {
+                continue;
+            }
+            probing.add(n);
+            probeAtMs.put(n, nowMs + config.probeIntervalMs());
+            send(n, id -> new ReplicaRequest.Open(id, layout.volumeUuid(), epoch()), false, reply -> {
+                probing.remove(n);
+                if (!(reply instanceof ReplicaReply.Opened)) {
+                    if (reply instanceof ReplicaReply.Fenced) {
+                        fencedRequests++;
+                    }
+                    faulty.add(n);
+                    return;
+                }
+                if (stuck.remove(n)) {
+                    faulty.remove(n);
+                }
+                VolumeLayout.Replica now = replica(n);
+                if (now != null && !now.inSync() && !resyncs.containsKey(n)) {
+                    startResync(n, now.missedSinceGeneration());
+                }
+            });
+            // Until the probe answers, do not send writes to it.
+            faulty.add(n);
+        }
+    }
+
+    private VolumeLayout.Replica replica(String nodeId) {
+        for (VolumeLayout.Replica r : layout.replicas()) {
+            if (r.nodeId().equals(nodeId)) {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    private void startResync(String target, long missedSinceGeneration) {
+        String source = preferredSource();
+        if (source == null) {
+            faulty.add(target);
+            return;
+        }
+        faulty.remove(target);
+        Resync r = new Resync(target, missedSinceGeneration, nowMs);
+        r.source = source;
+        resyncs.put(target, r);
+        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
+        if (missedSinceGeneration == 0) {
+            for (long i = 0; i < regionCount; i++) {
+                r.regionSet.add(i);
+            }
+            beginCopy(r);
+            return;
+        }
+        // What the target may lack or hold extra: blocks tagged at or above its missed checkpoint on either side.
+        r.listRepliesWanted = 2;
+        for (String n : List.of(source, target)) {
+            send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), missedSinceGeneration - 1),
+                    false, reply -> {
+                        if (resyncs.get(target) != r) {
+                            return;
+                        }
+                        if (reply instanceof ReplicaReply.Regions regions) {
+                            for (long x : regions.regions()) {
+                                r.regionSet.add(x);
+                            }
+                            if (--r.listRepliesWanted == 0) {
+                                beginCopy(r);
+                            }
+                        } else {
+                            failNode(n, "changed regions: " + reply);
+                            resyncs.remove(target);
+                        }
+                    });
+        }
+    }
+
+    private void beginCopy(Resync r) {
+        r.regions = r.regionSet.stream().mapToLong(Long::longValue).toArray();
+        for (long region : r.regions) {
+            r.bytesTotal += regionLength(region);
+        }
+        r.step = ResyncStep.COPYING;
+    }
+
+    private int regionLength(long region) {
+        return (int) Math.min(regionSizeBytes, layout.sizeBytes() - region * regionSizeBytes);
+    }
+
+    private void resyncStep() {
+        for (Resync r : new ArrayList<>(resyncs.values())) {
+            if (resyncs.get(r.nodeId) != r || r.step != ResyncStep.COPYING || r.copyInFlight) {
+                continue;
+            }
+            if (r.next >= r.regions.length) {
+                r.step = ResyncStep.FLUSHING;
+                send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
+                    if (resyncs.get(r.nodeId) != r) {
+                        return;
+                    }
+                    if (reply instanceof ReplicaReply.Done) {
+                        r.step = ResyncStep.ADDING;
+                        pendingAdd.add(r.nodeId);
+                    } else {
+                        failNode(r.nodeId, "resync flush: " + reply);
+                    }
+                });
+                continue;
+            }
+            if (resyncTokens <= 0 || ckpt != Ckpt.IDLE) {
+                continue;
+            }
+            long region = r.regions[r.next];
+            long start = region * regionSizeBytes;
+            int len = regionLength(region);
+            resyncTokens -= len;
+            r.copyInFlight = true;
+            long[] lock = lock(start, start + len);
+            List<String> sources = new ArrayList<>();
+            sources.add(r.source);
+            repairingRead(start, len, sources, data -> {
+                if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+                    sendWrite(r.nodeId, start, data);
+                    r.bytesDone += len;
+                    resyncBytes += len;
+                    r.next++;
+                }
+                r.copyInFlight = false;
+                unlock(lock);
+            }, error -> {
+                if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
+                    // No in-sync replica can read part of the region: copy what is readable, sector by
+                    // sector, and leave the unreadable sectors as the target has them (scrub repairs the
+                    // source from the target once it is in sync) rather than never finishing.
+                    salvage(r, start, start + len, () -> {
+                        r.bytesDone += len;
+                        r.next++;
+                        r.copyInFlight = false;
+                        unlock(lock);
+                    });
+                    return;
+                }
+                r.copyInFlight = false;
+                unlock(lock);
+                resyncs.remove(r.nodeId);
+                probeAtMs.put(r.nodeId, nowMs + config.probeIntervalMs());
+            });
+        }
+    }
+
+    private void salvage(Resync r, long start, long end, Runnable done) {
+        if (start >= end || resyncs.get(r.nodeId) != r) {
+            done.run();
+            return;
+        }
+        int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
+        repairingRead(start, len, List.of(r.source), data -> {
+            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+                sendWrite(r.nodeId, start, data);
+                resyncBytes += len;
+            }
+            salvage(r, start + len, end, done);
+        }, error -> {
+            unrecoverableSectors++;
+            salvage(r, start + len, end, done);
+        });
+    }
+
+    // ---------------------------------------------------------------- reads with repair
+
+    private long[] lock(long start, long end) {
+        long[] l = {start, end};
+        locks.add(l);
+        return l;
+    }
+
+    private void unlock(long[] l) {
+        locks.remove(l);
+    }
+
+    private boolean locked(long start, long end) {
+        for (long[] l : locks) {
+            if (start < l[1] && l[0] < end) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Reads from the first healthy node of {@code preferred}, then any in-sync node. A CHECKSUM_MISMATCH
+     * sends the read elsewhere; the good bytes are written back to each bad node while overlapping
+     * client writes wait (so the write-back cannot land after, and undo, a newer write).
+     */
+    private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, Consumer<byte[]> ok,
+            Consumer<BallastException> failed) {
+        attemptRead(offsetBytes, lengthBytes, preferred, new HashSet<>(), new LinkedHashSet<>(), new long[1][], ok, failed);
+    }
+
+    private void attemptRead(long offsetBytes, int lengthBytes, List<String> preferred, Set<String> tried,
+            Set<String> bad, long[][] heldLock, Consumer<byte[]> ok, Consumer<BallastException> failed) {
+        String node = null;
+        List<String> candidates = new ArrayList<>(preferred);
+        candidates.addAll(layout.inSyncNodes());
+        for (String n : candidates) {
+            if (layout.inSyncNodes().contains(n) && !faulty.contains(n) && !tried.contains(n)) {
+                node = n;
+                break;
+            }
+        }
+        if (node == null) {
+            if (heldLock[0] != null) {
+                unlock(heldLock[0]);
+            }
+            if (!bad.isEmpty() && lengthBytes > MIN_REPAIR_BYTES) {
+                // Every replica has a bad block somewhere in the range, maybe not the same one: halve it.
+                int half = Math.max(MIN_REPAIR_BYTES, (lengthBytes / 2) / MIN_REPAIR_BYTES * MIN_REPAIR_BYTES);
+                byte[] out = new byte[lengthBytes];
+                repairingRead(offsetBytes, half, preferred, first -> {
+                    System.arraycopy(first, 0, out, 0, half);
+                    repairingRead(offsetBytes + half, lengthBytes - half, preferred, second -> {
+                        System.arraycopy(second, 0, out, half, lengthBytes - half);
+                        ok.accept(out);
+                    }, failed);
+                }, failed);
+                return;
+            }
+            failed.accept(bad.isEmpty()
+                    ? new BallastException(ErrorCode.IO_ERROR, "no in-sync replica of volume " + layout.volumeName()
+                            + " could be read")
+                    : new BallastException(ErrorCode.CHECKSUM_MISMATCH, "range " + offsetBytes + "+" + lengthBytes
+                            + " of volume " + layout.volumeName() + " fails its checksum on every in-sync replica"));
+            return;
+        }
+        String chosen = node;
+        tried.add(chosen);
+        send(chosen, id -> new ReplicaRequest.Read(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes), false,
+                reply -> {
+                    switch (reply) {
+                        case ReplicaReply.Data d -> {
+                            for (String b : bad) {
+                                if (!faulty.contains(b)) {
+                                    sendWrite(b, offsetBytes, d.data());
+                                    checksumRepairs++;
+                                }
+                            }
+                            if (heldLock[0] != null) {
+                                unlock(heldLock[0]);
+                            }
+                            ok.accept(d.data());
+                        }
+                        case ReplicaReply.Failed f when f.code() == ErrorCode.CHECKSUM_MISMATCH -> {
+                            checksumMismatchesSeen++;
+                            bad.add(chosen);
+                            if (heldLock[0] == null) {
+                                heldLock[0] = lock(offsetBytes, offsetBytes + lengthBytes);
+                            }
+                            attemptRead(offsetBytes, lengthBytes, preferred, tried, bad, heldLock, ok, failed);
+                        }
+                        case ReplicaReply.Fenced f -> {
+                            fencedRequests++;
+                            failNode(chosen, "fenced");
+                            attemptRead(offsetBytes, lengthBytes, preferred, tried, bad, heldLock, ok, failed);
+                        }
+                        default -> {
+                            failNode(chosen, "read failed: " + reply);
+                            attemptRead(offsetBytes, lengthBytes, preferred, tried, bad, heldLock, ok, failed);
+                        }
+                    }
+                });
+    }
+
+    // ---------------------------------------------------------------- scrub and verify
+
+    private void scrubStep() {
+        if (config.scrubBytesPerSec() == 0 || scrubInFlight || scrubTokens <= 0 || ckpt != Ckpt.IDLE) {
+            return;
+        }
+        List<String> nodes = healthyInSync();
+        if (nodes.isEmpty()) {
+            return;
+        }
+        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
+        if (scrubNodeIndex >= nodes.size()) {
+            scrubNodeIndex = 0;
+            scrubRegion++;
+        }
+        if (scrubRegion >= regionCount) {
+            scrubRegion = 0;
+        }
+        String node = nodes.get(scrubNodeIndex++);
+        long start = scrubRegion * regionSizeBytes;
+        int len = regionLength(scrubRegion);
+        scrubTokens -= len;
+        scrubInFlight = true;
+        repairingRead(start, len, List.of(node), data -> scrubInFlight = false, error -> scrubInFlight = false);
+    }
+
+    /** Compares region digests of every healthy in-sync replica, a batch at a time. */
+    public void verify(Consumer<VerifyReport> done, Consumer<BallastException> failed) {
+        if (phase != Phase.SERVING) {
+            failed.accept(refuse(false) != null ? refuse(false)
+                    : new BallastException(ErrorCode.UNAVAILABLE, "engine not serving"));
+            return;
+        }
+        List<String> nodes = healthyInSync();
+        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
+        List<VerifyReport.Difference> differences = new ArrayList<>();
+        verifyBatch(nodes, 0, regionCount, differences, done);
+        afterEvent();
+    }
+
+    private void verifyBatch(List<String> nodes, long first, long regionCount, List<VerifyReport.Difference> differences,
+            Consumer<VerifyReport> done) {
+        if (first >= regionCount || nodes.isEmpty()) {
+            done.accept(new VerifyReport(layout.volumeName(), epoch(), nodes, regionSizeBytes, Math.min(first,
+                    regionCount), differences));
+            return;
+        }
+        int count = (int) Math.min(config.verifyBatchRegions(), regionCount - first);
+        Map<String, long[]> digests = new TreeMap<>();
+        int[] left = {nodes.size()};
+        for (String n : nodes) {
+            send(n, id -> new ReplicaRequest.RegionDigests(id, layout.volumeUuid(), epoch(), first, count), false, reply -> {
+                if (reply instanceof ReplicaReply.Digests d) {
+                    digests.put(n, d.digests());
+                } else {
+                    digests.put(n, null); // unreadable (checksum) or unreachable: reported as a difference
+                }
+                if (--left[0] == 0) {
+                    for (int i = 0; i < count; i++) {
+                        Map<String, String> byNode = new TreeMap<>();
+                        Set<String> values = new HashSet<>();
+                        for (var e : digests.entrySet()) {
+                            String v = e.getValue() == null ? "unreadable" : Long.toHexString(e.getValue()[i]);
+                            byNode.put(e.getKey(), v);
+                            values.add(v);
+                        }
+                        if (values.size() > 1 || values.contains("unreadable")) {
+                            differences.add(new VerifyReport.Difference(first + i, byNode));
+                        }
+                    }
+                    verifyBatch(nodes, first + count, regionCount, differences, done);
+                }
+            });
+        }
+    }
+}

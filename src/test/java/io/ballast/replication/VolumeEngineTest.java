@@ -1,0 +1,250 @@
+package io.ballast.replication;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Test;
+
+/** The engine driven by hand: the test decides every reply, so each rule is checked in isolation. */
+class VolumeEngineTest {
+    static final long SIZE = 16 * 4096;
+    static final long REGION = 4096;
+
+    record Sent(String node, ReplicaRequest request) {}
+
+    static final class HandNet implements ReplicaNetwork {
+        final List<Sent> sent = new ArrayList<>();
+
+        @Override
+        public void send(String nodeId, ReplicaRequest request) {
+            sent.add(new Sent(nodeId, request));
+        }
+
+        List<Sent> take(Predicate<Sent> p) {
+            List<Sent> out = sent.stream().filter(p).toList();
+            sent.removeAll(out);
+            return out;
+        }
+    }
+
+    static final class HandMeta implements MetadataClient {
+        final List<InSyncChange> changes = new ArrayList<>();
+        final List<java.util.function.Consumer<Result>> callbacks = new ArrayList<>();
+
+        @Override
+        public void changeInSync(InSyncChange change, java.util.function.Consumer<Result> done) {
+            changes.add(change);
+            callbacks.add(done);
+        }
+    }
+
+    static final class Outcome {
+        boolean done;
+        byte[] data;
+        BallastException error;
+
+        VolumeEngine.Completion completion() {
+            return (d, e) -> {
+                done = true;
+                data = d;
+                error = e;
+            };
+        }
+    }
+
+    final HandNet net = new HandNet();
+    final HandMeta meta = new HandMeta();
+    long nowMs = 1000;
+    VolumeEngine engine;
+
+    static VolumeLayout layout(int minInSync, VolumeLayout.Replica... replicas) {
+        return new VolumeLayout("v", "uuid", SIZE, 5, 5, "a", minInSync, List.of(replicas));
+    }
+
+    static VolumeLayout.Replica inSync(String n) {
+        return new VolumeLayout.Replica(n, true, 0, true);
+    }
+
+    /** Answers every pending request with Done / Opened / empty Regions (a healthy replica). */
+    void answerAll(Predicate<Sent> which) {
+        for (Sent s : net.take(which)) {
+            engine.onReply(s.node(), healthy(s.request()));
+        }
+    }
+
+    static ReplicaReply healthy(ReplicaRequest r) {
+        return switch (r) {
+            case ReplicaRequest.Open o -> new ReplicaReply.Opened(o.requestId(), o.epoch(), 0, SIZE, REGION);
+            case ReplicaRequest.ChangedRegions c -> new ReplicaReply.Regions(c.requestId(), new long[0]);
+            case ReplicaRequest.Read rd -> new ReplicaReply.Data(rd.requestId(), new byte[rd.lengthBytes()]);
+            default -> new ReplicaReply.Done(r.requestId());
+        };
+    }
+
+    void open(VolumeLayout layout) {
+        engine = new VolumeEngine(layout, "a", new EngineConfig(100, 1000, 0, 0, 16, 50, 50, 4), net, meta);
+        Outcome opened = new Outcome();
+        engine.open(nowMs, e -> opened.done = e == null);
+        // Open, ChangedRegions, the first checkpoint's flush and the checkpoint itself; not yet probes.
+        for (int i = 0; i < 6; i++) {
+            answerAll(s -> true);
+        }
+        assertThat(opened.done).isTrue();
+        assertThat(engine.idle()).isTrue();
+    }
+
+    static Predicate<Sent> to(String node) {
+        return s -> s.node().equals(node);
+    }
+
+    @Test
+    void writeIsAcknowledgedOnlyWhenEveryInSyncReplicaAnswered() {
+        open(layout(1, inSync("a"), inSync("b"), inSync("c")));
+        Outcome w = new Outcome();
+        engine.write(0, new byte[] {1, 2, 3}, false, w.completion());
+        assertThat(net.sent).extracting(Sent::node).containsExactlyInAnyOrder("a", "b", "c");
+        answerAll(to("a"));
+        answerAll(to("b"));
+        assertThat(w.done).isFalse();
+        answerAll(to("c"));
+        assertThat(w.done).isTrue();
+        assertThat(w.error).isNull();
+    }
+
+    @Test
+    void failingReplicaIsRemovedBeforeTheWriteIsAcknowledged() {
+        open(layout(1, inSync("a"), inSync("b")));
+        Outcome w = new Outcome();
+        engine.write(4096, new byte[10], false, w.completion());
+        answerAll(to("a"));
+        Sent toB = net.take(to("b")).getFirst();
+        engine.onReply("b", new ReplicaReply.Failed(toB.request().requestId(), ErrorCode.IO_ERROR, "disk", -1));
+        assertThat(w.done).isFalse();
+        assertThat(meta.changes).hasSize(1);
+        assertThat(meta.changes.getFirst().remove()).containsExactly("b");
+        assertThat(meta.changes.getFirst().expectedEpoch()).isEqualTo(5);
+        engine.onMetadataResult(meta.changes.getFirst(), new MetadataClient.Result.Committed(new VolumeLayout("v", "uuid",
+                SIZE, 6, 5, "a", 1, List.of(inSync("a"), new VolumeLayout.Replica("b", false, 0, true)))));
+        assertThat(w.done).isTrue();
+        assertThat(w.error).isNull();
+    }
+
+    @Test
+    void timeoutCountsAsFailure() {
+        open(layout(1, inSync("a"), inSync("b")));
+        Outcome w = new Outcome();
+        engine.write(0, new byte[10], false, w.completion());
+        answerAll(to("a"));
+        net.take(to("b"));
+        engine.tick(nowMs += 200);
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.remove()).containsExactly("b"));
+        assertThat(w.done).isFalse();
+    }
+
+    @Test
+    void fencedEngineFailsEveryWrite() {
+        open(layout(1, inSync("a"), inSync("b")));
+        Outcome w = new Outcome();
+        engine.write(0, new byte[10], false, w.completion());
+        answerAll(to("a"));
+        Sent toB = net.take(to("b")).getFirst();
+        engine.onReply("b", new ReplicaReply.Fenced(toB.request().requestId(), 9));
+        engine.onMetadataResult(meta.changes.getFirst(), new MetadataClient.Result.Fenced(new VolumeLayout("v", "uuid",
+                SIZE, 9, 9, "other", 1, List.of(inSync("a"), inSync("b")))));
+        assertThat(w.error).isNotNull();
+        assertThat(w.error.code()).isEqualTo(ErrorCode.IO_ERROR);
+        assertThat(engine.fenced()).isTrue();
+        assertThat(engine.status().state()).isEqualTo("fenced");
+        Outcome later = new Outcome();
+        engine.write(0, new byte[1], false, later.completion());
+        assertThat(later.error.code()).isEqualTo(ErrorCode.IO_ERROR);
+        Outcome read = new Outcome();
+        engine.read(0, 1, read.completion());
+        assertThat(read.error.code()).isEqualTo(ErrorCode.IO_ERROR);
+    }
+
+    @Test
+    void belowMinInSyncWritesFailAndReadsWork() {
+        open(layout(2, inSync("a"), new VolumeLayout.Replica("b", false, 0, true)));
+        assertThat(engine.status().state()).isEqualTo("suspended");
+        Outcome w = new Outcome();
+        engine.write(0, new byte[10], false, w.completion());
+        assertThat(w.error.code()).isEqualTo(ErrorCode.IO_ERROR);
+        assertThat(net.take(s -> s.request() instanceof ReplicaRequest.Write)).isEmpty();
+        Outcome r = new Outcome();
+        engine.read(0, 10, r.completion());
+        answerAll(s -> s.request() instanceof ReplicaRequest.Read);
+        assertThat(r.error).isNull();
+        assertThat(r.data).hasSize(10);
+    }
+
+    @Test
+    void outOfRangeAndNotOpen() {
+        engine = new VolumeEngine(layout(1, inSync("a")), "a", EngineConfig.defaults(), net, meta);
+        Outcome early = new Outcome();
+        engine.write(0, new byte[1], false, early.completion());
+        assertThat(early.error.code()).isEqualTo(ErrorCode.UNAVAILABLE);
+        open(layout(1, inSync("a")));
+        Outcome w = new Outcome();
+        engine.write(SIZE - 1, new byte[2], false, w.completion());
+        assertThat(w.error.code()).isEqualTo(ErrorCode.OUT_OF_RANGE);
+    }
+
+    @Test
+    void deltaResyncCopiesOnlyChangedRegions() {
+        long missed = (5L << 24) | 1;
+        open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, missed, true)));
+        engine.tick(nowMs += 1); // probe b
+        answerAll(s -> s.request() instanceof ReplicaRequest.Open);
+        List<Sent> lists = net.take(s -> s.request() instanceof ReplicaRequest.ChangedRegions);
+        assertThat(lists).hasSize(2);
+        for (Sent s : lists) {
+            assertThat(((ReplicaRequest.ChangedRegions) s.request()).sinceGeneration()).isEqualTo(missed - 1);
+            long[] regions = s.node().equals("a") ? new long[] {2, 7} : new long[] {7};
+            engine.onReply(s.node(), new ReplicaReply.Regions(s.request().requestId(), regions));
+        }
+        long copied = 0;
+        for (int i = 0; i < 20 && meta.changes.isEmpty(); i++) {
+            engine.tick(nowMs += 10);
+            for (Sent s : net.take(x -> true)) {
+                if (s.request() instanceof ReplicaRequest.Write wr) {
+                    assertThat(s.node()).isEqualTo("b");
+                    copied += wr.data().length;
+                }
+                engine.onReply(s.node(), healthy(s.request()));
+            }
+        }
+        assertThat(copied).isEqualTo(2 * REGION);
+        assertThat(engine.status().counters().resyncBytes()).isEqualTo(2 * REGION);
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
+    }
+
+    @Test
+    void checksumMismatchIsRepairedFromAnotherReplica() {
+        open(layout(1, inSync("a"), inSync("b")));
+        Outcome r = new Outcome();
+        engine.read(100, 50, r.completion());
+        Sent first = net.take(s -> true).getFirst();
+        assertThat(first.node()).isEqualTo("a"); // the local replica first
+        engine.onReply("a", new ReplicaReply.Failed(first.request().requestId(), ErrorCode.CHECKSUM_MISMATCH, "crc", 100));
+        Sent second = net.take(s -> true).getFirst();
+        assertThat(second.node()).isEqualTo("b");
+        byte[] good = new byte[50];
+        good[0] = 42;
+        // A client write to the range waits until the good bytes went back to a.
+        Outcome w = new Outcome();
+        engine.write(120, new byte[5], false, w.completion());
+        assertThat(net.sent).isEmpty();
+        engine.onReply("b", new ReplicaReply.Data(second.request().requestId(), good));
+        assertThat(r.data).isEqualTo(good);
+        List<Sent> after = net.take(s -> true);
+        assertThat(after.getFirst().node()).isEqualTo("a");
+        assertThat(((ReplicaRequest.Write) after.getFirst().request()).data()).isEqualTo(good);
+        assertThat(after).hasSize(3); // the repair, then the client write to a and b
+        assertThat(engine.status().counters().checksumRepairs()).isEqualTo(1);
+    }
+}

@@ -1,0 +1,54 @@
+package io.ballast.replication.sim;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import org.junit.jupiter.api.Test;
+
+/**
+ * Runs the deterministic replication simulator over many seeds ({@code -Dballast.sim.seeds=N},
+ * default 1000, starting at {@code -Dballast.sim.firstSeed}), or exactly one with a step trace
+ * ({@code -Dballast.sim.seed=S}). A failure prints the seed and the command that replays it.
+ */
+class ReplicationSimulationTest {
+
+    @Test
+    void seeds() {
+        String one = System.getProperty("ballast.sim.seed");
+        if (one != null && !one.isBlank()) {
+            long seed = Long.parseLong(one.trim());
+            Simulation sim = new Simulation(seed, true);
+            try {
+                sim.run();
+            } finally {
+                sim.log().forEach(System.out::println);
+            }
+            System.out.println("seed " + seed + " passed: acks=" + sim.acks() + " flips=" + sim.flips()
+                    + " repairs=" + sim.repairs());
+            return;
+        }
+        int seeds = Integer.getInteger("ballast.sim.seeds", 1000);
+        long firstSeed = Long.getLong("ballast.sim.firstSeed", 1L);
+        long startNs = System.nanoTime();
+        long acks = 0;
+        long flips = 0;
+        long repairs = 0;
+        for (long seed = firstSeed; seed < firstSeed + seeds; seed++) {
+            Simulation sim = new Simulation(seed, false);
+            try {
+                sim.run();
+            } catch (Throwable t) {
+                String replay = "mvn -B -o test -Dtest=ReplicationSimulationTest -Dballast.sim.seed=" + seed;
+                System.out.println("SIMULATION FAILED at seed " + seed + ": " + t + "\nreplay: " + replay);
+                fail("seed " + seed + " failed (replay: " + replay + ")", t);
+            }
+            acks += sim.acks();
+            flips += sim.flips();
+            repairs += sim.repairs();
+        }
+        System.out.printf("simulated %d seeds in %d ms: %d acknowledged writes, %d bit flips, %d checksum repairs%n",
+                seeds, (System.nanoTime() - startNs) / 1_000_000, acks, flips, repairs);
+        assertTrue(acks > seeds, "the client got almost nothing acknowledged");
+        assertTrue(flips == 0 || repairs > 0, "bit flips were injected but never repaired");
+    }
+}

@@ -1,0 +1,816 @@
+package io.ballast.replication.sim;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.replication.EngineConfig;
+import io.ballast.replication.MetadataClient;
+import io.ballast.replication.ReplicaLogic;
+import io.ballast.replication.ReplicaNetwork;
+import io.ballast.replication.ReplicaReply;
+import io.ballast.replication.ReplicaRequest;
+import io.ballast.replication.VolumeEngine;
+import io.ballast.replication.VolumeLayout;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.PriorityQueue;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+
+/**
+ * One deterministic run: a seeded random source owns the clock, message delivery, crashes,
+ * partitions, disk faults and the client. Everything runs on the calling thread; the same seed gives
+ * the same run. Invariants are checked as the run goes (see {@link #check}); a violation throws
+ * {@link AssertionError} carrying the seed.
+ */
+public final class Simulation {
+    static final int SIZE_BYTES = 16 * 1024;
+    static final long REGION_BYTES = 2048;
+    static final List<String> NODES = List.of("n1", "n2", "n3");
+    static final String UUID = "vol-uuid";
+    static final EngineConfig CONFIG = new EngineConfig(200, 100, 64 * 1024, 16 * 1024, 16, 100, 50, 4);
+
+    private final long seed;
+    private final SplittableRandom rnd;
+    private final boolean trace;
+    private final List<String> log = new ArrayList<>();
+    private long nowMs;
+    private long eventSeq;
+    private long step;
+    private final PriorityQueue<Event> events = new PriorityQueue<>();
+
+    // Replica nodes.
+    private final Map<String, SimDisk> disks = new LinkedHashMap<>();
+    private final Map<String, ReplicaLogic> logic = new HashMap<>();
+    private final Set<String> down = new TreeSet<>();
+    private final Set<String> fsyncFailing = new TreeSet<>();
+    private final Set<String> partitions = new TreeSet<>(); // "engineNode|replicaNode"
+    private final Set<String> cpIsolated = new TreeSet<>(); // engine nodes cut off from the control plane
+    private final Map<String, Conn> conns = new HashMap<>();
+    private final Map<String, Set<Long>> applied = new HashMap<>(); // node -> model write seqs applied
+    private final IdentityHashMap<byte[], Long> writeIdentity = new IdentityHashMap<>();
+
+    // Control plane.
+    private VolumeLayout cp;
+    private boolean cpUnavailable;
+    private final Map<String, Long> joinedAtSeq = new HashMap<>();
+
+    // Engines.
+    private final List<Box> engines = new ArrayList<>();
+    private Box current;
+    private int engineCount;
+    private int takeovers;
+
+    // Model.
+    private long seq;
+    private final long[] lastSeq = new long[SIZE_BYTES];
+    private final long[] ackedFloor = new long[SIZE_BYTES];
+    private final long[] stableSeq = new long[SIZE_BYTES];
+    private final byte[] stableVal = new byte[SIZE_BYTES];
+    @SuppressWarnings("unchecked")
+    private final List<long[]>[] history = new List[SIZE_BYTES]; // {seq, value}
+    private final List<MWrite> ackedWrites = new ArrayList<>();
+    private int clientOutstanding;
+    private int readsOutstanding;
+    private final Set<Integer> lostBlocks = new TreeSet<>();
+    private int replicaCrashes;
+    private int flipsInjected;
+    private long repairsTotal;
+    private long acks;
+    private long reads;
+
+    private record Event(long atMs, long seq, Runnable action) implements Comparable<Event> {
+        @Override
+        public int compareTo(Event o) {
+            return atMs != o.atMs ? Long.compare(atMs, o.atMs) : Long.compare(seq, o.seq);
+        }
+    }
+
+    private static final class Conn {
+        int incarnation;
+        long lastToNodeMs;
+        long lastToEngineMs;
+        boolean broken;
+        final Set<Long> outstanding = new TreeSet<>();
+    }
+
+    private final class Box {
+        final String id;
+        final String hostNode;
+        VolumeEngine engine;
+        boolean dead;
+        boolean openFailed;
+        Set<String> supersededInSync; // CP in-sync set when another engine took over (check c)
+
+        Box(String id, String hostNode) {
+            this.id = id;
+            this.hostNode = hostNode;
+        }
+    }
+
+    private static final class MWrite {
+        final long seq;
+        final int offset;
+        final int length;
+        final byte[] data; // null: zeroes
+        final boolean fua;
+        boolean eligible = true; // still made stable by a later flush (no replica crash since its ack)
+
+        MWrite(long seq, int offset, int length, byte[] data, boolean fua) {
+            this.seq = seq;
+            this.offset = offset;
+            this.length = length;
+            this.data = data;
+            this.fua = fua;
+        }
+
+        byte value(int o) {
+            return data == null ? 0 : data[o - offset];
+        }
+    }
+
+    public Simulation(long seed, boolean trace) {
+        this.seed = seed;
+        this.rnd = new SplittableRandom(seed);
+        this.trace = trace;
+        for (int i = 0; i < SIZE_BYTES; i++) {
+            history[i] = new ArrayList<>(2);
+        }
+    }
+
+    public long repairs() {
+        return repairsTotal;
+    }
+
+    public int flips() {
+        return flipsInjected;
+    }
+
+    public long acks() {
+        return acks;
+    }
+
+    private void trace(String s) {
+        if (trace) {
+            log.add(nowMs + "ms #" + step + " " + s);
+        }
+    }
+
+    public List<String> log() {
+        return log;
+    }
+
+    private AssertionError fail(String what) {
+        return new AssertionError("seed " + seed + " step " + step + " t=" + nowMs + "ms: " + what);
+    }
+
+    private void schedule(long atMs, Runnable action) {
+        events.add(new Event(atMs, eventSeq++, action));
+    }
+
+    private long delayMs() {
+        double r = rnd.nextDouble();
+        return r < 0.9 ? rnd.nextLong(1, 6) : r < 0.997 ? rnd.nextLong(6, 60) : rnd.nextLong(60, 400);
+    }
+
+    // ------------------------------------------------------------------ run
+
+    public void run() {
+        for (String n : NODES) {
+            disks.put(n, new SimDisk(UUID, SIZE_BYTES, REGION_BYTES, () -> fsyncFailing.contains(n) && rnd.nextInt(3) == 0));
+            SimDisk d = disks.get(n);
+            logic.put(n, new ReplicaLogic(uuid -> uuid.equals(UUID) ? Optional.of(d) : Optional.empty()));
+            applied.put(n, new HashSet<>());
+        }
+        List<VolumeLayout.Replica> replicas = new ArrayList<>();
+        for (String n : NODES) {
+            replicas.add(new VolumeLayout.Replica(n, true, 0, true));
+        }
+        int minInSync = rnd.nextInt(4) == 0 ? 2 : 1;
+        cp = new VolumeLayout("vol", UUID, SIZE_BYTES, 1, 0, null, minInSync, replicas);
+        attach("n1", false);
+        int maxOps = 100 + rnd.nextInt(150);
+        int ops = 0;
+        double faultP = 0.005 + rnd.nextDouble() * 0.03;
+        while (ops < maxOps && step < 40_000) {
+            step++;
+            double r = rnd.nextDouble();
+            if (r < 0.2) {
+                if (clientOp()) {
+                    ops++;
+                }
+            } else if (r < 0.2 + faultP) {
+                fault();
+            } else {
+                nextEvent();
+            }
+            if (step % 64 == 0) {
+                checkDurable();
+            }
+        }
+        settle();
+    }
+
+    private void nextEvent() {
+        Event e = events.poll();
+        if (e == null) {
+            return;
+        }
+        nowMs = Math.max(nowMs, e.atMs());
+        e.action().run();
+    }
+
+    // ------------------------------------------------------------------ engines
+
+    private void attach(String hostNode, boolean isolateOld) {
+        Box old = current;
+        VolumeLayout before = cp;
+        cp = new VolumeLayout(cp.volumeName(), UUID, SIZE_BYTES, cp.epoch() + 1, cp.epoch() + 1, hostNode, cp.minInSync(),
+                cp.replicas());
+        for (Box b : engines) {
+            if (b.supersededInSync == null) {
+                b.supersededInSync = new TreeSet<>(before.inSyncNodes());
+            }
+        }
+        Box box = new Box("E" + (++engineCount), hostNode);
+        trace("attach " + box.id + " on " + hostNode + " epoch " + cp.epoch() + (old == null ? "" : " (old " + old.id
+                + (isolateOld ? " isolated)" : ")")));
+        engines.add(box);
+        current = box;
+        ReplicaNetwork net = (node, req) -> sendRequest(box, node, req);
+        MetadataClient meta = (change, done) -> changeInSync(box, change, done);
+        box.engine = new VolumeEngine(cp, hostNode, CONFIG, net, meta);
+        box.engine.open(nowMs, err -> {
+            trace(box.id + " open " + (err == null ? "done" : "failed: " + err.getMessage()));
+            if (err != null) {
+                box.openFailed = true;
+            }
+        });
+        scheduleTick(box);
+        notifyLayout();
+    }
+
+    private void scheduleTick(Box box) {
+        schedule(nowMs + 10, () -> {
+            if (box.dead) {
+                return;
+            }
+            box.engine.tick(nowMs);
+            repairsTotal = Math.max(repairsTotal, 0);
+            scheduleTick(box);
+        });
+    }
+
+    private void notifyLayout() {
+        VolumeLayout l = cp;
+        for (Box b : engines) {
+            if (!b.dead && !cpIsolated.contains(b.hostNode)) {
+                schedule(nowMs + delayMs(), () -> {
+                    if (!b.dead) {
+                        b.engine.onLayoutChanged(l);
+                    }
+                });
+            }
+        }
+    }
+
+    private void takeover(boolean crashOld) {
+        List<String> up = NODES.stream().filter(n -> !down.contains(n) && (current == null
+                || !n.equals(current.hostNode))).toList();
+        if (up.isEmpty() || takeovers >= 4) {
+            return;
+        }
+        takeovers++;
+        Box old = current;
+        if (old != null && crashOld) {
+            old.dead = true;
+            repairsTotal += old.engine.checksumRepairs();
+            trace("engine " + old.id + " crashed");
+        } else if (old != null) {
+            cpIsolated.add(old.hostNode);
+            for (String n : NODES) {
+                if (!n.equals(old.hostNode) && rnd.nextBoolean()) {
+                    partition(old.hostNode, n);
+                }
+            }
+        }
+        attach(up.get(rnd.nextInt(up.size())), !crashOld);
+    }
+
+    // ------------------------------------------------------------------ network
+
+    private Conn conn(Box box, String node) {
+        return conns.computeIfAbsent(box.id + "|" + node, k -> new Conn());
+    }
+
+    private boolean reachable(String engineNode, String node) {
+        return !down.contains(node) && !partitions.contains(engineNode + "|" + node);
+    }
+
+    private void sendRequest(Box box, String node, ReplicaRequest req) {
+        if (box.dead) {
+            return;
+        }
+        Conn c = conn(box, node);
+        c.outstanding.add(req.requestId());
+        boolean local = node.equals(box.hostNode);
+        if (c.broken) {
+            // A transport reports a lost connection on the next request before it reconnects.
+            c.broken = false;
+            replyLater(box, c, node, new ReplicaReply.Failed(req.requestId(), ErrorCode.UNAVAILABLE, "connection lost", -1));
+            return;
+        }
+        if (!reachable(box.hostNode, node)) {
+            if (rnd.nextBoolean()) {
+                replyLater(box, c, node, new ReplicaReply.Failed(req.requestId(), ErrorCode.UNAVAILABLE, "unreachable", -1));
+            }
+            return;
+        }
+        long at = Math.max(c.lastToNodeMs, nowMs + (local ? rnd.nextLong(0, 2) : delayMs()));
+        c.lastToNodeMs = at;
+        int inc = c.incarnation;
+        schedule(at, () -> {
+            if (c.incarnation != inc) {
+                return;
+            }
+            if (!reachable(box.hostNode, node)) {
+                dropConn(box, c, node);
+                return;
+            }
+            ReplicaReply reply = logic.get(node).handle(req);
+            if (req instanceof ReplicaRequest.Write w && reply instanceof ReplicaReply.Done) {
+                Long s = writeIdentity.get(w.data());
+                if (s != null) {
+                    applied.get(node).add(s);
+                }
+            }
+            if (trace) {
+                trace(node + " <- " + box.id + " " + describe(req) + " => " + reply.getClass().getSimpleName());
+            }
+            long back = Math.max(c.lastToEngineMs, nowMs + (local ? rnd.nextLong(0, 2) : delayMs()));
+            c.lastToEngineMs = back;
+            schedule(back, () -> {
+                if (c.incarnation == inc) {
+                    deliver(box, c, node, reply);
+                }
+            });
+        });
+    }
+
+    private static String describe(ReplicaRequest r) {
+        return switch (r) {
+            case ReplicaRequest.Write w -> "Write(" + w.offsetBytes() + "+" + w.data().length + (w.fua() ? ",fua" : "")
+                    + ",e" + w.epoch() + ")";
+            case ReplicaRequest.Checkpoint c -> "Checkpoint(" + Long.toHexString(c.generation()) + ")";
+            case ReplicaRequest.Read rd -> "Read(" + rd.offsetBytes() + "+" + rd.lengthBytes() + ")";
+            default -> r.getClass().getSimpleName() + "(e" + r.epoch() + ")";
+        };
+    }
+
+    private void replyLater(Box box, Conn c, String node, ReplicaReply reply) {
+        schedule(nowMs + delayMs(), () -> deliver(box, c, node, reply));
+    }
+
+    private void deliver(Box box, Conn c, String node, ReplicaReply reply) {
+        c.outstanding.remove(reply.requestId());
+        if (!box.dead) {
+            box.engine.onReply(node, reply);
+        }
+    }
+
+    /** Loses the connection's in-transit suffix; the transport may or may not fail what was outstanding. */
+    private void dropConn(Box box, Conn c, String node) {
+        c.incarnation++;
+        c.broken = true;
+        c.lastToNodeMs = nowMs;
+        c.lastToEngineMs = nowMs;
+        if (rnd.nextBoolean()) {
+            for (long id : new ArrayList<>(c.outstanding)) {
+                replyLater(box, c, node, new ReplicaReply.Failed(id, ErrorCode.UNAVAILABLE, "connection lost", -1));
+            }
+        }
+        c.outstanding.clear();
+    }
+
+    private void dropConnsTo(String node) {
+        for (Box b : engines) {
+            Conn c = conns.get(b.id + "|" + node);
+            if (c != null) {
+                dropConn(b, c, node);
+            }
+        }
+    }
+
+    private void partition(String engineNode, String node) {
+        trace("partition " + engineNode + " | " + node);
+        partitions.add(engineNode + "|" + node);
+        for (Box b : engines) {
+            if (b.hostNode.equals(engineNode)) {
+                Conn c = conns.get(b.id + "|" + node);
+                if (c != null) {
+                    dropConn(b, c, node);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ control plane
+
+    private void changeInSync(Box box, MetadataClient.InSyncChange change, Consumer<MetadataClient.Result> done) {
+        if (cpUnavailable || cpIsolated.contains(box.hostNode)) {
+            schedule(nowMs + delayMs() + 20, () -> {
+                if (!box.dead) {
+                    done.accept(new MetadataClient.Result.Unavailable("no quorum (simulated)"));
+                }
+            });
+            return;
+        }
+        schedule(nowMs + delayMs(), () -> {
+            MetadataClient.Result result = apply(box, change);
+            boolean lostReply = rnd.nextInt(10) == 0;
+            schedule(nowMs + delayMs(), () -> {
+                if (!box.dead) {
+                    done.accept(lostReply ? new MetadataClient.Result.Unavailable("reply lost (simulated)") : result);
+                }
+            });
+        });
+    }
+
+    private MetadataClient.Result apply(Box box, MetadataClient.InSyncChange change) {
+        if (change.expectedEpoch() != cp.epoch()) {
+            trace("cp: " + box.id + " change refused (epoch " + change.expectedEpoch() + " != " + cp.epoch() + ")");
+            return new MetadataClient.Result.Fenced(cp);
+        }
+        List<VolumeLayout.Replica> next = new ArrayList<>();
+        for (VolumeLayout.Replica r : cp.replicas()) {
+            if (change.remove().contains(r.nodeId())) {
+                next.add(new VolumeLayout.Replica(r.nodeId(), false, r.inSync() ? change.missedSinceGeneration()
+                        : r.missedSinceGeneration(), r.ready()));
+            } else if (change.add().contains(r.nodeId())) {
+                next.add(new VolumeLayout.Replica(r.nodeId(), true, 0, r.ready()));
+                if (!r.inSync()) {
+                    joinedAtSeq.put(r.nodeId(), seq);
+                }
+            } else {
+                next.add(r);
+            }
+        }
+        if (next.stream().noneMatch(VolumeLayout.Replica::inSync)) {
+            throw fail("engine " + box.id + " asked to empty the in-sync set: " + change);
+        }
+        cp = new VolumeLayout(cp.volumeName(), UUID, SIZE_BYTES, cp.epoch() + 1, cp.attachEpoch(), cp.attachedNodeId(),
+                cp.minInSync(), next);
+        trace("cp: " + box.id + " committed remove=" + change.remove() + " add=" + change.add() + " missed="
+                + Long.toHexString(change.missedSinceGeneration()) + " -> epoch " + cp.epoch() + " inSync=" + cp.inSyncNodes());
+        checkDurable();
+        notifyLayout();
+        return new MetadataClient.Result.Committed(cp);
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    private void fault() {
+        int k = rnd.nextInt(100);
+        String node = NODES.get(rnd.nextInt(NODES.size()));
+        if (k < 25) {
+            if (!engines.isEmpty()) {
+                Box b = engines.get(rnd.nextInt(engines.size()));
+                Conn c = conns.get(b.id + "|" + node);
+                if (c != null) {
+                    trace("drop connection " + b.id + " -> " + node);
+                    dropConn(b, c, node);
+                }
+            }
+        } else if (k < 38) {
+            if (current != null && !node.equals(current.hostNode)) {
+                partition(current.hostNode, node);
+            }
+        } else if (k < 55) {
+            trace("heal partitions");
+            partitions.clear();
+        } else if (k < 63) {
+            if (!down.contains(node)) {
+                trace("crash " + node);
+                down.add(node);
+                disks.get(node).crash();
+                dropConnsTo(node);
+                replicaCrashes++;
+                for (MWrite w : ackedWrites) {
+                    w.eligible = false; // an acknowledged, unflushed write may be gone with that node's cache
+                }
+                checkDurable();
+            }
+        } else if (k < 78) {
+            if (down.remove(node)) {
+                trace("restart " + node);
+            }
+        } else if (k < 86) {
+            // One corrupt replica at a time: corruption on every copy of a sector is data loss, not a repair case.
+            if (NODES.stream().anyMatch(n -> !n.equals(node) && disks.get(n).flippedBlocks() > 0)) {
+                return;
+            }
+            int offset = rnd.nextInt(SIZE_BYTES);
+            trace("flip bit at " + node + ":" + offset);
+            disks.get(node).flipBit(offset, rnd.nextInt(8));
+            flipsInjected++;
+            markLostBlocks();
+        } else if (k < 90) {
+            if (!fsyncFailing.remove(node)) {
+                trace("fsync failing on " + node);
+                fsyncFailing.add(node);
+            }
+        } else if (k < 95) {
+            cpUnavailable = !cpUnavailable;
+            trace("control plane " + (cpUnavailable ? "unavailable" : "available"));
+        } else if (k < 98) {
+            takeover(true);
+        } else {
+            takeover(false);
+        }
+    }
+
+    // ------------------------------------------------------------------ client model
+
+    private boolean clientOp() {
+        if (current == null || current.dead || !current.engine.serving() || clientOutstanding >= 8) {
+            return false;
+        }
+        Box box = current;
+        int k = rnd.nextInt(100);
+        if (k < 55) {
+            int off = rnd.nextInt(SIZE_BYTES);
+            int len = 1 + rnd.nextInt(1500);
+            if (rnd.nextInt(5) == 0) {
+                off = off / SimDisk.BLOCK_BYTES * SimDisk.BLOCK_BYTES;
+                len = SimDisk.BLOCK_BYTES * (1 + rnd.nextInt(3));
+            }
+            len = Math.min(len, SIZE_BYTES - off);
+            byte[] data = new byte[len];
+            for (int i = 0; i < len; i++) {
+                data[i] = (byte) rnd.nextInt(256);
+            }
+            boolean fua = rnd.nextInt(6) == 0;
+            MWrite w = issueWrite(off, len, data, fua);
+            writeIdentity.put(data, w.seq);
+            trace("client write #" + w.seq + " " + off + "+" + len + (fua ? " fua" : "") + " via " + box.id);
+            box.engine.write(off, data, fua, (d, e) -> writeDone(box, w, e));
+        } else if (k < 60) {
+            int off = rnd.nextInt(SIZE_BYTES);
+            int len = Math.min(1 + rnd.nextInt(3000), SIZE_BYTES - off);
+            MWrite w = issueWrite(off, len, null, false);
+            trace("client zeroes #" + w.seq + " " + off + "+" + len + " via " + box.id);
+            box.engine.writeZeroes(off, len, true, false, (d, e) -> writeDone(box, w, e));
+        } else if (k < 70) {
+            int coveredAtIssue = ackedWrites.size();
+            clientOutstanding++;
+            trace("client flush via " + box.id);
+            box.engine.flush((d, e) -> {
+                clientOutstanding--;
+                trace("flush " + (e == null ? "acked" : "failed: " + e.getMessage()));
+                if (e != null) {
+                    for (MWrite w : ackedWrites) {
+                        w.eligible = false; // the error was reported: a later flush does not vouch for them
+                    }
+                }
+                if (e == null) {
+                    for (int i = 0; i < coveredAtIssue; i++) {
+                        MWrite w = ackedWrites.get(i);
+                        if (w.eligible) {
+                            makeStable(w);
+                        }
+                    }
+                    checkDurable();
+                }
+            });
+        } else {
+            int off = rnd.nextInt(SIZE_BYTES);
+            int len = Math.min(1 + rnd.nextInt(2048), SIZE_BYTES - off);
+            long[] acked = java.util.Arrays.copyOfRange(ackedFloor, off, off + len);
+            long[] stable = java.util.Arrays.copyOfRange(stableSeq, off, off + len);
+            int crashesAtIssue = replicaCrashes;
+            clientOutstanding++;
+            readsOutstanding++;
+            box.engine.read(off, len, (d, e) -> {
+                clientOutstanding--;
+                readsOutstanding--;
+                if (e == null) {
+                    reads++;
+                    checkRead(off, d, replicaCrashes == 0 && crashesAtIssue == 0 ? acked : stable, "read");
+                } else if (e.code() == ErrorCode.OUT_OF_RANGE) {
+                    throw fail("read in range refused: " + e.getMessage());
+                }
+            });
+        }
+        return true;
+    }
+
+    private MWrite issueWrite(int off, int len, byte[] data, boolean fua) {
+        MWrite w = new MWrite(++seq, off, len, data, fua);
+        for (int o = off; o < off + len; o++) {
+            lastSeq[o] = w.seq;
+            if (readsOutstanding == 0) {
+                long floor = Math.min(stableSeq[o], ackedFloor[o]);
+                history[o].removeIf(x -> x[0] < floor); // no read can still ask for older values
+            }
+            history[o].add(new long[] {w.seq, w.value(o)});
+        }
+        clientOutstanding++;
+        return w;
+    }
+
+    private void writeDone(Box box, MWrite w, BallastException e) {
+        clientOutstanding--;
+        if (e != null) {
+            trace("write #" + w.seq + " failed: " + e.code() + " " + e.getMessage());
+            if (e.code() == ErrorCode.OUT_OF_RANGE) {
+                throw fail("write in range refused: " + e.getMessage());
+            }
+            return;
+        }
+        acks++;
+        trace("write #" + w.seq + " acked by " + box.id);
+        for (int o = w.offset; o < w.offset + w.length; o++) {
+            ackedFloor[o] = Math.max(ackedFloor[o], w.seq);
+        }
+        ackedWrites.add(w);
+        // (b) invariant 2: no acknowledgement while an in-sync replica missed the write.
+        if (w.data != null) {
+            for (String n : cp.inSyncNodes()) {
+                if (joinedAtSeq.getOrDefault(n, -1L) >= w.seq) {
+                    continue; // joined after the write was issued: its resync copied it
+                }
+                if (!applied.get(n).contains(w.seq)) {
+                    throw fail("invariant 2: write #" + w.seq + " acked by " + box.id + " but in-sync replica " + n
+                            + " never applied it (cp inSync " + cp.inSyncNodes() + ")");
+                }
+            }
+            // (c) fencing: an engine that was taken over acknowledges only writes the new engine's replicas hold.
+            if (box.supersededInSync != null) {
+                for (String n : box.supersededInSync) {
+                    if (!applied.get(n).contains(w.seq)) {
+                        throw fail("fencing: superseded engine " + box.id + " acked write #" + w.seq
+                                + " that replica " + n + " (in sync at takeover) never applied");
+                    }
+                }
+            }
+        }
+        if (w.fua) {
+            makeStable(w);
+            checkDurable();
+        }
+    }
+
+    private void makeStable(MWrite w) {
+        for (int o = w.offset; o < w.offset + w.length; o++) {
+            if (w.seq > stableSeq[o]) {
+                stableSeq[o] = w.seq;
+                stableVal[o] = w.value(o);
+            }
+        }
+    }
+
+    /**
+     * A corrupt block on the only in-sync replica has no good copy: its bytes may legitimately come back
+     * as whatever a stale replica held, so the model stops checking them.
+     */
+    private void markLostBlocks() {
+        List<String> inSync = cp.inSyncNodes();
+        if (inSync.size() == 1) {
+            lostBlocks.addAll(disks.get(inSync.get(0)).flippedBlockSet());
+        }
+    }
+
+    /** (d) every byte is the floor write's value or that of a later (concurrent or unacknowledged) write. */
+    private void checkRead(int off, byte[] data, long[] floor, String what) {
+        for (int i = 0; i < data.length; i++) {
+            int o = off + i;
+            long f = floor[i];
+            byte v = data[i];
+            boolean ok = (f == 0 && v == 0) || lostBlocks.contains(o / SimDisk.BLOCK_BYTES);
+            if (!ok) {
+                for (long[] h : history[o]) {
+                    if (h[0] >= f && (byte) h[1] == v) {
+                        ok = true;
+                        break;
+                    }
+                }
+            }
+            if (!ok) {
+                throw fail(what + " at byte " + o + " returned " + v + " but the model allows only writes from #" + f
+                        + " on (last issued #" + lastSeq[o] + ")");
+            }
+        }
+    }
+
+    /** (a) invariant 1: stable writes not overwritten since are in the durable image of every CP in-sync replica. */
+    private void checkDurable() {
+        markLostBlocks();
+        for (String n : cp.inSyncNodes()) {
+            SimDisk d = disks.get(n);
+            for (int o = 0; o < SIZE_BYTES; o++) {
+                if (stableSeq[o] > 0 && stableSeq[o] == lastSeq[o] && d.pristineByte(o) != stableVal[o]
+                        && !lostBlocks.contains(o / SimDisk.BLOCK_BYTES)) {
+                    throw fail("invariant 1: byte " + o + " of stable write #" + stableSeq[o] + " missing from durable image of "
+                            + "in-sync replica " + n + " (cp inSync " + cp.inSyncNodes() + ")");
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ settle and final checks
+
+    private void settle() {
+        trace("---- heal everything and settle");
+        partitions.clear();
+        cpIsolated.clear();
+        cpUnavailable = false;
+        fsyncFailing.clear();
+        down.clear();
+        long deadline = nowMs + 120_000;
+        long lastAttachMs = nowMs;
+        while (nowMs < deadline) {
+            step++;
+            Box c = current;
+            boolean broken = c == null || c.dead || c.openFailed || c.engine.fenced();
+            if (broken && nowMs - lastAttachMs > 50) {
+                attach(NODES.get(rnd.nextInt(NODES.size())), false);
+                lastAttachMs = nowMs;
+                continue;
+            }
+            if (!broken && c.engine.idle() && cp.inSyncNodes().size() == NODES.size() && clientOutstanding == 0) {
+                break;
+            }
+            if (events.isEmpty()) {
+                throw fail("no events while settling");
+            }
+            nextEvent();
+        }
+        Box c = current;
+        if (cp.inSyncNodes().size() != NODES.size() || !c.engine.idle()) {
+            throw fail("did not settle within 120 s of simulated time: cp inSync " + cp.inSyncNodes() + ", engine "
+                    + c.engine.status());
+        }
+        // A flush makes every image durable, then a scrub pass over every replica finds the remaining flips.
+        boolean[] flushed = {false};
+        for (int attempt = 0; attempt < 3 && !flushed[0]; attempt++) {
+            boolean[] done = {false};
+            c.engine.flush((d, e) -> {
+                flushed[0] = e == null;
+                done[0] = true;
+                trace("final flush: " + (e == null ? "ok" : e.getMessage()));
+            });
+            while (!done[0] && !events.isEmpty()) {
+                nextEvent();
+            }
+        }
+        long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 2_000;
+        while (nowMs < scrubUntil || !c.engine.idle()) {
+            step++;
+            nextEvent();
+            if (nowMs > scrubUntil + 60_000) {
+                throw fail("engine busy after scrub: " + c.engine.status());
+            }
+        }
+        if (!flushed[0]) {
+            throw fail("final flush failed");
+        }
+        for (Box b : engines) {
+            if (!b.dead) {
+                repairsTotal += b.engine.checksumRepairs();
+            }
+        }
+        checkDurable();
+        if (cp.inSyncNodes().size() != NODES.size()) {
+            throw fail("a replica left the in-sync set after settling: " + cp.inSyncNodes());
+        }
+        byte[] first = null;
+        String firstNode = null;
+        long[] floor = replicaCrashes == 0 ? ackedFloor : stableSeq;
+        for (String n : NODES) {
+            SimDisk d = disks.get(n);
+            if (d.flippedBlocks() != 0) {
+                throw fail("(f) " + d.flippedBlocks() + " corrupt block(s) on " + n + " survived a full scrub");
+            }
+            byte[] img = d.logicalImage();
+            checkRead(0, img, floor, "final image of " + n);
+            if (first == null) {
+                first = img;
+                firstNode = n;
+            } else {
+                for (int o = 0; o < SIZE_BYTES; o++) {
+                    if (first[o] != img[o] && !lostBlocks.contains(o / SimDisk.BLOCK_BYTES)) {
+                        throw fail("invariant 4: replicas " + firstNode + " and " + n + " differ at byte " + o);
+                    }
+                }
+            }
+        }
+        trace("settled: " + c.engine.status());
+    }
+}
