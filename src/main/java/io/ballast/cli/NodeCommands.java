@@ -68,6 +68,15 @@ final class NodeCommands extends CommandGroup {
         @Option(names = "--overcommit", paramLabel = "RATIO", defaultValue = "2.0",
                 description = "Thin provisioning: provision up to capacity x RATIO (default: ${DEFAULT-VALUE})")
         double overcommit;
+        @Option(names = "--replication-listen", paramLabel = "HOST:PORT",
+                description = "Where the replica server listens for engines on other nodes (default: the API's host, a free port)")
+        String replicationListen;
+        @Option(names = "--resync-rate", paramLabel = "SIZE", defaultValue = "200MiB",
+                description = "Cap on resync/rebuild copy rate per volume, bytes per second (0: unlimited; default ${DEFAULT-VALUE})")
+        String resyncRate;
+        @Option(names = "--scrub-rate", paramLabel = "SIZE", defaultValue = "4MiB",
+                description = "Background scrub rate per attached volume, bytes per second (0: off; default ${DEFAULT-VALUE})")
+        String scrubRate;
         @Option(names = "--docker-plugin", paramLabel = "SOCKET", arity = "0..1",
                 fallbackValue = "/run/docker/plugins/ballast.sock",
                 description = "Serve the Docker volume plugin on SOCKET (default /run/docker/plugins/ballast.sock; off unless given)")
@@ -85,7 +94,11 @@ final class NodeCommands extends CommandGroup {
             }
             ClusterConfig cluster = new ClusterConfig(nodeId, join, tok == null || tok.isBlank() ? null : tok, labelMap,
                     raftListen, cap, overcommit, null);
-            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster);
+            InetSocketAddress repl = replicationListen == null ? null : NodeConfig.parseAddress(replicationListen);
+            io.ballast.replication.EngineConfig engine = io.ballast.replication.EngineConfig.defaults()
+                    .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
+                    .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
+            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine);
             Files.createDirectories(config.dataDir());
             LogSetup.daemon(config.logFile());
             NodeDaemon daemon = new NodeDaemon(config, new DefaultComponents(), new ProcessCommandRunner());

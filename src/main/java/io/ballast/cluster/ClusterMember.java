@@ -59,6 +59,7 @@ public final class ClusterMember implements AutoCloseable {
     private volatile Identity identity;
     private volatile String apiUrl;
     private volatile String nbdTcp;
+    private volatile String replicationAddress;
     private volatile boolean running;
     private volatile boolean registered;
     private volatile boolean removed;
@@ -113,8 +114,14 @@ public final class ClusterMember implements AutoCloseable {
 
     /** Starts Raft (bootstrap, join or restart). {@code apiUrl} is where this node's API answers. */
     public void start(String apiUrl, String nbdTcp) throws IOException {
+        start(apiUrl, nbdTcp, null);
+    }
+
+    /** As {@link #start(String, String)}, also registering the replica server's address. */
+    public void start(String apiUrl, String nbdTcp, String replicationAddress) throws IOException {
         this.apiUrl = apiUrl;
         this.nbdTcp = nbdTcp;
+        this.replicationAddress = replicationAddress;
         Path raftDir = dataDir.resolve("raft");
         if (Files.exists(identityFile())) {
             identity = JSON.readValue(identityFile().toFile(), Identity.class);
@@ -222,7 +229,7 @@ public final class ClusterMember implements AutoCloseable {
     private JoinRequest.Response requestJoin() {
         PoolStats s = poolStats.get();
         JoinRequest req = new JoinRequest(config.token(), nodeId, apiUrl, identity.raftAddress(), nbdTcp, config.labels(),
-                capacity(s), s == null ? 0 : s.freeBytes());
+                capacity(s), s == null ? 0 : s.freeBytes(), replicationAddress);
         String base = config.join().startsWith("http") ? config.join() : "http://" + config.join();
         HttpResponse<byte[]> r;
         try {
@@ -295,12 +302,12 @@ public final class ClusterMember implements AutoCloseable {
             String at = Instant.now().toString();
             // the new member is up with a fresh join time: VoterSelection may pick it
             NodeRecord joining = new NodeRecord(req.nodeId(), req.apiUrl(), req.raftAddress(), req.nbdTcp(), labels,
-                    NodeRecord.UP, "joining", false, false, null, req.capacityBytes(), req.freeBytes(), at, at);
+                    NodeRecord.UP, "joining", false, false, null, req.capacityBytes(), req.freeBytes(), at, at, req.replicationAddress());
             List<NodeRecord> members = new ArrayList<>(state().nodes().stream().filter(n -> !n.id().equals(req.nodeId())).toList());
             members.add(joining);
             Set<String> voters = reconfigure(members);
             raft.submit(new Command.RegisterNode(at, req.nodeId(), req.apiUrl(), req.raftAddress(), req.nbdTcp(), labels,
-                    req.capacityBytes(), req.freeBytes()));
+                    req.capacityBytes(), req.freeBytes(), req.replicationAddress()));
             recordRoles(members, voters);
             List<JoinRequest.Peer> peers = members.stream().map(n -> new JoinRequest.Peer(n.id(), n.raftAddress())).toList();
             return new JoinRequest.Response(raft.stateMachine().getGroupId() == null ? null
@@ -377,6 +384,24 @@ public final class ClusterMember implements AutoCloseable {
         }
     }
 
+    /**
+     * Registers where this node's replica server listens (it starts once the cluster token is known,
+     * after {@link #start}); re-registers at once, or on the next heartbeat when that fails.
+     */
+    public void advertiseReplicationAddress(String address) {
+        this.replicationAddress = address;
+        try {
+            registerOrHeartbeat();
+        } catch (RuntimeException e) {
+            log.atDebug().log("replication address registered on the next heartbeat: {}", e.getMessage());
+        }
+    }
+
+    /** The cluster token (known once {@link #start} has run). */
+    public String token() {
+        return identity == null ? null : identity.token();
+    }
+
     // ---- loops ----
 
     private void heartbeatLoop() {
@@ -405,9 +430,11 @@ public final class ClusterMember implements AutoCloseable {
             return;
         }
         if (me == null || !Objects.equals(me.apiUrl(), apiUrl) || !Objects.equals(me.nbdTcp(), nbdTcp)
+                || !Objects.equals(me.replicationAddress(), replicationAddress)
                 || (!config.labels().isEmpty() && !config.labels().equals(me.labels()))) {
             raft.submit(new Command.RegisterNode(at, nodeId, apiUrl, identity.raftAddress(), nbdTcp,
-                    config.labels().isEmpty() && me != null ? me.labels() : config.labels(), capacity(s), s == null ? 0 : s.freeBytes()));
+                    config.labels().isEmpty() && me != null ? me.labels() : config.labels(), capacity(s), s == null ? 0 : s.freeBytes(),
+                    replicationAddress));
             registered = true;
         } else {
             raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes()));

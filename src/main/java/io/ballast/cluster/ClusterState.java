@@ -205,7 +205,7 @@ public final class ClusterState {
         NodeRecord n = new NodeRecord(r.nodeId(), r.apiUrl(), r.raftAddress(), r.nbdTcp(), labels, NodeRecord.UP,
                 old == null ? "joined" : "rejoined", old != null && old.cordoned(), old != null && old.draining(),
                 old == null ? "voter" : old.raftRole(), r.capacityBytes(), r.freeBytes(),
-                old == null ? r.at() : old.joinedAt(), r.at());
+                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress());
         nodes.put(n.id(), n);
         event(r.at(), old == null ? "node-joined" : "node-rejoined", n.id(), n.id() + (old == null ? " joined" : " rejoined")
                 + " (raft " + n.raftAddress() + ", api " + n.apiUrl() + (labels.isEmpty() ? "" : ", labels " + Labels.format(labels))

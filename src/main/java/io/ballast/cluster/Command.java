@@ -35,7 +35,13 @@ public sealed interface Command {
 
     /** A node joins (or rejoins with the same id and address). */
     record RegisterNode(String at, String nodeId, String apiUrl, String raftAddress, String nbdTcp,
-            Map<String, String> labels, long capacityBytes, long freeBytes) implements Command {}
+            Map<String, String> labels, long capacityBytes, long freeBytes, String replicationAddress) implements Command {
+        /** Without a replica server address (nodes and log entries from before replication). */
+        public RegisterNode(String at, String nodeId, String apiUrl, String raftAddress, String nbdTcp,
+                Map<String, String> labels, long capacityBytes, long freeBytes) {
+            this(at, nodeId, apiUrl, raftAddress, nbdTcp, labels, capacityBytes, freeBytes, null);
+        }
+    }
 
     /** A node is alive; carries its capacity. Brings a suspect or down node back up. */
     record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes) implements Command {}

@@ -10,11 +10,19 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
 /**
- * Production wiring: the file storage pool and the NBD server. The engine host is
- * {@link NodeComponents#engineHost}'s default (single-replica volumes only) until the replication
- * engine overrides {@code engineHost(EngineContext)} here.
+ * Production wiring: the file storage pool, the NBD server and the replication engines with their
+ * replica server.
  */
 public class DefaultComponents implements NodeComponents {
+
+    @Override
+    public io.ballast.replication.EngineHost engineHost(EngineContext ctx) {
+        if (!(ctx.pool() instanceof FileStoragePool pool)) {
+            return NodeComponents.super.engineHost(ctx);
+        }
+        return new ReplicationEngineHost(ctx.nodeId(), pool, ctx.member(), ctx.metadata(),
+                ctx.config().replicationListen(), ctx.config().engine());
+    }
 
     @Override
     public StoragePool openPool(Path dir) {

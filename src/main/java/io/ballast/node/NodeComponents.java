@@ -22,7 +22,8 @@ public interface NodeComponents {
     NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) throws IOException;
 
     /** What an engine host is built from: this node, its pool, the in-sync seam and the cluster member. */
-    record EngineContext(String nodeId, StoragePool pool, MetadataClient metadata, ClusterMember member) {}
+    record EngineContext(String nodeId, StoragePool pool, MetadataClient metadata, ClusterMember member,
+            NodeConfig config) {}
 
     /**
      * The engines of this node (one per volume attached here). Called once per start, after the cluster

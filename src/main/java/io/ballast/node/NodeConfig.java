@@ -10,9 +10,13 @@ import java.nio.file.Path;
  *
  * @param nbdListen null disables NBD over TCP
  * @param nbdSocket null means DATA/nbd.sock
+ * @param replicationListen where the replica server listens for engines on other nodes; null means
+ *     the API's host on a free port (the address is registered in the cluster metadata)
+ * @param engine tuning of the engines on this node (timeouts, resync and scrub rates); null: defaults
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
-        io.ballast.cluster.ClusterConfig cluster) {
+        io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+        io.ballast.replication.EngineConfig engine) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -24,6 +28,21 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
         if (cluster == null) {
             cluster = io.ballast.cluster.ClusterConfig.standalone("127.0.0.1:0");
         }
+        if (replicationListen == null) {
+            replicationListen = new InetSocketAddress(apiListen == null ? "127.0.0.1" : apiListen.getHostString(), 0);
+        }
+        if (engine == null) {
+            engine = DEFAULT_ENGINE;
+        }
+    }
+
+    /** Engine defaults for a node: a slow background scrub (4 MiB/s) on top of the engine's own defaults. */
+    public static final io.ballast.replication.EngineConfig DEFAULT_ENGINE =
+            io.ballast.replication.EngineConfig.defaults().withScrubBytesPerSec(4L << 20);
+
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, null, null);
     }
 
     /** A node that bootstraps its own cluster, Raft on a free loopback port (tests, embedded use). */

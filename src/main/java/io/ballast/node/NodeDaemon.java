@@ -111,7 +111,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         member = new io.ballast.cluster.ClusterMember(config.dataDir(), nodeId, config.cluster(), pool::stats);
         started.push(member);
         engines = components.engineHost(new NodeComponents.EngineContext(nodeId, pool,
-                new io.ballast.control.RaftMetadataClient(member), member));
+                new io.ballast.control.RaftMetadataClient(member), member, config));
         started.push(engines);
         io.ballast.control.RaftMetadataClient.followLayouts(member, engines);
         exports.bind(engines, member);
@@ -127,6 +127,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         InetSocketAddress tcp = nbd.tcpAddress();
         member.start(api.url(), tcp == null ? null : tcp.getAddress().getHostAddress() + ":" + tcp.getPort());
+        String replicationAddress = engines.startReplicaServer(); // needs the cluster token, known once started
+        if (replicationAddress != null) {
+            member.advertiseReplicationAddress(replicationAddress);
+        }
         volumes.startReconciler();
 
         writeNodeFiles();

@@ -31,6 +31,14 @@ public interface EngineHost extends AutoCloseable {
     /** Compares the in-sync replicas; NOT_FOUND when no engine runs here for the volume. */
     VerifyReport verify(String volumeName);
 
+    /**
+     * Starts serving this node's replicas to engines on other nodes, once the node is a cluster
+     * member; returns the address to register ("host:port"), or null when this host serves none.
+     */
+    default String startReplicaServer() {
+        return null;
+    }
+
     @Override
     void close();
 }

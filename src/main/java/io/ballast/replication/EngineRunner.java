@@ -40,6 +40,14 @@ public final class EngineRunner implements AutoCloseable {
     public EngineRunner(VolumeLayout layout, String localNodeId, EngineConfig config,
             Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
             ReplicaLogic localReplica) {
+        this(layout, localNodeId, config, remoteNetworkFactory, metadata,
+                localReplica == null ? null : (java.util.function.Function<ReplicaRequest, ReplicaReply>) localReplica::handle);
+    }
+
+    /** As above, with the local replica as any request handler (the node's per-volume lanes). */
+    public EngineRunner(VolumeLayout layout, String localNodeId, EngineConfig config,
+            Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
+            java.util.function.Function<ReplicaRequest, ReplicaReply> localReplica) {
         this.initialLayout = layout;
         this.config = config;
         ReplicaNetwork.ReplySink sink = (nodeId, reply) -> post(() -> engineRef().onReply(nodeId, reply));
@@ -55,7 +63,7 @@ public final class EngineRunner implements AutoCloseable {
                     localLane.execute(() -> {
                         ReplicaReply reply;
                         try {
-                            reply = localReplica.handle(request);
+                            reply = localReplica.apply(request);
                         } catch (RuntimeException e) {
                             reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
                         }

@@ -1,0 +1,229 @@
+package io.ballast.node;
+
+import io.ballast.cluster.ClusterMember;
+import io.ballast.cluster.NodeRecord;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.replication.EngineConfig;
+import io.ballast.replication.EngineHost;
+import io.ballast.replication.EngineRunner;
+import io.ballast.replication.EngineStatus;
+import io.ballast.replication.MetadataClient;
+import io.ballast.replication.ReplicaLogic;
+import io.ballast.replication.VerifyReport;
+import io.ballast.replication.VolumeLanes;
+import io.ballast.replication.VolumeLayout;
+import io.ballast.replication.VolumeStoreReplica;
+import io.ballast.replication.wire.ReplicaServer;
+import io.ballast.replication.wire.TcpReplicaNetwork;
+import io.ballast.storage.BlockDevice;
+import io.ballast.storage.FileStoragePool;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's replication: its replica server (the replicas stored here, served to engines on other
+ * nodes and to this node's own engines through the same per-volume lanes) and the engines of the
+ * volumes attached here. Engines reach other nodes' replicas at the replication address each node
+ * registers in the cluster metadata.
+ */
+public final class ReplicationEngineHost implements EngineHost {
+    private static final Logger log = LoggerFactory.getLogger(ReplicationEngineHost.class);
+    /** How long an attach waits for the engine to open its replicas and reconcile. */
+    private static final long OPEN_TIMEOUT_MS = 30_000;
+
+    private final String nodeId;
+    private final ClusterMember member;
+    private final MetadataClient metadata;
+    private final EngineConfig config;
+    private final InetSocketAddress replicationListen;
+    private final VolumeLanes lanes;
+    private volatile String clusterId;
+    private volatile String token;
+    private volatile ReplicaServer server;
+    private final Map<String, Running> engines = new ConcurrentHashMap<>();
+
+    private record Running(EngineRunner runner, TcpReplicaNetwork network, long attachEpoch) {}
+
+    public ReplicationEngineHost(String nodeId, FileStoragePool pool, ClusterMember member, MetadataClient metadata,
+            InetSocketAddress replicationListen, EngineConfig config) {
+        this.nodeId = nodeId;
+        this.member = member;
+        this.metadata = metadata;
+        this.config = config;
+        this.replicationListen = replicationListen;
+        this.lanes = new VolumeLanes(new ReplicaLogic(uuid -> replicaByUuid(pool, uuid)));
+    }
+
+    private final Map<String, VolumeStoreReplica> replicas = new ConcurrentHashMap<>();
+
+    /**
+     * This node's replica of the volume whose metadata uuid is {@code uuid}: the metadata must place a
+     * replica of it here and the pool must hold it (the reconciler creates it, and deletes a pool
+     * volume of the same name left by an older volume).
+     */
+    private Optional<io.ballast.replication.ReplicaStorage> replicaByUuid(FileStoragePool pool, String uuid) {
+        VolumeStoreReplica cached = replicas.get(uuid);
+        if (cached != null && !cached.store().isClosed()) {
+            return Optional.of(cached);
+        }
+        Optional<io.ballast.cluster.VolumeRecord> v = member.state().volumes().stream()
+                .filter(r -> r.uuid().equals(uuid) && r.hasReplicaOn(nodeId)).findFirst();
+        if (v.isEmpty() || pool.find(v.get().name()).isEmpty()) {
+            replicas.remove(uuid);
+            return Optional.empty();
+        }
+        VolumeStoreReplica r = new VolumeStoreReplica(pool.open(v.get().name()));
+        replicas.put(uuid, r);
+        return Optional.of(r);
+    }
+
+    @Override
+    public synchronized String startReplicaServer() {
+        if (server == null) {
+            token = member.token();
+            clusterId = clusterIdOf(token);
+            server = new ReplicaServer(replicationListen, nodeId, clusterId, token,
+                    id -> member.state().node(id).isPresent(), lanes);
+        }
+        InetSocketAddress a = server.address();
+        return a.getAddress().getHostAddress() + ":" + a.getPort();
+    }
+
+    /** Null until {@link #startReplicaServer}. */
+    public ReplicaServer server() {
+        return server;
+    }
+
+    /** Other nodes do not learn the token from this: it is a name for the cluster, not a secret. */
+    static String clusterIdOf(String token) {
+        try {
+            byte[] h = MessageDigest.getInstance("SHA-256").digest(("ballast-cluster-id:" + token).getBytes(StandardCharsets.UTF_8));
+            return "ballast-" + HexFormat.of().formatHex(h, 0, 8);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private InetSocketAddress addressOf(String node) {
+        return member.state().node(node).map(NodeRecord::replicationAddress).map(NodeConfig::parseAddress).orElse(null);
+    }
+
+    @Override
+    public BlockDevice start(VolumeLayout layout) {
+        if (server == null) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is still joining its cluster; retry");
+        }
+        synchronized (lockFor(layout.volumeName())) {
+            Running r = engines.get(layout.volumeName());
+            if (r != null && r.attachEpoch() == layout.attachEpoch() && !r.runner().fenced()) {
+                return r.runner().device();
+            }
+            if (r != null) {
+                stop(layout.volumeName());
+            }
+            TcpReplicaNetwork[] net = new TcpReplicaNetwork[1];
+            EngineRunner runner = new EngineRunner(layout, nodeId, config,
+                    sink -> net[0] = new TcpReplicaNetwork(nodeId, clusterId, token, this::addressOf, sink),
+                    metadata, lanes::handle);
+            try {
+                runner.open().get(OPEN_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            } catch (ExecutionException | TimeoutException | InterruptedException e) {
+                runner.close();
+                net[0].close();
+                Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+                if (cause instanceof BallastException be) {
+                    throw be;
+                }
+                throw new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName()
+                        + ": the engine could not open its replicas: " + cause, cause);
+            }
+            engines.put(layout.volumeName(), new Running(runner, net[0], layout.attachEpoch()));
+            log.atInfo().addKeyValue("volume", layout.volumeName()).addKeyValue("epoch", layout.epoch())
+                    .addKeyValue("inSync", layout.inSyncNodes()).log("engine serving");
+            return runner.device();
+        }
+    }
+
+    private final Map<String, Object> locks = new ConcurrentHashMap<>();
+
+    private Object lockFor(String volume) {
+        return locks.computeIfAbsent(volume, v -> new Object());
+    }
+
+    @Override
+    public void layoutChanged(VolumeLayout layout) {
+        Running r = engines.get(layout.volumeName());
+        if (r != null) {
+            r.runner().onLayoutChanged(layout);
+        }
+    }
+
+    @Override
+    public void stop(String volumeName) {
+        synchronized (lockFor(volumeName)) {
+            Running r = engines.remove(volumeName);
+            if (r != null) {
+                try {
+                    r.runner().close();
+                } finally {
+                    r.network().close();
+                }
+                log.atInfo().addKeyValue("volume", volumeName).log("engine stopped");
+            }
+        }
+    }
+
+    @Override
+    public Optional<BlockDevice> device(String volumeName) {
+        return Optional.ofNullable(engines.get(volumeName)).map(r -> r.runner().device());
+    }
+
+    @Override
+    public Optional<EngineStatus> status(String volumeName) {
+        return Optional.ofNullable(engines.get(volumeName)).map(r -> r.runner().status());
+    }
+
+    /** Status of every engine on this node (metrics). */
+    public Map<String, EngineStatus> statuses() {
+        Map<String, EngineStatus> out = new java.util.TreeMap<>();
+        engines.forEach((k, v) -> out.put(k, v.runner().status()));
+        return out;
+    }
+
+    @Override
+    public VerifyReport verify(String volumeName) {
+        Running r = engines.get(volumeName);
+        if (r == null) {
+            throw BallastException.notFound("volume " + volumeName + " has no engine on " + nodeId
+                    + "; verify runs where the volume is attached");
+        }
+        return r.runner().verify();
+    }
+
+    @Override
+    public void close() {
+        for (String v : java.util.List.copyOf(engines.keySet())) {
+            try {
+                stop(v);
+            } catch (RuntimeException e) {
+                log.atWarn().addKeyValue("volume", v).log("engine stop failed: {}", e.toString());
+            }
+        }
+        ReplicaServer s = server;
+        if (s != null) {
+            s.close();
+        }
+    }
+}
