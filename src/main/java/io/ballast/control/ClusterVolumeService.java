@@ -473,6 +473,11 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             } else if (!NodeRecord.UP.equals(holderState)) {
                 takeover = true;
                 reason = cur.nodeId() + " is " + holderState;
+            } else if (!holderAnswers(cur.nodeId())) {
+                // the failure detector has not noticed yet (seconds); a holder whose API does not answer
+                // is taken over at once, which is safe: the new epoch fences its engine
+                takeover = true;
+                reason = cur.nodeId() + " does not answer (its API did not respond within " + HOLDER_PROBE_MS + " ms)";
             }
         }
         Attachment planned = new Attachment(name, me, nbd.tcpUri(name), nbd.unixUri(name), Attachment.METHOD_NONE,
@@ -508,6 +513,30 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
         } finally {
             attaching.remove(name);
+        }
+    }
+
+    /** How long an attach waits for the current holder's API before treating it as dead. */
+    static final long HOLDER_PROBE_MS = 1000;
+
+    /** Whether the node's API answers /healthz (2xx) within {@link #HOLDER_PROBE_MS}. */
+    private boolean holderAnswers(String nodeId) {
+        String url = member.state().node(nodeId).map(NodeRecord::apiUrl).orElse(null);
+        if (url == null) {
+            return false;
+        }
+        try {
+            java.net.http.HttpResponse<Void> r = java.net.http.HttpClient.newBuilder()
+                    .connectTimeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build()
+                    .send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
+                            .timeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build(),
+                            java.net.http.HttpResponse.BodyHandlers.discarding());
+            return r.statusCode() / 100 == 2;
+        } catch (java.io.IOException | IllegalArgumentException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return true; // do not take over on an interrupted probe
         }
     }
 
