@@ -164,7 +164,14 @@ final class VolumeCommands extends CommandGroup {
             JsonNode e = v.path("engine");
             if (!e.isNull() && !e.isMissingNode()) {
                 JsonNode st = e.path("status");
-                if (st.isNull() || st.isMissingNode()) {
+                if ((st.isNull() || st.isMissingNode()) && e.path("apiUrl").isTextual()) {
+                    try { // the engine runs elsewhere: its node's API has its status
+                        st = new NodeClient(e.path("apiUrl").asText()).get(path(name)).path("engine").path("status");
+                    } catch (RuntimeException unreachable) {
+                        st = null;
+                    }
+                }
+                if (st == null || st.isNull() || st.isMissingNode()) {
                     out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind"))
                             + "); its status: `ballast --node " + Output.text(e.path("apiUrl")) + " volume inspect " + name + "`");
                 } else {
