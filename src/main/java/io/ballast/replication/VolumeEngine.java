@@ -107,6 +107,7 @@ public final class VolumeEngine {
     private long checksumMismatchesSeen;
     private long unrecoverableSectors;
     private boolean lossReportPending;
+    private long lastSentGeneration;
 
     private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
@@ -799,6 +800,7 @@ public final class VolumeEngine {
                 }
             }
             long generation = (epoch() << 24) | ++checkpointSeq;
+            lastSentGeneration = generation;
             Round cp = new Round(generation);
             ckptRound = cp;
             for (String n : streamNodes()) {
@@ -991,6 +993,16 @@ public final class VolumeEngine {
         Resync r = new Resync(target, missedSinceGeneration, nowMs);
         r.source = source;
         resyncs.put(target, r);
+        if (lastSentGeneration > 0) {
+            // Tag everything the target gets from now on at least as high as the source's blocks, so a
+            // later delta resync of this target sees what this one copied.
+            long g = lastSentGeneration;
+            send(target, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), g), false, reply -> {
+                if (!(reply instanceof ReplicaReply.Done)) {
+                    failNode(target, "checkpoint: " + reply);
+                }
+            });
+        }
         long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
         if (missedSinceGeneration == 0) {
             for (long i = 0; i < regionCount; i++) {

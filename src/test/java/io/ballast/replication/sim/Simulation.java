@@ -79,6 +79,7 @@ public final class Simulation {
     private final List<MWrite> ackedWrites = new ArrayList<>();
     private int clientOutstanding;
     private int readsOutstanding;
+    private boolean calm;
     private final Set<Integer> lostBlocks = new TreeSet<>();
     private int replicaCrashes;
     private int flipsInjected;
@@ -177,6 +178,9 @@ public final class Simulation {
 
     private long delayMs() {
         double r = rnd.nextDouble();
+        if (calm) {
+            return rnd.nextLong(1, 6); // healed: no delay spikes beyond the replica timeout
+        }
         return r < 0.9 ? rnd.nextLong(1, 6) : r < 0.997 ? rnd.nextLong(6, 60) : rnd.nextLong(60, 400);
     }
 
@@ -728,6 +732,7 @@ public final class Simulation {
 
     private void settle() {
         trace("---- heal everything and settle");
+        calm = true;
         partitions.clear();
         cpIsolated.clear();
         cpUnavailable = false;
