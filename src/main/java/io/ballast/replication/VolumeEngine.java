@@ -668,6 +668,9 @@ public final class VolumeEngine {
             if (stuck.isEmpty()) {
                 targets.addAll(resyncs.keySet());
             }
+            // A node whose add is in flight may be listed in sync any moment: the op waits for the
+            // outcome even if the node just failed (and is not sent to).
+            op.required.addAll(inFlightAdds);
             for (String n : targets) {
                 op.required.add(n);
                 if (!faulty.contains(n)) {

@@ -200,7 +200,7 @@ public final class Simulation {
         int minInSync = rnd.nextInt(4) == 0 ? 2 : 1;
         cp = new VolumeLayout("vol", UUID, SIZE_BYTES, 1, 0, null, minInSync, replicas);
         attach("n1", false);
-        int maxOps = 100 + rnd.nextInt(150);
+        int maxOps = 50 + rnd.nextInt(90);
         int ops = 0;
         double faultP = 0.005 + rnd.nextDouble() * 0.03;
         while (ops < maxOps && step < 40_000) {
@@ -215,7 +215,7 @@ public final class Simulation {
             } else {
                 nextEvent();
             }
-            if (step % 64 == 0) {
+            if (step % 256 == 0) {
                 checkDurable();
             }
         }
@@ -775,7 +775,7 @@ public final class Simulation {
                 nextEvent();
             }
         }
-        long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 2_000;
+        long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 500;
         while (nowMs < scrubUntil || !c.engine.idle()) {
             step++;
             nextEvent();
