@@ -159,6 +159,8 @@ public final class ReplicaServer implements AutoCloseable {
             if (peer == null) {
                 return; // refused and logged
             }
+            reader.upgrade();
+            writer.upgrade();
             log.atInfo().setMessage("replication connection accepted")
                     .addKeyValue("peer", peer).addKeyValue("remote", remote).log();
             refusal = lane(reader, writer);

@@ -329,13 +329,22 @@ class ReplicaServerTest {
                     e -> assertThat(e.reason()).contains("not a Ballast replication peer"));
             assertThat(raw.closedByServer()).isTrue();
         }
+        // A huge frame announced before authenticating: refused without allocating for it.
+        try (RawClient raw = new RawClient(server.address())) {
+            raw.readChallenge();
+            raw.send(WireTestSupport.preamble());
+            raw.send(ByteBuffer.allocate(13).putInt(WireFormat.MAX_FRAME_BYTES).put((byte) 0x71).putLong(0).array());
+            assertThat(raw.readFrame()).isInstanceOfSatisfying(WireMessage.ConnectionError.class,
+                    e -> assertThat(e.reason()).contains("during the handshake"));
+            assertThat(raw.closedByServer()).isTrue();
+        }
         // A reply frame where requests belong.
         assertThat(sendMalformed(WireTestSupport.frame(new WireMessage.Reply(new ReplicaReply.Done(1))), false))
                 .contains("unexpected Reply frame");
 
         assertThat(storeBytes(0, BS)).isEqualTo(new byte[BS]);
         assertThat(store.epochFloor()).isZero();
-        assertThat(server.stats().refusedConnections()).isEqualTo(refusedBefore + 8);
+        assertThat(server.stats().refusedConnections()).isEqualTo(refusedBefore + 9);
         // The server still serves a good client, and the good frame itself is fine.
         assertThat(call(new ReplicaRequest.Open(id(), uuid, 1))).isInstanceOf(ReplicaReply.Opened.class);
         try (RawClient raw = new RawClient(server.address())) {
