@@ -384,6 +384,30 @@ class ReplicaServerTest {
     }
 
     @Test
+    void disconnectFailsOutstandingOnceAndTheNextSendReconnects() throws Exception {
+        call(new ReplicaRequest.Open(id(), uuid, 1));
+        List<Long> sent = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) {
+            long id = id();
+            sent.add(id);
+            replies.expect(id);
+            net.send(SERVER_NODE, new ReplicaRequest.Write(id, uuid, 1, (i % 16) * (long) BS, pattern(BS, i), false));
+            if (i == 500) {
+                net.disconnect(SERVER_NODE);
+            }
+        }
+        for (long id : sent) {
+            assertThat(replies.expect(id).get(10, TimeUnit.SECONDS)).isInstanceOfAny(ReplicaReply.Done.class,
+                    ReplicaReply.Failed.class);
+        }
+        Thread.sleep(200);
+        for (long id : sent) {
+            assertThat(replies.counts.get(id).get()).as("replies to %d", id).isEqualTo(1);
+        }
+        assertThat(call(new ReplicaRequest.Flush(id(), uuid, 1))).isInstanceOf(ReplicaReply.Done.class);
+    }
+
+    @Test
     void unreachableNodeFailsQuicklyAndReconnectsLater() throws Exception {
         InetSocketAddress address = server.address();
         server.close();
