@@ -144,6 +144,16 @@ public final class BallastStateMachine extends BaseStateMachine {
         return CompletableFuture.completedFuture(Message.valueOf(reply.toString()));
     }
 
+    /**
+     * Ratis reports metadata and configuration entries here instead of {@link #applyTransaction}:
+     * they advance the applied index too, so wake {@link #awaitApplied} waiters as well.
+     */
+    @Override
+    public synchronized void notifyTermIndexUpdated(long term, long index) {
+        super.notifyTermIndexUpdated(term, index);
+        notifyAll();
+    }
+
     /** Waits until the applied index reaches {@code index}; false on timeout. */
     public synchronized boolean awaitApplied(long index, long timeoutMs) {
         long deadline = System.nanoTime() + timeoutMs * 1_000_000;

@@ -107,6 +107,7 @@ public final class VolumeEngine {
     private long checksumMismatchesSeen;
     private long unrecoverableSectors;
     private boolean lossReportPending;
+    private long lastSentGeneration;
 
     private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
@@ -667,6 +668,9 @@ public final class VolumeEngine {
             if (stuck.isEmpty()) {
                 targets.addAll(resyncs.keySet());
             }
+            // A node whose add is in flight may be listed in sync any moment: the op waits for the
+            // outcome even if the node just failed (and is not sent to).
+            op.required.addAll(inFlightAdds);
             for (String n : targets) {
                 op.required.add(n);
                 if (!faulty.contains(n)) {
@@ -799,6 +803,7 @@ public final class VolumeEngine {
                 }
             }
             long generation = (epoch() << 24) | ++checkpointSeq;
+            lastSentGeneration = generation;
             Round cp = new Round(generation);
             ckptRound = cp;
             for (String n : streamNodes()) {
@@ -991,6 +996,16 @@ public final class VolumeEngine {
         Resync r = new Resync(target, missedSinceGeneration, nowMs);
         r.source = source;
         resyncs.put(target, r);
+        if (lastSentGeneration > 0) {
+            // Tag everything the target gets from now on at least as high as the source's blocks, so a
+            // later delta resync of this target sees what this one copied.
+            long g = lastSentGeneration;
+            send(target, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), g), false, reply -> {
+                if (!(reply instanceof ReplicaReply.Done)) {
+                    failNode(target, "checkpoint: " + reply);
+                }
+            });
+        }
         long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
         if (missedSinceGeneration == 0) {
             for (long i = 0; i < regionCount; i++) {

@@ -11,12 +11,17 @@ import java.nio.channels.ReadableByteChannel;
  */
 final class FrameReader {
     static final int BUFFER_BYTES = 256 * 1024;
+    static final int HANDSHAKE_BUFFER_BYTES = 4096;
+    /** Largest frame accepted before {@link #upgrade}: an unauthenticated peer cannot make us allocate much. */
+    static final int HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024;
 
     private final ReadableByteChannel ch;
     private final FrameDecoder decoder = new FrameDecoder();
-    private final ByteBuffer standard = ByteBuffer.allocateDirect(BUFFER_BYTES).flip();
+    /** Small until {@link #upgrade}: an unauthenticated peer costs little memory. */
+    private ByteBuffer standard = ByteBuffer.allocate(HANDSHAKE_BUFFER_BYTES).flip();
     /** Bytes received and not yet decoded, between position and limit. */
     private ByteBuffer in = standard;
+    private int maxFrameBytes = HANDSHAKE_MAX_FRAME_BYTES;
     private long bytesRead;
     private long reported;
 
@@ -33,6 +38,18 @@ final class FrameReader {
         long n = bytesRead - reported;
         reported = bytesRead;
         return n;
+    }
+
+    /** Switches to the full-size buffer once the peer is authenticated (keeps what is buffered). */
+    void upgrade() {
+        if (standard.capacity() >= BUFFER_BYTES) {
+            return;
+        }
+        ByteBuffer big = ByteBuffer.allocateDirect(BUFFER_BYTES);
+        big.put(in).flip();
+        standard = big;
+        in = big;
+        maxFrameBytes = WireFormat.MAX_FRAME_BYTES + WireFormat.LENGTH_BYTES;
     }
 
     /** Reads and checks the peer's preamble. */
@@ -57,6 +74,10 @@ final class FrameReader {
                 return m;
             }
             int size = FrameDecoder.frameSize(in);
+            if (size > maxFrameBytes) {
+                throw new WireProtocolException("frame of " + size + " bytes during the handshake (limit "
+                        + maxFrameBytes + ")");
+            }
             if (size > in.capacity()) {
                 ByteBuffer big = ByteBuffer.allocate(size);
                 big.put(in).flip();

@@ -15,7 +15,8 @@ final class FrameWriter {
 
     private final WritableByteChannel ch;
     private final FrameEncoder encoder = new FrameEncoder();
-    private final ByteBuffer out = ByteBuffer.allocateDirect(BUFFER_BYTES);
+    /** Small until {@link #upgrade}, as in {@link FrameReader}. */
+    private ByteBuffer out = ByteBuffer.allocate(FrameReader.HANDSHAKE_BUFFER_BYTES);
     private long bytesWritten;
     private long reported;
 
@@ -32,6 +33,16 @@ final class FrameWriter {
         long n = bytesWritten - reported;
         reported = bytesWritten;
         return n;
+    }
+
+    /** Switches to the full-size buffer (call between frames; keeps what is buffered). */
+    void upgrade() {
+        if (out.capacity() >= BUFFER_BYTES) {
+            return;
+        }
+        ByteBuffer big = ByteBuffer.allocateDirect(BUFFER_BYTES);
+        big.put(out.flip());
+        out = big;
     }
 
     boolean hasBuffered() {

@@ -159,6 +159,8 @@ public final class ReplicaServer implements AutoCloseable {
             if (peer == null) {
                 return; // refused and logged
             }
+            reader.upgrade();
+            writer.upgrade();
             log.atInfo().setMessage("replication connection accepted")
                     .addKeyValue("peer", peer).addKeyValue("remote", remote).log();
             refusal = lane(reader, writer);
@@ -202,8 +204,8 @@ public final class ReplicaServer implements AutoCloseable {
             Refusal refusal = null;
             if (!clusterId.equals(hello.clusterId()) || !ClusterAuth.verify(token, nonce, hello.nodeId(), hello.proof())) {
                 refusal = new Refusal("credentials", "bad cluster credentials");
-            } else if (!isMember.test(hello.nodeId())) {
-                refusal = new Refusal("membership", "not a cluster member: " + hello.nodeId());
+            } else {
+                refusal = checkMember(hello.nodeId());
             }
             if (refusal != null) {
                 refuse(ch, writer, hello.nodeId(), remoteOf(ch), refusal);
@@ -214,6 +216,17 @@ public final class ReplicaServer implements AutoCloseable {
             return hello.nodeId();
         } finally {
             deadline.cancel(false);
+        }
+    }
+
+    private Refusal checkMember(String peerNodeId) {
+        try {
+            return isMember.test(peerNodeId) ? null
+                    : new Refusal("membership", "not a cluster member: " + peerNodeId);
+        } catch (RuntimeException e) {
+            // e.g. the control plane is not ready yet: refuse now, the client retries later
+            return new Refusal("membership", "cluster membership of " + peerNodeId + " cannot be checked now: "
+                    + e.getMessage());
         }
     }
 

@@ -259,6 +259,8 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                     fail("the replication transport is closed", null);
                     return;
                 }
+                reader.upgrade();
+                writer.upgrade();
                 WireMetrics.CLIENT_CONNECTIONS.labelValues("ok").inc();
                 backoff.remove(nodeId);
                 FrameReader r = reader;

@@ -79,6 +79,7 @@ public final class Simulation {
     private final List<MWrite> ackedWrites = new ArrayList<>();
     private int clientOutstanding;
     private int readsOutstanding;
+    private boolean calm;
     private final Set<Integer> lostBlocks = new TreeSet<>();
     private int replicaCrashes;
     private int flipsInjected;
@@ -177,6 +178,9 @@ public final class Simulation {
 
     private long delayMs() {
         double r = rnd.nextDouble();
+        if (calm) {
+            return rnd.nextLong(1, 6); // healed: no delay spikes beyond the replica timeout
+        }
         return r < 0.9 ? rnd.nextLong(1, 6) : r < 0.997 ? rnd.nextLong(6, 60) : rnd.nextLong(60, 400);
     }
 
@@ -196,7 +200,7 @@ public final class Simulation {
         int minInSync = rnd.nextInt(4) == 0 ? 2 : 1;
         cp = new VolumeLayout("vol", UUID, SIZE_BYTES, 1, 0, null, minInSync, replicas);
         attach("n1", false);
-        int maxOps = 100 + rnd.nextInt(150);
+        int maxOps = 50 + rnd.nextInt(90);
         int ops = 0;
         double faultP = 0.005 + rnd.nextDouble() * 0.03;
         while (ops < maxOps && step < 40_000) {
@@ -211,7 +215,7 @@ public final class Simulation {
             } else {
                 nextEvent();
             }
-            if (step % 64 == 0) {
+            if (step % 256 == 0) {
                 checkDurable();
             }
         }
@@ -728,6 +732,7 @@ public final class Simulation {
 
     private void settle() {
         trace("---- heal everything and settle");
+        calm = true;
         partitions.clear();
         cpIsolated.clear();
         cpUnavailable = false;
@@ -770,7 +775,7 @@ public final class Simulation {
                 nextEvent();
             }
         }
-        long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 2_000;
+        long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 500;
         while (nowMs < scrubUntil || !c.engine.idle()) {
             step++;
             nextEvent();

@@ -329,13 +329,22 @@ class ReplicaServerTest {
                     e -> assertThat(e.reason()).contains("not a Ballast replication peer"));
             assertThat(raw.closedByServer()).isTrue();
         }
+        // A huge frame announced before authenticating: refused without allocating for it.
+        try (RawClient raw = new RawClient(server.address())) {
+            raw.readChallenge();
+            raw.send(WireTestSupport.preamble());
+            raw.send(ByteBuffer.allocate(13).putInt(WireFormat.MAX_FRAME_BYTES).put((byte) 0x71).putLong(0).array());
+            assertThat(raw.readFrame()).isInstanceOfSatisfying(WireMessage.ConnectionError.class,
+                    e -> assertThat(e.reason()).contains("during the handshake"));
+            assertThat(raw.closedByServer()).isTrue();
+        }
         // A reply frame where requests belong.
         assertThat(sendMalformed(WireTestSupport.frame(new WireMessage.Reply(new ReplicaReply.Done(1))), false))
                 .contains("unexpected Reply frame");
 
         assertThat(storeBytes(0, BS)).isEqualTo(new byte[BS]);
         assertThat(store.epochFloor()).isZero();
-        assertThat(server.stats().refusedConnections()).isEqualTo(refusedBefore + 8);
+        assertThat(server.stats().refusedConnections()).isEqualTo(refusedBefore + 9);
         // The server still serves a good client, and the good frame itself is fine.
         assertThat(call(new ReplicaRequest.Open(id(), uuid, 1))).isInstanceOf(ReplicaReply.Opened.class);
         try (RawClient raw = new RawClient(server.address())) {
@@ -372,6 +381,30 @@ class ReplicaServerTest {
         for (long id : sent) {
             assertThat(replies.counts.get(id).get()).as("replies to %d", id).isEqualTo(1);
         }
+    }
+
+    @Test
+    void disconnectFailsOutstandingOnceAndTheNextSendReconnects() throws Exception {
+        call(new ReplicaRequest.Open(id(), uuid, 1));
+        List<Long> sent = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) {
+            long id = id();
+            sent.add(id);
+            replies.expect(id);
+            net.send(SERVER_NODE, new ReplicaRequest.Write(id, uuid, 1, (i % 16) * (long) BS, pattern(BS, i), false));
+            if (i == 500) {
+                net.disconnect(SERVER_NODE);
+            }
+        }
+        for (long id : sent) {
+            assertThat(replies.expect(id).get(10, TimeUnit.SECONDS)).isInstanceOfAny(ReplicaReply.Done.class,
+                    ReplicaReply.Failed.class);
+        }
+        Thread.sleep(200);
+        for (long id : sent) {
+            assertThat(replies.counts.get(id).get()).as("replies to %d", id).isEqualTo(1);
+        }
+        assertThat(call(new ReplicaRequest.Flush(id(), uuid, 1))).isInstanceOf(ReplicaReply.Done.class);
     }
 
     @Test
