@@ -386,15 +386,11 @@ public final class ClusterMember implements AutoCloseable {
 
     /**
      * Registers where this node's replica server listens (it starts once the cluster token is known,
-     * after {@link #start}); re-registers at once, or on the next heartbeat when that fails.
+     * after {@link #start}); the next heartbeat re-registers the node with it. (Not at once: right
+     * after a join this node may not have applied its own registration yet.)
      */
     public void advertiseReplicationAddress(String address) {
         this.replicationAddress = address;
-        try {
-            registerOrHeartbeat();
-        } catch (RuntimeException e) {
-            log.atDebug().log("replication address registered on the next heartbeat: {}", e.getMessage());
-        }
     }
 
     /** The cluster token (known once {@link #start} has run). */

@@ -41,12 +41,11 @@ class ReplicationSystemTest {
     }
 
     LauncherTest.Run cli(String node, String... args) throws Exception {
-        List<String> all = new ArrayList<>();
+        List<String> all = new ArrayList<>(List.of(args));
         if (node != null) {
             all.add("--node");
             all.add(node);
         }
-        all.addAll(List.of(args));
         return LauncherTest.launch(env(), all.toArray(String[]::new));
     }
 
