@@ -408,13 +408,20 @@ public final class VolumeEngine {
             return; // late reply to a request we already gave up on
         }
         ArrayDeque<Outstanding> q = outstandingByNode.get(nodeId);
+        boolean overtook = false;
         if (q != null) {
+            overtook = q.peekFirst() != o;
             q.removeFirstOccurrence(o);
         }
         if (o.mutating()) {
             mutatingOutstanding--;
         }
         o.handler().accept(reply);
+        if (overtook) {
+            // A node answers in order: an earlier request still unanswered was lost with a connection,
+            // so this node's stream has a gap. Treat it as failed (resync closes the gap).
+            failNode(nodeId, "a request was lost (reply " + reply.requestId() + " overtook it)");
+        }
         afterEvent();
     }
 

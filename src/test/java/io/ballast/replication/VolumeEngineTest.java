@@ -200,6 +200,7 @@ class VolumeEngineTest {
         open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, missed, true)));
         engine.tick(nowMs += 1); // probe b
         answerAll(s -> s.request() instanceof ReplicaRequest.Open);
+        answerAll(s -> s.request() instanceof ReplicaRequest.Checkpoint); // b's generation raised first
         List<Sent> lists = net.take(s -> s.request() instanceof ReplicaRequest.ChangedRegions);
         assertThat(lists).hasSize(2);
         for (Sent s : lists) {
