@@ -142,6 +142,7 @@ public final class VolumeEngine {
         final long generation;
         final Set<String> required = new HashSet<>();
         final Set<String> doneNodes = new HashSet<>();
+        final Set<String> failedNodes = new HashSet<>();
 
         Round(long generation) {
             this.generation = generation;
@@ -500,6 +501,27 @@ public final class VolumeEngine {
                 && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
     }
 
+    /** Internal state for diagnostics (simulator failures, debug logs); the format may change. */
+    public String debugState() {
+        StringBuilder b = new StringBuilder();
+        b.append("phase=").append(phase).append(" ckpt=").append(ckpt).append(" waiting=").append(waiting.size())
+                .append(" inflight=").append(inflight.size()).append(" mutatingOutstanding=").append(mutatingOutstanding)
+                .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(faulty)
+                .append(" pendingRemoval=").append(pendingRemoval).append(" stuck=").append(stuck)
+                .append(" pendingAdd=").append(pendingAdd).append(" metadataInFlight=").append(metadataInFlight)
+                .append(" locks=").append(locks.size()).append(" probing=").append(probing);
+        for (Resync r : resyncs.values()) {
+            b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
+                    .append(" copyInFlight=").append(r.copyInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
+        }
+        for (Op op : inflight) {
+            b.append(" op[").append(op.kind).append(" required=").append(op.required).append(" done=").append(op.doneNodes)
+                    .append(']');
+            break;
+        }
+        return b.toString();
+    }
+
     public long checksumRepairs() {
         return checksumRepairs;
     }
@@ -793,6 +815,7 @@ public final class VolumeEngine {
                     if (reply instanceof ReplicaReply.Done) {
                         round.doneNodes.add(n);
                     } else {
+                        round.failedNodes.add(n);
                         failNode(n, "checkpoint flush: " + reply);
                     }
                 });
@@ -802,7 +825,10 @@ public final class VolumeEngine {
             Round round = ckptFlush;
             for (String n : layout.inSyncNodes()) {
                 if (!round.required.contains(n) || !round.doneNodes.contains(n)) {
-                    if (stuck.contains(n) || (!round.required.contains(n) && !faulty.contains(n))) {
+                    // Give up this round (retry next interval) when a node joined, cannot be removed, or
+                    // failed the flush and is back without being removed: its Done will never come.
+                    boolean failedAndKept = round.failedNodes.contains(n) && !pendingRemoval.contains(n);
+                    if (stuck.contains(n) || failedAndKept || (!round.required.contains(n) && !faulty.contains(n))) {
                         ckpt = Ckpt.IDLE; // a node joined or cannot be reached: try again next interval
                         lastCheckpointMs = nowMs;
                     }

@@ -760,7 +760,7 @@ public final class Simulation {
         Box c = current;
         if (cp.inSyncNodes().size() != NODES.size() || !c.engine.idle()) {
             throw fail("did not settle within 120 s of simulated time: cp inSync " + cp.inSyncNodes() + ", engine "
-                    + c.engine.status());
+                    + c.engine.status() + " state " + c.engine.debugState());
         }
         // A flush makes every image durable, then a scrub pass over every replica finds the remaining flips.
         boolean[] flushed = {false};
