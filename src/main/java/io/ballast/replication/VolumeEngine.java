@@ -25,6 +25,8 @@ import java.util.function.Consumer;
  * re-queues them); so must the network's reply sink.
  */
 public final class VolumeEngine {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(VolumeEngine.class);
+
 
     /** Completion of a client operation: {@code error} null on success; {@code data} for reads. */
     @FunctionalInterface
@@ -60,6 +62,12 @@ public final class VolumeEngine {
 
     /** Nodes we stopped sending to (failed, timed out, connection lost) until a probe Open succeeds. */
     private final Set<String> faulty = new HashSet<>();
+    /**
+     * Resync targets whose copy was abandoned (not failed) while their add may be in flight: such an
+     * add, if it commits, is undone. A resync that the committed layout itself ended (the node is now
+     * in sync: the control plane's notification overtook our own commit result) is not abandoned.
+     */
+    private final Set<String> abortedResyncs = new HashSet<>();
     /** Faulty in-sync nodes waiting for a committed removal. */
     private final Set<String> pendingRemoval = new LinkedHashSet<>();
     /** Faulty in-sync nodes that cannot be removed (they are the last in sync): writes needing them fail. */
@@ -592,6 +600,10 @@ public final class VolumeEngine {
      * abandoned (restarted after a successful probe, from the same missedSinceGeneration).
      */
     private void failNode(String nodeId, String why) {
+        if (!faulty.contains(nodeId)) {
+            LOG.atWarn().addKeyValue("volume", layout.volumeName()).addKeyValue("node", nodeId)
+                    .addKeyValue("epoch", epoch()).log("replica failed: {}", why);
+        }
         faulty.add(nodeId);
         if (layout.inSyncNodes().contains(nodeId) && !stuck.contains(nodeId)) {
             pendingRemoval.add(nodeId);
@@ -884,6 +896,7 @@ public final class VolumeEngine {
                 lossReportPending = true;
                 // Writes now fail but may land on resync targets: start those over (their next
                 // ChangedRegions query sees what landed) so no target joins with bytes the source lacks.
+                abortedResyncs.addAll(resyncs.keySet());
                 resyncs.clear();
                 pendingAdd.clear();
                 probeAtMs.put(keep, nowMs + config.probeIntervalMs());
@@ -924,7 +937,8 @@ public final class VolumeEngine {
                         replicasAdded++;
                         Resync r = resyncs.remove(n);
                         pendingAdd.remove(n);
-                        if (r == null || r.step != ResyncStep.ADDING || faulty.contains(n)) {
+                        boolean aborted = abortedResyncs.remove(n);
+                        if (aborted || faulty.contains(n) || (r != null && r.step != ResyncStep.ADDING)) {
                             abandoned.add(n); // its resync was abandoned while the add was in flight
                         }
                     }
@@ -1028,6 +1042,7 @@ public final class VolumeEngine {
         faulty.remove(target);
         Resync r = new Resync(target, missedSinceGeneration, nowMs);
         r.source = source;
+        abortedResyncs.remove(target);
         resyncs.put(target, r);
         if (lastSentGeneration > 0) {
             // Tag everything the target gets from now on at least as high as the source's blocks, so a

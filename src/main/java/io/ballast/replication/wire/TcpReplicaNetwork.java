@@ -60,6 +60,12 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
     private record Backoff(long untilNs, String reason) {}
 
     private final ConcurrentHashMap<String, Backoff> backoff = new ConcurrentHashMap<>();
+    /**
+     * Nodes whose connection broke with no request outstanding: the engine has not heard of it, so
+     * the next request fails instead of silently reconnecting (the replica may have restarted and
+     * lost writes it had not flushed; the engine must treat it as failed).
+     */
+    private final java.util.Set<String> lostUnreported = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
 
     /**
@@ -90,6 +96,11 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 return;
             }
             Connection c = connections.get(nodeId);
+            if (c == null && lostUnreported.remove(nodeId)) {
+                failLater(nodeId, List.of(request.requestId()), "the connection to " + nodeId
+                        + " was lost since the last request (the replica may have restarted)");
+                return;
+            }
             if (c == null) {
                 Backoff b = backoff.get(nodeId);
                 if (b != null && System.nanoTime() - b.untilNs() < 0) {
@@ -417,6 +428,9 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 lock.unlock();
             }
             connections.remove(nodeId, this);
+            if (ids.isEmpty() && !closed) {
+                lostUnreported.add(nodeId);
+            }
             closeChannel();
             var event = closed ? log.atDebug() : log.atWarn();
             event.setMessage("replication connection failed")
