@@ -259,6 +259,7 @@ public final class VolumeStore implements BlockDevice {
         long b0 = region * blocksPerRegion;
         long b1 = Math.min(blockCount, b0 + blocksPerRegion);
         int present = 0;
+        long maxGen = 0;
         ByteBuffer buf = BUFFERS.take();
         try {
             for (long c0 = b0; c0 < b1; c0 += CHUNK_BYTES / BLOCK_BYTES) {
@@ -273,17 +274,25 @@ public final class VolumeStore implements BlockDevice {
                 }
                 for (long b = c0; b < c1; b++) {
                     if ((top.flags(b) & Layer.PRESENT) != 0) {
-                        top.setCrc(b, crc(buf, (int) ((b - c0) * BLOCK_BYTES)));
+                        int crc = crc(buf, (int) ((b - c0) * BLOCK_BYTES));
+                        if (crc != top.crc(b)) {
+                            // the data and its entry disagree: the block changed at an unknown time, so tag
+                            // it as changed now (delta resync then copies it). A block whose entry matches
+                            // keeps its generation, so a restarted replica does not report every block of
+                            // its recently active regions as changed.
+                            top.setCrc(b, crc);
+                            top.setGeneration(b, gen);
+                        }
                         present++;
                     }
-                    top.setGeneration(b, gen);
+                    maxGen = Math.max(maxGen, top.generation(b));
                 }
             }
         } finally {
             BUFFERS.give(buf);
         }
         top.setRegionPresentBlocks(region, present);
-        top.setRegionMaxGeneration(region, gen);
+        top.setRegionMaxGeneration(region, maxGen);
         return present;
     }
 
