@@ -127,8 +127,9 @@ class ReplicationSystemTest {
         assertThat(inSync(synced)).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
         long resyncBytes = synced.path("engine").path("status").path("counters").path("resyncBytes").asLong();
         assertThat(resyncBytes).as("delta resync bytes").isPositive().isLessThanOrEqualTo(64 * MIB + 64 * MIB / 10 + 16 * MIB);
-        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out());
+        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
+        assertThat(report.path("regionsCompared").asLong()).isEqualTo(SIZE / (4 * MIB));
         assertThat(report.path("replicas")).hasSize(3);
 
         // 4. kill -9 the engine's node: attach on another node at once, every acknowledged write is there
@@ -145,13 +146,13 @@ class ReplicationSystemTest {
         JsonNode afterFailover = inspect(n2);
         assertThat(afterFailover.path("attachment").path("nodeId").asText()).isEqualTo("node-2");
         assertThat(inSync(afterFailover)).containsExactlyInAnyOrder("node-2", "node-3");
-        report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out());
+        report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
 
         // 5. the old engine node returns: it is fenced, resynced, and all three converge
         up();
         ok(n2, "volume", "wait", "db", "--timeout", "3m");
-        report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out());
+        report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("replicas")).hasSize(3);
         assertThat(report.path("differences")).isEmpty();
         fio(uri2, 0, 64 * MIB, true);
@@ -180,7 +181,7 @@ class ReplicationSystemTest {
         long bound = changed + changed / 10 + 3 * regionBytes;
         System.out.println("delta resync after changing " + changed + " bytes copied " + copied + " bytes (bound " + bound + ")");
         assertThat(copied).isPositive().isLessThanOrEqualTo(bound);
-        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out());
+        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
     }
 }
