@@ -184,7 +184,43 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 member.raft().submit(new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY));
             }
         }
+        resumeEngines(me);
         startMaintenance();
+    }
+
+    /** Volumes whose engine is being started again after a restart of this node. */
+    private final java.util.Set<String> resuming = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * A volume attached here without a mount (NBD clients connect to it) survives a restart of this
+     * node: its engine starts again (new replicas open at the attachment's current epoch), so the NBD
+     * export comes back and clients can reconnect. Mounted attachments died with the process and were
+     * dropped above.
+     */
+    private void resumeEngines(String me) {
+        for (VolumeRecord v : member.state().volumes()) {
+            Attachment a = v.attachment();
+            if (a == null || !a.nodeId().equals(me) || a.mounted() || !VolumeRecord.KIND_USER.equals(v.attachKind())
+                    || engines.device(v.name()).isPresent() || attaching.contains(v.name()) || !resuming.add(v.name())) {
+                continue;
+            }
+            Thread.ofVirtual().name("ballast-resume-" + v.name()).start(() -> {
+                try {
+                    synchronized (engineLock(v.name())) {
+                        VolumeRecord now = member.state().volume(v.name()).orElse(null);
+                        if (now != null && now.attachment() != null && now.attachment().nodeId().equals(me)
+                                && now.attachEpoch() == v.attachEpoch() && engines.device(v.name()).isEmpty()) {
+                            engines.start(VolumeLayouts.of(now));
+                            log.atInfo().addKeyValue("volume", v.name()).log("engine resumed for an attachment made before a restart");
+                        }
+                    }
+                } catch (RuntimeException e) {
+                    log.atWarn().addKeyValue("volume", v.name()).log("engine not resumed yet: {}", e.getMessage());
+                } finally {
+                    resuming.remove(v.name());
+                }
+            });
+        }
     }
 
     private void stopTakenOver(VolumeRecord v) {

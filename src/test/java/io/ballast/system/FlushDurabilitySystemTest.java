@@ -53,6 +53,7 @@ class FlushDurabilitySystemTest {
             String volume = "stream-" + run;
             String salt = seed + "-" + run;
             cli("volume", "create", volume, "--size", "64MiB");
+            cli("volume", "attach", volume); // exported over NBD where attached
             int killAfterRound = 50 + random.nextInt(400); // 1024 rounds fit in 64 MiB
 
             Process writer = new ProcessBuilder(PYTHON, script.toString(), "write", node.nbdUnixUri(volume), salt)
@@ -71,6 +72,7 @@ class FlushDurabilitySystemTest {
             assertThat(durable).as("writer output: %s", lines).isGreaterThanOrEqualTo(killAfterRound);
 
             node.restart();
+            cli("volume", "attach", volume); // idempotent: the engine is serving again when this returns
             Process verify = new ProcessBuilder(PYTHON, script.toString(), "verify", node.nbdUnixUri(volume), salt,
                     String.valueOf(durable)).redirectErrorStream(true).start();
             String report = new String(verify.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

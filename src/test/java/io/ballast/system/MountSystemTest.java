@@ -103,7 +103,9 @@ class MountSystemTest {
         assertThat(sha256(Files.readAllBytes(mnt.resolve("db/big.bin")))).isEqualTo(bigHash);
         assertThat(cli("volume", "detach", "pg").exit()).isZero();
 
+        assertThat(cli("volume", "attach", "pg").exit()).isZero(); // NBD only, for fsck's own client
         assertThat(fsck(node, "pg").exitCode()).as("fsck.ext4 -n").isZero();
+        assertThat(cli("volume", "detach", "pg").exit()).isZero();
         assertThat(cli("volume", "delete", "pg").exit()).isZero();
     }
 
@@ -151,6 +153,7 @@ class MountSystemTest {
     void deleteRefusedWhileAnNbdClientIsConnected() throws Exception {
         node = NodeProcess.start(dir.resolve("node"));
         assertThat(cli("volume", "create", "raw", "--size", "16MiB").exit()).isZero();
+        assertThat(cli("volume", "attach", "raw").exit()).isZero(); // exported over NBD where attached
         Path fuse = Files.createDirectories(dir.resolve("client-fuse"));
         long pid = SH.startBackground(List.of("nbdfuse", fuse + "/", node.nbdUnixUri("raw")), dir.resolve("client.log"));
         try {
@@ -159,11 +162,13 @@ class MountSystemTest {
             }
             Result refused = cli("volume", "delete", "raw");
             assertThat(refused.exit()).isEqualTo(ExitCodes.CONFLICT);
-            assertThat(refused.err()).contains("open NBD connection");
+            assertThat(refused.err()).contains("raw");
+            assertThat(cli("volume", "inspect", "raw").exit()).isZero(); // still there
         } finally {
             SH.run(List.of("fusermount3", "-u", fuse.toString()), Duration.ofSeconds(30));
             SH.terminate(pid, Duration.ofSeconds(5));
         }
+        assertThat(cli("volume", "detach", "raw").exit()).isZero();
         for (int i = 0; i < 100 && cli("volume", "delete", "raw").exit() != 0; i++) {
             Thread.sleep(50); // the server notices the disconnect asynchronously
         }
