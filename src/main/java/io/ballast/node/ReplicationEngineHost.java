@@ -48,6 +48,7 @@ public final class ReplicationEngineHost implements EngineHost {
     private final MetadataClient metadata;
     private final EngineConfig config;
     private final InetSocketAddress replicationListen;
+    private final FileStoragePool pool;
     private final VolumeLanes lanes;
     private volatile String clusterId;
     private volatile String token;
@@ -63,6 +64,7 @@ public final class ReplicationEngineHost implements EngineHost {
         this.metadata = metadata;
         this.config = config;
         this.replicationListen = replicationListen;
+        this.pool = pool;
         this.lanes = new VolumeLanes(new ReplicaLogic(uuid -> replicaByUuid(pool, uuid)));
     }
 
@@ -137,6 +139,11 @@ public final class ReplicationEngineHost implements EngineHost {
             EngineRunner runner = new EngineRunner(layout, nodeId, config,
                     sink -> net[0] = new TcpReplicaNetwork(nodeId, clusterId, token, this::addressOf, sink),
                     metadata, lanes::handle);
+            if (pool.find(layout.volumeName()).isPresent() && layout.replicas().stream()
+                    .anyMatch(rep -> rep.nodeId().equals(nodeId))) {
+                io.ballast.storage.VolumeStore local = pool.open(layout.volumeName());
+                runner.enableDirectReads(local, local::epochFloor);
+            }
             try {
                 runner.open().get(OPEN_TIMEOUT_MS, TimeUnit.MILLISECONDS);
             } catch (ExecutionException | TimeoutException | InterruptedException e) {

@@ -129,6 +129,38 @@ public final class EngineRunner implements AutoCloseable {
         }
     }
 
+    private volatile BlockDevice directStore;
+    private volatile java.util.function.LongSupplier directFloor;
+
+    /**
+     * Lets reads go straight to this node's replica (on the caller's thread, no hand-off) while the
+     * engine reports it in sync and its epoch floor is not above the engine's epoch (no newer engine
+     * has opened it). A completed write is on that replica, so it reads back.
+     */
+    public void enableDirectReads(BlockDevice localStore, java.util.function.LongSupplier epochFloor) {
+        this.directFloor = epochFloor;
+        this.directStore = localStore;
+    }
+
+    /** A direct read (see {@link #enableDirectReads}); false when the engine must serve it. */
+    boolean directRead(long offsetBytes, java.nio.ByteBuffer dst, boolean noWait) {
+        BlockDevice s = directStore;
+        if (s == null || closed || !engine.localReadable() || directFloor.getAsLong() > engine.readEpoch()) {
+            return false;
+        }
+        int pos = dst.position();
+        try {
+            if (noWait) {
+                return s.tryReadNoWait(offsetBytes, dst);
+            }
+            s.read(offsetBytes, dst);
+            return true;
+        } catch (RuntimeException e) {
+            dst.position(pos); // e.g. CHECKSUM_MISMATCH: the engine's read repairs from another replica
+            return false;
+        }
+    }
+
     /** Opens the replicas and reconciles; completes when the engine serves I/O (UNAVAILABLE when no in-sync replica answered). */
     public CompletableFuture<Void> open() {
         CompletableFuture<Void> f = new CompletableFuture<>();

@@ -35,11 +35,18 @@ public final class ReplicatedVolume implements BlockDevice {
     public void read(long offsetBytes, ByteBuffer dst) {
         int length = dst.remaining();
         checkRange(offsetBytes, length);
-        if (length == 0) {
+        if (length == 0 || runner.directRead(offsetBytes, dst, false)) {
             return;
         }
         byte[] data = runner.await(runner.submit(done -> runner.engineForOps().read(offsetBytes, length, done)), 0, "read");
         dst.put(data);
+    }
+
+    @Override
+    public boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
+        int length = dst.remaining();
+        return length > 0 && offsetBytes >= 0 && offsetBytes + length <= sizeBytes
+                && runner.directRead(offsetBytes, dst, true);
     }
 
     @Override

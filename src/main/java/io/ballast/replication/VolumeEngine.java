@@ -63,6 +63,14 @@ public final class VolumeEngine {
     /** Nodes we stopped sending to (failed, timed out, connection lost) until a probe Open succeeds. */
     private final Set<String> faulty = new HashSet<>();
     /**
+     * Whether the replica on this node may serve reads directly (bypassing the engine's thread): it is
+     * in sync and not failing. Cleared the moment the local replica fails, before any write it missed
+     * can be acknowledged; set again after each event. Read by client threads.
+     */
+    private volatile boolean localReadable;
+    /** The epoch as of the last event, for client threads (direct reads compare it with the replica's floor). */
+    private volatile long readEpoch;
+    /**
      * Resync targets whose copy was abandoned (not failed) while their add may be in flight: such an
      * add, if it commits, is undone. A resync that the committed layout itself ended (the node is now
      * in sync: the control plane's notification overtook our own commit result) is not abandoned.
@@ -436,7 +444,17 @@ public final class VolumeEngine {
 
     /** A committed change of this volume from the control plane (replacement, another engine's attach). */
     public void onLayoutChanged(VolumeLayout newLayout) {
-        if (newLayout.epoch() <= epoch() || phase == Phase.FENCED || phase == Phase.CLOSED) {
+        if (newLayout.epoch() < epoch() || phase == Phase.FENCED || phase == Phase.CLOSED) {
+            return;
+        }
+        if (newLayout.epoch() == epoch()) {
+            // Same epoch: the in-sync set cannot differ (every in-sync change bumps the epoch), but the
+            // replicas out of sync can (a drain or a rebuild placed a new one): adopt it, so it is resynced.
+            if (sameAttachment(newLayout) && newLayout.inSyncNodes().equals(layout.inSyncNodes())
+                    && !newLayout.replicas().equals(layout.replicas())) {
+                adoptLayout(newLayout);
+                afterEvent();
+            }
             return;
         }
         if (!sameAttachment(newLayout)) {
@@ -486,6 +504,16 @@ public final class VolumeEngine {
     }
 
     // ---------------------------------------------------------------- status
+
+    /** Any thread: whether reads may go straight to the local replica (see {@link #localReadable}). */
+    public boolean localReadable() {
+        return localReadable;
+    }
+
+    /** Any thread: the epoch as of the last completed event. */
+    public long readEpoch() {
+        return readEpoch;
+    }
 
     public long epoch() {
         return layout.epoch();
@@ -600,6 +628,9 @@ public final class VolumeEngine {
      * abandoned (restarted after a successful probe, from the same missedSinceGeneration).
      */
     private void failNode(String nodeId, String why) {
+        if (nodeId.equals(localNodeId)) {
+            localReadable = false;
+        }
         if (!faulty.contains(nodeId)) {
             LOG.atWarn().addKeyValue("volume", layout.volumeName()).addKeyValue("node", nodeId)
                     .addKeyValue("epoch", epoch()).log("replica failed: {}", why);
@@ -679,8 +710,12 @@ public final class VolumeEngine {
 
     private void afterEvent() {
         if (phase == Phase.FENCED || phase == Phase.CLOSED || phase == Phase.FAILED) {
+            localReadable = false;
             return;
         }
+        readEpoch = epoch();
+        localReadable = phase == Phase.SERVING && layout.inSyncNodes().contains(localNodeId)
+                && !faulty.contains(localNodeId) && !pendingRemoval.contains(localNodeId) && !stuck.contains(localNodeId);
         if (phase == Phase.SERVING) {
             dispatch();
             checkpointStep();
@@ -964,6 +999,9 @@ public final class VolumeEngine {
     private void adoptLayout(VolumeLayout l) {
         if (l.epoch() < epoch()) {
             return;
+        }
+        if (!l.inSyncNodes().contains(localNodeId)) {
+            localReadable = false;
         }
         layout = l;
         List<String> inSync = l.inSyncNodes();
