@@ -1,5 +1,7 @@
 package io.ballast.attach;
 
+import static io.ballast.common.Sleeps.sleepMs;
+
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.control.Attachment;
@@ -296,15 +298,6 @@ public final class AttachAgent {
             Files.deleteIfExists(dir);
         } catch (IOException ignored) {
             // not empty or gone: nothing to undo
-        }
-    }
-
-    private static void sleepMs(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
         }
     }
 }

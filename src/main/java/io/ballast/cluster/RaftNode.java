@@ -1,5 +1,7 @@
 package io.ballast.cluster;
 
+import static io.ballast.common.Sleeps.sleepMs;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
@@ -298,15 +300,6 @@ public final class RaftNode implements AutoCloseable {
                         + "); check `ballast status` and `ballast events`");
             }
             sleepMs(READ_RETRY_MS); // e.g. no leader elected yet, or the new leader has not committed in its term
-        }
-    }
-
-    private static void sleepMs(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
         }
     }
 

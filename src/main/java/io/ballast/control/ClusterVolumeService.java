@@ -1,5 +1,7 @@
 package io.ballast.control;
 
+import static io.ballast.common.Sleeps.sleepMs;
+
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.cluster.ClusterMember;
@@ -707,15 +709,6 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 new VolumeView.NbdUris(tcp, unix), a != null && a.nodeId().equals(me) ? nbd.openConnections(v.name()) : 0,
                 v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch(),
                 v.minInSync(), v.attachEpoch(), engine);
-    }
-
-    private static void sleepMs(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
-        }
     }
 
     /** Mount paths as the attach agent records them. */
