@@ -67,6 +67,9 @@ def start_ballast(workdir, size_bytes):
                                  data=json.dumps({"name": "bench", "size": size_bytes}).encode(),
                                  headers={"Content-Type": "application/json"})
     urllib.request.urlopen(req).read()
+    # exported over NBD only where attached (the engine serves it)
+    urllib.request.urlopen(urllib.request.Request(api + "/v1/volumes/bench/attach", method="POST", data=b"{}",
+                                                  headers={"Content-Type": "application/json"})).read()
     return proc, "nbd+unix:///bench?socket=" + sock
 
 
