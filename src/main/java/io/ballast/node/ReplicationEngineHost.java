@@ -202,10 +202,10 @@ public final class ReplicationEngineHost implements EngineHost {
         return Optional.ofNullable(engines.get(volumeName)).map(r -> r.runner().status());
     }
 
-    /** Status of every engine on this node (metrics). */
-    public Map<String, EngineStatus> statuses() {
+    @Override
+    public Map<String, EngineStatus> lastStatuses() {
         Map<String, EngineStatus> out = new java.util.TreeMap<>();
-        engines.forEach((k, v) -> out.put(k, v.runner().status()));
+        engines.forEach((k, v) -> out.put(k, v.runner().lastStatus()));
         return out;
     }
 

@@ -39,6 +39,11 @@ public interface EngineHost extends AutoCloseable {
         return null;
     }
 
+    /** The last status of every engine here, without waiting on any engine (metrics scrapes). */
+    default java.util.Map<String, EngineStatus> lastStatuses() {
+        return java.util.Map.of();
+    }
+
     @Override
     void close();
 }

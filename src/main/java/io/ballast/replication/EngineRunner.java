@@ -64,7 +64,8 @@ public final class EngineRunner implements AutoCloseable {
                         ReplicaReply reply;
                         try {
                             reply = localReplica.apply(request);
-                        } catch (RuntimeException e) {
+                        } catch (RuntimeException | OutOfMemoryError e) {
+                            // Always answer: a lost reply stalls the volume until the replica times out.
                             reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
                         }
                         ReplicaReply r = reply;
@@ -197,6 +198,11 @@ public final class EngineRunner implements AutoCloseable {
         } catch (ExecutionException | TimeoutException e) {
             return lastStatus;
         }
+    }
+
+    /** The status as of the agent's last tick (at most {@value #TICK_MS} ms old while it runs); never waits. */
+    public EngineStatus lastStatus() {
+        return lastStatus;
     }
 
     public boolean fenced() {

@@ -53,6 +53,13 @@ public final class VolumeEngine {
     private long nowMs;
     private long nextRequestId = 1;
     private long regionSizeBytes = 4L << 20;
+    /**
+     * A resync reads and writes at most this much per step, and keeps at most RESYNC_WINDOW_BYTES of
+     * copy writes unanswered: without the bound, an unthrottled rebuild queued whole regions faster
+     * than the target took them and ran the node's small heap out of memory.
+     */
+    static final int RESYNC_CHUNK_BYTES = 1 << 20;
+    static final long RESYNC_WINDOW_BYTES = 4L << 20;
     private Consumer<BallastException> openDone;
 
     // Requests sent and not answered, by id and per node in send order (the oldest times out first).
@@ -177,7 +184,11 @@ public final class VolumeEngine {
         int listRepliesWanted;
         long[] regions;
         int next;
+        /** Progress inside {@code regions[next]}: a region is copied in chunks of at most RESYNC_CHUNK_BYTES. */
+        int offsetInRegion;
         boolean copyInFlight;
+        /** Copy writes sent to the target and not yet answered (bounded by RESYNC_WINDOW_BYTES). */
+        long writeBytesInFlight;
         long bytesDone;
         long bytesTotal;
 
@@ -548,6 +559,7 @@ public final class VolumeEngine {
                 .append(" locks=").append(locks.size()).append(" probing=").append(probing);
         for (Resync r : resyncs.values()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
+                    .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
                     .append(" copyInFlight=").append(r.copyInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
         }
         for (Op op : inflight) {
@@ -983,6 +995,15 @@ public final class VolumeEngine {
                     faulty.add(n);
                     pendingRemoval.add(n);
                 }
+                if (!change.add().isEmpty()) {
+                    // The copied blocks carry the generation the resync started at. Until a later checkpoint
+                    // completes, a failure of the new replica would be marked "missed since" that generation
+                    // and its delta resync would list every copied region: checkpoint now, not at the next write.
+                    writesSinceCheckpoint = Math.max(1, writesSinceCheckpoint);
+                    if (ckpt == Ckpt.IDLE) {
+                        ckpt = Ckpt.DRAINING;
+                    }
+                }
             }
             case MetadataClient.Result.Fenced f -> {
                 if (f.current() != null && sameAttachment(f.current()) && f.current().epoch() > epoch()) {
@@ -1155,12 +1176,12 @@ public final class VolumeEngine {
                 });
                 continue;
             }
-            if (resyncTokens <= 0 || ckpt != Ckpt.IDLE) {
+            if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.writeBytesInFlight >= RESYNC_WINDOW_BYTES) {
                 continue;
             }
             long region = r.regions[r.next];
-            long start = region * regionSizeBytes;
-            int len = regionLength(region);
+            long start = region * regionSizeBytes + r.offsetInRegion;
+            int len = Math.min(RESYNC_CHUNK_BYTES, regionLength(region) - r.offsetInRegion);
             resyncTokens -= len;
             r.copyInFlight = true;
             long[] lock = lock(start, start + len);
@@ -1168,21 +1189,21 @@ public final class VolumeEngine {
             sources.add(r.source);
             repairingRead(start, len, sources, data -> {
                 if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                    sendWrite(r.nodeId, start, data);
+                    sendCopyWrite(r, start, data);
                     r.bytesDone += len;
                     resyncBytes += len;
-                    r.next++;
+                    advance(r, len);
                 }
                 r.copyInFlight = false;
                 unlock(lock);
             }, error -> {
                 if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
-                    // No in-sync replica can read part of the region: copy what is readable, sector by
+                    // No in-sync replica can read part of the range: copy what is readable, sector by
                     // sector, and leave the unreadable sectors as the target has them (scrub repairs the
                     // source from the target once it is in sync) rather than never finishing.
                     salvage(r, start, start + len, () -> {
                         r.bytesDone += len;
-                        r.next++;
+                        advance(r, len);
                         r.copyInFlight = false;
                         unlock(lock);
                     });
@@ -1196,6 +1217,26 @@ public final class VolumeEngine {
         }
     }
 
+    private void advance(Resync r, int copiedBytes) {
+        r.offsetInRegion += copiedBytes;
+        if (r.offsetInRegion >= regionLength(r.regions[r.next])) {
+            r.next++;
+            r.offsetInRegion = 0;
+        }
+    }
+
+    /** A resync's copy write: counted in its window until answered; a failure takes the target out. */
+    private void sendCopyWrite(Resync r, long offsetBytes, byte[] data) {
+        r.writeBytesInFlight += data.length;
+        send(r.nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
+                reply -> {
+                    r.writeBytesInFlight -= data.length;
+                    if (!(reply instanceof ReplicaReply.Done)) {
+                        failNode(r.nodeId, "copy write: " + reply);
+                    }
+                });
+    }
+
     private void salvage(Resync r, long start, long end, Runnable done) {
         if (start >= end || resyncs.get(r.nodeId) != r) {
             done.run();
@@ -1204,7 +1245,7 @@ public final class VolumeEngine {
         int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
         repairingRead(start, len, List.of(r.source), data -> {
             if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                sendWrite(r.nodeId, start, data);
+                sendCopyWrite(r, start, data);
                 resyncBytes += len;
             }
             salvage(r, start + len, end, done);
