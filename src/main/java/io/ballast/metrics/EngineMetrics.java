@@ -16,7 +16,7 @@ import java.util.function.ToLongFunction;
  */
 public final class EngineMetrics {
     private static final AtomicReference<Supplier<Map<String, EngineStatus>>> ENGINES = new AtomicReference<>(Map::of);
-    private static final List<String> STATES = List.of("opening", "serving", "suspended", "fenced", "failed", "closed");
+    private static final List<String> STATES = List.of("opening", "serving", "suspended", "fenced", "closed");
 
     static {
         GaugeWithCallback.builder().name("ballast_engine_state")
@@ -32,7 +32,7 @@ public final class EngineMetrics {
         GaugeWithCallback.builder().name("ballast_engine_replicas_in_sync").help("Replicas in the volume's in-sync set")
                 .labelNames("volume").callback(cb -> ENGINES.get().get().forEach((v, s) -> cb.call(s.inSync().size(), v)))
                 .register();
-        GaugeWithCallback.builder().name("ballast_engine_resync_bytes")
+        GaugeWithCallback.builder().name("ballast_engine_resync_progress_bytes")
                 .help("Progress of each running resync: bytes done and bytes to copy (kind delta or full)")
                 .labelNames("volume", "target", "kind", "measure").callback(cb -> ENGINES.get().get().forEach((v, s) -> {
                     for (EngineStatus.ResyncProgress r : s.resyncs()) {

@@ -106,6 +106,9 @@ public final class VolumeEngine {
     private long checkpointSeq;
     private long lastCheckpointMs;
     private long writesSinceCheckpoint;
+    private long lastWriteMs;
+    /** Writes paused this long: checkpoint now rather than at the interval. */
+    static final long QUIET_CHECKPOINT_MS = 100;
     private Round ckptFlush;
     private Round ckptRound;
     /** The last checkpoint every in-sync replica completed: missedSinceGeneration of a removed replica. */
@@ -377,6 +380,9 @@ public final class VolumeEngine {
             done.complete(null, null);
             return;
         }
+        if (kind != Kind.FLUSH) {
+            lastWriteMs = nowMs;
+        }
         waiting.add(new Op(++opSeq, kind, offsetBytes, lengthBytes, data, fua, mayDeallocate, done));
         afterEvent();
     }
@@ -482,7 +488,11 @@ public final class VolumeEngine {
         this.lastTickMs = nowMs;
         expireRequests();
         if (phase == Phase.SERVING) {
-            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && nowMs - lastCheckpointMs >= config.checkpointIntervalMs()) {
+            boolean due = nowMs - lastCheckpointMs >= config.checkpointIntervalMs();
+            // Also once writes pause: a replica that fails later then resyncs only what came after the
+            // pause, not the whole last interval's writes (up to a second of full-speed writing).
+            boolean quiet = waiting.isEmpty() && inflight.isEmpty() && nowMs - lastWriteMs >= QUIET_CHECKPOINT_MS;
+            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && (due || quiet)) {
                 ckpt = Ckpt.DRAINING;
             }
             resyncTokens = refill(resyncTokens, config.resyncBytesPerSec(), elapsedMs);
