@@ -68,6 +68,28 @@ class TwoDockerHostsSystemTest {
             String a = hostB.hereAddress;
             String b = hostB.thereAddress;
 
+            // both dockerds and their images in the background while the nodes start (dockerd finds the plugin when used)
+            Dockerd[] dockerds = new Dockerd[2];
+            Throwable[] dockerFailure = new Throwable[1];
+            Thread dockerStarter = Thread.ofVirtual().start(() -> {
+                try {
+                    dockerds[0] = Dockerd.start(dir.resolve("docker-a"));
+                    dockerds[1] = Dockerd.start(dir.resolve("docker-b"), hostB.prefix());
+                    dockerds[0].importImage(IMAGE);
+                    dockerds[1].importImage(IMAGE);
+                } catch (Throwable e) {
+                    dockerFailure[0] = e;
+                }
+            });
+            cleanup.add(() -> { // runs last: for a failure before the nodes are up
+                dockerStarter.join(); // never close what is still starting
+                for (Dockerd d : dockerds) {
+                    if (d != null) {
+                        d.close(); // a second close only unmounts leftovers
+                    }
+                }
+            });
+
             // the cluster: host-a bootstraps on the veth address (host B must reach it), node-c and host-b join
             nodeA = NodeProcess.start(dir.resolve("a"), List.of(), a,
                     List.of("--node-id", "host-a", "--raft-listen", a + ":0", "--docker-plugin", socket));
@@ -82,17 +104,21 @@ class TwoDockerHostsSystemTest {
                             "--docker-plugin", socket));
             cleanup.add(nodeB);
             awaitNodesUp(nodeA.apiUrl(), 3);
-
-            Dockerd dockerA = Dockerd.start(dir.resolve("docker-a"));
-            cleanup.add(dockerA);
-            Dockerd dockerB = Dockerd.start(dir.resolve("docker-b"), hostB.prefix());
-            cleanup.add(() -> {
-                if (nodeBAlive(nodeB)) {
-                    dockerB.close(); // the test failed before host loss: containers out first, so the node sees Unmount
+            cleanup.add(() -> { // runs before the nodes stop: containers out first, so the plugins see every Unmount
+                dockerStarter.join();
+                if (dockerds[0] != null) {
+                    dockerds[0].close();
+                }
+                if (dockerds[1] != null && nodeB.isAlive()) {
+                    dockerds[1].close(); // the test failed before host loss
                 }
             });
-            dockerA.importImage(IMAGE);
-            dockerB.importImage(IMAGE);
+            dockerStarter.join();
+            if (dockerFailure[0] != null) {
+                throw dockerFailure[0];
+            }
+            Dockerd dockerA = dockerds[0];
+            Dockerd dockerB = dockerds[1];
             System.out.printf("two hosts: cluster and both dockerds ready after %d ms%n", msSince(t0));
 
             // 1. on host B: a container writes to a new 2-replica volume, syncs, and keeps running
@@ -106,6 +132,12 @@ class TwoDockerHostsSystemTest {
             List<String> replicaNodes = new ArrayList<>();
             before.path("replicas").forEach(r -> replicaNodes.add(r.path("nodeId").asText()));
             System.out.println("two hosts: volume moved attached on host-b, replicas on " + replicaNodes);
+            // while host B is alive and uses it, host A may not: the holder answers, so no takeover
+            CommandResult refused = dockerA.run("run", "--rm", "--network", "none", "--volume-driver", plugin,
+                    "-v", "moved:/data", IMAGE, "true");
+            assertThat(refused.exitCode()).as(refused.describe()).isNotZero();
+            assertThat(refused.stderr()).contains("host-b");
+            assertThat(dockerB.ok("exec", "writer", "cat", "/data/f")).isEqualTo("hello");
 
             // 2. host B is lost: everything in it killed at once (the container has its own netns: by pid)
             List<Long> containers = new ArrayList<>();
@@ -168,10 +200,6 @@ class TwoDockerHostsSystemTest {
                 }
             }
         }
-    }
-
-    static boolean nodeBAlive(NodeProcess nodeB) {
-        return nodeB.isAlive();
     }
 
     static long msSince(long startNs) {
