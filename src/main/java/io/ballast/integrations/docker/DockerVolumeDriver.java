@@ -188,7 +188,8 @@ public final class DockerVolumeDriver {
         status.put("size", Sizes.format(v.sizeBytes()));
         status.put("sizeBytes", v.sizeBytes());
         status.put("allocatedBytes", v.allocatedBytes());
-        status.put("replicas", 1);
+        status.put("replicas", v.repl());
+        status.put("health", v.health());
         status.put("mounts", mountCount(v.name()));
         if (v.attachment() != null) {
             status.put("attachedOn", v.attachment().nodeId());

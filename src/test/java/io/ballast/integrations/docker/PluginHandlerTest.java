@@ -38,6 +38,8 @@ class PluginHandlerTest {
         assertThat(get.at("/Volume/Name").asText()).isEqualTo("pg");
         assertThat(get.at("/Volume/Mountpoint").asText()).isEmpty();
         assertThat(get.at("/Volume/Status/size").asText()).isEqualTo("2 GiB");
+        assertThat(get.at("/Volume/Status/replicas").asInt()).isEqualTo(1);
+        assertThat(get.at("/Volume/Status/health").asText()).isEqualTo("healthy");
         assertThat(get.has("Err")).isFalse();
         assertThat(post("/VolumeDriver.List", "{}").at("/Volumes/0/Name").asText()).isEqualTo("pg");
         assertThat(post("/VolumeDriver.Path", "{\"Name\":\"pg\"}").toString()).isEqualTo("{\"Mountpoint\":\"\"}");

@@ -174,8 +174,9 @@ class TwoDockerHostsSystemTest {
             assertThat(inspect.stdout()).contains("Attached:     on host-a").contains("Mount:        " + mountA)
                     .containsPattern("replica on  host-a: ready, in sync")
                     .containsPattern("replica on  host-b: .*NOT in sync");
-            assertThat(dockerA.ok("volume", "inspect", "--format", "{{index .Status \"attachedOn\"}} {{.Mountpoint}}", "moved"))
-                    .isEqualTo("host-a " + mountA);
+            assertThat(dockerA.ok("volume", "inspect", "--format", "{{index .Status \"attachedOn\"}} {{.Mountpoint}}"
+                    + " {{index .Status \"replicas\"}} {{index .Status \"health\"}}", "moved"))
+                    .isEqualTo("host-a " + mountA + " 2 degraded");
             CommandResult events = ballast(nodeA.apiUrl(), "events");
             assertThat(events.stdout()).containsPattern("volume-taken-over.*moved.*host-b");
             dockerA.ok("rm", "-f", "reader");
