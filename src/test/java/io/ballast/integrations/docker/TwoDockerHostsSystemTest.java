@@ -43,6 +43,8 @@ class TwoDockerHostsSystemTest {
     static final ProcessCommandRunner SH = new ProcessCommandRunner();
     static final String IMAGE = "ballast-test/redis:1";
     static final Path LAUNCHER = Path.of(System.getProperty("user.dir"), "bin", "ballast");
+    /** Generous: the first mount runs mkfs, and CI machines are shared (load 20 on 2 CPUs seen). */
+    static final long WAIT_SECONDS = 180;
 
     @TempDir
     Path dir;
@@ -136,7 +138,7 @@ class TwoDockerHostsSystemTest {
             before.path("replicas").forEach(r -> replicaNodes.add(r.path("nodeId").asText()));
             assertThat(replicaNodes).containsExactlyInAnyOrder("host-a", "host-b");
             assertThat(ballast(nodeA.apiUrl(), "node", "uncordon", "node-c").ok()).isTrue();
-            System.out.println("two hosts: volume moved attached on host-b, replicas on " + replicaNodes);
+            System.out.printf("two hosts: volume moved attached on host-b, replicas on %s (%d ms)%n", replicaNodes, msSince(t0));
             // while host B is alive and uses it, host A may not: the holder answers, so no takeover
             CommandResult refused = dockerA.run("run", "--rm", "--network", "none", "--volume-driver", plugin,
                     "-v", "moved:/data", IMAGE, "true");
@@ -153,6 +155,7 @@ class TwoDockerHostsSystemTest {
             assertThat(nodeB.isAlive()).isFalse();
             assertThat(ProcessHandle.of(dockerB.pid()).map(ProcessHandle::isAlive).orElse(false)).isFalse();
             assertThat(hostB.pids()).isEmpty();
+            System.out.printf("two hosts: host B lost (%d ms)%n", msSince(t0));
 
             // 3. on host A: the same volume, by name; the plugin's Mount takes it over from the dead holder
             long moveStart = System.nanoTime();
@@ -256,7 +259,7 @@ class TwoDockerHostsSystemTest {
     }
 
     static void waitUntil(String what, java.util.function.BooleanSupplier cond) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
         while (!cond.getAsBoolean()) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("timed out waiting until " + what);
