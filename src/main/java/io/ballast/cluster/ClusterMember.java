@@ -400,6 +400,8 @@ public final class ClusterMember implements AutoCloseable {
 
     // ---- loops ----
 
+    private volatile boolean seenInState;
+
     private void heartbeatLoop() {
         while (running) {
             sleep(config.timings().heartbeatMs());
@@ -420,7 +422,12 @@ public final class ClusterMember implements AutoCloseable {
         PoolStats s = poolStats.get();
         String at = Instant.now().toString();
         NodeRecord me = state().node(nodeId).orElse(null);
-        if (me == null && registered) {
+        if (me != null) {
+            seenInState = true;
+        }
+        // Removed only if this node's copy of the metadata once listed it: right after a join, the copy
+        // may not yet have applied the leader's registration (a new follower catches up over seconds).
+        if (me == null && registered && seenInState) {
             removed = true;
             log.atError().log("this node is no longer a member of the cluster (removed); it stops heartbeating");
             return;
