@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.attach.CommandRunner.CommandResult;
 import io.ballast.attach.ProcessCommandRunner;
+import io.ballast.testing.NetnsHost;
 import io.ballast.testing.NodeProcess;
 import java.net.URI;
 import java.net.http.HttpClient;

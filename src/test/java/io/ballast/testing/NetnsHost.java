@@ -1,4 +1,4 @@
-package io.ballast.integrations.docker;
+package io.ballast.testing;
 
 import io.ballast.attach.CommandRunner.CommandResult;
 import io.ballast.attach.ProcessCommandRunner;
@@ -25,16 +25,16 @@ import java.util.concurrent.TimeUnit;
  * ({@code nsenter}, which execs: the pid stays the program's). {@link #killEverything} is host
  * loss; {@link #close()} kills what is left and removes the namespace and the veth pair.
  */
-final class NetnsHost implements AutoCloseable {
+public final class NetnsHost implements AutoCloseable {
     private static final ProcessCommandRunner SH = new ProcessCommandRunner();
     private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
     private static final Path PLUGIN_SOCKETS = Path.of("/run/docker/plugins");
     private static final Path PLUGIN_SPECS = Path.of("/etc/docker/plugins");
 
-    final String netns;
-    final String vethHere;
-    final String hereAddress;
-    final String thereAddress;
+    public final String netns;
+    public final String vethHere;
+    public final String hereAddress;
+    public final String thereAddress;
     private Process holder;
 
     private NetnsHost(String id, int[] subnet) {
@@ -45,7 +45,7 @@ final class NetnsHost implements AutoCloseable {
     }
 
     /** Needs root, iproute2 and util-linux (nsenter, unshare). */
-    static NetnsHost create() throws IOException, InterruptedException {
+    public static NetnsHost create() throws IOException, InterruptedException {
         String id = UUID.randomUUID().toString().substring(0, 8);
         NetnsHost h = new NetnsHost(id, freeSubnet());
         try {
@@ -111,12 +111,12 @@ final class NetnsHost implements AutoCloseable {
     }
 
     /** Runs a command in this host's network and mount namespaces (nsenter execs it: same pid). */
-    List<String> prefix() {
+    public List<String> prefix() {
         return List.of("nsenter", "--target", String.valueOf(holder.pid()), "--net", "--mount", "--");
     }
 
     /** Pids of every process in this host's network namespace. */
-    Set<Long> pids() {
+    public Set<Long> pids() {
         CommandResult r = SH.run(List.of("ip", "netns", "pids", netns), COMMAND_TIMEOUT);
         Set<Long> out = new LinkedHashSet<>();
         for (String s : r.stdout().split("\\s+")) {
@@ -133,7 +133,7 @@ final class NetnsHost implements AutoCloseable {
      * namespaces of their own), at once; returns when they are all gone. The mount namespace dies
      * with its last process, and its mounts with it.
      */
-    void killEverything(Collection<Long> alsoKill) throws InterruptedException {
+    public void killEverything(Collection<Long> alsoKill) throws InterruptedException {
         for (int round = 0; round < 5; round++) { // a dying parent may have forked: look again
             Set<Long> pids = pids();
             if (round == 0) {
@@ -157,6 +157,14 @@ final class NetnsHost implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * A network partition between this host and the rest (true) or its end (false): the veth link on
+     * this side goes down or up. Processes keep running; packets stop, as when a switch port dies.
+     */
+    public void partition(boolean cut) throws IOException {
+        ok("ip", "link", "set", vethHere, cut ? "down" : "up"); // the other end loses its carrier too
     }
 
     @Override
