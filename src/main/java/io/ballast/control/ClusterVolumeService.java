@@ -486,7 +486,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
         }
+        long startNs = System.nanoTime();
         member.raft().barrier();
+        long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
         String me = member.nodeId();
         Attachment cur = v.attachment();
@@ -521,10 +523,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Attachment planned = new Attachment(name, me, nbd.tcpUri(name), nbd.unixUri(name), Attachment.METHOD_NONE,
                 mountDir == null ? null : AttachPaths.normalize(mountDir), null, null, null, Instant.now().toString());
         boolean upgrade = mineAlready; // a plain attachment being mounted stays on failure
+        long probedNs = System.nanoTime();
         attaching.add(name);
         try {
             synchronized (engineLock(name)) {
                 member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned, VolumeRecord.KIND_USER, takeover, reason));
+                long committedNs = System.nanoTime();
                 VolumeRecord attached = require(name);
                 try {
                     if (v.maintenanceAttached() && cur.nodeId().equals(me)) {
@@ -535,8 +539,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     rollback(name, upgrade, attached.attachEpoch(), e);
                     throw e;
                 }
+                long startedNs = System.nanoTime();
                 if (takeover) {
+                    // where a failover's time went: a dead leader shows in barrierMs (an election)
                     log.atWarn().addKeyValue("volume", name).addKeyValue("from", cur.nodeId()).addKeyValue("epoch", attached.epoch())
+                            .addKeyValue("barrierMs", (barrierNs - startNs) / 1_000_000)
+                            .addKeyValue("holderProbeMs", (probedNs - barrierNs) / 1_000_000)
+                            .addKeyValue("commitMs", (committedNs - probedNs) / 1_000_000)
+                            .addKeyValue("engineOpenMs", (startedNs - committedNs) / 1_000_000)
                             .log("attachment taken over: {}", reason);
                 }
                 try {
@@ -557,6 +567,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** How long an attach waits for the current holder's API before treating it as dead. */
     static final long HOLDER_PROBE_MS = 1000;
 
+    /** One client for every probe: building one costs a selector thread and, on a loaded host, half a second of a failover. */
+    private static final class ProbeClient {
+        static final java.net.http.HttpClient CLIENT = java.net.http.HttpClient.newBuilder()
+                .connectTimeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build();
+    }
+
     /** Whether the node's API answers /healthz (2xx) within {@link #HOLDER_PROBE_MS}. */
     private boolean holderAnswers(String nodeId) {
         String url = member.state().node(nodeId).map(NodeRecord::apiUrl).orElse(null);
@@ -564,9 +580,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return false;
         }
         try {
-            java.net.http.HttpResponse<Void> r = java.net.http.HttpClient.newBuilder()
-                    .connectTimeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build()
-                    .send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
+            java.net.http.HttpResponse<Void> r = ProbeClient.CLIENT.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
                             .timeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build(),
                             java.net.http.HttpResponse.BodyHandlers.discarding());
             return r.statusCode() / 100 == 2;

@@ -41,13 +41,17 @@ public final class EngineRunner implements AutoCloseable {
             Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
             ReplicaLogic localReplica) {
         this(layout, localNodeId, config, remoteNetworkFactory, metadata,
-                localReplica == null ? null : (java.util.function.Function<ReplicaRequest, ReplicaReply>) localReplica::handle);
+                localReplica == null ? null : (java.util.function.Function<ReplicaRequest, ReplicaReply>) localReplica::handle,
+                ResyncBudget.unlimited());
     }
 
-    /** As above, with the local replica as any request handler (the node's per-volume lanes). */
+    /**
+     * As above, with the local replica as any request handler (the node's per-volume lanes) and the
+     * node's bound on resync copies in memory, shared by its engines.
+     */
     public EngineRunner(VolumeLayout layout, String localNodeId, EngineConfig config,
             Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
-            java.util.function.Function<ReplicaRequest, ReplicaReply> localReplica) {
+            java.util.function.Function<ReplicaRequest, ReplicaReply> localReplica, ResyncBudget resyncBudget) {
         this.initialLayout = layout;
         this.config = config;
         ReplicaNetwork.ReplySink sink = (nodeId, reply) -> post(() -> engineRef().onReply(nodeId, reply));
@@ -80,7 +84,7 @@ public final class EngineRunner implements AutoCloseable {
         };
         // Control-plane callbacks run on any thread: re-queue them onto the agent.
         MetadataClient queued = (change, done) -> metadata.changeInSync(change, result -> post(() -> done.accept(result)));
-        this.engine = new VolumeEngine(layout, localNodeId, config, routing, queued);
+        this.engine = new VolumeEngine(layout, localNodeId, config, routing, queued, resyncBudget);
         this.device = new ReplicatedVolume(this, layout.sizeBytes());
         this.lastStatus = engine.status();
         this.agent = Thread.ofPlatform().name("ballast-engine-" + layout.volumeName()).daemon(true).unstarted(this::runAgent);

@@ -59,7 +59,12 @@ public final class VolumeEngine {
      * than the target took them and ran the node's small heap out of memory.
      */
     static final int RESYNC_CHUNK_BYTES = 1 << 20;
-    static final long RESYNC_WINDOW_BYTES = 4L << 20;
+    static final long RESYNC_WINDOW_BYTES = 8L << 20;
+    /** Reads of a resync's source in flight at once: hides the source's latency behind the next read. */
+    static final int RESYNC_READS_IN_FLIGHT = 2;
+    private final ResyncBudget resyncBudget;
+    /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
+    private long budgetHeldBytes;
     private Consumer<BallastException> openDone;
 
     // Requests sent and not answered, by id and per node in send order (the oldest times out first).
@@ -189,7 +194,8 @@ public final class VolumeEngine {
         int next;
         /** Progress inside {@code regions[next]}: a region is copied in chunks of at most RESYNC_CHUNK_BYTES. */
         int offsetInRegion;
-        boolean copyInFlight;
+        /** Chunk reads sent to the source and not yet answered (at most RESYNC_READS_IN_FLIGHT). */
+        int readsInFlight;
         /** Copy writes sent to the target and not yet answered (bounded by RESYNC_WINDOW_BYTES). */
         long writeBytesInFlight;
         long bytesDone;
@@ -204,6 +210,13 @@ public final class VolumeEngine {
 
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata) {
+        this(layout, localNodeId, config, network, metadata, ResyncBudget.unlimited());
+    }
+
+    /** As above, with the node-wide bound on resync copies held in memory (shared by the node's engines). */
+    public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
+            MetadataClient metadata, ResyncBudget resyncBudget) {
+        this.resyncBudget = resyncBudget;
         this.layout = layout;
         this.localNodeId = localNodeId;
         this.config = config;
@@ -252,6 +265,7 @@ public final class VolumeEngine {
 
     private void failOpen(String why) {
         phase = Phase.FAILED;
+        releaseAllBudget();
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, why));
             openDone = null;
@@ -517,6 +531,7 @@ public final class VolumeEngine {
             return;
         }
         phase = Phase.CLOSED;
+        releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "engine closed while opening"));
@@ -570,7 +585,7 @@ public final class VolumeEngine {
         for (Resync r : resyncs.values()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
                     .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
-                    .append(" copyInFlight=").append(r.copyInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
+                    .append(" reads=").append(r.readsInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
         }
         for (Op op : inflight) {
             b.append(" op[").append(op.kind).append(" required=").append(op.required).append(" done=").append(op.doneNodes)
@@ -697,6 +712,7 @@ public final class VolumeEngine {
         }
         boolean wasOpening = openDone != null;
         phase = Phase.FENCED;
+        releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
                 + ": this engine was superseded (fenced)"));
         if (wasOpening) {
@@ -1168,63 +1184,99 @@ public final class VolumeEngine {
 
     private void resyncStep() {
         for (Resync r : new ArrayList<>(resyncs.values())) {
-            if (resyncs.get(r.nodeId) != r || r.step != ResyncStep.COPYING || r.copyInFlight) {
-                continue;
+            while (resyncs.get(r.nodeId) == r && r.step == ResyncStep.COPYING && copyOneChunk(r)) {
+                // keep issuing reads while the window, the budget and the tokens allow
             }
-            if (r.next >= r.regions.length) {
-                r.step = ResyncStep.FLUSHING;
-                send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                    if (resyncs.get(r.nodeId) != r) {
-                        return;
-                    }
-                    if (reply instanceof ReplicaReply.Done) {
-                        r.step = ResyncStep.ADDING;
-                        pendingAdd.add(r.nodeId);
-                    } else {
-                        failNode(r.nodeId, "resync flush: " + reply);
-                    }
-                });
-                continue;
+        }
+    }
+
+    /** Starts the copy of the next chunk, or the final flush; false when nothing more can start now. */
+    private boolean copyOneChunk(Resync r) {
+        if (r.next >= r.regions.length) {
+            if (r.readsInFlight > 0) {
+                return false; // their writes must reach the target's stream before the flush
             }
-            if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.writeBytesInFlight >= RESYNC_WINDOW_BYTES) {
-                continue;
-            }
-            long region = r.regions[r.next];
-            long start = region * regionSizeBytes + r.offsetInRegion;
-            int len = Math.min(RESYNC_CHUNK_BYTES, regionLength(region) - r.offsetInRegion);
-            resyncTokens -= len;
-            r.copyInFlight = true;
-            long[] lock = lock(start, start + len);
-            List<String> sources = new ArrayList<>();
-            sources.add(r.source);
-            repairingRead(start, len, sources, data -> {
-                if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                    sendCopyWrite(r, start, data);
-                    r.bytesDone += len;
-                    resyncBytes += len;
-                    advance(r, len);
-                }
-                r.copyInFlight = false;
-                unlock(lock);
-            }, error -> {
-                if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
-                    // No in-sync replica can read part of the range: copy what is readable, sector by
-                    // sector, and leave the unreadable sectors as the target has them (scrub repairs the
-                    // source from the target once it is in sync) rather than never finishing.
-                    salvage(r, start, start + len, () -> {
-                        r.bytesDone += len;
-                        advance(r, len);
-                        r.copyInFlight = false;
-                        unlock(lock);
-                    });
+            r.step = ResyncStep.FLUSHING;
+            send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
+                if (resyncs.get(r.nodeId) != r) {
                     return;
                 }
-                r.copyInFlight = false;
-                unlock(lock);
+                if (reply instanceof ReplicaReply.Done) {
+                    r.step = ResyncStep.ADDING;
+                    pendingAdd.add(r.nodeId);
+                } else {
+                    failNode(r.nodeId, "resync flush: " + reply);
+                }
+            });
+            return false;
+        }
+        if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.readsInFlight >= RESYNC_READS_IN_FLIGHT
+                || r.writeBytesInFlight + (long) r.readsInFlight * RESYNC_CHUNK_BYTES >= RESYNC_WINDOW_BYTES) {
+            return false;
+        }
+        long region = r.regions[r.next];
+        long start = region * regionSizeBytes + r.offsetInRegion;
+        int len = Math.min(RESYNC_CHUNK_BYTES, regionLength(region) - r.offsetInRegion);
+        if (!acquireBudget(len)) {
+            return false;
+        }
+        resyncTokens -= len;
+        advance(r, len); // the position moves at issue: several chunks may be read at once
+        r.readsInFlight++;
+        long[] lock = lock(start, start + len);
+        List<String> sources = new ArrayList<>();
+        sources.add(r.source);
+        repairingRead(start, len, sources, data -> {
+            r.readsInFlight--;
+            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+                sendCopyWrite(r, start, data, len);
+                r.bytesDone += len;
+                resyncBytes += len;
+            } else {
+                releaseBudget(len);
+            }
+            unlock(lock);
+        }, error -> {
+            if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
+                // No in-sync replica can read part of the range: copy what is readable, sector by
+                // sector, and leave the unreadable sectors as the target has them (scrub repairs the
+                // source from the target once it is in sync) rather than never finishing.
+                salvage(r, start, start + len, () -> {
+                    r.readsInFlight--;
+                    r.bytesDone += len;
+                    releaseBudget(len);
+                    unlock(lock);
+                });
+                return;
+            }
+            r.readsInFlight--;
+            releaseBudget(len);
+            unlock(lock);
+            if (resyncs.get(r.nodeId) == r) {
                 resyncs.remove(r.nodeId);
                 probeAtMs.put(r.nodeId, nowMs + config.probeIntervalMs());
-            });
+            }
+        });
+        return true;
+    }
+
+    private boolean acquireBudget(long bytes) {
+        if (!resyncBudget.tryAcquire(bytes)) {
+            return false;
         }
+        budgetHeldBytes += bytes;
+        return true;
+    }
+
+    /** Clamped: after the engine stopped (everything it held given back), late replies give back nothing. */
+    private void releaseBudget(long bytes) {
+        long b = Math.min(bytes, budgetHeldBytes);
+        budgetHeldBytes -= b;
+        resyncBudget.release(b);
+    }
+
+    private void releaseAllBudget() {
+        releaseBudget(budgetHeldBytes);
     }
 
     private void advance(Resync r, int copiedBytes) {
@@ -1235,12 +1287,16 @@ public final class VolumeEngine {
         }
     }
 
-    /** A resync's copy write: counted in its window until answered; a failure takes the target out. */
-    private void sendCopyWrite(Resync r, long offsetBytes, byte[] data) {
+    /**
+     * A resync's copy write: counted in its window until answered, when {@code budgetBytes} go back to
+     * the node's budget; a failure takes the target out.
+     */
+    private void sendCopyWrite(Resync r, long offsetBytes, byte[] data, long budgetBytes) {
         r.writeBytesInFlight += data.length;
         send(r.nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
                 reply -> {
                     r.writeBytesInFlight -= data.length;
+                    releaseBudget(budgetBytes);
                     if (!(reply instanceof ReplicaReply.Done)) {
                         failNode(r.nodeId, "copy write: " + reply);
                     }
@@ -1255,7 +1311,7 @@ public final class VolumeEngine {
         int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
         repairingRead(start, len, List.of(r.source), data -> {
             if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                sendCopyWrite(r, start, data);
+                sendCopyWrite(r, start, data, 0); // the salvaged range's budget goes back when it is done
                 resyncBytes += len;
             }
             salvage(r, start + len, end, done);
