@@ -33,6 +33,7 @@ import org.apache.ratis.protocol.RaftGroup;
 import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.protocol.RaftPeer;
 import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
 import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.rpc.SupportedRpcType;
 import org.apache.ratis.server.DivisionInfo;
@@ -271,6 +272,26 @@ public final class RaftNode implements AutoCloseable {
             throw new IllegalStateException(e);
         }
         Message msg = Message.valueOf(org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(bytes));
+        RaftClientReply reply = isLeader() ? submitToOwnServer(msg) : null;
+        if (reply == null) {
+            reply = submitThroughClient(msg);
+        }
+        JsonNode r;
+        try {
+            r = ClusterState.JSON.readTree(reply.getMessage().getContent().toByteArray());
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.INTERNAL, "unreadable reply from the state machine: " + e);
+        }
+        // read-your-writes on this node: its copy of the metadata includes the write before we answer
+        sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
+        if (!r.path("ok").asBoolean()) {
+            throw new BallastException(ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText());
+        }
+        return r.path("result");
+    }
+
+    /** Through the Raft client: it finds the leader and follows redirects, retrying with the same call id. */
+    private RaftClientReply submitThroughClient(Message msg) {
         ClientHandle c = acquireClient();
         CompletableFuture<RaftClientReply> call;
         try {
@@ -287,20 +308,58 @@ public final class RaftNode implements AutoCloseable {
             c.release();
             throw e;
         }
-        RaftClientReply reply = await(call, timings.requestTimeoutMs(), "write");
-        JsonNode r;
-        try {
-            r = ClusterState.JSON.readTree(reply.getMessage().getContent().toByteArray());
-        } catch (IOException e) {
-            throw new BallastException(ErrorCode.INTERNAL, "unreadable reply from the state machine: " + e);
-        }
-        // read-your-writes on this node: its copy of the metadata includes the write before we answer
-        sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
-        if (!r.path("ok").asBoolean()) {
-            throw new BallastException(ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText());
-        }
-        return r.path("result");
+        return await(call, timings.requestTimeoutMs(), "write");
     }
+
+    /**
+     * On the leader, a write handed to this node's own Raft server in process: no gRPC round trip to
+     * ourselves and fewer thread handoffs. Null when the server answers that it is not (or not yet)
+     * the leader: such a request was refused before it was appended, so the caller may send it through
+     * the client, which finds the leader.
+     */
+    private RaftClientReply submitToOwnServer(Message msg) {
+        RaftServer s = server;
+        if (isolated || s == null) {
+            return null;
+        }
+        RaftClientRequest req = RaftClientRequest.newBuilder()
+                .setClientId(LOCAL_WRITES)
+                .setServerId(RaftPeerId.valueOf(nodeId))
+                .setGroupId(groupId)
+                .setCallId(WRITE_CALLS.incrementAndGet())
+                .setMessage(msg)
+                .setType(RaftClientRequest.writeRequestType())
+                .setTimeoutMs(timings.requestTimeoutMs())
+                .build();
+        CompletableFuture<RaftClientReply> f;
+        try {
+            f = s.submitClientRequestAsync(req);
+        } catch (IOException e) {
+            return null; // not submitted at all (e.g. the server is closing)
+        }
+        RaftClientReply reply;
+        try {
+            reply = f.get(timings.requestTimeoutMs(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write timed out after " + timings.requestTimeoutMs()
+                    + " ms: no quorum answered the leader " + nodeId + "; check `ballast status` and `ballast events`");
+        } catch (ExecutionException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write failed: " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+        if (reply.isSuccess()) {
+            return reply;
+        }
+        if (reply.getNotLeaderException() != null || reply.getException() instanceof LeaderNotReadyException) {
+            return null;
+        }
+        throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write failed: " + reply.getException());
+    }
+
+    private static final ClientId LOCAL_WRITES = ClientId.randomId();
+    private static final java.util.concurrent.atomic.AtomicLong WRITE_CALLS = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * Waits until this node's state machine reflects every write committed before the call
@@ -316,8 +375,11 @@ public final class RaftNode implements AutoCloseable {
         String last = "no answer";
         while (true) {
             RaftServer s = server;
-            if (isolated || s == null) {
+            if (isolated) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is cut off from the cluster (isolated)");
+            }
+            if (s == null) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
             long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
             RaftClientRequest req = RaftClientRequest.newBuilder()
