@@ -169,6 +169,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 stopTakenOver(v);
             }
         }
+        // the ready commits of one pass run concurrently (Ratis batches them) and overlap with creating
+        // the next replica's storage: one at a time, a burst of creates outran this node's readiness
+        List<Thread> readyCommits = new java.util.ArrayList<>();
+        java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
             if (!ledger.containsKey(v.name())) {
@@ -183,8 +187,26 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 log.atInfo().addKeyValue("volume", v.name()).log("replica storage created");
             }
             if (ReplicaRecord.PENDING.equals(mine.state())) {
-                member.raft().submit(new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY));
+                Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
+                readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
+                    try {
+                        member.raft().submit(ready);
+                    } catch (RuntimeException e) {
+                        readyFailures.add(e);
+                    }
+                }));
             }
+        }
+        for (Thread t : readyCommits) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while marking replicas ready");
+            }
+        }
+        if (!readyFailures.isEmpty()) {
+            throw readyFailures.peek(); // the next pass retries: the replicas are still pending
         }
         resumeEngines(me);
         startMaintenance();
