@@ -268,7 +268,8 @@ final class LocalCommands {
             }
             JsonNode vs = cluster.path("volumes");
             out.println("Volumes:   " + volumes.size() + " (" + vs.path("healthy").asInt() + " healthy, " + vs.path("degraded").asInt()
-                    + " degraded, " + vs.path("unavailable").asInt() + " unavailable)");
+                    + " degraded, " + vs.path("unavailable").asInt() + " unavailable"
+                    + (vs.path("creating").asInt() > 0 ? ", " + vs.path("creating").asInt() + " creating" : "") + ")");
             java.util.List<java.util.List<String>> rows = new ArrayList<>();
             for (JsonNode v : volumes) {
                 JsonNode a = v.path("attachment");

@@ -169,6 +169,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 stopTakenOver(v);
             }
         }
+        // the ready commits of one pass run concurrently (Ratis batches them) and overlap with creating
+        // the next replica's storage: one at a time, a burst of creates outran this node's readiness
+        List<Thread> readyCommits = new java.util.ArrayList<>();
+        java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
             if (!ledger.containsKey(v.name())) {
@@ -183,8 +187,26 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 log.atInfo().addKeyValue("volume", v.name()).log("replica storage created");
             }
             if (ReplicaRecord.PENDING.equals(mine.state())) {
-                member.raft().submit(new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY));
+                Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
+                readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
+                    try {
+                        member.raft().submit(ready);
+                    } catch (RuntimeException e) {
+                        readyFailures.add(e);
+                    }
+                }));
             }
+        }
+        for (Thread t : readyCommits) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while marking replicas ready");
+            }
+        }
+        if (!readyFailures.isEmpty()) {
+            throw readyFailures.peek(); // the next pass retries: the replicas are still pending
         }
         resumeEngines(me);
         startMaintenance();
@@ -397,6 +419,19 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** {@code repl} and {@code minInSync} 0: the defaults (min(3, failure domains); 1, or 2 from three replicas). */
     @Override
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, false);
+    }
+
+    /**
+     * Commits the volume ({@code CreateVolume}: placement happens in that commit) and answers once this
+     * node applied it: one Raft commit. The replicas' nodes create their storage on apply and each marks
+     * its replica ready with its own commit; until then the replicas show {@code pending} and the health
+     * {@code creating}. {@link #attach} waits for them, so an attach right after a create works. With
+     * {@code waitReady} the answer also waits for every replica to be ready (bounded by
+     * {@link #WAIT_READY_MS}; after that it answers with the pending replicas shown).
+     */
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
@@ -408,24 +443,37 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         member.raft().submit(new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
                 sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync));
-        kick.release();
-        // answer once every replica exists (all nodes reconcile on apply), bounded; woken by each applied
-        // command (the replicas' SetReplicaState commits) instead of polling
+        if (waitReady) {
+            awaitReplicasCreated(name, WAIT_READY_MS);
+        }
+        return view(require(name));
+    }
+
+    /**
+     * Waits (bounded) until no replica of the volume is {@code pending} on an up node, i.e. every
+     * replica whose node can create it has its storage and is marked ready. Woken by each applied log
+     * entry (the replicas' {@code SetReplicaState} commits), no polling. Returns the current record;
+     * on timeout the caller goes on with what is there.
+     */
+    private Optional<VolumeRecord> awaitReplicasCreated(String name, long timeoutMs) {
         var sm = member.stateMachine();
-        long deadline = System.nanoTime() + WAIT_READY_MS * 1_000_000;
-        while (System.nanoTime() < deadline) {
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+        while (true) {
             var applied = sm.getLastAppliedTermIndex();
             Optional<VolumeRecord> v = member.state().volume(name);
-            if (v.isEmpty() || v.get().replicas().stream().allMatch(r -> ReplicaRecord.READY.equals(r.state()))) {
-                break;
-            }
             long leftMs = (deadline - System.nanoTime()) / 1_000_000;
-            if (leftMs <= 0) {
-                break;
+            if (v.isEmpty() || !hasCreatablePending(v.get()) || leftMs <= 0) {
+                return v;
             }
-            sm.awaitApplied(applied == null ? 0 : applied.getIndex() + 1, Math.min(leftMs, 50));
+            kick.release(); // our own replica, if pending, is created by this node's reconciler
+            sm.awaitApplied(applied == null ? 0 : applied.getIndex() + 1, leftMs);
         }
-        return view(member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found")));
+    }
+
+    /** Whether a replica of {@code v} is still pending on an up node (its storage is being created). */
+    private boolean hasCreatablePending(VolumeRecord v) {
+        return v.replicas().stream().anyMatch(r -> ReplicaRecord.PENDING.equals(r.state())
+                && member.state().node(r.nodeId()).map(NodeRecord::state).map(NodeRecord.UP::equals).orElse(false));
     }
 
     @Override
@@ -490,6 +538,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().barrier();
         long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
+        if (hasCreatablePending(v)) {
+            // right after a create: the engine needs the replicas' storage, which their nodes are creating
+            v = awaitReplicasCreated(name, WAIT_READY_MS).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
+        }
         String me = member.nodeId();
         Attachment cur = v.attachment();
         boolean mineAlready = cur != null && cur.nodeId().equals(me) && VolumeRecord.KIND_USER.equals(v.attachKind());
@@ -668,17 +720,27 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
     }
 
-    /** Healthy: every replica ready on an up node; degraded: at least one; unavailable: none. */
+    /**
+     * Healthy: every replica ready and in sync on an up node; creating: the same except that some are
+     * still pending (a new volume whose nodes are creating the storage); degraded: at least one good
+     * replica; unavailable: none.
+     */
     public static String health(VolumeRecord v, ClusterMemberView nodes) {
         int good = 0;
+        int creating = 0;
         for (ReplicaRecord r : v.replicas()) {
             boolean up = nodes.state(r.nodeId()).map(NodeRecord.UP::equals).orElse(false);
             if (up && ReplicaRecord.READY.equals(r.state()) && r.inSync()) {
                 good++;
+            } else if (up && ReplicaRecord.PENDING.equals(r.state()) && r.inSync()) {
+                creating++;
             }
         }
         if (good == v.replicas().size() && good >= v.repl()) {
             return "healthy";
+        }
+        if (creating > 0 && good + creating == v.replicas().size() && good + creating >= v.repl()) {
+            return "creating";
         }
         return good > 0 ? "degraded" : "unavailable";
     }
