@@ -391,6 +391,16 @@ public final class ClusterMember implements AutoCloseable {
      */
     public void advertiseReplicationAddress(String address) {
         this.replicationAddress = address;
+        if (running && !removed) {
+            // now rather than at the next heartbeat: engines wait for this address to resync this node's replicas
+            Thread.ofVirtual().name("ballast-advertise").start(() -> {
+                try {
+                    registerOrHeartbeat();
+                } catch (RuntimeException e) {
+                    log.atDebug().log("advertising the replication address failed (the heartbeat retries): {}", e.getMessage());
+                }
+            });
+        }
     }
 
     /** The cluster token (known once {@link #start} has run). */

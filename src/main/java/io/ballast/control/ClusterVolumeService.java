@@ -632,6 +632,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return false;
         }
         try {
+            // A dead process refuses the connection at once; only a live one gets the HTTP request (which
+            // also catches a hung daemon whose kernel still accepts connections).
+            java.net.URI api = java.net.URI.create(url);
+            try (java.net.Socket socket = new java.net.Socket()) {
+                socket.connect(new java.net.InetSocketAddress(api.getHost(), api.getPort()), (int) HOLDER_PROBE_MS);
+            }
             java.net.http.HttpResponse<Void> r = ProbeClient.CLIENT.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
                             .timeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build(),
                             java.net.http.HttpResponse.BodyHandlers.discarding());

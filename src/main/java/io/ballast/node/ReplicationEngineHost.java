@@ -209,6 +209,11 @@ public final class ReplicationEngineHost implements EngineHost {
     }
 
     @Override
+    public void replicaNodeReturned(String node) {
+        engines.values().forEach(r -> r.runner().probeSoon(node));
+    }
+
+    @Override
     public Map<String, EngineStatus> lastStatuses() {
         Map<String, EngineStatus> out = new java.util.TreeMap<>();
         engines.forEach((k, v) -> out.put(k, v.runner().lastStatus()));

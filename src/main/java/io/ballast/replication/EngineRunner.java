@@ -183,6 +183,11 @@ public final class EngineRunner implements AutoCloseable {
         return device;
     }
 
+    /** See {@link VolumeEngine#probeSoon}. */
+    public void probeSoon(String nodeId) {
+        post(() -> engine.probeSoon(nodeId));
+    }
+
     public void onLayoutChanged(VolumeLayout layout) {
         post(() -> engine.onLayoutChanged(layout));
     }
