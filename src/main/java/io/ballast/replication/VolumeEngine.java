@@ -694,6 +694,16 @@ public final class VolumeEngine {
         if (r != null) {
             pendingAdd.remove(nodeId);
         }
+        // A Done from it for a write not yet acknowledged no longer counts: the failure may be a crash
+        // that lost the write from its cache, and an engine that took over could not report that loss.
+        for (Op op : inflight) {
+            op.doneNodes.remove(nodeId);
+        }
+        if (inFlightAdds.contains(nodeId)) {
+            // Its add may still commit: ops waiting on it were not all sent to it, so when the add
+            // commits it must leave again at once, even if a newer resync of it finished meanwhile.
+            abortedResyncs.add(nodeId);
+        }
         probeAtMs.putIfAbsent(nodeId, nowMs + config.probeIntervalMs());
         ArrayDeque<Outstanding> q = outstandingByNode.remove(nodeId);
         if (q != null) {
@@ -1145,7 +1155,9 @@ public final class VolumeEngine {
         faulty.remove(target);
         Resync r = new Resync(target, missedSinceGeneration, nowMs);
         r.source = source;
-        abortedResyncs.remove(target);
+        if (!inFlightAdds.contains(target)) {
+            abortedResyncs.remove(target); // the mark of an add still in flight is settled by its result
+        }
         resyncs.put(target, r);
         if (lastSentGeneration > 0) {
             // Tag everything the target gets from now on at least as high as the source's blocks, so a
