@@ -88,8 +88,18 @@ public final class ClusterMember implements AutoCloseable {
         return sm;
     }
 
+    /** This node's Raft server; UNAVAILABLE (503) while the node is still starting it. */
     public RaftNode raft() {
-        return raft;
+        RaftNode r = raft;
+        if (r == null) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is starting: its Raft server is not up yet; retry in a moment");
+        }
+        return r;
+    }
+
+    /** This node's Raft server, if it has started (for metrics and status, which must not fail). */
+    public java.util.Optional<RaftNode> raftIfStarted() {
+        return java.util.Optional.ofNullable(raft);
     }
 
     public String nodeId() {
@@ -305,10 +315,10 @@ public final class ClusterMember implements AutoCloseable {
                     NodeRecord.UP, "joining", false, false, null, req.capacityBytes(), req.freeBytes(), at, at, req.replicationAddress());
             List<NodeRecord> members = new ArrayList<>(state().nodes().stream().filter(n -> !n.id().equals(req.nodeId())).toList());
             members.add(joining);
-            Set<String> voters = reconfigure(members);
+            Set<String> voters = reconfigure(members, Set.of());
             raft.submit(new Command.RegisterNode(at, req.nodeId(), req.apiUrl(), req.raftAddress(), req.nbdTcp(), labels,
                     req.capacityBytes(), req.freeBytes(), req.replicationAddress()));
-            recordRoles(members, voters);
+            recordRoles(members, voters, null);
             List<JoinRequest.Peer> peers = members.stream().map(n -> new JoinRequest.Peer(n.id(), n.raftAddress())).toList();
             return new JoinRequest.Response(raft.stateMachine().getGroupId() == null ? null
                     : raft.stateMachine().getGroupId().toString(), req.nodeId(), voters.contains(req.nodeId()) ? "voter" : "listener", peers);
@@ -316,8 +326,8 @@ public final class ClusterMember implements AutoCloseable {
     }
 
     /** Sets the Raft configuration for these members: voters per {@link VoterSelection}, the rest listeners. */
-    private Set<String> reconfigure(List<NodeRecord> members) {
-        Set<String> voters = VoterSelection.choose(members, new LinkedHashSet<>(raft.currentVoters()), VoterSelection.MAX_VOTERS);
+    private Set<String> reconfigure(List<NodeRecord> members, Set<String> goneVoters) {
+        Set<String> voters = VoterSelection.choose(members, new LinkedHashSet<>(raft.currentVoters()), goneVoters, config.maxVoters());
         List<RaftPeer> v = new ArrayList<>();
         List<RaftPeer> l = new ArrayList<>();
         for (NodeRecord n : members) {
@@ -340,13 +350,13 @@ public final class ClusterMember implements AutoCloseable {
         throw last;
     }
 
-    private void recordRoles(List<NodeRecord> members, Set<String> voters) {
+    private void recordRoles(List<NodeRecord> members, Set<String> voters, String reason) {
         String at = Instant.now().toString();
         for (NodeRecord n : members) {
             String role = voters.contains(n.id()) ? "voter" : "listener";
             NodeRecord cur = state().node(n.id()).orElse(null);
             if (cur != null && !role.equals(cur.raftRole())) {
-                raft.submit(new Command.SetRaftRole(at, n.id(), role));
+                raft.submit(new Command.SetRaftRole(at, n.id(), role, reason));
             }
         }
     }
@@ -370,7 +380,7 @@ public final class ClusterMember implements AutoCloseable {
             }
             Set<String> current = new LinkedHashSet<>(raft.currentVoters());
             current.remove(id);
-            Set<String> voters = VoterSelection.choose(members, current, VoterSelection.MAX_VOTERS);
+            Set<String> voters = VoterSelection.choose(members, current, config.maxVoters());
             List<RaftPeer> v = new ArrayList<>();
             List<RaftPeer> l = new ArrayList<>();
             for (NodeRecord m : members) {
@@ -379,7 +389,7 @@ public final class ClusterMember implements AutoCloseable {
             }
             raft.setConfiguration(v, l);
             JsonNode r = raft.submit(new Command.RemoveNode(Instant.now().toString(), id, force));
-            recordRoles(members, voters);
+            recordRoles(members, voters, null);
             return r;
         }
     }
@@ -500,6 +510,37 @@ public final class ClusterMember implements AutoCloseable {
             raft.submit(new Command.MarkNodeState(Instant.now().toString(), n.id(), want, reason, n.lastHeartbeatAt()));
         }
         replaceLongDownReplicas(now);
+        replaceGoneVoters(now);
+    }
+
+    /**
+     * On the leader: a voter silent for longer than {@link ClusterTimings#voterReplaceAfterMs} gives its
+     * seat to an up listener, through a Raft reconfiguration. The node stays a member; when it returns
+     * it is a listener (voters are stable, see {@link VoterSelection}).
+     */
+    private void replaceGoneVoters(long nowNs) {
+        List<String> current = raft.currentVoters();
+        Set<String> gone = new LinkedHashSet<>();
+        for (String id : current) {
+            long silentMs = (nowNs - lastSeenNs.getOrDefault(id, nowNs)) / 1_000_000;
+            if (!id.equals(nodeId) && silentMs >= config.timings().voterReplaceAfterMs()) {
+                gone.add(id);
+            }
+        }
+        if (gone.isEmpty()) {
+            return;
+        }
+        List<NodeRecord> members = state().nodes();
+        if (VoterSelection.choose(members, new LinkedHashSet<>(current), gone, config.maxVoters()).equals(new LinkedHashSet<>(current))) {
+            return; // no up listener to take a seat
+        }
+        synchronized (membershipLock) {
+            Set<String> voters = reconfigure(members, gone);
+            String reason = "voter" + (gone.size() > 1 ? "s " : " ") + String.join(", ", gone) + " silent for more than "
+                    + config.timings().voterReplaceAfterMs() / 1000 + " s";
+            log.atWarn().addKeyValue("voters", voters).log("Raft voters changed: {}", reason);
+            recordRoles(members, voters, reason);
+        }
     }
 
     /** (volume, node) pairs the detector already tried to replace this term: one event each, not one per pass. */

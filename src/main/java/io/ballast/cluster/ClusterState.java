@@ -122,7 +122,7 @@ public final class ClusterState {
                 NodeRecord n = requireNode(s.nodeId());
                 if (!Objects.equals(n.raftRole(), s.role())) {
                     nodes.put(n.id(), n.withRole(s.role()));
-                    event(s.at(), "node-role", n.id(), n.id() + " is now a Raft " + s.role());
+                    event(s.at(), "node-role", n.id(), n.id() + " is now a Raft " + s.role() + (s.reason() == null ? "" : " (" + s.reason() + ")"));
                 }
                 yield nodes.get(n.id());
             }

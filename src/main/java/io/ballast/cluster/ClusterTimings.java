@@ -31,6 +31,14 @@ public record ClusterTimings(long heartbeatMs, long suspectAfterMs, long downAft
         return new ClusterTimings(200, 800, 1600, 200, 8000, 500, 4096, DEFAULT_REBUILD_AFTER_MS);
     }
 
+    /**
+     * A Raft voter unreachable for this long gives its seat to an up listener (when there is one): five
+     * times the down timeout, so a node restart or a short partition does not reshuffle the voters.
+     */
+    public long voterReplaceAfterMs() {
+        return downAfterMs * 5;
+    }
+
     public ClusterTimings withRebuildAfterMs(long ms) {
         return new ClusterTimings(heartbeatMs, suspectAfterMs, downAfterMs, electionMinMs, requestTimeoutMs, reconcileMs,
                 snapshotEveryEntries, ms);

@@ -55,7 +55,8 @@ public sealed interface Command {
 
     record SetCordon(String at, String nodeId, boolean cordoned) implements Command {}
 
-    record SetRaftRole(String at, String nodeId, String role) implements Command {}
+    /** {@code reason}: why the role changed (null: a join or removal changed the configuration). */
+    record SetRaftRole(String at, String nodeId, String role, String reason) implements Command {}
 
     /** Cordon, then place a replacement for every replica on the node. */
     record DrainNode(String at, String nodeId, double overcommitRatio) implements Command {}

@@ -34,6 +34,7 @@ import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.protocol.RaftPeer;
 import org.apache.ratis.protocol.RaftPeerId;
 import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
+import org.apache.ratis.protocol.exceptions.ServerNotReadyException;
 import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.rpc.SupportedRpcType;
 import org.apache.ratis.server.DivisionInfo;
@@ -292,12 +293,17 @@ public final class RaftNode implements AutoCloseable {
 
     /** Through the Raft client: it finds the leader and follows redirects, retrying with the same call id. */
     private RaftClientReply submitThroughClient(Message msg) {
+        return callThroughClient(msg, false, timings.requestTimeoutMs(), "write");
+    }
+
+    /** A write ({@code readOnly} false) or a linearizable read sent through the client to the leader. */
+    private RaftClientReply callThroughClient(Message msg, boolean readOnly, long timeoutMs, String what) {
         ClientHandle c = acquireClient();
         CompletableFuture<RaftClientReply> call;
         try {
             call = CompletableFuture.supplyAsync(() -> {
                 try {
-                    return c.raft.io().send(msg);
+                    return readOnly ? c.raft.io().sendReadOnly(msg) : c.raft.io().send(msg);
                 } catch (IOException e) {
                     throw new java.util.concurrent.CompletionException(e);
                 } finally {
@@ -308,7 +314,7 @@ public final class RaftNode implements AutoCloseable {
             c.release();
             throw e;
         }
-        return await(call, timings.requestTimeoutMs(), "write");
+        return await(call, timeoutMs, what);
     }
 
     /**
@@ -381,6 +387,7 @@ public final class RaftNode implements AutoCloseable {
             if (s == null) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
+
             long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
             RaftClientRequest req = RaftClientRequest.newBuilder()
                     .setClientId(LOCAL_READS)
@@ -396,10 +403,19 @@ public final class RaftNode implements AutoCloseable {
                 if (reply.isSuccess()) {
                     return;
                 }
+                if (reply.getException() instanceof ServerNotReadyException) {
+                    // a listener's server never becomes RUNNING in Ratis and serves no reads itself
+                    barrierThroughLeader(deadline);
+                    return;
+                }
                 last = String.valueOf(reply.getException());
             } catch (TimeoutException e) {
                 last = "timed out";
             } catch (ExecutionException e) {
+                if (e.getCause() instanceof ServerNotReadyException) {
+                    barrierThroughLeader(deadline);
+                    return;
+                }
                 last = String.valueOf(e.getCause());
             } catch (IOException | RuntimeException e) {
                 last = e.toString();
@@ -413,6 +429,30 @@ public final class RaftNode implements AutoCloseable {
                         + "); check `ballast status` and `ballast events`");
             }
             sleepMs(READ_RETRY_MS); // e.g. no leader elected yet, or the new leader has not committed in its term
+        }
+    }
+
+    /**
+     * The barrier on a listener (a non-voting member) or a server still starting: Ratis serves no reads
+     * there (it refuses them as "not RUNNING"; a listener's server stays STARTING for good), so the leader answers a linearizable read of its
+     * applied index and this node waits until its own state machine applied that far. Every write
+     * committed before the call is at or below that index, so the local state then reflects it.
+     */
+    private void barrierThroughLeader(long deadlineNs) {
+        long leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
+        RaftClientReply reply = callThroughClient(BARRIER, true, leftMs, "read");
+        long index;
+        try {
+            index = Long.parseLong(reply.getMessage().getContent().toStringUtf8().trim());
+        } catch (NumberFormatException e) {
+            throw new BallastException(ErrorCode.INTERNAL, "the leader answered the read barrier with "
+                    + reply.getMessage().getContent().toStringUtf8());
+        }
+        leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
+        if (!sm.awaitApplied(index, leftMs)) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out after " + timings.requestTimeoutMs()
+                    + " ms: " + nodeId + " (a Raft listener) did not catch up with the leader's log index " + index
+                    + "; check `ballast status` and `ballast events`");
         }
     }
 

@@ -40,15 +40,15 @@ public final class ClusterMetrics {
         GaugeWithCallback.builder().name("ballast_raft_term").help("Current Raft term seen by this node")
                 .callback(cb -> {
                     ClusterMember m = MEMBER.get();
-                    if (m != null && m.raft() != null) {
-                        cb.call(m.raft().term());
+                    if (m != null) {
+                        m.raftIfStarted().ifPresent(r -> cb.call(r.term()));
                     }
                 }).register();
         GaugeWithCallback.builder().name("ballast_raft_role").help("1 for this node's Raft role (leader, follower, listener, candidate)")
                 .labelNames("role").callback(cb -> {
                     ClusterMember m = MEMBER.get();
-                    if (m != null && m.raft() != null) {
-                        cb.call(1, m.raft().role());
+                    if (m != null) {
+                        m.raftIfStarted().ifPresent(r -> cb.call(1, r.role()));
                     }
                 }).register();
         GaugeWithCallback.builder().name("ballast_cluster_capacity_bytes")

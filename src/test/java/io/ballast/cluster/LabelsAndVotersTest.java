@@ -47,4 +47,29 @@ class LabelsAndVotersTest {
         assertThat(VoterSelection.choose(nodes, Set.of("n0", "n1", "n2"), 5)).contains("n0", "n1", "n2", "n3", "n5");
         assertThat(VoterSelection.choose(nodes.subList(0, 2), Set.of(), 5)).containsExactlyInAnyOrder("n0", "n1");
     }
+
+    @Test
+    void aGoneVoterGivesItsSeatOnlyToAnUpListenerPreferablyFromItsZone() {
+        List<NodeRecord> nodes = new ArrayList<>(List.of(n("n0", "a", 0), n("n1", "b", 1), n("n2", "c", 2), n("n3", "a", 3),
+                n("n4", "c", 4)));
+        Set<String> current = Set.of("n0", "n1", "n2");
+        // n2 (zone c) is gone: n4 (zone c, up) takes the seat, not n3 (zone a already has a voter)
+        assertThat(VoterSelection.choose(nodes, current, Set.of("n2"), 3)).containsExactlyInAnyOrder("n0", "n1", "n4");
+        // nobody to take it: the gone voter keeps its seat
+        assertThat(VoterSelection.choose(nodes.subList(0, 3), current, Set.of("n2"), 3)).containsExactlyInAnyOrder("n0", "n1", "n2");
+        // a down listener cannot take a seat either
+        nodes.set(4, nodes.get(4).withState(NodeRecord.DOWN, "test"));
+        nodes.set(3, nodes.get(3).withState(NodeRecord.DOWN, "test"));
+        assertThat(VoterSelection.choose(nodes, current, Set.of("n2"), 3)).containsExactlyInAnyOrder("n0", "n1", "n2");
+    }
+
+    @Test
+    void aNodeStillStartingAnswersUnavailableNotAnInternalError() {
+        ClusterMember m = new ClusterMember(java.nio.file.Path.of("/nonexistent"), "n1", ClusterConfig.standalone("127.0.0.1:0"),
+                () -> null);
+        assertThatThrownBy(m::raft).isInstanceOf(io.ballast.common.BallastException.class)
+                .hasMessageContaining("n1 is starting")
+                .satisfies(e -> assertThat(((io.ballast.common.BallastException) e).code()).isEqualTo(io.ballast.common.ErrorCode.UNAVAILABLE));
+        assertThat(m.raftIfStarted()).isEmpty();
+    }
 }

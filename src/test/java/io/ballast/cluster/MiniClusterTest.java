@@ -217,4 +217,41 @@ class MiniClusterTest {
             assertThat(List.of(c.member(1).raft().currentVoters())).isNotEmpty();
         }
     }
+
+    @Test
+    void aVoterGoneForLongGivesItsSeatToAListenerSoASecondFailureKeepsTheQuorum() throws Exception {
+        // three voters at most: node-4 joins as a listener
+        try (MiniCluster c = new MiniCluster(dir, ClusterTimings.fast(), 3)) {
+            for (int i = 1; i <= 4; i++) {
+                c.add(Map.of("zone", "z" + i));
+            }
+            int leader = c.awaitLeader();
+            assertThat(c.member(leader).raft().currentVoters()).containsExactly("node-1", "node-2", "node-3");
+            // a listener answers linearizable reads too
+            create(c.url(1), "before", "64MiB", 1);
+            assertThat(new NodeClient(c.url(4)).get("/v1/volumes/before").path("name").asText()).isEqualTo("before");
+            int first = leader == 3 ? 2 : 3; // a voter that does not lead
+            c.kill(first);
+            // after voterReplaceAfterMs (8 s with the fast timings) the listener takes the seat
+            MiniCluster.await(Duration.ofSeconds(40), "node-4 voting", () -> c.member(leader).raft().currentVoters().contains("node-4"));
+            assertThat(c.member(leader).raft().currentVoters()).hasSize(3).doesNotContain("node-" + first);
+            MiniCluster.await(Duration.ofSeconds(10), "roles recorded", () ->
+                    c.member(leader).state().node("node-4").map(NodeRecord::raftRole).orElse("").equals("voter")
+                            && c.member(leader).state().node("node-" + first).map(NodeRecord::raftRole).orElse("").equals("listener"));
+            JsonNode events = new NodeClient(c.url(4)).get("/v1/events").path("events");
+            assertThat(events.findValuesAsText("message")).anyMatch(m -> m.contains("node-4 is now a Raft voter")
+                    && m.contains("node-" + first + " silent for more than"));
+            // a second voter fails: with the old voters this would be 1 of 3 and no quorum; now 2 of 3 remain
+            int second = 6 - leader - first; // the remaining original voter that does not lead
+            c.kill(second);
+            JsonNode v = create(c.url(4), "after", "64MiB", 1);
+            assertThat(v.path("name").asText()).isEqualTo("after");
+            assertThat(new NodeClient(c.url(leader)).get("/v1/volumes/after").path("name").asText()).isEqualTo("after");
+            // the first node comes back as a listener and catches up
+            c.restart(first);
+            MiniCluster.await(Duration.ofSeconds(30), "node-" + first + " caught up", () ->
+                    c.member(first).state().volume("after").isPresent());
+            assertThat(c.member(leader).raft().currentVoters()).doesNotContain("node-" + first);
+        }
+    }
 }

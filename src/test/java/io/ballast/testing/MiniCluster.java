@@ -37,10 +37,17 @@ public final class MiniCluster implements AutoCloseable {
     private final List<Map<String, String>> labels = new ArrayList<>();
     /** The engine host of each node, by index (test double: {@link FakeEngineHost}). */
     private final Map<Integer, FakeEngineHost> engines = new java.util.concurrent.ConcurrentHashMap<>();
+    private final int maxVoters;
 
     public MiniCluster(Path root, ClusterTimings timings) {
+        this(root, timings, 0);
+    }
+
+    /** {@code maxVoters} 0: the default (5); fewer lets a small cluster have listeners. */
+    public MiniCluster(Path root, ClusterTimings timings, int maxVoters) {
         this.root = root;
         this.timings = timings;
+        this.maxVoters = maxVoters;
     }
 
     /** Starts {@code n} nodes: node-1 bootstraps, the others join through node-1's API. */
@@ -64,7 +71,7 @@ public final class MiniCluster implements AutoCloseable {
 
     public NodeConfig config(int i, String token, String nodeId, String join) {
         ClusterConfig cc = new ClusterConfig(nodeId, join, token, labels.get(i - 1), "127.0.0.1:0", 0,
-                ClusterConfig.DEFAULT_OVERCOMMIT, timings);
+                ClusterConfig.DEFAULT_OVERCOMMIT, timings, maxVoters);
         return new NodeConfig(root.resolve("node-" + i), new InetSocketAddress("127.0.0.1", 0),
                 new InetSocketAddress("127.0.0.1", 0), null, cc);
     }
