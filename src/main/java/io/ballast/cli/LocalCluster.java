@@ -83,6 +83,18 @@ final class LocalCluster {
     }
 
     /**
+     * JVM options of a node process: small and bounded (peak RSS target 256 MiB), the same defaults as
+     * {@code bin/ballast node start}; {@code BALLAST_NODE_JAVA_OPTS} replaces them, as it does there.
+     */
+    static List<String> nodeJvmOptions(String override) {
+        if (override != null && !override.isBlank()) {
+            return List.of(override.trim().split("\\s+"));
+        }
+        return List.of("-Xms32m", "-Xmx96m", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=256m", "-Xss512k",
+                "-XX:ReservedCodeCacheSize=48m", "-XX:MaxMetaspaceSize=128m");
+    }
+
+    /**
      * Starts node {@code index} as a background process in its own session (setsid), output to
      * DIR/daemon.out, and waits until its /healthz answers.
      */
@@ -106,6 +118,7 @@ final class LocalCluster {
             cmd.add("/usr/bin/setsid"); // own session and process group: a ^C in this terminal does not reach it
         }
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
+        cmd.addAll(nodeJvmOptions(System.getenv("BALLAST_NODE_JAVA_OPTS")));
         cmd.add("--enable-native-access=ALL-UNNAMED");
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
@@ -122,6 +135,8 @@ final class LocalCluster {
         cmd.addAll(extraArgs);
         Path outFile = dir.resolve("daemon.out");
         ProcessBuilder pb = new ProcessBuilder(cmd);
+        // freed 1 MiB direct buffers go back to the OS (glibc's dynamic mmap threshold would keep them)
+        pb.environment().putIfAbsent("MALLOC_MMAP_THRESHOLD_", "262144");
         if (joining && token != null) {
             pb.environment().put("BALLAST_CLUSTER_TOKEN", token); // not on the command line, where ps shows it
         }

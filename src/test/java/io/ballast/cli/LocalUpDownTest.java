@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -46,6 +47,10 @@ class LocalUpDownTest {
         long[] pids = new long[3];
         for (int i = 1; i <= 3; i++) {
             pids[i - 1] = Long.parseLong(Files.readString(home.resolve("node-" + i + "/ballast.pid")).strip());
+        }
+        for (long p : pids) { // node processes are small and bounded like `bin/ballast node start` ones
+            assertThat(ProcessHandle.of(p).flatMap(h -> h.info().arguments()).map(List::of).orElse(List.of()))
+                    .contains("-Xmx96m", "-XX:+UseSerialGC");
         }
         JsonNode json = new ObjectMapper().readTree(LauncherTest.launch(env(), "status", "-o", "json").out());
         assertThat(json.path("node").path("pool").path("volumeCount").asInt()).isEqualTo(1);
