@@ -154,8 +154,11 @@ public final class RaftNode implements AutoCloseable {
         client = new ClientHandle(RaftClient.newBuilder()
                 .setProperties(properties())
                 .setRaftGroup(RaftGroup.valueOf(groupId, distinct))
+                // short sleeps between tries: while a new leader is elected (a failover) every try before it
+                // is ready fails fast, and a 100 ms sleep added up to a tenth of a second to the takeover
                 .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
-                        (int) Math.max(10, timings.requestTimeoutMs() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+                        (int) Math.max(10, timings.requestTimeoutMs() / CLIENT_RETRY_SLEEP_MS),
+                        TimeDuration.valueOf(CLIENT_RETRY_SLEEP_MS, TimeUnit.MILLISECONDS)))
                 .build());
         if (old != null) {
             old.release(); // the owner's reference: closes now, or when its last running call ends
@@ -457,6 +460,7 @@ public final class RaftNode implements AutoCloseable {
     }
 
     private static final long READ_RETRY_MS = 20;
+    private static final long CLIENT_RETRY_SLEEP_MS = 25;
     private static final ClientId LOCAL_READS = ClientId.randomId();
     private static final java.util.concurrent.atomic.AtomicLong READ_CALLS = new java.util.concurrent.atomic.AtomicLong();
     private static final Message BARRIER = Message.valueOf("barrier");
