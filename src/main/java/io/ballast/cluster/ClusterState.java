@@ -484,12 +484,15 @@ public final class ClusterState {
         ReplicaRecord old = v.replicas().stream().filter(r -> r.nodeId().equals(c.nodeId())).findFirst().orElseThrow(() ->
                 BallastException.notFound("volume " + v.name() + " has no replica on " + c.nodeId()));
         NodeRecord n = nodes.get(c.nodeId());
-        if (n != null && !NodeRecord.DOWN.equals(n.state())) {
+        // a pending replica holds no data yet: its node may give it up (it could not create the storage)
+        if (n != null && !NodeRecord.DOWN.equals(n.state()) && !ReplicaRecord.PENDING.equals(old.state())) {
             throw BallastException.conflict("node " + c.nodeId() + " is " + n.state() + ", not down: its replica of "
                     + v.name() + " is not replaced");
         }
         String why = c.reason() == null ? "" : " (" + c.reason() + ")";
-        if (old.inSync() && v.inSyncNodes().size() == 1) {
+        // never attached (epoch 0: every attachment bumps it): every replica is all zeroes, and so is a new one
+        boolean untouched = v.epoch() == 0 && v.attachment() == null;
+        if (old.inSync() && v.inSyncNodes().size() == 1 && !untouched) {
             String msg = "replica of " + v.name() + " on " + c.nodeId() + " cannot be replaced" + why
                     + ": it is the only replica in sync; the volume waits for that node to come back";
             event(c.at(), "replica-not-replaced", v.name(), msg);
@@ -506,11 +509,12 @@ public final class ClusterState {
         }
         String target = res.chosen().getFirst();
         List<ReplicaRecord> rs = new ArrayList<>(v.replicas().stream().filter(r -> !r.nodeId().equals(c.nodeId())).toList());
-        rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, c.at(), false, 0));
-        long epoch = old.inSync() ? v.epoch() + 1 : v.epoch();
+        rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, c.at(), untouched, 0));
+        long epoch = old.inSync() && !untouched ? v.epoch() + 1 : v.epoch();
         volumes.put(v.name(), v.withReplicas(rs, epoch));
         String msg = "replica of " + v.name() + " on " + c.nodeId() + " replaced by a new one on " + target + why
-                + "; it is rebuilt in full from an in-sync replica" + (old.inSync() ? " (epoch " + epoch + ")" : "");
+                + (untouched ? "; the volume was never attached, so the new replica is in sync from the start"
+                        : "; it is rebuilt in full from an in-sync replica" + (old.inSync() ? " (epoch " + epoch + ")" : ""));
         event(c.at(), "replica-replaced", v.name(), msg);
         return new ReplaceResult(v.name(), c.nodeId(), target, msg);
     }

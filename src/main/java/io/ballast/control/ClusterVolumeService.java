@@ -26,6 +26,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -180,7 +181,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     log.atWarn().addKeyValue("volume", v.name()).log("pool already holds a volume of this name that this node did"
                             + " not create for the cluster; adopting it");
                 } else {
-                    pool.create(v.name(), v.sizeBytes());
+                    try {
+                        pool.create(v.name(), v.sizeBytes());
+                    } catch (RuntimeException e) {
+                        // one volume this node cannot create must not hold up the others in this pass
+                        creationFailed(v, mine, e);
+                        continue;
+                    }
                 }
                 ledger.put(v.name(), v.uuid());
                 saveLedger();
@@ -210,6 +217,39 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         resumeEngines(me);
         startMaintenance();
+    }
+
+    /** Volume uuid -> when this node last asked to place its replica elsewhere (it could not create it). */
+    private final Map<String, Long> creationFailures = new ConcurrentHashMap<>();
+
+    /** How often a node that cannot create a replica asks again to place it elsewhere (and logs the error). */
+    static final long CREATION_RETRY_MS = 5000;
+
+    /**
+     * This node could not create its replica's storage (a read-only or full file system, an I/O
+     * error): the replica, still {@code pending} and without data, is placed on another node that
+     * satisfies placement, with the error as the reason (event {@code replica-replaced}, or
+     * {@code replica-not-replaced} naming why no node fits; this node then keeps trying both, every
+     * {@link #CREATION_RETRY_MS}).
+     */
+    private void creationFailed(VolumeRecord v, ReplicaRecord mine, RuntimeException e) {
+        long now = System.nanoTime();
+        Long last = creationFailures.get(v.uuid());
+        if (last != null && now - last < CREATION_RETRY_MS * 1_000_000) {
+            return;
+        }
+        creationFailures.put(v.uuid(), now);
+        String error = e.getMessage() == null ? e.toString() : e.getMessage();
+        log.atWarn().addKeyValue("volume", v.name()).log("cannot create the replica's storage: {}", error);
+        if (!ReplicaRecord.PENDING.equals(mine.state())) {
+            return;
+        }
+        try {
+            member.raft().submit(new Command.ReplaceReplica(Instant.now().toString(), v.name(), member.nodeId(),
+                    member.config().overcommitRatio(), member.nodeId() + " could not create the replica's storage: " + error));
+        } catch (RuntimeException re) {
+            log.atWarn().addKeyValue("volume", v.name()).log("asking to place the replica elsewhere failed: {}", re.getMessage());
+        }
     }
 
     /** Volumes whose engine is being started again after a restart of this node. */

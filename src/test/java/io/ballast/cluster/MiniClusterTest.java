@@ -254,4 +254,41 @@ class MiniClusterTest {
             assertThat(c.member(leader).raft().currentVoters()).doesNotContain("node-" + first);
         }
     }
+
+    @Test
+    void aNodeThatCannotCreateItsReplicaGivesItToAnotherNode() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "needs mount (root)");
+        try (MiniCluster c = MiniCluster.start(dir, 4)) {
+            int leader = c.awaitLeader();
+            // node-4's pool turns read-only under the running node, as a file system does after I/O errors
+            Path pool = dir.resolve("node-4/pool");
+            run("mount", "--bind", pool.toString(), pool.toString());
+            try {
+                run("mount", "-o", "remount,bind,ro", pool.toString());
+                new NodeClient(c.url(1)).post("/v1/nodes/node-1/cordon", null);
+                JsonNode v = create(c.url(2), "ro", "64MiB", 3);
+                assertThat(v.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-2", "node-3", "node-4");
+                new NodeClient(c.url(1)).post("/v1/nodes/node-1/uncordon", null);
+                MiniCluster.await(Duration.ofSeconds(30), "the replica moved to node-1 and is ready", () -> {
+                    JsonNode now = new NodeClient(c.url(leader)).get("/v1/volumes/ro");
+                    return now.path("replicas").findValuesAsText("nodeId").containsAll(List.of("node-1", "node-2", "node-3"))
+                            && now.path("health").asText().equals("healthy");
+                });
+                JsonNode events = new NodeClient(c.url(3)).get("/v1/events").path("events");
+                assertThat(events.findValuesAsText("message")).anyMatch(m -> m.contains("replica of ro on node-4 replaced by a new one on node-1")
+                        && m.contains("node-4 could not create the replica's storage") && m.contains("Read-only file system")
+                        && m.contains("never attached"));
+                // the other nodes' replicas were not held up, and node-4 serves other volumes' metadata still
+                assertThat(new NodeClient(c.url(4)).get("/v1/volumes/ro").path("replicas").findValuesAsText("state")).containsOnly("ready");
+            } finally {
+                run("umount", pool.toString());
+            }
+        }
+    }
+
+    private static void run(String... cmd) throws Exception {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.waitFor()).as(String.join(" ", cmd) + ": " + out).isZero();
+    }
 }
