@@ -187,6 +187,8 @@ class ClusterStateTest {
         s.apply(create("pg", Sizes.GIB, 3));
         allReady("pg");
         assertThat(vol("pg").replicas()).extracting(ReplicaRecord::nodeId).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-1"))); // written to: a new replica needs a rebuild
+        s.apply(new Command.Detach(T, "pg", "node-1"));
         // only a down node's replica is replaced
         refusedUnchanged(new Command.ReplaceReplica(T, "pg", "node-2", 1.0, "test"), ErrorCode.CONFLICT, "is up, not down");
         s.apply(new Command.MarkNodeState(T, "node-2", NodeRecord.DOWN, "test", s.node("node-2").orElseThrow().lastHeartbeatAt()));
@@ -207,6 +209,25 @@ class ClusterStateTest {
         assertThat(fresh.state()).isEqualTo(ReplicaRecord.PENDING);
         assertThat(v.epoch()).isEqualTo(epoch + 1); // the removed one was in sync
         assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("replica-replaced") && e.message().contains("down 300 s"));
+    }
+
+    @Test
+    void aPendingReplicaOfANeverAttachedVolumeIsReplacedInSyncEvenWhileItsNodeIsUp() throws Exception {
+        s.apply(new Command.RegisterNode(T, "node-4", "http://127.0.0.1:7404", "127.0.0.1:7414", "127.0.0.1:10804",
+                Map.of("zone", "z4"), 100 * Sizes.GIB, 90 * Sizes.GIB));
+        s.apply(new Command.SetCordon(T, "node-4", true));
+        s.apply(create("pg", Sizes.GIB, 3));
+        s.apply(new Command.SetCordon(T, "node-4", false));
+        // node-2 could not create its storage: its replica is still pending, node-2 is up
+        var r = (ClusterState.ReplaceResult) s.apply(new Command.ReplaceReplica(T, "pg", "node-2", 1.0, "read-only file system"));
+        assertThat(r.newNodeId()).isEqualTo("node-4");
+        VolumeRecord v = vol("pg");
+        assertThat(v.inSyncNodes()).containsExactlyInAnyOrder("node-1", "node-3", "node-4");
+        assertThat(v.epoch()).isZero();
+        assertThat(r.message()).contains("never attached");
+        // a ready replica of an up node is not given up
+        allReady("pg");
+        refusedUnchanged(new Command.ReplaceReplica(T, "pg", "node-3", 1.0, "test"), ErrorCode.CONFLICT, "is up, not down");
     }
 
     @Test
