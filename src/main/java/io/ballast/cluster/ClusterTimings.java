@@ -24,7 +24,7 @@ public record ClusterTimings(long heartbeatMs, long suspectAfterMs, long downAft
     }
 
     public static ClusterTimings defaults() {
-        return new ClusterTimings(1000, 3000, 6000, 250, 10_000, 2000, 4096, DEFAULT_REBUILD_AFTER_MS);
+        return new ClusterTimings(1000, 3000, 6000, 400, 10_000, 2000, 4096, DEFAULT_REBUILD_AFTER_MS);
     }
 
     public static ClusterTimings fast() {

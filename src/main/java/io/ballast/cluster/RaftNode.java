@@ -406,7 +406,7 @@ public final class RaftNode implements AutoCloseable {
                 if (reply.isSuccess()) {
                     return;
                 }
-                if (reply.getException() instanceof ServerNotReadyException) {
+                if (reply.getException() instanceof ServerNotReadyException && isListener()) {
                     // a listener's server never becomes RUNNING in Ratis and serves no reads itself
                     barrierThroughLeader(deadline);
                     return;
@@ -415,7 +415,7 @@ public final class RaftNode implements AutoCloseable {
             } catch (TimeoutException e) {
                 last = "timed out";
             } catch (ExecutionException e) {
-                if (e.getCause() instanceof ServerNotReadyException) {
+                if (e.getCause() instanceof ServerNotReadyException && isListener()) {
                     barrierThroughLeader(deadline);
                     return;
                 }
@@ -436,8 +436,8 @@ public final class RaftNode implements AutoCloseable {
     }
 
     /**
-     * The barrier on a listener (a non-voting member) or a server still starting: Ratis serves no reads
-     * there (it refuses them as "not RUNNING"; a listener's server stays STARTING for good), so the leader answers a linearizable read of its
+     * The barrier on a listener (a non-voting member): Ratis serves no reads there (it refuses them as
+     * "not RUNNING": a listener's server stays STARTING for good), so the leader answers a linearizable read of its
      * applied index and this node waits until its own state machine applied that far. Every write
      * committed before the call is at or below that index, so the local state then reflects it.
      */
@@ -456,6 +456,19 @@ public final class RaftNode implements AutoCloseable {
             throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out after " + timings.requestTimeoutMs()
                     + " ms: " + nodeId + " (a Raft listener) did not catch up with the leader's log index " + index
                     + "; check `ballast status` and `ballast events`");
+        }
+    }
+
+    /**
+     * Whether the committed or current configuration lists this node as a listener. A node still
+     * joining (not in any configuration yet) is not one: it waits for the leader to bring it in.
+     */
+    private boolean isListener() {
+        try {
+            return server.getDivision(groupId).getRaftConf().getCurrentPeers(RaftPeerRole.LISTENER).stream()
+                    .anyMatch(p -> p.getId().toString().equals(nodeId));
+        } catch (IOException | RuntimeException e) {
+            return false;
         }
     }
 
