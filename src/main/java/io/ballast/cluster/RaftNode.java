@@ -406,8 +406,8 @@ public final class RaftNode implements AutoCloseable {
                 if (reply.isSuccess()) {
                     return;
                 }
-                if (reply.getException() instanceof ServerNotReadyException && isListener()) {
-                    // a listener's server never becomes RUNNING in Ratis and serves no reads itself
+                if (reply.getException() instanceof ServerNotReadyException && listedAsMember()) {
+                    // a server that joined as a listener never becomes RUNNING in Ratis and serves no reads itself
                     barrierThroughLeader(deadline);
                     return;
                 }
@@ -415,7 +415,7 @@ public final class RaftNode implements AutoCloseable {
             } catch (TimeoutException e) {
                 last = "timed out";
             } catch (ExecutionException e) {
-                if (e.getCause() instanceof ServerNotReadyException && isListener()) {
+                if (e.getCause() instanceof ServerNotReadyException && listedAsMember()) {
                     barrierThroughLeader(deadline);
                     return;
                 }
@@ -436,8 +436,8 @@ public final class RaftNode implements AutoCloseable {
     }
 
     /**
-     * The barrier on a listener (a non-voting member): Ratis serves no reads there (it refuses them as
-     * "not RUNNING": a listener's server stays STARTING for good), so the leader answers a linearizable read of its
+     * The barrier on a member whose server Ratis left in STARTING (one that joined as a listener, see
+     * {@link #listedAsMember}): Ratis serves no reads there (it refuses them as "not RUNNING"), so the leader answers a linearizable read of its
      * applied index and this node waits until its own state machine applied that far. Every write
      * committed before the call is at or below that index, so the local state then reflects it.
      */
@@ -460,16 +460,14 @@ public final class RaftNode implements AutoCloseable {
     }
 
     /**
-     * Whether the committed or current configuration lists this node as a listener. A node still
-     * joining (not in any configuration yet) is not one: it waits for the leader to bring it in.
+     * Whether this node's copy of the metadata lists it as a member: then a server that refuses reads as
+     * "not RUNNING" is one Ratis left in STARTING for good (a node that joined as a listener, even after
+     * it was made a voter), not a node still joining. A joining node is not listed until the leader
+     * brought it into the configuration and registered it; it waits for that rather than asking the
+     * leader (doing so while it started made its server hang in Ratis under load).
      */
-    private boolean isListener() {
-        try {
-            return server.getDivision(groupId).getRaftConf().getCurrentPeers(RaftPeerRole.LISTENER).stream()
-                    .anyMatch(p -> p.getId().toString().equals(nodeId));
-        } catch (IOException | RuntimeException e) {
-            return false;
-        }
+    private boolean listedAsMember() {
+        return sm.state().node(nodeId).isPresent();
     }
 
     private static final long READ_RETRY_MS = 20;
