@@ -411,7 +411,20 @@ public final class VolumeEngine {
     }
 
     private boolean suspended() {
-        return layout.inSyncNodes().size() < layout.minInSync();
+        return inSync().size() < layout.minInSync();
+    }
+
+    private VolumeLayout inSyncOf;
+    private List<String> inSyncOfLayout;
+
+    /** {@code layout.inSyncNodes()}, computed once per layout: asked for every op in flight on every event. */
+    private List<String> inSync() {
+        VolumeLayout l = layout;
+        if (l != inSyncOf) {
+            inSyncOfLayout = l.inSyncNodes();
+            inSyncOf = l;
+        }
+        return inSyncOfLayout;
     }
 
     // ---------------------------------------------------------------- other inputs
@@ -799,7 +812,7 @@ public final class VolumeEngine {
                 return;
             }
         }
-        for (String n : layout.inSyncNodes()) {
+        for (String n : inSync()) {
             if (op.required.contains(n) && !op.doneNodes.contains(n)) {
                 if (stuck.contains(n)) {
                     finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
