@@ -22,6 +22,8 @@ import java.util.function.Function;
  */
 public final class EngineRunner implements AutoCloseable {
     static final long TICK_MS = 5;
+    /** Inputs handled per engine pass (see {@link VolumeEngine#runBatched}). */
+    private static final int MAX_BATCH = 64;
     private static final long STATUS_TIMEOUT_MS = 10_000;
     private static final long VERIFY_TIMEOUT_MS = 30 * 60_000;
 
@@ -90,12 +92,11 @@ public final class EngineRunner implements AutoCloseable {
     private void runAgent() {
         long nextTickMs = 0;
         while (running) {
-            Runnable r;
             boolean didWork = false;
-            while ((r = inbox.poll()) != null) {
+            while (!inbox.isEmpty()) {
                 didWork = true;
                 try {
-                    r.run();
+                    engine.runBatched(this::runInputs);
                 } catch (RuntimeException e) {
                     org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
                             initialLayout.volumeName(), e);
@@ -220,6 +221,19 @@ public final class EngineRunner implements AutoCloseable {
                 case ReplicaRequest.Trim t -> !t.fua() && t.lengthBytes() <= INLINE_MAX_BYTES;
                 default -> false;
             };
+        }
+    }
+
+    /** One batch of queued inputs (bounded, so local writes and completions are not held back long). */
+    private void runInputs() {
+        Runnable r;
+        for (int i = 0; i < MAX_BATCH && (r = inbox.poll()) != null; i++) {
+            try {
+                r.run();
+            } catch (RuntimeException e) {
+                org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
+                        initialLayout.volumeName(), e);
+            }
         }
     }
 

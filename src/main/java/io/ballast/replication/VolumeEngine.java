@@ -721,7 +721,32 @@ public final class VolumeEngine {
 
     // ---------------------------------------------------------------- the loop after every input
 
+    private boolean batching;
+    private boolean eventPending;
+
+    /**
+     * Runs several inputs (the driver's queued batch) and the loop below once after them, instead of
+     * after each: with many writes in flight, every reply would otherwise rescan every op in flight.
+     * The inputs are handled as if they had arrived at the same instant.
+     */
+    public void runBatched(Runnable inputs) {
+        batching = true;
+        try {
+            inputs.run();
+        } finally {
+            batching = false;
+        }
+        if (eventPending) {
+            eventPending = false;
+            afterEvent();
+        }
+    }
+
     private void afterEvent() {
+        if (batching) {
+            eventPending = true;
+            return;
+        }
         if (phase == Phase.FENCED || phase == Phase.CLOSED || phase == Phase.FAILED) {
             localReadable = false;
             return;
