@@ -21,7 +21,7 @@ public final class VolumeStoreReplica implements ReplicaStorage {
      * the page cache's dirty data small, so the engine's checkpoint flush (which holds writes back)
      * is short instead of writing a second's worth of data out.
      */
-    static final long WRITEBACK_BYTES = 64L << 20;
+    static final long WRITEBACK_BYTES = 16L << 20;
 
     private final VolumeStore store;
     private final AtomicLong unflushedBytes = new AtomicLong();
