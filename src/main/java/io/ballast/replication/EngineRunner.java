@@ -16,9 +16,10 @@ import java.util.function.Function;
 /**
  * Production driver of one {@link VolumeEngine}: one named platform thread (the agent) owns the
  * engine and runs every input from an MPSC queue (client operations from NBD threads, replies from
- * network threads, control-plane results), ticking it every {@value #TICK_MS} ms. Requests for the
- * replica on this node go to {@code localReplica} on a dedicated single-threaded lane (order kept),
- * the rest to the remote network.
+ * network threads, control-plane results), ticking it every {@value #TICK_MS} ms. It hands the
+ * engine what it finds queued as one batch ({@link VolumeEngine#runBatched}). Requests for the
+ * replica on this node go to {@code localReplica}: short writes on the agent itself, the rest on a
+ * single-threaded lane, in send order either way ({@link LocalChannel}); the rest to the remote network.
  */
 public final class EngineRunner implements AutoCloseable {
     static final long TICK_MS = 5;

@@ -8,7 +8,8 @@ import java.nio.ByteBuffer;
 /**
  * The {@link BlockDevice} of a replicated volume: each call hands the operation to the engine's
  * agent thread and blocks the caller (NBD requests run on virtual threads) until the engine
- * completes it. Write payloads are copied into a {@code byte[]} the engine owns.
+ * completes it. Write payloads are copied once into a {@code byte[]} the engine owns, which every
+ * replica's request shares.
  */
 public final class ReplicatedVolume implements BlockDevice {
     private final EngineRunner runner;
