@@ -7,7 +7,8 @@ base+21..23) and a private state directory, and measures through the REST API wi
 connections:
 
   * volume create latency (POST /v1/volumes; answered once the volume is committed, see
-    docs/control-plane.md for what the answer says about its replicas), sequential;
+    docs/control-plane.md for what the answer says about its replicas; with --wait-ready
+    POST /v1/volumes?wait=ready, answered once every replica's storage exists), sequential;
   * volume inspect latency (GET /v1/volumes/NAME, a linearizable read), sequential;
   * throughput (ops/s) of both with --clients concurrent clients (one keep-alive connection each);
 
@@ -18,7 +19,7 @@ Writes the results as a markdown table (stdout, and --md FILE if given) and as J
 default a file in the state directory). Progress goes to stderr.
 
 Usage: bench/metadata_bench.py [--creates 300] [--inspects 2000] [--clients 4] [--base-port 7600]
-                               [--size 64MiB] [--md FILE] [--json FILE] [--keep-state]
+                               [--size 64MiB] [--md FILE] [--json FILE] [--keep-state] [--wait-ready]
 """
 import argparse
 import http.client
@@ -229,9 +230,10 @@ def run(a, cluster, results):
         c = Conn(url)
         c.call("GET", "/v1/volumes")  # warm up
         prefix = f"{role[0]}"
+        create_path = "/v1/volumes?wait=ready" if a.wait_ready else "/v1/volumes"
         log(f"{role} {nid}: {a.creates} sequential creates")
         xs, ops = sequential(f"{role} create", a.creates,
-                             lambda i: c.call("POST", "/v1/volumes", {"name": f"{prefix}{i}", "size": a.size}))
+                             lambda i: c.call("POST", create_path, {"name": f"{prefix}{i}", "size": a.size}))
         results["rows"].append({"op": "create", "via": role, "mode": "sequential", **summary(xs, ops)})
         log(f"{role} {nid}: {a.inspects} sequential inspects")
         xs, ops = sequential(f"{role} inspect", a.inspects,
@@ -241,7 +243,7 @@ def run(a, cluster, results):
         if a.clients > 1:
             log(f"{role} {nid}: {a.creates} creates from {a.clients} concurrent clients")
             xs, ops = concurrent(f"{role} create x{a.clients}", url, a.clients, a.creates,
-                                 lambda cc, t, j: cc.call("POST", "/v1/volumes",
+                                 lambda cc, t, j: cc.call("POST", create_path,
                                                           {"name": f"{prefix}c{t}-{j}", "size": a.size}))
             results["rows"].append({"op": "create", "via": role, "mode": f"{a.clients} clients", **summary(xs, ops)})
             log(f"{role} {nid}: {a.inspects} inspects from {a.clients} concurrent clients")
@@ -272,6 +274,8 @@ def main():
     ap.add_argument("--size", default="64MiB")
     ap.add_argument("--md", help="also write the markdown table to this file")
     ap.add_argument("--json", help="write the JSON results here (default: STATE_DIR/results.json)")
+    ap.add_argument("--wait-ready", action="store_true",
+                    help="create with ?wait=ready (answer once every replica's storage exists; the CLI's way)")
     ap.add_argument("--keep-state", action="store_true", help="keep the state directory (node logs) afterwards")
     a = ap.parse_args()
 

@@ -87,15 +87,16 @@ final class LocalCluster {
      * DIR/daemon.out, and waits until its /healthz answers.
      */
     LocalNode startNode(int index, String apiListen, String nbdListen, Duration timeout) throws IOException {
-        return startNode(index, apiListen, nbdListen, null, null, null, timeout);
+        return startNode(index, apiListen, nbdListen, null, null, null, List.of(), timeout);
     }
 
     /**
      * Node {@code index} of a local cluster: {@code join} (API address of node 1) and {@code token} for
      * nodes joining for the first time; null on restarts (the node keeps its identity in DIR/cluster.json).
+     * {@code extraArgs} go to its {@code node start} as they are (e.g. {@code --docker-plugin SOCKET}).
      */
     LocalNode startNode(int index, String apiListen, String nbdListen, String raftListen, String join, String token,
-            Duration timeout) throws IOException {
+            List<String> extraArgs, Duration timeout) throws IOException {
         Path dir = nodeDir(index);
         Files.createDirectories(dir);
         Path nodeJson = dir.resolve("node.json");
@@ -118,6 +119,7 @@ final class LocalCluster {
         if (joining) {
             cmd.addAll(List.of("--join", join));
         }
+        cmd.addAll(extraArgs);
         Path outFile = dir.resolve("daemon.out");
         ProcessBuilder pb = new ProcessBuilder(cmd);
         if (joining && token != null) {

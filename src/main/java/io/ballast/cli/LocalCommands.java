@@ -41,6 +41,12 @@ final class LocalCommands {
         @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "90", description = "How long to wait for the cluster")
         int timeoutSeconds;
 
+        @Option(names = "--docker-plugin", paramLabel = "SOCKET", arity = "0..1",
+                fallbackValue = "/run/docker/plugins/ballast.sock",
+                description = "Node 1 serves the Docker volume plugin on SOCKET (default /run/docker/plugins/ballast.sock,"
+                        + " driver name `ballast`; needs root); applies when node 1 starts")
+        Path dockerPluginSocket;
+
         static String nth(String listen, int i) {
             var a = NodeConfig.parseAddress(listen);
             int port = a.getPort() == 0 ? 0 : a.getPort() + i - 1;
@@ -70,6 +76,10 @@ final class LocalCommands {
                     alive.put(i, known.get());
                 }
             }
+            if (dockerPluginSocket != null && alive.containsKey(1)) {
+                // the plugin is a node option: a running node cannot gain it
+                cli.err.println("warning: node-1 is already running, --docker-plugin is ignored; `ballast down` first to add it");
+            }
             if (alive.size() == count && existing.isPresent()) {
                 cli.err.println("Ballast is already running at " + existing.get().apiUrl());
                 cli.out.println(existing.get().apiUrl());
@@ -77,7 +87,8 @@ final class LocalCommands {
             }
             Duration timeout = Duration.ofSeconds(timeoutSeconds);
             LocalCluster.LocalNode first = alive.containsKey(1) ? alive.get(1)
-                    : local.startNode(1, nth(apiListen, 1), nth(nbdListen, 1), nth(raftListen, 1), null, null, timeout);
+                    : local.startNode(1, nth(apiListen, 1), nth(nbdListen, 1), nth(raftListen, 1), null, null,
+                            dockerPluginSocket == null ? List.of() : List.of("--docker-plugin", dockerPluginSocket.toString()), timeout);
             String token = java.nio.file.Files.readString(local.nodeDir(1).resolve("cluster-token")).strip();
             String join = first.apiUrl().replace("http://", "");
             List<LocalCluster.LocalNode> started = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -92,7 +103,8 @@ final class LocalCommands {
                 }
                 threads.add(Thread.ofVirtual().start(() -> {
                     try {
-                        started.add(local.startNode(n, nth(apiListen, n), nth(nbdListen, n), nth(raftListen, n), join, token, timeout));
+                        started.add(local.startNode(n, nth(apiListen, n), nth(nbdListen, n), nth(raftListen, n), join, token,
+                                List.of(), timeout));
                     } catch (Exception e) {
                         failure[0] = e;
                     }
@@ -110,6 +122,11 @@ final class LocalCommands {
             awaitHealthy(new NodeClient(first.apiUrl()), count, timeout);
             cli.err.println("Ballast is up: " + count + " node" + (count == 1 ? "" : "s") + ", API " + first.apiUrl()
                     + " (data under " + cli.home() + "); stop it with `ballast down`");
+            if (dockerPluginSocket != null && !alive.containsKey(1)) {
+                String socket = dockerPluginSocket.toAbsolutePath().normalize().toString();
+                cli.err.println("Docker volume plugin on node-1: " + socket + " (use `--volume-driver "
+                        + io.ballast.integrations.docker.DockerPlugin.pluginName(Path.of(socket)) + "`)");
+            }
             cli.out.println(first.apiUrl());
             return ExitCodes.OK;
         }
@@ -251,7 +268,8 @@ final class LocalCommands {
             }
             JsonNode vs = cluster.path("volumes");
             out.println("Volumes:   " + volumes.size() + " (" + vs.path("healthy").asInt() + " healthy, " + vs.path("degraded").asInt()
-                    + " degraded, " + vs.path("unavailable").asInt() + " unavailable)");
+                    + " degraded, " + vs.path("unavailable").asInt() + " unavailable"
+                    + (vs.path("creating").asInt() > 0 ? ", " + vs.path("creating").asInt() + " creating" : "") + ")");
             java.util.List<java.util.List<String>> rows = new ArrayList<>();
             for (JsonNode v : volumes) {
                 JsonNode a = v.path("attachment");

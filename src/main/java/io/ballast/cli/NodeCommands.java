@@ -113,7 +113,8 @@ final class NodeCommands extends CommandGroup {
             io.ballast.integrations.docker.DockerPlugin docker = null;
             if (dockerPluginSocket != null) {
                 try {
-                    docker = io.ballast.integrations.docker.DockerPlugin.start(daemon.volumes(), dockerPluginSocket,
+                    docker = io.ballast.integrations.docker.DockerPlugin.start(daemon.volumes(), daemon.member().nodeId(),
+                            dockerPluginSocket,
                             config.dataDir().resolve("docker").resolve("mounts"));
                 } catch (java.io.IOException e) {
                     daemon.close();

@@ -40,8 +40,17 @@ public final class Output {
         return n == null || n.isNull() || n.isMissingNode() ? "-" : Sizes.format(n.asLong());
     }
 
+    /** A scalar as text; an array as its elements joined with ", " (e.g. the in-sync nodes). */
     static String text(JsonNode n) {
-        return n == null || n.isNull() || n.isMissingNode() ? "-" : n.asText();
+        if (n == null || n.isNull() || n.isMissingNode()) {
+            return "-";
+        }
+        if (n.isArray()) {
+            java.util.List<String> parts = new java.util.ArrayList<>();
+            n.forEach(x -> parts.add(text(x)));
+            return parts.isEmpty() ? "-" : String.join(", ", parts);
+        }
+        return n.asText();
     }
 
     /** An ISO instant cut to whole seconds for tables. */

@@ -87,7 +87,8 @@ final class VolumeCommands extends CommandGroup {
             if (spreadBy != null) {
                 body.put("spreadBy", spreadBy);
             }
-            JsonNode v = client().post("/v1/volumes", body);
+            // the CLI shows the volume with its replicas created, as a user expects after `create`
+            JsonNode v = client().post("/v1/volumes?wait=ready", body);
             if (output.json()) {
                 Output.printJson(cli().out, v);
             } else {

@@ -55,6 +55,7 @@ public final class ClusterEndpoints implements ClusterApi {
         ObjectNode vols = out.putObject("volumes");
         int healthy = 0;
         int degraded = 0;
+        int creating = 0;
         int unavailable = 0;
         ArrayNode list = vols.putArray("list");
         for (VolumeRecord v : s.volumes()) {
@@ -62,6 +63,7 @@ public final class ClusterEndpoints implements ClusterApi {
             switch (h) {
                 case "healthy" -> healthy++;
                 case "degraded" -> degraded++;
+                case "creating" -> creating++;
                 default -> unavailable++;
             }
             ObjectNode vj = list.addObject();
@@ -77,6 +79,7 @@ public final class ClusterEndpoints implements ClusterApi {
         vols.put("total", s.volumes().size());
         vols.put("healthy", healthy);
         vols.put("degraded", degraded);
+        vols.put("creating", creating);
         vols.put("unavailable", unavailable);
         return out;
     }

@@ -391,6 +391,16 @@ public final class ClusterMember implements AutoCloseable {
      */
     public void advertiseReplicationAddress(String address) {
         this.replicationAddress = address;
+        if (running && !removed) {
+            // now rather than at the next heartbeat: engines wait for this address to resync this node's replicas
+            Thread.ofVirtual().name("ballast-advertise").start(() -> {
+                try {
+                    registerOrHeartbeat();
+                } catch (RuntimeException e) {
+                    log.atDebug().log("advertising the replication address failed (the heartbeat retries): {}", e.getMessage());
+                }
+            });
+        }
     }
 
     /** The cluster token (known once {@link #start} has run). */
@@ -399,6 +409,8 @@ public final class ClusterMember implements AutoCloseable {
     }
 
     // ---- loops ----
+
+    private volatile boolean seenInState;
 
     private void heartbeatLoop() {
         while (running) {
@@ -420,7 +432,12 @@ public final class ClusterMember implements AutoCloseable {
         PoolStats s = poolStats.get();
         String at = Instant.now().toString();
         NodeRecord me = state().node(nodeId).orElse(null);
-        if (me == null && registered) {
+        if (me != null) {
+            seenInState = true;
+        }
+        // Removed only if this node's copy of the metadata once listed it: right after a join, the copy
+        // may not yet have applied the leader's registration (a new follower catches up over seconds).
+        if (me == null && registered && seenInState) {
             removed = true;
             log.atError().log("this node is no longer a member of the cluster (removed); it stops heartbeating");
             return;

@@ -440,6 +440,19 @@ public final class ClusterState {
                 rs.add(r);
             }
         }
+        // A drain ends when the replacements are in sync: the draining replicas then leave the volume
+        // (their node deletes the storage), in the same epoch bump, so no engine still counts on them.
+        List<String> retired = new ArrayList<>();
+        long healthyInSync = rs.stream().filter(r -> r.inSync() && !ReplicaRecord.DRAINING.equals(r.state())).count();
+        if (!add.isEmpty() && healthyInSync >= v.repl()) {
+            rs.removeIf(r -> {
+                boolean drained = ReplicaRecord.DRAINING.equals(r.state());
+                if (drained) {
+                    retired.add(r.nodeId());
+                }
+                return drained;
+            });
+        }
         if (rs.stream().noneMatch(ReplicaRecord::inSync)) {
             throw BallastException.conflict("volume " + v.name() + ": removing " + remove
                     + " would leave no replica in sync; the in-sync set is never emptied");
@@ -455,6 +468,10 @@ public final class ClusterState {
         for (String id : add) {
             event(c.at(), "replica-in-sync", v.name(), "replica of " + v.name() + " on " + id + " joined the in-sync set at epoch "
                     + epoch + why);
+        }
+        for (String id : retired) {
+            event(c.at(), "replica-retired", v.name(), "drained replica of " + v.name() + " on " + id
+                    + " removed at epoch " + epoch + ": its replacement is in sync");
         }
         return nv;
     }

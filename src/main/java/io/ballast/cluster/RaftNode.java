@@ -33,6 +33,7 @@ import org.apache.ratis.protocol.RaftGroup;
 import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.protocol.RaftPeer;
 import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
 import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.rpc.SupportedRpcType;
 import org.apache.ratis.server.DivisionInfo;
@@ -64,7 +65,8 @@ public final class RaftNode implements AutoCloseable {
     private final BallastStateMachine sm;
     private final ClusterTimings timings;
     private volatile RaftServer server;
-    private volatile RaftClient client;
+    private volatile ClientHandle client;
+    private volatile boolean closed;
     private volatile List<RaftPeer> knownPeers;
     private volatile boolean isolated;
 
@@ -133,7 +135,12 @@ public final class RaftNode implements AutoCloseable {
                 .addKeyValue("recover", recover).log("Raft server started");
     }
 
-    /** Rebuilds the client for a new set of peers (after a membership change). */
+    /**
+     * Rebuilds the client for a new set of peers (after a membership change, a join, a heal). The old
+     * client is closed only after the calls still using it are done: closing a Ratis client under a
+     * running call made that call fail with an NPE inside Ratis ("proxy" is null: the client's
+     * PeerProxyMap hands out a proxy that its close just set to null).
+     */
     public synchronized void setClientPeers(List<RaftPeer> peers) throws IOException {
         List<RaftPeer> distinct = new ArrayList<>();
         for (RaftPeer p : peers) {
@@ -141,16 +148,52 @@ public final class RaftNode implements AutoCloseable {
                 distinct.add(p);
             }
         }
-        RaftClient old = client;
+        ClientHandle old = client;
         knownPeers = List.copyOf(distinct);
-        client = RaftClient.newBuilder()
+        client = new ClientHandle(RaftClient.newBuilder()
                 .setProperties(properties())
                 .setRaftGroup(RaftGroup.valueOf(groupId, distinct))
                 .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
                         (int) Math.max(10, timings.requestTimeoutMs() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
-                .build();
+                .build());
         if (old != null) {
-            old.close();
+            old.release(); // the owner's reference: closes now, or when its last running call ends
+        }
+    }
+
+    /**
+     * A Raft client and how many references it has: one for being the current client, one per running
+     * call. It is closed when the count drops to zero, so a replaced client is never closed under a call.
+     */
+    private static final class ClientHandle {
+        final RaftClient raft;
+        private final java.util.concurrent.atomic.AtomicInteger refs = new java.util.concurrent.atomic.AtomicInteger(1);
+
+        ClientHandle(RaftClient raft) {
+            this.raft = raft;
+        }
+
+        /** False once the client is closed (it was replaced and its last call ended). */
+        boolean tryAcquire() {
+            while (true) {
+                int n = refs.get();
+                if (n == 0) {
+                    return false;
+                }
+                if (refs.compareAndSet(n, n + 1)) {
+                    return true;
+                }
+            }
+        }
+
+        void release() {
+            if (refs.decrementAndGet() == 0) {
+                try {
+                    raft.close();
+                } catch (IOException | RuntimeException e) {
+                    log.atDebug().log("closing a replaced Raft client: {}", e.toString());
+                }
+            }
         }
     }
 
@@ -228,15 +271,11 @@ public final class RaftNode implements AutoCloseable {
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
-        RaftClient c = client();
         Message msg = Message.valueOf(org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(bytes));
-        RaftClientReply reply = await(CompletableFuture.supplyAsync(() -> {
-            try {
-                return c.io().send(msg);
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(e);
-            }
-        }, CALLS), timings.requestTimeoutMs(), "write");
+        RaftClientReply reply = isLeader() ? submitToOwnServer(msg) : null;
+        if (reply == null) {
+            reply = submitThroughClient(msg);
+        }
         JsonNode r;
         try {
             r = ClusterState.JSON.readTree(reply.getMessage().getContent().toByteArray());
@@ -250,6 +289,77 @@ public final class RaftNode implements AutoCloseable {
         }
         return r.path("result");
     }
+
+    /** Through the Raft client: it finds the leader and follows redirects, retrying with the same call id. */
+    private RaftClientReply submitThroughClient(Message msg) {
+        ClientHandle c = acquireClient();
+        CompletableFuture<RaftClientReply> call;
+        try {
+            call = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return c.raft.io().send(msg);
+                } catch (IOException e) {
+                    throw new java.util.concurrent.CompletionException(e);
+                } finally {
+                    c.release(); // when the send ends, also after our wait below timed out
+                }
+            }, CALLS);
+        } catch (RuntimeException e) {
+            c.release();
+            throw e;
+        }
+        return await(call, timings.requestTimeoutMs(), "write");
+    }
+
+    /**
+     * On the leader, a write handed to this node's own Raft server in process: no gRPC round trip to
+     * ourselves and fewer thread handoffs. Null when the server answers that it is not (or not yet)
+     * the leader: such a request was refused before it was appended, so the caller may send it through
+     * the client, which finds the leader.
+     */
+    private RaftClientReply submitToOwnServer(Message msg) {
+        RaftServer s = server;
+        if (isolated || s == null) {
+            return null;
+        }
+        RaftClientRequest req = RaftClientRequest.newBuilder()
+                .setClientId(LOCAL_WRITES)
+                .setServerId(RaftPeerId.valueOf(nodeId))
+                .setGroupId(groupId)
+                .setCallId(WRITE_CALLS.incrementAndGet())
+                .setMessage(msg)
+                .setType(RaftClientRequest.writeRequestType())
+                .setTimeoutMs(timings.requestTimeoutMs())
+                .build();
+        CompletableFuture<RaftClientReply> f;
+        try {
+            f = s.submitClientRequestAsync(req);
+        } catch (IOException e) {
+            return null; // not submitted at all (e.g. the server is closing)
+        }
+        RaftClientReply reply;
+        try {
+            reply = f.get(timings.requestTimeoutMs(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write timed out after " + timings.requestTimeoutMs()
+                    + " ms: no quorum answered the leader " + nodeId + "; check `ballast status` and `ballast events`");
+        } catch (ExecutionException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write failed: " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+        if (reply.isSuccess()) {
+            return reply;
+        }
+        if (reply.getNotLeaderException() != null || reply.getException() instanceof LeaderNotReadyException) {
+            return null;
+        }
+        throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write failed: " + reply.getException());
+    }
+
+    private static final ClientId LOCAL_WRITES = ClientId.randomId();
+    private static final java.util.concurrent.atomic.AtomicLong WRITE_CALLS = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * Waits until this node's state machine reflects every write committed before the call
@@ -265,8 +375,11 @@ public final class RaftNode implements AutoCloseable {
         String last = "no answer";
         while (true) {
             RaftServer s = server;
-            if (isolated || s == null) {
+            if (isolated) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is cut off from the cluster (isolated)");
+            }
+            if (s == null) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
             long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
             RaftClientRequest req = RaftClientRequest.newBuilder()
@@ -312,9 +425,9 @@ public final class RaftNode implements AutoCloseable {
 
     /** Membership change through Ratis reconfiguration (joint consensus). */
     public void setConfiguration(List<RaftPeer> voters, List<RaftPeer> listeners) {
-        RaftClient c = client();
+        ClientHandle c = acquireClient();
         try {
-            RaftClientReply r = c.admin().setConfiguration(voters, listeners);
+            RaftClientReply r = c.raft.admin().setConfiguration(voters, listeners);
             if (!r.isSuccess()) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "Raft reconfiguration failed: " + r.getException());
             }
@@ -323,14 +436,29 @@ public final class RaftNode implements AutoCloseable {
             setClientPeers(all);
         } catch (IOException e) {
             throw new BallastException(ErrorCode.UNAVAILABLE, "Raft reconfiguration failed: " + e.getMessage());
+        } finally {
+            c.release();
         }
     }
 
-    private RaftClient client() {
-        if (isolated) {
-            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is cut off from the cluster (isolated)");
+    /** The current client, with a reference the caller must {@link ClientHandle#release() release}. */
+    private ClientHandle acquireClient() {
+        while (true) {
+            if (isolated) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is cut off from the cluster (isolated)");
+            }
+            if (closed) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " is shutting down");
+            }
+            ClientHandle c = client;
+            if (c == null) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft client yet");
+            }
+            if (c.tryAcquire()) {
+                return c;
+            }
+            Thread.onSpinWait(); // replaced between our read and the acquire: the next read sees the new one
         }
-        return client;
     }
 
     private RaftClientReply await(CompletableFuture<RaftClientReply> f, long timeoutMs, String what) {
@@ -371,8 +499,10 @@ public final class RaftNode implements AutoCloseable {
 
     @Override
     public synchronized void close() throws IOException {
-        if (client != null) {
-            client.close();
+        boolean wasClosed = closed;
+        closed = true;
+        if (!wasClosed && client != null) {
+            client.release(); // closes once running calls end (they fail fast: the server below closes)
         }
         if (server != null) {
             server.close();

@@ -169,6 +169,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 stopTakenOver(v);
             }
         }
+        // the ready commits of one pass run concurrently (Ratis batches them) and overlap with creating
+        // the next replica's storage: one at a time, a burst of creates outran this node's readiness
+        List<Thread> readyCommits = new java.util.ArrayList<>();
+        java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
             if (!ledger.containsKey(v.name())) {
@@ -183,8 +187,26 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 log.atInfo().addKeyValue("volume", v.name()).log("replica storage created");
             }
             if (ReplicaRecord.PENDING.equals(mine.state())) {
-                member.raft().submit(new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY));
+                Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
+                readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
+                    try {
+                        member.raft().submit(ready);
+                    } catch (RuntimeException e) {
+                        readyFailures.add(e);
+                    }
+                }));
             }
+        }
+        for (Thread t : readyCommits) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while marking replicas ready");
+            }
+        }
+        if (!readyFailures.isEmpty()) {
+            throw readyFailures.peek(); // the next pass retries: the replicas are still pending
         }
         resumeEngines(me);
         startMaintenance();
@@ -397,6 +419,19 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** {@code repl} and {@code minInSync} 0: the defaults (min(3, failure domains); 1, or 2 from three replicas). */
     @Override
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, false);
+    }
+
+    /**
+     * Commits the volume ({@code CreateVolume}: placement happens in that commit) and answers once this
+     * node applied it: one Raft commit. The replicas' nodes create their storage on apply and each marks
+     * its replica ready with its own commit; until then the replicas show {@code pending} and the health
+     * {@code creating}. {@link #attach} waits for them, so an attach right after a create works. With
+     * {@code waitReady} the answer also waits for every replica to be ready (bounded by
+     * {@link #WAIT_READY_MS}; after that it answers with the pending replicas shown).
+     */
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
@@ -408,24 +443,37 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         member.raft().submit(new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
                 sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync));
-        kick.release();
-        // answer once every replica exists (all nodes reconcile on apply), bounded; woken by each applied
-        // command (the replicas' SetReplicaState commits) instead of polling
+        if (waitReady) {
+            awaitReplicasCreated(name, WAIT_READY_MS);
+        }
+        return view(require(name));
+    }
+
+    /**
+     * Waits (bounded) until no replica of the volume is {@code pending} on an up node, i.e. every
+     * replica whose node can create it has its storage and is marked ready. Woken by each applied log
+     * entry (the replicas' {@code SetReplicaState} commits), no polling. Returns the current record;
+     * on timeout the caller goes on with what is there.
+     */
+    private Optional<VolumeRecord> awaitReplicasCreated(String name, long timeoutMs) {
         var sm = member.stateMachine();
-        long deadline = System.nanoTime() + WAIT_READY_MS * 1_000_000;
-        while (System.nanoTime() < deadline) {
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+        while (true) {
             var applied = sm.getLastAppliedTermIndex();
             Optional<VolumeRecord> v = member.state().volume(name);
-            if (v.isEmpty() || v.get().replicas().stream().allMatch(r -> ReplicaRecord.READY.equals(r.state()))) {
-                break;
-            }
             long leftMs = (deadline - System.nanoTime()) / 1_000_000;
-            if (leftMs <= 0) {
-                break;
+            if (v.isEmpty() || !hasCreatablePending(v.get()) || leftMs <= 0) {
+                return v;
             }
-            sm.awaitApplied(applied == null ? 0 : applied.getIndex() + 1, Math.min(leftMs, 50));
+            kick.release(); // our own replica, if pending, is created by this node's reconciler
+            sm.awaitApplied(applied == null ? 0 : applied.getIndex() + 1, leftMs);
         }
-        return view(member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found")));
+    }
+
+    /** Whether a replica of {@code v} is still pending on an up node (its storage is being created). */
+    private boolean hasCreatablePending(VolumeRecord v) {
+        return v.replicas().stream().anyMatch(r -> ReplicaRecord.PENDING.equals(r.state())
+                && member.state().node(r.nodeId()).map(NodeRecord::state).map(NodeRecord.UP::equals).orElse(false));
     }
 
     @Override
@@ -486,8 +534,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
         }
+        long startNs = System.nanoTime();
         member.raft().barrier();
+        long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
+        if (hasCreatablePending(v)) {
+            // right after a create: the engine needs the replicas' storage, which their nodes are creating
+            v = awaitReplicasCreated(name, WAIT_READY_MS).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
+        }
         String me = member.nodeId();
         Attachment cur = v.attachment();
         boolean mineAlready = cur != null && cur.nodeId().equals(me) && VolumeRecord.KIND_USER.equals(v.attachKind());
@@ -521,10 +575,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Attachment planned = new Attachment(name, me, nbd.tcpUri(name), nbd.unixUri(name), Attachment.METHOD_NONE,
                 mountDir == null ? null : AttachPaths.normalize(mountDir), null, null, null, Instant.now().toString());
         boolean upgrade = mineAlready; // a plain attachment being mounted stays on failure
+        long probedNs = System.nanoTime();
         attaching.add(name);
         try {
             synchronized (engineLock(name)) {
                 member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned, VolumeRecord.KIND_USER, takeover, reason));
+                long committedNs = System.nanoTime();
                 VolumeRecord attached = require(name);
                 try {
                     if (v.maintenanceAttached() && cur.nodeId().equals(me)) {
@@ -535,8 +591,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     rollback(name, upgrade, attached.attachEpoch(), e);
                     throw e;
                 }
+                long startedNs = System.nanoTime();
                 if (takeover) {
+                    // where a failover's time went: a dead leader shows in barrierMs (an election)
                     log.atWarn().addKeyValue("volume", name).addKeyValue("from", cur.nodeId()).addKeyValue("epoch", attached.epoch())
+                            .addKeyValue("barrierMs", (barrierNs - startNs) / 1_000_000)
+                            .addKeyValue("holderProbeMs", (probedNs - barrierNs) / 1_000_000)
+                            .addKeyValue("commitMs", (committedNs - probedNs) / 1_000_000)
+                            .addKeyValue("engineOpenMs", (startedNs - committedNs) / 1_000_000)
                             .log("attachment taken over: {}", reason);
                 }
                 try {
@@ -557,6 +619,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** How long an attach waits for the current holder's API before treating it as dead. */
     static final long HOLDER_PROBE_MS = 1000;
 
+    /** One client for every probe: building one costs a selector thread and, on a loaded host, half a second of a failover. */
+    private static final class ProbeClient {
+        static final java.net.http.HttpClient CLIENT = java.net.http.HttpClient.newBuilder()
+                .connectTimeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build();
+    }
+
     /** Whether the node's API answers /healthz (2xx) within {@link #HOLDER_PROBE_MS}. */
     private boolean holderAnswers(String nodeId) {
         String url = member.state().node(nodeId).map(NodeRecord::apiUrl).orElse(null);
@@ -564,9 +632,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return false;
         }
         try {
-            java.net.http.HttpResponse<Void> r = java.net.http.HttpClient.newBuilder()
-                    .connectTimeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build()
-                    .send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
+            // A dead process refuses the connection at once; only a live one gets the HTTP request (which
+            // also catches a hung daemon whose kernel still accepts connections).
+            java.net.URI api = java.net.URI.create(url);
+            try (java.net.Socket socket = new java.net.Socket()) {
+                socket.connect(new java.net.InetSocketAddress(api.getHost(), api.getPort()), (int) HOLDER_PROBE_MS);
+            }
+            java.net.http.HttpResponse<Void> r = ProbeClient.CLIENT.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
                             .timeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build(),
                             java.net.http.HttpResponse.BodyHandlers.discarding());
             return r.statusCode() / 100 == 2;
@@ -654,17 +726,27 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return member.state().volume(name).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
     }
 
-    /** Healthy: every replica ready on an up node; degraded: at least one; unavailable: none. */
+    /**
+     * Healthy: every replica ready and in sync on an up node; creating: the same except that some are
+     * still pending (a new volume whose nodes are creating the storage); degraded: at least one good
+     * replica; unavailable: none.
+     */
     public static String health(VolumeRecord v, ClusterMemberView nodes) {
         int good = 0;
+        int creating = 0;
         for (ReplicaRecord r : v.replicas()) {
             boolean up = nodes.state(r.nodeId()).map(NodeRecord.UP::equals).orElse(false);
             if (up && ReplicaRecord.READY.equals(r.state()) && r.inSync()) {
                 good++;
+            } else if (up && ReplicaRecord.PENDING.equals(r.state()) && r.inSync()) {
+                creating++;
             }
         }
         if (good == v.replicas().size() && good >= v.repl()) {
             return "healthy";
+        }
+        if (creating > 0 && good + creating == v.replicas().size() && good + creating >= v.repl()) {
+            return "creating";
         }
         return good > 0 ? "degraded" : "unavailable";
     }

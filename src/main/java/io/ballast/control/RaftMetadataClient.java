@@ -75,6 +75,10 @@ public final class RaftMetadataClient implements MetadataClient {
                 case Command.Attach a -> a.volume();
                 case Command.Detach d -> d.volume();
                 case Command.SetReplicaState s -> s.volume();
+                case Command.RegisterNode r -> {
+                    host.replicaNodeReturned(r.nodeId()); // e.g. restarted, with a new replication address
+                    yield "";
+                }
                 case Command.DrainNode d -> null; // several volumes
                 case Command.RemoveNode r -> null;
                 default -> "";

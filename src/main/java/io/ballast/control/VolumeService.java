@@ -32,6 +32,15 @@ public interface VolumeService {
         return create(name, sizeBytes);
     }
 
+    /**
+     * {@link #create(String, long, int, String, int)}; with {@code waitReady} a service whose replicas
+     * are created asynchronously answers only once they exist (bounded). A single node creates its one
+     * copy before answering either way.
+     */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync);
+    }
+
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
     Attachment attach(String name, Path mountDir);
 

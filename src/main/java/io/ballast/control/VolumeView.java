@@ -12,7 +12,8 @@ import java.util.List;
  * @param repl replicas asked for
  * @param spreadBy the label replicas are spread across ({@code node}: distinct nodes only)
  * @param replicas where the replicas are, their state and their node's state
- * @param health {@code healthy}, {@code degraded} or {@code unavailable}
+ * @param health {@code healthy}, {@code creating} (replicas' storage being created right after a create),
+ *     {@code degraded} or {@code unavailable}
  * @param epoch bumped on attach, detach and every change of the in-sync set
  * @param minInSync writes are acknowledged only while at least this many replicas are in sync
  * @param attachEpoch the epoch the current attachment was made at (0: detached)

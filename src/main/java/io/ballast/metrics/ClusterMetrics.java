@@ -75,7 +75,7 @@ public final class ClusterMetrics {
                     ClusterMember m = MEMBER.get();
                     if (m != null) {
                         ClusterState s = m.state();
-                        Map<String, Integer> by = new TreeMap<>(Map.of("healthy", 0, "degraded", 0, "unavailable", 0));
+                        Map<String, Integer> by = new TreeMap<>(Map.of("healthy", 0, "degraded", 0, "creating", 0, "unavailable", 0));
                         for (VolumeRecord v : s.volumes()) {
                             by.merge(ClusterVolumeService.health(v, id -> s.node(id).map(NodeRecord::state)), 1, Integer::sum);
                         }

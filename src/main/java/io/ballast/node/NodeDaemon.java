@@ -120,6 +120,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);
+        io.ballast.metrics.EngineMetrics.track(engines::lastStatuses);
 
         api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member));
         api.start();

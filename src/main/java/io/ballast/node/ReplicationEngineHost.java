@@ -54,6 +54,12 @@ public final class ReplicationEngineHost implements EngineHost {
     private volatile String token;
     private volatile ReplicaServer server;
     private final Map<String, Running> engines = new ConcurrentHashMap<>();
+    /**
+     * Resync copies all engines here may hold in memory at once: the daemon's heap is 96 MiB, and each
+     * copy exists about twice (read buffer, then the frame being sent).
+     */
+    static final long RESYNC_BUDGET_BYTES = 16L << 20;
+    private final io.ballast.replication.ResyncBudget resyncBudget = new io.ballast.replication.ResyncBudget(RESYNC_BUDGET_BYTES);
 
     private record Running(EngineRunner runner, TcpReplicaNetwork network, long attachEpoch) {}
 
@@ -138,7 +144,7 @@ public final class ReplicationEngineHost implements EngineHost {
             TcpReplicaNetwork[] net = new TcpReplicaNetwork[1];
             EngineRunner runner = new EngineRunner(layout, nodeId, config,
                     sink -> net[0] = new TcpReplicaNetwork(nodeId, clusterId, token, this::addressOf, sink),
-                    metadata, lanes::handle);
+                    metadata, lanes::handle, resyncBudget);
             if (pool.find(layout.volumeName()).isPresent() && layout.replicas().stream()
                     .anyMatch(rep -> rep.nodeId().equals(nodeId))) {
                 io.ballast.storage.VolumeStore local = pool.open(layout.volumeName());
@@ -202,10 +208,15 @@ public final class ReplicationEngineHost implements EngineHost {
         return Optional.ofNullable(engines.get(volumeName)).map(r -> r.runner().status());
     }
 
-    /** Status of every engine on this node (metrics). */
-    public Map<String, EngineStatus> statuses() {
+    @Override
+    public void replicaNodeReturned(String node) {
+        engines.values().forEach(r -> r.runner().probeSoon(node));
+    }
+
+    @Override
+    public Map<String, EngineStatus> lastStatuses() {
         Map<String, EngineStatus> out = new java.util.TreeMap<>();
-        engines.forEach((k, v) -> out.put(k, v.runner().status()));
+        engines.forEach((k, v) -> out.put(k, v.runner().lastStatus()));
         return out;
     }
 

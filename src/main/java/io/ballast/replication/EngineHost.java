@@ -39,6 +39,15 @@ public interface EngineHost extends AutoCloseable {
         return null;
     }
 
+    /** A node registered again (restart, new address): engines waiting to resync its replicas probe it now. */
+    default void replicaNodeReturned(String nodeId) {
+    }
+
+    /** The last status of every engine here, without waiting on any engine (metrics scrapes). */
+    default java.util.Map<String, EngineStatus> lastStatuses() {
+        return java.util.Map.of();
+    }
+
     @Override
     void close();
 }

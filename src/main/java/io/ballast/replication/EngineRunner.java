@@ -45,13 +45,17 @@ public final class EngineRunner implements AutoCloseable {
             Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
             ReplicaLogic localReplica) {
         this(layout, localNodeId, config, remoteNetworkFactory, metadata,
-                localReplica == null ? null : (java.util.function.Function<ReplicaRequest, ReplicaReply>) localReplica::handle);
+                localReplica == null ? null : (java.util.function.Function<ReplicaRequest, ReplicaReply>) localReplica::handle,
+                ResyncBudget.unlimited());
     }
 
-    /** As above, with the local replica as any request handler (the node's per-volume lanes). */
+    /**
+     * As above, with the local replica as any request handler (the node's per-volume lanes) and the
+     * node's bound on resync copies in memory, shared by its engines.
+     */
     public EngineRunner(VolumeLayout layout, String localNodeId, EngineConfig config,
             Function<ReplicaNetwork.ReplySink, ReplicaNetwork> remoteNetworkFactory, MetadataClient metadata,
-            java.util.function.Function<ReplicaRequest, ReplicaReply> localReplica) {
+            java.util.function.Function<ReplicaRequest, ReplicaReply> localReplica, ResyncBudget resyncBudget) {
         this.initialLayout = layout;
         this.config = config;
         ReplicaNetwork.ReplySink sink = (nodeId, reply) -> post(() -> engineRef().onReply(nodeId, reply));
@@ -71,7 +75,7 @@ public final class EngineRunner implements AutoCloseable {
         };
         // Control-plane callbacks run on any thread: re-queue them onto the agent.
         MetadataClient queued = (change, done) -> metadata.changeInSync(change, result -> post(() -> done.accept(result)));
-        this.engine = new VolumeEngine(layout, localNodeId, config, routing, queued);
+        this.engine = new VolumeEngine(layout, localNodeId, config, routing, queued, resyncBudget);
         this.device = new ReplicatedVolume(this, layout.sizeBytes());
         this.lastStatus = engine.status();
         this.agent = Thread.ofPlatform().name("ballast-engine-" + layout.volumeName()).daemon(true).unstarted(this::runAgent);
@@ -208,7 +212,8 @@ public final class EngineRunner implements AutoCloseable {
             ReplicaReply reply;
             try {
                 reply = replica.apply(request);
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | OutOfMemoryError e) {
+                // Always answer: a lost reply stalls the volume until the replica times out.
                 reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
             }
             ReplicaReply r = reply;
@@ -287,6 +292,11 @@ public final class EngineRunner implements AutoCloseable {
         return device;
     }
 
+    /** See {@link VolumeEngine#probeSoon}. */
+    public void probeSoon(String nodeId) {
+        post(() -> engine.probeSoon(nodeId));
+    }
+
     public void onLayoutChanged(VolumeLayout layout) {
         post(() -> engine.onLayoutChanged(layout));
     }
@@ -306,6 +316,11 @@ public final class EngineRunner implements AutoCloseable {
         } catch (ExecutionException | TimeoutException e) {
             return lastStatus;
         }
+    }
+
+    /** The status as of the agent's last tick (at most {@value #TICK_MS} ms old while it runs); never waits. */
+    public EngineStatus lastStatus() {
+        return lastStatus;
     }
 
     public boolean fenced() {

@@ -53,6 +53,18 @@ public final class VolumeEngine {
     private long nowMs;
     private long nextRequestId = 1;
     private long regionSizeBytes = 4L << 20;
+    /**
+     * A resync reads and writes at most this much per step, and keeps at most RESYNC_WINDOW_BYTES of
+     * copy writes unanswered: without the bound, an unthrottled rebuild queued whole regions faster
+     * than the target took them and ran the node's small heap out of memory.
+     */
+    static final int RESYNC_CHUNK_BYTES = 1 << 20;
+    static final long RESYNC_WINDOW_BYTES = 8L << 20;
+    /** Reads of a resync's source in flight at once: hides the source's latency behind the next read. */
+    static final int RESYNC_READS_IN_FLIGHT = 2;
+    private final ResyncBudget resyncBudget;
+    /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
+    private long budgetHeldBytes;
     private Consumer<BallastException> openDone;
 
     // Requests sent and not answered, by id and per node in send order (the oldest times out first).
@@ -86,6 +98,8 @@ public final class VolumeEngine {
     private long metadataRetryAtMs;
     private final Map<String, Long> probeAtMs = new HashMap<>();
     private final Set<String> probing = new HashSet<>();
+    /** Nodes that registered anew while a probe to them was in flight: probe again at once if it fails. */
+    private final Set<String> reprobe = new HashSet<>();
 
     // Client writes and flushes: waiting (FIFO, not yet sent) and in flight (sent, not acknowledged).
     private final ArrayDeque<Op> waiting = new ArrayDeque<>();
@@ -99,6 +113,9 @@ public final class VolumeEngine {
     private long checkpointSeq;
     private long lastCheckpointMs;
     private long writesSinceCheckpoint;
+    private long lastWriteMs;
+    /** Writes paused this long: checkpoint now rather than at the interval. */
+    static final long QUIET_CHECKPOINT_MS = 100;
     private Round ckptFlush;
     private Round ckptRound;
     /** The last checkpoint every in-sync replica completed: missedSinceGeneration of a removed replica. */
@@ -177,7 +194,12 @@ public final class VolumeEngine {
         int listRepliesWanted;
         long[] regions;
         int next;
-        boolean copyInFlight;
+        /** Progress inside {@code regions[next]}: a region is copied in chunks of at most RESYNC_CHUNK_BYTES. */
+        int offsetInRegion;
+        /** Chunk reads sent to the source and not yet answered (at most RESYNC_READS_IN_FLIGHT). */
+        int readsInFlight;
+        /** Copy writes sent to the target and not yet answered (bounded by RESYNC_WINDOW_BYTES). */
+        long writeBytesInFlight;
         long bytesDone;
         long bytesTotal;
 
@@ -190,6 +212,13 @@ public final class VolumeEngine {
 
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata) {
+        this(layout, localNodeId, config, network, metadata, ResyncBudget.unlimited());
+    }
+
+    /** As above, with the node-wide bound on resync copies held in memory (shared by the node's engines). */
+    public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
+            MetadataClient metadata, ResyncBudget resyncBudget) {
+        this.resyncBudget = resyncBudget;
         this.layout = layout;
         this.localNodeId = localNodeId;
         this.config = config;
@@ -238,6 +267,7 @@ public final class VolumeEngine {
 
     private void failOpen(String why) {
         phase = Phase.FAILED;
+        releaseAllBudget();
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, why));
             openDone = null;
@@ -366,6 +396,9 @@ public final class VolumeEngine {
             done.complete(null, null);
             return;
         }
+        if (kind != Kind.FLUSH) {
+            lastWriteMs = nowMs;
+        }
         waiting.add(new Op(++opSeq, kind, offsetBytes, lengthBytes, data, fua, mayDeallocate, done));
         afterEvent();
     }
@@ -478,13 +511,29 @@ public final class VolumeEngine {
         afterEvent();
     }
 
+    /**
+     * A hint that a node may be reachable again (it registered anew): a probe already scheduled for it
+     * runs at the next tick instead of after the probe interval. Changes nothing else.
+     */
+    public void probeSoon(String nodeId) {
+        if (probing.contains(nodeId)) {
+            reprobe.add(nodeId); // the probe in flight may have gone to its old address
+        } else if (probeAtMs.containsKey(nodeId)) {
+            probeAtMs.put(nodeId, nowMs);
+        }
+    }
+
     public void tick(long nowMs) {
         long elapsedMs = Math.max(0, nowMs - lastTickMs);
         this.nowMs = nowMs;
         this.lastTickMs = nowMs;
         expireRequests();
         if (phase == Phase.SERVING) {
-            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && nowMs - lastCheckpointMs >= config.checkpointIntervalMs()) {
+            boolean due = nowMs - lastCheckpointMs >= config.checkpointIntervalMs();
+            // Also once writes pause: a replica that fails later then resyncs only what came after the
+            // pause, not the whole last interval's writes (up to a second of full-speed writing).
+            boolean quiet = waiting.isEmpty() && inflight.isEmpty() && nowMs - lastWriteMs >= QUIET_CHECKPOINT_MS;
+            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && (due || quiet)) {
                 ckpt = Ckpt.DRAINING;
             }
             resyncTokens = refill(resyncTokens, config.resyncBytesPerSec(), elapsedMs);
@@ -509,6 +558,7 @@ public final class VolumeEngine {
             return;
         }
         phase = Phase.CLOSED;
+        releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "engine closed while opening"));
@@ -561,7 +611,8 @@ public final class VolumeEngine {
                 .append(" locks=").append(locks.size()).append(" probing=").append(probing);
         for (Resync r : resyncs.values()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
-                    .append(" copyInFlight=").append(r.copyInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
+                    .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
+                    .append(" reads=").append(r.readsInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
         }
         for (Op op : inflight) {
             b.append(" op[").append(op.kind).append(" required=").append(op.required).append(" done=").append(op.doneNodes)
@@ -656,6 +707,16 @@ public final class VolumeEngine {
         if (r != null) {
             pendingAdd.remove(nodeId);
         }
+        // A Done from it for a write not yet acknowledged no longer counts: the failure may be a crash
+        // that lost the write from its cache, and an engine that took over could not report that loss.
+        for (Op op : inflight) {
+            op.doneNodes.remove(nodeId);
+        }
+        if (inFlightAdds.contains(nodeId)) {
+            // Its add may still commit: ops waiting on it were not all sent to it, so when the add
+            // commits it must leave again at once, even if a newer resync of it finished meanwhile.
+            abortedResyncs.add(nodeId);
+        }
         probeAtMs.putIfAbsent(nodeId, nowMs + config.probeIntervalMs());
         ArrayDeque<Outstanding> q = outstandingByNode.remove(nodeId);
         if (q != null) {
@@ -688,6 +749,7 @@ public final class VolumeEngine {
         }
         boolean wasOpening = openDone != null;
         phase = Phase.FENCED;
+        releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
                 + ": this engine was superseded (fenced)"));
         if (wasOpening) {
@@ -1021,6 +1083,15 @@ public final class VolumeEngine {
                     faulty.add(n);
                     pendingRemoval.add(n);
                 }
+                if (!change.add().isEmpty()) {
+                    // The copied blocks carry the generation the resync started at. Until a later checkpoint
+                    // completes, a failure of the new replica would be marked "missed since" that generation
+                    // and its delta resync would list every copied region: checkpoint now, not at the next write.
+                    writesSinceCheckpoint = Math.max(1, writesSinceCheckpoint);
+                    if (ckpt == Ckpt.IDLE) {
+                        ckpt = Ckpt.DRAINING;
+                    }
+                }
             }
             case MetadataClient.Result.Fenced f -> {
                 if (f.current() != null && sameAttachment(f.current()) && f.current().epoch() > epoch()) {
@@ -1080,11 +1151,15 @@ public final class VolumeEngine {
             probeAtMs.put(n, nowMs + config.probeIntervalMs());
             send(n, id -> new ReplicaRequest.Open(id, layout.volumeUuid(), epoch()), false, reply -> {
                 probing.remove(n);
+                boolean again = reprobe.remove(n);
                 if (!(reply instanceof ReplicaReply.Opened)) {
                     if (reply instanceof ReplicaReply.Fenced) {
                         fencedRequests++;
                     }
                     faulty.add(n);
+                    if (again) {
+                        probeAtMs.put(n, nowMs);
+                    }
                     return;
                 }
                 if (stuck.remove(n)) {
@@ -1118,7 +1193,9 @@ public final class VolumeEngine {
         faulty.remove(target);
         Resync r = new Resync(target, missedSinceGeneration, nowMs);
         r.source = source;
-        abortedResyncs.remove(target);
+        if (!inFlightAdds.contains(target)) {
+            abortedResyncs.remove(target); // the mark of an add still in flight is settled by its result
+        }
         resyncs.put(target, r);
         if (lastSentGeneration > 0) {
             // Tag everything the target gets from now on at least as high as the source's blocks, so a
@@ -1175,63 +1252,123 @@ public final class VolumeEngine {
 
     private void resyncStep() {
         for (Resync r : new ArrayList<>(resyncs.values())) {
-            if (resyncs.get(r.nodeId) != r || r.step != ResyncStep.COPYING || r.copyInFlight) {
-                continue;
+            while (resyncs.get(r.nodeId) == r && r.step == ResyncStep.COPYING && copyOneChunk(r)) {
+                // keep issuing reads while the window, the budget and the tokens allow
             }
-            if (r.next >= r.regions.length) {
-                r.step = ResyncStep.FLUSHING;
-                send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                    if (resyncs.get(r.nodeId) != r) {
-                        return;
-                    }
-                    if (reply instanceof ReplicaReply.Done) {
-                        r.step = ResyncStep.ADDING;
-                        pendingAdd.add(r.nodeId);
-                    } else {
-                        failNode(r.nodeId, "resync flush: " + reply);
-                    }
-                });
-                continue;
+        }
+    }
+
+    /** Starts the copy of the next chunk, or the final flush; false when nothing more can start now. */
+    private boolean copyOneChunk(Resync r) {
+        if (r.next >= r.regions.length) {
+            if (r.readsInFlight > 0) {
+                return false; // their writes must reach the target's stream before the flush
             }
-            if (resyncTokens <= 0 || ckpt != Ckpt.IDLE) {
-                continue;
-            }
-            long region = r.regions[r.next];
-            long start = region * regionSizeBytes;
-            int len = regionLength(region);
-            resyncTokens -= len;
-            r.copyInFlight = true;
-            long[] lock = lock(start, start + len);
-            List<String> sources = new ArrayList<>();
-            sources.add(r.source);
-            repairingRead(start, len, sources, data -> {
-                if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                    sendWrite(r.nodeId, start, data);
-                    r.bytesDone += len;
-                    resyncBytes += len;
-                    r.next++;
-                }
-                r.copyInFlight = false;
-                unlock(lock);
-            }, error -> {
-                if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
-                    // No in-sync replica can read part of the region: copy what is readable, sector by
-                    // sector, and leave the unreadable sectors as the target has them (scrub repairs the
-                    // source from the target once it is in sync) rather than never finishing.
-                    salvage(r, start, start + len, () -> {
-                        r.bytesDone += len;
-                        r.next++;
-                        r.copyInFlight = false;
-                        unlock(lock);
-                    });
+            r.step = ResyncStep.FLUSHING;
+            send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
+                if (resyncs.get(r.nodeId) != r) {
                     return;
                 }
-                r.copyInFlight = false;
-                unlock(lock);
+                if (reply instanceof ReplicaReply.Done) {
+                    r.step = ResyncStep.ADDING;
+                    pendingAdd.add(r.nodeId);
+                } else {
+                    failNode(r.nodeId, "resync flush: " + reply);
+                }
+            });
+            return false;
+        }
+        if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.readsInFlight >= RESYNC_READS_IN_FLIGHT
+                || r.writeBytesInFlight + (long) r.readsInFlight * RESYNC_CHUNK_BYTES >= RESYNC_WINDOW_BYTES) {
+            return false;
+        }
+        long region = r.regions[r.next];
+        long start = region * regionSizeBytes + r.offsetInRegion;
+        int len = Math.min(RESYNC_CHUNK_BYTES, regionLength(region) - r.offsetInRegion);
+        if (!acquireBudget(len)) {
+            return false;
+        }
+        resyncTokens -= len;
+        advance(r, len); // the position moves at issue: several chunks may be read at once
+        r.readsInFlight++;
+        long[] lock = lock(start, start + len);
+        List<String> sources = new ArrayList<>();
+        sources.add(r.source);
+        repairingRead(start, len, sources, data -> {
+            r.readsInFlight--;
+            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+                sendCopyWrite(r, start, data, len);
+                r.bytesDone += len;
+                resyncBytes += len;
+            } else {
+                releaseBudget(len);
+            }
+            unlock(lock);
+        }, error -> {
+            if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
+                // No in-sync replica can read part of the range: copy what is readable, sector by
+                // sector, and leave the unreadable sectors as the target has them (scrub repairs the
+                // source from the target once it is in sync) rather than never finishing.
+                salvage(r, start, start + len, () -> {
+                    r.readsInFlight--;
+                    r.bytesDone += len;
+                    releaseBudget(len);
+                    unlock(lock);
+                });
+                return;
+            }
+            r.readsInFlight--;
+            releaseBudget(len);
+            unlock(lock);
+            if (resyncs.get(r.nodeId) == r) {
                 resyncs.remove(r.nodeId);
                 probeAtMs.put(r.nodeId, nowMs + config.probeIntervalMs());
-            });
+            }
+        });
+        return true;
+    }
+
+    private boolean acquireBudget(long bytes) {
+        if (!resyncBudget.tryAcquire(bytes)) {
+            return false;
         }
+        budgetHeldBytes += bytes;
+        return true;
+    }
+
+    /** Clamped: after the engine stopped (everything it held given back), late replies give back nothing. */
+    private void releaseBudget(long bytes) {
+        long b = Math.min(bytes, budgetHeldBytes);
+        budgetHeldBytes -= b;
+        resyncBudget.release(b);
+    }
+
+    private void releaseAllBudget() {
+        releaseBudget(budgetHeldBytes);
+    }
+
+    private void advance(Resync r, int copiedBytes) {
+        r.offsetInRegion += copiedBytes;
+        if (r.offsetInRegion >= regionLength(r.regions[r.next])) {
+            r.next++;
+            r.offsetInRegion = 0;
+        }
+    }
+
+    /**
+     * A resync's copy write: counted in its window until answered, when {@code budgetBytes} go back to
+     * the node's budget; a failure takes the target out.
+     */
+    private void sendCopyWrite(Resync r, long offsetBytes, byte[] data, long budgetBytes) {
+        r.writeBytesInFlight += data.length;
+        send(r.nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
+                reply -> {
+                    r.writeBytesInFlight -= data.length;
+                    releaseBudget(budgetBytes);
+                    if (!(reply instanceof ReplicaReply.Done)) {
+                        failNode(r.nodeId, "copy write: " + reply);
+                    }
+                });
     }
 
     private void salvage(Resync r, long start, long end, Runnable done) {
@@ -1242,7 +1379,7 @@ public final class VolumeEngine {
         int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
         repairingRead(start, len, List.of(r.source), data -> {
             if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                sendWrite(r.nodeId, start, data);
+                sendCopyWrite(r, start, data, 0); // the salvaged range's budget goes back when it is done
                 resyncBytes += len;
             }
             salvage(r, start + len, end, done);

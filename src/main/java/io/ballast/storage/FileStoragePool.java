@@ -66,6 +66,8 @@ public final class FileStoragePool implements StoragePool {
     private final ScheduledExecutorService cleaner;
     /** By name. Guarded by {@code this}. */
     private final Map<String, Entry> volumes = new TreeMap<>();
+    /** Names reserved by a create whose files are being written (outside the lock). */
+    private final java.util.Set<String> creating = new java.util.HashSet<>();
     private boolean closed;
 
     private static final class Entry {
@@ -183,8 +185,7 @@ public final class FileStoragePool implements StoragePool {
     }
 
     @Override
-    public synchronized VolumeInfo create(String name, long sizeBytes) {
-        checkOpen();
+    public VolumeInfo create(String name, long sizeBytes) {
         Names.requireVolumeName(name);
         if (sizeBytes <= 0 || sizeBytes % SIZE_GRANULE_BYTES != 0) {
             throw BallastException.invalid("invalid size " + sizeBytes + " bytes for volume '" + name
@@ -194,8 +195,14 @@ public final class FileStoragePool implements StoragePool {
             throw BallastException.invalid("volume '" + name + "' of " + Sizes.format(sizeBytes)
                     + " is too large: the maximum is " + Sizes.format(MAX_VOLUME_BYTES));
         }
-        if (volumes.containsKey(name)) {
-            throw BallastException.alreadyExists("volume '" + name + "' already exists");
+        // The name is reserved under the lock; the files and their fsyncs (tens to hundreds of ms on a
+        // busy disk) are made without it, so find/list/stats/open of other volumes do not wait for them.
+        synchronized (this) {
+            checkOpen();
+            if (volumes.containsKey(name) || creating.contains(name)) {
+                throw BallastException.alreadyExists("volume '" + name + "' already exists");
+            }
+            creating.add(name);
         }
         String uuid = UUID.randomUUID().toString();
         VolumeMeta meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, name, uuid, sizeBytes,
@@ -210,23 +217,32 @@ public final class FileStoragePool implements StoragePool {
             FsUtil.writeAtomically(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta));
             Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
             FsUtil.fsyncDirectory(volumesDir);
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
+            synchronized (this) {
+                creating.remove(name);
+            }
             try {
                 FsUtil.deleteRecursively(staging);
             } catch (IOException ignored) {
                 // removed at next open
             }
-            throw FsUtil.ioError("cannot create volume '" + name + "'", e);
+            if (e instanceof RuntimeException re) {
+                throw re;
+            }
+            throw FsUtil.ioError("cannot create volume '" + name + "'", (IOException) e);
         }
         Entry entry = new Entry(meta, target);
         entry.allocatedBytes = 0;
-        volumes.put(name, entry);
         log.atInfo().setMessage("volume created")
                 .addKeyValue("volume", name)
                 .addKeyValue("uuid", uuid)
                 .addKeyValue("sizeBytes", sizeBytes)
                 .log();
-        return info(entry);
+        synchronized (this) {
+            creating.remove(name);
+            volumes.put(name, entry);
+            return info(entry);
+        }
     }
 
     @Override

@@ -292,6 +292,22 @@ class ClusterStateTest {
     }
 
     @Test
+    void aDrainEndsWhenTheReplacementJoinsTheInSyncSet() {
+        s.apply(new Command.RegisterNode(T, "node-4", "http://4", "127.0.0.1:7414", null, Map.of("zone", "z4"), 100 * Sizes.GIB, 1));
+        s.apply(create("pg", Sizes.GIB, 2));
+        allReady("pg");
+        String victim = vol("pg").replicas().getFirst().nodeId();
+        String target = ((ClusterState.DrainResult) s.apply(new Command.DrainNode(T, victim, 1.0))).replacements().get("pg");
+        s.apply(new Command.SetReplicaState(T, "pg", target, ReplicaRecord.READY));
+        // while the replacement is copied, the draining replica still holds (and receives) every write
+        assertThat(vol("pg").inSyncNodes()).contains(victim).doesNotContain(target);
+        VolumeRecord v = (VolumeRecord) s.apply(change("pg", vol("pg").epoch(), java.util.List.of(), java.util.List.of(target)));
+        assertThat(v.replicas()).extracting(ReplicaRecord::nodeId).doesNotContain(victim).contains(target).hasSize(2);
+        assertThat(v.replicas()).allMatch(ReplicaRecord::inSync);
+        assertThat(s.events(0, 1000)).anyMatch(e -> e.message().contains("drained replica of pg on " + victim + " removed"));
+    }
+
+    @Test
     void snapshotRoundTrip() throws Exception {
         s.apply(create("pg", Sizes.GIB, 2));
         s.apply(new Command.SetCordon(T, "node-3", true));

@@ -49,7 +49,24 @@ class MiniClusterTest {
             JsonNode v = create(c.url(2), "pg", "1GiB", null);
             assertThat(v.path("repl").asInt()).isEqualTo(3);
             assertThat(v.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
-            assertThat(v.path("health").asText()).isEqualTo("healthy");
+            // the answer comes after the CreateVolume commit: the nodes may still be creating the storage
+            assertThat(v.path("health").asText()).isIn("creating", "healthy");
+            assertThat(v.path("replicas").findValuesAsText("state")).allMatch(st -> st.equals("pending") || st.equals("ready"));
+            MiniCluster.await(Duration.ofSeconds(10), "replicas ready",
+                    () -> new NodeClient(c.url(3)).get("/v1/volumes/pg").path("health").asText().equals("healthy"));
+            // ?wait=ready answers once every replica is ready
+            JsonNode waited = new NodeClient(c.url(3), Duration.ofSeconds(30)).post("/v1/volumes?wait=ready",
+                    Map.of("name", "waited", "size", "1GiB"));
+            assertThat(waited.path("health").asText()).isEqualTo("healthy");
+            assertThat(waited.path("replicas").findValuesAsText("state")).containsOnly("ready");
+            // an attach right after a create works: it waits for the replicas' storage before the engine starts
+            create(c.url(3), "fresh", "1GiB", null);
+            assertThat(raw("POST", c.url(1) + "/v1/volumes/fresh/attach", "{}").statusCode()).isEqualTo(200);
+            assertThat(c.member(1).state().volume("fresh").orElseThrow().replicas())
+                    .allMatch(r -> r.state().equals(ReplicaRecord.READY));
+            assertThat(raw("POST", c.url(1) + "/v1/volumes/fresh/detach", null).statusCode()).isEqualTo(200);
+            assertThat(raw("DELETE", c.url(2) + "/v1/volumes/fresh", null).statusCode()).isEqualTo(204);
+            assertThat(raw("DELETE", c.url(2) + "/v1/volumes/waited", null).statusCode()).isEqualTo(204);
             for (int i = 1; i <= 3; i++) {
                 JsonNode seen = new NodeClient(c.url(i)).get("/v1/volumes/pg");
                 assertThat(seen.path("uuid").asText()).isEqualTo(v.path("uuid").asText());

@@ -90,7 +90,7 @@ class EngineRunnerTest {
         VolumeLayout layout = new VolumeLayout("v", "u", size, 3, 3, "a", 1, List.of(
                 new VolumeLayout.Replica("a", true, 0, true)));
         EngineRunner runner = new EngineRunner(layout, "a", EngineConfig.defaults(),
-                sink -> (node, req) -> { throw new AssertionError("no remote replica"); }, metadata, local);
+                sink -> (node, req) -> { throw new AssertionError("no remote replica"); }, metadata, local, ResyncBudget.unlimited());
         runner.open().get(10, TimeUnit.SECONDS);
         BlockDevice dev = runner.device();
         try (ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {

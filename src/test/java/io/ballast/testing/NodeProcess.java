@@ -25,12 +25,16 @@ public final class NodeProcess implements AutoCloseable {
     private static final Duration START_TIMEOUT = Duration.ofSeconds(60);
 
     private final Path dataDir;
+    private final List<String> commandPrefix;
+    private final String listenHost;
     private final List<String> extraArgs;
     private Process process;
     private JsonNode info;
 
-    private NodeProcess(Path dataDir, List<String> extraArgs) {
+    private NodeProcess(Path dataDir, List<String> commandPrefix, String listenHost, List<String> extraArgs) {
         this.dataDir = dataDir.toAbsolutePath();
+        this.commandPrefix = List.copyOf(commandPrefix);
+        this.listenHost = listenHost;
         this.extraArgs = List.copyOf(extraArgs);
     }
 
@@ -41,7 +45,17 @@ public final class NodeProcess implements AutoCloseable {
 
     /** As {@link #start(Path)}, with more {@code node start} options (e.g. {@code --docker-plugin SOCKET}). */
     public static NodeProcess start(Path dataDir, List<String> extraArgs) throws IOException {
-        NodeProcess n = new NodeProcess(dataDir, extraArgs);
+        return start(dataDir, List.of(), "127.0.0.1", extraArgs);
+    }
+
+    /**
+     * As {@link #start(Path, List)}, with the API and NBD listeners on {@code listenHost} (free
+     * ports) and the command run through {@code commandPrefix}, which must exec it (same pid), e.g.
+     * {@code nsenter --target PID --net --mount --} to run the node in another host's namespaces.
+     */
+    public static NodeProcess start(Path dataDir, List<String> commandPrefix, String listenHost, List<String> extraArgs)
+            throws IOException {
+        NodeProcess n = new NodeProcess(dataDir, commandPrefix, listenHost, extraArgs);
         n.launch();
         return n;
     }
@@ -49,12 +63,13 @@ public final class NodeProcess implements AutoCloseable {
     private void launch() throws IOException {
         Files.createDirectories(dataDir);
         Files.deleteIfExists(dataDir.resolve("node.json"));
-        List<String> cmd = new ArrayList<>(List.of(
+        List<String> cmd = new ArrayList<>(commandPrefix);
+        cmd.addAll(List.of(
                 ProcessHandle.current().info().command().orElse("java"),
                 "--enable-native-access=ALL-UNNAMED", "-Xmx512m",
                 "-cp", System.getProperty("java.class.path"),
                 "io.ballast.cli.BallastCli", "node", "start", "--data-dir", dataDir.toString(),
-                "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0"));
+                "--api-listen", listenHost + ":0", "--nbd-listen", listenHost + ":0"));
         cmd.addAll(extraArgs);
         process = new ProcessBuilder(cmd)
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))

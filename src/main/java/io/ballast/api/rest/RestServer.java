@@ -234,9 +234,14 @@ public final class RestServer implements AutoCloseable {
                     throw BallastException.invalid("field 'minInSync' must be between 1 and repl ("
                             + (req.repl() == null ? "at most " + MAX_REPL : req.repl()) + "), got " + req.minInSync());
                 }
-                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null) {
+                // ?wait=ready: answer once every replica's storage exists (see docs/control-plane.md)
+                String wait = queryOf(ex).get("wait");
+                if (wait != null && !wait.equals("ready")) {
+                    throw BallastException.invalid("query parameter 'wait' must be 'ready', got '" + wait + "'");
+                }
+                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null) {
                     yield new Reply(201, volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
-                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null));
                 }
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }

@@ -43,12 +43,18 @@ public final class DockerPlugin implements AutoCloseable {
      */
     public static DockerPlugin start(VolumeService volumes, Path socket, Path mountRoot, Path socketsDir, Path specsDir)
             throws IOException {
+        return start(volumes, null, socket, mountRoot, socketsDir, specsDir);
+    }
+
+    /** As above, for node {@code nodeId} of a cluster (see {@link DockerVolumeDriver}). */
+    public static DockerPlugin start(VolumeService volumes, String nodeId, Path socket, Path mountRoot, Path socketsDir,
+            Path specsDir) throws IOException {
         socket = socket.toAbsolutePath().normalize();
         if (!socket.getFileName().toString().endsWith(".sock")) {
             throw new IOException("docker plugin socket " + socket + " must end in .sock (Docker names the plugin after it)");
         }
         Files.createDirectories(mountRoot);
-        DockerVolumeDriver driver = new DockerVolumeDriver(volumes, mountRoot);
+        DockerVolumeDriver driver = new DockerVolumeDriver(volumes, mountRoot, nodeId);
         UnixHttpServer server = UnixHttpServer.start(socket, new PluginHandler(driver));
         Path spec = null;
         if (!socket.getParent().equals(socketsDir.toAbsolutePath().normalize())) {
@@ -66,8 +72,8 @@ public final class DockerPlugin implements AutoCloseable {
         return new DockerPlugin(driver, server, spec);
     }
 
-    public static DockerPlugin start(VolumeService volumes, Path socket, Path mountRoot) throws IOException {
-        return start(volumes, socket, mountRoot, DOCKER_SOCKETS_DIR, DOCKER_SPECS_DIR);
+    public static DockerPlugin start(VolumeService volumes, String nodeId, Path socket, Path mountRoot) throws IOException {
+        return start(volumes, nodeId, socket, mountRoot, DOCKER_SOCKETS_DIR, DOCKER_SPECS_DIR);
     }
 
     public DockerVolumeDriver driver() {

@@ -33,13 +33,25 @@ public final class DockerVolumeDriver {
 
     private final VolumeService volumes;
     private final Path mountRoot;
+    /** This node's id; null: every attachment is taken to be this node's (a service without a cluster). */
+    private final String nodeId;
     /** Docker mount IDs per Ballast volume name, for volumes this driver mounted. */
     private final Map<String, Set<String>> mountIds = new ConcurrentHashMap<>();
     private final Map<String, ReentrantLock> locks = new ConcurrentHashMap<>();
 
     public DockerVolumeDriver(VolumeService volumes, Path mountRoot) {
+        this(volumes, mountRoot, null);
+    }
+
+    /**
+     * {@code nodeId} tells this host's attachments from other hosts': a volume attached on another
+     * host (its container moved here, or that host died) is passed to {@link VolumeService#attach},
+     * whose takeover rules decide, and never detached from here.
+     */
+    public DockerVolumeDriver(VolumeService volumes, Path mountRoot, String nodeId) {
         this.volumes = volumes;
         this.mountRoot = mountRoot.toAbsolutePath().normalize();
+        this.nodeId = nodeId;
     }
 
     public Path mountRoot() {
@@ -84,7 +96,7 @@ public final class DockerVolumeDriver {
             }
             // A mount of ours that no container uses (its last Unmount failed to detach): release it first.
             Attachment a = volumes.inspect(name).attachment();
-            if (a != null && a.mounted() && Path.of(a.mountDir()).equals(mountRoot.resolve(name))) {
+            if (isHere(a) && a.mounted() && Path.of(a.mountDir()).equals(mountRoot.resolve(name))) {
                 volumes.detach(name);
             }
             volumes.delete(name);
@@ -103,7 +115,7 @@ public final class DockerVolumeDriver {
             if (ids.isEmpty() || !isMountedAt(name, dir)) {
                 VolumeView v = volumes.inspect(name);
                 Attachment a = v.attachment();
-                if (a != null && a.mounted() && !Path.of(a.mountDir()).equals(dir)) {
+                if (isHere(a) && a.mounted() && !Path.of(a.mountDir()).equals(dir)) {
                     throw BallastException.conflict("volume " + name + " is mounted at " + a.mountDir()
                             + " outside Docker; detach it first: `ballast volume detach " + name + "`");
                 }
@@ -130,11 +142,15 @@ public final class DockerVolumeDriver {
             }
             if (ids.isEmpty()) {
                 mountIds.remove(name);
-                VolumeView v = volumes.inspect(name);
-                if (v.attachment() != null) {
+                Attachment a = volumes.inspect(name).attachment();
+                if (isHere(a)) {
                     volumes.detach(name);
+                    log.atInfo().addKeyValue("volume", name).log("docker volume unmounted and detached");
+                } else {
+                    // taken over by another host meantime: its attachment is not ours to undo
+                    log.atInfo().addKeyValue("volume", name).addKeyValue("attachedOn", a == null ? null : a.nodeId())
+                            .log("docker volume unmounted; not attached here any more, nothing to detach");
                 }
-                log.atInfo().addKeyValue("volume", name).log("docker volume unmounted and detached");
             } else {
                 log.atInfo().addKeyValue("volume", name).addKeyValue("mounts", ids.size())
                         .log("docker volume still mounted by other containers");
@@ -172,7 +188,8 @@ public final class DockerVolumeDriver {
         status.put("size", Sizes.format(v.sizeBytes()));
         status.put("sizeBytes", v.sizeBytes());
         status.put("allocatedBytes", v.allocatedBytes());
-        status.put("replicas", 1);
+        status.put("replicas", v.repl());
+        status.put("health", v.health());
         status.put("mounts", mountCount(v.name()));
         if (v.attachment() != null) {
             status.put("attachedOn", v.attachment().nodeId());
@@ -183,13 +200,18 @@ public final class DockerVolumeDriver {
     private String mountpointOf(VolumeView v) {
         Attachment a = v.attachment();
         Path dir = mountRoot.resolve(v.name());
-        return a != null && a.mounted() && Path.of(a.mountDir()).equals(dir) && mountCount(v.name()) > 0
+        return isHere(a) && a.mounted() && Path.of(a.mountDir()).equals(dir) && mountCount(v.name()) > 0
                 ? dir.toString() : "";
     }
 
     private boolean isMountedAt(String name, Path dir) {
         Attachment a = volumes.inspect(name).attachment();
-        return a != null && a.mounted() && Path.of(a.mountDir()).equals(dir);
+        return isHere(a) && a.mounted() && Path.of(a.mountDir()).equals(dir);
+    }
+
+    /** Attached on this node (another host's attachment may have the same mount path). */
+    private boolean isHere(Attachment a) {
+        return a != null && (nodeId == null || nodeId.equals(a.nodeId()));
     }
 
     private static String requireId(String id) {

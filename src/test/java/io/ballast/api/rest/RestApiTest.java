@@ -96,7 +96,8 @@ class RestApiTest {
 
     @Test
     void duplicateNameIs409AlreadyExists() throws Exception {
-        call("POST", "/v1/volumes", "{\"name\":\"a\",\"size\":\"1GiB\"}");
+        // settled first (replicas ready): a plain create answers before they are, and they change after
+        call("POST", "/v1/volumes?wait=ready", "{\"name\":\"a\",\"size\":\"1GiB\"}");
         String before = volumesSnapshot();
         Resp r = call("POST", "/v1/volumes", "{\"name\":\"a\",\"size\":\"2GiB\"}");
         assertThat(r.status()).isEqualTo(409);
@@ -109,7 +110,8 @@ class RestApiTest {
     @ValueSource(strings = {"\"10XB\"", "\"-1\"", "\"0\"", "0", "-1", "\"99999999999TiB\"", "\"2048TiB\"",
             "1e30", "1.5", "123456789012345678901234567890", "1000", "\"\"", "true", "{}", "null"})
     void invalidSizesAre400AndChangeNothing(String size) throws Exception {
-        call("POST", "/v1/volumes", "{\"name\":\"keep\",\"size\":\"1GiB\"}");
+        // settled first (replicas ready): a plain create answers before they are, and they change after
+        call("POST", "/v1/volumes?wait=ready", "{\"name\":\"keep\",\"size\":\"1GiB\"}");
         String before = volumesSnapshot();
         Resp r = call("POST", "/v1/volumes", "{\"name\":\"bad\",\"size\":" + size + "}");
         assertThat(r.status()).as("size %s", size).isEqualTo(400);

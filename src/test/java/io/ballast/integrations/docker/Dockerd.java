@@ -39,17 +39,27 @@ final class Dockerd implements AutoCloseable {
     }
 
     static Dockerd start(Path dir) throws IOException, InterruptedException {
+        return start(dir, List.of());
+    }
+
+    /**
+     * As {@link #start(Path)}, run through {@code commandPrefix} (e.g. {@code nsenter ... --} to put it
+     * in another host's namespaces); the API socket is a file under {@code dir}, so the client reaches
+     * it from here.
+     */
+    static Dockerd start(Path dir, List<String> commandPrefix) throws IOException, InterruptedException {
         if (!Files.isExecutable(Path.of(DOCKERD)) || !Files.isExecutable(Path.of(DOCKER))) {
             throw new IllegalStateException("dockerd or docker missing: run bin/install-deps (installs docker.io)");
         }
         Files.createDirectories(dir);
-        List<String> cmd = List.of(DOCKERD,
+        List<String> cmd = new ArrayList<>(commandPrefix);
+        cmd.addAll(List.of(DOCKERD,
                 "--data-root", dir.resolve("root").toString(),
                 "--exec-root", dir.resolve("exec").toString(),
                 "--pidfile", dir.resolve("dockerd.pid").toString(),
                 "--host", "unix://" + dir.resolve("d.sock"),
                 "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                "--log-level", "warn");
+                "--log-level", "warn"));
         Process p = new ProcessBuilder(cmd)
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("dockerd.log").toFile()))
@@ -67,6 +77,16 @@ final class Dockerd implements AutoCloseable {
         }
         d.close();
         throw new IOException("dockerd did not answer in 60 s:\n" + d.log());
+    }
+
+    /** SIGKILL to dockerd alone (host loss; its containerd, shims and containers are the caller's). */
+    void kill9() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor(30, TimeUnit.SECONDS);
+    }
+
+    long pid() {
+        return process.pid();
     }
 
     String log() {

@@ -13,6 +13,7 @@ import java.util.TreeMap;
 
 /** In-memory control plane: attach with a mount directory records it (nothing is mounted). */
 final class FakeVolumeService implements VolumeService {
+    static final String NODE = "node-test";
     final Map<String, Long> sizes = new TreeMap<>();
     final Map<String, Attachment> attachments = new TreeMap<>();
     final List<String> calls = new ArrayList<>();
@@ -55,10 +56,11 @@ final class FakeVolumeService implements VolumeService {
         require(name);
         calls.add("attach " + name + " " + mountDir);
         Attachment a = attachments.get(name);
-        if (a != null && a.mounted() && !a.mountDir().equals(String.valueOf(mountDir))) {
+        // another node's attachment is taken over, as from a dead holder
+        if (a != null && a.nodeId().equals(NODE) && a.mounted() && !a.mountDir().equals(String.valueOf(mountDir))) {
             throw BallastException.conflict("volume " + name + " is already mounted at " + a.mountDir());
         }
-        a = new Attachment(name, "node-test", "nbd://x/" + name, "nbd+unix:///" + name, mountDir == null ? "none" : "nbdfuse-loop",
+        a = new Attachment(name, NODE, "nbd://x/" + name, "nbd+unix:///" + name, mountDir == null ? "none" : "nbdfuse-loop",
                 mountDir == null ? null : mountDir.toString(), "/dev/loop9", 1L, "/f", "now");
         attachments.put(name, a);
         return a;
@@ -76,6 +78,12 @@ final class FakeVolumeService implements VolumeService {
             throw BallastException.conflict("volume " + name + " is not attached");
         }
         return a;
+    }
+
+    /** The volume as attached and mounted at {@code mountDir} on another node. */
+    synchronized void attachedElsewhere(String name, String node, String mountDir) {
+        attachments.put(name, new Attachment(name, node, "nbd://y/" + name, "nbd+unix:///" + name, "nbdfuse-loop",
+                mountDir, "/dev/loop8", 2L, "/g", "then"));
     }
 
     @Override

@@ -38,6 +38,8 @@ class PluginHandlerTest {
         assertThat(get.at("/Volume/Name").asText()).isEqualTo("pg");
         assertThat(get.at("/Volume/Mountpoint").asText()).isEmpty();
         assertThat(get.at("/Volume/Status/size").asText()).isEqualTo("2 GiB");
+        assertThat(get.at("/Volume/Status/replicas").asInt()).isEqualTo(1);
+        assertThat(get.at("/Volume/Status/health").asText()).isEqualTo("healthy");
         assertThat(get.has("Err")).isFalse();
         assertThat(post("/VolumeDriver.List", "{}").at("/Volumes/0/Name").asText()).isEqualTo("pg");
         assertThat(post("/VolumeDriver.Path", "{\"Name\":\"pg\"}").toString()).isEqualTo("{\"Mountpoint\":\"\"}");
@@ -141,6 +143,33 @@ class PluginHandlerTest {
         assertThat(post("/VolumeDriver.Mount", "{\"Name\":\"pg\",\"ID\":\"c1\"}").path("Err").asText())
                 .contains("mounted at /mnt/pg outside Docker");
         assertThat(post("/VolumeDriver.Remove", "{\"Name\":\"pg\"}").path("Err").asText()).contains("detach it first");
+    }
+
+    /** Two Docker hosts: the driver knows its node, and another host's attachment is not "outside Docker". */
+    @Test
+    void aVolumeAttachedOnAnotherHostIsTakenOverByAttachAndNeverDetachedFromHere() throws Exception {
+        DockerVolumeDriver here = new DockerVolumeDriver(volumes, root, FakeVolumeService.NODE);
+        PluginHandler h = new PluginHandler(here);
+        volumes.create("moved", Sizes.GIB);
+        // its container ran on host B (other data directory, so another mount path); host B died
+        volumes.attachedElsewhere("moved", "host-b", "/srv/b/docker/mounts/moved");
+        assertThat(here.path("moved")).isEmpty(); // not mounted on this host
+        assertThat(here.mount("moved", "c1")).isEqualTo(root.resolve("moved").toString());
+        assertThat(volumes.calls).contains("attach moved " + root.resolve("moved")); // the control plane decides the takeover
+        assertThat(volumes.attachments.get("moved").nodeId()).isEqualTo(FakeVolumeService.NODE);
+
+        // while mounted here, host B takes it back (say with --force): our last Unmount must not detach host B's
+        volumes.attachedElsewhere("moved", "host-b", root.resolve("moved").toString()); // same path on both hosts
+        assertThat(here.path("moved")).isEmpty();
+        PluginHandler.Reply r = h.handle("POST", "/VolumeDriver.Unmount",
+                "{\"Name\":\"moved\",\"ID\":\"c1\"}".getBytes(StandardCharsets.UTF_8));
+        assertThat(JSON.readTree(r.body()).has("Err")).isFalse();
+        assertThat(volumes.calls).noneMatch(c -> c.startsWith("detach"));
+        assertThat(volumes.attachments.get("moved").nodeId()).isEqualTo("host-b");
+        // nor does Remove release it (the control plane refuses deleting an attached volume)
+        assertThat(JSON.readTree(h.handle("POST", "/VolumeDriver.Remove", "{\"Name\":\"moved\"}"
+                .getBytes(StandardCharsets.UTF_8)).body()).path("Err").asText()).contains("is attached");
+        assertThat(volumes.calls).noneMatch(c -> c.startsWith("detach"));
     }
 
     @Test

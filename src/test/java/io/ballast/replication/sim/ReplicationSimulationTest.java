@@ -36,7 +36,7 @@ class ReplicationSimulationTest {
                     + " repairs=" + sim.repairs());
             return;
         }
-        int seeds = Integer.getInteger("ballast.sim.seeds", 1000);
+        int seeds = Integer.getInteger("ballast.sim.seeds", 2000);
         long firstSeed = Long.getLong("ballast.sim.firstSeed", 1L);
         long startNs = System.nanoTime();
         long acks = 0;

@@ -33,6 +33,12 @@ import java.util.function.Consumer;
 public final class Simulation {
     static final int SIZE_BYTES = 16 * 1024;
     static final long REGION_BYTES = 2048;
+    /**
+     * Per host node, two chunks' worth, shared by the engines on that node: resyncs wait for it, and a
+     * fenced or closed engine must give back what it held, or convergence would stall. An engine crash
+     * is its node's process dying: that node starts again with a fresh budget.
+     */
+    private final Map<String, io.ballast.replication.ResyncBudget> resyncBudgets = new HashMap<>();
     static final List<String> NODES = List.of("n1", "n2", "n3");
     static final String UUID = "vol-uuid";
     static final EngineConfig CONFIG = new EngineConfig(200, 100, 64 * 1024, 16 * 1024, 16, 100, 50, 4);
@@ -264,7 +270,8 @@ public final class Simulation {
         current = box;
         ReplicaNetwork net = (node, req) -> sendRequest(box, node, req);
         MetadataClient meta = (change, done) -> changeInSync(box, change, done);
-        box.engine = new VolumeEngine(cp, hostNode, CONFIG, net, meta);
+        box.engine = new VolumeEngine(cp, hostNode, CONFIG, net, meta,
+                resyncBudgets.computeIfAbsent(hostNode, h -> new io.ballast.replication.ResyncBudget(2 * REGION_BYTES)));
         box.engine.open(nowMs, err -> {
             trace(box.id + " open " + (err == null ? "done" : "failed: " + err.getMessage()));
             if (err != null) {
@@ -311,6 +318,7 @@ public final class Simulation {
             old.dead = true;
             repairsTotal += old.engine.checksumRepairs();
             trace("engine " + old.id + " crashed");
+            resyncBudgets.remove(old.hostNode);
         } else if (old != null) {
             cpIsolated.add(old.hostNode);
             for (String n : NODES) {

@@ -8,7 +8,7 @@ root="$work/rootfs"
 rm -rf "$root"
 mkdir -p "$root"/{bin,usr/bin,etc,tmp,data,lib64}
 cp /usr/bin/busybox "$root/bin/busybox"
-for a in sh ls cat echo sleep df mount id ps true false kill grep wc; do ln -sf busybox "$root/bin/$a"; done
+for a in sh ls cat echo sleep df mount id ps true false kill grep wc sync; do ln -sf busybox "$root/bin/$a"; done
 if [[ -x /usr/bin/redis-check-rdb ]]; then
   # redis-server is a symlink to redis-check-rdb; the binary picks its mode from argv[0]
   cp /usr/bin/redis-check-rdb "$root/usr/bin/redis-server"
