@@ -370,6 +370,19 @@ public final class EngineRunner implements AutoCloseable {
         return f;
     }
 
+    /**
+     * Submits a client operation without a future: {@code done} runs on the agent thread (or here,
+     * when the runner is closed), once.
+     */
+    void submitAsync(java.util.function.Consumer<VolumeEngine.Completion> op, VolumeEngine.Completion done) {
+        if (closed) {
+            done.complete(null, new BallastException(ErrorCode.IO_ERROR, "volume " + initialLayout.volumeName()
+                    + " is closed"));
+            return;
+        }
+        post(() -> op.accept(done));
+    }
+
     VolumeEngine engineForOps() {
         return engine;
     }

@@ -60,6 +60,27 @@ public final class ReplicatedVolume implements BlockDevice {
     }
 
     @Override
+    public boolean asyncWrites() {
+        return true;
+    }
+
+    /** The write goes to the engine's agent; {@code done} runs on the agent thread when it completes. */
+    @Override
+    public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, java.util.function.Consumer<RuntimeException> done) {
+        int length = src.remaining();
+        try {
+            checkRange(offsetBytes, length);
+        } catch (BallastException e) {
+            done.accept(e);
+            return;
+        }
+        byte[] data = new byte[length];
+        src.get(data);
+        runner.submitAsync(completion -> runner.engineForOps().write(offsetBytes, data, fua, completion),
+                (bytes, error) -> done.accept(error));
+    }
+
+    @Override
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
         checkRange(offsetBytes, lengthBytes);
         runner.await(runner.submit(done -> runner.engineForOps().writeZeroes(offsetBytes, lengthBytes, mayDeallocate,

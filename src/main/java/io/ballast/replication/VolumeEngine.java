@@ -101,6 +101,8 @@ public final class VolumeEngine {
      */
     private final Set<String> inFlightAdds = new HashSet<>();
     private boolean metadataInFlight;
+    /** How many of the in-flight change's removals were of nodes in sync (for the removed-replicas counter). */
+    private long inSyncRemovalsInFlight;
     private long metadataRetryAtMs;
     private final Map<String, Long> probeAtMs = new HashMap<>();
     private final Set<String> probing = new HashSet<>();
@@ -1078,12 +1080,14 @@ public final class VolumeEngine {
                     return;
                 }
             }
+            inSyncRemovalsInFlight = remove.stream().filter(inSync::contains).count();
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), remove, List.of(),
                     lastCompleteGeneration, "replica failed or did not answer"));
             return;
         }
         pendingAdd.removeAll(inSync);
         if (!pendingAdd.isEmpty()) {
+            inSyncRemovalsInFlight = 0;
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), List.of(),
                     new ArrayList<>(pendingAdd), 0, "resync finished"));
         }
@@ -1103,7 +1107,7 @@ public final class VolumeEngine {
         }
         switch (result) {
             case MetadataClient.Result.Committed c -> {
-                replicasRemoved += change.remove().stream().filter(layout.inSyncNodes()::contains).count();
+                replicasRemoved += inSyncRemovalsInFlight; // not the settling removals of adds that never committed
                 adoptLayout(c.layout()); // settles every add that was in flight (resolveAdds)
                 if (!change.add().isEmpty()) {
                     // The copied blocks carry the generation the resync started at. Until a later checkpoint
