@@ -16,12 +16,15 @@ import java.util.function.Function;
 /**
  * Production driver of one {@link VolumeEngine}: one named platform thread (the agent) owns the
  * engine and runs every input from an MPSC queue (client operations from NBD threads, replies from
- * network threads, control-plane results), ticking it every {@value #TICK_MS} ms. Requests for the
- * replica on this node go to {@code localReplica} on a dedicated single-threaded lane (order kept),
- * the rest to the remote network.
+ * network threads, control-plane results), ticking it every {@value #TICK_MS} ms. It hands the
+ * engine what it finds queued as one batch ({@link VolumeEngine#runBatched}). Requests for the
+ * replica on this node go to {@code localReplica}: short writes on the agent itself, the rest on a
+ * single-threaded lane, in send order either way ({@link LocalChannel}); the rest to the remote network.
  */
 public final class EngineRunner implements AutoCloseable {
     static final long TICK_MS = 5;
+    /** Inputs handled per engine pass (see {@link VolumeEngine#runBatched}). */
+    private static final int MAX_BATCH = 64;
     private static final long STATUS_TIMEOUT_MS = 10_000;
     private static final long VERIFY_TIMEOUT_MS = 30 * 60_000;
 
@@ -30,6 +33,7 @@ public final class EngineRunner implements AutoCloseable {
     private final ConcurrentLinkedQueue<Runnable> inbox = new ConcurrentLinkedQueue<>();
     private final Thread agent;
     private final ExecutorService localLane;
+    private final LocalChannel local;
     private final VolumeEngine engine;
     private final ReplicatedVolume device;
     private volatile boolean running = true;
@@ -61,23 +65,10 @@ public final class EngineRunner implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+        this.local = localReplica == null ? null : new LocalChannel(localNodeId, localReplica);
         ReplicaNetwork routing = (nodeId, request) -> {
-            if (localReplica != null && nodeId.equals(localNodeId)) {
-                try {
-                    localLane.execute(() -> {
-                        ReplicaReply reply;
-                        try {
-                            reply = localReplica.apply(request);
-                        } catch (RuntimeException | OutOfMemoryError e) {
-                            // Always answer: a lost reply stalls the volume until the replica times out.
-                            reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
-                        }
-                        ReplicaReply r = reply;
-                        post(() -> engineRef().onReply(nodeId, r));
-                    });
-                } catch (java.util.concurrent.RejectedExecutionException e) {
-                    // closing: the engine's timeout covers it
-                }
+            if (local != null && nodeId.equals(localNodeId)) {
+                local.send(request);
             } else {
                 remote.send(nodeId, request);
             }
@@ -106,20 +97,21 @@ public final class EngineRunner implements AutoCloseable {
     private void runAgent() {
         long nextTickMs = 0;
         while (running) {
-            Runnable r;
             boolean didWork = false;
-            while ((r = inbox.poll()) != null) {
+            while (!inbox.isEmpty()) {
                 didWork = true;
                 try {
-                    r.run();
+                    engine.runBatched(this::runInputs);
                 } catch (RuntimeException e) {
                     org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
                             initialLayout.volumeName(), e);
                 }
+                runLocal();
             }
             long nowMs = System.nanoTime() / 1_000_000;
             if (nowMs >= nextTickMs) {
                 engine.tick(nowMs);
+                runLocal();
                 lastStatus = engine.status();
                 nextTickMs = nowMs + TICK_MS;
                 didWork = true;
@@ -130,6 +122,123 @@ public final class EngineRunner implements AutoCloseable {
                     LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(Math.max(1, nextTickMs - nowMs)));
                 }
                 parked = false;
+            }
+        }
+    }
+
+    /** Applies local requests the last input queued (after it returned: the engine is never re-entered). */
+    private void runLocal() {
+        if (local != null) {
+            local.runInline();
+        }
+    }
+
+    /**
+     * The replica on this node, in send order with replies in the same order. Short writes run on
+     * the agent itself, after the input that sent them returns (remote sends are already queued, so
+     * the local write overlaps the network): no hand-off to another thread and back. Anything that
+     * may block for long (flush, FUA, checkpoint, open, reads, digests) goes to the lane thread, and
+     * while the lane has work every later request queues behind it, so the order is kept.
+     */
+    private final class LocalChannel {
+        /** Largest write applied on the agent; bigger ones would hold up replies for too long. */
+        private static final long INLINE_MAX_BYTES = 1L << 20;
+
+        private final String nodeId;
+        private final Function<ReplicaRequest, ReplicaReply> replica;
+        /** Sent by the current input, to run on the agent (agent thread only). */
+        private final java.util.ArrayDeque<ReplicaRequest> inline = new java.util.ArrayDeque<>();
+        /** Queued for the lane thread (guarded by this). */
+        private final java.util.ArrayDeque<ReplicaRequest> laneQueue = new java.util.ArrayDeque<>();
+        private boolean laneBusy;
+
+        LocalChannel(String nodeId, Function<ReplicaRequest, ReplicaReply> replica) {
+            this.nodeId = nodeId;
+            this.replica = replica;
+        }
+
+        /** Agent thread only. */
+        void send(ReplicaRequest request) {
+            if (shortRequest(request)) {
+                if (!inline.isEmpty()) {
+                    inline.add(request); // the lane was idle when the first was queued, and only the agent feeds it
+                    return;
+                }
+                synchronized (this) {
+                    if (!laneBusy) {
+                        inline.add(request);
+                        return;
+                    }
+                }
+            }
+            // A long request, or the lane is busy: it (and what the agent queued before it) goes to the lane.
+            synchronized (this) {
+                laneQueue.addAll(inline);
+                inline.clear();
+                laneQueue.add(request);
+                if (!laneBusy) {
+                    laneBusy = true;
+                    try {
+                        localLane.execute(this::drainLane);
+                    } catch (java.util.concurrent.RejectedExecutionException e) {
+                        laneBusy = false; // closing: the engine's timeout covers it
+                    }
+                }
+            }
+        }
+
+        /** Agent thread: applies what the last input sent. */
+        void runInline() {
+            for (ReplicaRequest r; (r = inline.poll()) != null; ) {
+                apply(r);
+            }
+        }
+
+        private void drainLane() {
+            for (;;) {
+                ReplicaRequest r;
+                synchronized (this) {
+                    r = laneQueue.poll();
+                    if (r == null) {
+                        laneBusy = false;
+                        return;
+                    }
+                }
+                apply(r);
+            }
+        }
+
+        private void apply(ReplicaRequest request) {
+            ReplicaReply reply;
+            try {
+                reply = replica.apply(request);
+            } catch (RuntimeException | OutOfMemoryError e) {
+                // Always answer: a lost reply stalls the volume until the replica times out.
+                reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
+            }
+            ReplicaReply r = reply;
+            post(() -> engine.onReply(nodeId, r));
+        }
+
+        private static boolean shortRequest(ReplicaRequest r) {
+            return switch (r) {
+                case ReplicaRequest.Write w -> !w.fua() && w.data().length <= INLINE_MAX_BYTES;
+                case ReplicaRequest.WriteZeroes z -> !z.fua() && z.lengthBytes() <= INLINE_MAX_BYTES;
+                case ReplicaRequest.Trim t -> !t.fua() && t.lengthBytes() <= INLINE_MAX_BYTES;
+                default -> false;
+            };
+        }
+    }
+
+    /** One batch of queued inputs (bounded, so local writes and completions are not held back long). */
+    private void runInputs() {
+        Runnable r;
+        for (int i = 0; i < MAX_BATCH && (r = inbox.poll()) != null; i++) {
+            try {
+                r.run();
+            } catch (RuntimeException e) {
+                org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
+                        initialLayout.volumeName(), e);
             }
         }
     }
@@ -259,6 +368,19 @@ public final class EngineRunner implements AutoCloseable {
         };
         post(() -> op.accept(done));
         return f;
+    }
+
+    /**
+     * Submits a client operation without a future: {@code done} runs on the agent thread (or here,
+     * when the runner is closed), once.
+     */
+    void submitAsync(java.util.function.Consumer<VolumeEngine.Completion> op, VolumeEngine.Completion done) {
+        if (closed) {
+            done.complete(null, new BallastException(ErrorCode.IO_ERROR, "volume " + initialLayout.volumeName()
+                    + " is closed"));
+            return;
+        }
+        post(() -> op.accept(done));
     }
 
     VolumeEngine engineForOps() {

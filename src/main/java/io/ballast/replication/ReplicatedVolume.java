@@ -8,7 +8,8 @@ import java.nio.ByteBuffer;
 /**
  * The {@link BlockDevice} of a replicated volume: each call hands the operation to the engine's
  * agent thread and blocks the caller (NBD requests run on virtual threads) until the engine
- * completes it. Write payloads are copied into a {@code byte[]} the engine owns.
+ * completes it. Write payloads are copied once into a {@code byte[]} the engine owns, which every
+ * replica's request shares.
  */
 public final class ReplicatedVolume implements BlockDevice {
     private final EngineRunner runner;
@@ -56,6 +57,27 @@ public final class ReplicatedVolume implements BlockDevice {
         byte[] data = new byte[length];
         src.get(data);
         runner.await(runner.submit(done -> runner.engineForOps().write(offsetBytes, data, fua, done)), 0, "write");
+    }
+
+    @Override
+    public boolean asyncWrites() {
+        return true;
+    }
+
+    /** The write goes to the engine's agent; {@code done} runs on the agent thread when it completes. */
+    @Override
+    public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, java.util.function.Consumer<RuntimeException> done) {
+        int length = src.remaining();
+        try {
+            checkRange(offsetBytes, length);
+        } catch (BallastException e) {
+            done.accept(e);
+            return;
+        }
+        byte[] data = new byte[length];
+        src.get(data);
+        runner.submitAsync(completion -> runner.engineForOps().write(offsetBytes, data, fua, completion),
+                (bytes, error) -> done.accept(error));
     }
 
     @Override

@@ -93,8 +93,16 @@ public final class VolumeEngine {
     /** Faulty in-sync nodes that cannot be removed (they are the last in sync): writes needing them fail. */
     private final Set<String> stuck = new HashSet<>();
     private final Set<String> pendingAdd = new LinkedHashSet<>();
+    /**
+     * Nodes whose add to the in-sync set may have committed at the current epoch: the add is in flight,
+     * or its answer was lost (Unavailable says nothing about whether it committed). They count as in
+     * sync for acknowledgements until the outcome is known: a committed or refused later change, or a
+     * layout of a newer epoch, tells whether each is listed in sync ({@link #resolveAdds}).
+     */
     private final Set<String> inFlightAdds = new HashSet<>();
     private boolean metadataInFlight;
+    /** How many of the in-flight change's removals were of nodes in sync (for the removed-replicas counter). */
+    private long inSyncRemovalsInFlight;
     private long metadataRetryAtMs;
     private final Map<String, Long> probeAtMs = new HashMap<>();
     private final Set<String> probing = new HashSet<>();
@@ -155,6 +163,13 @@ public final class VolumeEngine {
         final Completion done;
         final Set<String> required = new HashSet<>();
         final Set<String> doneNodes = new HashSet<>();
+        /**
+         * Required nodes whose Done can no longer come: not sent (faulty at dispatch) or failed since
+         * (a Done they gave no longer counts). The op completes without them only once they cannot be
+         * in sync with a gap: removed, or (resync targets, adds that did not commit) joining later
+         * through a new resync, which copies what the op wrote.
+         */
+        final Set<String> lost = new HashSet<>();
         boolean finished;
 
         Op(long seq, Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
@@ -444,7 +459,20 @@ public final class VolumeEngine {
     }
 
     private boolean suspended() {
-        return layout.inSyncNodes().size() < layout.minInSync();
+        return inSync().size() < layout.minInSync();
+    }
+
+    private VolumeLayout inSyncOf;
+    private List<String> inSyncOfLayout;
+
+    /** {@code layout.inSyncNodes()}, computed once per layout: asked for every op in flight on every event. */
+    private List<String> inSync() {
+        VolumeLayout l = layout;
+        if (l != inSyncOf) {
+            inSyncOfLayout = l.inSyncNodes();
+            inSyncOf = l;
+        }
+        return inSyncOfLayout;
     }
 
     // ---------------------------------------------------------------- other inputs
@@ -584,7 +612,7 @@ public final class VolumeEngine {
     /** True when nothing is in flight or pending: no resync, no removal, no client operation. */
     public boolean idle() {
         return phase == Phase.SERVING && resyncs.isEmpty() && pendingRemoval.isEmpty() && pendingAdd.isEmpty()
-                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
+                && inFlightAdds.isEmpty() && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
     }
 
     /** Internal state for diagnostics (simulator failures, debug logs); the format may change. */
@@ -594,7 +622,7 @@ public final class VolumeEngine {
                 .append(" inflight=").append(inflight.size()).append(" mutatingOutstanding=").append(mutatingOutstanding)
                 .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(faulty)
                 .append(" pendingRemoval=").append(pendingRemoval).append(" stuck=").append(stuck)
-                .append(" pendingAdd=").append(pendingAdd).append(" metadataInFlight=").append(metadataInFlight)
+                .append(" pendingAdd=").append(pendingAdd).append(" inFlightAdds=").append(inFlightAdds).append(" metadataInFlight=").append(metadataInFlight)
                 .append(" locks=").append(locks.size()).append(" probing=").append(probing);
         for (Resync r : resyncs.values()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
@@ -698,6 +726,9 @@ public final class VolumeEngine {
         // that lost the write from its cache, and an engine that took over could not report that loss.
         for (Op op : inflight) {
             op.doneNodes.remove(nodeId);
+            if (op.required.contains(nodeId)) {
+                op.lost.add(nodeId);
+            }
         }
         if (inFlightAdds.contains(nodeId)) {
             // Its add may still commit: ops waiting on it were not all sent to it, so when the add
@@ -770,7 +801,32 @@ public final class VolumeEngine {
 
     // ---------------------------------------------------------------- the loop after every input
 
+    private boolean batching;
+    private boolean eventPending;
+
+    /**
+     * Runs several inputs (the driver's queued batch) and the loop below once after them, instead of
+     * after each: with many writes in flight, every reply would otherwise rescan every op in flight.
+     * The inputs are handled as if they had arrived at the same instant.
+     */
+    public void runBatched(Runnable inputs) {
+        batching = true;
+        try {
+            inputs.run();
+        } finally {
+            batching = false;
+        }
+        if (eventPending) {
+            eventPending = false;
+            afterEvent();
+        }
+    }
+
     private void afterEvent() {
+        if (batching) {
+            eventPending = true;
+            return;
+        }
         if (phase == Phase.FENCED || phase == Phase.CLOSED || phase == Phase.FAILED) {
             localReadable = false;
             return;
@@ -815,6 +871,11 @@ public final class VolumeEngine {
                     sendOp(n, op);
                 }
             }
+            for (String n : op.required) {
+                if (faulty.contains(n) || !targets.contains(n)) {
+                    op.lost.add(n);
+                }
+            }
             inflight.add(op);
             tryComplete(op);
         }
@@ -847,8 +908,26 @@ public final class VolumeEngine {
         if (op.finished || phase != Phase.SERVING) {
             return;
         }
+        boolean wait = false;
+        for (String n : inSync()) {
+            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
+                // An in-sync node that lost the op and stays in sync (the last one, kept; or back from
+                // that) will never vouch for it: fail it (it was not acknowledged; the next flush
+                // reports the possible loss). One waiting for its removal keeps waiting.
+                if (stuck.contains(n) || (op.lost.contains(n) && !pendingRemoval.contains(n))) {
+                    finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                            + ": no in-sync replica could take the write"));
+                    return;
+                }
+                wait = true;
+            }
+        }
+        if (wait) {
+            return;
+        }
         // A joining target (final flush sent, or add in flight) counts as in sync: once the control plane
-        // lists it, it must hold every acknowledged write (durably, when FUA or flushed).
+        // lists it, it must hold every acknowledged write (durably, when FUA or flushed). An add in
+        // flight is waited for even when the node lost the op: the add's outcome decides (resolveAdds).
         for (String n : inFlightAdds) {
             if (op.required.contains(n) && !op.doneNodes.contains(n)) {
                 return;
@@ -857,16 +936,7 @@ public final class VolumeEngine {
         for (Resync r : resyncs.values()) {
             String n = r.nodeId;
             if ((r.step == ResyncStep.FLUSHING || r.step == ResyncStep.ADDING) && op.required.contains(n)
-                    && !op.doneNodes.contains(n)) {
-                return;
-            }
-        }
-        for (String n : layout.inSyncNodes()) {
-            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
-                if (stuck.contains(n)) {
-                    finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
-                            + ": no in-sync replica could take the write"));
-                }
+                    && !op.doneNodes.contains(n) && !op.lost.contains(n)) {
                 return;
             }
         }
@@ -981,10 +1051,19 @@ public final class VolumeEngine {
             return;
         }
         List<String> inSync = layout.inSyncNodes();
-        pendingRemoval.retainAll(inSync);
+        pendingRemoval.removeIf(n -> !inSync.contains(n) && !inFlightAdds.contains(n));
+        for (String n : inFlightAdds) {
+            // An add whose outcome is unknown and that is not retried (its node failed, or its resync was
+            // given up): remove it at this epoch. Committed, the add never did (the control plane keeps
+            // the replica's older mark); refused, it did, and the newer layout lists it for removal.
+            if (!pendingAdd.contains(n) && !stuck.contains(n)) {
+                pendingRemoval.add(n);
+            }
+        }
         if (!pendingRemoval.isEmpty()) {
             List<String> remove = new ArrayList<>(pendingRemoval);
-            if (remove.size() >= inSync.size()) {
+            long inSyncRemoved = remove.stream().filter(inSync::contains).count();
+            if (inSyncRemoved >= inSync.size()) {
                 // The control plane never empties the in-sync set: keep one; writes needing it fail until it answers.
                 String keep = inSync.contains(localNodeId) ? localNodeId : inSync.get(0);
                 remove.remove(keep);
@@ -1001,12 +1080,14 @@ public final class VolumeEngine {
                     return;
                 }
             }
+            inSyncRemovalsInFlight = remove.stream().filter(inSync::contains).count();
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), remove, List.of(),
                     lastCompleteGeneration, "replica failed or did not answer"));
             return;
         }
         pendingAdd.removeAll(inSync);
         if (!pendingAdd.isEmpty()) {
+            inSyncRemovalsInFlight = 0;
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), List.of(),
                     new ArrayList<>(pendingAdd), 0, "resync finished"));
         }
@@ -1021,30 +1102,13 @@ public final class VolumeEngine {
     /** The control plane's answer to an in-sync change (must be called on the driver thread). */
     public void onMetadataResult(MetadataClient.InSyncChange change, MetadataClient.Result result) {
         metadataInFlight = false;
-        inFlightAdds.clear();
         if (phase == Phase.FENCED || phase == Phase.CLOSED) {
             return;
         }
         switch (result) {
             case MetadataClient.Result.Committed c -> {
-                replicasRemoved += change.remove().size();
-                List<String> abandoned = new ArrayList<>();
-                for (String n : change.add()) {
-                    if (c.layout().inSyncNodes().contains(n)) {
-                        replicasAdded++;
-                        Resync r = resyncs.remove(n);
-                        pendingAdd.remove(n);
-                        boolean aborted = abortedResyncs.remove(n);
-                        if (aborted || faulty.contains(n) || (r != null && r.step != ResyncStep.ADDING)) {
-                            abandoned.add(n); // its resync was abandoned while the add was in flight
-                        }
-                    }
-                }
-                adoptLayout(c.layout());
-                for (String n : abandoned) {
-                    faulty.add(n);
-                    pendingRemoval.add(n);
-                }
+                replicasRemoved += inSyncRemovalsInFlight; // not the settling removals of adds that never committed
+                adoptLayout(c.layout()); // settles every add that was in flight (resolveAdds)
                 if (!change.add().isEmpty()) {
                     // The copied blocks carry the generation the resync started at. Until a later checkpoint
                     // completes, a failure of the new replica would be marked "missed since" that generation
@@ -1062,9 +1126,50 @@ public final class VolumeEngine {
                     becomeFenced();
                 }
             }
+            // Not committed, or committed with the answer lost: an add in it stays in inFlightAdds until
+            // a later answer or layout settles it (acknowledgements keep waiting for those nodes).
             case MetadataClient.Result.Unavailable u -> metadataRetryAtMs = nowMs + config.metadataRetryMs();
         }
         afterEvent();
+    }
+
+    /**
+     * Settles the adds that may have committed at the current epoch against a layout of a newer epoch
+     * (only this engine changes the in-sync set of its attachment, one change at a time, so the newer
+     * layout lists a node in sync exactly when its add committed). An added node whose resync was
+     * abandoned meanwhile (it failed, or a newer resync of it started) leaves again at once: writes
+     * were acknowledged without it. Returns those nodes.
+     */
+    private List<String> resolveAdds(VolumeLayout l) {
+        List<String> abandoned = new ArrayList<>();
+        if (l.epoch() <= epoch() || inFlightAdds.isEmpty()) {
+            return abandoned;
+        }
+        for (String n : inFlightAdds) {
+            if (l.inSyncNodes().contains(n) && !layout.inSyncNodes().contains(n)) {
+                replicasAdded++;
+                Resync r = resyncs.remove(n);
+                pendingAdd.remove(n);
+                boolean aborted = abortedResyncs.remove(n);
+                if (aborted || faulty.contains(n) || (r != null && r.step != ResyncStep.ADDING)) {
+                    abandoned.add(n);
+                }
+            } else {
+                // Did not commit: its resync (if any) goes on or restarts. Ops that waited for it only
+                // because it might have joined stop waiting, unless it is still a live resync target
+                // (those wait for it once its final flush is sent, as always); otherwise an op would
+                // wait forever for a Done that will not come if the node joins later by a new resync
+                // (which copies what the op wrote).
+                abortedResyncs.remove(n);
+                for (Op op : inflight) {
+                    if (op.lost.contains(n) || !resyncs.containsKey(n)) {
+                        op.required.remove(n);
+                    }
+                }
+            }
+        }
+        inFlightAdds.clear();
+        return abandoned;
     }
 
     private void adoptLayout(VolumeLayout l) {
@@ -1074,6 +1179,7 @@ public final class VolumeEngine {
         if (!l.inSyncNodes().contains(localNodeId)) {
             localReadable = false;
         }
+        List<String> abandoned = resolveAdds(l);
         layout = l;
         List<String> inSync = l.inSyncNodes();
         pendingRemoval.retainAll(inSync);
@@ -1092,7 +1198,15 @@ public final class VolumeEngine {
         }
         resyncs.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
         pendingAdd.retainAll(resyncs.keySet());
+        // A replica gone from the volume was not added (an add would have bumped the epoch first).
+        inFlightAdds.retainAll(present);
         probeAtMs.keySet().retainAll(present);
+        for (String n : abandoned) {
+            faulty.add(n);
+            if (!stuck.contains(n)) {
+                pendingRemoval.add(n);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- probes and resync

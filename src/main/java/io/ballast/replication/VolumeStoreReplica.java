@@ -5,6 +5,10 @@ import io.ballast.storage.VolumeStore;
 import java.nio.ByteBuffer;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import io.ballast.common.BallastException;
 import java.util.function.Function;
 
 /**
@@ -12,7 +16,23 @@ import java.util.function.Function;
  * between the protocol's owned {@code byte[]} payloads and the store's buffers, nothing more.
  */
 public final class VolumeStoreReplica implements ReplicaStorage {
+    /**
+     * After this many bytes written since the last flush, a flush starts in the background: it keeps
+     * the page cache's dirty data small, so the engine's checkpoint flush (which holds writes back)
+     * is short instead of writing a second's worth of data out.
+     */
+    static final long WRITEBACK_BYTES = 16L << 20;
+
     private final VolumeStore store;
+    private final AtomicLong unflushedBytes = new AtomicLong();
+    private final AtomicBoolean writebackRunning = new AtomicBoolean();
+    /** Held by a background flush until its outcome is recorded, so a later flush sees its failure. */
+    private final ReentrantLock writebackLock = new ReentrantLock();
+    /**
+     * A background flush failed: the next flush must fail too. The kernel reports a write-back error
+     * to one fsync only, so without this a later flush could succeed over lost writes.
+     */
+    private volatile BallastException writebackFailure;
 
     public VolumeStoreReplica(VolumeStore store) {
         this.store = store;
@@ -65,6 +85,29 @@ public final class VolumeStoreReplica implements ReplicaStorage {
     @Override
     public void write(long offsetBytes, byte[] data, boolean fua) {
         store.write(offsetBytes, ByteBuffer.wrap(data), fua);
+        if (!fua) {
+            noteWritten(data.length);
+        }
+    }
+
+    private void noteWritten(long bytes) {
+        if (unflushedBytes.addAndGet(bytes) < WRITEBACK_BYTES || !writebackRunning.compareAndSet(false, true)) {
+            return;
+        }
+        unflushedBytes.set(0);
+        Thread.ofVirtual().name("ballast-writeback-" + store.name()).start(() -> {
+            writebackLock.lock();
+            try {
+                store.flush();
+            } catch (BallastException e) {
+                writebackFailure = e;
+            } catch (RuntimeException e) {
+                writebackFailure = BallastException.io("volume '" + store.name() + "': background flush failed", e);
+            } finally {
+                writebackLock.unlock();
+                writebackRunning.set(false);
+            }
+        });
     }
 
     @Override
@@ -79,7 +122,16 @@ public final class VolumeStoreReplica implements ReplicaStorage {
 
     @Override
     public void flush() {
+        unflushedBytes.set(0);
         store.flush();
+        // A background flush may have shared (and failed) the sync ours relied on: wait for its outcome.
+        writebackLock.lock();
+        writebackLock.unlock();
+        BallastException failed = writebackFailure;
+        if (failed != null) {
+            writebackFailure = null;
+            throw new BallastException(failed.code(), "an earlier background flush failed: " + failed.getMessage(), failed);
+        }
     }
 
     @Override

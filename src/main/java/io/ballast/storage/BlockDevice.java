@@ -40,6 +40,29 @@ public interface BlockDevice extends AutoCloseable {
     void write(long offsetBytes, ByteBuffer src, boolean fua);
 
     /**
+     * Whether {@link #writeAsync} returns before the write completes (a device whose writes wait on
+     * other machines); then a caller with many writes in flight need not park a thread per write.
+     */
+    default boolean asyncWrites() {
+        return false;
+    }
+
+    /**
+     * Starts {@link #write}; {@code done} gets null or the failure, once, on any thread (possibly
+     * before this returns). {@code src} is consumed before this returns: the caller may reuse it.
+     * The default runs the write on the caller's thread.
+     */
+    default void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, java.util.function.Consumer<RuntimeException> done) {
+        RuntimeException error = null;
+        try {
+            write(offsetBytes, src, fua);
+        } catch (RuntimeException e) {
+            error = e;
+        }
+        done.accept(error);
+    }
+
+    /**
      * Makes the range read back as zeroes. {@code mayDeallocate} allows freeing the space (NBD
      * WRITE_ZEROES without NO_HOLE); the zeroes are guaranteed either way. Always fast here: zeroes
      * are recorded in metadata, so NBD FAST_ZERO requests can be honoured.

@@ -132,4 +132,16 @@ class VolumeStoreReplicaTest {
                 .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.CHECKSUM_MISMATCH));
         assertThat(r.regionDigest(0)).isEqualTo(r.regionDigest(2)); // others still digest
     }
+
+    @Test
+    void writesPastTheWritebackThresholdFlushInTheBackgroundAndReadBack() {
+        long total = 3 * VolumeStoreReplica.WRITEBACK_BYTES + MIB;
+        byte[] chunk = pattern((int) MIB, 9);
+        for (long done = 0; done < total; done += MIB) {
+            a.write(done % (16 * MIB), chunk, false); // a background flush starts every WRITEBACK_BYTES
+        }
+        a.flush(); // waits for a background flush in progress and reports its failure, if any
+        byte[] back = a.read(5 * MIB, (int) MIB);
+        assertThat(back).isEqualTo(chunk);
+    }
 }

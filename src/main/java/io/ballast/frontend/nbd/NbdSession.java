@@ -161,6 +161,7 @@ final class NbdSession implements Runnable {
             sendBatch();
             // In-flight work completes (its replies may fail quietly) before we report the end.
             inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
+            stopReplyWriter();
             closeQuietly();
             listener.sessionEnded(this, servingExport);
             ended.countDown();
@@ -341,6 +342,20 @@ final class NbdSession implements Runnable {
                         replyError(w.cookie(), CMD_WRITE, errno, problem, startNs);
                         continue;
                     }
+                    if (device.asyncWrites()) {
+                        acquireSlot();
+                        ByteBuffer buf = takeBuffer((int) w.lengthBytes());
+                        try {
+                            readFully(buf);
+                        } catch (IOException e) {
+                            giveBuffer(buf);
+                            inFlight.release();
+                            throw e;
+                        }
+                        buf.position(BufferPool.HEADROOM_BYTES);
+                        startAsyncWrite(w, buf, startNs);
+                        continue;
+                    }
                     boolean inline = runInline(w.lengthBytes())
                             || (w.lengthBytes() <= INLINE_MAX_BYTES && idleBut(w.lengthBytes()));
                     if (!inline) {
@@ -506,6 +521,130 @@ final class NbdSession implements Runnable {
 
     private void dispatch(NbdRequest request, ByteBuffer buf, long startNs) {
         workers.newThread(() -> execute(request, buf, startNs)).start();
+    }
+
+    // ------------------------------------------------------------------ asynchronous writes
+
+    /** Reply and the pool buffer to release once it is sent. */
+    private record AsyncReply(ByteBuffer reply, ByteBuffer buf) {}
+
+    /** Replies of asynchronous writes, from the device's completion threads to {@link #replyWriter}. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<AsyncReply> asyncReplies =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private volatile Thread replyWriter;
+    private volatile boolean replyWriterParked;
+    private volatile boolean replyWriterStop;
+
+    /**
+     * A write on a device that completes writes elsewhere (a replicated volume): no thread waits
+     * for it. The completion queues the reply; one reply-writer thread per connection sends whatever
+     * replies are queued in one gather write, so a burst of completions costs one wake-up and one
+     * syscall, not a thread and a write each. The in-flight slot is released once the reply is sent.
+     */
+    private void startAsyncWrite(NbdRequest.Write w, ByteBuffer buf, long startNs) {
+        if (replyWriter == null) {
+            replyWriter = Thread.ofVirtual().name("nbd-replies-" + peer).start(this::replyLoop);
+        }
+        try {
+            device.writeAsync(w.offsetBytes(), buf, w.fua(), error -> asyncWriteDone(w, buf, startNs, error));
+        } catch (RuntimeException e) {
+            asyncWriteDone(w, buf, startNs, e);
+        }
+    }
+
+    /** Any thread (the engine's agent, usually): builds the reply and hands it to the reply writer. */
+    private void asyncWriteDone(NbdRequest.Write w, ByteBuffer buf, long startNs, RuntimeException error) {
+        ByteBuffer reply;
+        if (error == null) {
+            reply = okReply(w.cookie(), buf);
+            NbdMetrics.WRITTEN_BYTES.inc(w.lengthBytes());
+            NbdMetrics.request(CMD_WRITE, 0, System.nanoTime() - startNs);
+        } else {
+            int errno;
+            String message;
+            if (error instanceof BallastException b) {
+                errno = NbdErrors.errno(b.code(), CMD_WRITE);
+                message = b.getMessage();
+                log.atDebug().addKeyValue("peer", peer).addKeyValue("command", commandName(CMD_WRITE))
+                        .addKeyValue("error", message).log("nbd request failed");
+            } else {
+                errno = EIO;
+                message = "internal error";
+                log.atError().setCause(error).addKeyValue("peer", peer).addKeyValue("command", commandName(CMD_WRITE))
+                        .log("nbd request failed with an unexpected exception");
+            }
+            reply = errorReply(w.cookie(), errno, message);
+            NbdMetrics.request(CMD_WRITE, errno, System.nanoTime() - startNs);
+        }
+        asyncReplies.add(new AsyncReply(reply, buf));
+        if (replyWriterParked) {
+            java.util.concurrent.locks.LockSupport.unpark(replyWriter);
+        }
+    }
+
+    /** The reply writer: gathers queued replies into one write; ends after the session's in-flight work. */
+    private void replyLoop() {
+        ByteBuffer[] out = new ByteBuffer[MAX_BATCH];
+        ByteBuffer[] release = new ByteBuffer[MAX_BATCH];
+        for (;;) {
+            int n = 0;
+            for (AsyncReply r; n < MAX_BATCH && (r = asyncReplies.poll()) != null; n++) {
+                out[n] = r.reply();
+                release[n] = r.buf();
+            }
+            if (n == 0) {
+                if (replyWriterStop) {
+                    return;
+                }
+                replyWriterParked = true;
+                if (asyncReplies.isEmpty() && !replyWriterStop) {
+                    java.util.concurrent.locks.LockSupport.park(this);
+                }
+                replyWriterParked = false;
+                continue;
+            }
+            try {
+                if (!replyChannelBroken) {
+                    writeLock.lock();
+                    try {
+                        if (n == 1 || !(channel instanceof GatheringByteChannel g)) {
+                            for (int i = 0; i < n; i++) {
+                                writeFully(out[i]);
+                            }
+                        } else {
+                            int first = 0;
+                            while (first < n) {
+                                g.write(out, first, n - first);
+                                while (first < n && !out[first].hasRemaining()) {
+                                    first++;
+                                }
+                            }
+                        }
+                    } catch (IOException e) {
+                        replyChannelBroken = true;
+                        log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
+                        closeQuietly();
+                    } finally {
+                        writeLock.unlock();
+                    }
+                }
+            } finally {
+                for (int i = 0; i < n; i++) {
+                    giveBuffer(release[i]);
+                    out[i] = null;
+                    release[i] = null;
+                    inFlight.release();
+                }
+            }
+        }
+    }
+
+    private void stopReplyWriter() {
+        replyWriterStop = true;
+        Thread t = replyWriter;
+        if (t != null) {
+            java.util.concurrent.locks.LockSupport.unpark(t);
+        }
     }
 
     /** Worker: runs one request against the device and sends its reply. */

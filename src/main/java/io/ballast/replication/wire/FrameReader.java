@@ -22,6 +22,8 @@ final class FrameReader {
     /** Bytes received and not yet decoded, between position and limit. */
     private ByteBuffer in = standard;
     private int maxFrameBytes = HANDSHAKE_MAX_FRAME_BYTES;
+    /** Buffer for frames larger than {@code standard}, kept for the next one (see {@link #next}). */
+    private ByteBuffer large;
     private long bytesRead;
     private long reported;
 
@@ -79,7 +81,16 @@ final class FrameReader {
                         + maxFrameBytes + ")");
             }
             if (size > in.capacity()) {
-                ByteBuffer big = ByteBuffer.allocate(size);
+                ByteBuffer big;
+                if (size <= FrameWriter.LARGE_CACHE_MAX_BYTES && standard.capacity() >= BUFFER_BYTES) {
+                    // After the handshake only; reused, and direct (a heap buffer is filled through a temporary direct copy).
+                    if (large == null || large.capacity() < size) {
+                        large = ByteBuffer.allocateDirect(Math.max(size, 2 * BUFFER_BYTES));
+                    }
+                    big = large.clear();
+                } else {
+                    big = ByteBuffer.allocate(size);
+                }
                 big.put(in).flip();
                 in = big;
             }

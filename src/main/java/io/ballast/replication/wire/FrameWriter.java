@@ -12,11 +12,14 @@ import java.nio.channels.WritableByteChannel;
  */
 final class FrameWriter {
     static final int BUFFER_BYTES = 256 * 1024;
+    /** Frames up to this size (a 4 MiB region copy) reuse one direct buffer per connection. */
+    static final int LARGE_CACHE_MAX_BYTES = (4 << 20) + 4096;
 
     private final WritableByteChannel ch;
     private final FrameEncoder encoder = new FrameEncoder();
     /** Small until {@link #upgrade}, as in {@link FrameReader}. */
     private ByteBuffer out = ByteBuffer.allocate(FrameReader.HANDSHAKE_BUFFER_BYTES);
+    private ByteBuffer large;
     private long bytesWritten;
     private long reported;
 
@@ -89,7 +92,17 @@ final class FrameWriter {
     }
 
     private void writeLarge(WireMessage m, int size) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(size);
+        ByteBuffer b;
+        if (size <= LARGE_CACHE_MAX_BYTES) {
+            // Kept for the next large frame, and direct: a heap buffer would be copied into a
+            // temporary direct one by every socket write, and allocated anew per frame.
+            if (large == null || large.capacity() < size) {
+                large = ByteBuffer.allocateDirect(Math.max(size, 2 * BUFFER_BYTES));
+            }
+            b = large.clear();
+        } else {
+            b = ByteBuffer.allocate(size);
+        }
         encoder.encode(m, b);
         writeFully(b.flip());
     }

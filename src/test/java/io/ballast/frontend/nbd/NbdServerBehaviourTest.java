@@ -188,6 +188,82 @@ class NbdServerBehaviourTest {
         }
     }
 
+    /** Completes writes later, on another thread, in reverse order of submission; offset 0 fails. */
+    static final class AsyncDevice implements BlockDevice {
+        final FileBlockDevice inner;
+        final java.util.concurrent.LinkedBlockingDeque<Runnable> queued = new java.util.concurrent.LinkedBlockingDeque<>();
+
+        AsyncDevice(FileBlockDevice inner) {
+            this.inner = inner;
+        }
+
+        public long sizeBytes() { return inner.sizeBytes(); }
+        public void read(long o, ByteBuffer d) { inner.read(o, d); }
+        public void write(long o, ByteBuffer s, boolean fua) { inner.write(o, s, fua); }
+        public boolean asyncWrites() { return true; }
+        public void writeAsync(long o, ByteBuffer s, boolean fua, java.util.function.Consumer<RuntimeException> done) {
+            byte[] copy = new byte[s.remaining()];
+            s.get(copy); // consumed before returning, as the contract says
+            queued.addFirst(() -> {
+                if (o == 0) {
+                    done.accept(new io.ballast.common.BallastException(io.ballast.common.ErrorCode.IO_ERROR, "injected"));
+                    return;
+                }
+                inner.write(o, ByteBuffer.wrap(copy), fua);
+                done.accept(null);
+            });
+        }
+        public void writeZeroes(long o, long l, boolean mayDeallocate, boolean fua) { inner.writeZeroes(o, l, mayDeallocate, fua); }
+        public void trim(long o, long l, boolean fua) { inner.trim(o, l, fua); }
+        public void flush() { inner.flush(); }
+        public void close() { inner.close(); }
+    }
+
+    @Test
+    void asynchronousWritesReplyOutOfOrderWithoutAThreadEach() throws Exception {
+        AsyncDevice dev = new AsyncDevice(new FileBlockDevice(dir.resolve("g.img"), 1 << 20));
+        try (NbdServer s = server(dev, null); RawNbdClient c = new RawNbdClient(s.boundTcpAddress())) {
+            c.go("vol", false);
+            for (int i = 0; i < 8; i++) {
+                c.sendRequest(0, CMD_WRITE, 100 + i, i * 4096L, 4096, new byte[4096]);
+            }
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (dev.queued.size() < 8 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertThat(dev.queued).hasSize(8); // all in flight at once
+            Thread completer = Thread.ofPlatform().start(() -> {
+                for (Runnable r; (r = dev.queued.pollFirst()) != null; ) {
+                    r.run();
+                }
+            });
+            completer.join();
+            java.util.Map<Long, Integer> errnos = new java.util.HashMap<>();
+            for (int i = 0; i < 8; i++) {
+                RawNbdClient.SimpleReply r = c.readSimpleReply();
+                errnos.put(r.cookie(), r.errno());
+            }
+            assertThat(errnos).hasSize(8);
+            assertThat(errnos.get(100L)).isEqualTo(EIO);
+            for (long k = 101; k < 108; k++) {
+                assertThat(errnos.get(k)).isZero();
+            }
+            // The connection still works after the failed write, and reads see the completed writes.
+            byte[] payload = new byte[4096];
+            java.util.Arrays.fill(payload, (byte) 7);
+            c.sendRequest(0, CMD_WRITE, 200, 8192, 4096, payload);
+            deadline = System.nanoTime() + 10_000_000_000L;
+            while (dev.queued.isEmpty() && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            dev.queued.pollFirst().run();
+            assertThat(c.readSimpleReply().errno()).isZero();
+            ByteBuffer back = ByteBuffer.allocate(4096);
+            dev.inner.read(8192, back);
+            assertThat(back.array()).containsOnly((byte) 7);
+        }
+    }
+
     @Test
     void configRejectsNonsense() {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> NbdServerConfig.defaults(null, null))

@@ -71,6 +71,8 @@ public final class Simulation {
     // Engines.
     private final List<Box> engines = new ArrayList<>();
     private Box current;
+    /** Whether to hand the current engine several same-instant events as one batch (as EngineRunner does); own stream. */
+    private final SplittableRandom batchRnd;
     private int engineCount;
     private int takeovers;
 
@@ -146,6 +148,7 @@ public final class Simulation {
     public Simulation(long seed, boolean trace) {
         this.seed = seed;
         this.rnd = new SplittableRandom(seed);
+        this.batchRnd = new SplittableRandom(seed ^ 0x5DEECE66DL);
         this.trace = trace;
         for (int i = 0; i < SIZE_BYTES; i++) {
             history[i] = new ArrayList<>(2);
@@ -234,7 +237,18 @@ public final class Simulation {
             return;
         }
         nowMs = Math.max(nowMs, e.atMs());
-        e.action().run();
+        Box box = current;
+        if (box == null || box.dead || batchRnd.nextInt(3) != 0) {
+            e.action().run();
+            return;
+        }
+        // EngineRunner runs the inputs it finds queued together, with one pass of the engine's loop after them.
+        box.engine.runBatched(() -> {
+            e.action().run();
+            for (int i = 0; i < 8 && !events.isEmpty() && events.peek().atMs() <= nowMs; i++) {
+                events.poll().action().run();
+            }
+        });
     }
 
     // ------------------------------------------------------------------ engines

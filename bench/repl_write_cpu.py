@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Write-path A/B on a loaded host: a 3-node cluster from ROOT's build, one 3-replica volume of 256 MiB
+attached on n1, nbdkit's file plugin beside it; 4k randwrite QD32 (10 s, fio nbd engine) on both,
+REPS times. Prints IOPS, the ratio to nbdkit and the CPU seconds the three node processes used per
+write (utime+stime from /proc), which is steadier than IOPS when other work shares the CPUs.
+
+Usage: bench/repl_write_cpu.py ROOT BASE_PORT LABEL [REPS]   (ROOT: a checkout with target/classes built)
+Set KEEP=1 to keep the cluster's directory (node logs) afterwards."""
+import os, sys, time, json, subprocess, tempfile, shutil
+root, port, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+reps = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+size = 256 << 20
+sys.path.insert(0, os.path.join(root, "bench"))
+import repl_bench as rb
+import metadata_bench as mb
+import types, time as _t
+# metadata_bench gives a node 90 s to start; on a loaded shared host allow four times that
+mb.time = types.SimpleNamespace(time=lambda: _t.time() / 4, sleep=_t.sleep, strftime=_t.strftime, perf_counter=_t.perf_counter)
+from nbd_bench import fio, start_nbdkit
+
+def cpu(pids):
+    t = 0
+    for p in pids:
+        try:
+            f = open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()
+            t += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return t / os.sysconf("SC_CLK_TCK")
+
+work = tempfile.mkdtemp(prefix="cpubench-", dir="/tmp")
+cl = rb.Cluster(os.path.join(work, "cluster"), port)
+nbdkit = None
+try:
+    cl.start()
+    n1 = cl.urls["n1"]
+    rb.wait_all_up(n1, 3)
+    rb.api(n1 + "/v1/volumes", "POST", {"name": "r3", "size": size, "repl": 3})
+    att = rb.api(n1 + "/v1/volumes/r3/attach", "POST", {})
+    uri = att.get("nbdUnixUri") or att["unixUri"]
+    nbdkit, kuri = start_nbdkit(work, size)
+    for u in (uri, kuri):
+        fio(u, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)
+    pids = [p.pid for p in cl.procs.values()]
+    # java is exec'd by bin/ballast: the Popen pid is the JVM
+    args = ["--rw=randwrite", "--bs=4k", "--iodepth=32"]
+    for i in range(reps):
+        la = open("/proc/loadavg").read().split()[0]
+        c0 = cpu(pids); t0 = time.time()
+        r = fio(uri, args, 10, size)
+        c1 = cpu(pids); t1 = time.time()
+        k = fio(kuri, args, 10, size)
+        la2 = open("/proc/loadavg").read().split()[0]
+        ios = r["iops"] * 10
+        print("%s %s rep%d load %s->%s repl3 %.0f iops p99 %.0f us | nbdkit %.0f iops | ratio %.3f | node cpu %.2f s over %.0f s = %.0f us/io"
+              % (time.strftime("%H:%M:%S"), label, i, la, la2, r["iops"], r["p99_us"], k["iops"], r["iops"] / k["iops"],
+                 c1 - c0, t1 - t0, (c1 - c0) * 1e6 / max(1, r["iops"] * (t1 - t0))), flush=True)
+finally:
+    if nbdkit:
+        nbdkit.terminate()
+    cl.stop()
+    if os.environ.get("KEEP") is None: shutil.rmtree(work, ignore_errors=True)
