@@ -58,10 +58,13 @@ public final class VolumeEngine {
      * copy writes unanswered: without the bound, an unthrottled rebuild queued whole regions faster
      * than the target took them and ran the node's small heap out of memory.
      */
-    static final int RESYNC_CHUNK_BYTES = 1 << 20;
-    static final long RESYNC_WINDOW_BYTES = 8L << 20;
+    static final int RESYNC_CHUNK_BYTES = Integer.getInteger("ballast.resync.chunkBytes", 1 << 20);
+    static final long RESYNC_WINDOW_BYTES = Long.getLong("ballast.resync.windowBytes", 8L << 20);
     /** Reads of a resync's source in flight at once: hides the source's latency behind the next read. */
-    static final int RESYNC_READS_IN_FLIGHT = 2;
+    static final int RESYNC_READS_IN_FLIGHT = Integer.getInteger("ballast.resync.readsInFlight", 2);
+    /** Window share of a WriteZeroes sent for a chunk that reads as zeroes (it holds no data). */
+    static final long ZERO_COPY_WINDOW_BYTES = 64 << 10;
+    private static final byte[] ZERO_CHUNK = new byte[RESYNC_CHUNK_BYTES];
     private final ResyncBudget resyncBudget;
     /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
     private long budgetHeldBytes;
@@ -1259,7 +1262,14 @@ public final class VolumeEngine {
         repairingRead(start, len, sources, data -> {
             r.readsInFlight--;
             if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                sendCopyWrite(r, start, data, len);
+                if (allZero(data)) {
+                    // A hole or zeroed range on the source: the target gets WriteZeroes (deallocating),
+                    // not a megabyte of zeroes over the network; on a new replica it costs no I/O.
+                    releaseBudget(len);
+                    sendCopyZeroes(r, start, len);
+                } else {
+                    sendCopyWrite(r, start, data, len);
+                }
                 r.bytesDone += len;
                 resyncBytes += len;
             } else {
@@ -1331,6 +1341,22 @@ public final class VolumeEngine {
                         failNode(r.nodeId, "copy write: " + reply);
                     }
                 });
+    }
+
+    /** A copy of a range that reads as zeroes: a small request, counted in the window at a nominal size. */
+    private void sendCopyZeroes(Resync r, long offsetBytes, int lengthBytes) {
+        r.writeBytesInFlight += ZERO_COPY_WINDOW_BYTES;
+        send(r.nodeId, id -> new ReplicaRequest.WriteZeroes(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes,
+                true, false), true, reply -> {
+                    r.writeBytesInFlight -= ZERO_COPY_WINDOW_BYTES;
+                    if (!(reply instanceof ReplicaReply.Done)) {
+                        failNode(r.nodeId, "copy zeroes: " + reply);
+                    }
+                });
+    }
+
+    private static boolean allZero(byte[] data) {
+        return java.util.Arrays.mismatch(data, 0, data.length, ZERO_CHUNK, 0, data.length) < 0;
     }
 
     private void salvage(Resync r, long start, long end, Runnable done) {
