@@ -92,12 +92,18 @@ def in_sync(url, name):
     return all(r.get("inSync", True) for r in v["replicas"]), v
 
 
-def wait_in_sync(url, name, timeout_s=1800):
+def wait_in_sync(url, name, timeout_s=1800, phases=None):
+    """Seconds until every replica is in sync. With a dict `phases`, also records 'copied': when the
+    engine last reported a resync with every byte copied (the rest is the final flush and the join)."""
     t0 = time.time()
     while time.time() - t0 < timeout_s:
         ok, v = in_sync(url, name)
         if ok:
             return time.time() - t0, v
+        if phases is not None:
+            rs = (((v.get("engine") or {}).get("status") or {}).get("resyncs")) or []
+            if rs and all(r["bytesTotal"] > 0 and r["bytesDone"] >= r["bytesTotal"] for r in rs):
+                phases.setdefault("copied", time.time() - t0)
         time.sleep(0.05)
     raise RuntimeError("%s not in sync after %d s" % (name, timeout_s))
 
@@ -105,6 +111,10 @@ def wait_in_sync(url, name, timeout_s=1800):
 def counters(v):
     st = ((v.get("engine") or {}).get("status") or {})
     return st.get("counters") or {}
+
+
+def load():
+    return "%.1f/%.1f/%.1f" % os.getloadavg()
 
 
 def disk_seq_write_mibs(workdir, size_bytes):
@@ -131,23 +141,38 @@ def nbd_first_read_ms(uri, t0):
     return ms
 
 
-def recovery(cluster, workdir, size_bytes, lines):
+def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     n1, n2, n3 = (cluster.urls[n] for n in ("n1", "n2", "n3"))
     disk = disk_seq_write_mibs(workdir, size_bytes)
-    log("disk sequential write (fio, end_fsync): %.0f MiB/s" % disk)
+    log("disk sequential write (fio, end_fsync): %.0f MiB/s; load %s" % (disk, load()))
     # full rebuild: repl 2 on n1+n2, filled, then n2 drained -> full copy to n3
     v = api(n1 + "/v1/volumes", "POST", {"name": "rb", "size": size_bytes, "repl": 2})
     placed = [r["nodeId"] for r in v["replicas"]]
     att = api(n1 + "/v1/volumes/rb/attach", "POST", {})
+    fill_bytes = int(size_bytes * fill) // MIB * MIB
     fio(att["nbdUnixUri"] if "nbdUnixUri" in att else att["unixUri"], ["--rw=write", "--bs=1M", "--iodepth=8"], 0,
-        size_bytes, time_based=False)
+        fill_bytes, time_based=False)
     victim = [n for n in placed if n != "n1"][0] if "n1" in placed else placed[1]
+    log("filled; draining " + victim)
     t0 = time.time()
     api(n1 + "/v1/nodes/%s/drain" % victim, "POST", {})
-    rebuild_s, v = wait_in_sync(n1, "rb")
+    phases = {}
+    rebuild_s, v = wait_in_sync(n1, "rb", phases=phases)
     rebuild_mibs = size_bytes / MIB / rebuild_s
-    log("full rebuild of %d MiB: %.1f s (%.0f MiB/s)" % (size_bytes // MIB, rebuild_s, rebuild_mibs))
+    copied_s = phases.get("copied", float("nan"))
+    log("full rebuild of %d MiB: %.1f s (%.0f MiB/s); copy done after %.1f s, flush and join %.1f s; load %s"
+        % (size_bytes // MIB, rebuild_s, rebuild_mibs, copied_s, rebuild_s - copied_s, load()))
     api(n1 + "/v1/nodes/%s/uncordon" % victim, "POST", {})
+    if rebuild_only:
+        lines += ["", "### Rebuild (volume of %s, %d%% written, 2 replicas, resync unthrottled)"
+                  % (fmt_size(size_bytes), round(100 * fill)), "",
+                  "| measure | value | target |", "|---|---|---|",
+                  "| disk sequential write, fio 1M QD8 end_fsync | %.0f MiB/s | |" % disk,
+                  "| full rebuild (drain, replacement copied in full) | %.1f s, %.0f MiB/s = %.2f of disk | ≥ 0.8 of disk |"
+                  % (rebuild_s, rebuild_mibs, rebuild_mibs / disk),
+                  "| of which final flush and join | %.1f s | |" % (rebuild_s - copied_s),
+                  "| load average at the end of the rebuild | %s | |" % load()]
+        return
     # steady state before the next failure: the engine checkpoints right after a replica joins; a replica
     # killed before that first checkpoint completes (tens of ms) is marked missed since the copy and is
     # copied in full again (docs/replication.md)
@@ -204,9 +229,17 @@ def main():
     ap.add_argument("--rebuild-size", default="4GiB")
     ap.add_argument("--jobs", default="randwrite QD32,randread QD32,randwrite QD1,seq write")
     ap.add_argument("--skip-recovery", action="store_true")
+    ap.add_argument("--recovery-only", action="store_true", help="skip the fio jobs; only the recovery section")
+    ap.add_argument("--rebuild-only", action="store_true", help="skip the fio jobs, delta resync and failover")
+    ap.add_argument("--rebuild-fill", type=float, default=1.0,
+                    help="fraction of the rebuild volume written before the drain (the rest stays unallocated)")
     ap.add_argument("--base-port", type=int, default=7700)
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "replication.md"))
+    ap.add_argument("--out", default=None, help="report file (default docs/perf/replication.md for a full run;"
+                    " none with --recovery-only/--rebuild-only)")
     opts = ap.parse_args()
+    partial = opts.recovery_only or opts.rebuild_only
+    if opts.out is None and not partial:
+        opts.out = os.path.join(ROOT, "docs", "perf", "replication.md")
     size = parse_size(opts.size)
     jobs = [j for j in JOBS if any(k in j[0] for k in opts.jobs.split(","))] if opts.jobs else JOBS
     work = tempfile.mkdtemp(prefix="ballast-repl-bench-", dir=os.path.join(ROOT, "target"))
@@ -219,26 +252,27 @@ def main():
         n1 = cluster.urls["n1"]
         wait_all_up(n1, 3)
         sides = {}
-        for n in (1, 2, 3):
+        for n in (() if partial else (1, 2, 3)):
             name = "r%d" % n
             api(n1 + "/v1/volumes", "POST", {"name": name, "size": size, "repl": n})
             att = api(n1 + "/v1/volumes/%s/attach" % name, "POST", {})
             sides["repl=%d" % n] = att.get("nbdUnixUri") or att["unixUri"]
-        nbdkit, sides["nbdkit"] = start_nbdkit(work, size)
+        if not partial:
+            nbdkit, sides["nbdkit"] = start_nbdkit(work, size)
         for side, uri in sides.items():
             log("filling " + side)
             fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)
         results = {}
-        for jname, args, metric in jobs:
+        for jname, args, metric in ([] if partial else jobs):
             for _ in range(opts.reps):
                 for side, uri in sides.items():
                     r = fio(uri, args, opts.runtime, size)
                     results.setdefault((jname, side), []).append(r)
                     log("%-22s %-8s %10.1f %s  p99 %.0f us" % (jname, side, r[metric], metric, r["p99_us"]))
         peers = ["repl=1", "repl=2", "repl=3"]
-        lines += ["| job | nbdkit | " + " | ".join(peers) + " | " + " | ".join("ratio " + p for p in peers)
+        lines += [] if partial else ["| job | nbdkit | " + " | ".join(peers) + " | " + " | ".join("ratio " + p for p in peers)
                   + " | p99 µs nbdkit / 1 / 2 / 3 |", "|---" * (2 + 2 * len(peers) + 1) + "|"]
-        for jname, _, metric in jobs:
+        for jname, _, metric in ([] if partial else jobs):
             med = {s: statistics.median(r[metric] for r in results[(jname, s)]) for s in sides}
             p99 = {s: statistics.median(r["p99_us"] for r in results[(jname, s)]) for s in sides}
             unit = "MiB/s" if metric == "bw" else "IOPS"
@@ -246,10 +280,10 @@ def main():
                 jname, unit, med["nbdkit"], " | ".join("%.0f" % med[p] for p in peers),
                 " | ".join("%.2f" % (med[p] / med["nbdkit"]) for p in peers),
                 " / ".join("%.0f" % p99[s] for s in ["nbdkit"] + peers)))
-        for s in ("r1", "r2", "r3"):
+        for s in (() if partial else ("r1", "r2", "r3")):
             api(n1 + "/v1/volumes/%s/detach" % s, "POST", {})
         if not opts.skip_recovery:
-            recovery(cluster, work, parse_size(opts.rebuild_size), lines)
+            recovery(cluster, work, parse_size(opts.rebuild_size), lines, opts.rebuild_only, opts.rebuild_fill)
     finally:
         if nbdkit:
             nbdkit.terminate()
@@ -260,8 +294,9 @@ def main():
               " fio nbd engine over n1's unix socket; %d rep(s) × %d s per job, median)." % (
                   cmd.strip(), time.strftime("%Y-%m-%d"), opts.reps, opts.runtime), ""] + lines + [""]
     print("\n".join(report))
-    with open(opts.out, "w") as f:
-        f.write("\n".join(report))
+    if opts.out:
+        with open(opts.out, "w") as f:
+            f.write("\n".join(report))
     shutil.rmtree(work, ignore_errors=True)
 
 

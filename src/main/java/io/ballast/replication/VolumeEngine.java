@@ -58,10 +58,13 @@ public final class VolumeEngine {
      * copy writes unanswered: without the bound, an unthrottled rebuild queued whole regions faster
      * than the target took them and ran the node's small heap out of memory.
      */
-    static final int RESYNC_CHUNK_BYTES = 1 << 20;
-    static final long RESYNC_WINDOW_BYTES = 8L << 20;
+    static final int RESYNC_CHUNK_BYTES = Integer.getInteger("ballast.resync.chunkBytes", 1 << 20);
+    static final long RESYNC_WINDOW_BYTES = Long.getLong("ballast.resync.windowBytes", 8L << 20);
     /** Reads of a resync's source in flight at once: hides the source's latency behind the next read. */
-    static final int RESYNC_READS_IN_FLIGHT = 2;
+    static final int RESYNC_READS_IN_FLIGHT = Integer.getInteger("ballast.resync.readsInFlight", 2);
+    /** Window share of a WriteZeroes sent for a chunk that reads as zeroes (it holds no data). */
+    static final long ZERO_COPY_WINDOW_BYTES = 64 << 10;
+    private static final byte[] ZERO_CHUNK = new byte[RESYNC_CHUNK_BYTES];
     private final ResyncBudget resyncBudget;
     /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
     private long budgetHeldBytes;
@@ -131,6 +134,7 @@ public final class VolumeEngine {
 
     // Resync, scrub, verify.
     private final Map<String, Resync> resyncs = new LinkedHashMap<>();
+    private final Map<String, ResumePoint> resumePoints = new HashMap<>();
     private double resyncTokens;
     private double scrubTokens;
     private long scrubRegion;
@@ -199,6 +203,15 @@ public final class VolumeEngine {
 
     private enum ResyncStep { LISTING, COPYING, FLUSHING, ADDING }
 
+    /**
+     * What an interrupted resync of a target had made durable there: {@code regions[0, durableNext)} were
+     * copied and flushed while the target held every write sent before that flush, and every write sent
+     * after it is tagged at least {@code generation} on every in-sync replica. Kept in memory only (a new
+     * engine starts over).
+     */
+    private record ResumePoint(long missedSinceGeneration, String source, long[] regions, int durableNext,
+            long generation, long startGeneration) {}
+
     private static final class Resync {
         final String nodeId;
         final long missedSinceGeneration;
@@ -217,6 +230,10 @@ public final class VolumeEngine {
         long writeBytesInFlight;
         long bytesDone;
         long bytesTotal;
+        /** The generation the target was raised to when this resync started (0: none was sent). */
+        long startGeneration;
+        /** Index into {@code regions} -> chunks of that region read and not yet sent to the target. */
+        final TreeMap<Integer, Integer> unsentChunks = new TreeMap<>();
 
         Resync(String nodeId, long missedSinceGeneration, long startedAtMs) {
             this.nodeId = nodeId;
@@ -990,9 +1007,19 @@ public final class VolumeEngine {
             ckpt = Ckpt.FLUSHING;
             for (String n : streamNodes()) {
                 round.required.add(n);
+                // A copying target that answers this flush holds durably every region copied so far and
+                // every write sent before it: what a resume after an interruption may skip (no extra flush).
+                Resync copying = resyncs.get(n);
+                ResumePoint mark = copying != null && copying.step == ResyncStep.COPYING && copying.startGeneration > 0
+                        && lastSentGeneration > 0 ? new ResumePoint(copying.missedSinceGeneration, copying.source,
+                                copying.regions, sentRegions(copying), lastSentGeneration, copying.startGeneration)
+                        : null;
                 send(n, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
                     if (reply instanceof ReplicaReply.Done) {
                         round.doneNodes.add(n);
+                        if (mark != null && resyncs.get(n) == copying) {
+                            resumePoints.put(n, mark);
+                        }
                     } else {
                         round.failedNodes.add(n);
                         failNode(n, "checkpoint flush: " + reply);
@@ -1197,6 +1224,7 @@ public final class VolumeEngine {
             }
         }
         resyncs.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
+        resumePoints.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
         pendingAdd.retainAll(resyncs.keySet());
         // A replica gone from the volume was not added (an add would have bumped the epoch first).
         inFlightAdds.retainAll(present);
@@ -1243,7 +1271,7 @@ public final class VolumeEngine {
                 }
                 VolumeLayout.Replica now = replica(n);
                 if (now != null && !now.inSync() && !resyncs.containsKey(n)) {
-                    startResync(n, now.missedSinceGeneration());
+                    startResync(n, now.missedSinceGeneration(), ((ReplicaReply.Opened) reply).generation());
                 }
             });
             // Until the probe answers, do not send writes to it.
@@ -1260,7 +1288,7 @@ public final class VolumeEngine {
         return null;
     }
 
-    private void startResync(String target, long missedSinceGeneration) {
+    private void startResync(String target, long missedSinceGeneration, long targetGeneration) {
         String source = preferredSource();
         if (source == null) {
             faulty.add(target);
@@ -1273,10 +1301,18 @@ public final class VolumeEngine {
             abortedResyncs.remove(target); // the mark of an add still in flight is settled by its result
         }
         resyncs.put(target, r);
+        ResumePoint rp = resumePoints.remove(target);
+        // Resume only on the same stored copy (its generation is at least the one this engine raised it to
+        // when the interrupted resync started: a new, empty store on that node is at 0), for the same
+        // missed generation, from the same source.
+        boolean resume = rp != null && rp.missedSinceGeneration() == missedSinceGeneration
+                && rp.source().equals(source) && rp.startGeneration() > 0 && rp.generation() > 0
+                && targetGeneration >= rp.startGeneration();
         if (lastSentGeneration > 0) {
             // Tag everything the target gets from now on at least as high as the source's blocks, so a
             // later delta resync of this target sees what this one copied.
             long g = lastSentGeneration;
+            r.startGeneration = g;
             send(target, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), g), false, reply -> {
                 if (!(reply instanceof ReplicaReply.Done)) {
                     failNode(target, "checkpoint: " + reply);
@@ -1284,7 +1320,18 @@ public final class VolumeEngine {
             });
         }
         long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
-        if (missedSinceGeneration == 0) {
+        long since = missedSinceGeneration - 1;
+        if (resume) {
+            // The regions not yet durably copied, plus whatever changed on either side since the
+            // interrupted resync's last durable flush (writes the target may have lost or never got).
+            for (int i = rp.durableNext(); i < rp.regions().length; i++) {
+                r.regionSet.add(rp.regions()[i]);
+            }
+            since = rp.generation() - 1;
+            LOG.atInfo().addKeyValue("volume", layout.volumeName()).addKeyValue("node", target)
+                    .addKeyValue("regionsKept", rp.durableNext()).addKeyValue("regionsLeft", r.regionSet.size())
+                    .log("resync resumes after an interruption");
+        } else if (missedSinceGeneration == 0) {
             for (long i = 0; i < regionCount; i++) {
                 r.regionSet.add(i);
             }
@@ -1292,9 +1339,10 @@ public final class VolumeEngine {
             return;
         }
         // What the target may lack or hold extra: blocks tagged at or above its missed checkpoint on either side.
+        long listSince = since;
         r.listRepliesWanted = 2;
         for (String n : List.of(source, target)) {
-            send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), missedSinceGeneration - 1),
+            send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), listSince),
                     false, reply -> {
                         if (resyncs.get(target) != r) {
                             return;
@@ -1365,6 +1413,8 @@ public final class VolumeEngine {
             return false;
         }
         resyncTokens -= len;
+        int regionIndex = r.next;
+        r.unsentChunks.merge(regionIndex, 1, Integer::sum);
         advance(r, len); // the position moves at issue: several chunks may be read at once
         r.readsInFlight++;
         long[] lock = lock(start, start + len);
@@ -1373,12 +1423,20 @@ public final class VolumeEngine {
         repairingRead(start, len, sources, data -> {
             r.readsInFlight--;
             if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                sendCopyWrite(r, start, data, len);
+                if (allZero(data)) {
+                    // A hole or zeroed range on the source: the target gets WriteZeroes (deallocating),
+                    // not a megabyte of zeroes over the network; on a new replica it costs no I/O.
+                    releaseBudget(len);
+                    sendCopyZeroes(r, start, len);
+                } else {
+                    sendCopyWrite(r, start, data, len);
+                }
                 r.bytesDone += len;
                 resyncBytes += len;
             } else {
                 releaseBudget(len);
             }
+            chunkSent(r, regionIndex);
             unlock(lock);
         }, error -> {
             if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
@@ -1387,6 +1445,7 @@ public final class VolumeEngine {
                 // source from the target once it is in sync) rather than never finishing.
                 salvage(r, start, start + len, () -> {
                     r.readsInFlight--;
+                    chunkSent(r, regionIndex);
                     r.bytesDone += len;
                     releaseBudget(len);
                     unlock(lock);
@@ -1402,6 +1461,16 @@ public final class VolumeEngine {
             }
         });
         return true;
+    }
+
+    /** A chunk of {@code regions[regionIndex]} went to the target (or will not: the resync ended). */
+    private static void chunkSent(Resync r, int regionIndex) {
+        r.unsentChunks.computeIfPresent(regionIndex, (k, n) -> n > 1 ? n - 1 : null);
+    }
+
+    /** {@code regions[0, index)} of a copying resync have every chunk sent to the target. */
+    private static int sentRegions(Resync r) {
+        return r.unsentChunks.isEmpty() ? r.next : Math.min(r.next, r.unsentChunks.firstKey());
     }
 
     private boolean acquireBudget(long bytes) {
@@ -1445,6 +1514,22 @@ public final class VolumeEngine {
                         failNode(r.nodeId, "copy write: " + reply);
                     }
                 });
+    }
+
+    /** A copy of a range that reads as zeroes: a small request, counted in the window at a nominal size. */
+    private void sendCopyZeroes(Resync r, long offsetBytes, int lengthBytes) {
+        r.writeBytesInFlight += ZERO_COPY_WINDOW_BYTES;
+        send(r.nodeId, id -> new ReplicaRequest.WriteZeroes(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes,
+                true, false), true, reply -> {
+                    r.writeBytesInFlight -= ZERO_COPY_WINDOW_BYTES;
+                    if (!(reply instanceof ReplicaReply.Done)) {
+                        failNode(r.nodeId, "copy zeroes: " + reply);
+                    }
+                });
+    }
+
+    private static boolean allZero(byte[] data) {
+        return java.util.Arrays.mismatch(data, 0, data.length, ZERO_CHUNK, 0, data.length) < 0;
     }
 
     private void salvage(Resync r, long start, long end, Runnable done) {

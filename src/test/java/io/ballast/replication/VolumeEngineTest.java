@@ -86,7 +86,11 @@ class VolumeEngineTest {
     }
 
     void open(VolumeLayout layout) {
-        engine = new VolumeEngine(layout, "a", new EngineConfig(100, 1000, 0, 0, 16, 50, 50, 4), net, meta);
+        open(layout, new EngineConfig(100, 1000, 0, 0, 16, 50, 50, 4));
+    }
+
+    void open(VolumeLayout layout, EngineConfig config) {
+        engine = new VolumeEngine(layout, "a", config, net, meta);
         Outcome opened = new Outcome();
         engine.open(nowMs, e -> opened.done = e == null);
         // Open, ChangedRegions, the first checkpoint's flush and the checkpoint itself; not yet probes.
@@ -216,12 +220,147 @@ class VolumeEngineTest {
                     assertThat(s.node()).isEqualTo("b");
                     copied += wr.data().length;
                 }
-                engine.onReply(s.node(), healthy(s.request()));
+                engine.onReply(s.node(), s.request() instanceof ReplicaRequest.Read rd
+                        ? new ReplicaReply.Data(rd.requestId(), ones(rd.lengthBytes())) : healthy(s.request()));
             }
         }
         assertThat(copied).isEqualTo(2 * REGION);
         assertThat(engine.status().counters().resyncBytes()).isEqualTo(2 * REGION);
         assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
+    }
+
+    static byte[] ones(int length) {
+        byte[] b = new byte[length];
+        java.util.Arrays.fill(b, (byte) 1);
+        return b;
+    }
+
+    @Test
+    void resyncSendsAChunkThatReadsAsZeroesAsWriteZeroes() {
+        long missed = (5L << 24) | 1;
+        open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, missed, true)));
+        engine.tick(nowMs += 1);
+        answerAll(s -> s.request() instanceof ReplicaRequest.Open);
+        answerAll(s -> s.request() instanceof ReplicaRequest.Checkpoint);
+        for (Sent s : net.take(x -> x.request() instanceof ReplicaRequest.ChangedRegions)) {
+            engine.onReply(s.node(), new ReplicaReply.Regions(s.request().requestId(), new long[] {2, 3}));
+        }
+        List<ReplicaRequest> toB = new ArrayList<>();
+        for (int i = 0; i < 20 && meta.changes.isEmpty(); i++) {
+            engine.tick(nowMs += 10);
+            for (Sent s : net.take(x -> true)) {
+                if (s.node().equals("b")) {
+                    toB.add(s.request());
+                }
+                // region 2 reads as zeroes, region 3 holds data
+                engine.onReply(s.node(), s.request() instanceof ReplicaRequest.Read rd
+                        ? new ReplicaReply.Data(rd.requestId(), rd.offsetBytes() == 3 * REGION ? ones(rd.lengthBytes())
+                                : new byte[rd.lengthBytes()])
+                        : healthy(s.request()));
+            }
+        }
+        assertThat(toB).filteredOn(r -> r instanceof ReplicaRequest.WriteZeroes).singleElement().satisfies(r -> {
+            ReplicaRequest.WriteZeroes z = (ReplicaRequest.WriteZeroes) r;
+            assertThat(z.offsetBytes()).isEqualTo(2 * REGION);
+            assertThat(z.lengthBytes()).isEqualTo(REGION);
+            assertThat(z.mayDeallocate()).isTrue();
+            assertThat(z.fua()).isFalse();
+        });
+        assertThat(toB).filteredOn(r -> r instanceof ReplicaRequest.Write).singleElement()
+                .satisfies(r -> assertThat(((ReplicaRequest.Write) r).offsetBytes()).isEqualTo(3 * REGION));
+        assertThat(engine.status().counters().resyncBytes()).isEqualTo(2 * REGION);
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
+    }
+
+    /** A healthy reply, with reads answered by non-zero data (so copies travel as writes). */
+    static ReplicaReply withData(ReplicaRequest r) {
+        return r instanceof ReplicaRequest.Read rd ? new ReplicaReply.Data(rd.requestId(), ones(rd.lengthBytes()))
+                : healthy(r);
+    }
+
+    @Test
+    void interruptedFullResyncResumesAfterWhatACheckpointFlushMadeDurable() {
+        assertThat(resumeAndCountCopiedRegions(true)).isEqualTo(8);
+    }
+
+    @Test
+    void interruptedFullResyncStartsOverOnAStoreThatIsNotTheOneItCopiedTo() {
+        assertThat(resumeAndCountCopiedRegions(false)).isEqualTo(16);
+    }
+
+    /** Copies 8 of 16 regions to b, checkpoints, fails b, probes it again; returns the regions copied then. */
+    long resumeAndCountCopiedRegions(boolean sameStore) {
+        // Throttled to one region per 100 ms tick, so the test decides how far the copy gets.
+        open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, 0, true)),
+                new EngineConfig(10_000, 1000, 10 * REGION, 0, 16, 50, 50, 4));
+        engine.tick(nowMs += 1); // probe b
+        answerAll(s -> s.request() instanceof ReplicaRequest.Open);
+        long startGeneration = net.sent.stream().filter(s -> s.node().equals("b"))
+                .map(Sent::request).filter(r -> r instanceof ReplicaRequest.Checkpoint)
+                .mapToLong(r -> ((ReplicaRequest.Checkpoint) r).generation()).findFirst().orElseThrow();
+        assertThat(startGeneration).isPositive();
+        int written = 0;
+        for (int i = 0; i < 100 && written < 8; i++) {
+            written += answerInOrder(false);
+            if (written < 8) {
+                engine.tick(nowMs += 100);
+            }
+        }
+        written += answerInOrder(false);
+        assertThat(written).isEqualTo(8);
+        // A client write, then a quiet checkpoint: its flush reaches b too, after the 8 regions.
+        Outcome w = new Outcome();
+        engine.write(0, ones(100), false, w.completion());
+        answerInOrder(false);
+        assertThat(w.done).isTrue();
+        engine.tick(nowMs += 150);
+        answerInOrder(false);
+        answerInOrder(false);
+        // b fails (it refuses a write).
+        Outcome w2 = new Outcome();
+        engine.write(0, ones(100), false, w2.completion());
+        answerInOrder(true);
+        assertThat(w2.done).isTrue();
+        // b answers its probe: the same store (generation at least the one the resync raised it to) or a new one.
+        engine.tick(nowMs += 100);
+        for (Sent s : net.take(x -> true)) {
+            engine.onReply(s.node(), s.request() instanceof ReplicaRequest.Open o && s.node().equals("b")
+                    ? new ReplicaReply.Opened(o.requestId(), o.epoch(), sameStore ? startGeneration : 0, SIZE, REGION)
+                    : withData(s.request()));
+        }
+        long copied = 0;
+        for (int i = 0; i < 100 && meta.changes.isEmpty(); i++) {
+            engine.tick(nowMs += 100);
+            for (Sent s : net.take(x -> true)) {
+                if (s.request() instanceof ReplicaRequest.ChangedRegions c) {
+                    assertThat(sameStore).isTrue();
+                    assertThat(c.sinceGeneration()).isEqualTo(startGeneration - 1);
+                }
+                if (s.request() instanceof ReplicaRequest.Write wr && s.node().equals("b")) {
+                    copied += wr.data().length;
+                }
+                engine.onReply(s.node(), withData(s.request()));
+            }
+        }
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
+        return copied / REGION;
+    }
+
+    /** Answers what was sent, in order, until nothing more is; writes to b fail when asked. Returns b's writes. */
+    int answerInOrder(boolean bFails) {
+        int writesToB = 0;
+        for (List<Sent> batch = net.take(x -> true); !batch.isEmpty(); batch = net.take(x -> true)) {
+            for (Sent s : batch) {
+                boolean toB = s.node().equals("b") && s.request() instanceof ReplicaRequest.Write;
+                if (toB) {
+                    writesToB++;
+                }
+                engine.onReply(s.node(), toB && bFails
+                        ? new ReplicaReply.Failed(s.request().requestId(), ErrorCode.IO_ERROR, "disk", -1)
+                        : withData(s.request()));
+            }
+        }
+        return writesToB;
     }
 
     @Test
