@@ -604,30 +604,7 @@ final class NbdSession implements Runnable {
                 continue;
             }
             try {
-                if (!replyChannelBroken) {
-                    writeLock.lock();
-                    try {
-                        if (n == 1 || !(channel instanceof GatheringByteChannel g)) {
-                            for (int i = 0; i < n; i++) {
-                                writeFully(out[i]);
-                            }
-                        } else {
-                            int first = 0;
-                            while (first < n) {
-                                g.write(out, first, n - first);
-                                while (first < n && !out[first].hasRemaining()) {
-                                    first++;
-                                }
-                            }
-                        }
-                    } catch (IOException e) {
-                        replyChannelBroken = true;
-                        log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
-                        closeQuietly();
-                    } finally {
-                        writeLock.unlock();
-                    }
-                }
+                writeReplies(out, n);
             } finally {
                 for (int i = 0; i < n; i++) {
                     giveBuffer(release[i]);
@@ -685,6 +662,39 @@ final class NbdSession implements Runnable {
         }
     }
 
+    /**
+     * Writes the first {@code n} reply buffers under the write lock, in one gather write where the
+     * channel allows; a failed write marks the channel broken and closes the session (later replies
+     * are dropped: the client is gone).
+     */
+    private void writeReplies(ByteBuffer[] bufs, int n) {
+        if (replyChannelBroken) {
+            return;
+        }
+        writeLock.lock();
+        try {
+            if (n == 1 || !(channel instanceof GatheringByteChannel g)) {
+                for (int i = 0; i < n; i++) {
+                    writeFully(bufs[i]);
+                }
+            } else {
+                int first = 0;
+                while (first < n) {
+                    g.write(bufs, first, n - first);
+                    while (first < n && !bufs[first].hasRemaining()) {
+                        first++;
+                    }
+                }
+            }
+        } catch (IOException e) {
+            replyChannelBroken = true;
+            log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
+            closeQuietly();
+        } finally {
+            writeLock.unlock();
+        }
+    }
+
     /** Sends the batched replies in one gather write (as far as the socket takes them) and frees their buffers. */
     private void sendBatch() {
         int n = batchCount;
@@ -692,30 +702,7 @@ final class NbdSession implements Runnable {
             return;
         }
         try {
-            if (!replyChannelBroken) {
-                writeLock.lock();
-                try {
-                    if (n == 1 || !(channel instanceof GatheringByteChannel g)) {
-                        for (int i = 0; i < n; i++) {
-                            writeFully(batch[i]);
-                        }
-                    } else {
-                        int first = 0;
-                        while (first < n) {
-                            g.write(batch, first, n - first);
-                            while (first < n && !batch[first].hasRemaining()) {
-                                first++;
-                            }
-                        }
-                    }
-                } catch (IOException e) {
-                    replyChannelBroken = true;
-                    log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
-                    closeQuietly();
-                } finally {
-                    writeLock.unlock();
-                }
-            }
+            writeReplies(batch, n);
         } finally {
             for (int i = 0; i < n; i++) {
                 giveBuffer(batchRelease[i]);
