@@ -125,6 +125,9 @@ class ReplicatedVolumesTest {
             JsonNode v = new NodeClient(c.url(leader), Duration.ofSeconds(30)).post("/v1/volumes",
                     Map.of("name", "m", "size", "1GiB", "repl", 3));
             assertThat(v.path("minInSync").asInt()).isEqualTo(2);
+            // attached once (so possibly written): a replacement must be rebuilt, not assumed zeroes
+            assertThat(raw("POST", c.url(leader) + "/v1/volumes/m/attach", "{}").statusCode()).isEqualTo(200);
+            assertThat(raw("POST", c.url(leader) + "/v1/volumes/m/detach", null).statusCode()).isEqualTo(200);
             List<String> holders = v.path("replicas").findValuesAsText("nodeId");
             String victim = holders.stream().filter(n -> indexOf(n) != leader).findFirst().orElseThrow();
             int observer = List.of(1, 2, 3, 4).stream().filter(i -> i != indexOf(victim)).findFirst().orElseThrow();
