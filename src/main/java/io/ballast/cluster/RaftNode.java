@@ -390,7 +390,6 @@ public final class RaftNode implements AutoCloseable {
             if (s == null) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
-
             long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
             RaftClientRequest req = RaftClientRequest.newBuilder()
                     .setClientId(LOCAL_READS)
@@ -406,8 +405,7 @@ public final class RaftNode implements AutoCloseable {
                 if (reply.isSuccess()) {
                     return;
                 }
-                if (reply.getException() instanceof ServerNotReadyException && listedAsMember()) {
-                    // a server that joined as a listener never becomes RUNNING in Ratis and serves no reads itself
+                if (servesNoReads(reply.getException())) {
                     barrierThroughLeader(deadline);
                     return;
                 }
@@ -415,7 +413,7 @@ public final class RaftNode implements AutoCloseable {
             } catch (TimeoutException e) {
                 last = "timed out";
             } catch (ExecutionException e) {
-                if (e.getCause() instanceof ServerNotReadyException && listedAsMember()) {
+                if (servesNoReads(e.getCause())) {
                     barrierThroughLeader(deadline);
                     return;
                 }
@@ -436,10 +434,10 @@ public final class RaftNode implements AutoCloseable {
     }
 
     /**
-     * The barrier on a member whose server Ratis left in STARTING (one that joined as a listener, see
-     * {@link #listedAsMember}): Ratis serves no reads there (it refuses them as "not RUNNING"), so the leader answers a linearizable read of its
-     * applied index and this node waits until its own state machine applied that far. Every write
-     * committed before the call is at or below that index, so the local state then reflects it.
+     * The barrier on a member whose server Ratis left in STARTING (see {@link #servesNoReads}): the
+     * leader answers a linearizable read of its applied index and this node waits until its own state
+     * machine applied that far. Every write committed before the call is at or below that index, so
+     * the local state then reflects it.
      */
     private void barrierThroughLeader(long deadlineNs) {
         long leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
@@ -454,20 +452,21 @@ public final class RaftNode implements AutoCloseable {
         leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
         if (!sm.awaitApplied(index, leftMs)) {
             throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out after " + timings.requestTimeoutMs()
-                    + " ms: " + nodeId + " (a Raft listener) did not catch up with the leader's log index " + index
+                    + " ms: " + nodeId + " did not catch up with the leader's log index " + index
                     + "; check `ballast status` and `ballast events`");
         }
     }
 
     /**
-     * Whether this node's copy of the metadata lists it as a member: then a server that refuses reads as
-     * "not RUNNING" is one Ratis left in STARTING for good (a node that joined as a listener, even after
-     * it was made a voter), not a node still joining. A joining node is not listed until the leader
-     * brought it into the configuration and registered it; it waits for that rather than asking the
-     * leader (doing so while it started made its server hang in Ratis under load).
+     * Whether a read refused with {@code failure} means this server will never serve reads: it refused
+     * as "not RUNNING" and this node's copy of the metadata lists it as a member, so it is one Ratis left
+     * in STARTING for good (a node that joined as a listener, even after it was made a voter), not a node
+     * still joining. A joining node is not listed until the leader brought it into the configuration
+     * and registered it; it waits for that rather than asking the leader (doing so while it started
+     * made its server hang in Ratis under load).
      */
-    private boolean listedAsMember() {
-        return sm.state().node(nodeId).isPresent();
+    private boolean servesNoReads(Throwable failure) {
+        return failure instanceof ServerNotReadyException && sm.state().node(nodeId).isPresent();
     }
 
     private static final long READ_RETRY_MS = 20;
