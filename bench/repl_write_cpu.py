@@ -18,15 +18,19 @@ import types, time as _t
 mb.time = types.SimpleNamespace(time=lambda: _t.time() / 4, sleep=_t.sleep, strftime=_t.strftime, perf_counter=_t.perf_counter)
 from nbd_bench import fio, start_nbdkit
 
-def cpu(pids):
-    t = 0
+def cpu_split(pids):
+    """[(user s, system s)] per pid."""
+    out = []
     for p in pids:
         try:
             f = open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()
-            t += int(f[11]) + int(f[12])
+            out.append((int(f[11]) / os.sysconf("SC_CLK_TCK"), int(f[12]) / os.sysconf("SC_CLK_TCK")))
         except OSError:
-            pass
-    return t / os.sysconf("SC_CLK_TCK")
+            out.append((0.0, 0.0))
+    return out
+
+def cpu(pids):
+    return sum(u + s for u, s in cpu_split(pids))
 
 work = tempfile.mkdtemp(prefix="cpubench-", dir="/tmp")
 cl = rb.Cluster(os.path.join(work, "cluster"), port)
@@ -46,9 +50,12 @@ try:
     args = ["--rw=randwrite", "--bs=4k", "--iodepth=32"]
     for i in range(reps):
         la = open("/proc/loadavg").read().split()[0]
-        c0 = cpu(pids); t0 = time.time()
+        s0 = cpu_split(pids); c0 = cpu(pids); t0 = time.time()
         r = fio(uri, args, 10, size)
-        c1 = cpu(pids); t1 = time.time()
+        c1 = cpu(pids); t1 = time.time(); s1 = cpu_split(pids)
+        per_io = lambda a, b: (b - a) * 1e6 / max(1, r["iops"] * (t1 - t0))
+        print("   per node (engine first), user/system us per write: " + "  ".join(
+            "%s %.0f/%.0f" % (n, per_io(a[0], b[0]), per_io(a[1], b[1])) for n, a, b in zip(cl.procs.keys(), s0, s1)), flush=True)
         k = fio(kuri, args, 10, size)
         la2 = open("/proc/loadavg").read().split()[0]
         ios = r["iops"] * 10
