@@ -103,6 +103,13 @@ public final class VolumeEngine {
      * layout of a newer epoch, tells whether each is listed in sync ({@link #resolveAdds}).
      */
     private final Set<String> inFlightAdds = new HashSet<>();
+    /**
+     * Per node whose add may have committed: the generation below which it verifiably holds every block
+     * durably (its resync's start, or its missed mark if higher: the final flush covered everything else).
+     * Checkpoints completed while its add was in flight were counted without it, so when it joins,
+     * lastCompleteGeneration falls to this value until a checkpoint completes with it in sync.
+     */
+    private final Map<String, Long> joinGenerations = new HashMap<>();
     private boolean metadataInFlight;
     /** How many of the in-flight change's removals were of nodes in sync (for the removed-replicas counter). */
     private long inSyncRemovalsInFlight;
@@ -1123,6 +1130,11 @@ public final class VolumeEngine {
     private void change(MetadataClient.InSyncChange change) {
         metadataInFlight = true;
         inFlightAdds.addAll(change.add());
+        for (String n : change.add()) {
+            Resync r = resyncs.get(n); // in ADDING: its final flush was answered
+            long joinGeneration = r == null ? 0 : Math.max(r.missedSinceGeneration, r.startGeneration);
+            joinGenerations.merge(n, joinGeneration, Math::min); // an earlier add of it may still commit
+        }
         metadata.changeInSync(change, result -> onMetadataResult(change, result));
     }
 
@@ -1175,6 +1187,8 @@ public final class VolumeEngine {
         for (String n : inFlightAdds) {
             if (l.inSyncNodes().contains(n) && !layout.inSyncNodes().contains(n)) {
                 replicasAdded++;
+                // Its mark, if it leaves again, must be a checkpoint it completed, not one only the others did.
+                lastCompleteGeneration = Math.min(lastCompleteGeneration, joinGenerations.getOrDefault(n, 0L));
                 Resync r = resyncs.remove(n);
                 pendingAdd.remove(n);
                 boolean aborted = abortedResyncs.remove(n);
@@ -1196,6 +1210,7 @@ public final class VolumeEngine {
             }
         }
         inFlightAdds.clear();
+        joinGenerations.clear();
         return abandoned;
     }
 
@@ -1228,6 +1243,7 @@ public final class VolumeEngine {
         pendingAdd.retainAll(resyncs.keySet());
         // A replica gone from the volume was not added (an add would have bumped the epoch first).
         inFlightAdds.retainAll(present);
+        joinGenerations.keySet().retainAll(inFlightAdds);
         probeAtMs.keySet().retainAll(present);
         for (String n : abandoned) {
             faulty.add(n);
