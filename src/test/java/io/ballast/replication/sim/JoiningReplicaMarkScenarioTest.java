@@ -64,6 +64,8 @@ class JoiningReplicaMarkScenarioTest {
     /** Crashed nodes: every request is answered Failed UNAVAILABLE until the script restarts them. */
     private final Set<String> down = new HashSet<>();
     private final List<PendingChange> pendingChanges = new ArrayList<>();
+    /** missedSinceGeneration recorded for each in-sync replica the control plane removed. */
+    private final List<Long> removalMarks = new ArrayList<>();
     private final byte[] model = new byte[SIZE_BYTES];
     private VolumeLayout cp;
     private VolumeEngine engine;
@@ -129,6 +131,7 @@ class JoiningReplicaMarkScenarioTest {
             tick(10);
         }
         assertThat(removalMarks).hasSize(1);
+        assertThat(removalMarks.getFirst()).as("c's mark keeps its next resync a delta").isPositive();
         down.remove("c");
         for (int i = 0; i < 200 && !(engine.idle() && cp.inSyncNodes().size() == 3); i++) {
             answerMetadata();
@@ -141,7 +144,8 @@ class JoiningReplicaMarkScenarioTest {
         for (String n : cp.inSyncNodes()) {
             ReplicaReply r = logic.get(n).handle(new ReplicaRequest.Read(0, UUID, cp.epoch(), 0, SIZE_BYTES));
             assertThat(firstDifference(((ReplicaReply.Data) r).data()))
-                    .as("first byte of replica %s that lacks an acknowledged write (removed with marks %s)", n, removalMarks)
+                    .as("first byte of replica %s that lacks an acknowledged write (marks on removal %s)", n,
+                            removalMarks.stream().map(Long::toHexString).toList())
                     .isEqualTo(-1);
         }
         VerifyReport[] report = {null};
@@ -151,8 +155,6 @@ class JoiningReplicaMarkScenarioTest {
         deliverAll();
         assertThat(report[0].differences()).isEmpty();
     }
-
-    private final List<String> removalMarks = new ArrayList<>();
 
     /** The first offset where {@code image} differs from the acknowledged writes, or -1. */
     private int firstDifference(byte[] image) {
@@ -223,7 +225,7 @@ class JoiningReplicaMarkScenarioTest {
         for (VolumeLayout.Replica r : cp.replicas()) {
             if (change.remove().contains(r.nodeId())) {
                 if (r.inSync()) {
-                    removalMarks.add(r.nodeId() + "@" + Long.toHexString(change.missedSinceGeneration()));
+                    removalMarks.add(change.missedSinceGeneration());
                 }
                 next.add(new VolumeLayout.Replica(r.nodeId(), false, r.inSync() ? change.missedSinceGeneration()
                         : r.missedSinceGeneration(), r.ready()));
