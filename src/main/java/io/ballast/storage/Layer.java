@@ -299,6 +299,53 @@ final class Layer implements AutoCloseable {
         return data;
     }
 
+    /** The data file opened with O_DIRECT, once opened; null until then or when the file system refuses it. */
+    private volatile FileChannel directData;
+    private volatile boolean directRefused;
+
+    /**
+     * The data file opened a second time with O_DIRECT (opened on first use), for large aligned
+     * writes that need not pass through the page cache; null when the file system refuses direct
+     * I/O (e.g. some tmpfs), and the caller writes through {@link #data()} instead.
+     */
+    FileChannel directData() {
+        FileChannel ch = directData;
+        if (ch != null || directRefused) {
+            return ch;
+        }
+        synchronized (this) {
+            if (directData == null && !directRefused && !closed) {
+                try {
+                    directData = FileChannel.open(dataPath, StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+                } catch (IOException | UnsupportedOperationException e) {
+                    directRefused = true;
+                }
+            }
+            return directData;
+        }
+    }
+
+    /** Forgets {@code broken} (closed by an interrupt) so that the next direct write opens the file again. */
+    synchronized void dropDirect(FileChannel broken) {
+        if (directData == broken) {
+            directData = null;
+        }
+    }
+
+    /** The file system refused a direct write: stop using direct I/O on this layer (the caller writes buffered). */
+    synchronized void refuseDirect() {
+        directRefused = true;
+        FileChannel ch = directData;
+        directData = null;
+        if (ch != null) {
+            try {
+                ch.close();
+            } catch (IOException e) {
+                // only the buffered channel is used from now on
+            }
+        }
+    }
+
     /** Opens the data file again if {@code broken} is still the current channel; returns the current one. */
     synchronized FileChannel reopenData(FileChannel broken) throws IOException {
         if (closed) {
@@ -317,6 +364,10 @@ final class Layer implements AutoCloseable {
         }
         try {
             data.close();
+            FileChannel direct = directData;
+            if (direct != null) {
+                direct.close();
+            }
         } catch (IOException e) {
             // closing cannot lose data here: callers flush first
         }

@@ -17,6 +17,11 @@ final class StorageMetrics {
             .labelNames("volume")
             .withoutExemplars()
             .register();
+    static final Counter DIRECT_WRITES = Counter.builder()
+            .name("ballast_storage_direct_writes_total")
+            .help("Large aligned writes that bypassed the page cache (O_DIRECT)")
+            .withoutExemplars()
+            .register();
     static final Counter FLUSHES = Counter.builder()
             .name("ballast_storage_flushes_total")
             .help("Flush requests (FUA writes included); concurrent ones may share one sync")

@@ -50,6 +50,8 @@ public final class VolumeStore implements BlockDevice {
      * sequential writes (docs/perf/replication.md, "Write pieces").
      */
     static final int WRITE_PIECE_BYTES = 16 << 10;
+    /** Aligned writes of at least this size bypass the page cache (see {@link #writeDirect}). */
+    static final int DIRECT_WRITE_MIN_BYTES = 256 << 10;
     private static final int LOCK_GROUP_SHIFT = 4; // 16 blocks = 64 KiB per lock
     private static final int STRIPES = 4096;
     private static final int REGION_LOCKS = 256;
@@ -1397,6 +1399,9 @@ public final class VolumeStore implements BlockDevice {
     }
 
     private void pwriteFully(Layer layer, ByteBuffer src, long positionBytes) {
+        if (src.remaining() >= DIRECT_WRITE_MIN_BYTES && writeDirect(layer, src, positionBytes)) {
+            return;
+        }
         int start = src.position();
         onDataFile(layer, "write", ch -> {
             src.position(start);
@@ -1410,6 +1415,63 @@ public final class VolumeStore implements BlockDevice {
             }
             src.limit(limit);
         });
+    }
+
+    /**
+     * Writes a large block-aligned range with O_DIRECT: the device copies it from memory, where a
+     * buffered write costs a CPU copy into the page cache (on this project's test machines a rebuild
+     * target spent a third of a CPU on that copy alone; fio: 1 MiB writes at 1.1 GB/s with 8 % system
+     * time direct, 0.5 GB/s with 55 % buffered). The kernel writes back and drops cached pages of
+     * the range first, so buffered reads and writes around it stay coherent; {@link #flush()}'s
+     * fdatasync covers these writes like any other. Returns false, having written nothing that
+     * matters, when direct I/O cannot be used (the file system refuses it, a direct buffer that is
+     * not page-aligned, any error): the caller then writes buffered, which also reports real errors
+     * such as ENOSPC the usual way.
+     */
+    private boolean writeDirect(Layer layer, ByteBuffer src, long positionBytes) {
+        if (((positionBytes | src.remaining()) & (BLOCK_BYTES - 1)) != 0) {
+            return false;
+        }
+        if (src.isDirect() && (java.lang.foreign.MemorySegment.ofBuffer(src).address() & (BLOCK_BYTES - 1)) != 0) {
+            return false; // the JDK refuses unaligned direct buffers; heap buffers it copies to an aligned one
+        }
+        FileChannel ch = layer.directData();
+        if (ch == null || (!src.isDirect() && src.remaining() > CHUNK_BYTES)) {
+            return false;
+        }
+        int start = src.position();
+        // The JDK stages a heap buffer through a fresh aligned buffer per call (page faults and
+        // zeroing of a MiB each time): stage it through a pooled one instead.
+        ByteBuffer staged = src.isDirect() ? null : BUFFERS.take();
+        try {
+            ByteBuffer out = src;
+            if (staged != null) {
+                out = staged.put(src.duplicate()).flip();
+            }
+            long p = positionBytes;
+            while (out.hasRemaining()) {
+                p += ch.write(out, p);
+            }
+            src.position(src.limit());
+            StorageMetrics.DIRECT_WRITES.inc();
+            return true;
+        } catch (java.nio.channels.ClosedChannelException e) {
+            layer.dropDirect(ch); // closed by an interrupt: opened again on next use
+        } catch (IOException | RuntimeException e) {
+            // EINVAL: the file system or this kernel does not do O_DIRECT here after all; other errors
+            // (ENOSPC, EIO) the buffered write below reports the usual way
+            if (e instanceof UnsupportedOperationException || String.valueOf(e.getMessage()).contains("Invalid argument")) {
+                log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
+                        .log("direct writes refused by the file system; writing through the page cache");
+                layer.refuseDirect();
+            }
+        } finally {
+            if (staged != null) {
+                BUFFERS.give(staged);
+            }
+        }
+        src.position(start);
+        return false;
     }
 
     Path directory() {

@@ -92,6 +92,32 @@ class VolumeStoreTest {
     }
 
     @Test
+    void largeAlignedWritesBypassingThePageCacheStayCoherentWithBufferedWritesAroundThem() {
+        // a small buffered write first: its dirty page must not win over the large write that follows
+        write(3 * MIB + 5 * BS, pattern(BS, 1));
+        byte[] big = pattern((int) MIB, 2);
+        write(3 * MIB, big); // large and aligned: O_DIRECT where the file system allows it
+        assertThat(read(3 * MIB, (int) MIB)).isEqualTo(big);
+        // small buffered writes inside and around the directly written range afterwards
+        byte[] small = pattern(BS, 3);
+        write(3 * MIB + 9 * BS, small);
+        write(3 * MIB - BS, small);
+        System.arraycopy(small, 0, big, 9 * BS, BS);
+        assertThat(read(3 * MIB, (int) MIB)).isEqualTo(big);
+        // from a direct buffer that is not page-aligned (goes through the page cache instead)
+        ByteBuffer unaligned = ByteBuffer.allocateDirect((int) MIB + 8).position(8).slice();
+        byte[] other = pattern((int) MIB, 4);
+        unaligned.put(other).flip();
+        vol.write(5 * MIB, unaligned, false);
+        vol.flush();
+        reopen();
+        assertThat(read(3 * MIB, (int) MIB)).isEqualTo(big);
+        assertThat(read(3 * MIB - BS, BS)).isEqualTo(small);
+        assertThat(read(5 * MIB, (int) MIB)).isEqualTo(other);
+        assertThat(vol.recoveryReport().uncleanShutdown()).isFalse();
+    }
+
+    @Test
     void freshVolumeReadsZeroesAndAllocatesNothing() {
         assertThat(read(0, 3 * BS)).containsOnly(0);
         assertThat(read(64 * MIB - 10, 10)).containsOnly(0);
