@@ -1425,8 +1425,8 @@ public final class VolumeStore implements BlockDevice {
      * the range first, so buffered reads and writes around it stay coherent; {@link #flush()}'s
      * fdatasync covers these writes like any other. Returns false, having written nothing that
      * matters, when direct I/O cannot be used (the file system refuses it, a direct buffer that is
-     * not page-aligned, any error): the caller then writes buffered, which also reports real errors
-     * such as ENOSPC the usual way.
+     * not page-aligned, any error, after which the layer stops trying): the caller then writes
+     * buffered, which also reports real errors such as ENOSPC the usual way.
      */
     private boolean writeDirect(Layer layer, ByteBuffer src, long positionBytes) {
         if (((positionBytes | src.remaining()) & (BLOCK_BYTES - 1)) != 0) {
@@ -1458,13 +1458,12 @@ public final class VolumeStore implements BlockDevice {
         } catch (java.nio.channels.ClosedChannelException e) {
             layer.dropDirect(ch); // closed by an interrupt: opened again on next use
         } catch (IOException | RuntimeException e) {
-            // EINVAL: the file system or this kernel does not do O_DIRECT here after all; other errors
-            // (ENOSPC, EIO) the buffered write below reports the usual way
-            if (e instanceof UnsupportedOperationException || String.valueOf(e.getMessage()).contains("Invalid argument")) {
-                log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
-                        .log("direct writes refused by the file system; writing through the page cache");
-                layer.refuseDirect();
-            }
+            // EINVAL (no O_DIRECT here after all, or a larger alignment than a block), but also ENOSPC
+            // or EIO: the buffered write below reports real errors the usual way; this layer stays on
+            // the page cache from now on, which costs only speed
+            log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
+                    .log("direct write failed; this volume writes through the page cache from now on");
+            layer.refuseDirect();
         } finally {
             if (staged != null) {
                 BUFFERS.give(staged);
