@@ -12,15 +12,11 @@ import argparse, http.client, json, os, shutil, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import metadata_bench as mb  # noqa: E402
+from nbd_bench import cpu_ticks  # noqa: E402
 
 
 def node_cpu_s(pids):
-    total = 0
-    for p in pids:
-        with open("/proc/%d/stat" % p) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_ticks(p) for p in pids) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs, p):

@@ -604,14 +604,9 @@ final class NbdSession implements Runnable {
                 continue;
             }
             try {
-                writeReplies(out, n);
+                writeRepliesAndFree(out, release, n);
             } finally {
-                for (int i = 0; i < n; i++) {
-                    giveBuffer(release[i]);
-                    out[i] = null;
-                    release[i] = null;
-                    inFlight.release();
-                }
+                inFlight.release(n);
             }
         }
     }
@@ -667,6 +662,19 @@ final class NbdSession implements Runnable {
      * channel allows; a failed write marks the channel broken and closes the session (later replies
      * are dropped: the client is gone).
      */
+    /** {@link #writeReplies}, then gives back each reply's pooled buffer and clears both arrays, also on failure. */
+    private void writeRepliesAndFree(ByteBuffer[] replies, ByteBuffer[] pooled, int n) {
+        try {
+            writeReplies(replies, n);
+        } finally {
+            for (int i = 0; i < n; i++) {
+                giveBuffer(pooled[i]);
+                replies[i] = null;
+                pooled[i] = null;
+            }
+        }
+    }
+
     private void writeReplies(ByteBuffer[] bufs, int n) {
         if (replyChannelBroken) {
             return;
@@ -702,13 +710,8 @@ final class NbdSession implements Runnable {
             return;
         }
         try {
-            writeReplies(batch, n);
+            writeRepliesAndFree(batch, batchRelease, n);
         } finally {
-            for (int i = 0; i < n; i++) {
-                giveBuffer(batchRelease[i]);
-                batch[i] = null;
-                batchRelease[i] = null;
-            }
             batchCount = 0;
             batchBytes = 0;
         }
