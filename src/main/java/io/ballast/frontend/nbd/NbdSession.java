@@ -344,16 +344,7 @@ final class NbdSession implements Runnable {
                     }
                     if (device.asyncWrites()) {
                         acquireSlot();
-                        ByteBuffer buf = takeBuffer((int) w.lengthBytes());
-                        try {
-                            readFully(buf);
-                        } catch (IOException e) {
-                            giveBuffer(buf);
-                            inFlight.release();
-                            throw e;
-                        }
-                        buf.position(BufferPool.HEADROOM_BYTES);
-                        startAsyncWrite(w, buf, startNs);
+                        startAsyncWrite(w, readPayload(w.lengthBytes(), true), startNs);
                         continue;
                     }
                     boolean inline = runInline(w.lengthBytes())
@@ -361,17 +352,7 @@ final class NbdSession implements Runnable {
                     if (!inline) {
                         acquireSlot();
                     }
-                    ByteBuffer buf = takeBuffer((int) w.lengthBytes());
-                    try {
-                        readFully(buf);
-                    } catch (IOException e) {
-                        giveBuffer(buf);
-                        if (!inline) {
-                            inFlight.release();
-                        }
-                        throw e;
-                    }
-                    buf.position(BufferPool.HEADROOM_BYTES);
+                    ByteBuffer buf = readPayload(w.lengthBytes(), !inline);
                     if (inline) {
                         executeInline(request, buf, startNs);
                     } else {
@@ -662,6 +643,24 @@ final class NbdSession implements Runnable {
      * channel allows; a failed write marks the channel broken and closes the session (later replies
      * are dropped: the client is gone).
      */
+    /**
+     * Reads a write's payload into a pooled buffer, positioned after the reply headroom. If the
+     * read fails, the buffer is given back and, when {@code holdsSlot}, the in-flight slot freed.
+     */
+    private ByteBuffer readPayload(long lengthBytes, boolean holdsSlot) throws IOException {
+        ByteBuffer buf = takeBuffer((int) lengthBytes);
+        try {
+            readFully(buf);
+        } catch (IOException e) {
+            giveBuffer(buf);
+            if (holdsSlot) {
+                inFlight.release();
+            }
+            throw e;
+        }
+        return buf.position(BufferPool.HEADROOM_BYTES);
+    }
+
     /** {@link #writeReplies}, then gives back each reply's pooled buffer and clears both arrays, also on failure. */
     private void writeRepliesAndFree(ByteBuffer[] replies, ByteBuffer[] pooled, int n) {
         try {
