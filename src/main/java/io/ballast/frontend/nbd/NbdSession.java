@@ -643,6 +643,13 @@ final class NbdSession implements Runnable {
      * channel allows; a failed write marks the channel broken and closes the session (later replies
      * are dropped: the client is gone).
      */
+    /** A reply could not be written: the connection is done for (its client sees it closed). */
+    private void replyNotDelivered(IOException e) {
+        replyChannelBroken = true;
+        log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
+        closeQuietly();
+    }
+
     /**
      * Reads a write's payload into a pooled buffer, positioned after the reply headroom. If the
      * read fails, the buffer is given back and, when {@code holdsSlot}, the in-flight slot freed.
@@ -694,9 +701,7 @@ final class NbdSession implements Runnable {
                 }
             }
         } catch (IOException e) {
-            replyChannelBroken = true;
-            log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
-            closeQuietly();
+            replyNotDelivered(e);
         } finally {
             writeLock.unlock();
         }
@@ -835,9 +840,7 @@ final class NbdSession implements Runnable {
         try {
             writeFully(reply);
         } catch (IOException e) {
-            replyChannelBroken = true;
-            log.atDebug().addKeyValue("peer", peer).addKeyValue("error", e.toString()).log("nbd reply not delivered");
-            closeQuietly();
+            replyNotDelivered(e);
         } finally {
             writeLock.unlock();
         }
