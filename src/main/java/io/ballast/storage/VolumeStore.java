@@ -47,7 +47,7 @@ public final class VolumeStore implements BlockDevice {
      * that creates it, and ext4 (6.16+) walks every buffer head of a folio on each later write into
      * it: after a 1 MiB fill, every 4 KiB write walked 256 of them (a quarter of all CPU in the
      * 3-replica randwrite bench). 16 KiB pieces keep folios small at no measurable cost to
-     * sequential writes (docs/perf/replication.md, "Write pieces").
+     * sequential writes (docs/storage-format.md, "How step 3 reaches the data file").
      */
     static final int WRITE_PIECE_BYTES = 16 << 10;
     /** Aligned writes of at least this size bypass the page cache (see {@link #writeDirect}). */
@@ -1433,7 +1433,7 @@ public final class VolumeStore implements BlockDevice {
             return false;
         }
         if (src.isDirect() && (java.lang.foreign.MemorySegment.ofBuffer(src).address() & (BLOCK_BYTES - 1)) != 0) {
-            return false; // the JDK refuses unaligned direct buffers; heap buffers it copies to an aligned one
+            return false; // the JDK refuses unaligned direct buffers (heap buffers are staged below)
         }
         FileChannel ch = layer.directData();
         if (ch == null || (!src.isDirect() && src.remaining() > CHUNK_BYTES)) {
