@@ -75,6 +75,12 @@ public final class BallastStateMachine extends BaseStateMachine {
         if (snapshot == null) {
             return;
         }
+        TermIndex applied = getLastAppliedTermIndex();
+        if (applied != null && applied.getIndex() >= snapshot.getIndex()) {
+            // a Raft server started again in this process (heal, restart after a shutdown): the state in
+            // memory already holds everything up to `applied`; Ratis goes on applying from there
+            return;
+        }
         File f = snapshot.getFile().getPath().toFile();
         state.load(Files.readAllBytes(f.toPath()));
         updateLastAppliedTermIndex(snapshot.getTermIndex());

@@ -70,6 +70,11 @@ public final class RaftNode implements AutoCloseable {
     private volatile boolean closed;
     private volatile List<RaftPeer> knownPeers;
     private volatile boolean isolated;
+    /** Times Ratis closed this node's division on its own and it was started again (see {@link #watchDivision}). */
+    private final java.util.concurrent.atomic.AtomicInteger divisionRestarts = new java.util.concurrent.atomic.AtomicInteger();
+    /** After such a close the next start waits a full election timeout, so the leader's append comes first. */
+    private volatile boolean patientFirstElection;
+    private volatile Thread divisionWatchdog;
 
     public RaftNode(String nodeId, String raftAddress, Path storageDir, String token, BallastStateMachine sm,
             ClusterTimings timings) {
@@ -134,6 +139,9 @@ public final class RaftNode implements AutoCloseable {
         setClientPeers(cp);
         log.atInfo().addKeyValue("raft", raftAddress).addKeyValue("group", groupId.toString())
                 .addKeyValue("recover", recover).log("Raft server started");
+        if (divisionWatchdog == null) {
+            divisionWatchdog = Thread.ofVirtual().name("ballast-raft-watchdog-" + nodeId).start(this::watchDivision);
+        }
     }
 
     /**
@@ -212,8 +220,10 @@ public final class RaftNode implements AutoCloseable {
         RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(timings.electionMinMs() * 2, TimeUnit.MILLISECONDS));
         // reads go to the leader, which answers after confirming its leadership (ReadIndex; lease when valid)
         // the first election need not wait a full timeout: a fresh or restarted node has no leader to hear from
-        RaftServerConfigKeys.Rpc.setFirstElectionTimeoutMin(p, TimeDuration.valueOf(50, TimeUnit.MILLISECONDS));
-        RaftServerConfigKeys.Rpc.setFirstElectionTimeoutMax(p, TimeDuration.valueOf(150, TimeUnit.MILLISECONDS));
+        // (unless the leader just told this node it is not a voter: then it waits to hear the leader's append)
+        long firstElectionMinMs = patientFirstElection ? timings.electionMinMs() : 50;
+        RaftServerConfigKeys.Rpc.setFirstElectionTimeoutMin(p, TimeDuration.valueOf(firstElectionMinMs, TimeUnit.MILLISECONDS));
+        RaftServerConfigKeys.Rpc.setFirstElectionTimeoutMax(p, TimeDuration.valueOf(firstElectionMinMs * 3, TimeUnit.MILLISECONDS));
         RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
         RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, true);
         RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
@@ -551,10 +561,76 @@ public final class RaftNode implements AutoCloseable {
         return isolated;
     }
 
+    /**
+     * Ratis closes a division by itself when its election finds it is not a voter: the leader answers
+     * the pre-vote of a node missing from its voters with "shut down", and a node that joined empty and
+     * was made a listener later still runs a follower's election timer (Ratis starts the listener role
+     * only from a stored configuration) and closes itself when that timer fires. Both happen to members in
+     * good standing: a voter replaced while it was down and restarted, a listener after a leader change.
+     * The node is still a member, so its Raft server is started again from its log, whose configuration
+     * then lists it as a listener, with a patient first election so the leader's append comes first.
+     * Checked every {@code heartbeatMs}; restarts whose division closes again within 30 s back off up to
+     * 64 times that (a node removed from the cluster is refused by the leader every time; harmless).
+     */
+    private void watchDivision() {
+        long checkEveryMs = Math.max(100, timings.heartbeatMs());
+        int closedInARow = 0; // restarts whose division did not stay up: back off (a removed node, say)
+        long lastRestartNs = 0;
+        while (!closed) {
+            try {
+                Thread.sleep(checkEveryMs << Math.min(closedInARow, 6));
+                synchronized (this) {
+                    if (closed || isolated || server == null) {
+                        continue;
+                    }
+                    if (divisionAlive()) {
+                        if (closedInARow > 0 && System.nanoTime() - lastRestartNs > 30_000_000_000L) {
+                            closedInARow = 0;
+                        }
+                        continue;
+                    }
+                    int attempt = divisionRestarts.incrementAndGet();
+                    log.atWarn().addKeyValue("attempt", attempt).log("Ratis closed this node's Raft division (its election found it"
+                            + " is not a voter in the leader's configuration); starting the Raft server again");
+                    patientFirstElection = true;
+                    closedInARow++;
+                    lastRestartNs = System.nanoTime();
+                    server.close();
+                    start(List.of(), knownPeers == null ? List.of() : knownPeers);
+                }
+            } catch (InterruptedException e) {
+                return;
+            } catch (IOException | RuntimeException e) {
+                log.atError().setCause(e).log("the Raft server could not be started again; retrying");
+            }
+        }
+    }
+
+    private boolean divisionAlive() {
+        try {
+            return server.getDivision(groupId).getInfo().isAlive();
+        } catch (IOException | RuntimeException e) {
+            return false; // the division is gone from the server
+        }
+    }
+
+    /** Test seam: closes the division the way Ratis does after a lost election (the server stays up). */
+    public void closeDivision() throws IOException {
+        server.getDivision(groupId).close();
+    }
+
+    /** How often Ratis closed this node's division by itself and it was started again. */
+    public int divisionRestarts() {
+        return divisionRestarts.get();
+    }
+
     @Override
     public synchronized void close() throws IOException {
         boolean wasClosed = closed;
         closed = true;
+        if (divisionWatchdog != null) {
+            divisionWatchdog.interrupt();
+        }
         if (!wasClosed && client != null) {
             client.release(); // closes once running calls end (they fail fast: the server below closes)
         }

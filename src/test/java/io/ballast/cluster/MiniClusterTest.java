@@ -256,6 +256,25 @@ class MiniClusterTest {
     }
 
     @Test
+    void aRaftDivisionClosedByRatisIsStartedAgainAndCatchesUp() throws Exception {
+        // Ratis closes a division whose election finds it is not a voter (a replaced voter that restarts,
+        // a listener after a leader change); the node is still a member and must come back
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            int leader = c.awaitLeader();
+            int follower = leader == 1 ? 2 : 1;
+            c.member(follower).raft().closeDivision();
+            create(c.url(leader), "while-closed", "64MiB", 1);
+            MiniCluster.await(Duration.ofSeconds(20), "node-" + follower + " caught up", () ->
+                    c.member(follower).state().volume("while-closed").isPresent());
+            assertThat(c.member(follower).raft().divisionRestarts()).isEqualTo(1);
+            // and it answers reads and takes part in commits again
+            assertThat(new NodeClient(c.url(follower)).get("/v1/volumes/while-closed").path("name").asText()).isEqualTo("while-closed");
+            create(c.url(follower), "after-restart", "64MiB", 1);
+            assertThat(new NodeClient(c.url(leader)).get("/v1/volumes/after-restart").path("name").asText()).isEqualTo("after-restart");
+        }
+    }
+
+    @Test
     void aNodeThatCannotCreateItsReplicaGivesItToAnotherNode() throws Exception {
         org.junit.jupiter.api.Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "needs mount (root)");
         try (MiniCluster c = MiniCluster.start(dir, 4)) {
