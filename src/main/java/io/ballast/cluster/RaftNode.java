@@ -569,12 +569,14 @@ public final class RaftNode implements AutoCloseable {
      * good standing: a voter replaced while it was down and restarted, a listener after a leader change.
      * The node is still a member, so its Raft server is started again from its log, whose configuration
      * then lists it as a listener, with a patient first election so the leader's append comes first.
+     * A listener seen with a follower's role is restarted the same way before its timer can fire.
      * Checked every {@code heartbeatMs}; restarts whose division closes again within 30 s back off up to
      * 64 times that (a node removed from the cluster is refused by the leader every time; harmless).
      */
     private void watchDivision() {
         long checkEveryMs = Math.max(100, timings.heartbeatMs());
         int closedInARow = 0; // restarts whose division did not stay up: back off (a removed node, say)
+        int listenerSeenAsFollower = 0;
         long lastRestartNs = 0;
         while (!closed) {
             try {
@@ -583,15 +585,25 @@ public final class RaftNode implements AutoCloseable {
                     if (closed || isolated || server == null) {
                         continue;
                     }
-                    if (divisionAlive()) {
+                    String why = divisionAlive() ? null : "Ratis closed this node's Raft division (its election found it is not"
+                            + " a voter in the leader's configuration)";
+                    if (why == null && listenerRunningAsFollower()) {
+                        listenerSeenAsFollower++;
+                        // twice in a row: not a configuration change caught half-way
+                        why = listenerSeenAsFollower >= 2 ? "this node is a Raft listener but its server runs a follower's"
+                                + " election timer (it joined before it was made a listener)" : null;
+                    } else {
+                        listenerSeenAsFollower = 0;
+                    }
+                    if (why == null) {
                         if (closedInARow > 0 && System.nanoTime() - lastRestartNs > 30_000_000_000L) {
                             closedInARow = 0;
                         }
                         continue;
                     }
+                    listenerSeenAsFollower = 0;
                     int attempt = divisionRestarts.incrementAndGet();
-                    log.atWarn().addKeyValue("attempt", attempt).log("Ratis closed this node's Raft division (its election found it"
-                            + " is not a voter in the leader's configuration); starting the Raft server again");
+                    log.atWarn().addKeyValue("attempt", attempt).log("{}; starting the Raft server again", why);
                     patientFirstElection = true;
                     closedInARow++;
                     lastRestartNs = System.nanoTime();
@@ -603,6 +615,23 @@ public final class RaftNode implements AutoCloseable {
             } catch (IOException | RuntimeException e) {
                 log.atError().setCause(e).log("the Raft server could not be started again; retrying");
             }
+        }
+    }
+
+    /** The stable configuration lists this node as a listener only, yet its server has a follower's role. */
+    private boolean listenerRunningAsFollower() {
+        try {
+            var division = server.getDivision(groupId);
+            var role = division.getInfo().getCurrentRole();
+            if (role != RaftPeerRole.FOLLOWER && role != RaftPeerRole.CANDIDATE) {
+                return false;
+            }
+            var conf = division.getRaftConf();
+            boolean stable = conf.getPreviousPeers(RaftPeerRole.FOLLOWER).isEmpty() && conf.getPreviousPeers(RaftPeerRole.LISTENER).isEmpty();
+            RaftPeerId me = RaftPeerId.valueOf(nodeId);
+            return stable && conf.getPeer(me, RaftPeerRole.LISTENER) != null && conf.getPeer(me, RaftPeerRole.FOLLOWER) == null;
+        } catch (IOException | RuntimeException e) {
+            return false;
         }
     }
 

@@ -227,6 +227,9 @@ class MiniClusterTest {
             }
             int leader = c.awaitLeader();
             assertThat(c.member(leader).raft().currentVoters()).containsExactly("node-1", "node-2", "node-3");
+            // node-4 joined before it was made a listener: its Raft server is restarted into the listener role,
+            // else a follower's election timer would close it at the next leader change
+            MiniCluster.await(Duration.ofSeconds(10), "node-4 in Ratis' listener role", () -> c.member(4).raft().role().equals("listener"));
             // a listener answers linearizable reads too
             create(c.url(1), "before", "64MiB", 1);
             assertThat(new NodeClient(c.url(4)).get("/v1/volumes/before").path("name").asText()).isEqualTo("before");
