@@ -400,6 +400,12 @@ public final class RaftNode implements AutoCloseable {
             if (s == null) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
+            if (runningFollower(s)) {
+                // through the leader, for its last applied command (BallastStateMachine.query): Ratis'
+                // own follower read waits for the leader's commit index, held up by its metadata entries
+                barrierThroughLeader(deadline);
+                return;
+            }
             long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
             RaftClientRequest req = RaftClientRequest.newBuilder()
                     .setClientId(LOCAL_READS)
@@ -449,6 +455,17 @@ public final class RaftNode implements AutoCloseable {
      * machine applied that far. Every write committed before the call is at or below that index, so
      * the local state then reflects it.
      */
+    /** A voting follower whose server runs and whose membership this node's metadata already shows. */
+    private boolean runningFollower(RaftServer s) {
+        try {
+            DivisionInfo info = s.getDivision(groupId).getInfo();
+            return info.isFollower() && info.getLifeCycleState() == org.apache.ratis.util.LifeCycle.State.RUNNING
+                    && sm.state().node(nodeId).isPresent();
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
     private void barrierThroughLeader(long deadlineNs) {
         long leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
         RaftClientReply reply = callThroughClient(BARRIER, true, leftMs, "read");
