@@ -91,7 +91,7 @@ final class LocalCluster {
             return List.of(override.trim().split("\\s+"));
         }
         return List.of("-Xms32m", "-Xmx96m", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=256m", "-Xss512k",
-                "-XX:ReservedCodeCacheSize=48m", "-XX:MaxMetaspaceSize=128m");
+                "-XX:ReservedCodeCacheSize=48m", "-XX:MaxMetaspaceSize=128m", "-XX:MetaspaceSize=64m", "-XX:SweeperThreshold=50");
     }
 
     /**
