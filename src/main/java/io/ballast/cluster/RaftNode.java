@@ -392,6 +392,7 @@ public final class RaftNode implements AutoCloseable {
     public void barrier() {
         long deadline = System.nanoTime() + timings.requestTimeoutMs() * 1_000_000;
         String last = "no answer";
+        boolean triedLeader = false;
         while (true) {
             RaftServer s = server;
             if (isolated) {
@@ -400,11 +401,19 @@ public final class RaftNode implements AutoCloseable {
             if (s == null) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
-            if (runningFollower(s)) {
+            if (!triedLeader && followerHearingTheLeader(s)) {
                 // through the leader, for its last applied command (BallastStateMachine.query): Ratis'
-                // own follower read waits for the leader's commit index, held up by its metadata entries
-                barrierThroughLeader(deadline);
-                return;
+                // own follower read waits for the leader's commit index, held up by its metadata entries.
+                // Bounded by an election timeout: a leader that just died would hold the client for its
+                // whole request timeout, while Ratis' read below retries until a new leader is elected.
+                triedLeader = true;
+                long attemptDeadline = Math.min(deadline, System.nanoTime() + timings.electionMinMs() * 1_000_000);
+                try {
+                    barrierThroughLeader(attemptDeadline);
+                    return;
+                } catch (BallastException e) {
+                    last = "through the leader: " + e.getMessage();
+                }
             }
             long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
             RaftClientRequest req = RaftClientRequest.newBuilder()
@@ -455,12 +464,19 @@ public final class RaftNode implements AutoCloseable {
      * machine applied that far. Every write committed before the call is at or below that index, so
      * the local state then reflects it.
      */
-    /** A voting follower whose server runs and whose membership this node's metadata already shows. */
-    private boolean runningFollower(RaftServer s) {
+    /**
+     * A voting follower whose server runs, whose membership this node's metadata already shows, and
+     * which heard from its leader within half an election timeout (one heartbeat interval).
+     */
+    private boolean followerHearingTheLeader(RaftServer s) {
         try {
             DivisionInfo info = s.getDivision(groupId).getInfo();
-            return info.isFollower() && info.getLifeCycleState() == org.apache.ratis.util.LifeCycle.State.RUNNING
-                    && sm.state().node(nodeId).isPresent();
+            if (!info.isFollower() || info.getLifeCycleState() != org.apache.ratis.util.LifeCycle.State.RUNNING
+                    || sm.state().node(nodeId).isEmpty()) {
+                return false;
+            }
+            var follower = info.getRoleInfoProto().getFollowerInfo();
+            return follower.hasLeaderInfo() && follower.getLeaderInfo().getLastRpcElapsedTimeMs() < timings.electionMinMs() / 2;
         } catch (IOException | RuntimeException e) {
             return false;
         }
