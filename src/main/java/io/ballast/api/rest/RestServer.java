@@ -366,6 +366,7 @@ public final class RestServer implements AutoCloseable {
         if (declared != null) {
             try {
                 if (Long.parseLong(declared.trim()) > MAX_BODY_BYTES) {
+                    discard(ex.getRequestBody());
                     throw tooLarge();
                 }
             } catch (NumberFormatException e) {
@@ -399,10 +400,28 @@ public final class RestServer implements AutoCloseable {
         while ((n = in.read(buf)) > 0) {
             out.write(buf, 0, n);
             if (out.size() > limit) {
+                discard(in);
                 throw tooLarge();
             }
         }
         return out.toByteArray();
+    }
+
+    /** What a refused body may still be read before the answer: a little more than the largest accepted. */
+    static final int DISCARD_LIMIT_BYTES = 8 * MAX_BODY_BYTES;
+
+    /**
+     * Reads and drops the rest of a refused request body (up to {@link #DISCARD_LIMIT_BYTES}) before
+     * the 413 goes out. Closing a connection with unread bytes makes the kernel reset it, and a client
+     * still sending its body then loses the 413 already on the wire ("header parser received no bytes").
+     */
+    private static void discard(InputStream in) throws IOException {
+        byte[] buf = new byte[64 * 1024];
+        long left = DISCARD_LIMIT_BYTES;
+        int n;
+        while (left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) > 0) {
+            left -= n;
+        }
     }
 
     private static HttpFailure tooLarge() {
