@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
 import io.ballast.control.AttachmentStore;
 import java.io.File;
 import java.io.IOException;
@@ -21,7 +22,7 @@ import java.util.Optional;
  * nodes to the same list.
  */
 final class LocalCluster {
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper JSON = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     record LocalNode(String name, String dataDir, String apiUrl, long pid) {}
 

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.api.rest.HttpErrors;
 import io.ballast.common.BallastException;
+import io.ballast.common.Json;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
@@ -16,7 +17,7 @@ import java.time.Duration;
 
 /** The REST API from the client side; errors come back as the server's {@link BallastException}. */
 public final class NodeClient {
-    static final ObjectMapper JSON = new ObjectMapper();
+    static final ObjectMapper JSON = Json.newMapper();
 
     private final String baseUrl;
     private final HttpClient http;

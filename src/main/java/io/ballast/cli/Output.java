@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.common.Json;
 import io.ballast.common.Sizes;
 import java.io.PrintWriter;
 import java.util.ArrayList;
@@ -12,7 +13,7 @@ import picocli.CommandLine.Option;
 
 /** Mixin for every command that talks to a node: target and output format. */
 public final class Output {
-    static final ObjectMapper PRETTY = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    static final ObjectMapper PRETTY = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     public enum Format { human, json }
 

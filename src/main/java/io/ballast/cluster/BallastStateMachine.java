@@ -20,6 +20,7 @@ import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.protocol.TermIndex;
 import org.apache.ratis.server.storage.FileInfo;
 import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.statemachine.SnapshotInfo;
 import org.apache.ratis.statemachine.StateMachineStorage;
 import org.apache.ratis.statemachine.TransactionContext;
 import org.apache.ratis.statemachine.impl.BaseStateMachine;
@@ -50,6 +51,14 @@ public final class BallastStateMachine extends BaseStateMachine {
      * entries): what a read must wait for to see every write acknowledged before it.
      */
     private volatile long lastCommandIndex = -1;
+    /**
+     * The last scan of the snapshot directory found no snapshot. Ratis asks for the latest snapshot
+     * several times per log entry (log appenders, the state machine updater), and with none taken yet
+     * {@link SimpleStateMachineStorage} lists the directory on every call: five listings per entry on
+     * a follower, seen with strace. Only this class adds snapshots (taken here, or installed from the
+     * leader and then loaded by {@link #reinitialize}), so the answer "none" holds until then.
+     */
+    private volatile boolean noSnapshotOnDisk;
 
     public ClusterState state() {
         return state;
@@ -68,12 +77,23 @@ public final class BallastStateMachine extends BaseStateMachine {
     public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
         super.initialize(server, groupId, raftStorage);
         storage.init(raftStorage);
-        loadSnapshot(storage.loadLatestSnapshot());
+        loadSnapshot(scanForLatestSnapshot());
     }
 
     @Override
     public void reinitialize() throws IOException {
-        loadSnapshot(storage.loadLatestSnapshot());
+        loadSnapshot(scanForLatestSnapshot());
+    }
+
+    private SingleFileSnapshotInfo scanForLatestSnapshot() throws IOException {
+        SingleFileSnapshotInfo latest = storage.loadLatestSnapshot();
+        noSnapshotOnDisk = latest == null;
+        return latest;
+    }
+
+    @Override
+    public SnapshotInfo getLatestSnapshot() {
+        return noSnapshotOnDisk ? null : storage.getLatestSnapshot();
     }
 
     private synchronized void loadSnapshot(SingleFileSnapshotInfo snapshot) throws IOException {
@@ -114,6 +134,7 @@ public final class BallastStateMachine extends BaseStateMachine {
         Files.move(tmp.toPath(), f.toPath(), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         MD5Hash md5 = MD5FileUtil.computeAndSaveMd5ForFile(f);
         storage.updateLatestSnapshot(new SingleFileSnapshotInfo(new FileInfo(f.toPath(), md5), last));
+        noSnapshotOnDisk = false;
         log.atInfo().addKeyValue("index", last.getIndex()).addKeyValue("bytes", bytes.length).log("metadata snapshot taken");
         return last.getIndex();
     }

@@ -3,6 +3,7 @@ package io.ballast.cluster;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.common.BallastException;
+import io.ballast.common.Json;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
 import io.ballast.control.Attachment;
@@ -28,7 +29,7 @@ public final class ClusterState {
     public static final int MAX_EVENTS = 1000;
     /** Starts the message of a ChangeInSync refused because the epoch moved on: the engine is fenced. */
     public static final String FENCED = "fenced: ";
-    static final ObjectMapper JSON = new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+    static final ObjectMapper JSON = Json.newMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
     private final TreeMap<String, NodeRecord> nodes = new TreeMap<>();
     private final TreeMap<String, VolumeRecord> volumes = new TreeMap<>();

@@ -11,6 +11,7 @@ import io.ballast.cluster.ReplicaRecord;
 import io.ballast.cluster.VolumeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
 import io.ballast.common.Names;
 import io.ballast.replication.EngineHost;
 import io.ballast.replication.EngineStatus;
@@ -46,7 +47,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class ClusterVolumeService implements VolumeService, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ClusterVolumeService.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = Json.newMapper();
     private static final long WAIT_READY_MS = 5000;
 
     private final ClusterMember member;

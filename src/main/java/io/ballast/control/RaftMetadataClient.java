@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
 public final class RaftMetadataClient implements MetadataClient {
     private static final Logger log = LoggerFactory.getLogger(RaftMetadataClient.class);
 
-    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper()
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = io.ballast.common.Json.newMapper()
             .disable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
     private final ClusterMember member;

@@ -8,6 +8,7 @@ import io.ballast.attach.AttachAgent;
 import io.ballast.attach.CommandRunner;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
 import io.ballast.control.AttachmentStore;
 import io.ballast.control.LocalVolumeService;
 import io.ballast.control.VolumeService;
@@ -42,7 +43,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private static final Logger log = LoggerFactory.getLogger(NodeDaemon.class);
-    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    static final ObjectMapper JSON = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
     public static final String VERSION = "0.1.0-SNAPSHOT";
 
     private final NodeConfig config;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
 import java.io.IOException;
@@ -54,7 +55,7 @@ public final class FileStoragePool implements StoragePool {
 
     private static final String CREATING = ".creating";
     private static final String DELETING = ".deleting";
-    private static final ObjectMapper JSON = new ObjectMapper()
+    private static final ObjectMapper JSON = Json.newMapper()
             .enable(SerializationFeature.INDENT_OUTPUT)
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
@@ -72,6 +73,8 @@ public final class FileStoragePool implements StoragePool {
 
     private static final class Entry {
         final VolumeMeta meta;
+        /** Parsed once: every volume inspect asks for it. */
+        final Instant createdAt;
         final Path dir;
         VolumeStore store;
         /** Allocation when not open; computed lazily from the region table. */
@@ -79,6 +82,7 @@ public final class FileStoragePool implements StoragePool {
 
         Entry(VolumeMeta meta, Path dir) {
             this.meta = meta;
+            this.createdAt = Instant.parse(meta.createdAt());
             this.dir = dir;
         }
     }
@@ -175,7 +179,7 @@ public final class FileStoragePool implements StoragePool {
                         continue;
                     }
                     volumes.put(meta.name(), new Entry(meta, p));
-                } catch (IOException e) {
+                } catch (IOException | java.time.format.DateTimeParseException e) {
                     log.atError().setMessage("ignoring unreadable volume.json")
                             .addKeyValue("path", json.toString()).setCause(e).log();
                 }
@@ -424,8 +428,7 @@ public final class FileStoragePool implements StoragePool {
     }
 
     private VolumeInfo info(Entry e) {
-        return new VolumeInfo(e.meta.name(), e.meta.uuid(), e.meta.sizeBytes(), allocatedBytes(e),
-                Instant.parse(e.meta.createdAt()));
+        return new VolumeInfo(e.meta.name(), e.meta.uuid(), e.meta.sizeBytes(), allocatedBytes(e), e.createdAt);
     }
 
     private long allocatedBytes(Entry e) {

@@ -259,6 +259,51 @@ class MiniClusterTest {
     }
 
     @Test
+    void metadataSnapshotsAreTakenAndAFullRestartStartsFromThem() throws Exception {
+        // a snapshot every 32 entries (heartbeats alone make ~15 a second here): the state machine reports
+        // "no snapshot" without one on disk, then the one it took, and every node restarts from its own
+        ClusterTimings f = ClusterTimings.fast();
+        ClusterTimings timings = new ClusterTimings(f.heartbeatMs(), f.suspectAfterMs(), f.downAfterMs(), f.electionMinMs(),
+                f.requestTimeoutMs(), f.reconcileMs(), 32, f.rebuildAfterMs());
+        try (MiniCluster c = new MiniCluster(dir, timings)) {
+            for (int i = 1; i <= 3; i++) {
+                c.add(Map.of("zone", "z" + i));
+            }
+            int leader = c.awaitLeader();
+            for (int i = 0; i < 12; i++) {
+                create(c.url(1 + i % 3), "s" + i, "64MiB", 2);
+            }
+            for (int i = 1; i <= 3; i++) {
+                int n = i;
+                MiniCluster.await(Duration.ofSeconds(20), "a snapshot on node " + n,
+                        () -> c.member(n).stateMachine().getLatestSnapshot() != null);
+            }
+            long taken = c.member(leader).stateMachine().getLatestSnapshot().getIndex();
+            MiniCluster.await(Duration.ofSeconds(20), "a newer snapshot on node " + leader,
+                    () -> c.member(leader).stateMachine().getLatestSnapshot().getIndex() > taken);
+            try (var files = Files.walk(c.dataDir(leader).orElseThrow())) {
+                assertThat(files.map(p -> p.getFileName().toString())).anyMatch(n -> n.startsWith("snapshot."));
+            }
+            for (int i = 1; i <= 3; i++) {
+                c.kill(i);
+            }
+            for (int i = 1; i <= 3; i++) {
+                c.restart(i);
+            }
+            c.awaitLeader();
+            for (int i = 1; i <= 3; i++) {
+                int n = i;
+                assertThat(c.member(n).stateMachine().getLatestSnapshot()).isNotNull();
+                MiniCluster.await(Duration.ofSeconds(20), "volumes on node " + n, () ->
+                        new NodeClient(c.url(n)).get("/v1/volumes").path("volumes").size() == 12);
+            }
+            assertThat(new NodeClient(c.url(2)).get("/v1/volumes/s11").path("replicas")).hasSize(2);
+            create(c.url(3), "after", "64MiB", 2);
+            assertThat(new NodeClient(c.url(1)).get("/v1/volumes/after").path("name").asText()).isEqualTo("after");
+        }
+    }
+
+    @Test
     void aRaftDivisionClosedByRatisIsStartedAgainAndCatchesUp() throws Exception {
         // Ratis closes a division whose election finds it is not a voter (a replaced voter that restarts,
         // a listener after a leader change); the node is still a member and must come back

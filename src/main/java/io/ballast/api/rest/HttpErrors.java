@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
 
 /**
  * The one place where errors become HTTP: status per {@link ErrorCode}, and the body
@@ -11,7 +12,7 @@ import io.ballast.common.ErrorCode;
  * only for HTTP-level failures (METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE).
  */
 public final class HttpErrors {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = Json.newMapper();
 
     private HttpErrors() {}
 

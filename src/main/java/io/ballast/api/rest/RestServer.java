@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import io.ballast.common.BallastException;
+import io.ballast.common.Json;
 import io.ballast.common.Sizes;
 import io.ballast.control.VolumeService;
 import io.ballast.metrics.Metrics;
@@ -35,7 +36,7 @@ public final class RestServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(RestServer.class);
     public static final int MAX_BODY_BYTES = 1024 * 1024;
 
-    static final ObjectMapper JSON = new ObjectMapper()
+    static final ObjectMapper JSON = Json.newMapper()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
@@ -110,7 +111,7 @@ public final class RestServer implements AutoCloseable {
         try (ex) {
             String path = ex.getRequestURI().getRawPath();
             String method = ex.getRequestMethod();
-            String[] seg = path.replaceAll("/+$", "").split("/");
+            String[] seg = segments(path);
             route = routeOf(seg);
             Reply reply;
             try {
@@ -154,6 +155,17 @@ public final class RestServer implements AutoCloseable {
         };
     }
 
+    private static final java.util.regex.Pattern ALLOWED_SEPARATOR = java.util.regex.Pattern.compile(", ");
+
+    /** The path's segments, trailing slashes ignored; [0] is "" (the path starts with '/'). No regex: every request. */
+    static String[] segments(String path) {
+        int end = path.length();
+        while (end > 0 && path.charAt(end - 1) == '/') {
+            end--;
+        }
+        return path.substring(0, end).split("/"); // a one-character split takes String's fast path
+    }
+
     private static String routeOf(String[] seg) {
         // seg[0] is "" (path starts with '/')
         if (seg.length == 2 && seg[1].equals("healthz")) return "/healthz";
@@ -195,7 +207,7 @@ public final class RestServer implements AutoCloseable {
             throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND,
                     "no such endpoint: " + ex.getRequestURI().getRawPath() + " (see docs/api.md)");
         }
-        if (!java.util.List.of(allowed(route).split(", ")).contains(method)) {
+        if (!java.util.Arrays.asList(ALLOWED_SEPARATOR.split(allowed(route))).contains(method)) {
             throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
                     "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
         }

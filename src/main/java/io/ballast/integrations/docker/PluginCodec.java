@@ -4,12 +4,13 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.common.BallastException;
+import io.ballast.common.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 
 /** Bytes to request records and records to bytes. Pure: no sockets, no volume logic. */
 public final class PluginCodec {
-    private static final ObjectMapper JSON = new ObjectMapper()
+    private static final ObjectMapper JSON = Json.newMapper()
             .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
 
     private PluginCodec() {}
