@@ -171,30 +171,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 stopTakenOver(v);
             }
         }
-        // the ready commits of one pass run concurrently (Ratis batches them) and overlap with creating
-        // the next replica's storage: one at a time, a burst of creates outran this node's readiness
+        createPlacedStorage(wanted, me);
+        // the ready commits of one pass run concurrently (Ratis batches them): one at a time, a burst of
+        // creates outran this node's readiness
         List<Thread> readyCommits = new java.util.ArrayList<>();
         java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
-            if (!ledger.containsKey(v.name())) {
-                if (pool.find(v.name()).isPresent()) {
-                    log.atWarn().addKeyValue("volume", v.name()).log("pool already holds a volume of this name that this node did"
-                            + " not create for the cluster; adopting it");
-                } else {
-                    try {
-                        pool.create(v.name(), v.sizeBytes());
-                    } catch (RuntimeException e) {
-                        // one volume this node cannot create must not hold up the others in this pass
-                        creationFailed(v, mine, e);
-                        continue;
-                    }
-                }
-                ledger.put(v.name(), v.uuid());
-                saveLedger();
-                log.atInfo().addKeyValue("volume", v.name()).log("replica storage created");
-            }
-            if (ReplicaRecord.PENDING.equals(mine.state())) {
+            if (ledger.containsKey(v.name()) && ReplicaRecord.PENDING.equals(mine.state())) {
                 Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
                 readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
                     try {
@@ -218,6 +202,70 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         resumeEngines(me);
         startMaintenance();
+    }
+
+    /** At most this many replica storages are created at once by one reconcile pass. */
+    static final int PARALLEL_CREATES = 8;
+
+    /**
+     * Creates the storage of every replica placed here that this node has not created yet, several at
+     * once, and records them in the ledger with one write. Each creation makes files and directories
+     * durable (seven fsyncs); made one after another, a burst of creates left this node seconds behind
+     * (about 20 ms each, plus 10 ms for the ledger, on a disk shared with the Raft log), while
+     * concurrent fsyncs share the file system's journal commits. A crash before the ledger write leaves
+     * storage the ledger does not list: the next pass adopts it, as it adopts any same-named volume.
+     */
+    private void createPlacedStorage(Map<String, VolumeRecord> wanted, String me) {
+        List<VolumeRecord> missing = new java.util.ArrayList<>();
+        boolean adopted = false;
+        for (VolumeRecord v : wanted.values()) {
+            if (ledger.containsKey(v.name())) {
+                continue;
+            }
+            if (pool.find(v.name()).isPresent()) {
+                log.atWarn().addKeyValue("volume", v.name()).log("pool already holds a volume of this name that this node did"
+                        + " not create for the cluster; adopting it");
+                ledger.put(v.name(), v.uuid());
+                adopted = true;
+            } else {
+                missing.add(v);
+            }
+        }
+        Map<VolumeRecord, RuntimeException> failed = new ConcurrentHashMap<>();
+        java.util.Set<VolumeRecord> created = ConcurrentHashMap.newKeySet();
+        Semaphore slots = new Semaphore(PARALLEL_CREATES);
+        List<Thread> creators = new java.util.ArrayList<>();
+        for (VolumeRecord v : missing) {
+            slots.acquireUninterruptibly();
+            creators.add(Thread.ofVirtual().name("ballast-create-" + v.name()).start(() -> {
+                try {
+                    pool.create(v.name(), v.sizeBytes());
+                    created.add(v);
+                    log.atInfo().addKeyValue("volume", v.name()).log("replica storage created");
+                } catch (RuntimeException e) {
+                    failed.put(v, e);
+                } finally {
+                    slots.release();
+                }
+            }));
+        }
+        for (Thread t : creators) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while creating replica storage");
+            }
+        }
+        for (VolumeRecord v : created) {
+            ledger.put(v.name(), v.uuid());
+        }
+        if (adopted || !created.isEmpty()) {
+            saveLedger();
+        }
+        // one volume this node cannot create must not hold up the others in this pass
+        failed.forEach((v, e) -> creationFailed(v,
+                v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow(), e));
     }
 
     /** Volume uuid -> when this node last asked to place its replica elsewhere (it could not create it). */
