@@ -2,7 +2,6 @@ package io.ballast.control;
 
 import static io.ballast.common.Sleeps.sleepMs;
 
-import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.cluster.ClusterMember;
 import io.ballast.cluster.Command;
@@ -37,8 +36,8 @@ import org.slf4j.LoggerFactory;
  * The volume API on a cluster member. Metadata (volumes, replicas, attachments, epochs) goes through
  * Raft ({@link ClusterMember}); local storage follows it through a reconciliation loop (LINSTOR
  * style): this node creates the pool volumes of the replicas placed on it and deletes the ones it
- * created that are no longer placed here. A ledger (DATA/replicas.json: volume name -> metadata
- * uuid) tells this node's replicas apart from anything else in the pool and from an older volume of
+ * created that are no longer placed here. A ledger ({@link ReplicaLedger}, DATA/replicas.json and
+ * its journal: volume name -> metadata uuid) tells this node's replicas apart from anything else in the pool and from an older volume of
  * the same name. Attach works on any node (the node that serves the request): it commits the
  * attachment (a new epoch), starts the volume's engine here ({@link EngineHost}) and mounts its device.
  * An attachment held by a node that is not up, or asked with {@code force}, is taken over. An
@@ -55,13 +54,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private final LocalVolumeService local;
     private final AttachmentStore attachments;
     private final NbdEndpoints nbd;
-    private final Path ledgerFile;
     private final EngineHost engines;
     /** One engine start/stop at a time per volume (user attach, detach, maintenance). */
     private final Map<String, Object> engineLocks = new java.util.concurrent.ConcurrentHashMap<>();
     /** The volume under maintenance by this node, if any: one at a time. */
     private final java.util.concurrent.atomic.AtomicReference<String> maintaining = new java.util.concurrent.atomic.AtomicReference<>();
-    private final Map<String, String> ledger;
+    private final ReplicaLedger ledger;
     private final Semaphore kick = new Semaphore(0);
     /** Volumes with an attach in progress on this node (metadata committed, mount not yet recorded locally). */
     private final java.util.Set<String> attaching = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -76,11 +74,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         this.local = local;
         this.attachments = attachments;
         this.nbd = nbd;
-        this.ledgerFile = ledgerFile;
         local.attachableWhen(name -> member.state().volume(name).isPresent());
-        this.ledger = Files.exists(ledgerFile)
-                ? new TreeMap<>(JSON.readValue(ledgerFile.toFile(), new TypeReference<Map<String, String>>() {}))
-                : new TreeMap<>();
+        this.ledger = new ReplicaLedger(ledgerFile);
         member.stateMachine().onApplied((cmd, ok) -> {
             if (ok && (cmd instanceof Command.CreateVolume || cmd instanceof Command.DeleteVolume
                     || cmd instanceof Command.DrainNode || cmd instanceof Command.RemoveNode)) {
@@ -136,7 +131,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             wanted = placedOn(me);
         }
         // delete what this node created and no longer holds (or an older volume of the same name)
-        for (Map.Entry<String, String> e : List.copyOf(ledger.entrySet())) {
+        for (Map.Entry<String, String> e : ledger.entries().entrySet()) {
             VolumeRecord v = wanted.get(e.getKey());
             if (v != null && v.uuid().equals(e.getValue())) {
                 continue;
@@ -150,7 +145,6 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 pool.delete(name);
             }
             ledger.remove(name);
-            saveLedger();
             log.atInfo().addKeyValue("volume", name).log("replica storage deleted (no longer placed on this node)");
         }
         // a mount recorded for this node that the node does not hold any more died with a previous process
@@ -178,7 +172,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
-            if (ledger.containsKey(v.name()) && ReplicaRecord.PENDING.equals(mine.state())) {
+            if (ledger.contains(v.name()) && ReplicaRecord.PENDING.equals(mine.state())) {
                 Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
                 readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
                     try {
@@ -211,22 +205,21 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      * Creates the storage of every replica placed here that this node has not created yet, several at
      * once, and records them in the ledger with one write. Each creation makes files and directories
      * durable (seven fsyncs); made one after another, a burst of creates left this node seconds behind
-     * (about 20 ms each, plus 10 ms for the ledger, on a disk shared with the Raft log), while
+     * (about 20 ms each, plus 10 ms for the ledger's rewrite then, on a disk shared with the Raft log), while
      * concurrent fsyncs share the file system's journal commits. A crash before the ledger write leaves
      * storage the ledger does not list: the next pass adopts it, as it adopts any same-named volume.
      */
     private void createPlacedStorage(Map<String, VolumeRecord> wanted, String me) {
         List<VolumeRecord> missing = new java.util.ArrayList<>();
-        boolean adopted = false;
+        Map<String, String> recorded = new TreeMap<>();
         for (VolumeRecord v : wanted.values()) {
-            if (ledger.containsKey(v.name())) {
+            if (ledger.contains(v.name())) {
                 continue;
             }
             if (pool.find(v.name()).isPresent()) {
                 log.atWarn().addKeyValue("volume", v.name()).log("pool already holds a volume of this name that this node did"
                         + " not create for the cluster; adopting it");
-                ledger.put(v.name(), v.uuid());
-                adopted = true;
+                recorded.put(v.name(), v.uuid());
             } else {
                 missing.add(v);
             }
@@ -258,11 +251,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
         }
         for (VolumeRecord v : created) {
-            ledger.put(v.name(), v.uuid());
+            recorded.put(v.name(), v.uuid());
         }
-        if (adopted || !created.isEmpty()) {
-            saveLedger();
-        }
+        ledger.putAll(recorded);
         // one volume this node cannot create must not hold up the others in this pass
         failed.forEach((v, e) -> creationFailed(v,
                 v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow(), e));
@@ -470,7 +461,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** Whether a pass over this state would delete a pool volume or drop a mount from the metadata. */
     private boolean wouldDeleteOrDetach(Map<String, VolumeRecord> wanted, String me) {
-        for (Map.Entry<String, String> e : ledger.entrySet()) {
+        for (Map.Entry<String, String> e : ledger.entries().entrySet()) {
             VolumeRecord v = wanted.get(e.getKey());
             if (v == null || !v.uuid().equals(e.getValue())) {
                 return true;
@@ -486,13 +477,6 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return false;
     }
 
-    private void saveLedger() {
-        try {
-            AttachmentStore.writeAtomically(ledgerFile, JSON.writeValueAsBytes(ledger));
-        } catch (IOException e) {
-            throw BallastException.io("cannot write " + ledgerFile + ": " + e.getMessage(), e);
-        }
-    }
 
     // ---- VolumeService ----
 
@@ -641,7 +625,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
             return local.attach(name, mountDir); // idempotent: the local record carries the mount details
         }
-        if (v.hasReplicaOn(me) && !ledger.containsKey(name)) {
+        if (v.hasReplicaOn(me) && !ledger.contains(name)) {
             reconcileOnce();
         }
         boolean takeover = false;
@@ -809,6 +793,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (loop != null) {
             loop.interrupt();
         }
+        ledger.close();
     }
 
     private VolumeRecord require(String name) {
