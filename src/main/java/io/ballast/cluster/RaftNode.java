@@ -332,9 +332,9 @@ public final class RaftNode implements AutoCloseable {
 
     /**
      * On the leader, a write handed to this node's own Raft server in process: no gRPC round trip to
-     * ourselves and fewer thread handoffs. Null when the server answers that it is not (or not yet)
-     * the leader: such a request was refused before it was appended, so the caller may send it through
-     * the client, which finds the leader.
+     * ourselves and fewer thread handoffs. Null when it was not submitted at all (the server is not
+     * running or is closing), so the caller may send it through the client; a refusal as "not leader"
+     * after submission is sent on with the same call id ({@link #resendToLeader}).
      */
     private RaftClientReply submitToOwnServer(Message msg) {
         RaftServer s = server;
@@ -372,9 +372,75 @@ public final class RaftNode implements AutoCloseable {
             return reply;
         }
         if (reply.getNotLeaderException() != null || reply.getException() instanceof LeaderNotReadyException) {
-            return null;
+            return resendToLeader(req, reply);
         }
         throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write failed: " + reply.getException());
+    }
+
+    /**
+     * A write our own server answered "not leader" may still be in its log: a leader that steps down
+     * answers its pending writes so, and the next leader commits them. It goes to the leader again with
+     * the same client and call id: Ratis' retry cache, which every member fills as it applies entries,
+     * then answers with the first outcome instead of applying the command twice (a create that had
+     * succeeded answered "already exists"; MiniClusterTest reproduces it with leadership transfers).
+     */
+    private RaftClientReply resendToLeader(RaftClientRequest first, RaftClientReply refusal) {
+        long deadline = System.nanoTime() + timings.requestTimeoutMs() * 1_000_000;
+        RaftClientReply reply = refusal;
+        while (true) {
+            RaftPeerId target = null;
+            if (reply != null && reply.getNotLeaderException() != null && reply.getNotLeaderException().getSuggestedLeader() != null) {
+                target = reply.getNotLeaderException().getSuggestedLeader().getId();
+            } else {
+                target = info().map(DivisionInfo::getLeaderId).orElse(null);
+            }
+            String last = reply == null ? "no answer" : String.valueOf(reply.getException());
+            if (System.nanoTime() + CLIENT_RETRY_SLEEP_MS * 1_000_000 >= deadline) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write timed out after " + timings.requestTimeoutMs()
+                        + " ms while the Raft leader changed (" + last + "); check `ballast status` and `ballast events`");
+            }
+            if (target == null || isolated) {
+                sleepMs(CLIENT_RETRY_SLEEP_MS); // no leader known yet
+                reply = null;
+                continue;
+            }
+            RaftClientRequest again = RaftClientRequest.newBuilder()
+                    .setClientId(first.getClientId())
+                    .setServerId(target)
+                    .setGroupId(groupId)
+                    .setCallId(first.getCallId())
+                    .setMessage(first.getMessage())
+                    .setType(first.getType())
+                    .setTimeoutMs(Math.max(1, (deadline - System.nanoTime()) / 1_000_000))
+                    .build();
+            try {
+                RaftServer s = server;
+                if (target.toString().equals(nodeId) && s != null) {
+                    reply = s.submitClientRequestAsync(again).get(again.getTimeoutMs(), TimeUnit.MILLISECONDS);
+                } else {
+                    ClientHandle c = acquireClient();
+                    try {
+                        reply = c.raft.getClientRpc().sendRequest(again);
+                    } finally {
+                        c.release();
+                    }
+                }
+            } catch (IOException | ExecutionException | TimeoutException | RuntimeException e) {
+                reply = null; // e.g. the target just went away: ask again whom to send it to
+                sleepMs(CLIENT_RETRY_SLEEP_MS);
+                continue;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+            }
+            if (reply.isSuccess()) {
+                return reply;
+            }
+            if (reply.getNotLeaderException() == null && !(reply.getException() instanceof LeaderNotReadyException)) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write failed: " + reply.getException());
+            }
+            sleepMs(CLIENT_RETRY_SLEEP_MS);
+        }
     }
 
     private static final ClientId LOCAL_WRITES = ClientId.randomId();
@@ -679,6 +745,18 @@ public final class RaftNode implements AutoCloseable {
     /** Test seam: closes the division the way Ratis does after a lost election (the server stays up). */
     public void closeDivision() throws IOException {
         server.getDivision(groupId).close();
+    }
+
+    /** Test seam: asks the leader to hand leadership to {@code nodeId} (Ratis' leadership transfer). */
+    public void transferLeadership(String toNodeId, long timeoutMs) {
+        ClientHandle c = acquireClient();
+        try {
+            c.raft.admin().transferLeadership(RaftPeerId.valueOf(toNodeId), timeoutMs);
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "leadership transfer failed: " + e.getMessage());
+        } finally {
+            c.release();
+        }
     }
 
     /** How often Ratis closed this node's division by itself and it was started again. */
