@@ -172,7 +172,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
         for (VolumeRecord v : wanted.values()) {
             ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
-            if (ledger.contains(v.name()) && ReplicaRecord.PENDING.equals(mine.state())) {
+            if (ledger.holds(v.name(), v.uuid()) && ReplicaRecord.PENDING.equals(mine.state())) {
                 Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
                 readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
                     try {
@@ -214,7 +214,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Map<String, String> recorded = new TreeMap<>();
         for (VolumeRecord v : wanted.values()) {
             if (ledger.contains(v.name())) {
-                continue;
+                continue; // created, or an older volume of this name still in use here (kept above, not replaced)
             }
             if (pool.find(v.name()).isPresent()) {
                 log.atWarn().addKeyValue("volume", v.name()).log("pool already holds a volume of this name that this node did"

@@ -78,6 +78,11 @@ final class ReplicaLedger {
         return entries.containsKey(name);
     }
 
+    /** Whether this node created the storage of exactly this volume (not an older one of the same name). */
+    synchronized boolean holds(String name, String uuid) {
+        return uuid.equals(entries.get(name));
+    }
+
     /** A copy: the reconciler changes the ledger while it walks it. */
     synchronized Map<String, String> entries() {
         return new TreeMap<>(entries);
