@@ -4,9 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
-import io.ballast.control.AttachmentStore;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -76,7 +76,7 @@ final class LocalCluster {
     }
 
     void write(LocalState state) throws IOException {
-        AttachmentStore.writeAtomically(stateFile(), JSON.writeValueAsBytes(state));
+        DurableFiles.writeAtomically(stateFile(), JSON.writeValueAsBytes(state));
     }
 
     void forget() throws IOException {

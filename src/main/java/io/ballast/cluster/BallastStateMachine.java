@@ -2,12 +2,10 @@ package io.ballast.cluster;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import java.io.File;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -126,12 +124,7 @@ public final class BallastStateMachine extends BaseStateMachine {
             return -1;
         }
         File f = storage.getSnapshotFile(last.getTerm(), last.getIndex());
-        File tmp = new File(f.getPath() + ".tmp");
-        Files.write(tmp.toPath(), bytes);
-        try (FileChannel ch = FileChannel.open(tmp.toPath(), StandardOpenOption.WRITE)) {
-            ch.force(true);
-        }
-        Files.move(tmp.toPath(), f.toPath(), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        DurableFiles.writeAtomically(f.toPath(), bytes);
         MD5Hash md5 = MD5FileUtil.computeAndSaveMd5ForFile(f);
         storage.updateLatestSnapshot(new SingleFileSnapshotInfo(new FileInfo(f.toPath(), md5), last));
         noSnapshotOnDisk = false;

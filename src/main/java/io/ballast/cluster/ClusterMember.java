@@ -4,9 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
-import io.ballast.control.AttachmentStore;
 import io.ballast.storage.PoolStats;
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -186,8 +186,8 @@ public final class ClusterMember implements AutoCloseable {
     }
 
     private void writeIdentity() throws IOException {
-        AttachmentStore.writeAtomically(identityFile(), JSON.writeValueAsBytes(identity));
-        AttachmentStore.writeAtomically(tokenFile(), (identity.token() + "\n").getBytes(StandardCharsets.UTF_8));
+        DurableFiles.writeAtomically(identityFile(), JSON.writeValueAsBytes(identity));
+        DurableFiles.writeAtomically(tokenFile(), (identity.token() + "\n").getBytes(StandardCharsets.UTF_8));
         try {
             Files.setPosixFilePermissions(identityFile(), PosixFilePermissions.fromString("rw-------"));
             Files.setPosixFilePermissions(tokenFile(), PosixFilePermissions.fromString("rw-------"));

@@ -33,6 +33,12 @@ public final class ClusterState {
 
     private final TreeMap<String, NodeRecord> nodes = new TreeMap<>();
     private final TreeMap<String, VolumeRecord> volumes = new TreeMap<>();
+    /**
+     * Bytes provisioned per node (sum of the sizes of the volumes with a replica there), kept up to date
+     * by {@link #putVolume} and {@link #removeVolume}: placement needs it on every create, and summing
+     * over every volume there made each create O(volumes) on every node's apply thread.
+     */
+    private final TreeMap<String, Long> provisionedBytesByNode = new TreeMap<>();
     private final Deque<ClusterEvent> events = new ArrayDeque<>();
     private long nextEventSeq = 1;
 
@@ -68,15 +74,34 @@ public final class ClusterState {
         return out.size() > limit ? List.copyOf(out.subList(out.size() - limit, out.size())) : out;
     }
 
-    /** Bytes provisioned (sum of volume sizes) per node, over all replicas. */
+    /** Bytes provisioned (sum of volume sizes) per node, over all replicas; nodes without any are absent. */
     public synchronized Map<String, Long> provisionedByNode() {
-        Map<String, Long> out = new TreeMap<>();
-        for (VolumeRecord v : volumes.values()) {
-            for (ReplicaRecord r : v.replicas()) {
-                out.merge(r.nodeId(), v.sizeBytes(), Long::sum);
+        return new TreeMap<>(provisionedBytesByNode);
+    }
+
+    /** Adds or replaces a volume, keeping {@link #provisionedBytesByNode} in step. */
+    private void putVolume(VolumeRecord v) {
+        VolumeRecord old = volumes.put(v.name(), v);
+        if (old != null) {
+            addProvisioned(old, -1);
+        }
+        addProvisioned(v, 1);
+    }
+
+    private void removeVolume(String name) {
+        VolumeRecord old = volumes.remove(name);
+        if (old != null) {
+            addProvisioned(old, -1);
+        }
+    }
+
+    private void addProvisioned(VolumeRecord v, int sign) {
+        for (ReplicaRecord r : v.replicas()) {
+            Long now = provisionedBytesByNode.merge(r.nodeId(), sign * v.sizeBytes(), Long::sum);
+            if (now == 0) {
+                provisionedBytesByNode.remove(r.nodeId());
             }
         }
-        return out;
     }
 
     public synchronized List<Placement.Candidate> candidates() {
@@ -103,9 +128,10 @@ public final class ClusterState {
         Image img = JSON.readValue(bytes, Image.class);
         nodes.clear();
         volumes.clear();
+        provisionedBytesByNode.clear();
         events.clear();
         img.nodes().forEach(n -> nodes.put(n.id(), n));
-        img.volumes().forEach(v -> volumes.put(v.name(), v));
+        img.volumes().forEach(this::putVolume);
         events.addAll(img.events());
         nextEventSeq = img.nextEventSeq();
     }
@@ -136,7 +162,7 @@ public final class ClusterState {
                     throw BallastException.conflict("volume " + v.name() + " is attached on node " + v.attachment().nodeId()
                             + "; detach it first: `ballast volume detach " + v.name() + "`");
                 }
-                volumes.remove(v.name());
+                removeVolume(v.name());
                 event(dv.at(), "volume-deleted", v.name(), "volume " + v.name() + " deleted; nodes "
                         + String.join(", ", v.replicas().stream().map(ReplicaRecord::nodeId).toList()) + " remove their replicas");
                 yield v;
@@ -158,7 +184,7 @@ public final class ClusterState {
                 }
                 VolumeRecord nv = v.withReplicas(rs);
                 if (!nv.equals(v)) {
-                    volumes.put(v.name(), nv);
+                    putVolume(nv);
                     event(s.at(), "replica-" + s.state(), v.name(), "replica of " + v.name() + " on " + s.nodeId() + " is " + s.state());
                 }
                 yield nv;
@@ -181,7 +207,7 @@ public final class ClusterState {
                     throw BallastException.conflict("volume " + v.name() + " was attached again at epoch " + v.attachEpoch()
                             + " (the attachment of epoch " + d.expectedAttachEpoch() + " was taken over)");
                 }
-                volumes.put(v.name(), v.withAttachment(null, null, v.epoch() + 1));
+                putVolume(v.withAttachment(null, null, v.epoch() + 1));
                 event(d.at(), "volume-detached", v.name(), "volume " + v.name() + " detached from " + d.nodeId()
                         + (v.maintenanceAttached() ? " (maintenance attachment done)" : "") + " (epoch " + (v.epoch() + 1) + ")");
                 yield v.attachment();
@@ -283,7 +309,7 @@ public final class ClusterState {
             updated.put(v.name(), v.withReplicas(rs));
             replacements.put(v.name(), target);
         }
-        volumes.putAll(updated);
+        updated.values().forEach(this::putVolume);
         event(d.at(), "node-drained", n.id(), n.id() + " cordoned and drained: " + replacements.size()
                 + " replica(s) replaced " + replacements + (unplaced.isEmpty() ? "" : "; could not move " + unplaced));
         return new DrainResult(n.id(), replacements, unplaced);
@@ -317,11 +343,11 @@ public final class ClusterState {
         }
         for (String name : holding) {
             VolumeRecord v = volumes.get(name);
-            volumes.put(name, v.withReplicas(v.replicas().stream().filter(x -> !x.nodeId().equals(n.id())).toList()));
+            putVolume(v.withReplicas(v.replicas().stream().filter(x -> !x.nodeId().equals(n.id())).toList()));
         }
         for (String name : attached) {
             VolumeRecord v = volumes.get(name);
-            volumes.put(name, v.withAttachment(null, null, v.epoch() + 1));
+            putVolume(v.withAttachment(null, null, v.epoch() + 1));
         }
         nodes.remove(n.id());
         event(r.at(), "node-removed", n.id(), n.id() + " removed from the cluster" + (holding.isEmpty() ? ""
@@ -354,7 +380,7 @@ public final class ClusterState {
         List<ReplicaRecord> rs = res.chosen().stream().map(id -> new ReplicaRecord(id, ReplicaRecord.PENDING, c.at())).toList();
         VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), res.replicas(), res.spreadBy(), rs, c.at(), null, 0,
                 c.minInSync(), 0, null);
-        volumes.put(v.name(), v);
+        putVolume(v);
         event(c.at(), "volume-created", v.name(), "volume " + v.name() + " (" + Sizes.format(v.sizeBytes()) + ", "
                 + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
@@ -376,7 +402,7 @@ public final class ClusterState {
             }
             if (sameNode && sameKind && !cur.mounted()) {
                 // attached without a mount: mounting now upgrades that attachment in place (same epoch)
-                volumes.put(v.name(), v.withAttachmentDetails(want));
+                putVolume(v.withAttachmentDetails(want));
                 event(a.at(), "volume-mounted", v.name(), "volume " + v.name() + " mounted at " + want.mountDir()
                         + " on " + want.nodeId() + " (epoch " + v.epoch() + ")");
                 return want;
@@ -394,7 +420,7 @@ public final class ClusterState {
                     : "attachment on " + cur.nodeId() + " of epoch " + v.attachEpoch();
         }
         long epoch = v.epoch() + 1;
-        volumes.put(v.name(), v.withAttachment(want, kind, epoch));
+        putVolume(v.withAttachment(want, kind, epoch));
         if (takenOver != null) {
             event(a.at(), "volume-taken-over", v.name(), "volume " + v.name() + ": " + want.nodeId() + " took over the "
                     + takenOver + " at epoch " + epoch + (a.reason() == null ? "" : ": " + a.reason()));
@@ -460,7 +486,7 @@ public final class ClusterState {
         }
         long epoch = v.epoch() + 1;
         VolumeRecord nv = v.withReplicas(rs, epoch);
-        volumes.put(v.name(), nv);
+        putVolume(nv);
         String why = c.reason() == null || c.reason().isBlank() ? "" : ": " + c.reason();
         for (String id : remove) {
             event(c.at(), "replica-out-of-sync", v.name(), "replica of " + v.name() + " on " + id + " left the in-sync set at epoch "
@@ -512,7 +538,7 @@ public final class ClusterState {
         List<ReplicaRecord> rs = new ArrayList<>(v.replicas().stream().filter(r -> !r.nodeId().equals(c.nodeId())).toList());
         rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, c.at(), untouched, 0));
         long epoch = old.inSync() && !untouched ? v.epoch() + 1 : v.epoch();
-        volumes.put(v.name(), v.withReplicas(rs, epoch));
+        putVolume(v.withReplicas(rs, epoch));
         String msg = "replica of " + v.name() + " on " + c.nodeId() + " replaced by a new one on " + target + why
                 + (untouched ? "; the volume was never attached, so the new replica is in sync from the start"
                         : "; it is rebuilt in full from an in-sync replica" + (old.inSync() ? " (epoch " + epoch + ")" : ""));

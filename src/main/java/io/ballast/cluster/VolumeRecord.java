@@ -72,7 +72,22 @@ public record VolumeRecord(
     }
 
     public boolean hasReplicaOn(String nodeId) {
-        return replicas.stream().anyMatch(r -> r.nodeId().equals(nodeId));
+        for (ReplicaRecord r : replicas) { // a loop, not a stream: asked for every volume on every reconcile pass
+            if (r.nodeId().equals(nodeId)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The first in-sync replica's node (the one that restores redundancy of an unattached volume), or null. */
+    public String firstInSyncNode() {
+        for (ReplicaRecord r : replicas) {
+            if (r.inSync()) {
+                return r.nodeId();
+            }
+        }
+        return null;
     }
 
     public List<String> inSyncNodes() {

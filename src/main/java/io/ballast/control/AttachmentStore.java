@@ -5,13 +5,11 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.Json;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
@@ -66,27 +64,9 @@ public final class AttachmentStore {
 
     private void write(Map<String, Attachment> content) {
         try {
-            writeAtomically(file, JSON.writeValueAsBytes(content));
+            DurableFiles.writeAtomically(file, JSON.writeValueAsBytes(content));
         } catch (IOException e) {
             throw BallastException.io("cannot write attachment records " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    /** Temp file + fsync + rename + fsync of the directory. */
-    public static void writeAtomically(Path target, byte[] content) throws IOException {
-        Path dir = target.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = dir.resolve(target.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            ch.write(java.nio.ByteBuffer.wrap(content));
-            ch.force(true);
-        }
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-            d.force(true);
-        } catch (IOException ignored) {
-            // some file systems refuse fsync on directories; the rename is still atomic
         }
     }
 }

@@ -125,10 +125,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         // a later pass). Deleting storage or dropping a mount must not act on a state older than what is
         // committed (e.g. right after a restart): only then a linearizable barrier first. This keeps the
         // barrier (a ReadIndex round trip on a follower) out of the create path.
-        Map<String, VolumeRecord> wanted = placedOn(me);
-        if (wouldDeleteOrDetach(wanted, me)) {
+        // one copy of the volume list per pass, walked by every step below
+        List<VolumeRecord> all = member.state().volumes();
+        Map<String, VolumeRecord> wanted = placedOn(all, me);
+        if (wouldDeleteOrDetach(all, wanted, me)) {
             member.raft().barrier();
-            wanted = placedOn(me);
+            all = member.state().volumes();
+            wanted = placedOn(all, me);
         }
         // delete what this node created and no longer holds (or an older volume of the same name)
         for (Map.Entry<String, String> e : ledger.entries().entrySet()) {
@@ -149,7 +152,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         // a mount recorded for this node that the node does not hold any more died with a previous process
         // (the local start-up reconcile tore it down): drop it from the metadata too
-        for (VolumeRecord v : member.state().volumes()) {
+        for (VolumeRecord v : all) {
             Attachment a = v.attachment();
             if (a != null && a.nodeId().equals(me) && a.mounted() && attachments.get(v.name()).isEmpty()
                     && !attaching.contains(v.name())) {
@@ -159,7 +162,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
         }
         // an engine here whose attachment moved on (taken over elsewhere, or detached): stop it
-        for (VolumeRecord v : member.state().volumes()) {
+        for (VolumeRecord v : all) {
             if (engines.device(v.name()).isPresent() && (v.attachment() == null || !v.attachment().nodeId().equals(me))
                     && !attaching.contains(v.name()) && !v.name().equals(maintaining.get())) {
                 stopTakenOver(v);
@@ -183,19 +186,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 }));
             }
         }
-        for (Thread t : readyCommits) {
+        joinAll(readyCommits, "marking replicas ready");
+        if (!readyFailures.isEmpty()) {
+            throw readyFailures.peek(); // the next pass retries: the replicas are still pending
+        }
+        resumeEngines(all, me);
+        startMaintenance(all);
+    }
+
+    private static void joinAll(List<Thread> threads, String what) {
+        for (Thread t : threads) {
             try {
                 t.join();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while marking replicas ready");
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while " + what);
             }
         }
-        if (!readyFailures.isEmpty()) {
-            throw readyFailures.peek(); // the next pass retries: the replicas are still pending
-        }
-        resumeEngines(me);
-        startMaintenance();
     }
 
     /** At most this many replica storages are created at once by one reconcile pass. */
@@ -242,14 +249,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 }
             }));
         }
-        for (Thread t : creators) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while creating replica storage");
-            }
-        }
+        joinAll(creators, "creating replica storage");
         for (VolumeRecord v : created) {
             recorded.put(v.name(), v.uuid());
         }
@@ -301,8 +301,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      * export comes back and clients can reconnect. Mounted attachments died with the process and were
      * dropped above.
      */
-    private void resumeEngines(String me) {
-        for (VolumeRecord v : member.state().volumes()) {
+    private void resumeEngines(List<VolumeRecord> all, String me) {
+        for (VolumeRecord v : all) {
             Attachment a = v.attachment();
             if (a == null || !a.nodeId().equals(me) || a.mounted() || !VolumeRecord.KIND_USER.equals(v.attachKind())
                     || engines.device(v.name()).isPresent() || attaching.contains(v.name()) || !resuming.add(v.name())) {
@@ -350,7 +350,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** A volume this node should resync: unattached, first in-sync replica here, a stale replica on an up node. */
     static boolean needsMaintenance(VolumeRecord v, String me, ClusterMemberView nodes) {
-        if (v.attachment() != null || v.inSyncNodes().isEmpty() || !v.inSyncNodes().getFirst().equals(me)) {
+        if (v.attachment() != null || !me.equals(v.firstInSyncNode())) {
             return false;
         }
         return v.replicas().stream().anyMatch(r -> !r.inSync() && ReplicaRecord.READY.equals(r.state())
@@ -362,13 +362,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private final Map<String, Integer> maintenanceFailures = new java.util.concurrent.ConcurrentHashMap<>();
     private static final long MAINTENANCE_BACKOFF_MAX_MS = 5 * 60_000;
 
-    private void startMaintenance() {
+    private void startMaintenance(List<VolumeRecord> all) {
         if (maintaining.get() != null) {
             return;
         }
         String me = member.nodeId();
         long now = System.nanoTime();
-        for (VolumeRecord v : member.state().volumes()) {
+        for (VolumeRecord v : all) {
             if (needsMaintenance(v, me, id -> member.state().node(id).map(NodeRecord::state))
                     && now - maintenanceBackoff.getOrDefault(v.name(), now) >= 0
                     && maintaining.compareAndSet(null, v.name())) {
@@ -449,9 +449,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         log.atInfo().addKeyValue("volume", name).log("maintenance attachment done: replicas in sync, detached");
     }
 
-    private Map<String, VolumeRecord> placedOn(String me) {
+    private static Map<String, VolumeRecord> placedOn(List<VolumeRecord> all, String me) {
         Map<String, VolumeRecord> wanted = new TreeMap<>();
-        for (VolumeRecord v : member.state().volumes()) {
+        for (VolumeRecord v : all) {
             if (v.hasReplicaOn(me)) {
                 wanted.put(v.name(), v);
             }
@@ -460,14 +460,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     }
 
     /** Whether a pass over this state would delete a pool volume or drop a mount from the metadata. */
-    private boolean wouldDeleteOrDetach(Map<String, VolumeRecord> wanted, String me) {
+    private boolean wouldDeleteOrDetach(List<VolumeRecord> all, Map<String, VolumeRecord> wanted, String me) {
         for (Map.Entry<String, String> e : ledger.entries().entrySet()) {
             VolumeRecord v = wanted.get(e.getKey());
             if (v == null || !v.uuid().equals(e.getValue())) {
                 return true;
             }
         }
-        for (VolumeRecord v : member.state().volumes()) {
+        for (VolumeRecord v : all) {
             Attachment a = v.attachment();
             if (a != null && a.nodeId().equals(me) && a.mounted() && attachments.get(v.name()).isEmpty()
                     && !attaching.contains(v.name())) {

@@ -10,6 +10,7 @@ import io.ballast.common.ErrorCode;
 import io.ballast.replication.EngineHost;
 import io.ballast.replication.MetadataClient;
 import java.time.Instant;
+import java.util.List;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -86,15 +87,22 @@ public final class RaftMetadataClient implements MetadataClient {
             if ("".equals(volume)) {
                 return;
             }
-            for (VolumeRecord v : member.state().volumes()) {
-                if ((volume == null || volume.equals(v.name())) && host.device(v.name()).isPresent()) {
-                    try {
-                        host.layoutChanged(VolumeLayouts.of(v));
-                    } catch (RuntimeException e) {
-                        log.atWarn().setCause(e).addKeyValue("volume", v.name()).log("engine refused a layout change");
-                    }
+            // one volume: a lookup, not a walk over every volume (this runs on the apply thread, per entry)
+            List<VolumeRecord> changed = volume == null ? member.state().volumes()
+                    : member.state().volume(volume).map(List::of).orElse(List.of());
+            for (VolumeRecord v : changed) {
+                if (host.device(v.name()).isPresent()) {
+                    layoutChanged(host, v);
                 }
             }
         });
+    }
+
+    private static void layoutChanged(EngineHost host, VolumeRecord v) {
+        try {
+            host.layoutChanged(VolumeLayouts.of(v));
+        } catch (RuntimeException e) {
+            log.atWarn().setCause(e).addKeyValue("volume", v.name()).log("engine refused a layout change");
+        }
     }
 }

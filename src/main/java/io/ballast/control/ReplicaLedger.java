@@ -3,6 +3,7 @@ package io.ballast.control;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.Json;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -116,7 +117,7 @@ final class ReplicaLedger {
                 journalChannel = FileChannel.open(journal, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                         StandardOpenOption.APPEND);
                 if (fresh) {
-                    syncDirectory(); // the journal's own directory entry, once
+                    DurableFiles.fsyncDirectory(file.toAbsolutePath().getParent()); // the journal's own directory entry, once
                 }
             }
             ByteBuffer buf = ByteBuffer.wrap(lines.getBytes(StandardCharsets.UTF_8));
@@ -141,20 +142,14 @@ final class ReplicaLedger {
     }
 
     private void compact() throws IOException {
-        AttachmentStore.writeAtomically(file, JSON.writeValueAsBytes(entries));
+        DurableFiles.writeAtomically(file, JSON.writeValueAsBytes(entries));
         if (journalChannel != null) {
             journalChannel.close();
             journalChannel = null;
         }
         Files.deleteIfExists(journal);
-        syncDirectory();
+        DurableFiles.fsyncDirectory(file.toAbsolutePath().getParent());
         journalLines = 0;
-    }
-
-    private void syncDirectory() throws IOException {
-        try (FileChannel d = FileChannel.open(file.toAbsolutePath().getParent(), StandardOpenOption.READ)) {
-            d.force(true);
-        }
     }
 
     synchronized void close() {

@@ -7,6 +7,7 @@ import io.ballast.api.rest.RestServer;
 import io.ballast.attach.AttachAgent;
 import io.ballast.attach.CommandRunner;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
 import io.ballast.control.AttachmentStore;
@@ -168,14 +169,14 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
             io.ballast.common.Names.requireVolumeName(wanted);
         }
         String id = wanted != null ? wanted : "node-" + UUID.randomUUID().toString().substring(0, 8);
-        AttachmentStore.writeAtomically(f, id.getBytes(StandardCharsets.UTF_8));
+        DurableFiles.writeAtomically(f, id.getBytes(StandardCharsets.UTF_8));
         return id;
     }
 
     private void writeNodeFiles() throws IOException {
-        AttachmentStore.writeAtomically(config.pidFile(),
+        DurableFiles.writeAtomically(config.pidFile(),
                 (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8));
-        AttachmentStore.writeAtomically(config.nodeJson(), JSON.writeValueAsBytes(info(false)));
+        DurableFiles.writeAtomically(config.nodeJson(), JSON.writeValueAsBytes(info(false)));
         wroteNodeFiles = true;
     }
 

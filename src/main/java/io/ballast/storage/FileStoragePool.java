@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
 import io.ballast.common.Names;
@@ -116,7 +117,7 @@ public final class FileStoragePool implements StoragePool {
                             + "; this Ballast reads version " + PoolMeta.FORMAT_VERSION);
                 }
             } else {
-                FsUtil.writeAtomically(poolJson, JSON.writeValueAsBytes(new PoolMeta(PoolMeta.FORMAT_VERSION)));
+                DurableFiles.writeAtomically(poolJson, JSON.writeValueAsBytes(new PoolMeta(PoolMeta.FORMAT_VERSION)));
             }
             lockChannel = FileChannel.open(dir.resolve("pool.lock"), StandardOpenOption.CREATE,
                     StandardOpenOption.WRITE);
@@ -185,7 +186,7 @@ public final class FileStoragePool implements StoragePool {
                 }
             }
         }
-        FsUtil.fsyncDirectory(volumesDir);
+        DurableFiles.fsyncDirectory(volumesDir);
     }
 
     @Override
@@ -217,10 +218,10 @@ public final class FileStoragePool implements StoragePool {
         try {
             Files.createDirectories(staging);
             VolumeStore.createFiles(staging, meta);
-            FsUtil.fsyncDirectory(staging.resolve("layers"));
-            FsUtil.writeAtomically(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta));
+            DurableFiles.fsyncDirectory(staging.resolve("layers"));
+            DurableFiles.writeAtomically(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta));
             Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
-            FsUtil.fsyncDirectory(volumesDir);
+            DurableFiles.fsyncDirectory(volumesDir);
         } catch (IOException | RuntimeException e) {
             synchronized (this) {
                 creating.remove(name);
@@ -324,7 +325,7 @@ public final class FileStoragePool implements StoragePool {
             Path doomed = volumesDir.resolve(e.meta.uuid() + DELETING);
             try {
                 Files.move(e.dir, doomed, StandardCopyOption.ATOMIC_MOVE);
-                FsUtil.fsyncDirectory(volumesDir);
+                DurableFiles.fsyncDirectory(volumesDir);
             } catch (IOException ex) {
                 throw FsUtil.ioError("cannot delete volume '" + name + "'", ex);
             }

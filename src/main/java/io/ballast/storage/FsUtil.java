@@ -11,31 +11,9 @@ import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.stream.Stream;
 
-/** Crash-safe file system steps: atomic replace, directory fsync, recursive delete. */
+/** File system steps of the pool: recursive delete, I/O errors (atomic writes: {@link io.ballast.common.DurableFiles}). */
 final class FsUtil {
     private FsUtil() {}
-
-    /** Writes {@code bytes} to a temp file, fsyncs it, renames it over {@code target}, fsyncs the directory. */
-    static void writeAtomically(Path target, byte[] bytes) throws IOException {
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            ByteBuffer buf = ByteBuffer.wrap(bytes);
-            while (buf.hasRemaining()) {
-                ch.write(buf);
-            }
-            ch.force(true);
-        }
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        fsyncDirectory(target.getParent());
-    }
-
-    /** Makes a directory's entries (created, renamed, removed files) durable. */
-    static void fsyncDirectory(Path dir) throws IOException {
-        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-            ch.force(true);
-        }
-    }
 
     static void deleteRecursively(Path dir) throws IOException {
         if (!Files.exists(dir)) {

@@ -1,6 +1,7 @@
 package io.ballast.storage;
 
 import io.ballast.common.BallastException;
+import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import io.prometheus.metrics.core.datapoints.DistributionDataPoint;
@@ -428,7 +429,7 @@ public final class VolumeStore implements BlockDevice {
                 }
                 byte[] text = (Long.toString(epoch) + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII);
                 try {
-                    FsUtil.writeAtomically(dir.resolve(EPOCH_FILE), text);
+                    DurableFiles.writeAtomically(dir.resolve(EPOCH_FILE), text);
                 } catch (IOException e) {
                     throw FsUtil.ioError("volume '" + meta.name() + "': cannot store the epoch floor", e);
                 }

@@ -345,4 +345,53 @@ class ClusterStateTest {
         assertThat(new String(bytes)).contains("\"type\":\"CreateVolume\"");
         assertThat(ClusterState.JSON.readValue(bytes, Command.class)).isEqualTo(c);
     }
+
+    /**
+     * The provisioned bytes per node that placement uses are kept up to date on every change (not
+     * summed over every volume per create): after any mix of creates, deletes, replacements, drains,
+     * forced removals and a snapshot reload they equal the sum recomputed from the volumes.
+     */
+    @Test
+    void provisionedBytesPerNodeStayEqualToTheSumOverVolumes() throws Exception {
+        for (long seed = 1; seed <= 20; seed++) {
+            cluster();
+            s.apply(new Command.RegisterNode(T, "node-4", "http://4", "127.0.0.1:7414", null, Map.of("zone", "z4"), 100 * Sizes.GIB, 1));
+            s.apply(new Command.RegisterNode(T, "node-5", "http://5", "127.0.0.1:7415", null, Map.of("zone", "z1"), 100 * Sizes.GIB, 1));
+            java.util.Random rnd = new java.util.Random(seed);
+            for (int op = 0; op < 150; op++) {
+                java.util.List<VolumeRecord> vols = s.volumes();
+                java.util.List<NodeRecord> nodes = s.nodes();
+                String anyVolume = vols.isEmpty() ? "none" : vols.get(rnd.nextInt(vols.size())).name();
+                String anyNode = nodes.get(rnd.nextInt(nodes.size())).id();
+                Command c = switch (rnd.nextInt(10)) {
+                    case 0, 1, 2, 3 -> create("v" + op, (1 + rnd.nextInt(8)) * Sizes.GIB, 1 + rnd.nextInt(3));
+                    case 4, 5 -> new Command.DeleteVolume(T, anyVolume);
+                    case 6 -> new Command.MarkNodeState(T, anyNode, NodeRecord.DOWN, "test", s.node(anyNode).orElseThrow().lastHeartbeatAt());
+                    case 7 -> new Command.ReplaceReplica(T, anyVolume, anyNode, 1.0, "test");
+                    case 8 -> new Command.DrainNode(T, anyNode, 1.0);
+                    default -> nodes.size() > 3 ? new Command.RemoveNode(T, anyNode, true)
+                            : new Command.Heartbeat(T, anyNode, 100 * Sizes.GIB, 90 * Sizes.GIB);
+                };
+                try {
+                    s.apply(c);
+                } catch (BallastException refused) {
+                    // refused commands change nothing; the sums must still match
+                }
+                assertThat(s.provisionedByNode()).as("seed %d after %s", seed, c).isEqualTo(provisionedRecomputed(s));
+            }
+            ClusterState reloaded = new ClusterState();
+            reloaded.load(s.toBytes());
+            assertThat(reloaded.provisionedByNode()).as("seed %d after a snapshot reload", seed).isEqualTo(provisionedRecomputed(s));
+        }
+    }
+
+    static Map<String, Long> provisionedRecomputed(ClusterState state) {
+        Map<String, Long> out = new java.util.TreeMap<>();
+        for (VolumeRecord v : state.volumes()) {
+            for (ReplicaRecord r : v.replicas()) {
+                out.merge(r.nodeId(), v.sizeBytes(), Long::sum);
+            }
+        }
+        return out;
+    }
 }

@@ -3,6 +3,7 @@ package io.ballast.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.common.DurableFiles;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -56,7 +57,7 @@ class LayerChainTest {
         layers.add(upper);
         VolumeMeta snapshotted = new VolumeMeta(meta.formatVersion(), meta.name(), meta.uuid(), meta.sizeBytes(),
                 meta.blockSizeBytes(), meta.regionSizeBytes(), meta.createdAt(), layers);
-        FsUtil.writeAtomically(vdir.resolve("volume.json"), json.writeValueAsBytes(snapshotted));
+        DurableFiles.writeAtomically(vdir.resolve("volume.json"), json.writeValueAsBytes(snapshotted));
 
         byte[] expected = Arrays.copyOf(base, 12 * BS);
         System.arraycopy(far, 0, expected, 10 * BS, BS);

@@ -1,0 +1,42 @@
+package io.ballast.common;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Crash-safe small-file writes, shared by every part that keeps state on disk (storage pool metadata,
+ * attachment records, the replica ledger, node identity, metadata snapshots): after a crash a file
+ * holds either its old or its new content, never a mix, and a change whose call returned survives.
+ */
+public final class DurableFiles {
+    private DurableFiles() {}
+
+    /** Writes {@code bytes} to a temp file, fsyncs it, renames it over {@code target}, fsyncs the directory. */
+    public static void writeAtomically(Path target, byte[] bytes) throws IOException {
+        Path dir = target.toAbsolutePath().getParent();
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve(target.getFileName() + ".tmp");
+        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            ByteBuffer buf = ByteBuffer.wrap(bytes);
+            while (buf.hasRemaining()) {
+                ch.write(buf);
+            }
+            ch.force(true);
+        }
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        fsyncDirectory(dir);
+    }
+
+    /** Makes a directory's entries (created, renamed, removed files) durable. */
+    public static void fsyncDirectory(Path dir) throws IOException {
+        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+            ch.force(true);
+        }
+    }
+}
