@@ -18,10 +18,14 @@ each against the Raft leader and against a follower. Every node it started is st
 Writes the results as a markdown table (stdout, and --md FILE if given) and as JSON (--json FILE,
 default a file in the state directory). Progress goes to stderr.
 
-Each node used first gets --warmup unmeasured create+inspect pairs (default 300): the numbers are of
-a warmed-up node, not of the JIT's first minutes (run with --warmup 0 to see those).
+First --warmup unmeasured create+inspect+delete rounds (default 2400), alternating between the two
+nodes measured, with the volume count kept flat: the numbers are of warmed-up nodes, not of the
+JIT's first minutes. Three node JVMs on a 2-CPU host keep their JIT compilers busy for about three
+minutes of this load (half of the nodes' CPU after 900 creates, docs/perf/control-plane.md); the
+warm-up's own create latency per 300 rounds is reported as the "warm-up curve" (the first minutes
+after a start; --warmup 0 measures a fresh cluster).
 
-Usage: bench/metadata_bench.py [--creates 300] [--inspects 2000] [--clients 4] [--warmup 300] [--base-port 7600]
+Usage: bench/metadata_bench.py [--creates 300] [--inspects 2000] [--clients 4] [--warmup 2400] [--base-port 7600]
                                [--size 64MiB] [--md FILE] [--json FILE] [--keep-state] [--wait-ready]
 """
 import argparse
@@ -214,6 +218,33 @@ def summary(xs, ops):
             "max_ms": round(max(xs), 2), "ops_per_s": round(ops, 1)}
 
 
+WARMUP_CHUNK = 300
+
+
+def warm_up(a, cluster, leader, follower):
+    """a.warmup create+inspect+delete rounds, alternating between leader and follower (each node's JIT
+    compiles what its role runs), the volume count kept flat; the create latency of every 300 rounds."""
+    conns = {nid: Conn(cluster.urls[nid]) for nid in (leader, follower)}
+    log(f"warm-up: {a.warmup} create+inspect+delete rounds via {leader} and {follower} (not measured as results)")
+    curve, xs, start = [], [], time.perf_counter()
+    for i in range(a.warmup):
+        c = conns[leader if i % 2 == 0 else follower]
+        name = f"warm{i}"
+        xs.append(timed(lambda: c.call("POST", "/v1/volumes", {"name": name, "size": a.size})))
+        c.call("GET", f"/v1/volumes/{name}")
+        c.call("DELETE", f"/v1/volumes/{name}")
+        if len(xs) == WARMUP_CHUNK or i + 1 == a.warmup:
+            row = {"rounds": f"{i + 2 - len(xs)}-{i + 1}", "at_s": round(time.perf_counter() - start, 1),
+                   "create_p50_ms": round(pct(xs, 50), 2), "create_p99_ms": round(pct(xs, 99), 2)}
+            log(f"  warm-up rounds {row['rounds']}: create p50 {row['create_p50_ms']} ms, p99 {row['create_p99_ms']} ms"
+                f" ({row['at_s']} s)")
+            curve.append(row)
+            xs = []
+    for c in conns.values():
+        c.close()
+    return curve
+
+
 def run(a, cluster, results):
     t0 = time.time()
     log(f"starting 3 nodes in {cluster.home} (ports {a.base_port + 1}-{a.base_port + 23})")
@@ -229,17 +260,12 @@ def run(a, cluster, results):
     log(f"cluster up in {results['startup_s']} s: leader {leader}, voters {st.get('voters')}; follower used: {follower}")
     results["leader"], results["follower"] = leader, follower
     results["warmup"] = a.warmup
+    if a.warmup > 0:
+        results["warmup_curve"] = warm_up(a, cluster, leader, follower)
     for role, nid in (("leader", leader), ("follower", follower)):
         url = cluster.urls[nid]
         c = Conn(url)
         c.call("GET", "/v1/volumes")
-        if a.warmup > 0:
-            # steady state, not the JIT's first minutes: a fresh node process (2 CPUs, small code cache)
-            # answers its first few hundred requests several times slower; these are not measured
-            log(f"{role} {nid}: {a.warmup} warm-up create+inspect pairs (not measured)")
-            for i in range(a.warmup):
-                c.call("POST", "/v1/volumes", {"name": f"warm{role[0]}{i}", "size": a.size})
-                c.call("GET", f"/v1/volumes/warm{role[0]}{i}")
         prefix = f"{role[0]}"
         create_path = "/v1/volumes?wait=ready" if a.wait_ready else "/v1/volumes"
         log(f"{role} {nid}: {a.creates} sequential creates")
@@ -273,6 +299,11 @@ def markdown(results):
             met = "(load)"
         lines.append(f"| volume {r['op']} | {r['via']} | {r['mode']} | {r['n']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r['max_ms']:.2f} | {r['ops_per_s']:.0f} | < {target:.0f} ms: {met} |")
+    if results.get("warmup_curve"):
+        lines += ["", "Warm-up curve (not the results: creates while the JIT compiles, alternating leader/follower):", "",
+                  "| rounds | ended at s | create p50 ms | create p99 ms |", "|---|---|---|---|"]
+        for w in results["warmup_curve"]:
+            lines.append(f"| {w['rounds']} | {w['at_s']} | {w['create_p50_ms']:.2f} | {w['create_p99_ms']:.2f} |")
     return "\n".join(lines)
 
 
@@ -280,7 +311,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--creates", type=int, default=300, help="creates per target node (default 300)")
     ap.add_argument("--inspects", type=int, default=2000, help="inspects per target node (default 2000)")
-    ap.add_argument("--warmup", type=int, default=300, help="unmeasured create+inspect pairs per node first (0: none)")
+    ap.add_argument("--warmup", type=int, default=2400,
+                    help="unmeasured create+inspect+delete rounds first, alternating leader/follower (0: none)")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput phase (1: skip it)")
     ap.add_argument("--base-port", type=int, default=7600)
     ap.add_argument("--size", default="64MiB")

@@ -189,6 +189,7 @@ public final class ClusterState {
                 }
                 yield nv;
             }
+            case Command.MarkReplicasReady m -> markReady(m);
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
@@ -313,6 +314,33 @@ public final class ClusterState {
         event(d.at(), "node-drained", n.id(), n.id() + " cordoned and drained: " + replacements.size()
                 + " replica(s) replaced " + replacements + (unplaced.isEmpty() ? "" : "; could not move " + unplaced));
         return new DrainResult(n.id(), replacements, unplaced);
+    }
+
+    /** The volumes whose replica on the node became ready. */
+    private List<String> markReady(Command.MarkReplicasReady m) {
+        List<String> marked = new ArrayList<>();
+        for (Map.Entry<String, String> e : new TreeMap<>(m.volumes()).entrySet()) {
+            VolumeRecord v = volumes.get(e.getKey());
+            if (v == null || !v.uuid().equals(e.getValue())) {
+                continue; // deleted (or deleted and created again) since the node created the storage
+            }
+            List<ReplicaRecord> rs = new ArrayList<>();
+            boolean changed = false;
+            for (ReplicaRecord r : v.replicas()) {
+                if (r.nodeId().equals(m.nodeId()) && ReplicaRecord.PENDING.equals(r.state())) {
+                    rs.add(r.withState(ReplicaRecord.READY, m.at()));
+                    changed = true;
+                } else {
+                    rs.add(r);
+                }
+            }
+            if (changed) {
+                putVolume(v.withReplicas(rs));
+                event(m.at(), "replica-ready", v.name(), "replica of " + v.name() + " on " + m.nodeId() + " is ready");
+                marked.add(v.name());
+            }
+        }
+        return marked;
     }
 
     private List<Placement.Candidate> candidatesWith(Map<String, VolumeRecord> overrides) {

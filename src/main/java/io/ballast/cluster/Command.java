@@ -23,6 +23,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.CreateVolume.class, name = "CreateVolume"),
         @JsonSubTypes.Type(value = Command.DeleteVolume.class, name = "DeleteVolume"),
         @JsonSubTypes.Type(value = Command.SetReplicaState.class, name = "SetReplicaState"),
+        @JsonSubTypes.Type(value = Command.MarkReplicasReady.class, name = "MarkReplicasReady"),
         @JsonSubTypes.Type(value = Command.Attach.class, name = "Attach"),
         @JsonSubTypes.Type(value = Command.Detach.class, name = "Detach"),
         @JsonSubTypes.Type(value = Command.ChangeInSync.class, name = "ChangeInSync"),
@@ -79,6 +80,14 @@ public sealed interface Command {
     record DeleteVolume(String at, String name) implements Command {}
 
     record SetReplicaState(String at, String volume, String nodeId, String state) implements Command {}
+
+    /**
+     * Node {@code nodeId} created the storage of its replicas of these volumes (name -> uuid): each
+     * such replica still {@code pending} becomes {@code ready}. One entry for all the replicas a
+     * reconcile pass created (a burst of creates no longer costs a Raft entry per replica). A volume
+     * that is gone, or was deleted and created again under its name (another uuid), is skipped.
+     */
+    record MarkReplicasReady(String at, String nodeId, java.util.Map<String, String> volumes) implements Command {}
 
     /**
      * Attaches on {@code attachment.nodeId()} (any node) at a new epoch. {@code kind} {@code user}

@@ -169,26 +169,18 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
         }
         createPlacedStorage(wanted, me);
-        // the ready commits of one pass run concurrently (Ratis batches them): one at a time, a burst of
-        // creates outran this node's readiness
-        List<Thread> readyCommits = new java.util.ArrayList<>();
-        java.util.Queue<RuntimeException> readyFailures = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        // every replica of this pass whose storage exists is marked ready in one entry: during a burst of
+        // creates a pass covers the creates that arrived while the previous one ran
+        Map<String, String> ready = new TreeMap<>();
         for (VolumeRecord v : wanted.values()) {
-            ReplicaRecord mine = v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow();
-            if (ledger.holds(v.name(), v.uuid()) && ReplicaRecord.PENDING.equals(mine.state())) {
-                Command ready = new Command.SetReplicaState(Instant.now().toString(), v.name(), me, ReplicaRecord.READY);
-                readyCommits.add(Thread.ofVirtual().name("ballast-ready-" + v.name()).start(() -> {
-                    try {
-                        member.raft().submit(ready);
-                    } catch (RuntimeException e) {
-                        readyFailures.add(e);
-                    }
-                }));
+            if (ledger.holds(v.name(), v.uuid()) && v.replicas().stream()
+                    .anyMatch(r -> r.nodeId().equals(me) && ReplicaRecord.PENDING.equals(r.state()))) {
+                ready.put(v.name(), v.uuid());
             }
         }
-        joinAll(readyCommits, "marking replicas ready");
-        if (!readyFailures.isEmpty()) {
-            throw readyFailures.peek(); // the next pass retries: the replicas are still pending
+        if (!ready.isEmpty()) {
+            // a failure throws: the next pass retries, the replicas are still pending
+            member.raft().submit(new Command.MarkReplicasReady(Instant.now().toString(), me, ready));
         }
         resumeEngines(all, me);
         startMaintenance(all);
@@ -525,7 +517,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /**
      * Waits (bounded) until no replica of the volume is {@code pending} on an up node, i.e. every
      * replica whose node can create it has its storage and is marked ready. Woken by each applied log
-     * entry (the replicas' {@code SetReplicaState} commits), no polling. Returns the current record;
+     * entry (the replicas' {@code MarkReplicasReady} commits), no polling. Returns the current record;
      * on timeout the caller goes on with what is there.
      */
     private Optional<VolumeRecord> awaitReplicasCreated(String name, long timeoutMs) {

@@ -70,26 +70,25 @@ public final class RaftMetadataClient implements MetadataClient {
             if (!ok) {
                 return;
             }
-            String volume = switch (cmd) {
-                case Command.ChangeInSync c -> c.volume();
-                case Command.ReplaceReplica r -> r.volume();
-                case Command.Attach a -> a.volume();
-                case Command.Detach d -> d.volume();
-                case Command.SetReplicaState s -> s.volume();
+            // the volumes the command changed (null: possibly any); named ones are looked up, not found by a
+            // walk over every volume (this runs on the apply thread, for every entry)
+            java.util.Collection<String> names = switch (cmd) {
+                case Command.ChangeInSync c -> List.of(c.volume());
+                case Command.ReplaceReplica r -> List.of(r.volume());
+                case Command.Attach a -> List.of(a.volume());
+                case Command.Detach d -> List.of(d.volume());
+                case Command.SetReplicaState s -> List.of(s.volume());
+                case Command.MarkReplicasReady m -> m.volumes().keySet();
                 case Command.RegisterNode r -> {
                     host.replicaNodeReturned(r.nodeId()); // e.g. restarted, with a new replication address
-                    yield "";
+                    yield List.of();
                 }
                 case Command.DrainNode d -> null; // several volumes
                 case Command.RemoveNode r -> null;
-                default -> "";
+                default -> List.of();
             };
-            if ("".equals(volume)) {
-                return;
-            }
-            // one volume: a lookup, not a walk over every volume (this runs on the apply thread, per entry)
-            List<VolumeRecord> changed = volume == null ? member.state().volumes()
-                    : member.state().volume(volume).map(List::of).orElse(List.of());
+            List<VolumeRecord> changed = names == null ? member.state().volumes()
+                    : names.stream().flatMap(n -> member.state().volume(n).stream()).toList();
             for (VolumeRecord v : changed) {
                 if (host.device(v.name()).isPresent()) {
                     layoutChanged(host, v);

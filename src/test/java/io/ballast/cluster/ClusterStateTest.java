@@ -347,6 +347,38 @@ class ClusterStateTest {
     }
 
     /**
+     * One entry marks every replica a node created in a reconcile pass ready; a volume deleted since
+     * (or deleted and created again under its name: another uuid) is skipped, the rest still applies.
+     */
+    @Test
+    void markReplicasReadyMarksThePendingReplicasOfThatNodeWhoseUuidMatches() {
+        s.apply(create("a", Sizes.GIB, 3));
+        s.apply(create("b", Sizes.GIB, 3));
+        s.apply(create("c", Sizes.GIB, 3));
+        s.apply(create("d", Sizes.GIB, 1));
+        String dNode = vol("d").replicas().getFirst().nodeId();
+        String other = dNode.equals("node-1") ? "node-2" : "node-1";
+        long eventsBefore = s.events(0, 1000).size();
+        Map<String, String> batch = new java.util.LinkedHashMap<>();
+        batch.put("b", "uuid-b");
+        batch.put("a", "uuid-a");
+        batch.put("c", "uuid-of-an-older-c");
+        batch.put("gone", "uuid-gone");
+        batch.put("d", "uuid-d"); // no replica on `other`
+        Object result = s.apply(new Command.MarkReplicasReady(T, other, batch));
+        assertThat(result).isEqualTo(java.util.List.of("a", "b"));
+        for (String name : java.util.List.of("a", "b")) {
+            assertThat(vol(name).replicas()).allMatch(r -> r.state().equals(r.nodeId().equals(other) ? ReplicaRecord.READY : ReplicaRecord.PENDING));
+        }
+        assertThat(vol("c").replicas()).allMatch(r -> r.state().equals(ReplicaRecord.PENDING));
+        assertThat(vol("d").replicas()).allMatch(r -> r.state().equals(ReplicaRecord.PENDING));
+        assertThat(s.events(0, 1000)).hasSize((int) eventsBefore + 2)
+                .last().satisfies(e -> assertThat(e.message()).isEqualTo("replica of b on " + other + " is ready"));
+        // again: nothing left pending there, nothing changes
+        assertThat(s.apply(new Command.MarkReplicasReady(T, other, batch))).isEqualTo(java.util.List.of());
+    }
+
+    /**
      * The provisioned bytes per node that placement uses are kept up to date on every change (not
      * summed over every volume per create): after any mix of creates, deletes, replacements, drains,
      * forced removals and a snapshot reload they equal the sum recomputed from the volumes.
