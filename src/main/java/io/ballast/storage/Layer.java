@@ -100,42 +100,49 @@ final class Layer implements AutoCloseable {
         return Math.max(PAGE_BYTES, (bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES);
     }
 
-    /** Creates the three sparse files of an empty layer and fsyncs them. */
+    /**
+     * Creates the three sparse files of an empty layer and fsyncs them. All three are written before
+     * the first fsync: on a journaling file system that fsync commits the creation of all three in
+     * one journal transaction and the other two have nothing left to commit (one after another, each
+     * fsync was a journal commit of its own, on the disk the Raft log shares).
+     */
     static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
             long generation) throws IOException {
         Files.createDirectories(layersDir);
-        try (FileChannel ch = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.CREATE_NEW,
+        try (FileChannel data = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE);
+             FileChannel blocks = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE);
+             FileChannel regions = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.CREATE_NEW,
                 StandardOpenOption.WRITE)) {
-            ch.truncate(0);
             // Sparse: setting the size writes one zero byte at the end, allocating at most one block.
-            ch.write(ByteBuffer.allocate(1), blockCount * BLOCK_BYTES - 1);
-            ch.force(true);
+            data.write(ByteBuffer.allocate(1), blockCount * BLOCK_BYTES - 1);
+            blocks.write(ByteBuffer.allocate(1), blockTableBytes(blockCount) - 1);
+            writeEmptyRegionTable(regions, regionCount, regionSizeBytes, blockCount, generation);
+            data.force(true);
+            blocks.force(true);
+            regions.force(true);
         }
-        try (FileChannel ch = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE)) {
-            ch.write(ByteBuffer.allocate(1), blockTableBytes(blockCount) - 1);
-            ch.force(true);
-        }
-        try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE)) {
-            ByteBuffer h = ByteBuffer.allocate(REGION_HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            h.put(0, REGION_MAGIC);
-            h.putInt((int) H_VERSION, REGION_FORMAT_VERSION);
-            h.putInt((int) H_FLAGS, CLEAN_SHUTDOWN);
-            h.putLong((int) H_GENERATION, generation);
-            h.putLong((int) H_REGION_BYTES, regionSizeBytes);
-            h.putLong((int) H_REGION_COUNT, regionCount);
-            h.putLong((int) H_BLOCK_COUNT, blockCount);
-            h.putInt((int) H_BLOCK_BYTES, BLOCK_BYTES);
-            ch.write(h, 0);
-            // Written in full, not sparse: a store into an unallocated page of a mapping on a full
-            // file system is a SIGBUS. 16 bytes per 4 MiB, so 4 MiB for a 1 TiB volume.
-            ByteBuffer zeros = ByteBuffer.allocate(1 << 16);
-            for (long pos = REGION_HEADER_BYTES, end = regionTableBytes(regionCount); pos < end; ) {
-                zeros.clear().limit((int) Math.min(zeros.capacity(), end - pos));
-                pos += ch.write(zeros, pos);
-            }
-            ch.force(true);
+    }
+
+    private static void writeEmptyRegionTable(FileChannel ch, long regionCount, long regionSizeBytes, long blockCount,
+            long generation) throws IOException {
+        ByteBuffer h = ByteBuffer.allocate(REGION_HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        h.put(0, REGION_MAGIC);
+        h.putInt((int) H_VERSION, REGION_FORMAT_VERSION);
+        h.putInt((int) H_FLAGS, CLEAN_SHUTDOWN);
+        h.putLong((int) H_GENERATION, generation);
+        h.putLong((int) H_REGION_BYTES, regionSizeBytes);
+        h.putLong((int) H_REGION_COUNT, regionCount);
+        h.putLong((int) H_BLOCK_COUNT, blockCount);
+        h.putInt((int) H_BLOCK_BYTES, BLOCK_BYTES);
+        ch.write(h, 0);
+        // Written in full, not sparse: a store into an unallocated page of a mapping on a full
+        // file system is a SIGBUS. 16 bytes per 4 MiB, so 4 MiB for a 1 TiB volume.
+        ByteBuffer zeros = ByteBuffer.allocate(1 << 16);
+        for (long pos = REGION_HEADER_BYTES, end = regionTableBytes(regionCount); pos < end; ) {
+            zeros.clear().limit((int) Math.min(zeros.capacity(), end - pos));
+            pos += ch.write(zeros, pos);
         }
     }
 
