@@ -4,9 +4,12 @@
 Starts 3 node processes (bin/ballast node start, private directory, ports from --base-port),
 creates volumes with 1, 2 and 3 replicas, attaches each on node n1 and drives it with fio's nbd
 engine over n1's unix socket; nbdkit's file plugin on the same disk is the peer (same jobs as
-bench/nbd_bench.py). Then, on a volume of --rebuild-size:
+bench/nbd_bench.py). For 4k randwrite QD32 also a reference for 3 replicas on one host: three nbdkit
+exports on the same disk written at once by three fio jobs (per-export IOPS). Then, on a volume of
+--rebuild-size:
   * full rebuild: a 2-replica volume is filled, its second node drained; the replacement replica
-    is copied in full. Compared with fio's sequential write speed on the same disk (end_fsync).
+    is copied in full. Compared with fio's sequential write speed on the same disk (end_fsync), and
+    with a copy within that disk (fio reading one file while writing another).
   * delta resync: a replica's node is killed (SIGKILL), 1% of the volume is rewritten, the node
     restarts; time and bytes until it is back in sync. Compared with the full rebuild time.
   * failover: the engine's node is killed (SIGKILL); time from the attach call on another node to
@@ -25,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -127,6 +131,44 @@ def disk_seq_write_mibs(workdir, size_bytes):
     return job["io_bytes"] / MIB / (job["runtime"] / 1000.0)
 
 
+def disk_copy_mibs(workdir, size_bytes):
+    """What a copy within this one disk reaches: fio reads one file (direct, not from the page cache)
+    while it writes another (as the disk reference, end_fsync), both 1M QD8 at once; the volume size
+    over the time until both are done. A rebuild on a single-disk host reads its source from the same
+    disk it writes the copy to; across hosts the two are different disks."""
+    src, dst = os.path.join(workdir, "fio-copy-src.img"), os.path.join(workdir, "fio-copy-dst.img")
+    subprocess.run(["fio", "--name=prep", "--filename=" + src, "--rw=write", "--bs=1M", "--iodepth=8", "--ioengine=libaio",
+                    "--direct=1", "--size=%d" % size_bytes, "--end_fsync=1"], check=True, capture_output=True)
+    common = ["--bs=1M", "--iodepth=8", "--ioengine=libaio", "--size=%d" % size_bytes]
+    out = subprocess.run(["fio", "--output-format=json",
+                          "--name=src", "--filename=" + src, "--rw=read", "--direct=1"] + common
+                         + ["--name=dst", "--filename=" + dst, "--rw=write", "--end_fsync=1"] + common,
+                         check=True, capture_output=True, text=True).stdout
+    for path in (src, dst):
+        os.unlink(path)
+    jobs = json.loads(out[out.index("{"):])["jobs"]
+    seconds = max(j["job_runtime"] if "job_runtime" in j else max(j["read"]["runtime"], j["write"]["runtime"])
+                  for j in jobs) / 1000.0
+    return size_bytes / MIB / seconds
+
+
+def three_way_reference(uris, args, runtime_s, size_bytes):
+    """Three fio jobs at once, each on its own nbdkit export on the same disk: what one client stream
+    gets when the host's CPUs and disk do three copies of every write, as a 3-replica volume on this
+    one host does (its replicas share the disk and the two CPUs). Per-export IOPS, averaged."""
+    results = [None] * len(uris)
+
+    def one(i):
+        results[i] = fio(uris[i], args, runtime_s, size_bytes)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(uris))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"iops": sum(r["iops"] for r in results) / len(results),
+            "p99_us": max(r["p99_us"] for r in results)}
+
+
 def nbd_first_read_ms(uri, t0):
     try:
         import nbd
@@ -145,6 +187,8 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     n1, n2, n3 = (cluster.urls[n] for n in ("n1", "n2", "n3"))
     disk = disk_seq_write_mibs(workdir, size_bytes)
     log("disk sequential write (fio, end_fsync): %.0f MiB/s; load %s" % (disk, load()))
+    copy = disk_copy_mibs(workdir, size_bytes)
+    log("disk copy within the disk (fio reads one file while writing another): %.0f MiB/s; load %s" % (copy, load()))
     # full rebuild: repl 2 on n1+n2, filled, then n2 drained -> full copy to n3
     v = api(n1 + "/v1/volumes", "POST", {"name": "rb", "size": size_bytes, "repl": 2})
     placed = [r["nodeId"] for r in v["replicas"]]
@@ -170,6 +214,7 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
                   "| disk sequential write, fio 1M QD8 end_fsync | %.0f MiB/s | |" % disk,
                   "| full rebuild (drain, replacement copied in full) | %.1f s, %.0f MiB/s = %.2f of disk | ≥ 0.8 of disk |"
                   % (rebuild_s, rebuild_mibs, rebuild_mibs / disk),
+                  COPY_ROW % (copy, rebuild_mibs / copy),
                   "| of which final flush and join | %.1f s | |" % (rebuild_s - copied_s),
                   "| load average at the end of the rebuild | %s | |" % load()]
         return
@@ -210,11 +255,19 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
         "| disk sequential write, fio 1M QD8 end_fsync | %.0f MiB/s | |" % disk,
         "| full rebuild (drain, replacement copied in full) | %.1f s, %.0f MiB/s = %.2f of disk | ≥ 0.8 of disk |"
         % (rebuild_s, rebuild_mibs, rebuild_mibs / disk),
+        COPY_ROW % (copy, rebuild_mibs / copy),
         "| delta resync after rewriting 1%% (%d MiB) while a replica was down | %.2f s = %.1f%% of full rebuild; %d MiB copied"
         " | ≤ 5%% of rebuild |" % (changed // MIB, delta_s, 100 * delta_s / rebuild_s, copied // MIB),
         "| failover: kill -9 of the engine's node, attach elsewhere to first completed read | %.0f ms (attach call %.0f ms)"
         " | < 2000 ms |" % (first_ms, attach_ms),
     ]
+
+
+COPY_ROW = ("| reference: a copy within this one disk (fio reads one file while it writes another, 1M QD8) | %.0f MiB/s;"
+            " the rebuild reached %.2f of it | (what the rebuild competes with on one disk) |")
+
+# jobs that also get the three-exports-at-once reference (three_way_reference)
+THREE_WAY_JOBS = ("4k randwrite QD32",)
 
 
 def fmt_size(b):
@@ -245,6 +298,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ballast-repl-bench-", dir=os.path.join(ROOT, "target"))
     cluster = Cluster(os.path.join(work, "cluster"), opts.base_port)
     nbdkit = None
+    three_way = []  # (process, uri) of the three exports of the 3-replica reference
     lines = []
     try:
         log("starting 3 nodes under " + work)
@@ -259,8 +313,16 @@ def main():
             sides["repl=%d" % n] = att.get("nbdUnixUri") or att["unixUri"]
         if not partial:
             nbdkit, sides["nbdkit"] = start_nbdkit(work, size)
+            if any(j[0] in THREE_WAY_JOBS for j in jobs):
+                for k in range(3):
+                    d = os.path.join(work, "nbdkit3-%d" % k)
+                    os.makedirs(d)
+                    three_way.append(start_nbdkit(d, size))
         for side, uri in sides.items():
             log("filling " + side)
+            fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)
+        for k, (_, uri) in enumerate(three_way):
+            log("filling nbdkit x3 export %d" % (k + 1))
             fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)
         results = {}
         for jname, args, metric in ([] if partial else jobs):
@@ -269,6 +331,10 @@ def main():
                     r = fio(uri, args, opts.runtime, size)
                     results.setdefault((jname, side), []).append(r)
                     log("%-22s %-8s %10.1f %s  p99 %.0f us" % (jname, side, r[metric], metric, r["p99_us"]))
+                if three_way and jname in THREE_WAY_JOBS:
+                    r = three_way_reference([u for _, u in three_way], args, opts.runtime, size)
+                    results.setdefault((jname, "nbdkit x3"), []).append(r)
+                    log("%-22s %-8s %10.1f %s per export  p99 %.0f us" % (jname, "nbdkit x3", r[metric], metric, r["p99_us"]))
         peers = ["repl=1", "repl=2", "repl=3"]
         lines += [] if partial else ["| job | nbdkit | " + " | ".join(peers) + " | " + " | ".join("ratio " + p for p in peers)
                   + " | p99 µs nbdkit / 1 / 2 / 3 |", "|---" * (2 + 2 * len(peers) + 1) + "|"]
@@ -280,6 +346,14 @@ def main():
                 jname, unit, med["nbdkit"], " | ".join("%.0f" % med[p] for p in peers),
                 " | ".join("%.2f" % (med[p] / med["nbdkit"]) for p in peers),
                 " / ".join("%.0f" % p99[s] for s in ["nbdkit"] + peers)))
+        for jname, _, metric in ([] if partial else jobs):
+            if (jname, "nbdkit x3") in results:
+                ref = statistics.median(r[metric] for r in results[(jname, "nbdkit x3")])
+                r3 = statistics.median(r[metric] for r in results[(jname, "repl=3")])
+                lines += ["", "%s, reference for 3 replicas on one host: three nbdkit exports on the same disk, written"
+                          " at once by three fio jobs (each the job above): %.0f IOPS per export; repl=3 reached %.2f of"
+                          " that (and %.2f of one nbdkit alone, the target's measure)."
+                          % (jname, ref, r3 / ref, r3 / statistics.median(r[metric] for r in results[(jname, "nbdkit")]))]
         for s in (() if partial else ("r1", "r2", "r3")):
             api(n1 + "/v1/volumes/%s/detach" % s, "POST", {})
         if not opts.skip_recovery:
@@ -287,6 +361,8 @@ def main():
     finally:
         if nbdkit:
             nbdkit.terminate()
+        for proc, _ in three_way:
+            proc.terminate()
         cluster.stop()
     cmd = "bench/repl_bench.py " + " ".join(sys.argv[1:])
     report = ["# Replication benchmark", "",
