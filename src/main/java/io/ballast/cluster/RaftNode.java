@@ -313,6 +313,18 @@ public final class RaftNode implements AutoCloseable {
     private RaftClientReply callThroughClient(Message msg, boolean readOnly, long timeoutMs, String what) {
         ClientHandle c = acquireClient();
         CompletableFuture<RaftClientReply> call;
+        if (readOnly) {
+            // a read (the follower's read barrier, on every follower read): Ratis' async call, no thread of
+            // ours parked inside the client and no blocking wrapper around it
+            try {
+                call = c.raft.async().sendReadOnly(msg);
+            } catch (RuntimeException e) {
+                c.release();
+                throw e;
+            }
+            call.whenComplete((reply, error) -> c.release());
+            return await(call, timeoutMs, what);
+        }
         try {
             call = CompletableFuture.supplyAsync(() -> {
                 try {
