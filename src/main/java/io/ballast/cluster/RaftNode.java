@@ -328,7 +328,7 @@ public final class RaftNode implements AutoCloseable {
         try {
             call = CompletableFuture.supplyAsync(() -> {
                 try {
-                    return readOnly ? c.raft.io().sendReadOnly(msg) : c.raft.io().send(msg);
+                    return c.raft.io().send(msg);
                 } catch (IOException e) {
                     throw new java.util.concurrent.CompletionException(e);
                 } finally {

@@ -21,16 +21,29 @@ public final class DurableFiles {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path tmp = dir.resolve(target.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            ByteBuffer buf = ByteBuffer.wrap(bytes);
-            while (buf.hasRemaining()) {
-                ch.write(buf);
-            }
-            ch.force(true);
-        }
+        writeAndSync(tmp, bytes, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING);
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         fsyncDirectory(dir);
+    }
+
+    /**
+     * Writes {@code bytes} to {@code file} (opened for writing with {@code options}) and fsyncs it; no
+     * rename, so only for a file nobody reads before the caller makes it visible (a staging directory).
+     */
+    public static void writeAndSync(Path file, byte[] bytes, StandardOpenOption... options) throws IOException {
+        java.util.Set<StandardOpenOption> opts = new java.util.HashSet<>(java.util.List.of(options));
+        opts.add(StandardOpenOption.WRITE);
+        try (FileChannel ch = FileChannel.open(file, opts)) {
+            writeFully(ch, ByteBuffer.wrap(bytes));
+            ch.force(true);
+        }
+    }
+
+    /** A channel write of all of {@code buf} (one call may write less). */
+    public static void writeFully(FileChannel ch, ByteBuffer buf) throws IOException {
+        while (buf.hasRemaining()) {
+            ch.write(buf);
+        }
     }
 
     /** Makes a directory's entries (created, renamed, removed files) durable. */

@@ -128,13 +128,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         // one copy of the volume list per pass, walked by every step below
         List<VolumeRecord> all = member.state().volumes();
         Map<String, VolumeRecord> wanted = placedOn(all, me);
-        if (wouldDeleteOrDetach(all, wanted, me)) {
+        Map<String, String> held = ledger.entries(); // a copy: the loop below removes from the ledger
+        if (wouldDeleteOrDetach(all, held, wanted, me)) {
             member.raft().barrier();
             all = member.state().volumes();
             wanted = placedOn(all, me);
         }
         // delete what this node created and no longer holds (or an older volume of the same name)
-        for (Map.Entry<String, String> e : ledger.entries().entrySet()) {
+        for (Map.Entry<String, String> e : held.entrySet()) {
             VolumeRecord v = wanted.get(e.getKey());
             if (v != null && v.uuid().equals(e.getValue())) {
                 continue;
@@ -452,8 +453,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     }
 
     /** Whether a pass over this state would delete a pool volume or drop a mount from the metadata. */
-    private boolean wouldDeleteOrDetach(List<VolumeRecord> all, Map<String, VolumeRecord> wanted, String me) {
-        for (Map.Entry<String, String> e : ledger.entries().entrySet()) {
+    private boolean wouldDeleteOrDetach(List<VolumeRecord> all, Map<String, String> held, Map<String, VolumeRecord> wanted,
+            String me) {
+        for (Map.Entry<String, String> e : held.entrySet()) {
             VolumeRecord v = wanted.get(e.getKey());
             if (v == null || !v.uuid().equals(e.getValue())) {
                 return true;

@@ -120,10 +120,7 @@ final class ReplicaLedger {
                     DurableFiles.fsyncDirectory(file.toAbsolutePath().getParent()); // the journal's own directory entry, once
                 }
             }
-            ByteBuffer buf = ByteBuffer.wrap(lines.getBytes(StandardCharsets.UTF_8));
-            while (buf.hasRemaining()) {
-                journalChannel.write(buf);
-            }
+            DurableFiles.writeFully(journalChannel, ByteBuffer.wrap(lines.getBytes(StandardCharsets.UTF_8)));
             journalChannel.force(false);
             journalLines += count;
         } catch (IOException e) {

@@ -10,7 +10,6 @@ import io.ballast.common.Json;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
@@ -222,14 +221,7 @@ public final class FileStoragePool implements StoragePool {
             // share one journal commit (made one by one, a creation cost seven journal commits).
             Files.createDirectories(staging);
             VolumeStore.createFiles(staging, meta);
-            try (FileChannel json = FileChannel.open(staging.resolve("volume.json"), StandardOpenOption.CREATE_NEW,
-                    StandardOpenOption.WRITE)) {
-                ByteBuffer buf = ByteBuffer.wrap(JSON.writeValueAsBytes(meta));
-                while (buf.hasRemaining()) {
-                    json.write(buf);
-                }
-                json.force(true);
-            }
+            DurableFiles.writeAndSync(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta), StandardOpenOption.CREATE_NEW);
             DurableFiles.fsyncDirectory(staging.resolve("layers"));
             DurableFiles.fsyncDirectory(staging);
             Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
