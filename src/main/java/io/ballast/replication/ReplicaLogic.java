@@ -63,7 +63,8 @@ public final class ReplicaLogic {
                 }
                 case ReplicaRequest.Read r -> {
                     checkRange(s, r.offsetBytes(), r.lengthBytes());
-                    yield new ReplicaReply.Data(id, s.read(r.offsetBytes(), r.lengthBytes()));
+                    yield new ReplicaReply.Data(id, r.bulk() ? s.readBulk(r.offsetBytes(), r.lengthBytes())
+                            : s.read(r.offsetBytes(), r.lengthBytes()));
                 }
                 case ReplicaRequest.Checkpoint c -> {
                     s.raiseGeneration(c.generation());

@@ -35,9 +35,18 @@ public sealed interface ReplicaRequest {
     /** Every write this replica completed before it received the flush is on stable storage when it answers. */
     record Flush(long requestId, String volumeUuid, long epoch) implements ReplicaRequest {}
 
-    /** Reply: {@link ReplicaReply.Data}; a block failing its checksum gives {@link ReplicaReply.Failed} CHECKSUM_MISMATCH. */
-    record Read(long requestId, String volumeUuid, long epoch, long offsetBytes, int lengthBytes)
-            implements ReplicaRequest {}
+    /**
+     * Reply: {@link ReplicaReply.Data}; a block failing its checksum gives {@link ReplicaReply.Failed} CHECKSUM_MISMATCH.
+     * {@code bulk}: a resync copy, reconcile or scrub that reads each byte once; the replica may read
+     * past its page cache (same bytes, same checks), which neither costs a copy nor evicts hot data.
+     */
+    record Read(long requestId, String volumeUuid, long epoch, long offsetBytes, int lengthBytes, boolean bulk)
+            implements ReplicaRequest {
+        /** A client read: through the page cache. */
+        public Read(long requestId, String volumeUuid, long epoch, long offsetBytes, int lengthBytes) {
+            this(requestId, volumeUuid, epoch, offsetBytes, lengthBytes, false);
+        }
+    }
 
     /**
      * Writes completed after this message are tagged with {@code generation} (never lowered). The engine

@@ -18,6 +18,14 @@ public interface ReplicaStorage {
 
     byte[] read(long offsetBytes, int lengthBytes);
 
+    /**
+     * As {@link #read}, for a copy or scan that reads each byte once: an implementation may bypass
+     * caches (the bytes and the checksum checks are the same).
+     */
+    default byte[] readBulk(long offsetBytes, int lengthBytes) {
+        return read(offsetBytes, lengthBytes);
+    }
+
     void write(long offsetBytes, byte[] data, boolean fua);
 
     void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua);

@@ -382,7 +382,7 @@ public final class VolumeEngine {
         }
         long start = region * regionSizeBytes;
         int len = (int) Math.min(regionSizeBytes, layout.sizeBytes() - start);
-        repairingRead(start, len, List.of(source), data -> {
+        repairingRead(start, len, List.of(source), true, data -> {
             for (String n : healthyInSync()) {
                 if (!n.equals(source)) {
                     sendWrite(n, start, data);
@@ -1436,7 +1436,7 @@ public final class VolumeEngine {
         long[] lock = lock(start, start + len);
         List<String> sources = new ArrayList<>();
         sources.add(r.source);
-        repairingRead(start, len, sources, data -> {
+        repairingRead(start, len, sources, true, data -> {
             r.readsInFlight--;
             if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
                 if (allZero(data)) {
@@ -1594,10 +1594,17 @@ public final class VolumeEngine {
      */
     private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, Consumer<byte[]> ok,
             Consumer<BallastException> failed) {
-        attemptRead(offsetBytes, lengthBytes, preferred, new HashSet<>(), new LinkedHashSet<>(), new long[1][], ok, failed);
+        repairingRead(offsetBytes, lengthBytes, preferred, false, ok, failed);
     }
 
-    private void attemptRead(long offsetBytes, int lengthBytes, List<String> preferred, Set<String> tried,
+    /** As above; {@code bulk}: a copy or scan that reads each byte once (the replica reads past its page cache). */
+    private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Consumer<byte[]> ok,
+            Consumer<BallastException> failed) {
+        attemptRead(offsetBytes, lengthBytes, preferred, bulk, new HashSet<>(), new LinkedHashSet<>(), new long[1][], ok,
+                failed);
+    }
+
+    private void attemptRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Set<String> tried,
             Set<String> bad, long[][] heldLock, Consumer<byte[]> ok, Consumer<BallastException> failed) {
         String node = null;
         List<String> candidates = new ArrayList<>(preferred);
@@ -1616,9 +1623,9 @@ public final class VolumeEngine {
                 // Every replica has a bad block somewhere in the range, maybe not the same one: halve it.
                 int half = Math.max(MIN_REPAIR_BYTES, (lengthBytes / 2) / MIN_REPAIR_BYTES * MIN_REPAIR_BYTES);
                 byte[] out = new byte[lengthBytes];
-                repairingRead(offsetBytes, half, preferred, first -> {
+                repairingRead(offsetBytes, half, preferred, bulk, first -> {
                     System.arraycopy(first, 0, out, 0, half);
-                    repairingRead(offsetBytes + half, lengthBytes - half, preferred, second -> {
+                    repairingRead(offsetBytes + half, lengthBytes - half, preferred, bulk, second -> {
                         System.arraycopy(second, 0, out, half, lengthBytes - half);
                         ok.accept(out);
                     }, failed);
@@ -1634,7 +1641,7 @@ public final class VolumeEngine {
         }
         String chosen = node;
         tried.add(chosen);
-        send(chosen, id -> new ReplicaRequest.Read(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes), false,
+        send(chosen, id -> new ReplicaRequest.Read(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes, bulk), false,
                 reply -> {
                     switch (reply) {
                         case ReplicaReply.Data d -> {
@@ -1655,16 +1662,16 @@ public final class VolumeEngine {
                             if (heldLock[0] == null) {
                                 heldLock[0] = lock(offsetBytes, offsetBytes + lengthBytes);
                             }
-                            attemptRead(offsetBytes, lengthBytes, preferred, tried, bad, heldLock, ok, failed);
+                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
                         }
                         case ReplicaReply.Fenced f -> {
                             fencedRequests++;
                             failNode(chosen, "fenced");
-                            attemptRead(offsetBytes, lengthBytes, preferred, tried, bad, heldLock, ok, failed);
+                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
                         }
                         default -> {
                             failNode(chosen, "read failed: " + reply);
-                            attemptRead(offsetBytes, lengthBytes, preferred, tried, bad, heldLock, ok, failed);
+                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
                         }
                     }
                 });
@@ -1693,7 +1700,7 @@ public final class VolumeEngine {
         int len = regionLength(scrubRegion);
         scrubTokens -= len;
         scrubInFlight = true;
-        repairingRead(start, len, List.of(node), data -> scrubInFlight = false, error -> scrubInFlight = false);
+        repairingRead(start, len, List.of(node), true, data -> scrubInFlight = false, error -> scrubInFlight = false);
     }
 
     /** Compares region digests of every healthy in-sync replica, a batch at a time. */

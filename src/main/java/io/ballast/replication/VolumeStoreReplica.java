@@ -83,6 +83,13 @@ public final class VolumeStoreReplica implements ReplicaStorage {
     }
 
     @Override
+    public byte[] readBulk(long offsetBytes, int lengthBytes) {
+        byte[] out = new byte[lengthBytes];
+        store.readUncached(offsetBytes, ByteBuffer.wrap(out));
+        return out;
+    }
+
+    @Override
     public void write(long offsetBytes, byte[] data, boolean fua) {
         store.write(offsetBytes, ByteBuffer.wrap(data), fua);
         if (!fua) {

@@ -312,7 +312,7 @@ final class Layer implements AutoCloseable {
 
     /**
      * The data file opened a second time with O_DIRECT (opened on first use), for large aligned
-     * writes that need not pass through the page cache; null when the file system refuses direct
+     * writes and bulk reads that need not pass through the page cache; null when the file system refuses direct
      * I/O (e.g. some tmpfs), and the caller writes through {@link #data()} instead.
      */
     FileChannel directData() {
@@ -323,7 +323,8 @@ final class Layer implements AutoCloseable {
         synchronized (this) {
             if (directData == null && !directRefused && !closed) {
                 try {
-                    directData = FileChannel.open(dataPath, StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+                    directData = FileChannel.open(dataPath, StandardOpenOption.READ, StandardOpenOption.WRITE,
+                            com.sun.nio.file.ExtendedOpenOption.DIRECT);
                 } catch (IOException | UnsupportedOperationException e) {
                     directRefused = true;
                 }

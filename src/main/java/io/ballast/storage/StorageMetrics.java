@@ -22,6 +22,11 @@ final class StorageMetrics {
             .help("Large aligned writes that bypassed the page cache (O_DIRECT)")
             .withoutExemplars()
             .register();
+    static final Counter DIRECT_READS = Counter.builder()
+            .name("ballast_storage_direct_reads_total")
+            .help("Large aligned bulk reads (resync copies, scrub) that bypassed the page cache (O_DIRECT)")
+            .withoutExemplars()
+            .register();
     static final Counter FLUSHES = Counter.builder()
             .name("ballast_storage_flushes_total")
             .help("Flush requests (FUA writes included); concurrent ones may share one sync")

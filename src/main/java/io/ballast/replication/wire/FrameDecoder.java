@@ -141,7 +141,12 @@ public final class FrameDecoder {
                 yield new ReplicaRequest.Trim(id, volume, epoch, offset, length, (flags & FLAG_FUA) != 0);
             }
             case FLUSH -> new ReplicaRequest.Flush(id, volume, epoch);
-            case READ -> new ReplicaRequest.Read(id, volume, epoch, f.getLong(), f.getInt());
+            case READ -> {
+                long offset = f.getLong();
+                int length = f.getInt();
+                int flags = flags(f, FLAG_BULK);
+                yield new ReplicaRequest.Read(id, volume, epoch, offset, length, (flags & FLAG_BULK) != 0);
+            }
             case CHECKPOINT -> new ReplicaRequest.Checkpoint(id, volume, epoch, f.getLong());
             case CHANGED_REGIONS -> new ReplicaRequest.ChangedRegions(id, volume, epoch, f.getLong());
             case REGION_DIGESTS -> new ReplicaRequest.RegionDigests(id, volume, epoch, f.getLong(), f.getInt());

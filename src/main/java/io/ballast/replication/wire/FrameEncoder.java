@@ -66,7 +66,7 @@ public final class FrameEncoder {
             case ReplicaRequest.WriteZeroes z -> 8 + 8 + 1;
             case ReplicaRequest.Trim t -> 8 + 8 + 1;
             case ReplicaRequest.Flush f -> 0;
-            case ReplicaRequest.Read rd -> 8 + 4;
+            case ReplicaRequest.Read rd -> 8 + 4 + 1;
             case ReplicaRequest.Checkpoint c -> 8;
             case ReplicaRequest.ChangedRegions c -> 8;
             case ReplicaRequest.RegionDigests d -> 8 + 4;
@@ -168,7 +168,8 @@ public final class FrameEncoder {
             case ReplicaRequest.Trim t -> dst.putLong(t.offsetBytes()).putLong(t.lengthBytes())
                     .put((byte) (t.fua() ? FLAG_FUA : 0));
             case ReplicaRequest.Flush f -> {}
-            case ReplicaRequest.Read rd -> dst.putLong(rd.offsetBytes()).putInt(rd.lengthBytes());
+            case ReplicaRequest.Read rd -> dst.putLong(rd.offsetBytes()).putInt(rd.lengthBytes())
+                    .put((byte) (rd.bulk() ? FLAG_BULK : 0));
             case ReplicaRequest.Checkpoint c -> dst.putLong(c.generation());
             case ReplicaRequest.ChangedRegions c -> dst.putLong(c.sinceGeneration());
             case ReplicaRequest.RegionDigests d -> dst.putLong(d.firstRegion()).putInt(d.regionCount());

@@ -14,6 +14,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -230,8 +231,14 @@ public final class ReplicaServer implements AutoCloseable {
         }
     }
 
-    /** Serves requests in arrival order until the peer closes; returns why it stopped if not that. */
+    /**
+     * Serves requests in arrival order until the peer closes; returns why it stopped if not that.
+     * Replies go out in request order; a write running behind the lane ({@link VolumeLanes#submit})
+     * holds back the replies after it until it is done, and its own reply is sent by whichever thread
+     * finishes it.
+     */
     private Refusal lane(FrameReader reader, FrameWriter writer) throws IOException {
+        ReplyQueue replies = new ReplyQueue(writer);
         try {
             for (;;) {
                 WireMessage m = reader.next();
@@ -239,56 +246,153 @@ public final class ReplicaServer implements AutoCloseable {
                     return null;
                 }
                 if (!(m instanceof WireMessage.Request(ReplicaRequest request))) {
+                    replies.awaitAll();
                     return new Refusal("protocol", "unexpected " + m.getClass().getSimpleName()
                             + " frame after the handshake");
                 }
-                ReplicaReply reply = apply(request);
                 requests.increment();
                 WireMetrics.SERVER_REQUESTS.inc();
-                writer.write(reply);
-                if (!reader.hasBufferedFrame()) {
-                    writer.flush();
-                    reportBytes(reader, writer);
+                boolean more = reader.hasBufferedFrame();
+                replies.add(request, apply(request), !more);
+                if (!more) {
+                    reportBytes(reader.takeBytesRead(), replies.takeBytesWritten());
                 }
             }
         } catch (WireProtocolException e) {
+            replies.awaitAll();
             return new Refusal("protocol", e.getMessage());
+        }
+    }
+
+    /**
+     * The replies of one connection, sent in request order. The connection's thread adds each
+     * request's (maybe pending) reply; whichever thread completes the reply at the head sends it and
+     * every completed one after it. The writer is used under this queue's lock only.
+     */
+    private final class ReplyQueue {
+        private final FrameWriter writer;
+        private final java.util.ArrayDeque<Pending> pending = new java.util.ArrayDeque<>();
+        private final java.util.concurrent.locks.ReentrantLock lock = new java.util.concurrent.locks.ReentrantLock();
+        private final java.util.concurrent.locks.Condition empty = lock.newCondition();
+        /** A send failed (the connection is gone): later replies are dropped. */
+        private IOException broken;
+
+        private record Pending(ReplicaRequest request, CompletableFuture<ReplicaReply> reply) {}
+
+        ReplyQueue(FrameWriter writer) {
+            this.writer = writer;
+        }
+
+        /** Connection thread: queues the reply and sends what is ready, flushing when {@code flush}. */
+        void add(ReplicaRequest request, CompletableFuture<ReplicaReply> reply, boolean flush) throws IOException {
+            lock.lock();
+            try {
+                pending.add(new Pending(request, reply));
+                sendReady(flush);
+                if (broken != null) {
+                    throw broken;
+                }
+            } finally {
+                lock.unlock();
+            }
+            if (!reply.isDone()) {
+                reply.whenComplete((r, t) -> {
+                    lock.lock();
+                    try {
+                        sendReady(true);
+                    } catch (IOException e) {
+                        // recorded in broken; the connection thread sees it on its next request or read
+                    } finally {
+                        lock.unlock();
+                    }
+                });
+            }
+        }
+
+        private void sendReady(boolean flush) throws IOException {
+            boolean sent = false;
+            while (!pending.isEmpty() && pending.peek().reply().isDone()) {
+                Pending p = pending.poll();
+                if (broken == null) {
+                    try {
+                        writer.write(toReply(p.request(), p.reply()));
+                        sent = true;
+                    } catch (IOException e) {
+                        broken = e;
+                    }
+                }
+            }
+            if (pending.isEmpty()) {
+                empty.signalAll();
+            }
+            if (sent && flush && broken == null) {
+                try {
+                    writer.flush();
+                } catch (IOException e) {
+                    broken = e;
+                }
+            }
+            if (broken != null) {
+                throw broken;
+            }
+        }
+
+        /** Waits until every queued reply is sent (or dropped), so nothing else is written beside them. */
+        void awaitAll() {
+            lock.lock();
+            try {
+                while (!pending.isEmpty()) {
+                    empty.awaitUninterruptibly();
+                }
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        long takeBytesWritten() {
+            lock.lock();
+            try {
+                return writer.takeBytesWritten();
+            } finally {
+                lock.unlock();
+            }
         }
     }
 
     /** Adds the bytes moved since the last report to the counters (per batch, not per frame). */
     private void reportBytes(FrameReader reader, FrameWriter writer) {
-        long in = reader.takeBytesRead();
-        long out = writer.takeBytesWritten();
+        reportBytes(reader.takeBytesRead(), writer.takeBytesWritten());
+    }
+
+    private void reportBytes(long in, long out) {
         bytesIn.add(in);
         bytesOut.add(out);
         WireMetrics.SERVER_RECEIVED_BYTES.inc(in);
         WireMetrics.SERVER_SENT_BYTES.inc(out);
     }
 
-    private ReplicaReply apply(ReplicaRequest request) {
+    /** Hands the request to its lane; the reply may come later (see {@link VolumeLanes#submit}). */
+    private CompletableFuture<ReplicaReply> apply(ReplicaRequest request) {
         // Replies must fit a frame: refuse what could not be answered, rather than fail mid-reply.
         if (request instanceof ReplicaRequest.Read r && r.lengthBytes() > WireFormat.MAX_PAYLOAD_BYTES) {
-            return new ReplicaReply.Failed(r.requestId(), ErrorCode.INVALID_ARGUMENT, "read of " + r.lengthBytes()
-                    + " bytes exceeds the replication limit of " + WireFormat.MAX_PAYLOAD_BYTES + " per request", -1);
+            return CompletableFuture.completedFuture(new ReplicaReply.Failed(r.requestId(), ErrorCode.INVALID_ARGUMENT, "read of " + r.lengthBytes()
+                    + " bytes exceeds the replication limit of " + WireFormat.MAX_PAYLOAD_BYTES + " per request", -1));
         }
         if (request instanceof ReplicaRequest.RegionDigests d && d.regionCount() > WireFormat.MAX_PAYLOAD_BYTES / 8) {
-            return new ReplicaReply.Failed(d.requestId(), ErrorCode.INVALID_ARGUMENT, "digests of " + d.regionCount()
-                    + " regions exceed the replication limit of " + WireFormat.MAX_PAYLOAD_BYTES / 8 + " per request", -1);
+            return CompletableFuture.completedFuture(new ReplicaReply.Failed(d.requestId(), ErrorCode.INVALID_ARGUMENT,
+                    "digests of " + d.regionCount() + " regions exceed the replication limit of "
+                    + WireFormat.MAX_PAYLOAD_BYTES / 8 + " per request", -1));
         }
+        return lanes.submit(request);
+    }
+
+    /** The reply to send for a completed request: what the lane answered, or its failure mapped to the wire. */
+    private ReplicaReply toReply(ReplicaRequest request, CompletableFuture<ReplicaReply> done) {
         ReplicaReply reply;
         try {
-            reply = lanes.handle(request);
-        } catch (io.ballast.common.BallastException e) {
-            // e.g. the volume's files cannot be opened: a reply, not a dead lane
-            reply = new ReplicaReply.Failed(request.requestId(), e.code(), e.getMessage(), -1);
-        } catch (RuntimeException e) {
-            log.atError().setMessage("replica request failed unexpectedly")
-                    .addKeyValue("volume", request.volumeUuid())
-                    .addKeyValue("request", request.getClass().getSimpleName())
-                    .setCause(e).log();
-            reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.INTERNAL,
-                    "replica failed: " + e, -1);
+            reply = done.join();
+        } catch (java.util.concurrent.CompletionException wrapped) {
+            reply = failureReply(request, wrapped.getCause());
         }
         if (reply instanceof ReplicaReply.Fenced f) {
             fenced.increment();
@@ -300,6 +404,18 @@ public final class ReplicaServer implements AutoCloseable {
                     .log();
         }
         return reply;
+    }
+
+    private ReplicaReply failureReply(ReplicaRequest request, Throwable e) {
+        if (e instanceof io.ballast.common.BallastException be) {
+            // e.g. the volume's files cannot be opened: a reply, not a dead lane
+            return new ReplicaReply.Failed(request.requestId(), be.code(), be.getMessage(), -1);
+        }
+        log.atError().setMessage("replica request failed unexpectedly")
+                .addKeyValue("volume", request.volumeUuid())
+                .addKeyValue("request", request.getClass().getSimpleName())
+                .setCause(e).log();
+        return new ReplicaReply.Failed(request.requestId(), ErrorCode.INTERNAL, "replica failed: " + e, -1);
     }
 
     /** Sends the reason (after any replies already produced), logs, counts. The caller closes. */

@@ -13,7 +13,8 @@ public final class WireFormat {
 
     /** "BLRP": first bytes each side sends, before any frame. */
     public static final int MAGIC = 0x424C5250;
-    public static final short VERSION = 1;
+    /** 2: a Read carries a flags byte (FLAG_BULK). Nodes of another version refuse the connection. */
+    public static final short VERSION = 2;
     /** magic u32, version u16, reserved u16 (zero). */
     public static final int PREAMBLE_BYTES = 8;
 
@@ -56,6 +57,8 @@ public final class WireFormat {
 
     static final int FLAG_FUA = 1;
     static final int FLAG_MAY_DEALLOCATE = 2;
+    /** Read: a copy or scan; the replica may read past its page cache. */
+    static final int FLAG_BULK = 4;
 
     /**
      * Error codes on the wire: fixed numbers, not enum ordinals, so reordering {@link ErrorCode}
