@@ -134,6 +134,39 @@ class VolumeStoreReplicaTest {
     }
 
     @Test
+    void bulkReadsGiveWhatReadsGiveAndCatchABadBlockOnDisk() throws Exception {
+        byte[] full = pattern((int) MIB, 11); // a whole chunk with data: read with O_DIRECT
+        byte[] small = pattern(BS, 12); // a chunk with holes around it: read buffered
+        a.write(REGION, full, false);
+        a.write(REGION + 2 * MIB + 8 * BS, small, false);
+        byte[] expected = new byte[(int) (3 * MIB)];
+        System.arraycopy(full, 0, expected, 0, full.length);
+        System.arraycopy(small, 0, expected, (int) (2 * MIB + 8 * BS), BS);
+        assertThat(a.readBulk(REGION, (int) (3 * MIB))).isEqualTo(expected);
+        assertThat(a.read(REGION, (int) (3 * MIB))).isEqualTo(expected);
+        assertThat(a.readBulk(REGION + BS, 2 * BS)).isEqualTo(Arrays.copyOfRange(full, BS, 3 * BS));
+
+        String uuid = a.volumeUuid();
+        pool.close();
+        Path file;
+        try (var s = Files.walk(dir.resolve("volumes").resolve(uuid))) {
+            file = s.filter(p -> p.toString().endsWith(".data")).findFirst().orElseThrow();
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer one = ByteBuffer.allocate(1);
+            long at = REGION + 100 * BS + 3;
+            ch.read(one, at);
+            one.put(0, (byte) (one.get(0) ^ 0x01)).rewind();
+            ch.write(one, at);
+        }
+        pool = FileStoragePool.open(dir);
+        ReplicaStorage r = VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+        assertThatThrownBy(() -> r.readBulk(REGION, (int) MIB))
+                .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.CHECKSUM_MISMATCH));
+        assertThat(r.readBulk(REGION + 101 * BS, BS)).isEqualTo(Arrays.copyOfRange(full, 101 * BS, 102 * BS));
+    }
+
+    @Test
     void writesPastTheWritebackThresholdFlushInTheBackgroundAndReadBack() {
         long total = 3 * VolumeStoreReplica.WRITEBACK_BYTES + MIB;
         byte[] chunk = pattern((int) MIB, 9);
