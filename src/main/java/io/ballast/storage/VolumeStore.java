@@ -1417,15 +1417,19 @@ public final class VolumeStore implements BlockDevice {
         int start = dst.position();
         onDataFile(layer, "read", ch -> {
             dst.position(start);
-            long p = positionBytes;
-            while (dst.hasRemaining()) {
-                int n = ch.read(dst, p);
-                if (n < 0) {
-                    throw new IOException("unexpected end of data file at " + p);
-                }
-                p += n;
-            }
+            readFully(ch, dst, positionBytes);
         });
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer dst, long positionBytes) throws IOException {
+        long p = positionBytes;
+        while (dst.hasRemaining()) {
+            int n = ch.read(dst, p);
+            if (n < 0) {
+                throw new IOException("unexpected end of data file at " + p);
+            }
+            p += n;
+        }
     }
 
     private void pwriteFully(Layer layer, ByteBuffer src, long positionBytes) {
@@ -1485,15 +1489,8 @@ public final class VolumeStore implements BlockDevice {
             src.position(src.limit());
             StorageMetrics.DIRECT_WRITES.inc();
             return true;
-        } catch (java.nio.channels.ClosedChannelException e) {
-            layer.dropDirect(ch); // closed by an interrupt: opened again on next use
         } catch (IOException | RuntimeException e) {
-            // EINVAL (no O_DIRECT here after all, or a larger alignment than a block), but also ENOSPC
-            // or EIO: the buffered write below reports real errors the usual way; this layer stays on
-            // the page cache from now on, which costs only speed
-            log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
-                    .log("direct write failed; this volume writes through the page cache from now on");
-            layer.refuseDirect();
+            directFailed(layer, ch, "write", e);
         } finally {
             if (staged != null) {
                 BUFFERS.give(staged);
@@ -1550,24 +1547,29 @@ public final class VolumeStore implements BlockDevice {
     /** Fills {@code span} from the top layer's O_DIRECT channel; false when direct I/O failed (see {@link #readDirect}). */
     private boolean preadDirect(FileChannel ch, ByteBuffer span, long positionBytes) {
         try {
-            long p = positionBytes;
-            while (span.hasRemaining()) {
-                int r = ch.read(span, p);
-                if (r < 0) {
-                    throw new IOException("unexpected end of data file at " + p);
-                }
-                p += r;
-            }
+            readFully(ch, span, positionBytes);
             span.flip();
             return true;
-        } catch (java.nio.channels.ClosedChannelException e) {
-            top.dropDirect(ch); // closed by an interrupt: opened again on next use
         } catch (IOException | RuntimeException e) {
-            log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
-                    .log("direct read failed; this volume reads and writes through the page cache from now on");
-            top.refuseDirect();
+            directFailed(top, ch, "read", e);
         }
         return false;
+    }
+
+    /**
+     * A direct read or write failed. Closed by an interrupt: the channel is opened again on next use.
+     * Anything else, EINVAL (no O_DIRECT here after all, or a larger alignment than a block) but also
+     * ENOSPC or EIO: the caller's buffered retry reports real errors the usual way, and this layer
+     * stays on the page cache from now on, which costs only speed.
+     */
+    private void directFailed(Layer layer, FileChannel ch, String what, Exception e) {
+        if (e instanceof java.nio.channels.ClosedChannelException) {
+            layer.dropDirect(ch);
+            return;
+        }
+        log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
+                .log("direct " + what + " failed; this volume reads and writes through the page cache from now on");
+        layer.refuseDirect();
     }
 
     Path directory() {

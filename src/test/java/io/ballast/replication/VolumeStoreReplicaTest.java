@@ -107,11 +107,9 @@ class VolumeStoreReplicaTest {
         assertThat(VolumeStoreReplica.resolverFor(pool).apply("no-such-uuid")).isEmpty();
     }
 
-    @Test
-    void badCrcGivesChecksumMismatchFromReadAndDigest() throws Exception {
-        byte[] data = pattern(4 * BS, 5);
-        a.write(REGION + 8 * BS, data, false);
-        String uuid = a.volumeUuid();
+    /** Closes the pool, flips one bit of {@code replica}'s data file at {@code atBytes}, reopens it. */
+    private ReplicaStorage flipBitOnDisk(ReplicaStorage replica, long atBytes) throws Exception {
+        String uuid = replica.volumeUuid();
         pool.close();
         Path file;
         try (var s = Files.walk(dir.resolve("volumes").resolve(uuid))) {
@@ -119,13 +117,19 @@ class VolumeStoreReplicaTest {
         }
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             ByteBuffer one = ByteBuffer.allocate(1);
-            long at = REGION + 9 * BS + 7;
-            ch.read(one, at);
+            ch.read(one, atBytes);
             one.put(0, (byte) (one.get(0) ^ 0x10)).rewind();
-            ch.write(one, at);
+            ch.write(one, atBytes);
         }
         pool = FileStoragePool.open(dir);
-        ReplicaStorage r = VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+        return VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+    }
+
+    @Test
+    void badCrcGivesChecksumMismatchFromReadAndDigest() throws Exception {
+        byte[] data = pattern(4 * BS, 5);
+        a.write(REGION + 8 * BS, data, false);
+        ReplicaStorage r = flipBitOnDisk(a, REGION + 9 * BS + 7);
         assertThatThrownBy(() -> r.read(REGION + 8 * BS, 4 * BS))
                 .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.CHECKSUM_MISMATCH));
         assertThatThrownBy(() -> r.regionDigest(1))
@@ -146,21 +150,7 @@ class VolumeStoreReplicaTest {
         assertThat(a.read(REGION, (int) (3 * MIB))).isEqualTo(expected);
         assertThat(a.readBulk(REGION + BS, 2 * BS)).isEqualTo(Arrays.copyOfRange(full, BS, 3 * BS));
 
-        String uuid = a.volumeUuid();
-        pool.close();
-        Path file;
-        try (var s = Files.walk(dir.resolve("volumes").resolve(uuid))) {
-            file = s.filter(p -> p.toString().endsWith(".data")).findFirst().orElseThrow();
-        }
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            ByteBuffer one = ByteBuffer.allocate(1);
-            long at = REGION + 100 * BS + 3;
-            ch.read(one, at);
-            one.put(0, (byte) (one.get(0) ^ 0x01)).rewind();
-            ch.write(one, at);
-        }
-        pool = FileStoragePool.open(dir);
-        ReplicaStorage r = VolumeStoreReplica.resolverFor(pool).apply(uuid).orElseThrow();
+        ReplicaStorage r = flipBitOnDisk(a, REGION + 100 * BS + 3);
         assertThatThrownBy(() -> r.readBulk(REGION, (int) MIB))
                 .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.CHECKSUM_MISMATCH));
         assertThat(r.readBulk(REGION + 101 * BS, BS)).isEqualTo(Arrays.copyOfRange(full, 101 * BS, 102 * BS));
