@@ -159,15 +159,7 @@ public final class RaftNode implements AutoCloseable {
         }
         ClientHandle old = client;
         knownPeers = List.copyOf(distinct);
-        client = new ClientHandle(RaftClient.newBuilder()
-                .setProperties(properties())
-                .setRaftGroup(RaftGroup.valueOf(groupId, distinct))
-                // short sleeps between tries: while a new leader is elected (a failover) every try before it
-                // is ready fails fast, and a 100 ms sleep added up to a tenth of a second to the takeover
-                .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
-                        (int) Math.max(10, timings.requestTimeoutMs() / CLIENT_RETRY_SLEEP_MS),
-                        TimeDuration.valueOf(CLIENT_RETRY_SLEEP_MS, TimeUnit.MILLISECONDS)))
-                .build());
+        client = new ClientHandle(newClient(distinct, CLIENT_TRY_TIMEOUT_MS));
         if (old != null) {
             old.release(); // the owner's reference: closes now, or when its last running call ends
         }
@@ -177,6 +169,20 @@ public final class RaftNode implements AutoCloseable {
      * A Raft client and how many references it has: one for being the current client, one per running
      * call. It is closed when the count drops to zero, so a replaced client is never closed under a call.
      */
+    private RaftClient newClient(List<RaftPeer> peers, long tryTimeoutMs) {
+        RaftProperties p = properties();
+        RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(tryTimeoutMs, TimeUnit.MILLISECONDS));
+        return RaftClient.newBuilder()
+                .setProperties(p)
+                .setRaftGroup(RaftGroup.valueOf(groupId, peers))
+                // short sleeps between tries: while a new leader is elected (a failover) every try before it
+                // is ready fails fast, and a 100 ms sleep added up to a tenth of a second to the takeover
+                .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
+                        (int) Math.max(10, timings.requestTimeoutMs() / CLIENT_RETRY_SLEEP_MS),
+                        TimeDuration.valueOf(CLIENT_RETRY_SLEEP_MS, TimeUnit.MILLISECONDS)))
+                .build();
+    }
+
     private static final class ClientHandle {
         final RaftClient raft;
         private final java.util.concurrent.atomic.AtomicInteger refs = new java.util.concurrent.atomic.AtomicInteger(1);
@@ -228,7 +234,6 @@ public final class RaftNode implements AutoCloseable {
         RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, true);
         RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
         RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, timings.snapshotEveryEntries());
-        RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
         return p;
     }
 
@@ -592,6 +597,17 @@ public final class RaftNode implements AutoCloseable {
 
     private static final long READ_RETRY_MS = 20;
     private static final long CLIENT_RETRY_SLEEP_MS = 25;
+    /**
+     * One try of the metadata client: a write sent to a leader that just died waits this long before
+     * the client tries another server (Ratis' default of 3 s was most of a failover's attach when it
+     * happened). A repeated write carries the same call id, so the leader's retry cache applies it once.
+     */
+    private static final long CLIENT_TRY_TIMEOUT_MS = 1_000;
+    /**
+     * One try of a reconfiguration: adding a server waits until it caught up, and Ratis keeps no retry
+     * cache for reconfigurations (a repeated one is refused as in progress), so it gets a client of its own.
+     */
+    private static final long RECONFIGURATION_TRY_TIMEOUT_MS = 3_000;
     private static final ClientId LOCAL_READS = ClientId.randomId();
     private static final java.util.concurrent.atomic.AtomicLong READ_CALLS = new java.util.concurrent.atomic.AtomicLong();
     private static final Message BARRIER = Message.valueOf("barrier");
@@ -600,9 +616,9 @@ public final class RaftNode implements AutoCloseable {
 
     /** Membership change through Ratis reconfiguration (joint consensus). */
     public void setConfiguration(List<RaftPeer> voters, List<RaftPeer> listeners) {
-        ClientHandle c = acquireClient();
-        try {
-            RaftClientReply r = c.raft.admin().setConfiguration(voters, listeners);
+        acquireClient().release(); // the same refusals as any call: isolated, closing, not started
+        try (RaftClient admin = newClient(knownPeers, RECONFIGURATION_TRY_TIMEOUT_MS)) {
+            RaftClientReply r = admin.admin().setConfiguration(voters, listeners);
             if (!r.isSuccess()) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "Raft reconfiguration failed: " + r.getException());
             }
@@ -611,8 +627,6 @@ public final class RaftNode implements AutoCloseable {
             setClientPeers(all);
         } catch (IOException e) {
             throw new BallastException(ErrorCode.UNAVAILABLE, "Raft reconfiguration failed: " + e.getMessage());
-        } finally {
-            c.release();
         }
     }
 
