@@ -102,12 +102,47 @@ public final class ReplicationEngineHost implements EngineHost {
         if (server == null) {
             token = member.token();
             clusterId = clusterIdOf(token);
-            server = new ReplicaServer(replicationListen, nodeId, clusterId, token,
-                    id -> member.state().node(id).isPresent(), lanes);
+            server = listenForReplication();
         }
         InetSocketAddress a = server.address();
         return a.getAddress().getHostAddress() + ":" + a.getPort();
     }
+
+    /**
+     * The replica server, on {@code replicationListen}. Port 0 picks a free port once and keeps it
+     * across restarts (in the pool directory's {@value #PORT_FILE}), as the Raft port does: engines
+     * on other nodes keep probing the address they know, so a restarted node is found at its first
+     * probe rather than after its new address went through the metadata (a delta resync then
+     * started up to a second later). Another port is picked when the kept one is taken.
+     */
+    private ReplicaServer listenForReplication() {
+        java.nio.file.Path portFile = pool.directory().resolve(PORT_FILE);
+        java.util.function.IntFunction<ReplicaServer> listenOn = port -> new ReplicaServer(
+                new InetSocketAddress(replicationListen.getAddress(), port), nodeId, clusterId, token,
+                id -> member.state().node(id).isPresent(), lanes);
+        if (replicationListen.getPort() != 0) {
+            return listenOn.apply(replicationListen.getPort());
+        }
+        ReplicaServer s = null;
+        try {
+            int kept = Integer.parseInt(java.nio.file.Files.readString(portFile).trim());
+            s = listenOn.apply(kept);
+        } catch (java.io.IOException | NumberFormatException | io.ballast.common.BallastException e) {
+            // none kept yet, unreadable, or taken by now: pick another
+        }
+        if (s == null) {
+            s = listenOn.apply(0);
+            try {
+                io.ballast.common.DurableFiles.writeAtomically(portFile,
+                        (s.address().getPort() + "\n").getBytes(StandardCharsets.US_ASCII));
+            } catch (java.io.IOException e) {
+                log.atWarn().addKeyValue("error", e.toString()).log("cannot keep the replication port for restarts");
+            }
+        }
+        return s;
+    }
+
+    static final String PORT_FILE = "replication-port";
 
     /** Null until {@link #startReplicaServer}. */
     public ReplicaServer server() {

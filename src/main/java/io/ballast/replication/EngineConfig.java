@@ -23,7 +23,7 @@ public record EngineConfig(long replicaTimeoutMs, long checkpointIntervalMs, lon
     }
 
     public static EngineConfig defaults() {
-        return new EngineConfig(5_000, 1_000, 200L << 20, 0, 256, 1_000, 500, 64);
+        return new EngineConfig(5_000, 1_000, 200L << 20, 0, 256, 250, 500, 64);
     }
 
     public EngineConfig withScrubBytesPerSec(long bytesPerSec) {

@@ -66,6 +66,8 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
      * lost writes it had not flushed; the engine must treat it as failed).
      */
     private final java.util.Set<String> lostUnreported = ConcurrentHashMap.newKeySet();
+    private static final long WARN_EVERY_MS = 10_000;
+    private final ConcurrentHashMap<String, Long> lastWarnAtMs = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     /**
@@ -432,7 +434,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 lostUnreported.add(nodeId);
             }
             closeChannel();
-            var event = closed ? log.atDebug() : log.atWarn();
+            var event = closed || !warnNow(nodeId) ? log.atDebug() : log.atWarn();
             event.setMessage("replication connection failed")
                     .addKeyValue("node", nodeId)
                     .addKeyValue("reason", reason)
@@ -452,6 +454,20 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * At most one warning per node every {@value #WARN_EVERY_MS} ms: engines probe an unreachable node
+     * several times a second, and each failed connect would otherwise log one.
+     */
+    private boolean warnNow(String nodeId) {
+        long nowMs = System.nanoTime() / 1_000_000;
+        Long last = lastWarnAtMs.get(nodeId);
+        if (last != null && nowMs - last < WARN_EVERY_MS) {
+            return false;
+        }
+        lastWarnAtMs.put(nodeId, nowMs);
+        return true;
     }
 
     /** A connection that never got to carry requests (the node is unreachable or refused us). */
