@@ -92,9 +92,7 @@ public final class ReplicationEngineHost implements EngineHost {
             replicas.remove(uuid);
             return Optional.empty();
         }
-        VolumeStoreReplica r = new VolumeStoreReplica(pool.open(v.get().name()));
-        replicas.put(uuid, r);
-        return Optional.of(r);
+        return Optional.of(VolumeStoreReplica.adapterOf(replicas, uuid, pool.open(v.get().name())));
     }
 
     @Override

@@ -50,10 +50,22 @@ public final class VolumeStoreReplica implements ReplicaStorage {
                 return Optional.of(cached);
             }
             Optional<ReplicaStorage> found = pool.findByUuid(uuid)
-                    .map(info -> new VolumeStoreReplica(pool.open(info.name())));
-            found.ifPresentOrElse(r -> cache.put(uuid, (VolumeStoreReplica) r), () -> cache.remove(uuid));
+                    .map(info -> adapterOf(cache, uuid, pool.open(info.name())));
+            if (found.isEmpty()) {
+                cache.remove(uuid);
+            }
             return found;
         };
+    }
+
+    /**
+     * The one adapter of {@code store} in {@code cache} (a new one when the cached one wraps another
+     * store), also when writes running behind their lane ({@link VolumeLanes#submit}) look it up at
+     * once: its writeback state (a background flush's failure) must be the one the next flush sees.
+     */
+    public static VolumeStoreReplica adapterOf(java.util.Map<String, VolumeStoreReplica> cache, String uuid,
+            VolumeStore store) {
+        return cache.compute(uuid, (k, old) -> old != null && old.store == store ? old : new VolumeStoreReplica(store));
     }
 
     public VolumeStore store() {

@@ -138,6 +138,27 @@ class VolumeStoreReplicaTest {
     }
 
     @Test
+    void concurrentLookupsOfOneStoreShareOneAdapter() throws Exception {
+        java.util.Map<String, VolumeStoreReplica> cache = new java.util.concurrent.ConcurrentHashMap<>();
+        var pool2 = java.util.concurrent.Executors.newFixedThreadPool(8);
+        try {
+            java.util.List<java.util.concurrent.Future<VolumeStoreReplica>> got = new java.util.ArrayList<>();
+            for (int i = 0; i < 32; i++) {
+                got.add(pool2.submit(() -> VolumeStoreReplica.adapterOf(cache, "u", pool.open("a"))));
+            }
+            VolumeStoreReplica first = got.get(0).get();
+            for (var f : got) {
+                assertThat(f.get()).isSameAs(first);
+            }
+        } finally {
+            pool2.shutdown();
+        }
+        VolumeStoreReplica other = VolumeStoreReplica.adapterOf(cache, "u", pool.open("b"));
+        assertThat(other.store()).isSameAs(pool.open("b"));
+        assertThat(cache.get("u")).isSameAs(other);
+    }
+
+    @Test
     void bulkReadsGiveWhatReadsGiveAndCatchABadBlockOnDisk() throws Exception {
         byte[] full = pattern((int) MIB, 11); // a whole chunk with data: read with O_DIRECT
         byte[] small = pattern(BS, 12); // a chunk with holes around it: read buffered
