@@ -165,10 +165,7 @@ public final class RaftNode implements AutoCloseable {
         }
     }
 
-    /**
-     * A Raft client and how many references it has: one for being the current client, one per running
-     * call. It is closed when the count drops to zero, so a replaced client is never closed under a call.
-     */
+    /** A Raft client of the group over {@code peers}; one try waits at most {@code tryTimeoutMs}. */
     private RaftClient newClient(List<RaftPeer> peers, long tryTimeoutMs) {
         RaftProperties p = properties();
         RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(tryTimeoutMs, TimeUnit.MILLISECONDS));
@@ -183,6 +180,10 @@ public final class RaftNode implements AutoCloseable {
                 .build();
     }
 
+    /**
+     * A Raft client and how many references it has: one for being the current client, one per running
+     * call. It is closed when the count drops to zero, so a replaced client is never closed under a call.
+     */
     private static final class ClientHandle {
         final RaftClient raft;
         private final java.util.concurrent.atomic.AtomicInteger refs = new java.util.concurrent.atomic.AtomicInteger(1);

@@ -1521,8 +1521,7 @@ public final class VolumeStore implements BlockDevice {
         if (ch == null) {
             return false;
         }
-        boolean intoOut = out.isDirect() && (java.lang.foreign.MemorySegment.ofBuffer(out).address() & (BLOCK_BYTES - 1)) == 0;
-        ByteBuffer span = intoOut ? out.duplicate() : BUFFERS.take().limit(n);
+        ByteBuffer span = BUFFERS.take().limit(n); // page-aligned, as O_DIRECT needs
         try {
             if (!preadDirect(ch, span, pos)) {
                 return false;
@@ -1532,15 +1531,11 @@ public final class VolumeStore implements BlockDevice {
                     readBlockLocked(b0 + i, span, i * BLOCK_BYTES); // maybe a write raced us
                 }
             }
-            if (!intoOut) {
-                out.put(0, span, 0, n);
-            }
+            out.put(0, span, 0, n);
             StorageMetrics.DIRECT_READS.inc();
             return true;
         } finally {
-            if (!intoOut) {
-                BUFFERS.give(span);
-            }
+            BUFFERS.give(span);
         }
     }
 
