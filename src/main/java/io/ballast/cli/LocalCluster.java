@@ -92,7 +92,10 @@ final class LocalCluster {
             return List.of(override.trim().split("\\s+"));
         }
         return List.of("-Xms32m", "-Xmx96m", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=256m", "-Xss512k",
-                "-XX:ReservedCodeCacheSize=48m", "-XX:MaxMetaspaceSize=128m", "-XX:MetaspaceSize=64m", "-XX:SweeperThreshold=50");
+                "-XX:ReservedCodeCacheSize=48m", "-XX:MaxMetaspaceSize=128m", "-XX:MetaspaceSize=64m", "-XX:SweeperThreshold=50",
+                // C2 off the control plane's big methods: see bin/ballast
+                "-XX:CompileCommand=quiet", "-XX:CompileCommand=MaxNodeLimit,io/ballast/control/*.*,6000",
+                "-XX:CompileCommand=MaxNodeLimit,io/ballast/cluster/*.*,6000");
     }
 
     /**
