@@ -203,9 +203,12 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     phases = {}
     rebuild_s, v = wait_in_sync(n1, "rb", phases=phases)
     rebuild_mibs = size_bytes / MIB / rebuild_s
-    copied_s = phases.get("copied", float("nan"))
-    log("full rebuild of %d MiB: %.1f s (%.0f MiB/s); copy done after %.1f s, flush and join %.1f s; load %s"
-        % (size_bytes // MIB, rebuild_s, rebuild_mibs, copied_s, rebuild_s - copied_s, load()))
+    copied_s = phases.get("copied")
+    # the copy's end is seen only when the final flush and join outlast one poll of volume inspect
+    tail = ("flush and join %.1f s" % (rebuild_s - copied_s)) if copied_s is not None else \
+        "flush and join shorter than one poll of volume inspect"
+    log("full rebuild of %d MiB: %.1f s (%.0f MiB/s); %s; load %s"
+        % (size_bytes // MIB, rebuild_s, rebuild_mibs, tail, load()))
     api(n1 + "/v1/nodes/%s/uncordon" % victim, "POST", {})
     if rebuild_only:
         lines += ["", "### Rebuild (volume of %s, %d%% written, 2 replicas, resync unthrottled)"
@@ -215,7 +218,7 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
                   "| full rebuild (drain, replacement copied in full) | %.1f s, %.0f MiB/s = %.2f of disk | ≥ 0.8 of disk |"
                   % (rebuild_s, rebuild_mibs, rebuild_mibs / disk),
                   COPY_ROW % (copy, rebuild_mibs / copy),
-                  "| of which final flush and join | %.1f s | |" % (rebuild_s - copied_s),
+                  "| of which final flush and join | %s | |" % (tail.replace("flush and join ", "")),
                   "| load average at the end of the rebuild | %s | |" % load()]
         return
     # steady state before the next failure: the engine checkpoints right after a replica joins; a replica
@@ -278,6 +281,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--runtime", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=10,
+                    help="seconds of each job run on every side, unrecorded, before its measured reps (0: none): "
+                         "the node JVMs compile the job's path first, as in a daemon that has been serving a while")
     ap.add_argument("--size", default="1GiB")
     ap.add_argument("--rebuild-size", default="4GiB")
     ap.add_argument("--jobs", default="randwrite QD32,randread QD32,randwrite QD1,seq write")
@@ -326,6 +332,10 @@ def main():
             fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)
         results = {}
         for jname, args, metric in ([] if partial else jobs):
+            if opts.warmup > 0:
+                for side, uri in sides.items():
+                    r = fio(uri, args, opts.warmup, size)
+                    log("%-22s %-8s %10.1f %s  p99 %.0f us (warm-up, not counted)" % (jname, side, r[metric], metric, r["p99_us"]))
             for _ in range(opts.reps):
                 for side, uri in sides.items():
                     r = fio(uri, args, opts.runtime, size)
@@ -367,8 +377,8 @@ def main():
     cmd = "bench/repl_bench.py " + " ".join(sys.argv[1:])
     report = ["# Replication benchmark", "",
               "Latest run: `%s` on %s (3 node processes on one host, loopback, one disk; engine on n1;"
-              " fio nbd engine over n1's unix socket; %d rep(s) × %d s per job, median)." % (
-                  cmd.strip(), time.strftime("%Y-%m-%d"), opts.reps, opts.runtime), ""] + lines + [""]
+              " fio nbd engine over n1's unix socket; per job an unrecorded %d-s warm-up on every side, then %d rep(s) × %d s,"
+              " median)." % (cmd.strip(), time.strftime("%Y-%m-%d"), opts.warmup, opts.reps, opts.runtime), ""] + lines + [""]
     print("\n".join(report))
     if opts.out:
         with open(opts.out, "w") as f:

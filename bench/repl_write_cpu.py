@@ -5,11 +5,11 @@ REPS times. Prints IOPS, the ratio to nbdkit and the CPU seconds the three node 
 write (utime+stime from /proc), which is steadier than IOPS when other work shares the CPUs.
 
 Usage: bench/repl_write_cpu.py ROOT BASE_PORT LABEL [REPS]   (ROOT: a checkout with target/classes built)
-Set KEEP=1 to keep the cluster's directory (node logs) afterwards."""
+Set SIZE_MIB to change the volume size (default 256). Set KEEP=1 to keep the cluster's directory (node logs) afterwards."""
 import os, sys, time, json, subprocess, tempfile, shutil
 root, port, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 reps = int(sys.argv[4]) if len(sys.argv) > 4 else 2
-size = 256 << 20
+size = int(os.environ.get("SIZE_MIB", "256")) << 20
 sys.path.insert(0, os.path.join(root, "bench"))
 import repl_bench as rb
 import metadata_bench as mb
