@@ -283,8 +283,22 @@ public final class RaftNode implements AutoCloseable {
         return info().map(i -> i.getCurrentRole().name().toLowerCase()).orElse(isolated ? "isolated" : "none");
     }
 
-    /** Commits a command through the leader; returns the result or throws the command's error. */
+    /**
+     * Commits a command through the leader; returns the result or throws the command's error. Answers
+     * once this node's copy of the metadata includes the write (read-your-writes on this node).
+     */
     public JsonNode submit(Command command) {
+        return submit(command, true);
+    }
+
+    /**
+     * {@code awaitLocalApply} false: answers as soon as the leader committed and applied the command,
+     * without waiting for this node (a follower) to learn the commit and apply it too (up to one more
+     * append from the leader). For callers that build their answer from the returned result: this
+     * node's copy may not show the write yet, and every read here starts with {@link #barrier()},
+     * which waits for it.
+     */
+    public JsonNode submit(Command command, boolean awaitLocalApply) {
         byte[] bytes;
         try {
             bytes = ClusterState.JSON.writeValueAsBytes(command);
@@ -302,8 +316,10 @@ public final class RaftNode implements AutoCloseable {
         } catch (IOException e) {
             throw new BallastException(ErrorCode.INTERNAL, "unreadable reply from the state machine: " + e);
         }
-        // read-your-writes on this node: its copy of the metadata includes the write before we answer
-        sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
+        if (awaitLocalApply) {
+            // read-your-writes on this node: its copy of the metadata includes the write before we answer
+            sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
+        }
         if (!r.path("ok").asBoolean()) {
             throw new BallastException(ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText());
         }

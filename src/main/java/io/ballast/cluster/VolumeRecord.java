@@ -31,6 +31,11 @@ public record VolumeRecord(
     public static final String KIND_USER = "user";
     public static final String KIND_RESYNC = "resync";
 
+    /** The record a volume command's result carries ({@link RaftNode#submit}), read as the state machine wrote it. */
+    public static VolumeRecord fromResult(com.fasterxml.jackson.databind.JsonNode result) {
+        return ClusterState.JSON.convertValue(result, VolumeRecord.class);
+    }
+
     public VolumeRecord {
         replicas = replicas == null ? List.of() : List.copyOf(replicas);
         if (minInSync <= 0) {

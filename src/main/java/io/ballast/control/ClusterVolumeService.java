@@ -508,12 +508,16 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.invalid("minInSync must be between 1 and repl (" + (repl > 0 ? repl : "the replica count")
                     + "), got " + minInSync);
         }
-        member.raft().submit(new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
-                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync));
+        Command create = new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
+                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync);
         if (waitReady) {
+            member.raft().submit(create);
             awaitReplicasCreated(name, WAIT_READY_MS);
+            return view(require(name));
         }
-        return view(require(name));
+        // The answer is the record the leader applied, so a follower need not wait until it applied the
+        // entry itself (its apply wait was up to a third of a follower create's p99; docs/perf/control-plane.md).
+        return view(VolumeRecord.fromResult(member.raft().submit(create, false)));
     }
 
     /**

@@ -47,6 +47,14 @@ class MiniClusterReadAfterWriteTest {
                 int a = 1 + k % 3;
                 String name = "raw" + k;
                 JsonNode created = api[a].post("/v1/volumes", Map.of("name", name, "size", "1MiB"));
+                // a follower answers with the record the leader applied, without waiting to apply it itself:
+                // the answer must still be the whole volume, as an inspect on that node shows it right after
+                JsonNode here = api[a].get("/v1/volumes/" + name);
+                assertThat(created.path("sizeBytes").asLong()).as("create answer on node-%d", a).isEqualTo(1L << 20);
+                assertThat(created.path("replicas").findValuesAsText("nodeId")).as("create answer on node-%d", a)
+                        .hasSize(3).isEqualTo(here.path("replicas").findValuesAsText("nodeId"));
+                assertThat(created.path("createdAt").asText()).isEqualTo(here.path("createdAt").asText()).isNotEmpty();
+                assertThat(created.path("epoch").asLong()).isEqualTo(here.path("epoch").asLong());
                 for (int b = 1; b <= 3; b++) {
                     if (b != a) {
                         JsonNode seen = api[b].get("/v1/volumes/" + name);
