@@ -205,10 +205,9 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     rebuild_mibs = size_bytes / MIB / rebuild_s
     copied_s = phases.get("copied")
     # the copy's end is seen only when the final flush and join outlast one poll of volume inspect
-    tail = ("flush and join %.1f s" % (rebuild_s - copied_s)) if copied_s is not None else \
-        "flush and join shorter than one poll of volume inspect"
-    log("full rebuild of %d MiB: %.1f s (%.0f MiB/s); %s; load %s"
-        % (size_bytes // MIB, rebuild_s, rebuild_mibs, tail, load()))
+    join = ("%.1f s" % (rebuild_s - copied_s)) if copied_s is not None else "shorter than one poll of volume inspect"
+    log("full rebuild of %d MiB: %.1f s (%.0f MiB/s); flush and join %s; load %s"
+        % (size_bytes // MIB, rebuild_s, rebuild_mibs, join, load()))
     api(n1 + "/v1/nodes/%s/uncordon" % victim, "POST", {})
     if rebuild_only:
         lines += ["", "### Rebuild (volume of %s, %d%% written, 2 replicas, resync unthrottled)"
@@ -218,7 +217,7 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
                   "| full rebuild (drain, replacement copied in full) | %.1f s, %.0f MiB/s = %.2f of disk | ≥ 0.8 of disk |"
                   % (rebuild_s, rebuild_mibs, rebuild_mibs / disk),
                   COPY_ROW % (copy, rebuild_mibs / copy),
-                  "| of which final flush and join | %s | |" % (tail.replace("flush and join ", "")),
+                  "| of which final flush and join | %s | |" % join,
                   "| load average at the end of the rebuild | %s | |" % load()]
         return
     # steady state before the next failure: the engine checkpoints right after a replica joins; a replica
