@@ -23,9 +23,13 @@ nodes measured, with the volume count kept flat: the numbers are of warmed-up no
 JIT's first minutes. Three node JVMs on a 2-CPU host keep their JIT compilers busy for about three
 minutes of this load (half of the nodes' CPU after 900 creates, docs/perf/control-plane.md); the
 warm-up's own create latency per 300 rounds is reported as the "warm-up curve" (the first minutes
-after a start; --warmup 0 measures a fresh cluster).
+after a start; --warmup 0 measures a fresh cluster). Then --warmup-reads unmeasured sequential inspects
+on each node measured (default 6000): those rounds hold only one inspect per create, so the inspect path
+(and a follower's read barrier through the leader) was still being compiled by C2 in the measured
+inspects (a third of the follower's CPU then, docs/perf/control-plane.md); their latency per 1000 is
+the "read warm-up curve".
 
-Usage: bench/metadata_bench.py [--creates 300] [--inspects 2000] [--clients 4] [--warmup 2400] [--base-port 7600]
+Usage: bench/metadata_bench.py [--creates 300] [--inspects 2000] [--clients 4] [--warmup 2400] [--warmup-reads 6000] [--base-port 7600]
                                [--size 64MiB] [--md FILE] [--json FILE] [--keep-state] [--wait-ready]
 """
 import argparse
@@ -245,6 +249,37 @@ def warm_up(a, cluster, leader, follower):
     return curve
 
 
+READ_WARMUP_CHUNK = 1000
+READ_WARMUP_VOLUMES = 200
+
+
+def warm_up_reads(a, cluster, nodes):
+    """a.warmup_reads sequential inspects on each node (of READ_WARMUP_VOLUMES volumes, deleted after);
+    the latency of every 1000 per node."""
+    setup = Conn(cluster.urls[nodes[0]])
+    names = [f"rwarm{i}" for i in range(READ_WARMUP_VOLUMES)]
+    for name in names:
+        setup.call("POST", "/v1/volumes", {"name": name, "size": a.size})
+    curve = []
+    for nid in nodes:
+        c = Conn(cluster.urls[nid])
+        log(f"read warm-up: {a.warmup_reads} inspects via {nid} (not measured as results)")
+        xs, start = [], time.perf_counter()
+        for i in range(a.warmup_reads):
+            xs.append(timed(lambda: c.call("GET", f"/v1/volumes/{names[i % len(names)]}")))
+            if len(xs) == READ_WARMUP_CHUNK or i + 1 == a.warmup_reads:
+                row = {"node": nid, "reads": f"{i + 2 - len(xs)}-{i + 1}", "at_s": round(time.perf_counter() - start, 1),
+                       "inspect_p50_ms": round(pct(xs, 50), 2), "inspect_p99_ms": round(pct(xs, 99), 2)}
+                log(f"  {nid} reads {row['reads']}: inspect p50 {row['inspect_p50_ms']} ms, p99 {row['inspect_p99_ms']} ms")
+                curve.append(row)
+                xs = []
+        c.close()
+    for name in names:
+        setup.call("DELETE", f"/v1/volumes/{name}")
+    setup.close()
+    return curve
+
+
 def run(a, cluster, results):
     t0 = time.time()
     log(f"starting 3 nodes in {cluster.home} (ports {a.base_port + 1}-{a.base_port + 23})")
@@ -262,6 +297,9 @@ def run(a, cluster, results):
     results["warmup"] = a.warmup
     if a.warmup > 0:
         results["warmup_curve"] = warm_up(a, cluster, leader, follower)
+    results["warmup_reads"] = a.warmup_reads
+    if a.warmup_reads > 0:
+        results["read_warmup_curve"] = warm_up_reads(a, cluster, [leader, follower])
     for role, nid in (("leader", leader), ("follower", follower)):
         url = cluster.urls[nid]
         c = Conn(url)
@@ -304,6 +342,11 @@ def markdown(results):
                   "| rounds | ended at s | create p50 ms | create p99 ms |", "|---|---|---|---|"]
         for w in results["warmup_curve"]:
             lines.append(f"| {w['rounds']} | {w['at_s']} | {w['create_p50_ms']:.2f} | {w['create_p99_ms']:.2f} |")
+    if results.get("read_warmup_curve"):
+        lines += ["", "Read warm-up curve (not the results: sequential inspects while the JIT compiles the read path):", "",
+                  "| node | reads | ended at s | inspect p50 ms | inspect p99 ms |", "|---|---|---|---|---|"]
+        for w in results["read_warmup_curve"]:
+            lines.append(f"| {w['node']} | {w['reads']} | {w['at_s']} | {w['inspect_p50_ms']:.2f} | {w['inspect_p99_ms']:.2f} |")
     return "\n".join(lines)
 
 
@@ -313,6 +356,8 @@ def main():
     ap.add_argument("--inspects", type=int, default=2000, help="inspects per target node (default 2000)")
     ap.add_argument("--warmup", type=int, default=2400,
                     help="unmeasured create+inspect+delete rounds first, alternating leader/follower (0: none)")
+    ap.add_argument("--warmup-reads", type=int, default=6000,
+                    help="unmeasured sequential inspects on each measured node after the warm-up rounds (0: none)")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput phase (1: skip it)")
     ap.add_argument("--base-port", type=int, default=7600)
     ap.add_argument("--size", default="64MiB")
