@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
 @Command(name = "ballast", mixinStandardHelpOptions = true, version = "ballast " + io.ballast.node.NodeDaemon.VERSION,
         description = "Replicated block storage for containers.",
         subcommands = {NodeCommands.class, VolumeCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
-                LocalCommands.Status.class, ClusterCommands.Events.class, CommandLine.HelpCommand.class})
+                LocalCommands.Status.class, ClusterCommands.Events.class, ClusterCommands.ClusterGroup.class,
+                CommandLine.HelpCommand.class})
 public final class BallastCli extends CommandGroup {
 
     final PrintWriter out;

@@ -10,7 +10,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
 
-/** Cluster members ({@code ballast node list|inspect|cordon|uncordon|drain|remove}) and {@code ballast events}. */
+/**
+ * Cluster members ({@code ballast node list|inspect|cordon|uncordon|drain|remove}), {@code ballast events}
+ * and {@code ballast cluster settings}.
+ */
 final class ClusterCommands {
     private ClusterCommands() {}
 
@@ -177,6 +180,77 @@ final class ClusterCommands {
             }
             Output.table(cli.out, List.of("TIME", "EVENT", "WHAT AND WHY"), rows);
             return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "cluster", description = "Cluster-wide settings.",
+            subcommands = {Settings.class, picocli.CommandLine.HelpCommand.class})
+    static final class ClusterGroup extends CommandGroup {
+        @ParentCommand
+        BallastCli cli;
+    }
+
+    @Command(name = "settings", description = {"Show the failure-detection timeouts in force; with options, change them for "
+            + "the whole cluster (kept in the metadata, used by every node from its next heartbeat or detector pass).",
+            "Durations: 500ms, 3s, 5m, 1h (plain numbers are seconds)."})
+    static final class Settings implements Callable<Integer> {
+        @ParentCommand
+        ClusterGroup parent;
+
+        @Mixin
+        Output output;
+
+        @Option(names = "--heartbeat", paramLabel = "DURATION", description = "How often each node reports that it is alive")
+        String heartbeat;
+
+        @Option(names = "--suspect-after", paramLabel = "DURATION", description = "No heartbeat for this long: suspect (at least 2 heartbeats)")
+        String suspectAfter;
+
+        @Option(names = "--down-after", paramLabel = "DURATION",
+                description = "No heartbeat for this long: down, no new replicas on it (longer than --suspect-after)")
+        String downAfter;
+
+        @Option(names = "--rebuild-after", paramLabel = "DURATION",
+                description = "Down for this long: its replicas are rebuilt elsewhere in full (at least --down-after)")
+        String rebuildAfter;
+
+        @Override
+        public Integer call() {
+            NodeClient client = new NodeClient(parent.cli.resolveNode(output.node));
+            JsonNode r;
+            if (heartbeat == null && suspectAfter == null && downAfter == null && rebuildAfter == null) {
+                r = client.get("/v1/cluster/settings");
+            } else {
+                java.util.Map<String, Long> change = new java.util.LinkedHashMap<>();
+                putMs(change, "heartbeatMs", heartbeat, "--heartbeat");
+                putMs(change, "suspectAfterMs", suspectAfter, "--suspect-after");
+                putMs(change, "downAfterMs", downAfter, "--down-after");
+                putMs(change, "rebuildAfterMs", rebuildAfter, "--rebuild-after");
+                r = client.patch("/v1/cluster/settings", change);
+            }
+            if (output.json()) {
+                Output.printJson(parent.cli.out, r);
+                return ExitCodes.OK;
+            }
+            var out = parent.cli.out;
+            out.println("Heartbeat:       " + ms(r.path("heartbeatMs")));
+            out.println("Suspect after:   " + ms(r.path("suspectAfterMs")));
+            out.println("Down after:      " + ms(r.path("downAfterMs")));
+            out.println("Rebuild after:   " + ms(r.path("rebuildAfterMs")));
+            out.println("Voter replaced:  " + ms(r.path("voterReplaceAfterMs")) + " (5 x down after, when an up node can take its seat)");
+            out.println("Source:          " + ("cluster".equals(r.path("source").asText())
+                    ? "cluster (the same on every node)" : "defaults (never set; each node uses the ones it was started with)"));
+            return ExitCodes.OK;
+        }
+
+        private static void putMs(java.util.Map<String, Long> change, String field, String value, String option) {
+            if (value != null) {
+                change.put(field, VolumeCommands.durationMs(value, option));
+            }
+        }
+
+        private static String ms(JsonNode n) {
+            return n.isNumber() ? io.ballast.cluster.ClusterSettings.seconds(n.asLong()) : "-";
         }
     }
 }

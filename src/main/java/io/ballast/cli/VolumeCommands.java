@@ -411,13 +411,17 @@ final class VolumeCommands extends CommandGroup {
         if (!m.matches()) {
             throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is not a duration; use e.g. 90s, 10m or 1h");
         }
-        long n = Long.parseLong(m.group(1));
         String unit = m.group(2) == null ? "s" : m.group(2);
-        return switch (unit) {
-            case "ms" -> n;
-            case "s" -> n * 1000;
-            case "m" -> n * 60_000;
-            default -> n * 3_600_000;
+        long unitMs = switch (unit) {
+            case "ms" -> 1;
+            case "s" -> 1000;
+            case "m" -> 60_000;
+            default -> 3_600_000;
         };
+        try {
+            return Math.multiplyExact(Long.parseLong(m.group(1)), unitMs);
+        } catch (ArithmeticException | NumberFormatException e) {
+            throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is too long");
+        }
     }
 }

@@ -140,4 +140,41 @@ public final class ClusterEndpoints implements ClusterApi {
         out.putPOJO("events", s.events(afterSeq, Math.max(1, Math.min(limit, ClusterState.MAX_EVENTS))));
         return out;
     }
+
+    @Override
+    public Object settings() {
+        state(true);
+        return settingsJson();
+    }
+
+    @Override
+    public Object updateSettings(Long heartbeatMs, Long suspectAfterMs, Long downAfterMs, Long rebuildAfterMs) {
+        if (heartbeatMs == null && suspectAfterMs == null && downAfterMs == null && rebuildAfterMs == null) {
+            throw BallastException.invalid("nothing to change: give at least one of heartbeatMs, suspectAfterMs, downAfterMs,"
+                    + " rebuildAfterMs");
+        }
+        state(true); // merge into what is in force now, not into a stale copy
+        ClusterSettings current = ClusterSettings.of(member.timings());
+        ClusterSettings next = new ClusterSettings(heartbeatMs != null ? heartbeatMs : current.heartbeatMs(),
+                suspectAfterMs != null ? suspectAfterMs : current.suspectAfterMs(),
+                downAfterMs != null ? downAfterMs : current.downAfterMs(),
+                rebuildAfterMs != null ? rebuildAfterMs : current.rebuildAfterMs());
+        next.validate(); // the state machine checks again; this spares a Raft entry for a refused change
+        member.raft().submit(new Command.SetSettings(Instant.now().toString(), next, current));
+        return settingsJson();
+    }
+
+    private ObjectNode settingsJson() {
+        ClusterTimings t = member.timings();
+        ObjectNode out = ClusterState.JSON.createObjectNode();
+        out.put("heartbeatMs", t.heartbeatMs());
+        out.put("suspectAfterMs", t.suspectAfterMs());
+        out.put("downAfterMs", t.downAfterMs());
+        out.put("rebuildAfterMs", t.rebuildAfterMs());
+        out.put("voterReplaceAfterMs", t.voterReplaceAfterMs());
+        // "cluster": set through the API and the same on every node; "defaults": never set, each node
+        // uses the timeouts it was started with (these are this node's)
+        out.put("source", member.state().settings().isPresent() ? "cluster" : "defaults");
+        return out;
+    }
 }

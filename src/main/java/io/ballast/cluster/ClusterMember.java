@@ -425,7 +425,7 @@ public final class ClusterMember implements AutoCloseable {
 
     private void heartbeatLoop() {
         while (running) {
-            sleep(config.timings().heartbeatMs());
+            sleep(timings().heartbeatMs());
             if (!running || raft.isolated() || removed) {
                 continue;
             }
@@ -468,7 +468,7 @@ public final class ClusterMember implements AutoCloseable {
 
     private void detectorLoop() {
         while (running) {
-            sleep(Math.max(50, config.timings().heartbeatMs() / 2));
+            sleep(Math.max(50, timings().heartbeatMs() / 2));
             if (!running || raft.isolated()) {
                 continue;
             }
@@ -498,20 +498,30 @@ public final class ClusterMember implements AutoCloseable {
             }
             return;
         }
+        ClusterTimings timings = timings();
         for (NodeRecord n : state().nodes()) {
             long seen = lastSeenNs.computeIfAbsent(n.id(), k -> now);
             long silentMs = (now - seen) / 1_000_000;
-            String want = silentMs >= config.timings().downAfterMs() ? NodeRecord.DOWN
-                    : silentMs >= config.timings().suspectAfterMs() ? NodeRecord.SUSPECT : null;
+            String want = silentMs >= timings.downAfterMs() ? NodeRecord.DOWN
+                    : silentMs >= timings.suspectAfterMs() ? NodeRecord.SUSPECT : null;
             if (want == null || want.equals(n.state()) || (NodeRecord.DOWN.equals(n.state()))) {
                 continue;
             }
             String reason = String.format("no heartbeat for %.1f s (%s after %.1f s)", silentMs / 1000.0, want,
-                    (want.equals(NodeRecord.DOWN) ? config.timings().downAfterMs() : config.timings().suspectAfterMs()) / 1000.0);
+                    (want.equals(NodeRecord.DOWN) ? timings.downAfterMs() : timings.suspectAfterMs()) / 1000.0);
             raft.submit(new Command.MarkNodeState(Instant.now().toString(), n.id(), want, reason, n.lastHeartbeatAt()));
         }
-        replaceLongDownReplicas(now);
-        replaceGoneVoters(now);
+        replaceLongDownReplicas(now, timings.rebuildAfterMs());
+        replaceGoneVoters(now, timings.voterReplaceAfterMs());
+    }
+
+    /**
+     * The timings in force: the cluster-wide failure-detection settings from the metadata when someone
+     * set them ({@code ballast cluster settings}), else this node's own defaults.
+     */
+    public ClusterTimings timings() {
+        ClusterTimings own = config.timings();
+        return state().settings().map(s -> s.applyTo(own)).orElse(own);
     }
 
     /**
@@ -519,12 +529,12 @@ public final class ClusterMember implements AutoCloseable {
      * seat to an up listener, through a Raft reconfiguration. The node stays a member; when it returns
      * it is a listener (voters are stable, see {@link VoterSelection}).
      */
-    private void replaceGoneVoters(long nowNs) {
+    private void replaceGoneVoters(long nowNs, long voterReplaceAfterMs) {
         List<String> current = raft.currentVoters();
         Set<String> gone = new LinkedHashSet<>();
         for (String id : current) {
             long silentMs = (nowNs - lastSeenNs.getOrDefault(id, nowNs)) / 1_000_000;
-            if (!id.equals(nodeId) && silentMs >= config.timings().voterReplaceAfterMs()) {
+            if (!id.equals(nodeId) && silentMs >= voterReplaceAfterMs) {
                 gone.add(id);
             }
         }
@@ -538,7 +548,7 @@ public final class ClusterMember implements AutoCloseable {
         synchronized (membershipLock) {
             Set<String> voters = reconfigure(members, gone);
             String reason = "voter" + (gone.size() > 1 ? "s " : " ") + String.join(", ", gone) + " silent for more than "
-                    + config.timings().voterReplaceAfterMs() / 1000 + " s";
+                    + voterReplaceAfterMs / 1000 + " s";
             log.atWarn().addKeyValue("voters", voters).log("Raft voters changed: {}", reason);
             recordRoles(members, voters, reason);
         }
@@ -549,12 +559,11 @@ public final class ClusterMember implements AutoCloseable {
     private long replaceTerm = -1;
 
     /** On the leader: replicas on nodes down longer than rebuildAfterMs are placed elsewhere (full rebuild). */
-    private void replaceLongDownReplicas(long nowNs) {
+    private void replaceLongDownReplicas(long nowNs, long rebuildAfterMs) {
         if (replaceTerm != detectorTerm) {
             replaceTerm = detectorTerm;
             replaceTried.clear();
         }
-        long rebuildAfterMs = config.timings().rebuildAfterMs();
         for (NodeRecord n : state().nodes()) {
             long silentMs = (nowNs - lastSeenNs.getOrDefault(n.id(), nowNs)) / 1_000_000;
             if (!NodeRecord.DOWN.equals(n.state()) || silentMs < rebuildAfterMs) {

@@ -41,11 +41,22 @@ public final class ClusterState {
     private final TreeMap<String, Long> provisionedBytesByNode = new TreeMap<>();
     private final Deque<ClusterEvent> events = new ArrayDeque<>();
     private long nextEventSeq = 1;
+    /** Null until someone sets them: each node then uses the timeouts it was started with. */
+    private ClusterSettings settings;
 
-    /** What a snapshot holds. */
-    public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq) {}
+    /**
+     * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
+     * existed).
+     */
+    public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
+            ClusterSettings settings) {}
 
     // ---- reads ----
+
+    /** The cluster-wide timeouts, if someone set them ({@link Command.SetSettings}). */
+    public synchronized Optional<ClusterSettings> settings() {
+        return Optional.ofNullable(settings);
+    }
 
     public synchronized List<NodeRecord> nodes() {
         return List.copyOf(nodes.values());
@@ -117,7 +128,7 @@ public final class ClusterState {
     // ---- snapshot ----
 
     public synchronized Image image() {
-        return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq);
+        return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings);
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -134,6 +145,7 @@ public final class ClusterState {
         img.volumes().forEach(this::putVolume);
         events.addAll(img.events());
         nextEventSeq = img.nextEventSeq();
+        settings = img.settings();
     }
 
     // ---- writes ----
@@ -193,6 +205,19 @@ public final class ClusterState {
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
+            case Command.SetSettings ss -> {
+                if (ss.settings() == null) {
+                    throw BallastException.invalid("cluster settings missing");
+                }
+                ClusterSettings next = ss.settings().validate();
+                ClusterSettings before = settings != null ? settings : ss.replaced();
+                settings = next;
+                event(ss.at(), "settings-changed", "cluster", "failure detection: "
+                        + (before == null ? "set" : next.changesFrom(before)) + " (heartbeat " + ClusterSettings.seconds(next.heartbeatMs())
+                        + ", suspect after " + ClusterSettings.seconds(next.suspectAfterMs()) + ", down after "
+                        + ClusterSettings.seconds(next.downAfterMs()) + ", rebuild after " + ClusterSettings.seconds(next.rebuildAfterMs()) + ")");
+                yield next;
+            }
             case Command.Detach d -> {
                 VolumeRecord v = requireVolume(d.volume());
                 if (v.attachment() == null) {

@@ -28,6 +28,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.Detach.class, name = "Detach"),
         @JsonSubTypes.Type(value = Command.ChangeInSync.class, name = "ChangeInSync"),
         @JsonSubTypes.Type(value = Command.ReplaceReplica.class, name = "ReplaceReplica"),
+        @JsonSubTypes.Type(value = Command.SetSettings.class, name = "SetSettings"),
 })
 public sealed interface Command {
 
@@ -124,4 +125,10 @@ public sealed interface Command {
      */
     record ReplaceReplica(String at, String volume, String nodeId, double overcommitRatio, String reason)
             implements Command {}
+
+    /**
+     * The cluster-wide failure-detection timeouts, complete (the proposer merged a partial change into
+     * what it saw in force, {@code replaced}, which only feeds the event's wording). Refused unless valid.
+     */
+    record SetSettings(String at, ClusterSettings settings, ClusterSettings replaced) implements Command {}
 }

@@ -405,7 +405,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         log.atInfo().addKeyValue("volume", name).addKeyValue("epoch", myAttachEpoch).log("maintenance attachment: resync started");
         while (running) {
-            sleepMs(Math.max(50, member.config().timings().heartbeatMs()));
+            sleepMs(Math.max(50, member.timings().heartbeatMs()));
             VolumeRecord v = member.state().volume(name).orElse(null);
             if (v == null || v.attachEpoch() != myAttachEpoch) {
                 // a user attach took over (it fenced this engine): leave the engine to whoever attached here

@@ -52,6 +52,20 @@ class ClusterCliSystemTest {
         assertThat(tooMany.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
         assertThat(tooMany.err()).contains("--repl must be between 1 and 3, got 4");
 
+        // failure-detection timeouts: refused clearly when inconsistent, set through one node, in force on all
+        LauncherTest.Run badSettings = LauncherTest.launch(env(), "cluster", "settings", "--suspect-after", "5s", "--down-after", "4s");
+        assertThat(badSettings.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(badSettings.err()).contains("down after 4 s must be longer than suspect after 5 s");
+        LauncherTest.Run notADuration = LauncherTest.launch(env(), "cluster", "settings", "--down-after", "soon");
+        assertThat(notADuration.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(notADuration.err()).contains("--down-after 'soon' is not a duration");
+        LauncherTest.Run setSettings = LauncherTest.launch(env(url3), "cluster", "settings", "--suspect-after", "2s", "--down-after", "4s");
+        assertThat(setSettings.exit()).as(setSettings.err()).isZero();
+        assertThat(setSettings.out()).contains("Down after:      4 s", "cluster (the same on every node)");
+        JsonNode settings = JSON.readTree(LauncherTest.launch(env(url2), "cluster", "settings", "-o", "json").out());
+        assertThat(settings.path("suspectAfterMs").asLong()).isEqualTo(2000);
+        assertThat(settings.path("downAfterMs").asLong()).isEqualTo(4000);
+
         JsonNode nodes = JSON.readTree(LauncherTest.launch(env(), "node", "list", "-o", "json").out());
         assertThat(nodes).hasSize(3);
         JsonNode cluster = JSON.readTree(LauncherTest.launch(env(), "status", "-o", "json").out()).path("cluster");
@@ -75,7 +89,7 @@ class ClusterCliSystemTest {
         assertThat(state).isEqualTo("down");
         assertThat(LauncherTest.launch(env(survivor), "volume", "create", "after", "--size", "64MiB", "--repl", "2").exit()).isZero();
         LauncherTest.Run events = LauncherTest.launch(env(survivor), "events", "-o", "json");
-        assertThat(events.out()).contains(leader + " marked down: no heartbeat");
+        assertThat(events.out()).contains(leader + " marked down: no heartbeat").contains("(down after 4.0 s)");
 
         LauncherTest.Run again = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
         assertThat(again.exit()).as(again.err()).isZero();

@@ -249,6 +249,50 @@ class ClusterStateTest {
     }
 
     @Test
+    void clusterSettingsAreAppliedRecordedAndKeptInSnapshots() throws Exception {
+        assertThat(s.settings()).as("never set: each node uses its own defaults").isEmpty();
+        ClusterSettings defaults = ClusterSettings.of(ClusterTimings.defaults());
+        ClusterSettings longer = new ClusterSettings(1000, 5000, 10_000, 600_000);
+        assertThat(s.apply(new Command.SetSettings(T, longer, defaults))).isEqualTo(longer);
+        assertThat(s.settings()).contains(longer);
+        assertThat(s.events(0, 100)).last().satisfies(e -> {
+            assertThat(e.type()).isEqualTo("settings-changed");
+            assertThat(e.message()).contains("suspect after 3 s -> 5 s", "down after 6 s -> 10 s", "rebuild after 5 min -> 10 min")
+                    .doesNotContain("heartbeat 1 s ->");
+        });
+        ClusterState copy = new ClusterState();
+        copy.load(s.toBytes());
+        assertThat(copy.settings()).contains(longer);
+        // the timings a node then runs with: the cluster's timeouts, its own Raft and request timings
+        ClusterTimings fast = ClusterTimings.fast();
+        ClusterTimings applied = longer.applyTo(fast);
+        assertThat(applied.downAfterMs()).isEqualTo(10_000);
+        assertThat(applied.voterReplaceAfterMs()).isEqualTo(50_000);
+        assertThat(applied.electionMinMs()).isEqualTo(fast.electionMinMs());
+        assertThat(applied.requestTimeoutMs()).isEqualTo(fast.requestTimeoutMs());
+    }
+
+    @Test
+    void badClusterSettingsAreRefusedNamingEveryRuleAndChangeNothing() throws Exception {
+        ClusterSettings defaults = ClusterSettings.of(ClusterTimings.defaults());
+        s.apply(new Command.SetSettings(T, defaults, defaults));
+        refusedUnchanged(new Command.SetSettings(T, new ClusterSettings(1000, 5000, 4000, 600_000), defaults),
+                ErrorCode.INVALID_ARGUMENT, "down after 4 s must be longer than suspect after 5 s");
+        refusedUnchanged(new Command.SetSettings(T, new ClusterSettings(1000, 1500, 6000, 300_000), defaults),
+                ErrorCode.INVALID_ARGUMENT, "suspect after 1.5 s must be at least 2 heartbeats (2 s)");
+        refusedUnchanged(new Command.SetSettings(T, new ClusterSettings(50, 3000, 6000, 300_000), defaults),
+                ErrorCode.INVALID_ARGUMENT, "heartbeat 50 ms is outside 100 ms .. 1 min");
+        refusedUnchanged(new Command.SetSettings(T, new ClusterSettings(1000, 3000, 6000, 5000), defaults),
+                ErrorCode.INVALID_ARGUMENT, "rebuild after 5 s must not be shorter than down after 6 s");
+        refusedUnchanged(new Command.SetSettings(T, new ClusterSettings(0, 0, 0, 0), defaults),
+                ErrorCode.INVALID_ARGUMENT, "heartbeat 0 ms is outside");
+        refusedUnchanged(new Command.SetSettings(T, new ClusterSettings(-1000, 3000, 6000, Long.MAX_VALUE), defaults),
+                ErrorCode.INVALID_ARGUMENT, "is longer than 7 days");
+        refusedUnchanged(new Command.SetSettings(T, null, defaults), ErrorCode.INVALID_ARGUMENT, "cluster settings missing");
+        assertThat(s.settings()).contains(defaults);
+    }
+
+    @Test
     void snapshotsFromBeforeReplicationLoad() throws Exception {
         String old = """
                 {"nodes":[],"events":[],"nextEventSeq":5,"volumes":[{"name":"pg","uuid":"u","sizeBytes":1073741824,
@@ -263,6 +307,7 @@ class ClusterStateTest {
         assertThat(v.minInSync()).isEqualTo(2);
         assertThat(v.epoch()).isEqualTo(4);
         assertThat(v.attachKind()).isEqualTo(VolumeRecord.KIND_USER);
+        assertThat(loaded.settings()).as("no cluster settings then: node defaults").isEmpty();
         // and it round-trips
         ClusterState again = new ClusterState();
         again.load(loaded.toBytes());

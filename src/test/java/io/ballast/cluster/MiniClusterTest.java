@@ -219,6 +219,57 @@ class MiniClusterTest {
     }
 
     @Test
+    void failureTimeoutsSetThroughAnyNodeApplyClusterWideAtOnce() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            int leader = c.awaitLeader();
+            int follower = leader == 1 ? 2 : 1;
+            int victim = 6 - leader - follower;
+            String settings = c.url(follower) + "/v1/cluster/settings";
+            JsonNode before = new NodeClient(c.url(victim)).get("/v1/cluster/settings");
+            assertThat(before.path("source").asText()).isEqualTo("defaults");
+            assertThat(before.path("downAfterMs").asLong()).isEqualTo(ClusterTimings.fast().downAfterMs());
+
+            // bad input: a clear refusal, nothing changed anywhere
+            HttpResponse<String> bad = raw("PATCH", settings, "{\"suspectAfterMs\": 5000, \"downAfterMs\": 4000}");
+            assertThat(bad.statusCode()).isEqualTo(400);
+            assertThat(bad.body()).contains("down after 4 s must be longer than suspect after 5 s");
+            HttpResponse<String> unknown = raw("PATCH", settings, "{\"downAfter\": \"10s\"}");
+            assertThat(unknown.statusCode()).isEqualTo(400);
+            assertThat(unknown.body()).contains("unknown field 'downAfter'", "downAfterMs");
+            assertThat(raw("PATCH", settings, "{}").body()).contains("nothing to change");
+            assertThat(raw("PATCH", settings, "{\"heartbeatMs\": \"soon\"}").statusCode()).isEqualTo(400);
+            assertThat(raw("PUT", settings, "{\"heartbeatMs\": 1000}").statusCode()).isEqualTo(405);
+            assertThat(new NodeClient(c.url(leader)).get("/v1/cluster/settings").path("source").asText()).isEqualTo("defaults");
+
+            // longer timeouts, set through a follower: every node answers them
+            HttpResponse<String> set = raw("PATCH", settings, "{\"suspectAfterMs\": 1000, \"downAfterMs\": 60000}");
+            assertThat(set.statusCode()).as(set.body()).isEqualTo(200);
+            for (int i = 1; i <= 3; i++) {
+                JsonNode now = new NodeClient(c.url(i)).get("/v1/cluster/settings");
+                assertThat(now.path("source").asText()).isEqualTo("cluster");
+                assertThat(now.path("suspectAfterMs").asLong()).isEqualTo(1000);
+                assertThat(now.path("downAfterMs").asLong()).isEqualTo(60_000);
+                assertThat(now.path("heartbeatMs").asLong()).as("unchanged").isEqualTo(ClusterTimings.fast().heartbeatMs());
+            }
+            c.isolate(victim);
+            c.awaitNodeState(leader, "node-" + victim, NodeRecord.SUSPECT);
+            Thread.sleep(3 * ClusterTimings.fast().downAfterMs()); // well past the node's own default
+            assertThat(c.member(leader).state().node("node-" + victim).orElseThrow().state()).isEqualTo(NodeRecord.SUSPECT);
+
+            // shorter again: the leader's detector uses it on its next pass
+            assertThat(raw("PATCH", c.url(leader) + "/v1/cluster/settings", "{\"downAfterMs\": 2000}").statusCode()).isEqualTo(200);
+            c.awaitNodeState(leader, "node-" + victim, NodeRecord.DOWN);
+            assertThat(c.member(leader).state().node("node-" + victim).orElseThrow().stateReason()).contains("down after 2.0 s");
+            assertThat(new NodeClient(c.url(follower)).get("/v1/events").path("events").findValuesAsText("message"))
+                    .anyMatch(m -> m.contains("suspect after 800 ms -> 1 s, down after 1.6 s -> 1 min"))
+                    .anyMatch(m -> m.contains("down after 1 min -> 2 s"));
+            c.heal(victim);
+            c.awaitNodeState(leader, "node-" + victim, NodeRecord.UP);
+            assertThat(new NodeClient(c.url(victim)).get("/v1/cluster/settings").path("downAfterMs").asLong()).isEqualTo(2000);
+        }
+    }
+
+    @Test
     void aVoterGoneForLongGivesItsSeatToAListenerSoASecondFailureKeepsTheQuorum() throws Exception {
         // three voters at most: node-4 joins as a listener
         try (MiniCluster c = new MiniCluster(dir, ClusterTimings.fast(), 3)) {

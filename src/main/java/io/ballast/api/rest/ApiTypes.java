@@ -27,5 +27,8 @@ public final class ApiTypes {
         }
     }
 
+    /** PATCH /v1/cluster/settings: the timeouts to change, in milliseconds; absent ones stay as they are. */
+    public record SettingsChange(Long heartbeatMs, Long suspectAfterMs, Long downAfterMs, Long rebuildAfterMs) {}
+
     public record VolumeList(java.util.List<io.ballast.control.VolumeView> volumes) {}
 }

@@ -21,4 +21,10 @@ public interface ClusterApi {
     Object remove(String id, boolean force);
 
     Object events(long afterSeq, int limit);
+
+    /** The failure-detection timeouts in force (cluster-wide once set). */
+    Object settings();
+
+    /** Changes the given timeouts cluster-wide (null: unchanged); answers the settings now in force. */
+    Object updateSettings(Long heartbeatMs, Long suspectAfterMs, Long downAfterMs, Long rebuildAfterMs);
 }

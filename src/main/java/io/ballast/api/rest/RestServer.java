@@ -174,6 +174,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
+        if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
         if (seg[2].equals("nodes")) {
             if (seg.length == 3) return "/v1/nodes";
@@ -198,6 +199,7 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach" -> "POST";
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
+            case "/v1/cluster/settings" -> "GET, PATCH";
             default -> "GET";
         };
     }
@@ -225,6 +227,15 @@ public final class RestServer implements AutoCloseable {
                         throw BallastException.invalid("a join request body is required");
                     }
                     yield new Reply(200, cluster.join(req));
+                }
+                case "/v1/cluster/settings GET" -> new Reply(200, cluster.settings());
+                case "/v1/cluster/settings PATCH" -> {
+                    ApiTypes.SettingsChange req = read(ex, ApiTypes.SettingsChange.class);
+                    if (req == null) {
+                        throw BallastException.invalid("a body is required, e.g. {\"suspectAfterMs\": 5000}");
+                    }
+                    yield new Reply(200, cluster.updateSettings(req.heartbeatMs(), req.suspectAfterMs(), req.downAfterMs(),
+                            req.rebuildAfterMs()));
                 }
                 case "/v1/events GET" -> new Reply(200, cluster.events(longParam(query, "after", 0), (int) longParam(query, "limit", 100)));
                 case "/v1/nodes GET" -> new Reply(200, cluster.nodes());
