@@ -12,8 +12,9 @@ import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 
 /**
- * libc calls the JDK lacks: hole punching. FileChannel hides its fd, so the data file is opened a
- * second time with {@code open(2)}; fallocate on any fd of the inode frees the same blocks.
+ * libc calls the JDK lacks: hole punching, cache-only reads, reads without readahead. FileChannel
+ * hides its fd, so the data file is opened a second time with {@code open(2)}; fallocate on any fd of
+ * the inode frees the same blocks, while readahead advice belongs to the fd it is given on.
  */
 final class NativeIo {
     private static final int O_RDWR = 2;
@@ -25,7 +26,10 @@ final class NativeIo {
     private static final MethodHandle CLOSE;
     private static final MethodHandle FALLOCATE;
     private static final MethodHandle PREADV2;
+    private static final MethodHandle PREAD;
+    private static final MethodHandle FADVISE;
     private static final int RWF_NOWAIT = 0x8;
+    private static final int POSIX_FADV_RANDOM = 1;
     private static final VarHandle ERRNO;
     private static final long CAPTURE_BYTES;
 
@@ -34,6 +38,8 @@ final class NativeIo {
         MethodHandle close = null;
         MethodHandle fallocate = null;
         MethodHandle preadv2 = null;
+        MethodHandle pread = null;
+        MethodHandle fadvise = null;
         VarHandle errno = null;
         long captureBytes = 0;
         try {
@@ -53,6 +59,12 @@ final class NativeIo {
             preadv2 = downcall(linker, libc.find("preadv2").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                             ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+            pread = downcall(linker, libc.find("pread").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                            ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+            fadvise = downcall(linker, libc.find("posix_fadvise").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                            ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             errno = Linker.Option.captureStateLayout()
                     .varHandle(MemoryLayout.PathElement.groupElement("errno"));
             captureBytes = Linker.Option.captureStateLayout().byteSize();
@@ -63,6 +75,8 @@ final class NativeIo {
         CLOSE = close;
         FALLOCATE = fallocate;
         PREADV2 = preadv2;
+        PREAD = pread;
+        FADVISE = fadvise;
         ERRNO = errno;
         CAPTURE_BYTES = captureBytes;
     }
@@ -135,6 +149,41 @@ final class NativeIo {
             iov.set(ValueLayout.JAVA_LONG, 0, data.address());
             iov.set(ValueLayout.JAVA_LONG, 8, data.byteSize());
             long rc = (long) PREADV2.invokeExact(fd, iov, 1, offsetBytes, RWF_NOWAIT);
+            java.lang.ref.Reference.reachabilityFence(dst);
+            return rc;
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
+
+    /**
+     * {@code posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)}: reads through this fd get no readahead and
+     * bring the pages they read into the page cache as single pages (order-0 folios). Returns false
+     * when the advice could not be given.
+     */
+    static boolean adviseRandom(int fd) {
+        if (FADVISE == null || fd < 0) {
+            return false;
+        }
+        try {
+            return (int) FADVISE.invokeExact(fd, 0L, 0L, POSIX_FADV_RANDOM) == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /**
+     * {@code pread(fd, dst, dst.remaining(), offset)} into a direct buffer: the bytes read (0 at end of
+     * file), or -1 on any failure, including EINTR (callers retry another way, which reports the real
+     * error); {@code dst}'s position is not changed.
+     */
+    static long pread(int fd, java.nio.ByteBuffer dst, long offsetBytes) {
+        if (PREAD == null || fd < 0 || !dst.isDirect()) {
+            return -1;
+        }
+        try {
+            MemorySegment data = MemorySegment.ofBuffer(dst);
+            long rc = (long) PREAD.invokeExact(fd, data, data.byteSize(), offsetBytes);
             java.lang.ref.Reference.reachabilityFence(dst);
             return rc;
         } catch (Throwable t) {

@@ -114,8 +114,21 @@ public final class VolumeStore implements BlockDevice {
     private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
     private final int punchFd;
-    /** Second fd of the top layer's data file, for cache-only reads ({@link #tryReadNoWait}); -1 if unavailable. */
+    /**
+     * Second fd of the top layer's data file, for cache-only reads ({@link #tryReadNoWait}) and, when
+     * {@link #readsWithoutReadahead}, for every buffered read of the top layer; -1 if unavailable.
+     */
     private final int nowaitFd;
+    /**
+     * The top layer's buffered reads go through {@link #nowaitFd}, advised POSIX_FADV_RANDOM: no
+     * readahead, so the pages they bring in are single pages. Readahead fills the cache with large
+     * folios (up to MiBs), and every later 4 KiB buffered write into one costs ext4 a walk over all of
+     * the folio's block heads: after one sequential read of a volume, 4 KiB random writes to it ran at
+     * half speed (docs/perf/README.md). Writes already go in pieces of at most 16 KiB for the same
+     * reason. A sequential reader loses nothing that matters: its own kernel reads ahead on its side
+     * of the NBD connection and sends large requests, which are read in one piece each.
+     */
+    private final boolean readsWithoutReadahead;
     /** Second fd of the block table, to allocate its pages before they are stored to (see enterRegion). */
     private final int blockTableFd;
     private volatile boolean punchEnabled;
@@ -159,6 +172,7 @@ public final class VolumeStore implements BlockDevice {
                 ? NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id))
                 : new NativeIo.Result(-1, 38);
         this.nowaitFd = nfd.ok() ? nfd.rc() : -1;
+        this.readsWithoutReadahead = NativeIo.adviseRandom(nowaitFd);
         this.punchEnabled = fd >= 0;
         NativeIo.Result tfd = NativeIo.available()
                 ? NativeIo.openReadWrite(Layer.blocksPath(dir.resolve("layers"), top.id))
@@ -1415,10 +1429,36 @@ public final class VolumeStore implements BlockDevice {
 
     private void preadFully(Layer layer, ByteBuffer dst, long positionBytes) {
         int start = dst.position();
+        if (layer == top && readsWithoutReadahead && preadWithoutReadahead(dst, positionBytes)) {
+            return;
+        }
         onDataFile(layer, "read", ch -> {
             dst.position(start);
             readFully(ch, dst, positionBytes);
         });
+    }
+
+    /**
+     * Fills {@code dst} from the top layer through {@link #nowaitFd} (see {@link #readsWithoutReadahead});
+     * false, with {@code dst} as it was, on a heap buffer or any failure: the caller then reads through
+     * the FileChannel, which reports real errors the usual way.
+     */
+    private boolean preadWithoutReadahead(ByteBuffer dst, long positionBytes) {
+        if (!dst.isDirect()) {
+            return false;
+        }
+        int start = dst.position();
+        long p = positionBytes;
+        while (dst.hasRemaining()) {
+            long n = NativeIo.pread(nowaitFd, dst, p);
+            if (n <= 0) {
+                dst.position(start);
+                return false;
+            }
+            dst.position(dst.position() + (int) n);
+            p += n;
+        }
+        return true;
     }
 
     private static void readFully(FileChannel ch, ByteBuffer dst, long positionBytes) throws IOException {
