@@ -91,7 +91,8 @@ final class LocalCluster {
         if (override != null && !override.isBlank()) {
             return List.of(override.trim().split("\\s+"));
         }
-        return List.of("-Xms32m", "-Xmx96m", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=256m", "-Xss512k",
+        // young generation sized for in-flight write payloads: see bin/ballast
+        return List.of("-Xms48m", "-Xmx96m", "-Xmn40m", "-XX:SurvivorRatio=2", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=256m", "-Xss512k",
                 "-XX:ReservedCodeCacheSize=48m", "-XX:MaxMetaspaceSize=128m", "-XX:MetaspaceSize=64m", "-XX:SweeperThreshold=50",
                 // C2 off the control plane's big methods: see bin/ballast
                 "-XX:CompileCommand=quiet", "-XX:CompileCommand=MaxNodeLimit,io/ballast/control/*.*,6000",
