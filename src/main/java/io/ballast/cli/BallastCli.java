@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
  * {@code ballast}: the command line. Data goes to stdout, messages to stderr, outcomes to the exit
  * code ({@link ExitCodes}). {@link #run} is the in-process entry point tests use.
  */
-@Command(name = "ballast", mixinStandardHelpOptions = true, version = "ballast " + io.ballast.node.NodeDaemon.VERSION,
+@Command(name = "ballast", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "ballast " + io.ballast.node.NodeDaemon.VERSION,
         description = "Replicated block storage for containers.",
         subcommands = {NodeCommands.class, VolumeCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
                 LocalCommands.Status.class, ClusterCommands.Events.class, ClusterCommands.ClusterGroup.class,

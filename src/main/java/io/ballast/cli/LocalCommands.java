@@ -255,6 +255,12 @@ final class LocalCommands {
             out.println("Capacity:  " + Output.size(cap.path("capacityBytes")) + " on up nodes, " + Output.size(cap.path("freeBytes"))
                     + " free on disk, " + Output.size(cap.path("provisionedBytes")) + " provisioned (over-commit "
                     + Output.text(cap.path("overcommitRatio")) + ")");
+            JsonNode fd = cluster.path("failureDetection");
+            if (fd.path("downAfterMs").isNumber()) {
+                out.println("Failures:  a node is suspect after " + seconds(fd.path("suspectAfterMs")) + " without a heartbeat (every "
+                        + seconds(fd.path("heartbeatMs")) + "), down after " + seconds(fd.path("downAfterMs"))
+                        + ", its replicas rebuilt elsewhere after " + seconds(fd.path("rebuildAfterMs")) + " (`ballast cluster settings`)");
+            }
             List<List<String>> nodeRows = new ArrayList<>();
             String leader = cluster.path("leader").asText("");
             for (JsonNode n : cluster.path("nodes")) {
@@ -285,6 +291,10 @@ final class LocalCommands {
                 Output.table(out, List.of("  NAME", "SIZE", "ALLOCATED", "ATTACHMENT", "HEALTH", "REPLICAS"), rows);
             }
             return ExitCodes.OK;
+        }
+
+        private static String seconds(JsonNode ms) {
+            return io.ballast.cluster.ClusterSettings.seconds(ms.asLong());
         }
     }
 }

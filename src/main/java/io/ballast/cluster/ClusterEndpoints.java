@@ -47,6 +47,7 @@ public final class ClusterEndpoints implements ClusterApi {
             }
             provisioned += prov.getOrDefault(n.id(), 0L);
         }
+        out.set("failureDetection", settingsJson());
         ObjectNode cap = out.putObject("capacity");
         cap.put("capacityBytes", capacity);
         cap.put("freeBytes", free);

@@ -35,6 +35,17 @@ class CliInProcessTest {
     }
 
     @Test
+    void helpWorksOnEverySubcommand() {
+        for (String[] args : new String[][] {{"volume", "create", "--help"}, {"node", "--help"}, {"cluster", "settings", "-h"},
+                {"events", "--help"}}) {
+            var h = cli.run(args);
+            assertThat(h.exit()).as(String.join(" ", args)).isZero();
+            assertThat(h.out()).as(String.join(" ", args)).startsWith("Usage: ballast " + args[0]).contains("-h, --help");
+        }
+        assertThat(cli.run("volume", "create", "--help").out()).contains("--size=SIZE");
+    }
+
+    @Test
     void volumeLifecycleHuman() {
         var c = cli.run("volume", "create", "pg", "--size", "10GiB");
         assertThat(c.exit()).isZero();

@@ -43,17 +43,20 @@ class LocalUpDownTest {
         assertThat(status.exit()).as(status.err()).isZero();
         assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").containsPattern("v1 +64 MiB").contains("free")
                 .contains("Cluster:   3 node(s), 3 up; Raft leader node-").containsPattern("node-3 +up +voter")
-                .containsPattern("v1 .* healthy +node-1,node-2,node-3");
+                .containsPattern("v1 .* healthy +node-1,node-2,node-3")
+                .contains("Failures:  a node is suspect after 3 s without a heartbeat (every 1 s), down after 6 s,"
+                        + " its replicas rebuilt elsewhere after 5 min");
         long[] pids = new long[3];
         for (int i = 1; i <= 3; i++) {
             pids[i - 1] = Long.parseLong(Files.readString(home.resolve("node-" + i + "/ballast.pid")).strip());
         }
         for (long p : pids) { // node processes are small and bounded like `bin/ballast node start` ones
             assertThat(ProcessHandle.of(p).flatMap(h -> h.info().arguments()).map(List::of).orElse(List.of()))
-                    .contains("-Xmx96m", "-XX:+UseSerialGC");
+                    .contains("-Xmx96m", "-Xmn40m", "-XX:+UseSerialGC");
         }
         JsonNode json = new ObjectMapper().readTree(LauncherTest.launch(env(), "status", "-o", "json").out());
         assertThat(json.path("node").path("pool").path("volumeCount").asInt()).isEqualTo(1);
+        assertThat(json.path("cluster").path("failureDetection").path("source").asText()).isEqualTo("defaults");
 
         LauncherTest.Run again = LauncherTest.launch(env(), "up");
         assertThat(again.exit()).isZero();
