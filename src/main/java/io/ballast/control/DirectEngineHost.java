@@ -75,7 +75,7 @@ public final class DirectEngineHost implements EngineHost {
     @Override
     public Optional<EngineStatus> status(String volumeName) {
         return Optional.ofNullable(running.get(volumeName)).map(r -> new EngineStatus(volumeName, r.layout().epoch(),
-                "serving", List.of(nodeId), List.of(), new EngineStatus.Counters(0, 0, 0, 0, 0, 0)));
+                "serving", List.of(nodeId), List.of(), new EngineStatus.Counters(0, 0, 0, 0, 0, 0, 0)));
     }
 
     @Override

@@ -55,6 +55,9 @@ public final class EngineMetrics {
                 EngineStatus.Counters::replicasRemoved);
         counter("ballast_engine_replicas_added_total", "Replicas that joined the in-sync set after a resync",
                 EngineStatus.Counters::replicasAdded);
+        counter("ballast_engine_writes_checkpointed_total",
+                "Client writes a completed checkpoint covers (durable on every in-sync replica)",
+                EngineStatus.Counters::writesCheckpointed);
     }
 
     private EngineMetrics() {}

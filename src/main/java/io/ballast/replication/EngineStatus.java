@@ -24,7 +24,11 @@ public record EngineStatus(String volumeName, long epoch, String state, List<Str
     public record ResyncProgress(String nodeId, String kind, long bytesDone, long bytesTotal,
             long rateBytesPerSec, long etaSeconds) {}
 
-    /** Monotonic counters since the engine started. */
+    /**
+     * Monotonic counters since the engine started. {@code writesCheckpointed}: how many of the
+     * {@code writes} a completed checkpoint covers (on every in-sync replica, durably); a replica that
+     * fails now is resynced only with the writes after them.
+     */
     public record Counters(long writes, long fencedRequests, long checksumRepairs, long resyncBytes,
-            long replicasRemoved, long replicasAdded) {}
+            long replicasRemoved, long replicasAdded, long writesCheckpointed) {}
 }

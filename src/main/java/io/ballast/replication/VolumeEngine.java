@@ -156,6 +156,8 @@ public final class VolumeEngine {
     private long resyncBytes;
     private long replicasRemoved;
     private long replicasAdded;
+    /** Client writes covered by a completed checkpoint: a replica failing now resyncs only later ones. */
+    private long writesCheckpointed;
     private long checksumMismatchesSeen;
     private long unrecoverableSectors;
     private boolean lossReportPending;
@@ -199,6 +201,8 @@ public final class VolumeEngine {
     /** A request sent to several nodes where every in-sync one must answer Done (checkpoint flush, checkpoint). */
     private static final class Round {
         final long generation;
+        /** Client writes acknowledged before the checkpoint's flush went out: all of them are below its generation. */
+        long coveredWrites;
         final Set<String> required = new HashSet<>();
         final Set<String> doneNodes = new HashSet<>();
         final Set<String> failedNodes = new HashSet<>();
@@ -682,7 +686,7 @@ public final class VolumeEngine {
         }
         return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
                 new EngineStatus.Counters(writesAcked, fencedRequests, checksumRepairs, resyncBytes, replicasRemoved,
-                        replicasAdded));
+                        replicasAdded, writesCheckpointed));
     }
 
     // ---------------------------------------------------------------- sending and failures
@@ -1010,6 +1014,7 @@ public final class VolumeEngine {
     private void checkpointStep() {
         if (ckpt == Ckpt.DRAINING && mutatingOutstanding == 0 && inflight.isEmpty()) {
             Round round = new Round(0);
+            round.coveredWrites = writesAcked; // nothing in flight: every acknowledged write was sent before this flush
             ckptFlush = round;
             ckpt = Ckpt.FLUSHING;
             for (String n : streamNodes()) {
@@ -1051,6 +1056,7 @@ public final class VolumeEngine {
             long generation = (epoch() << 24) | ++checkpointSeq;
             lastSentGeneration = generation;
             Round cp = new Round(generation);
+            cp.coveredWrites = round.coveredWrites;
             ckptRound = cp;
             for (String n : streamNodes()) {
                 cp.required.add(n);
@@ -1074,6 +1080,7 @@ public final class VolumeEngine {
                 }
             }
             lastCompleteGeneration = Math.max(lastCompleteGeneration, ckptRound.generation);
+            writesCheckpointed = Math.max(writesCheckpointed, ckptRound.coveredWrites);
             ckptRound = null;
         }
     }

@@ -120,6 +120,25 @@ class VolumeEngineTest {
     }
 
     @Test
+    void aCheckpointAfterWritesPauseCountsThemAsCheckpointed() {
+        open(layout(1, inSync("a"), inSync("b")));
+        long before = engine.status().counters().writesCheckpointed();
+        Outcome w = new Outcome();
+        engine.write(0, new byte[] {1, 2, 3}, false, w.completion());
+        answerAll(s -> true);
+        assertThat(w.done).isTrue();
+        assertThat(engine.status().counters().writes()).isEqualTo(1);
+        assertThat(engine.status().counters().writesCheckpointed()).as("no checkpoint yet").isEqualTo(before);
+        for (int i = 0; i < 10 && engine.status().counters().writesCheckpointed() < 1; i++) {
+            engine.tick(nowMs += 60); // writes paused for QUIET_CHECKPOINT_MS: flush, then Checkpoint(g)
+            for (int j = 0; j < 3; j++) {
+                answerAll(s -> true);
+            }
+        }
+        assertThat(engine.status().counters().writesCheckpointed()).isEqualTo(1);
+    }
+
+    @Test
     void failingReplicaIsRemovedBeforeTheWriteIsAcknowledged() {
         open(layout(1, inSync("a"), inSync("b")));
         Outcome w = new Outcome();

@@ -120,7 +120,7 @@ public final class FakeEngineHost implements EngineHost {
     @Override
     public Optional<EngineStatus> status(String volumeName) {
         return Optional.ofNullable(engines.get(volumeName)).map(e -> new EngineStatus(volumeName, e.layout.epoch(), e.state,
-                e.layout.inSyncNodes(), List.of(), new EngineStatus.Counters(0, 0, 0, 0, 0, 0)));
+                e.layout.inSyncNodes(), List.of(), new EngineStatus.Counters(0, 0, 0, 0, 0, 0, 0)));
     }
 
     @Override
