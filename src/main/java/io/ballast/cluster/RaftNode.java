@@ -328,25 +328,13 @@ public final class RaftNode implements AutoCloseable {
 
     /** Through the Raft client: it finds the leader and follows redirects, retrying with the same call id. */
     private RaftClientReply submitThroughClient(Message msg) {
-        return callThroughClient(msg, false, timings.requestTimeoutMs(), "write");
+        return callThroughClient(msg, timings.requestTimeoutMs(), "write");
     }
 
-    /** A write ({@code readOnly} false) or a linearizable read sent through the client to the leader. */
-    private RaftClientReply callThroughClient(Message msg, boolean readOnly, long timeoutMs, String what) {
+    /** A write sent through the client to the leader. */
+    private RaftClientReply callThroughClient(Message msg, long timeoutMs, String what) {
         ClientHandle c = acquireClient();
         CompletableFuture<RaftClientReply> call;
-        if (readOnly) {
-            // a read (the follower's read barrier, on every follower read): Ratis' async call, no thread of
-            // ours parked inside the client and no blocking wrapper around it
-            try {
-                call = c.raft.async().sendReadOnly(msg);
-            } catch (RuntimeException e) {
-                c.release();
-                throw e;
-            }
-            call.whenComplete((reply, error) -> c.release());
-            return await(call, timeoutMs, what);
-        }
         try {
             call = CompletableFuture.supplyAsync(() -> {
                 try {
@@ -559,12 +547,6 @@ public final class RaftNode implements AutoCloseable {
     }
 
     /**
-     * The barrier on a member whose server Ratis left in STARTING (see {@link #servesNoReads}): the
-     * leader answers a linearizable read of its applied index and this node waits until its own state
-     * machine applied that far. Every write committed before the call is at or below that index, so
-     * the local state then reflects it.
-     */
-    /**
      * A voting follower whose server runs, whose membership this node's metadata already shows, and
      * which heard from its leader within half an election timeout (one heartbeat interval).
      */
@@ -582,22 +564,112 @@ public final class RaftNode implements AutoCloseable {
         }
     }
 
+    /**
+     * The barrier of a follower hearing its leader, and of a member whose server Ratis left in STARTING
+     * (see {@link #servesNoReads}): the leader answers a linearizable read of its applied index and this
+     * node waits until its own state machine applied that far. Every write committed before the call is
+     * at or below that index, so the local state then reflects it.
+     */
     private void barrierThroughLeader(long deadlineNs) {
+        long index = leaderIndex(deadlineNs);
         long leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
-        RaftClientReply reply = callThroughClient(BARRIER, true, leftMs, "read");
-        long index;
-        try {
-            index = Long.parseLong(reply.getMessage().getContent().toStringUtf8().trim());
-        } catch (NumberFormatException e) {
-            throw new BallastException(ErrorCode.INTERNAL, "the leader answered the read barrier with "
-                    + reply.getMessage().getContent().toStringUtf8());
-        }
-        leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
         if (!sm.awaitApplied(index, leftMs)) {
             throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out after " + timings.requestTimeoutMs()
                     + " ms: " + nodeId + " did not catch up with the leader's log index " + index
                     + "; check `ballast status` and `ballast events`");
         }
+    }
+
+    private final Object indexCallLock = new Object();
+    /** The next leader-index call, which reads join until it is sent; null when none has joined. */
+    private CompletableFuture<Long> nextIndexCall;
+    private boolean indexCallInFlight;
+
+    /**
+     * The leader's applied index, read after this call began (the follower's read barrier). Concurrent
+     * reads share round trips: a read joins the next call, one not yet sent, so its answer is still an
+     * index the leader read after the read began; while a call is in flight, the reads that arrive wait
+     * for the one after it. One call per round trip instead of one per read: under four concurrent
+     * readers each follower read cost the leader about 10 thread wake-ups (docs/perf/control-plane.md).
+     */
+    private long leaderIndex(long deadlineNs) {
+        CompletableFuture<Long> joined;
+        boolean send;
+        synchronized (indexCallLock) {
+            if (nextIndexCall == null) {
+                nextIndexCall = new CompletableFuture<>();
+            }
+            joined = nextIndexCall;
+            send = !indexCallInFlight;
+            if (send) {
+                indexCallInFlight = true;
+                nextIndexCall = null;
+            }
+        }
+        if (send) {
+            sendIndexCall(joined);
+        }
+        long leftMs = Math.max(1, (deadlineNs - System.nanoTime()) / 1_000_000);
+        try {
+            return joined.get(leftMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read timed out after " + leftMs
+                    + " ms: no Raft leader with a quorum is reachable from " + nodeId + "; check `ballast status` and `ballast events`");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof BallastException b) {
+                throw b;
+            }
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata read failed: " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+
+    /**
+     * One leader-index call for every read that joined it: Ratis' async read-only call (no thread of
+     * ours parked in the client), given up after an election timeout so that a dead leader does not
+     * hold the reads queued behind it; then the next call, if reads joined meanwhile.
+     */
+    private void sendIndexCall(CompletableFuture<Long> joined) {
+        CompletableFuture<RaftClientReply> call;
+        try {
+            ClientHandle c = acquireClient();
+            try {
+                call = c.raft.async().sendReadOnly(BARRIER);
+            } catch (RuntimeException e) {
+                c.release();
+                throw e;
+            }
+            call.whenComplete((reply, error) -> c.release());
+            call.orTimeout(timings.electionMinMs(), TimeUnit.MILLISECONDS);
+        } catch (RuntimeException e) {
+            call = CompletableFuture.failedFuture(e);
+        }
+        call.whenComplete((reply, error) -> {
+            if (error != null) {
+                joined.completeExceptionally(error instanceof BallastException ? error
+                        : new BallastException(ErrorCode.UNAVAILABLE, "metadata read failed: " + error));
+            } else if (!reply.isSuccess()) {
+                joined.completeExceptionally(new BallastException(ErrorCode.UNAVAILABLE, "metadata read failed: " + reply.getException()));
+            } else {
+                String text = reply.getMessage().getContent().toStringUtf8().trim();
+                try {
+                    joined.complete(Long.parseLong(text));
+                } catch (NumberFormatException e) {
+                    joined.completeExceptionally(new BallastException(ErrorCode.INTERNAL, "the leader answered the read barrier with " + text));
+                }
+            }
+            CompletableFuture<Long> next;
+            synchronized (indexCallLock) {
+                next = nextIndexCall;
+                nextIndexCall = null;
+                indexCallInFlight = next != null;
+            }
+            if (next != null) {
+                sendIndexCall(next);
+            }
+        });
     }
 
     /**

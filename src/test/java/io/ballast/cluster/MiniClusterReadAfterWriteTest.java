@@ -66,4 +66,59 @@ class MiniClusterReadAfterWriteTest {
             }
         }
     }
+
+    @Test
+    void concurrentReadsOnFollowersShareRoundTripsAndStillSeeEveryEarlierWrite() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 3)) {
+            int leader = c.awaitLeader();
+            int[] followers = java.util.stream.IntStream.rangeClosed(1, 3).filter(i -> i != leader).toArray();
+            new NodeClient(c.url(leader)).post("/v1/volumes", Map.of("name", "busy", "size", "1MiB"));
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(8);
+            try {
+                // readers keeping leader-index calls in flight on both followers, so that reads join them
+                java.util.List<java.util.concurrent.Future<Integer>> readers = new java.util.ArrayList<>();
+                for (int r = 0; r < 4; r++) {
+                    NodeClient f = new NodeClient(c.url(followers[r % 2]), Duration.ofSeconds(30));
+                    readers.add(pool.submit(() -> {
+                        int n = 0;
+                        while (!stop.get()) {
+                            assertThat(f.get("/v1/volumes/busy").path("name").asText()).isEqualTo("busy");
+                            n++;
+                        }
+                        return n;
+                    }));
+                }
+                // writers: a create acknowledged by the leader is seen by the next read on either follower
+                java.util.List<java.util.concurrent.Future<?>> writers = new java.util.ArrayList<>();
+                for (int t = 0; t < 4; t++) {
+                    int thread = t;
+                    writers.add(pool.submit(() -> {
+                        NodeClient w = new NodeClient(c.url(leader), Duration.ofSeconds(30));
+                        for (int k = 0; k < 20; k++) {
+                            String name = "c" + thread + "-" + k;
+                            String uuid = w.post("/v1/volumes", Map.of("name", name, "size", "1MiB")).path("uuid").asText();
+                            for (int f : followers) {
+                                assertThat(new NodeClient(c.url(f)).get("/v1/volumes/" + name).path("uuid").asText())
+                                        .as("%s created through the leader, read on node-%d", name, f).isEqualTo(uuid);
+                            }
+                        }
+                        return null;
+                    }));
+                }
+                for (var w : writers) {
+                    w.get(120, java.util.concurrent.TimeUnit.SECONDS);
+                }
+                stop.set(true);
+                int reads = 0;
+                for (var r : readers) {
+                    reads += r.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                }
+                assertThat(reads).isPositive();
+            } finally {
+                stop.set(true);
+                pool.shutdownNow();
+            }
+        }
+    }
 }
