@@ -233,11 +233,11 @@ final class ClusterCommands {
                 return ExitCodes.OK;
             }
             var out = parent.cli.out;
-            out.println("Heartbeat:       " + ms(r.path("heartbeatMs")));
-            out.println("Suspect after:   " + ms(r.path("suspectAfterMs")));
-            out.println("Down after:      " + ms(r.path("downAfterMs")));
-            out.println("Rebuild after:   " + ms(r.path("rebuildAfterMs")));
-            out.println("Voter replaced:  " + ms(r.path("voterReplaceAfterMs")) + " (5 x down after, when an up node can take its seat)");
+            out.println("Heartbeat:       " + Output.duration(r.path("heartbeatMs")));
+            out.println("Suspect after:   " + Output.duration(r.path("suspectAfterMs")));
+            out.println("Down after:      " + Output.duration(r.path("downAfterMs")));
+            out.println("Rebuild after:   " + Output.duration(r.path("rebuildAfterMs")));
+            out.println("Voter replaced:  " + Output.duration(r.path("voterReplaceAfterMs")) + " (5 x down after, when an up node can take its seat)");
             out.println("Source:          " + ("cluster".equals(r.path("source").asText())
                     ? "cluster (the same on every node)" : "defaults (never set; each node uses the ones it was started with)"));
             return ExitCodes.OK;
@@ -247,10 +247,6 @@ final class ClusterCommands {
             if (value != null) {
                 change.put(field, VolumeCommands.durationMs(value, option));
             }
-        }
-
-        private static String ms(JsonNode n) {
-            return n.isNumber() ? io.ballast.cluster.ClusterSettings.seconds(n.asLong()) : "-";
         }
     }
 }

@@ -257,9 +257,9 @@ final class LocalCommands {
                     + Output.text(cap.path("overcommitRatio")) + ")");
             JsonNode fd = cluster.path("failureDetection");
             if (fd.path("downAfterMs").isNumber()) {
-                out.println("Failures:  a node is suspect after " + seconds(fd.path("suspectAfterMs")) + " without a heartbeat (every "
-                        + seconds(fd.path("heartbeatMs")) + "), down after " + seconds(fd.path("downAfterMs"))
-                        + ", its replicas rebuilt elsewhere after " + seconds(fd.path("rebuildAfterMs")) + " (`ballast cluster settings`)");
+                out.println("Failures:  a node is suspect after " + Output.duration(fd.path("suspectAfterMs")) + " without a heartbeat (every "
+                        + Output.duration(fd.path("heartbeatMs")) + "), down after " + Output.duration(fd.path("downAfterMs"))
+                        + ", its replicas rebuilt elsewhere after " + Output.duration(fd.path("rebuildAfterMs")) + " (`ballast cluster settings`)");
             }
             List<List<String>> nodeRows = new ArrayList<>();
             String leader = cluster.path("leader").asText("");
@@ -291,10 +291,6 @@ final class LocalCommands {
                 Output.table(out, List.of("  NAME", "SIZE", "ALLOCATED", "ATTACHMENT", "HEALTH", "REPLICAS"), rows);
             }
             return ExitCodes.OK;
-        }
-
-        private static String seconds(JsonNode ms) {
-            return io.ballast.cluster.ClusterSettings.seconds(ms.asLong());
         }
     }
 }

@@ -41,6 +41,11 @@ public final class Output {
         return n == null || n.isNull() || n.isMissingNode() ? "-" : Sizes.format(n.asLong());
     }
 
+    /** A duration given in milliseconds, as people read it ("300 ms", "1.5 s", "5 min"); "-" when absent. */
+    static String duration(JsonNode ms) {
+        return ms != null && ms.isNumber() ? io.ballast.cluster.ClusterSettings.seconds(ms.asLong()) : "-";
+    }
+
     /** A scalar as text; an array as its elements joined with ", " (e.g. the in-sync nodes). */
     static String text(JsonNode n) {
         if (n == null || n.isNull() || n.isMissingNode()) {
