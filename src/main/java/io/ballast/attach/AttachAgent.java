@@ -110,6 +110,18 @@ public final class AttachAgent {
     }
 
     private MountedStack mountFuse(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
+        FuseDevice dev = fuseDevice(volume, unixSocket, undo);
+        boolean formatted = formatIfEmpty(volume, dev.loop());
+        mountOn(volume, dev.loop(), mountDir, undo);
+        log.atInfo().addKeyValue("volume", volume).addKeyValue("device", dev.loop()).addKeyValue("mount", mountDir)
+                .addKeyValue("nbdfusePid", dev.pid()).addKeyValue("formatted", formatted).log("volume mounted");
+        return new MountedStack(Attachment.METHOD_FUSE_LOOP, mountDir, dev.loop(), dev.pid(), dev.fuseDir(), formatted);
+    }
+
+    private record FuseDevice(String loop, long pid, Path fuseDir) {}
+
+    /** nbdfuse exposes the export as a file, losetup makes it a block device. */
+    private FuseDevice fuseDevice(String volume, Path unixSocket, Deque<Runnable> undo) {
         Path fuseDir = attachRoot.resolve(volume).resolve("fuse");
         Path fuseLog = attachRoot.resolve(volume).resolve("nbdfuse.log");
         createDirs(fuseDir);
@@ -131,12 +143,34 @@ public final class AttachAgent {
 
         String loop = step(volume, "losetup", List.of("losetup", "--find", "--show", nbdFile.toString())).stdout().strip();
         undo.push(() -> runner.run(List.of("losetup", "-d", loop), commandTimeout));
+        return new FuseDevice(loop, pid, fuseDir);
+    }
 
-        boolean formatted = formatIfEmpty(volume, loop);
-        mountOn(volume, loop, mountDir, undo);
-        log.atInfo().addKeyValue("volume", volume).addKeyValue("device", loop).addKeyValue("mount", mountDir)
-                .addKeyValue("nbdfusePid", pid).addKeyValue("formatted", formatted).log("volume mounted");
-        return new MountedStack(Attachment.METHOD_FUSE_LOOP, mountDir, loop, pid, fuseDir, formatted);
+    /**
+     * Exposes the export as a block device with no file system and no mount (CSI raw block volumes):
+     * kernel nbd where present, else nbdfuse and a loop device. {@link #unmount} tears it down.
+     */
+    public MountedStack exposeDevice(String volume, Path unixSocket) {
+        Deque<Runnable> undo = new ArrayDeque<>();
+        try {
+            if (kernelNbdAvailable()) {
+                String device = freeNbdDevice(volume);
+                step(volume, "nbd-client", List.of("nbd-client", "-N", volume, "-unix", unixSocket.toString(), device));
+                return new MountedStack(Attachment.METHOD_KERNEL, null, device, null, null, false);
+            }
+            FuseDevice dev = fuseDevice(volume, unixSocket, undo);
+            log.atInfo().addKeyValue("volume", volume).addKeyValue("device", dev.loop()).log("volume exposed as a block device");
+            return new MountedStack(Attachment.METHOD_FUSE_LOOP, null, dev.loop(), dev.pid(), dev.fuseDir(), false);
+        } catch (RuntimeException e) {
+            while (!undo.isEmpty()) {
+                try {
+                    undo.pop().run();
+                } catch (RuntimeException u) {
+                    log.atWarn().addKeyValue("volume", volume).log("rollback step failed: {}", u.getMessage());
+                }
+            }
+            throw e;
+        }
     }
 
     private MountedStack mountKernel(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {

@@ -47,6 +47,31 @@ final class LocalCommands {
                         + " driver name `ballast`; needs root); applies when node 1 starts")
         Path dockerPluginSocket;
 
+        @Option(names = "--csi", description = "Each node serves CSI on $BALLAST_HOME/node-N/csi.sock; applies when a node starts")
+        boolean csi;
+
+        @Option(names = "--csi-path-root", paramLabel = "DIR",
+                description = "With --csi: staging and target paths must lie under DIR (default /var/lib/kubelet)")
+        Path csiPathRoot;
+
+        /** The CSI options for node {@code i}'s `node start` (none without --csi). */
+        List<String> csiArgs(LocalCluster local, int i) {
+            if (!csi) {
+                return List.of();
+            }
+            List<String> args = new ArrayList<>(List.of("--csi-endpoint", "unix://" + local.nodeDir(i).toAbsolutePath().resolve("csi.sock")));
+            if (csiPathRoot != null) {
+                args.addAll(List.of("--csi-path-root", csiPathRoot.toAbsolutePath().toString()));
+            }
+            return args;
+        }
+
+        private static List<String> concat(List<String> a, List<String> b) {
+            List<String> out = new ArrayList<>(a);
+            out.addAll(b);
+            return out;
+        }
+
         static String nth(String listen, int i) {
             var a = NodeConfig.parseAddress(listen);
             int port = a.getPort() == 0 ? 0 : a.getPort() + i - 1;
@@ -88,7 +113,8 @@ final class LocalCommands {
             Duration timeout = Duration.ofSeconds(timeoutSeconds);
             LocalCluster.LocalNode first = alive.containsKey(1) ? alive.get(1)
                     : local.startNode(1, nth(apiListen, 1), nth(nbdListen, 1), nth(raftListen, 1), null, null,
-                            dockerPluginSocket == null ? List.of() : List.of("--docker-plugin", dockerPluginSocket.toString()), timeout);
+                            concat(dockerPluginSocket == null ? List.of() : List.of("--docker-plugin", dockerPluginSocket.toString()),
+                                    csiArgs(local, 1)), timeout);
             String token = java.nio.file.Files.readString(local.nodeDir(1).resolve("cluster-token")).strip();
             String join = first.apiUrl().replace("http://", "");
             List<LocalCluster.LocalNode> started = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -104,7 +130,7 @@ final class LocalCommands {
                 threads.add(Thread.ofVirtual().start(() -> {
                     try {
                         started.add(local.startNode(n, nth(apiListen, n), nth(nbdListen, n), nth(raftListen, n), join, token,
-                                List.of(), timeout));
+                                csiArgs(local, n), timeout));
                     } catch (Exception e) {
                         failure[0] = e;
                     }
@@ -126,6 +152,11 @@ final class LocalCommands {
                 String socket = dockerPluginSocket.toAbsolutePath().normalize().toString();
                 cli.err.println("Docker volume plugin on node-1: " + socket + " (use `--volume-driver "
                         + io.ballast.integrations.docker.DockerPlugin.pluginName(Path.of(socket)) + "`)");
+            }
+            if (csi) {
+                for (int i = 1; i <= count; i++) {
+                    cli.err.println("CSI endpoint of node-" + i + ": unix://" + local.nodeDir(i).toAbsolutePath().resolve("csi.sock"));
+                }
             }
             cli.out.println(first.apiUrl());
             return ExitCodes.OK;

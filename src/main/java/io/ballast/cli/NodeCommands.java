@@ -82,6 +82,14 @@ final class NodeCommands extends CommandGroup {
                 description = "Serve the Docker volume plugin on SOCKET (default /run/docker/plugins/ballast.sock; off unless given)")
         Path dockerPluginSocket;
 
+        @Option(names = "--csi-endpoint", paramLabel = "unix:///PATH",
+                description = "Serve the CSI Identity, Controller and Node services on this unix socket (Kubernetes, Nomad; off unless given)")
+        String csiEndpoint;
+
+        @Option(names = "--csi-path-root", paramLabel = "DIR", defaultValue = "/var/lib/kubelet",
+                description = "CSI staging and target paths must lie under DIR (default: ${DEFAULT-VALUE}; Nomad: the plugin's mount_dir)")
+        Path csiPathRoot;
+
         @Override
         public Integer call() throws Exception {
             InetSocketAddress api = NodeConfig.parseAddress(apiListen);
@@ -122,8 +130,32 @@ final class NodeCommands extends CommandGroup {
                 }
             }
             io.ballast.integrations.docker.DockerPlugin dockerPlugin = docker;
-            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (plugin first, then NBD closed, pool flushed and closed).
+            io.ballast.integrations.csi.CsiServer csi = null;
+            if (csiEndpoint != null) {
+                Path socket = io.ballast.integrations.csi.CsiServer.socketPath(csiEndpoint);
+                try {
+                    var runner = new ProcessCommandRunner();
+                    csi = io.ballast.integrations.csi.CsiServer.start(socket,
+                            new io.ballast.integrations.csi.BallastCsiCluster((io.ballast.control.ClusterVolumeService) daemon.volumes(),
+                                    daemon.member(), config.nbdSocket()),
+                            runner, new io.ballast.attach.AttachAgent(runner, config.dataDir().resolve("attach"),
+                                    java.time.Duration.ofSeconds(60)),
+                            csiPathRoot, config.dataDir().resolve("csi"),
+                            () -> daemon.state() == io.ballast.node.NodeState.RUNNING);
+                } catch (java.io.IOException e) {
+                    if (dockerPlugin != null) {
+                        dockerPlugin.close();
+                    }
+                    daemon.close();
+                    throw BallastException.io("CSI endpoint start failed on " + socket + ": " + e.getMessage(), e);
+                }
+            }
+            io.ballast.integrations.csi.CsiServer csiServer = csi;
+            // SIGTERM/SIGINT run shutdown hooks: stop cleanly (plugins first, then NBD closed, pool flushed and closed).
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                if (csiServer != null) {
+                    csiServer.close();
+                }
                 if (dockerPlugin != null) {
                     dockerPlugin.close();
                 }

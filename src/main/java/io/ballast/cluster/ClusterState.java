@@ -421,7 +421,7 @@ public final class ClusterState {
             Labels.validate(Map.of(c.spreadBy(), "x"));
         }
         Placement.Result res = Placement.place(candidates(), new Placement.Request(c.name(), c.sizeBytes(), c.repl(),
-                c.spreadBy(), c.overcommitRatio(), null));
+                c.spreadBy(), c.overcommitRatio(), null, c.topology()));
         if (!res.ok()) {
             throw new BallastException(res.code(), res.message());
         }

@@ -70,8 +70,14 @@ public sealed interface Command {
      * {@code repl} 0 means the default: min(3, failure domains). {@code spreadBy} null means auto.
      * {@code minInSync} 0 means the default for the replica count ({@link VolumeRecord#defaultMinInSync}).
      */
+    /** @param topology where replicas may and should go (null: anywhere); entries from before it existed have none */
     record CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
-            double overcommitRatio, int minInSync) implements Command {
+            double overcommitRatio, int minInSync, Placement.Topology topology) implements Command {
+        public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
+                double overcommitRatio, int minInSync) {
+            this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, minInSync, null);
+        }
+
         public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
                 double overcommitRatio) {
             this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, 0);

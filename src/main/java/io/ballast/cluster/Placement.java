@@ -34,9 +34,52 @@ public final class Placement {
      * @param holders nodes that already hold a replica of the volume (drain), with their domains taken
      */
     public record Request(String volume, long sizeBytes, int replicas, String spreadBy, double overcommitRatio,
-            Set<String> holders) {
+            Set<String> holders, Topology topology) {
         public Request {
             holders = holders == null ? Set.of() : Set.copyOf(holders);
+            topology = topology == null ? Topology.ANY : topology;
+        }
+
+        public Request(String volume, long sizeBytes, int replicas, String spreadBy, double overcommitRatio, Set<String> holders) {
+            this(volume, sizeBytes, replicas, spreadBy, overcommitRatio, holders, null);
+        }
+    }
+
+    /**
+     * Where replicas should go first (CSI's accessibility requirements). A segment is a map of label
+     * key to value; the key {@link #NODE_KEY} names a node id. Every node reaches every volume over
+     * the network, so topology steers placement and never forbids it: the preferred nodes first, in
+     * their order (a replica on the first consumer's node), then nodes in a requisite segment, then
+     * the rest, each tier by the usual least-used order.
+     */
+    public record Topology(List<Map<String, String>> requisite, List<String> preferredNodes) {
+        public static final String NODE_KEY = "node";
+        public static final Topology ANY = new Topology(List.of(), List.of());
+
+        public Topology {
+            requisite = requisite == null ? List.of() : requisite.stream().map(Map::copyOf).toList();
+            preferredNodes = preferredNodes == null ? List.of() : List.copyOf(preferredNodes);
+        }
+
+        /** Whether a node lies in one of the requisite segments (every entry of it matches). */
+        public boolean inRequisite(String nodeId, Map<String, String> labels) {
+            for (Map<String, String> seg : requisite) {
+                boolean all = seg.entrySet().stream().allMatch(e -> NODE_KEY.equals(e.getKey())
+                        ? e.getValue().equals(nodeId) : e.getValue().equals(labels.get(e.getKey())));
+                if (all && !seg.isEmpty()) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** Lower goes first. */
+        int tier(String nodeId, Map<String, String> labels) {
+            int i = preferredNodes.indexOf(nodeId);
+            if (i >= 0) {
+                return i;
+            }
+            return inRequisite(nodeId, labels) ? preferredNodes.size() : Integer.MAX_VALUE;
         }
     }
 
@@ -129,9 +172,10 @@ public final class Placement {
                 eligible.add(n);
             }
         }
-        // least used first (provisioned / schedulable capacity), then most room, then id
+        // preferred nodes first, then least used (provisioned / schedulable capacity), then most room, then id
         eligible.sort(Comparator
-                .comparingDouble((Candidate n) -> n.capacityBytes() <= 0 ? 1.0
+                .comparingInt((Candidate n) -> req.topology().tier(n.nodeId(), n.labels()))
+                .thenComparingDouble((Candidate n) -> n.capacityBytes() <= 0 ? 1.0
                         : n.provisionedBytes() / (n.capacityBytes() * req.overcommitRatio()))
                 .thenComparing(Comparator.comparingLong((Candidate n) -> availableBytes(n, req.overcommitRatio())).reversed())
                 .thenComparing(Candidate::nodeId));

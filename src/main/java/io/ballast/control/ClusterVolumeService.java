@@ -499,6 +499,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     @Override
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, null);
+    }
+
+    /** As above, with replicas placed within {@code topology} (CSI accessibility requirements; null: anywhere). */
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            io.ballast.cluster.Placement.Topology topology) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
@@ -509,7 +515,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     + "), got " + minInSync);
         }
         Command create = new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
-                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync);
+                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology);
         if (waitReady) {
             member.raft().submit(create);
             awaitReplicasCreated(name, WAIT_READY_MS);
@@ -752,6 +758,31 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, v.attachEpoch()));
             return a;
         }
+    }
+
+    /**
+     * Releases the attachment of a node that is not up (CSI ControllerUnpublishVolume for a lost
+     * node, so the volume can be deleted or published elsewhere without a forced takeover). The
+     * committed detach bumps the epoch, which fences that node's engine should it come back.
+     * CONFLICT while the node is up: it must detach itself. Nothing to do when the volume is not
+     * attached there.
+     */
+    public void releaseAttachmentOf(String name, String nodeId) {
+        Names.requireVolumeName(name);
+        member.raft().barrier();
+        VolumeRecord v = require(name);
+        Attachment a = v.attachment();
+        if (a == null || !a.nodeId().equals(nodeId)) {
+            return;
+        }
+        String state = member.state().node(nodeId).map(NodeRecord::state).orElse("removed");
+        if (NodeRecord.UP.equals(state) && holderAnswers(nodeId)) {
+            throw BallastException.conflict("volume " + name + " is attached on node " + nodeId
+                    + ", which is up: that node detaches it");
+        }
+        member.raft().submit(new Command.Detach(Instant.now().toString(), name, nodeId, v.attachEpoch()));
+        log.atWarn().addKeyValue("volume", name).addKeyValue("nodeId", nodeId).addKeyValue("nodeState", state)
+                .log("attachment of a node that is not up released; its engine is fenced by the new epoch");
     }
 
     /**

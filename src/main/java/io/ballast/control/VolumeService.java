@@ -41,6 +41,11 @@ public interface VolumeService {
         return create(name, sizeBytes, repl, spreadBy, minInSync);
     }
 
+    /** Grows the volume to {@code newSizeBytes} on every replica, online; shrinking is refused. */
+    default VolumeView resize(String name, long newSizeBytes) {
+        throw io.ballast.common.BallastException.invalid("resizing is not supported by this node");
+    }
+
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
     Attachment attach(String name, Path mountDir);
 

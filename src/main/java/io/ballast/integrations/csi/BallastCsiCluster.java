@@ -1,0 +1,162 @@
+package io.ballast.integrations.csi;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.api.rest.HttpErrors;
+import io.ballast.cluster.ClusterMember;
+import io.ballast.cluster.NodeRecord;
+import io.ballast.cluster.Placement;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
+import io.ballast.control.Attachment;
+import io.ballast.control.ClusterVolumeService;
+import io.ballast.control.VolumeView;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+/** {@link CsiCluster} on a node daemon: the cluster volume service, and the other nodes' APIs for attach and detach there. */
+public final class BallastCsiCluster implements CsiCluster {
+    private static final ObjectMapper JSON = Json.newMapper();
+    /** Attach on another node opens its engine (replica connections) and may take over: allow for that, not for a hung node. */
+    private static final Duration PEER_CALL_TIMEOUT = Duration.ofSeconds(60);
+
+    private final ClusterVolumeService volumes;
+    private final ClusterMember member;
+    private final Path nbdSocket;
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+
+    public BallastCsiCluster(ClusterVolumeService volumes, ClusterMember member, Path nbdSocket) {
+        this.volumes = volumes;
+        this.member = member;
+        this.nbdSocket = nbdSocket;
+    }
+
+    @Override
+    public String nodeId() {
+        return member.nodeId();
+    }
+
+    @Override
+    public List<Member> members() {
+        double overcommit = member.config().overcommitRatio();
+        return member.state().candidates().stream()
+                .map(c -> new Member(c.nodeId(), c.state(), c.labels(),
+                        Placement.availableBytes(c, overcommit)))
+                .toList();
+    }
+
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
+            List<Map<String, String>> requisite, List<String> preferredNodes) {
+        return volumes.create(name, sizeBytes, repl, spreadBy, minInSync, true,
+                new Placement.Topology(requisite, preferredNodes));
+    }
+
+    @Override
+    public VolumeView inspect(String name) {
+        return volumes.inspect(name);
+    }
+
+    @Override
+    public List<VolumeView> list() {
+        return volumes.list();
+    }
+
+    @Override
+    public void delete(String name) {
+        volumes.delete(name);
+    }
+
+    @Override
+    public VolumeView resize(String name, long sizeBytes) {
+        return volumes.resize(name, sizeBytes);
+    }
+
+    @Override
+    public Attachment attachOn(String nodeId, String name) {
+        if (nodeId.equals(member.nodeId())) {
+            return volumes.attach(name, null);
+        }
+        JsonNode a = post(requireNode(nodeId), "/v1/volumes/" + name + "/attach", "{}");
+        return new Attachment(name, nodeId, a.path("uri").asText(null), a.path("unixUri").asText(null),
+                a.path("method").asText(null), a.path("mount").asText(null), a.path("device").asText(null), null, null,
+                a.path("attachedAt").asText(null));
+    }
+
+    @Override
+    public void detachOn(String nodeId, String name) {
+        VolumeView v = volumes.inspect(name);
+        Attachment a = v.attachment();
+        if (a == null || !a.nodeId().equals(nodeId)) {
+            return;
+        }
+        if (nodeId.equals(member.nodeId())) {
+            volumes.detach(name);
+            return;
+        }
+        NodeRecord n = member.state().node(nodeId).orElse(null);
+        if (n == null || !NodeRecord.UP.equals(n.state())) {
+            volumes.releaseAttachmentOf(name, nodeId);
+            return;
+        }
+        try {
+            post(n, "/v1/volumes/" + name + "/detach", "{}");
+        } catch (BallastException e) {
+            if (e.code() != ErrorCode.UNAVAILABLE) {
+                throw e;
+            }
+            volumes.releaseAttachmentOf(name, nodeId); // refuses (CONFLICT) if the node answers after all
+        }
+    }
+
+    @Override
+    public Attachment attachHere(String name, Path mountDir) {
+        return volumes.attach(name, mountDir);
+    }
+
+    @Override
+    public void detachHere(String name) {
+        volumes.detach(name);
+    }
+
+    @Override
+    public Path nbdSocket() {
+        return nbdSocket;
+    }
+
+    private NodeRecord requireNode(String nodeId) {
+        return member.state().node(nodeId)
+                .orElseThrow(() -> BallastException.notFound("node " + nodeId + " is not a member of this cluster"));
+    }
+
+    /** POSTs to a member's API; its JSON error comes back as the same BallastException. */
+    private JsonNode post(NodeRecord node, String path, String body) {
+        try {
+            HttpResponse<byte[]> r = http.send(HttpRequest.newBuilder(URI.create(node.apiUrl() + path))
+                            .timeout(PEER_CALL_TIMEOUT).header("Content-Type", "application/json")
+                            .POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                    HttpResponse.BodyHandlers.ofByteArray());
+            JsonNode json = r.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(r.body());
+            if (r.statusCode() / 100 != 2) {
+                JsonNode err = json.path("error");
+                throw new BallastException(HttpErrors.codeOf(err.path("code").asText(null), r.statusCode()),
+                        err.path("message").asText("node " + node.id() + " answered HTTP " + r.statusCode()));
+            }
+            return json;
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + node.id() + " does not answer at " + node.apiUrl()
+                    + " (" + e.getMessage() + "); retry, or wait until the cluster marks it down");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while calling node " + node.id());
+        }
+    }
+}

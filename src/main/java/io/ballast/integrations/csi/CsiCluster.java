@@ -1,0 +1,62 @@
+package io.ballast.integrations.csi;
+
+import io.ballast.control.Attachment;
+import io.ballast.control.VolumeView;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What the CSI services need of the cluster, and nothing else: the seam between the gRPC services
+ * and the control plane ({@link BallastCsiCluster} on a node; tests may supply another). Errors are
+ * {@link io.ballast.common.BallastException}s, mapped to gRPC in {@link CsiErrors}.
+ */
+public interface CsiCluster {
+
+    /** A member as CSI sees it: its state, its labels (topology) and what placement may still put there. */
+    record Member(String id, String state, Map<String, String> labels, long availableBytes) {
+        public boolean up() {
+            return "up".equals(state);
+        }
+    }
+
+    /** This node's id (the CSI node id). */
+    String nodeId();
+
+    List<Member> members();
+
+    /**
+     * Creates a volume with replicas placed within {@code requisite} (label segments; the key
+     * {@code node} names a node id; empty: anywhere), the {@code preferredNodes} first.
+     */
+    VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
+            List<Map<String, String>> requisite, List<String> preferredNodes);
+
+    VolumeView inspect(String name);
+
+    List<VolumeView> list();
+
+    void delete(String name);
+
+    /** Grows the volume on every replica (online). */
+    VolumeView resize(String name, long sizeBytes);
+
+    /**
+     * A plain attachment (engine and NBD export, no mount) on {@code nodeId}, made by that node
+     * (forwarded to its API when it is not this one). CONFLICT while another node that is up holds
+     * it; a holder that is down is taken over, fenced by the new epoch.
+     */
+    Attachment attachOn(String nodeId, String name);
+
+    /** Undoes {@link #attachOn} on {@code nodeId}; a node that is not up has its attachment released. No-op when not attached there. */
+    void detachOn(String nodeId, String name);
+
+    /** Attaches on this node, mounting an ext4 file system at {@code mountDir} when not null (made on first use). */
+    Attachment attachHere(String name, Path mountDir);
+
+    /** Detaches from this node (unmounting what {@link #attachHere} mounted). */
+    void detachHere(String name);
+
+    /** This node's NBD unix socket (block volumes are exposed from it). */
+    Path nbdSocket();
+}

@@ -1,0 +1,74 @@
+package io.ballast.integrations.csi;
+
+import io.ballast.common.BallastException;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The StorageClass parameters of a CreateVolume, parsed and checked (no I/O here). Unknown keys are
+ * refused so a typo (`replicas: "3"`) is not silently ignored; Kubernetes' own metadata keys
+ * ({@link CsiConstants#K8S_METADATA_PREFIX}) are accepted and ignored.
+ *
+ * @param repl 0: the cluster's default (the safest it allows)
+ * @param minInSync 0: the default for the replica count
+ * @param spreadBy null: the cluster's default (zone when nodes carry zones, else node)
+ * @param fsType the file system for mount volumes (ext4)
+ */
+public record VolumeParameters(int repl, int minInSync, String spreadBy, String fsType) {
+    public static final String DEFAULT_FS_TYPE = "ext4";
+
+    public static VolumeParameters parse(Map<String, String> params) {
+        int repl = 0;
+        int minInSync = 0;
+        String spreadBy = null;
+        String fsType = DEFAULT_FS_TYPE;
+        for (var e : new TreeMap<>(params).entrySet()) {
+            String key = e.getKey();
+            String value = e.getValue() == null ? "" : e.getValue().strip();
+            if (key.startsWith(CsiConstants.K8S_METADATA_PREFIX)) {
+                continue;
+            }
+            switch (key) {
+                case CsiConstants.PARAM_REPL -> repl = intIn(key, value, 1, 3);
+                case CsiConstants.PARAM_MIN_IN_SYNC -> minInSync = intIn(key, value, 1, 3);
+                case CsiConstants.PARAM_SPREAD_BY -> spreadBy = value.isEmpty() ? null : value;
+                case CsiConstants.PARAM_FS_TYPE -> fsType = fsType(value);
+                case CsiConstants.PARAM_ENCRYPTED -> {
+                    if (!value.equalsIgnoreCase("false")) {
+                        throw BallastException.invalid("parameter encrypted=" + value + ": encryption at rest is not available yet;"
+                                + " remove the parameter or set it to \"false\"");
+                    }
+                }
+                default -> throw BallastException.invalid("unknown parameter '" + key + "'; Ballast accepts "
+                        + new java.util.TreeSet<>(CsiConstants.PARAMETERS) + " (see docs/kubernetes.md)");
+            }
+        }
+        if (repl > 0 && minInSync > repl) {
+            throw BallastException.invalid("parameter minInSync=" + minInSync + " exceeds repl=" + repl);
+        }
+        return new VolumeParameters(repl, minInSync, spreadBy, fsType);
+    }
+
+    /** ext4 only: the file system every node here can mount (no xfs kernel module on the hosts we test). */
+    public static String fsType(String value) {
+        if (value == null || value.isBlank()) {
+            return DEFAULT_FS_TYPE;
+        }
+        if (!value.equals(DEFAULT_FS_TYPE)) {
+            throw BallastException.invalid("fsType " + value + " is not supported; Ballast formats ext4 (see docs/kubernetes.md)");
+        }
+        return value;
+    }
+
+    private static int intIn(String key, String value, int min, int max) {
+        try {
+            int v = Integer.parseInt(value);
+            if (v < min || v > max) {
+                throw BallastException.invalid("parameter " + key + "=" + value + " must be between " + min + " and " + max);
+            }
+            return v;
+        } catch (NumberFormatException e) {
+            throw BallastException.invalid("parameter " + key + "=" + value + " is not a whole number");
+        }
+    }
+}
