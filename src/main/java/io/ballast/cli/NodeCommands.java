@@ -99,7 +99,9 @@ final class NodeCommands extends CommandGroup {
                     .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
                     .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
             NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine);
-            Files.createDirectories(config.dataDir());
+            io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
+            io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
+            io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
             LogSetup.daemon(config.logFile());
             NodeDaemon daemon = new NodeDaemon(config, new DefaultComponents(), new ProcessCommandRunner());
             try {
