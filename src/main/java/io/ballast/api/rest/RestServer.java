@@ -58,6 +58,13 @@ public final class RestServer implements AutoCloseable {
         System.setProperty("sun.net.httpserver.nodelay", "true");
     }
 
+    /** Wrong join tokens per source address (429 with Retry-After past a few). */
+    private final JoinThrottle joinThrottle = new JoinThrottle();
+
+    private static long nowMs() {
+        return System.nanoTime() / 1_000_000;
+    }
+
     /** {@code cluster} null: a node without cluster endpoints. */
     public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node, ClusterApi cluster)
             throws IOException {
@@ -222,11 +229,27 @@ public final class RestServer implements AutoCloseable {
             return switch (route + " " + method) {
                 case "/v1/cluster GET" -> new Reply(200, cluster.status(!"true".equals(query.get("stale"))));
                 case "/v1/cluster/join POST" -> {
+                    java.net.InetAddress from = ex.getRemoteAddress().getAddress();
+                    long waitMs = joinThrottle.retryAfterMs(from, nowMs());
+                    if (waitMs > 0) {
+                        long seconds = (waitMs + 999) / 1000;
+                        ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
+                        throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many joins with a wrong cluster token from "
+                                + from.getHostAddress() + "; retry after " + seconds + " s");
+                    }
                     io.ballast.cluster.JoinRequest req = read(ex, io.ballast.cluster.JoinRequest.class);
                     if (req == null) {
                         throw BallastException.invalid("a join request body is required");
                     }
-                    yield new Reply(200, cluster.join(req));
+                    io.ballast.cluster.JoinRequest.Response joined;
+                    try {
+                        joined = cluster.join(req);
+                    } catch (io.ballast.cluster.PermissionDenied e) {
+                        joinThrottle.failed(from, nowMs());
+                        throw e;
+                    }
+                    joinThrottle.succeeded(from);
+                    yield new Reply(200, joined);
                 }
                 case "/v1/cluster/settings GET" -> new Reply(200, cluster.settings());
                 case "/v1/cluster/settings PATCH" -> {
