@@ -36,10 +36,30 @@ public final class RestServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(RestServer.class);
     public static final int MAX_BODY_BYTES = 1024 * 1024;
 
-    static final ObjectMapper JSON = Json.newMapper()
+    static final ObjectMapper JSON = strict(Json.newMapper()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS));
+
+    /** A number or boolean is not a string: {@code {"name": 123}} is refused, not read as "123". */
+    private static ObjectMapper strict(ObjectMapper m) {
+        var textual = m.coercionConfigFor(com.fasterxml.jackson.databind.type.LogicalType.Textual);
+        for (var shape : List.of(com.fasterxml.jackson.databind.cfg.CoercionInputShape.Integer,
+                com.fasterxml.jackson.databind.cfg.CoercionInputShape.Float,
+                com.fasterxml.jackson.databind.cfg.CoercionInputShape.Boolean)) {
+            textual.setCoercion(shape, com.fasterxml.jackson.databind.cfg.CoercionAction.Fail);
+        }
+        return m;
+    }
+
+    static {
+        // The JDK server never times a request out by default: a client that sends half a request
+        // holds its connection for good. Seconds; read once, when the first server is made.
+        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
+            System.setProperty("sun.net.httpserver.maxReqTime", "30");
+        }
+    }
 
     private final VolumeService volumes;
     private final NodeStatusSource node;
@@ -430,6 +450,9 @@ public final class RestServer implements AutoCloseable {
                     + String.join(", ", e.getKnownPropertyIds().stream().map(Object::toString).sorted().toList()));
         } catch (MismatchedInputException e) {
             String field = e.getPath().isEmpty() ? null : e.getPath().getLast().getFieldName();
+            if (field != null && e.getTargetType() == String.class) {
+                throw BallastException.invalid(field + " must be a string");
+            }
             throw BallastException.invalid((field == null ? "request body" : "field '" + field + "'")
                     + " has the wrong type: " + e.getOriginalMessage());
         } catch (JsonProcessingException e) {
