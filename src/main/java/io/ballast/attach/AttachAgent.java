@@ -59,6 +59,21 @@ public final class AttachAgent {
         return Files.exists(devDir.resolve("nbd0")) && runner.isInstalled("nbd-client");
     }
 
+    /**
+     * Options of every mount the node makes: the volume's content comes from whoever can write to it
+     * (any NBD client, a crafted image), so its setuid bits and device nodes must not count on this
+     * host; a setuid-root binary on a volume runs with the caller's own ids.
+     */
+    public static final String MOUNT_OPTIONS = "nosuid,nodev";
+
+    /**
+     * Directories (and everything below them) the node refuses to mount a volume on: a volume there
+     * could put programs or configuration in front of the host's own ({@code /usr/local/sbin} is on
+     * root's PATH and usually empty).
+     */
+    public static final List<Path> SYSTEM_DIRS = Stream.of("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64",
+            "/libx32", "/proc", "/sbin", "/sys", "/usr").map(Path::of).toList();
+
     /** Checks a mount directory before anything is attached; INVALID_ARGUMENT or CONFLICT on a bad one. */
     public static Path validateMountDir(String mount) {
         if (mount == null || mount.isBlank()) {
@@ -72,6 +87,13 @@ public final class AttachAgent {
         if (dir.getNameCount() == 0) {
             throw BallastException.invalid("refusing to mount a volume on /");
         }
+        for (Path system : SYSTEM_DIRS) {
+            if (dir.startsWith(system)) {
+                throw BallastException.invalid("refusing to mount a volume on " + dir + ": it is under the system directory "
+                        + system + "; pick a directory elsewhere (for example under /mnt or /srv)");
+            }
+        }
+        requireNoSymlinks(dir);
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
             throw BallastException.invalid("mount path " + dir + " exists and is not a directory");
         }
@@ -88,6 +110,30 @@ public final class AttachAgent {
             }
         }
         return dir;
+    }
+
+    /**
+     * The path as given must be the path the kernel will use: no component may be a symbolic link
+     * (a link could redirect the mount into a system directory, or change between the check and the
+     * mount).
+     */
+    private static void requireNoSymlinks(Path dir) {
+        Path existing = dir;
+        while (existing != null && !Files.exists(existing, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            return;
+        }
+        try {
+            Path real = existing.toRealPath();
+            if (!real.equals(existing)) {
+                throw BallastException.invalid("mount directory " + dir + " goes through a symbolic link (" + existing
+                        + " resolves to " + real + "); give the real path");
+            }
+        } catch (IOException e) {
+            throw BallastException.invalid("cannot resolve mount directory " + dir + ": " + e.getMessage());
+        }
     }
 
     /** Mounts the export {@code volume} (reachable at {@code unixSocket}) on {@code mountDir}. */
@@ -211,7 +257,7 @@ public final class AttachAgent {
         if (created) {
             undo.push(() -> deleteQuietly(mountDir));
         }
-        step(volume, "mount", List.of("mount", device, mountDir.toString()));
+        step(volume, "mount", List.of("mount", "-o", MOUNT_OPTIONS, device, mountDir.toString()));
         undo.push(() -> runner.run(List.of("umount", mountDir.toString()), commandTimeout));
     }
 

@@ -118,7 +118,7 @@ public final class RaftNode implements AutoCloseable {
      * configuration comes from the log).
      */
     public void start(List<RaftPeer> peers, List<RaftPeer> clientPeers) throws IOException {
-        Files.createDirectories(storageDir);
+        io.ballast.common.OwnerOnly.createDirectories(storageDir);
         boolean recover = hasStorage();
         RaftGroup group = RaftGroup.valueOf(groupId, recover ? List.of() : peers);
         server = RaftServer.newBuilder()

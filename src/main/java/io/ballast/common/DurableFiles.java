@@ -19,7 +19,7 @@ public final class DurableFiles {
     /** Writes {@code bytes} to a temp file, fsyncs it, renames it over {@code target}, fsyncs the directory. */
     public static void writeAtomically(Path target, byte[] bytes) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
+        OwnerOnly.createDirectories(dir);
         Path tmp = dir.resolve(target.getFileName() + ".tmp");
         writeAndSync(tmp, bytes, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING);
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -27,13 +27,13 @@ public final class DurableFiles {
     }
 
     /**
-     * Writes {@code bytes} to {@code file} (opened for writing with {@code options}) and fsyncs it; no
+     * Writes {@code bytes} to {@code file} (created 0600, see {@link OwnerOnly}; opened for writing with {@code options}) and fsyncs it; no
      * rename, so only for a file nobody reads before the caller makes it visible (a staging directory).
      */
     public static void writeAndSync(Path file, byte[] bytes, StandardOpenOption... options) throws IOException {
         java.util.Set<StandardOpenOption> opts = new java.util.HashSet<>(java.util.List.of(options));
         opts.add(StandardOpenOption.WRITE);
-        try (FileChannel ch = FileChannel.open(file, opts)) {
+        try (FileChannel ch = FileChannel.open(file, opts, OwnerOnly.file())) {
             writeFully(ch, ByteBuffer.wrap(bytes));
             ch.force(true);
         }

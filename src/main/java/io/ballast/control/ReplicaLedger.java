@@ -114,8 +114,8 @@ final class ReplicaLedger {
         try {
             if (journalChannel == null) {
                 boolean fresh = !Files.exists(journal);
-                journalChannel = FileChannel.open(journal, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                        StandardOpenOption.APPEND);
+                journalChannel = FileChannel.open(journal, java.util.Set.of(StandardOpenOption.CREATE,
+                        StandardOpenOption.WRITE, StandardOpenOption.APPEND), io.ballast.common.OwnerOnly.file());
                 if (fresh) {
                     DurableFiles.fsyncDirectory(file.toAbsolutePath().getParent()); // the journal's own directory entry, once
                 }

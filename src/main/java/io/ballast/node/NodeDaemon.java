@@ -92,7 +92,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     }
 
     private void doStart() throws IOException {
-        Files.createDirectories(config.dataDir());
+        // Files a node makes (its own and its libraries': Raft log, log appender) are 0600 in 0700
+        // directories; an existing data directory from an older version is closed at its root.
+        io.ballast.common.OwnerOnly.restrictProcessUmask();
+        io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
+        io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
         lockDataDir();
         nodeId = readOrCreateNodeId();
         startedAt = Instant.now();
@@ -140,7 +144,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     }
 
     private void lockDataDir() throws IOException {
-        lockChannel = FileChannel.open(config.dataDir().resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        lockChannel = FileChannel.open(config.dataDir().resolve(".lock"),
+                java.util.Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE), io.ballast.common.OwnerOnly.file());
         started.push(lockChannel);
         FileLock lock;
         try {

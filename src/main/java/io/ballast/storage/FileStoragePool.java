@@ -108,7 +108,7 @@ public final class FileStoragePool implements StoragePool {
     public static FileStoragePool open(Path dir, VolumeStore.Options options) {
         FileChannel lockChannel = null;
         try {
-            Files.createDirectories(dir.resolve("volumes"));
+            io.ballast.common.OwnerOnly.createDirectories(dir.resolve("volumes"));
             Path poolJson = dir.resolve("pool.json");
             if (Files.exists(poolJson)) {
                 PoolMeta pm = JSON.readValue(poolJson.toFile(), PoolMeta.class);
@@ -119,8 +119,8 @@ public final class FileStoragePool implements StoragePool {
             } else {
                 DurableFiles.writeAtomically(poolJson, JSON.writeValueAsBytes(new PoolMeta(PoolMeta.FORMAT_VERSION)));
             }
-            lockChannel = FileChannel.open(dir.resolve("pool.lock"), StandardOpenOption.CREATE,
-                    StandardOpenOption.WRITE);
+            lockChannel = FileChannel.open(dir.resolve("pool.lock"), java.util.Set.of(StandardOpenOption.CREATE,
+                    StandardOpenOption.WRITE), io.ballast.common.OwnerOnly.file());
             FileLock lock;
             try {
                 lock = lockChannel.tryLock();
@@ -219,7 +219,7 @@ public final class FileStoragePool implements StoragePool {
             // Everything is made in a staging directory and then renamed into place, so volume.json needs
             // no rename of its own; all is written before it is fsynced, and the fsyncs before the rename
             // share one journal commit (made one by one, a creation cost seven journal commits).
-            Files.createDirectories(staging);
+            io.ballast.common.OwnerOnly.createDirectories(staging);
             VolumeStore.createFiles(staging, meta);
             DurableFiles.writeAndSync(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta), StandardOpenOption.CREATE_NEW);
             DurableFiles.fsyncDirectory(staging.resolve("layers"));

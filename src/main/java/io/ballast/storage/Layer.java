@@ -108,13 +108,11 @@ final class Layer implements AutoCloseable {
      */
     static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
             long generation) throws IOException {
-        Files.createDirectories(layersDir);
-        try (FileChannel data = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE);
-             FileChannel blocks = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE);
-             FileChannel regions = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE)) {
+        io.ballast.common.OwnerOnly.createDirectories(layersDir);
+        java.util.Set<StandardOpenOption> createNew = java.util.Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        try (FileChannel data = FileChannel.open(dataPath(layersDir, id), createNew, io.ballast.common.OwnerOnly.file());
+             FileChannel blocks = FileChannel.open(blocksPath(layersDir, id), createNew, io.ballast.common.OwnerOnly.file());
+             FileChannel regions = FileChannel.open(regionsPath(layersDir, id), createNew, io.ballast.common.OwnerOnly.file())) {
             // Sparse: setting the size writes one zero byte at the end, allocating at most one block.
             data.write(ByteBuffer.allocate(1), blockCount * BLOCK_BYTES - 1);
             blocks.write(ByteBuffer.allocate(1), blockTableBytes(blockCount) - 1);

@@ -120,7 +120,37 @@ class AttachAgentTest {
         assertThatThrownBy(() -> AttachAgent.validateMountDir("/")).hasMessageContaining("/");
         Path file = Files.writeString(dir.resolve("file"), "x");
         assertThatThrownBy(() -> AttachAgent.validateMountDir(file.toString())).hasMessageContaining("not a directory");
-        assertThatThrownBy(() -> AttachAgent.validateMountDir("/proc")).hasMessageContaining("already mounted");
+        assertThatThrownBy(() -> AttachAgent.validateMountDir("/proc")).hasMessageContaining("system directory");
         assertThat(AttachAgent.validateMountDir(dir.resolve("new/../new2").toString())).isEqualTo(dir.resolve("new2"));
+    }
+
+    @Test
+    void everyMountIsNosuidNodev() {
+        agent.mount("vol", socket, mnt);
+        assertThat(host.log).contains("mount -o nosuid,nodev /dev/loop7 " + mnt);
+        assertThat(host.log).noneMatch(l -> l.startsWith("mount ") && !l.startsWith("mount -o nosuid,nodev "));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"/usr/local/sbin/x", "/etc/cron.d/vol", "/proc/x", "/sys/fs/x", "/dev/shm/x", "/boot/x",
+            "/bin/x", "/usr"})
+    void systemDirectoriesAreRefused(String target) {
+        assertThatThrownBy(() -> AttachAgent.validateMountDir(target))
+                .isInstanceOf(BallastException.class).hasMessageContaining("system directory")
+                .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.INVALID_ARGUMENT);
+    }
+
+    @Test
+    void aPathThroughASymlinkIsRefused() throws Exception {
+        Path real = Files.createDirectories(dir.resolve("real"));
+        Path link = Files.createSymbolicLink(dir.resolve("link"), real);
+        assertThatThrownBy(() -> AttachAgent.validateMountDir(link.toString()))
+                .hasMessageContaining("symbolic link");
+        assertThatThrownBy(() -> AttachAgent.validateMountDir(link.resolve("sub/new").toString()))
+                .hasMessageContaining("symbolic link");
+        Path toEtc = Files.createSymbolicLink(dir.resolve("etc-link"), Path.of("/etc"));
+        assertThatThrownBy(() -> AttachAgent.validateMountDir(toEtc.resolve("newdir").toString()))
+                .hasMessageContaining("symbolic link");
+        assertThat(AttachAgent.validateMountDir(real.resolve("new").toString())).isEqualTo(real.resolve("new"));
     }
 }

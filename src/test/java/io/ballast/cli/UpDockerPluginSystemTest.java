@@ -14,7 +14,6 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,7 +53,7 @@ class UpDockerPluginSystemTest {
 
     @Test
     void upWithDockerPluginServesTheSocketAndDownRemovesIt() throws Exception {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")),
+        io.ballast.testing.Requirements.require("root".equals(System.getProperty("user.name")),
                 "needs root: the plugin socket lives in /run/docker/plugins");
         Path socket = DockerPlugin.DOCKER_SOCKETS_DIR.resolve("ballast-t-" + UUID.randomUUID().toString().substring(0, 8) + ".sock");
         try {

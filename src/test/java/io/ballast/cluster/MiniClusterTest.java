@@ -429,7 +429,7 @@ class MiniClusterTest {
 
     @Test
     void aNodeThatCannotCreateItsReplicaGivesItToAnotherNode() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "needs mount (root)");
+        io.ballast.testing.Requirements.require("root".equals(System.getProperty("user.name")), "needs mount (root)");
         try (MiniCluster c = MiniCluster.start(dir, 4)) {
             int leader = c.awaitLeader();
             // node-4's pool turns read-only under the running node, as a file system does after I/O errors

@@ -1,7 +1,7 @@
 package io.ballast.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import static io.ballast.testing.Requirements.require;
 
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -17,7 +17,7 @@ class NativeIoTest {
 
     @Test
     void readsThroughAnFdAdvisedRandomReturnTheFileBytesAndStopAtItsEnd() throws Exception {
-        assumeTrue(NativeIo.available(), "no native access here");
+        require(NativeIo.available(), "no native access here");
         byte[] content = new byte[3 * 1024 * 1024 + 123];
         new Random(7).nextBytes(content);
         Path file = dir.resolve("data");

@@ -1,7 +1,7 @@
 package io.ballast.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import static io.ballast.testing.Requirements.require;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
@@ -26,7 +26,7 @@ class NoSpaceTest {
     @Test
     void fullFileSystemGivesNoSpaceAndKeepsDataReadable() throws Exception {
         Path mnt = Files.createDirectories(tmp.resolve("small"));
-        assumeTrue(run("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt.toString()), "needs root to mount tmpfs");
+        require(run("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt.toString()), "needs root to mount tmpfs");
         try {
             Random random = new Random(1);
             byte[] chunk = new byte[256 * 1024];

@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -44,9 +43,9 @@ class PartitionSystemTest {
 
     @Test
     void cutOffReplicaLeavesTheInSyncSetAndResyncsAfterTheLinkReturns() throws Exception {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "needs root: network namespaces and veth");
-        Assumptions.assumeTrue(SH.run(List.of("ip", "-V"), Duration.ofSeconds(10)).ok(), "ip (iproute2) missing: run bin/install-deps");
-        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nsenter")), "nsenter missing: run bin/install-deps");
+        io.ballast.testing.Requirements.require("root".equals(System.getProperty("user.name")), "needs root: network namespaces and veth");
+        io.ballast.testing.Requirements.require(SH.run(List.of("ip", "-V"), Duration.ofSeconds(10)).ok(), "ip (iproute2) missing: run bin/install-deps");
+        io.ballast.testing.Requirements.require(Files.isExecutable(Path.of("/usr/bin/nsenter")), "nsenter missing: run bin/install-deps");
         List<AutoCloseable> cleanup = new ArrayList<>();
         try {
             NetnsHost far = NetnsHost.create();

@@ -40,7 +40,7 @@ public final class HttpErrors {
             case 400, 403, 405, 413 -> ErrorCode.INVALID_ARGUMENT;
             case 404 -> ErrorCode.NOT_FOUND;
             case 409 -> ErrorCode.CONFLICT;
-            case 503 -> ErrorCode.UNAVAILABLE;
+            case 429, 503 -> ErrorCode.UNAVAILABLE;
             case 507 -> ErrorCode.NO_SPACE;
             default -> ErrorCode.INTERNAL;
         };

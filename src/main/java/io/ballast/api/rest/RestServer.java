@@ -36,10 +36,30 @@ public final class RestServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(RestServer.class);
     public static final int MAX_BODY_BYTES = 1024 * 1024;
 
-    static final ObjectMapper JSON = Json.newMapper()
+    static final ObjectMapper JSON = strict(Json.newMapper()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS));
+
+    /** A number or boolean is not a string: {@code {"name": 123}} is refused, not read as "123". */
+    private static ObjectMapper strict(ObjectMapper m) {
+        var textual = m.coercionConfigFor(com.fasterxml.jackson.databind.type.LogicalType.Textual);
+        for (var shape : List.of(com.fasterxml.jackson.databind.cfg.CoercionInputShape.Integer,
+                com.fasterxml.jackson.databind.cfg.CoercionInputShape.Float,
+                com.fasterxml.jackson.databind.cfg.CoercionInputShape.Boolean)) {
+            textual.setCoercion(shape, com.fasterxml.jackson.databind.cfg.CoercionAction.Fail);
+        }
+        return m;
+    }
+
+    static {
+        // The JDK server never times a request out by default: a client that sends half a request
+        // holds its connection for good. Seconds; read once, when the first server is made.
+        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
+            System.setProperty("sun.net.httpserver.maxReqTime", "30");
+        }
+    }
 
     private final VolumeService volumes;
     private final NodeStatusSource node;
@@ -56,6 +76,13 @@ public final class RestServer implements AutoCloseable {
         // body waits for the client to acknowledge the headers, and a keep-alive client delays that ACK
         // (up to 40 ms on Linux). Read once, when the first server is created.
         System.setProperty("sun.net.httpserver.nodelay", "true");
+    }
+
+    /** Wrong join tokens per source address (429 with Retry-After past a few). */
+    private final JoinThrottle joinThrottle = new JoinThrottle();
+
+    private static long nowMs() {
+        return System.nanoTime() / 1_000_000;
     }
 
     /** {@code cluster} null: a node without cluster endpoints. */
@@ -222,11 +249,27 @@ public final class RestServer implements AutoCloseable {
             return switch (route + " " + method) {
                 case "/v1/cluster GET" -> new Reply(200, cluster.status(!"true".equals(query.get("stale"))));
                 case "/v1/cluster/join POST" -> {
+                    java.net.InetAddress from = ex.getRemoteAddress().getAddress();
+                    long waitMs = joinThrottle.retryAfterMs(from, nowMs());
+                    if (waitMs > 0) {
+                        long seconds = (waitMs + 999) / 1000;
+                        ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
+                        throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many joins with a wrong cluster token from "
+                                + from.getHostAddress() + "; retry after " + seconds + " s");
+                    }
                     io.ballast.cluster.JoinRequest req = read(ex, io.ballast.cluster.JoinRequest.class);
                     if (req == null) {
                         throw BallastException.invalid("a join request body is required");
                     }
-                    yield new Reply(200, cluster.join(req));
+                    io.ballast.cluster.JoinRequest.Response joined;
+                    try {
+                        joined = cluster.join(req);
+                    } catch (io.ballast.cluster.PermissionDenied e) {
+                        joinThrottle.failed(from, nowMs());
+                        throw e;
+                    }
+                    joinThrottle.succeeded(from);
+                    yield new Reply(200, joined);
                 }
                 case "/v1/cluster/settings GET" -> new Reply(200, cluster.settings());
                 case "/v1/cluster/settings PATCH" -> {
@@ -407,6 +450,9 @@ public final class RestServer implements AutoCloseable {
                     + String.join(", ", e.getKnownPropertyIds().stream().map(Object::toString).sorted().toList()));
         } catch (MismatchedInputException e) {
             String field = e.getPath().isEmpty() ? null : e.getPath().getLast().getFieldName();
+            if (field != null && e.getTargetType() == String.class) {
+                throw BallastException.invalid(field + " must be a string");
+            }
             throw BallastException.invalid((field == null ? "request body" : "field '" + field + "'")
                     + " has the wrong type: " + e.getOriginalMessage());
         } catch (JsonProcessingException e) {

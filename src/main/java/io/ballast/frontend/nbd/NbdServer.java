@@ -88,6 +88,7 @@ public final class NbdServer implements AutoCloseable {
             throw e;
         }
         state = State.RUNNING;
+        Thread.ofVirtual().name("nbd-stall-watchdog").start(this::watchStalledRequests);
         log.atInfo().addKeyValue("tcp", boundTcpAddress).addKeyValue("unix", config.unixSocketPath())
                 .log("nbd server listening");
     }
@@ -196,6 +197,28 @@ public final class NbdServer implements AutoCloseable {
                 }
             }
             sessions.newThread(session).start();
+        }
+    }
+
+    /** Closes connections that leave a request half-sent longer than the configured timeout. */
+    private void watchStalledRequests() {
+        long timeoutNs = config.stalledRequestTimeoutMs() * 1_000_000;
+        long periodMs = Math.max(10, Math.min(1_000, config.stalledRequestTimeoutMs() / 4));
+        while (true) {
+            synchronized (this) {
+                if (state == State.CLOSED) {
+                    return;
+                }
+            }
+            long nowNs = System.nanoTime();
+            for (NbdSession s : liveSessions) {
+                s.closeIfStalled(nowNs, timeoutNs);
+            }
+            try {
+                Thread.sleep(periodMs);
+            } catch (InterruptedException e) {
+                return;
+            }
         }
     }
 

@@ -169,6 +169,24 @@ final class NbdSession implements Runnable {
         }
     }
 
+    /** System.nanoTime() when the reader began waiting on the socket for the rest of a request; 0 when not. */
+    private volatile long midRequestWaitSinceNs;
+
+    /**
+     * Closes the connection when it has left a request half-sent for longer than {@code timeoutNs}
+     * (called by the server's watchdog). True when it closed it.
+     */
+    boolean closeIfStalled(long nowNs, long timeoutNs) {
+        long since = midRequestWaitSinceNs;
+        if (since == 0 || nowNs - since < timeoutNs) {
+            return false;
+        }
+        log.atWarn().addKeyValue("peer", peer).addKeyValue("stalledMs", (nowNs - since) / 1_000_000)
+                .log("nbd connection closed: request left half-sent for longer than the stalled-request timeout");
+        closeQuietly();
+        return true;
+    }
+
     /** Set when the session has finished, in-flight work included. */
     private final CountDownLatch ended = new CountDownLatch(1);
 
@@ -337,6 +355,14 @@ final class NbdSession implements Runnable {
                 case NbdRequest.Write w -> {
                     String problem = checkData(w.offsetBytes(), w.lengthBytes());
                     if (problem != null) {
+                        if (w.lengthBytes() > (long) NbdServerConfig.OVERSIZED_WRITE_SKIP_FACTOR * config.maxPayloadBytes()) {
+                            // Reading gigabytes just to stay in sync is what an attacker wants: answer, then hang up.
+                            replyError(w.cookie(), CMD_WRITE, EINVAL, problem, startNs);
+                            sendBatch();
+                            log.atWarn().addKeyValue("peer", peer).addKeyValue("lengthBytes", w.lengthBytes())
+                                    .log("nbd connection closed: WRITE announces far more than the maximum payload");
+                            return;
+                        }
                         skip(w.lengthBytes());
                         int errno = problem == OUT_OF_RANGE ? ENOSPC : EINVAL;
                         replyError(w.cookie(), CMD_WRITE, errno, problem, startNs);
@@ -657,7 +683,7 @@ final class NbdSession implements Runnable {
     private ByteBuffer readPayload(long lengthBytes, boolean holdsSlot) throws IOException {
         ByteBuffer buf = takeBuffer((int) lengthBytes);
         try {
-            readFully(buf);
+            readRestOfRequest(buf);
         } catch (IOException e) {
             giveBuffer(buf);
             if (holdsSlot) {
@@ -854,6 +880,16 @@ final class NbdSession implements Runnable {
         }
     }
 
+    /** {@link #readFully} of a payload whose header has arrived: the watchdog may close a connection stalled here. */
+    private void readRestOfRequest(ByteBuffer dst) throws IOException {
+        midRequestWaitSinceNs = System.nanoTime();
+        try {
+            readFully(dst);
+        } finally {
+            midRequestWaitSinceNs = 0;
+        }
+    }
+
     /** Fills {@code dst} completely, from the read-ahead first, then from the socket. */
     private void readFully(ByteBuffer dst) throws IOException {
         drainInbound(dst);
@@ -906,7 +942,7 @@ final class NbdSession implements Runnable {
         long left = bytes;
         while (left > 0) {
             chunk.clear().limit((int) Math.min(chunk.capacity(), left));
-            readFully(chunk);
+            readRestOfRequest(chunk);
             left -= chunk.limit();
         }
     }

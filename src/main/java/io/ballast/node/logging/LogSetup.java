@@ -16,9 +16,18 @@ import org.slf4j.LoggerFactory;
 public final class LogSetup {
     private LogSetup() {}
 
+    /** The log file is created 0600 (and one an older version made 0644 is closed): logs name volumes, paths and peers. */
     public static void daemon(Path logFile) {
         if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext ctx)) {
             return;
+        }
+        try {
+            if (!java.nio.file.Files.exists(logFile)) {
+                java.nio.file.Files.createFile(logFile, io.ballast.common.OwnerOnly.file());
+            }
+            io.ballast.common.OwnerOnly.restrictFile(logFile);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot create the log file " + logFile, e);
         }
         Logger root = ctx.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
         root.setLevel(Level.INFO);

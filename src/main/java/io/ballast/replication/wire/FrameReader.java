@@ -26,6 +26,13 @@ final class FrameReader {
     private ByteBuffer large;
     private long bytesRead;
     private long reported;
+    /**
+     * Largest frame (length prefix included) the peer may send next, asked when a frame needs more
+     * than the standard buffer; null: {@link #maxFrameBytes} only. The engine side bounds each reply
+     * by what its request asked for, so a rogue or broken replica cannot make it allocate 32 MiB
+     * frames for a 4 KiB read.
+     */
+    private java.util.function.IntSupplier nextFrameLimit;
 
     FrameReader(ReadableByteChannel ch) {
         this.ch = ch;
@@ -40,6 +47,10 @@ final class FrameReader {
         long n = bytesRead - reported;
         reported = bytesRead;
         return n;
+    }
+
+    void limitNextFrame(java.util.function.IntSupplier maxFrameBytesWithPrefix) {
+        this.nextFrameLimit = maxFrameBytesWithPrefix;
     }
 
     /** Switches to the full-size buffer once the peer is authenticated (keeps what is buffered). */
@@ -81,6 +92,13 @@ final class FrameReader {
                         + maxFrameBytes + ")");
             }
             if (size > in.capacity()) {
+                if (nextFrameLimit != null) {
+                    int limit = nextFrameLimit.getAsInt();
+                    if (size > limit) {
+                        throw new WireProtocolException("frame of " + size + " bytes exceeds the " + limit
+                                + " bytes the answer to the next outstanding request may take");
+                    }
+                }
                 ByteBuffer big;
                 if (size <= FrameWriter.LARGE_CACHE_MAX_BYTES && standard.capacity() >= BUFFER_BYTES) {
                     // After the handshake only; reused, and direct (a heap buffer is filled through a temporary direct copy).

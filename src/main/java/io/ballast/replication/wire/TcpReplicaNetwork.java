@@ -212,6 +212,8 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
         private final ArrayDeque<ReplicaRequest> pending = new ArrayDeque<>();
         /** Written (or being written) and not yet answered, in order. */
         private final IdRing inflight = new IdRing();
+        /** Per request in {@code inflight}, the longest frame its reply may be (WireFormat.maxReplyFrameBytes). */
+        private final IdRing replyLimits = new IdRing();
         private boolean writerWaiting;
         private boolean dead;
         private volatile SocketChannel ch;
@@ -273,6 +275,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                     return;
                 }
                 reader.upgrade();
+                reader.limitNextFrame(this::nextReplyLimit);
                 writer.upgrade();
                 WireMetrics.CLIENT_CONNECTIONS.labelValues("ok").inc();
                 backoff.remove(nodeId);
@@ -340,6 +343,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                     }
                     for (ReplicaRequest r; (r = pending.poll()) != null; ) {
                         inflight.add(r.requestId()); // before it is written: its reply may come at once
+                        replyLimits.add(WireFormat.maxReplyFrameBytes(r));
                         batch.add(r);
                     }
                 } finally {
@@ -376,6 +380,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                                                     : " where " + inflight.peek() + " was next"));
                                 }
                                 inflight.poll();
+                                replyLimits.poll();
                             } finally {
                                 lock.unlock();
                             }
@@ -403,6 +408,17 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
             }
         }
 
+        /** The longest frame the next reply may be: its request's bound, a control frame when none is outstanding. */
+        private int nextReplyLimit() {
+            lock.lock();
+            try {
+                int body = replyLimits.isEmpty() ? WireFormat.MAX_CONTROL_FRAME_BYTES : (int) replyLimits.peek();
+                return body + WireFormat.LENGTH_BYTES;
+            } finally {
+                lock.unlock();
+            }
+        }
+
         private boolean isDead() {
             lock.lock();
             try {
@@ -422,6 +438,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 }
                 dead = true;
                 inflight.drainTo(ids);
+                replyLimits.drainTo(new ArrayList<>());
                 for (ReplicaRequest r; (r = pending.poll()) != null; ) {
                     ids.add(r.requestId());
                 }

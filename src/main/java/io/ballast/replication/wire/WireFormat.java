@@ -22,6 +22,28 @@ public final class WireFormat {
     public static final int MAX_PAYLOAD_BYTES = 32 << 20;
     /** Largest value of a frame's length field: a full payload plus room for the fixed fields. */
     public static final int MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES + 4096;
+    /**
+     * Largest frame an answer without data may take (Opened, Done, Fenced, Failed with its message,
+     * an Error): a u16-long string plus fixed fields.
+     */
+    public static final int MAX_CONTROL_FRAME_BYTES = 0xFFFF + 256;
+
+    /**
+     * Largest value of the length field of the reply to {@code r}: a Read's Data carries at most the
+     * bytes it asked for, RegionDigests 8 bytes a region; a ChangedRegions answer has no size known in
+     * advance (bounded by {@link #MAX_FRAME_BYTES}); anything else is a control frame. The engine side
+     * refuses a longer frame before allocating for it.
+     */
+    public static int maxReplyFrameBytes(io.ballast.replication.ReplicaRequest r) {
+        long bytes = switch (r) {
+            case io.ballast.replication.ReplicaRequest.Read read -> (long) read.lengthBytes() + 64;
+            case io.ballast.replication.ReplicaRequest.RegionDigests d -> 8L * d.regionCount() + 64;
+            case io.ballast.replication.ReplicaRequest.ChangedRegions c -> MAX_FRAME_BYTES;
+            default -> 0;
+        };
+        return (int) Math.min(MAX_FRAME_BYTES, Math.max(bytes, MAX_CONTROL_FRAME_BYTES));
+    }
+
     /** type u8 + requestId u64: the smallest legal frame body. */
     static final int FRAME_HEADER_BYTES = 9;
     static final int LENGTH_BYTES = 4;

@@ -302,4 +302,25 @@ class RestApiTest {
         assertThat(dir.resolve("node/node.json")).doesNotExist();
         assertThat(node.daemon.state()).isEqualTo(io.ballast.node.NodeState.STOPPED);
     }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"{\"name\": 123, \"size\": \"1MiB\"}", "{\"name\": true, \"size\": \"1MiB\"}",
+            "{\"name\": 1.5, \"size\": \"1MiB\"}"})
+    void aNameThatIsNotAStringIsRefused(String body) throws Exception {
+        Resp r = call("POST", "/v1/volumes", body);
+        assertThat(r.status()).isEqualTo(400);
+        assertThat(r.raw().headers().firstValue("Content-Type")).hasValue("application/json");
+        assertThat(r.errorCode()).isEqualTo("INVALID_ARGUMENT");
+        assertThat(r.errorMessage()).isEqualTo("name must be a string");
+        assertThat(call("GET", "/v1/volumes", null).json().path("volumes")).isEmpty();
+    }
+
+    @Test
+    void duplicateKeysAreRefused() throws Exception {
+        Resp r = call("POST", "/v1/volumes", "{\"name\": \"a\", \"name\": \"b\", \"size\": \"1MiB\"}");
+        assertThat(r.status()).isEqualTo(400);
+        assertThat(r.errorCode()).isEqualTo("INVALID_ARGUMENT");
+        assertThat(r.errorMessage()).contains("Duplicate field 'name'");
+        assertThat(call("GET", "/v1/volumes", null).json().path("volumes")).isEmpty();
+    }
 }

@@ -178,7 +178,7 @@ class NbdClientsSystemTest {
 
     @Test
     void nbdfuseExposesTheExportAsAFile() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(Path.of("/dev/fuse")), "needs /dev/fuse");
+        io.ballast.testing.Requirements.require(Files.exists(Path.of("/dev/fuse")), "needs /dev/fuse");
         Path mnt = Files.createDirectories(dir.resolve("mnt"));
         byte[] data = new byte[8 << 20];
         new SplittableRandom(3).nextBytes(data);

@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -52,12 +51,12 @@ class TwoDockerHostsSystemTest {
 
     @Test
     void containerMovesToTheOtherHostAfterHostLossAndFindsItsData() throws Throwable {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")),
+        io.ballast.testing.Requirements.require("root".equals(System.getProperty("user.name")),
                 "needs root: network and mount namespaces, veth, loop devices, dockerd");
         for (String tool : List.of(Dockerd.DOCKERD, Dockerd.DOCKER, "/usr/bin/nsenter", "/usr/bin/unshare")) {
-            Assumptions.assumeTrue(Files.isExecutable(Path.of(tool)), tool + " missing: run bin/install-deps");
+            io.ballast.testing.Requirements.require(Files.isExecutable(Path.of(tool)), tool + " missing: run bin/install-deps");
         }
-        Assumptions.assumeTrue(SH.run(List.of("ip", "-V"), Duration.ofSeconds(10)).ok(), "ip (iproute2) missing: run bin/install-deps");
+        io.ballast.testing.Requirements.require(SH.run(List.of("ip", "-V"), Duration.ofSeconds(10)).ok(), "ip (iproute2) missing: run bin/install-deps");
 
         String plugin = "ballast-t-" + UUID.randomUUID().toString().substring(0, 8);
         String socket = DockerPlugin.DOCKER_SOCKETS_DIR.resolve(plugin + ".sock").toString();

@@ -15,7 +15,7 @@ import net.jqwik.api.constraints.Size;
  * Generated and mutated byte streams through every decoder: the only failure allowed is {@link
  * NbdProtocolException}, and no decision lets the client choose an allocation above the limit.
  */
-class NbdCodecProperties {
+class NbdCodecPropertyTest {
 
     @Property(tries = 2000)
     void clientFlagsNeverCrash(@ForAll @Size(max = 8) byte[] bytes) {
