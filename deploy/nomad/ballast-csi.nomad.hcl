@@ -44,6 +44,8 @@ job "ballast-csi" {
           "--join=${var.join}",
           # Nomad mounts the plugin directory at csi_plugin.mount_dir and expects csi.sock there
           "--csi-endpoint=unix:///csi/csi.sock",
+          # Nomad's staging and per-allocation paths lie under mount_dir; the node refuses any other
+          "--csi-path-root=/csi",
         ]
 
         # the node's data directory stays on the host across restarts and upgrades
