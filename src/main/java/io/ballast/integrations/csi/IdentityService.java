@@ -31,8 +31,10 @@ final class IdentityService extends IdentityGrpc.IdentityImplBase {
         Rpc.answer(out, () -> GetPluginCapabilitiesResponse.newBuilder()
                 .addCapabilities(service(PluginCapability.Service.Type.CONTROLLER_SERVICE))
                 .addCapabilities(service(PluginCapability.Service.Type.VOLUME_ACCESSIBILITY_CONSTRAINTS))
+                // OFFLINE: the replicas grow online, but a mounted file system grows when it is next staged
+                // (nbdfuse fixes its device size at connect; docs/kubernetes.md, Expansion)
                 .addCapabilities(PluginCapability.newBuilder().setVolumeExpansion(PluginCapability.VolumeExpansion.newBuilder()
-                        .setType(PluginCapability.VolumeExpansion.Type.ONLINE)))
+                        .setType(PluginCapability.VolumeExpansion.Type.OFFLINE)))
                 .build());
     }
 

@@ -316,14 +316,22 @@ class CsiSystemTest {
                 assertThat(attachedOn("pvc-db")).isEqualTo("node-b");
                 System.out.println("csi takeover: kill -9 to first read " + takeoverMs + " ms");
 
-                // the volume grows: controller on every replica, node grows the mounted file system
+                // the volume grows (offline expansion, as the plugin advertises): the workload stops, the
+                // controller grows every replica, the next stage grows the file system, NodeExpand confirms
+                b.node().nodeUnpublishVolume(io.ballast.integrations.csi.proto.NodeUnpublishVolumeRequest.newBuilder()
+                        .setVolumeId("pvc-db").setTargetPath(targetB.toString()).build());
+                b.node().nodeUnstageVolume(io.ballast.integrations.csi.proto.NodeUnstageVolumeRequest.newBuilder()
+                        .setVolumeId("pvc-db").setStagingTargetPath(stagingB.toString()).build());
                 var expanded = b.controller().controllerExpandVolume(ControllerExpandVolumeRequest.newBuilder()
                         .setVolumeId("pvc-db").setCapacityRange(range(512 * MIB))
                         .setVolumeCapability(cap(AccessMode.Mode.SINGLE_NODE_WRITER, false)).build());
                 assertThat(expanded.getCapacityBytes()).isEqualTo(512 * MIB);
                 assertThat(expanded.getNodeExpansionRequired()).isTrue();
-                b.node().nodeExpandVolume(NodeExpandVolumeRequest.newBuilder().setVolumeId("pvc-db")
+                b.node().nodeStageVolume(stage("pvc-db", stagingB, false));
+                b.node().nodePublishVolume(publishNode("pvc-db", stagingB, targetB, false));
+                var nodeExpanded = b.node().nodeExpandVolume(NodeExpandVolumeRequest.newBuilder().setVolumeId("pvc-db")
                         .setVolumePath(targetB.toString()).setCapacityRange(range(512 * MIB)).build());
+                assertThat(nodeExpanded.getCapacityBytes()).isEqualTo(512 * MIB);
                 VolumeUsage grown = usage(b.node().nodeGetVolumeStats(NodeGetVolumeStatsRequest.newBuilder()
                         .setVolumeId("pvc-db").setVolumePath(targetB.toString()).build()), VolumeUsage.Unit.BYTES);
                 assertThat(grown.getTotal()).isGreaterThan(400 * MIB);
