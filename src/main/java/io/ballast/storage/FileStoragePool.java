@@ -73,7 +73,8 @@ public final class FileStoragePool implements StoragePool {
     private boolean closed;
 
     private static final class Entry {
-        final VolumeMeta meta;
+        /** Replaced when the volume grows (guarded by the pool). */
+        VolumeMeta meta;
         /** Parsed once: every volume inspect asks for it. */
         final Instant createdAt;
         final Path dir;
@@ -189,9 +190,8 @@ public final class FileStoragePool implements StoragePool {
         DurableFiles.fsyncDirectory(volumesDir);
     }
 
-    @Override
-    public VolumeInfo create(String name, long sizeBytes) {
-        Names.requireVolumeName(name);
+    /** The size rules of a volume, at create and at grow. */
+    static void validateSize(String name, long sizeBytes) {
         if (sizeBytes <= 0 || sizeBytes % SIZE_GRANULE_BYTES != 0) {
             throw BallastException.invalid("invalid size " + sizeBytes + " bytes for volume '" + name
                     + "': must be a positive multiple of " + SIZE_GRANULE_BYTES + " bytes");
@@ -200,6 +200,17 @@ public final class FileStoragePool implements StoragePool {
             throw BallastException.invalid("volume '" + name + "' of " + Sizes.format(sizeBytes)
                     + " is too large: the maximum is " + Sizes.format(MAX_VOLUME_BYTES));
         }
+    }
+
+    /** Replaces a volume's volume.json atomically (temp file, fsync, rename, directory fsync). */
+    static void writeMeta(Path volumeDir, VolumeMeta meta) throws IOException {
+        DurableFiles.writeAtomically(volumeDir.resolve("volume.json"), JSON.writeValueAsBytes(meta));
+    }
+
+    @Override
+    public VolumeInfo create(String name, long sizeBytes) {
+        Names.requireVolumeName(name);
+        validateSize(name, sizeBytes);
         // The name is reserved under the lock; the files and their fsyncs (tens to hundreds of ms on a
         // busy disk) are made without it, so find/list/stats/open of other volumes do not wait for them.
         synchronized (this) {
@@ -297,6 +308,24 @@ public final class FileStoragePool implements StoragePool {
             e.store = store;
         }
         return e.store;
+    }
+
+    /**
+     * Grows the volume to {@code newSizeBytes}, open or not, while it serves I/O ({@link VolumeStore#grow});
+     * a size at or below the current one changes nothing (never shrinks). The volume stays open after.
+     */
+    @Override
+    public VolumeInfo grow(String name, long newSizeBytes) {
+        validateSize(name, newSizeBytes);
+        VolumeStore store = open(name);
+        store.grow(newSizeBytes);
+        synchronized (this) {
+            Entry e = entry(name);
+            if (e.meta.uuid().equals(store.uuid())) {
+                e.meta = store.meta(); // also when the store closed meanwhile: the next open reads the grown files
+            }
+            return info(e);
+        }
     }
 
     private synchronized void volumeClosed(Entry e, VolumeStore store) {
