@@ -134,6 +134,9 @@ public final class AttachAgent {
 
         boolean formatted = formatIfEmpty(volume, loop);
         mountOn(volume, loop, mountDir, undo);
+        if (!formatted) {
+            growFilesystem(volume, loop); // the volume may have grown since the file system was made
+        }
         log.atInfo().addKeyValue("volume", volume).addKeyValue("device", loop).addKeyValue("mount", mountDir)
                 .addKeyValue("nbdfusePid", pid).addKeyValue("formatted", formatted).log("volume mounted");
         return new MountedStack(Attachment.METHOD_FUSE_LOOP, mountDir, loop, pid, fuseDir, formatted);
@@ -145,6 +148,9 @@ public final class AttachAgent {
         undo.push(() -> runner.run(List.of("nbd-client", "-d", device), commandTimeout));
         boolean formatted = formatIfEmpty(volume, device);
         mountOn(volume, device, mountDir, undo);
+        if (!formatted) {
+            growFilesystem(volume, device);
+        }
         return new MountedStack(Attachment.METHOD_KERNEL, mountDir, device, null, null, formatted);
     }
 
@@ -156,6 +162,33 @@ public final class AttachAgent {
             }
         }
         throw stepFailed(volume, "nbd-client", "no free /dev/nbd device");
+    }
+
+    /**
+     * Grows the ext4 file system on a mounted {@code device} to the device's size (online: resize2fs
+     * on a mounted ext4 asks the kernel to grow it); a no-op when it already fills the device. Run on
+     * every attach of an existing file system, so a volume resized while it was detached, or while it
+     * was mounted through nbdfuse (whose file keeps the size it had at connect time, see docs/node.md),
+     * gets its space at the next attach. Never fails the attach: the file system is mounted and usable
+     * at its old size; the failure is logged and returned.
+     *
+     * @return null when grown or nothing to do, else what failed
+     */
+    public String growFilesystem(String volume, String device) {
+        CommandRunner.CommandResult type = runner.run(List.of("blkid", "-p", "-o", "value", "-s", "TYPE", device), commandTimeout);
+        if (!type.ok() || !type.stdout().strip().startsWith("ext")) {
+            return null; // only ext2/3/4 (what attach makes) is grown
+        }
+        CommandRunner.CommandResult r = runner.run(List.of("resize2fs", device), commandTimeout);
+        if (!r.ok()) {
+            log.atWarn().addKeyValue("volume", volume).addKeyValue("device", device)
+                    .log("file system not grown to the volume's size: {}", r.describe());
+            return r.describe();
+        }
+        if (!r.stderr().contains("Nothing to do")) {
+            log.atInfo().addKeyValue("volume", volume).addKeyValue("device", device).log("file system grown to the volume's size");
+        }
+        return null;
     }
 
     /** True when mkfs ran (first use of the volume). */

@@ -445,11 +445,7 @@ public final class ClusterState {
     private VolumeRecord resize(Command.ResizeVolume c) {
         VolumeRecord v = requireVolume(c.name());
         LocalVolumeService.validateSize(c.sizeBytes());
-        if (c.sizeBytes() < v.sizeBytes()) {
-            throw BallastException.invalid("volume " + v.name() + " is " + Sizes.format(v.sizeBytes()) + ", asked "
-                    + Sizes.format(c.sizeBytes()) + ": shrinking is not supported (a file system on it would lose data);"
-                    + " create a smaller volume and copy the data instead");
-        }
+        LocalVolumeService.requireGrowth(v.name(), v.sizeBytes(), c.sizeBytes());
         if (c.sizeBytes() == v.sizeBytes()) {
             return v; // idempotent: orchestrators retry
         }

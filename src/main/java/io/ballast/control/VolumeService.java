@@ -21,6 +21,15 @@ public interface VolumeService {
     void delete(String name);
 
     /**
+     * Grows the volume to {@code newSizeBytes}, attached or not, and returns it. The size rules are the
+     * create's (INVALID_ARGUMENT otherwise); a smaller size is refused with INVALID_ARGUMENT ("shrinking
+     * is not supported"); the current size changes nothing (retries succeed); NO_SPACE when the storage
+     * cannot provision the growth; NOT_FOUND for an unknown volume. A new NBD connection sees the new
+     * size; a file system mounted through nbdfuse grows at its next attach (docs/node.md).
+     */
+    VolumeView resize(String name, long newSizeBytes);
+
+    /**
      * Creates with a replica count and a minimum in-sync count (0: the defaults). A single-node
      * service keeps one copy: it accepts only 0 or 1.
      */

@@ -73,8 +73,8 @@ public final class FileStoragePool implements StoragePool {
     private boolean closed;
 
     private static final class Entry {
-        /** Replaced when the volume grows (guarded by the pool). */
-        VolumeMeta meta;
+        /** Replaced when the volume grows (volatile: set by the growing store without the pool's lock). */
+        volatile VolumeMeta meta;
         /** Parsed once: every volume inspect asks for it. */
         final Instant createdAt;
         final Path dir;
@@ -305,6 +305,7 @@ public final class FileStoragePool implements StoragePool {
         if (e.store == null) {
             VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
             store.onClose(() -> volumeClosed(e, store));
+            store.onGrown(m -> volumeGrown(e, m));
             e.store = store;
         }
         return e.store;
@@ -317,14 +318,17 @@ public final class FileStoragePool implements StoragePool {
     @Override
     public VolumeInfo grow(String name, long newSizeBytes) {
         validateSize(name, newSizeBytes);
-        VolumeStore store = open(name);
-        store.grow(newSizeBytes);
-        synchronized (this) {
-            Entry e = entry(name);
-            if (e.meta.uuid().equals(store.uuid())) {
-                e.meta = store.meta(); // also when the store closed meanwhile: the next open reads the grown files
-            }
-            return info(e);
+        open(name).grow(newSizeBytes); // the entry learns the new volume.json through volumeGrown
+        return find(name).orElseThrow(() -> BallastException.notFound("volume '" + name + "' does not exist"));
+    }
+
+    /**
+     * The pool opens the volume with what volume.json says; a grow rewrote it. Not under the pool's lock:
+     * the store calls this while it grows, and a close under the pool's lock waits for that grow.
+     */
+    private static void volumeGrown(Entry e, VolumeMeta m) {
+        if (e.meta.uuid().equals(m.uuid()) && m.sizeBytes() > e.meta.sizeBytes()) {
+            e.meta = m;
         }
     }
 

@@ -136,6 +136,8 @@ public final class VolumeStore implements BlockDevice {
     private final int blockTableFd;
     private volatile boolean punchEnabled;
     private volatile Runnable onClose = () -> {};
+    /** Tells the pool the new volume.json, also when a replica request grew the store directly. */
+    private volatile java.util.function.Consumer<VolumeMeta> onGrown = m -> {};
     private RecoveryReport recovery = RecoveryReport.CLEAN;
 
     private final CounterDataPoint readBytesMetric;
@@ -332,6 +334,10 @@ public final class VolumeStore implements BlockDevice {
         this.onClose = callback;
     }
 
+    void onGrown(java.util.function.Consumer<VolumeMeta> callback) {
+        this.onGrown = callback;
+    }
+
     // ------------------------------------------------------------------ accessors
 
     public String name() {
@@ -465,6 +471,7 @@ public final class VolumeStore implements BlockDevice {
                 blockCount = blocks;
                 regionCount = regions;
                 meta = next;
+                onGrown.accept(next);
                 log.atInfo().addKeyValue("volume", old.name()).addKeyValue("fromBytes", old.sizeBytes())
                         .addKeyValue("toBytes", newSizeBytes).log("volume grown");
             }

@@ -53,6 +53,18 @@ class AttachAgentTest {
         MountedStack again = agent.mount("vol", socket, mnt);
         assertThat(again.formatted()).isFalse();
         assertThat(host.programs()).doesNotContain("mkfs.ext4");
+        // an existing file system is grown to the device (the volume may have been resized meanwhile)
+        assertThat(host.programs()).endsWith("mount", "blkid", "resize2fs");
+        assertThat(host.log.getLast()).isEqualTo("resize2fs /dev/loop7");
+    }
+
+    @Test
+    void aFailingResize2fsLeavesTheVolumeMountedAtItsOldSize() {
+        agent.unmount("vol", agent.mount("vol", socket, mnt));
+        host.fail("resize2fs", "resize2fs: Permission denied to resize filesystem");
+        MountedStack s = agent.mount("vol", socket, mnt);
+        assertThat(host.mounted).contains(mnt);
+        assertThat(agent.growFilesystem("vol", s.device())).contains("Permission denied");
     }
 
     @ParameterizedTest
