@@ -158,6 +158,9 @@ public final class AttachAgent {
     private MountedStack mountFuse(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
         FuseDevice dev = fuseDevice(volume, unixSocket, undo);
         boolean formatted = formatIfEmpty(volume, dev.loop());
+        if (!formatted) {
+            growFilesystem(volume, dev.loop()); // the volume may have grown since the file system was made
+        }
         mountOn(volume, dev.loop(), mountDir, undo);
         log.atInfo().addKeyValue("volume", volume).addKeyValue("device", dev.loop()).addKeyValue("mount", mountDir)
                 .addKeyValue("nbdfusePid", dev.pid()).addKeyValue("formatted", formatted).log("volume mounted");
@@ -224,6 +227,9 @@ public final class AttachAgent {
         step(volume, "nbd-client", List.of("nbd-client", "-N", volume, "-unix", unixSocket.toString(), device));
         undo.push(() -> runner.run(List.of("nbd-client", "-d", device), commandTimeout));
         boolean formatted = formatIfEmpty(volume, device);
+        if (!formatted) {
+            growFilesystem(volume, device);
+        }
         mountOn(volume, device, mountDir, undo);
         return new MountedStack(Attachment.METHOD_KERNEL, mountDir, device, null, null, formatted);
     }
@@ -236,6 +242,75 @@ public final class AttachAgent {
             }
         }
         throw stepFailed(volume, "nbd-client", "no free /dev/nbd device");
+    }
+
+    /**
+     * Grows the ext4 file system on {@code device} (not mounted) to the device's size when the device
+     * is larger: {@code e2fsck -f -p}, then {@code resize2fs}. Offline, because online growth
+     * (resize2fs on a mounted ext4) needs CAP_SYS_RESOURCE, which containers often lack (these test
+     * hosts do), and because nbdfuse fixes a mounted stack's size at connect time anyway (docs/node.md).
+     * Run on every attach of an existing file system, so a volume resized since its last attach gets
+     * its space now. Never fails the attach: the file system mounts at its old size and the failure is
+     * logged and returned.
+     *
+     * @return null when grown or nothing to do, else what failed
+     */
+    public String growFilesystem(String volume, String device) {
+        CommandRunner.CommandResult type = runner.run(List.of("blkid", "-p", "-o", "value", "-s", "TYPE", device), commandTimeout);
+        if (!type.ok() || !type.stdout().strip().startsWith("ext")) {
+            return null; // only ext2/3/4 (what attach makes) is grown
+        }
+        long fsBytes = ext4Bytes(runner.run(List.of("dumpe2fs", "-h", device), commandTimeout));
+        CommandRunner.CommandResult dev = runner.run(List.of("blockdev", "--getsize64", device), commandTimeout);
+        long deviceBytes;
+        try {
+            deviceBytes = Long.parseLong(dev.stdout().strip());
+        } catch (NumberFormatException e) {
+            deviceBytes = -1;
+        }
+        if (fsBytes <= 0 || deviceBytes <= 0 || deviceBytes - fsBytes < 64 * 1024) {
+            return null; // fills the device (or sizes unknown): nothing to do
+        }
+        // resize2fs wants a freshly checked file system; -p repairs only what is safe unattended
+        CommandRunner.CommandResult fsck = runner.run(List.of("e2fsck", "-f", "-p", device), commandTimeout);
+        String failed = null;
+        if (fsck.exitCode() >= 4 || fsck.exitCode() < 0) {
+            failed = fsck.describe();
+        } else {
+            CommandRunner.CommandResult r = runner.run(List.of("resize2fs", device), commandTimeout);
+            failed = r.ok() ? null : r.describe();
+        }
+        if (failed != null) {
+            log.atWarn().addKeyValue("volume", volume).addKeyValue("device", device)
+                    .log("file system not grown to the volume's size: {}", failed);
+        } else {
+            log.atInfo().addKeyValue("volume", volume).addKeyValue("device", device).addKeyValue("fromBytes", fsBytes)
+                    .addKeyValue("toBytes", deviceBytes).log("file system grown to the volume's size");
+        }
+        return failed;
+    }
+
+    /** The file system's size from {@code dumpe2fs -h} (block count x block size), or -1. */
+    private static long ext4Bytes(CommandRunner.CommandResult dump) {
+        long blocks = -1;
+        long blockSize = -1;
+        for (String line : dump.stdout().split("\n")) {
+            String[] kv = line.split(":", 2);
+            if (kv.length == 2 && kv[0].strip().equals("Block count")) {
+                blocks = parseOr(kv[1]);
+            } else if (kv.length == 2 && kv[0].strip().equals("Block size")) {
+                blockSize = parseOr(kv[1]);
+            }
+        }
+        return blocks > 0 && blockSize > 0 ? blocks * blockSize : -1;
+    }
+
+    private static long parseOr(String s) {
+        try {
+            return Long.parseLong(s.strip());
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     /** True when mkfs ran (first use of the volume). */

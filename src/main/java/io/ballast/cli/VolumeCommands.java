@@ -15,9 +15,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "volume", description = "Create, list, inspect, delete, attach, detach, verify and wait for volumes.",
+@Command(name = "volume", description = "Create, list, inspect, resize, delete, attach, detach, verify and wait for volumes.",
         subcommands = {VolumeCommands.Create.class, VolumeCommands.ListCmd.class, VolumeCommands.Inspect.class,
-                VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class,
+                VolumeCommands.Resize.class, VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class,
                 VolumeCommands.Verify.class, VolumeCommands.Wait.class})
 final class VolumeCommands extends CommandGroup {
 
@@ -211,6 +211,35 @@ final class VolumeCommands extends CommandGroup {
         static String bar(long done, long total, int width) {
             int filled = total <= 0 ? width : (int) Math.min(width, done * width / total);
             return "[" + "#".repeat(filled) + "-".repeat(width - filled) + "]";
+        }
+    }
+
+    @Command(name = "resize", description = "Grow a volume (online, attached or not; shrinking is not supported).")
+    static final class Resize extends Base {
+        @Parameters(paramLabel = "NAME")
+        String name;
+
+        @Option(names = "--size", required = true, paramLabel = "SIZE", description = "The new size, e.g. 20GiB (as at create)")
+        String size;
+
+        @Override
+        public Integer call() {
+            String path = path(name);
+            long bytes = Sizes.parse(size);
+            JsonNode v = client().post(path + "/resize", Map.of("size", bytes));
+            if (output.json()) {
+                Output.printJson(cli().out, v);
+                return ExitCodes.OK;
+            }
+            cli().err.println("volume " + name + " is " + Sizes.format(v.path("sizeBytes").asLong()));
+            JsonNode a = v.path("attachment");
+            if (a.hasNonNull("mountDir")) {
+                // nbdfuse fixes its file's size at connect time: the mounted stack cannot see the growth
+                cli().err.println("its file system mounted at " + a.path("mountDir").asText() + " on " + Output.text(a.path("nodeId"))
+                        + " keeps its size until the next attach, which grows it: `ballast volume detach " + name
+                        + "` then `ballast volume attach " + name + " --mount " + a.path("mountDir").asText() + "`");
+            }
+            return ExitCodes.OK;
         }
     }
 

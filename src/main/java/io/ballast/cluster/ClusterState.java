@@ -168,6 +168,7 @@ public final class ClusterState {
             case Command.DrainNode d -> drain(d);
             case Command.RemoveNode r -> remove(r);
             case Command.CreateVolume cv -> create(cv);
+            case Command.ResizeVolume rv -> resize(rv);
             case Command.DeleteVolume dv -> {
                 VolumeRecord v = requireVolume(dv.name());
                 if (v.attachment() != null) {
@@ -438,6 +439,40 @@ public final class ClusterState {
                 + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
         return v;
+    }
+
+    /** See {@link Command.ResizeVolume}. */
+    private VolumeRecord resize(Command.ResizeVolume c) {
+        VolumeRecord v = requireVolume(c.name());
+        LocalVolumeService.validateSize(c.sizeBytes());
+        LocalVolumeService.requireGrowth(v.name(), v.sizeBytes(), c.sizeBytes());
+        if (c.sizeBytes() == v.sizeBytes()) {
+            return v; // idempotent: orchestrators retry
+        }
+        long growthBytes = c.sizeBytes() - v.sizeBytes();
+        // every replica's node must provision the growth, counted as placement counts a create
+        List<String> short_ = new ArrayList<>();
+        for (Placement.Candidate n : candidates()) {
+            if (v.hasReplicaOn(n.nodeId())) {
+                long avail = Placement.availableBytes(n, c.overcommitRatio());
+                if (avail < growthBytes) {
+                    short_.add(n.nodeId() + ": " + Sizes.format(Math.max(0, avail)) + " free, " + Sizes.format(growthBytes)
+                            + " more asked" + (c.overcommitRatio() != 1.0 ? " (capacity " + Sizes.format(n.capacityBytes())
+                            + " x over-commit " + c.overcommitRatio() + ")" : ""));
+                }
+            }
+        }
+        if (!short_.isEmpty()) {
+            throw new BallastException(io.ballast.common.ErrorCode.NO_SPACE, "cannot grow volume " + v.name() + " from "
+                    + Sizes.format(v.sizeBytes()) + " to " + Sizes.format(c.sizeBytes()) + ": not every replica's node has room ("
+                    + String.join("; ", short_) + ")");
+        }
+        VolumeRecord nv = v.withSizeBytes(c.sizeBytes());
+        putVolume(nv);
+        event(c.at(), "volume-resized", v.name(), "volume " + v.name() + " grown from " + Sizes.format(v.sizeBytes()) + " to "
+                + Sizes.format(c.sizeBytes()) + "; nodes " + String.join(", ", v.replicas().stream().map(ReplicaRecord::nodeId).toList())
+                + " grow their replicas");
+        return nv;
     }
 
     private Attachment attach(Command.Attach a) {

@@ -29,6 +29,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.ChangeInSync.class, name = "ChangeInSync"),
         @JsonSubTypes.Type(value = Command.ReplaceReplica.class, name = "ReplaceReplica"),
         @JsonSubTypes.Type(value = Command.SetSettings.class, name = "SetSettings"),
+        @JsonSubTypes.Type(value = Command.ResizeVolume.class, name = "ResizeVolume"),
 })
 public sealed interface Command {
 
@@ -85,6 +86,16 @@ public sealed interface Command {
     }
 
     record DeleteVolume(String at, String name) implements Command {}
+
+    /**
+     * Grows a volume to {@code sizeBytes} (the create's size rules). Refused with INVALID_ARGUMENT when
+     * smaller (shrinking is not supported), NO_SPACE when a replica's node cannot provision the growth
+     * (capacity x {@code overcommitRatio}, as placement counts it); the same size changes nothing. The
+     * epoch does not change: no replica leaves or joins, and an engine's in-sync change in flight must
+     * not be fenced by it. Each replica's node grows its storage on apply; an attached volume's engine
+     * grows the replicas it writes before it serves the new range.
+     */
+    record ResizeVolume(String at, String name, long sizeBytes, double overcommitRatio) implements Command {}
 
     record SetReplicaState(String at, String volume, String nodeId, String state) implements Command {}
 

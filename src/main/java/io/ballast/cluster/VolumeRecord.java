@@ -64,6 +64,11 @@ public record VolumeRecord(
                 attachEpoch, attachKind);
     }
 
+    VolumeRecord withSizeBytes(long newSizeBytes) {
+        return new VolumeRecord(name, uuid, newSizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
+                attachEpoch, attachKind);
+    }
+
     /** Same attachment identity (epoch unchanged), e.g. a plain attachment being mounted. */
     VolumeRecord withAttachmentDetails(Attachment a) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, epoch, minInSync,

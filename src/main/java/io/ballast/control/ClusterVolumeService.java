@@ -78,7 +78,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         this.ledger = new ReplicaLedger(ledgerFile);
         member.stateMachine().onApplied((cmd, ok) -> {
             if (ok && (cmd instanceof Command.CreateVolume || cmd instanceof Command.DeleteVolume
-                    || cmd instanceof Command.DrainNode || cmd instanceof Command.RemoveNode)) {
+                    || cmd instanceof Command.DrainNode || cmd instanceof Command.RemoveNode
+                    || cmd instanceof Command.ResizeVolume)) {
                 kick.release();
             }
         });
@@ -170,6 +171,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
         }
         createPlacedStorage(wanted, me);
+        for (VolumeRecord v : wanted.values()) {
+            growReplicaHere(v);
+        }
         // every replica of this pass whose storage exists is marked ready in one entry: during a burst of
         // creates a pass covers the creates that arrived while the previous one ran
         Map<String, String> ready = new TreeMap<>();
@@ -250,6 +254,28 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         // one volume this node cannot create must not hold up the others in this pass
         failed.forEach((v, e) -> creationFailed(v,
                 v.replicas().stream().filter(r -> r.nodeId().equals(me)).findFirst().orElseThrow(), e));
+    }
+
+    /**
+     * Grows this node's replica of {@code v} to the committed size if it is smaller (a resize applied
+     * while the volume was not attached, or while this node was down). An engine that writes the replica
+     * also grows it ({@code Grow} on its stream) before it sends anything past the old end; both are
+     * idempotent. A failure is logged and retried by the next pass.
+     */
+    private void growReplicaHere(VolumeRecord v) {
+        if (!ledger.holds(v.name(), v.uuid())) {
+            return;
+        }
+        Optional<VolumeInfo> info = pool.find(v.name());
+        if (info.isEmpty() || info.get().sizeBytes() >= v.sizeBytes()) {
+            return;
+        }
+        try {
+            pool.grow(v.name(), v.sizeBytes());
+            log.atInfo().addKeyValue("volume", v.name()).addKeyValue("sizeBytes", v.sizeBytes()).log("replica storage grown");
+        } catch (RuntimeException e) {
+            log.atWarn().addKeyValue("volume", v.name()).log("cannot grow the replica's storage: {}", e.getMessage());
+        }
     }
 
     /** Volume uuid -> when this node last asked to place its replica elsewhere (it could not create it). */
@@ -592,6 +618,42 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         } catch (RuntimeException e) {
             kick.release();
         }
+    }
+
+    /** How long a resize waits for the engine on this node to serve the new size. */
+    private static final long ENGINE_GROW_WAIT_MS = 5000;
+
+    /**
+     * Commits the new size ({@code ResizeVolume}; validated by the state machine as well, which decides
+     * capacity), grows this node's replica, and, when the volume is attached here, answers once the
+     * engine serves the new size (so an NBD connection made after the answer sees it). Other nodes grow
+     * their replicas on apply; an engine elsewhere grows the replicas it writes when its node applies the
+     * entry. A mounted file system grows at its next attach (docs/node.md).
+     */
+    @Override
+    public VolumeView resize(String name, long newSizeBytes) {
+        Names.requireVolumeName(name);
+        LocalVolumeService.validateSize(newSizeBytes);
+        member.raft().barrier();
+        VolumeRecord v = require(name);
+        LocalVolumeService.requireGrowth(name, v.sizeBytes(), newSizeBytes);
+        if (newSizeBytes > v.sizeBytes()) {
+            member.raft().submit(new Command.ResizeVolume(Instant.now().toString(), name, newSizeBytes,
+                    member.config().overcommitRatio()));
+            log.atInfo().addKeyValue("volume", name).addKeyValue("fromBytes", v.sizeBytes()).addKeyValue("toBytes", newSizeBytes)
+                    .log("volume resized");
+        }
+        VolumeRecord now = require(name);
+        growReplicaHere(now);
+        long deadline = System.nanoTime() + ENGINE_GROW_WAIT_MS * 1_000_000;
+        while (engines.device(name).map(d -> d.sizeBytes() < newSizeBytes).orElse(false) && System.nanoTime() < deadline) {
+            sleepMs(5);
+        }
+        if (now.attachment() != null && now.attachment().mounted() && newSizeBytes > v.sizeBytes()) {
+            log.atInfo().addKeyValue("volume", name).addKeyValue("mount", now.attachment().mountDir())
+                    .log("volume resized while mounted: its file system grows at the next attach");
+        }
+        return view(now);
     }
 
     @Override

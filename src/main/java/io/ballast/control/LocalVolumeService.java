@@ -114,6 +114,32 @@ public final class LocalVolumeService implements VolumeService {
     }
 
     @Override
+    public VolumeView resize(String name, long newSizeBytes) {
+        Names.requireVolumeName(name);
+        validateSize(newSizeBytes);
+        return withLock(name, () -> {
+            VolumeInfo v = require(name);
+            requireGrowth(name, v.sizeBytes(), newSizeBytes);
+            if (newSizeBytes == v.sizeBytes()) {
+                return view(v);
+            }
+            VolumeInfo grown = pool.grow(name, newSizeBytes);
+            log.atInfo().addKeyValue("volume", name).addKeyValue("fromBytes", v.sizeBytes())
+                    .addKeyValue("toBytes", newSizeBytes).log("volume resized");
+            return view(grown);
+        });
+    }
+
+    /** INVALID_ARGUMENT when {@code newSizeBytes} would shrink the volume. */
+    public static void requireGrowth(String name, long sizeBytes, long newSizeBytes) {
+        if (newSizeBytes < sizeBytes) {
+            throw BallastException.invalid("volume " + name + " is " + Sizes.format(sizeBytes) + ", asked "
+                    + Sizes.format(newSizeBytes) + ": shrinking is not supported (a file system on it would lose data);"
+                    + " create a smaller volume and copy the data instead");
+        }
+    }
+
+    @Override
     public Attachment attach(String name, Path mountDir) {
         Names.requireVolumeName(name);
         return withLock(name, () -> {

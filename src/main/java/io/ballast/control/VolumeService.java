@@ -21,6 +21,15 @@ public interface VolumeService {
     void delete(String name);
 
     /**
+     * Grows the volume to {@code newSizeBytes}, attached or not, and returns it. The size rules are the
+     * create's (INVALID_ARGUMENT otherwise); a smaller size is refused with INVALID_ARGUMENT ("shrinking
+     * is not supported"); the current size changes nothing (retries succeed); NO_SPACE when the storage
+     * cannot provision the growth; NOT_FOUND for an unknown volume. A new NBD connection sees the new
+     * size; a file system mounted through nbdfuse grows at its next attach (docs/node.md).
+     */
+    VolumeView resize(String name, long newSizeBytes);
+
+    /**
      * Creates with a replica count and a minimum in-sync count (0: the defaults). A single-node
      * service keeps one copy: it accepts only 0 or 1.
      */
@@ -39,11 +48,6 @@ public interface VolumeService {
      */
     default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady) {
         return create(name, sizeBytes, repl, spreadBy, minInSync);
-    }
-
-    /** Grows the volume to {@code newSizeBytes} on every replica, online; shrinking is refused. */
-    default VolumeView resize(String name, long newSizeBytes) {
-        throw io.ballast.common.BallastException.invalid("resizing is not supported by this node");
     }
 
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */

@@ -76,7 +76,7 @@ public final class EngineRunner implements AutoCloseable {
         // Control-plane callbacks run on any thread: re-queue them onto the agent.
         MetadataClient queued = (change, done) -> metadata.changeInSync(change, result -> post(() -> done.accept(result)));
         this.engine = new VolumeEngine(layout, localNodeId, config, routing, queued, resyncBudget);
-        this.device = new ReplicatedVolume(this, layout.sizeBytes());
+        this.device = new ReplicatedVolume(this);
         this.lastStatus = engine.status();
         this.agent = Thread.ofPlatform().name("ballast-engine-" + layout.volumeName()).daemon(true).unstarted(this::runAgent);
         agent.start();

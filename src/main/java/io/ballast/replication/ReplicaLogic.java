@@ -70,6 +70,10 @@ public final class ReplicaLogic {
                     s.raiseGeneration(c.generation());
                     yield new ReplicaReply.Done(id);
                 }
+                case ReplicaRequest.Grow g -> {
+                    s.grow(g.sizeBytes());
+                    yield new ReplicaReply.Done(id);
+                }
                 case ReplicaRequest.ChangedRegions c -> new ReplicaReply.Regions(id, s.changedRegionsSince(c.sinceGeneration()));
                 case ReplicaRequest.RegionDigests d -> {
                     long regions = (s.sizeBytes() + s.regionSizeBytes() - 1) / s.regionSizeBytes();

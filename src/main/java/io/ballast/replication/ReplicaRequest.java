@@ -65,4 +65,11 @@ public sealed interface ReplicaRequest {
      */
     record RegionDigests(long requestId, String volumeUuid, long epoch, long firstRegion, int regionCount)
             implements ReplicaRequest {}
+
+    /**
+     * The volume grew (a committed resize): the replica grows its storage to at least {@code sizeBytes}
+     * (never shrinks; durable on return). Sent on the replica's ordered stream before any request
+     * beyond its old end. Reply: {@link ReplicaReply.Done}.
+     */
+    record Grow(long requestId, String volumeUuid, long epoch, long sizeBytes) implements ReplicaRequest {}
 }

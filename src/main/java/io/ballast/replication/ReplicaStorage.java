@@ -46,6 +46,12 @@ public interface ReplicaStorage {
     /** A digest of the region's bytes (zero blocks and holes digest the same as written zeroes). */
     long regionDigest(long region);
 
+    /**
+     * Grows to {@code sizeBytes} (no-op when already at least that large); the new range reads as
+     * zeroes; durable on return. INVALID_ARGUMENT for a size the volume's rules refuse.
+     */
+    void grow(long sizeBytes);
+
     /** The highest epoch this replica has accepted; 0 for a new replica. */
     long epochFloor();
 

@@ -13,19 +13,19 @@ import java.nio.ByteBuffer;
  */
 public final class ReplicatedVolume implements BlockDevice {
     private final EngineRunner runner;
-    private final long sizeBytes;
 
-    ReplicatedVolume(EngineRunner runner, long sizeBytes) {
+    ReplicatedVolume(EngineRunner runner) {
         this.runner = runner;
-        this.sizeBytes = sizeBytes;
     }
 
+    /** The engine's current size: it grows with a committed resize (a new NBD connection sees it). */
     @Override
     public long sizeBytes() {
-        return sizeBytes;
+        return runner.engineForOps().sizeBytesForClients();
     }
 
     private void checkRange(long offsetBytes, long lengthBytes) {
+        long sizeBytes = sizeBytes();
         if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > sizeBytes || offsetBytes + lengthBytes < 0) {
             throw new BallastException(ErrorCode.OUT_OF_RANGE, "range " + offsetBytes + "+" + lengthBytes
                     + " outside the volume (" + sizeBytes + " bytes)");
@@ -46,7 +46,7 @@ public final class ReplicatedVolume implements BlockDevice {
     @Override
     public boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
         int length = dst.remaining();
-        return length > 0 && offsetBytes >= 0 && offsetBytes + length <= sizeBytes
+        return length > 0 && offsetBytes >= 0 && offsetBytes + length <= sizeBytes()
                 && runner.directRead(offsetBytes, dst, true);
     }
 

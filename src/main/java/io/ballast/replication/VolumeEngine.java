@@ -85,6 +85,8 @@ public final class VolumeEngine {
     private volatile boolean localReadable;
     /** The epoch as of the last event, for client threads (direct reads compare it with the replica's floor). */
     private volatile long readEpoch;
+    /** The size served, for client threads (range checks, a new NBD connection's export size). */
+    private volatile long sizeBytesForClients;
     /**
      * Resync targets whose copy was abandoned (not failed) while their add may be in flight: such an
      * add, if it commits, is undone. A resync that the committed layout itself ended (the node is now
@@ -263,6 +265,7 @@ public final class VolumeEngine {
             MetadataClient metadata, ResyncBudget resyncBudget) {
         this.resyncBudget = resyncBudget;
         this.layout = layout;
+        this.sizeBytesForClients = layout.sizeBytes();
         this.localNodeId = localNodeId;
         this.config = config;
         this.network = network;
@@ -294,7 +297,10 @@ public final class VolumeEngine {
             send(node, id -> new ReplicaRequest.Open(id, layout.volumeUuid(), epoch()), false, reply -> {
                 answered.add(node);
                 switch (reply) {
-                    case ReplicaReply.Opened o -> opened.put(node, o);
+                    case ReplicaReply.Opened o -> {
+                        opened.put(node, o);
+                        growIfSmaller(node, o);
+                    }
                     case ReplicaReply.Fenced f -> {
                         fencedRequests++;
                         faulty.add(node);
@@ -540,7 +546,7 @@ public final class VolumeEngine {
             // Same epoch: the in-sync set cannot differ (every in-sync change bumps the epoch), but the
             // replicas out of sync can (a drain or a rebuild placed a new one): adopt it, so it is resynced.
             if (sameAttachment(newLayout) && newLayout.inSyncNodes().equals(layout.inSyncNodes())
-                    && !newLayout.replicas().equals(layout.replicas())) {
+                    && (!newLayout.replicas().equals(layout.replicas()) || newLayout.sizeBytes() > layout.sizeBytes())) {
                 adoptLayout(newLayout);
                 afterEvent();
             }
@@ -1228,8 +1234,16 @@ public final class VolumeEngine {
         if (!l.inSyncNodes().contains(localNodeId)) {
             localReadable = false;
         }
+        long oldSizeBytes = layout.sizeBytes();
+        if (l.sizeBytes() < oldSizeBytes) {
+            // an older answer (e.g. an in-sync change committed before the resize) arriving late
+            l = l.withSizeBytes(oldSizeBytes);
+        }
         List<String> abandoned = resolveAdds(l);
         layout = l;
+        if (l.sizeBytes() > oldSizeBytes) {
+            grow(oldSizeBytes);
+        }
         List<String> inSync = l.inSyncNodes();
         pendingRemoval.retainAll(inSync);
         stuck.retainAll(inSync);
@@ -1258,6 +1272,49 @@ public final class VolumeEngine {
                 pendingRemoval.add(n);
             }
         }
+    }
+
+    // ---------------------------------------------------------------- growing
+
+    /**
+     * The committed size grew (a resize): every replica this engine writes (in sync or being resynced,
+     * and not faulty) gets {@code Grow} on its ordered stream now, and the new range is served at once.
+     * No wait is needed: anything beyond the old end is sent after the Grow on the same stream, so a
+     * replica applies it grown; a replica that fails the Grow fails what follows too and is removed by the
+     * usual rule before any write it missed is acknowledged. Faulty and out-of-sync replicas are grown
+     * when a probe opens them again ({@link #growIfSmaller}), before their resync copies anything.
+     */
+    private void grow(long oldSizeBytes) {
+        LOG.atInfo().addKeyValue("volume", layout.volumeName()).addKeyValue("fromBytes", oldSizeBytes)
+                .addKeyValue("toBytes", layout.sizeBytes()).log("volume grown: growing the replicas");
+        for (VolumeLayout.Replica r : layout.replicas()) {
+            String n = r.nodeId();
+            if (r.ready() && !faulty.contains(n) && (r.inSync() || resyncs.containsKey(n))) {
+                sendGrow(n);
+            }
+        }
+        sizeBytesForClients = layout.sizeBytes();
+    }
+
+    /** A replica that opened smaller than the committed size (it missed a resize) is grown before anything else reaches it. */
+    private void growIfSmaller(String nodeId, ReplicaReply.Opened opened) {
+        if (opened.sizeBytes() < layout.sizeBytes()) {
+            sendGrow(nodeId);
+        }
+    }
+
+    private void sendGrow(String nodeId) {
+        long sizeBytes = layout.sizeBytes();
+        send(nodeId, id -> new ReplicaRequest.Grow(id, layout.volumeUuid(), epoch(), sizeBytes), true, reply -> {
+            if (!(reply instanceof ReplicaReply.Done)) {
+                failNode(nodeId, "grow to " + sizeBytes + " bytes: " + reply);
+            }
+        });
+    }
+
+    /** Any thread: the size served now (grows with a committed resize). */
+    public long sizeBytesForClients() {
+        return sizeBytesForClients;
     }
 
     // ---------------------------------------------------------------- probes and resync
@@ -1289,6 +1346,7 @@ public final class VolumeEngine {
                     }
                     return;
                 }
+                growIfSmaller(n, (ReplicaReply.Opened) reply);
                 if (stuck.remove(n)) {
                     faulty.remove(n);
                 }

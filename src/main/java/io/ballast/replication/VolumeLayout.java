@@ -26,6 +26,11 @@ public record VolumeLayout(String volumeName, String volumeUuid, long sizeBytes,
      */
     public record Replica(String nodeId, boolean inSync, long missedSinceGeneration, boolean ready) {}
 
+    /** The same layout with another size (an engine never adopts a smaller size than it serves). */
+    public VolumeLayout withSizeBytes(long newSizeBytes) {
+        return new VolumeLayout(volumeName, volumeUuid, newSizeBytes, epoch, attachEpoch, attachedNodeId, minInSync, replicas);
+    }
+
     public List<String> inSyncNodes() {
         // A loop, not a stream: the engine asks on hot paths.
         List<String> out = new java.util.ArrayList<>(replicas.size());

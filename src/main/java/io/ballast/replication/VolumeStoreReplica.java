@@ -174,6 +174,11 @@ public final class VolumeStoreReplica implements ReplicaStorage {
     }
 
     @Override
+    public void grow(long sizeBytes) {
+        store.grow(sizeBytes);
+    }
+
+    @Override
     public long epochFloor() {
         return store.epochFloor();
     }

@@ -73,7 +73,8 @@ public final class FileStoragePool implements StoragePool {
     private boolean closed;
 
     private static final class Entry {
-        final VolumeMeta meta;
+        /** Replaced when the volume grows (volatile: set by the growing store without the pool's lock). */
+        volatile VolumeMeta meta;
         /** Parsed once: every volume inspect asks for it. */
         final Instant createdAt;
         final Path dir;
@@ -189,9 +190,8 @@ public final class FileStoragePool implements StoragePool {
         DurableFiles.fsyncDirectory(volumesDir);
     }
 
-    @Override
-    public VolumeInfo create(String name, long sizeBytes) {
-        Names.requireVolumeName(name);
+    /** The size rules of a volume, at create and at grow. */
+    static void validateSize(String name, long sizeBytes) {
         if (sizeBytes <= 0 || sizeBytes % SIZE_GRANULE_BYTES != 0) {
             throw BallastException.invalid("invalid size " + sizeBytes + " bytes for volume '" + name
                     + "': must be a positive multiple of " + SIZE_GRANULE_BYTES + " bytes");
@@ -200,6 +200,17 @@ public final class FileStoragePool implements StoragePool {
             throw BallastException.invalid("volume '" + name + "' of " + Sizes.format(sizeBytes)
                     + " is too large: the maximum is " + Sizes.format(MAX_VOLUME_BYTES));
         }
+    }
+
+    /** Replaces a volume's volume.json atomically (temp file, fsync, rename, directory fsync). */
+    static void writeMeta(Path volumeDir, VolumeMeta meta) throws IOException {
+        DurableFiles.writeAtomically(volumeDir.resolve("volume.json"), JSON.writeValueAsBytes(meta));
+    }
+
+    @Override
+    public VolumeInfo create(String name, long sizeBytes) {
+        Names.requireVolumeName(name);
+        validateSize(name, sizeBytes);
         // The name is reserved under the lock; the files and their fsyncs (tens to hundreds of ms on a
         // busy disk) are made without it, so find/list/stats/open of other volumes do not wait for them.
         synchronized (this) {
@@ -294,9 +305,31 @@ public final class FileStoragePool implements StoragePool {
         if (e.store == null) {
             VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
             store.onClose(() -> volumeClosed(e, store));
+            store.onGrown(m -> volumeGrown(e, m));
             e.store = store;
         }
         return e.store;
+    }
+
+    /**
+     * Grows the volume to {@code newSizeBytes}, open or not, while it serves I/O ({@link VolumeStore#grow});
+     * a size at or below the current one changes nothing (never shrinks). The volume stays open after.
+     */
+    @Override
+    public VolumeInfo grow(String name, long newSizeBytes) {
+        validateSize(name, newSizeBytes);
+        open(name).grow(newSizeBytes); // the entry learns the new volume.json through volumeGrown
+        return find(name).orElseThrow(() -> BallastException.notFound("volume '" + name + "' does not exist"));
+    }
+
+    /**
+     * The pool opens the volume with what volume.json says; a grow rewrote it. Not under the pool's lock:
+     * the store calls this while it grows, and a close under the pool's lock waits for that grow.
+     */
+    private static void volumeGrown(Entry e, VolumeMeta m) {
+        if (e.meta.uuid().equals(m.uuid()) && m.sizeBytes() > e.meta.sizeBytes()) {
+            e.meta = m;
+        }
     }
 
     private synchronized void volumeClosed(Entry e, VolumeStore store) {

@@ -59,10 +59,16 @@ final class Layer implements AutoCloseable {
     private volatile FileChannel data;
     private boolean closed;
     private final Arena arena;
-    private final MemorySegment blocks;
-    private final MemorySegment regions;
-    final long blockCount;
-    final long regionCount;
+    /**
+     * Replaced (never unmapped) by {@link #remap} when the volume grows: a call still using the older,
+     * shorter mapping sees the same file pages (MAP_SHARED), so no lock is needed on the I/O path. The
+     * older mappings are closed with the layer.
+     */
+    private volatile MemorySegment blocks;
+    private volatile MemorySegment regions;
+    private final java.util.List<Arena> grownArenas = new java.util.ArrayList<>();
+    volatile long blockCount;
+    volatile long regionCount;
 
     private Layer(String id, Path dataPath, FileChannel data, Arena arena, MemorySegment blocks, MemorySegment regions,
             long blockCount, long regionCount) {
@@ -144,36 +150,60 @@ final class Layer implements AutoCloseable {
         }
     }
 
+    /**
+     * Opens a layer whose volume.json says {@code blockCount} and {@code regionCount}. A grow that a
+     * crash interrupted is finished here: {@link VolumeStore#grow} extends the files first, then
+     * rewrites volume.json, then the region header's counts, so files longer than needed (volume.json
+     * not rewritten yet) are accepted, and a header with smaller counts than volume.json (volume.json
+     * rewritten, header not yet) gets its files extended (idempotent) and its counts set.
+     */
     static Layer open(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes)
             throws IOException {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
             throw new IOException("the Ballast storage format needs a little-endian host");
         }
+        boolean finishGrow = false;
+        try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.READ)) {
+            ByteBuffer h = ByteBuffer.allocate(REGION_HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            ch.read(h, 0);
+            long headerRegions = h.getLong((int) H_REGION_COUNT);
+            long headerBlocks = h.getLong((int) H_BLOCK_COUNT);
+            finishGrow = headerRegions <= regionCount && headerBlocks <= blockCount
+                    && (headerRegions < regionCount || headerBlocks < blockCount);
+        }
+        if (finishGrow) {
+            extendFiles(layersDir, id, blockCount, regionCount);
+        }
         FileChannel data = null;
         Arena arena = Arena.ofShared();
         try {
             data = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.READ, StandardOpenOption.WRITE);
-            if (data.size() != blockCount * BLOCK_BYTES) {
+            if (data.size() < blockCount * BLOCK_BYTES) {
                 throw new IOException("layer " + id + ": data file is " + data.size() + " bytes, expected "
                         + blockCount * BLOCK_BYTES);
             }
             MemorySegment blocks;
             try (FileChannel ch = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.READ,
                     StandardOpenOption.WRITE)) {
-                if (ch.size() != blockTableBytes(blockCount)) {
+                if (ch.size() < blockTableBytes(blockCount)) {
                     throw new IOException("layer " + id + ": block table is " + ch.size() + " bytes, expected "
                             + blockTableBytes(blockCount));
                 }
-                blocks = ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size(), arena);
+                blocks = ch.map(FileChannel.MapMode.READ_WRITE, 0, blockTableBytes(blockCount), arena);
             }
             MemorySegment regions;
             try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.READ,
                     StandardOpenOption.WRITE)) {
-                if (ch.size() != regionTableBytes(regionCount)) {
+                if (ch.size() < regionTableBytes(regionCount)) {
                     throw new IOException("layer " + id + ": region table is " + ch.size() + " bytes, expected "
                             + regionTableBytes(regionCount));
                 }
-                regions = ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size(), arena);
+                regions = ch.map(FileChannel.MapMode.READ_WRITE, 0, regionTableBytes(regionCount), arena);
+            }
+            if (finishGrow) {
+                regions.set(ValueLayout.JAVA_LONG, H_REGION_COUNT, regionCount);
+                regions.set(ValueLayout.JAVA_LONG, H_BLOCK_COUNT, blockCount);
+                regions.asSlice(0, REGION_HEADER_BYTES).force();
             }
             byte[] magic = regions.asSlice(H_MAGIC, REGION_MAGIC.length).toArray(ValueLayout.JAVA_BYTE);
             if (!java.util.Arrays.equals(magic, REGION_MAGIC)
@@ -189,6 +219,72 @@ final class Layer implements AutoCloseable {
                 data.close();
             }
             arena.close();
+            throw e;
+        }
+    }
+
+    // ---- growing ----
+
+    /**
+     * Step 1 of a grow: brings the three files to at least the sizes of the larger geometry and makes
+     * that durable. Idempotent (a file already long enough is left alone), never shrinks. The data file
+     * and block table grow sparse; the region table's new entries are written as zeroes, as at creation
+     * (a store into an unallocated page of a mapping on a full file system is a SIGBUS).
+     */
+    static void extendFiles(Path layersDir, String id, long blockCount, long regionCount) throws IOException {
+        try (FileChannel data = FileChannel.open(dataPath(layersDir, id), StandardOpenOption.WRITE);
+             FileChannel blocks = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.WRITE);
+             FileChannel regions = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.WRITE)) {
+            // One zero byte at the new end sets the size; it lies past the old end, so it overwrites nothing.
+            if (data.size() < blockCount * BLOCK_BYTES) {
+                data.write(ByteBuffer.allocate(1), blockCount * BLOCK_BYTES - 1);
+            }
+            if (blocks.size() < blockTableBytes(blockCount)) {
+                blocks.write(ByteBuffer.allocate(1), blockTableBytes(blockCount) - 1);
+            }
+            ByteBuffer zeros = ByteBuffer.allocate(1 << 16);
+            for (long pos = regions.size(), end = regionTableBytes(regionCount); pos < end; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), end - pos));
+                pos += regions.write(zeros, pos);
+            }
+            data.force(true);
+            blocks.force(true);
+            regions.force(true);
+        }
+    }
+
+    /**
+     * Step 3 of a grow (after {@link #extendFiles} and the new volume.json): maps the longer tables and
+     * records the new counts in the region header (durable on return). The old mappings stay valid for
+     * calls still using them until the layer closes.
+     */
+    synchronized void remap(Path layersDir, long newBlockCount, long newRegionCount) throws IOException {
+        if (closed) {
+            throw new java.nio.channels.ClosedChannelException();
+        }
+        Arena next = Arena.ofShared();
+        try {
+            MemorySegment nb;
+            try (FileChannel ch = FileChannel.open(blocksPath(layersDir, id), StandardOpenOption.READ,
+                    StandardOpenOption.WRITE)) {
+                nb = ch.map(FileChannel.MapMode.READ_WRITE, 0, blockTableBytes(newBlockCount), next);
+            }
+            MemorySegment nr;
+            try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.READ,
+                    StandardOpenOption.WRITE)) {
+                nr = ch.map(FileChannel.MapMode.READ_WRITE, 0, regionTableBytes(newRegionCount), next);
+            }
+            nr.set(ValueLayout.JAVA_LONG, H_REGION_COUNT, newRegionCount);
+            nr.set(ValueLayout.JAVA_LONG, H_BLOCK_COUNT, newBlockCount);
+            nr.asSlice(0, REGION_HEADER_BYTES).force();
+            grownArenas.add(next);
+            // tables before counts: a reader that sees the new count finds the longer mapping
+            blocks = nb;
+            regions = nr;
+            blockCount = newBlockCount;
+            regionCount = newRegionCount;
+        } catch (IOException | RuntimeException e) {
+            next.close();
             throw e;
         }
     }
@@ -378,5 +474,9 @@ final class Layer implements AutoCloseable {
             // closing cannot lose data here: callers flush first
         }
         arena.close();
+        synchronized (this) {
+            grownArenas.forEach(Arena::close);
+            grownArenas.clear();
+        }
     }
 }

@@ -21,6 +21,13 @@ public interface StoragePool extends AutoCloseable {
     /** The shared, open device of a volume; opened on first use, closed by {@link #delete} or {@link #close}. */
     BlockDevice open(String name);
 
+    /**
+     * Grows a volume to {@code newSizeBytes} (open or not, while it serves I/O); no-op when it is
+     * already at least that large: a volume never shrinks. Durable on return. INVALID_ARGUMENT for a
+     * size the create would refuse, NOT_FOUND, NO_SPACE, IO_ERROR.
+     */
+    VolumeInfo grow(String name, long newSizeBytes);
+
     /** Closes the volume's device if open and removes its data. */
     void delete(String name);
 

@@ -21,4 +21,8 @@ record VolumeMeta(
     String topLayer() {
         return layers.getLast();
     }
+
+    VolumeMeta withSizeBytes(long newSizeBytes) {
+        return new VolumeMeta(formatVersion, name, uuid, newSizeBytes, blockSizeBytes, regionSizeBytes, createdAt, layers);
+    }
 }

@@ -84,15 +84,18 @@ public final class VolumeStore implements BlockDevice {
         public static final Options DEFAULT = new Options(1_000, 128, true);
     }
 
-    private final VolumeMeta meta;
+    /** Replaced by {@link #grow} (after the layers' longer tables are mapped): the size range checks use. */
+    private volatile VolumeMeta meta;
     private final Path dir;
     private final Options options;
     /** Top (writable) layer first. */
     private final Layer[] chain;
     private final Layer top;
-    private final long blockCount;
-    private final long regionCount;
+    private volatile long blockCount;
+    private volatile long regionCount;
     private final long blocksPerRegion;
+    /** One grow at a time. */
+    private final Object growLock = new Object();
 
     private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
     private final ReentrantLock[] regionLocks = new ReentrantLock[REGION_LOCKS];
@@ -133,6 +136,8 @@ public final class VolumeStore implements BlockDevice {
     private final int blockTableFd;
     private volatile boolean punchEnabled;
     private volatile Runnable onClose = () -> {};
+    /** Tells the pool the new volume.json, also when a replica request grew the store directly. */
+    private volatile java.util.function.Consumer<VolumeMeta> onGrown = m -> {};
     private RecoveryReport recovery = RecoveryReport.CLEAN;
 
     private final CounterDataPoint readBytesMetric;
@@ -329,6 +334,10 @@ public final class VolumeStore implements BlockDevice {
         this.onClose = callback;
     }
 
+    void onGrown(java.util.function.Consumer<VolumeMeta> callback) {
+        this.onGrown = callback;
+    }
+
     // ------------------------------------------------------------------ accessors
 
     public String name() {
@@ -346,6 +355,11 @@ public final class VolumeStore implements BlockDevice {
 
     public long regionSizeBytes() {
         return meta.regionSizeBytes();
+    }
+
+    /** What volume.json says now (changes when the volume grows). */
+    VolumeMeta meta() {
+        return meta;
     }
 
     /** Bytes held by blocks that carry data in this volume's layers (4 KiB per present block). */
@@ -410,6 +424,56 @@ public final class VolumeStore implements BlockDevice {
                 top.forceHeader();
                 this.generation.set(generation);
                 return generation;
+            }
+        } finally {
+            exit(stamp);
+        }
+    }
+
+    // ------------------------------------------------------------------ growing
+
+    /**
+     * Grows the volume to {@code newSizeBytes} while it serves I/O; a no-op when it is already at
+     * least that large (a volume never shrinks). Data below the old end is untouched; the new range
+     * reads as zeroes. Durable on return. Steps (docs/storage-format.md, "Growing"): extend every
+     * layer's files, rewrite volume.json, then map the longer tables and record their counts; an open
+     * after a crash in between finishes or ignores the grow ({@link Layer#open}). Calls already running
+     * keep using the older mappings, which stay valid, so the I/O path takes no lock for this.
+     *
+     * @throws BallastException INVALID_ARGUMENT for a size that is not a multiple of 512 or above the
+     *     maximum, NO_SPACE when the pool's file system cannot hold the longer tables, IO_ERROR
+     */
+    public void grow(long newSizeBytes) {
+        FileStoragePool.validateSize(meta.name(), newSizeBytes);
+        long stamp = enter();
+        try {
+            synchronized (growLock) {
+                VolumeMeta old = meta;
+                if (newSizeBytes <= old.sizeBytes()) {
+                    return;
+                }
+                long blocks = blockCountOf(newSizeBytes);
+                long regions = regionCountOf(newSizeBytes, old.regionSizeBytes());
+                Path layersDir = dir.resolve("layers");
+                VolumeMeta next = old.withSizeBytes(newSizeBytes);
+                try {
+                    for (Layer l : chain) {
+                        Layer.extendFiles(layersDir, l.id, blocks, regions);
+                    }
+                    FileStoragePool.writeMeta(dir, next);
+                    for (Layer l : chain) {
+                        l.remap(layersDir, blocks, regions);
+                    }
+                } catch (IOException e) {
+                    throw FsUtil.ioError("cannot grow volume '" + old.name() + "' to " + newSizeBytes + " bytes", e);
+                }
+                // counts, then the size the range checks use: a call that passes the check sees longer tables
+                blockCount = blocks;
+                regionCount = regions;
+                meta = next;
+                onGrown.accept(next);
+                log.atInfo().addKeyValue("volume", old.name()).addKeyValue("fromBytes", old.sizeBytes())
+                        .addKeyValue("toBytes", newSizeBytes).log("volume grown");
             }
         } finally {
             exit(stamp);

@@ -53,6 +53,27 @@ class AttachAgentTest {
         MountedStack again = agent.mount("vol", socket, mnt);
         assertThat(again.formatted()).isFalse();
         assertThat(host.programs()).doesNotContain("mkfs.ext4");
+        assertThat(host.programs()).as("file system fills the device: not grown").doesNotContain("resize2fs");
+    }
+
+    @Test
+    void anExistingFileSystemSmallerThanTheDeviceIsCheckedAndGrownBeforeItIsMounted() {
+        agent.unmount("vol", agent.mount("vol", socket, mnt));
+        host.deviceBytes = 256L << 20; // the volume was resized while detached
+        host.log.clear();
+        agent.mount("vol", socket, mnt);
+        assertThat(host.programs()).containsSubsequence("blkid", "dumpe2fs", "blockdev", "e2fsck", "resize2fs", "mount");
+        assertThat(host.log).contains("e2fsck -f -p /dev/loop7", "resize2fs /dev/loop7");
+    }
+
+    @Test
+    void aFailingResize2fsLeavesTheVolumeMountedAtItsOldSize() {
+        agent.unmount("vol", agent.mount("vol", socket, mnt));
+        host.deviceBytes = 256L << 20;
+        host.fail("resize2fs", "resize2fs: Permission denied to resize filesystem");
+        MountedStack s = agent.mount("vol", socket, mnt);
+        assertThat(host.mounted).contains(mnt);
+        assertThat(agent.growFilesystem("vol", s.device())).contains("Permission denied");
     }
 
     @ParameterizedTest

@@ -83,6 +83,50 @@ class ClusterStateTest {
         assertThat(s.volume("pg").orElseThrow().attachment().nodeId()).isEqualTo(other);
     }
 
+    // ---- resize ----
+
+    Command.ResizeVolume resize(String name, long size) {
+        return new Command.ResizeVolume(T, name, size, 1.0);
+    }
+
+    @Test
+    void resizeGrowsTheCommittedSizeWithoutAnEpochBumpAndCountsItAgainstEachReplicasNode() throws Exception {
+        s.apply(create("pg", 10 * Sizes.GIB, 3));
+        allReady("pg");
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-1")));
+        VolumeRecord before = vol("pg");
+
+        VolumeRecord grown = (VolumeRecord) s.apply(resize("pg", 20 * Sizes.GIB));
+
+        assertThat(grown.sizeBytes()).isEqualTo(20 * Sizes.GIB);
+        assertThat(vol("pg")).isEqualTo(before.withSizeBytes(20 * Sizes.GIB)); // epoch, replicas, attachment unchanged
+        assertThat(s.provisionedByNode()).containsEntry("node-1", 20 * Sizes.GIB).containsEntry("node-3", 20 * Sizes.GIB);
+        assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("volume-resized")
+                && e.message().contains("grown from 10 GiB to 20 GiB"));
+        // a snapshot carries the new size
+        ClusterState copy = new ClusterState();
+        copy.load(s.toBytes());
+        assertThat(copy.volume("pg").orElseThrow().sizeBytes()).isEqualTo(20 * Sizes.GIB);
+    }
+
+    @Test
+    void resizeToTheSameSizeIsANoOpAndShrinkingUnknownVolumesBadSizesAndNoRoomAreRefused() throws Exception {
+        s.apply(create("pg", 10 * Sizes.GIB, 2));
+        byte[] before = s.toBytes();
+        assertThat(((VolumeRecord) s.apply(resize("pg", 10 * Sizes.GIB))).sizeBytes()).isEqualTo(10 * Sizes.GIB);
+        assertThat(Arrays.equals(before, s.toBytes())).as("same size: nothing changes, no event").isTrue();
+
+        refusedUnchanged(resize("pg", 5 * Sizes.GIB), ErrorCode.INVALID_ARGUMENT, "shrinking is not supported");
+        refusedUnchanged(resize("nope", 20 * Sizes.GIB), ErrorCode.NOT_FOUND, "volume nope not found");
+        refusedUnchanged(resize("pg", 20 * Sizes.GIB + 100), ErrorCode.INVALID_ARGUMENT, "multiple of 512");
+        refusedUnchanged(resize("pg", 0), ErrorCode.INVALID_ARGUMENT, "size must be positive");
+        // 100 GiB per node: the replicas' nodes hold 10 GiB of it, so 95 GiB more does not fit
+        refusedUnchanged(resize("pg", 105 * Sizes.GIB), ErrorCode.NO_SPACE, "90 GiB free, 95 GiB more asked");
+        // over-commit counts as it does for a create
+        assertThat(((VolumeRecord) s.apply(new Command.ResizeVolume(T, "pg", 105 * Sizes.GIB, 2.0))).sizeBytes())
+                .isEqualTo(105 * Sizes.GIB);
+    }
+
     // ---- replication metadata ----
 
     VolumeRecord vol(String name) {

@@ -156,6 +156,75 @@ class VolumeEngineTest {
         assertThat(w.error).isNull();
     }
 
+    static Predicate<Sent> grow() {
+        return s -> s.request() instanceof ReplicaRequest.Grow;
+    }
+
+    /** The kinds of request sent to {@code node}, in send order. */
+    List<String> kindsTo(String node) {
+        return net.sent.stream().filter(to(node)).map(s -> s.request().getClass().getSimpleName()).toList();
+    }
+
+    @Test
+    void aCommittedResizeGrowsEveryReplicaOnItsStreamBeforeAnythingPastTheOldEnd() {
+        open(layout(1, inSync("a"), inSync("b"), inSync("c")));
+        Outcome past = new Outcome();
+        engine.write(SIZE, new byte[4096], false, past.completion());
+        assertThat(past.error.code()).isEqualTo(ErrorCode.OUT_OF_RANGE);
+
+        engine.onLayoutChanged(new VolumeLayout("v", "uuid", 2 * SIZE, 5, 5, "a", 1,
+                List.of(inSync("a"), inSync("b"), inSync("c")))); // same epoch: a resize does not bump it
+        assertThat(engine.sizeBytesForClients()).isEqualTo(2 * SIZE);
+        Outcome w = new Outcome();
+        engine.write(SIZE, new byte[4096], false, w.completion());
+        for (String n : List.of("a", "b", "c")) {
+            assertThat(kindsTo(n)).as(n).containsExactly("Grow", "Write");
+        }
+        assertThat(net.sent.stream().filter(grow()).map(s -> ((ReplicaRequest.Grow) s.request()).sizeBytes()))
+                .containsOnly(2 * SIZE);
+        // b cannot grow (e.g. its disk is full): it is removed before the write is acknowledged
+        Sent growB = net.take(grow().and(to("b"))).getFirst();
+        engine.onReply("b", new ReplicaReply.Failed(growB.request().requestId(), ErrorCode.NO_SPACE, "full", -1));
+        answerAll(to("a").or(to("c")));
+        assertThat(w.done).isFalse();
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.remove()).containsExactly("b"));
+        // the commit's answer carries the size of the moment it applied; the engine never serves less
+        engine.onMetadataResult(meta.changes.getFirst(), new MetadataClient.Result.Committed(new VolumeLayout("v", "uuid",
+                SIZE, 6, 5, "a", 1, List.of(inSync("a"), new VolumeLayout.Replica("b", false, 0, true), inSync("c")))));
+        assertThat(w.done).isTrue();
+        assertThat(w.error).isNull();
+        assertThat(engine.layout().sizeBytes()).isEqualTo(2 * SIZE);
+        assertThat(engine.sizeBytesForClients()).isEqualTo(2 * SIZE);
+    }
+
+    @Test
+    void aReplicaThatOpensSmallerThanTheCommittedSizeIsGrownFirst() {
+        // b missed the resize (its node was down): it answers Open with the old size
+        engine = new VolumeEngine(new VolumeLayout("v", "uuid", 2 * SIZE, 5, 5, "a", 1,
+                List.of(inSync("a"), new VolumeLayout.Replica("b", false, 0, true))), "a",
+                new EngineConfig(100, 1000, 0, 0, 16, 50, 50, 4), net, meta);
+        Outcome opened = new Outcome();
+        engine.open(nowMs, e -> opened.done = e == null);
+        for (Sent s : net.take(s -> s.request() instanceof ReplicaRequest.Open)) {
+            long size = s.node().equals("a") ? 2 * SIZE : SIZE;
+            engine.onReply(s.node(), new ReplicaReply.Opened(s.request().requestId(), 5, 0, size, REGION));
+        }
+        assertThat(kindsTo("a")).doesNotContain("Grow");
+        for (int i = 0; i < 6; i++) {
+            answerAll(to("a"));
+        }
+        assertThat(opened.done).isTrue();
+        // b is probed once serving: the probe's answer still says the old size, so Grow goes first
+        net.take(to("b"));
+        engine.tick(nowMs += 60);
+        Sent probe = net.take(to("b")).getFirst();
+        assertThat(probe.request()).isInstanceOf(ReplicaRequest.Open.class);
+        engine.onReply("b", new ReplicaReply.Opened(probe.request().requestId(), 5, 0, SIZE, REGION));
+        assertThat(kindsTo("b")).first().isEqualTo("Grow");
+        assertThat(((ReplicaRequest.Grow) net.sent.stream().filter(to("b")).findFirst().orElseThrow().request()).sizeBytes())
+                .isEqualTo(2 * SIZE);
+    }
+
     @Test
     void timeoutCountsAsFailure() {
         open(layout(1, inSync("a"), inSync("b")));

@@ -183,5 +183,6 @@ class VolumeLanesTest {
         @Override public long regionDigest(long r) { return inner.regionDigest(r); }
         @Override public long epochFloor() { return inner.epochFloor(); }
         @Override public void raiseEpochFloor(long e) { inner.raiseEpochFloor(e); }
+        @Override public void grow(long s) { inner.grow(s); }
     }
 }

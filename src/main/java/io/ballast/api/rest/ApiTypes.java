@@ -16,6 +16,9 @@ public final class ApiTypes {
      */
     public record AttachRequest(String mount, Boolean force) {}
 
+    /** {@code size}: the new size, as at create (a byte count or a string like "20GiB"). */
+    public record ResizeRequest(JsonNode size) {}
+
     /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
     public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report) {}
 

@@ -215,6 +215,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 5 && seg[4].equals("attach")) return "/v1/volumes/{name}/attach";
         if (seg.length == 5 && seg[4].equals("detach")) return "/v1/volumes/{name}/detach";
         if (seg.length == 5 && seg[4].equals("verify")) return "/v1/volumes/{name}/verify";
+        if (seg.length == 5 && seg[4].equals("resize")) return "/v1/volumes/{name}/resize";
         return "unknown";
     }
 
@@ -223,7 +224,7 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes" -> "GET, POST";
             case "/v1/volumes/{name}" -> "GET, DELETE";
             case "/v1/volumes/{name}/verify" -> "GET, POST";
-            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach" -> "POST";
+            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach", "/v1/volumes/{name}/resize" -> "POST";
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
@@ -330,6 +331,10 @@ public final class RestServer implements AutoCloseable {
                 yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force)));
             }
             case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
+            case "/v1/volumes/{name}/resize POST" -> {
+                ApiTypes.ResizeRequest req = read(ex, ApiTypes.ResizeRequest.class);
+                yield new Reply(200, volumes.resize(name, sizeOf(req == null ? null : req.size())));
+            }
             case "/v1/volumes/{name}/detach POST" -> {
                 read(ex, JsonNode.class); // drain and bound the body even though it is unused
                 yield new Reply(200, ApiTypes.AttachResponse.of(volumes.detach(name)));

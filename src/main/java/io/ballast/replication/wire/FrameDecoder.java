@@ -75,7 +75,7 @@ public final class FrameDecoder {
         long id = f.getLong();
         try {
             WireMessage m = switch (type) {
-                case OPEN, WRITE, WRITE_ZEROES, TRIM, FLUSH, READ, CHECKPOINT, CHANGED_REGIONS, REGION_DIGESTS ->
+                case OPEN, WRITE, WRITE_ZEROES, TRIM, FLUSH, READ, CHECKPOINT, CHANGED_REGIONS, REGION_DIGESTS, GROW ->
                         new WireMessage.Request(request(type, id, f));
                 case OPENED -> reply(new ReplicaReply.Opened(id, f.getLong(), f.getLong(), f.getLong(), f.getLong()));
                 case DONE -> reply(new ReplicaReply.Done(id));
@@ -150,6 +150,7 @@ public final class FrameDecoder {
             case CHECKPOINT -> new ReplicaRequest.Checkpoint(id, volume, epoch, f.getLong());
             case CHANGED_REGIONS -> new ReplicaRequest.ChangedRegions(id, volume, epoch, f.getLong());
             case REGION_DIGESTS -> new ReplicaRequest.RegionDigests(id, volume, epoch, f.getLong(), f.getInt());
+            case GROW -> new ReplicaRequest.Grow(id, volume, epoch, f.getLong());
             default -> throw new IllegalStateException("not a request type: " + type);
         };
     }

@@ -70,6 +70,7 @@ public final class FrameEncoder {
             case ReplicaRequest.Checkpoint c -> 8;
             case ReplicaRequest.ChangedRegions c -> 8;
             case ReplicaRequest.RegionDigests d -> 8 + 4;
+            case ReplicaRequest.Grow g -> 8;
         };
         return LENGTH_BYTES + FRAME_HEADER_BYTES + body;
     }
@@ -152,6 +153,7 @@ public final class FrameEncoder {
             case ReplicaRequest.Checkpoint c -> CHECKPOINT;
             case ReplicaRequest.ChangedRegions c -> CHANGED_REGIONS;
             case ReplicaRequest.RegionDigests d -> REGION_DIGESTS;
+            case ReplicaRequest.Grow g -> GROW;
         };
         int start = begin(dst, size, type, r.requestId());
         if (r.volumeUuid() == null) {
@@ -173,6 +175,7 @@ public final class FrameEncoder {
             case ReplicaRequest.Checkpoint c -> dst.putLong(c.generation());
             case ReplicaRequest.ChangedRegions c -> dst.putLong(c.sinceGeneration());
             case ReplicaRequest.RegionDigests d -> dst.putLong(d.firstRegion()).putInt(d.regionCount());
+            case ReplicaRequest.Grow g -> dst.putLong(g.sizeBytes());
         }
         end(dst, start, size);
     }

@@ -63,6 +63,7 @@ public final class WireFormat {
     static final byte CHECKPOINT = 0x07;
     static final byte CHANGED_REGIONS = 0x08;
     static final byte REGION_DIGESTS = 0x09;
+    static final byte GROW = 0x0A;
     // Replies (replica -> engine)
     static final byte OPENED = 0x41;
     static final byte DONE = 0x42;

@@ -95,6 +95,42 @@ class RestApiTest {
     }
 
     @Test
+    void resizeGrowsTheVolumeAndRefusesShrinkingBadSizesAndWhatDoesNotFit() throws Exception {
+        call("POST", "/v1/volumes?wait=ready", "{\"name\":\"db\",\"size\":\"1GiB\"}");
+        Resp grown = call("POST", "/v1/volumes/db/resize", "{\"size\":\"2GiB\"}");
+        assertThat(grown.status()).isEqualTo(200);
+        assertThat(grown.json().path("name").asText()).isEqualTo("db");
+        assertThat(grown.json().path("sizeBytes").asLong()).isEqualTo(2L << 30);
+        assertThat(call("GET", "/v1/volumes/db", null).json().path("sizeBytes").asLong()).isEqualTo(2L << 30);
+        // the same size again: nothing to do, success (orchestrators retry)
+        Resp again = call("POST", "/v1/volumes/db/resize", "{\"size\":" + (2L << 30) + "}");
+        assertThat(again.status()).isEqualTo(200);
+        assertThat(again.json().path("sizeBytes").asLong()).isEqualTo(2L << 30);
+
+        String before = volumesSnapshot();
+        Resp shrink = call("POST", "/v1/volumes/db/resize", "{\"size\":\"1GiB\"}");
+        assertThat(shrink.status()).isEqualTo(400);
+        assertThat(shrink.errorCode()).isEqualTo("INVALID_ARGUMENT");
+        assertThat(shrink.errorMessage()).contains("shrinking is not supported");
+        Resp odd = call("POST", "/v1/volumes/db/resize", "{\"size\":3000000001}");
+        assertThat(odd.status()).isEqualTo(400);
+        assertThat(odd.errorMessage()).contains("multiple of 512");
+        Resp missing = call("POST", "/v1/volumes/db/resize", "{}");
+        assertThat(missing.status()).isEqualTo(400);
+        assertThat(missing.errorMessage()).contains("'size' is required");
+        Resp tooBig = call("POST", "/v1/volumes/db/resize", "{\"size\":\"63TiB\"}"); // the disk is far smaller
+        assertThat(tooBig.status()).isEqualTo(507);
+        assertThat(tooBig.errorCode()).isEqualTo("NO_SPACE");
+        assertThat(tooBig.errorMessage()).contains("cannot grow volume db");
+        assertThat(volumesSnapshot()).isEqualTo(before);
+
+        assertThat(call("POST", "/v1/volumes/nope/resize", "{\"size\":\"2GiB\"}").status()).isEqualTo(404);
+        Resp get = call("GET", "/v1/volumes/db/resize", null);
+        assertThat(get.status()).isEqualTo(405);
+        assertThat(get.raw().headers().firstValue("Allow")).hasValue("POST");
+    }
+
+    @Test
     void duplicateNameIs409AlreadyExists() throws Exception {
         // settled first (replicas ready): a plain create answers before they are, and they change after
         call("POST", "/v1/volumes?wait=ready", "{\"name\":\"a\",\"size\":\"1GiB\"}");

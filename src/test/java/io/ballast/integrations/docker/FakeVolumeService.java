@@ -52,6 +52,15 @@ final class FakeVolumeService implements VolumeService {
     }
 
     @Override
+    public synchronized VolumeView resize(String name, long newSizeBytes) {
+        require(name);
+        calls.add("resize " + name + " " + newSizeBytes);
+        io.ballast.control.LocalVolumeService.requireGrowth(name, sizes.get(name), newSizeBytes);
+        sizes.put(name, newSizeBytes);
+        return view(name);
+    }
+
+    @Override
     public synchronized Attachment attach(String name, Path mountDir) {
         require(name);
         calls.add("attach " + name + " " + mountDir);

@@ -21,13 +21,13 @@ public final class SimDisk implements ReplicaStorage {
     public static final int BLOCK_BYTES = 512;
 
     private final String uuid;
-    private final int sizeBytes;
+    private int sizeBytes;
     private final long regionSizeBytes;
-    private final byte[] durable;
+    private byte[] durable;
     /** The durable image as written, without bit flips: what the invariant checks compare. */
-    private final byte[] pristine;
-    private final long[] durableTag;
-    private final int[] durableCrc;
+    private byte[] pristine;
+    private long[] durableTag;
+    private int[] durableCrc;
     private final TreeMap<Integer, byte[]> overlay = new TreeMap<>();
     private final TreeMap<Integer, Long> overlayTag = new TreeMap<>();
     private final TreeSet<Integer> flipped = new TreeSet<>();
@@ -193,6 +193,23 @@ public final class SimDisk implements ReplicaStorage {
             h = (h ^ (x & 0xff)) * 0x100000001b3L;
         }
         return h;
+    }
+
+    /** Durable at once, as on a real store (which syncs the grown files before it answers). */
+    @Override
+    public void grow(long newSizeBytes) {
+        if (newSizeBytes <= sizeBytes) {
+            return;
+        }
+        int size = Math.toIntExact(newSizeBytes);
+        int oldBlocks = sizeBytes / BLOCK_BYTES;
+        durable = java.util.Arrays.copyOf(durable, size);
+        pristine = java.util.Arrays.copyOf(pristine, size);
+        durableTag = java.util.Arrays.copyOf(durableTag, size / BLOCK_BYTES);
+        durableCrc = java.util.Arrays.copyOf(durableCrc, size / BLOCK_BYTES);
+        java.util.Arrays.fill(durableTag, oldBlocks, durableTag.length, -1);
+        java.util.Arrays.fill(durableCrc, oldBlocks, durableCrc.length, crc(new byte[BLOCK_BYTES], 0));
+        sizeBytes = size;
     }
 
     @Override

@@ -139,6 +139,17 @@ class ReplicaServerTest {
                     assertThat(d.digests()[1]).isEqualTo(d.digests()[3]); // both never written
                     assertThat(d.digests()[2]).isNotEqualTo(d.digests()[3]);
                 });
+        // Grow: past the old end works only after it, and the replica's size stays grown
+        assertThat(call(new ReplicaRequest.Write(id(), uuid, 3, 64 * MIB, small, false)))
+                .isInstanceOfSatisfying(ReplicaReply.Failed.class, f -> assertThat(f.code()).isEqualTo(ErrorCode.OUT_OF_RANGE));
+        assertThat(call(new ReplicaRequest.Grow(id(), uuid, 3, 80 * MIB))).isInstanceOf(ReplicaReply.Done.class);
+        assertThat(call(new ReplicaRequest.Write(id(), uuid, 3, 64 * MIB, small, false))).isInstanceOf(ReplicaReply.Done.class);
+        assertThat(data(call(new ReplicaRequest.Read(id(), uuid, 3, 64 * MIB, BS)))).isEqualTo(small);
+        assertThat(call(new ReplicaRequest.Grow(id(), uuid, 3, 70 * MIB))).isInstanceOf(ReplicaReply.Done.class); // never shrinks
+        assertThat(call(new ReplicaRequest.Open(id(), uuid, 3)))
+                .isInstanceOfSatisfying(ReplicaReply.Opened.class, o -> assertThat(o.sizeBytes()).isEqualTo(80 * MIB));
+        assertThat(call(new ReplicaRequest.Grow(id(), uuid, 3, 80 * MIB + 1)))
+                .isInstanceOfSatisfying(ReplicaReply.Failed.class, f -> assertThat(f.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT));
         assertThat(server.stats().requests()).isGreaterThanOrEqualTo(14);
         assertThat(server.stats().bytesIn()).isGreaterThan(REGION);
     }

@@ -51,7 +51,8 @@ class WireCodecPropertyTest {
                 Combinators.combine(id, strings(), any, any, Arbitraries.integers()).as(ReplicaRequest.Read::new),
                 Combinators.combine(id, strings(), any, any).as(ReplicaRequest.Checkpoint::new),
                 Combinators.combine(id, strings(), any, any).as(ReplicaRequest.ChangedRegions::new),
-                Combinators.combine(id, strings(), any, any, Arbitraries.integers()).as(ReplicaRequest.RegionDigests::new));
+                Combinators.combine(id, strings(), any, any, Arbitraries.integers()).as(ReplicaRequest.RegionDigests::new),
+                Combinators.combine(id, strings(), any, any).as(ReplicaRequest.Grow::new));
         Arbitrary<long[]> longArrays = Arbitraries.oneOf(
                 Arbitraries.longs().array(long[].class).ofMaxSize(50),
                 Arbitraries.longs().between(0, 1 << 20).array(long[].class).ofMaxSize(200)
