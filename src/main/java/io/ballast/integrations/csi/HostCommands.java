@@ -51,6 +51,14 @@ final class HostCommands {
         return Long.parseLong(run("blockdev", List.of("blockdev", "--getsize64", device.toString())).stdout().strip());
     }
 
+    /** The device mounted at {@code mountPoint} (e.g. /dev/loop3), or null when nothing is. */
+    String mountSource(Path mountPoint) {
+        CommandRunner.CommandResult r = runner.run(List.of("findmnt", "-n", "-o", "SOURCE", "--mountpoint", mountPoint.toString()),
+                timeout);
+        String src = r.stdout().strip();
+        return r.ok() && src.startsWith("/dev/") ? src : null;
+    }
+
     /** Grows a mounted ext4 file system to its device's size (online). */
     void growFilesystem(String device) {
         run("resize2fs", List.of("resize2fs", device));

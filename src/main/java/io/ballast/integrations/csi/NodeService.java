@@ -312,6 +312,9 @@ final class NodeService extends NodeGrpc.NodeImplBase {
                     MountedStack s = blockStaged.get(name);
                     device = s != null ? s.device() : a != null && a.nodeId().equals(cluster.nodeId()) ? a.device() : null;
                 }
+                if (device == null && a != null && a.nodeId().equals(cluster.nodeId()) && a.mountDir() != null) {
+                    device = commands.mountSource(Path.of(a.mountDir()));
+                }
                 if (device == null) {
                     throw CsiErrors.failedPrecondition("volume " + name + " is not staged on this node");
                 }

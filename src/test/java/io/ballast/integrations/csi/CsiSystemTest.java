@@ -77,7 +77,8 @@ class CsiSystemTest {
     private static final Set<String> ALLOWED_SKIPS = Set.of("ListSnapshots not supported", "DeleteSnapshot not supported",
             "Snapshot not supported", "Volume Cloning not supported", "Modify volume not supported", "Modify Volume not supported",
             "ControllerPublishVolume.readonly field not supported", "testnodevolumeattachlimit not enabled",
-            "CreateSnapshot not supported", "VolumeAttributesClass not supported", "GetSnapshot not supported");
+            "CreateSnapshot not supported", "VolumeAttributesClass not supported", "GetSnapshot not supported",
+            "ControllerModifyVolume not supported", "GroupControllerService not supported");
 
     static Path dir;
     static Path root;
@@ -85,6 +86,8 @@ class CsiSystemTest {
 
     @BeforeAll
     static void cluster() throws Exception {
+        io.ballast.testing.Requirements.require("root".equals(System.getProperty("user.name")), "needs root: mounts and loop devices");
+        io.ballast.testing.Requirements.require(Files.exists(Path.of("/dev/fuse")), "needs /dev/fuse for nbdfuse");
         dir = Files.createTempDirectory("csi-system");
         root = dir.resolve("kubelet");
         Files.createDirectories(root);
@@ -135,8 +138,10 @@ class CsiSystemTest {
 
     private void sanity(String accessType) throws Exception {
         Path tool = dir.resolve("csi-sanity");
+        Path shipped = Path.of("../shared/tools/csi-sanity");
+        io.ballast.testing.Requirements.require(Files.exists(shipped), "csi-sanity missing at " + shipped.toAbsolutePath());
         if (!Files.exists(tool)) {
-            Files.copy(Path.of("../shared/tools/csi-sanity"), tool);
+            Files.copy(shipped, tool);
             tool.toFile().setExecutable(true);
         }
         Path log = dir.resolve("sanity-" + accessType + ".log");
