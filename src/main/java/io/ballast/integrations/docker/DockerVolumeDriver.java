@@ -58,7 +58,10 @@ public final class DockerVolumeDriver {
         return mountRoot;
     }
 
-    /** Creates the volume; idempotent when it exists with the same size (Swarm creates on every node). */
+    /**
+     * Creates the volume; idempotent when it exists with the same size (Swarm creates on every node);
+     * a larger size grows an existing volume, a smaller one is refused.
+     */
     public void create(String dockerName, Map<String, String> opts) {
         VolumeSpec spec = VolumeSpec.parse(dockerName, opts);
         withLock(spec.name(), () -> {
@@ -75,10 +78,16 @@ public final class DockerVolumeDriver {
                     throw e;
                 }
                 VolumeView v = volumes.inspect(spec.name());
-                if (spec.sizeBytes() != null && spec.sizeBytes() != v.sizeBytes()) {
+                if (spec.sizeBytes() != null && spec.sizeBytes() < v.sizeBytes()) {
                     throw BallastException.alreadyExists("volume " + spec.name() + " already exists with size "
                             + Sizes.format(v.sizeBytes()) + ", not " + Sizes.format(spec.sizeBytes())
-                            + "; resizing is not supported");
+                            + "; volumes do not shrink");
+                }
+                if (spec.sizeBytes() != null && spec.sizeBytes() > v.sizeBytes()) {
+                    // `docker volume create` again with a larger size grows it (a mounted file system grows at its next mount)
+                    volumes.resize(spec.name(), spec.sizeBytes());
+                    log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("sizeBytes", spec.sizeBytes())
+                            .log("docker volume grown");
                 }
             }
             return null;

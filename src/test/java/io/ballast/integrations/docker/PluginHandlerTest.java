@@ -55,7 +55,16 @@ class PluginHandlerTest {
         assertThat(volumes.sizes).containsEntry("a", VolumeSpec.DEFAULT_SIZE_BYTES);
         assertThat(post("/VolumeDriver.Create", "{\"Name\":\"a\",\"Opts\":{}}").has("Err")).isFalse();
         assertThat(post("/VolumeDriver.Create", "{\"Name\":\"a\",\"Opts\":{\"size\":\"1GiB\"}}").path("Err").asText())
-                .contains("already exists with size 10 GiB, not 1 GiB");
+                .contains("already exists with size 10 GiB, not 1 GiB; volumes do not shrink");
+        assertThat(volumes.sizes).containsEntry("a", VolumeSpec.DEFAULT_SIZE_BYTES);
+    }
+
+    @Test
+    void createAgainWithALargerSizeGrowsTheVolume() throws Exception {
+        post("/VolumeDriver.Create", "{\"Name\":\"g\",\"Opts\":{\"size\":\"1GiB\"}}");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"g\",\"Opts\":{\"size\":\"3GiB\"}}").has("Err")).isFalse();
+        assertThat(volumes.sizes).containsEntry("g", 3 * Sizes.GIB);
+        assertThat(post("/VolumeDriver.Get", "{\"Name\":\"g\"}").at("/Volume/Status/size").asText()).isEqualTo("3 GiB");
     }
 
     @Test
