@@ -138,11 +138,16 @@ public final class AttachAgent {
 
     /** Mounts the export {@code volume} (reachable at {@code unixSocket}) on {@code mountDir}. */
     public MountedStack mount(String volume, Path unixSocket, Path mountDir) {
+        return withRollback(volume, undo -> kernelNbdAvailable()
+                ? mountKernel(volume, unixSocket, mountDir, undo)
+                : mountFuse(volume, unixSocket, mountDir, undo));
+    }
+
+    /** Runs the steps of a stack; when one fails, the undos the earlier steps registered run in reverse. */
+    private MountedStack withRollback(String volume, java.util.function.Function<Deque<Runnable>, MountedStack> steps) {
         Deque<Runnable> undo = new ArrayDeque<>();
         try {
-            return kernelNbdAvailable()
-                    ? mountKernel(volume, unixSocket, mountDir, undo)
-                    : mountFuse(volume, unixSocket, mountDir, undo);
+            return steps.apply(undo);
         } catch (RuntimeException e) {
             while (!undo.isEmpty()) {
                 try {
@@ -200,8 +205,7 @@ public final class AttachAgent {
      * kernel nbd where present, else nbdfuse and a loop device. {@link #unmount} tears it down.
      */
     public MountedStack exposeDevice(String volume, Path unixSocket) {
-        Deque<Runnable> undo = new ArrayDeque<>();
-        try {
+        return withRollback(volume, undo -> {
             if (kernelNbdAvailable()) {
                 String device = freeNbdDevice(volume);
                 step(volume, "nbd-client", List.of("nbd-client", "-N", volume, "-unix", unixSocket.toString(), device));
@@ -210,16 +214,7 @@ public final class AttachAgent {
             FuseDevice dev = fuseDevice(volume, unixSocket, undo);
             log.atInfo().addKeyValue("volume", volume).addKeyValue("device", dev.loop()).log("volume exposed as a block device");
             return new MountedStack(Attachment.METHOD_FUSE_LOOP, null, dev.loop(), dev.pid(), dev.fuseDir(), false);
-        } catch (RuntimeException e) {
-            while (!undo.isEmpty()) {
-                try {
-                    undo.pop().run();
-                } catch (RuntimeException u) {
-                    log.atWarn().addKeyValue("volume", volume).log("rollback step failed: {}", u.getMessage());
-                }
-            }
-            throw e;
-        }
+        });
     }
 
     private MountedStack mountKernel(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
