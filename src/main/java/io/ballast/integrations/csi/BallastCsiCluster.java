@@ -56,7 +56,9 @@ public final class BallastCsiCluster implements CsiCluster {
     @Override
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
             List<Map<String, String>> requisite, List<String> preferredNodes) {
-        return volumes.create(name, sizeBytes, repl, spreadBy, minInSync, true,
+        // one Raft commit: placement happens in it; the replicas' storage follows on their nodes, and the
+        // publish (attach) that comes next waits for it, so CreateVolume need not (docs/perf/csi.md)
+        return volumes.create(name, sizeBytes, repl, spreadBy, minInSync, false,
                 new Placement.Topology(requisite, preferredNodes));
     }
 
