@@ -29,8 +29,18 @@ class LocalUpDownTest {
     @Test
     void upStatusDown() throws Exception {
         LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
-                "--raft-listen", "127.0.0.1:0");
+                "--raft-listen", "127.0.0.1:0", "--csi");
         assertThat(up.exit()).as(up.err()).isZero();
+        for (int i = 1; i <= 3; i++) { // --csi: every node serves CSI on its own root-only socket
+            Path socket = home.resolve("node-" + i + "/csi.sock");
+            assertThat(up.err()).contains("CSI endpoint of node-" + i + ": unix://" + socket);
+            assertThat(Files.getPosixFilePermissions(socket)).containsExactlyInAnyOrder(
+                    java.nio.file.attribute.PosixFilePermission.OWNER_READ, java.nio.file.attribute.PosixFilePermission.OWNER_WRITE);
+            try (var csi = new io.ballast.integrations.csi.CsiClient(socket)) {
+                assertThat(csi.identity.getPluginInfo(io.ballast.integrations.csi.proto.GetPluginInfoRequest.getDefaultInstance())
+                        .getName()).isEqualTo("csi.ballast.io");
+            }
+        }
         String url = up.out().strip();
         assertThat(url).startsWith("http://127.0.0.1:");
         JsonNode local = new ObjectMapper().readTree(home.resolve("local.json").toFile());

@@ -12,14 +12,14 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
 /** A CSI client on a node's unix socket, as a CO (kubelet, external-provisioner) would open one. */
-final class CsiClient implements AutoCloseable {
+public final class CsiClient implements AutoCloseable {
     private final EpollEventLoopGroup group = new EpollEventLoopGroup(1);
     private final ManagedChannel channel;
-    final IdentityGrpc.IdentityBlockingStub identity;
+    public final IdentityGrpc.IdentityBlockingStub identity;
     final ControllerGrpc.ControllerBlockingStub controller;
     final NodeGrpc.NodeBlockingStub node;
 
-    CsiClient(Path socket) {
+    public CsiClient(Path socket) {
         channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
         identity = IdentityGrpc.newBlockingStub(channel).withDeadlineAfter(2, TimeUnit.MINUTES);
