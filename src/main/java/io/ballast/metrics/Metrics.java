@@ -25,6 +25,12 @@ public final class Metrics {
             .labelNames("route", "method", "status")
             .register();
 
+    private static final Histogram CSI_REQUESTS = Histogram.builder()
+            .name("ballast_csi_request_seconds")
+            .help("CSI call latency by method and gRPC status code")
+            .labelNames("method", "code")
+            .register();
+
     private static final AtomicReference<Supplier<PoolStats>> POOL = new AtomicReference<>(() -> null);
 
     static {
@@ -74,6 +80,11 @@ public final class Metrics {
 
     public static void observeApiRequest(String route, String method, int status, long durationNs) {
         API_REQUESTS.labelValues(route, method, Integer.toString(status)).observe(durationNs / 1e9);
+    }
+
+    /** One CSI call: {@code method} as gRPC names it (csi.v1.Controller/CreateVolume), {@code code} its status (OK, NOT_FOUND...). */
+    public static void observeCsiRequest(String method, String code, long durationNs) {
+        CSI_REQUESTS.labelValues(method, code).observe(durationNs / 1e9);
     }
 
     public static void trackPool(Supplier<PoolStats> stats) {

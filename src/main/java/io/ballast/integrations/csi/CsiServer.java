@@ -80,9 +80,10 @@ public final class CsiServer implements AutoCloseable {
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(group).workerEventLoopGroup(group)
                 .executor(executor)
-                .addService(new IdentityService(ready))
-                .addService(new ControllerService(cluster, locks))
-                .addService(new NodeService(cluster, locks, commands, agent, pathRoot, stateDir))
+                .addService(io.grpc.ServerInterceptors.intercept(new IdentityService(ready), new CallMetrics()))
+                .addService(io.grpc.ServerInterceptors.intercept(new ControllerService(cluster, locks), new CallMetrics()))
+                .addService(io.grpc.ServerInterceptors.intercept(new NodeService(cluster, locks, commands, agent, pathRoot, stateDir),
+                        new CallMetrics()))
                 .build();
         try {
             server.start();

@@ -250,6 +250,13 @@ class CsiSystemTest {
                 c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId(v).build());
             }
             assertThat(volumeNames()).doesNotContain("reuse", "race");
+
+            // every call is counted by method and code in /metrics
+            String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(nodes.get("node-a").apiUrl() + "/metrics"))
+                    .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics).containsPattern(
+                    "ballast_csi_request_seconds_count\\{code=\"INVALID_ARGUMENT\",method=\"csi.v1.Controller/CreateVolume\"\\} [1-9]")
+                    .containsPattern("ballast_csi_request_seconds_count\\{code=\"OK\",method=\"csi.v1.Controller/CreateVolume\"\\} [1-9]");
         }
     }
 
