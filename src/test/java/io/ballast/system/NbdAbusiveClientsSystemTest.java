@@ -52,7 +52,8 @@ class NbdAbusiveClientsSystemTest {
 
     @Test
     void abusiveReadersDoNotStarveOthersOrGrowTheNodeWithoutBound() throws Exception {
-        node = NodeProcess.startWithJvmOptions(dir.resolve("node"), NodeProcess.productionJvmOptions(), List.of());
+        node = NodeProcess.startWithJvmOptions(dir.resolve("node"), NodeProcess.productionJvmOptions(),
+                List.of("--raft-listen", "127.0.0.1:0"));
         cli("volume", "create", "abuse", "--size", "1GiB");
         cli("volume", "attach", "abuse");
 
