@@ -3,6 +3,7 @@ package io.ballast.cluster;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.common.BallastException;
 import io.ballast.common.DurableFiles;
+import io.ballast.common.ErrorCode;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,6 +14,7 @@ import java.util.function.BiConsumer;
 import org.apache.ratis.io.MD5Hash;
 import org.apache.ratis.proto.RaftProtos.LogEntryProto;
 import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientRequest;
 import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.protocol.TermIndex;
@@ -24,6 +26,7 @@ import org.apache.ratis.statemachine.TransactionContext;
 import org.apache.ratis.statemachine.impl.BaseStateMachine;
 import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
 import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
+import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
 import org.apache.ratis.util.MD5FileUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -36,6 +39,10 @@ import org.slf4j.LoggerFactory;
  * Read-only queries only act as a barrier: with the server's LINEARIZABLE read option, Ratis runs
  * {@link #query} after this node applied everything committed before the read began, so the
  * caller may then read {@link #state()} directly.
+ *
+ * <p>Writes are checked on the leader before they are appended ({@link #startTransaction}): a member's
+ * seal ({@link CommandSeal}, from the cluster token) and a command that decodes and carries its fields
+ * ({@link CommandGate}). Anything else is refused to the client and never reaches the log.
  */
 public final class BallastStateMachine extends BaseStateMachine {
     private static final Logger log = LoggerFactory.getLogger(BallastStateMachine.class);
@@ -57,6 +64,21 @@ public final class BallastStateMachine extends BaseStateMachine {
      * leader and then loaded by {@link #reinitialize}), so the answer "none" holds until then.
      */
     private volatile boolean noSnapshotOnDisk;
+    /** Checks writes before they are appended; null until the cluster token is known (every write refused). */
+    private volatile CommandGate gate;
+    private final java.util.concurrent.atomic.AtomicLong refusedWrites = new java.util.concurrent.atomic.AtomicLong();
+    /** When a refused write was last logged, so that a flood of them costs at most a line a second. */
+    private volatile long lastRefusalLogNs = System.nanoTime() - 2_000_000_000L;
+
+    /** Writes must carry the seal of the cluster with this token (set before the Raft server starts). */
+    void admitWritesSealedWith(CommandSeal seal) {
+        gate = new CommandGate(seal);
+    }
+
+    /** Writes refused before they reached the log (no member's seal, not a valid command). */
+    public long refusedWrites() {
+        return refusedWrites.get();
+    }
 
     public ClusterState state() {
         return state;
@@ -132,6 +154,34 @@ public final class BallastStateMachine extends BaseStateMachine {
         return last.getIndex();
     }
 
+    /**
+     * On the leader, before a write is appended: the entry logged is the command's bare JSON when the
+     * write carries a member's seal and a valid command; otherwise the client is answered with the
+     * reason (a {@code StateMachineException}) and nothing is appended.
+     */
+    @Override
+    public TransactionContext startTransaction(RaftClientRequest request) throws IOException {
+        TransactionContext.Builder trx = TransactionContext.newBuilder().setStateMachine(this).setClientRequest(request);
+        CommandGate g = gate;
+        try {
+            if (g == null) {
+                throw new CommandSeal.Refused("this node does not know the cluster token yet");
+            }
+            byte[] json = g.admit(request.getMessage().getContent().toByteArray());
+            return trx.setLogData(ByteString.copyFrom(json)).build();
+        } catch (CommandSeal.Refused e) {
+            long n = refusedWrites.incrementAndGet();
+            long now = System.nanoTime();
+            if (now - lastRefusalLogNs >= 1_000_000_000L) {
+                lastRefusalLogNs = now;
+                log.atWarn().addKeyValue("client", request.getClientId().toString()).addKeyValue("refusedTotal", n)
+                        .log("Raft write refused before the log: {}", e.getMessage());
+            }
+            // the log entry is never created: Ratis answers the client with this as a StateMachineException
+            return trx.setLogData(ByteString.EMPTY).build().setException(new IllegalArgumentException("write refused: " + e.getMessage()));
+        }
+    }
+
     @Override
     public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
         LogEntryProto entry = trx.getLogEntry();
@@ -141,17 +191,26 @@ public final class BallastStateMachine extends BaseStateMachine {
         boolean ok = false;
         synchronized (this) {
             try {
-                command = ClusterState.JSON.readValue(data, Command.class);
+                command = CommandGate.decode(data);
+                CommandGate.validate(command);
                 Object result = state.apply(command);
                 reply.put("ok", true);
                 reply.set("result", ClusterState.JSON.valueToTree(result));
                 ok = true;
+            } catch (CommandSeal.Refused e) {
+                // startTransaction admits no such entry: one from a newer version, or appended before
+                // entries were checked. Skipped the same way on every node: one line, no stack trace.
+                log.atError().log("skipping log entry {}: {}", entry.getIndex(), e.getMessage());
+                command = null;
+                reply.put("ok", false);
+                reply.put("code", ErrorCode.INVALID_ARGUMENT.name());
+                reply.put("message", "log entry skipped: " + e.getMessage());
             } catch (BallastException e) {
                 reply.put("ok", false);
                 reply.put("code", e.code().name());
                 reply.put("message", e.getMessage());
-            } catch (IOException | RuntimeException e) {
-                // a bug or an entry from a newer version: refuse it the same way on every node
+            } catch (RuntimeException e) {
+                // a bug: refuse it the same way on every node
                 log.atError().setCause(e).log("cannot apply log entry {}", entry.getIndex());
                 reply.put("ok", false);
                 reply.put("code", "INTERNAL");

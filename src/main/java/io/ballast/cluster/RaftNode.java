@@ -65,6 +65,8 @@ public final class RaftNode implements AutoCloseable {
     private final RaftGroupId groupId;
     private final BallastStateMachine sm;
     private final ClusterTimings timings;
+    /** Seals this node's writes as a member's (the leader's state machine checks the seal). */
+    private final CommandSeal seal;
     private volatile RaftServer server;
     private volatile ClientHandle client;
     private volatile boolean closed;
@@ -84,6 +86,8 @@ public final class RaftNode implements AutoCloseable {
         this.groupId = groupIdOf(token);
         this.sm = sm;
         this.timings = timings;
+        this.seal = CommandSeal.forToken(token);
+        sm.admitWritesSealedWith(seal);
     }
 
     /** The Raft group of a cluster follows from its token: a node with another token is in another group. */
@@ -301,7 +305,7 @@ public final class RaftNode implements AutoCloseable {
     public JsonNode submit(Command command, boolean awaitLocalApply) {
         byte[] bytes;
         try {
-            bytes = ClusterState.JSON.writeValueAsBytes(command);
+            bytes = seal.seal(ClusterState.JSON.writeValueAsBytes(command));
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }

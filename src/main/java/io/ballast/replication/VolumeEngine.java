@@ -167,6 +167,12 @@ public final class VolumeEngine {
 
     private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
+    /**
+     * Nodes whose last write failed because their storage pool is full: a write that fails for want of
+     * them fails with NO_SPACE (ENOSPC to an NBD client) rather than IO_ERROR. Only the error code.
+     */
+    private final Set<String> fullNodes = new HashSet<>();
+
     private static final class Op {
         final long seq;
         final Kind kind;
@@ -927,10 +933,17 @@ public final class VolumeEngine {
         };
         send(n, f, op.kind != Kind.FLUSH, reply -> {
             switch (reply) {
-                case ReplicaReply.Done d -> op.doneNodes.add(n);
+                case ReplicaReply.Done d -> {
+                    op.doneNodes.add(n);
+                    fullNodes.remove(n);
+                }
                 case ReplicaReply.Fenced fenced -> {
                     fencedRequests++;
                     failNode(n, "fenced at epoch " + fenced.epochFloor());
+                }
+                case ReplicaReply.Failed failed when failed.code() == ErrorCode.NO_SPACE -> {
+                    fullNodes.add(n); // failed the same way as any failure; only the client's error differs
+                    failNode(n, "request failed: " + reply);
                 }
                 default -> failNode(n, "request failed: " + reply);
             }
@@ -949,8 +962,11 @@ public final class VolumeEngine {
                 // that) will never vouch for it: fail it (it was not acknowledged; the next flush
                 // reports the possible loss). One waiting for its removal keeps waiting.
                 if (stuck.contains(n) || (op.lost.contains(n) && !pendingRemoval.contains(n))) {
-                    finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
-                            + ": no in-sync replica could take the write"));
+                    finish(op, fullNodes.contains(n)
+                            ? new BallastException(ErrorCode.NO_SPACE, "volume " + layout.volumeName()
+                                    + ": the storage pool of replica " + n + " is full")
+                            : new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                                    + ": no in-sync replica could take the write"));
                     return;
                 }
                 wait = true;
@@ -1349,6 +1365,7 @@ public final class VolumeEngine {
                 growIfSmaller(n, (ReplicaReply.Opened) reply);
                 if (stuck.remove(n)) {
                     faulty.remove(n);
+                    fullNodes.remove(n); // writes go to it again; the next one tells whether it is still full
                 }
                 VolumeLayout.Replica now = replica(n);
                 if (now != null && !now.inSync() && !resyncs.containsKey(n)) {

@@ -1657,13 +1657,19 @@ public final class VolumeStore implements BlockDevice {
 
     /**
      * A direct read or write failed. Closed by an interrupt: the channel is opened again on next use.
-     * Anything else, EINVAL (no O_DIRECT here after all, or a larger alignment than a block) but also
-     * ENOSPC or EIO: the caller's buffered retry reports real errors the usual way, and this layer
-     * stays on the page cache from now on, which costs only speed.
+     * ENOSPC (a full pool): the caller's buffered retry reports it, and direct I/O stays on. Anything
+     * else, EINVAL (no O_DIRECT here after all, or a larger alignment than a block) but also EIO: the
+     * caller's buffered retry reports real errors the usual way, and this layer stays on the page
+     * cache from now on, which costs only speed.
      */
     private void directFailed(Layer layer, FileChannel ch, String what, Exception e) {
         if (e instanceof java.nio.channels.ClosedChannelException) {
             layer.dropDirect(ch);
+            return;
+        }
+        if (String.valueOf(e.getMessage()).contains("No space left")) {
+            // a full pool, not a file system without O_DIRECT: the buffered retry reports NO_SPACE, and
+            // direct I/O goes on once space is freed (it used to stay off for good)
             return;
         }
         log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())

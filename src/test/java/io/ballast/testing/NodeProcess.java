@@ -28,10 +28,18 @@ public final class NodeProcess implements AutoCloseable {
     private final List<String> commandPrefix;
     private final String listenHost;
     private final List<String> extraArgs;
+    /** JVM options of the node (the default: a large heap, as tests do not measure memory). */
+    private final List<String> jvmOptions;
     private Process process;
     private JsonNode info;
 
     private NodeProcess(Path dataDir, List<String> commandPrefix, String listenHost, List<String> extraArgs) {
+        this(dataDir, commandPrefix, listenHost, extraArgs, List.of("-Xmx512m"));
+    }
+
+    private NodeProcess(Path dataDir, List<String> commandPrefix, String listenHost, List<String> extraArgs,
+            List<String> jvmOptions) {
+        this.jvmOptions = List.copyOf(jvmOptions);
         this.dataDir = dataDir.toAbsolutePath();
         this.commandPrefix = List.copyOf(commandPrefix);
         this.listenHost = listenHost;
@@ -60,18 +68,45 @@ public final class NodeProcess implements AutoCloseable {
         return n;
     }
 
+    /**
+     * As {@link #start(Path, List)}, with these JVM options instead of the test default (e.g. the
+     * memory settings {@code bin/ballast} gives a node: {@link #productionJvmOptions()}).
+     */
+    public static NodeProcess startWithJvmOptions(Path dataDir, List<String> jvmOptions, List<String> extraArgs)
+            throws IOException {
+        NodeProcess n = new NodeProcess(dataDir, List.of(), "127.0.0.1", extraArgs, jvmOptions);
+        n.launch();
+        return n;
+    }
+
+    /** The node JVM options {@code bin/ballast} uses by default (its BALLAST_NODE_JAVA_OPTS fallback). */
+    public static List<String> productionJvmOptions() throws IOException {
+        Path script = Path.of("bin/ballast");
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("BALLAST_NODE_JAVA_OPTS:-([^}]*)\\}")
+                .matcher(Files.readString(script));
+        if (!m.find()) {
+            throw new IOException("no BALLAST_NODE_JAVA_OPTS default found in " + script.toAbsolutePath());
+        }
+        return List.of(m.group(1).trim().split("\\s+"));
+    }
+
     private void launch() throws IOException {
         Files.createDirectories(dataDir);
         Files.deleteIfExists(dataDir.resolve("node.json"));
         List<String> cmd = new ArrayList<>(commandPrefix);
         cmd.addAll(List.of(
                 ProcessHandle.current().info().command().orElse("java"),
-                "--enable-native-access=ALL-UNNAMED", "-Xmx512m",
+                "--enable-native-access=ALL-UNNAMED"));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of(
                 "-cp", System.getProperty("java.class.path"),
                 "io.ballast.cli.BallastCli", "node", "start", "--data-dir", dataDir.toString(),
                 "--api-listen", listenHost + ":0", "--nbd-listen", listenHost + ":0"));
         cmd.addAll(extraArgs);
-        process = new ProcessBuilder(cmd)
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        // as bin/ballast: freed direct buffers go back to the OS (glibc's dynamic threshold keeps them)
+        pb.environment().putIfAbsent("MALLOC_MMAP_THRESHOLD_", "262144");
+        process = pb
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("process.out").toFile()))
                 .redirectErrorStream(true)

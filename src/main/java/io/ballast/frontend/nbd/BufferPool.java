@@ -1,18 +1,31 @@
 package io.ballast.frontend.nbd;
 
+import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 
 /**
- * Direct buffers for request payloads, in power-of-two size classes, so steady-state I/O of a
+ * Native buffers for request payloads, in power-of-two size classes, so steady-state I/O of a
  * connection allocates nothing. Each buffer has {@link #HEADROOM_BYTES} in front of its data so a
- * reply header can be written right before the data and both leave in one socket write.
- * Buffers are retained up to a byte budget per class and {@link #TOTAL_RETAIN_BYTES} over all
- * classes; beyond it they are left to the GC. One pool serves every connection of a server:
- * a pool per connection left each closed connection's buffers as garbage, and direct buffers are
- * freed only when a GC happens to run, so the daemon's RSS grew by up to 8 MiB per size class per
- * connection (seen: 150 MiB of direct memory after a few fio runs).
+ * reply header can be written right before the data and both leave in one socket write. One pool
+ * serves every connection of a server.
+ *
+ * <p>Memory is bounded per node: buffers handed out count against {@code budgetBytes}; a connection
+ * that holds no buffer may also use {@code reserveBytes} beyond it for a request of at most a quarter
+ * of the reserve, so clients that hold the whole
+ * budget (pipelined large READs whose replies they do not read) do not starve a client that reads
+ * its replies. A request that does not fit waits (the caller's connection stops reading: TCP
+ * backpressure on that client only). Buffers in use plus buffers retained for reuse never exceed
+ * budget + reserve. Each buffer has its own {@link Arena}, closed when the buffer is dropped, so its
+ * memory goes back at once rather than when a GC happens to run (with direct buffers, dropped ones
+ * kept RSS up to {@code MaxDirectMemorySize}).
  */
 final class BufferPool {
     /** Room for the largest fixed reply header (structured OFFSET_DATA: 20 + 8 bytes). */
@@ -22,14 +35,39 @@ final class BufferPool {
     // one buffer per cycle was dropped and reallocated (176 1 MiB mallocs in a 5 s seq read).
     private static final long RETAIN_BYTES_PER_CLASS = 16L * 1024 * 1024;
     static final long TOTAL_RETAIN_BYTES = 48L * 1024 * 1024;
-    private final java.util.concurrent.atomic.AtomicLong retainedBytes = new java.util.concurrent.atomic.AtomicLong();
+    /** How often a waiting acquire checks that its connection still wants the buffer. */
+    private static final long WAIT_CHECK_MS = 50;
 
+    private final long budgetBytes;
+    private final long reserveBytes;
+    /** Bytes (by size class) of buffers handed out and not yet released. */
+    private final AtomicLong inUseBytes = new AtomicLong();
+    private final AtomicLong retainedBytes = new AtomicLong();
     private final ConcurrentLinkedQueue<ByteBuffer>[] free;
     private final int[] retainLimit;
     private final AtomicIntegerArray retained;
+    private final Map<ByteBuffer, Arena> arenas = Collections.synchronizedMap(new IdentityHashMap<>());
+    private final Object released = new Object();
+    private final java.util.concurrent.atomic.AtomicInteger waiters = new java.util.concurrent.atomic.AtomicInteger();
+
+    /** What one connection holds, for the reserve rule. */
+    static final class Account {
+        final AtomicLong heldBytes = new AtomicLong();
+    }
+
+    /** A pool without a node budget beyond what {@code maxInFlight} buffers of the largest class take. */
+    BufferPool(int maxPayloadBytes, int maxInFlight) {
+        this(maxPayloadBytes, maxInFlight, Long.MAX_VALUE / 4, 0);
+    }
 
     @SuppressWarnings("unchecked")
-    BufferPool(int maxPayloadBytes, int maxInFlight) {
+    BufferPool(int maxPayloadBytes, int maxInFlight, long budgetBytes, long reserveBytes) {
+        if (budgetBytes < classBytes(maxPayloadBytes)) {
+            throw new IllegalArgumentException("the node's NBD buffer budget of " + budgetBytes
+                    + " bytes is smaller than one request of the maximum payload (" + classBytes(maxPayloadBytes) + " bytes)");
+        }
+        this.budgetBytes = budgetBytes;
+        this.reserveBytes = reserveBytes;
         int classes = classOf(maxPayloadBytes) + 1;
         free = new ConcurrentLinkedQueue[classes];
         retainLimit = new int[classes];
@@ -54,35 +92,145 @@ final class BufferPool {
         return MIN_CLASS_BYTES << classOf(dataBytes);
     }
 
-    /** A buffer with position at the headroom and limit at headroom + {@code dataBytes}. */
+    /** Bytes of buffers handed out now (for tests and metrics). */
+    long inUseBytes() {
+        return inUseBytes.get();
+    }
+
+    /** Bytes of buffers handed out or retained: the pool's memory. */
+    long liveBytes() {
+        return inUseBytes.get() + retainedBytes.get();
+    }
+
+    /** {@link #acquire(int, Account, BooleanSupplier)} for a caller outside any budget account (tests). */
     ByteBuffer acquire(int dataBytes) {
+        try {
+            return acquire(dataBytes, new Account(), () -> true);
+        } catch (ClosedChannelException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * A buffer with position at the headroom and limit at headroom + {@code dataBytes}, counted to
+     * {@code account}. Waits while the node budget (or, for an account that holds nothing, the reserve)
+     * has no room; gives up with {@link ClosedChannelException} once {@code stillWanted} turns false.
+     */
+    ByteBuffer acquire(int dataBytes, Account account, BooleanSupplier stillWanted) throws ClosedChannelException {
         int c = classOf(dataBytes);
+        long size = (long) MIN_CLASS_BYTES << c;
+        while (!tryCharge(size, account)) {
+            waiters.incrementAndGet();
+            try {
+                synchronized (released) {
+                    if (!tryCharge(size, account)) {
+                        released.wait(WAIT_CHECK_MS);
+                    } else {
+                        break;
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new ClosedChannelException();
+            } finally {
+                waiters.decrementAndGet();
+            }
+            if (!stillWanted.getAsBoolean()) {
+                throw new ClosedChannelException();
+            }
+        }
+        account.heldBytes.addAndGet(size);
         ByteBuffer b = free[c].poll();
         if (b == null) {
-            b = ByteBuffer.allocateDirect(HEADROOM_BYTES + (MIN_CLASS_BYTES << c));
+            evictRetainedBeyond(budgetBytes + reserveBytes - inUseBytes.get());
+            Arena arena = Arena.ofShared();
+            b = arena.allocate(HEADROOM_BYTES + size, 64).asByteBuffer();
+            arenas.put(b, arena);
         } else {
             retained.decrementAndGet(c);
-            retainedBytes.addAndGet(-((long) MIN_CLASS_BYTES << c));
+            retainedBytes.addAndGet(-size);
         }
         b.clear().position(HEADROOM_BYTES).limit(HEADROOM_BYTES + dataBytes);
         return b;
     }
 
-    void release(ByteBuffer b) {
-        int c = classOf(b.capacity() - HEADROOM_BYTES);
-        if (c >= free.length) {
-            return;
+    /**
+     * Counts {@code size} in use if the budget has room; or the reserve has, the account holds nothing
+     * and the request is small (at most a quarter of the reserve: a large READ of an abusive client
+     * must not take the reserve meant for the others).
+     */
+    private boolean tryCharge(long size, Account account) {
+        boolean mayUseReserve = account.heldBytes.get() == 0 && size <= reserveBytes / 4;
+        long limit = mayUseReserve ? budgetBytes + reserveBytes : budgetBytes;
+        while (true) {
+            long used = inUseBytes.get();
+            if (used + size > limit) {
+                return false;
+            }
+            if (inUseBytes.compareAndSet(used, used + size)) {
+                return true;
+            }
         }
+    }
+
+    /** {@link #release(ByteBuffer, Account)} for a buffer taken with {@link #acquire(int)}. */
+    void release(ByteBuffer b) {
+        release(b, null);
+    }
+
+    void release(ByteBuffer b, Account account) {
+        int c = classOf(b.capacity() - HEADROOM_BYTES);
         long size = (long) MIN_CLASS_BYTES << c;
+        if (account != null) {
+            account.heldBytes.addAndGet(-size);
+        }
+        long inUse = inUseBytes.addAndGet(-size);
+        if (!retain(b, c, size, inUse)) {
+            drop(b);
+        }
+        if (waiters.get() > 0) {
+            synchronized (released) {
+                released.notifyAll();
+            }
+        }
+    }
+
+    /** Keeps {@code b} for reuse within the class and total limits, leaving the reserve free. */
+    private boolean retain(ByteBuffer b, int c, long size, long inUse) {
+        if (c >= free.length) {
+            return false;
+        }
         if (retained.incrementAndGet(c) > retainLimit[c]) {
             retained.decrementAndGet(c);
-            return;
+            return false;
         }
-        if (retainedBytes.addAndGet(size) > TOTAL_RETAIN_BYTES) {
+        long r = retainedBytes.addAndGet(size);
+        if (r > TOTAL_RETAIN_BYTES || inUse + r > budgetBytes) {
             retainedBytes.addAndGet(-size);
             retained.decrementAndGet(c);
-            return;
+            return false;
         }
         free[c].offer(b);
+        return true;
+    }
+
+    /** Frees retained buffers (largest classes first) until at most {@code maxRetainedBytes} remain. */
+    private void evictRetainedBeyond(long maxRetainedBytes) {
+        for (int c = free.length - 1; c >= 0 && retainedBytes.get() > Math.max(0, maxRetainedBytes); c--) {
+            ByteBuffer b;
+            while (retainedBytes.get() > Math.max(0, maxRetainedBytes) && (b = free[c].poll()) != null) {
+                retained.decrementAndGet(c);
+                retainedBytes.addAndGet(-((long) MIN_CLASS_BYTES << c));
+                drop(b);
+            }
+        }
+    }
+
+    /** Frees a buffer's memory now. */
+    private void drop(ByteBuffer b) {
+        Arena arena = arenas.remove(b);
+        if (arena != null) {
+            arena.close();
+        }
     }
 }

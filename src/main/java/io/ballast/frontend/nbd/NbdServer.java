@@ -22,8 +22,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * NBD server: TCP and/or unix socket listeners, one {@link NbdSession} per connection, all on
- * virtual threads. Exports come from an {@link ExportRegistry}; the server never closes the
+ * NBD server: TCP and/or unix socket listeners, one {@link NbdSession} per connection (the first
+ * {@link #PLATFORM_READERS} read on platform threads, the rest on virtual threads; workers are virtual).
+ * Payload buffers come from one {@link BufferPool} with a node-wide budget. Exports come from an {@link ExportRegistry}; the server never closes the
  * devices it serves (the registry owns them).
  *
  * <p>Lifecycle: NEW -> (start) RUNNING -> (close) CLOSED. start and close are each effective once.
@@ -36,10 +37,14 @@ public final class NbdServer implements AutoCloseable {
     private final ExportRegistry exports;
     private final NbdServerConfig config;
     private final ThreadFactory acceptors = Thread.ofVirtual().name("nbd-accept-", 0).factory();
-    // The per-connection reader is a platform thread: it blocks in read(2) directly instead of
-    // parking on the virtual-thread poller, which measurably cut QD1 latency (docs/nbd.md).
-    // Connections are few (a handful per attached volume), so the cost is small.
+    // The reader of the first PLATFORM_READERS connections is a platform thread: it blocks in read(2)
+    // directly instead of parking on the virtual-thread poller, which measurably cut QD1 latency
+    // (docs/nbd.md). Connections are usually few (a handful per attached volume); beyond that many,
+    // readers are virtual threads, so a flood of connections costs no platform thread each.
+    static final int PLATFORM_READERS = 16;
     private final ThreadFactory sessions = Thread.ofPlatform().daemon().name("nbd-session-", 0).factory();
+    private final ThreadFactory virtualSessions = Thread.ofVirtual().name("nbd-session-v", 0).factory();
+    private final AtomicInteger platformReaders = new AtomicInteger();
     // Workers are virtual threads: cheap to start per request, and a measured A/B against a
     // platform-thread pool favoured them (docs/nbd.md).
     private final ThreadFactory workers = Thread.ofVirtual().name("nbd-worker").factory();
@@ -54,7 +59,8 @@ public final class NbdServer implements AutoCloseable {
     public NbdServer(ExportRegistry exports, NbdServerConfig config) {
         this.exports = Objects.requireNonNull(exports, "exports");
         this.config = Objects.requireNonNull(config, "config");
-        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection());
+        this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection(),
+                config.maxBufferedBytesPerNode(), NbdServerConfig.BUFFER_RESERVE_BYTES);
     }
 
     /** Binds the configured listeners and starts accepting. */
@@ -196,7 +202,18 @@ public final class NbdServer implements AutoCloseable {
                     session.closeQuietly();
                 }
             }
-            sessions.newThread(session).start();
+            if (platformReaders.incrementAndGet() <= PLATFORM_READERS) {
+                sessions.newThread(() -> {
+                    try {
+                        session.run();
+                    } finally {
+                        platformReaders.decrementAndGet();
+                    }
+                }).start();
+            } else {
+                platformReaders.decrementAndGet();
+                virtualSessions.newThread(session).start();
+            }
         }
     }
 

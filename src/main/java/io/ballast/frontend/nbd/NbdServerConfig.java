@@ -12,11 +12,31 @@ import java.nio.file.Path;
  *     reading (TCP backpressure) when this many are outstanding
  * @param maxPayloadBytes largest READ or WRITE payload accepted, advertised as the maximum block size
  * @param stalledRequestTimeoutMs how long a connection may leave a request half-sent (a WRITE header
- *     whose payload does not come) before the server closes it; idle time between requests is not limited
+ *     whose payload does not come), or a reply half-received (a client that does not read what it asked
+ *     for), before the server closes it; idle time between requests is not limited
+ * @param maxBufferedBytesPerNode payload buffer bytes all connections together may hold (READ data
+ *     waiting to be sent, WRITE data being written); a connection whose request does not fit stops
+ *     being read until it does. A connection holding nothing may go {@link #BUFFER_RESERVE_BYTES}
+ *     beyond it for a request of at most 4 MiB,
+ *     so clients that hold the whole budget do not starve the others.
  */
 public record NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath,
-                              int maxInFlightPerConnection, int maxPayloadBytes, long stalledRequestTimeoutMs) {
+                              int maxInFlightPerConnection, int maxPayloadBytes, long stalledRequestTimeoutMs,
+                              long maxBufferedBytesPerNode) {
     public static final long DEFAULT_STALLED_REQUEST_TIMEOUT_MS = 30_000;
+    /**
+     * 48 MiB: with the reserve, 64 MiB of payload memory at most on a node, whatever the clients do
+     * (room for one 32 MiB request plus 1 MiB requests of other clients; a 1 MiB QD32 stream fits).
+     */
+    public static final long DEFAULT_MAX_BUFFERED_BYTES_PER_NODE = 48L * 1024 * 1024;
+    /** What a connection that holds no buffer may use beyond {@code maxBufferedBytesPerNode}. */
+    public static final long BUFFER_RESERVE_BYTES = 16L * 1024 * 1024;
+
+    public NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath, int maxInFlightPerConnection,
+            int maxPayloadBytes, long stalledRequestTimeoutMs) {
+        this(tcpAddress, unixSocketPath, maxInFlightPerConnection, maxPayloadBytes, stalledRequestTimeoutMs,
+                DEFAULT_MAX_BUFFERED_BYTES_PER_NODE);
+    }
 
     public NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath, int maxInFlightPerConnection,
             int maxPayloadBytes) {
@@ -49,10 +69,14 @@ public record NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath,
             throw new IllegalArgumentException("maxPayloadBytes must be 4096.." + DEFAULT_MAX_PAYLOAD_BYTES
                     + ", got " + maxPayloadBytes);
         }
+        if (maxBufferedBytesPerNode < BufferPool.classBytes(maxPayloadBytes)) {
+            throw new IllegalArgumentException("maxBufferedBytesPerNode must hold one request of maxPayloadBytes ("
+                    + BufferPool.classBytes(maxPayloadBytes) + "), got " + maxBufferedBytesPerNode);
+        }
     }
 
     public static NbdServerConfig defaults(InetSocketAddress tcpAddress, Path unixSocketPath) {
         return new NbdServerConfig(tcpAddress, unixSocketPath, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PAYLOAD_BYTES,
-                DEFAULT_STALLED_REQUEST_TIMEOUT_MS);
+                DEFAULT_STALLED_REQUEST_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES_PER_NODE);
     }
 }

@@ -63,6 +63,8 @@ final class NbdSession implements Runnable {
      */
     static final int PAYLOAD_BUDGET_BYTES = 64 * 1024 * 1024;
     private final Semaphore payloadBudgetKib;
+    /** This connection's share of the node's buffer budget. */
+    private final BufferPool.Account bufferAccount = new BufferPool.Account();
 
     private static int budgetKib(NbdServerConfig config) {
         return Math.max(PAYLOAD_BUDGET_BYTES, BufferPool.classBytes(config.maxPayloadBytes())) / 1024;
@@ -178,11 +180,16 @@ final class NbdSession implements Runnable {
      */
     boolean closeIfStalled(long nowNs, long timeoutNs) {
         long since = midRequestWaitSinceNs;
-        if (since == 0 || nowNs - since < timeoutNs) {
+        long replySince = replyWaitSinceNs;
+        if (since != 0 && nowNs - since >= timeoutNs) {
+            log.atWarn().addKeyValue("peer", peer).addKeyValue("stalledMs", (nowNs - since) / 1_000_000)
+                    .log("nbd connection closed: request left half-sent for longer than the stalled-request timeout");
+        } else if (replySince != 0 && nowNs - replySince >= timeoutNs) {
+            log.atWarn().addKeyValue("peer", peer).addKeyValue("stalledMs", (nowNs - replySince) / 1_000_000)
+                    .log("nbd connection closed: the client read none of a reply for longer than the stalled-request timeout");
+        } else {
             return false;
         }
-        log.atWarn().addKeyValue("peer", peer).addKeyValue("stalledMs", (nowNs - since) / 1_000_000)
-                .log("nbd connection closed: request left half-sent for longer than the stalled-request timeout");
         closeQuietly();
         return true;
     }
@@ -455,19 +462,31 @@ final class NbdSession implements Runnable {
         return null;
     }
 
-    /** A payload buffer within this connection's budget; replies held in the batch go out first if we must wait. */
-    private ByteBuffer takeBuffer(int dataBytes) {
+    /**
+     * A payload buffer within this connection's budget and the node's ({@link BufferPool}); replies
+     * held in the batch go out first if we must wait. While it waits, this connection is not read
+     * (backpressure on its client only); a connection closed meanwhile ends the wait.
+     */
+    private ByteBuffer takeBuffer(int dataBytes) throws IOException {
         int kib = BufferPool.classBytes(dataBytes) / 1024;
         if (!payloadBudgetKib.tryAcquire(kib)) {
             sendBatch();
             payloadBudgetKib.acquireUninterruptibly(kib);
         }
-        return buffers.acquire(dataBytes);
+        try {
+            return buffers.acquire(dataBytes, bufferAccount, () -> {
+                sendBatch(); // our own held replies may be what frees room
+                return channel.isOpen();
+            });
+        } catch (IOException | RuntimeException e) {
+            payloadBudgetKib.release(kib);
+            throw e;
+        }
     }
 
     private void giveBuffer(ByteBuffer b) {
         int kib = BufferPool.classBytes(b.capacity() - BufferPool.HEADROOM_BYTES) / 1024;
-        buffers.release(b);
+        buffers.release(b, bufferAccount);
         payloadBudgetKib.release(kib);
     }
 
@@ -720,7 +739,12 @@ final class NbdSession implements Runnable {
             } else {
                 int first = 0;
                 while (first < n) {
-                    g.write(bufs, first, n - first);
+                    replyWaitSinceNs = System.nanoTime();
+                    try {
+                        g.write(bufs, first, n - first);
+                    } finally {
+                        replyWaitSinceNs = 0;
+                    }
                     while (first < n && !bufs[first].hasRemaining()) {
                         first++;
                     }
@@ -874,11 +898,32 @@ final class NbdSession implements Runnable {
 
     // ------------------------------------------------------------------ byte I/O
 
+    /**
+     * Writes in slices of at most {@link #WRITE_SLICE_BYTES}, each timed for the stall watchdog: a
+     * client that reads nothing of a reply for the stalled-request timeout is cut off (its buffers
+     * count against the node's budget).
+     */
     private void writeFully(ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            channel.write(b);
+        int limit = b.limit();
+        try {
+            while (b.hasRemaining()) {
+                b.limit(Math.min(limit, b.position() + WRITE_SLICE_BYTES));
+                replyWaitSinceNs = System.nanoTime();
+                try {
+                    channel.write(b);
+                } finally {
+                    replyWaitSinceNs = 0;
+                }
+                b.limit(limit);
+            }
+        } finally {
+            b.limit(limit);
         }
     }
+
+    static final int WRITE_SLICE_BYTES = 1024 * 1024;
+    /** System.nanoTime() when a reply write began waiting for the client to take bytes; 0 when not. */
+    private volatile long replyWaitSinceNs;
 
     /** {@link #readFully} of a payload whose header has arrived: the watchdog may close a connection stalled here. */
     private void readRestOfRequest(ByteBuffer dst) throws IOException {

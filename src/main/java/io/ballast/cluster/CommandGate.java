@@ -1,0 +1,119 @@
+package io.ballast.cluster;
+
+import java.io.IOException;
+
+/**
+ * What a Raft write must pass on the leader before it is appended to the log: a member's
+ * {@link CommandSeal}, then a {@link Command} that decodes and carries the fields apply relies on.
+ * A refused write never reaches the log, so no node applies it. (Whether a well-formed command is
+ * allowed in the current state, e.g. a volume that exists, stays apply's decision: it is deterministic
+ * and answers the client with the reason.)
+ */
+final class CommandGate {
+    /** The largest command accepted (the largest real one, a RegisterNode with many labels, is a few KiB). */
+    static final int MAX_COMMAND_BYTES = 1 << 20;
+
+    private final CommandSeal seal;
+
+    CommandGate(CommandSeal seal) {
+        this.seal = seal;
+    }
+
+    /** The command's JSON, as the log keeps it; throws {@link CommandSeal.Refused} with the reason. */
+    byte[] admit(byte[] message) throws CommandSeal.Refused {
+        if (message.length > MAX_COMMAND_BYTES + CommandSeal.HEADER_BYTES) {
+            throw new CommandSeal.Refused("the command is " + message.length + " bytes, over the limit of " + MAX_COMMAND_BYTES);
+        }
+        byte[] json = seal.open(message);
+        validate(decode(json));
+        return json;
+    }
+
+    static Command decode(byte[] json) throws CommandSeal.Refused {
+        Command c;
+        try {
+            c = ClusterState.JSON.readValue(json, Command.class);
+        } catch (IOException | RuntimeException e) {
+            throw new CommandSeal.Refused("not a command: " + firstLine(e.getMessage()));
+        }
+        if (c == null) {
+            throw new CommandSeal.Refused("not a command: null");
+        }
+        return c;
+    }
+
+    /** The fields every apply of the command reads; refused with the first one missing. */
+    static void validate(Command c) throws CommandSeal.Refused {
+        require(c.at(), "at");
+        switch (c) {
+            case Command.RegisterNode r -> {
+                require(r.nodeId(), "nodeId");
+                require(r.apiUrl(), "apiUrl");
+                require(r.raftAddress(), "raftAddress");
+            }
+            case Command.Heartbeat h -> require(h.nodeId(), "nodeId");
+            case Command.MarkNodeState m -> {
+                require(m.nodeId(), "nodeId");
+                require(m.state(), "state");
+            }
+            case Command.SetCordon s -> require(s.nodeId(), "nodeId");
+            case Command.SetRaftRole s -> {
+                require(s.nodeId(), "nodeId");
+                require(s.role(), "role");
+            }
+            case Command.DrainNode d -> require(d.nodeId(), "nodeId");
+            case Command.RemoveNode r -> require(r.nodeId(), "nodeId");
+            case Command.CreateVolume cv -> {
+                require(cv.name(), "name");
+                require(cv.uuid(), "uuid");
+            }
+            case Command.DeleteVolume dv -> require(dv.name(), "name");
+            case Command.ResizeVolume rv -> require(rv.name(), "name");
+            case Command.SetReplicaState s -> {
+                require(s.volume(), "volume");
+                require(s.nodeId(), "nodeId");
+                require(s.state(), "state");
+            }
+            case Command.MarkReplicasReady m -> {
+                require(m.nodeId(), "nodeId");
+                requireObject(m.volumes(), "volumes");
+            }
+            case Command.Attach a -> {
+                require(a.volume(), "volume");
+                requireObject(a.attachment(), "attachment");
+                require(a.attachment().nodeId(), "attachment.nodeId");
+            }
+            case Command.Detach d -> {
+                require(d.volume(), "volume");
+                require(d.nodeId(), "nodeId");
+            }
+            case Command.ChangeInSync cis -> require(cis.volume(), "volume");
+            case Command.ReplaceReplica rr -> {
+                require(rr.volume(), "volume");
+                require(rr.nodeId(), "nodeId");
+            }
+            case Command.SetSettings ss -> requireObject(ss.settings(), "settings");
+        }
+    }
+
+    private static void require(String value, String field) throws CommandSeal.Refused {
+        if (value == null || value.isBlank()) {
+            throw new CommandSeal.Refused("invalid command: " + field + " is missing");
+        }
+    }
+
+    private static void requireObject(Object value, String field) throws CommandSeal.Refused {
+        if (value == null) {
+            throw new CommandSeal.Refused("invalid command: " + field + " is missing");
+        }
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) {
+            return "unreadable";
+        }
+        int nl = s.indexOf('\n');
+        String line = nl < 0 ? s : s.substring(0, nl);
+        return line.length() > 200 ? line.substring(0, 200) + "..." : line;
+    }
+}
