@@ -322,6 +322,7 @@ public final class FileStoragePool implements StoragePool {
             VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
             store.onClose(() -> volumeClosed(e, store));
             store.onGrown(m -> volumeGrown(e, m));
+            store.pool(this);
             e.store = store;
         }
         return e.store;
