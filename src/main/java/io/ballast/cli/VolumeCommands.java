@@ -77,7 +77,7 @@ final class VolumeCommands extends CommandGroup {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("name", name);
             if (fromSnapshot != null) {
-                io.ballast.api.rest.ApiTypes.SnapshotRef.parse(fromSnapshot);
+                io.ballast.common.SnapshotRef.parse(fromSnapshot);
                 body.put("fromSnapshot", fromSnapshot);
             } else {
                 body.put("size", Sizes.parse(size));
@@ -262,7 +262,7 @@ final class VolumeCommands extends CommandGroup {
 
         @Override
         public Integer call() {
-            io.ballast.api.rest.ApiTypes.SnapshotRef r = io.ballast.api.rest.ApiTypes.SnapshotRef.parse(ref);
+            io.ballast.common.SnapshotRef r = io.ballast.common.SnapshotRef.parse(ref);
             JsonNode v = client().post(path(r.volume()) + "/revert", Map.of("snapshot", r.snapshot()));
             if (output.json()) {
                 Output.printJson(cli().out, v);

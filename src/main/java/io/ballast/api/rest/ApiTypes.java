@@ -19,16 +19,6 @@ public final class ApiTypes {
 
     public record SnapshotList(java.util.List<io.ballast.control.SnapshotView> snapshots) {}
 
-    /** "VOL@SNAP" as the CLI, the REST API and the Docker plugin take it. */
-    public record SnapshotRef(String volume, String snapshot) {
-        public static SnapshotRef parse(String ref) {
-            int at = ref == null ? -1 : ref.indexOf('@');
-            if (at <= 0 || at == ref.length() - 1 || ref.indexOf('@', at + 1) >= 0) {
-                throw io.ballast.common.BallastException.invalid("a snapshot is named VOLUME@SNAPSHOT, got '" + ref + "'");
-            }
-            return new SnapshotRef(ref.substring(0, at), ref.substring(at + 1));
-        }
-    }
 
     /**
      * {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only.

@@ -324,7 +324,7 @@ public final class RestServer implements AutoCloseable {
                     if (req.size() != null) {
                         throw BallastException.invalid("a volume created from a snapshot has the snapshot's size; omit 'size'");
                     }
-                    ApiTypes.SnapshotRef ref = ApiTypes.SnapshotRef.parse(req.fromSnapshot());
+                    io.ballast.common.SnapshotRef ref = io.ballast.common.SnapshotRef.parse(req.fromSnapshot());
                     yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
                             req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
                 }
