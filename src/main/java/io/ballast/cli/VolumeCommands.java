@@ -50,12 +50,18 @@ final class VolumeCommands extends CommandGroup {
         @Parameters(paramLabel = "NAME")
         String name;
 
-        @Option(names = "--size", paramLabel = "SIZE", description = "e.g. 10GiB, 512MiB or a byte count (required unless --from-snapshot)")
-        String size;
+        /** Exactly one of the two (picocli reports a missing or doubled one as a usage error). */
+        @picocli.CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+        Source source;
 
-        @Option(names = "--from-snapshot", paramLabel = "VOL@SNAP", description = "A clone of that snapshot: its size and bytes "
-                + "(thin on the nodes that hold the snapshot, rebuilt elsewhere)")
-        String fromSnapshot;
+        static final class Source {
+            @Option(names = "--size", required = true, paramLabel = "SIZE", description = "e.g. 10GiB, 512MiB or a byte count")
+            String size;
+
+            @Option(names = "--from-snapshot", required = true, paramLabel = "VOL@SNAP", description = "A clone of that "
+                    + "snapshot: its size and bytes (thin on the nodes that hold the snapshot, rebuilt elsewhere)")
+            String fromSnapshot;
+        }
 
         @Option(names = "--repl", paramLabel = "N", description = "Replicas (default: min(3, failure domains))")
         Integer repl;
@@ -71,9 +77,8 @@ final class VolumeCommands extends CommandGroup {
         @Override
         public Integer call() {
             Names.requireVolumeName(name);
-            if ((size == null) == (fromSnapshot == null)) {
-                throw io.ballast.common.BallastException.invalid("give exactly one of --size and --from-snapshot");
-            }
+            String size = source.size;
+            String fromSnapshot = source.fromSnapshot;
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("name", name);
             if (fromSnapshot != null) {
