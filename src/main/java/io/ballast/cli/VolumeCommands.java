@@ -18,7 +18,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "volume", description = "Create, list, inspect, resize, delete, attach, detach, verify and wait for volumes.",
         subcommands = {VolumeCommands.Create.class, VolumeCommands.ListCmd.class, VolumeCommands.Inspect.class,
                 VolumeCommands.Resize.class, VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class,
-                VolumeCommands.Verify.class, VolumeCommands.Wait.class})
+                VolumeCommands.Verify.class, VolumeCommands.Wait.class, VolumeCommands.Revert.class})
 final class VolumeCommands extends CommandGroup {
 
     @ParentCommand
@@ -50,8 +50,18 @@ final class VolumeCommands extends CommandGroup {
         @Parameters(paramLabel = "NAME")
         String name;
 
-        @Option(names = "--size", required = true, paramLabel = "SIZE", description = "e.g. 10GiB, 512MiB or a byte count")
-        String size;
+        /** Exactly one of the two (picocli reports a missing or doubled one as a usage error). */
+        @picocli.CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+        Source source;
+
+        static final class Source {
+            @Option(names = "--size", required = true, paramLabel = "SIZE", description = "e.g. 10GiB, 512MiB or a byte count")
+            String size;
+
+            @Option(names = "--from-snapshot", required = true, paramLabel = "VOL@SNAP", description = "A clone of that "
+                    + "snapshot: its size and bytes (thin on the nodes that hold the snapshot, rebuilt elsewhere)")
+            String fromSnapshot;
+        }
 
         @Option(names = "--repl", paramLabel = "N", description = "Replicas (default: min(3, failure domains))")
         Integer repl;
@@ -67,10 +77,16 @@ final class VolumeCommands extends CommandGroup {
         @Override
         public Integer call() {
             Names.requireVolumeName(name);
-            long bytes = Sizes.parse(size);
+            String size = source.size;
+            String fromSnapshot = source.fromSnapshot;
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("name", name);
-            body.put("size", bytes);
+            if (fromSnapshot != null) {
+                io.ballast.common.SnapshotRef.parse(fromSnapshot);
+                body.put("fromSnapshot", fromSnapshot);
+            } else {
+                body.put("size", Sizes.parse(size));
+            }
             if (repl != null) {
                 if (repl < 1 || repl > 3) {
                     throw io.ballast.common.BallastException.invalid("--repl must be between 1 and 3, got " + repl);
@@ -94,7 +110,8 @@ final class VolumeCommands extends CommandGroup {
             } else {
                 List<String> on = new ArrayList<>();
                 v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
-                cli().err.println("created volume " + name + " (" + Sizes.format(bytes) + ", " + on.size() + " replica"
+                cli().err.println("created volume " + name + (fromSnapshot == null ? "" : " from snapshot " + fromSnapshot)
+                        + " (" + Sizes.format(v.path("sizeBytes").asLong()) + ", " + on.size() + " replica"
                         + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ", min in sync "
                         + Output.text(v.path("minInSync")) + ")");
             }
@@ -238,6 +255,24 @@ final class VolumeCommands extends CommandGroup {
                 cli().err.println("its file system mounted at " + a.path("mountDir").asText() + " on " + Output.text(a.path("nodeId"))
                         + " keeps its size until the next attach, which grows it: `ballast volume detach " + name
                         + "` then `ballast volume attach " + name + " --mount " + a.path("mountDir").asText() + "`");
+            }
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "revert", description = "Restore a detached volume to a snapshot, on every replica.")
+    static final class Revert extends Base {
+        @Parameters(paramLabel = "VOL@SNAP")
+        String ref;
+
+        @Override
+        public Integer call() {
+            io.ballast.common.SnapshotRef r = io.ballast.common.SnapshotRef.parse(ref);
+            JsonNode v = client().post(path(r.volume()) + "/revert", Map.of("snapshot", r.snapshot()));
+            if (output.json()) {
+                Output.printJson(cli().out, v);
+            } else {
+                cli().err.println("volume " + r.volume() + " reverted to snapshot " + r.snapshot());
             }
             return ExitCodes.OK;
         }

@@ -43,13 +43,36 @@ public final class ClusterState {
     private long nextEventSeq = 1;
     /** Null until someone sets them: each node then uses the timeouts it was started with. */
     private ClusterSettings settings;
+    /** Key: volume name + "@" + snapshot name. */
+    private final TreeMap<String, SnapshotRecord> snapshots = new TreeMap<>();
+    /** Key: clone volume name. */
+    private final TreeMap<String, CloneSource> clones = new TreeMap<>();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
      * existed).
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
-            ClusterSettings settings) {}
+            ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones) {
+        public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
+                ClusterSettings settings) {
+            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of());
+        }
+    }
+
+    /** Snapshots of {@code volume} (null: of every volume), by volume then name. */
+    public synchronized List<SnapshotRecord> snapshots(String volume) {
+        return snapshots.values().stream().filter(s -> volume == null || s.volume().equals(volume)).toList();
+    }
+
+    public synchronized Optional<SnapshotRecord> snapshot(String volume, String name) {
+        return Optional.ofNullable(snapshots.get(volume + "@" + name));
+    }
+
+    /** The snapshot a volume was cloned from, while the clone exists. */
+    public synchronized Optional<CloneSource> cloneSource(String volume) {
+        return Optional.ofNullable(clones.get(volume));
+    }
 
     // ---- reads ----
 
@@ -128,7 +151,8 @@ public final class ClusterState {
     // ---- snapshot ----
 
     public synchronized Image image() {
-        return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings);
+        return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
+                List.copyOf(snapshots.values()), List.copyOf(clones.values()));
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -146,6 +170,14 @@ public final class ClusterState {
         events.addAll(img.events());
         nextEventSeq = img.nextEventSeq();
         settings = img.settings();
+        snapshots.clear();
+        clones.clear();
+        if (img.snapshots() != null) {
+            img.snapshots().forEach(s -> snapshots.put(s.volume() + "@" + s.name(), s));
+        }
+        if (img.clones() != null) {
+            img.clones().forEach(c -> clones.put(c.cloneVolume(), c));
+        }
     }
 
     // ---- writes ----
@@ -169,6 +201,9 @@ public final class ClusterState {
             case Command.RemoveNode r -> remove(r);
             case Command.CreateVolume cv -> create(cv);
             case Command.ResizeVolume rv -> resize(rv);
+            case Command.CreateSnapshot cs -> createSnapshot(cs);
+            case Command.DeleteSnapshot ds -> deleteSnapshot(ds);
+            case Command.CloneVolume cv -> cloneVolume(cv);
             case Command.DeleteVolume dv -> {
                 VolumeRecord v = requireVolume(dv.name());
                 if (v.attachment() != null) {
@@ -176,6 +211,8 @@ public final class ClusterState {
                             + "; detach it first: `ballast volume detach " + v.name() + "`");
                 }
                 removeVolume(v.name());
+                snapshots.values().removeIf(s -> s.volumeUuid().equals(v.uuid()));
+                clones.remove(v.name());
                 event(dv.at(), "volume-deleted", v.name(), "volume " + v.name() + " deleted; nodes "
                         + String.join(", ", v.replicas().stream().map(ReplicaRecord::nodeId).toList()) + " remove their replicas");
                 yield v;
@@ -439,6 +476,71 @@ public final class ClusterState {
                 + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
         return v;
+    }
+
+    private SnapshotRecord createSnapshot(Command.CreateSnapshot c) {
+        VolumeRecord v = requireVolume(c.volume());
+        Names.requireVolumeName(c.name());
+        if (!v.uuid().equals(c.volumeUuid())) {
+            throw BallastException.notFound("volume " + c.volume() + " was deleted while the snapshot was cut");
+        }
+        if (snapshots.containsKey(c.volume() + "@" + c.name())) {
+            throw BallastException.alreadyExists("volume " + c.volume() + " already has a snapshot named " + c.name());
+        }
+        if (c.nodes() == null || c.nodes().isEmpty()) {
+            throw BallastException.invalid("a snapshot must be held by at least one replica");
+        }
+        SnapshotRecord s = new SnapshotRecord(c.volume(), c.volumeUuid(), c.name(), c.uuid(), c.at(), c.sizeBytes(), c.epoch(),
+                c.nodes());
+        snapshots.put(c.volume() + "@" + c.name(), s);
+        event(c.at(), "snapshot-created", v.name(), "snapshot " + v.name() + "@" + c.name() + " cut at epoch " + c.epoch()
+                + " on " + String.join(", ", c.nodes()));
+        return s;
+    }
+
+    private SnapshotRecord deleteSnapshot(Command.DeleteSnapshot c) {
+        SnapshotRecord s = snapshots.get(c.volume() + "@" + c.name());
+        if (s == null) {
+            throw BallastException.notFound("volume " + c.volume() + " has no snapshot named " + c.name());
+        }
+        for (CloneSource cs : clones.values()) {
+            if (cs.snapshotUuid().equals(s.uuid())) {
+                throw BallastException.conflict("snapshot " + c.volume() + "@" + c.name() + " is the source of clone "
+                        + cs.cloneVolume() + ", which shares its data; delete " + cs.cloneVolume() + " first");
+            }
+        }
+        snapshots.remove(c.volume() + "@" + c.name());
+        event(c.at(), "snapshot-deleted", c.volume(), "snapshot " + c.volume() + "@" + c.name() + " deleted");
+        return s;
+    }
+
+    private VolumeRecord cloneVolume(Command.CloneVolume c) {
+        SnapshotRecord s = snapshots.get(c.volume() + "@" + c.snapshot());
+        if (s == null) {
+            throw BallastException.notFound("volume " + c.volume() + " has no snapshot named " + c.snapshot());
+        }
+        List<String> upHolders = s.nodes().stream()
+                .filter(n -> nodes.containsKey(n) && NodeRecord.UP.equals(nodes.get(n).state())).toList();
+        if (upHolders.isEmpty()) {
+            throw BallastException.conflict("no node holding snapshot " + c.volume() + "@" + c.snapshot() + " is up ("
+                    + String.join(", ", s.nodes()) + ")");
+        }
+        VolumeRecord v = create(new Command.CreateVolume(c.at(), c.name(), c.uuid(), s.sizeBytes(), c.repl(), c.spreadBy(),
+                c.overcommitRatio(), c.minInSync(), new Placement.Topology(List.of(), upHolders)));
+        if (v.replicas().stream().noneMatch(r -> s.nodes().contains(r.nodeId()))) {
+            removeVolume(v.name());
+            throw BallastException.conflict("clone " + c.name() + " could not be placed on a node holding snapshot "
+                    + c.volume() + "@" + c.snapshot() + " (" + String.join(", ", s.nodes()) + ")");
+        }
+        // replicas on other nodes have no data: out of sync, rebuilt from a clone on a holder
+        List<ReplicaRecord> rs = v.replicas().stream()
+                .map(r -> s.nodes().contains(r.nodeId()) ? r : r.withInSync(false, 0)).toList();
+        VolumeRecord nv = new VolumeRecord(v.name(), v.uuid(), v.sizeBytes(), v.repl(), v.spreadBy(), rs, v.createdAt(), null,
+                0, v.minInSync(), 0, null);
+        putVolume(nv);
+        clones.put(nv.name(), new CloneSource(nv.name(), nv.uuid(), s.volume(), s.volumeUuid(), s.name(), s.uuid()));
+        event(c.at(), "volume-cloned", nv.name(), "volume " + nv.name() + " cloned from snapshot " + s.volume() + "@" + s.name());
+        return nv;
     }
 
     /** See {@link Command.ResizeVolume}. */

@@ -30,6 +30,9 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.ReplaceReplica.class, name = "ReplaceReplica"),
         @JsonSubTypes.Type(value = Command.SetSettings.class, name = "SetSettings"),
         @JsonSubTypes.Type(value = Command.ResizeVolume.class, name = "ResizeVolume"),
+        @JsonSubTypes.Type(value = Command.CreateSnapshot.class, name = "CreateSnapshot"),
+        @JsonSubTypes.Type(value = Command.DeleteSnapshot.class, name = "DeleteSnapshot"),
+        @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
 })
 public sealed interface Command {
 
@@ -96,6 +99,26 @@ public sealed interface Command {
      * grows the replicas it writes before it serves the new range.
      */
     record ResizeVolume(String at, String name, long sizeBytes, double overcommitRatio) implements Command {}
+
+    /**
+     * Records a snapshot already cut on {@code nodes} (the engine's in-sync replicas that applied it).
+     * ALREADY_EXISTS when the volume has a snapshot of that name, NOT_FOUND when the volume (of that
+     * uuid) is gone, INVALID_ARGUMENT for a bad name or no node.
+     */
+    record CreateSnapshot(String at, String volume, String volumeUuid, String name, String uuid, long sizeBytes, long epoch,
+            java.util.List<String> nodes) implements Command {}
+
+    /** Forgets a snapshot (its nodes drop it). NOT_FOUND; CONFLICT while a clone's replicas are made from it. */
+    record DeleteSnapshot(String at, String volume, String name) implements Command {}
+
+    /**
+     * Creates volume {@code name} with the size and bytes of snapshot {@code volume@snapshot}: placed
+     * preferring the snapshot's nodes (thin clones there, in sync); replicas elsewhere start out of sync
+     * with a full rebuild to do. NOT_FOUND for the snapshot; CONFLICT when none of its nodes can hold a
+     * replica.
+     */
+    record CloneVolume(String at, String name, String uuid, int repl, String spreadBy, double overcommitRatio, int minInSync,
+            String volume, String snapshot) implements Command {}
 
     record SetReplicaState(String at, String volume, String nodeId, String state) implements Command {}
 

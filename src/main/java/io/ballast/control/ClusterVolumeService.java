@@ -1,5 +1,8 @@
 package io.ballast.control;
 
+import io.ballast.cluster.SnapshotRecord;
+import io.ballast.replication.ReplicaRequest;
+import io.ballast.storage.FileStoragePool;
 import static io.ballast.common.Sleeps.sleepMs;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -79,7 +82,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.stateMachine().onApplied((cmd, ok) -> {
             if (ok && (cmd instanceof Command.CreateVolume || cmd instanceof Command.DeleteVolume
                     || cmd instanceof Command.DrainNode || cmd instanceof Command.RemoveNode
-                    || cmd instanceof Command.ResizeVolume)) {
+                    || cmd instanceof Command.ResizeVolume || cmd instanceof Command.CloneVolume)) {
                 kick.release();
             }
         });
@@ -236,7 +239,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             slots.acquireUninterruptibly();
             creators.add(Thread.ofVirtual().name("ballast-create-" + v.name()).start(() -> {
                 try {
-                    pool.create(v.name(), v.sizeBytes());
+                    createStorage(v);
                     created.add(v);
                     log.atInfo().addKeyValue("volume", v.name()).log("replica storage created");
                 } catch (RuntimeException e) {
@@ -871,6 +874,236 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         record Here(VerifyReport report) implements Verify {}
 
         record Elsewhere(String nodeId, String apiUrl) implements Verify {}
+    }
+
+
+    // ---- snapshots, clones, revert ----
+
+    private static void requireSnapshotName(String snapshot) {
+        try {
+            Names.requireVolumeName(snapshot);
+        } catch (BallastException e) {
+            throw BallastException.invalid("invalid snapshot name '" + snapshot + "': snapshot names follow the volume name"
+                    + " rules (1-63 of letters, digits, '.', '_', '-', starting with a letter or digit)");
+        }
+    }
+
+    private SnapshotRecord requireSnapshot(String volume, String snapshot) {
+        return member.state().snapshot(volume, snapshot).orElseThrow(() -> BallastException.notFound(
+                "volume " + volume + " has no snapshot named " + snapshot + " (`ballast snapshot list " + volume + "`)"));
+    }
+
+    /** Where a snapshot operation was applied: the in-sync nodes that applied it, at which epoch. */
+    private record Cut(List<String> holders, long epoch) {}
+
+    /**
+     * Runs a snapshot operation through an engine on this node, so that it is cut in the write stream of
+     * every in-sync replica: the engine of an attachment here, or, for a detached volume, a short
+     * maintenance attachment made for it (its open reconciles the tail a crashed engine may have left, so
+     * the in-sync replicas are identical before the cut). CONFLICT when attached on another node.
+     */
+    private Cut onEngine(VolumeRecord v, ReplicaRequest.SnapshotAction action, String snapshotUuid, String why) {
+        String me = member.nodeId();
+        String name = v.name();
+        Attachment a = v.attachment();
+        if (a != null && a.nodeId().equals(me) && engines.device(name).isPresent()) {
+            return new Cut(engines.snapshot(name, action, snapshotUuid), v.epoch());
+        }
+        if (a != null) {
+            String url = member.state().node(a.nodeId()).map(NodeRecord::apiUrl).orElse("URL");
+            throw BallastException.conflict("volume " + name + " is attached on node " + a.nodeId()
+                    + (v.maintenanceAttached() ? " for a resync; retry once it is done (`ballast volume wait " + name + "`)"
+                            : ", whose engine cuts its snapshots; ask that node: `ballast --node " + url + " snapshot ...`"));
+        }
+        attaching.add(name);
+        try {
+            synchronized (engineLock(name)) {
+                Attachment planned = new Attachment(name, me, null, null, Attachment.METHOD_NONE, null, null, null, null,
+                        Instant.now().toString());
+                member.raft().submit(new Command.Attach(planned.attachedAt(), name, planned, VolumeRecord.KIND_RESYNC, false, why));
+                VolumeRecord attached = require(name);
+                try {
+                    engines.start(VolumeLayouts.of(attached));
+                    return new Cut(engines.snapshot(name, action, snapshotUuid), attached.epoch());
+                } finally {
+                    engines.stop(name);
+                    try {
+                        member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, attached.attachEpoch()));
+                    } catch (RuntimeException e) {
+                        log.atInfo().addKeyValue("volume", name).log("maintenance attachment for a snapshot already gone: {}",
+                                e.getMessage());
+                    }
+                }
+            }
+        } finally {
+            attaching.remove(name);
+        }
+    }
+
+    @Override
+    public SnapshotView createSnapshot(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        VolumeRecord v = require(volume);
+        if (member.state().snapshot(volume, snapshot).isPresent()) {
+            throw BallastException.alreadyExists("volume " + volume + " already has a snapshot named " + snapshot);
+        }
+        String uuid = UUID.randomUUID().toString();
+        Cut cut = onEngine(v, ReplicaRequest.SnapshotAction.CREATE, uuid, "snapshot " + snapshot);
+        try {
+            member.raft().submit(new Command.CreateSnapshot(Instant.now().toString(), volume, v.uuid(), snapshot, uuid,
+                    v.sizeBytes(), cut.epoch(), cut.holders()));
+        } catch (RuntimeException e) {
+            // e.g. a concurrent create of the same name won: the cut is not recorded, drop it again
+            try {
+                member.state().volume(volume).ifPresent(now -> onEngine(now, ReplicaRequest.SnapshotAction.DELETE, uuid,
+                        "dropping an unrecorded snapshot"));
+            } catch (RuntimeException drop) {
+                e.addSuppressed(drop);
+            }
+            throw e;
+        }
+        log.atInfo().addKeyValue("volume", volume).addKeyValue("snapshot", snapshot).addKeyValue("nodes", cut.holders())
+                .log("snapshot created");
+        return snapshotView(requireSnapshot(volume, snapshot));
+    }
+
+    @Override
+    public List<SnapshotView> listSnapshots(String volume) {
+        if (volume != null) {
+            Names.requireVolumeName(volume);
+        }
+        member.raft().barrier();
+        if (volume != null) {
+            require(volume);
+        }
+        return member.state().snapshots(volume).stream().map(this::snapshotView).toList();
+    }
+
+    @Override
+    public SnapshotView inspectSnapshot(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        require(volume);
+        return snapshotView(requireSnapshot(volume, snapshot));
+    }
+
+    /**
+     * Forgets the snapshot in the metadata (refused while a clone made from it exists), then drops it
+     * from the replicas through the engine (merging its layer; docs/data-protection.md gives the cost).
+     * When the volume is attached on another node, the replicas keep the layer until a later snapshot
+     * delete of the volume compacts it (logged).
+     */
+    @Override
+    public void deleteSnapshot(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        require(volume);
+        SnapshotRecord s = requireSnapshot(volume, snapshot);
+        member.raft().submit(new Command.DeleteSnapshot(Instant.now().toString(), volume, snapshot));
+        VolumeRecord v = member.state().volume(volume).filter(x -> x.uuid().equals(s.volumeUuid())).orElse(null);
+        if (v == null) {
+            return;
+        }
+        try {
+            onEngine(v, ReplicaRequest.SnapshotAction.DELETE, s.uuid(), "deleting snapshot " + snapshot);
+        } catch (RuntimeException e) {
+            log.atWarn().addKeyValue("volume", volume).addKeyValue("snapshot", snapshot)
+                    .log("snapshot deleted from the metadata; its replicas keep its data for now: {}", e.getMessage());
+        }
+    }
+
+    @Override
+    public VolumeView createFromSnapshot(String name, String volume, String snapshot, int repl, String spreadBy,
+            int minInSync) {
+        Names.requireVolumeName(name);
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        if (repl < 0 || repl > 16) {
+            throw BallastException.invalid("repl must be between 1 and 16, got " + repl);
+        }
+        if (minInSync < 0 || (repl > 0 && minInSync > repl)) {
+            throw BallastException.invalid("minInSync must be between 1 and repl, got " + minInSync);
+        }
+        member.raft().barrier();
+        require(volume);
+        requireSnapshot(volume, snapshot);
+        member.raft().submit(new Command.CloneVolume(Instant.now().toString(), name, UUID.randomUUID().toString(), repl,
+                spreadBy, member.config().overcommitRatio(), minInSync, volume, snapshot));
+        awaitReplicasCreated(name, WAIT_READY_MS);
+        return view(require(name));
+    }
+
+    /**
+     * Restores the snapshot on every replica of a detached volume (through a maintenance attachment).
+     * CONFLICT while attached, while a replica does not hold the snapshot (rebuilt or out of sync since:
+     * it could not be restored identically) and while newer snapshots exist (their layers sit above).
+     */
+    @Override
+    public VolumeView revert(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        VolumeRecord v = require(volume);
+        SnapshotRecord s = requireSnapshot(volume, snapshot);
+        if (v.attachment() != null) {
+            throw BallastException.conflict("volume " + volume + " is attached on node " + v.attachment().nodeId()
+                    + "; detach it first: `ballast volume detach " + volume + "`");
+        }
+        for (SnapshotRecord o : member.state().snapshots(volume)) {
+            if (o.createdAt().compareTo(s.createdAt()) > 0) {
+                throw BallastException.conflict("volume " + volume + " has a newer snapshot " + o.name()
+                        + "; delete the snapshots newer than " + snapshot + " first");
+            }
+        }
+        for (ReplicaRecord r : v.replicas()) {
+            if (!r.inSync() || !s.nodes().contains(r.nodeId())) {
+                throw BallastException.conflict("the replica of " + volume + " on " + r.nodeId() + " does not hold snapshot "
+                        + snapshot + (r.inSync() ? " (it was rebuilt since)" : " (it is out of sync)")
+                        + "; a revert needs every replica to hold it");
+            }
+        }
+        onEngine(v, ReplicaRequest.SnapshotAction.REVERT, s.uuid(), "revert to " + snapshot);
+        log.atInfo().addKeyValue("volume", volume).addKeyValue("snapshot", snapshot).log("volume reverted");
+        return view(require(volume));
+    }
+
+    private SnapshotView snapshotView(SnapshotRecord s) {
+        long exclusive = 0;
+        if (s.nodes().contains(member.nodeId()) && pool instanceof FileStoragePool fp && ledger.holds(s.volume(), s.volumeUuid())) {
+            try {
+                exclusive = fp.snapshots(s.volume()).stream().filter(x -> x.uuid().equals(s.uuid()))
+                        .mapToLong(FileStoragePool.SnapshotInfo::exclusiveBytes).findFirst().orElse(0);
+            } catch (RuntimeException e) {
+                exclusive = 0;
+            }
+        }
+        return new SnapshotView(s.volume(), s.name(), s.uuid(), s.createdAt(), s.sizeBytes(), Math.max(0, exclusive), s.nodes(),
+                true);
+    }
+
+    /**
+     * A replica's storage: a thin clone of the snapshot when the volume is a clone and this node holds
+     * the snapshot (its replica was placed in sync for that), else an empty volume.
+     */
+    private void createStorage(VolumeRecord v) {
+        Optional<io.ballast.cluster.CloneSource> src = member.state().cloneSource(v.name())
+                .filter(c -> c.cloneUuid().equals(v.uuid()));
+        boolean mineInSync = v.replicas().stream().anyMatch(r -> r.nodeId().equals(member.nodeId()) && r.inSync());
+        if (src.isPresent() && mineInSync) {
+            io.ballast.cluster.CloneSource c = src.get();
+            if (!(pool instanceof FileStoragePool fp) || fp.find(c.sourceVolume()).isEmpty()
+                    || !fp.hasSnapshot(c.sourceVolume(), c.snapshotUuid())) {
+                throw new BallastException(ErrorCode.NOT_FOUND, "snapshot " + c.sourceVolume() + "@" + c.snapshot()
+                        + " is not on this node any more; the clone's replica cannot be made here");
+            }
+            fp.createClone(v.name(), c.sourceVolume(), c.snapshotUuid());
+            return;
+        }
+        pool.create(v.name(), v.sizeBytes());
     }
 
     @Override

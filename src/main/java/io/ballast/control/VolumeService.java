@@ -61,6 +61,41 @@ public interface VolumeService {
     /** Undoes {@link #attach}; NOT_FOUND for an unknown volume, CONFLICT when not attached. */
     Attachment detach(String name);
 
+    /**
+     * Cuts a crash-consistent snapshot of the volume, identical on every in-sync replica (attached:
+     * in the engine's write stream; detached: through a short maintenance attachment). ALREADY_EXISTS
+     * when the volume has a snapshot of that name, NOT_FOUND for an unknown volume, INVALID_ARGUMENT for a
+     * bad name (the volume name rules).
+     */
+    default SnapshotView createSnapshot(String volume, String snapshot) {
+        throw io.ballast.common.BallastException.invalid("snapshots need a cluster node");
+    }
+
+    /** Snapshots of {@code volume}; null: every snapshot of the cluster. */
+    default List<SnapshotView> listSnapshots(String volume) {
+        throw io.ballast.common.BallastException.invalid("snapshots need a cluster node");
+    }
+
+    default SnapshotView inspectSnapshot(String volume, String snapshot) {
+        throw io.ballast.common.BallastException.invalid("snapshots need a cluster node");
+    }
+
+    /** NOT_FOUND when absent; CONFLICT while a clone made from it exists (it shares its data). */
+    default void deleteSnapshot(String volume, String snapshot) {
+        throw io.ballast.common.BallastException.invalid("snapshots need a cluster node");
+    }
+
+    /** A new volume with the snapshot's size and bytes (0 / null: the defaults, as for a create). */
+    default VolumeView createFromSnapshot(String name, String volume, String snapshot, int repl, String spreadBy,
+            int minInSync) {
+        throw io.ballast.common.BallastException.invalid("snapshots need a cluster node");
+    }
+
+    /** Restores the snapshot in place on every replica; CONFLICT while attached. */
+    default VolumeView revert(String volume, String snapshot) {
+        throw io.ballast.common.BallastException.invalid("snapshots need a cluster node");
+    }
+
     /** Detaches every mount (on shutdown); records of plain attachments are kept. */
     void shutdown();
 }

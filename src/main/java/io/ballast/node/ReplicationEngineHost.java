@@ -264,6 +264,22 @@ public final class ReplicationEngineHost implements EngineHost {
     }
 
     @Override
+    public java.util.List<String> snapshot(String volumeName, io.ballast.replication.ReplicaRequest.SnapshotAction action,
+            String snapshotUuid) {
+        Running r = engines.get(volumeName);
+        if (r == null) {
+            throw BallastException.notFound("volume " + volumeName + " has no engine on " + nodeId);
+        }
+        java.util.List<String> holders = r.runner().snapshot(action, snapshotUuid);
+        // the local replica's store was closed and reopened by the operation: direct reads use the new one
+        if (pool.find(volumeName).isPresent() && holders.contains(nodeId)) {
+            io.ballast.storage.VolumeStore local = pool.open(volumeName);
+            r.runner().enableDirectReads(local, local::epochFloor);
+        }
+        return holders;
+    }
+
+    @Override
     public void close() {
         for (String v : java.util.List.copyOf(engines.keySet())) {
             try {

@@ -28,6 +28,14 @@ public interface EngineHost extends AutoCloseable {
 
     Optional<EngineStatus> status(String volumeName);
 
+    /**
+     * Runs a snapshot operation through the volume's engine here, cut in its write stream; returns the
+     * in-sync nodes that applied it. NOT_FOUND when no engine runs here for the volume.
+     */
+    default java.util.List<String> snapshot(String volumeName, ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        throw io.ballast.common.BallastException.invalid("this node runs no replicated engines");
+    }
+
     /** Compares the in-sync replicas; NOT_FOUND when no engine runs here for the volume. */
     VerifyReport verify(String volumeName);
 

@@ -3,6 +3,7 @@ package io.ballast.replication;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.storage.BlockDevice;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
@@ -325,6 +326,25 @@ public final class EngineRunner implements AutoCloseable {
 
     public boolean fenced() {
         return "fenced".equals(status().state());
+    }
+
+    /** How long a snapshot operation may take on the replicas (a delete merges data). */
+    static final long SNAPSHOT_TIMEOUT_MS = 120_000;
+
+    /**
+     * A snapshot operation cut in the write stream ({@link VolumeEngine#snapshot}); blocking. Returns the
+     * in-sync nodes that applied it.
+     */
+    public List<String> snapshot(ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        CompletableFuture<List<String>> f = new CompletableFuture<>();
+        post(() -> engine.snapshot(action, snapshotUuid, (holders, error) -> {
+            if (error != null) {
+                f.completeExceptionally(error);
+            } else {
+                f.complete(holders);
+            }
+        }));
+        return await(f, SNAPSHOT_TIMEOUT_MS, "snapshot " + action.name().toLowerCase(java.util.Locale.ROOT));
     }
 
     /** Compares the in-sync replicas region by region (blocking). */

@@ -74,6 +74,10 @@ public final class ReplicaLogic {
                     s.grow(g.sizeBytes());
                     yield new ReplicaReply.Done(id);
                 }
+                case ReplicaRequest.Snapshot sn -> {
+                    s.snapshot(sn.action(), sn.snapshotUuid());
+                    yield new ReplicaReply.Done(id);
+                }
                 case ReplicaRequest.ChangedRegions c -> new ReplicaReply.Regions(id, s.changedRegionsSince(c.sinceGeneration()));
                 case ReplicaRequest.RegionDigests d -> {
                     long regions = (s.sizeBytes() + s.regionSizeBytes() - 1) / s.regionSizeBytes();

@@ -72,4 +72,33 @@ public sealed interface ReplicaRequest {
      * beyond its old end. Reply: {@link ReplicaReply.Done}.
      */
     record Grow(long requestId, String volumeUuid, long epoch, long sizeBytes) implements ReplicaRequest {}
+
+    /**
+     * A snapshot operation at this point of the replica's ordered stream: {@link SnapshotAction#CREATE}
+     * freezes what every earlier request wrote as snapshot {@code snapshotUuid} (durable on Done; a repeat
+     * is a no-op); {@link SnapshotAction#DELETE} drops it (absent: no-op); {@link SnapshotAction#REVERT}
+     * makes the volume read as the snapshot again. Reply: {@link ReplicaReply.Done}.
+     */
+    record Snapshot(long requestId, String volumeUuid, long epoch, SnapshotAction action, String snapshotUuid)
+            implements ReplicaRequest {}
+
+    /** What a {@link Snapshot} request does; wire codes are fixed (not ordinals). */
+    enum SnapshotAction {
+        CREATE(1), DELETE(2), REVERT(3);
+
+        public final int code;
+
+        SnapshotAction(int code) {
+            this.code = code;
+        }
+
+        public static SnapshotAction ofCode(int code) {
+            for (SnapshotAction a : values()) {
+                if (a.code == code) {
+                    return a;
+                }
+            }
+            throw new IllegalArgumentException("unknown snapshot action " + code);
+        }
+    }
 }

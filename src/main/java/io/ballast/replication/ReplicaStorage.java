@@ -52,6 +52,14 @@ public interface ReplicaStorage {
      */
     void grow(long sizeBytes);
 
+    /**
+     * Applies a snapshot operation ({@link ReplicaRequest.Snapshot}) after everything handed in before it;
+     * durable on return. UNSUPPORTED storages refuse with INVALID_ARGUMENT.
+     */
+    default void snapshot(ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        throw io.ballast.common.BallastException.invalid("this replica storage keeps no snapshots");
+    }
+
     /** The highest epoch this replica has accepted; 0 for a new replica. */
     long epochFloor();
 

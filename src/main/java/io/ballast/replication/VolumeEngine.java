@@ -39,7 +39,7 @@ public final class VolumeEngine {
 
     private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
 
-    private enum Kind { WRITE, ZEROES, TRIM, FLUSH }
+    private enum Kind { WRITE, ZEROES, TRIM, FLUSH, SNAPSHOT }
 
     private enum Ckpt { IDLE, DRAINING, FLUSHING }
 
@@ -192,6 +192,10 @@ public final class VolumeEngine {
          */
         final Set<String> lost = new HashSet<>();
         boolean finished;
+        /** SNAPSHOT only: the operation, and the in-sync nodes that applied it (set when it completes). */
+        ReplicaRequest.SnapshotAction snapshotAction;
+        String snapshotUuid;
+        List<String> holders = List.of();
 
         Op(long seq, Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
                 Completion done) {
@@ -435,6 +439,35 @@ public final class VolumeEngine {
 
     public void flush(Completion done) {
         submit(Kind.FLUSH, 0, 0, null, false, false, done);
+    }
+
+    /** The outcome of {@link #snapshot}: the in-sync nodes that applied it, or an error. */
+    public interface SnapshotCompletion {
+        void complete(List<String> holders, BallastException error);
+    }
+
+    /**
+     * A snapshot operation cut at this point of the write stream: sent, like a write, on the ordered
+     * stream of every in-sync replica (not to resync targets, whose copy is partial), after every write
+     * submitted before it and before every write submitted after it, so each replica applies it between
+     * the same two writes. Completes like a write: when every replica in sync in the current layout
+     * answered Done; a replica that fails it is removed from the in-sync set first (the usual rule), and
+     * the holders are the in-sync nodes that answered Done. Refused like a write while suspended.
+     */
+    public void snapshot(ReplicaRequest.SnapshotAction action, String snapshotUuid, SnapshotCompletion done) {
+        BallastException refused = refuse(true);
+        if (refused != null) {
+            done.complete(List.of(), refused);
+            return;
+        }
+        Op[] self = new Op[1];
+        Op op = new Op(++opSeq, Kind.SNAPSHOT, 0, 0, null, false, false,
+                (data, error) -> done.complete(error == null ? self[0].holders : List.of(), error));
+        self[0] = op;
+        op.snapshotAction = action;
+        op.snapshotUuid = snapshotUuid;
+        waiting.add(op);
+        afterEvent();
     }
 
     private void submit(Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
@@ -888,7 +921,7 @@ public final class VolumeEngine {
     private void dispatch() {
         while (!waiting.isEmpty() && ckpt == Ckpt.IDLE && inflight.size() < config.maxInflight()) {
             Op op = waiting.peek();
-            if (op.kind != Kind.FLUSH && locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
+            if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
                 return; // later writes wait too, so every stream keeps one order
             }
             waiting.poll();
@@ -899,12 +932,15 @@ public final class VolumeEngine {
                 continue;
             }
             Set<String> targets = new LinkedHashSet<>(layout.inSyncNodes());
-            if (stuck.isEmpty()) {
+            if (stuck.isEmpty() && op.kind != Kind.SNAPSHOT) {
                 targets.addAll(resyncs.keySet());
             }
             // A node whose add is in flight may be listed in sync any moment: the op waits for the
-            // outcome even if the node just failed (and is not sent to).
-            op.required.addAll(inFlightAdds);
+            // outcome even if the node just failed (and is not sent to). A snapshot is not: a joining node
+            // simply does not hold it.
+            if (op.kind != Kind.SNAPSHOT) {
+                op.required.addAll(inFlightAdds);
+            }
             for (String n : targets) {
                 op.required.add(n);
                 if (!faulty.contains(n)) {
@@ -930,6 +966,7 @@ public final class VolumeEngine {
                     op.mayDeallocate, op.fua);
             case TRIM -> id -> new ReplicaRequest.Trim(id, uuid, e, op.offsetBytes, op.lengthBytes, op.fua);
             case FLUSH -> id -> new ReplicaRequest.Flush(id, uuid, e);
+            case SNAPSHOT -> id -> new ReplicaRequest.Snapshot(id, uuid, e, op.snapshotAction, op.snapshotUuid);
         };
         send(n, f, op.kind != Kind.FLUSH, reply -> {
             switch (reply) {
@@ -1003,7 +1040,21 @@ public final class VolumeEngine {
                     + layout.minInSync() + " replicas in sync"));
             return;
         }
-        if (op.kind != Kind.FLUSH) {
+        if (op.kind == Kind.SNAPSHOT) {
+            List<String> holders = new ArrayList<>();
+            for (String n : inSync()) {
+                if (op.doneNodes.contains(n)) {
+                    holders.add(n);
+                }
+            }
+            if (holders.isEmpty()) {
+                finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+                        + ": no in-sync replica applied the snapshot operation"));
+                return;
+            }
+            java.util.Collections.sort(holders);
+            op.holders = List.copyOf(holders);
+        } else if (op.kind != Kind.FLUSH) {
             writesAcked++;
             writesSinceCheckpoint++;
         }

@@ -178,6 +178,25 @@ public final class VolumeStoreReplica implements ReplicaStorage {
         store.grow(sizeBytes);
     }
 
+    /**
+     * Through the pool, which closes the store for the operation and reopens it: this adapter's store
+     * is closed after, and the next request finds the reopened one. A background flush's failure is
+     * reported first (the snapshot must not freeze writes the disk lost).
+     */
+    @Override
+    public void snapshot(ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        flush();
+        FileStoragePool pool = store.pool();
+        if (pool == null) {
+            throw io.ballast.common.BallastException.invalid("volume " + store.name() + " is not in a storage pool");
+        }
+        switch (action) {
+            case CREATE -> pool.createSnapshot(store.name(), snapshotUuid);
+            case DELETE -> pool.deleteSnapshot(store.name(), snapshotUuid);
+            case REVERT -> pool.revertToSnapshot(store.name(), snapshotUuid);
+        }
+    }
+
     @Override
     public long epochFloor() {
         return store.epochFloor();

@@ -81,6 +81,10 @@ public final class FileStoragePool implements StoragePool {
         VolumeStore store;
         /** Allocation when not open; computed lazily from the region table. */
         long allocatedBytes = -1;
+        /** A snapshot operation holds the volume closed: {@link #open} waits. Guarded by the pool. */
+        boolean offline;
+        /** One snapshot, clone, revert or snapshot delete of this volume at a time. */
+        final java.util.concurrent.locks.ReentrantLock snapshotLock = new java.util.concurrent.locks.ReentrantLock();
 
         Entry(VolumeMeta meta, Path dir) {
             this.meta = meta;
@@ -181,6 +185,7 @@ public final class FileStoragePool implements StoragePool {
                         continue;
                     }
                     volumes.put(meta.name(), new Entry(meta, p));
+                    removeUnreferencedLayers(p, meta);
                 } catch (IOException | java.time.format.DateTimeParseException e) {
                     log.atError().setMessage("ignoring unreadable volume.json")
                             .addKeyValue("path", json.toString()).setCause(e).log();
@@ -223,7 +228,7 @@ public final class FileStoragePool implements StoragePool {
         String uuid = UUID.randomUUID().toString();
         VolumeMeta meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, name, uuid, sizeBytes,
                 VolumeStore.BLOCK_BYTES, REGION_BYTES, Instant.now().toString(),
-                List.of(UUID.randomUUID().toString()));
+                List.of(UUID.randomUUID().toString()), List.of());
         Path staging = volumesDir.resolve(uuid + CREATING);
         Path target = volumesDir.resolve(uuid);
         try {
@@ -297,6 +302,17 @@ public final class FileStoragePool implements StoragePool {
     public synchronized VolumeStore open(String name) {
         checkOpen();
         Entry e = entry(name);
+        while (e.offline) {
+            try {
+                wait(); // a snapshot operation has the volume closed; it is reopened in milliseconds
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while volume '" + name + "' is being snapshotted");
+            }
+            if (volumes.get(name) != e) {
+                throw BallastException.notFound("volume '" + name + "' does not exist");
+            }
+        }
         if (e.store != null && e.store.isClosed()) {
             // Another thread is closing it: never let two instances write the same files.
             e.store.awaitClosed();
@@ -306,6 +322,7 @@ public final class FileStoragePool implements StoragePool {
             VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
             store.onClose(() -> volumeClosed(e, store));
             store.onGrown(m -> volumeGrown(e, m));
+            store.pool(this);
             e.store = store;
         }
         return e.store;
@@ -503,6 +520,387 @@ public final class FileStoragePool implements StoragePool {
             return present * VolumeStore.BLOCK_BYTES;
         } catch (IOException ex) {
             return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ snapshots and clones
+
+    /** One snapshot as the pool stores it; {@code exclusiveBytes} is what deleting it would free. */
+    public record SnapshotInfo(String uuid, String createdAt, long exclusiveBytes) {}
+
+    /** Layer files not named by volume.json: left by a snapshot operation a crash interrupted. */
+    private static void removeUnreferencedLayers(Path volumeDir, VolumeMeta meta) throws IOException {
+        Path layersDir = volumeDir.resolve("layers");
+        if (!Files.isDirectory(layersDir)) {
+            return;
+        }
+        java.util.Set<String> keep = new java.util.HashSet<>(meta.layers());
+        List<Path> doomed = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(layersDir)) {
+            for (Path f : ds) {
+                String fn = f.getFileName().toString();
+                int dot = fn.indexOf('.');
+                if (dot > 0 && !keep.contains(fn.substring(0, dot))) {
+                    doomed.add(f);
+                }
+            }
+        }
+        for (Path f : doomed) {
+            Files.deleteIfExists(f);
+            log.atInfo().setMessage("removed layer file of an interrupted snapshot operation").addKeyValue("path", f.toString()).log();
+        }
+        if (!doomed.isEmpty()) {
+            DurableFiles.fsyncDirectory(layersDir);
+        }
+    }
+
+    private interface Offline<T> {
+        T run(Entry e) throws IOException;
+    }
+
+    /**
+     * Runs {@code op} with the volume closed (every call in progress finished, its dirty regions synced
+     * and cleaned, {@code CLEAN_SHUTDOWN} set) and no open allowed until it returns; reopens it after
+     * when it was open. The caller keeps I/O away meanwhile (a replica's lane); an {@link #open} in
+     * between waits.
+     */
+    private <T> T offline(String name, String what, Offline<T> op) {
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeStore store;
+            synchronized (this) {
+                if (volumes.get(name) != e) {
+                    throw BallastException.notFound("volume '" + name + "' does not exist");
+                }
+                e.offline = true;
+                store = e.store;
+            }
+            boolean wasOpen = store != null;
+            try {
+                if (store != null) {
+                    store.close(); // outside the pool lock: its close callback takes it
+                    store.awaitClosed();
+                }
+                synchronized (this) {
+                    e.store = null;
+                }
+                return op.run(e);
+            } catch (IOException ex) {
+                throw FsUtil.ioError("cannot " + what + " of volume '" + name + "'", ex);
+            } finally {
+                synchronized (this) {
+                    e.offline = false;
+                    notifyAll();
+                }
+                if (wasOpen && !closed) {
+                    try {
+                        open(name);
+                    } catch (RuntimeException reopen) {
+                        log.atWarn().setMessage("volume not reopened after a snapshot operation; the next use opens it")
+                                .addKeyValue("volume", name).setCause(reopen).log();
+                    }
+                }
+            }
+        } finally {
+            e.snapshotLock.unlock();
+        }
+    }
+
+    private void replaceMeta(Entry e, VolumeMeta next) throws IOException {
+        writeMeta(e.dir, next);
+        e.meta = next;
+        e.allocatedBytes = -1;
+    }
+
+    /**
+     * Freezes the top layer as snapshot {@code snapshotUuid} and puts a new empty layer above it (the
+     * same generation continues there). O(1) in the volume's size: the close syncs what is dirty, one new
+     * layer's files, one atomic rewrite of volume.json. Idempotent: an existing snapshot of that uuid is
+     * answered as it is. Durable on return. After a crash before volume.json is rewritten, the new
+     * layer's files are removed at the next open and the snapshot does not exist.
+     */
+    public SnapshotInfo createSnapshot(String name, String snapshotUuid) {
+        requireSnapshotId(snapshotUuid);
+        return offline(name, "snapshot", e -> {
+            VolumeMeta m = e.meta;
+            Optional<VolumeMeta.SnapshotMeta> had = m.snapshot(snapshotUuid);
+            if (had.isPresent()) {
+                return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
+            }
+            Path layersDir = e.dir.resolve("layers");
+            long gen = LayerChains.headerGeneration(layersDir, m, m.topLayer());
+            String newTop = UUID.randomUUID().toString();
+            Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
+                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen);
+            DurableFiles.fsyncDirectory(layersDir);
+            List<String> layers = new ArrayList<>(m.layers());
+            layers.add(newTop);
+            List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>(m.snapshots());
+            String at = Instant.now().toString();
+            snaps.add(new VolumeMeta.SnapshotMeta(snapshotUuid, m.topLayer(), at));
+            replaceMeta(e, m.withChain(layers, snaps));
+            log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid).log();
+            return new SnapshotInfo(snapshotUuid, at, 0);
+        });
+    }
+
+    /** The volume's snapshots, oldest first, with their exclusive bytes (a scan of their block tables). */
+    public List<SnapshotInfo> snapshots(String name) {
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeMeta m = e.meta;
+            List<SnapshotInfo> out = new ArrayList<>();
+            for (VolumeMeta.SnapshotMeta s : m.snapshots()) {
+                int i = m.layers().indexOf(s.layer());
+                long exclusive;
+                try {
+                    exclusive = LayerChains.exclusiveBytes(e.dir.resolve("layers"), m, s.layer(), m.layers().get(i + 1));
+                } catch (IOException ex) {
+                    exclusive = -1;
+                }
+                out.add(new SnapshotInfo(s.uuid(), s.createdAt(), exclusive));
+            }
+            return out;
+        } finally {
+            e.snapshotLock.unlock();
+        }
+    }
+
+    public boolean hasSnapshot(String name, String snapshotUuid) {
+        synchronized (this) {
+            checkOpen();
+            return entry(name).meta.snapshot(snapshotUuid).isPresent();
+        }
+    }
+
+    /**
+     * Deletes a snapshot (no-op when absent): the layer above its layer is merged down into it, so that
+     * its layer reads as the two did, and the layer above is dropped. Costs a copy of the layer above's
+     * data (the writes made after the next snapshot, or, for the newest snapshot, since it); while the
+     * layer above is the writable top, the volume is closed for that copy (its I/O waits). Crash-safe: the
+     * snapshot is first removed from volume.json (nobody reads its view again), the merge changes only
+     * blocks the layer above masks, and the chain is switched by one atomic rewrite. After a crash in the
+     * merge the chain keeps the layer no snapshot names (reads are correct, space is not freed yet) until
+     * the next call of this method for the volume, with any uuid, finishes it ({@link #compact}).
+     */
+    public void deleteSnapshot(String name, String snapshotUuid) {
+        VolumeMeta m0;
+        synchronized (this) {
+            checkOpen();
+            m0 = entry(name).meta;
+        }
+        if (m0.snapshot(snapshotUuid).isEmpty() && orphanLayers(m0).isEmpty()) {
+            return;
+        }
+        offline(name, "delete a snapshot", e -> {
+            VolumeMeta m = e.meta;
+            Optional<VolumeMeta.SnapshotMeta> s = m.snapshot(snapshotUuid);
+            if (s.isPresent()) {
+                List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>(m.snapshots());
+                snaps.remove(s.get());
+                m = m.withChain(m.layers(), snaps);
+                replaceMeta(e, m); // step 1: the snapshot is gone; its layer stays in the chain until merged
+            }
+            compact(e, m);
+            log.atInfo().setMessage("snapshot deleted").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid).log();
+            return null;
+        });
+    }
+
+    /** Frozen layers no snapshot ends at (their snapshot was deleted): merged away by {@link #compact}. */
+    private static List<String> orphanLayers(VolumeMeta m) {
+        java.util.Set<String> named = new java.util.HashSet<>();
+        m.snapshots().forEach(s -> named.add(s.layer()));
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < m.layers().size() - 1; i++) {
+            if (!named.contains(m.layers().get(i))) {
+                out.add(m.layers().get(i));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Merges every frozen layer that no snapshot ends at with the layer above it. A clone holds hard links
+     * of the frozen layers up to its snapshot; the merge writes only blocks masked by the layer above,
+     * which the clone links too, so the clone's view is unchanged. (The metadata refuses to delete the
+     * snapshot a clone was made from: that merge would write the clone's topmost shared layer.)
+     */
+    private void compact(Entry e, VolumeMeta m) throws IOException {
+        Path layersDir = e.dir.resolve("layers");
+        for (String orphan : orphanLayers(m)) {
+            int i = m.layers().indexOf(orphan);
+            String upper = m.layers().get(i + 1);
+            boolean upperIsTop = i + 1 == m.layers().size() - 1;
+            LayerChains.mergeDown(layersDir, m, upper, orphan, upperIsTop);
+            // the orphan now reads as orphan+upper: it takes the upper's place (and its snapshot, if any)
+            List<String> layers = new ArrayList<>(m.layers());
+            layers.remove(i + 1);
+            List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>();
+            for (VolumeMeta.SnapshotMeta s : m.snapshots()) {
+                snaps.add(s.layer().equals(upper) ? new VolumeMeta.SnapshotMeta(s.uuid(), orphan, s.createdAt()) : s);
+            }
+            VolumeMeta next = m.withChain(layers, snaps);
+            replaceMeta(e, next);
+            for (String ext : List.of(".data", ".blocks", ".regions")) {
+                Files.deleteIfExists(layersDir.resolve(upper + ext));
+            }
+            DurableFiles.fsyncDirectory(layersDir);
+            m = next;
+        }
+    }
+
+    /**
+     * Restores the volume to snapshot {@code snapshotUuid}: the layers above the snapshot's layer are
+     * dropped and a new empty top layer takes their place. CONFLICT when newer snapshots exist (their
+     * layers sit between). Regions the dropped layers had written are marked changed in the new top, so
+     * a replica that missed the revert gets them copied by its delta resync.
+     */
+    public void revertToSnapshot(String name, String snapshotUuid) {
+        offline(name, "revert", e -> {
+            VolumeMeta m = e.meta;
+            VolumeMeta.SnapshotMeta s = m.snapshot(snapshotUuid).orElseThrow(() -> BallastException.notFound(
+                    "volume '" + name + "' has no snapshot " + snapshotUuid));
+            int i = m.layers().indexOf(s.layer());
+            List<String> above = new ArrayList<>(m.layers().subList(i + 1, m.layers().size()));
+            for (VolumeMeta.SnapshotMeta o : m.snapshots()) {
+                if (above.contains(o.layer())) {
+                    throw BallastException.conflict("volume '" + name + "' has snapshots newer than " + snapshotUuid
+                            + "; delete them before reverting to it");
+                }
+            }
+            Path layersDir = e.dir.resolve("layers");
+            long gen = LayerChains.headerGeneration(layersDir, m, m.topLayer()) + 1;
+            String newTop = UUID.randomUUID().toString();
+            Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
+                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen);
+            LayerChains.markChanged(layersDir, m, newTop, above, gen);
+            DurableFiles.fsyncDirectory(layersDir);
+            List<String> layers = new ArrayList<>(m.layers().subList(0, i + 1));
+            layers.add(newTop);
+            replaceMeta(e, m.withChain(layers, m.snapshots()));
+            for (String id : above) {
+                for (String ext : List.of(".data", ".blocks", ".regions")) {
+                    Files.deleteIfExists(layersDir.resolve(id + ext));
+                }
+            }
+            DurableFiles.fsyncDirectory(layersDir);
+            log.atInfo().setMessage("volume reverted to a snapshot").addKeyValue("volume", name)
+                    .addKeyValue("snapshot", snapshotUuid).log();
+            return null;
+        });
+    }
+
+    /**
+     * Creates volume {@code newName} as a thin clone of a snapshot of {@code sourceName}: its lower layers
+     * are hard links of the snapshot's frozen layers (no data copied), and a new empty layer is its top.
+     * The source's later merges only write blocks that a layer the clone also links masks, so the clone
+     * keeps reading the snapshot's bytes, also after the source is overwritten or deleted.
+     */
+    public VolumeInfo createClone(String newName, String sourceName, String snapshotUuid) {
+        Names.requireVolumeName(newName);
+        Entry src;
+        synchronized (this) {
+            checkOpen();
+            src = entry(sourceName);
+            if (volumes.containsKey(newName) || creating.contains(newName)) {
+                throw BallastException.alreadyExists("volume '" + newName + "' already exists");
+            }
+            creating.add(newName);
+        }
+        src.snapshotLock.lock();
+        String uuid = UUID.randomUUID().toString();
+        Path staging = volumesDir.resolve(uuid + CREATING);
+        Path target = volumesDir.resolve(uuid);
+        VolumeMeta meta;
+        try {
+            VolumeMeta sm = src.meta;
+            VolumeMeta.SnapshotMeta s = sm.snapshot(snapshotUuid).orElseThrow(() -> BallastException.notFound(
+                    "volume '" + sourceName + "' has no snapshot " + snapshotUuid));
+            List<String> shared = new ArrayList<>(sm.layers().subList(0, sm.layers().indexOf(s.layer()) + 1));
+            Path srcLayers = src.dir.resolve("layers");
+            Path layersDir = staging.resolve("layers");
+            io.ballast.common.OwnerOnly.createDirectories(layersDir);
+            for (String id : shared) {
+                for (String ext : List.of(".data", ".blocks", ".regions")) {
+                    Files.createLink(layersDir.resolve(id + ext), srcLayers.resolve(id + ext));
+                }
+            }
+            String top = UUID.randomUUID().toString();
+            long gen = LayerChains.headerGeneration(srcLayers, sm, s.layer());
+            List<String> layers = new ArrayList<>(shared);
+            layers.add(top);
+            meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, newName, uuid, sm.sizeBytes(), sm.blockSizeBytes(),
+                    sm.regionSizeBytes(), Instant.now().toString(), layers, List.of());
+            Layer.create(layersDir, top, VolumeStore.blockCountOf(sm.sizeBytes()),
+                    VolumeStore.regionCountOf(sm.sizeBytes(), sm.regionSizeBytes()), sm.regionSizeBytes(), gen);
+            DurableFiles.writeAndSync(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta), StandardOpenOption.CREATE_NEW);
+            DurableFiles.fsyncDirectory(layersDir);
+            DurableFiles.fsyncDirectory(staging);
+            Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+            DurableFiles.fsyncDirectory(volumesDir);
+        } catch (IOException | RuntimeException ex) {
+            synchronized (this) {
+                creating.remove(newName);
+            }
+            try {
+                FsUtil.deleteRecursively(staging);
+            } catch (IOException ignored) {
+                // removed at next open
+            }
+            if (ex instanceof RuntimeException re) {
+                throw re;
+            }
+            throw FsUtil.ioError("cannot clone volume '" + newName + "'", (IOException) ex);
+        } finally {
+            src.snapshotLock.unlock();
+        }
+        Entry entry = new Entry(meta, target);
+        log.atInfo().setMessage("volume cloned from a snapshot").addKeyValue("volume", newName)
+                .addKeyValue("source", sourceName).addKeyValue("snapshot", snapshotUuid).log();
+        synchronized (this) {
+            creating.remove(newName);
+            volumes.put(newName, entry);
+            return info(entry);
+        }
+    }
+
+    /** Reads {@code dst.remaining()} bytes of a snapshot's view at {@code offsetBytes} (verify, tests). */
+    public void readSnapshot(String name, String snapshotUuid, long offsetBytes, java.nio.ByteBuffer dst) {
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeMeta m = e.meta;
+            VolumeMeta.SnapshotMeta s = m.snapshot(snapshotUuid).orElseThrow(() -> BallastException.notFound(
+                    "volume '" + name + "' has no snapshot " + snapshotUuid));
+            List<String> chain = m.layers().subList(0, m.layers().indexOf(s.layer()) + 1);
+            try (LayerChains.View v = new LayerChains.View(e.dir.resolve("layers"), m, chain, "snapshot " + snapshotUuid)) {
+                v.read(offsetBytes, dst);
+            }
+        } catch (IOException ex) {
+            throw FsUtil.ioError("cannot read snapshot " + snapshotUuid + " of volume '" + name + "'", ex);
+        } finally {
+            e.snapshotLock.unlock();
+        }
+    }
+
+    private static void requireSnapshotId(String id) {
+        if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
+            throw BallastException.invalid("invalid snapshot id '" + id + "'");
         }
     }
 }

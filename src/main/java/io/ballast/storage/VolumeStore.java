@@ -334,6 +334,17 @@ public final class VolumeStore implements BlockDevice {
         this.onClose = callback;
     }
 
+    /** The pool that opened this store (null for a store opened otherwise): snapshot operations go through it. */
+    private volatile FileStoragePool pool;
+
+    void pool(FileStoragePool owner) {
+        this.pool = owner;
+    }
+
+    public FileStoragePool pool() {
+        return pool;
+    }
+
     void onGrown(java.util.function.Consumer<VolumeMeta> callback) {
         this.onGrown = callback;
     }

@@ -475,4 +475,78 @@ class VolumeEngineTest {
         assertThat(after).hasSize(3); // the repair, then the client write to a and b
         assertThat(engine.status().counters().checksumRepairs()).isEqualTo(1);
     }
+
+    static final class SnapOutcome {
+        boolean done;
+        List<String> holders;
+        BallastException error;
+
+        VolumeEngine.SnapshotCompletion completion() {
+            return (h, e) -> {
+                done = true;
+                holders = h;
+                error = e;
+            };
+        }
+    }
+
+    @Test
+    void aSnapshotIsCutBetweenTheSameTwoWritesOnEveryInSyncStream() {
+        open(layout(1, inSync("a"), inSync("b"), inSync("c")));
+        net.sent.clear();
+        Outcome before = new Outcome();
+        engine.write(0, new byte[] {1}, false, before.completion());
+        SnapOutcome snap = new SnapOutcome();
+        engine.snapshot(ReplicaRequest.SnapshotAction.CREATE, "s1", snap.completion());
+        Outcome after = new Outcome();
+        engine.write(0, new byte[] {2}, false, after.completion());
+        for (String n : List.of("a", "b", "c")) {
+            assertThat(kindsTo(n)).containsExactly("Write", "Snapshot", "Write");
+        }
+        assertThat(net.sent).filteredOn(s -> s.request() instanceof ReplicaRequest.Snapshot)
+                .extracting(s -> ((ReplicaRequest.Snapshot) s.request()).snapshotUuid()).containsOnly("s1");
+        answerAll(to("a"));
+        answerAll(to("b"));
+        assertThat(snap.done).isFalse(); // c has not answered
+        answerAll(to("c"));
+        assertThat(before.done && after.done && snap.done).isTrue();
+        assertThat(snap.error).isNull();
+        assertThat(snap.holders).containsExactly("a", "b", "c");
+    }
+
+    @Test
+    void aReplicaFailingTheSnapshotLeavesTheInSyncSetBeforeTheSnapshotCompletes() {
+        open(layout(1, inSync("a"), inSync("b")));
+        net.sent.clear();
+        SnapOutcome snap = new SnapOutcome();
+        engine.snapshot(ReplicaRequest.SnapshotAction.CREATE, "s1", snap.completion());
+        answerAll(to("a"));
+        Sent toB = net.take(to("b")).getFirst();
+        engine.onReply("b", new ReplicaReply.Failed(toB.request().requestId(), ErrorCode.NO_SPACE, "full", -1));
+        assertThat(snap.done).isFalse();
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.remove()).containsExactly("b"));
+        engine.onMetadataResult(meta.changes.getFirst(), new MetadataClient.Result.Committed(new VolumeLayout("v", "uuid",
+                SIZE, 6, 5, "a", 1, List.of(inSync("a"), new VolumeLayout.Replica("b", false, 0, true)))));
+        assertThat(snap.done).isTrue();
+        assertThat(snap.error).isNull();
+        assertThat(snap.holders).containsExactly("a");
+    }
+
+    @Test
+    void aSnapshotIsNotSentToAResyncTargetAndIsRefusedBelowMinInSync() {
+        open(layout(2, inSync("a"), inSync("b")));
+        net.sent.clear();
+        Sent toB;
+        engine.write(0, new byte[] {1}, false, new Outcome().completion());
+        answerAll(to("a"));
+        toB = net.take(to("b")).getFirst();
+        engine.onReply("b", new ReplicaReply.Failed(toB.request().requestId(), ErrorCode.IO_ERROR, "disk", -1));
+        engine.onMetadataResult(meta.changes.getFirst(), new MetadataClient.Result.Committed(new VolumeLayout("v", "uuid",
+                SIZE, 6, 5, "a", 2, List.of(inSync("a"), new VolumeLayout.Replica("b", false, 0, true)))));
+        SnapOutcome snap = new SnapOutcome();
+        engine.snapshot(ReplicaRequest.SnapshotAction.CREATE, "s1", snap.completion());
+        assertThat(snap.done).isTrue();
+        assertThat(snap.error).isNotNull(); // suspended: one in sync, two required
+        assertThat(net.sent).noneMatch(s -> s.request() instanceof ReplicaRequest.Snapshot);
+    }
 }

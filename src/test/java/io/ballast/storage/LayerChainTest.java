@@ -56,7 +56,7 @@ class LayerChainTest {
         List<String> layers = new ArrayList<>(meta.layers());
         layers.add(upper);
         VolumeMeta snapshotted = new VolumeMeta(meta.formatVersion(), meta.name(), meta.uuid(), meta.sizeBytes(),
-                meta.blockSizeBytes(), meta.regionSizeBytes(), meta.createdAt(), layers);
+                meta.blockSizeBytes(), meta.regionSizeBytes(), meta.createdAt(), layers, null);
         DurableFiles.writeAtomically(vdir.resolve("volume.json"), json.writeValueAsBytes(snapshotted));
 
         byte[] expected = Arrays.copyOf(base, 12 * BS);

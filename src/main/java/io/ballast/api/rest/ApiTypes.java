@@ -8,7 +8,17 @@ public final class ApiTypes {
     private ApiTypes() {}
 
     /** {@code size}: a byte count or a human size string such as "10GiB". */
-    public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync) {}
+    public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync,
+            String fromSnapshot) {}
+
+    /** POST /v1/volumes/{name}/snapshots. */
+    public record CreateSnapshotRequest(String name) {}
+
+    /** POST /v1/volumes/{name}/revert. */
+    public record RevertRequest(String snapshot) {}
+
+    public record SnapshotList(java.util.List<io.ballast.control.SnapshotView> snapshots) {}
+
 
     /**
      * {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only.

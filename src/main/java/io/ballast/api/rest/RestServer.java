@@ -203,6 +203,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
+        if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
         if (seg[2].equals("nodes")) {
             if (seg.length == 3) return "/v1/nodes";
             if (seg.length == 4) return "/v1/nodes/{id}";
@@ -216,6 +217,9 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 5 && seg[4].equals("detach")) return "/v1/volumes/{name}/detach";
         if (seg.length == 5 && seg[4].equals("verify")) return "/v1/volumes/{name}/verify";
         if (seg.length == 5 && seg[4].equals("resize")) return "/v1/volumes/{name}/resize";
+        if (seg.length == 5 && seg[4].equals("revert")) return "/v1/volumes/{name}/revert";
+        if (seg.length == 5 && seg[4].equals("snapshots")) return "/v1/volumes/{name}/snapshots";
+        if (seg.length == 6 && seg[4].equals("snapshots")) return "/v1/volumes/{name}/snapshots/{snap}";
         return "unknown";
     }
 
@@ -224,7 +228,10 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes" -> "GET, POST";
             case "/v1/volumes/{name}" -> "GET, DELETE";
             case "/v1/volumes/{name}/verify" -> "GET, POST";
-            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach", "/v1/volumes/{name}/resize" -> "POST";
+            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach", "/v1/volumes/{name}/resize",
+                    "/v1/volumes/{name}/revert" -> "POST";
+            case "/v1/volumes/{name}/snapshots" -> "GET, POST";
+            case "/v1/volumes/{name}/snapshots/{snap}" -> "GET, DELETE";
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
@@ -313,6 +320,14 @@ public final class RestServer implements AutoCloseable {
                 if (wait != null && !wait.equals("ready")) {
                     throw BallastException.invalid("query parameter 'wait' must be 'ready', got '" + wait + "'");
                 }
+                if (req.fromSnapshot() != null) {
+                    if (req.size() != null) {
+                        throw BallastException.invalid("a volume created from a snapshot has the snapshot's size; omit 'size'");
+                    }
+                    io.ballast.common.SnapshotRef ref = io.ballast.common.SnapshotRef.parse(req.fromSnapshot());
+                    yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
+                            req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
+                }
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null) {
                     yield new Reply(201, volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
                             req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null));
@@ -334,6 +349,27 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes/{name}/resize POST" -> {
                 ApiTypes.ResizeRequest req = read(ex, ApiTypes.ResizeRequest.class);
                 yield new Reply(200, volumes.resize(name, sizeOf(req == null ? null : req.size())));
+            }
+            case "/v1/snapshots GET" -> new Reply(200, new ApiTypes.SnapshotList(volumes.listSnapshots(null)));
+            case "/v1/volumes/{name}/snapshots GET" -> new Reply(200, new ApiTypes.SnapshotList(volumes.listSnapshots(name)));
+            case "/v1/volumes/{name}/snapshots POST" -> {
+                ApiTypes.CreateSnapshotRequest req = read(ex, ApiTypes.CreateSnapshotRequest.class);
+                if (req == null || req.name() == null) {
+                    throw BallastException.invalid("field 'name' is required");
+                }
+                yield new Reply(201, volumes.createSnapshot(name, req.name()));
+            }
+            case "/v1/volumes/{name}/snapshots/{snap} GET" -> new Reply(200, volumes.inspectSnapshot(name, seg[5]));
+            case "/v1/volumes/{name}/snapshots/{snap} DELETE" -> {
+                volumes.deleteSnapshot(name, seg[5]);
+                yield new Reply(204, null);
+            }
+            case "/v1/volumes/{name}/revert POST" -> {
+                ApiTypes.RevertRequest req = read(ex, ApiTypes.RevertRequest.class);
+                if (req == null || req.snapshot() == null) {
+                    throw BallastException.invalid("field 'snapshot' is required");
+                }
+                yield new Reply(200, volumes.revert(name, req.snapshot()));
             }
             case "/v1/volumes/{name}/detach POST" -> {
                 read(ex, JsonNode.class); // drain and bound the body even though it is unused

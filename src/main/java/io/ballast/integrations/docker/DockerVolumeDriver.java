@@ -65,6 +65,19 @@ public final class DockerVolumeDriver {
     public void create(String dockerName, Map<String, String> opts) {
         VolumeSpec spec = VolumeSpec.parse(dockerName, opts);
         withLock(spec.name(), () -> {
+            if (spec.fromSnapshot() != null) {
+                try {
+                    volumes.createFromSnapshot(spec.name(), spec.fromSnapshot().volume(), spec.fromSnapshot().snapshot(),
+                            spec.replicas() == null ? 0 : spec.replicas(), null, 0);
+                    log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("fromSnapshot", spec.fromSnapshot())
+                            .log("docker volume created from a snapshot");
+                } catch (BallastException e) {
+                    if (e.code() != ErrorCode.ALREADY_EXISTS) {
+                        throw e; // Swarm creates on every node: the first create made it
+                    }
+                }
+                return null;
+            }
             try {
                 if (spec.replicas() == null) {
                     volumes.create(spec.name(), spec.sizeOrDefault());

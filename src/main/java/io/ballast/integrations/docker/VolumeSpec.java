@@ -21,12 +21,17 @@ import java.util.TreeMap;
  * @param sizeBytes null when the user gave no size
  * @param replicas null when the user gave no repl
  */
-public record VolumeSpec(String name, Long sizeBytes, Integer replicas) {
+public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot) {
+    public VolumeSpec(String name, Long sizeBytes, Integer replicas) {
+        this(name, sizeBytes, replicas, null);
+    }
+
     public static final long DEFAULT_SIZE_BYTES = 10 * Sizes.GIB;
     /** Same bound as the REST API's {@code repl}. */
     public static final int MAX_REPLICAS = 3;
 
-    static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1)";
+    static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1), "
+            + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade)";
 
     public long sizeOrDefault() {
         return sizeBytes == null ? DEFAULT_SIZE_BYTES : sizeBytes;
@@ -77,14 +82,27 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas) {
         }
         Long size = null;
         Integer repl = null;
+        io.ballast.common.SnapshotRef from = null;
         for (var e : merged.entrySet()) {
             switch (e.getKey()) {
                 case "size" -> size = parseSize(e.getValue());
                 case "repl" -> repl = parseRepl(e.getValue());
+                case "from-snapshot", "fromsnapshot", "from_snapshot" -> {
+                    try {
+                        from = io.ballast.common.SnapshotRef.parse(e.getValue());
+                        Names.requireVolumeName(from.volume());
+                        Names.requireVolumeName(from.snapshot());
+                    } catch (BallastException ex) {
+                        throw BallastException.invalid("option from-snapshot: " + ex.getMessage());
+                    }
+                }
                 default -> throw BallastException.invalid("unknown option '" + e.getKey() + "'; " + ACCEPTED);
             }
         }
-        return new VolumeSpec(name, size, repl);
+        if (from != null && size != null) {
+            throw BallastException.invalid("options size and from-snapshot exclude each other: a clone has its snapshot's size");
+        }
+        return new VolumeSpec(name, size, repl, from);
     }
 
     /** {@code name=pg,size=1GiB,repl=1} to an ordered map; {@code name} is required. */

@@ -75,7 +75,7 @@ public final class FrameDecoder {
         long id = f.getLong();
         try {
             WireMessage m = switch (type) {
-                case OPEN, WRITE, WRITE_ZEROES, TRIM, FLUSH, READ, CHECKPOINT, CHANGED_REGIONS, REGION_DIGESTS, GROW ->
+                case OPEN, WRITE, WRITE_ZEROES, TRIM, FLUSH, READ, CHECKPOINT, CHANGED_REGIONS, REGION_DIGESTS, GROW, SNAPSHOT ->
                         new WireMessage.Request(request(type, id, f));
                 case OPENED -> reply(new ReplicaReply.Opened(id, f.getLong(), f.getLong(), f.getLong(), f.getLong()));
                 case DONE -> reply(new ReplicaReply.Done(id));
@@ -151,6 +151,7 @@ public final class FrameDecoder {
             case CHANGED_REGIONS -> new ReplicaRequest.ChangedRegions(id, volume, epoch, f.getLong());
             case REGION_DIGESTS -> new ReplicaRequest.RegionDigests(id, volume, epoch, f.getLong(), f.getInt());
             case GROW -> new ReplicaRequest.Grow(id, volume, epoch, f.getLong());
+            case SNAPSHOT -> snapshotRequest(id, volume, epoch, f);
             default -> throw new IllegalStateException("not a request type: " + type);
         };
     }
@@ -213,6 +214,17 @@ public final class FrameDecoder {
             out[i] = prev;
         }
         return out;
+    }
+
+    private ReplicaRequest.Snapshot snapshotRequest(long id, String volume, long epoch, ByteBuffer f) {
+        int code = f.get() & 0xFF;
+        ReplicaRequest.SnapshotAction action;
+        try {
+            action = ReplicaRequest.SnapshotAction.ofCode(code);
+        } catch (IllegalArgumentException e) {
+            throw new WireProtocolException("unknown snapshot action " + code);
+        }
+        return new ReplicaRequest.Snapshot(id, volume, epoch, action, required(f, "snapshot uuid"));
     }
 
     private String required(ByteBuffer f, String what) {

@@ -71,6 +71,7 @@ public final class FrameEncoder {
             case ReplicaRequest.ChangedRegions c -> 8;
             case ReplicaRequest.RegionDigests d -> 8 + 4;
             case ReplicaRequest.Grow g -> 8;
+            case ReplicaRequest.Snapshot s -> 1 + stringSize(s.snapshotUuid());
         };
         return LENGTH_BYTES + FRAME_HEADER_BYTES + body;
     }
@@ -154,6 +155,7 @@ public final class FrameEncoder {
             case ReplicaRequest.ChangedRegions c -> CHANGED_REGIONS;
             case ReplicaRequest.RegionDigests d -> REGION_DIGESTS;
             case ReplicaRequest.Grow g -> GROW;
+            case ReplicaRequest.Snapshot s -> SNAPSHOT;
         };
         int start = begin(dst, size, type, r.requestId());
         if (r.volumeUuid() == null) {
@@ -176,6 +178,10 @@ public final class FrameEncoder {
             case ReplicaRequest.ChangedRegions c -> dst.putLong(c.sinceGeneration());
             case ReplicaRequest.RegionDigests d -> dst.putLong(d.firstRegion()).putInt(d.regionCount());
             case ReplicaRequest.Grow g -> dst.putLong(g.sizeBytes());
+            case ReplicaRequest.Snapshot s -> {
+                dst.put((byte) s.action().code);
+                putString(dst, s.snapshotUuid());
+            }
         }
         end(dst, start, size);
     }

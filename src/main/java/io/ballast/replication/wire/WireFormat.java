@@ -64,6 +64,7 @@ public final class WireFormat {
     static final byte CHANGED_REGIONS = 0x08;
     static final byte REGION_DIGESTS = 0x09;
     static final byte GROW = 0x0A;
+    static final byte SNAPSHOT = 0x0B;
     // Replies (replica -> engine)
     static final byte OPENED = 0x41;
     static final byte DONE = 0x42;

@@ -17,6 +17,18 @@ class VolumeSpecTest {
     }
 
     @Test
+    void fromSnapshotNamesAClone() {
+        VolumeSpec s = VolumeSpec.parse("pg2", Map.of("from-snapshot", "pg@before"));
+        assertThat(s.fromSnapshot()).isEqualTo(new io.ballast.common.SnapshotRef("pg", "before"));
+        assertThatThrownBy(() -> VolumeSpec.parse("pg2", Map.of("from-snapshot", "pg")))
+                .hasMessageContaining("VOLUME@SNAPSHOT");
+        assertThatThrownBy(() -> VolumeSpec.parse("pg2", Map.of("from-snapshot", "pg@a@b")))
+                .hasMessageContaining("VOLUME@SNAPSHOT");
+        assertThatThrownBy(() -> VolumeSpec.parse("pg2", Map.of("from-snapshot", "pg@b", "size", "1GiB")))
+                .hasMessageContaining("exclude each other");
+    }
+
+    @Test
     void noOptionsMeansDefaults() {
         VolumeSpec s = VolumeSpec.parse("pg", null);
         assertThat(s.sizeBytes()).isNull();

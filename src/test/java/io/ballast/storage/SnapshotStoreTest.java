@@ -1,0 +1,221 @@
+package io.ballast.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Snapshots, clones and revert on one pool: the bytes each view reads, and what a crash leaves. */
+class SnapshotStoreTest {
+    private static final int MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    private static byte[] read(BlockDevice v, long off, int len) {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        v.read(off, b);
+        return b.array();
+    }
+
+    private static byte[] readSnap(FileStoragePool pool, String vol, String snap, long off, int len) {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        pool.readSnapshot(vol, snap, off, b);
+        return b.array();
+    }
+
+    @Test
+    void aSnapshotKeepsTheOldBytesWhileTheVolumeTakesNewOnes() {
+        byte[] a = VolumeStoreTest.pattern(2 * MIB, 1);
+        byte[] b = VolumeStoreTest.pattern(MIB, 2);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 16 * MIB);
+            pool.open("v").write(0, ByteBuffer.wrap(a), false);
+            pool.createSnapshot("v", "s1");
+            pool.open("v").write(MIB / 2, ByteBuffer.wrap(b), false); // overwrite part of the snapshot's data
+            pool.open("v").writeZeroes(0, 4096, true, false);
+            byte[] expected = a.clone();
+            System.arraycopy(b, 0, expected, MIB / 2, b.length);
+            java.util.Arrays.fill(expected, 0, 4096, (byte) 0);
+            assertThat(read(pool.open("v"), 0, 2 * MIB)).isEqualTo(expected);
+            assertThat(readSnap(pool, "v", "s1", 0, 2 * MIB)).isEqualTo(a);
+            assertThat(pool.snapshots("v")).singleElement().satisfies(s -> {
+                assertThat(s.uuid()).isEqualTo("s1");
+                assertThat(s.exclusiveBytes()).isEqualTo(MIB + 4096); // overwritten and zeroed blocks
+            });
+        }
+        // and after a reopen of the pool
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            assertThat(readSnap(pool, "v", "s1", 0, 2 * MIB)).isEqualTo(a);
+        }
+    }
+
+    @Test
+    void deletingSnapshotsLeavesTheVolumeAndTheOtherSnapshotsAsTheyWere() {
+        byte[] a = VolumeStoreTest.pattern(3 * MIB, 3);
+        byte[] b = VolumeStoreTest.pattern(MIB, 4);
+        byte[] c = VolumeStoreTest.pattern(MIB, 5);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 8 * MIB);
+            pool.open("v").write(0, ByteBuffer.wrap(a), false);
+            pool.createSnapshot("v", "s1");
+            pool.open("v").write(MIB, ByteBuffer.wrap(b), false);
+            pool.createSnapshot("v", "s2");
+            byte[] atS2 = read(pool.open("v"), 0, 3 * MIB);
+            pool.open("v").write(2 * MIB, ByteBuffer.wrap(c), false);
+            pool.open("v").trim(0, 4096, false);
+            byte[] now = read(pool.open("v"), 0, 3 * MIB);
+
+            pool.deleteSnapshot("v", "s1"); // an older one: merged with the frozen layer above it
+            assertThat(read(pool.open("v"), 0, 3 * MIB)).isEqualTo(now);
+            assertThat(readSnap(pool, "v", "s2", 0, 3 * MIB)).isEqualTo(atS2);
+            assertThatThrownBy(() -> readSnap(pool, "v", "s1", 0, 4096)).isInstanceOf(BallastException.class)
+                    .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.NOT_FOUND);
+
+            pool.deleteSnapshot("v", "s2"); // the newest: merged with the top
+            assertThat(read(pool.open("v"), 0, 3 * MIB)).isEqualTo(now);
+            assertThat(pool.snapshots("v")).isEmpty();
+            pool.deleteSnapshot("v", "s2"); // absent: nothing to do
+            pool.open("v").write(0, ByteBuffer.wrap(b), false); // still writable
+        }
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            assertThat(layerFiles()).hasSize(3); // one layer left
+        }
+    }
+
+    @Test
+    void aCloneReadsTheSnapshotAfterTheSourceIsOverwrittenCompactedAndDeleted() {
+        byte[] a = VolumeStoreTest.pattern(2 * MIB, 6);
+        byte[] b = VolumeStoreTest.pattern(2 * MIB, 7);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 4 * MIB);
+            pool.open("v").write(0, ByteBuffer.wrap(a), false);
+            pool.createSnapshot("v", "s0");
+            pool.open("v").write(MIB, ByteBuffer.wrap(b, 0, MIB), false);
+            pool.createSnapshot("v", "s1");
+            byte[] atS1 = read(pool.open("v"), 0, 2 * MIB);
+            pool.createClone("c", "v", "s1");
+            pool.open("v").write(0, ByteBuffer.wrap(b), false);
+            assertThat(read(pool.open("c"), 0, 2 * MIB)).isEqualTo(atS1);
+            pool.deleteSnapshot("v", "s0"); // merges into s1's layer, which the clone links
+            assertThat(read(pool.open("c"), 0, 2 * MIB)).isEqualTo(atS1);
+            pool.open("c").write(0, ByteBuffer.wrap(a, 0, 4096), false); // the clone is writable, the source unaffected
+            assertThat(read(pool.open("v"), 0, 2 * MIB)).isEqualTo(b);
+            pool.delete("v");
+            byte[] expected = atS1.clone();
+            System.arraycopy(a, 0, expected, 0, 4096);
+            assertThat(read(pool.open("c"), 0, 2 * MIB)).isEqualTo(expected);
+        }
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            byte[] expected = atS1Of(a, b);
+            System.arraycopy(a, 0, expected, 0, 4096);
+            assertThat(read(pool.open("c"), 0, 2 * MIB)).isEqualTo(expected);
+        }
+    }
+
+    private static byte[] atS1Of(byte[] a, byte[] b) {
+        byte[] x = a.clone();
+        System.arraycopy(b, 0, x, MIB, MIB);
+        return x;
+    }
+
+    @Test
+    void revertRestoresTheSnapshotAndMarksWhatItChanged() {
+        byte[] a = VolumeStoreTest.pattern(MIB, 8);
+        byte[] b = VolumeStoreTest.pattern(MIB, 9);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 16 * MIB);
+            pool.open("v").write(0, ByteBuffer.wrap(a), false);
+            pool.createSnapshot("v", "s1");
+            long gen = pool.open("v").currentGeneration();
+            pool.open("v").write(8 * MIB, ByteBuffer.wrap(b), false);
+            pool.open("v").write(0, ByteBuffer.wrap(b), false);
+            pool.revertToSnapshot("v", "s1");
+            assertThat(read(pool.open("v"), 0, MIB)).isEqualTo(a);
+            assertThat(read(pool.open("v"), 8 * MIB, MIB)).isEqualTo(new byte[MIB]);
+            // regions 0 and 2 changed (back): a delta resync since before the revert must copy them
+            assertThat(pool.open("v").changedRegionsSince(gen)).containsExactly(0L, 2L);
+            pool.createSnapshot("v", "s2");
+            assertThatThrownBy(() -> pool.revertToSnapshot("v", "s1")).isInstanceOf(BallastException.class)
+                    .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.CONFLICT);
+        }
+    }
+
+    @Test
+    void aCrashBeforeTheSnapshotIsRecordedLeavesNoSnapshotAndNoStrayFiles() throws Exception {
+        byte[] a = VolumeStoreTest.pattern(MIB, 10);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 8 * MIB);
+            pool.open("v").write(0, ByteBuffer.wrap(a), false);
+        }
+        // the first step of a snapshot, then the "crash": a new layer whose id volume.json does not name
+        Path vdir = volumeDir();
+        VolumeMeta m = new com.fasterxml.jackson.databind.ObjectMapper().readValue(vdir.resolve("volume.json").toFile(), VolumeMeta.class);
+        Layer.create(vdir.resolve("layers"), UUID.randomUUID().toString(), VolumeStore.blockCountOf(m.sizeBytes()),
+                VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), 1);
+        assertThat(layerFiles()).hasSize(6);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            assertThat(layerFiles()).hasSize(3);
+            assertThat(pool.snapshots("v")).isEmpty();
+            assertThat(read(pool.open("v"), 0, MIB)).isEqualTo(a);
+        }
+    }
+
+    @Test
+    void aCrashInTheMiddleOfADeleteKeepsEveryViewAndTheNextDeleteFinishesIt() throws Exception {
+        byte[] a = VolumeStoreTest.pattern(2 * MIB, 11);
+        byte[] b = VolumeStoreTest.pattern(MIB, 12);
+        byte[] now;
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 8 * MIB);
+            pool.open("v").write(0, ByteBuffer.wrap(a), false);
+            pool.createSnapshot("v", "s1");
+            pool.open("v").write(MIB, ByteBuffer.wrap(b), false);
+            pool.createSnapshot("v", "s2");
+            pool.open("v").write(0, ByteBuffer.wrap(b), false);
+            now = read(pool.open("v"), 0, 2 * MIB);
+        }
+        byte[] atS2 = atS1Of(a, b);
+        // the delete of s1 got as far as dropping it from volume.json and merging s2's layer into its
+        // layer, then the process died before the chain was switched
+        Path vdir = volumeDir();
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        VolumeMeta m = json.readValue(vdir.resolve("volume.json").toFile(), VolumeMeta.class);
+        VolumeMeta dropped = m.withChain(m.layers(), List.of(m.snapshots().get(1)));
+        FileStoragePool.writeMeta(vdir, dropped);
+        LayerChains.mergeDown(vdir.resolve("layers"), dropped, m.layers().get(1), m.layers().get(0), false);
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            assertThat(read(pool.open("v"), 0, 2 * MIB)).isEqualTo(now);
+            assertThat(readSnap(pool, "v", "s2", 0, 2 * MIB)).isEqualTo(atS2);
+            assertThat(pool.snapshots("v")).extracting(FileStoragePool.SnapshotInfo::uuid).containsExactly("s2");
+            pool.deleteSnapshot("v", "s1"); // gone already: finishes the compaction
+            assertThat(layerFiles()).hasSize(6);
+            assertThat(read(pool.open("v"), 0, 2 * MIB)).isEqualTo(now);
+            assertThat(readSnap(pool, "v", "s2", 0, 2 * MIB)).isEqualTo(atS2);
+        }
+    }
+
+    private Path volumeDir() throws Exception {
+        try (Stream<Path> s = Files.list(dir.resolve("volumes"))) {
+            return s.findFirst().orElseThrow();
+        }
+    }
+
+    private List<Path> layerFiles() {
+        try (Stream<Path> s = Files.list(volumeDir().resolve("layers"))) {
+            return new ArrayList<>(s.toList());
+        } catch (Exception e) {
+            throw new RuntimeException(e);
+        }
+    }
+}
