@@ -93,6 +93,22 @@ final class CommandGate {
                 require(rr.nodeId(), "nodeId");
             }
             case Command.SetSettings ss -> requireObject(ss.settings(), "settings");
+            case Command.CreateSnapshot cs -> {
+                require(cs.volume(), "volume");
+                require(cs.name(), "name");
+                require(cs.uuid(), "uuid");
+                requireObject(cs.nodes(), "nodes");
+            }
+            case Command.DeleteSnapshot ds -> {
+                require(ds.volume(), "volume");
+                require(ds.name(), "name");
+            }
+            case Command.CloneVolume cv -> {
+                require(cv.name(), "name");
+                require(cv.uuid(), "uuid");
+                require(cv.volume(), "volume");
+                require(cv.snapshot(), "snapshot");
+            }
         }
     }
 
