@@ -915,6 +915,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     + (v.maintenanceAttached() ? " for a resync; retry once it is done (`ballast volume wait " + name + "`)"
                             : ", whose engine cuts its snapshots; ask that node: `ballast --node " + url + " snapshot ...`"));
         }
+        if (hasCreatablePending(v)) {
+            // right after a create: the engine needs the replicas' storage, which their nodes are creating (as attach waits)
+            awaitReplicasCreated(name, WAIT_READY_MS);
+        }
+        if (v.hasReplicaOn(me) && !ledger.contains(name)) {
+            reconcileOnce();
+        }
         attaching.add(name);
         try {
             synchronized (engineLock(name)) {

@@ -11,6 +11,7 @@ import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
 import io.ballast.control.Attachment;
 import io.ballast.control.ClusterVolumeService;
+import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;
 import java.io.IOException;
 import java.net.URI;
@@ -127,6 +128,38 @@ public final class BallastCsiCluster implements CsiCluster {
     @Override
     public void detachHere(String name) {
         volumes.detach(name);
+    }
+
+    @Override
+    public SnapshotView createSnapshot(String volume, String snapshot) {
+        Attachment a = volumes.inspect(volume).attachment();
+        if (a == null || a.nodeId().equals(member.nodeId())) {
+            return volumes.createSnapshot(volume, snapshot);
+        }
+        // the engine that cuts it in the write stream runs on the attached node
+        JsonNode s = post(requireNode(a.nodeId()), "/v1/volumes/" + volume + "/snapshots",
+                JSON.createObjectNode().put("name", snapshot).toString());
+        return JSON.convertValue(s, SnapshotView.class);
+    }
+
+    @Override
+    public SnapshotView inspectSnapshot(String volume, String snapshot) {
+        return volumes.inspectSnapshot(volume, snapshot);
+    }
+
+    @Override
+    public List<SnapshotView> listSnapshots(String volume) {
+        return volumes.listSnapshots(volume);
+    }
+
+    @Override
+    public void deleteSnapshot(String volume, String snapshot) {
+        volumes.deleteSnapshot(volume, snapshot);
+    }
+
+    @Override
+    public VolumeView createFromSnapshot(String name, String volume, String snapshot, int repl, String spreadBy, int minInSync) {
+        return volumes.createFromSnapshot(name, volume, snapshot, repl, spreadBy, minInSync);
     }
 
     @Override

@@ -1,13 +1,23 @@
 package io.ballast.integrations.csi;
 
 import com.google.protobuf.Int64Value;
+import com.google.protobuf.Timestamp;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Sizes;
 import io.ballast.control.Attachment;
 import io.ballast.control.LocalVolumeService;
+import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;
 import io.ballast.integrations.csi.proto.CapacityRange;
+import io.ballast.integrations.csi.proto.VolumeContentSource;
+import io.ballast.integrations.csi.proto.Snapshot;
+import io.ballast.integrations.csi.proto.ListSnapshotsResponse;
+import io.ballast.integrations.csi.proto.ListSnapshotsRequest;
+import io.ballast.integrations.csi.proto.DeleteSnapshotResponse;
+import io.ballast.integrations.csi.proto.DeleteSnapshotRequest;
+import io.ballast.integrations.csi.proto.CreateSnapshotResponse;
+import io.ballast.integrations.csi.proto.CreateSnapshotRequest;
 import io.ballast.integrations.csi.proto.ControllerExpandVolumeRequest;
 import io.ballast.integrations.csi.proto.ControllerExpandVolumeResponse;
 import io.ballast.integrations.csi.proto.ControllerGetCapabilitiesRequest;
@@ -38,6 +48,7 @@ import io.grpc.stub.StreamObserver;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.time.Instant;
 import java.util.Comparator;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -73,16 +84,25 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
             String name = VolumeIds.volumeNameFor(req.getName());
             Capabilities.require(req.getVolumeCapabilitiesList());
             VolumeParameters params = VolumeParameters.parse(req.getParametersMap());
+            String[] fromSnapshot = null;
             if (req.hasVolumeContentSource()) {
-                throw CsiErrors.invalid("creating a volume from a snapshot or another volume is not available yet");
+                VolumeContentSource src = req.getVolumeContentSource();
+                if (!src.hasSnapshot()) {
+                    throw CsiErrors.invalid("creating a volume from another volume is not supported; take a snapshot of it"
+                            + " and create the volume from that");
+                }
+                fromSnapshot = parseSnapshotId(src.getSnapshot().getSnapshotId());
             }
             long sizeBytes = sizeFor(req.hasCapacityRange() ? req.getCapacityRange() : CapacityRange.getDefaultInstance());
+            String[] source = fromSnapshot;
             Placement placement = placementOf(req);
             return locks.with(name, () -> {
                 VolumeView v;
                 try {
-                    v = cluster.create(name, sizeBytes, params.repl(), params.spreadBy(), params.minInSync(),
-                            placement.requisite(), placement.preferredNodes());
+                    v = source == null
+                            ? cluster.create(name, sizeBytes, params.repl(), params.spreadBy(), params.minInSync(),
+                                    placement.requisite(), placement.preferredNodes())
+                            : createFromSnapshot(name, source, req.getCapacityRange(), params);
                     log.atInfo().addKeyValue("volume", name).addKeyValue("csiName", req.getName())
                             .addKeyValue("sizeBytes", sizeBytes).addKeyValue("repl", v.repl()).log("csi volume created");
                 } catch (BallastException e) {
@@ -92,9 +112,32 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                     v = cluster.inspect(name);
                     requireCompatible(v, req, params);
                 }
-                return CreateVolumeResponse.newBuilder().setVolume(volumeOf(v, placement.accessible())).build();
+                Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder();
+                if (source != null) {
+                    vol.setContentSource(req.getVolumeContentSource());
+                }
+                return CreateVolumeResponse.newBuilder().setVolume(vol).build();
             });
         });
+    }
+
+    /**
+     * A clone of a snapshot, grown to the requested size when that is larger; OUT_OF_RANGE when the
+     * range is below the snapshot's size (a volume never shrinks below its content).
+     */
+    private VolumeView createFromSnapshot(String name, String[] snapshot, CapacityRange range, VolumeParameters params) {
+        SnapshotView snap = cluster.inspectSnapshot(snapshot[0], snapshot[1]);
+        if (range.getLimitBytes() > 0 && range.getLimitBytes() < snap.sizeBytes()) {
+            throw CsiErrors.outOfRange("snapshot " + snapshotId(snap.volume(), snap.name()) + " is " + snap.sizeBytes()
+                    + " bytes, above the limit of " + range.getLimitBytes());
+        }
+        VolumeView v = cluster.createFromSnapshot(name, snapshot[0], snapshot[1], params.repl(), params.spreadBy(), params.minInSync());
+        if (range.getRequiredBytes() > v.sizeBytes()) {
+            v = cluster.resize(name, sizeFor(range));
+        }
+        log.atInfo().addKeyValue("volume", name).addKeyValue("snapshot", snapshotId(snapshot[0], snapshot[1]))
+                .log("csi volume created from a snapshot");
+        return v;
     }
 
     /** An existing volume answers a repeated create only when it satisfies the request (CSI idempotency). */
@@ -419,7 +462,9 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                     ControllerServiceCapability.RPC.Type.EXPAND_VOLUME,
                     ControllerServiceCapability.RPC.Type.GET_VOLUME,
                     ControllerServiceCapability.RPC.Type.VOLUME_CONDITION,
-                    ControllerServiceCapability.RPC.Type.SINGLE_NODE_MULTI_WRITER)) {
+                    ControllerServiceCapability.RPC.Type.SINGLE_NODE_MULTI_WRITER,
+                    ControllerServiceCapability.RPC.Type.CREATE_DELETE_SNAPSHOT,
+                    ControllerServiceCapability.RPC.Type.LIST_SNAPSHOTS)) {
                 reply.addCapabilities(ControllerServiceCapability.newBuilder()
                         .setRpc(ControllerServiceCapability.RPC.newBuilder().setType(t)));
             }
@@ -466,6 +511,129 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                 status.addPublishedNodeIds(v.attachment().nodeId());
             }
             return ControllerGetVolumeResponse.newBuilder().setVolume(volumeOf(v, List.of())).setStatus(status).build();
+        });
+    }
+
+    // ---- snapshots ----
+
+    /** CSI snapshot ids are {@code VOLUME@SNAPSHOT}: Ballast names snapshots per volume. */
+    static String snapshotId(String volume, String snapshot) {
+        return volume + "@" + snapshot;
+    }
+
+    /** The (volume, snapshot) an id names; NOT_FOUND for an id no snapshot can have. */
+    static String[] parseSnapshotId(String id) {
+        if (id.isEmpty()) {
+            throw CsiErrors.invalid("snapshot_id is required");
+        }
+        int at = id.indexOf('@');
+        if (at <= 0 || at == id.length() - 1 || id.indexOf('@', at + 1) >= 0) {
+            throw CsiErrors.notFound("snapshot " + id + " does not exist (Ballast snapshot ids are VOLUME@SNAPSHOT)");
+        }
+        return new String[] {VolumeIds.requireVolumeId(id.substring(0, at)), VolumeIds.requireVolumeId(id.substring(at + 1))};
+    }
+
+    private static Snapshot snapshotOf(SnapshotView s) {
+        Instant created = Instant.parse(s.createdAt());
+        return Snapshot.newBuilder().setSnapshotId(snapshotId(s.volume(), s.name())).setSourceVolumeId(s.volume())
+                .setSizeBytes(s.sizeBytes()).setReadyToUse(s.readyToUse())
+                .setCreationTime(Timestamp.newBuilder().setSeconds(created.getEpochSecond()).setNanos(created.getNano()))
+                .build();
+    }
+
+    @Override
+    public void createSnapshot(CreateSnapshotRequest req, StreamObserver<CreateSnapshotResponse> out) {
+        Rpc.answer(out, () -> {
+            String volume = VolumeIds.requireVolumeId(req.getSourceVolumeId());
+            String snap = VolumeIds.volumeNameFor(req.getName());
+            if (!req.getParametersMap().isEmpty()) {
+                throw CsiErrors.invalid("snapshot parameters are not supported: " + req.getParametersMap().keySet());
+            }
+            return locks.with(volume, () -> {
+                // CSI snapshot names are unique across volumes; Ballast's are per volume
+                for (SnapshotView s : cluster.listSnapshots(null)) {
+                    if (s.name().equals(snap) && !s.volume().equals(volume)) {
+                        throw BallastException.alreadyExists("snapshot name " + req.getName() + " is taken by a snapshot of volume "
+                                + s.volume());
+                    }
+                }
+                SnapshotView s;
+                try {
+                    s = cluster.createSnapshot(volume, snap);
+                    log.atInfo().addKeyValue("volume", volume).addKeyValue("snapshot", snap).log("csi snapshot created");
+                } catch (BallastException e) {
+                    if (e.code() != ErrorCode.ALREADY_EXISTS) {
+                        throw e;
+                    }
+                    s = cluster.inspectSnapshot(volume, snap); // the same request again: the same snapshot
+                }
+                return CreateSnapshotResponse.newBuilder().setSnapshot(snapshotOf(s)).build();
+            });
+        });
+    }
+
+    @Override
+    public void deleteSnapshot(DeleteSnapshotRequest req, StreamObserver<DeleteSnapshotResponse> out) {
+        Rpc.answer(out, () -> {
+            String[] id;
+            try {
+                id = parseSnapshotId(req.getSnapshotId());
+            } catch (io.grpc.StatusRuntimeException e) {
+                if (e.getStatus().getCode() == io.grpc.Status.Code.NOT_FOUND) {
+                    return DeleteSnapshotResponse.getDefaultInstance(); // no snapshot can have that id: already gone
+                }
+                throw e;
+            }
+            return locks.with(id[0], () -> {
+                try {
+                    cluster.deleteSnapshot(id[0], id[1]);
+                } catch (BallastException e) {
+                    if (e.code() != ErrorCode.NOT_FOUND) {
+                        throw e;
+                    }
+                }
+                return DeleteSnapshotResponse.getDefaultInstance();
+            });
+        });
+    }
+
+    @Override
+    public void listSnapshots(ListSnapshotsRequest req, StreamObserver<ListSnapshotsResponse> out) {
+        Rpc.answer(out, () -> {
+            if (req.getMaxEntries() < 0) {
+                throw CsiErrors.invalid("max_entries must not be negative, got " + req.getMaxEntries());
+            }
+            String after = afterOf(req.getStartingToken());
+            List<SnapshotView> all;
+            try {
+                if (!req.getSnapshotId().isEmpty()) {
+                    String[] id = parseSnapshotId(req.getSnapshotId());
+                    all = List.of(cluster.inspectSnapshot(id[0], id[1]));
+                } else if (!req.getSourceVolumeId().isEmpty()) {
+                    all = cluster.listSnapshots(VolumeIds.requireVolumeId(req.getSourceVolumeId()));
+                } else {
+                    all = cluster.listSnapshots(null);
+                }
+            } catch (BallastException | io.grpc.StatusRuntimeException e) {
+                boolean notFound = e instanceof BallastException b ? b.code() == ErrorCode.NOT_FOUND
+                        : ((io.grpc.StatusRuntimeException) e).getStatus().getCode() == io.grpc.Status.Code.NOT_FOUND;
+                if (notFound) {
+                    return ListSnapshotsResponse.getDefaultInstance(); // the spec: an empty list, not an error
+                }
+                throw e;
+            }
+            List<SnapshotView> page = all.stream().sorted(Comparator.comparing((SnapshotView s) -> snapshotId(s.volume(), s.name())))
+                    .filter(s -> after == null || snapshotId(s.volume(), s.name()).compareTo(after) > 0).toList();
+            int max = req.getMaxEntries() == 0 ? page.size() : Math.min(req.getMaxEntries(), page.size());
+            var reply = ListSnapshotsResponse.newBuilder();
+            for (SnapshotView s : page.subList(0, max)) {
+                reply.addEntries(ListSnapshotsResponse.Entry.newBuilder().setSnapshot(snapshotOf(s)));
+            }
+            if (max < page.size()) {
+                SnapshotView last = page.get(max - 1);
+                reply.setNextToken(tokenAfter(snapshotId(last.volume(), last.name())));
+            }
+            return reply.build();
         });
     }
 }

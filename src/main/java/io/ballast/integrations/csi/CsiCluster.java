@@ -1,6 +1,7 @@
 package io.ballast.integrations.csi;
 
 import io.ballast.control.Attachment;
+import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;
 import java.nio.file.Path;
 import java.util.List;
@@ -56,6 +57,19 @@ public interface CsiCluster {
 
     /** Detaches from this node (unmounting what {@link #attachHere} mounted). */
     void detachHere(String name);
+
+    /** A crash-consistent snapshot, cut by the node where the volume is attached (forwarded there when that is another node). */
+    SnapshotView createSnapshot(String volume, String snapshot);
+
+    SnapshotView inspectSnapshot(String volume, String snapshot);
+
+    /** {@code volume} null: every snapshot of the cluster. */
+    List<SnapshotView> listSnapshots(String volume);
+
+    void deleteSnapshot(String volume, String snapshot);
+
+    /** A new volume with the snapshot's size and bytes (thin where the snapshot's nodes hold it). */
+    VolumeView createFromSnapshot(String name, String volume, String snapshot, int repl, String spreadBy, int minInSync);
 
     /** This node's NBD unix socket (block volumes are exposed from it). */
     Path nbdSocket();

@@ -326,6 +326,30 @@ class CsiSystemTest {
                     assertThat(Files.readAllBytes(targetB.resolve(e.getKey()))).as(e.getKey()).isEqualTo(e.getValue());
                 }
                 assertThat(attachedOn("pvc-db")).isEqualTo("node-b");
+
+                // a VolumeSnapshot of the live volume, asked of node-a's controller (node-b's engine cuts it), and a
+                // claim restored from it on node-a: every file as acknowledged
+                var snap = a.controller().createSnapshot(io.ballast.integrations.csi.proto.CreateSnapshotRequest.newBuilder()
+                        .setSourceVolumeId("pvc-db").setName("snapshot-1").build()).getSnapshot();
+                assertThat(snap.getSnapshotId()).isEqualTo("pvc-db@snapshot-1");
+                assertThat(snap.getReadyToUse()).isTrue();
+                assertThat(snap.getSizeBytes()).isEqualTo(256 * MIB);
+                Files.writeString(targetB.resolve("after-snapshot"), "not in the snapshot");
+                run("sync", "-f", targetB.toString());
+                a.controller().createVolume(create("pvc-restored").setCapacityRange(range(256 * MIB))
+                        .setVolumeContentSource(io.ballast.integrations.csi.proto.VolumeContentSource.newBuilder()
+                                .setSnapshot(io.ballast.integrations.csi.proto.VolumeContentSource.SnapshotSource.newBuilder()
+                                        .setSnapshotId(snap.getSnapshotId())))
+                        .build());
+                a.controller().controllerPublishVolume(publish("pvc-restored", "node-a"));
+                Path stagingR = root.resolve("a/restored/globalmount");
+                a.node().nodeStageVolume(stage("pvc-restored", stagingR, false));
+                for (var e : files.entrySet()) {
+                    assertThat(Files.readAllBytes(stagingR.resolve(e.getKey()))).as("restored " + e.getKey()).isEqualTo(e.getValue());
+                }
+                assertThat(stagingR.resolve("after-snapshot")).doesNotExist();
+                a.node().nodeUnstageVolume(io.ballast.integrations.csi.proto.NodeUnstageVolumeRequest.newBuilder()
+                        .setVolumeId("pvc-restored").setStagingTargetPath(stagingR.toString()).build());
                 System.out.println("csi takeover: kill -9 to first read " + takeoverMs + " ms");
 
                 // the volume grows (offline expansion, as the plugin advertises): the workload stops, the
