@@ -237,24 +237,9 @@ public final class FileStoragePool implements StoragePool {
             // share one journal commit (made one by one, a creation cost seven journal commits).
             io.ballast.common.OwnerOnly.createDirectories(staging);
             VolumeStore.createFiles(staging, meta);
-            DurableFiles.writeAndSync(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta), StandardOpenOption.CREATE_NEW);
-            DurableFiles.fsyncDirectory(staging.resolve("layers"));
-            DurableFiles.fsyncDirectory(staging);
-            Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
-            DurableFiles.fsyncDirectory(volumesDir);
+            commitStaged(staging, target, meta);
         } catch (IOException | RuntimeException e) {
-            synchronized (this) {
-                creating.remove(name);
-            }
-            try {
-                FsUtil.deleteRecursively(staging);
-            } catch (IOException ignored) {
-                // removed at next open
-            }
-            if (e instanceof RuntimeException re) {
-                throw re;
-            }
-            throw FsUtil.ioError("cannot create volume '" + name + "'", (IOException) e);
+            throw abandonStaged(name, staging, e, "cannot create volume '" + name + "'");
         }
         Entry entry = new Entry(meta, target);
         entry.allocatedBytes = 0;
@@ -844,24 +829,9 @@ public final class FileStoragePool implements StoragePool {
                     sm.regionSizeBytes(), Instant.now().toString(), layers, List.of());
             Layer.create(layersDir, top, VolumeStore.blockCountOf(sm.sizeBytes()),
                     VolumeStore.regionCountOf(sm.sizeBytes(), sm.regionSizeBytes()), sm.regionSizeBytes(), gen);
-            DurableFiles.writeAndSync(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta), StandardOpenOption.CREATE_NEW);
-            DurableFiles.fsyncDirectory(layersDir);
-            DurableFiles.fsyncDirectory(staging);
-            Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
-            DurableFiles.fsyncDirectory(volumesDir);
+            commitStaged(staging, target, meta);
         } catch (IOException | RuntimeException ex) {
-            synchronized (this) {
-                creating.remove(newName);
-            }
-            try {
-                FsUtil.deleteRecursively(staging);
-            } catch (IOException ignored) {
-                // removed at next open
-            }
-            if (ex instanceof RuntimeException re) {
-                throw re;
-            }
-            throw FsUtil.ioError("cannot clone volume '" + newName + "'", (IOException) ex);
+            throw abandonStaged(newName, staging, ex, "cannot clone volume '" + newName + "'");
         } finally {
             src.snapshotLock.unlock();
         }
@@ -902,5 +872,31 @@ public final class FileStoragePool implements StoragePool {
         if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
             throw BallastException.invalid("invalid snapshot id '" + id + "'");
         }
+    }
+
+    /**
+     * Writes volume.json into a staging directory made whole beside the volumes and renames it into
+     * place: the volume appears complete or not at all, and the fsyncs before the rename share one
+     * journal commit.
+     */
+    private void commitStaged(Path staging, Path target, VolumeMeta meta) throws IOException {
+        DurableFiles.writeAndSync(staging.resolve("volume.json"), JSON.writeValueAsBytes(meta), StandardOpenOption.CREATE_NEW);
+        DurableFiles.fsyncDirectory(staging.resolve("layers"));
+        DurableFiles.fsyncDirectory(staging);
+        Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+        DurableFiles.fsyncDirectory(volumesDir);
+    }
+
+    /** Undoes a staged create that failed: the name is free again, the staging directory goes; the error to throw. */
+    private RuntimeException abandonStaged(String name, Path staging, Exception e, String what) {
+        synchronized (this) {
+            creating.remove(name);
+        }
+        try {
+            FsUtil.deleteRecursively(staging);
+        } catch (IOException ignored) {
+            // removed at next open
+        }
+        return e instanceof RuntimeException re ? re : FsUtil.ioError(what, (IOException) e);
     }
 }
