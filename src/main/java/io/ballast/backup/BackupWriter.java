@@ -92,15 +92,28 @@ public final class BackupWriter {
             try {
                 store.delete(TargetLayout.runningKey(id));
             } catch (RuntimeException e) {
-                log.atWarn().log("backup {}: could not remove its running marker ({}); it goes stale after {}", id, e.getMessage(),
-                        options.staleAfter());
+                LEFTOVER_MARKERS.computeIfAbsent(store.describe(), k -> ConcurrentHashMap.newKeySet()).add(TargetLayout.runningKey(id));
+                log.atWarn().log("backup {}: could not remove its running marker ({}); the next backup to this target from this"
+                        + " process removes it, else it goes stale after {}", id, e.getMessage(), options.staleAfter());
             }
             BackupMetrics.finished(progress, "create", ok);
             progress.phase(ok ? "done" : "failed");
         }
     }
 
+    /**
+     * Running markers this process could not remove (the store was down when its backup failed), per
+     * target: removed by the next backup to the target, so a retry does not hold garbage collection
+     * back until the marker goes stale.
+     */
+    private static final Map<String, Set<String>> LEFTOVER_MARKERS = new ConcurrentHashMap<>();
+
     static Instant writeMarker(BlobStore store, String id, Instant now) {
+        Set<String> leftovers = LEFTOVER_MARKERS.getOrDefault(store.describe(), Set.of());
+        for (String key : leftovers) {
+            store.delete(key);
+            leftovers.remove(key);
+        }
         store.put(TargetLayout.runningKey(id), ("{\"id\":\"" + id + "\",\"at\":\"" + now + "\"}").getBytes(StandardCharsets.UTF_8));
         return store.list(TargetLayout.runningKey(id)).stream().filter(o -> o.key().equals(TargetLayout.runningKey(id)))
                 .map(BlobStore.ObjectInfo::lastModified).findFirst().orElse(now);

@@ -95,6 +95,9 @@ public final class S3BlobStore implements BlobStore {
             ListObjectsV2Response page = call("list " + keyPrefix, () -> s3.listObjectsV2(ListObjectsV2Request.builder()
                     .bucket(bucket).prefix(prefix + keyPrefix).continuationToken(t).build()));
             for (S3Object o : page.contents()) {
+                if (o.key().endsWith("/")) {
+                    continue; // a directory placeholder (S3Proxy's file system backend lists them)
+                }
                 out.add(new ObjectInfo(o.key().substring(prefix.length()), o.size(), o.lastModified()));
             }
             token = Boolean.TRUE.equals(page.isTruncated()) ? page.nextContinuationToken() : null;
