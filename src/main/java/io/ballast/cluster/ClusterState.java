@@ -43,19 +43,34 @@ public final class ClusterState {
     private long nextEventSeq = 1;
     /** Null until someone sets them: each node then uses the timeouts it was started with. */
     private ClusterSettings settings;
+    /** Backup targets by name (paths and variable names of secrets, never the secrets). */
+    private final TreeMap<String, io.ballast.backup.TargetSpec> backupTargets = new TreeMap<>();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
      * existed).
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
-            ClusterSettings settings) {}
+            ClusterSettings settings, List<io.ballast.backup.TargetSpec> backupTargets) {
+        public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
+                ClusterSettings settings) {
+            this(nodes, volumes, events, nextEventSeq, settings, List.of());
+        }
+    }
 
     // ---- reads ----
 
     /** The cluster-wide timeouts, if someone set them ({@link Command.SetSettings}). */
     public synchronized Optional<ClusterSettings> settings() {
         return Optional.ofNullable(settings);
+    }
+
+    public synchronized List<io.ballast.backup.TargetSpec> backupTargets() {
+        return List.copyOf(backupTargets.values());
+    }
+
+    public synchronized Optional<io.ballast.backup.TargetSpec> backupTarget(String name) {
+        return Optional.ofNullable(backupTargets.get(name));
     }
 
     public synchronized List<NodeRecord> nodes() {
@@ -128,7 +143,8 @@ public final class ClusterState {
     // ---- snapshot ----
 
     public synchronized Image image() {
-        return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings);
+        return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
+                List.copyOf(backupTargets.values()));
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -146,6 +162,10 @@ public final class ClusterState {
         events.addAll(img.events());
         nextEventSeq = img.nextEventSeq();
         settings = img.settings();
+        backupTargets.clear();
+        if (img.backupTargets() != null) {
+            img.backupTargets().forEach(t -> backupTargets.put(t.name(), t));
+        }
     }
 
     // ---- writes ----
@@ -203,6 +223,27 @@ public final class ClusterState {
                 yield nv;
             }
             case Command.MarkReplicasReady m -> markReady(m);
+            case Command.SetBackupTarget t -> {
+                if (t.target() == null) {
+                    throw BallastException.invalid("backup target missing");
+                }
+                io.ballast.backup.TargetSpec spec = t.target().validate();
+                if (backupTargets.containsKey(spec.name())) {
+                    throw BallastException.alreadyExists("backup target " + spec.name() + " exists ("
+                            + backupTargets.get(spec.name()).url() + "); remove it first: `ballast backup target remove " + spec.name() + "`");
+                }
+                backupTargets.put(spec.name(), spec);
+                event(t.at(), "backup-target-added", spec.name(), "backup target " + spec.name() + " added: " + spec.url()
+                        + (spec.endpoint() == null ? "" : " at " + spec.endpoint()));
+                yield spec;
+            }
+            case Command.RemoveBackupTarget r -> {
+                if (backupTargets.remove(r.name()) == null) {
+                    throw BallastException.notFound("no backup target " + r.name());
+                }
+                event(r.at(), "backup-target-removed", r.name(), "backup target " + r.name() + " removed (its backups stay in the bucket)");
+                yield java.util.Map.of("removed", r.name());
+            }
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
