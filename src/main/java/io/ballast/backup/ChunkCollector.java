@@ -22,7 +22,14 @@ public final class ChunkCollector {
 
     /** Removes backup {@code id}'s manifest (it stops being listed at once), then collects. */
     public static GcResult delete(BackupTarget target, String id, Duration staleAfter) {
-        target.manifest(id); // NOT_FOUND, or a corrupt manifest is still deletable below
+        try {
+            target.manifest(id); // NOT_FOUND for an unknown id
+        } catch (BallastException e) {
+            if (e.code() != ErrorCode.CHECKSUM_MISMATCH) {
+                throw e;
+            }
+            log.atWarn().log("deleting backup {} whose manifest is corrupt: {}", id, e.getMessage());
+        }
         target.store().delete(TargetLayout.manifestKey(id));
         log.atInfo().addKeyValue("backup", id).log("backup deleted");
         return collect(target, staleAfter);

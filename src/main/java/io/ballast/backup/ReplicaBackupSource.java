@@ -7,11 +7,15 @@ import java.util.List;
 
 /**
  * A detached volume's local replica as a backup source. The replica is read in place and never
- * written: its generation counter is not advanced, because the next engine that attaches the volume
- * starts at a higher epoch and so tags every later write with a larger generation
- * ({@code generation = epoch << 24 | checkpoint}, docs/replication.md). The caller checks that the
- * volume stayed detached for the whole read (its epoch did not move); otherwise the image is not
- * consistent and the backup is refused before its manifest is written.
+ * written. Its image's generation is one less than the store's current generation: a replica tags
+ * writes with its current generation, which the engine raises only at checkpoints
+ * ({@code generation = epoch << 24 | checkpoint}, docs/replication.md), so writes made after this
+ * backup but before the next engine's first checkpoint carry the current generation itself. Asking
+ * for changes since {@code current - 1} finds them; the price is re-reading the blocks of the last
+ * checkpoint interval before the detach (their chunks are found by name and not uploaded again).
+ * (With {@code current}, such writes were missed: BackupRoundTripTest covers it.) The
+ * caller checks that the volume stayed detached for the whole read (its epoch did not move);
+ * otherwise the image is not consistent and the backup is refused before its manifest is written.
  */
 public final class ReplicaBackupSource implements BackupSource {
     private final VolumeStore store;
@@ -22,7 +26,7 @@ public final class ReplicaBackupSource implements BackupSource {
     public ReplicaBackupSource(VolumeStore store, String sourceId) {
         this.store = store;
         this.sourceId = sourceId;
-        this.generation = store.currentGeneration();
+        this.generation = Math.max(0, store.currentGeneration() - 1);
     }
 
     @Override

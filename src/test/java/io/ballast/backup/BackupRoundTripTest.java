@@ -81,8 +81,9 @@ class BackupRoundTripTest {
         fill(v, 25 * MIB, (int) MIB, 5);
         Manifest inc = backup(v);
         assertThat(inc.parent()).isEqualTo(full.id());
-        assertThat(inc.stats().bytesRead()).isEqualTo(2 * MIB);
+        // the blocks of the full backup's generation are read again (see ReplicaBackupSource) but not uploaded again
         assertThat(inc.stats().chunksUploaded()).isEqualTo(2);
+        assertThat(inc.stats().chunksReused()).isEqualTo(inc.stats().chunksRead() - 2 - inc.stats().zeroChunks());
         assertThat(inc.chunks()).hasSize(11);
         String incSum = sha256(v, v.sizeBytes());
 
@@ -96,6 +97,23 @@ class BackupRoundTripTest {
         }
         assertThat(target.manifests()).extracting(Manifest::id).containsExactly(full.id(), inc.id());
         assertThat(BackupReader.verify(target, inc.id(), 4, new Progress("verify")).ok()).isTrue();
+    }
+
+    @Test
+    void writesTaggedWithTheReplicasCurrentGenerationAreInTheNextIncremental() throws Exception {
+        // an engine tags writes with the replica's current generation until its first checkpoint raises it
+        pool.create("vol", 8 * MIB);
+        VolumeStore v = (VolumeStore) pool.open("vol");
+        fill(v, 0, (int) (4 * MIB), 1);
+        Manifest full = backup(v);
+        fill(v, 6 * MIB, 4096, 2); // same generation as everything before the backup
+        Manifest inc = backup(v);
+        assertThat(inc.parent()).isEqualTo(full.id());
+        assertThat(inc.stats().chunksUploaded()).isEqualTo(1);
+        assertThat(inc.chunks()).hasSize(5);
+        pool.create("r", 8 * MIB);
+        BackupReader.restore(target, inc.id(), pool.open("r"), 2, 0, new Progress("restore"));
+        assertThat(sha256(pool.open("r"), 8 * MIB)).isEqualTo(sha256(v, 8 * MIB));
     }
 
     @Test
