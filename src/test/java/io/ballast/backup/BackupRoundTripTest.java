@@ -172,11 +172,11 @@ class BackupRoundTripTest {
         // b still restores although its parent is gone
         assertThat(BackupReader.verify(target, b.id(), 2, new Progress("verify")).ok()).isTrue();
         // a running backup defers the sweep
-        store.put(TargetLayout.runningKey("bk-20261207T000000Z-00000001"), new byte[1]);
+        store.put(TargetLayout.runningKey("bk-20261207T000000.000Z-00000001"), new byte[1]);
         ChunkCollector.GcResult deferred = ChunkCollector.delete(target, b.id(), Duration.ofMinutes(10));
         assertThat(deferred.deferredBecause()).contains("is running");
         assertThat(store.chunkCount()).isEqualTo(8);
-        store.delete(TargetLayout.runningKey("bk-20261207T000000Z-00000001"));
+        store.delete(TargetLayout.runningKey("bk-20261207T000000.000Z-00000001"));
         assertThat(ChunkCollector.collect(target, Duration.ofMinutes(10)).chunksDeleted()).isEqualTo(8);
         assertThat(store.chunkCount()).isZero();
     }

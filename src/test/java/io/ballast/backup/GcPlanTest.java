@@ -29,12 +29,12 @@ class GcPlanTest {
 
     @Test
     void aLiveRunningBackupDefersTheSweepAndAStaleOneDoesNot() {
-        var live = new BlobStore.ObjectInfo(TargetLayout.runningKey("bk-20261207T115900Z-00000001"), 10, NOW.minusSeconds(60));
+        var live = new BlobStore.ObjectInfo(TargetLayout.runningKey("bk-20261207T115900.000Z-00000001"), 10, NOW.minusSeconds(60));
         GcPlan.Decision d = GcPlan.decide(Set.of(), List.of(chunk(A)), List.of(live), NOW, Duration.ofMinutes(10));
         assertThat(d.deferred()).isTrue();
-        assertThat(d.deferredBecause()).contains("bk-20261207T115900Z-00000001");
+        assertThat(d.deferredBecause()).contains("bk-20261207T115900.000Z-00000001");
         assertThat(d.deleteKeys()).isEmpty();
-        var stale = new BlobStore.ObjectInfo(TargetLayout.runningKey("bk-20261207T100000Z-00000002"), 10, NOW.minusSeconds(3600));
+        var stale = new BlobStore.ObjectInfo(TargetLayout.runningKey("bk-20261207T100000.000Z-00000002"), 10, NOW.minusSeconds(3600));
         assertThat(GcPlan.decide(Set.of(), List.of(chunk(A)), List.of(stale), NOW, Duration.ofMinutes(10)).deleteKeys())
                 .containsExactly(TargetLayout.chunkKey(A));
     }

@@ -18,7 +18,7 @@ class ManifestCodecTest {
 
     @Test
     void roundTripsAndHidesTheVolumeName() {
-        Manifest m = manifest("bk-20261207T000000Z-0000abcd",
+        Manifest m = manifest("bk-20261207T000000.000Z-0000abcd",
                 List.of(new Manifest.ChunkRef(0, N1, 1048576), new Manifest.ChunkRef(2, N2, 1048576 - 4096)));
         byte[] object = codec.encode(m);
         assertThat(new String(object, java.nio.charset.StandardCharsets.ISO_8859_1)).doesNotContain("pg\"").doesNotContain(N1);
@@ -27,20 +27,20 @@ class ManifestCodecTest {
 
     @Test
     void aManifestStoredUnderAnotherIdOrAlteredIsRefused() {
-        Manifest m = manifest("bk-20261207T000000Z-0000abcd", List.of(new Manifest.ChunkRef(0, N1, 1048576)));
+        Manifest m = manifest("bk-20261207T000000.000Z-0000abcd", List.of(new Manifest.ChunkRef(0, N1, 1048576)));
         byte[] object = codec.encode(m);
-        assertThatThrownBy(() -> codec.decode("bk-20261207T000000Z-0000abce", object)).hasMessageContaining("authentication failed");
+        assertThatThrownBy(() -> codec.decode("bk-20261207T000000.000Z-0000abce", object)).hasMessageContaining("authentication failed");
         object[object.length - 3] ^= 1;
         assertThatThrownBy(() -> codec.decode(m.id(), object)).hasMessageContaining("corrupt");
     }
 
     @Test
     void inconsistentManifestsAreRefused() {
-        assertThatThrownBy(() -> ManifestCodec.validate(manifest("bk-20261207T000000Z-0000abcd",
+        assertThatThrownBy(() -> ManifestCodec.validate(manifest("bk-20261207T000000.000Z-0000abcd",
                 List.of(new Manifest.ChunkRef(2, N1, 1048576))))).hasMessageContaining("expected 1044480");
-        assertThatThrownBy(() -> ManifestCodec.validate(manifest("bk-20261207T000000Z-0000abcd",
+        assertThatThrownBy(() -> ManifestCodec.validate(manifest("bk-20261207T000000.000Z-0000abcd",
                 List.of(new Manifest.ChunkRef(3, N1, 1048576))))).hasMessageContaining("out of range");
-        assertThatThrownBy(() -> ManifestCodec.validate(manifest("bk-20261207T000000Z-0000abcd",
+        assertThatThrownBy(() -> ManifestCodec.validate(manifest("bk-20261207T000000.000Z-0000abcd",
                 List.of(new Manifest.ChunkRef(0, "../x", 1048576))))).hasMessageContaining("bad name");
     }
 }
