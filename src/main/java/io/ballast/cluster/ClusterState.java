@@ -47,16 +47,19 @@ public final class ClusterState {
     private final TreeMap<String, SnapshotRecord> snapshots = new TreeMap<>();
     /** Key: clone volume name. */
     private final TreeMap<String, CloneSource> clones = new TreeMap<>();
+    /** Backup targets by name (paths and variable names of secrets, never the secrets). */
+    private final TreeMap<String, io.ballast.backup.TargetSpec> backupTargets = new TreeMap<>();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
      * existed).
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
-            ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones) {
+            ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
+            List<io.ballast.backup.TargetSpec> backupTargets) {
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
-            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of());
+            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of());
         }
     }
 
@@ -79,6 +82,14 @@ public final class ClusterState {
     /** The cluster-wide timeouts, if someone set them ({@link Command.SetSettings}). */
     public synchronized Optional<ClusterSettings> settings() {
         return Optional.ofNullable(settings);
+    }
+
+    public synchronized List<io.ballast.backup.TargetSpec> backupTargets() {
+        return List.copyOf(backupTargets.values());
+    }
+
+    public synchronized Optional<io.ballast.backup.TargetSpec> backupTarget(String name) {
+        return Optional.ofNullable(backupTargets.get(name));
     }
 
     public synchronized List<NodeRecord> nodes() {
@@ -152,7 +163,7 @@ public final class ClusterState {
 
     public synchronized Image image() {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
-                List.copyOf(snapshots.values()), List.copyOf(clones.values()));
+                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()));
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -177,6 +188,10 @@ public final class ClusterState {
         }
         if (img.clones() != null) {
             img.clones().forEach(c -> clones.put(c.cloneVolume(), c));
+        }
+        backupTargets.clear();
+        if (img.backupTargets() != null) {
+            img.backupTargets().forEach(t -> backupTargets.put(t.name(), t));
         }
     }
 
@@ -240,6 +255,27 @@ public final class ClusterState {
                 yield nv;
             }
             case Command.MarkReplicasReady m -> markReady(m);
+            case Command.SetBackupTarget t -> {
+                if (t.target() == null) {
+                    throw BallastException.invalid("backup target missing");
+                }
+                io.ballast.backup.TargetSpec spec = t.target().validate();
+                if (backupTargets.containsKey(spec.name())) {
+                    throw BallastException.alreadyExists("backup target " + spec.name() + " exists ("
+                            + backupTargets.get(spec.name()).url() + "); remove it first: `ballast backup target remove " + spec.name() + "`");
+                }
+                backupTargets.put(spec.name(), spec);
+                event(t.at(), "backup-target-added", spec.name(), "backup target " + spec.name() + " added: " + spec.url()
+                        + (spec.endpoint() == null ? "" : " at " + spec.endpoint()));
+                yield spec;
+            }
+            case Command.RemoveBackupTarget r -> {
+                if (backupTargets.remove(r.name()) == null) {
+                    throw BallastException.notFound("no backup target " + r.name());
+                }
+                event(r.at(), "backup-target-removed", r.name(), "backup target " + r.name() + " removed (its backups stay in the bucket)");
+                yield java.util.Map.of("removed", r.name());
+            }
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);

@@ -33,6 +33,8 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.CreateSnapshot.class, name = "CreateSnapshot"),
         @JsonSubTypes.Type(value = Command.DeleteSnapshot.class, name = "DeleteSnapshot"),
         @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
+        @JsonSubTypes.Type(value = Command.SetBackupTarget.class, name = "SetBackupTarget"),
+        @JsonSubTypes.Type(value = Command.RemoveBackupTarget.class, name = "RemoveBackupTarget"),
 })
 public sealed interface Command {
 
@@ -171,4 +173,13 @@ public sealed interface Command {
      * what it saw in force, {@code replaced}, which only feeds the event's wording). Refused unless valid.
      */
     record SetSettings(String at, ClusterSettings settings, ClusterSettings replaced) implements Command {}
+
+    /**
+     * Adds a cluster-wide backup target (docs/data-protection.md). Carries the paths of the credentials
+     * and key files and environment variable names, never the secrets. ALREADY_EXISTS for a taken name.
+     */
+    record SetBackupTarget(String at, io.ballast.backup.TargetSpec target) implements Command {}
+
+    /** Forgets a backup target (the backups in it stay in the bucket). NOT_FOUND for an unknown name. */
+    record RemoveBackupTarget(String at, String name) implements Command {}
 }

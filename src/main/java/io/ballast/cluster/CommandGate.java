@@ -103,6 +103,11 @@ final class CommandGate {
                 require(ds.volume(), "volume");
                 require(ds.name(), "name");
             }
+            case Command.SetBackupTarget sb -> {
+                requireObject(sb.target(), "target");
+                require(sb.target().name(), "target.name");
+            }
+            case Command.RemoveBackupTarget rb -> require(rb.name(), "name");
             case Command.CloneVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");

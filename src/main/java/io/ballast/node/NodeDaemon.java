@@ -61,6 +61,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private io.ballast.control.ClusterVolumeService volumes;
     private io.ballast.cluster.ClusterMember member;
     private RestServer api;
+    private io.ballast.backup.BackupService backups;
     private io.ballast.replication.EngineHost engines;
     private FileChannel lockChannel;
     /** Only a node that got as far as writing node.json and the pid file may remove them. */
@@ -128,7 +129,9 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.metrics.ClusterMetrics.track(member);
         io.ballast.metrics.EngineMetrics.track(engines::lastStatuses);
 
-        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member));
+        backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines));
+        started.push(backups);
+        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member)).backups(backups);
         api.start();
         started.push(api);
 

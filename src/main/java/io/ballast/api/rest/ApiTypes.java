@@ -44,4 +44,22 @@ public final class ApiTypes {
     public record SettingsChange(Long heartbeatMs, Long suspectAfterMs, Long downAfterMs, Long rebuildAfterMs) {}
 
     public record VolumeList(java.util.List<io.ballast.control.VolumeView> volumes) {}
+
+    /**
+     * POST /v1/backup-targets. {@code credentialsFile} or the environment variables
+     * {@code accessKeyEnv}/{@code secretKeyEnv} (default AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY);
+     * {@code chunkSize} a byte count or "1MiB". Only paths and names: a body with a secret is refused
+     * as an unknown field.
+     */
+    public record AddBackupTargetRequest(String name, String url, String endpoint, String region, String credentialsFile,
+            String accessKeyEnv, String secretKeyEnv, String keyFile, JsonNode chunkSize) {}
+
+    /** POST /v1/backups. {@code rate}: bytes per second of volume data (a number or "50MiB"); absent: unthrottled. */
+    public record CreateBackupRequest(String volume, String target, JsonNode rate) {}
+
+    /** POST /v1/backups/{id}/restore. */
+    public record RestoreBackupRequest(String to, String target, JsonNode rate) {}
+
+    /** POST /v1/backups/{id}/verify. */
+    public record VerifyBackupRequest(String target) {}
 }

@@ -64,6 +64,8 @@ public final class RestServer implements AutoCloseable {
     private final VolumeService volumes;
     private final NodeStatusSource node;
     private final ClusterApi cluster;
+    /** Null: a node without backups (the backup routes answer 404). */
+    private volatile io.ballast.backup.BackupService backups;
     private final HttpServer server;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
 
@@ -94,6 +96,12 @@ public final class RestServer implements AutoCloseable {
         this.server = HttpServer.create(listen, 128);
         server.setExecutor(executor);
         server.createContext("/", this::handle);
+    }
+
+    /** Serves the backup endpoints through {@code service}. */
+    public RestServer backups(io.ballast.backup.BackupService service) {
+        this.backups = service;
+        return this;
     }
 
     public void start() {
@@ -204,6 +212,22 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
         if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
+        if (seg[2].equals("backup-targets")) {
+            if (seg.length == 3) return "/v1/backup-targets";
+            if (seg.length == 4) return "/v1/backup-targets/{name}";
+            return "unknown";
+        }
+        if (seg[2].equals("backups")) {
+            if (seg.length == 3) return "/v1/backups";
+            if (seg.length == 4) return "/v1/backups/{id}";
+            if (seg.length == 5 && (seg[4].equals("verify") || seg[4].equals("restore"))) return "/v1/backups/{id}/" + seg[4];
+            return "unknown";
+        }
+        if (seg[2].equals("backup-jobs")) {
+            if (seg.length == 3) return "/v1/backup-jobs";
+            if (seg.length == 4) return "/v1/backup-jobs/{id}";
+            return "unknown";
+        }
         if (seg[2].equals("nodes")) {
             if (seg.length == 3) return "/v1/nodes";
             if (seg.length == 4) return "/v1/nodes/{id}";
@@ -235,6 +259,9 @@ public final class RestServer implements AutoCloseable {
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
+            case "/v1/backup-targets", "/v1/backups" -> "GET, POST";
+            case "/v1/backup-targets/{name}", "/v1/backups/{id}" -> "GET, DELETE";
+            case "/v1/backups/{id}/verify", "/v1/backups/{id}/restore" -> "POST";
             default -> "GET";
         };
     }
@@ -249,6 +276,9 @@ public final class RestServer implements AutoCloseable {
                     "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
         }
         String name = seg.length > 3 ? seg[3] : null;
+        if (route.startsWith("/v1/backup")) {
+            return backupRoute(route, method, name, ex);
+        }
         if (route.startsWith("/v1/cluster") || route.startsWith("/v1/nodes") || route.equals("/v1/events")) {
             if (cluster == null) {
                 throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node runs without a cluster");
@@ -450,6 +480,69 @@ public final class RestServer implements AutoCloseable {
     }
 
     private record MetricsBody() {}
+
+    /** The backup endpoints (docs/api.md, "Backups"): long operations answer 202 with a job unless ?wait=true. */
+    private Reply backupRoute(String route, String method, String name, HttpExchange ex) throws IOException {
+        io.ballast.backup.BackupService b = backups;
+        if (b == null) {
+            throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node serves no backups");
+        }
+        java.util.Map<String, String> query = queryOf(ex);
+        boolean wait = "true".equals(query.get("wait"));
+        return switch (route + " " + method) {
+            case "/v1/backup-targets GET" -> new Reply(200, java.util.Map.of("targets", b.targets()));
+            case "/v1/backup-targets POST" -> {
+                ApiTypes.AddBackupTargetRequest r = read(ex, ApiTypes.AddBackupTargetRequest.class);
+                if (r == null) {
+                    throw BallastException.invalid("a body is required: {\"name\":...,\"url\":\"s3://BUCKET/PREFIX\",\"region\":...,\"keyFile\":...}");
+                }
+                long chunk = r.chunkSize() == null || r.chunkSize().isNull() ? 0 : sizeOf(r.chunkSize());
+                if (chunk > Integer.MAX_VALUE) {
+                    throw BallastException.invalid("chunk size too large");
+                }
+                yield new Reply(201, b.addTarget(new io.ballast.backup.TargetSpec(r.name(), r.url(), r.endpoint(), r.region(),
+                        r.credentialsFile(), r.accessKeyEnv(), r.secretKeyEnv(), r.keyFile(), (int) chunk, null)));
+            }
+            case "/v1/backup-targets/{name} GET" -> new Reply(200, b.target(name));
+            case "/v1/backup-targets/{name} DELETE" -> new Reply(200, b.removeTarget(name));
+            case "/v1/backups GET" -> new Reply(200, b.list(query.get("target")));
+            case "/v1/backups POST" -> {
+                ApiTypes.CreateBackupRequest r = read(ex, ApiTypes.CreateBackupRequest.class);
+                if (r == null || r.volume() == null) {
+                    throw BallastException.invalid("field 'volume' is required");
+                }
+                Object out = b.create(r.volume(), r.target(), rateOf(r.rate()), wait);
+                yield new Reply(wait ? 201 : 202, out);
+            }
+            case "/v1/backups/{id} GET" -> new Reply(200, b.inspect(name, query.get("target")));
+            case "/v1/backups/{id} DELETE" -> new Reply(200, b.delete(name, query.get("target")));
+            case "/v1/backups/{id}/verify POST" -> {
+                ApiTypes.VerifyBackupRequest r = read(ex, ApiTypes.VerifyBackupRequest.class);
+                yield new Reply(wait ? 200 : 202, b.verify(name, r == null ? query.get("target") : r.target(), wait));
+            }
+            case "/v1/backups/{id}/restore POST" -> {
+                ApiTypes.RestoreBackupRequest r = read(ex, ApiTypes.RestoreBackupRequest.class);
+                if (r == null || r.to() == null) {
+                    throw BallastException.invalid("field 'to' (the new volume's name) is required");
+                }
+                yield new Reply(wait ? 201 : 202, b.restore(name, r.target(), r.to(), rateOf(r.rate()), wait));
+            }
+            case "/v1/backup-jobs GET" -> new Reply(200, java.util.Map.of("jobs", b.jobs()));
+            case "/v1/backup-jobs/{id} GET" -> new Reply(200, b.job(name));
+            default -> throw new IllegalStateException("unrouted " + route + " " + method);
+        };
+    }
+
+    private static Long rateOf(JsonNode rate) {
+        if (rate == null || rate.isNull()) {
+            return null;
+        }
+        long r = rate.isTextual() ? Sizes.parse(rate.textValue().replaceAll("(?i)/s$", "")) : sizeOf(rate);
+        if (r <= 0) {
+            throw BallastException.invalid("rate must be positive, got " + rate);
+        }
+        return r;
+    }
 
     static long sizeOf(JsonNode size) {
         if (size == null || size.isNull() || size.isMissingNode()) {

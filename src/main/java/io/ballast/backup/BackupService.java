@@ -1,0 +1,312 @@
+package io.ballast.backup;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.common.Json;
+import io.ballast.storage.BlockDevice;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's backup operations behind the REST API (docs/api.md, "Backups"). Long operations
+ * (create, verify, restore) run as jobs on this node with progress; {@code wait} answers when done.
+ * Secrets are read from the target's files or environment when an operation starts and go nowhere
+ * but the S3 client and the key derivation.
+ */
+public final class BackupService implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(BackupService.class);
+    private final BackupCluster cluster;
+    private final BackupJobs jobs = new BackupJobs();
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final BackupWriter.Options defaults;
+
+    public BackupService(BackupCluster cluster) {
+        this(cluster, BackupWriter.Options.DEFAULT);
+    }
+
+    public BackupService(BackupCluster cluster, BackupWriter.Options defaults) {
+        this.cluster = cluster;
+        this.defaults = defaults;
+    }
+
+    // ---- targets ----
+
+    public TargetView addTarget(TargetSpec requested) {
+        TargetSpec spec = requested.validate();
+        if (cluster.target(spec.name()).isPresent()) {
+            throw BallastException.alreadyExists("backup target " + spec.name() + " exists; remove it first: `ballast backup target remove "
+                    + spec.name() + "`");
+        }
+        spec = new TargetSpec(spec.name(), spec.url(), spec.endpoint(), spec.region(), spec.credentialsFile(), spec.accessKeyEnv(),
+                spec.secretKeyEnv(), spec.keyFile(), spec.chunkSizeBytes(), Instant.now().toString());
+        int backups;
+        try (BackupTarget t = open(spec, true)) { // checks endpoint, bucket, credentials and key before the cluster records it
+            backups = t.backupIds().size();
+        }
+        cluster.addTarget(spec);
+        return new TargetView(spec, backups);
+    }
+
+    /** A target as the API shows it: where, and where the secrets come from (never the secrets). */
+    public record TargetView(String name, String url, String endpoint, String region, String credentialsFile,
+            String credentialsEnv, String keyFile, int chunkSizeBytes, String createdAt, Integer backups) {
+        TargetView(TargetSpec s, Integer backups) {
+            this(s.name(), s.url(), s.endpoint(), s.region(), s.credentialsFile(),
+                    s.credentialsFile() == null ? s.accessKeyEnv() + "," + s.secretKeyEnv() : null, s.keyFile(), s.chunkSizeBytes(),
+                    s.createdAt(), backups);
+        }
+    }
+
+    public List<TargetView> targets() {
+        return cluster.targets().stream().map(s -> new TargetView(s, null)).toList();
+    }
+
+    public TargetView target(String name) {
+        return new TargetView(requireTarget(name), null);
+    }
+
+    public Map<String, String> removeTarget(String name) {
+        requireTarget(name);
+        cluster.removeTarget(name);
+        return Map.of("removed", name);
+    }
+
+    private TargetSpec requireTarget(String name) {
+        if (name == null) {
+            List<TargetSpec> all = cluster.targets();
+            if (all.size() == 1) {
+                return all.get(0);
+            }
+            throw BallastException.invalid(all.isEmpty() ? "no backup target; add one: `ballast backup target add NAME s3://BUCKET/PREFIX ...`"
+                    : "several backup targets exist; name one with --target (" + String.join(", ", all.stream().map(TargetSpec::name).toList()) + ")");
+        }
+        return cluster.target(name).orElseThrow(() -> BallastException.notFound("no backup target " + name
+                + " (`ballast backup target list` shows them)"));
+    }
+
+    BackupTarget open(TargetSpec spec, boolean initialize) {
+        S3Credentials creds = S3Credentials.resolve(spec, cluster.environment());
+        byte[] key = BackupKeys.readKeyFile(Path.of(spec.keyFile()));
+        S3BlobStore store = new S3BlobStore(spec, creds);
+        try {
+            return BackupTarget.open(store, key, initialize);
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        } finally {
+            java.util.Arrays.fill(key, (byte) 0);
+        }
+    }
+
+    private BackupWriter.Options options(TargetSpec spec, Long rateBytesPerSecond) {
+        return new BackupWriter.Options(spec.chunkSizeBytes(), defaults.parallelism(), rateBytesPerSecond == null ? 0 : rateBytesPerSecond,
+                defaults.gcWait(), defaults.markerRefresh(), defaults.staleAfter(), false);
+    }
+
+    // ---- backups ----
+
+    /** Summary of a backup for listings. */
+    public record BackupView(String id, String target, String volume, long volumeSizeBytes, String createdAt, String completedAt,
+            String parent, long chunks, long storedPlainBytes, int chunkSizeBytes, long sourceGeneration, Manifest.Stats stats) {
+        static BackupView of(String target, Manifest m) {
+            return new BackupView(m.id(), target, m.volume(), m.volumeSizeBytes(), m.createdAt(), m.completedAt(), m.parent(),
+                    m.chunks().size(), m.storedPlainBytes(), m.chunkSizeBytes(), m.sourceGeneration(), m.stats());
+        }
+    }
+
+    public record TargetError(String target, String code, String message) {}
+
+    public record BackupList(List<BackupView> backups, List<TargetError> errors) {}
+
+    public BackupList list(String targetName) {
+        List<TargetSpec> specs = targetName == null ? cluster.targets() : List.of(requireTarget(targetName));
+        List<BackupView> out = new ArrayList<>();
+        List<TargetError> errors = new ArrayList<>();
+        for (TargetSpec spec : specs) {
+            try (BackupTarget t = open(spec, false)) {
+                t.manifests().forEach(m -> out.add(BackupView.of(spec.name(), m)));
+            } catch (BallastException e) {
+                if (targetName != null) {
+                    throw e;
+                }
+                errors.add(new TargetError(spec.name(), e.code().name(), e.getMessage()));
+            }
+        }
+        return new BackupList(out, errors);
+    }
+
+    public BackupView inspect(String id, String targetName) {
+        BackupIds.require(id);
+        TargetSpec spec = targetOf(id, targetName);
+        try (BackupTarget t = open(spec, false)) {
+            return BackupView.of(spec.name(), t.manifest(id));
+        }
+    }
+
+    /** The target holding backup {@code id}: the named one, else the one target whose listing has it. */
+    private TargetSpec targetOf(String id, String targetName) {
+        if (targetName != null) {
+            return requireTarget(targetName);
+        }
+        List<TargetSpec> found = new ArrayList<>();
+        for (TargetSpec spec : cluster.targets()) {
+            try (BackupTarget t = open(spec, false)) {
+                if (t.store().exists(TargetLayout.manifestKey(id))) {
+                    found.add(spec);
+                }
+            } catch (BallastException e) {
+                log.atWarn().log("backup target {} unreadable while looking for {}: {}", spec.name(), id, e.getMessage());
+            }
+        }
+        if (found.isEmpty()) {
+            throw BallastException.notFound("no backup " + id + " in any backup target");
+        }
+        if (found.size() > 1) {
+            throw BallastException.invalid("backup " + id + " is in several targets; name one with --target");
+        }
+        return found.get(0);
+    }
+
+    public ChunkCollector.GcResult delete(String id, String targetName) {
+        BackupIds.require(id);
+        TargetSpec spec = targetOf(id, targetName);
+        try (BackupTarget t = open(spec, false)) {
+            return ChunkCollector.delete(t, id, defaults.staleAfter());
+        }
+    }
+
+    /** Starts a backup of {@code volume}; forwarded to a node holding a replica when this one holds none. */
+    public Object create(String volume, String targetName, Long rateBytesPerSecond, boolean waitDone) {
+        io.ballast.common.Names.requireVolumeName(volume);
+        TargetSpec spec = requireTarget(targetName);
+        BackupCluster.ReplicaLocation where = cluster.locate(volume);
+        if (where.source() == null) {
+            return forwardCreate(where.otherHolderApiUrls(), volume, spec.name(), rateBytesPerSecond, waitDone);
+        }
+        BackupSource source = where.source();
+        long epoch = where.epoch();
+        BackupWriter.Options options = options(spec, rateBytesPerSecond);
+        BackupJobs.Job job = jobs.start("create", volume, spec.name(), progress -> {
+            try (source; BackupTarget t = open(spec, false)) {
+                Manifest m = BackupWriter.create(t, source, volume, options, progress, () -> {
+                    if (cluster.epoch(volume) != epoch) {
+                        throw BallastException.conflict("volume " + volume + " was attached or detached during the backup (epoch "
+                                + epoch + " -> " + cluster.epoch(volume) + "); its image may not be consistent, so the backup was"
+                                + " not recorded; back it up again while it is detached");
+                    }
+                });
+                return BackupView.of(spec.name(), m);
+            }
+        });
+        return waitDone ? jobs.await(job.id()) : job.view();
+    }
+
+    private Object forwardCreate(List<String> holders, String volume, String target, Long rate, boolean waitDone) {
+        if (holders.isEmpty()) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "no node with an in-sync replica of " + volume + " is up to read it");
+        }
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("volume", volume);
+        body.put("target", target);
+        if (rate != null) {
+            body.put("rateBytesPerSecond", rate);
+        }
+        BallastException last = null;
+        for (String url : holders) {
+            try {
+                HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url + "/v1/backups" + (waitDone ? "?wait=true" : "")))
+                        .timeout(waitDone ? Duration.ofHours(24) : Duration.ofSeconds(30))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(Json.newMapper().writeValueAsString(body))).build(),
+                        HttpResponse.BodyHandlers.ofString());
+                JsonNode answer = Json.newMapper().readTree(r.body());
+                if (r.statusCode() >= 400) {
+                    JsonNode err = answer.path("error");
+                    throw new BallastException(codeOf(err.path("code").asText(null), r.statusCode()),
+                            err.path("message").asText("backup failed on " + url));
+                }
+                if (answer instanceof com.fasterxml.jackson.databind.node.ObjectNode o) {
+                    o.put("apiUrl", url);
+                }
+                return answer;
+            } catch (java.io.IOException e) {
+                last = new BallastException(ErrorCode.UNAVAILABLE, "cannot reach " + url + " to back up " + volume + ": " + e.getMessage());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+            }
+        }
+        throw last;
+    }
+
+    private static ErrorCode codeOf(String name, int status) {
+        try {
+            return ErrorCode.valueOf(name);
+        } catch (RuntimeException e) {
+            return status >= 500 ? ErrorCode.UNAVAILABLE : ErrorCode.INVALID_ARGUMENT;
+        }
+    }
+
+    public Object verify(String id, String targetName, boolean waitDone) {
+        BackupIds.require(id);
+        TargetSpec spec = targetOf(id, targetName);
+        BackupJobs.Job job = jobs.start("verify", null, spec.name(), progress -> {
+            try (BackupTarget t = open(spec, false)) {
+                return BackupReader.verify(t, id, defaults.parallelism(), progress);
+            }
+        });
+        return waitDone ? jobs.await(job.id()) : job.view();
+    }
+
+    public Object restore(String id, String targetName, String to, Long rateBytesPerSecond, boolean waitDone) {
+        BackupIds.require(id);
+        io.ballast.common.Names.requireVolumeName(to);
+        TargetSpec spec = targetOf(id, targetName);
+        Manifest m;
+        try (BackupTarget t = open(spec, false)) {
+            m = t.manifest(id);
+        }
+        BlockDevice device = cluster.createForRestore(to, m.volumeSizeBytes());
+        BackupJobs.Job job = jobs.start("restore", to, spec.name(), progress -> {
+            boolean ok = false;
+            try (BackupTarget t = open(spec, false)) {
+                BackupReader.restore(t, id, device, defaults.parallelism(), rateBytesPerSecond == null ? 0 : rateBytesPerSecond, progress);
+                ok = true;
+                return Map.of("restored", id, "volume", to, "sizeBytes", m.volumeSizeBytes());
+            } finally {
+                cluster.finishRestore(to, ok);
+            }
+        });
+        return waitDone ? jobs.await(job.id()) : job.view();
+    }
+
+    public BackupJobs.View job(String id) {
+        return jobs.view(id);
+    }
+
+    public List<BackupJobs.View> jobs() {
+        return jobs.views();
+    }
+
+    public Optional<BackupJobs.View> findJob(String id) {
+        return Optional.ofNullable(jobs.find(id)).map(BackupJobs.Job::view);
+    }
+
+    @Override
+    public void close() {
+        jobs.close();
+    }
+}

@@ -1,0 +1,126 @@
+package io.ballast.node;
+
+import io.ballast.backup.BackupCluster;
+import io.ballast.backup.ReplicaBackupSource;
+import io.ballast.backup.TargetSpec;
+import io.ballast.cluster.ClusterMember;
+import io.ballast.cluster.ClusterState;
+import io.ballast.cluster.Command;
+import io.ballast.cluster.NodeRecord;
+import io.ballast.cluster.ReplicaRecord;
+import io.ballast.cluster.VolumeRecord;
+import io.ballast.common.BallastException;
+import io.ballast.common.ErrorCode;
+import io.ballast.control.VolumeService;
+import io.ballast.replication.EngineHost;
+import io.ballast.storage.BlockDevice;
+import io.ballast.storage.FileStoragePool;
+import io.ballast.storage.StoragePool;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The backup service's view of this node and its cluster: targets in Raft, replicas in the pool, restores through the volume service. */
+final class NodeBackupCluster implements BackupCluster {
+    private static final Logger log = LoggerFactory.getLogger(NodeBackupCluster.class);
+    private final ClusterMember member;
+    private final StoragePool pool;
+    private final VolumeService volumes;
+    private final EngineHost engines;
+
+    NodeBackupCluster(ClusterMember member, StoragePool pool, VolumeService volumes, EngineHost engines) {
+        this.member = member;
+        this.pool = pool;
+        this.volumes = volumes;
+        this.engines = engines;
+    }
+
+    private ClusterState current() {
+        member.raft().barrier();
+        return member.state();
+    }
+
+    @Override
+    public List<TargetSpec> targets() {
+        return current().backupTargets();
+    }
+
+    @Override
+    public Optional<TargetSpec> target(String name) {
+        return current().backupTarget(name);
+    }
+
+    @Override
+    public void addTarget(TargetSpec spec) {
+        member.raft().submit(new Command.SetBackupTarget(Instant.now().toString(), spec));
+    }
+
+    @Override
+    public void removeTarget(String name) {
+        member.raft().submit(new Command.RemoveBackupTarget(Instant.now().toString(), name));
+    }
+
+    private VolumeRecord volume(ClusterState s, String name) {
+        return s.volume(name).orElseThrow(() -> BallastException.notFound("no volume " + name));
+    }
+
+    @Override
+    public ReplicaLocation locate(String name) {
+        ClusterState s = current();
+        VolumeRecord v = volume(s, name);
+        if (v.attachment() != null) {
+            throw BallastException.conflict("volume " + name + " is attached on " + v.attachment().nodeId()
+                    + (v.maintenanceAttached() ? " (a resync is running; retry when it is done)" : "")
+                    + "; until snapshots exist a backup reads a detached volume: detach it first (`ballast volume detach " + name + "`)");
+        }
+        List<String> others = new ArrayList<>();
+        for (ReplicaRecord r : v.replicas()) {
+            if (!r.inSync() || !r.ready()) {
+                continue;
+            }
+            if (r.nodeId().equals(member.nodeId()) && pool.find(name).isPresent() && pool instanceof FileStoragePool fp) {
+                var store = fp.open(name);
+                return new ReplicaLocation(new ReplicaBackupSource(store, member.nodeId() + "/" + store.uuid()), v.epoch(), List.of());
+            }
+            s.node(r.nodeId()).filter(n -> NodeRecord.UP.equals(n.state())).map(NodeRecord::apiUrl).ifPresent(others::add);
+        }
+        return new ReplicaLocation(null, v.epoch(), others);
+    }
+
+    @Override
+    public long epoch(String name) {
+        return volume(current(), name).epoch();
+    }
+
+    @Override
+    public BlockDevice createForRestore(String name, long sizeBytes) {
+        volumes.create(name, sizeBytes, 0, null, 0, true);
+        try {
+            volumes.attach(name, null);
+            return engines.device(name).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,
+                    "volume " + name + " attached but no engine serves it on " + member.nodeId()));
+        } catch (RuntimeException e) {
+            finishRestore(name, false);
+            throw e;
+        }
+    }
+
+    @Override
+    public void finishRestore(String name, boolean ok) {
+        try {
+            volumes.detach(name);
+        } catch (RuntimeException e) {
+            log.atWarn().log("restore of {}: detach failed: {}", name, e.getMessage());
+        }
+        if (!ok) {
+            try {
+                volumes.delete(name);
+            } catch (RuntimeException e) {
+                log.atWarn().log("restore of {} failed and the volume could not be deleted: {}", name, e.getMessage());
+            }
+        }
+    }
+}
