@@ -104,8 +104,9 @@ final class NodeBackupCluster implements BackupCluster {
                 BallastException.notFound("volume " + name + " has no snapshot named " + snapshot + " (`ballast snapshot list " + name + "`)"));
         String me = member.nodeId();
         boolean attached = v.attachment() != null;
-        if (snap.nodes().contains(me) && pool instanceof FileStoragePool fp
-                && fp.find(name).filter(i -> i.uuid().equals(v.uuid())).isPresent() && fp.hasSnapshot(name, snap.uuid())) {
+        // the snapshot's uuid is random and cut into this very volume's replicas: holding it is holding this volume's
+        if (snap.nodes().contains(me) && pool instanceof FileStoragePool fp && fp.find(name).isPresent()
+                && fp.hasSnapshot(name, snap.uuid())) {
             return new ReplicaLocation(new SnapshotBackupSource(fp, me, name, snap.uuid()), v.epoch(), List.of(), attached, true);
         }
         List<String> others = snap.nodes().stream().filter(n -> !n.equals(me)).map(s::node).flatMap(Optional::stream)
