@@ -1,5 +1,6 @@
 package io.ballast.backup;
 
+import io.ballast.common.BallastException;
 import io.ballast.storage.BlockDevice;
 import java.util.List;
 import java.util.Map;
@@ -18,13 +19,42 @@ public interface BackupCluster {
     void removeTarget(String name);
 
     /**
-     * Where a backup of {@code volume} can read: this node's in-sync replica (then {@code source} is
-     * set, with the volume's epoch now), or the API URLs of nodes that hold one. NOT_FOUND for an
-     * unknown volume; CONFLICT while it is attached (there is no snapshot to read yet).
+     * Where a backup of {@code volume} can read. Detached: this node's in-sync replica ({@code source}
+     * set, with the volume's epoch now), or the API URLs of up nodes that hold one. Attached: no
+     * {@code source} (a snapshot must be cut first), {@code replicaHere} says whether this node holds an
+     * in-sync replica (which a snapshot cut now lands on). NOT_FOUND for an unknown volume; CONFLICT
+     * while a resync's maintenance attachment holds it.
      */
     ReplicaLocation locate(String volume);
 
-    record ReplicaLocation(BackupSource source, long epoch, List<String> otherHolderApiUrls) {}
+    /**
+     * @param attached the volume is attached (its live replica is being written)
+     * @param replicaHere this node holds an in-sync replica (detached: {@code source} is it)
+     */
+    record ReplicaLocation(BackupSource source, long epoch, List<String> otherHolderApiUrls, boolean attached, boolean replicaHere) {
+        public ReplicaLocation(BackupSource source, long epoch, List<String> otherHolderApiUrls) {
+            this(source, epoch, otherHolderApiUrls, false, source != null);
+        }
+    }
+
+    /**
+     * Where a backup of snapshot {@code snapshot} of {@code volume} can read: this node's replica when it
+     * holds the snapshot ({@code source} set), else the API URLs of the up nodes that hold it. NOT_FOUND
+     * for an unknown volume or snapshot.
+     */
+    default ReplicaLocation locateSnapshot(String volume, String snapshot) {
+        throw BallastException.invalid("backups of snapshots need a cluster node");
+    }
+
+    /** Cuts snapshot {@code snapshot} of {@code volume} on the engine that serves it (on another node when attached there). */
+    default void createSnapshot(String volume, String snapshot) {
+        throw BallastException.invalid("snapshots need a cluster node");
+    }
+
+    /** Deletes snapshot {@code snapshot} of {@code volume} (through the attached node's engine when attached elsewhere). */
+    default void deleteSnapshot(String volume, String snapshot) {
+        throw BallastException.invalid("snapshots need a cluster node");
+    }
 
     /** The volume's epoch now (an attach or detach moves it). */
     long epoch(String volume);

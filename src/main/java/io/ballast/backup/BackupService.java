@@ -188,41 +188,117 @@ public final class BackupService implements AutoCloseable {
         }
     }
 
-    /** Starts a backup of {@code volume}; forwarded to a node holding a replica when this one holds none. */
-    public Object create(String volume, String targetName, Long rateBytesPerSecond, boolean waitDone) {
+    /** The prefix of the snapshots a backup cuts for itself: {@code backup-<backup id>}. */
+    public static final String AUTO_SNAPSHOT_PREFIX = "backup-";
+
+    /**
+     * Starts a backup of {@code volume}, forwarded to a node that holds what it reads when this one
+     * holds none. With {@code fromSnapshot}: that snapshot's bytes (left in place). Without: a detached
+     * volume's in-sync replica is read in place (refused at the end if the volume was attached
+     * meanwhile); an attached volume gets a snapshot {@code backup-<id>} cut first, which is backed up
+     * and deleted afterwards, also when the backup fails.
+     */
+    public Object create(String volume, String targetName, String fromSnapshot, Long rateBytesPerSecond, boolean waitDone) {
         io.ballast.common.Names.requireVolumeName(volume);
         TargetSpec spec = requireTarget(targetName);
-        BackupCluster.ReplicaLocation where = cluster.locate(volume);
-        if (where.source() == null) {
-            return forwardCreate(where.otherHolderApiUrls(), volume, spec.name(), rateBytesPerSecond, waitDone);
-        }
-        BackupSource source = where.source();
-        long epoch = where.epoch();
         BackupWriter.Options options = options(spec, rateBytesPerSecond);
-        BackupJobs.Job job = jobs.start("create", volume, spec.name(), progress -> {
-            try (source; BackupTarget t = open(spec, false)) {
-                Manifest m = BackupWriter.create(t, source, volume, options, progress, () -> {
-                    if (cluster.epoch(volume) != epoch) {
-                        throw BallastException.conflict("volume " + volume + " was attached or detached during the backup (epoch "
-                                + epoch + " -> " + cluster.epoch(volume) + "); its image may not be consistent, so the backup was"
-                                + " not recorded; back it up again while it is detached");
-                    }
-                });
-                return BackupView.of(spec.name(), m);
+        if (fromSnapshot != null) {
+            BackupCluster.ReplicaLocation at = cluster.locateSnapshot(volume, fromSnapshot);
+            if (at.source() == null) {
+                return forwardCreate(at.otherHolderApiUrls(), "snapshot " + fromSnapshot + " of " + volume, volume, spec.name(),
+                        fromSnapshot, rateBytesPerSecond, waitDone);
             }
-        });
+            return start(spec, volume, BackupIds.newId("bk", Instant.now()), at.source(), options, () -> {}, null, waitDone);
+        }
+        BackupCluster.ReplicaLocation where = cluster.locate(volume);
+        if (!where.replicaHere()) {
+            return forwardCreate(where.otherHolderApiUrls(), "an in-sync replica of " + volume, volume, spec.name(), null,
+                    rateBytesPerSecond, waitDone);
+        }
+        String id = BackupIds.newId("bk", Instant.now());
+        if (!where.attached()) {
+            long epoch = where.epoch();
+            return start(spec, volume, id, where.source(), options, () -> {
+                if (cluster.epoch(volume) != epoch) {
+                    throw BallastException.conflict("volume " + volume + " was attached or detached during the backup (epoch "
+                            + epoch + " -> " + cluster.epoch(volume) + "); its image may not be consistent, so the backup was"
+                            + " not recorded; back it up again (an attached volume is backed up through a snapshot)");
+                }
+            }, null, waitDone);
+        }
+        String snapshot = AUTO_SNAPSHOT_PREFIX + id;
+        cluster.createSnapshot(volume, snapshot);
+        BackupSource source;
+        try {
+            source = cluster.locateSnapshot(volume, snapshot).source();
+            if (source == null) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "this node's replica of " + volume
+                        + " did not take the backup's snapshot (it left the in-sync set during the cut); try again");
+            }
+        } catch (RuntimeException e) {
+            dropAutoSnapshot(volume, snapshot, e);
+            throw e;
+        }
+        return start(spec, volume, id, source, options, () -> {}, snapshot, waitDone);
+    }
+
+    /**
+     * Runs the backup as a job; {@code autoSnapshot}, when set, is deleted when the job ends (or when
+     * the job cannot start).
+     */
+    private Object start(TargetSpec spec, String volume, String id, BackupSource source, BackupWriter.Options options,
+            Runnable beforeCommit, String autoSnapshot, boolean waitDone) {
+        BackupJobs.Job job;
+        try {
+            job = jobs.start("create", volume, spec.name(), progress -> {
+                RuntimeException failed = null;
+                try (source; BackupTarget t = open(spec, false)) {
+                    return BackupView.of(spec.name(), BackupWriter.create(t, source, volume, id, options, progress, beforeCommit));
+                } catch (RuntimeException e) {
+                    failed = e;
+                    throw e;
+                } finally {
+                    if (autoSnapshot != null) {
+                        dropAutoSnapshot(volume, autoSnapshot, failed);
+                    }
+                }
+            });
+        } catch (RuntimeException e) {
+            if (autoSnapshot != null) {
+                dropAutoSnapshot(volume, autoSnapshot, e);
+            }
+            throw e;
+        }
         return waitDone ? jobs.await(job.id()) : job.view();
     }
 
-    private Object forwardCreate(List<String> holders, String volume, String target, Long rate, boolean waitDone) {
+    /** Deletes a snapshot a backup cut for itself; a failure is logged (and added to {@code failure} when there is one), never thrown. */
+    private void dropAutoSnapshot(String volume, String snapshot, RuntimeException failure) {
+        try {
+            cluster.deleteSnapshot(volume, snapshot);
+        } catch (RuntimeException e) {
+            log.atWarn().addKeyValue("volume", volume).addKeyValue("snapshot", snapshot).log(
+                    "the snapshot a backup cut for itself could not be deleted ({}); delete it: `ballast snapshot delete {} {}`",
+                    e.getMessage(), volume, snapshot);
+            if (failure != null) {
+                failure.addSuppressed(e);
+            }
+        }
+    }
+
+    private Object forwardCreate(List<String> holders, String what, String volume, String target, String fromSnapshot, Long rate,
+            boolean waitDone) {
         if (holders.isEmpty()) {
-            throw new BallastException(ErrorCode.UNAVAILABLE, "no node with an in-sync replica of " + volume + " is up to read it");
+            throw new BallastException(ErrorCode.UNAVAILABLE, "no node that holds " + what + " is up to read it");
         }
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("volume", volume);
         body.put("target", target);
+        if (fromSnapshot != null) {
+            body.put("fromSnapshot", fromSnapshot);
+        }
         if (rate != null) {
-            body.put("rateBytesPerSecond", rate);
+            body.put("rate", rate);
         }
         BallastException last = null;
         for (String url : holders) {

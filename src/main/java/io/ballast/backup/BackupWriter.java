@@ -70,9 +70,15 @@ public final class BackupWriter {
      */
     public static Manifest create(BackupTarget target, BackupSource source, String volume, Options options, Progress progress,
             Runnable beforeCommit) {
+        return create(target, source, volume, BackupIds.newId("bk", Instant.now()), options, progress, beforeCommit);
+    }
+
+    /** As above with the backup's id chosen by the caller (it named the snapshot it cut for it after it). */
+    public static Manifest create(BackupTarget target, BackupSource source, String volume, String id, Options options,
+            Progress progress, Runnable beforeCommit) {
+        BackupIds.require(id);
         BlobStore store = target.store();
         Instant started = Instant.now();
-        String id = BackupIds.newId("bk", started);
         BackupMetrics.started(progress);
         boolean ok = false;
         try {

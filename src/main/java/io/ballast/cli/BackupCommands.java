@@ -209,10 +209,14 @@ final class BackupCommands extends CommandGroup {
                 Sizes.format((long) p.path("rateBytesPerSecond").asDouble()), eta);
     }
 
-    @Command(name = "create", description = "Back up a detached volume: only what changed since its last backup in the target.")
+    @Command(name = "create", description = "Back up a volume (attached: through a snapshot cut for the backup and deleted after it)"
+            + " or one of its snapshots: only what changed since its last backup in the target.")
     static final class Create extends Sub {
         @Parameters(paramLabel = "VOL")
         String volume;
+
+        @Option(names = "--from-snapshot", paramLabel = "SNAP", description = "Back up this snapshot of VOL (it is kept)")
+        String fromSnapshot;
 
         @Option(names = "--target", paramLabel = "NAME", description = "Backup target (needed when there are several)")
         String target;
@@ -230,6 +234,9 @@ final class BackupCommands extends CommandGroup {
             if (target != null) {
                 body.put("target", target);
             }
+            if (fromSnapshot != null) {
+                body.put("fromSnapshot", fromSnapshot);
+            }
             if (rate != null) {
                 body.put("rate", Sizes.parse(rate.replaceAll("(?i)/s$", "")));
             }
@@ -241,7 +248,7 @@ final class BackupCommands extends CommandGroup {
             } else {
                 JsonNode s = r.path("stats");
                 cli().out.println(r.path("id").asText());
-                cli().err.println("backed up " + volume + " as " + r.path("id").asText() + (r.path("parent").isTextual()
+                cli().err.println("backed up " + volume + (fromSnapshot == null ? "" : "@" + fromSnapshot) + " as " + r.path("id").asText() + (r.path("parent").isTextual()
                         ? " (incremental to " + r.path("parent").asText() + ")" : " (full)") + ": read " + Sizes.format(s.path("bytesRead").asLong())
                         + ", uploaded " + s.path("chunksUploaded").asLong() + " chunks (" + Sizes.format(s.path("bytesUploaded").asLong())
                         + "), reused " + s.path("chunksReused").asLong() + ", in " + Output.duration(s.path("durationMs")));

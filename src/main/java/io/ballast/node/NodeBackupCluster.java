@@ -2,12 +2,14 @@ package io.ballast.node;
 
 import io.ballast.backup.BackupCluster;
 import io.ballast.backup.ReplicaBackupSource;
+import io.ballast.backup.SnapshotBackupSource;
 import io.ballast.backup.TargetSpec;
 import io.ballast.cluster.ClusterMember;
 import io.ballast.cluster.ClusterState;
 import io.ballast.cluster.Command;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.cluster.ReplicaRecord;
+import io.ballast.cluster.SnapshotRecord;
 import io.ballast.cluster.VolumeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
@@ -30,6 +32,7 @@ final class NodeBackupCluster implements BackupCluster {
     private final StoragePool pool;
     private final VolumeService volumes;
     private final EngineHost engines;
+    private final PeerCalls peers = new PeerCalls();
 
     NodeBackupCluster(ClusterMember member, StoragePool pool, VolumeService volumes, EngineHost engines) {
         this.member = member;
@@ -71,10 +74,10 @@ final class NodeBackupCluster implements BackupCluster {
     public ReplicaLocation locate(String name) {
         ClusterState s = current();
         VolumeRecord v = volume(s, name);
-        if (v.attachment() != null) {
+        boolean attached = v.attachment() != null;
+        if (attached && v.maintenanceAttached()) {
             throw BallastException.conflict("volume " + name + " is attached on " + v.attachment().nodeId()
-                    + (v.maintenanceAttached() ? " (a resync is running; retry when it is done)" : "")
-                    + "; until snapshots exist a backup reads a detached volume: detach it first (`ballast volume detach " + name + "`)");
+                    + " for a resync; back it up once it is done (`ballast volume wait " + name + "`)");
         }
         List<String> others = new ArrayList<>();
         for (ReplicaRecord r : v.replicas()) {
@@ -82,12 +85,65 @@ final class NodeBackupCluster implements BackupCluster {
                 continue;
             }
             if (r.nodeId().equals(member.nodeId()) && pool.find(name).isPresent() && pool instanceof FileStoragePool fp) {
+                if (attached) {
+                    return new ReplicaLocation(null, v.epoch(), List.of(), true, true);
+                }
                 var store = fp.open(name);
                 return new ReplicaLocation(new ReplicaBackupSource(store, member.nodeId() + "/" + store.uuid()), v.epoch(), List.of());
             }
             s.node(r.nodeId()).filter(n -> NodeRecord.UP.equals(n.state())).map(NodeRecord::apiUrl).ifPresent(others::add);
         }
-        return new ReplicaLocation(null, v.epoch(), others);
+        return new ReplicaLocation(null, v.epoch(), others, attached, false);
+    }
+
+    @Override
+    public ReplicaLocation locateSnapshot(String name, String snapshot) {
+        ClusterState s = current();
+        VolumeRecord v = volume(s, name);
+        SnapshotRecord snap = s.snapshot(name, snapshot).filter(x -> x.volumeUuid().equals(v.uuid())).orElseThrow(() ->
+                BallastException.notFound("volume " + name + " has no snapshot named " + snapshot + " (`ballast snapshot list " + name + "`)"));
+        String me = member.nodeId();
+        boolean attached = v.attachment() != null;
+        // the snapshot's uuid is random and cut into this very volume's replicas: holding it is holding this volume's
+        if (snap.nodes().contains(me) && pool instanceof FileStoragePool fp && fp.find(name).isPresent()
+                && fp.hasSnapshot(name, snap.uuid())) {
+            return new ReplicaLocation(new SnapshotBackupSource(fp, me, name, snap.uuid()), v.epoch(), List.of(), attached, true);
+        }
+        List<String> others = snap.nodes().stream().filter(n -> !n.equals(me)).map(s::node).flatMap(Optional::stream)
+                .filter(n -> NodeRecord.UP.equals(n.state())).map(NodeRecord::apiUrl).toList();
+        return new ReplicaLocation(null, v.epoch(), others, attached, false);
+    }
+
+    /** The node whose engine cuts the volume's snapshots when it is not this one (attached elsewhere), else empty. */
+    private Optional<NodeRecord> engineElsewhere(String name) {
+        ClusterState s = current();
+        VolumeRecord v = volume(s, name);
+        if (v.attachment() == null || v.attachment().nodeId().equals(member.nodeId())) {
+            return Optional.empty();
+        }
+        String nodeId = v.attachment().nodeId();
+        return Optional.of(s.node(nodeId).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,
+                "volume " + name + " is attached on node " + nodeId + ", which is not a member of the cluster")));
+    }
+
+    @Override
+    public void createSnapshot(String name, String snapshot) {
+        Optional<NodeRecord> there = engineElsewhere(name);
+        if (there.isEmpty()) {
+            volumes.createSnapshot(name, snapshot);
+        } else {
+            peers.call(there.get(), "POST", "/v1/volumes/" + name + "/snapshots", "{\"name\":\"" + snapshot + "\"}");
+        }
+    }
+
+    @Override
+    public void deleteSnapshot(String name, String snapshot) {
+        Optional<NodeRecord> there = engineElsewhere(name);
+        if (there.isEmpty()) {
+            volumes.deleteSnapshot(name, snapshot);
+        } else {
+            peers.call(there.get(), "DELETE", "/v1/volumes/" + name + "/snapshots/" + snapshot, null);
+        }
     }
 
     @Override

@@ -845,8 +845,49 @@ public final class FileStoragePool implements StoragePool {
         }
     }
 
-    /** Reads {@code dst.remaining()} bytes of a snapshot's view at {@code offsetBytes} (verify, tests). */
+    /** Reads {@code dst.remaining()} bytes of a snapshot's view at {@code offsetBytes} (backups, verify, tests). */
     public void readSnapshot(String name, String snapshotUuid, long offsetBytes, java.nio.ByteBuffer dst) {
+        onSnapshotChain(name, snapshotUuid, "read", (m, layersDir, chain) -> {
+            try (LayerChains.View v = new LayerChains.View(layersDir, m, chain, "snapshot " + snapshotUuid)) {
+                v.read(offsetBytes, dst);
+            }
+            return null;
+        });
+    }
+
+    /**
+     * A snapshot's image as a backup sees it: the volume's uuid (whose generation counter it is), the
+     * size of its view, and the header generation of its frozen layer (the generation the volume had
+     * at the cut: every block of the view carries this generation or an older one).
+     */
+    public record SnapshotImage(String volumeUuid, long sizeBytes, long cutGeneration) {}
+
+    /** NOT_FOUND when the volume or the snapshot does not exist here. */
+    public SnapshotImage snapshotImage(String name, String snapshotUuid) {
+        return onSnapshotChain(name, snapshotUuid, "inspect", (m, layersDir, chain) ->
+                new SnapshotImage(m.uuid(), m.sizeBytes(), LayerChains.headerGeneration(layersDir, m, chain.getLast())));
+    }
+
+    /**
+     * Whole regions of a snapshot's view that one of its layers wrote after {@code sinceGeneration}
+     * (region granular on purpose: a revert marks the regions it restored without writing a block, so
+     * a block scan would miss them). Merged, clipped to the view's size.
+     */
+    public List<Extent> snapshotChangedSince(String name, String snapshotUuid, long sinceGeneration) {
+        return onSnapshotChain(name, snapshotUuid, "scan", (m, layersDir, chain) ->
+                LayerChains.changedRegionsSince(layersDir, m, chain, sinceGeneration));
+    }
+
+    private interface ChainOp<T> {
+        T run(VolumeMeta m, Path layersDir, List<String> bottomFirst) throws IOException;
+    }
+
+    /**
+     * Runs {@code op} over the layers of a snapshot's view (bottom first, up to its layer) under the
+     * volume's snapshot lock: no merge, revert or delete changes those layers meanwhile, and a deleted
+     * snapshot is NOT_FOUND rather than read half merged.
+     */
+    private <T> T onSnapshotChain(String name, String snapshotUuid, String what, ChainOp<T> op) {
         Entry e;
         synchronized (this) {
             checkOpen();
@@ -858,11 +899,9 @@ public final class FileStoragePool implements StoragePool {
             VolumeMeta.SnapshotMeta s = m.snapshot(snapshotUuid).orElseThrow(() -> BallastException.notFound(
                     "volume '" + name + "' has no snapshot " + snapshotUuid));
             List<String> chain = m.layers().subList(0, m.layers().indexOf(s.layer()) + 1);
-            try (LayerChains.View v = new LayerChains.View(e.dir.resolve("layers"), m, chain, "snapshot " + snapshotUuid)) {
-                v.read(offsetBytes, dst);
-            }
+            return op.run(m, e.dir.resolve("layers"), chain);
         } catch (IOException ex) {
-            throw FsUtil.ioError("cannot read snapshot " + snapshotUuid + " of volume '" + name + "'", ex);
+            throw FsUtil.ioError("cannot " + what + " snapshot " + snapshotUuid + " of volume '" + name + "'", ex);
         } finally {
             e.snapshotLock.unlock();
         }

@@ -142,6 +142,33 @@ final class LayerChains {
         }
     }
 
+    /**
+     * The regions (as byte extents, merged, clipped to the volume's size) whose maximum generation in
+     * any of {@code bottomFirst} is above {@code sinceGeneration}.
+     */
+    static List<Extent> changedRegionsSince(Path layersDir, VolumeMeta m, List<String> bottomFirst, long sinceGeneration)
+            throws IOException {
+        long regionCount = VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes());
+        java.util.BitSet changed = new java.util.BitSet();
+        for (String id : bottomFirst) {
+            try (Layer l = open(layersDir, m, id)) {
+                for (long r = 0; r < regionCount; r++) {
+                    if (l.regionMaxGeneration(r) > sinceGeneration) {
+                        changed.set((int) r);
+                    }
+                }
+            }
+        }
+        List<Extent> out = new ArrayList<>();
+        for (int r = changed.nextSetBit(0); r >= 0; ) {
+            int end = changed.nextClearBit(r);
+            long start = r * m.regionSizeBytes();
+            out.add(new Extent(start, Math.min(m.sizeBytes(), end * m.regionSizeBytes()) - start));
+            r = changed.nextSetBit(end);
+        }
+        return out;
+    }
+
     /** A read-only view of a chain prefix (a snapshot): reads walk the layers top-down per block. */
     static final class View implements AutoCloseable {
         private final Layer[] chain; // [0] is the top of the view

@@ -117,6 +117,25 @@ class BackupRoundTripTest {
     }
 
     @Test
+    void anIncrementalAfterARevertHasTheRevertedBytes() throws Exception {
+        pool.create("vol", 8 * MIB);
+        fill((VolumeStore) pool.open("vol"), 0, (int) (4 * MIB), 1);
+        pool.createSnapshot("vol", "s0");
+        String atS0 = sha256(pool.open("vol"), 8 * MIB);
+        VolumeStore v = (VolumeStore) pool.open("vol");
+        v.raiseGeneration(v.currentGeneration() + (1L << 24));
+        fill(v, MIB, (int) MIB, 2);
+        Manifest before = backup(v);
+        pool.revertToSnapshot("vol", "s0"); // the overwritten blocks read s0's again, with their old generations
+        v = (VolumeStore) pool.open("vol");
+        Manifest after = backup(v);
+        assertThat(after.parent()).isEqualTo(before.id());
+        pool.create("r", 8 * MIB);
+        BackupReader.restore(target, after.id(), pool.open("r"), 2, 0, new Progress("restore"));
+        assertThat(sha256(pool.open("r"), 8 * MIB)).isEqualTo(atS0);
+    }
+
+    @Test
     void aCorruptChunkIsReportedByVerifyAndRefusedByRestore() {
         pool.create("vol", 4 * MIB);
         VolumeStore v = (VolumeStore) pool.open("vol");

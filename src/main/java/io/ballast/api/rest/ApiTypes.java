@@ -54,8 +54,12 @@ public final class ApiTypes {
     public record AddBackupTargetRequest(String name, String url, String endpoint, String region, String credentialsFile,
             String accessKeyEnv, String secretKeyEnv, String keyFile, JsonNode chunkSize) {}
 
-    /** POST /v1/backups. {@code rate}: bytes per second of volume data (a number or "50MiB"); absent: unthrottled. */
-    public record CreateBackupRequest(String volume, String target, JsonNode rate) {}
+    /**
+     * POST /v1/backups. {@code rate}: bytes per second of volume data (a number or "50MiB"); absent:
+     * unthrottled. {@code fromSnapshot}: back up that snapshot of the volume; absent: the volume now
+     * (through a snapshot {@code backup-<id>} cut for the backup and deleted after it when attached).
+     */
+    public record CreateBackupRequest(String volume, String target, JsonNode rate, String fromSnapshot) {}
 
     /** POST /v1/backups/{id}/restore. */
     public record RestoreBackupRequest(String to, String target, JsonNode rate) {}

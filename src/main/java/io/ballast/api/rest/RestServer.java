@@ -511,7 +511,7 @@ public final class RestServer implements AutoCloseable {
                 if (r == null || r.volume() == null) {
                     throw BallastException.invalid("field 'volume' is required");
                 }
-                Object out = b.create(r.volume(), r.target(), rateOf(r.rate()), wait);
+                Object out = b.create(r.volume(), r.target(), r.fromSnapshot(), rateOf(r.rate()), wait);
                 yield new Reply(wait ? 201 : 202, out);
             }
             case "/v1/backups/{id} GET" -> new Reply(200, b.inspect(name, query.get("target")));
