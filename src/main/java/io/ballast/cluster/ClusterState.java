@@ -299,9 +299,8 @@ public final class ClusterState {
                 }
                 if (!v.attachment().nodeId().equals(d.nodeId())) {
                     throw BallastException.conflict("volume " + v.name() + " is attached on node " + v.attachment().nodeId()
-                            + ", not " + d.nodeId() + "; detach it there: `ballast --node "
-                            + Optional.ofNullable(nodes.get(v.attachment().nodeId())).map(NodeRecord::apiUrl).orElse("URL")
-                            + " volume detach " + v.name() + "`");
+                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --node "
+                            + Optional.ofNullable(nodes.get(v.attachment().nodeId())).map(NodeRecord::apiUrl).orElse("URL") + "`");
                 }
                 if (d.expectedAttachEpoch() > 0 && d.expectedAttachEpoch() != v.attachEpoch()) {
                     throw BallastException.conflict("volume " + v.name() + " was attached again at epoch " + v.attachEpoch()

@@ -48,6 +48,16 @@ class ClusterCliSystemTest {
         LauncherTest.Run created = LauncherTest.launch(env(), "volume", "create", "pg", "--size", "256MiB", "--repl", "2", "--node", url2);
         assertThat(created.exit()).as(created.err()).isZero();
         assertThat(created.err()).contains("2 replicas on");
+        // detach asked of the wrong node: the hint it prints works when pasted (issue 24's first finding)
+        assertThat(LauncherTest.launch(env(), "volume", "attach", "pg", "--node", url2).exit()).isZero();
+        LauncherTest.Run wrongNode = LauncherTest.launch(env(), "volume", "detach", "pg");
+        assertThat(wrongNode.exit()).isEqualTo(ExitCodes.CONFLICT);
+        java.util.regex.Matcher hint = java.util.regex.Pattern.compile("`ballast ([^`]+)`").matcher(wrongNode.err());
+        assertThat(hint.find()).as(wrongNode.err()).isTrue();
+        LauncherTest.Run pasted = LauncherTest.launch(env(), hint.group(1).split(" "));
+        assertThat(pasted.exit()).as("`ballast %s`: %s", hint.group(1), pasted.err()).isZero();
+        JsonNode attachment = JSON.readTree(LauncherTest.launch(env(), "volume", "inspect", "pg", "-o", "json").out()).path("attachment");
+        assertThat(attachment.isMissingNode() || attachment.isNull()).as("detached by the pasted hint: %s", attachment).isTrue();
         LauncherTest.Run tooMany = LauncherTest.launch(env(), "volume", "create", "x", "--size", "1MiB", "--repl", "4");
         assertThat(tooMany.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
         assertThat(tooMany.err()).contains("--repl must be between 1 and 3, got 4");
