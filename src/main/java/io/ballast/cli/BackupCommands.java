@@ -231,15 +231,10 @@ final class BackupCommands extends CommandGroup {
         public Integer call() {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("volume", volume);
-            if (target != null) {
-                body.put("target", target);
-            }
             if (fromSnapshot != null) {
                 body.put("fromSnapshot", fromSnapshot);
             }
-            if (rate != null) {
-                body.put("rate", Sizes.parse(rate.replaceAll("(?i)/s$", "")));
-            }
+            putTargetAndRate(body, target, rate);
             NodeClient c = client();
             JsonNode job = follow(cli(), c, c.post("/v1/backups", body), quiet || output.json());
             JsonNode r = job.path("result");
@@ -370,12 +365,7 @@ final class BackupCommands extends CommandGroup {
         public Integer call() {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("to", to);
-            if (target != null) {
-                body.put("target", target);
-            }
-            if (rate != null) {
-                body.put("rate", Sizes.parse(rate.replaceAll("(?i)/s$", "")));
-            }
+            putTargetAndRate(body, target, rate);
             NodeClient c = client();
             JsonNode job = follow(cli(), c, c.post("/v1/backups/" + q(id) + "/restore", body), output.json());
             if (output.json()) {
@@ -384,6 +374,16 @@ final class BackupCommands extends CommandGroup {
                 cli().err.println("restored " + id + " into volume " + to);
             }
             return ExitCodes.OK;
+        }
+    }
+
+    /** The optional target and throttle of a create, verify or restore request ({@code 50MiB} or {@code 50MiB/s}). */
+    static void putTargetAndRate(Map<String, Object> body, String target, String rate) {
+        if (target != null) {
+            body.put("target", target);
+        }
+        if (rate != null) {
+            body.put("rate", Sizes.parse(rate.replaceAll("(?i)/s$", "")));
         }
     }
 }

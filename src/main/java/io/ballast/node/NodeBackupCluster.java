@@ -1,5 +1,7 @@
 package io.ballast.node;
 
+import io.ballast.api.rest.PeerCalls;
+
 import io.ballast.backup.BackupCluster;
 import io.ballast.backup.ReplicaBackupSource;
 import io.ballast.backup.SnapshotBackupSource;

@@ -2,7 +2,7 @@ package io.ballast.integrations.csi;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.ballast.api.rest.HttpErrors;
+import io.ballast.api.rest.PeerCalls;
 import io.ballast.cluster.ClusterMember;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.cluster.Placement;
@@ -13,26 +13,18 @@ import io.ballast.control.Attachment;
 import io.ballast.control.ClusterVolumeService;
 import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;
-import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 
 /** {@link CsiCluster} on a node daemon: the cluster volume service, and the other nodes' APIs for attach and detach there. */
 public final class BallastCsiCluster implements CsiCluster {
     private static final ObjectMapper JSON = Json.newMapper();
-    /** Attach on another node opens its engine (replica connections) and may take over: allow for that, not for a hung node. */
-    private static final Duration PEER_CALL_TIMEOUT = Duration.ofSeconds(60);
 
     private final ClusterVolumeService volumes;
     private final ClusterMember member;
     private final Path nbdSocket;
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    private final PeerCalls peers = new PeerCalls();
 
     public BallastCsiCluster(ClusterVolumeService volumes, ClusterMember member, Path nbdSocket) {
         this.volumes = volumes;
@@ -174,24 +166,6 @@ public final class BallastCsiCluster implements CsiCluster {
 
     /** POSTs to a member's API; its JSON error comes back as the same BallastException. */
     private JsonNode post(NodeRecord node, String path, String body) {
-        try {
-            HttpResponse<byte[]> r = http.send(HttpRequest.newBuilder(URI.create(node.apiUrl() + path))
-                            .timeout(PEER_CALL_TIMEOUT).header("Content-Type", "application/json")
-                            .POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                    HttpResponse.BodyHandlers.ofByteArray());
-            JsonNode json = r.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(r.body());
-            if (r.statusCode() / 100 != 2) {
-                JsonNode err = json.path("error");
-                throw new BallastException(HttpErrors.codeOf(err.path("code").asText(null), r.statusCode()),
-                        err.path("message").asText("node " + node.id() + " answered HTTP " + r.statusCode()));
-            }
-            return json;
-        } catch (IOException e) {
-            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + node.id() + " does not answer at " + node.apiUrl()
-                    + " (" + e.getMessage() + "); retry, or wait until the cluster marks it down");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while calling node " + node.id());
-        }
+        return peers.call(node, "POST", path, body);
     }
 }

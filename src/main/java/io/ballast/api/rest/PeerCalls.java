@@ -1,8 +1,7 @@
-package io.ballast.node;
+package io.ballast.api.rest;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.ballast.api.rest.HttpErrors;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
@@ -14,15 +13,18 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 
-/** Calls to another member's REST API; its JSON error comes back as the same BallastException (code and message). */
-final class PeerCalls {
+/**
+ * Calls to another member's REST API (node-to-node: backups, CSI publish and snapshots); its JSON
+ * error comes back as the same BallastException (code and message), the inverse of {@link HttpErrors}.
+ */
+public final class PeerCalls {
     private static final ObjectMapper JSON = Json.newMapper();
     /** A snapshot cut on a busy engine waits for its lane: generous. */
-    static final Duration CALL_TIMEOUT = Duration.ofSeconds(60);
+    public static final Duration CALL_TIMEOUT = Duration.ofSeconds(60);
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
     /** @param body JSON, or null for none */
-    JsonNode call(NodeRecord node, String method, String path, String body) {
+    public JsonNode call(NodeRecord node, String method, String path, String body) {
         try {
             HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(CALL_TIMEOUT);
             if (body != null) {
