@@ -235,6 +235,23 @@ final class LocalCommands {
         }
     }
 
+    /** The volumes of a local (unconfirmed) status in the shape of /v1/volumes' entries, for the table. */
+    static JsonNode staleVolumes(JsonNode cluster) {
+        com.fasterxml.jackson.databind.node.ArrayNode out = Output.PRETTY.createArrayNode();
+        for (JsonNode v : cluster.path("volumes").path("list")) {
+            ObjectNode o = out.addObject();
+            o.set("name", v.path("name"));
+            o.set("sizeBytes", v.path("sizeBytes"));
+            o.set("health", v.path("health"));
+            com.fasterxml.jackson.databind.node.ArrayNode replicas = o.putArray("replicas");
+            v.path("replicas").forEach(id -> replicas.addObject().set("nodeId", id));
+            if (!v.path("attachedOn").isNull() && !v.path("attachedOn").isMissingNode()) {
+                o.putObject("attachment").set("nodeId", v.path("attachedOn"));
+            }
+        }
+        return out;
+    }
+
     @Command(name = "status", description = "Show the cluster at a glance: nodes, Raft leader, capacity, volumes and their health.")
     static final class Status implements Callable<Integer> {
         @ParentCommand
@@ -256,7 +273,9 @@ final class LocalCommands {
                 }
                 cluster = client.get("/v1/cluster?stale=true"); // no quorum: this node's last known view, said so below
             }
-            JsonNode volumes = client.get("/v1/volumes").path("volumes");
+            boolean stale = "local".equals(cluster.path("consistency").asText());
+            // without a quorum the volume list cannot be confirmed either: the status's own last known list
+            JsonNode volumes = stale ? staleVolumes(cluster) : client.get("/v1/volumes").path("volumes");
             if (output.json()) {
                 ObjectNode all = Output.PRETTY.createObjectNode();
                 all.set("node", node);
@@ -274,6 +293,10 @@ final class LocalCommands {
             out.println("Cluster:   " + cluster.path("nodes").size() + " node(s), " + up + " up; Raft leader "
                     + Output.text(cluster.path("leader")) + ", term " + Output.text(cluster.path("term"))
                     + ("local".equals(cluster.path("consistency").asText()) ? " (NO QUORUM: last known state)" : ""));
+            JsonNode quorum = cluster.path("quorum");
+            if (!quorum.path("ok").asBoolean(true)) {
+                out.println("Quorum:    LOST, " + quorum.path("reason").asText().replaceFirst("^quorum lost: ", ""));
+            }
             out.println("Node:      " + Output.text(node.path("nodeId")) + " (" + Output.text(node.path("state")) + ", pid "
                     + Output.text(node.path("pid")) + ", Raft " + Output.text(cluster.path("raftRole")) + ")");
             out.println("API:       " + client.baseUrl());
@@ -311,7 +334,7 @@ final class LocalCommands {
             for (JsonNode v : volumes) {
                 JsonNode a = v.path("attachment");
                 String state = a.isNull() || a.isMissingNode() ? "-"
-                        : (a.path("mountDir").isNull() ? "attached" : "mounted on " + a.path("mountDir").asText())
+                        : (a.path("mountDir").isNull() || a.path("mountDir").isMissingNode() ? "attached" : "mounted on " + a.path("mountDir").asText())
                         + " (" + a.path("nodeId").asText() + ")";
                 List<String> on = new ArrayList<>();
                 v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));

@@ -34,6 +34,16 @@ public final class ClusterEndpoints implements ClusterApi {
         out.put("leader", raft.leaderId().orElse(null));
         out.putPOJO("voters", raft.currentVoters());
         out.put("consistency", linearizable ? "linearizable" : "local");
+        QuorumWatch.View q = raft.quorum();
+        ObjectNode qj = out.putObject("quorum");
+        qj.put("ok", q.ok());
+        qj.put("voters", q.voters());
+        qj.putPOJO("reachable", q.reachable());
+        qj.putPOJO("unreachable", q.unreachable());
+        qj.put("leaderlessMs", q.leaderlessMs());
+        if (!q.ok()) {
+            qj.put("reason", q.reason());
+        }
         Map<String, Long> prov = s.provisionedByNode();
         long capacity = 0;
         long free = 0;

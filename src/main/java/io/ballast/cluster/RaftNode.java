@@ -72,6 +72,9 @@ public final class RaftNode implements AutoCloseable {
     private volatile boolean closed;
     private volatile List<RaftPeer> knownPeers;
     private volatile boolean isolated;
+    /** Fails requests fast when a majority of voters is unreachable (see {@link #quorum()}). */
+    private final QuorumWatch quorumWatch;
+    private volatile long serverStartedAtMs = System.currentTimeMillis();
     /** Times Ratis closed this node's division on its own and it was started again (see {@link #watchDivision}). */
     private final java.util.concurrent.atomic.AtomicInteger divisionRestarts = new java.util.concurrent.atomic.AtomicInteger();
     /** After such a close the next start waits a full election timeout, so the leader's append comes first. */
@@ -88,6 +91,7 @@ public final class RaftNode implements AutoCloseable {
         this.timings = timings;
         this.seal = CommandSeal.forToken(token);
         sm.admitWritesSealedWith(seal);
+        this.quorumWatch = new QuorumWatch(nodeId, Math.max(4 * timings.electionMinMs(), 1500), System::currentTimeMillis);
     }
 
     /** The Raft group of a cluster follows from its token: a node with another token is in another group. */
@@ -133,6 +137,7 @@ public final class RaftNode implements AutoCloseable {
                 .setOption(recover ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
                 .build();
         server.start();
+        serverStartedAtMs = System.currentTimeMillis();
         List<RaftPeer> cp = new ArrayList<>(clientPeers);
         if (recover) {
             cp.addAll(currentPeers());
@@ -271,6 +276,46 @@ public final class RaftNode implements AutoCloseable {
         }
     }
 
+    /** How often a request waiting for the leader checks whether the quorum is lost. */
+    private static final long QUORUM_CHECK_MS = 250;
+
+    /**
+     * What this node sees of its quorum: fine while it has a working leader; otherwise which voters
+     * accept a connection on their Raft port. Not meaningful on an isolated or stopped node.
+     */
+    public QuorumWatch.View quorum() {
+        RaftServer s = server;
+        java.util.Map<String, String> voters = new java.util.TreeMap<>();
+        try {
+            if (s == null || isolated) {
+                return new QuorumWatch.View(false, 1, List.of(), List.of(nodeId), 0);
+            }
+            var division = s.getDivision(groupId);
+            for (RaftPeer p : division.getRaftConf().getCurrentPeers(RaftPeerRole.FOLLOWER)) {
+                voters.put(p.getId().toString(), p.getAddress());
+            }
+            if (voters.isEmpty()) {
+                return new QuorumWatch.View(true, 0, List.of(), List.of(), 0); // joining: not a voter yet
+            }
+            return quorumWatch.view(division.getInfo().getRoleInfoProto(), voters,
+                    System.currentTimeMillis() - serverStartedAtMs);
+        } catch (IOException | RuntimeException e) {
+            return new QuorumWatch.View(true, voters.size(), List.copyOf(voters.keySet()), List.of(), 0);
+        }
+    }
+
+    /** Throws UNAVAILABLE with the quorum's state when a majority of voters is unreachable. */
+    private void failIfQuorumLost(Runnable beforeThrowing) {
+        if (isolated || server == null) {
+            return; // reported by the callers' own checks, in their words
+        }
+        QuorumWatch.View q = quorum();
+        if (!q.ok()) {
+            beforeThrowing.run();
+            throw new BallastException(ErrorCode.UNAVAILABLE, q.reason());
+        }
+    }
+
     public boolean isLeader() {
         return info().map(DivisionInfo::isLeaderReady).orElse(false);
     }
@@ -303,6 +348,7 @@ public final class RaftNode implements AutoCloseable {
      * which waits for it.
      */
     public JsonNode submit(Command command, boolean awaitLocalApply) {
+        failIfQuorumLost(() -> {});
         byte[] bytes;
         try {
             bytes = seal.seal(ClusterState.JSON.writeValueAsBytes(command));
@@ -493,6 +539,7 @@ public final class RaftNode implements AutoCloseable {
             if (s == null) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not started its Raft server yet");
             }
+            failIfQuorumLost(() -> {});
             if (!triedLeader && followerHearingTheLeader(s)) {
                 // through the leader, for its last applied command (BallastStateMachine.query): Ratis'
                 // own follower read waits for the leader's commit index, held up by its metadata entries.
@@ -518,7 +565,20 @@ public final class RaftNode implements AutoCloseable {
                     .setTimeoutMs(leftMs)
                     .build();
             try {
-                RaftClientReply reply = s.submitClientRequestAsync(req).get(leftMs, TimeUnit.MILLISECONDS);
+                CompletableFuture<RaftClientReply> read = s.submitClientRequestAsync(req);
+                RaftClientReply reply = null;
+                long readDeadline = System.nanoTime() + leftMs * 1_000_000;
+                while (reply == null) {
+                    long sliceMs = Math.min(QUORUM_CHECK_MS, Math.max(1, (readDeadline - System.nanoTime()) / 1_000_000));
+                    try {
+                        reply = read.get(sliceMs, TimeUnit.MILLISECONDS);
+                    } catch (TimeoutException e) {
+                        if (System.nanoTime() >= readDeadline) {
+                            throw e;
+                        }
+                        failIfQuorumLost(() -> {}); // a lost quorum is said at once, not after the timeout
+                    }
+                }
                 if (reply.isSuccess()) {
                     return;
                 }
@@ -745,7 +805,20 @@ public final class RaftNode implements AutoCloseable {
 
     private RaftClientReply await(CompletableFuture<RaftClientReply> f, long timeoutMs, String what) {
         try {
-            RaftClientReply r = f.get(timeoutMs, TimeUnit.MILLISECONDS);
+            long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+            RaftClientReply r = null;
+            while (r == null) {
+                long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
+                try {
+                    r = f.get(Math.min(leftMs, QUORUM_CHECK_MS), TimeUnit.MILLISECONDS);
+                } catch (TimeoutException e) {
+                    if (leftMs <= QUORUM_CHECK_MS) {
+                        throw e;
+                    }
+                    // the outcome stays unknown, as after a timeout: the write may still commit later
+                    failIfQuorumLost(() -> f.cancel(true));
+                }
+            }
             if (!r.isSuccess()) {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "metadata " + what + " failed: " + r.getException());
             }
