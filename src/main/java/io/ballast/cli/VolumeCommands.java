@@ -114,6 +114,12 @@ final class VolumeCommands extends CommandGroup {
                         + " (" + Sizes.format(v.path("sizeBytes").asLong()) + ", " + on.size() + " replica"
                         + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ", min in sync "
                         + Output.text(v.path("minInSync")) + ")");
+                int wanted = v.path("repl").asInt(on.size());
+                if (on.size() < wanted) {
+                    cli().err.println("degraded: " + on.size() + " of " + wanted + " replicas could be placed now (`ballast events`"
+                            + " says why); the missing " + (wanted - on.size() == 1 ? "one is" : "ones are")
+                            + " added when a node can take " + (wanted - on.size() == 1 ? "it" : "them"));
+                }
             }
             return ExitCodes.OK;
         }

@@ -512,7 +512,28 @@ public final class ClusterMember implements AutoCloseable {
             raft.submit(new Command.MarkNodeState(Instant.now().toString(), n.id(), want, reason, n.lastHeartbeatAt()));
         }
         replaceLongDownReplicas(now, timings.rebuildAfterMs());
+        addMissingReplicas();
         replaceGoneVoters(now, timings.voterReplaceAfterMs());
+    }
+
+    /**
+     * On the leader: a volume with fewer replicas than it wants (created while a node was cordoned or
+     * down, or after a forced removal) gains one as soon as placement finds a node for it. Proposed only
+     * when the dry run places it, so an unplaceable volume costs no log entry and no event per pass.
+     */
+    private void addMissingReplicas() {
+        ClusterState s = state();
+        for (VolumeRecord v : s.volumes()) {
+            if (v.replicas().size() >= v.repl() || !s.placeOneMore(v, config.overcommitRatio()).ok()) {
+                continue;
+            }
+            try {
+                raft.submit(new Command.AddReplica(Instant.now().toString(), v.name(), config.overcommitRatio(),
+                        v.replicas().size() + " of " + v.repl() + " replicas"));
+            } catch (BallastException e) {
+                log.atInfo().addKeyValue("volume", v.name()).log("missing replica not added: {}", e.getMessage());
+            }
+        }
     }
 
     /**

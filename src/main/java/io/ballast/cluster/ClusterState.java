@@ -279,6 +279,7 @@ public final class ClusterState {
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
+            case Command.AddReplica ar -> addReplica(ar);
             case Command.SetSettings ss -> {
                 if (ss.settings() == null) {
                     throw BallastException.invalid("cluster settings missing");
@@ -493,10 +494,22 @@ public final class ClusterState {
         if (c.spreadBy() != null && !c.spreadBy().equals(Placement.SPREAD_NODE)) {
             Labels.validate(Map.of(c.spreadBy(), "x"));
         }
-        Placement.Result res = Placement.place(candidates(), new Placement.Request(c.name(), c.sizeBytes(), c.repl(),
+        List<Placement.Candidate> nodes = candidates();
+        // the default (no --repl) is what the members' failure domains allow, whether or not each node can
+        // take a replica right now: a cordoned or down node does not shrink the volume for good
+        int wanted = c.repl() > 0 ? c.repl()
+                : Placement.memberReplicas(nodes, c.spreadBy() == null || c.spreadBy().isBlank() ? Placement.autoSpread(nodes) : c.spreadBy());
+        Placement.Result res = Placement.place(nodes, new Placement.Request(c.name(), c.sizeBytes(), wanted,
                 c.spreadBy(), c.overcommitRatio(), null, c.topology()));
+        String shortBy = null;
+        for (int fewer = wanted - 1; !res.ok() && c.repl() == 0 && fewer >= 1; fewer--) {
+            // default count: created degraded with what fits now, and the leader adds the rest when it can
+            shortBy = shortBy == null ? res.message() : shortBy;
+            res = Placement.place(nodes, new Placement.Request(c.name(), c.sizeBytes(), fewer, c.spreadBy(),
+                    c.overcommitRatio(), null, c.topology()));
+        }
         if (!res.ok()) {
-            throw new BallastException(res.code(), res.message());
+            throw new BallastException(res.code(), shortBy != null ? shortBy : res.message());
         }
         if (c.minInSync() < 0 || c.minInSync() > res.replicas()) {
             throw BallastException.invalid("minInSync must be between 1 and the replica count (" + res.replicas() + "), got "
@@ -504,12 +517,17 @@ public final class ClusterState {
         }
         // all replicas start in sync: they are all zeroes
         List<ReplicaRecord> rs = res.chosen().stream().map(id -> new ReplicaRecord(id, ReplicaRecord.PENDING, c.at())).toList();
-        VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), res.replicas(), res.spreadBy(), rs, c.at(), null, 0,
-                c.minInSync(), 0, null);
+        VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), Math.max(wanted, res.replicas()), res.spreadBy(), rs,
+                c.at(), null, 0, c.minInSync(), 0, null);
         putVolume(v);
         event(c.at(), "volume-created", v.name(), "volume " + v.name() + " (" + Sizes.format(v.sizeBytes()) + ", "
-                + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
+                + res.replicas() + " replica(s), min in sync " + v.effectiveMinInSync() + ", spread by " + res.spreadBy() + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
+        if (rs.size() < v.repl()) {
+            event(c.at(), "volume-under-replicated", v.name(), "volume " + v.name() + " created with " + rs.size() + " of "
+                    + v.repl() + " replicas (degraded): " + shortBy + "; the missing replica" + (v.repl() - rs.size() > 1 ? "s are" : " is")
+                    + " added when a node can take " + (v.repl() - rs.size() > 1 ? "them" : "it"));
+        }
         return v;
     }
 
@@ -769,6 +787,38 @@ public final class ClusterState {
                         : "; it is rebuilt in full from an in-sync replica" + (old.inSync() ? " (epoch " + epoch + ")" : ""));
         event(c.at(), "replica-replaced", v.name(), msg);
         return new ReplaceResult(v.name(), c.nodeId(), target, msg);
+    }
+
+    /**
+     * Whether one more replica of {@code v} can be placed now (for the leader, before it proposes an
+     * {@link Command.AddReplica}): the placement's answer, without changing anything.
+     */
+    public synchronized Placement.Result placeOneMore(VolumeRecord v, double overcommitRatio) {
+        java.util.Set<String> holders = new java.util.TreeSet<>();
+        v.replicas().forEach(r -> holders.add(r.nodeId()));
+        return Placement.place(candidates(), new Placement.Request(v.name(), v.sizeBytes(), 1, v.spreadBy(), overcommitRatio, holders));
+    }
+
+    private ReplaceResult addReplica(Command.AddReplica c) {
+        VolumeRecord v = requireVolume(c.volume());
+        if (v.replicas().size() >= v.repl()) {
+            return new ReplaceResult(v.name(), null, null, "volume " + v.name() + " already has its " + v.repl() + " replicas");
+        }
+        Placement.Result res = placeOneMore(v, c.overcommitRatio());
+        if (!res.ok()) {
+            return new ReplaceResult(v.name(), null, null, res.message());
+        }
+        String target = res.chosen().getFirst();
+        boolean untouched = v.epoch() == 0 && v.attachment() == null;
+        List<ReplicaRecord> rs = new ArrayList<>(v.replicas());
+        rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, c.at(), untouched, 0));
+        putVolume(v.withReplicas(rs, v.epoch()));
+        String why = c.reason() == null ? "" : " (" + c.reason() + ")";
+        String msg = "volume " + v.name() + " gains a replica on " + target + why + ", " + rs.size() + " of " + v.repl()
+                + (untouched ? "; the volume was never attached, so the new replica is in sync from the start"
+                        : "; it is rebuilt in full from an in-sync replica");
+        event(c.at(), "replica-added", v.name(), msg);
+        return new ReplaceResult(v.name(), null, target, msg);
     }
 
     private NodeRecord requireNode(String id) {

@@ -28,6 +28,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.Detach.class, name = "Detach"),
         @JsonSubTypes.Type(value = Command.ChangeInSync.class, name = "ChangeInSync"),
         @JsonSubTypes.Type(value = Command.ReplaceReplica.class, name = "ReplaceReplica"),
+        @JsonSubTypes.Type(value = Command.AddReplica.class, name = "AddReplica"),
         @JsonSubTypes.Type(value = Command.SetSettings.class, name = "SetSettings"),
         @JsonSubTypes.Type(value = Command.ResizeVolume.class, name = "ResizeVolume"),
         @JsonSubTypes.Type(value = Command.CreateSnapshot.class, name = "CreateSnapshot"),
@@ -167,6 +168,12 @@ public sealed interface Command {
      */
     record ReplaceReplica(String at, String volume, String nodeId, double overcommitRatio, String reason)
             implements Command {}
+
+    /**
+     * The leader: the volume has fewer replicas than it wants (created degraded, or a replica was
+     * removed) and placement now finds a node for one more; place it (out of sync, rebuilt in full).
+     */
+    record AddReplica(String at, String volume, double overcommitRatio, String reason) implements Command {}
 
     /**
      * The cluster-wide failure-detection timeouts, complete (the proposer merged a partial change into

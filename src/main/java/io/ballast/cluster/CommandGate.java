@@ -92,6 +92,7 @@ final class CommandGate {
                 require(rr.volume(), "volume");
                 require(rr.nodeId(), "nodeId");
             }
+            case Command.AddReplica ar -> require(ar.volume(), "volume");
             case Command.SetSettings ss -> requireObject(ss.settings(), "settings");
             case Command.CreateSnapshot cs -> {
                 require(cs.volume(), "volume");

@@ -125,6 +125,22 @@ public final class Placement {
         return Math.max(1, Math.min(DEFAULT_MAX_REPLICAS, domains.size()));
     }
 
+    /**
+     * The default replica count of a new volume: min(3, failure domains among all members, whatever
+     * their state), at least 1. A cordoned, draining or down member still counts, so a volume created
+     * while one is away wants its replica there (or elsewhere) once it can have one.
+     */
+    public static int memberReplicas(List<Candidate> nodes, String spreadBy) {
+        Set<String> domains = new TreeSet<>();
+        for (Candidate n : nodes) {
+            String d = domainOf(n, spreadBy);
+            if (d != null) {
+                domains.add(d);
+            }
+        }
+        return Math.max(1, Math.min(DEFAULT_MAX_REPLICAS, domains.size()));
+    }
+
     /** What placement may still provision on a node. */
     public static long availableBytes(Candidate n, double overcommitRatio) {
         return (long) Math.floor(n.capacityBytes() * overcommitRatio) - n.provisionedBytes();

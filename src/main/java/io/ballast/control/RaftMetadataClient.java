@@ -75,6 +75,7 @@ public final class RaftMetadataClient implements MetadataClient {
             java.util.Collection<String> names = switch (cmd) {
                 case Command.ChangeInSync c -> List.of(c.volume());
                 case Command.ReplaceReplica r -> List.of(r.volume());
+                case Command.AddReplica r -> List.of(r.volume());
                 case Command.ResizeVolume r -> List.of(r.name());
                 case Command.Attach a -> List.of(a.volume());
                 case Command.Detach d -> List.of(d.volume());

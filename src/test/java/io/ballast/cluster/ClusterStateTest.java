@@ -383,8 +383,25 @@ class ClusterStateTest {
         s.apply(new Command.MarkNodeState(T, "node-2", NodeRecord.DOWN, "test", s.node("node-2").orElseThrow().lastHeartbeatAt()));
         VolumeRecord v = (VolumeRecord) s.apply(create("v", Sizes.GIB, 0));
         assertThat(v.replicas()).extracting(ReplicaRecord::nodeId).containsExactly("node-3");
+        // the default count does not shrink with the cordoned and down nodes: 3 wanted, created degraded, said why
+        assertThat(v.repl()).isEqualTo(3);
+        assertThat(s.events(0, 100).getLast().message()).contains("volume v created with 1 of 3 replicas (degraded)")
+                .contains("node-1: cordoned").contains("node-2: node is down").contains("added when a node can take them");
         assertThatThrownBy(() -> s.apply(create("w", Sizes.GIB, 2)))
                 .hasMessageContaining("node-1: cordoned").hasMessageContaining("node-2: node is down");
+
+        // uncordoned: the leader's dry run places one more, and AddReplica adds it (in sync: never attached)
+        s.apply(new Command.SetCordon(T, "node-1", false));
+        assertThat(s.placeOneMore(s.volume("v").orElseThrow(), 1.0).ok()).isTrue();
+        s.apply(new Command.AddReplica(T, "v", 1.0, "1 of 3 replicas"));
+        VolumeRecord grown = s.volume("v").orElseThrow();
+        assertThat(grown.replicas()).extracting(ReplicaRecord::nodeId).containsExactlyInAnyOrder("node-3", "node-1");
+        assertThat(grown.replicas()).allMatch(ReplicaRecord::inSync);
+        assertThat(s.events(0, 100).getLast().message()).contains("volume v gains a replica on node-1").contains("2 of 3");
+        // node-2 is still down: nothing more to place, and AddReplica changes nothing
+        assertThat(s.placeOneMore(grown, 1.0).ok()).isFalse();
+        s.apply(new Command.AddReplica(T, "v", 1.0, "2 of 3 replicas"));
+        assertThat(s.volume("v").orElseThrow().replicas()).hasSize(2);
     }
 
     @Test

@@ -98,8 +98,20 @@ class MiniClusterTest {
             new NodeClient(c.url(3)).post("/v1/nodes/node-3/cordon", null);
             JsonNode two = create(c.url(1), "two", "1GiB", null);
             assertThat(two.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2");
+            // the default count stays 3: the volume is degraded, says why, and gains its third replica later
+            assertThat(two.path("repl").asInt()).isEqualTo(3);
+            MiniCluster.await(Duration.ofSeconds(10), "two degraded (2 of 3 replicas ready)",
+                    () -> new NodeClient(c.url(1)).get("/v1/volumes/two").path("health").asText().equals("degraded"));
             JsonNode events = new NodeClient(c.url(2)).get("/v1/events").path("events");
-            assertThat(events.findValuesAsText("type")).contains("node-joined", "volume-created", "node-cordoned");
+            assertThat(events.findValuesAsText("type")).contains("node-joined", "volume-created", "node-cordoned",
+                    "volume-under-replicated");
+            assertThat(events.findValuesAsText("message")).anyMatch(m -> m.contains("volume two created with 2 of 3 replicas")
+                    && m.contains("node-3: cordoned"));
+            new NodeClient(c.url(3)).post("/v1/nodes/node-3/uncordon", null);
+            MiniCluster.await(Duration.ofSeconds(20), "two gains its third replica on node-3 and is healthy", () -> {
+                JsonNode now = new NodeClient(c.url(2)).get("/v1/volumes/two");
+                return now.path("replicas").findValuesAsText("nodeId").contains("node-3") && now.path("health").asText().equals("healthy");
+            });
 
             // metrics on every node
             String metrics = raw("GET", c.url(2) + "/metrics", null).body();
