@@ -517,11 +517,15 @@ public final class ClusterState {
         }
         // all replicas start in sync: they are all zeroes
         List<ReplicaRecord> rs = res.chosen().stream().map(id -> new ReplicaRecord(id, ReplicaRecord.PENDING, c.at())).toList();
-        VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), Math.max(wanted, res.replicas()), res.spreadBy(), rs,
-                c.at(), null, 0, c.minInSync(), 0, null);
+        int repl = Math.max(wanted, res.replicas());
+        // created degraded with the default: no more in sync than it has now (1 of 3 stays writable); fixed
+        // at creation, so adding the missing replica later never makes writes wait for one still rebuilding
+        int minInSync = c.minInSync() > 0 ? c.minInSync() : Math.min(VolumeRecord.defaultMinInSync(repl), rs.size());
+        VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), repl, res.spreadBy(), rs, c.at(), null, 0,
+                minInSync, 0, null);
         putVolume(v);
         event(c.at(), "volume-created", v.name(), "volume " + v.name() + " (" + Sizes.format(v.sizeBytes()) + ", "
-                + res.replicas() + " replica(s), min in sync " + v.effectiveMinInSync() + ", spread by " + res.spreadBy() + ") placed: "
+                + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
         if (rs.size() < v.repl()) {
             event(c.at(), "volume-under-replicated", v.name(), "volume " + v.name() + " created with " + rs.size() + " of "

@@ -50,15 +50,6 @@ public record VolumeRecord(
     }
 
     /** 1 for one or two replicas (two must survive losing either), 2 from three replicas on. */
-    /**
-     * The in-sync count writes need now: {@code minInSync}, but no more than the replicas the volume has.
-     * A volume created degraded (2 of 3 replicas while a node was cordoned) writes with what it has, as
-     * a 2-replica volume would, and gets its full minInSync once the missing replica is added.
-     */
-    public int effectiveMinInSync() {
-        return Math.max(1, Math.min(minInSync, replicas.size()));
-    }
-
     public static int defaultMinInSync(int repl) {
         return repl >= 3 ? 2 : 1;
     }

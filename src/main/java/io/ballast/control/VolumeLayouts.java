@@ -10,7 +10,7 @@ public final class VolumeLayouts {
 
     public static VolumeLayout of(VolumeRecord v) {
         return new VolumeLayout(v.name(), v.uuid(), v.sizeBytes(), v.epoch(), v.attachEpoch(),
-                v.attachment() == null ? null : v.attachment().nodeId(), v.effectiveMinInSync(),
+                v.attachment() == null ? null : v.attachment().nodeId(), v.minInSync(),
                 v.replicas().stream().map(r -> new VolumeLayout.Replica(r.nodeId(), r.inSync(), r.missedSinceGeneration(),
                         ReplicaRecord.READY.equals(r.state()))).toList());
     }

@@ -385,6 +385,7 @@ class ClusterStateTest {
         assertThat(v.replicas()).extracting(ReplicaRecord::nodeId).containsExactly("node-3");
         // the default count does not shrink with the cordoned and down nodes: 3 wanted, created degraded, said why
         assertThat(v.repl()).isEqualTo(3);
+        assertThat(v.minInSync()).isEqualTo(1);
         assertThat(s.events(0, 100).getLast().message()).contains("volume v created with 1 of 3 replicas (degraded)")
                 .contains("node-1: cordoned").contains("node-2: node is down").contains("added when a node can take them");
         assertThatThrownBy(() -> s.apply(create("w", Sizes.GIB, 2)))
