@@ -73,7 +73,20 @@ public final class BallastStateMachine extends BaseStateMachine {
     /** Writes must carry the seal of the cluster with this token (set before the Raft server starts). */
     void admitWritesSealedWith(CommandSeal seal) {
         gate = new CommandGate(seal);
+        leaseSeal = seal;
     }
+
+    /** Seal of lease heartbeats (the cluster's, as for writes). */
+    private volatile CommandSeal leaseSeal;
+    /** Who hears lease heartbeats that reach this node (the failure detector, which uses the leader's). */
+    private volatile java.util.function.Consumer<String> leaseListener = id -> {};
+
+    void onLease(java.util.function.Consumer<String> listener) {
+        leaseListener = listener;
+    }
+
+    /** {@code "lease:"} + node id, sealed: a heartbeat that is not a log entry (see {@link RaftNode#sendLease}). */
+    static final byte[] LEASE_PREFIX = "lease:".getBytes(java.nio.charset.StandardCharsets.UTF_8);
 
     /** Writes refused before they reached the log (no member's seal, not a valid command). */
     public long refusedWrites() {
@@ -270,6 +283,23 @@ public final class BallastStateMachine extends BaseStateMachine {
      */
     @Override
     public CompletableFuture<Message> query(Message request) {
+        byte[] content = request.getContent().toByteArray();
+        CommandSeal seal = leaseSeal;
+        if (seal != null && content.length >= CommandSeal.MAGIC.length
+                && java.util.Arrays.equals(content, 0, CommandSeal.MAGIC.length, CommandSeal.MAGIC, 0, CommandSeal.MAGIC.length)) {
+            try {
+                byte[] body = seal.open(content);
+                if (body.length > LEASE_PREFIX.length && body.length < 512
+                        && java.util.Arrays.equals(body, 0, LEASE_PREFIX.length, LEASE_PREFIX, 0, LEASE_PREFIX.length)) {
+                    leaseListener.accept(new String(body, LEASE_PREFIX.length, body.length - LEASE_PREFIX.length,
+                            java.nio.charset.StandardCharsets.UTF_8));
+                    return CompletableFuture.completedFuture(Message.valueOf("ok"));
+                }
+            } catch (CommandSeal.Refused e) {
+                refusedWrites.incrementAndGet();
+                return CompletableFuture.failedFuture(new IllegalArgumentException("heartbeat refused: " + e.getMessage()));
+            }
+        }
         return CompletableFuture.completedFuture(Message.valueOf(String.valueOf(lastCommandIndex)));
     }
 }

@@ -31,6 +31,7 @@ public final class ClusterEndpoints implements ClusterApi {
         out.put("nodeId", member.nodeId());
         out.put("raftRole", raft.role());
         out.put("term", raft.term());
+        out.put("raftCommitIndex", raft.commitIndex());
         out.put("leader", raft.leaderId().orElse(null));
         out.putPOJO("voters", raft.currentVoters());
         out.put("consistency", linearizable ? "linearizable" : "local");

@@ -79,6 +79,7 @@ public final class ClusterMember implements AutoCloseable {
                 lastSeenNs.put(r.nodeId(), System.nanoTime());
             }
         });
+        sm.onLease(id -> lastSeenNs.put(id, System.nanoTime()));
     }
 
     public ClusterState state() {
@@ -460,10 +461,50 @@ public final class ClusterMember implements AutoCloseable {
                     config.labels().isEmpty() && me != null ? me.labels() : config.labels(), capacity(s), s == null ? 0 : s.freeBytes(),
                     replicationAddress));
             registered = true;
-        } else {
+        } else if (mustCommitHeartbeat(me, capacity(s), s == null ? 0 : s.freeBytes(), Instant.now())) {
             raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes()));
+            committedHeartbeats.incrementAndGet();
             registered = true;
+        } else {
+            raft.sendLease(); // liveness only: the leader's detector hears it, nothing goes into the log
+            leaseHeartbeats.incrementAndGet();
         }
+    }
+
+    /** Capacity or free space that moved by more than this share of capacity is committed. */
+    static final double CAPACITY_CHANGE_RATIO = 0.01;
+    /** ... or by more than this many bytes, whichever is larger. */
+    static final long CAPACITY_CHANGE_MIN_BYTES = 256L << 20;
+    /** A node's record is refreshed at least this often, so its lastHeartbeatAt stays roughly current. */
+    static final long RECORD_REFRESH_MS = 5 * 60_000;
+    private final java.util.concurrent.atomic.AtomicLong leaseHeartbeats = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong committedHeartbeats = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * Whether this heartbeat must be a log entry: the node is not up in the metadata (only a committed
+     * heartbeat brings it back, with its event), its capacity or free space moved by more than the
+     * threshold, or its record was not refreshed for {@link #RECORD_REFRESH_MS}. Otherwise a lease
+     * heartbeat keeps the leader's detector fed, so the log grows with what changes, not with the fleet.
+     */
+    static boolean mustCommitHeartbeat(NodeRecord me, long capacityBytes, long freeBytes, Instant now) {
+        if (!NodeRecord.UP.equals(me.state())) {
+            return true;
+        }
+        long threshold = Math.max(CAPACITY_CHANGE_MIN_BYTES, (long) (Math.max(capacityBytes, me.capacityBytes()) * CAPACITY_CHANGE_RATIO));
+        if (Math.abs(capacityBytes - me.capacityBytes()) > threshold || Math.abs(freeBytes - me.freeBytes()) > threshold) {
+            return true;
+        }
+        try {
+            return me.lastHeartbeatAt() == null
+                    || Duration.between(Instant.parse(me.lastHeartbeatAt()), now).toMillis() >= RECORD_REFRESH_MS;
+        } catch (java.time.format.DateTimeParseException e) {
+            return true;
+        }
+    }
+
+    /** Heartbeats sent since start: {@code lease} (not logged) and {@code committed} (log entries). */
+    public Map<String, Long> heartbeatCounts() {
+        return Map.of("lease", leaseHeartbeats.get(), "committed", committedHeartbeats.get());
     }
 
     private void detectorLoop() {

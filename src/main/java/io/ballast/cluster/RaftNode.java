@@ -767,6 +767,53 @@ public final class RaftNode implements AutoCloseable {
     private static final java.util.concurrent.ExecutorService CALLS =
             java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("ballast-raft-call-", 0).factory());
 
+    /**
+     * A heartbeat that is not a log entry: a sealed read-only request to the leader, whose state machine
+     * hands it to the failure detector ({@link BallastStateMachine#onLease}). On the leader itself, no
+     * round trip. Throws UNAVAILABLE when no leader answers within an election timeout.
+     */
+    public void sendLease() {
+        byte[] body = ("lease:" + nodeId).getBytes(StandardCharsets.UTF_8);
+        Message msg = Message.valueOf(org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(seal.seal(body)));
+        if (isLeader()) {
+            sm.query(msg).join();
+            return;
+        }
+        ClientHandle c = acquireClient();
+        CompletableFuture<RaftClientReply> call;
+        try {
+            // non-linearizable: served by the leader only (a follower answers NotLeader and the client
+            // follows it), with no ReadIndex round; a linearizable read could be served by a follower,
+            // whose detector is not the one that judges
+            call = c.raft.async().sendReadOnlyNonLinearizable(msg);
+        } catch (RuntimeException e) {
+            c.release();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "heartbeat not sent: " + e.getMessage());
+        }
+        call.whenComplete((r, e) -> c.release());
+        try {
+            RaftClientReply r = call.get(Math.max(timings.electionMinMs() * 2, timings.heartbeatMs()), TimeUnit.MILLISECONDS);
+            if (!r.isSuccess()) {
+                throw new BallastException(ErrorCode.UNAVAILABLE, "heartbeat not taken: " + r.getException());
+            }
+        } catch (TimeoutException | ExecutionException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "heartbeat not taken: " + e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+
+    /** This node's Raft commit index (0 before the server runs). */
+    public long commitIndex() {
+        try {
+            RaftServer s = server;
+            return s == null ? 0 : s.getDivision(groupId).getRaftLog().getLastCommittedIndex();
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
     /** Membership change through Ratis reconfiguration (joint consensus). */
     public void setConfiguration(List<RaftPeer> voters, List<RaftPeer> listeners) {
         acquireClient().release(); // the same refusals as any call: isolated, closing, not started

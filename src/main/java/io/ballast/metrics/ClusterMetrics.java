@@ -44,6 +44,21 @@ public final class ClusterMetrics {
                         m.raftIfStarted().ifPresent(r -> cb.call(r.term()));
                     }
                 }).register();
+        GaugeWithCallback.builder().name("ballast_raft_commit_index").help("This node's Raft commit index (log entries committed)")
+                .callback(cb -> {
+                    ClusterMember m = MEMBER.get();
+                    if (m != null) {
+                        m.raftIfStarted().ifPresent(r -> cb.call(r.commitIndex()));
+                    }
+                }).register();
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("ballast_heartbeats_sent")
+                .help("Heartbeats this node sent: lease (liveness only, not logged) or committed (a Raft log entry)")
+                .labelNames("kind").callback(cb -> {
+                    ClusterMember m = MEMBER.get();
+                    if (m != null) {
+                        m.heartbeatCounts().forEach((kind, n) -> cb.call(n, kind));
+                    }
+                }).register();
         GaugeWithCallback.builder().name("ballast_raft_role").help("1 for this node's Raft role (leader, follower, listener, candidate)")
                 .labelNames("role").callback(cb -> {
                     ClusterMember m = MEMBER.get();

@@ -317,7 +317,13 @@ class MiniClusterTest {
             c.restart(first);
             MiniCluster.await(Duration.ofSeconds(30), "node-" + first + " caught up", () ->
                     c.member(first).state().volume("after").isPresent());
-            assertThat(c.member(leader).raft().currentVoters()).doesNotContain("node-" + first);
+            // it returns as a listener; it may take a voter's seat only from the dead second voter (once that
+            // one is silent for voterReplaceAfterMs, which a slow restart on a loaded host can outlast)
+            List<String> voters = c.member(leader).raft().currentVoters();
+            assertThat(voters).hasSize(3).contains("node-" + leader, "node-4");
+            if (voters.contains("node-" + first)) {
+                assertThat(voters).doesNotContain("node-" + second);
+            }
         }
     }
 
@@ -377,7 +383,7 @@ class MiniClusterTest {
 
     @Test
     void metadataSnapshotsAreTakenAndAFullRestartStartsFromThem() throws Exception {
-        // a snapshot every 32 entries (heartbeats alone make ~15 a second here): the state machine reports
+        // a snapshot every 32 entries (the creates and cordon flips below make them): the state machine reports
         // "no snapshot" without one on disk, then the one it took, and every node restarts from its own
         ClusterTimings f = ClusterTimings.fast();
         ClusterTimings timings = new ClusterTimings(f.heartbeatMs(), f.suspectAfterMs(), f.downAfterMs(), f.electionMinMs(),
@@ -396,6 +402,10 @@ class MiniClusterTest {
                         () -> c.member(n).stateMachine().getLatestSnapshot() != null);
             }
             long taken = c.member(leader).stateMachine().getLatestSnapshot().getIndex();
+            // heartbeats are no log entries (lease heartbeats): 40 cordon flips make the next 32 entries
+            for (int i = 0; i < 40; i++) {
+                new NodeClient(c.url(1 + i % 3)).post("/v1/nodes/node-3/" + (i % 2 == 0 ? "cordon" : "uncordon"), null);
+            }
             MiniCluster.await(Duration.ofSeconds(20), "a newer snapshot on node " + leader,
                     () -> c.member(leader).stateMachine().getLatestSnapshot().getIndex() > taken);
             try (var files = Files.walk(c.dataDir(leader).orElseThrow())) {
