@@ -192,7 +192,7 @@ final class LocalCommands {
         }
     }
 
-    @Command(name = "down", description = "Stop the local node started by `ballast up` (SIGTERM, SIGKILL after a timeout).")
+    @Command(name = "down", description = "Stop the local cluster's nodes started by `ballast up` (SIGTERM, SIGKILL after a timeout).")
     static final class Down implements Callable<Integer> {
         @ParentCommand
         BallastCli cli;
