@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
 @Command(name = "ballast", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "ballast " + io.ballast.node.NodeDaemon.VERSION,
         description = "Replicated block storage for containers.",
         subcommands = {NodeCommands.class, VolumeCommands.class, SnapshotCommands.class, BackupCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
-                LocalCommands.Status.class, ClusterCommands.Events.class, ClusterCommands.ClusterGroup.class,
+                LocalCommands.Status.class, ClusterCommands.Events.class, ClusterCommands.ClusterGroup.class, ClusterCommands.Version.class,
                 CommandLine.HelpCommand.class})
 public final class BallastCli extends CommandGroup {
 

@@ -164,21 +164,115 @@ final class ClusterCommands {
         @Option(names = "--limit", paramLabel = "N", defaultValue = "50", description = "How many (default: ${DEFAULT-VALUE})")
         int limit;
 
+        @Option(names = "--volume", paramLabel = "NAME", description = "Only events about this volume (or node: any subject)")
+        String subject;
+
+        @Option(names = {"-f", "--follow"}, description = "Keep printing new events as they happen (Ctrl-C stops); "
+                + "with -o json, one JSON object per line")
+        boolean follow;
+
+        /** How often --follow asks for events after the last one it printed. */
+        static final long FOLLOW_POLL_MS = 1000;
+
         @Override
         public Integer call() {
             if (limit < 1) {
                 throw io.ballast.common.BallastException.invalid("--limit must be at least 1");
             }
-            JsonNode events = new NodeClient(cli.resolveNode(output.node)).get("/v1/events?limit=" + limit).path("events");
-            if (output.json()) {
-                Output.printJson(cli.out, events);
+            NodeClient client = new NodeClient(cli.resolveNode(output.node));
+            // with a filter, look further back so --limit counts matching events
+            int ask = subject == null ? limit : Math.max(limit, 1000);
+            List<JsonNode> events = matching(client.get("/v1/events?limit=" + ask).path("events"));
+            events = events.subList(Math.max(0, events.size() - limit), events.size());
+            long lastSeq = events.isEmpty() ? lastSeqOf(client) : events.getLast().path("seq").asLong();
+            if (!follow && output.json()) {
+                Output.printJson(cli.out, Output.PRETTY.valueToTree(events));
                 return ExitCodes.OK;
+            }
+            print(events, true);
+            while (follow && !Thread.currentThread().isInterrupted()) {
+                io.ballast.common.Sleeps.sleepMs(FOLLOW_POLL_MS);
+                JsonNode fresh = client.get("/v1/events?after=" + lastSeq + "&limit=1000").path("events");
+                for (JsonNode e : fresh) {
+                    lastSeq = Math.max(lastSeq, e.path("seq").asLong());
+                }
+                print(matching(fresh), false);
+            }
+            return ExitCodes.OK;
+        }
+
+        private List<JsonNode> matching(JsonNode events) {
+            List<JsonNode> out = new ArrayList<>();
+            for (JsonNode e : events) {
+                if (subject == null || subject.equals(e.path("subject").asText())) {
+                    out.add(e);
+                }
+            }
+            return out;
+        }
+
+        private static long lastSeqOf(NodeClient client) {
+            JsonNode last = client.get("/v1/events?limit=1").path("events");
+            return last.isEmpty() ? 0 : last.get(0).path("seq").asLong();
+        }
+
+        private void print(List<JsonNode> events, boolean header) {
+            if (output.json()) {
+                for (JsonNode e : events) {
+                    cli.out.println(e.toString()); // one line each, for a pipe into jq
+                }
+                cli.out.flush();
+                return;
             }
             List<List<String>> rows = new ArrayList<>();
             for (JsonNode e : events) {
                 rows.add(List.of(Output.instant(e.path("at")), e.path("type").asText(), e.path("message").asText()));
             }
-            Output.table(cli.out, List.of("TIME", "EVENT", "WHAT AND WHY"), rows);
+            if (header) {
+                Output.table(cli.out, List.of("TIME", "EVENT", "WHAT AND WHY"), rows);
+            } else {
+                for (List<String> r : rows) {
+                    cli.out.println(String.join("  ", r));
+                }
+            }
+            cli.out.flush();
+        }
+    }
+
+    @Command(name = "version", description = "This CLI's version and the version of the node it talks to.")
+    static final class Version implements Callable<Integer> {
+        @ParentCommand
+        BallastCli cli;
+
+        @Mixin
+        Output output;
+
+        @Override
+        public Integer call() {
+            String client = io.ballast.node.NodeDaemon.VERSION;
+            String server = null;
+            String serverNode = null;
+            String unreachable = null;
+            try {
+                JsonNode node = new NodeClient(cli.resolveNode(output.node)).get("/v1/node");
+                server = node.path("version").asText(null);
+                serverNode = node.path("nodeId").asText(null);
+            } catch (NodeUnreachableException | io.ballast.common.BallastException e) {
+                unreachable = e.getMessage(); // the client's version is still worth printing
+            }
+            if (output.json()) {
+                var o = Output.PRETTY.createObjectNode();
+                o.put("client", client);
+                o.put("server", server);
+                o.put("serverNode", serverNode);
+                if (unreachable != null) {
+                    o.put("serverError", unreachable);
+                }
+                Output.printJson(cli.out, o);
+            } else {
+                cli.out.println("Client: " + client);
+                cli.out.println("Server: " + (server != null ? server + " (" + serverNode + ")" : "unknown: " + unreachable));
+            }
             return ExitCodes.OK;
         }
     }

@@ -1,0 +1,66 @@
+package io.ballast.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ballast.common.Json;
+import io.ballast.node.NodeDaemon;
+import io.ballast.testing.MiniCluster;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `ballast version`, `ballast events --volume NAME` and `ballast events --follow`, against a real node. */
+class EventsAndVersionTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void versionEventsOfOneVolumeAndFollow() throws Exception {
+        try (MiniCluster c = MiniCluster.start(dir, 1)) {
+            c.awaitLeader();
+            String url = c.url(1);
+            CliRunner cli = new CliRunner();
+            assertThat(cli.run("volume", "create", "alpha", "--size", "64MiB", "--node", url).exit()).isZero();
+            assertThat(cli.run("volume", "create", "beta", "--size", "64MiB", "--node", url).exit()).isZero();
+
+            CliRunner.Result version = cli.run("version", "--node", url, "-o", "json");
+            JsonNode v = Json.newMapper().readTree(version.out());
+            assertThat(v.path("client").asText()).isEqualTo(NodeDaemon.VERSION);
+            assertThat(v.path("server").asText()).isEqualTo(NodeDaemon.VERSION);
+            assertThat(v.path("serverNode").asText()).isEqualTo("node-1");
+            // the client's version is printed even when no node answers
+            CliRunner.Result offline = cli.run("version", "--node", "http://127.0.0.1:1");
+            assertThat(offline.exit()).isZero();
+            assertThat(offline.out()).contains("Client: " + NodeDaemon.VERSION).contains("Server: unknown");
+
+            JsonNode alpha = Json.newMapper().readTree(cli.run("events", "--volume", "alpha", "--node", url, "-o", "json").out());
+            assertThat(alpha).isNotEmpty();
+            assertThat(alpha.findValuesAsText("subject")).containsOnly("alpha");
+            assertThat(alpha.findValuesAsText("type")).contains("volume-created");
+
+            // --follow prints what happens after it started, one JSON object a line, filtered
+            StringWriter out = new StringWriter();
+            Thread follower = Thread.ofVirtual().start(() -> BallastCli.run(
+                    new String[] {"events", "--follow", "--volume", "gamma", "--node", url, "-o", "json"},
+                    new PrintWriter(out, true), new PrintWriter(new StringWriter(), true), Map.of()));
+            try {
+                MiniCluster.await(Duration.ofSeconds(10), "follow started", () -> follower.isAlive());
+                assertThat(cli.run("volume", "create", "gamma", "--size", "64MiB", "--node", url).exit()).isZero();
+                assertThat(cli.run("volume", "create", "delta", "--size", "64MiB", "--node", url).exit()).isZero();
+                MiniCluster.await(Duration.ofSeconds(15), "gamma's creation followed",
+                        () -> out.toString().contains("\"volume-created\""));
+                for (String line : out.toString().strip().split("\n")) {
+                    assertThat(Json.newMapper().readTree(line).path("subject").asText()).isEqualTo("gamma");
+                }
+            } finally {
+                follower.interrupt();
+                follower.join(5000);
+            }
+        }
+    }
+}
