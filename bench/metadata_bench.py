@@ -3,7 +3,7 @@
 
 Starts three `bin/ballast node start` processes (node n1 bootstraps, n2 and n3 join it) on
 127.0.0.1 with their own ports (--base-port, default 7600: API base+1..3, NBD base+11..13, Raft
-base+21..23) and a private state directory, and measures through the REST API with keep-alive
+base+21..23, replication base+31..33) and a private state directory, and measures through the REST API with keep-alive
 connections:
 
   * volume create latency (POST /v1/volumes; answered once the volume is committed, see
@@ -107,7 +107,8 @@ class Cluster:
         d = os.path.join(self.home, nid)
         os.makedirs(d, exist_ok=True)
         cmd = [BALLAST, "node", "start", "--data-dir", d, "--node-id", nid, "--api-listen", self.api(i),
-               "--nbd-listen", f"127.0.0.1:{self.base + 10 + i}", "--raft-listen", f"127.0.0.1:{self.base + 20 + i}"]
+               "--nbd-listen", f"127.0.0.1:{self.base + 10 + i}", "--raft-listen", f"127.0.0.1:{self.base + 20 + i}",
+               "--replication-listen", f"127.0.0.1:{self.base + 30 + i}"]
         env = dict(os.environ, BALLAST_NO_BUILD="1")
         if join:
             cmd += ["--join", join]

@@ -2,10 +2,10 @@
 # Builds the Ballast node image without a registry, the way the test suite builds its images
 # (src/test/resources/io/ballast/integrations/docker/make-image.sh): a root file system assembled
 # from this Debian host's binaries and the libraries they load, imported with `docker import`.
-# Same contents and entrypoint as deploy/image/Dockerfile: a Java 25 runtime (jlink'ed from the
-# JDK here instead of the eclipse-temurin image), the jar and target/lib, the tools the attach
-# agent runs (nbdfuse, fusermount3, losetup, mount/umount, blkid, blockdev, mkfs.ext4, e2fsck,
-# resize2fs, mkfs.xfs, xfs_growfs), busybox for a shell.
+# Same contents and entrypoint as deploy/image/Dockerfile: the release that `mvn package` built
+# (target/release/ballast: bin/ballast, its jlink'ed Java runtime and the jars) in /opt/ballast, the
+# tools the attach agent runs (nbdfuse, fusermount3, losetup, mount/umount, blkid, blockdev,
+# mkfs.ext4, e2fsck, resize2fs, mkfs.xfs, xfs_growfs), bash for the launcher, busybox for a shell.
 #
 # Usage: deploy/image/build-offline.sh [--tag TAG] [--tar FILE]
 #   --tag TAG   image name (default ballast:0.1.0); docker import needs a running dockerd
@@ -14,8 +14,8 @@
 #               docker import --change 'ENTRYPOINT ["/usr/local/bin/ballast"]' ... FILE TAG
 #               (the --change options this script uses are printed at the end)
 # Needs (Debian packages): busybox-static libnbd-bin fuse3 e2fsprogs util-linux mount xfsprogs,
-# a JDK 25 with jlink (JAVA_HOME, default /usr/lib/jvm/temurin-25-jdk-amd64), and maven when
-# target/ has no jar yet.
+# and the release in target/release/ballast (`mvn -B -DskipTests package` builds it; a JDK 25 and
+# maven when it is missing).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,8 +30,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
-JAR="$ROOT/target/ballast-0.1.0-SNAPSHOT.jar"
+RELEASE="$ROOT/target/release/ballast"
 
 # --- what the image needs from this host -------------------------------------------------------
 # command -> Debian package that has it
@@ -49,7 +48,6 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   echo "build-offline.sh: missing tools; install them with: apt-get install -y $(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')" >&2
   exit 1
 fi
-[[ -x "$JAVA_HOME/bin/jlink" ]] || { echo "build-offline.sh: no jlink in JAVA_HOME=$JAVA_HOME (a JDK 25 is needed)" >&2; exit 1; }
 if [[ -z "$TAR" ]]; then
   DOCKER="${DOCKER:-docker}"
   # shellcheck disable=SC2086
@@ -59,32 +57,19 @@ if [[ -z "$TAR" ]]; then
   }
 fi
 
-# --- the jar ---------------------------------------------------------------------------------------
-if [[ ! -f "$JAR" || ! -d "$ROOT/target/lib" ]]; then
-  echo "build-offline.sh: building the jar (mvn package)..." >&2
-  (cd "$ROOT" && PATH="$JAVA_HOME/bin:$PATH" MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow" \
-    mvn -B -q -ntp -DskipTests package >&2)
+# --- the release -----------------------------------------------------------------------------------
+if [[ ! -x "$RELEASE/runtime/bin/java" ]]; then
+  echo "build-offline.sh: no release in $RELEASE; building it (mvn package)..." >&2
+  (cd "$ROOT" && export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}" && PATH="$JAVA_HOME/bin:$PATH" \
+    MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow" mvn -B -q -ntp -DskipTests package >&2)
 fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 R="$WORK/rootfs"
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,tmp,run,proc,sys,dev,csi,var/lib/ballast,opt/ballast/lib,opt/java}
-
-# --- Java runtime: only the modules Ballast and its libraries use ----------------------------------
-CP="$JAR:$(find "$ROOT/target/lib" -name '*.jar' | sort | tr '\n' ':')"
-MODULES="$("$JAVA_HOME/bin/jdeps" --ignore-missing-deps --multi-release 25 --print-module-deps \
-  --class-path "$CP" "$JAR" 2>/dev/null || true)"
-# jdeps does not see reflective and service-loaded use: add what the libraries load that way
-# (JMX for Ratis metrics, jdk.unsupported for Netty/gRPC, naming/DNS, zipfs).
-MODULES="${MODULES:+$MODULES,}java.base,java.logging,java.management,java.naming,java.net.http,java.sql,java.xml,jdk.unsupported,jdk.management,jdk.naming.dns,jdk.zipfs"
-"$JAVA_HOME/bin/jlink" --add-modules "$MODULES" --strip-debug --no-man-pages --no-header-files \
-  --output "$R/opt/java/openjdk"
-
-# --- Ballast -----------------------------------------------------------------------------------------
-cp "$JAR" "$R/opt/ballast/ballast.jar"
-cp "$ROOT"/target/lib/*.jar "$R/opt/ballast/lib/"
-install -m 0755 "$ROOT/deploy/image/ballast" "$R/usr/local/bin/ballast"
+mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,tmp,run,proc,sys,dev,csi,var/lib/ballast,opt}
+cp -a "$RELEASE" "$R/opt/ballast"
+ln -s /opt/ballast/bin/ballast "$R/usr/local/bin/ballast"
 
 # --- tools and the libraries they load ------------------------------------------------------------
 copy_with_libs() { # copies the binary to the same path in the root, plus what ldd lists
@@ -98,13 +83,15 @@ copy_with_libs() { # copies the binary to the same path in the root, plus what l
   done
 }
 cp "$(command -v busybox)" "$R/bin/busybox"
-for a in sh ls cat echo sleep df id ps true false kill grep wc sync mkdir rm ln cp mv env; do ln -sf busybox "$R/bin/$a"; done
+for a in sh ls cat echo sleep df id ps true false kill grep wc sync mkdir rm ln cp mv env readlink dirname; do ln -sf busybox "$R/bin/$a"; done
+ln -sf /bin/busybox "$R/usr/bin/env" # the launcher's #!/usr/bin/env bash
+copy_with_libs /bin/bash              # the launcher is a bash script (arrays)
 for t in "${!TOOLS[@]}"; do
   [[ "$t" == busybox ]] && continue
   copy_with_libs "$(PATH="$PATH:/usr/sbin:/sbin" command -v "$t")"
 done
 # the JVM's own native libraries (libz etc.) come from the host too
-find "$R/opt/java/openjdk" -name '*.so' -print0 | xargs -0 -n1 ldd 2>/dev/null \
+find "$R/opt/ballast/runtime" -name '*.so' -print0 | xargs -0 -n1 ldd 2>/dev/null \
   | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
   [[ -f "$lib" && ! -f "$R$lib" ]] || continue
   mkdir -p "$R$(dirname "$lib")"
@@ -118,7 +105,6 @@ echo 'hosts: files dns' > "$R/etc/nsswitch.conf"
 chmod 1777 "$R/tmp"
 
 CHANGES=(--change 'ENTRYPOINT ["/usr/local/bin/ballast"]' --change 'CMD ["--help"]'
-  --change 'ENV JAVA_HOME=/opt/java/openjdk'
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
   --change 'VOLUME /var/lib/ballast')
 if [[ -n "$TAR" ]]; then

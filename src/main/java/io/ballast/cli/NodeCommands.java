@@ -73,7 +73,8 @@ final class NodeCommands extends CommandGroup {
                 description = "Thin provisioning: provision up to capacity x RATIO (default: ${DEFAULT-VALUE})")
         double overcommit;
         @Option(names = "--replication-listen", paramLabel = "HOST:PORT",
-                description = "Where the replica server listens for engines on other nodes (default: the API's host, a free port, kept across restarts)")
+                description = "Where the replica server listens for engines on other nodes (default: the API's host and port + 20, "
+                        + "7420 with the default API address; with API port 0, a free port kept across restarts)")
         String replicationListen;
         @Option(names = "--resync-rate", paramLabel = "SIZE", defaultValue = "200MiB",
                 description = "Cap on resync/rebuild copy rate per volume, bytes per second (0: unlimited; default ${DEFAULT-VALUE})")

@@ -11,7 +11,8 @@ import java.nio.file.Path;
  * @param nbdListen null disables NBD over TCP
  * @param nbdSocket null means DATA/nbd.sock
  * @param replicationListen where the replica server listens for engines on other nodes; null means
- *     the API's host on a free port (the address is registered in the cluster metadata)
+ *     the API's host on the API port + 20 (see {@link #defaultReplicationListen}; the address is
+ *     registered in the cluster metadata)
  * @param engine tuning of the engines on this node (timeouts, resync and scrub rates); null: defaults
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
@@ -29,11 +30,32 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
             cluster = io.ballast.cluster.ClusterConfig.standalone("127.0.0.1:0");
         }
         if (replicationListen == null) {
-            replicationListen = new InetSocketAddress(apiListen == null ? "127.0.0.1" : apiListen.getHostString(), 0);
+            replicationListen = defaultReplicationListen(apiListen);
         }
         if (engine == null) {
             engine = DEFAULT_ENGINE;
         }
+    }
+
+    /** The replication port sits {@value #REPLICATION_PORT_OFFSET} above the API port: 7420 by default. */
+    public static final int REPLICATION_PORT_OFFSET = 20;
+
+    /**
+     * The API's host, on the API port + {@value #REPLICATION_PORT_OFFSET}: a fixed port a firewall can
+     * be opened for (7420 with the default API port), and distinct per node of a local cluster, whose
+     * API ports are consecutive. An API on port 0 (tests) gets port 0 here too: a free port, kept
+     * across restarts (node.ReplicationEngineHost).
+     */
+    static InetSocketAddress defaultReplicationListen(InetSocketAddress apiListen) {
+        if (apiListen == null) {
+            return new InetSocketAddress("127.0.0.1", 0);
+        }
+        int port = apiListen.getPort() == 0 ? 0 : apiListen.getPort() + REPLICATION_PORT_OFFSET;
+        if (port > 65535) {
+            throw BallastException.invalid("API port " + apiListen.getPort() + " leaves no replication port (API port + "
+                    + REPLICATION_PORT_OFFSET + "); give --replication-listen HOST:PORT");
+        }
+        return new InetSocketAddress(apiListen.getHostString(), port);
     }
 
     /** Engine defaults for a node: a slow background scrub (4 MiB/s) on top of the engine's own defaults. */

@@ -32,7 +32,7 @@ import picocli.CommandLine.Model.OptionSpec;
  * the driver name and StorageClass parameters ({@link CsiConstants}), the CSI socket paths the node
  * daemon, the registrar and the controller sidecars use, the options given to
  * {@code ballast node start} (from picocli's model of the real command), the Nomad job and volume,
- * and the image launcher's JVM options (equal to bin/ballast's). Parses files only; runs nothing.
+ * and that the image runs the release (bin/ballast and its runtime). Parses files only; runs nothing.
  */
 class ManifestsTest {
 
@@ -403,22 +403,25 @@ class ManifestsTest {
     // ---- image ----------------------------------------------------------------------------------
 
     @Test
-    void imageLauncherStartsNodesWithTheJvmOptionsOfBinBallast() throws IOException {
-        String defaults = "\\$\\{BALLAST_NODE_JAVA_OPTS:-([^}]*)}";
-        Matcher bin = Pattern.compile(defaults).matcher(Files.readString(ROOT.resolve("bin/ballast")));
-        Matcher image = Pattern.compile(defaults).matcher(Files.readString(IMAGE.resolve("ballast")));
-        assertThat(bin.find()).as("bin/ballast's node JVM defaults").isTrue();
-        assertThat(image.find()).as("deploy/image/ballast's node JVM defaults").isTrue();
-        assertThat(image.group(1)).isEqualTo(bin.group(1));
+    void theImageRunsTheReleaseAndItsLauncherNotASecondCopy() throws IOException {
+        // one launcher (bin/ballast) with the node's JVM defaults: the .deb and both image builds ship it
+        assertThat(IMAGE.resolve("ballast")).doesNotExist();
+        String dockerfile = Files.readString(IMAGE.resolve("Dockerfile"));
+        String offline = Files.readString(IMAGE.resolve("build-offline.sh"));
+        assertThat(dockerfile).contains("COPY target/release/ballast/ /opt/ballast/",
+                "ln -s /opt/ballast/bin/ballast /usr/local/bin/ballast");
+        assertThat(offline).contains("target/release/ballast", "ln -s /opt/ballast/bin/ballast \"$R/usr/local/bin/ballast\"");
+        assertThat(Files.readString(ROOT.resolve("packaging/build-release.sh")))
+                .contains("install -m 0755 \"$ROOT/bin/ballast\" \"$TREE/bin/ballast\"");
     }
 
     @Test
     void dockerfileAndOfflineBuildMakeTheSameImage() throws IOException {
         String dockerfile = Files.readString(IMAGE.resolve("Dockerfile"));
         String offline = Files.readString(IMAGE.resolve("build-offline.sh"));
-        assertThat(dockerfile).containsPattern("(?m)^FROM eclipse-temurin:25-jre\\s*$");
+        assertThat(dockerfile).containsPattern("(?m)^FROM debian:bookworm-slim\\s*$"); // the release brings its Java
         assertThat(dockerfile).contains("ENTRYPOINT [\"/usr/local/bin/ballast\"]");
-        assertThat(offline).contains("ENTRYPOINT [\"/usr/local/bin/ballast\"]", "docker import", "/opt/java/openjdk");
+        assertThat(offline).contains("ENTRYPOINT [\"/usr/local/bin/ballast\"]", "docker import", "/opt/ballast/runtime");
         // every Debian package the Dockerfile installs is one the offline build takes its tools from
         Matcher install = Pattern.compile("apt-get install[^\\n]*\\\\\\n\\s*([^\\n]+)").matcher(dockerfile);
         assertThat(install.find()).isTrue();
