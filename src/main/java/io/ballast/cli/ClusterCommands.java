@@ -97,8 +97,8 @@ final class ClusterCommands {
 
         @Override
         public Integer call() {
-            client().post("/v1/nodes/" + id + "/cordon", null);
-            parent.cli.err.println("cordoned " + id);
+            JsonNode n = client().post("/v1/nodes/" + id + "/cordon", null);
+            output.done(parent.cli.out, parent.cli.err, n, "cordoned " + id);
             return ExitCodes.OK;
         }
     }
@@ -110,8 +110,8 @@ final class ClusterCommands {
 
         @Override
         public Integer call() {
-            client().post("/v1/nodes/" + id + "/uncordon", null);
-            parent.cli.err.println("uncordoned " + id);
+            JsonNode n = client().post("/v1/nodes/" + id + "/uncordon", null);
+            output.done(parent.cli.out, parent.cli.err, n, "uncordoned " + id);
             return ExitCodes.OK;
         }
     }
@@ -148,7 +148,7 @@ final class ClusterCommands {
         @Override
         public Integer call() {
             client().delete("/v1/nodes/" + id + (force ? "?force=true" : ""));
-            parent.cli.err.println("removed " + id);
+            output.done(parent.cli.out, parent.cli.err, Output.result("removed", "node", id), "removed " + id);
             return ExitCodes.OK;
         }
     }

@@ -25,6 +25,28 @@ public final class Output {
             description = "Output format: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE})")
     Format format = Format.human;
 
+    /**
+     * A verb's result: with {@code -o json} the object on stdout (so every verb can be scripted), else
+     * {@code human} on stderr, as the verbs without a listing always did.
+     */
+    void done(PrintWriter out, PrintWriter err, JsonNode result, String human) {
+        if (json()) {
+            printJson(out, result);
+        } else {
+            err.println(human);
+        }
+    }
+
+    /** A result object: {@code "action": action} plus the given key/value pairs. */
+    static com.fasterxml.jackson.databind.node.ObjectNode result(String action, String... keyValues) {
+        var o = PRETTY.createObjectNode();
+        o.put("action", action);
+        for (int i = 0; i + 1 < keyValues.length; i += 2) {
+            o.put(keyValues[i], keyValues[i + 1]);
+        }
+        return o;
+    }
+
     boolean json() {
         return format == Format.json;
     }

@@ -115,7 +115,8 @@ final class SnapshotCommands extends CommandGroup {
         @Override
         public Integer call() {
             client().delete(path(volume, snapshot));
-            cli().err.println("deleted snapshot " + volume + "@" + snapshot);
+            output.done(cli().out, cli().err, Output.result("deleted", "volume", volume, "snapshot", snapshot),
+                    "deleted snapshot " + volume + "@" + snapshot);
             return ExitCodes.OK;
         }
     }

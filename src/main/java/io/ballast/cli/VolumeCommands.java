@@ -292,7 +292,7 @@ final class VolumeCommands extends CommandGroup {
         @Override
         public Integer call() {
             client().delete(path(name));
-            cli().err.println("deleted volume " + name);
+            output.done(cli().out, cli().err, Output.result("deleted", "volume", name), "deleted volume " + name);
             return ExitCodes.OK;
         }
     }

@@ -14,7 +14,7 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** `ballast version`, `ballast events --volume NAME` and `ballast events --follow`, against a real node. */
+/** `ballast version`, `events --volume NAME`, `events --follow` and `-o json` on verbs, against a real node. */
 class EventsAndVersionTest {
     @TempDir
     Path dir;
@@ -61,6 +61,17 @@ class EventsAndVersionTest {
                 follower.interrupt();
                 follower.join(5000);
             }
+
+            // verbs without a listing print a result object with -o json (stdout), a line otherwise (stderr)
+            CliRunner.Result cordon = cli.run("node", "cordon", "node-1", "--node", url, "-o", "json");
+            assertThat(Json.newMapper().readTree(cordon.out()).path("cordoned").asBoolean()).isTrue();
+            CliRunner.Result uncordon = cli.run("node", "uncordon", "node-1", "--node", url);
+            assertThat(uncordon.out()).isEmpty();
+            assertThat(uncordon.err()).contains("uncordoned node-1");
+            CliRunner.Result deleted = cli.run("volume", "delete", "beta", "--node", url, "-o", "json");
+            JsonNode d = Json.newMapper().readTree(deleted.out());
+            assertThat(d.path("action").asText()).isEqualTo("deleted");
+            assertThat(d.path("volume").asText()).isEqualTo("beta");
         }
     }
 }
