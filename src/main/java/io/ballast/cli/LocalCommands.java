@@ -330,19 +330,8 @@ final class LocalCommands {
             out.println("Volumes:   " + volumes.size() + " (" + vs.path("healthy").asInt() + " healthy, " + vs.path("degraded").asInt()
                     + " degraded, " + vs.path("unavailable").asInt() + " unavailable"
                     + (vs.path("creating").asInt() > 0 ? ", " + vs.path("creating").asInt() + " creating" : "") + ")");
-            java.util.List<java.util.List<String>> rows = new ArrayList<>();
-            for (JsonNode v : volumes) {
-                JsonNode a = v.path("attachment");
-                String state = a.isNull() || a.isMissingNode() ? "-"
-                        : (a.path("mountDir").isNull() || a.path("mountDir").isMissingNode() ? "attached" : "mounted on " + a.path("mountDir").asText())
-                        + " (" + a.path("nodeId").asText() + ")";
-                List<String> on = new ArrayList<>();
-                v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
-                rows.add(List.of("  " + v.path("name").asText(), Output.size(v.path("sizeBytes")),
-                        Output.size(v.path("allocatedBytes")), state, Output.text(v.path("health")), String.join(",", on)));
-            }
-            if (!rows.isEmpty()) {
-                Output.table(out, List.of("  NAME", "SIZE", "ALLOCATED", "ATTACHMENT", "HEALTH", "REPLICAS"), rows);
+            if (!volumes.isEmpty()) {
+                VolumeCommands.printTable(out, volumes, output.wide(), "  ");
             }
             return ExitCodes.OK;
         }

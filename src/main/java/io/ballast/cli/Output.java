@@ -15,7 +15,8 @@ import picocli.CommandLine.Option;
 public final class Output {
     static final ObjectMapper PRETTY = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-    public enum Format { human, json }
+    /** {@code wide}: the human table with more columns. */
+    public enum Format { human, wide, json }
 
     @Option(names = "--node", paramLabel = "URL",
             description = "Node API URL (default: $BALLAST_NODE, else the node started by `ballast up`, else http://127.0.0.1:7400)")
@@ -45,6 +46,10 @@ public final class Output {
             o.put(keyValues[i], keyValues[i + 1]);
         }
         return o;
+    }
+
+    boolean wide() {
+        return format == Format.wide;
     }
 
     boolean json() {

@@ -134,18 +134,41 @@ final class VolumeCommands extends CommandGroup {
                 Output.printJson(cli().out, vols);
                 return ExitCodes.OK;
             }
-            List<List<String>> rows = new ArrayList<>();
-            for (JsonNode v : vols) {
-                JsonNode a = v.path("attachment");
-                String attached = a.isNull() || a.isMissingNode() ? "-"
-                        : a.path("mountDir").isNull() ? "yes" : Output.text(a.path("mountDir"));
-                rows.add(List.of(Output.text(v.path("name")), Output.size(v.path("sizeBytes")),
-                        Output.size(v.path("allocatedBytes")), attached, Output.text(v.path("connections")),
-                        Output.instant(v.path("createdAt"))));
-            }
-            Output.table(cli().out, List.of("NAME", "SIZE", "ALLOCATED", "ATTACHED", "CONNECTIONS", "CREATED"), rows);
+            printTable(cli().out, vols, output.wide(), "");
             return ExitCodes.OK;
         }
+    }
+
+    /**
+     * The one volume table (`volume list`, `status`): NAME SIZE ALLOCATED HEALTH REPLICAS NODE MOUNT,
+     * and with {@code -o wide} also CONNECTIONS MIN-IN-SYNC EPOCH CREATED. NODE is where the volume is
+     * attached; REPLICAS the nodes holding its replicas.
+     */
+    static void printTable(java.io.PrintWriter out, JsonNode vols, boolean wide, String indent) {
+        List<List<String>> rows = new ArrayList<>();
+        for (JsonNode v : vols) {
+            JsonNode a = v.path("attachment");
+            boolean attached = !(a.isNull() || a.isMissingNode());
+            JsonNode mount = a.path("mountDir");
+            List<String> on = new ArrayList<>();
+            v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
+            int wanted = v.path("repl").asInt(on.size());
+            List<String> row = new ArrayList<>(List.of(indent + Output.text(v.path("name")), Output.size(v.path("sizeBytes")),
+                    Output.size(v.path("allocatedBytes")), Output.text(v.path("health")),
+                    (on.isEmpty() ? "-" : String.join(",", on)) + (on.size() < wanted ? " (" + on.size() + "/" + wanted + ")" : ""),
+                    attached ? Output.text(a.path("nodeId")) : "-",
+                    attached && !mount.isNull() && !mount.isMissingNode() ? mount.asText() : "-"));
+            if (wide) {
+                row.addAll(List.of(Output.text(v.path("connections")), Output.text(v.path("minInSync")),
+                        Output.text(v.path("epoch")), Output.instant(v.path("createdAt"))));
+            }
+            rows.add(row);
+        }
+        List<String> header = new ArrayList<>(List.of(indent + "NAME", "SIZE", "ALLOCATED", "HEALTH", "REPLICAS", "NODE", "MOUNT"));
+        if (wide) {
+            header.addAll(List.of("CONNECTIONS", "MIN-IN-SYNC", "EPOCH", "CREATED"));
+        }
+        Output.table(out, header, rows);
     }
 
     @Command(name = "inspect", description = "Show a volume in detail.")
