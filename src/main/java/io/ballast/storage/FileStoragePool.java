@@ -878,6 +878,33 @@ public final class FileStoragePool implements StoragePool {
                 LayerChains.changedRegionsSince(layersDir, m, chain, sinceGeneration));
     }
 
+    /**
+     * The blocks of snapshot {@code snapshotUuid}'s view that differ from snapshot {@code baseUuid}'s (an
+     * older snapshot of the same volume), or, {@code baseUuid} null, the blocks holding data in it; one
+     * page ({@link LayerChains#changedBlocks}). INVALID_ARGUMENT when the base is not older.
+     */
+    /**
+     * One page of changed blocks: {@code extents} merged, in offset order, clipped to the view's size;
+     * {@code nextOffsetBytes} where the next page starts, or -1 when this is the last.
+     */
+    public record BlockPage(List<Extent> extents, long nextOffsetBytes) {}
+
+    public BlockPage snapshotChangedBlocks(String name, String snapshotUuid, String baseUuid, long startOffsetBytes,
+            int maxExtents) {
+        return onSnapshotChain(name, snapshotUuid, "diff", (m, layersDir, chain) -> {
+            int baseLayers = 0;
+            if (baseUuid != null) {
+                VolumeMeta.SnapshotMeta base = m.snapshot(baseUuid).orElseThrow(() -> BallastException.notFound(
+                        "volume '" + name + "' has no snapshot " + baseUuid));
+                baseLayers = chain.indexOf(base.layer()) + 1;
+                if (baseLayers == 0) {
+                    throw BallastException.invalid("the base snapshot must be older than the snapshot it is compared with");
+                }
+            }
+            return LayerChains.changedBlocks(layersDir, m, chain, baseLayers, startOffsetBytes, maxExtents);
+        });
+    }
+
     private interface ChainOp<T> {
         T run(VolumeMeta m, Path layersDir, List<String> bottomFirst) throws IOException;
     }
