@@ -469,23 +469,8 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    /** {@code 500ms}, {@code 90s}, {@code 10m}, {@code 1h}, or plain seconds. */
+    /** {@code 500ms}, {@code 90s}, {@code 10m}, {@code 1h}, {@code 2d}, or plain seconds. */
     static long durationMs(String s, String option) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)?").matcher(s.strip());
-        if (!m.matches()) {
-            throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is not a duration; use e.g. 90s, 10m or 1h");
-        }
-        String unit = m.group(2) == null ? "s" : m.group(2);
-        long unitMs = switch (unit) {
-            case "ms" -> 1;
-            case "s" -> 1000;
-            case "m" -> 60_000;
-            default -> 3_600_000;
-        };
-        try {
-            return Math.multiplyExact(Long.parseLong(m.group(1)), unitMs);
-        } catch (ArithmeticException | NumberFormatException e) {
-            throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is too long");
-        }
+        return io.ballast.common.Durations.parseMs(s, option);
     }
 }
