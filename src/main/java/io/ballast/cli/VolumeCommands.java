@@ -344,7 +344,7 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    @Command(name = "verify", description = "Compare the in-sync replicas of an attached volume region by region.")
+    @Command(name = "verify", description = "Compare the in-sync replicas of an attached volume region by region, and each snapshot's copies.")
     static final class Verify extends Base {
         @Parameters(paramLabel = "NAME")
         String name;
@@ -359,7 +359,7 @@ final class VolumeCommands extends CommandGroup {
                 JsonNode rep = r.path("report");
                 List<String> nodes = new ArrayList<>();
                 rep.path("replicas").forEach(n -> nodes.add(n.asText()));
-                if (identical) {
+                if (rep.path("identical").asBoolean(identical)) {
                     cli().out.println("identical (" + rep.path("regionsCompared").asLong() + " regions compared on "
                             + String.join(", ", nodes) + ")");
                 } else {
@@ -370,6 +370,13 @@ final class VolumeCommands extends CommandGroup {
                         d.path("digestsByNode").properties().forEach(en -> digests.add(en.getKey() + "=" + en.getValue().asText()));
                         cli().out.println("  region " + d.path("region").asLong() + ": " + String.join(" ", digests));
                     }
+                }
+                for (JsonNode sv : r.path("snapshots")) {
+                    List<String> copies = new ArrayList<>();
+                    sv.path("replicas").forEach(c -> copies.add(c.path("nodeId").asText() + (c.path("sha256").isTextual()
+                            ? "" : " (" + c.path("error").asText() + ")")));
+                    cli().out.println("snapshot " + sv.path("snapshot").asText() + ": "
+                            + (sv.path("identical").asBoolean() ? "identical on " : "DIFFERENT among ") + String.join(", ", copies));
                 }
             }
             return identical ? ExitCodes.OK : ExitCodes.REPLICAS_DIFFER;

@@ -1089,6 +1089,38 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return view(require(volume));
     }
 
+    /** This node's copy of a snapshot: its SHA-256 (hex). NOT_FOUND when this node's replica does not hold it. */
+    public String localSnapshotSha256(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        VolumeRecord v = require(volume);
+        SnapshotRecord s = requireSnapshot(volume, snapshot);
+        if (!(pool instanceof FileStoragePool fp) || !ledger.holds(volume, v.uuid()) || !fp.hasSnapshot(volume, s.uuid())) {
+            throw BallastException.notFound("node " + member.nodeId() + " does not hold snapshot " + volume + "@" + snapshot);
+        }
+        return java.util.HexFormat.of().formatHex(fp.snapshotSha256(volume, s.uuid()));
+    }
+
+    /** A node the metadata lists as holding a snapshot; {@code node} null when it is no longer a member. */
+    public record Holder(String nodeId, NodeRecord node, boolean self) {}
+
+    /** The holders of the snapshot (what a snapshot verify asks). */
+    public List<Holder> snapshotHolders(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        require(volume);
+        return requireSnapshot(volume, snapshot).nodes().stream()
+                .map(n -> new Holder(n, member.state().node(n).orElse(null), n.equals(member.nodeId()))).toList();
+    }
+
+    /** The names of the volume's snapshots, oldest first. */
+    public List<String> snapshotNames(String volume) {
+        return member.state().snapshots(volume).stream().sorted(java.util.Comparator.comparing((SnapshotRecord x) ->
+                Instant.parse(x.createdAt()))).map(SnapshotRecord::name).toList();
+    }
+
     /** Extents per page the changed-blocks call answers at most. */
     public static final int MAX_CHANGED_EXTENTS = 10_000;
 

@@ -33,6 +33,15 @@ public final class ApiTypes {
 
     public record ScheduleList(java.util.List<ScheduleView> schedules) {}
 
+    /** One replica's copy of a snapshot: its SHA-256, or why it could not be read. */
+    public record SnapshotCopy(String nodeId, String sha256, String error) {}
+
+    /**
+     * GET /v1/volumes/{name}/snapshots/{snap}/verify: {@code identical} when every holder answered with
+     * the same digest.
+     */
+    public record SnapshotVerify(String volume, String snapshot, boolean identical, java.util.List<SnapshotCopy> replicas) {}
+
     /** One extent of changed blocks. */
     public record BlockExtent(long offsetBytes, long lengthBytes) {}
 
@@ -54,7 +63,8 @@ public final class ApiTypes {
     public record ResizeRequest(JsonNode size) {}
 
     /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
-    public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report) {}
+    public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report,
+            java.util.List<SnapshotVerify> snapshots) {}
 
     public record AttachResponse(String volume, String uri, String unixUri, String method, String device,
             String mount, String attachedAt) {

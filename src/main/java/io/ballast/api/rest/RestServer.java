@@ -257,6 +257,9 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("changed-blocks")) {
             return "/v1/volumes/{name}/snapshots/{snap}/changed-blocks";
         }
+        if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("verify")) {
+            return "/v1/volumes/{name}/snapshots/{snap}/verify";
+        }
         if (seg.length == 5 && seg[4].equals("snapshot-schedule")) return "/v1/volumes/{name}/snapshot-schedule";
         return "unknown";
     }
@@ -299,6 +302,16 @@ public final class RestServer implements AutoCloseable {
         }
         if (route.equals("/v1/volumes/{name}/snapshots/{snap}/changed-blocks")) {
             return changedBlocks(name, seg[5], queryOf(ex));
+        }
+        if (route.equals("/v1/volumes/{name}/snapshots/{snap}/verify")) {
+            if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
+                throw BallastException.invalid("snapshots need a cluster node");
+            }
+            if ("true".equals(queryOf(ex).get("local"))) {
+                return new Reply(200, new ApiTypes.SnapshotCopy(cvs.nodeId(), cvs.localSnapshotSha256(name, seg[5]), null));
+            }
+            ApiTypes.SnapshotVerify v = verifySnapshot(cvs, name, seg[5]);
+            return new Reply(200, v);
         }
         if (route.startsWith("/v1/cluster") || route.startsWith("/v1/nodes") || route.equals("/v1/events")) {
             if (cluster == null) {
@@ -455,6 +468,32 @@ public final class RestServer implements AutoCloseable {
         };
     }
 
+    /** Each holder's digest of the snapshot: this node's own, the others' through their API ({@code ?local}). */
+    private ApiTypes.SnapshotVerify verifySnapshot(io.ballast.control.ClusterVolumeService cvs, String volume, String snap) {
+        List<ApiTypes.SnapshotCopy> copies = new java.util.ArrayList<>();
+        for (io.ballast.control.ClusterVolumeService.Holder h : cvs.snapshotHolders(volume, snap)) {
+            try {
+                String sha;
+                if (h.self()) {
+                    sha = cvs.localSnapshotSha256(volume, snap);
+                } else if (h.node() == null) {
+                    throw new BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "node " + h.nodeId() + " is not a member any more");
+                } else {
+                    sha = peers.call(h.node(), "GET", "/v1/volumes/" + volume + "/snapshots/" + snap + "/verify?local", null)
+                            .path("sha256").asText();
+                }
+                copies.add(new ApiTypes.SnapshotCopy(h.nodeId(), sha, null));
+            } catch (BallastException e) {
+                boolean down = e.code() == io.ballast.common.ErrorCode.UNAVAILABLE;
+                copies.add(new ApiTypes.SnapshotCopy(h.nodeId(), null, (down ? "unreachable: " : "") + e.getMessage()));
+            }
+        }
+        // a holder that is down is not compared (and says so); any other failure (a bad CRC, a copy missing) is a difference
+        boolean identical = copies.stream().noneMatch(c -> c.sha256() == null && !c.error().startsWith("unreachable: "))
+                && copies.stream().map(ApiTypes.SnapshotCopy::sha256).filter(java.util.Objects::nonNull).distinct().count() == 1;
+        return new ApiTypes.SnapshotVerify(volume, snap, identical, copies);
+    }
+
     /** Computed where both snapshots are held: here, or asked once of a node that holds them. */
     private Reply changedBlocks(String name, String snap, java.util.Map<String, String> query) {
         if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
@@ -490,7 +529,12 @@ public final class RestServer implements AutoCloseable {
         }
         return switch (cvs.verify(name)) {
             case io.ballast.control.ClusterVolumeService.Verify.Here(var report) ->
-                    new Reply(200, new ApiTypes.VerifyResponse(name, nodeIdOf(report), report.identical(), report));
+            {
+                // the snapshots too: each one's copies on the nodes that hold it
+                List<ApiTypes.SnapshotVerify> snaps = cvs.snapshotNames(name).stream().map(s -> verifySnapshot(cvs, name, s)).toList();
+                yield new Reply(200, new ApiTypes.VerifyResponse(name, nodeIdOf(report),
+                        report.identical() && snaps.stream().allMatch(ApiTypes.SnapshotVerify::identical), report, snaps));
+            }
             case io.ballast.control.ClusterVolumeService.Verify.Elsewhere(var nodeId, var apiUrl) -> {
                 if ("1".equals(query.get("proxied")) || apiUrl == null) {
                     throw BallastException.conflict("volume " + name + " is attached on " + nodeId
