@@ -147,6 +147,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         }
         volumes.startReconciler();
         scheduler.start();
+        backups.startSweeper(java.time.InstantSource.system(), 60_000);
 
         writeNodeFiles();
     }
@@ -219,6 +220,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
     public VolumeService volumes() {
         return volumes;
+    }
+
+    public io.ballast.backup.BackupService backups() {
+        return backups;
     }
 
     public io.ballast.cluster.ClusterMember member() {
