@@ -281,6 +281,7 @@ public final class BackupService implements AutoCloseable {
             try {
                 cluster.deleteSnapshot(s.volume(), s.name());
                 deleted.add(key);
+                io.ballast.metrics.SnapshotMetrics.orphanBackupSnapshotDeleted();
                 log.atInfo().addKeyValue("volume", s.volume()).addKeyValue("snapshot", s.name())
                         .log("deleted a snapshot a backup cut for itself and left behind (its node stopped during the backup)");
             } catch (RuntimeException e) {

@@ -128,12 +128,14 @@ public final class SnapshotScheduler implements AutoCloseable {
             return null; // another node claimed it, or the schedule is gone
         }
         String error = null;
+        long startNs = System.nanoTime();
         try {
             volumes.cutSnapshot(s.volume(), name);
         } catch (RuntimeException e) {
             error = e.getMessage();
         }
         List<String> deleted = error == null ? retain(s.volume(), s.keep()) : List.of();
+        io.ballast.metrics.SnapshotMetrics.scheduledRun(error == null, deleted.size(), System.nanoTime() - startNs);
         try {
             member.raft().submit(new Command.FinishScheduledSnapshot(clock.instant().toString(), s.volume(), name, error, deleted));
         } catch (BallastException e) {
