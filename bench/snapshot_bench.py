@@ -61,6 +61,42 @@ def percentile(values, p):
     return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
 
 
+def create_under_load(api, uri, size, count):
+    load = {}
+
+    def writer():
+        load["job"] = fio(uri, ["--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=%d" % size], runtime=max(5, count // 2 + 10))
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(3)  # fio connected and writing
+    lat_ms = []
+    for i in range(count):
+        t0 = time.monotonic()
+        call(api, "POST", "/v1/volumes/load/snapshots", {"name": "s%d" % i})
+        lat_ms.append((time.monotonic() - t0) * 1000)
+        time.sleep(0.2)
+    t.join()
+    return lat_ms, load["job"]["write"]["iops"]
+
+
+def reads_through_chain(api, uris, size, a):
+    for name in ("flat", "deep"):
+        fio(uris[name], ["--rw=write", "--bs=1M", "--iodepth=8", "--size=%d" % size])
+    blocks = size // 4096
+    for i in range(a.snapshots):
+        for name in ("flat", "deep"):
+            # the same 1 % rewritten on both (same seed), so only the chain differs
+            fio(uris[name], ["--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=%d" % size,
+                             "--number_ios=%d" % max(1, blocks // 100), "--randseed=%d" % (100 + i)])
+        call(api, "POST", "/v1/volumes/deep/snapshots", {"name": "d%d" % i})
+    reads = {"flat": [], "deep": []}
+    for _ in range(a.reps):
+        for name in ("flat", "deep"):
+            reads[name].append(fio(uris[name], ["--rw=randread", "--bs=4k", "--iodepth=32", "--size=%d" % size],
+                                   runtime=a.runtime)["read"]["iops"])
+    return statistics.median(reads["flat"]), statistics.median(reads["deep"]), reads
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="256MiB")
@@ -68,6 +104,7 @@ def main():
     ap.add_argument("--snapshots", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--runtime", type=int, default=10)
+    ap.add_argument("--parts", default="create,reads", help="create, reads or both (comma separated)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "snapshots.md"))
     a = ap.parse_args()
     size = parse_size(a.size)
@@ -81,45 +118,22 @@ def main():
             call(api, "POST", "/v1/volumes", {"name": name, "size": size, "repl": 3})
             uris[name] = call(api, "POST", "/v1/volumes/%s/attach" % name, {})["uri"]
 
-        # 1. snapshot create under write load
-        fio(uris["load"], ["--rw=write", "--bs=1M", "--iodepth=8", "--size=%d" % size])
-        stop = threading.Event()
-        load = {}
-
-        def writer():
-            load["job"] = fio(uris["load"], ["--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=%d" % size],
-                              runtime=max(5, a.count // 2 + 10))
-        t = threading.Thread(target=writer)
-        t.start()
-        time.sleep(3)  # fio connected and writing
-        lat_ms = []
-        for i in range(a.count):
-            t0 = time.monotonic()
-            call(api, "POST", "/v1/volumes/load/snapshots", {"name": "s%d" % i})
-            lat_ms.append((time.monotonic() - t0) * 1000)
-            time.sleep(0.2)
-        t.join()
-        write_iops = load["job"]["write"]["iops"]
-
-        # 2. reads through 100 snapshots vs none
-        for name in ("flat", "deep"):
-            fio(uris[name], ["--rw=write", "--bs=1M", "--iodepth=8", "--size=%d" % size])
-        blocks = size // 4096
-        for i in range(a.snapshots):
-            for name in ("flat", "deep"):
-                # the same 1 % rewritten on both, so only the chain differs
-                fio(uris[name], ["--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=%d" % size,
-                                 "--number_ios=%d" % max(1, blocks // 100), "--randseed=%d" % (100 + i)])
-            call(api, "POST", "/v1/volumes/deep/snapshots", {"name": "d%d" % i})
-        reads = {"flat": [], "deep": []}
-        for _ in range(a.reps):
-            for name in ("flat", "deep"):
-                reads[name].append(fio(uris[name], ["--rw=randread", "--bs=4k", "--iodepth=32", "--size=%d" % size],
-                                       runtime=a.runtime)["read"]["iops"])
-        flat = statistics.median(reads["flat"])
-        deep = statistics.median(reads["deep"])
+        parts = a.parts.split(",")
+        lat_ms, idle_ms, write_iops, flat, deep, reads = [0], [0], 0, 1, 0, {"flat": [], "deep": []}
+        # 1. snapshot create under write load (and, first, on the idle volume: the baseline)
+        if "create" in parts:
+            fio(uris["load"], ["--rw=write", "--bs=1M", "--iodepth=8", "--size=%d" % size])
+            idle_ms = []
+            for i in range(10):
+                t0 = time.monotonic()
+                call(api, "POST", "/v1/volumes/load/snapshots", {"name": "idle%d" % i})
+                idle_ms.append((time.monotonic() - t0) * 1000)
+            lat_ms, write_iops = create_under_load(api, uris["load"], size, a.count)
+        if "reads" in parts:
+            flat, deep, reads = reads_through_chain(api, uris, size, a)
     finally:
         ballast(home, "down", "--timeout", "10")
+
 
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     load1 = os.getloadavg()[0]
@@ -133,12 +147,14 @@ def main():
         "",
         "| measurement | result | target |",
         "|---|---|---|",
+        "| snapshot create on the idle attached volume (10 creates): p50 / p99 / max | %.0f / %.0f / %.0f ms | — |"
+        % (percentile(idle_ms, 50), percentile(idle_ms, 99), max(idle_ms)),
         "| snapshot create under 4k randwrite QD16 (%d creates): p50 / p99 / max | %.0f / %.0f / %.0f ms | p99 < 50 ms |"
         % (a.count, percentile(lat_ms, 50), percentile(lat_ms, 99), max(lat_ms)),
         "| fio write IOPS during the creates | %.0f | — |" % write_iops,
         "| 4k randread QD32, no snapshot (median of %d) | %.0f IOPS | — |" % (a.reps, flat),
         "| 4k randread QD32, %d snapshots (median of %d) | %.0f IOPS | — |" % (a.snapshots, a.reps, deep),
-        "| %d snapshots / none | %.2f | >= 0.9 |" % (a.snapshots, deep / flat),
+        "| %d snapshots / none | %.2f | >= 0.9 |" % (a.snapshots, deep / flat if flat else 0),
         "",
         "Runs: flat %s, deep %s IOPS." % (", ".join("%.0f" % x for x in reads["flat"]),
                                           ", ".join("%.0f" % x for x in reads["deep"])),

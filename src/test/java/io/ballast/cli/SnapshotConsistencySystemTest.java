@@ -260,7 +260,8 @@ class SnapshotConsistencySystemTest {
                 return null; // the node died under the request
             }
         }, threads);
-        Thread.sleep(new Random().nextInt(5, 30)); // lands the kill somewhere inside the cut, not a synchronisation
+        // a create takes tens to hundreds of ms here: the kill lands before, inside or after the cut (not a synchronisation)
+        Thread.sleep(new Random().nextInt(5, 400));
         stop.set(true);
         killed.set(true);
         kill9(1);
