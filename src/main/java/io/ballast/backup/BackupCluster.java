@@ -69,4 +69,25 @@ public interface BackupCluster {
     default Map<String, String> environment() {
         return System.getenv();
     }
+
+    /** A snapshot of the cluster: {@code createdAt} ISO-8601. */
+    record SnapshotEntry(String volume, String name, String createdAt) {}
+
+    /** Whether this node leads the cluster (the one node that sweeps orphan backup snapshots). */
+    default boolean leads() {
+        return false;
+    }
+
+    /** Every snapshot of the cluster. */
+    default List<SnapshotEntry> snapshots() {
+        return List.of();
+    }
+
+    /**
+     * The snapshots ({@code volume@name}) that running backup jobs on the other members hold; throws
+     * UNAVAILABLE when a member that is not down does not answer (its jobs are unknown).
+     */
+    default java.util.Set<String> snapshotsHeldElsewhere() {
+        return java.util.Set.of();
+    }
 }

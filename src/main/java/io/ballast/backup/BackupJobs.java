@@ -30,8 +30,9 @@ public final class BackupJobs implements AutoCloseable {
     public record Failure(String code, String message) {}
 
     /** {@code state}: running, succeeded, failed. */
+    /** {@code snapshot}: the snapshot the job cut for itself and deletes when it ends (null: none). */
     public record View(String id, String operation, String volume, String target, String state, String startedAt, String finishedAt,
-            Progress.View progress, Object result, Failure error) {}
+            Progress.View progress, Object result, Failure error, String snapshot) {}
 
     public static final class Job {
         final String id;
@@ -42,9 +43,11 @@ public final class BackupJobs implements AutoCloseable {
         final String startedAt = Instant.now().toString();
         final CompletableFuture<Object> done = new CompletableFuture<>();
         volatile String finishedAt;
+        final String snapshot;
 
-        Job(String id, String operation, String volume, String target) {
+        Job(String id, String operation, String volume, String target, String snapshot) {
             this.id = id;
+            this.snapshot = snapshot;
             this.operation = operation;
             this.volume = volume;
             this.target = target;
@@ -70,14 +73,19 @@ public final class BackupJobs implements AutoCloseable {
                     Thread.currentThread().interrupt();
                 }
             }
-            return new View(id, operation, volume, target, state, startedAt, finishedAt, progress.view(), result, error);
+            return new View(id, operation, volume, target, state, startedAt, finishedAt, progress.view(), result, error, snapshot);
         }
     }
 
     Job start(String operation, String volume, String target, Work work) {
+        return start(operation, volume, target, null, work);
+    }
+
+    /** {@code snapshot}: the snapshot the job holds (listed in its view, so sweeps of orphans leave it alone). */
+    Job start(String operation, String volume, String target, String snapshot, Work work) {
         byte[] r = new byte[6];
         ThreadLocalRandom.current().nextBytes(r);
-        Job job = new Job("job-" + HexFormat.of().formatHex(r), operation, volume, target);
+        Job job = new Job("job-" + HexFormat.of().formatHex(r), operation, volume, target, snapshot);
         synchronized (jobs) {
             jobs.put(job.id, job);
             prune();
@@ -120,6 +128,19 @@ public final class BackupJobs implements AutoCloseable {
             throw BallastException.notFound("no backup job " + id + " on this node (jobs live on the node that runs them)");
         }
         return j.view();
+    }
+
+    /** The snapshots running jobs hold, as {@code volume@snapshot}. */
+    public java.util.Set<String> heldSnapshots() {
+        synchronized (jobs) {
+            java.util.Set<String> out = new java.util.HashSet<>();
+            for (Job j : jobs.values()) {
+                if (j.snapshot != null && !j.done.isDone()) {
+                    out.add(j.volume + "@" + j.snapshot);
+                }
+            }
+            return out;
+        }
     }
 
     public List<View> views() {

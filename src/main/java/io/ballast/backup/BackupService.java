@@ -227,19 +227,88 @@ public final class BackupService implements AutoCloseable {
             }, null, waitDone);
         }
         String snapshot = AUTO_SNAPSHOT_PREFIX + id;
-        cluster.createSnapshot(volume, snapshot);
-        BackupSource source;
+        cutting.add(volume + "@" + snapshot); // held from before the cut until its job holds it
         try {
-            source = cluster.locateSnapshot(volume, snapshot).source();
-            if (source == null) {
-                throw new BallastException(ErrorCode.UNAVAILABLE, "this node's replica of " + volume
-                        + " did not take the backup's snapshot (it left the in-sync set during the cut); try again");
+            cluster.createSnapshot(volume, snapshot);
+            BackupSource source;
+            try {
+                source = cluster.locateSnapshot(volume, snapshot).source();
+                if (source == null) {
+                    throw new BallastException(ErrorCode.UNAVAILABLE, "this node's replica of " + volume
+                            + " did not take the backup's snapshot (it left the in-sync set during the cut); try again");
+                }
+            } catch (RuntimeException e) {
+                dropAutoSnapshot(volume, snapshot, e);
+                throw e;
             }
-        } catch (RuntimeException e) {
-            dropAutoSnapshot(volume, snapshot, e);
-            throw e;
+            return start(spec, volume, id, source, options, () -> {}, snapshot, waitDone);
+        } finally {
+            cutting.remove(volume + "@" + snapshot);
         }
-        return start(spec, volume, id, source, options, () -> {}, snapshot, waitDone);
+    }
+
+    /** How old an unheld {@code backup-<id>} snapshot must be before a sweep deletes it (covers clock skew). */
+    public static final java.time.Duration ORPHAN_GRACE = java.time.Duration.ofMinutes(2);
+    private static final java.util.regex.Pattern AUTO_SNAPSHOT =
+            java.util.regex.Pattern.compile(AUTO_SNAPSHOT_PREFIX + "bk-\\d{8}T\\d{6}\\.\\d{3}Z-[0-9a-f]{8}");
+    private final java.util.Set<String> cutting = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * On the leader: deletes the {@code backup-<id>} snapshots that no running backup holds (their node
+     * crashed mid-backup, or their delete failed), once older than {@link #ORPHAN_GRACE}. Holders are this
+     * node's jobs and those every member that is not down reports; when one of those does not answer,
+     * nothing is swept (its jobs are unknown). Returns {@code volume@snapshot} of each deleted one.
+     */
+    public List<String> sweepOrphanSnapshots(Instant now) {
+        if (!cluster.leads()) {
+            return List.of();
+        }
+        java.util.Set<String> held = new java.util.HashSet<>(jobs.heldSnapshots());
+        held.addAll(cutting);
+        try {
+            held.addAll(cluster.snapshotsHeldElsewhere());
+        } catch (BallastException e) {
+            log.atInfo().log("orphan backup snapshots not swept this time: {}", e.getMessage());
+            return List.of();
+        }
+        List<String> deleted = new java.util.ArrayList<>();
+        for (BackupCluster.SnapshotEntry s : cluster.snapshots()) {
+            String key = s.volume() + "@" + s.name();
+            if (!AUTO_SNAPSHOT.matcher(s.name()).matches() || held.contains(key)
+                    || Instant.parse(s.createdAt()).plus(ORPHAN_GRACE).isAfter(now)) {
+                continue;
+            }
+            try {
+                cluster.deleteSnapshot(s.volume(), s.name());
+                deleted.add(key);
+                io.ballast.metrics.SnapshotMetrics.orphanBackupSnapshotDeleted();
+                log.atInfo().addKeyValue("volume", s.volume()).addKeyValue("snapshot", s.name())
+                        .log("deleted a snapshot a backup cut for itself and left behind (its node stopped during the backup)");
+            } catch (RuntimeException e) {
+                log.atInfo().addKeyValue("volume", s.volume()).addKeyValue("snapshot", s.name())
+                        .log("orphan backup snapshot not deleted yet: {}", e.getMessage());
+            }
+        }
+        return deleted;
+    }
+
+    private volatile Thread sweeper;
+
+    /** Sweeps orphan backup snapshots every {@code everyMs} with {@code clock}'s time. */
+    public BackupService startSweeper(java.time.InstantSource clock, long everyMs) {
+        sweeper = Thread.ofVirtual().name("ballast-backup-snapshot-sweeper").start(() -> {
+            while (!Thread.currentThread().isInterrupted()) {
+                try {
+                    Thread.sleep(everyMs);
+                    sweepOrphanSnapshots(clock.instant());
+                } catch (InterruptedException e) {
+                    return;
+                } catch (RuntimeException e) {
+                    log.atWarn().setCause(e).log("orphan backup snapshot sweep failed");
+                }
+            }
+        });
+        return this;
     }
 
     /**
@@ -250,7 +319,7 @@ public final class BackupService implements AutoCloseable {
             Runnable beforeCommit, String autoSnapshot, boolean waitDone) {
         BackupJobs.Job job;
         try {
-            job = jobs.start("create", volume, spec.name(), progress -> {
+            job = jobs.start("create", volume, spec.name(), autoSnapshot, progress -> {
                 RuntimeException failed = null;
                 try (source; BackupTarget t = open(spec, false)) {
                     return BackupView.of(spec.name(), BackupWriter.create(t, source, volume, id, options, progress, beforeCommit));
@@ -383,6 +452,10 @@ public final class BackupService implements AutoCloseable {
 
     @Override
     public void close() {
+        Thread t = sweeper;
+        if (t != null) {
+            t.interrupt();
+        }
         jobs.close();
     }
 }

@@ -45,6 +45,10 @@ public final class NodeClient {
         return send("POST", path, body);
     }
 
+    public JsonNode put(String path, Object body) {
+        return send("PUT", path, body);
+    }
+
     public JsonNode patch(String path, Object body) {
         return send("PATCH", path, body);
     }

@@ -373,7 +373,7 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    @Command(name = "verify", description = "Compare the in-sync replicas of an attached volume region by region.")
+    @Command(name = "verify", description = "Compare the in-sync replicas of an attached volume region by region, and each snapshot's copies.")
     static final class Verify extends Base {
         @Parameters(paramLabel = "NAME")
         String name;
@@ -388,7 +388,7 @@ final class VolumeCommands extends CommandGroup {
                 JsonNode rep = r.path("report");
                 List<String> nodes = new ArrayList<>();
                 rep.path("replicas").forEach(n -> nodes.add(n.asText()));
-                if (identical) {
+                if (rep.path("identical").asBoolean(identical)) {
                     cli().out.println("identical (" + rep.path("regionsCompared").asLong() + " regions compared on "
                             + String.join(", ", nodes) + ")");
                 } else {
@@ -399,6 +399,13 @@ final class VolumeCommands extends CommandGroup {
                         d.path("digestsByNode").properties().forEach(en -> digests.add(en.getKey() + "=" + en.getValue().asText()));
                         cli().out.println("  region " + d.path("region").asLong() + ": " + String.join(" ", digests));
                     }
+                }
+                for (JsonNode sv : r.path("snapshots")) {
+                    List<String> copies = new ArrayList<>();
+                    sv.path("replicas").forEach(c -> copies.add(c.path("nodeId").asText() + (c.path("sha256").isTextual()
+                            ? "" : " (" + c.path("error").asText() + ")")));
+                    cli().out.println("snapshot " + sv.path("snapshot").asText() + ": "
+                            + (sv.path("identical").asBoolean() ? "identical on " : "DIFFERENT among ") + String.join(", ", copies));
                 }
             }
             return identical ? ExitCodes.OK : ExitCodes.REPLICAS_DIFFER;
@@ -498,23 +505,8 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    /** {@code 500ms}, {@code 90s}, {@code 10m}, {@code 1h}, or plain seconds. */
+    /** {@code 500ms}, {@code 90s}, {@code 10m}, {@code 1h}, {@code 2d}, or plain seconds. */
     static long durationMs(String s, String option) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)?").matcher(s.strip());
-        if (!m.matches()) {
-            throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is not a duration; use e.g. 90s, 10m or 1h");
-        }
-        String unit = m.group(2) == null ? "s" : m.group(2);
-        long unitMs = switch (unit) {
-            case "ms" -> 1;
-            case "s" -> 1000;
-            case "m" -> 60_000;
-            default -> 3_600_000;
-        };
-        try {
-            return Math.multiplyExact(Long.parseLong(m.group(1)), unitMs);
-        } catch (ArithmeticException | NumberFormatException e) {
-            throw io.ballast.common.BallastException.invalid(option + " '" + s + "' is too long");
-        }
+        return io.ballast.common.Durations.parseMs(s, option);
     }
 }

@@ -49,6 +49,8 @@ public final class ClusterState {
     private final TreeMap<String, CloneSource> clones = new TreeMap<>();
     /** Backup targets by name (paths and variable names of secrets, never the secrets). */
     private final TreeMap<String, io.ballast.backup.TargetSpec> backupTargets = new TreeMap<>();
+    /** Snapshot schedules by volume name. */
+    private final TreeMap<String, SnapshotSchedule> schedules = new TreeMap<>();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
@@ -56,10 +58,10 @@ public final class ClusterState {
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
             ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
-            List<io.ballast.backup.TargetSpec> backupTargets) {
+            List<io.ballast.backup.TargetSpec> backupTargets, List<SnapshotSchedule> snapshotSchedules) {
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
-            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of());
+            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of());
         }
     }
 
@@ -70,6 +72,15 @@ public final class ClusterState {
 
     public synchronized Optional<SnapshotRecord> snapshot(String volume, String name) {
         return Optional.ofNullable(snapshots.get(volume + "@" + name));
+    }
+
+    /** Snapshot schedules, by volume. */
+    public synchronized List<SnapshotSchedule> snapshotSchedules() {
+        return List.copyOf(schedules.values());
+    }
+
+    public synchronized Optional<SnapshotSchedule> snapshotSchedule(String volume) {
+        return Optional.ofNullable(schedules.get(volume));
     }
 
     /** The snapshot a volume was cloned from, while the clone exists. */
@@ -163,7 +174,8 @@ public final class ClusterState {
 
     public synchronized Image image() {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
-                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()));
+                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()),
+                List.copyOf(schedules.values()));
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -193,6 +205,10 @@ public final class ClusterState {
         if (img.backupTargets() != null) {
             img.backupTargets().forEach(t -> backupTargets.put(t.name(), t));
         }
+        schedules.clear();
+        if (img.snapshotSchedules() != null) {
+            img.snapshotSchedules().forEach(x -> schedules.put(x.volume(), x));
+        }
     }
 
     // ---- writes ----
@@ -219,6 +235,18 @@ public final class ClusterState {
             case Command.CreateSnapshot cs -> createSnapshot(cs);
             case Command.DeleteSnapshot ds -> deleteSnapshot(ds);
             case Command.CloneVolume cv -> cloneVolume(cv);
+            case Command.SetSnapshotSchedule ss -> setSchedule(ss);
+            case Command.DeleteSnapshotSchedule ds -> {
+                SnapshotSchedule gone = schedules.remove(ds.volume());
+                if (gone == null) {
+                    throw BallastException.notFound("volume " + ds.volume() + " has no snapshot schedule");
+                }
+                event(ds.at(), "snapshot-schedule-deleted", ds.volume(), "snapshot schedule of " + ds.volume()
+                        + " deleted (its snapshots stay)");
+                yield gone;
+            }
+            case Command.ClaimScheduledSnapshot cs -> claimScheduled(cs);
+            case Command.FinishScheduledSnapshot fs -> finishScheduled(fs);
             case Command.DeleteVolume dv -> {
                 VolumeRecord v = requireVolume(dv.name());
                 if (v.attachment() != null) {
@@ -228,6 +256,7 @@ public final class ClusterState {
                 removeVolume(v.name());
                 snapshots.values().removeIf(s -> s.volumeUuid().equals(v.uuid()));
                 clones.remove(v.name());
+                schedules.remove(v.name());
                 event(dv.at(), "volume-deleted", v.name(), "volume " + v.name() + " deleted; nodes "
                         + String.join(", ", v.replicas().stream().map(ReplicaRecord::nodeId).toList()) + " remove their replicas");
                 yield v;
@@ -553,6 +582,53 @@ public final class ClusterState {
         event(c.at(), "snapshot-created", v.name(), "snapshot " + v.name() + "@" + c.name() + " cut at epoch " + c.epoch()
                 + " on " + String.join(", ", c.nodes()));
         return s;
+    }
+
+    private SnapshotSchedule setSchedule(Command.SetSnapshotSchedule c) {
+        VolumeRecord v = requireVolume(c.volume());
+        SnapshotSchedule.validate(c.everyMs(), c.keep());
+        SnapshotSchedule old = schedules.get(v.name());
+        SnapshotSchedule s = old == null || !old.volumeUuid().equals(v.uuid())
+                ? new SnapshotSchedule(v.name(), v.uuid(), c.everyMs(), c.keep(), c.at(), null, null, null)
+                : new SnapshotSchedule(v.name(), v.uuid(), c.everyMs(), c.keep(), old.createdAt(), old.lastRunAt(),
+                        old.lastSnapshot(), old.lastResult());
+        schedules.put(v.name(), s);
+        event(c.at(), "snapshot-schedule-set", v.name(), "snapshot schedule of " + v.name() + ": every "
+                + ClusterSettings.seconds(c.everyMs()) + ", keep " + c.keep() + (old == null ? "" : " (was every "
+                + ClusterSettings.seconds(old.everyMs()) + ", keep " + old.keep() + ")"));
+        return s;
+    }
+
+    private SnapshotSchedule claimScheduled(Command.ClaimScheduledSnapshot c) {
+        SnapshotSchedule s = schedules.get(c.volume());
+        if (s == null) {
+            throw BallastException.notFound("volume " + c.volume() + " has no snapshot schedule");
+        }
+        if (!Objects.equals(s.lastRunAt(), c.expectedLastRunAt())) {
+            throw BallastException.conflict("the scheduled snapshot of " + c.volume() + " was already claimed at " + s.lastRunAt());
+        }
+        SnapshotSchedule n = s.claimed(c.at(), c.snapshot());
+        schedules.put(c.volume(), n);
+        return n;
+    }
+
+    private SnapshotSchedule finishScheduled(Command.FinishScheduledSnapshot c) {
+        SnapshotSchedule s = schedules.get(c.volume());
+        List<String> deleted = c.deleted() == null ? List.of() : c.deleted();
+        String retention = deleted.isEmpty() ? "" : "; retention deleted " + String.join(", ", deleted);
+        if (c.error() == null) {
+            event(c.at(), "snapshot-scheduled", c.volume(), "scheduled snapshot " + c.volume() + "@" + c.snapshot() + " created"
+                    + (s == null ? "" : " (keep " + s.keep() + ")") + retention);
+        } else {
+            event(c.at(), "snapshot-schedule-failed", c.volume(), "scheduled snapshot " + c.volume() + "@" + c.snapshot()
+                    + " failed: " + c.error() + retention);
+        }
+        if (s == null || !c.snapshot().equals(s.lastSnapshot())) {
+            return s; // deleted or replaced meanwhile: the event is the record
+        }
+        SnapshotSchedule n = s.finished(c.error() == null ? "ok" : "failed: " + c.error());
+        schedules.put(c.volume(), n);
+        return n;
     }
 
     private SnapshotRecord deleteSnapshot(Command.DeleteSnapshot c) {

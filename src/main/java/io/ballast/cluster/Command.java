@@ -36,6 +36,10 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
         @JsonSubTypes.Type(value = Command.SetBackupTarget.class, name = "SetBackupTarget"),
         @JsonSubTypes.Type(value = Command.RemoveBackupTarget.class, name = "RemoveBackupTarget"),
+        @JsonSubTypes.Type(value = Command.SetSnapshotSchedule.class, name = "SetSnapshotSchedule"),
+        @JsonSubTypes.Type(value = Command.DeleteSnapshotSchedule.class, name = "DeleteSnapshotSchedule"),
+        @JsonSubTypes.Type(value = Command.ClaimScheduledSnapshot.class, name = "ClaimScheduledSnapshot"),
+        @JsonSubTypes.Type(value = Command.FinishScheduledSnapshot.class, name = "FinishScheduledSnapshot"),
 })
 public sealed interface Command {
 
@@ -189,4 +193,28 @@ public sealed interface Command {
 
     /** Forgets a backup target (the backups in it stay in the bucket). NOT_FOUND for an unknown name. */
     record RemoveBackupTarget(String at, String name) implements Command {}
+
+    /**
+     * Sets (or replaces the interval and retention of) a volume's snapshot schedule
+     * ({@link SnapshotSchedule}); a replaced schedule keeps its last run, so the next is due one new
+     * interval after it. NOT_FOUND for an unknown volume, INVALID_ARGUMENT for an interval or keep out of range.
+     */
+    record SetSnapshotSchedule(String at, String volume, long everyMs, int keep) implements Command {}
+
+    /** Removes a volume's snapshot schedule (its snapshots stay). NOT_FOUND when it has none. */
+    record DeleteSnapshotSchedule(String at, String volume) implements Command {}
+
+    /**
+     * A node claims a scheduled run before it cuts {@code snapshot}: refused with CONFLICT unless the
+     * schedule's last run is still {@code expectedLastRunAt} (another node claimed it first), so each
+     * run is cut by one node. The claim moves the schedule's last run to {@code at}.
+     */
+    record ClaimScheduledSnapshot(String at, String volume, String expectedLastRunAt, String snapshot) implements Command {}
+
+    /**
+     * The outcome of a claimed run: {@code error} null when the snapshot was cut, and the auto snapshots
+     * retention deleted after it. Recorded as the run's event.
+     */
+    record FinishScheduledSnapshot(String at, String volume, String snapshot, String error, java.util.List<String> deleted)
+            implements Command {}
 }

@@ -109,6 +109,16 @@ final class CommandGate {
                 require(sb.target().name(), "target.name");
             }
             case Command.RemoveBackupTarget rb -> require(rb.name(), "name");
+            case Command.SetSnapshotSchedule ss -> require(ss.volume(), "volume");
+            case Command.DeleteSnapshotSchedule ds -> require(ds.volume(), "volume");
+            case Command.ClaimScheduledSnapshot cs -> {
+                require(cs.volume(), "volume");
+                require(cs.snapshot(), "snapshot");
+            }
+            case Command.FinishScheduledSnapshot fs -> {
+                require(fs.volume(), "volume");
+                require(fs.snapshot(), "snapshot");
+            }
             case Command.CloneVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");

@@ -951,6 +951,17 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     public SnapshotView createSnapshot(String volume, String snapshot) {
         Names.requireVolumeName(volume);
         requireSnapshotName(snapshot);
+        if (io.ballast.cluster.SnapshotSchedule.isAutoName(snapshot)) {
+            throw BallastException.invalid("snapshot names auto-YYYYMMDD-HHMM[SS] are kept for scheduled snapshots, whose"
+                    + " retention deletes them; choose another name");
+        }
+        return cutSnapshot(volume, snapshot);
+    }
+
+    /** Cuts and records a snapshot of any valid name (the scheduler's way in, which may use auto- names). */
+    SnapshotView cutSnapshot(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
         member.raft().barrier();
         VolumeRecord v = require(volume);
         if (member.state().snapshot(volume, snapshot).isPresent()) {
@@ -1076,6 +1087,91 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         onEngine(v, ReplicaRequest.SnapshotAction.REVERT, s.uuid(), "revert to " + snapshot);
         log.atInfo().addKeyValue("volume", volume).addKeyValue("snapshot", snapshot).log("volume reverted");
         return view(require(volume));
+    }
+
+    /** This node's copy of a snapshot: its SHA-256 (hex). NOT_FOUND when this node's replica does not hold it. */
+    public String localSnapshotSha256(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        VolumeRecord v = require(volume);
+        SnapshotRecord s = requireSnapshot(volume, snapshot);
+        if (!(pool instanceof FileStoragePool fp) || !ledger.holds(volume, v.uuid()) || !fp.hasSnapshot(volume, s.uuid())) {
+            throw BallastException.notFound("node " + member.nodeId() + " does not hold snapshot " + volume + "@" + snapshot);
+        }
+        return java.util.HexFormat.of().formatHex(fp.snapshotSha256(volume, s.uuid()));
+    }
+
+    /** A node the metadata lists as holding a snapshot; {@code node} null when it is no longer a member. */
+    public record Holder(String nodeId, NodeRecord node, boolean self) {}
+
+    /** The holders of the snapshot (what a snapshot verify asks). */
+    public List<Holder> snapshotHolders(String volume, String snapshot) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        member.raft().barrier();
+        require(volume);
+        return requireSnapshot(volume, snapshot).nodes().stream()
+                .map(n -> new Holder(n, member.state().node(n).orElse(null), n.equals(member.nodeId()))).toList();
+    }
+
+    /** The names of the volume's snapshots, oldest first. */
+    public List<String> snapshotNames(String volume) {
+        return member.state().snapshots(volume).stream().sorted(java.util.Comparator.comparing((SnapshotRecord x) ->
+                Instant.parse(x.createdAt()))).map(SnapshotRecord::name).toList();
+    }
+
+    /** Extents per page the changed-blocks call answers at most. */
+    public static final int MAX_CHANGED_EXTENTS = 10_000;
+
+    /** Where a changed-blocks page comes from: computed here, or a node holding both snapshots to ask. */
+    public sealed interface ChangedBlocks {
+        record Here(String volume, String snapshot, String base, long volumeSizeBytes, List<io.ballast.storage.Extent> extents,
+                Long nextOffsetBytes) implements ChangedBlocks {}
+
+        record Elsewhere(NodeRecord node) implements ChangedBlocks {}
+    }
+
+    /**
+     * The blocks of snapshot {@code volume@snapshot} that differ from snapshot {@code base} (older, same
+     * volume), or, {@code base} null, the blocks holding data in it; one page of at most
+     * {@code maxExtents} extents from {@code startOffsetBytes}. Computed from this node's replica when it
+     * holds both snapshots, else {@link ChangedBlocks.Elsewhere} names an up node that does.
+     */
+    public ChangedBlocks changedBlocks(String volume, String snapshot, String base, long startOffsetBytes, int maxExtents) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        if (base != null) {
+            requireSnapshotName(base);
+        }
+        if (startOffsetBytes < 0) {
+            throw BallastException.invalid("startOffset must not be negative, got " + startOffsetBytes);
+        }
+        if (maxExtents < 1 || maxExtents > MAX_CHANGED_EXTENTS) {
+            throw BallastException.invalid("maxResults must be between 1 and " + MAX_CHANGED_EXTENTS + ", got " + maxExtents);
+        }
+        member.raft().barrier();
+        VolumeRecord v = require(volume);
+        SnapshotRecord s = requireSnapshot(volume, snapshot);
+        SnapshotRecord b = base == null ? null : requireSnapshot(volume, base);
+        if (b != null && Instant.parse(b.createdAt()).isAfter(Instant.parse(s.createdAt()))) {
+            throw BallastException.invalid("base snapshot " + base + " is newer than " + snapshot
+                    + "; the base must be the older one: `ballast snapshot diff " + volume + " " + base + " --base " + snapshot + "`");
+        }
+        List<String> holders = s.nodes().stream().filter(n -> b == null || b.nodes().contains(n)).toList();
+        String me = member.nodeId();
+        if (holders.contains(me) && pool instanceof FileStoragePool fp && ledger.holds(volume, v.uuid())
+                && fp.hasSnapshot(volume, s.uuid()) && (b == null || fp.hasSnapshot(volume, b.uuid()))) {
+            FileStoragePool.BlockPage page = fp.snapshotChangedBlocks(volume, s.uuid(), b == null ? null : b.uuid(),
+                    startOffsetBytes, maxExtents);
+            return new ChangedBlocks.Here(volume, snapshot, base, s.sizeBytes(), page.extents(),
+                    page.nextOffsetBytes() < 0 ? null : page.nextOffsetBytes());
+        }
+        return holders.stream().filter(n -> !n.equals(me)).map(n -> member.state().node(n)).flatMap(Optional::stream)
+                .filter(n -> NodeRecord.UP.equals(n.state())).findFirst().<ChangedBlocks>map(ChangedBlocks.Elsewhere::new)
+                .orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE, "no up node holds both snapshots "
+                        + (b == null ? volume + "@" + snapshot : volume + "@" + snapshot + " and " + volume + "@" + base)
+                        + " (holders: " + String.join(", ", holders) + ")"));
     }
 
     private SnapshotView snapshotView(SnapshotRecord s) {

@@ -181,4 +181,30 @@ final class NodeBackupCluster implements BackupCluster {
             }
         }
     }
+
+    @Override
+    public boolean leads() {
+        return member.raftIfStarted().map(io.ballast.cluster.RaftNode::isLeader).orElse(false);
+    }
+
+    @Override
+    public List<SnapshotEntry> snapshots() {
+        return current().snapshots(null).stream().map(x -> new SnapshotEntry(x.volume(), x.name(), x.createdAt())).toList();
+    }
+
+    @Override
+    public java.util.Set<String> snapshotsHeldElsewhere() {
+        java.util.Set<String> held = new java.util.HashSet<>();
+        for (NodeRecord n : current().nodes()) {
+            if (n.id().equals(member.nodeId()) || NodeRecord.DOWN.equals(n.state())) {
+                continue; // a down node's jobs died with it (or fail cleanly when their snapshot goes)
+            }
+            for (com.fasterxml.jackson.databind.JsonNode j : peers.call(n, "GET", "/v1/backup-jobs", null).path("jobs")) {
+                if ("running".equals(j.path("state").asText()) && j.path("snapshot").isTextual()) {
+                    held.add(j.path("volume").asText() + "@" + j.path("snapshot").asText());
+                }
+            }
+        }
+        return held;
+    }
 }

@@ -131,7 +131,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines));
         started.push(backups);
-        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member)).backups(backups);
+        io.ballast.control.SnapshotScheduler scheduler = new io.ballast.control.SnapshotScheduler(member, volumes,
+                java.time.InstantSource.system());
+        started.push(scheduler);
+        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member)).backups(backups)
+                .schedules(scheduler);
         api.start();
         started.push(api);
 
@@ -142,6 +146,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
             member.advertiseReplicationAddress(replicationAddress);
         }
         volumes.startReconciler();
+        scheduler.start();
+        backups.startSweeper(java.time.InstantSource.system(), 60_000);
 
         writeNodeFiles();
     }
@@ -214,6 +220,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
     public VolumeService volumes() {
         return volumes;
+    }
+
+    public io.ballast.backup.BackupService backups() {
+        return backups;
     }
 
     public io.ballast.cluster.ClusterMember member() {

@@ -878,6 +878,58 @@ public final class FileStoragePool implements StoragePool {
                 LayerChains.changedRegionsSince(layersDir, m, chain, sinceGeneration));
     }
 
+    /**
+     * The blocks of snapshot {@code snapshotUuid}'s view that differ from snapshot {@code baseUuid}'s (an
+     * older snapshot of the same volume), or, {@code baseUuid} null, the blocks holding data in it; one
+     * page ({@link LayerChains#changedBlocks}). INVALID_ARGUMENT when the base is not older.
+     */
+    /**
+     * SHA-256 of a snapshot's whole view as this replica holds it (every block read through the chain,
+     * its CRC32C checked): what {@code volume verify} compares across the replicas that hold it.
+     */
+    public byte[] snapshotSha256(String name, String snapshotUuid) {
+        return onSnapshotChain(name, snapshotUuid, "digest", (m, layersDir, chain) -> {
+            java.security.MessageDigest sha;
+            try {
+                sha = java.security.MessageDigest.getInstance("SHA-256");
+            } catch (java.security.NoSuchAlgorithmException e) {
+                throw new IllegalStateException(e);
+            }
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) Sizes.MIB);
+            try (LayerChains.View v = new LayerChains.View(layersDir, m, chain, "snapshot " + snapshotUuid)) {
+                for (long off = 0; off < m.sizeBytes(); off += buf.capacity()) {
+                    buf.clear().limit((int) Math.min(buf.capacity(), m.sizeBytes() - off));
+                    v.read(off, buf);
+                    buf.flip();
+                    sha.update(buf);
+                }
+            }
+            return sha.digest();
+        });
+    }
+
+    /**
+     * One page of changed blocks: {@code extents} merged, in offset order, clipped to the view's size;
+     * {@code nextOffsetBytes} where the next page starts, or -1 when this is the last.
+     */
+    public record BlockPage(List<Extent> extents, long nextOffsetBytes) {}
+
+    public BlockPage snapshotChangedBlocks(String name, String snapshotUuid, String baseUuid, long startOffsetBytes,
+            int maxExtents) {
+        return onSnapshotChain(name, snapshotUuid, "diff", (m, layersDir, chain) -> {
+            int baseLayers = 0;
+            if (baseUuid != null) {
+                VolumeMeta.SnapshotMeta base = m.snapshot(baseUuid).orElseThrow(() -> BallastException.notFound(
+                        "volume '" + name + "' has no snapshot " + baseUuid));
+                baseLayers = chain.indexOf(base.layer()) + 1;
+                if (baseLayers == 0) {
+                    throw BallastException.invalid("the base snapshot must be older than the snapshot it is compared with");
+                }
+            }
+            return LayerChains.changedBlocks(layersDir, m, chain, baseLayers, startOffsetBytes, maxExtents);
+        });
+    }
+
     private interface ChainOp<T> {
         T run(VolumeMeta m, Path layersDir, List<String> bottomFirst) throws IOException;
     }

@@ -169,6 +169,68 @@ final class LayerChains {
         return out;
     }
 
+    /**
+     * The blocks of the view {@code bottomFirst} that differ from the view of its first {@code baseLayers}
+     * layers: those a layer above the base wrote or zeroed ({@code baseLayers} 0: the blocks holding data in
+     * the view, a zeroed block masking older data is not one). Block granular, from
+     * {@code startOffsetBytes} (rounded down to a block), at most {@code maxExtents} extents.
+     */
+    static FileStoragePool.BlockPage changedBlocks(Path layersDir, VolumeMeta m, List<String> bottomFirst, int baseLayers, long startOffsetBytes,
+            int maxExtents) throws IOException {
+        List<Layer> top = new ArrayList<>(); // top of the view first
+        try {
+            for (int i = bottomFirst.size() - 1; i >= baseLayers; i--) {
+                top.add(open(layersDir, m, bottomFirst.get(i)));
+            }
+            long blocksPerRegion = m.regionSizeBytes() / BS;
+            long blockCount = (m.sizeBytes() + BS - 1) / BS;
+            List<Extent> out = new ArrayList<>();
+            long runStart = -1;
+            long runEnd = -1;
+            for (long b = Math.max(0, startOffsetBytes) / BS; b < blockCount; ) {
+                long r = b / blocksPerRegion;
+                long regionEnd = Math.min(blockCount, (r + 1) * blocksPerRegion);
+                boolean written = false;
+                for (Layer l : top) {
+                    written |= l.regionMaxGeneration(r) != 0;
+                }
+                for (; b < regionEnd; b++) {
+                    if (!written || !changed(top, b, baseLayers > 0)) {
+                        continue;
+                    }
+                    if (runEnd == b) {
+                        runEnd = b + 1;
+                        continue;
+                    }
+                    if (runStart >= 0) {
+                        out.add(new Extent(runStart * BS, Math.min(m.sizeBytes(), runEnd * BS) - runStart * BS));
+                        if (out.size() == maxExtents) {
+                            return new FileStoragePool.BlockPage(out, b * BS);
+                        }
+                    }
+                    runStart = b;
+                    runEnd = b + 1;
+                }
+            }
+            if (runStart >= 0) {
+                out.add(new Extent(runStart * BS, Math.min(m.sizeBytes(), runEnd * BS) - runStart * BS));
+            }
+            return new FileStoragePool.BlockPage(out, -1);
+        } finally {
+            top.forEach(Layer::close);
+        }
+    }
+
+    private static boolean changed(List<Layer> topFirst, long b, boolean againstBase) {
+        for (Layer l : topFirst) {
+            int f = l.flags(b);
+            if ((f & (Layer.PRESENT | Layer.ZERO)) != 0) {
+                return againstBase || (f & Layer.PRESENT) != 0;
+            }
+        }
+        return false;
+    }
+
     /** A read-only view of a chain prefix (a snapshot): reads walk the layers top-down per block. */
     static final class View implements AutoCloseable {
         private final Layer[] chain; // [0] is the top of the view

@@ -19,6 +19,39 @@ public final class ApiTypes {
 
     public record SnapshotList(java.util.List<io.ballast.control.SnapshotView> snapshots) {}
 
+    /** PUT /v1/volumes/{name}/snapshot-schedule: {@code every} "1h", "30s" (or {@code everyMs}), {@code keep}. */
+    public record ScheduleRequest(String every, Long everyMs, Integer keep) {}
+
+    /** A snapshot schedule as the API shows it ({@code every} in the shortest exact form). */
+    public record ScheduleView(String volume, String every, long everyMs, int keep, String createdAt, String lastRunAt,
+            String lastSnapshot, String lastResult, String nextRunAt) {
+        static ScheduleView of(io.ballast.cluster.SnapshotSchedule s) {
+            return new ScheduleView(s.volume(), io.ballast.common.Durations.format(s.everyMs()), s.everyMs(), s.keep(),
+                    s.createdAt(), s.lastRunAt(), s.lastSnapshot(), s.lastResult(), s.nextRunAt().toString());
+        }
+    }
+
+    public record ScheduleList(java.util.List<ScheduleView> schedules) {}
+
+    /** One replica's copy of a snapshot: its SHA-256, or why it could not be read. */
+    public record SnapshotCopy(String nodeId, String sha256, String error) {}
+
+    /**
+     * GET /v1/volumes/{name}/snapshots/{snap}/verify: {@code identical} when every holder answered with
+     * the same digest.
+     */
+    public record SnapshotVerify(String volume, String snapshot, boolean identical, java.util.List<SnapshotCopy> replicas) {}
+
+    /** One extent of changed blocks. */
+    public record BlockExtent(long offsetBytes, long lengthBytes) {}
+
+    /**
+     * GET /v1/volumes/{name}/snapshots/{snap}/changed-blocks: the blocks that differ from {@code base}
+     * (null: the blocks holding data); {@code nextOffsetBytes} null on the last page.
+     */
+    public record ChangedBlocks(String volume, String snapshot, String base, long volumeSizeBytes, int blockSizeBytes,
+            java.util.List<BlockExtent> extents, Long nextOffsetBytes) {}
+
 
     /**
      * {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only.
@@ -30,7 +63,8 @@ public final class ApiTypes {
     public record ResizeRequest(JsonNode size) {}
 
     /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
-    public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report) {}
+    public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report,
+            java.util.List<SnapshotVerify> snapshots) {}
 
     public record AttachResponse(String volume, String uri, String unixUri, String method, String device,
             String mount, String attachedAt) {

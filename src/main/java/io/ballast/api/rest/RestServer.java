@@ -66,6 +66,9 @@ public final class RestServer implements AutoCloseable {
     private final ClusterApi cluster;
     /** Null: a node without backups (the backup routes answer 404). */
     private volatile io.ballast.backup.BackupService backups;
+    /** Null: a node without snapshot schedules (their routes answer 404). */
+    private volatile io.ballast.control.SnapshotScheduler schedules;
+    private final PeerCalls peers = new PeerCalls();
     private final HttpServer server;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
 
@@ -101,6 +104,12 @@ public final class RestServer implements AutoCloseable {
     /** Serves the backup endpoints through {@code service}. */
     public RestServer backups(io.ballast.backup.BackupService service) {
         this.backups = service;
+        return this;
+    }
+
+    /** Serves the snapshot schedule endpoints through {@code scheduler}. */
+    public RestServer schedules(io.ballast.control.SnapshotScheduler scheduler) {
+        this.schedules = scheduler;
         return this;
     }
 
@@ -212,6 +221,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
         if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
+        if (seg.length == 3 && seg[2].equals("snapshot-schedules")) return "/v1/snapshot-schedules";
         if (seg[2].equals("backup-targets")) {
             if (seg.length == 3) return "/v1/backup-targets";
             if (seg.length == 4) return "/v1/backup-targets/{name}";
@@ -244,6 +254,13 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 5 && seg[4].equals("revert")) return "/v1/volumes/{name}/revert";
         if (seg.length == 5 && seg[4].equals("snapshots")) return "/v1/volumes/{name}/snapshots";
         if (seg.length == 6 && seg[4].equals("snapshots")) return "/v1/volumes/{name}/snapshots/{snap}";
+        if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("changed-blocks")) {
+            return "/v1/volumes/{name}/snapshots/{snap}/changed-blocks";
+        }
+        if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("verify")) {
+            return "/v1/volumes/{name}/snapshots/{snap}/verify";
+        }
+        if (seg.length == 5 && seg[4].equals("snapshot-schedule")) return "/v1/volumes/{name}/snapshot-schedule";
         return "unknown";
     }
 
@@ -256,6 +273,7 @@ public final class RestServer implements AutoCloseable {
                     "/v1/volumes/{name}/revert" -> "POST";
             case "/v1/volumes/{name}/snapshots" -> "GET, POST";
             case "/v1/volumes/{name}/snapshots/{snap}" -> "GET, DELETE";
+            case "/v1/volumes/{name}/snapshot-schedule" -> "GET, PUT, DELETE";
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
@@ -278,6 +296,22 @@ public final class RestServer implements AutoCloseable {
         String name = seg.length > 3 ? seg[3] : null;
         if (route.startsWith("/v1/backup")) {
             return backupRoute(route, method, name, ex);
+        }
+        if (route.equals("/v1/snapshot-schedules") || route.equals("/v1/volumes/{name}/snapshot-schedule")) {
+            return scheduleRoute(route, method, name, ex);
+        }
+        if (route.equals("/v1/volumes/{name}/snapshots/{snap}/changed-blocks")) {
+            return changedBlocks(name, seg[5], queryOf(ex));
+        }
+        if (route.equals("/v1/volumes/{name}/snapshots/{snap}/verify")) {
+            if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
+                throw BallastException.invalid("snapshots need a cluster node");
+            }
+            if ("true".equals(queryOf(ex).get("local"))) {
+                return new Reply(200, new ApiTypes.SnapshotCopy(cvs.nodeId(), cvs.localSnapshotSha256(name, seg[5]), null));
+            }
+            ApiTypes.SnapshotVerify v = verifySnapshot(cvs, name, seg[5]);
+            return new Reply(200, v);
         }
         if (route.startsWith("/v1/cluster") || route.startsWith("/v1/nodes") || route.equals("/v1/events")) {
             if (cluster == null) {
@@ -409,6 +443,82 @@ public final class RestServer implements AutoCloseable {
         };
     }
 
+    private Reply scheduleRoute(String route, String method, String name, HttpExchange ex) throws IOException {
+        io.ballast.control.SnapshotScheduler sched = schedules;
+        if (sched == null) {
+            throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node runs without a cluster: no snapshot schedules");
+        }
+        return switch (route + " " + method) {
+            case "/v1/snapshot-schedules GET" -> new Reply(200,
+                    new ApiTypes.ScheduleList(sched.list().stream().map(ApiTypes.ScheduleView::of).toList()));
+            case "/v1/volumes/{name}/snapshot-schedule GET" -> new Reply(200, ApiTypes.ScheduleView.of(sched.get(name)));
+            case "/v1/volumes/{name}/snapshot-schedule PUT" -> {
+                ApiTypes.ScheduleRequest req = read(ex, ApiTypes.ScheduleRequest.class);
+                if (req == null || (req.every() == null && req.everyMs() == null) || req.keep() == null) {
+                    throw BallastException.invalid("fields 'every' (e.g. \"1h\", \"30s\") and 'keep' are required");
+                }
+                long everyMs = req.everyMs() != null ? req.everyMs() : io.ballast.common.Durations.parseMs(req.every(), "every");
+                yield new Reply(200, ApiTypes.ScheduleView.of(sched.set(name, everyMs, req.keep())));
+            }
+            case "/v1/volumes/{name}/snapshot-schedule DELETE" -> {
+                sched.delete(name);
+                yield new Reply(204, null);
+            }
+            default -> throw new IllegalStateException("unrouted " + route + " " + method);
+        };
+    }
+
+    /** Each holder's digest of the snapshot: this node's own, the others' through their API ({@code ?local}). */
+    private ApiTypes.SnapshotVerify verifySnapshot(io.ballast.control.ClusterVolumeService cvs, String volume, String snap) {
+        List<ApiTypes.SnapshotCopy> copies = new java.util.ArrayList<>();
+        for (io.ballast.control.ClusterVolumeService.Holder h : cvs.snapshotHolders(volume, snap)) {
+            try {
+                String sha;
+                if (h.self()) {
+                    sha = cvs.localSnapshotSha256(volume, snap);
+                } else if (h.node() == null) {
+                    throw new BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "node " + h.nodeId() + " is not a member any more");
+                } else {
+                    sha = peers.call(h.node(), "GET", "/v1/volumes/" + volume + "/snapshots/" + snap + "/verify?local", null)
+                            .path("sha256").asText();
+                }
+                copies.add(new ApiTypes.SnapshotCopy(h.nodeId(), sha, null));
+            } catch (BallastException e) {
+                boolean down = e.code() == io.ballast.common.ErrorCode.UNAVAILABLE;
+                copies.add(new ApiTypes.SnapshotCopy(h.nodeId(), null, (down ? "unreachable: " : "") + e.getMessage()));
+            }
+        }
+        // a holder that is down is not compared (and says so); any other failure (a bad CRC, a copy missing) is a difference
+        boolean identical = copies.stream().noneMatch(c -> c.sha256() == null && !c.error().startsWith("unreachable: "))
+                && copies.stream().map(ApiTypes.SnapshotCopy::sha256).filter(java.util.Objects::nonNull).distinct().count() == 1;
+        return new ApiTypes.SnapshotVerify(volume, snap, identical, copies);
+    }
+
+    /** Computed where both snapshots are held: here, or asked once of a node that holds them. */
+    private Reply changedBlocks(String name, String snap, java.util.Map<String, String> query) {
+        if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
+            throw BallastException.invalid("snapshots need a cluster node");
+        }
+        String base = query.get("base");
+        long start = longParam(query, "startOffset", 0);
+        int max = (int) Math.min(Integer.MAX_VALUE, longParam(query, "maxResults", io.ballast.control.ClusterVolumeService.MAX_CHANGED_EXTENTS));
+        return switch (cvs.changedBlocks(name, snap, base, start, max)) {
+            case io.ballast.control.ClusterVolumeService.ChangedBlocks.Here h -> new Reply(200, new ApiTypes.ChangedBlocks(h.volume(),
+                    h.snapshot(), h.base(), h.volumeSizeBytes(), 4096,
+                    h.extents().stream().map(e -> new ApiTypes.BlockExtent(e.offsetBytes(), e.lengthBytes())).toList(),
+                    h.nextOffsetBytes()));
+            case io.ballast.control.ClusterVolumeService.ChangedBlocks.Elsewhere(var node) -> {
+                if ("1".equals(query.get("proxied"))) {
+                    throw new BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "node " + node.id()
+                            + " was asked for the changed blocks but does not hold both snapshots now; retry");
+                }
+                String q = "?proxied=1&startOffset=" + start + "&maxResults=" + max
+                        + (base == null ? "" : "&base=" + java.net.URLEncoder.encode(base, StandardCharsets.UTF_8));
+                yield new Reply(200, peers.call(node, "GET", "/v1/volumes/" + name + "/snapshots/" + snap + "/changed-blocks" + q, null));
+            }
+        };
+    }
+
     /** Replicas per volume the API accepts (what placement and the engine are built and tested for). */
     static final int MAX_REPL = 3;
 
@@ -419,7 +529,12 @@ public final class RestServer implements AutoCloseable {
         }
         return switch (cvs.verify(name)) {
             case io.ballast.control.ClusterVolumeService.Verify.Here(var report) ->
-                    new Reply(200, new ApiTypes.VerifyResponse(name, nodeIdOf(report), report.identical(), report));
+            {
+                // the snapshots too: each one's copies on the nodes that hold it
+                List<ApiTypes.SnapshotVerify> snaps = cvs.snapshotNames(name).stream().map(s -> verifySnapshot(cvs, name, s)).toList();
+                yield new Reply(200, new ApiTypes.VerifyResponse(name, nodeIdOf(report),
+                        report.identical() && snaps.stream().allMatch(ApiTypes.SnapshotVerify::identical), report, snaps));
+            }
             case io.ballast.control.ClusterVolumeService.Verify.Elsewhere(var nodeId, var apiUrl) -> {
                 if ("1".equals(query.get("proxied")) || apiUrl == null) {
                     throw BallastException.conflict("volume " + name + " is attached on " + nodeId
