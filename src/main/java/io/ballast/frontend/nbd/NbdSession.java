@@ -366,6 +366,7 @@ final class NbdSession implements Runnable {
         try {
             tlsChannel.handshake();
         } catch (javax.net.ssl.SSLException e) {
+            sendPendingAlert(tlsChannel.getSslEngine());
             throw new NbdProtocolException("TLS handshake failed: " + e.getMessage());
         }
         channel = tlsChannel;
@@ -381,6 +382,30 @@ final class NbdSession implements Runnable {
             log.atInfo().addKeyValue("peer", peer).addKeyValue("client", client)
                     .addKeyValue("protocol", tlsChannel.getSslEngine().getSession().getProtocol())
                     .log("nbd TLS established");
+        }
+    }
+
+    /**
+     * After a failed handshake the engine holds the alert saying why (certificate_required,
+     * certificate_unknown, ...); sending it lets the client report the reason rather than a bare
+     * disconnect. Best effort, timed like a reply write.
+     */
+    private void sendPendingAlert(javax.net.ssl.SSLEngine engine) {
+        ByteBuffer out = ByteBuffer.allocate(engine.getSession().getPacketBufferSize());
+        replyWaitSinceNs = System.nanoTime();
+        try {
+            engine.closeOutbound();
+            for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) {
+                engine.wrap(ByteBuffer.allocate(0), out);
+            }
+            out.flip();
+            while (out.hasRemaining() && raw.write(out) >= 0) {
+                // blocking socket: loops only on a partial write
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // The connection is being closed for the handshake failure anyway.
+        } finally {
+            replyWaitSinceNs = 0;
         }
     }
 
