@@ -44,6 +44,11 @@ final class NodeCommands extends CommandGroup {
         @Option(names = "--nbd-socket", paramLabel = "PATH", description = "NBD unix socket (default: DIR/nbd.sock)")
         Path nbdSocket;
 
+        @Option(names = "--nbd-tls-dir", paramLabel = "DIR", description = "Require TLS with client certificates on the "
+                + "NBD TCP listener: DIR holds ca-cert.pem (CA of client certificates), server-cert.pem and server-key.pem "
+                + "(the layout of libnbd and qemu); replaced files apply to new connections. The unix socket stays plaintext")
+        Path nbdTlsDir;
+
         @Option(names = "--raft-listen", paramLabel = "HOST:PORT", defaultValue = ClusterConfig.DEFAULT_RAFT_LISTEN,
                 description = "Raft (metadata replication) address (default: ${DEFAULT-VALUE}; port 0 picks one, kept across restarts)")
         String raftListen;
@@ -119,6 +124,21 @@ final class NodeCommands extends CommandGroup {
             return parent.cli.env.get("BALLAST_CLUSTER_TOKEN");
         }
 
+        /** TLS from --nbd-tls-dir, loaded now so bad files stop the start with the reason; null without it. */
+        private io.ballast.frontend.nbd.NbdTls nbdTls() {
+            if (nbdTlsDir == null) {
+                return null;
+            }
+            try {
+                return io.ballast.frontend.nbd.NbdTls.required(io.ballast.frontend.nbd.NbdTlsDirectory.open(nbdTlsDir));
+            } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+                String why = e instanceof java.nio.file.NoSuchFileException ? "missing " + e.getMessage() : e.getMessage();
+                throw BallastException.invalid("--nbd-tls-dir " + nbdTlsDir + ": " + why + " (expected "
+                        + io.ballast.frontend.nbd.NbdTlsDirectory.CA_CERT + ", " + io.ballast.frontend.nbd.NbdTlsDirectory.SERVER_CERT
+                        + " and " + io.ballast.frontend.nbd.NbdTlsDirectory.SERVER_KEY + ", PEM)");
+            }
+        }
+
         @Override
         public Integer call() throws Exception {
             InetSocketAddress api = NodeConfig.parseAddress(apiListen);
@@ -135,7 +155,7 @@ final class NodeCommands extends CommandGroup {
             io.ballast.replication.EngineConfig engine = io.ballast.replication.EngineConfig.defaults()
                     .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
                     .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
-            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine);
+            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls());
             io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
             io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
             io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());

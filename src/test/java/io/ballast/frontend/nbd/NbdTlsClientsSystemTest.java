@@ -255,9 +255,12 @@ class NbdTlsClientsSystemTest {
     @Test
     void aPlaintextClientIsToldTlsIsRequired() throws Exception {
         Result r = refused("nbdinfo", "nbd://127.0.0.1:" + port + "/vol");
-        // libnbd reports NBD_REP_ERR_TLS_REQD as ENOTSUP and says the connection had no TLS.
+        // nbdinfo in option mode reports NBD_REP_ERR_TLS_REQD on GO as ENOTSUP, without TLS ...
         assertThat(r.output()).contains("Operation not supported").contains("without TLS")
                 .doesNotContain(String.valueOf(SIZE));
+        // ... and a plain connect names it.
+        Result size = refused("nbdinfo", "--size", "nbd://127.0.0.1:" + port + "/vol");
+        assertThat(size.output()).contains("server requires TLS encryption").doesNotContain(String.valueOf(SIZE));
     }
 
     @Test
