@@ -49,6 +49,11 @@ final class NodeCommands extends CommandGroup {
                 + "(the layout of libnbd and qemu); replaced files apply to new connections. The unix socket stays plaintext")
         Path nbdTlsDir;
 
+        @Option(names = "--nbd-tls-policy", paramLabel = "POLICY", defaultValue = "required",
+                description = "With --nbd-tls-dir: `required` (default; plaintext TCP clients are refused) or `optional` "
+                        + "(plaintext TCP still served: for a migration or a benchmark only)")
+        String nbdTlsPolicy;
+
         @Option(names = "--raft-listen", paramLabel = "HOST:PORT", defaultValue = ClusterConfig.DEFAULT_RAFT_LISTEN,
                 description = "Raft (metadata replication) address (default: ${DEFAULT-VALUE}; port 0 picks one, kept across restarts)")
         String raftListen;
@@ -130,7 +135,18 @@ final class NodeCommands extends CommandGroup {
                 return null;
             }
             try {
-                return io.ballast.frontend.nbd.NbdTls.required(io.ballast.frontend.nbd.NbdTlsDirectory.open(nbdTlsDir));
+                io.ballast.frontend.nbd.NbdTls.Policy policy = switch (nbdTlsPolicy) {
+                    case "required" -> io.ballast.frontend.nbd.NbdTls.Policy.REQUIRED;
+                    case "optional" -> io.ballast.frontend.nbd.NbdTls.Policy.OPTIONAL;
+                    default -> throw BallastException.invalid("--nbd-tls-policy must be required or optional, got '"
+                            + nbdTlsPolicy + "'");
+                };
+                if (policy == io.ballast.frontend.nbd.NbdTls.Policy.OPTIONAL) {
+                    parent.cli.err.println("warning: --nbd-tls-policy optional serves NBD over TCP without TLS to any client"
+                            + " that does not ask for it: anyone who can reach the port can read and write every attached volume");
+                    parent.cli.err.flush();
+                }
+                return new io.ballast.frontend.nbd.NbdTls(io.ballast.frontend.nbd.NbdTlsDirectory.open(nbdTlsDir), policy);
             } catch (java.io.IOException | java.security.GeneralSecurityException e) {
                 String why = e instanceof java.nio.file.NoSuchFileException ? "missing " + e.getMessage() : e.getMessage();
                 throw BallastException.invalid("--nbd-tls-dir " + nbdTlsDir + ": " + why + " (expected "

@@ -187,6 +187,24 @@ class NbdTlsProtocolTest {
     }
 
     @Test
+    void withTheOptionalPolicyPlaintextIsServedAndStartTlsStillUpgrades(@TempDir Path dir) throws Exception {
+        NbdTlsDirectory files = NbdTlsDirectory.open(
+                TestCertificates.writeServerDir(dir.resolve("tls"), ca, ca.server("node-2")));
+        try (NbdServer optional = new NbdServer(new MapExportRegistry().add("vol", vol),
+                NbdServerConfig.defaults(new InetSocketAddress("127.0.0.1", 0), null)
+                        .withTls(new NbdTls(files, NbdTls.Policy.OPTIONAL)))) {
+            optional.start();
+            try (RawNbdClient plain = new RawNbdClient(optional.boundTcpAddress())) {
+                assertThat(plain.go("vol", false)).isEqualTo(SIZE);
+            }
+            try (RawNbdClient tls = new RawNbdClient(optional.boundTcpAddress())) {
+                assertThat(tls.goTls("vol", false, goodClient)).isEqualTo(SIZE);
+                assertThat(tls.socket).isInstanceOf(javax.net.ssl.SSLSocket.class);
+            }
+        }
+    }
+
+    @Test
     void aTlsClientThatStallsMidRequestIsCutOff() throws Exception {
         try (RawNbdClient stalled = tcp()) {
             stalled.goTls("vol", false, goodClient);
