@@ -360,8 +360,15 @@ final class NbdSession implements Runnable {
             return;
         }
         sendOption(HandshakeCodec.encodeOptionReply(s.code(), REP_ACK, new byte[0]));
+        // Heap buffers kept for the connection's life: the JDK's AES-GCM works on arrays (direct
+        // buffers cost a copy), and releasing buffers after each record (the library's default)
+        // meant an allocation per read and write. A connection keeps about 3 TLS records
+        // (~17 KiB each) of buffer this way (docs/perf/nbd-tls.md).
         tlschannel.ServerTlsChannel tlsChannel = tlschannel.ServerTlsChannel.newBuilder(raw, context)
                 .withEngineFactory(NbdSession::serverEngine)
+                .withPlainBufferAllocator(new tlschannel.HeapBufferAllocator())
+                .withEncryptedBufferAllocator(new tlschannel.HeapBufferAllocator())
+                .withReleaseBuffers(false)
                 .build();
         try {
             tlsChannel.handshake();
