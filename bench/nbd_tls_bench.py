@@ -27,6 +27,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+import nbd_bench  # noqa: E402
 from nbd_bench import cpu_ticks, parse_size, peak_rss_mib, wait_for  # noqa: E402
 
 # name, fio args, metric ("iops" or "bw")
@@ -106,17 +107,9 @@ def start_node(workdir, tls_dir, size_bytes):
 
 
 def fio(home, uri, args, runtime_s, size_bytes, time_based=True):
-    cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=" + home,
-           "fio", "--name=job", "--ioengine=nbd", "--uri=" + uri, "--size=%d" % size_bytes,
-           "--output-format=json", "--group_reporting"] + args
-    if time_based:
-        cmd += ["--time_based", "--runtime=%d" % runtime_s, "--ramp_time=2"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=home).stdout
-    job = json.loads(out[out.index("{"):])["jobs"][0]
-    side = job["write"] if job["write"]["io_bytes"] > 0 else job["read"]
-    pct = side.get("clat_ns", {}).get("percentile", {})
-    return {"iops": side["iops"], "bw": side["bw_bytes"] / (1 << 20),
-            "p99_us": pct.get("99.000000", 0) / 1000.0}
+    """fio as user nobody, HOME=home: libnbd then reads the client certificates from home/.pki/libnbd."""
+    prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=" + home]
+    return nbd_bench.fio(uri, args, runtime_s, size_bytes, time_based, prefix=prefix, cwd=home)
 
 
 def main():

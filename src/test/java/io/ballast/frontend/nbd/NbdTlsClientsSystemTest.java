@@ -4,21 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.frontend.nbd.ClientTools.Result;
 import io.ballast.storage.BlockDevice;
 import io.ballast.storage.FileStoragePool;
 import io.ballast.testing.Requirements;
 import io.ballast.testing.TestCertificates;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.DigestInputStream;
-import java.security.MessageDigest;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.HexFormat;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -109,19 +105,12 @@ class NbdTlsClientsSystemTest {
         return "nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certificates;
     }
 
-    record Result(int exitCode, String output) {}
-
     Result run(String... command) throws IOException, InterruptedException {
-        Path log = Files.createTempFile(dir, "cmd", ".log");
-        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
-                .redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("PATH", "/usr/bin:/bin:" + pb.environment().getOrDefault("PATH", ""));
-        Process p = pb.start();
-        if (!p.waitFor(120, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            throw new AssertionError("timed out: " + String.join(" ", command));
-        }
-        return new Result(p.exitValue(), Files.readString(log));
+        return ClientTools.run(dir, command);
+    }
+
+    Result ok(String... command) throws IOException, InterruptedException {
+        return ClientTools.ok(dir, command);
     }
 
     /** {@code command} as user nobody with HOME={@link #nobodyHome}. */
@@ -132,12 +121,6 @@ class NbdTlsClientsSystemTest {
         return all;
     }
 
-    Result ok(String... command) throws IOException, InterruptedException {
-        Result r = run(command);
-        assertThat(r.exitCode()).as("%s\n%s", String.join(" ", command), r.output()).isZero();
-        return r;
-    }
-
     Result refused(String... command) throws IOException, InterruptedException {
         Result r = run(command);
         assertThat(r.exitCode()).as("%s should fail\n%s", String.join(" ", command), r.output()).isNotZero();
@@ -145,11 +128,7 @@ class NbdTlsClientsSystemTest {
     }
 
     static String sha256(Path file) throws Exception {
-        MessageDigest md = MessageDigest.getInstance("SHA-256");
-        try (InputStream in = new DigestInputStream(Files.newInputStream(file), md)) {
-            in.transferTo(OutputStream.nullOutputStream());
-        }
-        return HexFormat.of().formatHex(md.digest());
+        return ClientTools.sha256(file);
     }
 
     Path randomFile(String name, long seed) throws IOException {

@@ -205,6 +205,23 @@ class NbdTlsProtocolTest {
     }
 
     @Test
+    void aTlsClientThatReadsNoReplyIsCutOff() throws Exception {
+        try (RawNbdClient greedy = tcp()) {
+            greedy.goTls("vol", false, goodClient);
+            // 24 MiB of READ replies asked for and none read: more than the socket buffers hold, so
+            // the server's TLS write blocks until the watchdog closes the socket under it.
+            for (int i = 0; i < 384; i++) {
+                greedy.sendRequest(0, CMD_READ, i, 0, MAX_PAYLOAD, null);
+            }
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (server.openConnections("vol") > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(server.openConnections("vol")).as("the server let go of the greedy TLS connection").isZero();
+        }
+    }
+
+    @Test
     void aTlsClientThatStallsMidRequestIsCutOff() throws Exception {
         try (RawNbdClient stalled = tcp()) {
             stalled.goTls("vol", false, goodClient);
