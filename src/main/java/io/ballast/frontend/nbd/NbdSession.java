@@ -261,10 +261,13 @@ final class NbdSession implements Runnable {
                 switch (option) {
                     case NbdOption.StartTls s -> { }
                     case NbdOption.Abort a -> { }
-                    case NbdOption.ExportName e ->
+                    case NbdOption.ExportName e -> {
                         // FORCEDTLS: this option cannot be answered with an error, so the spec says close.
+                        NbdMetrics.TLS_REQUIRED_REFUSALS.inc();
                         throw new NbdProtocolException("NBD_OPT_EXPORT_NAME before TLS; TLS is required");
+                    }
                     default -> {
+                        NbdMetrics.TLS_REQUIRED_REFUSALS.inc();
                         sendOption(HandshakeCodec.encodeOptionError(option.code(), REP_ERR_TLS_REQD,
                                 TLS_REQUIRED_MESSAGE));
                         continue;
@@ -373,11 +376,13 @@ final class NbdSession implements Runnable {
         try {
             tlsChannel.handshake();
         } catch (javax.net.ssl.SSLException e) {
+            NbdMetrics.TLS_HANDSHAKES.labelValues("failed").inc();
             sendPendingAlert(tlsChannel.getSslEngine());
             throw new NbdProtocolException("TLS handshake failed: " + e.getMessage());
         }
         channel = tlsChannel;
         tlsActive = true;
+        NbdMetrics.TLS_HANDSHAKES.labelValues("ok").inc();
         if (log.isInfoEnabled()) {
             String client;
             try {

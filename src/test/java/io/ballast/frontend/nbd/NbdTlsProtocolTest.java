@@ -125,6 +125,7 @@ class NbdTlsProtocolTest {
         TestCertificates.Ca other = TestCertificates.newCa("someone else's CA");
         SSLContext noCertificate = TestCertificates.clientContext(ca.certificate(), null);
         SSLContext otherCa = TestCertificates.clientContext(ca.certificate(), other.client("intruder"));
+        double failedBefore = NbdMetrics.TLS_HANDSHAKES.labelValues("failed").get();
         for (SSLContext client : new SSLContext[] {noCertificate, otherCa}) {
             try (RawNbdClient c = tcp()) {
                 // TLS 1.3: the client learns of the refusal on its first read after the handshake.
@@ -132,6 +133,7 @@ class NbdTlsProtocolTest {
             }
         }
         assertThat(server.openConnections("vol")).isZero();
+        assertThat(NbdMetrics.TLS_HANDSHAKES.labelValues("failed").get() - failedBefore).isEqualTo(2.0);
     }
 
     @Test
