@@ -250,8 +250,14 @@ final class NbdSession implements Runnable {
                         + h.payloadBytes() + " bytes is too large");
                 case SKIP_TOO_BIG -> {
                     skip(h.payloadBytes());
-                    sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TOO_BIG,
-                            "option data of " + h.payloadBytes() + " bytes is too large"));
+                    if (tlsRequired() && !tlsActive) {
+                        // FORCEDTLS: before STARTTLS every option other than STARTTLS/ABORT gets TLS_REQD.
+                        NbdMetrics.TLS_REQUIRED_REFUSALS.inc();
+                        sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TLS_REQD, TLS_REQUIRED_MESSAGE));
+                    } else {
+                        sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TOO_BIG,
+                                "option data of " + h.payloadBytes() + " bytes is too large"));
+                    }
                     continue;
                 }
                 case PARSE -> { }

@@ -75,6 +75,8 @@ class NbdTlsProtocolTest {
                 assertThat(r.option()).isEqualTo(opt);
                 assertThat(text(r)).contains("TLS is required");
             }
+            c.sendOption(OPT_GO, new byte[100 * 1024]); // too big to parse: still TLS_REQD, not TOO_BIG
+            assertThat(c.readOptionReply().type()).isEqualTo(REP_ERR_TLS_REQD);
             c.sendOption(OPT_ABORT, new byte[0]);
             assertThat(c.readOptionReply().type()).isEqualTo(REP_ACK);
             assertThat(c.closedByServer()).isTrue();
