@@ -168,6 +168,22 @@ class NbdTlsClientsSystemTest {
     }
 
     @Test
+    void qemuImgOverTlsWithX509Credentials() throws Exception {
+        Requirements.require(onPath("qemu-img"), "qemu-img is not installed (bin/install-deps)");
+        // qemu reads the same layout (ca-cert.pem, client-cert.pem, client-key.pem) from its tls-creds-x509 dir.
+        String creds = "tls-creds-x509,id=tls0,endpoint=client,dir=" + goodClient;
+        String image = "driver=nbd,host=127.0.0.1,port=" + port + ",export=vol,tls-creds=tls0";
+        assertThat(ok("qemu-img", "info", "--object", creds, "--image-opts", image).output())
+                .contains("virtual size: 64 MiB");
+        Path src = randomFile("qemu-src.img", 5);
+        Path dst = dir.resolve("qemu-dst.img");
+        ok("qemu-img", "convert", "-n", "--object", creds, "-f", "raw", src.toString(),
+                "--target-image-opts", image);
+        ok("qemu-img", "convert", "--object", creds, "--image-opts", image, "-O", "raw", dst.toString());
+        assertThat(sha256(dst)).isEqualTo(sha256(src));
+    }
+
+    @Test
     void fioVerifyOverTls() throws Exception {
         Path work = Files.createDirectories(nobodyHome.resolve("fio"));
         Files.setOwner(work, Files.getOwner(nobodyHome));
