@@ -84,12 +84,13 @@ def start_nbdkit(workdir, size_bytes):
     return proc, "nbd+unix:///?socket=" + sock
 
 
-def fio(uri, args, runtime_s, size_bytes, time_based=True):
-    cmd = ["fio", "--name=job", "--ioengine=nbd", "--uri=" + uri, "--size=%d" % size_bytes,
+def fio(uri, args, runtime_s, size_bytes, time_based=True, prefix=(), cwd=None):
+    """One fio run; prefix is put before the fio command (e.g. to run it as another user)."""
+    cmd = list(prefix) + ["fio", "--name=job", "--ioengine=nbd", "--uri=" + uri, "--size=%d" % size_bytes,
            "--output-format=json", "--group_reporting"] + args
     if time_based:
         cmd += ["--time_based", "--runtime=%d" % runtime_s, "--ramp_time=2"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=cwd).stdout
     job = json.loads(out[out.index("{"):])["jobs"][0]
     side = job["write"] if job["write"]["io_bytes"] > 0 else job["read"]
     pct = side.get("clat_ns", {}).get("percentile", {})

@@ -44,6 +44,16 @@ final class NodeCommands extends CommandGroup {
         @Option(names = "--nbd-socket", paramLabel = "PATH", description = "NBD unix socket (default: DIR/nbd.sock)")
         Path nbdSocket;
 
+        @Option(names = "--nbd-tls-dir", paramLabel = "DIR", description = "Require TLS with client certificates on the "
+                + "NBD TCP listener: DIR holds ca-cert.pem (CA of client certificates), server-cert.pem and server-key.pem "
+                + "(the layout of libnbd and qemu); replaced files apply to new connections. The unix socket stays plaintext")
+        Path nbdTlsDir;
+
+        @Option(names = "--nbd-tls-policy", paramLabel = "POLICY", defaultValue = "required",
+                description = "With --nbd-tls-dir: `required` (default; plaintext TCP clients are refused) or `optional` "
+                        + "(plaintext TCP still served: for a migration or a benchmark only)")
+        String nbdTlsPolicy;
+
         @Option(names = "--raft-listen", paramLabel = "HOST:PORT", defaultValue = ClusterConfig.DEFAULT_RAFT_LISTEN,
                 description = "Raft (metadata replication) address (default: ${DEFAULT-VALUE}; port 0 picks one, kept across restarts)")
         String raftListen;
@@ -120,6 +130,32 @@ final class NodeCommands extends CommandGroup {
             return parent.cli.env.get("BALLAST_CLUSTER_TOKEN");
         }
 
+        /** TLS from --nbd-tls-dir, loaded now so bad files stop the start with the reason; null without it. */
+        private io.ballast.frontend.nbd.NbdTls nbdTls() {
+            if (nbdTlsDir == null) {
+                return null;
+            }
+            try {
+                io.ballast.frontend.nbd.NbdTls.Policy policy = switch (nbdTlsPolicy) {
+                    case "required" -> io.ballast.frontend.nbd.NbdTls.Policy.REQUIRED;
+                    case "optional" -> io.ballast.frontend.nbd.NbdTls.Policy.OPTIONAL;
+                    default -> throw BallastException.invalid("--nbd-tls-policy must be required or optional, got '"
+                            + nbdTlsPolicy + "'");
+                };
+                if (policy == io.ballast.frontend.nbd.NbdTls.Policy.OPTIONAL) {
+                    parent.cli.err.println("warning: --nbd-tls-policy optional serves NBD over TCP without TLS to any client"
+                            + " that does not ask for it: anyone who can reach the port can read and write every attached volume");
+                    parent.cli.err.flush();
+                }
+                return new io.ballast.frontend.nbd.NbdTls(io.ballast.frontend.nbd.NbdTlsDirectory.open(nbdTlsDir), policy);
+            } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+                String why = e instanceof java.nio.file.NoSuchFileException ? "missing " + e.getMessage() : e.getMessage();
+                throw BallastException.invalid("--nbd-tls-dir " + nbdTlsDir + ": " + why + " (expected "
+                        + io.ballast.frontend.nbd.NbdTlsDirectory.CA_CERT + ", " + io.ballast.frontend.nbd.NbdTlsDirectory.SERVER_CERT
+                        + " and " + io.ballast.frontend.nbd.NbdTlsDirectory.SERVER_KEY + ", PEM)");
+            }
+        }
+
         @Override
         public Integer call() throws Exception {
             InetSocketAddress api = NodeConfig.parseAddress(apiListen);
@@ -136,7 +172,7 @@ final class NodeCommands extends CommandGroup {
             io.ballast.replication.EngineConfig engine = io.ballast.replication.EngineConfig.defaults()
                     .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
                     .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
-            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine);
+            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls());
             io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
             io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
             io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());

@@ -1274,7 +1274,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             tcp = nbd.tcpUri(v.name());
             unix = nbd.unixUri(v.name());
         } else {
-            tcp = holder == null || holder.nbdTcp() == null ? null : "nbd://" + holder.nbdTcp() + "/" + v.name();
+            // The holder's TLS setting is not in the cluster state; nodes of a cluster share one NBD
+            // TLS policy (the cluster CA's), so this node's scheme is the holder's.
+            tcp = holder == null || holder.nbdTcp() == null ? null
+                    : nbd.tcpScheme() + "://" + holder.nbdTcp() + "/" + v.name();
             unix = null;
         }
         if (a != null && a.nodeId().equals(me)) {

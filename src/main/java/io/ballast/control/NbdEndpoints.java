@@ -18,6 +18,16 @@ public interface NbdEndpoints {
     /** Number of NBD connections currently open to the export. */
     int openConnections(String exportName);
 
+    /** True when TCP clients connect with TLS (NBD_OPT_STARTTLS): TCP URIs are then nbds://. */
+    default boolean tcpTls() {
+        return false;
+    }
+
+    /** The URI scheme for TCP clients of this node: {@code nbds} with TLS, else {@code nbd}. */
+    default String tcpScheme() {
+        return tcpTls() ? "nbds" : "nbd";
+    }
+
     default String tcpUri(String volume) {
         InetSocketAddress a = tcpAddress();
         if (a == null) {
@@ -27,7 +37,7 @@ public interface NbdEndpoints {
         if (host.contains(":")) {
             host = "[" + host + "]";
         }
-        return "nbd://" + host + ":" + a.getPort() + "/" + volume;
+        return tcpScheme() + "://" + host + ":" + a.getPort() + "/" + volume;
     }
 
     default String unixUri(String volume) {

@@ -30,13 +30,19 @@ public class DefaultComponents implements NodeComponents {
     }
 
     @Override
-    public NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) throws IOException {
-        NbdServer server = new NbdServer(exports, NbdServerConfig.defaults(tcp, unixSocket));
+    public NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket,
+            io.ballast.frontend.nbd.NbdTls tls) throws IOException {
+        NbdServer server = new NbdServer(exports, NbdServerConfig.defaults(tcp, unixSocket).withTls(tls));
         server.start();
         return new NbdFrontend() {
             @Override
             public InetSocketAddress tcpAddress() {
                 return server.boundTcpAddress();
+            }
+
+            @Override
+            public boolean tcpTls() {
+                return tls != null;
             }
 
             @Override

@@ -18,8 +18,12 @@ public interface NodeComponents {
 
     StoragePool openPool(Path dir);
 
-    /** Starts the NBD server; {@code tcp} or {@code unixSocket} may be null to disable that listener. */
-    NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket) throws IOException;
+    /**
+     * Starts the NBD server; {@code tcp} or {@code unixSocket} may be null to disable that listener,
+     * {@code tls} null for plaintext TCP (the unix socket is always plaintext).
+     */
+    NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket,
+            io.ballast.frontend.nbd.NbdTls tls) throws IOException;
 
     /** What an engine host is built from: this node, its pool, the in-sync seam and the cluster member. */
     record EngineContext(String nodeId, StoragePool pool, MetadataClient metadata, ClusterMember member,

@@ -14,10 +14,12 @@ import java.nio.file.Path;
  *     the API's host on the API port + 20 (see {@link #defaultReplicationListen}; the address is
  *     registered in the cluster metadata)
  * @param engine tuning of the engines on this node (timeouts, resync and scrub rates); null: defaults
+ * @param nbdTls TLS required on the NBD TCP listener (client certificates), null for plaintext; the
+ *     unix socket stays plaintext and root-only
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
-        io.ballast.replication.EngineConfig engine) {
+        io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -61,6 +63,17 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
     /** Engine defaults for a node: a slow background scrub (4 MiB/s) on top of the engine's own defaults. */
     public static final io.ballast.replication.EngineConfig DEFAULT_ENGINE =
             io.ballast.replication.EngineConfig.defaults().withScrubBytesPerSec(4L << 20);
+
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+            io.ballast.replication.EngineConfig engine) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null);
+    }
+
+    /** This configuration with NBD TCP connections under {@code tls}. */
+    public NodeConfig withNbdTls(io.ballast.frontend.nbd.NbdTls tls) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls);
+    }
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
             io.ballast.cluster.ClusterConfig cluster) {

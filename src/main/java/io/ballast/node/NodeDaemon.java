@@ -106,8 +106,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(pool);
         Metrics.trackPool(pool::stats);
 
-        EngineExports exports = new EngineExports();
-        nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket());
+        EngineExports exports = new EngineExports(config.nbdTls() == null ? "nbd" : "nbds");
+        nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket(), config.nbdTls());
         started.push(nbd);
 
         AttachAgent agent = new AttachAgent(commands, config.dataDir().resolve("attach"), Duration.ofSeconds(60));
@@ -279,6 +279,12 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private static final class EngineExports implements ExportRegistry {
         private volatile io.ballast.replication.EngineHost engines;
         private volatile io.ballast.cluster.ClusterMember member;
+        /** URI scheme of NBD over TCP in hints: nbds when TLS is required. */
+        private final String tcpScheme;
+
+        EngineExports(String tcpScheme) {
+            this.tcpScheme = tcpScheme;
+        }
 
         void bind(io.ballast.replication.EngineHost e, io.ballast.cluster.ClusterMember m) {
             member = m;
@@ -317,7 +323,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
             if (!a.nodeId().equals(m.nodeId())) {
                 String where = m.state().node(a.nodeId()).map(io.ballast.cluster.NodeRecord::nbdTcp).orElse(null);
                 return "volume '" + exportName + "' is attached on " + a.nodeId() + "; connect there"
-                        + (where == null ? "" : ": nbd://" + where + "/" + exportName);
+                        + (where == null ? "" : ": " + tcpScheme + "://" + where + "/" + exportName);
             }
             return "volume '" + exportName + "' is attached on this node but its engine is not running; attach it again";
         }

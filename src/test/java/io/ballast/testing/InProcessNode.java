@@ -21,8 +21,13 @@ public final class InProcessNode implements AutoCloseable {
     }
 
     public InProcessNode(Path dataDir, CommandRunner commands) throws IOException {
+        this(dataDir, commands, null);
+    }
+
+    /** A node whose NBD TCP listener requires {@code nbdTls} (null: plaintext). */
+    public InProcessNode(Path dataDir, CommandRunner commands, io.ballast.frontend.nbd.NbdTls nbdTls) throws IOException {
         NodeConfig config = new NodeConfig(dataDir, new InetSocketAddress("127.0.0.1", 0),
-                new InetSocketAddress("127.0.0.1", 0), null);
+                new InetSocketAddress("127.0.0.1", 0), null).withNbdTls(nbdTls);
         daemon = new NodeDaemon(config, new DefaultComponents(), commands).start();
     }
 

@@ -113,6 +113,9 @@ public final class HandshakeCodec {
             case OPT_STRUCTURED_REPLY -> payload.length == 0
                     ? new NbdOption.StructuredReply()
                     : new NbdOption.Malformed(code, "NBD_OPT_STRUCTURED_REPLY takes no data");
+            case OPT_STARTTLS -> payload.length == 0
+                    ? new NbdOption.StartTls()
+                    : new NbdOption.Malformed(code, "NBD_OPT_STARTTLS takes no data");
             case OPT_INFO, OPT_GO -> decodeInfo(code, payload);
             default -> new NbdOption.Unsupported(code);
         };

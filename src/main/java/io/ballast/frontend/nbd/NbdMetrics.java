@@ -34,6 +34,17 @@ final class NbdMetrics {
             .help("Bytes accepted from NBD clients by WRITE")
             .register();
 
+    static final Counter TLS_HANDSHAKES = Counter.builder()
+            .name("ballast_nbd_tls_handshakes_total")
+            .help("TLS handshakes after NBD_OPT_STARTTLS, by result (ok, failed: no, untrusted or expired client certificate, ...)")
+            .labelNames("result")
+            .register();
+
+    static final Counter TLS_REQUIRED_REFUSALS = Counter.builder()
+            .name("ballast_nbd_tls_required_refusals_total")
+            .help("Options refused before STARTTLS because TLS is required (NBD_REP_ERR_TLS_REQD, or a close for EXPORT_NAME)")
+            .register();
+
     static final Histogram LATENCY = Histogram.builder()
             .name("ballast_nbd_request_duration_seconds")
             .help("NBD request latency from decoded header to reply sent")

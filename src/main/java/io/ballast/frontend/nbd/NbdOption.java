@@ -36,7 +36,12 @@ public sealed interface NbdOption {
         public int code() { return NbdProtocol.OPT_STRUCTURED_REPLY; }
     }
 
-    /** An option we do not implement (STARTTLS, meta context, extended headers, ...): ERR_UNSUP. */
+    /** NBD_OPT_STARTTLS: upgrade the connection to TLS (ACK, then the TLS handshake). */
+    record StartTls() implements NbdOption {
+        public int code() { return NbdProtocol.OPT_STARTTLS; }
+    }
+
+    /** An option we do not implement (meta context, extended headers, ...): ERR_UNSUP. */
     record Unsupported(int code) implements NbdOption {}
 
     /** A known option whose payload is malformed: ERR_INVALID with a reason for the human. */

@@ -194,7 +194,7 @@ public final class NbdServer implements AutoCloseable {
                 closeQuietly(ch);
                 continue;
             }
-            NbdSession session = new NbdSession(exports, ch, peer, config, workers, buffers, new Listener());
+            NbdSession session = new NbdSession(exports, ch, tcp, peer, config, workers, buffers, new Listener());
             liveSessions.add(session);
             NbdMetrics.CONNECTIONS_OPEN.inc();
             synchronized (this) {

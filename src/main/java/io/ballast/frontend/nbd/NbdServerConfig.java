@@ -19,10 +19,12 @@ import java.nio.file.Path;
  *     being read until it does. A connection holding nothing may go {@link #BUFFER_RESERVE_BYTES}
  *     beyond it for a request of at most 4 MiB,
  *     so clients that hold the whole budget do not starve the others.
+ * @param tls TLS for TCP connections (NBD_OPT_STARTTLS), null for none; the unix socket never uses
+ *     it (it is local and root-only)
  */
 public record NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath,
                               int maxInFlightPerConnection, int maxPayloadBytes, long stalledRequestTimeoutMs,
-                              long maxBufferedBytesPerNode) {
+                              long maxBufferedBytesPerNode, NbdTls tls) {
     public static final long DEFAULT_STALLED_REQUEST_TIMEOUT_MS = 30_000;
     /**
      * 48 MiB: with the reserve, 64 MiB of payload memory at most on a node, whatever the clients do
@@ -31,6 +33,12 @@ public record NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath,
     public static final long DEFAULT_MAX_BUFFERED_BYTES_PER_NODE = 48L * 1024 * 1024;
     /** What a connection that holds no buffer may use beyond {@code maxBufferedBytesPerNode}. */
     public static final long BUFFER_RESERVE_BYTES = 16L * 1024 * 1024;
+
+    public NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath, int maxInFlightPerConnection,
+            int maxPayloadBytes, long stalledRequestTimeoutMs, long maxBufferedBytesPerNode) {
+        this(tcpAddress, unixSocketPath, maxInFlightPerConnection, maxPayloadBytes, stalledRequestTimeoutMs,
+                maxBufferedBytesPerNode, null);
+    }
 
     public NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath, int maxInFlightPerConnection,
             int maxPayloadBytes, long stalledRequestTimeoutMs) {
@@ -75,8 +83,14 @@ public record NbdServerConfig(InetSocketAddress tcpAddress, Path unixSocketPath,
         }
     }
 
+    /** This configuration with TCP connections under {@code tls} (null: no TLS). */
+    public NbdServerConfig withTls(NbdTls tls) {
+        return new NbdServerConfig(tcpAddress, unixSocketPath, maxInFlightPerConnection, maxPayloadBytes,
+                stalledRequestTimeoutMs, maxBufferedBytesPerNode, tls);
+    }
+
     public static NbdServerConfig defaults(InetSocketAddress tcpAddress, Path unixSocketPath) {
         return new NbdServerConfig(tcpAddress, unixSocketPath, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PAYLOAD_BYTES,
-                DEFAULT_STALLED_REQUEST_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES_PER_NODE);
+                DEFAULT_STALLED_REQUEST_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES_PER_NODE, null);
     }
 }

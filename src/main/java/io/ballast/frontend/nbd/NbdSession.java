@@ -48,11 +48,18 @@ final class NbdSession implements Runnable {
     private volatile boolean handshakeDone;
 
     private final ExportRegistry exports;
-    private final ByteChannel channel;
+    /** The accepted socket: closing it is how the watchdogs cut a connection, TLS or not. */
+    private final ByteChannel raw;
+    /** What requests are read from and replies written to: {@link #raw}, or TLS over it after STARTTLS. */
+    private volatile ByteChannel channel;
+    /** TLS settings, null for none; only for a TCP connection. */
+    private final NbdTls tls;
+    private boolean tlsActive;
     private final String peer;
     private final NbdServerConfig config;
     private final ThreadFactory workers;
     private final SessionListener listener;
+    private final boolean tcp;
     private final ReentrantLock writeLock = new ReentrantLock();
     private final Semaphore inFlight;
     /** Shared by all connections of the server. */
@@ -111,10 +118,13 @@ final class NbdSession implements Runnable {
         void sessionEnded(NbdSession session, String exportNameOrNull);
     }
 
-    NbdSession(ExportRegistry exports, ByteChannel channel, String peer, NbdServerConfig config,
+    NbdSession(ExportRegistry exports, ByteChannel channel, boolean tcp, String peer, NbdServerConfig config,
                ThreadFactory workers, BufferPool buffers, SessionListener listener) {
         this.exports = exports;
+        this.raw = channel;
         this.channel = channel;
+        this.tcp = tcp;
+        this.tls = tcp ? config.tls() : null;
         this.peer = peer;
         this.config = config;
         this.workers = workers;
@@ -164,6 +174,7 @@ final class NbdSession implements Runnable {
             // In-flight work completes (its replies may fail quietly) before we report the end.
             inFlight.acquireUninterruptibly(config.maxInFlightPerConnection());
             stopReplyWriter();
+            closeTls();
             closeQuietly();
             listener.sessionEnded(this, servingExport);
             ended.countDown();
@@ -203,7 +214,7 @@ final class NbdSession implements Runnable {
      */
     boolean shutdown(long timeoutMs) throws InterruptedException {
         try {
-            if (channel instanceof SocketChannel sc) {
+            if (raw instanceof SocketChannel sc) {
                 sc.shutdownInput();
             }
         } catch (IOException e) {
@@ -212,9 +223,14 @@ final class NbdSession implements Runnable {
         return ended.await(timeoutMs, TimeUnit.MILLISECONDS);
     }
 
+    /**
+     * Closes the socket. Never the TLS channel: its close sends close_notify under the TLS write
+     * lock, which a writer stuck on a client that reads nothing holds; closing the socket under it
+     * ends that writer too.
+     */
     void closeQuietly() {
         try {
-            channel.close();
+            raw.close();
         } catch (IOException ignored) {
             // Closing a socket has nothing useful to report.
         }
@@ -234,13 +250,36 @@ final class NbdSession implements Runnable {
                         + h.payloadBytes() + " bytes is too large");
                 case SKIP_TOO_BIG -> {
                     skip(h.payloadBytes());
-                    sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TOO_BIG,
-                            "option data of " + h.payloadBytes() + " bytes is too large"));
+                    if (tlsRequired() && !tlsActive) {
+                        // FORCEDTLS: before STARTTLS every option other than STARTTLS/ABORT gets TLS_REQD.
+                        NbdMetrics.TLS_REQUIRED_REFUSALS.inc();
+                        sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TLS_REQD, TLS_REQUIRED_MESSAGE));
+                    } else {
+                        sendOption(HandshakeCodec.encodeOptionError(h.code(), REP_ERR_TOO_BIG,
+                                "option data of " + h.payloadBytes() + " bytes is too large"));
+                    }
                     continue;
                 }
                 case PARSE -> { }
             }
             NbdOption option = HandshakeCodec.decodeOption(h.code(), readBytes((int) h.payloadBytes()));
+            if (tlsRequired() && !tlsActive) {
+                switch (option) {
+                    case NbdOption.StartTls s -> { }
+                    case NbdOption.Abort a -> { }
+                    case NbdOption.ExportName e -> {
+                        // FORCEDTLS: this option cannot be answered with an error, so the spec says close.
+                        NbdMetrics.TLS_REQUIRED_REFUSALS.inc();
+                        throw new NbdProtocolException("NBD_OPT_EXPORT_NAME before TLS; TLS is required");
+                    }
+                    default -> {
+                        NbdMetrics.TLS_REQUIRED_REFUSALS.inc();
+                        sendOption(HandshakeCodec.encodeOptionError(option.code(), REP_ERR_TLS_REQD,
+                                TLS_REQUIRED_MESSAGE));
+                        continue;
+                    }
+                }
+            }
             switch (option) {
                 case NbdOption.ExportName(String name) -> {
                     Optional<Resolved> r = resolve(name);
@@ -287,11 +326,132 @@ final class NbdSession implements Runnable {
                         sendOption(HandshakeCodec.encodeOptionReply(s.code(), REP_ACK, new byte[0]));
                     }
                 }
+                case NbdOption.StartTls s -> startTls(s);
                 case NbdOption.Unsupported u -> sendOption(HandshakeCodec.encodeOptionError(u.code(),
                         REP_ERR_UNSUP, "option " + u.code() + " is not supported"));
                 case NbdOption.Malformed m -> sendOption(HandshakeCodec.encodeOptionError(m.code(),
                         REP_ERR_INVALID, m.reason()));
             }
+        }
+    }
+
+    static final String TLS_REQUIRED_MESSAGE =
+            "TLS is required: connect with nbds:// and a client certificate (NBD_OPT_STARTTLS first)";
+
+    /** FORCEDTLS on this connection: TCP with TLS configured as required. */
+    private boolean tlsRequired() {
+        return tls != null && tls.policy() == NbdTls.Policy.REQUIRED;
+    }
+
+    /** NBD_OPT_STARTTLS: ACK, then the TLS handshake over the socket; a failed handshake ends the session. */
+    private void startTls(NbdOption.StartTls s) throws IOException, NbdProtocolException {
+        if (tls == null) {
+            sendOption(HandshakeCodec.encodeOptionError(s.code(), REP_ERR_POLICY, tcp
+                    ? "TLS is not configured on this server"
+                    : "TLS is not used on the local unix socket"));
+            return;
+        }
+        if (tlsActive) {
+            sendOption(HandshakeCodec.encodeOptionError(s.code(), REP_ERR_INVALID, "TLS is already active"));
+            return;
+        }
+        if (inbound.hasRemaining()) {
+            // Plaintext sent after STARTTLS, before the handshake: accepting it would let a
+            // man in the middle inject options into the TLS session (the STARTTLS injection attack).
+            throw new NbdProtocolException("client sent data after NBD_OPT_STARTTLS before the TLS handshake");
+        }
+        javax.net.ssl.SSLContext context;
+        try {
+            context = tls.contexts().get();
+        } catch (RuntimeException e) {
+            log.atError().setCause(e).addKeyValue("peer", peer).log("nbd TLS context unavailable");
+            sendOption(HandshakeCodec.encodeOptionError(s.code(), REP_ERR_PLATFORM, "TLS is unavailable on this server"));
+            return;
+        }
+        sendOption(HandshakeCodec.encodeOptionReply(s.code(), REP_ACK, new byte[0]));
+        // Heap buffers kept for the connection's life: the JDK's AES-GCM works on arrays (direct
+        // buffers cost a copy), and releasing buffers after each record (the library's default)
+        // meant an allocation per read and write. A connection keeps about 3 TLS records
+        // (~17 KiB each) of buffer this way (docs/perf/nbd-tls.md).
+        tlschannel.ServerTlsChannel tlsChannel = tlschannel.ServerTlsChannel.newBuilder(raw, context)
+                .withEngineFactory(NbdSession::serverEngine)
+                .withPlainBufferAllocator(new tlschannel.HeapBufferAllocator())
+                .withEncryptedBufferAllocator(new tlschannel.HeapBufferAllocator())
+                .withReleaseBuffers(false)
+                .build();
+        try {
+            tlsChannel.handshake();
+        } catch (javax.net.ssl.SSLException e) {
+            NbdMetrics.TLS_HANDSHAKES.labelValues("failed").inc();
+            sendPendingAlert(tlsChannel.getSslEngine());
+            throw new NbdProtocolException("TLS handshake failed: " + e.getMessage());
+        }
+        channel = tlsChannel;
+        tlsActive = true;
+        NbdMetrics.TLS_HANDSHAKES.labelValues("ok").inc();
+        if (log.isInfoEnabled()) {
+            String client;
+            try {
+                client = ((java.security.cert.X509Certificate) tlsChannel.getSslEngine().getSession()
+                        .getPeerCertificates()[0]).getSubjectX500Principal().getName();
+            } catch (javax.net.ssl.SSLPeerUnverifiedException e) {
+                client = "?";
+            }
+            log.atInfo().addKeyValue("peer", peer).addKeyValue("client", client)
+                    .addKeyValue("protocol", tlsChannel.getSslEngine().getSession().getProtocol())
+                    .log("nbd TLS established");
+        }
+    }
+
+    /**
+     * After a failed handshake the engine holds the alert saying why (certificate_required,
+     * certificate_unknown, ...); sending it lets the client report the reason rather than a bare
+     * disconnect. Best effort, timed like a reply write.
+     */
+    private void sendPendingAlert(javax.net.ssl.SSLEngine engine) {
+        ByteBuffer out = ByteBuffer.allocate(engine.getSession().getPacketBufferSize());
+        replyWaitSinceNs = System.nanoTime();
+        try {
+            engine.closeOutbound();
+            for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) {
+                engine.wrap(ByteBuffer.allocate(0), out);
+            }
+            out.flip();
+            while (out.hasRemaining() && raw.write(out) >= 0) {
+                // blocking socket: loops only on a partial write
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // The connection is being closed for the handshake failure anyway.
+        } finally {
+            replyWaitSinceNs = 0;
+        }
+    }
+
+    /** Server side, client certificate required: x509 client certificates are the NBD authentication. */
+    private static javax.net.ssl.SSLEngine serverEngine(javax.net.ssl.SSLContext context) {
+        javax.net.ssl.SSLEngine engine = context.createSSLEngine();
+        engine.setUseClientMode(false);
+        engine.setNeedClientAuth(true);
+        // The spec: TLS 1.2 at least, nothing older by default.
+        engine.setEnabledProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
+        return engine;
+    }
+
+    /**
+     * Sends close_notify (the spec: close the TLS session, then the TCP connection). Timed like a
+     * reply write, so a client that reads nothing cannot hold the session here.
+     */
+    private void closeTls() {
+        if (!(channel instanceof tlschannel.TlsChannel t) || replyChannelBroken || !raw.isOpen()) {
+            return;
+        }
+        replyWaitSinceNs = System.nanoTime();
+        try {
+            t.shutdown();
+        } catch (IOException | RuntimeException e) {
+            // The client is gone or broke TLS: the socket closes next anyway.
+        } finally {
+            replyWaitSinceNs = 0;
         }
     }
 
@@ -476,7 +636,7 @@ final class NbdSession implements Runnable {
         try {
             return buffers.acquire(dataBytes, bufferAccount, () -> {
                 sendBatch(); // our own held replies may be what frees room
-                return channel.isOpen();
+                return raw.isOpen();
             });
         } catch (IOException | RuntimeException e) {
             payloadBudgetKib.release(kib);

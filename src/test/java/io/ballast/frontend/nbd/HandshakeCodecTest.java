@@ -53,13 +53,14 @@ class HandshakeCodecTest {
                 .isEqualTo(new NbdOption.Info(true, "v", List.of(1, 3)));
         assertThat(HandshakeCodec.decodeOption(OPT_INFO, RawNbdClient.infoPayload("")))
                 .isEqualTo(new NbdOption.Info(false, "", List.of()));
-        assertThat(HandshakeCodec.decodeOption(OPT_STARTTLS, new byte[0])).isEqualTo(new NbdOption.Unsupported(OPT_STARTTLS));
+        assertThat(HandshakeCodec.decodeOption(OPT_STARTTLS, new byte[0])).isEqualTo(new NbdOption.StartTls());
     }
 
     @Test
     void malformedOptions() throws Exception {
         assertThat(HandshakeCodec.decodeOption(OPT_LIST, new byte[1])).isInstanceOf(NbdOption.Malformed.class);
         assertThat(HandshakeCodec.decodeOption(OPT_STRUCTURED_REPLY, new byte[2])).isInstanceOf(NbdOption.Malformed.class);
+        assertThat(HandshakeCodec.decodeOption(OPT_STARTTLS, new byte[1])).isInstanceOf(NbdOption.Malformed.class);
         assertThat(HandshakeCodec.decodeOption(OPT_GO, new byte[5])).isInstanceOf(NbdOption.Malformed.class);
         byte[] nameTooLong = ByteBuffer.allocate(6).putInt(5000).putShort((short) 0).array();
         assertThat(HandshakeCodec.decodeOption(OPT_GO, nameTooLong)).isInstanceOf(NbdOption.Malformed.class);

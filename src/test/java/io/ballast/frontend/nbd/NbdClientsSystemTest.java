@@ -4,18 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.frontend.nbd.ClientTools.Result;
 import io.ballast.storage.BlockDevice;
 import io.ballast.storage.FileStoragePool;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.DigestInputStream;
-import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -62,35 +59,16 @@ class NbdClientsSystemTest {
         pool.close();
     }
 
-    record Result(int exitCode, String output) {}
-
     Result run(String... command) throws IOException, InterruptedException {
-        Path log = Files.createTempFile(dir, "cmd", ".log");
-        // Run in the temp dir: fio drops verify state files into its working directory.
-        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
-                .redirectErrorStream(true).redirectOutput(log.toFile());
-        // The distribution's python3 carries the libnbd bindings nbdsh needs; put it first.
-        pb.environment().put("PATH", "/usr/bin:/bin:" + pb.environment().getOrDefault("PATH", ""));
-        Process p = pb.start();
-        if (!p.waitFor(180, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            throw new AssertionError("timed out: " + String.join(" ", command));
-        }
-        return new Result(p.exitValue(), Files.readString(log));
+        return ClientTools.run(dir, command);
     }
 
     Result ok(String... command) throws IOException, InterruptedException {
-        Result r = run(command);
-        assertThat(r.exitCode()).as("%s\n%s", String.join(" ", command), r.output()).isZero();
-        return r;
+        return ClientTools.ok(dir, command);
     }
 
     static String sha256(Path file) throws Exception {
-        MessageDigest md = MessageDigest.getInstance("SHA-256");
-        try (InputStream in = new DigestInputStream(Files.newInputStream(file), md)) {
-            in.transferTo(OutputStream.nullOutputStream());
-        }
-        return HexFormat.of().formatHex(md.digest());
+        return ClientTools.sha256(file);
     }
 
     Path randomFile(String name, long seed) throws IOException {

@@ -291,13 +291,26 @@ class NbdRawProtocolTest {
     void unknownOptionsAreUnsupportedAndTheirDataSkipped() throws IOException {
         try (RawNbdClient c = client()) {
             c.startHandshake();
-            for (int opt : new int[] {OPT_STARTTLS, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT,
+            for (int opt : new int[] {OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT,
                     OPT_EXTENDED_HEADERS, OPT_PEEK_EXPORT, 999}) {
                 c.sendOption(opt, random(37, opt));
                 RawNbdClient.OptionReply r = c.readOptionReply();
                 assertThat(r.type()).as("option %d", opt).isEqualTo(REP_ERR_UNSUP);
                 assertThat(r.option()).isEqualTo(opt);
             }
+            c.sendOption(OPT_LIST, new byte[0]);
+            assertThat(c.readOptionReply().type()).isEqualTo(REP_SERVER);
+        }
+    }
+
+    @Test
+    void startTlsWithoutTlsConfiguredIsRefusedByPolicyAndPlaintextGoesOn() throws IOException {
+        try (RawNbdClient c = client()) {
+            c.startHandshake();
+            c.sendOption(OPT_STARTTLS, new byte[0]);
+            RawNbdClient.OptionReply r = c.readOptionReply();
+            assertThat(r.type()).isEqualTo(REP_ERR_POLICY);
+            assertThat(new String(r.data(), java.nio.charset.StandardCharsets.UTF_8)).contains("TLS is not configured");
             c.sendOption(OPT_LIST, new byte[0]);
             assertThat(c.readOptionReply().type()).isEqualTo(REP_SERVER);
         }

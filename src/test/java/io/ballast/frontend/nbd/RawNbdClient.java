@@ -14,9 +14,9 @@ import java.nio.charset.StandardCharsets;
 
 /** A byte-level NBD client for protocol tests: sends exactly what the test says. */
 final class RawNbdClient implements AutoCloseable {
-    final Socket socket;
-    final DataInputStream in;
-    final DataOutputStream out;
+    Socket socket;
+    DataInputStream in;
+    DataOutputStream out;
 
     record OptionReply(long magic, int option, int type, byte[] data) {}
 
@@ -31,6 +31,20 @@ final class RawNbdClient implements AutoCloseable {
         socket.setTcpNoDelay(true);
         in = new DataInputStream(socket.getInputStream());
         out = new DataOutputStream(socket.getOutputStream());
+    }
+
+    /** After an ACKed NBD_OPT_STARTTLS: the TLS handshake, then everything goes over TLS. */
+    void upgradeToTls(javax.net.ssl.SSLContext context) throws IOException {
+        javax.net.ssl.SSLSocket tls = (javax.net.ssl.SSLSocket) context.getSocketFactory().createSocket(socket,
+                "localhost", socket.getPort(), true);
+        tls.setUseClientMode(true);
+        javax.net.ssl.SSLParameters p = tls.getSSLParameters();
+        p.setEndpointIdentificationAlgorithm("HTTPS"); // check the server's name like libnbd does
+        tls.setSSLParameters(p);
+        tls.startHandshake();
+        socket = tls;
+        in = new DataInputStream(tls.getInputStream());
+        out = new DataOutputStream(tls.getOutputStream());
     }
 
     byte[] readGreeting() throws IOException {
@@ -89,6 +103,22 @@ final class RawNbdClient implements AutoCloseable {
     /** Negotiates (optionally structured replies) then NBD_OPT_GO; returns the export size. */
     long go(String name, boolean structured) throws IOException {
         startHandshake();
+        return negotiate(name, structured);
+    }
+
+    /** Handshake, NBD_OPT_STARTTLS, TLS, then NBD_OPT_GO over TLS; returns the export size. */
+    long goTls(String name, boolean structured, javax.net.ssl.SSLContext context) throws IOException {
+        startHandshake();
+        sendOption(OPT_STARTTLS, new byte[0]);
+        OptionReply r = readOptionReply();
+        if (r.type() != REP_ACK) {
+            throw new IOException("STARTTLS refused with reply type " + Integer.toHexString(r.type()));
+        }
+        upgradeToTls(context);
+        return negotiate(name, structured);
+    }
+
+    private long negotiate(String name, boolean structured) throws IOException {
         if (structured) {
             sendOption(OPT_STRUCTURED_REPLY, new byte[0]);
             if (readOptionReply().type() != REP_ACK) {

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""fio through NBD over TCP: TLS (nbds://, client certificate) against plaintext (nbd://), on the
+same Ballast node and volume, in one run.
+
+The node starts with `--nbd-tls-dir DIR --nbd-tls-policy optional`, so one TCP listener serves
+both: a client that sends NBD_OPT_STARTTLS gets TLS, one that does not stays in plaintext. Test
+certificates (ECDSA P-256) are made with openssl. fio runs as user nobody with HOME pointing at a
+directory holding .pki/libnbd (libnbd's default certificate directory for a non-root user; fio
+cannot pass tls-certificates= in its URI). Each job runs on both sides, alternating, REPS times;
+the table reports medians, the ratio TLS/plaintext, p99 latency and the node's CPU per request.
+The result is written as markdown to docs/perf/nbd-tls.md (or --out).
+
+Usage: bench/nbd_tls_bench.py [--reps 3] [--runtime 10] [--size 1GiB] [--workdir DIR] [--out FILE]
+"""
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import nbd_bench  # noqa: E402
+from nbd_bench import cpu_ticks, parse_size, peak_rss_mib, wait_for  # noqa: E402
+
+# name, fio args, metric ("iops" or "bw")
+JOBS = [
+    ("4k randread QD32", ["--rw=randread", "--bs=4k", "--iodepth=32"], "iops"),
+    ("4k randwrite QD32", ["--rw=randwrite", "--bs=4k", "--iodepth=32"], "iops"),
+    ("seq read 1M QD8", ["--rw=read", "--bs=1M", "--iodepth=8"], "bw"),
+    ("seq write 1M QD8", ["--rw=write", "--bs=1M", "--iodepth=8"], "bw"),
+]
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_certificates(workdir):
+    """CA, server (localhost, 127.0.0.1) and client certificates: the server and libnbd layouts."""
+    pki = os.path.join(workdir, "pki")
+    os.makedirs(pki, exist_ok=True)
+    p = lambda name: os.path.join(pki, name)  # noqa: E731
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", p("ca-key.pem"), "-out", p("ca-cert.pem"), "-days", "2",
+            "-subj", "/CN=bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, ext in (("server", ["subjectAltName=DNS:localhost,IP:127.0.0.1", "extendedKeyUsage=serverAuth"]),
+                      ("client", ["extendedKeyUsage=clientAuth"])):
+        openssl("req", *ec, "-keyout", p(name + "-key.pem"), "-out", p(name + ".csr"), "-subj", "/CN=bench " + name)
+        extfile = p(name + ".ext")
+        with open(extfile, "w") as f:
+            f.write("\n".join(["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature"] + ext) + "\n")
+        openssl("x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca-cert.pem"), "-CAkey", p("ca-key.pem"),
+                "-CAcreateserial", "-days", "2", "-extfile", extfile, "-out", p(name + "-cert.pem"))
+    server = os.path.join(workdir, "server-tls")
+    os.makedirs(server, exist_ok=True)
+    for src, dst in (("ca-cert.pem", "ca-cert.pem"), ("server-cert.pem", "server-cert.pem"),
+                     ("server-key.pem", "server-key.pem")):
+        shutil.copy(p(src), os.path.join(server, dst))
+    os.chmod(os.path.join(server, "server-key.pem"), 0o600)
+    home = os.path.join(workdir, "fio-home")
+    client = os.path.join(home, ".pki", "libnbd")
+    os.makedirs(client, exist_ok=True)
+    for src, dst in (("ca-cert.pem", "ca-cert.pem"), ("client-cert.pem", "client-cert.pem"),
+                     ("client-key.pem", "client-key.pem")):
+        shutil.copy(p(src), os.path.join(client, dst))
+    nobody = pwd.getpwnam("nobody")
+    for d, _, files in os.walk(home):
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        for f in files:
+            os.chown(os.path.join(d, f), nobody.pw_uid, nobody.pw_gid)
+    os.chmod(workdir, 0o711)
+    return server, home
+
+
+def start_node(workdir, tls_dir, size_bytes):
+    data = os.path.join(workdir, "ballast-data")
+    os.makedirs(data, exist_ok=True)
+    log = open(os.path.join(workdir, "ballast-node.out"), "w")
+    proc = subprocess.Popen(
+        [os.path.join(ROOT, "bin", "ballast"), "node", "start", "--data-dir", data,
+         "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0",
+         "--nbd-tls-dir", tls_dir, "--nbd-tls-policy", "optional"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    node_json = os.path.join(data, "node.json")
+    wait_for(lambda: os.path.exists(node_json), 120, "ballast node")
+    time.sleep(0.5)
+    with open(node_json) as f:
+        node = json.load(f)
+    api = node.get("apiUrl") or ("http://" + node["apiAddress"])
+    post = lambda path, body: urllib.request.urlopen(urllib.request.Request(  # noqa: E731
+        api + path, method="POST", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"})).read()
+    post("/v1/volumes", {"name": "bench", "size": size_bytes})
+    attach = json.loads(post("/v1/volumes/bench/attach", {}))
+    tls_uri = attach["uri"]
+    assert tls_uri.startswith("nbds://"), tls_uri
+    return proc, tls_uri, "nbd://" + tls_uri[len("nbds://"):]
+
+
+def fio(home, uri, args, runtime_s, size_bytes, time_based=True):
+    """fio as user nobody, HOME=home: libnbd then reads the client certificates from home/.pki/libnbd."""
+    prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=" + home]
+    return nbd_bench.fio(uri, args, runtime_s, size_bytes, time_based, prefix=prefix, cwd=home)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--runtime", type=int, default=10)
+    ap.add_argument("--size", default="1GiB")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "nbd-tls.md"))
+    opts = ap.parse_args()
+    size_bytes = parse_size(opts.size)
+    workdir = opts.workdir or tempfile.mkdtemp(prefix="ballast-tls-bench-", dir=os.path.join(ROOT, "target"))
+    os.makedirs(workdir, exist_ok=True)
+    tls_dir, home = make_certificates(workdir)
+    node, tls_uri, plain_uri = start_node(workdir, tls_dir, size_bytes)
+    sides = {"plaintext": plain_uri, "tls": tls_uri}
+    results = {}
+    try:
+        fio(home, plain_uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size_bytes, time_based=False)
+        for name, args, metric in JOBS:
+            for rep in range(opts.reps):
+                for side, uri in sides.items():
+                    t0 = cpu_ticks(node.pid)
+                    r = fio(home, uri, args, opts.runtime, size_bytes)
+                    ops = (r["iops"]) * (opts.runtime + 2)
+                    r["cpu_us"] = (cpu_ticks(node.pid) - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / ops if ops else 0
+                    results.setdefault((name, side), []).append(r)
+                    print("%-20s rep %d %-9s %10.1f %s  p99 %.0f us  cpu/op %.1f us" % (
+                        name, rep + 1, side, r[metric], "IOPS" if metric == "iops" else "MiB/s", r["p99_us"],
+                        r["cpu_us"]), flush=True)
+        rss = peak_rss_mib(node.pid)
+    finally:
+        os.killpg(node.pid, signal.SIGTERM)
+        try:
+            node.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+
+    rows = []
+    for name, _, metric in JOBS:
+        p = results[(name, "plaintext")]
+        t = results[(name, "tls")]
+        pm = statistics.median(r[metric] for r in p)
+        tm = statistics.median(r[metric] for r in t)
+        unit = "IOPS" if metric == "iops" else "MiB/s"
+        pc = statistics.median(r["cpu_us"] for r in p)
+        tc = statistics.median(r["cpu_us"] for r in t)
+        rows.append("| %s | %.0f %s | %.0f %s | %.2f | %.0f | %.0f | %.1f | %.1f |" % (
+            name, pm, unit, tm, unit, tm / pm if pm else 0,
+            statistics.median(r["p99_us"] for r in p), statistics.median(r["p99_us"] for r in t), pc, tc))
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+    fio_version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
+    table = "\n".join([
+        "| job | plaintext | TLS | TLS/plaintext | plaintext p99 (us) | TLS p99 (us) "
+        "| plaintext CPU/op (us) | TLS CPU/op (us) |",
+        "|---|---|---|---|---|---|---|---|",
+    ] + rows)
+    body = f"""# NBD over TLS: cost against plaintext
+
+Produced by:
+
+    bench/nbd_tls_bench.py --reps {opts.reps} --runtime {opts.runtime} --size {opts.size}
+
+One Ballast node (`node start --nbd-tls-dir DIR --nbd-tls-policy optional`), one volume of
+{opts.size}, fio's nbd engine (libnbd, GnuTLS) over TCP on loopback: `nbds://` (STARTTLS, ECDSA
+P-256 client and server certificates) and `nbd://` (plaintext) against the same listener,
+alternating, {opts.reps} runs each; values are medians. CPU/op is the node process's utime+stime
+over a run divided by its requests (lower is better); fio's own TLS work is not in it.
+
+Machine: {os.cpu_count()} cores, {cpu}; {fio_version}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+
+{table}
+
+Node peak RSS (VmHWM) over the run: {rss:.0f} MiB.
+"""
+    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
+    with open(opts.out, "w") as f:
+        f.write(body)
+    print(body)
+    if not opts.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
