@@ -59,6 +59,8 @@ class DashboardBrowserSystemTest {
     static final Map<String, NodeProcess> nodes = new java.util.LinkedHashMap<>();
     static WebDriver browser;
     static String ui; // node-a's API: the page's origin
+    /** node-a's /metrics while it resyncs node-c: every series exposed, resync progress included. */
+    static String metricsDuringResync;
 
     @BeforeAll
     static void startClusterAndBrowser() throws Exception {
@@ -182,6 +184,7 @@ class DashboardBrowserSystemTest {
         long total = Long.parseLong(browser.findElement(By.cssSelector(progress)).getAttribute("data-total"));
         assertThat(total).isPositive();
         assertThat(text(progress)).contains("of").contains("ETA");
+        metricsDuringResync = raw("GET", "/metrics", null).body();
         shot("volume-resync");
         // the bar moves: a later poll shows more bytes done, or the resync finished (node-c back in sync)
         waitFor("resync moved on", d -> {
@@ -245,6 +248,18 @@ class DashboardBrowserSystemTest {
 
     @Test
     @Order(6)
+    void everyMetricTheGrafanaDashboardAndTheAlertRulesUseIsOnALiveNode() throws Exception {
+        assertThat(metricsDuringResync).as("scraped during the resync").isNotNull();
+        java.util.Set<String> exposed = io.ballast.deploy.MonitoringTest.exposedNames(metricsDuringResync);
+        java.util.Set<String> used = io.ballast.deploy.MonitoringTest.metricNamesUsed();
+        assertThat(used).contains("ballast_engine_resync_progress_bytes", "ballast_nbd_request_duration_seconds_bucket",
+                "ballast_engine_op_duration_seconds_bucket");
+        assertThat(used).as("names in deploy/monitoring missing from a live node's /metrics")
+                .allSatisfy(name -> assertThat(exposed).contains(name));
+    }
+
+    @Test
+    @Order(7)
     void withTheApiUnreachableThePageSaysSo() throws Exception {
         browser.findElement(By.cssSelector("#nav a[data-page='cluster']")).click();
         waitFor("cluster page", d -> d.findElements(By.cssSelector("#nodes tr[data-node]")).size() == 3);
