@@ -24,6 +24,8 @@ const routes = {
 let current = null;
 let generation = 0;
 let timer = null;
+let running = false;
+let again = false;
 let lastOk = null;
 
 function parseHash() {
@@ -32,21 +34,30 @@ function parseHash() {
   return {page, params: parts.slice(1)};
 }
 
-async function show() {
+function show() {
   const {page, params} = parseHash();
   generation++;
-  clearTimeout(timer);
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.dataset.page === page || (page === 'volume' && a.dataset.page === 'volumes'));
   }
   const main = document.getElementById('main');
   replace(main);
   current = routes[page](main, params);
-  loop(generation);
+  refresh();
 }
 
-async function loop(gen) {
-  if (gen !== generation) return;
+/**
+ * Runs the current page's refresh now, or right after the one in flight: one chain of polls at a
+ * time, however often actions and page changes ask for a refresh.
+ */
+async function refresh() {
+  if (running) {
+    again = true;
+    return;
+  }
+  running = true;
+  clearTimeout(timer);
+  const gen = generation;
   try {
     await current.refresh();
   } catch (e) {
@@ -54,13 +65,12 @@ async function loop(gen) {
     if (!(e instanceof ApiError || e instanceof Unreachable)) {
       console.error(e);
     }
+  } finally {
+    running = false;
   }
-  if (gen === generation) timer = setTimeout(() => loop(gen), POLL_MS);
-}
-
-function refresh() {
-  clearTimeout(timer);
-  loop(generation);
+  const soon = again || gen !== generation;
+  again = false;
+  timer = setTimeout(refresh, soon ? 0 : POLL_MS);
 }
 
 function banner(ok, err) {

@@ -233,10 +233,10 @@ class DashboardBrowserSystemTest {
         browser.findElement(By.cssSelector("#nav a[data-page='events']")).click();
         waitFor("events listed", d -> d.findElements(By.cssSelector("#events tr[data-seq]")).size() > 5);
         type("#event-subject", "node-c");
-        waitFor("only node-c's events", d -> {
-            List<WebElement> rows = d.findElements(By.cssSelector("#events tr[data-seq]"));
-            return !rows.isEmpty() && rows.stream().allMatch(r -> r.findElements(By.tagName("td")).get(3).getText().contains("node-c"));
-        });
+        // one script per check: the table is redrawn every second, so row by row WebDriver calls go stale
+        waitFor("only node-c's events", d -> Boolean.TRUE.equals(((JavascriptExecutor) d).executeScript(
+                "const rows = [...document.querySelectorAll('#events tr[data-seq]')];"
+                        + "return rows.length > 0 && rows.every(r => r.cells[3].textContent.includes('node-c'));")));
         assertThat(text("#events")).contains("node-down"); // the kill -9, as the cluster recorded it
         // live: a cordon made elsewhere (the CLI) appears without any action in the page
         CliRunner.Result cordon = new CliRunner().run("node", "cordon", "node-c", "--node", ui);
