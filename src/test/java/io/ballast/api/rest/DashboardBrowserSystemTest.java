@@ -69,18 +69,45 @@ class DashboardBrowserSystemTest {
         dir = Files.createTempDirectory("dashboard-browser");
         Files.createDirectories(SHOTS);
         NodeProcess a = start("node-a", "a", null, null);
+        ui = a.apiUrl();
         String token = Files.readString(dir.resolve("node-a/cluster-token")).strip();
         String join = a.apiUrl().replace("http://", "");
-        // one join at a time: two nodes joining in the same instant left one of them looping on a Ratis
-        // "Already running a method" append failure (seen here once; not the dashboard's concern)
-        start("node-b", "b", join, token);
-        start("node-c", "c", join, token);
-        ui = a.apiUrl();
+        joinRetryingOnce("node-b", "b", join, token);
+        joinRetryingOnce("node-c", "c", join, token);
         // fast failure detection, so a killed node is down within about a second
         send("PATCH", "/v1/cluster/settings", "{\"heartbeatMs\":200,\"suspectAfterMs\":500,\"downAfterMs\":1000}");
         await("3 nodes up", () -> api("/v1/nodes").path("nodes").findValuesAsText("state").stream()
                 .filter("up"::equals).count() == 3);
         browser = chrome();
+    }
+
+    /**
+     * Under heavy load a joining node sometimes never finishes its join: its Raft log throws "Already
+     * running a method" on every append from the leader (Ratis 3.1.3; RATIS-2314 fixes it upstream). The
+     * dashboard is not what is tested there, so such a node is removed and joins again once, anew.
+     */
+    static void joinRetryingOnce(String id, String zone, String join, String token) throws Exception {
+        try {
+            start(id, zone, join, token);
+        } catch (java.io.UncheckedIOException stuck) {
+            String log = Files.readString(dir.resolve(id).resolve("process.out"));
+            if (!log.contains("Already running a method")) {
+                throw stuck;
+            }
+            System.err.println(id + " did not finish joining (Ratis \"Already running a method\"); removing it and joining again");
+            HttpResponse<String> removed = raw("DELETE", "/v1/nodes/" + id + "?force=true", null);
+            assertThat(removed.statusCode()).as(removed.body()).isIn(200, 404);
+            deleteTree(dir.resolve(id));
+            start(id, zone, join, token);
+        }
+    }
+
+    static void deleteTree(Path root) throws IOException {
+        try (var paths = Files.walk(root)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     static NodeProcess start(String id, String zone, String join, String token) {
@@ -137,6 +164,13 @@ class DashboardBrowserSystemTest {
         }
         assertThat(text("#failure-detection")).contains("heartbeat", "200 ms", "down after", "1 s");
         shot("cluster");
+
+        // a node action: cordon from the page, as the API then reports it, and back
+        browser.findElement(By.cssSelector("#nodes tr[data-node='node-b'] button[data-action='cordon']")).click();
+        waitFor("node-b cordoned", d -> text("#nodes tr[data-node='node-b'] .state").contains("cordoned"));
+        assertThat(api("/v1/nodes/node-b").path("cordoned").asBoolean()).isTrue();
+        browser.findElement(By.cssSelector("#nodes tr[data-node='node-b'] button[data-action='uncordon']")).click();
+        waitFor("node-b uncordoned", d -> !text("#nodes tr[data-node='node-b'] .state").contains("cordoned"));
 
         browser.findElement(By.cssSelector("#nav a[data-page='volumes']")).click();
         browser.findElement(By.id("create-volume")).click();
