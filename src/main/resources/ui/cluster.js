@@ -88,7 +88,8 @@ function render(c) {
     const nUsed = n.capacityBytes - n.freeBytes;
     return h('tr', {'data-node': n.id, class: 'node-' + n.state},
       h('td', {class: 'id'}, n.id),
-      h('td', {class: 'state'}, badge(n.state), n.stateReason ? h('small', {class: 'muted'}, ' ' + n.stateReason) : null,
+      h('td', {class: 'state', title: n.stateReason || ''}, badge(n.state),
+        n.stateReason && n.state !== 'up' ? h('small', {class: 'muted'}, ' ' + n.stateReason) : null,
         n.cordoned ? [' ', badge('cordoned', 'warn')] : null, n.draining ? [' ', badge('draining', 'warn')] : null),
       h('td', {class: 'role'}, roleOf(n, c)),
       h('td', {class: 'zone'}, zoneOf(n) || h('span', {class: 'muted'}, '—')),
@@ -110,7 +111,8 @@ function render(c) {
         ['this node', `${c.nodeId} (${c.raftRole})`]])),
       h('div', {class: 'card'}, h('h3', {}, 'Capacity (up nodes)'),
         bar(used, cap.capacityBytes, `${bytes(used)} used of ${bytes(cap.capacityBytes)}`),
-        bar(cap.provisionedBytes, provisionable, `${bytes(cap.provisionedBytes)} provisioned of ${bytes(provisionable)} (over-commit ×${cap.overcommitRatio})`, 'thin')),
+        bar(cap.provisionedBytes, provisionable, `${bytes(cap.provisionedBytes)} provisioned of ${bytes(provisionable)}`, 'thin'),
+        h('small', {class: 'muted'}, `provisionable: capacity × over-commit ${cap.overcommitRatio}`)),
       h('div', {class: 'card', id: 'volume-health'}, h('h3', {}, 'Volumes'), kv([
         ['total', vols.total],
         ['healthy', vols.healthy],

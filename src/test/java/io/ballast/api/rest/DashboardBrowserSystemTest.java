@@ -74,8 +74,9 @@ class DashboardBrowserSystemTest {
         String join = a.apiUrl().replace("http://", "");
         joinRetryingOnce("node-b", "b", join, token);
         joinRetryingOnce("node-c", "c", join, token);
-        // fast failure detection, so a killed node is down within about a second
-        send("PATCH", "/v1/cluster/settings", "{\"heartbeatMs\":200,\"suspectAfterMs\":500,\"downAfterMs\":1000}");
+        // fast failure detection, so a killed node is down within seconds (not so fast that a loaded
+        // machine's pauses make live nodes flap)
+        send("PATCH", "/v1/cluster/settings", "{\"heartbeatMs\":300,\"suspectAfterMs\":1500,\"downAfterMs\":3000}");
         await("3 nodes up", () -> api("/v1/nodes").path("nodes").findValuesAsText("state").stream()
                 .filter("up"::equals).count() == 3);
         browser = chrome();
@@ -162,7 +163,7 @@ class DashboardBrowserSystemTest {
             waitFor(id + " up", d -> text("#nodes tr[data-node='" + id + "'] .state").startsWith("up"));
             assertThat(text("#nodes tr[data-node='" + id + "'] .zone")).isEqualTo(id.substring(5));
         }
-        assertThat(text("#failure-detection")).contains("heartbeat", "200 ms", "down after", "1 s");
+        assertThat(text("#failure-detection")).contains("heartbeat", "300 ms", "down after", "3 s");
         shot("cluster");
 
         // a node action: cordon from the page, as the API then reports it, and back
