@@ -243,6 +243,22 @@ class DashboardBrowserSystemTest {
         CliRunner.Result inspect = new CliRunner().run("volume", "inspect", "db", "--node", ui, "-o", "json");
         assertThat(inspect.exit()).as(inspect.err()).isZero();
         assertThat(JSON.readTree(inspect.out()).path("sizeBytes").asLong()).isEqualTo(48 * MIB);
+
+        // what the page relies on when served by a node without the engine: ?follow=engine asks node-a
+        String nodeB = nodes.get("node-b").apiUrl();
+        HttpResponse<String> plain = HTTP.send(HttpRequest.newBuilder(URI.create(nodeB + "/v1/volumes/db")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(JSON.readTree(plain.body()).path("engine").path("status").isNull()).isTrue();
+        HttpResponse<String> followed = HTTP.send(HttpRequest.newBuilder(URI.create(nodeB + "/v1/volumes/db?follow=engine")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        JsonNode engine = JSON.readTree(followed.body()).path("engine");
+        assertThat(engine.path("nodeId").asText()).isEqualTo("node-a");
+        assertThat(engine.path("status").path("state").asText()).isEqualTo("serving");
+        assertThat(engine.path("status").path("inSync")).hasSize(3);
+        HttpResponse<String> bad = HTTP.send(HttpRequest.newBuilder(URI.create(nodeB + "/v1/volumes/db?follow=all")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(bad.statusCode()).isEqualTo(400);
+        assertThat(bad.body()).contains("query parameter 'follow' must be 'engine'");
     }
 
     @Test
