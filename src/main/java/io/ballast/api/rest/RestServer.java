@@ -390,11 +390,11 @@ public final class RestServer implements AutoCloseable {
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }
             case "/v1/volumes/{name} GET" -> {
-                io.ballast.control.VolumeView v = volumes.inspect(name);
                 String follow = queryOf(ex).get("follow");
                 if (follow != null && !follow.equals("engine")) {
                     throw BallastException.invalid("query parameter 'follow' must be 'engine', got '" + follow + "'");
                 }
+                io.ballast.control.VolumeView v = volumes.inspect(name);
                 yield new Reply(200, follow == null ? v : withRemoteEngineStatus(v));
             }
             case "/v1/volumes/{name} DELETE" -> {
