@@ -149,6 +149,9 @@ class DashboardBrowserSystemTest {
                 n.kill9(); // nothing to keep: no clean shutdown to wait for
             }
         }
+        if (dir != null && !Boolean.getBoolean("keepDashboardTestData")) {
+            deleteTree(dir); // nodes' data, logs and the browser profile (-DkeepDashboardTestData=true keeps them)
+        }
     }
 
     // ---- the tests, in the order an operator would go ----
