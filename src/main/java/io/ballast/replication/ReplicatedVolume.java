@@ -16,6 +16,7 @@ public final class ReplicatedVolume implements BlockDevice {
 
     ReplicatedVolume(EngineRunner runner) {
         this.runner = runner;
+        EngineLatency.register();
     }
 
     /** The engine's current size: it grows with a committed resize (a new NBD connection sees it). */
@@ -39,7 +40,9 @@ public final class ReplicatedVolume implements BlockDevice {
         if (length == 0 || runner.directRead(offsetBytes, dst, false)) {
             return;
         }
+        long startNs = System.nanoTime();
         byte[] data = runner.await(runner.submit(done -> runner.engineForOps().read(offsetBytes, length, done)), 0, "read");
+        EngineLatency.since(EngineLatency.READ, startNs);
         dst.put(data);
     }
 
@@ -56,7 +59,9 @@ public final class ReplicatedVolume implements BlockDevice {
         checkRange(offsetBytes, length);
         byte[] data = new byte[length];
         src.get(data);
+        long startNs = System.nanoTime();
         runner.await(runner.submit(done -> runner.engineForOps().write(offsetBytes, data, fua, done)), 0, "write");
+        EngineLatency.since(EngineLatency.WRITE, startNs);
     }
 
     @Override
@@ -76,26 +81,38 @@ public final class ReplicatedVolume implements BlockDevice {
         }
         byte[] data = new byte[length];
         src.get(data);
+        long startNs = System.nanoTime();
         runner.submitAsync(completion -> runner.engineForOps().write(offsetBytes, data, fua, completion),
-                (bytes, error) -> done.accept(error));
+                (bytes, error) -> {
+                    if (error == null) {
+                        EngineLatency.since(EngineLatency.WRITE, startNs);
+                    }
+                    done.accept(error);
+                });
     }
 
     @Override
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
         checkRange(offsetBytes, lengthBytes);
+        long startNs = System.nanoTime();
         runner.await(runner.submit(done -> runner.engineForOps().writeZeroes(offsetBytes, lengthBytes, mayDeallocate,
                 fua, done)), 0, "write zeroes");
+        EngineLatency.since(EngineLatency.WRITE_ZEROES, startNs);
     }
 
     @Override
     public void trim(long offsetBytes, long lengthBytes, boolean fua) {
         checkRange(offsetBytes, lengthBytes);
+        long startNs = System.nanoTime();
         runner.await(runner.submit(done -> runner.engineForOps().trim(offsetBytes, lengthBytes, fua, done)), 0, "trim");
+        EngineLatency.since(EngineLatency.TRIM, startNs);
     }
 
     @Override
     public void flush() {
+        long startNs = System.nanoTime();
         runner.await(runner.submit(done -> runner.engineForOps().flush(done)), 0, "flush");
+        EngineLatency.since(EngineLatency.FLUSH, startNs);
     }
 
     /** Closing the device closes the engine (flush, then stop). */

@@ -25,8 +25,15 @@ public final class PeerCalls {
 
     /** @param body JSON, or null for none */
     public JsonNode call(NodeRecord node, String method, String path, String body) {
+        return call(node.id(), node.apiUrl(), method, path, body, CALL_TIMEOUT);
+    }
+
+    /** As {@link #call(NodeRecord, String, String, String)}, to a node known by id and API URL, within {@code timeout}. */
+    public JsonNode call(String nodeId, String apiUrl, String method, String path, String body, Duration timeout) {
+        record Peer(String id, String apiUrl) {}
+        Peer node = new Peer(nodeId, apiUrl);
         try {
-            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(CALL_TIMEOUT);
+            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(timeout);
             if (body != null) {
                 b.header("Content-Type", "application/json");
             }

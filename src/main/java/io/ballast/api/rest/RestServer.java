@@ -214,6 +214,7 @@ public final class RestServer implements AutoCloseable {
         // seg[0] is "" (path starts with '/')
         if (seg.length == 2 && seg[1].equals("healthz")) return "/healthz";
         if (seg.length == 2 && seg[1].equals("metrics")) return "/metrics";
+        if (seg.length >= 2 && seg[1].equals("ui")) return "/ui";
         if (seg.length < 3 || !seg[1].equals("v1")) return "unknown";
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
@@ -277,11 +278,32 @@ public final class RestServer implements AutoCloseable {
             case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
+            case "/ui" -> "GET, HEAD";
             case "/v1/backup-targets", "/v1/backups" -> "GET, POST";
             case "/v1/backup-targets/{name}", "/v1/backups/{id}" -> "GET, DELETE";
             case "/v1/backups/{id}/verify", "/v1/backups/{id}/restore" -> "POST";
             default -> "GET";
         };
+    }
+
+    /** The dashboard's files, from the jar (docs/dashboard.md). */
+    private final StaticUi ui = new StaticUi(RestServer.class.getClassLoader());
+
+    private record UiFile(StaticUi.File file, boolean notModified) {}
+
+    private record Redirect(String location) {}
+
+    /** {@code /ui} redirects to {@code /ui/} (the pages load their modules by relative URL); {@code /ui/NAME} is a file. */
+    private Reply uiRoute(String[] seg, HttpExchange ex) {
+        String raw = ex.getRequestURI().getRawPath();
+        if (seg.length == 2 && !raw.endsWith("/")) {
+            return new Reply(308, new Redirect("/ui/"));
+        }
+        String[] rest = java.util.Arrays.copyOfRange(seg, 2, seg.length);
+        StaticUi.File f = ui.find(rest).orElseThrow(() -> new BallastException(io.ballast.common.ErrorCode.NOT_FOUND,
+                "no such dashboard file: " + raw + " (the dashboard is at /ui/)"));
+        String ifNoneMatch = ex.getRequestHeaders().getFirst("If-None-Match");
+        return new Reply(200, new UiFile(f, f.etag().equals(ifNoneMatch)));
     }
 
     private Reply dispatch(String route, String method, String[] seg, HttpExchange ex) throws IOException {
@@ -292,6 +314,9 @@ public final class RestServer implements AutoCloseable {
         if (!java.util.Arrays.asList(ALLOWED_SEPARATOR.split(allowed(route))).contains(method)) {
             throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
                     "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
+        }
+        if (route.equals("/ui")) {
+            return uiRoute(seg, ex);
         }
         String name = seg.length > 3 ? seg[3] : null;
         if (route.startsWith("/v1/backup")) {
@@ -398,7 +423,14 @@ public final class RestServer implements AutoCloseable {
                 }
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }
-            case "/v1/volumes/{name} GET" -> new Reply(200, volumes.inspect(name));
+            case "/v1/volumes/{name} GET" -> {
+                String follow = queryOf(ex).get("follow");
+                if (follow != null && !follow.equals("engine")) {
+                    throw BallastException.invalid("query parameter 'follow' must be 'engine', got '" + follow + "'");
+                }
+                io.ballast.control.VolumeView v = volumes.inspect(name);
+                yield new Reply(200, follow == null ? v : withRemoteEngineStatus(v));
+            }
             case "/v1/volumes/{name} DELETE" -> {
                 volumes.delete(name);
                 yield new Reply(204, null);
@@ -517,6 +549,31 @@ public final class RestServer implements AutoCloseable {
                 yield new Reply(200, peers.call(node, "GET", "/v1/volumes/" + name + "/snapshots/" + snap + "/changed-blocks" + q, null));
             }
         };
+    }
+
+    /** A volume view polled by the dashboard must not hang on a slow engine node. */
+    static final java.time.Duration ENGINE_STATUS_TIMEOUT = java.time.Duration.ofSeconds(3);
+
+    /**
+     * {@code ?follow=engine}: when the volume's engine runs on another node, that node's engine status
+     * is asked for and put in {@code engine.status} (on failure {@code engine.statusError} says why), so
+     * a browser, which talks to one node only, sees the in-sync set and resync progress.
+     */
+    private JsonNode withRemoteEngineStatus(io.ballast.control.VolumeView v) {
+        com.fasterxml.jackson.databind.node.ObjectNode tree = JSON.valueToTree(v);
+        io.ballast.control.VolumeView.Engine e = v.engine();
+        if (e == null || e.status() != null || e.apiUrl() == null) {
+            return tree;
+        }
+        com.fasterxml.jackson.databind.node.ObjectNode engine = (com.fasterxml.jackson.databind.node.ObjectNode) tree.get("engine");
+        try {
+            JsonNode there = peers.call(e.nodeId(), e.apiUrl(), "GET", "/v1/volumes/" + v.name(), null, ENGINE_STATUS_TIMEOUT);
+            JsonNode status = there.path("engine").get("status");
+            engine.set("status", status == null ? com.fasterxml.jackson.databind.node.NullNode.getInstance() : status);
+        } catch (BallastException failed) {
+            engine.put("statusError", failed.getMessage());
+        }
+        return tree;
     }
 
     /** Replicas per volume the API accepts (what placement and the engine are built and tested for). */
@@ -751,6 +808,27 @@ public final class RestServer implements AutoCloseable {
             ByteArrayOutputStream buf = new ByteArrayOutputStream();
             Metrics.write(buf);
             sendBytes(ex, reply.status(), Metrics.contentType(), buf.toByteArray());
+            return;
+        }
+        if (reply.body() instanceof Redirect r) {
+            ex.getResponseHeaders().set("Location", r.location());
+            ex.sendResponseHeaders(reply.status(), -1);
+            return;
+        }
+        if (reply.body() instanceof UiFile(StaticUi.File f, boolean notModified)) {
+            var h = ex.getResponseHeaders();
+            // revalidate every load (cheap: 304 on the ETag), so a node upgrade never leaves stale modules running
+            h.set("Cache-Control", "no-cache");
+            h.set("ETag", f.etag());
+            h.set("X-Content-Type-Options", "nosniff");
+            h.set("Content-Security-Policy", StaticUi.CONTENT_SECURITY_POLICY);
+            h.set("Referrer-Policy", "no-referrer");
+            if (notModified || ex.getRequestMethod().equals("HEAD")) {
+                h.set("Content-Type", f.contentType());
+                ex.sendResponseHeaders(notModified ? 304 : 200, -1);
+                return;
+            }
+            sendBytes(ex, 200, f.contentType(), f.bytes());
             return;
         }
         if (reply.status() == 204 || reply.body() == null) {

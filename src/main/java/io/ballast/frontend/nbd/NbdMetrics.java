@@ -66,6 +66,9 @@ final class NbdMetrics {
         }
     }
 
+    /** Loads the class, so /metrics lists the NBD series (at zero) before the first client connects. */
+    static void register() {}
+
     static void request(int commandType, int errno, long elapsedNs) {
         int idx = commandType >= 0 && commandType < COMMANDS ? commandType : -1;
         if (errno == 0 && idx >= 0) {

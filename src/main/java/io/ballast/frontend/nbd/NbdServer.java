@@ -59,6 +59,7 @@ public final class NbdServer implements AutoCloseable {
     public NbdServer(ExportRegistry exports, NbdServerConfig config) {
         this.exports = Objects.requireNonNull(exports, "exports");
         this.config = Objects.requireNonNull(config, "config");
+        NbdMetrics.register();
         this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection(),
                 config.maxBufferedBytesPerNode(), NbdServerConfig.BUFFER_RESERVE_BYTES);
     }
