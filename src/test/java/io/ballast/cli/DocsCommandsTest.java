@@ -113,7 +113,7 @@ class DocsCommandsTest {
             if (word.isEmpty() || word.equals("...")) {
                 continue;
             }
-            current.add(word.startsWith("$") ? "x" : word.startsWith("-") ? word.split("\\|")[0] : word);
+            current.add(word.startsWith("$") ? "x" : word.split("\\|")[0]);
         }
         return out;
     }
@@ -149,6 +149,11 @@ class DocsCommandsTest {
                     inWord = false;
                 }
                 continue;
+            }
+            if (ch == ';' && inWord) { // "json];" ends the word and the command
+                out.add(w.toString());
+                w.setLength(0);
+                inWord = false;
             }
             if ((ch == '|' || ch == ';' || ch == '&') && !inWord) {
                 String op = line.startsWith("&&", i) ? "&&" : line.startsWith("||", i) ? "||" : String.valueOf(ch);
