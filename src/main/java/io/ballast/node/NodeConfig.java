@@ -13,10 +13,13 @@ import java.nio.file.Path;
  * @param replicationListen where the replica server listens for engines on other nodes; null means
  *     the API's host on a free port (the address is registered in the cluster metadata)
  * @param engine tuning of the engines on this node (timeouts, resync and scrub rates); null: defaults
+ * @param encryptionKeyFile the cluster key-encryption key (32 random bytes, mode 0600) that unwraps
+ *     encrypted volumes' data keys; null: $BALLAST_ENCRYPTION_PASSPHRASE, else none (encrypted
+ *     volumes are refused on this node, the others are served)
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
-        io.ballast.replication.EngineConfig engine) {
+        io.ballast.replication.EngineConfig engine, Path encryptionKeyFile) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -39,6 +42,16 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
     /** Engine defaults for a node: a slow background scrub (4 MiB/s) on top of the engine's own defaults. */
     public static final io.ballast.replication.EngineConfig DEFAULT_ENGINE =
             io.ballast.replication.EngineConfig.defaults().withScrubBytesPerSec(4L << 20);
+
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+            io.ballast.replication.EngineConfig engine) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null);
+    }
+
+    public NodeConfig withEncryptionKeyFile(Path keyFile) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, keyFile);
+    }
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
             io.ballast.cluster.ClusterConfig cluster) {
