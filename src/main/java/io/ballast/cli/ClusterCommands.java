@@ -281,7 +281,7 @@ final class ClusterCommands {
             String expected = null;
             for (JsonNode v : listed.path("volumes")) {
                 String name = v.path("name").asText();
-                io.ballast.cluster.VolumeEncryption e = io.ballast.cluster.ClusterState.JSON.convertValue(v.path("encryption"),
+                io.ballast.cluster.VolumeEncryption e = io.ballast.common.Json.newMapper().convertValue(v.path("encryption"),
                         io.ballast.cluster.VolumeEncryption.class);
                 if (expected != null && !expected.equals(e.keyId())) {
                     throw io.ballast.common.BallastException.conflict("volumes are wrapped under two cluster keys (" + expected
