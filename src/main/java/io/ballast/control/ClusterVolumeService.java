@@ -94,6 +94,24 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return member.nodeId();
     }
 
+    /**
+     * An encrypted volume is attached (its engine run, its plaintext served) only on a node that can
+     * unwrap its data key, though the engine itself reaches replicas that encrypt: a node without the
+     * cluster key must not become a way around it. CONFLICT saying what to do otherwise.
+     */
+    private void requireKeyHere(VolumeRecord v) {
+        if (!v.encrypted()) {
+            return;
+        }
+        VolumeKeyring k = keyring;
+        if (k == null || k.clusterKey().isEmpty()) {
+            throw new BallastException(ErrorCode.CONFLICT, "volume '" + v.name() + "' is encrypted and node " + member.nodeId()
+                    + " has no cluster encryption key; start it with --encryption-key-file FILE (or "
+                    + io.ballast.keys.ClusterKey.PASSPHRASE_ENV + "), or attach it on a node that has the key");
+        }
+        k.dataKey(v.name(), v.uuid()); // a wrong key is refused here too, naming both key ids
+    }
+
     /** The node's keyring (set once at start, before the API serves). */
     public void keyring(VolumeKeyring k) {
         this.keyring = k;
@@ -161,11 +179,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 continue;
             }
             if (pool.find(name).isPresent()) {
-                pool.find(name).ifPresent(info -> {
-                    if (keyring != null) {
-                        keyring.forget(info.uuid());
-                    }
-                });
+                if (keyring != null) {
+                    keyring.forgetDeleted(member.state().volumes().stream().map(VolumeRecord::uuid)
+                            .collect(java.util.stream.Collectors.toSet()));
+                }
                 pool.delete(name);
             }
             ledger.remove(name);
@@ -432,6 +449,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** Attach for a resync, run the engine until every reachable replica is in sync, then detach. */
     private void maintain(String name) {
+        requireKeyHere(require(name));
         String me = member.nodeId();
         long myAttachEpoch;
         synchronized (engineLock(name)) {
@@ -721,6 +739,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().barrier();
         long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
+        requireKeyHere(v);
         if (hasCreatablePending(v)) {
             // right after a create: the engine needs the replicas' storage, which their nodes are creating
             v = awaitReplicasCreated(name, WAIT_READY_MS).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
@@ -963,6 +982,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (v.hasReplicaOn(me) && !ledger.contains(name)) {
             reconcileOnce();
         }
+        requireKeyHere(v);
         attaching.add(name);
         try {
             synchronized (engineLock(name)) {

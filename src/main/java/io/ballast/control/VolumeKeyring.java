@@ -21,7 +21,7 @@ public final class VolumeKeyring implements VolumeKeys {
     private final String nodeId;
     private final Function<String, Optional<VolumeRecord>> volumes;
     private final Optional<ClusterKey> key;
-    /** By volume uuid and wrapping: a rotation's new wrapping unwraps afresh. */
+    /** By cluster volume uuid and wrapping: a rotation's new wrapping unwraps afresh. */
     private final Map<String, byte[]> unwrapped = new ConcurrentHashMap<>();
 
     public VolumeKeyring(String nodeId, Function<String, Optional<VolumeRecord>> volumes, Optional<ClusterKey> key) {
@@ -54,19 +54,20 @@ public final class VolumeKeyring implements VolumeKeys {
 
     @Override
     public byte[] dataKey(String name, String uuid) {
-        VolumeRecord v = volumes.apply(name).filter(r -> r.uuid().equals(uuid)).orElseThrow(() ->
-                new BallastException(ErrorCode.NOT_FOUND, "volume '" + name + "' (" + uuid
-                        + ") is not in the cluster metadata; its data key is unknown"));
+        // by name: a replica's store has its own pool-local uuid (the replica ledger ties the two)
+        VolumeRecord v = volumes.apply(name).orElseThrow(() ->
+                new BallastException(ErrorCode.NOT_FOUND, "volume '" + name + "' is not in the cluster metadata; its data key"
+                        + " is unknown"));
         if (!v.encrypted()) {
             throw new BallastException(ErrorCode.CONFLICT, "volume '" + name
                     + "' is encrypted on this node's disk but not in the cluster metadata");
         }
         ClusterKey k = key.orElseThrow(() -> noKey(name));
-        return unwrapped.computeIfAbsent(uuid + "/" + v.encryption().wrappedKey(), x -> k.unwrap(name, v.encryption()));
+        return unwrapped.computeIfAbsent(v.uuid() + "/" + v.encryption().wrappedKey(), x -> k.unwrap(name, v.encryption()));
     }
 
-    /** Forgets the keys of a deleted volume. */
-    public void forget(String uuid) {
-        unwrapped.keySet().removeIf(k -> k.startsWith(uuid + "/"));
+    /** Forgets the unwrapped keys of volumes no longer in the metadata. */
+    public void forgetDeleted(java.util.Set<String> liveUuids) {
+        unwrapped.keySet().removeIf(k -> !liveUuids.contains(k.substring(0, k.indexOf('/'))));
     }
 }

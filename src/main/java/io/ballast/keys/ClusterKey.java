@@ -59,9 +59,11 @@ public final class ClusterKey {
     /** Writes a new key file (mode 0600, created new: an existing file is never overwritten). */
     public static void writeNewKeyFile(Path file) throws IOException {
         byte[] k = generate();
-        try {
-            io.ballast.common.DurableFiles.writeAndSync(file, k, java.nio.file.StandardOpenOption.CREATE_NEW);
-            io.ballast.common.OwnerOnly.restrictFile(file);
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                Set.of(java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE),
+                io.ballast.common.OwnerOnly.file())) { // 0600 from its creation
+            io.ballast.common.DurableFiles.writeFully(ch, java.nio.ByteBuffer.wrap(k));
+            ch.force(true);
         } finally {
             Arrays.fill(k, (byte) 0);
         }
