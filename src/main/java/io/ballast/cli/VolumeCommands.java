@@ -173,6 +173,9 @@ final class VolumeCommands extends CommandGroup {
             out.println("Size:         " + Output.size(v.path("sizeBytes")) + " (" + v.path("sizeBytes").asLong() + " bytes)");
             out.println("Allocated:    " + Output.size(v.path("allocatedBytes")));
             out.println("Created:      " + Output.text(v.path("createdAt")));
+            JsonNode enc = v.path("encryption");
+            out.println("Encryption:   " + (enc.isObject() ? enc.path("algorithm").asText() + ", data key wrapped by cluster key "
+                    + enc.path("keyId").asText() : "none"));
             out.println("NBD (TCP):    " + Output.text(v.path("nbd").path("tcp")));
             out.println("NBD (unix):   " + Output.text(v.path("nbd").path("unix")));
             out.println("Connections:  " + Output.text(v.path("connections")));
