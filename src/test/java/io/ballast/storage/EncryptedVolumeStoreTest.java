@@ -47,21 +47,7 @@ class EncryptedVolumeStoreTest {
     }
 
     private static boolean anyFileContains(Path root, byte[] needle) throws IOException {
-        try (Stream<Path> files = Files.walk(root)) {
-            for (Path f : files.filter(Files::isRegularFile).toList()) {
-                byte[] bytes = Files.readAllBytes(f);
-                outer:
-                for (int i = 0; i + needle.length <= bytes.length; i++) {
-                    for (int j = 0; j < needle.length; j++) {
-                        if (bytes[i + j] != needle[j]) {
-                            continue outer;
-                        }
-                    }
-                    return true;
-                }
-            }
-        }
-        return false;
+        return io.ballast.testing.DiskSearch.anyFileContains(root, needle);
     }
 
     private FileStoragePool openPool() {
