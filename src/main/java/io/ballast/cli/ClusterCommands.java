@@ -278,7 +278,7 @@ final class ClusterCommands {
     }
 
     @Command(name = "cluster", description = "Cluster-wide settings.",
-            subcommands = {Settings.class, picocli.CommandLine.HelpCommand.class})
+            subcommands = {Settings.class, RotateKey.class, picocli.CommandLine.HelpCommand.class})
     static final class ClusterGroup extends CommandGroup {
         @ParentCommand
         BallastCli cli;
@@ -341,6 +341,89 @@ final class ClusterCommands {
             if (value != null) {
                 change.put(field, VolumeCommands.durationMs(value, option));
             }
+        }
+    }
+
+    @Command(name = "rotate-key", description = {"Wrap every encrypted volume's data key under a new cluster key; no data "
+            + "is rewritten. The keys never leave this host: the wrapped keys are fetched, unwrapped with the current "
+            + "key and wrapped with the new one here, and the cluster commits them all in one step.",
+            "Then restart every node with --encryption-key-file NEW (a node with the old key refuses encrypted volumes "
+            + "it opens from then on, with a message naming both key ids)."})
+    static final class RotateKey implements Callable<Integer> {
+        @ParentCommand
+        ClusterGroup parent;
+
+        @Mixin
+        Output output;
+
+        @Option(names = "--new-key-file", required = true, paramLabel = "FILE",
+                description = "The new cluster key: 32 random bytes, mode 0600 (head -c 32 /dev/urandom > FILE)")
+        java.nio.file.Path newKeyFile;
+
+        @Option(names = "--key-file", paramLabel = "FILE", description = "The current cluster key (default: "
+                + "$BALLAST_ENCRYPTION_PASSPHRASE, else the local cluster's key made by `ballast up`)")
+        java.nio.file.Path keyFile;
+
+        @Override
+        public Integer call() {
+            io.ballast.keys.ClusterKey next = io.ballast.keys.ClusterKey.fromFile(newKeyFile);
+            io.ballast.keys.ClusterKey current = currentKey();
+            NodeClient client = new NodeClient(parent.cli.resolveNode(output.node));
+            JsonNode listed = client.get("/v1/cluster/encryption");
+            java.util.Map<String, String> uuids = new java.util.TreeMap<>();
+            java.util.Map<String, io.ballast.cluster.VolumeEncryption> keys = new java.util.TreeMap<>();
+            String expected = null;
+            for (JsonNode v : listed.path("volumes")) {
+                String name = v.path("name").asText();
+                io.ballast.cluster.VolumeEncryption e = io.ballast.common.Json.newMapper().convertValue(v.path("encryption"),
+                        io.ballast.cluster.VolumeEncryption.class);
+                if (expected != null && !expected.equals(e.keyId())) {
+                    throw io.ballast.common.BallastException.conflict("volumes are wrapped under two cluster keys (" + expected
+                            + " and " + e.keyId() + "); finish the earlier rotation with the key that has id " + e.keyId());
+                }
+                expected = e.keyId();
+                byte[] dataKey = current.unwrap(name, e);
+                try {
+                    keys.put(name, next.wrap(dataKey));
+                } finally {
+                    java.util.Arrays.fill(dataKey, (byte) 0);
+                }
+                uuids.put(name, v.path("uuid").asText());
+            }
+            if (keys.isEmpty()) {
+                parent.cli.err.println("no encrypted volumes: nothing to rewrap (start the nodes with the new key file)");
+                return ExitCodes.OK;
+            }
+            java.util.Map<String, Object> body = new java.util.LinkedHashMap<>();
+            body.put("expectedKeyId", expected);
+            body.put("newKeyId", next.keyId());
+            body.put("uuids", uuids);
+            body.put("keys", keys);
+            JsonNode r = client.post("/v1/cluster/encryption/rotate", body);
+            if (output.json()) {
+                Output.printJson(parent.cli.out, r);
+            } else {
+                parent.cli.err.println("rewrapped the data keys of " + r.path("volumes").asInt() + " encrypted volume(s) under"
+                        + " cluster key " + r.path("keyId").asText() + " (was " + r.path("previousKeyId").asText()
+                        + "); restart every node with --encryption-key-file " + newKeyFile);
+            }
+            return ExitCodes.OK;
+        }
+
+        private io.ballast.keys.ClusterKey currentKey() {
+            if (keyFile != null) {
+                return io.ballast.keys.ClusterKey.fromFile(keyFile);
+            }
+            String pass = parent.cli.env.get(io.ballast.keys.ClusterKey.PASSPHRASE_ENV);
+            if (pass != null && !pass.isEmpty()) {
+                return io.ballast.keys.ClusterKey.fromPassphrase(pass);
+            }
+            java.nio.file.Path local = new LocalCluster(parent.cli.home()).keyFile();
+            if (java.nio.file.Files.exists(local)) {
+                return io.ballast.keys.ClusterKey.fromFile(local);
+            }
+            throw io.ballast.common.BallastException.invalid("give the current cluster key: --key-file FILE (or "
+                    + io.ballast.keys.ClusterKey.PASSPHRASE_ENV + ")");
         }
     }
 }

@@ -42,6 +42,21 @@ final class LocalCluster {
         return home.resolve("node-" + index);
     }
 
+    /** The local cluster's key-encryption key (encrypted volumes), made once by the first {@code up}. */
+    Path keyFile() {
+        return home.resolve("cluster.key");
+    }
+
+    /** Makes {@link #keyFile} (32 random bytes, 0600) when there is none; an existing one is kept. */
+    Path ensureKeyFile() throws IOException {
+        Path f = keyFile();
+        if (!Files.exists(f)) {
+            io.ballast.common.OwnerOnly.createDirectories(home);
+            io.ballast.keys.ClusterKey.writeNewKeyFile(f);
+        }
+        return f;
+    }
+
     /** The API of the local cluster: the first node that answers, else node 1's address. */
     static Optional<String> readApiUrl(Path home) {
         Optional<LocalState> s = new LocalCluster(home).read();
@@ -129,7 +144,7 @@ final class LocalCluster {
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(BallastCli.class.getName());
         cmd.addAll(List.of("node", "start", "--data-dir", dir.toString(), "--api-listen", apiListen, "--nbd-listen", nbdListen,
-                "--node-id", "node-" + index));
+                "--node-id", "node-" + index, "--encryption-key-file", ensureKeyFile().toString()));
         if (raftListen != null) {
             cmd.addAll(List.of("--raft-listen", raftListen));
         }

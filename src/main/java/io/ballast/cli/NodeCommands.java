@@ -105,6 +105,11 @@ final class NodeCommands extends CommandGroup {
                 description = "CSI staging and target paths must lie under DIR (default: ${DEFAULT-VALUE}; Nomad: the plugin's mount_dir)")
         Path csiPathRoot;
 
+        @Option(names = "--encryption-key-file", paramLabel = "FILE",
+                description = "The cluster key (32 random bytes, mode 0600) that unwraps encrypted volumes' data keys "
+                        + "(default: $BALLAST_ENCRYPTION_PASSPHRASE, else none: encrypted volumes are refused here)")
+        Path encryptionKeyFile;
+
         /** --token-file, else --token (with a warning: ps shows it), else $BALLAST_CLUSTER_TOKEN. */
         private String clusterToken() {
             if (tokenFile != null && token != null) {
@@ -172,7 +177,10 @@ final class NodeCommands extends CommandGroup {
             io.ballast.replication.EngineConfig engine = io.ballast.replication.EngineConfig.defaults()
                     .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
                     .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
-            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls());
+            NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls(),
+                    encryptionKeyFile == null ? null : encryptionKeyFile.toAbsolutePath());
+            // a bad key file is a usage error now, not a daemon that starts and refuses volumes later
+            io.ballast.keys.ClusterKey.of(config.encryptionKeyFile(), java.util.Map.of());
             io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
             io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
             io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());

@@ -74,6 +74,10 @@ final class VolumeCommands extends CommandGroup {
                 + "in sync (1..repl; default 1, or 2 with 3 replicas)")
         Integer minInSync;
 
+        @Option(names = "--encrypt", description = "Encrypt the volume at rest: AES-256-GCM per 4 KiB block under its own "
+                + "data key, wrapped by the cluster key (the nodes need --encryption-key-file; docs/security.md)")
+        boolean encrypt;
+
         @Override
         public Integer call() {
             Names.requireVolumeName(name);
@@ -103,6 +107,13 @@ final class VolumeCommands extends CommandGroup {
             if (spreadBy != null) {
                 body.put("spreadBy", spreadBy);
             }
+            if (encrypt) {
+                if (fromSnapshot != null) {
+                    throw io.ballast.common.BallastException.invalid("--encrypt and --from-snapshot: a clone has its "
+                            + "snapshot's encryption (and data key)");
+                }
+                body.put("encrypted", true);
+            }
             // the CLI shows the volume with its replicas created, as a user expects after `create`
             JsonNode v = client().post("/v1/volumes?wait=ready", body);
             if (output.json()) {
@@ -113,7 +124,9 @@ final class VolumeCommands extends CommandGroup {
                 cli().err.println("created volume " + name + (fromSnapshot == null ? "" : " from snapshot " + fromSnapshot)
                         + " (" + Sizes.format(v.path("sizeBytes").asLong()) + ", " + on.size() + " replica"
                         + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ", min in sync "
-                        + Output.text(v.path("minInSync")) + ")");
+                        + Output.text(v.path("minInSync"))
+                        + (v.path("encryption").isObject() ? ", encrypted (" + v.path("encryption").path("algorithm").asText()
+                                + ", cluster key " + v.path("encryption").path("keyId").asText() + ")" : "") + ")");
                 int wanted = v.path("repl").asInt(on.size());
                 if (on.size() < wanted) {
                     cli().err.println("degraded: " + on.size() + " of " + wanted + " replicas could be placed now (`ballast events`"
@@ -189,6 +202,9 @@ final class VolumeCommands extends CommandGroup {
             out.println("Size:         " + Output.size(v.path("sizeBytes")) + " (" + v.path("sizeBytes").asLong() + " bytes)");
             out.println("Allocated:    " + Output.size(v.path("allocatedBytes")));
             out.println("Created:      " + Output.text(v.path("createdAt")));
+            JsonNode enc = v.path("encryption");
+            out.println("Encryption:   " + (enc.isObject() ? enc.path("algorithm").asText() + ", data key wrapped by cluster key "
+                    + enc.path("keyId").asText() : "none"));
             out.println("NBD (TCP):    " + Output.text(v.path("nbd").path("tcp")));
             out.println("NBD (unix):   " + Output.text(v.path("nbd").path("unix")));
             out.println("Connections:  " + Output.text(v.path("connections")));

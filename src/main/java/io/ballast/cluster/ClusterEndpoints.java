@@ -176,6 +176,29 @@ public final class ClusterEndpoints implements ClusterApi {
         return settingsJson();
     }
 
+    @Override
+    public Object encryptionKeys() {
+        ClusterState s = state(true);
+        ObjectNode out = ClusterState.JSON.createObjectNode();
+        var arr = out.putArray("volumes");
+        for (VolumeRecord v : s.volumes()) {
+            if (v.encrypted()) {
+                ObjectNode o = arr.addObject();
+                o.put("name", v.name());
+                o.put("uuid", v.uuid());
+                o.putPOJO("encryption", v.encryption());
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public Object rotateKeys(io.ballast.api.rest.ApiTypes.RotateKeysRequest r) {
+        com.fasterxml.jackson.databind.JsonNode res = member.raft().submit(new Command.RewrapVolumeKeys(Instant.now().toString(),
+                r.expectedKeyId(), r.newKeyId(), r.uuids(), r.keys()));
+        return res;
+    }
+
     private ObjectNode settingsJson() {
         ClusterTimings t = member.timings();
         ObjectNode out = ClusterState.JSON.createObjectNode();

@@ -305,6 +305,7 @@ public final class ClusterState {
                 event(r.at(), "backup-target-removed", r.name(), "backup target " + r.name() + " removed (its backups stay in the bucket)");
                 yield java.util.Map.of("removed", r.name());
             }
+            case Command.RewrapVolumeKeys rk -> rewrapKeys(rk);
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
@@ -551,10 +552,11 @@ public final class ClusterState {
         // at creation, so adding the missing replica later never makes writes wait for one still rebuilding
         int minInSync = c.minInSync() > 0 ? c.minInSync() : Math.min(VolumeRecord.defaultMinInSync(repl), rs.size());
         VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), repl, res.spreadBy(), rs, c.at(), null, 0,
-                minInSync, 0, null);
+                minInSync, 0, null, c.encryption());
         putVolume(v);
         event(c.at(), "volume-created", v.name(), "volume " + v.name() + " (" + Sizes.format(v.sizeBytes()) + ", "
-                + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy() + ") placed: "
+                + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy()
+                + (v.encrypted() ? ", encrypted" : "") + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
         if (rs.size() < v.repl()) {
             event(c.at(), "volume-under-replicated", v.name(), "volume " + v.name() + " created with " + rs.size() + " of "
@@ -658,8 +660,11 @@ public final class ClusterState {
             throw BallastException.conflict("no node holding snapshot " + c.volume() + "@" + c.snapshot() + " is up ("
                     + String.join(", ", s.nodes()) + ")");
         }
+        // a clone shares its source's data key (its lower layers are the source's sealed blocks)
+        VolumeRecord source = volumes.get(s.volume());
+        VolumeEncryption enc = source != null && source.uuid().equals(s.volumeUuid()) ? source.encryption() : null;
         VolumeRecord v = create(new Command.CreateVolume(c.at(), c.name(), c.uuid(), s.sizeBytes(), c.repl(), c.spreadBy(),
-                c.overcommitRatio(), c.minInSync(), new Placement.Topology(List.of(), upHolders)));
+                c.overcommitRatio(), c.minInSync(), new Placement.Topology(List.of(), upHolders), enc));
         if (v.replicas().stream().noneMatch(r -> s.nodes().contains(r.nodeId()))) {
             removeVolume(v.name());
             throw BallastException.conflict("clone " + c.name() + " could not be placed on a node holding snapshot "
@@ -669,11 +674,39 @@ public final class ClusterState {
         List<ReplicaRecord> rs = v.replicas().stream()
                 .map(r -> s.nodes().contains(r.nodeId()) ? r : r.withInSync(false, 0)).toList();
         VolumeRecord nv = new VolumeRecord(v.name(), v.uuid(), v.sizeBytes(), v.repl(), v.spreadBy(), rs, v.createdAt(), null,
-                0, v.minInSync(), 0, null);
+                0, v.minInSync(), 0, null, v.encryption());
         putVolume(nv);
         clones.put(nv.name(), new CloneSource(nv.name(), nv.uuid(), s.volume(), s.volumeUuid(), s.name(), s.uuid()));
         event(c.at(), "volume-cloned", nv.name(), "volume " + nv.name() + " cloned from snapshot " + s.volume() + "@" + s.name());
         return nv;
+    }
+
+    /** See {@link Command.RewrapVolumeKeys}. */
+    private java.util.Map<String, Object> rewrapKeys(Command.RewrapVolumeKeys c) {
+        java.util.Map<String, String> encrypted = new java.util.TreeMap<>();
+        for (VolumeRecord v : volumes.values()) {
+            if (v.encrypted()) {
+                encrypted.put(v.name(), v.uuid());
+            }
+        }
+        if (!encrypted.equals(new java.util.TreeMap<>(c.uuids())) || !encrypted.keySet().equals(c.keys().keySet())) {
+            throw BallastException.conflict("the encrypted volumes changed while the keys were rewrapped (now "
+                    + encrypted.keySet() + "); run the rotation again");
+        }
+        for (String name : encrypted.keySet()) {
+            VolumeRecord v = volumes.get(name);
+            if (!v.encryption().keyId().equals(c.expectedKeyId()) && !v.encryption().keyId().equals(c.newKeyId())) {
+                throw BallastException.conflict("volume " + name + " is wrapped under cluster key " + v.encryption().keyId()
+                        + ", not " + c.expectedKeyId() + "; run the rotation with that key");
+            }
+        }
+        for (String name : encrypted.keySet()) {
+            putVolume(volumes.get(name).withEncryption(c.keys().get(name)));
+        }
+        event(c.at(), "cluster-key-rotated", "cluster", "the data keys of " + encrypted.size()
+                + " encrypted volume(s) are now wrapped under cluster key " + c.newKeyId() + " (was " + c.expectedKeyId()
+                + "); restart every node with the new key file");
+        return java.util.Map.of("volumes", encrypted.size(), "keyId", c.newKeyId(), "previousKeyId", c.expectedKeyId());
     }
 
     /** See {@link Command.ResizeVolume}. */

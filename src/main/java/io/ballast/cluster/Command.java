@@ -40,6 +40,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.DeleteSnapshotSchedule.class, name = "DeleteSnapshotSchedule"),
         @JsonSubTypes.Type(value = Command.ClaimScheduledSnapshot.class, name = "ClaimScheduledSnapshot"),
         @JsonSubTypes.Type(value = Command.FinishScheduledSnapshot.class, name = "FinishScheduledSnapshot"),
+        @JsonSubTypes.Type(value = Command.RewrapVolumeKeys.class, name = "RewrapVolumeKeys"),
 })
 public sealed interface Command {
 
@@ -81,9 +82,18 @@ public sealed interface Command {
      * {@code repl} 0 means the default: min(3, failure domains). {@code spreadBy} null means auto.
      * {@code minInSync} 0 means the default for the replica count ({@link VolumeRecord#defaultMinInSync}).
      */
-    /** @param topology where replicas may and should go (null: anywhere); entries from before it existed have none */
+    /**
+     * @param topology where replicas may and should go (null: anywhere); entries from before it existed have none
+     * @param encryption the new volume's data key, wrapped by the cluster key (null: not encrypted)
+     */
     record CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
-            double overcommitRatio, int minInSync, Placement.Topology topology) implements Command {
+            double overcommitRatio, int minInSync, Placement.Topology topology, VolumeEncryption encryption)
+            implements Command {
+        public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
+                double overcommitRatio, int minInSync, Placement.Topology topology) {
+            this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, minInSync, topology, null);
+        }
+
         public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
                 double overcommitRatio, int minInSync) {
             this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, minInSync, null);
@@ -217,4 +227,16 @@ public sealed interface Command {
      */
     record FinishScheduledSnapshot(String at, String volume, String snapshot, String error, java.util.List<String> deleted)
             implements Command {}
+
+    /**
+     * Cluster key rotation: every encrypted volume's data key, wrapped anew under the new cluster key
+     * (by the proposer, who holds both keys; the keys never travel). Refused with CONFLICT unless it
+     * names exactly the encrypted volumes there are (by uuid) and each is currently wrapped under
+     * {@code expectedKeyId}: a volume created or rotated meanwhile makes the caller start again. Data is
+     * not rewritten: the data keys stay the same.
+     *
+     * @param keys volume name to its new wrapping; {@code uuids} volume name to uuid
+     */
+    record RewrapVolumeKeys(String at, String expectedKeyId, String newKeyId, Map<String, String> uuids,
+            Map<String, VolumeEncryption> keys) implements Command {}
 }

@@ -66,6 +66,9 @@ final class CommandGate {
             case Command.CreateVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");
+                if (cv.encryption() != null) {
+                    requireEncryption(cv.encryption(), "encryption");
+                }
             }
             case Command.DeleteVolume dv -> require(dv.name(), "name");
             case Command.ResizeVolume rv -> require(rv.name(), "name");
@@ -125,6 +128,36 @@ final class CommandGate {
                 require(cv.volume(), "volume");
                 require(cv.snapshot(), "snapshot");
             }
+            case Command.RewrapVolumeKeys rk -> {
+                require(rk.expectedKeyId(), "expectedKeyId");
+                require(rk.newKeyId(), "newKeyId");
+                requireObject(rk.uuids(), "uuids");
+                requireObject(rk.keys(), "keys");
+                for (var e : rk.keys().entrySet()) {
+                    requireEncryption(e.getValue(), "keys." + e.getKey());
+                    if (!rk.newKeyId().equals(e.getValue().keyId())) {
+                        throw new CommandSeal.Refused("invalid command: keys." + e.getKey() + " is not wrapped by the new key");
+                    }
+                }
+            }
+        }
+    }
+
+    private static void requireEncryption(VolumeEncryption e, String field) throws CommandSeal.Refused {
+        requireObject(e, field);
+        if (!VolumeEncryption.AES_256_GCM.equals(e.algorithm())) {
+            throw new CommandSeal.Refused("invalid command: " + field + ".algorithm must be " + VolumeEncryption.AES_256_GCM);
+        }
+        require(e.wrappedKey(), field + ".wrappedKey");
+        require(e.keyId(), field + ".keyId");
+        byte[] wrapped;
+        try {
+            wrapped = java.util.Base64.getDecoder().decode(e.wrappedKey());
+        } catch (IllegalArgumentException bad) {
+            throw new CommandSeal.Refused("invalid command: " + field + ".wrappedKey is not base64");
+        }
+        if (wrapped.length != 40) { // a 32-byte key wrapped with RFC 3394: 40 bytes
+            throw new CommandSeal.Refused("invalid command: " + field + ".wrappedKey is not a wrapped 256-bit key");
         }
     }
 

@@ -13,6 +13,7 @@ import java.util.List;
  * @param attachEpoch the epoch the current attachment was made at; 0 when detached
  * @param attachKind {@code user} or {@code resync} (a maintenance attachment made by the system to
  *     restore redundancy; a user attach takes it over); null when detached
+ * @param encryption the wrapped data key of an encrypted volume (docs/security.md); null: not encrypted
  */
 public record VolumeRecord(
         String name,
@@ -26,7 +27,8 @@ public record VolumeRecord(
         long epoch,
         int minInSync,
         long attachEpoch,
-        String attachKind) {
+        String attachKind,
+        VolumeEncryption encryption) {
 
     public static final String KIND_USER = "user";
     public static final String KIND_RESYNC = "resync";
@@ -34,6 +36,23 @@ public record VolumeRecord(
     /** The record a volume command's result carries ({@link RaftNode#submit}), read as the state machine wrote it. */
     public static VolumeRecord fromResult(com.fasterxml.jackson.databind.JsonNode result) {
         return ClusterState.JSON.convertValue(result, VolumeRecord.class);
+    }
+
+    /** An unencrypted volume (records from before encryption). */
+    public VolumeRecord(String name, String uuid, long sizeBytes, int repl, String spreadBy, List<ReplicaRecord> replicas,
+            String createdAt, Attachment attachment, long epoch, int minInSync, long attachEpoch, String attachKind) {
+        this(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync, attachEpoch, attachKind,
+                null);
+    }
+
+    public boolean encrypted() {
+        return encryption != null;
+    }
+
+    /** The same volume with its data key wrapped anew (key rotation). */
+    VolumeRecord withEncryption(VolumeEncryption e) {
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
+                attachEpoch, attachKind, e);
     }
 
     public VolumeRecord {
@@ -56,29 +75,29 @@ public record VolumeRecord(
 
     VolumeRecord withReplicas(List<ReplicaRecord> r) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind);
+                attachEpoch, attachKind, encryption);
     }
 
     VolumeRecord withReplicas(List<ReplicaRecord> r, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, newEpoch, minInSync,
-                attachEpoch, attachKind);
+                attachEpoch, attachKind, encryption);
     }
 
     VolumeRecord withSizeBytes(long newSizeBytes) {
         return new VolumeRecord(name, uuid, newSizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind);
+                attachEpoch, attachKind, encryption);
     }
 
     /** Same attachment identity (epoch unchanged), e.g. a plain attachment being mounted. */
     VolumeRecord withAttachmentDetails(Attachment a) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, epoch, minInSync,
-                attachEpoch, attachKind);
+                attachEpoch, attachKind, encryption);
     }
 
     /** A new attachment (or none) at a new epoch. */
     VolumeRecord withAttachment(Attachment a, String kind, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, newEpoch, minInSync,
-                a == null ? 0 : newEpoch, kind);
+                a == null ? 0 : newEpoch, kind, encryption);
     }
 
     public boolean hasReplicaOn(String nodeId) {

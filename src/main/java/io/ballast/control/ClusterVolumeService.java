@@ -68,6 +68,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private final java.util.Set<String> attaching = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private volatile boolean running = true;
     private Thread loop;
+    /** Wraps new volumes' data keys; a node without a cluster key refuses encrypted creates. */
+    private volatile VolumeKeyring keyring;
 
     public ClusterVolumeService(ClusterMember member, StoragePool pool, LocalVolumeService local, AttachmentStore attachments,
             NbdEndpoints nbd, Path ledgerFile, EngineHost engines) throws IOException {
@@ -90,6 +92,33 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     public String nodeId() {
         return member.nodeId();
+    }
+
+    /**
+     * An encrypted volume is attached (its engine run, its plaintext served) only on a node that can
+     * unwrap its data key, though the engine itself reaches replicas that encrypt: a node without the
+     * cluster key must not become a way around it. CONFLICT saying what to do otherwise.
+     */
+    private void requireKeyHere(VolumeRecord v) {
+        if (!v.encrypted()) {
+            return;
+        }
+        VolumeKeyring k = keyring;
+        if (k == null || k.clusterKey().isEmpty()) {
+            throw new BallastException(ErrorCode.CONFLICT, "volume '" + v.name() + "' is encrypted and node " + member.nodeId()
+                    + " has no cluster encryption key; start it with --encryption-key-file FILE (or "
+                    + io.ballast.keys.ClusterKey.PASSPHRASE_ENV + "), or attach it on a node that has the key");
+        }
+        k.dataKey(v.name(), v.uuid()); // a wrong key is refused here too, naming both key ids
+    }
+
+    /** The node's keyring (set once at start, before the API serves). */
+    public void keyring(VolumeKeyring k) {
+        this.keyring = k;
+    }
+
+    public VolumeKeyring keyring() {
+        return keyring;
     }
 
     public void startReconciler() {
@@ -150,6 +179,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 continue;
             }
             if (pool.find(name).isPresent()) {
+                if (keyring != null) {
+                    keyring.forgetDeleted(member.state().volumes().stream().map(VolumeRecord::uuid)
+                            .collect(java.util.stream.Collectors.toSet()));
+                }
                 pool.delete(name);
             }
             ledger.remove(name);
@@ -416,6 +449,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** Attach for a resync, run the engine until every reachable replica is in sync, then detach. */
     private void maintain(String name) {
+        requireKeyHere(require(name));
         String me = member.nodeId();
         long myAttachEpoch;
         synchronized (engineLock(name)) {
@@ -534,6 +568,21 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** As above, with replicas placed within {@code topology} (CSI accessibility requirements; null: anywhere). */
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
             io.ballast.cluster.Placement.Topology topology) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, topology, false);
+    }
+
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, null, encrypted);
+    }
+
+    /**
+     * As above; {@code encrypted}: the volume gets a fresh random data key, wrapped here by this node's
+     * cluster key (CONFLICT when it has none) and kept only wrapped in the metadata.
+     */
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            io.ballast.cluster.Placement.Topology topology, boolean encrypted) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
@@ -543,8 +592,18 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.invalid("minInSync must be between 1 and repl (" + (repl > 0 ? repl : "the replica count")
                     + "), got " + minInSync);
         }
+        io.ballast.cluster.VolumeEncryption encryption = null;
+        if (encrypted) {
+            VolumeKeyring k = keyring;
+            if (k == null || k.clusterKey().isEmpty()) {
+                throw new BallastException(ErrorCode.CONFLICT, "cannot create encrypted volume '" + name + "': node "
+                        + member.nodeId() + " has no cluster encryption key; start it with --encryption-key-file FILE (or "
+                        + io.ballast.keys.ClusterKey.PASSPHRASE_ENV + ")");
+            }
+            encryption = k.newVolumeKey(name, member.state().volumes());
+        }
         Command create = new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
-                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology);
+                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology, encryption);
         if (waitReady) {
             member.raft().submit(create);
             awaitReplicasCreated(name, WAIT_READY_MS);
@@ -680,6 +739,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().barrier();
         long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
+        requireKeyHere(v);
         if (hasCreatablePending(v)) {
             // right after a create: the engine needs the replicas' storage, which their nodes are creating
             v = awaitReplicasCreated(name, WAIT_READY_MS).orElseThrow(() -> BallastException.notFound("volume " + name + " not found"));
@@ -922,6 +982,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (v.hasReplicaOn(me) && !ledger.contains(name)) {
             reconcileOnce();
         }
+        requireKeyHere(v);
         attaching.add(name);
         try {
             synchronized (engineLock(name)) {
@@ -1206,6 +1267,13 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             fp.createClone(v.name(), c.sourceVolume(), c.snapshotUuid());
             return;
         }
+        if (v.encrypted()) {
+            if (!(pool instanceof FileStoragePool fp)) {
+                throw BallastException.invalid("this node's storage cannot hold encrypted volumes");
+            }
+            fp.create(v.name(), v.sizeBytes(), true); // sealed from the first block; the key is needed to open it
+            return;
+        }
         pool.create(v.name(), v.sizeBytes());
     }
 
@@ -1294,7 +1362,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return new VolumeView(v.name(), v.uuid(), v.sizeBytes(), allocated, v.createdAt(), a,
                 new VolumeView.NbdUris(tcp, unix), a != null && a.nodeId().equals(me) ? nbd.openConnections(v.name()) : 0,
                 v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch(),
-                v.minInSync(), v.attachEpoch(), engine);
+                v.minInSync(), v.attachEpoch(), engine,
+                v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null);
     }
 
     /** Mount paths as the attach agent records them. */

@@ -50,6 +50,18 @@ public interface VolumeService {
         return create(name, sizeBytes, repl, spreadBy, minInSync);
     }
 
+    /**
+     * As above; {@code encrypted} seals every block with the volume's own data key (docs/security.md).
+     * Services without a cluster key source refuse it.
+     */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted) {
+        if (encrypted) {
+            throw io.ballast.common.BallastException.invalid("encrypted volumes need a cluster node");
+        }
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady);
+    }
+
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
     Attachment attach(String name, Path mountDir);
 

@@ -36,7 +36,21 @@ public record VolumeView(
         long epoch,
         int minInSync,
         long attachEpoch,
-        Engine engine) {
+        Engine engine,
+        Encryption encryption) {
+
+    /**
+     * An encrypted volume: its cipher and the id of the cluster key its data key is wrapped under
+     * (never the key); null for a plain volume.
+     */
+    public record Encryption(String algorithm, String keyId) {}
+
+    public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
+            NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
+            int minInSync, long attachEpoch, Engine engine) {
+        this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
+                epoch, minInSync, attachEpoch, engine, null);
+    }
 
     /** How to reach the volume over NBD. */
     public record NbdUris(String tcp, String unix) {}

@@ -155,7 +155,11 @@ final class NodeBackupCluster implements BackupCluster {
 
     @Override
     public BlockDevice createForRestore(String name, long sizeBytes) {
-        volumes.create(name, sizeBytes, 0, null, 0, true);
+        // Encrypted when this node has a cluster key: a new data key (the backup's chunks are sealed with
+        // the target's key, never the source volume's data key, so a restore never needs the old one).
+        io.ballast.control.VolumeKeyring k = volumes instanceof io.ballast.control.ClusterVolumeService c ? c.keyring() : null;
+        boolean encrypted = k != null && k.clusterKey().isPresent();
+        volumes.create(name, sizeBytes, 0, null, 0, true, encrypted);
         try {
             volumes.attach(name, null);
             return engines.device(name).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,

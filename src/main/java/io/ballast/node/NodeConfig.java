@@ -16,10 +16,13 @@ import java.nio.file.Path;
  * @param engine tuning of the engines on this node (timeouts, resync and scrub rates); null: defaults
  * @param nbdTls TLS required on the NBD TCP listener (client certificates), null for plaintext; the
  *     unix socket stays plaintext and root-only
+ * @param encryptionKeyFile the cluster key-encryption key (32 random bytes, mode 0600) that unwraps
+ *     encrypted volumes' data keys; null: $BALLAST_ENCRYPTION_PASSPHRASE, else none (encrypted
+ *     volumes are refused on this node, the others are served)
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
-        io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls) {
+        io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -67,12 +70,16 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
             io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
             io.ballast.replication.EngineConfig engine) {
-        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null);
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null, null);
     }
 
     /** This configuration with NBD TCP connections under {@code tls}. */
     public NodeConfig withNbdTls(io.ballast.frontend.nbd.NbdTls tls) {
-        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls);
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls, encryptionKeyFile);
+    }
+
+    public NodeConfig withEncryptionKeyFile(Path keyFile) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, keyFile);
     }
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,

@@ -117,6 +117,14 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         member = new io.ballast.cluster.ClusterMember(config.dataDir(), nodeId, config.cluster(), pool::stats);
         started.push(member);
+        // Encrypted volumes: data keys unwrapped from the metadata with the cluster key, before any
+        // replica or engine opens a store.
+        io.ballast.cluster.ClusterMember m = member;
+        io.ballast.control.VolumeKeyring keyring = new io.ballast.control.VolumeKeyring(nodeId,
+                name -> m.state().volume(name), io.ballast.keys.ClusterKey.of(config.encryptionKeyFile(), System.getenv()));
+        if (pool instanceof io.ballast.storage.FileStoragePool fp) {
+            fp.keys(keyring);
+        }
         engines = components.engineHost(new NodeComponents.EngineContext(nodeId, pool,
                 new io.ballast.control.RaftMetadataClient(member), member, config));
         started.push(engines);
@@ -124,6 +132,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         exports.bind(engines, member);
         volumes = new io.ballast.control.ClusterVolumeService(member, pool, local, store, nbd,
                 config.dataDir().resolve("replicas.json"), engines);
+        volumes.keyring(keyring);
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);

@@ -71,6 +71,7 @@ public final class FileStoragePool implements StoragePool {
     /** Names reserved by a create whose files are being written (outside the lock). */
     private final java.util.Set<String> creating = new java.util.HashSet<>();
     private boolean closed;
+    private volatile VolumeKeys keys = VolumeKeys.NONE;
 
     private static final class Entry {
         /** Replaced when the volume grows (volatile: set by the growing store without the pool's lock). */
@@ -212,8 +213,32 @@ public final class FileStoragePool implements StoragePool {
         DurableFiles.writeAtomically(volumeDir.resolve("volume.json"), JSON.writeValueAsBytes(meta));
     }
 
+    /** Where encrypted volumes' data keys come from (the node sets it once, before serving). */
+    public void keys(VolumeKeys source) {
+        this.keys = source;
+    }
+
+    /** The data key of an encrypted volume (null for a plain one); the key source's clear error without it. */
+    private byte[] keyFor(VolumeMeta m) {
+        return m.encrypted() ? keys.dataKey(m.name(), m.uuid()) : null;
+    }
+
+    /** True when the volume's blocks are encrypted (volume.json says so). */
+    public synchronized boolean isEncrypted(String name) {
+        checkOpen();
+        return entry(name).meta.encrypted();
+    }
+
     @Override
     public VolumeInfo create(String name, long sizeBytes) {
+        return create(name, sizeBytes, false);
+    }
+
+    /**
+     * As {@link #create(String, long)}; an {@code encrypted} volume's blocks are sealed with AES-256-GCM
+     * under its data key (docs/storage-format.md), which is needed to open it, not to create it.
+     */
+    public VolumeInfo create(String name, long sizeBytes, boolean encrypted) {
         Names.requireVolumeName(name);
         validateSize(name, sizeBytes);
         // The name is reserved under the lock; the files and their fsyncs (tens to hundreds of ms on a
@@ -228,7 +253,7 @@ public final class FileStoragePool implements StoragePool {
         String uuid = UUID.randomUUID().toString();
         VolumeMeta meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, name, uuid, sizeBytes,
                 VolumeStore.BLOCK_BYTES, REGION_BYTES, Instant.now().toString(),
-                List.of(UUID.randomUUID().toString()), List.of());
+                List.of(UUID.randomUUID().toString()), List.of(), encrypted);
         Path staging = volumesDir.resolve(uuid + CREATING);
         Path target = volumesDir.resolve(uuid);
         try {
@@ -247,6 +272,7 @@ public final class FileStoragePool implements StoragePool {
                 .addKeyValue("volume", name)
                 .addKeyValue("uuid", uuid)
                 .addKeyValue("sizeBytes", sizeBytes)
+                .addKeyValue("encrypted", encrypted)
                 .log();
         synchronized (this) {
             creating.remove(name);
@@ -304,7 +330,7 @@ public final class FileStoragePool implements StoragePool {
             e.store = null;
         }
         if (e.store == null) {
-            VolumeStore store = VolumeStore.open(e.dir, e.meta, options);
+            VolumeStore store = VolumeStore.open(e.dir, e.meta, options, keyFor(e.meta));
             store.onClose(() -> volumeClosed(e, store));
             store.onGrown(m -> volumeGrown(e, m));
             store.pool(this);
@@ -621,7 +647,7 @@ public final class FileStoragePool implements StoragePool {
             long gen = LayerChains.headerGeneration(layersDir, m, m.topLayer());
             String newTop = UUID.randomUUID().toString();
             Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
-                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen);
+                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted());
             DurableFiles.fsyncDirectory(layersDir);
             List<String> layers = new ArrayList<>(m.layers());
             layers.add(newTop);
@@ -727,7 +753,7 @@ public final class FileStoragePool implements StoragePool {
             int i = m.layers().indexOf(orphan);
             String upper = m.layers().get(i + 1);
             boolean upperIsTop = i + 1 == m.layers().size() - 1;
-            LayerChains.mergeDown(layersDir, m, upper, orphan, upperIsTop);
+            LayerChains.mergeDown(layersDir, m, upper, orphan, upperIsTop, keyFor(m));
             // the orphan now reads as orphan+upper: it takes the upper's place (and its snapshot, if any)
             List<String> layers = new ArrayList<>(m.layers());
             layers.remove(i + 1);
@@ -737,7 +763,7 @@ public final class FileStoragePool implements StoragePool {
             }
             VolumeMeta next = m.withChain(layers, snaps);
             replaceMeta(e, next);
-            for (String ext : List.of(".data", ".blocks", ".regions")) {
+            for (String ext : Layer.FILE_EXTENSIONS) {
                 Files.deleteIfExists(layersDir.resolve(upper + ext));
             }
             DurableFiles.fsyncDirectory(layersDir);
@@ -768,14 +794,14 @@ public final class FileStoragePool implements StoragePool {
             long gen = LayerChains.headerGeneration(layersDir, m, m.topLayer()) + 1;
             String newTop = UUID.randomUUID().toString();
             Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
-                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen);
+                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted());
             LayerChains.markChanged(layersDir, m, newTop, above, gen);
             DurableFiles.fsyncDirectory(layersDir);
             List<String> layers = new ArrayList<>(m.layers().subList(0, i + 1));
             layers.add(newTop);
             replaceMeta(e, m.withChain(layers, m.snapshots()));
             for (String id : above) {
-                for (String ext : List.of(".data", ".blocks", ".regions")) {
+                for (String ext : Layer.FILE_EXTENSIONS) {
                     Files.deleteIfExists(layersDir.resolve(id + ext));
                 }
             }
@@ -817,8 +843,10 @@ public final class FileStoragePool implements StoragePool {
             Path layersDir = staging.resolve("layers");
             io.ballast.common.OwnerOnly.createDirectories(layersDir);
             for (String id : shared) {
-                for (String ext : List.of(".data", ".blocks", ".regions")) {
-                    Files.createLink(layersDir.resolve(id + ext), srcLayers.resolve(id + ext));
+                for (String ext : Layer.FILE_EXTENSIONS) {
+                    if (Files.exists(srcLayers.resolve(id + ext))) { // .tags: encrypted volumes only
+                        Files.createLink(layersDir.resolve(id + ext), srcLayers.resolve(id + ext));
+                    }
                 }
             }
             String top = UUID.randomUUID().toString();
@@ -826,9 +854,9 @@ public final class FileStoragePool implements StoragePool {
             List<String> layers = new ArrayList<>(shared);
             layers.add(top);
             meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, newName, uuid, sm.sizeBytes(), sm.blockSizeBytes(),
-                    sm.regionSizeBytes(), Instant.now().toString(), layers, List.of());
+                    sm.regionSizeBytes(), Instant.now().toString(), layers, List.of(), sm.encrypted());
             Layer.create(layersDir, top, VolumeStore.blockCountOf(sm.sizeBytes()),
-                    VolumeStore.regionCountOf(sm.sizeBytes(), sm.regionSizeBytes()), sm.regionSizeBytes(), gen);
+                    VolumeStore.regionCountOf(sm.sizeBytes(), sm.regionSizeBytes()), sm.regionSizeBytes(), gen, sm.encrypted());
             commitStaged(staging, target, meta);
         } catch (IOException | RuntimeException ex) {
             throw abandonStaged(newName, staging, ex, "cannot clone volume '" + newName + "'");
@@ -848,7 +876,7 @@ public final class FileStoragePool implements StoragePool {
     /** Reads {@code dst.remaining()} bytes of a snapshot's view at {@code offsetBytes} (backups, verify, tests). */
     public void readSnapshot(String name, String snapshotUuid, long offsetBytes, java.nio.ByteBuffer dst) {
         onSnapshotChain(name, snapshotUuid, "read", (m, layersDir, chain) -> {
-            try (LayerChains.View v = new LayerChains.View(layersDir, m, chain, "snapshot " + snapshotUuid)) {
+            try (LayerChains.View v = new LayerChains.View(layersDir, m, chain, "snapshot " + snapshotUuid, keyFor(m))) {
                 v.read(offsetBytes, dst);
             }
             return null;

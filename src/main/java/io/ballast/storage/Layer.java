@@ -69,9 +69,12 @@ final class Layer implements AutoCloseable {
     private final java.util.List<Arena> grownArenas = new java.util.ArrayList<>();
     volatile long blockCount;
     volatile long regionCount;
+    /** AES-GCM of this layer's blocks and its tag table; null for an unencrypted volume. */
+    final LayerCrypto crypto;
 
     private Layer(String id, Path dataPath, FileChannel data, Arena arena, MemorySegment blocks, MemorySegment regions,
-            long blockCount, long regionCount) {
+            long blockCount, long regionCount, LayerCrypto crypto) {
+        this.crypto = crypto;
         this.id = id;
         this.dataPath = dataPath;
         this.data = data;
@@ -81,6 +84,9 @@ final class Layer implements AutoCloseable {
         this.blockCount = blockCount;
         this.regionCount = regionCount;
     }
+
+    /** The files of a layer ({@code .tags} only in encrypted volumes). */
+    static final java.util.List<String> FILE_EXTENSIONS = java.util.List.of(".data", ".blocks", ".regions", ".tags");
 
     static Path dataPath(Path layersDir, String id) {
         return layersDir.resolve(id + ".data");
@@ -114,6 +120,16 @@ final class Layer implements AutoCloseable {
      */
     static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
             long generation) throws IOException {
+        create(layersDir, id, blockCount, regionCount, regionSizeBytes, generation, false);
+    }
+
+    /** As above; an {@code encrypted} layer also gets its tag table (with a fresh random salt). */
+    static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
+            long generation, boolean encrypted) throws IOException {
+        if (encrypted) {
+            io.ballast.common.OwnerOnly.createDirectories(layersDir);
+            LayerCrypto.create(layersDir, id, blockCount);
+        }
         io.ballast.common.OwnerOnly.createDirectories(layersDir);
         java.util.Set<StandardOpenOption> createNew = java.util.Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         try (FileChannel data = FileChannel.open(dataPath(layersDir, id), createNew, io.ballast.common.OwnerOnly.file());
@@ -158,6 +174,12 @@ final class Layer implements AutoCloseable {
      * rewritten, header not yet) gets its files extended (idempotent) and its counts set.
      */
     static Layer open(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes)
+            throws IOException {
+        return open(layersDir, id, blockCount, regionCount, regionSizeBytes, null);
+    }
+
+    /** As above; {@code dataKey} (the volume's data key) non-null opens an encrypted layer's tag table. */
+    static Layer open(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes, byte[] dataKey)
             throws IOException {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
             throw new IOException("the Ballast storage format needs a little-endian host");
@@ -213,7 +235,8 @@ final class Layer implements AutoCloseable {
                     || regions.get(ValueLayout.JAVA_LONG, H_BLOCK_COUNT) != blockCount) {
                 throw new IOException("layer " + id + ": region table header does not match volume.json");
             }
-            return new Layer(id, dataPath(layersDir, id), data, arena, blocks, regions, blockCount, regionCount);
+            LayerCrypto crypto = dataKey == null ? null : LayerCrypto.open(layersDir, id, blockCount, dataKey, arena);
+            return new Layer(id, dataPath(layersDir, id), data, arena, blocks, regions, blockCount, regionCount, crypto);
         } catch (IOException | RuntimeException e) {
             if (data != null) {
                 data.close();
@@ -251,6 +274,9 @@ final class Layer implements AutoCloseable {
             blocks.force(true);
             regions.force(true);
         }
+        if (java.nio.file.Files.exists(LayerCrypto.path(layersDir, id))) {
+            LayerCrypto.extend(layersDir, id, blockCount);
+        }
     }
 
     /**
@@ -273,6 +299,9 @@ final class Layer implements AutoCloseable {
             try (FileChannel ch = FileChannel.open(regionsPath(layersDir, id), StandardOpenOption.READ,
                     StandardOpenOption.WRITE)) {
                 nr = ch.map(FileChannel.MapMode.READ_WRITE, 0, regionTableBytes(newRegionCount), next);
+            }
+            if (crypto != null) {
+                crypto.remap(layersDir, id, newBlockCount, next);
             }
             nr.set(ValueLayout.JAVA_LONG, H_REGION_COUNT, newRegionCount);
             nr.set(ValueLayout.JAVA_LONG, H_BLOCK_COUNT, newBlockCount);
@@ -469,6 +498,9 @@ final class Layer implements AutoCloseable {
             FileChannel direct = directData;
             if (direct != null) {
                 direct.close();
+            }
+            if (crypto != null) {
+                crypto.close();
             }
         } catch (IOException e) {
             // closing cannot lose data here: callers flush first

@@ -22,6 +22,11 @@ final class LayerChains {
 
     private LayerChains() {}
 
+    static Layer open(Path layersDir, VolumeMeta m, String id, byte[] dataKey) throws IOException {
+        return Layer.open(layersDir, id, VolumeStore.blockCountOf(m.sizeBytes()),
+                VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), dataKey);
+    }
+
     static Layer open(Path layersDir, VolumeMeta m, String id) throws IOException {
         return Layer.open(layersDir, id, VolumeStore.blockCountOf(m.sizeBytes()),
                 VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes());
@@ -42,10 +47,10 @@ final class LayerChains {
      *
      * @return bytes copied
      */
-    static long mergeDown(Path layersDir, VolumeMeta m, String upperId, String lowerId, boolean lowerBecomesTop)
-            throws IOException {
+    static long mergeDown(Path layersDir, VolumeMeta m, String upperId, String lowerId, boolean lowerBecomesTop,
+            byte[] dataKey) throws IOException {
         long copied = 0;
-        try (Layer upper = open(layersDir, m, upperId); Layer lower = open(layersDir, m, lowerId)) {
+        try (Layer upper = open(layersDir, m, upperId, dataKey); Layer lower = open(layersDir, m, lowerId, dataKey)) {
             long blocksPerRegion = m.regionSizeBytes() / BS;
             ByteBuffer buf = ByteBuffer.allocateDirect(RUN_BLOCKS * BS);
             FileChannel src = upper.data();
@@ -68,9 +73,23 @@ final class LayerChains {
                         buf.clear().limit(len);
                         readFully(src, buf, b * BS);
                         buf.flip();
+                        if (upper.crypto != null) {
+                            // Each layer has its own key: decrypt with the upper's, seal with the lower's
+                            // (its tags go to the table before the data, as in a write).
+                            for (long x = b; x < e; x++) {
+                                int at = (int) ((x - b) * BS);
+                                if (crc(buf, at) != upper.crc(x) || !upper.crypto.decrypt(x, buf, at)) {
+                                    throw new BallastException(io.ballast.common.ErrorCode.CHECKSUM_MISMATCH,
+                                            "merge: block at offset " + x * BS + " of layer " + upperId
+                                                    + " failed its authentication check");
+                                }
+                                lower.crypto.encrypt(x, buf, at, buf, at);
+                            }
+                        }
                         writeFully(dst, buf, b * BS);
                         for (long x = b; x < e; x++) {
-                            lower.setEntry(x, upper.crc(x), Layer.PRESENT, upper.generation(x));
+                            lower.setEntry(x, upper.crypto != null ? crc(buf, (int) ((x - b) * BS)) : upper.crc(x),
+                                    Layer.PRESENT, upper.generation(x));
                         }
                         copied += len;
                         b = e;
@@ -91,6 +110,9 @@ final class LayerChains {
                 lower.raiseRegionGeneration(r, upperGen);
             }
             dst.force(false);
+            if (lower.crypto != null) {
+                lower.crypto.force();
+            }
             lower.forceBlockTable();
             lower.forceRegionTable();
             if (lowerBecomesTop) {
@@ -238,12 +260,17 @@ final class LayerChains {
         private final String what;
 
         View(Path layersDir, VolumeMeta m, List<String> bottomFirst, String what) throws IOException {
+            this(layersDir, m, bottomFirst, what, null);
+        }
+
+        /** {@code dataKey}: the volume's data key when it is encrypted (else null). */
+        View(Path layersDir, VolumeMeta m, List<String> bottomFirst, String what, byte[] dataKey) throws IOException {
             this.sizeBytes = m.sizeBytes();
             this.what = what;
             List<Layer> opened = new ArrayList<>();
             try {
                 for (int i = bottomFirst.size() - 1; i >= 0; i--) {
-                    opened.add(open(layersDir, m, bottomFirst.get(i)));
+                    opened.add(open(layersDir, m, bottomFirst.get(i), dataKey));
                 }
             } catch (IOException | RuntimeException e) {
                 opened.forEach(Layer::close);
@@ -280,7 +307,7 @@ final class LayerChains {
                     readFully(l.data(), out, b * BS);
                     CRC32C c = new CRC32C();
                     c.update(out.array(), 0, BS);
-                    if ((int) c.getValue() != l.crc(b)) {
+                    if ((int) c.getValue() != l.crc(b) || (l.crypto != null && !l.crypto.decrypt(b, out, 0))) {
                         throw new BallastException(io.ballast.common.ErrorCode.CHECKSUM_MISMATCH, what
                                 + ": block at offset " + b * BS + " failed its CRC32C check");
                     }
@@ -299,6 +326,12 @@ final class LayerChains {
                 l.close();
             }
         }
+    }
+
+    private static int crc(ByteBuffer buf, int at) {
+        CRC32C c = new CRC32C();
+        c.update(buf.slice(at, BS));
+        return (int) c.getValue();
     }
 
     static void readFully(FileChannel ch, ByteBuffer buf, long pos) throws IOException {

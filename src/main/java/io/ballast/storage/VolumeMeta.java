@@ -17,9 +17,16 @@ record VolumeMeta(
         long regionSizeBytes,
         String createdAt,
         List<String> layers,
-        List<SnapshotMeta> snapshots) {
+        List<SnapshotMeta> snapshots,
+        boolean encrypted) {
 
     static final int FORMAT_VERSION = 1;
+
+    /** Unencrypted (volume.json files from before encryption have no {@code encrypted}: false). */
+    VolumeMeta(int formatVersion, String name, String uuid, long sizeBytes, int blockSizeBytes, long regionSizeBytes,
+            String createdAt, List<String> layers, List<SnapshotMeta> snapshots) {
+        this(formatVersion, name, uuid, sizeBytes, blockSizeBytes, regionSizeBytes, createdAt, layers, snapshots, false);
+    }
 
     VolumeMeta {
         layers = List.copyOf(layers);
@@ -38,12 +45,12 @@ record VolumeMeta(
 
     VolumeMeta withSizeBytes(long newSizeBytes) {
         return new VolumeMeta(formatVersion, name, uuid, newSizeBytes, blockSizeBytes, regionSizeBytes, createdAt, layers,
-                snapshots);
+                snapshots, encrypted);
     }
 
     VolumeMeta withChain(List<String> newLayers, List<SnapshotMeta> newSnapshots) {
         return new VolumeMeta(formatVersion, name, uuid, sizeBytes, blockSizeBytes, regionSizeBytes, createdAt, newLayers,
-                newSnapshots);
+                newSnapshots, encrypted);
     }
 
     java.util.Optional<SnapshotMeta> snapshot(String snapshotUuid) {

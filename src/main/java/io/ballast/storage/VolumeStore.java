@@ -204,11 +204,23 @@ public final class VolumeStore implements BlockDevice {
     /** Creates the files of a new, empty volume in {@code volumeDir} (which the pool later renames into place). */
     static void createFiles(Path volumeDir, VolumeMeta meta) throws IOException {
         Layer.create(volumeDir.resolve("layers"), meta.topLayer(), blockCountOf(meta.sizeBytes()),
-                regionCountOf(meta.sizeBytes(), meta.regionSizeBytes()), meta.regionSizeBytes(), 1);
+                regionCountOf(meta.sizeBytes(), meta.regionSizeBytes()), meta.regionSizeBytes(), 1, meta.encrypted());
     }
 
     /** Opens a volume's layers and recovers dirty regions left by an unclean shutdown. */
     static VolumeStore open(Path volumeDir, VolumeMeta meta, Options options) {
+        return open(volumeDir, meta, options, null);
+    }
+
+    /**
+     * As above; an encrypted volume ({@link VolumeMeta#encrypted()}) needs its data key, and is refused
+     * without it (no byte of it can be read or written).
+     */
+    static VolumeStore open(Path volumeDir, VolumeMeta meta, Options options, byte[] dataKey) {
+        if (meta.encrypted() && dataKey == null) {
+            throw BallastException.conflict("volume '" + meta.name() + "' is encrypted and its data key is not available");
+        }
+        byte[] key = meta.encrypted() ? dataKey : null;
         long blocks = blockCountOf(meta.sizeBytes());
         long regions = regionCountOf(meta.sizeBytes(), meta.regionSizeBytes());
         List<String> ids = meta.layers();
@@ -217,7 +229,7 @@ public final class VolumeStore implements BlockDevice {
             for (int i = 0; i < ids.size(); i++) {
                 // chain[0] is the top layer, the last in volume.json.
                 chain[ids.size() - 1 - i] =
-                        Layer.open(volumeDir.resolve("layers"), ids.get(i), blocks, regions, meta.regionSizeBytes());
+                        Layer.open(volumeDir.resolve("layers"), ids.get(i), blocks, regions, meta.regionSizeBytes(), key);
             }
         } catch (IOException e) {
             for (Layer l : chain) {
@@ -283,12 +295,16 @@ public final class VolumeStore implements BlockDevice {
                     .addKeyValue("uuid", meta.uuid())
                     .addKeyValue("dirtyRegions", dirty.length)
                     .addKeyValue("blocksRechecked", rechecked)
+                    .addKeyValue("encryptedBlocksUnreadable", unauthenticated)
                     .addKeyValue("durationMs", durationMs)
                     .log();
         }
     }
 
     /** Re-derives checksums, present count and generations of one region from the data file. */
+    /** Encrypted blocks of dirty regions that authenticated under neither tag slot at recovery. */
+    private long unauthenticated;
+
     private long recomputeRegion(long region, long gen) {
         long b0 = region * blocksPerRegion;
         long b1 = Math.min(blockCount, b0 + blocksPerRegion);
@@ -316,6 +332,11 @@ public final class VolumeStore implements BlockDevice {
                             // its recently active regions as changed.
                             top.setCrc(b, crc);
                             top.setGeneration(b, gen);
+                        }
+                        // Encrypted: tags are never recomputed. A block torn by a power loss matches
+                        // neither slot and reads as CHECKSUM_MISMATCH (repaired from a replica).
+                        if (top.crypto != null && !top.crypto.decrypt(b, buf, (int) ((b - c0) * BLOCK_BYTES))) {
+                            unauthenticated++;
                         }
                         present++;
                     }
@@ -768,7 +789,7 @@ public final class VolumeStore implements BlockDevice {
             }
             int base = dst.position();
             for (int i = 0; i < blocks; i++) {
-                if (crc(dst, base + i * BLOCK_BYTES) != top.crc(b0 + i)) {
+                if (!authentic(top, b0 + i, dst, base + i * BLOCK_BYTES)) {
                     return false;
                 }
             }
@@ -934,7 +955,7 @@ public final class VolumeStore implements BlockDevice {
                 int at = i * BLOCK_BYTES;
                 int f = flagsOf(top, b);
                 if ((f & Layer.PRESENT) != 0) {
-                    if (crc(span, at) != top.crc(b)) {
+                    if (!authentic(top, b, span, at)) {
                         // Maybe a write raced us: settle it under the block's lock.
                         readBlockLocked(b, span, at);
                     }
@@ -971,7 +992,7 @@ public final class VolumeStore implements BlockDevice {
             int f = flagsOf(l, b);
             if ((f & Layer.PRESENT) != 0) {
                 preadFully(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
-                if (crc(dst, at) != l.crc(b)) {
+                if (!authentic(l, b, dst, at)) {
                     throw checksumError(b);
                 }
                 return;
@@ -988,6 +1009,14 @@ public final class VolumeStore implements BlockDevice {
      * wrote (max generation 0, so every entry is zero): those pages may be holes, and a fault on
      * a hole of a full tmpfs is a SIGBUS.
      */
+    /**
+     * True when block {@code b} of layer {@code l} in {@code buf[at, at+4096)} matches its CRC and, for
+     * an encrypted volume, authenticates: then it is replaced by its plaintext in place.
+     */
+    private static boolean authentic(Layer l, long b, ByteBuffer buf, int at) {
+        return crc(buf, at) == l.crc(b) && (l.crypto == null || l.crypto.decrypt(b, buf, at));
+    }
+
     private int flagsOf(Layer l, long b) {
         return l.regionMaxGeneration(b / blocksPerRegion) == 0 ? 0 : l.flags(b);
     }
@@ -999,7 +1028,9 @@ public final class VolumeStore implements BlockDevice {
                 .addKeyValue("offsetBytes", block * BLOCK_BYTES)
                 .log();
         return new BallastException(ErrorCode.CHECKSUM_MISMATCH, "volume '" + meta.name()
-                + "': block at offset " + block * BLOCK_BYTES + " failed its CRC32C check (stored data is corrupt)");
+                + "': block at offset " + block * BLOCK_BYTES + " failed its "
+                + (top.crypto == null ? "CRC32C check" : "CRC32C or AES-GCM authentication check")
+                + " (stored data is corrupt)");
     }
 
     private void writeChunk(long pos, ByteBuffer data) {
@@ -1015,6 +1046,7 @@ public final class VolumeStore implements BlockDevice {
             long gen = generation.get();
             BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
             ByteBuffer pooled = null;
+            ByteBuffer sealed = null;
             try {
                 ByteBuffer span;
                 if (aligned) {
@@ -1032,18 +1064,30 @@ public final class VolumeStore implements BlockDevice {
                     }
                     span.put(head, data, 0, n);
                 }
+                ByteBuffer onDisk = span;
+                if (top.crypto != null) {
+                    // The tags go to the table before the ciphertext reaches the file (see LayerCrypto).
+                    sealed = pool.take();
+                    for (int i = 0; i < blocks; i++) {
+                        top.crypto.encrypt(b0 + i, span, i * BLOCK_BYTES, sealed, i * BLOCK_BYTES);
+                    }
+                    onDisk = sealed;
+                }
                 try {
-                    pwriteFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                    pwriteFully(top, onDisk.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
                 } catch (BallastException e) {
                     resyncChecksumsAfterFailedWrite(b0, b1, gen);
                     throw e;
                 }
                 for (int i = 0; i < blocks; i++) {
-                    commitBlock(b0 + i, crc(span, i * BLOCK_BYTES), Layer.PRESENT, gen);
+                    commitBlock(b0 + i, crc(onDisk, i * BLOCK_BYTES), Layer.PRESENT, gen);
                 }
             } finally {
                 if (pooled != null) {
                     pool.give(pooled);
+                }
+                if (sealed != null) {
+                    pool.give(sealed);
                 }
                 unlock(locked);
             }
@@ -1128,11 +1172,20 @@ public final class VolumeStore implements BlockDevice {
      */
     private void syncAll(boolean forceTables) {
         long changes = flagChanges.get();
-        if (!forceTables && changes == flagChangesSynced.get()) {
+        boolean blockTable = forceTables || changes != flagChangesSynced.get();
+        // An encrypted volume's tags change with every write and cannot be rebuilt: always synced.
+        if (!blockTable && top.crypto == null) {
             onDataFile(top, "flush", ch -> ch.force(false));
             return;
         }
-        Future<?> tables = SYNC_EXECUTOR.submit(top::forceBlockTable);
+        Future<?> tables = SYNC_EXECUTOR.submit(() -> {
+            if (blockTable) {
+                top.forceBlockTable();
+            }
+            if (top.crypto != null) {
+                top.crypto.force();
+            }
+        });
         try {
             onDataFile(top, "flush", ch -> ch.force(false));
         } finally {
@@ -1222,6 +1275,10 @@ public final class VolumeStore implements BlockDevice {
         long first = region * blocksPerRegion * Layer.BLOCK_ENTRY_BYTES;
         long bytes = Math.min(blockCount - region * blocksPerRegion, blocksPerRegion) * Layer.BLOCK_ENTRY_BYTES;
         NativeIo.Result r = NativeIo.allocate(blockTableFd, first, bytes);
+        if (r.ok() && top.crypto != null) {
+            long rb0 = region * blocksPerRegion;
+            r = top.crypto.reserveEntries(rb0, Math.min(blockCount, rb0 + blocksPerRegion));
+        }
         if (!r.ok() && r.errno() == NativeIo.ENOSPC) {
             throw new BallastException(ErrorCode.NO_SPACE, "volume '" + meta.name()
                     + "': the storage pool's file system is full");
@@ -1642,7 +1699,7 @@ public final class VolumeStore implements BlockDevice {
                 return false;
             }
             for (int i = 0; i < blocks; i++) {
-                if (crc(span, i * BLOCK_BYTES) != top.crc(b0 + i)) {
+                if (!authentic(top, b0 + i, span, i * BLOCK_BYTES)) {
                     readBlockLocked(b0 + i, span, i * BLOCK_BYTES); // maybe a write raced us
                 }
             }

@@ -38,6 +38,10 @@ public final class CrashWriterMain {
         int slots = Integer.parseInt(args[2]);
         int flushEvery = Integer.parseInt(args[3]);
         FileStoragePool pool = FileStoragePool.open(dir);
+        if (args.length > 4) { // an encrypted volume's data key, hex
+            byte[] key = java.util.HexFormat.of().parseHex(args[4]);
+            pool.keys((name, uuid) -> key);
+        }
         VolumeStore vol = pool.open(volume);
         System.out.println("ready");
         for (long i = 0; ; i++) {

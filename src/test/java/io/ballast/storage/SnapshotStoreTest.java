@@ -193,7 +193,7 @@ class SnapshotStoreTest {
         VolumeMeta m = json.readValue(vdir.resolve("volume.json").toFile(), VolumeMeta.class);
         VolumeMeta dropped = m.withChain(m.layers(), List.of(m.snapshots().get(1)));
         FileStoragePool.writeMeta(vdir, dropped);
-        LayerChains.mergeDown(vdir.resolve("layers"), dropped, m.layers().get(1), m.layers().get(0), false);
+        LayerChains.mergeDown(vdir.resolve("layers"), dropped, m.layers().get(1), m.layers().get(0), false, null);
         try (FileStoragePool pool = FileStoragePool.open(dir)) {
             assertThat(read(pool.open("v"), 0, 2 * MIB)).isEqualTo(now);
             assertThat(readSnap(pool, "v", "s2", 0, 2 * MIB)).isEqualTo(atS2);

@@ -7,9 +7,19 @@ import io.ballast.control.Attachment;
 public final class ApiTypes {
     private ApiTypes() {}
 
-    /** {@code size}: a byte count or a human size string such as "10GiB". */
+    /**
+     * {@code size}: a byte count or a human size string such as "10GiB". {@code encrypted}: seal the
+     * volume's blocks with its own data key (absent: false).
+     */
     public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync,
-            String fromSnapshot) {}
+            String fromSnapshot, Boolean encrypted) {}
+
+    /**
+     * POST /v1/cluster/encryption/rotate: every encrypted volume's data key wrapped by the new cluster
+     * key (by the CLI, which holds both keys), the key id it replaces, and each volume's uuid.
+     */
+    public record RotateKeysRequest(String expectedKeyId, String newKeyId, java.util.Map<String, String> uuids,
+            java.util.Map<String, io.ballast.cluster.VolumeEncryption> keys) {}
 
     /** POST /v1/volumes/{name}/snapshots. */
     public record CreateSnapshotRequest(String name) {}

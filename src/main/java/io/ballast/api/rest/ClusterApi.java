@@ -27,4 +27,13 @@ public interface ClusterApi {
 
     /** Changes the given timeouts cluster-wide (null: unchanged); answers the settings now in force. */
     Object updateSettings(Long heartbeatMs, Long suspectAfterMs, Long downAfterMs, Long rebuildAfterMs);
+
+    /**
+     * The encrypted volumes and their data keys as the metadata keeps them: wrapped by the cluster key
+     * (never a key in the clear), with the id of the key that wrapped each.
+     */
+    Object encryptionKeys();
+
+    /** Commits a key rotation (every data key wrapped anew by the caller; see Command.RewrapVolumeKeys). */
+    Object rotateKeys(ApiTypes.RotateKeysRequest request);
 }

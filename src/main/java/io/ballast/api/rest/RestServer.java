@@ -220,6 +220,10 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
+        if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("encryption")) return "/v1/cluster/encryption";
+        if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("encryption") && seg[4].equals("rotate")) {
+            return "/v1/cluster/encryption/rotate";
+        }
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
         if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
         if (seg.length == 3 && seg[2].equals("snapshot-schedules")) return "/v1/snapshot-schedules";
@@ -275,7 +279,7 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes/{name}/snapshots" -> "GET, POST";
             case "/v1/volumes/{name}/snapshots/{snap}" -> "GET, DELETE";
             case "/v1/volumes/{name}/snapshot-schedule" -> "GET, PUT, DELETE";
-            case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
+            case "/v1/cluster/join", "/v1/cluster/encryption/rotate", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
             case "/ui" -> "GET, HEAD";
@@ -377,6 +381,16 @@ public final class RestServer implements AutoCloseable {
                     yield new Reply(200, cluster.updateSettings(req.heartbeatMs(), req.suspectAfterMs(), req.downAfterMs(),
                             req.rebuildAfterMs()));
                 }
+                case "/v1/cluster/encryption GET" -> new Reply(200, cluster.encryptionKeys());
+                case "/v1/cluster/encryption/rotate POST" -> {
+                    ApiTypes.RotateKeysRequest req = read(ex, ApiTypes.RotateKeysRequest.class);
+                    if (req == null || req.expectedKeyId() == null || req.newKeyId() == null || req.keys() == null
+                            || req.uuids() == null) {
+                        throw BallastException.invalid("a body with expectedKeyId, newKeyId, uuids and keys is required"
+                                + " (`ballast cluster rotate-key --new-key-file FILE` makes it)");
+                    }
+                    yield new Reply(200, cluster.rotateKeys(req));
+                }
                 case "/v1/events GET" -> new Reply(200, cluster.events(longParam(query, "after", 0), (int) longParam(query, "limit", 100)));
                 case "/v1/nodes GET" -> new Reply(200, cluster.nodes());
                 case "/v1/nodes/{id} GET" -> new Reply(200, cluster.node(name));
@@ -409,7 +423,11 @@ public final class RestServer implements AutoCloseable {
                 if (wait != null && !wait.equals("ready")) {
                     throw BallastException.invalid("query parameter 'wait' must be 'ready', got '" + wait + "'");
                 }
+                boolean encrypted = Boolean.TRUE.equals(req.encrypted());
                 if (req.fromSnapshot() != null) {
+                    if (encrypted) {
+                        throw BallastException.invalid("a volume created from a snapshot has the snapshot's encryption; omit 'encrypted'");
+                    }
                     if (req.size() != null) {
                         throw BallastException.invalid("a volume created from a snapshot has the snapshot's size; omit 'size'");
                     }
@@ -417,9 +435,9 @@ public final class RestServer implements AutoCloseable {
                     yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
                             req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
                 }
-                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null) {
+                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted) {
                     yield new Reply(201, volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
-                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null));
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted));
                 }
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }

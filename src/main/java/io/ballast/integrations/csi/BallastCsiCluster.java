@@ -51,8 +51,14 @@ public final class BallastCsiCluster implements CsiCluster {
             List<Map<String, String>> requisite, List<String> preferredNodes) {
         // one Raft commit: placement happens in it; the replicas' storage follows on their nodes, and the
         // publish (attach) that comes next waits for it, so CreateVolume need not (docs/perf/csi.md)
+        return create(name, sizeBytes, repl, spreadBy, minInSync, requisite, preferredNodes, false);
+    }
+
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
+            List<Map<String, String>> requisite, List<String> preferredNodes, boolean encrypted) {
         return volumes.create(name, sizeBytes, repl, spreadBy, minInSync, false,
-                new Placement.Topology(requisite, preferredNodes));
+                new Placement.Topology(requisite, preferredNodes), encrypted);
     }
 
     @Override

@@ -101,7 +101,7 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                 try {
                     v = source == null
                             ? cluster.create(name, sizeBytes, params.repl(), params.spreadBy(), params.minInSync(),
-                                    placement.requisite(), placement.preferredNodes())
+                                    placement.requisite(), placement.preferredNodes(), params.encrypted())
                             : createFromSnapshot(name, source, req.getCapacityRange(), params);
                     log.atInfo().addKeyValue("volume", name).addKeyValue("csiName", req.getName())
                             .addKeyValue("sizeBytes", sizeBytes).addKeyValue("repl", v.repl()).log("csi volume created");

@@ -33,6 +33,15 @@ public interface CsiCluster {
     VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
             List<Map<String, String>> requisite, List<String> preferredNodes);
 
+    /** As above; {@code encrypted}: encryption at rest (refused by clusters that cannot). */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
+            List<Map<String, String>> requisite, List<String> preferredNodes, boolean encrypted) {
+        if (encrypted) {
+            throw io.ballast.common.BallastException.invalid("this cluster cannot encrypt volumes");
+        }
+        return create(name, sizeBytes, repl, spreadBy, minInSync, requisite, preferredNodes);
+    }
+
     VolumeView inspect(String name);
 
     List<VolumeView> list();

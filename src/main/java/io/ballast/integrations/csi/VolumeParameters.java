@@ -13,8 +13,13 @@ import java.util.TreeMap;
  * @param minInSync 0: the default for the replica count
  * @param spreadBy null: the cluster's default (zone when nodes carry zones, else node)
  * @param fsType the file system for mount volumes (ext4)
+ * @param encrypted {@code encrypted: "true"}: encryption at rest (docs/security.md)
  */
-public record VolumeParameters(int repl, int minInSync, String spreadBy, String fsType) {
+public record VolumeParameters(int repl, int minInSync, String spreadBy, String fsType, boolean encrypted) {
+    public VolumeParameters(int repl, int minInSync, String spreadBy, String fsType) {
+        this(repl, minInSync, spreadBy, fsType, false);
+    }
+
     public static final String DEFAULT_FS_TYPE = "ext4";
 
     public static VolumeParameters parse(Map<String, String> params) {
@@ -22,6 +27,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         int minInSync = 0;
         String spreadBy = null;
         String fsType = DEFAULT_FS_TYPE;
+        boolean encrypted = false;
         for (var e : new TreeMap<>(params).entrySet()) {
             String key = e.getKey();
             String value = e.getValue() == null ? "" : e.getValue().strip();
@@ -33,12 +39,11 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
                 case CsiConstants.PARAM_MIN_IN_SYNC -> minInSync = intIn(key, value, 1, 3);
                 case CsiConstants.PARAM_SPREAD_BY -> spreadBy = value.isEmpty() ? null : value;
                 case CsiConstants.PARAM_FS_TYPE -> fsType = fsType(value);
-                case CsiConstants.PARAM_ENCRYPTED -> {
-                    if (!value.equalsIgnoreCase("false")) {
-                        throw BallastException.invalid("parameter encrypted=" + value + ": encryption at rest is not available yet;"
-                                + " remove the parameter or set it to \"false\"");
-                    }
-                }
+                case CsiConstants.PARAM_ENCRYPTED -> encrypted = switch (value.toLowerCase(java.util.Locale.ROOT)) {
+                    case "true" -> true;
+                    case "false" -> false;
+                    default -> throw BallastException.invalid("parameter encrypted=" + value + " must be \"true\" or \"false\"");
+                };
                 default -> throw BallastException.invalid("unknown parameter '" + key + "'; Ballast accepts "
                         + new java.util.TreeSet<>(CsiConstants.PARAMETERS) + " (see docs/kubernetes.md)");
             }
@@ -46,7 +51,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         if (repl > 0 && minInSync > repl) {
             throw BallastException.invalid("parameter minInSync=" + minInSync + " exceeds repl=" + repl);
         }
-        return new VolumeParameters(repl, minInSync, spreadBy, fsType);
+        return new VolumeParameters(repl, minInSync, spreadBy, fsType, encrypted);
     }
 
     /** ext4 only: the file system every node here can mount (no xfs kernel module on the hosts we test). */

@@ -79,7 +79,10 @@ public final class DockerVolumeDriver {
                 return null;
             }
             try {
-                if (spec.replicas() == null) {
+                if (spec.encrypted()) {
+                    volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas() == null ? 0 : spec.replicas(), null, 0,
+                            false, true);
+                } else if (spec.replicas() == null) {
                     volumes.create(spec.name(), spec.sizeOrDefault());
                 } else {
                     volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas(), null, 0);

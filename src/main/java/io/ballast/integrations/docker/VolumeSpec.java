@@ -14,16 +14,22 @@ import java.util.TreeMap;
  * {@code docker run --volume-driver ballast -v "name=pg,size=1GiB:/data"} sends it.
  *
  * <p>Options: {@code size} (human size, default {@link #DEFAULT_SIZE_BYTES}) and {@code repl}
- * (number of replicas, 1..3, passed to the cluster; absent: the cluster's default). Unknown keys,
+ * (number of replicas, 1..3, passed to the cluster; absent: the cluster's default), {@code encrypted}
+ * ({@code true}: encryption at rest, docs/security.md). Unknown keys,
  * duplicates and contradictions between the name and {@code -o} are refused with a message that
  * says what is accepted.
  *
  * @param sizeBytes null when the user gave no size
  * @param replicas null when the user gave no repl
  */
-public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot) {
+public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
+        boolean encrypted) {
     public VolumeSpec(String name, Long sizeBytes, Integer replicas) {
-        this(name, sizeBytes, replicas, null);
+        this(name, sizeBytes, replicas, null, false);
+    }
+
+    public VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot) {
+        this(name, sizeBytes, replicas, fromSnapshot, false);
     }
 
     public static final long DEFAULT_SIZE_BYTES = 10 * Sizes.GIB;
@@ -31,7 +37,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
     public static final int MAX_REPLICAS = 3;
 
     static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1), "
-            + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade)";
+            + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade), encrypted (encryption at rest, encrypted=true)";
 
     public long sizeOrDefault() {
         return sizeBytes == null ? DEFAULT_SIZE_BYTES : sizeBytes;
@@ -83,8 +89,14 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
         Long size = null;
         Integer repl = null;
         io.ballast.common.SnapshotRef from = null;
+        boolean encrypted = false;
         for (var e : merged.entrySet()) {
             switch (e.getKey()) {
+                case "encrypted" -> encrypted = switch (e.getValue()) {
+                    case "true" -> true;
+                    case "false" -> false;
+                    default -> throw BallastException.invalid("option encrypted must be true or false, got '" + e.getValue() + "'");
+                };
                 case "size" -> size = parseSize(e.getValue());
                 case "repl" -> repl = parseRepl(e.getValue());
                 case "from-snapshot", "fromsnapshot", "from_snapshot" -> {
@@ -102,7 +114,11 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
         if (from != null && size != null) {
             throw BallastException.invalid("options size and from-snapshot exclude each other: a clone has its snapshot's size");
         }
-        return new VolumeSpec(name, size, repl, from);
+        if (from != null && encrypted) {
+            throw BallastException.invalid("options encrypted and from-snapshot exclude each other: a clone has its "
+                    + "snapshot's encryption");
+        }
+        return new VolumeSpec(name, size, repl, from, encrypted);
     }
 
     /** {@code name=pg,size=1GiB,repl=1} to an ordered map; {@code name} is required. */

@@ -50,6 +50,8 @@ class JoinRateLimitTest {
         @Override public Object events(long afterSeq, int limit) { throw new UnsupportedOperationException(); }
         @Override public Object settings() { throw new UnsupportedOperationException(); }
         @Override public Object updateSettings(Long a, Long b, Long c, Long d) { throw new UnsupportedOperationException(); }
+        @Override public Object encryptionKeys() { throw new UnsupportedOperationException(); }
+        @Override public Object rotateKeys(io.ballast.api.rest.ApiTypes.RotateKeysRequest r) { throw new UnsupportedOperationException(); }
     }
 
     @BeforeEach
