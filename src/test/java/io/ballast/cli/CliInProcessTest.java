@@ -100,7 +100,7 @@ class CliInProcessTest {
         var s = cli.run("status");
         assertThat(s.exit()).isZero();
         assertThat(s.out()).contains("RUNNING").containsPattern("Pool:      [0-9.]+ [KMGT]iB capacity, [0-9.]+ [KMGT]iB free, .* allocated by volumes").contains("Volumes:   1")
-                .containsPattern("  a +1 GiB +0 B +-");
+                .containsPattern("  a +1 GiB +0 B +healthy +node-[0-9a-f]+ +- +-");
     }
 
     @Test
