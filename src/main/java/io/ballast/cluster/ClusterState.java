@@ -49,6 +49,8 @@ public final class ClusterState {
     private final TreeMap<String, CloneSource> clones = new TreeMap<>();
     /** Backup targets by name (paths and variable names of secrets, never the secrets). */
     private final TreeMap<String, io.ballast.backup.TargetSpec> backupTargets = new TreeMap<>();
+    /** Node id -> when its certificates were revoked (`node remove`): any issued before then is refused. */
+    private final TreeMap<String, String> revokedCertificates = new TreeMap<>();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
@@ -56,7 +58,13 @@ public final class ClusterState {
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
             ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
-            List<io.ballast.backup.TargetSpec> backupTargets) {
+            List<io.ballast.backup.TargetSpec> backupTargets, java.util.Map<String, String> revokedCertificates) {
+        public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
+                ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
+                List<io.ballast.backup.TargetSpec> backupTargets) {
+            this(nodes, volumes, events, nextEventSeq, settings, snapshots, clones, backupTargets, java.util.Map.of());
+        }
+
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
             this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of());
@@ -90,6 +98,19 @@ public final class ClusterState {
 
     public synchronized Optional<io.ballast.backup.TargetSpec> backupTarget(String name) {
         return Optional.ofNullable(backupTargets.get(name));
+    }
+
+    /**
+     * Whether a certificate of {@code nodeId} issued at {@code issuedAt} is revoked: its node was removed
+     * after it was issued. A node that rejoins later gets a certificate issued after the revocation.
+     */
+    public synchronized boolean isRevoked(String nodeId, java.time.Instant issuedAt) {
+        String at = nodeId == null ? null : revokedCertificates.get(nodeId);
+        return at != null && !issuedAt.isAfter(java.time.Instant.parse(at));
+    }
+
+    public synchronized java.util.Map<String, String> revokedCertificates() {
+        return java.util.Map.copyOf(revokedCertificates);
     }
 
     public synchronized List<NodeRecord> nodes() {
@@ -163,7 +184,8 @@ public final class ClusterState {
 
     public synchronized Image image() {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
-                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()));
+                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()),
+                java.util.Map.copyOf(revokedCertificates));
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -192,6 +214,10 @@ public final class ClusterState {
         backupTargets.clear();
         if (img.backupTargets() != null) {
             img.backupTargets().forEach(t -> backupTargets.put(t.name(), t));
+        }
+        revokedCertificates.clear();
+        if (img.revokedCertificates() != null) {
+            revokedCertificates.putAll(img.revokedCertificates());
         }
     }
 
@@ -275,6 +301,13 @@ public final class ClusterState {
                 }
                 event(r.at(), "backup-target-removed", r.name(), "backup target " + r.name() + " removed (its backups stay in the bucket)");
                 yield java.util.Map.of("removed", r.name());
+            }
+            case Command.RevokeCertificates rc -> {
+                java.time.Instant.parse(rc.at()); // validated by CommandGate too: apply must not fail on it later
+                revokedCertificates.put(rc.nodeId(), rc.at());
+                event(rc.at(), "certificates-revoked", rc.nodeId(), "certificates of node " + rc.nodeId() + " issued before "
+                        + rc.at() + " revoked");
+                yield java.util.Map.of("revoked", rc.nodeId(), "at", rc.at());
             }
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);

@@ -35,6 +35,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
         @JsonSubTypes.Type(value = Command.SetBackupTarget.class, name = "SetBackupTarget"),
         @JsonSubTypes.Type(value = Command.RemoveBackupTarget.class, name = "RemoveBackupTarget"),
+        @JsonSubTypes.Type(value = Command.RevokeCertificates.class, name = "RevokeCertificates"),
 })
 public sealed interface Command {
 
@@ -182,4 +183,10 @@ public sealed interface Command {
 
     /** Forgets a backup target (the backups in it stay in the bucket). NOT_FOUND for an unknown name. */
     record RemoveBackupTarget(String at, String name) implements Command {}
+
+    /**
+     * {@code node remove}: every certificate of {@code nodeId} issued up to {@code at} (ISO-8601) is
+     * refused from now on by every node's trust manager.
+     */
+    record RevokeCertificates(String at, String nodeId) implements Command {}
 }

@@ -13,10 +13,12 @@ import java.nio.file.Path;
  * @param replicationListen where the replica server listens for engines on other nodes; null means
  *     the API's host on a free port (the address is registered in the cluster metadata)
  * @param engine tuning of the engines on this node (timeouts, resync and scrub rates); null: defaults
+ * @param tls how the node secures its ports; null means insecure (plaintext), the embedded/test
+ *     default. `ballast node start` and `ballast up` pass TLS unless told --insecure.
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
-        io.ballast.replication.EngineConfig engine) {
+        io.ballast.replication.EngineConfig engine, io.ballast.security.TlsSettings tls) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -34,6 +36,19 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
         if (engine == null) {
             engine = DEFAULT_ENGINE;
         }
+        if (tls == null) {
+            tls = io.ballast.security.TlsSettings.insecureMode();
+        }
+    }
+
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+            io.ballast.replication.EngineConfig engine) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null);
+    }
+
+    public NodeConfig withTls(io.ballast.security.TlsSettings settings) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, settings);
     }
 
     /** Engine defaults for a node: a slow background scrub (4 MiB/s) on top of the engine's own defaults. */
@@ -42,7 +57,7 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
             io.ballast.cluster.ClusterConfig cluster) {
-        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, null, null);
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, null, null, null);
     }
 
     /** A node that bootstraps its own cluster, Raft on a free loopback port (tests, embedded use). */

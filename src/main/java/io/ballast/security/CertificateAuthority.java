@@ -186,7 +186,7 @@ public final class CertificateAuthority {
     }
 
     /** Whether this host's name or an address could be used for the node: used for SANs. */
-    static List<String> hostAddresses(String host) {
+    public static List<String> hostAddresses(String host) {
         List<String> out = new ArrayList<>();
         if (host == null || host.isBlank()) {
             return out;
