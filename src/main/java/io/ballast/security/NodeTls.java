@@ -64,6 +64,14 @@ public final class NodeTls implements AutoCloseable {
         }
     }
 
+    /**
+     * An identity held in memory only (tools and tests): trusts {@code ca}, presents {@code cert};
+     * cannot renew (no directory to keep a new key in).
+     */
+    public static NodeTls inMemory(String nodeId, X509Certificate ca, PrivateKey key, X509Certificate cert) {
+        return new NodeTls(null, nodeId, List.of(), TlsSettings.secure(), InstantSource.system(), ca, null, key, cert);
+    }
+
     /** First node of a new cluster: makes the CA (or imports the operator's) and signs its own certificate. */
     public static NodeTls bootstrap(TlsDir dir, String nodeId, List<String> addresses, TlsSettings s, InstantSource clock)
             throws IOException {
