@@ -92,7 +92,7 @@ public final class ClusterMember implements AutoCloseable {
         this.tls = tls;
         if (tls != null) {
             tls.trust().revokedWhen(cert -> state().isRevoked(io.ballast.security.CertificateAuthority.nodeIdOf(cert),
-                    cert.getNotBefore().toInstant()));
+                    io.ballast.security.CertificateAuthority.issuedAt(cert)));
         }
         return this;
     }

@@ -146,6 +146,11 @@ public final class CertificateAuthority {
         }
     }
 
+    /** When a certificate was issued (its notBefore is set back by {@link #BACKDATE} for clock skew). */
+    public static Instant issuedAt(X509Certificate c) {
+        return c.getNotBefore().toInstant().plus(BACKDATE);
+    }
+
     /** The node id a node certificate names (its CN), or null. */
     public static String nodeIdOf(X509Certificate c) {
         try {

@@ -26,7 +26,12 @@ public final class Pem {
         StringWriter out = new StringWriter();
         try (JcaPEMWriter w = new JcaPEMWriter(out)) {
             for (Object o : objects) {
-                w.writeObject(o);
+                if (o instanceof PrivateKey pk) {
+                    // PKCS#8 ("PRIVATE KEY"): the JDK and openssl read it, and it needs no public key beside it
+                    w.writeObject(new org.bouncycastle.openssl.jcajce.JcaPKCS8Generator(pk, null));
+                } else {
+                    w.writeObject(o);
+                }
             }
         } catch (IOException e) {
             throw new IllegalStateException("PEM encoding failed", e);
@@ -61,7 +66,7 @@ public final class Pem {
             for (Object o = p.readObject(); o != null; o = p.readObject()) {
                 JcaPEMKeyConverter c = new JcaPEMKeyConverter();
                 if (o instanceof PEMKeyPair kp) {
-                    return c.getKeyPair(kp).getPrivate();
+                    return c.getPrivateKey(kp.getPrivateKeyInfo()); // "EC PRIVATE KEY" may carry no public key
                 }
                 if (o instanceof PrivateKeyInfo info) {
                     return c.getPrivateKey(info);
