@@ -22,6 +22,10 @@ final class CliTrust {
     private static volatile Map<String, String> env = Map.of();
     private static volatile Path home;
 
+    private record Cached(String key, SSLContext context) {}
+
+    private static volatile Cached cached;
+
     private CliTrust() {}
 
     /** Called once per command line, before any NodeClient is made. */
@@ -68,8 +72,15 @@ final class CliTrust {
             return Optional.empty();
         }
         try {
+            // one context per CA file and version: commands poll nodes (up waits for /healthz) with new clients
+            String key = f.get().toAbsolutePath() + "@" + Files.getLastModifiedTime(f.get()).toMillis();
+            Cached c = cached;
+            if (c != null && c.key().equals(key)) {
+                return Optional.of(c.context());
+            }
             SSLContext ctx = SSLContext.getInstance("TLS");
             ctx.init(null, new javax.net.ssl.TrustManager[] {new ClusterTrustManager(TlsDir.readCert(f.get()))}, null);
+            cached = new Cached(key, ctx);
             return Optional.of(ctx);
         } catch (IOException e) {
             throw BallastException.invalid("cannot read the cluster CA certificate " + f.get() + ": " + e.getMessage()

@@ -159,6 +159,19 @@ public final class RestServer implements AutoCloseable {
         return ex instanceof com.sun.net.httpserver.HttpsExchange hx ? io.ballast.security.NodeTls.peerNodeId(hx.getSSLSession()) : null;
     }
 
+    /** The caller's address, or 429 with Retry-After while it is throttled for wrong cluster tokens ({@code what}: joins...). */
+    private java.net.InetAddress throttled(HttpExchange ex, String what) {
+        java.net.InetAddress from = ex.getRemoteAddress().getAddress();
+        long waitMs = joinThrottle.retryAfterMs(from, nowMs());
+        if (waitMs > 0) {
+            long seconds = (waitMs + 999) / 1000;
+            ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
+            throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many " + what + " with a wrong cluster token from "
+                    + from.getHostAddress() + "; retry after " + seconds + " s");
+        }
+        return from;
+    }
+
     /** A failure of the HTTP exchange itself (method, body size), not of the domain. */
     private static final class HttpFailure extends RuntimeException {
         final int status;
@@ -323,14 +336,7 @@ public final class RestServer implements AutoCloseable {
             return switch (route + " " + method) {
                 case "/v1/cluster GET" -> new Reply(200, cluster.status(!"true".equals(query.get("stale"))));
                 case "/v1/cluster/join POST" -> {
-                    java.net.InetAddress from = ex.getRemoteAddress().getAddress();
-                    long waitMs = joinThrottle.retryAfterMs(from, nowMs());
-                    if (waitMs > 0) {
-                        long seconds = (waitMs + 999) / 1000;
-                        ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
-                        throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many joins with a wrong cluster token from "
-                                + from.getHostAddress() + "; retry after " + seconds + " s");
-                    }
+                    java.net.InetAddress from = throttled(ex, "joins");
                     io.ballast.cluster.JoinRequest req = read(ex, io.ballast.cluster.JoinRequest.class);
                     if (req == null) {
                         throw BallastException.invalid("a join request body is required");
@@ -346,14 +352,7 @@ public final class RestServer implements AutoCloseable {
                     yield new Reply(200, joined);
                 }
                 case "/v1/cluster/certificate POST" -> {
-                    java.net.InetAddress from = ex.getRemoteAddress().getAddress();
-                    long waitMs = joinThrottle.retryAfterMs(from, nowMs());
-                    if (waitMs > 0) {
-                        long seconds = (waitMs + 999) / 1000;
-                        ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
-                        throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many requests with a wrong cluster token from "
-                                + from.getHostAddress() + "; retry after " + seconds + " s");
-                    }
+                    java.net.InetAddress from = throttled(ex, "certificate requests");
                     io.ballast.security.CertificateRequest req = read(ex, io.ballast.security.CertificateRequest.class);
                     if (req == null) {
                         throw BallastException.invalid("a certificate request body is required");
