@@ -62,9 +62,9 @@ class WireCaptureSystemTest {
             String line = out.readLine(); // "tcpdump: listening on lo, ..." once capturing
             assertThat(line).as("tcpdump started").contains("listening on");
 
-            c.node(1).volumes().create(volume, 16L << 20, 2, null, 1, true);
+            c.node(1).volumes().create(volume, 16L << 20, 2, null, 2, true); // min in sync 2: each write reaches node-2
             var attachment = c.node(1).volumes().attach(volume, null);
-            try (NbdBlockClient nbd = NbdBlockClient.connect(attachment.nbdUnixUri())) {
+            try (NbdBlockClient nbd = NbdBlockClient.connect(attachment.nbdUri())) {
                 nbd.write(0, data);
                 nbd.flush();
                 assertThat(nbd.read(0, data.length)).isEqualTo(data);
