@@ -277,11 +277,7 @@ public final class ClusterMember implements AutoCloseable {
                 : config.join().startsWith("http") ? config.join() : "http://" + config.join();
         HttpResponse<byte[]> r;
         try {
-            HttpClient.Builder client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5));
-            if (tls != null) {
-                client.sslContext(tls.context());
-            }
-            r = client.build().send(
+            r = io.ballast.security.Https.client(tls, Duration.ofSeconds(5)).send(
                     HttpRequest.newBuilder(URI.create(base + "/v1/cluster/join")).timeout(Duration.ofSeconds(60))
                             .header("Content-Type", "application/json")
                             .POST(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(req))).build(),
