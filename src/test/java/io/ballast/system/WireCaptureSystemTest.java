@@ -7,8 +7,6 @@ import io.ballast.security.TlsSettings;
 import io.ballast.testing.MiniCluster;
 import io.ballast.testing.NbdBlockClient;
 import io.ballast.testing.Requirements;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,14 +51,20 @@ class WireCaptureSystemTest {
                 ports.add(repl.substring(repl.lastIndexOf(':') + 1));
             }
             Path pcap = dir.resolve("capture.pcap");
-            List<String> cmd = new ArrayList<>(List.of("tcpdump", "-i", "lo", "-U", "-s", "0", "-w", pcap.toString()));
+            List<String> cmd = new ArrayList<>(List.of("tcpdump", "-Z", "root", "-i", "lo", "-U", "-s", "0", "-w", pcap.toString()));
             for (int k = 0; k < ports.size(); k++) {
                 cmd.addAll(k == 0 ? List.of("port", ports.get(k)) : List.of("or", "port", ports.get(k)));
             }
-            tcpdump = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-            BufferedReader out = new BufferedReader(new InputStreamReader(tcpdump.getInputStream(), StandardCharsets.UTF_8));
-            String line = out.readLine(); // "tcpdump: listening on lo, ..." once capturing
-            assertThat(line).as("tcpdump started").contains("listening on");
+            Path said = dir.resolve("tcpdump.out");
+            tcpdump = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(said.toFile()).start();
+            // "tcpdump: listening on lo, ..." once capturing
+            MiniCluster.await(Duration.ofSeconds(20), "tcpdump capturing", () -> {
+                try {
+                    return Files.readString(said).contains("listening on");
+                } catch (java.io.IOException e) {
+                    return false;
+                }
+            });
 
             c.node(1).volumes().create(volume, 16L << 20, 2, null, 2, true); // min in sync 2: each write reaches node-2
             var attachment = c.node(1).volumes().attach(volume, null);
@@ -75,7 +79,7 @@ class WireCaptureSystemTest {
             assertThat(tcpdump.waitFor(20, TimeUnit.SECONDS)).isTrue();
             byte[] captured = Files.readAllBytes(pcap);
             // the replica on node-2 got the bytes, so they crossed a captured port: the capture is not empty
-            assertThat(captured.length).as("captured bytes").isGreaterThan(data.length);
+            assertThat(captured.length).as("captured bytes (ports %s; tcpdump: %s)", ports, Files.readString(said)).isGreaterThan(data.length);
             String raw = new String(captured, StandardCharsets.ISO_8859_1);
             assertThat(raw).as("pcap").doesNotContain("DATA-MARKER-Z8R2W5").doesNotContain(volume);
         } finally {
