@@ -75,7 +75,16 @@ class WireCaptureSystemTest {
             }
             c.node(1).volumes().detach(volume);
 
-            tcpdump.destroy(); // SIGTERM: tcpdump writes out what it holds and exits
+            // tcpdump reads the kernel's buffer on its own time (slow on a loaded host) and stops reading at
+            // SIGTERM: wait until what crossed the ports is in the file first
+            MiniCluster.await(Duration.ofSeconds(30), "the capture file holding the replicated write", () -> {
+                try {
+                    return Files.size(pcap) > data.length;
+                } catch (java.io.IOException e) {
+                    return false;
+                }
+            });
+            tcpdump.destroy(); // SIGTERM
             assertThat(tcpdump.waitFor(20, TimeUnit.SECONDS)).isTrue();
             byte[] captured = Files.readAllBytes(pcap);
             // the replica on node-2 got the bytes, so they crossed a captured port: the capture is not empty
