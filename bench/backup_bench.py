@@ -69,7 +69,7 @@ def main():
                                       stderr=subprocess.STDOUT))
         endpoint = f"http://127.0.0.1:{port}"
         data = os.path.join(work, "node")
-        procs.append(subprocess.Popen([JAVA, "--enable-native-access=ALL-UNNAMED", "-cp", cp, "io.ballast.cli.BallastCli", "node", "start",
+        procs.append(subprocess.Popen([JAVA, "--enable-native-access=ALL-UNNAMED", "-cp", cp, "io.ballast.cli.BallastCli", "node", "start", "--insecure",
                                        "--data-dir", data, "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
                                        "--raft-listen", "127.0.0.1:0", "--replication-listen", "127.0.0.1:0"],
                                       stdout=open(os.path.join(work, "node.log"), "w"), stderr=subprocess.STDOUT))

@@ -106,7 +106,7 @@ class Cluster:
         nid = f"n{i}"
         d = os.path.join(self.home, nid)
         os.makedirs(d, exist_ok=True)
-        cmd = [BALLAST, "node", "start", "--data-dir", d, "--node-id", nid, "--api-listen", self.api(i),
+        cmd = [BALLAST, "node", "start", "--insecure", "--data-dir", d, "--node-id", nid, "--api-listen", self.api(i),
                "--nbd-listen", f"127.0.0.1:{self.base + 10 + i}", "--raft-listen", f"127.0.0.1:{self.base + 20 + i}",
                "--replication-listen", f"127.0.0.1:{self.base + 30 + i}"]
         env = dict(os.environ, BALLAST_NO_BUILD="1")

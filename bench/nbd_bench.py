@@ -55,7 +55,7 @@ def start_ballast(workdir, size_bytes):
     sock = os.path.join(workdir, "ballast.sock")
     log = open(os.path.join(workdir, "ballast-node.out"), "w")
     proc = subprocess.Popen(
-        [os.path.join(ROOT, "bin", "ballast"), "node", "start", "--data-dir", data,
+        [os.path.join(ROOT, "bin", "ballast"), "node", "start", "--insecure", "--data-dir", data,
          "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--nbd-socket", sock],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     node_json = os.path.join(data, "node.json")

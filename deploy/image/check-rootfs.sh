@@ -24,7 +24,7 @@ mount -t sysfs sysfs "$R/sys"
 mount -t tmpfs tmpfs "$R/run"
 in_image() { env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   BALLAST_NODE="http://127.0.0.1:$P" chroot "$R" "$@"; }
-in_image ballast node start --data-dir /var/lib/ballast --api-listen 127.0.0.1:$P --nbd-listen 127.0.0.1:$((P+1)) \
+in_image ballast node start --insecure --data-dir /var/lib/ballast --api-listen 127.0.0.1:$P --nbd-listen 127.0.0.1:$((P+1)) \
   --raft-listen 127.0.0.1:$((P+2)) --replication-listen 127.0.0.1:$((P+3)) > "$DATA/stdout" 2>&1 &
 node=$!
 for _ in $(seq 1 90); do grep -q " running: " "$DATA/stdout" && break; sleep 1; done

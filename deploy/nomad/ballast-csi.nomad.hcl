@@ -32,8 +32,9 @@ job "ballast-csi" {
         network_mode = "host"
         # mounts, loop devices, FUSE (nbdfuse), mount propagation to the host
         privileged = true
+        # --insecure: TLS is not wired for this job yet (join token with the CA fingerprint; docs/security.md)
         args = [
-          "node", "start",
+          "node", "start", "--insecure",
           "--data-dir=/var/lib/ballast",
           # the CSI node id is the Ballast node id: the Nomad node's name
           "--node-id=${node.unique.name}",

@@ -59,6 +59,11 @@ public interface BackupCluster {
     /** The volume's epoch now (an attach or detach moves it). */
     long epoch(String volume);
 
+    /** Client of other members' APIs (trusting the cluster CA when the cluster runs TLS). */
+    default java.net.http.HttpClient httpClient() {
+        return java.net.http.HttpClient.newBuilder().connectTimeout(java.time.Duration.ofSeconds(5)).build();
+    }
+
     /** Creates {@code name} through the cluster (ALREADY_EXISTS when taken), attaches it here, returns its device. */
     BlockDevice createForRestore(String name, long sizeBytes);
 

@@ -30,7 +30,7 @@ public final class BackupService implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(BackupService.class);
     private final BackupCluster cluster;
     private final BackupJobs jobs = new BackupJobs();
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http;
     private final BackupWriter.Options defaults;
 
     public BackupService(BackupCluster cluster) {
@@ -39,6 +39,7 @@ public final class BackupService implements AutoCloseable {
 
     public BackupService(BackupCluster cluster, BackupWriter.Options defaults) {
         this.cluster = cluster;
+        this.http = cluster.httpClient();
         this.defaults = defaults;
     }
 

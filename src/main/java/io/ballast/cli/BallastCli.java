@@ -18,6 +18,11 @@ import picocli.CommandLine.Command;
                 CommandLine.HelpCommand.class})
 public final class BallastCli extends CommandGroup {
 
+    @CommandLine.Option(names = "--ca-file", paramLabel = "FILE", scope = CommandLine.ScopeType.INHERIT,
+            description = "The cluster CA certificate the node's HTTPS API is checked against (default: $BALLAST_CA_FILE,"
+                    + " else the local cluster's, made by `ballast up`)")
+    Path caFile;
+
     final PrintWriter out;
     final PrintWriter err;
     final Map<String, String> env;
@@ -39,7 +44,9 @@ public final class BallastCli extends CommandGroup {
 
     /** Runs one command line; returns the exit code. */
     public static int run(String[] args, PrintWriter out, PrintWriter err, Map<String, String> env) {
-        CommandLine cl = new CommandLine(new BallastCli(out, err, env));
+        BallastCli root = new BallastCli(out, err, env);
+        CliTrust.configure(CliTrust.caFileArg(args), env, root.home());
+        CommandLine cl = new CommandLine(root);
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
@@ -82,6 +89,6 @@ public final class BallastCli extends CommandGroup {
         if (envNode != null && !envNode.isBlank()) {
             return envNode;
         }
-        return LocalCluster.readApiUrl(home()).orElse("http://127.0.0.1:7400");
+        return LocalCluster.readApiUrl(home()).orElse(CliTrust.caFile().isPresent() ? "https://127.0.0.1:7400" : "http://127.0.0.1:7400");
     }
 }

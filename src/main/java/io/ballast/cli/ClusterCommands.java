@@ -278,10 +278,53 @@ final class ClusterCommands {
     }
 
     @Command(name = "cluster", description = "Cluster-wide settings.",
-            subcommands = {Settings.class, RotateKey.class, picocli.CommandLine.HelpCommand.class})
+            subcommands = {Settings.class, RotateKey.class, CaGroup.class, picocli.CommandLine.HelpCommand.class})
     static final class ClusterGroup extends CommandGroup {
         @ParentCommand
         BallastCli cli;
+    }
+
+    @Command(name = "ca", description = "The cluster CA.", subcommands = {CaShow.class, picocli.CommandLine.HelpCommand.class})
+    static final class CaGroup extends CommandGroup {
+        @ParentCommand
+        ClusterGroup parent;
+    }
+
+    @Command(name = "show", description = "The cluster CA's SHA-256 fingerprint (what join tokens pin) and validity, this"
+            + " node's certificate (serial, expiry, renewal time) and the revoked nodes; `--pem` prints the CA certificate.")
+    static final class CaShow implements Callable<Integer> {
+        @ParentCommand
+        CaGroup parent;
+
+        @Mixin
+        Output output;
+
+        @Option(names = "--pem", description = "Print only the CA certificate, PEM (e.g. to save as a --ca-file)")
+        boolean pem;
+
+        @Override
+        public Integer call() {
+            JsonNode r = new NodeClient(parent.parent.cli.resolveNode(output.node)).get("/v1/cluster/ca");
+            var out = parent.parent.cli.out;
+            if (pem) {
+                out.print(r.path("pem").asText());
+                return ExitCodes.OK;
+            }
+            if (output.json()) {
+                Output.printJson(out, r);
+                return ExitCodes.OK;
+            }
+            out.println("CA sha256:   " + r.path("sha256").asText());
+            out.println("Subject:     " + r.path("subject").asText());
+            out.println("Valid:       " + r.path("notBefore").asText() + " to " + r.path("notAfter").asText());
+            JsonNode n = r.path("nodeCertificate");
+            out.println("This node:   " + n.path("nodeId").asText() + ", serial " + n.path("serial").asText() + ", expires "
+                    + n.path("notAfter").asText() + ", renewed from " + n.path("renewAt").asText());
+            java.util.List<String> revoked = new java.util.ArrayList<>();
+            r.path("revoked").fields().forEachRemaining(e -> revoked.add(e.getKey() + " (" + e.getValue().asText() + ")"));
+            out.println("Revoked:     " + (revoked.isEmpty() ? "none" : String.join(", ", revoked)));
+            return ExitCodes.OK;
+        }
     }
 
     @Command(name = "settings", description = {"Show the failure-detection timeouts in force; with options, change them for "

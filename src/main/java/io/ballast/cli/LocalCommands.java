@@ -47,6 +47,10 @@ final class LocalCommands {
                         + " driver name `ballast`; needs root); applies when node 1 starts")
         Path dockerPluginSocket;
 
+        @Option(names = "--insecure", description = "No TLS between nodes nor on the API (plaintext; benchmarks only)."
+                + " Default: a TLS cluster with its own CA, which the CLI finds under $BALLAST_HOME")
+        boolean insecure;
+
         @Option(names = "--csi", description = "Each node serves CSI on $BALLAST_HOME/node-N/csi.sock; applies when a node starts")
         boolean csi;
 
@@ -54,8 +58,16 @@ final class LocalCommands {
                 description = "With --csi: staging and target paths must lie under DIR (default /var/lib/kubelet)")
         Path csiPathRoot;
 
-        /** The CSI options for node {@code i}'s `node start` (none without --csi). */
+        /** The CSI options for node {@code i}'s `node start` (none without --csi), plus --insecure when asked. */
         List<String> csiArgs(LocalCluster local, int i) {
+            List<String> args = new ArrayList<>(csiOnly(local, i));
+            if (insecure) {
+                args.add("--insecure");
+            }
+            return args;
+        }
+
+        List<String> csiOnly(LocalCluster local, int i) {
             if (!csi) {
                 return List.of();
             }
@@ -87,6 +99,12 @@ final class LocalCommands {
                 throw io.ballast.common.BallastException.invalid("--nodes must be between 1 and 9, got " + nodes);
             }
             LocalCluster local = new LocalCluster(cli.home());
+            // a cluster made --insecure restarts insecure (its nodes have no certificates), and says so
+            insecure |= local.existingNodes() > 0 && !java.nio.file.Files.exists(io.ballast.security.TlsDir.of(local.nodeDir(1)).caCert());
+            if (insecure) {
+                cli.err.println("WARNING: INSECURE cluster: no TLS on the API, Raft and replication ports; anyone who can reach"
+                        + " them can read and change every volume. For benchmarks on a trusted network only.");
+            }
             var existing = local.read();
             int count = Math.max(nodes, local.existingNodes()); // a cluster restarts whole
             java.util.Map<Integer, LocalCluster.LocalNode> alive = new java.util.TreeMap<>();
@@ -116,7 +134,7 @@ final class LocalCommands {
                             concat(dockerPluginSocket == null ? List.of() : List.of("--docker-plugin", dockerPluginSocket.toString()),
                                     csiArgs(local, 1)), timeout);
             String token = java.nio.file.Files.readString(local.nodeDir(1).resolve("cluster-token")).strip();
-            String join = first.apiUrl().replace("http://", "");
+            String join = first.apiUrl().replace("https://", "").replace("http://", "");
             List<LocalCluster.LocalNode> started = new java.util.concurrent.CopyOnWriteArrayList<>();
             started.add(first);
             List<Thread> threads = new ArrayList<>();
@@ -299,7 +317,9 @@ final class LocalCommands {
             }
             out.println("Node:      " + Output.text(node.path("nodeId")) + " (" + Output.text(node.path("state")) + ", pid "
                     + Output.text(node.path("pid")) + ", Raft " + Output.text(cluster.path("raftRole")) + ")");
-            out.println("API:       " + client.baseUrl());
+            out.println("API:       " + client.baseUrl() + (client.baseUrl().startsWith("https://")
+                    ? " (TLS, cluster CA " + CliTrust.caFile().map(Path::toString).orElse("?") + ")"
+                    : "  INSECURE: no TLS (started with --insecure; benchmarks only)"));
             out.println("NBD:       " + Output.text(node.path("nbdTcp")) + ", " + Output.text(node.path("nbdSocket")));
             out.println("Data:      " + Output.text(node.path("dataDir")));
             out.println("Pool:      " + Output.size(pool.path("capacityBytes")) + " capacity, "

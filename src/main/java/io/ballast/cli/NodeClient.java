@@ -30,7 +30,9 @@ public final class NodeClient {
     public NodeClient(String baseUrl, Duration requestTimeout) {
         this.baseUrl = baseUrl.replaceAll("/+$", "");
         this.requestTimeout = requestTimeout;
-        this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5));
+        CliTrust.sslContext().ifPresent(b::sslContext); // https: the cluster CA is the only trust anchor
+        this.http = b.build();
     }
 
     public String baseUrl() {

@@ -70,6 +70,23 @@ final class NodeCommands extends CommandGroup {
                 + "the first node's DIR/cluster-token); default: $BALLAST_CLUSTER_TOKEN")
         Path tokenFile;
 
+        @Option(names = "--insecure", description = "No TLS: the API, Raft and replication ports accept anyone, in plaintext"
+                + " (benchmarks on a trusted network only; the node warns on every start)")
+        boolean insecure;
+
+        @Option(names = "--ca-cert", paramLabel = "FILE", description = "Bring your own cluster CA (first node only): its"
+                + " certificate, PEM; copied to DIR/tls/ca.crt. Default: the first node makes one")
+        Path caCert;
+
+        @Option(names = "--ca-key", paramLabel = "FILE", description = "The private key of --ca-cert, PEM (unencrypted);"
+                + " copied to DIR/tls/ca.key (0600)")
+        Path caKey;
+
+        @Option(names = "--cert-lifetime", paramLabel = "DURATION", defaultValue = "30d",
+                description = "Lifetime of node certificates, renewed at 2/3 of it without a restart (e.g. 30d, 12h, 90s;"
+                        + " default: ${DEFAULT-VALUE})")
+        String certLifetime;
+
         @Option(names = "--node-id", paramLabel = "ID", description = "This node's id (default: generated once, DIR/node-id)")
         String nodeId;
 
@@ -161,6 +178,33 @@ final class NodeCommands extends CommandGroup {
             }
         }
 
+        /** 30d, 12h, 15m, 90s, or an ISO-8601 duration (PT1H). */
+        static java.time.Duration parseDuration(String text) {
+            String t = text.strip().toLowerCase(java.util.Locale.ROOT);
+            try {
+                if (t.startsWith("p")) {
+                    return java.time.Duration.parse(text.strip());
+                }
+                long n = Long.parseLong(t.substring(0, t.length() - 1));
+                java.time.Duration d = switch (t.charAt(t.length() - 1)) {
+                    case 'd' -> java.time.Duration.ofDays(n);
+                    case 'h' -> java.time.Duration.ofHours(n);
+                    case 'm' -> java.time.Duration.ofMinutes(n);
+                    case 's' -> java.time.Duration.ofSeconds(n);
+                    default -> throw new IllegalArgumentException();
+                };
+                if (d.toSeconds() < 10) {
+                    throw BallastException.invalid("--cert-lifetime must be at least 10s, got " + text);
+                }
+                return d;
+            } catch (RuntimeException e) {
+                if (e instanceof BallastException b) {
+                    throw b;
+                }
+                throw BallastException.invalid("invalid duration '" + text + "': use e.g. 30d, 12h, 15m or 90s");
+            }
+        }
+
         @Override
         public Integer call() throws Exception {
             InetSocketAddress api = NodeConfig.parseAddress(apiListen);
@@ -177,10 +221,23 @@ final class NodeCommands extends CommandGroup {
             io.ballast.replication.EngineConfig engine = io.ballast.replication.EngineConfig.defaults()
                     .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
                     .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
+            if (insecure && (caCert != null || caKey != null)) {
+                throw BallastException.invalid("--insecure runs without TLS; --ca-cert/--ca-key make no sense with it");
+            }
+            io.ballast.security.TlsSettings tls;
+            try {
+                tls = new io.ballast.security.TlsSettings(insecure, caCert, caKey, parseDuration(certLifetime));
+            } catch (IllegalArgumentException e) {
+                throw BallastException.invalid(e.getMessage());
+            }
             NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls(),
-                    encryptionKeyFile == null ? null : encryptionKeyFile.toAbsolutePath());
+                    encryptionKeyFile == null ? null : encryptionKeyFile.toAbsolutePath(), tls);
             // a bad key file is a usage error now, not a daemon that starts and refuses volumes later
             io.ballast.keys.ClusterKey.of(config.encryptionKeyFile(), java.util.Map.of());
+            if (insecure) {
+                parent.cli.err.println("WARNING: INSECURE node: no TLS on the API, Raft and replication ports; anyone who can"
+                        + " reach them can read and change every volume. For benchmarks on a trusted network only.");
+            }
             io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
             io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
             io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
@@ -240,7 +297,12 @@ final class NodeCommands extends CommandGroup {
             parent.cli.out.println("Ballast node " + daemon.member().nodeId() + " running: API " + daemon.apiUrl()
                     + ", Raft " + daemon.member().identity().raftAddress() + ", data " + config.dataDir());
             if (join == null && tok == null) {
-                parent.cli.out.println("Cluster token (for --join on other nodes): " + config.dataDir().resolve("cluster-token"));
+                parent.cli.out.println("Join token (for --join on other nodes; SECRET.CA_SHA256): "
+                        + config.dataDir().resolve("cluster-token"));
+            }
+            if (daemon.tls() != null) {
+                parent.cli.out.println("Cluster CA sha256 " + daemon.tls().caFingerprint() + " (" + daemon.tls().dir().caCert()
+                        + "; clients: --ca-file or $BALLAST_CA_FILE)");
             }
             parent.cli.out.flush();
             new CountDownLatch(1).await(); // until the JVM exits

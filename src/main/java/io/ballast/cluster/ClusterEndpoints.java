@@ -109,6 +109,31 @@ public final class ClusterEndpoints implements ClusterApi {
     }
 
     @Override
+    public Object issueCertificate(io.ballast.security.CertificateRequest request, String peerNodeId) {
+        return member.issueCertificate(request, peerNodeId);
+    }
+
+    @Override
+    public Object ca() {
+        io.ballast.security.NodeTls tls = member.tls();
+        if (tls == null) {
+            throw BallastException.conflict("this cluster runs without TLS (--insecure): there is no cluster CA");
+        }
+        java.security.cert.X509Certificate ca = tls.ca();
+        java.security.cert.X509Certificate own = tls.certificate();
+        java.util.Map<String, Object> out = new java.util.LinkedHashMap<>();
+        out.put("sha256", tls.caFingerprint());
+        out.put("subject", ca.getSubjectX500Principal().getName());
+        out.put("notBefore", ca.getNotBefore().toInstant().toString());
+        out.put("notAfter", ca.getNotAfter().toInstant().toString());
+        out.put("nodeCertificate", java.util.Map.of("nodeId", member.nodeId(), "serial", own.getSerialNumber().toString(16),
+                "notAfter", own.getNotAfter().toInstant().toString(), "renewAt", tls.renewAt().toString()));
+        out.put("revoked", member.state().revokedCertificates());
+        out.put("pem", io.ballast.security.Pem.encode(ca));
+        return out;
+    }
+
+    @Override
     public Object nodes() {
         ClusterState s = state(true);
         Map<String, Long> prov = s.provisionedByNode();

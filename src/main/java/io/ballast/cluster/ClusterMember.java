@@ -65,6 +65,8 @@ public final class ClusterMember implements AutoCloseable {
     private volatile boolean registered;
     private volatile boolean removed;
     private long detectorTerm = -1;
+    /** This node's TLS identity; null for an insecure (plaintext) cluster. */
+    private volatile io.ballast.security.NodeTls tls;
     private final List<Thread> loops = new ArrayList<>();
 
     public ClusterMember(Path dataDir, String nodeId, ClusterConfig config, Supplier<PoolStats> poolStats) {
@@ -84,6 +86,36 @@ public final class ClusterMember implements AutoCloseable {
 
     public ClusterState state() {
         return sm.state();
+    }
+
+    /** Secures Raft, joins and node-to-node calls with this identity; call before {@link #start}. */
+    public ClusterMember useTls(io.ballast.security.NodeTls tls) {
+        this.tls = tls;
+        if (tls != null) {
+            tls.trust().revokedWhen(cert -> state().isRevoked(io.ballast.security.CertificateAuthority.nodeIdOf(cert),
+                    io.ballast.security.CertificateAuthority.issuedAt(cert)));
+        }
+        return this;
+    }
+
+    /** This node's TLS identity, or null when the cluster runs insecure. */
+    public io.ballast.security.NodeTls tls() {
+        return tls;
+    }
+
+    /** The join token other nodes use: the secret, plus the CA's fingerprint when TLS is on. */
+    public String joinToken() {
+        Identity id = identity;
+        if (id == null) {
+            return null;
+        }
+        return new io.ballast.security.JoinToken(id.token(), tls == null ? null : tls.caFingerprint()).format();
+    }
+
+    /** The secret part of the configured token (a join token may carry the CA's fingerprint after a dot). */
+    private String configuredSecret() {
+        io.ballast.security.JoinToken t = io.ballast.security.JoinToken.parse(config.token());
+        return t == null ? null : t.secret();
     }
 
     public BallastStateMachine stateMachine() {
@@ -140,10 +172,10 @@ public final class ClusterMember implements AutoCloseable {
             if (!identity.nodeId().equals(nodeId)) {
                 throw BallastException.invalid("DATA/cluster.json belongs to node " + identity.nodeId() + ", not " + nodeId);
             }
-            if (config.token() != null && !config.token().equals(identity.token())) {
+            if (config.token() != null && !configuredSecret().equals(identity.token())) {
                 throw BallastException.invalid("--token differs from the token this node joined with; a member keeps its cluster's token");
             }
-            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, identity.token(), sm, config.timings());
+            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, identity.token(), sm, config.timings(), tls);
             raft.start(List.of(), List.of());
             // a restart of a single-voter cluster elects itself at once; with more voters, wait for them in the background
             if (raft.currentVoters().size() <= 1) {
@@ -151,9 +183,9 @@ public final class ClusterMember implements AutoCloseable {
                 registerOrHeartbeat();
             }
         } else if (config.join() == null) {
-            String token = config.token() != null ? config.token() : newToken();
+            String token = config.token() != null ? configuredSecret() : newToken();
             identity = new Identity(nodeId, resolveRaftAddress(config.raftListen()), token);
-            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, token, sm, config.timings());
+            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, token, sm, config.timings(), tls);
             raft.start(List.of(raft.self()), List.of());
             writeIdentity();
             awaitLeader(Duration.ofSeconds(30));
@@ -164,8 +196,8 @@ public final class ClusterMember implements AutoCloseable {
                 throw BallastException.invalid("joining a cluster needs its token: pass --token or set BALLAST_CLUSTER_TOKEN"
                         + " (the first node keeps it in DATA/cluster-token)");
             }
-            identity = new Identity(nodeId, resolveRaftAddress(config.raftListen()), config.token());
-            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, config.token(), sm, config.timings());
+            identity = new Identity(nodeId, resolveRaftAddress(config.raftListen()), configuredSecret());
+            raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, configuredSecret(), sm, config.timings(), tls);
             raft.start(List.of(), List.of());
             try {
                 JoinRequest.Response resp = requestJoin();
@@ -188,7 +220,7 @@ public final class ClusterMember implements AutoCloseable {
 
     private void writeIdentity() throws IOException {
         DurableFiles.writeAtomically(identityFile(), JSON.writeValueAsBytes(identity));
-        DurableFiles.writeAtomically(tokenFile(), (identity.token() + "\n").getBytes(StandardCharsets.UTF_8));
+        DurableFiles.writeAtomically(tokenFile(), (joinToken() + "\n").getBytes(StandardCharsets.UTF_8));
         try {
             Files.setPosixFilePermissions(identityFile(), PosixFilePermissions.fromString("rw-------"));
             Files.setPosixFilePermissions(tokenFile(), PosixFilePermissions.fromString("rw-------"));
@@ -240,12 +272,13 @@ public final class ClusterMember implements AutoCloseable {
 
     private JoinRequest.Response requestJoin() {
         PoolStats s = poolStats.get();
-        JoinRequest req = new JoinRequest(config.token(), nodeId, apiUrl, identity.raftAddress(), nbdTcp, config.labels(),
+        JoinRequest req = new JoinRequest(configuredSecret(), nodeId, apiUrl, identity.raftAddress(), nbdTcp, config.labels(),
                 capacity(s), s == null ? 0 : s.freeBytes(), replicationAddress);
-        String base = config.join().startsWith("http") ? config.join() : "http://" + config.join();
+        String base = tls != null ? io.ballast.security.Enrollment.baseUrl(config.join())
+                : config.join().startsWith("http") ? config.join() : "http://" + config.join();
         HttpResponse<byte[]> r;
         try {
-            r = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build().send(
+            r = io.ballast.security.Https.client(tls, Duration.ofSeconds(5)).send(
                     HttpRequest.newBuilder(URI.create(base + "/v1/cluster/join")).timeout(Duration.ofSeconds(60))
                             .header("Content-Type", "application/json")
                             .POST(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(req))).build(),
@@ -286,12 +319,7 @@ public final class ClusterMember implements AutoCloseable {
 
     /** Answers {@code POST /v1/cluster/join} on any member. */
     public JoinRequest.Response join(JoinRequest req) {
-        if (req.token() == null || !MessageDigest.isEqual(req.token().getBytes(StandardCharsets.UTF_8),
-                identity.token().getBytes(StandardCharsets.UTF_8))) {
-            log.atWarn().addKeyValue("nodeId", req.nodeId()).log("join refused: wrong cluster token");
-            throw new PermissionDenied("the cluster token does not match; use the token of this cluster (in the first node's"
-                    + " DATA/cluster-token) with --token or BALLAST_CLUSTER_TOKEN");
-        }
+        checkToken(req.token(), req.nodeId());
         if (req.nodeId() == null || req.raftAddress() == null || req.apiUrl() == null) {
             throw BallastException.invalid("fields 'nodeId', 'raftAddress' and 'apiUrl' are required");
         }
@@ -324,6 +352,76 @@ public final class ClusterMember implements AutoCloseable {
             List<JoinRequest.Peer> peers = members.stream().map(n -> new JoinRequest.Peer(n.id(), n.raftAddress())).toList();
             return new JoinRequest.Response(raft.stateMachine().getGroupId() == null ? null
                     : raft.stateMachine().getGroupId().toString(), req.nodeId(), voters.contains(req.nodeId()) ? "voter" : "listener", peers);
+        }
+    }
+
+    /**
+     * {@code POST /v1/cluster/certificate}: signs a CSR for a joining node (with the cluster token) or
+     * for a member renewing its own certificate (its verified client certificate names it; a member
+     * forwarding a request is trusted as a member). A node without the CA key passes the request on
+     * to one that has it.
+     */
+    public java.util.Map<String, String> issueCertificate(io.ballast.security.CertificateRequest req, String peerNodeId) {
+        io.ballast.security.NodeTls t = tls;
+        if (t == null) {
+            throw BallastException.conflict("this cluster runs without TLS (--insecure): it issues no certificates");
+        }
+        if (req.nodeId() == null || req.csr() == null) {
+            throw BallastException.invalid("fields 'nodeId' and 'csr' are required");
+        }
+        io.ballast.common.Names.requireVolumeName(req.nodeId());
+        boolean forwarded = Boolean.TRUE.equals(req.forwarded());
+        if (req.token() != null) {
+            checkToken(req.token(), req.nodeId());
+        } else if (peerNodeId == null || (!forwarded && !peerNodeId.equals(req.nodeId()))) {
+            throw new PermissionDenied("a certificate is issued with the cluster token (joining) or to the node whose"
+                    + " current certificate asks (renewing); this request has neither");
+        }
+        if (t.authority().isPresent()) {
+            try {
+                return java.util.Map.of("certificate", t.signCsr(req.csr(), req.nodeId(), req.addresses()),
+                        "ca", io.ballast.security.Pem.encode(t.ca()));
+            } catch (IllegalArgumentException e) {
+                throw BallastException.invalid(e.getMessage());
+            }
+        }
+        if (forwarded) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " does not hold the cluster CA key");
+        }
+        io.ballast.security.CertificateRequest fwd = new io.ballast.security.CertificateRequest(req.token(), req.nodeId(),
+                req.csr(), req.addresses(), true);
+        io.ballast.api.rest.PeerCalls peers = new io.ballast.api.rest.PeerCalls(t);
+        String body;
+        try {
+            body = JSON.writeValueAsString(fwd);
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.INTERNAL, "cannot encode a certificate request", e);
+        }
+        BallastException last = null;
+        for (NodeRecord n : state().nodes()) {
+            if (n.id().equals(nodeId) || n.apiUrl() == null || NodeRecord.DOWN.equals(n.state())) {
+                continue;
+            }
+            try {
+                JsonNode r = peers.call(n, "POST", io.ballast.security.Enrollment.PATH, body);
+                return java.util.Map.of("certificate", r.path("certificate").asText(), "ca", r.path("ca").asText());
+            } catch (BallastException e) {
+                last = e;
+            }
+        }
+        throw new BallastException(ErrorCode.UNAVAILABLE, "no member holding the cluster CA key answers"
+                + (last == null ? "" : " (" + last.getMessage() + ")")
+                + "; the first node keeps it in DATA/tls/ca.key: start it, or join through it");
+    }
+
+    /** PermissionDenied unless {@code token} is this cluster's secret (a full join token is accepted too). */
+    public void checkToken(String token, String forNodeId) {
+        io.ballast.security.JoinToken t = io.ballast.security.JoinToken.parse(token);
+        if (t == null || !MessageDigest.isEqual(t.secret().getBytes(StandardCharsets.UTF_8),
+                identity.token().getBytes(StandardCharsets.UTF_8))) {
+            log.atWarn().addKeyValue("nodeId", forNodeId).log("join refused: wrong cluster token");
+            throw new PermissionDenied("the cluster token does not match; use the token of this cluster (in the first node's"
+                    + " DATA/cluster-token) with --token or BALLAST_CLUSTER_TOKEN");
         }
     }
 
@@ -391,6 +489,8 @@ public final class ClusterMember implements AutoCloseable {
             }
             raft.setConfiguration(v, l);
             JsonNode r = raft.submit(new Command.RemoveNode(Instant.now().toString(), id, force));
+            // its certificates stop working on every node at once (revocation lives in the Raft state)
+            raft.submit(new Command.RevokeCertificates(Instant.now().toString(), id));
             recordRoles(members, voters, null);
             return r;
         }

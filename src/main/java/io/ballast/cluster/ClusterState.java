@@ -51,6 +51,8 @@ public final class ClusterState {
     private final TreeMap<String, io.ballast.backup.TargetSpec> backupTargets = new TreeMap<>();
     /** Snapshot schedules by volume name. */
     private final TreeMap<String, SnapshotSchedule> schedules = new TreeMap<>();
+    /** Node id -> when its certificates were revoked (`node remove`): any issued before then is refused. */
+    private final TreeMap<String, String> revokedCertificates = new TreeMap<>();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
@@ -58,10 +60,11 @@ public final class ClusterState {
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
             ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
-            List<io.ballast.backup.TargetSpec> backupTargets, List<SnapshotSchedule> snapshotSchedules) {
+            List<io.ballast.backup.TargetSpec> backupTargets, List<SnapshotSchedule> snapshotSchedules,
+            java.util.Map<String, String> revokedCertificates) {
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
-            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of());
+            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of(), java.util.Map.of());
         }
     }
 
@@ -101,6 +104,19 @@ public final class ClusterState {
 
     public synchronized Optional<io.ballast.backup.TargetSpec> backupTarget(String name) {
         return Optional.ofNullable(backupTargets.get(name));
+    }
+
+    /**
+     * Whether a certificate of {@code nodeId} issued at {@code issuedAt} is revoked: its node was removed
+     * after it was issued. A node that rejoins later gets a certificate issued after the revocation.
+     */
+    public synchronized boolean isRevoked(String nodeId, java.time.Instant issuedAt) {
+        String at = nodeId == null ? null : revokedCertificates.get(nodeId);
+        return at != null && !issuedAt.isAfter(java.time.Instant.parse(at));
+    }
+
+    public synchronized java.util.Map<String, String> revokedCertificates() {
+        return java.util.Map.copyOf(revokedCertificates);
     }
 
     public synchronized List<NodeRecord> nodes() {
@@ -175,7 +191,8 @@ public final class ClusterState {
     public synchronized Image image() {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
                 List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()),
-                List.copyOf(schedules.values()));
+                List.copyOf(schedules.values()),
+                java.util.Map.copyOf(revokedCertificates));
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -208,6 +225,10 @@ public final class ClusterState {
         schedules.clear();
         if (img.snapshotSchedules() != null) {
             img.snapshotSchedules().forEach(x -> schedules.put(x.volume(), x));
+        }
+        revokedCertificates.clear();
+        if (img.revokedCertificates() != null) {
+            revokedCertificates.putAll(img.revokedCertificates());
         }
     }
 
@@ -306,6 +327,13 @@ public final class ClusterState {
                 yield java.util.Map.of("removed", r.name());
             }
             case Command.RewrapVolumeKeys rk -> rewrapKeys(rk);
+            case Command.RevokeCertificates rc -> {
+                java.time.Instant.parse(rc.at()); // validated by CommandGate too: apply must not fail on it later
+                revokedCertificates.put(rc.nodeId(), rc.at());
+                event(rc.at(), "certificates-revoked", rc.nodeId(), "certificates of node " + rc.nodeId() + " issued before "
+                        + rc.at() + " revoked");
+                yield java.util.Map.of("revoked", rc.nodeId(), "at", rc.at());
+            }
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);

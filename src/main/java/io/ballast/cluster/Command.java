@@ -41,6 +41,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.ClaimScheduledSnapshot.class, name = "ClaimScheduledSnapshot"),
         @JsonSubTypes.Type(value = Command.FinishScheduledSnapshot.class, name = "FinishScheduledSnapshot"),
         @JsonSubTypes.Type(value = Command.RewrapVolumeKeys.class, name = "RewrapVolumeKeys"),
+        @JsonSubTypes.Type(value = Command.RevokeCertificates.class, name = "RevokeCertificates"),
 })
 public sealed interface Command {
 
@@ -239,4 +240,10 @@ public sealed interface Command {
      */
     record RewrapVolumeKeys(String at, String expectedKeyId, String newKeyId, Map<String, String> uuids,
             Map<String, VolumeEncryption> keys) implements Command {}
+
+    /**
+     * {@code node remove}: every certificate of {@code nodeId} issued up to {@code at} (ISO-8601) is
+     * refused from now on by every node's trust manager.
+     */
+    record RevokeCertificates(String at, String nodeId) implements Command {}
 }

@@ -122,6 +122,15 @@ final class CommandGate {
                 require(fs.volume(), "volume");
                 require(fs.snapshot(), "snapshot");
             }
+            case Command.RevokeCertificates rc -> {
+                require(rc.nodeId(), "nodeId");
+                require(rc.at(), "at");
+                try {
+                    java.time.Instant.parse(rc.at());
+                } catch (java.time.format.DateTimeParseException e) {
+                    throw new CommandSeal.Refused("invalid command: 'at' is not an ISO-8601 instant");
+                }
+            }
             case Command.CloneVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");

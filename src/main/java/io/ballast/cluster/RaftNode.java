@@ -68,6 +68,7 @@ public final class RaftNode implements AutoCloseable {
     /** Seals this node's writes as a member's (the leader's state machine checks the seal). */
     private final CommandSeal seal;
     private volatile RaftServer server;
+    private final io.ballast.security.NodeTls tls;
     private volatile ClientHandle client;
     private volatile boolean closed;
     private volatile List<RaftPeer> knownPeers;
@@ -83,6 +84,13 @@ public final class RaftNode implements AutoCloseable {
 
     public RaftNode(String nodeId, String raftAddress, Path storageDir, String token, BallastStateMachine sm,
             ClusterTimings timings) {
+        this(nodeId, raftAddress, storageDir, token, sm, timings, null);
+    }
+
+    /** @param tls mutual TLS for the Raft port (server, peers and clients); null: plaintext (--insecure) */
+    public RaftNode(String nodeId, String raftAddress, Path storageDir, String token, BallastStateMachine sm,
+            ClusterTimings timings, io.ballast.security.NodeTls tls) {
+        this.tls = tls;
         this.nodeId = nodeId;
         this.raftAddress = raftAddress;
         this.storageDir = storageDir;
@@ -133,6 +141,7 @@ public final class RaftNode implements AutoCloseable {
                 .setServerId(RaftPeerId.valueOf(nodeId))
                 .setGroup(group)
                 .setProperties(properties())
+                .setParameters(parameters())
                 .setStateMachine(sm)
                 .setOption(recover ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
                 .build();
@@ -180,6 +189,7 @@ public final class RaftNode implements AutoCloseable {
         RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(tryTimeoutMs, TimeUnit.MILLISECONDS));
         return RaftClient.newBuilder()
                 .setProperties(p)
+                .setParameters(parameters())
                 .setRaftGroup(RaftGroup.valueOf(groupId, peers))
                 // short sleeps between tries: while a new leader is elected (a failover) every try before it
                 // is ready fails fast, and a 100 ms sleep added up to a tenth of a second to the takeover
@@ -223,6 +233,23 @@ public final class RaftNode implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * Ratis' gRPC TLS for the server, its peer connections and clients: mutual, with the node's reloading
+     * key manager (renewed certificates are used from the next handshake) and the cluster trust manager
+     * (cluster CA, revocation). A peer without such a certificate fails the handshake before any request.
+     */
+    private org.apache.ratis.conf.Parameters parameters() {
+        org.apache.ratis.conf.Parameters params = new org.apache.ratis.conf.Parameters();
+        if (tls != null) {
+            org.apache.ratis.grpc.GrpcTlsConfig conf = new org.apache.ratis.grpc.GrpcTlsConfig(tls.keys(), tls.trust(), true);
+            GrpcConfigKeys.TLS.setConf(params, conf);
+            GrpcConfigKeys.Server.setTlsConf(params, conf);
+            GrpcConfigKeys.Client.setTlsConf(params, conf);
+            GrpcConfigKeys.Admin.setTlsConf(params, conf);
+        }
+        return params;
     }
 
     private RaftProperties properties() {

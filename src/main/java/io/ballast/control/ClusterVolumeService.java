@@ -821,10 +821,19 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** How long an attach waits for the current holder's API before treating it as dead. */
     static final long HOLDER_PROBE_MS = 1000;
 
-    /** One client for every probe: building one costs a selector thread and, on a loaded host, half a second of a failover. */
-    private static final class ProbeClient {
-        static final java.net.http.HttpClient CLIENT = java.net.http.HttpClient.newBuilder()
-                .connectTimeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build();
+    /**
+     * One client for every probe: building one costs a selector thread and, on a loaded host, half a
+     * second of a failover. Per service, since it carries the node's TLS identity.
+     */
+    private volatile java.net.http.HttpClient probeClient;
+
+    private java.net.http.HttpClient probeClient() {
+        java.net.http.HttpClient c = probeClient;
+        if (c == null) {
+            c = io.ballast.security.Https.client(member.tls(), java.time.Duration.ofMillis(HOLDER_PROBE_MS));
+            probeClient = c;
+        }
+        return c;
     }
 
     /** Whether the node's API answers /healthz (2xx) within {@link #HOLDER_PROBE_MS}. */
@@ -840,7 +849,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             try (java.net.Socket socket = new java.net.Socket()) {
                 socket.connect(new java.net.InetSocketAddress(api.getHost(), api.getPort()), (int) HOLDER_PROBE_MS);
             }
-            java.net.http.HttpResponse<Void> r = ProbeClient.CLIENT.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
+            java.net.http.HttpResponse<Void> r = probeClient().send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/healthz"))
                             .timeout(java.time.Duration.ofMillis(HOLDER_PROBE_MS)).build(),
                             java.net.http.HttpResponse.BodyHandlers.discarding());
             return r.statusCode() / 100 == 2;

@@ -34,9 +34,17 @@ final class NodeBackupCluster implements BackupCluster {
     private final StoragePool pool;
     private final VolumeService volumes;
     private final EngineHost engines;
-    private final PeerCalls peers = new PeerCalls();
+    private final PeerCalls peers;
+    private final java.net.http.HttpClient http;
+
+    @Override
+    public java.net.http.HttpClient httpClient() {
+        return http;
+    }
 
     NodeBackupCluster(ClusterMember member, StoragePool pool, VolumeService volumes, EngineHost engines) {
+        this.peers = new PeerCalls(member.tls());
+        this.http = io.ballast.security.Https.client(member.tls(), java.time.Duration.ofSeconds(5));
         this.member = member;
         this.pool = pool;
         this.volumes = volumes;

@@ -19,10 +19,13 @@ import java.nio.file.Path;
  * @param encryptionKeyFile the cluster key-encryption key (32 random bytes, mode 0600) that unwraps
  *     encrypted volumes' data keys; null: $BALLAST_ENCRYPTION_PASSPHRASE, else none (encrypted
  *     volumes are refused on this node, the others are served)
+ * @param tls how the node secures its ports; null means insecure (plaintext), the embedded/test
+ *     default. `ballast node start` and `ballast up` pass TLS unless told --insecure.
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
-        io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile) {
+        io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile,
+        io.ballast.security.TlsSettings tls) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -40,6 +43,21 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
         if (engine == null) {
             engine = DEFAULT_ENGINE;
         }
+        if (tls == null) {
+            tls = io.ballast.security.TlsSettings.insecureMode();
+        }
+    }
+
+    /** With these TLS settings and neither NBD TLS nor a cluster key file. */
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+            io.ballast.replication.EngineConfig engine, io.ballast.security.TlsSettings tls) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null, null, tls);
+    }
+
+    public NodeConfig withTls(io.ballast.security.TlsSettings settings) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls,
+                encryptionKeyFile, settings);
     }
 
     /** The replication port sits {@value #REPLICATION_PORT_OFFSET} above the API port: 7420 by default. */
@@ -70,21 +88,21 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
             io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
             io.ballast.replication.EngineConfig engine) {
-        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null, null);
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, null, null, null);
     }
 
     /** This configuration with NBD TCP connections under {@code tls}. */
     public NodeConfig withNbdTls(io.ballast.frontend.nbd.NbdTls tls) {
-        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls, encryptionKeyFile);
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls, encryptionKeyFile, this.tls);
     }
 
     public NodeConfig withEncryptionKeyFile(Path keyFile) {
-        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, keyFile);
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, keyFile, tls);
     }
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
             io.ballast.cluster.ClusterConfig cluster) {
-        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, null, null);
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, null, null, null);
     }
 
     /** A node that bootstraps its own cluster, Raft on a free loopback port (tests, embedded use). */

@@ -61,6 +61,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private io.ballast.control.ClusterVolumeService volumes;
     private io.ballast.cluster.ClusterMember member;
     private RestServer api;
+    private io.ballast.security.NodeTls tls;
     private io.ballast.backup.BackupService backups;
     private io.ballast.replication.EngineHost engines;
     private FileChannel lockChannel;
@@ -117,6 +118,14 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         member = new io.ballast.cluster.ClusterMember(config.dataDir(), nodeId, config.cluster(), pool::stats);
         started.push(member);
+        tls = openTls();
+        if (tls != null) {
+            started.push(tls);
+            member.useTls(tls);
+        } else {
+            log.atWarn().log("INSECURE: this node runs without TLS (--insecure): its API, Raft and replication ports"
+                    + " accept anyone who can reach them, in plaintext. For benchmarks on a trusted network only.");
+        }
         // Encrypted volumes: data keys unwrapped from the metadata with the cluster key, before any
         // replica or engine opens a store.
         io.ballast.cluster.ClusterMember m = member;
@@ -143,7 +152,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.control.SnapshotScheduler scheduler = new io.ballast.control.SnapshotScheduler(member, volumes,
                 java.time.InstantSource.system());
         started.push(scheduler);
-        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member)).backups(backups)
+        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member), tls).backups(backups)
                 .schedules(scheduler);
         api.start();
         started.push(api);
@@ -157,8 +166,73 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         volumes.startReconciler();
         scheduler.start();
         backups.startSweeper(java.time.InstantSource.system(), 60_000);
+        if (tls != null) {
+            io.ballast.security.NodeTls t = tls;
+            // renewal: signed here if this node holds the CA key, else by a member that does (over mTLS)
+            t.startRenewal((csr, addresses) -> t.authority().isPresent() ? t.signCsr(csr, nodeId, addresses)
+                    : member.issueCertificate(new io.ballast.security.CertificateRequest(null, nodeId, csr, addresses, false),
+                            nodeId).get("certificate"));
+        }
 
         writeNodeFiles();
+    }
+
+    /**
+     * This node's TLS identity (null with --insecure): loaded from DATA/tls on a restart; made with a
+     * new cluster CA (or the operator's) when bootstrapping; asked from the cluster with the join token
+     * (pinned CA) when joining. Before the API starts: it serves HTTPS from the first request.
+     */
+    private io.ballast.security.NodeTls openTls() throws IOException {
+        io.ballast.security.TlsSettings s = config.tls();
+        io.ballast.security.TlsDir dir = io.ballast.security.TlsDir.of(config.dataDir());
+        boolean isMember = Files.exists(config.dataDir().resolve("cluster.json"));
+        if (s.insecure()) {
+            if (dir.hasNodeCredentials()) {
+                throw BallastException.invalid("this node was set up with TLS (" + dir.dir() + "); start it without --insecure");
+            }
+            return null;
+        }
+        java.util.List<String> addresses = sanAddresses();
+        java.time.InstantSource clock = java.time.InstantSource.system();
+        if (dir.hasNodeCredentials()) {
+            return io.ballast.security.NodeTls.load(dir, nodeId, addresses, s, clock);
+        }
+        if (isMember) {
+            throw BallastException.invalid("this node's data directory was made without TLS (--insecure), and its cluster"
+                    + " has no CA; start it with --insecure, or make a new cluster with TLS");
+        }
+        if (config.cluster().join() == null) {
+            return io.ballast.security.NodeTls.bootstrap(dir, nodeId, addresses, s, clock);
+        }
+        if (s.caCertFile() != null) {
+            throw BallastException.invalid("--ca-cert/--ca-key are for the first node; a joining node gets its certificate"
+                    + " from the cluster (the join token pins the CA)");
+        }
+        return io.ballast.security.Enrollment.enroll(dir, nodeId, addresses, s, clock, config.cluster().join(),
+                io.ballast.security.JoinToken.parse(config.cluster().token()));
+    }
+
+    /** Host names and IPs peers and clients reach this node at: its listeners' hosts (SANs of its certificate). */
+    private java.util.List<String> sanAddresses() {
+        java.util.LinkedHashSet<String> out = new java.util.LinkedHashSet<>();
+        java.util.List<String> hosts = new java.util.ArrayList<>();
+        if (config.apiListen() != null) {
+            hosts.add(config.apiListen().getHostString());
+        }
+        hosts.add(config.replicationListen().getHostString());
+        String raft = config.cluster().raftListen();
+        if (raft != null && raft.lastIndexOf(':') > 0) {
+            hosts.add(raft.substring(0, raft.lastIndexOf(':')).replace("[", "").replace("]", ""));
+        }
+        for (String h : hosts) {
+            out.addAll(io.ballast.security.CertificateAuthority.hostAddresses(h));
+        }
+        return java.util.List.copyOf(out);
+    }
+
+    /** This node's TLS identity, or null when it runs --insecure. */
+    public io.ballast.security.NodeTls tls() {
+        return tls;
     }
 
     private void lockDataDir() throws IOException {

@@ -113,11 +113,16 @@ public final class ReplicationEngineHost implements EngineHost {
      * probe rather than after its new address went through the metadata (a delta resync then
      * started up to a second later). Another port is picked when the kept one is taken.
      */
+    /** Mutual TLS with the node's identity on both ends of the replication port; null when insecure. */
+    private io.ballast.replication.wire.WireSecurity wireSecurity() {
+        return member.tls() == null ? null : new io.ballast.security.TlsChannels(member.tls());
+    }
+
     private ReplicaServer listenForReplication() {
         java.nio.file.Path portFile = pool.directory().resolve(PORT_FILE);
         java.util.function.IntFunction<ReplicaServer> listenOn = port -> new ReplicaServer(
                 new InetSocketAddress(replicationListen.getAddress(), port), nodeId, clusterId, token,
-                id -> member.state().node(id).isPresent(), lanes);
+                id -> member.state().node(id).isPresent(), lanes, wireSecurity());
         if (replicationListen.getPort() != 0) {
             return listenOn.apply(replicationListen.getPort());
         }
@@ -176,7 +181,7 @@ public final class ReplicationEngineHost implements EngineHost {
             }
             TcpReplicaNetwork[] net = new TcpReplicaNetwork[1];
             EngineRunner runner = new EngineRunner(layout, nodeId, config,
-                    sink -> net[0] = new TcpReplicaNetwork(nodeId, clusterId, token, this::addressOf, sink),
+                    sink -> net[0] = new TcpReplicaNetwork(nodeId, clusterId, token, this::addressOf, sink, wireSecurity()),
                     metadata, lanes::handle, resyncBudget);
             if (pool.find(layout.volumeName()).isPresent() && layout.replicas().stream()
                     .anyMatch(rep -> rep.nodeId().equals(nodeId))) {

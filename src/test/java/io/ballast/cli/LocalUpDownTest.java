@@ -42,7 +42,7 @@ class LocalUpDownTest {
             }
         }
         String url = up.out().strip();
-        assertThat(url).startsWith("http://127.0.0.1:");
+        assertThat(url).startsWith("https://127.0.0.1:"); // TLS by default; the CLI finds the local cluster's CA
         JsonNode local = new ObjectMapper().readTree(home.resolve("local.json").toFile());
         assertThat(local.path("apiUrl").asText()).isEqualTo(url);
         long pid = Long.parseLong(Files.readString(home.resolve("node-1/ballast.pid")).strip());
@@ -53,6 +53,7 @@ class LocalUpDownTest {
         assertThat(status.exit()).as(status.err()).isZero();
         assertThat(status.out()).contains("RUNNING").contains("Volumes:   1").containsPattern("v1 +64 MiB").contains("free")
                 .contains("Cluster:   3 node(s), 3 up; Raft leader node-").containsPattern("node-3 +up +voter")
+                .contains("(TLS, cluster CA " + home.resolve("node-1/tls/ca.crt") + ")")
                 .containsPattern("v1 .* healthy +node-1,node-2,node-3")
                 .contains("Failures:  a node is suspect after 3 s without a heartbeat (every 1 s), down after 6 s,"
                         + " its replicas rebuilt elsewhere after 5 min");

@@ -100,8 +100,8 @@ class ReplicationSystemTest {
         return out;
     }
 
-    static String get(String url) throws Exception {
-        try (java.net.http.HttpClient c = java.net.http.HttpClient.newHttpClient()) {
+    String get(String url) throws Exception {
+        try (java.net.http.HttpClient c = io.ballast.testing.LocalCa.httpClient(home)) {
             return c.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
                     java.net.http.HttpResponse.BodyHandlers.ofString()).body();
         }

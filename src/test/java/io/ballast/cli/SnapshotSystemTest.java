@@ -82,7 +82,7 @@ class SnapshotSystemTest {
         if (body != null) {
             b.header("Content-Type", "application/json");
         }
-        return HttpClient.newHttpClient().send(b.build(), HttpResponse.BodyHandlers.ofString());
+        return io.ballast.testing.LocalCa.httpClient(home).send(b.build(), HttpResponse.BodyHandlers.ofString());
     }
 
     @Test

@@ -38,6 +38,10 @@ public final class MiniCluster implements AutoCloseable {
     /** The engine host of each node, by index (test double: {@link FakeEngineHost}). */
     private final Map<Integer, FakeEngineHost> engines = new java.util.concurrent.ConcurrentHashMap<>();
     private final int maxVoters;
+    /** Null: plaintext (the default here); else every node runs mutual TLS from node-1's CA. */
+    private io.ballast.security.TlsSettings tls;
+    /** Real replication engines instead of {@link FakeEngineHost}. */
+    private boolean realEngines;
 
     public MiniCluster(Path root, ClusterTimings timings) {
         this(root, timings, 0);
@@ -48,6 +52,33 @@ public final class MiniCluster implements AutoCloseable {
         this.root = root;
         this.timings = timings;
         this.maxVoters = maxVoters;
+    }
+
+    /** Secures every node added from now on with TLS (node-1 makes the CA; joiners pin it through the join token). */
+    public MiniCluster withTls(io.ballast.security.TlsSettings settings) {
+        this.tls = settings;
+        return this;
+    }
+
+    /** Nodes added from now on run the production replication engines (real replication port). */
+    public MiniCluster withRealEngines() {
+        this.realEngines = true;
+        return this;
+    }
+
+    /** Starts {@code n} nodes with mutual TLS, node certificates good for {@code certLifetime}. */
+    public static MiniCluster startTls(Path root, int n, Duration certLifetime) throws IOException {
+        MiniCluster c = new MiniCluster(root, ClusterTimings.fast())
+                .withTls(new io.ballast.security.TlsSettings(false, null, null, certLifetime));
+        for (int i = 1; i <= n; i++) {
+            c.add(Map.of("zone", "z" + i));
+        }
+        return c;
+    }
+
+    /** The token a node joins with: with TLS, node-1's join token (secret and CA fingerprint). */
+    public String joinToken() {
+        return tls == null ? TOKEN : node(1).member().joinToken();
     }
 
     /** Starts {@code n} nodes: node-1 bootstraps, the others join through node-1's API. */
@@ -64,7 +95,7 @@ public final class MiniCluster implements AutoCloseable {
         int i = nodes.size() + 1;
         labels.add(nodeLabels);
         nodes.add(null);
-        NodeDaemon d = launch(i, TOKEN, "node-" + i);
+        NodeDaemon d = launch(i, i == 1 ? TOKEN : joinToken(), "node-" + i);
         nodes.set(i - 1, d);
         return d;
     }
@@ -72,14 +103,15 @@ public final class MiniCluster implements AutoCloseable {
     public NodeConfig config(int i, String token, String nodeId, String join) {
         ClusterConfig cc = new ClusterConfig(nodeId, join, token, labels.get(i - 1), "127.0.0.1:0", 0,
                 ClusterConfig.DEFAULT_OVERCOMMIT, timings, maxVoters);
-        return new NodeConfig(root.resolve("node-" + i), new InetSocketAddress("127.0.0.1", 0),
+        NodeConfig c = new NodeConfig(root.resolve("node-" + i), new InetSocketAddress("127.0.0.1", 0),
                 new InetSocketAddress("127.0.0.1", 0), null, cc);
+        return tls == null ? c : c.withTls(tls);
     }
 
     private NodeDaemon launch(int i, String token, String nodeId) throws IOException {
         String join = null;
         if (i > 1 || nodes.stream().anyMatch(d -> d != null && d.state() == io.ballast.node.NodeState.RUNNING)) {
-            join = live().stream().filter(d -> d != null).findFirst().map(d -> d.apiUrl().replace("http://", "")).orElse(null);
+            join = live().stream().filter(d -> d != null).findFirst().map(d -> d.apiUrl().replace("https://", "").replace("http://", "")).orElse(null);
         }
         return new NodeDaemon(config(i, token, nodeId, join), components(i), new ProcessCommandRunner()).start();
     }
@@ -89,6 +121,9 @@ public final class MiniCluster implements AutoCloseable {
         return new DefaultComponents() {
             @Override
             public io.ballast.replication.EngineHost engineHost(EngineContext ctx) {
+                if (realEngines) {
+                    return super.engineHost(ctx);
+                }
                 FakeEngineHost h = FakeEngineHost.of(ctx);
                 engines.put(i, h);
                 return h;
@@ -162,7 +197,7 @@ public final class MiniCluster implements AutoCloseable {
             labels.add(nodeLabels);
         }
         labels.set(slot - 1, nodeLabels);
-        String join = live().getFirst().apiUrl().replace("http://", "");
+        String join = live().getFirst().apiUrl().replace("https://", "").replace("http://", "");
         return new NodeDaemon(config(slot, token, nodeId, join), components(slot), new ProcessCommandRunner()).start();
     }
 

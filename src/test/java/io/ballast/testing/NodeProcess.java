@@ -102,7 +102,11 @@ public final class NodeProcess implements AutoCloseable {
                 "-cp", System.getProperty("java.class.path"),
                 "io.ballast.cli.BallastCli", "node", "start", "--data-dir", dataDir.toString(),
                 "--api-listen", listenHost + ":0", "--nbd-listen", listenHost + ":0"));
-        cmd.addAll(extraArgs);
+        if (!extraArgs.contains("--tls")) {
+            // these tests talk plain HTTP to the node; TLS is covered by ClusterTlsTest, ReplicationTlsTest, LocalUpDownTest
+            cmd.add("--insecure");
+        }
+        cmd.addAll(extraArgs.stream().filter(a -> !a.equals("--tls")).toList());
         ProcessBuilder pb = new ProcessBuilder(cmd);
         // as bin/ballast: freed direct buffers go back to the OS (glibc's dynamic threshold keeps them)
         pb.environment().putIfAbsent("MALLOC_MMAP_THRESHOLD_", "262144");

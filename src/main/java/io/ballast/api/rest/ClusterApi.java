@@ -10,6 +10,19 @@ public interface ClusterApi {
 
     JoinRequest.Response join(JoinRequest request);
 
+    /**
+     * Signs a node certificate: for a joining node with the cluster token, or for a member renewing its
+     * own (peerNodeId: the caller's verified client certificate). Answers {certificate, ca} in PEM.
+     */
+    default Object issueCertificate(io.ballast.security.CertificateRequest request, String peerNodeId) {
+        throw io.ballast.common.BallastException.notFound("this node issues no certificates");
+    }
+
+    /** The cluster CA: fingerprint, validity, PEM. */
+    default Object ca() {
+        throw io.ballast.common.BallastException.notFound("this node runs without TLS");
+    }
+
     Object nodes();
 
     Object node(String id);

@@ -21,7 +21,17 @@ public final class PeerCalls {
     private static final ObjectMapper JSON = Json.newMapper();
     /** A snapshot cut on a busy engine waits for its lane: generous. */
     public static final Duration CALL_TIMEOUT = Duration.ofSeconds(60);
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    private final HttpClient http;
+
+    /** Plain HTTP: an insecure cluster (tests and embedded nodes without TLS). */
+    public PeerCalls() {
+        this(null);
+    }
+
+    /** @param tls this node's identity: the cluster CA is the trust anchor, the node certificate is presented */
+    public PeerCalls(io.ballast.security.NodeTls tls) {
+        this.http = io.ballast.security.Https.client(tls, Duration.ofSeconds(2));
+    }
 
     /** @param body JSON, or null for none */
     public JsonNode call(NodeRecord node, String method, String path, String body) {

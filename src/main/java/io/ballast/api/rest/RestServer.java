@@ -70,6 +70,7 @@ public final class RestServer implements AutoCloseable {
     private volatile io.ballast.control.SnapshotScheduler schedules;
     private final PeerCalls peers = new PeerCalls();
     private final HttpServer server;
+    private final io.ballast.security.NodeTls tls;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
 
     public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node) throws IOException {
@@ -93,10 +94,34 @@ public final class RestServer implements AutoCloseable {
     /** {@code cluster} null: a node without cluster endpoints. */
     public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node, ClusterApi cluster)
             throws IOException {
+        this(listen, volumes, node, cluster, null);
+    }
+
+    /**
+     * @param tls serve HTTPS with this node's identity (null: plain HTTP, --insecure). Client
+     *     certificates are requested, not required (users come with bearer tokens); one that is sent
+     *     must be from the cluster CA and not revoked, or the handshake fails. See {@link #peerNodeId}.
+     */
+    public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node, ClusterApi cluster,
+            io.ballast.security.NodeTls tls) throws IOException {
         this.volumes = volumes;
         this.node = node;
         this.cluster = cluster;
-        this.server = HttpServer.create(listen, 128);
+        this.tls = tls;
+        if (tls == null) {
+            this.server = HttpServer.create(listen, 128);
+        } else {
+            com.sun.net.httpserver.HttpsServer https = com.sun.net.httpserver.HttpsServer.create(listen, 128);
+            https.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(tls.context()) {
+                @Override
+                public void configure(com.sun.net.httpserver.HttpsParameters params) {
+                    javax.net.ssl.SSLParameters p = getSSLContext().getDefaultSSLParameters();
+                    p.setWantClientAuth(true);
+                    params.setSSLParameters(p);
+                }
+            });
+            this.server = https;
+        }
         server.setExecutor(executor);
         server.createContext("/", this::handle);
     }
@@ -125,13 +150,35 @@ public final class RestServer implements AutoCloseable {
     public String url() {
         InetSocketAddress a = address();
         String host = a.getAddress().getHostAddress();
-        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+        return (tls == null ? "http://" : "https://") + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
     }
 
     @Override
     public void close() {
         server.stop(0);
         executor.close();
+    }
+
+    /**
+     * The node id of the caller's verified client certificate (another node, or a tool holding a node
+     * certificate), or null: plain HTTP, or a client that sent none (a user; bearer tokens decide).
+     * The handshake already refused certificates from another CA, expired or revoked ones.
+     */
+    public static String peerNodeId(HttpExchange ex) {
+        return ex instanceof com.sun.net.httpserver.HttpsExchange hx ? io.ballast.security.NodeTls.peerNodeId(hx.getSSLSession()) : null;
+    }
+
+    /** The caller's address, or 429 with Retry-After while it is throttled for wrong cluster tokens ({@code what}: joins...). */
+    private java.net.InetAddress throttled(HttpExchange ex, String what) {
+        java.net.InetAddress from = ex.getRemoteAddress().getAddress();
+        long waitMs = joinThrottle.retryAfterMs(from, nowMs());
+        if (waitMs > 0) {
+            long seconds = (waitMs + 999) / 1000;
+            ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
+            throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many " + what + " with a wrong cluster token from "
+                    + from.getHostAddress() + "; retry after " + seconds + " s");
+        }
+        return from;
     }
 
     /** A failure of the HTTP exchange itself (method, body size), not of the domain. */
@@ -219,6 +266,8 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
+        if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("certificate")) return "/v1/cluster/certificate";
+        if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("ca")) return "/v1/cluster/ca";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("encryption")) return "/v1/cluster/encryption";
         if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("encryption") && seg[4].equals("rotate")) {
@@ -279,7 +328,7 @@ public final class RestServer implements AutoCloseable {
             case "/v1/volumes/{name}/snapshots" -> "GET, POST";
             case "/v1/volumes/{name}/snapshots/{snap}" -> "GET, DELETE";
             case "/v1/volumes/{name}/snapshot-schedule" -> "GET, PUT, DELETE";
-            case "/v1/cluster/join", "/v1/cluster/encryption/rotate", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
+            case "/v1/cluster/join", "/v1/cluster/encryption/rotate", "/v1/cluster/certificate", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
             case "/v1/nodes/{id}" -> "GET, DELETE";
             case "/v1/cluster/settings" -> "GET, PATCH";
             case "/ui" -> "GET, HEAD";
@@ -350,14 +399,7 @@ public final class RestServer implements AutoCloseable {
             return switch (route + " " + method) {
                 case "/v1/cluster GET" -> new Reply(200, cluster.status(!"true".equals(query.get("stale"))));
                 case "/v1/cluster/join POST" -> {
-                    java.net.InetAddress from = ex.getRemoteAddress().getAddress();
-                    long waitMs = joinThrottle.retryAfterMs(from, nowMs());
-                    if (waitMs > 0) {
-                        long seconds = (waitMs + 999) / 1000;
-                        ex.getResponseHeaders().set("Retry-After", Long.toString(seconds));
-                        throw new HttpFailure(429, "TOO_MANY_REQUESTS", "too many joins with a wrong cluster token from "
-                                + from.getHostAddress() + "; retry after " + seconds + " s");
-                    }
+                    java.net.InetAddress from = throttled(ex, "joins");
                     io.ballast.cluster.JoinRequest req = read(ex, io.ballast.cluster.JoinRequest.class);
                     if (req == null) {
                         throw BallastException.invalid("a join request body is required");
@@ -372,6 +414,22 @@ public final class RestServer implements AutoCloseable {
                     joinThrottle.succeeded(from);
                     yield new Reply(200, joined);
                 }
+                case "/v1/cluster/certificate POST" -> {
+                    java.net.InetAddress from = throttled(ex, "certificate requests");
+                    io.ballast.security.CertificateRequest req = read(ex, io.ballast.security.CertificateRequest.class);
+                    if (req == null) {
+                        throw BallastException.invalid("a certificate request body is required");
+                    }
+                    Object issued;
+                    try {
+                        issued = cluster.issueCertificate(req, peerNodeId(ex));
+                    } catch (io.ballast.cluster.PermissionDenied e) {
+                        joinThrottle.failed(from, nowMs());
+                        throw e;
+                    }
+                    yield new Reply(200, issued);
+                }
+                case "/v1/cluster/ca GET" -> new Reply(200, cluster.ca());
                 case "/v1/cluster/settings GET" -> new Reply(200, cluster.settings());
                 case "/v1/cluster/settings PATCH" -> {
                     ApiTypes.SettingsChange req = read(ex, ApiTypes.SettingsChange.class);
@@ -616,7 +674,7 @@ public final class RestServer implements AutoCloseable {
                             + " but that node cannot run the comparison now; retry");
                 }
                 try {
-                    var resp = java.net.http.HttpClient.newBuilder().connectTimeout(java.time.Duration.ofSeconds(5)).build().send(
+                    var resp = io.ballast.security.Https.client(tls, java.time.Duration.ofSeconds(5)).send(
                             java.net.http.HttpRequest.newBuilder(java.net.URI.create(apiUrl + "/v1/volumes/" + name + "/verify?proxied=1"))
                                     .timeout(java.time.Duration.ofMinutes(30)).GET().build(),
                             java.net.http.HttpResponse.BodyHandlers.ofByteArray());

@@ -24,9 +24,10 @@ public final class BallastCsiCluster implements CsiCluster {
     private final ClusterVolumeService volumes;
     private final ClusterMember member;
     private final Path nbdSocket;
-    private final PeerCalls peers = new PeerCalls();
+    private final PeerCalls peers;
 
     public BallastCsiCluster(ClusterVolumeService volumes, ClusterMember member, Path nbdSocket) {
+        this.peers = new PeerCalls(member.tls());
         this.volumes = volumes;
         this.member = member;
         this.nbdSocket = nbdSocket;

@@ -55,6 +55,7 @@ public final class ReplicaServer implements AutoCloseable {
             int openConnections) {}
 
     private final String nodeId;
+    private final WireSecurity security;
     private final String clusterId;
     private final String token;
     private final Predicate<String> isMember;
@@ -91,6 +92,17 @@ public final class ReplicaServer implements AutoCloseable {
      */
     public ReplicaServer(InetSocketAddress bindAddress, String nodeId, String clusterId, String token,
             Predicate<String> isMember, VolumeLanes lanes) {
+        this(bindAddress, nodeId, clusterId, token, isMember, lanes, null);
+    }
+
+    /**
+     * @param security mutual TLS before the first frame (null: plaintext, --insecure). With it a peer
+     *     without a cluster certificate is refused at the handshake, and the Hello must name the node
+     *     its certificate names.
+     */
+    public ReplicaServer(InetSocketAddress bindAddress, String nodeId, String clusterId, String token,
+            Predicate<String> isMember, VolumeLanes lanes, WireSecurity security) {
+        this.security = security;
         this.nodeId = Objects.requireNonNull(nodeId);
         this.clusterId = Objects.requireNonNull(clusterId);
         if (token == null || token.isEmpty()) {
@@ -150,13 +162,33 @@ public final class ReplicaServer implements AutoCloseable {
 
     private void serve(SocketChannel ch) {
         String remote = remoteOf(ch);
-        FrameReader reader = new FrameReader(ch);
-        FrameWriter writer = new FrameWriter(ch);
+        java.nio.channels.ByteChannel io = ch;
+        String certifiedPeer = null;
+        if (security != null) {
+            ScheduledFuture<?> deadline = TIMERS.schedule(() -> closeQuietly(ch), HANDSHAKE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            try {
+                WireSecurity.Secured s = security.accept(ch);
+                io = s.channel();
+                certifiedPeer = s.peerNodeId();
+            } catch (IOException | RuntimeException e) {
+                refused.increment();
+                WireMetrics.REFUSED_CREDENTIALS.inc();
+                log.atWarn().setMessage("replication connection refused")
+                        .addKeyValue("reason", "TLS handshake failed: " + e.getMessage())
+                        .addKeyValue("kind", "tls").addKeyValue("remote", remote).log();
+                closeQuietly(ch);
+                return;
+            } finally {
+                deadline.cancel(false);
+            }
+        }
+        FrameReader reader = new FrameReader(io);
+        FrameWriter writer = new FrameWriter(io);
         String peer = null;
         Refusal refusal = null;
         try {
             ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            peer = handshake(ch, reader, writer);
+            peer = handshake(ch, reader, writer, certifiedPeer);
             if (peer == null) {
                 return; // refused and logged
             }
@@ -188,7 +220,7 @@ public final class ReplicaServer implements AutoCloseable {
     }
 
     /** Returns the peer's node id, or null after refusing it. */
-    private String handshake(SocketChannel ch, FrameReader reader, FrameWriter writer) throws IOException {
+    private String handshake(SocketChannel ch, FrameReader reader, FrameWriter writer, String certifiedPeer) throws IOException {
         ScheduledFuture<?> deadline = TIMERS.schedule(() -> closeQuietly(ch), HANDSHAKE_TIMEOUT_MS,
                 TimeUnit.MILLISECONDS);
         try {
@@ -205,6 +237,9 @@ public final class ReplicaServer implements AutoCloseable {
             Refusal refusal = null;
             if (!clusterId.equals(hello.clusterId()) || !ClusterAuth.verify(token, nonce, hello.nodeId(), hello.proof())) {
                 refusal = new Refusal("credentials", "bad cluster credentials");
+            } else if (security != null && !hello.nodeId().equals(certifiedPeer)) {
+                refusal = new Refusal("credentials", "the Hello names node " + hello.nodeId() + " but the certificate names "
+                        + certifiedPeer);
             } else {
                 refusal = checkMember(hello.nodeId());
             }

@@ -69,6 +69,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
     private static final long WARN_EVERY_MS = 10_000;
     private final ConcurrentHashMap<String, Long> lastWarnAtMs = new ConcurrentHashMap<>();
     private volatile boolean closed;
+    private final WireSecurity security;
 
     /**
      * @param localNodeId this node's id, presented to servers (they check it is a cluster member)
@@ -80,6 +81,16 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
      */
     public TcpReplicaNetwork(String localNodeId, String clusterId, String token,
             Function<String, InetSocketAddress> addressOfNode, ReplySink sink) {
+        this(localNodeId, clusterId, token, addressOfNode, sink, null);
+    }
+
+    /**
+     * @param security mutual TLS before the first frame (null: plaintext): the server must present the
+     *     certificate of the node it was asked to reach, from the cluster CA, or nothing is sent to it
+     */
+    public TcpReplicaNetwork(String localNodeId, String clusterId, String token,
+            Function<String, InetSocketAddress> addressOfNode, ReplySink sink, WireSecurity security) {
+        this.security = security;
         this.localNodeId = Objects.requireNonNull(localNodeId);
         this.clusterId = Objects.requireNonNull(clusterId);
         if (token == null || token.isEmpty()) {
@@ -267,8 +278,21 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                     throw new ConnectFailure("cannot connect to " + address + ": " + e.getMessage());
                 }
                 channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                writer = new FrameWriter(channel);
-                reader = new FrameReader(channel);
+                java.nio.channels.ByteChannel io = channel;
+                if (security != null) {
+                    ScheduledFuture<?> deadline = TIMERS.schedule(this::closeChannel, HANDSHAKE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    try {
+                        io = security.connect(channel, nodeId).channel();
+                    } catch (IOException e) {
+                        closeChannel();
+                        throw new ConnectFailure("TLS handshake with node " + nodeId + " at " + address + " failed: "
+                                + e.getMessage() + " (not a member with a certificate from this cluster's CA?)");
+                    } finally {
+                        deadline.cancel(false);
+                    }
+                }
+                writer = new FrameWriter(io);
+                reader = new FrameReader(io);
                 handshake(channel, reader, writer);
                 if (closed) { // close() ran while this connection was being opened
                     fail("the replication transport is closed", null);

@@ -1,0 +1,92 @@
+package io.ballast.cli;
+
+import io.ballast.common.BallastException;
+import io.ballast.security.ClusterTrustManager;
+import io.ballast.security.TlsDir;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.util.Map;
+import java.util.Optional;
+import javax.net.ssl.SSLContext;
+
+/**
+ * Which CA the CLI trusts for node APIs, in one place: {@code --ca-file F}, else
+ * {@code $BALLAST_CA_FILE}, else the CA of the local cluster {@code ballast up} made under
+ * $BALLAST_HOME (node-1/tls/ca.crt). The JDK's default trust store is never used for a node: a
+ * cluster's certificates come from its own CA. (The auth branch will fold this into contexts.)
+ */
+final class CliTrust {
+    private static volatile Path caFileFlag;
+    private static volatile Map<String, String> env = Map.of();
+    private static volatile Path home;
+
+    private record Cached(String key, SSLContext context) {}
+
+    private static volatile Cached cached;
+
+    private CliTrust() {}
+
+    /** Called once per command line, before any NodeClient is made. */
+    static void configure(Path flag, Map<String, String> environment, Path ballastHome) {
+        caFileFlag = flag;
+        env = environment;
+        home = ballastHome;
+    }
+
+    /** The --ca-file value, removed from the arguments (it may come anywhere on the line). */
+    static Path caFileArg(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--ca-file") && i + 1 < args.length) {
+                return Path.of(args[i + 1]);
+            }
+            if (args[i].startsWith("--ca-file=")) {
+                return Path.of(args[i].substring("--ca-file=".length()));
+            }
+        }
+        return null;
+    }
+
+    static Optional<Path> caFile() {
+        if (caFileFlag != null) {
+            return Optional.of(caFileFlag);
+        }
+        String e = env.get("BALLAST_CA_FILE");
+        if (e != null && !e.isBlank()) {
+            return Optional.of(Path.of(e));
+        }
+        if (home != null) {
+            Path local = TlsDir.of(new LocalCluster(home).nodeDir(1)).caCert();
+            if (Files.isReadable(local)) {
+                return Optional.of(local);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** A context trusting the cluster CA, or empty (no CA known: plain http URLs only). */
+    static Optional<SSLContext> sslContext() {
+        Optional<Path> f = caFile();
+        if (f.isEmpty()) {
+            return Optional.empty();
+        }
+        try {
+            // one context per CA file and version: commands poll nodes (up waits for /healthz) with new clients
+            String key = f.get().toAbsolutePath() + "@" + Files.getLastModifiedTime(f.get()).toMillis();
+            Cached c = cached;
+            if (c != null && c.key().equals(key)) {
+                return Optional.of(c.context());
+            }
+            SSLContext ctx = SSLContext.getInstance("TLS");
+            ctx.init(null, new javax.net.ssl.TrustManager[] {new ClusterTrustManager(TlsDir.readCert(f.get()))}, null);
+            cached = new Cached(key, ctx);
+            return Optional.of(ctx);
+        } catch (IOException e) {
+            throw BallastException.invalid("cannot read the cluster CA certificate " + f.get() + ": " + e.getMessage()
+                    + " (--ca-file or $BALLAST_CA_FILE)");
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+package io.ballast.security;
+
+import java.net.Socket;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.CertificateException;
+import java.security.cert.X509Certificate;
+import java.util.function.Predicate;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedTrustManager;
+import javax.net.ssl.X509TrustManager;
+
+/**
+ * Trusts a peer whose chain ends at the cluster CA (PKIX: signatures, validity dates, key usage) and
+ * whose certificate is not revoked. Host names are not checked: the CA signs only node certificates,
+ * so any of them is a cluster member; paths that talk to one given node check the node id instead.
+ */
+public final class ClusterTrustManager extends X509ExtendedTrustManager {
+    private final X509Certificate ca;
+    private final X509TrustManager pkix;
+    private volatile Predicate<X509Certificate> revoked = c -> false;
+
+    public ClusterTrustManager(X509Certificate ca) {
+        this.ca = ca;
+        try {
+            KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+            ks.load(null, null);
+            ks.setCertificateEntry("cluster-ca", ca);
+            TrustManagerFactory f = TrustManagerFactory.getInstance("PKIX");
+            f.init(ks);
+            pkix = (X509TrustManager) f.getTrustManagers()[0];
+        } catch (GeneralSecurityException | java.io.IOException e) {
+            throw new IllegalStateException("cannot build the cluster trust manager", e);
+        }
+    }
+
+    public X509Certificate ca() {
+        return ca;
+    }
+
+    /** Set once the cluster metadata is readable: which certificates are revoked (checked on every handshake). */
+    public void revokedWhen(Predicate<X509Certificate> isRevoked) {
+        this.revoked = isRevoked;
+    }
+
+    private void checkRevoked(X509Certificate[] chain) throws CertificateException {
+        if (chain != null && chain.length > 0 && revoked.test(chain[0])) {
+            throw new CertificateException("certificate of " + CertificateAuthority.nodeIdOf(chain[0]) + " (serial "
+                    + chain[0].getSerialNumber().toString(16) + ") is revoked");
+        }
+    }
+
+    @Override
+    public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+        pkix.checkClientTrusted(chain, authType);
+        checkRevoked(chain);
+    }
+
+    @Override
+    public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+        pkix.checkServerTrusted(chain, authType);
+        checkRevoked(chain);
+    }
+
+    @Override
+    public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket) throws CertificateException {
+        checkClientTrusted(chain, authType);
+    }
+
+    @Override
+    public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket) throws CertificateException {
+        checkServerTrusted(chain, authType);
+    }
+
+    @Override
+    public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine) throws CertificateException {
+        checkClientTrusted(chain, authType);
+    }
+
+    @Override
+    public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine) throws CertificateException {
+        checkServerTrusted(chain, authType);
+    }
+
+    @Override
+    public X509Certificate[] getAcceptedIssuers() {
+        return new X509Certificate[] {ca};
+    }
+}
