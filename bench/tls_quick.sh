@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/tls_quick.sh: the quick TLS-vs-insecure comparison of docs/perf/tls.md (one run each, same host, back to back)
 # same run: a 3-node local cluster with TLS, then --insecure; 3-replica volume; fio over the unix socket
-cd /work/wt-tls
+cd "$(dirname "$0")/.."
 export JAVA_HOME=/usr/lib/jvm/temurin-25-jdk-amd64 PATH=/usr/lib/jvm/temurin-25-jdk-amd64/bin:$PATH BALLAST_NO_BUILD=1
 for mode in tls insecure; do
   export BALLAST_HOME=/tmp/tlsbench-$mode; rm -rf $BALLAST_HOME
