@@ -148,6 +148,9 @@ public final class ClusterMember implements AutoCloseable {
             if (raft.currentVoters().size() <= 1) {
                 awaitLeader(Duration.ofSeconds(30));
                 registerOrHeartbeat();
+                if (!Files.exists(dataDir.resolve(ApiTokens.ADMIN_TOKEN_FILE))) {
+                    ApiTokens.bootstrapAdmin(this, dataDir); // a cluster from before API tokens: its first admin
+                }
             }
         } else if (config.join() == null) {
             String token = config.token() != null ? config.token() : newToken();
@@ -157,6 +160,7 @@ public final class ClusterMember implements AutoCloseable {
             writeIdentity();
             awaitLeader(Duration.ofSeconds(30));
             registerOrHeartbeat();
+            ApiTokens.bootstrapAdmin(this, dataDir);
             log.atInfo().addKeyValue("raft", identity.raftAddress()).log("bootstrapped a new cluster");
         } else {
             if (config.token() == null || config.token().isBlank()) {
@@ -412,6 +416,18 @@ public final class ClusterMember implements AutoCloseable {
                 }
             });
         }
+    }
+
+    /**
+     * The bearer this node sends to other members' APIs (docs/security.md, "Node-to-node calls"): a
+     * credential derived from the cluster token, naming this node. Known once {@link #start} has run.
+     */
+    public String apiBearer() {
+        String token = token();
+        if (token == null) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not joined its cluster yet");
+        }
+        return io.ballast.auth.NodeCredential.forClusterToken(token).bearer(nodeId);
     }
 
     /** The cluster token (known once {@link #start} has run). */

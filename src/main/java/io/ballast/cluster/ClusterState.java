@@ -49,6 +49,8 @@ public final class ClusterState {
     private final TreeMap<String, CloneSource> clones = new TreeMap<>();
     /** Backup targets by name (paths and variable names of secrets, never the secrets). */
     private final TreeMap<String, io.ballast.backup.TargetSpec> backupTargets = new TreeMap<>();
+    /** API tokens (hashes of their secrets, never the secrets). */
+    private final ApiTokenTable apiTokens = new ApiTokenTable();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
@@ -56,10 +58,10 @@ public final class ClusterState {
      */
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
             ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
-            List<io.ballast.backup.TargetSpec> backupTargets) {
+            List<io.ballast.backup.TargetSpec> backupTargets, List<ApiTokenRecord> apiTokens) {
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
-            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of());
+            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of());
         }
     }
 
@@ -90,6 +92,20 @@ public final class ClusterState {
 
     public synchronized Optional<io.ballast.backup.TargetSpec> backupTarget(String name) {
         return Optional.ofNullable(backupTargets.get(name));
+    }
+
+    /** API tokens, by id (hashes only). */
+    public synchronized List<ApiTokenRecord> apiTokens() {
+        return apiTokens.all();
+    }
+
+    /** The token with this public id: one map lookup, for every authenticated request. */
+    public synchronized Optional<ApiTokenRecord> apiToken(String id) {
+        return apiTokens.byId(id);
+    }
+
+    public synchronized Optional<ApiTokenRecord> apiTokenNamed(String name) {
+        return apiTokens.byName(name);
     }
 
     public synchronized List<NodeRecord> nodes() {
@@ -163,7 +179,8 @@ public final class ClusterState {
 
     public synchronized Image image() {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
-                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()));
+                List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()),
+                apiTokens.all());
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -193,6 +210,7 @@ public final class ClusterState {
         if (img.backupTargets() != null) {
             img.backupTargets().forEach(t -> backupTargets.put(t.name(), t));
         }
+        apiTokens.load(img.apiTokens());
     }
 
     // ---- writes ----
@@ -275,6 +293,13 @@ public final class ClusterState {
                 }
                 event(r.at(), "backup-target-removed", r.name(), "backup target " + r.name() + " removed (its backups stay in the bucket)");
                 yield java.util.Map.of("removed", r.name());
+            }
+            case Command.CreateApiToken t -> apiTokens.create(t, this::event);
+            case Command.RevokeApiToken t -> apiTokens.revoke(t, this::event);
+            case Command.RecordApiCall r -> {
+                String by = r.principal() + " (" + r.role() + ")";
+                event(r.at(), "api-call", r.principal(), r.method() + " " + r.path() + " answered " + r.status(), by);
+                yield java.util.Map.of("recorded", true);
             }
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
@@ -788,7 +813,11 @@ public final class ClusterState {
     }
 
     private void event(String at, String type, String subject, String message) {
-        events.addLast(new ClusterEvent(nextEventSeq++, at, type, subject, message));
+        event(at, type, subject, message, null);
+    }
+
+    private void event(String at, String type, String subject, String message, String by) {
+        events.addLast(new ClusterEvent(nextEventSeq++, at, type, subject, message, by));
         while (events.size() > MAX_EVENTS) {
             events.removeFirst();
         }

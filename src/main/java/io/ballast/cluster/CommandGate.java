@@ -108,6 +108,18 @@ final class CommandGate {
                 require(sb.target().name(), "target.name");
             }
             case Command.RemoveBackupTarget rb -> require(rb.name(), "name");
+            case Command.CreateApiToken t -> {
+                require(t.id(), "id");
+                require(t.name(), "name");
+                require(t.role(), "role");
+                require(t.secretSha256(), "secretSha256");
+            }
+            case Command.RevokeApiToken t -> require(t.id(), "id");
+            case Command.RecordApiCall r -> {
+                require(r.principal(), "principal");
+                require(r.method(), "method");
+                require(r.path(), "path");
+            }
             case Command.CloneVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");

@@ -34,13 +34,19 @@ final class NodeBackupCluster implements BackupCluster {
     private final StoragePool pool;
     private final VolumeService volumes;
     private final EngineHost engines;
-    private final PeerCalls peers = new PeerCalls();
+    private final PeerCalls peers;
 
     NodeBackupCluster(ClusterMember member, StoragePool pool, VolumeService volumes, EngineHost engines) {
         this.member = member;
         this.pool = pool;
         this.volumes = volumes;
         this.engines = engines;
+        this.peers = new PeerCalls(member::apiBearer);
+    }
+
+    @Override
+    public String apiBearer() {
+        return member.apiBearer();
     }
 
     private ClusterState current() {

@@ -131,7 +131,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines));
         started.push(backups);
-        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member)).backups(backups);
+        io.ballast.cluster.ApiTokens tokens = new io.ballast.cluster.ApiTokens(member, java.time.InstantSource.system());
+        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member)).backups(backups)
+                .authentication(new io.ballast.api.rest.RequestAuthenticator(tokens, cert -> io.ballast.api.rest.RequestAuthenticator
+                        .nodeFromCertificate(cert, id -> member.state().node(id).isPresent())), tokens);
         api.start();
         started.push(api);
 

@@ -22,11 +22,18 @@ public final class PeerCalls {
     /** A snapshot cut on a busy engine waits for its lane: generous. */
     public static final Duration CALL_TIMEOUT = Duration.ofSeconds(60);
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    /** This node's credential (docs/security.md): asked per call, as it is known only once the node joined. */
+    private final java.util.function.Supplier<String> bearer;
+
+    public PeerCalls(java.util.function.Supplier<String> bearer) {
+        this.bearer = bearer;
+    }
 
     /** @param body JSON, or null for none */
     public JsonNode call(NodeRecord node, String method, String path, String body) {
         try {
-            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(CALL_TIMEOUT);
+            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(CALL_TIMEOUT)
+                    .header("Authorization", "Bearer " + bearer.get());
             if (body != null) {
                 b.header("Content-Type", "application/json");
             }

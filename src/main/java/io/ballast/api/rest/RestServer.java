@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import io.ballast.auth.Principal;
 import io.ballast.common.BallastException;
 import io.ballast.common.Json;
 import io.ballast.common.Sizes;
@@ -80,6 +81,12 @@ public final class RestServer implements AutoCloseable {
         System.setProperty("sun.net.httpserver.nodelay", "true");
     }
 
+    /** Who may call: every request but the open ones (RouteAccess) is authenticated here first. */
+    private volatile Authenticator authenticator = Authenticator.DENY_ALL;
+    /** Null: no token endpoints (404) and no audit trail. */
+    private volatile AuthApi auth;
+    private static final String PRINCIPAL_ATTRIBUTE = "ballast.principal";
+
     /** Wrong join tokens per source address (429 with Retry-After past a few). */
     private final JoinThrottle joinThrottle = new JoinThrottle();
 
@@ -101,6 +108,13 @@ public final class RestServer implements AutoCloseable {
     /** Serves the backup endpoints through {@code service}. */
     public RestServer backups(io.ballast.backup.BackupService service) {
         this.backups = service;
+        return this;
+    }
+
+    /** Authenticates requests with {@code authenticator}; serves the token endpoints and records the audit trail through {@code api}. */
+    public RestServer authentication(Authenticator authenticator, AuthApi api) {
+        this.authenticator = authenticator;
+        this.auth = api;
         return this;
     }
 
@@ -162,6 +176,9 @@ public final class RestServer implements AutoCloseable {
                 if (e.status == 405) {
                     ex.getResponseHeaders().set("Allow", allowed(route));
                 }
+                if (e.status == 401) {
+                    ex.getResponseHeaders().set("WWW-Authenticate", "Bearer realm=\"ballast\"");
+                }
                 reply = new Reply(e.status, HttpErrors.of(e.status, e.code, e.getMessage()));
             } catch (RuntimeException e) {
                 log.atError().setCause(e).addKeyValue("route", route).log("bug while serving {} {}", method, path);
@@ -176,10 +193,58 @@ public final class RestServer implements AutoCloseable {
             String method = metricMethod(ex.getRequestMethod());
             Metrics.observeApiRequest(route, method, status, durationNs);
             if (!method.equals("GET")) {
+                Principal who = ex.getAttribute(PRINCIPAL_ATTRIBUTE) instanceof Principal p ? p : null;
                 log.atInfo().addKeyValue("method", method).addKeyValue("route", route).addKeyValue("status", status)
+                        .addKeyValue("principal", who == null ? null : who.name())
                         .addKeyValue("durationMs", durationNs / 1_000_000).log("api request");
+                audit(who, method, ex.getRequestURI().getRawPath(), status);
             }
         }
+    }
+
+    /**
+     * Records a mutating call in the event log, after the answer went out (the client does not wait for
+     * this Raft write). Calls of other members are not recorded: they carry out a call already recorded
+     * where it was made.
+     */
+    private void audit(Principal who, String method, String path, int status) {
+        AuthApi a = auth;
+        if (a == null || who == null || who.isNode()) {
+            return;
+        }
+        try {
+            a.recordCall(who, method, path, status);
+        } catch (RuntimeException e) {
+            log.atWarn().addKeyValue("principal", who.name()).addKeyValue("method", method).addKeyValue("path", path)
+                    .log("could not record the call in the audit trail: {}", e.getMessage());
+        }
+    }
+
+    /**
+     * The caller of a request to {@code route}, and whether they may: 401 without a valid credential, 405
+     * for a method the route does not serve, 403 for a role below the endpoint's. Null for open endpoints.
+     */
+    private Principal authorize(String route, String method, HttpExchange ex) {
+        RouteAccess.Rule rule = RouteAccess.rule(route, method);
+        if (rule != null && rule.open()) {
+            return null;
+        }
+        Principal who;
+        try {
+            who = authenticator.authenticate(ex);
+        } catch (Authenticator.Unauthenticated e) {
+            throw new HttpFailure(401, "UNAUTHENTICATED", e.getMessage());
+        }
+        ex.setAttribute(PRINCIPAL_ATTRIBUTE, who);
+        if (rule == null) {
+            throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
+                    "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
+        }
+        if (!who.role().mayAct(rule.least())) {
+            throw new HttpFailure(403, "PERMISSION_DENIED", "your role " + who.role().wireName() + " may not " + method + " "
+                    + route + " (it needs " + rule.least().wireName() + "); ask an admin for a token with that role");
+        }
+        return who;
     }
 
     /** Clients choose the method string; keep the metric's label set bounded. */
@@ -189,8 +254,6 @@ public final class RestServer implements AutoCloseable {
             default -> "other";
         };
     }
-
-    private static final java.util.regex.Pattern ALLOWED_SEPARATOR = java.util.regex.Pattern.compile(", ");
 
     /** The path's segments, trailing slashes ignored; [0] is "" (the path starts with '/'). No regex: every request. */
     static String[] segments(String path) {
@@ -212,6 +275,12 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
         if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
+        if (seg[2].equals("auth")) {
+            if (seg.length == 4 && seg[3].equals("whoami")) return "/v1/auth/whoami";
+            if (seg.length == 4 && seg[3].equals("tokens")) return "/v1/auth/tokens";
+            if (seg.length == 5 && seg[3].equals("tokens")) return "/v1/auth/tokens/{id}";
+            return "unknown";
+        }
         if (seg[2].equals("backup-targets")) {
             if (seg.length == 3) return "/v1/backup-targets";
             if (seg.length == 4) return "/v1/backup-targets/{name}";
@@ -248,22 +317,7 @@ public final class RestServer implements AutoCloseable {
     }
 
     private static String allowed(String route) {
-        return switch (route) {
-            case "/v1/volumes" -> "GET, POST";
-            case "/v1/volumes/{name}" -> "GET, DELETE";
-            case "/v1/volumes/{name}/verify" -> "GET, POST";
-            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach", "/v1/volumes/{name}/resize",
-                    "/v1/volumes/{name}/revert" -> "POST";
-            case "/v1/volumes/{name}/snapshots" -> "GET, POST";
-            case "/v1/volumes/{name}/snapshots/{snap}" -> "GET, DELETE";
-            case "/v1/cluster/join", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
-            case "/v1/nodes/{id}" -> "GET, DELETE";
-            case "/v1/cluster/settings" -> "GET, PATCH";
-            case "/v1/backup-targets", "/v1/backups" -> "GET, POST";
-            case "/v1/backup-targets/{name}", "/v1/backups/{id}" -> "GET, DELETE";
-            case "/v1/backups/{id}/verify", "/v1/backups/{id}/restore" -> "POST";
-            default -> "GET";
-        };
+        return RouteAccess.allowed(route);
     }
 
     private Reply dispatch(String route, String method, String[] seg, HttpExchange ex) throws IOException {
@@ -271,11 +325,11 @@ public final class RestServer implements AutoCloseable {
             throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND,
                     "no such endpoint: " + ex.getRequestURI().getRawPath() + " (see docs/api.md)");
         }
-        if (!java.util.Arrays.asList(ALLOWED_SEPARATOR.split(allowed(route))).contains(method)) {
-            throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
-                    "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
-        }
+        Principal who = authorize(route, method, ex);
         String name = seg.length > 3 ? seg[3] : null;
+        if (route.startsWith("/v1/auth")) {
+            return authRoute(route, method, seg, who, ex);
+        }
         if (route.startsWith("/v1/backup")) {
             return backupRoute(route, method, name, ex);
         }
@@ -426,9 +480,14 @@ public final class RestServer implements AutoCloseable {
                             + " but that node cannot run the comparison now; retry");
                 }
                 try {
+                    var proxied = java.net.http.HttpRequest.newBuilder(java.net.URI.create(apiUrl + "/v1/volumes/" + name + "/verify?proxied=1"))
+                            .timeout(java.time.Duration.ofMinutes(30)).GET();
+                    AuthApi a = auth;
+                    if (a != null) {
+                        proxied.header("Authorization", "Bearer " + a.peerBearer());
+                    }
                     var resp = java.net.http.HttpClient.newBuilder().connectTimeout(java.time.Duration.ofSeconds(5)).build().send(
-                            java.net.http.HttpRequest.newBuilder(java.net.URI.create(apiUrl + "/v1/volumes/" + name + "/verify?proxied=1"))
-                                    .timeout(java.time.Duration.ofMinutes(30)).GET().build(),
+                            proxied.build(),
                             java.net.http.HttpResponse.BodyHandlers.ofByteArray());
                     yield new Reply(resp.statusCode(), JSON.readTree(resp.body()));
                 } catch (IOException e) {
@@ -529,6 +588,36 @@ public final class RestServer implements AutoCloseable {
             }
             case "/v1/backup-jobs GET" -> new Reply(200, java.util.Map.of("jobs", b.jobs()));
             case "/v1/backup-jobs/{id} GET" -> new Reply(200, b.job(name));
+            default -> throw new IllegalStateException("unrouted " + route + " " + method);
+        };
+    }
+
+    /** The token endpoints (docs/api.md, "Authentication"); RouteAccess keeps them admin-only, whoami aside. */
+    private Reply authRoute(String route, String method, String[] seg, Principal who, HttpExchange ex) throws IOException {
+        if (route.equals("/v1/auth/whoami")) {
+            return new Reply(200, java.util.Map.of("name", who.name(), "role", who.role().wireName()));
+        }
+        AuthApi a = auth;
+        if (a == null) {
+            throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node serves no API tokens");
+        }
+        return switch (route + " " + method) {
+            case "/v1/auth/tokens GET" -> new Reply(200, a.listTokens());
+            case "/v1/auth/tokens POST" -> {
+                ApiTypes.CreateTokenRequest r = read(ex, ApiTypes.CreateTokenRequest.class);
+                if (r == null || r.name() == null || r.role() == null) {
+                    throw BallastException.invalid("fields 'name' and 'role' (viewer, operator or admin) are required");
+                }
+                io.ballast.auth.Role role = io.ballast.auth.Role.ofUserRole(r.role());
+                if (role == null) {
+                    throw BallastException.invalid("field 'role' must be viewer, operator or admin, got '" + r.role() + "'");
+                }
+                if (r.ttlSeconds() != null && r.ttlSeconds() <= 0) {
+                    throw BallastException.invalid("field 'ttlSeconds' must be positive, got " + r.ttlSeconds());
+                }
+                yield new Reply(201, a.createToken(r.name(), role, r.ttlSeconds(), who));
+            }
+            case "/v1/auth/tokens/{id} DELETE" -> new Reply(200, a.revokeToken(seg[4], who));
             default -> throw new IllegalStateException("unrouted " + route + " " + method);
         };
     }

@@ -24,12 +24,13 @@ public final class BallastCsiCluster implements CsiCluster {
     private final ClusterVolumeService volumes;
     private final ClusterMember member;
     private final Path nbdSocket;
-    private final PeerCalls peers = new PeerCalls();
+    private final PeerCalls peers;
 
     public BallastCsiCluster(ClusterVolumeService volumes, ClusterMember member, Path nbdSocket) {
         this.volumes = volumes;
         this.member = member;
         this.nbdSocket = nbdSocket;
+        this.peers = new PeerCalls(member::apiBearer);
     }
 
     @Override
