@@ -25,7 +25,7 @@ final class ClusterCommands {
         Output output;
 
         NodeClient client() {
-            return new NodeClient(parent.cli.resolveNode(output.node));
+            return parent.cli.client(output);
         }
 
         static String labels(JsonNode labels) {
@@ -169,7 +169,7 @@ final class ClusterCommands {
             if (limit < 1) {
                 throw io.ballast.common.BallastException.invalid("--limit must be at least 1");
             }
-            JsonNode events = new NodeClient(cli.resolveNode(output.node)).get("/v1/events?limit=" + limit).path("events");
+            JsonNode events = cli.client(output).get("/v1/events?limit=" + limit).path("events");
             if (output.json()) {
                 Output.printJson(cli.out, events);
                 return ExitCodes.OK;
@@ -216,7 +216,7 @@ final class ClusterCommands {
 
         @Override
         public Integer call() {
-            NodeClient client = new NodeClient(parent.cli.resolveNode(output.node));
+            NodeClient client = parent.cli.client(output);
             JsonNode r;
             if (heartbeat == null && suspectAfter == null && downAfter == null && rebuildAfter == null) {
                 r = client.get("/v1/cluster/settings");

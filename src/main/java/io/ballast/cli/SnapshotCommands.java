@@ -31,7 +31,7 @@ final class SnapshotCommands extends CommandGroup {
         }
 
         NodeClient client() {
-            return new NodeClient(cli().resolveNode(output.node));
+            return cli().client(output);
         }
 
         static String path(String volume) {

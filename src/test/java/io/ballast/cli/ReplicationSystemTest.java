@@ -100,9 +100,10 @@ class ReplicationSystemTest {
         return out;
     }
 
-    static String get(String url) throws Exception {
+    String get(String url) throws Exception {
+        String token = java.nio.file.Files.readString(home.resolve("node-1/admin-token")).strip();
         try (java.net.http.HttpClient c = java.net.http.HttpClient.newHttpClient()) {
-            return c.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
+            return c.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).header("Authorization", "Bearer " + token).build(),
                     java.net.http.HttpResponse.BodyHandlers.ofString()).body();
         }
     }
