@@ -264,7 +264,7 @@ public final class RestServer implements AutoCloseable {
         return path.substring(0, end).split("/"); // a one-character split takes String's fast path
     }
 
-    private static String routeOf(String[] seg) {
+    static String routeOf(String[] seg) {
         // seg[0] is "" (path starts with '/')
         if (seg.length == 2 && seg[1].equals("healthz")) return "/healthz";
         if (seg.length == 2 && seg[1].equals("metrics")) return "/metrics";
