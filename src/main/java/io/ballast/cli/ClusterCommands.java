@@ -176,9 +176,10 @@ final class ClusterCommands {
             }
             List<List<String>> rows = new ArrayList<>();
             for (JsonNode e : events) {
-                rows.add(List.of(Output.instant(e.path("at")), e.path("type").asText(), e.path("message").asText()));
+                rows.add(List.of(Output.instant(e.path("at")), e.path("type").asText(), Output.text(e.path("by")),
+                        e.path("message").asText()));
             }
-            Output.table(cli.out, List.of("TIME", "EVENT", "WHAT AND WHY"), rows);
+            Output.table(cli.out, List.of("TIME", "EVENT", "BY", "WHAT AND WHY"), rows);
             return ExitCodes.OK;
         }
     }
