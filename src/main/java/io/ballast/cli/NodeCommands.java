@@ -94,6 +94,10 @@ final class NodeCommands extends CommandGroup {
                 description = "CSI staging and target paths must lie under DIR (default: ${DEFAULT-VALUE}; Nomad: the plugin's mount_dir)")
         Path csiPathRoot;
 
+        @Option(names = "--metrics-listen", paramLabel = "HOST:PORT",
+                description = "Also serve GET /metrics here without a token (for Prometheus; off unless given: the API's /metrics needs a viewer token)")
+        String metricsListen;
+
         /** --token-file, else --token (with a warning: ps shows it), else $BALLAST_CLUSTER_TOKEN. */
         private String clusterToken() {
             if (tokenFile != null && token != null) {
@@ -136,6 +140,7 @@ final class NodeCommands extends CommandGroup {
                     .withResyncBytesPerSec(io.ballast.common.Sizes.parse(resyncRate))
                     .withScrubBytesPerSec(io.ballast.common.Sizes.parse(scrubRate));
             NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine);
+            InetSocketAddress metricsAddress = metricsListen == null ? null : NodeConfig.parseAddress(metricsListen);
             io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
             io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
             io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
@@ -149,6 +154,16 @@ final class NodeCommands extends CommandGroup {
             } catch (java.io.IOException e) {
                 throw BallastException.io("node start failed: " + e.getMessage(), e);
             }
+            io.ballast.api.rest.MetricsListener metrics = null;
+            if (metricsAddress != null) {
+                try {
+                    metrics = io.ballast.api.rest.MetricsListener.start(metricsAddress);
+                } catch (java.io.IOException e) {
+                    daemon.close();
+                    throw BallastException.io("cannot serve metrics on " + metricsListen + ": " + e.getMessage(), e);
+                }
+            }
+            io.ballast.api.rest.MetricsListener metricsListener = metrics;
             io.ballast.integrations.docker.DockerPlugin docker = null;
             if (dockerPluginSocket != null) {
                 try {
@@ -190,9 +205,14 @@ final class NodeCommands extends CommandGroup {
                 if (dockerPlugin != null) {
                     dockerPlugin.close();
                 }
+                if (metricsListener != null) {
+                    metricsListener.close();
+                }
                 daemon.close();
             }, "ballast-shutdown"));
             parent.cli.out.println("Ballast node " + daemon.member().nodeId() + " running: API " + daemon.apiUrl()
+                    + (metricsListener == null ? "" : ", metrics (no token) http://" + metricsListener.address().getHostString() + ":"
+                            + metricsListener.address().getPort() + "/metrics")
                     + ", Raft " + daemon.member().identity().raftAddress() + ", data " + config.dataDir());
             if (join == null && tok == null) {
                 parent.cli.out.println("Cluster token (for --join on other nodes): " + config.dataDir().resolve("cluster-token"));

@@ -195,6 +195,24 @@ class ApiAuthTest {
         assertThat(scheme.json().path("error").path("message").asText()).contains("Authorization: Bearer");
     }
 
+    /** The opt-in listener serves /metrics to anyone, and nothing else; the API's /metrics needs a token. */
+    @Test
+    void metricsWithoutATokenOnlyOnTheOptInListener() throws Exception {
+        assertThat(call(null, "GET", "/metrics", null).status()).isEqualTo(401);
+        assertThat(call(token("prom", "viewer", null), "GET", "/metrics", null).body()).contains("ballast_api_request");
+        try (MetricsListener m = MetricsListener.start(new java.net.InetSocketAddress("127.0.0.1", 0))) {
+            String base = "http://127.0.0.1:" + m.address().getPort();
+            HttpResponse<String> metrics = HTTP.send(HttpRequest.newBuilder(URI.create(base + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(metrics.statusCode()).isEqualTo(200);
+            assertThat(metrics.body()).contains("ballast_api_request");
+            assertThat(HTTP.send(HttpRequest.newBuilder(URI.create(base + "/v1/volumes")).build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(404);
+            assertThat(HTTP.send(HttpRequest.newBuilder(URI.create(base + "/metrics")).POST(HttpRequest.BodyPublishers.noBody()).build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(405);
+        }
+    }
+
     static JsonNode findToken(String name) throws Exception {
         for (JsonNode t : call(admin, "GET", "/v1/auth/tokens", null).json().path("tokens")) {
             if (t.path("name").asText().equals(name)) {
