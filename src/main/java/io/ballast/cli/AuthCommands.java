@@ -72,7 +72,8 @@ final class AuthCommands extends CommandGroup {
         @Override
         public Integer call() {
             Map<String, Object> body = new LinkedHashMap<>();
-            body.put("name", name != null ? name : role + "-" + Long.toHexString(Double.doubleToLongBits(Math.random())).substring(0, 6));
+            body.put("name", name != null ? name : role + "-" + java.util.HexFormat.of().toHexDigits(
+                    java.util.concurrent.ThreadLocalRandom.current().nextInt()).substring(0, 6));
             body.put("role", role);
             if (ttl != null) {
                 body.put("ttlSeconds", ttlSeconds(ttl));

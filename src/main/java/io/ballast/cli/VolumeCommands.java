@@ -191,7 +191,7 @@ final class VolumeCommands extends CommandGroup {
                 }
                 if (st == null || st.isNull() || st.isMissingNode()) {
                     out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind"))
-                            + "); its status: `ballast volume inspect " + name + " --node " + Output.text(e.path("apiUrl")) + "`");
+                            + "); its status: `ballast volume inspect " + name + " --server " + Output.text(e.path("apiUrl")) + "`");
                 } else {
                     printEngine(out, e, st);
                 }

@@ -42,7 +42,7 @@ final class ApiTokenTable {
     }
 
     ApiTokenRecord create(Command.CreateApiToken c, Events events) {
-        Names.requireVolumeName(c.name()); // the same character rules as volume names: safe in paths and tables
+        Names.requireName("token", c.name()); // the same character rules as volume names: safe in paths and tables
         if (Role.ofUserRole(c.role()) == null) {
             throw BallastException.invalid("role must be viewer, operator or admin, got '" + c.role() + "'");
         }

@@ -100,7 +100,7 @@ public final class ApiTokens implements AuthApi, Authenticator.BearerVerifier {
     }
 
     Created create(String name, Role role, Duration ttl, String by) {
-        Names.requireVolumeName(name);
+        Names.requireName("token", name);
         if (role == null || role == Role.NODE) {
             throw BallastException.invalid("a token's role is viewer, operator or admin");
         }

@@ -324,7 +324,7 @@ public final class ClusterState {
                 }
                 if (!v.attachment().nodeId().equals(d.nodeId())) {
                     throw BallastException.conflict("volume " + v.name() + " is attached on node " + v.attachment().nodeId()
-                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --node "
+                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --server "
                             + Optional.ofNullable(nodes.get(v.attachment().nodeId())).map(NodeRecord::apiUrl).orElse("URL") + "`");
                 }
                 if (d.expectedAttachEpoch() > 0 && d.expectedAttachEpoch() != v.attachEpoch()) {

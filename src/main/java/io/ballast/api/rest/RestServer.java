@@ -85,7 +85,13 @@ public final class RestServer implements AutoCloseable {
     private volatile Authenticator authenticator = Authenticator.DENY_ALL;
     /** Null: no token endpoints (404) and no audit trail. */
     private volatile AuthApi auth;
-    private static final String PRINCIPAL_ATTRIBUTE = "ballast.principal";
+    /**
+     * Who made the request being served, for the audit record after the answer. Not an exchange
+     * attribute: the JDK server keeps those per context, shared by every request.
+     */
+    private static final class Caller {
+        Principal principal;
+    }
 
     /** Wrong join tokens per source address (429 with Retry-After past a few). */
     private final JoinThrottle joinThrottle = new JoinThrottle();
@@ -157,6 +163,7 @@ public final class RestServer implements AutoCloseable {
         long startNs = System.nanoTime();
         String route = "unknown";
         int status = 500;
+        Caller caller = new Caller();
         try (ex) {
             String path = ex.getRequestURI().getRawPath();
             String method = ex.getRequestMethod();
@@ -164,7 +171,7 @@ public final class RestServer implements AutoCloseable {
             route = routeOf(seg);
             Reply reply;
             try {
-                reply = dispatch(route, method, seg, ex);
+                reply = dispatch(route, method, seg, ex, caller);
             } catch (BallastException e) {
                 if (e.code().isSystemFault()) {
                     log.atError().setCause(e).addKeyValue("route", route).log("request failed: {}", e.getMessage());
@@ -193,7 +200,7 @@ public final class RestServer implements AutoCloseable {
             String method = metricMethod(ex.getRequestMethod());
             Metrics.observeApiRequest(route, method, status, durationNs);
             if (!method.equals("GET")) {
-                Principal who = ex.getAttribute(PRINCIPAL_ATTRIBUTE) instanceof Principal p ? p : null;
+                Principal who = caller.principal;
                 log.atInfo().addKeyValue("method", method).addKeyValue("route", route).addKeyValue("status", status)
                         .addKeyValue("principal", who == null ? null : who.name())
                         .addKeyValue("durationMs", durationNs / 1_000_000).log("api request");
@@ -224,7 +231,7 @@ public final class RestServer implements AutoCloseable {
      * The caller of a request to {@code route}, and whether they may: 401 without a valid credential, 405
      * for a method the route does not serve, 403 for a role below the endpoint's. Null for open endpoints.
      */
-    private Principal authorize(String route, String method, HttpExchange ex) {
+    private Principal authorize(String route, String method, HttpExchange ex, Caller caller) {
         RouteAccess.Rule rule = RouteAccess.rule(route, method);
         if (rule != null && rule.open()) {
             return null;
@@ -235,7 +242,7 @@ public final class RestServer implements AutoCloseable {
         } catch (Authenticator.Unauthenticated e) {
             throw new HttpFailure(401, "UNAUTHENTICATED", e.getMessage());
         }
-        ex.setAttribute(PRINCIPAL_ATTRIBUTE, who);
+        caller.principal = who;
         if (rule == null) {
             throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
                     "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
@@ -320,12 +327,12 @@ public final class RestServer implements AutoCloseable {
         return RouteAccess.allowed(route);
     }
 
-    private Reply dispatch(String route, String method, String[] seg, HttpExchange ex) throws IOException {
+    private Reply dispatch(String route, String method, String[] seg, HttpExchange ex, Caller caller) throws IOException {
         if (route.equals("unknown")) {
             throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND,
                     "no such endpoint: " + ex.getRequestURI().getRawPath() + " (see docs/api.md)");
         }
-        Principal who = authorize(route, method, ex);
+        Principal who = authorize(route, method, ex, caller);
         String name = seg.length > 3 ? seg[3] : null;
         if (route.startsWith("/v1/auth")) {
             return authRoute(route, method, seg, who, ex);

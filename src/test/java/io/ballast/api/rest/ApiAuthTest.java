@@ -165,6 +165,53 @@ class ApiAuthTest {
         assertThat(allEvents).doesNotContain(t.substring(t.lastIndexOf('_') + 1)).doesNotContain(admin.substring(admin.lastIndexOf('_') + 1));
     }
 
+    /** Concurrent calls of two callers: each audit record names the caller of that call, never the other. */
+    @Test
+    void concurrentCallersAreAuditedAsThemselves() throws Exception {
+        String a = token("conc-a", "operator", null);
+        String b = token("conc-b", "operator", null);
+        int perCaller = 12;
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < perCaller; i++) {
+            int n = i;
+            threads.add(Thread.ofVirtual().start(() -> assertThat(uncheckedStatus(a, "/v1/volumes/ca-" + n + "/snapshots")).isEqualTo(404)));
+            threads.add(Thread.ofVirtual().start(() -> assertThat(uncheckedStatus(b, "/v1/volumes/cb-" + n + "/snapshots")).isEqualTo(404)));
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        awaitEvent(e -> e.path("type").asText().equals("api-call") && e.path("message").asText().startsWith(
+                "POST /v1/volumes/c") && countAuditedConcurrent() == 2 * perCaller);
+        for (JsonNode e : call(admin, "GET", "/v1/events?limit=1000", null).json().path("events")) {
+            String msg = e.path("message").asText();
+            if (e.path("type").asText().equals("api-call") && msg.startsWith("POST /v1/volumes/ca-")) {
+                assertThat(e.path("by").asText()).as(msg).isEqualTo("conc-a (operator)");
+            } else if (e.path("type").asText().equals("api-call") && msg.startsWith("POST /v1/volumes/cb-")) {
+                assertThat(e.path("by").asText()).as(msg).isEqualTo("conc-b (operator)");
+            }
+        }
+    }
+
+    static int countAuditedConcurrent() {
+        try {
+            int n = 0;
+            for (JsonNode e : call(admin, "GET", "/v1/events?limit=1000", null).json().path("events")) {
+                n += e.path("type").asText().equals("api-call") && e.path("message").asText().matches("POST /v1/volumes/c[ab]-.*") ? 1 : 0;
+            }
+            return n;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static int uncheckedStatus(String token, String path) {
+        try {
+            return call(token, "POST", path, "{\"name\":\"s\"}").status();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     @Test
     void nodeCredentialsFromTheClusterTokenAuthenticateMembersOnly() throws Exception {
         String clusterToken = Files.readString(dir.resolve("node/cluster-token")).strip();
