@@ -248,7 +248,7 @@ class TwoDockerHostsSystemTest {
 
     /** The CLI as a user runs it, against host A's node. */
     static CommandResult ballast(String apiUrl, String... args) {
-        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", LAUNCHER.toString()));
+        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", "BALLAST_TOKEN=" + adminToken, LAUNCHER.toString()));
         cmd.addAll(List.of(args));
         cmd.addAll(List.of("--node", apiUrl));
         return SH.run(cmd, Duration.ofSeconds(60));
