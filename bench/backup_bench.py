@@ -85,8 +85,11 @@ def main():
             sys.exit("node or S3Proxy did not start; see " + work)
 
         def cli(*args):
+            # the node's bootstrap admin token (docs/security.md), through the environment
+            with open(os.path.join(data, "admin-token")) as f:
+                env = dict(os.environ, BALLAST_TOKEN=f.read().strip())
             return subprocess.run([JAVA, "-cp", cp, "io.ballast.cli.BallastCli", *args, "--node", api], check=True,
-                                  capture_output=True, text=True).stdout
+                                  capture_output=True, text=True, env=env).stdout
 
         creds = os.path.join(work, "creds")
         open(creds, "w").write(f"aws_access_key_id={ID}\naws_secret_access_key={SECRET}\n")

@@ -30,7 +30,7 @@ def main():
         c = conn("n1")
         for i in range(200):
             c.request("POST", "/v1/volumes", json.dumps({"name": "v%d" % i, "size": "64MiB"}),
-                      {"Content-Type": "application/json"})
+                      {"Content-Type": "application/json", **mb.AUTH})
             c.getresponse().read()
         time.sleep(2)
         print("leader:", cluster.status("n1").get("leader"))
@@ -38,7 +38,7 @@ def main():
             c, lat, slow, t0 = conn(n), [], [], time.time()
             for i in range(1500):
                 s = time.perf_counter()
-                c.request("GET", "/v1/volumes/v%d" % (i % 200))
+                c.request("GET", "/v1/volumes/v%d" % (i % 200), headers=mb.AUTH)
                 c.getresponse().read()
                 ms = (time.perf_counter() - s) * 1000
                 lat.append(ms)

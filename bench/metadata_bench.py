@@ -47,6 +47,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BALLAST = os.path.join(ROOT, "bin", "ballast")
 TARGETS = {"create": 50.0, "inspect": 5.0}  # p99 ms
+# Every API call carries a token (docs/security.md): $BALLAST_TOKEN, else the bootstrap admin token of n1
+AUTH = {"Authorization": "Bearer " + os.environ["BALLAST_TOKEN"]} if os.environ.get("BALLAST_TOKEN") else {}
 
 
 def log(msg):
@@ -74,7 +76,7 @@ class Conn:
             if self.c is None:
                 self.c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
-                self.c.request(method, path, body=data, headers={"Content-Type": "application/json"})
+                self.c.request(method, path, body=data, headers={"Content-Type": "application/json", **AUTH})
                 r = self.c.getresponse()
                 payload = r.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -125,7 +127,7 @@ class Cluster:
                 raise RuntimeError(f"node {nid} exited with {p.returncode}; see {d}/daemon.out")
             try:
                 c = Conn(self.urls[nid], timeout=2)
-                c.call("GET", "/v1/cluster")
+                c.call("GET", "/healthz")
                 c.close()
                 return
             except (OSError, RuntimeError, http.client.HTTPException):
@@ -142,6 +144,9 @@ class Cluster:
             time.sleep(0.1)
         with open(token_file) as f:
             token = f.read().strip()
+        if "Authorization" not in AUTH:
+            with open(os.path.join(self.home, "n1", "admin-token")) as f:  # written before cluster-token
+                AUTH["Authorization"] = "Bearer " + f.read().strip()
         for i in (2, 3):
             self.start_node(i, join=self.api(1), token=token)
 

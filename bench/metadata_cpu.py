@@ -39,7 +39,7 @@ def main():
         conn = http.client.HTTPConnection(host, int(port))
 
         def call(method, path, body=None):
-            conn.request(method, path, None if body is None else json.dumps(body), {"Content-Type": "application/json"})
+            conn.request(method, path, None if body is None else json.dumps(body), {"Content-Type": "application/json", **mb.AUTH})
             r = conn.getresponse()
             r.read()
             if r.status >= 300:

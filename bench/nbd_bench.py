@@ -63,13 +63,15 @@ def start_ballast(workdir, size_bytes):
     with open(node_json) as f:
         node = json.load(f)
     api = node.get("apiUrl") or ("http://" + node["apiAddress"])
+    with open(os.path.join(data, "admin-token")) as f:  # the bootstrap admin token (docs/security.md)
+        auth = {"Authorization": "Bearer " + f.read().strip()}
     req = urllib.request.Request(api + "/v1/volumes", method="POST",
                                  data=json.dumps({"name": "bench", "size": size_bytes}).encode(),
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **auth})
     urllib.request.urlopen(req).read()
     # exported over NBD only where attached (the engine serves it)
     urllib.request.urlopen(urllib.request.Request(api + "/v1/volumes/bench/attach", method="POST", data=b"{}",
-                                                  headers={"Content-Type": "application/json"})).read()
+                                                  headers={"Content-Type": "application/json", **auth})).read()
     return proc, "nbd+unix:///bench?socket=" + sock
 
 

@@ -47,7 +47,7 @@ def log(msg):
 
 def api(url, method="GET", body=None, timeout=300):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, method=method, data=data, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, method=method, data=data, headers={"Content-Type": "application/json", **metadata_bench.AUTH})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             raw = r.read()

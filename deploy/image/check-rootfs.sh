@@ -23,7 +23,7 @@ mount --rbind /dev "$R/dev"
 mount -t sysfs sysfs "$R/sys"
 mount -t tmpfs tmpfs "$R/run"
 in_image() { env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  BALLAST_NODE="http://127.0.0.1:$P" chroot "$R" "$@"; }
+  BALLAST_SERVER="http://127.0.0.1:$P" BALLAST_TOKEN="$(cat "$DATA/admin-token" 2>/dev/null)" chroot "$R" "$@"; }
 in_image ballast node start --insecure --data-dir /var/lib/ballast --api-listen 127.0.0.1:$P --nbd-listen 127.0.0.1:$((P+1)) \
   --raft-listen 127.0.0.1:$((P+2)) --replication-listen 127.0.0.1:$((P+3)) > "$DATA/stdout" 2>&1 &
 node=$!

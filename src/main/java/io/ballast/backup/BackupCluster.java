@@ -70,6 +70,11 @@ public interface BackupCluster {
     /** Detaches the restored volume; deletes it when {@code ok} is false. */
     void finishRestore(String name, boolean ok);
 
+    /** The bearer for calls to other members' APIs (a backup run where the data is); null: none. */
+    default String apiBearer() {
+        return null;
+    }
+
     /** The environment credentials are read from. */
     default Map<String, String> environment() {
         return System.getenv();

@@ -373,11 +373,15 @@ public final class BackupService implements AutoCloseable {
         BallastException last = null;
         for (String url : holders) {
             try {
-                HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url + "/v1/backups" + (waitDone ? "?wait=true" : "")))
+                HttpRequest.Builder call = HttpRequest.newBuilder(URI.create(url + "/v1/backups" + (waitDone ? "?wait=true" : "")))
                         .timeout(waitDone ? Duration.ofHours(24) : Duration.ofSeconds(30))
                         .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString(Json.newMapper().writeValueAsString(body))).build(),
-                        HttpResponse.BodyHandlers.ofString());
+                        .POST(HttpRequest.BodyPublishers.ofString(Json.newMapper().writeValueAsString(body)));
+                String bearer = cluster.apiBearer();
+                if (bearer != null) {
+                    call.header("Authorization", "Bearer " + bearer);
+                }
+                HttpResponse<String> r = http.send(call.build(), HttpResponse.BodyHandlers.ofString());
                 JsonNode answer = Json.newMapper().readTree(r.body());
                 if (r.statusCode() >= 400) {
                     JsonNode err = answer.path("error");

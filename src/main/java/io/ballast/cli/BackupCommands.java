@@ -33,7 +33,7 @@ final class BackupCommands extends CommandGroup {
         abstract BallastCli cli();
 
         NodeClient client() {
-            return new NodeClient(cli().resolveNode(output.node), java.time.Duration.ofHours(24));
+            return cli().client(output, java.time.Duration.ofHours(24));
         }
 
         static String q(String s) {
@@ -166,7 +166,7 @@ final class BackupCommands extends CommandGroup {
 
     /** Polls a job on the node that runs it, drawing a progress bar on stderr; returns the finished job. */
     static JsonNode follow(BallastCli cli, NodeClient client, JsonNode job, boolean quiet) {
-        NodeClient where = job.path("apiUrl").isTextual() ? new NodeClient(job.path("apiUrl").asText()) : client;
+        NodeClient where = job.path("apiUrl").isTextual() ? client.at(job.path("apiUrl").asText()) : client;
         String id = job.path("id").asText();
         while ("running".equals(job.path("state").asText())) {
             if (!quiet) {

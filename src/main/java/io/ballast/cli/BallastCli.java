@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
         description = "Replicated block storage for containers.",
         subcommands = {NodeCommands.class, VolumeCommands.class, SnapshotCommands.class, BackupCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
                 LocalCommands.Status.class, ClusterCommands.Events.class, ClusterCommands.ClusterGroup.class, ClusterCommands.Version.class,
+                AuthCommands.class, ConfigCommands.Group.class, ConfigCommands.Login.class,
                 CommandLine.HelpCommand.class})
 public final class BallastCli extends CommandGroup {
 
@@ -55,6 +56,10 @@ public final class BallastCli extends CommandGroup {
                     err.println("error: " + u.getMessage());
                     return ExitCodes.UNREACHABLE;
                 }
+                case NotAuthorizedException a -> {
+                    err.println("error: " + a.getMessage());
+                    return ExitCodes.NOT_AUTHORIZED;
+                }
                 case BallastException b -> {
                     err.println("error: " + b.getMessage());
                     return ExitCodes.of(b.code());
@@ -80,15 +85,14 @@ public final class BallastCli extends CommandGroup {
         return h != null && !h.isBlank() ? Path.of(h) : Path.of(System.getProperty("user.home"), ".ballast");
     }
 
-    /** --node, else $BALLAST_NODE, else the local node from local.json, else the default address. */
-    String resolveNode(String flag) {
-        if (flag != null && !flag.isBlank()) {
-            return flag;
-        }
-        String envNode = env.get("BALLAST_NODE");
-        if (envNode != null && !envNode.isBlank()) {
-            return envNode;
-        }
-        return LocalCluster.readApiUrl(home()).orElse(CliTrust.caFile().isPresent() ? "https://127.0.0.1:7400" : "http://127.0.0.1:7400");
+    /** A client of the API the options name, with their credential ({@link ApiTarget}). */
+    NodeClient client(Output output) {
+        ApiTarget t = ApiTarget.resolve(output, env, home());
+        return new NodeClient(t.server(), t.token());
+    }
+
+    NodeClient client(Output output, java.time.Duration requestTimeout) {
+        ApiTarget t = ApiTarget.resolve(output, env, home());
+        return new NodeClient(t.server(), t.token(), requestTimeout);
     }
 }

@@ -31,6 +31,7 @@ final class CliTrust {
     /** Called once per command line, before any NodeClient is made. */
     static void configure(Path flag, Map<String, String> environment, Path ballastHome) {
         caFileFlag = flag;
+        contextCaFile = null;
         env = environment;
         home = ballastHome;
     }
@@ -48,6 +49,13 @@ final class CliTrust {
         return null;
     }
 
+    private static volatile Path contextCaFile;
+
+    /** The current context's CA file (ApiTarget): after --ca-file and $BALLAST_CA_FILE, before the local cluster's. */
+    static void contextCaFile(Path f) {
+        contextCaFile = f;
+    }
+
     static Optional<Path> caFile() {
         if (caFileFlag != null) {
             return Optional.of(caFileFlag);
@@ -55,6 +63,9 @@ final class CliTrust {
         String e = env.get("BALLAST_CA_FILE");
         if (e != null && !e.isBlank()) {
             return Optional.of(Path.of(e));
+        }
+        if (contextCaFile != null) {
+            return Optional.of(contextCaFile);
         }
         if (home != null) {
             Path local = TlsDir.of(new LocalCluster(home).nodeDir(1)).caCert();

@@ -25,7 +25,7 @@ final class ClusterCommands {
         Output output;
 
         NodeClient client() {
-            return new NodeClient(parent.cli.resolveNode(output.node));
+            return parent.cli.client(output);
         }
 
         static String labels(JsonNode labels) {
@@ -179,7 +179,7 @@ final class ClusterCommands {
             if (limit < 1) {
                 throw io.ballast.common.BallastException.invalid("--limit must be at least 1");
             }
-            NodeClient client = new NodeClient(cli.resolveNode(output.node));
+            NodeClient client = cli.client(output);
             // with a filter, look further back so --limit counts matching events
             int ask = subject == null ? limit : Math.max(limit, 1000);
             List<JsonNode> events = matching(client.get("/v1/events?limit=" + ask).path("events"));
@@ -226,10 +226,11 @@ final class ClusterCommands {
             }
             List<List<String>> rows = new ArrayList<>();
             for (JsonNode e : events) {
-                rows.add(List.of(Output.instant(e.path("at")), e.path("type").asText(), e.path("message").asText()));
+                rows.add(List.of(Output.instant(e.path("at")), e.path("type").asText(), Output.text(e.path("by")),
+                        e.path("message").asText()));
             }
             if (header) {
-                Output.table(cli.out, List.of("TIME", "EVENT", "WHAT AND WHY"), rows);
+                Output.table(cli.out, List.of("TIME", "EVENT", "BY", "WHAT AND WHY"), rows);
             } else {
                 for (List<String> r : rows) {
                     cli.out.println(String.join("  ", r));
@@ -254,7 +255,7 @@ final class ClusterCommands {
             String serverNode = null;
             String unreachable = null;
             try {
-                JsonNode node = new NodeClient(cli.resolveNode(output.node)).get("/v1/node");
+                JsonNode node = cli.client(output).get("/v1/node");
                 server = node.path("version").asText(null);
                 serverNode = node.path("nodeId").asText(null);
             } catch (NodeUnreachableException | io.ballast.common.BallastException e) {
@@ -304,7 +305,7 @@ final class ClusterCommands {
 
         @Override
         public Integer call() {
-            JsonNode r = new NodeClient(parent.parent.cli.resolveNode(output.node)).get("/v1/cluster/ca");
+            JsonNode r = parent.parent.cli.client(output).get("/v1/cluster/ca");
             var out = parent.parent.cli.out;
             if (pem) {
                 out.print(r.path("pem").asText());
@@ -353,7 +354,7 @@ final class ClusterCommands {
 
         @Override
         public Integer call() {
-            NodeClient client = new NodeClient(parent.cli.resolveNode(output.node));
+            NodeClient client = parent.cli.client(output);
             JsonNode r;
             if (heartbeat == null && suspectAfter == null && downAfter == null && rebuildAfter == null) {
                 r = client.get("/v1/cluster/settings");
@@ -411,7 +412,7 @@ final class ClusterCommands {
         public Integer call() {
             io.ballast.keys.ClusterKey next = io.ballast.keys.ClusterKey.fromFile(newKeyFile);
             io.ballast.keys.ClusterKey current = currentKey();
-            NodeClient client = new NodeClient(parent.cli.resolveNode(output.node));
+            NodeClient client = parent.cli.client(output);
             JsonNode listed = client.get("/v1/cluster/encryption");
             java.util.Map<String, String> uuids = new java.util.TreeMap<>();
             java.util.Map<String, io.ballast.cluster.VolumeEncryption> keys = new java.util.TreeMap<>();

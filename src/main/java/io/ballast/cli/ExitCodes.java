@@ -16,6 +16,8 @@ public final class ExitCodes {
     public static final int REPLICAS_DIFFER = 8;
     /** {@code volume wait}: the condition did not hold before the timeout. */
     public static final int TIMEOUT = 9;
+    /** The server refused the credential (not logged in, expired or revoked token) or the role (HTTP 401, 403). */
+    public static final int NOT_AUTHORIZED = 10;
 
     private ExitCodes() {}
 

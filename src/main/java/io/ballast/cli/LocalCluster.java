@@ -73,6 +73,27 @@ final class LocalCluster {
         return Optional.of(s.get().apiUrl());
     }
 
+    /** The CLI context `ballast up` writes. */
+    static final String CONTEXT = "local";
+
+    /** The bootstrap admin token node 1 wrote when it created the cluster (absent for clusters from before tokens). */
+    Optional<String> adminToken() {
+        Path f = nodeDir(1).resolve(io.ballast.cluster.ApiTokens.ADMIN_TOKEN_FILE);
+        try {
+            return Files.exists(f) ? Optional.of(Files.readString(f).strip()).filter(s -> !s.isEmpty()) : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** Points context {@link #CONTEXT} at this cluster with its admin token and makes it current; answers the config file. */
+    Path saveContext(CliConfig config, String apiUrl, String token) throws IOException {
+        // the cluster CA when it runs TLS (every local cluster but an --insecure one)
+        Path ca = io.ballast.security.TlsDir.of(nodeDir(1)).caCert();
+        config.put(new CliConfig.Context(CONTEXT, apiUrl, Files.isReadable(ca) ? ca.toAbsolutePath().toString() : null, token), true);
+        return config.path();
+    }
+
     /** Nodes with a data directory that belongs to a cluster (DIR/cluster.json). */
     int existingNodes() {
         int n = 0;

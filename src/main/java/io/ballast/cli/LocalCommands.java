@@ -124,11 +124,13 @@ final class LocalCommands {
                 cli.err.println("warning: node-1 is already running, --docker-plugin is ignored; `ballast down` first to add it");
             }
             if (alive.size() == count && existing.isPresent()) {
+                local.saveContext(new CliConfig(CliConfig.location(cli.env)), existing.get().apiUrl(), local.adminToken().orElse(null));
                 cli.err.println("Ballast is already running at " + existing.get().apiUrl());
                 cli.out.println(existing.get().apiUrl());
                 return ExitCodes.OK;
             }
             Duration timeout = Duration.ofSeconds(timeoutSeconds);
+            boolean bootstrapping = !java.nio.file.Files.exists(local.nodeDir(1).resolve("cluster.json"));
             LocalCluster.LocalNode first = alive.containsKey(1) ? alive.get(1)
                     : local.startNode(1, nth(apiListen, 1), nth(nbdListen, 1), nth(raftListen, 1), null, null,
                             concat(dockerPluginSocket == null ? List.of() : List.of("--docker-plugin", dockerPluginSocket.toString()),
@@ -163,7 +165,14 @@ final class LocalCommands {
             if (failure[0] != null) {
                 throw failure[0];
             }
-            awaitHealthy(new NodeClient(first.apiUrl()), count, timeout);
+            String adminToken = local.adminToken().orElse(null);
+            awaitHealthy(new NodeClient(first.apiUrl(), adminToken), count, timeout);
+            Path config = local.saveContext(new CliConfig(CliConfig.location(cli.env)), first.apiUrl(), adminToken);
+            if (bootstrapping && adminToken != null) {
+                // the one time the CLI shows this token: it just created it (with the cluster)
+                cli.err.println("Admin token (also in " + local.nodeDir(1).resolve("admin-token") + "): " + adminToken);
+            }
+            cli.err.println("CLI context " + LocalCluster.CONTEXT + " (this cluster, as admin) saved in " + config + " and made current");
             cli.err.println("Ballast is up: " + count + " node" + (count == 1 ? "" : "s") + ", API " + first.apiUrl()
                     + " (data under " + cli.home() + "); stop it with `ballast down`");
             if (dockerPluginSocket != null && !alive.containsKey(1)) {
@@ -280,7 +289,7 @@ final class LocalCommands {
 
         @Override
         public Integer call() {
-            NodeClient client = new NodeClient(cli.resolveNode(output.node));
+            NodeClient client = cli.client(output);
             JsonNode node = client.get("/v1/node");
             JsonNode cluster;
             try {

@@ -22,17 +22,38 @@ public final class NodeClient {
     private final String baseUrl;
     private final HttpClient http;
     private final Duration requestTimeout;
+    /** The API token sent as {@code Authorization: Bearer}; null: none (only /healthz answers then). */
+    private final String token;
 
     public NodeClient(String baseUrl) {
-        this(baseUrl, Duration.ofMinutes(5)); // attach with mkfs can take a while
+        this(baseUrl, (String) null);
+    }
+
+    public NodeClient(String baseUrl, String token) {
+        this(baseUrl, token, Duration.ofMinutes(5)); // attach with mkfs can take a while
     }
 
     public NodeClient(String baseUrl, Duration requestTimeout) {
+        this(baseUrl, null, requestTimeout);
+    }
+
+    public NodeClient(String baseUrl, String token, Duration requestTimeout) {
         this.baseUrl = baseUrl.replaceAll("/+$", "");
         this.requestTimeout = requestTimeout;
+        this.token = token;
         HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5));
         CliTrust.sslContext().ifPresent(b::sslContext); // https: the cluster CA is the only trust anchor
         this.http = b.build();
+    }
+
+    /** The same credential, another node's API (e.g. where a volume is attached). */
+    public NodeClient at(String otherBaseUrl) {
+        return new NodeClient(otherBaseUrl, token, requestTimeout);
+    }
+
+    /** Whether a token goes with each call. */
+    public boolean hasToken() {
+        return token != null;
     }
 
     public String baseUrl() {
@@ -79,12 +100,14 @@ public final class NodeClient {
             HttpRequest.BodyPublisher pub = body == null
                     ? HttpRequest.BodyPublishers.noBody()
                     : HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(body));
-            HttpRequest req = HttpRequest.newBuilder(URI.create(baseUrl + path))
+            HttpRequest.Builder req = HttpRequest.newBuilder(URI.create(baseUrl + path))
                     .timeout(requestTimeout)
                     .header("Content-Type", "application/json")
-                    .method(method, pub)
-                    .build();
-            r = http.send(req, HttpResponse.BodyHandlers.ofByteArray());
+                    .method(method, pub);
+            if (token != null) {
+                req.header("Authorization", "Bearer " + token);
+            }
+            r = http.send(req.build(), HttpResponse.BodyHandlers.ofByteArray());
         } catch (ConnectException | HttpConnectTimeoutException | ClosedChannelException e) {
             throw new NodeUnreachableException(baseUrl, e);
         } catch (IllegalArgumentException e) {
@@ -112,6 +135,13 @@ public final class NodeClient {
             String message = err == null || err.path("message").isMissingNode()
                     ? "HTTP " + r.statusCode() + " from " + baseUrl + path
                     : err.path("message").asText();
+            if (r.statusCode() == 401) {
+                throw new NotAuthorizedException(401, "not logged in to " + baseUrl + " (" + message + "): run `ballast login --server "
+                        + baseUrl + " --token-file FILE`, or pass --token-file / set BALLAST_TOKEN");
+            }
+            if (r.statusCode() == 403) {
+                throw new NotAuthorizedException(403, message);
+            }
             throw new BallastException(HttpErrors.codeOf(code, r.statusCode()), message);
         }
         return json;

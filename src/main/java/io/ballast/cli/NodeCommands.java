@@ -127,6 +127,10 @@ final class NodeCommands extends CommandGroup {
                         + "(default: $BALLAST_ENCRYPTION_PASSPHRASE, else none: encrypted volumes are refused here)")
         Path encryptionKeyFile;
 
+        @Option(names = "--metrics-listen", paramLabel = "HOST:PORT",
+                description = "Also serve GET /metrics here without a token (for Prometheus; off unless given: the API's /metrics needs a viewer token)")
+        String metricsListen;
+
         /** --token-file, else --token (with a warning: ps shows it), else $BALLAST_CLUSTER_TOKEN. */
         private String clusterToken() {
             if (tokenFile != null && token != null) {
@@ -238,6 +242,7 @@ final class NodeCommands extends CommandGroup {
                 parent.cli.err.println("WARNING: INSECURE node: no TLS on the API, Raft and replication ports; anyone who can"
                         + " reach them can read and change every volume. For benchmarks on a trusted network only.");
             }
+            InetSocketAddress metricsAddress = metricsListen == null ? null : NodeConfig.parseAddress(metricsListen);
             io.ballast.common.OwnerOnly.restrictProcessUmask(); // before the log file exists
             io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
             io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
@@ -251,6 +256,16 @@ final class NodeCommands extends CommandGroup {
             } catch (java.io.IOException e) {
                 throw BallastException.io("node start failed: " + e.getMessage(), e);
             }
+            io.ballast.api.rest.MetricsListener metrics = null;
+            if (metricsAddress != null) {
+                try {
+                    metrics = io.ballast.api.rest.MetricsListener.start(metricsAddress);
+                } catch (java.io.IOException e) {
+                    daemon.close();
+                    throw BallastException.io("cannot serve metrics on " + metricsListen + ": " + e.getMessage(), e);
+                }
+            }
+            io.ballast.api.rest.MetricsListener metricsListener = metrics;
             io.ballast.integrations.docker.DockerPlugin docker = null;
             if (dockerPluginSocket != null) {
                 try {
@@ -292,9 +307,14 @@ final class NodeCommands extends CommandGroup {
                 if (dockerPlugin != null) {
                     dockerPlugin.close();
                 }
+                if (metricsListener != null) {
+                    metricsListener.close();
+                }
                 daemon.close();
             }, "ballast-shutdown"));
             parent.cli.out.println("Ballast node " + daemon.member().nodeId() + " running: API " + daemon.apiUrl()
+                    + (metricsListener == null ? "" : ", metrics (no token) http://" + metricsListener.address().getHostString() + ":"
+                            + metricsListener.address().getPort() + "/metrics")
                     + ", Raft " + daemon.member().identity().raftAddress() + ", data " + config.dataDir());
             if (join == null && tok == null) {
                 parent.cli.out.println("Join token (for --join on other nodes; SECRET.CA_SHA256): "

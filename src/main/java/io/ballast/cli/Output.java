@@ -18,9 +18,21 @@ public final class Output {
     /** {@code wide}: the human table with more columns. */
     public enum Format { human, wide, json }
 
-    @Option(names = "--node", paramLabel = "URL",
-            description = "Node API URL (default: $BALLAST_NODE, else the node started by `ballast up`, else http://127.0.0.1:7400)")
+    @Option(names = "--server", paramLabel = "HOST:PORT|URL",
+            description = "API address (default: $BALLAST_SERVER, else the current context's, else the cluster `ballast up`"
+                    + " started, else 127.0.0.1:7400)")
+    String server;
+
+    /** Deprecated name of {@code --server}, kept for scripts and printed hints from older versions. */
+    @Option(names = "--node", paramLabel = "URL", hidden = true)
     String node;
+
+    @Option(names = "--token-file", paramLabel = "FILE",
+            description = "File holding the API token ('-': stdin); default: $BALLAST_TOKEN, else the current context's")
+    java.nio.file.Path tokenFile;
+
+    @Option(names = "--context", paramLabel = "NAME", description = "Use this context of the CLI config instead of the current one")
+    String context;
 
     @Option(names = {"-o", "--output"}, paramLabel = "FORMAT", defaultValue = "human",
             description = "Output format: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE})")

@@ -32,7 +32,7 @@ final class SnapshotCommands extends CommandGroup {
         }
 
         NodeClient client() {
-            return new NodeClient(cli().resolveNode(output.node));
+            return cli().client(output);
         }
 
         static String path(String volume) {
@@ -153,7 +153,7 @@ final class SnapshotCommands extends CommandGroup {
                 throw new picocli.CommandLine.ParameterException(parent.spec.commandLine(), "--every and --keep are required");
             }
             long everyMs = io.ballast.common.Durations.parseMs(every, "--every");
-            JsonNode s = new NodeClient(parent.cli.resolveNode(output.node)).put(
+            JsonNode s = parent.cli.client(output).put(
                     "/v1/volumes/" + Names.requireVolumeName(volume) + "/snapshot-schedule", Map.of("everyMs", everyMs, "keep", keep));
             if (output.json()) {
                 Output.printJson(parent.cli.out, s);
@@ -176,7 +176,7 @@ final class SnapshotCommands extends CommandGroup {
         @Override
         public Integer call() {
             BallastCli cli = parent.parent.cli;
-            JsonNode all = new NodeClient(cli.resolveNode(output.node)).get("/v1/snapshot-schedules").path("schedules");
+            JsonNode all = cli.client(output).get("/v1/snapshot-schedules").path("schedules");
             if (output.json()) {
                 Output.printJson(cli.out, all);
                 return ExitCodes.OK;
@@ -205,7 +205,7 @@ final class SnapshotCommands extends CommandGroup {
         @Override
         public Integer call() {
             BallastCli cli = parent.parent.cli;
-            new NodeClient(cli.resolveNode(output.node)).delete("/v1/volumes/" + Names.requireVolumeName(volume) + "/snapshot-schedule");
+            cli.client(output).delete("/v1/volumes/" + Names.requireVolumeName(volume) + "/snapshot-schedule");
             cli.err.println("deleted the snapshot schedule of " + volume + " (its snapshots stay)");
             return ExitCodes.OK;
         }

@@ -37,7 +37,7 @@ final class VolumeCommands extends CommandGroup {
         }
 
         NodeClient client() {
-            return new NodeClient(cli().resolveNode(output.node));
+            return cli().client(output);
         }
 
         static String path(String name) {
@@ -229,14 +229,14 @@ final class VolumeCommands extends CommandGroup {
                 JsonNode st = e.path("status");
                 if ((st.isNull() || st.isMissingNode()) && e.path("apiUrl").isTextual()) {
                     try { // the engine runs elsewhere: its node's API has its status
-                        st = new NodeClient(e.path("apiUrl").asText()).get(path(name)).path("engine").path("status");
+                        st = client().at(e.path("apiUrl").asText()).get(path(name)).path("engine").path("status");
                     } catch (RuntimeException unreachable) {
                         st = null;
                     }
                 }
                 if (st == null || st.isNull() || st.isMissingNode()) {
                     out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind"))
-                            + "); its status: `ballast volume inspect " + name + " --node " + Output.text(e.path("apiUrl")) + "`");
+                            + "); its status: `ballast volume inspect " + name + " --server " + Output.text(e.path("apiUrl")) + "`");
                 } else {
                     printEngine(out, e, st);
                 }
@@ -497,7 +497,7 @@ final class VolumeCommands extends CommandGroup {
             JsonNode st = v.path("engine").path("status");
             if ((st.isNull() || st.isMissingNode()) && v.path("engine").path("apiUrl").isTextual()) {
                 try {
-                    st = new NodeClient(v.path("engine").path("apiUrl").asText()).get(path(name)).path("engine").path("status");
+                    st = client().at(v.path("engine").path("apiUrl").asText()).get(path(name)).path("engine").path("status");
                 } catch (RuntimeException e) {
                     st = null;
                 }

@@ -181,6 +181,9 @@ public final class ClusterMember implements AutoCloseable {
             if (raft.currentVoters().size() <= 1) {
                 awaitLeader(Duration.ofSeconds(30));
                 registerOrHeartbeat();
+                if (!Files.exists(dataDir.resolve(ApiTokens.ADMIN_TOKEN_FILE))) {
+                    ApiTokens.bootstrapAdmin(this, dataDir); // a cluster from before API tokens: its first admin
+                }
             }
         } else if (config.join() == null) {
             String token = config.token() != null ? configuredSecret() : newToken();
@@ -190,6 +193,7 @@ public final class ClusterMember implements AutoCloseable {
             writeIdentity();
             awaitLeader(Duration.ofSeconds(30));
             registerOrHeartbeat();
+            ApiTokens.bootstrapAdmin(this, dataDir);
             log.atInfo().addKeyValue("raft", identity.raftAddress()).log("bootstrapped a new cluster");
         } else {
             if (config.token() == null || config.token().isBlank()) {
@@ -390,7 +394,7 @@ public final class ClusterMember implements AutoCloseable {
         }
         io.ballast.security.CertificateRequest fwd = new io.ballast.security.CertificateRequest(req.token(), req.nodeId(),
                 req.csr(), req.addresses(), true);
-        io.ballast.api.rest.PeerCalls peers = new io.ballast.api.rest.PeerCalls(t);
+        io.ballast.api.rest.PeerCalls peers = new io.ballast.api.rest.PeerCalls(t, this::apiBearer);
         String body;
         try {
             body = JSON.writeValueAsString(fwd);
@@ -513,6 +517,18 @@ public final class ClusterMember implements AutoCloseable {
                 }
             });
         }
+    }
+
+    /**
+     * The bearer this node sends to other members' APIs (docs/security.md, "Node-to-node calls"): a
+     * credential derived from the cluster token, naming this node. Known once {@link #start} has run.
+     */
+    public String apiBearer() {
+        String token = token();
+        if (token == null) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " has not joined its cluster yet");
+        }
+        return io.ballast.auth.NodeCredential.forClusterToken(token).bearer(nodeId);
     }
 
     /** The cluster token (known once {@link #start} has run). */

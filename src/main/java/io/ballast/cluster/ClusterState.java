@@ -53,6 +53,8 @@ public final class ClusterState {
     private final TreeMap<String, SnapshotSchedule> schedules = new TreeMap<>();
     /** Node id -> when its certificates were revoked (`node remove`): any issued before then is refused. */
     private final TreeMap<String, String> revokedCertificates = new TreeMap<>();
+    /** API tokens (hashes of their secrets, never the secrets). */
+    private final ApiTokenTable apiTokens = new ApiTokenTable();
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
@@ -61,10 +63,11 @@ public final class ClusterState {
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
             ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
             List<io.ballast.backup.TargetSpec> backupTargets, List<SnapshotSchedule> snapshotSchedules,
-            java.util.Map<String, String> revokedCertificates) {
+            java.util.Map<String, String> revokedCertificates, List<ApiTokenRecord> apiTokens) {
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
-            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of(), java.util.Map.of());
+            this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of(), java.util.Map.of(),
+                    List.of());
         }
     }
 
@@ -117,6 +120,20 @@ public final class ClusterState {
 
     public synchronized java.util.Map<String, String> revokedCertificates() {
         return java.util.Map.copyOf(revokedCertificates);
+    }
+
+    /** API tokens, by id (hashes only). */
+    public synchronized List<ApiTokenRecord> apiTokens() {
+        return apiTokens.all();
+    }
+
+    /** The token with this public id: one map lookup, for every authenticated request. */
+    public synchronized Optional<ApiTokenRecord> apiToken(String id) {
+        return apiTokens.byId(id);
+    }
+
+    public synchronized Optional<ApiTokenRecord> apiTokenNamed(String name) {
+        return apiTokens.byName(name);
     }
 
     public synchronized List<NodeRecord> nodes() {
@@ -192,7 +209,8 @@ public final class ClusterState {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
                 List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()),
                 List.copyOf(schedules.values()),
-                java.util.Map.copyOf(revokedCertificates));
+                java.util.Map.copyOf(revokedCertificates),
+                apiTokens.all());
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -230,6 +248,7 @@ public final class ClusterState {
         if (img.revokedCertificates() != null) {
             revokedCertificates.putAll(img.revokedCertificates());
         }
+        apiTokens.load(img.apiTokens());
     }
 
     // ---- writes ----
@@ -334,6 +353,13 @@ public final class ClusterState {
                         + rc.at() + " revoked");
                 yield java.util.Map.of("revoked", rc.nodeId(), "at", rc.at());
             }
+            case Command.CreateApiToken t -> apiTokens.create(t, this::event);
+            case Command.RevokeApiToken t -> apiTokens.revoke(t, this::event);
+            case Command.RecordApiCall r -> {
+                String by = r.principal() + " (" + r.role() + ")";
+                event(r.at(), "api-call", r.principal(), r.method() + " " + r.path() + " answered " + r.status(), by);
+                yield java.util.Map.of("recorded", true);
+            }
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
@@ -358,7 +384,7 @@ public final class ClusterState {
                 }
                 if (!v.attachment().nodeId().equals(d.nodeId())) {
                     throw BallastException.conflict("volume " + v.name() + " is attached on node " + v.attachment().nodeId()
-                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --node "
+                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --server "
                             + Optional.ofNullable(nodes.get(v.attachment().nodeId())).map(NodeRecord::apiUrl).orElse("URL") + "`");
                 }
                 if (d.expectedAttachEpoch() > 0 && d.expectedAttachEpoch() != v.attachEpoch()) {
@@ -979,7 +1005,11 @@ public final class ClusterState {
     }
 
     private void event(String at, String type, String subject, String message) {
-        events.addLast(new ClusterEvent(nextEventSeq++, at, type, subject, message));
+        event(at, type, subject, message, null);
+    }
+
+    private void event(String at, String type, String subject, String message, String by) {
+        events.addLast(new ClusterEvent(nextEventSeq++, at, type, subject, message, by));
         while (events.size() > MAX_EVENTS) {
             events.removeFirst();
         }

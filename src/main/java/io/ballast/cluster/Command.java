@@ -42,6 +42,9 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.FinishScheduledSnapshot.class, name = "FinishScheduledSnapshot"),
         @JsonSubTypes.Type(value = Command.RewrapVolumeKeys.class, name = "RewrapVolumeKeys"),
         @JsonSubTypes.Type(value = Command.RevokeCertificates.class, name = "RevokeCertificates"),
+        @JsonSubTypes.Type(value = Command.CreateApiToken.class, name = "CreateApiToken"),
+        @JsonSubTypes.Type(value = Command.RevokeApiToken.class, name = "RevokeApiToken"),
+        @JsonSubTypes.Type(value = Command.RecordApiCall.class, name = "RecordApiCall"),
 })
 public sealed interface Command {
 
@@ -246,4 +249,21 @@ public sealed interface Command {
      * refused from now on by every node's trust manager.
      */
     record RevokeCertificates(String at, String nodeId) implements Command {}
+
+    /**
+     * Adds an API token (docs/security.md): its id, name, role and the SHA-256 of its secret, never the
+     * secret. ALREADY_EXISTS for a taken name or id; INVALID_ARGUMENT for a role that is not viewer,
+     * operator or admin. {@code by}: who created it ({@code alice (admin)}, or {@code bootstrap}).
+     */
+    record CreateApiToken(String at, String id, String name, String role, String secretSha256, String expiresAt, String by)
+            implements Command {}
+
+    /** Forgets an API token: it authenticates nothing from then on. NOT_FOUND for an unknown id. */
+    record RevokeApiToken(String at, String id, String by) implements Command {}
+
+    /**
+     * The audit trail of a mutating API call: who ({@code principal}, {@code role}) called what
+     * ({@code method} and {@code path}, no query or body) and the HTTP status it got.
+     */
+    record RecordApiCall(String at, String principal, String role, String method, String path, int status) implements Command {}
 }

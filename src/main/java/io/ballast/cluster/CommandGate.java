@@ -131,6 +131,18 @@ final class CommandGate {
                     throw new CommandSeal.Refused("invalid command: 'at' is not an ISO-8601 instant");
                 }
             }
+            case Command.CreateApiToken t -> {
+                require(t.id(), "id");
+                require(t.name(), "name");
+                require(t.role(), "role");
+                require(t.secretSha256(), "secretSha256");
+            }
+            case Command.RevokeApiToken t -> require(t.id(), "id");
+            case Command.RecordApiCall r -> {
+                require(r.principal(), "principal");
+                require(r.method(), "method");
+                require(r.path(), "path");
+            }
             case Command.CloneVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");

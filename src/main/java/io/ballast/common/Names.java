@@ -10,8 +10,13 @@ public final class Names {
     private Names() {}
 
     public static String requireVolumeName(String name) {
+        return requireName("volume", name);
+    }
+
+    /** The volume name rules, for another kind of name ({@code kind} goes into the message: "token"). */
+    public static String requireName(String kind, String name) {
         if (name == null || !VOLUME_NAME.matcher(name).matches()) {
-            throw BallastException.invalid("invalid volume name '" + name + "': use 1 to 63 letters, digits, "
+            throw BallastException.invalid("invalid " + kind + " name '" + name + "': use 1 to 63 letters, digits, "
                     + "'.', '_' or '-', starting with a letter or digit");
         }
         return name;

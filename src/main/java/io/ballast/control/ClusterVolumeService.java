@@ -884,7 +884,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (!v.attachment().nodeId().equals(me)) {
             String url = member.state().node(v.attachment().nodeId()).map(NodeRecord::apiUrl).orElse("URL");
             throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
-                    + "; detach it there: `ballast volume detach " + name + " --node " + url + "`");
+                    + "; detach it there: `ballast volume detach " + name + " --server " + url + "`");
         }
         synchronized (engineLock(name)) {
             Attachment a = attachments.get(name).isPresent() ? local.detach(name) : v.attachment();
@@ -982,7 +982,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             String url = member.state().node(a.nodeId()).map(NodeRecord::apiUrl).orElse("URL");
             throw BallastException.conflict("volume " + name + " is attached on node " + a.nodeId()
                     + (v.maintenanceAttached() ? " for a resync; retry once it is done (`ballast volume wait " + name + "`)"
-                            : ", whose engine cuts its snapshots; ask that node: `ballast snapshot ... --node " + url + "`"));
+                            : ", whose engine cuts its snapshots; ask that node: `ballast snapshot ... --server " + url + "`"));
         }
         if (hasCreatablePending(v)) {
             // right after a create: the engine needs the replicas' storage, which their nodes are creating (as attach waits)

@@ -43,12 +43,17 @@ final class NodeBackupCluster implements BackupCluster {
     }
 
     NodeBackupCluster(ClusterMember member, StoragePool pool, VolumeService volumes, EngineHost engines) {
-        this.peers = new PeerCalls(member.tls());
+        this.peers = new PeerCalls(member.tls(), member::apiBearer);
         this.http = io.ballast.security.Https.client(member.tls(), java.time.Duration.ofSeconds(5));
         this.member = member;
         this.pool = pool;
         this.volumes = volumes;
         this.engines = engines;
+    }
+
+    @Override
+    public String apiBearer() {
+        return member.apiBearer();
     }
 
     private ClusterState current() {

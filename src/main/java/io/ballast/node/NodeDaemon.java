@@ -152,8 +152,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.control.SnapshotScheduler scheduler = new io.ballast.control.SnapshotScheduler(member, volumes,
                 java.time.InstantSource.system());
         started.push(scheduler);
+        io.ballast.cluster.ApiTokens tokens = new io.ballast.cluster.ApiTokens(member, java.time.InstantSource.system());
         api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member), tls).backups(backups)
-                .schedules(scheduler);
+                .schedules(scheduler)
+                .authentication(new io.ballast.api.rest.RequestAuthenticator(tokens, cert -> io.ballast.api.rest.RequestAuthenticator
+                        .nodeFromCertificate(cert, id -> member.state().node(id).isPresent())), tokens);
         api.start();
         started.push(api);
 

@@ -40,11 +40,20 @@ class BackupCliSystemTest {
 
     record Run(int code, String out, String err) {}
 
+    /** Each node's bootstrap admin token by API URL (every node here is a cluster of its own). */
+    static final Map<String, String> TOKENS = new java.util.concurrent.ConcurrentHashMap<>();
+
+    static NodeProcess started(NodeProcess n) {
+        TOKENS.put(n.apiUrl(), n.adminToken());
+        return n;
+    }
+
     static Run cli(String node, String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         String[] full = Stream.concat(Stream.of(args), Stream.of("--node", node)).toArray(String[]::new);
-        int code = BallastCli.run(full, new PrintWriter(out, true), new PrintWriter(err, true), Map.of());
+        int code = BallastCli.run(full, new PrintWriter(out, true), new PrintWriter(err, true),
+                Map.of("BALLAST_TOKEN", TOKENS.getOrDefault(node, "none"), "BALLAST_CONFIG", "/nonexistent/ballast-config.json"));
         return new Run(code, out.toString(), err.toString());
     }
 
@@ -143,7 +152,7 @@ class BackupCliSystemTest {
     @Test
     void anAttachedVolumeBeingWrittenAndANamedSnapshotAreBackedUp() throws Exception {
         int size = 32 * MIB;
-        try (S3ProxyProcess s3 = new S3ProxyProcess(dir).start(); NodeProcess node = NodeProcess.start(dir.resolve("node-a"), ARGS)) {
+        try (S3ProxyProcess s3 = new S3ProxyProcess(dir).start(); NodeProcess node = started(NodeProcess.start(dir.resolve("node-a"), ARGS))) {
             String api = node.apiUrl();
             addTarget(dir, s3, api);
 
@@ -210,7 +219,7 @@ class BackupCliSystemTest {
     @Test
     void backupRestoreAndAFreshClusterRestoresToo() throws Exception {
         int size = 32 * MIB;
-        try (S3ProxyProcess s3 = new S3ProxyProcess(dir).start(); NodeProcess node = NodeProcess.start(dir.resolve("node-a"), ARGS)) {
+        try (S3ProxyProcess s3 = new S3ProxyProcess(dir).start(); NodeProcess node = started(NodeProcess.start(dir.resolve("node-a"), ARGS))) {
             s3.createBucket("bkt1");
             Path creds = dir.resolve("creds");
             Files.writeString(creds, "aws_access_key_id=" + S3ProxyProcess.IDENTITY + "\naws_secret_access_key=" + S3ProxyProcess.CREDENTIAL + "\n");
@@ -267,11 +276,13 @@ class BackupCliSystemTest {
             assertThat(again.code()).isEqualTo(4);
             assertThat(again.err()).contains("pg-copy");
 
-            String metrics = new String(java.net.URI.create(api + "/metrics").toURL().openStream().readAllBytes());
+            java.net.URLConnection metricsCall = java.net.URI.create(api + "/metrics").toURL().openConnection();
+            metricsCall.setRequestProperty("Authorization", "Bearer " + TOKENS.get(api));
+            String metrics = new String(metricsCall.getInputStream().readAllBytes());
             assertThat(metrics).contains("ballast_backup_chunks_total{result=\"uploaded\"}").contains("ballast_backup_operations_total");
 
             // a fresh cluster pointed at the same target lists and restores
-            try (NodeProcess other = NodeProcess.start(dir.resolve("node-b"), ARGS)) {
+            try (NodeProcess other = started(NodeProcess.start(dir.resolve("node-b"), ARGS))) {
                 String api2 = other.apiUrl();
                 assertThat(cli(api2, "backup", "target", "add", "old", "s3://bkt1/c1", "--endpoint", s3.endpoint(),
                         "--credentials-file", creds.toString(), "--key-file", key.toString()).code()).isZero();

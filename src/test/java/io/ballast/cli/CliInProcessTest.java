@@ -26,7 +26,8 @@ class CliInProcessTest {
     void start() throws Exception {
         node = new InProcessNode(dir.resolve("node"));
         // BALLAST_HOME points at an empty dir so no developer's local.json leaks in
-        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url());
+        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url())
+                .env("BALLAST_TOKEN", node.adminToken());
     }
 
     @AfterEach
@@ -145,12 +146,13 @@ class CliInProcessTest {
     void nodeResolutionFlagThenEnvThenLocalJson() throws Exception {
         Path home = Files.createDirectories(dir.resolve("h"));
         Files.writeString(home.resolve("local.json"), "{\"apiUrl\":\"" + node.url() + "\",\"nodes\":[]}");
-        var viaLocal = new CliRunner().env("BALLAST_HOME", home.toString()).run("volume", "list");
+        var viaLocal = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_TOKEN", node.adminToken()).run("volume", "list");
         assertThat(viaLocal.exit()).isZero();
         var envWins = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_NODE", "http://127.0.0.1:1")
                 .run("volume", "list");
         assertThat(envWins.exit()).isEqualTo(ExitCodes.UNREACHABLE);
         var flagWins = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_NODE", "http://127.0.0.1:1")
+                .env("BALLAST_TOKEN", node.adminToken())
                 .run("volume", "list", "--node", node.url());
         assertThat(flagWins.exit()).isZero();
     }

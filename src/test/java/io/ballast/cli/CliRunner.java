@@ -16,6 +16,13 @@ public final class CliRunner {
         return this;
     }
 
+    /** Calls go to {@code url} with {@code token} (the environment a user would set). */
+    public CliRunner server(String url, String token) {
+        env.put("BALLAST_SERVER", url);
+        env.put("BALLAST_TOKEN", token);
+        return this;
+    }
+
     public Result run(String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();

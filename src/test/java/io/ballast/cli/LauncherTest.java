@@ -26,7 +26,9 @@ class LauncherTest {
         ProcessBuilder pb = new ProcessBuilder(new java.util.ArrayList<>(List.of(LAUNCHER.toString())));
         pb.command().addAll(List.of(args));
         pb.environment().put("BALLAST_NO_BUILD", "1"); // Maven compiled just before the tests
-        pb.environment().remove("BALLAST_NODE");
+        for (String inherited : List.of("BALLAST_NODE", "BALLAST_SERVER", "BALLAST_TOKEN", "BALLAST_CONFIG")) {
+            pb.environment().remove(inherited);
+        }
         pb.environment().putAll(env);
         Process p = pb.start();
         p.getOutputStream().close();
@@ -50,7 +52,8 @@ class LauncherTest {
     @Test
     void commandsThroughTheLauncher() throws Exception {
         try (InProcessNode node = new InProcessNode(dir.resolve("node"))) {
-            Map<String, String> env = Map.of("BALLAST_HOME", dir.resolve("home").toString(), "BALLAST_NODE", node.url());
+            Map<String, String> env = Map.of("BALLAST_HOME", dir.resolve("home").toString(), "BALLAST_NODE", node.url(),
+                    "BALLAST_TOKEN", node.adminToken());
             Run create = launch(env, "volume", "create", "web", "--size", "1GiB");
             assertThat(create.exit()).as(create.err()).isZero();
             assertThat(create.err()).contains("created volume web (1 GiB, 1 replica on node-");

@@ -101,8 +101,9 @@ class ReplicationSystemTest {
     }
 
     String get(String url) throws Exception {
+        String token = java.nio.file.Files.readString(home.resolve("node-1/admin-token")).strip();
         try (java.net.http.HttpClient c = io.ballast.testing.LocalCa.httpClient(home)) {
-            return c.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
+            return c.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).header("Authorization", "Bearer " + token).build(),
                     java.net.http.HttpResponse.BodyHandlers.ofString()).body();
         }
     }

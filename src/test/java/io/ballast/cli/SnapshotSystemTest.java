@@ -77,7 +77,8 @@ class SnapshotSystemTest {
     }
 
     HttpResponse<String> http(String method, String uri, String body) throws Exception {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(uri));
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(uri))
+                .header("Authorization", "Bearer " + java.nio.file.Files.readString(home.resolve("node-1/admin-token")).strip());
         b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
         if (body != null) {
             b.header("Content-Type", "application/json");

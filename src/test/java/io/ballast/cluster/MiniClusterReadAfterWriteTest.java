@@ -26,7 +26,7 @@ class MiniClusterReadAfterWriteTest {
             c.awaitLeader();
             NodeClient[] api = new NodeClient[4];
             for (int i = 1; i <= 3; i++) {
-                api[i] = new NodeClient(c.url(i), Duration.ofSeconds(30));
+                api[i] = c.client(i, Duration.ofSeconds(30));
             }
             // 200 metadata writes (cordon flips of node-3), each from a rotating node, read back at once on the two others
             for (int k = 0; k < 200; k++) {
@@ -72,14 +72,14 @@ class MiniClusterReadAfterWriteTest {
         try (MiniCluster c = MiniCluster.start(dir, 3)) {
             int leader = c.awaitLeader();
             int[] followers = java.util.stream.IntStream.rangeClosed(1, 3).filter(i -> i != leader).toArray();
-            new NodeClient(c.url(leader)).post("/v1/volumes", Map.of("name", "busy", "size", "1MiB"));
+            c.client(leader).post("/v1/volumes", Map.of("name", "busy", "size", "1MiB"));
             java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
             java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(8);
             try {
                 // readers keeping leader-index calls in flight on both followers, so that reads join them
                 java.util.List<java.util.concurrent.Future<Integer>> readers = new java.util.ArrayList<>();
                 for (int r = 0; r < 4; r++) {
-                    NodeClient f = new NodeClient(c.url(followers[r % 2]), Duration.ofSeconds(30));
+                    NodeClient f = c.client(followers[r % 2], Duration.ofSeconds(30));
                     readers.add(pool.submit(() -> {
                         int n = 0;
                         while (!stop.get()) {
@@ -94,12 +94,12 @@ class MiniClusterReadAfterWriteTest {
                 for (int t = 0; t < 4; t++) {
                     int thread = t;
                     writers.add(pool.submit(() -> {
-                        NodeClient w = new NodeClient(c.url(leader), Duration.ofSeconds(30));
+                        NodeClient w = c.client(leader, Duration.ofSeconds(30));
                         for (int k = 0; k < 20; k++) {
                             String name = "c" + thread + "-" + k;
                             String uuid = w.post("/v1/volumes", Map.of("name", name, "size", "1MiB")).path("uuid").asText();
                             for (int f : followers) {
-                                assertThat(new NodeClient(c.url(f)).get("/v1/volumes/" + name).path("uuid").asText())
+                                assertThat(c.client(f).get("/v1/volumes/" + name).path("uuid").asText())
                                         .as("%s created through the leader, read on node-%d", name, f).isEqualTo(uuid);
                             }
                         }

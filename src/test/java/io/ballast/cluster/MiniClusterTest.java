@@ -25,13 +25,14 @@ class MiniClusterTest {
     @TempDir
     Path dir;
 
-    static JsonNode create(String url, String name, String size, Integer repl) {
+    static JsonNode create(MiniCluster c, String url, String name, String size, Integer repl) {
         Map<String, Object> body = repl == null ? Map.of("name", name, "size", size) : Map.of("name", name, "size", size, "repl", repl);
-        return new NodeClient(url, Duration.ofSeconds(30)).post("/v1/volumes", body);
+        return new NodeClient(url, c.adminToken(), Duration.ofSeconds(30)).post("/v1/volumes", body);
     }
 
-    static HttpResponse<String> raw(String method, String url, String body) throws Exception {
+    static HttpResponse<String> raw(MiniCluster c, String method, String url, String body) throws Exception {
         return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(20))
+                .header("Authorization", "Bearer " + c.adminToken())
                 .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
                 .header("Content-Type", "application/json").build(), HttpResponse.BodyHandlers.ofString());
     }
@@ -40,81 +41,81 @@ class MiniClusterTest {
     void joinPlaceAndAnswerOnEveryNode() throws Exception {
         try (MiniCluster c = MiniCluster.start(dir, 3)) {
             c.awaitLeader();
-            JsonNode nodes = new NodeClient(c.url(3)).get("/v1/nodes").path("nodes");
+            JsonNode nodes = c.client(3).get("/v1/nodes").path("nodes");
             assertThat(nodes).hasSize(3);
             assertThat(nodes.findValuesAsText("raftRole")).containsOnly("voter");
             assertThat(c.member(1).raft().currentVoters()).containsExactly("node-1", "node-2", "node-3");
 
             // a write through a follower reaches the leader; replicas in three zones, created on every node
-            JsonNode v = create(c.url(2), "pg", "1GiB", null);
+            JsonNode v = create(c, c.url(2), "pg", "1GiB", null);
             assertThat(v.path("repl").asInt()).isEqualTo(3);
             assertThat(v.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
             // the answer comes after the CreateVolume commit: the nodes may still be creating the storage
             assertThat(v.path("health").asText()).isIn("creating", "healthy");
             assertThat(v.path("replicas").findValuesAsText("state")).allMatch(st -> st.equals("pending") || st.equals("ready"));
             MiniCluster.await(Duration.ofSeconds(10), "replicas ready",
-                    () -> new NodeClient(c.url(3)).get("/v1/volumes/pg").path("health").asText().equals("healthy"));
+                    () -> c.client(3).get("/v1/volumes/pg").path("health").asText().equals("healthy"));
             // ?wait=ready answers once every replica is ready
-            JsonNode waited = new NodeClient(c.url(3), Duration.ofSeconds(30)).post("/v1/volumes?wait=ready",
+            JsonNode waited = c.client(3, Duration.ofSeconds(30)).post("/v1/volumes?wait=ready",
                     Map.of("name", "waited", "size", "1GiB"));
             assertThat(waited.path("health").asText()).isEqualTo("healthy");
             assertThat(waited.path("replicas").findValuesAsText("state")).containsOnly("ready");
             // an attach right after a create works: it waits for the replicas' storage before the engine starts
-            create(c.url(3), "fresh", "1GiB", null);
-            assertThat(raw("POST", c.url(1) + "/v1/volumes/fresh/attach", "{}").statusCode()).isEqualTo(200);
+            create(c, c.url(3), "fresh", "1GiB", null);
+            assertThat(raw(c, "POST", c.url(1) + "/v1/volumes/fresh/attach", "{}").statusCode()).isEqualTo(200);
             assertThat(c.member(1).state().volume("fresh").orElseThrow().replicas())
                     .allMatch(r -> r.state().equals(ReplicaRecord.READY));
-            assertThat(raw("POST", c.url(1) + "/v1/volumes/fresh/detach", null).statusCode()).isEqualTo(200);
-            assertThat(raw("DELETE", c.url(2) + "/v1/volumes/fresh", null).statusCode()).isEqualTo(204);
-            assertThat(raw("DELETE", c.url(2) + "/v1/volumes/waited", null).statusCode()).isEqualTo(204);
+            assertThat(raw(c, "POST", c.url(1) + "/v1/volumes/fresh/detach", null).statusCode()).isEqualTo(200);
+            assertThat(raw(c, "DELETE", c.url(2) + "/v1/volumes/fresh", null).statusCode()).isEqualTo(204);
+            assertThat(raw(c, "DELETE", c.url(2) + "/v1/volumes/waited", null).statusCode()).isEqualTo(204);
             for (int i = 1; i <= 3; i++) {
-                JsonNode seen = new NodeClient(c.url(i)).get("/v1/volumes/pg");
+                JsonNode seen = c.client(i).get("/v1/volumes/pg");
                 assertThat(seen.path("uuid").asText()).isEqualTo(v.path("uuid").asText());
                 assertThat(Files.exists(dir.resolve("node-" + i + "/pool"))).isTrue();
                 assertThat(c.node(i).nbd().openConnections("pg")).isZero();
             }
             // any node attaches (its engine reaches the replicas); a second node is refused while the first is up
-            assertThat(raw("POST", c.url(2) + "/v1/volumes/pg/attach", "{}").statusCode()).isEqualTo(200);
-            HttpResponse<String> elsewhere = raw("POST", c.url(3) + "/v1/volumes/pg/attach", "{}");
+            assertThat(raw(c, "POST", c.url(2) + "/v1/volumes/pg/attach", "{}").statusCode()).isEqualTo(200);
+            HttpResponse<String> elsewhere = raw(c, "POST", c.url(3) + "/v1/volumes/pg/attach", "{}");
             assertThat(elsewhere.statusCode()).isEqualTo(409);
             assertThat(elsewhere.body()).contains("attached on node node-2").contains("--force");
-            assertThat(raw("POST", c.url(2) + "/v1/volumes/pg/detach", null).statusCode()).isEqualTo(200);
+            assertThat(raw(c, "POST", c.url(2) + "/v1/volumes/pg/detach", null).statusCode()).isEqualTo(200);
             // more replicas than the API allows: 400 (more than zones: ClusterStateTest); larger than the cluster: 507 naming each node
-            HttpResponse<String> tooMany = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":4}");
+            HttpResponse<String> tooMany = raw(c, "POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":4}");
             assertThat(tooMany.statusCode()).isEqualTo(400);
             assertThat(tooMany.body()).contains("'repl' must be between 1 and 3");
-            HttpResponse<String> badMin = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":2,\"minInSync\":3}");
+            HttpResponse<String> badMin = raw(c, "POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"repl\":2,\"minInSync\":3}");
             assertThat(badMin.statusCode()).isEqualTo(400);
             assertThat(badMin.body()).contains("'minInSync' must be between 1 and repl (2)");
-            HttpResponse<String> tooBig = raw("POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"60TiB\"}");
+            HttpResponse<String> tooBig = raw(c, "POST", c.url(1) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"60TiB\"}");
             assertThat(tooBig.statusCode()).isEqualTo(507);
             assertThat(tooBig.body()).contains("node-1: ").contains("node-2: ").contains("node-3: ").contains("60 TiB asked");
-            assertThat(raw("POST", c.url(2) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"replicas\":2}").body())
+            assertThat(raw(c, "POST", c.url(2) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1GiB\",\"replicas\":2}").body())
                     .contains("unknown field 'replicas'");
-            assertThat(raw("POST", c.url(2) + "/v1/volumes", "{\"name\":").statusCode()).isEqualTo(400);
-            assertThat(new NodeClient(c.url(1)).get("/v1/volumes").path("volumes")).hasSize(1);
+            assertThat(raw(c, "POST", c.url(2) + "/v1/volumes", "{\"name\":").statusCode()).isEqualTo(400);
+            assertThat(c.client(1).get("/v1/volumes").path("volumes")).hasSize(1);
 
             // cordon: no new replicas there; the event log says so
-            new NodeClient(c.url(3)).post("/v1/nodes/node-3/cordon", null);
-            JsonNode two = create(c.url(1), "two", "1GiB", null);
+            c.client(3).post("/v1/nodes/node-3/cordon", null);
+            JsonNode two = create(c, c.url(1), "two", "1GiB", null);
             assertThat(two.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2");
             // the default count stays 3: the volume is degraded, says why, and gains its third replica later
             assertThat(two.path("repl").asInt()).isEqualTo(3);
             MiniCluster.await(Duration.ofSeconds(10), "two degraded (2 of 3 replicas ready)",
-                    () -> new NodeClient(c.url(1)).get("/v1/volumes/two").path("health").asText().equals("degraded"));
-            JsonNode events = new NodeClient(c.url(2)).get("/v1/events").path("events");
+                    () -> c.client(1).get("/v1/volumes/two").path("health").asText().equals("degraded"));
+            JsonNode events = c.client(2).get("/v1/events").path("events");
             assertThat(events.findValuesAsText("type")).contains("node-joined", "volume-created", "node-cordoned",
                     "volume-under-replicated");
             assertThat(events.findValuesAsText("message")).anyMatch(m -> m.contains("volume two created with 2 of 3 replicas")
                     && m.contains("node-3: cordoned"));
-            new NodeClient(c.url(3)).post("/v1/nodes/node-3/uncordon", null);
+            c.client(3).post("/v1/nodes/node-3/uncordon", null);
             MiniCluster.await(Duration.ofSeconds(20), "two gains its third replica on node-3 and is healthy", () -> {
-                JsonNode now = new NodeClient(c.url(2)).get("/v1/volumes/two");
+                JsonNode now = c.client(2).get("/v1/volumes/two");
                 return now.path("replicas").findValuesAsText("nodeId").contains("node-3") && now.path("health").asText().equals("healthy");
             });
 
             // metrics on every node
-            String metrics = raw("GET", c.url(2) + "/metrics", null).body();
+            String metrics = raw(c, "GET", c.url(2) + "/metrics", null).body();
             assertThat(metrics).contains("ballast_raft_term").contains("ballast_node_state{node=\"node-1\",state=\"up\"}")
                     .contains("ballast_cluster_volumes{health=\"healthy\"}");
         }
@@ -127,13 +128,13 @@ class MiniClusterTest {
             var before = c.member(1).state().image();
             assertThatThrownBy(() -> c.tryJoin(3, "wrong-token", "node-3", Map.of("zone", "z3")))
                     .isInstanceOf(PermissionDenied.class).hasMessageContaining("cluster token does not match");
-            HttpResponse<String> r = raw("POST", c.url(1) + "/v1/cluster/join",
+            HttpResponse<String> r = raw(c, "POST", c.url(1) + "/v1/cluster/join",
                     "{\"token\":\"nope\",\"nodeId\":\"n9\",\"apiUrl\":\"http://x\",\"raftAddress\":\"127.0.0.1:1\"}");
             assertThat(r.statusCode()).isEqualTo(403);
             assertThat(r.body()).contains("PERMISSION_DENIED");
             assertThatThrownBy(() -> c.tryJoin(4, MiniCluster.TOKEN, "node-2", Map.of("zone", "z4")))
                     .isInstanceOf(BallastException.class).hasMessageContaining("node id node-2 is already a member");
-            HttpResponse<String> badLabels = raw("POST", c.url(1) + "/v1/cluster/join", "{\"token\":\"" + MiniCluster.TOKEN
+            HttpResponse<String> badLabels = raw(c, "POST", c.url(1) + "/v1/cluster/join", "{\"token\":\"" + MiniCluster.TOKEN
                     + "\",\"nodeId\":\"n9\",\"apiUrl\":\"http://x\",\"raftAddress\":\"127.0.0.1:1\",\"labels\":{\"zone\":\"a b\"}}");
             assertThat(badLabels.statusCode()).isEqualTo(400);
             assertThat(badLabels.body()).contains("malformed value 'a b'");
@@ -151,26 +152,26 @@ class MiniClusterTest {
         try (MiniCluster c = MiniCluster.start(dir, 3)) {
             int leader = c.awaitLeader();
             for (int i = 0; i < 5; i++) {
-                create(c.url(1 + i % 3), "v" + i, "64MiB", 2);
+                create(c, c.url(1 + i % 3), "v" + i, "64MiB", 2);
             }
             c.kill(leader);
             int survivor = leader == 1 ? 2 : 1;
             int newLeader = c.awaitLeader();
             assertThat(newLeader).isNotEqualTo(leader);
             // the API keeps answering on the survivors; the dead node is marked down, with the reason logged
-            create(c.url(survivor), "after", "64MiB", 2);
-            assertThat(new NodeClient(c.url(survivor)).get("/v1/volumes").path("volumes")).hasSize(6);
+            create(c, c.url(survivor), "after", "64MiB", 2);
+            assertThat(c.client(survivor).get("/v1/volumes").path("volumes")).hasSize(6);
             c.awaitNodeState(survivor, "node-" + leader, NodeRecord.DOWN);
-            assertThat(new NodeClient(c.url(survivor)).get("/v1/events").path("events").findValuesAsText("message"))
+            assertThat(c.client(survivor).get("/v1/events").path("events").findValuesAsText("message"))
                     .anyMatch(m -> m.contains("node-" + leader + " marked down: no heartbeat"));
-            JsonNode status = new NodeClient(c.url(survivor)).get("/v1/cluster");
+            JsonNode status = c.client(survivor).get("/v1/cluster");
             assertThat(status.path("leader").asText()).isEqualTo("node-" + newLeader);
 
             // the old leader comes back and catches up
             c.restart(leader);
             c.awaitNodeState(survivor, "node-" + leader, NodeRecord.UP);
             MiniCluster.await(Duration.ofSeconds(20), "catch up", () ->
-                    new NodeClient(c.url(leader)).get("/v1/volumes").path("volumes").size() == 6);
+                    c.client(leader).get("/v1/volumes").path("volumes").size() == 6);
 
             // every node restarts: the metadata is all there
             for (int i = 1; i <= 3; i++) {
@@ -196,9 +197,9 @@ class MiniClusterTest {
             for (int i = 1; i <= 3; i++) {
                 int n = i;
                 MiniCluster.await(Duration.ofSeconds(20), "volumes on node " + n, () ->
-                        new NodeClient(c.url(n)).get("/v1/volumes").path("volumes").size() == 6);
+                        c.client(n).get("/v1/volumes").path("volumes").size() == 6);
             }
-            assertThat(new NodeClient(c.url(2)).get("/v1/volumes/after").path("replicas")).hasSize(2);
+            assertThat(c.client(2).get("/v1/volumes/after").path("replicas")).hasSize(2);
         }
     }
 
@@ -211,20 +212,20 @@ class MiniClusterTest {
             c.isolate(victim);
             c.awaitNodeState(leader, "node-" + victim, NodeRecord.DOWN);
             // the majority goes on; placement skips the down node and says so
-            JsonNode v = create(c.url(other), "during", "64MiB", 2);
+            JsonNode v = create(c, c.url(other), "during", "64MiB", 2);
             assertThat(v.path("replicas").findValuesAsText("nodeId")).doesNotContain("node-" + victim);
-            HttpResponse<String> three = raw("POST", c.url(other) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1MiB\",\"repl\":3}");
+            HttpResponse<String> three = raw(c, "POST", c.url(other) + "/v1/volumes", "{\"name\":\"x\",\"size\":\"1MiB\",\"repl\":3}");
             assertThat(three.statusCode()).isEqualTo(409);
             assertThat(three.body()).contains("node-" + victim + ": node is down");
             // the isolated node refuses what needs the cluster, clearly
-            assertThatThrownBy(() -> new NodeClient(c.url(victim)).get("/v1/volumes"))
+            assertThatThrownBy(() -> c.client(victim).get("/v1/volumes"))
                     .isInstanceOf(BallastException.class).hasMessageContaining("isolated")
                     .satisfies(e -> assertThat(((BallastException) e).code()).isEqualTo(ErrorCode.UNAVAILABLE));
             c.heal(victim);
             c.awaitNodeState(leader, "node-" + victim, NodeRecord.UP);
             MiniCluster.await(Duration.ofSeconds(20), "catch up", () ->
-                    new NodeClient(c.url(victim)).get("/v1/volumes/during").path("name").asText().equals("during"));
-            assertThat(new NodeClient(c.url(leader)).get("/v1/events").path("events").findValuesAsText("type"))
+                    c.client(victim).get("/v1/volumes/during").path("name").asText().equals("during"));
+            assertThat(c.client(leader).get("/v1/events").path("events").findValuesAsText("type"))
                     .contains("node-down", "node-up");
             assertThat(List.of(c.member(1).raft().currentVoters())).isNotEmpty();
         }
@@ -237,27 +238,27 @@ class MiniClusterTest {
             int follower = leader == 1 ? 2 : 1;
             int victim = 6 - leader - follower;
             String settings = c.url(follower) + "/v1/cluster/settings";
-            JsonNode before = new NodeClient(c.url(victim)).get("/v1/cluster/settings");
+            JsonNode before = c.client(victim).get("/v1/cluster/settings");
             assertThat(before.path("source").asText()).isEqualTo("defaults");
             assertThat(before.path("downAfterMs").asLong()).isEqualTo(ClusterTimings.fast().downAfterMs());
 
             // bad input: a clear refusal, nothing changed anywhere
-            HttpResponse<String> bad = raw("PATCH", settings, "{\"suspectAfterMs\": 5000, \"downAfterMs\": 4000}");
+            HttpResponse<String> bad = raw(c, "PATCH", settings, "{\"suspectAfterMs\": 5000, \"downAfterMs\": 4000}");
             assertThat(bad.statusCode()).isEqualTo(400);
             assertThat(bad.body()).contains("down after 4 s must be longer than suspect after 5 s");
-            HttpResponse<String> unknown = raw("PATCH", settings, "{\"downAfter\": \"10s\"}");
+            HttpResponse<String> unknown = raw(c, "PATCH", settings, "{\"downAfter\": \"10s\"}");
             assertThat(unknown.statusCode()).isEqualTo(400);
             assertThat(unknown.body()).contains("unknown field 'downAfter'", "downAfterMs");
-            assertThat(raw("PATCH", settings, "{}").body()).contains("nothing to change");
-            assertThat(raw("PATCH", settings, "{\"heartbeatMs\": \"soon\"}").statusCode()).isEqualTo(400);
-            assertThat(raw("PUT", settings, "{\"heartbeatMs\": 1000}").statusCode()).isEqualTo(405);
-            assertThat(new NodeClient(c.url(leader)).get("/v1/cluster/settings").path("source").asText()).isEqualTo("defaults");
+            assertThat(raw(c, "PATCH", settings, "{}").body()).contains("nothing to change");
+            assertThat(raw(c, "PATCH", settings, "{\"heartbeatMs\": \"soon\"}").statusCode()).isEqualTo(400);
+            assertThat(raw(c, "PUT", settings, "{\"heartbeatMs\": 1000}").statusCode()).isEqualTo(405);
+            assertThat(c.client(leader).get("/v1/cluster/settings").path("source").asText()).isEqualTo("defaults");
 
             // longer timeouts, set through a follower: every node answers them
-            HttpResponse<String> set = raw("PATCH", settings, "{\"suspectAfterMs\": 1000, \"downAfterMs\": 60000}");
+            HttpResponse<String> set = raw(c, "PATCH", settings, "{\"suspectAfterMs\": 1000, \"downAfterMs\": 60000}");
             assertThat(set.statusCode()).as(set.body()).isEqualTo(200);
             for (int i = 1; i <= 3; i++) {
-                JsonNode now = new NodeClient(c.url(i)).get("/v1/cluster/settings");
+                JsonNode now = c.client(i).get("/v1/cluster/settings");
                 assertThat(now.path("source").asText()).isEqualTo("cluster");
                 assertThat(now.path("suspectAfterMs").asLong()).isEqualTo(1000);
                 assertThat(now.path("downAfterMs").asLong()).isEqualTo(60_000);
@@ -269,15 +270,15 @@ class MiniClusterTest {
             assertThat(c.member(leader).state().node("node-" + victim).orElseThrow().state()).isEqualTo(NodeRecord.SUSPECT);
 
             // shorter again: the leader's detector uses it on its next pass
-            assertThat(raw("PATCH", c.url(leader) + "/v1/cluster/settings", "{\"downAfterMs\": 2000}").statusCode()).isEqualTo(200);
+            assertThat(raw(c, "PATCH", c.url(leader) + "/v1/cluster/settings", "{\"downAfterMs\": 2000}").statusCode()).isEqualTo(200);
             c.awaitNodeState(leader, "node-" + victim, NodeRecord.DOWN);
             assertThat(c.member(leader).state().node("node-" + victim).orElseThrow().stateReason()).contains("down after 2.0 s");
-            assertThat(new NodeClient(c.url(follower)).get("/v1/events").path("events").findValuesAsText("message"))
+            assertThat(c.client(follower).get("/v1/events").path("events").findValuesAsText("message"))
                     .anyMatch(m -> m.contains("suspect after 800 ms -> 1 s, down after 1.6 s -> 1 min"))
                     .anyMatch(m -> m.contains("down after 1 min -> 2 s"));
             c.heal(victim);
             c.awaitNodeState(leader, "node-" + victim, NodeRecord.UP);
-            assertThat(new NodeClient(c.url(victim)).get("/v1/cluster/settings").path("downAfterMs").asLong()).isEqualTo(2000);
+            assertThat(c.client(victim).get("/v1/cluster/settings").path("downAfterMs").asLong()).isEqualTo(2000);
         }
     }
 
@@ -294,8 +295,8 @@ class MiniClusterTest {
             // else a follower's election timer would close it at the next leader change
             MiniCluster.await(Duration.ofSeconds(10), "node-4 in Ratis' listener role", () -> c.member(4).raft().role().equals("listener"));
             // a listener answers linearizable reads too
-            create(c.url(1), "before", "64MiB", 1);
-            assertThat(new NodeClient(c.url(4)).get("/v1/volumes/before").path("name").asText()).isEqualTo("before");
+            create(c, c.url(1), "before", "64MiB", 1);
+            assertThat(c.client(4).get("/v1/volumes/before").path("name").asText()).isEqualTo("before");
             int first = leader == 3 ? 2 : 3; // a voter that does not lead
             c.kill(first);
             // after voterReplaceAfterMs (8 s with the fast timings) the listener takes the seat
@@ -304,15 +305,15 @@ class MiniClusterTest {
             MiniCluster.await(Duration.ofSeconds(10), "roles recorded", () ->
                     c.member(leader).state().node("node-4").map(NodeRecord::raftRole).orElse("").equals("voter")
                             && c.member(leader).state().node("node-" + first).map(NodeRecord::raftRole).orElse("").equals("listener"));
-            JsonNode events = new NodeClient(c.url(4)).get("/v1/events").path("events");
+            JsonNode events = c.client(4).get("/v1/events").path("events");
             assertThat(events.findValuesAsText("message")).anyMatch(m -> m.contains("node-4 is now a Raft voter")
                     && m.contains("node-" + first + " silent for more than"));
             // a second voter fails: with the old voters this would be 1 of 3 and no quorum; now 2 of 3 remain
             int second = 6 - leader - first; // the remaining original voter that does not lead
             c.kill(second);
-            JsonNode v = create(c.url(4), "after", "64MiB", 1);
+            JsonNode v = create(c, c.url(4), "after", "64MiB", 1);
             assertThat(v.path("name").asText()).isEqualTo("after");
-            assertThat(new NodeClient(c.url(leader)).get("/v1/volumes/after").path("name").asText()).isEqualTo("after");
+            assertThat(c.client(leader).get("/v1/volumes/after").path("name").asText()).isEqualTo("after");
             // the first node comes back as a listener and catches up
             c.restart(first);
             MiniCluster.await(Duration.ofSeconds(30), "node-" + first + " caught up", () ->
@@ -394,7 +395,7 @@ class MiniClusterTest {
             }
             int leader = c.awaitLeader();
             for (int i = 0; i < 12; i++) {
-                create(c.url(1 + i % 3), "s" + i, "64MiB", 2);
+                create(c, c.url(1 + i % 3), "s" + i, "64MiB", 2);
             }
             for (int i = 1; i <= 3; i++) {
                 int n = i;
@@ -422,11 +423,11 @@ class MiniClusterTest {
                 int n = i;
                 assertThat(c.member(n).stateMachine().getLatestSnapshot()).isNotNull();
                 MiniCluster.await(Duration.ofSeconds(20), "volumes on node " + n, () ->
-                        new NodeClient(c.url(n)).get("/v1/volumes").path("volumes").size() == 12);
+                        c.client(n).get("/v1/volumes").path("volumes").size() == 12);
             }
-            assertThat(new NodeClient(c.url(2)).get("/v1/volumes/s11").path("replicas")).hasSize(2);
-            create(c.url(3), "after", "64MiB", 2);
-            assertThat(new NodeClient(c.url(1)).get("/v1/volumes/after").path("name").asText()).isEqualTo("after");
+            assertThat(c.client(2).get("/v1/volumes/s11").path("replicas")).hasSize(2);
+            create(c, c.url(3), "after", "64MiB", 2);
+            assertThat(c.client(1).get("/v1/volumes/after").path("name").asText()).isEqualTo("after");
         }
     }
 
@@ -438,14 +439,14 @@ class MiniClusterTest {
             int leader = c.awaitLeader();
             int follower = leader == 1 ? 2 : 1;
             c.member(follower).raft().closeDivision();
-            create(c.url(leader), "while-closed", "64MiB", 1);
+            create(c, c.url(leader), "while-closed", "64MiB", 1);
             MiniCluster.await(Duration.ofSeconds(20), "node-" + follower + " caught up", () ->
                     c.member(follower).state().volume("while-closed").isPresent());
             assertThat(c.member(follower).raft().divisionRestarts()).isEqualTo(1);
             // and it answers reads and takes part in commits again
-            assertThat(new NodeClient(c.url(follower)).get("/v1/volumes/while-closed").path("name").asText()).isEqualTo("while-closed");
-            create(c.url(follower), "after-restart", "64MiB", 1);
-            assertThat(new NodeClient(c.url(leader)).get("/v1/volumes/after-restart").path("name").asText()).isEqualTo("after-restart");
+            assertThat(c.client(follower).get("/v1/volumes/while-closed").path("name").asText()).isEqualTo("while-closed");
+            create(c, c.url(follower), "after-restart", "64MiB", 1);
+            assertThat(c.client(leader).get("/v1/volumes/after-restart").path("name").asText()).isEqualTo("after-restart");
         }
     }
 
@@ -459,21 +460,21 @@ class MiniClusterTest {
             run("mount", "--bind", pool.toString(), pool.toString());
             try {
                 run("mount", "-o", "remount,bind,ro", pool.toString());
-                new NodeClient(c.url(1)).post("/v1/nodes/node-1/cordon", null);
-                JsonNode v = create(c.url(2), "ro", "64MiB", 3);
+                c.client(1).post("/v1/nodes/node-1/cordon", null);
+                JsonNode v = create(c, c.url(2), "ro", "64MiB", 3);
                 assertThat(v.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-2", "node-3", "node-4");
-                new NodeClient(c.url(1)).post("/v1/nodes/node-1/uncordon", null);
+                c.client(1).post("/v1/nodes/node-1/uncordon", null);
                 MiniCluster.await(Duration.ofSeconds(30), "the replica moved to node-1 and is ready", () -> {
-                    JsonNode now = new NodeClient(c.url(leader)).get("/v1/volumes/ro");
+                    JsonNode now = c.client(leader).get("/v1/volumes/ro");
                     return now.path("replicas").findValuesAsText("nodeId").containsAll(List.of("node-1", "node-2", "node-3"))
                             && now.path("health").asText().equals("healthy");
                 });
-                JsonNode events = new NodeClient(c.url(3)).get("/v1/events").path("events");
+                JsonNode events = c.client(3).get("/v1/events").path("events");
                 assertThat(events.findValuesAsText("message")).anyMatch(m -> m.contains("replica of ro on node-4 replaced by a new one on node-1")
                         && m.contains("node-4 could not create the replica's storage") && m.contains("Read-only file system")
                         && m.contains("never attached"));
                 // the other nodes' replicas were not held up, and node-4 serves other volumes' metadata still
-                assertThat(new NodeClient(c.url(4)).get("/v1/volumes/ro").path("replicas").findValuesAsText("state")).containsOnly("ready");
+                assertThat(c.client(4).get("/v1/volumes/ro").path("replicas").findValuesAsText("state")).containsOnly("ready");
             } finally {
                 run("umount", pool.toString());
             }

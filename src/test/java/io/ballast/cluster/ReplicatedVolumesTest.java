@@ -31,8 +31,9 @@ class ReplicatedVolumesTest {
     @TempDir
     Path dir;
 
-    static HttpResponse<String> raw(String method, String url, String body) throws Exception {
+    static HttpResponse<String> raw(MiniCluster c, String method, String url, String body) throws Exception {
         return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(20))
+                .header("Authorization", "Bearer " + c.adminToken())
                 .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
                 .header("Content-Type", "application/json").build(), HttpResponse.BodyHandlers.ofString());
     }
@@ -45,7 +46,7 @@ class ReplicatedVolumesTest {
     void attachAnywhereConflictTakeoverAndFencing() throws Exception {
         try (MiniCluster c = MiniCluster.start(dir, 3)) {
             c.awaitLeader();
-            JsonNode v = new NodeClient(c.url(1), Duration.ofSeconds(30)).post("/v1/volumes",
+            JsonNode v = c.client(1, Duration.ofSeconds(30)).post("/v1/volumes",
                     Map.of("name", "r", "size", "1GiB", "repl", 2, "minInSync", 1));
             assertThat(v.path("repl").asInt()).isEqualTo(2);
             assertThat(v.path("minInSync").asInt()).isEqualTo(1);
@@ -55,7 +56,7 @@ class ReplicatedVolumesTest {
             int other = holders.stream().map(ReplicatedVolumesTest::indexOf).filter(i -> i != 1).findFirst().orElse(indexOf(holders.getFirst()));
 
             // attach on the node without a replica: its engine serves the volume, over NBD there only
-            HttpResponse<String> att = raw("POST", c.url(bare) + "/v1/volumes/r/attach", "{}");
+            HttpResponse<String> att = raw(c, "POST", c.url(bare) + "/v1/volumes/r/attach", "{}");
             assertThat(att.statusCode()).as(att.body()).isEqualTo(200);
             assertThat(c.engines(bare).starts).hasSize(1);
             try (var s = NbdHandshake.connect(c.node(bare).nbd().tcpAddress(), "r")) {
@@ -63,17 +64,17 @@ class ReplicatedVolumesTest {
             }
             assertThatThrownBy(() -> NbdHandshake.connect(c.node(other).nbd().tcpAddress(), "r"))
                     .hasMessageContaining("attached on node-" + bare);
-            JsonNode seen = new NodeClient(c.url(bare)).get("/v1/volumes/r");
+            JsonNode seen = c.client(bare).get("/v1/volumes/r");
             long epoch = seen.path("epoch").asLong();
             assertThat(seen.path("attachEpoch").asLong()).isEqualTo(epoch);
             assertThat(seen.path("engine").path("nodeId").asText()).isEqualTo("node-" + bare);
             assertThat(seen.path("engine").path("status").path("state").asText()).isEqualTo("serving");
-            JsonNode verify = new NodeClient(c.url(other)).get("/v1/volumes/r/verify"); // proxied to the attached node
+            JsonNode verify = c.client(other).get("/v1/volumes/r/verify"); // proxied to the attached node
             assertThat(verify.path("identical").asBoolean()).isTrue();
             assertThat(verify.path("nodeId").asText()).isEqualTo("node-" + bare);
 
             // a second node while the holder is up: CONFLICT naming --force
-            HttpResponse<String> conflict = raw("POST", c.url(other) + "/v1/volumes/r/attach", "{}");
+            HttpResponse<String> conflict = raw(c, "POST", c.url(other) + "/v1/volumes/r/attach", "{}");
             assertThat(conflict.statusCode()).isEqualTo(409);
             assertThat(conflict.body()).contains("attached on node node-" + bare).contains("--force");
 
@@ -81,7 +82,7 @@ class ReplicatedVolumesTest {
             c.kill(bare);
             MiniCluster.await(Duration.ofSeconds(30), "node-" + bare + " not up", () -> !c.member(other).state()
                     .node("node-" + bare).orElseThrow().state().equals(NodeRecord.UP));
-            HttpResponse<String> takeover = raw("POST", c.url(other) + "/v1/volumes/r/attach", "{}");
+            HttpResponse<String> takeover = raw(c, "POST", c.url(other) + "/v1/volumes/r/attach", "{}");
             assertThat(takeover.statusCode()).as(takeover.body()).isEqualTo(200);
             VolumeRecord after = c.member(other).state().volume("r").orElseThrow();
             assertThat(after.attachment().nodeId()).isEqualTo("node-" + other);
@@ -107,7 +108,7 @@ class ReplicatedVolumesTest {
             assertThat(((MetadataClient.Result.Committed) ok).layout().attachEpoch()).isEqualTo(after.attachEpoch());
             // --force takes over from a node that is up
             int third = List.of(1, 2, 3).stream().filter(i -> i != bare && i != other).findFirst().orElseThrow();
-            assertThat(raw("POST", c.url(third) + "/v1/volumes/r/attach", "{\"force\":true}").statusCode()).isEqualTo(200);
+            assertThat(raw(c, "POST", c.url(third) + "/v1/volumes/r/attach", "{\"force\":true}").statusCode()).isEqualTo(200);
             assertThat(c.member(third).state().volume("r").orElseThrow().attachment().nodeId()).isEqualTo("node-" + third);
             // and the node whose attachment was taken over stops its engine
             MiniCluster.await(Duration.ofSeconds(30), "engine on node-" + other + " stopped",
@@ -122,12 +123,12 @@ class ReplicatedVolumesTest {
                 c.add(Map.of("zone", "z" + i));
             }
             int leader = c.awaitLeader();
-            JsonNode v = new NodeClient(c.url(leader), Duration.ofSeconds(30)).post("/v1/volumes",
+            JsonNode v = c.client(leader, Duration.ofSeconds(30)).post("/v1/volumes",
                     Map.of("name", "m", "size", "1GiB", "repl", 3));
             assertThat(v.path("minInSync").asInt()).isEqualTo(2);
             // attached once (so possibly written): a replacement must be rebuilt, not assumed zeroes
-            assertThat(raw("POST", c.url(leader) + "/v1/volumes/m/attach", "{}").statusCode()).isEqualTo(200);
-            assertThat(raw("POST", c.url(leader) + "/v1/volumes/m/detach", null).statusCode()).isEqualTo(200);
+            assertThat(raw(c, "POST", c.url(leader) + "/v1/volumes/m/attach", "{}").statusCode()).isEqualTo(200);
+            assertThat(raw(c, "POST", c.url(leader) + "/v1/volumes/m/detach", null).statusCode()).isEqualTo(200);
             List<String> holders = v.path("replicas").findValuesAsText("nodeId");
             String victim = holders.stream().filter(n -> indexOf(n) != leader).findFirst().orElseThrow();
             int observer = List.of(1, 2, 3, 4).stream().filter(i -> i != indexOf(victim)).findFirst().orElseThrow();
@@ -152,17 +153,17 @@ class ReplicatedVolumesTest {
     void aUserAttachTakesOverAMaintenanceAttachment() throws Exception {
         try (MiniCluster c = MiniCluster.start(dir, 3)) {
             c.awaitLeader();
-            new NodeClient(c.url(1), Duration.ofSeconds(30)).post("/v1/volumes",
+            c.client(1, Duration.ofSeconds(30)).post("/v1/volumes",
                     Map.of("name", "t", "size", "1GiB", "repl", 3, "minInSync", 1));
             for (int i = 1; i <= 3; i++) {
                 c.engines(i).resyncInstantly = false; // resyncs never finish: the maintenance attachment stays
             }
-            assertThat(raw("POST", c.url(1) + "/v1/volumes/t/attach", "{}").statusCode()).isEqualTo(200);
+            assertThat(raw(c, "POST", c.url(1) + "/v1/volumes/t/attach", "{}").statusCode()).isEqualTo(200);
             VolumeRecord v = c.member(1).state().volume("t").orElseThrow();
             String stale = v.replicas().getLast().nodeId();
             assertThat(new RaftMetadataClient(c.member(1)).commit(new MetadataClient.InSyncChange("t", v.epoch(), List.of(stale),
                     List.of(), 9, "test"))).isInstanceOf(MetadataClient.Result.Committed.class);
-            assertThat(raw("POST", c.url(1) + "/v1/volumes/t/detach", null).statusCode()).isEqualTo(200);
+            assertThat(raw(c, "POST", c.url(1) + "/v1/volumes/t/detach", null).statusCode()).isEqualTo(200);
 
             MiniCluster.await(Duration.ofSeconds(30), "a maintenance attachment",
                     () -> c.member(1).state().volume("t").orElseThrow().maintenanceAttached());
@@ -170,7 +171,7 @@ class ReplicatedVolumesTest {
             int maintainer = indexOf(m.attachment().nodeId());
             assertThat(m.attachment().nodeId()).isEqualTo(m.inSyncNodes().getFirst());
             int user = maintainer % 3 + 1;
-            HttpResponse<String> att = raw("POST", c.url(user) + "/v1/volumes/t/attach", "{}");
+            HttpResponse<String> att = raw(c, "POST", c.url(user) + "/v1/volumes/t/attach", "{}");
             assertThat(att.statusCode()).as(att.body()).isEqualTo(200);
             MiniCluster.await(Duration.ofSeconds(30), "maintenance engine on node-" + maintainer + " stopped",
                     () -> c.engines(maintainer).device("t").isEmpty());

@@ -42,7 +42,7 @@ class DataDirPermissionsSystemTest {
 
     Result cli(String... args) {
         return new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
-                .env("BALLAST_NODE", node.apiUrl()).run(args);
+                .env("BALLAST_NODE", node.apiUrl()).env("BALLAST_TOKEN", node.adminToken()).run(args);
     }
 
     @Test

@@ -114,7 +114,8 @@ class FullPoolSystemTest {
     }
 
     private double directWrites() throws Exception {
-        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(node.apiUrl() + "/metrics")).build(),
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(node.apiUrl() + "/metrics"))
+                        .header("Authorization", "Bearer " + node.adminToken()).build(),
                 HttpResponse.BodyHandlers.ofString());
         for (String line : r.body().split("\n")) {
             if (line.startsWith("ballast_storage_direct_writes_total")) {
@@ -126,7 +127,7 @@ class FullPoolSystemTest {
 
     private void cli(String... args) {
         CliRunner.Result r = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
-                .env("BALLAST_NODE", node.apiUrl()).run(args);
+                .env("BALLAST_NODE", node.apiUrl()).env("BALLAST_TOKEN", node.adminToken()).run(args);
         assertThat(r.exit()).as("ballast %s: %s", String.join(" ", args), r.err()).isZero();
     }
 

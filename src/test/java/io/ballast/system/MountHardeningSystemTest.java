@@ -36,7 +36,7 @@ class MountHardeningSystemTest {
 
     Result cli(String... args) {
         return new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
-                .env("BALLAST_NODE", node.apiUrl()).run(args);
+                .env("BALLAST_NODE", node.apiUrl()).env("BALLAST_TOKEN", node.adminToken()).run(args);
     }
 
     @AfterEach

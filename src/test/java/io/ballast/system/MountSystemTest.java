@@ -35,7 +35,7 @@ class MountSystemTest {
 
     Result cli(String... args) {
         return new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
-                .env("BALLAST_NODE", node.apiUrl()).run(args);
+                .env("BALLAST_NODE", node.apiUrl()).env("BALLAST_TOKEN", node.adminToken()).run(args);
     }
 
     @AfterEach

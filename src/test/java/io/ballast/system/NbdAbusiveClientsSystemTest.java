@@ -164,7 +164,7 @@ class NbdAbusiveClientsSystemTest {
 
     private void cli(String... args) {
         CliRunner.Result r = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
-                .env("BALLAST_NODE", node.apiUrl()).run(args);
+                .env("BALLAST_NODE", node.apiUrl()).env("BALLAST_TOKEN", node.adminToken()).run(args);
         assertThat(r.exit()).as("ballast %s: %s", String.join(" ", args), r.err()).isZero();
     }
 }

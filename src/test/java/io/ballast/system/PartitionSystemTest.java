@@ -54,6 +54,7 @@ class PartitionSystemTest {
             NodeProcess a = NodeProcess.start(dir.resolve("a"), List.of(), here,
                     List.of("--node-id", "node-a", "--raft-listen", here + ":0"));
             cleanup.add(a);
+            adminToken = a.adminToken();
             String token = Files.readString(dir.resolve("a/cluster-token")).strip();
             String join = a.apiUrl().replace("http://", "");
             NodeProcess c = NodeProcess.start(dir.resolve("c"), List.of(), here,
@@ -121,8 +122,11 @@ class PartitionSystemTest {
         assertThat(r.ok()).as(r.describe()).isTrue();
     }
 
+    /** node-a's bootstrap admin token (node-a created the cluster). */
+    static volatile String adminToken;
+
     static String ok(String apiUrl, String... args) {
-        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", LAUNCHER.toString()));
+        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", "BALLAST_TOKEN=" + adminToken, LAUNCHER.toString()));
         cmd.addAll(List.of(args));
         cmd.addAll(List.of("--node", apiUrl));
         CommandResult r = SH.run(cmd, Duration.ofSeconds(WAIT_SECONDS));
@@ -132,7 +136,8 @@ class PartitionSystemTest {
 
     static JsonNode get(String url) throws Exception {
         try (HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build()) {
-            HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
+            HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10))
+                            .header("Authorization", "Bearer " + adminToken).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
             return JSON.readTree(r.body());

@@ -15,6 +15,7 @@ import java.nio.file.Path;
  */
 public final class InProcessNode implements AutoCloseable {
     public final NodeDaemon daemon;
+    private final Path dataDir;
 
     public InProcessNode(Path dataDir) throws IOException {
         this(dataDir, new ProcessCommandRunner());
@@ -26,9 +27,24 @@ public final class InProcessNode implements AutoCloseable {
 
     /** A node whose NBD TCP listener requires {@code nbdTls} (null: plaintext). */
     public InProcessNode(Path dataDir, CommandRunner commands, io.ballast.frontend.nbd.NbdTls nbdTls) throws IOException {
+        this.dataDir = dataDir;
         NodeConfig config = new NodeConfig(dataDir, new InetSocketAddress("127.0.0.1", 0),
                 new InetSocketAddress("127.0.0.1", 0), null).withNbdTls(nbdTls);
         daemon = new NodeDaemon(config, new DefaultComponents(), commands).start();
+    }
+
+    /** The bootstrap admin token this node wrote when it created its cluster. */
+    public String adminToken() {
+        try {
+            return java.nio.file.Files.readString(dataDir.resolve(io.ballast.cluster.ApiTokens.ADMIN_TOKEN_FILE)).strip();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** An admin's client of this node's API. */
+    public io.ballast.cli.NodeClient client() {
+        return new io.ballast.cli.NodeClient(url(), adminToken());
     }
 
     public String url() {

@@ -148,6 +148,24 @@ public final class MiniCluster implements AutoCloseable {
                 && !d.member().raft().isolated()).toList();
     }
 
+    /** The bootstrap admin token node 1 wrote when it created the cluster (docs/security.md). */
+    public String adminToken() {
+        try {
+            return java.nio.file.Files.readString(root.resolve("node-1").resolve(io.ballast.cluster.ApiTokens.ADMIN_TOKEN_FILE)).strip();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** An admin's client of node {@code i}'s API. */
+    public io.ballast.cli.NodeClient client(int i) {
+        return new io.ballast.cli.NodeClient(url(i), adminToken());
+    }
+
+    public io.ballast.cli.NodeClient client(int i, Duration requestTimeout) {
+        return new io.ballast.cli.NodeClient(url(i), adminToken(), requestTimeout);
+    }
+
     public String url(int i) {
         return node(i).apiUrl();
     }

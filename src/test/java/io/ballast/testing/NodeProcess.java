@@ -147,6 +147,15 @@ public final class NodeProcess implements AutoCloseable {
         }
     }
 
+    /** The bootstrap admin token, on the node that created its cluster (a joined node has none). */
+    public String adminToken() {
+        try {
+            return Files.readString(dataDir.resolve("admin-token")).strip();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("no admin token in " + dataDir + " (only the first node has one)", e);
+        }
+    }
+
     public String apiUrl() {
         return info.path("apiUrl").asText();
     }

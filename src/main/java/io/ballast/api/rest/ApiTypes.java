@@ -69,6 +69,9 @@ public final class ApiTypes {
      */
     public record AttachRequest(String mount, Boolean force) {}
 
+    /** {@code ttlSeconds} null: the token does not expire. */
+    public record CreateTokenRequest(String name, String role, Long ttlSeconds) {}
+
     /** {@code size}: the new size, as at create (a byte count or a string like "20GiB"). */
     public record ResizeRequest(JsonNode size) {}
 

@@ -22,15 +22,17 @@ public final class PeerCalls {
     /** A snapshot cut on a busy engine waits for its lane: generous. */
     public static final Duration CALL_TIMEOUT = Duration.ofSeconds(60);
     private final HttpClient http;
+    /** This node's credential (docs/security.md): asked per call, as it is known only once the node joined. */
+    private final java.util.function.Supplier<String> bearer;
 
-    /** Plain HTTP: an insecure cluster (tests and embedded nodes without TLS). */
-    public PeerCalls() {
-        this(null);
-    }
-
-    /** @param tls this node's identity: the cluster CA is the trust anchor, the node certificate is presented */
-    public PeerCalls(io.ballast.security.NodeTls tls) {
+    /**
+     * @param tls this node's identity: the cluster CA is the trust anchor, the node certificate is
+     *     presented; null: plain HTTP (an insecure cluster)
+     * @param bearer this node's API credential, asked per call
+     */
+    public PeerCalls(io.ballast.security.NodeTls tls, java.util.function.Supplier<String> bearer) {
         this.http = io.ballast.security.Https.client(tls, Duration.ofSeconds(2));
+        this.bearer = bearer;
     }
 
     /** @param body JSON, or null for none */
@@ -44,6 +46,10 @@ public final class PeerCalls {
         Peer node = new Peer(nodeId, apiUrl);
         try {
             HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(timeout);
+            String credential = bearer.get();
+            if (credential != null) {
+                b.header("Authorization", "Bearer " + credential);
+            }
             if (body != null) {
                 b.header("Content-Type", "application/json");
             }

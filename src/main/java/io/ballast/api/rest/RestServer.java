@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import io.ballast.auth.Principal;
 import io.ballast.common.BallastException;
 import io.ballast.common.Json;
 import io.ballast.common.Sizes;
@@ -68,7 +69,8 @@ public final class RestServer implements AutoCloseable {
     private volatile io.ballast.backup.BackupService backups;
     /** Null: a node without snapshot schedules (their routes answer 404). */
     private volatile io.ballast.control.SnapshotScheduler schedules;
-    private final PeerCalls peers = new PeerCalls();
+    /** Calls to other members: over this node's TLS, with its node credential. */
+    private final PeerCalls peers;
     private final HttpServer server;
     private final io.ballast.security.NodeTls tls;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
@@ -82,6 +84,18 @@ public final class RestServer implements AutoCloseable {
         // body waits for the client to acknowledge the headers, and a keep-alive client delays that ACK
         // (up to 40 ms on Linux). Read once, when the first server is created.
         System.setProperty("sun.net.httpserver.nodelay", "true");
+    }
+
+    /** Who may call: every request but the open ones (RouteAccess) is authenticated here first. */
+    private volatile Authenticator authenticator = Authenticator.DENY_ALL;
+    /** Null: no token endpoints (404) and no audit trail. */
+    private volatile AuthApi auth;
+    /**
+     * Who made the request being served, for the audit record after the answer. Not an exchange
+     * attribute: the JDK server keeps those per context, shared by every request.
+     */
+    private static final class Caller {
+        Principal principal;
     }
 
     /** Wrong join tokens per source address (429 with Retry-After past a few). */
@@ -108,6 +122,10 @@ public final class RestServer implements AutoCloseable {
         this.node = node;
         this.cluster = cluster;
         this.tls = tls;
+        this.peers = new PeerCalls(tls, () -> {
+            AuthApi a = auth;
+            return a == null ? null : a.peerBearer();
+        });
         if (tls == null) {
             this.server = HttpServer.create(listen, 128);
         } else {
@@ -135,6 +153,13 @@ public final class RestServer implements AutoCloseable {
     /** Serves the snapshot schedule endpoints through {@code scheduler}. */
     public RestServer schedules(io.ballast.control.SnapshotScheduler scheduler) {
         this.schedules = scheduler;
+        return this;
+    }
+
+    /** Authenticates requests with {@code authenticator}; serves the token endpoints and records the audit trail through {@code api}. */
+    public RestServer authentication(Authenticator authenticator, AuthApi api) {
+        this.authenticator = authenticator;
+        this.auth = api;
         return this;
     }
 
@@ -199,6 +224,7 @@ public final class RestServer implements AutoCloseable {
         long startNs = System.nanoTime();
         String route = "unknown";
         int status = 500;
+        Caller caller = new Caller();
         try (ex) {
             String path = ex.getRequestURI().getRawPath();
             String method = ex.getRequestMethod();
@@ -206,7 +232,7 @@ public final class RestServer implements AutoCloseable {
             route = routeOf(seg);
             Reply reply;
             try {
-                reply = dispatch(route, method, seg, ex);
+                reply = dispatch(route, method, seg, ex, caller);
             } catch (BallastException e) {
                 if (e.code().isSystemFault()) {
                     log.atError().setCause(e).addKeyValue("route", route).log("request failed: {}", e.getMessage());
@@ -217,6 +243,9 @@ public final class RestServer implements AutoCloseable {
             } catch (HttpFailure e) {
                 if (e.status == 405) {
                     ex.getResponseHeaders().set("Allow", allowed(route));
+                }
+                if (e.status == 401) {
+                    ex.getResponseHeaders().set("WWW-Authenticate", "Bearer realm=\"ballast\"");
                 }
                 reply = new Reply(e.status, HttpErrors.of(e.status, e.code, e.getMessage()));
             } catch (RuntimeException e) {
@@ -232,10 +261,58 @@ public final class RestServer implements AutoCloseable {
             String method = metricMethod(ex.getRequestMethod());
             Metrics.observeApiRequest(route, method, status, durationNs);
             if (!method.equals("GET")) {
+                Principal who = caller.principal;
                 log.atInfo().addKeyValue("method", method).addKeyValue("route", route).addKeyValue("status", status)
+                        .addKeyValue("principal", who == null ? null : who.name())
                         .addKeyValue("durationMs", durationNs / 1_000_000).log("api request");
+                audit(who, method, ex.getRequestURI().getRawPath(), status);
             }
         }
+    }
+
+    /**
+     * Records a mutating call in the event log, after the answer went out (the client does not wait for
+     * this Raft write). Calls of other members are not recorded: they carry out a call already recorded
+     * where it was made.
+     */
+    private void audit(Principal who, String method, String path, int status) {
+        AuthApi a = auth;
+        if (a == null || who == null || who.isNode()) {
+            return;
+        }
+        try {
+            a.recordCall(who, method, path, status);
+        } catch (RuntimeException e) {
+            log.atWarn().addKeyValue("principal", who.name()).addKeyValue("method", method).addKeyValue("path", path)
+                    .log("could not record the call in the audit trail: {}", e.getMessage());
+        }
+    }
+
+    /**
+     * The caller of a request to {@code route}, and whether they may: 401 without a valid credential, 405
+     * for a method the route does not serve, 403 for a role below the endpoint's. Null for open endpoints.
+     */
+    private Principal authorize(String route, String method, HttpExchange ex, Caller caller) {
+        RouteAccess.Rule rule = RouteAccess.rule(route, method);
+        if (rule != null && rule.open()) {
+            return null;
+        }
+        Principal who;
+        try {
+            who = authenticator.authenticate(ex);
+        } catch (Authenticator.Unauthenticated e) {
+            throw new HttpFailure(401, "UNAUTHENTICATED", e.getMessage());
+        }
+        caller.principal = who;
+        if (rule == null) {
+            throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
+                    "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
+        }
+        if (!who.role().mayAct(rule.least())) {
+            throw new HttpFailure(403, "PERMISSION_DENIED", "your role " + who.role().wireName() + " may not " + method + " "
+                    + route + " (it needs " + rule.least().wireName() + "); ask an admin for a token with that role");
+        }
+        return who;
     }
 
     /** Clients choose the method string; keep the metric's label set bounded. */
@@ -246,8 +323,6 @@ public final class RestServer implements AutoCloseable {
         };
     }
 
-    private static final java.util.regex.Pattern ALLOWED_SEPARATOR = java.util.regex.Pattern.compile(", ");
-
     /** The path's segments, trailing slashes ignored; [0] is "" (the path starts with '/'). No regex: every request. */
     static String[] segments(String path) {
         int end = path.length();
@@ -257,7 +332,7 @@ public final class RestServer implements AutoCloseable {
         return path.substring(0, end).split("/"); // a one-character split takes String's fast path
     }
 
-    private static String routeOf(String[] seg) {
+    static String routeOf(String[] seg) {
         // seg[0] is "" (path starts with '/')
         if (seg.length == 2 && seg[1].equals("healthz")) return "/healthz";
         if (seg.length == 2 && seg[1].equals("metrics")) return "/metrics";
@@ -276,6 +351,12 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
         if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
         if (seg.length == 3 && seg[2].equals("snapshot-schedules")) return "/v1/snapshot-schedules";
+        if (seg[2].equals("auth")) {
+            if (seg.length == 4 && seg[3].equals("whoami")) return "/v1/auth/whoami";
+            if (seg.length == 4 && seg[3].equals("tokens")) return "/v1/auth/tokens";
+            if (seg.length == 5 && seg[3].equals("tokens")) return "/v1/auth/tokens/{id}";
+            return "unknown";
+        }
         if (seg[2].equals("backup-targets")) {
             if (seg.length == 3) return "/v1/backup-targets";
             if (seg.length == 4) return "/v1/backup-targets/{name}";
@@ -319,24 +400,7 @@ public final class RestServer implements AutoCloseable {
     }
 
     private static String allowed(String route) {
-        return switch (route) {
-            case "/v1/volumes" -> "GET, POST";
-            case "/v1/volumes/{name}" -> "GET, DELETE";
-            case "/v1/volumes/{name}/verify" -> "GET, POST";
-            case "/v1/volumes/{name}/attach", "/v1/volumes/{name}/detach", "/v1/volumes/{name}/resize",
-                    "/v1/volumes/{name}/revert" -> "POST";
-            case "/v1/volumes/{name}/snapshots" -> "GET, POST";
-            case "/v1/volumes/{name}/snapshots/{snap}" -> "GET, DELETE";
-            case "/v1/volumes/{name}/snapshot-schedule" -> "GET, PUT, DELETE";
-            case "/v1/cluster/join", "/v1/cluster/encryption/rotate", "/v1/cluster/certificate", "/v1/nodes/{id}/cordon", "/v1/nodes/{id}/uncordon", "/v1/nodes/{id}/drain" -> "POST";
-            case "/v1/nodes/{id}" -> "GET, DELETE";
-            case "/v1/cluster/settings" -> "GET, PATCH";
-            case "/ui" -> "GET, HEAD";
-            case "/v1/backup-targets", "/v1/backups" -> "GET, POST";
-            case "/v1/backup-targets/{name}", "/v1/backups/{id}" -> "GET, DELETE";
-            case "/v1/backups/{id}/verify", "/v1/backups/{id}/restore" -> "POST";
-            default -> "GET";
-        };
+        return RouteAccess.allowed(route);
     }
 
     /** The dashboard's files, from the jar (docs/dashboard.md). */
@@ -359,19 +423,25 @@ public final class RestServer implements AutoCloseable {
         return new Reply(200, new UiFile(f, f.etag().equals(ifNoneMatch)));
     }
 
-    private Reply dispatch(String route, String method, String[] seg, HttpExchange ex) throws IOException {
+    private Reply dispatch(String route, String method, String[] seg, HttpExchange ex, Caller caller) throws IOException {
         if (route.equals("unknown")) {
             throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND,
                     "no such endpoint: " + ex.getRequestURI().getRawPath() + " (see docs/api.md)");
         }
-        if (!java.util.Arrays.asList(ALLOWED_SEPARATOR.split(allowed(route))).contains(method)) {
-            throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
-                    "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
-        }
         if (route.equals("/ui")) {
+            // the dashboard's files hold no data: a browser cannot send a token when it loads a page, and
+            // every API call the page makes carries the user's token
+            if (RouteAccess.rule(route, method) == null) {
+                throw new HttpFailure(405, "METHOD_NOT_ALLOWED",
+                        "method " + method + " not allowed on " + route + "; allowed: " + allowed(route));
+            }
             return uiRoute(seg, ex);
         }
+        Principal who = authorize(route, method, ex, caller);
         String name = seg.length > 3 ? seg[3] : null;
+        if (route.startsWith("/v1/auth")) {
+            return authRoute(route, method, seg, who, ex);
+        }
         if (route.startsWith("/v1/backup")) {
             return backupRoute(route, method, name, ex);
         }
@@ -674,9 +744,14 @@ public final class RestServer implements AutoCloseable {
                             + " but that node cannot run the comparison now; retry");
                 }
                 try {
+                    var proxied = java.net.http.HttpRequest.newBuilder(java.net.URI.create(apiUrl + "/v1/volumes/" + name + "/verify?proxied=1"))
+                            .timeout(java.time.Duration.ofMinutes(30)).GET();
+                    AuthApi a = auth;
+                    if (a != null) {
+                        proxied.header("Authorization", "Bearer " + a.peerBearer());
+                    }
                     var resp = io.ballast.security.Https.client(tls, java.time.Duration.ofSeconds(5)).send(
-                            java.net.http.HttpRequest.newBuilder(java.net.URI.create(apiUrl + "/v1/volumes/" + name + "/verify?proxied=1"))
-                                    .timeout(java.time.Duration.ofMinutes(30)).GET().build(),
+                            proxied.build(),
                             java.net.http.HttpResponse.BodyHandlers.ofByteArray());
                     yield new Reply(resp.statusCode(), JSON.readTree(resp.body()));
                 } catch (IOException e) {
@@ -777,6 +852,36 @@ public final class RestServer implements AutoCloseable {
             }
             case "/v1/backup-jobs GET" -> new Reply(200, java.util.Map.of("jobs", b.jobs()));
             case "/v1/backup-jobs/{id} GET" -> new Reply(200, b.job(name));
+            default -> throw new IllegalStateException("unrouted " + route + " " + method);
+        };
+    }
+
+    /** The token endpoints (docs/api.md, "Authentication"); RouteAccess keeps them admin-only, whoami aside. */
+    private Reply authRoute(String route, String method, String[] seg, Principal who, HttpExchange ex) throws IOException {
+        if (route.equals("/v1/auth/whoami")) {
+            return new Reply(200, java.util.Map.of("name", who.name(), "role", who.role().wireName()));
+        }
+        AuthApi a = auth;
+        if (a == null) {
+            throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node serves no API tokens");
+        }
+        return switch (route + " " + method) {
+            case "/v1/auth/tokens GET" -> new Reply(200, a.listTokens());
+            case "/v1/auth/tokens POST" -> {
+                ApiTypes.CreateTokenRequest r = read(ex, ApiTypes.CreateTokenRequest.class);
+                if (r == null || r.name() == null || r.role() == null) {
+                    throw BallastException.invalid("fields 'name' and 'role' (viewer, operator or admin) are required");
+                }
+                io.ballast.auth.Role role = io.ballast.auth.Role.ofUserRole(r.role());
+                if (role == null) {
+                    throw BallastException.invalid("field 'role' must be viewer, operator or admin, got '" + r.role() + "'");
+                }
+                if (r.ttlSeconds() != null && r.ttlSeconds() <= 0) {
+                    throw BallastException.invalid("field 'ttlSeconds' must be positive, got " + r.ttlSeconds());
+                }
+                yield new Reply(201, a.createToken(r.name(), role, r.ttlSeconds(), who));
+            }
+            case "/v1/auth/tokens/{id} DELETE" -> new Reply(200, a.revokeToken(seg[4], who));
             default -> throw new IllegalStateException("unrouted " + route + " " + method);
         };
     }

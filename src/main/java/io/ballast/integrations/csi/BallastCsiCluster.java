@@ -27,7 +27,7 @@ public final class BallastCsiCluster implements CsiCluster {
     private final PeerCalls peers;
 
     public BallastCsiCluster(ClusterVolumeService volumes, ClusterMember member, Path nbdSocket) {
-        this.peers = new PeerCalls(member.tls());
+        this.peers = new PeerCalls(member.tls(), member::apiBearer);
         this.volumes = volumes;
         this.member = member;
         this.nbdSocket = nbdSocket;

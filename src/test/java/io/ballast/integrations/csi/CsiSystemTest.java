@@ -253,6 +253,7 @@ class CsiSystemTest {
 
             // every call is counted by method and code in /metrics
             String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(nodes.get("node-a").apiUrl() + "/metrics"))
+                    .header("Authorization", "Bearer " + nodes.get("node-a").adminToken())
                     .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString()).body();
             assertThat(metrics).containsPattern(
                     "ballast_csi_request_seconds_count\\{code=\"INVALID_ARGUMENT\",method=\"csi.v1.Controller/CreateVolume\"\\} [1-9]")
@@ -434,6 +435,7 @@ class CsiSystemTest {
     static JsonNode api(String path) throws IOException, InterruptedException {
         NodeProcess a = nodes.get("node-a");
         HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(a.apiUrl() + path))
+                .header("Authorization", "Bearer " + a.adminToken())
                 .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString());
         return JSON.readTree(r.body());
     }

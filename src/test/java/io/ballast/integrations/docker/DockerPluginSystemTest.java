@@ -88,7 +88,8 @@ class DockerPluginSystemTest {
 
     JsonNode volume(String name) throws Exception {
         HttpResponse<String> r = HttpClient.newHttpClient().send(
-                HttpRequest.newBuilder(URI.create(node.apiUrl() + "/v1/volumes/" + name)).build(),
+                HttpRequest.newBuilder(URI.create(node.apiUrl() + "/v1/volumes/" + name))
+                        .header("Authorization", "Bearer " + node.adminToken()).build(),
                 HttpResponse.BodyHandlers.ofString());
         return r.statusCode() == 404 ? null : JSON.readTree(r.body());
     }

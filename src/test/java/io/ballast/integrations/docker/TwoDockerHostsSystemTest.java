@@ -96,6 +96,7 @@ class TwoDockerHostsSystemTest {
             nodeA = NodeProcess.start(dir.resolve("a"), List.of(), a,
                     List.of("--node-id", "host-a", "--raft-listen", a + ":0", "--docker-plugin", socket));
             cleanup.add(nodeA);
+            adminToken = nodeA.adminToken();
             String token = Files.readString(dir.resolve("a/cluster-token")).strip();
             String join = nodeA.apiUrl().replace("http://", "");
             NodeProcess nodeC = NodeProcess.start(dir.resolve("c"), List.of(), a,
@@ -217,9 +218,13 @@ class TwoDockerHostsSystemTest {
         return (System.nanoTime() - startNs) / 1_000_000;
     }
 
+    /** The bootstrap admin token of host-a, which created the cluster. */
+    static volatile String adminToken;
+
     static JsonNode volume(String apiUrl, String name) throws Exception {
         HttpResponse<String> r = HttpClient.newHttpClient().send(
-                HttpRequest.newBuilder(URI.create(apiUrl + "/v1/volumes/" + name)).build(), HttpResponse.BodyHandlers.ofString());
+                HttpRequest.newBuilder(URI.create(apiUrl + "/v1/volumes/" + name)).header("Authorization", "Bearer " + adminToken).build(),
+                HttpResponse.BodyHandlers.ofString());
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         return JSON.readTree(r.body());
     }
@@ -228,7 +233,8 @@ class TwoDockerHostsSystemTest {
         waitUntil(count + " nodes up", () -> {
             try {
                 HttpResponse<String> r = HttpClient.newHttpClient().send(
-                        HttpRequest.newBuilder(URI.create(apiUrl + "/v1/cluster")).build(), HttpResponse.BodyHandlers.ofString());
+                        HttpRequest.newBuilder(URI.create(apiUrl + "/v1/cluster")).header("Authorization", "Bearer " + adminToken).build(),
+                        HttpResponse.BodyHandlers.ofString());
                 int up = 0;
                 for (JsonNode n : JSON.readTree(r.body()).path("nodes")) {
                     up += n.path("state").asText().equals("up") ? 1 : 0;
@@ -242,7 +248,7 @@ class TwoDockerHostsSystemTest {
 
     /** The CLI as a user runs it, against host A's node. */
     static CommandResult ballast(String apiUrl, String... args) {
-        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", LAUNCHER.toString()));
+        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", "BALLAST_TOKEN=" + adminToken, LAUNCHER.toString()));
         cmd.addAll(List.of(args));
         cmd.addAll(List.of("--node", apiUrl));
         return SH.run(cmd, Duration.ofSeconds(60));
