@@ -91,8 +91,7 @@ final class ConfigCommands {
         @Option(names = "--server", paramLabel = "HOST:PORT|URL", description = "The API address")
         String server;
 
-        @Option(names = "--ca-file", paramLabel = "FILE", description = "The CA that signs the server's certificate (HTTPS)")
-        Path caFile;
+        // --ca-file is the root option (inherited by every command): the CA saved in the context
 
         @Option(names = "--token-file", paramLabel = "FILE", description = "File holding the API token ('-': stdin)")
         Path tokenFile;
@@ -103,7 +102,7 @@ final class ConfigCommands {
         @Override
         public Integer call() throws Exception {
             CliConfig.Context c = group.config().put(new CliConfig.Context(name, server == null ? null : ApiTarget.normalize(server),
-                    caFile == null ? null : caFile.toAbsolutePath().toString(),
+                    group.cli.caFile == null ? null : group.cli.caFile.toAbsolutePath().toString(),
                     tokenFile == null ? null : ApiTarget.readTokenFile(tokenFile)), current);
             group.cli.err.println("context " + name + " set (server " + c.server() + ") in " + group.config().path());
             return ExitCodes.OK;
@@ -124,8 +123,7 @@ final class ConfigCommands {
         @Option(names = "--context", paramLabel = "NAME", description = "The context's name (default: the server's HOST:PORT)")
         String context;
 
-        @Option(names = "--ca-file", paramLabel = "FILE", description = "The CA that signs the server's certificate (HTTPS)")
-        Path caFile;
+        // --ca-file is the root option (inherited by every command): the CA saved in the context
 
         @Override
         public Integer call() throws Exception {
@@ -134,7 +132,7 @@ final class ConfigCommands {
             JsonNode me = new NodeClient(url, token).get("/v1/auth/whoami"); // a wrong token stops here (exit 10)
             String name = context != null ? context : url.replaceFirst("^https?://", "");
             CliConfig config = new CliConfig(CliConfig.location(cli.env));
-            config.put(new CliConfig.Context(name, url, caFile == null ? null : caFile.toAbsolutePath().toString(), token), true);
+            config.put(new CliConfig.Context(name, url, cli.caFile == null ? null : cli.caFile.toAbsolutePath().toString(), token), true);
             cli.err.println("logged in to " + url + " as " + me.path("name").asText() + " (" + me.path("role").asText()
                     + "); context " + name + " saved in " + config.path() + " and made current");
             return ExitCodes.OK;

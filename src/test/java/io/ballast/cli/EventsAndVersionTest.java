@@ -24,7 +24,7 @@ class EventsAndVersionTest {
         try (MiniCluster c = MiniCluster.start(dir, 1)) {
             c.awaitLeader();
             String url = c.url(1);
-            CliRunner cli = new CliRunner();
+            CliRunner cli = new CliRunner().server(url, c.adminToken());
             assertThat(cli.run("volume", "create", "alpha", "--size", "64MiB", "--node", url).exit()).isZero();
             assertThat(cli.run("volume", "create", "beta", "--size", "64MiB", "--node", url).exit()).isZero();
 
@@ -47,7 +47,7 @@ class EventsAndVersionTest {
             StringWriter out = new StringWriter();
             Thread follower = Thread.ofVirtual().start(() -> BallastCli.run(
                     new String[] {"events", "--follow", "--volume", "gamma", "--node", url, "-o", "json"},
-                    new PrintWriter(out, true), new PrintWriter(new StringWriter(), true), Map.of()));
+                    new PrintWriter(out, true), new PrintWriter(new StringWriter(), true), Map.of("BALLAST_TOKEN", c.adminToken())));
             try {
                 MiniCluster.await(Duration.ofSeconds(10), "follow started", () -> follower.isAlive());
                 assertThat(cli.run("volume", "create", "gamma", "--size", "64MiB", "--node", url).exit()).isZero();

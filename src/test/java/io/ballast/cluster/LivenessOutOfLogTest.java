@@ -30,7 +30,7 @@ class LivenessOutOfLogTest {
             for (int i = 1; i <= 3; i++) {
                 c.awaitNodeState(leader, "node-" + i, NodeRecord.UP);
             }
-            NodeClient api = new NodeClient(c.url(2));
+            NodeClient api = c.client(2);
             // settle: the joins' registrations and replication addresses are committed
             MiniCluster.await(Duration.ofSeconds(20), "every node's lease heartbeats flowing",
                     () -> c.member(2).heartbeatCounts().get("lease") > 3 && c.member(3).heartbeatCounts().get("lease") > 3);
@@ -46,7 +46,7 @@ class LivenessOutOfLogTest {
             assertThat(c.member(2).heartbeatCounts().get("lease") - leasesBefore).isGreaterThanOrEqualTo(5);
             assertThat(c.member(2).heartbeatCounts().get("committed")).isEqualTo(committedBefore);
 
-            String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(c.url(2) + "/metrics")).build(),
+            String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(c.url(2) + "/metrics")).header("Authorization", "Bearer " + c.adminToken()).build(),
                     HttpResponse.BodyHandlers.ofString()).body();
             assertThat(metrics).contains("ballast_raft_commit_index ").contains("ballast_heartbeats_sent_total{kind=\"lease\"}");
 

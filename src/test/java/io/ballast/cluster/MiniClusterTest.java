@@ -405,7 +405,7 @@ class MiniClusterTest {
             long taken = c.member(leader).stateMachine().getLatestSnapshot().getIndex();
             // heartbeats are no log entries (lease heartbeats): 40 cordon flips make the next 32 entries
             for (int i = 0; i < 40; i++) {
-                new NodeClient(c.url(1 + i % 3)).post("/v1/nodes/node-3/" + (i % 2 == 0 ? "cordon" : "uncordon"), null);
+                c.client(1 + i % 3).post("/v1/nodes/node-3/" + (i % 2 == 0 ? "cordon" : "uncordon"), null);
             }
             MiniCluster.await(Duration.ofSeconds(20), "a newer snapshot on node " + leader,
                     () -> c.member(leader).stateMachine().getLatestSnapshot().getIndex() > taken);

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ballast.cli.CliRunner;
-import io.ballast.cli.NodeClient;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.testing.MiniCluster;
@@ -27,15 +26,15 @@ class QuorumLossTest {
     void statusAndCreatesAnswerFastWithTheReasonAndRecoverWhenAMajorityIsBack() throws Exception {
         try (MiniCluster c = MiniCluster.start(dir, 3)) {
             c.awaitLeader();
-            new NodeClient(c.url(1), Duration.ofSeconds(30)).post("/v1/volumes?wait=ready", Map.of("name", "pg", "size", "1GiB"));
-            JsonNode ok = new NodeClient(c.url(1)).get("/v1/cluster").path("quorum");
+            c.client(1, Duration.ofSeconds(30)).post("/v1/volumes?wait=ready", Map.of("name", "pg", "size", "1GiB"));
+            JsonNode ok = c.client(1).get("/v1/cluster").path("quorum");
             assertThat(ok.path("ok").asBoolean()).isTrue();
             assertThat(ok.path("voters").asInt()).isEqualTo(3);
 
             c.kill(2);
             c.kill(3);
             String url = c.url(1);
-            CliRunner cli = new CliRunner();
+            CliRunner cli = new CliRunner().server(url, c.adminToken());
             MiniCluster.await(Duration.ofSeconds(20), "status to report the lost quorum",
                     () -> cli.run("status", "--node", url).out().contains("Quorum:    LOST"));
 
@@ -58,7 +57,7 @@ class QuorumLossTest {
             t0 = System.nanoTime();
             BallastException refused = null;
             try {
-                new NodeClient(url, Duration.ofSeconds(30)).post("/v1/volumes", Map.of("name", "late", "size", "1GiB"));
+                c.client(1, Duration.ofSeconds(30)).post("/v1/volumes", Map.of("name", "late", "size", "1GiB"));
             } catch (BallastException e) {
                 refused = e;
             }
@@ -72,7 +71,7 @@ class QuorumLossTest {
             c.restart(2);
             MiniCluster.await(Duration.ofSeconds(30), "a create with the quorum back", () -> {
                 try {
-                    new NodeClient(url, Duration.ofSeconds(30)).post("/v1/volumes", Map.of("name", "late", "size", "1GiB"));
+                    c.client(1, Duration.ofSeconds(30)).post("/v1/volumes", Map.of("name", "late", "size", "1GiB"));
                     return true;
                 } catch (BallastException e) {
                     return false;
