@@ -37,8 +37,11 @@ class OrphanBackupSnapshotSystemTest {
     @TempDir
     Path dir;
 
+    /** The node's bootstrap admin token, sent with every call. */
+    static String token;
+
     static HttpResponse<String> call(String url, String method, String body) throws Exception {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url));
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url)).header("Authorization", "Bearer " + token);
         b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
         if (body != null) {
             b.header("Content-Type", "application/json");
@@ -55,7 +58,9 @@ class OrphanBackupSnapshotSystemTest {
     void leftoversOlderThanTheGraceAreDeletedAndARunningBackupsSnapshotIsKept() throws Exception {
         try (S3ProxyProcess s3 = new S3ProxyProcess(dir).start(); InProcessNode node = new InProcessNode(dir.resolve("node"))) {
             String api = node.url();
-            CliRunner cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", api);
+            token = node.adminToken();
+            BackupCliSystemTest.TOKENS.put(api, token); // addTarget's CLI call authenticates with it
+            CliRunner cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).server(api, token);
             BackupCliSystemTest.addTarget(dir, s3, api);
             assertThat(cli.run("volume", "create", "v", "--size", "8MiB").exit()).isZero();
             String uri = JSON.readTree(cli.run("volume", "attach", "v", "-o", "json").out()).path("uri").asText();

@@ -58,7 +58,10 @@ class SnapshotConsistencySystemTest {
     static Path home;
     static String n1;
     static String n2;
-    static final HttpClient http = HttpClient.newHttpClient();
+    /** Trusts the cluster CA `ballast up` made (so made after it). */
+    static HttpClient http;
+    /** The bootstrap admin token `ballast up` wrote; the CLI calls use the `local` context it saved. */
+    static String token;
     /** Its own threads: the common pool may have one thread on a 2-core machine, and fio would hold it. */
     static final java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
 
@@ -74,11 +77,16 @@ class SnapshotConsistencySystemTest {
         assertThat(up.exit()).as(up.err()).isZero();
         n1 = url(1);
         n2 = url(2);
+        http = io.ballast.testing.LocalCa.httpClient(home);
+        token = Files.readString(home.resolve("node-1/admin-token")).strip();
     }
 
     @AfterAll
     static void down() throws Exception {
         LauncherTest.launch(env(), "down", "--timeout", "5");
+        if (http != null) {
+            http.close();
+        }
     }
 
     static boolean hasFio() {
@@ -97,7 +105,7 @@ class SnapshotConsistencySystemTest {
 
     static LauncherTest.Run ok(String node, String... args) throws Exception {
         List<String> all = new ArrayList<>(List.of(args));
-        all.add("--node");
+        all.add("--server");
         all.add(node);
         LauncherTest.Run r = LauncherTest.launch(env(), all.toArray(String[]::new));
         assertThat(r.exit()).as("ballast %s\nstdout: %s\nstderr: %s", String.join(" ", args), r.out(), r.err()).isZero();
@@ -105,7 +113,8 @@ class SnapshotConsistencySystemTest {
     }
 
     static HttpResponse<String> call(String node, String method, String path, String body) throws Exception {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node + path)).timeout(Duration.ofSeconds(120));
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node + path)).timeout(Duration.ofSeconds(120))
+                .header("Authorization", "Bearer " + token);
         b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
         if (body != null) {
             b.header("Content-Type", "application/json");

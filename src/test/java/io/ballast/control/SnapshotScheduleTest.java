@@ -42,7 +42,7 @@ class SnapshotScheduleTest {
     @BeforeAll
     static void start() throws Exception {
         node = new InProcessNode(dir.resolve("node"));
-        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url());
+        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).server(node.url(), node.adminToken());
     }
 
     @AfterAll
@@ -51,7 +51,7 @@ class SnapshotScheduleTest {
     }
 
     static HttpResponse<String> call(String method, String path, String body) throws Exception {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.url() + path));
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.url() + path)).header("Authorization", "Bearer " + node.adminToken());
         b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
         if (body != null) {
             b.header("Content-Type", "application/json");
