@@ -116,7 +116,7 @@ function signIn() {
         throw e;
       }
     },
-    onDone: () => { updateSignInButton(); refreshNow(); },
+    onDone: () => { updateSignInButton(); showServedBy(); refreshNow(); },
   });
 }
 
@@ -140,7 +140,12 @@ setRefresher(refresh);
 onHealth(banner);
 window.addEventListener('hashchange', show);
 updateSignInButton();
-get('/v1/node').then((n) => {
-  document.getElementById('served-by').textContent = 'served by ' + n.nodeId;
-}).catch(() => {});
+// asked again after signing in: without a token the first ask is refused
+function showServedBy() {
+  get('/v1/node').then((n) => {
+    document.getElementById('served-by').textContent = 'served by ' + n.nodeId;
+  }).catch(() => {});
+}
+
+showServedBy();
 show();

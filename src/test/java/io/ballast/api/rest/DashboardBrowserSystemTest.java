@@ -59,6 +59,8 @@ class DashboardBrowserSystemTest {
     static final Map<String, NodeProcess> nodes = new java.util.LinkedHashMap<>();
     static WebDriver browser;
     static String ui; // node-a's API: the page's origin
+    /** node-a's bootstrap admin token: the test's own API calls carry it, and the page is signed in with it. */
+    static String adminToken;
     /** node-a's /metrics while it resyncs node-c: every series exposed, resync progress included. */
     static String metricsDuringResync;
 
@@ -70,6 +72,7 @@ class DashboardBrowserSystemTest {
         Files.createDirectories(SHOTS);
         NodeProcess a = start("node-a", "a", null, null);
         ui = a.apiUrl();
+        adminToken = a.adminToken();
         String token = Files.readString(dir.resolve("node-a/cluster-token")).strip();
         String join = a.apiUrl().replace("http://", "");
         joinRetryingOnce("node-b", "b", join, token);
@@ -158,10 +161,44 @@ class DashboardBrowserSystemTest {
 
     @Test
     @Order(1)
-    void listsTheNodesWithZonesAndAVolumeCreatedThroughThePage() throws Exception {
+    void withoutATokenThePageAsksToSignInAndAWrongTokenIsRefusedInTheDialog() throws Exception {
         browser.get(ui + "/ui/#/cluster");
         ((JavascriptExecutor) browser).executeScript("window.notReloaded = true");
+        // the files come without a token; the API does not: the banner says so, and no node is shown
+        waitFor("the sign-in banner", d -> "signin".equals(d.findElement(By.id("api-status")).getAttribute("data-state")));
+        assertThat(text("#api-status")).contains("Sign in", "HTTP 401 UNAUTHENTICATED");
+        assertThat(browser.findElements(By.cssSelector("#nodes tr[data-node]"))).isEmpty();
+        shot("sign-in-needed");
+
+        // the banner is redrawn on every poll: click whichever button is there now
+        waitFor("the banner's sign-in button clicked", d -> {
+            d.findElement(By.cssSelector("#api-status button")).click();
+            return true;
+        });
+        type("#f-token", "bt1_000000000000_" + "0".repeat(64)); // well formed, but no such token
+        browser.findElement(By.id("dialog-confirm")).click();
+        waitFor("the refusal in the dialog", d -> !text(".dialog-error").isEmpty());
+        assertThat(text(".dialog-error")).startsWith("Sign in: the API refused this (HTTP 401 UNAUTHENTICATED)");
+        assertThat(sessionToken()).isNull(); // a refused token is not kept
+        browser.findElement(By.id("dialog-cancel")).click();
+        assertThat(browser.findElements(By.cssSelector("#nodes tr[data-node]"))).isEmpty();
+        assertThat(text("#sign-in")).isEqualTo("Sign in");
+    }
+
+    @Test
+    @Order(2)
+    void signedInWithTheAdminTokenItListsTheNodesWithZonesAndAVolumeCreatedThroughThePage() throws Exception {
+        browser.findElement(By.id("sign-in")).click(); // the header's button opens the same dialog
+        type("#f-token", adminToken);
+        browser.findElement(By.id("dialog-confirm")).click();
         waitFor("3 nodes on the cluster page", d -> d.findElements(By.cssSelector("#nodes tr[data-node]")).size() == 3);
+        waitFor("the banner gone", d -> d.findElement(By.id("api-status")).getAttribute("data-state") == null);
+        assertThat(browser.findElement(By.id("api-status")).isDisplayed()).isFalse();
+        assertThat(text("#sign-in")).isEqualTo("Sign out");
+        waitFor("the header names the node", d -> text("#served-by").equals("served by node-a"));
+        // kept for this tab only
+        assertThat(sessionToken()).isEqualTo(adminToken);
+        assertThat(((JavascriptExecutor) browser).executeScript("return localStorage.length")).isEqualTo(0L);
         for (String id : List.of("node-a", "node-b", "node-c")) {
             waitFor(id + " up", d -> text("#nodes tr[data-node='" + id + "'] .state").startsWith("up"));
             assertThat(text("#nodes tr[data-node='" + id + "'] .zone")).isEqualTo(id.substring(5));
@@ -188,7 +225,7 @@ class DashboardBrowserSystemTest {
     }
 
     @Test
-    @Order(2)
+    @Order(3)
     void aNodeKilledWithSigkillTurnsDownAndTheVolumeDegradedThenItsResyncShowsProgress() throws Exception {
         String uri = send("POST", "/v1/volumes/db/attach", null).path("uri").asText();
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
@@ -237,35 +274,35 @@ class DashboardBrowserSystemTest {
     }
 
     @Test
-    @Order(3)
+    @Order(4)
     void aResizeThroughThePageShowsInVolumeInspect() throws Exception {
         browser.findElement(By.cssSelector("button[data-action='resize']")).click();
         type("#f-size", "48MiB");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("new size on the page", d -> text("#volume-size").equals("48.0 MiB"));
-        CliRunner.Result inspect = new CliRunner().run("volume", "inspect", "db", "--node", ui, "-o", "json");
+        CliRunner.Result inspect = cli().run("volume", "inspect", "db", "-o", "json");
         assertThat(inspect.exit()).as(inspect.err()).isZero();
         assertThat(JSON.readTree(inspect.out()).path("sizeBytes").asLong()).isEqualTo(48 * MIB);
 
         // what the page relies on when served by a node without the engine: ?follow=engine asks node-a
         String nodeB = nodes.get("node-b").apiUrl();
-        HttpResponse<String> plain = HTTP.send(HttpRequest.newBuilder(URI.create(nodeB + "/v1/volumes/db")).build(),
+        HttpResponse<String> plain = HTTP.send(authorized(nodeB + "/v1/volumes/db").build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(JSON.readTree(plain.body()).path("engine").path("status").isNull()).isTrue();
-        HttpResponse<String> followed = HTTP.send(HttpRequest.newBuilder(URI.create(nodeB + "/v1/volumes/db?follow=engine")).build(),
+        HttpResponse<String> followed = HTTP.send(authorized(nodeB + "/v1/volumes/db?follow=engine").build(),
                 HttpResponse.BodyHandlers.ofString());
         JsonNode engine = JSON.readTree(followed.body()).path("engine");
         assertThat(engine.path("nodeId").asText()).isEqualTo("node-a");
         assertThat(engine.path("status").path("state").asText()).isEqualTo("serving");
         assertThat(engine.path("status").path("inSync")).hasSize(3);
-        HttpResponse<String> bad = HTTP.send(HttpRequest.newBuilder(URI.create(nodeB + "/v1/volumes/db?follow=all")).build(),
+        HttpResponse<String> bad = HTTP.send(authorized(nodeB + "/v1/volumes/db?follow=all").build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(bad.statusCode()).isEqualTo(400);
         assertThat(bad.body()).contains("query parameter 'follow' must be 'engine'");
     }
 
     @Test
-    @Order(4)
+    @Order(5)
     void aRefusedDeleteShowsTheApisMessage() throws Exception {
         browser.findElement(By.cssSelector("button[data-action='delete']")).click();
         assertThat(text("#dialog")).contains("cannot be undone"); // destructive: asks first
@@ -282,7 +319,7 @@ class DashboardBrowserSystemTest {
     }
 
     @Test
-    @Order(5)
+    @Order(6)
     void theEventsPageStreamsAndFilters() throws Exception {
         browser.findElement(By.cssSelector("#nav a[data-page='events']")).click();
         waitFor("events listed", d -> d.findElements(By.cssSelector("#events tr[data-seq]")).size() > 5);
@@ -293,15 +330,15 @@ class DashboardBrowserSystemTest {
                         + "return rows.length > 0 && rows.every(r => r.cells[3].textContent.includes('node-c'));")));
         assertThat(text("#events")).contains("node-down"); // the kill -9, as the cluster recorded it
         // live: a cordon made elsewhere (the CLI) appears without any action in the page
-        CliRunner.Result cordon = new CliRunner().run("node", "cordon", "node-c", "--node", ui);
+        CliRunner.Result cordon = cli().run("node", "cordon", "node-c");
         assertThat(cordon.exit()).as(cordon.err()).isZero();
         waitFor("the cordon event", d -> text("#events").contains("node-cordoned"));
         shot("events");
-        new CliRunner().run("node", "uncordon", "node-c", "--node", ui);
+        cli().run("node", "uncordon", "node-c");
     }
 
     @Test
-    @Order(6)
+    @Order(7)
     void everyMetricTheGrafanaDashboardAndTheAlertRulesUseIsOnALiveNode() throws Exception {
         assertThat(metricsDuringResync).as("scraped during the resync").isNotNull();
         java.util.Set<String> exposed = io.ballast.deploy.MonitoringTest.exposedNames(metricsDuringResync);
@@ -313,7 +350,7 @@ class DashboardBrowserSystemTest {
     }
 
     @Test
-    @Order(7)
+    @Order(8)
     void withTheApiUnreachableThePageSaysSo() throws Exception {
         browser.findElement(By.cssSelector("#nav a[data-page='cluster']")).click();
         waitFor("cluster page", d -> d.findElements(By.cssSelector("#nodes tr[data-node]")).size() == 3);
@@ -360,8 +397,22 @@ class DashboardBrowserSystemTest {
         Files.write(SHOTS.resolve(name + ".png"), png);
     }
 
+    /** The token the page keeps in this tab's session storage (null: none). */
+    static Object sessionToken() {
+        return ((JavascriptExecutor) browser).executeScript("return sessionStorage.getItem('ballast.apiToken')");
+    }
+
+    /** The CLI against node-a, as a user with the admin token in the environment. */
+    static CliRunner cli() {
+        return new CliRunner().server(ui, adminToken);
+    }
+
+    static HttpRequest.Builder authorized(String url) {
+        return HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(30)).header("Authorization", "Bearer " + adminToken);
+    }
+
     static HttpResponse<String> raw(String method, String path, String body) throws IOException, InterruptedException {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(ui + path)).timeout(Duration.ofSeconds(30));
+        HttpRequest.Builder b = authorized(ui + path);
         b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
         return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
     }
