@@ -91,9 +91,6 @@ final class ConfigCommands {
         @Option(names = "--server", paramLabel = "HOST:PORT|URL", description = "The API address")
         String server;
 
-        @Option(names = "--ca-file", paramLabel = "FILE", description = "The CA that signs the server's certificate (HTTPS)")
-        Path caFile;
-
         @Option(names = "--token-file", paramLabel = "FILE", description = "File holding the API token ('-': stdin)")
         Path tokenFile;
 
@@ -103,8 +100,7 @@ final class ConfigCommands {
         @Override
         public Integer call() throws Exception {
             CliConfig.Context c = group.config().put(new CliConfig.Context(name, server == null ? null : ApiTarget.normalize(server),
-                    caFile == null ? null : caFile.toAbsolutePath().toString(),
-                    tokenFile == null ? null : ApiTarget.readTokenFile(tokenFile)), current);
+                    caFileOf(group.cli), tokenFile == null ? null : ApiTarget.readTokenFile(tokenFile)), current);
             group.cli.err.println("context " + name + " set (server " + c.server() + ") in " + group.config().path());
             return ExitCodes.OK;
         }
@@ -124,9 +120,6 @@ final class ConfigCommands {
         @Option(names = "--context", paramLabel = "NAME", description = "The context's name (default: the server's HOST:PORT)")
         String context;
 
-        @Option(names = "--ca-file", paramLabel = "FILE", description = "The CA that signs the server's certificate (HTTPS)")
-        Path caFile;
-
         @Override
         public Integer call() throws Exception {
             String url = ApiTarget.normalize(server);
@@ -134,10 +127,15 @@ final class ConfigCommands {
             JsonNode me = new NodeClient(url, token).get("/v1/auth/whoami"); // a wrong token stops here (exit 10)
             String name = context != null ? context : url.replaceFirst("^https?://", "");
             CliConfig config = new CliConfig(CliConfig.location(cli.env));
-            config.put(new CliConfig.Context(name, url, caFile == null ? null : caFile.toAbsolutePath().toString(), token), true);
+            config.put(new CliConfig.Context(name, url, caFileOf(cli), token), true);
             cli.err.println("logged in to " + url + " as " + me.path("name").asText() + " (" + me.path("role").asText()
                     + "); context " + name + " saved in " + config.path() + " and made current");
             return ExitCodes.OK;
         }
+    }
+
+    /** The root's --ca-file (inherited by every subcommand, so set-context and login cannot declare their own). */
+    static String caFileOf(BallastCli cli) {
+        return cli.caFile == null ? null : cli.caFile.toAbsolutePath().toString();
     }
 }
