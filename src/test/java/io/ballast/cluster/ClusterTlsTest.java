@@ -109,7 +109,8 @@ class ClusterTlsTest {
                 null, Map.of(), 1L << 30, 1L << 30));
         revoked = identity(clusterCa, "node-9", Instant.now(), Duration.ofDays(1)); // issued before its removal
         HttpResponse<String> r = HttpClient.newBuilder().sslContext(trustOnly()).build().send(HttpRequest.newBuilder(
-                URI.create(c.url(1) + "/v1/nodes/node-9?force=true")).timeout(Duration.ofSeconds(30)).DELETE().build(),
+                URI.create(c.url(1) + "/v1/nodes/node-9?force=true")).timeout(Duration.ofSeconds(30))
+                        .header("Authorization", "Bearer " + c.adminToken()).DELETE().build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         MiniCluster.await(Duration.ofSeconds(10), "the revocation on node-2",
