@@ -194,8 +194,10 @@ class ClusterTlsTest {
         BigInteger renewed = tls2.certificate().getSerialNumber();
         assertThat(TlsDir.readCert(TlsDir.of(dir.resolve("node-2")).nodeCert()).getSerialNumber()).isEqualTo(renewed);
         // a new connection to node-2 sees the renewed certificate; the cluster keeps committing
-        HttpResponse<String> r = get(trustOnly(), c.url(2) + "/v1/cluster");
-        assertThat(r.statusCode()).isEqualTo(200);
+        HttpResponse<String> r = HttpClient.newBuilder().sslContext(trustOnly()).connectTimeout(Duration.ofSeconds(5)).build()
+                .send(HttpRequest.newBuilder(URI.create(c.url(2) + "/v1/cluster")).timeout(Duration.ofSeconds(20))
+                        .header("Authorization", "Bearer " + c.adminToken()).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         X509Certificate served = (X509Certificate) r.sslSession().orElseThrow().getPeerCertificates()[0];
         assertThat(served.getSerialNumber()).isIn(renewed, tls2.certificate().getSerialNumber());
         c.member(2).raft().submit(new Command.SetCordon(Instant.now().toString(), "node-1", false));
