@@ -60,7 +60,7 @@ class NbdTlsAttachSystemTest {
         Path clientDir = TestCertificates.writeClientDir(dir.resolve("client"), ca.certificate(), ca.client("app"));
         node = new InProcessNode(dir.resolve("node"), new ProcessCommandRunner(),
                 NbdTls.required(NbdTlsDirectory.open(serverDir)));
-        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url());
+        cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).server(node.url(), node.adminToken());
 
         assertThat(cli.run("volume", "create", "pg", "--size", "64MiB").exit()).isZero();
         var a = cli.run("volume", "attach", "pg");

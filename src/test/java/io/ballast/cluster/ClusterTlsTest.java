@@ -109,7 +109,8 @@ class ClusterTlsTest {
                 null, Map.of(), 1L << 30, 1L << 30));
         revoked = identity(clusterCa, "node-9", Instant.now(), Duration.ofDays(1)); // issued before its removal
         HttpResponse<String> r = HttpClient.newBuilder().sslContext(trustOnly()).build().send(HttpRequest.newBuilder(
-                URI.create(c.url(1) + "/v1/nodes/node-9?force=true")).timeout(Duration.ofSeconds(30)).DELETE().build(),
+                URI.create(c.url(1) + "/v1/nodes/node-9?force=true")).timeout(Duration.ofSeconds(30))
+                        .header("Authorization", "Bearer " + c.adminToken()).DELETE().build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         MiniCluster.await(Duration.ofSeconds(10), "the revocation on node-2",
@@ -193,8 +194,10 @@ class ClusterTlsTest {
         BigInteger renewed = tls2.certificate().getSerialNumber();
         assertThat(TlsDir.readCert(TlsDir.of(dir.resolve("node-2")).nodeCert()).getSerialNumber()).isEqualTo(renewed);
         // a new connection to node-2 sees the renewed certificate; the cluster keeps committing
-        HttpResponse<String> r = get(trustOnly(), c.url(2) + "/v1/cluster");
-        assertThat(r.statusCode()).isEqualTo(200);
+        HttpResponse<String> r = HttpClient.newBuilder().sslContext(trustOnly()).connectTimeout(Duration.ofSeconds(5)).build()
+                .send(HttpRequest.newBuilder(URI.create(c.url(2) + "/v1/cluster")).timeout(Duration.ofSeconds(20))
+                        .header("Authorization", "Bearer " + c.adminToken()).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         X509Certificate served = (X509Certificate) r.sslSession().orElseThrow().getPeerCertificates()[0];
         assertThat(served.getSerialNumber()).isIn(renewed, tls2.certificate().getSerialNumber());
         c.member(2).raft().submit(new Command.SetCordon(Instant.now().toString(), "node-1", false));

@@ -158,7 +158,12 @@ class DebInstallSystemTest {
             assertThat(listening(port)).as("port %d from node.env is listening", port).isTrue();
         }
 
-        Map<String, String> cli = Map.of("BALLAST_NODE", "http://127.0.0.1:" + api);
+        // TLS is on by default (the unit passes no --insecure): the CLI trusts the cluster CA the first
+        // node made, and calls with the bootstrap admin token DATA/admin-token (docs/api.md)
+        assertThat(data.resolve("tls/ca.crt")).as("the cluster CA of a default (TLS) start").isRegularFile();
+        Map<String, String> cli = Map.of("BALLAST_SERVER", "https://127.0.0.1:" + api,
+                "BALLAST_CA_FILE", data.resolve("tls/ca.crt").toString(),
+                "BALLAST_TOKEN", Files.readString(data.resolve("admin-token")).strip());
         Result status = cliRun(cli, "status");
         assertThat(status.code()).as("ballast status:\n%s%s", status.out(), status.err()).isZero();
         assertThat(status.out()).contains(data.toString()).contains("127.0.0.1:" + nbd);

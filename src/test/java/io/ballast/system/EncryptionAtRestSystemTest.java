@@ -68,6 +68,7 @@ class EncryptionAtRestSystemTest {
         long t0 = System.nanoTime();
         try {
             NodeProcess a = start(nodes, "a", key, null, null);
+            PartitionSystemTest.adminToken = a.adminToken(); // ok(), volume() and nodeStates() carry it
             String token = Files.readString(dir.resolve("a/cluster-token")).strip();
             String join = a.apiUrl().replace("http://", "");
             NodeProcess b = start(nodes, "b", key, join, token);
@@ -196,7 +197,8 @@ class EncryptionAtRestSystemTest {
     }
 
     private static CommandResult cli(String apiUrl, String... args) {
-        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1", LAUNCHER.toString()));
+        List<String> cmd = new ArrayList<>(List.of("env", "BALLAST_NO_BUILD=1",
+                "BALLAST_TOKEN=" + PartitionSystemTest.adminToken, LAUNCHER.toString()));
         cmd.addAll(List.of(args));
         cmd.addAll(List.of("--node", apiUrl));
         return SH.run(cmd, Duration.ofSeconds(PartitionSystemTest.WAIT_SECONDS));
