@@ -15,13 +15,14 @@ for mode in tls insecure; do
   done
   api=$(python3 -c "import json; print(json.load(open('$BALLAST_HOME/local.json'))['apiUrl'])")
   ca=""; [ $mode = tls ] && ca="--cacert $BALLAST_HOME/node-1/tls/ca.crt"
-  python3 - "$api" "$ca" <<'PY'
+  token=$(cat $BALLAST_HOME/node-1/admin-token)
+  python3 - "$api" "$ca" "$token" <<'PY'
 import subprocess,sys,time
-api,ca=sys.argv[1],sys.argv[2]
+api,ca,token=sys.argv[1],sys.argv[2],sys.argv[3]
 # REST latency: 200 GET /v1/volumes/b, each on a new connection (curl), as a CLI call makes one
 lat=[]
 for i in range(200):
-    t=time.perf_counter(); subprocess.run(["curl","-sf","-o","/dev/null"]+ca.split()+[api+"/v1/volumes/b"],check=True); lat.append((time.perf_counter()-t)*1000)
+    t=time.perf_counter(); subprocess.run(["curl","-sf","-o","/dev/null","-H","Authorization: Bearer "+token]+ca.split()+[api+"/v1/volumes/b"],check=True); lat.append((time.perf_counter()-t)*1000)
 lat.sort(); print("REST GET /v1/volumes/b new connection each: p50 %.1f ms p99 %.1f ms" % (lat[100], lat[197]))
 PY
   bin/ballast volume detach b >/dev/null 2>&1
