@@ -115,6 +115,49 @@ def peak_rss_mib(pid):
     return 0.0
 
 
+def run_alternating(jobs, sides, pids, reps, runtime_s, size_bytes, run_fio=None):
+    """Each job `reps` times per side, alternating sides, so drift in the machine hits both alike.
+    sides: name -> NBD URI; pids: name -> server pid (for CPU per request). Returns
+    {(job, side): [fio result with "cpu_us"]}."""
+    run_fio = run_fio or fio
+    results = {}
+    for name, args, metric in jobs:
+        for rep in range(reps):
+            for side, uri in sides.items():
+                pid = pids[side]
+                t0 = cpu_ticks(pid)
+                r = run_fio(uri, args, runtime_s, size_bytes)
+                # Server CPU per request: fio counts ops after the 2 s ramp only, so estimate the
+                # ops of the whole run (ramp included) from the measured rate.
+                ops = r["iops"] * (runtime_s + 2)
+                r["cpu_us"] = (cpu_ticks(pid) - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / ops if ops else 0
+                results.setdefault((name, side), []).append(r)
+                print("%-22s rep %d %-9s %10.1f %s  p99 %.0f us  cpu/op %.1f us" % (
+                    name, rep + 1, side, r[metric], "IOPS" if metric == "iops" else "MiB/s", r["p99_us"],
+                    r["cpu_us"]), flush=True)
+    return results
+
+
+def median_row(name, metric, mine, peer):
+    """One markdown row: medians of both sides, their ratio, p99s, CPU per request and its ratio."""
+    mm = statistics.median(r[metric] for r in mine)
+    pm = statistics.median(r[metric] for r in peer)
+    unit = "IOPS" if metric == "iops" else "MiB/s"
+    mc = statistics.median(r["cpu_us"] for r in mine)
+    pc = statistics.median(r["cpu_us"] for r in peer)
+    return "| %s | %.0f %s | %.0f %s | %.2f | %.0f | %.0f | %.1f | %.1f | %.2f |" % (
+        name, mm, unit, pm, unit, mm / pm if pm else 0,
+        statistics.median(r["p99_us"] for r in mine), statistics.median(r["p99_us"] for r in peer),
+        mc, pc, mc / pc if pc else 0)
+
+
+def machine_line():
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+    fio_version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{os.cpu_count()} cores, {cpu}; {fio_version}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
@@ -136,26 +179,12 @@ def main():
     nbdkit, nbdkit_uri = start_nbdkit(workdir, size_bytes)
     sides = {"ballast": ballast_uri, "nbdkit": nbdkit_uri}
     procs = {"ballast": ballast, "nbdkit": nbdkit}
-    results = {}
     try:
         # Fill both devices once so reads hit real data, not holes.
         for uri in sides.values():
             fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size_bytes, time_based=False)
-        for name, args, metric in jobs:
-            for rep in range(opts.reps):
-                for side, uri in sides.items():
-                    pid = procs[side].pid
-                    t0 = cpu_ticks(pid)
-                    r = fio(uri, args, opts.runtime, size_bytes)
-                    # Server CPU per request: fio counts ops after the 2 s ramp only, so estimate the
-                    # ops of the whole run (ramp included) from the measured rate.
-                    ops = r["iops"] * (opts.runtime + 2)
-                    r["cpu_us"] = (cpu_ticks(pid) - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / ops if ops else 0
-                    results.setdefault((name, side), []).append(r)
-                    print("%-22s rep %d %-7s %10.1f %s  p99 %.0f us  cpu/op %.1f us" % (
-                        name, rep + 1, side, r[metric], "IOPS" if metric == "iops" else "MiB/s", r["p99_us"],
-                        r["cpu_us"]),
-                        flush=True)
+        results = run_alternating(jobs, sides, {k: p.pid for k, p in procs.items()}, opts.reps, opts.runtime,
+                                  size_bytes)
         rss = peak_rss_mib(ballast.pid)
     finally:
         for p in (ballast, nbdkit):
@@ -166,23 +195,8 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
 
-    rows = []
-    for name, _, metric in jobs:
-        b = results[(name, "ballast")]
-        k = results[(name, "nbdkit")]
-        bm = statistics.median(r[metric] for r in b)
-        km = statistics.median(r[metric] for r in k)
-        unit = "IOPS" if metric == "iops" else "MiB/s"
-        bc = statistics.median(r["cpu_us"] for r in b)
-        kc = statistics.median(r["cpu_us"] for r in k)
-        rows.append("| %s | %.0f %s | %.0f %s | %.2f | %.0f | %.0f | %.1f | %.1f | %.2f |" % (
-            name, bm, unit, km, unit, bm / km if km else 0,
-            statistics.median(r["p99_us"] for r in b), statistics.median(r["p99_us"] for r in k),
-            bc, kc, bc / kc if kc else 0))
-
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
-    fio_version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
+    rows = [median_row(name, metric, results[(name, "ballast")], results[(name, "nbdkit")])
+            for name, _, metric in jobs]
     table = "\n".join([
         "| job | Ballast | nbdkit file | ratio | Ballast p99 (us) | nbdkit p99 (us) "
         "| Ballast CPU/op (us) | nbdkit CPU/op (us) | CPU/op ratio |",
@@ -202,7 +216,7 @@ CPU/op is the server process's utime+stime (all threads, from /proc/PID/stat) ov
 by the requests of that run (rate x (runtime + 2 s ramp)); it is load-independent, lower is better,
 and its ratio is Ballast/nbdkit (at most 1.0 means Ballast spends no more CPU per request).
 
-Machine: {os.cpu_count()} cores, {cpu}; {fio_version}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+Machine: {machine_line()}.
 
 {table}
 

@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import nbd_bench  # noqa: E402
-from nbd_bench import cpu_ticks, parse_size, peak_rss_mib, wait_for  # noqa: E402
+from nbd_bench import machine_line, median_row, parse_size, peak_rss_mib, run_alternating, wait_for  # noqa: E402
 
 # name, fio args, metric ("iops" or "bw")
 JOBS = [
@@ -86,7 +85,7 @@ def start_node(workdir, tls_dir, size_bytes):
     os.makedirs(data, exist_ok=True)
     log = open(os.path.join(workdir, "ballast-node.out"), "w")
     proc = subprocess.Popen(
-        [os.path.join(ROOT, "bin", "ballast"), "node", "start", "--data-dir", data,
+        [os.path.join(ROOT, "bin", "ballast"), "node", "start", "--insecure", "--data-dir", data,
          "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0",
          "--nbd-tls-dir", tls_dir, "--nbd-tls-policy", "optional"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -96,9 +95,13 @@ def start_node(workdir, tls_dir, size_bytes):
     with open(node_json) as f:
         node = json.load(f)
     api = node.get("apiUrl") or ("http://" + node["apiAddress"])
+    # --insecure: plain HTTP between the nodes and the API (NBD's own TLS is what is measured), but
+    # the API still wants the bootstrap admin token (docs/security.md).
+    with open(os.path.join(data, "admin-token")) as f:
+        auth = {"Authorization": "Bearer " + f.read().strip()}
     post = lambda path, body: urllib.request.urlopen(urllib.request.Request(  # noqa: E731
         api + path, method="POST", data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"})).read()
+        headers={"Content-Type": "application/json", **auth})).read()
     post("/v1/volumes", {"name": "bench", "size": size_bytes})
     attach = json.loads(post("/v1/volumes/bench/attach", {}))
     tls_uri = attach["uri"]
@@ -126,20 +129,10 @@ def main():
     tls_dir, home = make_certificates(workdir)
     node, tls_uri, plain_uri = start_node(workdir, tls_dir, size_bytes)
     sides = {"plaintext": plain_uri, "tls": tls_uri}
-    results = {}
     try:
         fio(home, plain_uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size_bytes, time_based=False)
-        for name, args, metric in JOBS:
-            for rep in range(opts.reps):
-                for side, uri in sides.items():
-                    t0 = cpu_ticks(node.pid)
-                    r = fio(home, uri, args, opts.runtime, size_bytes)
-                    ops = (r["iops"]) * (opts.runtime + 2)
-                    r["cpu_us"] = (cpu_ticks(node.pid) - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / ops if ops else 0
-                    results.setdefault((name, side), []).append(r)
-                    print("%-20s rep %d %-9s %10.1f %s  p99 %.0f us  cpu/op %.1f us" % (
-                        name, rep + 1, side, r[metric], "IOPS" if metric == "iops" else "MiB/s", r["p99_us"],
-                        r["cpu_us"]), flush=True)
+        results = run_alternating(JOBS, sides, {side: node.pid for side in sides}, opts.reps, opts.runtime,
+                                  size_bytes, run_fio=lambda uri, args, rt, sz: fio(home, uri, args, rt, sz))
         rss = peak_rss_mib(node.pid)
     finally:
         os.killpg(node.pid, signal.SIGTERM)
@@ -148,25 +141,12 @@ def main():
         except subprocess.TimeoutExpired:
             os.killpg(node.pid, signal.SIGKILL)
 
-    rows = []
-    for name, _, metric in JOBS:
-        p = results[(name, "plaintext")]
-        t = results[(name, "tls")]
-        pm = statistics.median(r[metric] for r in p)
-        tm = statistics.median(r[metric] for r in t)
-        unit = "IOPS" if metric == "iops" else "MiB/s"
-        pc = statistics.median(r["cpu_us"] for r in p)
-        tc = statistics.median(r["cpu_us"] for r in t)
-        rows.append("| %s | %.0f %s | %.0f %s | %.2f | %.0f | %.0f | %.1f | %.1f |" % (
-            name, pm, unit, tm, unit, tm / pm if pm else 0,
-            statistics.median(r["p99_us"] for r in p), statistics.median(r["p99_us"] for r in t), pc, tc))
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
-    fio_version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
+    # TLS is "mine", plaintext the reference: the ratio is TLS/plaintext.
+    rows = [median_row(name, metric, results[(name, "tls")], results[(name, "plaintext")]) for name, _, metric in JOBS]
     table = "\n".join([
-        "| job | plaintext | TLS | TLS/plaintext | plaintext p99 (us) | TLS p99 (us) "
-        "| plaintext CPU/op (us) | TLS CPU/op (us) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| job | TLS | plaintext | TLS/plaintext | TLS p99 (us) | plaintext p99 (us) "
+        "| TLS CPU/op (us) | plaintext CPU/op (us) | CPU/op ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ] + rows)
     body = f"""# NBD over TLS: cost against plaintext
 
@@ -180,7 +160,7 @@ P-256 client and server certificates) and `nbd://` (plaintext) against the same 
 alternating, {opts.reps} runs each; values are medians. CPU/op is the node process's utime+stime
 over a run divided by its requests (lower is better); fio's own TLS work is not in it.
 
-Machine: {os.cpu_count()} cores, {cpu}; {fio_version}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+Machine: {machine_line()}.
 
 {table}
 

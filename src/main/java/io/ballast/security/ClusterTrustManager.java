@@ -1,14 +1,11 @@
 package io.ballast.security;
 
-import java.net.Socket;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
 import java.util.function.Predicate;
-import javax.net.ssl.SSLEngine;
 import javax.net.ssl.TrustManagerFactory;
-import javax.net.ssl.X509ExtendedTrustManager;
 import javax.net.ssl.X509TrustManager;
 
 /**
@@ -16,7 +13,7 @@ import javax.net.ssl.X509TrustManager;
  * whose certificate is not revoked. Host names are not checked: the CA signs only node certificates,
  * so any of them is a cluster member; paths that talk to one given node check the node id instead.
  */
-public final class ClusterTrustManager extends X509ExtendedTrustManager {
+public final class ClusterTrustManager extends TwoArgTrustManager {
     private final X509Certificate ca;
     private final X509TrustManager pkix;
     private volatile Predicate<X509Certificate> revoked = c -> false;
@@ -61,26 +58,6 @@ public final class ClusterTrustManager extends X509ExtendedTrustManager {
     public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
         pkix.checkServerTrusted(chain, authType);
         checkRevoked(chain);
-    }
-
-    @Override
-    public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket) throws CertificateException {
-        checkClientTrusted(chain, authType);
-    }
-
-    @Override
-    public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket) throws CertificateException {
-        checkServerTrusted(chain, authType);
-    }
-
-    @Override
-    public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine) throws CertificateException {
-        checkClientTrusted(chain, authType);
-    }
-
-    @Override
-    public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine) throws CertificateException {
-        checkServerTrusted(chain, authType);
     }
 
     @Override

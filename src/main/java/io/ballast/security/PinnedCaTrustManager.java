@@ -1,18 +1,15 @@
 package io.ballast.security;
 
-import java.net.Socket;
 import java.security.GeneralSecurityException;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
-import javax.net.ssl.SSLEngine;
-import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * For a joining node, which has no CA yet: trusts a server whose chain carries a CA certificate with
  * the join token's SHA-256 fingerprint and whose own certificate that CA signed. Anything else fails
  * the handshake, before the token is sent.
  */
-final class PinnedCaTrustManager extends X509ExtendedTrustManager {
+final class PinnedCaTrustManager extends TwoArgTrustManager {
     private final String caSha256;
     private volatile X509Certificate seenCa;
 
@@ -53,26 +50,6 @@ final class PinnedCaTrustManager extends X509ExtendedTrustManager {
     @Override
     public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
         throw new CertificateException("client side only");
-    }
-
-    @Override
-    public void checkServerTrusted(X509Certificate[] chain, String authType, Socket s) throws CertificateException {
-        checkServerTrusted(chain, authType);
-    }
-
-    @Override
-    public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine e) throws CertificateException {
-        checkServerTrusted(chain, authType);
-    }
-
-    @Override
-    public void checkClientTrusted(X509Certificate[] chain, String authType, Socket s) throws CertificateException {
-        checkClientTrusted(chain, authType);
-    }
-
-    @Override
-    public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine e) throws CertificateException {
-        checkClientTrusted(chain, authType);
     }
 
     @Override
