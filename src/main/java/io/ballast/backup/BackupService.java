@@ -91,7 +91,7 @@ public final class BackupService implements AutoCloseable {
             if (all.size() == 1) {
                 return all.get(0);
             }
-            throw BallastException.invalid(all.isEmpty() ? "no backup target; add one: `ballast backup target add NAME s3://BUCKET/PREFIX ...`"
+            throw BallastException.invalid(all.isEmpty() ? "no backup target; add one: `ballast backup target add NAME s3://BUCKET/PREFIX --endpoint URL --region REGION --key-file FILE` (docs/data-protection.md)"
                     : "several backup targets exist; name one with --target (" + String.join(", ", all.stream().map(TargetSpec::name).toList()) + ")");
         }
         return cluster.target(name).orElseThrow(() -> BallastException.notFound("no backup target " + name

@@ -27,7 +27,11 @@ record ApiTarget(String server, String token, String contextName) {
                 ? Optional.of(config.context(o.context).orElseThrow(() -> BallastException.notFound("no context named "
                         + o.context + " in " + config.path() + "; `ballast config get-contexts` lists them")))
                 : config.current();
-        String server = firstOf(o.server, o.node, env.get("BALLAST_SERVER"), env.get("BALLAST_NODE"));
+        if (o.node != null && !o.node.contains(":") && o.on == null) {
+            o.on = o.node; // `--node node-2`: a node's name, as `--on` takes it
+        }
+        String server = firstOf(o.server, o.on != null && o.on.equals(o.node) ? null : o.node, env.get("BALLAST_SERVER"),
+                env.get("BALLAST_NODE"));
         if (server == null && ctx.isPresent() && ctx.get().name().equals(LocalCluster.CONTEXT)) {
             server = LocalCluster.readApiUrl(home).orElse(null); // the local cluster's first node that answers
         }

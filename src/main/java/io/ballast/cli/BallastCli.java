@@ -87,12 +87,32 @@ public final class BallastCli extends CommandGroup {
 
     /** A client of the API the options name, with their credential ({@link ApiTarget}). */
     NodeClient client(Output output) {
-        ApiTarget t = ApiTarget.resolve(output, env, home());
+        ApiTarget t = onNode(output, ApiTarget.resolve(output, env, home()));
         return new NodeClient(t.server(), t.token());
     }
 
     NodeClient client(Output output, java.time.Duration requestTimeout) {
-        ApiTarget t = ApiTarget.resolve(output, env, home());
+        ApiTarget t = onNode(output, ApiTarget.resolve(output, env, home()));
         return new NodeClient(t.server(), t.token(), requestTimeout);
+    }
+
+    /** With {@code --on NODE}: the cluster (at the resolved server) says where NODE's API is. */
+    private static ApiTarget onNode(Output output, ApiTarget t) {
+        String name = output.on;
+        if (name == null) {
+            return t;
+        }
+        io.ballast.common.Names.requireName("node", name);
+        com.fasterxml.jackson.databind.JsonNode n = new NodeClient(t.server(), t.token()).get("/v1/nodes/" + name);
+        String state = n.path("state").asText("");
+        if ("down".equals(state)) {
+            throw io.ballast.common.BallastException.unavailable("node " + name + " is down (" + n.path("stateReason").asText("no heartbeat")
+                    + "); `ballast node list` shows the members that are up");
+        }
+        String apiUrl = n.path("apiUrl").asText("");
+        if (apiUrl.isEmpty()) {
+            throw io.ballast.common.BallastException.unavailable("node " + name + " has no API address in the cluster state");
+        }
+        return new ApiTarget(ApiTarget.normalize(apiUrl), t.token(), t.contextName());
     }
 }

@@ -74,7 +74,7 @@ final class CliConfig {
             return JSON.readValue(path.toFile(), File.class);
         } catch (IOException e) {
             throw BallastException.invalid("cannot read the CLI config " + path + ": " + e.getMessage()
-                    + "; fix or remove it (`ballast login` writes a new one)");
+                    + "; fix or remove it (`ballast login --server HOST:PORT` writes a new one)");
         }
     }
 

@@ -23,9 +23,14 @@ public final class Output {
                     + " started, else 127.0.0.1:7400)")
     String server;
 
-    /** Deprecated name of {@code --server}, kept for scripts and printed hints from older versions. */
+    /** Deprecated name of {@code --server}, kept for scripts and printed hints from older versions; a node name means {@code --on}. */
     @Option(names = "--node", paramLabel = "URL", hidden = true)
     String node;
+
+    @Option(names = "--on", paramLabel = "NODE",
+            description = "Run this on the node named NODE (as `ballast node list` shows it): that node's API answers,"
+                    + " e.g. the node where an attach happens")
+    String on;
 
     @Option(names = "--token-file", paramLabel = "FILE",
             description = "File holding the API token ('-': stdin); default: $BALLAST_TOKEN, else the current context's")

@@ -291,7 +291,7 @@ public final class ClusterState {
                 VolumeRecord v = requireVolume(dv.name());
                 if (v.attachment() != null) {
                     throw BallastException.conflict("volume " + v.name() + " is attached on node " + v.attachment().nodeId()
-                            + "; detach it first: `ballast volume detach " + v.name() + "`");
+                            + "; detach it first: `ballast volume detach " + v.name() + " --on " + v.attachment().nodeId() + "`");
                 }
                 removeVolume(v.name());
                 snapshots.values().removeIf(s -> s.volumeUuid().equals(v.uuid()));
@@ -384,8 +384,8 @@ public final class ClusterState {
                 }
                 if (!v.attachment().nodeId().equals(d.nodeId())) {
                     throw BallastException.conflict("volume " + v.name() + " is attached on node " + v.attachment().nodeId()
-                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --server "
-                            + Optional.ofNullable(nodes.get(v.attachment().nodeId())).map(NodeRecord::apiUrl).orElse("URL") + "`");
+                            + ", not " + d.nodeId() + "; detach it there: `ballast volume detach " + v.name() + " --on "
+                            + v.attachment().nodeId() + "`");
                 }
                 if (d.expectedAttachEpoch() > 0 && d.expectedAttachEpoch() != v.attachEpoch()) {
                     throw BallastException.conflict("volume " + v.name() + " was attached again at epoch " + v.attachEpoch()
@@ -822,8 +822,9 @@ public final class ClusterState {
                 throw BallastException.conflict("volume " + v.name() + " is already " + (sameNode ? "" : "attached on node "
                         + cur.nodeId() + (cur.mounted() ? " and " : " ")) + (cur.mounted() ? "mounted at " + cur.mountDir()
                         : "(without a mount)") + (v.maintenanceAttached() ? " for a resync" : "")
-                        + "; detach it first: `ballast volume detach " + v.name() + "`"
-                        + (sameNode ? "" : ", or take it over with `ballast volume attach " + v.name() + " --force`"
+                        + "; detach it first: `ballast volume detach " + v.name() + " --on " + cur.nodeId() + "`"
+                        + (sameNode ? "" : ", or take it over with `ballast volume attach " + v.name() + " --on " + want.nodeId()
+                        + " --force`"
                         + " (fences the engine on " + cur.nodeId() + ")"));
             }
             takenOver = userOverMaintenance ? "maintenance attachment (resync) on " + cur.nodeId()

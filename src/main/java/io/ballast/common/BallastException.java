@@ -45,6 +45,10 @@ public class BallastException extends RuntimeException {
         return new BallastException(ErrorCode.NO_SPACE, message);
     }
 
+    public static BallastException unavailable(String message) {
+        return new BallastException(ErrorCode.UNAVAILABLE, message);
+    }
+
     public static BallastException io(String message, Throwable cause) {
         return new BallastException(ErrorCode.IO_ERROR, message, cause);
     }

@@ -666,7 +666,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (v.attachment() != null) {
             throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
                     + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
-                    + "; detach it first: `ballast volume detach " + name + "`");
+                    + "; detach it first: `ballast volume detach " + name + " --on " + v.attachment().nodeId() + "`");
         }
         int connections = nbd.openConnections(name);
         if (connections > 0) {
@@ -882,9 +882,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.conflict("volume " + name + " is not attached");
         }
         if (!v.attachment().nodeId().equals(me)) {
-            String url = member.state().node(v.attachment().nodeId()).map(NodeRecord::apiUrl).orElse("URL");
             throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
-                    + "; detach it there: `ballast volume detach " + name + " --server " + url + "`");
+                    + "; detach it there: `ballast volume detach " + name + " --on " + v.attachment().nodeId() + "`");
         }
         synchronized (engineLock(name)) {
             Attachment a = attachments.get(name).isPresent() ? local.detach(name) : v.attachment();
@@ -972,6 +971,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      * the in-sync replicas are identical before the cut). CONFLICT when attached on another node.
      */
     private Cut onEngine(VolumeRecord v, ReplicaRequest.SnapshotAction action, String snapshotUuid, String why) {
+        return onEngine(v, action, snapshotUuid, why, null);
+    }
+
+    /** {@code retryThere}: given the engine's node when it is not this one, the CLI command the user runs there. */
+    private Cut onEngine(VolumeRecord v, ReplicaRequest.SnapshotAction action, String snapshotUuid, String why,
+            java.util.function.UnaryOperator<String> retryThere) {
         String me = member.nodeId();
         String name = v.name();
         Attachment a = v.attachment();
@@ -979,10 +984,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return new Cut(engines.snapshot(name, action, snapshotUuid), v.epoch());
         }
         if (a != null) {
-            String url = member.state().node(a.nodeId()).map(NodeRecord::apiUrl).orElse("URL");
             throw BallastException.conflict("volume " + name + " is attached on node " + a.nodeId()
                     + (v.maintenanceAttached() ? " for a resync; retry once it is done (`ballast volume wait " + name + "`)"
-                            : ", whose engine cuts its snapshots; ask that node: `ballast snapshot ... --server " + url + "`"));
+                            : ", whose engine cuts its snapshots; ask that node" + (retryThere == null ? " (--on " + a.nodeId() + ")"
+                                    : ": " + retryThere.apply(a.nodeId()))));
         }
         if (hasCreatablePending(v)) {
             // right after a create: the engine needs the replicas' storage, which their nodes are creating (as attach waits)
@@ -1038,7 +1043,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.alreadyExists("volume " + volume + " already has a snapshot named " + snapshot);
         }
         String uuid = UUID.randomUUID().toString();
-        Cut cut = onEngine(v, ReplicaRequest.SnapshotAction.CREATE, uuid, "snapshot " + snapshot);
+        Cut cut = onEngine(v, ReplicaRequest.SnapshotAction.CREATE, uuid, "snapshot " + snapshot,
+                node -> "`ballast snapshot create " + volume + " " + snapshot + " --on " + node + "`");
         try {
             member.raft().submit(new Command.CreateSnapshot(Instant.now().toString(), volume, v.uuid(), snapshot, uuid,
                     v.sizeBytes(), cut.epoch(), cut.holders()));
@@ -1139,7 +1145,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         SnapshotRecord s = requireSnapshot(volume, snapshot);
         if (v.attachment() != null) {
             throw BallastException.conflict("volume " + volume + " is attached on node " + v.attachment().nodeId()
-                    + "; detach it first: `ballast volume detach " + volume + "`");
+                    + "; detach it first: `ballast volume detach " + volume + " --on " + v.attachment().nodeId() + "`");
         }
         for (SnapshotRecord o : member.state().snapshots(volume)) {
             if (o.createdAt().compareTo(s.createdAt()) > 0) {

@@ -37,6 +37,23 @@ class ClusterCliSystemTest {
         LauncherTest.launch(env(), "down", "--timeout", "5");
     }
 
+    /** The node a volume is attached on, or null. */
+    private String attachedOn(String volume) throws Exception {
+        JsonNode a = JSON.readTree(LauncherTest.launch(env(), "volume", "inspect", volume, "-o", "json").out()).path("attachment");
+        return a.isMissingNode() || a.isNull() ? null : a.path("nodeId").asText();
+    }
+
+    /** The backquoted `ballast ...` hint in a message that contains {@code part}, without "ballast ". */
+    private static String hintWith(String message, String part) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("`ballast ([^`]+)`").matcher(message);
+        while (m.find()) {
+            if (m.group(1).contains(part)) {
+                return m.group(1);
+            }
+        }
+        throw new AssertionError("no hint with '" + part + "' in: " + message);
+    }
+
     @Test
     void killTheLeaderProcessThroughTheCli() throws Exception {
         LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
@@ -58,6 +75,33 @@ class ClusterCliSystemTest {
         assertThat(pasted.exit()).as("`ballast %s`: %s", hint.group(1), pasted.err()).isZero();
         JsonNode attachment = JSON.readTree(LauncherTest.launch(env(), "volume", "inspect", "pg", "-o", "json").out()).path("attachment");
         assertThat(attachment.isMissingNode() || attachment.isNull()).as("detached by the pasted hint: %s", attachment).isTrue();
+
+        // --on NODE names where an attach happens; a second node asking is refused with a takeover hint
+        // naming itself, which does what it says when pasted (issue 24: it used to re-attach on the holder)
+        assertThat(LauncherTest.launch(env(), "volume", "attach", "pg", "--on", "node-2").exit()).isZero();
+        assertThat(attachedOn("pg")).isEqualTo("node-2");
+        LauncherTest.Run second = LauncherTest.launch(env(), "volume", "attach", "pg", "--on", "node-3");
+        assertThat(second.exit()).as(second.err()).isEqualTo(ExitCodes.CONFLICT);
+        String takeover = hintWith(second.err(), "--force");
+        assertThat(takeover).isEqualTo("volume attach pg --on node-3 --force");
+        LauncherTest.Run took = LauncherTest.launch(env(), takeover.split(" "));
+        assertThat(took.exit()).as("`ballast %s`: %s", takeover, took.err()).isZero();
+        assertThat(attachedOn("pg")).isEqualTo("node-3");
+        // a snapshot asked of a node that does not run the engine: the hint names the one that does
+        LauncherTest.Run snapElsewhere = LauncherTest.launch(env(), "snapshot", "create", "pg", "s1", "--on", "node-1");
+        assertThat(snapElsewhere.exit()).as(snapElsewhere.err()).isEqualTo(ExitCodes.CONFLICT);
+        String snapHint = hintWith(snapElsewhere.err(), "snapshot create");
+        assertThat(snapHint).isEqualTo("snapshot create pg s1 --on node-3");
+        LauncherTest.Run snapped = LauncherTest.launch(env(), snapHint.split(" "));
+        assertThat(snapped.exit()).as("`ballast %s`: %s", snapHint, snapped.err()).isZero();
+        assertThat(LauncherTest.launch(env(), "snapshot", "list", "pg", "-o", "json").out()).contains("\"s1\"");
+        // the old spelling with a node's name (issue 24: "URI with undefined scheme") means --on
+        LauncherTest.Run byOldName = LauncherTest.launch(env(), "volume", "detach", "pg", "--node", "node-3");
+        assertThat(byOldName.exit()).as(byOldName.err()).isZero();
+        LauncherTest.Run unknownNode = LauncherTest.launch(env(), "volume", "list", "--on", "node-9");
+        assertThat(unknownNode.exit()).isEqualTo(ExitCodes.NOT_FOUND);
+        assertThat(unknownNode.err()).contains("node node-9 not found").doesNotContain("Exception");
+        assertThat(LauncherTest.launch(env(), "snapshot", "delete", "pg", "s1").exit()).isZero();
         LauncherTest.Run tooMany = LauncherTest.launch(env(), "volume", "create", "x", "--size", "1MiB", "--repl", "4");
         assertThat(tooMany.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
         assertThat(tooMany.err()).contains("--repl must be between 1 and 3, got 4");

@@ -40,7 +40,7 @@ public final class RequestAuthenticator implements Authenticator {
         }
         String header = ex.getRequestHeaders().getFirst("Authorization");
         if (header == null || header.isBlank()) {
-            throw new Unauthenticated("no credential: send `Authorization: Bearer <token>` (`ballast login` saves one for the CLI)");
+            throw new Unauthenticated("no credential: send `Authorization: Bearer <token>` (`ballast login --server HOST:PORT` saves one for the CLI)");
         }
         if (header.length() < 7 || !header.regionMatches(true, 0, "Bearer ", 0, 7)) {
             throw new Unauthenticated("unsupported Authorization scheme: use `Authorization: Bearer <token>`");

@@ -217,7 +217,7 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
             if (!someNodeThere) {
                 throw new BallastException(ErrorCode.NO_SPACE, "no node of the cluster is in the requested topology "
                         + requested.stream().map(Topology::getSegmentsMap).toList()
-                        + "; label nodes with `ballast node start --labels`, or widen the StorageClass's allowedTopologies");
+                        + "; label nodes with `ballast node start --data-dir DIR --labels zone=NAME`, or widen the StorageClass's allowedTopologies");
             }
         }
         return new Placement(distinct, List.copyOf(preferred), List.of());
