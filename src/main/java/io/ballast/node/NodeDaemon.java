@@ -61,7 +61,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private io.ballast.control.ClusterVolumeService volumes;
     private io.ballast.cluster.ClusterMember member;
     private RestServer api;
-    private io.ballast.security.NodeTls tls;
+    private volatile io.ballast.security.NodeTls tls;
     private io.ballast.backup.BackupService backups;
     private io.ballast.replication.EngineHost engines;
     private FileChannel lockChannel;
@@ -107,8 +107,21 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(pool);
         Metrics.trackPool(pool::stats);
 
-        EngineExports exports = new EngineExports(config.nbdTls() == null ? "nbd" : "nbds");
-        nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket(), config.nbdTls());
+        io.ballast.frontend.nbd.NbdTls nbdTls = config.nbdTls();
+        if (nbdTls == null && config.tls() != null && !config.tls().insecure()) {
+            // Secure by default (docs/nbd.md, "TLS"): NBD over TCP needs STARTTLS and a certificate from
+            // the cluster CA (a member's or an NBD client's); the node presents its own. The identity is
+            // made below, before the API and any attach, so the context is asked for at STARTTLS time.
+            nbdTls = io.ballast.frontend.nbd.NbdTls.required(() -> {
+                io.ballast.security.NodeTls t = tls;
+                if (t == null) {
+                    throw new IllegalStateException("the node's TLS identity is not loaded yet");
+                }
+                return t.nbdContext();
+            });
+        }
+        EngineExports exports = new EngineExports(nbdTls == null ? "nbd" : "nbds");
+        nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket(), nbdTls);
         started.push(nbd);
 
         AttachAgent agent = new AttachAgent(commands, config.dataDir().resolve("attach"), Duration.ofSeconds(60));

@@ -146,6 +146,48 @@ public final class CertificateAuthority {
         }
     }
 
+    /** The CN prefix of NBD client certificates; ':' cannot occur in a node id, so no client is named like a member. */
+    public static final String NBD_CLIENT_PREFIX = "nbd-client:";
+
+    /**
+     * Signs an NBD client certificate for {@code clientName}: CN {@value #NBD_CLIENT_PREFIX}NAME, client
+     * use only (no serverAuth), no addresses. The NBD listeners take it; the members' ports refuse it
+     * ({@link #isMemberCertificate}). The CSR's key is the client's; its subject is not trusted.
+     */
+    public X509Certificate signNbdClient(PKCS10CertificationRequest csr, String clientName, Instant now, Duration lifetime) {
+        try {
+            if (!csr.isSignatureValid(new JcaContentVerifierProviderBuilder().build(csr.getSubjectPublicKeyInfo()))) {
+                throw new IllegalArgumentException("the certificate request's signature does not verify");
+            }
+        } catch (OperatorCreationException | PKCSException e) {
+            throw new IllegalArgumentException("unreadable certificate request: " + e.getMessage(), e);
+        }
+        try {
+            PublicKey pub = new JcaPKCS10CertificationRequest(csr).getPublicKey();
+            JcaX509ExtensionUtils ext = new JcaX509ExtensionUtils();
+            X509v3CertificateBuilder b = new JcaX509v3CertificateBuilder(cert, serial(), Date.from(now.minus(BACKDATE)),
+                    Date.from(now.plus(lifetime)), nodeName(NBD_CLIENT_PREFIX + clientName), pub)
+                    .addExtension(Extension.basicConstraints, true, new BasicConstraints(false))
+                    .addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature | KeyUsage.keyAgreement))
+                    .addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(KeyPurposeId.id_kp_clientAuth))
+                    .addExtension(Extension.authorityKeyIdentifier, false, ext.createAuthorityKeyIdentifier(cert));
+            return toCert(b, key);
+        } catch (GeneralSecurityException | java.io.IOException e) {
+            throw new IllegalStateException("cannot sign an NBD client certificate", e);
+        }
+    }
+
+    /** A member's certificate is for server and client use; an NBD client's for client use only. */
+    public static boolean isMemberCertificate(X509Certificate c) {
+        try {
+            List<String> eku = c.getExtendedKeyUsage();
+            return eku != null && eku.contains(KeyPurposeId.id_kp_serverAuth.getId())
+                    && !nodeIdOf(c).startsWith(NBD_CLIENT_PREFIX);
+        } catch (java.security.cert.CertificateParsingException e) {
+            return false;
+        }
+    }
+
     /** When a certificate was issued (its notBefore is set back by {@link #BACKDATE} for clock skew). */
     public static Instant issuedAt(X509Certificate c) {
         return c.getNotBefore().toInstant().plus(BACKDATE);

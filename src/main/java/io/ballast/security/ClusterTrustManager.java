@@ -16,10 +16,21 @@ import javax.net.ssl.X509TrustManager;
 public final class ClusterTrustManager extends TwoArgTrustManager {
     private final X509Certificate ca;
     private final X509TrustManager pkix;
+    private final boolean membersOnly;
     private volatile Predicate<X509Certificate> revoked = c -> false;
 
+    /** Members only: the Raft, replication and REST ports. */
     public ClusterTrustManager(X509Certificate ca) {
+        this(ca, true);
+    }
+
+    /**
+     * @param membersOnly false for NBD, which also takes the client certificates the CA signs for NBD
+     *     clients ({@link CertificateAuthority#signNbdClient}); every other port takes members only
+     */
+    public ClusterTrustManager(X509Certificate ca, boolean membersOnly) {
         this.ca = ca;
+        this.membersOnly = membersOnly;
         try {
             KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
             ks.load(null, null);
@@ -41,7 +52,17 @@ public final class ClusterTrustManager extends TwoArgTrustManager {
         this.revoked = isRevoked;
     }
 
+    /** The same revocation check as {@code other} (the NBD trust manager follows the members' one). */
+    public void revokedAs(ClusterTrustManager other) {
+        this.revoked = c -> other.revoked.test(c);
+    }
+
     private void checkRevoked(X509Certificate[] chain) throws CertificateException {
+        if (membersOnly && chain != null && chain.length > 0 && !CertificateAuthority.isMemberCertificate(chain[0])) {
+            // an NBD client's certificate is from the same CA but makes no one a member
+            throw new CertificateException("certificate of " + CertificateAuthority.nodeIdOf(chain[0])
+                    + " is an NBD client's, not a cluster member's");
+        }
         if (chain != null && chain.length > 0 && revoked.test(chain[0])) {
             throw new CertificateException("certificate of " + CertificateAuthority.nodeIdOf(chain[0]) + " (serial "
                     + chain[0].getSerialNumber().toString(16) + ") is revoked");

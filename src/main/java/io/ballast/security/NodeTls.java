@@ -42,6 +42,7 @@ public final class NodeTls implements AutoCloseable {
     private final NodeKeyManager keys;
     private final ClusterTrustManager trust;
     private final SSLContext context;
+    private final SSLContext nbdContext;
     private volatile Thread renewer;
     private volatile boolean closed;
 
@@ -59,6 +60,10 @@ public final class NodeTls implements AutoCloseable {
         try {
             context = SSLContext.getInstance("TLS");
             context.init(new javax.net.ssl.KeyManager[] {keys}, new javax.net.ssl.TrustManager[] {trust}, null);
+            ClusterTrustManager nbdTrust = new ClusterTrustManager(ca, false);
+            nbdTrust.revokedAs(trust);
+            nbdContext = SSLContext.getInstance("TLS");
+            nbdContext.init(new javax.net.ssl.KeyManager[] {keys}, new javax.net.ssl.TrustManager[] {nbdTrust}, null);
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("cannot build the node's TLS context", e);
         }
@@ -125,6 +130,25 @@ public final class NodeTls implements AutoCloseable {
 
     public SSLContext context() {
         return context;
+    }
+
+    /**
+     * For the NBD listener (docs/nbd.md, "TLS"): this node's certificate, and clients whose certificate
+     * the cluster CA signed, members or NBD clients ({@code ballast auth nbd-client-cert}).
+     */
+    public SSLContext nbdContext() {
+        return nbdContext;
+    }
+
+    /** Signs an NBD client certificate; only on a node with the CA key. Returns PEM. */
+    public String signNbdClientCsr(String csrPem, String clientName, Duration lifetime) {
+        if (authority == null) {
+            throw new IllegalStateException("this node does not hold the cluster CA key");
+        }
+        X509Certificate c = authority.signNbdClient(Pem.csr(csrPem), clientName, clock.instant(), lifetime);
+        log.atInfo().addKeyValue("client", clientName).addKeyValue("serial", c.getSerialNumber().toString(16))
+                .addKeyValue("notAfter", c.getNotAfter().toInstant().toString()).log("signed an NBD client certificate");
+        return Pem.encode(c);
     }
 
     public X509Certificate ca() {
