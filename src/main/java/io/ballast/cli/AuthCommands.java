@@ -14,7 +14,7 @@ import picocli.CommandLine.ParentCommand;
 
 /** {@code ballast auth}: API tokens (docs/security.md, "API tokens"). Managing tokens needs the admin role. */
 @Command(name = "auth", description = "API tokens: create, list, revoke; and who you are.",
-        subcommands = {AuthCommands.TokenGroup.class, AuthCommands.WhoAmI.class})
+        subcommands = {AuthCommands.TokenGroup.class, AuthCommands.WhoAmI.class, AuthCommands.NbdClientCert.class})
 final class AuthCommands extends CommandGroup {
     @ParentCommand
     BallastCli cli;
@@ -35,6 +35,61 @@ final class AuthCommands extends CommandGroup {
             } else {
                 parent.cli.out.println(me.path("name").asText() + " (" + me.path("role").asText() + ")");
             }
+            return ExitCodes.OK;
+        }
+    }
+
+    /**
+     * An NBD client certificate from the cluster CA, in libnbd's directory layout: the key is made here
+     * and never leaves this host; the cluster signs its CSR (docs/nbd.md, "TLS").
+     */
+    @Command(name = "nbd-client-cert", description = "Make a key and get an NBD client certificate for it from the cluster CA"
+            + " (admin only), in the directory layout libnbd, qemu and nbdcopy read (tls-certificates=DIR).")
+    static final class NbdClientCert implements Callable<Integer> {
+        @ParentCommand
+        AuthCommands parent;
+
+        @Mixin
+        Output output;
+
+        @Parameters(paramLabel = "NAME", description = "Who the certificate is for (its CN is nbd-client:NAME)")
+        String name;
+
+        @Option(names = "--out", required = true, paramLabel = "DIR",
+                description = "Directory for ca-cert.pem, client-cert.pem and client-key.pem (made 0700; the key 0600)")
+        java.nio.file.Path out;
+
+        @Option(names = "--lifetime", paramLabel = "DURATION", defaultValue = "30d",
+                description = "How long the certificate is valid (e.g. 12h, 30d; at most 365d; default: ${DEFAULT-VALUE})")
+        String lifetime;
+
+        @Override
+        public Integer call() throws java.io.IOException {
+            io.ballast.common.Names.requireName("NBD client", name);
+            long hours = Math.max(1, ttlSeconds(lifetime) / 3600);
+            java.nio.file.Path keyFile = out.resolve("client-key.pem");
+            if (java.nio.file.Files.exists(keyFile)) {
+                throw io.ballast.common.BallastException.alreadyExists(keyFile + " exists; choose another --out (or remove it)");
+            }
+            java.security.KeyPair kp = io.ballast.security.CertificateAuthority.newKeyPair();
+            String csr = io.ballast.security.Pem.encode(io.ballast.security.CertificateAuthority.csr(name, kp));
+            Map<String, Object> body = new LinkedHashMap<>();
+            body.put("name", name);
+            body.put("csr", csr);
+            body.put("lifetimeHours", hours);
+            JsonNode r = parent.cli.client(output).post("/v1/cluster/nbd-client-certificate", body);
+            io.ballast.common.OwnerOnly.createDirectories(out);
+            io.ballast.common.OwnerOnly.restrictDirectory(out);
+            java.nio.file.Files.writeString(keyFile, io.ballast.security.Pem.encodeEcKeyWithPublic(kp),
+                    java.nio.charset.StandardCharsets.US_ASCII, java.nio.file.StandardOpenOption.CREATE_NEW);
+            io.ballast.common.OwnerOnly.restrictFile(keyFile);
+            java.nio.file.Files.writeString(out.resolve("client-cert.pem"), r.path("certificate").asText());
+            java.nio.file.Files.writeString(out.resolve("ca-cert.pem"), r.path("ca").asText());
+            com.fasterxml.jackson.databind.node.ObjectNode result = Output.result("issued", "name", name, "dir",
+                    out.toAbsolutePath().toString(), "notAfter", r.path("notAfter").asText());
+            output.done(parent.cli.out, parent.cli.err, result, "NBD client certificate for " + name + " in " + out
+                    + " (valid until " + r.path("notAfter").asText() + "); use it with e.g. nbdinfo"
+                    + " 'nbds://HOST:PORT/VOLUME?tls-certificates=" + out.toAbsolutePath() + "'");
             return ExitCodes.OK;
         }
     }

@@ -114,6 +114,11 @@ public final class ClusterEndpoints implements ClusterApi {
     }
 
     @Override
+    public Object issueNbdClientCertificate(String name, String csrPem, long lifetimeHours, boolean forwarded, String callerBearer) {
+        return member.issueNbdClientCertificate(name, csrPem, lifetimeHours, forwarded, callerBearer);
+    }
+
+    @Override
     public Object ca() {
         io.ballast.security.NodeTls tls = member.tls();
         if (tls == null) {

@@ -418,6 +418,74 @@ public final class ClusterMember implements AutoCloseable {
                 + "; the first node keeps it in DATA/tls/ca.key: start it, or join through it");
     }
 
+    /** Where NBD client certificates are asked for (an admin's call; forwarded to a member holding the CA key). */
+    public static final String NBD_CLIENT_CERT_PATH = "/v1/cluster/nbd-client-certificate";
+
+    /** The longest NBD client certificate the cluster signs; shorter is better (they cannot be revoked one by one yet). */
+    public static final java.time.Duration MAX_NBD_CLIENT_CERT_LIFETIME = java.time.Duration.ofDays(365);
+
+    /**
+     * {@code POST /v1/cluster/nbd-client-certificate} (admin): signs an NBD client certificate for the
+     * CSR's key (docs/nbd.md, "TLS"). A node without the CA key passes the request on, with the caller's
+     * own bearer token, to one that has it. Answers {name, certificate, ca, notAfter}.
+     */
+    public java.util.Map<String, String> issueNbdClientCertificate(String name, String csrPem, long lifetimeHours, boolean forwarded,
+            String callerBearer) {
+        io.ballast.security.NodeTls t = tls;
+        if (t == null) {
+            throw BallastException.conflict("this cluster runs without TLS (--insecure): NBD over TCP is plaintext there,"
+                    + " and it issues no NBD client certificates");
+        }
+        io.ballast.common.Names.requireName("NBD client", name);
+        if (csrPem == null || csrPem.isBlank()) {
+            throw BallastException.invalid("field 'csr' (a PEM certificate request for the client's key) is required");
+        }
+        java.time.Duration lifetime = java.time.Duration.ofHours(lifetimeHours);
+        if (lifetimeHours < 1 || lifetime.compareTo(MAX_NBD_CLIENT_CERT_LIFETIME) > 0) {
+            throw BallastException.invalid("lifetimeHours must be between 1 and " + MAX_NBD_CLIENT_CERT_LIFETIME.toHours()
+                    + ", got " + lifetimeHours);
+        }
+        if (t.authority().isPresent()) {
+            String cert;
+            try {
+                cert = t.signNbdClientCsr(csrPem, name, lifetime);
+            } catch (IllegalArgumentException e) {
+                throw BallastException.invalid(e.getMessage());
+            }
+            java.security.cert.X509Certificate parsed = io.ballast.security.Pem.certificates(cert).get(0);
+            return java.util.Map.of("name", name, "certificate", cert, "ca", io.ballast.security.Pem.encode(t.ca()),
+                    "notAfter", parsed.getNotAfter().toInstant().toString());
+        }
+        if (forwarded) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " does not hold the cluster CA key");
+        }
+        String body;
+        try {
+            body = JSON.writeValueAsString(java.util.Map.of("name", name, "csr", csrPem, "lifetimeHours", lifetimeHours,
+                    "forwarded", true));
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.INTERNAL, "cannot encode a certificate request", e);
+        }
+        io.ballast.api.rest.PeerCalls peers = new io.ballast.api.rest.PeerCalls(t, () -> callerBearer);
+        BallastException last = null;
+        for (NodeRecord n : state().nodes()) {
+            if (n.id().equals(nodeId) || n.apiUrl() == null || NodeRecord.DOWN.equals(n.state())) {
+                continue;
+            }
+            try {
+                JsonNode r = peers.call(n, "POST", NBD_CLIENT_CERT_PATH, body);
+                java.util.Map<String, String> out = new java.util.LinkedHashMap<>();
+                r.properties().forEach(e -> out.put(e.getKey(), e.getValue().asText()));
+                return out;
+            } catch (BallastException e) {
+                last = e;
+            }
+        }
+        throw new BallastException(ErrorCode.UNAVAILABLE, "no member holding the cluster CA key answers"
+                + (last == null ? "" : " (" + last.getMessage() + ")")
+                + "; the first node keeps it in DATA/tls/ca.key: start it, or ask it (--on)");
+    }
+
     /** PermissionDenied unless {@code token} is this cluster's secret (a full join token is accepted too). */
     public void checkToken(String token, String forNodeId) {
         io.ballast.security.JoinToken t = io.ballast.security.JoinToken.parse(token);

@@ -22,6 +22,26 @@ import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 public final class Pem {
     private Pem() {}
 
+    /**
+     * An EC key pair's private key as PKCS#8 whose inner ECPrivateKey carries the public key too: the
+     * JDK's own encoding leaves it out, and GnuTLS (libnbd, qemu) then refuses the key ("ASN1 parser:
+     * Element was not found"). For key files that other TLS stacks read.
+     */
+    public static String encodeEcKeyWithPublic(java.security.KeyPair kp) {
+        java.security.interfaces.ECPrivateKey key = (java.security.interfaces.ECPrivateKey) kp.getPrivate();
+        org.bouncycastle.asn1.pkcs.PrivateKeyInfo jdk = org.bouncycastle.asn1.pkcs.PrivateKeyInfo.getInstance(key.getEncoded());
+        org.bouncycastle.asn1.x509.SubjectPublicKeyInfo pub =
+                org.bouncycastle.asn1.x509.SubjectPublicKeyInfo.getInstance(kp.getPublic().getEncoded());
+        try {
+            org.bouncycastle.asn1.pkcs.PrivateKeyInfo full = new org.bouncycastle.asn1.pkcs.PrivateKeyInfo(jdk.getPrivateKeyAlgorithm(),
+                    new org.bouncycastle.asn1.sec.ECPrivateKey(key.getParams().getOrder().bitLength(), key.getS(),
+                            pub.getPublicKeyData(), null));
+            return encode(new org.bouncycastle.util.io.pem.PemObject("PRIVATE KEY", full.getEncoded()));
+        } catch (IOException e) {
+            throw new IllegalStateException("PEM encoding failed", e);
+        }
+    }
+
     public static String encode(Object... objects) {
         StringWriter out = new StringWriter();
         try (JcaPEMWriter w = new JcaPEMWriter(out)) {

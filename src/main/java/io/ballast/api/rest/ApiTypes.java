@@ -75,6 +75,9 @@ public final class ApiTypes {
     /** {@code size}: the new size, as at create (a byte count or a string like "20GiB"). */
     public record ResizeRequest(JsonNode size) {}
 
+    /** {@code POST /v1/cluster/nbd-client-certificate}: the client's CSR (PEM); {@code forwarded} between members only. */
+    public record NbdClientCertificateRequest(String name, String csr, Long lifetimeHours, Boolean forwarded) {}
+
     /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
     public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report,
             java.util.List<SnapshotVerify> snapshots) {}

@@ -18,6 +18,11 @@ public interface ClusterApi {
         throw io.ballast.common.BallastException.notFound("this node issues no certificates");
     }
 
+    /** Signs an NBD client certificate (docs/nbd.md, "TLS"); {@code callerBearer} goes along if it must be forwarded. */
+    default Object issueNbdClientCertificate(String name, String csrPem, long lifetimeHours, boolean forwarded, String callerBearer) {
+        throw io.ballast.common.BallastException.notFound("this node issues no certificates");
+    }
+
     /** The cluster CA: fingerprint, validity, PEM. */
     default Object ca() {
         throw io.ballast.common.BallastException.notFound("this node runs without TLS");

@@ -343,6 +343,9 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("certificate")) return "/v1/cluster/certificate";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("ca")) return "/v1/cluster/ca";
+        if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("nbd-client-certificate")) {
+            return "/v1/cluster/nbd-client-certificate";
+        }
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("encryption")) return "/v1/cluster/encryption";
         if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("encryption") && seg[4].equals("rotate")) {
@@ -483,6 +486,16 @@ public final class RestServer implements AutoCloseable {
                     }
                     joinThrottle.succeeded(from);
                     yield new Reply(200, joined);
+                }
+                case "/v1/cluster/nbd-client-certificate POST" -> {
+                    ApiTypes.NbdClientCertificateRequest req = read(ex, ApiTypes.NbdClientCertificateRequest.class);
+                    if (req == null) {
+                        throw BallastException.invalid("a body {name, csr, lifetimeHours} is required");
+                    }
+                    String header = ex.getRequestHeaders().getFirst("Authorization");
+                    String bearer = header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).strip() : null;
+                    yield new Reply(200, cluster.issueNbdClientCertificate(req.name(), req.csr(),
+                            req.lifetimeHours() == null ? 24L * 30 : req.lifetimeHours(), Boolean.TRUE.equals(req.forwarded()), bearer));
                 }
                 case "/v1/cluster/certificate POST" -> {
                     java.net.InetAddress from = throttled(ex, "certificate requests");

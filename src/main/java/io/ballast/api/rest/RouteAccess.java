@@ -62,6 +62,8 @@ public final class RouteAccess {
             // handler checks one or the other (docs/security.md)
             new Rule("POST", "/v1/cluster/certificate", null),
             new Rule("GET", "/v1/cluster/ca", VIEWER),
+            // an NBD client certificate reads and writes every volume over NBD: admins only
+            new Rule("POST", "/v1/cluster/nbd-client-certificate", ADMIN),
             new Rule("GET", "/v1/cluster/encryption", ADMIN),
             new Rule("POST", "/v1/cluster/encryption/rotate", ADMIN),
             new Rule("GET", "/v1/cluster/settings", VIEWER),
