@@ -115,8 +115,11 @@ class ReplicationSystemTest {
         String n2 = url(2);
         ok(n1, "volume", "create", "db", "--size", "256MiB", "--repl", "3");
         JsonNode attached = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out());
-        String uri1 = attached.path("uri").asText();
-        assertThat(uri1).startsWith("nbd://");
+        // over TCP a secure cluster wants TLS and a client certificate (NbdClusterTlsSystemTest); this
+        // test's clients are local, on the unix socket
+        assertThat(attached.path("uri").asText()).startsWith("nbds://");
+        String uri1 = attached.path("unixUri").asText();
+        assertThat(uri1).startsWith("nbd+unix://");
 
         // 1. all three replicas in sync: write and verify 64 MiB
         fio(uri1, 0, 64 * MIB, false);
@@ -149,7 +152,7 @@ class ReplicationSystemTest {
         kill9(1);
         long t0 = System.nanoTime();
         JsonNode moved = JSON.readTree(ok(n2, "volume", "attach", "db", "-o", "json").out());
-        String uri2 = moved.path("uri").asText();
+        String uri2 = moved.path("unixUri").asText();
         Process firstRead = new ProcessBuilder("nbdinfo", "--size", uri2).redirectErrorStream(true).start();
         assertThat(firstRead.waitFor(60, TimeUnit.SECONDS)).isTrue();
         long failoverMs = (System.nanoTime() - t0) / 1_000_000;
@@ -176,7 +179,7 @@ class ReplicationSystemTest {
         up();
         String n1 = url(1);
         ok(n1, "volume", "create", "db", "--size", "256MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
         fio(uri, 0, SIZE, false); // fill the whole volume
         kill9(3);
         long changed = SIZE / 100; // 1 %, written sequentially in one place

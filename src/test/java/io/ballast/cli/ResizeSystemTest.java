@@ -122,7 +122,7 @@ class ResizeSystemTest {
         up();
         String n1 = url(1);
         ok(n1, "volume", "create", "db", "--size", "64MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
         byte[] before = pattern((int) (64 * MIB), 1);
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
             assertThat(c.sizeBytes()).isEqualTo(64 * MIB);

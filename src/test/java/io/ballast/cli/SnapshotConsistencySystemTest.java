@@ -168,7 +168,7 @@ class SnapshotConsistencySystemTest {
     @Order(1)
     void everySnapshotUnderLoadIsIdenticalOnEveryReplicaAndAPrefixOfTheAcknowledgedWrites() throws Exception {
         ok(n1, "volume", "create", "db", "--size", "64MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
 
         AtomicBoolean stop = new AtomicBoolean();
         AtomicLong acked = new AtomicLong(); // records 0..acked-1 are acknowledged
@@ -236,7 +236,7 @@ class SnapshotConsistencySystemTest {
         for (int k : new int[] {1, cuts.size() - 1}) {
             String clone = "db-s" + k;
             json(call(n1, "POST", "/v1/volumes", "{\"name\":\"" + clone + "\",\"fromSnapshot\":\"db@s" + k + "\",\"repl\":1}"));
-            String cu = json(call(n1, "POST", "/v1/volumes/" + clone + "/attach", "{}")).path("uri").asText();
+            String cu = json(call(n1, "POST", "/v1/volumes/" + clone + "/attach", "{}")).path("unixUri").asText();
             try (NbdBlockClient c = NbdBlockClient.connect(cu)) {
                 byte[] all = c.read(0, (int) (16 * MIB));
                 for (int i = 0; i < MAX_RECORDS; i++) {

@@ -93,7 +93,7 @@ class SnapshotSystemTest {
         assertThat(up.exit()).as(up.err()).isZero();
         String n1 = url(1);
         ok(n1, "volume", "create", "db", "--size", "16MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
         byte[] pattern = ResizeSystemTest.pattern(SIZE, 1);
         byte[] overwrite = ResizeSystemTest.pattern((int) (4 * MIB), 2);
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
@@ -135,7 +135,7 @@ class SnapshotSystemTest {
 
         // a clone has the snapshot's bytes (and is thin: on the snapshot's nodes, in sync at once)
         ok(n1, "volume", "create", "clone", "--from-snapshot", "db@before");
-        String cloneUri = JSON.readTree(ok(n1, "volume", "attach", "clone", "-o", "json").out()).path("uri").asText();
+        String cloneUri = JSON.readTree(ok(n1, "volume", "attach", "clone", "-o", "json").out()).path("unixUri").asText();
         assertThat(sha256(readVolume(cloneUri))).isEqualTo(sha256(pattern));
         assertThat(sha256(readVolume(uri))).isEqualTo(sha256(overwritten));
         ok(n1, "volume", "detach", "clone");
@@ -144,7 +144,7 @@ class SnapshotSystemTest {
         // revert the detached volume: every replica reads the snapshot again
         ok(n1, "volume", "detach", "db");
         ok(n1, "volume", "revert", "db@before");
-        String uri2 = JSON.readTree(ok(url(2), "volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri2 = JSON.readTree(ok(url(2), "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
         assertThat(sha256(readVolume(uri2))).isEqualTo(sha256(pattern));
         JsonNode report = JSON.readTree(ok(url(2), "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
@@ -155,7 +155,7 @@ class SnapshotSystemTest {
         ok(n1, "volume", "delete", "clone");
         ok(n1, "snapshot", "delete", "db", "before");
         assertThat(JSON.readTree(http("GET", n1 + "/v1/snapshots", null).body()).path("snapshots")).isEmpty();
-        String uri3 = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri3 = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
         assertThat(sha256(readVolume(uri3))).isEqualTo(sha256(pattern));
         ok(n1, "volume", "detach", "db");
     }

@@ -24,22 +24,32 @@ public final class NbdBlockClient implements AutoCloseable {
     private static final int CMD_WRITE = 1;
     private static final int CMD_FLUSH = 3;
 
-    private final Socket socket;
+    private final java.io.Closeable socket;
     private final DataInputStream in;
     private final DataOutputStream out;
     private final long sizeBytes;
     private long cookie;
 
-    private NbdBlockClient(Socket socket, DataInputStream in, DataOutputStream out, long sizeBytes) {
+    private NbdBlockClient(java.io.Closeable socket, DataInputStream in, DataOutputStream out, long sizeBytes) {
         this.socket = socket;
         this.in = in;
         this.out = out;
         this.sizeBytes = sizeBytes;
     }
 
-    /** {@code uri}: nbd://host:port/export. */
+    /** {@code uri}: nbd://host:port/export, or nbd+unix:///export?socket=PATH (what attach answers as unixUri). */
     public static NbdBlockClient connect(String uri) throws IOException {
         URI u = URI.create(uri);
+        if ("nbd+unix".equals(u.getScheme())) {
+            String query = u.getQuery() == null ? "" : u.getQuery();
+            String socketPath = java.util.Arrays.stream(query.split("&")).filter(p -> p.startsWith("socket="))
+                    .map(p -> p.substring("socket=".length())).findFirst()
+                    .orElseThrow(() -> new IllegalArgumentException("no socket= in " + uri));
+            java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX);
+            ch.connect(java.net.UnixDomainSocketAddress.of(socketPath));
+            return handshake(ch, java.nio.channels.Channels.newInputStream(ch), java.nio.channels.Channels.newOutputStream(ch),
+                    u.getPath().substring(1));
+        }
         return connect(new InetSocketAddress(u.getHost(), u.getPort()), u.getPath().substring(1));
     }
 
@@ -47,8 +57,13 @@ public final class NbdBlockClient implements AutoCloseable {
         Socket s = new Socket();
         s.connect(server, 5000);
         s.setSoTimeout(30_000);
-        DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(s.getInputStream()));
-        DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(s.getOutputStream()));
+        return handshake(s, s.getInputStream(), s.getOutputStream(), export);
+    }
+
+    private static NbdBlockClient handshake(java.io.Closeable s, java.io.InputStream rawIn, java.io.OutputStream rawOut, String export)
+            throws IOException {
+        DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(rawIn));
+        DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(rawOut));
         in.readLong(); // NBDMAGIC
         in.readLong(); // IHAVEOPT
         in.readUnsignedShort();
