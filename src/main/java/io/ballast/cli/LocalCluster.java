@@ -206,19 +206,28 @@ final class LocalCluster {
                 + timeout.toSeconds() + "s; see " + outFile);
     }
 
-    /** SIGTERM, then SIGKILL after {@code grace}. False when the process was not running. */
-    static boolean stop(long pid, Duration grace) {
+    /** How {@link #stop} ended. */
+    enum Stopped { NOT_RUNNING, ON_SIGTERM, KILLED }
+
+    /** SIGTERM, then SIGKILL after {@code grace}. */
+    static Stopped stop(long pid, Duration grace) {
         Optional<ProcessHandle> h = ProcessHandle.of(pid).filter(ProcessHandle::isAlive);
         if (h.isEmpty()) {
-            return false;
+            return Stopped.NOT_RUNNING;
         }
         h.get().destroy();
         try {
             h.get().onExit().get(grace.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            return Stopped.ON_SIGTERM;
         } catch (Exception e) {
             h.get().destroyForcibly();
+            try {
+                h.get().onExit().get(10, java.util.concurrent.TimeUnit.SECONDS); // gone before its leftovers are released
+            } catch (Exception ignored) {
+                // a process SIGKILL does not end within 10 s is stuck in the kernel: cleanup reports what it finds
+            }
+            return Stopped.KILLED;
         }
-        return true;
     }
 
     /** The pid in DIR/ballast.pid when it names a live process. */
