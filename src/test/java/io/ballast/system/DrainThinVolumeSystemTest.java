@@ -60,6 +60,7 @@ class DrainThinVolumeSystemTest {
             }
             long before = resyncBytes(holderApi);
 
+            java.util.Set<String> copiedTo = java.util.concurrent.ConcurrentHashMap.newKeySet();
             long startNs = System.nanoTime();
             JsonNode drain = api.post("/v1/nodes/" + drained + "/drain", null);
             assertThat(drain.path("unplaced").isEmpty()).as(drain.toString()).isTrue();
@@ -67,9 +68,11 @@ class DrainThinVolumeSystemTest {
                 JsonNode v = holderApi.get("/v1/volumes/thin");
                 List<String> now = replicaNodes(v);
                 JsonNode status = v.path("engine").path("status");
+                status.path("resyncs").forEach(r -> copiedTo.add(r.path("nodeId").asText()));
                 return !now.contains(drained) && now.size() == 2 && status.path("resyncs").isEmpty()
                         && status.path("inSync").size() == 2;
             });
+            assertThat(copiedTo).as("the rebuild's progress names the new replica only").doesNotContain(drained);
             long copiedBytes = resyncBytes(holderApi) - before;
             long seconds = Duration.ofNanos(System.nanoTime() - startNs).toSeconds();
             // every written region, and only those (a client write meanwhile could add a region or two: there is none)
