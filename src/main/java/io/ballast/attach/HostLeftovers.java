@@ -109,7 +109,7 @@ public final class HostLeftovers {
                 String[] f = line.split(" ");
                 int dash = java.util.Arrays.asList(f).indexOf("-");
                 if (f.length > 4 && dash > 0 && dash + 2 < f.length) {
-                    out.add(new MountEntry(unescape(f[4]), f[dash + 1], unescape(f[dash + 2])));
+                    out.add(new MountEntry(Mounts.unescape(f[4]), f[dash + 1], Mounts.unescape(f[dash + 2])));
                 }
             }
         } catch (IOException e) {
@@ -150,10 +150,5 @@ public final class HostLeftovers {
             Path parent = abs.getParent();
             return parent == null || parent.equals(abs) ? abs : realish(parent).resolve(abs.getFileName());
         }
-    }
-
-    /** mountinfo escapes space, tab, newline and backslash as octal. */
-    private static String unescape(String s) {
-        return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
     }
 }

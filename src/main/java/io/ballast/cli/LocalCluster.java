@@ -230,30 +230,9 @@ final class LocalCluster {
         }
     }
 
-    /** The pid in DIR/ballast.pid when it names a live process. */
+    /** The pid in DIR/ballast.pid when it names a live Ballast node (a stale file may name a recycled pid). */
     static Optional<Long> livePid(Path nodeDir) {
-        try {
-            long pid = Long.parseLong(Files.readString(nodeDir.resolve("ballast.pid")).strip());
-            // A stale pid file may name a recycled pid: only a Ballast JVM counts.
-            return ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
-                    .filter(h -> commandLine(h).map(c -> c.contains(BallastCli.class.getName())).orElse(true))
-                    .map(ProcessHandle::pid);
-        } catch (IOException | NumberFormatException e) {
-            return Optional.empty();
-        }
-    }
-
-    /**
-     * The whole command line from /proc where there is one: the JDK's ProcessHandle.Info cuts it at a
-     * page, and a node's (its expanded class path) is longer, so the main class would be cut off.
-     */
-    private static Optional<String> commandLine(ProcessHandle h) {
-        try {
-            byte[] raw = Files.readAllBytes(Path.of("/proc/" + h.pid() + "/cmdline"));
-            return Optional.of(new String(raw, java.nio.charset.StandardCharsets.UTF_8).replace('\0', ' '));
-        } catch (IOException e) {
-            return h.info().commandLine();
-        }
+        return io.ballast.node.NodeCleanup.livePid(nodeDir);
     }
 
     private static String tail(Path f) {
