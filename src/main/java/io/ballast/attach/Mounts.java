@@ -26,7 +26,7 @@ public final class Mounts {
     }
 
     /** mountinfo escapes space, tab, newline and backslash as octal. */
-    private static String unescape(String s) {
+    static String unescape(String s) {
         return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
     }
 }

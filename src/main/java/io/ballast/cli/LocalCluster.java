@@ -206,45 +206,33 @@ final class LocalCluster {
                 + timeout.toSeconds() + "s; see " + outFile);
     }
 
-    /** SIGTERM, then SIGKILL after {@code grace}. False when the process was not running. */
-    static boolean stop(long pid, Duration grace) {
+    /** How {@link #stop} ended. */
+    enum Stopped { NOT_RUNNING, ON_SIGTERM, KILLED }
+
+    /** SIGTERM, then SIGKILL after {@code grace}. */
+    static Stopped stop(long pid, Duration grace) {
         Optional<ProcessHandle> h = ProcessHandle.of(pid).filter(ProcessHandle::isAlive);
         if (h.isEmpty()) {
-            return false;
+            return Stopped.NOT_RUNNING;
         }
         h.get().destroy();
         try {
             h.get().onExit().get(grace.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            return Stopped.ON_SIGTERM;
         } catch (Exception e) {
             h.get().destroyForcibly();
+            try {
+                h.get().onExit().get(10, java.util.concurrent.TimeUnit.SECONDS); // gone before its leftovers are released
+            } catch (Exception ignored) {
+                // a process SIGKILL does not end within 10 s is stuck in the kernel: cleanup reports what it finds
+            }
+            return Stopped.KILLED;
         }
-        return true;
     }
 
-    /** The pid in DIR/ballast.pid when it names a live process. */
+    /** The pid in DIR/ballast.pid when it names a live Ballast node (a stale file may name a recycled pid). */
     static Optional<Long> livePid(Path nodeDir) {
-        try {
-            long pid = Long.parseLong(Files.readString(nodeDir.resolve("ballast.pid")).strip());
-            // A stale pid file may name a recycled pid: only a Ballast JVM counts.
-            return ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
-                    .filter(h -> commandLine(h).map(c -> c.contains(BallastCli.class.getName())).orElse(true))
-                    .map(ProcessHandle::pid);
-        } catch (IOException | NumberFormatException e) {
-            return Optional.empty();
-        }
-    }
-
-    /**
-     * The whole command line from /proc where there is one: the JDK's ProcessHandle.Info cuts it at a
-     * page, and a node's (its expanded class path) is longer, so the main class would be cut off.
-     */
-    private static Optional<String> commandLine(ProcessHandle h) {
-        try {
-            byte[] raw = Files.readAllBytes(Path.of("/proc/" + h.pid() + "/cmdline"));
-            return Optional.of(new String(raw, java.nio.charset.StandardCharsets.UTF_8).replace('\0', ' '));
-        } catch (IOException e) {
-            return h.info().commandLine();
-        }
+        return io.ballast.node.NodeCleanup.livePid(nodeDir);
     }
 
     private static String tail(Path f) {

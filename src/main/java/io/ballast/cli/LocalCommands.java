@@ -219,7 +219,9 @@ final class LocalCommands {
         }
     }
 
-    @Command(name = "down", description = "Stop the local cluster's nodes started by `ballast up` (SIGTERM, SIGKILL after a timeout).")
+    @Command(name = "down", description = "Stop the local cluster's nodes started by `ballast up`: mounted volumes are detached"
+            + " first (refused, naming them, when one cannot be), then SIGTERM, SIGKILL after a timeout; what a killed node"
+            + " left on this host is released.")
     static final class Down implements Callable<Integer> {
         @ParentCommand
         BallastCli cli;
@@ -227,38 +229,136 @@ final class LocalCommands {
         @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "30", description = "Grace period before SIGKILL")
         int timeoutSeconds;
 
+        @Option(names = "--force", description = "Stop the nodes even when a mounted volume cannot be detached (a busy mount"
+                + " is unmounted lazily: programs using it get I/O errors)")
+        boolean force;
+
+        /** A volume mounted on this host by one of the nodes. */
+        record Mounted(String volume, String nodeId, String mountDir) {}
+
         @Override
         public Integer call() throws Exception {
             LocalCluster local = new LocalCluster(cli.home());
+            List<LocalCluster.LocalNode> known = local.read().map(LocalCluster.LocalState::nodes).orElse(List.of());
             List<Path> dirs = new ArrayList<>();
-            local.read().ifPresent(s -> s.nodes().forEach(n -> dirs.add(Path.of(n.dataDir()))));
+            known.forEach(n -> dirs.add(Path.of(n.dataDir())));
             if (dirs.isEmpty()) {
                 dirs.add(local.nodeDir(1));
             }
-            // SIGTERM to every node at once, then wait: a cluster stops in the time of its slowest node
+            boolean anyRunning = dirs.stream().anyMatch(d -> LocalCluster.livePid(d).isPresent());
+            // 1. Detach mounted volumes while every node still serves: a mount's last writes need its replicas,
+            // which stop with the other nodes (a node stopped under a mount hangs in umount until SIGKILL).
+            List<String> stuck = anyRunning ? detachMounted(local, known, dirs) : List.of();
+            if (!stuck.isEmpty() && !force) {
+                cli.err.println("error: nothing stopped: " + (stuck.size() == 1 ? "a volume is" : stuck.size() + " volumes are")
+                        + " still mounted and could not be detached:");
+                stuck.forEach(s -> cli.err.println("  " + s));
+                cli.err.println("stop the programs using them (`fuser -vm DIR`) and run `ballast down` again, or run"
+                        + " `ballast down --force` to stop the nodes anyway (the mounts are released lazily)");
+                return ExitCodes.CONFLICT;
+            }
+            // 2. SIGTERM to every node at once, then wait: a cluster stops in the time of its slowest node
             List<Thread> waits = new ArrayList<>();
             java.util.concurrent.atomic.AtomicBoolean stopped = new java.util.concurrent.atomic.AtomicBoolean();
             for (Path dir : dirs) {
                 var pid = LocalCluster.livePid(dir);
                 if (pid.isPresent()) {
                     waits.add(Thread.ofVirtual().start(() -> {
-                        if (LocalCluster.stop(pid.get(), Duration.ofSeconds(timeoutSeconds))) {
-                            synchronized (cli.err) {
-                                cli.err.println("stopped " + dir.getFileName() + " (pid " + pid.get() + ")");
+                        LocalCluster.Stopped how = LocalCluster.stop(pid.get(), Duration.ofSeconds(timeoutSeconds));
+                        synchronized (cli.err) {
+                            switch (how) {
+                                case ON_SIGTERM -> cli.err.println("stopped " + dir.getFileName() + " (pid " + pid.get() + ")");
+                                case KILLED -> cli.err.println("killed " + dir.getFileName() + " (pid " + pid.get()
+                                        + "): it did not stop within " + timeoutSeconds + " s of SIGTERM");
+                                case NOT_RUNNING -> { }
                             }
-                            stopped.set(true);
                         }
+                        stopped.set(how != LocalCluster.Stopped.NOT_RUNNING);
                     }));
                 }
             }
             for (Thread t : waits) {
                 t.join();
             }
+            // 3. What a killed node (or one that died before) left on this host: released, and said
+            io.ballast.node.NodeCleanup cleanup = new io.ballast.node.NodeCleanup(new io.ballast.attach.ProcessCommandRunner(),
+                    new io.ballast.attach.HostLeftovers(), Duration.ofSeconds(60));
+            boolean clean = true;
+            for (Path dir : dirs) {
+                if (!java.nio.file.Files.isDirectory(dir)) {
+                    continue;
+                }
+                try {
+                    io.ballast.node.NodeCleanup.Report r = cleanup.release(dir, false);
+                    for (io.ballast.node.NodeCleanup.Action a : r.actions()) {
+                        cli.err.println(dir.getFileName() + ": " + (a.ok() ? "released: " + a.detail()
+                                : "FAILED to release " + a.kind() + " " + a.target() + ": " + a.detail()));
+                        clean &= a.ok();
+                    }
+                } catch (io.ballast.common.BallastException e) {
+                    clean = false; // still running after SIGKILL: said by the refusal
+                    cli.err.println(dir.getFileName() + ": " + e.getMessage());
+                }
+            }
             local.forget();
             if (!stopped.get()) {
                 cli.err.println("no local Ballast node was running");
             }
-            return ExitCodes.OK;
+            return clean ? ExitCodes.OK : ExitCodes.IO_OR_SERVER;
+        }
+
+        /**
+         * Detaches every volume mounted by a node of this cluster, through the node that holds the mount;
+         * answers what could not be detached (or, when the API does not answer, what the host shows mounted).
+         */
+        private List<String> detachMounted(LocalCluster local, List<LocalCluster.LocalNode> known, List<Path> dirs) {
+            String token = local.adminToken().orElse(null);
+            List<String> stuck = new ArrayList<>();
+            List<Mounted> mounted;
+            try {
+                mounted = mountedVolumes(known, token);
+            } catch (RuntimeException e) { // BallastException or NodeUnreachableException
+                // no answer (no quorum, nodes stuck): the host itself says what is mounted
+                io.ballast.node.NodeCleanup scan = new io.ballast.node.NodeCleanup(new io.ballast.attach.ProcessCommandRunner(),
+                        new io.ballast.attach.HostLeftovers(), Duration.ofSeconds(60));
+                for (Path d : dirs) {
+                    scan.scan(d).found().stream().filter(l -> l.kind().equals("mount")).forEach(l -> stuck.add(
+                            l.target() + " (" + d.getFileName() + "): cannot list volumes to detach: " + e.getMessage()));
+                }
+                return stuck;
+            }
+            for (Mounted m : mounted) {
+                String url = known.stream().filter(n -> n.name().equals(m.nodeId())).map(LocalCluster.LocalNode::apiUrl)
+                        .findFirst().orElse(known.getFirst().apiUrl());
+                try {
+                    new NodeClient(url, token).post("/v1/volumes/" + m.volume() + "/detach", null);
+                    cli.err.println("detached " + m.volume() + " (was mounted on " + m.mountDir() + " by " + m.nodeId() + ")");
+                } catch (RuntimeException e) {
+                    stuck.add(m.volume() + " mounted on " + m.mountDir() + " by " + m.nodeId() + ": " + e.getMessage());
+                }
+            }
+            return stuck;
+        }
+
+        /** The mounted volumes, from the first node that answers. */
+        private static List<Mounted> mountedVolumes(List<LocalCluster.LocalNode> known, String token) {
+            RuntimeException last = new io.ballast.common.BallastException(io.ballast.common.ErrorCode.UNAVAILABLE,
+                    "no node answers");
+            for (LocalCluster.LocalNode n : known) {
+                try {
+                    List<Mounted> out = new ArrayList<>();
+                    for (JsonNode v : new NodeClient(n.apiUrl(), token).get("/v1/volumes").path("volumes")) {
+                        JsonNode a = v.path("attachment");
+                        if (a.hasNonNull("mountDir")) {
+                            out.add(new Mounted(v.path("name").asText(), a.path("nodeId").asText(), a.path("mountDir").asText()));
+                        }
+                    }
+                    return out;
+                } catch (RuntimeException e) {
+                    last = e;
+                }
+            }
+            throw last;
         }
     }
 

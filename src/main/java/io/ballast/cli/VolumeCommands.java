@@ -451,7 +451,8 @@ final class VolumeCommands extends CommandGroup {
                 JsonNode v = client().get(path(name));
                 List<String> behind = new ArrayList<>();
                 v.path("replicas").forEach(r -> {
-                    if (!r.path("inSync").asBoolean(true)) {
+                    // a draining replica is leaving, not being rebuilt: its replacement is what the wait is for
+                    if (!r.path("inSync").asBoolean(true) && !"draining".equals(r.path("state").asText())) {
                         behind.add(r.path("nodeId").asText());
                     }
                 });
@@ -507,13 +508,15 @@ final class VolumeCommands extends CommandGroup {
             long rate = 0;
             long eta = -1;
             if (st != null && st.path("resyncs").size() > 0) {
+                List<String> targets = new ArrayList<>(); // the replicas being copied to, as the engine says
                 for (JsonNode r : st.path("resyncs")) {
+                    targets.add(r.path("nodeId").asText());
                     done += r.path("bytesDone").asLong();
                     total += r.path("bytesTotal").asLong();
                     rate += r.path("rateBytesPerSec").asLong();
                     eta = Math.max(eta, r.path("etaSeconds").asLong());
                 }
-                return "resync " + name + " to " + String.join(", ", behind) + ": " + (tty ? Progress.bar(done, total, 30) + " " : "")
+                return "resync " + name + " to " + String.join(", ", targets) + ": " + (tty ? Progress.bar(done, total, 30) + " " : "")
                         + Progress.line(done, total, rate, eta);
             }
             return "waiting: " + String.join(", ", behind) + " not in sync yet (no resync running"

@@ -40,7 +40,11 @@ public interface ReplicaStorage {
     /** Raises the generation to {@code generation} (no-op when already at or above it); durable on return. */
     void raiseGeneration(long generation);
 
-    /** Indexes of regions holding a block tagged with a generation above {@code sinceGeneration}. */
+    /**
+     * Indexes of regions holding a block tagged with a generation above {@code sinceGeneration}; a
+     * negative {@code sinceGeneration} answers every region anything was ever written to (allocated,
+     * or zeroed after a write), never the regions that were never touched.
+     */
     long[] changedRegionsSince(long sinceGeneration);
 
     /** A digest of the region's bytes (zero blocks and holes digest the same as written zeroes). */

@@ -1468,7 +1468,6 @@ public final class VolumeEngine {
                 }
             });
         }
-        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
         long since = missedSinceGeneration - 1;
         if (resume) {
             // The regions not yet durably copied, plus whatever changed on either side since the
@@ -1480,14 +1479,10 @@ public final class VolumeEngine {
             LOG.atInfo().addKeyValue("volume", layout.volumeName()).addKeyValue("node", target)
                     .addKeyValue("regionsKept", rp.durableNext()).addKeyValue("regionsLeft", r.regionSet.size())
                     .log("resync resumes after an interruption");
-        } else if (missedSinceGeneration == 0) {
-            for (long i = 0; i < regionCount; i++) {
-                r.regionSet.add(i);
-            }
-            beginCopy(r);
-            return;
         }
         // What the target may lack or hold extra: blocks tagged at or above its missed checkpoint on either side.
+        // A full rebuild (missed 0, since -1) lists every region written on either side: a thin volume's
+        // never-written regions read as zeroes on a new replica already, so they are not copied at all.
         long listSince = since;
         r.listRepliesWanted = 2;
         for (String n : List.of(source, target)) {

@@ -629,7 +629,11 @@ public final class VolumeStore implements BlockDevice {
         }
     }
 
-    /** Indexes of the regions holding a block written with a generation greater than {@code sinceGeneration}. */
+    /**
+     * Indexes of the regions holding a block written with a generation greater than {@code sinceGeneration}.
+     * Generations start at 1 and a never-written block is tagged 0, so a negative {@code sinceGeneration}
+     * (and 0) answers every region anything was ever written to (what a full rebuild must copy).
+     */
     public long[] changedRegionsSince(long sinceGeneration) {
         long stamp = enter();
         try {
@@ -642,8 +646,9 @@ public final class VolumeStore implements BlockDevice {
     }
 
     private boolean regionChangedSince(long region, long sinceGeneration) {
+        long floor = Math.max(0, sinceGeneration); // tag 0: never written
         for (Layer l : chain) {
-            if (l.regionMaxGeneration(region) > sinceGeneration) {
+            if (l.regionMaxGeneration(region) > floor) {
                 return true;
             }
         }
@@ -665,7 +670,7 @@ public final class VolumeStore implements BlockDevice {
                 for (long b = r * blocksPerRegion; b < b1; b++) {
                     boolean changed = false;
                     for (Layer l : chain) {
-                        changed |= l.generation(b) > sinceGeneration;
+                        changed |= l.generation(b) > Math.max(0, sinceGeneration);
                     }
                     if (!changed) {
                         continue;

@@ -23,7 +23,7 @@ class LocalUpDownTest {
 
     @AfterEach
     void down() throws Exception {
-        LauncherTest.launch(env(), "down", "--timeout", "5");
+        LauncherTest.launch(env(), "down", "--timeout", "5", "--force");
     }
 
     @Test
@@ -76,9 +76,34 @@ class LocalUpDownTest {
         assertThat(again.exit()).isZero();
         assertThat(again.err()).contains("already running");
 
+        // a mounted volume: `down` detaches it first, or refuses (naming it, stopping nothing) while it is busy
+        io.ballast.attach.ProcessCommandRunner sh = new io.ballast.attach.ProcessCommandRunner();
+        io.ballast.testing.Requirements.require(Files.exists(Path.of("/dev/fuse")) && sh.isInstalled("nbdfuse"),
+                "needs /dev/fuse and nbdfuse");
+        Path mnt = home.resolve("mnt");
+        LauncherTest.Run attach = LauncherTest.launch(env(), "volume", "attach", "v1", "--mount", mnt.toString());
+        assertThat(attach.exit()).as(attach.err()).isZero();
+        Files.writeString(mnt.resolve("f"), "x");
+        LauncherTest.Run refused;
+        try (var busy = java.nio.channels.FileChannel.open(mnt.resolve("f"))) {
+            refused = LauncherTest.launch(env(), "down");
+        }
+        assertThat(refused.exit()).as(refused.err()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(refused.err()).contains("nothing stopped").contains("v1 mounted on " + mnt + " by node-")
+                .contains("ballast down --force");
+        for (long p : pids) {
+            assertThat(ProcessHandle.of(p).map(ProcessHandle::isAlive).orElse(false)).isTrue();
+        }
+        assertThat(io.ballast.attach.Mounts.isMountPoint(mnt)).isTrue();
+
         LauncherTest.Run down = LauncherTest.launch(env(), "down");
         assertThat(down.exit()).as(down.err()).isZero();
-        assertThat(down.err()).contains("stopped node-1").contains("stopped node-2").contains("stopped node-3");
+        assertThat(down.err()).contains("detached v1 (was mounted on " + mnt + " by node-")
+                .contains("stopped node-1").contains("stopped node-2").contains("stopped node-3").doesNotContain("killed");
+        assertThat(io.ballast.attach.Mounts.isMountPoint(mnt)).isFalse();
+        String prefix = home.toRealPath().toString();
+        assertThat(Files.readAllLines(Path.of("/proc/mounts"))).noneMatch(l -> l.contains(prefix));
+        assertThat(sh.run(List.of("losetup", "-a"), java.time.Duration.ofSeconds(30)).stdout()).doesNotContain(prefix);
         for (long p : pids) {
             assertThat(ProcessHandle.of(p).map(ProcessHandle::isAlive).orElse(false)).isFalse();
         }

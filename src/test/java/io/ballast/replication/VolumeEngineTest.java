@@ -362,8 +362,49 @@ class VolumeEngineTest {
 
     /** A healthy reply, with reads answered by non-zero data (so copies travel as writes). */
     static ReplicaReply withData(ReplicaRequest r) {
-        return r instanceof ReplicaRequest.Read rd ? new ReplicaReply.Data(rd.requestId(), ones(rd.lengthBytes()))
-                : healthy(r);
+        return switch (r) {
+            case ReplicaRequest.Read rd -> new ReplicaReply.Data(rd.requestId(), ones(rd.lengthBytes()));
+            // a full rebuild's listing (since -1): every region holds data
+            case ReplicaRequest.ChangedRegions c when c.sinceGeneration() < 0 ->
+                    new ReplicaReply.Regions(c.requestId(), java.util.stream.LongStream.range(0, SIZE / REGION).toArray());
+            default -> healthy(r);
+        };
+    }
+
+    @Test
+    void fullRebuildCopiesOnlyTheRegionsWrittenOnEitherSide() {
+        open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, 0, true))); // missed 0: a full rebuild
+        engine.tick(nowMs += 1); // probe b
+        answerAll(s -> s.request() instanceof ReplicaRequest.Open);
+        answerAll(s -> s.request() instanceof ReplicaRequest.Checkpoint);
+        List<Sent> lists = net.take(s -> s.request() instanceof ReplicaRequest.ChangedRegions);
+        assertThat(lists).extracting(Sent::node).containsExactlyInAnyOrder("a", "b");
+        for (Sent s : lists) {
+            assertThat(((ReplicaRequest.ChangedRegions) s.request()).sinceGeneration()).isEqualTo(-1);
+            // a thin source wrote regions 1 and 9; the target holds stale data in region 12 (read as zeroes now)
+            long[] regions = s.node().equals("a") ? new long[] {1, 9} : new long[] {12};
+            engine.onReply(s.node(), new ReplicaReply.Regions(s.request().requestId(), regions));
+        }
+        List<Long> written = new ArrayList<>();
+        List<Long> zeroed = new ArrayList<>();
+        for (int i = 0; i < 20 && meta.changes.isEmpty(); i++) {
+            engine.tick(nowMs += 10);
+            for (Sent s : net.take(x -> true)) {
+                if (s.request() instanceof ReplicaRequest.Write wr && s.node().equals("b")) {
+                    written.add(wr.offsetBytes() / REGION);
+                } else if (s.request() instanceof ReplicaRequest.WriteZeroes z && s.node().equals("b")) {
+                    zeroed.add(z.offsetBytes() / REGION);
+                }
+                engine.onReply(s.node(), s.request() instanceof ReplicaRequest.Read rd
+                        ? new ReplicaReply.Data(rd.requestId(), rd.offsetBytes() == 12 * REGION ? new byte[rd.lengthBytes()]
+                                : ones(rd.lengthBytes()))
+                        : healthy(s.request()));
+            }
+        }
+        assertThat(written).containsExactly(1L, 9L);
+        assertThat(zeroed).containsExactly(12L);
+        assertThat(engine.status().counters().resyncBytes()).isEqualTo(3 * REGION); // of 16 regions
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
     }
 
     @Test
@@ -420,7 +461,7 @@ class VolumeEngineTest {
         for (int i = 0; i < 100 && meta.changes.isEmpty(); i++) {
             engine.tick(nowMs += 100);
             for (Sent s : net.take(x -> true)) {
-                if (s.request() instanceof ReplicaRequest.ChangedRegions c) {
+                if (s.request() instanceof ReplicaRequest.ChangedRegions c && c.sinceGeneration() >= 0) { // < 0: a new full rebuild
                     assertThat(sameStore).isTrue();
                     assertThat(c.sinceGeneration()).isEqualTo(startGeneration - 1);
                 }
