@@ -155,6 +155,25 @@ public final class ClusterState {
         return Optional.ofNullable(volumes.get(name));
     }
 
+    /**
+     * Events matching {@code filter} with seq greater than {@code afterSeq}, oldest first, at most
+     * {@code limit}: the first ones ({@code fromOldest}, paging forwards) or the newest ones.
+     */
+    public synchronized Listed<ClusterEvent> events(long afterSeq, java.util.function.Predicate<ClusterEvent> filter, int limit,
+            boolean fromOldest) {
+        List<ClusterEvent> out = new ArrayList<>();
+        for (ClusterEvent e : events) {
+            if (e.seq() > afterSeq && filter.test(e)) {
+                out.add(e);
+            }
+        }
+        if (out.size() <= limit) {
+            return new Listed<>(revision, out, false);
+        }
+        return fromOldest ? new Listed<>(revision, List.copyOf(out.subList(0, limit)), true)
+                : new Listed<>(revision, List.copyOf(out.subList(out.size() - limit, out.size())), false);
+    }
+
     /** Events with seq greater than {@code afterSeq}, oldest first, at most {@code limit}. */
     public synchronized List<ClusterEvent> events(long afterSeq, int limit) {
         List<ClusterEvent> out = new ArrayList<>();
