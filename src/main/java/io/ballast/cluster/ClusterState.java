@@ -57,7 +57,16 @@ public final class ClusterState {
     private final ApiTokenTable apiTokens = new ApiTokenTable();
     /** The Raft log index of the command applied last (each member applies the same log: the same revisions). */
     private long revision;
-    private final ChangeLog changes = new ChangeLog();
+    private final ChangeLog changes;
+
+    public ClusterState() {
+        this(ChangeLog.DEFAULT_CAPACITY);
+    }
+
+    /** A state that keeps the last {@code changeWindow} changes for watchers. */
+    ClusterState(int changeWindow) {
+        changes = new ChangeLog(changeWindow);
+    }
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
