@@ -37,16 +37,35 @@ final class ClusterCommands {
 
     @Command(name = "list", aliases = "ls", description = "List the cluster's nodes, their state and capacity.")
     static final class NodeList extends NodeBase {
+        @Option(names = "--state", paramLabel = "STATE", description = "Only nodes that are up, suspect or down")
+        String state;
+
+        @Option(names = "--label", paramLabel = "KEY=VALUE[,...]", description = "Only nodes with these labels")
+        String label;
+
+        @Option(names = "--limit", paramLabel = "N", description = "One page of at most N nodes (1-1000); the token for the next"
+                + " page goes to stderr")
+        Integer limit;
+
+        @Option(names = "--continue", paramLabel = "TOKEN", description = "The page after the one that printed this token")
+        String continueToken;
+
         @Override
         public Integer call() {
-            JsonNode r = client().get("/v1/nodes");
+            NodeClient c = client();
+            String path = "/v1/nodes" + Pages.query("state", state, "label", label);
+            Pages.Listed[] listed = new Pages.Listed[1];
+            List<JsonNode> nodes = Pages.all(c, path, "nodes", limit, continueToken, listed);
+            if (listed[0].next() != null) {
+                parent.cli.err.println("more nodes: --continue " + listed[0].next());
+            }
             if (output.json()) {
-                Output.printJson(parent.cli.out, r.path("nodes"));
+                Output.printJson(parent.cli.out, Output.PRETTY.valueToTree(nodes));
                 return ExitCodes.OK;
             }
-            String leader = r.path("leader").asText("");
+            String leader = c.get("/v1/nodes?limit=1").path("leader").asText("");
             List<List<String>> rows = new ArrayList<>();
-            for (JsonNode n : r.path("nodes")) {
+            for (JsonNode n : nodes) {
                 String state = n.path("state").asText() + (n.path("cordoned").asBoolean()
                         ? (n.path("draining").asBoolean() ? ",draining" : ",cordoned") : "");
                 rows.add(List.of(n.path("id").asText() + (n.path("id").asText().equals(leader) ? " *" : ""), state,
