@@ -39,11 +39,17 @@ final class Pages {
      */
     static Listed each(NodeClient client, String path, String field, Integer limit, String continueToken,
             Consumer<JsonNode> onPage) {
+        return each(client, path, field, limit, continueToken, PAGE_SIZE, onPage);
+    }
+
+    /** {@link #each} asking {@code chunkSize} items per page when following every page. */
+    static Listed each(NodeClient client, String path, String field, Integer limit, String continueToken, int chunkSize,
+            Consumer<JsonNode> onPage) {
         String sep = path.contains("?") ? "&" : "?";
         String token = continueToken;
         long revision = -1;
         while (true) {
-            String url = path + sep + "limit=" + (limit == null ? PAGE_SIZE : limit)
+            String url = path + sep + "limit=" + (limit == null ? chunkSize : limit)
                     + (token == null ? "" : "&continue=" + URLEncoder.encode(token, StandardCharsets.UTF_8));
             JsonNode page = client.get(url);
             if (revision < 0) {
@@ -60,8 +66,13 @@ final class Pages {
     /** Every item of the list, in one array (JSON output). */
     static List<JsonNode> all(NodeClient client, String path, String field, Integer limit, String continueToken,
             Listed[] listed) {
+        return all(client, path, field, limit, continueToken, PAGE_SIZE, listed);
+    }
+
+    static List<JsonNode> all(NodeClient client, String path, String field, Integer limit, String continueToken, int chunkSize,
+            Listed[] listed) {
         List<JsonNode> out = new ArrayList<>();
-        Listed l = each(client, path, field, limit, continueToken, page -> page.forEach(out::add));
+        Listed l = each(client, path, field, limit, continueToken, chunkSize, page -> page.forEach(out::add));
         if (listed != null) {
             listed[0] = l;
         }

@@ -158,6 +158,10 @@ final class VolumeCommands extends CommandGroup {
         @Option(names = "--continue", paramLabel = "TOKEN", description = "The page after the one that printed this token")
         String continueToken;
 
+        @Option(names = "--chunk-size", paramLabel = "N", defaultValue = "" + Pages.PAGE_SIZE, description = "Volumes per"
+                + " request when printing the whole list (1-1000, default ${DEFAULT-VALUE})")
+        int chunkSize;
+
         @Option(names = {"-w", "--watch"}, description = "After the list, print each change (ADDED, MODIFIED, DELETED) as it"
                 + " happens; Ctrl-C stops")
         boolean watch;
@@ -170,19 +174,22 @@ final class VolumeCommands extends CommandGroup {
             if (watch && limit != null) {
                 throw BallastException.invalid("--watch follows the whole list; leave out --limit");
             }
+            if (chunkSize < 1 || chunkSize > 1000) {
+                throw BallastException.invalid("--chunk-size must be from 1 to 1000, got " + chunkSize);
+            }
             NodeClient c = client();
             String path = "/v1/volumes" + Pages.query("node", node, "health", health, "prefix", prefix);
             java.util.Set<String> shown = new java.util.HashSet<>();
             Pages.Listed listed;
             if (output.json()) {
                 Pages.Listed[] l = new Pages.Listed[1];
-                List<JsonNode> all = Pages.all(c, path, "volumes", limit, continueToken, l);
+                List<JsonNode> all = Pages.all(c, path, "volumes", limit, continueToken, chunkSize, l);
                 all.forEach(v -> shown.add(v.path("name").asText()));
                 Output.printJson(cli().out, Output.PRETTY.valueToTree(all));
                 listed = l[0];
             } else {
                 boolean[] first = {true};
-                listed = Pages.each(c, path, "volumes", limit, continueToken, page -> {
+                listed = Pages.each(c, path, "volumes", limit, continueToken, chunkSize, page -> {
                     page.forEach(v -> shown.add(v.path("name").asText()));
                     if (first[0] || !page.isEmpty()) {
                         printTable(cli().out, page, output.wide(), "", first[0]);
@@ -210,6 +217,9 @@ final class VolumeCommands extends CommandGroup {
                 try {
                     r = c.get(base + (base.contains("?") ? "&" : "?") + "since=" + since + "&timeoutMs=" + WATCH_POLL_MS);
                 } catch (BallastException e) {
+                    if (Thread.currentThread().isInterrupted()) {
+                        break; // stopped (Ctrl-C, or the caller's thread)
+                    }
                     if (e.code() != io.ballast.common.ErrorCode.EXPIRED) {
                         throw e;
                     }

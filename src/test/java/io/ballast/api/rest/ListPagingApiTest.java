@@ -233,4 +233,44 @@ class ListPagingApiTest {
         assertThat(quiet.path("events")).isEmpty();
         assertThat(quiet.path("revision").asLong()).isGreaterThanOrEqualTo(after);
     }
+
+    @Test
+    void cliFollowsContinueTokensFiltersAndWatches() throws Exception {
+        var cli = new io.ballast.cli.CliRunner().server(node.url(), node.adminToken());
+        // pages of 40 followed to the end: every volume once, in order
+        var all = cli.run("volume", "list", "--prefix", "v", "--chunk-size", "40", "-o", "json");
+        assertThat(all.exit()).as(all.err()).isZero();
+        assertThat(names(JSON.readTree(all.out()))).hasSize(VOLUMES).doesNotHaveDuplicates().isSorted();
+        var table = cli.run("volume", "list", "--prefix", "v2", "--chunk-size", "7");
+        assertThat(table.out().lines().filter(l -> l.startsWith("NAME"))).hasSize(1);
+        assertThat(table.out().lines().filter(l -> l.startsWith("v2"))).hasSize(50);
+        // one page on request, and the token to go on
+        var page = cli.run("volume", "list", "--limit", "3", "-o", "json");
+        assertThat(names(JSON.readTree(page.out()))).containsExactly("v000", "v001", "v002");
+        String token = page.err().lines().filter(l -> l.startsWith("more volumes: --continue ")).findFirst().orElseThrow()
+                .substring("more volumes: --continue ".length());
+        var next = cli.run("volume", "list", "--limit", "3", "--continue", token, "-o", "json");
+        assertThat(names(JSON.readTree(next.out()))).containsExactly("v003", "v004", "v005");
+        var bad = cli.run("volume", "list", "--health", "sick");
+        assertThat(bad.exit()).isEqualTo(io.ballast.cli.ExitCodes.INVALID_ARGUMENT);
+        assertThat(bad.err()).contains("'health' must be one of");
+
+        // --watch: the list, then each change as it happens
+        java.io.StringWriter out = new java.io.StringWriter();
+        java.io.StringWriter err = new java.io.StringWriter();
+        Thread watcher = Thread.ofVirtual().start(() -> io.ballast.cli.BallastCli.run(
+                new String[] {"volume", "list", "--prefix", "w2", "--watch"}, new java.io.PrintWriter(out, true),
+                new java.io.PrintWriter(err, true), java.util.Map.of("BALLAST_SERVER", node.url(), "BALLAST_TOKEN", node.adminToken())));
+        io.ballast.testing.MiniCluster.await(Duration.ofSeconds(30), "the watch's list", () -> out.toString().contains("NAME"));
+        assertThat(call("POST", "/v1/volumes", "{\"name\":\"w2\",\"size\":\"1MiB\"}").status()).isEqualTo(201);
+        io.ballast.testing.MiniCluster.await(Duration.ofSeconds(30), "ADDED w2 printed",
+                () -> out.toString().lines().anyMatch(l -> l.startsWith("ADDED") && l.contains("w2")));
+        assertThat(call("DELETE", "/v1/volumes/w2").status()).isEqualTo(204);
+        io.ballast.testing.MiniCluster.await(Duration.ofSeconds(30), "DELETED w2 printed",
+                () -> out.toString().lines().anyMatch(l -> l.startsWith("DELETED") && l.contains("w2")));
+        watcher.interrupt();
+        watcher.join(Duration.ofSeconds(30));
+        assertThat(watcher.isAlive()).isFalse();
+        assertThat(err.toString()).doesNotContain("error");
+    }
 }
