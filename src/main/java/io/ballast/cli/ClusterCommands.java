@@ -199,9 +199,10 @@ final class ClusterCommands {
                 throw io.ballast.common.BallastException.invalid("--limit must be at least 1");
             }
             NodeClient client = cli.client(output);
-            // with a filter, look further back so --limit counts matching events
-            int ask = subject == null ? limit : Math.max(limit, 1000);
-            List<JsonNode> events = matching(client.get("/v1/events?limit=" + ask).path("events"));
+            // the server keeps the latest 1000 events and filters by subject itself
+            int ask = Math.min(limit, io.ballast.cluster.ClusterState.MAX_EVENTS);
+            List<JsonNode> events = matching(client.get("/v1/events" + Pages.query("limit", Integer.toString(ask), "volume", subject))
+                    .path("events"));
             events = events.subList(Math.max(0, events.size() - limit), events.size());
             long lastSeq = events.isEmpty() ? lastSeqOf(client) : events.getLast().path("seq").asLong();
             if (!follow && output.json()) {

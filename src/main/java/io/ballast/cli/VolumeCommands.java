@@ -142,7 +142,8 @@ final class VolumeCommands extends CommandGroup {
     @Command(name = "list", aliases = "ls", description = "List volumes (every page; --limit for one), optionally filtered;"
             + " --watch then prints changes as they happen.")
     static final class ListCmd extends Base {
-        @Option(names = "--node", paramLabel = "NODE", description = "Only volumes with a replica on this node")
+        // not --node: that is the hidden old name of --server, which scripts still pass
+        @Option(names = "--on-node", paramLabel = "NODE", description = "Only volumes with a replica on this node")
         String node;
 
         @Option(names = "--health", paramLabel = "HEALTH", description = "Only volumes that are healthy, creating, degraded or unavailable")

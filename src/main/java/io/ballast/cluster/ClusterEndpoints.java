@@ -159,9 +159,13 @@ public final class ClusterEndpoints implements ClusterApi {
         return member.raft().leaderId().orElse(null);
     }
 
+    /**
+     * No read barrier: callers read it before the list they answer (which takes its own barrier), so it is
+     * at most the revision the list reflects, and a watch from it misses nothing.
+     */
     @Override
     public long revision() {
-        return state(true).revision();
+        return member.state().revision();
     }
 
     @Override

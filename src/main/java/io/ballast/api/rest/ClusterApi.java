@@ -63,7 +63,7 @@ public interface ClusterApi {
         return null;
     }
 
-    /** The revision (Raft log index) of the metadata this node has applied, after a read barrier. */
+    /** The revision (Raft log index) of the metadata this node has applied; read it before the list it labels. */
     default long revision() {
         return 0;
     }
