@@ -43,19 +43,15 @@ final class ClusterCommands {
         @Option(names = "--label", paramLabel = "KEY=VALUE[,...]", description = "Only nodes with these labels")
         String label;
 
-        @Option(names = "--limit", paramLabel = "N", description = "One page of at most N nodes (1-1000); the token for the next"
-                + " page goes to stderr")
-        Integer limit;
-
-        @Option(names = "--continue", paramLabel = "TOKEN", description = "The page after the one that printed this token")
-        String continueToken;
+        @picocli.CommandLine.Mixin
+        PageOptions page;
 
         @Override
         public Integer call() {
             NodeClient c = client();
             String path = "/v1/nodes" + Pages.query("state", state, "label", label);
             Pages.Listed[] listed = new Pages.Listed[1];
-            List<JsonNode> nodes = Pages.all(c, path, "nodes", limit, continueToken, listed);
+            List<JsonNode> nodes = Pages.all(c, path, "nodes", page.limit, page.continueToken, listed);
             if (listed[0].next() != null) {
                 parent.cli.err.println("more nodes: --continue " + listed[0].next());
             }

@@ -71,19 +71,14 @@ final class SnapshotCommands extends CommandGroup {
         @Parameters(index = "0", arity = "0..1", paramLabel = "VOL")
         String volume;
 
-        @picocli.CommandLine.Option(names = "--limit", paramLabel = "N", description = "One page of at most N snapshots (1-1000);"
-                + " the token for the next page goes to stderr")
-        Integer limit;
-
-        @picocli.CommandLine.Option(names = "--continue", paramLabel = "TOKEN", description = "The page after the one that printed"
-                + " this token")
-        String continueToken;
+        @picocli.CommandLine.Mixin
+        PageOptions page;
 
         @Override
         public Integer call() {
             Pages.Listed[] listed = new Pages.Listed[1];
             JsonNode snaps = Output.PRETTY.valueToTree(Pages.all(client(), volume == null ? "/v1/snapshots" : path(volume),
-                    "snapshots", limit, continueToken, listed));
+                    "snapshots", page.limit, page.continueToken, listed));
             if (listed[0].next() != null) {
                 cli().err.println("more snapshots: --continue " + listed[0].next());
             }

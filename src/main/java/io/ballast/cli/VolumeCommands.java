@@ -152,12 +152,8 @@ final class VolumeCommands extends CommandGroup {
         @Option(names = "--prefix", paramLabel = "PREFIX", description = "Only volumes whose name starts with this")
         String prefix;
 
-        @Option(names = "--limit", paramLabel = "N", description = "One page of at most N volumes (1-1000); the token for the next"
-                + " page goes to stderr")
-        Integer limit;
-
-        @Option(names = "--continue", paramLabel = "TOKEN", description = "The page after the one that printed this token")
-        String continueToken;
+        @picocli.CommandLine.Mixin
+        PageOptions page;
 
         @Option(names = "--chunk-size", paramLabel = "N", defaultValue = "" + Pages.PAGE_SIZE, description = "Volumes per"
                 + " request when printing the whole list (1-1000, default ${DEFAULT-VALUE})")
@@ -172,7 +168,7 @@ final class VolumeCommands extends CommandGroup {
 
         @Override
         public Integer call() {
-            if (watch && limit != null) {
+            if (watch && page.limit != null) {
                 throw BallastException.invalid("--watch follows the whole list; leave out --limit");
             }
             if (chunkSize < 1 || chunkSize > 1000) {
@@ -184,13 +180,13 @@ final class VolumeCommands extends CommandGroup {
             Pages.Listed listed;
             if (output.json()) {
                 Pages.Listed[] l = new Pages.Listed[1];
-                List<JsonNode> all = Pages.all(c, path, "volumes", limit, continueToken, chunkSize, l);
+                List<JsonNode> all = Pages.all(c, path, "volumes", page.limit, page.continueToken, chunkSize, l);
                 all.forEach(v -> shown.add(v.path("name").asText()));
                 Output.printJson(cli().out, Output.PRETTY.valueToTree(all));
                 listed = l[0];
             } else {
                 boolean[] first = {true};
-                listed = Pages.each(c, path, "volumes", limit, continueToken, chunkSize, page -> {
+                listed = Pages.each(c, path, "volumes", page.limit, page.continueToken, chunkSize, page -> {
                     page.forEach(v -> shown.add(v.path("name").asText()));
                     if (first[0] || !page.isEmpty()) {
                         printTable(cli().out, page, output.wide(), "", first[0]);
