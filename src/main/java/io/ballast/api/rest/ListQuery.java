@@ -2,7 +2,6 @@ package io.ballast.api.rest;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ballast.common.BallastException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.LinkedHashMap;
@@ -165,9 +164,5 @@ final class ListQuery {
                         + " 'continue' value of the previous page unchanged, or leave it out to start from the first page");
             }
         }
-    }
-
-    static String utf8(byte[] b) {
-        return new String(b, StandardCharsets.UTF_8);
     }
 }

@@ -905,13 +905,14 @@ public final class RestServer implements AutoCloseable {
         } catch (NumberFormatException e) {
             throw BallastException.invalid("query parameter 'continue' is not a token of GET /v1/events");
         }
-        int limit = q.limit > 0 ? q.limit : (int) Math.min(longParam(query, "limit", 100), ClusterState_MAX_EVENTS);
+        int limit = q.limit > 0 ? q.limit : (int) Math.min(longParam(query, "limit", 100), MAX_EVENTS);
         var listed = cluster.events(after, subject, limit, forward);
         String last = listed.more() ? Long.toString(listed.items().getLast().seq()) : null;
         return new Reply(200, q.answer("events", listed.items(), last, listed.revision(), null));
     }
 
-    private static final int ClusterState_MAX_EVENTS = io.ballast.cluster.ClusterState.MAX_EVENTS;
+    /** Events a call answers at most (the cluster keeps this many). */
+    private static final int MAX_EVENTS = io.ballast.cluster.ClusterState.MAX_EVENTS;
     /** The longest a watch call waits for a change. */
     static final long MAX_WATCH_TIMEOUT_MS = 60_000;
     static final long DEFAULT_WATCH_TIMEOUT_MS = 30_000;
