@@ -37,16 +37,31 @@ final class ClusterCommands {
 
     @Command(name = "list", aliases = "ls", description = "List the cluster's nodes, their state and capacity.")
     static final class NodeList extends NodeBase {
+        @Option(names = "--state", paramLabel = "STATE", description = "Only nodes that are up, suspect or down")
+        String state;
+
+        @Option(names = "--label", paramLabel = "KEY=VALUE[,...]", description = "Only nodes with these labels")
+        String label;
+
+        @picocli.CommandLine.Mixin
+        PageOptions page;
+
         @Override
         public Integer call() {
-            JsonNode r = client().get("/v1/nodes");
+            NodeClient c = client();
+            String path = "/v1/nodes" + Pages.query("state", state, "label", label);
+            Pages.Listed[] listed = new Pages.Listed[1];
+            List<JsonNode> nodes = Pages.all(c, path, "nodes", page.limit, page.continueToken, listed);
+            if (listed[0].next() != null) {
+                parent.cli.err.println("more nodes: --continue " + listed[0].next());
+            }
             if (output.json()) {
-                Output.printJson(parent.cli.out, r.path("nodes"));
+                Output.printJson(parent.cli.out, Output.PRETTY.valueToTree(nodes));
                 return ExitCodes.OK;
             }
-            String leader = r.path("leader").asText("");
+            String leader = c.get("/v1/nodes?limit=1").path("leader").asText("");
             List<List<String>> rows = new ArrayList<>();
-            for (JsonNode n : r.path("nodes")) {
+            for (JsonNode n : nodes) {
                 String state = n.path("state").asText() + (n.path("cordoned").asBoolean()
                         ? (n.path("draining").asBoolean() ? ",draining" : ",cordoned") : "");
                 rows.add(List.of(n.path("id").asText() + (n.path("id").asText().equals(leader) ? " *" : ""), state,
@@ -180,9 +195,10 @@ final class ClusterCommands {
                 throw io.ballast.common.BallastException.invalid("--limit must be at least 1");
             }
             NodeClient client = cli.client(output);
-            // with a filter, look further back so --limit counts matching events
-            int ask = subject == null ? limit : Math.max(limit, 1000);
-            List<JsonNode> events = matching(client.get("/v1/events?limit=" + ask).path("events"));
+            // the server keeps the latest 1000 events and filters by subject itself
+            int ask = Math.min(limit, io.ballast.cluster.ClusterState.MAX_EVENTS);
+            List<JsonNode> events = matching(client.get("/v1/events" + Pages.query("limit", Integer.toString(ask), "volume", subject))
+                    .path("events"));
             events = events.subList(Math.max(0, events.size() - limit), events.size());
             long lastSeq = events.isEmpty() ? lastSeqOf(client) : events.getLast().path("seq").asLong();
             if (!follow && output.json()) {

@@ -24,7 +24,7 @@ public final class ExitCodes {
     public static int of(ErrorCode code) {
         return switch (code) {
             case NOT_FOUND -> NOT_FOUND;
-            case ALREADY_EXISTS, CONFLICT -> CONFLICT;
+            case ALREADY_EXISTS, CONFLICT, EXPIRED -> CONFLICT;
             case INVALID_ARGUMENT, OUT_OF_RANGE -> INVALID_ARGUMENT;
             case NO_SPACE, IO_ERROR, CHECKSUM_MISMATCH, UNAVAILABLE, INTERNAL -> IO_OR_SERVER;
         };

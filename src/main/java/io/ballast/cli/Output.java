@@ -111,11 +111,17 @@ public final class Output {
     }
 
     /** A plain left-aligned table, columns two spaces apart. */
+    /** {@code header} null: rows only (the later pages of a list printed as it arrives). */
     static void table(PrintWriter out, List<String> header, List<List<String>> rows) {
         List<List<String>> all = new ArrayList<>();
-        all.add(header);
+        if (header != null) {
+            all.add(header);
+        }
         all.addAll(rows);
-        int[] width = new int[header.size()];
+        if (all.isEmpty()) {
+            return;
+        }
+        int[] width = new int[all.getFirst().size()];
         for (List<String> r : all) {
             for (int i = 0; i < r.size(); i++) {
                 width[i] = Math.max(width[i], r.get(i).length());

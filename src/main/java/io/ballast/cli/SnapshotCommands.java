@@ -71,9 +71,17 @@ final class SnapshotCommands extends CommandGroup {
         @Parameters(index = "0", arity = "0..1", paramLabel = "VOL")
         String volume;
 
+        @picocli.CommandLine.Mixin
+        PageOptions page;
+
         @Override
         public Integer call() {
-            JsonNode snaps = client().get(volume == null ? "/v1/snapshots" : path(volume)).path("snapshots");
+            Pages.Listed[] listed = new Pages.Listed[1];
+            JsonNode snaps = Output.PRETTY.valueToTree(Pages.all(client(), volume == null ? "/v1/snapshots" : path(volume),
+                    "snapshots", page.limit, page.continueToken, listed));
+            if (listed[0].next() != null) {
+                cli().err.println("more snapshots: --continue " + listed[0].next());
+            }
             if (output.json()) {
                 Output.printJson(cli().out, snaps);
                 return ExitCodes.OK;

@@ -1,6 +1,7 @@
 package io.ballast.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.ballast.common.BallastException;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
 import java.nio.file.Path;
@@ -138,18 +139,141 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    @Command(name = "list", aliases = "ls", description = "List volumes.")
+    @Command(name = "list", aliases = "ls", description = "List volumes (every page; --limit for one), optionally filtered;"
+            + " --watch then prints changes as they happen.")
     static final class ListCmd extends Base {
+        // not --node: that is the hidden old name of --server, which scripts still pass
+        @Option(names = "--on-node", paramLabel = "NODE", description = "Only volumes with a replica on this node")
+        String node;
+
+        @Option(names = "--health", paramLabel = "HEALTH", description = "Only volumes that are healthy, creating, degraded or unavailable")
+        String health;
+
+        @Option(names = "--prefix", paramLabel = "PREFIX", description = "Only volumes whose name starts with this")
+        String prefix;
+
+        @picocli.CommandLine.Mixin
+        PageOptions page;
+
+        @Option(names = "--chunk-size", paramLabel = "N", defaultValue = "" + Pages.PAGE_SIZE, description = "Volumes per"
+                + " request when printing the whole list (1-1000, default ${DEFAULT-VALUE})")
+        int chunkSize;
+
+        @Option(names = {"-w", "--watch"}, description = "After the list, print each change (ADDED, MODIFIED, DELETED) as it"
+                + " happens; Ctrl-C stops")
+        boolean watch;
+
+        /** How long one watch call waits for a change (below the server's 60 s bound). */
+        static final long WATCH_POLL_MS = 25_000;
+
         @Override
         public Integer call() {
-            JsonNode vols = client().get("/v1/volumes").path("volumes");
-            if (output.json()) {
-                Output.printJson(cli().out, vols);
-                return ExitCodes.OK;
+            if (watch && page.limit != null) {
+                throw BallastException.invalid("--watch follows the whole list; leave out --limit");
             }
-            printTable(cli().out, vols, output.wide(), "");
+            if (chunkSize < 1 || chunkSize > 1000) {
+                throw BallastException.invalid("--chunk-size must be from 1 to 1000, got " + chunkSize);
+            }
+            NodeClient c = client();
+            String path = "/v1/volumes" + Pages.query("node", node, "health", health, "prefix", prefix);
+            java.util.Set<String> shown = new java.util.HashSet<>();
+            Pages.Listed listed;
+            if (output.json()) {
+                Pages.Listed[] l = new Pages.Listed[1];
+                List<JsonNode> all = Pages.all(c, path, "volumes", page.limit, page.continueToken, chunkSize, l);
+                all.forEach(v -> shown.add(v.path("name").asText()));
+                Output.printJson(cli().out, Output.PRETTY.valueToTree(all));
+                listed = l[0];
+            } else {
+                boolean[] first = {true};
+                listed = Pages.each(c, path, "volumes", page.limit, page.continueToken, chunkSize, page -> {
+                    page.forEach(v -> shown.add(v.path("name").asText()));
+                    if (first[0] || !page.isEmpty()) {
+                        printTable(cli().out, page, output.wide(), "", first[0]);
+                    }
+                    first[0] = false;
+                    cli().out.flush();
+                });
+            }
+            if (listed.next() != null) {
+                cli().err.println("more volumes: --continue " + listed.next());
+            }
+            return watch ? watch(c, listed.revision(), shown) : ExitCodes.OK;
+        }
+
+        /**
+         * Prints the changes after {@code revision} until interrupted. The server filters by name prefix;
+         * node and health are read from each change's volume, and a volume that stops matching is shown once
+         * more as it leaves. When the server no longer keeps changes that old (410), the list is read again.
+         */
+        private int watch(NodeClient c, long revision, java.util.Set<String> shown) {
+            long since = revision;
+            String base = "/v1/watch" + Pages.query("kind", "volume", "prefix", prefix);
+            while (!Thread.currentThread().isInterrupted()) {
+                JsonNode r;
+                try {
+                    r = c.get(base + (base.contains("?") ? "&" : "?") + "since=" + since + "&timeoutMs=" + WATCH_POLL_MS);
+                } catch (BallastException e) {
+                    if (Thread.currentThread().isInterrupted()) {
+                        break; // stopped (Ctrl-C, or the caller's thread)
+                    }
+                    if (e.code() != io.ballast.common.ErrorCode.EXPIRED) {
+                        throw e;
+                    }
+                    cli().err.println("missed changes (" + e.getMessage() + "); listing again");
+                    Pages.Listed[] l = new Pages.Listed[1];
+                    JsonNode now = Output.PRETTY.valueToTree(Pages.all(c, "/v1/volumes" + Pages.query("node", node, "health", health,
+                            "prefix", prefix), "volumes", null, null, l));
+                    printTable(cli().out, now, output.wide(), "", true);
+                    now.forEach(v -> shown.add(v.path("name").asText()));
+                    since = l[0].revision();
+                    continue;
+                }
+                for (JsonNode e : r.path("events")) {
+                    JsonNode v = e.path("object");
+                    String name = e.path("name").asText();
+                    boolean matches = !e.path("type").asText().equals("DELETED") && matches(v);
+                    if (!matches && !shown.contains(name)) {
+                        continue;
+                    }
+                    if (matches) {
+                        shown.add(name);
+                    } else {
+                        shown.remove(name);
+                    }
+                    if (output.json()) {
+                        cli().out.println(e.toString());
+                    } else {
+                        List<List<String>> rows = new ArrayList<>();
+                        rows.add(List.of(e.path("type").asText(), name, Output.text(v.path("health")),
+                                Output.size(v.path("sizeBytes")), "revision " + e.path("revision").asText()));
+                        Output.table(cli().out, null, rows);
+                    }
+                }
+                cli().out.flush();
+                since = r.path("revision").asLong(since);
+            }
             return ExitCodes.OK;
         }
+
+        private boolean matches(JsonNode v) {
+            if (health != null && !health.equals(v.path("health").asText())) {
+                return false;
+            }
+            if (node != null) {
+                for (JsonNode r : v.path("replicas")) {
+                    if (node.equals(r.path("nodeId").asText())) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            return true;
+        }
+    }
+
+    static void printTable(java.io.PrintWriter out, JsonNode vols, boolean wide, String indent) {
+        printTable(out, vols, wide, indent, true);
     }
 
     /**
@@ -157,7 +281,7 @@ final class VolumeCommands extends CommandGroup {
      * and with {@code -o wide} also CONNECTIONS MIN-IN-SYNC EPOCH CREATED. NODE is where the volume is
      * attached; REPLICAS the nodes holding its replicas.
      */
-    static void printTable(java.io.PrintWriter out, JsonNode vols, boolean wide, String indent) {
+    static void printTable(java.io.PrintWriter out, JsonNode vols, boolean wide, String indent, boolean header) {
         List<List<String>> rows = new ArrayList<>();
         for (JsonNode v : vols) {
             JsonNode a = v.path("attachment");
@@ -177,11 +301,11 @@ final class VolumeCommands extends CommandGroup {
             }
             rows.add(row);
         }
-        List<String> header = new ArrayList<>(List.of(indent + "NAME", "SIZE", "ALLOCATED", "HEALTH", "REPLICAS", "NODE", "MOUNT"));
+        List<String> head = new ArrayList<>(List.of(indent + "NAME", "SIZE", "ALLOCATED", "HEALTH", "REPLICAS", "NODE", "MOUNT"));
         if (wide) {
-            header.addAll(List.of("CONNECTIONS", "MIN-IN-SYNC", "EPOCH", "CREATED"));
+            head.addAll(List.of("CONNECTIONS", "MIN-IN-SYNC", "EPOCH", "CREATED"));
         }
-        Output.table(out, header, rows);
+        Output.table(out, header ? head : null, rows);
     }
 
     @Command(name = "inspect", description = "Show a volume in detail.")

@@ -140,7 +140,7 @@ public final class BallastStateMachine extends BaseStateMachine {
             return;
         }
         File f = snapshot.getFile().getPath().toFile();
-        state.load(Files.readAllBytes(f.toPath()));
+        state.load(Files.readAllBytes(f.toPath()), snapshot.getIndex());
         updateLastAppliedTermIndex(snapshot.getTermIndex());
         lastCommandIndex = snapshot.getIndex();
         notifyAll();
@@ -206,7 +206,7 @@ public final class BallastStateMachine extends BaseStateMachine {
             try {
                 command = CommandGate.decode(data);
                 CommandGate.validate(command);
-                Object result = state.apply(command);
+                Object result = state.apply(entry.getIndex(), command);
                 reply.put("ok", true);
                 reply.set("result", ClusterState.JSON.valueToTree(result));
                 ok = true;

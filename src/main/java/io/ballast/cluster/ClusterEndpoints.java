@@ -150,6 +150,55 @@ public final class ClusterEndpoints implements ClusterApi {
     }
 
     @Override
+    public ClusterState.Listed<Object> nodes(String state, Map<String, String> labels, String afterId, int limit) {
+        ClusterState s = state(true);
+        Map<String, Long> prov = s.provisionedByNode();
+        ClusterState.Listed<NodeRecord> listed = s.nodesAfter(afterId, n -> (state == null || state.equals(n.state()))
+                && labels.entrySet().stream().allMatch(l -> l.getValue().equals(n.labels().get(l.getKey()))), limit);
+        return new ClusterState.Listed<>(listed.revision(),
+                listed.items().stream().map(n -> (Object) nodeJson(n, prov.getOrDefault(n.id(), 0L), s)).toList(), listed.more());
+    }
+
+    @Override
+    public String leader() {
+        return member.raft().leaderId().orElse(null);
+    }
+
+    /**
+     * No read barrier: callers read it before the list they answer (which takes its own barrier), so it is
+     * at most the revision the list reflects, and a watch from it misses nothing.
+     */
+    @Override
+    public long revision() {
+        return member.state().revision();
+    }
+
+    @Override
+    public void requireRetained(long revision, String what) {
+        member.state().changes().requireRetained(revision, what);
+    }
+
+    @Override
+    public ChangeLog.Batch watch(long since, java.util.function.Predicate<ChangeLog.Change> filter, int max, long timeoutMs) {
+        // no read barrier: a watcher resumes from a revision it was given; whatever this member has applied
+        // after it is answered in order, and what it has not applied yet comes with a later call
+        return member.state().changes().await(since, filter, max, timeoutMs);
+    }
+
+    @Override
+    public ClusterState.Listed<ClusterEvent> events(long afterSeq, String subject, int limit, boolean forward) {
+        ClusterState s = state(true);
+        return s.events(afterSeq, e -> subject == null || subject.equals(e.subject()), Math.max(1, Math.min(limit,
+                ClusterState.MAX_EVENTS)), forward);
+    }
+
+    @Override
+    public Object nodeView(NodeRecord n) {
+        ClusterState s = member.state();
+        return nodeJson(n, s.provisionedByNode().getOrDefault(n.id(), 0L), s);
+    }
+
+    @Override
     public Object node(String id) {
         ClusterState s = state(true);
         NodeRecord n = s.node(id).orElseThrow(() -> BallastException.notFound("node " + id

@@ -55,6 +55,18 @@ public final class ClusterState {
     private final TreeMap<String, String> revokedCertificates = new TreeMap<>();
     /** API tokens (hashes of their secrets, never the secrets). */
     private final ApiTokenTable apiTokens = new ApiTokenTable();
+    /** The Raft log index of the command applied last (each member applies the same log: the same revisions). */
+    private long revision;
+    private final ChangeLog changes;
+
+    public ClusterState() {
+        this(ChangeLog.DEFAULT_CAPACITY);
+    }
+
+    /** A state that keeps the last {@code changeWindow} changes for watchers. */
+    ClusterState(int changeWindow) {
+        changes = new ChangeLog(changeWindow);
+    }
 
     /**
      * What a snapshot holds. {@code settings} null: never set (also every snapshot from before they
@@ -152,6 +164,25 @@ public final class ClusterState {
         return Optional.ofNullable(volumes.get(name));
     }
 
+    /**
+     * Events matching {@code filter} with seq greater than {@code afterSeq}, oldest first, at most
+     * {@code limit}: the first ones ({@code fromOldest}, paging forwards) or the newest ones.
+     */
+    public synchronized Listed<ClusterEvent> events(long afterSeq, java.util.function.Predicate<ClusterEvent> filter, int limit,
+            boolean fromOldest) {
+        List<ClusterEvent> out = new ArrayList<>();
+        for (ClusterEvent e : events) {
+            if (e.seq() > afterSeq && filter.test(e)) {
+                out.add(e);
+            }
+        }
+        if (out.size() <= limit) {
+            return new Listed<>(revision, out, false);
+        }
+        return fromOldest ? new Listed<>(revision, List.copyOf(out.subList(0, limit)), true)
+                : new Listed<>(revision, List.copyOf(out.subList(out.size() - limit, out.size())), false);
+    }
+
     /** Events with seq greater than {@code afterSeq}, oldest first, at most {@code limit}. */
     public synchronized List<ClusterEvent> events(long afterSeq, int limit) {
         List<ClusterEvent> out = new ArrayList<>();
@@ -175,13 +206,91 @@ public final class ClusterState {
             addProvisioned(old, -1);
         }
         addProvisioned(v, 1);
+        if (!v.equals(old)) {
+            recordChange(old == null ? ChangeLog.Type.ADDED : ChangeLog.Type.MODIFIED, "volume", v.name(), v);
+        }
     }
 
     private void removeVolume(String name) {
         VolumeRecord old = volumes.remove(name);
         if (old != null) {
             addProvisioned(old, -1);
+            recordChange(ChangeLog.Type.DELETED, "volume", name, old);
         }
+    }
+
+    /**
+     * Adds or replaces a node. A heartbeat alone (its time, capacity and free bytes) is not a change a
+     * watcher sees: it would be one per node per second. A new node state is, and also changes the health
+     * of every volume with a replica there.
+     */
+    private void putNode(NodeRecord n) {
+        NodeRecord old = nodes.put(n.id(), n);
+        if (old != null && old.withHeartbeat(n.lastHeartbeatAt(), n.capacityBytes(), n.freeBytes()).equals(n)) {
+            return;
+        }
+        recordChange(old == null ? ChangeLog.Type.ADDED : ChangeLog.Type.MODIFIED, "node", n.id(), n);
+        if (old != null && !old.state().equals(n.state())) {
+            for (VolumeRecord v : volumes.values()) {
+                if (v.hasReplicaOn(n.id())) {
+                    recordChange(ChangeLog.Type.MODIFIED, "volume", v.name(), v);
+                }
+            }
+        }
+    }
+
+    /** Collected while a command applies, published together: a watcher never sees half a revision. */
+    private final List<ChangeLog.Change> pendingChanges = new ArrayList<>();
+
+    private void recordChange(ChangeLog.Type type, String kind, String name, Object record) {
+        pendingChanges.add(new ChangeLog.Change(revision, type, kind, name, record));
+    }
+
+    /** The revision (Raft log index) of the last command applied; 0 before any. */
+    public synchronized long revision() {
+        return revision;
+    }
+
+    /** The changes to volumes and nodes, by revision (watch). */
+    public ChangeLog changes() {
+        return changes;
+    }
+
+    /** Items of a list read at one revision: {@code more} when the limit cut it short. */
+    public record Listed<T>(long revision, List<T> items, boolean more) {}
+
+    /**
+     * Volumes named after {@code afterName} (null: from the first) that match {@code filter}, in name
+     * order, at most {@code limit} (0: all), read at one revision. Walks the name index from the cursor,
+     * so a page costs its own size plus the volumes the filter skips, not the whole list.
+     */
+    public synchronized Listed<VolumeRecord> volumesAfter(String afterName, java.util.function.Predicate<VolumeRecord> filter,
+            int limit) {
+        return page(afterName == null ? volumes : volumes.tailMap(afterName, false), filter, limit);
+    }
+
+    /** {@link #volumesAfter} for nodes, in id order. */
+    public synchronized Listed<NodeRecord> nodesAfter(String afterId, java.util.function.Predicate<NodeRecord> filter, int limit) {
+        return page(afterId == null ? nodes : nodes.tailMap(afterId, false), filter, limit);
+    }
+
+    private <T> Listed<T> page(java.util.SortedMap<String, T> from, java.util.function.Predicate<T> filter, int limit) {
+        List<T> out = new ArrayList<>();
+        for (T t : from.values()) {
+            if (!filter.test(t)) {
+                continue;
+            }
+            if (limit > 0 && out.size() == limit) {
+                return new Listed<>(revision, out, true);
+            }
+            out.add(t);
+        }
+        return new Listed<>(revision, out, false);
+    }
+
+    /** Reads {@code what} of this state together with the revision it was read at. */
+    public synchronized <T> Listed<T> read(java.util.function.Function<ClusterState, List<T>> what) {
+        return new Listed<>(revision, what.apply(this), false);
     }
 
     private void addProvisioned(VolumeRecord v, int sign) {
@@ -217,13 +326,19 @@ public final class ClusterState {
         return JSON.writeValueAsBytes(image());
     }
 
+    /** {@link #load(byte[], long)} at revision 0. */
     public synchronized void load(byte[] bytes) throws IOException {
+        load(bytes, 0);
+    }
+
+    /** Replaces the state with a snapshot taken at log index {@code atRevision}; changes before it are forgotten. */
+    public synchronized void load(byte[] bytes, long atRevision) throws IOException {
         Image img = JSON.readValue(bytes, Image.class);
         nodes.clear();
         volumes.clear();
         provisionedBytesByNode.clear();
         events.clear();
-        img.nodes().forEach(n -> nodes.put(n.id(), n));
+        img.nodes().forEach(n -> nodes.put(n.id(), n)); // no change records: the window is reset below
         img.volumes().forEach(this::putVolume);
         events.addAll(img.events());
         nextEventSeq = img.nextEventSeq();
@@ -249,12 +364,30 @@ public final class ClusterState {
             revokedCertificates.putAll(img.revokedCertificates());
         }
         apiTokens.load(img.apiTokens());
+        revision = atRevision;
+        changes.reset(atRevision);
     }
 
     // ---- writes ----
 
-    /** Applies one committed command; the result is JSON-serialisable. */
+    /** Applies a command as the next revision (tests; the state machine gives each command its log index). */
     public synchronized Object apply(Command c) {
+        return apply(revision + 1, c);
+    }
+
+    /** Applies the command committed at log index {@code atRevision}; the result is JSON-serialisable. */
+    public synchronized Object apply(long atRevision, Command c) {
+        revision = atRevision;
+        try {
+            return applyCommand(c);
+        } finally {
+            // what changed is published even when the command then failed (it should have changed nothing)
+            changes.publish(atRevision, pendingChanges);
+            pendingChanges.clear();
+        }
+    }
+
+    private Object applyCommand(Command c) {
         return switch (c) {
             case Command.RegisterNode r -> register(r);
             case Command.Heartbeat h -> heartbeat(h);
@@ -263,7 +396,7 @@ public final class ClusterState {
             case Command.SetRaftRole s -> {
                 NodeRecord n = requireNode(s.nodeId());
                 if (!Objects.equals(n.raftRole(), s.role())) {
-                    nodes.put(n.id(), n.withRole(s.role()));
+                    putNode(n.withRole(s.role()));
                     event(s.at(), "node-role", n.id(), n.id() + " is now a Raft " + s.role() + (s.reason() == null ? "" : " (" + s.reason() + ")"));
                 }
                 yield nodes.get(n.id());
@@ -417,7 +550,7 @@ public final class ClusterState {
                 old == null ? "joined" : "rejoined", old != null && old.cordoned(), old != null && old.draining(),
                 old == null ? "voter" : old.raftRole(), r.capacityBytes(), r.freeBytes(),
                 old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress());
-        nodes.put(n.id(), n);
+        putNode(n);
         event(r.at(), old == null ? "node-joined" : "node-rejoined", n.id(), n.id() + (old == null ? " joined" : " rejoined")
                 + " (raft " + n.raftAddress() + ", api " + n.apiUrl() + (labels.isEmpty() ? "" : ", labels " + Labels.format(labels))
                 + ", capacity " + Sizes.format(n.capacityBytes()) + ")");
@@ -435,7 +568,7 @@ public final class ClusterState {
             event(h.at(), "node-up", n.id(), n.id() + " is up again: heartbeat received after it was marked " + n.state()
                     + " (" + n.stateReason() + ")");
         }
-        nodes.put(n.id(), nn);
+        putNode(nn);
         return nn;
     }
 
@@ -444,7 +577,7 @@ public final class ClusterState {
         if (!Objects.equals(n.lastHeartbeatAt(), m.observedHeartbeatAt()) || n.state().equals(m.state())) {
             return n; // a heartbeat arrived after the detector looked, or nothing to change
         }
-        nodes.put(n.id(), n.withState(m.state(), m.reason()));
+        putNode(n.withState(m.state(), m.reason()));
         event(m.at(), "node-" + m.state(), n.id(), n.id() + " marked " + m.state() + ": " + m.reason());
         return nodes.get(n.id());
     }
@@ -452,7 +585,7 @@ public final class ClusterState {
     private NodeRecord cordon(Command.SetCordon s) {
         NodeRecord n = requireNode(s.nodeId());
         if (n.cordoned() != s.cordoned() || (!s.cordoned() && n.draining())) {
-            nodes.put(n.id(), n.withCordon(s.cordoned(), s.cordoned() && n.draining()));
+            putNode(n.withCordon(s.cordoned(), s.cordoned() && n.draining()));
             event(s.at(), s.cordoned() ? "node-cordoned" : "node-uncordoned", n.id(), n.id() + (s.cordoned()
                     ? " cordoned: no new replicas are placed on it" : " uncordoned: new replicas may be placed on it"));
         }
@@ -465,7 +598,7 @@ public final class ClusterState {
     private DrainResult drain(Command.DrainNode d) {
         NodeRecord n = requireNode(d.nodeId());
         // plan everything first, then change: a refused drain changes nothing
-        nodes.put(n.id(), n.withCordon(true, true));
+        putNode(n.withCordon(true, true));
         Map<String, String> replacements = new TreeMap<>();
         Map<String, String> unplaced = new TreeMap<>();
         Map<String, VolumeRecord> updated = new TreeMap<>();
@@ -561,6 +694,7 @@ public final class ClusterState {
             putVolume(v.withAttachment(null, null, v.epoch() + 1));
         }
         nodes.remove(n.id());
+        recordChange(ChangeLog.Type.DELETED, "node", n.id(), n);
         event(r.at(), "node-removed", n.id(), n.id() + " removed from the cluster" + (holding.isEmpty() ? ""
                 : "; its replicas of " + holding + " were dropped (--force)"));
         return n;

@@ -16,6 +16,11 @@ public enum ErrorCode {
     CONFLICT(false),
     /** An offset or length lies outside the volume. */
     OUT_OF_RANGE(false),
+    /**
+     * The caller resumes from a revision the server no longer keeps (a list's continue token, a watch's
+     * {@code since}): list again from the start.
+     */
+    EXPIRED(false),
     /** The pool or volume has no room for the request. */
     NO_SPACE(false),
     /** Stored data failed its checksum and could not be repaired. */

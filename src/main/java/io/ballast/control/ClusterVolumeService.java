@@ -647,6 +647,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return member.state().volumes().stream().map(this::view).toList();
     }
 
+    /** Filters the metadata records, so only the page's volumes are turned into views (local sizes, NBD state). */
+    @Override
+    public VolumeFilter.Page list(VolumeFilter filter, String afterName, int limit) {
+        member.raft().barrier();
+        var s = member.state();
+        var listed = s.volumesAfter(afterName, v -> (filter.prefix() == null || v.name().startsWith(filter.prefix()))
+                && (filter.node() == null || v.hasReplicaOn(filter.node()))
+                && (filter.health() == null || filter.health().equals(health(v, id -> s.node(id).map(NodeRecord::state)))),
+                limit);
+        return new VolumeFilter.Page(listed.revision(), listed.items().stream().map(this::view).toList(), listed.more());
+    }
+
+    /** What a user sees of a volume record (watch answers). */
+    public VolumeView viewOf(VolumeRecord v) {
+        return view(v);
+    }
+
     @Override
     public VolumeView inspect(String name) {
         Names.requireVolumeName(name);

@@ -15,6 +15,24 @@ public interface VolumeService {
 
     List<VolumeView> list();
 
+    /**
+     * The volumes named after {@code afterName} (null: from the first) that match {@code filter}, in name
+     * order, at most {@code limit} (0: all). This default reads the whole list (a single node's is small);
+     * the cluster service walks its name index from the cursor.
+     */
+    default VolumeFilter.Page list(VolumeFilter filter, String afterName, int limit) {
+        List<VolumeView> out = new java.util.ArrayList<>();
+        for (VolumeView v : list()) {
+            if ((afterName == null || v.name().compareTo(afterName) > 0) && filter.matches(v)) {
+                if (limit > 0 && out.size() == limit) {
+                    return new VolumeFilter.Page(0, out, true);
+                }
+                out.add(v);
+            }
+        }
+        return new VolumeFilter.Page(0, out, false);
+    }
+
     VolumeView inspect(String name);
 
     /** Refused with CONFLICT while the volume is attached or has NBD connections open. */

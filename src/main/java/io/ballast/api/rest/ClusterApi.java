@@ -40,6 +40,48 @@ public interface ClusterApi {
 
     Object events(long afterSeq, int limit);
 
+    /**
+     * Events about {@code subject} (null: all) after {@code afterSeq}: the first {@code limit} when
+     * {@code forward} (a page sequence), else the newest {@code limit}.
+     */
+    default io.ballast.cluster.ClusterState.Listed<io.ballast.cluster.ClusterEvent> events(long afterSeq, String subject,
+            int limit, boolean forward) {
+        throw io.ballast.common.BallastException.notFound("this node keeps no events");
+    }
+
+    /**
+     * Members in id order after {@code afterId} (null: from the first) in {@code state} (null: any) carrying
+     * every label of {@code labels}, at most {@code limit} (0: all); each as {@link #node} shows it.
+     */
+    default io.ballast.cluster.ClusterState.Listed<Object> nodes(String state, java.util.Map<String, String> labels,
+            String afterId, int limit) {
+        throw io.ballast.common.BallastException.notFound("this node lists no members");
+    }
+
+    /** A member as {@link #nodes} lists it. */
+    default Object nodeView(io.ballast.cluster.NodeRecord n) {
+        return n;
+    }
+
+    /** The Raft leader's id, null when there is none. */
+    default String leader() {
+        return null;
+    }
+
+    /** The revision (Raft log index) of the metadata this node has applied; read it before the list it labels. */
+    default long revision() {
+        return 0;
+    }
+
+    /** EXPIRED when changes after {@code revision} are no longer kept ({@code what}: "continue token", "watch"). */
+    default void requireRetained(long revision, String what) {}
+
+    /** Volume and node changes after {@code since} matching {@code filter}, waiting up to {@code timeoutMs} for one. */
+    default io.ballast.cluster.ChangeLog.Batch watch(long since,
+            java.util.function.Predicate<io.ballast.cluster.ChangeLog.Change> filter, int max, long timeoutMs) {
+        throw io.ballast.common.BallastException.notFound("this node serves no watch");
+    }
+
     /** The failure-detection timeouts in force (cluster-wide once set). */
     Object settings();
 

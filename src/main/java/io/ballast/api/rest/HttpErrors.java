@@ -21,6 +21,7 @@ public final class HttpErrors {
             case NOT_FOUND -> 404;
             case ALREADY_EXISTS, CONFLICT -> 409;
             case INVALID_ARGUMENT, OUT_OF_RANGE -> 400;
+            case EXPIRED -> 410;
             case NO_SPACE -> 507;
             case UNAVAILABLE -> 503;
             case CHECKSUM_MISMATCH, IO_ERROR, INTERNAL -> 500;
@@ -39,6 +40,7 @@ public final class HttpErrors {
         return switch (status) {
             case 400, 403, 405, 413 -> ErrorCode.INVALID_ARGUMENT;
             case 404 -> ErrorCode.NOT_FOUND;
+            case 410 -> ErrorCode.EXPIRED;
             case 409 -> ErrorCode.CONFLICT;
             case 429, 503 -> ErrorCode.UNAVAILABLE;
             case 507 -> ErrorCode.NO_SPACE;

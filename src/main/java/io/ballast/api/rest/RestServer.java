@@ -352,6 +352,7 @@ public final class RestServer implements AutoCloseable {
             return "/v1/cluster/encryption/rotate";
         }
         if (seg.length == 3 && seg[2].equals("events")) return "/v1/events";
+        if (seg.length == 3 && seg[2].equals("watch")) return "/v1/watch";
         if (seg.length == 3 && seg[2].equals("snapshots")) return "/v1/snapshots";
         if (seg.length == 3 && seg[2].equals("snapshot-schedules")) return "/v1/snapshot-schedules";
         if (seg[2].equals("auth")) {
@@ -464,7 +465,8 @@ public final class RestServer implements AutoCloseable {
             ApiTypes.SnapshotVerify v = verifySnapshot(cvs, name, seg[5]);
             return new Reply(200, v);
         }
-        if (route.startsWith("/v1/cluster") || route.startsWith("/v1/nodes") || route.equals("/v1/events")) {
+        if (route.startsWith("/v1/cluster") || route.startsWith("/v1/nodes") || route.equals("/v1/events")
+                || route.equals("/v1/watch")) {
             if (cluster == null) {
                 throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node runs without a cluster");
             }
@@ -532,8 +534,20 @@ public final class RestServer implements AutoCloseable {
                     }
                     yield new Reply(200, cluster.rotateKeys(req));
                 }
-                case "/v1/events GET" -> new Reply(200, cluster.events(longParam(query, "after", 0), (int) longParam(query, "limit", 100)));
-                case "/v1/nodes GET" -> new Reply(200, cluster.nodes());
+                case "/v1/events GET" -> events(query);
+                case "/v1/watch GET" -> watch(query);
+                case "/v1/nodes GET" -> {
+                    ListQuery q = listQuery("GET /v1/nodes", query, "state", "label");
+                    String state = q.filter("state");
+                    if (state != null && !List.of("up", "suspect", "down").contains(state)) {
+                        throw BallastException.invalid("query parameter 'state' must be up, suspect or down, got '" + state + "'");
+                    }
+                    var listed = cluster.nodes(state, labelsOf(q.filter("label")), q.afterKey, q.limit);
+                    String last = listed.more() ? ((JsonNode) listed.items().getLast()).path("id").asText() : null;
+                    java.util.Map<String, Object> extra = new java.util.LinkedHashMap<>();
+                    extra.put("leader", cluster.leader());
+                    yield new Reply(200, q.answer("nodes", listed.items(), last, listed.revision(), extra));
+                }
                 case "/v1/nodes/{id} GET" -> new Reply(200, cluster.node(name));
                 case "/v1/nodes/{id} DELETE" -> new Reply(200, cluster.remove(name, "true".equals(query.get("force"))));
                 case "/v1/nodes/{id}/cordon POST" -> new Reply(200, cluster.cordon(name, true));
@@ -546,7 +560,13 @@ public final class RestServer implements AutoCloseable {
             case "/healthz GET" -> node.healthy() ? new Reply(200, new Health("ok")) : new Reply(503, new Health("unavailable"));
             case "/metrics GET" -> new Reply(200, new MetricsBody());
             case "/v1/node GET" -> new Reply(200, node.nodeInfo());
-            case "/v1/volumes GET" -> new Reply(200, new ApiTypes.VolumeList(volumes.list()));
+            case "/v1/volumes GET" -> {
+                ListQuery q = listQuery("GET /v1/volumes", queryOf(ex), "node", "health", "prefix");
+                var page = volumes.list(new io.ballast.control.VolumeFilter(q.filter("node"), q.filter("health"), q.filter("prefix")),
+                        q.afterKey, q.limit);
+                yield new Reply(200, q.answer("volumes", page.volumes(), page.more() ? page.volumes().getLast().name() : null,
+                        page.revision(), null));
+            }
             case "/v1/volumes POST" -> {
                 ApiTypes.CreateVolumeRequest req = read(ex, ApiTypes.CreateVolumeRequest.class);
                 if (req == null || req.name() == null) {
@@ -605,8 +625,18 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.ResizeRequest req = read(ex, ApiTypes.ResizeRequest.class);
                 yield new Reply(200, volumes.resize(name, sizeOf(req == null ? null : req.size())));
             }
-            case "/v1/snapshots GET" -> new Reply(200, new ApiTypes.SnapshotList(volumes.listSnapshots(null)));
-            case "/v1/volumes/{name}/snapshots GET" -> new Reply(200, new ApiTypes.SnapshotList(volumes.listSnapshots(name)));
+            case "/v1/snapshots GET" -> {
+                ListQuery q = listQuery("GET /v1/snapshots", queryOf(ex), "volume");
+                long rev = revision();
+                var slice = q.slice(volumes.listSnapshots(q.filter("volume")), s -> s.volume() + "@" + s.name());
+                yield new Reply(200, q.answer("snapshots", slice.items(), slice.lastKey(), rev, null));
+            }
+            case "/v1/volumes/{name}/snapshots GET" -> {
+                ListQuery q = listQuery("GET /v1/volumes/" + name + "/snapshots", queryOf(ex));
+                long rev = revision();
+                var slice = q.slice(volumes.listSnapshots(name), io.ballast.control.SnapshotView::name);
+                yield new Reply(200, q.answer("snapshots", slice.items(), slice.lastKey(), rev, null));
+            }
             case "/v1/volumes/{name}/snapshots POST" -> {
                 ApiTypes.CreateSnapshotRequest req = read(ex, ApiTypes.CreateSnapshotRequest.class);
                 if (req == null || req.name() == null) {
@@ -640,8 +670,8 @@ public final class RestServer implements AutoCloseable {
             throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node runs without a cluster: no snapshot schedules");
         }
         return switch (route + " " + method) {
-            case "/v1/snapshot-schedules GET" -> new Reply(200,
-                    new ApiTypes.ScheduleList(sched.list().stream().map(ApiTypes.ScheduleView::of).toList()));
+            case "/v1/snapshot-schedules GET" -> jsonPage(listQuery("GET /v1/snapshot-schedules", queryOf(ex)), revision(),
+                    new ApiTypes.ScheduleList(sched.list().stream().map(ApiTypes.ScheduleView::of).toList()), "schedules", "volume");
             case "/v1/volumes/{name}/snapshot-schedule GET" -> new Reply(200, ApiTypes.ScheduleView.of(sched.get(name)));
             case "/v1/volumes/{name}/snapshot-schedule PUT" -> {
                 ApiTypes.ScheduleRequest req = read(ex, ApiTypes.ScheduleRequest.class);
@@ -817,6 +847,133 @@ public final class RestServer implements AutoCloseable {
 
     private record MetricsBody() {}
 
+    // ---- lists (docs/api.md, "Lists: pages, filters, watch") ----
+
+    /** The list parameters of {@code list}; a continue token's revision must still be followable (410 otherwise). */
+    private ListQuery listQuery(String list, java.util.Map<String, String> query, String... filters) {
+        ListQuery q = ListQuery.of(list, query, java.util.Set.of(filters));
+        if (!q.firstPage() && cluster != null) {
+            cluster.requireRetained(q.startRevision, "continue token of");
+        }
+        return q;
+    }
+
+    /** The metadata revision a list is read at (0 on a node without a cluster). */
+    private long revision() {
+        return cluster == null ? 0 : cluster.revision();
+    }
+
+    /** {@code label=k=v[,k2=v2]}: every pair must match. */
+    private static java.util.Map<String, String> labelsOf(String spec) {
+        java.util.Map<String, String> out = new java.util.TreeMap<>();
+        if (spec == null) {
+            return out;
+        }
+        for (String kv : spec.split(",")) {
+            int eq = kv.indexOf('=');
+            if (eq <= 0 || eq == kv.length() - 1) {
+                throw BallastException.invalid("query parameter 'label' must be KEY=VALUE[,KEY=VALUE...], got '" + spec + "'");
+            }
+            out.put(kv.substring(0, eq).strip(), kv.substring(eq + 1).strip());
+        }
+        return out;
+    }
+
+    /**
+     * Pages a list answer that is read whole (tokens, backups, schedules: small, or not in the metadata):
+     * the array {@code field} of {@code body} sliced after the cursor by each item's {@code keyField}; the
+     * other fields of the body stay.
+     */
+    private static Reply jsonPage(ListQuery q, long revision, Object body, String field, String keyField) {
+        com.fasterxml.jackson.databind.node.ObjectNode tree = JSON.valueToTree(body);
+        List<JsonNode> items = new java.util.ArrayList<>();
+        tree.path(field).forEach(items::add);
+        var slice = q.slice(items, j -> j.path(keyField).asText());
+        java.util.Map<String, Object> extra = new java.util.LinkedHashMap<>();
+        tree.properties().forEach(e -> {
+            if (!e.getKey().equals(field)) {
+                extra.put(e.getKey(), e.getValue());
+            }
+        });
+        return new Reply(200, q.answer(field, slice.items(), slice.lastKey(), revision, extra));
+    }
+
+    /**
+     * {@code GET /v1/events}: without {@code after} or {@code continue}, the newest {@code limit} (as
+     * always); with either, the first {@code limit} after that point, and a {@code continue} when more follow.
+     */
+    private Reply events(java.util.Map<String, String> query) {
+        ListQuery q = listQuery("GET /v1/events", query, "volume", "node");
+        if (q.filter("volume") != null && q.filter("node") != null) {
+            throw BallastException.invalid("give 'volume' or 'node', not both: an event has one subject");
+        }
+        String subject = q.filter("volume") != null ? q.filter("volume") : q.filter("node");
+        boolean forward = query.containsKey("after") || !q.firstPage();
+        if (query.containsKey("after") && !q.firstPage()) {
+            throw BallastException.invalid("give 'after' or 'continue', not both");
+        }
+        long after;
+        try {
+            after = q.firstPage() ? longParam(query, "after", 0) : Long.parseLong(q.afterKey);
+        } catch (NumberFormatException e) {
+            throw BallastException.invalid("query parameter 'continue' is not a token of GET /v1/events");
+        }
+        int limit = q.limit > 0 ? q.limit : (int) Math.min(longParam(query, "limit", 100), MAX_EVENTS);
+        var listed = cluster.events(after, subject, limit, forward);
+        String last = listed.more() ? Long.toString(listed.items().getLast().seq()) : null;
+        return new Reply(200, q.answer("events", listed.items(), last, listed.revision(), null));
+    }
+
+    /** Events a call answers at most (the cluster keeps this many). */
+    private static final int MAX_EVENTS = io.ballast.cluster.ClusterState.MAX_EVENTS;
+    /** The longest a watch call waits for a change. */
+    static final long MAX_WATCH_TIMEOUT_MS = 60_000;
+    static final long DEFAULT_WATCH_TIMEOUT_MS = 30_000;
+    /** Changes per watch answer (a revision is never split, so an answer may hold a few more). */
+    static final int MAX_WATCH_CHANGES = 1000;
+
+    /** One change as a watcher sees it: the object as the list shows it (before a delete: as it was). */
+    public record WatchEvent(long revision, String type, String kind, String name, Object object) {}
+
+    /**
+     * {@code GET /v1/watch?since=REV}: the changes to volumes and nodes after revision REV (the
+     * {@code revision} of a list answer or of the previous watch answer), waiting up to {@code timeoutMs}
+     * for one (long poll); 410 when REV is older than the changes this member keeps.
+     */
+    private Reply watch(java.util.Map<String, String> query) {
+        if (!query.containsKey("since")) {
+            throw BallastException.invalid("query parameter 'since' is required: the 'revision' of a list answer (or of the"
+                    + " previous watch answer)");
+        }
+        long since = longParam(query, "since", 0);
+        long timeoutMs = longParam(query, "timeoutMs", DEFAULT_WATCH_TIMEOUT_MS);
+        if (timeoutMs > MAX_WATCH_TIMEOUT_MS) {
+            throw BallastException.invalid("query parameter 'timeoutMs' must be at most " + MAX_WATCH_TIMEOUT_MS + ", got " + timeoutMs);
+        }
+        String kind = query.get("kind");
+        if (kind != null && !kind.equals("volume") && !kind.equals("node")) {
+            throw BallastException.invalid("query parameter 'kind' must be volume or node, got '" + kind + "'");
+        }
+        String name = query.get("name");
+        String prefix = query.get("prefix");
+        io.ballast.cluster.ChangeLog.Batch b = cluster.watch(since, c -> (kind == null || kind.equals(c.kind()))
+                && (name == null || name.equals(c.name())) && (prefix == null || c.name().startsWith(prefix)),
+                MAX_WATCH_CHANGES, timeoutMs);
+        List<WatchEvent> out = new java.util.ArrayList<>(b.changes().size());
+        for (io.ballast.cluster.ChangeLog.Change c : b.changes()) {
+            Object object = switch (c.record()) {
+                case io.ballast.cluster.VolumeRecord v when volumes instanceof io.ballast.control.ClusterVolumeService cvs -> cvs.viewOf(v);
+                case io.ballast.cluster.NodeRecord n -> cluster.nodeView(n);
+                default -> c.record();
+            };
+            out.add(new WatchEvent(c.revision(), c.type().name(), c.kind(), c.name(), object));
+        }
+        java.util.Map<String, Object> body = new java.util.LinkedHashMap<>();
+        body.put("revision", b.revision());
+        body.put("events", out);
+        return new Reply(200, body);
+    }
+
     /** The backup endpoints (docs/api.md, "Backups"): long operations answer 202 with a job unless ?wait=true. */
     private Reply backupRoute(String route, String method, String name, HttpExchange ex) throws IOException {
         io.ballast.backup.BackupService b = backups;
@@ -826,7 +983,8 @@ public final class RestServer implements AutoCloseable {
         java.util.Map<String, String> query = queryOf(ex);
         boolean wait = "true".equals(query.get("wait"));
         return switch (route + " " + method) {
-            case "/v1/backup-targets GET" -> new Reply(200, java.util.Map.of("targets", b.targets()));
+            case "/v1/backup-targets GET" -> jsonPage(listQuery("GET /v1/backup-targets", query), revision(),
+                    java.util.Map.of("targets", b.targets()), "targets", "name");
             case "/v1/backup-targets POST" -> {
                 ApiTypes.AddBackupTargetRequest r = read(ex, ApiTypes.AddBackupTargetRequest.class);
                 if (r == null) {
@@ -841,7 +999,14 @@ public final class RestServer implements AutoCloseable {
             }
             case "/v1/backup-targets/{name} GET" -> new Reply(200, b.target(name));
             case "/v1/backup-targets/{name} DELETE" -> new Reply(200, b.removeTarget(name));
-            case "/v1/backups GET" -> new Reply(200, b.list(query.get("target")));
+            case "/v1/backups GET" -> {
+                ListQuery q = listQuery("GET /v1/backups", query, "target", "volume");
+                long rev = revision();
+                io.ballast.backup.BackupService.BackupList all = b.list(q.filter("target"));
+                yield jsonPage(q, rev, q.filter("volume") == null ? all : new io.ballast.backup.BackupService.BackupList(
+                        all.backups().stream().filter(x -> q.filter("volume").equals(x.volume())).toList(), all.errors()),
+                        "backups", "id");
+            }
             case "/v1/backups POST" -> {
                 ApiTypes.CreateBackupRequest r = read(ex, ApiTypes.CreateBackupRequest.class);
                 if (r == null || r.volume() == null) {
@@ -863,7 +1028,8 @@ public final class RestServer implements AutoCloseable {
                 }
                 yield new Reply(wait ? 201 : 202, b.restore(name, r.target(), r.to(), rateOf(r.rate()), wait));
             }
-            case "/v1/backup-jobs GET" -> new Reply(200, java.util.Map.of("jobs", b.jobs()));
+            case "/v1/backup-jobs GET" -> jsonPage(listQuery("GET /v1/backup-jobs", query), revision(),
+                    java.util.Map.of("jobs", b.jobs()), "jobs", "id");
             case "/v1/backup-jobs/{id} GET" -> new Reply(200, b.job(name));
             default -> throw new IllegalStateException("unrouted " + route + " " + method);
         };
@@ -879,7 +1045,8 @@ public final class RestServer implements AutoCloseable {
             throw new BallastException(io.ballast.common.ErrorCode.NOT_FOUND, "this node serves no API tokens");
         }
         return switch (route + " " + method) {
-            case "/v1/auth/tokens GET" -> new Reply(200, a.listTokens());
+            case "/v1/auth/tokens GET" -> jsonPage(listQuery("GET /v1/auth/tokens", queryOf(ex)), revision(), a.listTokens(),
+                    "tokens", "id");
             case "/v1/auth/tokens POST" -> {
                 ApiTypes.CreateTokenRequest r = read(ex, ApiTypes.CreateTokenRequest.class);
                 if (r == null || r.name() == null || r.role() == null) {

@@ -69,6 +69,7 @@ public final class RouteAccess {
             new Rule("GET", "/v1/cluster/settings", VIEWER),
             new Rule("PATCH", "/v1/cluster/settings", ADMIN),
             new Rule("GET", "/v1/events", VIEWER),
+            new Rule("GET", "/v1/watch", VIEWER),
             new Rule("GET", "/v1/nodes", VIEWER),
             new Rule("GET", "/v1/nodes/{id}", VIEWER),
             new Rule("DELETE", "/v1/nodes/{id}", ADMIN),

@@ -17,7 +17,7 @@ public final class NbdErrors {
             case INVALID_ARGUMENT -> NbdProtocol.EINVAL;
             case CHECKSUM_MISMATCH, IO_ERROR -> NbdProtocol.EIO;
             case UNAVAILABLE -> NbdProtocol.ESHUTDOWN;
-            case NOT_FOUND, ALREADY_EXISTS, CONFLICT, INTERNAL -> NbdProtocol.EIO;
+            case NOT_FOUND, ALREADY_EXISTS, CONFLICT, EXPIRED, INTERNAL -> NbdProtocol.EIO;
         };
     }
 

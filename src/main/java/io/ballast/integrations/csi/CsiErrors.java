@@ -21,6 +21,8 @@ public final class CsiErrors {
             case ALREADY_EXISTS -> Status.Code.ALREADY_EXISTS;
             case INVALID_ARGUMENT -> Status.Code.INVALID_ARGUMENT;
             case CONFLICT -> Status.Code.FAILED_PRECONDITION;
+            // ListVolumes with a starting_token that no longer holds: the CO lists again from the start
+            case EXPIRED -> Status.Code.ABORTED;
             case OUT_OF_RANGE -> Status.Code.OUT_OF_RANGE;
             // CreateVolume: "unable to provision in accessible_topology" / "insufficient capacity"
             case NO_SPACE -> Status.Code.RESOURCE_EXHAUSTED;
