@@ -583,6 +583,21 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
             io.ballast.cluster.Placement.Topology topology, boolean encrypted) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, topology, encrypted, false);
+    }
+
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, null, encrypted, shared);
+    }
+
+    /**
+     * As above; {@code shared}: a file system volume served over NFS by the node holding its engine to
+     * every host that mounts it (docs/shared-volumes.md).
+     */
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            io.ballast.cluster.Placement.Topology topology, boolean encrypted, boolean shared) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
@@ -603,7 +618,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             encryption = k.newVolumeKey(name, member.state().volumes());
         }
         Command create = new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
-                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology, encryption);
+                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology, encryption, shared);
         if (waitReady) {
             member.raft().submit(create);
             awaitReplicasCreated(name, WAIT_READY_MS);
@@ -732,6 +747,22 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     @Override
     public Attachment attach(String name, Path mountDir, boolean force) {
         Names.requireVolumeName(name);
+        Optional<String> address = sharedAddress(name);
+        if (address.isPresent() || member.state().volume(name).map(VolumeRecord::shared).orElse(false)) {
+            // a shared volume is mounted once, by the node serving it; every other host mounts the export
+            throw BallastException.conflict("volume " + name + " is shared: mount it over NFS at "
+                    + address.orElse("the address `ballast volume inspect " + name + "` shows once it is served")
+                    + " instead of attaching it");
+        }
+        return attachHere(name, mountDir, force);
+    }
+
+    /** The attach of a shared volume by the node that serves it ({@link ShareKeeper}). */
+    Attachment attachToServe(String name, Path mountDir) {
+        return attachHere(name, mountDir, false);
+    }
+
+    private Attachment attachHere(String name, Path mountDir, boolean force) {
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
         }
@@ -1335,6 +1366,26 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Optional<String> state(String nodeId);
     }
 
+    /** The attachment this node keeps for the volume (with its mount), if attached here. */
+    public Optional<Attachment> localAttachment(String name) {
+        return attachments.get(name);
+    }
+
+    /**
+     * Where clients mount a shared volume: {@code nfs://HOST/ballast/NAME}, HOST the serving node's API
+     * host. Empty for a volume not shared, or shared and not served yet (no up node holds it).
+     */
+    @Override
+    public Optional<String> sharedAddress(String name) {
+        VolumeRecord v = member.state().volume(name).orElse(null);
+        if (v == null || !v.shared() || v.attachment() == null || v.maintenanceAttached()) {
+            return Optional.empty();
+        }
+        return member.state().node(v.attachment().nodeId()).filter(n -> NodeRecord.UP.equals(n.state()))
+                .map(n -> java.net.URI.create(n.apiUrl()).getHost())
+                .map(host -> io.ballast.attach.nfs.GaneshaConfig.address(host, name));
+    }
+
     private VolumeView view(VolumeRecord v) {
         String me = member.nodeId();
         boolean mine = v.hasReplicaOn(me);
@@ -1372,7 +1423,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 new VolumeView.NbdUris(tcp, unix), a != null && a.nodeId().equals(me) ? nbd.openConnections(v.name()) : 0,
                 v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch(),
                 v.minInSync(), v.attachEpoch(), engine,
-                v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null);
+                v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null,
+                v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
+                        a == null || v.maintenanceAttached() ? null : a.nodeId()) : null);
     }
 
     /** Mount paths as the attach agent records them. */
