@@ -212,6 +212,17 @@ class SharedVolumeSystemTest {
      */
     static void releaseLeftovers(Path root) throws Exception {
         String prefix = root.toAbsolutePath().toString();
+        // loop devices show their backing file as "/nbd" (inside the fuse mount): found by the nodes' records
+        List<String> loops = new ArrayList<>();
+        try (var files = Files.walk(root, 2)) {
+            for (Path f : files.filter(p -> p.getFileName().toString().equals("attachments.json")).toList()) {
+                JSON.readTree(f.toFile()).forEach(a -> {
+                    if (a.path("device").asText("").startsWith("/dev/loop")) {
+                        loops.add(a.path("device").asText());
+                    }
+                });
+            }
+        }
         for (String pid : SH.run(List.of("pgrep", "-f", prefix), Duration.ofSeconds(10)).stdout().split("\\s+")) {
             if (!pid.isBlank() && SH.run(List.of("cat", "/proc/" + pid + "/comm"), Duration.ofSeconds(5)).stdout()
                     .strip().startsWith("ganesha")) {
@@ -225,10 +236,8 @@ class SharedVolumeSystemTest {
                 SH.run(List.of("umount", "-l", m), Duration.ofSeconds(30));
             }
         }
-        for (String line : SH.run(List.of("losetup", "-a"), Duration.ofSeconds(10)).stdout().split("\n")) {
-            if (line.contains(prefix)) {
-                SH.run(List.of("losetup", "-d", line.substring(0, line.indexOf(':'))), Duration.ofSeconds(30));
-            }
+        for (String loop : loops) {
+            SH.run(List.of("losetup", "-d", loop), Duration.ofSeconds(30));
         }
         for (String m : mounts) {
             if (m.endsWith("/fuse")) {
