@@ -678,17 +678,27 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.conflict("volume " + name + " is being resynced by a maintenance attachment on "
                     + v.attachment().nodeId() + "; wait for it (`ballast volume wait " + name + "`), then delete");
         }
-        if (v.attachment() != null) {
-            throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
-                    + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
-                    + "; detach it first: `ballast volume detach " + name + "`");
+        Runnable serveAgain = () -> {};
+        if (v.shared() && v.attachment() != null) {
+            serveAgain = releaseShare(v); // a shared volume is attached by the node serving it, not by a user
+            v = require(name);
         }
-        int connections = nbd.openConnections(name);
-        if (connections > 0) {
-            throw BallastException.conflict("volume " + name + " has " + connections
-                    + " open NBD connection(s); disconnect those clients (nbdfuse, qemu, nbd-client) first");
+        try {
+            if (v.attachment() != null) {
+                throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
+                        + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
+                        + "; detach it first: `ballast volume detach " + name + "`");
+            }
+            int connections = nbd.openConnections(name);
+            if (connections > 0) {
+                throw BallastException.conflict("volume " + name + " has " + connections
+                        + " open NBD connection(s); disconnect those clients (nbdfuse, qemu, nbd-client) first");
+            }
+            member.raft().submit(new Command.DeleteVolume(Instant.now().toString(), name));
+        } catch (RuntimeException e) {
+            serveAgain.run();
+            throw e;
         }
-        member.raft().submit(new Command.DeleteVolume(Instant.now().toString(), name));
         // the local replica goes now, so the name can be reused at once; other nodes follow on apply
         try {
             reconcileOnce();
@@ -907,6 +917,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     public Attachment detach(String name) {
         Names.requireVolumeName(name);
         member.raft().barrier();
+        if (require(name).shared()) {
+            throw BallastException.conflict("volume " + name + " is shared: it stays attached on the node serving it over NFS"
+                    + " (clients unmount the NFS export instead); `ballast volume delete " + name + "` stops serving it");
+        }
+        return detachHere(name);
+    }
+
+    private Attachment detachHere(String name) {
         VolumeRecord v = require(name);
         String me = member.nodeId();
         if (v.attachment() == null) {
@@ -1364,6 +1382,37 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     @FunctionalInterface
     public interface ClusterMemberView {
         Optional<String> state(String nodeId);
+    }
+
+    private volatile java.util.function.Function<String, Runnable> unexport = name -> () -> {};
+
+    /**
+     * Called before a shared volume served here is detached for its delete: takes it out of the NFS
+     * exports and answers how to serve it again should the delete fail.
+     */
+    public void onShareRelease(java.util.function.Function<String, Runnable> unexportHook) {
+        this.unexport = unexportHook;
+    }
+
+    /**
+     * Stops serving a shared volume for its delete: only on the node serving it (its NFS server must
+     * let go of the mount first); answers how to serve it again should the delete fail.
+     */
+    private Runnable releaseShare(VolumeRecord v) {
+        String holder = v.attachment().nodeId();
+        if (!holder.equals(member.nodeId())) {
+            String url = member.state().node(holder).map(NodeRecord::apiUrl).orElse("URL");
+            throw BallastException.conflict("shared volume " + v.name() + " is served over NFS by node " + holder
+                    + "; delete it there: `ballast volume delete " + v.name() + " --node " + url + "`");
+        }
+        Runnable serveAgain = unexport.apply(v.name());
+        try {
+            detachHere(v.name());
+        } catch (RuntimeException e) {
+            serveAgain.run();
+            throw e;
+        }
+        return serveAgain;
     }
 
     /** The attachment this node keeps for the volume (with its mount), if attached here. */

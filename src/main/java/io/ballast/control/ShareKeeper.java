@@ -39,6 +39,7 @@ public final class ShareKeeper implements AutoCloseable {
     private final long passMs;
     private final Semaphore kick = new Semaphore(0);
     private final Set<String> failing = new HashSet<>();
+    private final Set<String> releasing = new HashSet<>();
     private volatile boolean closed;
     private volatile Thread loop;
 
@@ -52,6 +53,7 @@ public final class ShareKeeper implements AutoCloseable {
 
     public ShareKeeper start() {
         server.stopLeftover();
+        volumes.onShareRelease(this::release);
         loop = Thread.ofVirtual().name("ballast-share-keeper").start(() -> {
             while (!closed) {
                 try {
@@ -77,6 +79,9 @@ public final class ShareKeeper implements AutoCloseable {
         List<VolumeRecord> shared = member.state().volumes().stream().filter(VolumeRecord::shared)
                 .sorted(Comparator.comparing(VolumeRecord::name)).toList();
         for (VolumeRecord v : shared) {
+            if (releasing.contains(v.name())) {
+                continue;
+            }
             Attachment a = v.attachment();
             boolean mine = a != null && a.nodeId().equals(me) && !v.maintenanceAttached();
             if (!mine && !(unserved(v) && me.equals(preferredServer(v)))) {
@@ -89,6 +94,23 @@ public final class ShareKeeper implements AutoCloseable {
             local.ifPresent(l -> exports.add(new GaneshaConfig.Export(exportId(v.name(), ids), v.name(), Path.of(l.mountDir()))));
         }
         server.serve(exports);
+        releasing.retainAll(shared.stream().map(VolumeRecord::name).toList()); // deleted: no longer held back
+    }
+
+    /**
+     * Takes a volume out of the exports and keeps it out (its delete detaches it next): ganesha must
+     * let go of the mount before it can be unmounted.
+     */
+    public synchronized Runnable release(String volume) {
+        releasing.add(volume);
+        server.serve(server.exports().stream().filter(e -> !e.volume().equals(volume)).toList());
+        log.atInfo().addKeyValue("volume", volume).log("shared volume no longer exported (being deleted)");
+        return () -> {
+            synchronized (this) {
+                releasing.remove(volume);
+            }
+            kick();
+        };
     }
 
     private Optional<Attachment> attachHere(VolumeRecord v) {

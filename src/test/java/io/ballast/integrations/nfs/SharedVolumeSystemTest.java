@@ -109,6 +109,21 @@ class SharedVolumeSystemTest {
             byte[] three = bytes(random, 100_000);
             nfsPut(three, address + "/three.bin");
             assertThat(nfsGet(address + "/three.bin")).isEqualTo(three);
+
+            // the volume stays attached where it is served; a delete there unexports and releases it
+            String newServer = moved.path("nodeId").asText();
+            NodeProcess serves = nodes.stream().filter(n -> n.dataDir().endsWith(newServer.substring(5))).findFirst().orElseThrow();
+            NodeProcess bystander = nodes.stream().filter(n -> n != serves && n != serving).findFirst().orElseThrow();
+            CliRunner.Result detach = cli(serves, "volume", "detach", "s");
+            assertThat(detach.exit()).isNotZero();
+            assertThat(detach.err()).contains("volume s is shared");
+            CliRunner.Result elsewhere = cli(bystander, "volume", "delete", "s");
+            assertThat(elsewhere.exit()).isNotZero();
+            assertThat(elsewhere.err()).contains("served over NFS by node " + newServer);
+            CliRunner.Result deleted = cli(serves, "volume", "delete", "s");
+            assertThat(deleted.exit()).as(deleted.err()).isZero();
+            assertThat(SH.run(List.of("nfs-ls", address + "/"), Duration.ofSeconds(20)).ok()).isFalse();
+            assertThat(Files.readString(Path.of("/proc/mounts"))).doesNotContain(serves.dataDir().resolve("shares").toString());
         } finally {
             for (NodeProcess n : nodes) {
                 try {
