@@ -168,8 +168,9 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         if (replicationAddress != null) {
             member.advertiseReplicationAddress(replicationAddress);
         }
-        volumes.startReconciler();
-        // shared volumes: mounted and exported over NFS by the node holding their engine
+        // shared volumes: mounted and exported over NFS by the node holding their engine; started before
+        // the reconciler, which unmounts volumes taken over while this node was down: a ganesha left by
+        // a kill -9 of this node must let go of those mounts first
         Path nfsDir = config.dataDir().resolve("nfs");
         io.ballast.control.ShareKeeper shares = new io.ballast.control.ShareKeeper(member, volumes,
                 new io.ballast.attach.nfs.GaneshaServer(commands, nfsDir,
@@ -177,6 +178,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 config.dataDir().resolve("shares"), SHARE_PASS_MS);
         started.push(shares); // closed before the volumes: ganesha lets go of the mounts first
         shares.start();
+        volumes.startReconciler();
         scheduler.start();
         backups.startSweeper(java.time.InstantSource.system(), 60_000);
         if (tls != null) {
