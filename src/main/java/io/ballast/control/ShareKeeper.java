@@ -40,6 +40,7 @@ public final class ShareKeeper implements AutoCloseable {
     private final Semaphore kick = new Semaphore(0);
     private final Set<String> failing = new HashSet<>();
     private final Set<String> releasing = new HashSet<>();
+    private boolean warnedNotInstalled;
     private volatile boolean closed;
     private volatile Thread loop;
 
@@ -78,6 +79,15 @@ public final class ShareKeeper implements AutoCloseable {
         Set<Integer> ids = new HashSet<>();
         List<VolumeRecord> shared = member.state().volumes().stream().filter(VolumeRecord::shared)
                 .sorted(Comparator.comparing(VolumeRecord::name)).toList();
+        if (!shared.isEmpty() && !server.installed()) {
+            // attaching here would hold the volume where nobody can serve it: left to the nodes that can
+            if (!warnedNotInstalled) {
+                warnedNotInstalled = true;
+                log.atWarn().log("shared volumes exist but nfs-ganesha or rpcbind is not installed on this node: it serves"
+                        + " none (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind)");
+            }
+            return;
+        }
         for (VolumeRecord v : shared) {
             if (releasing.contains(v.name())) {
                 continue;

@@ -60,8 +60,10 @@ public final class GaneshaServer implements AutoCloseable {
         return dir.resolve("ganesha.pid");
     }
 
+    /** ganesha, its VFS plugin (Debian's nfs-ganesha-vfs) and rpcbind are there. */
     public boolean installed() {
-        return runner.isInstalled(PROGRAM) && runner.isInstalled("rpcbind");
+        return runner.isInstalled(PROGRAM) && runner.isInstalled("rpcbind")
+                && Files.exists(settings.pluginsDir().resolve("libfsalvfs.so"));
     }
 
     /** The exports served now (empty: no process). */
