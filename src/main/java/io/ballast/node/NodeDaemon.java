@@ -172,9 +172,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         // the reconciler, which unmounts volumes taken over while this node was down: a ganesha left by
         // a kill -9 of this node must let go of those mounts first
         Path nfsDir = config.dataDir().resolve("nfs");
-        io.ballast.control.ShareKeeper shares = new io.ballast.control.ShareKeeper(member, volumes,
-                new io.ballast.attach.nfs.GaneshaServer(commands, nfsDir,
-                        io.ballast.attach.nfs.GaneshaServer.defaultSettings(nfsDir), Duration.ofSeconds(30)),
+        io.ballast.attach.nfs.GaneshaServer ganesha = new io.ballast.attach.nfs.GaneshaServer(commands, nfsDir,
+                io.ballast.attach.nfs.GaneshaServer.defaultSettings(nfsDir), Duration.ofSeconds(30));
+        Metrics.trackNfsExports(() -> ganesha.exports().size());
+        io.ballast.control.ShareKeeper shares = new io.ballast.control.ShareKeeper(member, volumes, ganesha,
                 config.dataDir().resolve("shares"), SHARE_PASS_MS);
         started.push(shares); // closed before the volumes: ganesha lets go of the mounts first
         shares.start();

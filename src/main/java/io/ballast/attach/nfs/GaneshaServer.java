@@ -32,7 +32,7 @@ public final class GaneshaServer implements AutoCloseable {
     private final Path dir;
     private final GaneshaConfig.Settings settings;
     private final Duration startTimeout;
-    private List<GaneshaConfig.Export> running = List.of();
+    private volatile List<GaneshaConfig.Export> running = List.of(); // read without the lock (metrics)
     private long pid = -1;
 
     /** {@code dir}: the node's own directory for the configuration, log, pid file and NFSv4 recovery records. */
@@ -66,8 +66,8 @@ public final class GaneshaServer implements AutoCloseable {
                 && Files.exists(settings.pluginsDir().resolve("libfsalvfs.so"));
     }
 
-    /** The exports served now (empty: no process). */
-    public synchronized List<GaneshaConfig.Export> exports() {
+    /** The exports served now (empty: no process); never waits for a start in progress. */
+    public List<GaneshaConfig.Export> exports() {
         return running;
     }
 

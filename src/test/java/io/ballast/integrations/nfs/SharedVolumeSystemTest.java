@@ -71,6 +71,9 @@ class SharedVolumeSystemTest {
             NodeProcess serving = nodes.stream().filter(n -> n.dataDir().endsWith(server.substring(5))).findFirst().orElseThrow();
             NodeProcess other = nodes.stream().filter(n -> n != serving).findFirst().orElseThrow();
 
+            assertThat(metrics(serving)).containsPattern("(?m)^ballast_nfs_exports 1(\\.0)?$");
+            assertThat(metrics(other)).containsPattern("(?m)^ballast_nfs_exports 0(\\.0)?$");
+
             // `volume attach` on another node answers with the address rather than a second attachment
             CliRunner.Result attach = cli(other, "volume", "attach", "s");
             assertThat(attach.exit()).as(attach.err()).isZero();
@@ -148,6 +151,13 @@ class SharedVolumeSystemTest {
             return ready && exportAnswers(share.path("address").asText()) ? share : null;
         } catch (java.io.IOException e) {
             return null;
+        }
+    }
+
+    private String metrics(NodeProcess n) throws Exception {
+        try (java.net.http.HttpClient client = java.net.http.HttpClient.newHttpClient()) {
+            return client.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(n.apiUrl() + "/metrics"))
+                    .header("Authorization", "Bearer " + token).build(), java.net.http.HttpResponse.BodyHandlers.ofString()).body();
         }
     }
 
