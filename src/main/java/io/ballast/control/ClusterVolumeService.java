@@ -756,23 +756,17 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     @Override
     public Attachment attach(String name, Path mountDir, boolean force) {
-        Names.requireVolumeName(name);
-        Optional<String> address = sharedAddress(name);
-        if (address.isPresent() || member.state().volume(name).map(VolumeRecord::shared).orElse(false)) {
-            // a shared volume is mounted once, by the node serving it; every other host mounts the export
-            throw BallastException.conflict("volume " + name + " is shared: mount it over NFS at "
-                    + address.orElse("the address `ballast volume inspect " + name + "` shows once it is served")
-                    + " instead of attaching it");
-        }
-        return attachHere(name, mountDir, force);
+        return attachHere(name, mountDir, force, false);
     }
 
     /** The attach of a shared volume by the node that serves it ({@link ShareKeeper}). */
     Attachment attachToServe(String name, Path mountDir) {
-        return attachHere(name, mountDir, false);
+        return attachHere(name, mountDir, false, true);
     }
 
-    private Attachment attachHere(String name, Path mountDir, boolean force) {
+    /** {@code serving}: the attach that serves a shared volume; any other attach of one is refused. */
+    private Attachment attachHere(String name, Path mountDir, boolean force, boolean serving) {
+        Names.requireVolumeName(name);
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
         }
@@ -780,6 +774,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().barrier();
         long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
+        if (v.shared() && !serving) {
+            // a shared volume is mounted once, by the node serving it; every other host mounts the export
+            throw BallastException.conflict("volume " + name + " is shared: mount it over NFS at "
+                    + sharedAddress(name).orElse("the address `ballast volume inspect " + name + "` shows once it is served")
+                    + " instead of attaching it");
+        }
         requireKeyHere(v);
         if (hasCreatablePending(v)) {
             // right after a create: the engine needs the replicas' storage, which their nodes are creating
