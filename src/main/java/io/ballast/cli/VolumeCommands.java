@@ -79,6 +79,10 @@ final class VolumeCommands extends CommandGroup {
                 + "data key, wrapped by the cluster key (the nodes need --encryption-key-file; docs/security.md)")
         boolean encrypt;
 
+        @Option(names = "--shared", description = "A shared (RWX) file system volume: the node holding its engine serves it "
+                + "over NFS (v3 and v4) at nfs://HOST/ballast/NAME to every host that mounts it (docs/shared-volumes.md)")
+        boolean shared;
+
         @Override
         public Integer call() {
             Names.requireVolumeName(name);
@@ -115,6 +119,12 @@ final class VolumeCommands extends CommandGroup {
                 }
                 body.put("encrypted", true);
             }
+            if (shared) {
+                if (fromSnapshot != null) {
+                    throw io.ballast.common.BallastException.invalid("--shared and --from-snapshot: a clone cannot be shared");
+                }
+                body.put("shared", true);
+            }
             // the CLI shows the volume with its replicas created, as a user expects after `create`
             JsonNode v = client().post("/v1/volumes?wait=ready", body);
             if (output.json()) {
@@ -127,7 +137,8 @@ final class VolumeCommands extends CommandGroup {
                         + (on.size() == 1 ? "" : "s") + " on " + String.join(", ", on) + ", min in sync "
                         + Output.text(v.path("minInSync"))
                         + (v.path("encryption").isObject() ? ", encrypted (" + v.path("encryption").path("algorithm").asText()
-                                + ", cluster key " + v.path("encryption").path("keyId").asText() + ")" : "") + ")");
+                                + ", cluster key " + v.path("encryption").path("keyId").asText() + ")" : "")
+                        + (v.path("share").isObject() ? ", shared over NFS" : "") + ")");
                 int wanted = v.path("repl").asInt(on.size());
                 if (on.size() < wanted) {
                     cli().err.println("degraded: " + on.size() + " of " + wanted + " replicas could be placed now (`ballast events`"
@@ -329,6 +340,12 @@ final class VolumeCommands extends CommandGroup {
             JsonNode enc = v.path("encryption");
             out.println("Encryption:   " + (enc.isObject() ? enc.path("algorithm").asText() + ", data key wrapped by cluster key "
                     + enc.path("keyId").asText() : "none"));
+            JsonNode share = v.path("share");
+            if (share.isObject()) {
+                out.println("Shared:       " + (share.path("address").isTextual()
+                        ? "NFS at " + share.path("address").asText() + " (served by " + Output.text(share.path("nodeId")) + ")"
+                        : "NFS, not served yet (a node mounts and exports it within seconds)"));
+            }
             out.println("NBD (TCP):    " + Output.text(v.path("nbd").path("tcp")));
             out.println("NBD (unix):   " + Output.text(v.path("nbd").path("unix")));
             out.println("Connections:  " + Output.text(v.path("connections")));
@@ -484,6 +501,12 @@ final class VolumeCommands extends CommandGroup {
             JsonNode a = client().post(path(name) + "/attach", body);
             if (output.json()) {
                 Output.printJson(cli().out, a);
+                return ExitCodes.OK;
+            }
+            if ("nfs".equals(a.path("method").asText())) {
+                // a shared volume: nothing attached here, the address is what a host mounts
+                cli().out.println(Output.text(a.path("uri")));
+                cli().err.println("volume " + name + " is shared: mount " + a.path("uri").asText() + " with an NFS client");
                 return ExitCodes.OK;
             }
             // TCP URI first (for `$(ballast volume attach x | head -1)`), then the unix socket URI

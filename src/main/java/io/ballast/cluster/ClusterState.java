@@ -740,11 +740,11 @@ public final class ClusterState {
         // at creation, so adding the missing replica later never makes writes wait for one still rebuilding
         int minInSync = c.minInSync() > 0 ? c.minInSync() : Math.min(VolumeRecord.defaultMinInSync(repl), rs.size());
         VolumeRecord v = new VolumeRecord(c.name(), c.uuid(), c.sizeBytes(), repl, res.spreadBy(), rs, c.at(), null, 0,
-                minInSync, 0, null, c.encryption());
+                minInSync, 0, null, c.encryption(), c.shared());
         putVolume(v);
         event(c.at(), "volume-created", v.name(), "volume " + v.name() + " (" + Sizes.format(v.sizeBytes()) + ", "
                 + res.replicas() + " replica(s), min in sync " + v.minInSync() + ", spread by " + res.spreadBy()
-                + (v.encrypted() ? ", encrypted" : "") + ") placed: "
+                + (v.encrypted() ? ", encrypted" : "") + (v.shared() ? ", shared over NFS" : "") + ") placed: "
                 + String.join("; ", res.verdicts().stream().map(Placement.Verdict::toString).toList()));
         if (rs.size() < v.repl()) {
             event(c.at(), "volume-under-replicated", v.name(), "volume " + v.name() + " created with " + rs.size() + " of "

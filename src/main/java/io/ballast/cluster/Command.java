@@ -89,10 +89,16 @@ public sealed interface Command {
     /**
      * @param topology where replicas may and should go (null: anywhere); entries from before it existed have none
      * @param encryption the new volume's data key, wrapped by the cluster key (null: not encrypted)
+     * @param shared a shared (RWX) volume, served over NFS (docs/shared-volumes.md)
      */
     record CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
-            double overcommitRatio, int minInSync, Placement.Topology topology, VolumeEncryption encryption)
+            double overcommitRatio, int minInSync, Placement.Topology topology, VolumeEncryption encryption, boolean shared)
             implements Command {
+        public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
+                double overcommitRatio, int minInSync, Placement.Topology topology, VolumeEncryption encryption) {
+            this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, minInSync, topology, encryption, false);
+        }
+
         public CreateVolume(String at, String name, String uuid, long sizeBytes, int repl, String spreadBy,
                 double overcommitRatio, int minInSync, Placement.Topology topology) {
             this(at, name, uuid, sizeBytes, repl, spreadBy, overcommitRatio, minInSync, topology, null);

@@ -69,6 +69,10 @@ final class CommandGate {
                 if (cv.encryption() != null) {
                     requireEncryption(cv.encryption(), "encryption");
                 }
+                if (cv.shared()) {
+                    // the name becomes an NFS pseudo path and a line of the server's configuration
+                    requireSharedName(cv.name());
+                }
             }
             case Command.DeleteVolume dv -> require(dv.name(), "name");
             case Command.ResizeVolume rv -> require(rv.name(), "name");
@@ -179,6 +183,14 @@ final class CommandGate {
         }
         if (wrapped.length != 40) { // a 32-byte key wrapped with RFC 3394: 40 bytes
             throw new CommandSeal.Refused("invalid command: " + field + ".wrappedKey is not a wrapped 256-bit key");
+        }
+    }
+
+    private static void requireSharedName(String name) throws CommandSeal.Refused {
+        try {
+            io.ballast.common.Names.requireVolumeName(name);
+        } catch (io.ballast.common.BallastException e) {
+            throw new CommandSeal.Refused("invalid command: shared volume: " + e.getMessage());
         }
     }
 

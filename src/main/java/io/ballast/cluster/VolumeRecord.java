@@ -14,6 +14,8 @@ import java.util.List;
  * @param attachKind {@code user} or {@code resync} (a maintenance attachment made by the system to
  *     restore redundancy; a user attach takes it over); null when detached
  * @param encryption the wrapped data key of an encrypted volume (docs/security.md); null: not encrypted
+ * @param shared a shared (RWX) volume: its file system is exported over NFS by the node holding its
+ *     engine (docs/shared-volumes.md); false in records from before shared volumes
  */
 public record VolumeRecord(
         String name,
@@ -28,7 +30,8 @@ public record VolumeRecord(
         int minInSync,
         long attachEpoch,
         String attachKind,
-        VolumeEncryption encryption) {
+        VolumeEncryption encryption,
+        boolean shared) {
 
     public static final String KIND_USER = "user";
     public static final String KIND_RESYNC = "resync";
@@ -45,6 +48,14 @@ public record VolumeRecord(
                 null);
     }
 
+    /** A volume not shared (records from before shared volumes). */
+    public VolumeRecord(String name, String uuid, long sizeBytes, int repl, String spreadBy, List<ReplicaRecord> replicas,
+            String createdAt, Attachment attachment, long epoch, int minInSync, long attachEpoch, String attachKind,
+            VolumeEncryption encryption) {
+        this(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync, attachEpoch, attachKind,
+                encryption, false);
+    }
+
     public boolean encrypted() {
         return encryption != null;
     }
@@ -52,7 +63,7 @@ public record VolumeRecord(
     /** The same volume with its data key wrapped anew (key rotation). */
     VolumeRecord withEncryption(VolumeEncryption e) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, e);
+                attachEpoch, attachKind, e, shared);
     }
 
     public VolumeRecord {
@@ -75,29 +86,29 @@ public record VolumeRecord(
 
     VolumeRecord withReplicas(List<ReplicaRecord> r) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, shared);
     }
 
     VolumeRecord withReplicas(List<ReplicaRecord> r, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, newEpoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, shared);
     }
 
     VolumeRecord withSizeBytes(long newSizeBytes) {
         return new VolumeRecord(name, uuid, newSizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, shared);
     }
 
     /** Same attachment identity (epoch unchanged), e.g. a plain attachment being mounted. */
     VolumeRecord withAttachmentDetails(Attachment a) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, epoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, shared);
     }
 
     /** A new attachment (or none) at a new epoch. */
     VolumeRecord withAttachment(Attachment a, String kind, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, newEpoch, minInSync,
-                a == null ? 0 : newEpoch, kind, encryption);
+                a == null ? 0 : newEpoch, kind, encryption, shared);
     }
 
     public boolean hasReplicaOn(String nodeId) {

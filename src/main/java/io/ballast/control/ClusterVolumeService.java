@@ -583,6 +583,21 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
             io.ballast.cluster.Placement.Topology topology, boolean encrypted) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, topology, encrypted, false);
+    }
+
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, null, encrypted, shared);
+    }
+
+    /**
+     * As above; {@code shared}: a file system volume served over NFS by the node holding its engine to
+     * every host that mounts it (docs/shared-volumes.md).
+     */
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            io.ballast.cluster.Placement.Topology topology, boolean encrypted, boolean shared) {
         Names.requireVolumeName(name);
         LocalVolumeService.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
@@ -603,7 +618,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             encryption = k.newVolumeKey(name, member.state().volumes());
         }
         Command create = new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
-                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology, encryption);
+                sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology, encryption, shared);
         if (waitReady) {
             member.raft().submit(create);
             awaitReplicasCreated(name, WAIT_READY_MS);
@@ -680,17 +695,27 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.conflict("volume " + name + " is being resynced by a maintenance attachment on "
                     + v.attachment().nodeId() + "; wait for it (`ballast volume wait " + name + "`), then delete");
         }
-        if (v.attachment() != null) {
-            throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
-                    + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
-                    + "; detach it first: `ballast volume detach " + name + " --on " + v.attachment().nodeId() + "`");
+        Runnable serveAgain = () -> {};
+        if (v.shared() && v.attachment() != null) {
+            serveAgain = releaseShare(v); // a shared volume is attached by the node serving it, not by a user
+            v = require(name);
         }
-        int connections = nbd.openConnections(name);
-        if (connections > 0) {
-            throw BallastException.conflict("volume " + name + " has " + connections
-                    + " open NBD connection(s); disconnect those clients (nbdfuse, qemu, nbd-client) first");
+        try {
+            if (v.attachment() != null) {
+                throw BallastException.conflict("volume " + name + " is attached on node " + v.attachment().nodeId()
+                        + (v.attachment().mounted() ? " and mounted at " + v.attachment().mountDir() : "")
+                        + "; detach it first: `ballast volume detach " + name + " --on " + v.attachment().nodeId() + "`");
+            }
+            int connections = nbd.openConnections(name);
+            if (connections > 0) {
+                throw BallastException.conflict("volume " + name + " has " + connections
+                        + " open NBD connection(s); disconnect those clients (nbdfuse, qemu, nbd-client) first");
+            }
+            member.raft().submit(new Command.DeleteVolume(Instant.now().toString(), name));
+        } catch (RuntimeException e) {
+            serveAgain.run();
+            throw e;
         }
-        member.raft().submit(new Command.DeleteVolume(Instant.now().toString(), name));
         // the local replica goes now, so the name can be reused at once; other nodes follow on apply
         try {
             reconcileOnce();
@@ -748,6 +773,16 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     @Override
     public Attachment attach(String name, Path mountDir, boolean force) {
+        return attachHere(name, mountDir, force, false);
+    }
+
+    /** The attach of a shared volume by the node that serves it ({@link ShareKeeper}). */
+    Attachment attachToServe(String name, Path mountDir) {
+        return attachHere(name, mountDir, false, true);
+    }
+
+    /** {@code serving}: the attach that serves a shared volume; any other attach of one is refused. */
+    private Attachment attachHere(String name, Path mountDir, boolean force, boolean serving) {
         Names.requireVolumeName(name);
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
@@ -756,6 +791,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         member.raft().barrier();
         long barrierNs = System.nanoTime();
         VolumeRecord v = require(name);
+        if (v.shared() && !serving) {
+            // a shared volume is mounted once, by the node serving it; every other host mounts the export
+            throw BallastException.conflict("volume " + name + " is shared: mount it over NFS at "
+                    + sharedAddress(name).orElse("the address `ballast volume inspect " + name + "` shows once it is served")
+                    + " instead of attaching it");
+        }
         requireKeyHere(v);
         if (hasCreatablePending(v)) {
             // right after a create: the engine needs the replicas' storage, which their nodes are creating
@@ -893,6 +934,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     public Attachment detach(String name) {
         Names.requireVolumeName(name);
         member.raft().barrier();
+        if (require(name).shared()) {
+            throw BallastException.conflict("volume " + name + " is shared: it stays attached on the node serving it over NFS"
+                    + " (clients unmount the NFS export instead); `ballast volume delete " + name + "` stops serving it");
+        }
+        return detachHere(name);
+    }
+
+    private Attachment detachHere(String name) {
         VolumeRecord v = require(name);
         String me = member.nodeId();
         if (v.attachment() == null) {
@@ -1358,6 +1407,57 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         Optional<String> state(String nodeId);
     }
 
+    private volatile java.util.function.Function<String, Runnable> unexport = name -> () -> {};
+
+    /**
+     * Called before a shared volume served here is detached for its delete: takes it out of the NFS
+     * exports and answers how to serve it again should the delete fail.
+     */
+    public void onShareRelease(java.util.function.Function<String, Runnable> unexportHook) {
+        this.unexport = unexportHook;
+    }
+
+    /**
+     * Stops serving a shared volume for its delete: only on the node serving it (its NFS server must
+     * let go of the mount first); answers how to serve it again should the delete fail.
+     */
+    private Runnable releaseShare(VolumeRecord v) {
+        String holder = v.attachment().nodeId();
+        if (!holder.equals(member.nodeId())) {
+            String url = member.state().node(holder).map(NodeRecord::apiUrl).orElse("URL");
+            throw BallastException.conflict("shared volume " + v.name() + " is served over NFS by node " + holder
+                    + "; delete it there: `ballast volume delete " + v.name() + " --node " + url + "`");
+        }
+        Runnable serveAgain = unexport.apply(v.name());
+        try {
+            detachHere(v.name());
+        } catch (RuntimeException e) {
+            serveAgain.run();
+            throw e;
+        }
+        return serveAgain;
+    }
+
+    /** The attachment this node keeps for the volume (with its mount), if attached here. */
+    public Optional<Attachment> localAttachment(String name) {
+        return attachments.get(name);
+    }
+
+    /**
+     * Where clients mount a shared volume: {@code nfs://HOST/ballast/NAME}, HOST the serving node's API
+     * host. Empty for a volume not shared, or shared and not served yet (no up node holds it).
+     */
+    @Override
+    public Optional<String> sharedAddress(String name) {
+        VolumeRecord v = member.state().volume(name).orElse(null);
+        if (v == null || !v.shared() || v.attachment() == null || v.maintenanceAttached()) {
+            return Optional.empty();
+        }
+        return member.state().node(v.attachment().nodeId()).filter(n -> NodeRecord.UP.equals(n.state()))
+                .map(n -> java.net.URI.create(n.apiUrl()).getHost())
+                .map(host -> io.ballast.attach.nfs.GaneshaConfig.address(host, name));
+    }
+
     private VolumeView view(VolumeRecord v) {
         String me = member.nodeId();
         boolean mine = v.hasReplicaOn(me);
@@ -1395,7 +1495,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 new VolumeView.NbdUris(tcp, unix), a != null && a.nodeId().equals(me) ? nbd.openConnections(v.name()) : 0,
                 v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch(),
                 v.minInSync(), v.attachEpoch(), engine,
-                v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null);
+                v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null,
+                v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
+                        a == null || v.maintenanceAttached() ? null : a.nodeId()) : null);
     }
 
     /** Mount paths as the attach agent records them. */

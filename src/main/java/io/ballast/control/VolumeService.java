@@ -80,6 +80,20 @@ public interface VolumeService {
         return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady);
     }
 
+    /** As above; {@code shared} (RWX over NFS) needs a cluster node. */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared) {
+        if (shared) {
+            throw io.ballast.common.BallastException.invalid("shared volumes need a cluster node");
+        }
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted);
+    }
+
+    /** Where clients mount a shared volume ({@code nfs://HOST/ballast/NAME}); empty when not shared or not served yet. */
+    default java.util.Optional<String> sharedAddress(String name) {
+        return java.util.Optional.empty();
+    }
+
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
     Attachment attach(String name, Path mountDir);
 

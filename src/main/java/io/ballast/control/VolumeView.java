@@ -37,7 +37,21 @@ public record VolumeView(
         int minInSync,
         long attachEpoch,
         Engine engine,
-        Encryption encryption) {
+        Encryption encryption,
+        Share share) {
+
+    /**
+     * A shared volume: {@code address} is what clients mount ({@code nfs://HOST/ballast/NAME}; null
+     * while no node serves it) and {@code nodeId} the node serving it.
+     */
+    public record Share(String address, String nodeId) {}
+
+    public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
+            NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
+            int minInSync, long attachEpoch, Engine engine, Encryption encryption) {
+        this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
+                epoch, minInSync, attachEpoch, engine, encryption, null);
+    }
 
     /**
      * An encrypted volume: its cipher and the id of the cluster key its data key is wrapped under

@@ -76,7 +76,20 @@ public final class Metrics {
                 }).register();
     }
 
+    private static final AtomicReference<java.util.function.IntSupplier> NFS_EXPORTS = new AtomicReference<>(() -> 0);
+
+    static {
+        GaugeWithCallback.builder().name("ballast_nfs_exports")
+                .help("Shared volumes this node exports over NFS right now (docs/shared-volumes.md)")
+                .callback(cb -> cb.call(NFS_EXPORTS.get().getAsInt())).register();
+    }
+
     private Metrics() {}
+
+    /** The node's count of NFS exports (shared volumes it serves). */
+    public static void trackNfsExports(java.util.function.IntSupplier exports) {
+        NFS_EXPORTS.set(exports);
+    }
 
     public static void observeApiRequest(String route, String method, int status, long durationNs) {
         API_REQUESTS.labelValues(route, method, Integer.toString(status)).observe(durationNs / 1e9);

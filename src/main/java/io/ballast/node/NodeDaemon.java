@@ -46,6 +46,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private static final Logger log = LoggerFactory.getLogger(NodeDaemon.class);
     static final ObjectMapper JSON = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
     public static final String VERSION = "0.1.0-SNAPSHOT";
+    /** How often the node checks that the shared volumes it should serve are mounted and exported. */
+    static final long SHARE_PASS_MS = 1000;
 
     private final NodeConfig config;
     private final NodeComponents components;
@@ -179,6 +181,17 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         if (replicationAddress != null) {
             member.advertiseReplicationAddress(replicationAddress);
         }
+        // shared volumes: mounted and exported over NFS by the node holding their engine; started before
+        // the reconciler, which unmounts volumes taken over while this node was down: a ganesha left by
+        // a kill -9 of this node must let go of those mounts first
+        Path nfsDir = config.dataDir().resolve("nfs");
+        io.ballast.attach.nfs.GaneshaServer ganesha = new io.ballast.attach.nfs.GaneshaServer(commands, nfsDir,
+                io.ballast.attach.nfs.GaneshaServer.defaultSettings(nfsDir), Duration.ofSeconds(30));
+        Metrics.trackNfsExports(() -> ganesha.exports().size());
+        io.ballast.control.ShareKeeper shares = new io.ballast.control.ShareKeeper(member, volumes, ganesha,
+                config.dataDir().resolve("shares"), SHARE_PASS_MS);
+        started.push(shares); // closed before the volumes: ganesha lets go of the mounts first
+        shares.start();
         volumes.startReconciler();
         scheduler.start();
         backups.startSweeper(java.time.InstantSource.system(), 60_000);

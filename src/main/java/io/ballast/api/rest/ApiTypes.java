@@ -12,7 +12,7 @@ public final class ApiTypes {
      * volume's blocks with its own data key (absent: false).
      */
     public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync,
-            String fromSnapshot, Boolean encrypted) {}
+            String fromSnapshot, Boolean encrypted, Boolean shared) {}
 
     /**
      * POST /v1/cluster/encryption/rotate: every encrypted volume's data key wrapped by the new cluster
@@ -82,11 +82,21 @@ public final class ApiTypes {
     public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report,
             java.util.List<SnapshotVerify> snapshots) {}
 
+    /**
+     * {@code method} {@code nfs} for a shared volume: {@code uri} is then the NFS address to mount
+     * ({@code nfs://HOST/ballast/NAME}) and nothing was attached on the node answering.
+     */
     public record AttachResponse(String volume, String uri, String unixUri, String method, String device,
             String mount, String attachedAt) {
+        public static final String METHOD_NFS = "nfs";
+
         static AttachResponse of(Attachment a) {
             return new AttachResponse(a.volume(), a.nbdUri(), a.nbdUnixUri(), a.method(), a.device(), a.mountDir(),
                     a.attachedAt());
+        }
+
+        static AttachResponse nfs(String volume, String address) {
+            return new AttachResponse(volume, address, null, METHOD_NFS, null, null, null);
         }
     }
 

@@ -585,7 +585,12 @@ public final class RestServer implements AutoCloseable {
                     throw BallastException.invalid("query parameter 'wait' must be 'ready', got '" + wait + "'");
                 }
                 boolean encrypted = Boolean.TRUE.equals(req.encrypted());
+                boolean shared = Boolean.TRUE.equals(req.shared());
                 if (req.fromSnapshot() != null) {
+                    if (shared) {
+                        throw BallastException.invalid("a volume created from a snapshot cannot be shared; create it, then"
+                                + " copy the files over");
+                    }
                     if (encrypted) {
                         throw BallastException.invalid("a volume created from a snapshot has the snapshot's encryption; omit 'encrypted'");
                     }
@@ -596,9 +601,10 @@ public final class RestServer implements AutoCloseable {
                     yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
                             req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
                 }
-                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted) {
+                if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
+                        || shared) {
                     yield new Reply(201, volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
-                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted));
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared));
                 }
                 yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
             }
@@ -618,6 +624,14 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.AttachRequest req = read(ex, ApiTypes.AttachRequest.class);
                 String mount = req == null ? null : req.mount();
                 boolean force = req != null && Boolean.TRUE.equals(req.force());
+                java.util.Optional<String> nfs = volumes.sharedAddress(name);
+                if (nfs.isPresent()) {
+                    if (mount != null) {
+                        throw BallastException.invalid("volume " + name + " is shared: mount " + nfs.get()
+                                + " with an NFS client; omit 'mount'");
+                    }
+                    yield new Reply(200, ApiTypes.AttachResponse.nfs(name, nfs.get())); // a shared volume is mounted over NFS
+                }
                 yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force)));
             }
             case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
