@@ -53,18 +53,9 @@ public final class VolumeEngine {
     private long nowMs;
     private long nextRequestId = 1;
     private long regionSizeBytes = 4L << 20;
-    /**
-     * A resync reads and writes at most this much per step, and keeps at most RESYNC_WINDOW_BYTES of
-     * copy writes unanswered: without the bound, an unthrottled rebuild queued whole regions faster
-     * than the target took them and ran the node's small heap out of memory.
-     */
-    static final int RESYNC_CHUNK_BYTES = Integer.getInteger("ballast.resync.chunkBytes", 1 << 20);
-    static final long RESYNC_WINDOW_BYTES = Long.getLong("ballast.resync.windowBytes", 8L << 20);
-    /** Reads of a resync's source in flight at once: hides the source's latency behind the next read. */
-    static final int RESYNC_READS_IN_FLIGHT = Integer.getInteger("ballast.resync.readsInFlight", 2);
     /** Window share of a WriteZeroes sent for a chunk that reads as zeroes (it holds no data). */
     static final long ZERO_COPY_WINDOW_BYTES = 64 << 10;
-    private static final byte[] ZERO_CHUNK = new byte[RESYNC_CHUNK_BYTES];
+    private static final byte[] ZEROES = new byte[64 << 10];
     private final ResyncBudget resyncBudget;
     /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
     private long budgetHeldBytes;
@@ -245,11 +236,11 @@ public final class VolumeEngine {
         int listRepliesWanted;
         long[] regions;
         int next;
-        /** Progress inside {@code regions[next]}: a region is copied in chunks of at most RESYNC_CHUNK_BYTES. */
+        /** Progress inside {@code regions[next]}: a region is copied in chunks of at most {@link EngineConfig#resyncChunkBytes}. */
         int offsetInRegion;
-        /** Chunk reads sent to the source and not yet answered (at most RESYNC_READS_IN_FLIGHT). */
+        /** Chunk reads sent to the source and not yet answered (at most {@link EngineConfig#resyncReadsInFlight}). */
         int readsInFlight;
-        /** Copy writes sent to the target and not yet answered (bounded by RESYNC_WINDOW_BYTES). */
+        /** Copy writes sent to the target and not yet answered (bounded by {@link EngineConfig#resyncWindowBytes}). */
         long writeBytesInFlight;
         long bytesDone;
         long bytesTotal;
@@ -1551,13 +1542,13 @@ public final class VolumeEngine {
             });
             return false;
         }
-        if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.readsInFlight >= RESYNC_READS_IN_FLIGHT
-                || r.writeBytesInFlight + (long) r.readsInFlight * RESYNC_CHUNK_BYTES >= RESYNC_WINDOW_BYTES) {
+        if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.readsInFlight >= config.resyncReadsInFlight()
+                || r.writeBytesInFlight + (long) r.readsInFlight * config.resyncChunkBytes() >= config.resyncWindowBytes()) {
             return false;
         }
         long region = r.regions[r.next];
         long start = region * regionSizeBytes + r.offsetInRegion;
-        int len = Math.min(RESYNC_CHUNK_BYTES, regionLength(region) - r.offsetInRegion);
+        int len = Math.min(config.resyncChunkBytes(), regionLength(region) - r.offsetInRegion);
         if (!acquireBudget(len)) {
             return false;
         }
@@ -1678,7 +1669,13 @@ public final class VolumeEngine {
     }
 
     private static boolean allZero(byte[] data) {
-        return java.util.Arrays.mismatch(data, 0, data.length, ZERO_CHUNK, 0, data.length) < 0;
+        for (int from = 0; from < data.length; from += ZEROES.length) {
+            int len = Math.min(ZEROES.length, data.length - from);
+            if (java.util.Arrays.mismatch(data, from, from + len, ZEROES, 0, len) >= 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private void salvage(Resync r, long start, long end, Runnable done) {
