@@ -6,7 +6,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -61,13 +60,14 @@ public final class VolumeEngine {
     private long budgetHeldBytes;
     private Consumer<BallastException> openDone;
 
-    // Requests sent and not answered, by id and per node in send order (the oldest times out first).
+    // Requests sent and not answered, by id (and per node in send order, in its ReplicaPeer).
     private final Map<Long, Outstanding> outstanding = new HashMap<>();
-    private final Map<String, ArrayDeque<Outstanding>> outstandingByNode = new HashMap<>();
     private int mutatingOutstanding;
 
-    /** Nodes we stopped sending to (failed, timed out, connection lost) until a probe Open succeeds. */
-    private final Set<String> faulty = new HashSet<>();
+    /** Every node this engine talked to or keeps state about, with all of that state (see ReplicaPeer). */
+    private final Map<String, ReplicaPeer> peers = new HashMap<>();
+    /** Orders of the pending removals and adds (ReplicaPeer.pendingRemovalSeq, pendingAddSeq) and resyncs. */
+    private long peerSeq;
     /**
      * Whether the replica on this node may serve reads directly (bypassing the engine's thread): it is
      * in sync and not failing. Cleared the moment the local replica fails, before any write it missed
@@ -78,39 +78,10 @@ public final class VolumeEngine {
     private volatile long readEpoch;
     /** The size served, for client threads (range checks, a new NBD connection's export size). */
     private volatile long sizeBytesForClients;
-    /**
-     * Resync targets whose copy was abandoned (not failed) while their add may be in flight: such an
-     * add, if it commits, is undone. A resync that the committed layout itself ended (the node is now
-     * in sync: the control plane's notification overtook our own commit result) is not abandoned.
-     */
-    private final Set<String> abortedResyncs = new HashSet<>();
-    /** Faulty in-sync nodes waiting for a committed removal. */
-    private final Set<String> pendingRemoval = new LinkedHashSet<>();
-    /** Faulty in-sync nodes that cannot be removed (they are the last in sync): writes needing them fail. */
-    private final Set<String> stuck = new HashSet<>();
-    private final Set<String> pendingAdd = new LinkedHashSet<>();
-    /**
-     * Nodes whose add to the in-sync set may have committed at the current epoch: the add is in flight,
-     * or its answer was lost (Unavailable says nothing about whether it committed). They count as in
-     * sync for acknowledgements until the outcome is known: a committed or refused later change, or a
-     * layout of a newer epoch, tells whether each is listed in sync ({@link #resolveAdds}).
-     */
-    private final Set<String> inFlightAdds = new HashSet<>();
-    /**
-     * Per node whose add may have committed: the generation below which it verifiably holds every block
-     * durably (its resync's start, or its missed mark if higher: the final flush covered everything else).
-     * Checkpoints completed while its add was in flight were counted without it, so when it joins,
-     * lastCompleteGeneration falls to this value until a checkpoint completes with it in sync.
-     */
-    private final Map<String, Long> joinGenerations = new HashMap<>();
     private boolean metadataInFlight;
     /** How many of the in-flight change's removals were of nodes in sync (for the removed-replicas counter). */
     private long inSyncRemovalsInFlight;
     private long metadataRetryAtMs;
-    private final Map<String, Long> probeAtMs = new HashMap<>();
-    private final Set<String> probing = new HashSet<>();
-    /** Nodes that registered anew while a probe to them was in flight: probe again at once if it fails. */
-    private final Set<String> reprobe = new HashSet<>();
 
     // Client writes and flushes: waiting (FIFO, not yet sent) and in flight (sent, not acknowledged).
     private final ArrayDeque<Op> waiting = new ArrayDeque<>();
@@ -133,8 +104,6 @@ public final class VolumeEngine {
     private long lastCompleteGeneration;
 
     // Resync, scrub, verify.
-    private final Map<String, Resync> resyncs = new LinkedHashMap<>();
-    private final Map<String, ResumePoint> resumePoints = new HashMap<>();
     private double resyncTokens;
     private double scrubTokens;
     private long scrubRegion;
@@ -156,13 +125,7 @@ public final class VolumeEngine {
     private boolean lossReportPending;
     private long lastSentGeneration;
 
-    private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
-
-    /**
-     * Nodes whose last write failed because their storage pool is full: a write that fails for want of
-     * them fails with NO_SPACE (ENOSPC to an NBD client) rather than IO_ERROR. Only the error code.
-     */
-    private final Set<String> fullNodes = new HashSet<>();
+    record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
     private static final class Op {
         final long seq;
@@ -215,47 +178,6 @@ public final class VolumeEngine {
         }
     }
 
-    private enum ResyncStep { LISTING, COPYING, FLUSHING, ADDING }
-
-    /**
-     * What an interrupted resync of a target had made durable there: {@code regions[0, durableNext)} were
-     * copied and flushed while the target held every write sent before that flush, and every write sent
-     * after it is tagged at least {@code generation} on every in-sync replica. Kept in memory only (a new
-     * engine starts over).
-     */
-    private record ResumePoint(long missedSinceGeneration, String source, long[] regions, int durableNext,
-            long generation, long startGeneration) {}
-
-    private static final class Resync {
-        final String nodeId;
-        final long missedSinceGeneration;
-        final long startedAtMs;
-        String source;
-        ResyncStep step = ResyncStep.LISTING;
-        final TreeSet<Long> regionSet = new TreeSet<>();
-        int listRepliesWanted;
-        long[] regions;
-        int next;
-        /** Progress inside {@code regions[next]}: a region is copied in chunks of at most {@link EngineConfig#resyncChunkBytes}. */
-        int offsetInRegion;
-        /** Chunk reads sent to the source and not yet answered (at most {@link EngineConfig#resyncReadsInFlight}). */
-        int readsInFlight;
-        /** Copy writes sent to the target and not yet answered (bounded by {@link EngineConfig#resyncWindowBytes}). */
-        long writeBytesInFlight;
-        long bytesDone;
-        long bytesTotal;
-        /** The generation the target was raised to when this resync started (0: none was sent). */
-        long startGeneration;
-        /** Index into {@code regions} -> chunks of that region read and not yet sent to the target. */
-        final TreeMap<Integer, Integer> unsentChunks = new TreeMap<>();
-
-        Resync(String nodeId, long missedSinceGeneration, long startedAtMs) {
-            this.nodeId = nodeId;
-            this.missedSinceGeneration = missedSinceGeneration;
-            this.startedAtMs = startedAtMs;
-        }
-    }
-
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata) {
         this(layout, localNodeId, config, network, metadata, ResyncBudget.unlimited());
@@ -271,6 +193,134 @@ public final class VolumeEngine {
         this.config = config;
         this.network = network;
         this.metadata = metadata;
+    }
+
+    // ---------------------------------------------------------------- peers
+
+    /** The peer object of a node, created on first use. */
+    private ReplicaPeer peer(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        if (p == null) {
+            p = new ReplicaPeer(nodeId);
+            peers.put(nodeId, p);
+        }
+        return p;
+    }
+
+    private boolean faulty(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p != null && p.faulty;
+    }
+
+    private boolean stuck(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p != null && p.stuck;
+    }
+
+    private boolean pendingRemoval(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p != null && p.pendingRemoval();
+    }
+
+    private Resync resyncOf(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p == null ? null : p.resync;
+    }
+
+    private void addPendingRemoval(ReplicaPeer p) {
+        if (p.pendingRemovalSeq == 0) {
+            p.pendingRemovalSeq = ++peerSeq;
+        }
+    }
+
+    private void addPendingAdd(ReplicaPeer p) {
+        if (p.pendingAddSeq == 0) {
+            p.pendingAddSeq = ++peerSeq;
+        }
+    }
+
+    /** Ends a node's resync (if any); it is no longer to be added. */
+    private Resync endResync(ReplicaPeer p) {
+        Resync r = p.resync;
+        p.resync = null;
+        p.pendingAddSeq = 0;
+        return r;
+    }
+
+    /** Nodes waiting for a committed removal, in the order they started waiting. */
+    private List<ReplicaPeer> pendingRemovals() {
+        List<ReplicaPeer> out = new ArrayList<>();
+        for (ReplicaPeer p : peers.values()) {
+            if (p.pendingRemoval()) {
+                out.add(p);
+            }
+        }
+        out.sort(java.util.Comparator.comparingLong(p -> p.pendingRemovalSeq));
+        return out;
+    }
+
+    /** Resync targets whose final flush was answered, in the order they got there. */
+    private List<ReplicaPeer> pendingAdds() {
+        List<ReplicaPeer> out = new ArrayList<>();
+        for (ReplicaPeer p : peers.values()) {
+            if (p.pendingAdd()) {
+                out.add(p);
+            }
+        }
+        out.sort(java.util.Comparator.comparingLong(p -> p.pendingAddSeq));
+        return out;
+    }
+
+    /** Resyncs in progress, in the order they started. */
+    private List<Resync> resyncs() {
+        List<Resync> out = new ArrayList<>(2);
+        for (ReplicaPeer p : peers.values()) {
+            if (p.resync != null) {
+                out.add(p.resync);
+            }
+        }
+        if (out.size() > 1) {
+            out.sort(java.util.Comparator.comparingLong(r -> r.seq));
+        }
+        return out;
+    }
+
+    /** Nodes whose add may have committed at the current epoch. */
+    private List<ReplicaPeer> inFlightAdds() {
+        List<ReplicaPeer> out = new ArrayList<>(2);
+        for (ReplicaPeer p : peers.values()) {
+            if (p.inFlightAdd) {
+                out.add(p);
+            }
+        }
+        return out;
+    }
+
+    private boolean any(java.util.function.Predicate<ReplicaPeer> test) {
+        for (ReplicaPeer p : peers.values()) {
+            if (test.test(p)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private List<String> names(java.util.Collection<ReplicaPeer> ps) {
+        List<String> out = new ArrayList<>(ps.size());
+        for (ReplicaPeer p : ps) {
+            out.add(p.nodeId);
+        }
+        return out;
+    }
+
+    private List<String> names(java.util.function.Predicate<ReplicaPeer> test) {
+        List<String> out = new ArrayList<>();
+        for (ReplicaPeer p : peers.values()) {
+            if (test.test(p)) {
+                out.add(p.nodeId);
+            }
+        }
+        return out;
     }
 
     // ---------------------------------------------------------------- open and reconcile
@@ -304,9 +354,9 @@ public final class VolumeEngine {
                     }
                     case ReplicaReply.Fenced f -> {
                         fencedRequests++;
-                        faulty.add(node);
+                        peer(node).faulty = true;
                     }
-                    default -> faulty.add(node);
+                    default -> peer(node).faulty = true;
                 }
                 if (answered.size() == asked.size() && phase == Phase.OPENING) {
                     opened(opened);
@@ -330,8 +380,9 @@ public final class VolumeEngine {
             if (opened.containsKey(n)) {
                 inSyncAnswered.add(n);
             } else {
-                faulty.add(n);
-                pendingRemoval.add(n);
+                ReplicaPeer p = peer(n);
+                p.faulty = true;
+                addPendingRemoval(p);
             }
         }
         if (inSyncAnswered.isEmpty()) {
@@ -340,7 +391,7 @@ public final class VolumeEngine {
         }
         for (String n : opened.keySet()) {
             if (!layout.inSyncNodes().contains(n)) {
-                probeAtMs.put(n, nowMs); // resync it once serving
+                peer(n).probeAtMs = nowMs; // resync it once serving
             }
         }
         regionSizeBytes = opened.get(inSyncAnswered.get(0)).regionSizeBytes();
@@ -549,12 +600,9 @@ public final class VolumeEngine {
             }
             return; // late reply to a request we already gave up on
         }
-        ArrayDeque<Outstanding> q = outstandingByNode.get(nodeId);
-        boolean overtook = false;
-        if (q != null) {
-            overtook = q.peekFirst() != o;
-            q.removeFirstOccurrence(o);
-        }
+        ArrayDeque<Outstanding> q = peer(nodeId).outstanding;
+        boolean overtook = q.peekFirst() != o;
+        q.removeFirstOccurrence(o);
         if (o.mutating()) {
             mutatingOutstanding--;
         }
@@ -595,10 +643,14 @@ public final class VolumeEngine {
      * runs at the next tick instead of after the probe interval. Changes nothing else.
      */
     public void probeSoon(String nodeId) {
-        if (probing.contains(nodeId)) {
-            reprobe.add(nodeId); // the probe in flight may have gone to its old address
-        } else if (probeAtMs.containsKey(nodeId)) {
-            probeAtMs.put(nodeId, nowMs);
+        ReplicaPeer p = peers.get(nodeId);
+        if (p == null) {
+            return;
+        }
+        if (p.probing) {
+            p.reprobe = true; // the probe in flight may have gone to its old address
+        } else if (p.probeAtMs != null) {
+            p.probeAtMs = nowMs;
         }
     }
 
@@ -675,8 +727,8 @@ public final class VolumeEngine {
 
     /** True when nothing is in flight or pending: no resync, no removal, no client operation. */
     public boolean idle() {
-        return phase == Phase.SERVING && resyncs.isEmpty() && pendingRemoval.isEmpty() && pendingAdd.isEmpty()
-                && inFlightAdds.isEmpty() && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
+        return phase == Phase.SERVING && !any(p -> p.resync != null || p.pendingRemoval() || p.pendingAdd() || p.inFlightAdd)
+                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
     }
 
     /** Internal state for diagnostics (simulator failures, debug logs); the format may change. */
@@ -684,11 +736,12 @@ public final class VolumeEngine {
         StringBuilder b = new StringBuilder();
         b.append("phase=").append(phase).append(" ckpt=").append(ckpt).append(" waiting=").append(waiting.size())
                 .append(" inflight=").append(inflight.size()).append(" mutatingOutstanding=").append(mutatingOutstanding)
-                .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(faulty)
-                .append(" pendingRemoval=").append(pendingRemoval).append(" stuck=").append(stuck)
-                .append(" pendingAdd=").append(pendingAdd).append(" inFlightAdds=").append(inFlightAdds).append(" metadataInFlight=").append(metadataInFlight)
-                .append(" locks=").append(locks.size()).append(" probing=").append(probing);
-        for (Resync r : resyncs.values()) {
+                .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(names(p -> p.faulty))
+                .append(" pendingRemoval=").append(names(pendingRemovals())).append(" stuck=").append(names(p -> p.stuck))
+                .append(" pendingAdd=").append(names(pendingAdds())).append(" inFlightAdds=").append(names(p -> p.inFlightAdd))
+                .append(" metadataInFlight=").append(metadataInFlight)
+                .append(" locks=").append(locks.size()).append(" probing=").append(names(p -> p.probing));
+        for (Resync r : resyncs()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
                     .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
                     .append(" reads=").append(r.readsInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
@@ -713,7 +766,7 @@ public final class VolumeEngine {
             case FAILED, CLOSED -> "closed";
         };
         List<EngineStatus.ResyncProgress> progress = new ArrayList<>();
-        for (Resync r : resyncs.values()) {
+        for (Resync r : resyncs()) {
             long elapsedMs = Math.max(1, nowMs - r.startedAtMs);
             long rate = r.bytesDone * 1000 / elapsedMs;
             long eta = rate > 0 ? (r.bytesTotal - r.bytesDone) / rate : -1;
@@ -735,7 +788,7 @@ public final class VolumeEngine {
         long id = nextRequestId++;
         Outstanding o = new Outstanding(id, nodeId, nowMs, mutating, handler);
         outstanding.put(id, o);
-        outstandingByNode.computeIfAbsent(nodeId, k -> new ArrayDeque<>()).add(o);
+        peer(nodeId).outstanding.add(o);
         if (mutating) {
             mutatingOutstanding++;
         }
@@ -754,10 +807,10 @@ public final class VolumeEngine {
 
     private void expireRequests() {
         List<String> late = new ArrayList<>();
-        for (var e : outstandingByNode.entrySet()) {
-            Outstanding head = e.getValue().peek();
+        for (ReplicaPeer p : peers.values()) {
+            Outstanding head = p.outstanding.peek();
             if (head != null && nowMs - head.sentAtMs() >= config.replicaTimeoutMs()) {
-                late.add(e.getKey());
+                late.add(p.nodeId);
             }
         }
         for (String n : late) {
@@ -774,18 +827,16 @@ public final class VolumeEngine {
         if (nodeId.equals(localNodeId)) {
             localReadable = false;
         }
-        if (!faulty.contains(nodeId)) {
+        ReplicaPeer p = peer(nodeId);
+        if (!p.faulty) {
             LOG.atWarn().addKeyValue("volume", layout.volumeName()).addKeyValue("node", nodeId)
                     .addKeyValue("epoch", epoch()).log("replica failed: {}", why);
         }
-        faulty.add(nodeId);
-        if (layout.inSyncNodes().contains(nodeId) && !stuck.contains(nodeId)) {
-            pendingRemoval.add(nodeId);
+        p.faulty = true;
+        if (layout.inSyncNodes().contains(nodeId) && !p.stuck) {
+            addPendingRemoval(p);
         }
-        Resync r = resyncs.remove(nodeId);
-        if (r != null) {
-            pendingAdd.remove(nodeId);
-        }
+        endResync(p);
         // A Done from it for a write not yet acknowledged no longer counts: the failure may be a crash
         // that lost the write from its cache, and an engine that took over could not report that loss.
         for (Op op : inflight) {
@@ -794,14 +845,17 @@ public final class VolumeEngine {
                 op.lost.add(nodeId);
             }
         }
-        if (inFlightAdds.contains(nodeId)) {
+        if (p.inFlightAdd) {
             // Its add may still commit: ops waiting on it were not all sent to it, so when the add
             // commits it must leave again at once, even if a newer resync of it finished meanwhile.
-            abortedResyncs.add(nodeId);
+            p.abortedResync = true;
         }
-        probeAtMs.putIfAbsent(nodeId, nowMs + config.probeIntervalMs());
-        ArrayDeque<Outstanding> q = outstandingByNode.remove(nodeId);
-        if (q != null) {
+        if (p.probeAtMs == null) {
+            p.probeAtMs = nowMs + config.probeIntervalMs();
+        }
+        if (!p.outstanding.isEmpty()) {
+            List<Outstanding> q = new ArrayList<>(p.outstanding);
+            p.outstanding.clear();
             for (Outstanding o : q) {
                 outstanding.remove(o.id());
                 if (o.mutating()) {
@@ -848,7 +902,7 @@ public final class VolumeEngine {
     private List<String> healthyInSync() {
         List<String> out = new ArrayList<>();
         for (String n : layout.inSyncNodes()) {
-            if (!faulty.contains(n)) {
+            if (!faulty(n)) {
                 out.add(n);
             }
         }
@@ -897,7 +951,7 @@ public final class VolumeEngine {
         }
         readEpoch = epoch();
         localReadable = phase == Phase.SERVING && layout.inSyncNodes().contains(localNodeId)
-                && !faulty.contains(localNodeId) && !pendingRemoval.contains(localNodeId) && !stuck.contains(localNodeId);
+                && !faulty(localNodeId) && !pendingRemoval(localNodeId) && !stuck(localNodeId);
         if (phase == Phase.SERVING) {
             dispatch();
             checkpointStep();
@@ -923,23 +977,29 @@ public final class VolumeEngine {
                 continue;
             }
             Set<String> targets = new LinkedHashSet<>(layout.inSyncNodes());
-            if (stuck.isEmpty() && op.kind != Kind.SNAPSHOT) {
-                targets.addAll(resyncs.keySet());
+            if (op.kind != Kind.SNAPSHOT && !any(p -> p.stuck)) {
+                for (Resync r : resyncs()) {
+                    targets.add(r.nodeId);
+                }
             }
             // A node whose add is in flight may be listed in sync any moment: the op waits for the
             // outcome even if the node just failed (and is not sent to). A snapshot is not: a joining node
             // simply does not hold it.
             if (op.kind != Kind.SNAPSHOT) {
-                op.required.addAll(inFlightAdds);
+                for (ReplicaPeer p : peers.values()) {
+                    if (p.inFlightAdd) {
+                        op.required.add(p.nodeId);
+                    }
+                }
             }
             for (String n : targets) {
                 op.required.add(n);
-                if (!faulty.contains(n)) {
+                if (!faulty(n)) {
                     sendOp(n, op);
                 }
             }
             for (String n : op.required) {
-                if (faulty.contains(n) || !targets.contains(n)) {
+                if (faulty(n) || !targets.contains(n)) {
                     op.lost.add(n);
                 }
             }
@@ -963,14 +1023,14 @@ public final class VolumeEngine {
             switch (reply) {
                 case ReplicaReply.Done d -> {
                     op.doneNodes.add(n);
-                    fullNodes.remove(n);
+                    peer(n).full = false;
                 }
                 case ReplicaReply.Fenced fenced -> {
                     fencedRequests++;
                     failNode(n, "fenced at epoch " + fenced.epochFloor());
                 }
                 case ReplicaReply.Failed failed when failed.code() == ErrorCode.NO_SPACE -> {
-                    fullNodes.add(n); // failed the same way as any failure; only the client's error differs
+                    peer(n).full = true; // failed the same way as any failure; only the client's error differs
                     failNode(n, "request failed: " + reply);
                 }
                 default -> failNode(n, "request failed: " + reply);
@@ -989,8 +1049,9 @@ public final class VolumeEngine {
                 // An in-sync node that lost the op and stays in sync (the last one, kept; or back from
                 // that) will never vouch for it: fail it (it was not acknowledged; the next flush
                 // reports the possible loss). One waiting for its removal keeps waiting.
-                if (stuck.contains(n) || (op.lost.contains(n) && !pendingRemoval.contains(n))) {
-                    finish(op, fullNodes.contains(n)
+                ReplicaPeer p = peers.get(n);
+                if ((p != null && p.stuck) || (op.lost.contains(n) && !(p != null && p.pendingRemoval()))) {
+                    finish(op, p != null && p.full
                             ? new BallastException(ErrorCode.NO_SPACE, "volume " + layout.volumeName()
                                     + ": the storage pool of replica " + n + " is full")
                             : new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
@@ -1006,14 +1067,18 @@ public final class VolumeEngine {
         // A joining target (final flush sent, or add in flight) counts as in sync: once the control plane
         // lists it, it must hold every acknowledged write (durably, when FUA or flushed). An add in
         // flight is waited for even when the node lost the op: the add's outcome decides (resolveAdds).
-        for (String n : inFlightAdds) {
-            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
+        for (ReplicaPeer p : peers.values()) {
+            if (p.inFlightAdd && op.required.contains(p.nodeId) && !op.doneNodes.contains(p.nodeId)) {
                 return;
             }
         }
-        for (Resync r : resyncs.values()) {
+        for (ReplicaPeer p : peers.values()) {
+            Resync r = p.resync;
+            if (r == null) {
+                continue;
+            }
             String n = r.nodeId;
-            if ((r.step == ResyncStep.FLUSHING || r.step == ResyncStep.ADDING) && op.required.contains(n)
+            if ((r.step == Resync.Step.FLUSHING || r.step == Resync.Step.ADDING) && op.required.contains(n)
                     && !op.doneNodes.contains(n) && !op.lost.contains(n)) {
                 return;
             }
@@ -1062,9 +1127,9 @@ public final class VolumeEngine {
 
     private Set<String> streamNodes() {
         Set<String> out = new LinkedHashSet<>(healthyInSync());
-        for (String n : resyncs.keySet()) {
-            if (!faulty.contains(n)) {
-                out.add(n);
+        for (Resync r : resyncs()) {
+            if (!faulty(r.nodeId)) {
+                out.add(r.nodeId);
             }
         }
         return out;
@@ -1085,16 +1150,16 @@ public final class VolumeEngine {
                 round.required.add(n);
                 // A copying target that answers this flush holds durably every region copied so far and
                 // every write sent before it: what a resume after an interruption may skip (no extra flush).
-                Resync copying = resyncs.get(n);
-                ResumePoint mark = copying != null && copying.step == ResyncStep.COPYING && copying.startGeneration > 0
-                        && lastSentGeneration > 0 ? new ResumePoint(copying.missedSinceGeneration, copying.source,
-                                copying.regions, sentRegions(copying), lastSentGeneration, copying.startGeneration)
+                Resync copying = resyncOf(n);
+                Resync.ResumePoint mark = copying != null && copying.step == Resync.Step.COPYING && copying.startGeneration > 0
+                        && lastSentGeneration > 0 ? new Resync.ResumePoint(copying.missedSinceGeneration, copying.source,
+                                copying.regions, copying.sentRegions(), lastSentGeneration, copying.startGeneration)
                         : null;
                 send(n, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
                     if (reply instanceof ReplicaReply.Done) {
                         round.doneNodes.add(n);
-                        if (mark != null && resyncs.get(n) == copying) {
-                            resumePoints.put(n, mark);
+                        if (mark != null && resyncOf(n) == copying) {
+                            peer(n).resumePoint = mark;
                         }
                     } else {
                         round.failedNodes.add(n);
@@ -1109,8 +1174,8 @@ public final class VolumeEngine {
                 if (!round.required.contains(n) || !round.doneNodes.contains(n)) {
                     // Give up this round (retry next interval) when a node joined, cannot be removed, or
                     // failed the flush and is back without being removed: its Done will never come.
-                    boolean failedAndKept = round.failedNodes.contains(n) && !pendingRemoval.contains(n);
-                    if (stuck.contains(n) || failedAndKept || (!round.required.contains(n) && !faulty.contains(n))) {
+                    boolean failedAndKept = round.failedNodes.contains(n) && !pendingRemoval(n);
+                    if (stuck(n) || failedAndKept || (!round.required.contains(n) && !faulty(n))) {
                         ckpt = Ckpt.IDLE; // a node joined or cannot be reached: try again next interval
                         lastCheckpointMs = nowMs;
                     }
@@ -1156,31 +1221,40 @@ public final class VolumeEngine {
             return;
         }
         List<String> inSync = layout.inSyncNodes();
-        pendingRemoval.removeIf(n -> !inSync.contains(n) && !inFlightAdds.contains(n));
-        for (String n : inFlightAdds) {
+        for (ReplicaPeer p : peers.values()) {
+            if (p.pendingRemoval() && !inSync.contains(p.nodeId) && !p.inFlightAdd) {
+                p.pendingRemovalSeq = 0;
+            }
+        }
+        for (ReplicaPeer p : peers.values()) {
             // An add whose outcome is unknown and that is not retried (its node failed, or its resync was
             // given up): remove it at this epoch. Committed, the add never did (the control plane keeps
             // the replica's older mark); refused, it did, and the newer layout lists it for removal.
-            if (!pendingAdd.contains(n) && !stuck.contains(n)) {
-                pendingRemoval.add(n);
+            if (p.inFlightAdd && !p.pendingAdd() && !p.stuck) {
+                addPendingRemoval(p);
             }
         }
-        if (!pendingRemoval.isEmpty()) {
-            List<String> remove = new ArrayList<>(pendingRemoval);
+        List<ReplicaPeer> removals = pendingRemovals();
+        if (!removals.isEmpty()) {
+            List<String> remove = names(removals);
             long inSyncRemoved = remove.stream().filter(inSync::contains).count();
             if (inSyncRemoved >= inSync.size()) {
                 // The control plane never empties the in-sync set: keep one; writes needing it fail until it answers.
                 String keep = inSync.contains(localNodeId) ? localNodeId : inSync.get(0);
                 remove.remove(keep);
-                pendingRemoval.remove(keep);
-                stuck.add(keep);
+                ReplicaPeer kept = peer(keep);
+                kept.pendingRemovalSeq = 0;
+                kept.stuck = true;
                 lossReportPending = true;
                 // Writes now fail but may land on resync targets: start those over (their next
                 // ChangedRegions query sees what landed) so no target joins with bytes the source lacks.
-                abortedResyncs.addAll(resyncs.keySet());
-                resyncs.clear();
-                pendingAdd.clear();
-                probeAtMs.put(keep, nowMs + config.probeIntervalMs());
+                for (ReplicaPeer p : peers.values()) {
+                    if (p.resync != null) {
+                        p.abortedResync = true;
+                    }
+                    endResync(p);
+                }
+                kept.probeAtMs = nowMs + config.probeIntervalMs();
                 if (remove.isEmpty()) {
                     return;
                 }
@@ -1190,21 +1264,29 @@ public final class VolumeEngine {
                     lastCompleteGeneration, "replica failed or did not answer"));
             return;
         }
-        pendingAdd.removeAll(inSync);
-        if (!pendingAdd.isEmpty()) {
+        for (String n : inSync) {
+            ReplicaPeer p = peers.get(n);
+            if (p != null) {
+                p.pendingAddSeq = 0;
+            }
+        }
+        List<ReplicaPeer> adds = pendingAdds();
+        if (!adds.isEmpty()) {
             inSyncRemovalsInFlight = 0;
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), List.of(),
-                    new ArrayList<>(pendingAdd), 0, "resync finished"));
+                    names(adds), 0, "resync finished"));
         }
     }
 
     private void change(MetadataClient.InSyncChange change) {
         metadataInFlight = true;
-        inFlightAdds.addAll(change.add());
         for (String n : change.add()) {
-            Resync r = resyncs.get(n); // in ADDING: its final flush was answered
+            ReplicaPeer p = peer(n);
+            p.inFlightAdd = true;
+            Resync r = p.resync; // in ADDING: its final flush was answered
             long joinGeneration = r == null ? 0 : Math.max(r.missedSinceGeneration, r.startGeneration);
-            joinGenerations.merge(n, joinGeneration, Math::min); // an earlier add of it may still commit
+            // an earlier add of it may still commit
+            p.joinGeneration = p.joinGeneration == null ? joinGeneration : Math.min(p.joinGeneration, joinGeneration);
         }
         metadata.changeInSync(change, result -> onMetadataResult(change, result));
     }
@@ -1252,18 +1334,20 @@ public final class VolumeEngine {
      */
     private List<String> resolveAdds(VolumeLayout l) {
         List<String> abandoned = new ArrayList<>();
-        if (l.epoch() <= epoch() || inFlightAdds.isEmpty()) {
+        List<ReplicaPeer> adds = inFlightAdds();
+        if (l.epoch() <= epoch() || adds.isEmpty()) {
             return abandoned;
         }
-        for (String n : inFlightAdds) {
+        for (ReplicaPeer p : adds) {
+            String n = p.nodeId;
             if (l.inSyncNodes().contains(n) && !layout.inSyncNodes().contains(n)) {
                 replicasAdded++;
                 // Its mark, if it leaves again, must be a checkpoint it completed, not one only the others did.
-                lastCompleteGeneration = Math.min(lastCompleteGeneration, joinGenerations.getOrDefault(n, 0L));
-                Resync r = resyncs.remove(n);
-                pendingAdd.remove(n);
-                boolean aborted = abortedResyncs.remove(n);
-                if (aborted || faulty.contains(n) || (r != null && r.step != ResyncStep.ADDING)) {
+                lastCompleteGeneration = Math.min(lastCompleteGeneration, p.joinGeneration == null ? 0L : p.joinGeneration);
+                Resync r = endResync(p);
+                boolean aborted = p.abortedResync;
+                p.abortedResync = false;
+                if (aborted || p.faulty || (r != null && r.step != Resync.Step.ADDING)) {
                     abandoned.add(n);
                 }
             } else {
@@ -1272,16 +1356,20 @@ public final class VolumeEngine {
                 // (those wait for it once its final flush is sent, as always); otherwise an op would
                 // wait forever for a Done that will not come if the node joins later by a new resync
                 // (which copies what the op wrote).
-                abortedResyncs.remove(n);
+                p.abortedResync = false;
                 for (Op op : inflight) {
-                    if (op.lost.contains(n) || !resyncs.containsKey(n)) {
+                    if (op.lost.contains(n) || p.resync == null) {
                         op.required.remove(n);
                     }
                 }
             }
         }
-        inFlightAdds.clear();
-        joinGenerations.clear();
+        for (ReplicaPeer p : adds) {
+            p.inFlightAdd = false;
+        }
+        for (ReplicaPeer p : peers.values()) {
+            p.joinGeneration = null;
+        }
         return abandoned;
     }
 
@@ -1303,31 +1391,51 @@ public final class VolumeEngine {
             grow(oldSizeBytes);
         }
         List<String> inSync = l.inSyncNodes();
-        pendingRemoval.retainAll(inSync);
-        stuck.retainAll(inSync);
+        for (ReplicaPeer p : peers.values()) {
+            if (!inSync.contains(p.nodeId)) {
+                p.pendingRemovalSeq = 0;
+                p.stuck = false;
+            }
+        }
         for (String n : inSync) {
-            if (faulty.contains(n) && !stuck.contains(n)) {
-                pendingRemoval.add(n);
+            ReplicaPeer p = peers.get(n);
+            if (p != null && p.faulty && !p.stuck) {
+                addPendingRemoval(p);
             }
         }
         Set<String> present = new HashSet<>();
         for (VolumeLayout.Replica r : l.replicas()) {
             present.add(r.nodeId());
-            if (!r.inSync() && r.ready() && !resyncs.containsKey(r.nodeId())) {
-                probeAtMs.putIfAbsent(r.nodeId(), nowMs);
+            if (!r.inSync() && r.ready() && resyncOf(r.nodeId()) == null) {
+                ReplicaPeer p = peer(r.nodeId());
+                if (p.probeAtMs == null) {
+                    p.probeAtMs = nowMs;
+                }
             }
         }
-        resyncs.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
-        resumePoints.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
-        pendingAdd.retainAll(resyncs.keySet());
-        // A replica gone from the volume was not added (an add would have bumped the epoch first).
-        inFlightAdds.retainAll(present);
-        joinGenerations.keySet().retainAll(inFlightAdds);
-        probeAtMs.keySet().retainAll(present);
+        for (ReplicaPeer p : peers.values()) {
+            boolean gone = !present.contains(p.nodeId);
+            if (gone || inSync.contains(p.nodeId)) {
+                p.resync = null;
+                p.resumePoint = null;
+            }
+            if (p.resync == null) {
+                p.pendingAddSeq = 0;
+            }
+            if (gone) {
+                // A replica gone from the volume was not added (an add would have bumped the epoch first).
+                p.inFlightAdd = false;
+                p.probeAtMs = null;
+            }
+            if (!p.inFlightAdd) {
+                p.joinGeneration = null;
+            }
+        }
         for (String n : abandoned) {
-            faulty.add(n);
-            if (!stuck.contains(n)) {
-                pendingRemoval.add(n);
+            ReplicaPeer p = peer(n);
+            p.faulty = true;
+            if (!p.stuck) {
+                addPendingRemoval(p);
             }
         }
     }
@@ -1347,7 +1455,7 @@ public final class VolumeEngine {
                 .addKeyValue("toBytes", layout.sizeBytes()).log("volume grown: growing the replicas");
         for (VolumeLayout.Replica r : layout.replicas()) {
             String n = r.nodeId();
-            if (r.ready() && !faulty.contains(n) && (r.inSync() || resyncs.containsKey(n))) {
+            if (r.ready() && !faulty(n) && (r.inSync() || resyncOf(n) != null)) {
                 sendGrow(n);
             }
         }
@@ -1381,41 +1489,45 @@ public final class VolumeEngine {
     private void probe() {
         for (VolumeLayout.Replica r : layout.replicas()) {
             String n = r.nodeId();
-            boolean wanted = r.ready() && (stuck.contains(n) || (!r.inSync() && !resyncs.containsKey(n)));
-            Long at = probeAtMs.get(n);
-            if (!wanted || probing.contains(n) || (at != null && at > nowMs)) {
+            ReplicaPeer p = peers.get(n);
+            boolean wanted = r.ready() && ((p != null && p.stuck) || (!r.inSync() && (p == null || p.resync == null)));
+            Long at = p == null ? null : p.probeAtMs;
+            if (!wanted || (p != null && p.probing) || (at != null && at > nowMs)) {
                 continue;
             }
             if (!r.inSync() && preferredSource() == null) {
                 continue;
             }
-            probing.add(n);
-            probeAtMs.put(n, nowMs + config.probeIntervalMs());
+            ReplicaPeer peer = peer(n);
+            peer.probing = true;
+            peer.probeAtMs = nowMs + config.probeIntervalMs();
             send(n, id -> new ReplicaRequest.Open(id, layout.volumeUuid(), epoch()), false, reply -> {
-                probing.remove(n);
-                boolean again = reprobe.remove(n);
+                peer.probing = false;
+                boolean again = peer.reprobe;
+                peer.reprobe = false;
                 if (!(reply instanceof ReplicaReply.Opened)) {
                     if (reply instanceof ReplicaReply.Fenced) {
                         fencedRequests++;
                     }
-                    faulty.add(n);
+                    peer.faulty = true;
                     if (again) {
-                        probeAtMs.put(n, nowMs);
+                        peer.probeAtMs = nowMs;
                     }
                     return;
                 }
                 growIfSmaller(n, (ReplicaReply.Opened) reply);
-                if (stuck.remove(n)) {
-                    faulty.remove(n);
-                    fullNodes.remove(n); // writes go to it again; the next one tells whether it is still full
+                if (peer.stuck) {
+                    peer.stuck = false;
+                    peer.faulty = false;
+                    peer.full = false; // writes go to it again; the next one tells whether it is still full
                 }
                 VolumeLayout.Replica now = replica(n);
-                if (now != null && !now.inSync() && !resyncs.containsKey(n)) {
+                if (now != null && !now.inSync() && peer.resync == null) {
                     startResync(n, now.missedSinceGeneration(), ((ReplicaReply.Opened) reply).generation());
                 }
             });
             // Until the probe answers, do not send writes to it.
-            faulty.add(n);
+            peer.faulty = true;
         }
     }
 
@@ -1430,18 +1542,20 @@ public final class VolumeEngine {
 
     private void startResync(String target, long missedSinceGeneration, long targetGeneration) {
         String source = preferredSource();
+        ReplicaPeer peer = peer(target);
         if (source == null) {
-            faulty.add(target);
+            peer.faulty = true;
             return;
         }
-        faulty.remove(target);
-        Resync r = new Resync(target, missedSinceGeneration, nowMs);
+        peer.faulty = false;
+        Resync r = new Resync(target, ++peerSeq, missedSinceGeneration, nowMs);
         r.source = source;
-        if (!inFlightAdds.contains(target)) {
-            abortedResyncs.remove(target); // the mark of an add still in flight is settled by its result
+        if (!peer.inFlightAdd) {
+            peer.abortedResync = false; // the mark of an add still in flight is settled by its result
         }
-        resyncs.put(target, r);
-        ResumePoint rp = resumePoints.remove(target);
+        peer.resync = r;
+        Resync.ResumePoint rp = peer.resumePoint;
+        peer.resumePoint = null;
         // Resume only on the same stored copy (its generation is at least the one this engine raised it to
         // when the interrupted resync started: a new, empty store on that node is at 0), for the same
         // missed generation, from the same source.
@@ -1484,7 +1598,7 @@ public final class VolumeEngine {
         for (String n : List.of(source, target)) {
             send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), listSince),
                     false, reply -> {
-                        if (resyncs.get(target) != r) {
+                        if (peer.resync != r) {
                             return;
                         }
                         if (reply instanceof ReplicaReply.Regions regions) {
@@ -1496,7 +1610,7 @@ public final class VolumeEngine {
                             }
                         } else {
                             failNode(n, "changed regions: " + reply);
-                            resyncs.remove(target);
+                            endResync(peer);
                         }
                     });
         }
@@ -1507,7 +1621,7 @@ public final class VolumeEngine {
         for (long region : r.regions) {
             r.bytesTotal += regionLength(region);
         }
-        r.step = ResyncStep.COPYING;
+        r.step = Resync.Step.COPYING;
     }
 
     private int regionLength(long region) {
@@ -1515,8 +1629,8 @@ public final class VolumeEngine {
     }
 
     private void resyncStep() {
-        for (Resync r : new ArrayList<>(resyncs.values())) {
-            while (resyncs.get(r.nodeId) == r && r.step == ResyncStep.COPYING && copyOneChunk(r)) {
+        for (Resync r : resyncs()) {
+            while (resyncOf(r.nodeId) == r && r.step == Resync.Step.COPYING && copyOneChunk(r)) {
                 // keep issuing reads while the window, the budget and the tokens allow
             }
         }
@@ -1528,14 +1642,14 @@ public final class VolumeEngine {
             if (r.readsInFlight > 0) {
                 return false; // their writes must reach the target's stream before the flush
             }
-            r.step = ResyncStep.FLUSHING;
+            r.step = Resync.Step.FLUSHING;
             send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                if (resyncs.get(r.nodeId) != r) {
+                if (resyncOf(r.nodeId) != r) {
                     return;
                 }
                 if (reply instanceof ReplicaReply.Done) {
-                    r.step = ResyncStep.ADDING;
-                    pendingAdd.add(r.nodeId);
+                    r.step = Resync.Step.ADDING;
+                    addPendingAdd(peer(r.nodeId));
                 } else {
                     failNode(r.nodeId, "resync flush: " + reply);
                 }
@@ -1562,7 +1676,7 @@ public final class VolumeEngine {
         sources.add(r.source);
         repairingRead(start, len, sources, true, data -> {
             r.readsInFlight--;
-            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+            if (resyncOf(r.nodeId) == r && !faulty(r.nodeId)) {
                 if (allZero(data)) {
                     // A hole or zeroed range on the source: the target gets WriteZeroes (deallocating),
                     // not a megabyte of zeroes over the network; on a new replica it costs no I/O.
@@ -1576,16 +1690,16 @@ public final class VolumeEngine {
             } else {
                 releaseBudget(len);
             }
-            chunkSent(r, regionIndex);
+            r.chunkSent(regionIndex);
             unlock(lock);
         }, error -> {
-            if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
+            if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncOf(r.nodeId) == r) {
                 // No in-sync replica can read part of the range: copy what is readable, sector by
                 // sector, and leave the unreadable sectors as the target has them (scrub repairs the
                 // source from the target once it is in sync) rather than never finishing.
                 salvage(r, start, start + len, () -> {
                     r.readsInFlight--;
-                    chunkSent(r, regionIndex);
+                    r.chunkSent(regionIndex);
                     r.bytesDone += len;
                     releaseBudget(len);
                     unlock(lock);
@@ -1595,22 +1709,13 @@ public final class VolumeEngine {
             r.readsInFlight--;
             releaseBudget(len);
             unlock(lock);
-            if (resyncs.get(r.nodeId) == r) {
-                resyncs.remove(r.nodeId);
-                probeAtMs.put(r.nodeId, nowMs + config.probeIntervalMs());
+            ReplicaPeer peer = peer(r.nodeId);
+            if (peer.resync == r) {
+                endResync(peer);
+                peer.probeAtMs = nowMs + config.probeIntervalMs();
             }
         });
         return true;
-    }
-
-    /** A chunk of {@code regions[regionIndex]} went to the target (or will not: the resync ended). */
-    private static void chunkSent(Resync r, int regionIndex) {
-        r.unsentChunks.computeIfPresent(regionIndex, (k, n) -> n > 1 ? n - 1 : null);
-    }
-
-    /** {@code regions[0, index)} of a copying resync have every chunk sent to the target. */
-    private static int sentRegions(Resync r) {
-        return r.unsentChunks.isEmpty() ? r.next : Math.min(r.next, r.unsentChunks.firstKey());
     }
 
     private boolean acquireBudget(long bytes) {
@@ -1679,13 +1784,13 @@ public final class VolumeEngine {
     }
 
     private void salvage(Resync r, long start, long end, Runnable done) {
-        if (start >= end || resyncs.get(r.nodeId) != r) {
+        if (start >= end || resyncOf(r.nodeId) != r) {
             done.run();
             return;
         }
         int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
         repairingRead(start, len, List.of(r.source), data -> {
-            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
+            if (resyncOf(r.nodeId) == r && !faulty(r.nodeId)) {
                 sendCopyWrite(r, start, data, 0); // the salvaged range's budget goes back when it is done
                 resyncBytes += len;
             }
@@ -1740,7 +1845,7 @@ public final class VolumeEngine {
         List<String> candidates = new ArrayList<>(preferred);
         candidates.addAll(layout.inSyncNodes());
         for (String n : candidates) {
-            if (layout.inSyncNodes().contains(n) && !faulty.contains(n) && !tried.contains(n)) {
+            if (layout.inSyncNodes().contains(n) && !faulty(n) && !tried.contains(n)) {
                 node = n;
                 break;
             }
@@ -1776,7 +1881,7 @@ public final class VolumeEngine {
                     switch (reply) {
                         case ReplicaReply.Data d -> {
                             for (String b : bad) {
-                                if (!faulty.contains(b)) {
+                                if (!faulty(b)) {
                                     sendWrite(b, offsetBytes, d.data());
                                     checksumRepairs++;
                                 }
