@@ -34,7 +34,7 @@ public final class VolumeEngine {
     }
 
     /** Smallest range a repairing read splits down to (a sector). */
-    private static final int MIN_REPAIR_BYTES = 512;
+    static final int MIN_REPAIR_BYTES = 512;
 
     private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
 
@@ -52,12 +52,8 @@ public final class VolumeEngine {
     private long nowMs;
     private long nextRequestId = 1;
     private long regionSizeBytes = 4L << 20;
-    /** Window share of a WriteZeroes sent for a chunk that reads as zeroes (it holds no data). */
-    static final long ZERO_COPY_WINDOW_BYTES = 64 << 10;
-    private static final byte[] ZEROES = new byte[64 << 10];
-    private final ResyncBudget resyncBudget;
-    /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
-    private long budgetHeldBytes;
+    /** Resyncs of out-of-sync replicas: the copy, its window, tokens and the node's budget. */
+    private final ResyncCoordinator resync;
     private Consumer<BallastException> openDone;
 
     // Requests sent and not answered, by id (and per node in send order, in its ReplicaPeer).
@@ -104,7 +100,6 @@ public final class VolumeEngine {
     private long lastCompleteGeneration;
 
     // Resync, scrub, verify.
-    private double resyncTokens;
     private double scrubTokens;
     private long scrubRegion;
     private int scrubNodeIndex;
@@ -115,13 +110,11 @@ public final class VolumeEngine {
     private long writesAcked;
     private long fencedRequests;
     private long checksumRepairs;
-    private long resyncBytes;
     private long replicasRemoved;
     private long replicasAdded;
     /** Client writes covered by a completed checkpoint: a replica failing now resyncs only later ones. */
     private long writesCheckpointed;
     private long checksumMismatchesSeen;
-    private long unrecoverableSectors;
     private boolean lossReportPending;
     private long lastSentGeneration;
 
@@ -186,19 +179,42 @@ public final class VolumeEngine {
     /** As above, with the node-wide bound on resync copies held in memory (shared by the node's engines). */
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata, ResyncBudget resyncBudget) {
-        this.resyncBudget = resyncBudget;
         this.layout = layout;
         this.sizeBytesForClients = layout.sizeBytes();
         this.localNodeId = localNodeId;
         this.config = config;
         this.network = network;
         this.metadata = metadata;
+        this.resync = new ResyncCoordinator(this, config, resyncBudget);
+    }
+
+    // ---------------------------------------------------------------- for the engine's parts (driver thread only)
+
+    long nowMs() {
+        return nowMs;
+    }
+
+    long regionSizeBytes() {
+        return regionSizeBytes;
+    }
+
+    /** A checkpoint is draining or flushing: copies and scrub wait (nothing may be sent between its flush and checkpoint). */
+    boolean checkpointing() {
+        return ckpt != Ckpt.IDLE;
+    }
+
+    long lastSentGeneration() {
+        return lastSentGeneration;
+    }
+
+    long nextPeerSeq() {
+        return ++peerSeq;
     }
 
     // ---------------------------------------------------------------- peers
 
     /** The peer object of a node, created on first use. */
-    private ReplicaPeer peer(String nodeId) {
+    ReplicaPeer peer(String nodeId) {
         ReplicaPeer p = peers.get(nodeId);
         if (p == null) {
             p = new ReplicaPeer(nodeId);
@@ -207,7 +223,7 @@ public final class VolumeEngine {
         return p;
     }
 
-    private boolean faulty(String nodeId) {
+    boolean faulty(String nodeId) {
         ReplicaPeer p = peers.get(nodeId);
         return p != null && p.faulty;
     }
@@ -222,7 +238,7 @@ public final class VolumeEngine {
         return p != null && p.pendingRemoval();
     }
 
-    private Resync resyncOf(String nodeId) {
+    Resync resyncOf(String nodeId) {
         ReplicaPeer p = peers.get(nodeId);
         return p == null ? null : p.resync;
     }
@@ -233,14 +249,14 @@ public final class VolumeEngine {
         }
     }
 
-    private void addPendingAdd(ReplicaPeer p) {
+    void addPendingAdd(ReplicaPeer p) {
         if (p.pendingAddSeq == 0) {
             p.pendingAddSeq = ++peerSeq;
         }
     }
 
     /** Ends a node's resync (if any); it is no longer to be added. */
-    private Resync endResync(ReplicaPeer p) {
+    Resync endResync(ReplicaPeer p) {
         Resync r = p.resync;
         p.resync = null;
         p.pendingAddSeq = 0;
@@ -272,7 +288,7 @@ public final class VolumeEngine {
     }
 
     /** Resyncs in progress, in the order they started. */
-    private List<Resync> resyncs() {
+    List<Resync> resyncs() {
         List<Resync> out = new ArrayList<>(2);
         for (ReplicaPeer p : peers.values()) {
             if (p.resync != null) {
@@ -367,7 +383,7 @@ public final class VolumeEngine {
 
     private void failOpen(String why) {
         phase = Phase.FAILED;
-        releaseAllBudget();
+        resync.releaseAllBudget();
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, why));
             openDone = null;
@@ -667,7 +683,7 @@ public final class VolumeEngine {
             if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && (due || quiet)) {
                 ckpt = Ckpt.DRAINING;
             }
-            resyncTokens = refill(resyncTokens, config.resyncBytesPerSec(), elapsedMs);
+            resync.refillTokens(elapsedMs);
             scrubTokens = refill(scrubTokens, config.scrubBytesPerSec(), elapsedMs);
             probe();
             scrubStep();
@@ -675,7 +691,7 @@ public final class VolumeEngine {
         afterEvent();
     }
 
-    private double refill(double tokens, long bytesPerSec, long elapsedMs) {
+    double refill(double tokens, long bytesPerSec, long elapsedMs) {
         if (bytesPerSec == 0) {
             return Double.MAX_VALUE / 4;
         }
@@ -689,7 +705,7 @@ public final class VolumeEngine {
             return;
         }
         phase = Phase.CLOSED;
-        releaseAllBudget();
+        resync.releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "engine closed while opening"));
@@ -774,17 +790,17 @@ public final class VolumeEngine {
                     r.bytesDone, r.bytesTotal, rate, eta));
         }
         return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
-                new EngineStatus.Counters(writesAcked, fencedRequests, checksumRepairs, resyncBytes, replicasRemoved,
+                new EngineStatus.Counters(writesAcked, fencedRequests, checksumRepairs, resync.resyncBytes(), replicasRemoved,
                         replicasAdded, writesCheckpointed));
     }
 
     // ---------------------------------------------------------------- sending and failures
 
-    private interface RequestFactory {
+    interface RequestFactory {
         ReplicaRequest make(long requestId);
     }
 
-    private void send(String nodeId, RequestFactory factory, boolean mutating, Consumer<ReplicaReply> handler) {
+    void send(String nodeId, RequestFactory factory, boolean mutating, Consumer<ReplicaReply> handler) {
         long id = nextRequestId++;
         Outstanding o = new Outstanding(id, nodeId, nowMs, mutating, handler);
         outstanding.put(id, o);
@@ -823,7 +839,7 @@ public final class VolumeEngine {
      * through the control plane before any write it missed is acknowledged; a resync target's copy is
      * abandoned (restarted after a successful probe, from the same missedSinceGeneration).
      */
-    private void failNode(String nodeId, String why) {
+    void failNode(String nodeId, String why) {
         if (nodeId.equals(localNodeId)) {
             localReadable = false;
         }
@@ -885,7 +901,7 @@ public final class VolumeEngine {
         }
         boolean wasOpening = openDone != null;
         phase = Phase.FENCED;
-        releaseAllBudget();
+        resync.releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
                 + ": this engine was superseded (fenced)"));
         if (wasOpening) {
@@ -909,7 +925,7 @@ public final class VolumeEngine {
         return out;
     }
 
-    private String preferredSource() {
+    String preferredSource() {
         List<String> healthy = healthyInSync();
         if (healthy.contains(localNodeId)) {
             return localNodeId;
@@ -955,7 +971,7 @@ public final class VolumeEngine {
         if (phase == Phase.SERVING) {
             dispatch();
             checkpointStep();
-            resyncStep();
+            resync.step();
         }
         for (Op op : new ArrayList<>(inflight)) {
             tryComplete(op);
@@ -1523,7 +1539,7 @@ public final class VolumeEngine {
                 }
                 VolumeLayout.Replica now = replica(n);
                 if (now != null && !now.inSync() && peer.resync == null) {
-                    startResync(n, now.missedSinceGeneration(), ((ReplicaReply.Opened) reply).generation());
+                    resync.start(n, now.missedSinceGeneration(), ((ReplicaReply.Opened) reply).generation());
                 }
             });
             // Until the probe answers, do not send writes to it.
@@ -1540,276 +1556,19 @@ public final class VolumeEngine {
         return null;
     }
 
-    private void startResync(String target, long missedSinceGeneration, long targetGeneration) {
-        String source = preferredSource();
-        ReplicaPeer peer = peer(target);
-        if (source == null) {
-            peer.faulty = true;
-            return;
-        }
-        peer.faulty = false;
-        Resync r = new Resync(target, ++peerSeq, missedSinceGeneration, nowMs);
-        r.source = source;
-        if (!peer.inFlightAdd) {
-            peer.abortedResync = false; // the mark of an add still in flight is settled by its result
-        }
-        peer.resync = r;
-        Resync.ResumePoint rp = peer.resumePoint;
-        peer.resumePoint = null;
-        // Resume only on the same stored copy (its generation is at least the one this engine raised it to
-        // when the interrupted resync started: a new, empty store on that node is at 0), for the same
-        // missed generation, from the same source.
-        boolean resume = rp != null && rp.missedSinceGeneration() == missedSinceGeneration
-                && rp.source().equals(source) && rp.startGeneration() > 0 && rp.generation() > 0
-                && targetGeneration >= rp.startGeneration();
-        if (lastSentGeneration > 0) {
-            // Tag everything the target gets from now on at least as high as the source's blocks, so a
-            // later delta resync of this target sees what this one copied.
-            long g = lastSentGeneration;
-            r.startGeneration = g;
-            send(target, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), g), false, reply -> {
-                if (!(reply instanceof ReplicaReply.Done)) {
-                    failNode(target, "checkpoint: " + reply);
-                }
-            });
-        }
-        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
-        long since = missedSinceGeneration - 1;
-        if (resume) {
-            // The regions not yet durably copied, plus whatever changed on either side since the
-            // interrupted resync's last durable flush (writes the target may have lost or never got).
-            for (int i = rp.durableNext(); i < rp.regions().length; i++) {
-                r.regionSet.add(rp.regions()[i]);
-            }
-            since = rp.generation() - 1;
-            LOG.atInfo().addKeyValue("volume", layout.volumeName()).addKeyValue("node", target)
-                    .addKeyValue("regionsKept", rp.durableNext()).addKeyValue("regionsLeft", r.regionSet.size())
-                    .log("resync resumes after an interruption");
-        } else if (missedSinceGeneration == 0) {
-            for (long i = 0; i < regionCount; i++) {
-                r.regionSet.add(i);
-            }
-            beginCopy(r);
-            return;
-        }
-        // What the target may lack or hold extra: blocks tagged at or above its missed checkpoint on either side.
-        long listSince = since;
-        r.listRepliesWanted = 2;
-        for (String n : List.of(source, target)) {
-            send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), listSince),
-                    false, reply -> {
-                        if (peer.resync != r) {
-                            return;
-                        }
-                        if (reply instanceof ReplicaReply.Regions regions) {
-                            for (long x : regions.regions()) {
-                                r.regionSet.add(x);
-                            }
-                            if (--r.listRepliesWanted == 0) {
-                                beginCopy(r);
-                            }
-                        } else {
-                            failNode(n, "changed regions: " + reply);
-                            endResync(peer);
-                        }
-                    });
-        }
-    }
-
-    private void beginCopy(Resync r) {
-        r.regions = r.regionSet.stream().mapToLong(Long::longValue).toArray();
-        for (long region : r.regions) {
-            r.bytesTotal += regionLength(region);
-        }
-        r.step = Resync.Step.COPYING;
-    }
-
-    private int regionLength(long region) {
+    int regionLength(long region) {
         return (int) Math.min(regionSizeBytes, layout.sizeBytes() - region * regionSizeBytes);
-    }
-
-    private void resyncStep() {
-        for (Resync r : resyncs()) {
-            while (resyncOf(r.nodeId) == r && r.step == Resync.Step.COPYING && copyOneChunk(r)) {
-                // keep issuing reads while the window, the budget and the tokens allow
-            }
-        }
-    }
-
-    /** Starts the copy of the next chunk, or the final flush; false when nothing more can start now. */
-    private boolean copyOneChunk(Resync r) {
-        if (r.next >= r.regions.length) {
-            if (r.readsInFlight > 0) {
-                return false; // their writes must reach the target's stream before the flush
-            }
-            r.step = Resync.Step.FLUSHING;
-            send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                if (resyncOf(r.nodeId) != r) {
-                    return;
-                }
-                if (reply instanceof ReplicaReply.Done) {
-                    r.step = Resync.Step.ADDING;
-                    addPendingAdd(peer(r.nodeId));
-                } else {
-                    failNode(r.nodeId, "resync flush: " + reply);
-                }
-            });
-            return false;
-        }
-        if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.readsInFlight >= config.resyncReadsInFlight()
-                || r.writeBytesInFlight + (long) r.readsInFlight * config.resyncChunkBytes() >= config.resyncWindowBytes()) {
-            return false;
-        }
-        long region = r.regions[r.next];
-        long start = region * regionSizeBytes + r.offsetInRegion;
-        int len = Math.min(config.resyncChunkBytes(), regionLength(region) - r.offsetInRegion);
-        if (!acquireBudget(len)) {
-            return false;
-        }
-        resyncTokens -= len;
-        int regionIndex = r.next;
-        r.unsentChunks.merge(regionIndex, 1, Integer::sum);
-        advance(r, len); // the position moves at issue: several chunks may be read at once
-        r.readsInFlight++;
-        long[] lock = lock(start, start + len);
-        List<String> sources = new ArrayList<>();
-        sources.add(r.source);
-        repairingRead(start, len, sources, true, data -> {
-            r.readsInFlight--;
-            if (resyncOf(r.nodeId) == r && !faulty(r.nodeId)) {
-                if (allZero(data)) {
-                    // A hole or zeroed range on the source: the target gets WriteZeroes (deallocating),
-                    // not a megabyte of zeroes over the network; on a new replica it costs no I/O.
-                    releaseBudget(len);
-                    sendCopyZeroes(r, start, len);
-                } else {
-                    sendCopyWrite(r, start, data, len);
-                }
-                r.bytesDone += len;
-                resyncBytes += len;
-            } else {
-                releaseBudget(len);
-            }
-            r.chunkSent(regionIndex);
-            unlock(lock);
-        }, error -> {
-            if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncOf(r.nodeId) == r) {
-                // No in-sync replica can read part of the range: copy what is readable, sector by
-                // sector, and leave the unreadable sectors as the target has them (scrub repairs the
-                // source from the target once it is in sync) rather than never finishing.
-                salvage(r, start, start + len, () -> {
-                    r.readsInFlight--;
-                    r.chunkSent(regionIndex);
-                    r.bytesDone += len;
-                    releaseBudget(len);
-                    unlock(lock);
-                });
-                return;
-            }
-            r.readsInFlight--;
-            releaseBudget(len);
-            unlock(lock);
-            ReplicaPeer peer = peer(r.nodeId);
-            if (peer.resync == r) {
-                endResync(peer);
-                peer.probeAtMs = nowMs + config.probeIntervalMs();
-            }
-        });
-        return true;
-    }
-
-    private boolean acquireBudget(long bytes) {
-        if (!resyncBudget.tryAcquire(bytes)) {
-            return false;
-        }
-        budgetHeldBytes += bytes;
-        return true;
-    }
-
-    /** Clamped: after the engine stopped (everything it held given back), late replies give back nothing. */
-    private void releaseBudget(long bytes) {
-        long b = Math.min(bytes, budgetHeldBytes);
-        budgetHeldBytes -= b;
-        resyncBudget.release(b);
-    }
-
-    private void releaseAllBudget() {
-        releaseBudget(budgetHeldBytes);
-    }
-
-    private void advance(Resync r, int copiedBytes) {
-        r.offsetInRegion += copiedBytes;
-        if (r.offsetInRegion >= regionLength(r.regions[r.next])) {
-            r.next++;
-            r.offsetInRegion = 0;
-        }
-    }
-
-    /**
-     * A resync's copy write: counted in its window until answered, when {@code budgetBytes} go back to
-     * the node's budget; a failure takes the target out.
-     */
-    private void sendCopyWrite(Resync r, long offsetBytes, byte[] data, long budgetBytes) {
-        r.writeBytesInFlight += data.length;
-        send(r.nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
-                reply -> {
-                    r.writeBytesInFlight -= data.length;
-                    releaseBudget(budgetBytes);
-                    if (!(reply instanceof ReplicaReply.Done)) {
-                        failNode(r.nodeId, "copy write: " + reply);
-                    }
-                });
-    }
-
-    /** A copy of a range that reads as zeroes: a small request, counted in the window at a nominal size. */
-    private void sendCopyZeroes(Resync r, long offsetBytes, int lengthBytes) {
-        r.writeBytesInFlight += ZERO_COPY_WINDOW_BYTES;
-        send(r.nodeId, id -> new ReplicaRequest.WriteZeroes(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes,
-                true, false), true, reply -> {
-                    r.writeBytesInFlight -= ZERO_COPY_WINDOW_BYTES;
-                    if (!(reply instanceof ReplicaReply.Done)) {
-                        failNode(r.nodeId, "copy zeroes: " + reply);
-                    }
-                });
-    }
-
-    private static boolean allZero(byte[] data) {
-        for (int from = 0; from < data.length; from += ZEROES.length) {
-            int len = Math.min(ZEROES.length, data.length - from);
-            if (java.util.Arrays.mismatch(data, from, from + len, ZEROES, 0, len) >= 0) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private void salvage(Resync r, long start, long end, Runnable done) {
-        if (start >= end || resyncOf(r.nodeId) != r) {
-            done.run();
-            return;
-        }
-        int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
-        repairingRead(start, len, List.of(r.source), data -> {
-            if (resyncOf(r.nodeId) == r && !faulty(r.nodeId)) {
-                sendCopyWrite(r, start, data, 0); // the salvaged range's budget goes back when it is done
-                resyncBytes += len;
-            }
-            salvage(r, start + len, end, done);
-        }, error -> {
-            unrecoverableSectors++;
-            salvage(r, start + len, end, done);
-        });
     }
 
     // ---------------------------------------------------------------- reads with repair
 
-    private long[] lock(long start, long end) {
+    long[] lock(long start, long end) {
         long[] l = {start, end};
         locks.add(l);
         return l;
     }
 
-    private void unlock(long[] l) {
+    void unlock(long[] l) {
         locks.remove(l);
     }
 
@@ -1827,13 +1586,13 @@ public final class VolumeEngine {
      * sends the read elsewhere; the good bytes are written back to each bad node while overlapping
      * client writes wait (so the write-back cannot land after, and undo, a newer write).
      */
-    private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, Consumer<byte[]> ok,
+    void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, Consumer<byte[]> ok,
             Consumer<BallastException> failed) {
         repairingRead(offsetBytes, lengthBytes, preferred, false, ok, failed);
     }
 
     /** As above; {@code bulk}: a copy or scan that reads each byte once (the replica reads past its page cache). */
-    private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Consumer<byte[]> ok,
+    void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Consumer<byte[]> ok,
             Consumer<BallastException> failed) {
         attemptRead(offsetBytes, lengthBytes, preferred, bulk, new HashSet<>(), new LinkedHashSet<>(), new long[1][], ok,
                 failed);
