@@ -19,6 +19,7 @@ final class ResyncCoordinator {
     private static final byte[] ZEROES = new byte[64 << 10];
 
     private final VolumeEngine engine;
+    private final ReadRepair reads;
     private final EngineConfig config;
     private final ResyncBudget resyncBudget;
     /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
@@ -27,8 +28,9 @@ final class ResyncCoordinator {
     private long resyncBytes;
     private long unrecoverableSectors;
 
-    ResyncCoordinator(VolumeEngine engine, EngineConfig config, ResyncBudget resyncBudget) {
+    ResyncCoordinator(VolumeEngine engine, ReadRepair reads, EngineConfig config, ResyncBudget resyncBudget) {
         this.engine = engine;
+        this.reads = reads;
         this.config = config;
         this.resyncBudget = resyncBudget;
     }
@@ -172,10 +174,10 @@ final class ResyncCoordinator {
         r.unsentChunks.merge(regionIndex, 1, Integer::sum);
         advance(r, len); // the position moves at issue: several chunks may be read at once
         r.readsInFlight++;
-        long[] lock = engine.lock(start, start + len);
+        long[] lock = reads.lock(start, start + len);
         List<String> sources = new ArrayList<>();
         sources.add(r.source);
-        engine.repairingRead(start, len, sources, true, data -> {
+        reads.read(start, len, sources, true, data -> {
             r.readsInFlight--;
             if (engine.resyncOf(r.nodeId) == r && !engine.faulty(r.nodeId)) {
                 if (allZero(data)) {
@@ -192,7 +194,7 @@ final class ResyncCoordinator {
                 releaseBudget(len);
             }
             r.chunkSent(regionIndex);
-            engine.unlock(lock);
+            reads.unlock(lock);
         }, error -> {
             if (error.code() == ErrorCode.CHECKSUM_MISMATCH && engine.resyncOf(r.nodeId) == r) {
                 // No in-sync replica can read part of the range: copy what is readable, sector by
@@ -203,13 +205,13 @@ final class ResyncCoordinator {
                     r.chunkSent(regionIndex);
                     r.bytesDone += len;
                     releaseBudget(len);
-                    engine.unlock(lock);
+                    reads.unlock(lock);
                 });
                 return;
             }
             r.readsInFlight--;
             releaseBudget(len);
-            engine.unlock(lock);
+            reads.unlock(lock);
             ReplicaPeer peer = engine.peer(r.nodeId);
             if (peer.resync == r) {
                 engine.endResync(peer);
@@ -290,8 +292,8 @@ final class ResyncCoordinator {
             done.run();
             return;
         }
-        int len = (int) Math.min(VolumeEngine.MIN_REPAIR_BYTES, end - start);
-        engine.repairingRead(start, len, List.of(r.source), data -> {
+        int len = (int) Math.min(ReadRepair.MIN_REPAIR_BYTES, end - start);
+        reads.read(start, len, List.of(r.source), data -> {
             if (engine.resyncOf(r.nodeId) == r && !engine.faulty(r.nodeId)) {
                 sendCopyWrite(r, start, data, 0); // the salvaged range's budget goes back when it is done
                 resyncBytes += len;

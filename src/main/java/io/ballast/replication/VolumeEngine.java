@@ -33,8 +33,6 @@ public final class VolumeEngine {
         void complete(byte[] data, BallastException error);
     }
 
-    /** Smallest range a repairing read splits down to (a sector). */
-    static final int MIN_REPAIR_BYTES = 512;
 
     private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
 
@@ -54,6 +52,10 @@ public final class VolumeEngine {
     private long regionSizeBytes = 4L << 20;
     /** Resyncs of out-of-sync replicas: the copy, its window, tokens and the node's budget. */
     private final ResyncCoordinator resync;
+    /** Reads that repair what fails its checksum, and the byte-range locks that keep writes behind repairs. */
+    private final ReadRepair reads;
+    /** Background scrub and on-demand verify. */
+    private final Scrubber scrubber;
     private Consumer<BallastException> openDone;
 
     // Requests sent and not answered, by id (and per node in send order, in its ReplicaPeer).
@@ -83,8 +85,6 @@ public final class VolumeEngine {
     private final ArrayDeque<Op> waiting = new ArrayDeque<>();
     private final LinkedHashSet<Op> inflight = new LinkedHashSet<>();
     private long opSeq;
-    /** Byte ranges [start, end) whose copy or repair is under way: overlapping writes wait. */
-    private final List<long[]> locks = new ArrayList<>();
 
     // Checkpoints.
     private Ckpt ckpt = Ckpt.IDLE;
@@ -99,22 +99,15 @@ public final class VolumeEngine {
     /** The last checkpoint every in-sync replica completed: missedSinceGeneration of a removed replica. */
     private long lastCompleteGeneration;
 
-    // Resync, scrub, verify.
-    private double scrubTokens;
-    private long scrubRegion;
-    private int scrubNodeIndex;
-    private boolean scrubInFlight;
     private long lastTickMs;
 
     // Counters.
     private long writesAcked;
     private long fencedRequests;
-    private long checksumRepairs;
     private long replicasRemoved;
     private long replicasAdded;
     /** Client writes covered by a completed checkpoint: a replica failing now resyncs only later ones. */
     private long writesCheckpointed;
-    private long checksumMismatchesSeen;
     private boolean lossReportPending;
     private long lastSentGeneration;
 
@@ -185,7 +178,9 @@ public final class VolumeEngine {
         this.config = config;
         this.network = network;
         this.metadata = metadata;
-        this.resync = new ResyncCoordinator(this, config, resyncBudget);
+        this.reads = new ReadRepair(this);
+        this.resync = new ResyncCoordinator(this, reads, config, resyncBudget);
+        this.scrubber = new Scrubber(this, reads, config);
     }
 
     // ---------------------------------------------------------------- for the engine's parts (driver thread only)
@@ -205,6 +200,10 @@ public final class VolumeEngine {
 
     long lastSentGeneration() {
         return lastSentGeneration;
+    }
+
+    void countFenced() {
+        fencedRequests++;
     }
 
     long nextPeerSeq() {
@@ -460,7 +459,7 @@ public final class VolumeEngine {
         }
         long start = region * regionSizeBytes;
         int len = (int) Math.min(regionSizeBytes, layout.sizeBytes() - start);
-        repairingRead(start, len, List.of(source), true, data -> {
+        reads.read(start, len, List.of(source), true, data -> {
             for (String n : healthyInSync()) {
                 if (!n.equals(source)) {
                     sendWrite(n, start, data);
@@ -562,7 +561,7 @@ public final class VolumeEngine {
             done.complete(new byte[0], null);
             return;
         }
-        repairingRead(offsetBytes, lengthBytes, localNodeId == null ? List.of() : List.of(localNodeId), data -> done.complete(data, null),
+        reads.read(offsetBytes, lengthBytes, localNodeId == null ? List.of() : List.of(localNodeId), data -> done.complete(data, null),
                 error -> done.complete(null, error));
         afterEvent();
     }
@@ -684,9 +683,9 @@ public final class VolumeEngine {
                 ckpt = Ckpt.DRAINING;
             }
             resync.refillTokens(elapsedMs);
-            scrubTokens = refill(scrubTokens, config.scrubBytesPerSec(), elapsedMs);
+            scrubber.refillTokens(elapsedMs);
             probe();
-            scrubStep();
+            scrubber.step();
         }
         afterEvent();
     }
@@ -756,7 +755,7 @@ public final class VolumeEngine {
                 .append(" pendingRemoval=").append(names(pendingRemovals())).append(" stuck=").append(names(p -> p.stuck))
                 .append(" pendingAdd=").append(names(pendingAdds())).append(" inFlightAdds=").append(names(p -> p.inFlightAdd))
                 .append(" metadataInFlight=").append(metadataInFlight)
-                .append(" locks=").append(locks.size()).append(" probing=").append(names(p -> p.probing));
+                .append(" locks=").append(reads.lockCount()).append(" probing=").append(names(p -> p.probing));
         for (Resync r : resyncs()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
                     .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
@@ -771,7 +770,7 @@ public final class VolumeEngine {
     }
 
     public long checksumRepairs() {
-        return checksumRepairs;
+        return reads.checksumRepairs();
     }
 
     public EngineStatus status() {
@@ -790,7 +789,7 @@ public final class VolumeEngine {
                     r.bytesDone, r.bytesTotal, rate, eta));
         }
         return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
-                new EngineStatus.Counters(writesAcked, fencedRequests, checksumRepairs, resync.resyncBytes(), replicasRemoved,
+                new EngineStatus.Counters(writesAcked, fencedRequests, reads.checksumRepairs(), resync.resyncBytes(), replicasRemoved,
                         replicasAdded, writesCheckpointed));
     }
 
@@ -812,7 +811,7 @@ public final class VolumeEngine {
     }
 
     /** An internal write (copy, repair) to one node: a failure takes the node out. */
-    private void sendWrite(String nodeId, long offsetBytes, byte[] data) {
+    void sendWrite(String nodeId, long offsetBytes, byte[] data) {
         send(nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
                 reply -> {
                     if (!(reply instanceof ReplicaReply.Done)) {
@@ -915,7 +914,7 @@ public final class VolumeEngine {
                 layout.attachedNodeId());
     }
 
-    private List<String> healthyInSync() {
+    List<String> healthyInSync() {
         List<String> out = new ArrayList<>();
         for (String n : layout.inSyncNodes()) {
             if (!faulty(n)) {
@@ -982,7 +981,7 @@ public final class VolumeEngine {
     private void dispatch() {
         while (!waiting.isEmpty() && ckpt == Ckpt.IDLE && inflight.size() < config.maxInflight()) {
             Op op = waiting.peek();
-            if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
+            if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && reads.locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
                 return; // later writes wait too, so every stream keeps one order
             }
             waiting.poll();
@@ -1560,143 +1559,6 @@ public final class VolumeEngine {
         return (int) Math.min(regionSizeBytes, layout.sizeBytes() - region * regionSizeBytes);
     }
 
-    // ---------------------------------------------------------------- reads with repair
-
-    long[] lock(long start, long end) {
-        long[] l = {start, end};
-        locks.add(l);
-        return l;
-    }
-
-    void unlock(long[] l) {
-        locks.remove(l);
-    }
-
-    private boolean locked(long start, long end) {
-        for (long[] l : locks) {
-            if (start < l[1] && l[0] < end) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /**
-     * Reads from the first healthy node of {@code preferred}, then any in-sync node. A CHECKSUM_MISMATCH
-     * sends the read elsewhere; the good bytes are written back to each bad node while overlapping
-     * client writes wait (so the write-back cannot land after, and undo, a newer write).
-     */
-    void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, Consumer<byte[]> ok,
-            Consumer<BallastException> failed) {
-        repairingRead(offsetBytes, lengthBytes, preferred, false, ok, failed);
-    }
-
-    /** As above; {@code bulk}: a copy or scan that reads each byte once (the replica reads past its page cache). */
-    void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Consumer<byte[]> ok,
-            Consumer<BallastException> failed) {
-        attemptRead(offsetBytes, lengthBytes, preferred, bulk, new HashSet<>(), new LinkedHashSet<>(), new long[1][], ok,
-                failed);
-    }
-
-    private void attemptRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Set<String> tried,
-            Set<String> bad, long[][] heldLock, Consumer<byte[]> ok, Consumer<BallastException> failed) {
-        String node = null;
-        List<String> candidates = new ArrayList<>(preferred);
-        candidates.addAll(layout.inSyncNodes());
-        for (String n : candidates) {
-            if (layout.inSyncNodes().contains(n) && !faulty(n) && !tried.contains(n)) {
-                node = n;
-                break;
-            }
-        }
-        if (node == null) {
-            if (heldLock[0] != null) {
-                unlock(heldLock[0]);
-            }
-            if (!bad.isEmpty() && lengthBytes > MIN_REPAIR_BYTES) {
-                // Every replica has a bad block somewhere in the range, maybe not the same one: halve it.
-                int half = Math.max(MIN_REPAIR_BYTES, (lengthBytes / 2) / MIN_REPAIR_BYTES * MIN_REPAIR_BYTES);
-                byte[] out = new byte[lengthBytes];
-                repairingRead(offsetBytes, half, preferred, bulk, first -> {
-                    System.arraycopy(first, 0, out, 0, half);
-                    repairingRead(offsetBytes + half, lengthBytes - half, preferred, bulk, second -> {
-                        System.arraycopy(second, 0, out, half, lengthBytes - half);
-                        ok.accept(out);
-                    }, failed);
-                }, failed);
-                return;
-            }
-            failed.accept(bad.isEmpty()
-                    ? new BallastException(ErrorCode.IO_ERROR, "no in-sync replica of volume " + layout.volumeName()
-                            + " could be read")
-                    : new BallastException(ErrorCode.CHECKSUM_MISMATCH, "range " + offsetBytes + "+" + lengthBytes
-                            + " of volume " + layout.volumeName() + " fails its checksum on every in-sync replica"));
-            return;
-        }
-        String chosen = node;
-        tried.add(chosen);
-        send(chosen, id -> new ReplicaRequest.Read(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes, bulk), false,
-                reply -> {
-                    switch (reply) {
-                        case ReplicaReply.Data d -> {
-                            for (String b : bad) {
-                                if (!faulty(b)) {
-                                    sendWrite(b, offsetBytes, d.data());
-                                    checksumRepairs++;
-                                }
-                            }
-                            if (heldLock[0] != null) {
-                                unlock(heldLock[0]);
-                            }
-                            ok.accept(d.data());
-                        }
-                        case ReplicaReply.Failed f when f.code() == ErrorCode.CHECKSUM_MISMATCH -> {
-                            checksumMismatchesSeen++;
-                            bad.add(chosen);
-                            if (heldLock[0] == null) {
-                                heldLock[0] = lock(offsetBytes, offsetBytes + lengthBytes);
-                            }
-                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
-                        }
-                        case ReplicaReply.Fenced f -> {
-                            fencedRequests++;
-                            failNode(chosen, "fenced");
-                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
-                        }
-                        default -> {
-                            failNode(chosen, "read failed: " + reply);
-                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
-                        }
-                    }
-                });
-    }
-
-    // ---------------------------------------------------------------- scrub and verify
-
-    private void scrubStep() {
-        if (config.scrubBytesPerSec() == 0 || scrubInFlight || scrubTokens <= 0 || ckpt != Ckpt.IDLE) {
-            return;
-        }
-        List<String> nodes = healthyInSync();
-        if (nodes.isEmpty()) {
-            return;
-        }
-        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
-        if (scrubNodeIndex >= nodes.size()) {
-            scrubNodeIndex = 0;
-            scrubRegion++;
-        }
-        if (scrubRegion >= regionCount) {
-            scrubRegion = 0;
-        }
-        String node = nodes.get(scrubNodeIndex++);
-        long start = scrubRegion * regionSizeBytes;
-        int len = regionLength(scrubRegion);
-        scrubTokens -= len;
-        scrubInFlight = true;
-        repairingRead(start, len, List.of(node), true, data -> scrubInFlight = false, error -> scrubInFlight = false);
-    }
-
     /** Compares region digests of every healthy in-sync replica, a batch at a time. */
     public void verify(Consumer<VerifyReport> done, Consumer<BallastException> failed) {
         if (phase != Phase.SERVING) {
@@ -1704,46 +1566,7 @@ public final class VolumeEngine {
                     : new BallastException(ErrorCode.UNAVAILABLE, "engine not serving"));
             return;
         }
-        List<String> nodes = healthyInSync();
-        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
-        List<VerifyReport.Difference> differences = new ArrayList<>();
-        verifyBatch(nodes, 0, regionCount, differences, done);
+        scrubber.verify(done);
         afterEvent();
-    }
-
-    private void verifyBatch(List<String> nodes, long first, long regionCount, List<VerifyReport.Difference> differences,
-            Consumer<VerifyReport> done) {
-        if (first >= regionCount || nodes.isEmpty()) {
-            done.accept(new VerifyReport(layout.volumeName(), epoch(), nodes, regionSizeBytes, Math.min(first,
-                    regionCount), differences));
-            return;
-        }
-        int count = (int) Math.min(config.verifyBatchRegions(), regionCount - first);
-        Map<String, long[]> digests = new TreeMap<>();
-        int[] left = {nodes.size()};
-        for (String n : nodes) {
-            send(n, id -> new ReplicaRequest.RegionDigests(id, layout.volumeUuid(), epoch(), first, count), false, reply -> {
-                if (reply instanceof ReplicaReply.Digests d) {
-                    digests.put(n, d.digests());
-                } else {
-                    digests.put(n, null); // unreadable (checksum) or unreachable: reported as a difference
-                }
-                if (--left[0] == 0) {
-                    for (int i = 0; i < count; i++) {
-                        Map<String, String> byNode = new TreeMap<>();
-                        Set<String> values = new HashSet<>();
-                        for (var e : digests.entrySet()) {
-                            String v = e.getValue() == null ? "unreadable" : Long.toHexString(e.getValue()[i]);
-                            byNode.put(e.getKey(), v);
-                            values.add(v);
-                        }
-                        if (values.size() > 1 || values.contains("unreadable")) {
-                            differences.add(new VerifyReport.Difference(first + i, byNode));
-                        }
-                    }
-                    verifyBatch(nodes, first + count, regionCount, differences, done);
-                }
-            });
-        }
     }
 }
