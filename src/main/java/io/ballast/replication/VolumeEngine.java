@@ -38,7 +38,6 @@ public final class VolumeEngine {
 
     private enum Kind { WRITE, ZEROES, TRIM, FLUSH, SNAPSHOT }
 
-    private enum Ckpt { IDLE, DRAINING, FLUSHING }
 
     private final String localNodeId;
     private final EngineConfig config;
@@ -86,18 +85,8 @@ public final class VolumeEngine {
     private final LinkedHashSet<Op> inflight = new LinkedHashSet<>();
     private long opSeq;
 
-    // Checkpoints.
-    private Ckpt ckpt = Ckpt.IDLE;
-    private long checkpointSeq;
-    private long lastCheckpointMs;
-    private long writesSinceCheckpoint;
-    private long lastWriteMs;
-    /** Writes paused this long: checkpoint now rather than at the interval. */
-    static final long QUIET_CHECKPOINT_MS = 100;
-    private Round ckptFlush;
-    private Round ckptRound;
-    /** The last checkpoint every in-sync replica completed: missedSinceGeneration of a removed replica. */
-    private long lastCompleteGeneration;
+    /** The checkpoint barrier and the generations it hands out. */
+    private final Checkpoints checkpoints;
 
     private long lastTickMs;
 
@@ -106,10 +95,7 @@ public final class VolumeEngine {
     private long fencedRequests;
     private long replicasRemoved;
     private long replicasAdded;
-    /** Client writes covered by a completed checkpoint: a replica failing now resyncs only later ones. */
-    private long writesCheckpointed;
     private boolean lossReportPending;
-    private long lastSentGeneration;
 
     record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
@@ -150,20 +136,6 @@ public final class VolumeEngine {
         }
     }
 
-    /** A request sent to several nodes where every in-sync one must answer Done (checkpoint flush, checkpoint). */
-    private static final class Round {
-        final long generation;
-        /** Client writes acknowledged before the checkpoint's flush went out: all of them are below its generation. */
-        long coveredWrites;
-        final Set<String> required = new HashSet<>();
-        final Set<String> doneNodes = new HashSet<>();
-        final Set<String> failedNodes = new HashSet<>();
-
-        Round(long generation) {
-            this.generation = generation;
-        }
-    }
-
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata) {
         this(layout, localNodeId, config, network, metadata, ResyncBudget.unlimited());
@@ -181,6 +153,7 @@ public final class VolumeEngine {
         this.reads = new ReadRepair(this);
         this.resync = new ResyncCoordinator(this, reads, config, resyncBudget);
         this.scrubber = new Scrubber(this, reads, config);
+        this.checkpoints = new Checkpoints(this, config);
     }
 
     // ---------------------------------------------------------------- for the engine's parts (driver thread only)
@@ -195,11 +168,20 @@ public final class VolumeEngine {
 
     /** A checkpoint is draining or flushing: copies and scrub wait (nothing may be sent between its flush and checkpoint). */
     boolean checkpointing() {
-        return ckpt != Ckpt.IDLE;
+        return !checkpoints.idle();
     }
 
     long lastSentGeneration() {
-        return lastSentGeneration;
+        return checkpoints.lastSentGeneration();
+    }
+
+    /** Every mutating request answered and no client op in flight: a checkpoint's flush may go out. */
+    boolean drained() {
+        return mutatingOutstanding == 0 && inflight.isEmpty();
+    }
+
+    long writesAcked() {
+        return writesAcked;
     }
 
     void countFenced() {
@@ -227,12 +209,12 @@ public final class VolumeEngine {
         return p != null && p.faulty;
     }
 
-    private boolean stuck(String nodeId) {
+    boolean stuck(String nodeId) {
         ReplicaPeer p = peers.get(nodeId);
         return p != null && p.stuck;
     }
 
-    private boolean pendingRemoval(String nodeId) {
+    boolean pendingRemoval(String nodeId) {
         ReplicaPeer p = peers.get(nodeId);
         return p != null && p.pendingRemoval();
     }
@@ -344,7 +326,7 @@ public final class VolumeEngine {
     public void open(long nowMs, Consumer<BallastException> done) {
         this.nowMs = nowMs;
         this.lastTickMs = nowMs;
-        this.lastCheckpointMs = nowMs;
+        checkpoints.opened(nowMs);
         this.openDone = done;
         Map<String, ReplicaReply.Opened> opened = new HashMap<>();
         Set<String> asked = new HashSet<>();
@@ -417,7 +399,7 @@ public final class VolumeEngine {
         for (String n : inSyncAnswered) {
             gMin = Math.min(gMin, opened.get(n).generation());
         }
-        lastCompleteGeneration = gMin;
+        checkpoints.setLastCompleteGeneration(gMin);
         phase = Phase.RECONCILING;
         if (inSyncAnswered.size() == 1) {
             startServing();
@@ -472,8 +454,7 @@ public final class VolumeEngine {
     private void startServing() {
         phase = Phase.SERVING;
         // The first checkpoint flushes the reconciled tail everywhere and starts this epoch's generations.
-        ckpt = Ckpt.DRAINING;
-        writesSinceCheckpoint = 1;
+        checkpoints.startNow();
         if (openDone != null) {
             openDone.accept(null);
             openDone = null;
@@ -542,7 +523,7 @@ public final class VolumeEngine {
             return;
         }
         if (kind != Kind.FLUSH) {
-            lastWriteMs = nowMs;
+            checkpoints.wrote(nowMs);
         }
         waiting.add(new Op(++opSeq, kind, offsetBytes, lengthBytes, data, fua, mayDeallocate, done));
         afterEvent();
@@ -675,13 +656,7 @@ public final class VolumeEngine {
         this.lastTickMs = nowMs;
         expireRequests();
         if (phase == Phase.SERVING) {
-            boolean due = nowMs - lastCheckpointMs >= config.checkpointIntervalMs();
-            // Also once writes pause: a replica that fails later then resyncs only what came after the
-            // pause, not the whole last interval's writes (up to a second of full-speed writing).
-            boolean quiet = waiting.isEmpty() && inflight.isEmpty() && nowMs - lastWriteMs >= QUIET_CHECKPOINT_MS;
-            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && (due || quiet)) {
-                ckpt = Ckpt.DRAINING;
-            }
+            checkpoints.tick(nowMs, waiting.isEmpty() && inflight.isEmpty());
             resync.refillTokens(elapsedMs);
             scrubber.refillTokens(elapsedMs);
             probe();
@@ -743,13 +718,13 @@ public final class VolumeEngine {
     /** True when nothing is in flight or pending: no resync, no removal, no client operation. */
     public boolean idle() {
         return phase == Phase.SERVING && !any(p -> p.resync != null || p.pendingRemoval() || p.pendingAdd() || p.inFlightAdd)
-                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
+                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && checkpoints.idle();
     }
 
     /** Internal state for diagnostics (simulator failures, debug logs); the format may change. */
     public String debugState() {
         StringBuilder b = new StringBuilder();
-        b.append("phase=").append(phase).append(" ckpt=").append(ckpt).append(" waiting=").append(waiting.size())
+        b.append("phase=").append(phase).append(" ckpt=").append(checkpoints.state()).append(" waiting=").append(waiting.size())
                 .append(" inflight=").append(inflight.size()).append(" mutatingOutstanding=").append(mutatingOutstanding)
                 .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(names(p -> p.faulty))
                 .append(" pendingRemoval=").append(names(pendingRemovals())).append(" stuck=").append(names(p -> p.stuck))
@@ -790,7 +765,7 @@ public final class VolumeEngine {
         }
         return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
                 new EngineStatus.Counters(writesAcked, fencedRequests, reads.checksumRepairs(), resync.resyncBytes(), replicasRemoved,
-                        replicasAdded, writesCheckpointed));
+                        replicasAdded, checkpoints.writesCheckpointed()));
     }
 
     // ---------------------------------------------------------------- sending and failures
@@ -969,7 +944,7 @@ public final class VolumeEngine {
                 && !faulty(localNodeId) && !pendingRemoval(localNodeId) && !stuck(localNodeId);
         if (phase == Phase.SERVING) {
             dispatch();
-            checkpointStep();
+            checkpoints.step();
             resync.step();
         }
         for (Op op : new ArrayList<>(inflight)) {
@@ -978,8 +953,8 @@ public final class VolumeEngine {
         kickMetadata();
     }
 
-    private void dispatch() {
-        while (!waiting.isEmpty() && ckpt == Ckpt.IDLE && inflight.size() < config.maxInflight()) {
+    void dispatch() {
+        while (!waiting.isEmpty() && checkpoints.idle() && inflight.size() < config.maxInflight()) {
             Op op = waiting.peek();
             if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && reads.locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
                 return; // later writes wait too, so every stream keeps one order
@@ -1127,7 +1102,7 @@ public final class VolumeEngine {
             op.holders = List.copyOf(holders);
         } else if (op.kind != Kind.FLUSH) {
             writesAcked++;
-            writesSinceCheckpoint++;
+            checkpoints.writeAcked();
         }
         finish(op, null);
     }
@@ -1136,97 +1111,6 @@ public final class VolumeEngine {
         op.finished = true;
         inflight.remove(op);
         op.done.complete(null, error);
-    }
-
-    // ---------------------------------------------------------------- checkpoints
-
-    private Set<String> streamNodes() {
-        Set<String> out = new LinkedHashSet<>(healthyInSync());
-        for (Resync r : resyncs()) {
-            if (!faulty(r.nodeId)) {
-                out.add(r.nodeId);
-            }
-        }
-        return out;
-    }
-
-    /**
-     * DRAINING: new writes wait until every mutating request is answered; then FLUSH everywhere; when
-     * every in-sync replica flushed, Checkpoint(g) goes out and writes resume. Nothing is sent between
-     * the flush and the checkpoint, so every block tagged below g is durable on every in-sync replica.
-     */
-    private void checkpointStep() {
-        if (ckpt == Ckpt.DRAINING && mutatingOutstanding == 0 && inflight.isEmpty()) {
-            Round round = new Round(0);
-            round.coveredWrites = writesAcked; // nothing in flight: every acknowledged write was sent before this flush
-            ckptFlush = round;
-            ckpt = Ckpt.FLUSHING;
-            for (String n : streamNodes()) {
-                round.required.add(n);
-                // A copying target that answers this flush holds durably every region copied so far and
-                // every write sent before it: what a resume after an interruption may skip (no extra flush).
-                Resync copying = resyncOf(n);
-                Resync.ResumePoint mark = copying != null && copying.step == Resync.Step.COPYING && copying.startGeneration > 0
-                        && lastSentGeneration > 0 ? new Resync.ResumePoint(copying.missedSinceGeneration, copying.source,
-                                copying.regions, copying.sentRegions(), lastSentGeneration, copying.startGeneration)
-                        : null;
-                send(n, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                    if (reply instanceof ReplicaReply.Done) {
-                        round.doneNodes.add(n);
-                        if (mark != null && resyncOf(n) == copying) {
-                            peer(n).resumePoint = mark;
-                        }
-                    } else {
-                        round.failedNodes.add(n);
-                        failNode(n, "checkpoint flush: " + reply);
-                    }
-                });
-            }
-        }
-        if (ckpt == Ckpt.FLUSHING) {
-            Round round = ckptFlush;
-            for (String n : layout.inSyncNodes()) {
-                if (!round.required.contains(n) || !round.doneNodes.contains(n)) {
-                    // Give up this round (retry next interval) when a node joined, cannot be removed, or
-                    // failed the flush and is back without being removed: its Done will never come.
-                    boolean failedAndKept = round.failedNodes.contains(n) && !pendingRemoval(n);
-                    if (stuck(n) || failedAndKept || (!round.required.contains(n) && !faulty(n))) {
-                        ckpt = Ckpt.IDLE; // a node joined or cannot be reached: try again next interval
-                        lastCheckpointMs = nowMs;
-                    }
-                    return;
-                }
-            }
-            long generation = (epoch() << 24) | ++checkpointSeq;
-            lastSentGeneration = generation;
-            Round cp = new Round(generation);
-            cp.coveredWrites = round.coveredWrites;
-            ckptRound = cp;
-            for (String n : streamNodes()) {
-                cp.required.add(n);
-                send(n, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), generation), false, reply -> {
-                    if (reply instanceof ReplicaReply.Done) {
-                        cp.doneNodes.add(n);
-                    } else {
-                        failNode(n, "checkpoint: " + reply);
-                    }
-                });
-            }
-            ckpt = Ckpt.IDLE;
-            lastCheckpointMs = nowMs;
-            writesSinceCheckpoint = 0;
-            dispatch();
-        }
-        if (ckptRound != null) {
-            for (String n : layout.inSyncNodes()) {
-                if (!ckptRound.required.contains(n) || !ckptRound.doneNodes.contains(n)) {
-                    return;
-                }
-            }
-            lastCompleteGeneration = Math.max(lastCompleteGeneration, ckptRound.generation);
-            writesCheckpointed = Math.max(writesCheckpointed, ckptRound.coveredWrites);
-            ckptRound = null;
-        }
     }
 
     // ---------------------------------------------------------------- metadata
@@ -1276,7 +1160,7 @@ public final class VolumeEngine {
             }
             inSyncRemovalsInFlight = remove.stream().filter(inSync::contains).count();
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), remove, List.of(),
-                    lastCompleteGeneration, "replica failed or did not answer"));
+                    checkpoints.lastCompleteGeneration(), "replica failed or did not answer"));
             return;
         }
         for (String n : inSync) {
@@ -1320,10 +1204,7 @@ public final class VolumeEngine {
                     // The copied blocks carry the generation the resync started at. Until a later checkpoint
                     // completes, a failure of the new replica would be marked "missed since" that generation
                     // and its delta resync would list every copied region: checkpoint now, not at the next write.
-                    writesSinceCheckpoint = Math.max(1, writesSinceCheckpoint);
-                    if (ckpt == Ckpt.IDLE) {
-                        ckpt = Ckpt.DRAINING;
-                    }
+                    checkpoints.requestSoon();
                 }
             }
             case MetadataClient.Result.Fenced f -> {
@@ -1358,7 +1239,7 @@ public final class VolumeEngine {
             if (l.inSyncNodes().contains(n) && !layout.inSyncNodes().contains(n)) {
                 replicasAdded++;
                 // Its mark, if it leaves again, must be a checkpoint it completed, not one only the others did.
-                lastCompleteGeneration = Math.min(lastCompleteGeneration, p.joinGeneration == null ? 0L : p.joinGeneration);
+                checkpoints.lowerLastCompleteGeneration(p.joinGeneration == null ? 0L : p.joinGeneration);
                 Resync r = endResync(p);
                 boolean aborted = p.abortedResync;
                 p.abortedResync = false;
