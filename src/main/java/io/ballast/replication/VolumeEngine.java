@@ -246,25 +246,23 @@ public final class VolumeEngine {
 
     /** Nodes waiting for a committed removal, in the order they started waiting. */
     private List<ReplicaPeer> pendingRemovals() {
-        List<ReplicaPeer> out = new ArrayList<>();
-        for (ReplicaPeer p : peers.values()) {
-            if (p.pendingRemoval()) {
-                out.add(p);
-            }
-        }
-        out.sort(java.util.Comparator.comparingLong(p -> p.pendingRemovalSeq));
-        return out;
+        return inOrder(p -> p.pendingRemovalSeq);
     }
 
     /** Resync targets whose final flush was answered, in the order they got there. */
     private List<ReplicaPeer> pendingAdds() {
+        return inOrder(p -> p.pendingAddSeq);
+    }
+
+    /** The peers whose {@code seq} is set (not 0), by it. */
+    private List<ReplicaPeer> inOrder(java.util.function.ToLongFunction<ReplicaPeer> seq) {
         List<ReplicaPeer> out = new ArrayList<>();
         for (ReplicaPeer p : peers.values()) {
-            if (p.pendingAdd()) {
+            if (seq.applyAsLong(p) != 0) {
                 out.add(p);
             }
         }
-        out.sort(java.util.Comparator.comparingLong(p -> p.pendingAddSeq));
+        out.sort(java.util.Comparator.comparingLong(seq));
         return out;
     }
 
