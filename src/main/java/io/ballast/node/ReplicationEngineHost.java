@@ -58,7 +58,7 @@ public final class ReplicationEngineHost implements EngineHost {
      * Resync copies all engines here may hold in memory at once: the daemon's heap is 96 MiB, and each
      * copy exists about twice (read buffer, then the frame being sent).
      */
-    static final long RESYNC_BUDGET_BYTES = Long.getLong("ballast.resync.budgetBytes", 16L << 20);
+    static final long RESYNC_BUDGET_BYTES = EngineConfig.Resync.budgetBytes(System.getProperties());
     private final io.ballast.replication.ResyncBudget resyncBudget = new io.ballast.replication.ResyncBudget(RESYNC_BUDGET_BYTES);
 
     private record Running(EngineRunner runner, TcpReplicaNetwork network, long attachEpoch) {}

@@ -6,7 +6,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -34,14 +33,11 @@ public final class VolumeEngine {
         void complete(byte[] data, BallastException error);
     }
 
-    /** Smallest range a repairing read splits down to (a sector). */
-    private static final int MIN_REPAIR_BYTES = 512;
 
     private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
 
     private enum Kind { WRITE, ZEROES, TRIM, FLUSH, SNAPSHOT }
 
-    private enum Ckpt { IDLE, DRAINING, FLUSHING }
 
     private final String localNodeId;
     private final EngineConfig config;
@@ -53,30 +49,22 @@ public final class VolumeEngine {
     private long nowMs;
     private long nextRequestId = 1;
     private long regionSizeBytes = 4L << 20;
-    /**
-     * A resync reads and writes at most this much per step, and keeps at most RESYNC_WINDOW_BYTES of
-     * copy writes unanswered: without the bound, an unthrottled rebuild queued whole regions faster
-     * than the target took them and ran the node's small heap out of memory.
-     */
-    static final int RESYNC_CHUNK_BYTES = Integer.getInteger("ballast.resync.chunkBytes", 1 << 20);
-    static final long RESYNC_WINDOW_BYTES = Long.getLong("ballast.resync.windowBytes", 8L << 20);
-    /** Reads of a resync's source in flight at once: hides the source's latency behind the next read. */
-    static final int RESYNC_READS_IN_FLIGHT = Integer.getInteger("ballast.resync.readsInFlight", 2);
-    /** Window share of a WriteZeroes sent for a chunk that reads as zeroes (it holds no data). */
-    static final long ZERO_COPY_WINDOW_BYTES = 64 << 10;
-    private static final byte[] ZERO_CHUNK = new byte[RESYNC_CHUNK_BYTES];
-    private final ResyncBudget resyncBudget;
-    /** This engine's share of the node's budget: given back in full when the engine stops, whatever is outstanding. */
-    private long budgetHeldBytes;
+    /** Resyncs of out-of-sync replicas: the copy, its window, tokens and the node's budget. */
+    private final ResyncCoordinator resync;
+    /** Reads that repair what fails its checksum, and the byte-range locks that keep writes behind repairs. */
+    private final ReadRepair reads;
+    /** Background scrub and on-demand verify. */
+    private final Scrubber scrubber;
     private Consumer<BallastException> openDone;
 
-    // Requests sent and not answered, by id and per node in send order (the oldest times out first).
+    // Requests sent and not answered, by id (and per node in send order, in its ReplicaPeer).
     private final Map<Long, Outstanding> outstanding = new HashMap<>();
-    private final Map<String, ArrayDeque<Outstanding>> outstandingByNode = new HashMap<>();
     private int mutatingOutstanding;
 
-    /** Nodes we stopped sending to (failed, timed out, connection lost) until a probe Open succeeds. */
-    private final Set<String> faulty = new HashSet<>();
+    /** Every node this engine talked to or keeps state about, with all of that state (see ReplicaPeer). */
+    private final Map<String, ReplicaPeer> peers = new HashMap<>();
+    /** Orders of the pending removals and adds (ReplicaPeer.pendingRemovalSeq, pendingAddSeq) and resyncs. */
+    private long peerSeq;
     /**
      * Whether the replica on this node may serve reads directly (bypassing the engine's thread): it is
      * in sync and not failing. Cleared the moment the local replica fails, before any write it missed
@@ -87,91 +75,29 @@ public final class VolumeEngine {
     private volatile long readEpoch;
     /** The size served, for client threads (range checks, a new NBD connection's export size). */
     private volatile long sizeBytesForClients;
-    /**
-     * Resync targets whose copy was abandoned (not failed) while their add may be in flight: such an
-     * add, if it commits, is undone. A resync that the committed layout itself ended (the node is now
-     * in sync: the control plane's notification overtook our own commit result) is not abandoned.
-     */
-    private final Set<String> abortedResyncs = new HashSet<>();
-    /** Faulty in-sync nodes waiting for a committed removal. */
-    private final Set<String> pendingRemoval = new LinkedHashSet<>();
-    /** Faulty in-sync nodes that cannot be removed (they are the last in sync): writes needing them fail. */
-    private final Set<String> stuck = new HashSet<>();
-    private final Set<String> pendingAdd = new LinkedHashSet<>();
-    /**
-     * Nodes whose add to the in-sync set may have committed at the current epoch: the add is in flight,
-     * or its answer was lost (Unavailable says nothing about whether it committed). They count as in
-     * sync for acknowledgements until the outcome is known: a committed or refused later change, or a
-     * layout of a newer epoch, tells whether each is listed in sync ({@link #resolveAdds}).
-     */
-    private final Set<String> inFlightAdds = new HashSet<>();
-    /**
-     * Per node whose add may have committed: the generation below which it verifiably holds every block
-     * durably (its resync's start, or its missed mark if higher: the final flush covered everything else).
-     * Checkpoints completed while its add was in flight were counted without it, so when it joins,
-     * lastCompleteGeneration falls to this value until a checkpoint completes with it in sync.
-     */
-    private final Map<String, Long> joinGenerations = new HashMap<>();
     private boolean metadataInFlight;
     /** How many of the in-flight change's removals were of nodes in sync (for the removed-replicas counter). */
     private long inSyncRemovalsInFlight;
     private long metadataRetryAtMs;
-    private final Map<String, Long> probeAtMs = new HashMap<>();
-    private final Set<String> probing = new HashSet<>();
-    /** Nodes that registered anew while a probe to them was in flight: probe again at once if it fails. */
-    private final Set<String> reprobe = new HashSet<>();
 
     // Client writes and flushes: waiting (FIFO, not yet sent) and in flight (sent, not acknowledged).
     private final ArrayDeque<Op> waiting = new ArrayDeque<>();
     private final LinkedHashSet<Op> inflight = new LinkedHashSet<>();
     private long opSeq;
-    /** Byte ranges [start, end) whose copy or repair is under way: overlapping writes wait. */
-    private final List<long[]> locks = new ArrayList<>();
 
-    // Checkpoints.
-    private Ckpt ckpt = Ckpt.IDLE;
-    private long checkpointSeq;
-    private long lastCheckpointMs;
-    private long writesSinceCheckpoint;
-    private long lastWriteMs;
-    /** Writes paused this long: checkpoint now rather than at the interval. */
-    static final long QUIET_CHECKPOINT_MS = 100;
-    private Round ckptFlush;
-    private Round ckptRound;
-    /** The last checkpoint every in-sync replica completed: missedSinceGeneration of a removed replica. */
-    private long lastCompleteGeneration;
+    /** The checkpoint barrier and the generations it hands out. */
+    private final Checkpoints checkpoints;
 
-    // Resync, scrub, verify.
-    private final Map<String, Resync> resyncs = new LinkedHashMap<>();
-    private final Map<String, ResumePoint> resumePoints = new HashMap<>();
-    private double resyncTokens;
-    private double scrubTokens;
-    private long scrubRegion;
-    private int scrubNodeIndex;
-    private boolean scrubInFlight;
     private long lastTickMs;
 
     // Counters.
     private long writesAcked;
     private long fencedRequests;
-    private long checksumRepairs;
-    private long resyncBytes;
     private long replicasRemoved;
     private long replicasAdded;
-    /** Client writes covered by a completed checkpoint: a replica failing now resyncs only later ones. */
-    private long writesCheckpointed;
-    private long checksumMismatchesSeen;
-    private long unrecoverableSectors;
     private boolean lossReportPending;
-    private long lastSentGeneration;
 
-    private record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
-
-    /**
-     * Nodes whose last write failed because their storage pool is full: a write that fails for want of
-     * them fails with NO_SPACE (ENOSPC to an NBD client) rather than IO_ERROR. Only the error code.
-     */
-    private final Set<String> fullNodes = new HashSet<>();
+    record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
     private static final class Op {
         final long seq;
@@ -210,61 +136,6 @@ public final class VolumeEngine {
         }
     }
 
-    /** A request sent to several nodes where every in-sync one must answer Done (checkpoint flush, checkpoint). */
-    private static final class Round {
-        final long generation;
-        /** Client writes acknowledged before the checkpoint's flush went out: all of them are below its generation. */
-        long coveredWrites;
-        final Set<String> required = new HashSet<>();
-        final Set<String> doneNodes = new HashSet<>();
-        final Set<String> failedNodes = new HashSet<>();
-
-        Round(long generation) {
-            this.generation = generation;
-        }
-    }
-
-    private enum ResyncStep { LISTING, COPYING, FLUSHING, ADDING }
-
-    /**
-     * What an interrupted resync of a target had made durable there: {@code regions[0, durableNext)} were
-     * copied and flushed while the target held every write sent before that flush, and every write sent
-     * after it is tagged at least {@code generation} on every in-sync replica. Kept in memory only (a new
-     * engine starts over).
-     */
-    private record ResumePoint(long missedSinceGeneration, String source, long[] regions, int durableNext,
-            long generation, long startGeneration) {}
-
-    private static final class Resync {
-        final String nodeId;
-        final long missedSinceGeneration;
-        final long startedAtMs;
-        String source;
-        ResyncStep step = ResyncStep.LISTING;
-        final TreeSet<Long> regionSet = new TreeSet<>();
-        int listRepliesWanted;
-        long[] regions;
-        int next;
-        /** Progress inside {@code regions[next]}: a region is copied in chunks of at most RESYNC_CHUNK_BYTES. */
-        int offsetInRegion;
-        /** Chunk reads sent to the source and not yet answered (at most RESYNC_READS_IN_FLIGHT). */
-        int readsInFlight;
-        /** Copy writes sent to the target and not yet answered (bounded by RESYNC_WINDOW_BYTES). */
-        long writeBytesInFlight;
-        long bytesDone;
-        long bytesTotal;
-        /** The generation the target was raised to when this resync started (0: none was sent). */
-        long startGeneration;
-        /** Index into {@code regions} -> chunks of that region read and not yet sent to the target. */
-        final TreeMap<Integer, Integer> unsentChunks = new TreeMap<>();
-
-        Resync(String nodeId, long missedSinceGeneration, long startedAtMs) {
-            this.nodeId = nodeId;
-            this.missedSinceGeneration = missedSinceGeneration;
-            this.startedAtMs = startedAtMs;
-        }
-    }
-
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata) {
         this(layout, localNodeId, config, network, metadata, ResyncBudget.unlimited());
@@ -273,13 +144,178 @@ public final class VolumeEngine {
     /** As above, with the node-wide bound on resync copies held in memory (shared by the node's engines). */
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata, ResyncBudget resyncBudget) {
-        this.resyncBudget = resyncBudget;
         this.layout = layout;
         this.sizeBytesForClients = layout.sizeBytes();
         this.localNodeId = localNodeId;
         this.config = config;
         this.network = network;
         this.metadata = metadata;
+        this.reads = new ReadRepair(this);
+        this.resync = new ResyncCoordinator(this, reads, config, resyncBudget);
+        this.scrubber = new Scrubber(this, reads, config);
+        this.checkpoints = new Checkpoints(this, config);
+    }
+
+    // ---------------------------------------------------------------- for the engine's parts (driver thread only)
+
+    long nowMs() {
+        return nowMs;
+    }
+
+    long regionSizeBytes() {
+        return regionSizeBytes;
+    }
+
+    /** A checkpoint is draining or flushing: copies and scrub wait (nothing may be sent between its flush and checkpoint). */
+    boolean checkpointing() {
+        return !checkpoints.idle();
+    }
+
+    long lastSentGeneration() {
+        return checkpoints.lastSentGeneration();
+    }
+
+    /** Every mutating request answered and no client op in flight: a checkpoint's flush may go out. */
+    boolean drained() {
+        return mutatingOutstanding == 0 && inflight.isEmpty();
+    }
+
+    long writesAcked() {
+        return writesAcked;
+    }
+
+    void countFenced() {
+        fencedRequests++;
+    }
+
+    long nextPeerSeq() {
+        return ++peerSeq;
+    }
+
+    // ---------------------------------------------------------------- peers
+
+    /** The peer object of a node, created on first use. */
+    ReplicaPeer peer(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        if (p == null) {
+            p = new ReplicaPeer(nodeId);
+            peers.put(nodeId, p);
+        }
+        return p;
+    }
+
+    boolean faulty(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p != null && p.faulty;
+    }
+
+    boolean stuck(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p != null && p.stuck;
+    }
+
+    boolean pendingRemoval(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p != null && p.pendingRemoval();
+    }
+
+    Resync resyncOf(String nodeId) {
+        ReplicaPeer p = peers.get(nodeId);
+        return p == null ? null : p.resync;
+    }
+
+    private void addPendingRemoval(ReplicaPeer p) {
+        if (p.pendingRemovalSeq == 0) {
+            p.pendingRemovalSeq = ++peerSeq;
+        }
+    }
+
+    void addPendingAdd(ReplicaPeer p) {
+        if (p.pendingAddSeq == 0) {
+            p.pendingAddSeq = ++peerSeq;
+        }
+    }
+
+    /** Ends a node's resync (if any); it is no longer to be added. */
+    Resync endResync(ReplicaPeer p) {
+        Resync r = p.resync;
+        p.resync = null;
+        p.pendingAddSeq = 0;
+        return r;
+    }
+
+    /** Nodes waiting for a committed removal, in the order they started waiting. */
+    private List<ReplicaPeer> pendingRemovals() {
+        return inOrder(p -> p.pendingRemovalSeq);
+    }
+
+    /** Resync targets whose final flush was answered, in the order they got there. */
+    private List<ReplicaPeer> pendingAdds() {
+        return inOrder(p -> p.pendingAddSeq);
+    }
+
+    /** The peers whose {@code seq} is set (not 0), by it. */
+    private List<ReplicaPeer> inOrder(java.util.function.ToLongFunction<ReplicaPeer> seq) {
+        List<ReplicaPeer> out = new ArrayList<>();
+        for (ReplicaPeer p : peers.values()) {
+            if (seq.applyAsLong(p) != 0) {
+                out.add(p);
+            }
+        }
+        out.sort(java.util.Comparator.comparingLong(seq));
+        return out;
+    }
+
+    /** Resyncs in progress, in the order they started. */
+    List<Resync> resyncs() {
+        List<Resync> out = new ArrayList<>(2);
+        for (ReplicaPeer p : peers.values()) {
+            if (p.resync != null) {
+                out.add(p.resync);
+            }
+        }
+        if (out.size() > 1) {
+            out.sort(java.util.Comparator.comparingLong(r -> r.seq));
+        }
+        return out;
+    }
+
+    /** Nodes whose add may have committed at the current epoch. */
+    private List<ReplicaPeer> inFlightAdds() {
+        List<ReplicaPeer> out = new ArrayList<>(2);
+        for (ReplicaPeer p : peers.values()) {
+            if (p.inFlightAdd) {
+                out.add(p);
+            }
+        }
+        return out;
+    }
+
+    private boolean any(java.util.function.Predicate<ReplicaPeer> test) {
+        for (ReplicaPeer p : peers.values()) {
+            if (test.test(p)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private List<String> names(java.util.Collection<ReplicaPeer> ps) {
+        List<String> out = new ArrayList<>(ps.size());
+        for (ReplicaPeer p : ps) {
+            out.add(p.nodeId);
+        }
+        return out;
+    }
+
+    private List<String> names(java.util.function.Predicate<ReplicaPeer> test) {
+        List<String> out = new ArrayList<>();
+        for (ReplicaPeer p : peers.values()) {
+            if (test.test(p)) {
+                out.add(p.nodeId);
+            }
+        }
+        return out;
     }
 
     // ---------------------------------------------------------------- open and reconcile
@@ -288,7 +324,7 @@ public final class VolumeEngine {
     public void open(long nowMs, Consumer<BallastException> done) {
         this.nowMs = nowMs;
         this.lastTickMs = nowMs;
-        this.lastCheckpointMs = nowMs;
+        checkpoints.opened(nowMs);
         this.openDone = done;
         Map<String, ReplicaReply.Opened> opened = new HashMap<>();
         Set<String> asked = new HashSet<>();
@@ -313,9 +349,9 @@ public final class VolumeEngine {
                     }
                     case ReplicaReply.Fenced f -> {
                         fencedRequests++;
-                        faulty.add(node);
+                        peer(node).faulty = true;
                     }
-                    default -> faulty.add(node);
+                    default -> peer(node).faulty = true;
                 }
                 if (answered.size() == asked.size() && phase == Phase.OPENING) {
                     opened(opened);
@@ -326,7 +362,7 @@ public final class VolumeEngine {
 
     private void failOpen(String why) {
         phase = Phase.FAILED;
-        releaseAllBudget();
+        resync.releaseAllBudget();
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, why));
             openDone = null;
@@ -339,8 +375,9 @@ public final class VolumeEngine {
             if (opened.containsKey(n)) {
                 inSyncAnswered.add(n);
             } else {
-                faulty.add(n);
-                pendingRemoval.add(n);
+                ReplicaPeer p = peer(n);
+                p.faulty = true;
+                addPendingRemoval(p);
             }
         }
         if (inSyncAnswered.isEmpty()) {
@@ -349,7 +386,7 @@ public final class VolumeEngine {
         }
         for (String n : opened.keySet()) {
             if (!layout.inSyncNodes().contains(n)) {
-                probeAtMs.put(n, nowMs); // resync it once serving
+                peer(n).probeAtMs = nowMs; // resync it once serving
             }
         }
         regionSizeBytes = opened.get(inSyncAnswered.get(0)).regionSizeBytes();
@@ -360,7 +397,7 @@ public final class VolumeEngine {
         for (String n : inSyncAnswered) {
             gMin = Math.min(gMin, opened.get(n).generation());
         }
-        lastCompleteGeneration = gMin;
+        checkpoints.setLastCompleteGeneration(gMin);
         phase = Phase.RECONCILING;
         if (inSyncAnswered.size() == 1) {
             startServing();
@@ -402,7 +439,7 @@ public final class VolumeEngine {
         }
         long start = region * regionSizeBytes;
         int len = (int) Math.min(regionSizeBytes, layout.sizeBytes() - start);
-        repairingRead(start, len, List.of(source), true, data -> {
+        reads.read(start, len, List.of(source), true, data -> {
             for (String n : healthyInSync()) {
                 if (!n.equals(source)) {
                     sendWrite(n, start, data);
@@ -415,8 +452,7 @@ public final class VolumeEngine {
     private void startServing() {
         phase = Phase.SERVING;
         // The first checkpoint flushes the reconciled tail everywhere and starts this epoch's generations.
-        ckpt = Ckpt.DRAINING;
-        writesSinceCheckpoint = 1;
+        checkpoints.startNow();
         if (openDone != null) {
             openDone.accept(null);
             openDone = null;
@@ -485,7 +521,7 @@ public final class VolumeEngine {
             return;
         }
         if (kind != Kind.FLUSH) {
-            lastWriteMs = nowMs;
+            checkpoints.wrote(nowMs);
         }
         waiting.add(new Op(++opSeq, kind, offsetBytes, lengthBytes, data, fua, mayDeallocate, done));
         afterEvent();
@@ -504,7 +540,7 @@ public final class VolumeEngine {
             done.complete(new byte[0], null);
             return;
         }
-        repairingRead(offsetBytes, lengthBytes, localNodeId == null ? List.of() : List.of(localNodeId), data -> done.complete(data, null),
+        reads.read(offsetBytes, lengthBytes, localNodeId == null ? List.of() : List.of(localNodeId), data -> done.complete(data, null),
                 error -> done.complete(null, error));
         afterEvent();
     }
@@ -558,12 +594,9 @@ public final class VolumeEngine {
             }
             return; // late reply to a request we already gave up on
         }
-        ArrayDeque<Outstanding> q = outstandingByNode.get(nodeId);
-        boolean overtook = false;
-        if (q != null) {
-            overtook = q.peekFirst() != o;
-            q.removeFirstOccurrence(o);
-        }
+        ArrayDeque<Outstanding> q = peer(nodeId).outstanding;
+        boolean overtook = q.peekFirst() != o;
+        q.removeFirstOccurrence(o);
         if (o.mutating()) {
             mutatingOutstanding--;
         }
@@ -604,10 +637,14 @@ public final class VolumeEngine {
      * runs at the next tick instead of after the probe interval. Changes nothing else.
      */
     public void probeSoon(String nodeId) {
-        if (probing.contains(nodeId)) {
-            reprobe.add(nodeId); // the probe in flight may have gone to its old address
-        } else if (probeAtMs.containsKey(nodeId)) {
-            probeAtMs.put(nodeId, nowMs);
+        ReplicaPeer p = peers.get(nodeId);
+        if (p == null) {
+            return;
+        }
+        if (p.probing) {
+            p.reprobe = true; // the probe in flight may have gone to its old address
+        } else if (p.probeAtMs != null) {
+            p.probeAtMs = nowMs;
         }
     }
 
@@ -617,22 +654,16 @@ public final class VolumeEngine {
         this.lastTickMs = nowMs;
         expireRequests();
         if (phase == Phase.SERVING) {
-            boolean due = nowMs - lastCheckpointMs >= config.checkpointIntervalMs();
-            // Also once writes pause: a replica that fails later then resyncs only what came after the
-            // pause, not the whole last interval's writes (up to a second of full-speed writing).
-            boolean quiet = waiting.isEmpty() && inflight.isEmpty() && nowMs - lastWriteMs >= QUIET_CHECKPOINT_MS;
-            if (ckpt == Ckpt.IDLE && writesSinceCheckpoint > 0 && (due || quiet)) {
-                ckpt = Ckpt.DRAINING;
-            }
-            resyncTokens = refill(resyncTokens, config.resyncBytesPerSec(), elapsedMs);
-            scrubTokens = refill(scrubTokens, config.scrubBytesPerSec(), elapsedMs);
+            checkpoints.tick(nowMs, waiting.isEmpty() && inflight.isEmpty());
+            resync.refillTokens(elapsedMs);
+            scrubber.refillTokens(elapsedMs);
             probe();
-            scrubStep();
+            scrubber.step();
         }
         afterEvent();
     }
 
-    private double refill(double tokens, long bytesPerSec, long elapsedMs) {
+    double refill(double tokens, long bytesPerSec, long elapsedMs) {
         if (bytesPerSec == 0) {
             return Double.MAX_VALUE / 4;
         }
@@ -646,7 +677,7 @@ public final class VolumeEngine {
             return;
         }
         phase = Phase.CLOSED;
-        releaseAllBudget();
+        resync.releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "engine closed while opening"));
@@ -684,20 +715,21 @@ public final class VolumeEngine {
 
     /** True when nothing is in flight or pending: no resync, no removal, no client operation. */
     public boolean idle() {
-        return phase == Phase.SERVING && resyncs.isEmpty() && pendingRemoval.isEmpty() && pendingAdd.isEmpty()
-                && inFlightAdds.isEmpty() && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && ckpt == Ckpt.IDLE;
+        return phase == Phase.SERVING && !any(p -> p.resync != null || p.pendingRemoval() || p.pendingAdd() || p.inFlightAdd)
+                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && checkpoints.idle();
     }
 
     /** Internal state for diagnostics (simulator failures, debug logs); the format may change. */
     public String debugState() {
         StringBuilder b = new StringBuilder();
-        b.append("phase=").append(phase).append(" ckpt=").append(ckpt).append(" waiting=").append(waiting.size())
+        b.append("phase=").append(phase).append(" ckpt=").append(checkpoints.state()).append(" waiting=").append(waiting.size())
                 .append(" inflight=").append(inflight.size()).append(" mutatingOutstanding=").append(mutatingOutstanding)
-                .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(faulty)
-                .append(" pendingRemoval=").append(pendingRemoval).append(" stuck=").append(stuck)
-                .append(" pendingAdd=").append(pendingAdd).append(" inFlightAdds=").append(inFlightAdds).append(" metadataInFlight=").append(metadataInFlight)
-                .append(" locks=").append(locks.size()).append(" probing=").append(probing);
-        for (Resync r : resyncs.values()) {
+                .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(names(p -> p.faulty))
+                .append(" pendingRemoval=").append(names(pendingRemovals())).append(" stuck=").append(names(p -> p.stuck))
+                .append(" pendingAdd=").append(names(pendingAdds())).append(" inFlightAdds=").append(names(p -> p.inFlightAdd))
+                .append(" metadataInFlight=").append(metadataInFlight)
+                .append(" locks=").append(reads.lockCount()).append(" probing=").append(names(p -> p.probing));
+        for (Resync r : resyncs()) {
             b.append(" resync[").append(r.nodeId).append(' ').append(r.step).append(" next=").append(r.next)
                     .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
                     .append(" reads=").append(r.readsInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
@@ -711,7 +743,7 @@ public final class VolumeEngine {
     }
 
     public long checksumRepairs() {
-        return checksumRepairs;
+        return reads.checksumRepairs();
     }
 
     public EngineStatus status() {
@@ -722,7 +754,7 @@ public final class VolumeEngine {
             case FAILED, CLOSED -> "closed";
         };
         List<EngineStatus.ResyncProgress> progress = new ArrayList<>();
-        for (Resync r : resyncs.values()) {
+        for (Resync r : resyncs()) {
             long elapsedMs = Math.max(1, nowMs - r.startedAtMs);
             long rate = r.bytesDone * 1000 / elapsedMs;
             long eta = rate > 0 ? (r.bytesTotal - r.bytesDone) / rate : -1;
@@ -730,21 +762,21 @@ public final class VolumeEngine {
                     r.bytesDone, r.bytesTotal, rate, eta));
         }
         return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
-                new EngineStatus.Counters(writesAcked, fencedRequests, checksumRepairs, resyncBytes, replicasRemoved,
-                        replicasAdded, writesCheckpointed));
+                new EngineStatus.Counters(writesAcked, fencedRequests, reads.checksumRepairs(), resync.resyncBytes(), replicasRemoved,
+                        replicasAdded, checkpoints.writesCheckpointed()));
     }
 
     // ---------------------------------------------------------------- sending and failures
 
-    private interface RequestFactory {
+    interface RequestFactory {
         ReplicaRequest make(long requestId);
     }
 
-    private void send(String nodeId, RequestFactory factory, boolean mutating, Consumer<ReplicaReply> handler) {
+    void send(String nodeId, RequestFactory factory, boolean mutating, Consumer<ReplicaReply> handler) {
         long id = nextRequestId++;
         Outstanding o = new Outstanding(id, nodeId, nowMs, mutating, handler);
         outstanding.put(id, o);
-        outstandingByNode.computeIfAbsent(nodeId, k -> new ArrayDeque<>()).add(o);
+        peer(nodeId).outstanding.add(o);
         if (mutating) {
             mutatingOutstanding++;
         }
@@ -752,7 +784,7 @@ public final class VolumeEngine {
     }
 
     /** An internal write (copy, repair) to one node: a failure takes the node out. */
-    private void sendWrite(String nodeId, long offsetBytes, byte[] data) {
+    void sendWrite(String nodeId, long offsetBytes, byte[] data) {
         send(nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
                 reply -> {
                     if (!(reply instanceof ReplicaReply.Done)) {
@@ -763,10 +795,10 @@ public final class VolumeEngine {
 
     private void expireRequests() {
         List<String> late = new ArrayList<>();
-        for (var e : outstandingByNode.entrySet()) {
-            Outstanding head = e.getValue().peek();
+        for (ReplicaPeer p : peers.values()) {
+            Outstanding head = p.outstanding.peek();
             if (head != null && nowMs - head.sentAtMs() >= config.replicaTimeoutMs()) {
-                late.add(e.getKey());
+                late.add(p.nodeId);
             }
         }
         for (String n : late) {
@@ -779,22 +811,20 @@ public final class VolumeEngine {
      * through the control plane before any write it missed is acknowledged; a resync target's copy is
      * abandoned (restarted after a successful probe, from the same missedSinceGeneration).
      */
-    private void failNode(String nodeId, String why) {
+    void failNode(String nodeId, String why) {
         if (nodeId.equals(localNodeId)) {
             localReadable = false;
         }
-        if (!faulty.contains(nodeId)) {
+        ReplicaPeer p = peer(nodeId);
+        if (!p.faulty) {
             LOG.atWarn().addKeyValue("volume", layout.volumeName()).addKeyValue("node", nodeId)
                     .addKeyValue("epoch", epoch()).log("replica failed: {}", why);
         }
-        faulty.add(nodeId);
-        if (layout.inSyncNodes().contains(nodeId) && !stuck.contains(nodeId)) {
-            pendingRemoval.add(nodeId);
+        p.faulty = true;
+        if (layout.inSyncNodes().contains(nodeId) && !p.stuck) {
+            addPendingRemoval(p);
         }
-        Resync r = resyncs.remove(nodeId);
-        if (r != null) {
-            pendingAdd.remove(nodeId);
-        }
+        endResync(p);
         // A Done from it for a write not yet acknowledged no longer counts: the failure may be a crash
         // that lost the write from its cache, and an engine that took over could not report that loss.
         for (Op op : inflight) {
@@ -803,14 +833,17 @@ public final class VolumeEngine {
                 op.lost.add(nodeId);
             }
         }
-        if (inFlightAdds.contains(nodeId)) {
+        if (p.inFlightAdd) {
             // Its add may still commit: ops waiting on it were not all sent to it, so when the add
             // commits it must leave again at once, even if a newer resync of it finished meanwhile.
-            abortedResyncs.add(nodeId);
+            p.abortedResync = true;
         }
-        probeAtMs.putIfAbsent(nodeId, nowMs + config.probeIntervalMs());
-        ArrayDeque<Outstanding> q = outstandingByNode.remove(nodeId);
-        if (q != null) {
+        if (p.probeAtMs == null) {
+            p.probeAtMs = nowMs + config.probeIntervalMs();
+        }
+        if (!p.outstanding.isEmpty()) {
+            List<Outstanding> q = new ArrayList<>(p.outstanding);
+            p.outstanding.clear();
             for (Outstanding o : q) {
                 outstanding.remove(o.id());
                 if (o.mutating()) {
@@ -840,7 +873,7 @@ public final class VolumeEngine {
         }
         boolean wasOpening = openDone != null;
         phase = Phase.FENCED;
-        releaseAllBudget();
+        resync.releaseAllBudget();
         failAllOps(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
                 + ": this engine was superseded (fenced)"));
         if (wasOpening) {
@@ -854,17 +887,17 @@ public final class VolumeEngine {
                 layout.attachedNodeId());
     }
 
-    private List<String> healthyInSync() {
+    List<String> healthyInSync() {
         List<String> out = new ArrayList<>();
         for (String n : layout.inSyncNodes()) {
-            if (!faulty.contains(n)) {
+            if (!faulty(n)) {
                 out.add(n);
             }
         }
         return out;
     }
 
-    private String preferredSource() {
+    String preferredSource() {
         List<String> healthy = healthyInSync();
         if (healthy.contains(localNodeId)) {
             return localNodeId;
@@ -906,11 +939,11 @@ public final class VolumeEngine {
         }
         readEpoch = epoch();
         localReadable = phase == Phase.SERVING && layout.inSyncNodes().contains(localNodeId)
-                && !faulty.contains(localNodeId) && !pendingRemoval.contains(localNodeId) && !stuck.contains(localNodeId);
+                && !faulty(localNodeId) && !pendingRemoval(localNodeId) && !stuck(localNodeId);
         if (phase == Phase.SERVING) {
             dispatch();
-            checkpointStep();
-            resyncStep();
+            checkpoints.step();
+            resync.step();
         }
         for (Op op : new ArrayList<>(inflight)) {
             tryComplete(op);
@@ -918,10 +951,10 @@ public final class VolumeEngine {
         kickMetadata();
     }
 
-    private void dispatch() {
-        while (!waiting.isEmpty() && ckpt == Ckpt.IDLE && inflight.size() < config.maxInflight()) {
+    void dispatch() {
+        while (!waiting.isEmpty() && checkpoints.idle() && inflight.size() < config.maxInflight()) {
             Op op = waiting.peek();
-            if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
+            if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && reads.locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
                 return; // later writes wait too, so every stream keeps one order
             }
             waiting.poll();
@@ -932,23 +965,29 @@ public final class VolumeEngine {
                 continue;
             }
             Set<String> targets = new LinkedHashSet<>(layout.inSyncNodes());
-            if (stuck.isEmpty() && op.kind != Kind.SNAPSHOT) {
-                targets.addAll(resyncs.keySet());
+            if (op.kind != Kind.SNAPSHOT && !any(p -> p.stuck)) {
+                for (Resync r : resyncs()) {
+                    targets.add(r.nodeId);
+                }
             }
             // A node whose add is in flight may be listed in sync any moment: the op waits for the
             // outcome even if the node just failed (and is not sent to). A snapshot is not: a joining node
             // simply does not hold it.
             if (op.kind != Kind.SNAPSHOT) {
-                op.required.addAll(inFlightAdds);
+                for (ReplicaPeer p : peers.values()) {
+                    if (p.inFlightAdd) {
+                        op.required.add(p.nodeId);
+                    }
+                }
             }
             for (String n : targets) {
                 op.required.add(n);
-                if (!faulty.contains(n)) {
+                if (!faulty(n)) {
                     sendOp(n, op);
                 }
             }
             for (String n : op.required) {
-                if (faulty.contains(n) || !targets.contains(n)) {
+                if (faulty(n) || !targets.contains(n)) {
                     op.lost.add(n);
                 }
             }
@@ -972,14 +1011,14 @@ public final class VolumeEngine {
             switch (reply) {
                 case ReplicaReply.Done d -> {
                     op.doneNodes.add(n);
-                    fullNodes.remove(n);
+                    peer(n).full = false;
                 }
                 case ReplicaReply.Fenced fenced -> {
                     fencedRequests++;
                     failNode(n, "fenced at epoch " + fenced.epochFloor());
                 }
                 case ReplicaReply.Failed failed when failed.code() == ErrorCode.NO_SPACE -> {
-                    fullNodes.add(n); // failed the same way as any failure; only the client's error differs
+                    peer(n).full = true; // failed the same way as any failure; only the client's error differs
                     failNode(n, "request failed: " + reply);
                 }
                 default -> failNode(n, "request failed: " + reply);
@@ -998,8 +1037,9 @@ public final class VolumeEngine {
                 // An in-sync node that lost the op and stays in sync (the last one, kept; or back from
                 // that) will never vouch for it: fail it (it was not acknowledged; the next flush
                 // reports the possible loss). One waiting for its removal keeps waiting.
-                if (stuck.contains(n) || (op.lost.contains(n) && !pendingRemoval.contains(n))) {
-                    finish(op, fullNodes.contains(n)
+                ReplicaPeer p = peers.get(n);
+                if ((p != null && p.stuck) || (op.lost.contains(n) && !(p != null && p.pendingRemoval()))) {
+                    finish(op, p != null && p.full
                             ? new BallastException(ErrorCode.NO_SPACE, "volume " + layout.volumeName()
                                     + ": the storage pool of replica " + n + " is full")
                             : new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
@@ -1015,14 +1055,18 @@ public final class VolumeEngine {
         // A joining target (final flush sent, or add in flight) counts as in sync: once the control plane
         // lists it, it must hold every acknowledged write (durably, when FUA or flushed). An add in
         // flight is waited for even when the node lost the op: the add's outcome decides (resolveAdds).
-        for (String n : inFlightAdds) {
-            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
+        for (ReplicaPeer p : peers.values()) {
+            if (p.inFlightAdd && op.required.contains(p.nodeId) && !op.doneNodes.contains(p.nodeId)) {
                 return;
             }
         }
-        for (Resync r : resyncs.values()) {
+        for (ReplicaPeer p : peers.values()) {
+            Resync r = p.resync;
+            if (r == null) {
+                continue;
+            }
             String n = r.nodeId;
-            if ((r.step == ResyncStep.FLUSHING || r.step == ResyncStep.ADDING) && op.required.contains(n)
+            if ((r.step == Resync.Step.FLUSHING || r.step == Resync.Step.ADDING) && op.required.contains(n)
                     && !op.doneNodes.contains(n) && !op.lost.contains(n)) {
                 return;
             }
@@ -1056,7 +1100,7 @@ public final class VolumeEngine {
             op.holders = List.copyOf(holders);
         } else if (op.kind != Kind.FLUSH) {
             writesAcked++;
-            writesSinceCheckpoint++;
+            checkpoints.writeAcked();
         }
         finish(op, null);
     }
@@ -1067,97 +1111,6 @@ public final class VolumeEngine {
         op.done.complete(null, error);
     }
 
-    // ---------------------------------------------------------------- checkpoints
-
-    private Set<String> streamNodes() {
-        Set<String> out = new LinkedHashSet<>(healthyInSync());
-        for (String n : resyncs.keySet()) {
-            if (!faulty.contains(n)) {
-                out.add(n);
-            }
-        }
-        return out;
-    }
-
-    /**
-     * DRAINING: new writes wait until every mutating request is answered; then FLUSH everywhere; when
-     * every in-sync replica flushed, Checkpoint(g) goes out and writes resume. Nothing is sent between
-     * the flush and the checkpoint, so every block tagged below g is durable on every in-sync replica.
-     */
-    private void checkpointStep() {
-        if (ckpt == Ckpt.DRAINING && mutatingOutstanding == 0 && inflight.isEmpty()) {
-            Round round = new Round(0);
-            round.coveredWrites = writesAcked; // nothing in flight: every acknowledged write was sent before this flush
-            ckptFlush = round;
-            ckpt = Ckpt.FLUSHING;
-            for (String n : streamNodes()) {
-                round.required.add(n);
-                // A copying target that answers this flush holds durably every region copied so far and
-                // every write sent before it: what a resume after an interruption may skip (no extra flush).
-                Resync copying = resyncs.get(n);
-                ResumePoint mark = copying != null && copying.step == ResyncStep.COPYING && copying.startGeneration > 0
-                        && lastSentGeneration > 0 ? new ResumePoint(copying.missedSinceGeneration, copying.source,
-                                copying.regions, sentRegions(copying), lastSentGeneration, copying.startGeneration)
-                        : null;
-                send(n, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                    if (reply instanceof ReplicaReply.Done) {
-                        round.doneNodes.add(n);
-                        if (mark != null && resyncs.get(n) == copying) {
-                            resumePoints.put(n, mark);
-                        }
-                    } else {
-                        round.failedNodes.add(n);
-                        failNode(n, "checkpoint flush: " + reply);
-                    }
-                });
-            }
-        }
-        if (ckpt == Ckpt.FLUSHING) {
-            Round round = ckptFlush;
-            for (String n : layout.inSyncNodes()) {
-                if (!round.required.contains(n) || !round.doneNodes.contains(n)) {
-                    // Give up this round (retry next interval) when a node joined, cannot be removed, or
-                    // failed the flush and is back without being removed: its Done will never come.
-                    boolean failedAndKept = round.failedNodes.contains(n) && !pendingRemoval.contains(n);
-                    if (stuck.contains(n) || failedAndKept || (!round.required.contains(n) && !faulty.contains(n))) {
-                        ckpt = Ckpt.IDLE; // a node joined or cannot be reached: try again next interval
-                        lastCheckpointMs = nowMs;
-                    }
-                    return;
-                }
-            }
-            long generation = (epoch() << 24) | ++checkpointSeq;
-            lastSentGeneration = generation;
-            Round cp = new Round(generation);
-            cp.coveredWrites = round.coveredWrites;
-            ckptRound = cp;
-            for (String n : streamNodes()) {
-                cp.required.add(n);
-                send(n, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), generation), false, reply -> {
-                    if (reply instanceof ReplicaReply.Done) {
-                        cp.doneNodes.add(n);
-                    } else {
-                        failNode(n, "checkpoint: " + reply);
-                    }
-                });
-            }
-            ckpt = Ckpt.IDLE;
-            lastCheckpointMs = nowMs;
-            writesSinceCheckpoint = 0;
-            dispatch();
-        }
-        if (ckptRound != null) {
-            for (String n : layout.inSyncNodes()) {
-                if (!ckptRound.required.contains(n) || !ckptRound.doneNodes.contains(n)) {
-                    return;
-                }
-            }
-            lastCompleteGeneration = Math.max(lastCompleteGeneration, ckptRound.generation);
-            writesCheckpointed = Math.max(writesCheckpointed, ckptRound.coveredWrites);
-            ckptRound = null;
-        }
-    }
-
     // ---------------------------------------------------------------- metadata
 
     private void kickMetadata() {
@@ -1165,55 +1118,72 @@ public final class VolumeEngine {
             return;
         }
         List<String> inSync = layout.inSyncNodes();
-        pendingRemoval.removeIf(n -> !inSync.contains(n) && !inFlightAdds.contains(n));
-        for (String n : inFlightAdds) {
+        for (ReplicaPeer p : peers.values()) {
+            if (p.pendingRemoval() && !inSync.contains(p.nodeId) && !p.inFlightAdd) {
+                p.pendingRemovalSeq = 0;
+            }
+        }
+        for (ReplicaPeer p : peers.values()) {
             // An add whose outcome is unknown and that is not retried (its node failed, or its resync was
             // given up): remove it at this epoch. Committed, the add never did (the control plane keeps
             // the replica's older mark); refused, it did, and the newer layout lists it for removal.
-            if (!pendingAdd.contains(n) && !stuck.contains(n)) {
-                pendingRemoval.add(n);
+            if (p.inFlightAdd && !p.pendingAdd() && !p.stuck) {
+                addPendingRemoval(p);
             }
         }
-        if (!pendingRemoval.isEmpty()) {
-            List<String> remove = new ArrayList<>(pendingRemoval);
+        List<ReplicaPeer> removals = pendingRemovals();
+        if (!removals.isEmpty()) {
+            List<String> remove = names(removals);
             long inSyncRemoved = remove.stream().filter(inSync::contains).count();
             if (inSyncRemoved >= inSync.size()) {
                 // The control plane never empties the in-sync set: keep one; writes needing it fail until it answers.
                 String keep = inSync.contains(localNodeId) ? localNodeId : inSync.get(0);
                 remove.remove(keep);
-                pendingRemoval.remove(keep);
-                stuck.add(keep);
+                ReplicaPeer kept = peer(keep);
+                kept.pendingRemovalSeq = 0;
+                kept.stuck = true;
                 lossReportPending = true;
                 // Writes now fail but may land on resync targets: start those over (their next
                 // ChangedRegions query sees what landed) so no target joins with bytes the source lacks.
-                abortedResyncs.addAll(resyncs.keySet());
-                resyncs.clear();
-                pendingAdd.clear();
-                probeAtMs.put(keep, nowMs + config.probeIntervalMs());
+                for (ReplicaPeer p : peers.values()) {
+                    if (p.resync != null) {
+                        p.abortedResync = true;
+                    }
+                    endResync(p);
+                }
+                kept.probeAtMs = nowMs + config.probeIntervalMs();
                 if (remove.isEmpty()) {
                     return;
                 }
             }
             inSyncRemovalsInFlight = remove.stream().filter(inSync::contains).count();
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), remove, List.of(),
-                    lastCompleteGeneration, "replica failed or did not answer"));
+                    checkpoints.lastCompleteGeneration(), "replica failed or did not answer"));
             return;
         }
-        pendingAdd.removeAll(inSync);
-        if (!pendingAdd.isEmpty()) {
+        for (String n : inSync) {
+            ReplicaPeer p = peers.get(n);
+            if (p != null) {
+                p.pendingAddSeq = 0;
+            }
+        }
+        List<ReplicaPeer> adds = pendingAdds();
+        if (!adds.isEmpty()) {
             inSyncRemovalsInFlight = 0;
             change(new MetadataClient.InSyncChange(layout.volumeName(), epoch(), List.of(),
-                    new ArrayList<>(pendingAdd), 0, "resync finished"));
+                    names(adds), 0, "resync finished"));
         }
     }
 
     private void change(MetadataClient.InSyncChange change) {
         metadataInFlight = true;
-        inFlightAdds.addAll(change.add());
         for (String n : change.add()) {
-            Resync r = resyncs.get(n); // in ADDING: its final flush was answered
+            ReplicaPeer p = peer(n);
+            p.inFlightAdd = true;
+            Resync r = p.resync; // in ADDING: its final flush was answered
             long joinGeneration = r == null ? 0 : Math.max(r.missedSinceGeneration, r.startGeneration);
-            joinGenerations.merge(n, joinGeneration, Math::min); // an earlier add of it may still commit
+            // an earlier add of it may still commit
+            p.joinGeneration = p.joinGeneration == null ? joinGeneration : Math.min(p.joinGeneration, joinGeneration);
         }
         metadata.changeInSync(change, result -> onMetadataResult(change, result));
     }
@@ -1232,10 +1202,7 @@ public final class VolumeEngine {
                     // The copied blocks carry the generation the resync started at. Until a later checkpoint
                     // completes, a failure of the new replica would be marked "missed since" that generation
                     // and its delta resync would list every copied region: checkpoint now, not at the next write.
-                    writesSinceCheckpoint = Math.max(1, writesSinceCheckpoint);
-                    if (ckpt == Ckpt.IDLE) {
-                        ckpt = Ckpt.DRAINING;
-                    }
+                    checkpoints.requestSoon();
                 }
             }
             case MetadataClient.Result.Fenced f -> {
@@ -1261,18 +1228,20 @@ public final class VolumeEngine {
      */
     private List<String> resolveAdds(VolumeLayout l) {
         List<String> abandoned = new ArrayList<>();
-        if (l.epoch() <= epoch() || inFlightAdds.isEmpty()) {
+        List<ReplicaPeer> adds = inFlightAdds();
+        if (l.epoch() <= epoch() || adds.isEmpty()) {
             return abandoned;
         }
-        for (String n : inFlightAdds) {
+        for (ReplicaPeer p : adds) {
+            String n = p.nodeId;
             if (l.inSyncNodes().contains(n) && !layout.inSyncNodes().contains(n)) {
                 replicasAdded++;
                 // Its mark, if it leaves again, must be a checkpoint it completed, not one only the others did.
-                lastCompleteGeneration = Math.min(lastCompleteGeneration, joinGenerations.getOrDefault(n, 0L));
-                Resync r = resyncs.remove(n);
-                pendingAdd.remove(n);
-                boolean aborted = abortedResyncs.remove(n);
-                if (aborted || faulty.contains(n) || (r != null && r.step != ResyncStep.ADDING)) {
+                checkpoints.lowerLastCompleteGeneration(p.joinGeneration == null ? 0L : p.joinGeneration);
+                Resync r = endResync(p);
+                boolean aborted = p.abortedResync;
+                p.abortedResync = false;
+                if (aborted || p.faulty || (r != null && r.step != Resync.Step.ADDING)) {
                     abandoned.add(n);
                 }
             } else {
@@ -1281,16 +1250,20 @@ public final class VolumeEngine {
                 // (those wait for it once its final flush is sent, as always); otherwise an op would
                 // wait forever for a Done that will not come if the node joins later by a new resync
                 // (which copies what the op wrote).
-                abortedResyncs.remove(n);
+                p.abortedResync = false;
                 for (Op op : inflight) {
-                    if (op.lost.contains(n) || !resyncs.containsKey(n)) {
+                    if (op.lost.contains(n) || p.resync == null) {
                         op.required.remove(n);
                     }
                 }
             }
         }
-        inFlightAdds.clear();
-        joinGenerations.clear();
+        for (ReplicaPeer p : adds) {
+            p.inFlightAdd = false;
+        }
+        for (ReplicaPeer p : peers.values()) {
+            p.joinGeneration = null;
+        }
         return abandoned;
     }
 
@@ -1312,31 +1285,51 @@ public final class VolumeEngine {
             grow(oldSizeBytes);
         }
         List<String> inSync = l.inSyncNodes();
-        pendingRemoval.retainAll(inSync);
-        stuck.retainAll(inSync);
+        for (ReplicaPeer p : peers.values()) {
+            if (!inSync.contains(p.nodeId)) {
+                p.pendingRemovalSeq = 0;
+                p.stuck = false;
+            }
+        }
         for (String n : inSync) {
-            if (faulty.contains(n) && !stuck.contains(n)) {
-                pendingRemoval.add(n);
+            ReplicaPeer p = peers.get(n);
+            if (p != null && p.faulty && !p.stuck) {
+                addPendingRemoval(p);
             }
         }
         Set<String> present = new HashSet<>();
         for (VolumeLayout.Replica r : l.replicas()) {
             present.add(r.nodeId());
-            if (!r.inSync() && r.ready() && !resyncs.containsKey(r.nodeId())) {
-                probeAtMs.putIfAbsent(r.nodeId(), nowMs);
+            if (!r.inSync() && r.ready() && resyncOf(r.nodeId()) == null) {
+                ReplicaPeer p = peer(r.nodeId());
+                if (p.probeAtMs == null) {
+                    p.probeAtMs = nowMs;
+                }
             }
         }
-        resyncs.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
-        resumePoints.keySet().removeIf(n -> !present.contains(n) || inSync.contains(n));
-        pendingAdd.retainAll(resyncs.keySet());
-        // A replica gone from the volume was not added (an add would have bumped the epoch first).
-        inFlightAdds.retainAll(present);
-        joinGenerations.keySet().retainAll(inFlightAdds);
-        probeAtMs.keySet().retainAll(present);
+        for (ReplicaPeer p : peers.values()) {
+            boolean gone = !present.contains(p.nodeId);
+            if (gone || inSync.contains(p.nodeId)) {
+                p.resync = null;
+                p.resumePoint = null;
+            }
+            if (p.resync == null) {
+                p.pendingAddSeq = 0;
+            }
+            if (gone) {
+                // A replica gone from the volume was not added (an add would have bumped the epoch first).
+                p.inFlightAdd = false;
+                p.probeAtMs = null;
+            }
+            if (!p.inFlightAdd) {
+                p.joinGeneration = null;
+            }
+        }
         for (String n : abandoned) {
-            faulty.add(n);
-            if (!stuck.contains(n)) {
-                pendingRemoval.add(n);
+            ReplicaPeer p = peer(n);
+            p.faulty = true;
+            if (!p.stuck) {
+                addPendingRemoval(p);
             }
         }
     }
@@ -1356,7 +1349,7 @@ public final class VolumeEngine {
                 .addKeyValue("toBytes", layout.sizeBytes()).log("volume grown: growing the replicas");
         for (VolumeLayout.Replica r : layout.replicas()) {
             String n = r.nodeId();
-            if (r.ready() && !faulty.contains(n) && (r.inSync() || resyncs.containsKey(n))) {
+            if (r.ready() && !faulty(n) && (r.inSync() || resyncOf(n) != null)) {
                 sendGrow(n);
             }
         }
@@ -1390,41 +1383,45 @@ public final class VolumeEngine {
     private void probe() {
         for (VolumeLayout.Replica r : layout.replicas()) {
             String n = r.nodeId();
-            boolean wanted = r.ready() && (stuck.contains(n) || (!r.inSync() && !resyncs.containsKey(n)));
-            Long at = probeAtMs.get(n);
-            if (!wanted || probing.contains(n) || (at != null && at > nowMs)) {
+            ReplicaPeer p = peers.get(n);
+            boolean wanted = r.ready() && ((p != null && p.stuck) || (!r.inSync() && (p == null || p.resync == null)));
+            Long at = p == null ? null : p.probeAtMs;
+            if (!wanted || (p != null && p.probing) || (at != null && at > nowMs)) {
                 continue;
             }
             if (!r.inSync() && preferredSource() == null) {
                 continue;
             }
-            probing.add(n);
-            probeAtMs.put(n, nowMs + config.probeIntervalMs());
+            ReplicaPeer peer = peer(n);
+            peer.probing = true;
+            peer.probeAtMs = nowMs + config.probeIntervalMs();
             send(n, id -> new ReplicaRequest.Open(id, layout.volumeUuid(), epoch()), false, reply -> {
-                probing.remove(n);
-                boolean again = reprobe.remove(n);
+                peer.probing = false;
+                boolean again = peer.reprobe;
+                peer.reprobe = false;
                 if (!(reply instanceof ReplicaReply.Opened)) {
                     if (reply instanceof ReplicaReply.Fenced) {
                         fencedRequests++;
                     }
-                    faulty.add(n);
+                    peer.faulty = true;
                     if (again) {
-                        probeAtMs.put(n, nowMs);
+                        peer.probeAtMs = nowMs;
                     }
                     return;
                 }
                 growIfSmaller(n, (ReplicaReply.Opened) reply);
-                if (stuck.remove(n)) {
-                    faulty.remove(n);
-                    fullNodes.remove(n); // writes go to it again; the next one tells whether it is still full
+                if (peer.stuck) {
+                    peer.stuck = false;
+                    peer.faulty = false;
+                    peer.full = false; // writes go to it again; the next one tells whether it is still full
                 }
                 VolumeLayout.Replica now = replica(n);
-                if (now != null && !now.inSync() && !resyncs.containsKey(n)) {
-                    startResync(n, now.missedSinceGeneration(), ((ReplicaReply.Opened) reply).generation());
+                if (now != null && !now.inSync() && peer.resync == null) {
+                    resync.start(n, now.missedSinceGeneration(), ((ReplicaReply.Opened) reply).generation());
                 }
             });
             // Until the probe answers, do not send writes to it.
-            faulty.add(n);
+            peer.faulty = true;
         }
     }
 
@@ -1437,398 +1434,8 @@ public final class VolumeEngine {
         return null;
     }
 
-    private void startResync(String target, long missedSinceGeneration, long targetGeneration) {
-        String source = preferredSource();
-        if (source == null) {
-            faulty.add(target);
-            return;
-        }
-        faulty.remove(target);
-        Resync r = new Resync(target, missedSinceGeneration, nowMs);
-        r.source = source;
-        if (!inFlightAdds.contains(target)) {
-            abortedResyncs.remove(target); // the mark of an add still in flight is settled by its result
-        }
-        resyncs.put(target, r);
-        ResumePoint rp = resumePoints.remove(target);
-        // Resume only on the same stored copy (its generation is at least the one this engine raised it to
-        // when the interrupted resync started: a new, empty store on that node is at 0), for the same
-        // missed generation, from the same source.
-        boolean resume = rp != null && rp.missedSinceGeneration() == missedSinceGeneration
-                && rp.source().equals(source) && rp.startGeneration() > 0 && rp.generation() > 0
-                && targetGeneration >= rp.startGeneration();
-        if (lastSentGeneration > 0) {
-            // Tag everything the target gets from now on at least as high as the source's blocks, so a
-            // later delta resync of this target sees what this one copied.
-            long g = lastSentGeneration;
-            r.startGeneration = g;
-            send(target, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), g), false, reply -> {
-                if (!(reply instanceof ReplicaReply.Done)) {
-                    failNode(target, "checkpoint: " + reply);
-                }
-            });
-        }
-        long since = missedSinceGeneration - 1;
-        if (resume) {
-            // The regions not yet durably copied, plus whatever changed on either side since the
-            // interrupted resync's last durable flush (writes the target may have lost or never got).
-            for (int i = rp.durableNext(); i < rp.regions().length; i++) {
-                r.regionSet.add(rp.regions()[i]);
-            }
-            since = rp.generation() - 1;
-            LOG.atInfo().addKeyValue("volume", layout.volumeName()).addKeyValue("node", target)
-                    .addKeyValue("regionsKept", rp.durableNext()).addKeyValue("regionsLeft", r.regionSet.size())
-                    .log("resync resumes after an interruption");
-        }
-        // What the target may lack or hold extra: blocks tagged at or above its missed checkpoint on either side.
-        // A full rebuild (missed 0, since -1) lists every region written on either side: a thin volume's
-        // never-written regions read as zeroes on a new replica already, so they are not copied at all.
-        long listSince = since;
-        r.listRepliesWanted = 2;
-        for (String n : List.of(source, target)) {
-            send(n, id -> new ReplicaRequest.ChangedRegions(id, layout.volumeUuid(), epoch(), listSince),
-                    false, reply -> {
-                        if (resyncs.get(target) != r) {
-                            return;
-                        }
-                        if (reply instanceof ReplicaReply.Regions regions) {
-                            for (long x : regions.regions()) {
-                                r.regionSet.add(x);
-                            }
-                            if (--r.listRepliesWanted == 0) {
-                                beginCopy(r);
-                            }
-                        } else {
-                            failNode(n, "changed regions: " + reply);
-                            resyncs.remove(target);
-                        }
-                    });
-        }
-    }
-
-    private void beginCopy(Resync r) {
-        r.regions = r.regionSet.stream().mapToLong(Long::longValue).toArray();
-        for (long region : r.regions) {
-            r.bytesTotal += regionLength(region);
-        }
-        r.step = ResyncStep.COPYING;
-    }
-
-    private int regionLength(long region) {
+    int regionLength(long region) {
         return (int) Math.min(regionSizeBytes, layout.sizeBytes() - region * regionSizeBytes);
-    }
-
-    private void resyncStep() {
-        for (Resync r : new ArrayList<>(resyncs.values())) {
-            while (resyncs.get(r.nodeId) == r && r.step == ResyncStep.COPYING && copyOneChunk(r)) {
-                // keep issuing reads while the window, the budget and the tokens allow
-            }
-        }
-    }
-
-    /** Starts the copy of the next chunk, or the final flush; false when nothing more can start now. */
-    private boolean copyOneChunk(Resync r) {
-        if (r.next >= r.regions.length) {
-            if (r.readsInFlight > 0) {
-                return false; // their writes must reach the target's stream before the flush
-            }
-            r.step = ResyncStep.FLUSHING;
-            send(r.nodeId, id -> new ReplicaRequest.Flush(id, layout.volumeUuid(), epoch()), false, reply -> {
-                if (resyncs.get(r.nodeId) != r) {
-                    return;
-                }
-                if (reply instanceof ReplicaReply.Done) {
-                    r.step = ResyncStep.ADDING;
-                    pendingAdd.add(r.nodeId);
-                } else {
-                    failNode(r.nodeId, "resync flush: " + reply);
-                }
-            });
-            return false;
-        }
-        if (resyncTokens <= 0 || ckpt != Ckpt.IDLE || r.readsInFlight >= RESYNC_READS_IN_FLIGHT
-                || r.writeBytesInFlight + (long) r.readsInFlight * RESYNC_CHUNK_BYTES >= RESYNC_WINDOW_BYTES) {
-            return false;
-        }
-        long region = r.regions[r.next];
-        long start = region * regionSizeBytes + r.offsetInRegion;
-        int len = Math.min(RESYNC_CHUNK_BYTES, regionLength(region) - r.offsetInRegion);
-        if (!acquireBudget(len)) {
-            return false;
-        }
-        resyncTokens -= len;
-        int regionIndex = r.next;
-        r.unsentChunks.merge(regionIndex, 1, Integer::sum);
-        advance(r, len); // the position moves at issue: several chunks may be read at once
-        r.readsInFlight++;
-        long[] lock = lock(start, start + len);
-        List<String> sources = new ArrayList<>();
-        sources.add(r.source);
-        repairingRead(start, len, sources, true, data -> {
-            r.readsInFlight--;
-            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                if (allZero(data)) {
-                    // A hole or zeroed range on the source: the target gets WriteZeroes (deallocating),
-                    // not a megabyte of zeroes over the network; on a new replica it costs no I/O.
-                    releaseBudget(len);
-                    sendCopyZeroes(r, start, len);
-                } else {
-                    sendCopyWrite(r, start, data, len);
-                }
-                r.bytesDone += len;
-                resyncBytes += len;
-            } else {
-                releaseBudget(len);
-            }
-            chunkSent(r, regionIndex);
-            unlock(lock);
-        }, error -> {
-            if (error.code() == ErrorCode.CHECKSUM_MISMATCH && resyncs.get(r.nodeId) == r) {
-                // No in-sync replica can read part of the range: copy what is readable, sector by
-                // sector, and leave the unreadable sectors as the target has them (scrub repairs the
-                // source from the target once it is in sync) rather than never finishing.
-                salvage(r, start, start + len, () -> {
-                    r.readsInFlight--;
-                    chunkSent(r, regionIndex);
-                    r.bytesDone += len;
-                    releaseBudget(len);
-                    unlock(lock);
-                });
-                return;
-            }
-            r.readsInFlight--;
-            releaseBudget(len);
-            unlock(lock);
-            if (resyncs.get(r.nodeId) == r) {
-                resyncs.remove(r.nodeId);
-                probeAtMs.put(r.nodeId, nowMs + config.probeIntervalMs());
-            }
-        });
-        return true;
-    }
-
-    /** A chunk of {@code regions[regionIndex]} went to the target (or will not: the resync ended). */
-    private static void chunkSent(Resync r, int regionIndex) {
-        r.unsentChunks.computeIfPresent(regionIndex, (k, n) -> n > 1 ? n - 1 : null);
-    }
-
-    /** {@code regions[0, index)} of a copying resync have every chunk sent to the target. */
-    private static int sentRegions(Resync r) {
-        return r.unsentChunks.isEmpty() ? r.next : Math.min(r.next, r.unsentChunks.firstKey());
-    }
-
-    private boolean acquireBudget(long bytes) {
-        if (!resyncBudget.tryAcquire(bytes)) {
-            return false;
-        }
-        budgetHeldBytes += bytes;
-        return true;
-    }
-
-    /** Clamped: after the engine stopped (everything it held given back), late replies give back nothing. */
-    private void releaseBudget(long bytes) {
-        long b = Math.min(bytes, budgetHeldBytes);
-        budgetHeldBytes -= b;
-        resyncBudget.release(b);
-    }
-
-    private void releaseAllBudget() {
-        releaseBudget(budgetHeldBytes);
-    }
-
-    private void advance(Resync r, int copiedBytes) {
-        r.offsetInRegion += copiedBytes;
-        if (r.offsetInRegion >= regionLength(r.regions[r.next])) {
-            r.next++;
-            r.offsetInRegion = 0;
-        }
-    }
-
-    /**
-     * A resync's copy write: counted in its window until answered, when {@code budgetBytes} go back to
-     * the node's budget; a failure takes the target out.
-     */
-    private void sendCopyWrite(Resync r, long offsetBytes, byte[] data, long budgetBytes) {
-        r.writeBytesInFlight += data.length;
-        send(r.nodeId, id -> new ReplicaRequest.Write(id, layout.volumeUuid(), epoch(), offsetBytes, data, false), true,
-                reply -> {
-                    r.writeBytesInFlight -= data.length;
-                    releaseBudget(budgetBytes);
-                    if (!(reply instanceof ReplicaReply.Done)) {
-                        failNode(r.nodeId, "copy write: " + reply);
-                    }
-                });
-    }
-
-    /** A copy of a range that reads as zeroes: a small request, counted in the window at a nominal size. */
-    private void sendCopyZeroes(Resync r, long offsetBytes, int lengthBytes) {
-        r.writeBytesInFlight += ZERO_COPY_WINDOW_BYTES;
-        send(r.nodeId, id -> new ReplicaRequest.WriteZeroes(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes,
-                true, false), true, reply -> {
-                    r.writeBytesInFlight -= ZERO_COPY_WINDOW_BYTES;
-                    if (!(reply instanceof ReplicaReply.Done)) {
-                        failNode(r.nodeId, "copy zeroes: " + reply);
-                    }
-                });
-    }
-
-    private static boolean allZero(byte[] data) {
-        return java.util.Arrays.mismatch(data, 0, data.length, ZERO_CHUNK, 0, data.length) < 0;
-    }
-
-    private void salvage(Resync r, long start, long end, Runnable done) {
-        if (start >= end || resyncs.get(r.nodeId) != r) {
-            done.run();
-            return;
-        }
-        int len = (int) Math.min(MIN_REPAIR_BYTES, end - start);
-        repairingRead(start, len, List.of(r.source), data -> {
-            if (resyncs.get(r.nodeId) == r && !faulty.contains(r.nodeId)) {
-                sendCopyWrite(r, start, data, 0); // the salvaged range's budget goes back when it is done
-                resyncBytes += len;
-            }
-            salvage(r, start + len, end, done);
-        }, error -> {
-            unrecoverableSectors++;
-            salvage(r, start + len, end, done);
-        });
-    }
-
-    // ---------------------------------------------------------------- reads with repair
-
-    private long[] lock(long start, long end) {
-        long[] l = {start, end};
-        locks.add(l);
-        return l;
-    }
-
-    private void unlock(long[] l) {
-        locks.remove(l);
-    }
-
-    private boolean locked(long start, long end) {
-        for (long[] l : locks) {
-            if (start < l[1] && l[0] < end) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /**
-     * Reads from the first healthy node of {@code preferred}, then any in-sync node. A CHECKSUM_MISMATCH
-     * sends the read elsewhere; the good bytes are written back to each bad node while overlapping
-     * client writes wait (so the write-back cannot land after, and undo, a newer write).
-     */
-    private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, Consumer<byte[]> ok,
-            Consumer<BallastException> failed) {
-        repairingRead(offsetBytes, lengthBytes, preferred, false, ok, failed);
-    }
-
-    /** As above; {@code bulk}: a copy or scan that reads each byte once (the replica reads past its page cache). */
-    private void repairingRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Consumer<byte[]> ok,
-            Consumer<BallastException> failed) {
-        attemptRead(offsetBytes, lengthBytes, preferred, bulk, new HashSet<>(), new LinkedHashSet<>(), new long[1][], ok,
-                failed);
-    }
-
-    private void attemptRead(long offsetBytes, int lengthBytes, List<String> preferred, boolean bulk, Set<String> tried,
-            Set<String> bad, long[][] heldLock, Consumer<byte[]> ok, Consumer<BallastException> failed) {
-        String node = null;
-        List<String> candidates = new ArrayList<>(preferred);
-        candidates.addAll(layout.inSyncNodes());
-        for (String n : candidates) {
-            if (layout.inSyncNodes().contains(n) && !faulty.contains(n) && !tried.contains(n)) {
-                node = n;
-                break;
-            }
-        }
-        if (node == null) {
-            if (heldLock[0] != null) {
-                unlock(heldLock[0]);
-            }
-            if (!bad.isEmpty() && lengthBytes > MIN_REPAIR_BYTES) {
-                // Every replica has a bad block somewhere in the range, maybe not the same one: halve it.
-                int half = Math.max(MIN_REPAIR_BYTES, (lengthBytes / 2) / MIN_REPAIR_BYTES * MIN_REPAIR_BYTES);
-                byte[] out = new byte[lengthBytes];
-                repairingRead(offsetBytes, half, preferred, bulk, first -> {
-                    System.arraycopy(first, 0, out, 0, half);
-                    repairingRead(offsetBytes + half, lengthBytes - half, preferred, bulk, second -> {
-                        System.arraycopy(second, 0, out, half, lengthBytes - half);
-                        ok.accept(out);
-                    }, failed);
-                }, failed);
-                return;
-            }
-            failed.accept(bad.isEmpty()
-                    ? new BallastException(ErrorCode.IO_ERROR, "no in-sync replica of volume " + layout.volumeName()
-                            + " could be read")
-                    : new BallastException(ErrorCode.CHECKSUM_MISMATCH, "range " + offsetBytes + "+" + lengthBytes
-                            + " of volume " + layout.volumeName() + " fails its checksum on every in-sync replica"));
-            return;
-        }
-        String chosen = node;
-        tried.add(chosen);
-        send(chosen, id -> new ReplicaRequest.Read(id, layout.volumeUuid(), epoch(), offsetBytes, lengthBytes, bulk), false,
-                reply -> {
-                    switch (reply) {
-                        case ReplicaReply.Data d -> {
-                            for (String b : bad) {
-                                if (!faulty.contains(b)) {
-                                    sendWrite(b, offsetBytes, d.data());
-                                    checksumRepairs++;
-                                }
-                            }
-                            if (heldLock[0] != null) {
-                                unlock(heldLock[0]);
-                            }
-                            ok.accept(d.data());
-                        }
-                        case ReplicaReply.Failed f when f.code() == ErrorCode.CHECKSUM_MISMATCH -> {
-                            checksumMismatchesSeen++;
-                            bad.add(chosen);
-                            if (heldLock[0] == null) {
-                                heldLock[0] = lock(offsetBytes, offsetBytes + lengthBytes);
-                            }
-                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
-                        }
-                        case ReplicaReply.Fenced f -> {
-                            fencedRequests++;
-                            failNode(chosen, "fenced");
-                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
-                        }
-                        default -> {
-                            failNode(chosen, "read failed: " + reply);
-                            attemptRead(offsetBytes, lengthBytes, preferred, bulk, tried, bad, heldLock, ok, failed);
-                        }
-                    }
-                });
-    }
-
-    // ---------------------------------------------------------------- scrub and verify
-
-    private void scrubStep() {
-        if (config.scrubBytesPerSec() == 0 || scrubInFlight || scrubTokens <= 0 || ckpt != Ckpt.IDLE) {
-            return;
-        }
-        List<String> nodes = healthyInSync();
-        if (nodes.isEmpty()) {
-            return;
-        }
-        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
-        if (scrubNodeIndex >= nodes.size()) {
-            scrubNodeIndex = 0;
-            scrubRegion++;
-        }
-        if (scrubRegion >= regionCount) {
-            scrubRegion = 0;
-        }
-        String node = nodes.get(scrubNodeIndex++);
-        long start = scrubRegion * regionSizeBytes;
-        int len = regionLength(scrubRegion);
-        scrubTokens -= len;
-        scrubInFlight = true;
-        repairingRead(start, len, List.of(node), true, data -> scrubInFlight = false, error -> scrubInFlight = false);
     }
 
     /** Compares region digests of every healthy in-sync replica, a batch at a time. */
@@ -1838,46 +1445,7 @@ public final class VolumeEngine {
                     : new BallastException(ErrorCode.UNAVAILABLE, "engine not serving"));
             return;
         }
-        List<String> nodes = healthyInSync();
-        long regionCount = (layout.sizeBytes() + regionSizeBytes - 1) / regionSizeBytes;
-        List<VerifyReport.Difference> differences = new ArrayList<>();
-        verifyBatch(nodes, 0, regionCount, differences, done);
+        scrubber.verify(done);
         afterEvent();
-    }
-
-    private void verifyBatch(List<String> nodes, long first, long regionCount, List<VerifyReport.Difference> differences,
-            Consumer<VerifyReport> done) {
-        if (first >= regionCount || nodes.isEmpty()) {
-            done.accept(new VerifyReport(layout.volumeName(), epoch(), nodes, regionSizeBytes, Math.min(first,
-                    regionCount), differences));
-            return;
-        }
-        int count = (int) Math.min(config.verifyBatchRegions(), regionCount - first);
-        Map<String, long[]> digests = new TreeMap<>();
-        int[] left = {nodes.size()};
-        for (String n : nodes) {
-            send(n, id -> new ReplicaRequest.RegionDigests(id, layout.volumeUuid(), epoch(), first, count), false, reply -> {
-                if (reply instanceof ReplicaReply.Digests d) {
-                    digests.put(n, d.digests());
-                } else {
-                    digests.put(n, null); // unreadable (checksum) or unreachable: reported as a difference
-                }
-                if (--left[0] == 0) {
-                    for (int i = 0; i < count; i++) {
-                        Map<String, String> byNode = new TreeMap<>();
-                        Set<String> values = new HashSet<>();
-                        for (var e : digests.entrySet()) {
-                            String v = e.getValue() == null ? "unreadable" : Long.toHexString(e.getValue()[i]);
-                            byNode.put(e.getKey(), v);
-                            values.add(v);
-                        }
-                        if (values.size() > 1 || values.contains("unreadable")) {
-                            differences.add(new VerifyReport.Difference(first + i, byNode));
-                        }
-                    }
-                    verifyBatch(nodes, first + count, regionCount, differences, done);
-                }
-            });
-        }
     }
 }
