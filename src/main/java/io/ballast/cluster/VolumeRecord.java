@@ -14,6 +14,7 @@ import java.util.List;
  * @param attachKind {@code user} or {@code resync} (a maintenance attachment made by the system to
  *     restore redundancy; a user attach takes it over); null when detached
  * @param encryption the wrapped data key of an encrypted volume (docs/security.md); null: not encrypted
+ * @param qos the volume's QoS limits (docs/qos.md); null: unlimited
  */
 public record VolumeRecord(
         String name,
@@ -28,7 +29,8 @@ public record VolumeRecord(
         int minInSync,
         long attachEpoch,
         String attachKind,
-        VolumeEncryption encryption) {
+        VolumeEncryption encryption,
+        QosLimits qos) {
 
     public static final String KIND_USER = "user";
     public static final String KIND_RESYNC = "resync";
@@ -36,6 +38,14 @@ public record VolumeRecord(
     /** The record a volume command's result carries ({@link RaftNode#submit}), read as the state machine wrote it. */
     public static VolumeRecord fromResult(com.fasterxml.jackson.databind.JsonNode result) {
         return ClusterState.JSON.convertValue(result, VolumeRecord.class);
+    }
+
+    /** A volume without QoS limits (records from before QoS). */
+    public VolumeRecord(String name, String uuid, long sizeBytes, int repl, String spreadBy, List<ReplicaRecord> replicas,
+            String createdAt, Attachment attachment, long epoch, int minInSync, long attachEpoch, String attachKind,
+            VolumeEncryption encryption) {
+        this(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync, attachEpoch, attachKind,
+                encryption, null);
     }
 
     /** An unencrypted volume (records from before encryption). */
@@ -52,7 +62,13 @@ public record VolumeRecord(
     /** The same volume with its data key wrapped anew (key rotation). */
     VolumeRecord withEncryption(VolumeEncryption e) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, e);
+                attachEpoch, attachKind, e, qos);
+    }
+
+    /** The same volume with new QoS limits (null: unlimited). */
+    VolumeRecord withQos(QosLimits q) {
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
+                attachEpoch, attachKind, encryption, q);
     }
 
     public VolumeRecord {
@@ -75,29 +91,29 @@ public record VolumeRecord(
 
     VolumeRecord withReplicas(List<ReplicaRecord> r) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, qos);
     }
 
     VolumeRecord withReplicas(List<ReplicaRecord> r, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, newEpoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, qos);
     }
 
     VolumeRecord withSizeBytes(long newSizeBytes) {
         return new VolumeRecord(name, uuid, newSizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, qos);
     }
 
     /** Same attachment identity (epoch unchanged), e.g. a plain attachment being mounted. */
     VolumeRecord withAttachmentDetails(Attachment a) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, epoch, minInSync,
-                attachEpoch, attachKind, encryption);
+                attachEpoch, attachKind, encryption, qos);
     }
 
     /** A new attachment (or none) at a new epoch. */
     VolumeRecord withAttachment(Attachment a, String kind, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, newEpoch, minInSync,
-                a == null ? 0 : newEpoch, kind, encryption);
+                a == null ? 0 : newEpoch, kind, encryption, qos);
     }
 
     public boolean hasReplicaOn(String nodeId) {
