@@ -37,7 +37,18 @@ public record VolumeView(
         int minInSync,
         long attachEpoch,
         Engine engine,
-        Encryption encryption) {
+        Encryption encryption,
+        Qos qos) {
+
+    /** A volume's QoS limits (docs/qos.md); 0: that limit is off. Null when neither is set. */
+    public record Qos(long maxIops, long maxBandwidthBytes) {}
+
+    public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
+            NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
+            int minInSync, long attachEpoch, Engine engine, Encryption encryption) {
+        this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
+                epoch, minInSync, attachEpoch, engine, encryption, null);
+    }
 
     /**
      * An encrypted volume: its cipher and the id of the cluster key its data key is wrapped under
