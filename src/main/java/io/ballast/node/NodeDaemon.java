@@ -152,7 +152,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.metrics.ClusterMetrics.track(member);
         io.ballast.metrics.EngineMetrics.track(engines::lastStatuses);
 
-        backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines));
+        backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines),
+                io.ballast.backup.BackupWriter.Options.DEFAULT.withBackground(qos.background()));
         started.push(backups);
         io.ballast.control.SnapshotScheduler scheduler = new io.ballast.control.SnapshotScheduler(member, volumes,
                 java.time.InstantSource.system());
