@@ -77,6 +77,18 @@ class QosSystemTest {
         return job.path("write").path("iops").asDouble();
     }
 
+    /** The volume's throttled time as the node's /metrics shows it. */
+    static double throttledSeconds(String volume) throws Exception {
+        try (java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient()) {
+            String text = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(node.url() + "/metrics"))
+                    .header("Authorization", "Bearer " + node.adminToken()).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+            String prefix = "ballast_qos_throttled_seconds_total{volume=\"" + volume + "\"} ";
+            return text.lines().filter(l -> l.startsWith(prefix)).mapToDouble(l -> Double.parseDouble(l.substring(prefix.length())))
+                    .findFirst().orElse(-1);
+        }
+    }
+
     static long engineWrites(String volume) {
         return JSON.valueToTree(node.client().get("/v1/volumes/" + volume)).path("engine").path("status")
                 .path("counters").path("writes").asLong();
@@ -90,7 +102,9 @@ class QosSystemTest {
         assertThat(uri).startsWith("nbd://");
 
         double iops = fioIops(uri, 6);
+        System.out.printf("QosSystemTest: fio 4k randwrite QD32 at --max-iops 1000: %.1f IOPS%n", iops);
         assertThat(iops).as("fio write IOPS at --max-iops 1000").isBetween(950.0, 1050.0);
+        assertThat(throttledSeconds("qv")).as("ballast_qos_throttled_seconds_total{volume=\"qv\"}").isGreaterThan(1.0);
 
         // lower it while fio runs: the same connection slows to the new limit, and fio ends without an error
         CompletableFuture<Double> running = CompletableFuture.supplyAsync(() -> {
@@ -111,6 +125,7 @@ class QosSystemTest {
         Thread.sleep(2_500); // a measurement window, not a wait for a condition
         long c2 = engineWrites("qv");
         double lowered = (c2 - c1) / ((System.nanoTime() - t1) / 1e9);
+        System.out.printf("QosSystemTest: after `volume set --max-iops 250` on the open connection: %.1f IOPS%n", lowered);
         assertThat(lowered).as("IOPS after `volume set --max-iops 250` on the open connection").isBetween(225.0, 275.0);
         assertThat(running.get(60, TimeUnit.SECONDS)).as("fio's average over the whole run").isBetween(250.0, 1000.0);
 
