@@ -21,6 +21,8 @@ public final class VolumeLimiter {
     private double byteTokens;
     private long lastNs;
     private long throttledNs;
+    /** Read without the lock on every operation: an unlimited volume's I/O takes no lock here. */
+    private volatile boolean limited;
 
     /** {@code onClientIo} runs on every operation (the node's background budget yields to client I/O). */
     public VolumeLimiter(QosClock clock, Runnable onClientIo) {
@@ -39,6 +41,7 @@ public final class VolumeLimiter {
         }
         this.maxIops = maxIops;
         this.maxBytesPerSec = maxBytesPerSec;
+        this.limited = maxIops > 0 || maxBytesPerSec > 0;
         this.opTokens = burst(maxIops);
         this.byteTokens = burst(maxBytesPerSec);
         this.lastNs = clock.nanoTime();
@@ -52,8 +55,8 @@ public final class VolumeLimiter {
         return maxBytesPerSec;
     }
 
-    public synchronized boolean limited() {
-        return maxIops > 0 || maxBytesPerSec > 0;
+    public boolean limited() {
+        return limited;
     }
 
     /** Total time operations have waited here, in nanoseconds. */
@@ -104,6 +107,9 @@ public final class VolumeLimiter {
      */
     public long acquire(long bytes) {
         onClientIo.run();
+        if (!limited) {
+            return 0;
+        }
         long startNs = -1;
         while (true) {
             long nowNs = clock.nanoTime();

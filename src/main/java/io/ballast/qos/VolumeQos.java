@@ -42,6 +42,7 @@ public final class VolumeQos {
     /** Forgets a deleted volume (a new volume of the same name starts unlimited until its limits are applied). */
     public void forget(String volume) {
         limiters.remove(volume);
+        THROTTLED_SECONDS.remove(volume);
     }
 
     /** {@code device} as the clients of {@code volume} reach it. */
