@@ -78,13 +78,8 @@ final class VolumeCommands extends CommandGroup {
                 + "data key, wrapped by the cluster key (the nodes need --encryption-key-file; docs/security.md)")
         boolean encrypt;
 
-        @Option(names = "--max-iops", paramLabel = "N", description = "QoS: client operations per second, delayed beyond it "
-                + "(0 or unlimited: none; docs/qos.md)")
-        String maxIops;
-
-        @Option(names = "--max-bandwidth", paramLabel = "SIZE", description = "QoS: client bytes per second, e.g. 100MiB or 1G "
-                + "(0 or unlimited: none)")
-        String maxBandwidth;
+        @Mixin
+        QosOptions qos;
 
         @Override
         public Integer call() {
@@ -122,12 +117,7 @@ final class VolumeCommands extends CommandGroup {
                 }
                 body.put("encrypted", true);
             }
-            if (maxIops != null) {
-                body.put("maxIops", io.ballast.qos.QosValues.parseIops(maxIops));
-            }
-            if (maxBandwidth != null) {
-                body.put("maxBandwidth", io.ballast.qos.QosValues.parseBandwidth(maxBandwidth));
-            }
+            qos.putInto(body);
             // the CLI shows the volume with its replicas created, as a user expects after `create`
             JsonNode v = client().post("/v1/volumes?wait=ready", body);
             if (output.json()) {
@@ -261,6 +251,28 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
+    /** The QoS options of {@code volume create} and {@code volume set} (docs/qos.md). */
+    static final class QosOptions {
+        @Option(names = "--max-iops", paramLabel = "N", description = "QoS: client operations per second, delayed beyond it "
+                + "(0 or unlimited: none; docs/qos.md)")
+        String maxIops;
+
+        @Option(names = "--max-bandwidth", paramLabel = "SIZE", description = "QoS: client bytes per second, e.g. 100MiB or 1G "
+                + "(0 or unlimited: none)")
+        String maxBandwidth;
+
+        /** Puts the limits given, parsed, into a request body; false when none was given. */
+        boolean putInto(Map<String, Object> body) {
+            if (maxIops != null) {
+                body.put("maxIops", io.ballast.qos.QosValues.parseIops(maxIops));
+            }
+            if (maxBandwidth != null) {
+                body.put("maxBandwidth", io.ballast.qos.QosValues.parseBandwidth(maxBandwidth));
+            }
+            return maxIops != null || maxBandwidth != null;
+        }
+    }
+
     /** E.g. {@code max 1000 IOPS, max 100 MiB/s} from a volume's {@code qos} object. */
     static String qosText(JsonNode qos) {
         return "max " + io.ballast.qos.QosValues.formatIops(qos.path("maxIops").asLong()) + " IOPS, max "
@@ -303,25 +315,15 @@ final class VolumeCommands extends CommandGroup {
         @Parameters(paramLabel = "NAME")
         String name;
 
-        @Option(names = "--max-iops", paramLabel = "N", description = "Client operations per second (0 or unlimited: none)")
-        String maxIops;
-
-        @Option(names = "--max-bandwidth", paramLabel = "SIZE", description = "Client bytes per second, e.g. 100MiB or 1G "
-                + "(0 or unlimited: none)")
-        String maxBandwidth;
+        @Mixin
+        QosOptions qos;
 
         @Override
         public Integer call() {
             String path = path(name);
-            if (maxIops == null && maxBandwidth == null) {
-                throw io.ballast.common.BallastException.invalid("give --max-iops, --max-bandwidth or both (0 or unlimited clears a limit)");
-            }
             Map<String, Object> body = new LinkedHashMap<>();
-            if (maxIops != null) {
-                body.put("maxIops", io.ballast.qos.QosValues.parseIops(maxIops));
-            }
-            if (maxBandwidth != null) {
-                body.put("maxBandwidth", io.ballast.qos.QosValues.parseBandwidth(maxBandwidth));
+            if (!qos.putInto(body)) {
+                throw io.ballast.common.BallastException.invalid("give --max-iops, --max-bandwidth or both (0 or unlimited clears a limit)");
             }
             JsonNode v = client().post(path + "/qos", body);
             if (output.json()) {
