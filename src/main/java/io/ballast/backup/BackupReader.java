@@ -53,6 +53,12 @@ public final class BackupReader {
      */
     public static Manifest restore(BackupTarget target, String id, BlockDevice device, int parallelism, long rateBytesPerSecond,
             Progress progress) {
+        return restore(target, id, device, parallelism, rateBytesPerSecond, progress, io.ballast.qos.BackgroundBudget.unlimited());
+    }
+
+    /** As above, every chunk also passing the node's background budget (docs/qos.md). */
+    public static Manifest restore(BackupTarget target, String id, BlockDevice device, int parallelism, long rateBytesPerSecond,
+            Progress progress, io.ballast.qos.BackgroundBudget background) {
         Manifest m = target.manifest(id);
         if (device.sizeBytes() < m.volumeSizeBytes()) {
             throw BallastException.invalid("the restore target has " + device.sizeBytes() + " bytes, backup " + id + " needs "
@@ -75,7 +81,7 @@ public final class BackupReader {
             if (expected * cs < m.volumeSizeBytes()) {
                 device.writeZeroes(expected * cs, m.volumeSizeBytes() - expected * cs, true, false);
             }
-            forEachChunk(target, m, parallelism, new RateLimiter(rateBytesPerSecond), progress, (ref, data, error) -> {
+            forEachChunk(target, m, parallelism, new RateLimiter(rateBytesPerSecond, background), progress, (ref, data, error) -> {
                 if (error != null) {
                     throw error;
                 }

@@ -114,7 +114,7 @@ public final class BackupService implements AutoCloseable {
 
     private BackupWriter.Options options(TargetSpec spec, Long rateBytesPerSecond) {
         return new BackupWriter.Options(spec.chunkSizeBytes(), defaults.parallelism(), rateBytesPerSecond == null ? 0 : rateBytesPerSecond,
-                defaults.gcWait(), defaults.markerRefresh(), defaults.staleAfter(), false);
+                defaults.gcWait(), defaults.markerRefresh(), defaults.staleAfter(), false, defaults.background());
     }
 
     // ---- backups ----
@@ -433,7 +433,8 @@ public final class BackupService implements AutoCloseable {
         BackupJobs.Job job = jobs.start("restore", to, spec.name(), progress -> {
             boolean ok = false;
             try (BackupTarget t = open(spec, false)) {
-                BackupReader.restore(t, id, device, defaults.parallelism(), rateBytesPerSecond == null ? 0 : rateBytesPerSecond, progress);
+                BackupReader.restore(t, id, device, defaults.parallelism(), rateBytesPerSecond == null ? 0 : rateBytesPerSecond, progress,
+                        defaults.background());
                 ok = true;
                 return Map.of("restored", id, "volume", to, "sizeBytes", m.volumeSizeBytes());
             } finally {

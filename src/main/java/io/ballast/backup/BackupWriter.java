@@ -40,9 +40,10 @@ public final class BackupWriter {
      * @param rateBytesPerSecond read throttle over volume bytes (0: unlimited)
      * @param gcWait how long a backup waits for a running garbage collection before giving up
      * @param markerRefresh how often the running marker is rewritten; {@code staleAfter} when it is ignored
+     * @param background the node's budget for background copying, which every chunk read also passes (docs/qos.md)
      */
     public record Options(int chunkSizeBytes, int parallelism, long rateBytesPerSecond, Duration gcWait,
-            Duration markerRefresh, Duration staleAfter, boolean forceFull) {
+            Duration markerRefresh, Duration staleAfter, boolean forceFull, io.ballast.qos.BackgroundBudget background) {
         public static final int DEFAULT_CHUNK_BYTES = 1 << 20;
         public static final Options DEFAULT = new Options(DEFAULT_CHUNK_BYTES, 4, 0, Duration.ofMinutes(2),
                 Duration.ofMinutes(1), Duration.ofMinutes(10), false);
@@ -54,10 +55,22 @@ public final class BackupWriter {
             if (parallelism < 1 || parallelism > 64) {
                 throw BallastException.invalid("parallelism must be 1..64, got " + parallelism);
             }
+            if (background == null) {
+                background = io.ballast.qos.BackgroundBudget.unlimited();
+            }
+        }
+
+        public Options(int chunkSizeBytes, int parallelism, long rateBytesPerSecond, Duration gcWait,
+                Duration markerRefresh, Duration staleAfter, boolean forceFull) {
+            this(chunkSizeBytes, parallelism, rateBytesPerSecond, gcWait, markerRefresh, staleAfter, forceFull, null);
+        }
+
+        public Options withBackground(io.ballast.qos.BackgroundBudget budget) {
+            return new Options(chunkSizeBytes, parallelism, rateBytesPerSecond, gcWait, markerRefresh, staleAfter, forceFull, budget);
         }
 
         public Options withRate(long bytesPerSecond) {
-            return new Options(chunkSizeBytes, parallelism, bytesPerSecond, gcWait, markerRefresh, staleAfter, forceFull);
+            return new Options(chunkSizeBytes, parallelism, bytesPerSecond, gcWait, markerRefresh, staleAfter, forceFull, background);
         }
     }
 
@@ -184,7 +197,7 @@ public final class BackupWriter {
         log.atInfo().addKeyValue("backup", id).addKeyValue("volume", volume).addKeyValue("incremental", incremental)
                 .addKeyValue("parent", parent.map(Manifest::id).orElse(null)).addKeyValue("chunksToRead", toRead.cardinality())
                 .addKeyValue("bytesToRead", total).log("backup started");
-        RateLimiter limiter = new RateLimiter(options.rateBytesPerSecond());
+        RateLimiter limiter = new RateLimiter(options.rateBytesPerSecond(), options.background());
         AtomicReference<Throwable> failure = new AtomicReference<>();
         Semaphore inFlight = new Semaphore(options.parallelism());
         long lastRefreshNs = System.nanoTime();

@@ -2,14 +2,21 @@ package io.ballast.backup;
 
 /**
  * A token bucket in bytes per second with one second of burst; {@code bytesPerSecond <= 0} means
- * unlimited. Blocking: a backup worker waits here before it reads a chunk.
+ * unlimited. Blocking: a backup worker waits here before it reads a chunk, then in the node's
+ * background budget ({@code shared}, docs/qos.md), which every backup, restore and resync shares.
  */
 public final class RateLimiter {
     private final long bytesPerSecond;
     private double tokens;
     private long lastNs;
+    private final io.ballast.qos.BackgroundBudget shared;
 
     public RateLimiter(long bytesPerSecond) {
+        this(bytesPerSecond, io.ballast.qos.BackgroundBudget.unlimited());
+    }
+
+    public RateLimiter(long bytesPerSecond, io.ballast.qos.BackgroundBudget shared) {
+        this.shared = shared;
         this.bytesPerSecond = bytesPerSecond;
         this.tokens = bytesPerSecond;
         this.lastNs = System.nanoTime();
@@ -35,5 +42,6 @@ public final class RateLimiter {
         if (waitNs > 0) {
             Thread.sleep(waitNs / 1_000_000, (int) (waitNs % 1_000_000));
         }
+        shared.acquire(bytes);
     }
 }

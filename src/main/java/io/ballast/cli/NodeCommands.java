@@ -106,6 +106,11 @@ final class NodeCommands extends CommandGroup {
         @Option(names = "--resync-rate", paramLabel = "SIZE", defaultValue = "200MiB",
                 description = "Cap on resync/rebuild copy rate per volume, bytes per second (0: unlimited; default ${DEFAULT-VALUE})")
         String resyncRate;
+        @Option(names = "--background-bandwidth", paramLabel = "SIZE", defaultValue = "200MiB",
+                description = "Node-wide budget for background copying (resync, rebuild, backup), bytes per second; "
+                        + "a quarter of it while clients do I/O on this node (0 or unlimited: no node-wide cap; "
+                        + "default ${DEFAULT-VALUE}; docs/qos.md)")
+        String backgroundBandwidth;
         @Option(names = "--scrub-rate", paramLabel = "SIZE", defaultValue = "4MiB",
                 description = "Background scrub rate per attached volume, bytes per second (0: off; default ${DEFAULT-VALUE})")
         String scrubRate;
@@ -235,7 +240,8 @@ final class NodeCommands extends CommandGroup {
                 throw BallastException.invalid(e.getMessage());
             }
             NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls(),
-                    encryptionKeyFile == null ? null : encryptionKeyFile.toAbsolutePath(), tls);
+                    encryptionKeyFile == null ? null : encryptionKeyFile.toAbsolutePath(), tls)
+                    .withBackgroundBytesPerSec(io.ballast.qos.QosValues.parseBandwidth(backgroundBandwidth));
             // a bad key file is a usage error now, not a daemon that starts and refuses volumes later
             io.ballast.keys.ClusterKey.of(config.encryptionKeyFile(), java.util.Map.of());
             if (insecure) {

@@ -19,7 +19,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "volume", description = "Create, list, inspect, resize, delete, attach, detach, verify and wait for volumes.",
         subcommands = {VolumeCommands.Create.class, VolumeCommands.ListCmd.class, VolumeCommands.Inspect.class,
                 VolumeCommands.Resize.class, VolumeCommands.Delete.class, VolumeCommands.Attach.class, VolumeCommands.Detach.class,
-                VolumeCommands.Verify.class, VolumeCommands.Wait.class, VolumeCommands.Revert.class})
+                VolumeCommands.Verify.class, VolumeCommands.Wait.class, VolumeCommands.Revert.class, VolumeCommands.SetCmd.class})
 final class VolumeCommands extends CommandGroup {
 
     @ParentCommand
@@ -82,6 +82,8 @@ final class VolumeCommands extends CommandGroup {
         @Option(names = "--shared", description = "A shared (RWX) file system volume: the node holding its engine serves it "
                 + "over NFS (v3 and v4) at nfs://HOST/ballast/NAME to every host that mounts it (docs/shared-volumes.md)")
         boolean shared;
+        @Mixin
+        QosOptions qos;
 
         @Override
         public Integer call() {
@@ -125,6 +127,7 @@ final class VolumeCommands extends CommandGroup {
                 }
                 body.put("shared", true);
             }
+            qos.putInto(body);
             // the CLI shows the volume with its replicas created, as a user expects after `create`
             JsonNode v = client().post("/v1/volumes?wait=ready", body);
             if (output.json()) {
@@ -138,7 +141,8 @@ final class VolumeCommands extends CommandGroup {
                         + Output.text(v.path("minInSync"))
                         + (v.path("encryption").isObject() ? ", encrypted (" + v.path("encryption").path("algorithm").asText()
                                 + ", cluster key " + v.path("encryption").path("keyId").asText() + ")" : "")
-                        + (v.path("share").isObject() ? ", shared over NFS" : "") + ")");
+                        + (v.path("share").isObject() ? ", shared over NFS" : "")
+                        + (v.path("qos").isObject() ? ", QoS " + qosText(v.path("qos")) : "") + ")");
                 int wanted = v.path("repl").asInt(on.size());
                 if (on.size() < wanted) {
                     cli().err.println("degraded: " + on.size() + " of " + wanted + " replicas could be placed now (`ballast events`"
@@ -340,6 +344,7 @@ final class VolumeCommands extends CommandGroup {
             JsonNode enc = v.path("encryption");
             out.println("Encryption:   " + (enc.isObject() ? enc.path("algorithm").asText() + ", data key wrapped by cluster key "
                     + enc.path("keyId").asText() : "none"));
+            out.println("QoS:          " + (v.path("qos").isObject() ? qosText(v.path("qos")) : "unlimited"));
             JsonNode share = v.path("share");
             if (share.isObject()) {
                 out.println("Shared:       " + (share.path("address").isTextual()
@@ -386,6 +391,34 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
+    /** The QoS options of {@code volume create} and {@code volume set} (docs/qos.md). */
+    static final class QosOptions {
+        @Option(names = "--max-iops", paramLabel = "N", description = "QoS: client operations per second, delayed beyond it "
+                + "(0 or unlimited: none; docs/qos.md)")
+        String maxIops;
+
+        @Option(names = "--max-bandwidth", paramLabel = "SIZE", description = "QoS: client bytes per second, e.g. 100MiB or 1G "
+                + "(0 or unlimited: none)")
+        String maxBandwidth;
+
+        /** Puts the limits given, parsed, into a request body; false when none was given. */
+        boolean putInto(Map<String, Object> body) {
+            if (maxIops != null) {
+                body.put("maxIops", io.ballast.qos.QosValues.parseIops(maxIops));
+            }
+            if (maxBandwidth != null) {
+                body.put("maxBandwidth", io.ballast.qos.QosValues.parseBandwidth(maxBandwidth));
+            }
+            return maxIops != null || maxBandwidth != null;
+        }
+    }
+
+    /** E.g. {@code max 1000 IOPS, max 100 MiB/s} from a volume's {@code qos} object. */
+    static String qosText(JsonNode qos) {
+        return "max " + io.ballast.qos.QosValues.formatIops(qos.path("maxIops").asLong()) + " IOPS, max "
+                + io.ballast.qos.QosValues.formatBandwidth(qos.path("maxBandwidthBytes").asLong()) + " bandwidth";
+    }
+
     static void printEngine(java.io.PrintWriter out, JsonNode e, JsonNode st) {
         out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind")) + "): "
                 + Output.text(st.path("state")) + " at epoch " + Output.text(st.path("epoch")) + ", in sync "
@@ -414,6 +447,31 @@ final class VolumeCommands extends CommandGroup {
         static String bar(long done, long total, int width) {
             int filled = total <= 0 ? width : (int) Math.min(width, done * width / total);
             return "[" + "#".repeat(filled) + "-".repeat(width - filled) + "]";
+        }
+    }
+
+    @Command(name = "set", description = "Change a volume's QoS limits, live on the node that serves it (docs/qos.md).")
+    static final class SetCmd extends Base {
+        @Parameters(paramLabel = "NAME")
+        String name;
+
+        @Mixin
+        QosOptions qos;
+
+        @Override
+        public Integer call() {
+            String path = path(name);
+            Map<String, Object> body = new LinkedHashMap<>();
+            if (!qos.putInto(body)) {
+                throw io.ballast.common.BallastException.invalid("give --max-iops, --max-bandwidth or both (0 or unlimited clears a limit)");
+            }
+            JsonNode v = client().post(path + "/qos", body);
+            if (output.json()) {
+                Output.printJson(cli().out, v);
+                return ExitCodes.OK;
+            }
+            cli().err.println("volume " + name + " QoS: " + (v.path("qos").isObject() ? qosText(v.path("qos")) : "unlimited"));
+            return ExitCodes.OK;
         }
     }
 

@@ -405,6 +405,7 @@ public final class ClusterState {
             case Command.RemoveNode r -> remove(r);
             case Command.CreateVolume cv -> create(cv);
             case Command.ResizeVolume rv -> resize(rv);
+            case Command.SetVolumeQos q -> setQos(q);
             case Command.CreateSnapshot cs -> createSnapshot(cs);
             case Command.DeleteSnapshot ds -> deleteSnapshot(ds);
             case Command.CloneVolume cv -> cloneVolume(cv);
@@ -895,6 +896,20 @@ public final class ClusterState {
                 + " encrypted volume(s) are now wrapped under cluster key " + c.newKeyId() + " (was " + c.expectedKeyId()
                 + "); restart every node with the new key file");
         return java.util.Map.of("volumes", encrypted.size(), "keyId", c.newKeyId(), "previousKeyId", c.expectedKeyId());
+    }
+
+    /** See {@link Command.SetVolumeQos}. */
+    private VolumeRecord setQos(Command.SetVolumeQos c) {
+        VolumeRecord v = requireVolume(c.name());
+        QosLimits limits = QosLimits.of(c.maxIops(), c.maxBandwidthBytes());
+        if (Objects.equals(limits, v.qos())) {
+            return v; // idempotent
+        }
+        VolumeRecord nv = v.withQos(limits);
+        putVolume(nv);
+        event(c.at(), "volume-qos", v.name(), "volume " + v.name() + " QoS limits now " + QosLimits.describe(limits)
+                + " (was " + QosLimits.describe(v.qos()) + ")");
+        return nv;
     }
 
     /** See {@link Command.ResizeVolume}. */

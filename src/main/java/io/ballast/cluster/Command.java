@@ -31,6 +31,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.AddReplica.class, name = "AddReplica"),
         @JsonSubTypes.Type(value = Command.SetSettings.class, name = "SetSettings"),
         @JsonSubTypes.Type(value = Command.ResizeVolume.class, name = "ResizeVolume"),
+        @JsonSubTypes.Type(value = Command.SetVolumeQos.class, name = "SetVolumeQos"),
         @JsonSubTypes.Type(value = Command.CreateSnapshot.class, name = "CreateSnapshot"),
         @JsonSubTypes.Type(value = Command.DeleteSnapshot.class, name = "DeleteSnapshot"),
         @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
@@ -116,6 +117,12 @@ public sealed interface Command {
     }
 
     record DeleteVolume(String at, String name) implements Command {}
+
+    /**
+     * A volume's QoS limits (docs/qos.md), applied live by the node that serves it; 0 clears a
+     * limit. NOT_FOUND when the volume is gone.
+     */
+    record SetVolumeQos(String at, String name, long maxIops, long maxBandwidthBytes) implements Command {}
 
     /**
      * Grows a volume to {@code sizeBytes} (the create's size rules). Refused with INVALID_ARGUMENT when

@@ -76,6 +76,12 @@ final class CommandGate {
             }
             case Command.DeleteVolume dv -> require(dv.name(), "name");
             case Command.ResizeVolume rv -> require(rv.name(), "name");
+            case Command.SetVolumeQos q -> {
+                require(q.name(), "name");
+                if (q.maxIops() < 0 || q.maxBandwidthBytes() < 0) {
+                    throw new CommandSeal.Refused("invalid command: maxIops and maxBandwidthBytes must be >= 0 (0: unlimited)");
+                }
+            }
             case Command.SetReplicaState s -> {
                 require(s.volume(), "volume");
                 require(s.nodeId(), "nodeId");

@@ -16,6 +16,7 @@ import java.util.List;
  * @param encryption the wrapped data key of an encrypted volume (docs/security.md); null: not encrypted
  * @param shared a shared (RWX) volume: its file system is exported over NFS by the node holding its
  *     engine (docs/shared-volumes.md); false in records from before shared volumes
+ * @param qos the volume's QoS limits (docs/qos.md); null: unlimited
  */
 public record VolumeRecord(
         String name,
@@ -31,7 +32,8 @@ public record VolumeRecord(
         long attachEpoch,
         String attachKind,
         VolumeEncryption encryption,
-        boolean shared) {
+        boolean shared,
+        QosLimits qos) {
 
     public static final String KIND_USER = "user";
     public static final String KIND_RESYNC = "resync";
@@ -39,6 +41,14 @@ public record VolumeRecord(
     /** The record a volume command's result carries ({@link RaftNode#submit}), read as the state machine wrote it. */
     public static VolumeRecord fromResult(com.fasterxml.jackson.databind.JsonNode result) {
         return ClusterState.JSON.convertValue(result, VolumeRecord.class);
+    }
+
+    /** A volume without QoS limits (records from before QoS). */
+    public VolumeRecord(String name, String uuid, long sizeBytes, int repl, String spreadBy, List<ReplicaRecord> replicas,
+            String createdAt, Attachment attachment, long epoch, int minInSync, long attachEpoch, String attachKind,
+            VolumeEncryption encryption, boolean shared) {
+        this(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync, attachEpoch, attachKind,
+                encryption, shared, null);
     }
 
     /** An unencrypted volume (records from before encryption). */
@@ -63,7 +73,13 @@ public record VolumeRecord(
     /** The same volume with its data key wrapped anew (key rotation). */
     VolumeRecord withEncryption(VolumeEncryption e) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, e, shared);
+                attachEpoch, attachKind, e, shared, qos);
+    }
+
+    /** The same volume with new QoS limits (null: unlimited). */
+    VolumeRecord withQos(QosLimits q) {
+        return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
+                attachEpoch, attachKind, encryption, shared, q);
     }
 
     public VolumeRecord {
@@ -86,29 +102,29 @@ public record VolumeRecord(
 
     VolumeRecord withReplicas(List<ReplicaRecord> r) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, encryption, shared);
+                attachEpoch, attachKind, encryption, shared, qos);
     }
 
     VolumeRecord withReplicas(List<ReplicaRecord> r, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, r, createdAt, attachment, newEpoch, minInSync,
-                attachEpoch, attachKind, encryption, shared);
+                attachEpoch, attachKind, encryption, shared, qos);
     }
 
     VolumeRecord withSizeBytes(long newSizeBytes) {
         return new VolumeRecord(name, uuid, newSizeBytes, repl, spreadBy, replicas, createdAt, attachment, epoch, minInSync,
-                attachEpoch, attachKind, encryption, shared);
+                attachEpoch, attachKind, encryption, shared, qos);
     }
 
     /** Same attachment identity (epoch unchanged), e.g. a plain attachment being mounted. */
     VolumeRecord withAttachmentDetails(Attachment a) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, epoch, minInSync,
-                attachEpoch, attachKind, encryption, shared);
+                attachEpoch, attachKind, encryption, shared, qos);
     }
 
     /** A new attachment (or none) at a new epoch. */
     VolumeRecord withAttachment(Attachment a, String kind, long newEpoch) {
         return new VolumeRecord(name, uuid, sizeBytes, repl, spreadBy, replicas, createdAt, a, newEpoch, minInSync,
-                a == null ? 0 : newEpoch, kind, encryption, shared);
+                a == null ? 0 : newEpoch, kind, encryption, shared, qos);
     }
 
     public boolean hasReplicaOn(String nodeId) {

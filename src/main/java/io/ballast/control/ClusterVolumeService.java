@@ -724,6 +724,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
     }
 
+    /** Commits {@code SetVolumeQos}; the serving node applies it live when it applies the entry. */
+    @Override
+    public VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+        Names.requireVolumeName(name);
+        if ((maxIops != null && maxIops < 0) || (maxBandwidthBytes != null && maxBandwidthBytes < 0)) {
+            throw BallastException.invalid("QoS limits must be >= 0 (0: unlimited)");
+        }
+        member.raft().barrier();
+        VolumeRecord v = require(name);
+        long iops = maxIops != null ? maxIops : v.qos() == null ? 0 : v.qos().maxIops();
+        long bandwidth = maxBandwidthBytes != null ? maxBandwidthBytes : v.qos() == null ? 0 : v.qos().maxBandwidthBytes();
+        member.raft().submit(new Command.SetVolumeQos(Instant.now().toString(), name, iops, bandwidth));
+        log.atInfo().addKeyValue("volume", name).addKeyValue("maxIops", iops).addKeyValue("maxBandwidthBytes", bandwidth)
+                .log("volume QoS limits set");
+        return view(require(name));
+    }
+
     /** How long a resize waits for the engine on this node to serve the new size. */
     private static final long ENGINE_GROW_WAIT_MS = 5000;
 
@@ -1497,7 +1514,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 v.minInSync(), v.attachEpoch(), engine,
                 v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null,
                 v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
-                        a == null || v.maintenanceAttached() ? null : a.nodeId()) : null);
+                        a == null || v.maintenanceAttached() ? null : a.nodeId()) : null,
+                v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes()));
     }
 
     /** Mount paths as the attach agent records them. */

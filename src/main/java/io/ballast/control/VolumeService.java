@@ -94,6 +94,14 @@ public interface VolumeService {
         return java.util.Optional.empty();
     }
 
+    /**
+     * Sets the volume's QoS limits (docs/qos.md), live on the node that serves it; null keeps a limit
+     * as it is, 0 clears it. NOT_FOUND for an unknown volume; services without cluster metadata refuse.
+     */
+    default VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+        throw io.ballast.common.BallastException.invalid("QoS limits need a cluster node");
+    }
+
     /** Attaches the volume on this node; with a mount directory, also mounts an ext4 file system there. */
     Attachment attach(String name, Path mountDir);
 

@@ -38,7 +38,8 @@ public record VolumeView(
         long attachEpoch,
         Engine engine,
         Encryption encryption,
-        Share share) {
+        Share share,
+        Qos qos) {
 
     /**
      * A shared volume: {@code address} is what clients mount ({@code nfs://HOST/ballast/NAME}; null
@@ -46,11 +47,14 @@ public record VolumeView(
      */
     public record Share(String address, String nodeId) {}
 
+    /** A volume's QoS limits (docs/qos.md); 0: that limit is off. Null when neither is set. */
+    public record Qos(long maxIops, long maxBandwidthBytes) {}
+
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
             int minInSync, long attachEpoch, Engine engine, Encryption encryption) {
         this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
-                epoch, minInSync, attachEpoch, engine, encryption, null);
+                epoch, minInSync, attachEpoch, engine, encryption, null, null);
     }
 
     /**

@@ -21,7 +21,7 @@ public class DefaultComponents implements NodeComponents {
             return NodeComponents.super.engineHost(ctx);
         }
         return new ReplicationEngineHost(ctx.nodeId(), pool, ctx.member(), ctx.metadata(),
-                ctx.config().replicationListen(), ctx.config().engine());
+                ctx.config().replicationListen(), ctx.config().engine(), ctx.qos().background());
     }
 
     @Override

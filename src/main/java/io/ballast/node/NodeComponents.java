@@ -27,7 +27,12 @@ public interface NodeComponents {
 
     /** What an engine host is built from: this node, its pool, the in-sync seam and the cluster member. */
     record EngineContext(String nodeId, StoragePool pool, MetadataClient metadata, ClusterMember member,
-            NodeConfig config) {}
+            NodeConfig config, io.ballast.qos.VolumeQos qos) {
+        public EngineContext(String nodeId, StoragePool pool, MetadataClient metadata, ClusterMember member, NodeConfig config) {
+            this(nodeId, pool, metadata, member, config, new io.ballast.qos.VolumeQos(io.ballast.qos.BackgroundBudget.unlimited(),
+                    io.ballast.qos.QosClock.SYSTEM));
+        }
+    }
 
     /**
      * The engines of this node (one per volume attached here). Called once per start, after the cluster

@@ -21,11 +21,13 @@ import java.nio.file.Path;
  *     volumes are refused on this node, the others are served)
  * @param tls how the node secures its ports; null means insecure (plaintext), the embedded/test
  *     default. `ballast node start` and `ballast up` pass TLS unless told --insecure.
+ * @param backgroundBytesPerSec the node's budget for background copying (resync, rebuild, backup),
+ *     yielding to client I/O (docs/qos.md); 0: unlimited (each copier's own cap still applies)
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
         io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile,
-        io.ballast.security.TlsSettings tls) {
+        io.ballast.security.TlsSettings tls, long backgroundBytesPerSec) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -46,6 +48,23 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
         if (tls == null) {
             tls = io.ballast.security.TlsSettings.insecureMode();
         }
+        if (backgroundBytesPerSec < 0) {
+            throw BallastException.invalid("background bandwidth must be >= 0 (0: unlimited), got " + backgroundBytesPerSec);
+        }
+    }
+
+    /** With the default background budget ({@link io.ballast.qos.BackgroundBudget#DEFAULT_BYTES_PER_SEC}). */
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+            io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile,
+            io.ballast.security.TlsSettings tls) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, encryptionKeyFile, tls,
+                io.ballast.qos.BackgroundBudget.DEFAULT_BYTES_PER_SEC);
+    }
+
+    public NodeConfig withBackgroundBytesPerSec(long bytesPerSec) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls,
+                encryptionKeyFile, tls, bytesPerSec);
     }
 
     /** With these TLS settings and neither NBD TLS nor a cluster key file. */
@@ -57,7 +76,7 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
 
     public NodeConfig withTls(io.ballast.security.TlsSettings settings) {
         return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls,
-                encryptionKeyFile, settings);
+                encryptionKeyFile, settings, backgroundBytesPerSec);
     }
 
     /** The replication port sits {@value #REPLICATION_PORT_OFFSET} above the API port: 7420 by default. */
@@ -93,11 +112,13 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
 
     /** This configuration with NBD TCP connections under {@code tls}. */
     public NodeConfig withNbdTls(io.ballast.frontend.nbd.NbdTls tls) {
-        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls, encryptionKeyFile, this.tls);
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls, encryptionKeyFile, this.tls,
+                backgroundBytesPerSec);
     }
 
     public NodeConfig withEncryptionKeyFile(Path keyFile) {
-        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, keyFile, tls);
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, keyFile, tls,
+                backgroundBytesPerSec);
     }
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,

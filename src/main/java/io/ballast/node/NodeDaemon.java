@@ -122,7 +122,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 return t.nbdContext();
             });
         }
-        EngineExports exports = new EngineExports(nbdTls == null ? "nbd" : "nbds");
+        // QoS: per-volume client limits and the node's background copy budget (docs/qos.md)
+        io.ballast.qos.VolumeQos qos = new io.ballast.qos.VolumeQos(new io.ballast.qos.BackgroundBudget(
+                config.backgroundBytesPerSec(), io.ballast.qos.BackgroundBudget.DEFAULT_BUSY_PERCENT, io.ballast.qos.QosClock.SYSTEM),
+                io.ballast.qos.QosClock.SYSTEM);
+        EngineExports exports = new EngineExports(nbdTls == null ? "nbd" : "nbds", qos);
         nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket(), nbdTls);
         started.push(nbd);
 
@@ -150,10 +154,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
             fp.keys(keyring);
         }
         engines = components.engineHost(new NodeComponents.EngineContext(nodeId, pool,
-                new io.ballast.control.RaftMetadataClient(member), member, config));
+                new io.ballast.control.RaftMetadataClient(member), member, config, qos));
         started.push(engines);
         io.ballast.control.RaftMetadataClient.followLayouts(member, engines);
         exports.bind(engines, member);
+        followQos(member, qos);
         volumes = new io.ballast.control.ClusterVolumeService(member, pool, local, store, nbd,
                 config.dataDir().resolve("replicas.json"), engines);
         volumes.keyring(keyring);
@@ -162,7 +167,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.metrics.ClusterMetrics.track(member);
         io.ballast.metrics.EngineMetrics.track(engines::lastStatuses);
 
-        backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines));
+        backups = new io.ballast.backup.BackupService(new NodeBackupCluster(member, pool, volumes, engines),
+                io.ballast.backup.BackupWriter.Options.DEFAULT.withBackground(qos.background()));
         started.push(backups);
         io.ballast.control.SnapshotScheduler scheduler = new io.ballast.control.SnapshotScheduler(member, volumes,
                 java.time.InstantSource.system());
@@ -379,6 +385,30 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         log.atInfo().addKeyValue("nodeId", nodeId).log("node stopped");
     }
 
+    /**
+     * Keeps the volumes' QoS limits in step with the cluster metadata: every applied SetVolumeQos (or
+     * create, delete) updates the limiter the volume's connections already pass, so a change is live.
+     */
+    private static void followQos(io.ballast.cluster.ClusterMember member, io.ballast.qos.VolumeQos qos) {
+        member.stateMachine().onApplied((cmd, ok) -> {
+            if (!ok) {
+                return;
+            }
+            switch (cmd) {
+                case io.ballast.cluster.Command.SetVolumeQos q -> qos.setLimits(q.name(), q.maxIops(), q.maxBandwidthBytes());
+                case io.ballast.cluster.Command.DeleteVolume d -> qos.forget(d.name());
+                default -> { }
+            }
+        });
+        for (io.ballast.cluster.VolumeRecord v : member.state().volumes()) {
+            applyQos(qos, v);
+        }
+    }
+
+    private static void applyQos(io.ballast.qos.VolumeQos qos, io.ballast.cluster.VolumeRecord v) {
+        qos.setLimits(v.name(), v.qos() == null ? 0 : v.qos().maxIops(), v.qos() == null ? 0 : v.qos().maxBandwidthBytes());
+    }
+
     public io.ballast.replication.EngineHost engines() {
         return engines;
     }
@@ -393,9 +423,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         private volatile io.ballast.cluster.ClusterMember member;
         /** URI scheme of NBD over TCP in hints: nbds when TLS is required. */
         private final String tcpScheme;
+        private final io.ballast.qos.VolumeQos qos;
 
-        EngineExports(String tcpScheme) {
+        EngineExports(String tcpScheme, io.ballast.qos.VolumeQos qos) {
             this.tcpScheme = tcpScheme;
+            this.qos = qos;
         }
 
         void bind(io.ballast.replication.EngineHost e, io.ballast.cluster.ClusterMember m) {
@@ -406,7 +438,16 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         @Override
         public Optional<BlockDevice> open(String exportName) {
             io.ballast.replication.EngineHost e = engines;
-            return e == null ? Optional.empty() : e.device(exportName);
+            io.ballast.cluster.ClusterMember m = member;
+            if (e == null) {
+                return Optional.empty();
+            }
+            Optional<BlockDevice> device = e.device(exportName);
+            if (device.isPresent() && m != null) {
+                // the limits as the metadata has them now; later changes arrive through followQos
+                m.state().volume(exportName).ifPresent(v -> applyQos(qos, v));
+            }
+            return device.map(d -> qos.wrap(exportName, d));
         }
 
         @Override

@@ -59,12 +59,19 @@ public final class ReplicationEngineHost implements EngineHost {
      * copy exists about twice (read buffer, then the frame being sent).
      */
     static final long RESYNC_BUDGET_BYTES = EngineConfig.Resync.budgetBytes(System.getProperties());
-    private final io.ballast.replication.ResyncBudget resyncBudget = new io.ballast.replication.ResyncBudget(RESYNC_BUDGET_BYTES);
+    private final io.ballast.replication.ResyncBudget resyncBudget;
 
     private record Running(EngineRunner runner, TcpReplicaNetwork network, long attachEpoch) {}
 
     public ReplicationEngineHost(String nodeId, FileStoragePool pool, ClusterMember member, MetadataClient metadata,
             InetSocketAddress replicationListen, EngineConfig config) {
+        this(nodeId, pool, member, metadata, replicationListen, config, io.ballast.qos.BackgroundBudget.unlimited());
+    }
+
+    /** {@code background}: the node's copy-rate budget every resync and rebuild copy passes (docs/qos.md). */
+    public ReplicationEngineHost(String nodeId, FileStoragePool pool, ClusterMember member, MetadataClient metadata,
+            InetSocketAddress replicationListen, EngineConfig config, io.ballast.qos.BackgroundBudget background) {
+        this.resyncBudget = new io.ballast.replication.ResyncBudget(RESYNC_BUDGET_BYTES, bytes -> background.tryTake(bytes) == 0);
         this.nodeId = nodeId;
         this.member = member;
         this.metadata = metadata;

@@ -390,6 +390,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 5 && seg[4].equals("detach")) return "/v1/volumes/{name}/detach";
         if (seg.length == 5 && seg[4].equals("verify")) return "/v1/volumes/{name}/verify";
         if (seg.length == 5 && seg[4].equals("resize")) return "/v1/volumes/{name}/resize";
+        if (seg.length == 5 && seg[4].equals("qos")) return "/v1/volumes/{name}/qos";
         if (seg.length == 5 && seg[4].equals("revert")) return "/v1/volumes/{name}/revert";
         if (seg.length == 5 && seg[4].equals("snapshots")) return "/v1/volumes/{name}/snapshots";
         if (seg.length == 6 && seg[4].equals("snapshots")) return "/v1/volumes/{name}/snapshots/{snap}";
@@ -601,12 +602,21 @@ public final class RestServer implements AutoCloseable {
                     yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
                             req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
                 }
+                Long maxIops = iopsOf(req.maxIops());
+                Long maxBandwidth = bandwidthOf(req.maxBandwidth());
+                io.ballast.control.VolumeView created;
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
                         || shared) {
-                    yield new Reply(201, volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
-                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared));
+                    created = volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared);
+                } else {
+                    created = volumes.create(req.name(), sizeOf(req.size()));
                 }
-                yield new Reply(201, volumes.create(req.name(), sizeOf(req.size())));
+                if ((maxIops != null && maxIops > 0) || (maxBandwidth != null && maxBandwidth > 0)) {
+                    // a second Raft write: the volume exists unlimited for the moment in between
+                    created = volumes.setQos(req.name(), maxIops, maxBandwidth);
+                }
+                yield new Reply(201, created);
             }
             case "/v1/volumes/{name} GET" -> {
                 String follow = queryOf(ex).get("follow");
@@ -635,6 +645,15 @@ public final class RestServer implements AutoCloseable {
                 yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force)));
             }
             case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
+            case "/v1/volumes/{name}/qos POST" -> {
+                ApiTypes.SetQosRequest req = read(ex, ApiTypes.SetQosRequest.class);
+                Long maxIops = req == null ? null : iopsOf(req.maxIops());
+                Long maxBandwidth = req == null ? null : bandwidthOf(req.maxBandwidth());
+                if (maxIops == null && maxBandwidth == null) {
+                    throw BallastException.invalid("give 'maxIops', 'maxBandwidth' or both (0 or \"unlimited\" clears a limit)");
+                }
+                yield new Reply(200, volumes.setQos(name, maxIops, maxBandwidth));
+            }
             case "/v1/volumes/{name}/resize POST" -> {
                 ApiTypes.ResizeRequest req = read(ex, ApiTypes.ResizeRequest.class);
                 yield new Reply(200, volumes.resize(name, sizeOf(req == null ? null : req.size())));
@@ -1078,6 +1097,37 @@ public final class RestServer implements AutoCloseable {
             case "/v1/auth/tokens/{id} DELETE" -> new Reply(200, a.revokeToken(seg[4], who));
             default -> throw new IllegalStateException("unrouted " + route + " " + method);
         };
+    }
+
+    /** A QoS IOPS field: a whole number or "unlimited"; null when absent. */
+    private static Long iopsOf(JsonNode n) {
+        if (n == null || n.isNull() || n.isMissingNode()) {
+            return null;
+        }
+        if (n.isIntegralNumber() && n.canConvertToLong()) {
+            return io.ballast.qos.QosValues.parseIops(Long.toString(n.longValue()));
+        }
+        if (n.isTextual()) {
+            return io.ballast.qos.QosValues.parseIops(n.textValue());
+        }
+        throw BallastException.invalid("field 'maxIops' must be a whole number or \"unlimited\", got " + n);
+    }
+
+    /** A QoS bandwidth field: bytes per second as a number or a size string ("100MiB", "1G/s", "unlimited"); null when absent. */
+    private static Long bandwidthOf(JsonNode n) {
+        if (n == null || n.isNull() || n.isMissingNode()) {
+            return null;
+        }
+        if (n.isIntegralNumber() && n.canConvertToLong()) {
+            if (n.longValue() < 0) {
+                throw BallastException.invalid("field 'maxBandwidth' must be >= 0 (0: unlimited), got " + n);
+            }
+            return n.longValue();
+        }
+        if (n.isTextual()) {
+            return io.ballast.qos.QosValues.parseBandwidth(n.textValue());
+        }
+        throw BallastException.invalid("field 'maxBandwidth' must be bytes per second or a string like \"100MiB\", got " + n);
     }
 
     private static Long rateOf(JsonNode rate) {

@@ -42,6 +42,7 @@ public final class RouteAccess {
             new Rule("POST", "/v1/volumes/{name}/attach", OPERATOR),
             new Rule("POST", "/v1/volumes/{name}/detach", OPERATOR),
             new Rule("POST", "/v1/volumes/{name}/resize", OPERATOR),
+            new Rule("POST", "/v1/volumes/{name}/qos", OPERATOR),
             new Rule("POST", "/v1/volumes/{name}/revert", OPERATOR),
             new Rule("GET", "/v1/volumes/{name}/verify", VIEWER),
             new Rule("POST", "/v1/volumes/{name}/verify", OPERATOR),

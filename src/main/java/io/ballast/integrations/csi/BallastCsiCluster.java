@@ -83,6 +83,11 @@ public final class BallastCsiCluster implements CsiCluster {
     }
 
     @Override
+    public VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+        return volumes.setQos(name, maxIops, maxBandwidthBytes);
+    }
+
+    @Override
     public Attachment attachOn(String nodeId, String name) {
         if (nodeId.equals(member.nodeId())) {
             return volumes.attach(name, null);

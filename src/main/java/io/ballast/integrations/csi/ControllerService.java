@@ -112,6 +112,9 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                     v = cluster.inspect(name);
                     requireCompatible(v, req, params);
                 }
+                if (params.hasQos()) { // the StorageClass's limits, again on a repeated create (idempotent)
+                    v = cluster.setQos(name, params.maxIops(), params.maxBandwidthBytes());
+                }
                 Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder();
                 if (source != null) {
                     vol.setContentSource(req.getVolumeContentSource());

@@ -51,6 +51,11 @@ public interface CsiCluster {
     /** Grows the volume on every replica (online). */
     VolumeView resize(String name, long sizeBytes);
 
+    /** Sets the volume's QoS limits (null: keep, 0: clear; docs/qos.md). */
+    default VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+        throw io.ballast.common.BallastException.invalid("QoS limits are not supported by this cluster");
+    }
+
     /**
      * A plain attachment (engine and NBD export, no mount) on {@code nodeId}, made by that node
      * (forwarded to its API when it is not this one). CONFLICT while another node that is up holds

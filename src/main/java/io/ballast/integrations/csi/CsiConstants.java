@@ -23,10 +23,13 @@ public final class CsiConstants {
     public static final String PARAM_SPREAD_BY = "spreadBy";
     public static final String PARAM_FS_TYPE = "fsType";
     public static final String PARAM_ENCRYPTED = "encrypted";
+    /** QoS limits (docs/qos.md): operations per second, and bytes per second ("100MiB", "1G"); "0"/"unlimited": none. */
+    public static final String PARAM_MAX_IOPS = "maxIops";
+    public static final String PARAM_MAX_BANDWIDTH = "maxBandwidth";
 
     /** The StorageClass parameters the driver accepts; any other key is refused (INVALID_ARGUMENT). */
     public static final Set<String> PARAMETERS = Set.of(PARAM_REPL, PARAM_MIN_IN_SYNC, PARAM_SPREAD_BY, PARAM_FS_TYPE,
-            PARAM_ENCRYPTED);
+            PARAM_ENCRYPTED, PARAM_MAX_IOPS, PARAM_MAX_BANDWIDTH);
 
     /**
      * Keys Kubernetes' external-provisioner adds with {@code --extra-create-metadata}

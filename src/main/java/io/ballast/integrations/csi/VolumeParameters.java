@@ -14,10 +14,20 @@ import java.util.TreeMap;
  * @param spreadBy null: the cluster's default (zone when nodes carry zones, else node)
  * @param fsType the file system for mount volumes (ext4)
  * @param encrypted {@code encrypted: "true"}: encryption at rest (docs/security.md)
+ * @param maxIops QoS limit (docs/qos.md); null: none given. {@code maxBandwidthBytes} likewise
  */
-public record VolumeParameters(int repl, int minInSync, String spreadBy, String fsType, boolean encrypted) {
+public record VolumeParameters(int repl, int minInSync, String spreadBy, String fsType, boolean encrypted, Long maxIops,
+        Long maxBandwidthBytes) {
     public VolumeParameters(int repl, int minInSync, String spreadBy, String fsType) {
         this(repl, minInSync, spreadBy, fsType, false);
+    }
+
+    public VolumeParameters(int repl, int minInSync, String spreadBy, String fsType, boolean encrypted) {
+        this(repl, minInSync, spreadBy, fsType, encrypted, null, null);
+    }
+
+    public boolean hasQos() {
+        return maxIops != null || maxBandwidthBytes != null;
     }
 
     public static final String DEFAULT_FS_TYPE = "ext4";
@@ -28,6 +38,8 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         String spreadBy = null;
         String fsType = DEFAULT_FS_TYPE;
         boolean encrypted = false;
+        Long maxIops = null;
+        Long maxBandwidth = null;
         for (var e : new TreeMap<>(params).entrySet()) {
             String key = e.getKey();
             String value = e.getValue() == null ? "" : e.getValue().strip();
@@ -44,6 +56,8 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
                     case "false" -> false;
                     default -> throw BallastException.invalid("parameter encrypted=" + value + " must be \"true\" or \"false\"");
                 };
+                case CsiConstants.PARAM_MAX_IOPS -> maxIops = qos(key, () -> io.ballast.qos.QosValues.parseIops(value));
+                case CsiConstants.PARAM_MAX_BANDWIDTH -> maxBandwidth = qos(key, () -> io.ballast.qos.QosValues.parseBandwidth(value));
                 default -> throw BallastException.invalid("unknown parameter '" + key + "'; Ballast accepts "
                         + new java.util.TreeSet<>(CsiConstants.PARAMETERS) + " (see docs/kubernetes.md)");
             }
@@ -51,7 +65,15 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         if (repl > 0 && minInSync > repl) {
             throw BallastException.invalid("parameter minInSync=" + minInSync + " exceeds repl=" + repl);
         }
-        return new VolumeParameters(repl, minInSync, spreadBy, fsType, encrypted);
+        return new VolumeParameters(repl, minInSync, spreadBy, fsType, encrypted, maxIops, maxBandwidth);
+    }
+
+    private static long qos(String key, java.util.function.LongSupplier parse) {
+        try {
+            return parse.getAsLong();
+        } catch (BallastException e) {
+            throw BallastException.invalid("parameter " + key + ": " + e.getMessage());
+        }
     }
 
     /** ext4 only: the file system every node here can mount (no xfs kernel module on the hosts we test). */

@@ -76,6 +76,7 @@ public final class DockerVolumeDriver {
                         throw e; // Swarm creates on every node: the first create made it
                     }
                 }
+                applyQos(spec);
                 return null;
             }
             try {
@@ -106,6 +107,7 @@ public final class DockerVolumeDriver {
                             .log("docker volume grown");
                 }
             }
+            applyQos(spec);
             return null;
         });
     }
@@ -152,6 +154,13 @@ public final class DockerVolumeDriver {
                     .log("docker volume mounted");
             return dir.toString();
         });
+    }
+
+    /** The QoS options given (max-iops, max-bandwidth), on a new volume or again on an existing one (Swarm creates on every node). */
+    private void applyQos(VolumeSpec spec) {
+        if (spec.hasQos()) {
+            volumes.setQos(spec.name(), spec.maxIops(), spec.maxBandwidthBytes());
+        }
     }
 
     /** Forgets the mount ID; the last one detaches. Unknown IDs are accepted (Docker retries). */

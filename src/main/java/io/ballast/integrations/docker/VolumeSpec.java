@@ -15,15 +15,27 @@ import java.util.TreeMap;
  *
  * <p>Options: {@code size} (human size, default {@link #DEFAULT_SIZE_BYTES}) and {@code repl}
  * (number of replicas, 1..3, passed to the cluster; absent: the cluster's default), {@code encrypted}
- * ({@code true}: encryption at rest, docs/security.md). Unknown keys,
+ * ({@code true}: encryption at rest, docs/security.md), {@code max-iops} and {@code max-bandwidth}
+ * (QoS limits, docs/qos.md: {@code max-iops=1000}, {@code max-bandwidth=100MiB}). Unknown keys,
  * duplicates and contradictions between the name and {@code -o} are refused with a message that
  * says what is accepted.
  *
  * @param sizeBytes null when the user gave no size
  * @param replicas null when the user gave no repl
+ * @param maxIops null when the user gave no max-iops; {@code maxBandwidthBytes} likewise
  */
 public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
-        boolean encrypted) {
+        boolean encrypted, Long maxIops, Long maxBandwidthBytes) {
+    public VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
+            boolean encrypted) {
+        this(name, sizeBytes, replicas, fromSnapshot, encrypted, null, null);
+    }
+
+    /** Whether the user asked for QoS limits. */
+    public boolean hasQos() {
+        return maxIops != null || maxBandwidthBytes != null;
+    }
+
     public VolumeSpec(String name, Long sizeBytes, Integer replicas) {
         this(name, sizeBytes, replicas, null, false);
     }
@@ -37,7 +49,8 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
     public static final int MAX_REPLICAS = 3;
 
     static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1), "
-            + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade), encrypted (encryption at rest, encrypted=true)";
+            + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade), encrypted (encryption at rest, encrypted=true), "
+            + "max-iops (QoS, e.g. max-iops=1000), max-bandwidth (QoS, bytes per second, e.g. max-bandwidth=100MiB)";
 
     public long sizeOrDefault() {
         return sizeBytes == null ? DEFAULT_SIZE_BYTES : sizeBytes;
@@ -90,8 +103,13 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
         Integer repl = null;
         io.ballast.common.SnapshotRef from = null;
         boolean encrypted = false;
+        Long maxIops = null;
+        Long maxBandwidth = null;
         for (var e : merged.entrySet()) {
             switch (e.getKey()) {
+                case "max-iops", "maxiops", "max_iops" -> maxIops = io.ballast.qos.QosValues.parseIops(e.getValue());
+                case "max-bandwidth", "maxbandwidth", "max_bandwidth" ->
+                        maxBandwidth = io.ballast.qos.QosValues.parseBandwidth(e.getValue());
                 case "encrypted" -> encrypted = switch (e.getValue()) {
                     case "true" -> true;
                     case "false" -> false;
@@ -118,7 +136,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
             throw BallastException.invalid("options encrypted and from-snapshot exclude each other: a clone has its "
                     + "snapshot's encryption");
         }
-        return new VolumeSpec(name, size, repl, from, encrypted);
+        return new VolumeSpec(name, size, repl, from, encrypted, maxIops, maxBandwidth);
     }
 
     /** {@code name=pg,size=1GiB,repl=1} to an ordered map; {@code name} is required. */

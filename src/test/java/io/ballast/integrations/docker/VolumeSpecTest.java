@@ -29,6 +29,17 @@ class VolumeSpecTest {
     }
 
     @Test
+    void qosOptionsInTheNameOrWithO() {
+        VolumeSpec s = VolumeSpec.parse("name=pg,max-iops=1000", Map.of("max-bandwidth", "100M"));
+        assertThat(s.maxIops()).isEqualTo(1000);
+        assertThat(s.maxBandwidthBytes()).isEqualTo(100 * Sizes.MIB);
+        assertThat(VolumeSpec.parse("pg", Map.of("max-iops", "unlimited")).maxIops()).isZero();
+        assertThat(VolumeSpec.parse("pg", Map.of()).hasQos()).isFalse();
+        assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("max-iops", "lots")))
+                .hasMessageContaining("invalid max IOPS 'lots'");
+    }
+
+    @Test
     void noOptionsMeansDefaults() {
         VolumeSpec s = VolumeSpec.parse("pg", null);
         assertThat(s.sizeBytes()).isNull();

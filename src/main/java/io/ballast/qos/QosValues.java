@@ -1,0 +1,63 @@
+package io.ballast.qos;
+
+import io.ballast.common.BallastException;
+import io.ballast.common.Sizes;
+
+/**
+ * The user's spelling of QoS limits, the same on every front end (CLI, REST, Docker options, CSI
+ * parameters): a whole number of IOPS, a bandwidth as a size per second ({@code 100MiB},
+ * {@code 100M}, {@code 1G/s}, or a byte count), and {@code 0} or {@code unlimited} for no limit.
+ */
+public final class QosValues {
+    private QosValues() {}
+
+    public static final String UNLIMITED = "unlimited";
+
+    public static long parseIops(String text) {
+        String t = text == null ? "" : text.trim();
+        if (t.equalsIgnoreCase(UNLIMITED)) {
+            return 0;
+        }
+        try {
+            long n = Long.parseLong(t);
+            if (n >= 0) {
+                return n;
+            }
+        } catch (NumberFormatException ignored) {
+            // the message below says what is accepted
+        }
+        throw BallastException.invalid("invalid max IOPS '" + text + "': use a whole number of operations per second, "
+                + "e.g. 1000, or 0 / unlimited for no limit");
+    }
+
+    public static long parseBandwidth(String text) {
+        String t = text == null ? "" : text.trim();
+        if (t.equalsIgnoreCase(UNLIMITED)) {
+            return 0;
+        }
+        t = t.replaceAll("(?i)/s$", "");
+        if (t.equals("0")) {
+            return 0;
+        }
+        try {
+            long n = Sizes.parse(t);
+            if (n >= 0) {
+                return n;
+            }
+        } catch (BallastException ignored) {
+            // the message below says what is accepted
+        }
+        throw BallastException.invalid("invalid max bandwidth '" + text + "': use bytes per second with a unit, "
+                + "e.g. 100MiB, 100M or 1GiB/s, or 0 / unlimited for no limit");
+    }
+
+    /** For listings: {@code unlimited} or the number. */
+    public static String formatIops(long iops) {
+        return iops == 0 ? UNLIMITED : Long.toString(iops);
+    }
+
+    public static String formatBandwidth(long bytesPerSec) {
+        return bytesPerSec == 0 ? UNLIMITED : Sizes.format(bytesPerSec).replace(" ", "") + "/s";
+    }
+
+}

@@ -1,0 +1,93 @@
+package io.ballast.qos;
+
+import io.ballast.storage.BlockDevice;
+import java.nio.ByteBuffer;
+import java.util.function.Consumer;
+
+/**
+ * A volume's device as its clients reach it: every operation first passes the volume's
+ * {@link VolumeLimiter} (waiting there, on the caller's thread, when over the limit). The NBD
+ * session's reader is that caller for asynchronous writes, so a throttled connection stops reading
+ * requests and the client sees the delay as latency, never as an error. Closing this wrapper closes
+ * nothing: the engine owns the device.
+ */
+public final class ThrottledDevice implements BlockDevice {
+    private final BlockDevice device;
+    private final VolumeLimiter limiter;
+    private final java.util.function.LongConsumer onThrottledNs;
+
+    public ThrottledDevice(BlockDevice device, VolumeLimiter limiter, java.util.function.LongConsumer onThrottledNs) {
+        this.device = device;
+        this.limiter = limiter;
+        this.onThrottledNs = onThrottledNs;
+    }
+
+    private void pass(long bytes) {
+        long waitedNs = limiter.acquire(bytes);
+        if (waitedNs > 0) {
+            onThrottledNs.accept(waitedNs);
+        }
+    }
+
+    @Override
+    public long sizeBytes() {
+        return device.sizeBytes();
+    }
+
+    @Override
+    public void read(long offsetBytes, ByteBuffer dst) {
+        pass(dst.remaining());
+        device.read(offsetBytes, dst);
+    }
+
+    /** A limited volume never reads on the NBD reader thread: the read may have to wait here. */
+    @Override
+    public boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
+        if (limiter.limited()) {
+            return false;
+        }
+        limiter.acquire(dst.remaining()); // unlimited: only records the client activity
+        return device.tryReadNoWait(offsetBytes, dst);
+    }
+
+    @Override
+    public void write(long offsetBytes, ByteBuffer src, boolean fua) {
+        pass(src.remaining());
+        device.write(offsetBytes, src, fua);
+    }
+
+    @Override
+    public boolean asyncWrites() {
+        return device.asyncWrites();
+    }
+
+    @Override
+    public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, Consumer<RuntimeException> done) {
+        pass(src.remaining());
+        device.writeAsync(offsetBytes, src, fua, done);
+    }
+
+    /** Counted as one operation; zeroing and trimming move no payload, so no bytes are charged. */
+    @Override
+    public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
+        pass(0);
+        device.writeZeroes(offsetBytes, lengthBytes, mayDeallocate, fua);
+    }
+
+    @Override
+    public void trim(long offsetBytes, long lengthBytes, boolean fua) {
+        pass(0);
+        device.trim(offsetBytes, lengthBytes, fua);
+    }
+
+    /** Flushes are not limited: holding one back would only delay durability, not save bandwidth. */
+    @Override
+    public void flush() {
+        device.flush();
+    }
+
+    @Override
+    public void close() {
+        // the engine host owns and closes the device
+    }
+}

@@ -1,0 +1,137 @@
+package io.ballast.qos;
+
+/**
+ * The QoS limits of one volume on the node that serves it: two token buckets, one in operations per
+ * second and one in bytes per second, each holding at most {@value #BURST_MS} ms of its rate. A
+ * client operation waits until both buckets have a token, then takes one operation and its bytes
+ * (the byte bucket may go negative, so a request larger than the burst passes and later ones pay
+ * for it). Operations are delayed, never failed. Limits change live: waiters look again at least
+ * every {@value #MAX_SLICE_MS} ms, so a raised or cleared limit frees them promptly. 0 means unlimited.
+ */
+public final class VolumeLimiter {
+    static final long BURST_MS = 100;
+    static final long MAX_SLICE_MS = 20;
+    private static final long NS_PER_S = 1_000_000_000L;
+
+    private final QosClock clock;
+    private final Runnable onClientIo;
+    private long maxIops;
+    private long maxBytesPerSec;
+    private double opTokens;
+    private double byteTokens;
+    private long lastNs;
+    private long throttledNs;
+    /** Read without the lock on every operation: an unlimited volume's I/O takes no lock here. */
+    private volatile boolean limited;
+
+    /** {@code onClientIo} runs on every operation (the node's background budget yields to client I/O). */
+    public VolumeLimiter(QosClock clock, Runnable onClientIo) {
+        this.clock = clock;
+        this.onClientIo = onClientIo == null ? () -> { } : onClientIo;
+        this.lastNs = clock.nanoTime();
+    }
+
+    /** New limits, effective for the next look of every waiter; the buckets start full at the new rates. */
+    public synchronized void setLimits(long maxIops, long maxBytesPerSec) {
+        if (maxIops < 0 || maxBytesPerSec < 0) {
+            throw new IllegalArgumentException("limits must be >= 0, got " + maxIops + " IOPS, " + maxBytesPerSec + " B/s");
+        }
+        if (maxIops == this.maxIops && maxBytesPerSec == this.maxBytesPerSec) {
+            return;
+        }
+        this.maxIops = maxIops;
+        this.maxBytesPerSec = maxBytesPerSec;
+        this.limited = maxIops > 0 || maxBytesPerSec > 0;
+        this.opTokens = burst(maxIops);
+        this.byteTokens = burst(maxBytesPerSec);
+        this.lastNs = clock.nanoTime();
+    }
+
+    public synchronized long maxIops() {
+        return maxIops;
+    }
+
+    public synchronized long maxBytesPerSec() {
+        return maxBytesPerSec;
+    }
+
+    public boolean limited() {
+        return limited;
+    }
+
+    /** Total time operations have waited here, in nanoseconds. */
+    public synchronized long throttledNs() {
+        return throttledNs;
+    }
+
+    private static double burst(long perSec) {
+        return Math.max(1.0, perSec * (double) BURST_MS / 1000.0);
+    }
+
+    /**
+     * At {@code nowNs}: takes one operation of {@code bytes} and answers 0, or takes nothing and
+     * answers how long to wait before both buckets can pay.
+     */
+    synchronized long tryTake(long bytes, long nowNs) {
+        long elapsedNs = Math.max(0, nowNs - lastNs);
+        lastNs = nowNs;
+        if (maxIops > 0) {
+            opTokens = Math.min(burst(maxIops), opTokens + elapsedNs * (double) maxIops / NS_PER_S);
+        }
+        if (maxBytesPerSec > 0) {
+            byteTokens = Math.min(burst(maxBytesPerSec), byteTokens + elapsedNs * (double) maxBytesPerSec / NS_PER_S);
+        }
+        long waitNs = 0;
+        if (maxIops > 0 && opTokens < 1.0) {
+            waitNs = (long) Math.ceil((1.0 - opTokens) * NS_PER_S / maxIops);
+        }
+        if (maxBytesPerSec > 0 && byteTokens <= 0) {
+            // wait until the bucket is positive again: then any request size may pass
+            waitNs = Math.max(waitNs, (long) Math.ceil((1.0 - byteTokens) * NS_PER_S / maxBytesPerSec));
+        }
+        if (waitNs > 0) {
+            return waitNs;
+        }
+        if (maxIops > 0) {
+            opTokens -= 1.0;
+        }
+        if (maxBytesPerSec > 0) {
+            byteTokens -= bytes;
+        }
+        return 0;
+    }
+
+    /**
+     * Blocks until the operation may run; answers how long it waited (ns). Interrupted: lets it run
+     * (QoS never fails I/O) and keeps the interrupt.
+     */
+    public long acquire(long bytes) {
+        onClientIo.run();
+        if (!limited) {
+            return 0;
+        }
+        long startNs = -1;
+        while (true) {
+            long nowNs = clock.nanoTime();
+            long waitNs = tryTake(bytes, nowNs);
+            if (waitNs == 0) {
+                long waitedNs = startNs < 0 ? 0 : nowNs - startNs;
+                if (waitedNs > 0) {
+                    synchronized (this) {
+                        throttledNs += waitedNs;
+                    }
+                }
+                return waitedNs;
+            }
+            if (startNs < 0) {
+                startNs = nowNs;
+            }
+            try {
+                clock.sleepNs(Math.min(waitNs, MAX_SLICE_MS * 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return clock.nanoTime() - startNs;
+            }
+        }
+    }
+}
