@@ -105,6 +105,7 @@ public final class Simulation {
     private int flipsInjected;
     private long repairsTotal;
     private long acks;
+    private long staleWrites; // issued through a superseded engine
     private long reads;
 
     private record Event(long atMs, long seq, Runnable action) implements Comparable<Event> {
@@ -192,6 +193,11 @@ public final class Simulation {
 
     public long acks() {
         return acks;
+    }
+
+    /** Writes the client sent through an engine another one had taken over from (stale-writer seeds). */
+    public long staleWrites() {
+        return staleWrites;
     }
 
     private void trace(String s) {
@@ -660,6 +666,7 @@ public final class Simulation {
     private boolean clientOp() {
         Box stale = staleWriter();
         if (stale != null) {
+            staleWrites++;
             clientWrite(stale);
             return true;
         }
