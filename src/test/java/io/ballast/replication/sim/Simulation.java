@@ -299,6 +299,18 @@ public final class Simulation {
                 b.supersededInSync = new TreeSet<>(before.inSyncNodes());
             }
         }
+        if (staleWriters) {
+            // As ReplicationEngineHost.start does: a node runs one engine per volume, so attaching on a node
+            // stops the older engine still running there. (Stale-writer seeds only, so the others keep their runs.)
+            for (Box b : engines) {
+                if (!b.dead && b.hostNode.equals(hostNode)) {
+                    trace("engine " + b.id + " stopped: " + hostNode + " starts the volume's engine again");
+                    repairsTotal += b.engine.checksumRepairs();
+                    b.engine.close();
+                    b.dead = true;
+                }
+            }
+        }
         Box box = new Box("E" + (++engineCount), hostNode);
         trace("attach " + box.id + " on " + hostNode + " epoch " + cp.epoch() + (old == null ? "" : " (old " + old.id
                 + (isolateOld ? " isolated)" : ")")));
