@@ -31,6 +31,8 @@ public final class SimDisk implements ReplicaStorage {
     private final TreeMap<Integer, byte[]> overlay = new TreeMap<>();
     private final TreeMap<Integer, Long> overlayTag = new TreeMap<>();
     private final TreeSet<Integer> flipped = new TreeSet<>();
+    /** Blocks whose durable image changed since {@link #takePersisted()}: what the per-step durability check re-reads. */
+    private final java.util.BitSet persistedSinceTake = new java.util.BitSet();
     private long generation;
     private long epochFloor;
     private final BooleanSupplier fsyncFails;
@@ -139,6 +141,7 @@ public final class SimDisk implements ReplicaStorage {
         durableTag[b] = tag;
         durableCrc[b] = crc(blk, 0);
         flipped.remove(b);
+        persistedSinceTake.set(b);
     }
 
     @Override
@@ -257,6 +260,13 @@ public final class SimDisk implements ReplicaStorage {
             }
         }
         return n;
+    }
+
+    /** The blocks made durable since the last call (cleared by it). */
+    public java.util.BitSet takePersisted() {
+        java.util.BitSet out = (java.util.BitSet) persistedSinceTake.clone();
+        persistedSinceTake.clear();
+        return out;
     }
 
     /** Durable content ignoring flips (a flip is corruption the checksum catches, not lost data). */

@@ -45,6 +45,13 @@ public final class Simulation {
 
     private final long seed;
     private final SplittableRandom rnd;
+    private final SimMutation mutation;
+    /**
+     * Own stream for the stale-writer scenario (a paused engine that resumes after a takeover and keeps
+     * writing), so seeds that do not draw that scenario run exactly as before it existed.
+     */
+    private final SplittableRandom fenceRnd;
+    private final boolean staleWriters;
     private final boolean trace;
     private final List<String> log = new ArrayList<>();
     private long nowMs;
@@ -61,6 +68,7 @@ public final class Simulation {
     private final Set<String> cpIsolated = new TreeSet<>(); // engine nodes cut off from the control plane
     private final Map<String, Conn> conns = new HashMap<>();
     private final Map<String, Set<Long>> applied = new HashMap<>(); // node -> model write seqs applied
+    private final Map<String, Set<Long>> appliedFenced = new HashMap<>(); // node -> seqs applied below its epoch floor
     private final IdentityHashMap<byte[], Long> writeIdentity = new IdentityHashMap<>();
 
     // Control plane.
@@ -80,6 +88,10 @@ public final class Simulation {
     private long seq;
     private final long[] lastSeq = new long[SIZE_BYTES];
     private final long[] ackedFloor = new long[SIZE_BYTES];
+    /** Per byte, the last write acknowledged and issued since the last replica crash: no crash can have lost it yet. */
+    private final long[] ackedSinceCrash = new long[SIZE_BYTES];
+    /** Blocks whose stable value changed since the last per-step durability check. */
+    private final java.util.BitSet stableChanged = new java.util.BitSet();
     private final long[] stableSeq = new long[SIZE_BYTES];
     private final byte[] stableVal = new byte[SIZE_BYTES];
     @SuppressWarnings("unchecked")
@@ -93,6 +105,7 @@ public final class Simulation {
     private int flipsInjected;
     private long repairsTotal;
     private long acks;
+    private long staleWrites; // issued through a superseded engine
     private long reads;
 
     private record Event(long atMs, long seq, Runnable action) implements Comparable<Event> {
@@ -116,6 +129,9 @@ public final class Simulation {
         VolumeEngine engine;
         boolean dead;
         boolean openFailed;
+        boolean opened;
+        int crashesAtOpen; // replica crashes before this engine's open completed
+        int acksAtOpen; // acknowledged writes before it
         Set<String> supersededInSync; // CP in-sync set when another engine took over (check c)
 
         Box(String id, String hostNode) {
@@ -130,7 +146,12 @@ public final class Simulation {
         final int length;
         final byte[] data; // null: zeroes
         final boolean fua;
-        boolean eligible = true; // still made stable by a later flush (no replica crash since its ack)
+        /** False once a flush failed after it was acknowledged: the error was reported, later flushes do not vouch. */
+        boolean eligible = true;
+        Box ackedBy;
+        int crashesAtIssue; // a crash after this may lose it until a flush covers it (its Done can still be in flight)
+        int ackIndex;
+        boolean newerEngineOpenAtIssue; // issued to an engine a newer one had already opened over
 
         MWrite(long seq, int offset, int length, byte[] data, boolean fua) {
             this.seq = seq;
@@ -146,8 +167,15 @@ public final class Simulation {
     }
 
     public Simulation(long seed, boolean trace) {
+        this(seed, trace, SimMutation.NONE);
+    }
+
+    Simulation(long seed, boolean trace, SimMutation mutation) {
         this.seed = seed;
         this.rnd = new SplittableRandom(seed);
+        this.mutation = mutation;
+        this.fenceRnd = new SplittableRandom(seed ^ 0x7E4CEL);
+        this.staleWriters = fenceRnd.nextInt(3) == 0;
         this.batchRnd = new SplittableRandom(seed ^ 0x5DEECE66DL);
         this.trace = trace;
         for (int i = 0; i < SIZE_BYTES; i++) {
@@ -165,6 +193,11 @@ public final class Simulation {
 
     public long acks() {
         return acks;
+    }
+
+    /** Writes the client sent through an engine another one had taken over from (stale-writer seeds). */
+    public long staleWrites() {
+        return staleWrites;
     }
 
     private void trace(String s) {
@@ -199,8 +232,10 @@ public final class Simulation {
         for (String n : NODES) {
             disks.put(n, new SimDisk(UUID, SIZE_BYTES, REGION_BYTES, () -> fsyncFailing.contains(n) && rnd.nextInt(3) == 0));
             SimDisk d = disks.get(n);
-            logic.put(n, new ReplicaLogic(uuid -> uuid.equals(UUID) ? Optional.of(d) : Optional.empty()));
+            io.ballast.replication.ReplicaStorage storage = mutation.storage(d);
+            logic.put(n, new ReplicaLogic(uuid -> uuid.equals(UUID) ? Optional.of(storage) : Optional.empty()));
             applied.put(n, new HashSet<>());
+            appliedFenced.put(n, new HashSet<>());
         }
         List<VolumeLayout.Replica> replicas = new ArrayList<>();
         for (String n : NODES) {
@@ -224,9 +259,10 @@ public final class Simulation {
             } else {
                 nextEvent();
             }
-            if (step % 256 == 0) {
-                checkDurable();
+            if (staleWriters && fenceRnd.nextInt(300) == 0) {
+                takeover(false, true);
             }
+            checkDurableStep();
         }
         settle();
     }
@@ -263,6 +299,18 @@ public final class Simulation {
                 b.supersededInSync = new TreeSet<>(before.inSyncNodes());
             }
         }
+        if (staleWriters) {
+            // As ReplicationEngineHost.start does: a node runs one engine per volume, so attaching on a node
+            // stops the older engine still running there. (Stale-writer seeds only, so the others keep their runs.)
+            for (Box b : engines) {
+                if (!b.dead && b.hostNode.equals(hostNode)) {
+                    trace("engine " + b.id + " stopped: " + hostNode + " starts the volume's engine again");
+                    repairsTotal += b.engine.checksumRepairs();
+                    b.engine.close();
+                    b.dead = true;
+                }
+            }
+        }
         Box box = new Box("E" + (++engineCount), hostNode);
         trace("attach " + box.id + " on " + hostNode + " epoch " + cp.epoch() + (old == null ? "" : " (old " + old.id
                 + (isolateOld ? " isolated)" : ")")));
@@ -276,6 +324,10 @@ public final class Simulation {
             trace(box.id + " open " + (err == null ? "done" : "failed: " + err.getMessage()));
             if (err != null) {
                 box.openFailed = true;
+            } else {
+                box.opened = true;
+                box.crashesAtOpen = replicaCrashes;
+                box.acksAtOpen = ackedWrites.size();
             }
         });
         scheduleTick(box);
@@ -306,7 +358,13 @@ public final class Simulation {
         }
     }
 
-    private void takeover(boolean crashOld) {
+    /**
+     * Another node attaches the volume. {@code crashOld}: the old engine's process died. Otherwise it keeps
+     * running cut off from the control plane (it misses the new layout); {@code paused}: with every
+     * replica still reachable, and the control plane again after a while, like an engine that stalled
+     * (GC, a stopped VM) and resumes writing at its old epoch: only fencing stops it.
+     */
+    private void takeover(boolean crashOld, boolean paused) {
         List<String> up = NODES.stream().filter(n -> !down.contains(n) && (current == null
                 || !n.equals(current.hostNode))).toList();
         if (up.isEmpty() || takeovers >= 4) {
@@ -321,9 +379,19 @@ public final class Simulation {
             resyncBudgets.remove(old.hostNode);
         } else if (old != null) {
             cpIsolated.add(old.hostNode);
-            for (String n : NODES) {
-                if (!n.equals(old.hostNode) && rnd.nextBoolean()) {
-                    partition(old.hostNode, n);
+            if (paused) {
+                String host = old.hostNode;
+                schedule(nowMs + fenceRnd.nextLong(20, 400), () -> {
+                    if (current == null || !current.hostNode.equals(host)) {
+                        trace("engine " + old.id + " reaches the control plane again");
+                        cpIsolated.remove(host);
+                    }
+                });
+            } else {
+                for (String n : NODES) {
+                    if (!n.equals(old.hostNode) && rnd.nextBoolean()) {
+                        partition(old.hostNode, n);
+                    }
                 }
             }
         }
@@ -370,11 +438,15 @@ public final class Simulation {
                 dropConn(box, c, node);
                 return;
             }
-            ReplicaReply reply = logic.get(node).handle(req);
+            long floor = disks.get(node).epochFloor();
+            ReplicaReply reply = logic.get(node).handle(mutation.deliver(req, floor));
             if (req instanceof ReplicaRequest.Write w && reply instanceof ReplicaReply.Done) {
                 Long s = writeIdentity.get(w.data());
                 if (s != null) {
                     applied.get(node).add(s);
+                    if (w.epoch() < floor) {
+                        appliedFenced.get(node).add(s);
+                    }
                 }
             }
             if (trace) {
@@ -470,7 +542,7 @@ public final class Simulation {
     }
 
     private MetadataClient.Result apply(Box box, MetadataClient.InSyncChange change) {
-        if (change.expectedEpoch() != cp.epoch()) {
+        if (mutation.cpComparesEpoch() && change.expectedEpoch() != cp.epoch()) {
             trace("cp: " + box.id + " change refused (epoch " + change.expectedEpoch() + " != " + cp.epoch() + ")");
             return new MetadataClient.Result.Fenced(cp);
         }
@@ -528,10 +600,9 @@ public final class Simulation {
                 disks.get(node).crash();
                 dropConnsTo(node);
                 replicaCrashes++;
-                for (MWrite w : ackedWrites) {
-                    w.eligible = false; // an acknowledged, unflushed write may be gone with that node's cache
-                }
-                checkDurable();
+                // An acknowledged, unflushed write may be gone with that node's cache (if the engine then
+                // reports it on the next flush): reads are held only to what is stable or acknowledged since.
+                java.util.Arrays.fill(ackedSinceCrash, 0);
             }
         } else if (k < 78) {
             if (down.remove(node)) {
@@ -556,37 +627,68 @@ public final class Simulation {
             cpUnavailable = !cpUnavailable;
             trace("control plane " + (cpUnavailable ? "unavailable" : "available"));
         } else if (k < 98) {
-            takeover(true);
+            takeover(true, false);
         } else {
-            takeover(false);
+            takeover(false, false);
         }
     }
 
     // ------------------------------------------------------------------ client model
 
+    /** A superseded engine that still serves, half the time when one exists (stale-writer seeds only). */
+    private Box staleWriter() {
+        if (!staleWriters || clientOutstanding >= 8) {
+            return null;
+        }
+        List<Box> live = engines.stream().filter(b -> b != current && !b.dead && b.engine.serving()).toList();
+        return live.isEmpty() || fenceRnd.nextBoolean() ? null : live.get(fenceRnd.nextInt(live.size()));
+    }
+
+    /** Whether an engine newer than {@code box} has completed its open (raised the floor of the replicas it opened). */
+    private boolean newerEngineOpened(Box box) {
+        for (int i = engines.indexOf(box) + 1; i < engines.size(); i++) {
+            if (engines.get(i).opened) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void clientWrite(Box box) {
+        int off = rnd.nextInt(SIZE_BYTES);
+        int len = 1 + rnd.nextInt(1500);
+        if (rnd.nextInt(5) == 0) {
+            off = off / SimDisk.BLOCK_BYTES * SimDisk.BLOCK_BYTES;
+            len = SimDisk.BLOCK_BYTES * (1 + rnd.nextInt(3));
+        }
+        len = Math.min(len, SIZE_BYTES - off);
+        byte[] data = new byte[len];
+        for (int i = 0; i < len; i++) {
+            data[i] = (byte) rnd.nextInt(256);
+        }
+        boolean fua = rnd.nextInt(6) == 0;
+        MWrite w = issueWrite(off, len, data, fua);
+        w.newerEngineOpenAtIssue = newerEngineOpened(box);
+        writeIdentity.put(data, w.seq);
+        trace("client write #" + w.seq + " " + off + "+" + len + (fua ? " fua" : "") + " via " + box.id
+                + (box == current ? "" : " (superseded)"));
+        box.engine.write(off, data, fua, (d, e) -> writeDone(box, w, e));
+    }
+
     private boolean clientOp() {
+        Box stale = staleWriter();
+        if (stale != null) {
+            staleWrites++;
+            clientWrite(stale);
+            return true;
+        }
         if (current == null || current.dead || !current.engine.serving() || clientOutstanding >= 8) {
             return false;
         }
         Box box = current;
         int k = rnd.nextInt(100);
         if (k < 55) {
-            int off = rnd.nextInt(SIZE_BYTES);
-            int len = 1 + rnd.nextInt(1500);
-            if (rnd.nextInt(5) == 0) {
-                off = off / SimDisk.BLOCK_BYTES * SimDisk.BLOCK_BYTES;
-                len = SimDisk.BLOCK_BYTES * (1 + rnd.nextInt(3));
-            }
-            len = Math.min(len, SIZE_BYTES - off);
-            byte[] data = new byte[len];
-            for (int i = 0; i < len; i++) {
-                data[i] = (byte) rnd.nextInt(256);
-            }
-            boolean fua = rnd.nextInt(6) == 0;
-            MWrite w = issueWrite(off, len, data, fua);
-            writeIdentity.put(data, w.seq);
-            trace("client write #" + w.seq + " " + off + "+" + len + (fua ? " fua" : "") + " via " + box.id);
-            box.engine.write(off, data, fua, (d, e) -> writeDone(box, w, e));
+            clientWrite(box);
         } else if (k < 60) {
             int off = rnd.nextInt(SIZE_BYTES);
             int len = Math.min(1 + rnd.nextInt(3000), SIZE_BYTES - off);
@@ -600,25 +702,12 @@ public final class Simulation {
             box.engine.flush((d, e) -> {
                 clientOutstanding--;
                 trace("flush " + (e == null ? "acked" : "failed: " + e.getMessage()));
-                if (e != null) {
-                    for (MWrite w : ackedWrites) {
-                        w.eligible = false; // the error was reported: a later flush does not vouch for them
-                    }
-                }
-                if (e == null) {
-                    for (int i = 0; i < coveredAtIssue; i++) {
-                        MWrite w = ackedWrites.get(i);
-                        if (w.eligible) {
-                            makeStable(w);
-                        }
-                    }
-                    checkDurable();
-                }
+                flushDone(box, coveredAtIssue, e);
             });
         } else {
             int off = rnd.nextInt(SIZE_BYTES);
             int len = Math.min(1 + rnd.nextInt(2048), SIZE_BYTES - off);
-            long[] acked = java.util.Arrays.copyOfRange(ackedFloor, off, off + len);
+            long[] acked = mustHold(off, len);
             long[] stable = java.util.Arrays.copyOfRange(stableSeq, off, off + len);
             int crashesAtIssue = replicaCrashes;
             clientOutstanding++;
@@ -628,7 +717,7 @@ public final class Simulation {
                 readsOutstanding--;
                 if (e == null) {
                     reads++;
-                    checkRead(off, d, replicaCrashes == 0 && crashesAtIssue == 0 ? acked : stable, "read");
+                    checkRead(off, d, replicaCrashes == crashesAtIssue ? acked : stable, "read");
                 } else if (e.code() == ErrorCode.OUT_OF_RANGE) {
                     throw fail("read in range refused: " + e.getMessage());
                 }
@@ -639,6 +728,7 @@ public final class Simulation {
 
     private MWrite issueWrite(int off, int len, byte[] data, boolean fua) {
         MWrite w = new MWrite(++seq, off, len, data, fua);
+        w.crashesAtIssue = replicaCrashes;
         for (int o = off; o < off + len; o++) {
             lastSeq[o] = w.seq;
             if (readsOutstanding == 0) {
@@ -664,7 +754,12 @@ public final class Simulation {
         trace("write #" + w.seq + " acked by " + box.id);
         for (int o = w.offset; o < w.offset + w.length; o++) {
             ackedFloor[o] = Math.max(ackedFloor[o], w.seq);
+            if (w.crashesAtIssue == replicaCrashes) {
+                ackedSinceCrash[o] = Math.max(ackedSinceCrash[o], w.seq);
+            }
         }
+        w.ackedBy = box;
+        w.ackIndex = ackedWrites.size();
         ackedWrites.add(w);
         // (b) invariant 2: no acknowledgement while an in-sync replica missed the write.
         if (w.data != null) {
@@ -677,8 +772,13 @@ public final class Simulation {
                             + " never applied it (cp inSync " + cp.inSyncNodes() + ")");
                 }
             }
-            // (c) fencing: an engine that was taken over acknowledges only writes the new engine's replicas hold.
+            // (c) fencing (invariant 3): an engine that was taken over acknowledges only writes every replica in
+            // sync at takeover applied before the new epoch reached it; once the new engine has opened, nothing.
             if (box.supersededInSync != null) {
+                if (w.newerEngineOpenAtIssue) {
+                    throw fail("fencing: superseded engine " + box.id + " acked write #" + w.seq
+                            + ", issued after a newer engine had opened (epoch " + cp.attachEpoch() + ")");
+                }
                 for (String n : box.supersededInSync) {
                     if (!applied.get(n).contains(w.seq)) {
                         throw fail("fencing: superseded engine " + box.id + " acked write #" + w.seq
@@ -686,11 +786,50 @@ public final class Simulation {
                     }
                 }
             }
+            for (String n : NODES) {
+                if (appliedFenced.get(n).contains(w.seq)) {
+                    throw fail("fencing: " + box.id + " acked write #" + w.seq + " that replica " + n
+                            + " applied below its epoch floor " + disks.get(n).epochFloor());
+                }
+            }
         }
         if (w.fua) {
             makeStable(w);
-            checkDurable();
         }
+    }
+
+    /**
+     * A flush issued through {@code box} after the first {@code covered} acknowledgements succeeded: those
+     * writes must survive any later crash (unless a failed flush reported them lost). It vouches for the
+     * writes {@code box} acknowledged itself, whatever crashed since (the engine must have kept them or
+     * failed this flush), and for another engine's writes when nothing crashed between their issue and
+     * {@code box}'s open (they were then on every in-sync replica, and the open's
+     * reconcile and flush kept them). A write acknowledged by an engine that died, with a replica crash
+     * before the next engine opened, may be lost: nobody was left to report it.
+     */
+    private void flushDone(Box box, int covered, BallastException e) {
+        if (e != null) {
+            for (MWrite w : ackedWrites) {
+                w.eligible = false; // the error was reported: a later flush does not vouch for them
+            }
+            return;
+        }
+        for (int i = 0; i < covered; i++) {
+            MWrite w = ackedWrites.get(i);
+            if (w.eligible && (w.ackedBy == box || (box.opened && w.ackIndex < box.acksAtOpen
+                    && w.crashesAtIssue == box.crashesAtOpen))) {
+                makeStable(w);
+            }
+        }
+    }
+
+    /** Per byte of a range, the oldest write a read may return: the last stable one or the last acknowledged since the last crash. */
+    private long[] mustHold(int off, int len) {
+        long[] out = new long[len];
+        for (int i = 0; i < len; i++) {
+            out[i] = Math.max(stableSeq[off + i], ackedSinceCrash[off + i]);
+        }
+        return out;
     }
 
     private void makeStable(MWrite w) {
@@ -698,6 +837,7 @@ public final class Simulation {
             if (w.seq > stableSeq[o]) {
                 stableSeq[o] = w.seq;
                 stableVal[o] = w.value(o);
+                stableChanged.set(o / SimDisk.BLOCK_BYTES);
             }
         }
     }
@@ -739,15 +879,41 @@ public final class Simulation {
     private void checkDurable() {
         markLostBlocks();
         for (String n : cp.inSyncNodes()) {
-            SimDisk d = disks.get(n);
-            for (int o = 0; o < SIZE_BYTES; o++) {
-                if (stableSeq[o] > 0 && stableSeq[o] == lastSeq[o] && d.pristineByte(o) != stableVal[o]
-                        && !lostBlocks.contains(o / SimDisk.BLOCK_BYTES)) {
-                    throw fail("invariant 1: byte " + o + " of stable write #" + stableSeq[o] + " missing from durable image of "
-                            + "in-sync replica " + n + " (cp inSync " + cp.inSyncNodes() + ")");
-                }
+            checkDurable(n, 0, SIZE_BYTES);
+        }
+    }
+
+    private void checkDurable(String n, int from, int to) {
+        SimDisk d = disks.get(n);
+        for (int o = from; o < to; o++) {
+            if (stableSeq[o] > 0 && stableSeq[o] == lastSeq[o] && d.pristineByte(o) != stableVal[o]
+                    && !lostBlocks.contains(o / SimDisk.BLOCK_BYTES)) {
+                throw fail("invariant 1: byte " + o + " of stable write #" + stableSeq[o] + " missing from durable image of "
+                        + "in-sync replica " + n + " (cp inSync " + cp.inSyncNodes() + ")");
             }
         }
+    }
+
+    /**
+     * Invariant 1 after every step, at the cost of the blocks that changed: its terms change only when a
+     * write becomes stable, a replica's durable image changes, or the in-sync set changes (each commit
+     * runs the full {@link #checkDurable()}); a later write or a lost block only relaxes it. So this is
+     * the full check, re-reading only blocks made stable or persisted since the previous step.
+     */
+    private void checkDurableStep() {
+        markLostBlocks();
+        List<String> inSync = cp.inSyncNodes();
+        for (String n : NODES) {
+            java.util.BitSet blocks = disks.get(n).takePersisted();
+            if (!inSync.contains(n)) {
+                continue;
+            }
+            blocks.or(stableChanged);
+            for (int b = blocks.nextSetBit(0); b >= 0; b = blocks.nextSetBit(b + 1)) {
+                checkDurable(n, b * SimDisk.BLOCK_BYTES, Math.min(SIZE_BYTES, (b + 1) * SimDisk.BLOCK_BYTES));
+            }
+        }
+        stableChanged.clear();
     }
 
     // ------------------------------------------------------------------ settle and final checks
@@ -778,6 +944,7 @@ public final class Simulation {
                 throw fail("no events while settling");
             }
             nextEvent();
+            checkDurableStep();
         }
         Box c = current;
         if (cp.inSyncNodes().size() != NODES.size() || !c.engine.idle()) {
@@ -788,19 +955,24 @@ public final class Simulation {
         boolean[] flushed = {false};
         for (int attempt = 0; attempt < 3 && !flushed[0]; attempt++) {
             boolean[] done = {false};
+            int covered = ackedWrites.size();
             c.engine.flush((d, e) -> {
                 flushed[0] = e == null;
                 done[0] = true;
                 trace("final flush: " + (e == null ? "ok" : e.getMessage()));
+                flushDone(c, covered, e);
             });
             while (!done[0] && !events.isEmpty()) {
+                step++;
                 nextEvent();
+                checkDurableStep();
             }
         }
         long scrubUntil = nowMs + 3 * SIZE_BYTES * 1000L / CONFIG.scrubBytesPerSec() + 500;
         while (nowMs < scrubUntil || !c.engine.idle()) {
             step++;
             nextEvent();
+            checkDurableStep();
             if (nowMs > scrubUntil + 60_000) {
                 throw fail("engine busy after scrub: " + c.engine.status());
             }
@@ -819,7 +991,7 @@ public final class Simulation {
         }
         byte[] first = null;
         String firstNode = null;
-        long[] floor = replicaCrashes == 0 ? ackedFloor : stableSeq;
+        long[] floor = mustHold(0, SIZE_BYTES);
         for (String n : NODES) {
             SimDisk d = disks.get(n);
             if (d.flippedBlocks() != 0) {
