@@ -65,7 +65,7 @@ install -m 0755 "$ROOT/bin/ballast" "$TREE/bin/ballast"
 cp "$ROOT/docs/install.md" "$TREE/docs/"
 echo "$VERSION" > "$TREE/VERSION"
 # the release must start without a JDK: the launcher picks runtime/, and the CLI answers
-"$TREE/bin/ballast" --version >/dev/null
+BALLAST_AOT=0 "$TREE/bin/ballast" --version >/dev/null # (no cache yet: it would start a training of its own)
 # The ahead-of-time caches of the CLI and the node (ROOT/aot; docs/perf/startup.md), made by a training
 # run on the release's own runtime and jars, so an installed release starts warm. BALLAST_AOT=0 leaves
 # them out (the launcher then makes them on first use where it may write).
