@@ -17,7 +17,7 @@ import java.util.Map;
 public final class AotTraining {
     private AotTraining() {}
 
-    public static void main(String[] args) throws java.io.IOException {
+    public static void main(String[] args) throws java.io.IOException, InterruptedException {
         if (args.length != 3) {
             System.err.println("usage: AotTraining API_URL TOKEN_FILE CA_FILE");
             System.exit(2);
@@ -42,9 +42,18 @@ public final class AotTraining {
                 List.of("events"),
                 List.of("snapshot", "delete", "aot-training", "s1"),
                 List.of("volume", "delete", "aot-training"));
+        // the node wrote its files before it answers, and a busy host may make its first calls slow
+        long deadlineNs = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(120);
+        CliTrust.configure(null, env, null);
+        while (!new NodeClient(args[0]).healthy() && System.nanoTime() < deadlineNs) {
+            Thread.sleep(200);
+        }
         int failed = 0;
         for (List<String> c : commands) {
             int code = BallastCli.run(c.toArray(String[]::new), discard, err, env);
+            for (int retry = 0; retry < 3 && code == ExitCodes.UNREACHABLE; retry++) {
+                code = BallastCli.run(c.toArray(String[]::new), discard, err, env);
+            }
             if (code != 0) {
                 err.println("aot training: `ballast " + String.join(" ", c) + "` exited with " + code);
                 failed++;
