@@ -46,7 +46,8 @@ class LauncherAotSystemTest {
             assertThat(list.err()).isEmpty();
 
             // The packed classes change under the cache (as when a file is replaced by hand): the JVM
-            // refuses the cache, and would say so on stderr without the launcher's -Xlog options...
+            // refuses the cache, and would say so (on stdout, amid the command's output) without the
+            // launcher's -Xlog options...
             Path jar = keyDir.resolve("ballast-classes.jar");
             Files.setLastModifiedTime(jar, FileTime.from(Instant.now().plusSeconds(60)));
             assertThat(javaWithCacheStderr(keyDir)).as("the JVM's own complaint about the stale cache").containsIgnoringCase("aot");
@@ -58,7 +59,7 @@ class LauncherAotSystemTest {
         }
     }
 
-    /** stderr of `java -XX:AOTCache=KEYDIR/cli.aot ... --version` with the JVM's default logging. */
+    /** Output (stdout and stderr) of `java -XX:AOTCache=KEYDIR/cli.aot ... --version` with the JVM's default logging. */
     private static String javaWithCacheStderr(Path keyDir) throws Exception {
         List<String> cp = new ArrayList<>(List.of(keyDir.resolve("ballast-classes.jar").toString()));
         try (var libs = Files.list(Path.of("target", "lib"))) {
@@ -67,8 +68,8 @@ class LauncherAotSystemTest {
         Process p = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"), "-XX:TieredStopAtLevel=1",
                 "-XX:+UseSerialGC", "--enable-native-access=ALL-UNNAMED", "-XX:AOTCache=" + keyDir.resolve("cli.aot"),
                 "-cp", String.join(":", cp), BallastCli.class.getName(), "--version")
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-        String err = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+                .redirectErrorStream(true).start(); // the JVM logs its warnings to stdout by default
+        String err = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
         assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
         return err;
     }
