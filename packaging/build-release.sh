@@ -3,7 +3,8 @@
 #   target/release/ballast/                  the installed tree (/opt/ballast): bin/ballast (the
 #                                            launcher), runtime/ (a jlink'ed Java runtime: no JDK
 #                                            on the host), lib/ (the jar and its dependencies),
-#                                            docs/install.md
+#                                            docs/install.md, aot/ (the JVM's ahead-of-time
+#                                            caches of the CLI and the node)
 #   target/release/ballast_VERSION_amd64.deb that tree in /opt/ballast, /usr/bin/ballast, the unit
 #                                            ballast-node.service and /etc/ballast/node.env
 # `mvn package` runs it (pom.xml, execution "release"; -Dballast.release.skip=true skips it).
@@ -64,7 +65,15 @@ install -m 0755 "$ROOT/bin/ballast" "$TREE/bin/ballast"
 cp "$ROOT/docs/install.md" "$TREE/docs/"
 echo "$VERSION" > "$TREE/VERSION"
 # the release must start without a JDK: the launcher picks runtime/, and the CLI answers
-"$TREE/bin/ballast" --version >/dev/null
+BALLAST_AOT=0 "$TREE/bin/ballast" --version >/dev/null # (no cache yet: it would start a training of its own)
+# The ahead-of-time caches of the CLI and the node (ROOT/aot; docs/perf/startup.md), made by a training
+# run on the release's own runtime and jars, so an installed release starts warm. BALLAST_AOT=0 leaves
+# them out (the launcher then makes them on first use where it may write).
+if [[ "${BALLAST_AOT:-}" != 0 ]]; then
+  # not fatal: without shipped caches the launcher makes them on first use where it may write
+  "$TREE/bin/ballast" --aot-train || echo "build-release.sh: warning: no AOT caches (the training failed, see above)" >&2
+  rm -f "$TREE"/aot/*/.train.lock
+fi
 
 if ((DEB)); then
   # Debian orders 0.1.0~SNAPSHOT before 0.1.0: a snapshot upgrades to its release

@@ -3,6 +3,7 @@ package io.ballast.cli;
 import io.ballast.common.BallastException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -12,12 +13,17 @@ import picocli.CommandLine.Command;
  * code ({@link ExitCodes}). {@link #run} is the in-process entry point tests use.
  */
 @Command(name = "ballast", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "ballast " + io.ballast.node.NodeDaemon.VERSION,
-        description = "Replicated block storage for containers.",
-        subcommands = {NodeCommands.class, VolumeCommands.class, SnapshotCommands.class, BackupCommands.class, LocalCommands.Up.class, LocalCommands.Down.class,
-                LocalCommands.Status.class, ClusterCommands.Events.class, ClusterCommands.ClusterGroup.class, ClusterCommands.Version.class,
-                AuthCommands.class, ConfigCommands.Group.class, ConfigCommands.Login.class,
-                CommandLine.HelpCommand.class})
+        description = "Replicated block storage for containers.")
 public final class BallastCli extends CommandGroup {
+    /**
+     * The top-level commands, in the order help lists them. Not in the annotation: picocli builds the
+     * model of every command it is given, by reflection, at each start (a third of a CLI call's CPU
+     * time), so {@link #commandLine(BallastCli, String[])} gives it the one a command line names.
+     */
+    static final List<Class<?>> COMMANDS = List.of(NodeCommands.class, VolumeCommands.class, SnapshotCommands.class, BackupCommands.class,
+            LocalCommands.Up.class, LocalCommands.Down.class, LocalCommands.Status.class, ClusterCommands.Events.class,
+            ClusterCommands.ClusterGroup.class, ClusterCommands.Version.class, AuthCommands.class, ConfigCommands.Group.class,
+            ConfigCommands.Login.class, CommandLine.HelpCommand.class);
 
     @CommandLine.Option(names = "--ca-file", paramLabel = "FILE", scope = CommandLine.ScopeType.INHERIT,
             description = "The cluster CA certificate the node's HTTPS API is checked against (default: $BALLAST_CA_FILE,"
@@ -47,7 +53,7 @@ public final class BallastCli extends CommandGroup {
     public static int run(String[] args, PrintWriter out, PrintWriter err, Map<String, String> env) {
         BallastCli root = new BallastCli(out, err, env);
         CliTrust.configure(CliTrust.caFileArg(args), env, root.home());
-        CommandLine cl = new CommandLine(root);
+        CommandLine cl = commandLine(root, args);
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
@@ -77,6 +83,45 @@ public final class BallastCli extends CommandGroup {
             out.flush();
             err.flush();
         }
+    }
+
+    /** The whole command tree (help, docs checks). */
+    static CommandLine commandLine(BallastCli root) {
+        return commandLine(root, null);
+    }
+
+    /**
+     * The command tree for {@code args}: the root and the one top-level command they name (with all
+     * its subcommands), or every command when they name none or one not known (help, a usage error
+     * with suggestions), or when {@code args} is null.
+     */
+    static CommandLine commandLine(BallastCli root, String[] args) {
+        CommandLine cl = new CommandLine(root);
+        String name = args == null ? null : commandName(args);
+        List<Class<?>> named = name == null ? List.of() : COMMANDS.stream().filter(c -> names(c).contains(name)).toList();
+        for (Class<?> c : named.isEmpty() || name.equals("help") ? COMMANDS : named) {
+            cl.addSubcommand(c);
+        }
+        return cl;
+    }
+
+    /** The first argument that is not a root option (--ca-file takes a value), or null. */
+    private static String commandName(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--ca-file")) {
+                i++;
+            } else if (!args[i].startsWith("-")) {
+                return args[i];
+            }
+        }
+        return null;
+    }
+
+    private static List<String> names(Class<?> c) {
+        Command a = c.getAnnotation(Command.class);
+        List<String> n = new java.util.ArrayList<>(List.of(a.aliases()));
+        n.add(a.name());
+        return n;
     }
 
     /** $BALLAST_HOME, default ~/.ballast. */

@@ -4,9 +4,13 @@ import io.ballast.common.BallastException;
 import io.ballast.security.ClusterTrustManager;
 import io.ballast.security.TlsDir;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
+import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
 import java.util.Map;
 import java.util.Optional;
 import javax.net.ssl.SSLContext;
@@ -76,6 +80,19 @@ final class CliTrust {
         return Optional.empty();
     }
 
+    /**
+     * The CA certificate (PEM) through the JDK's own X.509 parser: Bouncy Castle (security.Pem) would
+     * add its signed jars' verification and ~200 classes to every CLI call's start (docs/perf/startup.md).
+     */
+    private static X509Certificate readCa(Path file) throws IOException, CertificateException {
+        try (InputStream in = Files.newInputStream(file)) {
+            if (CertificateFactory.getInstance("X.509").generateCertificate(in) instanceof X509Certificate c) {
+                return c;
+            }
+            throw new CertificateException("not an X.509 certificate");
+        }
+    }
+
     /** A context trusting the cluster CA, or empty (no CA known: plain http URLs only). */
     static Optional<SSLContext> sslContext() {
         Optional<Path> f = caFile();
@@ -90,10 +107,10 @@ final class CliTrust {
                 return Optional.of(c.context());
             }
             SSLContext ctx = SSLContext.getInstance("TLS");
-            ctx.init(null, new javax.net.ssl.TrustManager[] {new ClusterTrustManager(TlsDir.readCert(f.get()))}, null);
+            ctx.init(null, new javax.net.ssl.TrustManager[] {new ClusterTrustManager(readCa(f.get()))}, null);
             cached = new Cached(key, ctx);
             return Optional.of(ctx);
-        } catch (IOException e) {
+        } catch (IOException | CertificateException e) {
             throw BallastException.invalid("cannot read the cluster CA certificate " + f.get() + ": " + e.getMessage()
                     + " (--ca-file or $BALLAST_CA_FILE)");
         } catch (GeneralSecurityException e) {

@@ -161,6 +161,11 @@ final class LocalCluster {
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.addAll(nodeJvmOptions(System.getenv("BALLAST_NODE_JAVA_OPTS")));
         cmd.add("--enable-native-access=ALL-UNNAMED");
+        // the node's AOT cache for this JVM's class path, when bin/ballast has one (docs/perf/startup.md)
+        String aot = System.getenv("BALLAST_NODE_AOT_OPTS");
+        if (aot != null && !aot.isBlank()) {
+            cmd.addAll(List.of(aot.trim().split("\\s+")));
+        }
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(BallastCli.class.getName());

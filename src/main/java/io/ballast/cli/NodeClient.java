@@ -14,6 +14,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
+import javax.net.ssl.SSLContext;
 
 /** The REST API from the client side; errors come back as the server's {@link BallastException}. */
 public final class NodeClient {
@@ -41,9 +42,31 @@ public final class NodeClient {
         this.baseUrl = baseUrl.replaceAll("/+$", "");
         this.requestTimeout = requestTimeout;
         this.token = token;
+        this.http = httpClient(CliTrust.sslContext().orElse(null));
+    }
+
+    private record Shared(SSLContext trust, HttpClient http) {}
+
+    private static volatile Shared shared;
+
+    /**
+     * The process's HTTP client for this trust (the cluster CA's context; null: plain http), shared by
+     * every NodeClient: its connections are reused, so the local cluster's health probe
+     * (LocalCluster.readApiUrl) and the call that follows cost one TLS handshake, not two. One entry:
+     * a JVM that talks to another cluster (tests) lets the previous client and its thread go.
+     */
+    private static HttpClient httpClient(SSLContext trust) {
+        Shared s = shared;
+        if (s != null && s.trust() == trust) {
+            return s.http();
+        }
         HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5));
-        CliTrust.sslContext().ifPresent(b::sslContext); // https: the cluster CA is the only trust anchor
-        this.http = b.build();
+        if (trust != null) {
+            b.sslContext(trust); // https: the cluster CA is the only trust anchor
+        }
+        HttpClient c = b.build();
+        shared = new Shared(trust, c);
+        return c;
     }
 
     /** The same credential, another node's API (e.g. where a volume is attached). */

@@ -172,7 +172,7 @@ class DocsCommandsTest {
 
     /** null when the CLI parses these arguments; else picocli's complaint. */
     static String parse(List<String> args) {
-        CommandLine cl = new CommandLine(new BallastCli(new PrintWriter(new StringWriter()), new PrintWriter(new StringWriter()), Map.of()));
+        CommandLine cl = BallastCli.commandLine(new BallastCli(new PrintWriter(new StringWriter()), new PrintWriter(new StringWriter()), Map.of()));
         try {
             CommandLine.ParseResult r = cl.parseArgs(args.toArray(String[]::new));
             // a group command given no subcommand runs nothing useful: `ballast volume` alone is fine in

@@ -23,6 +23,10 @@ class LauncherTest {
     record Run(int exit, String out, String err) {}
 
     static Run launch(Map<String, String> env, String... args) throws IOException, InterruptedException {
+        return launch(120, env, args);
+    }
+
+    static Run launch(int timeoutSeconds, Map<String, String> env, String... args) throws IOException, InterruptedException {
         ProcessBuilder pb = new ProcessBuilder(new java.util.ArrayList<>(List.of(LAUNCHER.toString())));
         pb.command().addAll(List.of(args));
         pb.environment().put("BALLAST_NO_BUILD", "1"); // Maven compiled just before the tests
@@ -35,7 +39,7 @@ class LauncherTest {
         byte[][] captured = new byte[2][];
         Thread t1 = Thread.ofVirtual().start(() -> captured[0] = readAll(p.getInputStream()));
         Thread t2 = Thread.ofVirtual().start(() -> captured[1] = readAll(p.getErrorStream()));
-        assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.waitFor(timeoutSeconds, TimeUnit.SECONDS)).isTrue();
         t1.join();
         t2.join();
         return new Run(p.exitValue(), new String(captured[0], StandardCharsets.UTF_8), new String(captured[1], StandardCharsets.UTF_8));

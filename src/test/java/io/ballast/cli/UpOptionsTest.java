@@ -13,7 +13,7 @@ import picocli.CommandLine;
 class UpOptionsTest {
     static LocalCommands.Up parse(String... args) {
         PrintWriter w = new PrintWriter(new StringWriter());
-        CommandLine.ParseResult r = new CommandLine(new BallastCli(w, w, Map.of())).parseArgs(args);
+        CommandLine.ParseResult r = BallastCli.commandLine(new BallastCli(w, w, Map.of())).parseArgs(args);
         return (LocalCommands.Up) r.subcommand().commandSpec().userObject();
     }
 

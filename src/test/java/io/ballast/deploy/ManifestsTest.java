@@ -117,7 +117,9 @@ class ManifestsTest {
         var ctor = io.ballast.cli.BallastCli.class.getDeclaredConstructor(PrintWriter.class, PrintWriter.class, Map.class);
         ctor.setAccessible(true);
         PrintWriter sink = new PrintWriter(new StringWriter());
-        CommandLine cli = new CommandLine(ctor.newInstance(sink, sink, Map.of()));
+        var tree = io.ballast.cli.BallastCli.class.getDeclaredMethod("commandLine", io.ballast.cli.BallastCli.class);
+        tree.setAccessible(true);
+        CommandLine cli = (CommandLine) tree.invoke(null, ctor.newInstance(sink, sink, Map.of()));
         Set<String> names = new TreeSet<>();
         for (OptionSpec o : cli.getSubcommands().get("node").getSubcommands().get("start").getCommandSpec().options()) {
             names.addAll(List.of(o.names()));
