@@ -31,6 +31,9 @@ class HintCommandsTest {
         assertThat(hints).as("hints found in the code").hasSizeGreaterThan(30);
         List<String> failures = new ArrayList<>();
         for (Hint h : hints) {
+            if (h.text().startsWith("ballast X")) {
+                continue; // a command line echoed as it was run (a log line), not a hint with a command of its own
+            }
             if (h.text().contains("...")) {
                 failures.add(h.file() + ":" + h.line() + ": `" + h.text() + "`: has '...' to fill in by hand");
                 continue;
