@@ -71,6 +71,16 @@ public final class ApiTokens implements AuthApi, Authenticator.BearerVerifier {
             throw new Authenticator.Unauthenticated("not a Ballast API token (they start with bt1_)");
         }
         Optional<ApiTokenRecord> t = member.state().apiToken(presented.id());
+        if (t.isEmpty()) {
+            // A token created a moment ago through another member may not be applied here yet: catch up
+            // with the leader once (read-your-writes across nodes), then decide.
+            try {
+                member.raft().barrier();
+                t = member.state().apiToken(presented.id());
+            } catch (RuntimeException noQuorum) {
+                // without a quorum this node's copy is all there is
+            }
+        }
         if (t.isEmpty() || !presented.matches(t.get().secretSha256())) {
             throw new Authenticator.Unauthenticated("unknown or revoked token (id " + presented.id() + ")");
         }
