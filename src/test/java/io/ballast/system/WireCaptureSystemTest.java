@@ -68,7 +68,7 @@ class WireCaptureSystemTest {
 
             c.node(1).volumes().create(volume, 16L << 20, 2, null, 2, true); // min in sync 2: each write reaches node-2
             var attachment = c.node(1).volumes().attach(volume, null);
-            try (NbdBlockClient nbd = NbdBlockClient.connect(attachment.nbdUri())) {
+            try (NbdBlockClient nbd = NbdBlockClient.connect(attachment.nbdUnixUri())) {
                 nbd.write(0, data);
                 nbd.flush();
                 assertThat(nbd.read(0, data.length)).isEqualTo(data);

@@ -103,8 +103,9 @@ public final class MiniCluster implements AutoCloseable {
     public NodeConfig config(int i, String token, String nodeId, String join) {
         ClusterConfig cc = new ClusterConfig(nodeId, join, token, labels.get(i - 1), "127.0.0.1:0", 0,
                 ClusterConfig.DEFAULT_OVERCOMMIT, timings, maxVoters);
+        // with TLS, NBD over TCP wants a client certificate: such clusters also get the local unix socket
         NodeConfig c = new NodeConfig(root.resolve("node-" + i), new InetSocketAddress("127.0.0.1", 0),
-                new InetSocketAddress("127.0.0.1", 0), null, cc);
+                new InetSocketAddress("127.0.0.1", 0), tls == null ? null : root.resolve("node-" + i).resolve("nbd.sock"), cc);
         return tls == null ? c : c.withTls(tls);
     }
 

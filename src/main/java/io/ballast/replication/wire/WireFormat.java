@@ -91,7 +91,7 @@ public final class WireFormat {
     private static final ErrorCode[] CODES = {
         ErrorCode.NOT_FOUND, ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_ARGUMENT, ErrorCode.CONFLICT,
         ErrorCode.OUT_OF_RANGE, ErrorCode.NO_SPACE, ErrorCode.CHECKSUM_MISMATCH, ErrorCode.IO_ERROR,
-        ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL,
+        ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL, ErrorCode.EXPIRED,
     };
 
     static int wireCode(ErrorCode code) {
