@@ -44,7 +44,8 @@ final class AuthCommands extends CommandGroup {
      * and never leaves this host; the cluster signs its CSR (docs/nbd.md, "TLS").
      */
     @Command(name = "nbd-client-cert", description = "Make a key and get an NBD client certificate for it from the cluster CA"
-            + " (admin only), in the directory layout libnbd, qemu and nbdcopy read (tls-certificates=DIR).")
+            + " (admin only), in the directory layout libnbd, qemu and nbdcopy read (tls-certificates=DIR); or --revoke"
+            + " every certificate issued to NAME so far.")
     static final class NbdClientCert implements Callable<Integer> {
         @ParentCommand
         AuthCommands parent;
@@ -55,7 +56,11 @@ final class AuthCommands extends CommandGroup {
         @Parameters(paramLabel = "NAME", description = "Who the certificate is for (its CN is nbd-client:NAME)")
         String name;
 
-        @Option(names = "--out", required = true, paramLabel = "DIR",
+        @Option(names = "--revoke", description = "Revoke the certificates issued to NAME until now (refused from the next"
+                + " connection on, on every node); a certificate issued later works")
+        boolean revoke;
+
+        @Option(names = "--out", paramLabel = "DIR",
                 description = "Directory for ca-cert.pem, client-cert.pem and client-key.pem (made 0700; the key 0600)")
         java.nio.file.Path out;
 
@@ -66,6 +71,15 @@ final class AuthCommands extends CommandGroup {
         @Override
         public Integer call() throws java.io.IOException {
             io.ballast.common.Names.requireName("NBD client", name);
+            if (revoke) {
+                JsonNode r = parent.cli.client(output).delete("/v1/cluster/nbd-client-certificate/" + name);
+                output.done(parent.cli.out, parent.cli.err, Output.result("revoked", "name", name, "at", r.path("at").asText()),
+                        "revoked the NBD client certificates of " + name + " issued until " + r.path("at").asText());
+                return ExitCodes.OK;
+            }
+            if (out == null) {
+                throw io.ballast.common.BallastException.invalid("--out DIR is required (where the key and certificate go)");
+            }
             long hours = Math.max(1, ttlSeconds(lifetime) / 3600);
             java.nio.file.Path keyFile = out.resolve("client-key.pem");
             if (java.nio.file.Files.exists(keyFile)) {

@@ -119,6 +119,11 @@ public final class ClusterEndpoints implements ClusterApi {
     }
 
     @Override
+    public Object revokeNbdClientCertificates(String name) {
+        return member.revokeNbdClientCertificates(name);
+    }
+
+    @Override
     public Object ca() {
         io.ballast.security.NodeTls tls = member.tls();
         if (tls == null) {

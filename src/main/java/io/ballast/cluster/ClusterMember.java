@@ -486,6 +486,22 @@ public final class ClusterMember implements AutoCloseable {
                 + "; the first node keeps it in DATA/tls/ca.key: start it, or ask it (--on)");
     }
 
+    /**
+     * {@code DELETE /v1/cluster/nbd-client-certificate/{name}} (admin): every NBD client certificate
+     * issued to NAME until now is refused from the next handshake on, on every node (a
+     * {@code RevokeCertificates} for {@code nbd-client:NAME}); a certificate issued later works again.
+     */
+    public java.util.Map<String, String> revokeNbdClientCertificates(String name) {
+        if (tls == null) {
+            throw BallastException.conflict("this cluster runs without TLS (--insecure): it has no NBD client certificates");
+        }
+        io.ballast.common.Names.requireName("NBD client", name);
+        String subject = io.ballast.security.CertificateAuthority.NBD_CLIENT_PREFIX + name;
+        String at = Instant.now().toString();
+        raft.submit(new Command.RevokeCertificates(at, subject));
+        return java.util.Map.of("revoked", subject, "at", at);
+    }
+
     /** PermissionDenied unless {@code token} is this cluster's secret (a full join token is accepted too). */
     public void checkToken(String token, String forNodeId) {
         io.ballast.security.JoinToken t = io.ballast.security.JoinToken.parse(token);

@@ -100,6 +100,19 @@ class NbdClusterTlsSystemTest {
         assertThat(run("nbdcopy", withCerts, back.toString())).startsWith("0:");
         assertThat(Files.readAllBytes(back)).isEqualTo(data);
 
+        // revoked: refused from the next connection on; a certificate issued afterwards works again
+        var revoked = admin.run("auth", "nbd-client-cert", "alice", "--revoke");
+        assertThat(revoked.exit()).as(revoked.err()).isZero();
+        assertThat(run("nbdinfo", "--size", withCerts)).as("a revoked client certificate").doesNotStartWith("0:");
+        // certificates carry whole seconds: one issued in the second of the revocation counts as before it
+        java.time.Instant revokedAt = java.time.Instant.parse(
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(admin.run("auth", "nbd-client-cert", "alice", "--revoke",
+                        "-o", "json").out()).path("at").asText());
+        MiniCluster.await(Duration.ofSeconds(5), "the next second", () -> java.time.Instant.now().isAfter(revokedAt.plusSeconds(1)));
+        Path renewed = dir.resolve("alice2");
+        assertThat(admin.run("auth", "nbd-client-cert", "alice", "--out", renewed.toString()).exit()).isZero();
+        assertThat(run("nbdinfo", "--size", tcp + "?tls-certificates=" + renewed)).isEqualTo("0:" + (4 << 20) + "\n");
+
         // the NBD client's certificate is no member's: the API refuses it at the TLS handshake
         HttpClient withClientCert = HttpClient.newBuilder().sslContext(clientContext(certs)).build();
         assertThatThrownBy(() -> withClientCert.send(HttpRequest.newBuilder(URI.create(cluster.url(1) + "/healthz")).build(),

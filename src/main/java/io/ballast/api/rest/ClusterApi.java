@@ -23,6 +23,11 @@ public interface ClusterApi {
         throw io.ballast.common.BallastException.notFound("this node issues no certificates");
     }
 
+    /** Revokes the NBD client certificates issued to {@code name} so far. */
+    default Object revokeNbdClientCertificates(String name) {
+        throw io.ballast.common.BallastException.notFound("this node issues no certificates");
+    }
+
     /** The cluster CA: fingerprint, validity, PEM. */
     default Object ca() {
         throw io.ballast.common.BallastException.notFound("this node runs without TLS");

@@ -346,6 +346,9 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("nbd-client-certificate")) {
             return "/v1/cluster/nbd-client-certificate";
         }
+        if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("nbd-client-certificate")) {
+            return "/v1/cluster/nbd-client-certificate/{name}";
+        }
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("settings")) return "/v1/cluster/settings";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("encryption")) return "/v1/cluster/encryption";
         if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("encryption") && seg[4].equals("rotate")) {
@@ -490,6 +493,8 @@ public final class RestServer implements AutoCloseable {
                     joinThrottle.succeeded(from);
                     yield new Reply(200, joined);
                 }
+                case "/v1/cluster/nbd-client-certificate/{name} DELETE" ->
+                        new Reply(200, cluster.revokeNbdClientCertificates(seg[4]));
                 case "/v1/cluster/nbd-client-certificate POST" -> {
                     ApiTypes.NbdClientCertificateRequest req = read(ex, ApiTypes.NbdClientCertificateRequest.class);
                     if (req == null) {

@@ -65,6 +65,7 @@ public final class RouteAccess {
             new Rule("GET", "/v1/cluster/ca", VIEWER),
             // an NBD client certificate reads and writes every volume over NBD: admins only
             new Rule("POST", "/v1/cluster/nbd-client-certificate", ADMIN),
+            new Rule("DELETE", "/v1/cluster/nbd-client-certificate/{name}", ADMIN),
             new Rule("GET", "/v1/cluster/encryption", ADMIN),
             new Rule("POST", "/v1/cluster/encryption/rotate", ADMIN),
             new Rule("GET", "/v1/cluster/settings", VIEWER),
