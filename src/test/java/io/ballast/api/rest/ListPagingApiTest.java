@@ -212,7 +212,7 @@ class ListPagingApiTest {
         long listed = call("GET", "/v1/volumes?limit=1").json().path("revision").asLong();
         // a waiting watcher is woken by the create
         CompletableFuture<Resp> waiting = CompletableFuture.supplyAsync(
-                () -> call("GET", "/v1/watch?kind=volume&since=" + listed + "&timeoutMs=30000"));
+                () -> call("GET", "/v1/watch?kind=volume&name=w1&since=" + listed + "&timeoutMs=30000"));
         assertThat(call("POST", "/v1/volumes", "{\"name\":\"w1\",\"size\":\"1MiB\"}").status()).isEqualTo(201);
         JsonNode woke = waiting.get(30, TimeUnit.SECONDS).json();
         assertThat(woke.path("events").get(0).path("type").asText()).isEqualTo("ADDED");
