@@ -4,7 +4,7 @@ import static io.ballast.common.Sleeps.sleepMs;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -15,6 +15,8 @@ public final class BackupMetrics {
             .labelNames("result").register();
     static final Counter OPERATIONS = Counter.builder().name("ballast_backup_operations_total")
             .help("Backup operations finished, by operation and result").labelNames("operation", "result").register();
+    private static final Counter ORPHANS_DELETED = Counter.builder().name("ballast_backup_orphan_snapshots_deleted_total")
+            .help("backup-<id> snapshots left by crashed backups and deleted by the leader's sweep").register();
     private static final Set<Progress> RUNNING = ConcurrentHashMap.newKeySet();
 
     static {
@@ -47,5 +49,9 @@ public final class BackupMetrics {
     static void finished(Progress p, String operation, boolean ok) {
         RUNNING.remove(p);
         OPERATIONS.labelValues(operation, ok ? "ok" : "failed").inc();
+    }
+
+    static void orphanBackupSnapshotDeleted() {
+        ORPHANS_DELETED.inc();
     }
 }

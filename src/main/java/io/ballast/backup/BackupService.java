@@ -282,7 +282,7 @@ public final class BackupService implements AutoCloseable {
             try {
                 cluster.deleteSnapshot(s.volume(), s.name());
                 deleted.add(key);
-                io.ballast.metrics.SnapshotMetrics.orphanBackupSnapshotDeleted();
+                BackupMetrics.orphanBackupSnapshotDeleted();
                 log.atInfo().addKeyValue("volume", s.volume()).addKeyValue("snapshot", s.name())
                         .log("deleted a snapshot a backup cut for itself and left behind (its node stopped during the backup)");
             } catch (RuntimeException e) {
@@ -385,7 +385,7 @@ public final class BackupService implements AutoCloseable {
                 JsonNode answer = Json.newMapper().readTree(r.body());
                 if (r.statusCode() >= 400) {
                     JsonNode err = answer.path("error");
-                    throw new BallastException(codeOf(err.path("code").asText(null), r.statusCode()),
+                    throw new BallastException(io.ballast.common.HttpErrors.codeOf(err.path("code").asText(null), r.statusCode()),
                             err.path("message").asText("backup failed on " + url));
                 }
                 if (answer instanceof com.fasterxml.jackson.databind.node.ObjectNode o) {
@@ -400,14 +400,6 @@ public final class BackupService implements AutoCloseable {
             }
         }
         throw last;
-    }
-
-    private static ErrorCode codeOf(String name, int status) {
-        try {
-            return ErrorCode.valueOf(name);
-        } catch (RuntimeException e) {
-            return status >= 500 ? ErrorCode.UNAVAILABLE : ErrorCode.INVALID_ARGUMENT;
-        }
     }
 
     public Object verify(String id, String targetName, boolean waitDone) {

@@ -431,12 +431,12 @@ final class ClusterCommands {
             NodeClient client = parent.cli.client(output);
             JsonNode listed = client.get("/v1/cluster/encryption");
             java.util.Map<String, String> uuids = new java.util.TreeMap<>();
-            java.util.Map<String, io.ballast.cluster.VolumeEncryption> keys = new java.util.TreeMap<>();
+            java.util.Map<String, io.ballast.keys.VolumeEncryption> keys = new java.util.TreeMap<>();
             String expected = null;
             for (JsonNode v : listed.path("volumes")) {
                 String name = v.path("name").asText();
-                io.ballast.cluster.VolumeEncryption e = io.ballast.common.Json.newMapper().convertValue(v.path("encryption"),
-                        io.ballast.cluster.VolumeEncryption.class);
+                io.ballast.keys.VolumeEncryption e = io.ballast.common.Json.newMapper().convertValue(v.path("encryption"),
+                        io.ballast.keys.VolumeEncryption.class);
                 if (expected != null && !expected.equals(e.keyId())) {
                     throw io.ballast.common.BallastException.conflict("volumes are wrapped under two cluster keys (" + expected
                             + " and " + e.keyId() + "); finish the earlier rotation with the key that has id " + e.keyId());

@@ -2,7 +2,7 @@ package io.ballast.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.ballast.api.rest.HttpErrors;
+import io.ballast.common.HttpErrors;
 import io.ballast.common.BallastException;
 import io.ballast.common.Json;
 import java.io.IOException;

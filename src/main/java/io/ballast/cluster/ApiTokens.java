@@ -2,8 +2,7 @@ package io.ballast.cluster;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.ballast.api.rest.AuthApi;
-import io.ballast.api.rest.Authenticator;
+import io.ballast.auth.AuthApi;
 import io.ballast.auth.ApiTokenSecret;
 import io.ballast.auth.NodeCredential;
 import io.ballast.auth.Principal;
@@ -22,6 +21,8 @@ import java.time.InstantSource;
 import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.ballast.auth.Unauthenticated;
+import io.ballast.auth.BearerVerifier;
 
 /**
  * API tokens and node credentials on top of {@link ClusterMember} (docs/security.md): creates and
@@ -29,7 +30,7 @@ import org.slf4j.LoggerFactory;
  * lookup by the token's id), and records the audit trail. Expiry is checked against {@code clock} (a
  * seam for tests), never inside apply.
  */
-public final class ApiTokens implements AuthApi, Authenticator.BearerVerifier {
+public final class ApiTokens implements AuthApi, BearerVerifier {
     private static final Logger log = LoggerFactory.getLogger(ApiTokens.class);
     /** The bootstrap admin token's name, and the file on the first node that holds it. */
     public static final String BOOTSTRAP_NAME = "bootstrap-admin";
@@ -45,12 +46,12 @@ public final class ApiTokens implements AuthApi, Authenticator.BearerVerifier {
     }
 
     /** The node credential scheme, once the cluster token is known (after the member started). */
-    private NodeCredential nodeCredential() throws Authenticator.Unauthenticated {
+    private NodeCredential nodeCredential() throws Unauthenticated {
         NodeCredential c = nodeCredential;
         if (c == null) {
             String token = member.token();
             if (token == null) {
-                throw new Authenticator.Unauthenticated("this node has not joined its cluster yet; retry");
+                throw new Unauthenticated("this node has not joined its cluster yet; retry");
             }
             c = nodeCredential = NodeCredential.forClusterToken(token);
         }
@@ -58,17 +59,17 @@ public final class ApiTokens implements AuthApi, Authenticator.BearerVerifier {
     }
 
     @Override
-    public Principal verify(String bearer) throws Authenticator.Unauthenticated {
+    public Principal verify(String bearer) throws Unauthenticated {
         if (NodeCredential.isNodeCredential(bearer)) {
             Principal p = nodeCredential().verify(bearer);
             if (p == null) {
-                throw new Authenticator.Unauthenticated("invalid node credential (not derived from this cluster's token)");
+                throw new Unauthenticated("invalid node credential (not derived from this cluster's token)");
             }
             return p;
         }
         ApiTokenSecret presented = ApiTokenSecret.parse(bearer);
         if (presented == null) {
-            throw new Authenticator.Unauthenticated("not a Ballast API token (they start with bt1_)");
+            throw new Unauthenticated("not a Ballast API token (they start with bt1_)");
         }
         Optional<ApiTokenRecord> t = member.state().apiToken(presented.id());
         if (t.isEmpty()) {
@@ -82,10 +83,10 @@ public final class ApiTokens implements AuthApi, Authenticator.BearerVerifier {
             }
         }
         if (t.isEmpty() || !presented.matches(t.get().secretSha256())) {
-            throw new Authenticator.Unauthenticated("unknown or revoked token (id " + presented.id() + ")");
+            throw new Unauthenticated("unknown or revoked token (id " + presented.id() + ")");
         }
         if (t.get().expiresAt() != null && !clock.instant().isBefore(Instant.parse(t.get().expiresAt()))) {
-            throw new Authenticator.Unauthenticated("token " + t.get().name() + " expired at " + t.get().expiresAt()
+            throw new Unauthenticated("token " + t.get().name() + " expired at " + t.get().expiresAt()
                     + "; ask an admin for a new one");
         }
         return new Principal(t.get().name(), Role.ofUserRole(t.get().role()));

@@ -394,7 +394,7 @@ public final class ClusterMember implements AutoCloseable {
         }
         io.ballast.security.CertificateRequest fwd = new io.ballast.security.CertificateRequest(req.token(), req.nodeId(),
                 req.csr(), req.addresses(), true);
-        io.ballast.api.rest.PeerCalls peers = new io.ballast.api.rest.PeerCalls(t, this::apiBearer);
+        io.ballast.cluster.PeerCalls peers = new io.ballast.cluster.PeerCalls(t, this::apiBearer);
         String body;
         try {
             body = JSON.writeValueAsString(fwd);
@@ -466,7 +466,7 @@ public final class ClusterMember implements AutoCloseable {
         } catch (IOException e) {
             throw new BallastException(ErrorCode.INTERNAL, "cannot encode a certificate request", e);
         }
-        io.ballast.api.rest.PeerCalls peers = new io.ballast.api.rest.PeerCalls(t, () -> callerBearer);
+        io.ballast.cluster.PeerCalls peers = new io.ballast.cluster.PeerCalls(t, () -> callerBearer);
         BallastException last = null;
         for (NodeRecord n : state().nodes()) {
             if (n.id().equals(nodeId) || n.apiUrl() == null || NodeRecord.DOWN.equals(n.state())) {

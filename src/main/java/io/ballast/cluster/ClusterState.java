@@ -6,8 +6,7 @@ import io.ballast.common.BallastException;
 import io.ballast.common.Json;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
-import io.ballast.control.Attachment;
-import io.ballast.control.LocalVolumeService;
+import io.ballast.keys.VolumeEncryption;
 import java.io.IOException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -703,7 +702,7 @@ public final class ClusterState {
 
     private VolumeRecord create(Command.CreateVolume c) {
         Names.requireVolumeName(c.name());
-        LocalVolumeService.validateSize(c.sizeBytes());
+        VolumeSizes.validateSize(c.sizeBytes());
         if (c.repl() < 0 || c.repl() > 16) {
             throw BallastException.invalid("repl must be between 1 and 16, got " + c.repl());
         }
@@ -915,8 +914,8 @@ public final class ClusterState {
     /** See {@link Command.ResizeVolume}. */
     private VolumeRecord resize(Command.ResizeVolume c) {
         VolumeRecord v = requireVolume(c.name());
-        LocalVolumeService.validateSize(c.sizeBytes());
-        LocalVolumeService.requireGrowth(v.name(), v.sizeBytes(), c.sizeBytes());
+        VolumeSizes.validateSize(c.sizeBytes());
+        VolumeSizes.requireGrowth(v.name(), v.sizeBytes(), c.sizeBytes());
         if (c.sizeBytes() == v.sizeBytes()) {
             return v; // idempotent: orchestrators retry
         }

@@ -2,7 +2,7 @@ package io.ballast.cluster;
 
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
-import io.ballast.control.Attachment;
+import io.ballast.keys.VolumeEncryption;
 import java.util.Map;
 
 /**

@@ -1,5 +1,6 @@
 package io.ballast.cluster;
 
+import io.ballast.keys.VolumeEncryption;
 import java.io.IOException;
 
 /**

@@ -1,6 +1,6 @@
 package io.ballast.cluster;
 
-import io.ballast.control.Attachment;
+import io.ballast.keys.VolumeEncryption;
 import java.util.List;
 
 /**

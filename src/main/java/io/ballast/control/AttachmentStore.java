@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.ballast.cluster.Attachment;
 import io.ballast.common.BallastException;
 import io.ballast.common.DurableFiles;
 import io.ballast.common.Json;

@@ -1,5 +1,6 @@
 package io.ballast.control;
 
+import io.ballast.cluster.Attachment;
 import io.ballast.cluster.SnapshotRecord;
 import io.ballast.replication.ReplicaRequest;
 import io.ballast.storage.FileStoragePool;
@@ -34,6 +35,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.ballast.cluster.VolumeSizes;
 
 /**
  * The volume API on a cluster member. Metadata (volumes, replicas, attachments, epochs) goes through
@@ -599,7 +601,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
             io.ballast.cluster.Placement.Topology topology, boolean encrypted, boolean shared) {
         Names.requireVolumeName(name);
-        LocalVolumeService.validateSize(sizeBytes);
+        VolumeSizes.validateSize(sizeBytes);
         if (repl < 0 || repl > 16) {
             throw BallastException.invalid("repl must be between 1 and 16, got " + repl);
         }
@@ -607,7 +609,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             throw BallastException.invalid("minInSync must be between 1 and repl (" + (repl > 0 ? repl : "the replica count")
                     + "), got " + minInSync);
         }
-        io.ballast.cluster.VolumeEncryption encryption = null;
+        io.ballast.keys.VolumeEncryption encryption = null;
         if (encrypted) {
             VolumeKeyring k = keyring;
             if (k == null || k.clusterKey().isEmpty()) {
@@ -754,10 +756,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     @Override
     public VolumeView resize(String name, long newSizeBytes) {
         Names.requireVolumeName(name);
-        LocalVolumeService.validateSize(newSizeBytes);
+        VolumeSizes.validateSize(newSizeBytes);
         member.raft().barrier();
         VolumeRecord v = require(name);
-        LocalVolumeService.requireGrowth(name, v.sizeBytes(), newSizeBytes);
+        VolumeSizes.requireGrowth(name, v.sizeBytes(), newSizeBytes);
         if (newSizeBytes > v.sizeBytes()) {
             member.raft().submit(new Command.ResizeVolume(Instant.now().toString(), name, newSizeBytes,
                     member.config().overcommitRatio()));

@@ -2,6 +2,8 @@ package io.ballast.control;
 
 import io.ballast.attach.AttachAgent;
 import io.ballast.attach.MountedStack;
+import io.ballast.cluster.Attachment;
+import io.ballast.cluster.VolumeSizes;
 import io.ballast.common.BallastException;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
@@ -26,11 +28,6 @@ import org.slf4j.LoggerFactory;
 public final class LocalVolumeService implements VolumeService {
     private static final Logger log = LoggerFactory.getLogger(LocalVolumeService.class);
 
-    /** Thin provisioning makes big sizes cheap, but a typo ("10PiB" for "10GiB") should not pass. */
-    public static final long MAX_VOLUME_BYTES = 64 * Sizes.TIB; // same limit as the file storage pool
-    /** Block devices count in 512-byte sectors; other sizes confuse loop devices and file systems. */
-    public static final long SIZE_ALIGNMENT_BYTES = 512;
-
     private final String nodeId;
     private final StoragePool pool;
     private final AttachmentStore attachments;
@@ -54,23 +51,10 @@ public final class LocalVolumeService implements VolumeService {
         this.clock = clock;
     }
 
-    public static void validateSize(long sizeBytes) {
-        if (sizeBytes <= 0) {
-            throw BallastException.invalid("size must be positive, got " + sizeBytes);
-        }
-        if (sizeBytes > MAX_VOLUME_BYTES) {
-            throw BallastException.invalid("size " + Sizes.format(sizeBytes) + " exceeds the maximum volume size of "
-                    + Sizes.format(MAX_VOLUME_BYTES));
-        }
-        if (sizeBytes % SIZE_ALIGNMENT_BYTES != 0) {
-            throw BallastException.invalid("size " + sizeBytes + " is not a multiple of 512 bytes; e.g. use 10GiB or 512MiB");
-        }
-    }
-
     @Override
     public VolumeView create(String name, long sizeBytes) {
         Names.requireVolumeName(name);
-        validateSize(sizeBytes);
+        VolumeSizes.validateSize(sizeBytes);
         return withLock(name, () -> {
             if (pool.find(name).isPresent()) {
                 throw BallastException.alreadyExists("volume " + name + " already exists");
@@ -116,10 +100,10 @@ public final class LocalVolumeService implements VolumeService {
     @Override
     public VolumeView resize(String name, long newSizeBytes) {
         Names.requireVolumeName(name);
-        validateSize(newSizeBytes);
+        VolumeSizes.validateSize(newSizeBytes);
         return withLock(name, () -> {
             VolumeInfo v = require(name);
-            requireGrowth(name, v.sizeBytes(), newSizeBytes);
+            VolumeSizes.requireGrowth(name, v.sizeBytes(), newSizeBytes);
             if (newSizeBytes == v.sizeBytes()) {
                 return view(v);
             }
@@ -128,15 +112,6 @@ public final class LocalVolumeService implements VolumeService {
                     .addKeyValue("toBytes", newSizeBytes).log("volume resized");
             return view(grown);
         });
-    }
-
-    /** INVALID_ARGUMENT when {@code newSizeBytes} would shrink the volume. */
-    public static void requireGrowth(String name, long sizeBytes, long newSizeBytes) {
-        if (newSizeBytes < sizeBytes) {
-            throw BallastException.invalid("volume " + name + " is " + Sizes.format(sizeBytes) + ", asked "
-                    + Sizes.format(newSizeBytes) + ": shrinking is not supported (a file system on it would lose data);"
-                    + " create a smaller volume and copy the data instead");
-        }
     }
 
     @Override

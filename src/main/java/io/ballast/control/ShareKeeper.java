@@ -2,6 +2,7 @@ package io.ballast.control;
 
 import io.ballast.attach.nfs.GaneshaConfig;
 import io.ballast.attach.nfs.GaneshaServer;
+import io.ballast.cluster.Attachment;
 import io.ballast.cluster.ClusterMember;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.cluster.VolumeRecord;

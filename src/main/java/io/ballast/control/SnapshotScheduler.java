@@ -135,7 +135,7 @@ public final class SnapshotScheduler implements AutoCloseable {
             error = e.getMessage();
         }
         List<String> deleted = error == null ? retain(s.volume(), s.keep()) : List.of();
-        io.ballast.metrics.SnapshotMetrics.scheduledRun(error == null, deleted.size(), System.nanoTime() - startNs);
+        io.ballast.control.SnapshotMetrics.scheduledRun(error == null, deleted.size(), System.nanoTime() - startNs);
         try {
             member.raft().submit(new Command.FinishScheduledSnapshot(clock.instant().toString(), s.volume(), name, error, deleted));
         } catch (BallastException e) {

@@ -1,6 +1,6 @@
 package io.ballast.control;
 
-import io.ballast.cluster.VolumeEncryption;
+import io.ballast.keys.VolumeEncryption;
 import io.ballast.cluster.VolumeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;

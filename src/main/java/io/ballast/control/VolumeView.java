@@ -1,5 +1,6 @@
 package io.ballast.control;
 
+import io.ballast.cluster.Attachment;
 import java.util.List;
 
 /**

@@ -2,7 +2,6 @@ package io.ballast.keys;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
-import io.ballast.cluster.VolumeEncryption;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -1,6 +1,6 @@
 package io.ballast.node;
 
-import io.ballast.api.rest.PeerCalls;
+import io.ballast.cluster.PeerCalls;
 
 import io.ballast.backup.BackupCluster;
 import io.ballast.backup.ReplicaBackupSource;

@@ -4,7 +4,7 @@ import io.ballast.attach.CommandRunner;
 import io.ballast.attach.HostLeftovers;
 import io.ballast.attach.HostLeftovers.Leftover;
 import io.ballast.common.BallastException;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.AttachmentStore;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

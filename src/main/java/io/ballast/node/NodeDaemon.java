@@ -174,7 +174,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 java.time.InstantSource.system());
         started.push(scheduler);
         io.ballast.cluster.ApiTokens tokens = new io.ballast.cluster.ApiTokens(member, java.time.InstantSource.system());
-        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.cluster.ClusterEndpoints(member), tls).backups(backups)
+        api = new RestServer(config.apiListen(), volumes, this, new io.ballast.api.rest.ClusterEndpoints(member), tls).backups(backups)
                 .schedules(scheduler)
                 .authentication(new io.ballast.api.rest.RequestAuthenticator(tokens, cert -> io.ballast.api.rest.RequestAuthenticator
                         .nodeFromCertificate(cert, id -> member.state().node(id).isPresent())), tokens);

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -2,7 +2,7 @@ package io.ballast.attach;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.AttachmentStore;
 import io.ballast.control.LocalVolumeService;
 import io.ballast.control.NbdEndpoints;

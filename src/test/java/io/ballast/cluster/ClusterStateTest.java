@@ -6,7 +6,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Sizes;
-import io.ballast.control.Attachment;
 import java.util.Arrays;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;

@@ -7,6 +7,7 @@ import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Sizes;
 import io.ballast.keys.ClusterKey;
+import io.ballast.keys.VolumeEncryption;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

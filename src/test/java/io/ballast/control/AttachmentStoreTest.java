@@ -2,6 +2,7 @@ package io.ballast.control;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.ballast.cluster.Attachment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

@@ -2,6 +2,7 @@ package io.ballast.control;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.ballast.cluster.Attachment;
 import io.ballast.cluster.ReplicaRecord;
 import io.ballast.cluster.VolumeRecord;
 import io.ballast.replication.VolumeLayout;

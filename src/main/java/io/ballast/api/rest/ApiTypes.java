@@ -1,7 +1,7 @@
 package io.ballast.api.rest;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 
 /** Request and response bodies of the REST API that are not control-plane records themselves. */
 public final class ApiTypes {
@@ -25,7 +25,7 @@ public final class ApiTypes {
      * key (by the CLI, which holds both keys), the key id it replaces, and each volume's uuid.
      */
     public record RotateKeysRequest(String expectedKeyId, String newKeyId, java.util.Map<String, String> uuids,
-            java.util.Map<String, io.ballast.cluster.VolumeEncryption> keys) {}
+            java.util.Map<String, io.ballast.keys.VolumeEncryption> keys) {}
 
     /** POST /v1/volumes/{name}/snapshots. */
     public record CreateSnapshotRequest(String name) {}

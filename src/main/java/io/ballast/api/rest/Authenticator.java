@@ -2,6 +2,7 @@ package io.ballast.api.rest;
 
 import com.sun.net.httpserver.HttpExchange;
 import io.ballast.auth.Principal;
+import io.ballast.auth.Unauthenticated;
 
 /**
  * Turns a request into the {@link Principal} that made it (docs/security.md, "API authentication"):
@@ -17,16 +18,4 @@ public interface Authenticator {
     Authenticator DENY_ALL = ex -> {
         throw new Unauthenticated("this node accepts no credentials yet (it is starting)");
     };
-
-    /** No valid credential; the message says which problem, never the credential itself. */
-    final class Unauthenticated extends Exception {
-        public Unauthenticated(String message) {
-            super(message, null, false, false);
-        }
-    }
-
-    /** Checks a bearer token (an API token or a node credential). */
-    interface BearerVerifier {
-        Principal verify(String bearer) throws Unauthenticated;
-    }
 }

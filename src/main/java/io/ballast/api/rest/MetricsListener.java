@@ -2,6 +2,7 @@ package io.ballast.api.rest;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import io.ballast.common.HttpErrors;
 import io.ballast.metrics.Metrics;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

@@ -7,6 +7,8 @@ import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.function.Function;
 import javax.net.ssl.SSLPeerUnverifiedException;
+import io.ballast.auth.Unauthenticated;
+import io.ballast.auth.BearerVerifier;
 
 /**
  * The credentials a node accepts, in order: a client certificate the TLS handshake verified (only on an

@@ -9,8 +9,11 @@ import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import io.ballast.auth.AuthApi;
 import io.ballast.auth.Principal;
+import io.ballast.cluster.PeerCalls;
 import io.ballast.common.BallastException;
+import io.ballast.common.HttpErrors;
 import io.ballast.common.Json;
 import io.ballast.common.Sizes;
 import io.ballast.control.VolumeService;
@@ -27,6 +30,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.ballast.auth.Unauthenticated;
 
 /**
  * The REST API (see docs/api.md) on the JDK's HTTP server, one virtual thread per request, so a slow
@@ -300,7 +304,7 @@ public final class RestServer implements AutoCloseable {
         Principal who;
         try {
             who = authenticator.authenticate(ex);
-        } catch (Authenticator.Unauthenticated e) {
+        } catch (Unauthenticated e) {
             throw new HttpFailure(401, "UNAUTHENTICATED", e.getMessage());
         }
         caller.principal = who;

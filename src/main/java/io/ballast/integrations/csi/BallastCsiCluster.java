@@ -2,14 +2,14 @@ package io.ballast.integrations.csi;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.ballast.api.rest.PeerCalls;
+import io.ballast.cluster.PeerCalls;
 import io.ballast.cluster.ClusterMember;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.cluster.Placement;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.ClusterVolumeService;
 import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;

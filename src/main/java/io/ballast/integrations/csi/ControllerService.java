@@ -5,8 +5,7 @@ import com.google.protobuf.Timestamp;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Sizes;
-import io.ballast.control.Attachment;
-import io.ballast.control.LocalVolumeService;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;
 import io.ballast.integrations.csi.proto.CapacityRange;
@@ -57,6 +56,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.ballast.cluster.VolumeSizes;
 
 /**
  * CSI Controller on any node: volumes are created, published (attached on a node), expanded and
@@ -172,9 +172,9 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
         if (limit > 0 && aligned > limit) {
             throw CsiErrors.outOfRange("no size between " + required + " and " + limit + " bytes is a multiple of 512 bytes");
         }
-        if (aligned > LocalVolumeService.MAX_VOLUME_BYTES) {
+        if (aligned > VolumeSizes.MAX_VOLUME_BYTES) {
             throw CsiErrors.outOfRange("capacity " + Sizes.format(aligned) + " exceeds the maximum volume size of "
-                    + Sizes.format(LocalVolumeService.MAX_VOLUME_BYTES));
+                    + Sizes.format(VolumeSizes.MAX_VOLUME_BYTES));
         }
         return aligned;
     }

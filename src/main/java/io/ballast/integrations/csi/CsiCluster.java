@@ -1,6 +1,6 @@
 package io.ballast.integrations.csi;
 
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.SnapshotView;
 import io.ballast.control.VolumeView;
 import java.nio.file.Path;

@@ -9,7 +9,7 @@ import io.ballast.common.BallastException;
 import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Json;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.VolumeView;
 import io.ballast.integrations.csi.proto.NodeExpandVolumeRequest;
 import io.ballast.integrations.csi.proto.NodeExpandVolumeResponse;

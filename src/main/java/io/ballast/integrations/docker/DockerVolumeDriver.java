@@ -3,7 +3,7 @@ package io.ballast.integrations.docker;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.common.Sizes;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.VolumeService;
 import io.ballast.control.VolumeView;
 import java.nio.file.Path;

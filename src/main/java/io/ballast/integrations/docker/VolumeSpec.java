@@ -3,10 +3,10 @@ package io.ballast.integrations.docker;
 import io.ballast.common.BallastException;
 import io.ballast.common.Names;
 import io.ballast.common.Sizes;
-import io.ballast.control.LocalVolumeService;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
+import io.ballast.cluster.VolumeSizes;
 
 /**
  * What a Docker user asked for: the volume's name and its options, from {@code -o key=value}
@@ -175,7 +175,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
             throw BallastException.invalid("option size: " + e.getMessage());
         }
         try {
-            LocalVolumeService.validateSize(bytes);
+            VolumeSizes.validateSize(bytes);
         } catch (BallastException e) {
             throw BallastException.invalid("option size: " + e.getMessage());
         }

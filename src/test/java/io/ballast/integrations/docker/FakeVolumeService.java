@@ -2,7 +2,7 @@ package io.ballast.integrations.docker;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.Names;
-import io.ballast.control.Attachment;
+import io.ballast.cluster.Attachment;
 import io.ballast.control.VolumeService;
 import io.ballast.control.VolumeView;
 import java.nio.file.Path;
@@ -55,7 +55,7 @@ final class FakeVolumeService implements VolumeService {
     public synchronized VolumeView resize(String name, long newSizeBytes) {
         require(name);
         calls.add("resize " + name + " " + newSizeBytes);
-        io.ballast.control.LocalVolumeService.requireGrowth(name, sizes.get(name), newSizeBytes);
+        io.ballast.cluster.VolumeSizes.requireGrowth(name, sizes.get(name), newSizeBytes);
         sizes.put(name, newSizeBytes);
         return view(name);
     }

@@ -1,10 +1,11 @@
-package io.ballast.api.rest;
+package io.ballast.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.common.HttpErrors;
 import io.ballast.common.Json;
 import java.io.IOException;
 import java.net.URI;

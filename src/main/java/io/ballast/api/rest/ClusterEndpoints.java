@@ -1,8 +1,20 @@
-package io.ballast.cluster;
+package io.ballast.api.rest;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.ballast.api.rest.ClusterApi;
+import io.ballast.cluster.ChangeLog;
+import io.ballast.cluster.ClusterEvent;
+import io.ballast.cluster.ClusterMember;
+import io.ballast.cluster.ClusterSettings;
+import io.ballast.cluster.ClusterState;
+import io.ballast.cluster.ClusterTimings;
+import io.ballast.cluster.Command;
+import io.ballast.cluster.JoinRequest;
+import io.ballast.cluster.NodeRecord;
+import io.ballast.cluster.QuorumWatch;
+import io.ballast.cluster.RaftNode;
+import io.ballast.cluster.ReplicaRecord;
+import io.ballast.cluster.VolumeRecord;
 import io.ballast.common.BallastException;
 import io.ballast.control.ClusterVolumeService;
 import java.time.Instant;
@@ -10,6 +22,7 @@ import java.util.Map;
 
 /** The REST cluster endpoints on top of {@link ClusterMember}: reads are linearizable, writes go through Raft. */
 public final class ClusterEndpoints implements ClusterApi {
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = io.ballast.common.Json.newMapper();
     private final ClusterMember member;
 
     public ClusterEndpoints(ClusterMember member) {
@@ -27,7 +40,7 @@ public final class ClusterEndpoints implements ClusterApi {
     public Object status(boolean linearizable) {
         ClusterState s = state(linearizable);
         RaftNode raft = member.raft();
-        ObjectNode out = ClusterState.JSON.createObjectNode();
+        ObjectNode out = JSON.createObjectNode();
         out.put("nodeId", member.nodeId());
         out.put("raftRole", raft.role());
         out.put("term", raft.term());
@@ -97,7 +110,7 @@ public final class ClusterEndpoints implements ClusterApi {
     }
 
     static ObjectNode nodeJson(NodeRecord n, long provisioned, ClusterState s) {
-        ObjectNode j = ClusterState.JSON.valueToTree(n);
+        ObjectNode j = JSON.valueToTree(n);
         j.put("provisionedBytes", provisioned);
         j.put("replicas", s.volumes().stream().filter(v -> v.hasReplicaOn(n.id())).count());
         return j;
@@ -147,7 +160,7 @@ public final class ClusterEndpoints implements ClusterApi {
     public Object nodes() {
         ClusterState s = state(true);
         Map<String, Long> prov = s.provisionedByNode();
-        ObjectNode out = ClusterState.JSON.createObjectNode();
+        ObjectNode out = JSON.createObjectNode();
         ArrayNode a = out.putArray("nodes");
         s.nodes().forEach(n -> a.add(nodeJson(n, prov.getOrDefault(n.id(), 0L), s)));
         out.put("leader", member.raft().leaderId().orElse(null));
@@ -232,7 +245,7 @@ public final class ClusterEndpoints implements ClusterApi {
     @Override
     public Object events(long afterSeq, int limit) {
         ClusterState s = state(true);
-        ObjectNode out = ClusterState.JSON.createObjectNode();
+        ObjectNode out = JSON.createObjectNode();
         out.putPOJO("events", s.events(afterSeq, Math.max(1, Math.min(limit, ClusterState.MAX_EVENTS))));
         return out;
     }
@@ -263,7 +276,7 @@ public final class ClusterEndpoints implements ClusterApi {
     @Override
     public Object encryptionKeys() {
         ClusterState s = state(true);
-        ObjectNode out = ClusterState.JSON.createObjectNode();
+        ObjectNode out = JSON.createObjectNode();
         var arr = out.putArray("volumes");
         for (VolumeRecord v : s.volumes()) {
             if (v.encrypted()) {
@@ -285,7 +298,7 @@ public final class ClusterEndpoints implements ClusterApi {
 
     private ObjectNode settingsJson() {
         ClusterTimings t = member.timings();
-        ObjectNode out = ClusterState.JSON.createObjectNode();
+        ObjectNode out = JSON.createObjectNode();
         out.put("heartbeatMs", t.heartbeatMs());
         out.put("suspectAfterMs", t.suspectAfterMs());
         out.put("downAfterMs", t.downAfterMs());

@@ -1,4 +1,4 @@
-package io.ballast.control;
+package io.ballast.cluster;
 
 /**
  * A volume attached on a node: the record the control plane persists. {@code mountDir}, {@code device},

@@ -1,4 +1,4 @@
-package io.ballast.api.rest;
+package io.ballast.auth;
 
 import io.ballast.auth.Principal;
 import io.ballast.auth.Role;

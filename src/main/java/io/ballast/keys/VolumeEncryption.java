@@ -1,4 +1,4 @@
-package io.ballast.cluster;
+package io.ballast.keys;
 
 /**
  * How an encrypted volume's data key is kept in the cluster metadata: only wrapped (AES key wrap,

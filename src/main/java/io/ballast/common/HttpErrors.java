@@ -1,4 +1,4 @@
-package io.ballast.api.rest;
+package io.ballast.common;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
