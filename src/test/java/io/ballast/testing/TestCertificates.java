@@ -22,9 +22,7 @@ import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 import javax.security.auth.x500.X500Principal;
-import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.asn1.x509.BasicConstraints;
-import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
 import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
 import org.bouncycastle.asn1.x509.Extension;
 import org.bouncycastle.asn1.x509.GeneralName;
@@ -36,7 +34,6 @@ import org.bouncycastle.cert.jcajce.JcaX509ExtensionUtils;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
 import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
 import org.bouncycastle.operator.OperatorCreationException;
-import org.bouncycastle.util.io.pem.PemObject;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 
 /**
@@ -184,17 +181,7 @@ public final class TestCertificates {
     private static void writeKey(Path file, Issued issued) throws IOException {
         Files.deleteIfExists(file);
         Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        // PKCS#8 whose inner ECPrivateKey carries the public key too: the JDK's own encoding leaves
-        // it out, and GnuTLS (libnbd) then refuses the key ("ASN1 parser: Element was not found").
-        java.security.interfaces.ECPrivateKey key = (java.security.interfaces.ECPrivateKey) issued.keys().getPrivate();
-        PrivateKeyInfo jdk = PrivateKeyInfo.getInstance(key.getEncoded());
-        SubjectPublicKeyInfo pub = SubjectPublicKeyInfo.getInstance(issued.keys().getPublic().getEncoded());
-        PrivateKeyInfo full = new PrivateKeyInfo(jdk.getPrivateKeyAlgorithm(),
-                new org.bouncycastle.asn1.sec.ECPrivateKey(256, key.getS(), pub.getPublicKeyData(), null));
-        StringWriter s = new StringWriter();
-        try (JcaPEMWriter w = new JcaPEMWriter(s)) {
-            w.writeObject(new PemObject("PRIVATE KEY", full.getEncoded()));
-        }
-        Files.writeString(file, s.toString());
+        // with the public key inside, as GnuTLS (libnbd) wants it: the node writes its keys the same way
+        Files.writeString(file, io.ballast.security.Pem.encodeEcKeyWithPublic(issued.keys()));
     }
 }
