@@ -62,8 +62,8 @@ final class ClusterCommands {
             String leader = c.get("/v1/nodes?limit=1").path("leader").asText("");
             List<List<String>> rows = new ArrayList<>();
             for (JsonNode n : nodes) {
-                String state = n.path("state").asText() + (n.path("cordoned").asBoolean()
-                        ? (n.path("draining").asBoolean() ? ",draining" : ",cordoned") : "");
+                String scheduling = n.path("scheduling").asText("schedulable");
+                String state = n.path("state").asText() + (scheduling.equals("schedulable") ? "" : "," + scheduling);
                 rows.add(List.of(n.path("id").asText() + (n.path("id").asText().equals(leader) ? " *" : ""), state,
                         Output.text(n.path("raftRole")), labels(n.path("labels")), Output.size(n.path("capacityBytes")),
                         Output.size(n.path("provisionedBytes")), Output.text(n.path("replicas")), Output.text(n.path("apiUrl"))));

@@ -1048,8 +1048,9 @@ public final class ClusterState {
         putVolume(nv);
         String why = c.reason() == null || c.reason().isBlank() ? "" : ": " + c.reason();
         for (String id : remove) {
+            // the generation it missed from stays in the record (for the delta resync), not in the user's words
             event(c.at(), "replica-out-of-sync", v.name(), "replica of " + v.name() + " on " + id + " left the in-sync set at epoch "
-                    + epoch + why + "; missed since generation " + c.missedSinceGeneration());
+                    + epoch + why + "; it catches up with a resync of what it missed once it answers again");
         }
         for (String id : add) {
             event(c.at(), "replica-in-sync", v.name(), "replica of " + v.name() + " on " + id + " joined the in-sync set at epoch "
@@ -1058,6 +1059,11 @@ public final class ClusterState {
         for (String id : retired) {
             event(c.at(), "replica-retired", v.name(), "drained replica of " + v.name() + " on " + id
                     + " removed at epoch " + epoch + ": its replacement is in sync");
+            NodeRecord n = nodes.get(id);
+            if (n != null && n.draining() && volumes.values().stream().noneMatch(o -> o.hasReplicaOn(id))) {
+                event(c.at(), "node-drained", id, "node " + id + " is drained: it holds no replicas. `ballast node remove " + id
+                        + "` takes it out of the cluster; `ballast node uncordon " + id + "` puts it back in service");
+            }
         }
         return nv;
     }

@@ -80,6 +80,10 @@ class DrainThinVolumeSystemTest {
             System.out.printf("drain of a 10 GiB thin volume with 64 MiB written: %d MiB copied in %d s%n",
                     copiedBytes >> 20, seconds);
 
+            // the drain left the node with no replica: `node list` says drained (docs/operations.md)
+            JsonNode node = api.get("/v1/nodes/" + drained);
+            assertThat(node.path("scheduling").asText()).as(node.toString()).isEqualTo("drained");
+
             JsonNode verify = holderApi.get("/v1/volumes/thin/verify");
             assertThat(verify.path("identical").asBoolean()).as(verify.toString()).isTrue();
             try (NbdBlockClient nbd = NbdBlockClient.connect(nbdUri)) {

@@ -112,8 +112,24 @@ public final class ClusterEndpoints implements ClusterApi {
     static ObjectNode nodeJson(NodeRecord n, long provisioned, ClusterState s) {
         ObjectNode j = JSON.valueToTree(n);
         j.put("provisionedBytes", provisioned);
-        j.put("replicas", s.volumes().stream().filter(v -> v.hasReplicaOn(n.id())).count());
+        long replicas = s.volumes().stream().filter(v -> v.hasReplicaOn(n.id())).count();
+        j.put("replicas", replicas);
+        j.put("scheduling", scheduling(n, replicas));
         return j;
+    }
+
+    /**
+     * Whether new replicas may land on the node, in one word: {@code schedulable}, {@code cordoned},
+     * {@code draining} (its replicas are being moved off) or {@code drained} (a drain left it with none).
+     */
+    static String scheduling(NodeRecord n, long replicas) {
+        if (!n.cordoned()) {
+            return "schedulable";
+        }
+        if (!n.draining()) {
+            return "cordoned";
+        }
+        return replicas == 0 ? "drained" : "draining";
     }
 
     @Override
