@@ -115,6 +115,31 @@ final class LocalCluster {
         DurableFiles.writeAtomically(stateFile(), JSON.writeValueAsBytes(state));
     }
 
+    /**
+     * The options the cluster was first brought up with (listen addresses, CSI, the Docker plugin), so a
+     * later plain {@code ballast up} starts its nodes the same way: {@code $BALLAST_HOME/up.json}.
+     */
+    record UpOptions(String apiListen, String nbdListen, String raftListen, boolean csi, String csiPathRoot,
+            String dockerPluginSocket) {}
+
+    private Path upOptionsFile() {
+        return home.resolve("up.json");
+    }
+
+    Optional<UpOptions> readUpOptions() {
+        try {
+            return Files.exists(upOptionsFile()) ? Optional.of(JSON.readValue(upOptionsFile().toFile(), UpOptions.class))
+                    : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    void writeUpOptions(UpOptions options) throws IOException {
+        Files.createDirectories(home);
+        DurableFiles.writeAtomically(upOptionsFile(), JSON.writeValueAsBytes(options));
+    }
+
     void forget() throws IOException {
         Files.deleteIfExists(stateFile());
     }

@@ -90,15 +90,65 @@ final class LocalCommands {
             return listen.substring(0, listen.lastIndexOf(':')) + ":" + port;
         }
 
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        /**
+         * A cluster brought up before starts again as it was first given: each option not on this
+         * command line comes from $BALLAST_HOME/up.json; one given now replaces it there.
+         */
+        private void rememberOptions(LocalCluster local) throws java.io.IOException {
+            var given = spec.commandLine().getParseResult();
+            var saved = local.readUpOptions();
+            if (saved.isPresent() && local.existingNodes() > 0) {
+                LocalCluster.UpOptions o = saved.get();
+                List<String> reused = new ArrayList<>();
+                if (!given.hasMatchedOption("--api-listen") && o.apiListen() != null) {
+                    apiListen = o.apiListen();
+                    reused.add("--api-listen " + apiListen);
+                }
+                if (!given.hasMatchedOption("--nbd-listen") && o.nbdListen() != null) {
+                    nbdListen = o.nbdListen();
+                    reused.add("--nbd-listen " + nbdListen);
+                }
+                if (!given.hasMatchedOption("--raft-listen") && o.raftListen() != null) {
+                    raftListen = o.raftListen();
+                    reused.add("--raft-listen " + raftListen);
+                }
+                if (!given.hasMatchedOption("--csi") && o.csi()) {
+                    csi = true;
+                    reused.add("--csi");
+                }
+                if (!given.hasMatchedOption("--csi-path-root") && o.csiPathRoot() != null) {
+                    csiPathRoot = Path.of(o.csiPathRoot());
+                    reused.add("--csi-path-root " + csiPathRoot);
+                }
+                if (!given.hasMatchedOption("--docker-plugin") && o.dockerPluginSocket() != null) {
+                    dockerPluginSocket = Path.of(o.dockerPluginSocket());
+                    reused.add("--docker-plugin " + dockerPluginSocket);
+                }
+                List<String> defaults = List.of("--api-listen " + NodeConfig.DEFAULT_API_LISTEN, "--nbd-listen "
+                        + NodeConfig.DEFAULT_NBD_LISTEN, "--raft-listen " + io.ballast.cluster.ClusterConfig.DEFAULT_RAFT_LISTEN);
+                reused.removeAll(defaults);
+                if (!reused.isEmpty()) {
+                    cli.err.println("as first brought up (" + cli.home().resolve("up.json") + "): " + String.join(" ", reused));
+                }
+            }
+        }
+
         @Override
         public Integer call() throws Exception {
+            LocalCluster local = new LocalCluster(cli.home());
+            rememberOptions(local);
             NodeConfig.parseAddress(apiListen);
             NodeConfig.parseAddress(nbdListen);
             NodeConfig.parseAddress(raftListen);
             if (nodes < 1 || nodes > 9) {
                 throw io.ballast.common.BallastException.invalid("--nodes must be between 1 and 9, got " + nodes);
             }
-            LocalCluster local = new LocalCluster(cli.home());
+            local.writeUpOptions(new LocalCluster.UpOptions(apiListen, nbdListen, raftListen, csi,
+                    csiPathRoot == null ? null : csiPathRoot.toAbsolutePath().toString(),
+                    dockerPluginSocket == null ? null : dockerPluginSocket.toAbsolutePath().toString()));
             // a cluster made --insecure restarts insecure (its nodes have no certificates), and says so
             insecure |= local.existingNodes() > 0 && !java.nio.file.Files.exists(io.ballast.security.TlsDir.of(local.nodeDir(1)).caCert());
             if (insecure) {

@@ -113,5 +113,18 @@ class LocalUpDownTest {
         LauncherTest.Run after = LauncherTest.launch(env(), "status");
         assertThat(after.exit()).isEqualTo(ExitCodes.UNREACHABLE);
         assertThat(after.err()).contains("try `ballast up`");
+
+        // a plain `up` brings it back as it was first brought up: free ports and CSI on every node
+        LauncherTest.Run back = LauncherTest.launch(env(), "up");
+        assertThat(back.exit()).as(back.err()).isZero();
+        assertThat(back.err()).contains("as first brought up (" + home.resolve("up.json") + "): --api-listen 127.0.0.1:0"
+                + " --nbd-listen 127.0.0.1:0 --raft-listen 127.0.0.1:0 --csi");
+        for (int i = 1; i <= 3; i++) {
+            assertThat(back.err()).contains("CSI endpoint of node-" + i);
+            Path socket = home.resolve("node-" + i + "/csi.sock"); // served once the node has started its services
+            io.ballast.testing.MiniCluster.await(java.time.Duration.ofSeconds(60), socket + " served", () -> Files.exists(socket));
+        }
+        assertThat(LauncherTest.launch(env(), "volume", "inspect", "v1").exit()).isZero();
+        assertThat(LauncherTest.launch(env(), "down").exit()).isZero();
     }
 }
