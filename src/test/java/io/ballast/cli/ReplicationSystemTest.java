@@ -10,9 +10,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -21,21 +23,30 @@ import org.junit.jupiter.api.io.TempDir;
  * (bytes copied bounded by what changed), kill -9 of the engine's node, attach on another node at
  * once, every acknowledged write read back and verified, and {@code volume verify} finding the
  * replicas identical.
+ *
+ * <p>One cluster serves both tests (a start of three node processes is the costliest step of each):
+ * every test has a volume of its own and leaves the three nodes up and its volume in sync.
  */
 @Tag("system")
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ReplicationSystemTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final long MIB = 1L << 20;
     static final long SIZE = 256 * MIB;
 
     @TempDir
-    Path home;
+    static Path home; // static: a field of the instance is not yet injected when @BeforeAll runs
 
     Map<String, String> env() {
         return Map.of("BALLAST_HOME", home.toString());
     }
 
-    @AfterEach
+    @BeforeAll
+    void startCluster() throws Exception {
+        up();
+    }
+
+    @AfterAll
     void down() throws Exception {
         LauncherTest.launch(env(), "down", "--timeout", "5");
     }
@@ -75,8 +86,13 @@ class ReplicationSystemTest {
 
     /** fio through NBD; {@code verifyOnly} re-reads what the same job wrote and checks every block. */
     static void fio(String uri, long offsetBytes, long sizeBytes, boolean verifyOnly) throws Exception {
+        fio(uri, offsetBytes, sizeBytes, verifyOnly, "4k");
+    }
+
+    /** As {@link #fio(String, long, long, boolean)} in blocks of {@code blockSize} (a fio size, e.g. 1m). */
+    static void fio(String uri, long offsetBytes, long sizeBytes, boolean verifyOnly, String blockSize) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("fio", "--name=repl", "--ioengine=nbd", "--uri=" + uri,
-                "--rw=randwrite", "--bs=4k", "--iodepth=16", "--offset=" + offsetBytes, "--size=" + sizeBytes,
+                "--rw=randwrite", "--bs=" + blockSize, "--iodepth=16", "--offset=" + offsetBytes, "--size=" + sizeBytes,
                 "--randseed=" + (7 + offsetBytes), "--verify=crc32c", "--verify_fatal=1", "--end_fsync=1"));
         cmd.add(verifyOnly ? "--verify_only" : "--do_verify=1");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -87,7 +103,11 @@ class ReplicationSystemTest {
     }
 
     JsonNode inspect(String node) throws Exception {
-        return JSON.readTree(ok(node, "volume", "inspect", "db", "-o", "json").out());
+        return inspect(node, "db");
+    }
+
+    JsonNode inspect(String node, String volume) throws Exception {
+        return JSON.readTree(ok(node, "volume", "inspect", volume, "-o", "json").out());
     }
 
     static List<String> inSync(JsonNode v) {
@@ -110,7 +130,6 @@ class ReplicationSystemTest {
 
     @Test
     void replicaCrashEngineCrashFailoverAndResync() throws Exception {
-        up();
         String n1 = url(1);
         String n2 = url(2);
         ok(n1, "volume", "create", "db", "--size", "256MiB", "--repl", "3");
@@ -176,11 +195,12 @@ class ReplicationSystemTest {
 
     @Test
     void deltaResyncAfterChangingOnePercentCopiesLittle() throws Exception {
-        up();
         String n1 = url(1);
-        ok(n1, "volume", "create", "db", "--size", "256MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
-        fio(uri, 0, SIZE, false); // fill the whole volume
+        ok(n1, "volume", "create", "delta", "--size", "256MiB", "--repl", "3");
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "delta", "-o", "json").out()).path("unixUri").asText();
+        // fill the whole volume (so that a full copy would be 256 MiB): large blocks, the fill's bytes are
+        // what matters, not its pattern
+        fio(uri, 0, SIZE, false, "1m");
         kill9(3);
         long changed = SIZE / 100; // 1 %, written sequentially in one place
         Process p = new ProcessBuilder("fio", "--name=one-percent", "--ioengine=nbd", "--uri=" + uri, "--rw=write",
@@ -188,16 +208,16 @@ class ReplicationSystemTest {
         String out = new String(p.getInputStream().readAllBytes());
         assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
         assertThat(p.exitValue()).as(out).isZero();
-        long before = inspect(n1).path("engine").path("status").path("counters").path("resyncBytes").asLong();
+        long before = inspect(n1, "delta").path("engine").path("status").path("counters").path("resyncBytes").asLong();
         up();
-        ok(n1, "volume", "wait", "db", "--timeout", "3m");
-        long copied = inspect(n1).path("engine").path("status").path("counters").path("resyncBytes").asLong() - before;
+        ok(n1, "volume", "wait", "delta", "--timeout", "3m");
+        long copied = inspect(n1, "delta").path("engine").path("status").path("counters").path("resyncBytes").asLong() - before;
         long regionBytes = 4 * MIB;
         // changed data + 10 % + a fixed overhead: the regions at both ends of the change and the unconfirmed tail
         long bound = changed + changed / 10 + 3 * regionBytes;
         System.out.println("delta resync after changing " + changed + " bytes copied " + copied + " bytes (bound " + bound + ")");
         assertThat(copied).isPositive().isLessThanOrEqualTo(bound);
-        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
+        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "delta", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
     }
 }
