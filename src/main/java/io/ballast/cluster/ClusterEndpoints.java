@@ -99,7 +99,7 @@ public final class ClusterEndpoints implements ClusterApi {
     static ObjectNode nodeJson(NodeRecord n, long provisioned, ClusterState s) {
         ObjectNode j = ClusterState.JSON.valueToTree(n);
         j.put("provisionedBytes", provisioned);
-        j.put("replicas", s.volumes().stream().filter(v -> v.hasReplicaOn(n.id())).count());
+        j.put("replicas", s.replicasOn(n.id()));
         return j;
     }
 
@@ -200,7 +200,7 @@ public final class ClusterEndpoints implements ClusterApi {
     @Override
     public Object nodeView(NodeRecord n) {
         ClusterState s = member.state();
-        return nodeJson(n, s.provisionedByNode().getOrDefault(n.id(), 0L), s);
+        return nodeJson(n, s.provisionedOn(n.id()), s);
     }
 
     @Override
