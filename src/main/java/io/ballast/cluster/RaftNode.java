@@ -416,6 +416,90 @@ public final class RaftNode implements AutoCloseable {
         return r.path("result");
     }
 
+    /** A write waiting to go out in the next group ({@link #submitGrouped}). */
+    private record Grouped(Command command, CompletableFuture<JsonNode> result) {}
+
+    private final Object groupLock = new Object();
+    private final java.util.ArrayDeque<Grouped> grouped = new java.util.ArrayDeque<>();
+    private boolean groupInFlight;
+    private final java.util.concurrent.atomic.AtomicLong groupEntries = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong groupedCommands = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * As {@code submit(command, false)}, but commands submitted on this node while an earlier group is on
+     * its way to the leader go out together as one {@link Command.Batch} entry (group commit, no timer: a
+     * lone caller is sent at once). Each caller gets its own result or error. For independent commands
+     * whose callers build their answer from the result (creates).
+     */
+    public JsonNode submitGrouped(Command command) {
+        Grouped g = new Grouped(command, new CompletableFuture<>());
+        boolean send;
+        synchronized (groupLock) {
+            grouped.add(g);
+            send = !groupInFlight;
+            groupInFlight = true;
+        }
+        if (send) {
+            Thread.ofVirtual().name("ballast-raft-group-" + nodeId).start(this::sendGroups);
+        }
+        try {
+            return g.result().get(timings.requestTimeoutMs() * 2, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new BallastException(ErrorCode.INTERNAL, "grouped write failed: " + e.getCause());
+        } catch (TimeoutException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "metadata write timed out after " + timings.requestTimeoutMs() * 2
+                    + " ms waiting for its group; check `ballast status`");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+
+    /** Sends what is queued, one group at a time, until the queue is empty. */
+    private void sendGroups() {
+        while (true) {
+            List<Grouped> group = new ArrayList<>();
+            synchronized (groupLock) {
+                while (!grouped.isEmpty() && group.size() < Command.Batch.MAX_COMMANDS) {
+                    group.add(grouped.poll());
+                }
+                if (group.isEmpty()) {
+                    groupInFlight = false;
+                    return;
+                }
+            }
+            groupEntries.incrementAndGet();
+            groupedCommands.addAndGet(group.size());
+            try {
+                if (group.size() == 1) {
+                    group.getFirst().result().complete(submit(group.getFirst().command(), false));
+                    continue;
+                }
+                JsonNode results = submit(new Command.Batch(java.time.Instant.now().toString(),
+                        group.stream().map(Grouped::command).toList()), false).path("results");
+                for (int i = 0; i < group.size(); i++) {
+                    JsonNode r = results.path(i);
+                    if (r.path("ok").asBoolean()) {
+                        group.get(i).result().complete(r.path("result"));
+                    } else {
+                        group.get(i).result().completeExceptionally(new BallastException(
+                                ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText()));
+                    }
+                }
+            } catch (RuntimeException e) {
+                group.forEach(g -> g.result().completeExceptionally(e));
+            }
+        }
+    }
+
+    /** Entries sent by {@link #submitGrouped} and the commands they carried (their ratio is the group size). */
+    public java.util.Map<String, Long> groupCounts() {
+        return java.util.Map.of("entries", groupEntries.get(), "commands", groupedCommands.get());
+    }
+
     /** Through the Raft client: it finds the leader and follows redirects, retrying with the same call id. */
     private RaftClientReply submitThroughClient(Message msg) {
         return callThroughClient(msg, timings.requestTimeoutMs(), "write");
