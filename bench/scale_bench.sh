@@ -5,7 +5,7 @@
 # leader's snapshot lines and the host load.
 #
 #   bench/scale_bench.sh [--members 10,100,300,1000] [--volumes 1000,10000] [--clients 16] [--window-s 10]
-#                        [--base-port 7700] [--home DIR]
+#                        [--voters in-process|processes] [--base-port 7700] [--home DIR]
 #
 # Needs the classes and test classes built (mvn -o test-compile) and target/lib (mvn package once, or
 # any earlier `bin/ballast` run). Node JVM options: BALLAST_NODE_JAVA_OPTS as for bin/ballast (the default
@@ -14,16 +14,19 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE=7700
 HOME_DIR=""
+VOTERS=in-process
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --base-port) BASE="$2"; shift 2 ;;
     --home) HOME_DIR="$2"; shift 2 ;;
+    --voters) VOTERS="$2"; shift 2 ;;  # in-process (default: one JVM, io.ballast.testing.VoterHost) or processes
     --members|--volumes|--clients|--window-s) ARGS+=("$1" "$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 HOME_DIR="${HOME_DIR:-$(mktemp -d /tmp/ballast-scale.XXXXXX)}"
+mkdir -p "$HOME_DIR"
 export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 export BALLAST_NO_BUILD=1 BALLAST_AOT=0
 PIDS=()
@@ -63,23 +66,33 @@ start_node_once() {
   return 1
 }
 
-start_node 1
-for _ in $(seq 1 300); do [[ -s "$HOME_DIR/n1/cluster-token" ]] && break; sleep 0.2; done
-TOKEN="$(cat "$HOME_DIR/n1/cluster-token")"
-ADMIN="$(cat "$HOME_DIR/n1/admin-token")"
-start_node 2 "$TOKEN"
-start_node 3 "$TOKEN"
+CP="$ROOT/target/test-classes:$ROOT/target/classes:$(printf '%s:' "$ROOT"/target/lib/*.jar)"
+if [[ "$VOTERS" == processes ]]; then
+  start_node 1
+  for _ in $(seq 1 300); do [[ -s "$HOME_DIR/n1/cluster-token" ]] && break; sleep 0.2; done
+  TOKEN="$(cat "$HOME_DIR/n1/cluster-token")"
+  ADMIN="$(cat "$HOME_DIR/n1/admin-token")"
+  start_node 2 "$TOKEN"
+  start_node 3 "$TOKEN"
+  API="http://127.0.0.1:$((BASE + 1)),http://127.0.0.1:$((BASE + 2)),http://127.0.0.1:$((BASE + 3))"
+else
+  # one JVM with the three voters (io.ballast.testing.VoterHost): "leader" CPU and RSS are the three together
+  "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow ${VOTER_JAVA_OPTS:--Xmx1g} \
+    -cp "$CP" io.ballast.testing.VoterHost "$HOME_DIR" >"$HOME_DIR/voters.out" 2>&1 </dev/null &
+  PIDS+=($!)
+  for _ in $(seq 1 900); do [[ -f "$HOME_DIR/voters.env" ]] && break; sleep 0.2; done
+  API="$(sed -n 's/^api=//p' "$HOME_DIR/voters.env")"
+  ADMIN="$(sed -n 's/^admin=//p' "$HOME_DIR/voters.env")"
+  TOKEN="$(sed -n 's/^token=//p' "$HOME_DIR/voters.env")"
+fi
 
 echo "host: $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); $(git -C "$ROOT" rev-parse --short HEAD)"
-CP="$ROOT/target/test-classes:$ROOT/target/classes:$(printf '%s:' "$ROOT"/target/lib/*.jar)"
 "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx1g \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$CP" io.ballast.testing.ScaleBench \
-  --api "http://127.0.0.1:$((BASE + 1)),http://127.0.0.1:$((BASE + 2)),http://127.0.0.1:$((BASE + 3))" \
+  --api "$API" \
   --admin-token "$ADMIN" --cluster-token "$TOKEN" "${ARGS[@]}" 2>"$HOME_DIR/bench.err"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "metadata snapshots (node, index, bytes, serializeMs, totalMs):"
-for i in 1 2 3; do
-  grep -h '"metadata snapshot taken"' "$HOME_DIR/n$i"/daemon.out "$HOME_DIR/n$i"/*.log 2>/dev/null \
-    | sed -E 's/.*"index":"?([0-9]+)"?.*"bytes":"?([0-9]+)"?.*"serializeMs":"?([0-9]+)"?.*"totalMs":"?([0-9]+)"?.*/  n'"$i"' \1 \2 \3 \4/' | tail -3
-done
+cat "$HOME_DIR"/n*/daemon.out "$HOME_DIR/voters.out" 2>/dev/null | grep -h '"metadata snapshot taken"' \
+  | sed -E 's/.*"thread":"([^@"]+)[^"]*".*"index":"?([0-9]+)"?.*"bytes":"?([0-9]+)"?.*"serializeMs":"?([0-9]+)"?.*"totalMs":"?([0-9]+)"?.*/  \1 \2 \3 \4 \5/' | tail -9
 echo "state in $HOME_DIR"
