@@ -1,6 +1,5 @@
 package io.ballast.cluster;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.common.BallastException;
 import io.ballast.common.DurableFiles;
@@ -240,14 +239,12 @@ public final class BallastStateMachine extends BaseStateMachine {
             lastCommandIndex = entry.getIndex();
             notifyAll();
         }
-        if (command instanceof Command.Batch b && ok) {
-            // listeners hear each command of a batch with its own outcome
-            JsonNode results = reply.path("result").path("results");
-            for (int i = 0; i < b.commands().size(); i++) {
-                notifyListeners(b.commands().get(i), results.path(i).path("ok").asBoolean());
+        for (BiConsumer<Command, Boolean> l : listeners) {
+            try {
+                l.accept(command, ok);
+            } catch (RuntimeException e) {
+                log.atWarn().setCause(e).log("apply listener failed");
             }
-        } else {
-            notifyListeners(command, ok);
         }
         return CompletableFuture.completedFuture(Message.valueOf(reply.toString()));
     }
@@ -256,16 +253,6 @@ public final class BallastStateMachine extends BaseStateMachine {
      * Ratis reports metadata and configuration entries here instead of {@link #applyTransaction}:
      * they advance the applied index too, so wake {@link #awaitApplied} waiters as well.
      */
-    private void notifyListeners(Command command, boolean ok) {
-        for (BiConsumer<Command, Boolean> l : listeners) {
-            try {
-                l.accept(command, ok);
-            } catch (RuntimeException e) {
-                log.atWarn().setCause(e).log("apply listener failed");
-            }
-        }
-    }
-
     @Override
     public synchronized void notifyTermIndexUpdated(long term, long index) {
         super.notifyTermIndexUpdated(term, index);

@@ -408,25 +408,6 @@ public final class ClusterState {
         }
     }
 
-    /** Each command on its own (a refused one changes nothing, as alone); results in order. */
-    private Map<String, Object> applyBatch(Command.Batch b) {
-        List<Map<String, Object>> results = new ArrayList<>();
-        for (Command inner : b.commands()) {
-            Map<String, Object> r = new java.util.LinkedHashMap<>();
-            try {
-                Object result = applyCommand(inner);
-                r.put("ok", true);
-                r.put("result", result);
-            } catch (BallastException e) {
-                r.put("ok", false);
-                r.put("code", e.code().name());
-                r.put("message", e.getMessage());
-            }
-            results.add(r);
-        }
-        return Map.of("results", results);
-    }
-
     private Object applyCommand(Command c) {
         return switch (c) {
             case Command.RegisterNode r -> register(r);
@@ -444,7 +425,6 @@ public final class ClusterState {
             case Command.DrainNode d -> drain(d);
             case Command.RemoveNode r -> remove(r);
             case Command.CreateVolume cv -> create(cv);
-            case Command.Batch b -> applyBatch(b);
             case Command.ResizeVolume rv -> resize(rv);
             case Command.SetVolumeQos q -> setQos(q);
             case Command.CreateSnapshot cs -> createSnapshot(cs);

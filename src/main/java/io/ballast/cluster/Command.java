@@ -24,7 +24,6 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.DeleteVolume.class, name = "DeleteVolume"),
         @JsonSubTypes.Type(value = Command.SetReplicaState.class, name = "SetReplicaState"),
         @JsonSubTypes.Type(value = Command.MarkReplicasReady.class, name = "MarkReplicasReady"),
-        @JsonSubTypes.Type(value = Command.Batch.class, name = "Batch"),
         @JsonSubTypes.Type(value = Command.Attach.class, name = "Attach"),
         @JsonSubTypes.Type(value = Command.Detach.class, name = "Detach"),
         @JsonSubTypes.Type(value = Command.ChangeInSync.class, name = "ChangeInSync"),
@@ -164,17 +163,6 @@ public sealed interface Command {
      * that is gone, or was deleted and created again under its name (another uuid), is skipped.
      */
     record MarkReplicasReady(String at, String nodeId, java.util.Map<String, String> volumes) implements Command {}
-
-    /**
-     * Several commands that arrived at one node together, in one log entry (group commit: concurrent
-     * creates cost one Raft round and one fsync instead of one each). Applied one after the other at the
-     * entry's revision; each is refused or applied on its own, and its result (or error) is the item of
-     * the same position in the entry's result {@code {"results": [{"ok", "result"|"code","message"}]}}.
-     */
-    record Batch(String at, java.util.List<Command> commands) implements Command {
-        /** The most commands one entry carries. */
-        public static final int MAX_COMMANDS = 64;
-    }
 
     /**
      * Attaches on {@code attachment.nodeId()} (any node) at a new epoch. {@code kind} {@code user}

@@ -91,20 +91,6 @@ final class CommandGate {
                 require(m.nodeId(), "nodeId");
                 requireObject(m.volumes(), "volumes");
             }
-            case Command.Batch b -> {
-                requireObject(b.commands(), "commands");
-                if (b.commands().isEmpty() || b.commands().size() > Command.Batch.MAX_COMMANDS) {
-                    throw new CommandSeal.Refused("invalid command: a batch holds 1 to " + Command.Batch.MAX_COMMANDS
-                            + " commands, got " + b.commands().size());
-                }
-                for (Command inner : b.commands()) {
-                    requireObject(inner, "commands[]");
-                    if (inner instanceof Command.Batch) {
-                        throw new CommandSeal.Refused("invalid command: a batch inside a batch");
-                    }
-                    validate(inner);
-                }
-            }
             case Command.Attach a -> {
                 require(a.volume(), "volume");
                 requireObject(a.attachment(), "attachment");

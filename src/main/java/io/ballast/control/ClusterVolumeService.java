@@ -626,8 +626,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         // The answer is the record the leader applied, so a follower need not wait until it applied the
         // entry itself (its apply wait was up to a third of a follower create's p99; docs/perf/control-plane.md).
-        // concurrent creates on this node share a log entry (RaftNode.submitGrouped; docs/perf/scale.md)
-        return view(VolumeRecord.fromResult(member.raft().submitGrouped(create)));
+        return view(VolumeRecord.fromResult(member.raft().submit(create, false)));
     }
 
     /**
