@@ -686,7 +686,7 @@ public final class ClusterMember implements AutoCloseable {
      * threshold, or its record was not refreshed for {@link #RECORD_REFRESH_MS}. Otherwise a lease
      * heartbeat keeps the leader's detector fed, so the log grows with what changes, not with the fleet.
      */
-    static boolean mustCommitHeartbeat(NodeRecord me, long capacityBytes, long freeBytes, Instant now) {
+    public static boolean mustCommitHeartbeat(NodeRecord me, long capacityBytes, long freeBytes, Instant now) {
         if (!NodeRecord.UP.equals(me.state())) {
             return true;
         }

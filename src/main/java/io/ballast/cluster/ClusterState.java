@@ -38,6 +38,12 @@ public final class ClusterState {
      * over every volume there made each create O(volumes) on every node's apply thread.
      */
     private final TreeMap<String, Long> provisionedBytesByNode = new TreeMap<>();
+    /**
+     * Replicas per node, kept with {@link #provisionedBytesByNode}: a member's view (lists, watch events)
+     * counts its replicas without walking every volume (that walk made a list of 1,000 members over
+     * 100,000 volumes 10^8 steps).
+     */
+    private final java.util.HashMap<String, Integer> replicaCountByNode = new java.util.HashMap<>();
     private final Deque<ClusterEvent> events = new ArrayDeque<>();
     private long nextEventSeq = 1;
     /** Null until someone sets them: each node then uses the timeouts it was started with. */
@@ -193,6 +199,16 @@ public final class ClusterState {
         return out.size() > limit ? List.copyOf(out.subList(out.size() - limit, out.size())) : out;
     }
 
+    /** Bytes provisioned on one node (sum of the sizes of the volumes with a replica there). */
+    public synchronized long provisionedOn(String nodeId) {
+        return provisionedBytesByNode.getOrDefault(nodeId, 0L);
+    }
+
+    /** How many replicas (of any state) one node holds. */
+    public synchronized int replicasOn(String nodeId) {
+        return replicaCountByNode.getOrDefault(nodeId, 0);
+    }
+
     /** Bytes provisioned (sum of volume sizes) per node, over all replicas; nodes without any are absent. */
     public synchronized Map<String, Long> provisionedByNode() {
         return new TreeMap<>(provisionedBytesByNode);
@@ -298,6 +314,10 @@ public final class ClusterState {
             if (now == 0) {
                 provisionedBytesByNode.remove(r.nodeId());
             }
+            Integer count = replicaCountByNode.merge(r.nodeId(), sign, Integer::sum);
+            if (count == 0) {
+                replicaCountByNode.remove(r.nodeId());
+            }
         }
     }
 
@@ -336,6 +356,7 @@ public final class ClusterState {
         nodes.clear();
         volumes.clear();
         provisionedBytesByNode.clear();
+        replicaCountByNode.clear();
         events.clear();
         img.nodes().forEach(n -> nodes.put(n.id(), n)); // no change records: the window is reset below
         img.volumes().forEach(this::putVolume);

@@ -102,6 +102,19 @@ public final class RaftNode implements AutoCloseable {
         this.quorumWatch = new QuorumWatch(nodeId, Math.max(4 * timings.electionMinMs(), 1500), System::currentTimeMillis);
     }
 
+    /**
+     * A member that runs no Raft server of its own, only this class's client: sealed writes go through the
+     * Raft client to the leader and {@link #sendLease} heartbeats to it, exactly as from a full node. The
+     * fleet harness (simulated members, src/test io.ballast.testing.Fleet) uses it; such a node has no copy
+     * of the metadata, so callers submit with {@code awaitLocalApply} false.
+     */
+    public static RaftNode clientOnly(String nodeId, String token, ClusterTimings timings, List<RaftPeer> peers)
+            throws IOException {
+        RaftNode n = new RaftNode(nodeId, "127.0.0.1:0", Path.of("/nonexistent"), token, new BallastStateMachine(), timings);
+        n.setClientPeers(peers);
+        return n;
+    }
+
     /** The Raft group of a cluster follows from its token: a node with another token is in another group. */
     public static RaftGroupId groupIdOf(String token) {
         return RaftGroupId.valueOf(UUID.nameUUIDFromBytes(("ballast-raft-group:" + token).getBytes(StandardCharsets.UTF_8)));

@@ -2,7 +2,7 @@ package io.ballast.common;
 
 /**
  * What went wrong, independent of the wire it is reported on. Each wire (HTTP, NBD, CLI exit
- * codes) maps these in exactly one place: {@code api.rest.HttpErrors}, {@code frontend.nbd.NbdErrors},
+ * codes) maps these in exactly one place: {@code common.HttpErrors}, {@code frontend.nbd.NbdErrors},
  * {@code cli.ExitCodes}.
  */
 public enum ErrorCode {

@@ -112,7 +112,7 @@ public final class ClusterEndpoints implements ClusterApi {
     static ObjectNode nodeJson(NodeRecord n, long provisioned, ClusterState s) {
         ObjectNode j = JSON.valueToTree(n);
         j.put("provisionedBytes", provisioned);
-        long replicas = s.volumes().stream().filter(v -> v.hasReplicaOn(n.id())).count();
+        long replicas = s.replicasOn(n.id());
         j.put("replicas", replicas);
         j.put("scheduling", scheduling(n, replicas));
         return j;
@@ -229,7 +229,7 @@ public final class ClusterEndpoints implements ClusterApi {
     @Override
     public Object nodeView(NodeRecord n) {
         ClusterState s = member.state();
-        return nodeJson(n, s.provisionedByNode().getOrDefault(n.id(), 0L), s);
+        return nodeJson(n, s.provisionedOn(n.id()), s);
     }
 
     @Override
