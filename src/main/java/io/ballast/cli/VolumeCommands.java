@@ -535,13 +535,18 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    @Command(name = "attach", description = "Attach a volume on the node; prints its NBD URI. With --mount, mounts ext4 there.")
+    @Command(name = "attach", description = "Attach a volume on the node; prints its NBD URI. With --mount, mounts its file system there.")
     static final class Attach extends Base {
         @Parameters(paramLabel = "NAME")
         String name;
 
-        @Option(names = "--mount", paramLabel = "DIR", description = "Mount an ext4 file system (created on first use) on DIR")
+        @Option(names = "--mount", paramLabel = "DIR", description = "Mount the volume's file system on DIR (ext4 made on first use,"
+                + " or the --fs-type)")
         Path mount;
+
+        @Option(names = "--fs-type", paramLabel = "ext4|xfs", description = "With --mount: the file system to make on first use"
+                + " (default ext4); a volume that holds another one is refused, never reformatted")
+        String fsType;
 
         @Option(names = "--force", description = "Take over the volume even when the node it is attached on is up "
                 + "(that node's engine is fenced: its writes fail from then on)")
@@ -555,6 +560,12 @@ final class VolumeCommands extends CommandGroup {
             }
             if (force) {
                 body.put("force", true);
+            }
+            if (fsType != null) {
+                if (mount == null) {
+                    throw BallastException.invalid("--fs-type needs --mount DIR: the file system is made when the volume is mounted");
+                }
+                body.put("fsType", io.ballast.attach.FsType.parse(fsType).id()); // a bad type is refused before any call
             }
             JsonNode a = client().post(path(name) + "/attach", body);
             if (output.json()) {

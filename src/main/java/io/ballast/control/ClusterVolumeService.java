@@ -790,17 +790,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     @Override
     public Attachment attach(String name, Path mountDir, boolean force) {
-        return attachHere(name, mountDir, force, false);
+        return attachHere(name, mountDir, force, false, null);
+    }
+
+    @Override
+    public Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        return attachHere(name, mountDir, force, false, fsType);
     }
 
     /** The attach of a shared volume by the node that serves it ({@link ShareKeeper}). */
     Attachment attachToServe(String name, Path mountDir) {
-        return attachHere(name, mountDir, false, true);
+        return attachHere(name, mountDir, false, true, null);
     }
 
     /** {@code serving}: the attach that serves a shared volume; any other attach of one is refused. */
-    private Attachment attachHere(String name, Path mountDir, boolean force, boolean serving) {
+    private Attachment attachHere(String name, Path mountDir, boolean force, boolean serving, io.ballast.attach.FsType fsType) {
         Names.requireVolumeName(name);
+        LocalVolumeService.requireMountForFsType(mountDir, fsType);
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
         }
@@ -827,7 +833,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             synchronized (engineLock(name)) {
                 engines.start(VolumeLayouts.of(v)); // idempotent; after a restart no engine runs until asked
             }
-            return local.attach(name, mountDir); // idempotent: the local record carries the mount details
+            return local.attach(name, mountDir, fsType); // idempotent: the local record carries the mount details
         }
         if (v.hasReplicaOn(me) && !ledger.contains(name)) {
             reconcileOnce();
@@ -879,7 +885,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                             .log("attachment taken over: {}", reason);
                 }
                 try {
-                    return local.attach(name, mountDir);
+                    return local.attach(name, mountDir, fsType);
                 } catch (RuntimeException e) {
                     if (!upgrade) {
                         engines.stop(name);

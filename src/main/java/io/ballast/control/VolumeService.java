@@ -110,6 +110,18 @@ public interface VolumeService {
         return attach(name, mountDir);
     }
 
+    /**
+     * {@link #attach(String, Path, boolean)}, making {@code fsType} on the volume's first mounted use
+     * (null: what the volume holds, ext4 when new). CONFLICT when the volume holds another file system;
+     * INVALID_ARGUMENT for a type without a mount directory.
+     */
+    default Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        if (fsType != null && fsType != io.ballast.attach.FsType.DEFAULT) {
+            throw io.ballast.common.BallastException.invalid("this service makes ext4 file systems only");
+        }
+        return attach(name, mountDir, force);
+    }
+
     /** Undoes {@link #attach}; NOT_FOUND for an unknown volume, CONFLICT when not attached. */
     Attachment detach(String name);
 

@@ -73,7 +73,8 @@ public final class ApiTypes {
      * {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only.
      * {@code force}: take over an attachment held by another node that is still up.
      */
-    public record AttachRequest(String mount, Boolean force) {}
+    /** {@code fsType}: {@code ext4} or {@code xfs}, made on the volume's first mounted use; needs {@code mount}. */
+    public record AttachRequest(String mount, Boolean force, String fsType) {}
 
     /** {@code ttlSeconds} null: the token does not expire. */
     public record CreateTokenRequest(String name, String role, Long ttlSeconds) {}

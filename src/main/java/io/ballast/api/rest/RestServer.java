@@ -639,6 +639,7 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.AttachRequest req = read(ex, ApiTypes.AttachRequest.class);
                 String mount = req == null ? null : req.mount();
                 boolean force = req != null && Boolean.TRUE.equals(req.force());
+                io.ballast.attach.FsType fsType = io.ballast.attach.FsType.parse(req == null ? null : req.fsType());
                 java.util.Optional<String> nfs = volumes.sharedAddress(name);
                 if (nfs.isPresent()) {
                     if (mount != null) {
@@ -647,7 +648,8 @@ public final class RestServer implements AutoCloseable {
                     }
                     yield new Reply(200, ApiTypes.AttachResponse.nfs(name, nfs.get())); // a shared volume is mounted over NFS
                 }
-                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force)));
+                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force,
+                        fsType)));
             }
             case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
             case "/v1/volumes/{name}/qos POST" -> {

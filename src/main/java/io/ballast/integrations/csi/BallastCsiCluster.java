@@ -125,8 +125,8 @@ public final class BallastCsiCluster implements CsiCluster {
     }
 
     @Override
-    public Attachment attachHere(String name, Path mountDir) {
-        return volumes.attach(name, mountDir);
+    public Attachment attachHere(String name, Path mountDir, io.ballast.attach.FsType fsType) {
+        return volumes.attach(name, mountDir, false, fsType);
     }
 
     @Override

@@ -84,6 +84,10 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
             String name = VolumeIds.volumeNameFor(req.getName());
             Capabilities.require(req.getVolumeCapabilitiesList());
             VolumeParameters params = VolumeParameters.parse(req.getParametersMap());
+            // carried to NodeStageVolume in the volume context: Kubernetes sends it there, not the StorageClass
+            String fsType = java.util.Objects.requireNonNullElse(Capabilities.fsTypeOf(
+                    req.getParametersMap().containsKey(CsiConstants.PARAM_FS_TYPE) ? params.fsType() : null,
+                    req.getVolumeCapabilitiesList()), VolumeParameters.DEFAULT_FS_TYPE);
             String[] fromSnapshot = null;
             if (req.hasVolumeContentSource()) {
                 VolumeContentSource src = req.getVolumeContentSource();
@@ -115,7 +119,8 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                 if (params.hasQos()) { // the StorageClass's limits, again on a repeated create (idempotent)
                     v = cluster.setQos(name, params.maxIops(), params.maxBandwidthBytes());
                 }
-                Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder();
+                Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder()
+                        .putVolumeContext(CsiConstants.CONTEXT_FS_TYPE, fsType);
                 if (source != null) {
                     vol.setContentSource(req.getVolumeContentSource());
                 }

@@ -66,8 +66,11 @@ public interface CsiCluster {
     /** Undoes {@link #attachOn} on {@code nodeId}; a node that is not up has its attachment released. No-op when not attached there. */
     void detachOn(String nodeId, String name);
 
-    /** Attaches on this node, mounting an ext4 file system at {@code mountDir} when not null (made on first use). */
-    Attachment attachHere(String name, Path mountDir);
+    /**
+     * Attaches on this node, mounting its file system at {@code mountDir} when not null: {@code fsType}
+     * made on first use (null: what the volume holds, ext4 when new); CONFLICT when it holds another.
+     */
+    Attachment attachHere(String name, Path mountDir, io.ballast.attach.FsType fsType);
 
     /** Detaches from this node (unmounting what {@link #attachHere} mounted). */
     void detachHere(String name);

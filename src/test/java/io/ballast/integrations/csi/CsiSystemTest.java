@@ -261,6 +261,74 @@ class CsiSystemTest {
         }
     }
 
+    // ---- xfs: made on first stage, data kept across a restage, grown by xfs_growfs ----
+
+    @Test
+    @Order(5)
+    void xfsIsMadeOnFirstStageKeepsItsDataAcrossARestageAndGrows() throws Exception {
+        try (CsiClient c = new CsiClient(socket("node-a"))) {
+            StatusRuntimeException btrfs = assertCode(Status.Code.INVALID_ARGUMENT, () -> c.controller().createVolume(
+                    create("pvc-btrfs").putParameters("fsType", "btrfs").build()));
+            assertThat(btrfs.getStatus().getDescription()).contains("Ballast formats ext4 or xfs");
+            assertThat(volumeNames()).doesNotContain("pvc-btrfs");
+
+            // the StorageClass's fsType reaches NodeStage through the volume context (the PV carries no fsType)
+            VolumeCapability anyFs = VolumeCapability.newBuilder().setAccessMode(AccessMode.newBuilder()
+                    .setMode(AccessMode.Mode.SINGLE_NODE_WRITER)).setMount(VolumeCapability.MountVolume.getDefaultInstance()).build();
+            var created = c.controller().createVolume(CreateVolumeRequest.newBuilder().setName("pvc-xfs")
+                    .addVolumeCapabilities(anyFs).putParameters("fsType", "xfs").putParameters("repl", "2")
+                    .setCapacityRange(range(320 * MIB)).build()).getVolume();
+            assertThat(created.getVolumeContextMap()).containsEntry("fsType", "xfs");
+            c.controller().controllerPublishVolume(publish("pvc-xfs", "node-a"));
+            Path staging = root.resolve("a/xfs/globalmount");
+            Path target = root.resolve("a/xfs/pods/p1/mount");
+            NodeStageVolumeRequest stage = NodeStageVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setStagingTargetPath(staging.toString()).setVolumeCapability(anyFs)
+                    .putAllVolumeContext(created.getVolumeContextMap()).build();
+            c.node().nodeStageVolume(stage);
+            assertThat(run("findmnt", "-n", "-o", "FSTYPE", "--mountpoint", staging.toString()).stdout().strip()).isEqualTo("xfs");
+            c.node().nodePublishVolume(NodePublishVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setStagingTargetPath(staging.toString()).setTargetPath(target.toString()).setVolumeCapability(anyFs).build());
+            byte[] data = new byte[3 << 20];
+            new java.util.Random(19).nextBytes(data);
+            Files.write(target.resolve("data.bin"), data);
+            run("sync", "-f", target.toString());
+            c.node().nodeUnpublishVolume(io.ballast.integrations.csi.proto.NodeUnpublishVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setTargetPath(target.toString()).build());
+            c.node().nodeUnstageVolume(io.ballast.integrations.csi.proto.NodeUnstageVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setStagingTargetPath(staging.toString()).build());
+            assertThat(mounted(staging)).isFalse();
+
+            // a stage that asks for ext4 on it is refused: never reformatted, nothing left mounted
+            StatusRuntimeException other = assertCode(Status.Code.FAILED_PRECONDITION, () -> c.node().nodeStageVolume(
+                    stage.toBuilder().clearVolumeContext().setVolumeCapability(cap(AccessMode.Mode.SINGLE_NODE_WRITER, false)).build()));
+            assertThat(other.getStatus().getDescription()).contains("holds a xfs file system, not ext4");
+            assertThat(mounted(staging)).isFalse();
+
+            // grown while unstaged; the restage grows xfs with xfs_growfs, and the data is as written
+            assertThat(c.controller().controllerExpandVolume(ControllerExpandVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setCapacityRange(range(640 * MIB)).setVolumeCapability(anyFs).build()).getNodeExpansionRequired()).isTrue();
+            c.node().nodeStageVolume(stage);
+            assertThat(Files.readAllBytes(staging.resolve("data.bin"))).isEqualTo(data);
+            assertThat(c.node().nodeExpandVolume(NodeExpandVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setVolumePath(staging.toString()).setCapacityRange(range(640 * MIB)).build()).getCapacityBytes())
+                    .isEqualTo(640 * MIB);
+            VolumeUsage grown = usage(c.node().nodeGetVolumeStats(NodeGetVolumeStatsRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setVolumePath(staging.toString()).build()), VolumeUsage.Unit.BYTES);
+            assertThat(grown.getTotal()).as("xfs at the new size").isGreaterThan(550 * MIB);
+
+            c.node().nodeUnstageVolume(io.ballast.integrations.csi.proto.NodeUnstageVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setStagingTargetPath(staging.toString()).build());
+            c.controller().controllerUnpublishVolume(io.ballast.integrations.csi.proto.ControllerUnpublishVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setNodeId("node-a").build());
+            c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId("pvc-xfs").build());
+        }
+    }
+
+    private static boolean mounted(Path p) {
+        return io.ballast.attach.Mounts.isMountPoint(p);
+    }
+
     // ---- a kubelet's flow, across the loss of the node that held the volume ----
 
     @Test

@@ -75,6 +75,21 @@ final class FakeVolumeService implements VolumeService {
         return a;
     }
 
+    /** The file-system type asked with each attach that named one. */
+    final List<String> fsTypes = new ArrayList<>();
+    volatile String failAttach;
+
+    @Override
+    public synchronized Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        if (failAttach != null) {
+            throw new BallastException(io.ballast.common.ErrorCode.IO_ERROR, failAttach);
+        }
+        if (fsType != null) {
+            fsTypes.add(name + " " + fsType);
+        }
+        return attach(name, mountDir);
+    }
+
     @Override
     public synchronized Attachment detach(String name) {
         require(name);
