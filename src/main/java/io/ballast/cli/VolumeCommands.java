@@ -82,6 +82,11 @@ final class VolumeCommands extends CommandGroup {
         @Option(names = "--shared", description = "A shared (RWX) file system volume: the node holding its engine serves it "
                 + "over NFS (v3 and v4) at nfs://HOST/ballast/NAME to every host that mounts it (docs/shared-volumes.md)")
         boolean shared;
+
+        @Option(names = "--prefer-node", paramLabel = "NODE", description = "Put a replica on NODE, the node that will attach"
+                + " the volume, when it is up, not cordoned and has room (reads there stay local); otherwise placed as usual")
+        String preferNode;
+
         @Mixin
         QosOptions qos;
 
@@ -126,6 +131,13 @@ final class VolumeCommands extends CommandGroup {
                     throw io.ballast.common.BallastException.invalid("--shared and --from-snapshot: a clone cannot be shared");
                 }
                 body.put("shared", true);
+            }
+            if (preferNode != null) {
+                if (fromSnapshot != null) {
+                    throw io.ballast.common.BallastException.invalid("--prefer-node and --from-snapshot: a clone is placed where"
+                            + " its snapshot is held");
+                }
+                body.put("preferNode", preferNode);
             }
             qos.putInto(body);
             // the CLI shows the volume with its replicas created, as a user expects after `create`

@@ -592,6 +592,20 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, null, encrypted, shared);
     }
 
+    /** NOT_FOUND when {@code preferNode} is not a member: a typo must not pass as "no room there". */
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared, String preferNode) {
+        io.ballast.cluster.Placement.Topology topology = null;
+        if (preferNode != null) {
+            if (member.state().node(preferNode).isEmpty()) {
+                throw BallastException.notFound("node " + preferNode + " is not a member of this cluster (`ballast node list`)");
+            }
+            topology = new io.ballast.cluster.Placement.Topology(List.of(), List.of(preferNode));
+        }
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, topology, encrypted, shared);
+    }
+
     /**
      * As above; {@code shared}: a file system volume served over NFS by the node holding its engine to
      * every host that mounts it (docs/shared-volumes.md).

@@ -89,6 +89,16 @@ public interface VolumeService {
         return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted);
     }
 
+    /**
+     * As above; {@code preferNode} (null: none): the node that will attach the volume gets one of its
+     * replicas when placement allows (up, not cordoned or draining, with room; the failure-domain rules
+     * unchanged), so reads there are local. A single node has one place: the hint changes nothing.
+     */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared, String preferNode) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted, shared);
+    }
+
     /** Where clients mount a shared volume ({@code nfs://HOST/ballast/NAME}); empty when not shared or not served yet. */
     default java.util.Optional<String> sharedAddress(String name) {
         return java.util.Optional.empty();

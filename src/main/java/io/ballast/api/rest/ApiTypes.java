@@ -12,7 +12,7 @@ public final class ApiTypes {
      * volume's blocks with its own data key (absent: false).
      */
     public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync,
-            String fromSnapshot, Boolean encrypted, Boolean shared, JsonNode maxIops, JsonNode maxBandwidth) {}
+            String fromSnapshot, Boolean encrypted, Boolean shared, JsonNode maxIops, JsonNode maxBandwidth, String preferNode) {}
 
     /**
      * POST /v1/volumes/{name}/qos: new limits; an absent field keeps its limit, 0 or "unlimited" clears

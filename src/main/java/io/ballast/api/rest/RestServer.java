@@ -603,6 +603,10 @@ public final class RestServer implements AutoCloseable {
                     if (req.size() != null) {
                         throw BallastException.invalid("a volume created from a snapshot has the snapshot's size; omit 'size'");
                     }
+                    if (req.preferNode() != null) {
+                        throw BallastException.invalid("a volume created from a snapshot is placed where the snapshot is held;"
+                                + " omit 'preferNode'");
+                    }
                     io.ballast.common.SnapshotRef ref = io.ballast.common.SnapshotRef.parse(req.fromSnapshot());
                     yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
                             req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
@@ -611,9 +615,10 @@ public final class RestServer implements AutoCloseable {
                 Long maxBandwidth = bandwidthOf(req.maxBandwidth());
                 io.ballast.control.VolumeView created;
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
-                        || shared) {
+                        || shared || req.preferNode() != null) {
                     created = volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
-                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared);
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared,
+                            req.preferNode());
                 } else {
                     created = volumes.create(req.name(), sizeOf(req.size()));
                 }

@@ -80,14 +80,9 @@ public final class DockerVolumeDriver {
                 return null;
             }
             try {
-                if (spec.encrypted()) {
-                    volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas() == null ? 0 : spec.replicas(), null, 0,
-                            false, true);
-                } else if (spec.replicas() == null) {
-                    volumes.create(spec.name(), spec.sizeOrDefault());
-                } else {
-                    volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas(), null, 0);
-                }
+                // this host will mount it: a replica here when placement allows, so its reads stay local
+                volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas() == null ? 0 : spec.replicas(), null, 0,
+                        false, spec.encrypted(), false, nodeId);
                 log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("sizeBytes", spec.sizeOrDefault())
                         .log("docker volume created");
                 if (spec.fsType() != null && spec.fsType() != io.ballast.attach.FsType.DEFAULT) {

@@ -325,6 +325,37 @@ class CsiSystemTest {
         }
     }
 
+    // ---- attach-time placement hint: a replica on the node that will attach ----
+
+    @Test
+    @Order(6)
+    void preferNodePutsAReplicaOnThatNode() throws Exception {
+        // two one-replica volumes preferring node-b: without the hint the second would go to a less used node
+        for (String v : List.of("hint-1", "hint-2")) {
+            HttpResponse<String> r = post("/v1/volumes", "{\"name\":\"" + v + "\",\"size\":\"1GiB\",\"repl\":1,"
+                    + "\"preferNode\":\"node-b\"}");
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(201);
+            assertThat(replicaNodes(v)).containsExactly("node-b");
+        }
+        HttpResponse<String> typo = post("/v1/volumes", "{\"name\":\"hint-3\",\"size\":\"1GiB\",\"preferNode\":\"node-x\"}");
+        assertThat(typo.statusCode()).isEqualTo(404);
+        assertThat(typo.body()).contains("node node-x is not a member of this cluster");
+        assertThat(volumeNames()).contains("hint-1", "hint-2").doesNotContain("hint-3");
+        try (CsiClient c = new CsiClient(socket("node-a"))) {
+            for (String v : List.of("hint-1", "hint-2")) {
+                c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId(v).build());
+            }
+        }
+    }
+
+    static HttpResponse<String> post(String path, String body) throws IOException, InterruptedException {
+        NodeProcess a = nodes.get("node-a");
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(a.apiUrl() + path))
+                .header("Authorization", "Bearer " + a.adminToken()).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
     private static boolean mounted(Path p) {
         return io.ballast.attach.Mounts.isMountPoint(p);
     }

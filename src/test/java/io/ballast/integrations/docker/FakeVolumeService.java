@@ -30,6 +30,19 @@ final class FakeVolumeService implements VolumeService {
         return view(name);
     }
 
+    /** The placement hint of each create that gave one. */
+    final Map<String, String> preferred = new TreeMap<>();
+
+    @Override
+    public synchronized VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
+            boolean waitReady, boolean encrypted, boolean shared, String preferNode) {
+        VolumeView v = create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted, shared);
+        if (preferNode != null) {
+            preferred.put(name, preferNode);
+        }
+        return v;
+    }
+
     @Override
     public synchronized List<VolumeView> list() {
         return sizes.keySet().stream().map(this::view).toList();

@@ -72,6 +72,15 @@ class PluginHandlerTest {
     }
 
     @Test
+    void aCreateOnANodeAsksForAReplicaOnThatNode() throws Exception {
+        DockerVolumeDriver here = new DockerVolumeDriver(volumes, root, FakeVolumeService.NODE);
+        here.create("local", java.util.Map.of("size", "1GiB"));
+        assertThat(volumes.preferred).containsEntry("local", FakeVolumeService.NODE);
+        driver.create("nowhere", java.util.Map.of()); // a plugin without a cluster node id: no hint
+        assertThat(volumes.preferred).doesNotContainKey("nowhere");
+    }
+
+    @Test
     void createWithoutSizeUsesTheDefaultAndIsIdempotent() throws Exception {
         post("/VolumeDriver.Create", "{\"Name\":\"a\"}");
         assertThat(volumes.sizes).containsEntry("a", VolumeSpec.DEFAULT_SIZE_BYTES);
