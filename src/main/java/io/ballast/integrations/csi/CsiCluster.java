@@ -46,6 +46,20 @@ public interface CsiCluster {
 
     List<VolumeView> list();
 
+    /**
+     * The volumes named after {@code afterName} (null: from the first) in name order, at most {@code limit}
+     * (0: all), with the metadata revision they were read at. This default reads the whole list.
+     */
+    default io.ballast.control.VolumeFilter.Page listPage(String afterName, int limit) {
+        List<VolumeView> after = list().stream().filter(v -> afterName == null || v.name().compareTo(afterName) > 0)
+                .sorted(java.util.Comparator.comparing(VolumeView::name)).toList();
+        boolean more = limit > 0 && after.size() > limit;
+        return new io.ballast.control.VolumeFilter.Page(0, more ? after.subList(0, limit) : after, more);
+    }
+
+    /** EXPIRED when a listing that started at {@code revision} can no longer be continued here (list again). */
+    default void requireRetained(long revision) {}
+
     void delete(String name);
 
     /** Grows the volume on every replica (online). */
