@@ -18,13 +18,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Turns an NBD export into a mounted ext4 file system on this host, and back.
+ * Turns an NBD export into a mounted file system (ext4 or xfs, {@link FsType}) on this host, and back.
  *
  * <p>Kernel NBD ({@code /dev/nbd0} present and {@code nbd-client} installed) is preferred; CI hosts
  * have no nbd module, so that path is written to the documented nbd-client usage but not exercised by
  * tests. Otherwise: {@code nbdfuse} exposes the export as a file, {@code losetup} turns the file into
- * a block device, {@code blkid} tells whether it already holds a file system, {@code mkfs.ext4} runs
- * on first use only, {@code mount} puts it on the requested directory.
+ * a block device, {@code blkid} tells whether it already holds a file system, {@code mkfs.ext4} (or
+ * {@code mkfs.xfs}) runs on first use only, {@code mount} puts it on the requested directory.
  *
  * <p>Each completed step registers its undo; a failing step runs the undos in reverse and reports
  * which step failed with the command's stderr.
@@ -136,11 +136,19 @@ public final class AttachAgent {
         }
     }
 
-    /** Mounts the export {@code volume} (reachable at {@code unixSocket}) on {@code mountDir}. */
+    /** Mounts the export {@code volume} (reachable at {@code unixSocket}) on {@code mountDir}: ext4 when new, else what it holds. */
     public MountedStack mount(String volume, Path unixSocket, Path mountDir) {
+        return mount(volume, unixSocket, mountDir, null);
+    }
+
+    /**
+     * As above, with the file system the caller wants: made when the volume holds none; CONFLICT when
+     * it holds another (nothing is reformatted). {@code wanted} null: what the volume holds, ext4 when new.
+     */
+    public MountedStack mount(String volume, Path unixSocket, Path mountDir, FsType wanted) {
         return withRollback(volume, undo -> kernelNbdAvailable()
-                ? mountKernel(volume, unixSocket, mountDir, undo)
-                : mountFuse(volume, unixSocket, mountDir, undo));
+                ? mountKernel(volume, unixSocket, mountDir, wanted, undo)
+                : mountFuse(volume, unixSocket, mountDir, wanted, undo));
     }
 
     /** Runs the steps of a stack; when one fails, the undos the earlier steps registered run in reverse. */
@@ -160,16 +168,32 @@ public final class AttachAgent {
         }
     }
 
-    private MountedStack mountFuse(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
+    private MountedStack mountFuse(String volume, Path unixSocket, Path mountDir, FsType wanted, Deque<Runnable> undo) {
         FuseDevice dev = fuseDevice(volume, unixSocket, undo);
-        boolean formatted = formatIfEmpty(volume, dev.loop());
-        if (!formatted) {
-            growFilesystem(volume, dev.loop()); // the volume may have grown since the file system was made
-        }
-        mountOn(volume, dev.loop(), mountDir, undo);
+        FileSystem fs = mountFileSystem(volume, dev.loop(), mountDir, wanted, undo);
         log.atInfo().addKeyValue("volume", volume).addKeyValue("device", dev.loop()).addKeyValue("mount", mountDir)
-                .addKeyValue("nbdfusePid", dev.pid()).addKeyValue("formatted", formatted).log("volume mounted");
-        return new MountedStack(Attachment.METHOD_FUSE_LOOP, mountDir, dev.loop(), dev.pid(), dev.fuseDir(), formatted);
+                .addKeyValue("nbdfusePid", dev.pid()).addKeyValue("fsType", fs.type()).addKeyValue("formatted", fs.formatted())
+                .log("volume mounted");
+        return new MountedStack(Attachment.METHOD_FUSE_LOOP, mountDir, dev.loop(), dev.pid(), dev.fuseDir(), fs.formatted());
+    }
+
+    /** The file system on a device: {@code type} null when it is one Ballast does not make (mounted as found, never grown). */
+    private record FileSystem(FsType type, boolean formatted) {}
+
+    /**
+     * Makes the file system on first use, grows an existing one when the volume has grown since (the
+     * volume may have been resized while detached), and mounts it.
+     */
+    private FileSystem mountFileSystem(String volume, String device, Path mountDir, FsType wanted, Deque<Runnable> undo) {
+        FileSystem fs = formatIfEmpty(volume, device, wanted);
+        if (!fs.formatted() && fs.type() != FsType.XFS) { // ext2/3/4: growFilesystem checks
+            growFilesystem(volume, device); // offline, before the mount
+        }
+        mountOn(volume, device, mountDir, fs.type(), undo);
+        if (!fs.formatted() && fs.type() == FsType.XFS) {
+            growXfs(volume, mountDir); // xfs grows only while mounted
+        }
+        return fs;
     }
 
     private record FuseDevice(String loop, long pid, Path fuseDir) {}
@@ -217,16 +241,12 @@ public final class AttachAgent {
         });
     }
 
-    private MountedStack mountKernel(String volume, Path unixSocket, Path mountDir, Deque<Runnable> undo) {
+    private MountedStack mountKernel(String volume, Path unixSocket, Path mountDir, FsType wanted, Deque<Runnable> undo) {
         String device = freeNbdDevice(volume);
         step(volume, "nbd-client", List.of("nbd-client", "-N", volume, "-unix", unixSocket.toString(), device));
         undo.push(() -> runner.run(List.of("nbd-client", "-d", device), commandTimeout));
-        boolean formatted = formatIfEmpty(volume, device);
-        if (!formatted) {
-            growFilesystem(volume, device);
-        }
-        mountOn(volume, device, mountDir, undo);
-        return new MountedStack(Attachment.METHOD_KERNEL, mountDir, device, null, null, formatted);
+        FileSystem fs = mountFileSystem(volume, device, mountDir, wanted, undo);
+        return new MountedStack(Attachment.METHOD_KERNEL, mountDir, device, null, null, fs.formatted());
     }
 
     private String freeNbdDevice(String volume) {
@@ -256,13 +276,7 @@ public final class AttachAgent {
             return null; // only ext2/3/4 (what attach makes) is grown
         }
         long fsBytes = ext4Bytes(runner.run(List.of("dumpe2fs", "-h", device), commandTimeout));
-        CommandRunner.CommandResult dev = runner.run(List.of("blockdev", "--getsize64", device), commandTimeout);
-        long deviceBytes;
-        try {
-            deviceBytes = Long.parseLong(dev.stdout().strip());
-        } catch (NumberFormatException e) {
-            deviceBytes = -1;
-        }
+        long deviceBytes = deviceBytes(device);
         if (fsBytes <= 0 || deviceBytes <= 0 || deviceBytes - fsBytes < 64 * 1024) {
             return null; // fills the device (or sizes unknown): nothing to do
         }
@@ -308,26 +322,71 @@ public final class AttachAgent {
         }
     }
 
-    /** True when mkfs ran (first use of the volume). */
-    private boolean formatIfEmpty(String volume, String device) {
+    /**
+     * Runs mkfs when the device holds no file system (first use of the volume). A volume that holds
+     * another file system than {@code wanted} is refused (CONFLICT): reformatting would destroy it.
+     */
+    private FileSystem formatIfEmpty(String volume, String device, FsType wanted) {
         CommandRunner.CommandResult probe = runner.run(List.of("blkid", "-p", "-o", "value", "-s", "TYPE", device), commandTimeout);
         if (probe.ok() && !probe.stdout().isBlank()) {
-            return false;
+            String found = probe.stdout().strip();
+            if (wanted != null && !wanted.id().equals(found)) {
+                throw BallastException.conflict("volume " + volume + " holds a " + found + " file system, not " + wanted.id()
+                        + "; Ballast never reformats a volume: mount it as " + found + " (or without a file-system type)");
+            }
+            return new FileSystem(FsType.ofBlkid(found), false);
         }
         if (probe.exitCode() != 2 && !probe.ok()) { // 2 = nothing found
             throw stepFailed(volume, "blkid", probe.describe());
         }
-        step(volume, "mkfs.ext4", List.of("mkfs.ext4", "-q", device));
-        return true;
+        FsType make = wanted == null ? FsType.DEFAULT : wanted;
+        if (make.minDeviceBytes() > 0) {
+            long bytes = deviceBytes(device);
+            if (bytes >= 0 && bytes < make.minDeviceBytes()) {
+                throw BallastException.invalid("volume " + volume + " is " + io.ballast.common.Sizes.format(bytes) + "; "
+                        + make.id() + " needs at least " + io.ballast.common.Sizes.format(make.minDeviceBytes())
+                        + ": resize the volume (`ballast volume resize " + volume + " --size ...`) or use ext4");
+            }
+        }
+        List<String> mkfs = make.mkfsCommand(device);
+        step(volume, mkfs.getFirst(), mkfs);
+        return new FileSystem(make, true);
     }
 
-    private void mountOn(String volume, String device, Path mountDir, Deque<Runnable> undo) {
+    /** The device's size from blockdev, or -1 when it cannot be read. */
+    private long deviceBytes(String device) {
+        CommandRunner.CommandResult dev = runner.run(List.of("blockdev", "--getsize64", device), commandTimeout);
+        try {
+            return dev.ok() ? Long.parseLong(dev.stdout().strip()) : -1;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    /**
+     * Grows a mounted xfs to its device's size ({@code xfs_growfs -d}; a no-op when it fills the device).
+     * Never fails the attach: the file system stays at its old size and the failure is logged and returned.
+     *
+     * @return null when grown or nothing to do, else what failed
+     */
+    public String growXfs(String volume, Path mountDir) {
+        CommandRunner.CommandResult r = runner.run(List.of("xfs_growfs", "-d", mountDir.toString()), commandTimeout);
+        if (!r.ok()) {
+            log.atWarn().addKeyValue("volume", volume).addKeyValue("mount", mountDir)
+                    .log("xfs not grown to the volume's size: {}", r.describe());
+            return r.describe();
+        }
+        return null;
+    }
+
+    private void mountOn(String volume, String device, Path mountDir, FsType type, Deque<Runnable> undo) {
         boolean created = !Files.exists(mountDir);
         createDirs(mountDir);
         if (created) {
             undo.push(() -> deleteQuietly(mountDir));
         }
-        step(volume, "mount", List.of("mount", "-o", MOUNT_OPTIONS, device, mountDir.toString()));
+        String options = type == null ? MOUNT_OPTIONS : type.mountOptions(MOUNT_OPTIONS);
+        step(volume, "mount", List.of("mount", "-o", options, device, mountDir.toString()));
         undo.push(() -> runner.run(List.of("umount", mountDir.toString()), commandTimeout));
     }
 

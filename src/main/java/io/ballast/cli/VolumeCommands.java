@@ -82,6 +82,11 @@ final class VolumeCommands extends CommandGroup {
         @Option(names = "--shared", description = "A shared (RWX) file system volume: the node holding its engine serves it "
                 + "over NFS (v3 and v4) at nfs://HOST/ballast/NAME to every host that mounts it (docs/shared-volumes.md)")
         boolean shared;
+
+        @Option(names = "--prefer-node", paramLabel = "NODE", description = "Put a replica on NODE, the node that will attach"
+                + " the volume, when it is up, not cordoned and has room (reads there stay local); otherwise placed as usual")
+        String preferNode;
+
         @Mixin
         QosOptions qos;
 
@@ -126,6 +131,13 @@ final class VolumeCommands extends CommandGroup {
                     throw io.ballast.common.BallastException.invalid("--shared and --from-snapshot: a clone cannot be shared");
                 }
                 body.put("shared", true);
+            }
+            if (preferNode != null) {
+                if (fromSnapshot != null) {
+                    throw io.ballast.common.BallastException.invalid("--prefer-node and --from-snapshot: a clone is placed where"
+                            + " its snapshot is held");
+                }
+                body.put("preferNode", preferNode);
             }
             qos.putInto(body);
             // the CLI shows the volume with its replicas created, as a user expects after `create`
@@ -535,13 +547,18 @@ final class VolumeCommands extends CommandGroup {
         }
     }
 
-    @Command(name = "attach", description = "Attach a volume on the node; prints its NBD URI. With --mount, mounts ext4 there.")
+    @Command(name = "attach", description = "Attach a volume on the node; prints its NBD URI. With --mount, mounts its file system there.")
     static final class Attach extends Base {
         @Parameters(paramLabel = "NAME")
         String name;
 
-        @Option(names = "--mount", paramLabel = "DIR", description = "Mount an ext4 file system (created on first use) on DIR")
+        @Option(names = "--mount", paramLabel = "DIR", description = "Mount the volume's file system on DIR (ext4 made on first use,"
+                + " or the --fs-type)")
         Path mount;
+
+        @Option(names = "--fs-type", paramLabel = "ext4|xfs", description = "With --mount: the file system to make on first use"
+                + " (default ext4); a volume that holds another one is refused, never reformatted")
+        String fsType;
 
         @Option(names = "--force", description = "Take over the volume even when the node it is attached on is up "
                 + "(that node's engine is fenced: its writes fail from then on)")
@@ -555,6 +572,12 @@ final class VolumeCommands extends CommandGroup {
             }
             if (force) {
                 body.put("force", true);
+            }
+            if (fsType != null) {
+                if (mount == null) {
+                    throw BallastException.invalid("--fs-type needs --mount DIR: the file system is made when the volume is mounted");
+                }
+                body.put("fsType", io.ballast.attach.FsType.parse(fsType).id()); // a bad type is refused before any call
             }
             JsonNode a = client().post(path(name) + "/attach", body);
             if (output.json()) {

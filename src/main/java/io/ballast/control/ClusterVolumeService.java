@@ -594,6 +594,20 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, null, encrypted, shared);
     }
 
+    /** NOT_FOUND when {@code preferNode} is not a member: a typo must not pass as "no room there". */
+    @Override
+    public VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared, String preferNode) {
+        io.ballast.cluster.Placement.Topology topology = null;
+        if (preferNode != null) {
+            if (member.state().node(preferNode).isEmpty()) {
+                throw BallastException.notFound("node " + preferNode + " is not a member of this cluster (`ballast node list`)");
+            }
+            topology = new io.ballast.cluster.Placement.Topology(List.of(), List.of(preferNode));
+        }
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, topology, encrypted, shared);
+    }
+
     /**
      * As above; {@code shared}: a file system volume served over NFS by the node holding its engine to
      * every host that mounts it (docs/shared-volumes.md).
@@ -792,17 +806,23 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
      */
     @Override
     public Attachment attach(String name, Path mountDir, boolean force) {
-        return attachHere(name, mountDir, force, false);
+        return attachHere(name, mountDir, force, false, null);
+    }
+
+    @Override
+    public Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        return attachHere(name, mountDir, force, false, fsType);
     }
 
     /** The attach of a shared volume by the node that serves it ({@link ShareKeeper}). */
     Attachment attachToServe(String name, Path mountDir) {
-        return attachHere(name, mountDir, false, true);
+        return attachHere(name, mountDir, false, true, null);
     }
 
     /** {@code serving}: the attach that serves a shared volume; any other attach of one is refused. */
-    private Attachment attachHere(String name, Path mountDir, boolean force, boolean serving) {
+    private Attachment attachHere(String name, Path mountDir, boolean force, boolean serving, io.ballast.attach.FsType fsType) {
         Names.requireVolumeName(name);
+        LocalVolumeService.requireMountForFsType(mountDir, fsType);
         if (mountDir != null) {
             mountDir = io.ballast.attach.AttachAgent.validateMountDir(mountDir.toString()); // bad input changes nothing
         }
@@ -829,7 +849,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             synchronized (engineLock(name)) {
                 engines.start(VolumeLayouts.of(v)); // idempotent; after a restart no engine runs until asked
             }
-            return local.attach(name, mountDir); // idempotent: the local record carries the mount details
+            return local.attach(name, mountDir, fsType); // idempotent: the local record carries the mount details
         }
         if (v.hasReplicaOn(me) && !ledger.contains(name)) {
             reconcileOnce();
@@ -881,7 +901,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                             .log("attachment taken over: {}", reason);
                 }
                 try {
-                    return local.attach(name, mountDir);
+                    return local.attach(name, mountDir, fsType);
                 } catch (RuntimeException e) {
                     if (!upgrade) {
                         engines.stop(name);

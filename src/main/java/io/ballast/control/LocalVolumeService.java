@@ -114,9 +114,27 @@ public final class LocalVolumeService implements VolumeService {
         });
     }
 
+    /** INVALID_ARGUMENT for a file-system type without a mount directory (nothing would be made). */
+    static void requireMountForFsType(Path mountDir, io.ballast.attach.FsType fsType) {
+        if (fsType != null && mountDir == null) {
+            throw BallastException.invalid("a file-system type (" + fsType + ") needs a mount directory: attach with --mount DIR");
+        }
+    }
+
     @Override
     public Attachment attach(String name, Path mountDir) {
+        return attach(name, mountDir, (io.ballast.attach.FsType) null);
+    }
+
+    @Override
+    public Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        return attach(name, mountDir, fsType);
+    }
+
+    /** Attaches here; with a mount directory, mounts {@code fsType} there (made on first use; null: what it holds, else ext4). */
+    public Attachment attach(String name, Path mountDir, io.ballast.attach.FsType fsType) {
         Names.requireVolumeName(name);
+        requireMountForFsType(mountDir, fsType);
         return withLock(name, () -> {
             requireAttachable(name);
             String wanted = mountDir == null ? null : mountDir.toString();
@@ -142,7 +160,7 @@ public final class LocalVolumeService implements VolumeService {
                 if (nbd.unixSocket() == null) {
                     throw BallastException.invalid("mounting needs the NBD unix socket, which this node has disabled");
                 }
-                MountedStack s = agent.mount(name, nbd.unixSocket(), dir);
+                MountedStack s = agent.mount(name, nbd.unixSocket(), dir, fsType);
                 a = new Attachment(name, nodeId, nbd.tcpUri(name), nbd.unixUri(name), s.method(), dir.toString(),
                         s.device(), s.fusePid(), s.fuseDir() == null ? null : s.fuseDir().toString(), now);
                 try {

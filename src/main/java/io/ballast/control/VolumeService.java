@@ -90,6 +90,16 @@ public interface VolumeService {
         return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted);
     }
 
+    /**
+     * As above; {@code preferNode} (null: none): the node that will attach the volume gets one of its
+     * replicas when placement allows (up, not cordoned or draining, with room; the failure-domain rules
+     * unchanged), so reads there are local. A single node has one place: the hint changes nothing.
+     */
+    default VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync, boolean waitReady,
+            boolean encrypted, boolean shared, String preferNode) {
+        return create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted, shared);
+    }
+
     /** Where clients mount a shared volume ({@code nfs://HOST/ballast/NAME}); empty when not shared or not served yet. */
     default java.util.Optional<String> sharedAddress(String name) {
         return java.util.Optional.empty();
@@ -109,6 +119,18 @@ public interface VolumeService {
     /** {@link #attach}, taking over an attachment held by another node when {@code force}. */
     default Attachment attach(String name, Path mountDir, boolean force) {
         return attach(name, mountDir);
+    }
+
+    /**
+     * {@link #attach(String, Path, boolean)}, making {@code fsType} on the volume's first mounted use
+     * (null: what the volume holds, ext4 when new). CONFLICT when the volume holds another file system;
+     * INVALID_ARGUMENT for a type without a mount directory.
+     */
+    default Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        if (fsType != null && fsType != io.ballast.attach.FsType.DEFAULT) {
+            throw io.ballast.common.BallastException.invalid("this service makes ext4 file systems only");
+        }
+        return attach(name, mountDir, force);
     }
 
     /** Undoes {@link #attach}; NOT_FOUND for an unknown volume, CONFLICT when not attached. */

@@ -57,6 +57,54 @@ class AttachAgentTest {
     }
 
     @Test
+    void xfsIsMadeOnFirstUseMountedWithNouuidAndGrownOnlineOnLaterMounts() {
+        host.deviceBytes = 512L << 20;
+        MountedStack s = agent.mount("vol", socket, mnt, FsType.XFS);
+        assertThat(s.formatted()).isTrue();
+        assertThat(host.log).contains("mkfs.xfs -q -K /dev/loop7", "mount -o nosuid,nodev,nouuid /dev/loop7 " + mnt);
+        assertThat(host.programs()).doesNotContain("mkfs.ext4", "xfs_growfs");
+        agent.unmount("vol", s);
+
+        host.log.clear();
+        MountedStack again = agent.mount("vol", socket, mnt); // no type asked: what the volume holds
+        assertThat(again.formatted()).isFalse();
+        assertThat(host.programs()).as("xfs grows after the mount, never through the ext4 tools")
+                .containsSubsequence("blkid", "mount", "xfs_growfs").doesNotContain("mkfs.xfs", "dumpe2fs", "e2fsck", "resize2fs");
+        assertThat(host.log).contains("xfs_growfs -d " + mnt);
+    }
+
+    @Test
+    void aVolumeHoldingAnotherFileSystemIsRefusedAndNeverReformatted() {
+        agent.unmount("vol", agent.mount("vol", socket, mnt)); // ext4
+        host.log.clear();
+        assertThatThrownBy(() -> agent.mount("vol", socket, mnt, FsType.XFS))
+                .isInstanceOf(BallastException.class).hasMessageContaining("holds a ext4 file system, not xfs")
+                .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.CONFLICT);
+        assertThat(host.programs()).doesNotContain("mkfs.xfs", "mkfs.ext4", "mount");
+        assertThat(host.mounted).as("rolled back").isEmpty();
+        assertThat(host.alive).isEmpty();
+    }
+
+    @Test
+    void xfsOnAVolumeBelowItsMinimumIsRefusedBeforeMkfs() {
+        host.deviceBytes = 256L << 20;
+        assertThatThrownBy(() -> agent.mount("vol", socket, mnt, FsType.XFS))
+                .hasMessageContaining("xfs needs at least 300 MiB")
+                .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.INVALID_ARGUMENT);
+        assertThat(host.programs()).doesNotContain("mkfs.xfs");
+        assertThat(host.mounted).isEmpty();
+    }
+
+    @Test
+    void unknownFileSystemTypesAreRefusedWithTheChoices() {
+        assertThat(FsType.parse(" XFS ")).isEqualTo(FsType.XFS);
+        assertThat(FsType.parse("")).isNull();
+        assertThatThrownBy(() -> FsType.parse("btrfs"))
+                .hasMessage("file system type 'btrfs' is not supported; Ballast makes ext4 or xfs")
+                .extracting(e -> ((BallastException) e).code()).isEqualTo(ErrorCode.INVALID_ARGUMENT);
+    }
+
+    @Test
     void anExistingFileSystemSmallerThanTheDeviceIsCheckedAndGrownBeforeItIsMounted() {
         agent.unmount("vol", agent.mount("vol", socket, mnt));
         host.deviceBytes = 256L << 20; // the volume was resized while detached

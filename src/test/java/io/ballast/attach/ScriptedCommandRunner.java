@@ -23,6 +23,8 @@ final class ScriptedCommandRunner implements CommandRunner {
     final Set<Long> alive = new HashSet<>();
     final Set<String> installed = new HashSet<>(Set.of("nbdfuse", "losetup", "mkfs.ext4", "blkid", "mount"));
     boolean hasFileSystem = false;
+    /** What blkid reports once a file system is made: the mkfs that ran. */
+    String fsType = "ext4";
     /** What blockdev reports; the file system is 64 MiB (dumpe2fs). */
     long deviceBytes = 64L << 20;
     long nextPid = 1000;
@@ -41,11 +43,12 @@ final class ScriptedCommandRunner implements CommandRunner {
         }
         return switch (program) {
             case "losetup" -> new CommandResult(command, 0, command.contains("--show") ? "/dev/loop7\n" : "", "");
-            case "blkid" -> hasFileSystem ? new CommandResult(command, 0, "ext4\n", "") : new CommandResult(command, 2, "", "");
+            case "blkid" -> hasFileSystem ? new CommandResult(command, 0, fsType + "\n", "") : new CommandResult(command, 2, "", "");
             case "dumpe2fs" -> new CommandResult(command, 0, "Block count:              16384\nBlock size:               4096\n", "");
             case "blockdev" -> new CommandResult(command, 0, deviceBytes + "\n", "");
-            case "mkfs.ext4" -> {
+            case "mkfs.ext4", "mkfs.xfs" -> {
                 hasFileSystem = true;
+                fsType = program.substring("mkfs.".length());
                 yield ok(command);
             }
             case "mount" -> {

@@ -80,6 +80,19 @@ class CliInProcessTest {
     }
 
     @Test
+    void fsTypeIsCheckedBeforeAnythingIsAttached() {
+        cli.run("volume", "create", "pg", "--size", "1GiB");
+        var noMount = cli.run("volume", "attach", "pg", "--fs-type", "xfs");
+        assertThat(noMount.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(noMount.err()).contains("--fs-type needs --mount DIR");
+        var zfs = cli.run("volume", "attach", "pg", "--mount", dir.resolve("m").toString(), "--fs-type", "zfs");
+        assertThat(zfs.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(zfs.err()).contains("file system type 'zfs' is not supported; Ballast makes ext4 or xfs");
+        assertThat(cli.run("volume", "inspect", "pg").out()).contains("Attached:     no");
+        assertThat(dir.resolve("m")).doesNotExist();
+    }
+
+    @Test
     void jsonOutputParses() throws Exception {
         var c = cli.run("volume", "create", "a", "--size", "512MiB", "-o", "json");
         assertThat(JSON.readTree(c.out()).path("sizeBytes").asLong()).isEqualTo(512L << 20);

@@ -35,6 +35,53 @@ class PlacementTest {
         assertThat(r.chosen()).hasSize(3).contains("n3", "n4").containsAnyOf("n1", "n2");
     }
 
+    // ---- attach-time hint: a replica on the node that will attach (issue 22 item 3) ----
+
+    static Placement.Request prefer(long sizeGib, int repl, String node) {
+        return new Placement.Request("pg", sizeGib * GIB, repl, null, 1.0, null,
+                new Placement.Topology(List.of(), List.of(node)));
+    }
+
+    @Test
+    void thePreferredNodeGetsAReplicaEvenWhenItIsTheMostUsed() {
+        var nodes = List.of(node("n1", "a", 100, 90), node("n2", "b", 100, 0), node("n3", "c", 100, 0), node("n4", "d", 100, 0));
+        assertThat(Placement.place(nodes, req(5, 2)).chosen()).as("without the hint: least used").doesNotContain("n1");
+        var r = Placement.place(nodes, prefer(5, 2, "n1"));
+        assertThat(r.ok()).isTrue();
+        assertThat(r.chosen()).hasSize(2).startsWith("n1");
+    }
+
+    @Test
+    void thePreferredNodesFailureDomainIsTakenByIt() {
+        // n1 and n2 share zone a: with n1 preferred, zone a's replica is n1's, never a second one in zone a
+        var nodes = List.of(node("n1", "a", 100, 50), node("n2", "a", 100, 0), node("n3", "b", 100, 0));
+        var r = Placement.place(nodes, prefer(5, 2, "n1"));
+        assertThat(r.chosen()).containsExactlyInAnyOrder("n1", "n3");
+    }
+
+    @Test
+    void aPreferredNodeThatIsCordonedDownOrFullIsPassedOverNeverForced() {
+        var cordoned = new Placement.Candidate("n1", Map.of("zone", "a"), NodeRecord.UP, true, false, 100 * GIB, 0);
+        var down = new Placement.Candidate("n1", Map.of("zone", "a"), NodeRecord.DOWN, false, false, 100 * GIB, 0);
+        var full = node("n1", "a", 100, 98);
+        for (var n1 : List.of(cordoned, down, full)) {
+            var r = Placement.place(List.of(n1, node("n2", "b", 100, 0), node("n3", "c", 100, 0)), prefer(5, 2, "n1"));
+            assertThat(r.ok()).as("%s", n1).isTrue();
+            assertThat(r.chosen()).as("%s", n1).containsExactlyInAnyOrder("n2", "n3");
+            assertThat(r.verdicts().getFirst().chosen()).isFalse();
+        }
+        // and when the others cannot make up the count, placement fails as it would without the hint
+        var r = Placement.place(List.of(cordoned, node("n2", "b", 100, 0)), prefer(5, 2, "n1"));
+        assertThat(r.ok()).isFalse();
+        assertThat(r.message()).contains("n1: cordoned");
+    }
+
+    @Test
+    void anUnknownPreferredNodeChangesNothing() {
+        var nodes = List.of(node("n1", "a", 100, 0), node("n2", "b", 100, 0), node("n3", "c", 100, 0));
+        assertThat(Placement.place(nodes, prefer(5, 2, "gone")).chosen()).isEqualTo(Placement.place(nodes, req(5, 2)).chosen());
+    }
+
     @Test
     void failureExplainsEveryNode() {
         var cordoned = new Placement.Candidate("node-4", Map.of("zone", "c"), NodeRecord.UP, true, false, 100 * GIB, 0);

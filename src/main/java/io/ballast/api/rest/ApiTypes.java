@@ -12,7 +12,7 @@ public final class ApiTypes {
      * volume's blocks with its own data key (absent: false).
      */
     public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync,
-            String fromSnapshot, Boolean encrypted, Boolean shared, JsonNode maxIops, JsonNode maxBandwidth) {}
+            String fromSnapshot, Boolean encrypted, Boolean shared, JsonNode maxIops, JsonNode maxBandwidth, String preferNode) {}
 
     /**
      * POST /v1/volumes/{name}/qos: new limits; an absent field keeps its limit, 0 or "unlimited" clears
@@ -73,7 +73,8 @@ public final class ApiTypes {
      * {@code mount}: absolute directory to mount an ext4 file system on; null for URIs only.
      * {@code force}: take over an attachment held by another node that is still up.
      */
-    public record AttachRequest(String mount, Boolean force) {}
+    /** {@code fsType}: {@code ext4} or {@code xfs}, made on the volume's first mounted use; needs {@code mount}. */
+    public record AttachRequest(String mount, Boolean force, String fsType) {}
 
     /** {@code ttlSeconds} null: the token does not expire. */
     public record CreateTokenRequest(String name, String role, Long ttlSeconds) {}

@@ -607,6 +607,10 @@ public final class RestServer implements AutoCloseable {
                     if (req.size() != null) {
                         throw BallastException.invalid("a volume created from a snapshot has the snapshot's size; omit 'size'");
                     }
+                    if (req.preferNode() != null) {
+                        throw BallastException.invalid("a volume created from a snapshot is placed where the snapshot is held;"
+                                + " omit 'preferNode'");
+                    }
                     io.ballast.common.SnapshotRef ref = io.ballast.common.SnapshotRef.parse(req.fromSnapshot());
                     yield new Reply(201, volumes.createFromSnapshot(req.name(), ref.volume(), ref.snapshot(),
                             req.repl() == null ? 0 : req.repl(), req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync()));
@@ -615,9 +619,10 @@ public final class RestServer implements AutoCloseable {
                 Long maxBandwidth = bandwidthOf(req.maxBandwidth());
                 io.ballast.control.VolumeView created;
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
-                        || shared) {
+                        || shared || req.preferNode() != null) {
                     created = volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
-                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared);
+                            req.spreadBy(), req.minInSync() == null ? 0 : req.minInSync(), wait != null, encrypted, shared,
+                            req.preferNode());
                 } else {
                     created = volumes.create(req.name(), sizeOf(req.size()));
                 }
@@ -643,6 +648,7 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.AttachRequest req = read(ex, ApiTypes.AttachRequest.class);
                 String mount = req == null ? null : req.mount();
                 boolean force = req != null && Boolean.TRUE.equals(req.force());
+                io.ballast.attach.FsType fsType = io.ballast.attach.FsType.parse(req == null ? null : req.fsType());
                 java.util.Optional<String> nfs = volumes.sharedAddress(name);
                 if (nfs.isPresent()) {
                     if (mount != null) {
@@ -651,7 +657,8 @@ public final class RestServer implements AutoCloseable {
                     }
                     yield new Reply(200, ApiTypes.AttachResponse.nfs(name, nfs.get())); // a shared volume is mounted over NFS
                 }
-                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force)));
+                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force,
+                        fsType)));
             }
             case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
             case "/v1/volumes/{name}/qos POST" -> {

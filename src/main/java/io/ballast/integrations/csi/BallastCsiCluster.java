@@ -72,6 +72,17 @@ public final class BallastCsiCluster implements CsiCluster {
         return volumes.list();
     }
 
+    /** The cluster's name index walked from the cursor: a page costs its own size, as the REST list's. */
+    @Override
+    public io.ballast.control.VolumeFilter.Page listPage(String afterName, int limit) {
+        return volumes.list(io.ballast.control.VolumeFilter.ALL, afterName, limit);
+    }
+
+    @Override
+    public void requireRetained(long revision) {
+        member.state().changes().requireRetained(revision, "ListVolumes starting_token from");
+    }
+
     @Override
     public void delete(String name) {
         volumes.delete(name);
@@ -125,8 +136,8 @@ public final class BallastCsiCluster implements CsiCluster {
     }
 
     @Override
-    public Attachment attachHere(String name, Path mountDir) {
-        return volumes.attach(name, mountDir);
+    public Attachment attachHere(String name, Path mountDir, io.ballast.attach.FsType fsType) {
+        return volumes.attach(name, mountDir, false, fsType);
     }
 
     @Override

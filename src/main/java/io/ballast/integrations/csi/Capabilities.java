@@ -4,7 +4,7 @@ import io.ballast.integrations.csi.proto.VolumeCapability;
 import io.ballast.integrations.csi.proto.VolumeCapability.AccessMode.Mode;
 import java.util.List;
 
-/** Which volume capabilities Ballast serves: one node at a time (its engine runs there), ext4 or raw block. */
+/** Which volume capabilities Ballast serves: one node at a time (its engine runs there), ext4, xfs or raw block. */
 final class Capabilities {
     private Capabilities() {}
 
@@ -31,8 +31,8 @@ final class Capabilities {
         }
         if (cap.hasMount()) {
             String fs = cap.getMount().getFsType();
-            if (!fs.isEmpty() && !fs.equals(VolumeParameters.DEFAULT_FS_TYPE)) {
-                return "fsType " + fs + " is not supported; Ballast formats ext4";
+            if (!fs.isEmpty() && !io.ballast.attach.FsType.names().contains(fs)) {
+                return "fsType " + fs + " is not supported; Ballast formats " + String.join(" or ", io.ballast.attach.FsType.names());
             }
         }
         return null;
@@ -53,6 +53,30 @@ final class Capabilities {
         if (why != null) {
             throw CsiErrors.invalid(why);
         }
+    }
+
+    /**
+     * The file system a create or stage asks for: the StorageClass's {@code fsType} ({@code parameter},
+     * null when not given) or the mount capabilities' fs_type (Kubernetes' {@code csi.storage.k8s.io/fstype}),
+     * which must agree; null when neither names one. INVALID_ARGUMENT when they disagree.
+     */
+    static String fsTypeOf(String parameter, List<VolumeCapability> caps) {
+        String fromCaps = null;
+        for (VolumeCapability cap : caps) {
+            String fs = cap.hasMount() ? cap.getMount().getFsType() : "";
+            if (fs.isEmpty()) {
+                continue;
+            }
+            if (fromCaps != null && !fromCaps.equals(fs)) {
+                throw CsiErrors.invalid("the volume capabilities ask for two file systems, " + fromCaps + " and " + fs);
+            }
+            fromCaps = fs;
+        }
+        if (parameter != null && !parameter.isEmpty() && fromCaps != null && !parameter.equals(fromCaps)) {
+            throw CsiErrors.invalid("fsType " + parameter + " (StorageClass parameter or volume context) and the volume"
+                    + " capability's fs_type " + fromCaps + " disagree; set one of them (docs/kubernetes.md)");
+        }
+        return parameter != null && !parameter.isEmpty() ? parameter : fromCaps;
     }
 
     static boolean isBlock(VolumeCapability cap) {

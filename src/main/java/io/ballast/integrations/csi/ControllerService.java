@@ -84,6 +84,10 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
             String name = VolumeIds.volumeNameFor(req.getName());
             Capabilities.require(req.getVolumeCapabilitiesList());
             VolumeParameters params = VolumeParameters.parse(req.getParametersMap());
+            // carried to NodeStageVolume in the volume context: Kubernetes sends it there, not the StorageClass
+            String fsType = java.util.Objects.requireNonNullElse(Capabilities.fsTypeOf(
+                    req.getParametersMap().containsKey(CsiConstants.PARAM_FS_TYPE) ? params.fsType() : null,
+                    req.getVolumeCapabilitiesList()), VolumeParameters.DEFAULT_FS_TYPE);
             String[] fromSnapshot = null;
             if (req.hasVolumeContentSource()) {
                 VolumeContentSource src = req.getVolumeContentSource();
@@ -115,7 +119,8 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                 if (params.hasQos()) { // the StorageClass's limits, again on a repeated create (idempotent)
                     v = cluster.setQos(name, params.maxIops(), params.maxBandwidthBytes());
                 }
-                Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder();
+                Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder()
+                        .putVolumeContext(CsiConstants.CONTEXT_FS_TYPE, fsType);
                 if (source != null) {
                     vol.setContentSource(req.getVolumeContentSource());
                 }
@@ -393,24 +398,61 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
             if (req.getMaxEntries() < 0) {
                 throw CsiErrors.invalid("max_entries must not be negative, got " + req.getMaxEntries());
             }
-            String after = afterOf(req.getStartingToken());
-            List<VolumeView> all = new ArrayList<>(cluster.list());
-            all.sort(Comparator.comparing(VolumeView::name));
-            List<VolumeView> page = all.stream().filter(v -> after == null || v.name().compareTo(after) > 0).toList();
-            int max = req.getMaxEntries() == 0 ? page.size() : Math.min(req.getMaxEntries(), page.size());
+            ListToken token = ListToken.parse(req.getStartingToken());
+            if (token != null && token.revision() > 0) {
+                cluster.requireRetained(token.revision()); // EXPIRED, i.e. ABORTED: the spec's answer to a stale token
+            }
+            var page = cluster.listPage(token == null ? null : token.lastName(), req.getMaxEntries());
             var reply = ListVolumesResponse.newBuilder();
-            for (VolumeView v : page.subList(0, max)) {
+            for (VolumeView v : page.volumes()) {
                 var status = ListVolumesResponse.VolumeStatus.newBuilder().setVolumeCondition(conditionOf(v));
                 if (v.attachment() != null) {
                     status.addPublishedNodeIds(v.attachment().nodeId());
                 }
                 reply.addEntries(ListVolumesResponse.Entry.newBuilder().setVolume(volumeOf(v, List.of())).setStatus(status));
             }
-            if (max < page.size()) {
-                reply.setNextToken(tokenAfter(page.get(max - 1).name()));
+            if (page.more()) {
+                long started = token != null && token.revision() > 0 ? token.revision() : page.revision();
+                reply.setNextToken(new ListToken(started, page.volumes().getLast().name()).encode());
             }
             return reply.build();
         });
+    }
+
+    /**
+     * A ListVolumes token, as the REST list's {@code continue}: the revision the listing started at and the
+     * last name answered. The name index is walked from that name, so a volume created or deleted between
+     * pages neither shifts nor repeats the others; a listing older than the changes this node keeps is
+     * refused (ABORTED), as the REST list's token is (410 EXPIRED).
+     */
+    record ListToken(long revision, String lastName) {
+        private static final String PREFIX = "v2:";
+
+        String encode() {
+            return Base64.getUrlEncoder().withoutPadding().encodeToString((PREFIX + revision + ":" + lastName)
+                    .getBytes(StandardCharsets.UTF_8));
+        }
+
+        /** Null for an empty token; ABORTED for one ListVolumes did not issue. */
+        static ListToken parse(String token) {
+            if (token.isEmpty()) {
+                return null;
+            }
+            try {
+                String s = new String(Base64.getUrlDecoder().decode(token), StandardCharsets.UTF_8);
+                if (s.startsWith(PREFIX)) {
+                    int colon = s.indexOf(':', PREFIX.length());
+                    if (colon > PREFIX.length()) {
+                        return new ListToken(Long.parseLong(s.substring(PREFIX.length(), colon)), s.substring(colon + 1));
+                    }
+                } else if (s.startsWith(TOKEN_PREFIX)) {
+                    return new ListToken(0, s.substring(TOKEN_PREFIX.length())); // issued before revisions: no expiry
+                }
+            } catch (IllegalArgumentException ignored) {
+                // falls through: not one of ours (NumberFormatException included)
+            }
+            throw CsiErrors.aborted("starting_token " + token + " was not issued by ListVolumes; list again from the start");
+        }
     }
 
     /** Tokens name the last volume returned, so a page is right even when volumes come and go between calls. */

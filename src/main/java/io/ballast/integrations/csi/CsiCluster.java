@@ -46,6 +46,20 @@ public interface CsiCluster {
 
     List<VolumeView> list();
 
+    /**
+     * The volumes named after {@code afterName} (null: from the first) in name order, at most {@code limit}
+     * (0: all), with the metadata revision they were read at. This default reads the whole list.
+     */
+    default io.ballast.control.VolumeFilter.Page listPage(String afterName, int limit) {
+        List<VolumeView> after = list().stream().filter(v -> afterName == null || v.name().compareTo(afterName) > 0)
+                .sorted(java.util.Comparator.comparing(VolumeView::name)).toList();
+        boolean more = limit > 0 && after.size() > limit;
+        return new io.ballast.control.VolumeFilter.Page(0, more ? after.subList(0, limit) : after, more);
+    }
+
+    /** EXPIRED when a listing that started at {@code revision} can no longer be continued here (list again). */
+    default void requireRetained(long revision) {}
+
     void delete(String name);
 
     /** Grows the volume on every replica (online). */
@@ -66,8 +80,11 @@ public interface CsiCluster {
     /** Undoes {@link #attachOn} on {@code nodeId}; a node that is not up has its attachment released. No-op when not attached there. */
     void detachOn(String nodeId, String name);
 
-    /** Attaches on this node, mounting an ext4 file system at {@code mountDir} when not null (made on first use). */
-    Attachment attachHere(String name, Path mountDir);
+    /**
+     * Attaches on this node, mounting its file system at {@code mountDir} when not null: {@code fsType}
+     * made on first use (null: what the volume holds, ext4 when new); CONFLICT when it holds another.
+     */
+    Attachment attachHere(String name, Path mountDir, io.ballast.attach.FsType fsType);
 
     /** Detaches from this node (unmounting what {@link #attachHere} mounted). */
     void detachHere(String name);

@@ -31,6 +31,9 @@ public final class CsiConstants {
     public static final Set<String> PARAMETERS = Set.of(PARAM_REPL, PARAM_MIN_IN_SYNC, PARAM_SPREAD_BY, PARAM_FS_TYPE,
             PARAM_ENCRYPTED, PARAM_MAX_IOPS, PARAM_MAX_BANDWIDTH);
 
+    /** The volume context key CreateVolume answers with the file system NodeStageVolume makes (ext4 or xfs). */
+    public static final String CONTEXT_FS_TYPE = "fsType";
+
     /**
      * Keys Kubernetes' external-provisioner adds with {@code --extra-create-metadata}
      * ({@code csi.storage.k8s.io/pvc/name} and the like): accepted and ignored.

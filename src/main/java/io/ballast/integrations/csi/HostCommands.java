@@ -7,7 +7,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
-/** The host commands the CSI node service runs (mount, umount, stat, blockdev, resize2fs), behind one runner tests can replace. */
+/** The host commands the CSI node service runs (mount, umount, stat, blockdev, resize2fs, xfs_growfs), behind one runner tests can replace. */
 final class HostCommands {
     private final CommandRunner runner;
     private final Duration timeout;
@@ -59,9 +59,15 @@ final class HostCommands {
         return r.ok() && src.startsWith("/dev/") ? src : null;
     }
 
-    /** Grows a mounted ext4 file system to its device's size (online). */
-    void growFilesystem(String device) {
-        run("resize2fs", List.of("resize2fs", device));
+    /** Grows a mounted file system to its device's size (online): xfs_growfs for xfs, resize2fs for ext4. */
+    void growFilesystem(String device, Path mountPoint) {
+        CommandRunner.CommandResult type = runner.run(List.of("findmnt", "-n", "-o", "FSTYPE", "--mountpoint", mountPoint.toString()),
+                timeout);
+        if (type.ok() && type.stdout().strip().equals(io.ballast.attach.FsType.XFS.id())) {
+            run("xfs_growfs", List.of("xfs_growfs", "-d", mountPoint.toString()));
+        } else {
+            run("resize2fs", List.of("resize2fs", device));
+        }
     }
 
     boolean isAlive(long pid) {

@@ -46,7 +46,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * CSI Node on this node. Stage attaches the volume here: for a file system, mounted ext4 (made on
+ * CSI Node on this node. Stage attaches the volume here: for a file system, mounted ext4 or xfs (made on
  * first use) at the staging path through the node's own attach (so `ballast volume inspect` shows
  * it and a node restart cleans it up); for a raw block volume, a block device whose stack is
  * recorded in {@code DATA/csi/block-staged.json}. Publish bind-mounts the staged file system (or
@@ -90,6 +90,8 @@ final class NodeService extends NodeGrpc.NodeImplBase {
                 throw CsiErrors.invalid("volume_capability is required");
             }
             Capabilities.require(req.getVolumeCapability());
+            io.ballast.attach.FsType fsType = io.ballast.attach.FsType.parse(Capabilities.fsTypeOf(
+                    req.getVolumeContextMap().get(CsiConstants.CONTEXT_FS_TYPE), List.of(req.getVolumeCapability())));
             return locks.with(name, () -> {
                 VolumeView v = cluster.inspect(name); // NOT_FOUND before anything is made
                 if (Capabilities.isBlock(req.getVolumeCapability())) {
@@ -97,7 +99,7 @@ final class NodeService extends NodeGrpc.NodeImplBase {
                 } else if (isStagedAt(v, staging)) {
                     return NodeStageVolumeResponse.getDefaultInstance(); // staged already: same answer, nothing done
                 } else {
-                    Attachment a = cluster.attachHere(name, staging);
+                    Attachment a = cluster.attachHere(name, staging, fsType);
                     log.atInfo().addKeyValue("volume", name).addKeyValue("staging", staging).addKeyValue("device", a.device())
                             .log("csi volume staged");
                 }
@@ -113,7 +115,7 @@ final class NodeService extends NodeGrpc.NodeImplBase {
     }
 
     private void stageBlock(String name) {
-        Attachment a = cluster.attachHere(name, null);
+        Attachment a = cluster.attachHere(name, null, null);
         if (a.mountDir() != null) {
             throw CsiErrors.failedPrecondition("volume " + name + " is mounted at " + a.mountDir()
                     + " on this node; a raw block volume cannot be staged while its file system is mounted");
@@ -326,7 +328,7 @@ final class NodeService extends NodeGrpc.NodeImplBase {
                             + " is staged again (restart the workload), see docs/kubernetes.md");
                 }
                 if (!block && a != null && a.mountDir() != null) {
-                    commands.growFilesystem(device);
+                    commands.growFilesystem(device, Path.of(a.mountDir()));
                     log.atInfo().addKeyValue("volume", name).addKeyValue("device", device).log("csi file system grown");
                 }
                 return NodeExpandVolumeResponse.newBuilder().setCapacityBytes(deviceBytes).build();

@@ -12,7 +12,7 @@ import java.util.TreeMap;
  * @param repl 0: the cluster's default (the safest it allows)
  * @param minInSync 0: the default for the replica count
  * @param spreadBy null: the cluster's default (zone when nodes carry zones, else node)
- * @param fsType the file system for mount volumes (ext4)
+ * @param fsType the file system for mount volumes: {@code ext4} or {@code xfs}
  * @param encrypted {@code encrypted: "true"}: encryption at rest (docs/security.md)
  * @param maxIops QoS limit (docs/qos.md); null: none given. {@code maxBandwidthBytes} likewise
  */
@@ -30,7 +30,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         return maxIops != null || maxBandwidthBytes != null;
     }
 
-    public static final String DEFAULT_FS_TYPE = "ext4";
+    public static final String DEFAULT_FS_TYPE = io.ballast.attach.FsType.DEFAULT.id();
 
     public static VolumeParameters parse(Map<String, String> params) {
         int repl = 0;
@@ -76,15 +76,17 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         }
     }
 
-    /** ext4 only: the file system every node here can mount (no xfs kernel module on the hosts we test). */
+    /** {@code ext4} (the default) or {@code xfs}; INVALID_ARGUMENT for any other. */
     public static String fsType(String value) {
         if (value == null || value.isBlank()) {
             return DEFAULT_FS_TYPE;
         }
-        if (!value.equals(DEFAULT_FS_TYPE)) {
-            throw BallastException.invalid("fsType " + value + " is not supported; Ballast formats ext4 (see docs/kubernetes.md)");
+        try {
+            return io.ballast.attach.FsType.parse(value).id();
+        } catch (BallastException e) {
+            throw BallastException.invalid("fsType " + value + " is not supported; Ballast formats "
+                    + String.join(" or ", io.ballast.attach.FsType.names()) + " (see docs/kubernetes.md)");
         }
-        return value;
     }
 
     private static int intIn(String key, String value, int min, int max) {

@@ -22,8 +22,8 @@ import org.slf4j.LoggerFactory;
  * What each Docker volume call does, on top of the control plane ({@link VolumeService}). No HTTP
  * or JSON here: errors are {@link BallastException}s, turned into {@code Err} by {@link DockerErrors}.
  *
- * <p>Mounts: the first Mount of a volume attaches it on this host with an ext4 file system (made on
- * first use) at {@code mountRoot/NAME}; further Mounts (other containers on this host) share that
+ * <p>Mounts: the first Mount of a volume attaches it on this host with its file system (ext4 made on
+ * first use; a volume created with {@code fstype=xfs} was made xfs at its Create) at {@code mountRoot/NAME}; further Mounts (other containers on this host) share that
  * mount and are counted by Docker's mount ID; the Unmount of the last ID detaches. The counts live
  * in memory: after a node restart the node's own reconciliation drops dead mounts, and containers
  * that used them must be restarted (see docs/docker.md).
@@ -80,16 +80,14 @@ public final class DockerVolumeDriver {
                 return null;
             }
             try {
-                if (spec.encrypted()) {
-                    volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas() == null ? 0 : spec.replicas(), null, 0,
-                            false, true);
-                } else if (spec.replicas() == null) {
-                    volumes.create(spec.name(), spec.sizeOrDefault());
-                } else {
-                    volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas(), null, 0);
-                }
+                // this host will mount it: a replica here when placement allows, so its reads stay local
+                volumes.create(spec.name(), spec.sizeOrDefault(), spec.replicas() == null ? 0 : spec.replicas(), null, 0,
+                        false, spec.encrypted(), false, nodeId);
                 log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("sizeBytes", spec.sizeOrDefault())
                         .log("docker volume created");
+                if (spec.fsType() != null && spec.fsType() != io.ballast.attach.FsType.DEFAULT) {
+                    makeFileSystem(spec);
+                }
             } catch (BallastException e) {
                 if (e.code() != ErrorCode.ALREADY_EXISTS) {
                     throw e;
@@ -110,6 +108,29 @@ public final class DockerVolumeDriver {
             applyQos(spec);
             return null;
         });
+    }
+
+    /**
+     * Makes a new volume's file system now: Docker's Mount carries no options, and the Mount of a volume
+     * without one makes ext4. A mount and unmount at the volume's own mount path; on failure the new
+     * volume is deleted again, so a retried Create starts clean.
+     */
+    private void makeFileSystem(VolumeSpec spec) {
+        try {
+            volumes.attach(spec.name(), mountRoot.resolve(spec.name()), false, spec.fsType());
+            volumes.detach(spec.name());
+        } catch (BallastException e) {
+            try {
+                if (volumes.inspect(spec.name()).attachment() != null) {
+                    volumes.detach(spec.name());
+                }
+                volumes.delete(spec.name());
+            } catch (BallastException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+        log.atInfo().addKeyValue("volume", spec.name()).addKeyValue("fsType", spec.fsType()).log("docker volume file system made");
     }
 
     /** Refused while any container has it mounted, or while it is attached by other means. */

@@ -16,16 +16,23 @@ import io.ballast.cluster.VolumeSizes;
  * <p>Options: {@code size} (human size, default {@link #DEFAULT_SIZE_BYTES}) and {@code repl}
  * (number of replicas, 1..3, passed to the cluster; absent: the cluster's default), {@code encrypted}
  * ({@code true}: encryption at rest, docs/security.md), {@code max-iops} and {@code max-bandwidth}
- * (QoS limits, docs/qos.md: {@code max-iops=1000}, {@code max-bandwidth=100MiB}). Unknown keys,
+ * (QoS limits, docs/qos.md: {@code max-iops=1000}, {@code max-bandwidth=100MiB}), {@code fstype}
+ * ({@code ext4}, the default, or {@code xfs}: the file system made on the volume's first use). Unknown keys,
  * duplicates and contradictions between the name and {@code -o} are refused with a message that
  * says what is accepted.
  *
  * @param sizeBytes null when the user gave no size
  * @param replicas null when the user gave no repl
  * @param maxIops null when the user gave no max-iops; {@code maxBandwidthBytes} likewise
+ * @param fsType null when the user gave no fstype (ext4 is made on first use)
  */
 public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
-        boolean encrypted, Long maxIops, Long maxBandwidthBytes) {
+        boolean encrypted, Long maxIops, Long maxBandwidthBytes, io.ballast.attach.FsType fsType) {
+    public VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
+            boolean encrypted, Long maxIops, Long maxBandwidthBytes) {
+        this(name, sizeBytes, replicas, fromSnapshot, encrypted, maxIops, maxBandwidthBytes, null);
+    }
+
     public VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
             boolean encrypted) {
         this(name, sizeBytes, replicas, fromSnapshot, encrypted, null, null);
@@ -50,7 +57,8 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
 
     static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1), "
             + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade), encrypted (encryption at rest, encrypted=true), "
-            + "max-iops (QoS, e.g. max-iops=1000), max-bandwidth (QoS, bytes per second, e.g. max-bandwidth=100MiB)";
+            + "max-iops (QoS, e.g. max-iops=1000), max-bandwidth (QoS, bytes per second, e.g. max-bandwidth=100MiB), "
+            + "fstype (file system made on first use: ext4 or xfs, e.g. fstype=xfs)";
 
     public long sizeOrDefault() {
         return sizeBytes == null ? DEFAULT_SIZE_BYTES : sizeBytes;
@@ -105,8 +113,16 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
         boolean encrypted = false;
         Long maxIops = null;
         Long maxBandwidth = null;
+        io.ballast.attach.FsType fsType = null;
         for (var e : merged.entrySet()) {
             switch (e.getKey()) {
+                case "fstype", "fs-type", "fs_type" -> {
+                    try {
+                        fsType = io.ballast.attach.FsType.parse(e.getValue());
+                    } catch (BallastException ex) {
+                        throw BallastException.invalid("option fstype: " + ex.getMessage());
+                    }
+                }
                 case "max-iops", "maxiops", "max_iops" -> maxIops = io.ballast.qos.QosValues.parseIops(e.getValue());
                 case "max-bandwidth", "maxbandwidth", "max_bandwidth" ->
                         maxBandwidth = io.ballast.qos.QosValues.parseBandwidth(e.getValue());
@@ -136,7 +152,16 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
             throw BallastException.invalid("options encrypted and from-snapshot exclude each other: a clone has its "
                     + "snapshot's encryption");
         }
-        return new VolumeSpec(name, size, repl, from, encrypted, maxIops, maxBandwidth);
+        if (from != null && fsType != null) {
+            throw BallastException.invalid("options fstype and from-snapshot exclude each other: a clone has its snapshot's"
+                    + " file system");
+        }
+        long bytes = size == null ? DEFAULT_SIZE_BYTES : size;
+        if (fsType != null && bytes < fsType.minDeviceBytes()) {
+            throw BallastException.invalid("option fstype: " + fsType + " needs a volume of at least "
+                    + Sizes.format(fsType.minDeviceBytes()) + ", size is " + Sizes.format(bytes));
+        }
+        return new VolumeSpec(name, size, repl, from, encrypted, maxIops, maxBandwidth, fsType);
     }
 
     /** {@code name=pg,size=1GiB,repl=1} to an ordered map; {@code name} is required. */

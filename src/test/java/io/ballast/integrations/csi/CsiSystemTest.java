@@ -261,6 +261,138 @@ class CsiSystemTest {
         }
     }
 
+    // ---- xfs: made on first stage, data kept across a restage, grown by xfs_growfs ----
+
+    @Test
+    @Order(5)
+    void xfsIsMadeOnFirstStageKeepsItsDataAcrossARestageAndGrows() throws Exception {
+        try (CsiClient c = new CsiClient(socket("node-a"))) {
+            StatusRuntimeException btrfs = assertCode(Status.Code.INVALID_ARGUMENT, () -> c.controller().createVolume(
+                    create("pvc-btrfs").putParameters("fsType", "btrfs").build()));
+            assertThat(btrfs.getStatus().getDescription()).contains("Ballast formats ext4 or xfs");
+            assertThat(volumeNames()).doesNotContain("pvc-btrfs");
+
+            // the StorageClass's fsType reaches NodeStage through the volume context (the PV carries no fsType)
+            VolumeCapability anyFs = VolumeCapability.newBuilder().setAccessMode(AccessMode.newBuilder()
+                    .setMode(AccessMode.Mode.SINGLE_NODE_WRITER)).setMount(VolumeCapability.MountVolume.getDefaultInstance()).build();
+            var created = c.controller().createVolume(CreateVolumeRequest.newBuilder().setName("pvc-xfs")
+                    .addVolumeCapabilities(anyFs).putParameters("fsType", "xfs").putParameters("repl", "2")
+                    .setCapacityRange(range(320 * MIB)).build()).getVolume();
+            assertThat(created.getVolumeContextMap()).containsEntry("fsType", "xfs");
+            c.controller().controllerPublishVolume(publish("pvc-xfs", "node-a"));
+            Path staging = root.resolve("a/xfs/globalmount");
+            Path target = root.resolve("a/xfs/pods/p1/mount");
+            NodeStageVolumeRequest stage = NodeStageVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setStagingTargetPath(staging.toString()).setVolumeCapability(anyFs)
+                    .putAllVolumeContext(created.getVolumeContextMap()).build();
+            c.node().nodeStageVolume(stage);
+            assertThat(run("findmnt", "-n", "-o", "FSTYPE", "--mountpoint", staging.toString()).stdout().strip()).isEqualTo("xfs");
+            c.node().nodePublishVolume(NodePublishVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setStagingTargetPath(staging.toString()).setTargetPath(target.toString()).setVolumeCapability(anyFs).build());
+            byte[] data = new byte[3 << 20];
+            new java.util.Random(19).nextBytes(data);
+            Files.write(target.resolve("data.bin"), data);
+            run("sync", "-f", target.toString());
+            c.node().nodeUnpublishVolume(io.ballast.integrations.csi.proto.NodeUnpublishVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setTargetPath(target.toString()).build());
+            c.node().nodeUnstageVolume(io.ballast.integrations.csi.proto.NodeUnstageVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setStagingTargetPath(staging.toString()).build());
+            assertThat(mounted(staging)).isFalse();
+
+            // a stage that asks for ext4 on it is refused: never reformatted, nothing left mounted
+            StatusRuntimeException other = assertCode(Status.Code.FAILED_PRECONDITION, () -> c.node().nodeStageVolume(
+                    stage.toBuilder().clearVolumeContext().setVolumeCapability(cap(AccessMode.Mode.SINGLE_NODE_WRITER, false)).build()));
+            assertThat(other.getStatus().getDescription()).contains("holds a xfs file system, not ext4");
+            assertThat(mounted(staging)).isFalse();
+
+            // grown while unstaged; the restage grows xfs with xfs_growfs, and the data is as written
+            assertThat(c.controller().controllerExpandVolume(ControllerExpandVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setCapacityRange(range(640 * MIB)).setVolumeCapability(anyFs).build()).getNodeExpansionRequired()).isTrue();
+            c.node().nodeStageVolume(stage);
+            assertThat(Files.readAllBytes(staging.resolve("data.bin"))).isEqualTo(data);
+            assertThat(c.node().nodeExpandVolume(NodeExpandVolumeRequest.newBuilder().setVolumeId("pvc-xfs")
+                    .setVolumePath(staging.toString()).setCapacityRange(range(640 * MIB)).build()).getCapacityBytes())
+                    .isEqualTo(640 * MIB);
+            VolumeUsage grown = usage(c.node().nodeGetVolumeStats(NodeGetVolumeStatsRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setVolumePath(staging.toString()).build()), VolumeUsage.Unit.BYTES);
+            assertThat(grown.getTotal()).as("xfs at the new size").isGreaterThan(550 * MIB);
+
+            c.node().nodeUnstageVolume(io.ballast.integrations.csi.proto.NodeUnstageVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setStagingTargetPath(staging.toString()).build());
+            c.controller().controllerUnpublishVolume(io.ballast.integrations.csi.proto.ControllerUnpublishVolumeRequest.newBuilder()
+                    .setVolumeId("pvc-xfs").setNodeId("node-a").build());
+            c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId("pvc-xfs").build());
+        }
+    }
+
+    // ---- attach-time placement hint: a replica on the node that will attach ----
+
+    @Test
+    @Order(6)
+    void preferNodePutsAReplicaOnThatNode() throws Exception {
+        // two one-replica volumes preferring node-b: without the hint the second would go to a less used node
+        for (String v : List.of("hint-1", "hint-2")) {
+            HttpResponse<String> r = post("/v1/volumes", "{\"name\":\"" + v + "\",\"size\":\"1GiB\",\"repl\":1,"
+                    + "\"preferNode\":\"node-b\"}");
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(201);
+            assertThat(replicaNodes(v)).containsExactly("node-b");
+        }
+        HttpResponse<String> typo = post("/v1/volumes", "{\"name\":\"hint-3\",\"size\":\"1GiB\",\"preferNode\":\"node-x\"}");
+        assertThat(typo.statusCode()).isEqualTo(404);
+        assertThat(typo.body()).contains("node node-x is not a member of this cluster");
+        assertThat(volumeNames()).contains("hint-1", "hint-2").doesNotContain("hint-3");
+        try (CsiClient c = new CsiClient(socket("node-a"))) {
+            for (String v : List.of("hint-1", "hint-2")) {
+                c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId(v).build());
+            }
+        }
+    }
+
+    // ---- ListVolumes pages on the cluster's name index ----
+
+    @Test
+    @Order(7)
+    void listVolumesPagesSurviveACreateAndADeleteBetweenPages() throws Exception {
+        try (CsiClient c = new CsiClient(socket("node-b"))) {
+            for (String v : List.of("lv-b", "lv-d")) {
+                c.controller().createVolume(create(v).putParameters("repl", "1").setCapacityRange(range(64 * MIB)).build());
+            }
+            List<String> seen = new ArrayList<>();
+            String token = "";
+            do {
+                var page = c.controller().listVolumes(io.ballast.integrations.csi.proto.ListVolumesRequest.newBuilder()
+                        .setMaxEntries(1).setStartingToken(token).build());
+                assertThat(page.getEntriesCount()).isLessThanOrEqualTo(1);
+                page.getEntriesList().forEach(e -> seen.add(e.getVolume().getVolumeId()));
+                if (seen.contains("lv-b") && !seen.contains("lv-e") && volumeNames().contains("lv-d")) {
+                    // between two pages: one volume not listed yet goes, one after the cursor comes
+                    c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId("lv-d").build());
+                    c.controller().createVolume(create("lv-e").putParameters("repl", "1").setCapacityRange(range(64 * MIB)).build());
+                }
+                token = page.getNextToken();
+            } while (!token.isEmpty());
+            assertThat(seen).as("each volume once").doesNotHaveDuplicates();
+            assertThat(seen.stream().filter(n -> n.startsWith("lv-"))).containsExactly("lv-b", "lv-e");
+            assertCode(Status.Code.ABORTED, () -> c.controller().listVolumes(io.ballast.integrations.csi.proto.ListVolumesRequest
+                    .newBuilder().setStartingToken("not-a-token").build()));
+            for (String v : List.of("lv-b", "lv-e")) {
+                c.controller().deleteVolume(DeleteVolumeRequest.newBuilder().setVolumeId(v).build());
+            }
+        }
+    }
+
+    static HttpResponse<String> post(String path, String body) throws IOException, InterruptedException {
+        NodeProcess a = nodes.get("node-a");
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(a.apiUrl() + path))
+                .header("Authorization", "Bearer " + a.adminToken()).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    private static boolean mounted(Path p) {
+        return io.ballast.attach.Mounts.isMountPoint(p);
+    }
+
     // ---- a kubelet's flow, across the loss of the node that held the volume ----
 
     @Test

@@ -30,6 +30,19 @@ final class FakeVolumeService implements VolumeService {
         return view(name);
     }
 
+    /** The placement hint of each create that gave one. */
+    final Map<String, String> preferred = new TreeMap<>();
+
+    @Override
+    public synchronized VolumeView create(String name, long sizeBytes, int repl, String spreadBy, int minInSync,
+            boolean waitReady, boolean encrypted, boolean shared, String preferNode) {
+        VolumeView v = create(name, sizeBytes, repl, spreadBy, minInSync, waitReady, encrypted, shared);
+        if (preferNode != null) {
+            preferred.put(name, preferNode);
+        }
+        return v;
+    }
+
     @Override
     public synchronized List<VolumeView> list() {
         return sizes.keySet().stream().map(this::view).toList();
@@ -73,6 +86,21 @@ final class FakeVolumeService implements VolumeService {
                 mountDir == null ? null : mountDir.toString(), "/dev/loop9", 1L, "/f", "now");
         attachments.put(name, a);
         return a;
+    }
+
+    /** The file-system type asked with each attach that named one. */
+    final List<String> fsTypes = new ArrayList<>();
+    volatile String failAttach;
+
+    @Override
+    public synchronized Attachment attach(String name, Path mountDir, boolean force, io.ballast.attach.FsType fsType) {
+        if (failAttach != null) {
+            throw new BallastException(io.ballast.common.ErrorCode.IO_ERROR, failAttach);
+        }
+        if (fsType != null) {
+            fsTypes.add(name + " " + fsType);
+        }
+        return attach(name, mountDir);
     }
 
     @Override

@@ -50,6 +50,37 @@ class PluginHandlerTest {
     }
 
     @Test
+    void fstypeXfsMakesTheFileSystemAtCreateAndAFailureLeavesNoVolume() throws Exception {
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"x\",\"Opts\":{\"fstype\":\"xfs\",\"size\":\"1GiB\"}}").has("Err"))
+                .isFalse();
+        assertThat(volumes.fsTypes).containsExactly("x xfs");
+        assertThat(volumes.calls).containsSubsequence("create x " + Sizes.GIB, "attach x " + root.resolve("x"), "detach x");
+        assertThat(volumes.attachments).as("detached again: the first Mount attaches").doesNotContainKey("x");
+        // Swarm creates again on every node: the volume exists, nothing is made twice
+        post("/VolumeDriver.Create", "{\"Name\":\"x\",\"Opts\":{\"fstype\":\"xfs\",\"size\":\"1GiB\"}}");
+        assertThat(volumes.fsTypes).hasSize(1);
+
+        volumes.failAttach = "attach of y failed at step mkfs.xfs (rolled back): no space";
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"y\",\"Opts\":{\"fstype\":\"xfs\"}}").path("Err").asText())
+                .contains("mkfs.xfs");
+        assertThat(volumes.sizes).as("the half-made volume is deleted").doesNotContainKey("y");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"z\",\"Opts\":{\"fstype\":\"zfs\"}}").path("Err").asText())
+                .contains("option fstype: file system type 'zfs' is not supported; Ballast makes ext4 or xfs");
+        assertThat(post("/VolumeDriver.Create", "{\"Name\":\"z\",\"Opts\":{\"fstype\":\"xfs\",\"size\":\"64MiB\"}}")
+                .path("Err").asText()).contains("xfs needs a volume of at least 300 MiB");
+        assertThat(volumes.sizes).doesNotContainKey("z");
+    }
+
+    @Test
+    void aCreateOnANodeAsksForAReplicaOnThatNode() throws Exception {
+        DockerVolumeDriver here = new DockerVolumeDriver(volumes, root, FakeVolumeService.NODE);
+        here.create("local", java.util.Map.of("size", "1GiB"));
+        assertThat(volumes.preferred).containsEntry("local", FakeVolumeService.NODE);
+        driver.create("nowhere", java.util.Map.of()); // a plugin without a cluster node id: no hint
+        assertThat(volumes.preferred).doesNotContainKey("nowhere");
+    }
+
+    @Test
     void createWithoutSizeUsesTheDefaultAndIsIdempotent() throws Exception {
         post("/VolumeDriver.Create", "{\"Name\":\"a\"}");
         assertThat(volumes.sizes).containsEntry("a", VolumeSpec.DEFAULT_SIZE_BYTES);

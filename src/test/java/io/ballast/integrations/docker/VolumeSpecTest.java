@@ -69,7 +69,10 @@ class VolumeSpecTest {
                 .isInstanceOf(BallastException.class)
                 .hasMessageContaining("unknown option 'sise'").hasMessageContaining("size (e.g. size=10GiB)");
         assertThatThrownBy(() -> VolumeSpec.parse("name=pg,fs=xfs", Map.of()))
-                .hasMessageContaining("unknown option 'fs'");
+                .hasMessageContaining("unknown option 'fs'").hasMessageContaining("fstype (file system made on first use");
+        assertThat(VolumeSpec.parse("name=pg,fstype=xfs", Map.of()).fsType()).isEqualTo(io.ballast.attach.FsType.XFS);
+        assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("fstype", "xfs", "from-snapshot", "a@b")))
+                .hasMessageContaining("fstype and from-snapshot exclude each other");
         assertThatThrownBy(() -> VolumeSpec.parse("pg", Map.of("name", "other")))
                 .hasMessageContaining("option 'name' is not accepted with -o");
     }
