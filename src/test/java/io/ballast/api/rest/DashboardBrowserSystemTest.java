@@ -388,7 +388,8 @@ class DashboardBrowserSystemTest {
             assertThat(io.path("writeIops").asLong()).as(fromB.body()).isPositive();
             assertThat(io.path("writeBytesPerSec").asLong()).isPositive();
             assertThat(io.path("readBytesPerSec").asLong()).isPositive();
-            assertThat(io.path("windowMs").asLong()).isBetween(1000L, 7000L);
+            // since the client first opened web here (under a second, possibly), at most a 5 s window and a sampling step
+            assertThat(io.path("windowMs").asLong()).isBetween(1L, 6000L);
 
             browser.findElement(By.cssSelector(row + " .name a")).click();
             waitFor("the volume page's I/O", d -> text("#volume-io").matches("(?s)R [1-9]\\d* IOPS.*\\nW [1-9]\\d* IOPS.*"));
