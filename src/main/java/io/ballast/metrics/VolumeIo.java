@@ -5,7 +5,6 @@ import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.atomic.LongAdder;
@@ -83,14 +82,6 @@ public final class VolumeIo {
     public IoRates rates(String volume) {
         Volume v = volumes.get(volume);
         return v == null ? IoRates.IDLE : v.rates(nanoClock.getAsLong());
-    }
-
-    /** Every volume counted here, by name. */
-    public Map<String, IoRates> rates() {
-        long nowNs = nanoClock.getAsLong();
-        Map<String, IoRates> out = new TreeMap<>();
-        volumes.forEach((name, v) -> out.put(name, v.rates(nowNs)));
-        return out;
     }
 
     /** Calls {@link #sample} every {@code every} on a daemon thread until closed. */

@@ -390,6 +390,16 @@ class DashboardBrowserSystemTest {
             assertThat(io.path("readBytesPerSec").asLong()).isPositive();
             // since the client first opened web here (under a second, possibly), at most a 5 s window and a sampling step
             assertThat(io.path("windowMs").asLong()).isBetween(1L, 6000L);
+            // and in the CLI: inspect, and the wide list's READ and WRITE columns
+            CliRunner.Result inspect = cli().run("volume", "inspect", "web");
+            assertThat(inspect.exit()).as(inspect.err()).isZero();
+            assertThat(inspect.out()).containsPattern(
+                    "I/O: +read [1-9]\\d* IOPS [0-9.]+ [KM]iB/s, write [1-9]\\d* IOPS [0-9.]+ [KM]iB/s \\(over the last [0-9.]+ m?s, measured on node-a\\)");
+            CliRunner.Result wide = cli().run("volume", "list", "-o", "wide");
+            assertThat(wide.exit()).as(wide.err()).isZero();
+            assertThat(wide.out().lines().findFirst().orElseThrow()).contains("CONNECTIONS", "READ", "WRITE", "MIN-IN-SYNC");
+            assertThat(wide.out().lines().filter(l -> l.startsWith("web ")).findFirst().orElseThrow())
+                    .containsPattern("[1-9]\\d* IOPS [0-9.]+ [KM]iB/s +[1-9]\\d* IOPS [0-9.]+ [KM]iB/s");
 
             browser.findElement(By.cssSelector(row + " .name a")).click();
             waitFor("the volume page's I/O", d -> text("#volume-io").matches("(?s)R [1-9]\\d* IOPS.*\\nW [1-9]\\d* IOPS.*"));
