@@ -254,14 +254,20 @@ class DashboardBrowserSystemTest {
 
         nodes.get("node-c").restart();
         String progress = "#replicas tr[data-replica='node-c'] .progress";
-        // the page's bar and node-a's /metrics both during the resync (a scrape after the bar was seen could
-        // come after the resync ended: the page shows what it polled up to a second before)
-        waitFor("resync progress on node-c's row and on node-a's /metrics", d -> {
+        // node-a's /metrics while the resync runs: scraped on every check until the bar shows (the page shows
+        // what it polled up to a second before, so a single scrape after seeing the bar may come too late)
+        waitFor("resync progress on node-c's row", d -> {
+            String scraped = scrape();
+            if (metricsDuringResync == null && scraped.contains("ballast_engine_resync_rate_bytes_per_second{")) {
+                metricsDuringResync = scraped;
+            }
             if (d.findElements(By.cssSelector(progress)).isEmpty()) {
                 return false;
             }
-            metricsDuringResync = scrape();
-            return metricsDuringResync.contains("ballast_engine_resync_rate_bytes_per_second{");
+            if (metricsDuringResync == null) {
+                metricsDuringResync = scraped;
+            }
+            return true;
         });
         long firstDone = Long.parseLong(browser.findElement(By.cssSelector(progress)).getAttribute("data-done"));
         long total = Long.parseLong(browser.findElement(By.cssSelector(progress)).getAttribute("data-total"));
@@ -351,7 +357,7 @@ class DashboardBrowserSystemTest {
         browser.findElement(By.cssSelector("#nav a[data-page='volumes']")).click();
         String row = "#volumes tr[data-volume='web']";
         waitFor("web listed, not attached", d -> text(row + " .attached").equals("—") && text(row + " .io").equals("—"));
-        browser.findElement(By.cssSelector(row + " button[data-action='attach']")).click();
+        clickRedrawn(row + " button[data-action='attach']");
         assertThat(text("#dialog")).contains("Attach web here", "Attaches on the node serving this page");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("web attached on node-a", d -> text(row + " .attached").equals("node-a"));
@@ -401,7 +407,7 @@ class DashboardBrowserSystemTest {
             assertThat(wide.out().lines().filter(l -> l.startsWith("web ")).findFirst().orElseThrow())
                     .containsPattern("[1-9]\\d* IOPS [0-9.]+ [KM]iB/s +[1-9]\\d* IOPS [0-9.]+ [KM]iB/s");
 
-            browser.findElement(By.cssSelector(row + " .name a")).click();
+            clickRedrawn(row + " .name a");
             waitFor("the volume page's I/O", d -> text("#volume-io").matches("(?s)R [1-9]\\d* IOPS.*\\nW [1-9]\\d* IOPS.*"));
         } finally {
             stop.set(true);
@@ -444,7 +450,7 @@ class DashboardBrowserSystemTest {
         browser.findElement(By.cssSelector("#nav a[data-page='cluster']")).click();
         String row = "#nodes tr[data-node='node-c']";
         waitFor("node-c up and not cordoned", d -> text(row + " .state").equals("up"));
-        browser.findElement(By.cssSelector(row + " button[data-action='drain']")).click();
+        clickRedrawn(row + " button[data-action='drain']");
         assertThat(text("#dialog")).contains("Drain node-c?", "every replica on it gets a replacement on another node");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("node-c draining", d -> text(row + " .state").contains("cordoned") && text(row + " .state").contains("draining"));
@@ -454,7 +460,7 @@ class DashboardBrowserSystemTest {
         assertThat(node.path("draining").asBoolean()).isTrue();
         assertThat(text("#notice")).startsWith("Draining node-c: 0 replacement(s) placed; not placed: db (").contains("web (");
         shot("cluster-drain");
-        browser.findElement(By.cssSelector(row + " button[data-action='uncordon']")).click();
+        clickRedrawn(row + " button[data-action='uncordon']");
         waitFor("node-c uncordoned", d -> !text(row + " .state").contains("cordoned"));
     }
 
@@ -492,6 +498,14 @@ class DashboardBrowserSystemTest {
             c.write(offsetBytes + at, chunk);
         }
         c.flush();
+    }
+
+    /** Clicks an element of a table the page redraws every second (a redraw between finding and clicking: again). */
+    static void clickRedrawn(String css) {
+        waitFor("a click on " + css, d -> {
+            d.findElement(By.cssSelector(css)).click();
+            return true;
+        });
     }
 
     static String scrape() {
