@@ -4,13 +4,12 @@ import {get, seg, ApiError} from './api.js';
 import {h, replace, bytes, bar, badge, kv, table, rate, duration, time} from './dom.js';
 import {volumeButtons, deleteSnapshot} from './actions.js';
 import {pageError} from './cluster.js';
-import {replicaChips, inSyncCount} from './volumes.js';
+import {replicaChips, inSyncCount, ioText} from './volumes.js';
 
 export function volumePage(main, params) {
   const name = params[0] || '';
   const body = h('div', {});
   replace(main, h('p', {class: 'crumbs'}, h('a', {href: '#/volumes'}, 'Volumes'), ' / ', name), body);
-  let lastWrites = null; // {writes, atMs}: writes/s from the engine's counter between two polls
   let extrasAtMs = 0;
   let extras = {snapshots: null, backups: null, jobs: null, events: null};
 
@@ -46,21 +45,12 @@ export function volumePage(main, params) {
         await loadExtras();
         extrasAtMs = Date.now();
       }
-      const st = v.engine && v.engine.status;
-      let writesPerSec = null;
-      if (st) {
-        const now = Date.now();
-        if (lastWrites && now > lastWrites.atMs && st.counters.writes >= lastWrites.writes) {
-          writesPerSec = (1000 * (st.counters.writes - lastWrites.writes)) / (now - lastWrites.atMs);
-        }
-        lastWrites = {writes: st.counters.writes, atMs: now};
-      }
-      replace(body, render(v, writesPerSec, extras));
+      replace(body, render(v, extras));
     },
   };
 }
 
-function render(v, writesPerSec, x) {
+function render(v, x) {
   const e = v.engine;
   const st = e && e.status;
   const resyncs = new Map((st ? st.resyncs : []).map((r) => [r.nodeId, r]));
@@ -95,7 +85,9 @@ function render(v, writesPerSec, x) {
         ['state', st ? badge(st.state, st.state === 'serving' ? 'ok' : 'warn') : h('span', {class: 'muted'}, e.statusError || 'status unknown')],
         ['epoch', h('span', {id: 'epoch'}, st ? st.epoch : v.epoch)],
         ['in-sync set', h('span', {id: 'in-sync-set'}, st ? st.inSync.join(', ') || 'empty' : '—')],
-        st ? ['writes', `${st.counters.writes} (${writesPerSec === null ? '…' : writesPerSec.toFixed(1)}/s)`] : null,
+        ['I/O (5 s)', v.io ? h('span', {id: 'volume-io'}, ioText(v.io).read, h('br', {}), ioText(v.io).write)
+          : h('span', {id: 'volume-io', class: 'muted'}, `unknown (${e.nodeId} did not answer)`)],
+        st ? ['writes', String(st.counters.writes)] : null,
         st ? ['fenced requests', st.counters.fencedRequests] : null,
         st ? ['checksum repairs', st.counters.checksumRepairs] : null,
         st ? ['resync bytes', bytes(st.counters.resyncBytes)] : null]) : kv([

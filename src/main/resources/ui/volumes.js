@@ -17,6 +17,25 @@ export function inSyncCount(v) {
   return `${rs.filter((r) => r.inSync && r.nodeState === 'up').length}/${rs.length} in sync`;
 }
 
+/**
+ * The clients' I/O over the last ~5 s, measured where the volume is attached (the API's `io`): reads
+ * and writes per second, with their bytes per second.
+ */
+export function ioText(io) {
+  const one = (ops, bps) => `${ops} IOPS · ${bytes(bps)}/s`;
+  return {read: 'R ' + one(io.readIops, io.readBytesPerSec), write: 'W ' + one(io.writeIops, io.writeBytesPerSec)};
+}
+
+function ioCell(v) {
+  if (!v.attachment) return h('span', {class: 'muted'}, '—');
+  if (!v.io) return h('span', {class: 'muted', title: `${v.attachment.nodeId}, where it is attached, did not answer`}, 'unknown');
+  const t = ioText(v.io);
+  return h('span', {title: `over the last ${(v.io.windowMs / 1000).toFixed(1)} s, measured on ${v.attachment.nodeId}`,
+    'data-read-iops': v.io.readIops, 'data-write-iops': v.io.writeIops,
+    'data-read-bps': v.io.readBytesPerSec, 'data-write-bps': v.io.writeBytesPerSec},
+  h('span', {class: 'io-read nowrap'}, t.read), h('br', {}), h('span', {class: 'io-write nowrap'}, t.write));
+}
+
 export function volumesPage(main) {
   const body = h('div', {});
   replace(main,
@@ -40,9 +59,10 @@ export function volumesPage(main) {
         h('td', {class: 'health'}, badge(v.health)),
         h('td', {class: 'replicas'}, h('span', {class: 'muted'}, inSyncCount(v) + ' '), replicaChips(v)),
         h('td', {class: 'attached'}, v.attachment ? v.attachment.nodeId + (v.attachment.mountDir ? ' ' + v.attachment.mountDir : '') : h('span', {class: 'muted'}, '—')),
+        h('td', {class: 'num io'}, ioCell(v)),
         h('td', {class: 'num'}, v.epoch),
         h('td', {}, volumeButtons(v))));
-      replace(body, table(['name', 'size', 'allocated', 'health', 'replicas', 'attached on', 'epoch', ''], rows,
+      replace(body, table(['name', 'size', 'allocated', 'health', 'replicas', 'attached on', 'I/O (5 s)', 'epoch', ''], rows,
         {id: 'volumes', class: 'grid'}));
     },
   };

@@ -305,8 +305,8 @@ final class VolumeCommands extends CommandGroup {
 
     /**
      * The one volume table (`volume list`, `status`): NAME SIZE ALLOCATED HEALTH REPLICAS NODE MOUNT,
-     * and with {@code -o wide} also CONNECTIONS MIN-IN-SYNC EPOCH CREATED. NODE is where the volume is
-     * attached; REPLICAS the nodes holding its replicas.
+     * and with {@code -o wide} also CONNECTIONS READ WRITE (the clients' I/O rates over the last 5 s)
+     * MIN-IN-SYNC EPOCH CREATED. NODE is where the volume is attached; REPLICAS the nodes holding its replicas.
      */
     static void printTable(java.io.PrintWriter out, JsonNode vols, boolean wide, String indent, boolean header) {
         List<List<String>> rows = new ArrayList<>();
@@ -323,16 +323,25 @@ final class VolumeCommands extends CommandGroup {
                     attached ? Output.text(a.path("nodeId")) : "-",
                     attached && !mount.isNull() && !mount.isMissingNode() ? mount.asText() : "-"));
             if (wide) {
-                row.addAll(List.of(Output.text(v.path("connections")), Output.text(v.path("minInSync")),
+                JsonNode io = v.path("io");
+                row.addAll(List.of(Output.text(v.path("connections")),
+                        io.isObject() ? ioRate(io.path("readIops"), io.path("readBytesPerSec")) : "-",
+                        io.isObject() ? ioRate(io.path("writeIops"), io.path("writeBytesPerSec")) : "-",
+                        Output.text(v.path("minInSync")),
                         Output.text(v.path("epoch")), Output.instant(v.path("createdAt"))));
             }
             rows.add(row);
         }
         List<String> head = new ArrayList<>(List.of(indent + "NAME", "SIZE", "ALLOCATED", "HEALTH", "REPLICAS", "NODE", "MOUNT"));
         if (wide) {
-            head.addAll(List.of("CONNECTIONS", "MIN-IN-SYNC", "EPOCH", "CREATED"));
+            head.addAll(List.of("CONNECTIONS", "READ", "WRITE", "MIN-IN-SYNC", "EPOCH", "CREATED"));
         }
         Output.table(out, header ? head : null, rows);
+    }
+
+    /** E.g. {@code 12 IOPS 48KiB/s}: one direction of a volume's {@code io} rates. */
+    static String ioRate(JsonNode iops, JsonNode bytesPerSec) {
+        return iops.asLong() + " IOPS " + Output.size(bytesPerSec) + "/s";
     }
 
     @Command(name = "inspect", description = "Show a volume in detail.")
@@ -381,6 +390,11 @@ final class VolumeCommands extends CommandGroup {
                 out.println("Attached:     on " + Output.text(a.path("nodeId")) + " since " + Output.text(a.path("attachedAt")));
                 out.println("Mount:        " + Output.text(a.path("mountDir")));
                 out.println("Device:       " + Output.text(a.path("device")));
+                JsonNode io = v.path("io");
+                out.println("I/O:          " + (io.isObject() ? "read " + ioRate(io.path("readIops"), io.path("readBytesPerSec"))
+                        + ", write " + ioRate(io.path("writeIops"), io.path("writeBytesPerSec")) + " (over the last "
+                        + Output.duration(io.path("windowMs")) + ", measured on " + Output.text(a.path("nodeId")) + ")"
+                        : "unknown (" + Output.text(a.path("nodeId")) + " did not answer)"));
             }
             JsonNode e = v.path("engine");
             if (!e.isNull() && !e.isMissingNode()) {

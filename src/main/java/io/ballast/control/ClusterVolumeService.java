@@ -1537,7 +1537,35 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null,
                 v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
                         a == null || v.maintenanceAttached() ? null : a.nodeId()) : null,
-                v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes()));
+                v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes()),
+                a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null);
+    }
+
+    private volatile io.ballast.metrics.VolumeIo volumeIo;
+
+    /** Where this node counts its clients' I/O per volume (the NBD exports'); rates of volumes attached here come from it. */
+    public void volumeIo(io.ballast.metrics.VolumeIo io) {
+        this.volumeIo = io;
+    }
+
+    private io.ballast.metrics.IoRates localIoRates(String volume) {
+        io.ballast.metrics.VolumeIo io = volumeIo;
+        return io == null ? null : io.rates(volume);
+    }
+
+    /** The I/O rates of the volumes attached on this node (what another node asks for its lists). */
+    public java.util.Map<String, io.ballast.metrics.IoRates> localIoRates() {
+        java.util.Map<String, io.ballast.metrics.IoRates> out = new java.util.TreeMap<>();
+        String me = member.nodeId();
+        for (VolumeRecord v : member.state().volumes()) {
+            if (v.attachment() != null && v.attachment().nodeId().equals(me)) {
+                io.ballast.metrics.IoRates r = localIoRates(v.name());
+                if (r != null) {
+                    out.put(v.name(), r);
+                }
+            }
+        }
+        return out;
     }
 
     /** Mount paths as the attach agent records them. */

@@ -1,6 +1,9 @@
 package io.ballast.control;
 
 import io.ballast.cluster.Attachment;
+import io.ballast.cluster.VolumeRecord;
+import io.ballast.metrics.IoRates;
+import io.ballast.replication.EngineStatus;
 import java.util.List;
 
 /**
@@ -20,6 +23,8 @@ import java.util.List;
  * @param attachEpoch the epoch the current attachment was made at (0: detached)
  * @param engine where the volume's engine runs and, when on the node answering, its status; null when
  *     not attached
+ * @param io the clients' I/O rates, measured on the engine's node (docs/api.md, "I/O rates"); null when
+ *     not attached, or when the engine's node did not answer
  */
 public record VolumeView(
         String name,
@@ -40,7 +45,21 @@ public record VolumeView(
         Engine engine,
         Encryption encryption,
         Share share,
-        Qos qos) {
+        Qos qos,
+        IoRates io) {
+
+    public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
+            NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
+            int minInSync, long attachEpoch, Engine engine, Encryption encryption, Share share, Qos qos) {
+        this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
+                epoch, minInSync, attachEpoch, engine, encryption, share, qos, null);
+    }
+
+    /** This view with {@code io} as its I/O rates. */
+    public VolumeView withIo(IoRates io) {
+        return new VolumeView(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy,
+                replicas, health, epoch, minInSync, attachEpoch, engine, encryption, share, qos, io);
+    }
 
     /**
      * A shared volume: {@code address} is what clients mount ({@code nfs://HOST/ballast/NAME}; null
@@ -55,7 +74,7 @@ public record VolumeView(
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
             int minInSync, long attachEpoch, Engine engine, Encryption encryption) {
         this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
-                epoch, minInSync, attachEpoch, engine, encryption, null, null);
+                epoch, minInSync, attachEpoch, engine, encryption, null, null, null);
     }
 
     /**
@@ -85,12 +104,12 @@ public record VolumeView(
      * @param kind {@code user} or {@code resync} (maintenance attachment)
      * @param status the engine's status when it runs on the node answering; else ask {@code apiUrl}
      */
-    public record Engine(String nodeId, String apiUrl, String kind, io.ballast.replication.EngineStatus status) {}
+    public record Engine(String nodeId, String apiUrl, String kind, EngineStatus status) {}
 
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch) {
         this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
-                epoch, io.ballast.cluster.VolumeRecord.defaultMinInSync(repl), 0, null);
+                epoch, VolumeRecord.defaultMinInSync(repl), 0, null);
     }
 
     /** The single-node view (no cluster metadata). */

@@ -126,7 +126,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.qos.VolumeQos qos = new io.ballast.qos.VolumeQos(new io.ballast.qos.BackgroundBudget(
                 config.backgroundBytesPerSec(), io.ballast.qos.BackgroundBudget.DEFAULT_BUSY_PERCENT, io.ballast.qos.QosClock.SYSTEM),
                 io.ballast.qos.QosClock.SYSTEM);
-        EngineExports exports = new EngineExports(nbdTls == null ? "nbd" : "nbds", qos);
+        // client I/O per volume, counted at the export: the API's and dashboard's I/O rates, /metrics
+        io.ballast.metrics.VolumeIo volumeIo = new io.ballast.metrics.VolumeIo(System::nanoTime,
+                io.ballast.metrics.VolumeIo.WINDOW).track();
+        started.push(volumeIo.startSampling(java.time.Duration.ofSeconds(1)));
+        EngineExports exports = new EngineExports(nbdTls == null ? "nbd" : "nbds", qos, volumeIo);
         nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket(), nbdTls);
         started.push(nbd);
 
@@ -158,10 +162,11 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(engines);
         io.ballast.control.RaftMetadataClient.followLayouts(member, engines);
         exports.bind(engines, member);
-        followQos(member, qos);
+        followQos(member, qos, volumeIo);
         volumes = new io.ballast.control.ClusterVolumeService(member, pool, local, store, nbd,
                 config.dataDir().resolve("replicas.json"), engines);
         volumes.keyring(keyring);
+        volumes.volumeIo(volumeIo);
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);
@@ -389,14 +394,18 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
      * Keeps the volumes' QoS limits in step with the cluster metadata: every applied SetVolumeQos (or
      * create, delete) updates the limiter the volume's connections already pass, so a change is live.
      */
-    private static void followQos(io.ballast.cluster.ClusterMember member, io.ballast.qos.VolumeQos qos) {
+    private static void followQos(io.ballast.cluster.ClusterMember member, io.ballast.qos.VolumeQos qos,
+            io.ballast.metrics.VolumeIo volumeIo) {
         member.stateMachine().onApplied((cmd, ok) -> {
             if (!ok) {
                 return;
             }
             switch (cmd) {
                 case io.ballast.cluster.Command.SetVolumeQos q -> qos.setLimits(q.name(), q.maxIops(), q.maxBandwidthBytes());
-                case io.ballast.cluster.Command.DeleteVolume d -> qos.forget(d.name());
+                case io.ballast.cluster.Command.DeleteVolume d -> {
+                    qos.forget(d.name());
+                    volumeIo.forget(d.name());
+                }
                 default -> { }
             }
         });
@@ -424,10 +433,12 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         /** URI scheme of NBD over TCP in hints: nbds when TLS is required. */
         private final String tcpScheme;
         private final io.ballast.qos.VolumeQos qos;
+        private final io.ballast.metrics.VolumeIo volumeIo;
 
-        EngineExports(String tcpScheme, io.ballast.qos.VolumeQos qos) {
+        EngineExports(String tcpScheme, io.ballast.qos.VolumeQos qos, io.ballast.metrics.VolumeIo volumeIo) {
             this.tcpScheme = tcpScheme;
             this.qos = qos;
+            this.volumeIo = volumeIo;
         }
 
         void bind(io.ballast.replication.EngineHost e, io.ballast.cluster.ClusterMember m) {
@@ -447,7 +458,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 // the limits as the metadata has them now; later changes arrive through followQos
                 m.state().volume(exportName).ifPresent(v -> applyQos(qos, v));
             }
-            return device.map(d -> qos.wrap(exportName, d));
+            // counted inside the limiter: the rates are what clients got, after any QoS wait
+            return device.map(d -> qos.wrap(exportName, volumeIo.wrap(exportName, d)));
         }
 
         @Override

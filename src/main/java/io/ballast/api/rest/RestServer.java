@@ -75,6 +75,8 @@ public final class RestServer implements AutoCloseable {
     private volatile io.ballast.control.SnapshotScheduler schedules;
     /** Calls to other members: over this node's TLS, with its node credential. */
     private final PeerCalls peers;
+    /** Rates of volumes attached elsewhere, asked from their engines' nodes. */
+    private final RemoteIoRates remoteIo;
     private final HttpServer server;
     private final io.ballast.security.NodeTls tls;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
@@ -130,6 +132,7 @@ public final class RestServer implements AutoCloseable {
             AuthApi a = auth;
             return a == null ? null : a.peerBearer();
         });
+        this.remoteIo = new RemoteIoRates(peers, System::nanoTime);
         if (tls == null) {
             this.server = HttpServer.create(listen, 128);
         } else {
@@ -343,6 +346,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length >= 2 && seg[1].equals("ui")) return "/ui";
         if (seg.length < 3 || !seg[1].equals("v1")) return "unknown";
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
+        if (seg.length == 4 && seg[2].equals("node") && seg[3].equals("volume-io")) return "/v1/node/volume-io";
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("certificate")) return "/v1/cluster/certificate";
@@ -570,11 +574,16 @@ public final class RestServer implements AutoCloseable {
             case "/healthz GET" -> node.healthy() ? new Reply(200, new Health("ok")) : new Reply(503, new Health("unavailable"));
             case "/metrics GET" -> new Reply(200, new MetricsBody());
             case "/v1/node GET" -> new Reply(200, node.nodeInfo());
+            case "/v1/node/volume-io GET" -> new Reply(200, new ApiTypes.NodeVolumeIo(
+                    volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.nodeId() : null,
+                    io.ballast.metrics.VolumeIo.WINDOW.toMillis(),
+                    volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.localIoRates() : java.util.Map.of()));
             case "/v1/volumes GET" -> {
                 ListQuery q = listQuery("GET /v1/volumes", queryOf(ex), "node", "health", "prefix");
                 var page = volumes.list(new io.ballast.control.VolumeFilter(q.filter("node"), q.filter("health"), q.filter("prefix")),
                         q.afterKey, q.limit);
-                yield new Reply(200, q.answer("volumes", page.volumes(), page.more() ? page.volumes().getLast().name() : null,
+                List<io.ballast.control.VolumeView> listed = withRemoteIo(page.volumes());
+                yield new Reply(200, q.answer("volumes", listed, page.more() ? listed.getLast().name() : null,
                         page.revision(), null));
             }
             case "/v1/volumes POST" -> {
@@ -637,7 +646,7 @@ public final class RestServer implements AutoCloseable {
                 if (follow != null && !follow.equals("engine")) {
                     throw BallastException.invalid("query parameter 'follow' must be 'engine', got '" + follow + "'");
                 }
-                io.ballast.control.VolumeView v = volumes.inspect(name);
+                io.ballast.control.VolumeView v = withRemoteIo(List.of(volumes.inspect(name))).getFirst();
                 yield new Reply(200, follow == null ? v : withRemoteEngineStatus(v));
             }
             case "/v1/volumes/{name} DELETE" -> {
@@ -787,6 +796,11 @@ public final class RestServer implements AutoCloseable {
                 yield new Reply(200, peers.call(node, "GET", "/v1/volumes/" + name + "/snapshots/" + snap + "/changed-blocks" + q, null));
             }
         };
+    }
+
+    /** {@code views} with the I/O rates of volumes attached on other nodes, asked there (docs/api.md, "I/O rates"). */
+    private List<io.ballast.control.VolumeView> withRemoteIo(List<io.ballast.control.VolumeView> views) {
+        return volumes instanceof io.ballast.control.ClusterVolumeService cvs ? remoteIo.fill(views, cvs.nodeId()) : views;
     }
 
     /** A volume view polled by the dashboard must not hang on a slow engine node. */

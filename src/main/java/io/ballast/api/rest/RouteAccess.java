@@ -35,6 +35,7 @@ public final class RouteAccess {
             new Rule("HEAD", "/ui", null),
             new Rule("GET", "/metrics", VIEWER),
             new Rule("GET", "/v1/node", VIEWER),
+            new Rule("GET", "/v1/node/volume-io", VIEWER),
             new Rule("GET", "/v1/volumes", VIEWER),
             new Rule("POST", "/v1/volumes", OPERATOR),
             new Rule("GET", "/v1/volumes/{name}", VIEWER),

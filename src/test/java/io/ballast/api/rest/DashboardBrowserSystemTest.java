@@ -254,12 +254,25 @@ class DashboardBrowserSystemTest {
 
         nodes.get("node-c").restart();
         String progress = "#replicas tr[data-replica='node-c'] .progress";
-        waitFor("resync progress on node-c's row", d -> !d.findElements(By.cssSelector(progress)).isEmpty());
+        // node-a's /metrics while the resync runs: scraped on every check until the bar shows (the page shows
+        // what it polled up to a second before, so a single scrape after seeing the bar may come too late)
+        waitFor("resync progress on node-c's row", d -> {
+            String scraped = scrape();
+            if (metricsDuringResync == null && scraped.contains("ballast_engine_resync_rate_bytes_per_second{")) {
+                metricsDuringResync = scraped;
+            }
+            if (d.findElements(By.cssSelector(progress)).isEmpty()) {
+                return false;
+            }
+            if (metricsDuringResync == null) {
+                metricsDuringResync = scraped;
+            }
+            return true;
+        });
         long firstDone = Long.parseLong(browser.findElement(By.cssSelector(progress)).getAttribute("data-done"));
         long total = Long.parseLong(browser.findElement(By.cssSelector(progress)).getAttribute("data-total"));
         assertThat(total).isPositive();
         assertThat(text(progress)).contains("of").contains("ETA");
-        metricsDuringResync = raw("GET", "/metrics", null).body();
         shot("volume-resync");
         // the bar moves: a later poll shows more bytes done, or the resync finished (node-c back in sync)
         waitFor("resync moved on", d -> {
@@ -339,6 +352,120 @@ class DashboardBrowserSystemTest {
 
     @Test
     @Order(7)
+    void attachFromThePageShowsIoRatesThenASnapshotTakenThereIsListedAndDetachAsksFirst() throws Exception {
+        send("POST", "/v1/volumes?wait=ready", "{\"name\":\"web\",\"size\":\"16MiB\",\"repl\":3}");
+        browser.findElement(By.cssSelector("#nav a[data-page='volumes']")).click();
+        String row = "#volumes tr[data-volume='web']";
+        waitFor("web listed, not attached", d -> text(row + " .attached").equals("—") && text(row + " .io").equals("—"));
+        clickRedrawn(row + " button[data-action='attach']");
+        assertThat(text("#dialog")).contains("Attach web here", "Attaches on the node serving this page");
+        browser.findElement(By.id("dialog-confirm")).click();
+        waitFor("web attached on node-a", d -> text(row + " .attached").equals("node-a"));
+        JsonNode attached = api("/v1/volumes/web");
+        assertThat(attached.path("attachment").path("nodeId").asText()).isEqualTo("node-a");
+        assertThat(text("#notice")).startsWith("web attached: ").contains(attached.path("attachment").path("nbdUri").asText());
+
+        // a client writes and reads over NBD (paced, as an application would) while the page is watched
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong writtenBytes = new java.util.concurrent.atomic.AtomicLong();
+        var client = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try (NbdBlockClient c = NbdBlockClient.connect(attached.path("attachment").path("nbdUri").asText())) {
+                byte[] chunk = new byte[256 * 1024];
+                new Random(7).nextBytes(chunk);
+                for (long at = 0; !stop.get(); at = (at + chunk.length) % (16 * MIB)) {
+                    c.write(at, chunk);
+                    writtenBytes.addAndGet(chunk.length);
+                    assertThat(c.read(at, chunk.length)).isEqualTo(chunk);
+                    Thread.sleep(50);
+                }
+            } catch (IOException | InterruptedException e) {
+                throw new RuntimeException(e);
+            }
+        });
+        try {
+            // IOPS and bytes per second of both directions, as the table shows them
+            waitFor("read and write rates in the table", d -> text(row + " .io .io-read").matches("R [1-9]\\d* IOPS · [0-9.]+ [KM]iB/s")
+                    && text(row + " .io .io-write").matches("W [1-9]\\d* IOPS · [0-9.]+ [KM]iB/s"));
+            shot("volumes-io");
+            // the same rates from node-b, which asks node-a (where web's engine runs) for them
+            HttpResponse<String> fromB = HTTP.send(authorized(nodes.get("node-b").apiUrl() + "/v1/volumes?prefix=web").build(),
+                    HttpResponse.BodyHandlers.ofString());
+            JsonNode io = JSON.readTree(fromB.body()).path("volumes").get(0).path("io");
+            assertThat(io.path("writeIops").asLong()).as(fromB.body()).isPositive();
+            assertThat(io.path("writeBytesPerSec").asLong()).isPositive();
+            assertThat(io.path("readBytesPerSec").asLong()).isPositive();
+            // since the client first opened web here (under a second, possibly), at most a 5 s window and a sampling step
+            assertThat(io.path("windowMs").asLong()).isBetween(1L, 6000L);
+            // and in the CLI: inspect, and the wide list's READ and WRITE columns
+            CliRunner.Result inspect = cli().run("volume", "inspect", "web");
+            assertThat(inspect.exit()).as(inspect.err()).isZero();
+            assertThat(inspect.out()).containsPattern(
+                    "I/O: +read [1-9]\\d* IOPS [0-9.]+ [KM]iB/s, write [1-9]\\d* IOPS [0-9.]+ [KM]iB/s \\(over the last [0-9.]+ m?s, measured on node-a\\)");
+            CliRunner.Result wide = cli().run("volume", "list", "-o", "wide");
+            assertThat(wide.exit()).as(wide.err()).isZero();
+            assertThat(wide.out().lines().findFirst().orElseThrow()).contains("CONNECTIONS", "READ", "WRITE", "MIN-IN-SYNC");
+            assertThat(wide.out().lines().filter(l -> l.startsWith("web ")).findFirst().orElseThrow())
+                    .containsPattern("[1-9]\\d* IOPS [0-9.]+ [KM]iB/s +[1-9]\\d* IOPS [0-9.]+ [KM]iB/s");
+
+            clickRedrawn(row + " .name a");
+            waitFor("the volume page's I/O", d -> text("#volume-io").matches("(?s)R [1-9]\\d* IOPS.*\\nW [1-9]\\d* IOPS.*"));
+        } finally {
+            stop.set(true);
+        }
+        client.get(30, java.util.concurrent.TimeUnit.SECONDS);
+        java.util.regex.Matcher counted = java.util.regex.Pattern.compile("ballast_volume_written_bytes_total\\{volume=\"web\"} (\\S+)")
+                .matcher(raw("GET", "/metrics", null).body());
+        assertThat(counted.find()).isTrue();
+        assertThat((long) Double.parseDouble(counted.group(1))).isEqualTo(writtenBytes.get());
+
+        // a snapshot taken through the page is listed there; the same name again is refused with the API's message
+        browser.findElement(By.cssSelector("button[data-action='snapshot']")).click();
+        type("#f-name", "before-upgrade");
+        browser.findElement(By.id("dialog-confirm")).click();
+        waitFor("the snapshot listed", d -> !d.findElements(By.cssSelector("#snapshots tr[data-snapshot='before-upgrade']")).isEmpty());
+        assertThat(text("#snapshots tr[data-snapshot='before-upgrade']")).contains("16.0 MiB");
+        assertThat(api("/v1/volumes/web/snapshots").path("snapshots").findValuesAsText("name")).contains("before-upgrade");
+        browser.findElement(By.cssSelector("button[data-action='snapshot']")).click();
+        type("#f-name", "before-upgrade");
+        browser.findElement(By.id("dialog-confirm")).click();
+        waitFor("the refusal", d -> !text(".dialog-error").isEmpty());
+        HttpResponse<String> again = raw("POST", "/v1/volumes/web/snapshots", "{\"name\":\"before-upgrade\"}");
+        assertThat(again.statusCode()).isEqualTo(409);
+        assertThat(text(".dialog-error")).isEqualTo("The API refused this (HTTP 409 ALREADY_EXISTS): "
+                + JSON.readTree(again.body()).path("error").path("message").asText());
+        browser.findElement(By.id("dialog-cancel")).click();
+
+        // detach asks first, then the page shows the volume detached
+        browser.findElement(By.cssSelector("button[data-action='detach']")).click();
+        assertThat(text("#dialog")).contains("Detach web?", "web is attached on node-a", "programs using it lose access");
+        browser.findElement(By.id("dialog-confirm")).click();
+        waitFor("web detached on its page", d -> text("#engine").contains("none: the volume is detached")
+                && !d.findElements(By.cssSelector("button[data-action='attach']")).isEmpty());
+        assertThat(api("/v1/volumes/web").path("attachment").isNull()).isTrue();
+    }
+
+    @Test
+    @Order(8)
+    void drainFromTheClusterPageAsksFirstAndShowsTheNodeDrainingAndWhatCouldNotMove() throws Exception {
+        browser.findElement(By.cssSelector("#nav a[data-page='cluster']")).click();
+        String row = "#nodes tr[data-node='node-c']";
+        waitFor("node-c up and not cordoned", d -> text(row + " .state").equals("up"));
+        clickRedrawn(row + " button[data-action='drain']");
+        assertThat(text("#dialog")).contains("Drain node-c?", "every replica on it gets a replacement on another node");
+        browser.findElement(By.id("dialog-confirm")).click();
+        waitFor("node-c draining", d -> text(row + " .state").contains("cordoned") && text(row + " .state").contains("draining"));
+        // three replicas on three nodes: no fourth node to move to, and the page says so
+        JsonNode node = api("/v1/nodes/node-c");
+        assertThat(node.path("cordoned").asBoolean()).isTrue();
+        assertThat(node.path("draining").asBoolean()).isTrue();
+        assertThat(text("#notice")).startsWith("Draining node-c: 0 replacement(s) placed; not placed: db (").contains("web (");
+        shot("cluster-drain");
+        clickRedrawn(row + " button[data-action='uncordon']");
+        waitFor("node-c uncordoned", d -> !text(row + " .state").contains("cordoned"));
+    }
+
+    @Test
+    @Order(9)
     void everyMetricTheGrafanaDashboardAndTheAlertRulesUseIsOnALiveNode() throws Exception {
         assertThat(metricsDuringResync).as("scraped during the resync").isNotNull();
         java.util.Set<String> exposed = io.ballast.deploy.MonitoringTest.exposedNames(metricsDuringResync);
@@ -350,7 +477,7 @@ class DashboardBrowserSystemTest {
     }
 
     @Test
-    @Order(8)
+    @Order(10)
     void withTheApiUnreachableThePageSaysSo() throws Exception {
         browser.findElement(By.cssSelector("#nav a[data-page='cluster']")).click();
         waitFor("cluster page", d -> d.findElements(By.cssSelector("#nodes tr[data-node]")).size() == 3);
@@ -371,6 +498,25 @@ class DashboardBrowserSystemTest {
             c.write(offsetBytes + at, chunk);
         }
         c.flush();
+    }
+
+    /** Clicks an element of a table the page redraws every second (a redraw between finding and clicking: again). */
+    static void clickRedrawn(String css) {
+        waitFor("a click on " + css, d -> {
+            d.findElement(By.cssSelector(css)).click();
+            return true;
+        });
+    }
+
+    static String scrape() {
+        try {
+            return raw("GET", "/metrics", null).body();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
     }
 
     static String text(String css) {
