@@ -1541,25 +1541,25 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null);
     }
 
-    private volatile io.ballast.metrics.VolumeIo volumeIo;
+    private volatile io.ballast.qos.VolumeIo volumeIo;
 
     /** Where this node counts its clients' I/O per volume (the NBD exports'); rates of volumes attached here come from it. */
-    public void volumeIo(io.ballast.metrics.VolumeIo io) {
+    public void volumeIo(io.ballast.qos.VolumeIo io) {
         this.volumeIo = io;
     }
 
-    private io.ballast.metrics.IoRates localIoRates(String volume) {
-        io.ballast.metrics.VolumeIo io = volumeIo;
+    private io.ballast.qos.IoRates localIoRates(String volume) {
+        io.ballast.qos.VolumeIo io = volumeIo;
         return io == null ? null : io.rates(volume);
     }
 
     /** The I/O rates of the volumes attached on this node (what another node asks for its lists). */
-    public java.util.Map<String, io.ballast.metrics.IoRates> localIoRates() {
-        java.util.Map<String, io.ballast.metrics.IoRates> out = new java.util.TreeMap<>();
+    public java.util.Map<String, io.ballast.qos.IoRates> localIoRates() {
+        java.util.Map<String, io.ballast.qos.IoRates> out = new java.util.TreeMap<>();
         String me = member.nodeId();
         for (VolumeRecord v : member.state().volumes()) {
             if (v.attachment() != null && v.attachment().nodeId().equals(me)) {
-                io.ballast.metrics.IoRates r = localIoRates(v.name());
+                io.ballast.qos.IoRates r = localIoRates(v.name());
                 if (r != null) {
                     out.put(v.name(), r);
                 }

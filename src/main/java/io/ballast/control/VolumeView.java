@@ -2,7 +2,7 @@ package io.ballast.control;
 
 import io.ballast.cluster.Attachment;
 import io.ballast.cluster.VolumeRecord;
-import io.ballast.metrics.IoRates;
+import io.ballast.qos.IoRates;
 import io.ballast.replication.EngineStatus;
 import java.util.List;
 

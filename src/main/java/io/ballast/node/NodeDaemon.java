@@ -127,8 +127,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 config.backgroundBytesPerSec(), io.ballast.qos.BackgroundBudget.DEFAULT_BUSY_PERCENT, io.ballast.qos.QosClock.SYSTEM),
                 io.ballast.qos.QosClock.SYSTEM);
         // client I/O per volume, counted at the export: the API's and dashboard's I/O rates, /metrics
-        io.ballast.metrics.VolumeIo volumeIo = new io.ballast.metrics.VolumeIo(System::nanoTime,
-                io.ballast.metrics.VolumeIo.WINDOW).track();
+        io.ballast.qos.VolumeIo volumeIo = new io.ballast.qos.VolumeIo(System::nanoTime,
+                io.ballast.qos.VolumeIo.WINDOW).track();
         started.push(volumeIo.startSampling(java.time.Duration.ofSeconds(1)));
         EngineExports exports = new EngineExports(nbdTls == null ? "nbd" : "nbds", qos, volumeIo);
         nbd = components.startNbd(exports, config.nbdListen(), config.nbdSocket(), nbdTls);
@@ -395,7 +395,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
      * create, delete) updates the limiter the volume's connections already pass, so a change is live.
      */
     private static void followQos(io.ballast.cluster.ClusterMember member, io.ballast.qos.VolumeQos qos,
-            io.ballast.metrics.VolumeIo volumeIo) {
+            io.ballast.qos.VolumeIo volumeIo) {
         member.stateMachine().onApplied((cmd, ok) -> {
             if (!ok) {
                 return;
@@ -433,9 +433,9 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         /** URI scheme of NBD over TCP in hints: nbds when TLS is required. */
         private final String tcpScheme;
         private final io.ballast.qos.VolumeQos qos;
-        private final io.ballast.metrics.VolumeIo volumeIo;
+        private final io.ballast.qos.VolumeIo volumeIo;
 
-        EngineExports(String tcpScheme, io.ballast.qos.VolumeQos qos, io.ballast.metrics.VolumeIo volumeIo) {
+        EngineExports(String tcpScheme, io.ballast.qos.VolumeQos qos, io.ballast.qos.VolumeIo volumeIo) {
             this.tcpScheme = tcpScheme;
             this.qos = qos;
             this.volumeIo = volumeIo;

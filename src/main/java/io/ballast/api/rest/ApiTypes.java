@@ -138,5 +138,5 @@ public final class ApiTypes {
      * {@code GET /v1/node/volume-io}: the I/O rates of the volumes attached on this node, measured here
      * over about {@code windowMs} (docs/api.md, "I/O rates").
      */
-    public record NodeVolumeIo(String nodeId, long windowMs, java.util.Map<String, io.ballast.metrics.IoRates> volumes) {}
+    public record NodeVolumeIo(String nodeId, long windowMs, java.util.Map<String, io.ballast.qos.IoRates> volumes) {}
 }

@@ -2,10 +2,11 @@ package io.ballast.api.rest;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ballast.cluster.PeerCalls;
 import io.ballast.common.BallastException;
 import io.ballast.common.Json;
 import io.ballast.control.VolumeView;
-import io.ballast.metrics.IoRates;
+import io.ballast.qos.IoRates;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;

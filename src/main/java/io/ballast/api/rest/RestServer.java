@@ -576,7 +576,7 @@ public final class RestServer implements AutoCloseable {
             case "/v1/node GET" -> new Reply(200, node.nodeInfo());
             case "/v1/node/volume-io GET" -> new Reply(200, new ApiTypes.NodeVolumeIo(
                     volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.nodeId() : null,
-                    io.ballast.metrics.VolumeIo.WINDOW.toMillis(),
+                    io.ballast.qos.VolumeIo.WINDOW.toMillis(),
                     volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.localIoRates() : java.util.Map.of()));
             case "/v1/volumes GET" -> {
                 ListQuery q = listQuery("GET /v1/volumes", queryOf(ex), "node", "health", "prefix");

@@ -1,4 +1,4 @@
-package io.ballast.metrics;
+package io.ballast.qos;
 
 import io.ballast.storage.BlockDevice;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;

@@ -1,10 +1,11 @@
-package io.ballast.metrics;
+package io.ballast.qos;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.metrics.Metrics;
 import io.ballast.storage.BlockDevice;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;

@@ -1,4 +1,4 @@
-package io.ballast.metrics;
+package io.ballast.qos;
 
 /**
  * A volume's client I/O over the last few seconds, as measured where its engine runs (docs/api.md,
