@@ -162,6 +162,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         volumes = new io.ballast.control.ClusterVolumeService(member, pool, local, store, nbd,
                 config.dataDir().resolve("replicas.json"), engines);
         volumes.keyring(keyring);
+        volumes.snapshotPeers(new NodeSnapshotPeers(member));
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);

@@ -35,6 +35,33 @@ public final class PeerCalls {
         this.bearer = bearer;
     }
 
+    /**
+     * A GET answered with raw bytes ({@code application/octet-stream}, e.g. a snapshot's data); an error
+     * answer (JSON) comes back as the same BallastException as in {@link #call}.
+     */
+    public byte[] getBytes(NodeRecord node, String path) {
+        try {
+            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(CALL_TIMEOUT).GET();
+            String credential = bearer.get();
+            if (credential != null) {
+                b.header("Authorization", "Bearer " + credential);
+            }
+            HttpResponse<byte[]> r = http.send(b.build(), HttpResponse.BodyHandlers.ofByteArray());
+            if (r.statusCode() / 100 != 2) {
+                JsonNode err = r.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(r.body()).path("error");
+                throw new BallastException(HttpErrors.codeOf(err.path("code").asText(null), r.statusCode()),
+                        err.path("message").asText("node " + node.id() + " answered HTTP " + r.statusCode()));
+            }
+            return r.body();
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + node.id() + " does not answer at " + node.apiUrl()
+                    + " (" + e.getMessage() + "); retry, or wait until the cluster marks it down");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while calling node " + node.id());
+        }
+    }
+
     /** @param body JSON, or null for none */
     public JsonNode call(NodeRecord node, String method, String path, String body) {
         return call(node.id(), node.apiUrl(), method, path, body, CALL_TIMEOUT);
