@@ -227,6 +227,56 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         resumeEngines(all, me);
         startMaintenance(all);
+        sweepUnrecordedLayers(wanted, me);
+    }
+
+    /** How often the reconcile pass looks for unrecorded snapshot layers (the first pass after start does). */
+    static final long LAYER_SWEEP_INTERVAL_MS = 60_000;
+    private long nextLayerSweepAtMs;
+
+    /**
+     * Removes snapshot layers of this node's replicas that no recorded snapshot held by this node names
+     * ({@link UnrecordedSnapshotLayers}), for volumes that are detached (their layer chain changes only
+     * while no engine writes them; an attached volume's are found after it is detached). The metadata is
+     * read after a barrier, so a snapshot committed anywhere is seen. A log line and a
+     * {@code snapshot-layers-swept} event per volume. A failure is logged and retried at the next sweep.
+     */
+    private void sweepUnrecordedLayers(Map<String, VolumeRecord> wanted, String me) {
+        long nowMs = System.currentTimeMillis();
+        if (nowMs < nextLayerSweepAtMs || !(pool instanceof FileStoragePool fp)) {
+            return;
+        }
+        nextLayerSweepAtMs = nowMs + LAYER_SWEEP_INTERVAL_MS;
+        boolean barrierDone = false;
+        for (VolumeRecord listed : wanted.values()) {
+            String name = listed.name();
+            try {
+                if (!ledger.holds(name, listed.uuid()) || fp.find(name).isEmpty() || fp.snapshots(name).isEmpty()) {
+                    continue;
+                }
+                if (!barrierDone) {
+                    member.raft().barrier();
+                    barrierDone = true;
+                }
+                VolumeRecord v = member.state().volume(name).orElse(null);
+                if (v == null || !v.uuid().equals(listed.uuid()) || v.attachment() != null || attaching.contains(name)
+                        || name.equals(maintaining.get()) || engines.device(name).isPresent()
+                        || v.replicas().stream().noneMatch(r -> r.nodeId().equals(me) && r.ready())) {
+                    continue; // pending replicas are still being filled (their snapshot copy is not recorded yet)
+                }
+                List<String> doomed = UnrecordedSnapshotLayers.find(fp.snapshots(name), member.state().snapshots(name), v.uuid(), me,
+                        Instant.now());
+                if (doomed.isEmpty()) {
+                    continue;
+                }
+                UnrecordedSnapshotLayers.remove(fp, name, doomed);
+                log.atWarn().addKeyValue("volume", name).addKeyValue("snapshotUuids", doomed)
+                        .log("removed snapshot layers that no recorded snapshot held by this node names");
+                member.raft().submit(new Command.RecordSweptSnapshotLayers(Instant.now().toString(), name, me, doomed));
+            } catch (RuntimeException e) {
+                log.atWarn().addKeyValue("volume", name).setCause(e).log("sweep of unrecorded snapshot layers failed; retried later");
+            }
+        }
     }
 
     private static void joinAll(List<Thread> threads, String what) {
@@ -1399,7 +1449,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return;
         }
         String me = member.nodeId();
-        Optional<SnapshotSeeder.Result> plan = SnapshotSeeder.plan(v, member.state().snapshots(v.name()), member.state().nodes(), me);
+        Optional<SnapshotSeeder.Result> plan = SnapshotSeeder.plan(v.uuid(), member.state().snapshots(v.name()), member.state().nodes(), me);
         if (plan.isEmpty() || plan.get().snapshots().isEmpty()) {
             return;
         }
@@ -1407,7 +1457,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         try {
             NodeRecord holder = member.state().node(plan.get().holder()).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,
                     "node " + plan.get().holder() + " is not a member any more"));
-            SnapshotSeeder.Result r = SnapshotSeeder.seed(fp, v.name(), v, holder, plan.get(), peers);
+            SnapshotSeeder.Result r = SnapshotSeeder.seed(fp, v.name(), holder, plan.get(), peers);
             List<String> uuids = r.snapshots().stream().map(SnapshotRecord::uuid).toList();
             member.raft().submit(new Command.AddSnapshotHolder(Instant.now().toString(), v.name(), v.uuid(), me, r.holder(), uuids));
             log.atInfo().addKeyValue("volume", v.name()).addKeyValue("from", r.holder()).addKeyValue("snapshots", uuids.size())

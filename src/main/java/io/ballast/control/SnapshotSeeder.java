@@ -2,7 +2,6 @@ package io.ballast.control;
 
 import io.ballast.cluster.NodeRecord;
 import io.ballast.cluster.SnapshotRecord;
-import io.ballast.cluster.VolumeRecord;
 import io.ballast.storage.Extent;
 import io.ballast.storage.FileStoragePool;
 import io.ballast.storage.VolumeStore;
@@ -51,8 +50,8 @@ public final class SnapshotSeeder {
      * The up holder (not {@code me}) that keeps the most of {@code snaps} (the volume's snapshots), and
      * those it keeps, oldest first; empty when no holder is up.
      */
-    static Optional<Result> plan(VolumeRecord v, List<SnapshotRecord> snaps, List<NodeRecord> nodes, String me) {
-        List<SnapshotRecord> mine = snaps.stream().filter(s -> s.volumeUuid().equals(v.uuid()))
+    static Optional<Result> plan(String volumeUuid, List<SnapshotRecord> snaps, List<NodeRecord> nodes, String me) {
+        List<SnapshotRecord> mine = snaps.stream().filter(s -> s.volumeUuid().equals(volumeUuid))
                 .sorted(Comparator.comparing((SnapshotRecord s) -> Instant.parse(s.createdAt()))).toList();
         NodeRecord best = null;
         long bestCount = 0;
@@ -79,7 +78,7 @@ public final class SnapshotSeeder {
      * live layer's above the last, so a backup read from this replica finds every change between them.
      * Durable on return. Throws on any failure (the caller drops the storage and makes a plain one).
      */
-    static Result seed(FileStoragePool pool, String name, VolumeRecord v, NodeRecord holder, Result plan, Peers peers) {
+    static Result seed(FileStoragePool pool, String name, NodeRecord holder, Result plan, Peers peers) {
         long bytes = 0;
         SnapshotRecord previous = null;
         byte[] zeroes = new byte[READ_BYTES];
@@ -88,14 +87,14 @@ public final class SnapshotSeeder {
             store.raiseGeneration(store.currentGeneration() + 1);
             long start = 0;
             while (start >= 0) {
-                Page page = peers.changedBlocks(holder, v.name(), s.name(), previous == null ? null : previous.name(), start);
+                Page page = peers.changedBlocks(holder, name, s.name(), previous == null ? null : previous.name(), start);
                 for (Extent e : page.extents()) {
                     for (long off = e.offsetBytes(); off < e.offsetBytes() + e.lengthBytes(); off += READ_BYTES) {
                         int len = (int) Math.min(READ_BYTES, e.offsetBytes() + e.lengthBytes() - off);
-                        byte[] data = peers.read(holder, v.name(), s.name(), off, len);
+                        byte[] data = peers.read(holder, name, s.name(), off, len);
                         if (data.length != len) {
-                            throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.IO_ERROR, "node " + holder.id()
-                                    + " answered " + data.length + " bytes of snapshot " + v.name() + "@" + s.name() + " for " + len);
+                            throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.IO_ERROR, "node " + plan.holder()
+                                    + " answered " + data.length + " bytes of snapshot " + name + "@" + s.name() + " for " + len);
                         }
                         if (java.util.Arrays.equals(data, 0, len, zeroes, 0, len)) {
                             store.writeZeroes(off, len, false, false); // masks what the older snapshot held there
@@ -110,11 +109,11 @@ public final class SnapshotSeeder {
             store.flush();
             pool.createSnapshot(name, s.uuid()); // closes the store, freezes its top as this snapshot
             previous = s;
-            LOG.atDebug().addKeyValue("volume", v.name()).addKeyValue("snapshot", s.name()).addKeyValue("from", holder.id())
+            LOG.atDebug().addKeyValue("volume", name).addKeyValue("snapshot", s.name()).addKeyValue("from", plan.holder())
                     .log("snapshot copied into the new replica");
         }
         VolumeStore store = pool.open(name);
         store.raiseGeneration(store.currentGeneration() + 1); // live writes above the last snapshot's blocks
-        return new Result(holder.id(), plan.snapshots(), bytes);
+        return new Result(plan.holder(), plan.snapshots(), bytes);
     }
 }
