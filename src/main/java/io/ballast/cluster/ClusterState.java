@@ -219,6 +219,9 @@ public final class ClusterState {
         VolumeRecord old = volumes.put(v.name(), v);
         if (old != null) {
             addProvisioned(old, -1);
+            if (old.uuid().equals(v.uuid())) {
+                forgetHolders(old, v);
+            }
         }
         addProvisioned(v, 1);
         if (!v.equals(old)) {
@@ -428,6 +431,13 @@ public final class ClusterState {
             case Command.SetVolumeQos q -> setQos(q);
             case Command.CreateSnapshot cs -> createSnapshot(cs);
             case Command.DeleteSnapshot ds -> deleteSnapshot(ds);
+            case Command.AddSnapshotHolder ah -> addSnapshotHolder(ah);
+            case Command.RecordSweptSnapshotLayers rs -> {
+                event(rs.at(), "snapshot-layers-swept", rs.volume(), "node " + rs.nodeId() + " removed " + rs.snapshotUuids().size()
+                        + " snapshot layer(s) of " + rs.volume() + " that no recorded snapshot it holds names: "
+                        + String.join(", ", rs.snapshotUuids()));
+                yield rs.snapshotUuids();
+            }
             case Command.CloneVolume cv -> cloneVolume(cv);
             case Command.SetSnapshotSchedule ss -> setSchedule(ss);
             case Command.DeleteSnapshotSchedule ds -> {
@@ -793,6 +803,45 @@ public final class ClusterState {
         event(c.at(), "snapshot-created", v.name(), "snapshot " + v.name() + "@" + c.name() + " cut at epoch " + c.epoch()
                 + " on " + String.join(", ", c.nodes()));
         return s;
+    }
+
+    private List<String> addSnapshotHolder(Command.AddSnapshotHolder c) {
+        VolumeRecord v = requireVolume(c.volume());
+        if (!v.uuid().equals(c.volumeUuid())) {
+            throw BallastException.notFound("volume " + c.volume() + " was deleted while its snapshots were copied");
+        }
+        if (!v.hasReplicaOn(c.nodeId())) {
+            throw BallastException.conflict("node " + c.nodeId() + " has no replica of " + c.volume() + " any more");
+        }
+        List<String> added = new ArrayList<>();
+        for (Map.Entry<String, SnapshotRecord> e : snapshots.entrySet()) {
+            SnapshotRecord s = e.getValue();
+            if (s.volume().equals(c.volume()) && s.volumeUuid().equals(c.volumeUuid()) && c.snapshotUuids().contains(s.uuid())
+                    && !s.nodes().contains(c.nodeId())) {
+                List<String> nodes = new ArrayList<>(s.nodes());
+                nodes.add(c.nodeId());
+                e.setValue(s.withNodes(nodes));
+                added.add(s.name());
+            }
+        }
+        if (!added.isEmpty()) {
+            event(c.at(), "snapshots-copied", v.name(), "snapshot" + (added.size() > 1 ? "s " : " ") + String.join(", ", added) + " of "
+                    + v.name() + " copied to the new replica on " + c.nodeId() + (c.source() == null ? "" : " from " + c.source()));
+        }
+        return added;
+    }
+
+    /** A node whose replica of {@code v} was removed no longer holds its snapshots (the storage goes with the replica). */
+    private void forgetHolders(VolumeRecord old, VolumeRecord v) {
+        for (Map.Entry<String, SnapshotRecord> e : snapshots.entrySet()) {
+            SnapshotRecord s = e.getValue();
+            if (s.volume().equals(v.name()) && s.volumeUuid().equals(v.uuid())) {
+                List<String> kept = s.nodes().stream().filter(n -> v.hasReplicaOn(n) || !old.hasReplicaOn(n)).toList();
+                if (kept.size() != s.nodes().size()) {
+                    e.setValue(s.withNodes(kept));
+                }
+            }
+        }
     }
 
     private SnapshotSchedule setSchedule(Command.SetSnapshotSchedule c) {

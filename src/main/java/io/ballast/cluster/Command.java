@@ -34,6 +34,8 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.SetVolumeQos.class, name = "SetVolumeQos"),
         @JsonSubTypes.Type(value = Command.CreateSnapshot.class, name = "CreateSnapshot"),
         @JsonSubTypes.Type(value = Command.DeleteSnapshot.class, name = "DeleteSnapshot"),
+        @JsonSubTypes.Type(value = Command.AddSnapshotHolder.class, name = "AddSnapshotHolder"),
+        @JsonSubTypes.Type(value = Command.RecordSweptSnapshotLayers.class, name = "RecordSweptSnapshotLayers"),
         @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
         @JsonSubTypes.Type(value = Command.SetBackupTarget.class, name = "SetBackupTarget"),
         @JsonSubTypes.Type(value = Command.RemoveBackupTarget.class, name = "RemoveBackupTarget"),
@@ -144,6 +146,23 @@ public sealed interface Command {
 
     /** Forgets a snapshot (its nodes drop it). NOT_FOUND; CONFLICT while a clone's replicas are made from it. */
     record DeleteSnapshot(String at, String volume, String name) implements Command {}
+
+    /**
+     * Node {@code nodeId}'s new replica of the volume (of that uuid) holds these snapshots now: they were
+     * copied into it from {@code source} before it became ready. Each snapshot still recorded gets
+     * {@code nodeId} as a holder while the node still has a replica of the volume; the others are
+     * skipped (deleted meanwhile: the node's sweep of unrecorded layers removes its copy).
+     */
+    record AddSnapshotHolder(String at, String volume, String volumeUuid, String nodeId, String source,
+            java.util.List<String> snapshotUuids) implements Command {}
+
+    /**
+     * Node {@code nodeId} removed snapshot layers of its replica of the volume that no recorded snapshot
+     * held by it names (a cut whose {@code CreateSnapshot} never committed, or a copy the metadata did
+     * not take). Changes nothing but the event log.
+     */
+    record RecordSweptSnapshotLayers(String at, String volume, String nodeId, java.util.List<String> snapshotUuids)
+            implements Command {}
 
     /**
      * Creates volume {@code name} with the size and bytes of snapshot {@code volume@snapshot}: placed

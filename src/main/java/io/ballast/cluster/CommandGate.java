@@ -118,6 +118,17 @@ final class CommandGate {
                 require(ds.volume(), "volume");
                 require(ds.name(), "name");
             }
+            case Command.AddSnapshotHolder ah -> {
+                require(ah.volume(), "volume");
+                require(ah.volumeUuid(), "volumeUuid");
+                require(ah.nodeId(), "nodeId");
+                requireObject(ah.snapshotUuids(), "snapshotUuids");
+            }
+            case Command.RecordSweptSnapshotLayers rs -> {
+                require(rs.volume(), "volume");
+                require(rs.nodeId(), "nodeId");
+                requireObject(rs.snapshotUuids(), "snapshotUuids");
+            }
             case Command.SetBackupTarget sb -> {
                 requireObject(sb.target(), "target");
                 require(sb.target().name(), "target.name");

@@ -36,6 +36,14 @@ public final class PeerCalls {
         this.bearer = bearer;
     }
 
+    /**
+     * A GET answered with raw bytes ({@code application/octet-stream}, e.g. a snapshot's data); an error
+     * answer (JSON) comes back as the same BallastException as in {@link #call}.
+     */
+    public byte[] getBytes(NodeRecord node, String path) {
+        return send(node.id(), node.apiUrl(), HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(CALL_TIMEOUT).GET());
+    }
+
     /** @param body JSON, or null for none */
     public JsonNode call(NodeRecord node, String method, String path, String body) {
         return call(node.id(), node.apiUrl(), method, path, body, CALL_TIMEOUT);
@@ -43,32 +51,39 @@ public final class PeerCalls {
 
     /** As {@link #call(NodeRecord, String, String, String)}, to a node known by id and API URL, within {@code timeout}. */
     public JsonNode call(String nodeId, String apiUrl, String method, String path, String body, Duration timeout) {
-        record Peer(String id, String apiUrl) {}
-        Peer node = new Peer(nodeId, apiUrl);
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(apiUrl + path)).timeout(timeout);
+        if (body != null) {
+            b.header("Content-Type", "application/json");
+        }
+        b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+        byte[] answer = send(nodeId, apiUrl, b);
         try {
-            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(node.apiUrl() + path)).timeout(timeout);
+            return answer.length == 0 ? JSON.createObjectNode() : JSON.readTree(answer);
+        } catch (IOException e) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " answered what is not JSON (" + e.getMessage() + ")");
+        }
+    }
+
+    /** Sends with this node's credential; a 2xx answer's body, or the error answer as a BallastException. */
+    private byte[] send(String nodeId, String apiUrl, HttpRequest.Builder b) {
+        try {
             String credential = bearer.get();
             if (credential != null) {
                 b.header("Authorization", "Bearer " + credential);
             }
-            if (body != null) {
-                b.header("Content-Type", "application/json");
-            }
-            b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
             HttpResponse<byte[]> r = http.send(b.build(), HttpResponse.BodyHandlers.ofByteArray());
-            JsonNode json = r.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(r.body());
             if (r.statusCode() / 100 != 2) {
-                JsonNode err = json.path("error");
+                JsonNode err = r.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(r.body()).path("error");
                 throw new BallastException(HttpErrors.codeOf(err.path("code").asText(null), r.statusCode()),
-                        err.path("message").asText("node " + node.id() + " answered HTTP " + r.statusCode()));
+                        err.path("message").asText("node " + nodeId + " answered HTTP " + r.statusCode()));
             }
-            return json;
+            return r.body();
         } catch (IOException e) {
-            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + node.id() + " does not answer at " + node.apiUrl()
+            throw new BallastException(ErrorCode.UNAVAILABLE, "node " + nodeId + " does not answer at " + apiUrl
                     + " (" + e.getMessage() + "); retry, or wait until the cluster marks it down");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while calling node " + node.id());
+            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted while calling node " + nodeId);
         }
     }
 }

@@ -73,6 +73,8 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     /** Wraps new volumes' data keys; a node without a cluster key refuses encrypted creates. */
     private volatile VolumeKeyring keyring;
 
+    private volatile SnapshotSeeder.Peers snapshotPeers;
+
     public ClusterVolumeService(ClusterMember member, StoragePool pool, LocalVolumeService local, AttachmentStore attachments,
             NbdEndpoints nbd, Path ledgerFile, EngineHost engines) throws IOException {
         this.engines = engines;
@@ -227,6 +229,56 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         resumeEngines(all, me);
         startMaintenance(all);
+        sweepUnrecordedLayers(wanted, me);
+    }
+
+    /** How often the reconcile pass looks for unrecorded snapshot layers (the first pass after start does). */
+    static final long LAYER_SWEEP_INTERVAL_MS = 60_000;
+    private long nextLayerSweepAtMs;
+
+    /**
+     * Removes snapshot layers of this node's replicas that no recorded snapshot held by this node names
+     * ({@link UnrecordedSnapshotLayers}), for volumes that are detached (their layer chain changes only
+     * while no engine writes them; an attached volume's are found after it is detached). The metadata is
+     * read after a barrier, so a snapshot committed anywhere is seen. A log line and a
+     * {@code snapshot-layers-swept} event per volume. A failure is logged and retried at the next sweep.
+     */
+    private void sweepUnrecordedLayers(Map<String, VolumeRecord> wanted, String me) {
+        long nowMs = System.currentTimeMillis();
+        if (nowMs < nextLayerSweepAtMs || !(pool instanceof FileStoragePool fp)) {
+            return;
+        }
+        nextLayerSweepAtMs = nowMs + LAYER_SWEEP_INTERVAL_MS;
+        boolean barrierDone = false;
+        for (VolumeRecord listed : wanted.values()) {
+            String name = listed.name();
+            try {
+                if (!ledger.holds(name, listed.uuid()) || fp.find(name).isEmpty() || fp.snapshots(name).isEmpty()) {
+                    continue;
+                }
+                if (!barrierDone) {
+                    member.raft().barrier();
+                    barrierDone = true;
+                }
+                VolumeRecord v = member.state().volume(name).orElse(null);
+                if (v == null || !v.uuid().equals(listed.uuid()) || v.attachment() != null || attaching.contains(name)
+                        || name.equals(maintaining.get()) || engines.device(name).isPresent()
+                        || v.replicas().stream().noneMatch(r -> r.nodeId().equals(me) && r.ready())) {
+                    continue; // pending replicas are still being filled (their snapshot copy is not recorded yet)
+                }
+                List<String> doomed = UnrecordedSnapshotLayers.find(fp.snapshots(name), member.state().snapshots(name), v.uuid(), me,
+                        Instant.now());
+                if (doomed.isEmpty()) {
+                    continue;
+                }
+                UnrecordedSnapshotLayers.remove(fp, name, doomed);
+                log.atWarn().addKeyValue("volume", name).addKeyValue("snapshotUuids", doomed)
+                        .log("removed snapshot layers that no recorded snapshot held by this node names");
+                member.raft().submit(new Command.RecordSweptSnapshotLayers(Instant.now().toString(), name, me, doomed));
+            } catch (RuntimeException e) {
+                log.atWarn().addKeyValue("volume", name).setCause(e).log("sweep of unrecorded snapshot layers failed; retried later");
+            }
+        }
     }
 
     private static void joinAll(List<Thread> threads, String what) {
@@ -1387,6 +1439,11 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             fp.createClone(v.name(), c.sourceVolume(), c.snapshotUuid());
             return;
         }
+        createEmpty(v);
+        seedSnapshots(v);
+    }
+
+    private void createEmpty(VolumeRecord v) {
         if (v.encrypted()) {
             if (!(pool instanceof FileStoragePool fp)) {
                 throw BallastException.invalid("this node's storage cannot hold encrypted volumes");
@@ -1396,6 +1453,70 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         pool.create(v.name(), v.sizeBytes());
     }
+
+    /** The holder side of a snapshot copy into a new replica (set by the node; null: new replicas hold no snapshots). */
+    public void snapshotPeers(SnapshotSeeder.Peers peers) {
+        this.snapshotPeers = peers;
+    }
+
+    /**
+     * A new replica (still pending: the engine does not write it yet) gets the volume's snapshots from an
+     * up holder, then the metadata lists this node as holding them ({@code AddSnapshotHolder}). On any
+     * failure the storage is made again empty, as before snapshots were carried: the rebuild still
+     * restores the live data, and the snapshots keep their other holders.
+     */
+    private void seedSnapshots(VolumeRecord v) {
+        SnapshotSeeder.Peers peers = snapshotPeers;
+        if (peers == null || !(pool instanceof FileStoragePool fp)) {
+            return;
+        }
+        String me = member.nodeId();
+        Optional<SnapshotSeeder.Result> plan = SnapshotSeeder.plan(v.uuid(), member.state().snapshots(v.name()), member.state().nodes(), me);
+        if (plan.isEmpty() || plan.get().snapshots().isEmpty()) {
+            return;
+        }
+        long startNs = System.nanoTime();
+        try {
+            NodeRecord holder = member.state().node(plan.get().holder()).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,
+                    "node " + plan.get().holder() + " is not a member any more"));
+            SnapshotSeeder.Result r = SnapshotSeeder.seed(fp, v.name(), holder, plan.get(), peers);
+            List<String> uuids = r.snapshots().stream().map(SnapshotRecord::uuid).toList();
+            member.raft().submit(new Command.AddSnapshotHolder(Instant.now().toString(), v.name(), v.uuid(), me, r.holder(), uuids));
+            log.atInfo().addKeyValue("volume", v.name()).addKeyValue("from", r.holder()).addKeyValue("snapshots", uuids.size())
+                    .addKeyValue("bytesCopied", r.bytesCopied()).addKeyValue("durationMs", (System.nanoTime() - startNs) / 1_000_000)
+                    .log("snapshots copied into the new replica");
+        } catch (RuntimeException e) {
+            log.atWarn().addKeyValue("volume", v.name()).addKeyValue("from", plan.get().holder()).setCause(e)
+                    .log("snapshots not copied into the new replica; it is rebuilt without them (their other holders keep them)");
+            fp.delete(v.name());
+            createEmpty(v);
+        }
+    }
+
+    /**
+     * Bytes of this node's copy of a snapshot (what a new replica's snapshot copy reads). NOT_FOUND when
+     * this node's replica does not hold it; INVALID_ARGUMENT for a range outside the snapshot or above
+     * {@link #MAX_SNAPSHOT_READ_BYTES}.
+     */
+    public byte[] localSnapshotData(String volume, String snapshot, long offsetBytes, long lengthBytes) {
+        Names.requireVolumeName(volume);
+        requireSnapshotName(snapshot);
+        VolumeRecord v = require(volume);
+        SnapshotRecord s = requireSnapshot(volume, snapshot);
+        if (lengthBytes < 0 || lengthBytes > MAX_SNAPSHOT_READ_BYTES || offsetBytes < 0 || offsetBytes + lengthBytes > s.sizeBytes()) {
+            throw BallastException.invalid("offset " + offsetBytes + " and length " + lengthBytes + " must lie within the snapshot's "
+                    + s.sizeBytes() + " bytes, at most " + MAX_SNAPSHOT_READ_BYTES + " bytes per read");
+        }
+        if (!(pool instanceof FileStoragePool fp) || !ledger.holds(volume, v.uuid()) || !fp.hasSnapshot(volume, s.uuid())) {
+            throw BallastException.notFound("node " + member.nodeId() + " does not hold snapshot " + volume + "@" + snapshot);
+        }
+        byte[] out = new byte[(int) lengthBytes];
+        fp.readSnapshot(volume, s.uuid(), offsetBytes, java.nio.ByteBuffer.wrap(out));
+        return out;
+    }
+
+    /** Largest range one snapshot data read answers. */
+    public static final long MAX_SNAPSHOT_READ_BYTES = 4L << 20;
 
     @Override
     public void shutdown() {

@@ -167,6 +167,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 config.dataDir().resolve("replicas.json"), engines);
         volumes.keyring(keyring);
         volumes.volumeIo(volumeIo);
+        volumes.snapshotPeers(new NodeSnapshotPeers(member));
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);

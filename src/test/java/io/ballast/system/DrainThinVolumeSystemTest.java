@@ -18,13 +18,18 @@ import org.junit.jupiter.api.io.TempDir;
  * Issue 23 item 5: draining a node that holds a replica of a thin volume copies what the volume holds,
  * not its size. A 10 GiB volume with 64 MiB written (16 regions of 4 MiB spread over the whole size) is
  * rebuilt on a new node; the engine's copy counter says about 64 MiB, the rebuilt replica is identical
- * to the source (`volume verify`) and the data reads back.
+ * to the source (`volume verify`) and the data reads back. Issue 21: a second volume with a snapshot
+ * (written A, snapshot s1, written B) is rebuilt by the same drain; the new replica holds s1 and is listed
+ * as its holder, the snapshot's copies are identical, and after its last original holder is killed a
+ * clone of s1 made from the new replica alone reads A.
  */
 class DrainThinVolumeSystemTest {
     static final long SIZE = 10L << 30;
     static final int PIECES = 16;
     /** A region (the unit of change tracking and of the rebuild's listing): FileStoragePool.REGION_BYTES. */
     static final int PIECE = (int) io.ballast.storage.FileStoragePool.REGION_BYTES;
+    /** The volume whose snapshot is carried through the drain's rebuild. */
+    static final long SNAPPED_SIZE = 4L * PIECE;
 
     @TempDir
     Path dir;
@@ -39,12 +44,33 @@ class DrainThinVolumeSystemTest {
             MiniCluster.await(Duration.ofSeconds(30), "replication addresses registered", () -> c.member(1).state().nodes()
                     .stream().allMatch(n -> n.replicationAddress() != null));
             c.node(1).volumes().create("thin", SIZE, 2, null, 2, true);
+            c.node(1).volumes().create("snapped", SNAPPED_SIZE, 2, null, 2, true);
             NodeClient api = c.client(1);
             List<String> replicas = replicaNodes(api.get("/v1/volumes/thin"));
             assertThat(replicas).hasSize(2);
-            int holder = Integer.parseInt(replicas.get(0).substring("node-".length()));
-            String drained = replicas.get(1);
+            List<String> snappedReplicas = replicaNodes(api.get("/v1/volumes/snapped"));
+            // two 2-replica volumes on 3 nodes share a node: drain that one, so both are rebuilt elsewhere
+            String drained = replicas.stream().filter(snappedReplicas::contains).findFirst().orElseThrow();
+            int holder = index(replicas.stream().filter(n -> !n.equals(drained)).findFirst().orElseThrow());
+            int snapHolder = index(snappedReplicas.stream().filter(n -> !n.equals(drained)).findFirst().orElseThrow());
+            String newSnapNode = java.util.stream.IntStream.rangeClosed(1, 3).mapToObj(i -> "node-" + i)
+                    .filter(n -> !snappedReplicas.contains(n)).findFirst().orElseThrow();
             NodeClient holderApi = c.client(holder);
+            NodeClient snapApi = c.client(snapHolder);
+            // issue 21: write A, snapshot s1, write B; s1 must survive the rebuild onto the new node
+            byte[] a = new byte[(int) SNAPPED_SIZE];
+            new Random(21).nextBytes(a);
+            String snapUri = c.node(snapHolder).volumes().attach("snapped", null).nbdUri();
+            try (NbdBlockClient nbd = NbdBlockClient.connect(snapUri)) {
+                nbd.write(0, a);
+                nbd.flush();
+                c.node(snapHolder).volumes().createSnapshot("snapped", "s1");
+                byte[] b = new byte[PIECE];
+                new Random(22).nextBytes(b);
+                nbd.write(PIECE, b); // B over the second region, and zeroes over the third (a zeroed block masks A there)
+                nbd.write(2L * PIECE, new byte[PIECE]);
+                nbd.flush();
+            }
             String nbdUri = c.node(holder).volumes().attach("thin", null).nbdUri();
             long stride = SIZE / PIECES;
             List<byte[]> pieces = new ArrayList<>();
@@ -69,8 +95,12 @@ class DrainThinVolumeSystemTest {
                 List<String> now = replicaNodes(v);
                 JsonNode status = v.path("engine").path("status");
                 status.path("resyncs").forEach(r -> copiedTo.add(r.path("nodeId").asText()));
+                JsonNode sv = snapApi.get("/v1/volumes/snapped");
+                JsonNode snapStatus = sv.path("engine").path("status");
                 return !now.contains(drained) && now.size() == 2 && status.path("resyncs").isEmpty()
-                        && status.path("inSync").size() == 2;
+                        && status.path("inSync").size() == 2
+                        && !replicaNodes(sv).contains(drained) && snapStatus.path("resyncs").isEmpty()
+                        && snapStatus.path("inSync").size() == 2;
             });
             assertThat(copiedTo).as("the rebuild's progress names the new replica only").doesNotContain(drained);
             long copiedBytes = resyncBytes(holderApi) - before;
@@ -91,7 +121,32 @@ class DrainThinVolumeSystemTest {
                     assertThat(nbd.read(i * stride, PIECE)).as("piece " + i).isEqualTo(pieces.get(i));
                 }
             }
+
+            // the rebuilt replica holds s1 (copied before the live data) and is listed as holding it; the drained node is not
+            JsonNode s1 = snapApi.get("/v1/volumes/snapped/snapshots/s1");
+            assertThat(s1.path("nodes")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-" + snapHolder, newSnapNode);
+            JsonNode snapVerify = snapApi.get("/v1/volumes/snapped/verify");
+            assertThat(snapVerify.path("identical").asBoolean()).as(snapVerify.toString()).isTrue();
+            assertThat(snapVerify.path("snapshots").get(0).path("replicas")).extracting(r -> r.path("nodeId").asText())
+                    .containsExactlyInAnyOrder("node-" + snapHolder, newSnapNode);
+            assertThat(c.member(1).state().events(0, 10_000).stream().map(e -> e.type())).contains("snapshots-copied");
+
+            // kill the last original holder: a clone of s1, made from the new replica alone, reads A
+            c.kill(snapHolder);
+            int newIndex = index(newSnapNode);
+            c.awaitNodeState(newIndex, "node-" + snapHolder, "down");
+            c.node(newIndex).volumes().createFromSnapshot("s1copy", "snapped", "s1", 1, null, 1);
+            String cloneUri = c.node(newIndex).volumes().attach("s1copy", null).nbdUri();
+            try (NbdBlockClient nbd = NbdBlockClient.connect(cloneUri)) {
+                for (int off = 0; off < SNAPPED_SIZE; off += PIECE) {
+                    assertThat(nbd.read(off, PIECE)).as("s1 at " + off).isEqualTo(java.util.Arrays.copyOfRange(a, off, off + PIECE));
+                }
+            }
         }
+    }
+
+    static int index(String nodeId) {
+        return Integer.parseInt(nodeId.substring("node-".length()));
     }
 
     static List<String> replicaNodes(JsonNode volume) {

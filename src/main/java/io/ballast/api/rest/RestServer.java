@@ -227,6 +227,9 @@ public final class RestServer implements AutoCloseable {
 
     private record Reply(int status, Object body) {}
 
+    /** A body sent as is ({@code application/octet-stream}): a snapshot's bytes. */
+    private record OctetStream(byte[] bytes) {}
+
     private void handle(HttpExchange ex) {
         long startNs = System.nanoTime();
         String route = "unknown";
@@ -408,6 +411,9 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("changed-blocks")) {
             return "/v1/volumes/{name}/snapshots/{snap}/changed-blocks";
         }
+        if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("data")) {
+            return "/v1/volumes/{name}/snapshots/{snap}/data";
+        }
         if (seg.length == 7 && seg[4].equals("snapshots") && seg[6].equals("verify")) {
             return "/v1/volumes/{name}/snapshots/{snap}/verify";
         }
@@ -466,6 +472,14 @@ public final class RestServer implements AutoCloseable {
         }
         if (route.equals("/v1/volumes/{name}/snapshots/{snap}/changed-blocks")) {
             return changedBlocks(name, seg[5], queryOf(ex));
+        }
+        if (route.equals("/v1/volumes/{name}/snapshots/{snap}/data")) {
+            if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
+                throw BallastException.invalid("snapshots need a cluster node");
+            }
+            java.util.Map<String, String> q = queryOf(ex);
+            return new Reply(200, new OctetStream(cvs.localSnapshotData(name, seg[5], longParam(q, "offset", 0),
+                    longParam(q, "length", io.ballast.control.ClusterVolumeService.MAX_SNAPSHOT_READ_BYTES))));
         }
         if (route.equals("/v1/volumes/{name}/snapshots/{snap}/verify")) {
             if (!(volumes instanceof io.ballast.control.ClusterVolumeService cvs)) {
@@ -1263,6 +1277,10 @@ public final class RestServer implements AutoCloseable {
             ByteArrayOutputStream buf = new ByteArrayOutputStream();
             Metrics.write(buf);
             sendBytes(ex, reply.status(), Metrics.contentType(), buf.toByteArray());
+            return;
+        }
+        if (reply.body() instanceof OctetStream(byte[] b)) {
+            sendBytes(ex, reply.status(), "application/octet-stream", b);
             return;
         }
         if (reply.body() instanceof Redirect r) {

@@ -54,6 +54,7 @@ public final class RouteAccess {
             new Rule("DELETE", "/v1/volumes/{name}/snapshots/{snap}", OPERATOR),
             new Rule("GET", "/v1/volumes/{name}/snapshots/{snap}/changed-blocks", VIEWER),
             new Rule("GET", "/v1/volumes/{name}/snapshots/{snap}/verify", VIEWER),
+            new Rule("GET", "/v1/volumes/{name}/snapshots/{snap}/data", OPERATOR),
             new Rule("GET", "/v1/snapshot-schedules", VIEWER),
             new Rule("GET", "/v1/volumes/{name}/snapshot-schedule", VIEWER),
             new Rule("PUT", "/v1/volumes/{name}/snapshot-schedule", OPERATOR),
