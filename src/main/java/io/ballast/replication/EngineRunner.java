@@ -33,6 +33,13 @@ public final class EngineRunner implements AutoCloseable {
     private static final int MAX_BATCH = 64;
     /** Batches a caller runs on its own thread before it leaves the rest to the agent (bounds its delay). */
     private static final int MAX_CALLER_PASSES = 2;
+    /**
+     * Callers run the engine themselves only while at most this many client operations are open
+     * (latency-bound, e.g. QD1). With more, inputs go to the agent, which batches them: at QD32 a
+     * pass per input on the callers' threads cost more CPU per write than it saved in wake-ups
+     * (docs/perf/replication.md, 2026-12-07).
+     */
+    static final int CALLER_RUNS_MAX_OPEN = 2;
     private static final long STATUS_TIMEOUT_MS = 10_000;
     private static final long VERIFY_TIMEOUT_MS = 30 * 60_000;
 
@@ -41,6 +48,8 @@ public final class EngineRunner implements AutoCloseable {
     private final ConcurrentLinkedQueue<Runnable> inbox = new ConcurrentLinkedQueue<>();
     /** Held while the engine runs (agent or a caller): the engine is single-threaded. Never re-entered. */
     private final java.util.concurrent.locks.ReentrantLock driving = new java.util.concurrent.locks.ReentrantLock();
+    /** Client operations submitted and not yet completed. */
+    private final java.util.concurrent.atomic.AtomicInteger clientOpsOpen = new java.util.concurrent.atomic.AtomicInteger();
     private final Thread agent;
     private final ExecutorService localLane;
     private final LocalChannel local;
@@ -123,12 +132,17 @@ public final class EngineRunner implements AutoCloseable {
     }
 
     /**
-     * Queues work and runs the queue on this thread when no other thread is running the engine (any
-     * thread; a post from inside the engine only queues: the running pass takes it). A thread that
+     * Queues work and runs the queue on this thread when no other thread is running the engine and
+     * few client operations are open ({@link #CALLER_RUNS_MAX_OPEN}; otherwise as {@link #post}). Any
+     * thread; a post from inside the engine only queues: the running pass takes it. A thread that
      * finds the engine busy leaves its input to the holder, which looks at the queue again after it
      * lets go; what is left after {@value #MAX_CALLER_PASSES} batches goes to the agent.
      */
     void postAndDrive(Runnable r) {
+        if (clientOpsOpen.get() > CALLER_RUNS_MAX_OPEN) {
+            post(r);
+            return;
+        }
         inbox.add(r);
         if (driving.isHeldByCurrentThread()) {
             return;
@@ -452,7 +466,9 @@ public final class EngineRunner implements AutoCloseable {
                     + " is closed"));
             return f;
         }
+        clientOpsOpen.incrementAndGet();
         VolumeEngine.Completion done = (data, error) -> {
+            clientOpsOpen.decrementAndGet();
             if (error == null) {
                 f.complete(data);
             } else {
@@ -473,7 +489,12 @@ public final class EngineRunner implements AutoCloseable {
                     + " is closed"));
             return;
         }
-        postAndDrive(() -> op.accept(done));
+        clientOpsOpen.incrementAndGet();
+        VolumeEngine.Completion counted = (data, error) -> {
+            clientOpsOpen.decrementAndGet();
+            done.complete(data, error);
+        };
+        postAndDrive(() -> op.accept(counted));
     }
 
     VolumeEngine engineForOps() {
