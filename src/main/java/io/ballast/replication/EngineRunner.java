@@ -15,23 +15,41 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
 
 /**
- * Production driver of one {@link VolumeEngine}: one named platform thread (the agent) owns the
- * engine and runs every input from an MPSC queue (client operations from NBD threads, replies from
- * network threads, control-plane results), ticking it every {@value #TICK_MS} ms. It hands the
- * engine what it finds queued as one batch ({@link VolumeEngine#runBatched}). Requests for the
- * replica on this node go to {@code localReplica}: short writes on the agent itself, the rest on a
- * single-threaded lane, in send order either way ({@link LocalChannel}); the rest to the remote network.
+ * Production driver of one {@link VolumeEngine}. Every input (client operations from NBD threads,
+ * replies from network threads, control-plane results) goes through an MPSC queue, and whoever holds
+ * the driver lock runs what is queued as one batch ({@link VolumeEngine#runBatched}): one thread at
+ * a time, in queue order. Client operations and replica replies try to take the lock and run the
+ * batch on their own thread ({@link #postAndDrive}): a write then costs no hand-off to another thread
+ * and back (two wake-ups fewer on a QD1 write's path). One named platform thread (the agent) ticks
+ * the engine every {@value #TICK_MS} ms and runs whatever the others left queued (control-plane
+ * callbacks always go to it, so they never run engine code on a caller's thread). Requests for the
+ * replica on this node go to {@code localReplica}: short writes on the driving thread itself, the rest
+ * on a single-threaded lane, in send order either way ({@link LocalChannel}); the rest to the remote
+ * network.
  */
 public final class EngineRunner implements AutoCloseable {
     static final long TICK_MS = 5;
     /** Inputs handled per engine pass (see {@link VolumeEngine#runBatched}). */
     private static final int MAX_BATCH = 64;
+    /** Batches a caller runs on its own thread before it leaves the rest to the agent (bounds its delay). */
+    private static final int MAX_CALLER_PASSES = 2;
+    /**
+     * Callers run the engine themselves only while at most this many client operations are open
+     * (latency-bound, e.g. QD1). With more, inputs go to the agent, which batches them: at QD32 a
+     * pass per input on the callers' threads cost more CPU per write than it saved in wake-ups
+     * (docs/perf/replication.md, 2026-12-07).
+     */
+    static final int CALLER_RUNS_MAX_OPEN = 2;
     private static final long STATUS_TIMEOUT_MS = 10_000;
     private static final long VERIFY_TIMEOUT_MS = 30 * 60_000;
 
     private final VolumeLayout initialLayout;
     private final EngineConfig config;
     private final ConcurrentLinkedQueue<Runnable> inbox = new ConcurrentLinkedQueue<>();
+    /** Held while the engine runs (agent or a caller): the engine is single-threaded. Never re-entered. */
+    private final java.util.concurrent.locks.ReentrantLock driving = new java.util.concurrent.locks.ReentrantLock();
+    /** Client operations submitted and not yet completed. */
+    private final java.util.concurrent.atomic.AtomicInteger clientOpsOpen = new java.util.concurrent.atomic.AtomicInteger();
     private final Thread agent;
     private final ExecutorService localLane;
     private final LocalChannel local;
@@ -59,7 +77,21 @@ public final class EngineRunner implements AutoCloseable {
             java.util.function.Function<ReplicaRequest, ReplicaReply> localReplica, ResyncBudget resyncBudget) {
         this.initialLayout = layout;
         this.config = config;
-        ReplicaNetwork.ReplySink sink = (nodeId, reply) -> post(() -> engineRef().onReply(nodeId, reply));
+        ReplicaNetwork.ReplySink sink = new ReplicaNetwork.ReplySink() {
+            @Override
+            public void onReply(String nodeId, ReplicaReply reply) {
+                postAndDrive(() -> engineRef().onReply(nodeId, reply));
+            }
+
+            @Override
+            public void onReply(String nodeId, ReplicaReply reply, boolean moreFollow) {
+                if (moreFollow) {
+                    inbox.add(() -> engineRef().onReply(nodeId, reply)); // the caller's next call drives it
+                } else {
+                    onReply(nodeId, reply);
+                }
+            }
+        };
         ReplicaNetwork remote = remoteNetworkFactory.apply(sink);
         this.localLane = localReplica == null ? null : Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "ballast-local-replica-" + layout.volumeName());
@@ -90,30 +122,83 @@ public final class EngineRunner implements AutoCloseable {
     /** Queues work for the agent thread (any thread). */
     void post(Runnable r) {
         inbox.add(r);
+        wakeAgent();
+    }
+
+    private void wakeAgent() {
         if (parked) {
             LockSupport.unpark(agent);
         }
+    }
+
+    /**
+     * Queues work and runs the queue on this thread when no other thread is running the engine and
+     * few client operations are open ({@link #CALLER_RUNS_MAX_OPEN}; otherwise as {@link #post}). Any
+     * thread; a post from inside the engine only queues: the running pass takes it. A thread that
+     * finds the engine busy leaves its input to the holder, which looks at the queue again after it
+     * lets go; what is left after {@value #MAX_CALLER_PASSES} batches goes to the agent.
+     */
+    void postAndDrive(Runnable r) {
+        if (clientOpsOpen.get() > CALLER_RUNS_MAX_OPEN) {
+            post(r);
+            return;
+        }
+        inbox.add(r);
+        if (driving.isHeldByCurrentThread()) {
+            return;
+        }
+        for (int i = 0; i < MAX_CALLER_PASSES && running && !inbox.isEmpty(); i++) {
+            if (!driving.tryLock()) {
+                return; // the holder sees our input when it checks the queue after unlocking
+            }
+            try {
+                if (!running) {
+                    break;
+                }
+                runPass();
+            } finally {
+                driving.unlock();
+            }
+        }
+        if (!inbox.isEmpty()) {
+            wakeAgent();
+        }
+    }
+
+    /** One batch of queued inputs, then the local requests it sent (driver lock held). */
+    private void runPass() {
+        try {
+            engine.runBatched(this::runInputs);
+        } catch (RuntimeException e) {
+            org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
+                    initialLayout.volumeName(), e);
+        }
+        runLocal();
     }
 
     private void runAgent() {
         long nextTickMs = 0;
         while (running) {
             boolean didWork = false;
-            while (!inbox.isEmpty()) {
+            while (!inbox.isEmpty() && running) {
                 didWork = true;
+                driving.lock();
                 try {
-                    engine.runBatched(this::runInputs);
-                } catch (RuntimeException e) {
-                    org.slf4j.LoggerFactory.getLogger(EngineRunner.class).error("engine {} input failed",
-                            initialLayout.volumeName(), e);
+                    runPass();
+                } finally {
+                    driving.unlock();
                 }
-                runLocal();
             }
             long nowMs = System.nanoTime() / 1_000_000;
             if (nowMs >= nextTickMs) {
-                engine.tick(nowMs);
-                runLocal();
-                lastStatus = engine.status();
+                driving.lock();
+                try {
+                    engine.tick(nowMs);
+                    runLocal();
+                    lastStatus = engine.status();
+                } finally {
+                    driving.unlock();
+                }
                 nextTickMs = nowMs + TICK_MS;
                 didWork = true;
             }
@@ -127,7 +212,7 @@ public final class EngineRunner implements AutoCloseable {
         }
     }
 
-    /** Applies local requests the last input queued (after it returned: the engine is never re-entered). */
+    /** Applies local requests the last input queued (after it returned: the engine is never re-entered). Driver lock held. */
     private void runLocal() {
         if (local != null) {
             local.runInline();
@@ -136,7 +221,7 @@ public final class EngineRunner implements AutoCloseable {
 
     /**
      * The replica on this node, in send order with replies in the same order. Short writes run on
-     * the agent itself, after the input that sent them returns (remote sends are already queued, so
+     * the driving thread itself (under the driver lock), after the input that sent them returns (remote sends are already queued, so
      * the local write overlaps the network): no hand-off to another thread and back. Anything that
      * may block for long (flush, FUA, checkpoint, open, reads, digests) goes to the lane thread, and
      * while the lane has work every later request queues behind it, so the order is kept.
@@ -147,7 +232,7 @@ public final class EngineRunner implements AutoCloseable {
 
         private final String nodeId;
         private final Function<ReplicaRequest, ReplicaReply> replica;
-        /** Sent by the current input, to run on the agent (agent thread only). */
+        /** Sent by the current input, to run on the driving thread (driver lock held). */
         private final java.util.ArrayDeque<ReplicaRequest> inline = new java.util.ArrayDeque<>();
         /** Queued for the lane thread (guarded by this). */
         private final java.util.ArrayDeque<ReplicaRequest> laneQueue = new java.util.ArrayDeque<>();
@@ -158,7 +243,7 @@ public final class EngineRunner implements AutoCloseable {
             this.replica = replica;
         }
 
-        /** Agent thread only. */
+        /** Driver lock held. */
         void send(ReplicaRequest request) {
             if (shortRequest(request)) {
                 if (!inline.isEmpty()) {
@@ -188,7 +273,7 @@ public final class EngineRunner implements AutoCloseable {
             }
         }
 
-        /** Agent thread: applies what the last input sent. */
+        /** Driver lock held: applies what the last input sent. */
         void runInline() {
             for (ReplicaRequest r; (r = inline.poll()) != null; ) {
                 apply(r);
@@ -218,7 +303,9 @@ public final class EngineRunner implements AutoCloseable {
                 reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
             }
             ReplicaReply r = reply;
-            post(() -> engine.onReply(nodeId, r));
+            // From the driving thread (an inline write) this only queues, and the pass after it takes it;
+            // from the lane thread it runs there when the engine is free.
+            postAndDrive(() -> engine.onReply(nodeId, r));
         }
 
         private static boolean shortRequest(ReplicaRequest r) {
@@ -371,7 +458,7 @@ public final class EngineRunner implements AutoCloseable {
         }
     }
 
-    /** Submits a client operation; the future completes on the agent thread. */
+    /** Submits a client operation; the future completes on the thread driving the engine then. */
     CompletableFuture<byte[]> submit(java.util.function.Consumer<VolumeEngine.Completion> op) {
         CompletableFuture<byte[]> f = new CompletableFuture<>();
         if (closed) {
@@ -379,20 +466,22 @@ public final class EngineRunner implements AutoCloseable {
                     + " is closed"));
             return f;
         }
+        clientOpsOpen.incrementAndGet();
         VolumeEngine.Completion done = (data, error) -> {
+            clientOpsOpen.decrementAndGet();
             if (error == null) {
                 f.complete(data);
             } else {
                 f.completeExceptionally(error);
             }
         };
-        post(() -> op.accept(done));
+        postAndDrive(() -> op.accept(done));
         return f;
     }
 
     /**
-     * Submits a client operation without a future: {@code done} runs on the agent thread (or here,
-     * when the runner is closed), once.
+     * Submits a client operation without a future: {@code done} runs once, on the thread that
+     * completes it in the engine (or here, when the runner is closed).
      */
     void submitAsync(java.util.function.Consumer<VolumeEngine.Completion> op, VolumeEngine.Completion done) {
         if (closed) {
@@ -400,7 +489,12 @@ public final class EngineRunner implements AutoCloseable {
                     + " is closed"));
             return;
         }
-        post(() -> op.accept(done));
+        clientOpsOpen.incrementAndGet();
+        VolumeEngine.Completion counted = (data, error) -> {
+            clientOpsOpen.decrementAndGet();
+            done.complete(data, error);
+        };
+        postAndDrive(() -> op.accept(counted));
     }
 
     VolumeEngine engineForOps() {
@@ -446,13 +540,18 @@ public final class EngineRunner implements AutoCloseable {
             localLane.shutdown();
         }
         // Anything queued after the stop fails rather than hangs.
-        Runnable r;
-        while ((r = inbox.poll()) != null) {
-            try {
-                r.run();
-            } catch (RuntimeException e) {
-                // the engine is closed: its completions fail
+        driving.lock();
+        try {
+            Runnable r;
+            while ((r = inbox.poll()) != null) {
+                try {
+                    r.run();
+                } catch (RuntimeException e) {
+                    // the engine is closed: its completions fail
+                }
             }
+        } finally {
+            driving.unlock();
         }
     }
 }

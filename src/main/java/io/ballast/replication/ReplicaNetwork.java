@@ -18,5 +18,14 @@ public interface ReplicaNetwork {
     @FunctionalInterface
     interface ReplySink {
         void onReply(String nodeId, ReplicaReply reply);
+
+        /**
+         * As {@link #onReply(String, ReplicaReply)}; {@code moreFollow}: the caller already holds the
+         * next reply and calls again at once, so the sink may only queue this one (a reader then
+         * hands the engine every reply of one socket read together, not one at a time).
+         */
+        default void onReply(String nodeId, ReplicaReply reply, boolean moreFollow) {
+            onReply(nodeId, reply);
+        }
     }
 }

@@ -408,10 +408,11 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                             } finally {
                                 lock.unlock();
                             }
-                            if (!reader.hasBufferedFrame()) {
+                            boolean more = reader.hasBufferedFrame();
+                            if (!more) {
                                 WireMetrics.CLIENT_RECEIVED_BYTES.inc(reader.takeBytesRead());
                             }
-                            sink.onReply(nodeId, reply);
+                            sink.onReply(nodeId, reply, more);
                         }
                         case WireMessage.ConnectionError e -> {
                             fail("node " + nodeId + " closed the connection: " + e.reason(), null);
