@@ -754,7 +754,9 @@ public final class VolumeEngine {
             case FAILED, CLOSED -> "closed";
         };
         List<EngineStatus.ResyncProgress> progress = new ArrayList<>();
-        for (Resync r : resyncs()) {
+        // a fenced engine copies nothing more: its last resync's progress would read as stuck (at 100 % when
+        // the in-sync change that ends a resync was what got fenced)
+        for (Resync r : phase == Phase.FENCED ? List.<Resync>of() : resyncs()) {
             long elapsedMs = Math.max(1, nowMs - r.startedAtMs);
             long rate = r.bytesDone * 1000 / elapsedMs;
             long eta = rate > 0 ? (r.bytesTotal - r.bytesDone) / rate : -1;
