@@ -1210,6 +1210,11 @@ public final class VolumeEngine {
             case MetadataClient.Result.Fenced f -> {
                 if (f.current() != null && sameAttachment(f.current()) && f.current().epoch() > epoch()) {
                     adoptLayout(f.current()); // a replacement raced us; retry against the new epoch
+                } else if (f.current() != null && sameAttachment(f.current()) && change.expectedEpoch() < epoch()) {
+                    // Sent at an epoch this engine has left since (after a lost quorum, a change of its own whose
+                    // answer was lost committed late, and its layout arrived before this refusal): the refusal says
+                    // nothing about a takeover. Fencing here left the engine stopped for good, its resync at 100 %.
+                    metadataRetryAtMs = nowMs + config.metadataRetryMs();
                 } else {
                     becomeFenced();
                 }
