@@ -119,8 +119,9 @@ class QuorumLossTest {
                     // not acknowledged while the in-sync change cannot commit: the client times out
                 }
             });
-            MiniCluster.await(Duration.ofSeconds(30), "the engine to fail the lost replicas", () -> c.node(1).engines()
-                    .status("pg").map(s -> s.inSync().size() < 3 || "suspended".equals(s.state())).orElse(false));
+            // the write stays unacknowledged while the engine cannot commit taking the lost replicas out: let it be
+            // in flight for a while (whether a removal committed before the quorum went varies from run to run)
+            writer.join(Duration.ofSeconds(5));
 
             // a majority back: the same create works, and status says nothing about a lost quorum
             c.restart(2);
