@@ -377,6 +377,10 @@ final class VolumeCommands extends CommandGroup {
             out.println("Connections:  " + Output.text(v.path("connections")));
             out.println("Health:       " + Output.text(v.path("health")) + " (" + Output.text(v.path("repl")) + " replicas, min in sync "
                     + Output.text(v.path("minInSync")) + ", spread by " + Output.text(v.path("spreadBy")) + ")");
+            if (io.ballast.control.ClusterVolumeService.UNAVAILABLE_FENCED.equals(v.path("health").asText())) {
+                out.println("To do:        " + io.ballast.cluster.ClusterState.fencedEngineStep(v.path("name").asText(),
+                        v.path("engine").path("nodeId").asText()));
+            }
             out.println("Epoch:        " + Output.text(v.path("epoch")) + " (attached at epoch " + Output.text(v.path("attachEpoch")) + ")");
             for (JsonNode r : v.path("replicas")) {
                 out.println("  replica on  " + r.path("nodeId").asText() + ": " + r.path("state").asText() + ", "

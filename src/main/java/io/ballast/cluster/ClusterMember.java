@@ -310,7 +310,15 @@ public final class ClusterMember implements AutoCloseable {
                 }
                 throw new BallastException(ec, msg);
             }
-            return JSON.treeToValue(body, JoinRequest.Response.class);
+            JoinRequest.Response answer = JSON.treeToValue(body, JoinRequest.Response.class);
+            String incompatible = io.ballast.common.ProtocolVersion.incompatibility("cluster protocol",
+                    "this node (" + nodeId + ")",
+                    io.ballast.common.ProtocolVersion.CLUSTER, "the cluster at " + base,
+                    io.ballast.common.ProtocolVersion.parse(answer.protocolVersion()));
+            if (incompatible != null) {
+                throw BallastException.conflict("cannot join: " + incompatible);
+            }
+            return answer;
         } catch (IOException e) {
             throw new BallastException(ErrorCode.INTERNAL, "unreadable join answer from " + base + ": " + e.getMessage());
         }
@@ -324,6 +332,15 @@ public final class ClusterMember implements AutoCloseable {
     /** Answers {@code POST /v1/cluster/join} on any member. */
     public JoinRequest.Response join(JoinRequest req) {
         checkToken(req.token(), req.nodeId());
+        String incompatible = io.ballast.common.ProtocolVersion.incompatibility("cluster protocol",
+                "joining node " + req.nodeId(), io.ballast.common.ProtocolVersion.parse(req.protocolVersion()),
+                "this cluster (node " + nodeId + ")",
+                io.ballast.common.ProtocolVersion.CLUSTER);
+        if (incompatible != null) {
+            log.atWarn().addKeyValue("nodeId", req.nodeId()).addKeyValue("protocolVersion", req.protocolVersion())
+                    .log("join refused: incompatible version");
+            throw BallastException.conflict("join refused: " + incompatible);
+        }
         if (req.nodeId() == null || req.raftAddress() == null || req.apiUrl() == null) {
             throw BallastException.invalid("fields 'nodeId', 'raftAddress' and 'apiUrl' are required");
         }

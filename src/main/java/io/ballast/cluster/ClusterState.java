@@ -524,6 +524,7 @@ public final class ClusterState {
                 event(r.at(), "api-call", r.principal(), r.method() + " " + r.path() + " answered " + r.status(), by);
                 yield java.util.Map.of("recorded", true);
             }
+            case Command.ReportEngineFenced f -> reportEngineFenced(f);
             case Command.Attach a -> attach(a);
             case Command.ChangeInSync cis -> changeInSync(cis);
             case Command.ReplaceReplica rr -> replace(rr);
@@ -1059,6 +1060,24 @@ public final class ClusterState {
                 + (VolumeRecord.KIND_RESYNC.equals(kind) ? ", maintenance: restoring redundancy" : "")
                 + (want.mounted() ? ", mounted at " + want.mountDir() : "") + ")");
         return want;
+    }
+
+    /** The step a user takes for an engine fenced while its node still holds the attachment. */
+    public static String fencedEngineStep(String volume, String nodeId) {
+        return "`ballast volume detach " + volume + " --on " + nodeId + "`, then `ballast volume attach " + volume
+                + " --on " + nodeId + "` (add the --mount DIR it had, if any; containers using the mount restart)";
+    }
+
+    private java.util.Map<String, Object> reportEngineFenced(Command.ReportEngineFenced f) {
+        VolumeRecord v = requireVolume(f.volume());
+        Attachment a = v.attachment();
+        if (a == null || !a.nodeId().equals(f.nodeId()) || v.attachEpoch() != f.attachEpoch()) {
+            return java.util.Map.of("recorded", false); // the attachment moved on: nothing left to do there
+        }
+        event(f.at(), "volume-engine-fenced", v.name(), "volume " + v.name() + " is unavailable: its engine on " + f.nodeId()
+                + " is fenced at epoch " + f.epoch() + (f.reason() == null || f.reason().isBlank() ? "" : " (" + f.reason() + ")")
+                + " and does not serve again by itself; to serve it again: " + fencedEngineStep(v.name(), f.nodeId()));
+        return java.util.Map.of("recorded", true);
     }
 
     private VolumeRecord changeInSync(Command.ChangeInSync c) {

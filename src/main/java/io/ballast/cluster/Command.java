@@ -48,6 +48,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.CreateApiToken.class, name = "CreateApiToken"),
         @JsonSubTypes.Type(value = Command.RevokeApiToken.class, name = "RevokeApiToken"),
         @JsonSubTypes.Type(value = Command.RecordApiCall.class, name = "RecordApiCall"),
+        @JsonSubTypes.Type(value = Command.ReportEngineFenced.class, name = "ReportEngineFenced"),
 })
 public sealed interface Command {
 
@@ -298,4 +299,12 @@ public sealed interface Command {
      * ({@code method} and {@code path}, no query or body) and the HTTP status it got.
      */
     record RecordApiCall(String at, String principal, String role, String method, String path, int status) implements Command {}
+
+    /**
+     * The node holding a volume's attachment (of {@code attachEpoch}) reports that its engine is fenced
+     * and will not serve again by itself: records an event with the step to take (docs/operations.md).
+     * Ignored (no event) when the attachment moved on meanwhile: a takeover has its own event.
+     */
+    record ReportEngineFenced(String at, String volume, String nodeId, long attachEpoch, long epoch, String reason)
+            implements Command {}
 }

@@ -160,6 +160,10 @@ final class CommandGate {
                 require(t.secretSha256(), "secretSha256");
             }
             case Command.RevokeApiToken t -> require(t.id(), "id");
+            case Command.ReportEngineFenced f -> {
+                require(f.volume(), "volume");
+                require(f.nodeId(), "nodeId");
+            }
             case Command.RecordApiCall r -> {
                 require(r.principal(), "principal");
                 require(r.method(), "method");

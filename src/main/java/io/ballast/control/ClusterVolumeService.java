@@ -210,6 +210,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 stopTakenOver(v);
             }
         }
+        reportFencedEngines(all, me);
         createPlacedStorage(wanted, me);
         for (VolumeRecord v : wanted.values()) {
             growReplicaHere(v);
@@ -435,6 +436,56 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             });
         }
     }
+
+    /** Volume name to the epoch at which its fenced engine here was reported (one event per fencing). */
+    private final Map<String, Long> reportedFenced = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * An engine here that is fenced although this node still holds the volume's attachment serves
+     * nothing and nobody else serves the volume (a takeover would have moved the attachment, and the
+     * loop above stopped it then). Its health says {@code unavailable (fenced)}; this records an
+     * event with the step to take, once per fencing.
+     */
+    private void reportFencedEngines(List<VolumeRecord> all, String me) {
+        Map<String, EngineStatus> statuses = engines.lastStatuses(); // never waits on an engine
+        for (VolumeRecord v : all) {
+            Attachment a = v.attachment();
+            if (a == null || !a.nodeId().equals(me)) {
+                reportedFenced.remove(v.name());
+                continue;
+            }
+            Optional<EngineStatus> st = Optional.ofNullable(statuses.get(v.name()));
+            if (st.isEmpty() || !"fenced".equals(st.get().state())) {
+                reportedFenced.remove(v.name());
+                continue;
+            }
+            long epoch = st.get().epoch();
+            if (Long.valueOf(epoch).equals(reportedFenced.get(v.name()))) {
+                continue;
+            }
+            log.atError().addKeyValue("volume", v.name()).addKeyValue("epoch", epoch)
+                    .log("engine fenced while this node holds the attachment: the volume is unavailable until it is"
+                            + " detached and attached again: {}", io.ballast.cluster.ClusterState.fencedEngineStep(v.name(), me));
+            try {
+                member.raft().submit(new Command.ReportEngineFenced(Instant.now().toString(), v.name(), me, v.attachEpoch(),
+                        epoch, "cluster epoch " + v.epoch()));
+                reportedFenced.put(v.name(), epoch);
+            } catch (BallastException e) {
+                log.atWarn().addKeyValue("volume", v.name()).log("fenced engine not reported yet: {}", e.getMessage());
+            }
+        }
+    }
+
+    /** Health as a user should read it: a fenced engine on the attachment's node serves nothing. */
+    private String healthOf(VolumeRecord v, VolumeView.Engine engine) {
+        if (engine != null && engine.status() != null && "fenced".equals(engine.status().state())) {
+            return UNAVAILABLE_FENCED;
+        }
+        return health(v, id -> member.state().node(id).map(NodeRecord::state));
+    }
+
+    /** The health of a volume whose engine is fenced on the node holding its attachment. */
+    public static final String UNAVAILABLE_FENCED = "unavailable (fenced)";
 
     private void stopTakenOver(VolumeRecord v) {
         synchronized (engineLock(v.name())) {
@@ -1653,7 +1704,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         return new VolumeView(v.name(), v.uuid(), v.sizeBytes(), allocated, v.createdAt(), a,
                 new VolumeView.NbdUris(tcp, unix), a != null && a.nodeId().equals(me) ? nbd.openConnections(v.name()) : 0,
-                v.repl(), v.spreadBy(), replicas, health(v, id -> member.state().node(id).map(NodeRecord::state)), v.epoch(),
+                v.repl(), v.spreadBy(), replicas, healthOf(v, engine), v.epoch(),
                 v.minInSync(), v.attachEpoch(), engine,
                 v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null,
                 v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),

@@ -47,6 +47,17 @@ public final class RaftMetadataClient implements MetadataClient {
             return new Result.Committed(VolumeLayouts.of(v));
         } catch (BallastException e) {
             if (e.code() == ErrorCode.CONFLICT && e.getMessage() != null && e.getMessage().startsWith(ClusterState.FENCED)) {
+                // The refusal comes from the leader's state; this node's copy may not have applied the entry
+                // that moved the epoch yet (after a lost quorum, an earlier change of this very engine whose
+                // answer was lost commits late). Answered with that stale layout, the engine saw no newer epoch
+                // of its own attachment and fenced itself for good, its last resync frozen at 100 %. Catch up
+                // first; if that fails, the engine retries rather than fences.
+                try {
+                    member.raft().barrier();
+                } catch (BallastException notCaughtUp) {
+                    return new Result.Unavailable("in-sync change refused at epoch " + change.expectedEpoch()
+                            + " and this node cannot catch up to see why: " + notCaughtUp.getMessage());
+                }
                 return member.state().volume(change.volumeName())
                         .<Result>map(v -> new Result.Fenced(VolumeLayouts.of(v)))
                         .orElseGet(() -> new Result.Unavailable("volume " + change.volumeName() + " is gone"));

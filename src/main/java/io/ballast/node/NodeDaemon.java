@@ -102,6 +102,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
         io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
         lockDataDir();
+        DataDirVersion.checkAndRecord(config.dataDir(), io.ballast.common.ProtocolVersion.CLUSTER);
         nodeId = readOrCreateNodeId();
         startedAt = Instant.now();
 

@@ -754,7 +754,9 @@ public final class VolumeEngine {
             case FAILED, CLOSED -> "closed";
         };
         List<EngineStatus.ResyncProgress> progress = new ArrayList<>();
-        for (Resync r : resyncs()) {
+        // a fenced engine copies nothing more: its last resync's progress would read as stuck (at 100 % when
+        // the in-sync change that ends a resync was what got fenced)
+        for (Resync r : phase == Phase.FENCED ? List.<Resync>of() : resyncs()) {
             long elapsedMs = Math.max(1, nowMs - r.startedAtMs);
             long rate = r.bytesDone * 1000 / elapsedMs;
             long eta = rate > 0 ? (r.bytesTotal - r.bytesDone) / rate : -1;
@@ -1208,6 +1210,11 @@ public final class VolumeEngine {
             case MetadataClient.Result.Fenced f -> {
                 if (f.current() != null && sameAttachment(f.current()) && f.current().epoch() > epoch()) {
                     adoptLayout(f.current()); // a replacement raced us; retry against the new epoch
+                } else if (f.current() != null && sameAttachment(f.current()) && change.expectedEpoch() < epoch()) {
+                    // Sent at an epoch this engine has left since (after a lost quorum, a change of its own whose
+                    // answer was lost committed late, and its layout arrived before this refusal): the refusal says
+                    // nothing about a takeover. Fencing here left the engine stopped for good, its resync at 100 %.
+                    metadataRetryAtMs = nowMs + config.metadataRetryMs();
                 } else {
                     becomeFenced();
                 }

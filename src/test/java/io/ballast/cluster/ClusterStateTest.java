@@ -193,6 +193,25 @@ class ClusterStateTest {
         assertThat(v.epoch()).isEqualTo(epoch + 2);
     }
 
+    /** Issue 23 item 5: a fenced engine on the attachment's node is reported as an event with the commands to run. */
+    @Test
+    void aFencedEngineOfTheCurrentAttachmentIsReportedWithTheStepToTake() throws Exception {
+        s.apply(create("pg", Sizes.GIB, 3));
+        s.apply(new Command.Attach(T, "pg", att("pg", "node-1")));
+        long attachEpoch = vol("pg").attachEpoch();
+        s.apply(new Command.ReportEngineFenced(T, "pg", "node-1", attachEpoch, 10, "cluster epoch 11"));
+        assertThat(s.events(0, 100)).anyMatch(e -> e.type().equals("volume-engine-fenced") && e.message().equals(
+                "volume pg is unavailable: its engine on node-1 is fenced at epoch 10 (cluster epoch 11) and does not serve"
+                        + " again by itself; to serve it again: `ballast volume detach pg --on node-1`, then"
+                        + " `ballast volume attach pg --on node-1` (add the --mount DIR it had, if any; containers using the"
+                        + " mount restart)"));
+        long before = s.events(0, 1000).stream().filter(e -> e.type().equals("volume-engine-fenced")).count();
+        // an attachment that moved on (another epoch, another node) is not reported: its takeover has its own event
+        s.apply(new Command.ReportEngineFenced(T, "pg", "node-1", attachEpoch - 1, 10, null));
+        s.apply(new Command.ReportEngineFenced(T, "pg", "node-2", attachEpoch, 10, null));
+        assertThat(s.events(0, 1000).stream().filter(e -> e.type().equals("volume-engine-fenced")).count()).isEqualTo(before);
+    }
+
     @Test
     void takeoverRules() throws Exception {
         s.apply(create("pg", Sizes.GIB, 3));

@@ -836,6 +836,9 @@ public final class RestServer implements AutoCloseable {
             JsonNode there = peers.call(e.nodeId(), e.apiUrl(), "GET", "/v1/volumes/" + v.name(), null, ENGINE_STATUS_TIMEOUT);
             JsonNode status = there.path("engine").get("status");
             engine.set("status", status == null ? com.fasterxml.jackson.databind.node.NullNode.getInstance() : status);
+            if (status != null && "fenced".equals(status.path("state").asText())) {
+                tree.put("health", io.ballast.control.ClusterVolumeService.UNAVAILABLE_FENCED); // as the holder says
+            }
         } catch (BallastException failed) {
             engine.put("statusError", failed.getMessage());
         }

@@ -13,9 +13,18 @@ public final class WireFormat {
 
     /** "BLRP": first bytes each side sends, before any frame. */
     public static final int MAGIC = 0x424C5250;
-    /** 2: a Read carries a flags byte (FLAG_BULK). Nodes of another version refuse the connection. */
+    /**
+     * The major version: 2, a Read carries a flags byte (FLAG_BULK). A peer of another major is refused;
+     * frames change incompatibly only with a new major.
+     */
     public static final short VERSION = 2;
-    /** magic u32, version u16, reserved u16 (zero). */
+    /**
+     * The minor version, in the preamble's third field (zero, "reserved", in builds before it had a
+     * meaning). Peers whose minors are at most 1 apart talk (a minor may only add what the other side
+     * never receives unless it announced that minor: docs/replication.md, "Versions").
+     */
+    public static final short MINOR = 0;
+    /** magic u32, version (major) u16, minor u16. */
     public static final int PREAMBLE_BYTES = 8;
 
     /** Largest data payload of one Write or Data frame (a whole 4 MiB region fits many times). */
@@ -110,22 +119,27 @@ public final class WireFormat {
         return CODES[wireCode - 1];
     }
 
+    /** {@link #VERSION}.{@link #MINOR}. */
+    public static final io.ballast.common.ProtocolVersion PROTOCOL = new io.ballast.common.ProtocolVersion(VERSION, MINOR);
+
     public static void putPreamble(ByteBuffer dst) {
-        dst.putInt(MAGIC).putShort(VERSION).putShort((short) 0);
+        dst.putInt(MAGIC).putShort(VERSION).putShort(MINOR);
     }
 
     /** Checks a peer's preamble (8 bytes at {@code src}'s position, consumed). */
     public static void checkPreamble(ByteBuffer src) {
         int magic = src.getInt();
         int version = src.getShort() & 0xFFFF;
-        src.getShort(); // reserved
+        int minor = src.getShort() & 0xFFFF;
         if (magic != MAGIC) {
             throw new WireProtocolException(String.format(
                     "not a Ballast replication peer (magic 0x%08x, expected 0x%08x)", magic, MAGIC));
         }
-        if (version != VERSION) {
-            throw new WireProtocolException("unsupported replication protocol version " + version
-                    + " (this node speaks " + VERSION + ")");
+        String incompatible = io.ballast.common.ProtocolVersion.incompatibility("replication protocol", "the peer",
+                new io.ballast.common.ProtocolVersion(version, minor), "this node", PROTOCOL);
+        if (incompatible != null) {
+            throw new WireProtocolException("unsupported replication protocol version " + version + "." + minor + ": "
+                    + incompatible);
         }
     }
 }

@@ -179,7 +179,26 @@ class WireCodecPropertyTest {
         ByteBuffer p = ByteBuffer.allocate(8).putInt(0x12345678).putInt(0).flip();
         assertThatThrownBy(() -> WireFormat.checkPreamble(p)).hasMessageContaining("not a Ballast replication peer");
         ByteBuffer v = ByteBuffer.allocate(8).putInt(WireFormat.MAGIC).putShort((short) 9).putShort((short) 0).flip();
-        assertThatThrownBy(() -> WireFormat.checkPreamble(v)).hasMessageContaining("unsupported replication protocol version 9");
+        assertThatThrownBy(() -> WireFormat.checkPreamble(v)).hasMessageContaining("unsupported replication protocol version 9.0")
+                .hasMessageContaining("start the peer with a Ballast release of replication protocol 2.x");
+    }
+
+    /** Issue 23 item 4: peers of the same major whose minors are at most 1 apart talk; others are told what to do. */
+    @Example
+    void aMinorOneApartIsAcceptedAndTwoApartIsRefusedWithTheStepToTake() {
+        WireFormat.checkPreamble(preamble(WireFormat.VERSION, WireFormat.MINOR + 1)); // the next minor joins
+        WireFormat.checkPreamble(preamble(WireFormat.VERSION, WireFormat.MINOR));
+        assertThatThrownBy(() -> WireFormat.checkPreamble(preamble(WireFormat.VERSION, WireFormat.MINOR + 2)))
+                .isInstanceOf(WireProtocolException.class)
+                .hasMessage("unsupported replication protocol version 2.2: the peer speaks replication protocol 2.2 and this"
+                        + " node speaks 2.0: nodes work together only with the same major version and minor versions at most"
+                        + " 1 apart; upgrade this node first, one minor version at a time (2.0 -> 2.1), following"
+                        + " docs/operations.md \"Rolling upgrade\"; or start the peer with a release of replication protocol"
+                        + " 2.0 to 2.1");
+    }
+
+    private static ByteBuffer preamble(int major, int minor) {
+        return ByteBuffer.allocate(8).putInt(WireFormat.MAGIC).putShort((short) major).putShort((short) minor).flip();
     }
 
     @Example
