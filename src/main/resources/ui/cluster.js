@@ -90,7 +90,7 @@ function render(c) {
       h('td', {class: 'id'}, n.id),
       h('td', {class: 'state', title: n.stateReason || ''}, badge(n.state),
         n.stateReason && n.state !== 'up' ? h('small', {class: 'muted'}, ' ' + n.stateReason) : null,
-        n.cordoned ? [' ', badge('cordoned', 'warn')] : null, n.draining ? [' ', badge('draining', 'warn')] : null),
+        n.cordoned ? [' ', badge('cordoned', 'warn')] : null, n.draining ? [' ', badge(n.scheduling === 'drained' ? 'drained' : 'draining', 'warn')] : null),
       h('td', {class: 'role'}, roleOf(n, c)),
       h('td', {class: 'zone'}, zoneOf(n) || h('span', {class: 'muted'}, '—')),
       h('td', {class: 'capacity'},

@@ -343,9 +343,10 @@ public final class AttachAgent {
         if (make.minDeviceBytes() > 0) {
             long bytes = deviceBytes(device);
             if (bytes >= 0 && bytes < make.minDeviceBytes()) {
+                String least = io.ballast.common.Sizes.format(make.minDeviceBytes()).replace(" ", ""); // e.g. 300MiB
                 throw BallastException.invalid("volume " + volume + " is " + io.ballast.common.Sizes.format(bytes) + "; "
                         + make.id() + " needs at least " + io.ballast.common.Sizes.format(make.minDeviceBytes())
-                        + ": resize the volume (`ballast volume resize " + volume + " --size ...`) or use ext4");
+                        + ": resize the volume (`ballast volume resize " + volume + " --size " + least + "`) or use ext4");
             }
         }
         List<String> mkfs = make.mkfsCommand(device);
