@@ -31,7 +31,7 @@ final class AuthCommands extends CommandGroup {
         public Integer call() {
             JsonNode me = parent.cli.client(output).get("/v1/auth/whoami");
             if (output.json()) {
-                Output.printJson(parent.cli.out, me);
+                output.print(parent.cli.out, me);
             } else {
                 parent.cli.out.println(me.path("name").asText() + " (" + me.path("role").asText() + ")");
             }
@@ -149,7 +149,7 @@ final class AuthCommands extends CommandGroup {
             }
             JsonNode t = client().post("/v1/auth/tokens", body);
             if (output.json()) {
-                Output.printJson(cli().out, t);
+                output.print(cli().out, t);
             } else {
                 // the token alone on stdout (scripts: `TOKEN=$(ballast auth token create ...)`); the rest on stderr
                 cli().out.println(t.path("token").asText());
@@ -171,7 +171,7 @@ final class AuthCommands extends CommandGroup {
         public Integer call() {
             JsonNode tokens = cli().client(output).get("/v1/auth/tokens");
             if (output.json()) {
-                Output.printJson(cli().out, tokens);
+                output.print(cli().out, tokens);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();
@@ -195,7 +195,7 @@ final class AuthCommands extends CommandGroup {
         public Integer call() {
             JsonNode r = cli().client(output).delete("/v1/auth/tokens/" + java.net.URLEncoder.encode(token, java.nio.charset.StandardCharsets.UTF_8));
             if (output.json()) {
-                Output.printJson(cli().out, r);
+                output.print(cli().out, r);
             } else {
                 cli().err.println("revoked API token " + r.path("name").asText() + " (id " + r.path("revoked").asText() + ")");
             }

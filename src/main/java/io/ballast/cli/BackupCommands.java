@@ -123,7 +123,7 @@ final class BackupCommands extends CommandGroup {
             }
             JsonNode t = client().post("/v1/backup-targets", body);
             if (output.json()) {
-                Output.printJson(cli().out, t);
+                output.print(cli().out, t);
             } else {
                 cli().err.println("added backup target " + name + " (" + url + ", " + t.path("backups").asLong() + " backups there)");
             }
@@ -137,7 +137,7 @@ final class BackupCommands extends CommandGroup {
         public Integer call() {
             JsonNode ts = client().get("/v1/backup-targets").path("targets");
             if (output.json()) {
-                Output.printJson(cli().out, ts);
+                output.print(cli().out, ts);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();
@@ -239,7 +239,7 @@ final class BackupCommands extends CommandGroup {
             JsonNode job = follow(cli(), c, c.post("/v1/backups", body), quiet || output.json());
             JsonNode r = job.path("result");
             if (output.json()) {
-                Output.printJson(cli().out, r);
+                output.print(cli().out, r);
             } else {
                 JsonNode s = r.path("stats");
                 cli().out.println(r.path("id").asText());
@@ -261,7 +261,7 @@ final class BackupCommands extends CommandGroup {
         public Integer call() {
             JsonNode l = client().get("/v1/backups" + (target == null ? "" : "?target=" + q(target)));
             if (output.json()) {
-                Output.printJson(cli().out, l);
+                output.print(cli().out, l);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();
@@ -288,7 +288,7 @@ final class BackupCommands extends CommandGroup {
 
         @Override
         public Integer call() {
-            Output.printJson(cli().out, client().get("/v1/backups/" + q(id) + (target == null ? "" : "?target=" + q(target))));
+            output.print(cli().out, client().get("/v1/backups/" + q(id) + (target == null ? "" : "?target=" + q(target))));
             return ExitCodes.OK;
         }
     }
@@ -305,7 +305,7 @@ final class BackupCommands extends CommandGroup {
         public Integer call() {
             JsonNode r = client().delete("/v1/backups/" + q(id) + (target == null ? "" : "?target=" + q(target)));
             if (output.json()) {
-                Output.printJson(cli().out, r);
+                output.print(cli().out, r);
             } else {
                 cli().err.println("deleted backup " + id + "; " + (r.path("deferredBecause").isTextual()
                         ? "chunk collection deferred: " + r.path("deferredBecause").asText()
@@ -332,7 +332,7 @@ final class BackupCommands extends CommandGroup {
             NodeClient c = client();
             JsonNode r = follow(cli(), c, c.post("/v1/backups/" + q(id) + "/verify", body), output.json()).path("result");
             if (output.json()) {
-                Output.printJson(cli().out, r);
+                output.print(cli().out, r);
             } else if (r.path("ok").asBoolean()) {
                 cli().err.println("backup " + id + " is intact: " + r.path("chunksChecked").asLong() + " chunks, "
                         + Sizes.format(r.path("bytesChecked").asLong()));
@@ -369,7 +369,7 @@ final class BackupCommands extends CommandGroup {
             NodeClient c = client();
             JsonNode job = follow(cli(), c, c.post("/v1/backups/" + q(id) + "/restore", body), output.json());
             if (output.json()) {
-                Output.printJson(cli().out, job.path("result"));
+                output.print(cli().out, job.path("result"));
             } else {
                 cli().err.println("restored " + id + " into volume " + to);
             }

@@ -56,7 +56,7 @@ final class ClusterCommands {
                 parent.cli.err.println("more nodes: --continue " + listed[0].next());
             }
             if (output.json()) {
-                Output.printJson(parent.cli.out, Output.PRETTY.valueToTree(nodes));
+                output.print(parent.cli.out, Output.PRETTY.valueToTree(nodes));
                 return ExitCodes.OK;
             }
             String leader = c.get("/v1/nodes?limit=1").path("leader").asText("");
@@ -83,7 +83,7 @@ final class ClusterCommands {
         public Integer call() {
             JsonNode n = client().get("/v1/nodes/" + id);
             if (output.json()) {
-                Output.printJson(parent.cli.out, n);
+                output.print(parent.cli.out, n);
                 return ExitCodes.OK;
             }
             var out = parent.cli.out;
@@ -140,7 +140,7 @@ final class ClusterCommands {
         public Integer call() {
             JsonNode r = client().post("/v1/nodes/" + id + "/drain", null);
             if (output.json()) {
-                Output.printJson(parent.cli.out, r);
+                output.print(parent.cli.out, r);
                 return ExitCodes.OK;
             }
             r.path("replacements").properties().forEach(e ->
@@ -202,7 +202,7 @@ final class ClusterCommands {
             events = events.subList(Math.max(0, events.size() - limit), events.size());
             long lastSeq = events.isEmpty() ? lastSeqOf(client) : events.getLast().path("seq").asLong();
             if (!follow && output.json()) {
-                Output.printJson(cli.out, Output.PRETTY.valueToTree(events));
+                output.print(cli.out, Output.PRETTY.valueToTree(events));
                 return ExitCodes.OK;
             }
             print(events, true);
@@ -285,7 +285,7 @@ final class ClusterCommands {
                 if (unreachable != null) {
                     o.put("serverError", unreachable);
                 }
-                Output.printJson(cli.out, o);
+                output.print(cli.out, o);
             } else {
                 cli.out.println("Client: " + client);
                 cli.out.println("Server: " + (server != null ? server + " (" + serverNode + ")" : "unknown: " + unreachable));
@@ -328,7 +328,7 @@ final class ClusterCommands {
                 return ExitCodes.OK;
             }
             if (output.json()) {
-                Output.printJson(out, r);
+                output.print(out, r);
                 return ExitCodes.OK;
             }
             out.println("CA sha256:   " + r.path("sha256").asText());
@@ -383,7 +383,7 @@ final class ClusterCommands {
                 r = client.patch("/v1/cluster/settings", change);
             }
             if (output.json()) {
-                Output.printJson(parent.cli.out, r);
+                output.print(parent.cli.out, r);
                 return ExitCodes.OK;
             }
             var out = parent.cli.out;
@@ -461,7 +461,7 @@ final class ClusterCommands {
             body.put("keys", keys);
             JsonNode r = client.post("/v1/cluster/encryption/rotate", body);
             if (output.json()) {
-                Output.printJson(parent.cli.out, r);
+                output.print(parent.cli.out, r);
             } else {
                 parent.cli.err.println("rewrapped the data keys of " + r.path("volumes").asInt() + " encrypted volume(s) under"
                         + " cluster key " + r.path("keyId").asText() + " (was " + r.path("previousKeyId").asText()

@@ -40,7 +40,7 @@ final class ConfigCommands {
         @Override
         public Integer call() {
             CliConfig.File f = group.config().read();
-            if (format == Output.Format.json) {
+            if (format == Output.Format.json || format == Output.Format.yaml) {
                 List<Map<String, Object>> out = new ArrayList<>();
                 for (CliConfig.Context c : f.contexts()) {
                     Map<String, Object> m = new LinkedHashMap<>();
@@ -51,7 +51,7 @@ final class ConfigCommands {
                     m.put("current", c.name().equals(f.currentContext()));
                     out.add(m);
                 }
-                Output.printJson(group.cli.out, Map.of("contexts", out));
+                Output.print(group.cli.out, Map.of("contexts", out), format);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();

@@ -458,7 +458,7 @@ final class LocalCommands {
                 all.set("node", node);
                 all.set("cluster", cluster);
                 all.set("volumes", volumes);
-                Output.printJson(cli.out, all);
+                output.print(cli.out, all);
                 return ExitCodes.OK;
             }
             var out = cli.out;

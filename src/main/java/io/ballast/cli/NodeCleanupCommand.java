@@ -64,7 +64,7 @@ final class NodeCleanupCommand implements Callable<Integer> {
         }
         List<NodeCleanup.Report> reports = dryRun ? scans : dirs.stream().map(d -> cleanup.release(d, force)).toList();
         if (output.json()) {
-            Output.printJson(parent.cli.out, reports);
+            output.print(parent.cli.out, reports);
         } else {
             print(reports);
         }

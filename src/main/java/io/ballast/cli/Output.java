@@ -15,8 +15,11 @@ import picocli.CommandLine.Option;
 public final class Output {
     static final ObjectMapper PRETTY = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-    /** {@code wide}: the human table with more columns. */
-    public enum Format { human, wide, json }
+    /** The same objects as {@code -o json}, in YAML (one document per object, as kubectl prints them). */
+    static final ObjectMapper YAML = new ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+
+    /** {@code wide}: the human table with more columns; {@code json} and {@code yaml}: the API's objects. */
+    public enum Format { human, wide, json, yaml }
 
     @Option(names = "--server", paramLabel = "HOST:PORT|URL",
             description = "API address (default: $BALLAST_SERVER, else the current context's, else the cluster `ballast up`"
@@ -49,7 +52,7 @@ public final class Output {
      */
     void done(PrintWriter out, PrintWriter err, JsonNode result, String human) {
         if (json()) {
-            printJson(out, result);
+            print(out, result);
         } else {
             err.println(human);
         }
@@ -69,8 +72,28 @@ public final class Output {
         return format == Format.wide;
     }
 
+    /** Structured output asked for: {@code -o json} or {@code -o yaml} (print it with {@link #print}). */
     boolean json() {
-        return format == Format.json;
+        return format == Format.json || format == Format.yaml;
+    }
+
+    /** An object in the format asked for: YAML with {@code -o yaml}, else JSON. */
+    void print(PrintWriter out, Object value) {
+        print(out, value, format);
+    }
+
+    /** As {@link #print(PrintWriter, Object)}, for a command with its own {@code -o} option. */
+    static void print(PrintWriter out, Object value, Format format) {
+        if (format != Format.yaml) {
+            printJson(out, value);
+            return;
+        }
+        try {
+            out.print(YAML.writeValueAsString(value));
+            out.flush();
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     static void printJson(PrintWriter out, Object value) {

@@ -56,7 +56,7 @@ final class SnapshotCommands extends CommandGroup {
         public Integer call() {
             JsonNode s = client().post(path(volume), Map.of("name", snapshot));
             if (output.json()) {
-                Output.printJson(cli().out, s);
+                output.print(cli().out, s);
             } else {
                 List<String> on = new ArrayList<>();
                 s.path("nodes").forEach(n -> on.add(n.asText()));
@@ -83,7 +83,7 @@ final class SnapshotCommands extends CommandGroup {
                 cli().err.println("more snapshots: --continue " + listed[0].next());
             }
             if (output.json()) {
-                Output.printJson(cli().out, snaps);
+                output.print(cli().out, snaps);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();
@@ -108,7 +108,7 @@ final class SnapshotCommands extends CommandGroup {
 
         @Override
         public Integer call() {
-            Output.printJson(cli().out, client().get(path(volume, snapshot)));
+            output.print(cli().out, client().get(path(volume, snapshot)));
             return ExitCodes.OK;
         }
     }
@@ -164,7 +164,7 @@ final class SnapshotCommands extends CommandGroup {
             JsonNode s = parent.cli.client(output).put(
                     "/v1/volumes/" + Names.requireVolumeName(volume) + "/snapshot-schedule", Map.of("everyMs", everyMs, "keep", keep));
             if (output.json()) {
-                Output.printJson(parent.cli.out, s);
+                output.print(parent.cli.out, s);
             } else {
                 parent.cli.err.println("snapshot schedule of " + volume + ": every " + Output.text(s.path("every")) + ", keep "
                         + s.path("keep").asInt() + "; next at " + Output.instant(s.path("nextRunAt")));
@@ -186,7 +186,7 @@ final class SnapshotCommands extends CommandGroup {
             BallastCli cli = parent.parent.cli;
             JsonNode all = cli.client(output).get("/v1/snapshot-schedules").path("schedules");
             if (output.json()) {
-                Output.printJson(cli.out, all);
+                output.print(cli.out, all);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();
@@ -253,7 +253,7 @@ final class SnapshotCommands extends CommandGroup {
                         .put("volumeSizeBytes", page.path("volumeSizeBytes").asLong()).put("blockSizeBytes", page.path("blockSizeBytes").asInt())
                         .put("changedBytes", changedBytes);
                 out.putArray("extents").addAll(extents);
-                Output.printJson(cli().out, out);
+                output.print(cli().out, out);
                 return ExitCodes.OK;
             }
             List<List<String>> rows = new ArrayList<>();

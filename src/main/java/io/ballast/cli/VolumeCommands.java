@@ -143,7 +143,7 @@ final class VolumeCommands extends CommandGroup {
             // the CLI shows the volume with its replicas created, as a user expects after `create`
             JsonNode v = client().post("/v1/volumes?wait=ready", body);
             if (output.json()) {
-                Output.printJson(cli().out, v);
+                output.print(cli().out, v);
             } else {
                 List<String> on = new ArrayList<>();
                 v.path("replicas").forEach(r -> on.add(r.path("nodeId").asText()));
@@ -209,7 +209,7 @@ final class VolumeCommands extends CommandGroup {
                 Pages.Listed[] l = new Pages.Listed[1];
                 List<JsonNode> all = Pages.all(c, path, "volumes", page.limit, page.continueToken, chunkSize, l);
                 all.forEach(v -> shown.add(v.path("name").asText()));
-                Output.printJson(cli().out, Output.PRETTY.valueToTree(all));
+                output.print(cli().out, Output.PRETTY.valueToTree(all));
                 listed = l[0];
             } else {
                 boolean[] first = {true};
@@ -353,7 +353,7 @@ final class VolumeCommands extends CommandGroup {
         public Integer call() {
             JsonNode v = client().get(path(name));
             if (output.json()) {
-                Output.printJson(cli().out, v);
+                output.print(cli().out, v);
                 return ExitCodes.OK;
             }
             var out = cli().out;
@@ -497,7 +497,7 @@ final class VolumeCommands extends CommandGroup {
             }
             JsonNode v = client().post(path + "/qos", body);
             if (output.json()) {
-                Output.printJson(cli().out, v);
+                output.print(cli().out, v);
                 return ExitCodes.OK;
             }
             cli().err.println("volume " + name + " QoS: " + (v.path("qos").isObject() ? qosText(v.path("qos")) : "unlimited"));
@@ -519,7 +519,7 @@ final class VolumeCommands extends CommandGroup {
             long bytes = Sizes.parse(size);
             JsonNode v = client().post(path + "/resize", Map.of("size", bytes));
             if (output.json()) {
-                Output.printJson(cli().out, v);
+                output.print(cli().out, v);
                 return ExitCodes.OK;
             }
             cli().err.println("volume " + name + " is " + Sizes.format(v.path("sizeBytes").asLong()));
@@ -544,7 +544,7 @@ final class VolumeCommands extends CommandGroup {
             io.ballast.common.SnapshotRef r = io.ballast.common.SnapshotRef.parse(ref);
             JsonNode v = client().post(path(r.volume()) + "/revert", Map.of("snapshot", r.snapshot()));
             if (output.json()) {
-                Output.printJson(cli().out, v);
+                output.print(cli().out, v);
             } else {
                 cli().err.println("volume " + r.volume() + " reverted to snapshot " + r.snapshot());
             }
@@ -599,7 +599,7 @@ final class VolumeCommands extends CommandGroup {
             }
             JsonNode a = client().post(path(name) + "/attach", body);
             if (output.json()) {
-                Output.printJson(cli().out, a);
+                output.print(cli().out, a);
                 return ExitCodes.OK;
             }
             if ("nfs".equals(a.path("method").asText())) {
@@ -627,7 +627,7 @@ final class VolumeCommands extends CommandGroup {
         public Integer call() {
             JsonNode a = client().post(path(name) + "/detach", null);
             if (output.json()) {
-                Output.printJson(cli().out, a);
+                output.print(cli().out, a);
             } else {
                 cli().err.println("detached " + name);
             }
@@ -645,7 +645,7 @@ final class VolumeCommands extends CommandGroup {
             JsonNode r = client().get(path(name) + "/verify");
             boolean identical = r.path("identical").asBoolean();
             if (output.json()) {
-                Output.printJson(cli().out, r);
+                output.print(cli().out, r);
             } else {
                 JsonNode rep = r.path("report");
                 List<String> nodes = new ArrayList<>();
@@ -707,7 +707,7 @@ final class VolumeCommands extends CommandGroup {
                         cli().err.print("\r\033[K");
                     }
                     if (output.json()) {
-                        Output.printJson(cli().out, v);
+                        output.print(cli().out, v);
                     } else {
                         cli().err.println("volume " + name + ": all " + v.path("replicas").size() + " replicas in sync (epoch "
                                 + v.path("epoch").asLong() + ")");

@@ -106,6 +106,16 @@ class CliInProcessTest {
         JsonNode st = JSON.readTree(cli.run("status", "--output", "json").out());
         assertThat(st.path("node").path("state").asText()).isEqualTo("RUNNING");
         assertThat(st.path("volumes").size()).isEqualTo(1);
+
+        // -o yaml: the same objects, as YAML
+        var yaml = new ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+        var ly = cli.run("volume", "list", "-o", "yaml");
+        assertThat(ly.out()).startsWith("---").contains("name: \"a\"");
+        assertThat(yaml.readTree(ly.out())).isEqualTo(JSON.readTree(cli.run("volume", "list", "-o", "json").out()));
+        JsonNode vy = yaml.readTree(cli.run("volume", "inspect", "a", "-o", "yaml").out());
+        assertThat(vy.path("uuid").asText()).isEqualTo(v.path("uuid").asText());
+        assertThat(cli.run("volume", "list", "-o", "xml").err()).contains("Invalid value for option '--output'")
+                .contains("human, wide, json, yaml");
     }
 
     @Test
@@ -138,7 +148,7 @@ class CliInProcessTest {
         assertThat(usage.err()).contains("--size");
         assertThat(cli.run("volume").exit()).isEqualTo(ExitCodes.USAGE);
         assertThat(cli.run("frobnicate").exit()).isEqualTo(ExitCodes.USAGE);
-        assertThat(cli.run("volume", "list", "--output", "yaml").exit()).isEqualTo(ExitCodes.USAGE);
+        assertThat(cli.run("volume", "list", "--output", "toml").exit()).isEqualTo(ExitCodes.USAGE);
     }
 
     @Test
