@@ -104,7 +104,14 @@ class AuthCliSystemTest {
         // revoked: the viewer's context stops working, with the login hint
         CliRunner.Result revoke = ballast("auth", "token", "revoke", "watcher");
         assertThat(revoke.exit()).as(revoke.err()).isZero();
-        CliRunner.Result afterRevoke = ballast("volume", "list", "--context", "watch");
+        // the watch context talks to node 2, which refuses the token once it has applied the revocation
+        // (docs/security.md: milliseconds after the member that answered the revoke)
+        CliRunner.Result[] refused = new CliRunner.Result[1];
+        io.ballast.testing.MiniCluster.await(java.time.Duration.ofSeconds(10), "node 2 refusing the revoked token", () -> {
+            refused[0] = ballast("volume", "list", "--context", "watch");
+            return refused[0].exit() != 0;
+        });
+        CliRunner.Result afterRevoke = refused[0];
         assertThat(afterRevoke.exit()).isEqualTo(ExitCodes.NOT_AUTHORIZED);
         assertThat(afterRevoke.err()).contains("unknown or revoked token").contains("ballast login");
         CliRunner.Result list = ballast("auth", "token", "list", "-o", "json");

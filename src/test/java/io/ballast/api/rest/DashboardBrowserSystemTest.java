@@ -214,6 +214,8 @@ class DashboardBrowserSystemTest {
         waitFor("node-b uncordoned", d -> !text("#nodes tr[data-node='node-b'] .state").contains("cordoned"));
 
         browser.findElement(By.cssSelector("#nav a[data-page='volumes']")).click();
+        // the page is drawn after the click returns
+        waitFor("the volumes page", d -> !d.findElements(By.id("create-volume")).isEmpty());
         browser.findElement(By.id("create-volume")).click();
         type("#f-name", "db");
         type("#f-size", "32MiB");
