@@ -80,7 +80,12 @@ class RaftPortIntruderTest {
                 assertThat(s.node(victim).orElseThrow().cordoned()).as("node %d shows %s cordoned", i, victim).isFalse();
             }
             assertThat(c.member(leader).raft().stateMachine().refusedWrites()).isGreaterThanOrEqualTo(8);
-            List<ILoggingEvent> traces = logs.list.stream().filter(e -> e.getThrowableProxy() != null).toList();
+            // Stack traces from applying or validating entries. A member's own Ratis client may log one when a
+            // lease or read it sent meets a leader change on a loaded host (seen in CI): that is not the intruder's.
+            List<String> traces = logs.list.stream()
+                    .filter(e -> e.getThrowableProxy() != null && !e.getLoggerName().startsWith("org.apache.ratis.client"))
+                    .map(e -> e.getLoggerName() + ": " + e.getFormattedMessage())
+                    .toList();
             assertThat(traces).as("log events with a stack trace").isEmpty();
 
             // members still write: their commands carry the seal
