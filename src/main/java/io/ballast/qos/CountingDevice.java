@@ -6,21 +6,15 @@ import java.util.function.Consumer;
 
 /**
  * A volume's device as its NBD clients reach it, counting completed reads and writes (operations and
- * payload bytes) into the volume's {@link VolumeIo.Counts}. Closing it closes nothing: the engine owns
- * the device.
+ * payload bytes) into the volume's {@link VolumeIo.Counts}. Zeroing, trimming and
+ * flushes move no payload and pass through uncounted.
  */
-final class CountingDevice implements BlockDevice {
-    private final BlockDevice device;
+final class CountingDevice extends ForwardingDevice {
     private final VolumeIo.Counts counts;
 
     CountingDevice(BlockDevice device, VolumeIo.Counts counts) {
-        this.device = device;
+        super(device);
         this.counts = counts;
-    }
-
-    @Override
-    public long sizeBytes() {
-        return device.sizeBytes();
     }
 
     @Override
@@ -48,11 +42,6 @@ final class CountingDevice implements BlockDevice {
     }
 
     @Override
-    public boolean asyncWrites() {
-        return device.asyncWrites();
-    }
-
-    @Override
     public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, Consumer<RuntimeException> done) {
         int bytes = src.remaining();
         device.writeAsync(offsetBytes, src, fua, error -> {
@@ -61,25 +50,5 @@ final class CountingDevice implements BlockDevice {
             }
             done.accept(error);
         });
-    }
-
-    @Override
-    public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
-        device.writeZeroes(offsetBytes, lengthBytes, mayDeallocate, fua);
-    }
-
-    @Override
-    public void trim(long offsetBytes, long lengthBytes, boolean fua) {
-        device.trim(offsetBytes, lengthBytes, fua);
-    }
-
-    @Override
-    public void flush() {
-        device.flush();
-    }
-
-    @Override
-    public void close() {
-        // the engine host owns and closes the device
     }
 }

@@ -8,16 +8,14 @@ import java.util.function.Consumer;
  * A volume's device as its clients reach it: every operation first passes the volume's
  * {@link VolumeLimiter} (waiting there, on the caller's thread, when over the limit). The NBD
  * session's reader is that caller for asynchronous writes, so a throttled connection stops reading
- * requests and the client sees the delay as latency, never as an error. Closing this wrapper closes
- * nothing: the engine owns the device.
+ * requests and the client sees the delay as latency, never as an error.
  */
-public final class ThrottledDevice implements BlockDevice {
-    private final BlockDevice device;
+public final class ThrottledDevice extends ForwardingDevice {
     private final VolumeLimiter limiter;
     private final java.util.function.LongConsumer onThrottledNs;
 
     public ThrottledDevice(BlockDevice device, VolumeLimiter limiter, java.util.function.LongConsumer onThrottledNs) {
-        this.device = device;
+        super(device);
         this.limiter = limiter;
         this.onThrottledNs = onThrottledNs;
     }
@@ -27,11 +25,6 @@ public final class ThrottledDevice implements BlockDevice {
         if (waitedNs > 0) {
             onThrottledNs.accept(waitedNs);
         }
-    }
-
-    @Override
-    public long sizeBytes() {
-        return device.sizeBytes();
     }
 
     @Override
@@ -57,11 +50,6 @@ public final class ThrottledDevice implements BlockDevice {
     }
 
     @Override
-    public boolean asyncWrites() {
-        return device.asyncWrites();
-    }
-
-    @Override
     public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, Consumer<RuntimeException> done) {
         pass(src.remaining());
         device.writeAsync(offsetBytes, src, fua, done);
@@ -80,14 +68,5 @@ public final class ThrottledDevice implements BlockDevice {
         device.trim(offsetBytes, lengthBytes, fua);
     }
 
-    /** Flushes are not limited: holding one back would only delay durability, not save bandwidth. */
-    @Override
-    public void flush() {
-        device.flush();
-    }
-
-    @Override
-    public void close() {
-        // the engine host owns and closes the device
-    }
+    // Flushes pass unlimited (ForwardingDevice): holding one back would only delay durability, not save bandwidth.
 }
