@@ -291,7 +291,7 @@ class DashboardBrowserSystemTest {
     @Test
     @Order(4)
     void aResizeThroughThePageShowsInVolumeInspect() throws Exception {
-        browser.findElement(By.cssSelector("button[data-action='resize']")).click();
+        clickRedrawn("button[data-action='resize']");
         type("#f-size", "48MiB");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("new size on the page", d -> text("#volume-size").equals("48.0 MiB"));
@@ -319,7 +319,7 @@ class DashboardBrowserSystemTest {
     @Test
     @Order(5)
     void aRefusedDeleteShowsTheApisMessage() throws Exception {
-        browser.findElement(By.cssSelector("button[data-action='delete']")).click();
+        clickRedrawn("button[data-action='delete']");
         assertThat(text("#dialog")).contains("cannot be undone"); // destructive: asks first
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("the refusal", d -> !text(".dialog-error").isEmpty());
@@ -421,13 +421,13 @@ class DashboardBrowserSystemTest {
         assertThat((long) Double.parseDouble(counted.group(1))).isEqualTo(writtenBytes.get());
 
         // a snapshot taken through the page is listed there; the same name again is refused with the API's message
-        browser.findElement(By.cssSelector("button[data-action='snapshot']")).click();
+        clickRedrawn("button[data-action='snapshot']");
         type("#f-name", "before-upgrade");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("the snapshot listed", d -> !d.findElements(By.cssSelector("#snapshots tr[data-snapshot='before-upgrade']")).isEmpty());
         assertThat(text("#snapshots tr[data-snapshot='before-upgrade']")).contains("16.0 MiB");
         assertThat(api("/v1/volumes/web/snapshots").path("snapshots").findValuesAsText("name")).contains("before-upgrade");
-        browser.findElement(By.cssSelector("button[data-action='snapshot']")).click();
+        clickRedrawn("button[data-action='snapshot']");
         type("#f-name", "before-upgrade");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("the refusal", d -> !text(".dialog-error").isEmpty());
@@ -438,7 +438,7 @@ class DashboardBrowserSystemTest {
         browser.findElement(By.id("dialog-cancel")).click();
 
         // detach asks first, then the page shows the volume detached
-        browser.findElement(By.cssSelector("button[data-action='detach']")).click();
+        clickRedrawn("button[data-action='detach']");
         assertThat(text("#dialog")).contains("Detach web?", "web is attached on node-a", "programs using it lose access");
         browser.findElement(By.id("dialog-confirm")).click();
         waitFor("web detached on its page", d -> text("#engine").contains("none: the volume is detached")
