@@ -106,11 +106,40 @@ public final class BallastStateMachine extends BaseStateMachine {
         return storage;
     }
 
+    /** The state a recovery prepared ({@link QuorumRecovery}): installed as the first snapshot of a new storage. */
+    private volatile QuorumRecovery.Seed seed;
+
+    /** Before the Raft server starts on a fresh storage: its first snapshot is this recovered state. */
+    void seed(QuorumRecovery.Seed s) {
+        seed = s;
+    }
+
     @Override
     public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
         super.initialize(server, groupId, raftStorage);
         storage.init(raftStorage);
+        QuorumRecovery.Seed s = seed;
+        if (s != null && storage.loadLatestSnapshot() == null) {
+            installSeed(s, raftStorage);
+        }
         loadSnapshot(scanForLatestSnapshot());
+    }
+
+    /**
+     * Writes the seed as a snapshot of our own format at the recovered index and term, and persists
+     * that term as Raft's current term (Ratis reads it after this), so the new group's first election
+     * takes a later term and its log goes on at the next index: terms and indexes never go backwards.
+     */
+    private void installSeed(QuorumRecovery.Seed s, RaftStorage raftStorage) throws IOException {
+        File f = storage.getSnapshotFile(s.term(), s.index());
+        DurableFiles.writeAtomically(f.toPath(), Files.readAllBytes(s.stateFile()));
+        MD5FileUtil.computeAndSaveMd5ForFile(f);
+        var meta = raftStorage.getMetadataFile();
+        if (meta.getMetadata().getTerm() < s.term()) {
+            meta.persist(org.apache.ratis.server.storage.RaftStorageMetadata.valueOf(s.term(), null));
+        }
+        log.atWarn().addKeyValue("index", s.index()).addKeyValue("term", s.term())
+                .log("recovered metadata installed as the first snapshot of a single-voter Raft group");
     }
 
     @Override
