@@ -123,6 +123,33 @@ public final class BallastStateMachine extends BaseStateMachine {
             installSeed(s, raftStorage);
         }
         loadSnapshot(scanForLatestSnapshot());
+        markRunning();
+    }
+
+    /**
+     * Ratis installs a snapshot from the leader on a follower that is behind the leader's log (a node
+     * that joins a recovered cluster, whose log starts after the recovered snapshot; one that was away
+     * past a purge): it pauses this state machine, writes the files, then reloads it, and the reload
+     * insists that it was paused. {@link BaseStateMachine} never moves its life cycle, so without these
+     * transitions the follower's apply thread failed the install and Ratis closed its division.
+     */
+    @Override
+    public void pause() {
+        org.apache.ratis.util.LifeCycle lc = getLifeCycle();
+        if (lc.getCurrentState() == org.apache.ratis.util.LifeCycle.State.RUNNING) {
+            lc.transition(org.apache.ratis.util.LifeCycle.State.PAUSING);
+            lc.transition(org.apache.ratis.util.LifeCycle.State.PAUSED);
+        }
+    }
+
+    /** NEW (first start) or PAUSED (a snapshot installed) to RUNNING; a server started again in this process is RUNNING already. */
+    private void markRunning() {
+        org.apache.ratis.util.LifeCycle lc = getLifeCycle();
+        var s = lc.getCurrentState();
+        if (s == org.apache.ratis.util.LifeCycle.State.NEW || s == org.apache.ratis.util.LifeCycle.State.PAUSED) {
+            lc.transition(org.apache.ratis.util.LifeCycle.State.STARTING);
+            lc.transition(org.apache.ratis.util.LifeCycle.State.RUNNING);
+        }
     }
 
     /**
@@ -145,6 +172,7 @@ public final class BallastStateMachine extends BaseStateMachine {
     @Override
     public void reinitialize() throws IOException {
         loadSnapshot(scanForLatestSnapshot());
+        markRunning();
     }
 
     private SingleFileSnapshotInfo scanForLatestSnapshot() throws IOException {

@@ -764,8 +764,8 @@ public final class ClusterState {
             String survivorCopy = before.replicas().stream().anyMatch(x -> x.nodeId().equals(survivor.id()))
                     ? "; the replica on " + survivor.id() + " is not in sync (it missed writes) and is kept, not served" : "";
             event(r.at(), "volume-lost", name, "volume " + name + " has no in-sync replica left: they were on nodes lost"
-                    + " in the recovery on " + survivor.id() + survivorCopy + "; restore it from a backup (`ballast backup list "
-                    + name + "`) or delete it (`ballast volume delete " + name + "`)");
+                    + " in the recovery on " + survivor.id() + survivorCopy + "; restore it from a backup (`ballast backup list`)"
+                    + " or delete it (`ballast volume delete " + name + "`)");
         }
         event(r.at(), "cluster-recovered", survivor.id(), "cluster recovered on " + survivor.id() + " alone from its Raft log at"
                 + " index " + r.recoveredIndex() + " (term " + r.recoveredTerm() + ", last known commit "

@@ -29,7 +29,7 @@ final class CommandGate {
         Command c = decode(json);
         if (c instanceof Command.RecoverCluster) {
             // removes every member but one: only `ballast cluster recover`, offline, applies it
-            throw new CommandSeal.Refused("RecoverCluster is applied only offline, by `ballast cluster recover` on a stopped node");
+            throw new CommandSeal.Refused("RecoverCluster is applied only offline, by `ballast cluster recover --data-dir DIR` on a stopped node");
         }
         validate(c);
         return json;

@@ -71,8 +71,8 @@ public final class QuorumRecovery {
      */
     public record Plan(String dataDir, String nodeId, long snapshotIndex, long recoveredIndex, long recoveredTerm,
             long lastKnownCommitIndex, int entriesReplayed, List<String> oldVoters, List<String> removedNodes,
-            List<String> lostVolumes, List<String> degradedVolumes, List<String> untouchedVolumes, String keptRaftDir,
-            @JsonIgnore byte[] state) {}
+            List<String> lostVolumes, List<String> degradedVolumes, List<String> untouchedVolumes, List<String> warnings,
+            String keptRaftDir, @JsonIgnore byte[] state) {}
 
     /** A prepared recovery waiting for the node's next start. */
     record Seed(Path stateFile, long term, long index) {}
@@ -103,7 +103,7 @@ public final class QuorumRecovery {
                     .log("cluster recovery prepared: the node starts as the only voter");
             return new Plan(p.dataDir(), p.nodeId(), p.snapshotIndex(), p.recoveredIndex(), p.recoveredTerm(),
                     p.lastKnownCommitIndex(), p.entriesReplayed(), p.oldVoters(), p.removedNodes(), p.lostVolumes(),
-                    p.degradedVolumes(), p.untouchedVolumes(), kept.toString(), p.state());
+                    p.degradedVolumes(), p.untouchedVolumes(), p.warnings(), kept.toString(), p.state());
         }
     }
 
@@ -226,9 +226,17 @@ public final class QuorumRecovery {
         }
         var result = (ClusterState.RecoveryResult) state.apply(r.lastIndex, new Command.RecoverCluster(now.toString(), nodeId,
                 r.lastIndex, r.lastTerm, Math.max(r.commitIndex, snapshotIndex)));
+        List<String> warnings = new ArrayList<>();
+        io.ballast.security.TlsDir tls = io.ballast.security.TlsDir.of(dataDir);
+        if (tls.hasNodeCredentials() && !Files.exists(tls.caKey())) {
+            // only nodes holding the CA key sign the certificates of joining nodes (docs/security.md)
+            warnings.add("this node does not hold the cluster CA key (" + tls.caKey() + "): no node can join the recovered"
+                    + " cluster until a copy of the CA's ca.crt and ca.key is put in " + tls.dir() + " before the node starts"
+                    + " (docs/security.md, \"Recovery\")");
+        }
         return new Plan(dataDir.toString(), nodeId, snapshotIndex, r.lastIndex, r.lastTerm, Math.max(r.commitIndex, snapshotIndex),
                 r.replayed, List.copyOf(r.voters), result.removedNodes(), result.lostVolumes(), result.degradedVolumes(),
-                result.untouchedVolumes(), null, state.toBytes());
+                result.untouchedVolumes(), List.copyOf(warnings), null, state.toBytes());
     }
 
     /** Applies the log's commands past the snapshot, as the state machine would, and notes terms and commits. */
