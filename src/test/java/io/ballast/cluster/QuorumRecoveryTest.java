@@ -83,6 +83,12 @@ class QuorumRecoveryTest {
                     .contains("Removed:   node-2, node-3").contains("Degraded:  pg").contains("Lost:      gone")
                     .contains("Nothing was changed. To recover, run:\n  ballast cluster recover --data-dir " + survivor + " --yes");
             assertThat(survivor.resolve("raft")).as("nothing changed without --yes").isDirectory();
+            CliRunner.Result json = cli.run("cluster", "recover", "--data-dir", survivor.toString(), "-o", "json");
+            JsonNode plan = io.ballast.common.Json.newMapper().readTree(json.out());
+            assertThat(plan.path("recovered").asBoolean()).isFalse();
+            assertThat(plan.path("plan").path("lostVolumes")).extracting(JsonNode::asText).containsExactly("gone");
+            assertThat(plan.path("plan").path("oldVoters")).extracting(JsonNode::asText)
+                    .containsExactly("node-1", "node-2", "node-3");
 
             long t0 = System.nanoTime();
             CliRunner.Result done = cli.run("cluster", "recover", "--data-dir", survivor.toString(), "--yes");
@@ -103,7 +109,7 @@ class QuorumRecoveryTest {
             System.out.printf("recover: %d ms offline, restart as the only voter %d ms (index %d, term %d)%n", recoverMs, startMs,
                     index, term);
             assertThat(survivor.resolve("recover")).as("the seed is dropped once the new group committed").doesNotExist();
-            assertThat(c.member(1).raft().currentVoters()).containsExactly("node-1");
+            assertThat(c.member(1).raft().currentPeers()).extracting(p -> p.getId().toString()).containsExactly("node-1");
             assertThat(c.member(1).raft().commitIndex()).as("the log goes on after the recovered index").isGreaterThan(index);
             CliRunner admin = new CliRunner().server(c.url(1), adminToken);
             CliRunner.Result nodes = admin.run("node", "list", "-o", "json");
