@@ -97,7 +97,13 @@ public final class QuorumRecovery {
             DurableFiles.writeAtomically(seedDir.resolve(SEED_INFO), ClusterMember.JSON.writeValueAsBytes(
                     new SeedInfo(p.recoveredTerm(), p.recoveredIndex(), now.toString())));
             Path kept = dataDir.resolve("raft.before-recover-" + now.toString().replace(':', '-'));
-            Files.move(dataDir.resolve("raft"), kept, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            try {
+                Files.move(dataDir.resolve("raft"), kept, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                seedApplied(dataDir); // a start would take the old storage for a failed seeded one: leave it as it was
+                throw new BallastException(ErrorCode.INTERNAL, "could not move " + dataDir.resolve("raft") + " aside to " + kept
+                        + ": " + e.getMessage() + "; nothing was changed");
+            }
             log.atWarn().addKeyValue("index", p.recoveredIndex()).addKeyValue("term", p.recoveredTerm())
                     .addKeyValue("removed", p.removedNodes()).addKeyValue("kept", kept.toString())
                     .log("cluster recovery prepared: the node starts as the only voter");
@@ -267,7 +273,13 @@ public final class QuorumRecovery {
             if (e.getIndex() <= snapshotIndex) {
                 return;
             }
-            lastIndex = Math.max(lastIndex, e.getIndex());
+            if (e.getIndex() != lastIndex + 1) {
+                // a snapshot missing or damaged beside a purged log: the state between them is unknown
+                throw new BallastException(ErrorCode.INTERNAL, "the Raft storage has no entries from index " + (lastIndex + 1)
+                        + " to " + (e.getIndex() - 1) + " (the metadata snapshot " + (snapshotIndex < 0 ? "is missing"
+                        : "ends at " + snapshotIndex) + "): the metadata cannot be rebuilt from it; nothing was changed");
+            }
+            lastIndex = e.getIndex();
             lastTerm = Math.max(lastTerm, e.getTerm());
             if (!e.hasStateMachineLogEntry()) {
                 return;
