@@ -92,7 +92,10 @@ class QuorumRecoveryTest {
                     .containsExactly("node-1", "node-2", "node-3");
             // a stopped node has just taken a snapshot; without it, the same metadata comes from its log alone
             // (what a killed node's log tail goes through); the recovery below then uses the log only
-            Path sm = Files.list(survivor.resolve("raft")).findFirst().orElseThrow().resolve("sm");
+            Path sm;
+            try (var groups = Files.list(survivor.resolve("raft"))) {
+                sm = groups.findFirst().orElseThrow().resolve("sm");
+            }
             deleteTree(sm);
             JsonNode fromLog = io.ballast.common.Json.newMapper().readTree(cli.run("cluster", "recover", "--data-dir",
                     survivor.toString(), "-o", "json").out()).path("plan");
