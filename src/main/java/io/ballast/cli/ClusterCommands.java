@@ -1,6 +1,7 @@
 package io.ballast.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -295,10 +296,77 @@ final class ClusterCommands {
     }
 
     @Command(name = "cluster", description = "Cluster-wide settings.",
-            subcommands = {Settings.class, RotateKey.class, CaGroup.class, picocli.CommandLine.HelpCommand.class})
+            subcommands = {Settings.class, RotateKey.class, CaGroup.class, Recover.class, picocli.CommandLine.HelpCommand.class})
     static final class ClusterGroup extends CommandGroup {
         @ParentCommand
         BallastCli cli;
+    }
+
+    @Command(name = "recover", description = {"After a majority of the voters is lost for good: make this stopped node the only"
+            + " voter of its cluster (same CA, tokens and volumes), with the metadata of its own Raft log. Offline, on its"
+            + " data directory; without --yes it only shows what it would do.",
+            "Costs: metadata changes the lost members may have committed after this node's last log entry are lost;"
+            + " the other members are removed (their certificates revoked); volumes with no in-sync replica here are lost."
+            + " See docs/operations.md, \"Lost quorum\"."})
+    static final class Recover implements Callable<Integer> {
+        @ParentCommand
+        ClusterGroup parent;
+
+        @Mixin
+        Output output;
+
+        @Option(names = "--data-dir", required = true, paramLabel = "DIR", description = "The surviving node's data directory (the node must be stopped)")
+        Path dataDir;
+
+        @Option(names = "--yes", description = "Do it (without: show what it would do, change nothing, exit 4)")
+        boolean yes;
+
+        @Override
+        public Integer call() throws java.io.IOException {
+            Path dir = dataDir.toAbsolutePath().normalize();
+            io.ballast.cluster.QuorumRecovery.Plan p = yes ? io.ballast.cluster.QuorumRecovery.apply(dir, java.time.Instant.now())
+                    : io.ballast.cluster.QuorumRecovery.plan(dir, java.time.Instant.now());
+            var out = parent.cli.out;
+            if (output.json()) {
+                java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+                m.put("recovered", yes);
+                m.put("plan", p);
+                output.print(out, m);
+                return yes ? ExitCodes.OK : ExitCodes.CONFLICT;
+            }
+            out.println((yes ? "Recovered " : "Would recover ") + p.nodeId() + " as the only voter of its cluster, from its Raft log"
+                    + " up to index " + p.recoveredIndex() + " (term " + p.recoveredTerm() + "; last known commit "
+                    + p.lastKnownCommitIndex() + (p.snapshotIndex() >= 0 ? ", snapshot at " + p.snapshotIndex() : "") + ", "
+                    + p.entriesReplayed() + " commands replayed after it).");
+            out.println("Cost:      metadata changes the lost members may have committed after index " + p.recoveredIndex()
+                    + " are lost (creates, attaches, deletes made while " + p.nodeId() + " was cut off from them).");
+            out.println("Voters:    " + (p.oldVoters().isEmpty() ? "" : "were " + String.join(", ", p.oldVoters()) + "; ")
+                    + "now " + p.nodeId() + " alone");
+            out.println("Removed:   " + (p.removedNodes().isEmpty() ? "none" : String.join(", ", p.removedNodes()))
+                    + " (out of the cluster, certificates revoked; a removed node must never start on its old data directory)");
+            out.println("Degraded:  " + list(p.degradedVolumes()) + " (a replica in sync on " + p.nodeId()
+                    + ": attachable, rebuilt to their replica count as nodes join)");
+            out.println("Lost:      " + list(p.lostVolumes()) + (p.lostVolumes().isEmpty() ? ""
+                    : " (no in-sync replica on " + p.nodeId() + ": health unavailable; restore from a backup or delete them)"));
+            if (!p.untouchedVolumes().isEmpty()) {
+                out.println("Empty:     " + list(p.untouchedVolumes()) + " (never attached, so nothing written: new replicas as nodes join)");
+            }
+            p.warnings().forEach(w -> out.println("Warning:   " + w));
+            if (!yes) {
+                out.println("Nothing was changed. To recover, run:");
+                out.println("  ballast cluster recover --data-dir " + dir + " --yes");
+                return ExitCodes.CONFLICT;
+            }
+            out.println("Old Raft storage kept in " + p.keptRaftDir() + " (never read again; delete it once the cluster runs).");
+            out.println("Next: start the node on " + dir + " as before; it runs as the only voter. Then join new nodes to it"
+                    + " (node start with --join and the token in " + dir.resolve("cluster-token") + ") to get back to three"
+                    + " voters; volumes regain their replicas on them.");
+            return ExitCodes.OK;
+        }
+
+        private static String list(java.util.List<String> names) {
+            return names.isEmpty() ? "none" : String.join(", ", names);
+        }
     }
 
     @Command(name = "ca", description = "The cluster CA.", subcommands = {CaShow.class, picocli.CommandLine.HelpCommand.class})

@@ -106,16 +106,73 @@ public final class BallastStateMachine extends BaseStateMachine {
         return storage;
     }
 
+    /** The state a recovery prepared ({@link QuorumRecovery}): installed as the first snapshot of a new storage. */
+    private volatile QuorumRecovery.Seed seed;
+
+    /** Before the Raft server starts on a fresh storage: its first snapshot is this recovered state. */
+    void seed(QuorumRecovery.Seed s) {
+        seed = s;
+    }
+
     @Override
     public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
         super.initialize(server, groupId, raftStorage);
         storage.init(raftStorage);
+        QuorumRecovery.Seed s = seed;
+        if (s != null && storage.loadLatestSnapshot() == null) {
+            installSeed(s, raftStorage);
+        }
         loadSnapshot(scanForLatestSnapshot());
+        markRunning();
+    }
+
+    /**
+     * Ratis installs a snapshot from the leader on a follower that is behind the leader's log (a node
+     * that joins a recovered cluster, whose log starts after the recovered snapshot; one that was away
+     * past a purge): it pauses this state machine, writes the files, then reloads it, and the reload
+     * insists that it was paused. {@link BaseStateMachine} never moves its life cycle, so without these
+     * transitions the follower's apply thread failed the install and Ratis closed its division.
+     */
+    @Override
+    public void pause() {
+        org.apache.ratis.util.LifeCycle lc = getLifeCycle();
+        if (lc.getCurrentState() == org.apache.ratis.util.LifeCycle.State.RUNNING) {
+            lc.transition(org.apache.ratis.util.LifeCycle.State.PAUSING);
+            lc.transition(org.apache.ratis.util.LifeCycle.State.PAUSED);
+        }
+    }
+
+    /** NEW (first start) or PAUSED (a snapshot installed) to RUNNING; a server started again in this process is RUNNING already. */
+    private void markRunning() {
+        org.apache.ratis.util.LifeCycle lc = getLifeCycle();
+        var s = lc.getCurrentState();
+        if (s == org.apache.ratis.util.LifeCycle.State.NEW || s == org.apache.ratis.util.LifeCycle.State.PAUSED) {
+            lc.transition(org.apache.ratis.util.LifeCycle.State.STARTING);
+            lc.transition(org.apache.ratis.util.LifeCycle.State.RUNNING);
+        }
+    }
+
+    /**
+     * Writes the seed as a snapshot of our own format at the recovered index and term, and persists
+     * that term as Raft's current term (Ratis reads it after this), so the new group's first election
+     * takes a later term and its log goes on at the next index: terms and indexes never go backwards.
+     */
+    private void installSeed(QuorumRecovery.Seed s, RaftStorage raftStorage) throws IOException {
+        File f = storage.getSnapshotFile(s.term(), s.index());
+        DurableFiles.writeAtomically(f.toPath(), Files.readAllBytes(s.stateFile()));
+        MD5FileUtil.computeAndSaveMd5ForFile(f);
+        var meta = raftStorage.getMetadataFile();
+        if (meta.getMetadata().getTerm() < s.term()) {
+            meta.persist(org.apache.ratis.server.storage.RaftStorageMetadata.valueOf(s.term(), null));
+        }
+        log.atWarn().addKeyValue("index", s.index()).addKeyValue("term", s.term())
+                .log("recovered metadata installed as the first snapshot of a single-voter Raft group");
     }
 
     @Override
     public void reinitialize() throws IOException {
         loadSnapshot(scanForLatestSnapshot());
+        markRunning();
     }
 
     private SingleFileSnapshotInfo scanForLatestSnapshot() throws IOException {

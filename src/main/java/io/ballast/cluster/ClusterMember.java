@@ -176,11 +176,24 @@ public final class ClusterMember implements AutoCloseable {
                 throw BallastException.invalid("--token differs from the token this node joined with; a member keeps its cluster's token");
             }
             raft = new RaftNode(nodeId, identity.raftAddress(), raftDir, identity.token(), sm, config.timings(), tls);
-            raft.start(List.of(), List.of());
+            java.util.Optional<QuorumRecovery.Seed> seed = QuorumRecovery.pendingSeed(dataDir);
+            if (seed.isPresent()) {
+                // `ballast cluster recover` moved the old storage aside: a new one, this node its only voter
+                deleteRecursively(raftDir); // what a start that failed half-way after the recovery left
+                sm.seed(seed.get());
+                raft.start(List.of(raft.self()), List.of());
+            } else {
+                raft.start(List.of(), List.of());
+            }
             // a restart of a single-voter cluster elects itself at once; with more voters, wait for them in the background
             if (raft.currentVoters().size() <= 1) {
                 awaitLeader(Duration.ofSeconds(30));
                 registerOrHeartbeat();
+                if (seed.isPresent()) {
+                    QuorumRecovery.seedApplied(dataDir); // the new group committed on top of the seed's snapshot
+                    log.atWarn().addKeyValue("index", seed.get().index()).addKeyValue("term", seed.get().term())
+                            .log("running as the only voter of the recovered cluster");
+                }
                 if (!Files.exists(dataDir.resolve(ApiTokens.ADMIN_TOKEN_FILE))) {
                     ApiTokens.bootstrapAdmin(this, dataDir); // a cluster from before API tokens: its first admin
                 }
@@ -784,6 +797,9 @@ public final class ClusterMember implements AutoCloseable {
         for (VolumeRecord v : s.volumes()) {
             if (v.replicas().size() >= v.repl() || !s.placeOneMore(v, config.overcommitRatio()).ok()) {
                 continue;
+            }
+            if (v.inSyncNodes().isEmpty() && !(v.epoch() == 0 && v.attachment() == null)) {
+                continue; // written, and no in-sync replica to rebuild from (lost in a recovery): a new one would stay empty
             }
             try {
                 raft.submit(new Command.AddReplica(Instant.now().toString(), v.name(), config.overcommitRatio(),

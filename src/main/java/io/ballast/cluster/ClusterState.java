@@ -426,6 +426,7 @@ public final class ClusterState {
             }
             case Command.DrainNode d -> drain(d);
             case Command.RemoveNode r -> remove(r);
+            case Command.RecoverCluster r -> recover(r);
             case Command.CreateVolume cv -> create(cv);
             case Command.ResizeVolume rv -> resize(rv);
             case Command.SetVolumeQos q -> setQos(q);
@@ -730,6 +731,49 @@ public final class ClusterState {
         event(r.at(), "node-removed", n.id(), n.id() + " removed from the cluster" + (holding.isEmpty() ? ""
                 : "; its replicas of " + holding + " were dropped (--force)"));
         return n;
+    }
+
+    /** What {@link Command.RecoverCluster} did: members removed, volumes left without an in-sync replica, the rest. */
+    public record RecoveryResult(String survivor, List<String> removedNodes, List<String> lostVolumes,
+            List<String> degradedVolumes, List<String> untouchedVolumes) {}
+
+    private RecoveryResult recover(Command.RecoverCluster r) {
+        NodeRecord survivor = requireNode(r.survivorNodeId());
+        List<String> lost = nodes.keySet().stream().filter(id -> !id.equals(survivor.id())).toList();
+        List<String> lostVolumes = new ArrayList<>();
+        List<String> degraded = new ArrayList<>();
+        List<String> untouched = new ArrayList<>();
+        for (VolumeRecord v : volumes.values()) {
+            // never attached (epoch 0): every replica is zeroes, new ones are as good (addReplica)
+            boolean neverWritten = v.epoch() == 0 && v.attachment() == null;
+            boolean keeps = v.replicas().stream().anyMatch(x -> x.nodeId().equals(survivor.id()) && x.inSync());
+            if (keeps) {
+                degraded.add(v.name());
+            } else if (neverWritten) {
+                untouched.add(v.name());
+            } else {
+                lostVolumes.add(v.name());
+            }
+        }
+        for (String id : lost) {
+            remove(new Command.RemoveNode(r.at(), id, true));
+            revokedCertificates.put(id, r.at());
+        }
+        for (String name : lostVolumes) {
+            VolumeRecord before = volumes.get(name);
+            String survivorCopy = before.replicas().stream().anyMatch(x -> x.nodeId().equals(survivor.id()))
+                    ? "; the replica on " + survivor.id() + " is not in sync (it missed writes) and is kept, not served" : "";
+            event(r.at(), "volume-lost", name, "volume " + name + " has no in-sync replica left: they were on nodes lost"
+                    + " in the recovery on " + survivor.id() + survivorCopy + "; restore it from a backup (`ballast backup list`)"
+                    + " or delete it (`ballast volume delete " + name + "`)");
+        }
+        event(r.at(), "cluster-recovered", survivor.id(), "cluster recovered on " + survivor.id() + " alone from its Raft log at"
+                + " index " + r.recoveredIndex() + " (term " + r.recoveredTerm() + ", last known commit "
+                + r.lastKnownCommitIndex() + "): metadata changes the lost members may have committed after that are lost;"
+                + (lost.isEmpty() ? " no other member" : " removed " + String.join(", ", lost)) + "; "
+                + degraded.size() + " volume(s) with a replica here go on degraded, " + lostVolumes.size()
+                + " lost (no in-sync replica here)");
+        return new RecoveryResult(survivor.id(), lost, lostVolumes, degraded, untouched);
     }
 
     private VolumeRecord create(Command.CreateVolume c) {

@@ -49,6 +49,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.RevokeApiToken.class, name = "RevokeApiToken"),
         @JsonSubTypes.Type(value = Command.RecordApiCall.class, name = "RecordApiCall"),
         @JsonSubTypes.Type(value = Command.ReportEngineFenced.class, name = "ReportEngineFenced"),
+        @JsonSubTypes.Type(value = Command.RecoverCluster.class, name = "RecoverCluster"),
 })
 public sealed interface Command {
 
@@ -85,6 +86,19 @@ public sealed interface Command {
 
     /** Forget a node. Refused while it holds replicas unless {@code force}. */
     record RemoveNode(String at, String nodeId, boolean force) implements Command {}
+
+    /**
+     * {@code ballast cluster recover} (docs/operations.md, "Lost quorum"): {@code survivorNodeId} goes on
+     * alone with the metadata of its own Raft log, up to {@code recoveredIndex} (term {@code recoveredTerm});
+     * every other member is removed as by {@code node remove --force} and its certificates revoked.
+     * Never a log entry: CommandGate refuses it over Raft; the recovery applies it offline to the
+     * survivor's state, and the result is the new single-voter group's first snapshot.
+     *
+     * @param lastKnownCommitIndex the survivor's last known commit index (entries after it were in its
+     *     log but not known to be committed; they are kept)
+     */
+    record RecoverCluster(String at, String survivorNodeId, long recoveredIndex, long recoveredTerm,
+            long lastKnownCommitIndex) implements Command {}
 
     /**
      * {@code repl} 0 means the default: min(3, failure domains). {@code spreadBy} null means auto.

@@ -26,7 +26,12 @@ final class CommandGate {
             throw new CommandSeal.Refused("the command is " + message.length + " bytes, over the limit of " + MAX_COMMAND_BYTES);
         }
         byte[] json = seal.open(message);
-        validate(decode(json));
+        Command c = decode(json);
+        if (c instanceof Command.RecoverCluster) {
+            // removes every member but one: only `ballast cluster recover`, offline, applies it
+            throw new CommandSeal.Refused("RecoverCluster is applied only offline, by `ballast cluster recover --data-dir DIR` on a stopped node");
+        }
+        validate(c);
         return json;
     }
 
@@ -64,6 +69,7 @@ final class CommandGate {
             }
             case Command.DrainNode d -> require(d.nodeId(), "nodeId");
             case Command.RemoveNode r -> require(r.nodeId(), "nodeId");
+            case Command.RecoverCluster r -> require(r.survivorNodeId(), "survivorNodeId");
             case Command.CreateVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");
