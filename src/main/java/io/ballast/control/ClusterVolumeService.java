@@ -74,6 +74,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private volatile VolumeKeyring keyring;
 
     private volatile SnapshotSeeder.Peers snapshotPeers;
+    /** The node's budget for background copying; new replicas' snapshot copies take their bytes from it. */
+    private volatile io.ballast.qos.BackgroundBudget backgroundBudget = io.ballast.qos.BackgroundBudget.unlimited();
+    private final SnapshotCopies snapshotCopies;
 
     public ClusterVolumeService(ClusterMember member, StoragePool pool, LocalVolumeService local, AttachmentStore attachments,
             NbdEndpoints nbd, Path ledgerFile, EngineHost engines) throws IOException {
@@ -85,6 +88,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         this.nbd = nbd;
         local.attachableWhen(name -> member.state().volume(name).isPresent());
         this.ledger = new ReplicaLedger(ledgerFile);
+        this.snapshotCopies = new SnapshotCopies(new CopyContext(), System::currentTimeMillis);
         member.stateMachine().onApplied((cmd, ok) -> {
             if (ok && (cmd instanceof Command.CreateVolume || cmd instanceof Command.DeleteVolume
                     || cmd instanceof Command.DrainNode || cmd instanceof Command.RemoveNode
@@ -178,6 +182,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 continue;
             }
             String name = e.getKey();
+            if (snapshotCopies.running(name)) {
+                snapshotCopies.cancel(name); // deleted at a later pass, once the copy's thread has let go of the storage
+                continue;
+            }
             if (nbd.openConnections(name) > 0 || attachments.get(name).isPresent()) {
                 log.atWarn().addKeyValue("volume", name).log("replica no longer placed here but still in use; kept for now");
                 continue;
@@ -216,11 +224,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             growReplicaHere(v);
         }
         // every replica of this pass whose storage exists is marked ready in one entry: during a burst of
-        // creates a pass covers the creates that arrived while the previous one ran
+        // creates a pass covers the creates that arrived while the previous one ran. A replica whose
+        // snapshots are still being copied into it (or wait for a retry) stays pending.
+        snapshotCopies.retain(wanted.keySet());
         Map<String, String> ready = new TreeMap<>();
         for (VolumeRecord v : wanted.values()) {
             if (ledger.holds(v.name(), v.uuid()) && v.replicas().stream()
-                    .anyMatch(r -> r.nodeId().equals(me) && ReplicaRecord.PENDING.equals(r.state()))) {
+                    .anyMatch(r -> r.nodeId().equals(me) && ReplicaRecord.PENDING.equals(r.state()))
+                    && !snapshotCopies.holdsBack(v)) {
                 ready.put(v.name(), v.uuid());
             }
         }
@@ -1491,7 +1502,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return;
         }
         createEmpty(v);
-        seedSnapshots(v);
+        snapshotCopies.created(v); // the volume's snapshots are copied in before it is marked ready (SnapshotCopies)
     }
 
     private void createEmpty(VolumeRecord v) {
@@ -1510,37 +1521,75 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         this.snapshotPeers = peers;
     }
 
-    /**
-     * A new replica (still pending: the engine does not write it yet) gets the volume's snapshots from an
-     * up holder, then the metadata lists this node as holding them ({@code AddSnapshotHolder}). On any
-     * failure the storage is made again empty, as before snapshots were carried: the rebuild still
-     * restores the live data, and the snapshots keep their other holders.
-     */
-    private void seedSnapshots(VolumeRecord v) {
-        SnapshotSeeder.Peers peers = snapshotPeers;
-        if (peers == null || !(pool instanceof FileStoragePool fp)) {
-            return;
+    /** The node's background budget (set by the node before the reconciler starts; unlimited otherwise). */
+    public void backgroundBudget(io.ballast.qos.BackgroundBudget budget) {
+        this.backgroundBudget = budget;
+    }
+
+    /** The holder side of snapshot copies, as set (tests wrap it to inject failures). */
+    public SnapshotSeeder.Peers snapshotPeers() {
+        return snapshotPeers;
+    }
+
+    /** The snapshot copy into this node's replica of {@code volume}, while one is under way. */
+    public Optional<VolumeView.SnapshotCopy> snapshotCopy(String volume) {
+        return snapshotCopies.progress(volume);
+    }
+
+    /** What {@link SnapshotCopies} needs of this node. */
+    private final class CopyContext implements SnapshotCopies.Context {
+        @Override
+        public String me() {
+            return member.nodeId();
         }
-        String me = member.nodeId();
-        Optional<SnapshotSeeder.Result> plan = SnapshotSeeder.plan(v.uuid(), member.state().snapshots(v.name()), member.state().nodes(), me);
-        if (plan.isEmpty() || plan.get().snapshots().isEmpty()) {
-            return;
+
+        @Override
+        public List<SnapshotRecord> snapshots(String volume) {
+            return member.state().snapshots(volume);
         }
-        long startNs = System.nanoTime();
-        try {
-            NodeRecord holder = member.state().node(plan.get().holder()).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,
-                    "node " + plan.get().holder() + " is not a member any more"));
-            SnapshotSeeder.Result r = SnapshotSeeder.seed(fp, v.name(), holder, plan.get(), peers);
-            List<String> uuids = r.snapshots().stream().map(SnapshotRecord::uuid).toList();
-            member.raft().submit(new Command.AddSnapshotHolder(Instant.now().toString(), v.name(), v.uuid(), me, r.holder(), uuids));
-            log.atInfo().addKeyValue("volume", v.name()).addKeyValue("from", r.holder()).addKeyValue("snapshots", uuids.size())
-                    .addKeyValue("bytesCopied", r.bytesCopied()).addKeyValue("durationMs", (System.nanoTime() - startNs) / 1_000_000)
-                    .log("snapshots copied into the new replica");
-        } catch (RuntimeException e) {
-            log.atWarn().addKeyValue("volume", v.name()).addKeyValue("from", plan.get().holder()).setCause(e)
-                    .log("snapshots not copied into the new replica; it is rebuilt without them (their other holders keep them)");
-            fp.delete(v.name());
+
+        @Override
+        public List<NodeRecord> nodes() {
+            return member.state().nodes();
+        }
+
+        @Override
+        public Optional<VolumeRecord> volume(String name) {
+            return member.state().volume(name);
+        }
+
+        @Override
+        public FileStoragePool pool() {
+            if (!(pool instanceof FileStoragePool fp)) {
+                throw BallastException.invalid("this node's storage cannot hold snapshots");
+            }
+            return fp;
+        }
+
+        @Override
+        public void recreateEmpty(VolumeRecord v) {
+            pool.delete(v.name());
             createEmpty(v);
+        }
+
+        @Override
+        public void submit(Command c) {
+            member.raft().submit(c);
+        }
+
+        @Override
+        public void kick() {
+            kick.release();
+        }
+
+        @Override
+        public SnapshotSeeder.Peers peers() {
+            return pool instanceof FileStoragePool ? snapshotPeers : null;
+        }
+
+        @Override
+        public io.ballast.qos.BackgroundBudget budget() {
+            return backgroundBudget;
         }
     }
 
@@ -1710,7 +1759,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
                         a == null || v.maintenanceAttached() ? null : a.nodeId()) : null,
                 v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes()),
-                a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null);
+                a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null, snapshotCopies.progress(v.name()).orElse(null));
     }
 
     private volatile io.ballast.qos.VolumeIo volumeIo;
