@@ -134,7 +134,7 @@ final class CommandGate {
                 require(rc.nodeId(), "nodeId");
                 require(rc.outcome(), "outcome");
                 if (!java.util.Set.of(Command.COPY_STARTED, Command.COPY_RETRYING, Command.COPY_ABANDONED).contains(rc.outcome())) {
-                    throw io.ballast.common.BallastException.invalid("outcome must be " + Command.COPY_STARTED + ", "
+                    throw new CommandSeal.Refused("invalid command: outcome must be " + Command.COPY_STARTED + ", "
                             + Command.COPY_RETRYING + " or " + Command.COPY_ABANDONED + ", got " + rc.outcome());
                 }
             }

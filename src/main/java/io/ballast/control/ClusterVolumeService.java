@@ -246,17 +246,29 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** How often the reconcile pass looks for unrecorded snapshot layers (the first pass after start does). */
     static final long LAYER_SWEEP_INTERVAL_MS = 60_000;
-    private long nextLayerSweepAtMs;
+    private volatile long nextLayerSweepAtMs;
+
+    /** The time the sweep of unrecorded layers judges a layer's age by (a seam: tests move it past the grace). */
+    private volatile java.time.Clock sweepClock = java.time.Clock.systemUTC();
+
+    public void layerSweepClock(java.time.Clock clock) {
+        this.sweepClock = clock;
+        this.nextLayerSweepAtMs = 0; // the next pass sweeps
+    }
 
     /**
      * Removes snapshot layers of this node's replicas that no recorded snapshot held by this node names
-     * ({@link UnrecordedSnapshotLayers}), for volumes that are detached (their layer chain changes only
-     * while no engine writes them; an attached volume's are found after it is detached). The metadata is
-     * read after a barrier, so a snapshot committed anywhere is seen. A log line and a
-     * {@code snapshot-layers-swept} event per volume. A failure is logged and retried at the next sweep.
+     * ({@link UnrecordedSnapshotLayers}). A detached volume's are deleted here (its layer chain changes
+     * only while no engine writes it). An attached volume's chain belongs to its engine (cuts and deletes
+     * are ordered in its write stream), so only the volume's engine, on this node, removes them, through
+     * its stream, and only those that no snapshot in the metadata names at all (a delete through the
+     * engine reaches every in-sync replica; a uuid recorded for other holders must stay there); the rest
+     * wait for the detach. The metadata is read after a barrier, so a snapshot committed anywhere is
+     * seen. A log line and a {@code snapshot-layers-swept} event per volume. A failure is logged and
+     * retried at the next sweep.
      */
     private void sweepUnrecordedLayers(Map<String, VolumeRecord> wanted, String me) {
-        long nowMs = System.currentTimeMillis();
+        long nowMs = sweepClock.millis();
         if (nowMs < nextLayerSweepAtMs || !(pool instanceof FileStoragePool fp)) {
             return;
         }
@@ -273,18 +285,33 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     barrierDone = true;
                 }
                 VolumeRecord v = member.state().volume(name).orElse(null);
-                if (v == null || !v.uuid().equals(listed.uuid()) || v.attachment() != null || attaching.contains(name)
-                        || name.equals(maintaining.get()) || engines.device(name).isPresent()
-                        || v.replicas().stream().noneMatch(r -> r.nodeId().equals(me) && r.ready())) {
+                if (v == null || !v.uuid().equals(listed.uuid()) || v.replicas().stream().noneMatch(r -> r.nodeId().equals(me) && r.ready())) {
                     continue; // pending replicas are still being filled (their snapshot copy is not recorded yet)
                 }
-                List<String> doomed = UnrecordedSnapshotLayers.find(fp.snapshots(name), member.state().snapshots(name), v.uuid(), me,
-                        Instant.now());
+                boolean engineHere = v.attachment() != null && v.attachment().nodeId().equals(me) && !v.maintenanceAttached()
+                        && !attaching.contains(name) && engines.device(name).isPresent();
+                if (!engineHere && (v.attachment() != null || attaching.contains(name) || name.equals(maintaining.get())
+                        || engines.device(name).isPresent())) {
+                    continue; // attached elsewhere (or being attached, or under maintenance): swept once detached
+                }
+                List<SnapshotRecord> recorded = member.state().snapshots(name);
+                List<String> doomed = UnrecordedSnapshotLayers.find(fp.snapshots(name), recorded, v.uuid(), me, sweepClock.instant());
+                if (engineHere) {
+                    doomed = UnrecordedSnapshotLayers.namedByNoSnapshot(doomed, recorded);
+                }
                 if (doomed.isEmpty()) {
                     continue;
                 }
-                UnrecordedSnapshotLayers.remove(fp, name, doomed);
-                log.atWarn().addKeyValue("volume", name).addKeyValue("snapshotUuids", doomed)
+                if (engineHere) {
+                    synchronized (engineLock(name)) {
+                        for (String uuid : doomed) {
+                            engines.snapshot(name, ReplicaRequest.SnapshotAction.DELETE, uuid); // in the write stream, every in-sync replica
+                        }
+                    }
+                } else {
+                    UnrecordedSnapshotLayers.remove(fp, name, doomed);
+                }
+                log.atWarn().addKeyValue("volume", name).addKeyValue("snapshotUuids", doomed).addKeyValue("throughEngine", engineHere)
                         .log("removed snapshot layers that no recorded snapshot held by this node names");
                 member.raft().submit(new Command.RecordSweptSnapshotLayers(Instant.now().toString(), name, me, doomed));
             } catch (RuntimeException e) {
@@ -1613,6 +1640,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         byte[] out = new byte[(int) lengthBytes];
         fp.readSnapshot(volume, s.uuid(), offsetBytes, java.nio.ByteBuffer.wrap(out));
         return out;
+    }
+
+    /** The snapshot layers this node's replica of {@code volume} keeps, recorded or not, oldest first (empty: none held). */
+    public List<String> localSnapshotLayers(String volume) {
+        if (!(pool instanceof FileStoragePool fp) || fp.find(volume).isEmpty()) {
+            return List.of();
+        }
+        return fp.snapshots(volume).stream().map(FileStoragePool.SnapshotInfo::uuid).toList();
     }
 
     /** Largest range one snapshot data read answers. */
