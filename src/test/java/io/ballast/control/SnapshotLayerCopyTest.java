@@ -111,24 +111,6 @@ class SnapshotLayerCopyTest {
         }
     }
 
-    /** Time for the budget: advanced by the budget's own waits only, so the test measures the rate it enforces. */
-    static final class FakeClock implements io.ballast.qos.QosClock {
-        long nowNs = 1_000_000_000L;
-        /** What happens meanwhile (clients doing I/O on the node). */
-        Runnable whileSleeping = () -> {};
-
-        @Override
-        public long nanoTime() {
-            return nowNs;
-        }
-
-        @Override
-        public void sleepNs(long ns) {
-            nowNs += ns;
-            whileSleeping.run();
-        }
-    }
-
     @Test
     void theCopyTakesItsBytesFromTheNodesBackgroundBudgetAndYieldsToClients() {
         try (FileStoragePool src = FileStoragePool.open(dir.resolve("holder")); FileStoragePool dst = FileStoragePool.open(dir.resolve("new"))) {
@@ -139,29 +121,30 @@ class SnapshotLayerCopyTest {
             SnapshotSeeder.Result plan = new SnapshotSeeder.Result("node-1", List.of(record("s1", t0, "node-1")), 0);
 
             // clients quiet: the full rate, 1 MiB/s: 8 MiB take about 8 s of the budget's time
-            FakeClock clock = new FakeClock();
-            io.ballast.qos.BackgroundBudget budget = new io.ballast.qos.BackgroundBudget(MIB, 25, clock);
-            dst.create("v", SIZE);
-            long startNs = clock.nowNs;
-            SnapshotSeeder.seed(dst, "v", null, plan, peersOf(src, new ArrayList<>()), budget, 0, new SnapshotSeeder.Listener() {});
-            double quietS = (clock.nowNs - startNs) / 1e9;
-            assertThat(quietS).as("seconds to copy 8 MiB at 1 MiB/s").isBetween(6.5, 8.5);
-            assertThat(sha(dst, "v", "s1")).isEqualTo(sha(src, "v", "s1"));
-
+            io.ballast.qos.FakeClock quiet = new io.ballast.qos.FakeClock();
+            assertThat(secondsToCopy(src, dst, plan, quiet, new io.ballast.qos.BackgroundBudget(MIB, 25, quiet)))
+                    .as("seconds to copy 8 MiB at 1 MiB/s").isBetween(6.5, 8.5);
             // clients busy on the node (operations all along): a quarter of it, about 32 s
-            FakeClock busyClock = new FakeClock();
+            io.ballast.qos.FakeClock busyClock = new io.ballast.qos.FakeClock();
             io.ballast.qos.BackgroundBudget busy = new io.ballast.qos.BackgroundBudget(MIB, 25, busyClock);
             busyClock.whileSleeping = busy::noteClientIo;
-            SnapshotSeeder.Peers withClients = peersOf(src, new ArrayList<>());
-            dst.delete("v");
-            dst.create("v", SIZE);
             busy.noteClientIo();
-            startNs = busyClock.nowNs;
-            SnapshotSeeder.seed(dst, "v", null, plan, withClients, busy, 0, new SnapshotSeeder.Listener() {});
-            double busyS = (busyClock.nowNs - startNs) / 1e9;
-            assertThat(busyS).as("seconds to copy 8 MiB at a quarter of 1 MiB/s").isBetween(26.0, 34.0);
-            assertThat(sha(dst, "v", "s1")).isEqualTo(sha(src, "v", "s1"));
+            assertThat(secondsToCopy(src, dst, plan, busyClock, busy)).as("seconds to copy 8 MiB at a quarter of 1 MiB/s")
+                    .isBetween(26.0, 34.0);
         }
+    }
+
+    /** Copies {@code plan} into a fresh {@code v} of {@code dst} under {@code budget}: the budget clock's seconds it took. */
+    static double secondsToCopy(FileStoragePool src, FileStoragePool dst, SnapshotSeeder.Result plan, io.ballast.qos.FakeClock clock,
+            io.ballast.qos.BackgroundBudget budget) {
+        if (dst.find("v").isPresent()) {
+            dst.delete("v");
+        }
+        dst.create("v", SIZE);
+        long startNs = clock.nowNs;
+        SnapshotSeeder.seed(dst, "v", null, plan, peersOf(src, new ArrayList<>()), budget, 0, new SnapshotSeeder.Listener() {});
+        assertThat(sha(dst, "v", "s1")).isEqualTo(sha(src, "v", "s1"));
+        return (clock.nowNs - startNs) / 1e9;
     }
 
     @Test
