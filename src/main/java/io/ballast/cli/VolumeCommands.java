@@ -387,6 +387,14 @@ final class VolumeCommands extends CommandGroup {
                         + (r.path("inSync").asBoolean(true) ? "in sync" : "NOT in sync (missed since generation "
                         + r.path("missedSinceGeneration").asLong() + ")") + " (node " + r.path("nodeState").asText() + ")");
             }
+            JsonNode copy = v.path("snapshotCopy");
+            if (copy.isObject()) { // the answering node copies the volume's snapshots into its new replica
+                out.println("Snapshot copy: into " + Output.text(copy.path("nodeId")) + " from " + Output.text(copy.path("source"))
+                        + ", " + copy.path("snapshotsDone").asInt() + " of " + copy.path("snapshotsTotal").asInt() + " snapshots, "
+                        + Output.size(copy.path("bytesCopied")) + " copied, attempt " + copy.path("attempt").asInt()
+                        + ("waiting".equals(copy.path("state").asText()) ? "; failed (" + Output.text(copy.path("lastError"))
+                        + "), next attempt at " + Output.text(copy.path("nextAttemptAt")) : ""));
+            }
             JsonNode a = v.path("attachment");
             if (a.isNull() || a.isMissingNode()) {
                 out.println("Attached:     no");

@@ -439,6 +439,10 @@ public final class ClusterState {
                         + String.join(", ", rs.snapshotUuids()));
                 yield rs.snapshotUuids();
             }
+            case Command.RecordSnapshotCopy rc -> {
+                event(rc.at(), "snapshot-copy-" + rc.outcome(), rc.volume(), snapshotCopyText(rc));
+                yield rc.outcome();
+            }
             case Command.CloneVolume cv -> cloneVolume(cv);
             case Command.SetSnapshotSchedule ss -> setSchedule(ss);
             case Command.DeleteSnapshotSchedule ds -> {
@@ -848,6 +852,21 @@ public final class ClusterState {
         event(c.at(), "snapshot-created", v.name(), "snapshot " + v.name() + "@" + c.name() + " cut at epoch " + c.epoch()
                 + " on " + String.join(", ", c.nodes()));
         return s;
+    }
+
+    private static String snapshotCopyText(Command.RecordSnapshotCopy c) {
+        String what = "snapshots of " + c.volume() + " into the new replica on " + c.nodeId()
+                + (c.source() == null ? "" : " from " + c.source());
+        String done = c.snapshotsDone() + " of " + c.snapshotsTotal() + " snapshots, " + c.bytesCopied() + " bytes copied";
+        return switch (c.outcome()) {
+            case Command.COPY_STARTED -> "copying " + what + " (attempt " + c.attempt() + (c.snapshotsDone() > 0
+                    ? ", resuming after " + c.snapshotsDone() + " of " + c.snapshotsTotal() + ")" : ", " + c.snapshotsTotal()
+                    + " snapshots)");
+            case Command.COPY_RETRYING -> "copy of " + what + " failed (attempt " + c.attempt() + ", " + done + "): " + c.error()
+                    + "; retrying in " + Math.max(1, c.retryInMs() / 1000) + " s";
+            default -> "copy of " + what + " given up after " + c.attempt() + " attempts (" + c.error()
+                    + "); the replica is rebuilt without them, their other holders keep them";
+        };
     }
 
     private List<String> addSnapshotHolder(Command.AddSnapshotHolder c) {

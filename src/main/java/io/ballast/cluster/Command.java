@@ -36,6 +36,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.DeleteSnapshot.class, name = "DeleteSnapshot"),
         @JsonSubTypes.Type(value = Command.AddSnapshotHolder.class, name = "AddSnapshotHolder"),
         @JsonSubTypes.Type(value = Command.RecordSweptSnapshotLayers.class, name = "RecordSweptSnapshotLayers"),
+        @JsonSubTypes.Type(value = Command.RecordSnapshotCopy.class, name = "RecordSnapshotCopy"),
         @JsonSubTypes.Type(value = Command.CloneVolume.class, name = "CloneVolume"),
         @JsonSubTypes.Type(value = Command.SetBackupTarget.class, name = "SetBackupTarget"),
         @JsonSubTypes.Type(value = Command.RemoveBackupTarget.class, name = "RemoveBackupTarget"),
@@ -178,6 +179,20 @@ public sealed interface Command {
      */
     record RecordSweptSnapshotLayers(String at, String volume, String nodeId, java.util.List<String> snapshotUuids)
             implements Command {}
+
+    /**
+     * Where node {@code nodeId}'s copy of the volume's snapshots into its new replica stands:
+     * {@code outcome} {@value #COPY_STARTED} (an attempt from {@code source}), {@value #COPY_RETRYING}
+     * (that attempt failed with {@code error}; the next one in {@code retryInMs}) or {@value #COPY_ABANDONED}
+     * (the replica goes on without its snapshots). Changes nothing but the event log; the copy's end is
+     * {@link AddSnapshotHolder}.
+     */
+    record RecordSnapshotCopy(String at, String volume, String nodeId, String source, String outcome, int attempt,
+            int snapshotsDone, int snapshotsTotal, long bytesCopied, String error, long retryInMs) implements Command {}
+
+    String COPY_STARTED = "started";
+    String COPY_RETRYING = "retrying";
+    String COPY_ABANDONED = "abandoned";
 
     /**
      * Creates volume {@code name} with the size and bytes of snapshot {@code volume@snapshot}: placed

@@ -135,6 +135,15 @@ final class CommandGate {
                 require(rs.nodeId(), "nodeId");
                 requireObject(rs.snapshotUuids(), "snapshotUuids");
             }
+            case Command.RecordSnapshotCopy rc -> {
+                require(rc.volume(), "volume");
+                require(rc.nodeId(), "nodeId");
+                require(rc.outcome(), "outcome");
+                if (!java.util.Set.of(Command.COPY_STARTED, Command.COPY_RETRYING, Command.COPY_ABANDONED).contains(rc.outcome())) {
+                    throw new CommandSeal.Refused("invalid command: outcome must be " + Command.COPY_STARTED + ", "
+                            + Command.COPY_RETRYING + " or " + Command.COPY_ABANDONED + ", got " + rc.outcome());
+                }
+            }
             case Command.SetBackupTarget sb -> {
                 requireObject(sb.target(), "target");
                 require(sb.target().name(), "target.name");

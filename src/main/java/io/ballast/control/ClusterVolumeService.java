@@ -74,6 +74,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     private volatile VolumeKeyring keyring;
 
     private volatile SnapshotSeeder.Peers snapshotPeers;
+    /** The node's budget for background copying; new replicas' snapshot copies take their bytes from it. */
+    private volatile io.ballast.qos.BackgroundBudget backgroundBudget = io.ballast.qos.BackgroundBudget.unlimited();
+    private final SnapshotCopies snapshotCopies;
 
     public ClusterVolumeService(ClusterMember member, StoragePool pool, LocalVolumeService local, AttachmentStore attachments,
             NbdEndpoints nbd, Path ledgerFile, EngineHost engines) throws IOException {
@@ -85,6 +88,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         this.nbd = nbd;
         local.attachableWhen(name -> member.state().volume(name).isPresent());
         this.ledger = new ReplicaLedger(ledgerFile);
+        this.snapshotCopies = new SnapshotCopies(new CopyContext(), System::currentTimeMillis);
         member.stateMachine().onApplied((cmd, ok) -> {
             if (ok && (cmd instanceof Command.CreateVolume || cmd instanceof Command.DeleteVolume
                     || cmd instanceof Command.DrainNode || cmd instanceof Command.RemoveNode
@@ -178,6 +182,10 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 continue;
             }
             String name = e.getKey();
+            if (snapshotCopies.running(name)) {
+                snapshotCopies.cancel(name); // deleted at a later pass, once the copy's thread has let go of the storage
+                continue;
+            }
             if (nbd.openConnections(name) > 0 || attachments.get(name).isPresent()) {
                 log.atWarn().addKeyValue("volume", name).log("replica no longer placed here but still in use; kept for now");
                 continue;
@@ -216,11 +224,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             growReplicaHere(v);
         }
         // every replica of this pass whose storage exists is marked ready in one entry: during a burst of
-        // creates a pass covers the creates that arrived while the previous one ran
+        // creates a pass covers the creates that arrived while the previous one ran. A replica whose
+        // snapshots are still being copied into it (or wait for a retry) stays pending.
+        snapshotCopies.retain(wanted.keySet());
         Map<String, String> ready = new TreeMap<>();
         for (VolumeRecord v : wanted.values()) {
             if (ledger.holds(v.name(), v.uuid()) && v.replicas().stream()
-                    .anyMatch(r -> r.nodeId().equals(me) && ReplicaRecord.PENDING.equals(r.state()))) {
+                    .anyMatch(r -> r.nodeId().equals(me) && ReplicaRecord.PENDING.equals(r.state()))
+                    && !snapshotCopies.holdsBack(v)) {
                 ready.put(v.name(), v.uuid());
             }
         }
@@ -235,17 +246,29 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** How often the reconcile pass looks for unrecorded snapshot layers (the first pass after start does). */
     static final long LAYER_SWEEP_INTERVAL_MS = 60_000;
-    private long nextLayerSweepAtMs;
+    private volatile long nextLayerSweepAtMs;
+
+    /** The time the sweep of unrecorded layers judges a layer's age by (a seam: tests move it past the grace). */
+    private volatile java.time.Clock sweepClock = java.time.Clock.systemUTC();
+
+    public void layerSweepClock(java.time.Clock clock) {
+        this.sweepClock = clock;
+        this.nextLayerSweepAtMs = 0; // the next pass sweeps
+    }
 
     /**
      * Removes snapshot layers of this node's replicas that no recorded snapshot held by this node names
-     * ({@link UnrecordedSnapshotLayers}), for volumes that are detached (their layer chain changes only
-     * while no engine writes them; an attached volume's are found after it is detached). The metadata is
-     * read after a barrier, so a snapshot committed anywhere is seen. A log line and a
-     * {@code snapshot-layers-swept} event per volume. A failure is logged and retried at the next sweep.
+     * ({@link UnrecordedSnapshotLayers}). A detached volume's are deleted here (its layer chain changes
+     * only while no engine writes it). An attached volume's chain belongs to its engine (cuts and deletes
+     * are ordered in its write stream), so only the volume's engine, on this node, removes them, through
+     * its stream, and only those that no snapshot in the metadata names at all (a delete through the
+     * engine reaches every in-sync replica; a uuid recorded for other holders must stay there); the rest
+     * wait for the detach. The metadata is read after a barrier, so a snapshot committed anywhere is
+     * seen. A log line and a {@code snapshot-layers-swept} event per volume. A failure is logged and
+     * retried at the next sweep.
      */
     private void sweepUnrecordedLayers(Map<String, VolumeRecord> wanted, String me) {
-        long nowMs = System.currentTimeMillis();
+        long nowMs = sweepClock.millis();
         if (nowMs < nextLayerSweepAtMs || !(pool instanceof FileStoragePool fp)) {
             return;
         }
@@ -262,18 +285,33 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                     barrierDone = true;
                 }
                 VolumeRecord v = member.state().volume(name).orElse(null);
-                if (v == null || !v.uuid().equals(listed.uuid()) || v.attachment() != null || attaching.contains(name)
-                        || name.equals(maintaining.get()) || engines.device(name).isPresent()
-                        || v.replicas().stream().noneMatch(r -> r.nodeId().equals(me) && r.ready())) {
+                if (v == null || !v.uuid().equals(listed.uuid()) || v.replicas().stream().noneMatch(r -> r.nodeId().equals(me) && r.ready())) {
                     continue; // pending replicas are still being filled (their snapshot copy is not recorded yet)
                 }
-                List<String> doomed = UnrecordedSnapshotLayers.find(fp.snapshots(name), member.state().snapshots(name), v.uuid(), me,
-                        Instant.now());
+                boolean engineHere = v.attachment() != null && v.attachment().nodeId().equals(me) && !v.maintenanceAttached()
+                        && !attaching.contains(name) && engines.device(name).isPresent();
+                if (!engineHere && (v.attachment() != null || attaching.contains(name) || name.equals(maintaining.get())
+                        || engines.device(name).isPresent())) {
+                    continue; // attached elsewhere (or being attached, or under maintenance): swept once detached
+                }
+                List<SnapshotRecord> recorded = member.state().snapshots(name);
+                List<String> doomed = UnrecordedSnapshotLayers.find(fp.snapshots(name), recorded, v.uuid(), me, sweepClock.instant());
+                if (engineHere) {
+                    doomed = UnrecordedSnapshotLayers.namedByNoSnapshot(doomed, recorded);
+                }
                 if (doomed.isEmpty()) {
                     continue;
                 }
-                UnrecordedSnapshotLayers.remove(fp, name, doomed);
-                log.atWarn().addKeyValue("volume", name).addKeyValue("snapshotUuids", doomed)
+                if (engineHere) {
+                    synchronized (engineLock(name)) {
+                        for (String uuid : doomed) {
+                            engines.snapshot(name, ReplicaRequest.SnapshotAction.DELETE, uuid); // in the write stream, every in-sync replica
+                        }
+                    }
+                } else {
+                    UnrecordedSnapshotLayers.remove(fp, name, doomed);
+                }
+                log.atWarn().addKeyValue("volume", name).addKeyValue("snapshotUuids", doomed).addKeyValue("throughEngine", engineHere)
                         .log("removed snapshot layers that no recorded snapshot held by this node names");
                 member.raft().submit(new Command.RecordSweptSnapshotLayers(Instant.now().toString(), name, me, doomed));
             } catch (RuntimeException e) {
@@ -1245,7 +1283,9 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
     SnapshotView cutSnapshot(String volume, String snapshot) {
         Names.requireVolumeName(volume);
         requireSnapshotName(snapshot);
+        long startNs = System.nanoTime();
         member.raft().barrier();
+        long barrierNs = System.nanoTime();
         VolumeRecord v = require(volume);
         if (member.state().snapshot(volume, snapshot).isPresent()) {
             throw BallastException.alreadyExists("volume " + volume + " already has a snapshot named " + snapshot);
@@ -1253,6 +1293,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         String uuid = UUID.randomUUID().toString();
         Cut cut = onEngine(v, ReplicaRequest.SnapshotAction.CREATE, uuid, "snapshot " + snapshot,
                 node -> "`ballast snapshot create " + volume + " " + snapshot + " --on " + node + "`");
+        long cutNs = System.nanoTime();
         try {
             member.raft().submit(new Command.CreateSnapshot(Instant.now().toString(), volume, v.uuid(), snapshot, uuid,
                     v.sizeBytes(), cut.epoch(), cut.holders()));
@@ -1266,9 +1307,15 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
             throw e;
         }
+        long recordedNs = System.nanoTime();
+        SnapshotView answer = snapshotView(requireSnapshot(volume, snapshot));
+        // where a create's time goes (docs/perf/snapshots.md reads these): the barrier, the engine's cut on every replica,
+        // the record, and the answer (its exclusive bytes: a scan of the block tables of every snapshot of the volume here)
         log.atInfo().addKeyValue("volume", volume).addKeyValue("snapshot", snapshot).addKeyValue("nodes", cut.holders())
-                .log("snapshot created");
-        return snapshotView(requireSnapshot(volume, snapshot));
+                .addKeyValue("barrierMs", (barrierNs - startNs) / 1_000_000).addKeyValue("cutMs", (cutNs - barrierNs) / 1_000_000)
+                .addKeyValue("recordMs", (recordedNs - cutNs) / 1_000_000)
+                .addKeyValue("answerMs", (System.nanoTime() - recordedNs) / 1_000_000).log("snapshot created");
+        return answer;
     }
 
     @Override
@@ -1491,7 +1538,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             return;
         }
         createEmpty(v);
-        seedSnapshots(v);
+        snapshotCopies.created(v); // the volume's snapshots are copied in before it is marked ready (SnapshotCopies)
     }
 
     private void createEmpty(VolumeRecord v) {
@@ -1510,37 +1557,75 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         this.snapshotPeers = peers;
     }
 
-    /**
-     * A new replica (still pending: the engine does not write it yet) gets the volume's snapshots from an
-     * up holder, then the metadata lists this node as holding them ({@code AddSnapshotHolder}). On any
-     * failure the storage is made again empty, as before snapshots were carried: the rebuild still
-     * restores the live data, and the snapshots keep their other holders.
-     */
-    private void seedSnapshots(VolumeRecord v) {
-        SnapshotSeeder.Peers peers = snapshotPeers;
-        if (peers == null || !(pool instanceof FileStoragePool fp)) {
-            return;
+    /** The node's background budget (set by the node before the reconciler starts; unlimited otherwise). */
+    public void backgroundBudget(io.ballast.qos.BackgroundBudget budget) {
+        this.backgroundBudget = budget;
+    }
+
+    /** The holder side of snapshot copies, as set (tests wrap it to inject failures). */
+    public SnapshotSeeder.Peers snapshotPeers() {
+        return snapshotPeers;
+    }
+
+    /** The snapshot copy into this node's replica of {@code volume}, while one is under way. */
+    public Optional<VolumeView.SnapshotCopy> snapshotCopy(String volume) {
+        return snapshotCopies.progress(volume);
+    }
+
+    /** What {@link SnapshotCopies} needs of this node. */
+    private final class CopyContext implements SnapshotCopies.Context {
+        @Override
+        public String me() {
+            return member.nodeId();
         }
-        String me = member.nodeId();
-        Optional<SnapshotSeeder.Result> plan = SnapshotSeeder.plan(v.uuid(), member.state().snapshots(v.name()), member.state().nodes(), me);
-        if (plan.isEmpty() || plan.get().snapshots().isEmpty()) {
-            return;
+
+        @Override
+        public List<SnapshotRecord> snapshots(String volume) {
+            return member.state().snapshots(volume);
         }
-        long startNs = System.nanoTime();
-        try {
-            NodeRecord holder = member.state().node(plan.get().holder()).orElseThrow(() -> new BallastException(ErrorCode.UNAVAILABLE,
-                    "node " + plan.get().holder() + " is not a member any more"));
-            SnapshotSeeder.Result r = SnapshotSeeder.seed(fp, v.name(), holder, plan.get(), peers);
-            List<String> uuids = r.snapshots().stream().map(SnapshotRecord::uuid).toList();
-            member.raft().submit(new Command.AddSnapshotHolder(Instant.now().toString(), v.name(), v.uuid(), me, r.holder(), uuids));
-            log.atInfo().addKeyValue("volume", v.name()).addKeyValue("from", r.holder()).addKeyValue("snapshots", uuids.size())
-                    .addKeyValue("bytesCopied", r.bytesCopied()).addKeyValue("durationMs", (System.nanoTime() - startNs) / 1_000_000)
-                    .log("snapshots copied into the new replica");
-        } catch (RuntimeException e) {
-            log.atWarn().addKeyValue("volume", v.name()).addKeyValue("from", plan.get().holder()).setCause(e)
-                    .log("snapshots not copied into the new replica; it is rebuilt without them (their other holders keep them)");
-            fp.delete(v.name());
+
+        @Override
+        public List<NodeRecord> nodes() {
+            return member.state().nodes();
+        }
+
+        @Override
+        public Optional<VolumeRecord> volume(String name) {
+            return member.state().volume(name);
+        }
+
+        @Override
+        public FileStoragePool pool() {
+            if (!(pool instanceof FileStoragePool fp)) {
+                throw BallastException.invalid("this node's storage cannot hold snapshots");
+            }
+            return fp;
+        }
+
+        @Override
+        public void recreateEmpty(VolumeRecord v) {
+            pool.delete(v.name());
             createEmpty(v);
+        }
+
+        @Override
+        public void submit(Command c) {
+            member.raft().submit(c);
+        }
+
+        @Override
+        public void kick() {
+            kick.release();
+        }
+
+        @Override
+        public SnapshotSeeder.Peers peers() {
+            return pool instanceof FileStoragePool ? snapshotPeers : null;
+        }
+
+        @Override
+        public io.ballast.qos.BackgroundBudget budget() {
+            return backgroundBudget;
         }
     }
 
@@ -1564,6 +1649,14 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         byte[] out = new byte[(int) lengthBytes];
         fp.readSnapshot(volume, s.uuid(), offsetBytes, java.nio.ByteBuffer.wrap(out));
         return out;
+    }
+
+    /** The snapshot layers this node's replica of {@code volume} keeps, recorded or not, oldest first (empty: none held). */
+    public List<String> localSnapshotLayers(String volume) {
+        if (!(pool instanceof FileStoragePool fp) || fp.find(volume).isEmpty()) {
+            return List.of();
+        }
+        return fp.snapshots(volume).stream().map(FileStoragePool.SnapshotInfo::uuid).toList();
     }
 
     /** Largest range one snapshot data read answers. */
@@ -1710,7 +1803,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
                         a == null || v.maintenanceAttached() ? null : a.nodeId()) : null,
                 v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes()),
-                a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null);
+                a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null, snapshotCopies.progress(v.name()).orElse(null));
     }
 
     private volatile io.ballast.qos.VolumeIo volumeIo;

@@ -51,6 +51,20 @@ public final class SnapshotSeeder {
      * those it keeps, oldest first; empty when no holder is up.
      */
     static Optional<Result> plan(String volumeUuid, List<SnapshotRecord> snaps, List<NodeRecord> nodes, String me) {
+        return plan(volumeUuid, snaps, nodes, me, null);
+    }
+
+    /**
+     * As {@link #plan(String, List, List, String)}, but another up holder is preferred to {@code avoid}
+     * (the holder of the attempt that just failed); {@code avoid} is taken when it is the only one up.
+     */
+    static Optional<Result> plan(String volumeUuid, List<SnapshotRecord> snaps, List<NodeRecord> nodes, String me, String avoid) {
+        if (avoid != null) {
+            Optional<Result> other = plan(volumeUuid, snaps, nodes.stream().filter(n -> !n.id().equals(avoid)).toList(), me, null);
+            if (other.isPresent()) {
+                return other;
+            }
+        }
         List<SnapshotRecord> mine = snaps.stream().filter(s -> s.volumeUuid().equals(volumeUuid))
                 .sorted(Comparator.comparing((SnapshotRecord s) -> Instant.parse(s.createdAt()))).toList();
         NodeRecord best = null;
@@ -72,17 +86,40 @@ public final class SnapshotSeeder {
         return Optional.of(new Result(id, mine.stream().filter(s -> s.nodes().contains(id)).toList(), 0));
     }
 
-    /**
-     * Copies {@code plan}'s snapshots from {@code holder} into {@code name}, a volume of the pool just
-     * created (empty). Each one's blocks are tagged with a generation above the previous one's, and the
-     * live layer's above the last, so a backup read from this replica finds every change between them.
-     * Durable on return. Throws on any failure (the caller drops the storage and makes a plain one).
-     */
+    /** What a copy reports as it goes (the job's progress in volume inspect). */
+    interface Listener {
+        /** The copy of this snapshot starts: from here until {@link #snapshotDone} the top layer holds part of it. */
+        default void snapshotStarted(SnapshotRecord s) {}
+
+        default void bytesCopied(long bytes) {}
+
+        /** The snapshot is cut locally (durable). */
+        default void snapshotDone(SnapshotRecord s) {}
+    }
+
+    /** Copies all of {@code plan} into {@code name}, unthrottled (tests, tools). */
     static Result seed(FileStoragePool pool, String name, NodeRecord holder, Result plan, Peers peers) {
+        return seed(pool, name, holder, plan, peers, io.ballast.qos.BackgroundBudget.unlimited(), 0, new Listener() {});
+    }
+
+    /**
+     * Copies {@code plan}'s snapshots from {@code holder} into {@code name}, from the {@code skip}-th on:
+     * the first {@code skip} are already cut locally (an earlier attempt's), and the top layer is empty or
+     * holds part of the next one's blocks (those are the same bytes again: a snapshot's view never changes).
+     * Each one's blocks are tagged with a generation above the previous one's, and the live layer's above
+     * the last, so a backup read from this replica finds every change between them. Every read first takes
+     * its bytes from the node's background {@code budget} (blocking: this runs on the copy's own thread),
+     * so the copy shares the node's rate with rebuilds and backups and yields to client I/O. Durable on
+     * return. Throws on any failure, UNAVAILABLE when interrupted (the caller retries or drops the storage).
+     */
+    static Result seed(FileStoragePool pool, String name, NodeRecord holder, Result plan, Peers peers,
+            io.ballast.qos.BackgroundBudget budget, int skip, Listener listener) {
         long bytes = 0;
-        SnapshotRecord previous = null;
+        List<SnapshotRecord> all = plan.snapshots();
+        SnapshotRecord previous = skip == 0 ? null : all.get(skip - 1);
         byte[] zeroes = new byte[READ_BYTES];
-        for (SnapshotRecord s : plan.snapshots()) {
+        for (SnapshotRecord s : all.subList(skip, all.size())) {
+            listener.snapshotStarted(s);
             VolumeStore store = pool.open(name);
             store.raiseGeneration(store.currentGeneration() + 1);
             long start = 0;
@@ -91,6 +128,13 @@ public final class SnapshotSeeder {
                 for (Extent e : page.extents()) {
                     for (long off = e.offsetBytes(); off < e.offsetBytes() + e.lengthBytes(); off += READ_BYTES) {
                         int len = (int) Math.min(READ_BYTES, e.offsetBytes() + e.lengthBytes() - off);
+                        try {
+                            budget.acquire(len);
+                        } catch (InterruptedException ie) {
+                            Thread.currentThread().interrupt();
+                            throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.UNAVAILABLE,
+                                    "snapshot copy of " + name + " interrupted");
+                        }
                         byte[] data = peers.read(holder, name, s.name(), off, len);
                         if (data.length != len) {
                             throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.IO_ERROR, "node " + plan.holder()
@@ -102,6 +146,7 @@ public final class SnapshotSeeder {
                             store.write(off, ByteBuffer.wrap(data), false);
                         }
                         bytes += len;
+                        listener.bytesCopied(len);
                     }
                 }
                 start = page.nextOffsetBytes();
@@ -109,6 +154,7 @@ public final class SnapshotSeeder {
             store.flush();
             pool.createSnapshot(name, s.uuid()); // closes the store, freezes its top as this snapshot
             previous = s;
+            listener.snapshotDone(s);
             LOG.atDebug().addKeyValue("volume", name).addKeyValue("snapshot", s.name()).addKeyValue("from", plan.holder())
                     .log("snapshot copied into the new replica");
         }

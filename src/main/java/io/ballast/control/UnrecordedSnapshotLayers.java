@@ -38,6 +38,18 @@ final class UnrecordedSnapshotLayers {
                 .map(FileStoragePool.SnapshotInfo::uuid).toList();
     }
 
+    /**
+     * Of {@code doomed} (this replica's unrecorded layers), those that no snapshot in the metadata names
+     * at all, whoever holds it: a cut whose {@code CreateSnapshot} never committed, a snapshot deleted since.
+     * Only these may be removed from an attached volume, through its engine: the engine sends the delete to
+     * every in-sync replica, and a uuid still recorded for other holders (this replica answered its cut too
+     * late, or its copy was not recorded) would lose them a snapshot they hold.
+     */
+    static List<String> namedByNoSnapshot(List<String> doomed, List<SnapshotRecord> recorded) {
+        Set<String> named = recorded.stream().map(SnapshotRecord::uuid).collect(Collectors.toSet());
+        return doomed.stream().filter(u -> !named.contains(u)).toList();
+    }
+
     /** Removes them (each a snapshot delete: the layer above merges down into its layer; every other view keeps its bytes). */
     static void remove(FileStoragePool pool, String volume, List<String> uuids) {
         for (String uuid : uuids) {

@@ -25,6 +25,8 @@ import java.util.List;
  *     not attached
  * @param io the clients' I/O rates, measured on the engine's node (docs/api.md, "I/O rates"); null when
  *     not attached, or when the engine's node did not answer
+ * @param snapshotCopy the copy of the volume's snapshots into the answering node's new replica, while one
+ *     is under way (docs/data-protection.md); null otherwise
  */
 public record VolumeView(
         String name,
@@ -46,20 +48,36 @@ public record VolumeView(
         Encryption encryption,
         Share share,
         Qos qos,
-        IoRates io) {
+        IoRates io,
+        SnapshotCopy snapshotCopy) {
+
+    public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
+            NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
+            int minInSync, long attachEpoch, Engine engine, Encryption encryption, Share share, Qos qos, IoRates io) {
+        this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
+                epoch, minInSync, attachEpoch, engine, encryption, share, qos, io, null);
+    }
 
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
             int minInSync, long attachEpoch, Engine engine, Encryption encryption, Share share, Qos qos) {
         this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
-                epoch, minInSync, attachEpoch, engine, encryption, share, qos, null);
+                epoch, minInSync, attachEpoch, engine, encryption, share, qos, null, null);
     }
 
     /** This view with {@code io} as its I/O rates. */
     public VolumeView withIo(IoRates io) {
         return new VolumeView(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy,
-                replicas, health, epoch, minInSync, attachEpoch, engine, encryption, share, qos, io);
+                replicas, health, epoch, minInSync, attachEpoch, engine, encryption, share, qos, io, snapshotCopy);
     }
+
+    /**
+     * A copy of the volume's snapshots into node {@code nodeId}'s new replica (it stays pending meanwhile).
+     * {@code state}: {@code copying} (attempt {@code attempt}, from {@code source}) or {@code waiting} (for the
+     * next attempt at {@code nextAttemptAt}, after {@code lastError}).
+     */
+    public record SnapshotCopy(String nodeId, String source, String state, int attempt, int snapshotsDone, int snapshotsTotal,
+            long bytesCopied, String lastError, String nextAttemptAt) {}
 
     /**
      * A shared volume: {@code address} is what clients mount ({@code nfs://HOST/ballast/NAME}; null

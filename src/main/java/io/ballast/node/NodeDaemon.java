@@ -169,6 +169,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         volumes.keyring(keyring);
         volumes.volumeIo(volumeIo);
         volumes.snapshotPeers(new NodeSnapshotPeers(member));
+        volumes.backgroundBudget(qos.background()); // snapshot copies into new replicas share the node's budget
         started.push(volumes);
         started.push(volumes::shutdown);
         io.ballast.metrics.ClusterMetrics.track(member);

@@ -1,8 +1,9 @@
 package io.ballast.qos;
 
 /**
- * The node's budget for background copying (resync and rebuild copies, backup upload and restore):
- * one token bucket in bytes per second shared by all of it, holding at most {@value #BURST_MS} ms.
+ * The node's budget for background copying (resync and rebuild copies, snapshot copies into new
+ * replicas, backup upload and restore): one token bucket in bytes per second shared by all of it,
+ * holding at most {@value #BURST_MS} ms.
  * It yields to client I/O: while any client operation reached a volume on this node in the last
  * {@value #CLIENT_ACTIVE_MS} ms, the rate is {@code busyPercent} % of the full rate (25 % by
  * default: 200 MiB/s becomes 50 MiB/s), and the full rate again once clients are quiet. 0 bytes per

@@ -185,7 +185,9 @@ public final class VolumeStoreReplica implements ReplicaStorage {
      */
     @Override
     public void snapshot(ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        long startNs = System.nanoTime();
         flush();
+        long flushedNs = System.nanoTime();
         FileStoragePool pool = store.pool();
         if (pool == null) {
             throw io.ballast.common.BallastException.invalid("volume " + store.name() + " is not in a storage pool");
@@ -195,7 +197,13 @@ public final class VolumeStoreReplica implements ReplicaStorage {
             case DELETE -> pool.deleteSnapshot(store.name(), snapshotUuid);
             case REVERT -> pool.revertToSnapshot(store.name(), snapshotUuid);
         }
+        // where a cut's time goes on a replica (docs/perf/snapshots.md reads these)
+        SNAPSHOT_LOG.atInfo().addKeyValue("volume", store.name()).addKeyValue("action", action).addKeyValue("snapshot", snapshotUuid)
+                .addKeyValue("flushMs", (flushedNs - startNs) / 1_000_000).addKeyValue("poolMs", (System.nanoTime() - flushedNs) / 1_000_000)
+                .log("replica applied a snapshot operation");
     }
+
+    private static final org.slf4j.Logger SNAPSHOT_LOG = org.slf4j.LoggerFactory.getLogger(VolumeStoreReplica.class);
 
     @Override
     public long epochFloor() {

@@ -47,4 +47,24 @@ class SnapshotHoldersStateTest {
                 .contains(third).contains("snap-gone"));
         assertThat(s.snapshot("v", "s1").orElseThrow().nodes()).containsExactlyInAnyOrder(placed.get(1), third);
     }
+
+    @Test
+    void aSnapshotCopysAttemptsAreEventsOnly() throws Exception {
+        ClusterState s = new ClusterState();
+        s.apply(new Command.RecordSnapshotCopy(AT, "v", "n3", "n1", Command.COPY_STARTED, 1, 0, 2, 0, null, 0));
+        s.apply(new Command.RecordSnapshotCopy(AT, "v", "n3", "n1", Command.COPY_RETRYING, 1, 1, 2, 3L << 20,
+                "connection refused", 2_000));
+        s.apply(new Command.RecordSnapshotCopy(AT, "v", "n3", "n2", Command.COPY_ABANDONED, 8, 1, 2, 3L << 20, "no up node", 0));
+        assertThat(s.events(0, 100)).extracting(e -> e.type() + " " + e.message()).containsExactly(
+                "snapshot-copy-started copying snapshots of v into the new replica on n3 from n1 (attempt 1, 2 snapshots)",
+                "snapshot-copy-retrying copy of snapshots of v into the new replica on n3 from n1 failed (attempt 1, 1 of 2"
+                        + " snapshots, 3145728 bytes copied): connection refused; retrying in 2 s",
+                "snapshot-copy-abandoned copy of snapshots of v into the new replica on n3 from n2 given up after 8 attempts"
+                        + " (no up node); the replica is rebuilt without them, their other holders keep them");
+        assertThat(s.snapshots(null)).isEmpty();
+        assertThatThrownBy(() -> CommandGate.validate(new Command.RecordSnapshotCopy(AT, "v", "n3", "n1", "done", 1, 0, 2, 0, null, 0)))
+                .hasMessageContaining("outcome must be started, retrying or abandoned");
+        assertThatThrownBy(() -> CommandGate.validate(new Command.RecordSnapshotCopy(AT, null, "n3", "n1", "started", 1, 0, 2, 0, null, 0)))
+                .hasMessageContaining("volume is missing");
+    }
 }

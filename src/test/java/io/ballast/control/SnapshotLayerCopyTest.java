@@ -111,6 +111,96 @@ class SnapshotLayerCopyTest {
         }
     }
 
+    @Test
+    void theCopyTakesItsBytesFromTheNodesBackgroundBudgetAndYieldsToClients() {
+        try (FileStoragePool src = FileStoragePool.open(dir.resolve("holder")); FileStoragePool dst = FileStoragePool.open(dir.resolve("new"))) {
+            src.create("v", SIZE);
+            write(src, "v", 0, random(1, 8 * MIB));
+            src.createSnapshot("v", "s1");
+            Instant t0 = Instant.parse("2026-12-07T10:00:00Z");
+            SnapshotSeeder.Result plan = new SnapshotSeeder.Result("node-1", List.of(record("s1", t0, "node-1")), 0);
+
+            // clients quiet: the full rate, 1 MiB/s: 8 MiB take about 8 s of the budget's time
+            io.ballast.qos.FakeClock quiet = new io.ballast.qos.FakeClock();
+            assertThat(secondsToCopy(src, dst, plan, quiet, new io.ballast.qos.BackgroundBudget(MIB, 25, quiet)))
+                    .as("seconds to copy 8 MiB at 1 MiB/s").isBetween(6.5, 8.5);
+            // clients busy on the node (operations all along): a quarter of it, about 32 s
+            io.ballast.qos.FakeClock busyClock = new io.ballast.qos.FakeClock();
+            io.ballast.qos.BackgroundBudget busy = new io.ballast.qos.BackgroundBudget(MIB, 25, busyClock);
+            busyClock.whileSleeping = busy::noteClientIo;
+            busy.noteClientIo();
+            assertThat(secondsToCopy(src, dst, plan, busyClock, busy)).as("seconds to copy 8 MiB at a quarter of 1 MiB/s")
+                    .isBetween(26.0, 34.0);
+        }
+    }
+
+    /** Copies {@code plan} into a fresh {@code v} of {@code dst} under {@code budget}: the budget clock's seconds it took. */
+    static double secondsToCopy(FileStoragePool src, FileStoragePool dst, SnapshotSeeder.Result plan, io.ballast.qos.FakeClock clock,
+            io.ballast.qos.BackgroundBudget budget) {
+        if (dst.find("v").isPresent()) {
+            dst.delete("v");
+        }
+        dst.create("v", SIZE);
+        long startNs = clock.nowNs;
+        SnapshotSeeder.seed(dst, "v", null, plan, peersOf(src, new ArrayList<>()), budget, 0, new SnapshotSeeder.Listener() {});
+        assertThat(sha(dst, "v", "s1")).isEqualTo(sha(src, "v", "s1"));
+        return (clock.nowNs - startNs) / 1e9;
+    }
+
+    @Test
+    void aCopyThatFailedMidSnapshotResumesAfterTheSnapshotsAlreadyCut() {
+        try (FileStoragePool src = FileStoragePool.open(dir.resolve("holder")); FileStoragePool dst = FileStoragePool.open(dir.resolve("new"))) {
+            src.create("v", SIZE);
+            write(src, "v", 0, random(1, 4 * MIB));
+            src.createSnapshot("v", "s1");
+            write(src, "v", 8L * MIB, random(2, 4 * MIB));
+            write(src, "v", 0, new byte[MIB]); // zeroes over part of s1's data
+            src.createSnapshot("v", "s2");
+            Instant t0 = Instant.parse("2026-12-07T10:00:00Z");
+            SnapshotSeeder.Result plan = new SnapshotSeeder.Result("node-1",
+                    List.of(record("s1", t0, "node-1"), record("s2", t0.plusSeconds(60), "node-1")), 0);
+            dst.create("v", SIZE);
+            List<String> reads = new ArrayList<>();
+            SnapshotSeeder.Peers holder = peersOf(src, reads);
+            SnapshotSeeder.Peers goesAway = new SnapshotSeeder.Peers() {
+                @Override
+                public SnapshotSeeder.Page changedBlocks(io.ballast.cluster.NodeRecord n, String volume, String snapshot, String base,
+                        long startOffsetBytes) {
+                    return holder.changedBlocks(n, volume, snapshot, base, startOffsetBytes);
+                }
+
+                @Override
+                public byte[] read(io.ballast.cluster.NodeRecord n, String volume, String snapshot, long offsetBytes, int lengthBytes) {
+                    if (snapshot.equals("s2") && offsetBytes >= 9L * MIB) {
+                        throw new io.ballast.common.BallastException(io.ballast.common.ErrorCode.UNAVAILABLE, "holder went away");
+                    }
+                    return holder.read(n, volume, snapshot, offsetBytes, lengthBytes);
+                }
+            };
+            List<String> done = new ArrayList<>();
+            SnapshotSeeder.Listener listener = new SnapshotSeeder.Listener() {
+                @Override
+                public void snapshotDone(SnapshotRecord s) {
+                    done.add(s.uuid());
+                }
+            };
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> SnapshotSeeder.seed(dst, "v", null, plan, goesAway,
+                    io.ballast.qos.BackgroundBudget.unlimited(), 0, listener)).hasMessageContaining("holder went away");
+            assertThat(done).containsExactly("s1");
+            assertThat(dst.snapshots("v")).extracting(FileStoragePool.SnapshotInfo::uuid).containsExactly("s1");
+
+            reads.clear();
+            SnapshotSeeder.Result r = SnapshotSeeder.seed(dst, "v", null, plan, holder, io.ballast.qos.BackgroundBudget.unlimited(), 1,
+                    listener);
+            assertThat(reads).as("s1 is not read again").allMatch(x -> x.startsWith("s2@"));
+            assertThat(r.bytesCopied()).isEqualTo(5L * MIB);
+            assertThat(dst.snapshots("v")).extracting(FileStoragePool.SnapshotInfo::uuid).containsExactly("s1", "s2");
+            assertThat(sha(dst, "v", "s1")).isEqualTo(sha(src, "v", "s1"));
+            assertThat(sha(dst, "v", "s2")).isEqualTo(sha(src, "v", "s2"));
+            assertThat(dst.snapshotImage("v", "s1").cutGeneration()).isLessThan(dst.snapshotImage("v", "s2").cutGeneration());
+        }
+    }
+
     static byte[] readSnapshot(FileStoragePool pool, String uuid) {
         byte[] out = new byte[(int) SIZE];
         pool.readSnapshot("v", uuid, 0, ByteBuffer.wrap(out));
