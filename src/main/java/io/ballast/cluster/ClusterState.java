@@ -244,7 +244,7 @@ public final class ClusterState {
      */
     private void putNode(NodeRecord n) {
         NodeRecord old = nodes.put(n.id(), n);
-        if (old != null && old.withHeartbeat(n.lastHeartbeatAt(), n.capacityBytes(), n.freeBytes()).equals(n)) {
+        if (old != null && old.withHeartbeat(n.lastHeartbeatAt(), n.capacityBytes(), n.freeBytes(), n.pools()).equals(n)) {
             return;
         }
         recordChange(old == null ? ChangeLog.Type.ADDED : ChangeLog.Type.MODIFIED, "node", n.id(), n);
@@ -329,7 +329,7 @@ public final class ClusterState {
         List<Placement.Candidate> out = new ArrayList<>();
         for (NodeRecord n : nodes.values()) {
             out.add(new Placement.Candidate(n.id(), n.labels(), n.state(), n.cordoned(), n.draining(), n.capacityBytes(),
-                    prov.getOrDefault(n.id(), 0L)));
+                    prov.getOrDefault(n.id(), 0L), n.pools()));
         }
         return out;
     }
@@ -581,7 +581,7 @@ public final class ClusterState {
         NodeRecord n = new NodeRecord(r.nodeId(), r.apiUrl(), r.raftAddress(), r.nbdTcp(), labels, NodeRecord.UP,
                 old == null ? "joined" : "rejoined", old != null && old.cordoned(), old != null && old.draining(),
                 old == null ? "voter" : old.raftRole(), r.capacityBytes(), r.freeBytes(),
-                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress());
+                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress(), old == null ? List.of() : old.pools());
         putNode(n);
         event(r.at(), old == null ? "node-joined" : "node-rejoined", n.id(), n.id() + (old == null ? " joined" : " rejoined")
                 + " (raft " + n.raftAddress() + ", api " + n.apiUrl() + (labels.isEmpty() ? "" : ", labels " + Labels.format(labels))
@@ -594,7 +594,7 @@ public final class ClusterState {
         if (n == null) {
             throw BallastException.notFound("node " + h.nodeId() + " is not a member of this cluster (removed?)");
         }
-        NodeRecord nn = n.withHeartbeat(h.at(), h.capacityBytes(), h.freeBytes());
+        NodeRecord nn = n.withHeartbeat(h.at(), h.capacityBytes(), h.freeBytes(), h.pools() == null ? n.pools() : h.pools());
         if (!NodeRecord.UP.equals(n.state())) {
             nn = nn.withState(NodeRecord.UP, "heartbeat received at " + h.at());
             event(h.at(), "node-up", n.id(), n.id() + " is up again: heartbeat received after it was marked " + n.state()
@@ -702,7 +702,7 @@ public final class ClusterState {
         List<Placement.Candidate> out = new ArrayList<>();
         for (NodeRecord nr : nodes.values()) {
             out.add(new Placement.Candidate(nr.id(), nr.labels(), nr.state(), nr.cordoned(), nr.draining(), nr.capacityBytes(),
-                    prov.getOrDefault(nr.id(), 0L)));
+                    prov.getOrDefault(nr.id(), 0L), nr.pools()));
         }
         return out;
     }

@@ -65,8 +65,16 @@ public sealed interface Command {
         }
     }
 
-    /** A node is alive; carries its capacity. Brings a suspect or down node back up. */
-    record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes) implements Command {}
+    /**
+     * A node is alive; carries its capacity and, per pool directory, its space ({@code pools} null: a
+     * node older than pools, whose record keeps what it had). Brings a suspect or down node back up.
+     */
+    record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes, java.util.List<NodePool> pools)
+            implements Command {
+        public Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes) {
+            this(at, nodeId, capacityBytes, freeBytes, null);
+        }
+    }
 
     /**
      * The leader's failure detector: {@code state} for {@code nodeId} because {@code reason}. Ignored

@@ -106,7 +106,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         nodeId = readOrCreateNodeId();
         startedAt = Instant.now();
 
-        pool = components.openPool(config.poolDir());
+        pool = components.openPool(NodePools.resolve(config.dataDir(), config.pools()));
         started.push(pool);
         Metrics.trackPool(pool::stats);
 
