@@ -16,10 +16,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
-@Command(name = "node", description = "Run a node daemon; list, inspect, cordon, drain and remove cluster members.",
+@Command(name = "node", description = "Run a node daemon; list, inspect, cordon, drain and remove cluster members; add and remove pools.",
         subcommands = {NodeCommands.Start.class, ClusterCommands.NodeList.class, ClusterCommands.NodeInspect.class,
                 ClusterCommands.Cordon.class, ClusterCommands.Uncordon.class, ClusterCommands.Drain.class,
-                ClusterCommands.Remove.class, NodeCleanupCommand.class})
+                ClusterCommands.Remove.class, NodeCleanupCommand.class, NodePoolCommands.class})
 final class NodeCommands extends CommandGroup {
 
     @ParentCommand

@@ -754,7 +754,9 @@ public final class ClusterMember implements AutoCloseable {
         if (s == null) {
             return List.of();
         }
-        return s.pools().stream().map(p -> new NodePool(p.name(), p.capacityBytes(), p.freeBytes(), p.full())).toList();
+        // a pool being removed takes no new replica: to placement it is as good as full
+        return s.pools().stream().map(p -> new NodePool(p.name(), p.capacityBytes(), p.freeBytes(), p.full() || p.removing()))
+                .toList();
     }
 
     /** Heartbeats sent since start: {@code lease} (not logged) and {@code committed} (log entries). */

@@ -425,6 +425,7 @@ public final class ClusterState {
                 yield nodes.get(n.id());
             }
             case Command.DrainNode d -> drain(d);
+            case Command.DrainReplicas d -> drainReplicas(d);
             case Command.RemoveNode r -> remove(r);
             case Command.CreateVolume cv -> create(cv);
             case Command.ResizeVolume rv -> resize(rv);
@@ -631,10 +632,31 @@ public final class ClusterState {
         NodeRecord n = requireNode(d.nodeId());
         // plan everything first, then change: a refused drain changes nothing
         putNode(n.withCordon(true, true));
+        DrainResult r = replaceReplicas(n, volumes.keySet(), d.at(), d.overcommitRatio());
+        event(d.at(), "node-drained", n.id(), n.id() + " cordoned and drained: " + r.replacements().size()
+                + " replica(s) replaced " + r.replacements() + (r.unplaced().isEmpty() ? "" : "; could not move " + r.unplaced()));
+        return r;
+    }
+
+    private DrainResult drainReplicas(Command.DrainReplicas d) {
+        NodeRecord n = requireNode(d.nodeId());
+        DrainResult r = replaceReplicas(n, new java.util.TreeSet<>(d.volumes()), d.at(), d.overcommitRatio());
+        event(d.at(), "replicas-drained", n.id(), "moving " + r.replacements().size() + " replica(s) off " + n.id()
+                + (d.reason() == null || d.reason().isBlank() ? "" : " (" + d.reason() + ")") + ": " + r.replacements()
+                + (r.unplaced().isEmpty() ? "" : "; could not move " + r.unplaced()));
+        return r;
+    }
+
+    /** Marks the node's replicas of these volumes draining, each with a replacement placed elsewhere. */
+    private DrainResult replaceReplicas(NodeRecord n, java.util.Set<String> names, String at, double overcommitRatio) {
         Map<String, String> replacements = new TreeMap<>();
         Map<String, String> unplaced = new TreeMap<>();
         Map<String, VolumeRecord> updated = new TreeMap<>();
-        for (VolumeRecord v : volumes.values()) {
+        for (String name : List.copyOf(names)) {
+            VolumeRecord v = volumes.get(name);
+            if (v == null) {
+                continue; // deleted meanwhile
+            }
             Optional<ReplicaRecord> mine = v.replicas().stream().filter(r -> r.nodeId().equals(n.id())).findFirst();
             if (mine.isEmpty() || mine.get().state().equals(ReplicaRecord.DRAINING)) {
                 continue;
@@ -643,7 +665,7 @@ public final class ClusterState {
             v.replicas().forEach(r -> holders.add(r.nodeId()));
             List<Placement.Candidate> cands = new ArrayList<>(candidatesWith(updated));
             Placement.Result res = Placement.place(cands, new Placement.Request(v.name(), v.sizeBytes(), 1, v.spreadBy(),
-                    d.overcommitRatio(), holders));
+                    overcommitRatio, holders));
             if (!res.ok()) {
                 unplaced.put(v.name(), res.message());
                 continue;
@@ -651,16 +673,14 @@ public final class ClusterState {
             String target = res.chosen().getFirst();
             List<ReplicaRecord> rs = new ArrayList<>();
             for (ReplicaRecord r : v.replicas()) {
-                rs.add(r.nodeId().equals(n.id()) ? r.withState(ReplicaRecord.DRAINING, d.at()) : r);
+                rs.add(r.nodeId().equals(n.id()) ? r.withState(ReplicaRecord.DRAINING, at) : r);
             }
             // the replacement starts empty: out of sync until a full rebuild copies the volume to it
-            rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, d.at(), false, 0));
+            rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, at, false, 0));
             updated.put(v.name(), v.withReplicas(rs));
             replacements.put(v.name(), target);
         }
         updated.values().forEach(this::putVolume);
-        event(d.at(), "node-drained", n.id(), n.id() + " cordoned and drained: " + replacements.size()
-                + " replica(s) replaced " + replacements + (unplaced.isEmpty() ? "" : "; could not move " + unplaced));
         return new DrainResult(n.id(), replacements, unplaced);
     }
 

@@ -25,8 +25,13 @@ public final class NodePools {
     private static final ObjectMapper JSON = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT)
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
-    /** The content of pools.json. */
-    record Recorded(List<PoolDirectory> pools) {}
+    /** The content of pools.json; {@code removing}: pools whose replicas are moving away (`node pool remove`). */
+    record Recorded(List<PoolDirectory> pools, List<String> removing) {
+        Recorded {
+            pools = pools == null ? List.of() : List.copyOf(pools);
+            removing = removing == null ? List.of() : List.copyOf(removing);
+        }
+    }
 
     private NodePools() {}
 
@@ -52,29 +57,41 @@ public final class NodePools {
         if (out.isEmpty()) {
             out.add(new PoolDirectory(PoolDirectory.DEFAULT_NAME, dataDir.resolve("pool")));
         }
-        write(dataDir, out);
+        List<String> removing = removing(dataDir).stream().filter(n -> out.stream().anyMatch(p -> p.name().equals(n))).toList();
+        write(dataDir, out, removing);
         return List.copyOf(out);
     }
 
     /** What pools.json says; for a data directory from before pools, its DATA/pool if there is one. */
     static List<PoolDirectory> recorded(Path dataDir) {
-        Path f = dataDir.resolve(FILE);
-        try {
-            if (Files.exists(f)) {
-                return JSON.readValue(f.toFile(), Recorded.class).pools();
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + f, e);
+        Recorded r = read(dataDir);
+        if (r != null) {
+            return r.pools();
         }
         Path legacy = dataDir.resolve("pool");
         return Files.exists(legacy.resolve("pool.json"))
                 ? List.of(new PoolDirectory(PoolDirectory.DEFAULT_NAME, legacy)) : List.of();
     }
 
-    /** Replaces the record (atomically: temp file, fsync, rename). */
-    public static void write(Path dataDir, List<PoolDirectory> pools) {
+    /** The pools being removed, as recorded (a restart resumes their removal). */
+    public static List<String> removing(Path dataDir) {
+        Recorded r = read(dataDir);
+        return r == null ? List.of() : r.removing();
+    }
+
+    private static Recorded read(Path dataDir) {
+        Path f = dataDir.resolve(FILE);
         try {
-            DurableFiles.writeAtomically(dataDir.resolve(FILE), JSON.writeValueAsBytes(new Recorded(pools)));
+            return Files.exists(f) ? JSON.readValue(f.toFile(), Recorded.class) : null;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + f, e);
+        }
+    }
+
+    /** Replaces the record (atomically: temp file, fsync, rename). */
+    public static void write(Path dataDir, List<PoolDirectory> pools, List<String> removing) {
+        try {
+            DurableFiles.writeAtomically(dataDir.resolve(FILE), JSON.writeValueAsBytes(new Recorded(pools, removing)));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + dataDir.resolve(FILE), e);
         }

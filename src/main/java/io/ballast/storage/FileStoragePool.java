@@ -80,6 +80,8 @@ public final class FileStoragePool implements StoragePool {
         final Path volumesDir;
         final FileChannel lockChannel;
         final FileLock lock;
+        /** Being removed: its volumes move away, no new one goes there. Guarded by the pool. */
+        boolean removing;
 
         Disk(String name, Path dir, FileChannel lockChannel, FileLock lock) {
             this.name = name;
@@ -260,7 +262,8 @@ public final class FileStoragePool implements StoragePool {
                     + (held.size() == 1 ? "" : "s") + " (" + String.join(", ", held) + "); move them away first");
         }
         if (disks.size() == 1) {
-            throw BallastException.invalid("pool '" + name + "' is this node's only pool; add another one first");
+            throw BallastException.invalid("pool '" + name + "' is this node's only pool; add another one first"
+                    + " (`ballast node pool add NODE DIR`)");
         }
         disks.remove(disk);
         disk.release();
@@ -275,6 +278,20 @@ public final class FileStoragePool implements StoragePool {
         }
         throw BallastException.notFound("no pool named '" + name + "' on this node (pools: "
                 + String.join(", ", disks.stream().map(d -> d.name).toList()) + ")");
+    }
+
+    /**
+     * Takes no new volume into the directory from now on (its volumes are moving away before
+     * {@link #removeDirectory}). INVALID_ARGUMENT when no other directory would take new volumes.
+     */
+    public synchronized void retireDirectory(String name) {
+        checkOpen();
+        Disk disk = disk(name);
+        if (disks.stream().noneMatch(d -> d != disk && !d.removing)) {
+            throw BallastException.invalid("pool '" + name + "' is this node's only pool; add another one first"
+                    + " (`ballast node pool add NODE DIR`)");
+        }
+        disk.removing = true;
     }
 
     /** The name of the pool directory that holds a volume. */
@@ -446,7 +463,7 @@ public final class FileStoragePool implements StoragePool {
     private Disk diskForNewVolume(String name) {
         List<Disk> candidates;
         synchronized (this) {
-            candidates = List.copyOf(disks);
+            candidates = disks.stream().filter(d -> !d.removing).toList();
         }
         Disk best = null;
         long bestFree = -1;
@@ -647,7 +664,7 @@ public final class FileStoragePool implements StoragePool {
             }
             long cap = fs.getTotalSpace();
             long free = fs.getUsableSpace();
-            return new PoolSpace(d.name, d.dir.toString(), cap, free, allocated, count, PoolSpace.isFull(cap, free));
+            return new PoolSpace(d.name, d.dir.toString(), cap, free, allocated, count, PoolSpace.isFull(cap, free), d.removing);
         } catch (IOException e) {
             throw FsUtil.ioError("cannot read capacity of " + d.dir, e);
         }

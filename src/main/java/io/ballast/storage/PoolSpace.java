@@ -2,10 +2,10 @@ package io.ballast.storage;
 
 /**
  * Capacity of one pool directory: its file system's size and free space, what its volumes have
- * allocated, and whether it is full (no new replica goes there).
+ * allocated, whether it is full, and whether it is being removed (no new replica goes there either way).
  */
 public record PoolSpace(String name, String directory, long capacityBytes, long freeBytes, long allocatedBytes,
-        int volumeCount, boolean full) {
+        int volumeCount, boolean full, boolean removing) {
 
     /** Free space under which a pool counts as full: 2 % of its file system, at least 1 MiB, at most 1 GiB. */
     public static long fullBelowBytes(long capacityBytes) {
