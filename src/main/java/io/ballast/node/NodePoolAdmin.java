@@ -135,16 +135,26 @@ final class NodePoolAdmin implements AutoCloseable {
     }
 
     private void finish(String name) {
+        // the record first: once the pool is gone from the node's answers, pools.json no longer has it either
+        // (a crash in between leaves an empty directory unopened at the next start, which is what was asked)
+        record(name);
         pool.removeDirectory(name);
-        record();
         log.atInfo().addKeyValue("pool", name).log("pool removed: its replicas moved to other nodes");
     }
 
     /** Writes DATA/pools.json from what the pool has open now. */
     private void record() {
+        record(null);
+    }
+
+    /** As {@link #record()}, without the pool {@code leaving} (null: every pool). */
+    private void record(String leaving) {
         List<PoolDirectory> dirs = new ArrayList<>();
         List<String> removing = new ArrayList<>();
         for (PoolSpace s : pool.stats().pools()) {
+            if (s.name().equals(leaving)) {
+                continue;
+            }
             dirs.add(new PoolDirectory(s.name(), Path.of(s.directory())));
             if (s.removing()) {
                 removing.add(s.name());

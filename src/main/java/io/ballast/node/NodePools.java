@@ -26,12 +26,15 @@ public final class NodePools {
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
     /** The content of pools.json; {@code removing}: pools whose replicas are moving away (`node pool remove`). */
-    record Recorded(List<PoolDirectory> pools, List<String> removing) {
+    record Recorded(List<Entry> pools, List<String> removing) {
         Recorded {
             pools = pools == null ? List.of() : List.copyOf(pools);
             removing = removing == null ? List.of() : List.copyOf(removing);
         }
     }
+
+    /** One pool as pools.json has it: its name and directory (a plain path, for operators to read). */
+    record Entry(String name, String dir) {}
 
     private NodePools() {}
 
@@ -66,7 +69,7 @@ public final class NodePools {
     static List<PoolDirectory> recorded(Path dataDir) {
         Recorded r = read(dataDir);
         if (r != null) {
-            return r.pools();
+            return r.pools().stream().map(e -> new PoolDirectory(e.name(), Path.of(e.dir()))).toList();
         }
         Path legacy = dataDir.resolve("pool");
         return Files.exists(legacy.resolve("pool.json"))
@@ -91,7 +94,8 @@ public final class NodePools {
     /** Replaces the record (atomically: temp file, fsync, rename). */
     public static void write(Path dataDir, List<PoolDirectory> pools, List<String> removing) {
         try {
-            DurableFiles.writeAtomically(dataDir.resolve(FILE), JSON.writeValueAsBytes(new Recorded(pools, removing)));
+            List<Entry> entries = pools.stream().map(p -> new Entry(p.name(), p.dir().toString())).toList();
+            DurableFiles.writeAtomically(dataDir.resolve(FILE), JSON.writeValueAsBytes(new Recorded(entries, removing)));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + dataDir.resolve(FILE), e);
         }

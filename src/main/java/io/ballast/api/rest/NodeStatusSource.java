@@ -14,7 +14,7 @@ public interface NodeStatusSource {
         throw io.ballast.common.BallastException.invalid("this node's storage has no pool directories to add to");
     }
 
-    /** {@code DELETE /v1/node/pools/{pool}}: moves the pool's replicas to other nodes, then lets go of it. */
+    /** {@code DELETE /v1/node/pools/{name}}: moves the pool's replicas to other nodes, then lets go of it. */
     default Object removePool(String name) {
         throw io.ballast.common.BallastException.invalid("this node's storage has no pool directories to remove");
     }

@@ -351,7 +351,7 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
         if (seg.length == 4 && seg[2].equals("node") && seg[3].equals("volume-io")) return "/v1/node/volume-io";
         if (seg.length == 4 && seg[2].equals("node") && seg[3].equals("pools")) return "/v1/node/pools";
-        if (seg.length == 5 && seg[2].equals("node") && seg[3].equals("pools")) return "/v1/node/pools/{pool}";
+        if (seg.length == 5 && seg[2].equals("node") && seg[3].equals("pools")) return "/v1/node/pools/{name}";
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("certificate")) return "/v1/cluster/certificate";
@@ -597,7 +597,7 @@ public final class RestServer implements AutoCloseable {
                 }
                 yield new Reply(200, node.addPool(req.name(), req.dir()));
             }
-            case "/v1/node/pools/{pool} DELETE" -> new Reply(202, node.removePool(seg[4]));
+            case "/v1/node/pools/{name} DELETE" -> new Reply(202, node.removePool(seg[4]));
             case "/v1/node/volume-io GET" -> new Reply(200, new ApiTypes.NodeVolumeIo(
                     volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.nodeId() : null,
                     io.ballast.qos.VolumeIo.WINDOW.toMillis(),
