@@ -493,7 +493,8 @@ final class LocalCommands {
                 for (JsonNode p : dirs) {
                     out.println("  " + p.path("name").asText() + ": " + Output.text(p.path("directory")) + ", "
                             + Output.size(p.path("capacityBytes")) + " capacity, " + Output.size(p.path("freeBytes")) + " free, "
-                            + p.path("volumeCount").asInt() + " replica(s)" + (p.path("full").asBoolean() ? ", FULL: no new replicas" : ""));
+                            + p.path("volumeCount").asInt() + " replica(s)" + (p.path("full").asBoolean() ? ", FULL: no new replicas" : "")
+                            + (p.path("removing").asBoolean() ? ", REMOVING: its replicas move to other nodes" : ""));
                 }
             }
             JsonNode cap = cluster.path("capacity");
