@@ -15,9 +15,9 @@ import java.util.TreeSet;
  * exhaustively. Rules: distinct nodes; distinct failure domains (the value of the spread label,
  * {@code zone} by default when any node has one, else each node is its own domain); only nodes
  * that are up, not cordoned, not draining; within capacity (provisioned + size &lt;= capacity x
- * over-commit ratio); with at least one pool directory that is not full (a node picks the pool of a
- * replica itself: the one with the most free space); least-used nodes first. Every node gets a verdict, so a failure says why for
- * each node.
+ * over-commit ratio); with at least one pool directory that is not full (the node picks a replica's
+ * pool itself: the one with the most free space); least-used nodes first. Every node gets a verdict,
+ * so a failure says why for each node.
  */
 public final class Placement {
     public static final String SPREAD_NODE = "node";
@@ -47,15 +47,15 @@ public final class Placement {
 
     /** "pool default is full (12 MiB free of 40 GiB)", or every pool with its free space. */
     static String fullPoolsReason(List<NodePool> pools) {
-        StringBuilder b = new StringBuilder(pools.size() == 1 ? "pool " : "every pool is full: ");
-        for (NodePool p : pools) {
-            if (b.length() > "every pool is full: ".length() && pools.size() > 1) {
-                b.append(", ");
-            }
-            b.append(p.name()).append(pools.size() == 1 ? " is full (" : " (").append(Sizes.format(Math.max(0, p.freeBytes())))
-                    .append(" free of ").append(Sizes.format(p.capacityBytes())).append(')');
+        if (pools.size() == 1) {
+            return "pool " + pools.getFirst().name() + " is full (" + space(pools.getFirst()) + ")";
         }
-        return b.toString();
+        List<String> each = pools.stream().map(p -> p.name() + " (" + space(p) + ")").toList();
+        return "every pool is full: " + String.join(", ", each);
+    }
+
+    private static String space(NodePool p) {
+        return Sizes.format(Math.max(0, p.freeBytes())) + " free of " + Sizes.format(p.capacityBytes());
     }
 
     /**

@@ -482,6 +482,8 @@ class MiniClusterTest {
                 c.add(Map.of("zone", "z" + i));
             }
             int leader = c.awaitLeader();
+            // placement below counts on every node being up (a node just joined on a loaded host can be suspect for a moment)
+            awaitUp(c, 1, 2, 3, 4);
             // node-4's pool turns read-only under the running node, as a file system does after I/O errors
             Path pool = dir.resolve("node-4/pool");
             run("mount", "--bind", pool.toString(), pool.toString());
@@ -525,6 +527,7 @@ class MiniClusterTest {
             for (int i = 2; i <= 4; i++) {
                 c.client(1).post("/v1/nodes/node-" + i + "/cordon", null);
             }
+            awaitUp(c, 1, 2, 3, 4);
             HttpResponse<String> two = raw(c, "POST", c.url(2) + "/v1/volumes", "{\"name\":\"two\",\"size\":\"64MiB\",\"repl\":2}");
             assertThat(two.statusCode()).as(two.body()).isEqualTo(409);
             assertThat(two.body()).contains("2 replicas of 64 MiB on distinct zones, found 1");
@@ -543,11 +546,18 @@ class MiniClusterTest {
             Files.delete(small.resolve("filler"));
             MiniCluster.await(Duration.ofSeconds(15), "node-1's small pool reported with room",
                     () -> !c.member(2).state().node("node-1").orElseThrow().allPoolsFull());
+            awaitUp(c, 1, 2);
             JsonNode late = create(c, c.url(2), "late", "64MiB", 2);
             assertThat(late.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2");
             MiniCluster.await(Duration.ofSeconds(15), "late's replica on node-1's pool with room",
                     () -> volumeDirs(small).size() == 1);
             Files.delete(big.resolve("filler"));
+        }
+    }
+
+    private static void awaitUp(MiniCluster c, int... nodes) {
+        for (int i : nodes) {
+            c.awaitNodeState(c.awaitLeader(), "node-" + i, NodeRecord.UP);
         }
     }
 
