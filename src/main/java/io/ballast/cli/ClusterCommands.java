@@ -97,6 +97,12 @@ final class ClusterCommands {
             out.println("Labels:       " + labels(n.path("labels")));
             out.println("Capacity:     " + Output.size(n.path("capacityBytes")) + ", " + Output.size(n.path("freeBytes"))
                     + " free on disk, " + Output.size(n.path("provisionedBytes")) + " provisioned");
+            String label = "Pools:        ";
+            for (JsonNode p : n.path("pools")) {
+                out.println(label + p.path("name").asText() + ": " + Output.size(p.path("capacityBytes")) + ", "
+                        + Output.size(p.path("freeBytes")) + " free" + (p.path("full").asBoolean() ? " (FULL: no new replicas)" : ""));
+                label = "              ";
+            }
             out.println("Joined:       " + Output.text(n.path("joinedAt")));
             out.println("Heartbeat:    " + Output.text(n.path("lastHeartbeatAt")));
             List<String> vols = new ArrayList<>();

@@ -484,6 +484,19 @@ final class LocalCommands {
             out.println("Pool:      " + Output.size(pool.path("capacityBytes")) + " capacity, "
                     + Output.size(pool.path("freeBytes")) + " free, " + Output.size(pool.path("allocatedBytes"))
                     + " allocated by volumes");
+            JsonNode dirs = pool.path("pools");
+            boolean anyFull = false;
+            for (JsonNode p : dirs) {
+                anyFull |= p.path("full").asBoolean();
+            }
+            if (dirs.size() > 1 || anyFull) {
+                for (JsonNode p : dirs) {
+                    out.println("  " + p.path("name").asText() + ": " + Output.text(p.path("directory")) + ", "
+                            + Output.size(p.path("capacityBytes")) + " capacity, " + Output.size(p.path("freeBytes")) + " free, "
+                            + p.path("volumeCount").asInt() + " replica(s)" + (p.path("full").asBoolean() ? ", FULL: no new replicas" : "")
+                            + (p.path("removing").asBoolean() ? ", REMOVING: its replicas move to other nodes" : ""));
+                }
+            }
             JsonNode cap = cluster.path("capacity");
             out.println("Capacity:  " + Output.size(cap.path("capacityBytes")) + " on up nodes, " + Output.size(cap.path("freeBytes"))
                     + " free on disk, " + Output.size(cap.path("provisionedBytes")) + " provisioned (over-commit "

@@ -16,10 +16,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
-@Command(name = "node", description = "Run a node daemon; list, inspect, cordon, drain and remove cluster members.",
+@Command(name = "node", description = "Run a node daemon; list, inspect, cordon, drain and remove cluster members; add and remove pools.",
         subcommands = {NodeCommands.Start.class, ClusterCommands.NodeList.class, ClusterCommands.NodeInspect.class,
                 ClusterCommands.Cordon.class, ClusterCommands.Uncordon.class, ClusterCommands.Drain.class,
-                ClusterCommands.Remove.class, NodeCleanupCommand.class})
+                ClusterCommands.Remove.class, NodeCleanupCommand.class, NodePoolCommands.class})
 final class NodeCommands extends CommandGroup {
 
     @ParentCommand
@@ -92,6 +92,11 @@ final class NodeCommands extends CommandGroup {
 
         @Option(names = "--labels", paramLabel = "K=V,...", description = "Failure-domain labels, e.g. zone=a,rack=r1")
         String labels;
+
+        @Option(names = "--pool", paramLabel = "[NAME=]DIR", description = "A pool directory (a disk), repeatable: "
+                + "--pool /mnt/d1 --pool /mnt/d2; named after the directory unless NAME= is given. Recorded in DIR/pools.json "
+                + "and opened at every start (default: DIR/pool; docs/node.md, \"Pools\")")
+        java.util.List<String> pools = new java.util.ArrayList<>();
 
         @Option(names = "--capacity", paramLabel = "SIZE", description = "Cap on what placement provisions here (default: the pool's file system size)")
         String capacity;
@@ -241,7 +246,8 @@ final class NodeCommands extends CommandGroup {
             }
             NodeConfig config = new NodeConfig(dataDir, api, nbd, nbdSocket, cluster, repl, engine, nbdTls(),
                     encryptionKeyFile == null ? null : encryptionKeyFile.toAbsolutePath(), tls)
-                    .withBackgroundBytesPerSec(io.ballast.qos.QosValues.parseBandwidth(backgroundBandwidth));
+                    .withBackgroundBytesPerSec(io.ballast.qos.QosValues.parseBandwidth(backgroundBandwidth))
+                    .withPools(pools.stream().map(io.ballast.storage.PoolDirectory::parse).toList());
             // a bad key file is a usage error now, not a daemon that starts and refuses volumes later
             io.ballast.keys.ClusterKey.of(config.encryptionKeyFile(), java.util.Map.of());
             if (insecure) {

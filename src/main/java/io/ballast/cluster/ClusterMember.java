@@ -691,8 +691,8 @@ public final class ClusterMember implements AutoCloseable {
                     config.labels().isEmpty() && me != null ? me.labels() : config.labels(), capacity(s), s == null ? 0 : s.freeBytes(),
                     replicationAddress));
             registered = true;
-        } else if (mustCommitHeartbeat(me, capacity(s), s == null ? 0 : s.freeBytes(), Instant.now())) {
-            raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes()));
+        } else if (mustCommitHeartbeat(me, capacity(s), s == null ? 0 : s.freeBytes(), pools(s), Instant.now())) {
+            raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes(), pools(s)));
             committedHeartbeats.incrementAndGet();
             registered = true;
         } else {
@@ -717,7 +717,19 @@ public final class ClusterMember implements AutoCloseable {
      * heartbeat keeps the leader's detector fed, so the log grows with what changes, not with the fleet.
      */
     public static boolean mustCommitHeartbeat(NodeRecord me, long capacityBytes, long freeBytes, Instant now) {
+        return mustCommitHeartbeat(me, capacityBytes, freeBytes, me.pools(), now);
+    }
+
+    /**
+     * As {@link #mustCommitHeartbeat(NodeRecord, long, long, Instant)}, and also when a pool came, went
+     * or turned full or not full, or one pool's free space moved past the threshold (of its own size).
+     */
+    public static boolean mustCommitHeartbeat(NodeRecord me, long capacityBytes, long freeBytes, List<NodePool> pools,
+            Instant now) {
         if (!NodeRecord.UP.equals(me.state())) {
+            return true;
+        }
+        if (poolsMoved(me.pools(), pools)) {
             return true;
         }
         long threshold = Math.max(CAPACITY_CHANGE_MIN_BYTES, (long) (Math.max(capacityBytes, me.capacityBytes()) * CAPACITY_CHANGE_RATIO));
@@ -730,6 +742,34 @@ public final class ClusterMember implements AutoCloseable {
         } catch (java.time.format.DateTimeParseException e) {
             return true;
         }
+    }
+
+    static boolean poolsMoved(List<NodePool> was, List<NodePool> now) {
+        if (was.size() != now.size()) {
+            return true;
+        }
+        for (int i = 0; i < now.size(); i++) {
+            NodePool a = was.get(i);
+            NodePool b = now.get(i);
+            if (!a.name().equals(b.name()) || a.full() != b.full()) {
+                return true;
+            }
+            long threshold = Math.max(CAPACITY_CHANGE_MIN_BYTES, (long) (Math.max(a.capacityBytes(), b.capacityBytes()) * CAPACITY_CHANGE_RATIO));
+            if (Math.abs(a.freeBytes() - b.freeBytes()) > threshold || Math.abs(a.capacityBytes() - b.capacityBytes()) > threshold) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The pools this node reports, from its storage's per-directory breakdown. */
+    static List<NodePool> pools(PoolStats s) {
+        if (s == null) {
+            return List.of();
+        }
+        // a pool being removed takes no new replica: to placement it is as good as full
+        return s.pools().stream().map(p -> new NodePool(p.name(), p.capacityBytes(), p.freeBytes(), p.full() || p.removing()))
+                .toList();
     }
 
     /** Heartbeats sent since start: {@code lease} (not logged) and {@code committed} (log entries). */

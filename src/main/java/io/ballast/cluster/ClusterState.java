@@ -244,7 +244,7 @@ public final class ClusterState {
      */
     private void putNode(NodeRecord n) {
         NodeRecord old = nodes.put(n.id(), n);
-        if (old != null && old.withHeartbeat(n.lastHeartbeatAt(), n.capacityBytes(), n.freeBytes()).equals(n)) {
+        if (old != null && old.withHeartbeat(n.lastHeartbeatAt(), n.capacityBytes(), n.freeBytes(), n.pools()).equals(n)) {
             return;
         }
         recordChange(old == null ? ChangeLog.Type.ADDED : ChangeLog.Type.MODIFIED, "node", n.id(), n);
@@ -329,7 +329,7 @@ public final class ClusterState {
         List<Placement.Candidate> out = new ArrayList<>();
         for (NodeRecord n : nodes.values()) {
             out.add(new Placement.Candidate(n.id(), n.labels(), n.state(), n.cordoned(), n.draining(), n.capacityBytes(),
-                    prov.getOrDefault(n.id(), 0L)));
+                    prov.getOrDefault(n.id(), 0L), n.pools()));
         }
         return out;
     }
@@ -425,6 +425,7 @@ public final class ClusterState {
                 yield nodes.get(n.id());
             }
             case Command.DrainNode d -> drain(d);
+            case Command.DrainReplicas d -> drainReplicas(d);
             case Command.RemoveNode r -> remove(r);
             case Command.RecoverCluster r -> recover(r);
             case Command.CreateVolume cv -> create(cv);
@@ -586,7 +587,7 @@ public final class ClusterState {
         NodeRecord n = new NodeRecord(r.nodeId(), r.apiUrl(), r.raftAddress(), r.nbdTcp(), labels, NodeRecord.UP,
                 old == null ? "joined" : "rejoined", old != null && old.cordoned(), old != null && old.draining(),
                 old == null ? "voter" : old.raftRole(), r.capacityBytes(), r.freeBytes(),
-                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress());
+                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress(), old == null ? List.of() : old.pools());
         putNode(n);
         event(r.at(), old == null ? "node-joined" : "node-rejoined", n.id(), n.id() + (old == null ? " joined" : " rejoined")
                 + " (raft " + n.raftAddress() + ", api " + n.apiUrl() + (labels.isEmpty() ? "" : ", labels " + Labels.format(labels))
@@ -599,7 +600,7 @@ public final class ClusterState {
         if (n == null) {
             throw BallastException.notFound("node " + h.nodeId() + " is not a member of this cluster (removed?)");
         }
-        NodeRecord nn = n.withHeartbeat(h.at(), h.capacityBytes(), h.freeBytes());
+        NodeRecord nn = n.withHeartbeat(h.at(), h.capacityBytes(), h.freeBytes(), h.pools() == null ? n.pools() : h.pools());
         if (!NodeRecord.UP.equals(n.state())) {
             nn = nn.withState(NodeRecord.UP, "heartbeat received at " + h.at());
             event(h.at(), "node-up", n.id(), n.id() + " is up again: heartbeat received after it was marked " + n.state()
@@ -636,10 +637,31 @@ public final class ClusterState {
         NodeRecord n = requireNode(d.nodeId());
         // plan everything first, then change: a refused drain changes nothing
         putNode(n.withCordon(true, true));
+        DrainResult r = replaceReplicas(n, volumes.keySet(), d.at(), d.overcommitRatio());
+        event(d.at(), "node-drained", n.id(), n.id() + " cordoned and drained: " + r.replacements().size()
+                + " replica(s) replaced " + r.replacements() + (r.unplaced().isEmpty() ? "" : "; could not move " + r.unplaced()));
+        return r;
+    }
+
+    private DrainResult drainReplicas(Command.DrainReplicas d) {
+        NodeRecord n = requireNode(d.nodeId());
+        DrainResult r = replaceReplicas(n, new java.util.TreeSet<>(d.volumes()), d.at(), d.overcommitRatio());
+        event(d.at(), "replicas-drained", n.id(), "moving " + r.replacements().size() + " replica(s) off " + n.id()
+                + (d.reason() == null || d.reason().isBlank() ? "" : " (" + d.reason() + ")") + ": " + r.replacements()
+                + (r.unplaced().isEmpty() ? "" : "; could not move " + r.unplaced()));
+        return r;
+    }
+
+    /** Marks the node's replicas of these volumes draining, each with a replacement placed elsewhere. */
+    private DrainResult replaceReplicas(NodeRecord n, java.util.Set<String> names, String at, double overcommitRatio) {
         Map<String, String> replacements = new TreeMap<>();
         Map<String, String> unplaced = new TreeMap<>();
         Map<String, VolumeRecord> updated = new TreeMap<>();
-        for (VolumeRecord v : volumes.values()) {
+        for (String name : List.copyOf(names)) {
+            VolumeRecord v = volumes.get(name);
+            if (v == null) {
+                continue; // deleted meanwhile
+            }
             Optional<ReplicaRecord> mine = v.replicas().stream().filter(r -> r.nodeId().equals(n.id())).findFirst();
             if (mine.isEmpty() || mine.get().state().equals(ReplicaRecord.DRAINING)) {
                 continue;
@@ -648,7 +670,7 @@ public final class ClusterState {
             v.replicas().forEach(r -> holders.add(r.nodeId()));
             List<Placement.Candidate> cands = new ArrayList<>(candidatesWith(updated));
             Placement.Result res = Placement.place(cands, new Placement.Request(v.name(), v.sizeBytes(), 1, v.spreadBy(),
-                    d.overcommitRatio(), holders));
+                    overcommitRatio, holders));
             if (!res.ok()) {
                 unplaced.put(v.name(), res.message());
                 continue;
@@ -656,16 +678,14 @@ public final class ClusterState {
             String target = res.chosen().getFirst();
             List<ReplicaRecord> rs = new ArrayList<>();
             for (ReplicaRecord r : v.replicas()) {
-                rs.add(r.nodeId().equals(n.id()) ? r.withState(ReplicaRecord.DRAINING, d.at()) : r);
+                rs.add(r.nodeId().equals(n.id()) ? r.withState(ReplicaRecord.DRAINING, at) : r);
             }
             // the replacement starts empty: out of sync until a full rebuild copies the volume to it
-            rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, d.at(), false, 0));
+            rs.add(new ReplicaRecord(target, ReplicaRecord.PENDING, at, false, 0));
             updated.put(v.name(), v.withReplicas(rs));
             replacements.put(v.name(), target);
         }
         updated.values().forEach(this::putVolume);
-        event(d.at(), "node-drained", n.id(), n.id() + " cordoned and drained: " + replacements.size()
-                + " replica(s) replaced " + replacements + (unplaced.isEmpty() ? "" : "; could not move " + unplaced));
         return new DrainResult(n.id(), replacements, unplaced);
     }
 
@@ -707,7 +727,7 @@ public final class ClusterState {
         List<Placement.Candidate> out = new ArrayList<>();
         for (NodeRecord nr : nodes.values()) {
             out.add(new Placement.Candidate(nr.id(), nr.labels(), nr.state(), nr.cordoned(), nr.draining(), nr.capacityBytes(),
-                    prov.getOrDefault(nr.id(), 0L)));
+                    prov.getOrDefault(nr.id(), 0L), nr.pools()));
         }
         return out;
     }

@@ -19,6 +19,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.SetCordon.class, name = "SetCordon"),
         @JsonSubTypes.Type(value = Command.SetRaftRole.class, name = "SetRaftRole"),
         @JsonSubTypes.Type(value = Command.DrainNode.class, name = "DrainNode"),
+        @JsonSubTypes.Type(value = Command.DrainReplicas.class, name = "DrainReplicas"),
         @JsonSubTypes.Type(value = Command.RemoveNode.class, name = "RemoveNode"),
         @JsonSubTypes.Type(value = Command.CreateVolume.class, name = "CreateVolume"),
         @JsonSubTypes.Type(value = Command.DeleteVolume.class, name = "DeleteVolume"),
@@ -67,8 +68,16 @@ public sealed interface Command {
         }
     }
 
-    /** A node is alive; carries its capacity. Brings a suspect or down node back up. */
-    record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes) implements Command {}
+    /**
+     * A node is alive; carries its capacity and, per pool directory, its space ({@code pools} null: a
+     * node older than pools, whose record keeps what it had). Brings a suspect or down node back up.
+     */
+    record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes, java.util.List<NodePool> pools)
+            implements Command {
+        public Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes) {
+            this(at, nodeId, capacityBytes, freeBytes, null);
+        }
+    }
 
     /**
      * The leader's failure detector: {@code state} for {@code nodeId} because {@code reason}. Ignored
@@ -84,6 +93,14 @@ public sealed interface Command {
 
     /** Cordon, then place a replacement for every replica on the node. */
     record DrainNode(String at, String nodeId, double overcommitRatio) implements Command {}
+
+    /**
+     * Place a replacement elsewhere for the node's replicas of these volumes, as a drain does, without
+     * cordoning the node: a pool directory leaving the node ({@code ballast node pool remove}) moves
+     * its replicas first. {@code reason} goes into the event.
+     */
+    record DrainReplicas(String at, String nodeId, java.util.List<String> volumes, double overcommitRatio, String reason)
+            implements Command {}
 
     /** Forget a node. Refused while it holds replicas unless {@code force}. */
     record RemoveNode(String at, String nodeId, boolean force) implements Command {}

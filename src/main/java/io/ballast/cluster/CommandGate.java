@@ -68,6 +68,12 @@ final class CommandGate {
                 require(s.role(), "role");
             }
             case Command.DrainNode d -> require(d.nodeId(), "nodeId");
+            case Command.DrainReplicas d -> {
+                require(d.nodeId(), "nodeId");
+                if (d.volumes() == null || d.volumes().stream().anyMatch(java.util.Objects::isNull)) {
+                    throw new CommandSeal.Refused("invalid command: 'volumes' must be a list of volume names");
+                }
+            }
             case Command.RemoveNode r -> require(r.nodeId(), "nodeId");
             case Command.RecoverCluster r -> require(r.survivorNodeId(), "survivorNodeId");
             case Command.CreateVolume cv -> {

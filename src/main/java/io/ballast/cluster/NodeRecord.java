@@ -1,5 +1,6 @@
 package io.ballast.cluster;
 
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -10,6 +11,8 @@ import java.util.Map;
  * @param capacityBytes what placement may provision on the node before over-commit
  * @param lastHeartbeatAt the node's own clock at its last heartbeat (ISO-8601)
  * @param replicationAddress host:port of the node's replica server (engines connect there); null before it registered one
+ * @param pools the node's pool directories with their space, as its last committed heartbeat said (empty
+ *     before one did, and from nodes older than pools)
  */
 public record NodeRecord(
         String id,
@@ -26,7 +29,8 @@ public record NodeRecord(
         long freeBytes,
         String joinedAt,
         String lastHeartbeatAt,
-        String replicationAddress) {
+        String replicationAddress,
+        List<NodePool> pools) {
 
     public static final String UP = "up";
     public static final String SUSPECT = "suspect";
@@ -40,27 +44,41 @@ public record NodeRecord(
                 freeBytes, joinedAt, lastHeartbeatAt, null);
     }
 
+    /** Without pools (a node that has not reported them yet). */
+    public NodeRecord(String id, String apiUrl, String raftAddress, String nbdTcp, Map<String, String> labels,
+            String state, String stateReason, boolean cordoned, boolean draining, String raftRole, long capacityBytes,
+            long freeBytes, String joinedAt, String lastHeartbeatAt, String replicationAddress) {
+        this(id, apiUrl, raftAddress, nbdTcp, labels, state, stateReason, cordoned, draining, raftRole, capacityBytes,
+                freeBytes, joinedAt, lastHeartbeatAt, replicationAddress, List.of());
+    }
+
     public NodeRecord {
         labels = labels == null ? Map.of() : Map.copyOf(labels);
+        pools = pools == null ? List.of() : List.copyOf(pools);
+    }
+
+    /** True when the node reported pools and every one of them is full: no new replica fits there. */
+    public boolean allPoolsFull() {
+        return !pools.isEmpty() && pools.stream().allMatch(NodePool::full);
     }
 
     NodeRecord withState(String newState, String reason) {
         return new NodeRecord(id, apiUrl, raftAddress, nbdTcp, labels, newState, reason, cordoned, draining, raftRole,
-                capacityBytes, freeBytes, joinedAt, lastHeartbeatAt, replicationAddress);
+                capacityBytes, freeBytes, joinedAt, lastHeartbeatAt, replicationAddress, pools);
     }
 
     NodeRecord withCordon(boolean c, boolean d) {
         return new NodeRecord(id, apiUrl, raftAddress, nbdTcp, labels, state, stateReason, c, d, raftRole,
-                capacityBytes, freeBytes, joinedAt, lastHeartbeatAt, replicationAddress);
+                capacityBytes, freeBytes, joinedAt, lastHeartbeatAt, replicationAddress, pools);
     }
 
     NodeRecord withRole(String role) {
         return new NodeRecord(id, apiUrl, raftAddress, nbdTcp, labels, state, stateReason, cordoned, draining, role,
-                capacityBytes, freeBytes, joinedAt, lastHeartbeatAt, replicationAddress);
+                capacityBytes, freeBytes, joinedAt, lastHeartbeatAt, replicationAddress, pools);
     }
 
-    NodeRecord withHeartbeat(String at, long capacity, long free) {
+    NodeRecord withHeartbeat(String at, long capacity, long free, List<NodePool> newPools) {
         return new NodeRecord(id, apiUrl, raftAddress, nbdTcp, labels, state, stateReason, cordoned, draining, raftRole,
-                capacity, free, joinedAt, at, replicationAddress);
+                capacity, free, joinedAt, at, replicationAddress, newPools);
     }
 }

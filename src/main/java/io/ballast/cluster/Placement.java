@@ -15,8 +15,9 @@ import java.util.TreeSet;
  * exhaustively. Rules: distinct nodes; distinct failure domains (the value of the spread label,
  * {@code zone} by default when any node has one, else each node is its own domain); only nodes
  * that are up, not cordoned, not draining; within capacity (provisioned + size &lt;= capacity x
- * over-commit ratio); least-used nodes first. Every node gets a verdict, so a failure says why for
- * each node.
+ * over-commit ratio); with at least one pool directory that is not full (the node picks a replica's
+ * pool itself: the one with the most free space); least-used nodes first. Every node gets a verdict,
+ * so a failure says why for each node.
  */
 public final class Placement {
     public static final String SPREAD_NODE = "node";
@@ -24,9 +25,38 @@ public final class Placement {
 
     private Placement() {}
 
-    /** A node as placement sees it. {@code provisionedBytes}: sizes of the replicas already on it. */
+    /**
+     * A node as placement sees it. {@code provisionedBytes}: sizes of the replicas already on it;
+     * {@code pools}: its pool directories as last reported (empty: not reported, not judged).
+     */
     public record Candidate(String nodeId, Map<String, String> labels, String state, boolean cordoned, boolean draining,
-            long capacityBytes, long provisionedBytes) {}
+            long capacityBytes, long provisionedBytes, List<NodePool> pools) {
+        public Candidate {
+            pools = pools == null ? List.of() : List.copyOf(pools);
+        }
+
+        public Candidate(String nodeId, Map<String, String> labels, String state, boolean cordoned, boolean draining,
+                long capacityBytes, long provisionedBytes) {
+            this(nodeId, labels, state, cordoned, draining, capacityBytes, provisionedBytes, List.of());
+        }
+
+        boolean allPoolsFull() {
+            return !pools.isEmpty() && pools.stream().allMatch(NodePool::full);
+        }
+    }
+
+    /** "pool default is full (12 MiB free of 40 GiB)", or every pool with its free space. */
+    static String fullPoolsReason(List<NodePool> pools) {
+        if (pools.size() == 1) {
+            return "pool " + pools.getFirst().name() + " is full (" + space(pools.getFirst()) + ")";
+        }
+        List<String> each = pools.stream().map(p -> p.name() + " (" + space(p) + ")").toList();
+        return "every pool is full: " + String.join(", ", each);
+    }
+
+    private static String space(NodePool p) {
+        return Sizes.format(Math.max(0, p.freeBytes())) + " free of " + Sizes.format(p.capacityBytes());
+    }
 
     /**
      * @param replicas 0 for the default
@@ -176,6 +206,9 @@ public final class Placement {
                 why = n.draining() ? "draining" : "cordoned";
             } else if (domainOf(n, spreadBy) == null) {
                 why = "no '" + spreadBy + "' label to spread by";
+            } else if (n.allPoolsFull()) {
+                why = fullPoolsReason(n.pools());
+                capacityLimited = true;
             } else if (avail < req.sizeBytes()) {
                 why = Sizes.format(Math.max(0, avail)) + " free, " + Sizes.format(req.sizeBytes()) + " asked"
                         + (req.overcommitRatio() != 1.0 ? " (capacity " + Sizes.format(n.capacityBytes()) + " x over-commit "

@@ -67,6 +67,41 @@ public final class Metrics {
                         cb.call(s.allocatedBytes(), "allocated");
                     }
                 }).register();
+        // per pool directory (--pool): the sums above are the node's, these say which disk fills up
+        GaugeWithCallback.builder().name("ballast_pool_directory_bytes")
+                .help("Capacity, free and allocated bytes of each pool directory of the node")
+                .labelNames("pool", "kind")
+                .callback(cb -> {
+                    PoolStats s = POOL.get().get();
+                    if (s != null) {
+                        for (io.ballast.storage.PoolSpace p : s.pools()) {
+                            cb.call(p.capacityBytes(), p.name(), "capacity");
+                            cb.call(p.freeBytes(), p.name(), "free");
+                            cb.call(p.allocatedBytes(), p.name(), "allocated");
+                        }
+                    }
+                }).register();
+        GaugeWithCallback.builder().name("ballast_pool_directory_volumes").help("Replicas (volumes) held in each pool directory")
+                .labelNames("pool")
+                .callback(cb -> {
+                    PoolStats s = POOL.get().get();
+                    if (s != null) {
+                        for (io.ballast.storage.PoolSpace p : s.pools()) {
+                            cb.call(p.volumeCount(), p.name());
+                        }
+                    }
+                }).register();
+        GaugeWithCallback.builder().name("ballast_pool_full")
+                .help("1 when a pool directory is full (free space under 2 % of it, 1 MiB to 1 GiB): no new replica goes there")
+                .labelNames("pool")
+                .callback(cb -> {
+                    PoolStats s = POOL.get().get();
+                    if (s != null) {
+                        for (io.ballast.storage.PoolSpace p : s.pools()) {
+                            cb.call(p.full() ? 1 : 0, p.name());
+                        }
+                    }
+                }).register();
         GaugeWithCallback.builder().name("ballast_volumes").help("Volumes in the storage pool")
                 .callback(cb -> {
                     PoolStats s = POOL.get().get();

@@ -30,6 +30,11 @@ public class DefaultComponents implements NodeComponents {
     }
 
     @Override
+    public StoragePool openPool(java.util.List<io.ballast.storage.PoolDirectory> dirs) {
+        return FileStoragePool.open(dirs, io.ballast.storage.VolumeStore.Options.DEFAULT);
+    }
+
+    @Override
     public NbdFrontend startNbd(ExportRegistry exports, InetSocketAddress tcp, Path unixSocket,
             io.ballast.frontend.nbd.NbdTls tls) throws IOException {
         NbdServer server = new NbdServer(exports, NbdServerConfig.defaults(tcp, unixSocket).withTls(tls));

@@ -18,6 +18,14 @@ public interface NodeComponents {
 
     StoragePool openPool(Path dir);
 
+    /** A pool over several directories (--pool); one directory opens as {@link #openPool(Path)}. */
+    default StoragePool openPool(java.util.List<io.ballast.storage.PoolDirectory> dirs) {
+        if (dirs.size() != 1) {
+            throw io.ballast.common.BallastException.invalid("this node's storage takes one pool directory, not " + dirs.size());
+        }
+        return openPool(dirs.getFirst().dir());
+    }
+
     /**
      * Starts the NBD server; {@code tcp} or {@code unixSocket} may be null to disable that listener,
      * {@code tls} null for plaintext TCP (the unix socket is always plaintext).

@@ -23,11 +23,13 @@ import java.nio.file.Path;
  *     default. `ballast node start` and `ballast up` pass TLS unless told --insecure.
  * @param backgroundBytesPerSec the node's budget for background copying (resync, rebuild, backup),
  *     yielding to client I/O (docs/qos.md); 0: unlimited (each copier's own cap still applies)
+ * @param pools pool directories given with {@code --pool} (added to those DATA/pools.json records); empty:
+ *     the recorded ones, or DATA/pool for a new node (docs/node.md, "Pools")
  */
 public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
         io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
         io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile,
-        io.ballast.security.TlsSettings tls, long backgroundBytesPerSec) {
+        io.ballast.security.TlsSettings tls, long backgroundBytesPerSec, java.util.List<io.ballast.storage.PoolDirectory> pools) {
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7400";
     public static final String DEFAULT_NBD_LISTEN = "127.0.0.1:10809";
 
@@ -51,6 +53,22 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
         if (backgroundBytesPerSec < 0) {
             throw BallastException.invalid("background bandwidth must be >= 0 (0: unlimited), got " + backgroundBytesPerSec);
         }
+        pools = pools == null ? java.util.List.of() : java.util.List.copyOf(pools);
+    }
+
+    /** Without --pool directories. */
+    public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,
+            io.ballast.cluster.ClusterConfig cluster, InetSocketAddress replicationListen,
+            io.ballast.replication.EngineConfig engine, io.ballast.frontend.nbd.NbdTls nbdTls, Path encryptionKeyFile,
+            io.ballast.security.TlsSettings tls, long backgroundBytesPerSec) {
+        this(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, encryptionKeyFile, tls,
+                backgroundBytesPerSec, java.util.List.of());
+    }
+
+    /** With these pool directories (--pool) besides those the data directory records. */
+    public NodeConfig withPools(java.util.List<io.ballast.storage.PoolDirectory> dirs) {
+        return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls,
+                encryptionKeyFile, tls, backgroundBytesPerSec, dirs);
     }
 
     /** With the default background budget ({@link io.ballast.qos.BackgroundBudget#DEFAULT_BYTES_PER_SEC}). */
@@ -64,7 +82,7 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
 
     public NodeConfig withBackgroundBytesPerSec(long bytesPerSec) {
         return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls,
-                encryptionKeyFile, tls, bytesPerSec);
+                encryptionKeyFile, tls, bytesPerSec, pools);
     }
 
     /** With these TLS settings and neither NBD TLS nor a cluster key file. */
@@ -76,7 +94,7 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
 
     public NodeConfig withTls(io.ballast.security.TlsSettings settings) {
         return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls,
-                encryptionKeyFile, settings, backgroundBytesPerSec);
+                encryptionKeyFile, settings, backgroundBytesPerSec, pools);
     }
 
     /** The replication port sits {@value #REPLICATION_PORT_OFFSET} above the API port: 7420 by default. */
@@ -113,12 +131,12 @@ public record NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAd
     /** This configuration with NBD TCP connections under {@code tls}. */
     public NodeConfig withNbdTls(io.ballast.frontend.nbd.NbdTls tls) {
         return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, tls, encryptionKeyFile, this.tls,
-                backgroundBytesPerSec);
+                backgroundBytesPerSec, pools);
     }
 
     public NodeConfig withEncryptionKeyFile(Path keyFile) {
         return new NodeConfig(dataDir, apiListen, nbdListen, nbdSocket, cluster, replicationListen, engine, nbdTls, keyFile, tls,
-                backgroundBytesPerSec);
+                backgroundBytesPerSec, pools);
     }
 
     public NodeConfig(Path dataDir, InetSocketAddress apiListen, InetSocketAddress nbdListen, Path nbdSocket,

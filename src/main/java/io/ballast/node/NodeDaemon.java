@@ -67,6 +67,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private io.ballast.backup.BackupService backups;
     private io.ballast.replication.EngineHost engines;
     private FileChannel lockChannel;
+    private NodePoolAdmin poolAdmin;
     /** Only a node that got as far as writing node.json and the pid file may remove them. */
     private boolean wroteNodeFiles;
 
@@ -106,7 +107,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         nodeId = readOrCreateNodeId();
         startedAt = Instant.now();
 
-        pool = components.openPool(config.poolDir());
+        pool = components.openPool(NodePools.resolve(config.dataDir(), config.pools()));
         started.push(pool);
         Metrics.trackPool(pool::stats);
 
@@ -158,6 +159,10 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         if (pool instanceof io.ballast.storage.FileStoragePool fp) {
             fp.keys(keyring);
         }
+        if (pool instanceof io.ballast.storage.FileStoragePool fp) {
+            poolAdmin = new NodePoolAdmin(config.dataDir(), fp, member);
+            started.push(poolAdmin);
+        }
         engines = components.engineHost(new NodeComponents.EngineContext(nodeId, pool,
                 new io.ballast.control.RaftMetadataClient(member), member, config, qos));
         started.push(engines);
@@ -207,6 +212,9 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         started.push(shares); // closed before the volumes: ganesha lets go of the mounts first
         shares.start();
         volumes.startReconciler();
+        if (poolAdmin != null) {
+            poolAdmin.resume();
+        }
         scheduler.start();
         backups.startSweeper(java.time.InstantSource.system(), 60_000);
         if (tls != null) {
@@ -338,6 +346,28 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     @Override
     public boolean healthy() {
         return state.get() == NodeState.RUNNING;
+    }
+
+    @Override
+    public Object addPool(String name, String dir) {
+        io.ballast.storage.PoolDirectory pd = name == null || name.isBlank() ? io.ballast.storage.PoolDirectory.parse(dir)
+                : new io.ballast.storage.PoolDirectory(name, Path.of(dir));
+        if (!pd.dir().isAbsolute() || !Path.of(dir).isAbsolute()) {
+            throw BallastException.invalid("pool directory '" + dir + "' must be an absolute path on the node's host");
+        }
+        return requirePoolAdmin().add(pd);
+    }
+
+    @Override
+    public Object removePool(String name) {
+        return requirePoolAdmin().remove(name);
+    }
+
+    private NodePoolAdmin requirePoolAdmin() {
+        if (poolAdmin == null || state.get() != NodeState.RUNNING) {
+            throw new BallastException(ErrorCode.UNAVAILABLE, "the node is not running; pools change on a running node");
+        }
+        return poolAdmin;
     }
 
     public String apiUrl() {

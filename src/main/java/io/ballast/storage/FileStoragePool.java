@@ -60,11 +60,11 @@ public final class FileStoragePool implements StoragePool {
             .enable(SerializationFeature.INDENT_OUTPUT)
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
+    /** The first pool directory: where node-wide files of the pool live (the replica server's port file). */
     private final Path dir;
-    private final Path volumesDir;
     private final VolumeStore.Options options;
-    private final FileChannel lockChannel;
-    private final FileLock lock;
+    /** The pool directories, in the order given. Guarded by {@code this}. */
+    private final List<Disk> disks = new ArrayList<>();
     private final ScheduledExecutorService cleaner;
     /** By name. Guarded by {@code this}. */
     private final Map<String, Entry> volumes = new TreeMap<>();
@@ -73,12 +73,46 @@ public final class FileStoragePool implements StoragePool {
     private boolean closed;
     private volatile VolumeKeys keys = VolumeKeys.NONE;
 
+    /** One pool directory: a disk of its own, locked while open; its volumes live in {@code volumes/}. */
+    private static final class Disk {
+        final String name;
+        final Path dir;
+        final Path volumesDir;
+        final FileChannel lockChannel;
+        final FileLock lock;
+        /** Being removed: its volumes move away, no new one goes there. Guarded by the pool. */
+        boolean removing;
+
+        Disk(String name, Path dir, FileChannel lockChannel, FileLock lock) {
+            this.name = name;
+            this.dir = dir;
+            this.volumesDir = dir.resolve("volumes");
+            this.lockChannel = lockChannel;
+            this.lock = lock;
+        }
+
+        FileStore fileStore() throws IOException {
+            return Files.getFileStore(dir);
+        }
+
+        void release() {
+            try {
+                lock.release();
+            } catch (IOException ignored) {
+                // the lock goes with the channel
+            }
+            closeQuietly(lockChannel);
+        }
+    }
+
     private static final class Entry {
         /** Replaced when the volume grows (volatile: set by the growing store without the pool's lock). */
         volatile VolumeMeta meta;
         /** Parsed once: every volume inspect asks for it. */
         final Instant createdAt;
         final Path dir;
+        /** The pool directory the volume's files are in. */
+        final Disk disk;
         VolumeStore store;
         /** Allocation when not open; computed lazily from the region table. */
         long allocatedBytes = -1;
@@ -87,19 +121,17 @@ public final class FileStoragePool implements StoragePool {
         /** One snapshot, clone, revert or snapshot delete of this volume at a time. */
         final java.util.concurrent.locks.ReentrantLock snapshotLock = new java.util.concurrent.locks.ReentrantLock();
 
-        Entry(VolumeMeta meta, Path dir) {
+        Entry(VolumeMeta meta, Path dir, Disk disk) {
             this.meta = meta;
             this.createdAt = Instant.parse(meta.createdAt());
             this.dir = dir;
+            this.disk = disk;
         }
     }
 
-    private FileStoragePool(Path dir, VolumeStore.Options options, FileChannel lockChannel, FileLock lock) {
+    private FileStoragePool(Path dir, VolumeStore.Options options) {
         this.dir = dir;
-        this.volumesDir = dir.resolve("volumes");
         this.options = options;
-        this.lockChannel = lockChannel;
-        this.lock = lock;
         this.cleaner = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "ballast-region-cleaner");
             t.setDaemon(true);
@@ -112,20 +144,66 @@ public final class FileStoragePool implements StoragePool {
     }
 
     public static FileStoragePool open(Path dir, VolumeStore.Options options) {
+        return open(List.of(new PoolDirectory(PoolDirectory.DEFAULT_NAME, dir)), options);
+    }
+
+    /**
+     * A pool over several directories (a node's disks): each is locked and scanned; a volume lives in
+     * exactly one of them, and a new one goes to the directory with the most free space. Names and
+     * directories must be distinct; a volume found in two directories stops the open (which copy is
+     * right cannot be told here).
+     */
+    public static FileStoragePool open(List<PoolDirectory> dirs, VolumeStore.Options options) {
+        if (dirs.isEmpty()) {
+            throw BallastException.invalid("a storage pool needs at least one directory");
+        }
+        requireDistinct(dirs);
+        FileStoragePool pool = new FileStoragePool(dirs.getFirst().dir(), options);
+        try {
+            for (PoolDirectory d : dirs) {
+                pool.attachDisk(d);
+            }
+        } catch (RuntimeException e) {
+            for (Disk d : pool.disks) {
+                d.release();
+            }
+            throw e;
+        }
+        long periodMs = Math.max(50, Math.min(1000, options.cleanIdleMs() / 2));
+        pool.cleaner.scheduleWithFixedDelay(pool::cleanIdleVolumes, periodMs, periodMs, TimeUnit.MILLISECONDS);
+        return pool;
+    }
+
+    private static void requireDistinct(List<PoolDirectory> dirs) {
+        java.util.Set<String> names = new java.util.HashSet<>();
+        java.util.Set<Path> paths = new java.util.HashSet<>();
+        for (PoolDirectory d : dirs) {
+            if (!names.add(d.name())) {
+                throw BallastException.invalid("two pools are named '" + d.name() + "'; name them apart: --pool NAME=DIR");
+            }
+            if (!paths.add(d.dir())) {
+                throw BallastException.invalid("pool directory " + d.dir() + " is given twice");
+            }
+        }
+    }
+
+    /** Locks and scans one pool directory; the caller holds the pool (or has not published it yet). */
+    private Disk attachDisk(PoolDirectory pd) {
+        Path d = pd.dir();
         FileChannel lockChannel = null;
         try {
-            io.ballast.common.OwnerOnly.createDirectories(dir.resolve("volumes"));
-            Path poolJson = dir.resolve("pool.json");
+            io.ballast.common.OwnerOnly.createDirectories(d.resolve("volumes"));
+            Path poolJson = d.resolve("pool.json");
             if (Files.exists(poolJson)) {
                 PoolMeta pm = JSON.readValue(poolJson.toFile(), PoolMeta.class);
                 if (pm.formatVersion() != PoolMeta.FORMAT_VERSION) {
-                    throw BallastException.invalid("pool " + dir + " has format version " + pm.formatVersion()
+                    throw BallastException.invalid("pool " + d + " has format version " + pm.formatVersion()
                             + "; this Ballast reads version " + PoolMeta.FORMAT_VERSION);
                 }
             } else {
                 DurableFiles.writeAtomically(poolJson, JSON.writeValueAsBytes(new PoolMeta(PoolMeta.FORMAT_VERSION)));
             }
-            lockChannel = FileChannel.open(dir.resolve("pool.lock"), java.util.Set.of(StandardOpenOption.CREATE,
+            lockChannel = FileChannel.open(d.resolve("pool.lock"), java.util.Set.of(StandardOpenOption.CREATE,
                     StandardOpenOption.WRITE), io.ballast.common.OwnerOnly.file());
             FileLock lock;
             try {
@@ -134,20 +212,99 @@ public final class FileStoragePool implements StoragePool {
                 lock = null;
             }
             if (lock == null) {
-                throw new BallastException(ErrorCode.CONFLICT, "pool " + dir + " is in use by another process");
+                throw new BallastException(ErrorCode.CONFLICT, "pool " + d + " is in use by another process");
             }
-            FileStoragePool pool = new FileStoragePool(dir, options, lockChannel, lock);
-            pool.scan();
-            long periodMs = Math.max(50, Math.min(1000, options.cleanIdleMs() / 2));
-            pool.cleaner.scheduleWithFixedDelay(pool::cleanIdleVolumes, periodMs, periodMs, TimeUnit.MILLISECONDS);
-            return pool;
+            Disk disk = new Disk(pd.name(), d, lockChannel, lock);
+            try {
+                scan(disk);
+            } catch (IOException | RuntimeException e) {
+                disk.release();
+                throw e;
+            }
+            disks.add(disk);
+            return disk;
         } catch (IOException e) {
             closeQuietly(lockChannel);
-            throw FsUtil.ioError("cannot open storage pool " + dir, e);
+            throw FsUtil.ioError("cannot open storage pool " + d, e);
         } catch (RuntimeException e) {
             closeQuietly(lockChannel);
             throw e;
         }
+    }
+
+    /**
+     * Adds a pool directory to the open pool (a disk added to a running node): locked and scanned like
+     * those given at open; new volumes may go there from now on.
+     */
+    public synchronized PoolSpace addDirectory(PoolDirectory pd) {
+        checkOpen();
+        List<PoolDirectory> all = new ArrayList<>();
+        for (Disk d : disks) {
+            all.add(new PoolDirectory(d.name, d.dir));
+        }
+        all.add(pd);
+        requireDistinct(all);
+        Disk disk = attachDisk(pd);
+        log.atInfo().setMessage("pool directory added").addKeyValue("pool", pd.name()).addKeyValue("dir", pd.dir().toString()).log();
+        return space(disk);
+    }
+
+    /**
+     * Lets go of an empty pool directory (its files stay on disk). CONFLICT while it holds a volume
+     * (move its replicas away first), NOT_FOUND for an unknown name, INVALID_ARGUMENT for the last one.
+     */
+    public synchronized void removeDirectory(String name) {
+        checkOpen();
+        Disk disk = disk(name);
+        List<String> held = volumes.values().stream().filter(e -> e.disk == disk).map(e -> e.meta.name()).toList();
+        if (!held.isEmpty()) {
+            throw new BallastException(ErrorCode.CONFLICT, "pool '" + name + "' still holds " + held.size() + " volume"
+                    + (held.size() == 1 ? "" : "s") + " (" + String.join(", ", held) + "); move them away first");
+        }
+        if (disks.size() == 1) {
+            throw BallastException.invalid("pool '" + name + "' is this node's only pool; add another one first"
+                    + " (`ballast node pool add NODE DIR`)");
+        }
+        disks.remove(disk);
+        disk.release();
+        log.atInfo().setMessage("pool directory removed").addKeyValue("pool", name).addKeyValue("dir", disk.dir.toString()).log();
+    }
+
+    private Disk disk(String name) {
+        for (Disk d : disks) {
+            if (d.name.equals(name)) {
+                return d;
+            }
+        }
+        throw BallastException.notFound("no pool named '" + name + "' on this node (pools: "
+                + String.join(", ", disks.stream().map(d -> d.name).toList()) + ")");
+    }
+
+    /**
+     * Takes no new volume into the directory from now on (its volumes are moving away before
+     * {@link #removeDirectory}). INVALID_ARGUMENT when no other directory would take new volumes.
+     */
+    public synchronized void retireDirectory(String name) {
+        checkOpen();
+        Disk disk = disk(name);
+        if (disks.stream().noneMatch(d -> d != disk && !d.removing)) {
+            throw BallastException.invalid("pool '" + name + "' is this node's only pool; add another one first"
+                    + " (`ballast node pool add NODE DIR`)");
+        }
+        disk.removing = true;
+    }
+
+    /** The name of the pool directory that holds a volume. */
+    public synchronized String poolOf(String volume) {
+        checkOpen();
+        return entry(volume).disk.name;
+    }
+
+    /** The volumes held in one pool directory. */
+    public synchronized List<String> volumesIn(String poolName) {
+        checkOpen();
+        Disk disk = disk(poolName);
+        return volumes.values().stream().filter(e -> e.disk == disk).map(e -> e.meta.name()).toList();
     }
 
     private static void closeQuietly(FileChannel ch) {
@@ -161,8 +318,9 @@ public final class FileStoragePool implements StoragePool {
     }
 
     /** Builds the name index from volume.json files; removes leftovers of interrupted creates and deletes. */
-    private void scan() throws IOException {
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(volumesDir)) {
+    private void scan(Disk disk) throws IOException {
+        Map<String, Entry> found = new TreeMap<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(disk.volumesDir)) {
             for (Path p : ds) {
                 String fn = p.getFileName().toString();
                 if (fn.endsWith(CREATING) || fn.endsWith(DELETING)) {
@@ -185,7 +343,13 @@ public final class FileStoragePool implements StoragePool {
                                 .addKeyValue("formatVersion", meta.formatVersion()).log();
                         continue;
                     }
-                    volumes.put(meta.name(), new Entry(meta, p));
+                    Entry other = volumes.get(meta.name());
+                    if (other != null) {
+                        throw BallastException.invalid("volume '" + meta.name() + "' is in pool '" + other.disk.name + "' ("
+                                + other.dir + ") and in pool '" + disk.name + "' (" + p + "); keep the right one and move the"
+                                + " other directory out of " + disk.volumesDir + " before starting the node");
+                    }
+                    found.put(meta.name(), new Entry(meta, p, disk));
                     removeUnreferencedLayers(p, meta);
                 } catch (IOException | java.time.format.DateTimeParseException e) {
                     log.atError().setMessage("ignoring unreadable volume.json")
@@ -193,7 +357,8 @@ public final class FileStoragePool implements StoragePool {
                 }
             }
         }
-        DurableFiles.fsyncDirectory(volumesDir);
+        DurableFiles.fsyncDirectory(disk.volumesDir);
+        volumes.putAll(found);
     }
 
     /** The size rules of a volume, at create and at grow. */
@@ -250,12 +415,21 @@ public final class FileStoragePool implements StoragePool {
             }
             creating.add(name);
         }
+        Disk disk;
+        try {
+            disk = diskForNewVolume(name);
+        } catch (RuntimeException e) {
+            synchronized (this) {
+                creating.remove(name);
+            }
+            throw e;
+        }
         String uuid = UUID.randomUUID().toString();
         VolumeMeta meta = new VolumeMeta(VolumeMeta.FORMAT_VERSION, name, uuid, sizeBytes,
                 VolumeStore.BLOCK_BYTES, REGION_BYTES, Instant.now().toString(),
                 List.of(UUID.randomUUID().toString()), List.of(), encrypted);
-        Path staging = volumesDir.resolve(uuid + CREATING);
-        Path target = volumesDir.resolve(uuid);
+        Path staging = disk.volumesDir.resolve(uuid + CREATING);
+        Path target = disk.volumesDir.resolve(uuid);
         try {
             // Everything is made in a staging directory and then renamed into place, so volume.json needs
             // no rename of its own; all is written before it is fsynced, and the fsyncs before the rename
@@ -266,10 +440,11 @@ public final class FileStoragePool implements StoragePool {
         } catch (IOException | RuntimeException e) {
             throw abandonStaged(name, staging, e, "cannot create volume '" + name + "'");
         }
-        Entry entry = new Entry(meta, target);
+        Entry entry = new Entry(meta, target, disk);
         entry.allocatedBytes = 0;
         log.atInfo().setMessage("volume created")
                 .addKeyValue("volume", name)
+                .addKeyValue("pool", disk.name)
                 .addKeyValue("uuid", uuid)
                 .addKeyValue("sizeBytes", sizeBytes)
                 .addKeyValue("encrypted", encrypted)
@@ -279,6 +454,44 @@ public final class FileStoragePool implements StoragePool {
             volumes.put(name, entry);
             return info(entry);
         }
+    }
+
+    /**
+     * Where a new volume goes: the pool directory with the most free space that is not full
+     * ({@link PoolSpace#isFull}); NO_SPACE naming every directory's free space when all are full.
+     */
+    private Disk diskForNewVolume(String name) {
+        List<Disk> candidates;
+        synchronized (this) {
+            candidates = disks.stream().filter(d -> !d.removing).toList();
+        }
+        Disk best = null;
+        long bestFree = -1;
+        StringBuilder why = new StringBuilder();
+        for (Disk d : candidates) {
+            long cap;
+            long free;
+            try {
+                FileStore fs = d.fileStore();
+                cap = fs.getTotalSpace();
+                free = fs.getUsableSpace();
+            } catch (IOException e) {
+                why.append(why.isEmpty() ? "" : "; ").append(d.name).append(": cannot read its free space (").append(e.getMessage()).append(')');
+                continue;
+            }
+            if (PoolSpace.isFull(cap, free)) {
+                why.append(why.isEmpty() ? "" : "; ").append(d.name).append(" (").append(d.dir).append("): full, ")
+                        .append(Sizes.format(free)).append(" free of ").append(Sizes.format(cap));
+            } else if (free > bestFree) {
+                best = d;
+                bestFree = free;
+            }
+        }
+        if (best == null) {
+            throw new BallastException(ErrorCode.NO_SPACE, "cannot create volume '" + name + "': every pool of this node is full ("
+                    + why + "); free space there or add a pool");
+        }
+        return best;
     }
 
     @Override
@@ -387,10 +600,10 @@ public final class FileStoragePool implements StoragePool {
                 // Reopened between our close and now; close again under the lock.
                 e.store.close();
             }
-            Path doomed = volumesDir.resolve(e.meta.uuid() + DELETING);
+            Path doomed = e.disk.volumesDir.resolve(e.meta.uuid() + DELETING);
             try {
                 Files.move(e.dir, doomed, StandardCopyOption.ATOMIC_MOVE);
-                DurableFiles.fsyncDirectory(volumesDir);
+                DurableFiles.fsyncDirectory(e.disk.volumesDir);
             } catch (IOException ex) {
                 throw FsUtil.ioError("cannot delete volume '" + name + "'", ex);
             }
@@ -412,15 +625,48 @@ public final class FileStoragePool implements StoragePool {
     @Override
     public synchronized PoolStats stats() {
         checkOpen();
-        try {
-            FileStore fs = Files.getFileStore(dir);
-            long allocated = 0;
-            for (Entry e : volumes.values()) {
-                allocated += allocatedBytes(e);
+        List<PoolSpace> spaces = new ArrayList<>();
+        long capacity = 0;
+        long free = 0;
+        long allocated = 0;
+        java.util.Set<Object> stores = new java.util.HashSet<>();
+        for (Disk d : disks) {
+            PoolSpace ps = space(d);
+            spaces.add(ps);
+            allocated += ps.allocatedBytes();
+            // directories on one file system share its space: count it once in the node's sums
+            Object key;
+            try {
+                key = Files.getAttribute(d.dir, "unix:dev");
+            } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+                key = d.dir;
             }
-            return new PoolStats(dir.toString(), fs.getTotalSpace(), fs.getUsableSpace(), allocated, volumes.size());
+            if (stores.add(key)) {
+                capacity += ps.capacityBytes();
+                free += ps.freeBytes();
+            }
+        }
+        String where = String.join(",", disks.stream().map(d -> d.dir.toString()).toList());
+        return new PoolStats(where, capacity, free, allocated, volumes.size(), spaces);
+    }
+
+    /** One pool directory's space; the caller holds the pool. */
+    private PoolSpace space(Disk d) {
+        try {
+            FileStore fs = d.fileStore();
+            long allocated = 0;
+            int count = 0;
+            for (Entry e : volumes.values()) {
+                if (e.disk == d) {
+                    allocated += allocatedBytes(e);
+                    count++;
+                }
+            }
+            long cap = fs.getTotalSpace();
+            long free = fs.getUsableSpace();
+            return new PoolSpace(d.name, d.dir.toString(), cap, free, allocated, count, PoolSpace.isFull(cap, free), d.removing);
         } catch (IOException e) {
-            throw FsUtil.ioError("cannot read capacity of " + dir, e);
+            throw FsUtil.ioError("cannot read capacity of " + d.dir, e);
         }
     }
 
@@ -447,12 +693,11 @@ public final class FileStoragePool implements StoragePool {
         for (VolumeStore s : open) {
             s.close();
         }
-        try {
-            lock.release();
-        } catch (IOException ignored) {
-            // the lock goes with the channel
+        synchronized (this) {
+            for (Disk d : disks) {
+                d.release();
+            }
         }
-        closeQuietly(lockChannel);
     }
 
     public Path directory() {
@@ -831,8 +1076,9 @@ public final class FileStoragePool implements StoragePool {
         }
         src.snapshotLock.lock();
         String uuid = UUID.randomUUID().toString();
-        Path staging = volumesDir.resolve(uuid + CREATING);
-        Path target = volumesDir.resolve(uuid);
+        // beside its source: the clone shares the snapshot's layer files as hard links
+        Path staging = src.disk.volumesDir.resolve(uuid + CREATING);
+        Path target = src.disk.volumesDir.resolve(uuid);
         VolumeMeta meta;
         try {
             VolumeMeta sm = src.meta;
@@ -863,7 +1109,7 @@ public final class FileStoragePool implements StoragePool {
         } finally {
             src.snapshotLock.unlock();
         }
-        Entry entry = new Entry(meta, target);
+        Entry entry = new Entry(meta, target, src.disk);
         log.atInfo().setMessage("volume cloned from a snapshot").addKeyValue("volume", newName)
                 .addKeyValue("source", sourceName).addKeyValue("snapshot", snapshotUuid).log();
         synchronized (this) {
@@ -1003,7 +1249,7 @@ public final class FileStoragePool implements StoragePool {
         DurableFiles.fsyncDirectory(staging.resolve("layers"));
         DurableFiles.fsyncDirectory(staging);
         Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
-        DurableFiles.fsyncDirectory(volumesDir);
+        DurableFiles.fsyncDirectory(target.getParent());
     }
 
     /** Undoes a staged create that failed: the name is free again, the staging directory goes; the error to throw. */

@@ -1,4 +1,20 @@
 package io.ballast.storage;
 
-/** Capacity of a pool: the file system's size and free space, and what volumes have allocated. */
-public record PoolStats(String directory, long capacityBytes, long freeBytes, long allocatedBytes, int volumeCount) {}
+import java.util.List;
+
+/**
+ * Capacity of a node's storage: the sums over its pool directories, and each of them in {@code pools}.
+ *
+ * @param directory the pool directory, or the directories joined by commas when there are several
+ */
+public record PoolStats(String directory, long capacityBytes, long freeBytes, long allocatedBytes, int volumeCount,
+        List<PoolSpace> pools) {
+    public PoolStats {
+        pools = pools == null ? List.of() : List.copyOf(pools);
+    }
+
+    /** One pool (or a pool that keeps no per-directory breakdown). */
+    public PoolStats(String directory, long capacityBytes, long freeBytes, long allocatedBytes, int volumeCount) {
+        this(directory, capacityBytes, freeBytes, allocatedBytes, volumeCount, List.of());
+    }
+}

@@ -450,11 +450,40 @@ class MiniClusterTest {
         }
     }
 
+    /**
+     * Also pools (issue 23 item 6): node-1 runs on two pool directories, small and big tmpfs disks. A
+     * replica goes to the one with more free space and is found there after a restart without --pool;
+     * the two pools never make room for two replicas of one volume on node-1; a node whose pools are all
+     * full is refused at placement with the reason, and takes replicas again once space is freed.
+     */
     @Test
     void aNodeThatCannotCreateItsReplicaGivesItToAnotherNode() throws Exception {
         io.ballast.testing.Requirements.require("root".equals(System.getProperty("user.name")), "needs mount (root)");
-        try (MiniCluster c = MiniCluster.start(dir, 4)) {
+        Path small = Files.createDirectories(dir.resolve("disks/small"));
+        Path big = Files.createDirectories(dir.resolve("disks/big"));
+        run("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small.toString());
+        try {
+            run("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", big.toString());
+            try {
+                replicasMoveOffAFailedPoolAndPoolsOfOneNodeHoldOneReplica(small, big);
+            } finally {
+                run("umount", "-l", big.toString());
+            }
+        } finally {
+            run("umount", "-l", small.toString());
+        }
+    }
+
+    private void replicasMoveOffAFailedPoolAndPoolsOfOneNodeHoldOneReplica(Path small, Path big) throws Exception {
+        MiniCluster cluster = new MiniCluster(dir, ClusterTimings.fast()).withPools(1, List.of(
+                new io.ballast.storage.PoolDirectory("small", small), new io.ballast.storage.PoolDirectory("big", big)));
+        try (MiniCluster c = cluster) {
+            for (int i = 1; i <= 4; i++) {
+                c.add(Map.of("zone", "z" + i));
+            }
             int leader = c.awaitLeader();
+            // placement below counts on every node being up (a node just joined on a loaded host can be suspect for a moment)
+            awaitUp(c, 1, 2, 3, 4);
             // node-4's pool turns read-only under the running node, as a file system does after I/O errors
             Path pool = dir.resolve("node-4/pool");
             run("mount", "--bind", pool.toString(), pool.toString());
@@ -478,7 +507,79 @@ class MiniClusterTest {
             } finally {
                 run("umount", pool.toString());
             }
+
+            // node-1's replica went to the pool with the most free space, and the metadata has both pools
+            assertThat(volumeDirs(big)).hasSize(1);
+            assertThat(volumeDirs(small)).isEmpty();
+            MiniCluster.await(Duration.ofSeconds(10), "node-1's pools in the metadata",
+                    () -> c.client(3).get("/v1/nodes/node-1").path("pools").findValuesAsText("name").equals(List.of("small", "big")));
+            // a restart without --pool opens both (DATA/pools.json) and finds the replica where it was
+            c.withPools(1, List.of());
+            c.restart(1);
+            JsonNode pools = c.client(1).get("/v1/node").path("pool").path("pools");
+            assertThat(pools.findValuesAsText("name")).containsExactly("small", "big");
+            assertThat(pools.get(1).path("volumeCount").asInt()).isEqualTo(1);
+            assertThat(volumeDirs(big)).hasSize(1);
+            assertThat(volumeDirs(small)).isEmpty();
+
+            // two pools are no second failure domain: with node-1 the only schedulable node, two replicas do not fit
+            c.awaitLeader();
+            for (int i = 2; i <= 4; i++) {
+                c.client(1).post("/v1/nodes/node-" + i + "/cordon", null);
+            }
+            awaitUp(c, 1, 2, 3, 4);
+            HttpResponse<String> two = raw(c, "POST", c.url(2) + "/v1/volumes", "{\"name\":\"two\",\"size\":\"64MiB\",\"repl\":2}");
+            assertThat(two.statusCode()).as(two.body()).isEqualTo(409);
+            assertThat(two.body()).contains("2 replicas of 64 MiB on distinct zones, found 1");
+            c.client(1).post("/v1/nodes/node-2/uncordon", null);
+
+            // every pool of node-1 full: placement refuses it and says why; freed space takes replicas again
+            fill(small);
+            fill(big);
+            MiniCluster.await(Duration.ofSeconds(15), "node-1's pools reported full",
+                    () -> c.member(2).state().node("node-1").orElseThrow().allPoolsFull());
+            HttpResponse<String> full = raw(c, "POST", c.url(2) + "/v1/volumes", "{\"name\":\"late\",\"size\":\"64MiB\",\"repl\":2}");
+            assertThat(full.statusCode()).as(full.body()).isEqualTo(507);
+            assertThat(full.body()).contains("node-1: every pool is full: small (").contains("big (");
+            JsonNode inspect = c.client(3).get("/v1/nodes/node-1").path("pools");
+            assertThat(inspect.findValuesAsText("full")).containsOnly("true");
+            Files.delete(small.resolve("filler"));
+            MiniCluster.await(Duration.ofSeconds(15), "node-1's small pool reported with room",
+                    () -> !c.member(2).state().node("node-1").orElseThrow().allPoolsFull());
+            awaitUp(c, 1, 2);
+            JsonNode late = create(c, c.url(2), "late", "64MiB", 2);
+            assertThat(late.path("replicas").findValuesAsText("nodeId")).containsExactlyInAnyOrder("node-1", "node-2");
+            MiniCluster.await(Duration.ofSeconds(15), "late's replica on node-1's pool with room",
+                    () -> volumeDirs(small).size() == 1);
+            Files.delete(big.resolve("filler"));
         }
+    }
+
+    private static void awaitUp(MiniCluster c, int... nodes) {
+        for (int i : nodes) {
+            c.awaitNodeState(c.awaitLeader(), "node-" + i, NodeRecord.UP);
+        }
+    }
+
+    private static List<Path> volumeDirs(Path pool) {
+        try (var s = Files.list(pool.resolve("volumes"))) {
+            return s.toList();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** Writes a file of zeroes until the file system is full. */
+    private static void fill(Path pool) throws Exception {
+        byte[] chunk = new byte[1 << 20];
+        try (var out = Files.newOutputStream(pool.resolve("filler"))) {
+            for (int i = 0; i < 1024; i++) {
+                out.write(chunk);
+            }
+        } catch (java.io.IOException expected) {
+            return; // no space left
+        }
+        throw new AssertionError("filled 1 GiB into " + pool + " without running out of space");
     }
 
     private static void run(String... cmd) throws Exception {

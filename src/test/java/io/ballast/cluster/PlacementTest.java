@@ -35,6 +35,23 @@ class PlacementTest {
         assertThat(r.chosen()).hasSize(3).contains("n3", "n4").containsAnyOf("n1", "n2");
     }
 
+    @Test
+    void aNodeWhosePoolsAreAllFullIsRefusedWithEachPoolsSpace() {
+        var full = new Placement.Candidate("n1", Map.of("zone", "a"), NodeRecord.UP, false, false, 100 * GIB, 0,
+                List.of(new NodePool("d1", 50 * GIB, 0, true), new NodePool("d2", 50 * GIB, 1L << 20, true)));
+        var oneLeft = new Placement.Candidate("n2", Map.of("zone", "b"), NodeRecord.UP, false, false, 100 * GIB, 0,
+                List.of(new NodePool("d1", 50 * GIB, 0, true), new NodePool("d2", 50 * GIB, 20 * GIB, false)));
+        var r = Placement.place(List.of(full, oneLeft), req(1, 2));
+        assertThat(r.ok()).isFalse();
+        assertThat(r.code()).isEqualTo(ErrorCode.NO_SPACE);
+        assertThat(r.message()).contains("n1: every pool is full: d1 (0 B free of 50 GiB), d2 (1 MiB free of 50 GiB)")
+                .contains("n2: eligible");
+        var single = new Placement.Candidate("n3", Map.of("zone", "c"), NodeRecord.UP, false, false, 100 * GIB, 0,
+                List.of(new NodePool("default", 100 * GIB, 0, true)));
+        assertThat(Placement.place(List.of(single), req(1, 1)).message()).contains("n3: pool default is full (0 B free of 100 GiB)");
+        assertThat(Placement.place(List.of(oneLeft), req(1, 1)).chosen()).containsExactly("n2");
+    }
+
     // ---- attach-time hint: a replica on the node that will attach (issue 22 item 3) ----
 
     static Placement.Request prefer(long sizeGib, int repl, String node) {

@@ -1,6 +1,7 @@
 package io.ballast.system;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ballast.cli.NodeClient;
@@ -24,6 +25,9 @@ import org.junit.jupiter.api.io.TempDir;
  * clone of s1 made from the new replica alone reads A. The snapshot copy's first attempt fails mid-copy
  * (injected through the node's peer-call seam): an event says so, the copy is retried from the other holder
  * (volume inspect on the copying node shows the second attempt) and completes before the replica is used.
+ * Issue 23 item 6: a pool directory added to the
+ * drained node while it runs, and its first pool removed: the replica there moves to another node (the
+ * drain machinery) before the pool is let go, and the data reads back.
  */
 class DrainThinVolumeSystemTest {
     static final long SIZE = 10L << 30;
@@ -215,7 +219,45 @@ class DrainThinVolumeSystemTest {
                     assertThat(nbd.read(off, PIECE)).as("s1 at " + off).isEqualTo(java.util.Arrays.copyOfRange(a, off, off + PIECE));
                 }
             }
+
+            removingAPoolMovesItsReplicasFirst(c, index(drained), newIndex);
         }
+    }
+
+    /** Node {@code d} (empty, cordoned by the drain) gets a second pool, a replica in its first, and loses that pool. */
+    private void removingAPoolMovesItsReplicasFirst(MiniCluster c, int d, int other) throws Exception {
+        NodeClient dApi = c.client(d);
+        NodeClient api = c.client(other);
+        api.post("/v1/nodes/node-" + d + "/uncordon", null);
+        api.post("/v1/volumes", java.util.Map.of("name", "pooled", "size", "16MiB", "repl", 1, "preferNode", "node-" + d));
+        MiniCluster.await(Duration.ofSeconds(30), "pooled's replica ready on node-" + d,
+                () -> api.get("/v1/volumes/pooled").path("health").asText().equals("healthy"));
+        assertThat(replicaNodes(api.get("/v1/volumes/pooled"))).containsExactly("node-" + d);
+        // a second disk added while the node runs (after the replica: it stays in the first pool)
+        Path spare = java.nio.file.Files.createDirectories(dir.resolve("spare"));
+        JsonNode added = dApi.post("/v1/node/pools", java.util.Map.of("dir", spare.toString()));
+        assertThat(added.path("name").asText()).isEqualTo("spare");
+        assertThat(dApi.get("/v1/node").path("pool").path("pools").findValuesAsText("name")).containsExactly("default", "spare");
+        byte[] data = new byte[PIECE];
+        new Random(61).nextBytes(data);
+        String uri = c.node(other).volumes().attach("pooled", null).nbdUri();
+        try (NbdBlockClient nbd = NbdBlockClient.connect(uri)) {
+            nbd.write(PIECE, data);
+            nbd.flush();
+        }
+        JsonNode removing = dApi.delete("/v1/node/pools/default");
+        assertThat(removing.path("removed").asBoolean()).as(removing.toString()).isFalse();
+        assertThat(removing.path("moving").path("pooled").asText()).isEqualTo("node-" + other);
+        MiniCluster.await(Duration.ofMinutes(2), "pooled moved off node-" + d + " and its pool let go", () ->
+                replicaNodes(api.get("/v1/volumes/pooled")).equals(List.of("node-" + other))
+                        && dApi.get("/v1/node").path("pool").path("pools").findValuesAsText("name").equals(List.of("spare")));
+        assertThat(java.nio.file.Files.readString(dir.resolve("cluster/node-" + d + "/pools.json")))
+                .contains("spare").doesNotContain("\"default\"");
+        try (NbdBlockClient nbd = NbdBlockClient.connect(uri)) {
+            assertThat(nbd.read(PIECE, PIECE)).isEqualTo(data);
+        }
+        // a node's last pool is not removed: there would be nowhere for replicas
+        assertThatThrownBy(() -> dApi.delete("/v1/node/pools/spare")).hasMessageContaining("this node's only pool");
     }
 
     static int index(String nodeId) {

@@ -79,6 +79,11 @@ class FullPoolSystemTest {
         }
         assertThat(failedAt).as("a write failed before 64 MiB fit in a 48 MiB pool").isNotNegative();
         assertThat(error).isEqualTo("NBD error " + NBD_ENOSPC);
+        // the full pool is named where an operator looks: /metrics and `ballast status` (docs/operations.md)
+        assertThat(metric("ballast_pool_full", "pool=\"default\"")).isEqualTo(1.0);
+        assertThat(metric("ballast_pool_directory_bytes", "pool=\"default\"", "kind=\"free\"")).isLessThan(1 << 20);
+        CliRunner.Result status = cliResult("status");
+        assertThat(status.out()).contains("  default: " + pool + ", ").contains("FULL: no new replicas");
 
         Files.delete(filler);
         run("sync");
@@ -114,11 +119,20 @@ class FullPoolSystemTest {
     }
 
     private double directWrites() throws Exception {
+        return metric("ballast_storage_direct_writes_total");
+    }
+
+    /** A sample's value from /metrics: the line of {@code name} with all these {@code label="value"} pairs, 0 when absent. */
+    private double metric(String name, String... labels) throws Exception {
         HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(node.apiUrl() + "/metrics"))
                         .header("Authorization", "Bearer " + node.adminToken()).build(),
                 HttpResponse.BodyHandlers.ofString());
         for (String line : r.body().split("\n")) {
-            if (line.startsWith("ballast_storage_direct_writes_total")) {
+            boolean match = labels.length == 0 ? line.startsWith(name + " ") : line.startsWith(name + "{");
+            for (String l : labels) {
+                match &= line.contains(l);
+            }
+            if (match) {
                 return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
             }
         }
@@ -126,9 +140,14 @@ class FullPoolSystemTest {
     }
 
     private void cli(String... args) {
+        cliResult(args);
+    }
+
+    private CliRunner.Result cliResult(String... args) {
         CliRunner.Result r = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
                 .env("BALLAST_NODE", node.apiUrl()).env("BALLAST_TOKEN", node.adminToken()).run(args);
         assertThat(r.exit()).as("ballast %s: %s", String.join(" ", args), r.err()).isZero();
+        return r;
     }
 
     private static boolean run(String... cmd) throws Exception {

@@ -42,6 +42,8 @@ public final class MiniCluster implements AutoCloseable {
     private io.ballast.security.TlsSettings tls;
     /** Real replication engines instead of {@link FakeEngineHost}. */
     private boolean realEngines;
+    /** --pool directories by node index (none: DATA/pool, or what DATA/pools.json records). */
+    private final Map<Integer, List<io.ballast.storage.PoolDirectory>> pools = new java.util.concurrent.ConcurrentHashMap<>();
 
     public MiniCluster(Path root, ClusterTimings timings) {
         this(root, timings, 0);
@@ -57,6 +59,12 @@ public final class MiniCluster implements AutoCloseable {
     /** Secures every node added from now on with TLS (node-1 makes the CA; joiners pin it through the join token). */
     public MiniCluster withTls(io.ballast.security.TlsSettings settings) {
         this.tls = settings;
+        return this;
+    }
+
+    /** Node {@code i} starts (and restarts) with these --pool directories; an empty list drops them. */
+    public MiniCluster withPools(int i, List<io.ballast.storage.PoolDirectory> dirs) {
+        pools.put(i, List.copyOf(dirs));
         return this;
     }
 
@@ -105,7 +113,8 @@ public final class MiniCluster implements AutoCloseable {
                 ClusterConfig.DEFAULT_OVERCOMMIT, timings, maxVoters);
         // with TLS, NBD over TCP wants a client certificate: such clusters also get the local unix socket
         NodeConfig c = new NodeConfig(root.resolve("node-" + i), new InetSocketAddress("127.0.0.1", 0),
-                new InetSocketAddress("127.0.0.1", 0), tls == null ? null : root.resolve("node-" + i).resolve("nbd.sock"), cc);
+                new InetSocketAddress("127.0.0.1", 0), tls == null ? null : root.resolve("node-" + i).resolve("nbd.sock"), cc)
+                .withPools(pools.getOrDefault(i, List.of()));
         return tls == null ? c : c.withTls(tls);
     }
 

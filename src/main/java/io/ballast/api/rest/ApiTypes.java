@@ -27,6 +27,9 @@ public final class ApiTypes {
     public record RotateKeysRequest(String expectedKeyId, String newKeyId, java.util.Map<String, String> uuids,
             java.util.Map<String, io.ballast.keys.VolumeEncryption> keys) {}
 
+    /** POST /v1/node/pools: a directory, and its name (absent: the directory's last path element). */
+    public record AddPoolRequest(String name, String dir) {}
+
     /** POST /v1/volumes/{name}/snapshots. */
     public record CreateSnapshotRequest(String name) {}
 

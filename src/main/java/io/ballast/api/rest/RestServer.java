@@ -350,6 +350,8 @@ public final class RestServer implements AutoCloseable {
         if (seg.length < 3 || !seg[1].equals("v1")) return "unknown";
         if (seg.length == 3 && seg[2].equals("node")) return "/v1/node";
         if (seg.length == 4 && seg[2].equals("node") && seg[3].equals("volume-io")) return "/v1/node/volume-io";
+        if (seg.length == 4 && seg[2].equals("node") && seg[3].equals("pools")) return "/v1/node/pools";
+        if (seg.length == 5 && seg[2].equals("node") && seg[3].equals("pools")) return "/v1/node/pools/{name}";
         if (seg.length == 3 && seg[2].equals("cluster")) return "/v1/cluster";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("certificate")) return "/v1/cluster/certificate";
@@ -588,6 +590,14 @@ public final class RestServer implements AutoCloseable {
             case "/healthz GET" -> node.healthy() ? new Reply(200, new Health("ok")) : new Reply(503, new Health("unavailable"));
             case "/metrics GET" -> new Reply(200, new MetricsBody());
             case "/v1/node GET" -> new Reply(200, node.nodeInfo());
+            case "/v1/node/pools POST" -> {
+                ApiTypes.AddPoolRequest req = read(ex, ApiTypes.AddPoolRequest.class);
+                if (req == null || req.dir() == null || req.dir().isBlank()) {
+                    throw BallastException.invalid("a body with the pool's directory is required, e.g. {\"dir\": \"/mnt/disk2\"}");
+                }
+                yield new Reply(200, node.addPool(req.name(), req.dir()));
+            }
+            case "/v1/node/pools/{name} DELETE" -> new Reply(202, node.removePool(seg[4]));
             case "/v1/node/volume-io GET" -> new Reply(200, new ApiTypes.NodeVolumeIo(
                     volumes instanceof io.ballast.control.ClusterVolumeService cvs ? cvs.nodeId() : null,
                     io.ballast.qos.VolumeIo.WINDOW.toMillis(),

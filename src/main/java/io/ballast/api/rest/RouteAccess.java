@@ -80,6 +80,9 @@ public final class RouteAccess {
             new Rule("POST", "/v1/nodes/{id}/cordon", ADMIN),
             new Rule("POST", "/v1/nodes/{id}/uncordon", ADMIN),
             new Rule("POST", "/v1/nodes/{id}/drain", ADMIN),
+            // a pool directory of the node answering (the CLI calls the node it names)
+            new Rule("POST", "/v1/node/pools", ADMIN),
+            new Rule("DELETE", "/v1/node/pools/{name}", ADMIN),
             new Rule("GET", "/v1/backup-targets", VIEWER),
             new Rule("POST", "/v1/backup-targets", ADMIN),
             new Rule("GET", "/v1/backup-targets/{name}", VIEWER),
