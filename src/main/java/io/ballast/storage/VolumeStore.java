@@ -10,7 +10,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -56,13 +55,11 @@ public final class VolumeStore implements BlockDevice {
      * bulk reads ({@link #readUncached}).
      */
     static final int DIRECT_IO_MIN_BYTES = 256 << 10;
-    private static final int LOCK_GROUP_SHIFT = 4; // 16 blocks = 64 KiB per lock
-    private static final int STRIPES = 4096;
     private static final int REGION_LOCKS = 256;
     private static final int GUARD_CELLS = 64;
     private static final int CELL_STRIDE = 16; // longs: 128 bytes apart
 
-    private static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 32);
+    static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 32);
     /** For requests spanning at most two blocks (the common unaligned case). */
     private static final BufferPool SMALL_BUFFERS = new BufferPool(2 * BLOCK_BYTES, 256);
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK_BYTES).asReadOnlyBuffer();
@@ -97,7 +94,7 @@ public final class VolumeStore implements BlockDevice {
     /** One grow at a time. */
     private final Object growLock = new Object();
 
-    private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
+    private final BlockLocks blockLocks = new BlockLocks();
     private final ReentrantLock[] regionLocks = new ReentrantLock[REGION_LOCKS];
     /** Regions durably marked DIRTY, with their in-flight writers. Absent = clean on disk. */
     private final ConcurrentHashMap<Long, RegionActivity> active = new ConcurrentHashMap<>();
@@ -161,9 +158,6 @@ public final class VolumeStore implements BlockDevice {
         this.blockCount = top.blockCount;
         this.regionCount = top.regionCount;
         this.blocksPerRegion = meta.regionSizeBytes() / BLOCK_BYTES;
-        for (int i = 0; i < STRIPES; i++) {
-            stripes[i] = new ReentrantLock();
-        }
         for (int i = 0; i < REGION_LOCKS; i++) {
             regionLocks[i] = new ReentrantLock();
         }
@@ -882,7 +876,7 @@ public final class VolumeStore implements BlockDevice {
     private void zeroChunk(long b0, long b1, boolean deallocate) {
         RegionActivity[] acts = enterRegions(b0, b1);
         try {
-            int[] locked = lockBlocks(b0, b1);
+            int[] locked = blockLocks.lock(b0, b1);
             boolean changed = false;
             long gen = generation.get();
             try {
@@ -903,7 +897,7 @@ public final class VolumeStore implements BlockDevice {
                     punch(punchFrom * BLOCK_BYTES, (b1 - punchFrom) * BLOCK_BYTES);
                 }
             } finally {
-                unlock(locked);
+                blockLocks.unlock(locked);
             }
             if (changed) {
                 raiseRegionGenerations(b0, b1, gen);
@@ -982,7 +976,7 @@ public final class VolumeStore implements BlockDevice {
 
     /** Reads one block's current content (walking the chain) into {@code dst[at, at+4096)}, verified. */
     private void readBlockLocked(long b, ByteBuffer dst, int at) {
-        ReentrantLock lock = stripes[stripeOf(b)];
+        ReentrantLock lock = blockLocks.of(b);
         lock.lock();
         try {
             readBlock(b, dst, at);
@@ -1047,7 +1041,7 @@ public final class VolumeStore implements BlockDevice {
         boolean aligned = ((pos | n) & (BLOCK_BYTES - 1)) == 0;
         RegionActivity[] acts = enterRegions(b0, b1);
         try {
-            int[] locked = lockBlocks(b0, b1);
+            int[] locked = blockLocks.lock(b0, b1);
             long gen = generation.get();
             BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
             ByteBuffer pooled = null;
@@ -1094,7 +1088,7 @@ public final class VolumeStore implements BlockDevice {
                 if (sealed != null) {
                     pool.give(sealed);
                 }
-                unlock(locked);
+                blockLocks.unlock(locked);
             }
             raiseRegionGenerations(b0, b1, gen);
         } finally {
@@ -1476,33 +1470,6 @@ public final class VolumeStore implements BlockDevice {
         if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes > meta.sizeBytes() - lengthBytes) {
             throw BallastException.outOfRange(what + " of " + lengthBytes + " bytes at offset " + offsetBytes
                     + " is outside volume '" + meta.name() + "' (size " + meta.sizeBytes() + " bytes)");
-        }
-    }
-
-    private static int stripeOf(long block) {
-        return (int) ((block >>> LOCK_GROUP_SHIFT) & (STRIPES - 1));
-    }
-
-    /** Locks the stripes of blocks {@code [b0, b1)} in ascending stripe order (no deadlock). */
-    private int[] lockBlocks(long b0, long b1) {
-        long g0 = b0 >>> LOCK_GROUP_SHIFT;
-        long g1 = (b1 - 1) >>> LOCK_GROUP_SHIFT;
-        int[] s = new int[(int) (g1 - g0 + 1)];
-        for (long g = g0; g <= g1; g++) {
-            s[(int) (g - g0)] = (int) (g & (STRIPES - 1));
-        }
-        if (s.length > 1) {
-            Arrays.sort(s);
-        }
-        for (int i : s) {
-            stripes[i].lock();
-        }
-        return s;
-    }
-
-    private void unlock(int[] locked) {
-        for (int i = locked.length - 1; i >= 0; i--) {
-            stripes[locked[i]].unlock();
         }
     }
 
