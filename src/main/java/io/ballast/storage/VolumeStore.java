@@ -9,7 +9,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -98,8 +97,7 @@ public final class VolumeStore implements BlockDevice {
     private final ReentrantLock[] regionLocks = new ReentrantLock[REGION_LOCKS];
     /** Regions durably marked DIRTY, with their in-flight writers. Absent = clean on disk. */
     private final ConcurrentHashMap<Long, RegionActivity> active = new ConcurrentHashMap<>();
-    private final AtomicLong generation = new AtomicLong();
-    private final Object generationLock = new Object();
+    private final ChangeTracking changes;
     private final AtomicLong presentBlocks = new AtomicLong();
     private final GroupCommit commit = new GroupCommit();
     /** Counts changes of block flags; a flush syncs the block table only if flags changed since the last table sync. */
@@ -158,6 +156,7 @@ public final class VolumeStore implements BlockDevice {
         this.blockCount = top.blockCount;
         this.regionCount = top.regionCount;
         this.blocksPerRegion = meta.regionSizeBytes() / BLOCK_BYTES;
+        this.changes = new ChangeTracking(chain, blocksPerRegion);
         for (int i = 0; i < REGION_LOCKS; i++) {
             regionLocks[i] = new ReentrantLock();
         }
@@ -271,7 +270,7 @@ public final class VolumeStore implements BlockDevice {
             }
             top.forceRegionTable();
         }
-        generation.set(gen);
+        changes.start(gen);
         long present = 0;
         for (long r = 0; r < regionCount; r++) {
             present += top.regionPresentBlocks(r);
@@ -410,7 +409,7 @@ public final class VolumeStore implements BlockDevice {
 
     /** The generation that writes are tagged with now. */
     public long currentGeneration() {
-        return generation.get();
+        return changes.current();
     }
 
     /**
@@ -421,13 +420,7 @@ public final class VolumeStore implements BlockDevice {
     public long advanceGeneration() {
         long stamp = enter();
         try {
-            synchronized (generationLock) {
-                long next = generation.get() + 1;
-                top.setHeaderGeneration(next);
-                top.forceHeader();
-                generation.set(next);
-                return next;
-            }
+            return changes.advance();
         } finally {
             exit(stamp);
         }
@@ -441,16 +434,7 @@ public final class VolumeStore implements BlockDevice {
     public long raiseGeneration(long generation) {
         long stamp = enter();
         try {
-            synchronized (generationLock) {
-                long current = this.generation.get();
-                if (generation <= current) {
-                    return current;
-                }
-                top.setHeaderGeneration(generation);
-                top.forceHeader();
-                this.generation.set(generation);
-                return generation;
-            }
+            return changes.raiseTo(generation);
         } finally {
             exit(stamp);
         }
@@ -631,67 +615,24 @@ public final class VolumeStore implements BlockDevice {
     public long[] changedRegionsSince(long sinceGeneration) {
         long stamp = enter();
         try {
-            return java.util.stream.LongStream.range(0, regionCount)
-                    .filter(r -> regionChangedSince(r, sinceGeneration))
-                    .toArray();
+            return changes.changedRegionsSince(sinceGeneration, regionCount);
         } finally {
             exit(stamp);
         }
-    }
-
-    private boolean regionChangedSince(long region, long sinceGeneration) {
-        long floor = Math.max(0, sinceGeneration); // tag 0: never written
-        for (Layer l : chain) {
-            if (l.regionMaxGeneration(region) > floor) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** Byte ranges (block granular, merged, clipped to the volume size) written after {@code sinceGeneration}. */
     public List<Extent> changedExtentsSince(long sinceGeneration) {
         long stamp = enter();
         try {
-            List<Extent> out = new ArrayList<>();
-            long runStart = -1;
-            long runEnd = -1;
-            for (long r = 0; r < regionCount; r++) {
-                if (!regionChangedSince(r, sinceGeneration)) {
-                    continue;
-                }
-                long b1 = Math.min(blockCount, (r + 1) * blocksPerRegion);
-                for (long b = r * blocksPerRegion; b < b1; b++) {
-                    boolean changed = false;
-                    for (Layer l : chain) {
-                        changed |= l.generation(b) > Math.max(0, sinceGeneration);
-                    }
-                    if (!changed) {
-                        continue;
-                    }
-                    if (b == runEnd) {
-                        runEnd++;
-                    } else {
-                        if (runStart >= 0) {
-                            out.add(extentOfBlocks(runStart, runEnd));
-                        }
-                        runStart = b;
-                        runEnd = b + 1;
-                    }
-                }
-            }
-            if (runStart >= 0) {
-                out.add(extentOfBlocks(runStart, runEnd));
-            }
-            return out;
+            // counts before the size: a grow raises the counts first, and no write reaches the new
+            // range before the size is raised, so the blocks past an older size are unwritten
+            long regions = regionCount;
+            long blocks = blockCount;
+            return changes.changedExtentsSince(sinceGeneration, regions, blocks, meta.sizeBytes());
         } finally {
             exit(stamp);
         }
-    }
-
-    private Extent extentOfBlocks(long b0, long b1) {
-        long start = b0 * BLOCK_BYTES;
-        return new Extent(start, Math.min(meta.sizeBytes(), b1 * BLOCK_BYTES) - start);
     }
 
     // ------------------------------------------------------------------ I/O
@@ -878,7 +819,7 @@ public final class VolumeStore implements BlockDevice {
         try {
             int[] locked = blockLocks.lock(b0, b1);
             boolean changed = false;
-            long gen = generation.get();
+            long gen = changes.current();
             try {
                 long punchFrom = -1;
                 for (long b = b0; b < b1; b++) {
@@ -900,7 +841,7 @@ public final class VolumeStore implements BlockDevice {
                 blockLocks.unlock(locked);
             }
             if (changed) {
-                raiseRegionGenerations(b0, b1, gen);
+                changes.noteChanged(b0, b1, gen);
             }
         } finally {
             exitRegions(acts);
@@ -1042,7 +983,7 @@ public final class VolumeStore implements BlockDevice {
         RegionActivity[] acts = enterRegions(b0, b1);
         try {
             int[] locked = blockLocks.lock(b0, b1);
-            long gen = generation.get();
+            long gen = changes.current();
             BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
             ByteBuffer pooled = null;
             ByteBuffer sealed = null;
@@ -1090,7 +1031,7 @@ public final class VolumeStore implements BlockDevice {
                 }
                 blockLocks.unlock(locked);
             }
-            raiseRegionGenerations(b0, b1, gen);
+            changes.noteChanged(b0, b1, gen);
         } finally {
             exitRegions(acts);
         }
@@ -1131,12 +1072,6 @@ public final class VolumeStore implements BlockDevice {
         if (delta != 0) {
             presentBlocks.addAndGet(delta);
             top.addRegionPresentBlocks(b / blocksPerRegion, delta);
-        }
-    }
-
-    private void raiseRegionGenerations(long b0, long b1, long gen) {
-        for (long r = b0 / blocksPerRegion; r * blocksPerRegion < b1; r++) {
-            top.raiseRegionGeneration(r, gen);
         }
     }
 
