@@ -9,10 +9,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -54,7 +51,6 @@ public final class VolumeStore implements BlockDevice {
      * bulk reads ({@link #readUncached}).
      */
     static final int DIRECT_IO_MIN_BYTES = 256 << 10;
-    private static final int REGION_LOCKS = 256;
     private static final int GUARD_CELLS = 64;
     private static final int CELL_STRIDE = 16; // longs: 128 bytes apart
 
@@ -94,9 +90,7 @@ public final class VolumeStore implements BlockDevice {
     private final Object growLock = new Object();
 
     private final BlockLocks blockLocks = new BlockLocks();
-    private final ReentrantLock[] regionLocks = new ReentrantLock[REGION_LOCKS];
-    /** Regions durably marked DIRTY, with their in-flight writers. Absent = clean on disk. */
-    private final ConcurrentHashMap<Long, RegionActivity> active = new ConcurrentHashMap<>();
+    private final RegionLog regionLog;
     private final ChangeTracking changes;
     private final AtomicLong presentBlocks = new AtomicLong();
     private final GroupCommit commit = new GroupCommit();
@@ -127,8 +121,6 @@ public final class VolumeStore implements BlockDevice {
      * of the NBD connection and sends large requests, which are read in one piece each.
      */
     private final boolean readsWithoutReadahead;
-    /** Second fd of the block table, to allocate its pages before they are stored to (see enterRegion). */
-    private final int blockTableFd;
     private volatile boolean punchEnabled;
     private volatile Runnable onClose = () -> {};
     /** Tells the pool the new volume.json, also when a replica request grew the store directly. */
@@ -141,12 +133,6 @@ public final class VolumeStore implements BlockDevice {
     private final DistributionDataPoint flushSecondsMetric;
     private final CounterDataPoint checksumErrorsMetric;
 
-    /** Writers of one region: {@code inflight} is -1 once the cleaner has retired the entry. */
-    private static final class RegionActivity {
-        final AtomicLong inflight = new AtomicLong();
-        final AtomicLong completed = new AtomicLong();
-    }
-
     private VolumeStore(VolumeMeta meta, Path dir, Options options, Layer[] chain) {
         this.meta = meta;
         this.dir = dir;
@@ -157,9 +143,7 @@ public final class VolumeStore implements BlockDevice {
         this.regionCount = top.regionCount;
         this.blocksPerRegion = meta.regionSizeBytes() / BLOCK_BYTES;
         this.changes = new ChangeTracking(chain, blocksPerRegion);
-        for (int i = 0; i < REGION_LOCKS; i++) {
-            regionLocks[i] = new ReentrantLock();
-        }
+        this.regionLog = new RegionLog(meta.name(), dir.resolve("layers"), top, blocksPerRegion, () -> blockCount);
         int fd = -1;
         if (options.punchHoles() && NativeIo.available()) {
             NativeIo.Result r = NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id));
@@ -172,10 +156,6 @@ public final class VolumeStore implements BlockDevice {
         this.nowaitFd = nfd.ok() ? nfd.rc() : -1;
         this.readsWithoutReadahead = NativeIo.adviseRandom(nowaitFd);
         this.punchEnabled = fd >= 0;
-        NativeIo.Result tfd = NativeIo.available()
-                ? NativeIo.openReadWrite(Layer.blocksPath(dir.resolve("layers"), top.id))
-                : new NativeIo.Result(-1, 38);
-        this.blockTableFd = tfd.ok() ? tfd.rc() : -1;
         String name = meta.name();
         readBytesMetric = StorageMetrics.READ_BYTES.labelValues(name);
         writtenBytesMetric = StorageMetrics.WRITTEN_BYTES.labelValues(name);
@@ -241,7 +221,7 @@ public final class VolumeStore implements BlockDevice {
             }
             NativeIo.close(store.punchFd);
             NativeIo.close(store.nowaitFd);
-            NativeIo.close(store.blockTableFd);
+            store.regionLog.close();
             throw e;
         }
         return store;
@@ -250,9 +230,7 @@ public final class VolumeStore implements BlockDevice {
     private void recover() {
         long startNs = System.nanoTime();
         boolean clean = top.cleanShutdown();
-        long[] dirty = java.util.stream.LongStream.range(0, regionCount)
-                .filter(r -> (top.regionFlags(r) & Layer.DIRTY) != 0)
-                .toArray();
+        long[] dirty = regionLog.dirtyOnDisk(regionCount);
         long gen = top.headerGeneration();
         long rechecked = 0;
         if (!clean || dirty.length > 0) {
@@ -265,10 +243,7 @@ public final class VolumeStore implements BlockDevice {
                 rechecked += recomputeRegion(r, gen);
             }
             top.forceBlockTable();
-            for (long r : dirty) {
-                top.setRegionFlags(r, top.regionFlags(r) & ~Layer.DIRTY);
-            }
-            top.forceRegionTable();
+            regionLog.markRecovered(dirty);
         }
         changes.start(gen);
         long present = 0;
@@ -398,7 +373,7 @@ public final class VolumeStore implements BlockDevice {
 
     /** Regions currently marked DIRTY in the activity log. */
     public int dirtyRegionCount() {
-        return active.size();
+        return regionLog.dirtyCount();
     }
 
     public boolean isClosed() {
@@ -815,7 +790,7 @@ public final class VolumeStore implements BlockDevice {
     }
 
     private void zeroChunk(long b0, long b1, boolean deallocate) {
-        RegionActivity[] acts = enterRegions(b0, b1);
+        RegionLog.Activity[] acts = regionLog.enter(b0, b1);
         try {
             int[] locked = blockLocks.lock(b0, b1);
             boolean changed = false;
@@ -844,7 +819,7 @@ public final class VolumeStore implements BlockDevice {
                 changes.noteChanged(b0, b1, gen);
             }
         } finally {
-            exitRegions(acts);
+            RegionLog.exit(acts);
         }
     }
 
@@ -980,7 +955,7 @@ public final class VolumeStore implements BlockDevice {
         long b1 = (end + BLOCK_BYTES - 1) >>> BLOCK_SHIFT;
         int blocks = (int) (b1 - b0);
         boolean aligned = ((pos | n) & (BLOCK_BYTES - 1)) == 0;
-        RegionActivity[] acts = enterRegions(b0, b1);
+        RegionLog.Activity[] acts = regionLog.enter(b0, b1);
         try {
             int[] locked = blockLocks.lock(b0, b1);
             long gen = changes.current();
@@ -1033,7 +1008,7 @@ public final class VolumeStore implements BlockDevice {
             }
             changes.noteChanged(b0, b1, gen);
         } finally {
-            exitRegions(acts);
+            RegionLog.exit(acts);
         }
     }
 
@@ -1156,97 +1131,13 @@ public final class VolumeStore implements BlockDevice {
 
     // ------------------------------------------------------------------ activity log
 
-    private RegionActivity[] enterRegions(long b0, long b1) {
-        long r0 = b0 / blocksPerRegion;
-        long r1 = (b1 - 1) / blocksPerRegion;
-        RegionActivity[] acts = new RegionActivity[(int) (r1 - r0 + 1)];
-        try {
-            for (long r = r0; r <= r1; r++) {
-                acts[(int) (r - r0)] = enterRegion(r);
-            }
-        } catch (RuntimeException e) {
-            exitRegions(acts);
-            throw e;
-        }
-        return acts;
-    }
-
-    /** Registers a writer of {@code region}; the region is DIRTY on disk before this returns. */
-    private RegionActivity enterRegion(long region) {
-        RegionActivity a = active.get(region);
-        if (a != null && tryJoin(a)) {
-            return a;
-        }
-        ReentrantLock lock = regionLocks[(int) (region % REGION_LOCKS)];
-        lock.lock();
-        try {
-            a = active.get(region);
-            if (a != null && tryJoin(a)) {
-                return a;
-            }
-            // Absent (retirement happens under this lock, so never a retired entry here).
-            reserveBlockTablePages(region);
-            top.setRegionFlags(region, top.regionFlags(region) | Layer.DIRTY);
-            top.forceRegionPage(region);
-            a = new RegionActivity();
-            a.inflight.set(1);
-            active.put(region, a);
-            return a;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /**
-     * The block table is sparse; a store into one of its holes when the file system is full would
-     * be a SIGBUS. Allocating the region's slice first turns that into a clean NO_SPACE, before
-     * anything of the write happened.
-     */
-    private void reserveBlockTablePages(long region) {
-        if (blockTableFd < 0) {
-            return;
-        }
-        long first = region * blocksPerRegion * Layer.BLOCK_ENTRY_BYTES;
-        long bytes = Math.min(blockCount - region * blocksPerRegion, blocksPerRegion) * Layer.BLOCK_ENTRY_BYTES;
-        NativeIo.Result r = NativeIo.allocate(blockTableFd, first, bytes);
-        if (r.ok() && top.crypto != null) {
-            long rb0 = region * blocksPerRegion;
-            r = top.crypto.reserveEntries(rb0, Math.min(blockCount, rb0 + blocksPerRegion));
-        }
-        if (!r.ok() && r.errno() == NativeIo.ENOSPC) {
-            throw new BallastException(ErrorCode.NO_SPACE, "volume '" + meta.name()
-                    + "': the storage pool's file system is full");
-        }
-    }
-
-    private static boolean tryJoin(RegionActivity a) {
-        for (;;) {
-            long n = a.inflight.get();
-            if (n < 0) {
-                return false;
-            }
-            if (a.inflight.compareAndSet(n, n + 1)) {
-                return true;
-            }
-        }
-    }
-
-    private static void exitRegions(RegionActivity[] acts) {
-        for (RegionActivity a : acts) {
-            if (a != null) {
-                a.completed.incrementAndGet();
-                a.inflight.decrementAndGet();
-            }
-        }
-    }
-
     /**
      * Called periodically by the pool: when no write arrived for {@code cleanIdleMs}, makes all
      * completed writes durable and clears the DIRTY marks of regions that had no write since.
      */
     public int cleanIfIdle(long nowNs) {
         boolean idle = nowNs - lastWriteNs >= options.cleanIdleMs() * 1_000_000;
-        if (closed || active.isEmpty() || !(idle || active.size() > options.maxDirtyRegions())) {
+        if (closed || regionLog.isEmpty() || !(idle || regionLog.dirtyCount() > options.maxDirtyRegions())) {
             return 0;
         }
         long stamp = tryEnter();
@@ -1262,37 +1153,8 @@ public final class VolumeStore implements BlockDevice {
 
     /** Flushes, then retires every dirty region with no write since the flush started. */
     private int cleanDirtyRegions() {
-        Map<Long, Long> completedBefore = new HashMap<>();
-        active.forEach((r, a) -> completedBefore.put(r, a.completed.get()));
-        if (completedBefore.isEmpty()) {
-            return 0;
-        }
         // Not through group commit: this sync must include the block table.
-        syncAll(true);
-        int cleaned = 0;
-        for (Map.Entry<Long, Long> e : completedBefore.entrySet()) {
-            long r = e.getKey();
-            ReentrantLock lock = regionLocks[(int) (r % REGION_LOCKS)];
-            lock.lock();
-            try {
-                RegionActivity a = active.get(r);
-                if (a == null || !a.inflight.compareAndSet(0, -1)) {
-                    continue;
-                }
-                if (a.completed.get() != e.getValue()) {
-                    a.inflight.set(0); // written after the snapshot: that write may not be durable
-                    continue;
-                }
-                top.setRegionFlags(r, top.regionFlags(r) & ~Layer.DIRTY);
-                active.remove(r);
-                cleaned++;
-            } finally {
-                lock.unlock();
-            }
-        }
-        // Not required for safety (a lost clear only means extra recovery work), but cheap here.
-        top.forceRegionTable();
-        return cleaned;
+        return regionLog.clean(() -> syncAll(true));
     }
 
     // ------------------------------------------------------------------ close
@@ -1307,7 +1169,7 @@ public final class VolumeStore implements BlockDevice {
             awaitNoCallsInProgress();
             try {
                 cleanDirtyRegions();
-                if (active.isEmpty()) {
+                if (regionLog.isEmpty()) {
                     top.setCleanShutdown(true);
                     top.forceHeader();
                 }
@@ -1322,7 +1184,7 @@ public final class VolumeStore implements BlockDevice {
                 }
                 NativeIo.close(punchFd);
                 NativeIo.close(nowaitFd);
-                NativeIo.close(blockTableFd);
+                regionLog.close();
             }
         }
         onClose.run();
@@ -1341,7 +1203,7 @@ public final class VolumeStore implements BlockDevice {
             }
             NativeIo.close(punchFd);
             NativeIo.close(nowaitFd);
-            NativeIo.close(blockTableFd);
+            regionLog.close();
         }
         onClose.run();
     }
