@@ -7,7 +7,6 @@ import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import io.prometheus.metrics.core.datapoints.DistributionDataPoint;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -30,6 +29,12 @@ import org.slf4j.LoggerFactory;
  * Reads take no lock; a read that races a write may see a checksum mismatch, and is then retried
  * under the lock before being reported. A striped in-flight counter guards each call against a
  * concurrent {@link #close}.
+ *
+ * <p>The parts (package-private, each with a narrow interface; this class is the façade the rest of
+ * the code uses and keeps the block logic: checksums, layers, chunking, flush, recovery):
+ * {@link BlockLocks} (the stripe locks), {@link RegionLog} (the region activity log: DIRTY marks,
+ * cleaning), {@link DataFileIo} (reads and writes of the data files: direct, no-readahead, cache-only,
+ * hole punching) and {@link ChangeTracking} (write generations, changed regions and extents).
  */
 public final class VolumeStore implements BlockDevice {
     private static final Logger log = LoggerFactory.getLogger(VolumeStore.class);
@@ -105,23 +110,7 @@ public final class VolumeStore implements BlockDevice {
     private volatile boolean closed;
     private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
-    private final int punchFd;
-    /**
-     * Second fd of the top layer's data file, for cache-only reads ({@link #tryReadNoWait}) and, when
-     * {@link #readsWithoutReadahead}, for every buffered read of the top layer; -1 if unavailable.
-     */
-    private final int nowaitFd;
-    /**
-     * The top layer's buffered reads go through {@link #nowaitFd}, advised POSIX_FADV_RANDOM: no
-     * readahead, so the pages they bring in are single pages. Readahead fills the cache with large
-     * folios (up to MiBs), and every later 4 KiB buffered write into one costs ext4 a walk over all of
-     * the folio's block heads: after one sequential read of a volume, 4 KiB random writes to it ran at
-     * half speed (docs/perf/README.md). Writes already go in pieces of at most 16 KiB for the same
-     * reason. A sequential reader loses nothing that matters: its own kernel reads ahead on its side
-     * of the NBD connection and sends large requests, which are read in one piece each.
-     */
-    private final boolean readsWithoutReadahead;
-    private volatile boolean punchEnabled;
+    private final DataFileIo files;
     private volatile Runnable onClose = () -> {};
     /** Tells the pool the new volume.json, also when a replica request grew the store directly. */
     private volatile java.util.function.Consumer<VolumeMeta> onGrown = m -> {};
@@ -144,18 +133,7 @@ public final class VolumeStore implements BlockDevice {
         this.blocksPerRegion = meta.regionSizeBytes() / BLOCK_BYTES;
         this.changes = new ChangeTracking(chain, blocksPerRegion);
         this.regionLog = new RegionLog(meta.name(), dir.resolve("layers"), top, blocksPerRegion, () -> blockCount);
-        int fd = -1;
-        if (options.punchHoles() && NativeIo.available()) {
-            NativeIo.Result r = NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id));
-            fd = r.ok() ? r.rc() : -1;
-        }
-        this.punchFd = fd;
-        NativeIo.Result nfd = NativeIo.available()
-                ? NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id))
-                : new NativeIo.Result(-1, 38);
-        this.nowaitFd = nfd.ok() ? nfd.rc() : -1;
-        this.readsWithoutReadahead = NativeIo.adviseRandom(nowaitFd);
-        this.punchEnabled = fd >= 0;
+        this.files = new DataFileIo(meta.name(), dir.resolve("layers"), top, options.punchHoles());
         String name = meta.name();
         readBytesMetric = StorageMetrics.READ_BYTES.labelValues(name);
         writtenBytesMetric = StorageMetrics.WRITTEN_BYTES.labelValues(name);
@@ -219,8 +197,7 @@ public final class VolumeStore implements BlockDevice {
             for (Layer l : chain) {
                 l.close();
             }
-            NativeIo.close(store.punchFd);
-            NativeIo.close(store.nowaitFd);
+            store.files.close();
             store.regionLog.close();
             throw e;
         }
@@ -288,7 +265,7 @@ public final class VolumeStore implements BlockDevice {
                 }
                 if (any) {
                     buf.clear().limit((int) ((c1 - c0) * BLOCK_BYTES));
-                    preadFully(top, buf, c0 * BLOCK_BYTES);
+                    files.read(top, buf, c0 * BLOCK_BYTES);
                 }
                 for (long b = c0; b < c1; b++) {
                     if ((top.flags(b) & Layer.PRESENT) != 0) {
@@ -682,7 +659,7 @@ public final class VolumeStore implements BlockDevice {
     @Override
     public boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
         int length = dst.remaining();
-        if (nowaitFd < 0 || length == 0 || length > NOWAIT_MAX_BYTES || !dst.isDirect()
+        if (!files.noWaitReads() || length == 0 || length > NOWAIT_MAX_BYTES || !dst.isDirect()
                 || ((offsetBytes | length) & (BLOCK_BYTES - 1)) != 0
                 || offsetBytes < 0 || offsetBytes > meta.sizeBytes() - length) {
             return false;
@@ -699,7 +676,7 @@ public final class VolumeStore implements BlockDevice {
                     return false;
                 }
             }
-            if (NativeIo.preadNoWait(nowaitFd, dst, offsetBytes) != length) {
+            if (files.preadNoWait(dst, offsetBytes) != length) {
                 return false;
             }
             int base = dst.position();
@@ -808,9 +785,9 @@ public final class VolumeStore implements BlockDevice {
                     commitBlock(b, 0, Layer.ZERO, gen);
                     changed = true;
                 }
-                if (deallocate && punchFrom >= 0 && punchEnabled) {
+                if (deallocate && punchFrom >= 0 && files.punchEnabled()) {
                     // Under the lock, so a concurrent write to these blocks cannot be punched away.
-                    punch(punchFrom * BLOCK_BYTES, (b1 - punchFrom) * BLOCK_BYTES);
+                    files.punch(punchFrom * BLOCK_BYTES, (b1 - punchFrom) * BLOCK_BYTES);
                 }
             } finally {
                 blockLocks.unlock(locked);
@@ -837,17 +814,6 @@ public final class VolumeStore implements BlockDevice {
         return true;
     }
 
-    private void punch(long offsetBytes, long lengthBytes) {
-        NativeIo.Result r = NativeIo.punchHole(punchFd, offsetBytes, lengthBytes);
-        if (!r.ok()) {
-            punchEnabled = false; // e.g. EOPNOTSUPP: zeroes stay correct through the table, space is not freed
-            log.atWarn().setMessage("hole punching failed; trimmed space will not be returned to the file system")
-                    .addKeyValue("volume", meta.name())
-                    .addKeyValue("errno", r.errno())
-                    .log();
-        }
-    }
-
     private void readChunk(long pos, ByteBuffer out) {
         int n = out.remaining();
         long b0 = pos >>> BLOCK_SHIFT;
@@ -863,7 +829,7 @@ public final class VolumeStore implements BlockDevice {
                 anyTop = (flagsOf(top, b) & Layer.PRESENT) != 0;
             }
             if (anyTop) {
-                preadFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                files.read(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
             }
             for (int i = 0; i < blocks; i++) {
                 long b = b0 + i;
@@ -906,7 +872,7 @@ public final class VolumeStore implements BlockDevice {
         for (Layer l : chain) {
             int f = flagsOf(l, b);
             if ((f & Layer.PRESENT) != 0) {
-                preadFully(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
+                files.read(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
                 if (!authentic(l, b, dst, at)) {
                     throw checksumError(b);
                 }
@@ -989,7 +955,7 @@ public final class VolumeStore implements BlockDevice {
                     onDisk = sealed;
                 }
                 try {
-                    pwriteFully(top, onDisk.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                    files.write(top, onDisk.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
                 } catch (BallastException e) {
                     resyncChecksumsAfterFailedWrite(b0, b1, gen);
                     throw e;
@@ -1023,7 +989,7 @@ public final class VolumeStore implements BlockDevice {
             for (long b = b0; b < b1; b++) {
                 if ((top.flags(b) & Layer.PRESENT) != 0) {
                     one.clear().limit(BLOCK_BYTES);
-                    preadFully(top, one, b * BLOCK_BYTES);
+                    files.read(top, one, b * BLOCK_BYTES);
                     top.setCrc(b, crc(one, 0));
                     top.setGeneration(b, gen);
                 }
@@ -1084,7 +1050,7 @@ public final class VolumeStore implements BlockDevice {
         boolean blockTable = forceTables || changes != flagChangesSynced.get();
         // An encrypted volume's tags change with every write and cannot be rebuilt: always synced.
         if (!blockTable && top.crypto == null) {
-            onDataFile(top, "flush", ch -> ch.force(false));
+            files.syncTop();
             return;
         }
         Future<?> tables = SYNC_EXECUTOR.submit(() -> {
@@ -1096,7 +1062,7 @@ public final class VolumeStore implements BlockDevice {
             }
         });
         try {
-            onDataFile(top, "flush", ch -> ch.force(false));
+            files.syncTop();
         } finally {
             awaitUninterruptibly(tables);
         }
@@ -1182,8 +1148,7 @@ public final class VolumeStore implements BlockDevice {
                 for (Layer l : chain) {
                     l.close();
                 }
-                NativeIo.close(punchFd);
-                NativeIo.close(nowaitFd);
+                files.close();
                 regionLog.close();
             }
         }
@@ -1201,8 +1166,7 @@ public final class VolumeStore implements BlockDevice {
             for (Layer l : chain) {
                 l.close();
             }
-            NativeIo.close(punchFd);
-            NativeIo.close(nowaitFd);
+            files.close();
             regionLog.close();
         }
         onClose.run();
@@ -1284,163 +1248,6 @@ public final class VolumeStore implements BlockDevice {
         return (v + BLOCK_BYTES - 1) & ~(long) (BLOCK_BYTES - 1);
     }
 
-    private interface ChannelOp {
-        void run(FileChannel ch) throws IOException;
-    }
-
-    /**
-     * Runs {@code op} on a layer's data file, immune to interrupts: FileChannel closes itself when a
-     * thread in I/O is interrupted (an NBD connection shutting down, say), which would break the
-     * volume for every other user. The caller's interrupt status is kept for it, the channel is
-     * reopened and the (idempotent) operation retried.
-     */
-    private void onDataFile(Layer layer, String what, ChannelOp op) {
-        boolean interrupted = Thread.interrupted();
-        try {
-            for (int attempt = 0; ; attempt++) {
-                FileChannel ch = layer.data();
-                try {
-                    op.run(ch);
-                    return;
-                } catch (java.nio.channels.ClosedChannelException e) {
-                    if (e instanceof java.nio.channels.ClosedByInterruptException) {
-                        Thread.interrupted(); // clear it, or the retry is closed again at once
-                        interrupted = true;
-                    }
-                    // No retry limit: another thread's interrupt can close the channel under us any
-                    // number of times; only a closed volume ends the loop (reopenData throws then).
-                    if (attempt >= 10) {
-                        Thread.yield();
-                    }
-                    try {
-                        layer.reopenData(ch);
-                    } catch (IOException reopen) {
-                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", reopen);
-                    }
-                } catch (IOException e) {
-                    throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
-                }
-            }
-        } finally {
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
-    private void preadFully(Layer layer, ByteBuffer dst, long positionBytes) {
-        int start = dst.position();
-        if (layer == top && readsWithoutReadahead && preadWithoutReadahead(dst, positionBytes)) {
-            return;
-        }
-        onDataFile(layer, "read", ch -> {
-            dst.position(start);
-            readFully(ch, dst, positionBytes);
-        });
-    }
-
-    /**
-     * Fills {@code dst} from the top layer through {@link #nowaitFd} (see {@link #readsWithoutReadahead});
-     * false, with {@code dst} as it was, on a heap buffer or any failure: the caller then reads through
-     * the FileChannel, which reports real errors the usual way.
-     */
-    private boolean preadWithoutReadahead(ByteBuffer dst, long positionBytes) {
-        if (!dst.isDirect()) {
-            return false;
-        }
-        int start = dst.position();
-        long p = positionBytes;
-        while (dst.hasRemaining()) {
-            long n = NativeIo.pread(nowaitFd, dst, p);
-            if (n <= 0) {
-                dst.position(start);
-                return false;
-            }
-            dst.position(dst.position() + (int) n);
-            p += n;
-        }
-        return true;
-    }
-
-    private static void readFully(FileChannel ch, ByteBuffer dst, long positionBytes) throws IOException {
-        long p = positionBytes;
-        while (dst.hasRemaining()) {
-            int n = ch.read(dst, p);
-            if (n < 0) {
-                throw new IOException("unexpected end of data file at " + p);
-            }
-            p += n;
-        }
-    }
-
-    private void pwriteFully(Layer layer, ByteBuffer src, long positionBytes) {
-        if (src.remaining() >= DIRECT_IO_MIN_BYTES && writeDirect(layer, src, positionBytes)) {
-            return;
-        }
-        int start = src.position();
-        onDataFile(layer, "write", ch -> {
-            src.position(start);
-            long p = positionBytes;
-            int limit = src.limit();
-            while (src.position() < limit) {
-                src.limit(Math.min(limit, src.position() + WRITE_PIECE_BYTES));
-                while (src.hasRemaining()) {
-                    p += ch.write(src, p);
-                }
-            }
-            src.limit(limit);
-        });
-    }
-
-    /**
-     * Writes a large block-aligned range with O_DIRECT: the device copies it from memory, where a
-     * buffered write costs a CPU copy into the page cache (on this project's test machines a rebuild
-     * target spent a third of a CPU on that copy alone; fio: 1 MiB writes at 1.1 GB/s with 8 % system
-     * time direct, 0.5 GB/s with 55 % buffered). The kernel writes back and drops cached pages of
-     * the range first, so buffered reads and writes around it stay coherent; {@link #flush()}'s
-     * fdatasync covers these writes like any other. Returns false, having written nothing that
-     * matters, when direct I/O cannot be used (the file system refuses it, a direct buffer that is
-     * not page-aligned, any error, after which the layer stops trying): the caller then writes
-     * buffered, which also reports real errors such as ENOSPC the usual way.
-     */
-    private boolean writeDirect(Layer layer, ByteBuffer src, long positionBytes) {
-        if (((positionBytes | src.remaining()) & (BLOCK_BYTES - 1)) != 0) {
-            return false;
-        }
-        if (src.isDirect() && (java.lang.foreign.MemorySegment.ofBuffer(src).address() & (BLOCK_BYTES - 1)) != 0) {
-            return false; // the JDK refuses unaligned direct buffers (heap buffers are staged below)
-        }
-        FileChannel ch = layer.directData();
-        if (ch == null || (!src.isDirect() && src.remaining() > CHUNK_BYTES)) {
-            return false;
-        }
-        int start = src.position();
-        // The JDK stages a heap buffer through a fresh aligned buffer per call (page faults and
-        // zeroing of a MiB each time): stage it through a pooled one instead.
-        ByteBuffer staged = src.isDirect() ? null : BUFFERS.take();
-        try {
-            ByteBuffer out = src;
-            if (staged != null) {
-                out = staged.put(src.duplicate()).flip();
-            }
-            long p = positionBytes;
-            while (out.hasRemaining()) {
-                p += ch.write(out, p);
-            }
-            src.position(src.limit());
-            StorageMetrics.DIRECT_WRITES.inc();
-            return true;
-        } catch (IOException | RuntimeException e) {
-            directFailed(layer, ch, "write", e);
-        } finally {
-            if (staged != null) {
-                BUFFERS.give(staged);
-            }
-        }
-        src.position(start);
-        return false;
-    }
-
     /**
      * One chunk of {@link #readUncached} with O_DIRECT, verified; false, having filled nothing that
      * matters, when the piece does not qualify or direct I/O cannot be used (the caller reads buffered,
@@ -1458,13 +1265,9 @@ public final class VolumeStore implements BlockDevice {
                 return false; // holes and lower layers: the buffered path assembles those
             }
         }
-        FileChannel ch = top.directData();
-        if (ch == null) {
-            return false;
-        }
         ByteBuffer span = BUFFERS.take().limit(n); // page-aligned, as O_DIRECT needs
         try {
-            if (!preadDirect(ch, span, pos)) {
+            if (!files.readTopDirect(span, pos)) {
                 return false;
             }
             for (int i = 0; i < blocks; i++) {
@@ -1478,40 +1281,6 @@ public final class VolumeStore implements BlockDevice {
         } finally {
             BUFFERS.give(span);
         }
-    }
-
-    /** Fills {@code span} from the top layer's O_DIRECT channel; false when direct I/O failed (see {@link #readDirect}). */
-    private boolean preadDirect(FileChannel ch, ByteBuffer span, long positionBytes) {
-        try {
-            readFully(ch, span, positionBytes);
-            span.flip();
-            return true;
-        } catch (IOException | RuntimeException e) {
-            directFailed(top, ch, "read", e);
-        }
-        return false;
-    }
-
-    /**
-     * A direct read or write failed. Closed by an interrupt: the channel is opened again on next use.
-     * ENOSPC (a full pool): the caller's buffered retry reports it, and direct I/O stays on. Anything
-     * else, EINVAL (no O_DIRECT here after all, or a larger alignment than a block) but also EIO: the
-     * caller's buffered retry reports real errors the usual way, and this layer stays on the page
-     * cache from now on, which costs only speed.
-     */
-    private void directFailed(Layer layer, FileChannel ch, String what, Exception e) {
-        if (e instanceof java.nio.channels.ClosedChannelException) {
-            layer.dropDirect(ch);
-            return;
-        }
-        if (String.valueOf(e.getMessage()).contains("No space left")) {
-            // a full pool, not a file system without O_DIRECT: the buffered retry reports NO_SPACE, and
-            // direct I/O goes on once space is freed (it used to stay off for good)
-            return;
-        }
-        log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
-                .log("direct " + what + " failed; this volume reads and writes through the page cache from now on");
-        layer.refuseDirect();
     }
 
     Path directory() {
