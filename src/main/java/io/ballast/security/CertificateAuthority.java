@@ -147,7 +147,7 @@ public final class CertificateAuthority {
     }
 
     /** The CN prefix of NBD client certificates; ':' cannot occur in a node id, so no client is named like a member. */
-    public static final String NBD_CLIENT_PREFIX = "nbd-client:";
+    public static final String NBD_CLIENT_PREFIX = CertificateNames.NBD_CLIENT_PREFIX;
 
     /**
      * Signs an NBD client certificate for {@code clientName}: CN {@value #NBD_CLIENT_PREFIX}NAME, client
@@ -179,13 +179,7 @@ public final class CertificateAuthority {
 
     /** A member's certificate is for server and client use; an NBD client's for client use only. */
     public static boolean isMemberCertificate(X509Certificate c) {
-        try {
-            List<String> eku = c.getExtendedKeyUsage();
-            return eku != null && eku.contains(KeyPurposeId.id_kp_serverAuth.getId())
-                    && !nodeIdOf(c).startsWith(NBD_CLIENT_PREFIX);
-        } catch (java.security.cert.CertificateParsingException e) {
-            return false;
-        }
+        return CertificateNames.isMemberCertificate(c);
     }
 
     /** When a certificate was issued (its notBefore is set back by {@link #BACKDATE} for clock skew). */
@@ -195,13 +189,10 @@ public final class CertificateAuthority {
 
     /** The node id a node certificate names (its CN), or null. */
     public static String nodeIdOf(X509Certificate c) {
-        try {
-            return commonName(X500Name.getInstance(c.getSubjectX500Principal().getEncoded()));
-        } catch (RuntimeException e) {
-            return null;
-        }
+        return CertificateNames.nodeIdOf(c);
     }
 
+    /** The CN of a certificate request's subject (a CSR is parsed by Bouncy Castle anyway). */
     private static String commonName(X500Name name) {
         var rdns = name.getRDNs(BCStyle.CN);
         return rdns.length == 0 ? null : IETFUtils.valueToString(rdns[0].getFirst().getValue());

@@ -58,13 +58,13 @@ public final class ClusterTrustManager extends TwoArgTrustManager {
     }
 
     private void checkRevoked(X509Certificate[] chain) throws CertificateException {
-        if (membersOnly && chain != null && chain.length > 0 && !CertificateAuthority.isMemberCertificate(chain[0])) {
+        if (membersOnly && chain != null && chain.length > 0 && !CertificateNames.isMemberCertificate(chain[0])) {
             // an NBD client's certificate is from the same CA but makes no one a member
-            throw new CertificateException("certificate of " + CertificateAuthority.nodeIdOf(chain[0])
+            throw new CertificateException("certificate of " + CertificateNames.nodeIdOf(chain[0])
                     + " is an NBD client's, not a cluster member's");
         }
         if (chain != null && chain.length > 0 && revoked.test(chain[0])) {
-            throw new CertificateException("certificate of " + CertificateAuthority.nodeIdOf(chain[0]) + " (serial "
+            throw new CertificateException("certificate of " + CertificateNames.nodeIdOf(chain[0]) + " (serial "
                     + chain[0].getSerialNumber().toString(16) + ") is revoked");
         }
     }

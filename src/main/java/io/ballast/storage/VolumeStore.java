@@ -7,14 +7,8 @@ import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import io.prometheus.metrics.core.datapoints.DistributionDataPoint;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -35,6 +29,12 @@ import org.slf4j.LoggerFactory;
  * Reads take no lock; a read that races a write may see a checksum mismatch, and is then retried
  * under the lock before being reported. A striped in-flight counter guards each call against a
  * concurrent {@link #close}.
+ *
+ * <p>The parts (package-private, each with a narrow interface; this class is the façade the rest of
+ * the code uses and keeps the block logic: checksums, layers, chunking, flush, recovery):
+ * {@link BlockLocks} (the stripe locks), {@link RegionLog} (the region activity log: DIRTY marks,
+ * cleaning), {@link DataFileIo} (reads and writes of the data files: direct, no-readahead, cache-only,
+ * hole punching) and {@link ChangeTracking} (write generations, changed regions and extents).
  */
 public final class VolumeStore implements BlockDevice {
     private static final Logger log = LoggerFactory.getLogger(VolumeStore.class);
@@ -56,13 +56,10 @@ public final class VolumeStore implements BlockDevice {
      * bulk reads ({@link #readUncached}).
      */
     static final int DIRECT_IO_MIN_BYTES = 256 << 10;
-    private static final int LOCK_GROUP_SHIFT = 4; // 16 blocks = 64 KiB per lock
-    private static final int STRIPES = 4096;
-    private static final int REGION_LOCKS = 256;
     private static final int GUARD_CELLS = 64;
     private static final int CELL_STRIDE = 16; // longs: 128 bytes apart
 
-    private static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 32);
+    static final BufferPool BUFFERS = new BufferPool(CHUNK_BYTES, 32);
     /** For requests spanning at most two blocks (the common unaligned case). */
     private static final BufferPool SMALL_BUFFERS = new BufferPool(2 * BLOCK_BYTES, 256);
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK_BYTES).asReadOnlyBuffer();
@@ -97,12 +94,9 @@ public final class VolumeStore implements BlockDevice {
     /** One grow at a time. */
     private final Object growLock = new Object();
 
-    private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
-    private final ReentrantLock[] regionLocks = new ReentrantLock[REGION_LOCKS];
-    /** Regions durably marked DIRTY, with their in-flight writers. Absent = clean on disk. */
-    private final ConcurrentHashMap<Long, RegionActivity> active = new ConcurrentHashMap<>();
-    private final AtomicLong generation = new AtomicLong();
-    private final Object generationLock = new Object();
+    private final BlockLocks blockLocks = new BlockLocks();
+    private final RegionLog regionLog;
+    private final ChangeTracking changes;
     private final AtomicLong presentBlocks = new AtomicLong();
     private final GroupCommit commit = new GroupCommit();
     /** Counts changes of block flags; a flush syncs the block table only if flags changed since the last table sync. */
@@ -116,25 +110,7 @@ public final class VolumeStore implements BlockDevice {
     private volatile boolean closed;
     private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
-    private final int punchFd;
-    /**
-     * Second fd of the top layer's data file, for cache-only reads ({@link #tryReadNoWait}) and, when
-     * {@link #readsWithoutReadahead}, for every buffered read of the top layer; -1 if unavailable.
-     */
-    private final int nowaitFd;
-    /**
-     * The top layer's buffered reads go through {@link #nowaitFd}, advised POSIX_FADV_RANDOM: no
-     * readahead, so the pages they bring in are single pages. Readahead fills the cache with large
-     * folios (up to MiBs), and every later 4 KiB buffered write into one costs ext4 a walk over all of
-     * the folio's block heads: after one sequential read of a volume, 4 KiB random writes to it ran at
-     * half speed (docs/perf/README.md). Writes already go in pieces of at most 16 KiB for the same
-     * reason. A sequential reader loses nothing that matters: its own kernel reads ahead on its side
-     * of the NBD connection and sends large requests, which are read in one piece each.
-     */
-    private final boolean readsWithoutReadahead;
-    /** Second fd of the block table, to allocate its pages before they are stored to (see enterRegion). */
-    private final int blockTableFd;
-    private volatile boolean punchEnabled;
+    private final DataFileIo files;
     private volatile Runnable onClose = () -> {};
     /** Tells the pool the new volume.json, also when a replica request grew the store directly. */
     private volatile java.util.function.Consumer<VolumeMeta> onGrown = m -> {};
@@ -146,12 +122,6 @@ public final class VolumeStore implements BlockDevice {
     private final DistributionDataPoint flushSecondsMetric;
     private final CounterDataPoint checksumErrorsMetric;
 
-    /** Writers of one region: {@code inflight} is -1 once the cleaner has retired the entry. */
-    private static final class RegionActivity {
-        final AtomicLong inflight = new AtomicLong();
-        final AtomicLong completed = new AtomicLong();
-    }
-
     private VolumeStore(VolumeMeta meta, Path dir, Options options, Layer[] chain) {
         this.meta = meta;
         this.dir = dir;
@@ -161,28 +131,9 @@ public final class VolumeStore implements BlockDevice {
         this.blockCount = top.blockCount;
         this.regionCount = top.regionCount;
         this.blocksPerRegion = meta.regionSizeBytes() / BLOCK_BYTES;
-        for (int i = 0; i < STRIPES; i++) {
-            stripes[i] = new ReentrantLock();
-        }
-        for (int i = 0; i < REGION_LOCKS; i++) {
-            regionLocks[i] = new ReentrantLock();
-        }
-        int fd = -1;
-        if (options.punchHoles() && NativeIo.available()) {
-            NativeIo.Result r = NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id));
-            fd = r.ok() ? r.rc() : -1;
-        }
-        this.punchFd = fd;
-        NativeIo.Result nfd = NativeIo.available()
-                ? NativeIo.openReadWrite(Layer.dataPath(dir.resolve("layers"), top.id))
-                : new NativeIo.Result(-1, 38);
-        this.nowaitFd = nfd.ok() ? nfd.rc() : -1;
-        this.readsWithoutReadahead = NativeIo.adviseRandom(nowaitFd);
-        this.punchEnabled = fd >= 0;
-        NativeIo.Result tfd = NativeIo.available()
-                ? NativeIo.openReadWrite(Layer.blocksPath(dir.resolve("layers"), top.id))
-                : new NativeIo.Result(-1, 38);
-        this.blockTableFd = tfd.ok() ? tfd.rc() : -1;
+        this.changes = new ChangeTracking(chain, blocksPerRegion);
+        this.regionLog = new RegionLog(meta.name(), dir.resolve("layers"), top, blocksPerRegion, () -> blockCount);
+        this.files = new DataFileIo(meta.name(), dir.resolve("layers"), top, options.punchHoles());
         String name = meta.name();
         readBytesMetric = StorageMetrics.READ_BYTES.labelValues(name);
         writtenBytesMetric = StorageMetrics.WRITTEN_BYTES.labelValues(name);
@@ -246,9 +197,8 @@ public final class VolumeStore implements BlockDevice {
             for (Layer l : chain) {
                 l.close();
             }
-            NativeIo.close(store.punchFd);
-            NativeIo.close(store.nowaitFd);
-            NativeIo.close(store.blockTableFd);
+            store.files.close();
+            store.regionLog.close();
             throw e;
         }
         return store;
@@ -257,9 +207,7 @@ public final class VolumeStore implements BlockDevice {
     private void recover() {
         long startNs = System.nanoTime();
         boolean clean = top.cleanShutdown();
-        long[] dirty = java.util.stream.LongStream.range(0, regionCount)
-                .filter(r -> (top.regionFlags(r) & Layer.DIRTY) != 0)
-                .toArray();
+        long[] dirty = regionLog.dirtyOnDisk(regionCount);
         long gen = top.headerGeneration();
         long rechecked = 0;
         if (!clean || dirty.length > 0) {
@@ -272,12 +220,9 @@ public final class VolumeStore implements BlockDevice {
                 rechecked += recomputeRegion(r, gen);
             }
             top.forceBlockTable();
-            for (long r : dirty) {
-                top.setRegionFlags(r, top.regionFlags(r) & ~Layer.DIRTY);
-            }
-            top.forceRegionTable();
+            regionLog.markRecovered(dirty);
         }
-        generation.set(gen);
+        changes.start(gen);
         long present = 0;
         for (long r = 0; r < regionCount; r++) {
             present += top.regionPresentBlocks(r);
@@ -320,7 +265,7 @@ public final class VolumeStore implements BlockDevice {
                 }
                 if (any) {
                     buf.clear().limit((int) ((c1 - c0) * BLOCK_BYTES));
-                    preadFully(top, buf, c0 * BLOCK_BYTES);
+                    files.read(top, buf, c0 * BLOCK_BYTES);
                 }
                 for (long b = c0; b < c1; b++) {
                     if ((top.flags(b) & Layer.PRESENT) != 0) {
@@ -405,7 +350,7 @@ public final class VolumeStore implements BlockDevice {
 
     /** Regions currently marked DIRTY in the activity log. */
     public int dirtyRegionCount() {
-        return active.size();
+        return regionLog.dirtyCount();
     }
 
     public boolean isClosed() {
@@ -416,7 +361,7 @@ public final class VolumeStore implements BlockDevice {
 
     /** The generation that writes are tagged with now. */
     public long currentGeneration() {
-        return generation.get();
+        return changes.current();
     }
 
     /**
@@ -427,13 +372,7 @@ public final class VolumeStore implements BlockDevice {
     public long advanceGeneration() {
         long stamp = enter();
         try {
-            synchronized (generationLock) {
-                long next = generation.get() + 1;
-                top.setHeaderGeneration(next);
-                top.forceHeader();
-                generation.set(next);
-                return next;
-            }
+            return changes.advance();
         } finally {
             exit(stamp);
         }
@@ -447,16 +386,7 @@ public final class VolumeStore implements BlockDevice {
     public long raiseGeneration(long generation) {
         long stamp = enter();
         try {
-            synchronized (generationLock) {
-                long current = this.generation.get();
-                if (generation <= current) {
-                    return current;
-                }
-                top.setHeaderGeneration(generation);
-                top.forceHeader();
-                this.generation.set(generation);
-                return generation;
-            }
+            return changes.raiseTo(generation);
         } finally {
             exit(stamp);
         }
@@ -637,67 +567,24 @@ public final class VolumeStore implements BlockDevice {
     public long[] changedRegionsSince(long sinceGeneration) {
         long stamp = enter();
         try {
-            return java.util.stream.LongStream.range(0, regionCount)
-                    .filter(r -> regionChangedSince(r, sinceGeneration))
-                    .toArray();
+            return changes.changedRegionsSince(sinceGeneration, regionCount);
         } finally {
             exit(stamp);
         }
-    }
-
-    private boolean regionChangedSince(long region, long sinceGeneration) {
-        long floor = Math.max(0, sinceGeneration); // tag 0: never written
-        for (Layer l : chain) {
-            if (l.regionMaxGeneration(region) > floor) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** Byte ranges (block granular, merged, clipped to the volume size) written after {@code sinceGeneration}. */
     public List<Extent> changedExtentsSince(long sinceGeneration) {
         long stamp = enter();
         try {
-            List<Extent> out = new ArrayList<>();
-            long runStart = -1;
-            long runEnd = -1;
-            for (long r = 0; r < regionCount; r++) {
-                if (!regionChangedSince(r, sinceGeneration)) {
-                    continue;
-                }
-                long b1 = Math.min(blockCount, (r + 1) * blocksPerRegion);
-                for (long b = r * blocksPerRegion; b < b1; b++) {
-                    boolean changed = false;
-                    for (Layer l : chain) {
-                        changed |= l.generation(b) > Math.max(0, sinceGeneration);
-                    }
-                    if (!changed) {
-                        continue;
-                    }
-                    if (b == runEnd) {
-                        runEnd++;
-                    } else {
-                        if (runStart >= 0) {
-                            out.add(extentOfBlocks(runStart, runEnd));
-                        }
-                        runStart = b;
-                        runEnd = b + 1;
-                    }
-                }
-            }
-            if (runStart >= 0) {
-                out.add(extentOfBlocks(runStart, runEnd));
-            }
-            return out;
+            // counts before the size: a grow raises the counts first, and no write reaches the new
+            // range before the size is raised, so the blocks past an older size are unwritten
+            long regions = regionCount;
+            long blocks = blockCount;
+            return changes.changedExtentsSince(sinceGeneration, regions, blocks, meta.sizeBytes());
         } finally {
             exit(stamp);
         }
-    }
-
-    private Extent extentOfBlocks(long b0, long b1) {
-        long start = b0 * BLOCK_BYTES;
-        return new Extent(start, Math.min(meta.sizeBytes(), b1 * BLOCK_BYTES) - start);
     }
 
     // ------------------------------------------------------------------ I/O
@@ -772,7 +659,7 @@ public final class VolumeStore implements BlockDevice {
     @Override
     public boolean tryReadNoWait(long offsetBytes, ByteBuffer dst) {
         int length = dst.remaining();
-        if (nowaitFd < 0 || length == 0 || length > NOWAIT_MAX_BYTES || !dst.isDirect()
+        if (!files.noWaitReads() || length == 0 || length > NOWAIT_MAX_BYTES || !dst.isDirect()
                 || ((offsetBytes | length) & (BLOCK_BYTES - 1)) != 0
                 || offsetBytes < 0 || offsetBytes > meta.sizeBytes() - length) {
             return false;
@@ -789,7 +676,7 @@ public final class VolumeStore implements BlockDevice {
                     return false;
                 }
             }
-            if (NativeIo.preadNoWait(nowaitFd, dst, offsetBytes) != length) {
+            if (files.preadNoWait(dst, offsetBytes) != length) {
                 return false;
             }
             int base = dst.position();
@@ -880,11 +767,11 @@ public final class VolumeStore implements BlockDevice {
     }
 
     private void zeroChunk(long b0, long b1, boolean deallocate) {
-        RegionActivity[] acts = enterRegions(b0, b1);
+        RegionLog.Activity[] acts = regionLog.enter(b0, b1);
         try {
-            int[] locked = lockBlocks(b0, b1);
+            int[] locked = blockLocks.lock(b0, b1);
             boolean changed = false;
-            long gen = generation.get();
+            long gen = changes.current();
             try {
                 long punchFrom = -1;
                 for (long b = b0; b < b1; b++) {
@@ -898,18 +785,18 @@ public final class VolumeStore implements BlockDevice {
                     commitBlock(b, 0, Layer.ZERO, gen);
                     changed = true;
                 }
-                if (deallocate && punchFrom >= 0 && punchEnabled) {
+                if (deallocate && punchFrom >= 0 && files.punchEnabled()) {
                     // Under the lock, so a concurrent write to these blocks cannot be punched away.
-                    punch(punchFrom * BLOCK_BYTES, (b1 - punchFrom) * BLOCK_BYTES);
+                    files.punch(punchFrom * BLOCK_BYTES, (b1 - punchFrom) * BLOCK_BYTES);
                 }
             } finally {
-                unlock(locked);
+                blockLocks.unlock(locked);
             }
             if (changed) {
-                raiseRegionGenerations(b0, b1, gen);
+                changes.noteChanged(b0, b1, gen);
             }
         } finally {
-            exitRegions(acts);
+            RegionLog.exit(acts);
         }
     }
 
@@ -927,17 +814,6 @@ public final class VolumeStore implements BlockDevice {
         return true;
     }
 
-    private void punch(long offsetBytes, long lengthBytes) {
-        NativeIo.Result r = NativeIo.punchHole(punchFd, offsetBytes, lengthBytes);
-        if (!r.ok()) {
-            punchEnabled = false; // e.g. EOPNOTSUPP: zeroes stay correct through the table, space is not freed
-            log.atWarn().setMessage("hole punching failed; trimmed space will not be returned to the file system")
-                    .addKeyValue("volume", meta.name())
-                    .addKeyValue("errno", r.errno())
-                    .log();
-        }
-    }
-
     private void readChunk(long pos, ByteBuffer out) {
         int n = out.remaining();
         long b0 = pos >>> BLOCK_SHIFT;
@@ -953,7 +829,7 @@ public final class VolumeStore implements BlockDevice {
                 anyTop = (flagsOf(top, b) & Layer.PRESENT) != 0;
             }
             if (anyTop) {
-                preadFully(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                files.read(top, span.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
             }
             for (int i = 0; i < blocks; i++) {
                 long b = b0 + i;
@@ -982,7 +858,7 @@ public final class VolumeStore implements BlockDevice {
 
     /** Reads one block's current content (walking the chain) into {@code dst[at, at+4096)}, verified. */
     private void readBlockLocked(long b, ByteBuffer dst, int at) {
-        ReentrantLock lock = stripes[stripeOf(b)];
+        ReentrantLock lock = blockLocks.of(b);
         lock.lock();
         try {
             readBlock(b, dst, at);
@@ -996,7 +872,7 @@ public final class VolumeStore implements BlockDevice {
         for (Layer l : chain) {
             int f = flagsOf(l, b);
             if ((f & Layer.PRESENT) != 0) {
-                preadFully(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
+                files.read(l, dst.slice(at, BLOCK_BYTES), b * BLOCK_BYTES);
                 if (!authentic(l, b, dst, at)) {
                     throw checksumError(b);
                 }
@@ -1045,10 +921,10 @@ public final class VolumeStore implements BlockDevice {
         long b1 = (end + BLOCK_BYTES - 1) >>> BLOCK_SHIFT;
         int blocks = (int) (b1 - b0);
         boolean aligned = ((pos | n) & (BLOCK_BYTES - 1)) == 0;
-        RegionActivity[] acts = enterRegions(b0, b1);
+        RegionLog.Activity[] acts = regionLog.enter(b0, b1);
         try {
-            int[] locked = lockBlocks(b0, b1);
-            long gen = generation.get();
+            int[] locked = blockLocks.lock(b0, b1);
+            long gen = changes.current();
             BufferPool pool = blocks <= 2 ? SMALL_BUFFERS : BUFFERS;
             ByteBuffer pooled = null;
             ByteBuffer sealed = null;
@@ -1079,7 +955,7 @@ public final class VolumeStore implements BlockDevice {
                     onDisk = sealed;
                 }
                 try {
-                    pwriteFully(top, onDisk.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
+                    files.write(top, onDisk.slice(0, blocks * BLOCK_BYTES), b0 * BLOCK_BYTES);
                 } catch (BallastException e) {
                     resyncChecksumsAfterFailedWrite(b0, b1, gen);
                     throw e;
@@ -1094,11 +970,11 @@ public final class VolumeStore implements BlockDevice {
                 if (sealed != null) {
                     pool.give(sealed);
                 }
-                unlock(locked);
+                blockLocks.unlock(locked);
             }
-            raiseRegionGenerations(b0, b1, gen);
+            changes.noteChanged(b0, b1, gen);
         } finally {
-            exitRegions(acts);
+            RegionLog.exit(acts);
         }
     }
 
@@ -1113,7 +989,7 @@ public final class VolumeStore implements BlockDevice {
             for (long b = b0; b < b1; b++) {
                 if ((top.flags(b) & Layer.PRESENT) != 0) {
                     one.clear().limit(BLOCK_BYTES);
-                    preadFully(top, one, b * BLOCK_BYTES);
+                    files.read(top, one, b * BLOCK_BYTES);
                     top.setCrc(b, crc(one, 0));
                     top.setGeneration(b, gen);
                 }
@@ -1137,12 +1013,6 @@ public final class VolumeStore implements BlockDevice {
         if (delta != 0) {
             presentBlocks.addAndGet(delta);
             top.addRegionPresentBlocks(b / blocksPerRegion, delta);
-        }
-    }
-
-    private void raiseRegionGenerations(long b0, long b1, long gen) {
-        for (long r = b0 / blocksPerRegion; r * blocksPerRegion < b1; r++) {
-            top.raiseRegionGeneration(r, gen);
         }
     }
 
@@ -1180,7 +1050,7 @@ public final class VolumeStore implements BlockDevice {
         boolean blockTable = forceTables || changes != flagChangesSynced.get();
         // An encrypted volume's tags change with every write and cannot be rebuilt: always synced.
         if (!blockTable && top.crypto == null) {
-            onDataFile(top, "flush", ch -> ch.force(false));
+            files.syncTop();
             return;
         }
         Future<?> tables = SYNC_EXECUTOR.submit(() -> {
@@ -1192,7 +1062,7 @@ public final class VolumeStore implements BlockDevice {
             }
         });
         try {
-            onDataFile(top, "flush", ch -> ch.force(false));
+            files.syncTop();
         } finally {
             awaitUninterruptibly(tables);
         }
@@ -1227,97 +1097,13 @@ public final class VolumeStore implements BlockDevice {
 
     // ------------------------------------------------------------------ activity log
 
-    private RegionActivity[] enterRegions(long b0, long b1) {
-        long r0 = b0 / blocksPerRegion;
-        long r1 = (b1 - 1) / blocksPerRegion;
-        RegionActivity[] acts = new RegionActivity[(int) (r1 - r0 + 1)];
-        try {
-            for (long r = r0; r <= r1; r++) {
-                acts[(int) (r - r0)] = enterRegion(r);
-            }
-        } catch (RuntimeException e) {
-            exitRegions(acts);
-            throw e;
-        }
-        return acts;
-    }
-
-    /** Registers a writer of {@code region}; the region is DIRTY on disk before this returns. */
-    private RegionActivity enterRegion(long region) {
-        RegionActivity a = active.get(region);
-        if (a != null && tryJoin(a)) {
-            return a;
-        }
-        ReentrantLock lock = regionLocks[(int) (region % REGION_LOCKS)];
-        lock.lock();
-        try {
-            a = active.get(region);
-            if (a != null && tryJoin(a)) {
-                return a;
-            }
-            // Absent (retirement happens under this lock, so never a retired entry here).
-            reserveBlockTablePages(region);
-            top.setRegionFlags(region, top.regionFlags(region) | Layer.DIRTY);
-            top.forceRegionPage(region);
-            a = new RegionActivity();
-            a.inflight.set(1);
-            active.put(region, a);
-            return a;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /**
-     * The block table is sparse; a store into one of its holes when the file system is full would
-     * be a SIGBUS. Allocating the region's slice first turns that into a clean NO_SPACE, before
-     * anything of the write happened.
-     */
-    private void reserveBlockTablePages(long region) {
-        if (blockTableFd < 0) {
-            return;
-        }
-        long first = region * blocksPerRegion * Layer.BLOCK_ENTRY_BYTES;
-        long bytes = Math.min(blockCount - region * blocksPerRegion, blocksPerRegion) * Layer.BLOCK_ENTRY_BYTES;
-        NativeIo.Result r = NativeIo.allocate(blockTableFd, first, bytes);
-        if (r.ok() && top.crypto != null) {
-            long rb0 = region * blocksPerRegion;
-            r = top.crypto.reserveEntries(rb0, Math.min(blockCount, rb0 + blocksPerRegion));
-        }
-        if (!r.ok() && r.errno() == NativeIo.ENOSPC) {
-            throw new BallastException(ErrorCode.NO_SPACE, "volume '" + meta.name()
-                    + "': the storage pool's file system is full");
-        }
-    }
-
-    private static boolean tryJoin(RegionActivity a) {
-        for (;;) {
-            long n = a.inflight.get();
-            if (n < 0) {
-                return false;
-            }
-            if (a.inflight.compareAndSet(n, n + 1)) {
-                return true;
-            }
-        }
-    }
-
-    private static void exitRegions(RegionActivity[] acts) {
-        for (RegionActivity a : acts) {
-            if (a != null) {
-                a.completed.incrementAndGet();
-                a.inflight.decrementAndGet();
-            }
-        }
-    }
-
     /**
      * Called periodically by the pool: when no write arrived for {@code cleanIdleMs}, makes all
      * completed writes durable and clears the DIRTY marks of regions that had no write since.
      */
     public int cleanIfIdle(long nowNs) {
         boolean idle = nowNs - lastWriteNs >= options.cleanIdleMs() * 1_000_000;
-        if (closed || active.isEmpty() || !(idle || active.size() > options.maxDirtyRegions())) {
+        if (closed || regionLog.isEmpty() || !(idle || regionLog.dirtyCount() > options.maxDirtyRegions())) {
             return 0;
         }
         long stamp = tryEnter();
@@ -1333,37 +1119,8 @@ public final class VolumeStore implements BlockDevice {
 
     /** Flushes, then retires every dirty region with no write since the flush started. */
     private int cleanDirtyRegions() {
-        Map<Long, Long> completedBefore = new HashMap<>();
-        active.forEach((r, a) -> completedBefore.put(r, a.completed.get()));
-        if (completedBefore.isEmpty()) {
-            return 0;
-        }
         // Not through group commit: this sync must include the block table.
-        syncAll(true);
-        int cleaned = 0;
-        for (Map.Entry<Long, Long> e : completedBefore.entrySet()) {
-            long r = e.getKey();
-            ReentrantLock lock = regionLocks[(int) (r % REGION_LOCKS)];
-            lock.lock();
-            try {
-                RegionActivity a = active.get(r);
-                if (a == null || !a.inflight.compareAndSet(0, -1)) {
-                    continue;
-                }
-                if (a.completed.get() != e.getValue()) {
-                    a.inflight.set(0); // written after the snapshot: that write may not be durable
-                    continue;
-                }
-                top.setRegionFlags(r, top.regionFlags(r) & ~Layer.DIRTY);
-                active.remove(r);
-                cleaned++;
-            } finally {
-                lock.unlock();
-            }
-        }
-        // Not required for safety (a lost clear only means extra recovery work), but cheap here.
-        top.forceRegionTable();
-        return cleaned;
+        return regionLog.clean(() -> syncAll(true));
     }
 
     // ------------------------------------------------------------------ close
@@ -1378,7 +1135,7 @@ public final class VolumeStore implements BlockDevice {
             awaitNoCallsInProgress();
             try {
                 cleanDirtyRegions();
-                if (active.isEmpty()) {
+                if (regionLog.isEmpty()) {
                     top.setCleanShutdown(true);
                     top.forceHeader();
                 }
@@ -1391,9 +1148,8 @@ public final class VolumeStore implements BlockDevice {
                 for (Layer l : chain) {
                     l.close();
                 }
-                NativeIo.close(punchFd);
-                NativeIo.close(nowaitFd);
-                NativeIo.close(blockTableFd);
+                files.close();
+                regionLog.close();
             }
         }
         onClose.run();
@@ -1410,9 +1166,8 @@ public final class VolumeStore implements BlockDevice {
             for (Layer l : chain) {
                 l.close();
             }
-            NativeIo.close(punchFd);
-            NativeIo.close(nowaitFd);
-            NativeIo.close(blockTableFd);
+            files.close();
+            regionLog.close();
         }
         onClose.run();
     }
@@ -1479,33 +1234,6 @@ public final class VolumeStore implements BlockDevice {
         }
     }
 
-    private static int stripeOf(long block) {
-        return (int) ((block >>> LOCK_GROUP_SHIFT) & (STRIPES - 1));
-    }
-
-    /** Locks the stripes of blocks {@code [b0, b1)} in ascending stripe order (no deadlock). */
-    private int[] lockBlocks(long b0, long b1) {
-        long g0 = b0 >>> LOCK_GROUP_SHIFT;
-        long g1 = (b1 - 1) >>> LOCK_GROUP_SHIFT;
-        int[] s = new int[(int) (g1 - g0 + 1)];
-        for (long g = g0; g <= g1; g++) {
-            s[(int) (g - g0)] = (int) (g & (STRIPES - 1));
-        }
-        if (s.length > 1) {
-            Arrays.sort(s);
-        }
-        for (int i : s) {
-            stripes[i].lock();
-        }
-        return s;
-    }
-
-    private void unlock(int[] locked) {
-        for (int i = locked.length - 1; i >= 0; i--) {
-            stripes[locked[i]].unlock();
-        }
-    }
-
     private static int crc(ByteBuffer buf, int at) {
         CRC32C c = new CRC32C();
         c.update(buf.slice(at, BLOCK_BYTES));
@@ -1518,163 +1246,6 @@ public final class VolumeStore implements BlockDevice {
 
     private static long alignUp(long v) {
         return (v + BLOCK_BYTES - 1) & ~(long) (BLOCK_BYTES - 1);
-    }
-
-    private interface ChannelOp {
-        void run(FileChannel ch) throws IOException;
-    }
-
-    /**
-     * Runs {@code op} on a layer's data file, immune to interrupts: FileChannel closes itself when a
-     * thread in I/O is interrupted (an NBD connection shutting down, say), which would break the
-     * volume for every other user. The caller's interrupt status is kept for it, the channel is
-     * reopened and the (idempotent) operation retried.
-     */
-    private void onDataFile(Layer layer, String what, ChannelOp op) {
-        boolean interrupted = Thread.interrupted();
-        try {
-            for (int attempt = 0; ; attempt++) {
-                FileChannel ch = layer.data();
-                try {
-                    op.run(ch);
-                    return;
-                } catch (java.nio.channels.ClosedChannelException e) {
-                    if (e instanceof java.nio.channels.ClosedByInterruptException) {
-                        Thread.interrupted(); // clear it, or the retry is closed again at once
-                        interrupted = true;
-                    }
-                    // No retry limit: another thread's interrupt can close the channel under us any
-                    // number of times; only a closed volume ends the loop (reopenData throws then).
-                    if (attempt >= 10) {
-                        Thread.yield();
-                    }
-                    try {
-                        layer.reopenData(ch);
-                    } catch (IOException reopen) {
-                        throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", reopen);
-                    }
-                } catch (IOException e) {
-                    throw FsUtil.ioError("volume '" + meta.name() + "': " + what + " failed", e);
-                }
-            }
-        } finally {
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
-    private void preadFully(Layer layer, ByteBuffer dst, long positionBytes) {
-        int start = dst.position();
-        if (layer == top && readsWithoutReadahead && preadWithoutReadahead(dst, positionBytes)) {
-            return;
-        }
-        onDataFile(layer, "read", ch -> {
-            dst.position(start);
-            readFully(ch, dst, positionBytes);
-        });
-    }
-
-    /**
-     * Fills {@code dst} from the top layer through {@link #nowaitFd} (see {@link #readsWithoutReadahead});
-     * false, with {@code dst} as it was, on a heap buffer or any failure: the caller then reads through
-     * the FileChannel, which reports real errors the usual way.
-     */
-    private boolean preadWithoutReadahead(ByteBuffer dst, long positionBytes) {
-        if (!dst.isDirect()) {
-            return false;
-        }
-        int start = dst.position();
-        long p = positionBytes;
-        while (dst.hasRemaining()) {
-            long n = NativeIo.pread(nowaitFd, dst, p);
-            if (n <= 0) {
-                dst.position(start);
-                return false;
-            }
-            dst.position(dst.position() + (int) n);
-            p += n;
-        }
-        return true;
-    }
-
-    private static void readFully(FileChannel ch, ByteBuffer dst, long positionBytes) throws IOException {
-        long p = positionBytes;
-        while (dst.hasRemaining()) {
-            int n = ch.read(dst, p);
-            if (n < 0) {
-                throw new IOException("unexpected end of data file at " + p);
-            }
-            p += n;
-        }
-    }
-
-    private void pwriteFully(Layer layer, ByteBuffer src, long positionBytes) {
-        if (src.remaining() >= DIRECT_IO_MIN_BYTES && writeDirect(layer, src, positionBytes)) {
-            return;
-        }
-        int start = src.position();
-        onDataFile(layer, "write", ch -> {
-            src.position(start);
-            long p = positionBytes;
-            int limit = src.limit();
-            while (src.position() < limit) {
-                src.limit(Math.min(limit, src.position() + WRITE_PIECE_BYTES));
-                while (src.hasRemaining()) {
-                    p += ch.write(src, p);
-                }
-            }
-            src.limit(limit);
-        });
-    }
-
-    /**
-     * Writes a large block-aligned range with O_DIRECT: the device copies it from memory, where a
-     * buffered write costs a CPU copy into the page cache (on this project's test machines a rebuild
-     * target spent a third of a CPU on that copy alone; fio: 1 MiB writes at 1.1 GB/s with 8 % system
-     * time direct, 0.5 GB/s with 55 % buffered). The kernel writes back and drops cached pages of
-     * the range first, so buffered reads and writes around it stay coherent; {@link #flush()}'s
-     * fdatasync covers these writes like any other. Returns false, having written nothing that
-     * matters, when direct I/O cannot be used (the file system refuses it, a direct buffer that is
-     * not page-aligned, any error, after which the layer stops trying): the caller then writes
-     * buffered, which also reports real errors such as ENOSPC the usual way.
-     */
-    private boolean writeDirect(Layer layer, ByteBuffer src, long positionBytes) {
-        if (((positionBytes | src.remaining()) & (BLOCK_BYTES - 1)) != 0) {
-            return false;
-        }
-        if (src.isDirect() && (java.lang.foreign.MemorySegment.ofBuffer(src).address() & (BLOCK_BYTES - 1)) != 0) {
-            return false; // the JDK refuses unaligned direct buffers (heap buffers are staged below)
-        }
-        FileChannel ch = layer.directData();
-        if (ch == null || (!src.isDirect() && src.remaining() > CHUNK_BYTES)) {
-            return false;
-        }
-        int start = src.position();
-        // The JDK stages a heap buffer through a fresh aligned buffer per call (page faults and
-        // zeroing of a MiB each time): stage it through a pooled one instead.
-        ByteBuffer staged = src.isDirect() ? null : BUFFERS.take();
-        try {
-            ByteBuffer out = src;
-            if (staged != null) {
-                out = staged.put(src.duplicate()).flip();
-            }
-            long p = positionBytes;
-            while (out.hasRemaining()) {
-                p += ch.write(out, p);
-            }
-            src.position(src.limit());
-            StorageMetrics.DIRECT_WRITES.inc();
-            return true;
-        } catch (IOException | RuntimeException e) {
-            directFailed(layer, ch, "write", e);
-        } finally {
-            if (staged != null) {
-                BUFFERS.give(staged);
-            }
-        }
-        src.position(start);
-        return false;
     }
 
     /**
@@ -1694,13 +1265,9 @@ public final class VolumeStore implements BlockDevice {
                 return false; // holes and lower layers: the buffered path assembles those
             }
         }
-        FileChannel ch = top.directData();
-        if (ch == null) {
-            return false;
-        }
         ByteBuffer span = BUFFERS.take().limit(n); // page-aligned, as O_DIRECT needs
         try {
-            if (!preadDirect(ch, span, pos)) {
+            if (!files.readTopDirect(span, pos)) {
                 return false;
             }
             for (int i = 0; i < blocks; i++) {
@@ -1714,40 +1281,6 @@ public final class VolumeStore implements BlockDevice {
         } finally {
             BUFFERS.give(span);
         }
-    }
-
-    /** Fills {@code span} from the top layer's O_DIRECT channel; false when direct I/O failed (see {@link #readDirect}). */
-    private boolean preadDirect(FileChannel ch, ByteBuffer span, long positionBytes) {
-        try {
-            readFully(ch, span, positionBytes);
-            span.flip();
-            return true;
-        } catch (IOException | RuntimeException e) {
-            directFailed(top, ch, "read", e);
-        }
-        return false;
-    }
-
-    /**
-     * A direct read or write failed. Closed by an interrupt: the channel is opened again on next use.
-     * ENOSPC (a full pool): the caller's buffered retry reports it, and direct I/O stays on. Anything
-     * else, EINVAL (no O_DIRECT here after all, or a larger alignment than a block) but also EIO: the
-     * caller's buffered retry reports real errors the usual way, and this layer stays on the page
-     * cache from now on, which costs only speed.
-     */
-    private void directFailed(Layer layer, FileChannel ch, String what, Exception e) {
-        if (e instanceof java.nio.channels.ClosedChannelException) {
-            layer.dropDirect(ch);
-            return;
-        }
-        if (String.valueOf(e.getMessage()).contains("No space left")) {
-            // a full pool, not a file system without O_DIRECT: the buffered retry reports NO_SPACE, and
-            // direct I/O goes on once space is freed (it used to stay off for good)
-            return;
-        }
-        log.atWarn().addKeyValue("volume", meta.name()).addKeyValue("error", e.toString())
-                .log("direct " + what + " failed; this volume reads and writes through the page cache from now on");
-        layer.refuseDirect();
     }
 
     Path directory() {
