@@ -6,9 +6,9 @@ Starts one 3-node `ballast up` cluster per mode, all at once (tls and insecure f
 in each attached on its node 1, filled once. Then --reps rounds; each round runs every job on every
 mode in turn (fio's nbd engine over node 1's unix socket), so load from other work on the host falls
 on all modes alike. Then REST: per round and mode, --calls GET /v1/volumes/b with the admin token,
-three ways: a new connection per call (curl, as each CLI process opens one), a new connection that
-resumes the TLS session (one client process, like a long-lived tool), and one keep-alive connection
-(the dashboard, the CSI driver, node-to-node calls). Prints medians, ranges and ratios to tls.
+four ways: a new connection per call (curl), a new connection that resumes the TLS session (one
+client process, like a long-lived tool), one keep-alive connection (the dashboard, the CSI driver,
+node-to-node calls), and --calls/10 `ballast volume inspect` CLI calls (a JVM each). Prints medians, ranges and ratios to tls.
 
 Usage: bench/tls_bench.py [--reps 3] [--runtime 10] [--calls 200] [--old-root DIR]
 """
@@ -38,14 +38,24 @@ class Cluster:
         self.env = dict(os.environ, BALLAST_HOME=self.home, BALLAST_NO_BUILD="1", BALLAST_AOT="0")
 
     def cli(self, *args):
-        return subprocess.run([os.path.join(self.root, "bin/ballast"), *args], env=self.env, check=True,
-                              capture_output=True, text=True).stdout
+        p = subprocess.run([os.path.join(self.root, "bin/ballast"), *args], env=self.env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("ballast %s: exit %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()[-500:]))
+        return p.stdout
 
     def up(self):
-        subprocess.run([os.path.join(self.root, "bin/ballast"), "down"], env=self.env, capture_output=True)
-        subprocess.run(["rm", "-rf", self.home], check=True)
         flags = ["--insecure"] if self.mode == "insecure" else []
-        self.cli("up", *flags, "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0")
+        for attempt in range(3):  # on a host loaded by others a join can time out: start over
+            subprocess.run([os.path.join(self.root, "bin/ballast"), "down"], env=self.env, capture_output=True)
+            subprocess.run(["rm", "-rf", self.home], check=True)
+            try:
+                self.cli("up", *flags, "--timeout", "600", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
+                         "--raft-listen", "127.0.0.1:0")
+                break
+            except RuntimeError as e:
+                if attempt == 2:
+                    raise
+                log("%s: %s; again" % (self.mode, e))
         self.cli("volume", "create", "b", "--size", "1GiB", "--repl", "3")
         d = json.loads(self.cli("volume", "attach", "b", "-o", "json"))
         self.uri = d.get("unixUri") or d.get("nbdUnixUri") or d["uri"]
@@ -114,6 +124,16 @@ def rest_resumed(c, calls):
     return lat[1:]  # the first call's full handshake is not a resumption
 
 
+def rest_cli(c, calls):
+    """`ballast volume inspect b`: a JVM per call, which connects (and handshakes) once."""
+    lat = []
+    for _ in range(max(1, calls // 10)):
+        t = time.perf_counter()
+        c.cli("volume", "inspect", "b", "-o", "json")
+        lat.append((time.perf_counter() - t) * 1000)
+    return lat
+
+
 def rest_keepalive(c, calls):
     conn = _conn(c)
     _get(conn, c)
@@ -129,6 +149,10 @@ def rest_keepalive(c, calls):
 def pct(lat, p):
     s = sorted(lat)
     return s[min(len(s) - 1, int(len(s) * p / 100))]
+
+
+WAYS = [("new connection (curl)", rest_curl), ("new connection, TLS session resumed", rest_resumed),
+        ("keep-alive", rest_keepalive), ("CLI `volume inspect` (a JVM per call; calls/10 of them)", rest_cli)]
 
 
 def main():
@@ -155,8 +179,7 @@ def main():
                         res.setdefault((rw, bs, qd, c.mode), []).append(r)
                         log("rep %d %s %s %s QD%d: %.0f IOPS %.1f MiB/s p99 %.1f ms (load %s)" % (
                             rep, c.mode, rw, bs, qd, r["iops"], r["mibs"], r["p99ms"], open("/proc/loadavg").read().split()[0]))
-            for how, fn in (("new connection (curl)", rest_curl), ("new connection, TLS session resumed", rest_resumed),
-                            ("keep-alive", rest_keepalive)):
+            for how, fn in WAYS:
                 for c in clusters:
                     lat = fn(c, a.calls)
                     res.setdefault(("rest", how, c.mode), []).append((pct(lat, 50), pct(lat, 99)))
@@ -176,7 +199,7 @@ def main():
             ratios = [t / i for t, i in zip(rounds["tls"], rounds["insecure"])]
             print("| %s %s QD%d, 3 replicas | %s | %.2f (%.2f-%.2f) |" % (bs, rw, qd, " | ".join(cells),
                                                                       statistics.median(ratios), min(ratios), max(ratios)))
-        for how in ("new connection (curl)", "new connection, TLS session resumed", "keep-alive"):
+        for how, _ in WAYS:
             cells, p99s = [], {}
             for m in modes:
                 v = res[("rest", how, m)]
