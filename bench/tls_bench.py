@@ -2,7 +2,7 @@
 """TLS vs --insecure in one run (docs/perf/tls.md): replication throughput and REST latency.
 
 Starts one 3-node `ballast up` cluster per mode, all at once (tls and insecure from this tree; with
---old-root DIR also `tls-old`, the same on another build, to compare builds), a 1 GiB 3-replica volume
+--old-root DIR also `tls-old`, TLS on another built tree, to compare two builds in the same run), a 1 GiB 3-replica volume
 in each attached on its node 1, filled once. Then --reps rounds; each round runs every job on every
 mode in turn (fio's nbd engine over node 1's unix socket), so load from other work on the host falls
 on all modes alike. Then REST: per round and mode, --calls GET /v1/volumes/b with the admin token,

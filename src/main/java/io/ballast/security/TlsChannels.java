@@ -14,8 +14,7 @@ import tlschannel.TlsChannel;
  * with the node's context: both ends present a node certificate from the cluster CA; the client also
  * checks the server is the node it meant to reach (a member with another node's address gets nothing).
  * Buffers are kept for the connection's life (tls-channel's default frees and reallocates them per
- * record, which doubled the CPU per 4 KiB request on the NBD path, docs/perf/nbd-tls.md), and once the
- * peer is authenticated the records of a batch share socket calls ({@link RecordBatching}).
+ * record, which doubled the CPU per 4 KiB request on the NBD path, docs/perf/nbd-tls.md).
  */
 public final class TlsChannels implements WireSecurity {
     private final NodeTls tls;
@@ -26,8 +25,7 @@ public final class TlsChannels implements WireSecurity {
 
     @Override
     public Secured accept(SocketChannel raw) throws IOException {
-        RecordBatching.Socket socket = new RecordBatching.Socket(raw);
-        TlsChannel ch = ServerTlsChannel.newBuilder(socket, tls.context()).withEngineFactory(ctx -> {
+        TlsChannel ch = ServerTlsChannel.newBuilder(raw, tls.context()).withEngineFactory(ctx -> {
             SSLEngine e = ctx.createSSLEngine();
             e.setUseClientMode(false);
             e.setNeedClientAuth(true);
@@ -36,17 +34,14 @@ public final class TlsChannels implements WireSecurity {
                 .withEncryptedBufferAllocator(new tlschannel.HeapBufferAllocator())
                 .withReleaseBuffers(false).build();
         ch.handshake();
-        String peer = NodeTls.peerNodeId(ch.getSslEngine().getSession());
-        socket.startBatching();
-        return new Secured(new RecordBatching.Channel(ch, socket), peer);
+        return new Secured(ch, NodeTls.peerNodeId(ch.getSslEngine().getSession()));
     }
 
     @Override
     public Secured connect(SocketChannel raw, String expectedNodeId) throws IOException {
         SSLEngine e = tls.context().createSSLEngine();
         e.setUseClientMode(true);
-        RecordBatching.Socket socket = new RecordBatching.Socket(raw);
-        TlsChannel ch = ClientTlsChannel.newBuilder(socket, e).withPlainBufferAllocator(new tlschannel.HeapBufferAllocator())
+        TlsChannel ch = ClientTlsChannel.newBuilder(raw, e).withPlainBufferAllocator(new tlschannel.HeapBufferAllocator())
                 .withEncryptedBufferAllocator(new tlschannel.HeapBufferAllocator()).withReleaseBuffers(false).build();
         ch.handshake();
         String peer = NodeTls.peerNodeId(e.getSession());
@@ -54,7 +49,6 @@ public final class TlsChannels implements WireSecurity {
             ch.close();
             throw new SSLHandshakeException("the server's certificate names node " + peer + ", not " + expectedNodeId);
         }
-        socket.startBatching();
-        return new Secured(new RecordBatching.Channel(ch, socket), peer);
+        return new Secured(ch, peer);
     }
 }
