@@ -1,7 +1,7 @@
 # The Ballast node daemon on every Nomad client, registered as CSI plugin "ballast" (controller and
 # node in one task: type monolith). See docs/nomad.md.
 #
-#   nomad var put nomad/jobs/ballast-csi token="$TOKEN"          # the cluster token, once
+#   nomad var put nomad/jobs/ballast-csi token="$TOKEN"          # the join token SECRET.CA_SHA256, once
 #   nomad job run -var join=10.0.0.1:7400 deploy/nomad/ballast-csi.nomad.hcl
 #
 # The clients' Docker plugin needs `allow_privileged = true` and `volumes { enabled = true }`.
@@ -32,9 +32,11 @@ job "ballast-csi" {
         network_mode = "host"
         # mounts, loop devices, FUSE (nbdfuse), mount propagation to the host
         privileged = true
-        # --insecure: TLS is not wired for this job yet (join token with the CA fingerprint; docs/security.md)
+        # TLS on every port (docs/security.md): a node joins with the token, whose fingerprint pins
+        # the cluster CA; its key and certificate then live in /var/lib/ballast/tls (renewed there).
+        # The CA key stays on the first node (made by hand, docs/nomad.md): this job never sees it.
         args = [
-          "node", "start", "--insecure",
+          "node", "start",
           "--data-dir=/var/lib/ballast",
           # the CSI node id is the Ballast node id: the Nomad node's name
           "--node-id=${node.unique.name}",
@@ -68,7 +70,7 @@ job "ballast-csi" {
         mount_dir = "/csi"
       }
 
-      # The cluster token from Nomad Variables, into the environment (`ballast node start` reads
+      # The join token from Nomad Variables, into the environment (`ballast node start` reads
       # BALLAST_CLUSTER_TOKEN), never into the job spec.
       template {
         destination = "secrets/ballast.env"

@@ -253,6 +253,9 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                     + " has no CA; start it with --insecure, or make a new cluster with TLS");
         }
         if (config.cluster().join() == null) {
+            if (s.caCertFile() != null) {
+                checkTokenPinsCa(s.caCertFile());
+            }
             return io.ballast.security.NodeTls.bootstrap(dir, nodeId, addresses, s, clock);
         }
         if (s.caCertFile() != null) {
@@ -261,6 +264,24 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         }
         return io.ballast.security.Enrollment.enroll(dir, nodeId, addresses, s, clock, config.cluster().join(),
                 io.ballast.security.JoinToken.parse(config.cluster().token()));
+    }
+
+    /**
+     * A first node given the operator's CA and a full join token (SECRET.CA_SHA256, as the Kubernetes and
+     * Nomad recipes make both up front): the fingerprint must be that CA's, or every node joining with the
+     * token would be refused later, one by one; say so now, before anything is written.
+     */
+    private void checkTokenPinsCa(Path caCertFile) throws IOException {
+        io.ballast.security.JoinToken t = io.ballast.security.JoinToken.parse(config.cluster().token());
+        if (t == null || t.caSha256() == null) {
+            return;
+        }
+        String actual = io.ballast.security.Fingerprint.sha256(io.ballast.security.TlsDir.readCert(caCertFile));
+        if (!actual.equals(t.caSha256())) {
+            throw BallastException.invalid("the cluster token pins CA sha256 " + t.caSha256() + " but --ca-cert " + caCertFile
+                    + " has sha256 " + actual + "; make the token's suffix from this CA: openssl x509 -in CA.crt -outform der"
+                    + " | sha256sum");
+        }
     }
 
     /** Host names and IPs peers and clients reach this node at: its listeners' hosts (SANs of its certificate). */

@@ -336,6 +336,65 @@ class ManifestsTest {
     }
 
     @Test
+    void nodesRunTlsWithTheTokenAndTheCaFromSecrets() throws IOException {
+        for (Doc w : workloads()) {
+            for (JsonNode c : podSpec(w).path("containers")) {
+                assertThat(texts(c.path("args"))).as(w + " " + c.path("name").asText() + ": plaintext is for benchmarks")
+                        .doesNotContain("--insecure");
+                // the API answers HTTPS only: a plain HTTP probe of it would never pass
+                for (String probe : List.of("readinessProbe", "livenessProbe", "startupProbe")) {
+                    JsonNode get = c.path(probe).path("httpGet");
+                    if (get.path("port").asText().equals("api")) {
+                        assertThat(get.path("scheme").asText()).as(w + " " + probe + " of the API").isEqualTo("HTTPS");
+                    }
+                }
+                if (c.path("name").asText().equals("ballast")) {
+                    JsonNode token = null;
+                    for (JsonNode e : c.path("env")) {
+                        if (e.path("name").asText().equals("BALLAST_CLUSTER_TOKEN")) {
+                            token = e.path("valueFrom").path("secretKeyRef");
+                        }
+                    }
+                    assertThat(token).as(w + ": the join token from a Secret").isNotNull();
+                    assertThat(token.path("name").asText()).isEqualTo("ballast-cluster-token");
+                }
+            }
+        }
+        // the bootstrap Pod takes the operator's CA from the ballast-ca Secret, read-only; nothing else mounts it
+        JsonNode pod = podSpec(only("Pod"));
+        JsonNode boot = container(pod, "ballast");
+        List<String> args = texts(boot.path("args"));
+        for (String opt : List.of("--ca-cert", "--ca-key")) {
+            String file = optionValue(args, opt);
+            assertThat(file).as("bootstrap " + opt).isNotNull();
+            JsonNode m = mountAt(boot, file.substring(0, file.lastIndexOf('/')));
+            assertThat(m).as(opt + " " + file + " lies in a mounted volume").isNotNull();
+            assertThat(m.path("readOnly").asBoolean()).as(opt + " mount read-only").isTrue();
+            assertThat(secretOf(pod, m.path("name").asText())).as(opt + " comes from a Secret").isEqualTo("ballast-ca");
+        }
+        for (Doc w : workloads()) {
+            if (!w.kind().equals("Pod")) {
+                for (JsonNode v : podSpec(w).path("volumes")) {
+                    assertThat(v.path("secret").path("secretName").asText()).as(w + ": the CA key is for the bootstrap Pod only")
+                            .isNotEqualTo("ballast-ca");
+                }
+            }
+        }
+        String job = stripHclComments(Files.readString(NOMAD.resolve("ballast-csi.nomad.hcl")));
+        assertThat(hclList(job, "args")).as("Nomad job").doesNotContain("--insecure");
+        assertThat(block(job, "template")).contains("BALLAST_CLUSTER_TOKEN={{ with nomadVar \"nomad/jobs/ballast-csi\" }}");
+    }
+
+    private static String secretOf(JsonNode pod, String volume) {
+        for (JsonNode v : pod.path("volumes")) {
+            if (v.path("name").asText().equals(volume)) {
+                return v.path("secret").path("secretName").asText(null);
+            }
+        }
+        return null;
+    }
+
+    @Test
     void serviceAccountsAndRolesReferToObjectsThatExist() {
         Set<String> accounts = names("ServiceAccount");
         for (Doc w : workloads()) {

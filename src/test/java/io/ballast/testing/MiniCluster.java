@@ -100,12 +100,26 @@ public final class MiniCluster implements AutoCloseable {
 
     /** Adds a node with these labels (joins through the first live node). */
     public NodeDaemon add(Map<String, String> nodeLabels) throws IOException {
+        return add(nodeLabels, nodes.isEmpty() ? TOKEN : joinToken());
+    }
+
+    /**
+     * Adds a node that bootstraps (the first) or joins with {@code token}, e.g. one an operator made with
+     * the CA before the cluster existed. A node that fails to start is not added.
+     */
+    public NodeDaemon add(Map<String, String> nodeLabels, String token) throws IOException {
         int i = nodes.size() + 1;
         labels.add(nodeLabels);
         nodes.add(null);
-        NodeDaemon d = launch(i, i == 1 ? TOKEN : joinToken(), "node-" + i);
-        nodes.set(i - 1, d);
-        return d;
+        try {
+            NodeDaemon d = launch(i, token, "node-" + i);
+            nodes.set(i - 1, d);
+            return d;
+        } catch (IOException | RuntimeException e) {
+            labels.removeLast();
+            nodes.removeLast();
+            throw e;
+        }
     }
 
     public NodeConfig config(int i, String token, String nodeId, String join) {
