@@ -65,21 +65,21 @@ class LivenessOutOfLogTest {
     @Test
     void aNewLeaderJudgesNoOneBeforeOneDownAfterPeriodThenAsBefore() {
         ClusterTimings t = new ClusterTimings(500, 2000, 3000, 500, 8000, 500, 4096); // suspect 2 s, down 3 s
-        // 2.5 s after taking over, a member whose first lease has not arrived yet (its client still finding
-        // the new leader) is not suspect: before, the new leader judged it at 2 s and members that never
-        // stopped heartbeating were made suspect across a leader change
-        assertThat(ClusterMember.verdict(NodeRecord.UP, 2500, 2500, t)).isNull();
-        assertThat(ClusterMember.verdict(NodeRecord.UP, 2999, 2999, t)).isNull();
+        // within one down-after period of taking over, a member whose first lease has not arrived yet (its
+        // client still finding the new leader) is judged nothing: before, the new leader made it suspect at
+        // 2 s, and members that never stopped heartbeating were suspect across a leader change
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 2500, false, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 2999, false, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 2999, false, t)).isNull();
         // a node not heard since the takeover is down when the period ends, as it was before
-        assertThat(ClusterMember.verdict(NodeRecord.UP, 3000, 3000, t)).isEqualTo(NodeRecord.DOWN);
-        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 3000, 3000, t)).isEqualTo(NodeRecord.DOWN);
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 3000, true, t)).isEqualTo(NodeRecord.DOWN);
+        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 3000, true, t)).isEqualTo(NodeRecord.DOWN);
         // after it, the usual timeouts from each node's last lease
-        assertThat(ClusterMember.verdict(NodeRecord.UP, 1999, 10_000, t)).isNull();
-        assertThat(ClusterMember.verdict(NodeRecord.UP, 2000, 10_000, t)).isEqualTo(NodeRecord.SUSPECT);
-        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 2500, 10_000, t)).isNull(); // already so: nothing to commit
-        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 3000, 10_000, t)).isEqualTo(NodeRecord.DOWN);
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 1999, true, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 2000, true, t)).isEqualTo(NodeRecord.SUSPECT);
+        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 2500, true, t)).isNull(); // already so: nothing to commit
         // down stays down until the node's own committed heartbeat brings it back
-        assertThat(ClusterMember.verdict(NodeRecord.DOWN, 60_000, 10_000, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.DOWN, 60_000, true, t)).isNull();
     }
 
     @Test
