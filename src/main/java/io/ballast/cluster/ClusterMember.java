@@ -65,6 +65,14 @@ public final class ClusterMember implements AutoCloseable {
     private volatile boolean registered;
     private volatile boolean removed;
     private long detectorTerm = -1;
+    /** When this node took over as leader (its detector's first pass of the term). */
+    private long leaderSinceNs;
+    /**
+     * How long it judges no one after taking over: the down-after in force then, fixed for the term so
+     * that a later settings change (say to a 1-min down-after) does not reopen the grace.
+     */
+    private long graceMs;
+    private boolean tableRebuiltLogged;
     /** This node's TLS identity; null for an insecure (plaintext) cluster. */
     private volatile io.ballast.security.NodeTls tls;
     private final List<Thread> loops = new ArrayList<>();
@@ -793,7 +801,11 @@ public final class ClusterMember implements AutoCloseable {
         }
     }
 
-    /** On the leader: nodes silent for longer than the timeouts become suspect, then down. */
+    /**
+     * On the leader: nodes silent for longer than the timeouts become suspect, then down. A new leader
+     * rebuilds its lease table from the heartbeats it receives and judges no one before one down-after
+     * period ({@link #verdict}).
+     */
     void detectOnce() {
         if (!raft.isLeader()) {
             detectorTerm = -1;
@@ -802,20 +814,34 @@ public final class ClusterMember implements AutoCloseable {
         long term = raft.term();
         long now = System.nanoTime();
         if (term != detectorTerm) {
-            // a new leader has no history: every node gets a full timeout from now
+            // a new leader has no history: every node's silence counts from now
             detectorTerm = term;
+            leaderSinceNs = now;
+            graceMs = timings().downAfterMs();
+            tableRebuiltLogged = false;
             for (NodeRecord n : state().nodes()) {
                 lastSeenNs.put(n.id(), now);
             }
+            log.atInfo().addKeyValue("term", term).addKeyValue("nodes", state().nodes().size())
+                    .log("leading: rebuilding the lease table from the heartbeats received; no node is judged for {} ms",
+                            graceMs);
             return;
         }
         ClusterTimings timings = timings();
+        long leaderForMs = (now - leaderSinceNs) / 1_000_000;
+        if (leaderForMs >= graceMs && !tableRebuiltLogged) {
+            tableRebuiltLogged = true;
+            long heard = state().nodes().stream().filter(n -> lastSeenNs.getOrDefault(n.id(), leaderSinceNs) > leaderSinceNs).count();
+            log.atInfo().addKeyValue("term", term).addKeyValue("heard", heard).addKeyValue("nodes", state().nodes().size())
+                    .log("lease table rebuilt: judging nodes from now on");
+        }
         for (NodeRecord n : state().nodes()) {
             long seen = lastSeenNs.computeIfAbsent(n.id(), k -> now);
-            long silentMs = (now - seen) / 1_000_000;
-            String want = silentMs >= timings.downAfterMs() ? NodeRecord.DOWN
-                    : silentMs >= timings.suspectAfterMs() ? NodeRecord.SUSPECT : null;
-            if (want == null || want.equals(n.state()) || (NodeRecord.DOWN.equals(n.state()))) {
+            // each node's silence as of now, not the pass's start: under load one submit below can take seconds,
+            // and a lease that arrived meanwhile counts
+            long silentMs = (System.nanoTime() - seen) / 1_000_000;
+            String want = verdict(n.state(), silentMs, leaderForMs >= graceMs, timings);
+            if (want == null) {
                 continue;
             }
             String reason = String.format("no heartbeat for %.1f s (%s after %.1f s)", silentMs / 1000.0, want,
@@ -825,6 +851,24 @@ public final class ClusterMember implements AutoCloseable {
         replaceLongDownReplicas(now, timings.rebuildAfterMs());
         addMissingReplicas();
         replaceGoneVoters(now, timings.voterReplaceAfterMs());
+    }
+
+    /**
+     * The state the leader commits for a node in {@code state} that it last heard {@code silentMs} ago;
+     * null for no change. {@code judging} is false for one down-after period after taking over (the one in
+     * force then): the leader judges no one, neither suspect nor down, as its lease table starts empty and a member
+     * reaches the new leader only once its Raft client gave up on the old one (a try timeout) and found
+     * this one, which can take longer than suspect-after (members that never stopped heartbeating were
+     * made suspect, issue 26). A node not heard since the takeover is down when the period ends, as soon
+     * as before; a node already down stays so until its own committed heartbeat brings it back.
+     */
+    static String verdict(String state, long silentMs, boolean judging, ClusterTimings timings) {
+        if (!judging || NodeRecord.DOWN.equals(state)) {
+            return null;
+        }
+        String want = silentMs >= timings.downAfterMs() ? NodeRecord.DOWN
+                : silentMs >= timings.suspectAfterMs() ? NodeRecord.SUSPECT : null;
+        return want == null || want.equals(state) ? null : want;
     }
 
     /**

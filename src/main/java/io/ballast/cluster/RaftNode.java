@@ -837,10 +837,32 @@ public final class RaftNode implements AutoCloseable {
                 throw new BallastException(ErrorCode.UNAVAILABLE, "heartbeat not taken: " + r.getException());
             }
         } catch (TimeoutException | ExecutionException e) {
+            renewClientAfterFailedLease(c);
             throw new BallastException(ErrorCode.UNAVAILABLE, "heartbeat not taken: " + e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
+        }
+    }
+
+    /**
+     * A lease that failed leaves the Ratis client's ordered window held on it: later leases wait behind it
+     * while Ratis retries it, and after a leader change a member's client was seen retrying one lease
+     * against closed proxies for seconds ("Failed* ... AlreadyClosedException", FleetHarnessTest), so its
+     * leases stopped reaching the new leader and it was judged suspect, then down. Leases are independent
+     * and a late one is worthless: a fresh client (new window and connections) carries the next one.
+     * Calls still running on the old client finish on it ({@link #setClientPeers}).
+     */
+    private void renewClientAfterFailedLease(ClientHandle failed) {
+        synchronized (this) {
+            if (client != failed || closed || isolated || knownPeers == null) {
+                return; // already renewed by another failed lease, or nothing to renew
+            }
+            try {
+                setClientPeers(knownPeers);
+            } catch (IOException | RuntimeException e) {
+                log.atDebug().log("renewing the Raft client after a failed lease: {}", e.toString());
+            }
         }
     }
 

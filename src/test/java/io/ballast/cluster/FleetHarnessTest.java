@@ -121,19 +121,7 @@ class FleetHarnessTest {
                 }
                 int survivor = leader == 1 ? 2 : 1;
                 NodeClient other = c.client(survivor);
-                Set<String> downOrSuspect = ConcurrentHashMap.newKeySet();
-                Thread judge = Thread.ofVirtual().start(() -> {
-                    while (!stop.get()) {
-                        for (Fleet.Member m : fleet.members()) {
-                            String s = fleet.stateOf(m.id);
-                            if (!m.id.equals("sim-0007") && !"up".equals(s)) {
-                                downOrSuspect.add(m.id + "=" + s);
-                            }
-                        }
-                        sleep(20);
-                    }
-                });
-
+                int judgedBefore = fleet.judged().size();
                 // page through while the churn runs (before and during the leader change)
                 Map<String, Integer> seen = listAll(other, 500);
                 long killedLeaderAt = System.nanoTime();
@@ -147,16 +135,21 @@ class FleetHarnessTest {
                 for (Thread t : churn) {
                     t.join();
                 }
-                judge.join();
                 System.out.printf("leader node-%d killed, node-%d led after %d ms; %d churn operations%n", leader, newLeader,
                         electedMs, churnOps.get());
 
-                // The bar: the new leader declares no one down. A member briefly suspect (its lease
-                // heartbeats late while the election runs, seen once in 2 CI runs) is printed, not failed;
-                // docs/perf/scale.md keeps it as an open question.
-                System.out.printf("members seen suspect during the run: %s%n", downOrSuspect);
-                assertThat(downOrSuspect.stream().filter(s -> s.endsWith("=down")).toList())
-                        .as("fleet members judged down after the leader change").isEmpty();
+                // The bar: a new leader rebuilds its lease table from the heartbeats it receives and judges
+                // no one before one down-after period, so no member that kept heartbeating is made suspect or down.
+                // Members' leases reach the new leader only after their Raft client gave up on the old one (a try
+                // timeout) and found the new one: before the leader held back `suspect` too, 3-5 of 100 were made
+                // suspect in most runs.
+                long revNow = c.client(newLeader).get("/v1/volumes?limit=1").path("revision").asLong();
+                MiniCluster.await(Duration.ofSeconds(20), "the fleet's watcher caught up", () -> fleet.watchedRevision() >= revNow);
+                List<String> judged = fleet.judged();
+                List<String> judgedAcross = judged.subList(judgedBefore, judged.size()).stream()
+                        .filter(j -> j.startsWith("sim-") && !j.startsWith("sim-0007=")).toList();
+                System.out.printf("fleet members judged suspect or down across the leader change: %s%n", judgedAcross);
+                assertThat(judgedAcross).as("fleet members judged suspect or down across the leader change").isEmpty();
                 assertThat(nodeState(c.client(newLeader), "sim-0007")).isEqualTo("down");
                 for (Map<String, Integer> s : List.of(seen, seenAfter)) {
                     assertThat(s.entrySet().stream().filter(e -> e.getValue() != 1).toList()).as("volumes listed more than once").isEmpty();

@@ -63,6 +63,26 @@ class LivenessOutOfLogTest {
     }
 
     @Test
+    void aNewLeaderJudgesNoOneBeforeOneDownAfterPeriodThenAsBefore() {
+        ClusterTimings t = new ClusterTimings(500, 2000, 3000, 500, 8000, 500, 4096); // suspect 2 s, down 3 s
+        // within one down-after period of taking over, a member whose first lease has not arrived yet (its
+        // client still finding the new leader) is judged nothing: before, the new leader made it suspect at
+        // 2 s, and members that never stopped heartbeating were suspect across a leader change
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 2500, false, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 2999, false, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 2999, false, t)).isNull();
+        // a node not heard since the takeover is down when the period ends, as it was before
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 3000, true, t)).isEqualTo(NodeRecord.DOWN);
+        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 3000, true, t)).isEqualTo(NodeRecord.DOWN);
+        // after it, the usual timeouts from each node's last lease
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 1999, true, t)).isNull();
+        assertThat(ClusterMember.verdict(NodeRecord.UP, 2000, true, t)).isEqualTo(NodeRecord.SUSPECT);
+        assertThat(ClusterMember.verdict(NodeRecord.SUSPECT, 2500, true, t)).isNull(); // already so: nothing to commit
+        // down stays down until the node's own committed heartbeat brings it back
+        assertThat(ClusterMember.verdict(NodeRecord.DOWN, 60_000, true, t)).isNull();
+    }
+
+    @Test
     void aHeartbeatIsCommittedOnlyForAStateOrCapacityChangeOrAStaleRecord() {
         Instant now = Instant.parse("2026-12-07T10:00:00Z");
         NodeRecord up = new NodeRecord("n", "http://a", "127.0.0.1:1", null, java.util.Map.of(), NodeRecord.UP, "up", false, false,

@@ -167,6 +167,8 @@ public final class Fleet implements AutoCloseable {
     private final AtomicLong commits = new AtomicLong();
     private final AtomicLong readyCommits = new AtomicLong();
     private final AtomicLong stateChanges = new AtomicLong();
+    /** Every change of a member to suspect or down the watcher saw, in order: "id=state (reason)". */
+    private final List<String> judged = java.util.Collections.synchronizedList(new ArrayList<>());
     private volatile long watchedRevision;
     private volatile boolean closed;
     private final Thread watcher;
@@ -284,6 +286,17 @@ public final class Fleet implements AutoCloseable {
         return stateChanges.get();
     }
 
+    /**
+     * Every change of a member (fleet or voter) to suspect or down that the watcher saw since the fleet
+     * started, in order, as {@code "id=state (reason)"}: unlike polling {@link #stateOf}, a member suspect
+     * for a moment is never missed.
+     */
+    public List<String> judged() {
+        synchronized (judged) {
+            return List.copyOf(judged);
+        }
+    }
+
     /** MarkReplicasReady entries sent. */
     public long readyCommits() {
         return readyCommits.get();
@@ -364,6 +377,9 @@ public final class Fleet implements AutoCloseable {
         NodeRecord before = nodes.get(id);
         if (before != null && !before.state().equals(n.path("state").asText())) {
             stateChanges.incrementAndGet();
+            if (!NodeRecord.UP.equals(n.path("state").asText())) {
+                judged.add(id + "=" + n.path("state").asText() + " (" + n.path("stateReason").asText() + ")");
+            }
         }
         nodes.put(id, new NodeRecord(id, n.path("apiUrl").asText(null), n.path("raftAddress").asText(null), null, Map.of(),
                 n.path("state").asText(), n.path("stateReason").asText(null), n.path("cordoned").asBoolean(),
