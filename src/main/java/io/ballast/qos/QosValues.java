@@ -12,6 +12,7 @@ public final class QosValues {
     private QosValues() {}
 
     public static final String UNLIMITED = "unlimited";
+    public static final String NONE = "none";
 
     public static long parseIops(String text) {
         String t = text == null ? "" : text.trim();
@@ -28,6 +29,24 @@ public final class QosValues {
         }
         throw BallastException.invalid("invalid max IOPS '" + text + "': use a whole number of operations per second, "
                 + "e.g. 1000, or 0 / unlimited for no limit");
+    }
+
+    /** A minimum share (docs/qos.md): a whole number of operations per second, or 0 / none for no minimum. */
+    public static long parseMinIops(String text) {
+        String t = text == null ? "" : text.trim();
+        if (t.equalsIgnoreCase(NONE)) {
+            return 0;
+        }
+        try {
+            long n = Long.parseLong(t);
+            if (n >= 0) {
+                return n;
+            }
+        } catch (NumberFormatException ignored) {
+            // the message below says what is accepted
+        }
+        throw BallastException.invalid("invalid min IOPS '" + text + "': use a whole number of operations per second, "
+                + "e.g. 500, or 0 / none for no minimum");
     }
 
     public static long parseBandwidth(String text) {
@@ -54,6 +73,10 @@ public final class QosValues {
     /** For listings: {@code unlimited} or the number. */
     public static String formatIops(long iops) {
         return iops == 0 ? UNLIMITED : Long.toString(iops);
+    }
+
+    public static String formatMinIops(long iops) {
+        return iops == 0 ? NONE : Long.toString(iops);
     }
 
     public static String formatBandwidth(long bytesPerSec) {

@@ -640,6 +640,7 @@ public final class RestServer implements AutoCloseable {
                 }
                 Long maxIops = iopsOf(req.maxIops());
                 Long maxBandwidth = bandwidthOf(req.maxBandwidth());
+                Long minIops = minIopsOf(req.minIops());
                 io.ballast.control.VolumeView created;
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
                         || shared || req.preferNode() != null) {
@@ -649,9 +650,12 @@ public final class RestServer implements AutoCloseable {
                 } else {
                     created = volumes.create(req.name(), sizeOf(req.size()));
                 }
-                if ((maxIops != null && maxIops > 0) || (maxBandwidth != null && maxBandwidth > 0)) {
+                if (maxIops != null && minIops != null && io.ballast.cluster.QosLimits.minAboveMax(maxIops, minIops) != null) {
+                    throw BallastException.invalid(io.ballast.cluster.QosLimits.minAboveMax(maxIops, minIops)); // before creating
+                }
+                if ((maxIops != null && maxIops > 0) || (maxBandwidth != null && maxBandwidth > 0) || (minIops != null && minIops > 0)) {
                     // a second Raft write: the volume exists unlimited for the moment in between
-                    created = volumes.setQos(req.name(), maxIops, maxBandwidth);
+                    created = volumes.setQos(req.name(), maxIops, maxBandwidth, minIops);
                 }
                 yield new Reply(201, created);
             }
@@ -688,10 +692,12 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.SetQosRequest req = read(ex, ApiTypes.SetQosRequest.class);
                 Long maxIops = req == null ? null : iopsOf(req.maxIops());
                 Long maxBandwidth = req == null ? null : bandwidthOf(req.maxBandwidth());
-                if (maxIops == null && maxBandwidth == null) {
-                    throw BallastException.invalid("give 'maxIops', 'maxBandwidth' or both (0 or \"unlimited\" clears a limit)");
+                Long minIops = req == null ? null : minIopsOf(req.minIops());
+                if (maxIops == null && maxBandwidth == null && minIops == null) {
+                    throw BallastException.invalid("give 'maxIops', 'maxBandwidth', 'minIops' or several (0 or \"unlimited\""
+                            + " clears a limit, 0 or \"none\" the minimum)");
                 }
-                yield new Reply(200, volumes.setQos(name, maxIops, maxBandwidth));
+                yield new Reply(200, volumes.setQos(name, maxIops, maxBandwidth, minIops));
             }
             case "/v1/volumes/{name}/resize POST" -> {
                 ApiTypes.ResizeRequest req = read(ex, ApiTypes.ResizeRequest.class);
@@ -1147,6 +1153,20 @@ public final class RestServer implements AutoCloseable {
     }
 
     /** A QoS IOPS field: a whole number or "unlimited"; null when absent. */
+    /** The QoS minimum field: a whole number, or "none"; null when absent. */
+    private static Long minIopsOf(JsonNode n) {
+        if (n == null || n.isNull() || n.isMissingNode()) {
+            return null;
+        }
+        if (n.isIntegralNumber() && n.canConvertToLong()) {
+            return io.ballast.qos.QosValues.parseMinIops(Long.toString(n.longValue()));
+        }
+        if (n.isTextual()) {
+            return io.ballast.qos.QosValues.parseMinIops(n.textValue());
+        }
+        throw BallastException.invalid("field 'minIops' must be a whole number or \"none\", got " + n);
+    }
+
     private static Long iopsOf(JsonNode n) {
         if (n == null || n.isNull() || n.isMissingNode()) {
             return null;
