@@ -54,21 +54,27 @@ class Cluster(metadata_bench.Cluster):
 
         subprocess.Popen = popen
         try:
-            for attempt in range(3):  # on a loaded host a join can time out: the node exits, and starts again
-                try:
-                    super().start_node(i, join, token)
-                    return
-                except RuntimeError as e:
-                    if attempt == 2 or "exited" not in str(e):
-                        raise
-                    rb.log("n%d: %s; starting it again" % (i, e))
+            super().start_node(i, join, token)
         finally:
             subprocess.Popen = orig
 
     def start(self):
-        super().start()
-        token = open(os.path.join(self.home, "n1", "cluster-token")).read().strip()
-        self.start_node(4, join=self.api(1), token=token)
+        """n1 bootstraps; the others join one at a time, each once the last is up (a join during the last one's
+        configuration change can time out on a loaded host)."""
+        metadata_bench.AUTH.pop("Authorization", None)  # each cluster has its own admin token
+        self.start_node(1)
+        token_file = os.path.join(self.home, "n1", "cluster-token")
+        deadline = time.time() + 60
+        while not (os.path.exists(token_file) and os.path.getsize(token_file) > 0):
+            if time.time() > deadline:
+                raise RuntimeError("%s not written within 60 s" % token_file)
+            time.sleep(0.1)
+        token = open(token_file).read().strip()
+        with open(os.path.join(self.home, "n1", "admin-token")) as f:
+            metadata_bench.AUTH["Authorization"] = "Bearer " + f.read().strip()
+        for i in (2, 3, 4):
+            self.start_node(i, join=self.api(1), token=token)
+            rb.wait_all_up(self.urls["n1"], i)
 
 
 def resync_done(url, name):
@@ -76,10 +82,24 @@ def resync_done(url, name):
     return sum(r.get("bytesDone", 0) for r in st.get("resyncs") or [])
 
 
+def start_cluster(work, port, background):
+    """A started cluster; on a loaded host a join can time out (the node exits): then a fresh cluster on other ports."""
+    for attempt in range(3):
+        cluster = Cluster(os.path.join(work, "c%d" % (port + 100 * attempt)), port + 100 * attempt, background)
+        try:
+            cluster.start()
+            return cluster
+        except RuntimeError as e:
+            cluster.stop()
+            if attempt == 2:
+                raise
+            rb.log("cluster start failed (%s); a fresh cluster on other ports" % e)
+    raise AssertionError("unreachable")
+
+
 def one_mode(work, port, background, size, runtime):
-    cluster = Cluster(os.path.join(work, "c%d" % port), port, background)
+    cluster = start_cluster(work, port, background)
     try:
-        cluster.start()
         n1 = cluster.urls["n1"]
         rb.wait_all_up(n1, 4)
         v = rb.api(n1 + "/v1/volumes", "POST", {"name": "qb", "size": size, "repl": 3, "preferNode": "n1"})
@@ -145,9 +165,10 @@ def main():
             try:
                 results[name].append(one_mode(work, port, background, size, opts.runtime))
             except Exception:
-                rb.log("failed; the nodes' logs are kept in %s" % os.path.join(work, "c%d" % port))
+                rb.log("failed; the nodes' logs are kept in %s" % work)
                 raise
-            shutil.rmtree(os.path.join(work, "c%d" % port), ignore_errors=True)
+            for c in os.listdir(work):
+                shutil.rmtree(os.path.join(work, c), ignore_errors=True)
             port += 50  # a fresh cluster on fresh ports: no lingering sockets from the last one
     shutil.rmtree(work, ignore_errors=True)
     cmd = "bench/qos_rebuild_bench.py " + " ".join(sys.argv[1:])

@@ -12,7 +12,9 @@ import java.util.function.Supplier;
  * <p>The node does not know its capacity (it depends on the disk, the replicas' network and what
  * else runs on the host), so the rule works only from what it measures, every
  * {@value #TICK_MS} ms, per volume: operations admitted, and the fraction of the time the volume
- * had an operation in flight (its "busy" share: a client with work waiting).
+ * had an operation in flight (its "busy" share: a client with work waiting; a pause of at most
+ * 5 ms between two operations counts as busy: the round trip of a client that sends its next
+ * operation at once).
  *
  * <ul>
  *   <li>A reserved volume is <b>short</b> when it was busy at least {@value #BUSY_PERCENT} % of the

@@ -30,7 +30,15 @@ public final class VolumeLimiter {
     private final Object activity = new Object();
     private int inFlight;
     private long busySinceNs;
+    private long idleSinceNs = Long.MIN_VALUE;
     private long busyNs;
+    /**
+     * A pause between operations up to this long counts as busy: a client that sends its next operation
+     * that soon (a closed loop at queue depth 1: the reply's and the next request's trip, the client's
+     * own work, which on a loaded host waits for a CPU) has work waiting; one that pauses longer is
+     * thinking.
+     */
+    static final long CLIENT_GAP_NS = 5_000_000;
     private double opTokens;
     private double byteTokens;
     private long lastNs;
@@ -110,6 +118,9 @@ public final class VolumeLimiter {
         synchronized (activity) {
             if (inFlight++ == 0) {
                 busySinceNs = clock.nanoTime();
+                if (idleSinceNs != Long.MIN_VALUE && busySinceNs - idleSinceNs <= CLIENT_GAP_NS) {
+                    busyNs += busySinceNs - idleSinceNs;
+                }
             }
         }
     }
@@ -117,12 +128,13 @@ public final class VolumeLimiter {
     void end() {
         synchronized (activity) {
             if (inFlight > 0 && --inFlight == 0) {
-                busyNs += clock.nanoTime() - busySinceNs;
+                idleSinceNs = clock.nanoTime();
+                busyNs += idleSinceNs - busySinceNs;
             }
         }
     }
 
-    /** Time with at least one operation in flight, up to {@code nowNs}. */
+    /** Time with at least one operation in flight (or a short pause between two), up to {@code nowNs}. */
     long busyNs(long nowNs) {
         synchronized (activity) {
             return busyNs + (inFlight > 0 ? Math.max(0, nowNs - busySinceNs) : 0);
