@@ -154,14 +154,16 @@ def main():
     ap.add_argument("--size", default="4GiB")
     ap.add_argument("--base-port", type=int, default=8600)
     ap.add_argument("--out")
+    ap.add_argument("--modes", default="budget,no budget", help="which modes, comma-separated (default both)")
     opts = ap.parse_args()
     size = parse_size(opts.size)
     work = tempfile.mkdtemp(prefix="qos-bench-", dir=os.path.join(ROOT, "target"))
-    results = {name: [] for name, _ in MODES}
+    modes = tuple(m for m in MODES if m[0] in opts.modes.split(","))
+    results = {name: [] for name, _ in modes}
     load0 = rb.load()
     port = opts.base_port
     for rnd in range(opts.rounds):
-        for name, background in (MODES if rnd % 2 == 0 else MODES[::-1]):
+        for name, background in (modes if rnd % 2 == 0 else modes[::-1]):
             try:
                 results[name].append(one_mode(work, port, background, size, opts.runtime))
             except Exception:
@@ -183,7 +185,7 @@ def main():
              "| mode | IOPS, no rebuild | IOPS during rebuild | ratio | p99 µs, no rebuild | p99 µs during rebuild"
              " | rebuild MiB/s during fio | whole rebuild s | target |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name, background in MODES:
+    for name, background in modes:
         rs = results[name]
         target = "ratio ≥ 0.7, rebuild ≥ 50 MiB/s" if name == "budget" else "(reference)"
         lines.append("| %s (`--background-bandwidth %s`) | %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -193,7 +195,7 @@ def main():
             rng([r["rebuild_s"] for r in rs], "%.0f"), target))
     lines += ["", "Per round (in run order within each mode): " + "; ".join(
         "%s: %s" % (name, ", ".join("%.0f→%.0f IOPS at %.0f MiB/s" % (r["base_iops"], r["iops"], r["rebuild_mibs"])
-                                    for r in results[name])) for name, _ in MODES), ""]
+                                    for r in results[name])) for name, _ in modes), ""]
     print("\n".join(lines))
     if opts.out:
         with open(opts.out, "w") as f:

@@ -37,6 +37,7 @@ import java.util.function.Supplier;
  * client I/O threads (a try-lock: one thread does the tick, the others go on).
  */
 public final class MinShareScheduler {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(MinShareScheduler.class);
     static final long TICK_MS = 200;
     static final int BUSY_PERCENT = 50;
     static final int DECREASE_PERCENT = 70;
@@ -104,6 +105,10 @@ public final class MinShareScheduler {
         for (Measure m : measures) {
             VolumeLimiter l = m.limiter;
             long cap = l.contentionCapIops();
+            if (cap == 0 && anyShort && log.isDebugEnabled()) {
+                log.atDebug().addKeyValue("iops", Math.round(m.iops)).addKeyValue("busyPercent", Math.round(m.busy * 100))
+                        .addKeyValue("minIops", l.minIops()).log("qos tick: a volume with a minimum is short");
+            }
             long min = l.minIops();
             if (!reservedBusy) {
                 l.setContentionCap(0);
@@ -113,6 +118,10 @@ public final class MinShareScheduler {
                 if (!shortItself && m.iops > floor) {
                     double base = cap > 0 ? Math.min(cap, m.iops) : m.iops;
                     l.setContentionCap(Math.max(floor, (long) (base * DECREASE_PERCENT / 100)));
+                    if (cap == 0) {
+                        log.atInfo().addKeyValue("iops", Math.round(m.iops)).addKeyValue("capIops", l.contentionCapIops())
+                                .log("qos: a volume with a minimum is short of it; capping another volume of this node");
+                    }
                 }
             } else if (cap > 0 && !hold) {
                 long raised = Math.max(cap + 1, (long) (cap * (100.0 + INCREASE_PERCENT) / 100));

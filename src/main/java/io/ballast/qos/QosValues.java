@@ -15,26 +15,20 @@ public final class QosValues {
     public static final String NONE = "none";
 
     public static long parseIops(String text) {
-        String t = text == null ? "" : text.trim();
-        if (t.equalsIgnoreCase(UNLIMITED)) {
-            return 0;
-        }
-        try {
-            long n = Long.parseLong(t);
-            if (n >= 0) {
-                return n;
-            }
-        } catch (NumberFormatException ignored) {
-            // the message below says what is accepted
-        }
-        throw BallastException.invalid("invalid max IOPS '" + text + "': use a whole number of operations per second, "
+        return parseOps(text, UNLIMITED, "invalid max IOPS '" + text + "': use a whole number of operations per second, "
                 + "e.g. 1000, or 0 / unlimited for no limit");
     }
 
     /** A minimum share (docs/qos.md): a whole number of operations per second, or 0 / none for no minimum. */
     public static long parseMinIops(String text) {
+        return parseOps(text, NONE, "invalid min IOPS '" + text + "': use a whole number of operations per second, "
+                + "e.g. 500, or 0 / none for no minimum");
+    }
+
+    /** A whole number >= 0, or {@code offWord} for 0; else INVALID_ARGUMENT with {@code error}. */
+    private static long parseOps(String text, String offWord, String error) {
         String t = text == null ? "" : text.trim();
-        if (t.equalsIgnoreCase(NONE)) {
+        if (t.equalsIgnoreCase(offWord)) {
             return 0;
         }
         try {
@@ -43,10 +37,9 @@ public final class QosValues {
                 return n;
             }
         } catch (NumberFormatException ignored) {
-            // the message below says what is accepted
+            // the error says what is accepted
         }
-        throw BallastException.invalid("invalid min IOPS '" + text + "': use a whole number of operations per second, "
-                + "e.g. 500, or 0 / none for no minimum");
+        throw BallastException.invalid(error);
     }
 
     public static long parseBandwidth(String text) {

@@ -125,8 +125,21 @@ class QosSystemTest {
     /** Written before the drain, so the rebuild (at the busy share of the budget, 50 MiB/s) outlasts the measurement. */
     static final long REBUILD_BYTES = 512L << 20;
 
+    /**
+     * Runnable threads per CPU (1-minute load average) above which a QD1 client's p99 measures the host's
+     * run queue (each round trip waits for a CPU several times: fio, the session's reader, the engine,
+     * the reply writer) rather than the node's I/O scheduling, which is what the test is about.
+     */
+    static final double MAX_LOAD_PER_CPU = 4.0;
+
     @Test
     void aVolumeWithAMinimumKeepsItsP99WithANoisyNeighbourAndARebuildRunning() throws Exception {
+        double loadPerCpu = java.lang.management.ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage()
+                / Runtime.getRuntime().availableProcessors();
+        System.out.printf("QosSystemTest: load average per CPU %.1f%n", loadPerCpu);
+        org.junit.jupiter.api.Assumptions.assumeTrue(loadPerCpu <= MAX_LOAD_PER_CPU, () -> String.format(
+                "load average %.1f per CPU (over %.1f): a QD1 client's p99 here is the host's run queue, not QoS", loadPerCpu,
+                MAX_LOAD_PER_CPU));
         for (String[] v : new String[][] {{"lat", "64MiB", "1"}, {"noisy", "256MiB", "1"}, {"rb", "1GiB", "2"}}) {
             ok("volume", "create", v[0], "--size", v[1], "--repl", v[2], "--prefer-node", "node-1");
         }

@@ -1152,32 +1152,28 @@ public final class RestServer implements AutoCloseable {
         };
     }
 
-    /** A QoS IOPS field: a whole number or "unlimited"; null when absent. */
     /** The QoS minimum field: a whole number, or "none"; null when absent. */
     private static Long minIopsOf(JsonNode n) {
-        if (n == null || n.isNull() || n.isMissingNode()) {
-            return null;
-        }
-        if (n.isIntegralNumber() && n.canConvertToLong()) {
-            return io.ballast.qos.QosValues.parseMinIops(Long.toString(n.longValue()));
-        }
-        if (n.isTextual()) {
-            return io.ballast.qos.QosValues.parseMinIops(n.textValue());
-        }
-        throw BallastException.invalid("field 'minIops' must be a whole number or \"none\", got " + n);
+        return opsOf(n, "minIops", "none", io.ballast.qos.QosValues::parseMinIops);
     }
 
+    /** A QoS IOPS field: a whole number or "unlimited"; null when absent. */
     private static Long iopsOf(JsonNode n) {
+        return opsOf(n, "maxIops", "unlimited", io.ballast.qos.QosValues::parseIops);
+    }
+
+    /** An operations-per-second field: a whole number or its off word as a string; null when absent. */
+    private static Long opsOf(JsonNode n, String field, String offWord, java.util.function.ToLongFunction<String> parse) {
         if (n == null || n.isNull() || n.isMissingNode()) {
             return null;
         }
         if (n.isIntegralNumber() && n.canConvertToLong()) {
-            return io.ballast.qos.QosValues.parseIops(Long.toString(n.longValue()));
+            return parse.applyAsLong(Long.toString(n.longValue()));
         }
         if (n.isTextual()) {
-            return io.ballast.qos.QosValues.parseIops(n.textValue());
+            return parse.applyAsLong(n.textValue());
         }
-        throw BallastException.invalid("field 'maxIops' must be a whole number or \"unlimited\", got " + n);
+        throw BallastException.invalid("field '" + field + "' must be a whole number or \"" + offWord + "\", got " + n);
     }
 
     /** A QoS bandwidth field: bytes per second as a number or a size string ("100MiB", "1G/s", "unlimited"); null when absent. */
