@@ -439,6 +439,10 @@ final class VolumeCommands extends CommandGroup {
                 + "(0 or unlimited: none)")
         String maxBandwidth;
 
+        @Option(names = "--min-iops", paramLabel = "N", description = "QoS: the operations per second this volume keeps "
+                + "when the node's volumes contend; others are slowed for it (0 or none: no minimum; docs/qos.md)")
+        String minIops;
+
         /** Puts the limits given, parsed, into a request body; false when none was given. */
         boolean putInto(Map<String, Object> body) {
             if (maxIops != null) {
@@ -447,14 +451,18 @@ final class VolumeCommands extends CommandGroup {
             if (maxBandwidth != null) {
                 body.put("maxBandwidth", io.ballast.qos.QosValues.parseBandwidth(maxBandwidth));
             }
-            return maxIops != null || maxBandwidth != null;
+            if (minIops != null) {
+                body.put("minIops", io.ballast.qos.QosValues.parseMinIops(minIops));
+            }
+            return maxIops != null || maxBandwidth != null || minIops != null;
         }
     }
 
     /** E.g. {@code max 1000 IOPS, max 100 MiB/s} from a volume's {@code qos} object. */
     static String qosText(JsonNode qos) {
         return "max " + io.ballast.qos.QosValues.formatIops(qos.path("maxIops").asLong()) + " IOPS, max "
-                + io.ballast.qos.QosValues.formatBandwidth(qos.path("maxBandwidthBytes").asLong()) + " bandwidth";
+                + io.ballast.qos.QosValues.formatBandwidth(qos.path("maxBandwidthBytes").asLong()) + " bandwidth"
+                + (qos.path("minIops").asLong() > 0 ? ", min " + qos.path("minIops").asLong() + " IOPS" : "");
     }
 
     static void printEngine(java.io.PrintWriter out, JsonNode e, JsonNode st) {
@@ -501,7 +509,8 @@ final class VolumeCommands extends CommandGroup {
             String path = path(name);
             Map<String, Object> body = new LinkedHashMap<>();
             if (!qos.putInto(body)) {
-                throw io.ballast.common.BallastException.invalid("give --max-iops, --max-bandwidth or both (0 or unlimited clears a limit)");
+                throw io.ballast.common.BallastException.invalid("give --max-iops, --max-bandwidth, --min-iops or several"
+                        + " (0 or unlimited clears a limit, 0 or none the minimum)");
             }
             JsonNode v = client().post(path + "/qos", body);
             if (output.json()) {

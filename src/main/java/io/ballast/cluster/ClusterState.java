@@ -1054,7 +1054,7 @@ public final class ClusterState {
     /** See {@link Command.SetVolumeQos}. */
     private VolumeRecord setQos(Command.SetVolumeQos c) {
         VolumeRecord v = requireVolume(c.name());
-        QosLimits limits = QosLimits.of(c.maxIops(), c.maxBandwidthBytes());
+        QosLimits limits = QosLimits.of(c.maxIops(), c.maxBandwidthBytes(), c.minIops());
         if (Objects.equals(limits, v.qos())) {
             return v; // idempotent
         }

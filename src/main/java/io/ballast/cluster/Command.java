@@ -155,9 +155,18 @@ public sealed interface Command {
 
     /**
      * A volume's QoS limits (docs/qos.md), applied live by the node that serves it; 0 clears a
-     * limit. NOT_FOUND when the volume is gone.
+     * limit. NOT_FOUND when the volume is gone. {@code minIops} (its minimum share under
+     * contention) came later: entries written before it read as 0, no minimum.
      */
-    record SetVolumeQos(String at, String name, long maxIops, long maxBandwidthBytes) implements Command {}
+    record SetVolumeQos(String at, String name, long maxIops, long maxBandwidthBytes, long minIops) implements Command {
+        @com.fasterxml.jackson.annotation.JsonCreator
+        public SetVolumeQos {}
+
+        /** Limits only, no minimum. */
+        public SetVolumeQos(String at, String name, long maxIops, long maxBandwidthBytes) {
+            this(at, name, maxIops, maxBandwidthBytes, 0);
+        }
+    }
 
     /**
      * Grows a volume to {@code sizeBytes} (the create's size rules). Refused with INVALID_ARGUMENT when

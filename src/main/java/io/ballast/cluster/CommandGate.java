@@ -91,8 +91,12 @@ final class CommandGate {
             case Command.ResizeVolume rv -> require(rv.name(), "name");
             case Command.SetVolumeQos q -> {
                 require(q.name(), "name");
-                if (q.maxIops() < 0 || q.maxBandwidthBytes() < 0) {
-                    throw new CommandSeal.Refused("invalid command: maxIops and maxBandwidthBytes must be >= 0 (0: unlimited)");
+                if (q.maxIops() < 0 || q.maxBandwidthBytes() < 0 || q.minIops() < 0) {
+                    throw new CommandSeal.Refused("invalid command: maxIops, maxBandwidthBytes and minIops must be >= 0 (0: none)");
+                }
+                String minAboveMax = QosLimits.minAboveMax(q.maxIops(), q.minIops());
+                if (minAboveMax != null) {
+                    throw new CommandSeal.Refused("invalid command: " + minAboveMax);
                 }
             }
             case Command.SetReplicaState s -> {

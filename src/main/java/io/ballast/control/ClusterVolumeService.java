@@ -1,6 +1,7 @@
 package io.ballast.control;
 
 import io.ballast.cluster.Attachment;
+import io.ballast.cluster.QosLimits;
 import io.ballast.cluster.SnapshotRecord;
 import io.ballast.replication.ReplicaRequest;
 import io.ballast.storage.FileStoragePool;
@@ -883,18 +884,25 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** Commits {@code SetVolumeQos}; the serving node applies it live when it applies the entry. */
     @Override
-    public VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+    public VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes, Long minIops) {
         Names.requireVolumeName(name);
-        if ((maxIops != null && maxIops < 0) || (maxBandwidthBytes != null && maxBandwidthBytes < 0)) {
-            throw BallastException.invalid("QoS limits must be >= 0 (0: unlimited)");
+        if ((maxIops != null && maxIops < 0) || (maxBandwidthBytes != null && maxBandwidthBytes < 0)
+                || (minIops != null && minIops < 0)) {
+            throw BallastException.invalid("QoS limits must be >= 0 (0: unlimited / no minimum)");
         }
         member.raft().barrier();
         VolumeRecord v = require(name);
-        long iops = maxIops != null ? maxIops : v.qos() == null ? 0 : v.qos().maxIops();
-        long bandwidth = maxBandwidthBytes != null ? maxBandwidthBytes : v.qos() == null ? 0 : v.qos().maxBandwidthBytes();
-        member.raft().submit(new Command.SetVolumeQos(Instant.now().toString(), name, iops, bandwidth));
+        QosLimits now = v.qos();
+        long iops = maxIops != null ? maxIops : now == null ? 0 : now.maxIops();
+        long bandwidth = maxBandwidthBytes != null ? maxBandwidthBytes : now == null ? 0 : now.maxBandwidthBytes();
+        long min = minIops != null ? minIops : now == null ? 0 : now.minIops();
+        String minAboveMax = QosLimits.minAboveMax(iops, min);
+        if (minAboveMax != null) {
+            throw BallastException.invalid("volume " + name + ": " + minAboveMax);
+        }
+        member.raft().submit(new Command.SetVolumeQos(Instant.now().toString(), name, iops, bandwidth, min));
         log.atInfo().addKeyValue("volume", name).addKeyValue("maxIops", iops).addKeyValue("maxBandwidthBytes", bandwidth)
-                .log("volume QoS limits set");
+                .addKeyValue("minIops", min).log("volume QoS limits set");
         return view(require(name));
     }
 
@@ -1802,7 +1810,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                 v.encrypted() ? new VolumeView.Encryption(v.encryption().algorithm(), v.encryption().keyId()) : null,
                 v.shared() ? new VolumeView.Share(sharedAddress(v.name()).orElse(null),
                         a == null || v.maintenanceAttached() ? null : a.nodeId()) : null,
-                v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes()),
+                v.qos() == null ? null : new VolumeView.Qos(v.qos().maxIops(), v.qos().maxBandwidthBytes(), v.qos().minIops()),
                 a != null && a.nodeId().equals(me) ? localIoRates(v.name()) : null, snapshotCopies.progress(v.name()).orElse(null));
     }
 

@@ -107,9 +107,10 @@ public interface VolumeService {
 
     /**
      * Sets the volume's QoS limits (docs/qos.md), live on the node that serves it; null keeps a limit
-     * as it is, 0 clears it. NOT_FOUND for an unknown volume; services without cluster metadata refuse.
+     * as it is, 0 clears it; {@code minIops} is the volume's minimum share under contention (null
+     * keeps, 0 clears). NOT_FOUND for an unknown volume; services without cluster metadata refuse.
      */
-    default VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+    default VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes, Long minIops) {
         throw io.ballast.common.BallastException.invalid("QoS limits need a cluster node");
     }
 

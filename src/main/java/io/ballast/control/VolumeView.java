@@ -85,8 +85,8 @@ public record VolumeView(
      */
     public record Share(String address, String nodeId) {}
 
-    /** A volume's QoS limits (docs/qos.md); 0: that limit is off. Null when neither is set. */
-    public record Qos(long maxIops, long maxBandwidthBytes) {}
+    /** A volume's QoS limits and minimum share (docs/qos.md); 0: that one is off. Null when none is set. */
+    public record Qos(long maxIops, long maxBandwidthBytes, long minIops) {}
 
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,

@@ -455,7 +455,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 return;
             }
             switch (cmd) {
-                case io.ballast.cluster.Command.SetVolumeQos q -> qos.setLimits(q.name(), q.maxIops(), q.maxBandwidthBytes());
+                case io.ballast.cluster.Command.SetVolumeQos q -> qos.setLimits(q.name(), q.maxIops(), q.maxBandwidthBytes(), q.minIops());
                 case io.ballast.cluster.Command.DeleteVolume d -> {
                     qos.forget(d.name());
                     volumeIo.forget(d.name());
@@ -469,7 +469,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     }
 
     private static void applyQos(io.ballast.qos.VolumeQos qos, io.ballast.cluster.VolumeRecord v) {
-        qos.setLimits(v.name(), v.qos() == null ? 0 : v.qos().maxIops(), v.qos() == null ? 0 : v.qos().maxBandwidthBytes());
+        io.ballast.cluster.QosLimits q = v.qos();
+        qos.setLimits(v.name(), q == null ? 0 : q.maxIops(), q == null ? 0 : q.maxBandwidthBytes(), q == null ? 0 : q.minIops());
     }
 
     public io.ballast.replication.EngineHost engines() {

@@ -12,10 +12,23 @@ public final class QosValues {
     private QosValues() {}
 
     public static final String UNLIMITED = "unlimited";
+    public static final String NONE = "none";
 
     public static long parseIops(String text) {
+        return parseOps(text, UNLIMITED, "invalid max IOPS '" + text + "': use a whole number of operations per second, "
+                + "e.g. 1000, or 0 / unlimited for no limit");
+    }
+
+    /** A minimum share (docs/qos.md): a whole number of operations per second, or 0 / none for no minimum. */
+    public static long parseMinIops(String text) {
+        return parseOps(text, NONE, "invalid min IOPS '" + text + "': use a whole number of operations per second, "
+                + "e.g. 500, or 0 / none for no minimum");
+    }
+
+    /** A whole number >= 0, or {@code offWord} for 0; else INVALID_ARGUMENT with {@code error}. */
+    private static long parseOps(String text, String offWord, String error) {
         String t = text == null ? "" : text.trim();
-        if (t.equalsIgnoreCase(UNLIMITED)) {
+        if (t.equalsIgnoreCase(offWord)) {
             return 0;
         }
         try {
@@ -24,10 +37,9 @@ public final class QosValues {
                 return n;
             }
         } catch (NumberFormatException ignored) {
-            // the message below says what is accepted
+            // the error says what is accepted
         }
-        throw BallastException.invalid("invalid max IOPS '" + text + "': use a whole number of operations per second, "
-                + "e.g. 1000, or 0 / unlimited for no limit");
+        throw BallastException.invalid(error);
     }
 
     public static long parseBandwidth(String text) {
@@ -54,6 +66,10 @@ public final class QosValues {
     /** For listings: {@code unlimited} or the number. */
     public static String formatIops(long iops) {
         return iops == 0 ? UNLIMITED : Long.toString(iops);
+    }
+
+    public static String formatMinIops(long iops) {
+        return iops == 0 ? NONE : Long.toString(iops);
     }
 
     public static String formatBandwidth(long bytesPerSec) {

@@ -20,7 +20,9 @@ public final class ThrottledDevice extends ForwardingDevice {
         this.onThrottledNs = onThrottledNs;
     }
 
+    /** Admits one operation; it counts as in flight (for the minimum-share scheduler) until {@code limiter.end()}. */
     private void pass(long bytes) {
+        limiter.begin();
         long waitedNs = limiter.acquire(bytes);
         if (waitedNs > 0) {
             onThrottledNs.accept(waitedNs);
@@ -30,7 +32,11 @@ public final class ThrottledDevice extends ForwardingDevice {
     @Override
     public void read(long offsetBytes, ByteBuffer dst) {
         pass(dst.remaining());
-        device.read(offsetBytes, dst);
+        try {
+            device.read(offsetBytes, dst);
+        } finally {
+            limiter.end();
+        }
     }
 
     /** A limited volume never reads on the NBD reader thread: the read may have to wait here. */
@@ -39,33 +45,60 @@ public final class ThrottledDevice extends ForwardingDevice {
         if (limiter.limited()) {
             return false;
         }
-        limiter.acquire(dst.remaining()); // unlimited: only records the client activity
-        return device.tryReadNoWait(offsetBytes, dst);
+        if (!device.tryReadNoWait(offsetBytes, dst)) {
+            return false; // the session reads it with read(), which counts it
+        }
+        pass(dst.remaining()); // unlimited: no wait, only counted (client activity, the scheduler's measure)
+        limiter.end();
+        return true;
     }
 
     @Override
     public void write(long offsetBytes, ByteBuffer src, boolean fua) {
         pass(src.remaining());
-        device.write(offsetBytes, src, fua);
+        try {
+            device.write(offsetBytes, src, fua);
+        } finally {
+            limiter.end();
+        }
     }
 
     @Override
     public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, Consumer<RuntimeException> done) {
         pass(src.remaining());
-        device.writeAsync(offsetBytes, src, fua, done);
+        boolean handedOver = false;
+        try {
+            device.writeAsync(offsetBytes, src, fua, error -> {
+                limiter.end();
+                done.accept(error);
+            });
+            handedOver = true;
+        } finally {
+            if (!handedOver) {
+                limiter.end();
+            }
+        }
     }
 
     /** Counted as one operation; zeroing and trimming move no payload, so no bytes are charged. */
     @Override
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
         pass(0);
-        device.writeZeroes(offsetBytes, lengthBytes, mayDeallocate, fua);
+        try {
+            device.writeZeroes(offsetBytes, lengthBytes, mayDeallocate, fua);
+        } finally {
+            limiter.end();
+        }
     }
 
     @Override
     public void trim(long offsetBytes, long lengthBytes, boolean fua) {
         pass(0);
-        device.trim(offsetBytes, lengthBytes, fua);
+        try {
+            device.trim(offsetBytes, lengthBytes, fua);
+        } finally {
+            limiter.end();
+        }
     }
 
     // Flushes pass unlimited (ForwardingDevice): holding one back would only delay durability, not save bandwidth.

@@ -7,6 +7,10 @@ package io.ballast.qos;
  * (the byte bucket may go negative, so a request larger than the burst passes and later ones pay
  * for it). Operations are delayed, never failed. Limits change live: waiters look again at least
  * every {@value #MAX_SLICE_MS} ms, so a raised or cleared limit frees them promptly. 0 means unlimited.
+ *
+ * <p>It also holds the volume's minimum ({@code minIops}) and what the node's {@link MinShareScheduler}
+ * measures (operations admitted, time with an operation in flight), and obeys the scheduler's
+ * contention cap, a second IOPS ceiling on top of the user's.
  */
 public final class VolumeLimiter {
     static final long BURST_MS = 100;
@@ -17,6 +21,24 @@ public final class VolumeLimiter {
     private final Runnable onClientIo;
     private long maxIops;
     private long maxBytesPerSec;
+    /** The volume's reservation (0: none); read by the {@link MinShareScheduler}. */
+    private volatile long minIops;
+    /** A ceiling the {@link MinShareScheduler} sets while a reserved volume is short of its minimum (0: none). */
+    private long contentionCapIops;
+    /** Operations admitted, and time with at least one operation in flight: what the scheduler measures. */
+    private final java.util.concurrent.atomic.LongAdder admittedOps = new java.util.concurrent.atomic.LongAdder();
+    private final Object activity = new Object();
+    private int inFlight;
+    private long busySinceNs;
+    private long idleSinceNs = Long.MIN_VALUE;
+    private long busyNs;
+    /**
+     * A pause between operations up to this long counts as busy: a client that sends its next operation
+     * that soon (a closed loop at queue depth 1: the reply's and the next request's trip, the client's
+     * own work, which on a loaded host waits for a CPU) has work waiting; one that pauses longer is
+     * thinking.
+     */
+    static final long CLIENT_GAP_NS = 5_000_000;
     private double opTokens;
     private double byteTokens;
     private long lastNs;
@@ -41,12 +63,87 @@ public final class VolumeLimiter {
         }
         this.maxIops = maxIops;
         this.maxBytesPerSec = maxBytesPerSec;
-        this.limited = maxIops > 0 || maxBytesPerSec > 0;
-        this.opTokens = burst(maxIops);
+        this.opTokens = burst(opRate());
         this.byteTokens = burst(maxBytesPerSec);
         this.lastNs = clock.nanoTime();
+        updateLimited();
     }
 
+    /** The volume's minimum share under contention (0: none); see {@link MinShareScheduler}. */
+    public void setMinIops(long minIops) {
+        if (minIops < 0) {
+            throw new IllegalArgumentException("min IOPS must be >= 0, got " + minIops);
+        }
+        this.minIops = minIops;
+    }
+
+    public long minIops() {
+        return minIops;
+    }
+
+    /**
+     * The scheduler's ceiling (0: none), on top of the user's limit. The bucket keeps what it holds
+     * (no fresh burst at each change), so a ceiling lowered step by step bites at once.
+     */
+    synchronized void setContentionCap(long capIops) {
+        if (capIops == contentionCapIops) {
+            return;
+        }
+        refill(clock.nanoTime());
+        long before = opRate();
+        contentionCapIops = capIops;
+        long after = opRate();
+        opTokens = before == 0 ? Math.min(1.0, burst(after)) : Math.min(opTokens, burst(after));
+        updateLimited();
+    }
+
+    synchronized long contentionCapIops() {
+        return contentionCapIops;
+    }
+
+    /** Operations per second the op bucket holds to: the stricter of the user's limit and the scheduler's cap (0: none). */
+    private long opRate() {
+        if (maxIops == 0) {
+            return contentionCapIops;
+        }
+        return contentionCapIops == 0 ? maxIops : Math.min(maxIops, contentionCapIops);
+    }
+
+    private void updateLimited() {
+        limited = maxIops > 0 || maxBytesPerSec > 0 || contentionCapIops > 0;
+    }
+
+    /** An operation reached the volume (before its wait here): it is in flight until {@link #end}. */
+    void begin() {
+        synchronized (activity) {
+            if (inFlight++ == 0) {
+                busySinceNs = clock.nanoTime();
+                if (idleSinceNs != Long.MIN_VALUE && busySinceNs - idleSinceNs <= CLIENT_GAP_NS) {
+                    busyNs += busySinceNs - idleSinceNs;
+                }
+            }
+        }
+    }
+
+    void end() {
+        synchronized (activity) {
+            if (inFlight > 0 && --inFlight == 0) {
+                idleSinceNs = clock.nanoTime();
+                busyNs += idleSinceNs - busySinceNs;
+            }
+        }
+    }
+
+    /** Time with at least one operation in flight (or a short pause between two), up to {@code nowNs}. */
+    long busyNs(long nowNs) {
+        synchronized (activity) {
+            return busyNs + (inFlight > 0 ? Math.max(0, nowNs - busySinceNs) : 0);
+        }
+    }
+
+    long admittedOps() {
+        return admittedOps.sum();
+    }
     public synchronized long maxIops() {
         return maxIops;
     }
@@ -69,21 +166,27 @@ public final class VolumeLimiter {
     }
 
     /**
-     * At {@code nowNs}: takes one operation of {@code bytes} and answers 0, or takes nothing and
-     * answers how long to wait before both buckets can pay.
+     * At {@code nowNs}: takes one operation of {@code bytes} and answers 0 (the operation is admitted),
+     * or takes nothing and answers how long to wait before both buckets can pay.
      */
-    synchronized long tryTake(long bytes, long nowNs) {
+    private void refill(long nowNs) {
         long elapsedNs = Math.max(0, nowNs - lastNs);
         lastNs = nowNs;
-        if (maxIops > 0) {
-            opTokens = Math.min(burst(maxIops), opTokens + elapsedNs * (double) maxIops / NS_PER_S);
+        long opRate = opRate();
+        if (opRate > 0) {
+            opTokens = Math.min(burst(opRate), opTokens + elapsedNs * (double) opRate / NS_PER_S);
         }
         if (maxBytesPerSec > 0) {
             byteTokens = Math.min(burst(maxBytesPerSec), byteTokens + elapsedNs * (double) maxBytesPerSec / NS_PER_S);
         }
+    }
+
+    synchronized long tryTake(long bytes, long nowNs) {
+        refill(nowNs);
+        long opRate = opRate();
         long waitNs = 0;
-        if (maxIops > 0 && opTokens < 1.0) {
-            waitNs = (long) Math.ceil((1.0 - opTokens) * NS_PER_S / maxIops);
+        if (opRate > 0 && opTokens < 1.0) {
+            waitNs = (long) Math.ceil((1.0 - opTokens) * NS_PER_S / opRate);
         }
         if (maxBytesPerSec > 0 && byteTokens <= 0) {
             // wait until the bucket is positive again: then any request size may pass
@@ -92,12 +195,13 @@ public final class VolumeLimiter {
         if (waitNs > 0) {
             return waitNs;
         }
-        if (maxIops > 0) {
+        if (opRate > 0) {
             opTokens -= 1.0;
         }
         if (maxBytesPerSec > 0) {
             byteTokens -= bytes;
         }
+        admittedOps.increment();
         return 0;
     }
 
@@ -108,6 +212,7 @@ public final class VolumeLimiter {
     public long acquire(long bytes) {
         onClientIo.run();
         if (!limited) {
+            admittedOps.increment();
             return 0;
         }
         long startNs = -1;
@@ -130,6 +235,7 @@ public final class VolumeLimiter {
                 clock.sleepNs(Math.min(waitNs, MAX_SLICE_MS * 1_000_000));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+                admittedOps.increment();
                 return clock.nanoTime() - startNs;
             }
         }

@@ -12,13 +12,15 @@ public final class ApiTypes {
      * volume's blocks with its own data key (absent: false).
      */
     public record CreateVolumeRequest(String name, JsonNode size, Integer repl, String spreadBy, Integer minInSync,
-            String fromSnapshot, Boolean encrypted, Boolean shared, JsonNode maxIops, JsonNode maxBandwidth, String preferNode) {}
+            String fromSnapshot, Boolean encrypted, Boolean shared, JsonNode maxIops, JsonNode maxBandwidth, String preferNode,
+            JsonNode minIops) {}
 
     /**
      * POST /v1/volumes/{name}/qos: new limits; an absent field keeps its limit, 0 or "unlimited" clears
      * it. {@code maxBandwidth}: bytes per second, a number or a string like "100MiB" or "1G/s".
+     * {@code minIops}: the minimum share under contention (docs/qos.md), 0 or "none" clears it.
      */
-    public record SetQosRequest(JsonNode maxIops, JsonNode maxBandwidth) {}
+    public record SetQosRequest(JsonNode maxIops, JsonNode maxBandwidth, JsonNode minIops) {}
 
     /**
      * POST /v1/cluster/encryption/rotate: every encrypted volume's data key wrapped by the new cluster

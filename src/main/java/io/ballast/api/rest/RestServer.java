@@ -650,6 +650,7 @@ public final class RestServer implements AutoCloseable {
                 }
                 Long maxIops = iopsOf(req.maxIops());
                 Long maxBandwidth = bandwidthOf(req.maxBandwidth());
+                Long minIops = minIopsOf(req.minIops());
                 io.ballast.control.VolumeView created;
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
                         || shared || req.preferNode() != null) {
@@ -659,9 +660,12 @@ public final class RestServer implements AutoCloseable {
                 } else {
                     created = volumes.create(req.name(), sizeOf(req.size()));
                 }
-                if ((maxIops != null && maxIops > 0) || (maxBandwidth != null && maxBandwidth > 0)) {
+                if (maxIops != null && minIops != null && io.ballast.cluster.QosLimits.minAboveMax(maxIops, minIops) != null) {
+                    throw BallastException.invalid(io.ballast.cluster.QosLimits.minAboveMax(maxIops, minIops)); // before creating
+                }
+                if ((maxIops != null && maxIops > 0) || (maxBandwidth != null && maxBandwidth > 0) || (minIops != null && minIops > 0)) {
                     // a second Raft write: the volume exists unlimited for the moment in between
-                    created = volumes.setQos(req.name(), maxIops, maxBandwidth);
+                    created = volumes.setQos(req.name(), maxIops, maxBandwidth, minIops);
                 }
                 yield new Reply(201, created);
             }
@@ -698,10 +702,12 @@ public final class RestServer implements AutoCloseable {
                 ApiTypes.SetQosRequest req = read(ex, ApiTypes.SetQosRequest.class);
                 Long maxIops = req == null ? null : iopsOf(req.maxIops());
                 Long maxBandwidth = req == null ? null : bandwidthOf(req.maxBandwidth());
-                if (maxIops == null && maxBandwidth == null) {
-                    throw BallastException.invalid("give 'maxIops', 'maxBandwidth' or both (0 or \"unlimited\" clears a limit)");
+                Long minIops = req == null ? null : minIopsOf(req.minIops());
+                if (maxIops == null && maxBandwidth == null && minIops == null) {
+                    throw BallastException.invalid("give 'maxIops', 'maxBandwidth', 'minIops' or several (0 or \"unlimited\""
+                            + " clears a limit, 0 or \"none\" the minimum)");
                 }
-                yield new Reply(200, volumes.setQos(name, maxIops, maxBandwidth));
+                yield new Reply(200, volumes.setQos(name, maxIops, maxBandwidth, minIops));
             }
             case "/v1/volumes/{name}/resize POST" -> {
                 ApiTypes.ResizeRequest req = read(ex, ApiTypes.ResizeRequest.class);
@@ -1156,18 +1162,28 @@ public final class RestServer implements AutoCloseable {
         };
     }
 
+    /** The QoS minimum field: a whole number, or "none"; null when absent. */
+    private static Long minIopsOf(JsonNode n) {
+        return opsOf(n, "minIops", "none", io.ballast.qos.QosValues::parseMinIops);
+    }
+
     /** A QoS IOPS field: a whole number or "unlimited"; null when absent. */
     private static Long iopsOf(JsonNode n) {
+        return opsOf(n, "maxIops", "unlimited", io.ballast.qos.QosValues::parseIops);
+    }
+
+    /** An operations-per-second field: a whole number or its off word as a string; null when absent. */
+    private static Long opsOf(JsonNode n, String field, String offWord, java.util.function.ToLongFunction<String> parse) {
         if (n == null || n.isNull() || n.isMissingNode()) {
             return null;
         }
         if (n.isIntegralNumber() && n.canConvertToLong()) {
-            return io.ballast.qos.QosValues.parseIops(Long.toString(n.longValue()));
+            return parse.applyAsLong(Long.toString(n.longValue()));
         }
         if (n.isTextual()) {
-            return io.ballast.qos.QosValues.parseIops(n.textValue());
+            return parse.applyAsLong(n.textValue());
         }
-        throw BallastException.invalid("field 'maxIops' must be a whole number or \"unlimited\", got " + n);
+        throw BallastException.invalid("field '" + field + "' must be a whole number or \"" + offWord + "\", got " + n);
     }
 
     /** A QoS bandwidth field: bytes per second as a number or a size string ("100MiB", "1G/s", "unlimited"); null when absent. */

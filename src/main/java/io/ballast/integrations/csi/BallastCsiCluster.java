@@ -94,8 +94,8 @@ public final class BallastCsiCluster implements CsiCluster {
     }
 
     @Override
-    public VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
-        return volumes.setQos(name, maxIops, maxBandwidthBytes);
+    public VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes, Long minIops) {
+        return volumes.setQos(name, maxIops, maxBandwidthBytes, minIops);
     }
 
     @Override

@@ -117,7 +117,7 @@ final class ControllerService extends ControllerGrpc.ControllerImplBase {
                     requireCompatible(v, req, params);
                 }
                 if (params.hasQos()) { // the StorageClass's limits, again on a repeated create (idempotent)
-                    v = cluster.setQos(name, params.maxIops(), params.maxBandwidthBytes());
+                    v = cluster.setQos(name, params.maxIops(), params.maxBandwidthBytes(), params.minIops());
                 }
                 Volume.Builder vol = volumeOf(v, placement.accessible()).toBuilder()
                         .putVolumeContext(CsiConstants.CONTEXT_FS_TYPE, fsType);

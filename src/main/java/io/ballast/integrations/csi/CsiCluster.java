@@ -66,7 +66,7 @@ public interface CsiCluster {
     VolumeView resize(String name, long sizeBytes);
 
     /** Sets the volume's QoS limits (null: keep, 0: clear; docs/qos.md). */
-    default VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes) {
+    default VolumeView setQos(String name, Long maxIops, Long maxBandwidthBytes, Long minIops) {
         throw io.ballast.common.BallastException.invalid("QoS limits are not supported by this cluster");
     }
 

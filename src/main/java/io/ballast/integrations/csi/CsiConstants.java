@@ -26,10 +26,12 @@ public final class CsiConstants {
     /** QoS limits (docs/qos.md): operations per second, and bytes per second ("100MiB", "1G"); "0"/"unlimited": none. */
     public static final String PARAM_MAX_IOPS = "maxIops";
     public static final String PARAM_MAX_BANDWIDTH = "maxBandwidth";
+    /** The minimum share under contention (docs/qos.md), operations per second; "0"/"none": no minimum. */
+    public static final String PARAM_MIN_IOPS = "minIops";
 
     /** The StorageClass parameters the driver accepts; any other key is refused (INVALID_ARGUMENT). */
     public static final Set<String> PARAMETERS = Set.of(PARAM_REPL, PARAM_MIN_IN_SYNC, PARAM_SPREAD_BY, PARAM_FS_TYPE,
-            PARAM_ENCRYPTED, PARAM_MAX_IOPS, PARAM_MAX_BANDWIDTH);
+            PARAM_ENCRYPTED, PARAM_MAX_IOPS, PARAM_MAX_BANDWIDTH, PARAM_MIN_IOPS);
 
     /** The volume context key CreateVolume answers with the file system NodeStageVolume makes (ext4 or xfs). */
     public static final String CONTEXT_FS_TYPE = "fsType";

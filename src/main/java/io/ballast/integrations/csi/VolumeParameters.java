@@ -14,10 +14,16 @@ import java.util.TreeMap;
  * @param spreadBy null: the cluster's default (zone when nodes carry zones, else node)
  * @param fsType the file system for mount volumes: {@code ext4} or {@code xfs}
  * @param encrypted {@code encrypted: "true"}: encryption at rest (docs/security.md)
- * @param maxIops QoS limit (docs/qos.md); null: none given. {@code maxBandwidthBytes} likewise
+ * @param maxIops QoS limit (docs/qos.md); null: none given. {@code maxBandwidthBytes} likewise, and
+ *     {@code minIops}, the minimum share under contention
  */
 public record VolumeParameters(int repl, int minInSync, String spreadBy, String fsType, boolean encrypted, Long maxIops,
-        Long maxBandwidthBytes) {
+        Long maxBandwidthBytes, Long minIops) {
+    public VolumeParameters(int repl, int minInSync, String spreadBy, String fsType, boolean encrypted, Long maxIops,
+            Long maxBandwidthBytes) {
+        this(repl, minInSync, spreadBy, fsType, encrypted, maxIops, maxBandwidthBytes, null);
+    }
+
     public VolumeParameters(int repl, int minInSync, String spreadBy, String fsType) {
         this(repl, minInSync, spreadBy, fsType, false);
     }
@@ -27,7 +33,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
     }
 
     public boolean hasQos() {
-        return maxIops != null || maxBandwidthBytes != null;
+        return maxIops != null || maxBandwidthBytes != null || minIops != null;
     }
 
     public static final String DEFAULT_FS_TYPE = io.ballast.attach.FsType.DEFAULT.id();
@@ -40,6 +46,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         boolean encrypted = false;
         Long maxIops = null;
         Long maxBandwidth = null;
+        Long minIops = null;
         for (var e : new TreeMap<>(params).entrySet()) {
             String key = e.getKey();
             String value = e.getValue() == null ? "" : e.getValue().strip();
@@ -57,6 +64,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
                     default -> throw BallastException.invalid("parameter encrypted=" + value + " must be \"true\" or \"false\"");
                 };
                 case CsiConstants.PARAM_MAX_IOPS -> maxIops = qos(key, () -> io.ballast.qos.QosValues.parseIops(value));
+                case CsiConstants.PARAM_MIN_IOPS -> minIops = qos(key, () -> io.ballast.qos.QosValues.parseMinIops(value));
                 case CsiConstants.PARAM_MAX_BANDWIDTH -> maxBandwidth = qos(key, () -> io.ballast.qos.QosValues.parseBandwidth(value));
                 default -> throw BallastException.invalid("unknown parameter '" + key + "'; Ballast accepts "
                         + new java.util.TreeSet<>(CsiConstants.PARAMETERS) + " (see docs/kubernetes.md)");
@@ -65,7 +73,7 @@ public record VolumeParameters(int repl, int minInSync, String spreadBy, String 
         if (repl > 0 && minInSync > repl) {
             throw BallastException.invalid("parameter minInSync=" + minInSync + " exceeds repl=" + repl);
         }
-        return new VolumeParameters(repl, minInSync, spreadBy, fsType, encrypted, maxIops, maxBandwidth);
+        return new VolumeParameters(repl, minInSync, spreadBy, fsType, encrypted, maxIops, maxBandwidth, minIops);
     }
 
     private static long qos(String key, java.util.function.LongSupplier parse) {

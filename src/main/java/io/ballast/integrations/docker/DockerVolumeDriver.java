@@ -177,10 +177,10 @@ public final class DockerVolumeDriver {
         });
     }
 
-    /** The QoS options given (max-iops, max-bandwidth), on a new volume or again on an existing one (Swarm creates on every node). */
+    /** The QoS options given (max-iops, max-bandwidth, min-iops), on a new volume or again on an existing one (Swarm creates on every node). */
     private void applyQos(VolumeSpec spec) {
         if (spec.hasQos()) {
-            volumes.setQos(spec.name(), spec.maxIops(), spec.maxBandwidthBytes());
+            volumes.setQos(spec.name(), spec.maxIops(), spec.maxBandwidthBytes(), spec.minIops());
         }
     }
 

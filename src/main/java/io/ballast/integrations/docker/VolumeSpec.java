@@ -25,9 +25,15 @@ import io.ballast.cluster.VolumeSizes;
  * @param replicas null when the user gave no repl
  * @param maxIops null when the user gave no max-iops; {@code maxBandwidthBytes} likewise
  * @param fsType null when the user gave no fstype (ext4 is made on first use)
+ * @param minIops null when the user gave no min-iops (the minimum share under contention, docs/qos.md)
  */
 public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
-        boolean encrypted, Long maxIops, Long maxBandwidthBytes, io.ballast.attach.FsType fsType) {
+        boolean encrypted, Long maxIops, Long maxBandwidthBytes, io.ballast.attach.FsType fsType, Long minIops) {
+    public VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
+            boolean encrypted, Long maxIops, Long maxBandwidthBytes, io.ballast.attach.FsType fsType) {
+        this(name, sizeBytes, replicas, fromSnapshot, encrypted, maxIops, maxBandwidthBytes, fsType, null);
+    }
+
     public VolumeSpec(String name, Long sizeBytes, Integer replicas, io.ballast.common.SnapshotRef fromSnapshot,
             boolean encrypted, Long maxIops, Long maxBandwidthBytes) {
         this(name, sizeBytes, replicas, fromSnapshot, encrypted, maxIops, maxBandwidthBytes, null);
@@ -38,9 +44,9 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
         this(name, sizeBytes, replicas, fromSnapshot, encrypted, null, null);
     }
 
-    /** Whether the user asked for QoS limits. */
+    /** Whether the user asked for QoS limits or a minimum. */
     public boolean hasQos() {
-        return maxIops != null || maxBandwidthBytes != null;
+        return maxIops != null || maxBandwidthBytes != null || minIops != null;
     }
 
     public VolumeSpec(String name, Long sizeBytes, Integer replicas) {
@@ -58,6 +64,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
     static final String ACCEPTED = "accepted options: size (e.g. size=10GiB), repl (replicas, e.g. repl=1), "
             + "from-snapshot (a clone, e.g. from-snapshot=pg@before-upgrade), encrypted (encryption at rest, encrypted=true), "
             + "max-iops (QoS, e.g. max-iops=1000), max-bandwidth (QoS, bytes per second, e.g. max-bandwidth=100MiB), "
+            + "min-iops (minimum share under contention, e.g. min-iops=500), "
             + "fstype (file system made on first use: ext4 or xfs, e.g. fstype=xfs)";
 
     public long sizeOrDefault() {
@@ -113,6 +120,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
         boolean encrypted = false;
         Long maxIops = null;
         Long maxBandwidth = null;
+        Long minIops = null;
         io.ballast.attach.FsType fsType = null;
         for (var e : merged.entrySet()) {
             switch (e.getKey()) {
@@ -124,6 +132,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
                     }
                 }
                 case "max-iops", "maxiops", "max_iops" -> maxIops = io.ballast.qos.QosValues.parseIops(e.getValue());
+                case "min-iops", "miniops", "min_iops" -> minIops = io.ballast.qos.QosValues.parseMinIops(e.getValue());
                 case "max-bandwidth", "maxbandwidth", "max_bandwidth" ->
                         maxBandwidth = io.ballast.qos.QosValues.parseBandwidth(e.getValue());
                 case "encrypted" -> encrypted = switch (e.getValue()) {
@@ -161,7 +170,7 @@ public record VolumeSpec(String name, Long sizeBytes, Integer replicas, io.balla
             throw BallastException.invalid("option fstype: " + fsType + " needs a volume of at least "
                     + Sizes.format(fsType.minDeviceBytes()) + ", size is " + Sizes.format(bytes));
         }
-        return new VolumeSpec(name, size, repl, from, encrypted, maxIops, maxBandwidth, fsType);
+        return new VolumeSpec(name, size, repl, from, encrypted, maxIops, maxBandwidth, fsType, minIops);
     }
 
     /** {@code name=pg,size=1GiB,repl=1} to an ordered map; {@code name} is required. */
