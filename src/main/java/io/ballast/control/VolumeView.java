@@ -4,13 +4,15 @@ import io.ballast.cluster.Attachment;
 import io.ballast.cluster.VolumeRecord;
 import io.ballast.qos.IoRates;
 import io.ballast.replication.EngineStatus;
+import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 
 /**
  * Everything a user sees about one volume (REST {@code GET /v1/volumes/{name}}, CLI inspect).
  *
  * @param allocatedBytes bytes written, as stored by this node's replica (0 when this node holds none)
- * @param attachment null when the volume is not attached
+ * @param attachment null when the volume is not attached; answered as {@link AttachmentView} (with its epoch and kind)
  * @param nbd how to reach the volume over NBD: this node when it holds a replica, else a node that does
  * @param connections NBD connections open to the volume's export on this node right now
  * @param repl replicas asked for
@@ -20,7 +22,7 @@ import java.util.List;
  *     {@code degraded} or {@code unavailable}
  * @param epoch bumped on attach, detach and every change of the in-sync set
  * @param minInSync writes are acknowledged only while at least this many replicas are in sync
- * @param attachEpoch the epoch the current attachment was made at (0: detached)
+ * @param attachEpoch the epoch the current attachment was made at (0: detached); answered as the attachment's {@code epoch}
  * @param engine where the volume's engine runs and, when on the node answering, its status; null when
  *     not attached
  * @param io the clients' I/O rates, measured on the engine's node (docs/api.md, "I/O rates"); null when
@@ -32,7 +34,7 @@ public record VolumeView(
         long sizeBytes,
         long allocatedBytes,
         String createdAt,
-        Attachment attachment,
+        @JsonIgnore Attachment attachment,
         NbdUris nbd,
         int connections,
         int repl,
@@ -41,7 +43,7 @@ public record VolumeView(
         String health,
         long epoch,
         int minInSync,
-        long attachEpoch,
+        @JsonIgnore long attachEpoch,
         Engine engine,
         Encryption encryption,
         Share share,
@@ -53,6 +55,12 @@ public record VolumeView(
             int minInSync, long attachEpoch, Engine engine, Encryption encryption, Share share, Qos qos) {
         this(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy, replicas, health,
                 epoch, minInSync, attachEpoch, engine, encryption, share, qos, null);
+    }
+
+    /** The attachment as the API answers it: the one attachment shape (docs/api.md, "Naming"); null when detached. */
+    @JsonProperty("attachment")
+    public AttachmentView attachmentView() {
+        return AttachmentView.of(attachment, attachEpoch, engine == null ? null : engine.kind());
     }
 
     /** This view with {@code io} as its I/O rates. */
@@ -68,7 +76,7 @@ public record VolumeView(
     public record Share(String address, String nodeId) {}
 
     /** A volume's QoS limits (docs/qos.md); 0: that limit is off. Null when neither is set. */
-    public record Qos(long maxIops, long maxBandwidthBytes) {}
+    public record Qos(long maxIops, long maxBandwidthBytesPerSec) {}
 
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,
