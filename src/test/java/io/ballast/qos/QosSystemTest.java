@@ -103,7 +103,7 @@ class QosSystemTest {
     void aVolumeLimitedTo1000IopsMeasuresWithin5PercentAndALiveChangeTakesEffect() throws Exception {
         CliRunner.Result created = ok("volume", "create", "qv", "--size", "256MiB", "--max-iops", "1000");
         assertThat(created.err()).contains("QoS max 1000 IOPS, max unlimited bandwidth");
-        String uri = JSON.readTree(ok("volume", "attach", "qv", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(ok("volume", "attach", "qv", "-o", "json").out()).path("nbdUri").asText();
         assertThat(uri).startsWith("nbd://");
 
         // first without the limit: the capacity here (far above 1,000, or the check below would prove nothing),
@@ -143,7 +143,7 @@ class QosSystemTest {
 
         JsonNode v = JSON.readTree(ok("volume", "inspect", "qv", "-o", "json").out());
         assertThat(v.path("qos").path("maxIops").asLong()).isEqualTo(250);
-        assertThat(v.path("qos").path("maxBandwidthBytes").asLong()).isZero();
+        assertThat(v.path("qos").path("maxBandwidthBytesPerSec").asLong()).isZero();
         assertThat(ok("volume", "inspect", "qv").out()).contains("QoS:          max 250 IOPS, max unlimited bandwidth");
         assertThat(ok("volume", "set", "qv", "--max-iops", "unlimited").err()).contains("volume qv QoS: unlimited");
     }
