@@ -87,10 +87,10 @@ public final class ApiNaming {
         if (v.isTextual() && nodeIds.contains(v.asText()) && !isNodeIdName(name) && !nodeIdExempt(name, owner)) {
             out.add(at + " = " + v.asText() + ": a node id in a field not named nodeId or …NodeId");
         }
-        if (v.isArray() && !v.isEmpty() && allNodeIds(v, nodeIds) && !name.endsWith("NodeIds")) {
+        if (v.isArray() && !v.isEmpty() && allNodeIds(v, nodeIds) && !isNodeIdsName(name)) {
             out.add(at + " = " + v + ": a list of node ids not named …NodeIds");
         }
-        if (v.isObject() && !v.isEmpty() && allNodeIds(v, nodeIds) && !name.endsWith("NodeIds")) {
+        if (v.isObject() && !v.isEmpty() && allNodeIds(v, nodeIds) && !isNodeIdsName(name)) {
             out.add(at + " = " + v + ": a map to node ids not named …NodeIds");
         }
         if (v.isNumber() && SIZE_WORD.matcher(name).matches() && !name.toLowerCase(java.util.Locale.ROOT).contains("bytes")) {
@@ -118,6 +118,10 @@ public final class ApiNaming {
 
     static boolean isNodeIdName(String name) {
         return name.equals("nodeId") || name.endsWith("NodeId");
+    }
+
+    static boolean isNodeIdsName(String name) {
+        return name.equals("nodeIds") || name.endsWith("NodeIds");
     }
 
     /** An event's subject and a watch event's name hold a volume name or a node id, by the event's kind. */
