@@ -281,7 +281,7 @@ final class ClusterCommands {
                 var o = Output.PRETTY.createObjectNode();
                 o.put("client", client);
                 o.put("server", server);
-                o.put("serverNode", serverNode);
+                o.put("serverNodeId", serverNode);
                 if (unreachable != null) {
                     o.put("serverError", unreachable);
                 }
