@@ -102,7 +102,7 @@ def main():
             for i in range(size // MIB):
                 f.write(rnd.randbytes(MIB) if i % 2 == 0 else bytes(MIB))
         cli("volume", "create", "vol", "--size", str(size))
-        uri = json.loads(cli("volume", "attach", "vol", "-o", "json"))["uri"]
+        uri = json.loads(cli("volume", "attach", "vol", "-o", "json"))["nbdUri"]
         subprocess.run(["nbdcopy", src, uri], check=True)
         cli("volume", "detach", "vol")
 
@@ -122,7 +122,7 @@ def main():
             rows["ballast restore"].append(time.monotonic() - t)
             cli("volume", "delete", f"r{r}")
         # incremental after changing 1 % (clustered: 1 MiB pieces at random offsets)
-        uri = json.loads(cli("volume", "attach", "vol", "-o", "json"))["uri"]
+        uri = json.loads(cli("volume", "attach", "vol", "-o", "json"))["nbdUri"]
         changed = 0
         piece = os.path.join(work, "piece.bin")
         for off in rnd.sample(range(size // MIB), max(1, size // 100 // MIB)):

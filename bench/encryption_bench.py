@@ -80,7 +80,7 @@ def main():
             v = api(n1 + "/v1/volumes?wait=ready", "POST", body)
             assert bool(v.get("encryption")) == enc, v
             att = api(n1 + "/v1/volumes/%s/attach" % name, "POST", {})
-            sides[name] = att.get("nbdUnixUri") or att["unixUri"]
+            sides[name] = att["nbdUnixUri"]
         for side, uri in sides.items():
             log("filling " + side)
             fio(uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)

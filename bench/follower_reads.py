@@ -33,7 +33,7 @@ def main():
                       {"Content-Type": "application/json", **mb.AUTH})
             c.getresponse().read()
         time.sleep(2)
-        print("leader:", cluster.status("n1").get("leader"))
+        print("leader:", cluster.status("n1").get("leaderNodeId"))
         for n in ("n1", "n2", "n3"):
             c, lat, slow, t0 = conn(n), [], [], time.time()
             for i in range(1500):

@@ -293,12 +293,12 @@ def run(a, cluster, results):
     results["startup_s"] = round(time.time() - t0, 1)
     st = cluster.status("n1")
     deadline = time.time() + 30
-    while (st.get("leader") is None or len(st.get("voters", [])) < 3) and time.time() < deadline:
+    while (st.get("leaderNodeId") is None or len(st.get("voterNodeIds", [])) < 3) and time.time() < deadline:
         time.sleep(0.2)
         st = cluster.status("n1")
-    leader = st["leader"]
+    leader = st["leaderNodeId"]
     follower = sorted(n for n in cluster.urls if n != leader)[0]
-    log(f"cluster up in {results['startup_s']} s: leader {leader}, voters {st.get('voters')}; follower used: {follower}")
+    log(f"cluster up in {results['startup_s']} s: leader {leader}, voters {st.get('voterNodeIds')}; follower used: {follower}")
     results["leader"], results["follower"] = leader, follower
     results["warmup"] = a.warmup
     if a.warmup > 0:

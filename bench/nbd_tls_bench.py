@@ -104,7 +104,7 @@ def start_node(workdir, tls_dir, size_bytes):
         headers={"Content-Type": "application/json", **auth})).read()
     post("/v1/volumes", {"name": "bench", "size": size_bytes})
     attach = json.loads(post("/v1/volumes/bench/attach", {}))
-    tls_uri = attach["uri"]
+    tls_uri = attach["nbdUri"]
     assert tls_uri.startswith("nbds://"), tls_uri
     return proc, tls_uri, "nbd://" + tls_uri[len("nbds://"):]
 

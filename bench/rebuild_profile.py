@@ -66,7 +66,7 @@ def main():
         rb.wait_all_up(n1, 3)
         v = rb.api(n1 + "/v1/volumes", "POST", {"name": "rb", "size": size, "repl": 2})
         att = rb.api(n1 + "/v1/volumes/rb/attach", "POST", {})
-        rb.fio(att.get("nbdUnixUri") or att["unixUri"], ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size,
+        rb.fio(att["nbdUnixUri"], ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size,
                time_based=False)
         victim = [r["nodeId"] for r in v["replicas"] if r["nodeId"] != "n1"][0]
         time.sleep(3)

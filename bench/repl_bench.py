@@ -194,7 +194,7 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     placed = [r["nodeId"] for r in v["replicas"]]
     att = api(n1 + "/v1/volumes/rb/attach", "POST", {})
     fill_bytes = int(size_bytes * fill) // MIB * MIB
-    fio(att["nbdUnixUri"] if "nbdUnixUri" in att else att["unixUri"], ["--rw=write", "--bs=1M", "--iodepth=8"], 0,
+    fio(att["nbdUnixUri"], ["--rw=write", "--bs=1M", "--iodepth=8"], 0,
         fill_bytes, time_based=False)
     victim = [n for n in placed if n != "n1"][0] if "n1" in placed else placed[1]
     log("filled; draining " + victim)
@@ -228,7 +228,7 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     holders = [r["nodeId"] for r in api(n1 + "/v1/volumes/rb")["replicas"] if r["nodeId"] != "n1"]
     target = holders[0]
     cluster.kill9(target)
-    uri = att["nbdUnixUri"] if "nbdUnixUri" in att else att["unixUri"]
+    uri = att["nbdUnixUri"]
     changed = size_bytes // 100
     subprocess.run(["fio", "--name=delta", "--ioengine=nbd", "--uri=" + uri, "--rw=write", "--bs=1M", "--iodepth=8",
                     "--offset=%d" % (size_bytes // 3 // MIB * MIB), "--size=%d" % changed, "--end_fsync=1"],
@@ -246,7 +246,7 @@ def recovery(cluster, workdir, size_bytes, lines, rebuild_only=False, fill=1.0):
     t0 = time.perf_counter()
     att2 = api(other + "/v1/volumes/rb/attach", "POST", {})
     attach_ms = (time.perf_counter() - t0) * 1000
-    first_ms = nbd_first_read_ms(att2.get("nbdUnixUri") or att2["unixUri"], t0)
+    first_ms = nbd_first_read_ms(att2["nbdUnixUri"], t0)
     log("failover: attach %.0f ms, first completed read %.0f ms after the attach call" % (attach_ms, first_ms))
     lines += [
         "",
@@ -315,7 +315,7 @@ def main():
             name = "r%d" % n
             api(n1 + "/v1/volumes", "POST", {"name": name, "size": size, "repl": n})
             att = api(n1 + "/v1/volumes/%s/attach" % name, "POST", {})
-            sides["repl=%d" % n] = att.get("nbdUnixUri") or att["unixUri"]
+            sides["repl=%d" % n] = att["nbdUnixUri"]
         if not partial:
             nbdkit, sides["nbdkit"] = start_nbdkit(work, size)
             if any(j[0] in THREE_WAY_JOBS for j in jobs):

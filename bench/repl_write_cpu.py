@@ -54,7 +54,7 @@ try:
         if time.time() > deadline:
             raise RuntimeError("volume r3 has %d of 3 replicas in sync; not measuring a degraded volume" % in_sync())
         time.sleep(1)
-    uri = att.get("nbdUnixUri") or att["unixUri"]
+    uri = att["nbdUnixUri"]
     nbdkit, kuri = start_nbdkit(work, size)
     for u in (uri, kuri):
         fio(u, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size, time_based=False)

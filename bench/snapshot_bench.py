@@ -155,7 +155,7 @@ def main():
         uris = {}
         for name in ("load", "flat", "deep"):
             call(api, "POST", "/v1/volumes", {"name": name, "size": size, "repl": 3})
-            uris[name] = call(api, "POST", "/v1/volumes/%s/attach" % name, {})["unixUri"]  # local: the unix socket (TCP wants TLS)
+            uris[name] = call(api, "POST", "/v1/volumes/%s/attach" % name, {})["nbdUnixUri"]  # local: the unix socket (TCP wants TLS)
 
         parts = a.parts.split(",")
         lat_ms, idle_ms, write_iops, flat, deep, reads = [0], [0], 0, 1, 0, {"flat": [], "deep": []}

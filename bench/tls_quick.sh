@@ -8,7 +8,7 @@ for mode in tls insecure; do
   flag=""; [ $mode = insecure ] && flag="--insecure"
   bin/ballast up $flag --api-listen 127.0.0.1:0 --nbd-listen 127.0.0.1:0 --raft-listen 127.0.0.1:0 >/dev/null 2>&1 || { echo "$mode up failed"; continue; }
   bin/ballast volume create b --size 1GiB --repl 3 >/dev/null 2>&1
-  uri=$(bin/ballast volume attach b -o json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("unixUri") or d.get("nbdUnixUri") or d["uri"])')
+  uri=$(bin/ballast volume attach b -o json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["nbdUnixUri"])')
   for job in "randwrite 4k 32" "write 1M 8"; do set -- $job
     r=$(fio --name=j --ioengine=nbd --uri="$uri" --size=512M --rw=$1 --bs=$2 --iodepth=$3 --time_based --runtime=15 --ramp_time=2 --output-format=json 2>/dev/null | python3 -c 'import json,sys; d=sys.stdin.read(); j=json.loads(d[d.index("{"):])["jobs"][0]["write"]; print("iops=%.0f MiB/s=%.1f p99us=%.0f" % (j["iops"], j["bw_bytes"]/1048576, j["clat_ns"]["percentile"]["99.000000"]/1000))')
     echo "$mode $1 $2 QD$3: $r"

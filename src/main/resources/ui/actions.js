@@ -40,7 +40,7 @@ export function attachVolume(v) {
     fields: [{name: 'mount', label: 'Mount directory (optional)', value: '', placeholder: '/mnt/' + v.name}],
     confirm: 'Attach',
     run: (f) => post(`/v1/volumes/${seg(v.name)}/attach`, f.mount ? {mount: f.mount} : undefined),
-    onDone: (a) => { notify(`${v.name} attached: ${a.uri}`); refreshNow(); },
+    onDone: (a) => { notify(`${v.name} attached: ${a.nbdUri || a.nfsUri}`); refreshNow(); },
   });
 }
 

@@ -43,7 +43,7 @@ export function clusterPage(main) {
 }
 
 function roleOf(n, c) {
-  if (n.id === c.leader) return 'leader';
+  if (n.nodeId === c.leaderNodeId) return 'leader';
   return n.raftRole || '—';
 }
 
@@ -52,14 +52,14 @@ function nodeActions(n) {
     ? h('button', {type: 'button', class: 'small', 'data-action': 'uncordon', onclick: () => run(n, 'uncordon')}, 'Uncordon')
     : h('button', {type: 'button', class: 'small', 'data-action': 'cordon', onclick: () => run(n, 'cordon')}, 'Cordon');
   const drain = h('button', {type: 'button', class: 'small danger', 'data-action': 'drain', onclick: () => action({
-    title: `Drain ${n.id}?`,
-    text: `${n.id} is cordoned and every replica on it gets a replacement on another node (a full copy each). `
+    title: `Drain ${n.nodeId}?`,
+    text: `${n.nodeId} is cordoned and every replica on it gets a replacement on another node (a full copy each). `
       + 'Volumes stay available; the old replicas go once their replacements are in sync.',
     confirm: 'Drain', danger: true,
-    run: () => post(`/v1/nodes/${seg(n.id)}/drain`),
+    run: () => post(`/v1/nodes/${seg(n.nodeId)}/drain`),
     onDone: (r) => {
       const unplaced = Object.entries(r.unplaced || {});
-      notify(`Draining ${n.id}: ${Object.keys(r.replacements || {}).length} replacement(s) placed`
+      notify(`Draining ${n.nodeId}: ${Object.keys(r.replacementNodeIds || {}).length} replacement(s) placed`
         + (unplaced.length ? `; not placed: ${unplaced.map(([v, why]) => v + ' (' + why + ')').join(', ')}` : ''),
       unplaced.length ? 'warn' : 'ok');
       refreshNow();
@@ -70,11 +70,11 @@ function nodeActions(n) {
 
 async function run(n, verb) {
   try {
-    await post(`/v1/nodes/${seg(n.id)}/${verb}`);
-    notify(`${n.id}: ${verb === 'cordon' ? 'cordoned (no new replicas)' : 'uncordoned'}`);
+    await post(`/v1/nodes/${seg(n.nodeId)}/${verb}`);
+    notify(`${n.nodeId}: ${verb === 'cordon' ? 'cordoned (no new replicas)' : 'uncordoned'}`);
     refreshNow();
   } catch (e) {
-    notify(`${verb} ${n.id} refused: ${e.message}`, 'error');
+    notify(`${verb} ${n.nodeId} refused: ${e.message}`, 'error');
   }
 }
 
@@ -86,8 +86,8 @@ function render(c) {
   const fd = c.failureDetection || {};
   const rows = (c.nodes || []).map((n) => {
     const nUsed = n.capacityBytes - n.freeBytes;
-    return h('tr', {'data-node': n.id, class: 'node-' + n.state},
-      h('td', {class: 'id'}, n.id),
+    return h('tr', {'data-node': n.nodeId, class: 'node-' + n.state},
+      h('td', {class: 'id'}, n.nodeId),
       h('td', {class: 'state', title: n.stateReason || ''}, badge(n.state),
         n.stateReason && n.state !== 'up' ? h('small', {class: 'muted'}, ' ' + n.stateReason) : null,
         n.cordoned ? [' ', badge('cordoned', 'warn')] : null, n.draining ? [' ', badge(n.scheduling === 'drained' ? 'drained' : 'draining', 'warn')] : null),
@@ -97,7 +97,7 @@ function render(c) {
         bar(nUsed, n.capacityBytes, `${bytes(nUsed)} used of ${bytes(n.capacityBytes)}`, nUsed / n.capacityBytes > 0.9 ? 'hot' : ''),
         bar(n.provisionedBytes, n.capacityBytes * (cap.overcommitRatio || 1),
           `${bytes(n.provisionedBytes)} provisioned of ${bytes(n.capacityBytes * (cap.overcommitRatio || 1))}`, 'thin')),
-      h('td', {class: 'num'}, n.replicas),
+      h('td', {class: 'num'}, n.replicaCount),
       h('td', {}, ago(n.lastHeartbeatAt)),
       h('td', {}, nodeActions(n)));
   });
@@ -105,9 +105,9 @@ function render(c) {
     c.staleBecause ? h('p', {class: 'page-error'}, `No quorum: showing ${c.nodeId}'s last known view. ${c.staleBecause}`) : null,
     h('section', {class: 'cards'},
       h('div', {class: 'card'}, h('h3', {}, 'Raft'), kv([
-        ['leader', c.leader || h('span', {class: 'bad'}, 'none')],
+        ['leader', c.leaderNodeId || h('span', {class: 'bad'}, 'none')],
         ['term', c.term],
-        ['voters', (c.voters || []).join(', ')],
+        ['voters', (c.voterNodeIds || []).join(', ')],
         ['this node', `${c.nodeId} (${c.raftRole})`]])),
       h('div', {class: 'card'}, h('h3', {}, 'Capacity (up nodes)'),
         bar(used, cap.capacityBytes, `${bytes(used)} used of ${bytes(cap.capacityBytes)}`),

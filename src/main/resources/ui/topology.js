@@ -32,7 +32,7 @@ export function topologyPage(main) {
 
 function draw(nodes, volumes) {
   const zones = new Map();
-  for (const n of [...nodes].sort((a, b) => zoneOf(a).localeCompare(zoneOf(b)) || a.id.localeCompare(b.id))) {
+  for (const n of [...nodes].sort((a, b) => zoneOf(a).localeCompare(zoneOf(b)) || a.nodeId.localeCompare(b.nodeId))) {
     const z = zoneOf(n) || '(no zone)';
     if (!zones.has(z)) zones.set(z, []);
     zones.get(z).push(n);
@@ -45,10 +45,10 @@ function draw(nodes, volumes) {
     parts.push(s('rect', {x: x + 2, y: 4, width: w - 4, height: TOP + volumes.length * ROW_H, rx: 6, class: 'zone'}),
       s('text', {x: x + w / 2, y: 22, class: 'zone-label', 'text-anchor': 'middle'}, 'zone ' + zone));
     for (const n of members) {
-      col.set(n.id, x + COL_W / 2);
-      parts.push(s('g', {class: 'node node-' + n.state, 'data-node': n.id},
+      col.set(n.nodeId, x + COL_W / 2);
+      parts.push(s('g', {class: 'node node-' + n.state, 'data-node': n.nodeId},
         s('rect', {x: x + 8, y: 32, width: COL_W - 16, height: 34, rx: 4}),
-        s('text', {x: x + COL_W / 2, y: 47, 'text-anchor': 'middle', class: 'node-id'}, n.id),
+        s('text', {x: x + COL_W / 2, y: 47, 'text-anchor': 'middle', class: 'node-id'}, n.nodeId),
         s('text', {x: x + COL_W / 2, y: 61, 'text-anchor': 'middle', class: 'node-state'}, n.state + (n.cordoned ? ' · cordoned' : ''))));
       x += COL_W;
     }

@@ -84,7 +84,7 @@ function render(v, x) {
         ['runs on', `${e.nodeId} (${e.kind === 'resync' ? 'maintenance attachment for a resync' : 'attached'})`],
         ['state', st ? badge(st.state, st.state === 'serving' ? 'ok' : 'warn') : h('span', {class: 'muted'}, e.statusError || 'status unknown')],
         ['epoch', h('span', {id: 'epoch'}, st ? st.epoch : v.epoch)],
-        ['in-sync set', h('span', {id: 'in-sync-set'}, st ? st.inSync.join(', ') || 'empty' : '—')],
+        ['in-sync set', h('span', {id: 'in-sync-set'}, st ? (st.inSyncNodeIds || []).join(', ') || 'empty' : '—')],
         ['I/O (5 s)', v.io ? h('span', {id: 'volume-io'}, ioText(v.io).read, h('br', {}), ioText(v.io).write)
           : h('span', {id: 'volume-io', class: 'muted'}, `unknown (${e.nodeId} did not answer)`)],
         st ? ['writes', String(st.counters.writes)] : null,
@@ -100,7 +100,7 @@ function render(v, x) {
     x.snapshots === null ? h('p', {class: 'muted'}, 'unavailable') :
       table(['name', 'created', 'size', 'exclusive', 'on nodes', ''], x.snapshots.map((s) => h('tr', {'data-snapshot': s.name},
         h('td', {}, s.name), h('td', {}, time(s.createdAt)), h('td', {class: 'num'}, bytes(s.sizeBytes)),
-        h('td', {class: 'num'}, bytes(s.exclusiveBytes)), h('td', {}, (s.nodes || []).join(', ')),
+        h('td', {class: 'num'}, bytes(s.exclusiveBytes)), h('td', {}, (s.nodeIds || []).join(', ')),
         h('td', {}, h('button', {type: 'button', class: 'small danger', 'data-action': 'delete-snapshot', onclick: () => deleteSnapshot(v.name, s)}, 'Delete')))),
       {id: 'snapshots', class: 'grid'}),
     h('h2', {}, 'Backups'),
@@ -113,7 +113,7 @@ function render(v, x) {
 
 function progress(r) {
   const label = `${r.kind === 'full' ? 'rebuild' : 'resync'} ${bytes(r.bytesDone)} of ${bytes(r.bytesTotal)}`
-    + ` · ${rate(r.rateBytesPerSec)} · ETA ${duration(r.etaSeconds)}`;
+    + ` · ${rate(r.rateBytesPerSec)} · ETA ${duration(r.etaMs < 0 ? -1 : r.etaMs / 1000)}`;
   return h('span', {class: 'progress', 'data-kind': r.kind, 'data-done': r.bytesDone, 'data-total': r.bytesTotal},
     bar(r.bytesDone, r.bytesTotal, label, 'resync'));
 }
@@ -125,7 +125,7 @@ function backups(x) {
       const p = j.progress || {};
       return h('tr', {}, h('td', {}, j.id), h('td', {}, j.operation), h('td', {}, badge(j.state)),
         h('td', {}, j.state === 'running'
-          ? bar(p.bytesDone, p.bytesTotal, `${p.phase || ''} ${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)} · ${rate(p.rateBytesPerSecond)} · ETA ${duration(p.etaSeconds)}`)
+          ? bar(p.bytesDone, p.bytesTotal, `${p.phase || ''} ${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)} · ${rate(p.rateBytesPerSec)} · ETA ${duration(p.etaMs == null ? null : p.etaMs / 1000)}`)
           : (j.error ? j.error.message : '')));
     }), {class: 'grid'}));
   }

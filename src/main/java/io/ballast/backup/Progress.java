@@ -29,9 +29,10 @@ public final class Progress {
     /**
      * @param bytesDone plaintext bytes of the volume processed; {@code bytesTotal} those to process
      * @param bytesTransferred object bytes uploaded (create) or downloaded (verify, restore)
+     * @param etaMs the time left at the rate so far; null while unknown
      */
-    public record View(String operation, String phase, long bytesDone, long bytesTotal, double rateBytesPerSecond,
-            Double etaSeconds, long bytesTransferred, long chunksTransferred, long chunksReused, long zeroChunks,
+    public record View(String operation, String phase, long bytesDone, long bytesTotal, double rateBytesPerSec,
+            Long etaMs, long bytesTransferred, long chunksTransferred, long chunksReused, long zeroChunks,
             long elapsedMs) {}
 
     public View view() {
@@ -39,7 +40,7 @@ public final class Progress {
         long done = bytesDone.get();
         double rate = done / (elapsedNs / 1e9);
         long total = bytesTotal;
-        Double eta = rate > 0 && total >= done ? (total - done) / rate : null;
+        Long eta = rate > 0 && total >= done ? Math.round((total - done) / rate * 1000) : null;
         return new View(operation, phase, done, total, rate, eta, bytesTransferred.get(), chunksTransferred.get(),
                 chunksReused.get(), zeroChunks.get(), elapsedNs / 1_000_000);
     }

@@ -204,9 +204,9 @@ final class BackupCommands extends CommandGroup {
         int filled = total <= 0 ? 0 : (int) Math.min(width, done * width / total);
         String bar = "[" + "#".repeat(filled) + " ".repeat(width - filled) + "]";
         String pct = total <= 0 ? "" : String.format(" %3d%%", done * 100 / total);
-        String eta = p.path("etaSeconds").isNumber() ? " ETA " + Math.round(p.path("etaSeconds").asDouble()) + "s" : "";
+        String eta = p.path("etaMs").isNumber() ? " ETA " + Math.round(p.path("etaMs").asDouble() / 1000) + "s" : "";
         return String.format("%-10s %s%s %s / %s  %s/s%s   ", p.path("phase").asText(), bar, pct, Sizes.format(done), Sizes.format(total),
-                Sizes.format((long) p.path("rateBytesPerSecond").asDouble()), eta);
+                Sizes.format((long) p.path("rateBytesPerSec").asDouble()), eta);
     }
 
     @Command(name = "create", description = "Back up a volume (attached: through a snapshot cut for the backup and deleted after it)"

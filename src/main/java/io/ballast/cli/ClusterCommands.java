@@ -60,14 +60,14 @@ final class ClusterCommands {
                 output.print(parent.cli.out, Output.PRETTY.valueToTree(nodes));
                 return ExitCodes.OK;
             }
-            String leader = c.get("/v1/nodes?limit=1").path("leader").asText("");
+            String leader = c.get("/v1/nodes?limit=1").path("leaderNodeId").asText("");
             List<List<String>> rows = new ArrayList<>();
             for (JsonNode n : nodes) {
                 String scheduling = n.path("scheduling").asText("schedulable");
                 String state = n.path("state").asText() + (scheduling.equals("schedulable") ? "" : "," + scheduling);
-                rows.add(List.of(n.path("id").asText() + (n.path("id").asText().equals(leader) ? " *" : ""), state,
+                rows.add(List.of(n.path("nodeId").asText() + (n.path("nodeId").asText().equals(leader) ? " *" : ""), state,
                         Output.text(n.path("raftRole")), labels(n.path("labels")), Output.size(n.path("capacityBytes")),
-                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicas")), Output.text(n.path("apiUrl"))));
+                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicaCount")), Output.text(n.path("apiUrl"))));
             }
             Output.table(parent.cli.out, List.of("NODE", "STATE", "RAFT", "LABELS", "CAPACITY", "PROVISIONED", "REPLICAS", "API"), rows);
             parent.cli.err.println("* Raft leader");
@@ -88,7 +88,7 @@ final class ClusterCommands {
                 return ExitCodes.OK;
             }
             var out = parent.cli.out;
-            out.println("Node:         " + n.path("id").asText() + (n.path("leader").asBoolean() ? " (Raft leader)" : ""));
+            out.println("Node:         " + n.path("nodeId").asText() + (n.path("leader").asBoolean() ? " (Raft leader)" : ""));
             out.println("State:        " + n.path("state").asText() + " (" + Output.text(n.path("stateReason")) + ")");
             out.println("Cordoned:     " + n.path("cordoned").asBoolean() + (n.path("draining").asBoolean() ? " (draining)" : ""));
             out.println("Raft:         " + Output.text(n.path("raftRole")) + " at " + Output.text(n.path("raftAddress")));
@@ -150,7 +150,7 @@ final class ClusterCommands {
                 output.print(parent.cli.out, r);
                 return ExitCodes.OK;
             }
-            r.path("replacements").properties().forEach(e ->
+            r.path("replacementNodeIds").properties().forEach(e ->
                     parent.cli.out.println(e.getKey() + ": replacement replica on " + e.getValue().asText()));
             r.path("unplaced").properties().forEach(e ->
                     parent.cli.out.println(e.getKey() + ": NOT moved: " + e.getValue().asText()));
@@ -170,7 +170,7 @@ final class ClusterCommands {
         @Override
         public Integer call() {
             client().delete("/v1/nodes/" + id + (force ? "?force=true" : ""));
-            output.done(parent.cli.out, parent.cli.err, Output.result("removed", "node", id), "removed " + id);
+            output.done(parent.cli.out, parent.cli.err, Output.result("removed", "nodeId", id), "removed " + id);
             return ExitCodes.OK;
         }
     }
@@ -288,7 +288,7 @@ final class ClusterCommands {
                 var o = Output.PRETTY.createObjectNode();
                 o.put("client", client);
                 o.put("server", server);
-                o.put("serverNode", serverNode);
+                o.put("serverNodeId", serverNode);
                 if (unreachable != null) {
                     o.put("serverError", unreachable);
                 }
@@ -346,9 +346,9 @@ final class ClusterCommands {
                     + p.entriesReplayed() + " commands replayed after it).");
             out.println("Cost:      metadata changes the lost members may have committed after index " + p.recoveredIndex()
                     + " are lost (creates, attaches, deletes made while " + p.nodeId() + " was cut off from them).");
-            out.println("Voters:    " + (p.oldVoters().isEmpty() ? "" : "were " + String.join(", ", p.oldVoters()) + "; ")
+            out.println("Voters:    " + (p.oldVoterNodeIds().isEmpty() ? "" : "were " + String.join(", ", p.oldVoterNodeIds()) + "; ")
                     + "now " + p.nodeId() + " alone");
-            out.println("Removed:   " + (p.removedNodes().isEmpty() ? "none" : String.join(", ", p.removedNodes()))
+            out.println("Removed:   " + (p.removedNodeIds().isEmpty() ? "none" : String.join(", ", p.removedNodeIds()))
                     + " (out of the cluster, certificates revoked; a removed node must never start on its old data directory)");
             out.println("Degraded:  " + list(p.degradedVolumes()) + " (a replica in sync on " + p.nodeId()
                     + ": attachable, rebuilt to their replica count as nodes join)");

@@ -1,6 +1,7 @@
 package io.ballast.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.node.NodeConfig;
 import java.nio.file.Path;
@@ -250,10 +251,10 @@ final class LocalCommands {
                     for (JsonNode n : c.path("nodes")) {
                         up += n.path("state").asText().equals("up") ? 1 : 0;
                     }
-                    if (!c.path("leader").isNull() && up >= count) {
+                    if (!c.path("leaderNodeId").isNull() && up >= count) {
                         return;
                     }
-                    last = up + " of " + count + " nodes up, leader " + c.path("leader").asText("none");
+                    last = up + " of " + count + " nodes up, leader " + c.path("leaderNodeId").asText("none");
                 } catch (RuntimeException e) {
                     last = e.getMessage();
                 }
@@ -421,10 +422,8 @@ final class LocalCommands {
             o.set("sizeBytes", v.path("sizeBytes"));
             o.set("health", v.path("health"));
             com.fasterxml.jackson.databind.node.ArrayNode replicas = o.putArray("replicas");
-            v.path("replicas").forEach(id -> replicas.addObject().set("nodeId", id));
-            if (!v.path("attachedOn").isNull() && !v.path("attachedOn").isMissingNode()) {
-                o.putObject("attachment").set("nodeId", v.path("attachedOn"));
-            }
+            v.path("replicaNodeIds").forEach(id -> replicas.addObject().set("nodeId", id));
+            o.set("attachment", v.path("attachment").isObject() ? v.path("attachment") : NullNode.getInstance());
         }
         return out;
     }
@@ -468,7 +467,7 @@ final class LocalCommands {
                 up += n.path("state").asText().equals("up") ? 1 : 0;
             }
             out.println("Cluster:   " + cluster.path("nodes").size() + " node(s), " + up + " up; Raft leader "
-                    + Output.text(cluster.path("leader")) + ", term " + Output.text(cluster.path("term"))
+                    + Output.text(cluster.path("leaderNodeId")) + ", term " + Output.text(cluster.path("term"))
                     + ("local".equals(cluster.path("consistency").asText()) ? " (NO QUORUM: last known state)" : ""));
             JsonNode quorum = cluster.path("quorum");
             if (!quorum.path("ok").asBoolean(true)) {
@@ -508,12 +507,12 @@ final class LocalCommands {
                         + ", its replicas rebuilt elsewhere after " + Output.duration(fd.path("rebuildAfterMs")) + " (`ballast cluster settings`)");
             }
             List<List<String>> nodeRows = new ArrayList<>();
-            String leader = cluster.path("leader").asText("");
+            String leader = cluster.path("leaderNodeId").asText("");
             for (JsonNode n : cluster.path("nodes")) {
                 String state = n.path("state").asText() + (n.path("cordoned").asBoolean() ? ",cordoned" : "");
-                nodeRows.add(List.of("  " + n.path("id").asText() + (n.path("id").asText().equals(leader) ? " (leader)" : ""),
+                nodeRows.add(List.of("  " + n.path("nodeId").asText() + (n.path("nodeId").asText().equals(leader) ? " (leader)" : ""),
                         state, Output.text(n.path("raftRole")), Output.size(n.path("capacityBytes")),
-                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicas")), Output.text(n.path("apiUrl"))));
+                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicaCount")), Output.text(n.path("apiUrl"))));
             }
             if (!nodeRows.isEmpty()) {
                 Output.table(out, List.of("  NODE", "STATE", "RAFT", "CAPACITY", "PROVISIONED", "REPLICAS", "API"), nodeRows);

@@ -93,7 +93,7 @@ final class NodePoolCommands extends CommandGroup {
             var out = parent.parent.cli.out;
             var err = parent.parent.cli.err;
             if (!output.json()) {
-                r.path("moving").properties().forEach(e -> out.println(e.getKey() + ": replacement replica on " + e.getValue().asText()));
+                r.path("replacementNodeIds").properties().forEach(e -> out.println(e.getKey() + ": replacement replica on " + e.getValue().asText()));
                 r.path("unplaced").properties().forEach(e -> out.println(e.getKey() + ": NOT moved yet (retried): "
                         + e.getValue().asText()));
             }

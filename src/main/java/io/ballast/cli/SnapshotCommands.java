@@ -59,7 +59,7 @@ final class SnapshotCommands extends CommandGroup {
                 output.print(cli().out, s);
             } else {
                 List<String> on = new ArrayList<>();
-                s.path("nodes").forEach(n -> on.add(n.asText()));
+                s.path("nodeIds").forEach(n -> on.add(n.asText()));
                 cli().err.println("created snapshot " + volume + "@" + snapshot + " on " + String.join(", ", on));
             }
             return ExitCodes.OK;
@@ -89,7 +89,7 @@ final class SnapshotCommands extends CommandGroup {
             List<List<String>> rows = new ArrayList<>();
             for (JsonNode s : snaps) {
                 List<String> on = new ArrayList<>();
-                s.path("nodes").forEach(n -> on.add(n.asText()));
+                s.path("nodeIds").forEach(n -> on.add(n.asText()));
                 rows.add(List.of(Output.text(s.path("volume")), Output.text(s.path("name")), Output.size(s.path("sizeBytes")),
                         Output.size(s.path("exclusiveBytes")), String.join(",", on), Output.instant(s.path("createdAt"))));
             }

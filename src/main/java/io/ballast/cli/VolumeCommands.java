@@ -381,7 +381,7 @@ final class VolumeCommands extends CommandGroup {
                 out.println("To do:        " + io.ballast.cluster.ClusterState.fencedEngineStep(v.path("name").asText(),
                         v.path("engine").path("nodeId").asText()));
             }
-            out.println("Epoch:        " + Output.text(v.path("epoch")) + " (attached at epoch " + Output.text(v.path("attachEpoch")) + ")");
+            out.println("Epoch:        " + Output.text(v.path("epoch")) + " (attached at epoch " + Output.text(v.path("attachment").path("epoch")) + ")");
             for (JsonNode r : v.path("replicas")) {
                 out.println("  replica on  " + r.path("nodeId").asText() + ": " + r.path("state").asText() + ", "
                         + (r.path("inSync").asBoolean(true) ? "in sync" : "NOT in sync (missed since generation "
@@ -389,9 +389,9 @@ final class VolumeCommands extends CommandGroup {
             }
             JsonNode copy = v.path("snapshotCopy");
             if (copy.isObject()) { // the answering node copies the volume's snapshots into its new replica
-                out.println("Snapshot copy: into " + Output.text(copy.path("nodeId")) + " from " + Output.text(copy.path("source"))
+                out.println("Snapshot copy: into " + Output.text(copy.path("nodeId")) + " from " + Output.text(copy.path("sourceNodeId"))
                         + ", " + copy.path("snapshotsDone").asInt() + " of " + copy.path("snapshotsTotal").asInt() + " snapshots, "
-                        + Output.size(copy.path("bytesCopied")) + " copied, attempt " + copy.path("attempt").asInt()
+                        + Output.size(copy.path("copiedBytes")) + " copied, attempt " + copy.path("attempt").asInt()
                         + ("waiting".equals(copy.path("state").asText()) ? "; failed (" + Output.text(copy.path("lastError"))
                         + "), next attempt at " + Output.text(copy.path("nextAttemptAt")) : ""));
             }
@@ -461,18 +461,18 @@ final class VolumeCommands extends CommandGroup {
     /** E.g. {@code max 1000 IOPS, max 100 MiB/s} from a volume's {@code qos} object. */
     static String qosText(JsonNode qos) {
         return "max " + io.ballast.qos.QosValues.formatIops(qos.path("maxIops").asLong()) + " IOPS, max "
-                + io.ballast.qos.QosValues.formatBandwidth(qos.path("maxBandwidthBytes").asLong()) + " bandwidth"
+                + io.ballast.qos.QosValues.formatBandwidth(qos.path("maxBandwidthBytesPerSec").asLong()) + " bandwidth"
                 + (qos.path("minIops").asLong() > 0 ? ", min " + qos.path("minIops").asLong() + " IOPS" : "");
     }
 
     static void printEngine(java.io.PrintWriter out, JsonNode e, JsonNode st) {
         out.println("Engine:       on " + Output.text(e.path("nodeId")) + " (" + Output.text(e.path("kind")) + "): "
                 + Output.text(st.path("state")) + " at epoch " + Output.text(st.path("epoch")) + ", in sync "
-                + Output.text(st.path("inSync")));
+                + Output.text(st.path("inSyncNodeIds")));
         for (JsonNode r : st.path("resyncs")) {
             out.println("  resync to   " + r.path("nodeId").asText() + " (" + r.path("kind").asText() + "): "
                     + Progress.line(r.path("bytesDone").asLong(), r.path("bytesTotal").asLong(), r.path("rateBytesPerSec").asLong(),
-                    r.path("etaSeconds").asLong()));
+                    r.path("etaMs").asLong(-1) < 0 ? -1 : r.path("etaMs").asLong() / 1000));
         }
         JsonNode c = st.path("counters");
         out.println("Counters:     writes " + c.path("writes").asLong() + ", fenced requests " + c.path("fencedRequests").asLong()
@@ -621,15 +621,15 @@ final class VolumeCommands extends CommandGroup {
             }
             if ("nfs".equals(a.path("method").asText())) {
                 // a shared volume: nothing attached here, the address is what a host mounts
-                cli().out.println(Output.text(a.path("uri")));
-                cli().err.println("volume " + name + " is shared: mount " + a.path("uri").asText() + " with an NFS client");
+                cli().out.println(Output.text(a.path("nfsUri")));
+                cli().err.println("volume " + name + " is shared: mount " + a.path("nfsUri").asText() + " with an NFS client");
                 return ExitCodes.OK;
             }
             // TCP URI first (for `$(ballast volume attach x | head -1)`), then the unix socket URI
-            cli().out.println(Output.text(a.path("uri")));
-            cli().out.println(Output.text(a.path("unixUri")));
-            if (!a.path("mount").isNull() && !a.path("mount").isMissingNode()) {
-                cli().err.println("mounted " + name + " on " + a.path("mount").asText() + " (" + Output.text(a.path("device")) + ")");
+            cli().out.println(Output.text(a.path("nbdUri")));
+            cli().out.println(Output.text(a.path("nbdUnixUri")));
+            if (!a.path("mountDir").isNull() && !a.path("mountDir").isMissingNode()) {
+                cli().err.println("mounted " + name + " on " + a.path("mountDir").asText() + " (" + Output.text(a.path("device")) + ")");
             }
             return ExitCodes.OK;
         }
@@ -666,7 +666,7 @@ final class VolumeCommands extends CommandGroup {
             } else {
                 JsonNode rep = r.path("report");
                 List<String> nodes = new ArrayList<>();
-                rep.path("replicas").forEach(n -> nodes.add(n.asText()));
+                rep.path("replicaNodeIds").forEach(n -> nodes.add(n.asText()));
                 if (rep.path("identical").asBoolean(identical)) {
                     cli().out.println("identical (" + rep.path("regionsCompared").asLong() + " regions compared on "
                             + String.join(", ", nodes) + ")");
@@ -777,7 +777,8 @@ final class VolumeCommands extends CommandGroup {
                     done += r.path("bytesDone").asLong();
                     total += r.path("bytesTotal").asLong();
                     rate += r.path("rateBytesPerSec").asLong();
-                    eta = Math.max(eta, r.path("etaSeconds").asLong());
+                    long etaMs = r.path("etaMs").asLong(-1);
+                    eta = Math.max(eta, etaMs < 0 ? -1 : etaMs / 1000);
                 }
                 return "resync " + name + " to " + String.join(", ", targets) + ": " + (tty ? Progress.bar(done, total, 30) + " " : "")
                         + Progress.line(done, total, rate, eta);

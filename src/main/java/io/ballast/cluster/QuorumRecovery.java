@@ -66,11 +66,11 @@ public final class QuorumRecovery {
      * @param recoveredIndex the last log index of the survivor (snapshot or log): the new group starts after it
      * @param lastKnownCommitIndex the survivor's last known commit index; entries after it up to
      *     {@code recoveredIndex} were in its log, not known committed, and are kept
-     * @param oldVoters the voters of the last configuration in the survivor's log (empty when only the snapshot had it)
+     * @param oldVoterNodeIds the voters of the last configuration in the survivor's log (empty when only the snapshot had it)
      * @param keptRaftDir where the old Raft storage was moved (null until {@link #apply})
      */
     public record Plan(String dataDir, String nodeId, long snapshotIndex, long recoveredIndex, long recoveredTerm,
-            long lastKnownCommitIndex, int entriesReplayed, List<String> oldVoters, List<String> removedNodes,
+            long lastKnownCommitIndex, int entriesReplayed, List<String> oldVoterNodeIds, List<String> removedNodeIds,
             List<String> lostVolumes, List<String> degradedVolumes, List<String> untouchedVolumes, List<String> warnings,
             String keptRaftDir, @JsonIgnore byte[] state) {}
 
@@ -105,10 +105,10 @@ public final class QuorumRecovery {
                         + ": " + e.getMessage() + "; nothing was changed");
             }
             log.atWarn().addKeyValue("index", p.recoveredIndex()).addKeyValue("term", p.recoveredTerm())
-                    .addKeyValue("removed", p.removedNodes()).addKeyValue("kept", kept.toString())
+                    .addKeyValue("removed", p.removedNodeIds()).addKeyValue("kept", kept.toString())
                     .log("cluster recovery prepared: the node starts as the only voter");
             return new Plan(p.dataDir(), p.nodeId(), p.snapshotIndex(), p.recoveredIndex(), p.recoveredTerm(),
-                    p.lastKnownCommitIndex(), p.entriesReplayed(), p.oldVoters(), p.removedNodes(), p.lostVolumes(),
+                    p.lastKnownCommitIndex(), p.entriesReplayed(), p.oldVoterNodeIds(), p.removedNodeIds(), p.lostVolumes(),
                     p.degradedVolumes(), p.untouchedVolumes(), p.warnings(), kept.toString(), p.state());
         }
     }

@@ -537,7 +537,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
             }
             engines.stop(v.name());
         }
-        log.atWarn().addKeyValue("volume", v.name()).addKeyValue("attachedOn", v.attachment() == null ? null
+        log.atWarn().addKeyValue("volume", v.name()).addKeyValue("attachedNodeId", v.attachment() == null ? null
                 : v.attachment().nodeId()).log("engine stopped: the volume's attachment is no longer on this node");
     }
 

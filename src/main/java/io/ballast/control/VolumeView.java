@@ -4,13 +4,15 @@ import io.ballast.cluster.Attachment;
 import io.ballast.cluster.VolumeRecord;
 import io.ballast.qos.IoRates;
 import io.ballast.replication.EngineStatus;
+import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 
 /**
  * Everything a user sees about one volume (REST {@code GET /v1/volumes/{name}}, CLI inspect).
  *
  * @param allocatedBytes bytes written, as stored by this node's replica (0 when this node holds none)
- * @param attachment null when the volume is not attached
+ * @param attachment null when the volume is not attached; answered as {@link AttachmentView} (with its epoch and kind)
  * @param nbd how to reach the volume over NBD: this node when it holds a replica, else a node that does
  * @param connections NBD connections open to the volume's export on this node right now
  * @param repl replicas asked for
@@ -20,7 +22,7 @@ import java.util.List;
  *     {@code degraded} or {@code unavailable}
  * @param epoch bumped on attach, detach and every change of the in-sync set
  * @param minInSync writes are acknowledged only while at least this many replicas are in sync
- * @param attachEpoch the epoch the current attachment was made at (0: detached)
+ * @param attachEpoch the epoch the current attachment was made at (0: detached); answered as the attachment's {@code epoch}
  * @param engine where the volume's engine runs and, when on the node answering, its status; null when
  *     not attached
  * @param io the clients' I/O rates, measured on the engine's node (docs/api.md, "I/O rates"); null when
@@ -34,7 +36,7 @@ public record VolumeView(
         long sizeBytes,
         long allocatedBytes,
         String createdAt,
-        Attachment attachment,
+        @JsonIgnore Attachment attachment,
         NbdUris nbd,
         int connections,
         int repl,
@@ -43,7 +45,7 @@ public record VolumeView(
         String health,
         long epoch,
         int minInSync,
-        long attachEpoch,
+        @JsonIgnore long attachEpoch,
         Engine engine,
         Encryption encryption,
         Share share,
@@ -65,6 +67,12 @@ public record VolumeView(
                 epoch, minInSync, attachEpoch, engine, encryption, share, qos, null, null);
     }
 
+    /** The attachment as the API answers it: the one attachment shape (docs/api.md, "Naming"); null when detached. */
+    @JsonProperty("attachment")
+    public AttachmentView attachmentView() {
+        return AttachmentView.of(attachment, attachEpoch, engine == null ? null : engine.kind());
+    }
+
     /** This view with {@code io} as its I/O rates. */
     public VolumeView withIo(IoRates io) {
         return new VolumeView(name, uuid, sizeBytes, allocatedBytes, createdAt, attachment, nbd, connections, repl, spreadBy,
@@ -76,8 +84,8 @@ public record VolumeView(
      * {@code state}: {@code copying} (attempt {@code attempt}, from {@code source}) or {@code waiting} (for the
      * next attempt at {@code nextAttemptAt}, after {@code lastError}).
      */
-    public record SnapshotCopy(String nodeId, String source, String state, int attempt, int snapshotsDone, int snapshotsTotal,
-            long bytesCopied, String lastError, String nextAttemptAt) {}
+    public record SnapshotCopy(String nodeId, String sourceNodeId, String state, int attempt, int snapshotsDone, int snapshotsTotal,
+            long copiedBytes, String lastError, String nextAttemptAt) {}
 
     /**
      * A shared volume: {@code address} is what clients mount ({@code nfs://HOST/ballast/NAME}; null
@@ -86,7 +94,7 @@ public record VolumeView(
     public record Share(String address, String nodeId) {}
 
     /** A volume's QoS limits and minimum share (docs/qos.md); 0: that one is off. Null when none is set. */
-    public record Qos(long maxIops, long maxBandwidthBytes, long minIops) {}
+    public record Qos(long maxIops, long maxBandwidthBytesPerSec, long minIops) {}
 
     public VolumeView(String name, String uuid, long sizeBytes, long allocatedBytes, String createdAt, Attachment attachment,
             NbdUris nbd, int connections, int repl, String spreadBy, List<Replica> replicas, String health, long epoch,

@@ -68,7 +68,7 @@ final class NodePoolAdmin implements AutoCloseable {
         }
         JsonNode drained = drain(name, held);
         out.put("removed", false);
-        out.put("moving", drained == null ? Map.of() : drained.path("replacements"));
+        out.put("replacementNodeIds", drained == null ? Map.of() : drained.path("replacements"));
         out.put("unplaced", drained == null ? Map.of() : drained.path("unplaced"));
         watch(name);
         return out;

@@ -68,7 +68,7 @@ class BackupCliSystemTest {
 
     static byte[] readAll(NodeProcess n, String volume, int size) throws Exception {
         JsonNode a = json(cli(n.apiUrl(), "volume", "attach", volume, "-o", "json"));
-        try (NbdBlockClient c = NbdBlockClient.connect(a.path("uri").asText())) {
+        try (NbdBlockClient c = NbdBlockClient.connect(a.path("nbdUri").asText())) {
             byte[] out = new byte[size];
             for (int off = 0; off < size; off += MIB) {
                 System.arraycopy(c.read(off, MIB), 0, out, off, MIB);
@@ -162,7 +162,7 @@ class BackupCliSystemTest {
             JsonNode a = json(cli(api, "volume", "attach", "web", "-o", "json"));
             String id;
             Writer writer;
-            try (NbdBlockClient c = NbdBlockClient.connect(a.path("uri").asText())) {
+            try (NbdBlockClient c = NbdBlockClient.connect(a.path("nbdUri").asText())) {
                 for (int off = 0; off < before.length; off += MIB) {
                     c.write(off, java.util.Arrays.copyOfRange(before, off, off + MIB));
                 }
@@ -195,7 +195,7 @@ class BackupCliSystemTest {
             byte[] now = random(8 * MIB, 9);
             for (byte[] image : List.of(atSnapshot, now)) {
                 JsonNode att = json(cli(api, "volume", "attach", "db", "-o", "json"));
-                try (NbdBlockClient c = NbdBlockClient.connect(att.path("uri").asText())) {
+                try (NbdBlockClient c = NbdBlockClient.connect(att.path("nbdUri").asText())) {
                     c.write(0, image);
                     c.flush();
                 }
@@ -253,7 +253,7 @@ class BackupCliSystemTest {
                 System.arraycopy(b, 0, data, off, MIB);
             }
             JsonNode a = json(cli(api, "volume", "attach", "pg", "-o", "json"));
-            try (NbdBlockClient c = NbdBlockClient.connect(a.path("uri").asText())) {
+            try (NbdBlockClient c = NbdBlockClient.connect(a.path("nbdUri").asText())) {
                 for (int off = 0; off < size; off += 2 * MIB) {
                     c.write(off, java.util.Arrays.copyOfRange(data, off, off + MIB));
                 }

@@ -63,7 +63,7 @@ class OrphanBackupSnapshotSystemTest {
             CliRunner cli = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).server(api, token);
             BackupCliSystemTest.addTarget(dir, s3, api);
             assertThat(cli.run("volume", "create", "v", "--size", "8MiB").exit()).isZero();
-            String uri = JSON.readTree(cli.run("volume", "attach", "v", "-o", "json").out()).path("uri").asText();
+            String uri = JSON.readTree(cli.run("volume", "attach", "v", "-o", "json").out()).path("nbdUri").asText();
             try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
                 c.write(0, BackupCliSystemTest.random(8 * MIB, 5));
                 c.flush();

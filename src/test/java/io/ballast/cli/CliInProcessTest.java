@@ -102,10 +102,23 @@ class CliInProcessTest {
         JsonNode v = JSON.readTree(cli.run("volume", "inspect", "a", "--output", "json").out());
         assertThat(v.path("uuid").asText()).isNotBlank();
         JsonNode att = JSON.readTree(cli.run("volume", "attach", "a", "--output", "json").out());
-        assertThat(att.path("uri").asText()).isEqualTo(node.nbdTcpUri("a"));
+        assertThat(att.path("nbdUri").asText()).isEqualTo(node.nbdTcpUri("a"));
         JsonNode st = JSON.readTree(cli.run("status", "--output", "json").out());
         assertThat(st.path("node").path("state").asText()).isEqualTo("RUNNING");
         assertThat(st.path("volumes").size()).isEqualTo(1);
+        // what -o json prints follows the API's naming rule (docs/api.md "Naming")
+        String nodeId = st.path("node").path("nodeId").asText();
+        JsonNode nodes = JSON.readTree(cli.run("node", "list", "-o", "json").out());
+        assertThat(nodes.get(0).path("nodeId").asText()).isEqualTo(nodeId);
+        java.util.Map<String, java.util.Set<String>> kinds = new java.util.TreeMap<>();
+        java.util.List<String> problems = new java.util.ArrayList<>();
+        for (var e : java.util.Map.of("status", st, "node list", nodes, "attach", att, "inspect",
+                JSON.readTree(cli.run("volume", "inspect", "a", "-o", "json").out())).entrySet()) {
+            problems.addAll(io.ballast.testing.ApiNaming.problems(e.getKey(), e.getValue(), java.util.Set.of(nodeId),
+                    java.util.Set.of("a"), kinds));
+        }
+        problems.addAll(io.ballast.testing.ApiNaming.mixedTypes(kinds));
+        assertThat(problems).isEmpty();
 
         // -o yaml: the same objects, as YAML
         var yaml = new ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());

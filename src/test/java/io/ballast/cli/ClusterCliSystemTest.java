@@ -123,7 +123,7 @@ class ClusterCliSystemTest {
         JsonNode nodes = JSON.readTree(LauncherTest.launch(env(), "node", "list", "-o", "json").out());
         assertThat(nodes).hasSize(3);
         JsonNode cluster = JSON.readTree(LauncherTest.launch(env(), "status", "-o", "json").out()).path("cluster");
-        String leader = cluster.path("leader").asText();
+        String leader = cluster.path("leaderNodeId").asText();
         int leaderIndex = Integer.parseInt(leader.substring(5));
         long leaderPid = Long.parseLong(Files.readString(home.resolve(leader + "/ballast.pid")).strip());
         ProcessHandle victim = ProcessHandle.of(leaderPid).orElseThrow();

@@ -32,7 +32,7 @@ class EventsAndVersionTest {
             JsonNode v = Json.newMapper().readTree(version.out());
             assertThat(v.path("client").asText()).isEqualTo(NodeDaemon.VERSION);
             assertThat(v.path("server").asText()).isEqualTo(NodeDaemon.VERSION);
-            assertThat(v.path("serverNode").asText()).isEqualTo("node-1");
+            assertThat(v.path("serverNodeId").asText()).isEqualTo("node-1");
             // the client's version is printed even when no node answers
             CliRunner.Result offline = cli.run("version", "--node", "http://127.0.0.1:1");
             assertThat(offline.exit()).isZero();

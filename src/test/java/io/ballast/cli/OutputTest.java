@@ -15,7 +15,7 @@ class OutputTest {
         StringWriter s = new StringWriter();
         try (PrintWriter out = new PrintWriter(s)) {
             VolumeCommands.printEngine(out, JSON.readTree("{\"nodeId\":\"n1\",\"kind\":\"user\"}"),
-                    JSON.readTree("{\"state\":\"serving\",\"epoch\":4,\"inSync\":[\"n1\",\"n3\"],\"resyncs\":[]}"));
+                    JSON.readTree("{\"state\":\"serving\",\"epoch\":4,\"inSyncNodeIds\":[\"n1\",\"n3\"],\"resyncs\":[]}"));
         }
         assertThat(s.toString()).contains("Engine:       on n1 (user): serving at epoch 4, in sync n1, n3");
     }

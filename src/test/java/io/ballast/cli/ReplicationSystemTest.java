@@ -136,8 +136,8 @@ class ReplicationSystemTest {
         JsonNode attached = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out());
         // over TCP a secure cluster wants TLS and a client certificate (NbdClusterTlsSystemTest); this
         // test's clients are local, on the unix socket
-        assertThat(attached.path("uri").asText()).startsWith("nbds://");
-        String uri1 = attached.path("unixUri").asText();
+        assertThat(attached.path("nbdUri").asText()).startsWith("nbds://");
+        String uri1 = attached.path("nbdUnixUri").asText();
         assertThat(uri1).startsWith("nbd+unix://");
 
         // 1. all three replicas in sync: write and verify 64 MiB
@@ -165,13 +165,13 @@ class ReplicationSystemTest {
         JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
         assertThat(report.path("regionsCompared").asLong()).isEqualTo(SIZE / (4 * MIB));
-        assertThat(report.path("replicas")).hasSize(3);
+        assertThat(report.path("replicaNodeIds")).hasSize(3);
 
         // 4. kill -9 the engine's node: attach on another node at once, every acknowledged write is there
         kill9(1);
         long t0 = System.nanoTime();
         JsonNode moved = JSON.readTree(ok(n2, "volume", "attach", "db", "-o", "json").out());
-        String uri2 = moved.path("unixUri").asText();
+        String uri2 = moved.path("nbdUnixUri").asText();
         Process firstRead = new ProcessBuilder("nbdinfo", "--size", uri2).redirectErrorStream(true).start();
         assertThat(firstRead.waitFor(60, TimeUnit.SECONDS)).isTrue();
         long failoverMs = (System.nanoTime() - t0) / 1_000_000;
@@ -188,7 +188,7 @@ class ReplicationSystemTest {
         up();
         ok(n2, "volume", "wait", "db", "--timeout", "3m");
         report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out()).path("report");
-        assertThat(report.path("replicas")).hasSize(3);
+        assertThat(report.path("replicaNodeIds")).hasSize(3);
         assertThat(report.path("differences")).isEmpty();
         fio(uri2, 0, 64 * MIB, true);
     }
@@ -197,7 +197,7 @@ class ReplicationSystemTest {
     void deltaResyncAfterChangingOnePercentCopiesLittle() throws Exception {
         String n1 = url(1);
         ok(n1, "volume", "create", "delta", "--size", "256MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "delta", "-o", "json").out()).path("unixUri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "delta", "-o", "json").out()).path("nbdUnixUri").asText();
         // fill the whole volume (so that a full copy would be 256 MiB): large blocks, the fill's bytes are
         // what matters, not its pattern
         fio(uri, 0, SIZE, false, "1m");

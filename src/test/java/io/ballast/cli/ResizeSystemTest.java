@@ -122,7 +122,7 @@ class ResizeSystemTest {
         up();
         String n1 = url(1);
         ok(n1, "volume", "create", "db", "--size", "64MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
         byte[] before = pattern((int) (64 * MIB), 1);
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
             assertThat(c.sizeBytes()).isEqualTo(64 * MIB);
@@ -160,7 +160,7 @@ class ResizeSystemTest {
         JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
         assertThat(report.path("regionsCompared").asLong()).isEqualTo(96 / 4);
-        assertThat(report.path("replicas")).hasSize(3);
+        assertThat(report.path("replicaNodeIds")).hasSize(3);
         ok(n1, "volume", "detach", "db");
 
         // a mounted file system: the storage grows at once, ext4 at the next attach

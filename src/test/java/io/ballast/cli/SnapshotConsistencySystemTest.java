@@ -168,7 +168,7 @@ class SnapshotConsistencySystemTest {
     @Order(1)
     void everySnapshotUnderLoadIsIdenticalOnEveryReplicaAndAPrefixOfTheAcknowledgedWrites() throws Exception {
         ok(n1, "volume", "create", "db", "--size", "64MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
 
         AtomicBoolean stop = new AtomicBoolean();
         AtomicLong acked = new AtomicLong(); // records 0..acked-1 are acknowledged
@@ -236,7 +236,7 @@ class SnapshotConsistencySystemTest {
         for (int k : new int[] {1, cuts.size() - 1}) {
             String clone = "db-s" + k;
             json(call(n1, "POST", "/v1/volumes", "{\"name\":\"" + clone + "\",\"fromSnapshot\":\"db@s" + k + "\",\"repl\":1}"));
-            String cu = json(call(n1, "POST", "/v1/volumes/" + clone + "/attach", "{}")).path("unixUri").asText();
+            String cu = json(call(n1, "POST", "/v1/volumes/" + clone + "/attach", "{}")).path("nbdUnixUri").asText();
             try (NbdBlockClient c = NbdBlockClient.connect(cu)) {
                 byte[] all = c.read(0, (int) (16 * MIB));
                 for (int i = 0; i < MAX_RECORDS; i++) {
@@ -295,7 +295,7 @@ class SnapshotConsistencySystemTest {
         // a retry on the new engine works
         ok(n2, "volume", "attach", "db");
         JsonNode again = json(call(n2, "POST", "/v1/volumes/db/snapshots", "{\"name\":\"" + retry + "\"}"));
-        assertThat(again.path("nodes")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-2", "node-3");
+        assertThat(again.path("nodeIds")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-2", "node-3");
 
         // the killed node returns and resyncs: every snapshot identical on every node that holds it
         LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",

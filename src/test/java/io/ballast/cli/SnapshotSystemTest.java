@@ -93,14 +93,14 @@ class SnapshotSystemTest {
         assertThat(up.exit()).as(up.err()).isZero();
         String n1 = url(1);
         ok(n1, "volume", "create", "db", "--size", "16MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
         byte[] pattern = ResizeSystemTest.pattern(SIZE, 1);
         byte[] overwrite = ResizeSystemTest.pattern((int) (4 * MIB), 2);
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
             ResizeSystemTest.writeAll(c, 0, pattern);
             // the snapshot is cut in the write stream of the attached volume
             JsonNode snap = JSON.readTree(ok(n1, "snapshot", "create", "db", "before", "-o", "json").out());
-            assertThat(snap.path("nodes")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
+            assertThat(snap.path("nodeIds")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
             assertThat(snap.path("sizeBytes").asLong()).isEqualTo(SIZE);
             ResizeSystemTest.writeAll(c, 4 * MIB, overwrite);
         }
@@ -135,7 +135,7 @@ class SnapshotSystemTest {
 
         // a clone has the snapshot's bytes (and is thin: on the snapshot's nodes, in sync at once)
         ok(n1, "volume", "create", "clone", "--from-snapshot", "db@before");
-        String cloneUri = JSON.readTree(ok(n1, "volume", "attach", "clone", "-o", "json").out()).path("unixUri").asText();
+        String cloneUri = JSON.readTree(ok(n1, "volume", "attach", "clone", "-o", "json").out()).path("nbdUnixUri").asText();
         assertThat(sha256(readVolume(cloneUri))).isEqualTo(sha256(pattern));
         assertThat(sha256(readVolume(uri))).isEqualTo(sha256(overwritten));
         ok(n1, "volume", "detach", "clone");
@@ -144,18 +144,18 @@ class SnapshotSystemTest {
         // revert the detached volume: every replica reads the snapshot again
         ok(n1, "volume", "detach", "db");
         ok(n1, "volume", "revert", "db@before");
-        String uri2 = JSON.readTree(ok(url(2), "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
+        String uri2 = JSON.readTree(ok(url(2), "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
         assertThat(sha256(readVolume(uri2))).isEqualTo(sha256(pattern));
         JsonNode report = JSON.readTree(ok(url(2), "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
-        assertThat(report.path("replicas")).hasSize(3);
+        assertThat(report.path("replicaNodeIds")).hasSize(3);
         ok(url(2), "volume", "detach", "db");
 
         // once the clone is gone, the snapshot can go; the volume keeps its bytes
         ok(n1, "volume", "delete", "clone");
         ok(n1, "snapshot", "delete", "db", "before");
         assertThat(JSON.readTree(http("GET", n1 + "/v1/snapshots", null).body()).path("snapshots")).isEmpty();
-        String uri3 = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("unixUri").asText();
+        String uri3 = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
         assertThat(sha256(readVolume(uri3))).isEqualTo(sha256(pattern));
         ok(n1, "volume", "detach", "db");
     }

@@ -165,7 +165,7 @@ class MiniClusterTest {
             assertThat(c.client(survivor).get("/v1/events").path("events").findValuesAsText("message"))
                     .anyMatch(m -> m.contains("node-" + leader + " marked down: no heartbeat"));
             JsonNode status = c.client(survivor).get("/v1/cluster");
-            assertThat(status.path("leader").asText()).isEqualTo("node-" + newLeader);
+            assertThat(status.path("leaderNodeId").asText()).isEqualTo("node-" + newLeader);
 
             // the old leader comes back and catches up
             c.restart(leader);

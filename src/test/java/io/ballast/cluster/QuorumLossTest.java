@@ -64,7 +64,7 @@ class QuorumLossTest {
             nbd.flush();
             JsonNode ok = c.client(1).get("/v1/cluster").path("quorum");
             assertThat(ok.path("ok").asBoolean()).isTrue();
-            assertThat(ok.path("voters").asInt()).isEqualTo(3);
+            assertThat(ok.path("voterCount").asInt()).isEqualTo(3);
 
             c.kill(2);
             c.kill(3);
@@ -92,7 +92,7 @@ class QuorumLossTest {
             CliRunner.Result json = cli.run("status", "--node", url, "--output", "json");
             JsonNode q = io.ballast.common.Json.newMapper().readTree(json.out()).path("cluster").path("quorum");
             assertThat(q.path("ok").asBoolean()).isFalse();
-            assertThat(q.path("reachable")).extracting(JsonNode::asText).containsExactly("node-1");
+            assertThat(q.path("reachableNodeIds")).extracting(JsonNode::asText).containsExactly("node-1");
 
             // a create fails fast, with the same reason
             t0 = System.nanoTime();
@@ -146,7 +146,7 @@ class QuorumLossTest {
                 JsonNode v = api.get("/v1/volumes/pg");
                 JsonNode st = v.path("engine").path("status");
                 return "healthy".equals(v.path("health").asText()) && "serving".equals(st.path("state").asText())
-                        && st.path("inSync").size() == 3 && st.path("resyncs").isEmpty();
+                        && st.path("inSyncNodeIds").size() == 3 && st.path("resyncs").isEmpty();
             });
             byte[] after = block(3);
             try (NbdBlockClient again = NbdBlockClient.connect(nbdUri)) {
@@ -203,7 +203,7 @@ class QuorumLossTest {
                     JsonNode v = api.get("/v1/volumes/pg");
                     JsonNode st = v.path("engine").path("status");
                     return "healthy".equals(v.path("health").asText()) && "serving".equals(st.path("state").asText())
-                            && st.path("inSync").size() == 3 && st.path("resyncs").isEmpty();
+                            && st.path("inSyncNodeIds").size() == 3 && st.path("resyncs").isEmpty();
                 });
     }
 

@@ -88,7 +88,7 @@ class QuorumRecoveryTest {
             JsonNode plan = io.ballast.common.Json.newMapper().readTree(json.out());
             assertThat(plan.path("recovered").asBoolean()).isFalse();
             assertThat(plan.path("plan").path("lostVolumes")).extracting(JsonNode::asText).containsExactly("gone");
-            assertThat(plan.path("plan").path("oldVoters")).extracting(JsonNode::asText)
+            assertThat(plan.path("plan").path("oldVoterNodeIds")).extracting(JsonNode::asText)
                     .containsExactly("node-1", "node-2", "node-3");
             // a stopped node has just taken a snapshot; without it, the same metadata comes from its log alone
             // (what a killed node's log tail goes through); the recovery below then uses the log only
@@ -101,8 +101,8 @@ class QuorumRecoveryTest {
                     survivor.toString(), "-o", "json").out()).path("plan");
             assertThat(fromLog.path("snapshotIndex").asLong()).isEqualTo(-1);
             assertThat(fromLog.path("entriesReplayed").asInt()).isGreaterThan(20);
-            for (String field : List.of("recoveredIndex", "recoveredTerm", "removedNodes", "lostVolumes", "degradedVolumes",
-                    "untouchedVolumes", "oldVoters")) {
+            for (String field : List.of("recoveredIndex", "recoveredTerm", "removedNodeIds", "lostVolumes", "degradedVolumes",
+                    "untouchedVolumes", "oldVoterNodeIds")) {
                 assertThat(fromLog.path(field)).as(field + " from the log alone").isEqualTo(plan.path("plan").path(field));
             }
 

@@ -66,7 +66,7 @@ class ReplicatedVolumesTest {
                     .hasMessageContaining("attached on node-" + bare);
             JsonNode seen = c.client(bare).get("/v1/volumes/r");
             long epoch = seen.path("epoch").asLong();
-            assertThat(seen.path("attachEpoch").asLong()).isEqualTo(epoch);
+            assertThat(seen.path("attachment").path("epoch").asLong()).isEqualTo(epoch);
             assertThat(seen.path("engine").path("nodeId").asText()).isEqualTo("node-" + bare);
             assertThat(seen.path("engine").path("status").path("state").asText()).isEqualTo("serving");
             JsonNode verify = c.client(other).get("/v1/volumes/r/verify"); // proxied to the attached node

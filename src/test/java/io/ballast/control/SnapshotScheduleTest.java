@@ -73,7 +73,7 @@ class SnapshotScheduleTest {
     @Test
     void runsWhenDueKeepsTheNewestAutoSnapshotsAndNeverReplaysMissedRuns() throws Exception {
         assertThat(cli.run("volume", "create", "db", "--size", "16MiB").exit()).isZero();
-        String uri = JSON.readTree(cli.run("volume", "attach", "db", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(cli.run("volume", "attach", "db", "-o", "json").out()).path("nbdUri").asText();
         assertThat(cli.run("snapshot", "create", "db", "mine").exit()).isZero();
         // users cannot take the schedule's names (retention would delete them)
         HttpResponse<String> reserved = call("POST", "/v1/volumes/db/snapshots", "{\"name\":\"auto-20261207-0930\"}");

@@ -172,7 +172,7 @@ class DebInstallSystemTest {
         JsonNode s = JSON.readTree(json.out());
         String nodeId = Files.readString(data.resolve("node-id")).strip();
         assertThat(s.path("node").path("nodeId").asText()).isEqualTo(nodeId);
-        assertThat(s.path("cluster").path("leader").asText()).isEqualTo(nodeId);
+        assertThat(s.path("cluster").path("leaderNodeId").asText()).isEqualTo(nodeId);
         assertThat(s.path("cluster").path("nodes")).hasSize(1);
         assertThat(s.path("cluster").path("nodes").get(0).path("state").asText()).isEqualTo("up");
 

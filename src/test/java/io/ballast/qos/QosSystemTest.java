@@ -144,9 +144,9 @@ class QosSystemTest {
         for (String[] v : new String[][] {{"lat", "64MiB", "1"}, {"noisy", "256MiB", "1"}, {"rb", "1GiB", "2"}}) {
             ok("volume", "create", v[0], "--size", v[1], "--repl", v[2], "--prefer-node", "node-1");
         }
-        String latUri = JSON.readTree(ok("volume", "attach", "lat", "-o", "json").out()).path("uri").asText();
-        String noisyUri = JSON.readTree(ok("volume", "attach", "noisy", "-o", "json").out()).path("uri").asText();
-        String rbUri = JSON.readTree(ok("volume", "attach", "rb", "-o", "json").out()).path("uri").asText();
+        String latUri = JSON.readTree(ok("volume", "attach", "lat", "-o", "json").out()).path("nbdUri").asText();
+        String noisyUri = JSON.readTree(ok("volume", "attach", "noisy", "-o", "json").out()).path("nbdUri").asText();
+        String rbUri = JSON.readTree(ok("volume", "attach", "rb", "-o", "json").out()).path("nbdUri").asText();
         Process fill = new ProcessBuilder("fio", "--name=fill", "--ioengine=nbd", "--uri=" + rbUri, "--rw=write", "--bs=1M",
                 "--iodepth=8", "--size=" + REBUILD_BYTES).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
 
@@ -223,7 +223,7 @@ class QosSystemTest {
         CliRunner.Result created = ok("volume", "create", "qv", "--size", "256MiB", "--repl", "1", "--prefer-node", "node-1",
                 "--max-iops", "1000");
         assertThat(created.err()).contains("QoS max 1000 IOPS, max unlimited bandwidth");
-        String uri = JSON.readTree(ok("volume", "attach", "qv", "-o", "json").out()).path("uri").asText();
+        String uri = JSON.readTree(ok("volume", "attach", "qv", "-o", "json").out()).path("nbdUri").asText();
         assertThat(uri).startsWith("nbd://");
 
         // first without the limit: the capacity here (far above 1,000, or the check below would prove nothing),
@@ -263,7 +263,7 @@ class QosSystemTest {
 
         JsonNode v = JSON.readTree(ok("volume", "inspect", "qv", "-o", "json").out());
         assertThat(v.path("qos").path("maxIops").asLong()).isEqualTo(250);
-        assertThat(v.path("qos").path("maxBandwidthBytes").asLong()).isZero();
+        assertThat(v.path("qos").path("maxBandwidthBytesPerSec").asLong()).isZero();
         assertThat(ok("volume", "inspect", "qv").out()).contains("QoS:          max 250 IOPS, max unlimited bandwidth");
         assertThat(ok("volume", "set", "qv", "--max-iops", "unlimited").err()).contains("volume qv QoS: unlimited");
     }

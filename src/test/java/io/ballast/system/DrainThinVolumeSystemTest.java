@@ -134,9 +134,9 @@ class DrainThinVolumeSystemTest {
                 JsonNode sv = snapApi.get("/v1/volumes/snapped");
                 JsonNode snapStatus = sv.path("engine").path("status");
                 return !now.contains(drained) && now.size() == 2 && status.path("resyncs").isEmpty()
-                        && status.path("inSync").size() == 2
+                        && status.path("inSyncNodeIds").size() == 2
                         && !replicaNodes(sv).contains(drained) && snapStatus.path("resyncs").isEmpty()
-                        && snapStatus.path("inSync").size() == 2;
+                        && snapStatus.path("inSyncNodeIds").size() == 2;
             });
             assertThat(copiedTo).as("the rebuild's progress names the new replica only").doesNotContain(drained);
             long copiedBytes = resyncBytes(holderApi) - before;
@@ -160,7 +160,7 @@ class DrainThinVolumeSystemTest {
 
             // the rebuilt replica holds s1 (copied before the live data) and is listed as holding it; the drained node is not
             JsonNode s1 = snapApi.get("/v1/volumes/snapped/snapshots/s1");
-            assertThat(s1.path("nodes")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-" + snapHolder, newSnapNode);
+            assertThat(s1.path("nodeIds")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-" + snapHolder, newSnapNode);
             JsonNode snapVerify = snapApi.get("/v1/volumes/snapped/verify");
             assertThat(snapVerify.path("identical").asBoolean()).as(snapVerify.toString()).isTrue();
             assertThat(snapVerify.path("snapshots").get(0).path("replicas")).extracting(r -> r.path("nodeId").asText())
@@ -247,7 +247,7 @@ class DrainThinVolumeSystemTest {
         }
         JsonNode removing = dApi.delete("/v1/node/pools/default");
         assertThat(removing.path("removed").asBoolean()).as(removing.toString()).isFalse();
-        assertThat(removing.path("moving").path("pooled").asText()).isEqualTo("node-" + other);
+        assertThat(removing.path("replacementNodeIds").path("pooled").asText()).isEqualTo("node-" + other);
         MiniCluster.await(Duration.ofMinutes(2), "pooled moved off node-" + d + " and its pool let go", () ->
                 replicaNodes(api.get("/v1/volumes/pooled")).equals(List.of("node-" + other))
                         && dApi.get("/v1/node").path("pool").path("pools").findValuesAsText("name").equals(List.of("spare")));

@@ -205,7 +205,7 @@ class EncryptionAtRestSystemTest {
     }
 
     private static String attachUri(NodeProcess n, String volume) throws IOException {
-        return JSON.readTree(ok(n.apiUrl(), "volume", "attach", volume, "-o", "json")).path("uri").asText();
+        return JSON.readTree(ok(n.apiUrl(), "volume", "attach", volume, "-o", "json")).path("nbdUri").asText();
     }
 
     private static void copy(String from, String to) {

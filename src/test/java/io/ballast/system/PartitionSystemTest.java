@@ -66,7 +66,7 @@ class PartitionSystemTest {
             waitUntil("3 nodes up", () -> nodeStates(a.apiUrl()).stream().filter("up"::equals).count() == 3);
 
             ok(a.apiUrl(), "volume", "create", "p", "--size", "128MiB", "--repl", "3");
-            String uri = JSON.readTree(ok(a.apiUrl(), "volume", "attach", "p", "-o", "json")).path("uri").asText();
+            String uri = JSON.readTree(ok(a.apiUrl(), "volume", "attach", "p", "-o", "json")).path("nbdUri").asText();
             fio(uri, 0, 32 * MIB, false);
             assertThat(inSync(volume(a.apiUrl(), "p"))).containsExactlyInAnyOrder("node-a", "node-b", "node-c");
             // the cut comes after a checkpoint covers these writes (one follows 100 ms after writes pause):
@@ -94,7 +94,7 @@ class PartitionSystemTest {
             long resyncBytes = counters(healed).path("resyncBytes").asLong();
             assertThat(resyncBytes).as("delta resync after the partition").isPositive().isLessThanOrEqualTo(32 * MIB + 16 * MIB);
             JsonNode report = JSON.readTree(ok(a.apiUrl(), "volume", "verify", "p", "-o", "json")).path("report");
-            assertThat(report.path("replicas")).hasSize(3);
+            assertThat(report.path("replicaNodeIds")).hasSize(3);
             assertThat(report.path("differences")).isEmpty();
             fio(uri, 0, 32 * MIB, true);
             fio(uri, 32 * MIB, 32 * MIB, true);

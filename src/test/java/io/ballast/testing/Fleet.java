@@ -201,7 +201,7 @@ public final class Fleet implements AutoCloseable {
         List<RaftPeer> out = new ArrayList<>();
         for (JsonNode n : list.path("nodes")) {
             if ("voter".equals(n.path("raftRole").asText())) {
-                out.add(RaftPeer.newBuilder().setId(n.path("id").asText()).setAddress(n.path("raftAddress").asText()).build());
+                out.add(RaftPeer.newBuilder().setId(n.path("nodeId").asText()).setAddress(n.path("raftAddress").asText()).build());
             }
         }
         return out;
@@ -373,7 +373,7 @@ public final class Fleet implements AutoCloseable {
     }
 
     private void noteNode(JsonNode n) {
-        String id = n.path("id").asText();
+        String id = n.path("nodeId").asText();
         NodeRecord before = nodes.get(id);
         if (before != null && !before.state().equals(n.path("state").asText())) {
             stateChanges.incrementAndGet();

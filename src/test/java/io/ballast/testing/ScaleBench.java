@@ -48,7 +48,7 @@ public final class ScaleBench {
         int[] volumeSteps = Arrays.stream(a.getOrDefault("volumes", "1000,10000").split(",")).mapToInt(Integer::parseInt).toArray();
         NodeClient api = new NodeClient(urls.getFirst(), admin, Duration.ofSeconds(60));
         for (JsonNode n : api.get("/v1/nodes").path("nodes")) {
-            api.post("/v1/nodes/" + n.path("id").asText() + "/cordon", Map.of()); // replicas go to the fleet only
+            api.post("/v1/nodes/" + n.path("nodeId").asText() + "/cordon", Map.of()); // replicas go to the fleet only
         }
         System.out.println("| members | volumes | Raft entries/s (steady) | leases/s | leader CPU % of a core | leader RSS MiB"
                 + " | creates/s (16 clients) | create p99 ms | list page 500 p99 ms | inspect p99 ms |");
@@ -73,7 +73,7 @@ public final class ScaleBench {
                         createCells = "– | –";
                     }
                     MiniCluster.await(Duration.ofMinutes(10), "replicas ready", () -> fleet.pendingReplicas() == 0);
-                    String leader = api.get("/v1/cluster").path("leader").asText();
+                    String leader = api.get("/v1/cluster").path("leaderNodeId").asText();
                     NodeClient lead = api.at(urls.get(indexOf(urls, api, leader)));
                     Thread.sleep(2000); // let the last ready commits land
                     long idx0 = lead.get("/v1/cluster").path("raftCommitIndex").asLong();

@@ -1,7 +1,6 @@
 package io.ballast.api.rest;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.ballast.cluster.Attachment;
 
 /** Request and response bodies of the REST API that are not control-plane records themselves. */
 public final class ApiTypes {
@@ -93,24 +92,6 @@ public final class ApiTypes {
     /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
     public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report,
             java.util.List<SnapshotVerify> snapshots) {}
-
-    /**
-     * {@code method} {@code nfs} for a shared volume: {@code uri} is then the NFS address to mount
-     * ({@code nfs://HOST/ballast/NAME}) and nothing was attached on the node answering.
-     */
-    public record AttachResponse(String volume, String uri, String unixUri, String method, String device,
-            String mount, String attachedAt) {
-        public static final String METHOD_NFS = "nfs";
-
-        static AttachResponse of(Attachment a) {
-            return new AttachResponse(a.volume(), a.nbdUri(), a.nbdUnixUri(), a.method(), a.device(), a.mountDir(),
-                    a.attachedAt());
-        }
-
-        static AttachResponse nfs(String volume, String address) {
-            return new AttachResponse(volume, address, null, METHOD_NFS, null, null, null);
-        }
-    }
 
     /** PATCH /v1/cluster/settings: the timeouts to change, in milliseconds; absent ones stay as they are. */
     public record SettingsChange(Long heartbeatMs, Long suspectAfterMs, Long downAfterMs, Long rebuildAfterMs) {}

@@ -45,15 +45,15 @@ public final class ClusterEndpoints implements ClusterApi {
         out.put("raftRole", raft.role());
         out.put("term", raft.term());
         out.put("raftCommitIndex", raft.commitIndex());
-        out.put("leader", raft.leaderId().orElse(null));
-        out.putPOJO("voters", raft.currentVoters());
+        out.put("leaderNodeId", raft.leaderId().orElse(null));
+        out.putPOJO("voterNodeIds", raft.currentVoters());
         out.put("consistency", linearizable ? "linearizable" : "local");
         QuorumWatch.View q = raft.quorum();
         ObjectNode qj = out.putObject("quorum");
         qj.put("ok", q.ok());
-        qj.put("voters", q.voters());
-        qj.putPOJO("reachable", q.reachable());
-        qj.putPOJO("unreachable", q.unreachable());
+        qj.put("voterCount", q.voters());
+        qj.putPOJO("reachableNodeIds", q.reachable());
+        qj.putPOJO("unreachableNodeIds", q.unreachable());
         qj.put("leaderlessMs", q.leaderlessMs());
         if (!q.ok()) {
             qj.put("reason", q.reason());
@@ -96,10 +96,10 @@ public final class ClusterEndpoints implements ClusterApi {
             vj.put("sizeBytes", v.sizeBytes());
             vj.put("repl", v.repl());
             vj.put("health", h);
-            vj.putPOJO("replicas", v.replicas().stream().map(ReplicaRecord::nodeId).toList());
-            vj.putPOJO("inSync", v.inSyncNodes());
+            vj.putPOJO("replicaNodeIds", v.replicas().stream().map(ReplicaRecord::nodeId).toList());
+            vj.putPOJO("inSyncNodeIds", v.inSyncNodes());
             vj.put("epoch", v.epoch());
-            vj.put("attachedOn", v.attachment() == null ? null : v.attachment().nodeId());
+            vj.putPOJO("attachment", io.ballast.control.AttachmentView.of(v.attachment(), v.attachEpoch(), v.attachKind()));
         }
         vols.put("total", s.volumes().size());
         vols.put("healthy", healthy);
@@ -109,11 +109,22 @@ public final class ClusterEndpoints implements ClusterApi {
         return out;
     }
 
+    /**
+     * A member as the API answers it: the persisted {@link NodeRecord} (whose {@code id} stays as the
+     * metadata stores it) with its id as {@code nodeId} (docs/api.md, "Naming"), first.
+     */
     static ObjectNode nodeJson(NodeRecord n, long provisioned, ClusterState s) {
-        ObjectNode j = JSON.valueToTree(n);
+        ObjectNode record = JSON.valueToTree(n);
+        ObjectNode j = JSON.createObjectNode();
+        j.put("nodeId", n.id());
+        record.properties().forEach(e -> {
+            if (!e.getKey().equals("id")) {
+                j.set(e.getKey(), e.getValue());
+            }
+        });
         j.put("provisionedBytes", provisioned);
         long replicas = s.replicasOn(n.id());
-        j.put("replicas", replicas);
+        j.put("replicaCount", replicas);
         j.put("scheduling", scheduling(n, replicas));
         return j;
     }
@@ -179,7 +190,7 @@ public final class ClusterEndpoints implements ClusterApi {
         ObjectNode out = JSON.createObjectNode();
         ArrayNode a = out.putArray("nodes");
         s.nodes().forEach(n -> a.add(nodeJson(n, prov.getOrDefault(n.id(), 0L), s)));
-        out.put("leader", member.raft().leaderId().orElse(null));
+        out.put("leaderNodeId", member.raft().leaderId().orElse(null));
         return out;
     }
 
@@ -245,17 +256,28 @@ public final class ClusterEndpoints implements ClusterApi {
 
     @Override
     public Object cordon(String id, boolean cordoned) {
-        return member.raft().submit(new Command.SetCordon(Instant.now().toString(), id, cordoned));
+        com.fasterxml.jackson.databind.JsonNode r = member.raft().submit(new Command.SetCordon(Instant.now().toString(), id, cordoned));
+        return nodeView(JSON.convertValue(r, NodeRecord.class)); // the member as listed, nodeId and all
     }
 
     @Override
     public Object drain(String id) {
-        return member.raft().submit(new Command.DrainNode(Instant.now().toString(), id, member.config().overcommitRatio()));
+        com.fasterxml.jackson.databind.JsonNode r = member.raft().submit(new Command.DrainNode(Instant.now().toString(), id,
+                member.config().overcommitRatio()));
+        // the state machine's result names the new replicas' nodes "replacements"; the API says what they hold
+        if (r instanceof ObjectNode o && o.has("replacements")) {
+            ObjectNode out = JSON.createObjectNode();
+            o.properties().forEach(e -> out.set(e.getKey().equals("replacements") ? "replacementNodeIds" : e.getKey(), e.getValue()));
+            return out;
+        }
+        return r;
     }
 
     @Override
     public Object remove(String id, boolean force) {
-        return member.remove(id, force);
+        Object r = member.remove(id, force); // the removed node's record: answered with its id as nodeId
+        return r instanceof com.fasterxml.jackson.databind.JsonNode j && j.isObject()
+                ? nodeJson(JSON.convertValue(j, NodeRecord.class), 0, member.state()) : r;
     }
 
     @Override

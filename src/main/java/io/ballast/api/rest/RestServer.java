@@ -573,9 +573,9 @@ public final class RestServer implements AutoCloseable {
                         throw BallastException.invalid("query parameter 'state' must be up, suspect or down, got '" + state + "'");
                     }
                     var listed = cluster.nodes(state, labelsOf(q.filter("label")), q.afterKey, q.limit);
-                    String last = listed.more() ? ((JsonNode) listed.items().getLast()).path("id").asText() : null;
+                    String last = listed.more() ? ((JsonNode) listed.items().getLast()).path("nodeId").asText() : null;
                     java.util.Map<String, Object> extra = new java.util.LinkedHashMap<>();
-                    extra.put("leader", cluster.leader());
+                    extra.put("leaderNodeId", cluster.leader());
                     yield new Reply(200, q.answer("nodes", listed.items(), last, listed.revision(), extra));
                 }
                 case "/v1/nodes/{id} GET" -> new Reply(200, cluster.node(name));
@@ -692,10 +692,13 @@ public final class RestServer implements AutoCloseable {
                         throw BallastException.invalid("volume " + name + " is shared: mount " + nfs.get()
                                 + " with an NFS client; omit 'mount'");
                     }
-                    yield new Reply(200, ApiTypes.AttachResponse.nfs(name, nfs.get())); // a shared volume is mounted over NFS
+                    // a shared volume is mounted over NFS: nothing to attach, the answer names its address and server
+                    io.ballast.control.VolumeView v = volumes.inspect(name);
+                    yield new Reply(200, io.ballast.control.AttachmentView.nfs(name, v.share() == null ? null : v.share().nodeId(),
+                            v.attachEpoch(), nfs.get()));
                 }
-                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.attach(name, mount == null ? null : Path.of(mount), force,
-                        fsType)));
+                io.ballast.cluster.Attachment a = volumes.attach(name, mount == null ? null : Path.of(mount), force, fsType);
+                yield new Reply(200, attachmentAnswer(a, volumes.inspect(name)));
             }
             case "/v1/volumes/{name}/verify GET", "/v1/volumes/{name}/verify POST" -> verify(name, queryOf(ex));
             case "/v1/volumes/{name}/qos POST" -> {
@@ -746,7 +749,8 @@ public final class RestServer implements AutoCloseable {
             }
             case "/v1/volumes/{name}/detach POST" -> {
                 read(ex, JsonNode.class); // drain and bound the body even though it is unused
-                yield new Reply(200, ApiTypes.AttachResponse.of(volumes.detach(name)));
+                io.ballast.control.VolumeView before = volumes.inspect(name); // the removed attachment's epoch and kind
+                yield new Reply(200, attachmentAnswer(volumes.detach(name), before));
             }
             default -> throw new IllegalStateException("unrouted " + route + " " + method);
         };
@@ -1068,6 +1072,16 @@ public final class RestServer implements AutoCloseable {
         body.put("revision", b.revision());
         body.put("events", out);
         return new Reply(200, body);
+    }
+
+    /**
+     * An attach or detach answer: the attachment {@code a} in the one attachment shape, with the epoch and
+     * kind of {@code view}'s attachment when that is on the same node (else a takeover came between: epoch 0).
+     */
+    static io.ballast.control.AttachmentView attachmentAnswer(io.ballast.cluster.Attachment a, io.ballast.control.VolumeView view) {
+        io.ballast.control.AttachmentView known = view.attachmentView();
+        boolean same = known != null && a != null && known.nodeId().equals(a.nodeId());
+        return io.ballast.control.AttachmentView.of(a, same ? known.epoch() : 0, same ? known.kind() : null);
     }
 
     /** The backup endpoints (docs/api.md, "Backups"): long operations answer 202 with a job unless ?wait=true. */

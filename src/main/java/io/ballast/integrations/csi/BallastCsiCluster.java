@@ -104,9 +104,9 @@ public final class BallastCsiCluster implements CsiCluster {
             return volumes.attach(name, null);
         }
         JsonNode a = post(requireNode(nodeId), "/v1/volumes/" + name + "/attach", "{}");
-        return new Attachment(name, nodeId, a.path("uri").asText(null), a.path("unixUri").asText(null),
-                a.path("method").asText(null), a.path("mount").asText(null), a.path("device").asText(null), null, null,
-                a.path("attachedAt").asText(null));
+        return new Attachment(name, a.path("nodeId").asText(nodeId), a.path("nbdUri").asText(null),
+                a.path("nbdUnixUri").asText(null), a.path("method").asText(null), a.path("mountDir").asText(null),
+                a.path("device").asText(null), null, null, a.path("attachedAt").asText(null));
     }
 
     @Override

@@ -203,7 +203,7 @@ public final class DockerVolumeDriver {
                     log.atInfo().addKeyValue("volume", name).log("docker volume unmounted and detached");
                 } else {
                     // taken over by another host meantime: its attachment is not ours to undo
-                    log.atInfo().addKeyValue("volume", name).addKeyValue("attachedOn", a == null ? null : a.nodeId())
+                    log.atInfo().addKeyValue("volume", name).addKeyValue("attachedNodeId", a == null ? null : a.nodeId())
                             .log("docker volume unmounted; not attached here any more, nothing to detach");
                 }
             } else {
@@ -247,7 +247,7 @@ public final class DockerVolumeDriver {
         status.put("health", v.health());
         status.put("mounts", mountCount(v.name()));
         if (v.attachment() != null) {
-            status.put("attachedOn", v.attachment().nodeId());
+            status.put("attachedNodeId", v.attachment().nodeId());
         }
         return new PluginMessages.Volume(dockerName, mountpointOf(v), v.createdAt(), status);
     }

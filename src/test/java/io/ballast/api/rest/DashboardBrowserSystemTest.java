@@ -229,7 +229,7 @@ class DashboardBrowserSystemTest {
     @Test
     @Order(3)
     void aNodeKilledWithSigkillTurnsDownAndTheVolumeDegradedThenItsResyncShowsProgress() throws Exception {
-        String uri = send("POST", "/v1/volumes/db/attach", null).path("uri").asText();
+        String uri = send("POST", "/v1/volumes/db/attach", null).path("nbdUri").asText();
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
             write(c, 0, 4 * MIB, 1);
         }
@@ -309,7 +309,7 @@ class DashboardBrowserSystemTest {
         JsonNode engine = JSON.readTree(followed.body()).path("engine");
         assertThat(engine.path("nodeId").asText()).isEqualTo("node-a");
         assertThat(engine.path("status").path("state").asText()).isEqualTo("serving");
-        assertThat(engine.path("status").path("inSync")).hasSize(3);
+        assertThat(engine.path("status").path("inSyncNodeIds")).hasSize(3);
         HttpResponse<String> bad = HTTP.send(authorized(nodeB + "/v1/volumes/db?follow=all").build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(bad.statusCode()).isEqualTo(400);

@@ -154,8 +154,8 @@ class ListPagingApiTest {
         assertThat(total).isEqualTo(VOLUMES);
 
         JsonNode nodes = call("GET", "/v1/nodes?state=up").json();
-        assertThat(nodes.path("nodes")).extracting(n -> n.path("id").asText()).containsExactly(nodeId);
-        assertThat(nodes.path("leader").asText()).isEqualTo(nodeId);
+        assertThat(nodes.path("nodes")).extracting(n -> n.path("nodeId").asText()).containsExactly(nodeId);
+        assertThat(nodes.path("leaderNodeId").asText()).isEqualTo(nodeId);
         assertThat(call("GET", "/v1/nodes?state=down").json().path("nodes")).isEmpty();
         assertThat(call("GET", "/v1/nodes?label=" + enc("zone=nowhere")).json().path("nodes")).isEmpty();
     }

@@ -275,9 +275,9 @@ class RestApiTest {
         call("POST", "/v1/volumes", "{\"name\":\"pg\",\"size\":\"1GiB\"}");
         Resp a = call("POST", "/v1/volumes/pg/attach", null);
         assertThat(a.status()).isEqualTo(200);
-        assertThat(a.json().path("uri").asText()).isEqualTo("nbd://127.0.0.1:" + node.nbdTcp().getPort() + "/pg");
-        assertThat(a.json().path("unixUri").asText()).isEqualTo("nbd+unix:///pg?socket=" + dir.resolve("node/nbd.sock"));
-        assertThat(a.json().path("mount").isNull()).isTrue();
+        assertThat(a.json().path("nbdUri").asText()).isEqualTo("nbd://127.0.0.1:" + node.nbdTcp().getPort() + "/pg");
+        assertThat(a.json().path("nbdUnixUri").asText()).isEqualTo("nbd+unix:///pg?socket=" + dir.resolve("node/nbd.sock"));
+        assertThat(a.json().path("mountDir").isNull()).isTrue();
         // idempotent
         assertThat(call("POST", "/v1/volumes/pg/attach", "{}").status()).isEqualTo(200);
         assertThat(Files.readString(dir.resolve("node/attachments.json"))).contains("\"pg\"");
@@ -313,6 +313,80 @@ class RestApiTest {
             Thread.sleep(20); // the server sees the disconnects asynchronously
         }
         assertThat(status).isEqualTo(204);
+    }
+
+    /**
+     * docs/api.md "Naming" over a real answer of every kind this node gives (ApiNamingTest has the
+     * checker refuse the names answered before): node ids are nodeId/…NodeId(s), sizes …Bytes, times
+     * …At, durations …Ms, one name one kind of value, and one attachment shape wherever one appears.
+     */
+    @Test
+    void everyAnswerFollowsTheNamingRule() throws Exception {
+        String nodeId = call("GET", "/v1/node", null).json().path("nodeId").asText();
+        assertThat(nodeId).isNotBlank();
+        long since = call("GET", "/v1/volumes", null).json().path("revision").asLong();
+        java.util.Map<String, JsonNode> answers = new java.util.LinkedHashMap<>();
+        java.util.function.BiConsumer<String, Resp> keep = (what, r) -> {
+            try {
+                assertThat(r.status()).as(what + ": " + r.body()).isLessThan(300);
+                answers.put(what, r.json());
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        };
+        keep.accept("create", call("POST", "/v1/volumes?wait=ready", "{\"name\":\"names\",\"size\":\"64MiB\"}"));
+        keep.accept("attach", call("POST", "/v1/volumes/names/attach", "{}"));
+        keep.accept("volume", call("GET", "/v1/volumes/names", null));
+        keep.accept("volume list", call("GET", "/v1/volumes", null));
+        keep.accept("status", call("GET", "/v1/cluster", null));
+        keep.accept("stale status", call("GET", "/v1/cluster?stale=true", null));
+        keep.accept("nodes", call("GET", "/v1/nodes", null));
+        keep.accept("node", call("GET", "/v1/nodes/" + nodeId, null));
+        keep.accept("cordon", call("POST", "/v1/nodes/" + nodeId + "/cordon", null));
+        keep.accept("uncordon", call("POST", "/v1/nodes/" + nodeId + "/uncordon", null));
+        keep.accept("this node", call("GET", "/v1/node", null));
+        keep.accept("volume io", call("GET", "/v1/node/volume-io", null));
+        keep.accept("snapshot", call("POST", "/v1/volumes/names/snapshots", "{\"name\":\"s1\"}"));
+        keep.accept("snapshots", call("GET", "/v1/snapshots", null));
+        keep.accept("verify", call("GET", "/v1/volumes/names/verify", null));
+        keep.accept("schedule", call("PUT", "/v1/volumes/names/snapshot-schedule", "{\"every\":\"1h\",\"keep\":2}"));
+        keep.accept("schedules", call("GET", "/v1/snapshot-schedules", null));
+        keep.accept("changed blocks", call("GET", "/v1/volumes/names/snapshots/s1/changed-blocks", null));
+        keep.accept("settings", call("GET", "/v1/cluster/settings", null));
+        keep.accept("tokens", call("GET", "/v1/auth/tokens", null));
+        keep.accept("whoami", call("GET", "/v1/auth/whoami", null));
+        keep.accept("watch", call("GET", "/v1/watch?since=" + since + "&timeoutMs=0", null));
+        keep.accept("detach", call("POST", "/v1/volumes/names/detach", null));
+        keep.accept("events", call("GET", "/v1/events", null));
+        answers.put("error", call("GET", "/v1/volumes/no-such", null).json());
+
+        java.util.Map<String, java.util.Set<String>> kinds = new java.util.TreeMap<>();
+        java.util.List<String> problems = new java.util.ArrayList<>();
+        answers.forEach((what, j) -> problems.addAll(io.ballast.testing.ApiNaming.problems(what, j, java.util.Set.of(nodeId),
+                java.util.Set.of("names"), kinds)));
+        problems.addAll(io.ballast.testing.ApiNaming.mixedTypes(kinds));
+        assertThat(problems).isEmpty();
+
+        // the same attachment, in the same shape, from the attach answer, the volume and the status's list
+        JsonNode attached = answers.get("attach");
+        JsonNode inVolume = answers.get("volume").path("attachment");
+        JsonNode inStatus = null;
+        for (JsonNode v : answers.get("status").path("volumes").path("list")) {
+            inStatus = v.path("name").asText().equals("names") ? v.path("attachment") : inStatus;
+        }
+        for (JsonNode a : java.util.List.of(attached, inVolume, inStatus, answers.get("detach"))) {
+            assertThat(a.path("nodeId").asText()).as(a.toString()).isEqualTo(nodeId);
+            assertThat(a.path("epoch").asLong()).as(a.toString()).isEqualTo(inVolume.path("epoch").asLong()).isPositive();
+            assertThat(a.path("kind").asText()).isEqualTo("user");
+        }
+        assertThat(attached).isEqualTo(inVolume);
+        assertThat(answers.get("nodes").path("leaderNodeId").asText()).isEqualTo(nodeId);
+        assertThat(answers.get("nodes").path("nodes").get(0).path("nodeId").asText()).isEqualTo(nodeId);
+        assertThat(answers.get("snapshot").path("nodeIds")).extracting(JsonNode::asText).containsExactly(nodeId);
+
+        call("DELETE", "/v1/volumes/names/snapshot-schedule", null);
+        call("DELETE", "/v1/volumes/names/snapshots/s1", null);
+        assertThat(call("DELETE", "/v1/volumes/names", null).status()).isEqualTo(204);
     }
 
     @Test

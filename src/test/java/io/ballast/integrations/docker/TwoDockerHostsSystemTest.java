@@ -178,7 +178,7 @@ class TwoDockerHostsSystemTest {
             assertThat(inspect.stdout()).contains("Attached:     on host-a").contains("Mount:        " + mountA)
                     .containsPattern("replica on  host-a: ready, in sync")
                     .containsPattern("replica on  host-b: .*NOT in sync");
-            assertThat(dockerA.ok("volume", "inspect", "--format", "{{index .Status \"attachedOn\"}} {{.Mountpoint}}"
+            assertThat(dockerA.ok("volume", "inspect", "--format", "{{index .Status \"attachedNodeId\"}} {{.Mountpoint}}"
                     + " {{index .Status \"replicas\"}} {{index .Status \"health\"}}", "moved"))
                     .isEqualTo("host-a " + mountA + " 2 degraded");
             CommandResult events = ballast(nodeA.apiUrl(), "events");
