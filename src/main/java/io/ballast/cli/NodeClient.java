@@ -42,7 +42,8 @@ public final class NodeClient {
         this.baseUrl = baseUrl.replaceAll("/+$", "");
         this.requestTimeout = requestTimeout;
         this.token = token;
-        this.http = httpClient(CliTrust.sslContext().orElse(null));
+        // the CA matters for https only: a plain-http node (--insecure) is reached whatever CA file is configured
+        this.http = httpClient(this.baseUrl.startsWith("https:") ? CliTrust.sslContext().orElse(null) : null);
     }
 
     private record Shared(SSLContext trust, HttpClient http) {}

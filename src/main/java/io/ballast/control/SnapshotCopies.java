@@ -128,6 +128,9 @@ final class SnapshotCopies {
         String me = ctx.me();
         boolean missing = ctx.snapshots(v.name()).stream().anyMatch(s -> s.volumeUuid().equals(v.uuid()) && !s.nodes().contains(me));
         if (!missing) {
+            if (j != null) {
+                jobs.remove(v.name(), j); // nothing to copy: no job to show (a later need starts from an unknown storage)
+            }
             return false;
         }
         if (j == null) {
@@ -174,8 +177,8 @@ final class SnapshotCopies {
     /** The copy into this node's replica of {@code volume}, while one is under way; else empty. */
     Optional<VolumeView.SnapshotCopy> progress(String volume) {
         Job j = jobs.get(volume);
-        if (j == null || j.state == State.DONE || j.state == State.ABANDONED) {
-            return Optional.empty();
+        if (j == null || j.state == State.DONE || j.state == State.ABANDONED || (j.attempt == 0 && j.state != State.COPYING)) {
+            return Optional.empty(); // no attempt started yet: a new replica that may have nothing to copy
         }
         boolean copying = j.state == State.COPYING;
         return Optional.of(new VolumeView.SnapshotCopy(ctx.me(), j.source, copying ? "copying" : "waiting", j.attempt, j.snapshotsDone,
