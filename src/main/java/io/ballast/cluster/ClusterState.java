@@ -631,7 +631,21 @@ public final class ClusterState {
     }
 
     /** Result of a drain: replacement per volume, and the volumes that could not be moved, with why. */
-    public record DrainResult(String nodeId, Map<String, String> replacements, Map<String, String> unplaced) {}
+    public record DrainResult(String nodeId, Map<String, String> replacements, Map<String, String> unplaced) {
+
+        /**
+         * The drain result as the API answers it (docs/api.md "Naming"): the replacement map is
+         * {@code replacementNodeIds}. The Raft reply keeps the record's names, which every build reads.
+         */
+        public static com.fasterxml.jackson.databind.node.ObjectNode apiView(com.fasterxml.jackson.databind.JsonNode raftReply) {
+            com.fasterxml.jackson.databind.node.ObjectNode out = JSON.createObjectNode();
+            if (raftReply != null && raftReply.isObject()) {
+                raftReply.properties().forEach(e ->
+                        out.set(e.getKey().equals("replacements") ? "replacementNodeIds" : e.getKey(), e.getValue()));
+            }
+            return out;
+        }
+    }
 
     private DrainResult drain(Command.DrainNode d) {
         NodeRecord n = requireNode(d.nodeId());

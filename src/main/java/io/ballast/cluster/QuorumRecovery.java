@@ -6,12 +6,8 @@ import io.ballast.common.DurableFiles;
 import io.ballast.common.ErrorCode;
 import java.io.File;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -81,14 +77,14 @@ public final class QuorumRecovery {
 
     /** Reads the survivor's metadata and works out the recovery; changes nothing. */
     public static Plan plan(Path dataDir, Instant now) throws IOException {
-        try (DirLock ignored = lockStopped(dataDir)) {
+        try (io.ballast.common.DataDirLock ignored = lockStopped(dataDir)) {
             return planLocked(dataDir, now);
         }
     }
 
     /** Plans again under the data directory's lock and carries it out. */
     public static Plan apply(Path dataDir, Instant now) throws IOException {
-        try (DirLock ignored = lockStopped(dataDir)) {
+        try (io.ballast.common.DataDirLock ignored = lockStopped(dataDir)) {
             Plan p = planLocked(dataDir, now);
             Path seedDir = dataDir.resolve(SEED_DIR);
             io.ballast.common.OwnerOnly.createDirectories(seedDir);
@@ -135,7 +131,7 @@ public final class QuorumRecovery {
      * The data directory's lock, which a running node holds (NodeDaemon): refused with CONFLICT while it
      * runs, INVALID_ARGUMENT when the directory is not a member's.
      */
-    private static DirLock lockStopped(Path dataDir) throws IOException {
+    private static io.ballast.common.DataDirLock lockStopped(Path dataDir) throws IOException {
         if (!Files.isDirectory(dataDir)) {
             throw BallastException.invalid(dataDir + " is not a directory; name the data directory of the surviving node"
                     + " (its --data-dir)");
@@ -144,16 +140,8 @@ public final class QuorumRecovery {
             throw BallastException.invalid(dataDir + " is not the data directory of a Ballast cluster member (no node-id"
                     + " and cluster.json in it); name the --data-dir the surviving node was started with");
         }
-        FileChannel ch = FileChannel.open(dataDir.resolve(".lock"), Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE),
-                io.ballast.common.OwnerOnly.file());
-        FileLock lock;
-        try {
-            lock = ch.tryLock();
-        } catch (OverlappingFileLockException e) {
-            lock = null;
-        }
+        io.ballast.common.DataDirLock lock = io.ballast.common.DataDirLock.tryAcquire(dataDir);
         if (lock == null) {
-            ch.close();
             String pid = "";
             try {
                 pid = " (pid " + Files.readString(dataDir.resolve("ballast.pid")).strip() + ")";
@@ -163,16 +151,7 @@ public final class QuorumRecovery {
             throw BallastException.conflict("the node of " + dataDir + " is running" + pid + "; a recovery rewrites its"
                     + " Raft state and needs it stopped: stop it first (`ballast down`, or stop its service), then run this again");
         }
-        return new DirLock(ch, lock);
-    }
-
-    /** The data directory's lock, held while the recovery reads and rewrites it. */
-    private record DirLock(FileChannel channel, FileLock lock) implements AutoCloseable {
-        @Override
-        public void close() throws IOException {
-            lock.release();
-            channel.close();
-        }
+        return lock;
     }
 
     private static Plan planLocked(Path dataDir, Instant now) throws IOException {

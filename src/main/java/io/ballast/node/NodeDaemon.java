@@ -19,13 +19,9 @@ import io.ballast.storage.BlockDevice;
 import io.ballast.storage.StoragePool;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayDeque;
@@ -66,7 +62,6 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private volatile io.ballast.security.NodeTls tls;
     private io.ballast.backup.BackupService backups;
     private io.ballast.replication.EngineHost engines;
-    private FileChannel lockChannel;
     private NodePoolAdmin poolAdmin;
     /** Only a node that got as far as writing node.json and the pid file may remove them. */
     private boolean wroteNodeFiles;
@@ -308,19 +303,12 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     }
 
     private void lockDataDir() throws IOException {
-        lockChannel = FileChannel.open(config.dataDir().resolve(".lock"),
-                java.util.Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE), io.ballast.common.OwnerOnly.file());
-        started.push(lockChannel);
-        FileLock lock;
-        try {
-            lock = lockChannel.tryLock();
-        } catch (OverlappingFileLockException e) {
-            lock = null;
-        }
+        io.ballast.common.DataDirLock lock = io.ballast.common.DataDirLock.tryAcquire(config.dataDir());
         if (lock == null) {
             throw new BallastException(ErrorCode.CONFLICT, "another Ballast node is running on " + config.dataDir()
                     + "; stop it first (`ballast down`) or use another --data-dir");
         }
+        started.push(lock);
     }
 
     private String readOrCreateNodeId() throws IOException {

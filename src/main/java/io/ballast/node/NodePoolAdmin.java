@@ -68,8 +68,9 @@ final class NodePoolAdmin implements AutoCloseable {
         }
         JsonNode drained = drain(name, held);
         out.put("removed", false);
-        out.put("replacementNodeIds", drained == null ? Map.of() : drained.path("replacements"));
-        out.put("unplaced", drained == null ? Map.of() : drained.path("unplaced"));
+        JsonNode api = io.ballast.cluster.ClusterState.DrainResult.apiView(drained);
+        out.put("replacementNodeIds", api.has("replacementNodeIds") ? api.get("replacementNodeIds") : Map.of());
+        out.put("unplaced", api.has("unplaced") ? api.get("unplaced") : Map.of());
         watch(name);
         return out;
     }

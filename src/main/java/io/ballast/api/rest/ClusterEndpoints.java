@@ -264,13 +264,7 @@ public final class ClusterEndpoints implements ClusterApi {
     public Object drain(String id) {
         com.fasterxml.jackson.databind.JsonNode r = member.raft().submit(new Command.DrainNode(Instant.now().toString(), id,
                 member.config().overcommitRatio()));
-        // the state machine's result names the new replicas' nodes "replacements"; the API says what they hold
-        if (r instanceof ObjectNode o && o.has("replacements")) {
-            ObjectNode out = JSON.createObjectNode();
-            o.properties().forEach(e -> out.set(e.getKey().equals("replacements") ? "replacementNodeIds" : e.getKey(), e.getValue()));
-            return out;
-        }
-        return r;
+        return r instanceof ObjectNode o && o.has("replacements") ? io.ballast.cluster.ClusterState.DrainResult.apiView(o) : r;
     }
 
     @Override
