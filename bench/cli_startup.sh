@@ -25,7 +25,8 @@ for ((i = 0; i < RUNS; i++)); do
   cpus+=("$(awk '{printf "%d", ($1 + $2) * 1000}' "$ERR.cpu")")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+p90() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR * 9 + 9) / 10)]}'; }
 mapfile -t sorted < <(printf '%s\n' "${times[@]}" | sort -n)
 n=${#sorted[@]}
 echo "runs (ms, sorted): ${sorted[*]}"
-echo "p50 ${sorted[$(((n - 1) / 2))]} ms, p90 ${sorted[$(((n * 9 + 9) / 10 - 1))]} ms, min ${sorted[0]} ms; CPU (user+sys) p50 $(median "${cpus[@]}") ms; failed runs: $fails, stderr lines: $(wc -l < "$ERR"), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "p50 ${sorted[$(((n - 1) / 2))]} ms, p90 ${sorted[$(((n * 9 + 9) / 10 - 1))]} ms, min ${sorted[0]} ms; CPU (user+sys) p50 $(median "${cpus[@]}") ms, p90 $(p90 "${cpus[@]}") ms; failed runs: $fails, stderr lines: $(wc -l < "$ERR"), load: $(cut -d' ' -f1-3 /proc/loadavg)"

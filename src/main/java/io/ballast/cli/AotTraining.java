@@ -59,6 +59,21 @@ public final class AotTraining {
                 failed++;
             }
         }
+        // the same list as a user's shell runs it: the server, token and CA from the current context of the
+        // CLI config, the road with the config file read and no picocli (QuickCommands)
+        java.nio.file.Path home = java.nio.file.Files.createTempDirectory("ballast-aot-training-ctx");
+        Map<String, String> ctxEnv = Map.of("BALLAST_HOME", home.toString());
+        new CliConfig(CliConfig.location(ctxEnv)).put(new CliConfig.Context("aot-training", args[0], args[2], env.get("BALLAST_TOKEN")), true);
+        for (List<String> c : List.of(List.of("volume", "list"), List.of("volume", "ls", "-o", "json"), List.of("volume", "list"))) {
+            int code = BallastCli.run(c.toArray(String[]::new), discard, err, ctxEnv);
+            if (code != 0) {
+                err.println("aot training: `ballast " + String.join(" ", c) + "` (through a context) exited with " + code);
+                failed++;
+            }
+        }
+        try (var files = java.nio.file.Files.walk(home)) { // the config holds the training node's token
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        }
         System.exit(failed == 0 ? 0 : 1);
     }
 }

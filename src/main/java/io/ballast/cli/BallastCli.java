@@ -51,37 +51,53 @@ public final class BallastCli extends CommandGroup {
 
     /** Runs one command line; returns the exit code. */
     public static int run(String[] args, PrintWriter out, PrintWriter err, Map<String, String> env) {
+        return run(args, out, err, env, true);
+    }
+
+    /** {@code quick} false: picocli parses every command line (tests compare the two roads). */
+    static int run(String[] args, PrintWriter out, PrintWriter err, Map<String, String> env, boolean quick) {
         BallastCli root = new BallastCli(out, err, env);
         CliTrust.configure(CliTrust.caFileArg(args), env, root.home());
-        CommandLine cl = commandLine(root, args);
-        cl.setOut(out);
-        cl.setErr(err);
-        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-            switch (ex) {
-                case NodeUnreachableException u -> {
-                    err.println("error: " + u.getMessage());
-                    return ExitCodes.UNREACHABLE;
-                }
-                case NotAuthorizedException a -> {
-                    err.println("error: " + a.getMessage());
-                    return ExitCodes.NOT_AUTHORIZED;
-                }
-                case BallastException b -> {
-                    err.println("error: " + b.getMessage());
-                    return ExitCodes.of(b.code());
-                }
-                default -> {
-                    err.println("error: unexpected " + ex);
-                    ex.printStackTrace(err);
-                    return ExitCodes.INTERNAL;
+        try {
+            VolumeCommands.ListCmd list = quick ? QuickCommands.volumeList(root, args) : null;
+            if (list != null) {
+                try {
+                    return list.call();
+                } catch (Exception e) {
+                    return failed(e, err);
                 }
             }
-        });
-        try {
+            CommandLine cl = commandLine(root, args);
+            cl.setOut(out);
+            cl.setErr(err);
+            cl.setExecutionExceptionHandler((ex, cmd, parsed) -> failed(ex, err));
             return cl.execute(args);
         } finally {
             out.flush();
             err.flush();
+        }
+    }
+
+    /** What a command that threw tells the user, and its exit code. */
+    private static int failed(Exception ex, PrintWriter err) {
+        switch (ex) {
+            case NodeUnreachableException u -> {
+                err.println("error: " + u.getMessage());
+                return ExitCodes.UNREACHABLE;
+            }
+            case NotAuthorizedException a -> {
+                err.println("error: " + a.getMessage());
+                return ExitCodes.NOT_AUTHORIZED;
+            }
+            case BallastException b -> {
+                err.println("error: " + b.getMessage());
+                return ExitCodes.of(b.code());
+            }
+            default -> {
+                err.println("error: unexpected " + ex);
+                ex.printStackTrace(err);
+                return ExitCodes.INTERNAL;
+            }
         }
     }
 

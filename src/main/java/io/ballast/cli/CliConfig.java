@@ -1,6 +1,7 @@
 package io.ballast.cli;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.ballast.common.BallastException;
@@ -71,11 +72,48 @@ final class CliConfig {
             return new File(null, List.of());
         }
         try {
-            return JSON.readValue(path.toFile(), File.class);
+            return fileOf(JSON.readTree(path.toFile()));
         } catch (IOException e) {
             throw BallastException.invalid("cannot read the CLI config " + path + ": " + e.getMessage()
                     + "; fix or remove it (`ballast login --server HOST:PORT` writes a new one)");
         }
+    }
+
+    /**
+     * The file's tree into its records by hand: Jackson's record binding (reflection over the records'
+     * components and constructors) was a visible part of every CLI call's start (docs/perf/startup.md).
+     * Unknown fields are ignored, as they were.
+     */
+    private static File fileOf(JsonNode root) throws IOException {
+        if (root == null || !root.isObject()) {
+            throw new IOException("not a JSON object");
+        }
+        List<Context> contexts = new ArrayList<>();
+        JsonNode list = root.path("contexts");
+        if (!list.isMissingNode() && !list.isNull()) {
+            if (!list.isArray()) {
+                throw new IOException("contexts: not an array");
+            }
+            for (JsonNode c : list) {
+                if (!c.isObject()) {
+                    throw new IOException("contexts: an element is not an object");
+                }
+                contexts.add(new Context(text(c, "name"), text(c, "server"), text(c, "caFile"), text(c, "token")));
+            }
+        }
+        return new File(text(root, "currentContext"), contexts);
+    }
+
+    /** A string field, null when absent or null; a scalar as its text (as the record binding took it). */
+    static String text(JsonNode o, String field) throws IOException {
+        JsonNode v = o.path(field);
+        if (v.isMissingNode() || v.isNull()) {
+            return null;
+        }
+        if (v.isContainerNode()) {
+            throw new IOException(field + ": not a string");
+        }
+        return v.asText();
     }
 
     Optional<Context> current() {

@@ -105,10 +105,32 @@ final class LocalCluster {
 
     Optional<LocalState> read() {
         try {
-            return Files.exists(stateFile()) ? Optional.of(JSON.readValue(stateFile().toFile(), LocalState.class)) : Optional.empty();
+            return Files.exists(stateFile()) ? Optional.of(stateOf(JSON.readTree(stateFile().toFile()))) : Optional.empty();
         } catch (IOException e) {
             return Optional.empty();
         }
+    }
+
+    /** The state file's tree by hand, not through Jackson's record binding: read by every CLI call (CliConfig.fileOf). */
+    private static LocalState stateOf(JsonNode root) throws IOException {
+        if (root == null || !root.isObject()) {
+            throw new IOException("not a JSON object");
+        }
+        List<LocalNode> nodes = null;
+        JsonNode list = root.path("nodes");
+        if (list.isArray()) {
+            nodes = new java.util.ArrayList<>();
+            for (JsonNode n : list) {
+                JsonNode pid = n.path("pid");
+                if (!n.isObject() || !(pid.isMissingNode() || pid.isNull() || pid.canConvertToLong())) {
+                    throw new IOException("nodes: not a node");
+                }
+                nodes.add(new LocalNode(CliConfig.text(n, "name"), CliConfig.text(n, "dataDir"), CliConfig.text(n, "apiUrl"), pid.asLong()));
+            }
+        } else if (!list.isMissingNode() && !list.isNull()) {
+            throw new IOException("nodes: not an array");
+        }
+        return new LocalState(CliConfig.text(root, "apiUrl"), nodes);
     }
 
     void write(LocalState state) throws IOException {

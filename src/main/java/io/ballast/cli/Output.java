@@ -15,8 +15,13 @@ import picocli.CommandLine.Option;
 public final class Output {
     static final ObjectMapper PRETTY = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-    /** The same objects as {@code -o json}, in YAML (one document per object, as kubectl prints them). */
-    static final ObjectMapper YAML = new ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+    /**
+     * The same objects as {@code -o json}, in YAML (one document per object, as kubectl prints them); made
+     * on first use: a mapper with SnakeYAML under it is a cost every other call would pay at its start.
+     */
+    private static final class Yaml {
+        static final ObjectMapper MAPPER = new ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+    }
 
     /** {@code wide}: the human table with more columns; {@code json} and {@code yaml}: the API's objects. */
     public enum Format { human, wide, json, yaml }
@@ -89,7 +94,7 @@ public final class Output {
             return;
         }
         try {
-            out.print(YAML.writeValueAsString(value));
+            out.print(Yaml.MAPPER.writeValueAsString(value));
             out.flush();
         } catch (JsonProcessingException e) {
             throw new IllegalStateException(e);

@@ -164,6 +164,51 @@ class CliInProcessTest {
         assertThat(cli.run("volume", "list", "--output", "toml").exit()).isEqualTo(ExitCodes.USAGE);
     }
 
+    /**
+     * `volume list` skips picocli (QuickCommands): every form it takes prints what picocli's road prints,
+     * byte for byte, and every form it does not take goes to picocli, with picocli's usage errors.
+     */
+    @Test
+    void quickVolumeListMatchesPicocli() throws Exception {
+        assertThat(cli.run("volume", "create", "qa", "--size", "1GiB").exit()).isZero();
+        assertThat(cli.run("volume", "create", "qb", "--size", "2GiB").exit()).isZero();
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        Path tokenFile = Files.writeString(dir.resolve("token"), node.adminToken());
+        String[][] taken = {{"volume", "list"}, {"volume", "ls", "-o", "wide"}, {"volume", "list", "--output=json"},
+                {"volume", "list", "-o", "yaml", "--prefix", "qb"}, {"volume", "list", "--limit", "1"},
+                {"volume", "list", "--health=healthy", "--on-node", "node-nope"}, {"volume", "list", "--chunk-size", "1", "-o", "json"},
+                {"volume", "list", "--chunk-size", "0"}, {"volume", "list", "--limit", "5000"},
+                {"volume", "list", "--server", "127.0.0.1:" + port}, {"volume", "list", "--context", "nope"},
+                {"volume", "list", "--token-file", tokenFile.toString(), "--server", node.url()},
+                {"volume", "ls", "--token-file", dir.resolve("missing").toString()}};
+        for (String[] args : taken) {
+            assertThat(QuickCommands.volumeList(new BallastCli(null, null, java.util.Map.of()), args)).as(String.join(" ", args)).isNotNull();
+            assertThat(cli.run(args)).as(String.join(" ", args)).isEqualTo(cli.picocli(args));
+        }
+        assertThat(cli.run("volume", "list", "--limit", "1").err()).startsWith("more volumes: --continue ");
+        assertThat(cli.run("volume", "list", "--chunk-size", "0").exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
+        assertThat(cli.run("volume", "list", "--server", "127.0.0.1:" + port).exit()).isEqualTo(ExitCodes.UNREACHABLE);
+        assertThat(cli.run("volume", "list", "-o", "yaml", "--prefix", "qb").out()).contains("name: \"qb\"").doesNotContain("qa");
+
+        String[][] left = {{"volume", "list", "--limit", "abc"}, {"volume", "list", "-o", "xml"}, {"volume", "list", "--help"},
+                {"volume", "list", "extra"}, {"volume", "list", "--limit", "1", "--limit", "2"}, {"volume", "list", "--limit", "010"},
+                {"volume", "list", "-o", "json", "--output", "wide"}, {"volume", "list", "--watch"}, {"--server", "x", "volume", "list"},
+                {"volume", "--prefix", "q", "list"}, {"volume", "list", "--prefix"}, {"volume", "list", "--limit", "-1"},
+                {"volume", "inspect", "qa"}, {"volume"}, {"volume", "list", "-ojson"}, {"volume", "list", "--bogus", "1"}};
+        for (String[] args : left) {
+            assertThat(QuickCommands.volumeList(new BallastCli(null, null, java.util.Map.of()), args)).as(String.join(" ", args)).isNull();
+        }
+        var notInt = cli.run("volume", "list", "--limit", "abc");
+        assertThat(notInt.exit()).isEqualTo(ExitCodes.USAGE);
+        assertThat(notInt.err()).contains("Invalid value for option '--limit'");
+        assertThat(cli.run("volume", "list", "--limit", "1", "--limit", "2").err()).contains("should be specified only once");
+        assertThat(cli.run("volume", "list", "--help").out()).startsWith("Usage: ballast volume list");
+        assertThat(cli.run("volume", "list", "-ojson").out()).contains("\"name\" : \"qa\"");
+    }
+
     @Test
     void unreachableNodeIsExit6WithAHint() throws Exception {
         int port;

@@ -24,9 +24,18 @@ public final class CliRunner {
     }
 
     public Result run(String... args) {
+        return run(true, args);
+    }
+
+    /** As {@link #run}, every command line parsed by picocli (none taken by QuickCommands). */
+    Result picocli(String... args) {
+        return run(false, args);
+    }
+
+    private Result run(boolean quick, String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
-        int code = BallastCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true), Map.copyOf(env));
+        int code = BallastCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true), Map.copyOf(env), quick);
         return new Result(code, out.toString(), err.toString());
     }
 }
