@@ -89,10 +89,33 @@ public final class TlsChannels implements WireSecurity {
                 throw new SSLHandshakeException("the server's certificate names node " + peer + ", not " + expectedNodeId);
             }
             return new Secured(channel, peer);
+        } catch (javax.net.ssl.SSLException ex) {
+            channel.close();
+            throw explained(ex);
         } catch (IOException | RuntimeException ex) {
             channel.close();
             throw ex;
         }
+    }
+
+    /**
+     * OpenSSL's engine says "General OpenSslEngine problem" and keeps the reason (our trust
+     * manager's "certificate of node-r ... is revoked") as the cause: put it in the message, as the
+     * JDK's engine does, so the refusal logged says why.
+     */
+    static javax.net.ssl.SSLException explained(javax.net.ssl.SSLException ex) {
+        Throwable root = ex;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        if (root == ex || root.getMessage() == null || String.valueOf(ex.getMessage()).contains(root.getMessage())) {
+            return ex;
+        }
+        String message = ex.getMessage() + ": " + root.getMessage();
+        javax.net.ssl.SSLException e = ex instanceof SSLHandshakeException ? new SSLHandshakeException(message)
+                : new javax.net.ssl.SSLException(message);
+        e.initCause(ex);
+        return e;
     }
 
     /** The TLS channel, whose close also frees an OpenSSL engine's native state. */

@@ -7,7 +7,7 @@ import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
 import io.grpc.netty.shaded.io.netty.util.ReferenceCountUtil;
-import io.prometheus.metrics.core.metrics.Gauge;
+import io.prometheus.metrics.core.metrics.Info;
 import java.util.Locale;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
@@ -50,8 +50,9 @@ public final class TlsEngines {
         }
     }
 
-    private static final Gauge ENGINE_INFO = Gauge.builder()
-            .name("ballast_tls_engine_info")
+    /** Exposed as {@code ballast_tls_engine_info{engine="openssl"} 1}. */
+    private static final Info ENGINE_INFO = Info.builder()
+            .name("ballast_tls_engine")
             .help("1 for the TLS engine this node's replication port uses (openssl or jdk)")
             .labelNames("engine")
             .register();
@@ -95,9 +96,7 @@ public final class TlsEngines {
     }
 
     private static TlsEngines inUse(TlsEngines e) {
-        for (Kind k : Kind.values()) {
-            ENGINE_INFO.labelValues(k.label()).set(k == e.kind ? 1 : 0);
-        }
+        ENGINE_INFO.setLabelValues(e.kind.label());
         log.atInfo().addKeyValue("engine", e.kind.label())
                 .addKeyValue("version", e.kind == Kind.OPENSSL ? OpenSsl.versionString() : Runtime.version().toString())
                 .log("TLS engine for replication");
