@@ -10,7 +10,10 @@ four ways: a new connection per call (curl), a new connection that resumes the T
 client process, like a long-lived tool), one keep-alive connection (the dashboard, the CSI driver,
 node-to-node calls), and --calls/10 `ballast volume inspect` CLI calls (a JVM each). Prints medians, ranges and ratios to tls.
 
-Usage: bench/tls_bench.py [--reps 3] [--runtime 10] [--calls 200] [--old-root DIR]
+With --jdk-engine also `tls-jdk`: this tree with BALLAST_TLS_ENGINE=jdk (replication TLS on the JDK's
+SSLEngine rather than OpenSSL).
+
+Usage: bench/tls_bench.py [--reps 3] [--runtime 10] [--calls 200] [--old-root DIR] [--jdk-engine]
 """
 import argparse
 import http.client
@@ -32,10 +35,10 @@ def log(msg):
 
 
 class Cluster:
-    def __init__(self, mode, root):
+    def __init__(self, mode, root, extra_env=None):
         self.mode, self.root = mode, root
         self.home = "/tmp/tlsbench-" + mode
-        self.env = dict(os.environ, BALLAST_HOME=self.home, BALLAST_NO_BUILD="1", BALLAST_AOT="0")
+        self.env = dict(os.environ, BALLAST_HOME=self.home, BALLAST_NO_BUILD="1", BALLAST_AOT="0", **(extra_env or {}))
 
     def cli(self, *args):
         p = subprocess.run([os.path.join(self.root, "bin/ballast"), *args], env=self.env, capture_output=True, text=True)
@@ -162,10 +165,14 @@ def main():
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--old-root", help="another source tree, built, run as mode tls-old")
     ap.add_argument("--skip-fio", action="store_true")
+    ap.add_argument("--jdk-engine", action="store_true",
+                    help="also mode tls-jdk: this tree with BALLAST_TLS_ENGINE=jdk (the JDK's SSLEngine, not OpenSSL)")
     a = ap.parse_args()
     clusters = [Cluster("tls", ROOT), Cluster("insecure", ROOT)]
     if a.old_root:
         clusters.insert(1, Cluster("tls-old", os.path.abspath(a.old_root)))
+    if a.jdk_engine:
+        clusters.insert(1, Cluster("tls-jdk", ROOT, {"BALLAST_TLS_ENGINE": "jdk"}))
     try:
         for c in clusters:
             log("starting " + c.mode)

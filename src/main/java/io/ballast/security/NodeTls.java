@@ -43,6 +43,7 @@ public final class NodeTls implements AutoCloseable {
     private final ClusterTrustManager trust;
     private final SSLContext context;
     private final SSLContext nbdContext;
+    private volatile TlsEngines engines;
     private volatile Thread renewer;
     private volatile boolean closed;
 
@@ -130,6 +131,24 @@ public final class NodeTls implements AutoCloseable {
 
     public SSLContext context() {
         return context;
+    }
+
+    /**
+     * Engines for the replication port (OpenSSL when it loads, else the JDK's; {@link TlsEngines}),
+     * on this node's key manager and members-only trust manager. Built on first use.
+     */
+    public TlsEngines engines() {
+        TlsEngines e = engines;
+        if (e == null) {
+            synchronized (this) {
+                e = engines;
+                if (e == null) {
+                    e = TlsEngines.of(keys, trust, context);
+                    engines = e;
+                }
+            }
+        }
+        return e;
     }
 
     /**

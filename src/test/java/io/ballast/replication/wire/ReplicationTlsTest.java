@@ -10,6 +10,7 @@ import io.ballast.replication.wire.WireTestSupport.Replies;
 import io.ballast.security.CertificateAuthority;
 import io.ballast.security.NodeTls;
 import io.ballast.security.TlsChannels;
+import io.ballast.security.TlsEngines;
 import io.ballast.storage.FileStoragePool;
 import io.ballast.storage.VolumeStore;
 import java.net.InetSocketAddress;
@@ -106,6 +107,40 @@ class ReplicationTlsTest {
         ReplicaReply ok = open("node-a", new TlsChannels(identity(ca, "node-a", now, Duration.ofDays(1))), server.address());
         assertThat(ok).isInstanceOf(ReplicaReply.Opened.class);
         assertThat(server.stats().requests()).isEqualTo(1);
+    }
+
+    /** The same identity on the JDK's SSLEngine (the fallback when OpenSSL does not load). */
+    static TlsChannels jdk(NodeTls t) {
+        return new TlsChannels(TlsEngines.of(TlsEngines.Kind.JDK, t.keys(), t.trust(), t.context()));
+    }
+
+    @Test
+    void openSslIsUsedAndTheJdkFallbackInteroperatesAsStrictly() {
+        assertThat(TlsEngines.preferred()).as("netty-tcnative's BoringSSL (in grpc-netty-shaded) loads here")
+                .isEqualTo(TlsEngines.Kind.OPENSSL);
+        Instant now = Instant.now();
+        assertThat(new TlsChannels(identity(ca, "node-a", now, Duration.ofDays(1))).engines().kind())
+                .isEqualTo(TlsEngines.Kind.OPENSSL);
+        // JDK client -> OpenSSL server: a member is served, a revoked one refused
+        assertThat(open("node-a", jdk(identity(ca, "node-a", now, Duration.ofDays(1))), server.address()))
+                .isInstanceOf(ReplicaReply.Opened.class);
+        assertThat(open("node-r", jdk(identity(ca, "node-r", now, Duration.ofDays(1))), server.address()))
+                .isInstanceOf(ReplicaReply.Failed.class);
+        // OpenSSL client -> JDK server: the same
+        NodeTls jdkServerTls = identity(ca, SERVER_NODE, now, Duration.ofDays(1));
+        jdkServerTls.trust().revokedWhen(c -> "node-r".equals(CertificateAuthority.nodeIdOf(c)));
+        ReplicaServer jdkServer = new ReplicaServer(new InetSocketAddress("127.0.0.1", 0), SERVER_NODE, CLUSTER, TOKEN,
+                MEMBERS::contains, new io.ballast.replication.VolumeLanes(new ReplicaLogic(VolumeStoreReplica.resolverFor(pool))),
+                jdk(jdkServerTls));
+        try {
+            assertThat(open("node-a", new TlsChannels(identity(ca, "node-a", now, Duration.ofDays(1))), jdkServer.address()))
+                    .isInstanceOf(ReplicaReply.Opened.class);
+            assertThat(open("node-r", new TlsChannels(identity(ca, "node-r", now, Duration.ofDays(1))), jdkServer.address()))
+                    .isInstanceOf(ReplicaReply.Failed.class);
+            assertThat(jdkServer.stats().requests()).as("requests the JDK-engine server read").isEqualTo(1);
+        } finally {
+            jdkServer.close();
+        }
     }
 
     @Test
