@@ -9,7 +9,9 @@
 #
 # Needs the classes and test classes built (mvn -o test-compile) and target/lib (mvn package once, or
 # any earlier `bin/ballast` run). Node JVM options: BALLAST_NODE_JAVA_OPTS as for bin/ballast (the default
-# heap is 96 MiB; 100k volumes need more, e.g. "-Xmx768m -XX:+UseSerialGC").
+# heap is 96 MiB; 100k volumes need more, e.g. "-Xmx768m -XX:+UseSerialGC"). The in-process voters' JVM options:
+# VOTER_JAVA_OPTS (default -Xmx1g). After the creates of a step it prints where their time went (the
+# ballast_volume_create_step_seconds and ballast_raft_write_step_seconds histograms of the voters).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE=7700
@@ -66,7 +68,8 @@ start_node_once() {
   return 1
 }
 
-CP="$ROOT/target/test-classes:$ROOT/target/classes:$(printf '%s:' "$ROOT"/target/lib/*.jar)"
+# BALLAST_CLASSES: another build's classes (an A/B run of two builds against the same test classes)
+CP="$ROOT/target/test-classes:${BALLAST_CLASSES:-$ROOT/target/classes}:$(printf '%s:' "$ROOT"/target/lib/*.jar)"
 if [[ "$VOTERS" == processes ]]; then
   start_node 1
   for _ in $(seq 1 300); do [[ -s "$HOME_DIR/n1/cluster-token" ]] && break; sleep 0.2; done

@@ -39,10 +39,12 @@ public final class ApiTokens implements AuthApi, BearerVerifier {
     private final ClusterMember member;
     private final InstantSource clock;
     private volatile NodeCredential nodeCredential;
+    private final ApiCallRecorder calls;
 
     public ApiTokens(ClusterMember member, InstantSource clock) {
         this.member = member;
         this.clock = clock;
+        this.calls = new ApiCallRecorder(c -> member.raft().submit(c, false));
     }
 
     /** The node credential scheme, once the cluster token is known (after the member started). */
@@ -159,10 +161,11 @@ public final class ApiTokens implements AuthApi, BearerVerifier {
         return out;
     }
 
+    /** Records without waiting: the calls answered meanwhile share a log entry ({@link ApiCallRecorder}). */
     @Override
     public void recordCall(Principal who, String method, String path, int status) {
-        member.raft().submit(new Command.RecordApiCall(clock.instant().toString(), who.name(), who.role().wireName(), method,
-                path, status), false);
+        calls.record(new Command.RecordApiCall(clock.instant().toString(), who.name(), who.role().wireName(), method,
+                path, status));
     }
 
     /**

@@ -3,6 +3,7 @@ package io.ballast.cluster;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.common.BallastException;
 import io.ballast.common.DurableFiles;
+import io.ballast.metrics.CreateTrace;
 import io.ballast.common.ErrorCode;
 import java.io.File;
 import java.io.IOException;
@@ -237,6 +238,7 @@ public final class BallastStateMachine extends BaseStateMachine {
      */
     @Override
     public TransactionContext startTransaction(RaftClientRequest request) throws IOException {
+        long startNs = System.nanoTime();
         TransactionContext.Builder trx = TransactionContext.newBuilder().setStateMachine(this).setClientRequest(request);
         CommandGate g = gate;
         try {
@@ -244,7 +246,8 @@ public final class BallastStateMachine extends BaseStateMachine {
                 throw new CommandSeal.Refused("this node does not know the cluster token yet");
             }
             byte[] json = g.admit(request.getMessage().getContent().toByteArray());
-            return trx.setLogData(ByteString.copyFrom(json)).build();
+            // when each step on the leader ended (admitted, appended), for CreateTrace.observeRaftWrite at apply
+            return trx.setLogData(ByteString.copyFrom(json)).setStateMachineContext(new long[] {startNs, System.nanoTime(), 0}).build();
         } catch (CommandSeal.Refused e) {
             long n = refusedWrites.incrementAndGet();
             long now = System.nanoTime();
@@ -258,14 +261,27 @@ public final class BallastStateMachine extends BaseStateMachine {
         }
     }
 
+    /** On the leader, right before the entry goes into the log (after Ratis' own checks and queue). */
+    @Override
+    public TransactionContext preAppendTransaction(TransactionContext trx) throws IOException {
+        if (trx.getStateMachineContext() instanceof long[] steps) {
+            steps[2] = System.nanoTime();
+        }
+        return trx;
+    }
+
     @Override
     public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
+        long applyNs = System.nanoTime();
+        long lockedNs;
+        long appliedNs;
         LogEntryProto entry = trx.getLogEntry();
         byte[] data = entry.getStateMachineLogEntry().getLogData().toByteArray();
         ObjectNode reply = ClusterState.JSON.createObjectNode();
         Command command = null;
         boolean ok = false;
         synchronized (this) {
+            lockedNs = System.nanoTime();
             try {
                 command = CommandGate.decode(data);
                 CommandGate.validate(command);
@@ -295,6 +311,7 @@ public final class BallastStateMachine extends BaseStateMachine {
             updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
             lastCommandIndex = entry.getIndex();
             notifyAll();
+            appliedNs = System.nanoTime();
         }
         for (BiConsumer<Command, Boolean> l : listeners) {
             try {
@@ -302,6 +319,19 @@ public final class BallastStateMachine extends BaseStateMachine {
             } catch (RuntimeException e) {
                 log.atWarn().setCause(e).log("apply listener failed");
             }
+        }
+        if (trx.getStateMachineContext() instanceof long[] steps && command != null) {
+            // this node led and admitted the write: where its time went between admission and the result
+            String type = command.getClass().getSimpleName();
+            long doneNs = System.nanoTime();
+            CreateTrace.observeRaftWrite(type, "admit", steps[1] - steps[0]);
+            if (steps[2] != 0) {
+                CreateTrace.observeRaftWrite(type, "queue_to_append", steps[2] - steps[1]);
+                CreateTrace.observeRaftWrite(type, "append_to_apply", applyNs - steps[2]);
+            }
+            CreateTrace.observeRaftWrite(type, "apply_lock_wait", lockedNs - applyNs);
+            CreateTrace.observeRaftWrite(type, "apply", appliedNs - lockedNs);
+            CreateTrace.observeRaftWrite(type, "apply_listeners", doneNs - appliedNs);
         }
         return CompletableFuture.completedFuture(Message.valueOf(reply.toString()));
     }

@@ -526,9 +526,12 @@ public final class ClusterState {
             case Command.CreateApiToken t -> apiTokens.create(t, this::event);
             case Command.RevokeApiToken t -> apiTokens.revoke(t, this::event);
             case Command.RecordApiCall r -> {
-                String by = r.principal() + " (" + r.role() + ")";
-                event(r.at(), "api-call", r.principal(), r.method() + " " + r.path() + " answered " + r.status(), by);
+                recordApiCall(r);
                 yield java.util.Map.of("recorded", true);
+            }
+            case Command.RecordApiCalls rs -> {
+                rs.calls().forEach(this::recordApiCall);
+                yield java.util.Map.of("recorded", rs.calls().size());
             }
             case Command.ReportEngineFenced f -> reportEngineFenced(f);
             case Command.Attach a -> attach(a);
@@ -568,6 +571,11 @@ public final class ClusterState {
                 yield v.attachment();
             }
         };
+    }
+
+    private void recordApiCall(Command.RecordApiCall r) {
+        String by = r.principal() + " (" + r.role() + ")";
+        event(r.at(), "api-call", r.principal(), r.method() + " " + r.path() + " answered " + r.status(), by);
     }
 
     private NodeRecord register(Command.RegisterNode r) {

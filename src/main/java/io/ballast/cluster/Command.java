@@ -50,6 +50,7 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.CreateApiToken.class, name = "CreateApiToken"),
         @JsonSubTypes.Type(value = Command.RevokeApiToken.class, name = "RevokeApiToken"),
         @JsonSubTypes.Type(value = Command.RecordApiCall.class, name = "RecordApiCall"),
+        @JsonSubTypes.Type(value = Command.RecordApiCalls.class, name = "RecordApiCalls"),
         @JsonSubTypes.Type(value = Command.ReportEngineFenced.class, name = "ReportEngineFenced"),
         @JsonSubTypes.Type(value = Command.RecoverCluster.class, name = "RecoverCluster"),
 })
@@ -354,6 +355,15 @@ public sealed interface Command {
      * ({@code method} and {@code path}, no query or body) and the HTTP status it got.
      */
     record RecordApiCall(String at, String principal, String role, String method, String path, int status) implements Command {}
+
+    /**
+     * Several {@link RecordApiCall}s in one log entry: the calls a node answered while its previous audit
+     * write was in flight ({@link ApiCallRecorder}), so the audit trail costs less than one entry per call.
+     */
+    record RecordApiCalls(String at, java.util.List<RecordApiCall> calls) implements Command {
+        /** At most this many calls in one entry. */
+        public static final int MAX_CALLS = 256;
+    }
 
     /**
      * The node holding a volume's attachment (of {@code attachEpoch}) reports that its engine is fenced

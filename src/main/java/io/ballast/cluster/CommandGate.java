@@ -194,6 +194,17 @@ final class CommandGate {
                 require(r.method(), "method");
                 require(r.path(), "path");
             }
+            case Command.RecordApiCalls rs -> {
+                if (rs.calls() == null || rs.calls().isEmpty() || rs.calls().size() > Command.RecordApiCalls.MAX_CALLS) {
+                    throw new CommandSeal.Refused("invalid command: RecordApiCalls needs 1 to " + Command.RecordApiCalls.MAX_CALLS + " calls");
+                }
+                for (Command.RecordApiCall r : rs.calls()) {
+                    if (r == null) {
+                        throw new CommandSeal.Refused("invalid command: RecordApiCalls has an empty call");
+                    }
+                    validate(r);
+                }
+            }
             case Command.CloneVolume cv -> {
                 require(cv.name(), "name");
                 require(cv.uuid(), "uuid");

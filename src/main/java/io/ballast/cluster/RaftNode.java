@@ -39,6 +39,7 @@ import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.rpc.SupportedRpcType;
 import org.apache.ratis.server.DivisionInfo;
 import org.apache.ratis.server.RaftServer;
+import io.ballast.metrics.CreateTrace;
 import org.apache.ratis.server.RaftServerConfigKeys;
 import org.apache.ratis.server.storage.RaftStorage;
 import org.apache.ratis.util.TimeDuration;
@@ -389,6 +390,7 @@ public final class RaftNode implements AutoCloseable {
      */
     public JsonNode submit(Command command, boolean awaitLocalApply) {
         failIfQuorumLost(() -> {});
+        CreateTrace.mark("quorum_check");
         byte[] bytes;
         try {
             bytes = seal.seal(ClusterState.JSON.writeValueAsBytes(command));
@@ -396,9 +398,13 @@ public final class RaftNode implements AutoCloseable {
             throw new IllegalStateException(e);
         }
         Message msg = Message.valueOf(org.apache.ratis.thirdparty.com.google.protobuf.ByteString.copyFrom(bytes));
+        CreateTrace.mark("encode_seal");
         RaftClientReply reply = isLeader() ? submitToOwnServer(msg) : null;
         if (reply == null) {
             reply = submitThroughClient(msg);
+            CreateTrace.mark("raft_through_client"); // a follower's write, sent to the leader over gRPC
+        } else {
+            CreateTrace.mark("raft_on_leader");
         }
         JsonNode r;
         try {
@@ -409,6 +415,7 @@ public final class RaftNode implements AutoCloseable {
         if (awaitLocalApply) {
             // read-your-writes on this node: its copy of the metadata includes the write before we answer
             sm.awaitApplied(reply.getLogIndex(), timings.requestTimeoutMs());
+            CreateTrace.mark("await_local_apply");
         }
         if (!r.path("ok").asBoolean()) {
             throw new BallastException(ErrorCode.valueOf(r.path("code").asText("INTERNAL")), r.path("message").asText());

@@ -65,7 +65,9 @@ public final class ScaleBench {
                 for (int v : steps) {
                     String createCells = "–";
                     if (v > volumes) {
+                        Map<String, double[]> steps0 = createSteps(urls, admin, pids);
                         long[] lat = createVolumes(urls, admin, volumes, v, clients);
+                        printCreateSteps(steps0, createSteps(urls, admin, pids), lat);
                         double secs = lat[lat.length - 1] / 1e9;
                         createCells = String.format("%.0f | %.1f", (v - volumes) / secs, pct(Arrays.copyOf(lat, lat.length - 1), 99) / 1e6);
                         volumes = v;
@@ -140,6 +142,81 @@ public final class ScaleBench {
         }
         out[lat.size()] = System.nanoTime() - t0;
         return out;
+    }
+
+    /**
+     * The create step histograms of every voter process (ballast_volume_create_step_seconds and, for the
+     * leader's side, ballast_raft_write_step_seconds of CreateVolume): series -> [count, sum, bucket counts...].
+     * Three in-process voters share one registry, so each process is read once.
+     */
+    static Map<String, double[]> createSteps(List<String> urls, String admin, Map<String, Long> pids) throws Exception {
+        Map<String, double[]> out = new java.util.TreeMap<>();
+        java.util.Set<Long> seen = new java.util.HashSet<>();
+        java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+        for (String u : urls) {
+            long pid = new NodeClient(u, admin, Duration.ofSeconds(30)).get("/v1/node").path("pid").asLong();
+            if (!seen.add(pid)) {
+                continue;
+            }
+            String text = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(u + "/metrics"))
+                    .header("Authorization", "Bearer " + admin).build(), java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+            for (String line : text.split("\n")) {
+                boolean create = line.startsWith("ballast_volume_create_step_seconds");
+                boolean raft = line.startsWith("ballast_raft_write_step_seconds") && line.contains("command=\"CreateVolume\"");
+                if (!create && !raft) {
+                    continue;
+                }
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("step=\"([^\"]+)\"").matcher(line);
+                if (!m.find()) {
+                    continue;
+                }
+                String key = (raft ? "leader: " : "") + m.group(1);
+                double value = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+                double[] h = out.computeIfAbsent(key, k -> new double[2 + STEP_BOUNDS.length]);
+                if (line.contains("_count{")) {
+                    h[0] += value;
+                } else if (line.contains("_sum{")) {
+                    h[1] += value;
+                } else if (line.contains("_bucket{")) {
+                    java.util.regex.Matcher le = java.util.regex.Pattern.compile("le=\"([^\"]+)\"").matcher(line);
+                    if (le.find() && !le.group(1).equals("+Inf")) {
+                        int i = Arrays.binarySearch(STEP_BOUNDS, Double.parseDouble(le.group(1)));
+                        if (i >= 0) {
+                            h[2 + i] += value;
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    private static final double[] STEP_BOUNDS = {0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10};
+
+    /** One line per step: creates it saw, mean and p50/p99 (bucket upper bounds, ms) over the create phase. */
+    static void printCreateSteps(Map<String, double[]> before, Map<String, double[]> after, long[] lat) {
+        long[] client = Arrays.copyOf(lat, lat.length - 1);
+        System.out.printf("create steps (%d creates; client-side mean %.1f ms, p50 %.1f, p99 %.1f):%n", client.length,
+                Arrays.stream(client).average().orElse(0) / 1e6, pct(client, 50) / 1e6, pct(client, 99) / 1e6);
+        for (var e : after.entrySet()) {
+            double[] a = e.getValue();
+            double[] b = before.getOrDefault(e.getKey(), new double[a.length]);
+            double n = a[0] - b[0];
+            if (n <= 0) {
+                continue;
+            }
+            System.out.printf("  %-34s n=%6.0f mean %8.2f ms  p50 <= %s  p99 <= %s%n", e.getKey(), n, (a[1] - b[1]) / n * 1e3,
+                    bucketPct(a, b, n, 0.50), bucketPct(a, b, n, 0.99));
+        }
+    }
+
+    private static String bucketPct(double[] a, double[] b, double n, double q) {
+        for (int i = 0; i < STEP_BOUNDS.length; i++) {
+            if (a[2 + i] - b[2 + i] >= q * n) {
+                return STEP_BOUNDS[i] * 1e3 + " ms";
+            }
+        }
+        return "> 10 s";
     }
 
     static double listP99(NodeClient api, int pages) {
