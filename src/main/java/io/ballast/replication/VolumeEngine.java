@@ -757,6 +757,9 @@ public final class VolumeEngine {
         // a fenced engine copies nothing more: its last resync's progress would read as stuck (at 100 % when
         // the in-sync change that ends a resync was what got fenced)
         for (Resync r : phase == Phase.FENCED ? List.<Resync>of() : resyncs()) {
+            if (r.step == Resync.Step.LISTING) {
+                continue; // its size is not known until both replicas listed their changed regions: no "0 B of 0 B"
+            }
             long elapsedMs = Math.max(1, nowMs - r.startedAtMs);
             long rate = r.bytesDone * 1000 / elapsedMs;
             long eta = rate > 0 ? (r.bytesTotal - r.bytesDone) / rate : -1;
