@@ -882,7 +882,64 @@ public final class FileStoragePool implements StoragePool {
      */
     public SnapshotInfo createSnapshot(String name, String snapshotUuid) {
         requireSnapshotId(snapshotUuid);
-        return offline(name, "snapshot", e -> {
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeStore store;
+            synchronized (this) {
+                if (volumes.get(name) != e) {
+                    throw BallastException.notFound("volume '" + name + "' does not exist");
+                }
+                store = e.store;
+            }
+            if (store != null && !store.isClosed()) {
+                // open (attached, or a replica serving): cut in place, without closing and reopening it
+                return cutOpen(e, store, name, snapshotUuid);
+            }
+        } finally {
+            e.snapshotLock.unlock();
+        }
+        return offline(name, "snapshot", ent -> createSnapshotClosed(ent, name, snapshotUuid));
+    }
+
+    /** A snapshot of an open volume: {@link VolumeStore#cutTop}, which pauses its I/O for the cut only. */
+    private SnapshotInfo cutOpen(Entry e, VolumeStore store, String name, String snapshotUuid) {
+        VolumeMeta m0 = e.meta;
+        Optional<VolumeMeta.SnapshotMeta> had = m0.snapshot(snapshotUuid);
+        if (had.isPresent()) {
+            return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
+        }
+        String newTop = UUID.randomUUID().toString();
+        String at = Instant.now().toString();
+        try {
+            store.cutTop(newTop, gen -> {
+                VolumeMeta m = e.meta; // read with no call in progress: a grow has finished
+                Path layersDir = e.dir.resolve("layers");
+                Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
+                        VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted());
+                DurableFiles.fsyncDirectory(layersDir);
+                List<String> layers = new ArrayList<>(m.layers());
+                layers.add(newTop);
+                List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>(m.snapshots());
+                snaps.add(new VolumeMeta.SnapshotMeta(snapshotUuid, m.topLayer(), at));
+                VolumeMeta next = m.withChain(layers, snaps);
+                replaceMeta(e, next);
+                return next;
+            });
+        } catch (IOException ex) {
+            throw FsUtil.ioError("cannot snapshot volume '" + name + "'", ex);
+        }
+        log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid)
+                .addKeyValue("open", true).log();
+        return new SnapshotInfo(snapshotUuid, at, 0);
+    }
+
+    private SnapshotInfo createSnapshotClosed(Entry e, String name, String snapshotUuid) throws IOException {
+        {
             VolumeMeta m = e.meta;
             Optional<VolumeMeta.SnapshotMeta> had = m.snapshot(snapshotUuid);
             if (had.isPresent()) {
@@ -902,7 +959,7 @@ public final class FileStoragePool implements StoragePool {
             replaceMeta(e, m.withChain(layers, snaps));
             log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid).log();
             return new SnapshotInfo(snapshotUuid, at, 0);
-        });
+        }
     }
 
     /** The volume's snapshots, oldest first, with their exclusive bytes (a scan of their block tables). */
@@ -927,6 +984,34 @@ public final class FileStoragePool implements StoragePool {
                 out.add(new SnapshotInfo(s.uuid(), s.createdAt(), exclusive));
             }
             return out;
+        } finally {
+            e.snapshotLock.unlock();
+        }
+    }
+
+    /**
+     * One snapshot's exclusive bytes (as {@link #snapshots}, for that one only: a scan of two layers' block
+     * tables, not of every snapshot's); -1 when the volume has no such snapshot here.
+     */
+    public long snapshotExclusiveBytes(String name, String snapshotUuid) {
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeMeta m = e.meta;
+            Optional<VolumeMeta.SnapshotMeta> s = m.snapshot(snapshotUuid);
+            if (s.isEmpty()) {
+                return -1;
+            }
+            int i = m.layers().indexOf(s.get().layer());
+            try {
+                return LayerChains.exclusiveBytes(e.dir.resolve("layers"), m, s.get().layer(), m.layers().get(i + 1));
+            } catch (IOException ex) {
+                return -1;
+            }
         } finally {
             e.snapshotLock.unlock();
         }
