@@ -920,7 +920,7 @@ public final class FileStoragePool implements StoragePool {
                 VolumeMeta m = e.meta; // read with no call in progress: a grow has finished
                 Path layersDir = e.dir.resolve("layers");
                 Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
-                        VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted());
+                        VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted(), false);
                 DurableFiles.fsyncDirectory(layersDir);
                 List<String> layers = new ArrayList<>(m.layers());
                 layers.add(newTop);

@@ -1144,7 +1144,7 @@ public final class VolumeStore implements BlockDevice {
      * Seals the top layer and switches in a new, empty one above it, without closing the store (no
      * re-mapping of the chain, no recovery scan): new calls wait while the calls in progress finish; then
      * what {@link #close} makes durable is made durable (every dirty region synced with its tables and
-     * cleaned, the old top marked clean), {@code step} creates the new layer's files and rewrites
+     * cleaned), {@code step} creates the new layer's files and rewrites
      * volume.json (the commit point), and the new layer becomes the top. Every write that completed before
      * this call is in the sealed layer, every one that starts after it in the new one. If the step fails,
      * the store is closed (the next use reopens it from whatever volume.json says) and the error is thrown.
@@ -1157,7 +1157,6 @@ public final class VolumeStore implements BlockDevice {
                 throw BallastException.io("volume '" + meta.name() + "' is closed", null);
             }
             paused = true;
-            boolean switched = false;
             try {
                 awaitNoCallsInProgress();
                 Layer old = top;
@@ -1165,8 +1164,8 @@ public final class VolumeStore implements BlockDevice {
                 if (!regionLog.isEmpty()) {
                     throw BallastException.io("volume '" + meta.name() + "': dirty regions left after a sync, not cut", null);
                 }
-                old.setCleanShutdown(true);
-                old.forceHeader();
+                // The old top's clean-shutdown mark is not set: only a top's is read (at open), and if a crash
+                // leaves the old one the top, recovery finds no dirty region in it (all were cleaned just now).
                 long gen = changes.current();
                 VolumeMeta next;
                 try {
@@ -1191,9 +1190,7 @@ public final class VolumeStore implements BlockDevice {
                 DataFileIo oldFiles = files;
                 ChangeTracking nextChanges = new ChangeTracking(longer, blocksPerRegion);
                 nextChanges.start(gen);
-                // From here until a clean close, a crash must be detected (as after an open).
-                fresh.setCleanShutdown(false);
-                fresh.forceHeader();
+                // The new top was created marked "in use" (step): from here until a clean close, a crash is detected.
                 chain = longer;
                 top = fresh;
                 changes = nextChanges;
@@ -1202,20 +1199,9 @@ public final class VolumeStore implements BlockDevice {
                 presentBlocks.set(0);
                 flagChangesSynced.set(flagChanges.get());
                 meta = next;
-                switched = true;
                 oldLog.close();
                 oldFiles.close();
             } finally {
-                if (!switched && !closed) {
-                    // not cut (a sync failed): the old top serves on, and is no longer clean
-                    try {
-                        top.setCleanShutdown(false);
-                        top.forceHeader();
-                    } catch (RuntimeException e) {
-                        log.atWarn().setMessage("volume header not re-marked after a failed cut").addKeyValue("volume", meta.name())
-                                .setCause(e).log();
-                    }
-                }
                 synchronized (pauseLock) {
                     paused = false;
                     pauseLock.notifyAll();

@@ -151,6 +151,102 @@ class SnapshotStoreTest {
         }
     }
 
+    /**
+     * An open volume is cut in place (no close, no reopen: the same store serves on) while writers run:
+     * each snapshot holds, for every block, a write no older than the last one acknowledged before the
+     * create began and no newer than the last one started before it returned; views only move forward;
+     * and every view reads the same after the pool is reopened from disk.
+     */
+    @Test
+    void aCutOfAnOpenVolumeUnderConcurrentWritesHoldsTheWritesBeforeItAndSurvivesAReopen() throws Exception {
+        int writers = 4;
+        int blocksPerWriter = 128;
+        int blocks = writers * blocksPerWriter;
+        int cuts = 12;
+        java.util.concurrent.atomic.AtomicLongArray acked = new java.util.concurrent.atomic.AtomicLongArray(blocks);
+        java.util.concurrent.atomic.AtomicLongArray started = new java.util.concurrent.atomic.AtomicLongArray(blocks);
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        List<long[]> lower = new ArrayList<>();
+        List<long[]> upper = new ArrayList<>();
+        List<long[]> seen = new ArrayList<>();
+        long[] live = new long[blocks];
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            pool.create("v", 8 * MIB);
+            VolumeStore v = pool.open("v");
+            List<Thread> threads = new ArrayList<>();
+            java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+            for (int w = 0; w < writers; w++) {
+                int first = w * blocksPerWriter;
+                threads.add(Thread.ofPlatform().start(() -> {
+                    java.util.Random rnd = new java.util.Random(first);
+                    ByteBuffer buf = ByteBuffer.allocate(4096);
+                    try {
+                        for (long seq = 1; !stop.get(); seq++) {
+                            int b = first + rnd.nextInt(blocksPerWriter);
+                            started.set(b, seq);
+                            buf.clear();
+                            buf.putLong(0, seq).putLong(8, b);
+                            v.write((long) b * 4096, buf, false);
+                            acked.set(b, seq);
+                        }
+                    } catch (Throwable t) {
+                        failed.set(t);
+                    }
+                }));
+            }
+            for (int i = 0; i < cuts; i++) {
+                Thread.sleep(20);
+                long[] before = new long[blocks];
+                for (int b = 0; b < blocks; b++) {
+                    before[b] = acked.get(b);
+                }
+                pool.createSnapshot("v", "c" + i);
+                long[] after = new long[blocks];
+                for (int b = 0; b < blocks; b++) {
+                    after[b] = started.get(b);
+                }
+                lower.add(before);
+                upper.add(after);
+            }
+            stop.set(true);
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertThat(failed.get()).isNull();
+            assertThat(pool.open("v")).as("cut in place: the same store serves on").isSameAs(v);
+            for (int i = 0; i < cuts; i++) {
+                long[] view = seqs(readSnap(pool, "v", "c" + i, 0, blocks * 4096), blocks);
+                for (int b = 0; b < blocks; b++) {
+                    assertThat(view[b]).as("snapshot c%d block %d", i, b).isBetween(lower.get(i)[b], upper.get(i)[b]);
+                    if (i > 0) {
+                        assertThat(view[b]).isGreaterThanOrEqualTo(seen.get(i - 1)[b]);
+                    }
+                }
+                seen.add(view);
+            }
+            live = seqs(read(v, 0, blocks * 4096), blocks);
+            for (int b = 0; b < blocks; b++) {
+                assertThat(live[b]).isEqualTo(acked.get(b));
+            }
+            assertThat(pool.snapshots("v")).hasSize(cuts);
+        }
+        try (FileStoragePool pool = FileStoragePool.open(dir)) {
+            for (int i = 0; i < cuts; i++) {
+                assertThat(seqs(readSnap(pool, "v", "c" + i, 0, blocks * 4096), blocks)).isEqualTo(seen.get(i));
+            }
+            assertThat(seqs(read(pool.open("v"), 0, blocks * 4096), blocks)).isEqualTo(live);
+        }
+    }
+
+    private static long[] seqs(byte[] bytes, int blocks) {
+        ByteBuffer b = ByteBuffer.wrap(bytes);
+        long[] out = new long[blocks];
+        for (int i = 0; i < blocks; i++) {
+            out[i] = b.getLong(i * 4096);
+        }
+        return out;
+    }
+
     @Test
     void aCrashBeforeTheSnapshotIsRecordedLeavesNoSnapshotAndNoStrayFiles() throws Exception {
         byte[] a = VolumeStoreTest.pattern(MIB, 10);
