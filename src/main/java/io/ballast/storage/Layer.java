@@ -465,6 +465,31 @@ final class Layer implements AutoCloseable {
         }
     }
 
+    /** -2 until first asked for; then the fd, or -1 when unavailable. */
+    private volatile int nowaitFd = -2;
+
+    /**
+     * A second fd of the data file, advised POSIX_FADV_RANDOM, for cache-only reads ({@code preadv2(RWF_NOWAIT)})
+     * of a sealed layer (below the top: never written while the store is open), opened on first use; -1 when
+     * unavailable. The top's own is the store's ({@code DataFileIo}).
+     */
+    int nowaitFd() {
+        int fd = nowaitFd;
+        if (fd != -2) {
+            return fd;
+        }
+        synchronized (this) {
+            if (nowaitFd == -2) {
+                NativeIo.Result r = !closed && NativeIo.available() ? NativeIo.openReadWrite(dataPath) : new NativeIo.Result(-1, 38);
+                if (r.ok()) {
+                    NativeIo.adviseRandom(r.rc());
+                }
+                nowaitFd = r.ok() ? r.rc() : -1;
+            }
+            return nowaitFd;
+        }
+    }
+
     /** Forgets {@code broken} (closed by an interrupt) so that the next direct write opens the file again. */
     synchronized void dropDirect(FileChannel broken) {
         if (directData == broken) {
@@ -501,6 +526,10 @@ final class Layer implements AutoCloseable {
     public void close() {
         synchronized (this) {
             closed = true;
+            if (nowaitFd >= 0) {
+                NativeIo.close(nowaitFd);
+            }
+            nowaitFd = -1;
         }
         try {
             data.close();

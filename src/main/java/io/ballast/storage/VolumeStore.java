@@ -681,17 +681,30 @@ public final class VolumeStore implements BlockDevice {
         try {
             long b0 = offsetBytes >>> BLOCK_SHIFT;
             int blocks = length >>> BLOCK_SHIFT;
+            Layer[] c = chain;
+            // The layer every block comes from: the top, or one sealed layer below it (a volume with
+            // snapshots reads most blocks from those); mixed, zeroed or unwritten: the lane's way.
+            Layer src = null;
             for (int i = 0; i < blocks; i++) {
-                if ((flagsOf(top, b0 + i) & Layer.PRESENT) == 0) {
+                Layer l = holder(c, b0 + i);
+                if (l == null || (src != null && l != src)) {
                     return false;
                 }
+                src = l;
             }
-            if (files.preadNoWait(dst, offsetBytes) != length) {
+            long got;
+            if (src == c[0]) {
+                got = files.preadNoWait(dst, offsetBytes);
+            } else {
+                int fd = src.nowaitFd();
+                got = fd < 0 ? -1 : NativeIo.preadNoWait(fd, dst, offsetBytes);
+            }
+            if (got != length) {
                 return false;
             }
             int base = dst.position();
             for (int i = 0; i < blocks; i++) {
-                if (!authentic(top, b0 + i, dst, base + i * BLOCK_BYTES)) {
+                if (!authentic(src, b0 + i, dst, base + i * BLOCK_BYTES)) {
                     return false;
                 }
             }
@@ -864,6 +877,20 @@ public final class VolumeStore implements BlockDevice {
                 pool.give(pooled);
             }
         }
+    }
+
+    /** The layer block {@code b} reads from: the first in {@code c} (top first) holding it; null if zeroed or unwritten. */
+    private Layer holder(Layer[] c, long b) {
+        for (Layer l : c) {
+            int f = flagsOf(l, b);
+            if ((f & Layer.PRESENT) != 0) {
+                return l;
+            }
+            if ((f & Layer.ZERO) != 0) {
+                return null;
+            }
+        }
+        return null;
     }
 
     /** Reads one block's current content (walking the chain) into {@code dst[at, at+4096)}, verified. */

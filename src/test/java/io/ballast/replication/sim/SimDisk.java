@@ -225,6 +225,28 @@ public final class SimDisk implements ReplicaStorage {
         epochFloor = Math.max(epochFloor, epoch);
     }
 
+    /** Snapshots by uuid: the image at the cut (durable: a crash keeps them). */
+    private final Map<String, byte[]> snapshots = new java.util.TreeMap<>();
+
+    /** As a pool's replica: a cut syncs what came before it (an fsync failure fails the cut), then freezes the image. */
+    @Override
+    public void snapshot(io.ballast.replication.ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        switch (action) {
+            case CREATE -> {
+                flush();
+                snapshots.putIfAbsent(snapshotUuid, logicalImage());
+            }
+            case DELETE -> snapshots.remove(snapshotUuid);
+            case REVERT -> throw BallastException.invalid("the simulator does not revert");
+        }
+    }
+
+    /** The snapshot's image, or null when this disk has no such snapshot. */
+    public byte[] snapshotImage(String snapshotUuid) {
+        byte[] img = snapshots.get(snapshotUuid);
+        return img == null ? null : img.clone();
+    }
+
     // ---- simulator controls and checks
 
     /** Loses every unflushed write. */

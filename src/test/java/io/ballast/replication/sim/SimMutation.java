@@ -153,6 +153,11 @@ enum SimMutation {
         }
 
         @Override
+        public void snapshot(io.ballast.replication.ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+            d.snapshot(action, snapshotUuid);
+        }
+
+        @Override
         public long epochFloor() {
             return d.epochFloor();
         }
