@@ -241,6 +241,11 @@ public final class SimDisk implements ReplicaStorage {
         }
     }
 
+    /** The mutation {@code SNAPSHOT_UNSYNCED}: a cut of the durable image only, without the cached writes before it. */
+    void snapshotDurableOnly(String snapshotUuid) {
+        snapshots.putIfAbsent(snapshotUuid, pristine.clone());
+    }
+
     /** The snapshot's image, or null when this disk has no such snapshot. */
     public byte[] snapshotImage(String snapshotUuid) {
         byte[] img = snapshots.get(snapshotUuid);
