@@ -1179,6 +1179,8 @@ public final class VolumeStore implements BlockDevice {
      * @param newTopId the new layer's id (its files are created by {@code step})
      */
     void cutTop(String newTopId, CutPersist step) throws IOException {
+        boolean closedByCut = false;
+        try {
         synchronized (closeLock) {
             if (closed) {
                 throw BallastException.io("volume '" + meta.name() + "' is closed", null);
@@ -1199,6 +1201,7 @@ public final class VolumeStore implements BlockDevice {
                     next = step.persist(gen);
                 } catch (IOException | RuntimeException e) {
                     // volume.json may or may not name the new layer now: only a reopen can tell
+                    closedByCut = true;
                     closeAfterFailedCut(e);
                     throw e;
                 }
@@ -1207,6 +1210,7 @@ public final class VolumeStore implements BlockDevice {
                 try {
                     fresh = Layer.open(layersDir, newTopId, blockCount, regionCount, meta.regionSizeBytes(), dataKey);
                 } catch (IOException | RuntimeException e) {
+                    closedByCut = true;
                     closeAfterFailedCut(e);
                     throw e;
                 }
@@ -1235,8 +1239,10 @@ public final class VolumeStore implements BlockDevice {
                 }
             }
         }
-        if (closed) {
-            onClose.run();
+        } finally {
+            if (closedByCut) {
+                onClose.run(); // outside closeLock, as close() does: the pool forgets this store
+            }
         }
     }
 
