@@ -54,12 +54,22 @@ def use_cluster(home):
         CONN["headers"]["Authorization"] = "Bearer " + ctx["token"]
 
 
-def call(api, method, path, body=None):
+def call(api, method, path, body=None, retries=0):
+    """One REST call; with retries, a 409/503 (a node still joining right after `ballast up`) is retried every 2 s."""
+    import urllib.error
     req = urllib.request.Request(api + path, method=method, data=None if body is None else json.dumps(body).encode(),
                                  headers=CONN["headers"])
-    with urllib.request.urlopen(req, timeout=300, context=CONN["ssl"]) as r:
-        data = r.read()
-        return json.loads(data) if data else None
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(req, timeout=300, context=CONN["ssl"]) as r:
+                data = r.read()
+                return json.loads(data) if data else None
+        except urllib.error.HTTPError as e:
+            text = e.read().decode(errors="replace")
+            if attempt == retries or e.code not in (409, 503):
+                raise RuntimeError("%s %s: HTTP %d %s" % (method, path, e.code, text)) from None
+            print("retrying %s %s after HTTP %d %s" % (method, path, e.code, text), file=sys.stderr)
+            time.sleep(2)
 
 
 def fio(uri, args, runtime=None):
@@ -154,8 +164,8 @@ def main():
         use_cluster(home)
         uris = {}
         for name in ("load", "flat", "deep"):
-            call(api, "POST", "/v1/volumes", {"name": name, "size": size, "repl": 3})
-            uris[name] = call(api, "POST", "/v1/volumes/%s/attach" % name, {})["nbdUnixUri"]  # local: the unix socket (TCP wants TLS)
+            call(api, "POST", "/v1/volumes", {"name": name, "size": size, "repl": 3}, retries=30)
+            uris[name] = call(api, "POST", "/v1/volumes/%s/attach" % name, {}, retries=30)["nbdUnixUri"]  # local: the unix socket (TCP wants TLS)
 
         parts = a.parts.split(",")
         lat_ms, idle_ms, write_iops, flat, deep, reads = [0], [0], 0, 1, 0, {"flat": [], "deep": []}

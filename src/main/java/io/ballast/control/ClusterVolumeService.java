@@ -26,6 +26,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -1336,7 +1337,12 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         if (volume != null) {
             require(volume);
         }
-        return member.state().snapshots(volume).stream().map(this::snapshotView).toList();
+        // one scan per volume listed, not one per snapshot (each scan covers all of the volume's snapshots)
+        Map<String, Map<String, Long>> exclusiveByVolume = new HashMap<>();
+        return member.state().snapshots(volume).stream()
+                .map(s -> snapshotView(s, exclusiveByVolume.computeIfAbsent(s.volume() + "/" + s.volumeUuid(),
+                        k -> exclusiveBytesHere(s)).getOrDefault(s.uuid(), 0L)))
+                .toList();
     }
 
     @Override
@@ -1514,18 +1520,41 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                         + " (holders: " + String.join(", ", holders) + ")"));
     }
 
+    /** One snapshot's view; its exclusive bytes from a scan of its own layer and the one above only. */
     private SnapshotView snapshotView(SnapshotRecord s) {
         long exclusive = 0;
-        if (s.nodes().contains(member.nodeId()) && pool instanceof FileStoragePool fp && ledger.holds(s.volume(), s.volumeUuid())) {
+        if (holdsHere(s)) {
             try {
-                exclusive = fp.snapshots(s.volume()).stream().filter(x -> x.uuid().equals(s.uuid()))
-                        .mapToLong(FileStoragePool.SnapshotInfo::exclusiveBytes).findFirst().orElse(0);
+                exclusive = ((FileStoragePool) pool).snapshotExclusiveBytes(s.volume(), s.uuid());
             } catch (RuntimeException e) {
                 exclusive = 0;
             }
         }
-        return new SnapshotView(s.volume(), s.name(), s.uuid(), s.createdAt(), s.sizeBytes(), Math.max(0, exclusive), s.nodes(),
-                true);
+        return snapshotView(s, exclusive);
+    }
+
+    private static SnapshotView snapshotView(SnapshotRecord s, long exclusiveBytes) {
+        return new SnapshotView(s.volume(), s.name(), s.uuid(), s.createdAt(), s.sizeBytes(), Math.max(0, exclusiveBytes),
+                s.nodes(), true);
+    }
+
+    private boolean holdsHere(SnapshotRecord s) {
+        return s.nodes().contains(member.nodeId()) && pool instanceof FileStoragePool && ledger.holds(s.volume(), s.volumeUuid());
+    }
+
+    /** The exclusive bytes of every snapshot of {@code s}'s volume held here, by snapshot uuid (empty if none here). */
+    private Map<String, Long> exclusiveBytesHere(SnapshotRecord s) {
+        Map<String, Long> out = new HashMap<>();
+        if (holdsHere(s)) {
+            try {
+                for (FileStoragePool.SnapshotInfo i : ((FileStoragePool) pool).snapshots(s.volume())) {
+                    out.put(i.uuid(), i.exclusiveBytes());
+                }
+            } catch (RuntimeException e) {
+                out.clear();
+            }
+        }
+        return out;
     }
 
     /**

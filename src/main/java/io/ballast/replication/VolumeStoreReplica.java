@@ -179,8 +179,9 @@ public final class VolumeStoreReplica implements ReplicaStorage {
     }
 
     /**
-     * Through the pool, which closes the store for the operation and reopens it: this adapter's store
-     * is closed after, and the next request finds the reopened one. A background flush's failure is
+     * Through the pool: a create cuts the open store in place (the same store serves on); a delete or a
+     * revert closes it and reopens it (this adapter's store is closed after, and the next request finds the
+     * reopened one). A background flush's failure is
      * reported first (the snapshot must not freeze writes the disk lost).
      */
     @Override

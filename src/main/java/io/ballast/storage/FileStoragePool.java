@@ -875,34 +875,90 @@ public final class FileStoragePool implements StoragePool {
 
     /**
      * Freezes the top layer as snapshot {@code snapshotUuid} and puts a new empty layer above it (the
-     * same generation continues there). O(1) in the volume's size: the close syncs what is dirty, one new
-     * layer's files, one atomic rewrite of volume.json. Idempotent: an existing snapshot of that uuid is
+     * same generation continues there). O(1) in the volume's size: a sync of what is dirty, one new
+     * layer's files, one atomic rewrite of volume.json. An open volume is cut in place ({@link
+     * VolumeStore#cutTop}: the same store serves on); a closed one is opened for it the older way. Idempotent: an existing snapshot of that uuid is
      * answered as it is. Durable on return. After a crash before volume.json is rewritten, the new
      * layer's files are removed at the next open and the snapshot does not exist.
      */
     public SnapshotInfo createSnapshot(String name, String snapshotUuid) {
         requireSnapshotId(snapshotUuid);
-        return offline(name, "snapshot", e -> {
-            VolumeMeta m = e.meta;
-            Optional<VolumeMeta.SnapshotMeta> had = m.snapshot(snapshotUuid);
-            if (had.isPresent()) {
-                return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeStore store;
+            synchronized (this) {
+                if (volumes.get(name) != e) {
+                    throw BallastException.notFound("volume '" + name + "' does not exist");
+                }
+                store = e.store;
             }
-            Path layersDir = e.dir.resolve("layers");
-            long gen = LayerChains.headerGeneration(layersDir, m, m.topLayer());
-            String newTop = UUID.randomUUID().toString();
-            Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
-                    VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted());
-            DurableFiles.fsyncDirectory(layersDir);
-            List<String> layers = new ArrayList<>(m.layers());
-            layers.add(newTop);
-            List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>(m.snapshots());
-            String at = Instant.now().toString();
-            snaps.add(new VolumeMeta.SnapshotMeta(snapshotUuid, m.topLayer(), at));
-            replaceMeta(e, m.withChain(layers, snaps));
-            log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid).log();
-            return new SnapshotInfo(snapshotUuid, at, 0);
-        });
+            if (store != null && !store.isClosed()) {
+                // open (attached, or a replica serving): cut in place, without closing and reopening it
+                return cutOpen(e, store, name, snapshotUuid);
+            }
+        } finally {
+            e.snapshotLock.unlock();
+        }
+        return offline(name, "snapshot", ent -> createSnapshotClosed(ent, name, snapshotUuid));
+    }
+
+    /** A snapshot of an open volume: {@link VolumeStore#cutTop}, which pauses its I/O for the cut only. */
+    private SnapshotInfo cutOpen(Entry e, VolumeStore store, String name, String snapshotUuid) {
+        Optional<VolumeMeta.SnapshotMeta> had = e.meta.snapshot(snapshotUuid);
+        if (had.isPresent()) {
+            return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
+        }
+        String newTop = UUID.randomUUID().toString();
+        String at = Instant.now().toString();
+        try {
+            // e.meta is read with no call in progress: a grow has finished. The new top is marked in use.
+            store.cutTop(newTop, gen -> addSnapshotLayer(e, newTop, snapshotUuid, at, gen, false));
+        } catch (IOException ex) {
+            throw FsUtil.ioError("cannot snapshot volume '" + name + "'", ex);
+        }
+        log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid)
+                .addKeyValue("open", true).log();
+        return new SnapshotInfo(snapshotUuid, at, 0);
+    }
+
+    private SnapshotInfo createSnapshotClosed(Entry e, String name, String snapshotUuid) throws IOException {
+        VolumeMeta m = e.meta;
+        Optional<VolumeMeta.SnapshotMeta> had = m.snapshot(snapshotUuid);
+        if (had.isPresent()) {
+            return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
+        }
+        long gen = LayerChains.headerGeneration(e.dir.resolve("layers"), m, m.topLayer());
+        String at = Instant.now().toString();
+        addSnapshotLayer(e, UUID.randomUUID().toString(), snapshotUuid, at, gen, true);
+        log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid).log();
+        return new SnapshotInfo(snapshotUuid, at, 0);
+    }
+
+    /**
+     * The files of a snapshot create: a new empty layer {@code newTop} at {@code generation} (its directory
+     * entry synced), then volume.json with it as the top and the snapshot naming the old top, replaced
+     * atomically (the commit point). Returns the new volume.json.
+     */
+    private VolumeMeta addSnapshotLayer(Entry e, String newTop, String snapshotUuid, String at, long generation,
+            boolean cleanShutdown) throws IOException {
+        VolumeMeta m = e.meta;
+        Path layersDir = e.dir.resolve("layers");
+        Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
+                VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), generation, m.encrypted(),
+                cleanShutdown);
+        DurableFiles.fsyncDirectory(layersDir);
+        List<String> layers = new ArrayList<>(m.layers());
+        layers.add(newTop);
+        List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>(m.snapshots());
+        snaps.add(new VolumeMeta.SnapshotMeta(snapshotUuid, m.topLayer(), at));
+        VolumeMeta next = m.withChain(layers, snaps);
+        replaceMeta(e, next);
+        return next;
     }
 
     /** The volume's snapshots, oldest first, with their exclusive bytes (a scan of their block tables). */
@@ -927,6 +983,34 @@ public final class FileStoragePool implements StoragePool {
                 out.add(new SnapshotInfo(s.uuid(), s.createdAt(), exclusive));
             }
             return out;
+        } finally {
+            e.snapshotLock.unlock();
+        }
+    }
+
+    /**
+     * One snapshot's exclusive bytes (as {@link #snapshots}, for that one only: a scan of two layers' block
+     * tables, not of every snapshot's); -1 when the volume has no such snapshot here.
+     */
+    public long snapshotExclusiveBytes(String name, String snapshotUuid) {
+        Entry e;
+        synchronized (this) {
+            checkOpen();
+            e = entry(name);
+        }
+        e.snapshotLock.lock();
+        try {
+            VolumeMeta m = e.meta;
+            Optional<VolumeMeta.SnapshotMeta> s = m.snapshot(snapshotUuid);
+            if (s.isEmpty()) {
+                return -1;
+            }
+            int i = m.layers().indexOf(s.get().layer());
+            try {
+                return LayerChains.exclusiveBytes(e.dir.resolve("layers"), m, s.get().layer(), m.layers().get(i + 1));
+            } catch (IOException ex) {
+                return -1;
+            }
         } finally {
             e.snapshotLock.unlock();
         }

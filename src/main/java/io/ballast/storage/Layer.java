@@ -126,6 +126,15 @@ final class Layer implements AutoCloseable {
     /** As above; an {@code encrypted} layer also gets its tag table (with a fresh random salt). */
     static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
             long generation, boolean encrypted) throws IOException {
+        create(layersDir, id, blockCount, regionCount, regionSizeBytes, generation, encrypted, true);
+    }
+
+    /**
+     * As above; {@code cleanShutdown} false makes a layer that is switched in as the top of an open store
+     * ({@code VolumeStore.cutTop}): its header says "in use" from the start, saving a header sync at the switch.
+     */
+    static void create(Path layersDir, String id, long blockCount, long regionCount, long regionSizeBytes,
+            long generation, boolean encrypted, boolean cleanShutdown) throws IOException {
         if (encrypted) {
             io.ballast.common.OwnerOnly.createDirectories(layersDir);
             LayerCrypto.create(layersDir, id, blockCount);
@@ -138,7 +147,7 @@ final class Layer implements AutoCloseable {
             // Sparse: setting the size writes one zero byte at the end, allocating at most one block.
             data.write(ByteBuffer.allocate(1), blockCount * BLOCK_BYTES - 1);
             blocks.write(ByteBuffer.allocate(1), blockTableBytes(blockCount) - 1);
-            writeEmptyRegionTable(regions, regionCount, regionSizeBytes, blockCount, generation);
+            writeEmptyRegionTable(regions, regionCount, regionSizeBytes, blockCount, generation, cleanShutdown);
             data.force(true);
             blocks.force(true);
             regions.force(true);
@@ -146,11 +155,11 @@ final class Layer implements AutoCloseable {
     }
 
     private static void writeEmptyRegionTable(FileChannel ch, long regionCount, long regionSizeBytes, long blockCount,
-            long generation) throws IOException {
+            long generation, boolean cleanShutdown) throws IOException {
         ByteBuffer h = ByteBuffer.allocate(REGION_HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         h.put(0, REGION_MAGIC);
         h.putInt((int) H_VERSION, REGION_FORMAT_VERSION);
-        h.putInt((int) H_FLAGS, CLEAN_SHUTDOWN);
+        h.putInt((int) H_FLAGS, cleanShutdown ? CLEAN_SHUTDOWN : 0);
         h.putLong((int) H_GENERATION, generation);
         h.putLong((int) H_REGION_BYTES, regionSizeBytes);
         h.putLong((int) H_REGION_COUNT, regionCount);
@@ -456,6 +465,31 @@ final class Layer implements AutoCloseable {
         }
     }
 
+    /** -2 until first asked for; then the fd, or -1 when unavailable. */
+    private volatile int nowaitFd = -2;
+
+    /**
+     * A second fd of the data file, advised POSIX_FADV_RANDOM, for cache-only reads ({@code preadv2(RWF_NOWAIT)})
+     * of a sealed layer (below the top: never written while the store is open), opened on first use; -1 when
+     * unavailable. The top's own is the store's ({@code DataFileIo}).
+     */
+    int nowaitFd() {
+        int fd = nowaitFd;
+        if (fd != -2) {
+            return fd;
+        }
+        synchronized (this) {
+            if (nowaitFd == -2) {
+                NativeIo.Result r = !closed && NativeIo.available() ? NativeIo.openReadWrite(dataPath) : new NativeIo.Result(-1, 38);
+                if (r.ok()) {
+                    NativeIo.adviseRandom(r.rc());
+                }
+                nowaitFd = r.ok() ? r.rc() : -1;
+            }
+            return nowaitFd;
+        }
+    }
+
     /** Forgets {@code broken} (closed by an interrupt) so that the next direct write opens the file again. */
     synchronized void dropDirect(FileChannel broken) {
         if (directData == broken) {
@@ -492,6 +526,10 @@ final class Layer implements AutoCloseable {
     public void close() {
         synchronized (this) {
             closed = true;
+            if (nowaitFd >= 0) {
+                NativeIo.close(nowaitFd);
+            }
+            nowaitFd = -1;
         }
         try {
             data.close();

@@ -85,9 +85,13 @@ public final class VolumeStore implements BlockDevice {
     private volatile VolumeMeta meta;
     private final Path dir;
     private final Options options;
-    /** Top (writable) layer first. */
-    private final Layer[] chain;
-    private final Layer top;
+    /**
+     * Top (writable) layer first. These five (chain, top, regionLog, changes, files) are replaced together by
+     * {@link #cutTop}, only while no call is in progress and new calls wait ({@link #paused}); a call reads them
+     * after it entered, so it sees either the old set or the new one.
+     */
+    private volatile Layer[] chain;
+    private volatile Layer top;
     private volatile long blockCount;
     private volatile long regionCount;
     private final long blocksPerRegion;
@@ -95,8 +99,8 @@ public final class VolumeStore implements BlockDevice {
     private final Object growLock = new Object();
 
     private final BlockLocks blockLocks = new BlockLocks();
-    private final RegionLog regionLog;
-    private final ChangeTracking changes;
+    private volatile RegionLog regionLog;
+    private volatile ChangeTracking changes;
     private final AtomicLong presentBlocks = new AtomicLong();
     private final GroupCommit commit = new GroupCommit();
     /** Counts changes of block flags; a flush syncs the block table only if flags changed since the last table sync. */
@@ -108,9 +112,14 @@ public final class VolumeStore implements BlockDevice {
      */
     private final AtomicLongArray inflightCells = new AtomicLongArray(GUARD_CELLS * CELL_STRIDE);
     private volatile boolean closed;
+    /** Set by {@link #cutTop} while it switches layers: new calls wait (and background ones skip) until it is cleared. */
+    private volatile boolean paused;
+    private final Object pauseLock = new Object();
     private final Object closeLock = new Object();
     private volatile long lastWriteNs = System.nanoTime();
-    private final DataFileIo files;
+    private volatile DataFileIo files;
+    /** The data key of an encrypted volume (null otherwise): a layer switched in by {@link #cutTop} needs it. */
+    private final byte[] dataKey;
     private volatile Runnable onClose = () -> {};
     /** Tells the pool the new volume.json, also when a replica request grew the store directly. */
     private volatile java.util.function.Consumer<VolumeMeta> onGrown = m -> {};
@@ -122,8 +131,9 @@ public final class VolumeStore implements BlockDevice {
     private final DistributionDataPoint flushSecondsMetric;
     private final CounterDataPoint checksumErrorsMetric;
 
-    private VolumeStore(VolumeMeta meta, Path dir, Options options, Layer[] chain) {
+    private VolumeStore(VolumeMeta meta, Path dir, Options options, Layer[] chain, byte[] dataKey) {
         this.meta = meta;
+        this.dataKey = dataKey;
         this.dir = dir;
         this.options = options;
         this.chain = chain;
@@ -190,7 +200,7 @@ public final class VolumeStore implements BlockDevice {
             }
             throw FsUtil.ioError("cannot open volume '" + meta.name() + "'", e);
         }
-        VolumeStore store = new VolumeStore(meta, volumeDir, options, chain);
+        VolumeStore store = new VolumeStore(meta, volumeDir, options, chain, key);
         try {
             store.recover();
         } catch (RuntimeException e) {
@@ -671,17 +681,30 @@ public final class VolumeStore implements BlockDevice {
         try {
             long b0 = offsetBytes >>> BLOCK_SHIFT;
             int blocks = length >>> BLOCK_SHIFT;
+            Layer[] c = chain;
+            // The layer every block comes from: the top, or one sealed layer below it (a volume with
+            // snapshots reads most blocks from those); mixed, zeroed or unwritten: the lane's way.
+            Layer src = null;
             for (int i = 0; i < blocks; i++) {
-                if ((flagsOf(top, b0 + i) & Layer.PRESENT) == 0) {
+                Layer l = holder(c, b0 + i);
+                if (l == null || (src != null && l != src)) {
                     return false;
                 }
+                src = l;
             }
-            if (files.preadNoWait(dst, offsetBytes) != length) {
+            long got;
+            if (src == c[0]) {
+                got = files.preadNoWait(dst, offsetBytes);
+            } else {
+                int fd = src.nowaitFd();
+                got = fd < 0 ? -1 : NativeIo.preadNoWait(fd, dst, offsetBytes);
+            }
+            if (got != length) {
                 return false;
             }
             int base = dst.position();
             for (int i = 0; i < blocks; i++) {
-                if (!authentic(top, b0 + i, dst, base + i * BLOCK_BYTES)) {
+                if (!authentic(src, b0 + i, dst, base + i * BLOCK_BYTES)) {
                     return false;
                 }
             }
@@ -854,6 +877,20 @@ public final class VolumeStore implements BlockDevice {
                 pool.give(pooled);
             }
         }
+    }
+
+    /** The layer block {@code b} reads from: the first in {@code c} (top first) holding it; null if zeroed or unwritten. */
+    private Layer holder(Layer[] c, long b) {
+        for (Layer l : c) {
+            int f = flagsOf(l, b);
+            if ((f & Layer.PRESENT) != 0) {
+                return l;
+            }
+            if ((f & Layer.ZERO) != 0) {
+                return null;
+            }
+        }
+        return null;
     }
 
     /** Reads one block's current content (walking the chain) into {@code dst[at, at+4096)}, verified. */
@@ -1123,6 +1160,104 @@ public final class VolumeStore implements BlockDevice {
         return regionLog.clean(() -> syncAll(true));
     }
 
+    // ------------------------------------------------------------------ snapshot cut
+
+    /** The pool's part of a cut: create the new top layer's files (at {@code generation}) and rewrite volume.json. */
+    interface CutPersist {
+        VolumeMeta persist(long generation) throws IOException;
+    }
+
+    /**
+     * Seals the top layer and switches in a new, empty one above it, without closing the store (no
+     * re-mapping of the chain, no recovery scan): new calls wait while the calls in progress finish; then
+     * what {@link #close} makes durable is made durable (every dirty region synced with its tables and
+     * cleaned), {@code step} creates the new layer's files and rewrites
+     * volume.json (the commit point), and the new layer becomes the top. Every write that completed before
+     * this call is in the sealed layer, every one that starts after it in the new one. If the step fails,
+     * the store is closed (the next use reopens it from whatever volume.json says) and the error is thrown.
+     *
+     * @param newTopId the new layer's id (its files are created by {@code step})
+     */
+    void cutTop(String newTopId, CutPersist step) throws IOException {
+        boolean closedByCut = false;
+        try {
+        synchronized (closeLock) {
+            if (closed) {
+                throw BallastException.io("volume '" + meta.name() + "' is closed", null);
+            }
+            paused = true;
+            try {
+                awaitNoCallsInProgress();
+                Layer old = top;
+                cleanDirtyRegions();
+                if (!regionLog.isEmpty()) {
+                    throw BallastException.io("volume '" + meta.name() + "': dirty regions left after a sync, not cut", null);
+                }
+                // The old top's clean-shutdown mark is not set: only a top's is read (at open), and if a crash
+                // leaves the old one the top, recovery finds no dirty region in it (all were cleaned just now).
+                long gen = changes.current();
+                VolumeMeta next;
+                try {
+                    next = step.persist(gen);
+                } catch (IOException | RuntimeException e) {
+                    // volume.json may or may not name the new layer now: only a reopen can tell
+                    closedByCut = true;
+                    closeAfterFailedCut(e);
+                    throw e;
+                }
+                Path layersDir = dir.resolve("layers");
+                Layer fresh;
+                try {
+                    fresh = Layer.open(layersDir, newTopId, blockCount, regionCount, meta.regionSizeBytes(), dataKey);
+                } catch (IOException | RuntimeException e) {
+                    closedByCut = true;
+                    closeAfterFailedCut(e);
+                    throw e;
+                }
+                Layer[] longer = new Layer[chain.length + 1];
+                longer[0] = fresh;
+                System.arraycopy(chain, 0, longer, 1, chain.length);
+                RegionLog oldLog = regionLog;
+                DataFileIo oldFiles = files;
+                ChangeTracking nextChanges = new ChangeTracking(longer, blocksPerRegion);
+                nextChanges.start(gen);
+                // The new top was created marked "in use" (step): from here until a clean close, a crash is detected.
+                chain = longer;
+                top = fresh;
+                changes = nextChanges;
+                regionLog = new RegionLog(meta.name(), layersDir, fresh, blocksPerRegion, () -> blockCount);
+                files = new DataFileIo(meta.name(), layersDir, fresh, options.punchHoles());
+                presentBlocks.set(0);
+                flagChangesSynced.set(flagChanges.get());
+                meta = next;
+                oldLog.close();
+                oldFiles.close();
+            } finally {
+                synchronized (pauseLock) {
+                    paused = false;
+                    pauseLock.notifyAll();
+                }
+            }
+        }
+        } finally {
+            if (closedByCut) {
+                onClose.run(); // outside closeLock, as close() does: the pool forgets this store
+            }
+        }
+    }
+
+    /** Under closeLock, no call in progress: closes without the clean-shutdown mark (the next open recovers). */
+    private void closeAfterFailedCut(Exception cause) {
+        log.atError().setMessage("snapshot cut failed after the top was sealed; volume closed, the next use reopens it")
+                .addKeyValue("volume", meta.name()).setCause(cause).log();
+        closed = true;
+        for (Layer l : chain) {
+            l.close();
+        }
+        files.close();
+        regionLog.close();
+    }
+
     // ------------------------------------------------------------------ close
 
     @Override
@@ -1206,21 +1341,43 @@ public final class VolumeStore implements BlockDevice {
 
     /** Registers a call in progress; fails once the volume is closed. Returns the cell to pass to {@link #exit}. */
     private long enter() {
-        long cell = tryEnter();
-        if (cell < 0) {
-            throw BallastException.io("volume '" + meta.name() + "' is closed", null);
+        for (;;) {
+            long cell = tryEnter();
+            if (cell >= 0) {
+                return cell;
+            }
+            if (closed) {
+                throw BallastException.io("volume '" + meta.name() + "' is closed", null);
+            }
+            awaitUnpaused();
         }
-        return cell;
     }
 
+    /** Registers a call; -1 (nothing registered) while the volume is closed or a {@link #cutTop} is switching layers. */
     private long tryEnter() {
         int cell = (int) (Thread.currentThread().threadId() & (GUARD_CELLS - 1)) * CELL_STRIDE;
         inflightCells.getAndIncrement(cell);
-        if (closed) { // volatile read after the increment: close() either sees us or we see it
+        if (closed || paused) { // volatile reads after the increment: close() and cutTop() either see us or we see them
             inflightCells.getAndDecrement(cell);
             return -1;
         }
         return cell;
+    }
+
+    private void awaitUnpaused() {
+        boolean interrupted = false;
+        synchronized (pauseLock) {
+            while (paused && !closed) {
+                try {
+                    pauseLock.wait();
+                } catch (InterruptedException e) {
+                    interrupted = true; // the call must not fail because of it; kept for the caller
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private void exit(long cell) {

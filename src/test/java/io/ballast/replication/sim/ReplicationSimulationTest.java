@@ -45,6 +45,8 @@ class ReplicationSimulationTest {
         long flips = 0;
         long repairs = 0;
         long staleWrites = 0;
+        long snapshotsCut = 0;
+        long snapshotsDeleted = 0;
         boolean survey = Boolean.getBoolean("ballast.sim.survey"); // count failures instead of stopping
         List<String> failures = new ArrayList<>();
         for (long seed = firstSeed; seed < firstSeed + seeds; seed++) {
@@ -68,13 +70,17 @@ class ReplicationSimulationTest {
             flips += sim.flips();
             repairs += sim.repairs();
             staleWrites += sim.staleWrites();
+            snapshotsCut += sim.snapshotsCut();
+            snapshotsDeleted += sim.snapshotsDeleted();
         }
         failures.forEach(f -> System.out.println("FAILED " + f));
         System.out.printf("simulated %d seeds in %d ms (%d ms CPU): %d acknowledged writes, %d bit flips, %d checksum repairs,"
-                + " %d writes through superseded engines%n", seeds, (System.nanoTime() - startNs) / 1_000_000,
-                (cpu.getCurrentThreadCpuTime() - startCpuNs) / 1_000_000, acks, flips, repairs, staleWrites);
+                + " %d writes through superseded engines, %d snapshots cut, %d deleted%n", seeds, (System.nanoTime() - startNs) / 1_000_000,
+                (cpu.getCurrentThreadCpuTime() - startCpuNs) / 1_000_000, acks, flips, repairs, staleWrites, snapshotsCut,
+                snapshotsDeleted);
         assertTrue(acks > seeds, "the client got almost nothing acknowledged");
         assertTrue(flips == 0 || repairs > 0, "bit flips were injected but never repaired");
         assertTrue(seeds < 100 || staleWrites > 0, "no seed sent a write through a superseded engine: fencing is untested");
+        assertTrue(seeds < 100 || (snapshotsCut > 0 && snapshotsDeleted > 0), "no seed cut and deleted a snapshot: the snapshot invariants are untested");
     }
 }

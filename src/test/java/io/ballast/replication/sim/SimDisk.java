@@ -225,6 +225,33 @@ public final class SimDisk implements ReplicaStorage {
         epochFloor = Math.max(epochFloor, epoch);
     }
 
+    /** Snapshots by uuid: the image at the cut (durable: a crash keeps them). */
+    private final Map<String, byte[]> snapshots = new java.util.TreeMap<>();
+
+    /** As a pool's replica: a cut syncs what came before it (an fsync failure fails the cut), then freezes the image. */
+    @Override
+    public void snapshot(io.ballast.replication.ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+        switch (action) {
+            case CREATE -> {
+                flush();
+                snapshots.putIfAbsent(snapshotUuid, logicalImage());
+            }
+            case DELETE -> snapshots.remove(snapshotUuid);
+            case REVERT -> throw BallastException.invalid("the simulator does not revert");
+        }
+    }
+
+    /** The mutation {@code SNAPSHOT_UNSYNCED}: a cut of the durable image only, without the cached writes before it. */
+    void snapshotDurableOnly(String snapshotUuid) {
+        snapshots.putIfAbsent(snapshotUuid, pristine.clone());
+    }
+
+    /** The snapshot's image, or null when this disk has no such snapshot. */
+    public byte[] snapshotImage(String snapshotUuid) {
+        byte[] img = snapshots.get(snapshotUuid);
+        return img == null ? null : img.clone();
+    }
+
     // ---- simulator controls and checks
 
     /** Loses every unflushed write. */

@@ -26,7 +26,12 @@ enum SimMutation {
      */
     NO_EPOCH_CHECK("ReplicaLogic without the epoch check"),
     /** The control plane applies an in-sync change without comparing the expected epoch. */
-    CP_NO_EPOCH_CAS("control plane ChangeInSync without the epoch compare-and-set");
+    CP_NO_EPOCH_CAS("control plane ChangeInSync without the epoch compare-and-set"),
+    /**
+     * The replica cuts a snapshot from its durable image alone: the writes before the cut that are still
+     * in its cache are left out (a cut that does not sync the top first).
+     */
+    SNAPSHOT_UNSYNCED("replica snapshot leaves out the cached writes before the cut");
 
     final String description;
 
@@ -37,7 +42,7 @@ enum SimMutation {
     /** The storage {@code ReplicaLogic} works on: the disk itself, or the disk behind the mutation. */
     ReplicaStorage storage(SimDisk disk) {
         return switch (this) {
-            case FLUSH_NOOP, FUA_IGNORED, NO_CHANGED_REGIONS -> new Mutated(disk, this);
+            case FLUSH_NOOP, FUA_IGNORED, NO_CHANGED_REGIONS, SNAPSHOT_UNSYNCED -> new Mutated(disk, this);
             default -> disk;
         };
     }
@@ -150,6 +155,15 @@ enum SimMutation {
         @Override
         public void grow(long sizeBytes) {
             d.grow(sizeBytes);
+        }
+
+        @Override
+        public void snapshot(io.ballast.replication.ReplicaRequest.SnapshotAction action, String snapshotUuid) {
+            if (m == SNAPSHOT_UNSYNCED && action == io.ballast.replication.ReplicaRequest.SnapshotAction.CREATE) {
+                d.snapshotDurableOnly(snapshotUuid);
+                return;
+            }
+            d.snapshot(action, snapshotUuid);
         }
 
         @Override

@@ -52,6 +52,8 @@ public final class Simulation {
      */
     private final SplittableRandom fenceRnd;
     private final boolean staleWriters;
+    /** Own stream for the snapshot workload (cuts and deletes through the engine), drawn apart from {@link #rnd}. */
+    private final SplittableRandom snapRnd;
     private final boolean trace;
     private final List<String> log = new ArrayList<>();
     private long nowMs;
@@ -107,6 +109,15 @@ public final class Simulation {
     private long acks;
     private long staleWrites; // issued through a superseded engine
     private long reads;
+    /** Completed snapshot cuts by uuid: the image every holder had at completion, which must never change. */
+    private final Map<String, SnapView> snapshotViews = new LinkedHashMap<>();
+    /** Writes issued through a superseded engine: concurrent with anything, so a snapshot may hold them. */
+    private final Set<Long> staleSeqs = new HashSet<>();
+    private int snapshotSeq;
+    private long snapshotsCut;
+    private long snapshotsDeleted;
+
+    private record SnapView(byte[] image, List<String> holders) {}
 
     private record Event(long atMs, long seq, Runnable action) implements Comparable<Event> {
         @Override
@@ -177,6 +188,7 @@ public final class Simulation {
         this.fenceRnd = new SplittableRandom(seed ^ 0x7E4CEL);
         this.staleWriters = fenceRnd.nextInt(3) == 0;
         this.batchRnd = new SplittableRandom(seed ^ 0x5DEECE66DL);
+        this.snapRnd = new SplittableRandom(seed ^ 0x5A4B5407L);
         this.trace = trace;
         for (int i = 0; i < SIZE_BYTES; i++) {
             history[i] = new ArrayList<>(2);
@@ -670,6 +682,9 @@ public final class Simulation {
         MWrite w = issueWrite(off, len, data, fua);
         w.newerEngineOpenAtIssue = newerEngineOpened(box);
         writeIdentity.put(data, w.seq);
+        if (box != current) {
+            staleSeqs.add(w.seq);
+        }
         trace("client write #" + w.seq + " " + off + "+" + len + (fua ? " fua" : "") + " via " + box.id
                 + (box == current ? "" : " (superseded)"));
         box.engine.write(off, data, fua, (d, e) -> writeDone(box, w, e));
@@ -686,6 +701,10 @@ public final class Simulation {
             return false;
         }
         Box box = current;
+        if (snapRnd.nextInt(100) < 6) {
+            snapshotOp(box);
+            return true;
+        }
         int k = rnd.nextInt(100);
         if (k < 55) {
             clientWrite(box);
@@ -724,6 +743,118 @@ public final class Simulation {
             });
         }
         return true;
+    }
+
+    /**
+     * A snapshot cut (or, a third of the time when one exists, a delete) through the engine, as the control
+     * plane sends it. Invariants of a completed cut: (s1) every holder has it and all hold the same image;
+     * (s2) each byte is the value of a write no older than the last one acknowledged (or, after a replica
+     * crash, made stable) before the cut was issued and not issued after it (a superseded engine's
+     * writes excepted: they are concurrent with it); (s3) that image never changes after (checked after
+     * every later snapshot completion and at the end). A completed delete leaves no holder with it.
+     */
+    private void snapshotOp(Box box) {
+        if (!snapshotViews.isEmpty() && snapRnd.nextInt(3) == 0) {
+            List<String> uuids = new ArrayList<>(snapshotViews.keySet());
+            String uuid = uuids.get(snapRnd.nextInt(uuids.size()));
+            snapshotViews.remove(uuid); // from now on a holder may have applied the delete
+            clientOutstanding++;
+            trace("client snapshot delete " + uuid + " via " + box.id);
+            box.engine.snapshot(ReplicaRequest.SnapshotAction.DELETE, uuid, (holders, e) -> {
+                clientOutstanding--;
+                trace("snapshot delete " + uuid + (e == null ? " done on " + holders : " failed: " + e.getMessage()));
+                if (e == null) {
+                    snapshotsDeleted++;
+                    for (String n : holders) {
+                        if (disks.get(n).snapshotImage(uuid) != null) {
+                            throw fail("snapshot delete " + uuid + " completed but holder " + n + " still has it");
+                        }
+                    }
+                }
+            });
+            return;
+        }
+        String uuid = "snap-" + (++snapshotSeq);
+        long seqAtIssue = seq;
+        long[] acked = mustHold(0, SIZE_BYTES);
+        long[] stable = stableSeq.clone();
+        int crashesAtIssue = replicaCrashes;
+        clientOutstanding++;
+        readsOutstanding++; // keeps the write history the check below needs
+        trace("client snapshot " + uuid + " after #" + seqAtIssue + " via " + box.id);
+        box.engine.snapshot(ReplicaRequest.SnapshotAction.CREATE, uuid, (holders, e) -> {
+            clientOutstanding--;
+            readsOutstanding--;
+            trace("snapshot " + uuid + (e == null ? " cut on " + holders : " failed: " + e.getMessage()));
+            if (e != null) {
+                return;
+            }
+            if (holders.isEmpty()) {
+                throw fail("snapshot " + uuid + " completed with no holder");
+            }
+            long[] floor = replicaCrashes == crashesAtIssue ? acked : stable;
+            byte[] first = null;
+            for (String n : holders) {
+                byte[] img = disks.get(n).snapshotImage(uuid);
+                if (img == null) {
+                    throw fail("(s1) snapshot " + uuid + " completed but holder " + n + " has no such snapshot");
+                }
+                checkSnapshotImage(uuid, n, img, floor, seqAtIssue);
+                if (first == null) {
+                    first = img;
+                } else {
+                    requireSameImage("(s1) snapshot " + uuid + " differs between holders " + holders.get(0) + " and " + n,
+                            first, img);
+                }
+            }
+            snapshotsCut++;
+            snapshotViews.put(uuid, new SnapView(first, List.copyOf(holders)));
+            checkSnapshotsUnchanged();
+        });
+    }
+
+    private void checkSnapshotImage(String uuid, String node, byte[] img, long[] floor, long seqAtIssue) {
+        for (int o = 0; o < SIZE_BYTES; o++) {
+            byte v = img[o];
+            boolean ok = (floor[o] == 0 && v == 0) || lostBlocks.contains(o / SimDisk.BLOCK_BYTES);
+            for (int i = 0; !ok && i < history[o].size(); i++) {
+                long[] h = history[o].get(i);
+                ok = h[0] >= floor[o] && (h[0] <= seqAtIssue || staleSeqs.contains(h[0])) && (byte) h[1] == v;
+            }
+            if (!ok) {
+                throw fail("(s2) snapshot " + uuid + " on " + node + " at byte " + o + " holds " + v
+                        + " but the model allows only writes #" + floor[o] + "..#" + seqAtIssue + " (last issued #" + lastSeq[o] + ")");
+            }
+        }
+    }
+
+    private void requireSameImage(String what, byte[] a, byte[] b) {
+        for (int o = 0; o < SIZE_BYTES; o++) {
+            if (a[o] != b[o] && !lostBlocks.contains(o / SimDisk.BLOCK_BYTES)) {
+                throw fail(what + " at byte " + o);
+            }
+        }
+    }
+
+    /** (s3) every completed, undeleted snapshot reads on every holder as it did at its cut. */
+    private void checkSnapshotsUnchanged() {
+        for (Map.Entry<String, SnapView> e : snapshotViews.entrySet()) {
+            for (String n : e.getValue().holders()) {
+                byte[] now = disks.get(n).snapshotImage(e.getKey());
+                if (now == null) {
+                    throw fail("(s3) snapshot " + e.getKey() + " vanished from holder " + n);
+                }
+                requireSameImage("(s3) snapshot " + e.getKey() + " changed on " + n + " after its cut", e.getValue().image(), now);
+            }
+        }
+    }
+
+    public long snapshotsCut() {
+        return snapshotsCut;
+    }
+
+    public long snapshotsDeleted() {
+        return snapshotsDeleted;
     }
 
     private MWrite issueWrite(int off, int len, byte[] data, boolean fua) {
@@ -1010,6 +1141,7 @@ public final class Simulation {
                 }
             }
         }
-        trace("settled: " + c.engine.status());
+        checkSnapshotsUnchanged();
+        trace("settled: " + c.engine.status() + ", snapshots cut " + snapshotsCut + ", deleted " + snapshotsDeleted);
     }
 }

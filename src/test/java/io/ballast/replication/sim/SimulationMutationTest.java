@@ -9,7 +9,8 @@ import org.junit.jupiter.api.Test;
  * The mutation harness: each {@link SimMutation} is a deliberate bug, and the simulator must catch every
  * one. CI runs seeds from 1 upwards under each mutation until one fails (so a weakened check or a
  * simulator that stops reaching a fault fails this test instead of rotting silently); the epoch-check
- * mutation must be caught by the dedicated fencing check itself, not only by its consequences.
+ * mutation must be caught by the dedicated fencing check itself, not only by its consequences, and the
+ * unsynced snapshot cut by the snapshot content check (s2).
  *
  * <p>The full sweep, with the counts recorded in docs/replication.md:
  * {@code mvn -B -o test -Dtest=SimulationMutationTest -Dballast.sim.mutationSeeds=2000}
@@ -34,7 +35,7 @@ class SimulationMutationTest {
             if (m == SimMutation.NONE) {
                 continue;
             }
-            String want = m == SimMutation.NO_EPOCH_CHECK ? "fencing" : "";
+            String want = m == SimMutation.NO_EPOCH_CHECK ? "fencing" : m == SimMutation.SNAPSHOT_UNSYNCED ? "(s2)" : "";
             SimulationSweep.Result r = SimulationSweep.sweep(m, 1, CI_SEED_LIMIT, want);
             System.out.println(r.line());
             assertTrue(want.isEmpty() ? r.caught() > 0 : r.byCheck().containsKey(want),

@@ -35,7 +35,7 @@ final class SimulationSweep {
         int colon = m.indexOf("ms: ");
         String what = colon < 0 ? m : m.substring(colon + 4);
         for (String p : List.of("invariant 1", "invariant 2", "invariant 4", "fencing", "read at byte", "final image",
-                "did not settle", "(f)", "final flush failed", "no events", "engine busy", "a replica left")) {
+                "did not settle", "(f)", "(s1)", "(s2)", "(s3)", "snapshot", "final flush failed", "no events", "engine busy", "a replica left")) {
             if (what.startsWith(p)) {
                 return p.equals("read at byte") ? "read" : p;
             }
