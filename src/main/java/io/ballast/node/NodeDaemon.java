@@ -355,7 +355,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 api == null ? null : api.url(),
                 tcp == null ? null : tcp.getAddress().getHostAddress() + ":" + tcp.getPort(),
                 nbd == null || nbd.unixSocket() == null ? null : nbd.unixSocket().toString(),
-                startedAt == null ? null : startedAt.toString(), VERSION,
+                startedAt == null ? null : startedAt.toString(), io.ballast.common.BuildInfo.version(),
                 withPool && pool != null ? pool.stats() : null);
     }
 
