@@ -46,6 +46,10 @@ final class NodeRestartCommand implements Callable<Integer> {
             + " cluster's node): the new release's jar, or its lib/* (a rolling upgrade); default: the build it ran")
     String classPath;
 
+    @Option(names = "--move-to", paramLabel = "NODE", description = "Where its attachments go (default: the first up"
+            + " node with an in-sync replica of each)")
+    String moveTo;
+
     @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "300",
             description = "How long to wait for the node to come back and its replicas to be in sync")
     int timeoutSeconds;
@@ -259,7 +263,15 @@ final class NodeRestartCommand implements Callable<Integer> {
     /** Detach on the node, attach on an up node with an in-sync replica (its engine reads locally). */
     private Moved moveAttachment(NodeClient client, JsonNode cluster, Holding h) {
         String target = null;
-        for (String n : h.inSyncElsewhere()) {
+        if (moveTo != null) {
+            if (moveTo.equals(nodeId) || !h.inSyncElsewhere().contains(moveTo)
+                    || !member(cluster, moveTo).map(m -> m.path("state").asText().equals("up")).orElse(false)) {
+                throw BallastException.conflict("not restarting " + nodeId + ": --move-to " + moveTo + " is not an up node with"
+                        + " an in-sync replica of " + h.volume() + " (in sync elsewhere: " + String.join(",", h.inSyncElsewhere()) + ")");
+            }
+            target = moveTo;
+        }
+        for (String n : target != null ? List.<String>of() : h.inSyncElsewhere()) {
             if (member(cluster, n).map(m -> m.path("state").asText().equals("up")).orElse(false)) {
                 target = n;
                 break;
