@@ -340,7 +340,7 @@ final class NodeRestartCommand implements Callable<Integer> {
                     progress(nodeId + " stopped");
                 }
             }
-            sleep(200);
+            io.ballast.common.Sleeps.sleepMs(200);
         }
         throw new BallastException(ErrorCode.UNAVAILABLE, nodeId + " was not restarted within " + timeout.toSeconds() + " s");
     }
@@ -400,7 +400,7 @@ final class NodeRestartCommand implements Callable<Integer> {
             } catch (RuntimeException e) {
                 last = e.getMessage();
             }
-            sleep(200);
+            io.ballast.common.Sleeps.sleepMs(200);
         }
         throw new BallastException(ErrorCode.UNAVAILABLE, nodeId + " did not come back in sync within " + timeout.toSeconds()
                 + " s: " + last);
@@ -416,12 +416,4 @@ final class NodeRestartCommand implements Callable<Integer> {
         return in && status.path("resyncs").isEmpty();
     }
 
-    private static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new BallastException(ErrorCode.UNAVAILABLE, "interrupted");
-        }
-    }
 }
