@@ -88,6 +88,7 @@ class RollingUpgradeSystemTest {
         Writer w = new Writer(this::exportUri);
         try {
             w.awaitWrites(500);
+            awaitInSync(); // as an operator's `ballast status` before each step: the refusal otherwise is checked below
             // node-1 onto the next minor's build, then node-2 and node-3 on this one: the attachment goes round
             CliRunner.Result r1 = ok("node", "restart", "node-1", "--move-to", "node-2", "--class-path", build(1));
             assertThat(r1.err()).contains("moved rr's attachment from node-1 to node-2").contains("stopped node-1 (SIGTERM)")
@@ -95,13 +96,16 @@ class RollingUpgradeSystemTest {
             assertThat(r1.out()).startsWith("restarted node-1 (0.1.0-SNAPSHOT/1.0 -> 0.2.0-test/1.1): 1 attachment(s) moved");
             assertThat(protocols()).containsExactly(Map.entry("node-1", "1.1"), Map.entry("node-2", "1.0"), Map.entry("node-3", "1.0"));
             w.awaitWrites(w.writes.get() + 300); // the mixed cluster serves the writer through node-2
+            awaitInSync();
             JsonNode r2 = json("node", "restart", "node-2", "--move-to", "node-3");
             assertThat(r2.path("movedAttachments").get(0).path("toNodeId").asText()).isEqualTo("node-3");
             assertThat(r2.path("protocolVersion").asText()).isEqualTo("1.0");
             w.awaitWrites(w.writes.get() + 300);
+            awaitInSync();
             ok("node", "restart", "node-3", "--move-to", "node-1");
             w.awaitWrites(w.writes.get() + 300);
             assertThat(w.servedBy).containsSubsequence("node-1", "node-2", "node-3", "node-1");
+            awaitInSync();
 
             // two minors ahead of node-2 and node-3: node-1 is refused at its start, with what to do
             CliRunner.Result jump = cli.run("node", "restart", "node-1", "--move-to", "node-2", "--class-path", build(2),
@@ -126,6 +130,24 @@ class RollingUpgradeSystemTest {
                 w.writes.get(), w.reads.get(), w.reconnects.get(), w.servedBy, verified);
         JsonNode v = json("volume", "inspect", "rr");
         assertThat(v.path("health").asText()).isEqualTo("healthy");
+    }
+
+    /** Until rr's three replicas are in sync and it is healthy. */
+    void awaitInSync() throws Exception {
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        JsonNode v = null;
+        while (System.nanoTime() < deadline) {
+            v = json("volume", "inspect", "rr");
+            int inSync = 0;
+            for (JsonNode r : v.path("replicas")) {
+                inSync += r.path("inSync").asBoolean() ? 1 : 0;
+            }
+            if (inSync == 3 && v.path("health").asText().equals("healthy")) {
+                return;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("rr not in sync on 3 nodes within 120 s: " + v);
     }
 
     /** Where the volume's export is now: the unix socket of the node it is attached on, and that node. */
