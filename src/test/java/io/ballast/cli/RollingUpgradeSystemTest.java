@@ -48,8 +48,20 @@ class RollingUpgradeSystemTest {
     }
 
     @AfterAll
-    void down() {
+    void down() throws Exception {
         cli.run("down", "--timeout", "5", "--force");
+        String keep = System.getenv("BALLAST_TEST_KEEP_LOGS"); // a directory to copy the nodes' logs to, for tracing a failure
+        if (keep != null) {
+            for (int i = 1; i <= 3; i++) {
+                Path dir = Path.of(keep, "node-" + i);
+                Files.createDirectories(dir);
+                for (String f : List.of("ballast.log", "daemon.out")) {
+                    if (Files.exists(home.resolve("node-" + i + "/" + f))) {
+                        Files.copy(home.resolve("node-" + i + "/" + f), dir.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    }
+                }
+            }
+        }
     }
 
     CliRunner.Result ok(String... args) {
@@ -236,7 +248,8 @@ class RollingUpgradeSystemTest {
                     return;
                 } catch (IOException e) {
                     if (String.valueOf(e.getMessage()).startsWith("NBD error")) {
-                        ioErrors.add(e.getMessage());
+                        ioErrors.add(e.getMessage() + " from " + (servedBy.isEmpty() ? "?" : servedBy.getLast()) + " at "
+                                + java.time.Instant.now());
                         throw e;
                     }
                     reconnects.incrementAndGet();
