@@ -29,6 +29,15 @@ final class ClusterCommands {
             return parent.cli.client(output);
         }
 
+        /** "RELEASE/PROTOCOL" as the metadata records it, e.g. {@code 0.1.0/1.0}; "-" before the node recorded it. */
+        static String version(JsonNode n) {
+            JsonNode protocol = n.path("protocolVersion");
+            if (protocol.isMissingNode() || protocol.isNull()) {
+                return "-";
+            }
+            return n.path("buildVersion").asText("?") + "/" + protocol.asText();
+        }
+
         static String labels(JsonNode labels) {
             List<String> out = new ArrayList<>();
             labels.properties().forEach(e -> out.add(e.getKey() + "=" + e.getValue().asText()));
@@ -67,9 +76,11 @@ final class ClusterCommands {
                 String state = n.path("state").asText() + (scheduling.equals("schedulable") ? "" : "," + scheduling);
                 rows.add(List.of(n.path("nodeId").asText() + (n.path("nodeId").asText().equals(leader) ? " *" : ""), state,
                         Output.text(n.path("raftRole")), labels(n.path("labels")), Output.size(n.path("capacityBytes")),
-                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicaCount")), Output.text(n.path("apiUrl"))));
+                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicaCount")), Output.text(n.path("apiUrl")),
+                        version(n)));
             }
-            Output.table(parent.cli.out, List.of("NODE", "STATE", "RAFT", "LABELS", "CAPACITY", "PROVISIONED", "REPLICAS", "API"), rows);
+            Output.table(parent.cli.out, List.of("NODE", "STATE", "RAFT", "LABELS", "CAPACITY", "PROVISIONED", "REPLICAS", "API",
+                    "VERSION"), rows);
             parent.cli.err.println("* Raft leader");
             return ExitCodes.OK;
         }
@@ -95,6 +106,8 @@ final class ClusterCommands {
             out.println("API:          " + Output.text(n.path("apiUrl")));
             out.println("NBD:          " + Output.text(n.path("nbdTcp")));
             out.println("Labels:       " + labels(n.path("labels")));
+            out.println("Version:      " + (n.path("protocolVersion").isTextual() ? "Ballast " + n.path("buildVersion").asText("?")
+                    + ", cluster protocol " + n.path("protocolVersion").asText() : "not recorded (a node from before versions were recorded: 1.0)"));
             out.println("Capacity:     " + Output.size(n.path("capacityBytes")) + ", " + Output.size(n.path("freeBytes"))
                     + " free on disk, " + Output.size(n.path("provisionedBytes")) + " provisioned");
             String label = "Pools:        ";

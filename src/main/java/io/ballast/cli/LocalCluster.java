@@ -24,7 +24,15 @@ import java.util.Optional;
 final class LocalCluster {
     private static final ObjectMapper JSON = Json.newMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-    record LocalNode(String name, String dataDir, String apiUrl, long pid) {}
+    /**
+     * A node process of the cluster. {@code classPath}: the build it runs when not the CLI's own (a node
+     * restarted onto a new release by {@code ballast node restart --class-path}); null: the CLI's.
+     */
+    record LocalNode(String name, String dataDir, String apiUrl, long pid, String classPath) {
+        LocalNode(String name, String dataDir, String apiUrl, long pid) {
+            this(name, dataDir, apiUrl, pid, null);
+        }
+    }
 
     record LocalState(String apiUrl, List<LocalNode> nodes) {}
 
@@ -197,6 +205,12 @@ final class LocalCluster {
      */
     LocalNode startNode(int index, String apiListen, String nbdListen, String raftListen, String join, String token,
             List<String> extraArgs, Duration timeout) throws IOException {
+        return startNode(index, apiListen, nbdListen, raftListen, join, token, extraArgs, null, timeout);
+    }
+
+    /** As above, on {@code classPath} (a build's jar or lib directory; null: the CLI's own class path). */
+    LocalNode startNode(int index, String apiListen, String nbdListen, String raftListen, String join, String token,
+            List<String> extraArgs, String classPath, Duration timeout) throws IOException {
         Path dir = nodeDir(index);
         Files.createDirectories(dir);
         Path nodeJson = dir.resolve("node.json");
@@ -210,11 +224,11 @@ final class LocalCluster {
         cmd.add("--enable-native-access=ALL-UNNAMED");
         // the node's AOT cache for this JVM's class path, when bin/ballast has one (docs/perf/startup.md)
         String aot = System.getenv("BALLAST_NODE_AOT_OPTS");
-        if (aot != null && !aot.isBlank()) {
+        if (aot != null && !aot.isBlank() && classPath == null) { // a cache is made for one class path
             cmd.addAll(List.of(aot.trim().split("\\s+")));
         }
         cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(classPath != null ? classPath : System.getProperty("java.class.path"));
         cmd.add(BallastCli.class.getName());
         cmd.addAll(List.of("node", "start", "--data-dir", dir.toString(), "--api-listen", apiListen, "--nbd-listen", nbdListen,
                 "--node-id", "node-" + index, "--encryption-key-file", ensureKeyFile().toString()));
@@ -248,7 +262,7 @@ final class LocalCluster {
                 JsonNode info = JSON.readTree(nodeJson.toFile());
                 String url = info.path("apiUrl").asText();
                 if (new NodeClient(url).healthy()) {
-                    return new LocalNode("node-" + index, dir.toString(), url, info.path("pid").asLong(p.pid()));
+                    return new LocalNode("node-" + index, dir.toString(), url, info.path("pid").asLong(p.pid()), classPath);
                 }
             }
             sleep(100);

@@ -512,10 +512,11 @@ final class LocalCommands {
                 String state = n.path("state").asText() + (n.path("cordoned").asBoolean() ? ",cordoned" : "");
                 nodeRows.add(List.of("  " + n.path("nodeId").asText() + (n.path("nodeId").asText().equals(leader) ? " (leader)" : ""),
                         state, Output.text(n.path("raftRole")), Output.size(n.path("capacityBytes")),
-                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicaCount")), Output.text(n.path("apiUrl"))));
+                        Output.size(n.path("provisionedBytes")), Output.text(n.path("replicaCount")), Output.text(n.path("apiUrl")),
+                        ClusterCommands.NodeBase.version(n)));
             }
             if (!nodeRows.isEmpty()) {
-                Output.table(out, List.of("  NODE", "STATE", "RAFT", "CAPACITY", "PROVISIONED", "REPLICAS", "API"), nodeRows);
+                Output.table(out, List.of("  NODE", "STATE", "RAFT", "CAPACITY", "PROVISIONED", "REPLICAS", "API", "VERSION"), nodeRows);
             }
             JsonNode vs = cluster.path("volumes");
             out.println("Volumes:   " + volumes.size() + " (" + vs.path("healthy").asInt() + " healthy, " + vs.path("degraded").asInt()

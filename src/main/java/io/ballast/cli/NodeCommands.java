@@ -19,7 +19,7 @@ import picocli.CommandLine.ParentCommand;
 @Command(name = "node", description = "Run a node daemon; list, inspect, cordon, drain and remove cluster members; add and remove pools.",
         subcommands = {NodeCommands.Start.class, ClusterCommands.NodeList.class, ClusterCommands.NodeInspect.class,
                 ClusterCommands.Cordon.class, ClusterCommands.Uncordon.class, ClusterCommands.Drain.class,
-                ClusterCommands.Remove.class, NodeCleanupCommand.class, NodePoolCommands.class})
+                ClusterCommands.Remove.class, NodeRestartCommand.class, NodeCleanupCommand.class, NodePoolCommands.class})
 final class NodeCommands extends CommandGroup {
 
     @ParentCommand

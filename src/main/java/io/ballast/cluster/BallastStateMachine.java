@@ -73,7 +73,7 @@ public final class BallastStateMachine extends BaseStateMachine {
 
     /** Writes must carry the seal of the cluster with this token (set before the Raft server starts). */
     void admitWritesSealedWith(CommandSeal seal) {
-        gate = new CommandGate(seal);
+        gate = new CommandGate(seal, this::state, CommandGate.INTRODUCED_IN);
         leaseSeal = seal;
     }
 

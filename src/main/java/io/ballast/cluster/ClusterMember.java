@@ -192,6 +192,12 @@ public final class ClusterMember implements AutoCloseable {
                 raft.start(List.of(raft.self()), List.of());
             } else {
                 raft.start(List.of(), List.of());
+                try {
+                    refuseIfMembersIncompatible(Duration.ofSeconds(5));
+                } catch (RuntimeException e) {
+                    raft.close();
+                    throw e;
+                }
             }
             // a restart of a single-voter cluster elects itself at once; with more voters, wait for them in the background
             if (raft.currentVoters().size() <= 1) {
@@ -388,8 +394,10 @@ public final class ClusterMember implements AutoCloseable {
             List<NodeRecord> members = new ArrayList<>(state().nodes().stream().filter(n -> !n.id().equals(req.nodeId())).toList());
             members.add(joining);
             Set<String> voters = reconfigure(members, Set.of());
+            // the joiner's announced protocol is recorded now; its release comes with its first heartbeat
             raft.submit(new Command.RegisterNode(at, req.nodeId(), req.apiUrl(), req.raftAddress(), req.nbdTcp(), labels,
-                    req.capacityBytes(), req.freeBytes(), req.replicationAddress()));
+                    req.capacityBytes(), req.freeBytes(), req.replicationAddress(), null,
+                    io.ballast.common.ProtocolVersion.parse(req.protocolVersion()).toString()));
             recordRoles(members, voters, null);
             List<JoinRequest.Peer> peers = members.stream().map(n -> new JoinRequest.Peer(n.id(), n.raftAddress())).toList();
             return new JoinRequest.Response(raft.stateMachine().getGroupId() == null ? null
@@ -697,16 +705,64 @@ public final class ClusterMember implements AutoCloseable {
                 || (!config.labels().isEmpty() && !config.labels().equals(me.labels()))) {
             raft.submit(new Command.RegisterNode(at, nodeId, apiUrl, identity.raftAddress(), nbdTcp,
                     config.labels().isEmpty() && me != null ? me.labels() : config.labels(), capacity(s), s == null ? 0 : s.freeBytes(),
-                    replicationAddress));
+                    replicationAddress, BUILD_VERSION, PROTOCOL_VERSION));
             registered = true;
-        } else if (mustCommitHeartbeat(me, capacity(s), s == null ? 0 : s.freeBytes(), pools(s), Instant.now())) {
-            raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes(), pools(s)));
+        } else if (mustCommitHeartbeat(me, capacity(s), s == null ? 0 : s.freeBytes(), pools(s), Instant.now())
+                || !versionsRecorded(me)) {
+            raft.submit(new Command.Heartbeat(at, nodeId, capacity(s), s == null ? 0 : s.freeBytes(), pools(s), BUILD_VERSION,
+                    PROTOCOL_VERSION));
             committedHeartbeats.incrementAndGet();
             registered = true;
         } else {
             raft.sendLease(); // liveness only: the leader's detector hears it, nothing goes into the log
             leaseHeartbeats.incrementAndGet();
         }
+    }
+
+    static final String BUILD_VERSION = io.ballast.common.BuildInfo.version();
+    static final String PROTOCOL_VERSION = io.ballast.common.ProtocolVersion.CLUSTER.toString();
+
+    /** Whether the metadata records the versions this node runs (a restart on a new build commits them once). */
+    static boolean versionsRecorded(NodeRecord me) {
+        return PROTOCOL_VERSION.equals(me.protocolVersion()) && BUILD_VERSION.equals(me.buildVersion());
+    }
+
+    /**
+     * A restarted node against the versions the other members recorded (a joining node is checked by
+     * the member that answers its join): stops it, with what to do, before it serves. Reads this node's
+     * own copy of the metadata, as its Raft log replays it; when the copy does not list this node in
+     * time (a log that cannot replay yet), the check is skipped and said so.
+     */
+    private void refuseIfMembersIncompatible(Duration replayTimeout) {
+        long deadline = System.nanoTime() + replayTimeout.toNanos();
+        while (state().node(nodeId).isEmpty() && System.nanoTime() < deadline) {
+            sleep(20);
+        }
+        if (state().node(nodeId).isEmpty()) {
+            log.atWarn().log("members' versions not checked: this node's copy of the metadata did not list it within {} ms",
+                    replayTimeout.toMillis());
+            return;
+        }
+        String why = membersIncompatibility(state(), nodeId, io.ballast.common.ProtocolVersion.CLUSTER);
+        if (why != null) {
+            throw BallastException.conflict("node not started: " + why);
+        }
+    }
+
+    /** Why {@code self} running {@code ours} cannot work with the other members {@code s} records; null when it can. */
+    static String membersIncompatibility(ClusterState s, String self, io.ballast.common.ProtocolVersion ours) {
+        // members grouped by the version they recorded: one sentence per version
+        Map<io.ballast.common.ProtocolVersion, List<String>> byVersion = new java.util.TreeMap<>();
+        for (NodeRecord n : s.nodes()) {
+            if (!n.id().equals(self) && !ours.compatibleWith(n.protocol())) {
+                byVersion.computeIfAbsent(n.protocol(), v -> new ArrayList<>()).add(n.id());
+            }
+        }
+        List<String> reasons = new ArrayList<>();
+        byVersion.forEach((v, ids) -> reasons.add(io.ballast.common.ProtocolVersion.incompatibility("cluster protocol",
+                "this node (" + self + ")", ours, "the cluster (member" + (ids.size() == 1 ? " " : "s ") + String.join(", ", ids)
+                        + ", as the cluster metadata records)", v)));
+        return reasons.isEmpty() ? null : String.join("; and ", reasons);
     }
 
     /** Capacity or free space that moved by more than this share of capacity is committed. */

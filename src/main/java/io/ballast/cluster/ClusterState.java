@@ -595,12 +595,18 @@ public final class ClusterState {
         NodeRecord n = new NodeRecord(r.nodeId(), r.apiUrl(), r.raftAddress(), r.nbdTcp(), labels, NodeRecord.UP,
                 old == null ? "joined" : "rejoined", old != null && old.cordoned(), old != null && old.draining(),
                 old == null ? "voter" : old.raftRole(), r.capacityBytes(), r.freeBytes(),
-                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress(), old == null ? List.of() : old.pools());
+                old == null ? r.at() : old.joinedAt(), r.at(), r.replicationAddress(), old == null ? List.of() : old.pools(),
+                r.protocolVersion() != null || old == null ? r.buildVersion() : old.buildVersion(),
+                r.protocolVersion() != null || old == null ? r.protocolVersion() : old.protocolVersion());
         putNode(n);
         event(r.at(), old == null ? "node-joined" : "node-rejoined", n.id(), n.id() + (old == null ? " joined" : " rejoined")
                 + " (raft " + n.raftAddress() + ", api " + n.apiUrl() + (labels.isEmpty() ? "" : ", labels " + Labels.format(labels))
                 + ", capacity " + Sizes.format(n.capacityBytes()) + ")");
         return n;
+    }
+
+    static String versionText(String build, String protocol) {
+        return "Ballast " + (build == null ? "(unknown release)" : build) + ", cluster protocol " + protocol;
     }
 
     private NodeRecord heartbeat(Command.Heartbeat h) {
@@ -609,6 +615,12 @@ public final class ClusterState {
             throw BallastException.notFound("node " + h.nodeId() + " is not a member of this cluster (removed?)");
         }
         NodeRecord nn = n.withHeartbeat(h.at(), h.capacityBytes(), h.freeBytes(), h.pools() == null ? n.pools() : h.pools());
+        if (h.protocolVersion() != null && !(h.protocolVersion().equals(n.protocolVersion())
+                && Objects.equals(h.buildVersion(), n.buildVersion()))) {
+            nn = nn.withVersions(h.buildVersion(), h.protocolVersion());
+            event(h.at(), "node-version", n.id(), n.id() + " runs " + versionText(h.buildVersion(), h.protocolVersion())
+                    + (n.protocolVersion() == null ? "" : " (was " + versionText(n.buildVersion(), n.protocolVersion()) + ")"));
+        }
         if (!NodeRecord.UP.equals(n.state())) {
             nn = nn.withState(NodeRecord.UP, "heartbeat received at " + h.at());
             event(h.at(), "node-up", n.id(), n.id() + " is up again: heartbeat received after it was marked " + n.state()

@@ -59,13 +59,24 @@ public sealed interface Command {
     /** The proposer's wall clock, ISO-8601: recorded, never compared across nodes inside apply. */
     String at();
 
-    /** A node joins (or rejoins with the same id and address). */
+    /**
+     * A node joins (or rejoins with the same id and address). {@code buildVersion} and
+     * {@code protocolVersion}: what the node runs (optional fields, cluster protocol 1.0 readers ignore
+     * them; null from older nodes and log entries: nothing recorded).
+     */
     record RegisterNode(String at, String nodeId, String apiUrl, String raftAddress, String nbdTcp,
-            Map<String, String> labels, long capacityBytes, long freeBytes, String replicationAddress) implements Command {
+            Map<String, String> labels, long capacityBytes, long freeBytes, String replicationAddress,
+            String buildVersion, String protocolVersion) implements Command {
         /** Without a replica server address (nodes and log entries from before replication). */
         public RegisterNode(String at, String nodeId, String apiUrl, String raftAddress, String nbdTcp,
                 Map<String, String> labels, long capacityBytes, long freeBytes) {
             this(at, nodeId, apiUrl, raftAddress, nbdTcp, labels, capacityBytes, freeBytes, null);
+        }
+
+        /** Without versions (log entries from before versions were recorded). */
+        public RegisterNode(String at, String nodeId, String apiUrl, String raftAddress, String nbdTcp,
+                Map<String, String> labels, long capacityBytes, long freeBytes, String replicationAddress) {
+            this(at, nodeId, apiUrl, raftAddress, nbdTcp, labels, capacityBytes, freeBytes, replicationAddress, null, null);
         }
     }
 
@@ -73,10 +84,15 @@ public sealed interface Command {
      * A node is alive; carries its capacity and, per pool directory, its space ({@code pools} null: a
      * node older than pools, whose record keeps what it had). Brings a suspect or down node back up.
      */
-    record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes, java.util.List<NodePool> pools)
-            implements Command {
+    record Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes, java.util.List<NodePool> pools,
+            String buildVersion, String protocolVersion) implements Command {
         public Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes) {
             this(at, nodeId, capacityBytes, freeBytes, null);
+        }
+
+        /** Without versions (null: the record keeps what it had). */
+        public Heartbeat(String at, String nodeId, long capacityBytes, long freeBytes, java.util.List<NodePool> pools) {
+            this(at, nodeId, capacityBytes, freeBytes, pools, null, null);
         }
     }
 

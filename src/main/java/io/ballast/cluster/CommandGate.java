@@ -1,7 +1,12 @@
 package io.ballast.cluster;
 
 import io.ballast.keys.VolumeEncryption;
+import io.ballast.common.ProtocolVersion;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * What a Raft write must pass on the leader before it is appended to the log: a member's
@@ -14,10 +19,27 @@ final class CommandGate {
     /** The largest command accepted (the largest real one, a RegisterNode with many labels, is a few KiB). */
     static final int MAX_COMMAND_BYTES = 1 << 20;
 
+    /**
+     * The cluster protocol that introduced a command, for commands newer than 1.0 (none yet: every command
+     * of this build is of cluster protocol 1.0). A minor release that adds a command lists it here; the
+     * leader then refuses it until every member records that minor (docs/operations.md "Versions and
+     * compatibility"): a member of the previous minor could not apply it.
+     */
+    static final Map<Class<? extends Command>, ProtocolVersion> INTRODUCED_IN = Map.of();
+
     private final CommandSeal seal;
+    private final Supplier<ClusterState> state;
+    private final Map<Class<? extends Command>, ProtocolVersion> introducedIn;
 
     CommandGate(CommandSeal seal) {
+        this(seal, null, INTRODUCED_IN);
+    }
+
+    /** Refuses commands a member of {@code state} does not speak yet, as {@code introducedIn} says. */
+    CommandGate(CommandSeal seal, Supplier<ClusterState> state, Map<Class<? extends Command>, ProtocolVersion> introducedIn) {
         this.seal = seal;
+        this.state = state;
+        this.introducedIn = Map.copyOf(introducedIn);
     }
 
     /** The command's JSON, as the log keeps it; throws {@link CommandSeal.Refused} with the reason. */
@@ -32,7 +54,28 @@ final class CommandGate {
             throw new CommandSeal.Refused("RecoverCluster is applied only offline, by `ballast cluster recover --data-dir DIR` on a stopped node");
         }
         validate(c);
+        requireEveryMemberSpeaks(c);
         return json;
+    }
+
+    /** A command of a newer minor than some member records: refused, naming the members behind. */
+    void requireEveryMemberSpeaks(Command c) throws CommandSeal.Refused {
+        ProtocolVersion needs = introducedIn.get(c.getClass());
+        if (needs == null || state == null) {
+            return;
+        }
+        List<String> behind = new ArrayList<>();
+        for (NodeRecord n : state.get().nodes()) {
+            if (n.protocol().compareTo(needs) < 0) {
+                behind.add(n.id() + " (" + n.protocol() + ")");
+            }
+        }
+        if (!behind.isEmpty()) {
+            throw new CommandSeal.Refused(c.getClass().getSimpleName() + " needs cluster protocol " + needs
+                    + " on every member and " + String.join(", ", behind) + (behind.size() == 1 ? " runs" : " run")
+                    + " an older one: finish the rolling upgrade first (docs/operations.md \"Rolling upgrade\"; `ballast node list`"
+                    + " shows each member's protocolVersion)");
+        }
     }
 
     static Command decode(byte[] json) throws CommandSeal.Refused {

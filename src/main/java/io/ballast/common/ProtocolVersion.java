@@ -9,8 +9,11 @@ package io.ballast.common;
  */
 public record ProtocolVersion(int major, int minor) implements Comparable<ProtocolVersion> {
 
-    /** The cluster protocol of this build. Nodes from before versions were announced spoke 1.0. */
-    public static final ProtocolVersion CLUSTER = new ProtocolVersion(1, 0);
+    /**
+     * The cluster protocol of this build ({@code clusterProtocol} in {@code io/ballast/build.properties},
+     * {@link BuildInfo}). Nodes from before versions were announced spoke 1.0.
+     */
+    public static final ProtocolVersion CLUSTER = BuildInfo.clusterProtocol();
 
     /** What a node that announces no version speaks (builds from before versions were announced). */
     public static final ProtocolVersion UNANNOUNCED = new ProtocolVersion(1, 0);

@@ -1143,8 +1143,18 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         synchronized (engineLock(name)) {
             Attachment a = attachments.get(name).isPresent() ? local.detach(name) : v.attachment();
-            engines.stop(name); // flushes: everything acknowledged is on the in-sync replicas
-            member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, v.attachEpoch()));
+            // NBD clients see their connection close after their requests were answered, not errors from
+            // a stopping engine (a client that follows a moved attachment reconnects: docs/operations.md)
+            int ended = nbd.disconnect(name);
+            try {
+                engines.stop(name); // flushes: everything acknowledged is on the in-sync replicas
+                member.raft().submit(new Command.Detach(Instant.now().toString(), name, me, v.attachEpoch()));
+            } finally {
+                nbd.reopen(name);
+            }
+            if (ended > 0) {
+                log.atInfo().addKeyValue("volume", name).addKeyValue("connections", ended).log("NBD connections ended by the detach");
+            }
             return a;
         }
     }

@@ -18,6 +18,17 @@ public interface NbdEndpoints {
     /** Number of NBD connections currently open to the export. */
     int openConnections(String exportName);
 
+    /**
+     * Ends the export's connections gracefully (in-flight requests answered, then closed) and refuses
+     * new ones until {@link #reopen}: before its engine stops on a detach. Answers how many it ended.
+     */
+    default int disconnect(String exportName) {
+        return 0;
+    }
+
+    /** Accepts connections to the export again. */
+    default void reopen(String exportName) {}
+
     /** True when TCP clients connect with TLS (NBD_OPT_STARTTLS): TCP URIs are then nbds://. */
     default boolean tcpTls() {
         return false;

@@ -24,6 +24,24 @@ public final class DataDirVersion {
      * records {@code running} as the directory's version.
      */
     public static void checkAndRecord(Path dataDir, ProtocolVersion running) throws IOException {
+        check(dataDir, running);
+        record(dataDir, running);
+    }
+
+    /**
+     * Records {@code running} as the directory's version (a node does once the cluster accepted it: a
+     * build refused at start by the members' versions leaves the directory at the version it had).
+     */
+    public static void record(Path dataDir, ProtocolVersion running) throws IOException {
+        Path file = dataDir.resolve(FILE);
+        if (Files.exists(file) && ProtocolVersion.parse(Files.readString(file, StandardCharsets.UTF_8).strip()).equals(running)) {
+            return;
+        }
+        DurableFiles.writeAtomically(file, (running + "\n").getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Refuses {@code running} when the directory was last run with an incompatible version. */
+    public static void check(Path dataDir, ProtocolVersion running) throws IOException {
         Path file = dataDir.resolve(FILE);
         if (Files.exists(file)) {
             ProtocolVersion last = ProtocolVersion.parse(Files.readString(file, StandardCharsets.UTF_8).strip());
@@ -38,10 +56,6 @@ public final class DataDirVersion {
                         + " protocol " + last + " and this build speaks " + running + ": a node moves at most one minor version"
                         + " per restart, within one major; " + step);
             }
-            if (last.equals(running)) {
-                return;
-            }
         }
-        DurableFiles.writeAtomically(file, (running + "\n").getBytes(StandardCharsets.UTF_8));
     }
 }

@@ -61,6 +61,16 @@ public class DefaultComponents implements NodeComponents {
             }
 
             @Override
+            public int disconnect(String exportName) {
+                return server.disconnect(exportName, NbdServer.SHUTDOWN_GRACE_MS);
+            }
+
+            @Override
+            public void reopen(String exportName) {
+                server.reopen(exportName);
+            }
+
+            @Override
             public void close() {
                 server.close();
             }

@@ -98,7 +98,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         io.ballast.common.OwnerOnly.createDirectories(config.dataDir());
         io.ballast.common.OwnerOnly.restrictDirectory(config.dataDir());
         lockDataDir();
-        DataDirVersion.checkAndRecord(config.dataDir(), io.ballast.common.ProtocolVersion.CLUSTER);
+        DataDirVersion.check(config.dataDir(), io.ballast.common.ProtocolVersion.CLUSTER); // recorded once the cluster took it
         nodeId = readOrCreateNodeId();
         startedAt = Instant.now();
 
@@ -191,6 +191,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
 
         InetSocketAddress tcp = nbd.tcpAddress();
         member.start(api.url(), tcp == null ? null : tcp.getAddress().getHostAddress() + ":" + tcp.getPort());
+        DataDirVersion.record(config.dataDir(), io.ballast.common.ProtocolVersion.CLUSTER);
         String replicationAddress = engines.startReplicaServer(); // needs the cluster token, known once started
         if (replicationAddress != null) {
             member.advertiseReplicationAddress(replicationAddress);
@@ -343,7 +344,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 api == null ? null : api.url(),
                 tcp == null ? null : tcp.getAddress().getHostAddress() + ":" + tcp.getPort(),
                 nbd == null || nbd.unixSocket() == null ? null : nbd.unixSocket().toString(),
-                startedAt == null ? null : startedAt.toString(), VERSION,
+                startedAt == null ? null : startedAt.toString(), io.ballast.common.BuildInfo.version(),
                 withPool && pool != null ? pool.stats() : null);
     }
 

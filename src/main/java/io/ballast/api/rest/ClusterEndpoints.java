@@ -95,6 +95,7 @@ public final class ClusterEndpoints implements ClusterApi {
             vj.put("name", v.name());
             vj.put("sizeBytes", v.sizeBytes());
             vj.put("repl", v.repl());
+            vj.put("minInSync", v.minInSync());
             vj.put("health", h);
             vj.putPOJO("replicaNodeIds", v.replicas().stream().map(ReplicaRecord::nodeId).toList());
             vj.putPOJO("inSyncNodeIds", v.inSyncNodes());

@@ -56,8 +56,28 @@ public final class NbdServer implements AutoCloseable {
     private State state = State.NEW;
     private InetSocketAddress boundTcpAddress;
 
+    /** Exports being handed over ({@link #disconnect}): new connections to them are refused meanwhile. */
+    private final Set<String> closingExports = ConcurrentHashMap.newKeySet();
+
     public NbdServer(ExportRegistry exports, NbdServerConfig config) {
-        this.exports = Objects.requireNonNull(exports, "exports");
+        ExportRegistry all = Objects.requireNonNull(exports, "exports");
+        this.exports = new ExportRegistry() {
+            @Override
+            public java.util.Optional<io.ballast.storage.BlockDevice> open(String exportName) {
+                return closingExports.contains(exportName) ? java.util.Optional.empty() : all.open(exportName);
+            }
+
+            @Override
+            public List<String> exportNames() {
+                return all.exportNames();
+            }
+
+            @Override
+            public String unknownExportMessage(String exportName) {
+                return closingExports.contains(exportName) ? "export '" + exportName + "' is being detached here; look up"
+                        + " where the volume is attached now and connect there" : all.unknownExportMessage(exportName);
+            }
+        };
         this.config = Objects.requireNonNull(config, "config");
         NbdMetrics.register();
         this.buffers = new BufferPool(config.maxPayloadBytes(), config.maxInFlightPerConnection(),
@@ -115,8 +135,41 @@ public final class NbdServer implements AutoCloseable {
         return n == null ? 0 : n.get();
     }
 
+    /**
+     * Ends the connections to one export as {@link #close} ends them all: stops reading, lets in-flight
+     * requests finish and reply (up to {@code graceMs}), then closes; new connections to it are refused
+     * until {@link #reopen}. A client of an attachment that moves sees its connection close rather than
+     * errors from a stopping engine, and reconnects where the volume is attached next. Answers how many
+     * connections it ended.
+     */
+    public int disconnect(String exportName, long graceMs) {
+        closingExports.add(exportName);
+        long deadlineNs = System.nanoTime() + graceMs * 1_000_000;
+        int n = 0;
+        for (NbdSession s : List.copyOf(liveSessions)) {
+            if (!exportName.equals(s.servingExport())) {
+                continue;
+            }
+            n++;
+            try {
+                if (!s.shutdown(Math.max(0, (deadlineNs - System.nanoTime()) / 1_000_000))) {
+                    s.closeQuietly();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                s.closeQuietly();
+            }
+        }
+        return n;
+    }
+
+    /** Accepts connections to the export again (after {@link #disconnect}). */
+    public void reopen(String exportName) {
+        closingExports.remove(exportName);
+    }
+
     /** How long close() lets in-flight requests finish before cutting connections. */
-    static final long SHUTDOWN_GRACE_MS = 5_000;
+    public static final long SHUTDOWN_GRACE_MS = 5_000;
 
     /**
      * Stops accepting, stops reading from every connection, lets in-flight requests finish and

@@ -205,6 +205,11 @@ final class NbdSession implements Runnable {
         return true;
     }
 
+    /** The export this session serves once in transmission (null before). */
+    String servingExport() {
+        return servingExport;
+    }
+
     /** Set when the session has finished, in-flight work included. */
     private final CountDownLatch ended = new CountDownLatch(1);
 

@@ -60,6 +60,26 @@ class NbdServerBehaviourTest {
         return s;
     }
 
+    /** What a detach does before its engine stops: a client of a moved attachment sees a close, never an error. */
+    @Test
+    void disconnectEndsAnExportsConnectionsAfterTheirRequestsAndRefusesNewOnesUntilReopened() throws Exception {
+        FileBlockDevice dev = new FileBlockDevice(dir.resolve("d.img"), 1 << 20);
+        try (NbdServer s = server(dev, null)) {
+            io.ballast.testing.NbdBlockClient c = io.ballast.testing.NbdBlockClient.connect(s.boundTcpAddress(), "vol");
+            c.write(0, new byte[4096]);
+            assertThat(s.disconnect("vol", 5_000)).isEqualTo(1);
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> c.write(4096, new byte[4096])).isInstanceOf(IOException.class)
+                    .satisfies(e -> assertThat(String.valueOf(e.getMessage())).doesNotStartWith("NBD error"));
+            c.close();
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> io.ballast.testing.NbdBlockClient.connect(s.boundTcpAddress(), "vol"))
+                    .hasMessageContaining("NBD_OPT_GO refused").hasMessageContaining("being detached here");
+            s.reopen("vol");
+            try (io.ballast.testing.NbdBlockClient again = io.ballast.testing.NbdBlockClient.connect(s.boundTcpAddress(), "vol")) {
+                again.write(4096, new byte[4096]);
+            }
+        }
+    }
+
     @Test
     void commandFlagsReachTheDevice() throws IOException {
         RecordingDevice dev = new RecordingDevice(new FileBlockDevice(dir.resolve("a.img"), 1 << 20));
