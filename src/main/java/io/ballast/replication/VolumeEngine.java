@@ -2,6 +2,7 @@ package io.ballast.replication;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.storage.Payload;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -104,7 +105,8 @@ public final class VolumeEngine {
         final Kind kind;
         final long offsetBytes;
         final long lengthBytes;
-        final byte[] data;
+        /** WRITE only: the op's own reference, given back when it finishes (each request sent holds one more). */
+        final Payload data;
         final boolean fua;
         final boolean mayDeallocate;
         final Completion done;
@@ -123,7 +125,7 @@ public final class VolumeEngine {
         String snapshotUuid;
         List<String> holders = List.of();
 
-        Op(long seq, Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
+        Op(long seq, Kind kind, long offsetBytes, long lengthBytes, Payload data, boolean fua, boolean mayDeallocate,
                 Completion done) {
             this.seq = seq;
             this.kind = kind;
@@ -462,7 +464,16 @@ public final class VolumeEngine {
     // ---------------------------------------------------------------- client operations
 
     public void write(long offsetBytes, byte[] data, boolean fua, Completion done) {
-        submit(Kind.WRITE, offsetBytes, data.length, data, fua, false, done);
+        write(offsetBytes, Payload.wrap(data), fua, done);
+    }
+
+    /**
+     * A write whose bytes are {@code data}: the engine takes over the caller's reference (given back
+     * when the write completes or is refused) and each replica's request takes one of its own, so a
+     * pooled buffer goes back to its pool only once every replica has consumed it.
+     */
+    public void write(long offsetBytes, Payload data, boolean fua, Completion done) {
+        submit(Kind.WRITE, offsetBytes, data.lengthBytes(), data, fua, false, done);
     }
 
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua, Completion done) {
@@ -506,17 +517,19 @@ public final class VolumeEngine {
         afterEvent();
     }
 
-    private void submit(Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
+    private void submit(Kind kind, long offsetBytes, long lengthBytes, Payload data, boolean fua, boolean mayDeallocate,
             Completion done) {
         BallastException refused = refuse(kind != Kind.FLUSH); // a flush adds nothing: allowed while suspended
         if (refused == null && kind != Kind.FLUSH) {
             refused = checkRange(offsetBytes, lengthBytes);
         }
         if (refused != null) {
+            release(data);
             done.complete(null, refused);
             return;
         }
         if (kind != Kind.FLUSH && lengthBytes == 0) {
+            release(data);
             done.complete(null, null);
             return;
         }
@@ -864,6 +877,7 @@ public final class VolumeEngine {
         for (Op op : all) {
             if (!op.finished) {
                 op.finished = true;
+                release(op.data);
                 op.done.complete(null, error);
             }
         }
@@ -963,6 +977,7 @@ public final class VolumeEngine {
             BallastException refused = refuse(op.kind != Kind.FLUSH);
             if (refused != null) {
                 op.finished = true;
+                release(op.data);
                 op.done.complete(null, refused);
                 continue;
             }
@@ -1002,7 +1017,7 @@ public final class VolumeEngine {
         String uuid = layout.volumeUuid();
         long e = epoch();
         RequestFactory f = switch (op.kind) {
-            case WRITE -> id -> new ReplicaRequest.Write(id, uuid, e, op.offsetBytes, op.data, op.fua);
+            case WRITE -> id -> new ReplicaRequest.Write(id, uuid, e, op.offsetBytes, op.data.retain(), op.fua);
             case ZEROES -> id -> new ReplicaRequest.WriteZeroes(id, uuid, e, op.offsetBytes, op.lengthBytes,
                     op.mayDeallocate, op.fua);
             case TRIM -> id -> new ReplicaRequest.Trim(id, uuid, e, op.offsetBytes, op.lengthBytes, op.fua);
@@ -1110,7 +1125,14 @@ public final class VolumeEngine {
     private void finish(Op op, BallastException error) {
         op.finished = true;
         inflight.remove(op);
+        release(op.data);
         op.done.complete(null, error);
+    }
+
+    private static void release(Payload data) {
+        if (data != null) {
+            data.release();
+        }
     }
 
     // ---------------------------------------------------------------- metadata
