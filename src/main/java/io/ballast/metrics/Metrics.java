@@ -57,6 +57,14 @@ public final class Metrics {
                         cb.call(os.getOpenFileDescriptorCount());
                     }
                 }).register();
+        // A write's pooled NBD buffer is shared by its replicas (storage.Payload): after a workload these
+        // fall back to 0; a live count that stays up is a leaked buffer (the NBD pool budget shrinks).
+        GaugeWithCallback.builder().name("ballast_write_payloads_live")
+                .help("Pooled write payloads held by a replica's request, an engine operation or a reply not yet sent")
+                .callback(cb -> cb.call(io.ballast.storage.Payload.livePooled())).register();
+        CounterWithCallback.builder().name("ballast_write_payload_over_releases_total")
+                .help("Write payloads released more often than retained (a bug each)")
+                .callback(cb -> cb.call(io.ballast.storage.Payload.overReleases())).register();
         GaugeWithCallback.builder().name("ballast_pool_bytes").help("Storage pool capacity, free and allocated bytes")
                 .labelNames("kind")
                 .callback(cb -> {

@@ -51,4 +51,15 @@ final class CountingDevice extends ForwardingDevice {
             done.accept(error);
         });
     }
+
+    @Override
+    public void writeAsync(long offsetBytes, io.ballast.storage.Payload data, boolean fua, Consumer<RuntimeException> done) {
+        int bytes = data.lengthBytes();
+        device.writeAsync(offsetBytes, data, fua, error -> {
+            if (error == null) {
+                counts.write(bytes);
+            }
+            done.accept(error);
+        });
+    }
 }

@@ -47,6 +47,17 @@ abstract class ForwardingDevice implements BlockDevice {
         device.writeAsync(offsetBytes, src, fua, done);
     }
 
+    /** Forwarded, so the NBD session's pooled payload reaches a replicated volume without a copy. */
+    @Override
+    public boolean takesPayloads() {
+        return device.takesPayloads();
+    }
+
+    @Override
+    public void writeAsync(long offsetBytes, io.ballast.storage.Payload data, boolean fua, Consumer<RuntimeException> done) {
+        device.writeAsync(offsetBytes, data, fua, done);
+    }
+
     @Override
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {
         device.writeZeroes(offsetBytes, lengthBytes, mayDeallocate, fua);

@@ -80,6 +80,23 @@ public final class ThrottledDevice extends ForwardingDevice {
         }
     }
 
+    @Override
+    public void writeAsync(long offsetBytes, io.ballast.storage.Payload data, boolean fua, Consumer<RuntimeException> done) {
+        pass(data.lengthBytes());
+        boolean handedOver = false;
+        try {
+            device.writeAsync(offsetBytes, data, fua, error -> {
+                limiter.end();
+                done.accept(error);
+            });
+            handedOver = true;
+        } finally {
+            if (!handedOver) {
+                limiter.end();
+            }
+        }
+    }
+
     /** Counted as one operation; zeroing and trimming move no payload, so no bytes are charged. */
     @Override
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua) {

@@ -268,6 +268,9 @@ public final class EngineRunner implements AutoCloseable {
                         localLane.execute(this::drainLane);
                     } catch (java.util.concurrent.RejectedExecutionException e) {
                         laneBusy = false; // closing: the engine's timeout covers it
+                        for (ReplicaRequest dropped; (dropped = laneQueue.poll()) != null; ) {
+                            ReplicaRequest.release(dropped);
+                        }
                     }
                 }
             }
@@ -301,6 +304,8 @@ public final class EngineRunner implements AutoCloseable {
             } catch (RuntimeException | OutOfMemoryError e) {
                 // Always answer: a lost reply stalls the volume until the replica times out.
                 reply = new ReplicaReply.Failed(request.requestId(), ErrorCode.IO_ERROR, String.valueOf(e), -1);
+            } finally {
+                ReplicaRequest.release(request); // the store has the bytes (or failed): the payload's ref goes back
             }
             ReplicaReply r = reply;
             // From the driving thread (an inline write) this only queues, and the pass after it takes it;
@@ -310,7 +315,7 @@ public final class EngineRunner implements AutoCloseable {
 
         private static boolean shortRequest(ReplicaRequest r) {
             return switch (r) {
-                case ReplicaRequest.Write w -> !w.fua() && w.data().length <= INLINE_MAX_BYTES;
+                case ReplicaRequest.Write w -> !w.fua() && w.lengthBytes() <= INLINE_MAX_BYTES;
                 case ReplicaRequest.WriteZeroes z -> !z.fua() && z.lengthBytes() <= INLINE_MAX_BYTES;
                 case ReplicaRequest.Trim t -> !t.fua() && t.lengthBytes() <= INLINE_MAX_BYTES;
                 default -> false;

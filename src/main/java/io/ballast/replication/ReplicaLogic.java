@@ -43,8 +43,8 @@ public final class ReplicaLogic {
                 case ReplicaRequest.Open o ->
                         new ReplicaReply.Opened(id, s.epochFloor(), s.generation(), s.sizeBytes(), s.regionSizeBytes());
                 case ReplicaRequest.Write w -> {
-                    checkRange(s, w.offsetBytes(), w.data().length);
-                    s.write(w.offsetBytes(), w.data(), w.fua());
+                    checkRange(s, w.offsetBytes(), w.lengthBytes());
+                    s.write(w.offsetBytes(), w.payload().buffer(), w.fua());
                     yield new ReplicaReply.Done(id);
                 }
                 case ReplicaRequest.WriteZeroes z -> {

@@ -1,13 +1,17 @@
 package io.ballast.replication;
 
+import io.ballast.storage.Payload;
+
 /**
  * What an engine asks of a replica (engine -> replica). Every request names the volume by its
  * metadata uuid and carries the engine's epoch; a replica refuses any request whose epoch is lower
  * than the highest it has seen for that volume (fencing, invariant 3) and raises its floor to a
  * higher one. {@code requestId} is unique per engine connection and echoed in the reply.
  *
- * <p>Payloads are {@code byte[]} owned by the message (never mutated after construction), so the
- * simulator can hold, delay and duplicate messages without copying.
+ * <p>A write's bytes are a {@link Payload} (never mutated after construction), so the simulator can
+ * hold, delay and duplicate messages without copying. A pooled payload carries one reference for the
+ * request: the transport that consumes the request (the local lane after the store write, a peer
+ * connection after encoding the frame or failing it) gives it back with {@link #release}.
  */
 public sealed interface ReplicaRequest {
 
@@ -23,8 +27,29 @@ public sealed interface ReplicaRequest {
      */
     record Open(long requestId, String volumeUuid, long epoch) implements ReplicaRequest {}
 
-    record Write(long requestId, String volumeUuid, long epoch, long offsetBytes, byte[] data, boolean fua)
-            implements ReplicaRequest {}
+    record Write(long requestId, String volumeUuid, long epoch, long offsetBytes, Payload payload, boolean fua)
+            implements ReplicaRequest {
+        /** A write over a heap array (tests, copies, repairs; not copied). */
+        public Write(long requestId, String volumeUuid, long epoch, long offsetBytes, byte[] data, boolean fua) {
+            this(requestId, volumeUuid, epoch, offsetBytes, Payload.wrap(data), fua);
+        }
+
+        public int lengthBytes() {
+            return payload.lengthBytes();
+        }
+
+        /** A heap copy of the bytes (tests and diagnostics; the data path reads {@link #payload}). */
+        public byte[] data() {
+            return payload.toArray();
+        }
+    }
+
+    /** Gives back the reference a consumed (or dropped) request held on its payload, if any. */
+    static void release(ReplicaRequest r) {
+        if (r instanceof Write w) {
+            w.payload().release();
+        }
+    }
 
     record WriteZeroes(long requestId, String volumeUuid, long epoch, long offsetBytes, long lengthBytes,
             boolean mayDeallocate, boolean fua) implements ReplicaRequest {}

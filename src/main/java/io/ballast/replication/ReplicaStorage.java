@@ -28,6 +28,17 @@ public interface ReplicaStorage {
 
     void write(long offsetBytes, byte[] data, boolean fua);
 
+    /**
+     * Writes {@code data}'s remaining bytes (a write's payload, which may be a pooled native buffer
+     * shared with other replicas' requests: read it, do not keep it past the call). The default copies
+     * into an array; the store's adapter writes the buffer as it is.
+     */
+    default void write(long offsetBytes, java.nio.ByteBuffer data, boolean fua) {
+        byte[] copy = new byte[data.remaining()];
+        data.get(copy);
+        write(offsetBytes, copy, fua);
+    }
+
     void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua);
 
     void trim(long offsetBytes, long lengthBytes, boolean fua);

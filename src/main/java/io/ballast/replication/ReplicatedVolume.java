@@ -3,13 +3,17 @@ package io.ballast.replication;
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
 import io.ballast.storage.BlockDevice;
+import io.ballast.storage.Payload;
 import java.nio.ByteBuffer;
 
 /**
  * The {@link BlockDevice} of a replicated volume: each call hands the operation to the engine's
  * agent thread and blocks the caller (NBD requests run on virtual threads) until the engine
- * completes it. Write payloads are copied once into a {@code byte[]} the engine owns, which every
- * replica's request shares.
+ * completes it. An asynchronous write hands its {@link Payload} (the NBD session's pooled buffer) to
+ * the engine without a copy; every replica's request shares it, counted, and the buffer goes back to
+ * the pool when the last replica has consumed it. A blocking write copies its bytes into a heap
+ * payload first (its caller reuses the buffer on return, while a failed replica's frame may still be
+ * queued).
  */
 public final class ReplicatedVolume implements BlockDevice {
     private final EngineRunner runner;
@@ -57,8 +61,7 @@ public final class ReplicatedVolume implements BlockDevice {
     public void write(long offsetBytes, ByteBuffer src, boolean fua) {
         int length = src.remaining();
         checkRange(offsetBytes, length);
-        byte[] data = new byte[length];
-        src.get(data);
+        Payload data = Payload.copyOf(src);
         long startNs = System.nanoTime();
         runner.await(runner.submit(done -> runner.engineForOps().write(offsetBytes, data, fua, done)), 0, "write");
         EngineLatency.since(EngineLatency.WRITE, startNs);
@@ -79,11 +82,34 @@ public final class ReplicatedVolume implements BlockDevice {
             done.accept(e);
             return;
         }
-        byte[] data = new byte[length];
-        src.get(data);
+        writeAsync(offsetBytes, Payload.copyOf(src), fua, done);
+    }
+
+    @Override
+    public boolean takesPayloads() {
+        return true;
+    }
+
+    /** The payload's reference goes to the engine (released by it, or here when the runner is closed). */
+    @Override
+    public void writeAsync(long offsetBytes, Payload data, boolean fua, java.util.function.Consumer<RuntimeException> done) {
+        try {
+            checkRange(offsetBytes, data.lengthBytes());
+        } catch (BallastException e) {
+            data.release();
+            done.accept(e);
+            return;
+        }
         long startNs = System.nanoTime();
-        runner.submitAsync(completion -> runner.engineForOps().write(offsetBytes, data, fua, completion),
+        boolean[] taken = {false};
+        runner.submitAsync(completion -> {
+                    taken[0] = true;
+                    runner.engineForOps().write(offsetBytes, data, fua, completion);
+                },
                 (bytes, error) -> {
+                    if (!taken[0]) {
+                        data.release(); // refused before the engine saw it (runner closed)
+                    }
                     if (error == null) {
                         EngineLatency.since(EngineLatency.WRITE, startNs);
                     }

@@ -2,6 +2,7 @@ package io.ballast.replication;
 
 import io.ballast.common.BallastException;
 import io.ballast.common.ErrorCode;
+import io.ballast.storage.Payload;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -36,7 +37,6 @@ public final class VolumeEngine {
 
     private enum Phase { OPENING, RECONCILING, SERVING, FENCED, FAILED, CLOSED }
 
-    private enum Kind { WRITE, ZEROES, TRIM, FLUSH, SNAPSHOT }
 
 
     private final String localNodeId;
@@ -80,10 +80,9 @@ public final class VolumeEngine {
     private long inSyncRemovalsInFlight;
     private long metadataRetryAtMs;
 
-    // Client writes and flushes: waiting (FIFO, not yet sent) and in flight (sent, not acknowledged).
-    private final ArrayDeque<Op> waiting = new ArrayDeque<>();
-    private final LinkedHashSet<Op> inflight = new LinkedHashSet<>();
-    private long opSeq;
+
+    /** Client writes, flushes and snapshot cuts: sequencing, in-flight tracking, acknowledgement. */
+    private final WritePipeline writes;
 
     /** The checkpoint barrier and the generations it hands out. */
     private final Checkpoints checkpoints;
@@ -91,50 +90,12 @@ public final class VolumeEngine {
     private long lastTickMs;
 
     // Counters.
-    private long writesAcked;
     private long fencedRequests;
     private long replicasRemoved;
     private long replicasAdded;
-    private boolean lossReportPending;
 
     record Outstanding(long id, String nodeId, long sentAtMs, boolean mutating, Consumer<ReplicaReply> handler) {}
 
-    private static final class Op {
-        final long seq;
-        final Kind kind;
-        final long offsetBytes;
-        final long lengthBytes;
-        final byte[] data;
-        final boolean fua;
-        final boolean mayDeallocate;
-        final Completion done;
-        final Set<String> required = new HashSet<>();
-        final Set<String> doneNodes = new HashSet<>();
-        /**
-         * Required nodes whose Done can no longer come: not sent (faulty at dispatch) or failed since
-         * (a Done they gave no longer counts). The op completes without them only once they cannot be
-         * in sync with a gap: removed, or (resync targets, adds that did not commit) joining later
-         * through a new resync, which copies what the op wrote.
-         */
-        final Set<String> lost = new HashSet<>();
-        boolean finished;
-        /** SNAPSHOT only: the operation, and the in-sync nodes that applied it (set when it completes). */
-        ReplicaRequest.SnapshotAction snapshotAction;
-        String snapshotUuid;
-        List<String> holders = List.of();
-
-        Op(long seq, Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
-                Completion done) {
-            this.seq = seq;
-            this.kind = kind;
-            this.offsetBytes = offsetBytes;
-            this.lengthBytes = lengthBytes;
-            this.data = data;
-            this.fua = fua;
-            this.mayDeallocate = mayDeallocate;
-            this.done = done;
-        }
-    }
 
     public VolumeEngine(VolumeLayout layout, String localNodeId, EngineConfig config, ReplicaNetwork network,
             MetadataClient metadata) {
@@ -154,6 +115,7 @@ public final class VolumeEngine {
         this.resync = new ResyncCoordinator(this, reads, config, resyncBudget);
         this.scrubber = new Scrubber(this, reads, config);
         this.checkpoints = new Checkpoints(this, config);
+        this.writes = new WritePipeline(this, reads, checkpoints, config);
     }
 
     // ---------------------------------------------------------------- for the engine's parts (driver thread only)
@@ -177,11 +139,11 @@ public final class VolumeEngine {
 
     /** Every mutating request answered and no client op in flight: a checkpoint's flush may go out. */
     boolean drained() {
-        return mutatingOutstanding == 0 && inflight.isEmpty();
+        return mutatingOutstanding == 0 && writes.noneInFlight();
     }
 
     long writesAcked() {
-        return writesAcked;
+        return writes.writesAcked();
     }
 
     void countFenced() {
@@ -193,6 +155,21 @@ public final class VolumeEngine {
     }
 
     // ---------------------------------------------------------------- peers
+
+    /** Sends what the write pipeline may send now (a checkpoint that completed lets writes go again). */
+    void dispatch() {
+        writes.dispatch();
+    }
+
+    /** Every peer object (the driver thread's; do not keep). */
+    java.util.Collection<ReplicaPeer> peers() {
+        return peers.values();
+    }
+
+    /** The peer object of a node, if any. */
+    ReplicaPeer peerOrNull(String nodeId) {
+        return peers.get(nodeId);
+    }
 
     /** The peer object of a node, created on first use. */
     ReplicaPeer peer(String nodeId) {
@@ -291,7 +268,7 @@ public final class VolumeEngine {
         return out;
     }
 
-    private boolean any(java.util.function.Predicate<ReplicaPeer> test) {
+    boolean any(java.util.function.Predicate<ReplicaPeer> test) {
         for (ReplicaPeer p : peers.values()) {
             if (test.test(p)) {
                 return true;
@@ -462,19 +439,36 @@ public final class VolumeEngine {
     // ---------------------------------------------------------------- client operations
 
     public void write(long offsetBytes, byte[] data, boolean fua, Completion done) {
-        submit(Kind.WRITE, offsetBytes, data.length, data, fua, false, done);
+        write(offsetBytes, Payload.wrap(data), fua, done);
+    }
+
+    /**
+     * A write whose bytes are {@code data}: the engine takes over the caller's reference (given back
+     * when the write completes or is refused) and each replica's request takes one of its own, so a
+     * pooled buffer goes back to its pool only once every replica has consumed it.
+     */
+    public void write(long offsetBytes, Payload data, boolean fua, Completion done) {
+        if (writes.submit(WritePipeline.Kind.WRITE, offsetBytes, data.lengthBytes(), data, fua, false, done)) {
+            afterEvent();
+        }
     }
 
     public void writeZeroes(long offsetBytes, long lengthBytes, boolean mayDeallocate, boolean fua, Completion done) {
-        submit(Kind.ZEROES, offsetBytes, lengthBytes, null, fua, mayDeallocate, done);
+        if (writes.submit(WritePipeline.Kind.ZEROES, offsetBytes, lengthBytes, null, fua, mayDeallocate, done)) {
+            afterEvent();
+        }
     }
 
     public void trim(long offsetBytes, long lengthBytes, boolean fua, Completion done) {
-        submit(Kind.TRIM, offsetBytes, lengthBytes, null, fua, false, done);
+        if (writes.submit(WritePipeline.Kind.TRIM, offsetBytes, lengthBytes, null, fua, false, done)) {
+            afterEvent();
+        }
     }
 
     public void flush(Completion done) {
-        submit(Kind.FLUSH, 0, 0, null, false, false, done);
+        if (writes.submit(WritePipeline.Kind.FLUSH, 0, 0, null, false, false, done)) {
+            afterEvent();
+        }
     }
 
     /** The outcome of {@link #snapshot}: the in-sync nodes that applied it, or an error. */
@@ -496,36 +490,10 @@ public final class VolumeEngine {
             done.complete(List.of(), refused);
             return;
         }
-        Op[] self = new Op[1];
-        Op op = new Op(++opSeq, Kind.SNAPSHOT, 0, 0, null, false, false,
-                (data, error) -> done.complete(error == null ? self[0].holders : List.of(), error));
-        self[0] = op;
-        op.snapshotAction = action;
-        op.snapshotUuid = snapshotUuid;
-        waiting.add(op);
+        writes.submitSnapshot(action, snapshotUuid, done);
         afterEvent();
     }
 
-    private void submit(Kind kind, long offsetBytes, long lengthBytes, byte[] data, boolean fua, boolean mayDeallocate,
-            Completion done) {
-        BallastException refused = refuse(kind != Kind.FLUSH); // a flush adds nothing: allowed while suspended
-        if (refused == null && kind != Kind.FLUSH) {
-            refused = checkRange(offsetBytes, lengthBytes);
-        }
-        if (refused != null) {
-            done.complete(null, refused);
-            return;
-        }
-        if (kind != Kind.FLUSH && lengthBytes == 0) {
-            done.complete(null, null);
-            return;
-        }
-        if (kind != Kind.FLUSH) {
-            checkpoints.wrote(nowMs);
-        }
-        waiting.add(new Op(++opSeq, kind, offsetBytes, lengthBytes, data, fua, mayDeallocate, done));
-        afterEvent();
-    }
 
     public void read(long offsetBytes, int lengthBytes, Completion done) {
         BallastException refused = refuse(false);
@@ -545,7 +513,7 @@ public final class VolumeEngine {
         afterEvent();
     }
 
-    private BallastException refuse(boolean write) {
+    BallastException refuse(boolean write) {
         return switch (phase) {
             case OPENING, RECONCILING -> new BallastException(ErrorCode.UNAVAILABLE,
                     "volume " + layout.volumeName() + " is not open yet");
@@ -558,7 +526,7 @@ public final class VolumeEngine {
         };
     }
 
-    private BallastException checkRange(long offsetBytes, long lengthBytes) {
+    BallastException checkRange(long offsetBytes, long lengthBytes) {
         if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > layout.sizeBytes()
                 || offsetBytes + lengthBytes < 0) {
             return new BallastException(ErrorCode.OUT_OF_RANGE, "range " + offsetBytes + "+" + lengthBytes
@@ -567,7 +535,7 @@ public final class VolumeEngine {
         return null;
     }
 
-    private boolean suspended() {
+    boolean suspended() {
         return inSync().size() < layout.minInSync();
     }
 
@@ -575,7 +543,7 @@ public final class VolumeEngine {
     private List<String> inSyncOfLayout;
 
     /** {@code layout.inSyncNodes()}, computed once per layout: asked for every op in flight on every event. */
-    private List<String> inSync() {
+    List<String> inSync() {
         VolumeLayout l = layout;
         if (l != inSyncOf) {
             inSyncOfLayout = l.inSyncNodes();
@@ -654,7 +622,7 @@ public final class VolumeEngine {
         this.lastTickMs = nowMs;
         expireRequests();
         if (phase == Phase.SERVING) {
-            checkpoints.tick(nowMs, waiting.isEmpty() && inflight.isEmpty());
+            checkpoints.tick(nowMs, writes.empty());
             resync.refillTokens(elapsedMs);
             scrubber.refillTokens(elapsedMs);
             probe();
@@ -678,7 +646,7 @@ public final class VolumeEngine {
         }
         phase = Phase.CLOSED;
         resync.releaseAllBudget();
-        failAllOps(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
+        writes.failAll(new BallastException(ErrorCode.UNAVAILABLE, "volume " + layout.volumeName() + " engine closed"));
         if (openDone != null) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "engine closed while opening"));
             openDone = null;
@@ -716,14 +684,13 @@ public final class VolumeEngine {
     /** True when nothing is in flight or pending: no resync, no removal, no client operation. */
     public boolean idle() {
         return phase == Phase.SERVING && !any(p -> p.resync != null || p.pendingRemoval() || p.pendingAdd() || p.inFlightAdd)
-                && waiting.isEmpty() && inflight.isEmpty() && !metadataInFlight && checkpoints.idle();
+                && writes.empty() && !metadataInFlight && checkpoints.idle();
     }
 
     /** Internal state for diagnostics (simulator failures, debug logs); the format may change. */
     public String debugState() {
         StringBuilder b = new StringBuilder();
-        b.append("phase=").append(phase).append(" ckpt=").append(checkpoints.state()).append(" waiting=").append(waiting.size())
-                .append(" inflight=").append(inflight.size()).append(" mutatingOutstanding=").append(mutatingOutstanding)
+        b.append("phase=").append(phase).append(" ckpt=").append(checkpoints.state()).append(' ').append(writes.debugCounts()).append(" mutatingOutstanding=").append(mutatingOutstanding)
                 .append(" outstanding=").append(outstanding.size()).append(" faulty=").append(names(p -> p.faulty))
                 .append(" pendingRemoval=").append(names(pendingRemovals())).append(" stuck=").append(names(p -> p.stuck))
                 .append(" pendingAdd=").append(names(pendingAdds())).append(" inFlightAdds=").append(names(p -> p.inFlightAdd))
@@ -734,11 +701,7 @@ public final class VolumeEngine {
                     .append('+').append(r.offsetInRegion).append(" inflight=").append(r.writeBytesInFlight)
                     .append(" reads=").append(r.readsInFlight).append(" lists=").append(r.listRepliesWanted).append(']');
         }
-        for (Op op : inflight) {
-            b.append(" op[").append(op.kind).append(" required=").append(op.required).append(" done=").append(op.doneNodes)
-                    .append(']');
-            break;
-        }
+        writes.debugFirst(b);
         return b.toString();
     }
 
@@ -767,7 +730,7 @@ public final class VolumeEngine {
                     r.bytesDone, r.bytesTotal, rate, eta));
         }
         return new EngineStatus(layout.volumeName(), epoch(), state, layout.inSyncNodes(), progress,
-                new EngineStatus.Counters(writesAcked, fencedRequests, reads.checksumRepairs(), resync.resyncBytes(), replicasRemoved,
+                new EngineStatus.Counters(writes.writesAcked(), fencedRequests, reads.checksumRepairs(), resync.resyncBytes(), replicasRemoved,
                         replicasAdded, checkpoints.writesCheckpointed()));
     }
 
@@ -832,12 +795,7 @@ public final class VolumeEngine {
         endResync(p);
         // A Done from it for a write not yet acknowledged no longer counts: the failure may be a crash
         // that lost the write from its cache, and an engine that took over could not report that loss.
-        for (Op op : inflight) {
-            op.doneNodes.remove(nodeId);
-            if (op.required.contains(nodeId)) {
-                op.lost.add(nodeId);
-            }
-        }
+        writes.nodeFailed(nodeId);
         if (p.inFlightAdd) {
             // Its add may still commit: ops waiting on it were not all sent to it, so when the add
             // commits it must leave again at once, even if a newer resync of it finished meanwhile.
@@ -859,18 +817,6 @@ public final class VolumeEngine {
         }
     }
 
-    private void failAllOps(BallastException error) {
-        List<Op> all = new ArrayList<>(inflight);
-        all.addAll(waiting);
-        inflight.clear();
-        waiting.clear();
-        for (Op op : all) {
-            if (!op.finished) {
-                op.finished = true;
-                op.done.complete(null, error);
-            }
-        }
-    }
 
     private void becomeFenced() {
         if (phase == Phase.FENCED) {
@@ -879,7 +825,7 @@ public final class VolumeEngine {
         boolean wasOpening = openDone != null;
         phase = Phase.FENCED;
         resync.releaseAllBudget();
-        failAllOps(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
+        writes.failAll(new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
                 + ": this engine was superseded (fenced)"));
         if (wasOpening) {
             openDone.accept(new BallastException(ErrorCode.UNAVAILABLE, "fenced while opening"));
@@ -946,175 +892,14 @@ public final class VolumeEngine {
         localReadable = phase == Phase.SERVING && layout.inSyncNodes().contains(localNodeId)
                 && !faulty(localNodeId) && !pendingRemoval(localNodeId) && !stuck(localNodeId);
         if (phase == Phase.SERVING) {
-            dispatch();
+            writes.dispatch();
             checkpoints.step();
             resync.step();
         }
-        for (Op op : new ArrayList<>(inflight)) {
-            tryComplete(op);
-        }
+        writes.tryCompleteAll();
         kickMetadata();
     }
 
-    void dispatch() {
-        while (!waiting.isEmpty() && checkpoints.idle() && inflight.size() < config.maxInflight()) {
-            Op op = waiting.peek();
-            if (op.kind != Kind.FLUSH && op.kind != Kind.SNAPSHOT && reads.locked(op.offsetBytes, op.offsetBytes + op.lengthBytes)) {
-                return; // later writes wait too, so every stream keeps one order
-            }
-            waiting.poll();
-            BallastException refused = refuse(op.kind != Kind.FLUSH);
-            if (refused != null) {
-                op.finished = true;
-                op.done.complete(null, refused);
-                continue;
-            }
-            Set<String> targets = new LinkedHashSet<>(layout.inSyncNodes());
-            if (op.kind != Kind.SNAPSHOT && !any(p -> p.stuck)) {
-                for (Resync r : resyncs()) {
-                    targets.add(r.nodeId);
-                }
-            }
-            // A node whose add is in flight may be listed in sync any moment: the op waits for the
-            // outcome even if the node just failed (and is not sent to). A snapshot is not: a joining node
-            // simply does not hold it.
-            if (op.kind != Kind.SNAPSHOT) {
-                for (ReplicaPeer p : peers.values()) {
-                    if (p.inFlightAdd) {
-                        op.required.add(p.nodeId);
-                    }
-                }
-            }
-            for (String n : targets) {
-                op.required.add(n);
-                if (!faulty(n)) {
-                    sendOp(n, op);
-                }
-            }
-            for (String n : op.required) {
-                if (faulty(n) || !targets.contains(n)) {
-                    op.lost.add(n);
-                }
-            }
-            inflight.add(op);
-            tryComplete(op);
-        }
-    }
-
-    private void sendOp(String n, Op op) {
-        String uuid = layout.volumeUuid();
-        long e = epoch();
-        RequestFactory f = switch (op.kind) {
-            case WRITE -> id -> new ReplicaRequest.Write(id, uuid, e, op.offsetBytes, op.data, op.fua);
-            case ZEROES -> id -> new ReplicaRequest.WriteZeroes(id, uuid, e, op.offsetBytes, op.lengthBytes,
-                    op.mayDeallocate, op.fua);
-            case TRIM -> id -> new ReplicaRequest.Trim(id, uuid, e, op.offsetBytes, op.lengthBytes, op.fua);
-            case FLUSH -> id -> new ReplicaRequest.Flush(id, uuid, e);
-            case SNAPSHOT -> id -> new ReplicaRequest.Snapshot(id, uuid, e, op.snapshotAction, op.snapshotUuid);
-        };
-        send(n, f, op.kind != Kind.FLUSH, reply -> {
-            switch (reply) {
-                case ReplicaReply.Done d -> {
-                    op.doneNodes.add(n);
-                    peer(n).full = false;
-                }
-                case ReplicaReply.Fenced fenced -> {
-                    fencedRequests++;
-                    failNode(n, "fenced at epoch " + fenced.epochFloor());
-                }
-                case ReplicaReply.Failed failed when failed.code() == ErrorCode.NO_SPACE -> {
-                    peer(n).full = true; // failed the same way as any failure; only the client's error differs
-                    failNode(n, "request failed: " + reply);
-                }
-                default -> failNode(n, "request failed: " + reply);
-            }
-        });
-    }
-
-    /** Acknowledges when every node in sync in the current layout that was sent the op answered Done. */
-    private void tryComplete(Op op) {
-        if (op.finished || phase != Phase.SERVING) {
-            return;
-        }
-        boolean wait = false;
-        for (String n : inSync()) {
-            if (op.required.contains(n) && !op.doneNodes.contains(n)) {
-                // An in-sync node that lost the op and stays in sync (the last one, kept; or back from
-                // that) will never vouch for it: fail it (it was not acknowledged; the next flush
-                // reports the possible loss). One waiting for its removal keeps waiting.
-                ReplicaPeer p = peers.get(n);
-                if ((p != null && p.stuck) || (op.lost.contains(n) && !(p != null && p.pendingRemoval()))) {
-                    finish(op, p != null && p.full
-                            ? new BallastException(ErrorCode.NO_SPACE, "volume " + layout.volumeName()
-                                    + ": the storage pool of replica " + n + " is full")
-                            : new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
-                                    + ": no in-sync replica could take the write"));
-                    return;
-                }
-                wait = true;
-            }
-        }
-        if (wait) {
-            return;
-        }
-        // A joining target (final flush sent, or add in flight) counts as in sync: once the control plane
-        // lists it, it must hold every acknowledged write (durably, when FUA or flushed). An add in
-        // flight is waited for even when the node lost the op: the add's outcome decides (resolveAdds).
-        for (ReplicaPeer p : peers.values()) {
-            if (p.inFlightAdd && op.required.contains(p.nodeId) && !op.doneNodes.contains(p.nodeId)) {
-                return;
-            }
-        }
-        for (ReplicaPeer p : peers.values()) {
-            Resync r = p.resync;
-            if (r == null) {
-                continue;
-            }
-            String n = r.nodeId;
-            if ((r.step == Resync.Step.FLUSHING || r.step == Resync.Step.ADDING) && op.required.contains(n)
-                    && !op.doneNodes.contains(n) && !op.lost.contains(n)) {
-                return;
-            }
-        }
-        if (op.kind == Kind.FLUSH && lossReportPending) {
-            // The last in-sync replica failed and came back: writes it acknowledged may be gone from its
-            // cache. Report that once, on the next flush, as a disk does after a reset.
-            lossReportPending = false;
-            finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
-                    + ": the last in-sync replica was lost; writes since the previous flush may be lost"));
-            return;
-        }
-        if (suspended() && op.kind != Kind.FLUSH) {
-            finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName() + " has fewer than "
-                    + layout.minInSync() + " replicas in sync"));
-            return;
-        }
-        if (op.kind == Kind.SNAPSHOT) {
-            List<String> holders = new ArrayList<>();
-            for (String n : inSync()) {
-                if (op.doneNodes.contains(n)) {
-                    holders.add(n);
-                }
-            }
-            if (holders.isEmpty()) {
-                finish(op, new BallastException(ErrorCode.IO_ERROR, "volume " + layout.volumeName()
-                        + ": no in-sync replica applied the snapshot operation"));
-                return;
-            }
-            java.util.Collections.sort(holders);
-            op.holders = List.copyOf(holders);
-        } else if (op.kind != Kind.FLUSH) {
-            writesAcked++;
-            checkpoints.writeAcked();
-        }
-        finish(op, null);
-    }
-
-    private void finish(Op op, BallastException error) {
-        op.finished = true;
-        inflight.remove(op);
-        op.done.complete(null, error);
-    }
 
     // ---------------------------------------------------------------- metadata
 
@@ -1147,7 +932,7 @@ public final class VolumeEngine {
                 ReplicaPeer kept = peer(keep);
                 kept.pendingRemovalSeq = 0;
                 kept.stuck = true;
-                lossReportPending = true;
+                writes.reportLossOnNextFlush();
                 // Writes now fail but may land on resync targets: start those over (their next
                 // ChangedRegions query sees what landed) so no target joins with bytes the source lacks.
                 for (ReplicaPeer p : peers.values()) {
@@ -1261,11 +1046,7 @@ public final class VolumeEngine {
                 // wait forever for a Done that will not come if the node joins later by a new resync
                 // (which copies what the op wrote).
                 p.abortedResync = false;
-                for (Op op : inflight) {
-                    if (op.lost.contains(n) || p.resync == null) {
-                        op.required.remove(n);
-                    }
-                }
+                writes.stopWaitingForAdd(n, p.resync == null);
             }
         }
         for (ReplicaPeer p : adds) {

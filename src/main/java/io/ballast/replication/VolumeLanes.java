@@ -69,11 +69,11 @@ public final class VolumeLanes {
         Stripe s = stripeOf(request);
         s.lock.lock();
         try {
-            if (!(request instanceof ReplicaRequest.Write w) || w.fua() || w.data().length < WRITE_BEHIND_MIN_BYTES) {
+            if (!(request instanceof ReplicaRequest.Write w) || w.fua() || w.lengthBytes() < WRITE_BEHIND_MIN_BYTES) {
                 awaitNone(s, request.volumeUuid());
                 return handleNow(request);
             }
-            Running entry = new Running(w.volumeUuid(), w.epoch(), w.offsetBytes(), w.offsetBytes() + w.data().length);
+            Running entry = new Running(w.volumeUuid(), w.epoch(), w.offsetBytes(), w.offsetBytes() + w.lengthBytes());
             while (!mayRunBeside(s, entry)) {
                 s.finished.awaitUninterruptibly();
             }

@@ -12,8 +12,8 @@ import io.ballast.common.BallastException;
 import java.util.function.Function;
 
 /**
- * A node's {@link VolumeStore} seen as a replica: the production {@link ReplicaStorage}. Copies
- * between the protocol's owned {@code byte[]} payloads and the store's buffers, nothing more.
+ * A node's {@link VolumeStore} seen as a replica: the production {@link ReplicaStorage}. Writes
+ * hand the request's payload buffer to the store without a copy; reads copy into owned arrays.
  */
 public final class VolumeStoreReplica implements ReplicaStorage {
     /**
@@ -103,9 +103,16 @@ public final class VolumeStoreReplica implements ReplicaStorage {
 
     @Override
     public void write(long offsetBytes, byte[] data, boolean fua) {
-        store.write(offsetBytes, ByteBuffer.wrap(data), fua);
+        write(offsetBytes, ByteBuffer.wrap(data), fua);
+    }
+
+    /** The payload's buffer goes to the store as it is (a pooled direct one: no staging copy for O_DIRECT). */
+    @Override
+    public void write(long offsetBytes, ByteBuffer data, boolean fua) {
+        int lengthBytes = data.remaining();
+        store.write(offsetBytes, data, fua);
         if (!fua) {
-            noteWritten(data.length);
+            noteWritten(lengthBytes);
         }
     }
 

@@ -63,6 +63,28 @@ public interface BlockDevice extends AutoCloseable {
     }
 
     /**
+     * Whether {@link #writeAsync(long, Payload, boolean, java.util.function.Consumer)} keeps the
+     * payload past the call (a replicated volume: until every replica has it) instead of consuming it
+     * at once; the caller then must not reuse the buffer until the payload is freed.
+     */
+    default boolean takesPayloads() {
+        return false;
+    }
+
+    /**
+     * As {@link #writeAsync(long, ByteBuffer, boolean, java.util.function.Consumer)}, taking over the
+     * caller's reference to {@code data} (released exactly once, by the device, when it no longer
+     * needs the bytes). The default consumes the bytes before it returns.
+     */
+    default void writeAsync(long offsetBytes, Payload data, boolean fua, java.util.function.Consumer<RuntimeException> done) {
+        try {
+            writeAsync(offsetBytes, data.buffer(), fua, done);
+        } finally {
+            data.release();
+        }
+    }
+
+    /**
      * Makes the range read back as zeroes. {@code mayDeallocate} allows freeing the space (NBD
      * WRITE_ZEROES without NO_HOLE); the zeroes are guaranteed either way. Always fast here: zeroes
      * are recorded in metadata, so NBD FAST_ZERO requests can be honoured.

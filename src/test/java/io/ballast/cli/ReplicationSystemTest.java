@@ -128,6 +128,21 @@ class ReplicationSystemTest {
         }
     }
 
+    /**
+     * A node's pooled write payloads all freed once its writes are done (none leaked, none released
+     * twice): the metrics fall to 0 within seconds of the last acknowledged write.
+     */
+    void assertPayloadsReleased(String node) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        String metrics = get(node + "/metrics");
+        while (!metrics.contains("\nballast_write_payloads_live 0.0") && System.nanoTime() < deadline) {
+            Thread.sleep(100); // polls the node's own gauge; nothing to wait on from outside
+            metrics = get(node + "/metrics");
+        }
+        assertThat(metrics).contains("\nballast_write_payloads_live 0.0")
+                .contains("\nballast_write_payload_over_releases_total 0.0");
+    }
+
     @Test
     void replicaCrashEngineCrashFailoverAndResync() throws Exception {
         String n1 = url(1);
@@ -162,6 +177,8 @@ class ReplicationSystemTest {
                 .contains("ballast_engine_replicas_in_sync{volume=\"db\"} 3")
                 .containsPattern("ballast_engine_resync_bytes_total\\{volume=\"db\"} [1-9]")
                 .containsPattern("ballast_engine_replicas_removed_total\\{volume=\"db\"} [1-9]");
+        // every write's pooled buffer went back, across a peer whose connection died under writes
+        assertPayloadsReleased(n1);
         JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
         assertThat(report.path("regionsCompared").asLong()).isEqualTo(SIZE / (4 * MIB));
@@ -178,6 +195,7 @@ class ReplicationSystemTest {
         System.out.println("failover: attach on node-2 to first completed NBD request: " + failoverMs + " ms");
         fio(uri2, 0, 64 * MIB, true);
         fio(uri2, 64 * MIB, 64 * MIB, true);
+        assertPayloadsReleased(n2);
         JsonNode afterFailover = inspect(n2);
         assertThat(afterFailover.path("attachment").path("nodeId").asText()).isEqualTo("node-2");
         assertThat(inSync(afterFailover)).containsExactlyInAnyOrder("node-2", "node-3");

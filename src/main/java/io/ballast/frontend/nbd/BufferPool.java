@@ -31,6 +31,13 @@ final class BufferPool {
     /** Room for the largest fixed reply header (structured OFFSET_DATA: 20 + 8 bytes). */
     static final int HEADROOM_BYTES = 32;
     private static final int MIN_CLASS_BYTES = 4096;
+    /**
+     * Classes this large get their data page-aligned (one page more per buffer): a replicated
+     * volume's store writes such a payload from this very buffer with O_DIRECT, which refuses an
+     * unaligned one (and a copy to stage it is what the shared payload is there to avoid).
+     */
+    private static final int PAGE_ALIGNED_MIN_BYTES = 256 << 10;
+    private static final int PAGE_BYTES = 4096;
     // 16 MiB: a 1 MiB QD8 stream circulates 9-10 buffers (8 in flight, one being read); at 8 MiB
     // one buffer per cycle was dropped and reallocated (176 1 MiB mallocs in a 5 s seq read).
     private static final long RETAIN_BYTES_PER_CLASS = 16L * 1024 * 1024;
@@ -144,7 +151,9 @@ final class BufferPool {
         if (b == null) {
             evictRetainedBeyond(budgetBytes + reserveBytes - inUseBytes.get());
             Arena arena = Arena.ofShared();
-            b = arena.allocate(HEADROOM_BYTES + size, 64).asByteBuffer();
+            b = size >= PAGE_ALIGNED_MIN_BYTES
+                    ? arena.allocate(PAGE_BYTES + size, PAGE_BYTES).asSlice(PAGE_BYTES - HEADROOM_BYTES).asByteBuffer()
+                    : arena.allocate(HEADROOM_BYTES + size, 64).asByteBuffer();
             arenas.put(b, arena);
         } else {
             retained.decrementAndGet(c);

@@ -4,6 +4,7 @@ import static io.ballast.frontend.nbd.NbdProtocol.*;
 
 import io.ballast.common.BallastException;
 import io.ballast.storage.BlockDevice;
+import io.ballast.storage.Payload;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -716,8 +717,12 @@ final class NbdSession implements Runnable {
 
     // ------------------------------------------------------------------ asynchronous writes
 
-    /** Reply and the pool buffer to release once it is sent. */
-    private record AsyncReply(ByteBuffer reply, ByteBuffer buf) {}
+    /**
+     * Reply and what to give back once it is sent: the pool buffer, or (when the device took the
+     * write's payload) the session's reference to the payload over it, which frees the buffer once
+     * every replica has the bytes too.
+     */
+    private record AsyncReply(ByteBuffer reply, ByteBuffer buf, Payload payload) {}
 
     /** Replies of asynchronous writes, from the device's completion threads to {@link #replyWriter}. */
     private final java.util.concurrent.ConcurrentLinkedQueue<AsyncReply> asyncReplies =
@@ -736,15 +741,27 @@ final class NbdSession implements Runnable {
         if (replyWriter == null) {
             replyWriter = Thread.ofVirtual().name("nbd-replies-" + peer).start(this::replyLoop);
         }
+        if (device.takesPayloads()) {
+            // No copy: the device shares the pooled buffer's data among its replicas. The session keeps
+            // one reference for the reply, whose header goes into the buffer's headroom (not the data).
+            Payload payload = Payload.pooled(buf.duplicate(), () -> giveBuffer(buf));
+            try {
+                device.writeAsync(w.offsetBytes(), payload.retain(), w.fua(),
+                        error -> asyncWriteDone(w, buf, payload, startNs, error));
+            } catch (RuntimeException e) {
+                asyncWriteDone(w, buf, payload, startNs, e);
+            }
+            return;
+        }
         try {
-            device.writeAsync(w.offsetBytes(), buf, w.fua(), error -> asyncWriteDone(w, buf, startNs, error));
+            device.writeAsync(w.offsetBytes(), buf, w.fua(), error -> asyncWriteDone(w, buf, null, startNs, error));
         } catch (RuntimeException e) {
-            asyncWriteDone(w, buf, startNs, e);
+            asyncWriteDone(w, buf, null, startNs, e);
         }
     }
 
     /** Any thread (the engine's agent, usually): builds the reply and hands it to the reply writer. */
-    private void asyncWriteDone(NbdRequest.Write w, ByteBuffer buf, long startNs, RuntimeException error) {
+    private void asyncWriteDone(NbdRequest.Write w, ByteBuffer buf, Payload payload, long startNs, RuntimeException error) {
         ByteBuffer reply;
         if (error == null) {
             reply = okReply(w.cookie(), buf);
@@ -767,7 +784,7 @@ final class NbdSession implements Runnable {
             reply = errorReply(w.cookie(), errno, message);
             NbdMetrics.request(CMD_WRITE, errno, System.nanoTime() - startNs);
         }
-        asyncReplies.add(new AsyncReply(reply, buf));
+        asyncReplies.add(new AsyncReply(reply, buf, payload));
         if (replyWriterParked) {
             java.util.concurrent.locks.LockSupport.unpark(replyWriter);
         }
@@ -777,11 +794,13 @@ final class NbdSession implements Runnable {
     private void replyLoop() {
         ByteBuffer[] out = new ByteBuffer[MAX_BATCH];
         ByteBuffer[] release = new ByteBuffer[MAX_BATCH];
+        Payload[] payloads = new Payload[MAX_BATCH];
         for (;;) {
             int n = 0;
             for (AsyncReply r; n < MAX_BATCH && (r = asyncReplies.poll()) != null; n++) {
                 out[n] = r.reply();
-                release[n] = r.buf();
+                release[n] = r.payload() == null ? r.buf() : null;
+                payloads[n] = r.payload();
             }
             if (n == 0) {
                 if (replyWriterStop) {
@@ -797,6 +816,12 @@ final class NbdSession implements Runnable {
             try {
                 writeRepliesAndFree(out, release, n);
             } finally {
+                for (int i = 0; i < n; i++) {
+                    if (payloads[i] != null) {
+                        payloads[i].release();
+                        payloads[i] = null;
+                    }
+                }
                 inFlight.release(n);
             }
         }
@@ -884,7 +909,9 @@ final class NbdSession implements Runnable {
             writeReplies(replies, n);
         } finally {
             for (int i = 0; i < n; i++) {
-                giveBuffer(pooled[i]);
+                if (pooled[i] != null) {
+                    giveBuffer(pooled[i]);
+                }
                 replies[i] = null;
                 pooled[i] = null;
             }

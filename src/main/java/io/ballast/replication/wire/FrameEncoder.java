@@ -62,7 +62,7 @@ public final class FrameEncoder {
     public int encodedSize(ReplicaRequest r) {
         int body = stringSize(r.volumeUuid()) + 8 + switch (r) {
             case ReplicaRequest.Open o -> 0;
-            case ReplicaRequest.Write w -> 8 + 1 + 4 + w.data().length;
+            case ReplicaRequest.Write w -> 8 + 1 + 4 + w.lengthBytes();
             case ReplicaRequest.WriteZeroes z -> 8 + 8 + 1;
             case ReplicaRequest.Trim t -> 8 + 8 + 1;
             case ReplicaRequest.Flush f -> 0;
@@ -166,7 +166,7 @@ public final class FrameEncoder {
         switch (r) {
             case ReplicaRequest.Open o -> {}
             case ReplicaRequest.Write w -> dst.putLong(w.offsetBytes()).put((byte) (w.fua() ? FLAG_FUA : 0))
-                    .putInt(w.data().length).put(w.data());
+                    .putInt(w.lengthBytes()).put(w.payload().buffer());
             case ReplicaRequest.WriteZeroes z -> dst.putLong(z.offsetBytes()).putLong(z.lengthBytes())
                     .put((byte) ((z.fua() ? FLAG_FUA : 0) | (z.mayDeallocate() ? FLAG_MAY_DEALLOCATE : 0)));
             case ReplicaRequest.Trim t -> dst.putLong(t.offsetBytes()).putLong(t.lengthBytes())

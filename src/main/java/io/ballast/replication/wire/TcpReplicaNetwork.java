@@ -105,11 +105,13 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
     public void send(String nodeId, ReplicaRequest request) {
         for (;;) {
             if (closed) {
+                ReplicaRequest.release(request);
                 failLater(nodeId, List.of(request.requestId()), "the replication transport is closed");
                 return;
             }
             Connection c = connections.get(nodeId);
             if (c == null && lostUnreported.remove(nodeId)) {
+                ReplicaRequest.release(request);
                 failLater(nodeId, List.of(request.requestId()), "the connection to " + nodeId
                         + " was lost since the last request (the replica may have restarted)");
                 return;
@@ -117,6 +119,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
             if (c == null) {
                 Backoff b = backoff.get(nodeId);
                 if (b != null && System.nanoTime() - b.untilNs() < 0) {
+                    ReplicaRequest.release(request);
                     failLater(nodeId, List.of(request.requestId()), b.reason() + " (moments ago; retrying shortly)");
                     return;
                 }
@@ -373,10 +376,17 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 } finally {
                     lock.unlock();
                 }
-                for (int i = 0; i < batch.size(); i++) {
-                    writer.write(batch.get(i));
+                try {
+                    for (int i = 0; i < batch.size(); i++) {
+                        writer.write(batch.get(i));
+                    }
+                } finally {
+                    // Encoded into the frame buffer (or failed with the connection): the payloads' refs go back.
+                    for (int i = 0; i < batch.size(); i++) {
+                        ReplicaRequest.release(batch.get(i));
+                    }
+                    batch.clear();
                 }
-                batch.clear();
                 writer.flush();
                 WireMetrics.CLIENT_SENT_BYTES.inc(writer.takeBytesWritten());
             }
@@ -466,6 +476,7 @@ public final class TcpReplicaNetwork implements ReplicaNetwork, AutoCloseable {
                 replyLimits.drainTo(new ArrayList<>());
                 for (ReplicaRequest r; (r = pending.poll()) != null; ) {
                     ids.add(r.requestId());
+                    ReplicaRequest.release(r);
                 }
                 work.signalAll();
             } finally {

@@ -55,7 +55,7 @@ enum SimMutation {
         return switch (r) {
             case ReplicaRequest.Open o -> new ReplicaRequest.Open(o.requestId(), o.volumeUuid(), floor);
             case ReplicaRequest.Write w -> new ReplicaRequest.Write(w.requestId(), w.volumeUuid(), floor, w.offsetBytes(),
-                    w.data(), w.fua());
+                    w.payload(), w.fua());
             case ReplicaRequest.WriteZeroes z -> new ReplicaRequest.WriteZeroes(z.requestId(), z.volumeUuid(), floor,
                     z.offsetBytes(), z.lengthBytes(), z.mayDeallocate(), z.fua());
             case ReplicaRequest.Trim t -> new ReplicaRequest.Trim(t.requestId(), t.volumeUuid(), floor, t.offsetBytes(),

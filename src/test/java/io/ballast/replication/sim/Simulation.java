@@ -10,6 +10,7 @@ import io.ballast.replication.ReplicaReply;
 import io.ballast.replication.ReplicaRequest;
 import io.ballast.replication.VolumeEngine;
 import io.ballast.replication.VolumeLayout;
+import io.ballast.storage.Payload;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -71,7 +72,10 @@ public final class Simulation {
     private final Map<String, Conn> conns = new HashMap<>();
     private final Map<String, Set<Long>> applied = new HashMap<>(); // node -> model write seqs applied
     private final Map<String, Set<Long>> appliedFenced = new HashMap<>(); // node -> seqs applied below its epoch floor
-    private final IdentityHashMap<byte[], Long> writeIdentity = new IdentityHashMap<>();
+    /** Client writes' payloads: counted ones (as the NBD session's pooled buffers), model seq by payload. */
+    private final IdentityHashMap<Payload, Long> writeIdentity = new IdentityHashMap<>();
+    /** Payloads whose last reference was given back: a replica must never read one of these. */
+    private final Set<Payload> freedPayloads = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
 
     // Control plane.
     private VolumeLayout cp;
@@ -420,8 +424,14 @@ public final class Simulation {
         return !down.contains(node) && !partitions.contains(engineNode + "|" + node);
     }
 
+    /**
+     * A request's trip to a replica. The transport owns the request's reference on a write's payload and
+     * gives it back once the replica has read it or the request is lost, as the real transports do; the
+     * replica reading a payload that was freed before (an engine releasing too early) is a failure.
+     */
     private void sendRequest(Box box, String node, ReplicaRequest req) {
         if (box.dead) {
+            ReplicaRequest.release(req);
             return;
         }
         Conn c = conn(box, node);
@@ -430,10 +440,12 @@ public final class Simulation {
         if (c.broken) {
             // A transport reports a lost connection on the next request before it reconnects.
             c.broken = false;
+            ReplicaRequest.release(req);
             replyLater(box, c, node, new ReplicaReply.Failed(req.requestId(), ErrorCode.UNAVAILABLE, "connection lost", -1));
             return;
         }
         if (!reachable(box.hostNode, node)) {
+            ReplicaRequest.release(req);
             if (rnd.nextBoolean()) {
                 replyLater(box, c, node, new ReplicaReply.Failed(req.requestId(), ErrorCode.UNAVAILABLE, "unreachable", -1));
             }
@@ -444,16 +456,27 @@ public final class Simulation {
         int inc = c.incarnation;
         schedule(at, () -> {
             if (c.incarnation != inc) {
+                ReplicaRequest.release(req);
                 return;
             }
             if (!reachable(box.hostNode, node)) {
+                ReplicaRequest.release(req);
                 dropConn(box, c, node);
                 return;
             }
+            if (req instanceof ReplicaRequest.Write w && freedPayloads.contains(w.payload())) {
+                throw fail("payload of write #" + writeIdentity.get(w.payload()) + " was freed before replica " + node
+                        + " read it (a reference given back too early)");
+            }
             long floor = disks.get(node).epochFloor();
-            ReplicaReply reply = logic.get(node).handle(mutation.deliver(req, floor));
+            ReplicaReply reply;
+            try {
+                reply = logic.get(node).handle(mutation.deliver(req, floor));
+            } finally {
+                ReplicaRequest.release(req);
+            }
             if (req instanceof ReplicaRequest.Write w && reply instanceof ReplicaReply.Done) {
-                Long s = writeIdentity.get(w.data());
+                Long s = writeIdentity.get(w.payload());
                 if (s != null) {
                     applied.get(node).add(s);
                     if (w.epoch() < floor) {
@@ -476,7 +499,7 @@ public final class Simulation {
 
     private static String describe(ReplicaRequest r) {
         return switch (r) {
-            case ReplicaRequest.Write w -> "Write(" + w.offsetBytes() + "+" + w.data().length + (w.fua() ? ",fua" : "")
+            case ReplicaRequest.Write w -> "Write(" + w.offsetBytes() + "+" + w.lengthBytes() + (w.fua() ? ",fua" : "")
                     + ",e" + w.epoch() + ")";
             case ReplicaRequest.Checkpoint c -> "Checkpoint(" + Long.toHexString(c.generation()) + ")";
             case ReplicaRequest.Read rd -> "Read(" + rd.offsetBytes() + "+" + rd.lengthBytes() + ")";
@@ -681,13 +704,16 @@ public final class Simulation {
         boolean fua = rnd.nextInt(6) == 0;
         MWrite w = issueWrite(off, len, data, fua);
         w.newerEngineOpenAtIssue = newerEngineOpened(box);
-        writeIdentity.put(data, w.seq);
+        Payload[] self = new Payload[1];
+        Payload payload = Payload.pooled(java.nio.ByteBuffer.wrap(data), () -> freedPayloads.add(self[0]));
+        self[0] = payload;
+        writeIdentity.put(payload, w.seq);
         if (box != current) {
             staleSeqs.add(w.seq);
         }
         trace("client write #" + w.seq + " " + off + "+" + len + (fua ? " fua" : "") + " via " + box.id
                 + (box == current ? "" : " (superseded)"));
-        box.engine.write(off, data, fua, (d, e) -> writeDone(box, w, e));
+        box.engine.write(off, payload, fua, (d, e) -> writeDone(box, w, e));
     }
 
     private boolean clientOp() {
