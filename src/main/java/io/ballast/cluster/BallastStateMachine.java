@@ -3,7 +3,6 @@ package io.ballast.cluster;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ballast.common.BallastException;
 import io.ballast.common.DurableFiles;
-import io.ballast.metrics.CreateTrace;
 import io.ballast.common.ErrorCode;
 import java.io.File;
 import java.io.IOException;

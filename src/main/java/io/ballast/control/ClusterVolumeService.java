@@ -778,7 +778,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
         }
         Command create = new Command.CreateVolume(Instant.now().toString(), name, UUID.randomUUID().toString(),
                 sizeBytes, repl, spreadBy, member.config().overcommitRatio(), minInSync, topology, encryption, shared);
-        io.ballast.metrics.CreateTrace.mark("validate");
+        io.ballast.cluster.CreateTrace.mark("validate");
         if (waitReady) {
             member.raft().submit(create);
             awaitReplicasCreated(name, WAIT_READY_MS);

@@ -241,7 +241,7 @@ public final class RestServer implements AutoCloseable {
             String[] seg = segments(path);
             route = routeOf(seg);
             if (route.equals("/v1/volumes") && method.equals("POST")) {
-                io.ballast.metrics.CreateTrace.begin(startNs);
+                io.ballast.cluster.CreateTrace.begin(startNs);
             }
             Reply reply;
             try {
@@ -270,7 +270,7 @@ public final class RestServer implements AutoCloseable {
         } catch (IOException e) {
             log.atDebug().log("client went away: {}", e.getMessage());
         } finally {
-            io.ballast.metrics.CreateTrace.mark("rest_answer");
+            io.ballast.cluster.CreateTrace.mark("rest_answer");
             long durationNs = System.nanoTime() - startNs;
             String method = metricMethod(ex.getRequestMethod());
             Metrics.observeApiRequest(route, method, status, durationNs);
@@ -281,8 +281,8 @@ public final class RestServer implements AutoCloseable {
                         .addKeyValue("durationMs", durationNs / 1_000_000).log("api request");
                 audit(who, method, ex.getRequestURI().getRawPath(), status);
             }
-            io.ballast.metrics.CreateTrace.mark("after_answer_log_audit"); // not seen by the client
-            io.ballast.metrics.CreateTrace.end();
+            io.ballast.cluster.CreateTrace.mark("after_answer_log_audit"); // not seen by the client
+            io.ballast.cluster.CreateTrace.end();
         }
     }
 
@@ -658,7 +658,7 @@ public final class RestServer implements AutoCloseable {
                 Long maxBandwidth = bandwidthOf(req.maxBandwidth());
                 Long minIops = minIopsOf(req.minIops());
                 io.ballast.control.VolumeView created;
-                io.ballast.metrics.CreateTrace.mark("rest_auth_parse");
+                io.ballast.cluster.CreateTrace.mark("rest_auth_parse");
                 if (req.repl() != null || req.spreadBy() != null || req.minInSync() != null || wait != null || encrypted
                         || shared || req.preferNode() != null) {
                     created = volumes.create(req.name(), sizeOf(req.size()), req.repl() == null ? 0 : req.repl(),
@@ -667,7 +667,7 @@ public final class RestServer implements AutoCloseable {
                 } else {
                     created = volumes.create(req.name(), sizeOf(req.size()));
                 }
-                io.ballast.metrics.CreateTrace.mark("view");
+                io.ballast.cluster.CreateTrace.mark("view");
                 if (maxIops != null && minIops != null && io.ballast.cluster.QosLimits.minAboveMax(maxIops, minIops) != null) {
                     throw BallastException.invalid(io.ballast.cluster.QosLimits.minAboveMax(maxIops, minIops)); // before creating
                 }

@@ -1,4 +1,4 @@
-package io.ballast.metrics;
+package io.ballast.cluster;
 
 import io.prometheus.metrics.core.metrics.Histogram;
 
