@@ -133,7 +133,8 @@ final class LocalCluster {
                 if (!n.isObject() || !(pid.isMissingNode() || pid.isNull() || pid.canConvertToLong())) {
                     throw new IOException("nodes: not a node");
                 }
-                nodes.add(new LocalNode(CliConfig.text(n, "name"), CliConfig.text(n, "dataDir"), CliConfig.text(n, "apiUrl"), pid.asLong()));
+                nodes.add(new LocalNode(CliConfig.text(n, "name"), CliConfig.text(n, "dataDir"), CliConfig.text(n, "apiUrl"), pid.asLong(),
+                        CliConfig.text(n, "classPath")));
             }
         } else if (!list.isMissingNode() && !list.isNull()) {
             throw new IOException("nodes: not an array");
