@@ -67,11 +67,15 @@ final class ResyncCoordinator {
         boolean resume = rp != null && rp.missedSinceGeneration() == missedSinceGeneration
                 && rp.source().equals(source) && rp.startGeneration() > 0 && rp.generation() > 0
                 && targetGeneration >= rp.startGeneration();
-        if (engine.lastSentGeneration() > 0) {
-            // Tag everything the target gets from now on at least as high as the source's blocks, so a
-            // later delta resync of this target sees what this one copied.
-            long g = engine.lastSentGeneration();
-            r.startGeneration = g;
+        // Tag everything the target gets from now on at least as high as the source's blocks, so a
+        // later delta resync of this target sees what this one copied, and never below the generation
+        // it joins at (missedSinceGeneration, which the engine's mark for it is lowered to): an engine
+        // that has not sent a checkpoint yet would otherwise leave a target at an older generation
+        // (seed 2062: n3 at 3000002, its mark 4000001), and a write it applied but the source failed
+        // would be tagged below its later "missed since" and listed by neither side.
+        long g = Math.max(engine.lastSentGeneration(), missedSinceGeneration);
+        r.startGeneration = engine.lastSentGeneration(); // what a resume point checks the stored copy against
+        if (g > 0) {
             engine.send(target, id -> new ReplicaRequest.Checkpoint(id, engine.layout().volumeUuid(), engine.epoch(), g), false, reply -> {
                 if (!(reply instanceof ReplicaReply.Done)) {
                     engine.failNode(target, "checkpoint: " + reply);

@@ -317,6 +317,40 @@ class VolumeEngineTest {
         assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
     }
 
+    /**
+     * Seed 2062: an engine whose first checkpoint has not gone out yet (its flush unanswered) resyncs b,
+     * whose store is at an older generation than the mark it missed since. b must be raised to at least
+     * that mark before anything else reaches it: a write b then applies but the source fails is tagged
+     * at or above the mark b is removed with again, so the next delta resync lists its region (before,
+     * it was tagged below and neither side listed it, leaving b different after settling).
+     */
+    @Test
+    void aResyncRaisesTheTargetToItsMissedGenerationBeforeThisEngineSentAnyCheckpoint() {
+        long missed = (4L << 24) | 1;
+        long bGeneration = (3L << 24) | 2;
+        engine = new VolumeEngine(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, missed, true)), "a",
+                new EngineConfig(100, 1000, 0, 0, 16, 50, 50, 4), net, meta);
+        Outcome opened = new Outcome();
+        engine.open(nowMs, e -> opened.done = e == null);
+        for (int i = 0; i < 6; i++) {
+            answerAll(s -> !(s.request() instanceof ReplicaRequest.Flush)); // the first checkpoint stays in its flush
+        }
+        assertThat(opened.done).isTrue();
+        assertThat(net.sent).noneMatch(s -> s.request() instanceof ReplicaRequest.Checkpoint);
+        net.take(s -> s.request() instanceof ReplicaRequest.Flush);
+
+        engine.tick(nowMs += 1); // probe b
+        for (Sent s : net.take(s -> s.node().equals("b") && s.request() instanceof ReplicaRequest.Open)) {
+            engine.onReply("b", new ReplicaReply.Opened(s.request().requestId(), 5, bGeneration, SIZE, REGION));
+        }
+        List<Sent> toB = net.sent.stream().filter(to("b")).toList();
+        assertThat(toB).isNotEmpty();
+        assertThat(toB.getFirst().request()).as("the first request of b's resync").isInstanceOfSatisfying(
+                ReplicaRequest.Checkpoint.class, c -> assertThat(c.generation()).isGreaterThanOrEqualTo(missed));
+        assertThat(toB).anySatisfy(s -> assertThat(s.request()).isInstanceOfSatisfying(ReplicaRequest.ChangedRegions.class,
+                c -> assertThat(c.sinceGeneration()).isEqualTo(missed - 1)));
+    }
+
     static byte[] ones(int length) {
         byte[] b = new byte[length];
         java.util.Arrays.fill(b, (byte) 1);
