@@ -164,6 +164,16 @@ public final class ClusterEndpoints implements ClusterApi {
     }
 
     @Override
+    public Object rotateCa(String caCertPem, String caKeyPem, boolean forwarded, String callerBearer, String by) {
+        return io.ballast.cluster.CaRotationRequests.start(member, caCertPem, caKeyPem, forwarded, callerBearer, by);
+    }
+
+    @Override
+    public Object caRotation() {
+        return io.ballast.cluster.CaRotationRequests.status(member);
+    }
+
+    @Override
     public Object ca() {
         io.ballast.security.NodeTls tls = member.tls();
         if (tls == null) {
