@@ -118,7 +118,7 @@ public final class CaRotator implements AutoCloseable {
     }
 
     /** Members that have not acknowledged the rotation's current phase. */
-    static List<String> pending(ClusterState s, CaRotation r) {
+    public static List<String> pending(ClusterState s, CaRotation r) {
         List<String> out = new ArrayList<>();
         for (NodeRecord n : s.nodes()) {
             if (!r.acked(n.id())) {
