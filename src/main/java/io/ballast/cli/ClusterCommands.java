@@ -476,7 +476,8 @@ final class ClusterCommands {
                         cli.err.println("  phase " + r.path("phaseNumber").asInt() + "/3: " + CaStatus.describe(phase));
                         shown = phase;
                     }
-                    if ("done".equals(phase)) {
+                    // done, and the node answering dropped the old CA (it does so within a pass of its rotator)
+                    if ("done".equals(phase) && last.path("trustedCaSha256").size() == 1) {
                         ctxNote = CaContexts.update(cli, output, last.path("trustPem").asText());
                         break;
                     }
