@@ -58,4 +58,21 @@ class CaRotationStateTest {
         s.apply(new Command.StartCaRotation(AT, Pem.encode(newCa.certificate()), Pem.encode(third.certificate()), "node-1", null));
         assertThat(s.caRotation().orElseThrow().phase()).isEqualTo(CaRotation.TRUST);
     }
+
+    @Test
+    void theGateRefusesWhatIsNoCaOrNoPhase() {
+        CertificateAuthority ca = CertificateAuthority.create("ca", Instant.now(), Duration.ofDays(1));
+        var kp = CertificateAuthority.newKeyPair();
+        String nodeCert = Pem.encode(ca.sign(CertificateAuthority.csr("node-1", kp), "node-1", java.util.List.of(), Instant.now(),
+                Duration.ofDays(1)));
+        String caPem = Pem.encode(ca.certificate());
+        assertThatThrownBy(() -> CommandGate.validate(new Command.StartCaRotation(AT, caPem, nodeCert, "node-1", null)))
+                .hasMessageContaining("newCaPem is not a CA certificate");
+        assertThatThrownBy(() -> CommandGate.validate(new Command.StartCaRotation(AT, "garbage", caPem, "node-1", null)))
+                .hasMessageContaining("oldCaPem is not a PEM certificate");
+        assertThatThrownBy(() -> CommandGate.validate(new Command.AckCaRotation(AT, "node-1", CaRotation.DONE, "ab")))
+                .hasMessageContaining("'phase' must be trust or reissue");
+        assertThatThrownBy(() -> CommandGate.validate(new Command.AdvanceCaRotation(AT, CaRotation.DONE, "ab")))
+                .hasMessageContaining("'fromPhase' must be trust or reissue");
+    }
 }
