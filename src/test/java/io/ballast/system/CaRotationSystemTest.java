@@ -227,5 +227,4 @@ class CaRotationSystemTest {
             return "alert: " + e.getMessage();
         }
     }
-    }
 }
