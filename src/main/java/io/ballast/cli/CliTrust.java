@@ -36,6 +36,7 @@ final class CliTrust {
     static void configure(Path flag, Map<String, String> environment, Path ballastHome) {
         caFileFlag = flag;
         contextCaFile = null;
+        alsoTrustedPem = null;
         env = environment;
         home = ballastHome;
     }
@@ -60,6 +61,12 @@ final class CliTrust {
         contextCaFile = f;
     }
 
+    /** Whether the CA file in use is the current context's (not --ca-file, not $BALLAST_CA_FILE, not the local cluster's). */
+    static boolean caFileFromContext() {
+        String e = env.get("BALLAST_CA_FILE");
+        return caFileFlag == null && (e == null || e.isBlank()) && contextCaFile != null;
+    }
+
     static Optional<Path> caFile() {
         if (caFileFlag != null) {
             return Optional.of(caFileFlag);
@@ -81,16 +88,34 @@ final class CliTrust {
     }
 
     /**
-     * The CA certificate (PEM) through the JDK's own X.509 parser: Bouncy Castle (security.Pem) would
-     * add its signed jars' verification and ~200 classes to every CLI call's start (docs/perf/startup.md).
+     * The CA certificates (PEM; two during a CA rotation) through the JDK's own X.509 parser: Bouncy
+     * Castle (security.Pem) would add its signed jars' verification and ~200 classes to every CLI call's
+     * start (docs/perf/startup.md).
      */
-    private static X509Certificate readCa(Path file) throws IOException, CertificateException {
-        try (InputStream in = Files.newInputStream(file)) {
-            if (CertificateFactory.getInstance("X.509").generateCertificate(in) instanceof X509Certificate c) {
-                return c;
+    static java.util.List<X509Certificate> readCas(InputStream in) throws CertificateException {
+        java.util.List<X509Certificate> out = new java.util.ArrayList<>();
+        for (var c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+            if (c instanceof X509Certificate x) {
+                out.add(x);
             }
-            throw new CertificateException("not an X.509 certificate");
         }
+        if (out.isEmpty()) {
+            throw new CertificateException("no X.509 certificate in it");
+        }
+        return out;
+    }
+
+    private static java.util.List<X509Certificate> readCas(Path file) throws IOException, CertificateException {
+        try (InputStream in = Files.newInputStream(file)) {
+            return readCas(in);
+        }
+    }
+
+    /** CAs this command line trusts besides the file's: a CA rotation it started (PEM), so it can follow it. */
+    private static volatile String alsoTrustedPem;
+
+    static void alsoTrust(String pem) {
+        alsoTrustedPem = pem;
     }
 
     /** A context trusting the cluster CA, or empty (no CA known: plain http URLs only). */
@@ -101,13 +126,22 @@ final class CliTrust {
         }
         try {
             // one context per CA file and version: commands poll nodes (up waits for /healthz) with new clients
-            String key = f.get().toAbsolutePath() + "@" + Files.getLastModifiedTime(f.get()).toMillis();
+            String also = alsoTrustedPem;
+            String key = f.get().toAbsolutePath() + "@" + Files.getLastModifiedTime(f.get()).toMillis() + "+" + (also == null ? 0 : also.hashCode());
             Cached c = cached;
             if (c != null && c.key().equals(key)) {
                 return Optional.of(c.context());
             }
             SSLContext ctx = SSLContext.getInstance("TLS");
-            ctx.init(null, new javax.net.ssl.TrustManager[] {new ClusterTrustManager(readCa(f.get()))}, null);
+            java.util.List<X509Certificate> cas = new java.util.ArrayList<>(readCas(f.get()));
+            if (also != null) {
+                for (X509Certificate extra : readCas(new java.io.ByteArrayInputStream(also.getBytes(java.nio.charset.StandardCharsets.US_ASCII)))) {
+                    if (!cas.contains(extra)) {
+                        cas.add(extra);
+                    }
+                }
+            }
+            ctx.init(null, new javax.net.ssl.TrustManager[] {new ClusterTrustManager(cas)}, null);
             cached = new Cached(key, ctx);
             return Optional.of(ctx);
         } catch (IOException | CertificateException e) {

@@ -388,7 +388,8 @@ final class ClusterCommands {
         }
     }
 
-    @Command(name = "ca", description = "The cluster CA.", subcommands = {CaShow.class, picocli.CommandLine.HelpCommand.class})
+    @Command(name = "ca", description = "The cluster CA.", subcommands = {CaShow.class, CaRotate.class, CaStatus.class,
+            picocli.CommandLine.HelpCommand.class})
     static final class CaGroup extends CommandGroup {
         @ParentCommand
         ClusterGroup parent;
@@ -427,6 +428,151 @@ final class ClusterCommands {
             java.util.List<String> revoked = new java.util.ArrayList<>();
             r.path("revoked").fields().forEachRemaining(e -> revoked.add(e.getKey() + " (" + e.getValue().asText() + ")"));
             out.println("Revoked:     " + (revoked.isEmpty() ? "none" : String.join(", ", revoked)));
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "rotate", description = {"Replace the cluster CA without downtime (admin): every member first trusts the old"
+            + " and the new CA, then gets a certificate from the new one, then the old one is trusted no more.",
+            "Waits until the rotation is done (or --no-wait); an interrupted rotation goes on by itself (`ballast cluster ca"
+                    + " status`). The CLI context in use is pointed at the new CA; join tokens pin it afterwards."})
+    static final class CaRotate implements Callable<Integer> {
+        @ParentCommand
+        CaGroup parent;
+
+        @Mixin
+        Output output;
+
+        @Option(names = "--ca-cert", paramLabel = "FILE", description = "Your new CA certificate (PEM, CA:true); default: a new CA is made")
+        Path caCert;
+
+        @Option(names = "--ca-key", paramLabel = "FILE", description = "Its private key (PEM, unencrypted); sent to the node that signs, never shown")
+        Path caKey;
+
+        @Option(names = "--no-wait", description = "Return once the rotation started")
+        boolean noWait;
+
+        @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "10m", description = "How long to wait for it (default 10m)")
+        String timeout;
+
+        @Override
+        public Integer call() throws Exception {
+            BallastCli cli = parent.parent.cli;
+            if ((caCert == null) != (caKey == null)) {
+                throw io.ballast.common.BallastException.invalid("--ca-cert and --ca-key go together (your CA's certificate and key)");
+            }
+            java.util.Map<String, Object> body = new java.util.LinkedHashMap<>();
+            if (caCert != null) {
+                body.put("caCert", java.nio.file.Files.readString(caCert));
+                body.put("caKey", java.nio.file.Files.readString(caKey));
+            }
+            long timeoutMs = io.ballast.common.Durations.parseMs(timeout, "--timeout");
+            JsonNode started = cli.client(output).post("/v1/cluster/ca/rotate", body);
+            JsonNode rot = started.path("rotation");
+            // this command line follows the rotation with both CAs; the context keeps them until it is done
+            CliTrust.alsoTrust(started.path("trustPem").asText());
+            String ctxNote = CaContexts.update(cli, output, started.path("trustPem").asText());
+            cli.err.println("CA rotation started: CA sha256 " + rot.path("oldCaSha256").asText() + " -> " + rot.path("newCaSha256").asText()
+                    + " (signed on " + rot.path("signerNodeId").asText() + ")");
+            JsonNode last = started;
+            if (!noWait) {
+                long deadline = System.nanoTime() + timeoutMs * 1_000_000;
+                String shown = "";
+                while (true) {
+                    last = cli.client(output).get("/v1/cluster/ca/rotation");
+                    JsonNode r = last.path("rotation");
+                    String phase = r.path("phase").asText();
+                    if (!r.path("newCaSha256").asText().equals(rot.path("newCaSha256").asText())) {
+                        throw io.ballast.common.BallastException.conflict("another CA rotation replaced this one: `ballast cluster ca status`");
+                    }
+                    if (!phase.equals(shown)) {
+                        cli.err.println("  phase " + r.path("phaseNumber").asInt() + "/3: " + CaStatus.describe(phase));
+                        shown = phase;
+                    }
+                    // done, and the node answering dropped the old CA (it does so within a pass of its rotator)
+                    if ("done".equals(phase) && last.path("trustedCaSha256").size() == 1) {
+                        ctxNote = CaContexts.update(cli, output, last.path("trustPem").asText());
+                        break;
+                    }
+                    if (System.nanoTime() > deadline) {
+                        cli.err.println("still rotating after " + timeout + " (waiting for " + String.join(", ",
+                                Output.PRETTY.convertValue(r.path("pendingNodeIds"), String[].class)) + "); it goes on by itself:"
+                                + " `ballast cluster ca status`");
+                        return ExitCodes.TIMEOUT;
+                    }
+                    Thread.sleep(250);
+                }
+            }
+            if (ctxNote != null) {
+                cli.err.println(ctxNote);
+            }
+            if (output.json()) {
+                output.print(cli.out, last);
+            } else if (!noWait) {
+                cli.out.println("CA rotated: CA sha256 " + rot.path("newCaSha256").asText() + "; join tokens now end in ."
+                        + rot.path("newCaSha256").asText() + " (DATA/cluster-token on the members)");
+            }
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "status", description = "The CA in force, the CAs the node trusts, and the last CA rotation's progress;"
+            + " `--pem` prints the trusted CA certificates.")
+    static final class CaStatus implements Callable<Integer> {
+        @ParentCommand
+        CaGroup parent;
+
+        @Mixin
+        Output output;
+
+        @Option(names = "--pem", description = "Print only the CA certificates the node trusts, PEM (e.g. to save as a --ca-file)")
+        boolean pem;
+
+        static String describe(String phase) {
+            return switch (phase) {
+                case "trust" -> "every member trusts the old and the new CA";
+                case "reissue" -> "every member gets a certificate from the new CA";
+                default -> "done: the old CA is trusted no more";
+            };
+        }
+
+        @Override
+        public Integer call() {
+            BallastCli cli = parent.parent.cli;
+            JsonNode r = cli.client(output).get("/v1/cluster/ca/rotation");
+            if (pem) {
+                cli.out.print(r.path("trustPem").asText());
+                return ExitCodes.OK;
+            }
+            JsonNode rot = r.path("rotation");
+            if ("done".equals(rot.path("phase").asText())) {
+                String note = CaContexts.update(cli, output, r.path("trustPem").asText());
+                if (note != null && !output.json()) {
+                    cli.err.println(note);
+                }
+            }
+            if (output.json()) {
+                output.print(cli.out, r);
+                return ExitCodes.OK;
+            }
+            var out = cli.out;
+            out.println("CA sha256:  " + r.path("caSha256").asText());
+            out.println("Trusted:    " + String.join(", ", Output.PRETTY.convertValue(r.path("trustedCaSha256"), String[].class)));
+            if (!rot.isObject()) {
+                out.println("Rotation:   never (`ballast cluster ca rotate`)");
+                return ExitCodes.OK;
+            }
+            out.println("Rotation:   phase " + rot.path("phaseNumber").asInt() + "/3 (" + rot.path("phase").asText() + "): "
+                    + describe(rot.path("phase").asText()));
+            out.println("            from " + rot.path("oldCaSha256").asText() + " to " + rot.path("newCaSha256").asText() + ", started "
+                    + rot.path("startedAt").asText() + (rot.path("by").isTextual() ? " by " + rot.path("by").asText() : "")
+                    + (rot.path("finishedAt").isTextual() ? ", finished " + rot.path("finishedAt").asText() : ""));
+            List<List<String>> rows = new java.util.ArrayList<>();
+            for (JsonNode n : rot.path("nodes")) {
+                rows.add(List.of("  " + n.path("nodeId").asText(), n.path("state").asText(),
+                        n.path("acknowledged").asBoolean() ? "yes" : "waiting"));
+            }
+            Output.table(out, List.of("  NODE", "STATE", "PHASE REACHED"), rows);
             return ExitCodes.OK;
         }
     }

@@ -473,6 +473,13 @@ final class LocalCommands {
             if (!quorum.path("ok").asBoolean(true)) {
                 out.println("Quorum:    LOST, " + quorum.path("reason").asText().replaceFirst("^quorum lost: ", ""));
             }
+            JsonNode rotation = cluster.path("caRotation");
+            if (rotation.isObject()) {
+                out.println("CA:        ROTATING, phase " + rotation.path("phaseNumber").asInt() + "/3 (" + rotation.path("phase").asText()
+                        + ") to CA sha256 " + rotation.path("newCaSha256").asText() + "; waiting for "
+                        + String.join(", ", Output.PRETTY.convertValue(rotation.path("pendingNodeIds"), String[].class))
+                        + " (`ballast cluster ca status`)");
+            }
             out.println("Node:      " + Output.text(node.path("nodeId")) + " (" + Output.text(node.path("state")) + ", pid "
                     + Output.text(node.path("pid")) + ", Raft " + Output.text(cluster.path("raftRole")) + ")");
             out.println("API:       " + client.baseUrl() + (client.baseUrl().startsWith("https://")

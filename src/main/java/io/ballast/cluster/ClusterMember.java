@@ -260,6 +260,13 @@ public final class ClusterMember implements AutoCloseable {
         }
     }
 
+    /** After a CA rotation: the join token in DATA/cluster-token pins the new CA (only where one was kept). */
+    public void rewriteTokenFile() throws IOException {
+        if (identity != null && Files.exists(tokenFile())) {
+            DurableFiles.writeAtomically(tokenFile(), (joinToken() + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+    }
+
     static String newToken() {
         byte[] b = new byte[24];
         new SecureRandom().nextBytes(b);
@@ -427,10 +434,13 @@ public final class ClusterMember implements AutoCloseable {
             throw new PermissionDenied("a certificate is issued with the cluster token (joining) or to the node whose"
                     + " current certificate asks (renewing); this request has neither");
         }
-        if (t.authority().isPresent()) {
+        if (t.authority().isPresent() && CaRotationRequests.maySign(state(), t)) {
             try {
-                return java.util.Map.of("certificate", t.signCsr(req.csr(), req.nodeId(), req.addresses()),
-                        "ca", io.ballast.security.Pem.encode(t.ca()));
+                String cert = t.signCsr(req.csr(), req.nodeId(), req.addresses());
+                // "ca": the CA that signed it (a joiner checks the token pins it); "trust": every CA trusted now
+                return java.util.Map.of("certificate", cert, "ca", io.ballast.security.Pem.encode(
+                        io.ballast.security.NodeTls.issuerOf(io.ballast.security.Pem.certificate(cert), t.trustedCas())),
+                        "trust", io.ballast.security.Pem.encode(t.trustedCas().toArray()));
             } catch (IllegalArgumentException e) {
                 throw BallastException.invalid(e.getMessage());
             }
@@ -454,7 +464,8 @@ public final class ClusterMember implements AutoCloseable {
             }
             try {
                 JsonNode r = peers.call(n, "POST", io.ballast.security.Enrollment.PATH, body);
-                return java.util.Map.of("certificate", r.path("certificate").asText(), "ca", r.path("ca").asText());
+                return java.util.Map.of("certificate", r.path("certificate").asText(), "ca", r.path("ca").asText(),
+                        "trust", r.path("trust").asText(r.path("ca").asText()));
             } catch (BallastException e) {
                 last = e;
             }
@@ -499,7 +510,8 @@ public final class ClusterMember implements AutoCloseable {
                 throw BallastException.invalid(e.getMessage());
             }
             java.security.cert.X509Certificate parsed = io.ballast.security.Pem.certificates(cert).get(0);
-            return java.util.Map.of("name", name, "certificate", cert, "ca", io.ballast.security.Pem.encode(t.ca()),
+            // every CA trusted now: during a CA rotation a node's certificate may be from the old or the new one
+            return java.util.Map.of("name", name, "certificate", cert, "ca", io.ballast.security.Pem.encode(t.trustedCas().toArray()),
                     "notAfter", parsed.getNotAfter().toInstant().toString());
         }
         if (forwarded) {
@@ -512,7 +524,7 @@ public final class ClusterMember implements AutoCloseable {
         } catch (IOException e) {
             throw new BallastException(ErrorCode.INTERNAL, "cannot encode a certificate request", e);
         }
-        io.ballast.cluster.PeerCalls peers = new io.ballast.cluster.PeerCalls(t, () -> callerBearer);
+        io.ballast.cluster.PeerCalls peers = io.ballast.cluster.PeerCalls.onBehalfOf(t, callerBearer);
         BallastException last = null;
         for (NodeRecord n : state().nodes()) {
             if (n.id().equals(nodeId) || n.apiUrl() == null || NodeRecord.DOWN.equals(n.state())) {

@@ -58,6 +58,8 @@ public final class ClusterState {
     private final TreeMap<String, SnapshotSchedule> schedules = new TreeMap<>();
     /** Node id -> when its certificates were revoked (`node remove`): any issued before then is refused. */
     private final TreeMap<String, String> revokedCertificates = new TreeMap<>();
+    /** The last (or running) rotation of the cluster CA; null if the CA was never rotated. */
+    private CaRotation caRotation;
     /** API tokens (hashes of their secrets, never the secrets). */
     private final ApiTokenTable apiTokens = new ApiTokenTable();
     /** The Raft log index of the command applied last (each member applies the same log: the same revisions). */
@@ -80,11 +82,11 @@ public final class ClusterState {
     public record Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
             ClusterSettings settings, List<SnapshotRecord> snapshots, List<CloneSource> clones,
             List<io.ballast.backup.TargetSpec> backupTargets, List<SnapshotSchedule> snapshotSchedules,
-            java.util.Map<String, String> revokedCertificates, List<ApiTokenRecord> apiTokens) {
+            java.util.Map<String, String> revokedCertificates, List<ApiTokenRecord> apiTokens, CaRotation caRotation) {
         public Image(List<NodeRecord> nodes, List<VolumeRecord> volumes, List<ClusterEvent> events, long nextEventSeq,
                 ClusterSettings settings) {
             this(nodes, volumes, events, nextEventSeq, settings, List.of(), List.of(), List.of(), List.of(), java.util.Map.of(),
-                    List.of());
+                    List.of(), null);
         }
     }
 
@@ -133,6 +135,11 @@ public final class ClusterState {
     public synchronized boolean isRevoked(String nodeId, java.time.Instant issuedAt) {
         String at = nodeId == null ? null : revokedCertificates.get(nodeId);
         return at != null && !issuedAt.isAfter(java.time.Instant.parse(at));
+    }
+
+    /** The cluster CA rotation running or done last, if any. */
+    public synchronized Optional<CaRotation> caRotation() {
+        return Optional.ofNullable(caRotation);
     }
 
     public synchronized java.util.Map<String, String> revokedCertificates() {
@@ -336,12 +343,29 @@ public final class ClusterState {
 
     // ---- snapshot ----
 
+    private CaRotation startCaRotation(Command.StartCaRotation sr) {
+        if (caRotation != null && caRotation.inProgress()) {
+            throw BallastException.conflict("a cluster CA rotation is already running (phase " + caRotation.phaseNumber() + ", "
+                    + caRotation.phase() + ", to CA sha256 " + caRotation.newCaSha256() + "); `ballast cluster ca status` shows it");
+        }
+        String oldSha = io.ballast.security.Fingerprint.sha256(io.ballast.security.Pem.certificate(sr.oldCaPem()));
+        String newSha = io.ballast.security.Fingerprint.sha256(io.ballast.security.Pem.certificate(sr.newCaPem()));
+        if (oldSha.equals(newSha)) {
+            throw BallastException.invalid("the new CA is the cluster's current CA (sha256 " + oldSha + ")");
+        }
+        caRotation = new CaRotation(CaRotation.TRUST, sr.oldCaPem(), sr.newCaPem(), oldSha, newSha, sr.signerNodeId(), sr.at(),
+                null, sr.by(), java.util.Map.of());
+        event(sr.at(), "ca-rotation-started", "cluster", "cluster CA rotation started: from CA sha256 " + oldSha + " to "
+                + newSha + "; phase 1: every member trusts both", sr.by());
+        return caRotation;
+    }
+
     public synchronized Image image() {
         return new Image(List.copyOf(nodes.values()), List.copyOf(volumes.values()), List.copyOf(events), nextEventSeq, settings,
                 List.copyOf(snapshots.values()), List.copyOf(clones.values()), List.copyOf(backupTargets.values()),
                 List.copyOf(schedules.values()),
                 java.util.Map.copyOf(revokedCertificates),
-                apiTokens.all());
+                apiTokens.all(), caRotation);
     }
 
     public synchronized byte[] toBytes() throws IOException {
@@ -387,6 +411,7 @@ public final class ClusterState {
             revokedCertificates.putAll(img.revokedCertificates());
         }
         apiTokens.load(img.apiTokens());
+        caRotation = img.caRotation();
         revision = atRevision;
         changes.reset(atRevision);
     }
@@ -516,6 +541,29 @@ public final class ClusterState {
                 yield java.util.Map.of("removed", r.name());
             }
             case Command.RewrapVolumeKeys rk -> rewrapKeys(rk);
+            case Command.StartCaRotation sr -> startCaRotation(sr);
+            case Command.AckCaRotation ar -> {
+                CaRotation r = caRotation;
+                if (r == null || !r.newCaSha256().equals(ar.newCaSha256()) || !r.phase().equals(ar.phase())) {
+                    yield java.util.Map.of("ignored", true); // stale: the rotation moved on (or another started)
+                }
+                caRotation = r.ack(ar.nodeId());
+                yield caRotation;
+            }
+            case Command.AdvanceCaRotation ar -> {
+                CaRotation r = caRotation;
+                if (r == null || !r.newCaSha256().equals(ar.newCaSha256()) || !r.phase().equals(ar.fromPhase())) {
+                    throw BallastException.conflict("the CA rotation is not in phase " + ar.fromPhase());
+                }
+                caRotation = r.advance(ar.at());
+                event(ar.at(), CaRotation.DONE.equals(caRotation.phase()) ? "ca-rotation-finished" : "ca-rotation-phase",
+                        "cluster", CaRotation.DONE.equals(caRotation.phase())
+                                ? "cluster CA rotation finished: every member holds a certificate from CA sha256 "
+                                        + r.newCaSha256() + "; CA sha256 " + r.oldCaSha256() + " is trusted no more"
+                                : "cluster CA rotation phase 2: every member trusts both CAs; re-issuing node certificates"
+                                        + " from CA sha256 " + r.newCaSha256());
+                yield caRotation;
+            }
             case Command.RevokeCertificates rc -> {
                 java.time.Instant.parse(rc.at()); // validated by CommandGate too: apply must not fail on it later
                 revokedCertificates.put(rc.nodeId(), rc.at());

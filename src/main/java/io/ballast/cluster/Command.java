@@ -47,6 +47,9 @@ import java.util.Map;
         @JsonSubTypes.Type(value = Command.FinishScheduledSnapshot.class, name = "FinishScheduledSnapshot"),
         @JsonSubTypes.Type(value = Command.RewrapVolumeKeys.class, name = "RewrapVolumeKeys"),
         @JsonSubTypes.Type(value = Command.RevokeCertificates.class, name = "RevokeCertificates"),
+        @JsonSubTypes.Type(value = Command.StartCaRotation.class, name = "StartCaRotation"),
+        @JsonSubTypes.Type(value = Command.AckCaRotation.class, name = "AckCaRotation"),
+        @JsonSubTypes.Type(value = Command.AdvanceCaRotation.class, name = "AdvanceCaRotation"),
         @JsonSubTypes.Type(value = Command.CreateApiToken.class, name = "CreateApiToken"),
         @JsonSubTypes.Type(value = Command.RevokeApiToken.class, name = "RevokeApiToken"),
         @JsonSubTypes.Type(value = Command.RecordApiCall.class, name = "RecordApiCall"),
@@ -354,6 +357,22 @@ public sealed interface Command {
      * refused from now on by every node's trust manager.
      */
     record RevokeCertificates(String at, String nodeId) implements Command {}
+
+    /**
+     * Starts a rotation of the cluster CA ({@link CaRotation}, phase trust): the old and new CA
+     * certificates (PEM; never a key), the node holding the new key, and who asked. CONFLICT while
+     * another rotation runs.
+     */
+    record StartCaRotation(String at, String oldCaPem, String newCaPem, String signerNodeId, String by) implements Command {}
+
+    /**
+     * A member reached {@code phase} of the rotation to {@code newCaSha256}: it trusts the new CA
+     * ({@code trust}) or holds a certificate from it ({@code reissue}). Stale acknowledgements are ignored.
+     */
+    record AckCaRotation(String at, String nodeId, String phase, String newCaSha256) implements Command {}
+
+    /** The leader moves the rotation to {@code newCaSha256} past {@code fromPhase}; CONFLICT if it is elsewhere. */
+    record AdvanceCaRotation(String at, String fromPhase, String newCaSha256) implements Command {}
 
     /**
      * Adds an API token (docs/security.md): its id, name, role and the SHA-256 of its secret, never the

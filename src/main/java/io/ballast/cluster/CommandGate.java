@@ -212,6 +212,25 @@ final class CommandGate {
                 require(fs.volume(), "volume");
                 require(fs.snapshot(), "snapshot");
             }
+            case Command.StartCaRotation sr -> {
+                require(sr.at(), "at");
+                require(sr.signerNodeId(), "signerNodeId");
+                requireCa(sr.oldCaPem(), "oldCaPem");
+                requireCa(sr.newCaPem(), "newCaPem");
+            }
+            case Command.AckCaRotation ar -> {
+                require(ar.nodeId(), "nodeId");
+                require(ar.newCaSha256(), "newCaSha256");
+                if (!CaRotation.TRUST.equals(ar.phase()) && !CaRotation.REISSUE.equals(ar.phase())) {
+                    throw new CommandSeal.Refused("invalid command: 'phase' must be trust or reissue");
+                }
+            }
+            case Command.AdvanceCaRotation ar -> {
+                require(ar.newCaSha256(), "newCaSha256");
+                if (!CaRotation.TRUST.equals(ar.fromPhase()) && !CaRotation.REISSUE.equals(ar.fromPhase())) {
+                    throw new CommandSeal.Refused("invalid command: 'fromPhase' must be trust or reissue");
+                }
+            }
             case Command.RevokeCertificates rc -> {
                 require(rc.nodeId(), "nodeId");
                 require(rc.at(), "at");
@@ -292,6 +311,18 @@ final class CommandGate {
             io.ballast.common.Names.requireVolumeName(name);
         } catch (io.ballast.common.BallastException e) {
             throw new CommandSeal.Refused("invalid command: shared volume: " + e.getMessage());
+        }
+    }
+
+    /** A PEM CA certificate (basicConstraints CA:true): applying must not fail on it later. */
+    private static void requireCa(String pem, String field) throws CommandSeal.Refused {
+        require(pem, field);
+        try {
+            if (io.ballast.security.Pem.certificate(pem).getBasicConstraints() < 0) {
+                throw new CommandSeal.Refused("invalid command: " + field + " is not a CA certificate");
+            }
+        } catch (IllegalArgumentException e) {
+            throw new CommandSeal.Refused("invalid command: " + field + " is not a PEM certificate");
         }
     }
 

@@ -32,8 +32,25 @@ public final class PeerCalls {
      * @param bearer this node's API credential, asked per call
      */
     public PeerCalls(io.ballast.security.NodeTls tls, java.util.function.Supplier<String> bearer) {
-        this.http = io.ballast.security.Https.client(tls, Duration.ofSeconds(2));
+        this(io.ballast.security.Https.client(tls, Duration.ofSeconds(2)), bearer);
+    }
+
+    private PeerCalls(HttpClient http, java.util.function.Supplier<String> bearer) {
+        this.http = http;
         this.bearer = bearer;
+    }
+
+    /**
+     * Calls that pass a user's request on with the user's own token ({@code callerBearer}): no node
+     * certificate is presented, or the other node would take the call as this member's (role node)
+     * instead of the user's.
+     */
+    public static PeerCalls onBehalfOf(io.ballast.security.NodeTls tls, String callerBearer) {
+        HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2));
+        if (tls != null) {
+            b.sslContext(tls.callerContext());
+        }
+        return new PeerCalls(b.build(), () -> callerBearer);
     }
 
     /**

@@ -219,6 +219,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
             t.startRenewal((csr, addresses) -> t.authority().isPresent() ? t.signCsr(csr, nodeId, addresses)
                     : member.issueCertificate(new io.ballast.security.CertificateRequest(null, nodeId, csr, addresses, false),
                             nodeId).get("certificate"));
+            // a CA rotation (docs/security.md) is carried out by every node from the metadata
+            started.push(new io.ballast.cluster.CaRotator(member, t, java.time.InstantSource.system(), CA_ROTATION_PASS_MS).start());
         }
 
         writeNodeFiles();
@@ -229,6 +231,9 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
      * new cluster CA (or the operator's) when bootstrapping; asked from the cluster with the join token
      * (pinned CA) when joining. Before the API starts: it serves HTTPS from the first request.
      */
+    /** How often a node compares its trust and certificate with a CA rotation in the metadata. */
+    static final long CA_ROTATION_PASS_MS = 250;
+
     private io.ballast.security.NodeTls openTls() throws IOException {
         io.ballast.security.TlsSettings s = config.tls();
         io.ballast.security.TlsDir dir = io.ballast.security.TlsDir.of(config.dataDir());

@@ -64,7 +64,9 @@ public final class Enrollment {
         } catch (SSLHandshakeException e) {
             throw new BallastException(ErrorCode.INVALID_ARGUMENT, "refusing to join through " + base
                     + ": it did not prove it belongs to the cluster the join token names (" + rootMessage(e)
-                    + "); check --join and the token");
+                    + "); check --join and the token. If the cluster's CA was rotated (`ballast cluster ca rotate`), this"
+                    + " token pins the old CA: use the new join token (DATA/cluster-token on a member; its suffix is the CA"
+                    + " sha256 `ballast cluster ca status` shows)");
         } catch (IOException e) {
             throw new BallastException(ErrorCode.UNAVAILABLE, "cannot reach " + base + " to join: " + rootMessage(e)
                     + "; is a Ballast node running there with TLS? (--join HOST:PORT is its API address)");
@@ -89,10 +91,18 @@ public final class Enrollment {
         } catch (GeneralSecurityException e) {
             throw new BallastException(ErrorCode.INVALID_ARGUMENT, "the certificate from " + base + " does not verify against the CA");
         }
-        dir.write(dir.caCert(), Pem.encode(ca));
+        // during a CA rotation the cluster trusts two CAs: the answer lists both (the pinned one among them)
+        List<X509Certificate> trusted = new java.util.ArrayList<>();
+        if (answer.hasNonNull("trust")) {
+            trusted.addAll(Pem.certificates(answer.path("trust").asText()));
+        }
+        if (!trusted.contains(ca)) {
+            trusted.add(0, ca);
+        }
+        dir.write(dir.caCert(), Pem.encode(trusted.toArray()));
         dir.write(dir.nodeKey(), Pem.encode(kp.getPrivate()));
         dir.write(dir.nodeCert(), Pem.encode(cert));
-        return new NodeTls(dir, nodeId, addresses, s, clock, ca, null, kp.getPrivate(), cert);
+        return new NodeTls(dir, nodeId, addresses, s, clock, trusted, null, null, kp.getPrivate(), cert);
     }
 
     public static String baseUrl(String joinAddress) {

@@ -10,8 +10,9 @@ import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 
 /**
- * DATA/tls: {@code ca.crt} (the cluster CA), {@code ca.key} (only on nodes that sign: the first node,
- * or where the operator put it), {@code node.key} (made here, never sent) and {@code node.crt}. PEM,
+ * DATA/tls: {@code ca.crt} (the cluster CA; during a CA rotation the old and the new, both trusted),
+ * {@code ca.key} (only on nodes that sign: the first node, or where the operator put it), {@code
+ * ca-next.crt}/{@code ca-next.key} (the new CA, on the node that started a rotation, until it ends), {@code node.key} (made here, never sent) and {@code node.crt}. PEM,
  * owner-only (0600 in a 0700 directory).
  */
 public record TlsDir(Path dir) {
@@ -25,6 +26,15 @@ public record TlsDir(Path dir) {
 
     public Path caKey() {
         return dir.resolve("ca.key");
+    }
+
+    /** The new CA of a rotation in progress (docs/security.md, "Rotating the cluster CA"). */
+    public Path caNextCert() {
+        return dir.resolve("ca-next.crt");
+    }
+
+    public Path caNextKey() {
+        return dir.resolve("ca-next.key");
     }
 
     public Path nodeKey() {
@@ -45,6 +55,19 @@ public record TlsDir(Path dir) {
 
     public X509Certificate readCaCert() throws IOException {
         return readCert(caCert());
+    }
+
+    /** Every CA {@code ca.crt} holds: one, or two during a CA rotation. */
+    public java.util.List<X509Certificate> readCaCerts() throws IOException {
+        try {
+            java.util.List<X509Certificate> all = Pem.certificates(Files.readString(caCert(), StandardCharsets.US_ASCII));
+            if (all.isEmpty()) {
+                throw new IOException(caCert() + " holds no certificate");
+            }
+            return all;
+        } catch (IllegalArgumentException e) {
+            throw new IOException(caCert() + ": " + e.getMessage(), e);
+        }
     }
 
     public X509Certificate readNodeCert() throws IOException {

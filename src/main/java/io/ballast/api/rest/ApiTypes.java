@@ -89,6 +89,18 @@ public final class ApiTypes {
     /** {@code POST /v1/cluster/nbd-client-certificate}: the client's CSR (PEM); {@code forwarded} between members only. */
     public record NbdClientCertificateRequest(String name, String csr, Long lifetimeHours, Boolean forwarded) {}
 
+    /**
+     * {@code POST /v1/cluster/ca/rotate}: the operator's new CA (PEM certificate and key), or neither (a
+     * new CA is made); {@code forwarded} between members only. The key never appears in toString.
+     */
+    public record RotateCaRequest(String caCert, String caKey, Boolean forwarded) {
+        @Override
+        public String toString() {
+            return "RotateCaRequest[caCert=" + (caCert == null ? "none" : "given") + ", caKey=" + (caKey == null ? "none" : "<hidden>")
+                    + "]";
+        }
+    }
+
     /** The answer of {@code GET /v1/volumes/{name}/verify}: {@code nodeId} is where the engine compared. */
     public record VerifyResponse(String volume, String nodeId, boolean identical, io.ballast.replication.VerifyReport report,
             java.util.List<SnapshotVerify> snapshots) {}

@@ -28,6 +28,16 @@ public interface ClusterApi {
         throw io.ballast.common.BallastException.notFound("this node issues no certificates");
     }
 
+    /** Starts a cluster CA rotation (docs/security.md); {@code by} names the caller for the event. */
+    default Object rotateCa(String caCertPem, String caKeyPem, boolean forwarded, String callerBearer, String by) {
+        throw io.ballast.common.BallastException.notFound("this node runs without TLS");
+    }
+
+    /** The CA in force, the CAs this node trusts and the last CA rotation's progress. */
+    default Object caRotation() {
+        throw io.ballast.common.BallastException.notFound("this node runs without TLS");
+    }
+
     /** The cluster CA: fingerprint, validity, PEM. */
     default Object ca() {
         throw io.ballast.common.BallastException.notFound("this node runs without TLS");

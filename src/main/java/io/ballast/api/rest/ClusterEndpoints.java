@@ -72,6 +72,13 @@ public final class ClusterEndpoints implements ClusterApi {
             provisioned += prov.getOrDefault(n.id(), 0L);
         }
         out.set("failureDetection", settingsJson());
+        s.caRotation().filter(io.ballast.cluster.CaRotation::inProgress).ifPresent(r -> {
+            ObjectNode cr = out.putObject("caRotation"); // `ballast cluster ca status` has the details
+            cr.put("phase", r.phase());
+            cr.put("phaseNumber", r.phaseNumber());
+            cr.put("newCaSha256", r.newCaSha256());
+            cr.putPOJO("pendingNodeIds", io.ballast.cluster.CaRotator.pending(s, r));
+        });
         ObjectNode cap = out.putObject("capacity");
         cap.put("capacityBytes", capacity);
         cap.put("freeBytes", free);
@@ -162,6 +169,16 @@ public final class ClusterEndpoints implements ClusterApi {
     @Override
     public Object revokeNbdClientCertificates(String name) {
         return member.revokeNbdClientCertificates(name);
+    }
+
+    @Override
+    public Object rotateCa(String caCertPem, String caKeyPem, boolean forwarded, String callerBearer, String by) {
+        return io.ballast.cluster.CaRotationRequests.start(member, caCertPem, caKeyPem, forwarded, callerBearer, by);
+    }
+
+    @Override
+    public Object caRotation() {
+        return io.ballast.cluster.CaRotationRequests.status(member);
     }
 
     @Override

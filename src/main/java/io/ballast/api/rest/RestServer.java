@@ -362,6 +362,10 @@ public final class RestServer implements AutoCloseable {
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("join")) return "/v1/cluster/join";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("certificate")) return "/v1/cluster/certificate";
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("ca")) return "/v1/cluster/ca";
+        if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("ca") && seg[4].equals("rotate")) return "/v1/cluster/ca/rotate";
+        if (seg.length == 5 && seg[2].equals("cluster") && seg[3].equals("ca") && seg[4].equals("rotation")) {
+            return "/v1/cluster/ca/rotation";
+        }
         if (seg.length == 4 && seg[2].equals("cluster") && seg[3].equals("nbd-client-certificate")) {
             return "/v1/cluster/nbd-client-certificate";
         }
@@ -551,6 +555,16 @@ public final class RestServer implements AutoCloseable {
                     yield new Reply(200, issued);
                 }
                 case "/v1/cluster/ca GET" -> new Reply(200, cluster.ca());
+                case "/v1/cluster/ca/rotation GET" -> new Reply(200, cluster.caRotation());
+                case "/v1/cluster/ca/rotate POST" -> {
+                    ApiTypes.RotateCaRequest req = read(ex, ApiTypes.RotateCaRequest.class);
+                    String header = ex.getRequestHeaders().getFirst("Authorization");
+                    String bearer = header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).strip() : null;
+                    Principal by = caller.principal;
+                    yield new Reply(200, cluster.rotateCa(req == null ? null : req.caCert(), req == null ? null : req.caKey(),
+                            req != null && Boolean.TRUE.equals(req.forwarded()), bearer,
+                            by == null ? null : by.name() + " (" + by.role().wireName() + ")"));
+                }
                 case "/v1/cluster/settings GET" -> new Reply(200, cluster.settings());
                 case "/v1/cluster/settings PATCH" -> {
                     ApiTypes.SettingsChange req = read(ex, ApiTypes.SettingsChange.class);

@@ -65,6 +65,9 @@ public final class RouteAccess {
             // handler checks one or the other (docs/security.md)
             new Rule("POST", "/v1/cluster/certificate", null),
             new Rule("GET", "/v1/cluster/ca", VIEWER),
+            new Rule("GET", "/v1/cluster/ca/rotation", VIEWER),
+            // replaces what every member trusts: admins only
+            new Rule("POST", "/v1/cluster/ca/rotate", ADMIN),
             // an NBD client certificate reads and writes every volume over NBD: admins only
             new Rule("POST", "/v1/cluster/nbd-client-certificate", ADMIN),
             new Rule("DELETE", "/v1/cluster/nbd-client-certificate/{name}", ADMIN),
