@@ -24,7 +24,7 @@ final class CaContexts {
         Optional<Path> inUse = CliTrust.caFile();
         if (t.contextName() == null || !CliTrust.caFileFromContext()) {
             return inUse.filter(f -> !isNodeCaFile(f)).map(f -> "The CLI trusts " + f + " (--ca-file or $BALLAST_CA_FILE), which"
-                    + " is not changed: save the cluster's CAs there with `ballast cluster ca status --pem > " + f + "`").orElse(null);
+                    + " is not changed: save the output of `ballast cluster ca status --pem` there as " + f).orElse(null);
         }
         if (inUse.filter(CaContexts::isNodeCaFile).isPresent()) {
             return null; // the node rewrites its ca.crt itself

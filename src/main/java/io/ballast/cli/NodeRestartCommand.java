@@ -149,8 +149,10 @@ final class NodeRestartCommand implements Callable<Integer> {
                     + " (with the new release installed, for an upgrade); waiting for it to stop and come back");
             stoppedAtNs = awaitServiceRestart(client.at(node.path("apiUrl").asText()), timeout);
         }
-        // 4. up and in sync
-        ObjectNode after = awaitBack(api, held, timeout);
+        // 4. up and in sync. The record may still be the old process's (a node back before it was judged
+        // down stays "up"): wait for the release the new process itself reports to reach it
+        String runs = restartedVersion(client, localNode.isPresent() ? null : node.path("apiUrl").asText(), local);
+        ObjectNode after = awaitBack(api, held, runs, timeout);
         long doneNs = System.nanoTime();
         if (output.json()) {
             ObjectNode o = Output.PRETTY.createObjectNode();
@@ -323,6 +325,23 @@ final class NodeRestartCommand implements Callable<Integer> {
                 LocalCommands.Up.nth(o.raftListen(), i), null, null, args, cp, timeout);
     }
 
+    /**
+     * The release the restarted process reports about itself ({@code GET /v1/node}), from its own API
+     * ({@code serviceApi}, or the local cluster's record of it); null when it does not answer.
+     */
+    private String restartedVersion(NodeClient client, String serviceApi, LocalCluster local) {
+        try {
+            String url = serviceApi;
+            if (url == null) {
+                url = local.read().flatMap(s -> s.nodes().stream().filter(n -> n.name().equals(nodeId)).findFirst())
+                        .map(LocalCluster.LocalNode::apiUrl).orElse(null);
+            }
+            return url == null ? null : client.at(url).get("/v1/node").path("version").asText(null);
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+
     /** A service-managed node: until its API answers with a new start time (it stopped and came back). */
     private long awaitServiceRestart(NodeClient nodeApi, Duration timeout) {
         String startedAt = nodeApi.get("/v1/node").path("startedAt").asText("");
@@ -349,7 +368,7 @@ final class NodeRestartCommand implements Callable<Integer> {
      * Until the node is up in the metadata and every volume it holds is healthy with its replica in sync,
      * printing each step; answers the node's record (with {@code upAtNs}).
      */
-    private ObjectNode awaitBack(NodeClient api, List<Holding> held, Duration timeout) {
+    private ObjectNode awaitBack(NodeClient api, List<Holding> held, String runsVersion, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         Set<String> waiting = new LinkedHashSet<>();
         held.forEach(h -> waiting.add(h.volume()));
@@ -361,7 +380,7 @@ final class NodeRestartCommand implements Callable<Integer> {
                 JsonNode c = api.get("/v1/cluster");
                 JsonNode n = member(c, nodeId).orElseThrow();
                 if (up == null && n.path("state").asText().equals("up") && n.path("protocolVersion").isTextual()
-                        && n.path("nbdTcp").isTextual()) {
+                        && n.path("nbdTcp").isTextual() && (runsVersion == null || runsVersion.equals(n.path("buildVersion").asText()))) {
                     up = n.deepCopy();
                     up.put("upAtNs", System.nanoTime());
                     progress(nodeId + " is up (Ballast " + n.path("buildVersion").asText("?") + ", cluster protocol "
