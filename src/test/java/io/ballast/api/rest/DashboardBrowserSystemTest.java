@@ -87,7 +87,7 @@ class DashboardBrowserSystemTest {
 
     /**
      * Under heavy load a joining node sometimes never finishes its join: its Raft log throws "Already
-     * running a method" on every append from the leader (Ratis 3.1.3; RATIS-2314 fixes it upstream). The
+     * running a method" on every append from the leader (Ratis 3.1.3; 3.2.1, used since, skips such appends). The
      * dashboard is not what is tested there, so such a node is removed and joins again once, anew.
      */
     static void joinRetryingOnce(String id, String zone, String join, String token) throws Exception {
