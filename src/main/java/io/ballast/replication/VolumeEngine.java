@@ -568,6 +568,13 @@ public final class VolumeEngine {
         if (o.mutating()) {
             mutatingOutstanding--;
         }
+        if (overtook && (reply instanceof ReplicaReply.Data || reply instanceof ReplicaReply.Regions
+                || reply instanceof ReplicaReply.Digests)) {
+            // What it read was read past the gap: it may lack the lost write (seed 9186: a resync copied
+            // such a read over that write on its target). The reader goes elsewhere.
+            reply = new ReplicaReply.Failed(reply.requestId(), ErrorCode.UNAVAILABLE,
+                    "an earlier request to " + nodeId + " was lost", -1);
+        }
         o.handler().accept(reply);
         if (overtook) {
             // A node answers in order: an earlier request still unanswered was lost with a connection,
@@ -1201,6 +1208,18 @@ public final class VolumeEngine {
                     return;
                 }
                 growIfSmaller(n, (ReplicaReply.Opened) reply);
+                long g = lastSentGeneration();
+                if (peer.stuck && ((ReplicaReply.Opened) reply).generation() < g) {
+                    // An in-sync replica kept while it could not be reached may have missed the last
+                    // checkpoint: raise it before any write, or the writes it takes are tagged below a
+                    // generation the engine's marks and resume points assume every in-sync replica holds
+                    // (seed 10959: a resume listed ChangedRegions above it and skipped a region).
+                    send(n, id -> new ReplicaRequest.Checkpoint(id, layout.volumeUuid(), epoch(), g), false, cp -> {
+                        if (!(cp instanceof ReplicaReply.Done)) {
+                            failNode(n, "checkpoint: " + cp);
+                        }
+                    });
+                }
                 if (peer.stuck) {
                     peer.stuck = false;
                     peer.faulty = false;
