@@ -83,6 +83,12 @@ final class ResyncCoordinator {
             });
         }
         long since = missedSinceGeneration - 1;
+        // The target's own extra blocks (writes it applied that the others lack) are tagged at or above
+        // its stored generation, which can be below its mark: a new engine opened without it takes its
+        // mark from the answering replicas' generations, though its last Checkpoint may never have reached
+        // it (seeds 9927, 10957: n1 at 3000002, its mark 3000003; a failed write it applied was tagged
+        // 3000002 and listed by neither side). List the target from the lower of the two.
+        long targetSince = Math.min(missedSinceGeneration, targetGeneration) - 1;
         if (resume) {
             // The regions not yet durably copied, plus whatever changed on either side since the
             // interrupted resync's last durable flush (writes the target may have lost or never got).
@@ -90,6 +96,7 @@ final class ResyncCoordinator {
                 r.regionSet.add(rp.regions()[i]);
             }
             since = rp.generation() - 1;
+            targetSince = since;
             LOG.atInfo().addKeyValue("volume", engine.layout().volumeName()).addKeyValue("node", target)
                     .addKeyValue("regionsKept", rp.durableNext()).addKeyValue("regionsLeft", r.regionSet.size())
                     .log("resync resumes after an interruption");
@@ -97,9 +104,9 @@ final class ResyncCoordinator {
         // What the target may lack or hold extra: blocks tagged at or above its missed checkpoint on either side.
         // A full rebuild (missed 0, since -1) lists every region written on either side: a thin volume's
         // never-written regions read as zeroes on a new replica already, so they are not copied at all.
-        long listSince = since;
         r.listRepliesWanted = 2;
         for (String n : List.of(source, target)) {
+            long listSince = n.equals(target) ? targetSince : since;
             engine.send(n, id -> new ReplicaRequest.ChangedRegions(id, engine.layout().volumeUuid(), engine.epoch(), listSince),
                     false, reply -> {
                         if (peer.resync != r) {

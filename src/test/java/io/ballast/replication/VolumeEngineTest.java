@@ -290,8 +290,10 @@ class VolumeEngineTest {
     void deltaResyncCopiesOnlyChangedRegions() {
         long missed = (5L << 24) | 1;
         open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, missed, true)));
-        engine.tick(nowMs += 1); // probe b
-        answerAll(s -> s.request() instanceof ReplicaRequest.Open);
+        engine.tick(nowMs += 1); // probe b: its store completed the checkpoint it was removed at
+        for (Sent s : net.take(s -> s.node().equals("b") && s.request() instanceof ReplicaRequest.Open)) {
+            engine.onReply("b", new ReplicaReply.Opened(s.request().requestId(), 1, missed, SIZE, REGION));
+        }
         answerAll(s -> s.request() instanceof ReplicaRequest.Checkpoint); // b's generation raised first
         List<Sent> lists = net.take(s -> s.request() instanceof ReplicaRequest.ChangedRegions);
         assertThat(lists).hasSize(2);
@@ -347,8 +349,46 @@ class VolumeEngineTest {
         assertThat(toB).isNotEmpty();
         assertThat(toB.getFirst().request()).as("the first request of b's resync").isInstanceOfSatisfying(
                 ReplicaRequest.Checkpoint.class, c -> assertThat(c.generation()).isGreaterThanOrEqualTo(missed));
+        // b's own blocks are listed from its stored generation (below its mark): see the test below
         assertThat(toB).anySatisfy(s -> assertThat(s.request()).isInstanceOfSatisfying(ReplicaRequest.ChangedRegions.class,
-                c -> assertThat(c.sinceGeneration()).isEqualTo(missed - 1)));
+                c -> assertThat(c.sinceGeneration()).isEqualTo(bGeneration - 1)));
+    }
+
+    /**
+     * Seeds 9927 and 10957: a new engine opened without b took b's mark from the answering replica's
+     * generation, though the old engine's last Checkpoint never reached b; a write b applied (and the
+     * source never got) is tagged with b's older generation. The resync must list b from that generation,
+     * or neither side lists the region and b keeps bytes nobody else has.
+     */
+    @Test
+    void aResyncListsTheTargetFromItsOwnGenerationWhenThatIsBelowItsMark() {
+        long missed = (5L << 24) | 3;
+        long bGeneration = (5L << 24) | 2;
+        open(layout(1, inSync("a"), new VolumeLayout.Replica("b", false, missed, true)));
+        engine.tick(nowMs += 1); // probe b
+        for (Sent s : net.take(s -> s.node().equals("b") && s.request() instanceof ReplicaRequest.Open)) {
+            engine.onReply("b", new ReplicaReply.Opened(s.request().requestId(), 5, bGeneration, SIZE, REGION));
+        }
+        answerAll(s -> s.request() instanceof ReplicaRequest.Checkpoint);
+        // a's blocks since the mark: none; b holds region 2 tagged bGeneration (a write only it applied)
+        for (Sent s : net.take(x -> x.request() instanceof ReplicaRequest.ChangedRegions)) {
+            ReplicaRequest.ChangedRegions c = (ReplicaRequest.ChangedRegions) s.request();
+            boolean listsB2 = s.node().equals("b") && c.sinceGeneration() < bGeneration;
+            engine.onReply(s.node(), new ReplicaReply.Regions(c.requestId(), listsB2 ? new long[] {2} : new long[0]));
+        }
+        List<ReplicaRequest> toB = new ArrayList<>();
+        for (int i = 0; i < 20 && meta.changes.isEmpty(); i++) {
+            engine.tick(nowMs += 10);
+            for (Sent s : net.take(x -> true)) {
+                if (s.node().equals("b")) {
+                    toB.add(s.request());
+                }
+                engine.onReply(s.node(), withData(s.request()));
+            }
+        }
+        assertThat(toB).as("region 2 is copied over b's own write").anySatisfy(r -> assertThat(r)
+                .isInstanceOfSatisfying(ReplicaRequest.Write.class, w -> assertThat(w.offsetBytes()).isEqualTo(2 * REGION)));
+        assertThat(meta.changes).singleElement().satisfies(c -> assertThat(c.add()).containsExactly("b"));
     }
 
     @Test
