@@ -666,8 +666,14 @@ public final class ClusterState {
         if (h.protocolVersion() != null && !(h.protocolVersion().equals(n.protocolVersion())
                 && Objects.equals(h.buildVersion(), n.buildVersion()))) {
             nn = nn.withVersions(h.buildVersion(), h.protocolVersion());
-            event(h.at(), "node-version", n.id(), n.id() + " runs " + versionText(h.buildVersion(), h.protocolVersion())
-                    + (n.protocolVersion() == null ? "" : " (was " + versionText(n.buildVersion(), n.protocolVersion()) + ")"));
+            // a version first learned (a join that announced no release, a member from before versions were
+            // recorded) is filled in silently; an event says when a member's version changed
+            boolean firstKnown = n.protocolVersion() == null
+                    || (n.buildVersion() == null && h.protocolVersion().equals(n.protocolVersion()));
+            if (!firstKnown) {
+                event(h.at(), "node-version", n.id(), n.id() + " runs " + versionText(h.buildVersion(), h.protocolVersion())
+                        + " (was " + versionText(n.buildVersion(), n.protocolVersion()) + ")");
+            }
         }
         if (!NodeRecord.UP.equals(n.state())) {
             nn = nn.withState(NodeRecord.UP, "heartbeat received at " + h.at());
