@@ -65,27 +65,24 @@ public final class ThrottledDevice extends ForwardingDevice {
 
     @Override
     public void writeAsync(long offsetBytes, ByteBuffer src, boolean fua, Consumer<RuntimeException> done) {
-        pass(src.remaining());
-        boolean handedOver = false;
-        try {
-            device.writeAsync(offsetBytes, src, fua, error -> {
-                limiter.end();
-                done.accept(error);
-            });
-            handedOver = true;
-        } finally {
-            if (!handedOver) {
-                limiter.end();
-            }
-        }
+        throttledAsync(src.remaining(), done, whenDone -> device.writeAsync(offsetBytes, src, fua, whenDone));
     }
 
     @Override
     public void writeAsync(long offsetBytes, io.ballast.storage.Payload data, boolean fua, Consumer<RuntimeException> done) {
-        pass(data.lengthBytes());
+        throttledAsync(data.lengthBytes(), done, whenDone -> device.writeAsync(offsetBytes, data, fua, whenDone));
+    }
+
+    /**
+     * Admits an asynchronous write of {@code bytes} and hands it to {@code start}; the operation
+     * stays in flight until its completion runs, or ends at once if {@code start} throws.
+     */
+    private void throttledAsync(long bytes, Consumer<RuntimeException> done,
+                                Consumer<Consumer<RuntimeException>> start) {
+        pass(bytes);
         boolean handedOver = false;
         try {
-            device.writeAsync(offsetBytes, data, fua, error -> {
+            start.accept(error -> {
                 limiter.end();
                 done.accept(error);
             });
