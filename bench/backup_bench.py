@@ -53,11 +53,14 @@ def main():
     procs = []
     try:
         jhome = os.path.dirname(os.path.dirname(JAVA))
-        # compile copies the runtime dependencies to target/lib; generate-test-resources copies S3Proxy's jar
+        # compile copies the runtime dependencies to target/lib and lists them; generate-test-resources copies S3Proxy's jar
         subprocess.run(["mvn", "-B", "-ntp", "-q", "-f", ROOT, "generate-test-resources"], check=True,
                        env=dict(os.environ, JAVA_HOME=jhome, PATH=jhome + "/bin:" + os.environ["PATH"],
                                 MAVEN_OPTS="--sun-misc-unsafe-memory-access=allow"))
-        cp = os.path.join(ROOT, "target/classes") + ":" + os.path.join(ROOT, "target/lib/*")
+        # the build's own jars (target/lib also keeps those of earlier builds)
+        with open(os.path.join(ROOT, "target/runtime-classpath.txt")) as f:
+            deps = f.read().strip().replace("@LIB@", os.path.join(ROOT, "target/lib"))
+        cp = os.path.join(ROOT, "target/classes") + ":" + deps
         port = free_port()
         s3dir = os.path.join(work, "s3")
         os.makedirs(os.path.join(s3dir, "bench"))

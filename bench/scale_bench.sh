@@ -69,7 +69,7 @@ start_node_once() {
 }
 
 # BALLAST_CLASSES: another build's classes (an A/B run of two builds against the same test classes)
-CP="$ROOT/target/test-classes:${BALLAST_CLASSES:-$ROOT/target/classes}:$(printf '%s:' "$ROOT"/target/lib/*.jar)"
+CP="$ROOT/target/test-classes:${BALLAST_CLASSES:-$ROOT/target/classes}:$(sed "s#@LIB@#$ROOT/target/lib#g" "$ROOT/target/runtime-classpath.txt")"
 if [[ "$VOTERS" == processes ]]; then
   start_node 1
   for _ in $(seq 1 300); do [[ -s "$HOME_DIR/n1/cluster-token" ]] && break; sleep 0.2; done

@@ -36,8 +36,10 @@ if [[ -z "$VERSION" ]]; then
 fi
 JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 JAR="$ROOT/target/ballast-$VERSION.jar"
-[[ -f "$JAR" && -d "$ROOT/target/lib" ]] || {
-  echo "build-release.sh: no $JAR or target/lib; run \`mvn -DskipTests package\` first" >&2; exit 1; }
+[[ -f "$JAR" && -f "$ROOT/target/runtime-classpath.txt" ]] || {
+  echo "build-release.sh: no $JAR or target/runtime-classpath.txt; run \`mvn -DskipTests package\` first" >&2; exit 1; }
+# The build's own dependency jars (Maven's list): target/lib also keeps the jars of earlier builds.
+IFS=: read -r -a DEPS <<< "$(sed "s#@LIB@#$ROOT/target/lib#g" "$ROOT/target/runtime-classpath.txt")"
 [[ -x "$JAVA_HOME/bin/jlink" && -x "$JAVA_HOME/bin/jdeps" ]] || {
   echo "build-release.sh: no jlink/jdeps in JAVA_HOME=$JAVA_HOME (a JDK 25 is needed)" >&2; exit 1; }
 if ((DEB)) && ! command -v dpkg-deb >/dev/null; then
@@ -50,7 +52,7 @@ rm -rf "$OUT"
 mkdir -p "$TREE/bin" "$TREE/lib" "$TREE/docs"
 
 # --- the Java runtime: the modules the code and its libraries use -------------------------------------
-CP="$JAR:$(find "$ROOT/target/lib" -name '*.jar' | sort | tr '\n' ':')"
+CP="$JAR:$(IFS=:; echo "${DEPS[*]}")"
 MODULES="$("$JAVA_HOME/bin/jdeps" --ignore-missing-deps --multi-release 25 --print-module-deps --class-path "$CP" "$JAR")"
 # jdeps does not see reflective and service-loaded use: JMX for Ratis metrics, DNS naming, zip file
 # systems, the management agent.
@@ -60,7 +62,7 @@ MODULES="$MODULES,java.logging,java.management,java.xml,jdk.management,jdk.namin
 
 # --- the application -------------------------------------------------------------------------------
 cp "$JAR" "$TREE/lib/"
-cp "$ROOT"/target/lib/*.jar "$TREE/lib/"
+cp "${DEPS[@]}" "$TREE/lib/"
 install -m 0755 "$ROOT/bin/ballast" "$TREE/bin/ballast"
 cp "$ROOT/docs/install.md" "$TREE/docs/"
 echo "$VERSION" > "$TREE/VERSION"

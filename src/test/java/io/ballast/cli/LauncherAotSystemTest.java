@@ -62,9 +62,10 @@ class LauncherAotSystemTest {
     /** Output (stdout and stderr) of `java -XX:AOTCache=KEYDIR/cli.aot ... --version` with the JVM's default logging. */
     private static String javaWithCacheStderr(Path keyDir) throws Exception {
         List<String> cp = new ArrayList<>(List.of(keyDir.resolve("ballast-classes.jar").toString()));
-        try (var libs = Files.list(Path.of("target", "lib"))) {
-            libs.map(Path::toAbsolutePath).map(Path::toString).filter(s -> s.endsWith(".jar")).sorted().forEach(cp::add);
-        }
+        // the build's own jars, as bin/ballast takes them (target/lib may also hold earlier builds' jars)
+        String deps = Files.readString(Path.of("target", "runtime-classpath.txt")).strip()
+                .replace("@LIB@", Path.of("target", "lib").toAbsolutePath().toString());
+        cp.addAll(List.of(deps.split(":")));
         Process p = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"), "-XX:TieredStopAtLevel=1",
                 "-XX:+UseSerialGC", "--enable-native-access=ALL-UNNAMED", "-XX:AOTCache=" + keyDir.resolve("cli.aot"),
                 "-cp", String.join(":", cp), BallastCli.class.getName(), "--version")
