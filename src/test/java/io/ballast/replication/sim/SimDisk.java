@@ -278,6 +278,14 @@ public final class SimDisk implements ReplicaStorage {
         return new TreeSet<>(flipped);
     }
 
+    /**
+     * Whether any durable block is corrupt, counting those rewritten only in the cache: a crash before
+     * the next flush drops that rewrite (a scrub's repair too) and the corruption is back.
+     */
+    public boolean hasCorruptDurableBlock() {
+        return !flipped.isEmpty();
+    }
+
     /** Corrupt durable blocks not already rewritten in the cache (the next flush replaces those). */
     public int flippedBlocks() {
         int n = 0;
