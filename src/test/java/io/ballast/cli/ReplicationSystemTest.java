@@ -15,7 +15,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A replicated volume on a local 3-process cluster, driven through the CLI and fio's nbd engine with
@@ -34,21 +33,25 @@ class ReplicationSystemTest {
     static final long MIB = 1L << 20;
     static final long SIZE = 256 * MIB;
 
-    @TempDir
-    static Path home; // static: a field of the instance is not yet injected when @BeforeAll runs
+    static Path home; // the shared cluster's (SharedLocalCluster)
 
     Map<String, String> env() {
-        return Map.of("BALLAST_HOME", home.toString());
+        return SharedLocalCluster.env();
     }
 
     @BeforeAll
     void startCluster() throws Exception {
-        up();
+        home = SharedLocalCluster.acquire();
     }
 
     @AfterAll
-    void down() throws Exception {
-        LauncherTest.launch(env(), "down", "--timeout", "5");
+    void removeVolumes() throws Exception {
+        try {
+            SharedLocalCluster.up(); // a failed test may have left a node down
+            SharedLocalCluster.removeVolumes("rdb", "rdelta");
+        } finally {
+            SharedLocalCluster.release();
+        }
     }
 
     LauncherTest.Run cli(String node, String... args) throws Exception {
@@ -67,9 +70,7 @@ class ReplicationSystemTest {
     }
 
     void up() throws Exception {
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
-                "--raft-listen", "127.0.0.1:0");
-        assertThat(up.exit()).as(up.err()).isZero();
+        SharedLocalCluster.up();
     }
 
     String url(int i) throws Exception {
@@ -103,7 +104,7 @@ class ReplicationSystemTest {
     }
 
     JsonNode inspect(String node) throws Exception {
-        return inspect(node, "db");
+        return inspect(node, "rdb");
     }
 
     JsonNode inspect(String node, String volume) throws Exception {
@@ -147,8 +148,8 @@ class ReplicationSystemTest {
     void replicaCrashEngineCrashFailoverAndResync() throws Exception {
         String n1 = url(1);
         String n2 = url(2);
-        ok(n1, "volume", "create", "db", "--size", "256MiB", "--repl", "3");
-        JsonNode attached = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out());
+        ok(n1, "volume", "create", "rdb", "--size", "256MiB", "--repl", "3");
+        JsonNode attached = JSON.readTree(ok(n1, "volume", "attach", "rdb", "-o", "json").out());
         // over TCP a secure cluster wants TLS and a client certificate (NbdClusterTlsSystemTest); this
         // test's clients are local, on the unix socket
         assertThat(attached.path("nbdUri").asText()).startsWith("nbds://");
@@ -167,19 +168,19 @@ class ReplicationSystemTest {
 
         // 3. it comes back: delta resync copies what changed (64 MiB of 256), not the volume
         up();
-        ok(n1, "volume", "wait", "db", "--timeout", "3m");
+        ok(n1, "volume", "wait", "rdb", "--timeout", "3m");
         JsonNode synced = inspect(n1);
         assertThat(inSync(synced)).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
         long resyncBytes = synced.path("engine").path("status").path("counters").path("resyncBytes").asLong();
         assertThat(resyncBytes).as("delta resync bytes").isPositive().isLessThanOrEqualTo(64 * MIB + 64 * MIB / 10 + 16 * MIB);
         String metrics = get(n1 + "/metrics");
-        assertThat(metrics).contains("ballast_engine_state{state=\"serving\",volume=\"db\"} 1")
-                .contains("ballast_engine_replicas_in_sync{volume=\"db\"} 3")
-                .containsPattern("ballast_engine_resync_bytes_total\\{volume=\"db\"} [1-9]")
-                .containsPattern("ballast_engine_replicas_removed_total\\{volume=\"db\"} [1-9]");
+        assertThat(metrics).contains("ballast_engine_state{state=\"serving\",volume=\"rdb\"} 1")
+                .contains("ballast_engine_replicas_in_sync{volume=\"rdb\"} 3")
+                .containsPattern("ballast_engine_resync_bytes_total\\{volume=\"rdb\"} [1-9]")
+                .containsPattern("ballast_engine_replicas_removed_total\\{volume=\"rdb\"} [1-9]");
         // every write's pooled buffer went back, across a peer whose connection died under writes
         assertPayloadsReleased(n1);
-        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
+        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "rdb", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
         assertThat(report.path("regionsCompared").asLong()).isEqualTo(SIZE / (4 * MIB));
         assertThat(report.path("replicaNodeIds")).hasSize(3);
@@ -187,7 +188,7 @@ class ReplicationSystemTest {
         // 4. kill -9 the engine's node: attach on another node at once, every acknowledged write is there
         kill9(1);
         long t0 = System.nanoTime();
-        JsonNode moved = JSON.readTree(ok(n2, "volume", "attach", "db", "-o", "json").out());
+        JsonNode moved = JSON.readTree(ok(n2, "volume", "attach", "rdb", "-o", "json").out());
         String uri2 = moved.path("nbdUnixUri").asText();
         Process firstRead = new ProcessBuilder("nbdinfo", "--size", uri2).redirectErrorStream(true).start();
         assertThat(firstRead.waitFor(60, TimeUnit.SECONDS)).isTrue();
@@ -199,13 +200,13 @@ class ReplicationSystemTest {
         JsonNode afterFailover = inspect(n2);
         assertThat(afterFailover.path("attachment").path("nodeId").asText()).isEqualTo("node-2");
         assertThat(inSync(afterFailover)).containsExactlyInAnyOrder("node-2", "node-3");
-        report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out()).path("report");
+        report = JSON.readTree(ok(n2, "volume", "verify", "rdb", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
 
         // 5. the old engine node returns: it is fenced, resynced, and all three converge
         up();
-        ok(n2, "volume", "wait", "db", "--timeout", "3m");
-        report = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out()).path("report");
+        ok(n2, "volume", "wait", "rdb", "--timeout", "3m");
+        report = JSON.readTree(ok(n2, "volume", "verify", "rdb", "-o", "json").out()).path("report");
         assertThat(report.path("replicaNodeIds")).hasSize(3);
         assertThat(report.path("differences")).isEmpty();
         fio(uri2, 0, 64 * MIB, true);
@@ -214,8 +215,8 @@ class ReplicationSystemTest {
     @Test
     void deltaResyncAfterChangingOnePercentCopiesLittle() throws Exception {
         String n1 = url(1);
-        ok(n1, "volume", "create", "delta", "--size", "256MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "delta", "-o", "json").out()).path("nbdUnixUri").asText();
+        ok(n1, "volume", "create", "rdelta", "--size", "256MiB", "--repl", "3");
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "rdelta", "-o", "json").out()).path("nbdUnixUri").asText();
         // fill the whole volume (so that a full copy would be 256 MiB): large blocks, the fill's bytes are
         // what matters, not its pattern
         fio(uri, 0, SIZE, false, "1m");
@@ -226,16 +227,16 @@ class ReplicationSystemTest {
         String out = new String(p.getInputStream().readAllBytes());
         assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
         assertThat(p.exitValue()).as(out).isZero();
-        long before = inspect(n1, "delta").path("engine").path("status").path("counters").path("resyncBytes").asLong();
+        long before = inspect(n1, "rdelta").path("engine").path("status").path("counters").path("resyncBytes").asLong();
         up();
-        ok(n1, "volume", "wait", "delta", "--timeout", "3m");
-        long copied = inspect(n1, "delta").path("engine").path("status").path("counters").path("resyncBytes").asLong() - before;
+        ok(n1, "volume", "wait", "rdelta", "--timeout", "3m");
+        long copied = inspect(n1, "rdelta").path("engine").path("status").path("counters").path("resyncBytes").asLong() - before;
         long regionBytes = 4 * MIB;
         // changed data + 10 % + a fixed overhead: the regions at both ends of the change and the unconfirmed tail
         long bound = changed + changed / 10 + 3 * regionBytes;
         System.out.println("delta resync after changing " + changed + " bytes copied " + copied + " bytes (bound " + bound + ")");
         assertThat(copied).isPositive().isLessThanOrEqualTo(bound);
-        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "delta", "-o", "json").out()).path("report");
+        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "rdelta", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
     }
 }

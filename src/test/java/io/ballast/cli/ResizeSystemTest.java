@@ -32,19 +32,32 @@ class ResizeSystemTest {
     static final long MIB = 1L << 20;
 
     @TempDir
+    Path scratch; // the mount point's parent; the cluster is the shared one (SharedLocalCluster)
+
     Path home;
 
     Map<String, String> env() {
-        return Map.of("BALLAST_HOME", home.toString());
+        return SharedLocalCluster.env();
+    }
+
+    @org.junit.jupiter.api.BeforeAll
+    static void acquireCluster() throws Exception {
+        SharedLocalCluster.acquire();
+    }
+
+    @org.junit.jupiter.api.AfterAll
+    static void releaseCluster() {
+        SharedLocalCluster.release();
     }
 
     @AfterEach
-    void down() throws Exception {
-        LauncherTest.launch(env(), "down", "--timeout", "5");
-        Path mnt = home.resolve("mnt");
+    void removeVolumes() throws Exception {
+        Path mnt = scratch.resolve("mnt");
         if (Mounts.isMountPoint(mnt)) { // a failed run must not leave mounts behind on the host
             new ProcessCommandRunner().run(List.of("umount", "-l", mnt.toString()), Duration.ofSeconds(30));
         }
+        SharedLocalCluster.up(); // a failed run may have left node-3 down
+        SharedLocalCluster.removeVolumes("rzdb", "rzfs");
     }
 
     LauncherTest.Run cli(String node, String... args) throws Exception {
@@ -61,9 +74,8 @@ class ResizeSystemTest {
     }
 
     void up() throws Exception {
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
-                "--raft-listen", "127.0.0.1:0");
-        assertThat(up.exit()).as(up.err()).isZero();
+        home = SharedLocalCluster.home();
+        SharedLocalCluster.up();
     }
 
     String url(int i) throws Exception {
@@ -121,8 +133,8 @@ class ResizeSystemTest {
     void growOnlineWithAReplicaDownThenCatchUpVerifyAndAMountedFileSystemGrowsAtTheNextAttach() throws Exception {
         up();
         String n1 = url(1);
-        ok(n1, "volume", "create", "db", "--size", "64MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
+        ok(n1, "volume", "create", "rzdb", "--size", "64MiB", "--repl", "3");
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "rzdb", "-o", "json").out()).path("nbdUnixUri").asText();
         byte[] before = pattern((int) (64 * MIB), 1);
         try (NbdBlockClient c = NbdBlockClient.connect(uri)) {
             assertThat(c.sizeBytes()).isEqualTo(64 * MIB);
@@ -131,7 +143,7 @@ class ResizeSystemTest {
 
         // node-3 is down while the volume grows: its replica catches up when it returns
         kill9(3);
-        JsonNode grown = JSON.readTree(ok(n1, "volume", "resize", "db", "--size", "96MiB", "-o", "json").out());
+        JsonNode grown = JSON.readTree(ok(n1, "volume", "resize", "rzdb", "--size", "96MiB", "-o", "json").out());
         assertThat(grown.path("sizeBytes").asLong()).isEqualTo(96 * MIB);
         assertThat(nbdinfoSize(uri)).isEqualTo(Long.toString(96 * MIB)); // a new connection sees the new size
         byte[] after = pattern((int) (32 * MIB), 2);
@@ -148,34 +160,34 @@ class ResizeSystemTest {
         }
 
         // the CLI's answers: same size again is fine, shrinking is refused
-        ok(n1, "volume", "resize", "db", "--size", "96MiB");
-        LauncherTest.Run shrink = cli(n1, "volume", "resize", "db", "--size", "32MiB");
+        ok(n1, "volume", "resize", "rzdb", "--size", "96MiB");
+        LauncherTest.Run shrink = cli(n1, "volume", "resize", "rzdb", "--size", "32MiB");
         assertThat(shrink.exit()).isEqualTo(ExitCodes.INVALID_ARGUMENT);
         assertThat(shrink.err()).contains("shrinking is not supported");
 
         up(); // node-3 returns: grown, resynced, identical
-        ok(n1, "volume", "wait", "db", "--timeout", "3m");
-        JsonNode v = JSON.readTree(ok(n1, "volume", "inspect", "db", "-o", "json").out());
+        ok(n1, "volume", "wait", "rzdb", "--timeout", "3m");
+        JsonNode v = JSON.readTree(ok(n1, "volume", "inspect", "rzdb", "-o", "json").out());
         assertThat(inSync(v)).containsExactlyInAnyOrder("node-1", "node-2", "node-3");
-        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out()).path("report");
+        JsonNode report = JSON.readTree(ok(n1, "volume", "verify", "rzdb", "-o", "json").out()).path("report");
         assertThat(report.path("differences")).isEmpty();
         assertThat(report.path("regionsCompared").asLong()).isEqualTo(96 / 4);
         assertThat(report.path("replicaNodeIds")).hasSize(3);
-        ok(n1, "volume", "detach", "db");
+        ok(n1, "volume", "detach", "rzdb");
 
         // a mounted file system: the storage grows at once, ext4 at the next attach
-        Path mnt = home.resolve("mnt");
-        ok(n1, "volume", "create", "fs", "--size", "64MiB", "--repl", "3");
-        ok(n1, "volume", "attach", "fs", "--mount", mnt.toString());
+        Path mnt = scratch.resolve("mnt");
+        ok(n1, "volume", "create", "rzfs", "--size", "64MiB", "--repl", "3");
+        ok(n1, "volume", "attach", "rzfs", "--mount", mnt.toString());
         Files.writeString(mnt.resolve("hello.txt"), "hello ballast\n");
         long totalBefore = Files.getFileStore(mnt).getTotalSpace();
-        LauncherTest.Run mounted = ok(n1, "volume", "resize", "fs", "--size", "256MiB");
+        LauncherTest.Run mounted = ok(n1, "volume", "resize", "rzfs", "--size", "256MiB");
         assertThat(mounted.err()).contains("volume fs is 256 MiB").contains("until the next attach");
         assertThat(Files.getFileStore(mnt).getTotalSpace()).isEqualTo(totalBefore);
-        ok(n1, "volume", "detach", "fs");
-        ok(n1, "volume", "attach", "fs", "--mount", mnt.toString());
+        ok(n1, "volume", "detach", "rzfs");
+        ok(n1, "volume", "attach", "rzfs", "--mount", mnt.toString());
         assertThat(Files.getFileStore(mnt).getTotalSpace()).isGreaterThan(3 * totalBefore);
         assertThat(Files.readString(mnt.resolve("hello.txt"))).isEqualTo("hello ballast\n");
-        ok(n1, "volume", "detach", "fs");
+        ok(n1, "volume", "detach", "rzfs");
     }
 }

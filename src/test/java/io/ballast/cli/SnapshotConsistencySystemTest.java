@@ -30,7 +30,6 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Issue 21's snapshot tests on one local 3-process cluster (one cluster start for all three):
@@ -59,8 +58,7 @@ class SnapshotConsistencySystemTest {
     /** Records live in [0, 16 MiB); fio writes [16 MiB, 32 MiB). */
     static final int MAX_RECORDS = 4000;
 
-    @TempDir
-    static Path home;
+    static Path home; // the shared cluster's (SharedLocalCluster)
     static String n1;
     static String n2;
     /** Trusts the cluster CA `ballast up` made (so made after it). */
@@ -71,15 +69,13 @@ class SnapshotConsistencySystemTest {
     static final java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
 
     static Map<String, String> env() {
-        return Map.of("BALLAST_HOME", home.toString());
+        return SharedLocalCluster.env();
     }
 
     @BeforeAll
     static void up() throws Exception {
         Requirements.require(hasFio(), "needs fio with the nbd engine");
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
-                "--raft-listen", "127.0.0.1:0");
-        assertThat(up.exit()).as(up.err()).isZero();
+        home = SharedLocalCluster.acquire();
         n1 = url(1);
         n2 = url(2);
         http = io.ballast.testing.LocalCa.httpClient(home);
@@ -87,10 +83,15 @@ class SnapshotConsistencySystemTest {
     }
 
     @AfterAll
-    static void down() throws Exception {
-        LauncherTest.launch(env(), "down", "--timeout", "5");
-        if (http != null) {
-            http.close();
+    static void removeVolumes() throws Exception {
+        try {
+            SharedLocalCluster.up(); // the kill test's node-1, if that test failed before restarting it
+            SharedLocalCluster.removeVolumes("sdb", "sclone", "scdb");
+        } finally {
+            SharedLocalCluster.release();
+            if (http != null) {
+                http.close();
+            }
         }
     }
 
@@ -218,7 +219,7 @@ class SnapshotConsistencySystemTest {
                 assertThat(sn.path("exclusiveBytes").asLong()).isEqualTo(4 * MIB);
             });
         }
-        assertThat(json(call(url(2), "GET", "/v1/snapshots", null)).path("snapshots")).hasSize(1);
+        assertThat(json(call(url(2), "GET", "/v1/snapshots?volume=sdb", null)).path("snapshots")).hasSize(1);
 
         // bad input: a reused name, unknown volume or snapshot, revert while attached
         assertThat(cli(n1, "snapshot", "create", "sdb", "before").exit()).isEqualTo(ExitCodes.CONFLICT);
@@ -256,7 +257,7 @@ class SnapshotConsistencySystemTest {
         // once the clone is gone, the snapshot can go; the volume keeps its bytes
         ok(n1, "volume", "delete", "sclone");
         ok(n1, "snapshot", "delete", "sdb", "before");
-        assertThat(json(call(n1, "GET", "/v1/snapshots", null)).path("snapshots")).isEmpty();
+        assertThat(json(call(n1, "GET", "/v1/snapshots?volume=sdb", null)).path("snapshots")).isEmpty();
         String uri3 = JSON.readTree(ok(n1, "volume", "attach", "sdb", "-o", "json").out()).path("nbdUnixUri").asText();
         assertThat(sha256(readVolume(uri3))).isEqualTo(sha256(pattern));
         ok(n1, "volume", "detach", "sdb");
@@ -266,8 +267,8 @@ class SnapshotConsistencySystemTest {
     @Test
     @Order(2)
     void everySnapshotUnderLoadIsIdenticalOnEveryReplicaAndAPrefixOfTheAcknowledgedWrites() throws Exception {
-        ok(n1, "volume", "create", "db", "--size", "64MiB", "--repl", "3");
-        String uri = JSON.readTree(ok(n1, "volume", "attach", "db", "-o", "json").out()).path("nbdUnixUri").asText();
+        ok(n1, "volume", "create", "scdb", "--size", "64MiB", "--repl", "3");
+        String uri = JSON.readTree(ok(n1, "volume", "attach", "scdb", "-o", "json").out()).path("nbdUnixUri").asText();
 
         AtomicBoolean stop = new AtomicBoolean();
         AtomicLong acked = new AtomicLong(); // records 0..acked-1 are acknowledged
@@ -289,7 +290,7 @@ class SnapshotConsistencySystemTest {
             for (int k = 0; k < 6; k++) {
                 long t = System.nanoTime();
                 long before = acked.get();
-                json(call(n1, "POST", "/v1/volumes/db/snapshots", "{\"name\":\"s" + k + "\"}"));
+                json(call(n1, "POST", "/v1/volumes/scdb/snapshots", "{\"name\":\"s" + k + "\"}"));
                 cuts.add(new Cut("s" + k, before, submitted.get()));
                 long waitMs = 1000 - (System.nanoTime() - t) / 1_000_000;
                 if (waitMs > 0) {
@@ -304,7 +305,7 @@ class SnapshotConsistencySystemTest {
         assertThat(cuts.getLast().ackedBefore()).as("the writer made progress between the snapshots").isGreaterThan(0);
 
         // identical on every replica: volume verify compares each snapshot's SHA-256 on all three
-        JsonNode verify = JSON.readTree(ok(n1, "volume", "verify", "db", "-o", "json").out());
+        JsonNode verify = JSON.readTree(ok(n1, "volume", "verify", "scdb", "-o", "json").out());
         assertThat(verify.path("identical").asBoolean()).as(verify.toString()).isTrue();
         assertThat(verify.path("snapshots")).hasSize(cuts.size());
         for (JsonNode s : verify.path("snapshots")) {
@@ -316,7 +317,7 @@ class SnapshotConsistencySystemTest {
         long[] counts = new long[cuts.size()];
         for (int k = 0; k < cuts.size(); k++) {
             Cut c = cuts.get(k);
-            JsonNode page = json(call(n1, "GET", "/v1/volumes/db/snapshots/" + c.name() + "/changed-blocks?maxResults=10000", null));
+            JsonNode page = json(call(n1, "GET", "/v1/volumes/scdb/snapshots/" + c.name() + "/changed-blocks?maxResults=10000", null));
             List<JsonNode> inRecords = new ArrayList<>();
             page.path("extents").forEach(e -> {
                 if (e.path("offsetBytes").asLong() < 16 * MIB) {
@@ -333,8 +334,8 @@ class SnapshotConsistencySystemTest {
         }
         // and the bytes are the records: read two snapshots back through thin clones
         for (int k : new int[] {1, cuts.size() - 1}) {
-            String clone = "db-s" + k;
-            json(call(n1, "POST", "/v1/volumes", "{\"name\":\"" + clone + "\",\"fromSnapshot\":\"db@s" + k + "\",\"repl\":1}"));
+            String clone = "scdb-s" + k;
+            json(call(n1, "POST", "/v1/volumes", "{\"name\":\"" + clone + "\",\"fromSnapshot\":\"scdb@s" + k + "\",\"repl\":1}"));
             String cu = json(call(n1, "POST", "/v1/volumes/" + clone + "/attach", "{}")).path("nbdUnixUri").asText();
             try (NbdBlockClient c = NbdBlockClient.connect(cu)) {
                 byte[] all = c.read(0, (int) (16 * MIB));
@@ -355,7 +356,7 @@ class SnapshotConsistencySystemTest {
     @Test
     @Order(3)
     void killingTheEnginesNodeDuringASnapshotLeavesItWholeOrAbsent() throws Exception {
-        String uri = JSON.readTree(ok(n1, "volume", "inspect", "db", "-o", "json").out()).path("nbd").path("tcp").asText();
+        String uri = JSON.readTree(ok(n1, "volume", "inspect", "scdb", "-o", "json").out()).path("nbd").path("tcp").asText();
         AtomicBoolean stop = new AtomicBoolean();
         AtomicBoolean killed = new AtomicBoolean();
         CompletableFuture<Void> fio = fioUntil(uri, stop, killed);
@@ -363,7 +364,7 @@ class SnapshotConsistencySystemTest {
         MiniCluster.await(Duration.ofSeconds(30), "fio connected", () -> fio.isDone() || loadStarted(n1));
         CompletableFuture<HttpResponse<String>> create = CompletableFuture.supplyAsync(() -> {
             try {
-                return call(n1, "POST", "/v1/volumes/db/snapshots", "{\"name\":\"crash\"}");
+                return call(n1, "POST", "/v1/volumes/scdb/snapshots", "{\"name\":\"crash\"}");
             } catch (Exception e) {
                 return null; // the node died under the request
             }
@@ -379,29 +380,27 @@ class SnapshotConsistencySystemTest {
         // the survivors elect a leader; the snapshot is listed whole on its holders, or not at all
         MiniCluster.await(Duration.ofSeconds(60), "node-2 answers", () -> {
             try {
-                return call(n2, "GET", "/v1/volumes/db/snapshots", null).statusCode() == 200;
+                return call(n2, "GET", "/v1/volumes/scdb/snapshots", null).statusCode() == 200;
             } catch (Exception e) {
                 return false;
             }
         });
-        boolean recorded = call(n2, "GET", "/v1/volumes/db/snapshots/crash", null).statusCode() == 200;
+        boolean recorded = call(n2, "GET", "/v1/volumes/scdb/snapshots/crash", null).statusCode() == 200;
         System.out.println("kill -9 during snapshot create: " + (recorded ? "recorded" : "not recorded"));
         String retry = recorded ? "after-crash" : "crash";
         if (recorded) {
-            JsonNode v = json(call(n2, "GET", "/v1/volumes/db/snapshots/crash/verify", null));
+            JsonNode v = json(call(n2, "GET", "/v1/volumes/scdb/snapshots/crash/verify", null));
             assertThat(v.path("identical").asBoolean()).as(v.toString()).isTrue();
         }
         // a retry on the new engine works
-        ok(n2, "volume", "attach", "db");
-        JsonNode again = json(call(n2, "POST", "/v1/volumes/db/snapshots", "{\"name\":\"" + retry + "\"}"));
+        ok(n2, "volume", "attach", "scdb");
+        JsonNode again = json(call(n2, "POST", "/v1/volumes/scdb/snapshots", "{\"name\":\"" + retry + "\"}"));
         assertThat(again.path("nodeIds")).extracting(JsonNode::asText).containsExactlyInAnyOrder("node-2", "node-3");
 
         // the killed node returns and resyncs: every snapshot identical on every node that holds it
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0",
-                "--raft-listen", "127.0.0.1:0");
-        assertThat(up.exit()).as(up.err()).isZero();
-        ok(n2, "volume", "wait", "db", "--timeout", "3m");
-        JsonNode verify = JSON.readTree(ok(n2, "volume", "verify", "db", "-o", "json").out());
+        SharedLocalCluster.up();
+        ok(n2, "volume", "wait", "scdb", "--timeout", "3m");
+        JsonNode verify = JSON.readTree(ok(n2, "volume", "verify", "scdb", "-o", "json").out());
         assertThat(verify.path("identical").asBoolean()).as(verify.toString()).isTrue();
         for (JsonNode s : verify.path("snapshots")) {
             assertThat(s.path("replicas")).allSatisfy(c -> assertThat(c.path("sha256").asText()).as(s.toString()).hasSize(64));
@@ -410,7 +409,7 @@ class SnapshotConsistencySystemTest {
 
     static boolean loadStarted(String node) {
         try {
-            JsonNode v = JSON.readTree(call(node, "GET", "/v1/volumes/db", null).body());
+            JsonNode v = JSON.readTree(call(node, "GET", "/v1/volumes/scdb", null).body());
             return v.path("connections").asInt() > 0;
         } catch (Exception e) {
             return false;
