@@ -1289,23 +1289,29 @@ public final class VolumeStore implements BlockDevice {
             try {
                 awaitNoCallsInProgress();
                 long t1 = System.nanoTime();
-                cleanDirtyRegions();
-                if (!regionLog.isEmpty()) {
-                    throw BallastException.io("volume '" + meta.name() + "': dirty regions left after a sync, not cut", null);
-                }
-                long t2 = System.nanoTime();
                 // The old top's clean-shutdown mark is not set: only a top's is read (at open), and if a crash
-                // leaves the old one the top, recovery finds no dirty region in it (all were cleaned just now).
-                long gen = changes.current();
+                // leaves the old one the top, recovery finds no dirty region in it (all were cleaned below).
+                long gen = changes.current(); // fixed while paused: generation changes are calls too
                 Path layersDir = dir.resolve("layers");
                 Layer fresh = takeSpare();
                 boolean fromSpare = fresh != null;
+                Future<?> spareHeader = null;
+                if (fromSpare) {
+                    // durable before volume.json names it (recovery starts from a top's header generation);
+                    // synced while the dirty regions are
+                    fresh.setHeaderGeneration(gen);
+                    spareHeader = SYNC_EXECUTOR.submit(fresh::forceHeader);
+                }
+                long t2;
                 String newTopId;
                 try {
+                    cleanDirtyRegions();
+                    if (!regionLog.isEmpty()) {
+                        throw BallastException.io("volume '" + meta.name() + "': dirty regions left after a sync, not cut", null);
+                    }
+                    t2 = System.nanoTime();
                     if (fromSpare) {
-                        // durable before volume.json names it: recovery starts from a top's header generation
-                        fresh.setHeaderGeneration(gen);
-                        fresh.forceHeader();
+                        awaitSync(spareHeader);
                         newTopId = fresh.id;
                     } else {
                         newTopId = java.util.UUID.randomUUID().toString();
@@ -1314,7 +1320,8 @@ public final class VolumeStore implements BlockDevice {
                         DurableFiles.fsyncDirectory(layersDir);
                     }
                 } catch (IOException | RuntimeException e) {
-                    if (fresh != null) {
+                    if (fromSpare) {
+                        awaitQuietly(spareHeader);
                         dropSpare(fresh); // not named by volume.json: nothing changed, the store serves on
                     }
                     throw e;
@@ -1366,6 +1373,29 @@ public final class VolumeStore implements BlockDevice {
             if (closedByCut) {
                 onClose.run(); // outside closeLock, as close() does: the pool forgets this store
             }
+        }
+    }
+
+    /** Waits for a sync submitted to {@link #SYNC_EXECUTOR}; its failure is thrown. */
+    private static void awaitSync(Future<?> sync) throws IOException {
+        try {
+            sync.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while syncing", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IOException(e.getCause());
+        }
+    }
+
+    private static void awaitQuietly(Future<?> sync) {
+        try {
+            awaitSync(sync);
+        } catch (IOException | RuntimeException ignored) {
+            // the caller is already failing with its own error
         }
     }
 
