@@ -139,6 +139,12 @@ def breakdown(home):
                     for k in ("barrierMs", "cutMs", "recordMs", "answerMs"):
                         if k in e:
                             phases.setdefault(k, []).append(int(e[k]))
+                elif e.get("msg") == "snapshot created" and "metaMs" in e:
+                    # the store's cut on each replica: wait for calls in progress, sync of dirty regions, new layer
+                    # (a spare's header or three new files), volume.json
+                    for k in ("waitMs", "cleanMs", "layerMs", "metaMs"):
+                        phases.setdefault("store " + k, []).append(int(e[k]))
+                    phases.setdefault("store cuts from a spare (1) or not (0)", []).append(1 if e.get("spare") else 0)
                 elif e.get("msg") == "replica applied a snapshot operation" and e.get("action") == "CREATE":
                     for k in ("flushMs", "poolMs"):
                         phases.setdefault("replica " + k, []).append(int(e[k]))

@@ -66,6 +66,8 @@ public final class FileStoragePool implements StoragePool {
     /** The pool directories, in the order given. Guarded by {@code this}. */
     private final List<Disk> disks = new ArrayList<>();
     private final ScheduledExecutorService cleaner;
+    /** Makes volumes' spare layers (VolumeStore#prepareSpare) one at a time, off every I/O and snapshot path. */
+    private final java.util.concurrent.ExecutorService spareMaker;
     /** By name. Guarded by {@code this}. */
     private final Map<String, Entry> volumes = new TreeMap<>();
     /** Names reserved by a create whose files are being written (outside the lock). */
@@ -132,6 +134,11 @@ public final class FileStoragePool implements StoragePool {
     private FileStoragePool(Path dir, VolumeStore.Options options) {
         this.dir = dir;
         this.options = options;
+        this.spareMaker = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "ballast-spare-layers");
+            t.setDaemon(true);
+            return t;
+        });
         this.cleaner = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "ballast-region-cleaner");
             t.setDaemon(true);
@@ -548,6 +555,9 @@ public final class FileStoragePool implements StoragePool {
             store.onGrown(m -> volumeGrown(e, m));
             store.pool(this);
             e.store = store;
+            if (!e.meta.snapshots().isEmpty()) {
+                makeSpareSoon(store); // a volume that is snapshotted: its next cut switches to the spare
+            }
         }
         return e.store;
     }
@@ -685,8 +695,10 @@ public final class FileStoragePool implements StoragePool {
             }
         }
         cleaner.shutdownNow();
+        spareMaker.shutdownNow(); // a spare being made is deleted by its store's close below
         try {
             cleaner.awaitTermination(10, TimeUnit.SECONDS);
+            spareMaker.awaitTermination(10, TimeUnit.SECONDS);
         } catch (InterruptedException ignored) {
             Thread.currentThread().interrupt();
         }
@@ -814,13 +826,15 @@ public final class FileStoragePool implements StoragePool {
         T run(Entry e) throws IOException;
     }
 
+    private interface Locked<T> {
+        T run(Entry e);
+    }
+
     /**
-     * Runs {@code op} with the volume closed (every call in progress finished, its dirty regions synced
-     * and cleaned, {@code CLEAN_SHUTDOWN} set) and no open allowed until it returns; reopens it after
-     * when it was open. The caller keeps I/O away meanwhile (a replica's lane); an {@link #open} in
-     * between waits.
+     * Runs {@code op} with the volume's entry under its snapshotLock (one snapshot, clone, revert or snapshot
+     * delete of a volume at a time), once the lock is held and the volume is found still there.
      */
-    private <T> T offline(String name, String what, Offline<T> op) {
+    private <T> T underSnapshotLock(String name, Locked<T> op) {
         Entry e;
         synchronized (this) {
             checkOpen();
@@ -828,42 +842,59 @@ public final class FileStoragePool implements StoragePool {
         }
         e.snapshotLock.lock();
         try {
-            VolumeStore store;
             synchronized (this) {
                 if (volumes.get(name) != e) {
                     throw BallastException.notFound("volume '" + name + "' does not exist");
                 }
-                e.offline = true;
-                store = e.store;
             }
-            boolean wasOpen = store != null;
-            try {
-                if (store != null) {
-                    store.close(); // outside the pool lock: its close callback takes it
-                    store.awaitClosed();
-                }
-                synchronized (this) {
-                    e.store = null;
-                }
-                return op.run(e);
-            } catch (IOException ex) {
-                throw FsUtil.ioError("cannot " + what + " of volume '" + name + "'", ex);
-            } finally {
-                synchronized (this) {
-                    e.offline = false;
-                    notifyAll();
-                }
-                if (wasOpen && !closed) {
-                    try {
-                        open(name);
-                    } catch (RuntimeException reopen) {
-                        log.atWarn().setMessage("volume not reopened after a snapshot operation; the next use opens it")
-                                .addKeyValue("volume", name).setCause(reopen).log();
-                    }
-                }
-            }
+            return op.run(e);
         } finally {
             e.snapshotLock.unlock();
+        }
+    }
+
+    /**
+     * Runs {@code op} with the volume closed (every call in progress finished, its dirty regions synced
+     * and cleaned, {@code CLEAN_SHUTDOWN} set) and no open allowed until it returns; reopens it after
+     * when it was open. The caller keeps I/O away meanwhile (a replica's lane); an {@link #open} in
+     * between waits.
+     */
+    private <T> T offline(String name, String what, Offline<T> op) {
+        return underSnapshotLock(name, e -> offlineLocked(e, name, what, op));
+    }
+
+    /** {@link #offline} for a caller that holds the entry's snapshotLock. */
+    private <T> T offlineLocked(Entry e, String name, String what, Offline<T> op) {
+        VolumeStore store;
+        synchronized (this) {
+            e.offline = true;
+            store = e.store;
+        }
+        boolean wasOpen = store != null;
+        try {
+            if (store != null) {
+                store.close(); // outside the pool lock: its close callback takes it
+                store.awaitClosed();
+            }
+            synchronized (this) {
+                e.store = null;
+            }
+            return op.run(e);
+        } catch (IOException ex) {
+            throw FsUtil.ioError("cannot " + what + " of volume '" + name + "'", ex);
+        } finally {
+            synchronized (this) {
+                e.offline = false;
+                notifyAll();
+            }
+            if (wasOpen && !closed) {
+                try {
+                    open(name);
+                } catch (RuntimeException reopen) {
+                    log.atWarn().setMessage("volume not reopened after a snapshot operation; the next use opens it")
+                            .addKeyValue("volume", name).setCause(reopen).log();
+                }
+            }
         }
     }
 
@@ -883,28 +914,17 @@ public final class FileStoragePool implements StoragePool {
      */
     public SnapshotInfo createSnapshot(String name, String snapshotUuid) {
         requireSnapshotId(snapshotUuid);
-        Entry e;
-        synchronized (this) {
-            checkOpen();
-            e = entry(name);
-        }
-        e.snapshotLock.lock();
-        try {
+        return underSnapshotLock(name, e -> {
             VolumeStore store;
             synchronized (this) {
-                if (volumes.get(name) != e) {
-                    throw BallastException.notFound("volume '" + name + "' does not exist");
-                }
                 store = e.store;
             }
             if (store != null && !store.isClosed()) {
                 // open (attached, or a replica serving): cut in place, without closing and reopening it
                 return cutOpen(e, store, name, snapshotUuid);
             }
-        } finally {
-            e.snapshotLock.unlock();
-        }
-        return offline(name, "snapshot", ent -> createSnapshotClosed(ent, name, snapshotUuid));
+            return offlineLocked(e, name, "snapshot", ent -> createSnapshotClosed(ent, name, snapshotUuid));
+        });
     }
 
     /** A snapshot of an open volume: {@link VolumeStore#cutTop}, which pauses its I/O for the cut only. */
@@ -913,17 +933,42 @@ public final class FileStoragePool implements StoragePool {
         if (had.isPresent()) {
             return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
         }
-        String newTop = UUID.randomUUID().toString();
         String at = Instant.now().toString();
+        VolumeStore.CutTimings t;
         try {
-            // e.meta is read with no call in progress: a grow has finished. The new top is marked in use.
-            store.cutTop(newTop, gen -> addSnapshotLayer(e, newTop, snapshotUuid, at, gen, false));
+            // e.meta is read with no call in progress: a grow has finished
+            t = store.cutTop(newTop -> commitSnapshotLayer(e, newTop, snapshotUuid, at));
         } catch (IOException ex) {
             throw FsUtil.ioError("cannot snapshot volume '" + name + "'", ex);
         }
+        makeSpareSoon(store);
+        // where the store's cut went (docs/perf/snapshots.md reads these): waiting for calls in progress, the sync
+        // of the dirty regions, the new layer (a spare's header, or three new files), volume.json
         log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid)
-                .addKeyValue("open", true).log();
+                .addKeyValue("open", true).addKeyValue("spare", t.spare()).addKeyValue("waitMs", t.waitMs())
+                .addKeyValue("cleanMs", t.cleanMs()).addKeyValue("layerMs", t.layerMs()).addKeyValue("metaMs", t.metaMs()).log();
         return new SnapshotInfo(snapshotUuid, at, 0);
+    }
+
+    /**
+     * Has the background thread make {@code store}'s spare layer ({@link VolumeStore#prepareSpare}), so that its next
+     * cut only switches to it. Made for volumes that are snapshotted (after a cut, and at open for a volume with
+     * snapshots), not for every open volume: a spare costs a layer's files and fsyncs, which a volume never
+     * snapshotted would pay for at every open.
+     */
+    private void makeSpareSoon(VolumeStore store) {
+        try {
+            spareMaker.execute(() -> {
+                try {
+                    store.prepareSpare();
+                } catch (IOException | RuntimeException ex) {
+                    log.atWarn().setMessage("spare layer not made; the next snapshot creates its layer itself")
+                            .addKeyValue("volume", store.name()).setCause(ex).log();
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            // the pool is closing
+        }
     }
 
     private SnapshotInfo createSnapshotClosed(Entry e, String name, String snapshotUuid) throws IOException {
@@ -932,26 +977,25 @@ public final class FileStoragePool implements StoragePool {
         if (had.isPresent()) {
             return new SnapshotInfo(snapshotUuid, had.get().createdAt(), 0);
         }
-        long gen = LayerChains.headerGeneration(e.dir.resolve("layers"), m, m.topLayer());
+        Path layersDir = e.dir.resolve("layers");
+        long gen = LayerChains.headerGeneration(layersDir, m, m.topLayer());
         String at = Instant.now().toString();
-        addSnapshotLayer(e, UUID.randomUUID().toString(), snapshotUuid, at, gen, true);
+        String newTop = UUID.randomUUID().toString();
+        Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
+                VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), gen, m.encrypted(), true);
+        DurableFiles.fsyncDirectory(layersDir);
+        commitSnapshotLayer(e, newTop, snapshotUuid, at);
         log.atInfo().setMessage("snapshot created").addKeyValue("volume", name).addKeyValue("snapshot", snapshotUuid).log();
         return new SnapshotInfo(snapshotUuid, at, 0);
     }
 
     /**
-     * The files of a snapshot create: a new empty layer {@code newTop} at {@code generation} (its directory
-     * entry synced), then volume.json with it as the top and the snapshot naming the old top, replaced
-     * atomically (the commit point). Returns the new volume.json.
+     * The commit point of a snapshot create: volume.json with {@code newTop} (an empty layer whose files exist,
+     * their directory entry synced) as the top and the snapshot naming the old top, replaced atomically.
+     * Returns the new volume.json.
      */
-    private VolumeMeta addSnapshotLayer(Entry e, String newTop, String snapshotUuid, String at, long generation,
-            boolean cleanShutdown) throws IOException {
+    private VolumeMeta commitSnapshotLayer(Entry e, String newTop, String snapshotUuid, String at) throws IOException {
         VolumeMeta m = e.meta;
-        Path layersDir = e.dir.resolve("layers");
-        Layer.create(layersDir, newTop, VolumeStore.blockCountOf(m.sizeBytes()),
-                VolumeStore.regionCountOf(m.sizeBytes(), m.regionSizeBytes()), m.regionSizeBytes(), generation, m.encrypted(),
-                cleanShutdown);
-        DurableFiles.fsyncDirectory(layersDir);
         List<String> layers = new ArrayList<>(m.layers());
         layers.add(newTop);
         List<VolumeMeta.SnapshotMeta> snaps = new ArrayList<>(m.snapshots());

@@ -88,6 +88,13 @@ final class Layer implements AutoCloseable {
     /** The files of a layer ({@code .tags} only in encrypted volumes). */
     static final java.util.List<String> FILE_EXTENSIONS = java.util.List.of(".data", ".blocks", ".regions", ".tags");
 
+    /** Deletes a layer's files (those that exist); for a layer no volume.json names. */
+    static void deleteFiles(Path layersDir, String id) throws IOException {
+        for (String ext : FILE_EXTENSIONS) {
+            java.nio.file.Files.deleteIfExists(layersDir.resolve(id + ext));
+        }
+    }
+
     static Path dataPath(Path layersDir, String id) {
         return layersDir.resolve(id + ".data");
     }

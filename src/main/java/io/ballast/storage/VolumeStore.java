@@ -1162,58 +1162,187 @@ public final class VolumeStore implements BlockDevice {
 
     // ------------------------------------------------------------------ snapshot cut
 
-    /** The pool's part of a cut: create the new top layer's files (at {@code generation}) and rewrite volume.json. */
+    /** The pool's part of a cut: rewrite volume.json with {@code newTopId} (whose files exist, synced) as the top. */
     interface CutPersist {
-        VolumeMeta persist(long generation) throws IOException;
+        VolumeMeta persist(String newTopId) throws IOException;
+    }
+
+    /** Where one cut's time went on this replica (docs/perf/snapshots.md): each phase in ms, and whether a spare served. */
+    record CutTimings(long waitMs, long cleanMs, long layerMs, long metaMs, boolean spare) {}
+
+    // ------------------------------------------------------------------ spare layer
+
+    /**
+     * The empty layer the next cut switches in (files created, sized, fsynced and mapped ahead of time, off the write
+     * path), or null. Guarded by {@link #spareLock}. Never named by volume.json until a cut commits it; a spare a crash
+     * leaves is removed by the pool's next open (an unreferenced layer), one a close finds is deleted.
+     */
+    private Layer spare;
+    /** Held while a spare is made (its files' fsyncs) and while one is taken or dropped; a cut only tries it. */
+    private final ReentrantLock spareLock = new ReentrantLock();
+
+    /**
+     * Makes the spare layer for the next cut (the pool's background thread; no-op when the store is closed or has one).
+     * Its header says "in use" and holds a placeholder generation: the cut writes the real one before volume.json names
+     * it. A close that comes meanwhile waits for it and then deletes it.
+     */
+    void prepareSpare() throws IOException {
+        spareLock.lock();
+        try {
+            if (closed || spare != null) {
+                return;
+            }
+            VolumeMeta m = meta;
+            long blocks = blockCount;
+            long regions = regionCount;
+            String id = java.util.UUID.randomUUID().toString();
+            Path layersDir = dir.resolve("layers");
+            try {
+                Layer.create(layersDir, id, blocks, regions, m.regionSizeBytes(), changes.current(), m.encrypted(), false);
+                DurableFiles.fsyncDirectory(layersDir);
+                spare = Layer.open(layersDir, id, blocks, regions, m.regionSizeBytes(), dataKey);
+            } catch (IOException | RuntimeException e) {
+                Layer.deleteFiles(layersDir, id);
+                throw e;
+            }
+            log.atDebug().setMessage("spare layer ready").addKeyValue("volume", m.name()).addKeyValue("layer", id).log();
+        } finally {
+            spareLock.unlock();
+        }
+    }
+
+    /** Whether a spare layer is ready for the next cut (tests and the pool's scheduling ask). */
+    boolean hasSpare() {
+        spareLock.lock();
+        try {
+            return spare != null;
+        } finally {
+            spareLock.unlock();
+        }
+    }
+
+    /** Under closeLock, paused: the spare if one is ready and of the volume's current size (a grow outdates it), else null. */
+    private Layer takeSpare() {
+        if (!spareLock.tryLock()) {
+            return null; // being made right now: the cut makes its own rather than wait for those fsyncs
+        }
+        try {
+            Layer s = spare;
+            spare = null;
+            if (s != null && (s.blockCount != blockCount || s.regionCount != regionCount)) {
+                dropSpare(s);
+                return null;
+            }
+            return s;
+        } finally {
+            spareLock.unlock();
+        }
+    }
+
+    /** Unmaps a spare that no volume.json names and deletes its files. */
+    private void dropSpare(Layer s) {
+        s.close();
+        try {
+            Layer.deleteFiles(dir.resolve("layers"), s.id);
+        } catch (IOException e) {
+            log.atWarn().setMessage("spare layer not deleted; the next pool open removes it").addKeyValue("volume", meta.name())
+                    .addKeyValue("layer", s.id).setCause(e).log();
+        }
+    }
+
+    /** At close: the spare (if any) is dropped; with {@code deleteFiles} false (a simulated crash) its files stay. */
+    private void releaseSpare(boolean deleteFiles) {
+        spareLock.lock(); // waits for a spare being made: it checked closed before starting
+        try {
+            if (spare != null) {
+                if (deleteFiles) {
+                    dropSpare(spare);
+                } else {
+                    spare.close();
+                }
+                spare = null;
+            }
+        } finally {
+            spareLock.unlock();
+        }
     }
 
     /**
      * Seals the top layer and switches in a new, empty one above it, without closing the store (no
      * re-mapping of the chain, no recovery scan): new calls wait while the calls in progress finish; then
      * what {@link #close} makes durable is made durable (every dirty region synced with its tables and
-     * cleaned), {@code step} creates the new layer's files and rewrites
+     * cleaned); the new layer is the spare made ahead of time ({@link #prepareSpare}: only its header's
+     * generation is written and synced here) or, without one, created now; {@code step} rewrites
      * volume.json (the commit point), and the new layer becomes the top. Every write that completed before
      * this call is in the sealed layer, every one that starts after it in the new one. If the step fails,
      * the store is closed (the next use reopens it from whatever volume.json says) and the error is thrown.
-     *
-     * @param newTopId the new layer's id (its files are created by {@code step})
      */
-    void cutTop(String newTopId, CutPersist step) throws IOException {
+    CutTimings cutTop(CutPersist step) throws IOException {
         boolean closedByCut = false;
         try {
         synchronized (closeLock) {
             if (closed) {
                 throw BallastException.io("volume '" + meta.name() + "' is closed", null);
             }
+            long t0 = System.nanoTime();
             paused = true;
             try {
                 awaitNoCallsInProgress();
-                Layer old = top;
-                cleanDirtyRegions();
-                if (!regionLog.isEmpty()) {
-                    throw BallastException.io("volume '" + meta.name() + "': dirty regions left after a sync, not cut", null);
-                }
+                long t1 = System.nanoTime();
                 // The old top's clean-shutdown mark is not set: only a top's is read (at open), and if a crash
-                // leaves the old one the top, recovery finds no dirty region in it (all were cleaned just now).
-                long gen = changes.current();
+                // leaves the old one the top, recovery finds no dirty region in it (all were cleaned below).
+                long gen = changes.current(); // fixed while paused: generation changes are calls too
+                Path layersDir = dir.resolve("layers");
+                Layer fresh = takeSpare();
+                boolean fromSpare = fresh != null;
+                Future<?> spareHeader = null;
+                if (fromSpare) {
+                    // durable before volume.json names it (recovery starts from a top's header generation);
+                    // synced while the dirty regions are
+                    fresh.setHeaderGeneration(gen);
+                    spareHeader = SYNC_EXECUTOR.submit(fresh::forceHeader);
+                }
+                long t2;
+                String newTopId;
+                try {
+                    cleanDirtyRegions();
+                    if (!regionLog.isEmpty()) {
+                        throw BallastException.io("volume '" + meta.name() + "': dirty regions left after a sync, not cut", null);
+                    }
+                    t2 = System.nanoTime();
+                    if (fromSpare) {
+                        awaitSync(spareHeader);
+                        newTopId = fresh.id;
+                    } else {
+                        newTopId = java.util.UUID.randomUUID().toString();
+                        // created marked "in use": from the switch until a clean close, a crash is detected
+                        Layer.create(layersDir, newTopId, blockCount, regionCount, meta.regionSizeBytes(), gen, meta.encrypted(), false);
+                        DurableFiles.fsyncDirectory(layersDir);
+                    }
+                } catch (IOException | RuntimeException e) {
+                    if (fromSpare) {
+                        awaitQuietly(spareHeader);
+                        dropSpare(fresh); // not named by volume.json: nothing changed, the store serves on
+                    }
+                    throw e;
+                }
+                long t3 = System.nanoTime();
                 VolumeMeta next;
                 try {
-                    next = step.persist(gen);
+                    next = step.persist(newTopId);
+                    if (fresh == null) {
+                        fresh = Layer.open(layersDir, newTopId, blockCount, regionCount, meta.regionSizeBytes(), dataKey);
+                    }
                 } catch (IOException | RuntimeException e) {
-                    // volume.json may or may not name the new layer now: only a reopen can tell
+                    // volume.json may or may not name the new layer now: only a reopen can tell (its files stay)
+                    if (fresh != null) {
+                        fresh.close();
+                    }
                     closedByCut = true;
                     closeAfterFailedCut(e);
                     throw e;
                 }
-                Path layersDir = dir.resolve("layers");
-                Layer fresh;
-                try {
-                    fresh = Layer.open(layersDir, newTopId, blockCount, regionCount, meta.regionSizeBytes(), dataKey);
-                } catch (IOException | RuntimeException e) {
-                    closedByCut = true;
-                    closeAfterFailedCut(e);
-                    throw e;
-                }
+                long t4 = System.nanoTime();
                 Layer[] longer = new Layer[chain.length + 1];
                 longer[0] = fresh;
                 System.arraycopy(chain, 0, longer, 1, chain.length);
@@ -1221,7 +1350,6 @@ public final class VolumeStore implements BlockDevice {
                 DataFileIo oldFiles = files;
                 ChangeTracking nextChanges = new ChangeTracking(longer, blocksPerRegion);
                 nextChanges.start(gen);
-                // The new top was created marked "in use" (step): from here until a clean close, a crash is detected.
                 chain = longer;
                 top = fresh;
                 changes = nextChanges;
@@ -1232,6 +1360,8 @@ public final class VolumeStore implements BlockDevice {
                 meta = next;
                 oldLog.close();
                 oldFiles.close();
+                return new CutTimings((t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000, (t3 - t2) / 1_000_000,
+                        (t4 - t3) / 1_000_000, fromSpare);
             } finally {
                 synchronized (pauseLock) {
                     paused = false;
@@ -1246,6 +1376,29 @@ public final class VolumeStore implements BlockDevice {
         }
     }
 
+    /** Waits for a sync submitted to {@link #SYNC_EXECUTOR}; its failure is thrown. */
+    private static void awaitSync(Future<?> sync) throws IOException {
+        try {
+            sync.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while syncing", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IOException(e.getCause());
+        }
+    }
+
+    private static void awaitQuietly(Future<?> sync) {
+        try {
+            awaitSync(sync);
+        } catch (IOException | RuntimeException ignored) {
+            // the caller is already failing with its own error
+        }
+    }
+
     /** Under closeLock, no call in progress: closes without the clean-shutdown mark (the next open recovers). */
     private void closeAfterFailedCut(Exception cause) {
         log.atError().setMessage("snapshot cut failed after the top was sealed; volume closed, the next use reopens it")
@@ -1256,6 +1409,7 @@ public final class VolumeStore implements BlockDevice {
         }
         files.close();
         regionLog.close();
+        releaseSpare(true); // the cut's own new layer is not this one (it took the spare): no volume.json names it
     }
 
     // ------------------------------------------------------------------ close
@@ -1287,6 +1441,7 @@ public final class VolumeStore implements BlockDevice {
                 regionLog.close();
             }
         }
+        releaseSpare(true);
         onClose.run();
     }
 
@@ -1304,6 +1459,7 @@ public final class VolumeStore implements BlockDevice {
             files.close();
             regionLog.close();
         }
+        releaseSpare(false); // a killed process leaves the spare's files: the pool's next open removes them
         onClose.run();
     }
 
