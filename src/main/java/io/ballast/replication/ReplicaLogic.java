@@ -97,6 +97,32 @@ public final class ReplicaLogic {
         }
     }
 
+    /** Whether {@code request} would raise its volume's epoch floor (a durable change, so it keeps its turn). */
+    public boolean raisesEpochFloor(ReplicaRequest request) {
+        Optional<ReplicaStorage> found = storageByUuid.apply(request.volumeUuid());
+        return found.isPresent() && request.epoch() > found.get().epochFloor();
+    }
+
+    /**
+     * A client read answered without waiting on the disk ({@link ReplicaStorage#tryReadCached}), or
+     * null when it would wait: then {@link #handle} answers it, off the lane ({@link VolumeLanes}).
+     * Refusals (fenced, not found, out of range) and reads that raise the floor are answered here.
+     */
+    public ReplicaReply tryReadWithoutWaiting(ReplicaRequest.Read r) {
+        Optional<ReplicaStorage> found = storageByUuid.apply(r.volumeUuid());
+        if (found.isEmpty() || r.epoch() != found.get().epochFloor()) {
+            return handle(r);
+        }
+        ReplicaStorage s = found.get();
+        try {
+            checkRange(s, r.offsetBytes(), r.lengthBytes());
+            byte[] cached = s.tryReadCached(r.offsetBytes(), r.lengthBytes());
+            return cached == null ? null : new ReplicaReply.Data(r.requestId(), cached);
+        } catch (BallastException e) {
+            return new ReplicaReply.Failed(r.requestId(), e.code(), e.getMessage(), -1);
+        }
+    }
+
     private static void checkRange(ReplicaStorage s, long offsetBytes, long lengthBytes) {
         if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes + lengthBytes > s.sizeBytes()
                 || offsetBytes + lengthBytes < 0) {

@@ -26,6 +26,14 @@ public interface ReplicaStorage {
         return read(offsetBytes, lengthBytes);
     }
 
+    /**
+     * As {@link #read} when the bytes can be had without waiting on the disk (cached); null when not
+     * (the caller then reads them where a wait holds up nothing else). The default reads (in-memory disks).
+     */
+    default byte[] tryReadCached(long offsetBytes, int lengthBytes) {
+        return read(offsetBytes, lengthBytes);
+    }
+
     void write(long offsetBytes, byte[] data, boolean fua);
 
     /**

@@ -94,6 +94,27 @@ public final class VolumeStoreReplica implements ReplicaStorage {
         return out;
     }
 
+    /** Largest read tried from the cache alone (the store's own limit for it). */
+    static final int CACHED_READ_MAX_BYTES = 64 * 1024;
+    /** The store's cache-only read wants a direct buffer: one per lane thread (a connection's). */
+    private static final ThreadLocal<ByteBuffer> CACHED_READ_BUFFER =
+            ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(CACHED_READ_MAX_BYTES));
+
+    /** Page-cache hits only ({@code preadv2(RWF_NOWAIT)}, {@link VolumeStore#tryReadNoWait}); null for anything else. */
+    @Override
+    public byte[] tryReadCached(long offsetBytes, int lengthBytes) {
+        if (lengthBytes > CACHED_READ_MAX_BYTES) {
+            return null;
+        }
+        ByteBuffer buf = CACHED_READ_BUFFER.get().clear().limit(lengthBytes);
+        if (!store.tryReadNoWait(offsetBytes, buf)) {
+            return null;
+        }
+        byte[] out = new byte[lengthBytes];
+        buf.flip().get(out);
+        return out;
+    }
+
     @Override
     public byte[] readBulk(long offsetBytes, int lengthBytes) {
         byte[] out = new byte[lengthBytes];

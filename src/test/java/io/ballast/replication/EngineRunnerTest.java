@@ -122,4 +122,43 @@ class EngineRunnerTest {
         assertThat(runner.status().inSync()).containsExactly("a");
         runner.close();
     }
+    /**
+     * Reads where the data is (issue 22): with a replica on the engine's node in sync, reads go to it
+     * and never over the network, even when another in-sync replica is listed first.
+     */
+    @Test
+    void readsAreServedByTheLocalInSyncReplica() throws Exception {
+        int size = 1 << 20;
+        Map<String, SimDisk> disks = Map.of("a", new SimDisk("u", size, 64 * 1024, () -> false),
+                "b", new SimDisk("u", size, 64 * 1024, () -> false));
+        ReplicaLogic local = new ReplicaLogic(u -> Optional.of(disks.get("a")));
+        ReplicaLogic remote = new ReplicaLogic(u -> Optional.of(disks.get("b")));
+        java.util.concurrent.atomic.AtomicInteger remoteReads = new java.util.concurrent.atomic.AtomicInteger();
+        ExecutorService remoteLane = Executors.newSingleThreadExecutor();
+        MetadataClient metadata = (change, done) -> done.accept(new MetadataClient.Result.Unavailable("test"));
+        VolumeLayout layout = new VolumeLayout("v", "u", size, 3, 3, "a", 1, List.of(
+                new VolumeLayout.Replica("b", true, 0, true), new VolumeLayout.Replica("a", true, 0, true)));
+        EngineRunner runner = new EngineRunner(layout, "a", EngineConfig.defaults(), sink -> (node, req) -> {
+            if (req instanceof ReplicaRequest.Read) {
+                remoteReads.incrementAndGet();
+            }
+            remoteLane.execute(() -> sink.onReply(node, remote.handle(req)));
+        }, metadata, local);
+        try {
+            runner.open().get(10, TimeUnit.SECONDS);
+            BlockDevice dev = runner.device();
+            byte[] data = new byte[8192];
+            java.util.Arrays.fill(data, (byte) 42);
+            dev.write(4096, ByteBuffer.wrap(data), false);
+            for (int i = 0; i < 20; i++) {
+                ByteBuffer back = ByteBuffer.allocate(8192);
+                dev.read(4096, back);
+                assertThat(back.array()).isEqualTo(data);
+            }
+            assertThat(remoteReads.get()).as("reads sent to the remote replica").isZero();
+        } finally {
+            runner.close();
+            remoteLane.shutdown();
+        }
+    }
 }

@@ -43,6 +43,7 @@ class VolumeLanesTest {
     @AfterEach
     void tearDown() {
         storage.open.countDown();
+        storage.slowRead.countDown();
         pool.close();
     }
 
@@ -125,6 +126,40 @@ class VolumeLanesTest {
                         "no replica of volume no-such-volume on this node", -1));
     }
 
+    /**
+     * Issue 22's remote randread: a read the replica cannot serve from its cache waits on the disk
+     * beside the lane, so later reads are answered meanwhile (in the lane, QD32 ran at the disk's
+     * QD1 rate); a write that came after it waits until it is done, so it reads what the serial
+     * order gives.
+     */
+    @Test
+    void aReadWaitingOnTheDiskHoldsUpNoLaterReadAndALaterWriteWaitsForIt() throws Exception {
+        storage.open.countDown();
+        byte[] old = VolumeStoreReplicaTest.pattern(4096, 7);
+        byte[] other = VolumeStoreReplicaTest.pattern(4096, 8);
+        assertThat(lanes.submit(write(1, 1, 0, old)).get(10, TimeUnit.SECONDS)).isEqualTo(new ReplicaReply.Done(1));
+        assertThat(lanes.submit(write(2, 1, MIB, other)).get(10, TimeUnit.SECONDS)).isEqualTo(new ReplicaReply.Done(2));
+        storage.slowReadOffset = 0;
+
+        CompletableFuture<ReplicaReply> slow = submitAsync(new ReplicaRequest.Read(3, uuid, 1, 0, 4096));
+        storage.awaitSlowReadInside();
+        ReplicaReply later = submitAsync(new ReplicaRequest.Read(4, uuid, 1, MIB, 4096)).get(10, TimeUnit.SECONDS);
+        assertThat(((ReplicaReply.Data) later).data()).as("a later read, answered while the first waits").isEqualTo(other);
+        assertThat(slow).isNotDone();
+
+        byte[] newer = VolumeStoreReplicaTest.pattern(4096, 9);
+        int writesBefore = storage.entered.get();
+        CompletableFuture<ReplicaReply> overwrite = submitAsync(write(5, 1, 0, newer));
+        Thread.sleep(200);
+        assertThat(storage.entered.get()).as("a write after the waiting read must wait for it").isEqualTo(writesBefore);
+
+        storage.slowRead.countDown();
+        assertThat(((ReplicaReply.Data) slow.get(10, TimeUnit.SECONDS)).data()).as("the read sees the serial order")
+                .isEqualTo(old);
+        assertThat(overwrite.get(10, TimeUnit.SECONDS)).isEqualTo(new ReplicaReply.Done(5));
+        assertThat(read(0, 4096)).isEqualTo(newer);
+    }
+
     private byte[] read(long offsetBytes, int lengthBytes) {
         ReplicaReply r = lanes.handle(new ReplicaRequest.Read(99, uuid, 1_000, offsetBytes, lengthBytes));
         return ((ReplicaReply.Data) r).data();
@@ -138,6 +173,10 @@ class VolumeLanesTest {
         final AtomicInteger inside = new AtomicInteger();
         final AtomicInteger maxInside = new AtomicInteger();
         final AtomicInteger flushes = new AtomicInteger();
+        /** A read of this offset misses the cache and waits for {@link #slowRead} (-1: none). */
+        volatile long slowReadOffset = -1;
+        final CountDownLatch slowRead = new CountDownLatch(1);
+        final CountDownLatch slowReadInside = new CountDownLatch(1);
 
         GatedStorage(ReplicaStorage inner) {
             this.inner = inner;
@@ -174,7 +213,27 @@ class VolumeLanesTest {
         @Override public String volumeUuid() { return inner.volumeUuid(); }
         @Override public long sizeBytes() { return inner.sizeBytes(); }
         @Override public long regionSizeBytes() { return inner.regionSizeBytes(); }
-        @Override public byte[] read(long offsetBytes, int lengthBytes) { return inner.read(offsetBytes, lengthBytes); }
+        void awaitSlowReadInside() throws InterruptedException {
+            assertThat(slowReadInside.await(10, TimeUnit.SECONDS)).as("the slow read reached the disk").isTrue();
+        }
+
+        @Override
+        public byte[] tryReadCached(long offsetBytes, int lengthBytes) {
+            return offsetBytes == slowReadOffset ? null : inner.read(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public byte[] read(long offsetBytes, int lengthBytes) {
+            if (offsetBytes == slowReadOffset) {
+                slowReadInside.countDown();
+                try {
+                    slowRead.await();
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            return inner.read(offsetBytes, lengthBytes);
+        }
         @Override public void writeZeroes(long o, long l, boolean d, boolean f) { inner.writeZeroes(o, l, d, f); }
         @Override public void trim(long o, long l, boolean f) { inner.trim(o, l, f); }
         @Override public long generation() { return inner.generation(); }
