@@ -182,7 +182,7 @@ class ResizeSystemTest {
         Files.writeString(mnt.resolve("hello.txt"), "hello ballast\n");
         long totalBefore = Files.getFileStore(mnt).getTotalSpace();
         LauncherTest.Run mounted = ok(n1, "volume", "resize", "rzfs", "--size", "256MiB");
-        assertThat(mounted.err()).contains("volume fs is 256 MiB").contains("until the next attach");
+        assertThat(mounted.err()).contains("volume rzfs is 256 MiB").contains("until the next attach");
         assertThat(Files.getFileStore(mnt).getTotalSpace()).isEqualTo(totalBefore);
         ok(n1, "volume", "detach", "rzfs");
         ok(n1, "volume", "attach", "rzfs", "--mount", mnt.toString());
