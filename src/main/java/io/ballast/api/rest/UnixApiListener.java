@@ -205,8 +205,12 @@ final class UnixApiListener implements AutoCloseable {
                 return false;
             }
             body = Http1.fixedLength(in, n);
+            if (n == 0) {
+                request.cancel(false);
+            }
         } else {
             body = InputStream.nullInputStream();
+            request.cancel(false); // the request is read: a long answer (an attach's mkfs, a watch) is not timed here
         }
         String connection = headers.getFirst("Connection");
         boolean keepAlive = line[2].equals("HTTP/1.1") ? !"close".equalsIgnoreCase(connection) : "keep-alive".equalsIgnoreCase(connection);
