@@ -58,7 +58,8 @@ class ClusterCliSystemTest {
 
     @Test
     void killTheLeaderProcessThroughTheCli() throws Exception {
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
+        // three JVM starts: minutes on a host at load 40 (a timeout, not a wait for a condition)
+        LauncherTest.Run up = LauncherTest.launch(300, env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
         assertThat(up.exit()).as(up.err()).isZero();
         JsonNode local = JSON.readTree(home.resolve("local.json").toFile());
         String url2 = local.path("nodes").get(1).path("apiUrl").asText();
