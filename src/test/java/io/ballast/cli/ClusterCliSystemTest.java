@@ -207,6 +207,8 @@ class ClusterCliSystemTest {
                 .redirectErrorStream(true).start();
         assertThat(denied.waitFor()).isEqualTo(7); // curl: could not connect
         // ... and with the modes opened by hand, the node refuses the peer it sees (SO_PEERCRED), says why and logs it
+        var homeMode = Files.getPosixFilePermissions(home); // JUnit's temporary directory is 0700 too
+        Files.setPosixFilePermissions(home, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
         Files.setPosixFilePermissions(socket.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
         Files.setPosixFilePermissions(socket, java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-rw-"));
         try {
@@ -219,6 +221,7 @@ class ClusterCliSystemTest {
         } finally {
             Files.setPosixFilePermissions(socket, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
             Files.setPosixFilePermissions(socket.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+            Files.setPosixFilePermissions(home, homeMode);
         }
         assertThat(Files.readString(home.resolve("node-1/ballast.log")))
                 .contains("refused a connection to the local API socket").contains("\"peerUser\":\"nobody\"");
