@@ -71,6 +71,18 @@ public final class AotTraining {
                 failed++;
             }
         }
+        // and over the node's local API socket, as a user on a node's host runs it (no TLS classes then)
+        java.nio.file.Path socket = java.nio.file.Path.of(args[1]).toAbsolutePath().resolveSibling(ApiSocket.FILE);
+        if (java.nio.file.Files.exists(socket)) {
+            Map<String, String> socketEnv = Map.of("BALLAST_HOME", home.toString(), ApiSocket.ENV, socket.toString());
+            for (List<String> c : List.of(List.of("volume", "list"), List.of("volume", "ls", "-o", "json"), List.of("status"))) {
+                int code = BallastCli.run(c.toArray(String[]::new), discard, err, socketEnv);
+                if (code != 0) {
+                    err.println("aot training: `ballast " + String.join(" ", c) + "` (over the local socket) exited with " + code);
+                    failed++;
+                }
+            }
+        }
         try (var files = java.nio.file.Files.walk(home)) { // the config holds the training node's token
             files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
         }

@@ -58,6 +58,7 @@ public final class BallastCli extends CommandGroup {
     static int run(String[] args, PrintWriter out, PrintWriter err, Map<String, String> env, boolean quick) {
         BallastCli root = new BallastCli(out, err, env);
         CliTrust.configure(CliTrust.caFileArg(args), env, root.home());
+        ApiSocket.configure(env, root.home());
         try {
             VolumeCommands.ListCmd list = quick ? QuickCommands.volumeList(root, args) : null;
             if (list != null) {
@@ -149,12 +150,17 @@ public final class BallastCli extends CommandGroup {
     /** A client of the API the options name, with their credential ({@link ApiTarget}). */
     NodeClient client(Output output) {
         ApiTarget t = onNode(output, ApiTarget.resolve(output, env, home()));
-        return new NodeClient(t.server(), t.token());
+        return new NodeClient(t.server(), t.token(), java.time.Duration.ofMinutes(5), socketFor(output, t));
     }
 
     NodeClient client(Output output, java.time.Duration requestTimeout) {
         ApiTarget t = onNode(output, ApiTarget.resolve(output, env, home()));
-        return new NodeClient(t.server(), t.token(), requestTimeout);
+        return new NodeClient(t.server(), t.token(), requestTimeout, socketFor(output, t));
+    }
+
+    /** The command's server's local API socket; a forced one ($BALLAST_API_SOCKET) is not for another node named by --on. */
+    private static UnixHttpClient socketFor(Output output, ApiTarget t) {
+        return output.on == null ? ApiSocket.forTarget(t.server()) : ApiSocket.auto(t.server());
     }
 
     /** With {@code --on NODE}: the cluster (at the resolved server) says where NODE's API is. */

@@ -21,7 +21,9 @@ public final class NodeClient {
     static final ObjectMapper JSON = Json.newMapper();
 
     private final String baseUrl;
-    private final HttpClient http;
+    private volatile HttpClient http;
+    /** The node's local API socket (no TLS), or null: HTTP(S) to baseUrl. */
+    private final UnixHttpClient unix;
     private final Duration requestTimeout;
     /** The API token sent as {@code Authorization: Bearer}; null: none (only /healthz answers then). */
     private final String token;
@@ -39,11 +41,31 @@ public final class NodeClient {
     }
 
     public NodeClient(String baseUrl, String token, Duration requestTimeout) {
+        this(baseUrl, token, requestTimeout, ApiSocket.auto(baseUrl.replaceAll("/+$", "")));
+    }
+
+    /** {@code unix}: the node's local API socket, used instead of HTTP(S) (null: HTTP(S)). */
+    NodeClient(String baseUrl, String token, Duration requestTimeout, UnixHttpClient unix) {
         this.baseUrl = baseUrl.replaceAll("/+$", "");
         this.requestTimeout = requestTimeout;
         this.token = token;
-        // the CA matters for https only: a plain-http node (--insecure) is reached whatever CA file is configured
-        this.http = httpClient(this.baseUrl.startsWith("https:") ? CliTrust.sslContext().orElse(null) : null);
+        this.unix = unix;
+    }
+
+    /** Made on the first HTTP(S) call: a call over the local socket needs no TLS context. */
+    private HttpClient http() {
+        HttpClient h = http;
+        if (h == null) {
+            // the CA matters for https only: a plain-http node (--insecure) is reached whatever CA file is configured
+            h = httpClient(baseUrl.startsWith("https:") ? CliTrust.sslContext().orElse(null) : null);
+            http = h;
+        }
+        return h;
+    }
+
+    /** Where calls go: the local socket's path, or the base URL. */
+    String via() {
+        return unix != null ? "unix:" + unix.socket() : baseUrl;
     }
 
     private record Shared(SSLContext trust, HttpClient http) {}
@@ -107,7 +129,10 @@ public final class NodeClient {
     /** True when /healthz answers 200. */
     public boolean healthy() {
         try {
-            HttpResponse<Void> r = http.send(HttpRequest.newBuilder(URI.create(baseUrl + "/healthz"))
+            if (unix != null) {
+                return unix.send("GET", "/healthz", null, null, Duration.ofSeconds(2)).status() == 200;
+            }
+            HttpResponse<Void> r = http().send(HttpRequest.newBuilder(URI.create(baseUrl + "/healthz"))
                     .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.discarding());
             return r.statusCode() == 200;
         } catch (IOException e) {
@@ -119,7 +144,38 @@ public final class NodeClient {
     }
 
     private JsonNode send(String method, String path, Object body) {
-        HttpResponse<byte[]> r;
+        int status;
+        byte[] answer;
+        if (unix != null) {
+            UnixHttpClient.Response r = sendUnix(method, path, body);
+            status = r.status();
+            answer = r.body();
+        } else {
+            HttpResponse<byte[]> r = sendHttp(method, path, body);
+            status = r.statusCode();
+            answer = r.body();
+        }
+        return answer(status, answer, path);
+    }
+
+    private UnixHttpClient.Response sendUnix(String method, String path, Object body) {
+        try {
+            return unix.send(method, path, body == null ? null : JSON.writeValueAsBytes(body), token, requestTimeout);
+        } catch (UnixHttpClient.ConnectFailed e) {
+            if (e.permissionDenied()) {
+                throw new NotAuthorizedException(403, "cannot use the node's local API socket " + unix.socket()
+                        + ": permission denied; it serves only root and the node's user: run as one of them, or use HTTPS with a token ("
+                        + ApiSocket.ENV + "=off, `ballast login`)");
+            }
+            throw new NodeUnreachableException(via(), e);
+        } catch (java.net.http.HttpTimeoutException e) {
+            throw BallastException.io("request to " + via() + " failed: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw BallastException.io("request to " + via() + " failed: " + e, e);
+        }
+    }
+
+    private HttpResponse<byte[]> sendHttp(String method, String path, Object body) {
         try {
             HttpRequest.BodyPublisher pub = body == null
                     ? HttpRequest.BodyPublishers.noBody()
@@ -131,7 +187,7 @@ public final class NodeClient {
             if (token != null) {
                 req.header("Authorization", "Bearer " + token);
             }
-            r = http.send(req.build(), HttpResponse.BodyHandlers.ofByteArray());
+            return http().send(req.build(), HttpResponse.BodyHandlers.ofByteArray());
         } catch (ConnectException | HttpConnectTimeoutException | ClosedChannelException e) {
             throw new NodeUnreachableException(baseUrl, e);
         } catch (IllegalArgumentException e) {
@@ -145,28 +201,32 @@ public final class NodeClient {
             Thread.currentThread().interrupt();
             throw BallastException.io("interrupted", e);
         }
+    }
+
+    /** The answer's JSON, or the error it carries as the server's exception. */
+    private JsonNode answer(int status, byte[] body, String path) {
         JsonNode json = null;
-        if (r.body().length > 0) {
+        if (body.length > 0) {
             try {
-                json = JSON.readTree(r.body());
+                json = JSON.readTree(body);
             } catch (IOException e) {
                 json = null;
             }
         }
-        if (r.statusCode() >= 400) {
+        if (status >= 400) {
             JsonNode err = json == null ? null : json.path("error");
             String code = err == null ? null : err.path("code").asText(null);
             String message = err == null || err.path("message").isMissingNode()
-                    ? "HTTP " + r.statusCode() + " from " + baseUrl + path
+                    ? "HTTP " + status + " from " + baseUrl + path
                     : err.path("message").asText();
-            if (r.statusCode() == 401) {
+            if (status == 401) {
                 throw new NotAuthorizedException(401, "not logged in to " + baseUrl + " (" + message + "): run `ballast login --server "
                         + baseUrl + " --token-file FILE`, or pass --token-file / set BALLAST_TOKEN");
             }
-            if (r.statusCode() == 403) {
+            if (status == 403) {
                 throw new NotAuthorizedException(403, message);
             }
-            throw new BallastException(HttpErrors.codeOf(code, r.statusCode()), message);
+            throw new BallastException(HttpErrors.codeOf(code, status), message);
         }
         return json;
     }

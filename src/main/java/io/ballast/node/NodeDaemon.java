@@ -59,6 +59,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
     private io.ballast.control.ClusterVolumeService volumes;
     private io.ballast.cluster.ClusterMember member;
     private RestServer api;
+    /** The local API socket in the data directory (docs/security.md, "The local API socket"). */
+    public static final String API_SOCKET = "api.sock";
     private volatile io.ballast.security.NodeTls tls;
     private io.ballast.backup.BackupService backups;
     private io.ballast.replication.EngineHost engines;
@@ -185,7 +187,8 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
         api = new RestServer(config.apiListen(), volumes, this, new io.ballast.api.rest.ClusterEndpoints(member), tls).backups(backups)
                 .schedules(scheduler)
                 .authentication(new io.ballast.api.rest.RequestAuthenticator(tokens, cert -> io.ballast.api.rest.RequestAuthenticator
-                        .nodeFromCertificate(cert, id -> member.state().node(id).isPresent())), tokens);
+                        .nodeFromCertificate(cert, id -> member.state().node(id).isPresent())), tokens)
+                .localSocket(config.dataDir().resolve(API_SOCKET)); // root-only, no TLS: the local CLI's fast road
         api.start();
         started.push(api);
 

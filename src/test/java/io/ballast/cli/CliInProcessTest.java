@@ -35,6 +35,44 @@ class CliInProcessTest {
         node.close();
     }
 
+    /** The node's local API socket (docs/cli.md): the same answers as its TCP port, a caller without a token is the local admin. */
+    @Test
+    void localApiSocketAnswersAsTheTcpPort() throws Exception {
+        Path socket = dir.resolve("node/api.sock");
+        assertThat(Files.exists(socket)).isTrue();
+        CliRunner overSocket = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url())
+                .env("BALLAST_TOKEN", node.adminToken()).env(ApiSocket.ENV, socket.toString());
+        CliRunner overTcp = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url())
+                .env("BALLAST_TOKEN", node.adminToken()).env(ApiSocket.ENV, "off");
+        var viaSocket = overSocket.run("volume", "create", "pg-a", "--size", "1GiB");
+        var viaTcp = overTcp.run("volume", "create", "pg-b", "--size", "1GiB");
+        assertThat(viaSocket.exit()).as(viaSocket.err()).isZero();
+        assertThat(viaSocket.err().replace("pg-a", "pg-b")).isEqualTo(viaTcp.err());
+        String[][] same = {{"volume", "list"}, {"volume", "list", "-o", "json"}, {"volume", "list", "--limit", "1"},
+                {"volume", "list", "--chunk-size", "1", "-o", "yaml"}, {"volume", "inspect", "pg-a", "-o", "json"},
+                {"volume", "inspect", "nope"}, {"volume", "create", "pg-a", "--size", "1GiB"},
+                {"volume", "create", "x", "--size", "1MiB", "--repl", "9"}, {"snapshot", "list", "pg-a"}, {"auth", "whoami"}};
+        for (String[] args : same) {
+            assertThat(overSocket.run(args)).as(String.join(" ", args)).isEqualTo(overTcp.run(args));
+        }
+        assertThat(overSocket.run("snapshot", "create", "pg-a", "s1").exit()).isZero();
+        assertThat(overTcp.run("snapshot", "list", "pg-a").out()).contains("s1");
+        assertThat(overSocket.run("volume", "delete", "pg-b").exit()).isZero();
+        assertThat(overTcp.run("volume", "list").out()).doesNotContain("pg-b");
+
+        // no token: over TCP refused, over the socket the local admin, in the audit trail by that name
+        CliRunner anonymous = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString()).env("BALLAST_NODE", node.url());
+        assertThat(anonymous.env(ApiSocket.ENV, "off").run("volume", "list").exit()).isEqualTo(ExitCodes.NOT_AUTHORIZED);
+        var local = anonymous.env(ApiSocket.ENV, socket.toString()).run("volume", "create", "by-root", "--size", "1MiB");
+        assertThat(local.exit()).as(local.err()).isZero();
+        String user = Files.getOwner(Path.of("/proc/self")).getName();
+        assertThat(overTcp.run("events", "-o", "json").out()).contains("local:" + user + " (admin)");
+        // a wrong token is checked, not overruled by the socket
+        var wrong = anonymous.env("BALLAST_TOKEN", "bt1_000000000000_" + "0".repeat(64)).run("volume", "list");
+        assertThat(wrong.exit()).isEqualTo(ExitCodes.NOT_AUTHORIZED);
+        assertThat(wrong.err()).contains("not logged in");
+    }
+
     @Test
     void helpWorksOnEverySubcommand() {
         for (String[] args : new String[][] {{"volume", "create", "--help"}, {"node", "--help"}, {"cluster", "settings", "-h"},

@@ -6,7 +6,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import io.ballast.testing.Requirements;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -56,7 +58,8 @@ class ClusterCliSystemTest {
 
     @Test
     void killTheLeaderProcessThroughTheCli() throws Exception {
-        LauncherTest.Run up = LauncherTest.launch(env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
+        // three JVM starts: minutes on a host at load 40 (a timeout, not a wait for a condition)
+        LauncherTest.Run up = LauncherTest.launch(300, env(), "up", "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0");
         assertThat(up.exit()).as(up.err()).isZero();
         JsonNode local = JSON.readTree(home.resolve("local.json").toFile());
         String url2 = local.path("nodes").get(1).path("apiUrl").asText();
@@ -65,6 +68,7 @@ class ClusterCliSystemTest {
         LauncherTest.Run created = LauncherTest.launch(env(), "volume", "create", "pg", "--size", "256MiB", "--repl", "2", "--node", url2);
         assertThat(created.exit()).as(created.err()).isZero();
         assertThat(created.err()).contains("2 replicas on");
+        localApiSocket(local.path("nodes").get(0).path("apiUrl").asText());
         // detach asked of the wrong node: the hint it prints works when pasted (issue 24's first finding)
         assertThat(LauncherTest.launch(env(), "volume", "attach", "pg", "--node", url2).exit()).isZero();
         LauncherTest.Run wrongNode = LauncherTest.launch(env(), "volume", "detach", "pg");
@@ -151,5 +155,102 @@ class ClusterCliSystemTest {
         assertThat(JSON.readTree(list.out()).findValuesAsText("name")).containsExactly("after", "pg");
         LauncherTest.Run status = LauncherTest.launch(env(), "status");
         assertThat(status.out()).contains("3 node(s), 3 up").contains("2 healthy");
+    }
+
+    /**
+     * The local API socket (docs/security.md, "The local API socket"): root-only; the CLI prints the same
+     * over it as over HTTPS, bad input gets the same answers, and another user is refused with a reason.
+     */
+    private void localApiSocket(String url1) throws Exception {
+        Path socket = home.resolve("node-1/api.sock");
+        assertThat(Files.readAttributes(socket, java.nio.file.attribute.PosixFileAttributes.class, java.nio.file.LinkOption.NOFOLLOW_LINKS))
+                .satisfies(a -> {
+                    assertThat(a.isOther()).as("a socket").isTrue();
+                    assertThat(a.owner().getName()).isEqualTo("root");
+                    assertThat(java.nio.file.attribute.PosixFilePermissions.toString(a.permissions())).isEqualTo("rw-------");
+                });
+        assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())))
+                .isEqualTo("rwx------");
+        Map<String, String> https = Map.of("BALLAST_HOME", home.toString(), "BALLAST_NODE", url1, "BALLAST_API_SOCKET", "off");
+        Map<String, String> unix = Map.of("BALLAST_HOME", home.toString(), "BALLAST_NODE", url1, "BALLAST_API_SOCKET", socket.toString());
+        for (String[] args : java.util.List.of(new String[] {"volume", "list"}, new String[] {"volume", "list", "-o", "json"},
+                new String[] {"volume", "inspect", "nope"})) {
+            LauncherTest.Run overHttps = LauncherTest.launch(https, args);
+            LauncherTest.Run overSocket = LauncherTest.launch(unix, args);
+            assertThat(overSocket).as("ballast %s over the socket", String.join(" ", args)).isEqualTo(overHttps);
+        }
+        assertThat(LauncherTest.launch(https, "volume", "list").out()).contains("pg");
+        // a socket named is the only road: no silent fallback to HTTPS
+        LauncherTest.Run noSocket = LauncherTest.launch(Map.of("BALLAST_HOME", home.toString(), "BALLAST_API_SOCKET",
+                home.resolve("none.sock").toString()), "volume", "list");
+        assertThat(noSocket.exit()).isEqualTo(ExitCodes.UNREACHABLE);
+        assertThat(noSocket.err()).contains("cannot reach Ballast node at unix:" + home.resolve("none.sock"));
+
+        // bad input: the same status and error body as over HTTPS (curl speaks HTTP/1.1 on both)
+        Requirements.require(onPath("curl") && onPath("setpriv"), "curl and setpriv (util-linux) are needed");
+        String token = Files.readString(home.resolve("node-1/admin-token")).strip();
+        String ca = home.resolve("node-1/tls/ca.crt").toString();
+        for (String[] request : java.util.List.of(new String[] {"POST", "/v1/volumes", "{\"name\":"},
+                new String[] {"POST", "/v1/volumes", "{\"name\": \"x\", \"size\": \"1MiB\", \"colour\": 1}"},
+                new String[] {"DELETE", "/v1/cluster", ""}, new String[] {"GET", "/v2/volumes", ""},
+                new String[] {"POST", "/v1/volumes", "x".repeat(io.ballast.api.rest.RestServer.MAX_BODY_BYTES + 1)})) {
+            String viaHttps = curl(List.of("--cacert", ca), url1, token, request);
+            String viaSocket = curl(List.of("--unix-socket", socket.toString()), "http://localhost", token, request);
+            assertThat(viaSocket).as("%s %s", request[0], request[1]).isEqualTo(viaHttps).matches("(?s)[45]\\d\\d .*\"error\".*");
+        }
+        assertThat(curl(List.of("--unix-socket", socket.toString()), "http://localhost", "bt1_wrong", new String[] {"GET", "/v1/volumes", ""}))
+                .startsWith("401 ").contains("UNAUTHENTICATED");
+
+        // another user: the kernel refuses the connect (0600 socket in a 0700 directory) ...
+        List<String> nobody = List.of("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups");
+        Process denied = new ProcessBuilder(concat(nobody, List.of("curl", "-sS", "--unix-socket", socket.toString(), "http://localhost/v1/volumes")))
+                .redirectErrorStream(true).start();
+        assertThat(denied.waitFor()).isEqualTo(7); // curl: could not connect
+        // ... and with the modes opened by hand, the node refuses the peer it sees (SO_PEERCRED), says why and logs it
+        var homeMode = Files.getPosixFilePermissions(home); // JUnit's temporary directory is 0700 too
+        Files.setPosixFilePermissions(home, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+        Files.setPosixFilePermissions(socket.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+        Files.setPosixFilePermissions(socket, java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-rw-"));
+        try {
+            Process refused = new ProcessBuilder(concat(nobody, List.of("curl", "-sS", "-w", "\n%{http_code}", "--unix-socket",
+                    socket.toString(), "http://localhost/v1/volumes"))).redirectErrorStream(true).start();
+            String answer = new String(refused.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertThat(refused.waitFor()).isZero();
+            assertThat(answer).endsWith("\n403").contains("PERMISSION_DENIED", "user nobody is refused",
+                    "serves only root and the node's user").doesNotContain("\"volumes\"");
+        } finally {
+            Files.setPosixFilePermissions(socket, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+            Files.setPosixFilePermissions(socket.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+            Files.setPosixFilePermissions(home, homeMode);
+        }
+        assertThat(Files.readString(home.resolve("node-1/ballast.log")))
+                .contains("refused a connection to the local API socket").contains("\"peerUser\":\"nobody\"");
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new java.util.ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
+    private static boolean onPath(String tool) {
+        return java.util.Arrays.stream(System.getenv("PATH").split(":")).anyMatch(d -> Files.isExecutable(Path.of(d, tool)));
+    }
+
+    /** {@code request}: method, path, body; the answer as "STATUS BODY". The body goes through a file (it may be large). */
+    private String curl(List<String> transport, String base, String token, String[] request) throws Exception {
+        Path body = Files.writeString(home.resolve("curl-body"), request[2]);
+        List<String> cmd = new java.util.ArrayList<>(List.of("curl", "-sS", "-X", request[0], "-H", "Authorization: Bearer " + token,
+                "-H", "Content-Type: application/json", "-w", "\n%{http_code}"));
+        cmd.addAll(transport);
+        if (!request[2].isEmpty()) {
+            cmd.addAll(List.of("--data-binary", "@" + body));
+        }
+        cmd.add(base + request[1]);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as(out).isZero();
+        int nl = out.lastIndexOf('\n');
+        return out.substring(nl + 1) + " " + out.substring(0, nl);
     }
 }

@@ -30,7 +30,7 @@ class LauncherTest {
         ProcessBuilder pb = new ProcessBuilder(new java.util.ArrayList<>(List.of(LAUNCHER.toString())));
         pb.command().addAll(List.of(args));
         pb.environment().put("BALLAST_NO_BUILD", "1"); // Maven compiled just before the tests
-        for (String inherited : List.of("BALLAST_NODE", "BALLAST_SERVER", "BALLAST_TOKEN", "BALLAST_CONFIG")) {
+        for (String inherited : List.of("BALLAST_NODE", "BALLAST_SERVER", "BALLAST_TOKEN", "BALLAST_CONFIG", "BALLAST_API_SOCKET")) {
             pb.environment().remove(inherited);
         }
         pb.environment().putAll(env);

@@ -80,6 +80,11 @@ public final class RestServer implements AutoCloseable {
     private final HttpServer server;
     private final io.ballast.security.NodeTls tls;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
+    /** The local unix socket front (null: none). */
+    private volatile UnixApiListener local;
+    /** The JDK server's defaults (idle interval, maxReqTime above), kept on the socket. */
+    static final long LOCAL_IDLE_TIMEOUT_MS = 30_000;
+    static final long LOCAL_REQUEST_TIMEOUT_MS = 30_000;
 
     public RestServer(InetSocketAddress listen, VolumeService volumes, NodeStatusSource node) throws IOException {
         this(listen, volumes, node, null);
@@ -170,9 +175,32 @@ public final class RestServer implements AutoCloseable {
         return this;
     }
 
+    /** The same API, without TLS, on a root-only unix socket at {@code path} (started with the server; null: none). */
+    public RestServer localSocket(Path path) throws IOException {
+        this.local = path == null ? null : new UnixApiListener(path, this::handle, UnixApiListener.PeerPolicy.ofThisProcess(),
+                LOCAL_IDLE_TIMEOUT_MS, LOCAL_REQUEST_TIMEOUT_MS);
+        return this;
+    }
+
+    /** The local API socket's path, or null when this server has none (not asked, or it could not be made). */
+    public Path localSocketPath() {
+        UnixApiListener l = local;
+        return l == null ? null : l.path();
+    }
+
     public void start() {
         server.start();
         log.atInfo().addKeyValue("address", address().toString()).log("REST API listening");
+        UnixApiListener l = local;
+        if (l != null) {
+            try {
+                l.start();
+            } catch (IOException | RuntimeException e) {
+                // the API is still served over HTTPS; the CLI falls back to it
+                log.atWarn().addKeyValue("socket", l.path().toString()).log("no local API socket: {}", e.getMessage());
+                local = null;
+            }
+        }
     }
 
     public InetSocketAddress address() {
@@ -187,6 +215,10 @@ public final class RestServer implements AutoCloseable {
 
     @Override
     public void close() {
+        UnixApiListener l = local;
+        if (l != null) {
+            l.close();
+        }
         server.stop(0);
         executor.close();
     }
@@ -315,7 +347,10 @@ public final class RestServer implements AutoCloseable {
         }
         Principal who;
         try {
-            who = authenticator.authenticate(ex);
+            // the local socket's caller is root or the node's user (checked on connect): the local admin,
+            // unless it sends a token, which is then checked and used as over HTTPS
+            who = ex instanceof UnixExchange u && ex.getRequestHeaders().getFirst("Authorization") == null
+                    ? u.peer() : authenticator.authenticate(ex);
         } catch (Unauthenticated e) {
             throw new HttpFailure(401, "UNAUTHENTICATED", e.getMessage());
         }
