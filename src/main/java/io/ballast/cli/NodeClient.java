@@ -165,7 +165,7 @@ public final class NodeClient {
             if (e.permissionDenied()) {
                 throw new NotAuthorizedException(403, "cannot use the node's local API socket " + unix.socket()
                         + ": permission denied; it serves only root and the node's user: run as one of them, or use HTTPS with a token ("
-                        + ApiSocket.ENV + "=off, `ballast login`)");
+                        + ApiSocket.ENV + "=off, `ballast login --server HOST:PORT`)");
             }
             throw new NodeUnreachableException(via(), e);
         } catch (java.net.http.HttpTimeoutException e) {

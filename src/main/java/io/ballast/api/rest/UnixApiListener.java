@@ -262,7 +262,7 @@ final class UnixApiListener implements AutoCloseable {
             t.cancel(false);
         }
         answer(out, 403, "PERMISSION_DENIED", "the local API socket " + socket + " serves only root and the node's user ("
-                + peers.self().getName() + "); user " + user + " is refused: use the HTTPS API with a token (`ballast login`)");
+                + peers.self().getName() + "); user " + user + " is refused: use the HTTPS API with a token (`ballast login --server HOST:PORT`)");
     }
 
     /** An answer that ends the connection: the request could not be read as HTTP, or its caller may not ask. */
