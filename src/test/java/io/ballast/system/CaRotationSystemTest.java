@@ -1,21 +1,20 @@
 package io.ballast.system;
 
+import static io.ballast.testing.SecureNbdCluster.run;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.cli.CliRunner;
-import io.ballast.cluster.ClusterTimings;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.security.CertificateAuthority;
 import io.ballast.security.Fingerprint;
 import io.ballast.security.NodeTls;
 import io.ballast.security.Pem;
 import io.ballast.security.TlsDir;
-import io.ballast.security.TlsSettings;
 import io.ballast.testing.MiniCluster;
-import io.ballast.testing.Requirements;
+import io.ballast.testing.SecureNbdCluster;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketTimeoutException;
@@ -29,7 +28,6 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import javax.net.ssl.SSLContext;
@@ -63,24 +61,9 @@ class CaRotationSystemTest {
         }
     }
 
-    static String run(String... command) throws Exception {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-        return p.exitValue() + ":" + out;
-    }
-
     @Test
     void rotatesTheClusterCaWhileAVolumeIsWritten() throws Exception {
-        Requirements.require(Files.isExecutable(Path.of("/usr/bin/nbdcopy")), "nbdcopy (libnbd-bin) is not installed");
-        cluster = new MiniCluster(dir.resolve("cluster"), ClusterTimings.fast())
-                .withTls(new TlsSettings(false, null, null, Duration.ofDays(1))).withRealEngines();
-        for (int i = 1; i <= 3; i++) {
-            cluster.add(Map.of("zone", "z" + i));
-        }
-        cluster.awaitLeader();
-        MiniCluster.await(Duration.ofSeconds(60), "3 nodes up", () -> cluster.member(1).state().nodes().stream()
-                .filter(n -> NodeRecord.UP.equals(n.state())).count() == 3);
+        cluster = SecureNbdCluster.start(dir.resolve("cluster"), 3);
         TlsDir d1 = TlsDir.of(dir.resolve("cluster/node-1"));
         CertificateAuthority oldCa = new CertificateAuthority(d1.readCaCert(), d1.readCaKey());
         String oldToken = cluster.joinToken();
@@ -206,6 +189,83 @@ class CaRotationSystemTest {
         assertThat(caStatus.out()).contains("phase 3/3 (done)", newSha);
         var events = cli.run("events", "-o", "json");
         assertThat(events.out()).contains("ca-rotation-finished").doesNotContain(keyBody);
+
+        leaderKilledMidRotation(home, lastWritten.get());
+    }
+
+    /**
+     * A second rotation (a CA the signing node makes) whose Raft leader is stopped right after the start
+     * committed: the status on a survivor says the rotation waits for that node; once it is started again
+     * the rotation finishes by itself, and REST, Raft, replication and NBD TLS work on the new CA.
+     */
+    private void leaderKilledMidRotation(Path home, byte[] volumeBytes) throws Exception {
+        int leader = cluster.awaitLeader();
+        int survivor = leader == 2 ? 3 : 2;
+        String leaderId = "node-" + leader;
+        CliRunner cli = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_SERVER", cluster.url(survivor));
+        var started = cli.run("cluster", "ca", "rotate", "--no-wait", "-o", "json");
+        assertThat(started.exit()).as(started.err()).isZero();
+        String newSha = JSON.readTree(started.out()).path("rotation").path("newCaSha256").asText();
+        assertThat(JSON.readTree(started.out()).path("rotation").path("phase").asText()).isEqualTo("trust");
+        cluster.kill(leader);
+
+        // held, and saying for whom
+        int newLeader = cluster.awaitLeader();
+        assertThat(newLeader).isNotEqualTo(leader);
+        MiniCluster.await(Duration.ofSeconds(30), "the rotation held for " + leaderId, () -> {
+            JsonNode r = json(cli.run("cluster", "ca", "status", "-o", "json").out()).path("rotation");
+            return r.path("newCaSha256").asText().equals(newSha) && !r.path("phase").asText().equals("done")
+                    && r.path("pendingNodeIds").toString().contains(leaderId);
+        });
+        var held = cli.run("cluster", "ca", "status");
+        assertThat(held.out()).as(held.err()).containsPattern("(?s)Rotation: +phase [12]/3.*" + leaderId + " .*waiting");
+
+        // started again (the documented way on: start it, or `ballast node remove` it), the rotation finishes
+        cluster.restart(leader);
+        for (var node : cluster.live()) {
+            NodeTls t = node.tls();
+            MiniCluster.await(Duration.ofSeconds(60), t.nodeId() + " trusting the second new CA alone",
+                    () -> t.trustedCas().size() == 1 && Fingerprint.sha256(t.trustedCas().getFirst()).equals(newSha)
+                            && t.certificateFrom(t.trustedCas().getFirst()));
+        }
+        X509Certificate newCa = cluster.node(1).tls().trustedCas().getFirst();
+        var status = cli.run("cluster", "ca", "status"); // refreshes the context's CA file to the new CA alone
+        assertThat(status.out()).as(status.err()).contains("phase 3/3 (done)", newSha);
+
+        // REST (through the restarted node) and Raft (a committed create)
+        var onLeader = new CliRunner().env("BALLAST_HOME", home.toString()).env("BALLAST_SERVER", cluster.url(leader));
+        var created = onLeader.run("volume", "create", "after", "--size", "4MiB", "--repl", "3");
+        assertThat(created.exit()).as(created.err()).isZero();
+        // replication (new handshakes between new certificates) and NBD over TLS with a client certificate from the new CA
+        assertThat(cli.run("volume", "detach", "v").exit()).isZero();
+        var attached = onLeader.run("volume", "attach", "v");
+        assertThat(attached.exit()).as(attached.err()).isZero();
+        Path certs = home.resolveSibling("nbd-after-kill");
+        assertThat(cli.run("auth", "nbd-client-cert", "probe3", "--out", certs.toString()).exit()).isZero();
+        String tcp = attached.out().lines().findFirst().orElseThrow() + "?tls-certificates=" + certs;
+        Path back = home.resolveSibling("back-after-kill.bin");
+        assertThat(run("nbdcopy", tcp, back.toString())).startsWith("0:");
+        assertThat(Files.readAllBytes(back)).isEqualTo(volumeBytes);
+        byte[] fresh = new byte[16 << 20];
+        new Random(99).nextBytes(fresh);
+        Path in = Files.write(home.resolveSibling("in-after-kill.bin"), fresh);
+        assertThat(run("nbdcopy", in.toString(), tcp)).startsWith("0:");
+        assertThat(run("nbdcopy", tcp, back.toString())).startsWith("0:");
+        assertThat(Files.readAllBytes(back)).isEqualTo(fresh);
+        // the restarted node's Raft and replication ports take a survivor's new certificate
+        NodeRecord restarted = cluster.member(survivor).state().node(leaderId).orElseThrow();
+        for (String port : List.of(restarted.raftAddress(), restarted.replicationAddress())) {
+            assertThat(probe(cluster.node(survivor).tls().context(), port)).as(port).doesNotStartWith("alert");
+        }
+        assertThat(cluster.node(leader).tls().certificateFrom(newCa)).isTrue();
+    }
+
+    private static JsonNode json(String text) {
+        try {
+            return JSON.readTree(text);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     /**

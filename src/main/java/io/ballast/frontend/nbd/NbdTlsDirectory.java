@@ -16,9 +16,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Supplier;
+import io.ballast.security.TlsEngines;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedKeyManager;
+import javax.net.ssl.X509ExtendedTrustManager;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.cert.X509CertificateHolder;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
@@ -35,18 +38,18 @@ import org.slf4j.LoggerFactory;
  * {@value #SERVER_KEY} (its unencrypted private key, PKCS#8 or PKCS#1/SEC1).
  *
  * <p>Each {@link #get} (one per STARTTLS) checks the files' modification times and rebuilds the
- * context when they changed, so replacing the files rotates certificates without a restart. A
+ * engines when they changed, so replacing the files rotates certificates without a restart. A
  * reload that fails (say the certificate is written but not yet its key) keeps the last good
- * context and logs why.
+ * engines and logs why. The engines are the node's choice ({@link TlsEngines#preferred()}).
  */
-public final class NbdTlsDirectory implements Supplier<SSLContext> {
+public final class NbdTlsDirectory implements Supplier<TlsEngines> {
     private static final Logger log = LoggerFactory.getLogger(NbdTlsDirectory.class);
 
     public static final String CA_CERT = "ca-cert.pem";
     public static final String SERVER_CERT = "server-cert.pem";
     public static final String SERVER_KEY = "server-key.pem";
 
-    private record Loaded(List<FileTime> stamps, SSLContext context) {}
+    private record Loaded(List<FileTime> stamps, TlsEngines engines) {}
 
     private final Path dir;
     private volatile Loaded loaded;
@@ -66,7 +69,7 @@ public final class NbdTlsDirectory implements Supplier<SSLContext> {
     }
 
     @Override
-    public SSLContext get() {
+    public TlsEngines get() {
         Loaded current = loaded;
         try {
             if (!stamps(dir).equals(current.stamps())) {
@@ -83,7 +86,7 @@ public final class NbdTlsDirectory implements Supplier<SSLContext> {
             log.atWarn().addKeyValue("dir", dir).addKeyValue("error", e.getMessage())
                     .log("nbd TLS files changed but do not load; still using the previous ones");
         }
-        return current.context();
+        return current.engines();
     }
 
     private static List<FileTime> stamps(Path dir) throws IOException {
@@ -118,7 +121,17 @@ public final class NbdTlsDirectory implements Supplier<SSLContext> {
 
         SSLContext context = SSLContext.getInstance("TLS");
         context.init(kmf.getKeyManagers(), tmf.getTrustManagers(), new SecureRandom());
-        return new Loaded(stamps, context);
+        return new Loaded(stamps, TlsEngines.of(TlsEngines.preferred(), only(kmf.getKeyManagers(), X509ExtendedKeyManager.class),
+                only(tmf.getTrustManagers(), X509ExtendedTrustManager.class), context, "nbd"));
+    }
+
+    private static <T> T only(Object[] managers, Class<T> type) throws GeneralSecurityException {
+        for (Object m : managers) {
+            if (type.isInstance(m)) {
+                return type.cast(m);
+            }
+        }
+        throw new GeneralSecurityException("the JDK's default factory made no " + type.getSimpleName());
     }
 
     static List<X509Certificate> readCertificates(Path file) throws IOException, GeneralSecurityException {
