@@ -118,12 +118,16 @@ def start_node(workdir, tls_dir, size_bytes, engine="openssl"):
 
 
 def engine_logged(workdir, engine):
-    """What the node said about its NBD TLS engine (the `TLS engine for nbd` line), to check the A/B is one."""
-    with open(os.path.join(workdir, "ballast-node-" + engine + ".out")) as f:
-        for line in f:
-            if "TLS engine for nbd" in line:
-                return line.strip()
-    return "(no `TLS engine for nbd` line)"
+    """The node's own word on its TLS engine (`ballast_tls_engine_info` on /metrics), so the A/B is one."""
+    data = os.path.join(workdir, "ballast-data-" + engine)
+    with open(os.path.join(data, "node.json")) as f:
+        node = json.load(f)
+    api = node.get("apiUrl") or ("http://" + node["apiAddress"])
+    with open(os.path.join(data, "admin-token")) as f:
+        auth = {"Authorization": "Bearer " + f.read().strip()}
+    text = urllib.request.urlopen(urllib.request.Request(api + "/metrics", headers=auth)).read().decode()
+    return next((line for line in text.splitlines() if line.startswith("ballast_tls_engine_info")),
+                "(no ballast_tls_engine_info on /metrics)")
 
 
 def fio(home, uri, args, runtime_s, size_bytes, time_based=True):
