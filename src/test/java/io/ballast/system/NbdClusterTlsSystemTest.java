@@ -49,7 +49,8 @@ class NbdClusterTlsSystemTest {
 
     @Test
     void nbdOverTcpNeedsACertificateFromTheClusterCa() throws Exception {
-        cluster = SecureNbdCluster.start(dir.resolve("cluster"), 1);
+        cluster = SecureNbdCluster.cluster(dir.resolve("cluster"));
+        SecureNbdCluster.start(cluster, 1);
         Path ca = dir.resolve("cluster/node-1/tls/ca.crt");
         CliRunner admin = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
                 .env("BALLAST_CA_FILE", ca.toString()).server(cluster.url(1), cluster.adminToken());

@@ -19,23 +19,24 @@ import java.util.concurrent.TimeUnit;
 public final class SecureNbdCluster {
     private SecureNbdCluster() {}
 
-    /** Starts {@code nodes} nodes under {@code root} and waits until every one is up in node-1's view. */
-    public static MiniCluster start(Path root, int nodes) throws IOException {
+    /**
+     * The cluster under {@code root}, no node started yet: give it to the test's {@code @AfterEach} before
+     * {@link #start}, so a set-up that fails half-way is closed there.
+     */
+    public static MiniCluster cluster(Path root) {
         Requirements.require(Files.isExecutable(Path.of("/usr/bin/nbdcopy")), "nbdcopy (libnbd-bin) is not installed");
-        MiniCluster cluster = new MiniCluster(root, ClusterTimings.fast())
+        return new MiniCluster(root, ClusterTimings.fast())
                 .withTls(new TlsSettings(false, null, null, Duration.ofDays(1))).withRealEngines();
-        try {
-            for (int i = 1; i <= nodes; i++) {
-                cluster.add(Map.of("zone", "z" + i));
-            }
-            cluster.awaitLeader();
-            MiniCluster.await(Duration.ofSeconds(60), nodes + " nodes up", () -> cluster.member(1).state().nodes().stream()
-                    .filter(n -> NodeRecord.UP.equals(n.state())).count() == nodes);
-            return cluster;
-        } catch (IOException | RuntimeException | Error e) {
-            cluster.close();
-            throw e;
+    }
+
+    /** Starts {@code nodes} nodes and waits until every one is up in node-1's view. */
+    public static void start(MiniCluster cluster, int nodes) throws IOException {
+        for (int i = 1; i <= nodes; i++) {
+            cluster.add(Map.of("zone", "z" + i));
         }
+        cluster.awaitLeader();
+        MiniCluster.await(Duration.ofSeconds(60), nodes + " nodes up", () -> cluster.member(1).state().nodes().stream()
+                .filter(n -> NodeRecord.UP.equals(n.state())).count() == nodes);
     }
 
     /**

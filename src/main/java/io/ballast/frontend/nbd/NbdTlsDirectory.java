@@ -1,5 +1,6 @@
 package io.ballast.frontend.nbd;
 
+import io.ballast.security.TlsEngines;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -16,7 +17,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Supplier;
-import io.ballast.security.TlsEngines;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
@@ -49,7 +49,32 @@ public final class NbdTlsDirectory implements Supplier<TlsEngines> {
     public static final String SERVER_CERT = "server-cert.pem";
     public static final String SERVER_KEY = "server-key.pem";
 
-    private record Loaded(List<FileTime> stamps, TlsEngines engines) {}
+    /** One load of the files; its engines are made at the first STARTTLS (so the node's log, set up by then, says which). */
+    private static final class Loaded {
+        final List<FileTime> stamps;
+        final X509ExtendedKeyManager keys;
+        final X509ExtendedTrustManager trust;
+        final SSLContext context;
+        private volatile TlsEngines engines;
+
+        Loaded(List<FileTime> stamps, X509ExtendedKeyManager keys, X509ExtendedTrustManager trust, SSLContext context) {
+            this.stamps = stamps;
+            this.keys = keys;
+            this.trust = trust;
+            this.context = context;
+        }
+
+        List<FileTime> stamps() {
+            return stamps;
+        }
+
+        synchronized TlsEngines engines() {
+            if (engines == null) {
+                engines = TlsEngines.of(TlsEngines.preferred(), keys, trust, context, "nbd");
+            }
+            return engines;
+        }
+    }
 
     private final Path dir;
     private volatile Loaded loaded;
@@ -121,8 +146,8 @@ public final class NbdTlsDirectory implements Supplier<TlsEngines> {
 
         SSLContext context = SSLContext.getInstance("TLS");
         context.init(kmf.getKeyManagers(), tmf.getTrustManagers(), new SecureRandom());
-        return new Loaded(stamps, TlsEngines.of(TlsEngines.preferred(), only(kmf.getKeyManagers(), X509ExtendedKeyManager.class),
-                only(tmf.getTrustManagers(), X509ExtendedTrustManager.class), context, "nbd"));
+        return new Loaded(stamps, only(kmf.getKeyManagers(), X509ExtendedKeyManager.class),
+                only(tmf.getTrustManagers(), X509ExtendedTrustManager.class), context);
     }
 
     private static <T> T only(Object[] managers, Class<T> type) throws GeneralSecurityException {
