@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """fio through NBD over TCP: TLS (nbds://, client certificate) against plaintext (nbd://), on the
-same Ballast node and volume, in one run.
+same Ballast node and volume, in one run; with --engines openssl,jdk, one node per TLS engine
+(BALLAST_TLS_ENGINE=jdk for the JDK's SSLEngine, OpenSSL through netty-tcnative otherwise), so the
+two engines are compared in the same run too.
 
 The node starts with `--nbd-tls-dir DIR --nbd-tls-policy optional`, so one TCP listener serves
 both: a client that sends NBD_OPT_STARTTLS gets TLS, one that does not stays in plaintext. Test
@@ -10,7 +12,8 @@ cannot pass tls-certificates= in its URI). Each job runs on both sides, alternat
 the table reports medians, the ratio TLS/plaintext, p99 latency and the node's CPU per request.
 The result is written as markdown to docs/perf/nbd-tls.md (or --out).
 
-Usage: bench/nbd_tls_bench.py [--reps 3] [--runtime 10] [--size 1GiB] [--workdir DIR] [--out FILE]
+Usage: bench/nbd_tls_bench.py [--reps 3] [--runtime 10] [--size 1GiB] [--engines openssl,jdk]
+                              [--workdir DIR] [--out FILE]
 """
 import argparse
 import json
@@ -80,15 +83,20 @@ def make_certificates(workdir):
     return server, home
 
 
-def start_node(workdir, tls_dir, size_bytes):
-    data = os.path.join(workdir, "ballast-data")
+def start_node(workdir, tls_dir, size_bytes, engine="openssl"):
+    data = os.path.join(workdir, "ballast-data-" + engine)
     os.makedirs(data, exist_ok=True)
-    log = open(os.path.join(workdir, "ballast-node.out"), "w")
+    log = open(os.path.join(workdir, "ballast-node-" + engine + ".out"), "w")
+    env = dict(os.environ)
+    if engine == "jdk":
+        env["BALLAST_TLS_ENGINE"] = "jdk"
+    else:
+        env.pop("BALLAST_TLS_ENGINE", None)
     proc = subprocess.Popen(
         [os.path.join(ROOT, "bin", "ballast"), "node", "start", "--insecure", "--data-dir", data,
          "--api-listen", "127.0.0.1:0", "--nbd-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0",
          "--nbd-tls-dir", tls_dir, "--nbd-tls-policy", "optional"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     node_json = os.path.join(data, "node.json")
     wait_for(lambda: os.path.exists(node_json), 120, "ballast node")
     time.sleep(0.5)
@@ -109,6 +117,19 @@ def start_node(workdir, tls_dir, size_bytes):
     return proc, tls_uri, "nbd://" + tls_uri[len("nbds://"):]
 
 
+def engine_logged(workdir, engine):
+    """The node's own word on its TLS engine (`ballast_tls_engine_info` on /metrics), so the A/B is one."""
+    data = os.path.join(workdir, "ballast-data-" + engine)
+    with open(os.path.join(data, "node.json")) as f:
+        node = json.load(f)
+    api = node.get("apiUrl") or ("http://" + node["apiAddress"])
+    with open(os.path.join(data, "admin-token")) as f:
+        auth = {"Authorization": "Bearer " + f.read().strip()}
+    text = urllib.request.urlopen(urllib.request.Request(api + "/metrics", headers=auth)).read().decode()
+    return next((line for line in text.splitlines() if line.startswith("ballast_tls_engine_info")),
+                "(no ballast_tls_engine_info on /metrics)")
+
+
 def fio(home, uri, args, runtime_s, size_bytes, time_based=True):
     """fio as user nobody, HOME=home: libnbd then reads the client certificates from home/.pki/libnbd."""
     prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=" + home]
@@ -122,49 +143,75 @@ def main():
     ap.add_argument("--size", default="1GiB")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "perf", "nbd-tls.md"))
+    ap.add_argument("--engines", default="openssl,jdk",
+                    help="TLS engines to compare, one node each (openssl, jdk); plaintext runs on the first")
     opts = ap.parse_args()
+    engines = [e.strip() for e in opts.engines.split(",") if e.strip()]
     size_bytes = parse_size(opts.size)
     workdir = opts.workdir or tempfile.mkdtemp(prefix="ballast-tls-bench-", dir=os.path.join(ROOT, "target"))
     os.makedirs(workdir, exist_ok=True)
     tls_dir, home = make_certificates(workdir)
-    node, tls_uri, plain_uri = start_node(workdir, tls_dir, size_bytes)
-    sides = {"plaintext": plain_uri, "tls": tls_uri}
+    nodes = {}
+    sides, pids = {}, {}
     try:
-        fio(home, plain_uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size_bytes, time_based=False)
-        results = run_alternating(JOBS, sides, {side: node.pid for side in sides}, opts.reps, opts.runtime,
+        for engine in engines:
+            proc, tls_uri, plain_uri = start_node(workdir, tls_dir, size_bytes, engine)
+            nodes[engine] = proc
+            if not sides:
+                sides["plaintext"], pids["plaintext"] = plain_uri, proc.pid
+            sides["tls-" + engine], pids["tls-" + engine] = tls_uri, proc.pid
+            fio(home, plain_uri, ["--rw=write", "--bs=1M", "--iodepth=8"], 0, size_bytes, time_based=False)
+        results = run_alternating(JOBS, sides, pids, opts.reps, opts.runtime,
                                   size_bytes, run_fio=lambda uri, args, rt, sz: fio(home, uri, args, rt, sz))
-        rss = peak_rss_mib(node.pid)
+        rss = {engine: peak_rss_mib(proc.pid) for engine, proc in nodes.items()}
+        logged = {engine: engine_logged(workdir, engine) for engine in nodes}
     finally:
-        os.killpg(node.pid, signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
+        for proc in nodes.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
-    # TLS is "mine", plaintext the reference: the ratio is TLS/plaintext.
-    rows = [median_row(name, metric, results[(name, "tls")], results[(name, "plaintext")]) for name, _, metric in JOBS]
-    table = "\n".join([
-        "| job | TLS | plaintext | TLS/plaintext | TLS p99 (us) | plaintext p99 (us) "
-        "| TLS CPU/op (us) | plaintext CPU/op (us) | CPU/op ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ] + rows)
-    body = f"""# NBD over TLS: cost against plaintext
+    header = ["| job | {a} | {b} | {a}/{b} | {a} p99 (us) | {b} p99 (us) "
+              "| {a} CPU/op (us) | {b} CPU/op (us) | CPU/op ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
+
+    def table(mine, peer):
+        rows = [median_row(name, metric, results[(name, mine)], results[(name, peer)]) for name, _, metric in JOBS]
+        return "\n".join([h.format(a=mine, b=peer) for h in header] + rows)
+
+    tables = []
+    if "tls-openssl" in sides and "tls-jdk" in sides:
+        tables.append("OpenSSL engine against the JDK's (both TLS):\n\n" + table("tls-openssl", "tls-jdk"))
+    for side in sides:
+        if side != "plaintext":
+            tables.append(f"{side} against plaintext:\n\n" + table(side, "plaintext"))
+    tables = "\n\n".join(tables)
+    nodes_line = "; ".join(f"{e}: {rss[e]:.0f} MiB" for e in nodes)
+    logged_lines = "\n".join(f"    {e}: {logged[e]}" for e in nodes)
+    body = f"""# NBD over TLS: cost against plaintext, and OpenSSL's engine against the JDK's
 
 Produced by:
 
-    bench/nbd_tls_bench.py --reps {opts.reps} --runtime {opts.runtime} --size {opts.size}
+    bench/nbd_tls_bench.py --reps {opts.reps} --runtime {opts.runtime} --size {opts.size} --engines {opts.engines}
 
-One Ballast node (`node start --nbd-tls-dir DIR --nbd-tls-policy optional`), one volume of
-{opts.size}, fio's nbd engine (libnbd, GnuTLS) over TCP on loopback: `nbds://` (STARTTLS, ECDSA
-P-256 client and server certificates) and `nbd://` (plaintext) against the same listener,
-alternating, {opts.reps} runs each; values are medians. CPU/op is the node process's utime+stime
-over a run divided by its requests (lower is better); fio's own TLS work is not in it.
+One Ballast node per TLS engine ({", ".join(engines)}; `node start --nbd-tls-dir DIR --nbd-tls-policy
+optional`, the JDK one with `BALLAST_TLS_ENGINE=jdk`), one volume of {opts.size} on each, fio's nbd
+engine (libnbd, GnuTLS) over TCP on loopback: `nbds://` (STARTTLS, ECDSA P-256 client and server
+certificates) on each node and `nbd://` (plaintext) on the first, alternating, {opts.reps} runs each;
+values are medians. CPU/op is the serving node process's utime+stime over a run divided by its
+requests (lower is better); fio's own TLS work is not in it.
 
 Machine: {machine_line()}.
 
-{table}
+{tables}
 
-Node peak RSS (VmHWM) over the run: {rss:.0f} MiB.
+Node peak RSS (VmHWM) over the run: {nodes_line}.
+
+The nodes' own word on their engine:
+
+{logged_lines}
 """
     os.makedirs(os.path.dirname(opts.out), exist_ok=True)
     with open(opts.out, "w") as f:

@@ -118,7 +118,7 @@ public final class NodeDaemon implements AutoCloseable, NodeStatusSource {
                 if (t == null) {
                     throw new IllegalStateException("the node's TLS identity is not loaded yet");
                 }
-                return t.nbdContext();
+                return t.nbdEngines();
             });
         }
         // QoS: per-volume client limits and the node's background copy budget (docs/qos.md)

@@ -200,6 +200,23 @@ public final class NodeTls implements AutoCloseable {
         return nbdContext;
     }
 
+    /** {@link #nbdContext()}'s identity and trust on the node's TLS engine ({@link TlsEngines}). Built on first use. */
+    public TlsEngines nbdEngines() {
+        TlsEngines e = nbdEngines;
+        if (e == null) {
+            synchronized (this) {
+                e = nbdEngines;
+                if (e == null) {
+                    e = TlsEngines.of(TlsEngines.preferred(), keys, nbdTrust, nbdContext, "nbd");
+                    nbdEngines = e;
+                }
+            }
+        }
+        return e;
+    }
+
+    private volatile TlsEngines nbdEngines;
+
     /** Signs an NBD client certificate; only on a node with the CA key. Returns PEM. */
     public String signNbdClientCsr(String csrPem, String clientName, Duration lifetime) {
         CertificateAuthority authority = this.authority;

@@ -56,7 +56,12 @@ public final class TlsChannels implements WireSecurity {
      * memory (a heap buffer costs it a copy, and so does a socket read or write from the heap).
      */
     private tlschannel.BufferAllocator allocator() {
-        return engines.kind() == TlsEngines.Kind.OPENSSL ? new DirectAtLeast(ENCRYPTED_BUFFER_BYTES)
+        return allocator(engines.kind());
+    }
+
+    /** The buffers that suit {@code kind}'s engine (above); for every TLS channel made on {@link TlsEngines}. */
+    public static tlschannel.BufferAllocator allocator(TlsEngines.Kind kind) {
+        return kind == TlsEngines.Kind.OPENSSL ? new DirectAtLeast(ENCRYPTED_BUFFER_BYTES)
                 : new tlschannel.HeapBufferAllocator();
     }
 
@@ -103,7 +108,7 @@ public final class TlsChannels implements WireSecurity {
      * manager's "certificate of node-r ... is revoked") as the cause: put it in the message, as the
      * JDK's engine does, so the refusal logged says why.
      */
-    static javax.net.ssl.SSLException explained(javax.net.ssl.SSLException ex) {
+    public static javax.net.ssl.SSLException explained(javax.net.ssl.SSLException ex) {
         Throwable root = ex;
         while (root.getCause() != null && root.getCause() != root) {
             root = root.getCause();

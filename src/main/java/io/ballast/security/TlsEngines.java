@@ -18,7 +18,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Makes the SSLEngines of the replication port's TLS: OpenSSL (BoringSSL through
+ * Makes the SSLEngines of the replication port's and the NBD listener's TLS: OpenSSL (BoringSSL through
  * netty-tcnative) when its native library loads, else the JDK's. Measured on the replication stream,
  * OpenSSL's engine costs a fraction of JSSE's CPU per MiB (docs/perf/tls.md); the cipher is the same
  * AES-GCM with the same hardware instructions, the difference is JSSE's per-record overhead.
@@ -29,7 +29,8 @@ import org.slf4j.LoggerFactory;
  * are asked on every handshake, so renewal and revocation apply to both alike and peer
  * authentication is exactly as strict with either.
  *
- * <p>{@code BALLAST_TLS_ENGINE=jdk} (or {@code -Dballast.tls.engine=jdk}) forces the JDK engine.
+ * <p>{@code BALLAST_TLS_ENGINE=jdk} (or {@code -Dballast.tls.engine=jdk}) forces the JDK engine, for
+ * both ports.
  */
 public final class TlsEngines {
     private static final Logger log = LoggerFactory.getLogger(TlsEngines.class);
@@ -53,7 +54,7 @@ public final class TlsEngines {
     /** Exposed as {@code ballast_tls_engine_info{engine="openssl"} 1}. */
     private static final Info ENGINE_INFO = Info.builder()
             .name("ballast_tls_engine")
-            .help("1 for the TLS engine this node's replication port uses (openssl or jdk)")
+            .help("1 for the TLS engine this node's replication and NBD ports use (openssl or jdk)")
             .labelNames("engine")
             .register();
 
@@ -81,25 +82,36 @@ public final class TlsEngines {
 
     /** As {@link #of(X509ExtendedKeyManager, X509ExtendedTrustManager, SSLContext)} with the kind chosen (tests). */
     public static TlsEngines of(Kind wanted, X509ExtendedKeyManager keys, X509ExtendedTrustManager trust, SSLContext jdk) {
+        return of(wanted, keys, trust, jdk, "replication");
+    }
+
+    /**
+     * As {@link #of(Kind, X509ExtendedKeyManager, X509ExtendedTrustManager, SSLContext)}, for the port
+     * named by {@code use} ({@code replication}, {@code nbd}) in the log line that says which engine
+     * it got.
+     */
+    public static TlsEngines of(Kind wanted, X509ExtendedKeyManager keys, X509ExtendedTrustManager trust, SSLContext jdk,
+            String use) {
         if (wanted == Kind.OPENSSL) {
             try {
                 SslContext server = SslContextBuilder.forServer(keys).trustManager(trust).clientAuth(ClientAuth.REQUIRE)
                         .sslProvider(SslProvider.OPENSSL_REFCNT).protocols("TLSv1.3", "TLSv1.2").build();
                 SslContext client = SslContextBuilder.forClient().keyManager(keys).trustManager(trust)
                         .sslProvider(SslProvider.OPENSSL_REFCNT).protocols("TLSv1.3", "TLSv1.2").build();
-                return inUse(new TlsEngines(Kind.OPENSSL, jdk, server, client));
+                return inUse(new TlsEngines(Kind.OPENSSL, jdk, server, client), use);
             } catch (SSLException | RuntimeException | LinkageError e) {
-                log.atWarn().addKeyValue("reason", String.valueOf(e)).log("OpenSSL TLS engine unusable; using the JDK's");
+                log.atWarn().addKeyValue("use", use).addKeyValue("reason", String.valueOf(e))
+                        .log("OpenSSL TLS engine unusable; using the JDK's");
             }
         }
-        return inUse(new TlsEngines(Kind.JDK, jdk, null, null));
+        return inUse(new TlsEngines(Kind.JDK, jdk, null, null), use);
     }
 
-    private static TlsEngines inUse(TlsEngines e) {
+    private static TlsEngines inUse(TlsEngines e, String use) {
         ENGINE_INFO.setLabelValues(e.kind.label());
         log.atInfo().addKeyValue("engine", e.kind.label())
                 .addKeyValue("version", e.kind == Kind.OPENSSL ? OpenSsl.versionString() : Runtime.version().toString())
-                .log("TLS engine for replication");
+                .log("TLS engine for " + use);
         return e;
     }
 

@@ -1,21 +1,20 @@
 package io.ballast.system;
 
+import static io.ballast.testing.SecureNbdCluster.run;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ballast.cli.CliRunner;
-import io.ballast.cluster.ClusterTimings;
 import io.ballast.cluster.NodeRecord;
 import io.ballast.security.CertificateAuthority;
 import io.ballast.security.Fingerprint;
 import io.ballast.security.NodeTls;
 import io.ballast.security.Pem;
 import io.ballast.security.TlsDir;
-import io.ballast.security.TlsSettings;
 import io.ballast.testing.MiniCluster;
-import io.ballast.testing.Requirements;
+import io.ballast.testing.SecureNbdCluster;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketTimeoutException;
@@ -29,7 +28,6 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import javax.net.ssl.SSLContext;
@@ -63,24 +61,10 @@ class CaRotationSystemTest {
         }
     }
 
-    static String run(String... command) throws Exception {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-        return p.exitValue() + ":" + out;
-    }
-
     @Test
     void rotatesTheClusterCaWhileAVolumeIsWritten() throws Exception {
-        Requirements.require(Files.isExecutable(Path.of("/usr/bin/nbdcopy")), "nbdcopy (libnbd-bin) is not installed");
-        cluster = new MiniCluster(dir.resolve("cluster"), ClusterTimings.fast())
-                .withTls(new TlsSettings(false, null, null, Duration.ofDays(1))).withRealEngines();
-        for (int i = 1; i <= 3; i++) {
-            cluster.add(Map.of("zone", "z" + i));
-        }
-        cluster.awaitLeader();
-        MiniCluster.await(Duration.ofSeconds(60), "3 nodes up", () -> cluster.member(1).state().nodes().stream()
-                .filter(n -> NodeRecord.UP.equals(n.state())).count() == 3);
+        cluster = SecureNbdCluster.cluster(dir.resolve("cluster"));
+        SecureNbdCluster.start(cluster, 3);
         TlsDir d1 = TlsDir.of(dir.resolve("cluster/node-1"));
         CertificateAuthority oldCa = new CertificateAuthority(d1.readCaCert(), d1.readCaKey());
         String oldToken = cluster.joinToken();

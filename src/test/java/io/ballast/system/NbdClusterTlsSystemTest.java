@@ -1,15 +1,14 @@
 package io.ballast.system;
 
+import static io.ballast.testing.SecureNbdCluster.run;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.ballast.cli.CliRunner;
 import io.ballast.cli.ExitCodes;
-import io.ballast.cluster.ClusterTimings;
 import io.ballast.security.Pem;
-import io.ballast.security.TlsSettings;
 import io.ballast.testing.MiniCluster;
-import io.ballast.testing.Requirements;
+import io.ballast.testing.SecureNbdCluster;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -19,9 +18,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.KeyStore;
 import java.time.Duration;
-import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
@@ -50,19 +47,10 @@ class NbdClusterTlsSystemTest {
         }
     }
 
-    static String run(String... command) throws Exception {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-        return p.exitValue() + ":" + out;
-    }
-
     @Test
     void nbdOverTcpNeedsACertificateFromTheClusterCa() throws Exception {
-        Requirements.require(Files.isExecutable(Path.of("/usr/bin/nbdcopy")), "nbdcopy (libnbd-bin) is not installed");
-        cluster = new MiniCluster(dir.resolve("cluster"), ClusterTimings.fast())
-                .withTls(new TlsSettings(false, null, null, Duration.ofDays(1))).withRealEngines();
-        cluster.add(Map.of("zone", "z1"));
+        cluster = SecureNbdCluster.cluster(dir.resolve("cluster"));
+        SecureNbdCluster.start(cluster, 1);
         Path ca = dir.resolve("cluster/node-1/tls/ca.crt");
         CliRunner admin = new CliRunner().env("BALLAST_HOME", dir.resolve("home").toString())
                 .env("BALLAST_CA_FILE", ca.toString()).server(cluster.url(1), cluster.adminToken());

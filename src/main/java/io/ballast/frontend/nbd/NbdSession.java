@@ -56,6 +56,8 @@ final class NbdSession implements Runnable {
     /** TLS settings, null for none; only for a TCP connection. */
     private final NbdTls tls;
     private boolean tlsActive;
+    /** The engine of this connection's TLS, once STARTTLS began: an OpenSSL one holds native state until released. */
+    private volatile javax.net.ssl.SSLEngine tlsEngine;
     private final String peer;
     private final NbdServerConfig config;
     private final ThreadFactory workers;
@@ -177,6 +179,8 @@ final class NbdSession implements Runnable {
             stopReplyWriter();
             closeTls();
             closeQuietly();
+            // netty's OpenSSL engine locks its own calls and refuses them once freed, so a late writer fails cleanly
+            io.ballast.security.TlsEngines.release(tlsEngine);
             listener.sessionEnded(this, servingExport);
             ended.countDown();
             log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName).log("nbd client disconnected");
@@ -366,31 +370,34 @@ final class NbdSession implements Runnable {
             // man in the middle inject options into the TLS session (the STARTTLS injection attack).
             throw new NbdProtocolException("client sent data after NBD_OPT_STARTTLS before the TLS handshake");
         }
-        javax.net.ssl.SSLContext context;
+        io.ballast.security.TlsEngines engines;
         try {
-            context = tls.contexts().get();
+            engines = tls.engines().get();
         } catch (RuntimeException e) {
             log.atError().setCause(e).addKeyValue("peer", peer).log("nbd TLS context unavailable");
             sendOption(HandshakeCodec.encodeOptionError(s.code(), REP_ERR_PLATFORM, "TLS is unavailable on this server"));
             return;
         }
         sendOption(HandshakeCodec.encodeOptionReply(s.code(), REP_ACK, new byte[0]));
-        // Heap buffers kept for the connection's life: the JDK's AES-GCM works on arrays (direct
-        // buffers cost a copy), and releasing buffers after each record (the library's default)
-        // meant an allocation per read and write. A connection keeps about 3 TLS records
-        // (~17 KiB each) of buffer this way (docs/perf/nbd-tls.md).
-        tlschannel.ServerTlsChannel tlsChannel = tlschannel.ServerTlsChannel.newBuilder(raw, context)
-                .withEngineFactory(NbdSession::serverEngine)
-                .withPlainBufferAllocator(new tlschannel.HeapBufferAllocator())
-                .withEncryptedBufferAllocator(new tlschannel.HeapBufferAllocator())
+        // The node's engine (OpenSSL when it loads, else the JDK's), client certificate required, TLS
+        // 1.2 at least (the spec). Buffers kept for the connection's life, of the kind the engine
+        // works on without a copy (TlsChannels.allocator): releasing them after each record (the
+        // library's default) meant an allocation per read and write (docs/perf/nbd-tls.md).
+        javax.net.ssl.SSLEngine engine = engines.serverEngine();
+        tlsEngine = engine;
+        tlschannel.ServerTlsChannel tlsChannel = tlschannel.ServerTlsChannel.newBuilder(raw, engines.jdkContext())
+                .withEngineFactory(ctx -> engine)
+                .withPlainBufferAllocator(io.ballast.security.TlsChannels.allocator(engines.kind()))
+                .withEncryptedBufferAllocator(io.ballast.security.TlsChannels.allocator(engines.kind()))
                 .withReleaseBuffers(false)
                 .build();
         try {
             tlsChannel.handshake();
         } catch (javax.net.ssl.SSLException e) {
             NbdMetrics.TLS_HANDSHAKES.labelValues("failed").inc();
-            sendPendingAlert(tlsChannel.getSslEngine());
-            throw new NbdProtocolException("TLS handshake failed: " + e.getMessage());
+            sendPendingAlert(engine);
+            throw new NbdProtocolException("TLS handshake failed: "
+                    + io.ballast.security.TlsChannels.explained(e).getMessage());
         }
         channel = tlsChannel;
         tlsActive = true;
@@ -431,16 +438,6 @@ final class NbdSession implements Runnable {
         } finally {
             replyWaitSinceNs = 0;
         }
-    }
-
-    /** Server side, client certificate required: x509 client certificates are the NBD authentication. */
-    private static javax.net.ssl.SSLEngine serverEngine(javax.net.ssl.SSLContext context) {
-        javax.net.ssl.SSLEngine engine = context.createSSLEngine();
-        engine.setUseClientMode(false);
-        engine.setNeedClientAuth(true);
-        // The spec: TLS 1.2 at least, nothing older by default.
-        engine.setEnabledProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
-        return engine;
     }
 
     /**

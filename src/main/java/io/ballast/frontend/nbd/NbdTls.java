@@ -1,20 +1,21 @@
 package io.ballast.frontend.nbd;
 
+import io.ballast.security.TlsEngines;
 import java.util.Objects;
 import java.util.function.Supplier;
-import javax.net.ssl.SSLContext;
 
 /**
  * TLS for the NBD server's TCP connections (the protocol's NBD_OPT_STARTTLS upgrade). Clients must
  * present a certificate the context trusts ({@code needClientAuth}): x509 client certificates are
- * the authentication.
+ * the authentication. The engine is the node's choice for every TLS port ({@link TlsEngines}: OpenSSL
+ * when its native library loads, else the JDK's; {@code BALLAST_TLS_ENGINE=jdk} forces the JDK's).
  *
- * @param contexts asked once per connection at STARTTLS, so a rotated certificate or CA applies to
- *     new connections without a restart; must return a context with the server's key and a trust
+ * @param engines asked once per connection at STARTTLS, so a rotated certificate or CA applies to
+ *     new connections without a restart; must return engines with the server's key and a trust
  *     manager for client certificates
  * @param policy whether a TCP client may stay in plaintext
  */
-public record NbdTls(Supplier<SSLContext> contexts, Policy policy) {
+public record NbdTls(Supplier<TlsEngines> engines, Policy policy) {
     public enum Policy {
         /**
          * The spec's FORCEDTLS: before STARTTLS every option but STARTTLS and ABORT gets
@@ -26,12 +27,12 @@ public record NbdTls(Supplier<SSLContext> contexts, Policy policy) {
     }
 
     public NbdTls {
-        Objects.requireNonNull(contexts, "contexts");
+        Objects.requireNonNull(engines, "engines");
         Objects.requireNonNull(policy, "policy");
     }
 
     /** TLS required on TCP. */
-    public static NbdTls required(Supplier<SSLContext> contexts) {
-        return new NbdTls(contexts, Policy.REQUIRED);
+    public static NbdTls required(Supplier<TlsEngines> engines) {
+        return new NbdTls(engines, Policy.REQUIRED);
     }
 }

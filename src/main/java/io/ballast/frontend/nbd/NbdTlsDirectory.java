@@ -1,5 +1,6 @@
 package io.ballast.frontend.nbd;
 
+import io.ballast.security.TlsEngines;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -19,6 +20,8 @@ import java.util.function.Supplier;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedKeyManager;
+import javax.net.ssl.X509ExtendedTrustManager;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.cert.X509CertificateHolder;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
@@ -35,18 +38,43 @@ import org.slf4j.LoggerFactory;
  * {@value #SERVER_KEY} (its unencrypted private key, PKCS#8 or PKCS#1/SEC1).
  *
  * <p>Each {@link #get} (one per STARTTLS) checks the files' modification times and rebuilds the
- * context when they changed, so replacing the files rotates certificates without a restart. A
+ * engines when they changed, so replacing the files rotates certificates without a restart. A
  * reload that fails (say the certificate is written but not yet its key) keeps the last good
- * context and logs why.
+ * engines and logs why. The engines are the node's choice ({@link TlsEngines#preferred()}).
  */
-public final class NbdTlsDirectory implements Supplier<SSLContext> {
+public final class NbdTlsDirectory implements Supplier<TlsEngines> {
     private static final Logger log = LoggerFactory.getLogger(NbdTlsDirectory.class);
 
     public static final String CA_CERT = "ca-cert.pem";
     public static final String SERVER_CERT = "server-cert.pem";
     public static final String SERVER_KEY = "server-key.pem";
 
-    private record Loaded(List<FileTime> stamps, SSLContext context) {}
+    /** One load of the files; its engines are made at the first STARTTLS (so the node's log, set up by then, says which). */
+    private static final class Loaded {
+        final List<FileTime> stamps;
+        final X509ExtendedKeyManager keys;
+        final X509ExtendedTrustManager trust;
+        final SSLContext context;
+        private volatile TlsEngines engines;
+
+        Loaded(List<FileTime> stamps, X509ExtendedKeyManager keys, X509ExtendedTrustManager trust, SSLContext context) {
+            this.stamps = stamps;
+            this.keys = keys;
+            this.trust = trust;
+            this.context = context;
+        }
+
+        List<FileTime> stamps() {
+            return stamps;
+        }
+
+        synchronized TlsEngines engines() {
+            if (engines == null) {
+                engines = TlsEngines.of(TlsEngines.preferred(), keys, trust, context, "nbd");
+            }
+            return engines;
+        }
+    }
 
     private final Path dir;
     private volatile Loaded loaded;
@@ -66,7 +94,7 @@ public final class NbdTlsDirectory implements Supplier<SSLContext> {
     }
 
     @Override
-    public SSLContext get() {
+    public TlsEngines get() {
         Loaded current = loaded;
         try {
             if (!stamps(dir).equals(current.stamps())) {
@@ -83,7 +111,7 @@ public final class NbdTlsDirectory implements Supplier<SSLContext> {
             log.atWarn().addKeyValue("dir", dir).addKeyValue("error", e.getMessage())
                     .log("nbd TLS files changed but do not load; still using the previous ones");
         }
-        return current.context();
+        return current.engines();
     }
 
     private static List<FileTime> stamps(Path dir) throws IOException {
@@ -118,7 +146,17 @@ public final class NbdTlsDirectory implements Supplier<SSLContext> {
 
         SSLContext context = SSLContext.getInstance("TLS");
         context.init(kmf.getKeyManagers(), tmf.getTrustManagers(), new SecureRandom());
-        return new Loaded(stamps, context);
+        return new Loaded(stamps, only(kmf.getKeyManagers(), X509ExtendedKeyManager.class),
+                only(tmf.getTrustManagers(), X509ExtendedTrustManager.class), context);
+    }
+
+    private static <T> T only(Object[] managers, Class<T> type) throws GeneralSecurityException {
+        for (Object m : managers) {
+            if (type.isInstance(m)) {
+                return type.cast(m);
+            }
+        }
+        throw new GeneralSecurityException("the JDK's default factory made no " + type.getSimpleName());
     }
 
     static List<X509Certificate> readCertificates(Path file) throws IOException, GeneralSecurityException {

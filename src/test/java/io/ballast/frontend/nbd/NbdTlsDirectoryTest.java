@@ -3,13 +3,13 @@ package io.ballast.frontend.nbd;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.ballast.security.TlsEngines;
 import io.ballast.testing.TestCertificates;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.security.GeneralSecurityException;
 import java.time.Instant;
-import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,7 +37,7 @@ class NbdTlsDirectoryTest {
         TestCertificates.Ca ca = TestCertificates.newCa("ca");
         TestCertificates.writeServerDir(dir, ca, ca.server("node"));
         NbdTlsDirectory files = NbdTlsDirectory.open(dir);
-        SSLContext first = files.get();
+        TlsEngines first = files.get();
         assertThat(files.get()).as("unchanged files, same context").isSameAs(first);
 
         // Half a rotation: a new certificate, the old key still there.
@@ -51,7 +51,7 @@ class NbdTlsDirectoryTest {
         Files.copy(next.resolve("server-key.pem"), dir.resolve("server-key.pem"),
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         bump(dir.resolve("server-key.pem"));
-        SSLContext rotated = files.get();
+        TlsEngines rotated = files.get();
         assertThat(rotated).isNotSameAs(first);
         assertThat(files.get()).isSameAs(rotated);
     }
