@@ -1,5 +1,6 @@
 package io.ballast.security;
 
+import io.ballast.common.TlsEngines;
 import java.io.IOException;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;

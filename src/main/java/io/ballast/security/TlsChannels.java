@@ -1,12 +1,12 @@
 package io.ballast.security;
 
+import io.ballast.common.TlsEngines;
 import io.ballast.replication.wire.WireSecurity;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.SocketChannel;
 import javax.net.ssl.SSLEngine;
-import javax.net.ssl.SSLHandshakeException;
 import tlschannel.ClientTlsChannel;
 import tlschannel.ServerTlsChannel;
 import tlschannel.TlsChannel;
@@ -59,31 +59,11 @@ public final class TlsChannels implements WireSecurity {
         return allocator(engines.kind());
     }
 
-    /** The buffers that suit {@code kind}'s engine (above); for every TLS channel made on {@link TlsEngines}. */
+    /** The buffers that suit {@code kind}'s engine ({@link TlsEngines#allocator}). */
     public static tlschannel.BufferAllocator allocator(TlsEngines.Kind kind) {
-        return kind == TlsEngines.Kind.OPENSSL ? new DirectAtLeast(ENCRYPTED_BUFFER_BYTES)
-                : new tlschannel.HeapBufferAllocator();
+        return TlsEngines.allocator(kind);
     }
 
-    static final int ENCRYPTED_BUFFER_BYTES = Integer.getInteger("ballast.tls.bufferBytes", 64 * 1024);
-
-    /**
-     * Direct buffers of at least {@code minBytes}: with room for several records, OpenSSL's engine
-     * wraps (and unwraps) several per call, so a 256 KiB frame batch leaves in a few socket writes
-     * rather than one per 16 KiB record. Freed by the GC (tls-channel's own direct allocator frees
-     * through sun.misc.Unsafe, which warns on JDK 25).
-     */
-    private record DirectAtLeast(int minBytes) implements tlschannel.BufferAllocator {
-        @Override
-        public ByteBuffer allocate(int size) {
-            return ByteBuffer.allocateDirect(Math.max(size, minBytes));
-        }
-
-        @Override
-        public void free(ByteBuffer buffer) {
-            // left to the GC
-        }
-    }
 
     private static Secured secured(TlsChannel ch, SSLEngine e, String expectedNodeId) throws IOException {
         Releasing channel = new Releasing(ch, e);
@@ -103,24 +83,9 @@ public final class TlsChannels implements WireSecurity {
         }
     }
 
-    /**
-     * OpenSSL's engine says "General OpenSslEngine problem" and keeps the reason (our trust
-     * manager's "certificate of node-r ... is revoked") as the cause: put it in the message, as the
-     * JDK's engine does, so the refusal logged says why.
-     */
+    /** {@link TlsEngines#explained}. */
     public static javax.net.ssl.SSLException explained(javax.net.ssl.SSLException ex) {
-        Throwable root = ex;
-        while (root.getCause() != null && root.getCause() != root) {
-            root = root.getCause();
-        }
-        if (root == ex || root.getMessage() == null || String.valueOf(ex.getMessage()).contains(root.getMessage())) {
-            return ex;
-        }
-        String message = ex.getMessage() + ": " + root.getMessage();
-        javax.net.ssl.SSLException e = ex instanceof SSLHandshakeException ? new SSLHandshakeException(message)
-                : new javax.net.ssl.SSLException(message);
-        e.initCause(ex);
-        return e;
+        return TlsEngines.explained(ex);
     }
 
     /** The TLS channel, whose close also frees an OpenSSL engine's native state. */

@@ -1,5 +1,6 @@
 package io.ballast.security;
 
+import io.ballast.common.TlsEngines;
 import io.ballast.replication.wire.WireSecurity;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;

@@ -180,7 +180,7 @@ final class NbdSession implements Runnable {
             closeTls();
             closeQuietly();
             // netty's OpenSSL engine locks its own calls and refuses them once freed, so a late writer fails cleanly
-            io.ballast.security.TlsEngines.release(tlsEngine);
+            io.ballast.common.TlsEngines.release(tlsEngine);
             listener.sessionEnded(this, servingExport);
             ended.countDown();
             log.atInfo().addKeyValue("peer", peer).addKeyValue("export", exportName).log("nbd client disconnected");
@@ -370,7 +370,7 @@ final class NbdSession implements Runnable {
             // man in the middle inject options into the TLS session (the STARTTLS injection attack).
             throw new NbdProtocolException("client sent data after NBD_OPT_STARTTLS before the TLS handshake");
         }
-        io.ballast.security.TlsEngines engines;
+        io.ballast.common.TlsEngines engines;
         try {
             engines = tls.engines().get();
         } catch (RuntimeException e) {
@@ -387,8 +387,8 @@ final class NbdSession implements Runnable {
         tlsEngine = engine;
         tlschannel.ServerTlsChannel tlsChannel = tlschannel.ServerTlsChannel.newBuilder(raw, engines.jdkContext())
                 .withEngineFactory(ctx -> engine)
-                .withPlainBufferAllocator(io.ballast.security.TlsChannels.allocator(engines.kind()))
-                .withEncryptedBufferAllocator(io.ballast.security.TlsChannels.allocator(engines.kind()))
+                .withPlainBufferAllocator(io.ballast.common.TlsEngines.allocator(engines.kind()))
+                .withEncryptedBufferAllocator(io.ballast.common.TlsEngines.allocator(engines.kind()))
                 .withReleaseBuffers(false)
                 .build();
         try {
@@ -397,7 +397,7 @@ final class NbdSession implements Runnable {
             NbdMetrics.TLS_HANDSHAKES.labelValues("failed").inc();
             sendPendingAlert(engine);
             throw new NbdProtocolException("TLS handshake failed: "
-                    + io.ballast.security.TlsChannels.explained(e).getMessage());
+                    + io.ballast.common.TlsEngines.explained(e).getMessage());
         }
         channel = tlsChannel;
         tlsActive = true;

@@ -1,6 +1,6 @@
 package io.ballast.frontend.nbd;
 
-import io.ballast.security.TlsEngines;
+import io.ballast.common.TlsEngines;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;

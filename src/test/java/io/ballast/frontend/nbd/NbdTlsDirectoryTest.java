@@ -3,7 +3,7 @@ package io.ballast.frontend.nbd;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.ballast.security.TlsEngines;
+import io.ballast.common.TlsEngines;
 import io.ballast.testing.TestCertificates;
 import java.nio.file.Files;
 import java.nio.file.Path;

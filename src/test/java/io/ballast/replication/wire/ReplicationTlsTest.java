@@ -10,7 +10,7 @@ import io.ballast.replication.wire.WireTestSupport.Replies;
 import io.ballast.security.CertificateAuthority;
 import io.ballast.security.NodeTls;
 import io.ballast.security.TlsChannels;
-import io.ballast.security.TlsEngines;
+import io.ballast.common.TlsEngines;
 import io.ballast.storage.FileStoragePool;
 import io.ballast.storage.VolumeStore;
 import java.net.InetSocketAddress;

@@ -1,4 +1,4 @@
-package io.ballast.security;
+package io.ballast.common;
 
 import io.grpc.netty.shaded.io.netty.buffer.UnpooledByteBufAllocator;
 import io.grpc.netty.shaded.io.netty.handler.ssl.ClientAuth;
@@ -170,5 +170,50 @@ public final class TlsEngines {
         if (e != null && ReferenceCountUtil.refCnt(e) > 0) {
             ReferenceCountUtil.release(e);
         }
+    }
+
+    /** The buffers that suit {@code kind}'s engine, for every TLS channel made on these engines. */
+    public static tlschannel.BufferAllocator allocator(Kind kind) {
+        return kind == Kind.OPENSSL ? new DirectAtLeast(ENCRYPTED_BUFFER_BYTES) : new tlschannel.HeapBufferAllocator();
+    }
+
+    public static final int ENCRYPTED_BUFFER_BYTES = Integer.getInteger("ballast.tls.bufferBytes", 64 * 1024);
+
+    /**
+     * Direct buffers of at least {@code minBytes}: with room for several records, OpenSSL's engine
+     * wraps (and unwraps) several per call, so a 256 KiB frame batch leaves in a few socket writes
+     * rather than one per 16 KiB record. Freed by the GC (tls-channel's own direct allocator frees
+     * through sun.misc.Unsafe, which warns on JDK 25).
+     */
+    private record DirectAtLeast(int minBytes) implements tlschannel.BufferAllocator {
+        @Override
+        public java.nio.ByteBuffer allocate(int size) {
+            return java.nio.ByteBuffer.allocateDirect(Math.max(size, minBytes));
+        }
+
+        @Override
+        public void free(java.nio.ByteBuffer buffer) {
+            // left to the GC
+        }
+    }
+
+    /**
+     * OpenSSL's engine says "General OpenSslEngine problem" and keeps the reason (our trust
+     * manager's "certificate of node-r ... is revoked") as the cause: put it in the message, as the
+     * JDK's engine does, so the refusal logged says why.
+     */
+    public static SSLException explained(SSLException ex) {
+        Throwable root = ex;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        if (root == ex || root.getMessage() == null || String.valueOf(ex.getMessage()).contains(root.getMessage())) {
+            return ex;
+        }
+        String message = ex.getMessage() + ": " + root.getMessage();
+        SSLException e = ex instanceof javax.net.ssl.SSLHandshakeException ? new javax.net.ssl.SSLHandshakeException(message)
+                : new SSLException(message);
+        e.initCause(ex);
+        return e;
     }
 }
