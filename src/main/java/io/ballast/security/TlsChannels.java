@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.SocketChannel;
 import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLHandshakeException;
 import tlschannel.ClientTlsChannel;
 import tlschannel.ServerTlsChannel;
 import tlschannel.TlsChannel;
