@@ -213,13 +213,7 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
                         .log("stale mount from a previous run dropped from the cluster metadata; attach the volume again to use it");
             }
         }
-        // an engine here whose attachment moved on (taken over elsewhere, or detached): stop it
-        for (VolumeRecord v : all) {
-            if (engines.device(v.name()).isPresent() && (v.attachment() == null || !v.attachment().nodeId().equals(me))
-                    && !attaching.contains(v.name()) && !v.name().equals(maintaining.get())) {
-                stopTakenOver(v);
-            }
-        }
+        stopEnginesMovedOn(all, me);
         reportFencedEngines(all, me);
         createPlacedStorage(wanted, me);
         for (VolumeRecord v : wanted.values()) {
@@ -526,6 +520,32 @@ public final class ClusterVolumeService implements VolumeService, AutoCloseable 
 
     /** The health of a volume whose engine is fenced on the node holding its attachment. */
     public static final String UNAVAILABLE_FENCED = "unavailable (fenced)";
+
+    /**
+     * Stops each engine here whose attachment moved on (taken over elsewhere, or detached). {@code all} is
+     * the pass's copy of the volumes, taken when the pass began: an attach here may have committed and
+     * started its engine since (an attachment moved to this node), so each candidate is checked again
+     * against the current record under the engine lock that an attach holds until it is done. Stopping
+     * that engine answered the client that had just connected to the new export with EIO (issue 23).
+     */
+    void stopEnginesMovedOn(List<VolumeRecord> all, String me) {
+        for (VolumeRecord v : all) {
+            if (engines.device(v.name()).isPresent() && !attachedHere(v, me) && !attaching.contains(v.name())
+                    && !v.name().equals(maintaining.get())) {
+                synchronized (engineLock(v.name())) {
+                    VolumeRecord now = member.state().volume(v.name()).orElse(null);
+                    if (engines.device(v.name()).isPresent() && (now == null || !attachedHere(now, me))
+                            && !attaching.contains(v.name()) && !v.name().equals(maintaining.get())) {
+                        stopTakenOver(now == null ? v : now);
+                    }
+                }
+            }
+        }
+    }
+
+    private static boolean attachedHere(VolumeRecord v, String me) {
+        return v.attachment() != null && v.attachment().nodeId().equals(me);
+    }
 
     private void stopTakenOver(VolumeRecord v) {
         synchronized (engineLock(v.name())) {

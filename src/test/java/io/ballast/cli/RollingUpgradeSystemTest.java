@@ -24,17 +24,19 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A rolling restart and upgrade of a `ballast up` cluster of three real node processes with
  * {@code ballast node restart}, under a writer that writes and reads back 4 KiB blocks through the NBD
- * export of a 3-replica volume: the volume's attachment moves off each node before it stops (the writer
+ * export of a 3-replica volume: the volume's attachment moves off a node before it stops (the writer
  * reconnects to the new export, as a client of a moved attachment does), no request is answered with an
  * error, and every block reads back as written. node-1 is upgraded to a second build that speaks cluster
  * protocol 1.1 (the same classes with another {@code io/ballast/build.properties}: what a minor release
- * announces), so the cluster runs mixed for the rest; taking node-1 on to 1.2 is refused at its start.
+ * announces), so the cluster runs mixed for the rest; taking node-1 on to 1.2 is refused at its start, and it
+ * comes back on 1.1; then node-2 restarts with the attachment moved onto the upgraded node-1. One cluster and
+ * three restarts (node-3's would add ~10 s and prove nothing more: every step moves or restarts the same way).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class RollingUpgradeSystemTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int BLOCK = 4096;
-    static final int BLOCKS = 4096; // 16 MiB written over and over
+    static final int BLOCKS = 1024; // 4 MiB written over and over: what a restarted node resyncs stays small
 
     @TempDir
     static Path home;
@@ -99,38 +101,33 @@ class RollingUpgradeSystemTest {
         ok("volume", "attach", "rr", "--on", "node-1");
         Writer w = new Writer(this::exportUri);
         try {
-            w.awaitWrites(500);
-            awaitInSync(); // as an operator's `ballast status` before each step: the refusal otherwise is checked below
-            // node-1 onto the next minor's build, then node-2 and node-3 on this one: the attachment goes round
+            w.awaitWrites(300);
+            awaitInSync(); // as an operator's `ballast status` before the first step; `node restart` waits for it after each
+            // node-1 onto the next minor's build while rr is in use: its attachment moves to node-2 first
             CliRunner.Result r1 = ok("node", "restart", "node-1", "--move-to", "node-2", "--class-path", build(1));
             assertThat(r1.err()).contains("moved rr's attachment from node-1 to node-2").contains("stopped node-1 (SIGTERM)")
                     .contains("node-1 is up (Ballast 0.2.0-test, cluster protocol 1.1)").contains("rr: in sync on node-1, healthy");
             assertThat(r1.out()).startsWith("restarted node-1 (0.1.0-SNAPSHOT/1.0 -> 0.2.0-test/1.1): 1 attachment(s) moved");
             assertThat(protocols()).containsExactly(Map.entry("node-1", "1.1"), Map.entry("node-2", "1.0"), Map.entry("node-3", "1.0"));
-            w.awaitWrites(w.writes.get() + 300); // the mixed cluster serves the writer through node-2
-            awaitInSync();
-            JsonNode r2 = json("node", "restart", "node-2", "--move-to", "node-3");
-            assertThat(r2.path("movedAttachments").get(0).path("toNodeId").asText()).isEqualTo("node-3");
-            assertThat(r2.path("protocolVersion").asText()).isEqualTo("1.0");
-            w.awaitWrites(w.writes.get() + 300);
-            awaitInSync();
-            ok("node", "restart", "node-3", "--move-to", "node-1");
-            w.awaitWrites(w.writes.get() + 300);
-            assertThat(w.servedBy).containsSubsequence("node-1", "node-2", "node-3", "node-1");
-            awaitInSync();
+            w.awaitWrites(w.writes.get() + 100); // the mixed cluster serves the writer through node-2 (1.0)
 
             // two minors ahead of node-2 and node-3: node-1 is refused at its start, with what to do
-            CliRunner.Result jump = cli.run("node", "restart", "node-1", "--move-to", "node-2", "--class-path", build(2),
-                    "--timeout", "60");
+            CliRunner.Result jump = cli.run("node", "restart", "node-1", "--class-path", build(2));
             assertThat(jump.exit()).as(jump.err()).isNotZero();
             assertThat(jump.err()).contains("node not started: this node (node-1) speaks cluster protocol 1.2 and the cluster"
                     + " (members node-2, node-3, as the cluster metadata records) speaks 1.0").contains("upgrade the cluster"
                     + " (members node-2, node-3, as the cluster metadata records) first, one minor version at a time (1.0 -> 1.1)");
-            w.awaitWrites(w.writes.get() + 300); // node-2 serves meanwhile
-            // back on the build it ran (recorded by the upgrade)
+            w.awaitWrites(w.writes.get() + 100); // node-2 serves meanwhile
+            // back on the build it ran (recorded by the upgrade), not the refused one
             CliRunner.Result back = ok("node", "restart", "node-1");
             assertThat(back.err()).contains("node-1 is up (Ballast 0.2.0-test, cluster protocol 1.1)");
-            w.awaitWrites(w.writes.get() + 300);
+
+            // node-2 restarted with its attachment moved onto the upgraded node-1: a 1.1 node serves the mixed cluster
+            JsonNode r2 = json("node", "restart", "node-2", "--move-to", "node-1");
+            assertThat(r2.path("movedAttachments").get(0).path("toNodeId").asText()).isEqualTo("node-1");
+            assertThat(r2.path("protocolVersion").asText()).isEqualTo("1.0");
+            w.awaitWrites(w.writes.get() + 100);
+            assertThat(w.servedBy).containsSubsequence("node-1", "node-2", "node-1");
         } finally {
             w.stop();
         }
@@ -140,8 +137,8 @@ class RollingUpgradeSystemTest {
         assertThat(verified).isEqualTo(Math.min(BLOCKS, (int) w.writes.get()));
         System.out.printf("rolling upgrade: %d writes, %d reads verified, %d reconnects, served by %s, %d blocks verified at the end%n",
                 w.writes.get(), w.reads.get(), w.reconnects.get(), w.servedBy, verified);
-        JsonNode v = json("volume", "inspect", "rr");
-        assertThat(v.path("health").asText()).isEqualTo("healthy");
+        assertThat(protocols()).containsExactly(Map.entry("node-1", "1.1"), Map.entry("node-2", "1.0"), Map.entry("node-3", "1.0"));
+        awaitInSync(); // healthy with its three replicas in sync (within 120 s: a replica may be resyncing after the last step)
     }
 
     /** Until rr's three replicas are in sync and it is healthy. */

@@ -770,8 +770,7 @@ final class NbdSession implements Runnable {
             if (error instanceof BallastException b) {
                 errno = NbdErrors.errno(b.code(), CMD_WRITE);
                 message = b.getMessage();
-                log.atDebug().addKeyValue("peer", peer).addKeyValue("command", commandName(CMD_WRITE))
-                        .addKeyValue("error", message).log("nbd request failed");
+                logFailed(b, CMD_WRITE, w.offsetBytes());
             } else {
                 errno = EIO;
                 message = "internal error";
@@ -961,6 +960,17 @@ final class NbdSession implements Runnable {
     }
 
     /**
+     * An error answered to the client: a system fault (the client sees EIO or ESHUTDOWN) at WARN with
+     * the engine's reason, so the node's log says which request failed and why; the client's own
+     * mistakes (a range past the end) at DEBUG.
+     */
+    private void logFailed(BallastException e, int type, long offsetBytes) {
+        (e.code().isSystemFault() ? log.atWarn() : log.atDebug()).addKeyValue("peer", peer).addKeyValue("export", servingExport)
+                .addKeyValue("command", commandName(type)).addKeyValue("offsetBytes", offsetBytes).addKeyValue("code", e.code())
+                .addKeyValue("error", e.getMessage()).log("nbd request failed");
+    }
+
+    /**
      * Runs one request against the device; returns its reply, ready to send: {@code buf} itself
      * (header written into its headroom) or, for an error, a fresh buffer. Does not release {@code buf}.
      */
@@ -997,8 +1007,8 @@ final class NbdSession implements Runnable {
         } catch (BallastException e) {
             errno = NbdErrors.errno(e.code(), type);
             message = e.getMessage();
-            log.atDebug().addKeyValue("peer", peer).addKeyValue("command", commandName(type))
-                    .addKeyValue("error", e.getMessage()).log("nbd request failed");
+            logFailed(e, type, request instanceof NbdRequest.Read r ? r.offsetBytes() : request instanceof NbdRequest.Write w
+                    ? w.offsetBytes() : -1);
         } catch (RuntimeException e) {
             errno = EIO;
             message = "internal error";
