@@ -44,12 +44,17 @@ public final class SecureNbdCluster {
      * merged into the output.
      */
     public static String run(String... command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        if (!p.waitFor(120, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            throw new IOException(String.join(" ", command) + " did not end within 120 s");
+        // output to a file: reading a pipe to its end would wait for a hung tool forever, past the timeout
+        java.nio.file.Path log = java.nio.file.Files.createTempFile("ballast-tool-", ".out");
+        try {
+            Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            if (!p.waitFor(120, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new IOException(String.join(" ", command) + " did not end within 120 s: " + java.nio.file.Files.readString(log));
+            }
+            return p.exitValue() + ":" + java.nio.file.Files.readString(log);
+        } finally {
+            java.nio.file.Files.deleteIfExists(log);
         }
-        return p.exitValue() + ":" + out;
     }
 }

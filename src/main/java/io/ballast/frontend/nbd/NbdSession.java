@@ -926,12 +926,18 @@ final class NbdSession implements Runnable {
                 }
             } else {
                 int first = 0;
+                int empty = 0;
                 while (first < n) {
                     replyWaitSinceNs = System.nanoTime();
+                    long written;
                     try {
-                        g.write(bufs, first, n - first);
+                        written = g.write(bufs, first, n - first);
                     } finally {
                         replyWaitSinceNs = 0;
+                    }
+                    empty = written > 0 ? 0 : empty + 1;
+                    if (empty >= MAX_EMPTY_WRITES) {
+                        throw new IOException("the connection takes no more bytes (its TLS session is closed)");
                     }
                     while (first < n && !bufs[first].hasRemaining()) {
                         first++;
@@ -1102,18 +1108,28 @@ final class NbdSession implements Runnable {
      * client that reads nothing of a reply for the stalled-request timeout is cut off (its buffers
      * count against the node's budget).
      */
+    /** Consecutive writes that took no byte before the connection counts as dead (every channel here blocks). */
+    static final int MAX_EMPTY_WRITES = 100;
+
     private void writeFully(ByteBuffer b) throws IOException {
         int limit = b.limit();
         try {
+            int empty = 0;
             while (b.hasRemaining()) {
                 b.limit(Math.min(limit, b.position() + WRITE_SLICE_BYTES));
                 replyWaitSinceNs = System.nanoTime();
+                int n;
                 try {
-                    channel.write(b);
+                    n = channel.write(b);
                 } finally {
                     replyWaitSinceNs = 0;
                 }
                 b.limit(limit);
+                // a blocking channel that takes nothing is dead (a TLS session the engine closed): never spin on it
+                empty = n > 0 ? 0 : empty + 1;
+                if (empty >= MAX_EMPTY_WRITES) {
+                    throw new IOException("the connection takes no more bytes (its TLS session is closed)");
+                }
             }
         } finally {
             b.limit(limit);

@@ -119,9 +119,25 @@ final class FrameWriter {
         }
     }
 
+    /** Consecutive writes that took no byte before the channel counts as dead (see {@link #writeFully}). */
+    static final int MAX_EMPTY_WRITES = 100;
+
+    /**
+     * Every channel here blocks, so a write that takes nothing means the channel can take nothing
+     * more: a TLS channel whose session the engine closed (OpenSSL's, after a refused handshake)
+     * returned 0 forever, and two such loops held both carrier threads of the virtual-thread
+     * scheduler, starving every other connection of the node (CI hang of 2026-12-08).
+     */
     private void writeFully(ByteBuffer b) throws IOException {
+        int empty = 0;
         while (b.hasRemaining()) {
-            bytesWritten += ch.write(b);
+            int n = ch.write(b);
+            bytesWritten += n;
+            if (n > 0) {
+                empty = 0;
+            } else if (++empty >= MAX_EMPTY_WRITES) {
+                throw new IOException("the connection takes no more bytes (its TLS session is closed)");
+            }
         }
     }
 }
